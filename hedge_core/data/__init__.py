@@ -1,0 +1,1 @@
+"""Market data in: ccxt downloader, file importers, demo market generator, quality report."""

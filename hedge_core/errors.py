@@ -1,0 +1,98 @@
+"""Typed errors. Vendor errors are translated into these once, at the exchange boundary.
+
+Three families decide what the caller does:
+- :class:`TemporaryError` (network, timeout, rate limit): retried with bounded backoff;
+- :class:`OperationalError` and its kin: stop this hedge safely, do not retry blindly;
+- :class:`InvalidInput`: rejected before anything is written; the message names the field,
+  the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HedgeError(Exception):
+    """Base of every error hedge_core raises on purpose."""
+
+
+class InvalidInput(HedgeError, ValueError):
+    """Bad parameters, files or arguments. Nothing was written."""
+
+    def __init__(self, field: str, value: Any, allowed: str, *, where: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.where = where
+        loc = f"{where}: " if where else ""
+        super().__init__(f"{loc}{field}={value!r} is not allowed; expected {allowed}")
+
+
+class DataError(HedgeError, ValueError):
+    """A data file or frame is malformed. Names file, row and column where known. Nothing was written."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 column: str | None = None) -> None:
+        self.file, self.row, self.column = file, row, column
+        parts = [p for p in (
+            f"file {file}" if file else None,
+            f"row {row}" if row is not None else None,
+            f"column {column!r}" if column else None,
+        ) if p]
+        super().__init__(f"{', '.join(parts)}: {message}" if parts else message)
+
+
+# ---- exchange errors -------------------------------------------------------------------
+
+
+class ExchangeError(HedgeError):
+    """Anything a venue said no to. ``venue`` and ``method`` name where it happened."""
+
+    def __init__(self, message: str, *, venue: str = "", method: str = "") -> None:
+        self.venue, self.method = venue, method
+        prefix = f"[{venue}.{method}] " if venue or method else ""
+        super().__init__(prefix + message)
+
+
+class TemporaryError(ExchangeError):
+    """Transient: retry with backoff (bounded)."""
+
+
+class NetworkError(TemporaryError):
+    pass
+
+
+class RequestTimeout(TemporaryError):
+    """No answer in time. The order may or may not exist: query by client order id before re-sending."""
+
+
+class RateLimited(TemporaryError):
+    pass
+
+
+class InvalidOrder(ExchangeError):
+    """The venue rejected the order as malformed (tick, lot, min notional, reduce-only...)."""
+
+
+class InsufficientFunds(ExchangeError):
+    """Not enough balance or margin."""
+
+
+class OrderNotFound(ExchangeError):
+    pass
+
+
+class AuthenticationError(ExchangeError):
+    """Bad or missing keys, bad signature. Fix the keys; never retried."""
+
+
+class OperationalError(ExchangeError):
+    """The venue is in a state where this hedge must stop safely (maintenance, unsupported call...)."""
+
+
+class IllegalTransition(HedgeError):
+    """A trigger the state table does not allow from the current state."""
+
+    def __init__(self, state: str, trigger: str) -> None:
+        self.state, self.trigger = state, trigger
+        super().__init__(f"illegal transition {state} -> {trigger}")

@@ -1,0 +1,137 @@
+"""The one exchange adapter protocol (async) and the bounded retry policy.
+
+Every adapter (paper, ccxt live, recommend, fault-injection wrapper) implements
+:class:`ExchangeAdapter`. Errors leave an adapter only as :mod:`hedge_core.errors` types;
+only :class:`~hedge_core.errors.TemporaryError` is retried, by :func:`with_retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+import pandas as pd
+
+from hedge_core.errors import TemporaryError
+from hedge_core.types import (
+    Balance,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    Instrument,
+    MarginMode,
+    Order,
+    OrderRequest,
+    Position,
+    PositionMode,
+    Ticker,
+    TradingMode,
+)
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ExchangeAdapter(Protocol):
+    """What the engine and runner need from a venue. All methods are coroutines.
+
+    Symbols are ccxt unified (``BTC/USDT`` spot, ``BTC/USDT:USDT`` perp). ``create_order``
+    takes the caller's deterministic client order id; sending the same id twice never
+    creates two orders (the second call returns the existing order or raises InvalidOrder).
+    """
+
+    venue: str
+    mode: TradingMode
+
+    async def load_markets(self) -> dict[str, Instrument]: ...
+
+    async def fetch_ticker(self, symbol: str) -> Ticker: ...
+
+    async def fetch_balance(self) -> dict[str, Balance]:
+        """Spot wallet and perp margin balances by currency (perp margin under ``'USDT'`` of the perp wallet
+        is reported by adapters as currency ``'USDT:perp'`` when the venue separates wallets)."""
+        ...
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        """Open perp positions; flat positions are omitted."""
+        ...
+
+    async def create_order(self, request: OrderRequest) -> Order: ...
+
+    async def cancel_order(self, symbol: str, *, order_id: str | None = None,
+                           client_order_id: str | None = None) -> Order: ...
+
+    async def fetch_order(self, symbol: str, *, order_id: str | None = None,
+                          client_order_id: str | None = None) -> Order: ...
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]: ...
+
+    async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]: ...
+
+    async def set_leverage(self, symbol: str, leverage: float) -> None:
+        """Idempotent: a call that changes nothing succeeds."""
+        ...
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        """Idempotent: a call that changes nothing succeeds."""
+        ...
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        """Idempotent: a call that changes nothing succeeds."""
+        ...
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        """Current (next) funding rate of a perp."""
+        ...
+
+    async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
+                                         limit: int | None = None) -> list[FundingRate]: ...
+
+    async def fetch_funding_payments(self, symbol: str | None = None,
+                                     since: pd.Timestamp | None = None) -> list[FundingPayment]:
+        """Own funding settled: + received / - paid, quote units."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter, for temporary errors only.
+
+    delay_k = uniform(0, min(max_delay, base_delay * 2**k)) seconds before attempt k+1.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.2  # s
+    max_delay: float = 5.0  # s
+    seed: int | None = None  # deterministic jitter in tests
+
+    def delays(self) -> list[float]:
+        rng = random.Random(self.seed)
+        return [rng.uniform(0.0, min(self.max_delay, self.base_delay * 2**k))
+                for k in range(self.max_attempts - 1)]
+
+
+async def with_retry(call: Callable[[], Awaitable[T]], policy: RetryPolicy = RetryPolicy(), *,
+                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                     on_retry: Callable[[int, TemporaryError], None] | None = None) -> T:
+    """Run ``call``; on :class:`TemporaryError` wait and retry up to ``policy.max_attempts`` times.
+
+    Any other error propagates at once. The last temporary error is re-raised when attempts run out.
+    Callers that create orders must pass the same client order id on every attempt.
+    """
+    delays = policy.delays()
+    for attempt in range(policy.max_attempts):
+        try:
+            return await call()
+        except TemporaryError as exc:
+            if attempt >= policy.max_attempts - 1:
+                raise
+            if on_retry is not None:
+                on_retry(attempt + 1, exc)
+            await sleep(delays[attempt])
+    raise AssertionError("unreachable")  # pragma: no cover
