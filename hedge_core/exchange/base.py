@@ -50,9 +50,9 @@ class ExchangeAdapter(Protocol):
 
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
-    async def fetch_balance(self) -> dict[str, Balance]:
-        """Spot wallet and perp margin balances by currency (perp margin under ``'USDT'`` of the perp wallet
-        is reported by adapters as currency ``'USDT:perp'`` when the venue separates wallets)."""
+    async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
+        """Balances by currency of one wallet: ``account`` is ``"spot"`` or ``"perp"``
+        (the USDT-margined futures wallet; its USDT balance is the margin wallet balance)."""
         ...
 
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
