@@ -1,0 +1,275 @@
+"""Margin and liquidation math for Binance USDⓈ-M perpetuals, plus portfolio risk measures.
+
+Pure functions, float64 money (quote units, USDT), signed base quantities (+ long / - short).
+
+Sources
+-------
+- Liquidation price, one-way mode: Binance FAQ "How to Calculate Liquidation Price of USDⓈ-M
+  Futures Contracts" (https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93)::
+
+      LP = (WB - TMM1 + UPNL1 + cumB - Side1 * Position1 * EP1)
+           / (Position1 * MMR1 - Side1 * Position1)
+
+  WB wallet balance (isolated: the position's isolated margin), TMM1 / UPNL1 maintenance margin
+  and unrealised PnL of all OTHER contracts (both 0 in isolated mode), cumB maintenance amount
+  of the bracket, Side1 = +1 long / -1 short, Position1 = |qty|, EP1 entry price, MMR1 the
+  bracket's maintenance margin rate. The FAQ adds: when the notional at the liquidation price
+  falls in a different bracket than at entry, use the bracket at the liquidation price.
+- Maintenance amount ("cum"): same FAQ, ``cum_n = floor_n * (MMR_n - MMR_{n-1}) + cum_{n-1}``
+  (their example: 250,000 * (1% - 0.5%) + 50 = 1,300 USDT), so that
+  ``maintenance_margin = notional * MMR - cum`` is continuous across bracket edges.
+- Margin ratio = maintenance margin / margin balance (Binance FAQ "Margin ratio"); liquidation
+  at 100 %.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from hedge_core.errors import InvalidInput
+from hedge_core.types import MarginMode
+
+__all__ = [
+    "Bracket",
+    "BTCUSDT_BRACKETS",
+    "ETHUSDT_BRACKETS",
+    "BRACKETS",
+    "brackets_for",
+    "bracket_for",
+    "maintenance_margin",
+    "liquidation_price",
+    "liquidation_distance",
+    "margin_ratio",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """One notional bracket of a Binance USDⓈ-M leverage/margin table.
+
+    Attributes
+    ----------
+    bracket : int
+        Level, 1-based.
+    notional_floor, notional_cap : float
+        Position notional range in USDT, ``floor <= notional < cap`` (the last bracket's cap
+        includes its upper edge).
+    max_leverage : float
+        Highest initial leverage allowed in this bracket.
+    mmr : float
+        Maintenance margin rate, a fraction (0.004 = 0.4 %).
+    cum : float
+        Maintenance amount in USDT (Binance's ``cum``), subtracted from ``notional * mmr``.
+    """
+
+    bracket: int
+    notional_floor: float
+    notional_cap: float
+    max_leverage: float
+    mmr: float
+    cum: float
+
+
+def _table(rows: Sequence[tuple[float, float, float, float, float]]) -> tuple[Bracket, ...]:
+    return tuple(Bracket(i + 1, *map(float, r)) for i, r in enumerate(rows))
+
+
+# Binance USDⓈ-M "Leverage & Margin" tables for BTCUSDT (125x) and ETHUSDT (100x) as published
+# in 2021 (the table the liquidation FAQ refers to). Binance revises these tables and may give an
+# account its own (GET /fapi/v1/leverageBracket); treat these as the default, not the live truth.
+# Columns: notional floor, notional cap (USDT), max leverage, maintenance margin rate, cum (USDT).
+BTCUSDT_BRACKETS: tuple[Bracket, ...] = _table([
+    (0, 50_000, 125, 0.004, 0),
+    (50_000, 250_000, 100, 0.005, 50),
+    (250_000, 1_000_000, 50, 0.01, 1_300),
+    (1_000_000, 10_000_000, 20, 0.025, 16_300),
+    (10_000_000, 20_000_000, 10, 0.05, 266_300),
+    (20_000_000, 50_000_000, 5, 0.10, 1_266_300),
+    (50_000_000, 100_000_000, 4, 0.125, 2_516_300),
+    (100_000_000, 200_000_000, 3, 0.15, 5_016_300),
+    (200_000_000, 300_000_000, 2, 0.25, 25_016_300),
+    (300_000_000, 500_000_000, 1, 0.50, 100_016_300),
+])
+
+ETHUSDT_BRACKETS: tuple[Bracket, ...] = _table([
+    (0, 10_000, 100, 0.005, 0),
+    (10_000, 100_000, 75, 0.0065, 15),
+    (100_000, 500_000, 50, 0.01, 365),
+    (500_000, 1_000_000, 25, 0.02, 5_365),
+    (1_000_000, 2_000_000, 10, 0.05, 35_365),
+    (2_000_000, 5_000_000, 5, 0.10, 135_365),
+    (5_000_000, 10_000_000, 4, 0.125, 260_365),
+    (10_000_000, 20_000_000, 3, 0.15, 510_365),
+    (20_000_000, 50_000_000, 2, 0.25, 2_510_365),
+])
+
+#: Bracket tables by ccxt unified symbol and by Binance id.
+BRACKETS: dict[str, tuple[Bracket, ...]] = {
+    "BTC/USDT:USDT": BTCUSDT_BRACKETS,
+    "BTCUSDT": BTCUSDT_BRACKETS,
+    "ETH/USDT:USDT": ETHUSDT_BRACKETS,
+    "ETHUSDT": ETHUSDT_BRACKETS,
+}
+
+
+def brackets_for(symbol: str) -> tuple[Bracket, ...]:
+    """Bracket table of ``symbol`` (``'BTC/USDT:USDT'`` or ``'BTCUSDT'``); InvalidInput if unknown."""
+    try:
+        return BRACKETS[symbol]
+    except KeyError:
+        raise InvalidInput("symbol", symbol, f"one of {sorted(BRACKETS)}") from None
+
+
+def _check_brackets(brackets: Sequence[Bracket]) -> None:
+    if len(brackets) == 0:
+        raise InvalidInput("brackets", brackets, "a non-empty bracket table")
+
+
+def bracket_for(notional: float, brackets: Sequence[Bracket]) -> Bracket:
+    """The bracket holding ``|notional|`` (USDT): ``floor <= |notional| < cap``.
+
+    A notional at or above the last cap maps to the last bracket (Binance refuses such a
+    position; callers that open positions must check ``max_leverage``/cap themselves).
+    """
+    _check_brackets(brackets)
+    n = abs(float(notional))
+    if not math.isfinite(n):
+        raise InvalidInput("notional", notional, "a finite number (USDT)")
+    for b in brackets:
+        if n < b.notional_cap:
+            return b
+    return brackets[-1]
+
+
+def maintenance_margin(notional: float, brackets: Sequence[Bracket]) -> float:
+    """Maintenance margin in USDT of a position of ``notional`` USDT (sign ignored).
+
+    ``MM = |notional| * MMR - cum`` with the bracket of ``|notional|``; continuous in notional.
+
+    Parameters
+    ----------
+    notional : float
+        Position notional, quote (USDT) = |qty| x mark price. Sign is ignored.
+    brackets : sequence of Bracket
+        E.g. :data:`BTCUSDT_BRACKETS`.
+
+    Returns
+    -------
+    float
+        Maintenance margin, USDT, >= 0.
+    """
+    b = bracket_for(notional, brackets)
+    return abs(float(notional)) * b.mmr - b.cum
+
+
+def _lp(wb: float, tmm: float, upnl: float, cum: float, side: int, size: float, ep: float,
+        mmr: float) -> float:
+    return (wb - tmm + upnl + cum - side * size * ep) / (size * mmr - side * size)
+
+
+def liquidation_price(
+    qty: float,
+    entry_price: float,
+    wallet_balance: float,
+    brackets: Sequence[Bracket],
+    *,
+    margin_mode: MarginMode | str = MarginMode.ISOLATED,
+    other_maintenance_margin: float = 0.0,
+    other_unrealized_pnl: float = 0.0,
+) -> float:
+    """Binance USDⓈ-M liquidation price (one-way mode), quote per base.
+
+    ``LP = (WB - TMM1 + UPNL1 + cumB - Side1*Position1*EP1) / (Position1*MMR1 - Side1*Position1)``
+    (Binance FAQ, see module docstring). The bracket is the one that contains the notional AT the
+    liquidation price (``|qty| * LP``), as the FAQ prescribes; if no bracket is self-consistent
+    the bracket of the entry notional is used.
+
+    Parameters
+    ----------
+    qty : float
+        Signed position, base units (+ long, - short). Zero returns NaN (no position).
+    entry_price : float
+        Average entry price, quote per base, > 0.
+    wallet_balance : float
+        Isolated: the margin assigned to this position (incl. added margin), USDT.
+        Cross: the cross wallet balance, USDT.
+    brackets : sequence of Bracket
+        Maintenance table of the symbol.
+    margin_mode : MarginMode or str
+        ``'isolated'`` (TMM1 and UPNL1 forced to 0) or ``'cross'``.
+    other_maintenance_margin, other_unrealized_pnl : float
+        Cross only: TMM1 and UPNL1 of all other contracts, USDT (UPNL + is a profit).
+
+    Returns
+    -------
+    float
+        Liquidation price, quote per base. ``0.0`` when the position cannot be liquidated at any
+        positive price (an over-collateralised long; Binance's UI shows "--"). NaN if qty == 0.
+    """
+    _check_brackets(brackets)
+    mode = MarginMode(margin_mode) if not isinstance(margin_mode, MarginMode) else margin_mode
+    q = float(qty)
+    ep = float(entry_price)
+    wb = float(wallet_balance)
+    if not math.isfinite(q):
+        raise InvalidInput("qty", qty, "a finite signed base quantity")
+    if not (math.isfinite(ep) and ep > 0):
+        raise InvalidInput("entry_price", entry_price, "a finite price > 0 (quote per base)")
+    if not math.isfinite(wb):
+        raise InvalidInput("wallet_balance", wallet_balance, "a finite amount in USDT")
+    if q == 0.0:
+        return math.nan
+    if mode is MarginMode.ISOLATED:
+        tmm, upnl = 0.0, 0.0
+    else:
+        tmm, upnl = float(other_maintenance_margin), float(other_unrealized_pnl)
+        if not (math.isfinite(tmm) and tmm >= 0):
+            raise InvalidInput("other_maintenance_margin", other_maintenance_margin, "finite and >= 0 (USDT)")
+        if not math.isfinite(upnl):
+            raise InvalidInput("other_unrealized_pnl", other_unrealized_pnl, "a finite amount in USDT")
+    side = 1 if q > 0 else -1
+    size = abs(q)
+    for b in brackets:
+        lp = _lp(wb, tmm, upnl, b.cum, side, size, ep, b.mmr)
+        n = size * max(lp, 0.0)
+        last = b is brackets[-1]
+        if b.notional_floor <= n and (n < b.notional_cap or last):
+            return max(lp, 0.0)
+    b = bracket_for(size * ep, brackets)
+    return max(_lp(wb, tmm, upnl, b.cum, side, size, ep, b.mmr), 0.0)
+
+
+def liquidation_distance(qty: float, mark_price: float, liq_price: float) -> float:
+    """Fractional distance from the mark to the liquidation price, in the adverse direction.
+
+    Long: ``(mark - LP) / mark``; short: ``(LP - mark) / mark``. ``0.05`` means a 5 % adverse
+    move liquidates; <= 0 means at or past liquidation. A long with ``LP == 0`` gives 1.0.
+    NaN when qty == 0.
+    """
+    m = float(mark_price)
+    if not (math.isfinite(m) and m > 0):
+        raise InvalidInput("mark_price", mark_price, "a finite price > 0")
+    if qty == 0 or not math.isfinite(float(liq_price)):
+        return math.nan
+    return (m - liq_price) / m if qty > 0 else (liq_price - m) / m
+
+
+def margin_ratio(maintenance: float, margin_balance: float) -> float:
+    """Binance margin ratio = maintenance margin / margin balance (1.0 = 100 % = liquidation).
+
+    ``margin_balance`` = wallet balance + unrealised PnL (USDT). A balance <= 0 gives ``inf``.
+    """
+    mm = float(maintenance)
+    mb = float(margin_balance)
+    if not (math.isfinite(mm) and mm >= 0):
+        raise InvalidInput("maintenance", maintenance, "finite and >= 0 (USDT)")
+    if not math.isfinite(mb):
+        raise InvalidInput("margin_balance", margin_balance, "a finite amount in USDT")
+    if mb <= 0:
+        return math.inf
+    return mm / mb
