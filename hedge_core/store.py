@@ -1,0 +1,509 @@
+"""The DuckDB store: the only module that speaks SQL.
+
+- One file (default ``$HEDGE_DB`` or ``<repo>/data/hedge.duckdb``); schema migrations applied on open.
+- DataFrames in and out, timestamps tz-aware UTC (naive timestamps are rejected).
+- Writes are idempotent upserts (MERGE on each table's natural key): importing the same rows twice
+  leaves the same rows; a changed value for an existing key replaces the old one.
+- Market data goes in through Arrow in one statement (never row by row).
+- Reads never reindex: gaps stay gaps. ``read_bars(..., resample='1h')`` aggregates in SQL.
+- DuckDB allows one read-write process per file. With ``hold=False`` (the panel, the CLI) the store
+  opens the file only for the duration of each call and waits, bounded, for another process's
+  brief hold to end, so short-lived users never see a lock error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hedge_core.errors import DataError, HedgeError, InvalidInput
+from hedge_core.store_schema import KEYS, MARKET_KINDS, MIGRATIONS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+TradingTable = Literal[
+    "instruments", "hedge_runs", "transitions", "orders", "fills", "funding_payments",
+    "position_snapshots", "ltv_history", "reserve_deployments", "guard_firings", "param_sets",
+]
+_TF = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class StoreBusy(HedgeError):
+    """Another process holds the database file read-write for longer than we may wait."""
+
+
+class MissingSeries(HedgeError, LookupError):
+    """The asked-for series is not in the store."""
+
+
+def default_db_path() -> Path:
+    """``$HEDGE_DB`` if set, else ``data/hedge.duckdb`` in the repository (or the working directory)."""
+    env = os.environ.get("HEDGE_DB")
+    if env:
+        return Path(env).expanduser()
+    root = REPO_ROOT if (REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return root / "data" / "hedge.duckdb"
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """``'1m' -> 60``, ``'8h' -> 28800``. Raises InvalidInput for anything else."""
+    m = _TF.match(timeframe or "")
+    if not m or int(m.group(1)) <= 0:
+        raise InvalidInput("timeframe", timeframe, "a positive count and a unit s/m/h/d/w, e.g. '1m', '1h', '8h'")
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _utc_index(df: pd.DataFrame, *, what: str) -> pd.DatetimeIndex:
+    ts = df.index if "ts" not in df.columns else pd.Index(df["ts"])
+    if not isinstance(ts, pd.DatetimeIndex):
+        try:
+            ts = pd.DatetimeIndex(ts)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{what}: timestamps are not parseable ({exc})", column="ts") from exc
+    if ts.tz is None:
+        raise DataError(f"{what}: timestamps have no timezone; give UTC (tz-aware)", column="ts")
+    if ts.hasnans:
+        raise DataError(f"{what}: missing timestamps", row=int(np.flatnonzero(ts.isna())[0]) + 1, column="ts")
+    return ts.tz_convert("UTC").as_unit("us")
+
+
+def _ts_param(value: Any, field: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    t = pd.Timestamp(value)
+    if t.tzinfo is None:
+        raise InvalidInput(field, value, "a timezone-aware UTC timestamp, e.g. '2024-01-01T00:00Z'")
+    return t.tz_convert("UTC")
+
+
+class Store:
+    """Typed access to the DuckDB database.
+
+    Parameters
+    ----------
+    path : database file, ``":memory:"`` for a throw-away store; default :func:`default_db_path`.
+    read_only : open read-only (fails while another process writes; prefer ``hold=False``).
+    hold : keep the connection open for the object's life (scripts, notebooks, the runner).
+        ``False`` opens and closes the file around each call (panel, CLI).
+    lock_timeout : seconds to wait for another process's hold to end before :class:`StoreBusy`.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False, hold: bool = True,
+                 lock_timeout: float = 15.0) -> None:
+        self.path = str(path) if path is not None else str(default_db_path())
+        self.read_only = read_only
+        self.memory = self.path == ":memory:"
+        self.hold = hold or self.memory
+        self.lock_timeout = lock_timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._tx_depth = 0
+        if not self.memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = self._open()
+        try:
+            if not read_only:
+                self._migrate(con)
+        finally:
+            if self.hold:
+                self._con = con
+            else:
+                con.close()
+
+    # ---- connections ------------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=self.read_only)
+                con.execute("SET TimeZone='UTC'")
+                return con
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    if "lock" in str(exc).lower():
+                        raise StoreBusy(
+                            f"database {self.path} is held by another process for more than "
+                            f"{self.lock_timeout:g}s ({exc}). Read through the runner "
+                            "(hedge runner status) or wait for the other process to finish.") from exc
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._con is not None:
+            yield self._con
+            return
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """All writes inside happen together or not at all. Nested calls join the outer one."""
+        if self._tx_depth:
+            self._tx_depth += 1
+            try:
+                yield self
+            finally:
+                self._tx_depth -= 1
+            return
+        opened_here = self._con is None
+        if opened_here:
+            self._con = self._open()
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        self._tx_depth = 1
+        try:
+            yield self
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+        finally:
+            self._tx_depth = 0
+            if opened_here:
+                con.close()
+                self._con = None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, note VARCHAR, "
+                    "applied_at TIMESTAMPTZ DEFAULT now())")
+        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+        for version, note, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for sql in statements:
+                    con.execute(sql)
+                con.execute("INSERT INTO schema_version (version, note) VALUES (?, ?)", [version, note])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self._connection() as con:
+            return int(con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0])
+
+    # ---- series registry -----------------------------------------------------------------
+    def _series_id(self, con: duckdb.DuckDBPyConnection, venue: str, symbol: str, kind: str,
+                   timeframe: str, *, create: bool) -> int | None:
+        row = _first(con.execute("SELECT series_id FROM series WHERE venue=? AND symbol=? AND kind=? AND timeframe=?",
+                                 [venue, symbol, kind, timeframe]).fetchall())
+        if row is not None:
+            return int(row[0])
+        if not create:
+            return None
+        new_id = con.execute("SELECT coalesce(max(series_id), 0) + 1 FROM series").fetchall()[0][0]
+        con.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?)", [new_id, venue, symbol, kind, timeframe])
+        return int(new_id)
+
+    @staticmethod
+    def _funding_series_id(con: duckdb.DuckDBPyConnection, venue: str, symbol: str) -> int | None:
+        row = _first(con.execute("SELECT series_id FROM series WHERE venue=? AND symbol=? AND kind='funding'",
+                                 [venue, symbol]).fetchall())
+        return None if row is None else int(row[0])
+
+    def _require_series(self, con: duckdb.DuckDBPyConnection, venue: str, symbol: str, kind: str,
+                        timeframe: str) -> int:
+        sid = self._series_id(con, venue, symbol, kind, timeframe, create=False)
+        if sid is None:
+            have = con.execute("SELECT venue, symbol, kind, timeframe FROM series ORDER BY ALL").fetchall()
+            listing = ", ".join("/".join(map(str, r)) for r in have) or "none (import or download data first)"
+            raise MissingSeries(f"no {kind} series {venue} {symbol} {timeframe} in {self.path}; "
+                                f"series present: {listing}")
+        return sid
+
+    # ---- market data: bars ---------------------------------------------------------------
+    def write_bars(self, df: pd.DataFrame, *, venue: str, symbol: str, kind: str, timeframe: str) -> int:
+        """Upsert OHLCV bars of one series; returns the number of rows in ``df``.
+
+        ``df``: UTC DatetimeIndex (or ``ts`` column) of bar OPEN times; float columns open, high, low,
+        close and optionally volume (base units; NaN when unknown). Duplicate timestamps in ``df`` are
+        rejected (the importers resolve exact duplicates before calling).
+        """
+        if kind not in MARKET_KINDS:
+            raise InvalidInput("kind", kind, f"one of {MARKET_KINDS}")
+        timeframe_seconds(timeframe)
+        ts = _utc_index(df, what=f"{venue} {symbol} {kind} {timeframe}")
+        missing = [c for c in BAR_COLUMNS[:4] if c not in df.columns]
+        if missing:
+            raise DataError(f"bars for {venue} {symbol} {kind}: missing columns {missing}", column=missing[0])
+        if ts.has_duplicates:
+            dup = int(np.flatnonzero(ts.duplicated())[0]) + 1
+            raise DataError(f"bars for {venue} {symbol} {kind}: duplicate timestamp {ts[dup - 1]}",
+                            row=dup, column="ts")
+        cols = {c: np.asarray(df[c], dtype="float64") if c in df.columns else np.full(len(df), np.nan)
+                for c in BAR_COLUMNS}
+        with self.transaction(), self._connection() as con:
+            sid = self._series_id(con, venue, symbol, kind, timeframe, create=True)
+            src = pa.table({"series_id": pa.array(np.full(len(df), sid, dtype=np.int32)),
+                            "ts": pa.array(ts), **{c: pa.array(v) for c, v in cols.items()}})
+            self._merge(con, "bars", src, ("series_id", "ts"), BAR_COLUMNS)
+        return len(df)
+
+    def read_bars(self, venue: str, symbol: str, kind: str, timeframe: str, start: Any = None,
+                  end: Any = None, *, resample: str | None = None) -> pd.DataFrame:
+        """Bars of one series in ``[start, end)``, indexed by UTC open time; gaps are not filled.
+
+        ``resample`` (a multiple of ``timeframe``) aggregates in SQL: first open, max high, min low,
+        last close, summed volume; buckets are labelled by their open time, aligned to the Unix epoch,
+        and a bucket exists when at least one source bar falls in it (partial buckets are kept).
+        """
+        start_t, end_t = _ts_param(start, "start"), _ts_param(end, "end")
+        where, params = self._window(start_t, end_t)
+        with self._connection() as con:
+            sid = self._require_series(con, venue, symbol, kind, timeframe)
+            if resample is None:
+                sql = (f"SELECT ts, open, high, low, close, volume FROM bars "
+                       f"WHERE series_id = ? {where} ORDER BY ts")
+            else:
+                src_s, dst_s = timeframe_seconds(timeframe), timeframe_seconds(resample)
+                if dst_s % src_s:
+                    raise InvalidInput("resample", resample, f"a multiple of the series timeframe {timeframe}")
+                sql = (f"SELECT time_bucket(INTERVAL '{dst_s} seconds', ts, TIMESTAMPTZ '1970-01-01') AS ts, "
+                       "arg_min(open, ts) AS open, max(high) AS high, min(low) AS low, "
+                       "arg_max(close, ts) AS close, sum(volume) AS volume "
+                       f"FROM bars WHERE series_id = ? {where} GROUP BY 1 ORDER BY 1")
+            out = con.execute(sql, [sid, *params]).df()
+        return out.set_index("ts")
+
+    # ---- market data: funding -------------------------------------------------------------
+    def write_funding(self, df: pd.DataFrame, *, venue: str, symbol: str, interval_hours: float = 8.0) -> int:
+        """Upsert funding events of one perp: ``ts`` (funding time, UTC), ``funding_rate`` (fraction per
+        interval, + longs pay shorts) and optionally ``interval_hours`` per row (else the argument)."""
+        ts = _utc_index(df, what=f"funding {venue} {symbol}")
+        if "funding_rate" not in df.columns:
+            raise DataError(f"funding for {venue} {symbol}: missing column 'funding_rate'", column="funding_rate")
+        if ts.has_duplicates:
+            dup = int(np.flatnonzero(ts.duplicated())[0]) + 1
+            raise DataError(f"funding for {venue} {symbol}: duplicate timestamp {ts[dup - 1]}", row=dup, column="ts")
+        hours = (np.asarray(df["interval_hours"], dtype="float64") if "interval_hours" in df.columns
+                 else np.full(len(df), float(interval_hours)))
+        if not (hours > 0).all():
+            raise InvalidInput("interval_hours", float(hours[~(hours > 0)][0]), "> 0 hours")
+        timeframe = f"{float(np.median(hours)) if len(hours) else interval_hours:g}h"
+        with self.transaction(), self._connection() as con:
+            sid = self._funding_series_id(con, venue, symbol)
+            if sid is None:  # a funding series is one per (venue, symbol) whatever its interval
+                sid = self._series_id(con, venue, symbol, "funding", timeframe, create=True)
+            src = pa.table({"series_id": pa.array(np.full(len(df), sid, dtype=np.int32)), "ts": pa.array(ts),
+                            "funding_rate": pa.array(np.asarray(df["funding_rate"], dtype="float64")),
+                            "interval_hours": pa.array(hours)})
+            self._merge(con, "funding", src, ("series_id", "ts"), ("funding_rate", "interval_hours"))
+        return len(df)
+
+    def read_funding(self, venue: str, symbol: str, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Funding events in ``[start, end)`` indexed by funding time (UTC): funding_rate, interval_hours."""
+        start_t, end_t = _ts_param(start, "start"), _ts_param(end, "end")
+        where, params = self._window(start_t, end_t)
+        with self._connection() as con:
+            sid = self._funding_series_id(con, venue, symbol)
+            if sid is None:
+                self._require_series(con, venue, symbol, "funding", "8h")
+            out = con.execute(f"SELECT ts, funding_rate, interval_hours FROM funding WHERE series_id = ? "
+                              f"{where} ORDER BY ts", [sid, *params]).df()
+        return out.set_index("ts")
+
+    @staticmethod
+    def _window(start: pd.Timestamp | None, end: pd.Timestamp | None) -> tuple[str, list[Any]]:
+        where, params = "", []
+        if start is not None:
+            where += " AND ts >= ?"
+            params.append(start.to_pydatetime())
+        if end is not None:
+            where += " AND ts < ?"
+            params.append(end.to_pydatetime())
+        return where, params
+
+    def last_ts(self, venue: str, symbol: str, kind: str, timeframe: str | None = None) -> pd.Timestamp | None:
+        """Latest timestamp of a series (``kind='funding'`` for funding; timeframe ignored there)."""
+        with self._connection() as con:
+            if kind == "funding":
+                row = _first(con.execute("SELECT epoch_us(max(f.ts)) FROM funding f JOIN series s USING (series_id) "
+                                         "WHERE s.venue=? AND s.symbol=? AND s.kind='funding'",
+                                         [venue, symbol]).fetchall())
+            else:
+                row = _first(con.execute("SELECT epoch_us(max(b.ts)) FROM bars b JOIN series s USING (series_id) "
+                                         "WHERE s.venue=? AND s.symbol=? AND s.kind=? AND s.timeframe=?",
+                                         [venue, symbol, kind, timeframe]).fetchall())
+        return None if row is None or row[0] is None else pd.Timestamp(int(row[0]), unit="us", tz="UTC")
+
+    def series(self) -> pd.DataFrame:
+        """One row per series: venue, symbol, kind, timeframe, first, last, rows, gaps.
+
+        ``gaps`` counts holes: consecutive timestamps further apart than one timeframe (for funding,
+        than the row's interval).
+        """
+        with self._connection() as con:
+            meta = con.execute("SELECT series_id, venue, symbol, kind, timeframe FROM series").df()
+            if meta.empty:
+                return pd.DataFrame(columns=["venue", "symbol", "kind", "timeframe", "first", "last",
+                                             "rows", "gaps"])
+            steps = pa.table({"series_id": pa.array(meta["series_id"].astype("int32")),
+                              "step": pa.array([timeframe_seconds(tf) if tf else 0 for tf in meta["timeframe"]],
+                                               type=pa.float64())})
+            con.register("_steps", steps)
+            try:
+                stats = con.execute("""
+                    WITH b AS (
+                        SELECT series_id, ts,
+                               epoch(ts) - epoch(lag(ts) OVER (PARTITION BY series_id ORDER BY ts)) AS d,
+                               NULL::DOUBLE AS ih FROM bars
+                        UNION ALL
+                        SELECT series_id, ts,
+                               epoch(ts) - epoch(lag(ts) OVER (PARTITION BY series_id ORDER BY ts)) AS d,
+                               interval_hours * 3600 AS ih FROM funding)
+                    SELECT b.series_id, min(ts) AS first, max(ts) AS last, count(*) AS rows,
+                           count(*) FILTER (WHERE d > coalesce(ih, s.step) + 1e-6) AS gaps
+                    FROM b JOIN _steps s USING (series_id) GROUP BY b.series_id""").df()
+            finally:
+                con.unregister("_steps")
+        out = meta.merge(stats, on="series_id", how="left")
+        out["rows"] = out["rows"].fillna(0).astype("int64")
+        out["gaps"] = out["gaps"].fillna(0).astype("int64")
+        return (out.drop(columns="series_id").sort_values(["venue", "symbol", "kind", "timeframe"])
+                .reset_index(drop=True))
+
+    # ---- trading ledger and everything else ----------------------------------------------
+    def write_table(self, table: TradingTable, df: pd.DataFrame) -> int:
+        """Upsert rows into a ledger/run/parameter table on its natural key (see ``store_schema.KEYS``).
+
+        Columns must be a subset of the table's; missing ones are NULL. Timestamp columns must be
+        tz-aware. JSON columns accept dicts. Returns the number of rows in ``df``.
+        """
+        if table not in KEYS:
+            raise InvalidInput("table", table, f"one of {sorted(KEYS)}")
+        key = KEYS[table]
+        if df.empty:
+            return 0
+        with self.transaction(), self._connection() as con:
+            schema = con.execute(f"DESCRIBE {table}").fetchall()
+            columns = [r[0] for r in schema]
+            types = {r[0]: r[1] for r in schema}
+            unknown = [c for c in df.columns if c not in columns]
+            if unknown:
+                raise DataError(f"{table}: unknown columns {unknown}; allowed: {columns}", column=unknown[0])
+            absent_key = [k for k in key if k not in df.columns]
+            if absent_key:
+                raise DataError(f"{table}: key columns {absent_key} are required", column=absent_key[0])
+            data: dict[str, pa.Array] = {}
+            for c in columns:
+                typ = types[c]
+                if c not in df.columns:
+                    values: Any = [None] * len(df)
+                    data[c] = pa.array(values, type=_ARROW_TYPES.get(typ, pa.string()))
+                    continue
+                col = df[c]
+                if typ.startswith("TIMESTAMP"):
+                    idx = pd.DatetimeIndex(pd.to_datetime(col))
+                    if idx.tz is None and idx.notna().any():
+                        raise DataError(f"{table}: column {c!r} has naive timestamps; give UTC", column=c)
+                    data[c] = pa.array(idx.tz_convert("UTC").as_unit("us") if idx.tz is not None else idx)
+                elif typ == "JSON":
+                    data[c] = pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str))
+                                        for v in col], type=pa.string())
+                else:
+                    data[c] = pa.array(col.tolist(), type=_ARROW_TYPES.get(typ, pa.string()), from_pandas=True)
+            src = pa.table(data)
+            dups = pd.DataFrame({k: df[k].tolist() for k in key}).duplicated()
+            if dups.any():
+                row = int(np.flatnonzero(dups.to_numpy())[0]) + 1
+                raise DataError(f"{table}: duplicate key {key} in the input", row=row, column=key[0])
+            self._merge(con, table, src, key, tuple(c for c in columns if c not in key))
+        return len(df)
+
+    def read_table(self, table: TradingTable, *, hedge_id: str | None = None, start: Any = None,
+                   end: Any = None, limit: int | None = None, **equals: Any) -> pd.DataFrame:
+        """Rows of a ledger table, optionally for one hedge and a ``[start, end)`` window on ``ts``.
+
+        Extra keyword arguments filter on equality (e.g. ``name='carry'``). Ordered by the natural key.
+        """
+        if table not in KEYS:
+            raise InvalidInput("table", table, f"one of {sorted(KEYS)}")
+        start_t, end_t = _ts_param(start, "start"), _ts_param(end, "end")
+        with self._connection() as con:
+            columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            clauses, params = [], []
+            if hedge_id is not None:
+                clauses.append("hedge_id = ?")
+                params.append(hedge_id)
+            for k, v in equals.items():
+                if k not in columns:
+                    raise InvalidInput(k, v, f"a column of {table}: {columns}")
+                clauses.append(f'"{k}" = ?')
+                params.append(v)
+            tcol = "ts" if "ts" in columns else None
+            for bound, op in ((start_t, ">="), (end_t, "<")):
+                if bound is not None:
+                    if tcol is None:
+                        raise InvalidInput("start/end", bound, f"only for tables with a ts column, not {table}")
+                    clauses.append(f"ts {op} ?")
+                    params.append(bound.to_pydatetime())
+            where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            lim = f"LIMIT {int(limit)}" if limit else ""
+            order = ", ".join(KEYS[table])
+            return con.execute(f"SELECT * FROM {table} {where} ORDER BY {order} {lim}", params).df()
+
+    def sql_scalar(self, table: TradingTable, expression: Literal["count"]) -> int:
+        """Row count of a table (cheap health figure for the panel)."""
+        if table not in KEYS:
+            raise InvalidInput("table", table, f"one of {sorted(KEYS)}")
+        with self._connection() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+    # ---- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _merge(con: duckdb.DuckDBPyConnection, table: str, src: pa.Table, key: tuple[str, ...],
+               values: tuple[str, ...]) -> None:
+        name = f"_src_{table}"
+        con.register(name, src)
+        try:
+            on = " AND ".join(f't."{k}" = s."{k}"' for k in key)
+            changed = " OR ".join(f't."{v}" IS DISTINCT FROM s."{v}"' for v in values) or "false"
+            sets = ", ".join(f'"{v}" = s."{v}"' for v in values)
+            cols = ", ".join(f'"{c}"' for c in src.column_names)
+            scols = ", ".join(f's."{c}"' for c in src.column_names)
+            update = f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {sets}" if values else ""
+            con.execute(f"MERGE INTO {table} AS t USING {name} AS s ON {on} {update} "
+                        f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({scols})")
+        finally:
+            con.unregister(name)
+
+
+def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    return rows[0] if rows else None
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(), "DOUBLE": pa.float64(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(), "JSON": pa.string(), "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+}

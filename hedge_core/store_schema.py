@@ -1,0 +1,83 @@
+"""DuckDB schema of the store, as an ordered list of migrations (DDL only; store.py applies them).
+
+Market data is keyed by an integer ``series_id`` (venue, symbol, kind, timeframe) so the big tables
+carry no strings. Tables have no PRIMARY KEY index: uniqueness is kept by the store's MERGE-based
+upserts (an ART index makes bulk inserts ~6x slower; see bench/bench_ingest.py).
+Timestamps are TIMESTAMPTZ, read back as UTC.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "market data, trading ledger, runs, loan and parameter sets", [
+        """CREATE TABLE instruments (
+            venue VARCHAR NOT NULL, symbol VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            base VARCHAR, quote VARCHAR, tick_size DOUBLE, lot_size DOUBLE, min_qty DOUBLE,
+            min_notional DOUBLE, contract_size DOUBLE, max_leverage DOUBLE, updated_at TIMESTAMPTZ)""",
+        """CREATE TABLE series (
+            series_id INTEGER NOT NULL, venue VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+            UNIQUE (venue, symbol, kind, timeframe))""",
+        """CREATE TABLE bars (
+            series_id INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL,
+            open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE)""",
+        """CREATE TABLE funding (
+            series_id INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL,
+            funding_rate DOUBLE NOT NULL, interval_hours DOUBLE NOT NULL)""",
+        """CREATE TABLE hedge_runs (
+            hedge_id VARCHAR NOT NULL, mode VARCHAR NOT NULL, strategy VARCHAR,
+            params_name VARCHAR, params_version INTEGER, spot_venue VARCHAR, spot_symbol VARCHAR,
+            perp_venue VARCHAR, perp_symbol VARCHAR, state VARCHAR, started_at TIMESTAMPTZ,
+            ended_at TIMESTAMPTZ, synthetic BOOLEAN, info JSON)""",
+        """CREATE TABLE transitions (
+            hedge_id VARCHAR NOT NULL, seq INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL,
+            from_state VARCHAR, to_state VARCHAR, trigger_name VARCHAR, reason VARCHAR)""",
+        """CREATE TABLE orders (
+            hedge_id VARCHAR NOT NULL, client_order_id VARCHAR NOT NULL, order_id VARCHAR,
+            venue VARCHAR, symbol VARCHAR, leg VARCHAR, side VARCHAR, type VARCHAR, qty DOUBLE,
+            price DOUBLE, reduce_only BOOLEAN, status VARCHAR, filled DOUBLE, avg_price DOUBLE,
+            intent_ts TIMESTAMPTZ, updated_ts TIMESTAMPTZ, mode VARCHAR)""",
+        """CREATE TABLE fills (
+            hedge_id VARCHAR NOT NULL, trade_id VARCHAR NOT NULL, order_id VARCHAR,
+            client_order_id VARCHAR, venue VARCHAR, symbol VARCHAR, leg VARCHAR, side VARCHAR,
+            qty DOUBLE, price DOUBLE, fee DOUBLE, fee_currency VARCHAR, liquidity VARCHAR,
+            slippage DOUBLE, ts TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE funding_payments (
+            hedge_id VARCHAR NOT NULL, venue VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+            ts TIMESTAMPTZ NOT NULL, amount DOUBLE, rate DOUBLE, position_qty DOUBLE, mark_price DOUBLE)""",
+        """CREATE TABLE position_snapshots (
+            hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, venue VARCHAR NOT NULL,
+            symbol VARCHAR NOT NULL, qty DOUBLE, entry_price DOUBLE, mark_price DOUBLE,
+            unrealized_pnl DOUBLE, liquidation_price DOUBLE, leverage DOUBLE)""",
+        """CREATE TABLE ltv_history (
+            hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, loan_outstanding DOUBLE,
+            accrued_interest DOUBLE, collateral_qty DOUBLE, price DOUBLE, ltv DOUBLE, band VARCHAR)""",
+        """CREATE TABLE reserve_deployments (
+            hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, ltv DOUBLE, amount DOUBLE,
+            cumulative DOUBLE, reason VARCHAR)""",
+        """CREATE TABLE guard_firings (
+            hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, guard VARCHAR NOT NULL,
+            action VARCHAR, numbers JSON)""",
+        """CREATE TABLE param_sets (
+            name VARCHAR NOT NULL, version INTEGER NOT NULL, strategy VARCHAR NOT NULL,
+            status VARCHAR NOT NULL, params JSON NOT NULL, provenance JSON,
+            created_at TIMESTAMPTZ NOT NULL)""",
+    ]),
+]
+
+# Natural keys of every table: upserts match on them. Column order is the table's.
+KEYS: dict[str, tuple[str, ...]] = {
+    "instruments": ("venue", "symbol"),
+    "hedge_runs": ("hedge_id",),
+    "transitions": ("hedge_id", "seq"),
+    "orders": ("hedge_id", "client_order_id"),
+    "fills": ("hedge_id", "trade_id"),
+    "funding_payments": ("hedge_id", "venue", "symbol", "ts"),
+    "position_snapshots": ("hedge_id", "ts", "venue", "symbol"),
+    "ltv_history": ("hedge_id", "ts"),
+    "reserve_deployments": ("hedge_id", "ts"),
+    "guard_firings": ("hedge_id", "ts", "guard"),
+    "param_sets": ("name", "version"),
+}
+
+MARKET_KINDS = ("spot", "perp", "mark")

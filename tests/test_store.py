@@ -1,0 +1,181 @@
+"""The DuckDB store: round trips, idempotent upserts, SQL resampling, gaps, bad input, processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hedge_core.errors import DataError, InvalidInput
+from hedge_core.store import MissingSeries, Store, default_db_path, timeframe_seconds
+
+
+def _bars(n: int, start: str = "2024-01-01", freq: str = "1min", seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(start, periods=n, freq=freq, tz="UTC", name="ts")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + rng.random(n) * 1e-3)
+    low = np.minimum(open_, close) * (1 - rng.random(n) * 1e-3)
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
+                         "volume": rng.random(n) * 10}, index=idx)
+
+
+@pytest.fixture()
+def store(tmp_path) -> Store:
+    s = Store(tmp_path / "t.duckdb")
+    yield s
+    s.close()
+
+
+def test_round_trip_exact_and_gap_preserved(store: Store) -> None:
+    df = _bars(500, freq="1h").drop(pd.Timestamp("2024-01-03 05:00", tz="UTC"))
+    store.write_bars(df, venue="binance", symbol="BTC/USDT", kind="spot", timeframe="1h")
+    out = store.read_bars("binance", "BTC/USDT", "spot", "1h")
+    pd.testing.assert_frame_equal(out, df, check_freq=False, check_index_type=False)
+    assert str(out.index.tz) == "UTC"
+    row = store.series().iloc[0]
+    assert (row["rows"], row["gaps"]) == (499, 1)
+
+
+def test_idempotent_reimport_and_correction(store: Store) -> None:
+    df = _bars(1000)
+    for _ in range(2):
+        store.write_bars(df, venue="binance", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    assert store.series().iloc[0]["rows"] == 1000
+    corrected = df.iloc[:10].copy()
+    corrected["close"] += 1.0
+    store.write_bars(corrected, venue="binance", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    out = store.read_bars("binance", "BTC/USDT", "spot", "1m")
+    assert len(out) == 1000
+    np.testing.assert_array_equal(out["close"].to_numpy()[:10], corrected["close"].to_numpy())
+
+
+def test_resample_in_sql_equals_pandas(store: Store) -> None:
+    df = _bars(3 * 1440 + 17).drop(pd.date_range("2024-01-02 03:10", periods=45, freq="1min", tz="UTC"))
+    store.write_bars(df, venue="binance", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    out = store.read_bars("binance", "BTC/USDT", "spot", "1m", resample="1h")
+    ref = df.resample("1h", label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna(subset=["open"])
+    pd.testing.assert_frame_equal(out, ref, check_freq=False, check_index_type=False, rtol=1e-12)
+
+
+def test_window_is_half_open(store: Store) -> None:
+    store.write_bars(_bars(48, freq="1h"), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1h")
+    out = store.read_bars("v", "BTC/USDT", "spot", "1h", "2024-01-01T10:00Z", "2024-01-01T12:00Z")
+    assert list(out.index.hour) == [10, 11]
+
+
+def test_funding_round_trip_and_last_ts(store: Store) -> None:
+    idx = pd.date_range("2024-01-01", periods=9, freq="8h", tz="UTC", name="ts")
+    f = pd.DataFrame({"funding_rate": np.linspace(-1e-4, 3e-4, 9)}, index=idx)
+    store.write_funding(f, venue="binance", symbol="BTC/USDT:USDT")
+    store.write_funding(f, venue="binance", symbol="BTC/USDT:USDT")
+    out = store.read_funding("binance", "BTC/USDT:USDT")
+    np.testing.assert_array_equal(out["funding_rate"].to_numpy(), f["funding_rate"].to_numpy())
+    assert (out["interval_hours"] == 8.0).all()
+    assert store.last_ts("binance", "BTC/USDT:USDT", "funding") == idx[-1]
+    s = store.series()
+    assert s.iloc[0]["kind"] == "funding" and s.iloc[0]["timeframe"] == "8h" and s.iloc[0]["gaps"] == 0
+
+
+def test_bad_input_rejected_and_nothing_written(store: Store) -> None:
+    df = _bars(10)
+    with pytest.raises(DataError, match="no timezone"):
+        store.write_bars(df.tz_localize(None), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    with pytest.raises(DataError, match="duplicate timestamp"):
+        store.write_bars(pd.concat([df, df.iloc[:1]]), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    with pytest.raises(InvalidInput, match="kind='candles'"):
+        store.write_bars(df, venue="v", symbol="BTC/USDT", kind="candles", timeframe="1m")
+    with pytest.raises(InvalidInput, match="timeframe"):
+        store.write_bars(df, venue="v", symbol="BTC/USDT", kind="spot", timeframe="1 minute")
+    with pytest.raises(DataError, match="missing columns"):
+        store.write_bars(df.drop(columns="close"), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    assert store.series().empty
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.write_bars(_bars(5), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+            raise RuntimeError("boom")
+    assert store.series().empty
+
+
+def test_missing_series_names_what_exists(store: Store) -> None:
+    store.write_bars(_bars(5), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    with pytest.raises(MissingSeries, match="v/BTC/USDT/spot/1m"):
+        store.read_bars("v", "ETH/USDT", "spot", "1m")
+    with pytest.raises(InvalidInput, match="multiple"):
+        store.read_bars("v", "BTC/USDT", "spot", "1m", resample="90s")
+
+
+def test_ledger_tables_upsert_on_natural_key(store: Store) -> None:
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    fills = pd.DataFrame({"hedge_id": ["h1", "h1"], "trade_id": ["1", "2"], "qty": [1.0, 2.0],
+                          "price": [100.0, 101.0], "ts": [t, t]})
+    store.write_table("fills", fills)
+    store.write_table("fills", fills.assign(qty=[1.0, 2.5]))
+    out = store.read_table("fills", hedge_id="h1")
+    assert out["qty"].tolist() == [1.0, 2.5]
+    store.write_table("param_sets", pd.DataFrame({
+        "name": ["carry"], "version": [1], "strategy": ["carry"], "status": ["draft"],
+        "params": [{"min_funding_rate": 1e-4}], "created_at": [t]}))
+    assert store.read_table("param_sets", name="carry")["params"].iloc[0] == '{"min_funding_rate": 0.0001}'
+    with pytest.raises(DataError, match="unknown columns"):
+        store.write_table("fills", fills.assign(colour="red"))
+    with pytest.raises(DataError, match="naive"):
+        store.write_table("fills", fills.assign(ts=[t.tz_localize(None)] * 2))
+    with pytest.raises(DataError, match="duplicate key"):
+        store.write_table("fills", pd.concat([fills, fills]))
+
+
+def test_migrations_recorded_once(tmp_path) -> None:
+    path = tmp_path / "m.duckdb"
+    Store(path).close()
+    s = Store(path)
+    assert s.schema_version() == 1
+    s.close()
+
+
+def test_default_path_from_env(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HEDGE_DB", str(tmp_path / "x.duckdb"))
+    assert default_db_path() == tmp_path / "x.duckdb"
+    monkeypatch.delenv("HEDGE_DB")
+    assert default_db_path().name == "hedge.duckdb" and default_db_path().parent.name == "data"
+
+
+def test_timeframe_seconds() -> None:
+    assert timeframe_seconds("1m") == 60 and timeframe_seconds("8h") == 28800
+    with pytest.raises(InvalidInput):
+        timeframe_seconds("0h")
+
+
+def test_brief_holders_in_separate_processes_never_see_a_lock_error(tmp_path) -> None:
+    """Two processes writing and reading through hold=False stores wait for each other, no lock error."""
+    path = tmp_path / "p.duckdb"
+    Store(path).close()
+    script = textwrap.dedent(f"""
+        import numpy as np, pandas as pd, sys
+        from hedge_core.store import Store
+        st = Store({str(path)!r}, hold=False)
+        me = int(sys.argv[1])
+        for i in range(15):
+            idx = pd.date_range("2024-01-01", periods=200, freq="1min", tz="UTC") + pd.Timedelta(days=i)
+            df = pd.DataFrame({{c: np.full(200, 100.0 + me) for c in ("open", "high", "low", "close")}}, index=idx)
+            st.write_bars(df, venue="p%d" % me, symbol="BTC/USDT", kind="spot", timeframe="1m")
+            st.series()
+        print("ok")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(k)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert out.strip() == "ok"
+    s = Store(path)
+    assert sorted(s.series()["rows"].tolist()) == [3000, 3000]
