@@ -74,6 +74,11 @@ class InvalidOrder(ExchangeError):
     """The venue rejected the order as malformed (tick, lot, min notional, reduce-only...)."""
 
 
+class DuplicateOrder(InvalidOrder):
+    """The client order id was already used (Binance -4116 / -2010 duplicate): the earlier order
+    exists; fetch it by client order id instead of re-sending."""
+
+
 class InsufficientFunds(ExchangeError):
     """Not enough balance or margin."""
 
