@@ -1,0 +1,12 @@
+"""The Streamlit control panel. Thin: widgets -> hedge_core -> figure builders. Run: `make app`."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.set_page_config(page_title="hedge", page_icon="⚖️", layout="wide")
+
+pages = [
+    st.Page("pages/market_data.py", title="Market data", icon="📈", default=True),
+]
+st.navigation(pages).run()

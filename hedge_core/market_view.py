@@ -1,0 +1,96 @@
+"""What the panel and notebooks show of a spot/perp pair: aligned prices, basis and funding.
+
+Reads through the store (SQL stays there) and downsamples long windows in SQL so a chart never
+carries more than ``max_points`` bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hedge_core.store import MissingSeries, Store, timeframe_seconds
+from hedge_core.types import perp_of
+
+_LADDER = ("1m", "5m", "15m", "1h", "4h", "1d", "1w")
+SYNTHETIC_VENUES = frozenset({"demo"})
+
+
+def is_synthetic(venue: str) -> bool:
+    """Data from the demo generator is labelled synthetic wherever it is shown."""
+    return venue in SYNTHETIC_VENUES
+
+
+def chart_timeframe(timeframe: str, start: pd.Timestamp, end: pd.Timestamp, max_points: int) -> str:
+    """The finest timeframe (a multiple of ``timeframe``) giving at most ``max_points`` bars in [start, end)."""
+    base = timeframe_seconds(timeframe)
+    span = max((end - start).total_seconds(), base)
+    for tf in _LADDER:
+        s = timeframe_seconds(tf)
+        if s >= base and s % base == 0 and span / s <= max_points:
+            return tf
+    return _LADDER[-1]
+
+
+@dataclass(frozen=True)
+class PairView:
+    """Aligned pair data. ``frame`` index: UTC bar open time; columns spot, perp, mark (close, quote/base),
+    basis_bps = (perp - spot) / spot * 1e4 (+ when the perp trades above spot).
+    ``funding`` index: funding time; columns funding_rate (per interval, + longs pay), apr (fraction/yr)."""
+
+    venue: str
+    spot_symbol: str
+    perp_symbol: str
+    timeframe: str
+    frame: pd.DataFrame
+    funding: pd.DataFrame
+    synthetic: bool
+
+
+def pair_view(store: Store, venue: str, spot_symbol: str, start: pd.Timestamp, end: pd.Timestamp, *,
+              timeframe: str = "1h", max_points: int = 2000) -> PairView:
+    """Spot, perp and mark closes, basis and funding of one pair in ``[start, end)``, downsampled in SQL."""
+    perp_symbol = perp_of(spot_symbol)
+    tf = chart_timeframe(timeframe, start, end, max_points)
+    resample = None if tf == timeframe else tf
+    cols = {}
+    for name, symbol, kind in (("spot", spot_symbol, "spot"), ("perp", perp_symbol, "perp"),
+                               ("mark", perp_symbol, "mark")):
+        try:
+            cols[name] = store.read_bars(venue, symbol, kind, timeframe, start, end, resample=resample)["close"]
+        except MissingSeries:
+            if name == "mark":
+                continue
+            raise
+    frame = pd.DataFrame(cols)  # outer join on time: gaps stay NaN, never filled
+    frame["basis_bps"] = (frame["perp"] / frame["spot"] - 1.0) * 1e4
+    try:
+        funding = store.read_funding(venue, perp_symbol, start, end)
+    except MissingSeries:
+        funding = pd.DataFrame({"funding_rate": [], "interval_hours": []},
+                               index=pd.DatetimeIndex([], tz="UTC", name="ts"))
+    funding = funding.assign(apr=funding["funding_rate"] * (24 * 365 / funding["interval_hours"]))
+    return PairView(venue, spot_symbol, perp_symbol, tf, frame, funding, is_synthetic(venue))
+
+
+def pairs_available(series: pd.DataFrame) -> pd.DataFrame:
+    """(venue, spot_symbol, timeframe) triples that have both a spot and a perp series."""
+    if series.empty:
+        return pd.DataFrame(columns=["venue", "spot_symbol", "timeframe"])
+    spot = series[series["kind"] == "spot"][["venue", "symbol", "timeframe"]]
+    perp = series[series["kind"] == "perp"][["venue", "symbol", "timeframe"]]
+    spot = spot.assign(perp_symbol=[perp_of(s) for s in spot["symbol"]])
+    both = spot.merge(perp, left_on=["venue", "perp_symbol", "timeframe"],
+                      right_on=["venue", "symbol", "timeframe"], suffixes=("", "_p"))
+    out = both.rename(columns={"symbol": "spot_symbol"})[["venue", "spot_symbol", "timeframe"]]
+    return out.sort_values(["venue", "spot_symbol", "timeframe"]).reset_index(drop=True)
+
+
+def coverage_table(series: pd.DataFrame) -> pd.DataFrame:
+    """The store's series with a 'synthetic' flag and coverage in days, for display."""
+    if series.empty:
+        return series.assign(synthetic=pd.Series(dtype=bool), days=pd.Series(dtype=float))
+    days = (pd.to_datetime(series["last"]) - pd.to_datetime(series["first"])).dt.total_seconds() / 86400
+    return series.assign(synthetic=series["venue"].map(is_synthetic), days=np.round(days, 1))

@@ -1,0 +1,52 @@
+"""Market data: coverage per series, and spot vs perp price, basis and funding of a pair."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from hedge_core.figures.market import pair_figure
+from hedge_core.market_view import coverage_table, pair_view, pairs_available
+from pages._shared import db_path, store, synthetic_badge
+
+st.title("Market data")
+st.caption(f"database: `{db_path()}`")
+
+series = store().series()
+if series.empty:
+    st.info("The database holds no market data yet. Seed it with `make app` (downloads real data when the "
+            "network is reachable, else the demo market) or import files: `hedge data import ../shared/data`.")
+    st.stop()
+
+cov = coverage_table(series)
+st.subheader("Coverage")
+st.dataframe(cov, hide_index=True, width="stretch")
+
+pairs = pairs_available(series)
+if pairs.empty:
+    st.info("No pair has both a spot and a perp series yet.")
+    st.stop()
+
+st.subheader("Spot vs perp")
+labels = [f"{r.venue} · {r.spot_symbol} · {r.timeframe}" for r in pairs.itertuples()]
+choice = st.selectbox("Pair", range(len(labels)), format_func=lambda i: labels[i])
+pair = pairs.iloc[choice]
+rows = cov[(cov["venue"] == pair["venue"]) & (cov["symbol"] == pair["spot_symbol"]) & (cov["kind"] == "spot")]
+first, last = pd.Timestamp(rows["first"].iloc[0]), pd.Timestamp(rows["last"].iloc[0])
+default_start = max(first, last - pd.Timedelta(days=90))
+window = st.date_input("Window (UTC)", value=(default_start.date(), last.date()),
+                       min_value=first.date(), max_value=last.date())
+if not isinstance(window, tuple) or len(window) != 2:
+    st.info("Pick a start and an end date.")
+    st.stop()
+start = pd.Timestamp(window[0], tz="UTC")
+end = pd.Timestamp(window[1], tz="UTC") + pd.Timedelta(days=1)
+view = pair_view(store(), pair["venue"], pair["spot_symbol"], start, end, timeframe=pair["timeframe"])
+synthetic_badge(view.synthetic)
+c1, c2, c3 = st.columns(3)
+c1.metric("median basis (bps)", f"{view.frame['basis_bps'].median():.2f}")
+c2.metric("mean funding APR", f"{view.funding['apr'].mean() * 100:.2f} %" if len(view.funding) else "n/a")
+c3.metric("bars shown", f"{len(view.frame):,} × {view.timeframe}")
+st.plotly_chart(pair_figure(view), width="stretch")

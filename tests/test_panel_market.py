@@ -1,0 +1,61 @@
+"""The Market data page and what it reads: AppTest on an empty and a filled database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from hedge_core.market_view import chart_timeframe, pair_view, pairs_available
+from hedge_core.store import Store
+from hedge_core.figures.market import pair_figure
+
+
+def _fill(store: Store, venue: str = "demo", days: int = 30) -> None:
+    idx = pd.date_range("2024-01-01", periods=days * 24, freq="1h", tz="UTC", name="ts")
+    px = 100 + np.arange(len(idx), dtype=float)
+    bars = pd.DataFrame({"open": px, "high": px + 1, "low": px - 1, "close": px, "volume": 1.0}, index=idx)
+    store.write_bars(bars, venue=venue, symbol="BTC/USDT", kind="spot", timeframe="1h")
+    store.write_bars(bars * 1.001, venue=venue, symbol="BTC/USDT:USDT", kind="perp", timeframe="1h")
+    store.write_bars(bars * 1.001, venue=venue, symbol="BTC/USDT:USDT", kind="mark", timeframe="1h")
+    f = pd.DataFrame({"funding_rate": 1e-4}, index=pd.date_range("2024-01-01", periods=days * 3, freq="8h", tz="UTC"))
+    store.write_funding(f, venue=venue, symbol="BTC/USDT:USDT")
+
+
+def test_pair_view_basis_funding_and_downsampling(tmp_path) -> None:
+    st_ = Store(tmp_path / "v.duckdb")
+    _fill(st_)
+    start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-02-01", tz="UTC")
+    v = pair_view(st_, "demo", "BTC/USDT", start, end, max_points=200)
+    assert v.timeframe == "4h" and len(v.frame) <= 200 and v.synthetic
+    np.testing.assert_allclose(v.frame["basis_bps"], 10.0, rtol=1e-9)
+    np.testing.assert_allclose(v.funding["apr"], 1e-4 * 3 * 365)
+    assert [t.name for t in pair_figure(v).data] == ["BTC/USDT", "BTC/USDT:USDT", "mark", "basis", "funding"]
+    assert pairs_available(st_.series()).to_dict("records") == [
+        {"venue": "demo", "spot_symbol": "BTC/USDT", "timeframe": "1h"}]
+
+
+def test_chart_timeframe_ladder() -> None:
+    s, e = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2025-01-01", tz="UTC")
+    assert chart_timeframe("1m", s, e, 2000) == "1d"
+    assert chart_timeframe("1h", s, s + pd.Timedelta(days=30), 2000) == "1h"
+
+
+@pytest.mark.parametrize("filled", [False, True])
+def test_market_page_renders(tmp_path, monkeypatch, filled: bool) -> None:
+    db = tmp_path / "p.duckdb"
+    s = Store(db)
+    if filled:
+        _fill(s)
+    s.close()
+    monkeypatch.setenv("HEDGE_DB", str(db))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    if filled:
+        assert any("SYNTHETIC" in w.value for w in at.warning)
+        assert len(at.get("plotly_chart")) == 1
+    else:
+        assert any("no market data" in i.value for i in at.info)
