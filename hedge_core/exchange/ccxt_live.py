@@ -1,0 +1,686 @@
+"""Live trading through async ccxt: :class:`CcxtLiveAdapter` implements
+:class:`hedge_core.exchange.base.ExchangeAdapter` for one venue, spot and USDT-margined
+perpetuals through the same object (``BTC/USDT`` spot, ``BTC/USDT:USDT`` perp).
+
+Guarantees
+----------
+- Vendor errors are translated once (:mod:`hedge_core.exchange.errors_map`); only temporary
+  ones are retried, with :func:`~hedge_core.exchange.base.with_retry` (bounded backoff + jitter).
+- Orders carry the caller's deterministic client order id. When ``create_order`` ends in a
+  timeout or network error the order may exist: the adapter looks it up by client order id
+  before re-sending, and re-sends only when the venue does not know it.
+- A ``set_*`` call that changes nothing is a success.
+- Thin create-order answers (no status / market order not final yet) are completed by polling
+  ``fetch_order`` until the order is final or ``fill_poll_timeout`` seconds have passed.
+- Clock skew: ``adjustForTimeDifference`` syncs the clock when markets load; a -1021
+  (``InvalidNonce``) answer resyncs the clock and retries the call once.
+- ccxt's rate limiter stays on; ``enable_rate_limit=False`` exists for the latency benchmark.
+- Keys never appear in ``repr`` or logs: ccxt logs through a redacting logger.
+
+Money is float64 (ccxt answers in floats). Quantities are base units; for venues whose perp
+amounts are contracts (OKX), the adapter converts with the market's contract size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.async_support as ccxt_async
+import pandas as pd
+
+from hedge_core import errors as he
+from hedge_core.exchange.base import RetryPolicy, with_retry
+from hedge_core.exchange.credentials import Credentials
+from hedge_core.exchange.errors_map import translate
+from hedge_core.types import (
+    Balance,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    Instrument,
+    Liquidity,
+    MarginMode,
+    MarketKind,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionMode,
+    PositionSide,
+    Side,
+    Ticker,
+    TradingMode,
+    is_perp_symbol,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VenueConfig:
+    """How one ccxt venue is driven (option names differ per exchange)."""
+
+    ccxt_id: str
+    options: dict[str, Any]
+    client_id_param: str  # create_order param carrying the client order id
+    client_id_query: str  # fetch/cancel param naming an order by client id
+    balance_params: dict[str, dict[str, Any]]  # account -> fetch_balance params
+    perp_params: dict[str, Any] = field(default_factory=dict)  # extra params for perp calls
+    no_change_markers: tuple[str, ...] = ()  # error codes/messages meaning "nothing to change"
+    duplicate_markers: tuple[str, ...] = ()  # "client order id already used"
+    tested_offline: str = ""
+
+
+VENUES: dict[str, VenueConfig] = {
+    "binance": VenueConfig(
+        ccxt_id="binance",
+        options={
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot", "linear"]},  # no dapi (coin-M) calls
+            "fetchCurrencies": False,  # no signed /sapi calls when loading markets
+            "fetchMargins": False,
+            "adjustForTimeDifference": True,
+            "recvWindow": 10_000,
+            "fetchOpenOrders": {"warnWithoutSymbol": False},
+            "setMarginMode": {"throwMarginModeAlreadySet": True},
+            "newOrderRespType": {"market": "FULL", "limit": "FULL"},
+        },
+        client_id_param="newClientOrderId",
+        client_id_query="origClientOrderId",
+        balance_params={"spot": {"type": "spot"}, "perp": {"type": "swap", "subType": "linear"}},
+        perp_params={},
+        no_change_markers=("-4046", "-4059", "No need to change"),
+        duplicate_markers=("-4116", "Duplicate order sent", "ClientOrderId is duplicated"),
+        tested_offline="full (local simulator, real ccxt)",
+    ),
+    "bybit": VenueConfig(
+        ccxt_id="bybit",
+        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "linear"]},
+                 "fetchCurrencies": False, "adjustForTimeDifference": True},
+        client_id_param="clientOrderId",
+        client_id_query="clientOrderId",
+        balance_params={"spot": {"type": "unified"}, "perp": {"type": "unified"}},
+        no_change_markers=("110025", "110026", "110043", "not modified"),
+        duplicate_markers=("10014", "duplicate", "Duplicate"),
+        tested_offline="configuration and symbol mapping only (no simulator)",
+    ),
+    "okx": VenueConfig(
+        ccxt_id="okx",
+        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "swap"]},
+                 "fetchCurrencies": False, "adjustForTimeDifference": True},
+        client_id_param="clientOrderId",
+        client_id_query="clientOrderId",
+        balance_params={"spot": {"type": "trading"}, "perp": {"type": "trading"}},
+        no_change_markers=("59000",),
+        duplicate_markers=("51016", "Duplicated clOrdId"),
+        tested_offline="configuration and symbol mapping only (no simulator)",
+    ),
+}
+
+_STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
+           "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.EXPIRED,
+           "rejected": OrderStatus.REJECTED}
+
+
+class _RedactingLogger(logging.LoggerAdapter):
+    """ccxt logs request headers (API key) at DEBUG; this scrubs secrets before any handler sees them."""
+
+    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...]) -> None:
+        super().__init__(logger, {})
+        self._secrets = tuple(s for s in secrets if s)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        self.logger.log(level, "%s", text, **kwargs)
+
+
+def _ts(ms: float | int | None) -> pd.Timestamp:
+    if ms is None:
+        return pd.Timestamp.now(tz="UTC")
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC")
+
+
+def _ms(ts: pd.Timestamp | None) -> int | None:
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        raise he.InvalidInput("since", ts, "a timezone-aware UTC timestamp")
+    return int(t.value // 1_000_000)
+
+
+def _f(x: Any, default: float = 0.0) -> float:
+    if x is None:
+        return default
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(v) else v
+
+
+class CcxtLiveAdapter:
+    """Async ccxt adapter for one venue (spot + USDT-margined perps).
+
+    Parameters
+    ----------
+    venue:
+        ``"binance"`` (tested end to end against the local simulator), ``"bybit"`` or ``"okx"``
+        (configured, not exercised against a simulator).
+    credentials:
+        From :func:`hedge_core.exchange.credentials.load_credentials`; None for public data only.
+    session:
+        An ``aiohttp.ClientSession`` for ccxt to use (tests pass one that redirects to the
+        simulator); the caller owns and closes it.
+    enable_rate_limit:
+        ccxt's client-side rate limiter; keep True in production (False only for benchmarks).
+    timeout_ms:
+        Per-request timeout, milliseconds.
+    retry:
+        Backoff policy for temporary errors.
+    fill_poll_timeout, fill_poll_interval:
+        Seconds to keep polling a thin create-order answer, and the poll interval.
+    sandbox:
+        Use the venue's testnet URLs (ccxt ``set_sandbox_mode``).
+    ccxt_options:
+        Extra ccxt ``options`` merged over the venue defaults.
+    sleep:
+        Injected sleep (tests may pass a fast one).
+    """
+
+    mode = TradingMode.LIVE
+
+    def __init__(self, venue: str = "binance", credentials: Credentials | None = None, *,
+                 session: Any = None, enable_rate_limit: bool = True, timeout_ms: int = 10_000,
+                 retry: RetryPolicy = RetryPolicy(), fill_poll_timeout: float = 5.0,
+                 fill_poll_interval: float = 0.2, sandbox: bool = False,
+                 ccxt_options: dict[str, Any] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 logger: logging.Logger | None = None) -> None:
+        if venue not in VENUES:
+            raise he.InvalidInput("venue", venue, f"one of {sorted(VENUES)}")
+        if timeout_ms <= 0:
+            raise he.InvalidInput("timeout_ms", timeout_ms, "> 0 milliseconds")
+        if fill_poll_timeout < 0 or fill_poll_interval <= 0:
+            raise he.InvalidInput("fill_poll_timeout/fill_poll_interval",
+                                  (fill_poll_timeout, fill_poll_interval), ">= 0 and > 0 seconds")
+        self.venue = venue
+        self.config = VENUES[venue]
+        self.retry = retry
+        self.fill_poll_timeout = fill_poll_timeout
+        self.fill_poll_interval = fill_poll_interval
+        self.rate_limited = enable_rate_limit
+        self._sleep = sleep
+        self._secrets = credentials.secrets() if credentials else ()
+        self._log = _RedactingLogger(logger or log, self._secrets)
+        options = {**self.config.options, **(ccxt_options or {})}
+        cfg: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": int(timeout_ms),
+                               "options": options, "logger": self._log}
+        if session is not None:
+            cfg["session"] = session
+        if credentials is not None:
+            if credentials.venue != venue:
+                raise he.InvalidInput("credentials.venue", credentials.venue, f"{venue!r}")
+            cfg.update(credentials.ccxt_config())
+        self._ex = getattr(ccxt_async, self.config.ccxt_id)(cfg)
+        if sandbox:
+            self._ex.set_sandbox_mode(True)
+        self._instruments: dict[str, Instrument] = {}
+        self._cid_by_order: dict[str, str] = {}
+        self.retries = 0  # temporary errors retried so far (observability)
+
+    def __repr__(self) -> str:
+        return (f"CcxtLiveAdapter(venue={self.venue!r}, keys={'set' if self._secrets else 'none'}, "
+                f"rate_limit={self.rate_limited})")
+
+    __str__ = __repr__
+
+    @property
+    def exchange(self) -> Any:
+        """The underlying ccxt exchange (escape hatch; its errors are NOT translated)."""
+        return self._ex
+
+    # ------------------------------------------------------------------ call plumbing
+    async def _once(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One vendor call, translated; a clock-skew answer resyncs and retries once."""
+        try:
+            try:
+                return await call()
+            except ccxt.InvalidNonce:
+                self._log.warning("%s.%s: clock skew (-1021); resyncing time and retrying once",
+                                  self.venue, method)
+                await self._ex.load_time_difference()
+                return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # translated once, here
+            raise translate(exc, venue=self.venue, method=method, redact=self._secrets) from exc
+
+    async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`_once` with bounded retries of temporary errors."""
+        return await with_retry(lambda: self._once(method, call), self.retry, sleep=self._sleep,
+                                on_retry=self._on_retry(method))
+
+    def _on_retry(self, method: str) -> Callable[[int, he.TemporaryError], None]:
+        def note(attempt: int, exc: he.TemporaryError) -> None:
+            self.retries += 1
+            self._log.warning("%s.%s: temporary error, retry %d: %s", self.venue, method, attempt,
+                              type(exc).__name__)
+        return note
+
+    async def _ensure_markets(self) -> None:
+        if not self._instruments:
+            await self.load_markets()
+
+    def _instrument(self, symbol: str) -> Instrument:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            raise he.InvalidInput("symbol", symbol,
+                                  f"a listed {self.venue} market, e.g. 'BTC/USDT' or 'BTC/USDT:USDT'")
+        return inst
+
+    def _cs(self, symbol: str) -> float:
+        inst = self._instruments.get(symbol)
+        return inst.contract_size if inst else 1.0
+
+    def _market_params(self, symbol: str | None) -> dict[str, Any]:
+        return dict(self.config.perp_params) if symbol and is_perp_symbol(symbol) else {}
+
+    def _is_no_change(self, exc: BaseException) -> bool:
+        if isinstance(exc, ccxt.NoChange):
+            return True
+        text = str(exc)
+        return isinstance(exc, ccxt.ExchangeError) and any(m in text for m in self.config.no_change_markers)
+
+    # ------------------------------------------------------------------ market data
+    async def load_markets(self) -> dict[str, Instrument]:
+        """Spot and USDT-margined perp instruments with tick, lot, minimum qty and notional."""
+        markets = await self._call("load_markets", lambda: self._ex.load_markets(reload=True))
+        out: dict[str, Instrument] = {}
+        for sym, m in markets.items():
+            if m.get("spot"):
+                kind = MarketKind.SPOT
+            elif m.get("swap") and m.get("linear"):
+                kind = MarketKind.PERP
+            else:
+                continue
+            prec, lim = m.get("precision") or {}, m.get("limits") or {}
+            cs = _f(m.get("contractSize"), 1.0) if kind is MarketKind.PERP else 1.0
+            lot = _f(prec.get("amount"), 0.0) * cs
+            tick = _f(prec.get("price"), 0.0)
+            if lot <= 0 or tick <= 0:
+                continue  # venue did not publish increments; not tradable through this adapter
+            out[sym] = Instrument(
+                symbol=sym, venue=self.venue, kind=kind, base=m["base"], quote=m["quote"],
+                tick_size=tick, lot_size=lot,
+                min_qty=_f((lim.get("amount") or {}).get("min"), lot / cs) * cs,
+                min_notional=_f((lim.get("cost") or {}).get("min"), 0.0), contract_size=cs,
+                max_leverage=_f((lim.get("leverage") or {}).get("max"), 125.0))
+        self._instruments = out
+        return dict(out)
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        await self._ensure_markets()
+        self._instrument(symbol)
+        t = await self._call("fetch_ticker", lambda: self._ex.fetch_ticker(symbol))
+        bid, ask = t.get("bid"), t.get("ask")
+        if bid is None or ask is None:  # Binance futures 24hr ticker has no book
+            books = await self._call("fetch_ticker", lambda: self._ex.fetch_bids_asks([symbol]))
+            book = books.get(symbol, {})
+            bid, ask = book.get("bid"), book.get("ask")
+        last = _f(t.get("last") or t.get("close"))
+        return Ticker(symbol=symbol, ts=_ts(t.get("timestamp")), bid=_f(bid, last), ask=_f(ask, last),
+                      last=last, mark=t.get("markPrice"))
+
+    async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
+        """Balances of one wallet (``"spot"`` or ``"perp"``); zero balances omitted.
+
+        For ``perp`` on Binance: free = available balance, used = initial margin, so
+        ``total`` is the margin balance (wallet + unrealized PnL).
+        """
+        if account not in self.config.balance_params:
+            raise he.InvalidInput("account", account, f"one of {sorted(self.config.balance_params)}")
+        params = dict(self.config.balance_params[account])
+        b = await self._call("fetch_balance", lambda: self._ex.fetch_balance(params))
+        out = {}
+        for cur, free in (b.get("free") or {}).items():
+            used = (b.get("used") or {}).get(cur)
+            bal = Balance(currency=cur, free=_f(free), used=_f(used))
+            if abs(bal.free) > 0 or abs(bal.used) > 0:
+                out[cur] = bal
+        return out
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        """Open perp positions; flat ones omitted. ``qty`` is signed base (+ long / - short)."""
+        await self._ensure_markets()
+        for s in symbols or []:
+            self._instrument(s)
+        raw = await self._call("fetch_positions", lambda: self._ex.fetch_positions(symbols))
+        out = []
+        for p in raw:
+            contracts = _f(p.get("contracts"))
+            if contracts == 0:
+                continue
+            sym = p["symbol"]
+            sign = -1.0 if p.get("side") == "short" else 1.0
+            lev = p.get("leverage")
+            if lev is None and _f(p.get("initialMarginPercentage")) > 0:
+                lev = round(1.0 / _f(p["initialMarginPercentage"]))
+            mode = MarginMode.ISOLATED if p.get("marginMode") == "isolated" else MarginMode.CROSS
+            pside = PositionSide.BOTH
+            if p.get("hedged"):
+                pside = PositionSide.SHORT if sign < 0 else PositionSide.LONG
+            out.append(Position(
+                symbol=sym, qty=sign * contracts * _f(p.get("contractSize"), self._cs(sym)),
+                entry_price=_f(p.get("entryPrice")), leverage=_f(lev, 1.0), margin_mode=mode,
+                position_side=pside, unrealized_pnl=_f(p.get("unrealizedPnl")),
+                liquidation_price=p.get("liquidationPrice"),
+                margin=_f(p.get("collateral")) if mode is MarginMode.ISOLATED else 0.0,
+                mark_price=p.get("markPrice")))
+        return out
+
+    # ------------------------------------------------------------------ orders
+    def _to_order(self, o: dict[str, Any], request: OrderRequest | None = None) -> Order:
+        sym = o.get("symbol") or (request.symbol if request else "")
+        cs = self._cs(sym)
+        otype = OrderType(o.get("type") or (request.type if request else "market"))
+        amount = o.get("amount")
+        qty = _f(amount) * cs if amount is not None else (request.qty if request else 0.0)
+        fee = o.get("fee") or {}
+        cid = o.get("clientOrderId") or (request.client_order_id if request else "")
+        oid = str(o.get("id"))
+        if cid:
+            self._cid_by_order[oid] = cid
+        status = o.get("status")
+        info = o.get("info") or {}
+        reduce_only = o.get("reduceOnly")
+        if reduce_only is None:
+            reduce_only = request.reduce_only if request else False
+        return Order(
+            id=oid, client_order_id=cid, symbol=sym,
+            side=Side(o.get("side") or (request.side if request else "buy")), type=otype, qty=qty,
+            price=_f(o.get("price")) if otype is OrderType.LIMIT and o.get("price") else None,
+            filled=_f(o.get("filled")) * cs, avg_price=o.get("average") or None,
+            status=_STATUS.get(status or "open", OrderStatus.OPEN),
+            ts=_ts(o.get("lastUpdateTimestamp") or o.get("timestamp") or info.get("updateTime")),
+            reduce_only=bool(reduce_only), fee=_f(fee.get("cost")),
+            fee_currency=fee.get("currency") or "USDT")
+
+    def _order_params(self, req: OrderRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {self.config.client_id_param: req.client_order_id,
+                                  **self._market_params(req.symbol)}
+        if req.reduce_only:
+            params["reduceOnly"] = True
+        if req.position_side is not PositionSide.BOTH:
+            params["positionSide"] = req.position_side.value.upper()
+        return params
+
+    def _validate(self, req: OrderRequest) -> Instrument:
+        inst = self._instrument(req.symbol)
+        if not (req.qty > 0 and math.isfinite(req.qty)):
+            raise he.InvalidInput("qty", req.qty, "a finite quantity > 0 (base units)")
+        if not req.client_order_id or len(req.client_order_id) > 36:
+            raise he.InvalidInput("client_order_id", req.client_order_id,
+                                  "1-36 characters (use hedge_core.types.client_order_id())")
+        if req.type is OrderType.LIMIT and not (req.price and req.price > 0):
+            raise he.InvalidInput("price", req.price, "a limit price > 0 for limit orders")
+        if req.type is OrderType.MARKET and req.price is not None:
+            raise he.InvalidInput("price", req.price, "None for market orders")
+        if req.reduce_only and inst.kind is MarketKind.SPOT:
+            raise he.InvalidInput("reduce_only", True, "False for spot orders (perps only)")
+        return inst
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        """Place an order idempotently under the caller's client order id.
+
+        On a timeout or network error the order may exist: before any re-send the adapter
+        fetches it by client order id and returns it when found. A duplicate-id rejection on a
+        re-send is resolved the same way.
+        """
+        await self._ensure_markets()
+        inst = self._validate(request)
+        amount = request.qty / inst.contract_size
+        params = self._order_params(request)
+        ambiguous = False
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal ambiguous
+            if ambiguous:
+                existing = await self._lookup(request.symbol, request.client_order_id)
+                if existing is not None:
+                    return existing
+            try:
+                return await self._once("create_order", lambda: self._ex.create_order(
+                    request.symbol, request.type.value, request.side.value, amount, request.price,
+                    dict(params)))
+            except (he.RequestTimeout, he.NetworkError):
+                ambiguous = True
+                existing = await self._lookup(request.symbol, request.client_order_id)
+                if existing is not None:
+                    return existing
+                raise
+            except he.InvalidOrder as exc:
+                if ambiguous and any(m in str(exc) for m in self.config.duplicate_markers):
+                    existing = await self._lookup(request.symbol, request.client_order_id)
+                    if existing is not None:
+                        return existing
+                raise
+
+        raw = await with_retry(attempt, self.retry, sleep=self._sleep,
+                               on_retry=self._on_retry("create_order"))
+        order = self._to_order(raw, request)
+        thin = raw.get("status") is None or (request.type is OrderType.MARKET and not order.status.is_final)
+        if thin:
+            order = await self._poll_final(order, request)
+        return order
+
+    async def _lookup(self, symbol: str, cid: str) -> dict[str, Any] | None:
+        """The venue's order with this client id, or None when it does not exist."""
+        params = {self.config.client_id_query: cid, **self._market_params(symbol)}
+        try:
+            return await self._once("create_order", lambda: self._ex.fetch_order(None, symbol, params))
+        except he.OrderNotFound:
+            return None
+
+    async def _poll_final(self, order: Order, request: OrderRequest) -> Order:
+        deadline = time.monotonic() + self.fill_poll_timeout
+        while True:
+            try:
+                order = await self.fetch_order(request.symbol, order_id=order.id)
+            except he.TemporaryError:
+                pass
+            if order.status.is_final or (request.type is OrderType.LIMIT and order.status is OrderStatus.OPEN):
+                return order
+            if time.monotonic() >= deadline:
+                return order
+            await self._sleep(self.fill_poll_interval)
+
+    def _order_ref(self, symbol: str, order_id: str | None, client_order_id: str | None
+                   ) -> tuple[str | None, dict[str, Any]]:
+        if (order_id is None) == (client_order_id is None):
+            raise he.InvalidInput("order_id/client_order_id", (order_id, client_order_id),
+                                  "exactly one of them")
+        params = self._market_params(symbol)
+        if client_order_id is not None:
+            params[self.config.client_id_query] = client_order_id
+        return order_id, params
+
+    async def cancel_order(self, symbol: str, *, order_id: str | None = None,
+                           client_order_id: str | None = None) -> Order:
+        await self._ensure_markets()
+        self._instrument(symbol)
+        oid, params = self._order_ref(symbol, order_id, client_order_id)
+        raw = await self._call("cancel_order", lambda: self._ex.cancel_order(oid, symbol, dict(params)))
+        return self._to_order(raw)
+
+    async def fetch_order(self, symbol: str, *, order_id: str | None = None,
+                          client_order_id: str | None = None) -> Order:
+        await self._ensure_markets()
+        self._instrument(symbol)
+        oid, params = self._order_ref(symbol, order_id, client_order_id)
+        raw = await self._call("fetch_order", lambda: self._ex.fetch_order(oid, symbol, dict(params)))
+        return self._to_order(raw)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open orders of one symbol, or of every spot and perp market when ``symbol`` is None."""
+        await self._ensure_markets()
+        if symbol is not None:
+            self._instrument(symbol)
+            raw = await self._call("fetch_open_orders", lambda: self._ex.fetch_open_orders(
+                symbol, None, None, self._market_params(symbol)))
+            return [self._to_order(o) for o in raw]
+        out: list[Order] = []
+        for params in ({"type": "spot"}, {"type": "swap", "subType": "linear"}):
+            raw = await self._call("fetch_open_orders",
+                                   lambda p=params: self._ex.fetch_open_orders(None, None, None, dict(p)))
+            out.extend(self._to_order(o) for o in raw)
+        return out
+
+    async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        await self._ensure_markets()
+        self._instrument(symbol)
+        since_ms = _ms(since)
+        raw = await self._call("fetch_my_trades", lambda: self._ex.fetch_my_trades(
+            symbol, since_ms, None, self._market_params(symbol)))
+        cs = self._cs(symbol)
+        out = []
+        for t in raw:
+            fee = t.get("fee") or {}
+            oid = str(t.get("order"))
+            out.append(Fill(
+                trade_id=str(t.get("id")), order_id=oid, client_order_id=self._cid_by_order.get(oid, ""),
+                symbol=t.get("symbol") or symbol, side=Side(t["side"]), qty=_f(t.get("amount")) * cs,
+                price=_f(t.get("price")), fee=_f(fee.get("cost")), ts=_ts(t.get("timestamp")),
+                fee_currency=fee.get("currency") or "USDT",
+                liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER))
+        return out
+
+    # ------------------------------------------------------------------ account settings
+    async def _idempotent(self, method: str, call: Callable[[], Awaitable[Any]]) -> None:
+        async def once() -> None:
+            try:
+                await call()
+            except Exception as exc:
+                if self._is_no_change(exc):
+                    return None  # nothing to change is success
+                raise
+        await self._call(method, once)
+
+    async def set_leverage(self, symbol: str, leverage: float) -> None:
+        """Set the perp leverage (integer on Binance); same value again is a success."""
+        await self._ensure_markets()
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
+        if not (1 <= leverage <= inst.max_leverage) or leverage != int(leverage):
+            raise he.InvalidInput("leverage", leverage, f"an integer in [1, {inst.max_leverage:g}]")
+        await self._idempotent("set_leverage", lambda: self._ex.set_leverage(
+            int(leverage), symbol, self._market_params(symbol)))
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        await self._ensure_markets()
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
+        mode = MarginMode(mode)
+        await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
+            mode.value, symbol, self._market_params(symbol)))
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        mode = PositionMode(mode)
+        await self._ensure_markets()
+        await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
+            mode is PositionMode.HEDGE, None, {"subType": "linear"}))
+
+    # ------------------------------------------------------------------ funding
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        """The current (next) funding rate; ``ts`` is the next funding time."""
+        await self._ensure_markets()
+        self._perp(symbol)
+        r = await self._call("fetch_funding_rate", lambda: self._ex.fetch_funding_rate(symbol))
+        return FundingRate(symbol=symbol, ts=_ts(r.get("fundingTimestamp") or r.get("timestamp")),
+                           rate=_f(r.get("fundingRate")), interval_hours=_interval_hours(r.get("interval")),
+                           mark_price=r.get("markPrice"))
+
+    def _perp(self, symbol: str) -> Instrument:
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
+        return inst
+
+    async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
+                                         limit: int | None = None) -> list[FundingRate]:
+        await self._ensure_markets()
+        self._perp(symbol)
+        if limit is not None and limit <= 0:
+            raise he.InvalidInput("limit", limit, "None or an integer > 0")
+        since_ms = _ms(since)
+        rows = await self._call("fetch_funding_rate_history",
+                                lambda: self._ex.fetch_funding_rate_history(symbol, since_ms, limit))
+        return [FundingRate(symbol=symbol, ts=_ts(r.get("timestamp")), rate=_f(r.get("fundingRate")),
+                            mark_price=_f((r.get("info") or {}).get("markPrice"), float("nan")) or None)
+                for r in rows]
+
+    async def fetch_funding_payments(self, symbol: str | None = None,
+                                     since: pd.Timestamp | None = None) -> list[FundingPayment]:
+        """Own funding settled (+ received / - paid, quote).
+
+        Binance's income ledger has only the amount; rate and mark come from the public funding
+        history at the same funding time and ``position_qty = -amount / (mark x rate)``. Where no
+        rate is found they are NaN.
+        """
+        await self._ensure_markets()
+        if symbol is not None:
+            self._perp(symbol)
+        since_ms = _ms(since)
+        rows = await self._call("fetch_funding_payments", lambda: self._ex.fetch_funding_history(
+            symbol, since_ms, None, {"subType": "linear"}))
+        out = []
+        history: dict[str, list[FundingRate]] = {}
+        for r in rows:
+            sym = r.get("symbol") or symbol or ""
+            if sym not in history:
+                first = min((_f(x.get("timestamp")) for x in rows if x.get("symbol") == sym), default=0.0)
+                history[sym] = await self.fetch_funding_rate_history(
+                    sym, _ts(first - 60_000), None) if sym in self._instruments else []
+            ts = _ts(r.get("timestamp"))
+            match = [h for h in history[sym] if abs((h.ts - ts).total_seconds()) <= 60]
+            amount = _f(r.get("amount"))
+            rate = match[0].rate if match else float("nan")
+            mark = _f(match[0].mark_price, float("nan")) if match else float("nan")
+            qty = -amount / (mark * rate) if match and rate and mark else float("nan")
+            out.append(FundingPayment(symbol=sym, ts=ts, amount=amount, rate=rate, position_qty=qty,
+                                      mark_price=mark))
+        return out
+
+    async def close(self) -> None:
+        """Close the ccxt exchange (a session passed in stays open: its owner closes it)."""
+        await self._ex.close()
+
+    async def __aenter__(self) -> "CcxtLiveAdapter":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _interval_hours(interval: Any) -> float:
+    if isinstance(interval, str) and interval.endswith("h"):
+        try:
+            return float(interval[:-1])
+        except ValueError:
+            return 8.0
+    return 8.0

@@ -1,0 +1,72 @@
+"""ccxt exceptions -> :mod:`hedge_core.errors`, translated once, at the exchange boundary.
+
+Only :class:`~hedge_core.errors.TemporaryError` subclasses are retried (by
+:func:`hedge_core.exchange.base.with_retry`). The order of the checks matters because of
+ccxt's hierarchy: ``OrderNotFound`` is an ``InvalidOrder``; ``RequestTimeout``,
+``DDoSProtection``/``RateLimitExceeded``, ``ExchangeNotAvailable`` and ``InvalidNonce`` are all
+``NetworkError``.
+
+=====================================================  =======================================
+ccxt                                                   hedge_core.errors
+=====================================================  =======================================
+RequestTimeout, asyncio.TimeoutError                   RequestTimeout (temporary)
+DDoSProtection, RateLimitExceeded (HTTP 429/418)       RateLimited (temporary)
+NetworkError, ExchangeNotAvailable, OnMaintenance,     NetworkError (temporary)
+InvalidNonce (-1021, after one resync + retry)
+AuthenticationError, PermissionDenied (-1022, -2015)   AuthenticationError
+InsufficientFunds (-2019, spot -2010 balance)          InsufficientFunds
+OrderNotFound (-2011, -2013)                           OrderNotFound
+InvalidOrder, DuplicateOrderId (filters, -2022, -4116) InvalidOrder
+anything else (BadRequest, OperationRejected, ...)     OperationalError
+=====================================================  =======================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import ccxt
+
+from hedge_core import errors as he
+
+# (ccxt class, hedge class), first match wins
+_TABLE: tuple[tuple[type[BaseException], type[he.ExchangeError]], ...] = (
+    (ccxt.RequestTimeout, he.RequestTimeout),
+    (ccxt.DDoSProtection, he.RateLimited),
+    (ccxt.RateLimitExceeded, he.RateLimited),
+    (ccxt.NetworkError, he.NetworkError),
+    (ccxt.AuthenticationError, he.AuthenticationError),
+    (ccxt.InsufficientFunds, he.InsufficientFunds),
+    (ccxt.OrderNotFound, he.OrderNotFound),
+    (ccxt.InvalidOrder, he.InvalidOrder),
+    (asyncio.TimeoutError, he.RequestTimeout),
+)
+
+
+def hedge_error_class(exc: BaseException) -> type[he.ExchangeError]:
+    """The :mod:`hedge_core.errors` class a vendor exception translates to."""
+    for vendor, ours in _TABLE:
+        if isinstance(exc, vendor):
+            return ours
+    return he.OperationalError
+
+
+def translate(exc: BaseException, *, venue: str, method: str,
+              redact: tuple[str, ...] = ()) -> he.ExchangeError:
+    """Translate ``exc`` into a hedge error naming ``venue.method``.
+
+    Already-translated hedge errors pass through unchanged. ``redact`` lists strings (keys)
+    that must never appear in the message.
+    """
+    if isinstance(exc, he.ExchangeError):
+        return exc
+    cls = hedge_error_class(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "***")
+    hint = {
+        he.AuthenticationError: " (check the API key, secret and IP whitelist; see credentials.py)",
+        he.RateLimited: " (rate limited: backing off)",
+    }.get(cls, "")
+    return cls(text + hint, venue=venue, method=method)

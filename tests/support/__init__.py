@@ -1,0 +1,1 @@
+"""Test support: a local Binance simulator and the session that redirects ccxt to it."""

@@ -1,0 +1,859 @@
+"""A stateful local Binance (spot ``/api/v3`` + USD-M futures ``/fapi``) simulator for tests.
+
+It speaks the REST dialect ccxt 4.5.90 uses for the calls :class:`CcxtLiveAdapter` makes, over
+HTTPS on ``127.0.0.1`` (ephemeral port, certificate from a ``trustme`` CA). Real ccxt reaches
+it through :func:`tests.support.redirect.redirect_session`: production URLs stay untouched, the
+session's resolver maps ``api.binance.com`` / ``fapi.binance.com`` to this server and refuses
+every other host.
+
+What it checks and keeps
+------------------------
+- HMAC-SHA256 signatures (``X-MBX-APIKEY`` header; hex HMAC of the raw query string or form
+  body without ``signature``), ``timestamp`` within ``recvWindow`` of the (skewable) server clock.
+- Orders (market / limit, GTC), client order ids (``newClientOrderId`` / ``origClientOrderId``),
+  spot balances with locks, a futures USDT wallet, one-way or hedge positions, leverage, margin
+  type, position mode, funding (settled by a control call) and the own-income ledger.
+- Binance's real error codes and HTTP statuses: -1021, -1022, -2014/-2015, -2010, -2011, -2013,
+  -2019, -2022, -4046, -4059, -4116, -1013 filter failures, HTTP 429 / 418.
+
+Fills happen at the simulator's current price for the symbol (no spread, no slippage), which is
+what the parity test with the paper exchange relies on. Limit orders that do not cross rest and
+fill at their limit price (maker fee) when :meth:`BinanceSim.set_price` crosses them.
+
+Test-control hooks (call from the test, never over HTTP): :meth:`set_price`,
+:meth:`set_funding_rate`, :meth:`settle_funding`, :meth:`inject` (force the next N matching
+requests to fail with a status/code, or to hang), :meth:`partial_next`, :meth:`thin_next`,
+:meth:`skew_clock`, :meth:`deposit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+SPOT_HOST = "api.binance.com"
+FAPI_HOST = "fapi.binance.com"
+HOSTS = (SPOT_HOST, FAPI_HOST)
+
+
+class SimError(Exception):
+    """Raised inside a handler: answered as Binance answers errors."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+@dataclass
+class MarketSpec:
+    """One symbol, listed on spot and on USD-M perps with the same filters."""
+
+    base: str
+    quote: str = "USDT"
+    tick: str = "0.01"
+    step: str = "0.001"
+    min_qty: str = "0.001"
+    min_notional: str = "5"  # spot NOTIONAL filter, quote
+    perp_min_notional: str = "100"  # futures MIN_NOTIONAL filter, quote
+
+    @property
+    def id(self) -> str:
+        return f"{self.base}{self.quote}"
+
+
+@dataclass
+class Fault:
+    """A forced answer for the next ``count`` requests whose ``METHOD path`` matches ``pattern``."""
+
+    pattern: str
+    count: int
+    status: int = 400
+    code: int | None = None
+    msg: str = ""
+    hang: float = 0.0  # seconds to stall before answering
+    after: bool = False  # hang AFTER applying the request (the answer is lost, the effect is not)
+    raw: str | None = None  # raw body instead of {"code","msg"}
+
+
+@dataclass
+class _Order:
+    market: str  # "spot" | "fapi"
+    symbol: str
+    order_id: int
+    client_id: str
+    side: str  # BUY | SELL
+    type: str  # MARKET | LIMIT
+    qty: float
+    price: float
+    time_in_force: str
+    reduce_only: bool
+    position_side: str
+    time: int
+    update_time: int
+    status: str = "NEW"
+    executed: float = 0.0
+    cum_quote: float = 0.0
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def avg(self) -> float:
+        return self.cum_quote / self.executed if self.executed else 0.0
+
+
+def _s(x: float) -> str:
+    """Binance answers numbers as strings."""
+    return f"{x:.8f}".rstrip("0").rstrip(".") if x != int(x) or abs(x) < 1e15 else str(x)
+
+
+def _fmt(x: float) -> str:
+    out = f"{x:.10f}".rstrip("0").rstrip(".")
+    return out if out not in ("", "-0") else "0"
+
+
+class BinanceSim:
+    """The simulator state and its aiohttp application (see module docstring).
+
+    Parameters
+    ----------
+    api_key, secret:
+        The only credentials it accepts.
+    markets:
+        Listed symbols (spot and perp).
+    spot_balances:
+        Initial spot wallet, currency -> free amount.
+    futures_wallet:
+        Initial USD-M wallet balance, USDT.
+    spot_fee, futures_taker_fee, futures_maker_fee:
+        Fee rates (fraction of notional), charged in USDT (spot fee in quote for simplicity).
+    """
+
+    def __init__(self, *, api_key: str, secret: str, markets: list[MarketSpec] | None = None,
+                 spot_balances: dict[str, float] | None = None, futures_wallet: float = 10_000.0,
+                 spot_fee: float = 0.001, futures_taker_fee: float = 0.0005,
+                 futures_maker_fee: float = 0.0002, default_leverage: int = 20) -> None:
+        self.api_key, self.secret = api_key, secret
+        self.markets = {m.id: m for m in (markets or [MarketSpec("BTC", tick="0.10"),
+                                                      MarketSpec("ETH")])}
+        self.spot_fee, self.fut_taker, self.fut_maker = spot_fee, futures_taker_fee, futures_maker_fee
+        self.prices: dict[str, float] = {sid: 100.0 for sid in self.markets}
+        self.marks: dict[str, float] = dict(self.prices)
+        self.predicted_rate: dict[str, float] = {sid: 0.0001 for sid in self.markets}
+        self.spot: dict[str, list[float]] = {c: [float(v), 0.0] for c, v in
+                                             (spot_balances or {"USDT": 10_000.0}).items()}
+        self.wallet = float(futures_wallet)
+        self.positions: dict[tuple[str, str], list[float]] = {}  # (sym, side) -> [amt, entry]
+        self.leverage: dict[str, int] = {sid: default_leverage for sid in self.markets}
+        self.margin_type: dict[str, str] = {sid: "CROSSED" for sid in self.markets}
+        self.dual_side = False
+        self.orders: dict[tuple[str, int], _Order] = {}
+        self.trades: list[dict[str, Any]] = []
+        self.income: list[dict[str, Any]] = []
+        self.funding_history: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (METHOD, path, params)
+        self.clock_offset_ms = 0
+        self._partial: list[float] = []
+        self._thin = 0
+        self._next_id = 1000
+        self._trade_id = 1
+        self._tran_id = 1
+        self._stop = asyncio.Event()
+        self.last_headers: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ control hooks
+    def set_price(self, symbol_id: str, price: float, mark: float | None = None) -> None:
+        """Set last/fill price (and the perp mark, default = price); fills crossed limit orders."""
+        self.prices[symbol_id] = float(price)
+        self.marks[symbol_id] = float(mark if mark is not None else price)
+        for o in list(self.orders.values()):
+            if o.symbol == symbol_id and o.status in ("NEW", "PARTIALLY_FILLED") and o.type == "LIMIT":
+                crossed = price <= o.price if o.side == "BUY" else price >= o.price
+                if crossed:
+                    self._fill(o, o.qty - o.executed, o.price, maker=True)
+
+    def set_funding_rate(self, symbol_id: str, rate: float) -> None:
+        """Predicted rate shown by premiumIndex (``lastFundingRate``)."""
+        self.predicted_rate[symbol_id] = float(rate)
+
+    def settle_funding(self, symbol_id: str, rate: float, *, ts_ms: int | None = None,
+                       mark: float | None = None) -> list[float]:
+        """Settle one funding interval: each position pays/receives -amt x mark x rate.
+
+        Returns the payments (quote, + received) that were booked.
+        """
+        ts = int(ts_ms if ts_ms is not None else self.now_ms())
+        m = float(mark if mark is not None else self.marks[symbol_id])
+        self.funding_history.append({"symbol": symbol_id, "fundingTime": ts,
+                                     "fundingRate": _fmt(rate), "markPrice": _fmt(m)})
+        paid = []
+        for (sym, pside), (amt, _entry) in self.positions.items():
+            if sym != symbol_id or amt == 0:
+                continue
+            amount = -amt * m * rate
+            self.wallet += amount
+            paid.append(amount)
+            self.income.append({"symbol": sym, "incomeType": "FUNDING_FEE", "income": _fmt(amount),
+                                "asset": "USDT", "info": "FUNDING_FEE", "time": ts,
+                                "tranId": self._tran_id, "tradeId": ""})
+            self._tran_id += 1
+        return paid
+
+    def inject(self, pattern: str = ".*", *, count: int = 1, status: int = 400, code: int | None = None,
+               msg: str = "", hang: float = 0.0, after: bool = False, raw: str | None = None) -> None:
+        """Force the next ``count`` requests whose ``'METHOD /path'`` matches ``pattern`` (regex)."""
+        self.faults.append(Fault(pattern, count, status, code, msg, hang, after, raw))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def partial_next(self, fraction: float) -> None:
+        """The next new order fills only ``fraction`` of its quantity (limit: rests; market: EXPIRED)."""
+        self._partial.append(float(fraction))
+
+    def thin_next(self, n: int = 1) -> None:
+        """The next ``n`` order placements answer like ``ACK`` (status NEW, nothing filled) although
+        the order executed; only a later GET shows the truth."""
+        self._thin += n
+
+    def skew_clock(self, ms: int) -> None:
+        """Move the server clock by ``ms`` (negative: the client looks ahead of the server)."""
+        self.clock_offset_ms = int(ms)
+
+    def deposit(self, currency: str, amount: float, *, futures: bool = False) -> None:
+        if futures:
+            self.wallet += amount
+        else:
+            self.spot.setdefault(currency, [0.0, 0.0])[0] += amount
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def stop_hangs(self) -> None:
+        self._stop.set()
+
+    def order_count(self, client_order_id: str) -> int:
+        """How many orders carry this client id (the idempotency tests want exactly one)."""
+        return sum(1 for o in self.orders.values() if o.client_id == client_order_id)
+
+    def position(self, symbol_id: str, side: str = "BOTH") -> float:
+        return self.positions.get((symbol_id, side), [0.0, 0.0])[0]
+
+    # ------------------------------------------------------------------ HTTP plumbing
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        raw_qs = request.query_string
+        body = await request.text()
+        params = dict(parse_qsl(raw_qs, keep_blank_values=True))
+        params.update(dict(parse_qsl(body, keep_blank_values=True)))
+        self.requests.append((request.method, path, params))
+        self.last_headers = dict(request.headers)
+        key = f"{request.method} {path}"
+        fault = self._take_fault(key)
+        try:
+            if fault is not None and not fault.after:
+                if fault.hang:
+                    await self._hang(fault.hang)
+                else:
+                    return self._fault_response(fault)
+            route = self._routes().get((request.method, path))
+            if route is None:
+                return self._error(404, -1100, f"simulator: no route {key}")
+            fn, signed = route
+            if signed:
+                self._check_signature(request, raw_qs, body, params)
+            result = fn(params)
+            if fault is not None and fault.after:
+                await self._hang(fault.hang)
+                if not fault.hang:
+                    return self._fault_response(fault)
+            return web.json_response(result)
+        except SimError as e:
+            return self._error(e.status, e.code, e.msg)
+
+    async def _hang(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def _take_fault(self, key: str) -> Fault | None:
+        for f in self.faults:
+            if f.count > 0 and re.search(f.pattern, key):
+                f.count -= 1
+                if f.count == 0:
+                    self.faults.remove(f)
+                return f
+        return None
+
+    def _fault_response(self, f: Fault) -> web.Response:
+        headers = {"Retry-After": "0"} if f.status in (418, 429) else {}
+        if f.raw is not None:
+            return web.Response(status=f.status, text=f.raw, headers=headers)
+        code = f.code if f.code is not None else {429: -1003, 418: -1003}.get(f.status, -1000)
+        msg = f.msg or {429: "Too many requests; current limit of IP is 2400 requests per minute.",
+                        418: "Way too many requests; IP banned until 1700000000000."}.get(
+                            f.status, "An unknown error occurred while processing the request.")
+        return web.json_response({"code": code, "msg": msg}, status=f.status, headers=headers)
+
+    @staticmethod
+    def _error(status: int, code: int, msg: str) -> web.Response:
+        return web.json_response({"code": code, "msg": msg}, status=status)
+
+    def _check_signature(self, request: web.Request, raw_qs: str, body: str,
+                         params: dict[str, str]) -> None:
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise SimError(401, -2014, "API-key format invalid.")
+        if key != self.api_key:
+            raise SimError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        total = raw_qs + body if not (raw_qs and body) else raw_qs + body  # Binance concatenates
+        m = re.search(r"(?:^|&)signature=([0-9a-fA-F]+)", total)
+        if m is None:
+            raise SimError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        payload = (total[: m.start()] + total[m.end():]).strip("&")
+        want = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, m.group(1).lower()):
+            raise SimError(400, -1022, "Signature for this request is not valid.")
+        ts = int(params.get("timestamp", "0"))
+        recv = int(params.get("recvWindow", "5000"))
+        now = self.now_ms()
+        if ts > now + 1000 or now - ts > recv:
+            raise SimError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    def _routes(self) -> dict[tuple[str, str], tuple[Any, bool]]:
+        return {
+            ("GET", "/api/v3/time"): (lambda p: {"serverTime": self.now_ms()}, False),
+            ("GET", "/fapi/v1/time"): (lambda p: {"serverTime": self.now_ms()}, False),
+            ("GET", "/api/v3/ping"): (lambda p: {}, False),
+            ("GET", "/api/v3/exchangeInfo"): (self._spot_info, False),
+            ("GET", "/fapi/v1/exchangeInfo"): (self._fapi_info, False),
+            ("GET", "/api/v3/ticker/24hr"): (lambda p: self._ticker(p, spot=True), False),
+            ("GET", "/fapi/v1/ticker/24hr"): (lambda p: self._ticker(p, spot=False), False),
+            ("GET", "/api/v3/ticker/bookTicker"): (lambda p: self._book(p, spot=True), False),
+            ("GET", "/fapi/v1/ticker/bookTicker"): (lambda p: self._book(p, spot=False), False),
+            ("GET", "/fapi/v1/premiumIndex"): (self._premium, False),
+            ("GET", "/fapi/v1/fundingRate"): (self._funding_rates, False),
+            ("POST", "/api/v3/order"): (lambda p: self._new_order(p, "spot"), True),
+            ("POST", "/fapi/v1/order"): (lambda p: self._new_order(p, "fapi"), True),
+            ("GET", "/api/v3/order"): (lambda p: self._get_order(p, "spot"), True),
+            ("GET", "/fapi/v1/order"): (lambda p: self._get_order(p, "fapi"), True),
+            ("DELETE", "/api/v3/order"): (lambda p: self._cancel(p, "spot"), True),
+            ("DELETE", "/fapi/v1/order"): (lambda p: self._cancel(p, "fapi"), True),
+            ("GET", "/api/v3/openOrders"): (lambda p: self._open_orders(p, "spot"), True),
+            ("GET", "/fapi/v1/openOrders"): (lambda p: self._open_orders(p, "fapi"), True),
+            ("GET", "/api/v3/myTrades"): (lambda p: self._my_trades(p, "spot"), True),
+            ("GET", "/fapi/v1/userTrades"): (lambda p: self._my_trades(p, "fapi"), True),
+            ("GET", "/api/v3/account"): (self._spot_account, True),
+            ("GET", "/fapi/v3/account"): (self._fapi_account, True),
+            ("GET", "/fapi/v3/positionRisk"): (self._position_risk, True),
+            ("GET", "/fapi/v1/leverageBracket"): (self._brackets, True),
+            ("POST", "/fapi/v1/leverage"): (self._set_leverage, True),
+            ("POST", "/fapi/v1/marginType"): (self._set_margin_type, True),
+            ("POST", "/fapi/v1/positionSide/dual"): (self._set_dual, True),
+            ("GET", "/fapi/v1/positionSide/dual"): (lambda p: {"dualSidePosition": self.dual_side}, True),
+            ("GET", "/fapi/v1/income"): (self._income, True),
+        }
+
+    # ------------------------------------------------------------------ market data
+    def _filters(self, m: MarketSpec, fut: bool) -> list[dict[str, Any]]:
+        price = {"filterType": "PRICE_FILTER", "minPrice": m.tick, "maxPrice": "1000000",
+                 "tickSize": m.tick}
+        lot = {"filterType": "LOT_SIZE", "minQty": m.min_qty, "maxQty": "9000", "stepSize": m.step}
+        if fut:
+            return [price, lot, {"filterType": "MARKET_LOT_SIZE", "minQty": m.min_qty,
+                                 "maxQty": "1000", "stepSize": m.step},
+                    {"filterType": "MIN_NOTIONAL", "notional": m.perp_min_notional}]
+        return [price, lot, {"filterType": "NOTIONAL", "minNotional": m.min_notional,
+                             "applyMinToMarket": True, "maxNotional": "9000000",
+                             "applyMaxToMarket": False, "avgPriceMins": 5}]
+
+    def _spot_info(self, p: dict[str, str]) -> dict[str, Any]:
+        syms = [{"symbol": m.id, "status": "TRADING", "baseAsset": m.base, "baseAssetPrecision": 8,
+                 "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                 "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
+                 "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+                 "filters": self._filters(m, False), "permissions": [], "permissionSets": [["SPOT"]]}
+                for m in self.markets.values()]
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
+                "exchangeFilters": [], "symbols": syms}
+
+    def _fapi_info(self, p: dict[str, str]) -> dict[str, Any]:
+        syms = [{"symbol": m.id, "pair": m.id, "contractType": "PERPETUAL",
+                 "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+                 "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.quote,
+                 "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+                 "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500",
+                 "filters": self._filters(m, True), "orderTypes": ["LIMIT", "MARKET"],
+                 "timeInForce": ["GTC", "IOC", "FOK", "GTX"]} for m in self.markets.values()]
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
+                "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True}],
+                "symbols": syms}
+
+    def _sym(self, p: dict[str, str]) -> str:
+        sid = p.get("symbol", "")
+        if sid not in self.markets:
+            raise SimError(400, -1121, "Invalid symbol.")
+        return sid
+
+    def _ticker(self, p: dict[str, str], *, spot: bool) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            px = _fmt(self.prices[sid])
+            now = self.now_ms()
+            t = {"symbol": sid, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": px,
+                 "lastPrice": px, "lastQty": "1", "openPrice": px, "highPrice": px, "lowPrice": px,
+                 "volume": "100", "quoteVolume": _fmt(100 * self.prices[sid]),
+                 "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2}
+            if spot:  # the futures 24hr ticker has no bid/ask (as on Binance)
+                t.update({"prevClosePrice": px, "bidPrice": px, "bidQty": "1", "askPrice": px,
+                          "askQty": "1"})
+            return t
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _book(self, p: dict[str, str], *, spot: bool) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            px = _fmt(self.prices[sid])
+            t = {"symbol": sid, "bidPrice": px, "bidQty": "1", "askPrice": px, "askQty": "1"}
+            if not spot:
+                t["time"] = self.now_ms()
+            return t
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _premium(self, p: dict[str, str]) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            now = self.now_ms()
+            nxt = (now // 28_800_000 + 1) * 28_800_000
+            return {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
+                    "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
+                    "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
+                    "nextFundingTime": nxt, "time": now}
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _funding_rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        rows = [r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]]
+        if "startTime" in p:
+            rows = [r for r in rows if r["fundingTime"] >= int(p["startTime"])]
+        if "endTime" in p:
+            rows = [r for r in rows if r["fundingTime"] <= int(p["endTime"])]
+        limit = int(p.get("limit", 100))
+        return rows[:limit]
+
+    # ------------------------------------------------------------------ orders
+    def _market(self, sid: str) -> MarketSpec:
+        return self.markets[sid]
+
+    def _check_filters(self, m: MarketSpec, qty: float, price: float, fut: bool) -> None:
+        step, tick = float(m.step), float(m.tick)
+        if qty < float(m.min_qty) - 1e-12 or abs(qty / step - round(qty / step)) > 1e-6:
+            raise SimError(400, -1013, "Filter failure: LOT_SIZE")
+        if abs(price / tick - round(price / tick)) > 1e-6:
+            raise SimError(400, -1013, "Filter failure: PRICE_FILTER")
+        min_notional = float(m.perp_min_notional if fut else m.min_notional)
+        if qty * price < min_notional - 1e-9:
+            if fut:
+                raise SimError(400, -4164, f"Order's notional must be no smaller than {min_notional}"
+                               " (unless you choose reduce only).")
+            raise SimError(400, -1013, "Filter failure: NOTIONAL")
+
+    def _new_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
+        sid = self._sym(p)
+        m = self._market(sid)
+        fut = market == "fapi"
+        side, otype = p.get("side", ""), p.get("type", "")
+        if side not in ("BUY", "SELL"):
+            raise SimError(400, -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed.")
+        if otype not in ("MARKET", "LIMIT"):
+            raise SimError(400, -1116, "Invalid orderType.")
+        qty = float(p.get("quantity", "0"))
+        price = float(p["price"]) if otype == "LIMIT" else self.prices[sid]
+        client_id = p.get("newClientOrderId") or f"sim-{self._next_id}"
+        for o in self.orders.values():
+            if o.client_id == client_id and o.market == market:
+                if fut:
+                    raise SimError(400, -4116, "ClientOrderId is duplicated.")
+                if o.status in ("NEW", "PARTIALLY_FILLED"):
+                    raise SimError(400, -2010, "Duplicate order sent.")
+        reduce_only = p.get("reduceOnly", "false").lower() == "true"
+        pside = p.get("positionSide", "BOTH")
+        if fut:
+            if self.dual_side and pside == "BOTH":
+                raise SimError(400, -4061, "Order's position side does not match user's setting.")
+            if not self.dual_side and pside != "BOTH":
+                raise SimError(400, -4061, "Order's position side does not match user's setting.")
+            if reduce_only and self.dual_side:
+                raise SimError(400, -1106, "Parameter 'reduceonly' sent when not required.")
+        if not (fut and reduce_only):
+            self._check_filters(m, qty, price, fut)
+        now = self.now_ms()
+        self._next_id += 1
+        o = _Order(market, sid, self._next_id, client_id, side, otype, qty, price,
+                   p.get("timeInForce", "GTC"), reduce_only, pside, now, now)
+        fill_qty, fill_px, crosses = 0.0, self.prices[sid], True
+        if otype == "LIMIT":
+            crosses = price >= self.prices[sid] if side == "BUY" else price <= self.prices[sid]
+        fraction = self._partial.pop(0) if self._partial else 1.0
+        if crosses:
+            fill_qty = math.floor(qty * fraction / float(m.step) + 1e-9) * float(m.step)
+        # pre-trade checks
+        if fut:
+            self._check_reduce_only(o)
+            self._check_margin(o, fill_qty, fill_px, qty - fill_qty)
+        else:
+            self._check_spot_funds(o, fill_qty, fill_px)
+        self.orders[(market, o.order_id)] = o
+        if not fut and otype == "LIMIT":
+            self._lock_spot(o, qty)
+        if fill_qty > 0:
+            self._fill(o, fill_qty, fill_px, maker=False)
+        if otype == "MARKET" and o.status != "FILLED":
+            o.status = "EXPIRED"
+        if self._thin > 0:
+            self._thin -= 1
+            return self._order_json(o, ack=True)
+        return self._order_json(o, full=not fut)
+
+    def _check_reduce_only(self, o: _Order) -> None:
+        if not o.reduce_only:
+            return
+        amt = self.position(o.symbol)
+        sign = 1 if o.side == "BUY" else -1
+        if amt == 0 or sign * amt > 0:
+            raise SimError(400, -2022, "ReduceOnly Order is rejected.")
+
+    def _unrealized(self) -> float:
+        return sum(amt * (self.marks[sym] - entry) for (sym, _s2), (amt, entry) in self.positions.items())
+
+    def _initial_margin(self) -> float:
+        im = sum(abs(amt) * self.marks[sym] / self.leverage[sym]
+                 for (sym, _s2), (amt, _e) in self.positions.items())
+        for o in self.orders.values():
+            if o.market == "fapi" and o.status in ("NEW", "PARTIALLY_FILLED") and not o.reduce_only:
+                im += (o.qty - o.executed) * o.price / self.leverage[o.symbol]
+        return im
+
+    def _available(self) -> float:
+        return self.wallet + min(self._unrealized(), 0.0) - self._initial_margin()
+
+    def _check_margin(self, o: _Order, fill_qty: float, fill_px: float, resting: float) -> None:
+        if o.reduce_only:
+            return
+        lev = self.leverage[o.symbol]
+        amt = self.position(o.symbol, o.position_side)
+        sign = 1 if o.side == "BUY" else -1
+        opening = fill_qty if o.position_side != "BOTH" and self._opens(o) else (
+            max(0.0, fill_qty - abs(amt)) if sign * amt < 0 else fill_qty)
+        if o.position_side != "BOTH" and not self._opens(o):
+            opening = 0.0
+        need = opening * fill_px / lev + resting * o.price / lev + fill_qty * fill_px * self.fut_taker
+        if need > self._available() + 1e-9:
+            raise SimError(400, -2019, "Margin is insufficient.")
+
+    @staticmethod
+    def _opens(o: _Order) -> bool:
+        return (o.position_side == "LONG") == (o.side == "BUY")
+
+    def _check_spot_funds(self, o: _Order, fill_qty: float, fill_px: float) -> None:
+        m = self._market(o.symbol)
+        if o.side == "BUY":
+            need = (o.qty * o.price if o.type == "LIMIT" else fill_qty * fill_px) * (1 + self.spot_fee)
+            have = self.spot.get(m.quote, [0.0, 0.0])[0]
+        else:
+            need = o.qty
+            have = self.spot.get(m.base, [0.0, 0.0])[0]
+        if need > have + 1e-9:
+            raise SimError(400, -2010, "Account has insufficient balance for requested action.")
+
+    def _lock_spot(self, o: _Order, qty: float, sign: int = 1) -> None:
+        m = self._market(o.symbol)
+        cur, amount = (m.quote, qty * o.price * (1 + self.spot_fee)) if o.side == "BUY" else (m.base, qty)
+        b = self.spot.setdefault(cur, [0.0, 0.0])
+        b[0] -= sign * amount
+        b[1] += sign * amount
+
+    def _fill(self, o: _Order, qty: float, price: float, *, maker: bool) -> None:
+        if qty <= 1e-12:
+            return
+        m = self._market(o.symbol)
+        notional = qty * price
+        now = self.now_ms()
+        if o.market == "spot":
+            fee = notional * self.spot_fee
+            if o.type == "LIMIT":
+                self._lock_spot(o, qty, sign=-1)  # release the lock for the filled part
+            quote = self.spot.setdefault(m.quote, [0.0, 0.0])
+            base = self.spot.setdefault(m.base, [0.0, 0.0])
+            if o.side == "BUY":
+                quote[0] -= notional + fee
+                base[0] += qty
+            else:
+                base[0] -= qty
+                quote[0] += notional - fee
+            realized = 0.0
+        else:
+            fee = notional * (self.fut_maker if maker else self.fut_taker)
+            realized = self._apply_position(o, qty, price)
+            self.wallet += realized - fee
+        o.executed += qty
+        o.cum_quote += notional
+        o.update_time = now
+        o.status = "FILLED" if o.executed >= o.qty - 1e-12 else "PARTIALLY_FILLED"
+        trade = {"market": o.market, "symbol": o.symbol, "id": self._trade_id, "orderId": o.order_id,
+                 "side": o.side, "price": _fmt(price), "qty": _fmt(qty), "quoteQty": _fmt(notional),
+                 "commission": _fmt(fee), "commissionAsset": m.quote, "time": now, "maker": maker,
+                 "realizedPnl": _fmt(realized), "positionSide": o.position_side}
+        self._trade_id += 1
+        self.trades.append(trade)
+        o.fills.append(trade)
+
+    def _apply_position(self, o: _Order, qty: float, price: float) -> float:
+        key = (o.symbol, o.position_side)
+        amt, entry = self.positions.get(key, [0.0, 0.0])
+        signed = qty if o.side == "BUY" else -qty
+        realized = 0.0
+        if amt == 0 or (amt > 0) == (signed > 0):
+            new = amt + signed
+            entry = (abs(amt) * entry + qty * price) / abs(new)
+            amt = new
+        else:
+            closed = min(qty, abs(amt))
+            realized = closed * (price - entry) * (1 if amt > 0 else -1)
+            amt += signed
+            if abs(amt) < 1e-12:
+                amt, entry = 0.0, 0.0
+            elif (amt > 0) == (signed > 0):  # flipped through zero
+                entry = price
+        self.positions[key] = [round(amt, 12), entry]
+        return realized
+
+    def _find(self, p: dict[str, str], market: str) -> _Order:
+        sid = self._sym(p)
+        if "orderId" in p:
+            o = self.orders.get((market, int(p["orderId"])))
+            if o is not None and o.symbol == sid:
+                return o
+        elif "origClientOrderId" in p:
+            for o in sorted(self.orders.values(), key=lambda x: -x.order_id):
+                if o.market == market and o.symbol == sid and o.client_id == p["origClientOrderId"]:
+                    return o
+        else:
+            raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        raise SimError(400, -2013, "Order does not exist.")
+
+    def _get_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
+        return self._order_json(self._find(p, market))
+
+    def _cancel(self, p: dict[str, str], market: str) -> dict[str, Any]:
+        try:
+            o = self._find(p, market)
+        except SimError as e:
+            if e.code == -2013:
+                raise SimError(400, -2011, "Unknown order sent.") from None
+            raise
+        if o.status not in ("NEW", "PARTIALLY_FILLED"):
+            raise SimError(400, -2011, "Unknown order sent.")
+        if o.market == "spot" and o.type == "LIMIT":
+            self._lock_spot(o, o.qty - o.executed, sign=-1)
+        o.status = "CANCELED"
+        o.update_time = self.now_ms()
+        return self._order_json(o)
+
+    def _open_orders(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
+        sid = p.get("symbol")
+        return [self._order_json(o) for o in self.orders.values()
+                if o.market == market and o.status in ("NEW", "PARTIALLY_FILLED")
+                and (sid is None or o.symbol == sid)]
+
+    def _order_json(self, o: _Order, *, ack: bool = False, full: bool = False) -> dict[str, Any]:
+        executed, cum, status = (0.0, 0.0, "NEW") if ack else (o.executed, o.cum_quote, o.status)
+        price = _fmt(o.price) if o.type == "LIMIT" else "0"
+        if o.market == "spot":
+            d: dict[str, Any] = {
+                "symbol": o.symbol, "orderId": o.order_id, "orderListId": -1, "clientOrderId": o.client_id,
+                "price": price if o.type == "LIMIT" else "0.00000000", "origQty": _fmt(o.qty),
+                "executedQty": _fmt(executed), "cummulativeQuoteQty": _fmt(cum), "status": status,
+                "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
+                "workingTime": o.time, "selfTradePreventionMode": "EXPIRE_MAKER"}
+            if ack or full:
+                d["transactTime"] = o.update_time
+            else:
+                d.update({"stopPrice": "0", "icebergQty": "0", "time": o.time, "updateTime": o.update_time,
+                          "isWorking": True, "origQuoteOrderQty": "0"})
+            if full and not ack:
+                d["fills"] = [{"price": t["price"], "qty": t["qty"], "commission": t["commission"],
+                               "commissionAsset": t["commissionAsset"], "tradeId": t["id"]}
+                              for t in o.fills]
+            return d
+        return {"orderId": o.order_id, "symbol": o.symbol, "status": status, "clientOrderId": o.client_id,
+                "price": price, "avgPrice": _fmt(cum / executed) if executed else "0.00",
+                "origQty": _fmt(o.qty), "executedQty": _fmt(executed), "cumQty": _fmt(executed),
+                "cumQuote": _fmt(cum), "timeInForce": o.time_in_force, "type": o.type,
+                "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side,
+                "positionSide": o.position_side, "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+                "priceProtect": False, "origType": o.type, "priceMatch": "NONE",
+                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
+                "time": o.time, "updateTime": o.update_time}
+
+    def _my_trades(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
+        sid = self._sym(p)
+        out = []
+        for t in self.trades:
+            if t["market"] != market or t["symbol"] != sid:
+                continue
+            if "startTime" in p and t["time"] < int(p["startTime"]):
+                continue
+            if market == "spot":
+                out.append({"symbol": sid, "id": t["id"], "orderId": t["orderId"], "orderListId": -1,
+                            "price": t["price"], "qty": t["qty"], "quoteQty": t["quoteQty"],
+                            "commission": t["commission"], "commissionAsset": t["commissionAsset"],
+                            "time": t["time"], "isBuyer": t["side"] == "BUY", "isMaker": t["maker"],
+                            "isBestMatch": True})
+            else:
+                out.append({"buyer": t["side"] == "BUY", "commission": t["commission"],
+                            "commissionAsset": t["commissionAsset"], "id": t["id"], "maker": t["maker"],
+                            "orderId": t["orderId"], "price": t["price"], "qty": t["qty"],
+                            "quoteQty": t["quoteQty"], "realizedPnl": t["realizedPnl"], "side": t["side"],
+                            "positionSide": t["positionSide"], "symbol": sid, "time": t["time"]})
+        return out[: int(p.get("limit", 500))]
+
+    # ------------------------------------------------------------------ accounts
+    def _spot_account(self, p: dict[str, str]) -> dict[str, Any]:
+        bal = [{"asset": c, "free": _fmt(v[0]), "locked": _fmt(v[1])} for c, v in self.spot.items()]
+        return {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": True,
+                "canDeposit": True, "updateTime": self.now_ms(), "accountType": "SPOT",
+                "balances": bal, "permissions": ["SPOT"], "uid": 1}
+
+    def _fapi_account(self, p: dict[str, str]) -> dict[str, Any]:
+        upnl, im = self._unrealized(), self._initial_margin()
+        margin_balance = self.wallet + upnl
+        asset = {"asset": "USDT", "walletBalance": _fmt(self.wallet), "unrealizedProfit": _fmt(upnl),
+                 "marginBalance": _fmt(margin_balance), "maintMargin": "0", "initialMargin": _fmt(im),
+                 "positionInitialMargin": _fmt(im), "openOrderInitialMargin": "0",
+                 "crossWalletBalance": _fmt(self.wallet), "crossUnPnl": _fmt(upnl),
+                 "availableBalance": _fmt(margin_balance - im), "maxWithdrawAmount": _fmt(self.wallet - im),
+                 "updateTime": self.now_ms()}
+        return {"totalInitialMargin": _fmt(im), "totalMaintMargin": "0",
+                "totalWalletBalance": _fmt(self.wallet), "totalUnrealizedProfit": _fmt(upnl),
+                "totalMarginBalance": _fmt(margin_balance), "availableBalance": _fmt(margin_balance - im),
+                "maxWithdrawAmount": _fmt(self.wallet - im), "assets": [asset],
+                "positions": [self._pos_json(k, v, short=True) for k, v in self.positions.items() if v[0]]}
+
+    def _pos_json(self, key: tuple[str, str], v: list[float], *, short: bool = False) -> dict[str, Any]:
+        sym, pside = key
+        amt, entry = v
+        mark = self.marks[sym]
+        notional = amt * mark
+        im = abs(notional) / self.leverage[sym]
+        d = {"symbol": sym, "positionSide": pside, "positionAmt": _fmt(amt),
+             "unrealizedProfit" if short else "unRealizedProfit": _fmt(amt * (mark - entry)),
+             "isolatedMargin": _fmt(im if self.margin_type[sym] == "ISOLATED" and amt else 0.0),
+             "notional": _fmt(notional), "isolatedWallet": _fmt(im if self.margin_type[sym] == "ISOLATED" and amt else 0.0),
+             "initialMargin": _fmt(im), "maintMargin": _fmt(abs(notional) * 0.004),
+             "updateTime": self.now_ms() if amt else 0}
+        if not short:
+            d.update({"entryPrice": _fmt(entry), "breakEvenPrice": _fmt(entry), "markPrice": _fmt(mark),
+                      "liquidationPrice": "0", "marginAsset": "USDT", "positionInitialMargin": _fmt(im),
+                      "openOrderInitialMargin": "0", "adl": 0, "bidNotional": "0", "askNotional": "0"})
+        return d
+
+    def _position_risk(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        # v3 answers only symbols with a position or open orders; flat entries carry entryPrice 0
+        return [self._pos_json(k, v) for k, v in self.positions.items()
+                if "symbol" not in p or k[0] == p["symbol"]]
+
+    def _brackets(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"symbol": sid, "brackets": [
+            {"bracket": 1, "initialLeverage": 125, "notionalCap": 50_000, "notionalFloor": 0,
+             "maintMarginRatio": 0.004, "cum": 0.0},
+            {"bracket": 2, "initialLeverage": 100, "notionalCap": 10_000_000, "notionalFloor": 50_000,
+             "maintMarginRatio": 0.005, "cum": 50.0}]} for sid in self.markets]
+
+    def _set_leverage(self, p: dict[str, str]) -> dict[str, Any]:
+        sid = self._sym(p)
+        lev = int(p.get("leverage", "0"))
+        if not 1 <= lev <= 125:
+            raise SimError(400, -4028, f"Leverage {lev} is not valid")
+        self.leverage[sid] = lev
+        return {"leverage": lev, "maxNotionalValue": "1000000", "symbol": sid}
+
+    def _set_margin_type(self, p: dict[str, str]) -> dict[str, Any]:
+        sid = self._sym(p)
+        mt = p.get("marginType", "").upper()
+        mt = "CROSSED" if mt in ("CROSS", "CROSSED") else mt
+        if mt not in ("CROSSED", "ISOLATED"):
+            raise SimError(400, -1102, "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.")
+        if self.margin_type[sid] == mt:
+            raise SimError(400, -4046, "No need to change margin type.")
+        if any(v[0] for (s, _x), v in self.positions.items() if s == sid):
+            raise SimError(400, -4048, "Margin type cannot be changed if there exists position.")
+        self.margin_type[sid] = mt
+        return {"code": 200, "msg": "success"}
+
+    def _set_dual(self, p: dict[str, str]) -> dict[str, Any]:
+        want = p.get("dualSidePosition", "").lower() == "true"
+        if want == self.dual_side:
+            raise SimError(400, -4059, "No need to change position side.")
+        if any(v[0] for v in self.positions.values()):
+            raise SimError(400, -4068, "Position side cannot be changed if there exists position.")
+        self.dual_side = want
+        return {"code": 200, "msg": "success"}
+
+    def _income(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        rows = [r for r in self.income
+                if ("symbol" not in p or r["symbol"] == p["symbol"])
+                and ("incomeType" not in p or r["incomeType"] == p["incomeType"])
+                and ("startTime" not in p or r["time"] >= int(p["startTime"]))]
+        return rows[: int(p.get("limit", 100))]
+
+
+class SimServer:
+    """Runs a :class:`BinanceSim` over HTTPS on 127.0.0.1 (ephemeral port).
+
+    Use as ``async with SimServer(sim, ca) as srv:``; ``srv.port`` is the bound port and
+    ``srv.client_ssl`` an SSL context trusting the test CA (for the redirect session).
+    """
+
+    def __init__(self, sim: BinanceSim, ca: Any, hosts: tuple[str, ...] = HOSTS) -> None:
+        self.sim, self.ca, self.hosts = sim, ca, hosts
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> "SimServer":
+        cert = self.ca.issue_cert(*self.hosts, "127.0.0.1")
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_ctx)
+        self._runner = web.AppRunner(self.sim.app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_ctx)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    @property
+    def client_ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.ca.configure_trust(ctx)
+        return ctx
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.sim.stop_hangs()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,66 @@
+"""One-call test environment: simulator over HTTPS + redirect session + live adapter.
+
+    async with live_env() as env:
+        await env.adapter.create_order(...)
+        env.sim.set_price("BTCUSDT", 101.0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import trustme
+
+from hedge_core.exchange.base import RetryPolicy
+from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.credentials import Credentials
+from tests.support.binance_sim import HOSTS, BinanceSim, SimServer
+from tests.support.redirect import redirect_session
+
+TEST_KEY = "simKEY-4f1c9a7e2b8d4c6a9e0f1b2c3d4e5f60"
+TEST_SECRET = "simSECRET-9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d"
+
+_CA: trustme.CA | None = None
+
+
+def test_ca() -> trustme.CA:
+    """One CA per test process (making keys is the slow part)."""
+    global _CA
+    if _CA is None:
+        _CA = trustme.CA()
+    return _CA
+
+
+@dataclass
+class LiveEnv:
+    sim: BinanceSim
+    server: SimServer
+    session: Any
+    adapter: CcxtLiveAdapter
+    credentials: Credentials
+
+
+async def _noop_sleep(_s: float) -> None:
+    return None
+
+
+@contextlib.asynccontextmanager
+async def live_env(*, sim: BinanceSim | None = None, retry: RetryPolicy = RetryPolicy(seed=1),
+                   timeout_ms: int = 3000, fast_sleep: bool = True, enable_rate_limit: bool = False,
+                   **adapter_kw: Any) -> AsyncIterator[LiveEnv]:
+    sim = sim or BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET)
+    creds = Credentials("binance", TEST_KEY, TEST_SECRET, source="test")
+    async with SimServer(sim, test_ca()) as server:
+        session = redirect_session({h: server.port for h in HOSTS}, server.client_ssl)
+        kw: dict[str, Any] = {"sleep": _noop_sleep} if fast_sleep else {}
+        kw.update(adapter_kw)
+        adapter = CcxtLiveAdapter("binance", creds, session=session, retry=retry, timeout_ms=timeout_ms,
+                                  enable_rate_limit=enable_rate_limit, fill_poll_interval=0.01, **kw)
+        try:
+            yield LiveEnv(sim, server, session, adapter, creds)
+        finally:
+            await adapter.close()
+            await session.close()
