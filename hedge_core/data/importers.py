@@ -76,7 +76,7 @@ def _located(file: str, *, header_lines: int | None) -> Iterator[None]:
     try:
         yield
     except DataError as e:
-        if e.row is None or "data row" in str(e):
+        if e.row is None or "(data row" in str(e) or (e.file and e.file != file):
             raise
         where = (f"data row {e.row} = line {e.row + header_lines} of the file" if header_lines is not None
                  else f"data row {e.row} = record at 0-based position {e.row - 1}")
@@ -368,9 +368,14 @@ def write_series(store: Any, frames: Mapping[SeriesKey, pd.DataFrame], *,
             else:
                 store.write_bars(df, venue=key.venue, symbol=key.symbol, kind=key.kind, timeframe=key.timeframe)
             rows.append({"venue": key.venue, "symbol": key.symbol, "kind": key.kind,
-                         "timeframe": key.timeframe or "", "rows": len(df),
+                         "timeframe": key.timeframe or _funding_tf(df), "rows": len(df),
                          "first": df.index[0] if len(df) else pd.NaT, "last": df.index[-1] if len(df) else pd.NaT})
     return pd.DataFrame(rows, columns=["venue", "symbol", "kind", "timeframe", "rows", "first", "last"])
+
+
+def _funding_tf(df: pd.DataFrame) -> str:
+    """The store's label of a funding series: its median interval, e.g. '8h'."""
+    return f"{float(np.median(df['interval_hours'])) if len(df) else 8.0:g}h"
 
 
 def import_path(store: Any, path: str | Path, *, venue: str | None = None, kind: str | None = None) -> pd.DataFrame:

@@ -115,7 +115,7 @@ def _parse_epoch(x: np.ndarray, *, unit: str | None, fail) -> pd.Series:
     us = np.rint(x * scale)
     lo, hi = pd.Timestamp("1990-01-01").value / 1000, pd.Timestamp("2200-01-01").value / 1000
     if (p := _first_bad((us < lo) | (us > hi))) is not None:
-        raise fail(p, f"epoch timestamp {x[p]!r} ({unit}) is outside 1990..2200; wrong unit?")
+        raise fail(p, f"epoch timestamp {float(x[p])!r} ({unit}) is outside 1990..2200; wrong unit?")
     return pd.Series(us.astype("int64").view("datetime64[us]")).dt.tz_localize("UTC")
 
 
@@ -178,15 +178,15 @@ def canonical_bars(df: pd.DataFrame, *, file: str | None = None, timeframe: str 
         if (p := _first_bad(~np.isfinite(x))) is not None:
             raise DataError("price is missing or not finite", file=file, row=_row_of(out, p), column=c)
         if (p := _first_bad(x <= 0)) is not None:
-            raise DataError(f"price {x[p]!r} is not allowed; prices must be > 0", file=file,
+            raise DataError(f"price {float(x[p])!r} is not allowed; prices must be > 0", file=file,
                             row=_row_of(out, p), column=c)
     hi, lo = out["high"].to_numpy(), out["low"].to_numpy()
     if (p := _first_bad(hi < lo)) is not None:
-        raise DataError(f"high {hi[p]!r} < low {lo[p]!r}; expected high >= low", file=file,
+        raise DataError(f"high {float(hi[p])!r} < low {float(lo[p])!r}; expected high >= low", file=file,
                         row=_row_of(out, p), column="high")
     vol = out["volume"].to_numpy()
     if (p := _first_bad(np.isinf(vol) | (vol < 0))) is not None:
-        raise DataError(f"volume {vol[p]!r} is not allowed; expected >= 0 (or empty)", file=file,
+        raise DataError(f"volume {float(vol[p])!r} is not allowed; expected >= 0 (or empty)", file=file,
                         row=_row_of(out, p), column="volume")
     if timeframe is not None and check_grid:
         step = timeframe_delta(timeframe)
@@ -226,12 +226,12 @@ def canonical_funding(df: pd.DataFrame, *, file: str | None = None, interval_hou
         raise DataError("funding rate is missing or not finite", file=file, row=_row_of(out, p),
                         column="funding_rate")
     if (p := _first_bad(np.abs(r) >= MAX_ABS_FUNDING)) is not None:
-        raise DataError(f"funding rate {r[p]!r} is not allowed; expected a fraction per interval with "
+        raise DataError(f"funding rate {float(r[p])!r} is not allowed; expected a fraction per interval with "
                         f"|rate| < {MAX_ABS_FUNDING} (0.0001 = 0.01 %; percent given?)", file=file,
                         row=_row_of(out, p), column="funding_rate")
     ih = out["interval_hours"].to_numpy()
     if (p := _first_bad(~(ih > 0) | ~np.isfinite(ih))) is not None:
-        raise DataError(f"interval_hours {ih[p]!r} is not allowed; expected > 0", file=file,
+        raise DataError(f"interval_hours {float(ih[p])!r} is not allowed; expected > 0", file=file,
                         row=_row_of(out, p), column="interval_hours")
     return finish(out, list(FUNDING_COLUMNS), file=file, keep_rows=keep_rows)
 
@@ -267,12 +267,13 @@ def finish(df: pd.DataFrame, columns: list[str], *, file: str | None = None,
             col = columns[int(np.flatnonzero(~same[p])[0])]
 
             def where(i: int) -> str:
-                f = files[int(df["_file"].iloc[i])] if files is not None and "_file" in df.columns else file
-                return f"{f} data row {_row_of(df, i)}" if f else f"data row {_row_of(df, i)}"
+                if files is not None and "_file" in df.columns:
+                    return f"{files[int(df['_file'].iloc[i])]} data row {_row_of(df, i)}"
+                return f"data row {_row_of(df, i)}"
 
             raise DataError(
-                f"duplicate ts {df.index[p]} with different values: {col}={vals[p - 1, columns.index(col)]!r} "
-                f"at {where(p - 1)} vs {vals[p, columns.index(col)]!r} at {where(p)}",
+                f"duplicate ts {df.index[p]} with different values: {col}={float(vals[p - 1, columns.index(col)])!r} "
+                f"at {where(p - 1)} vs {float(vals[p, columns.index(col)])!r} at {where(p)}",
                 file=(files[int(df['_file'].iloc[p])] if files is not None and "_file" in df.columns else file),
                 row=_row_of(df, p), column=col)
         df = df[~dup]
