@@ -76,7 +76,6 @@ class VenueConfig:
     balance_params: dict[str, dict[str, Any]]  # account -> fetch_balance params
     perp_params: dict[str, Any] = field(default_factory=dict)  # extra params for perp calls
     no_change_markers: tuple[str, ...] = ()  # error codes/messages meaning "nothing to change"
-    duplicate_markers: tuple[str, ...] = ()  # "client order id already used"
     tested_offline: str = ""
 
 
@@ -99,7 +98,6 @@ VENUES: dict[str, VenueConfig] = {
         balance_params={"spot": {"type": "spot"}, "perp": {"type": "swap", "subType": "linear"}},
         perp_params={},
         no_change_markers=("-4046", "-4059", "No need to change"),
-        duplicate_markers=("-4116", "Duplicate order sent", "ClientOrderId is duplicated"),
         tested_offline="full (local simulator, real ccxt)",
     ),
     "bybit": VenueConfig(
@@ -110,7 +108,6 @@ VENUES: dict[str, VenueConfig] = {
         client_id_query="clientOrderId",
         balance_params={"spot": {"type": "unified"}, "perp": {"type": "unified"}},
         no_change_markers=("110025", "110026", "110043", "not modified"),
-        duplicate_markers=("10014", "duplicate", "Duplicate"),
         tested_offline="configuration and symbol mapping only (no simulator)",
     ),
     "okx": VenueConfig(
@@ -121,7 +118,6 @@ VENUES: dict[str, VenueConfig] = {
         client_id_query="clientOrderId",
         balance_params={"spot": {"type": "trading"}, "perp": {"type": "trading"}},
         no_change_markers=("59000",),
-        duplicate_markers=("51016", "Duplicated clOrdId"),
         tested_offline="configuration and symbol mapping only (no simulator)",
     ),
 }
@@ -472,8 +468,8 @@ class CcxtLiveAdapter:
                 if existing is not None:
                     return existing
                 raise
-            except he.InvalidOrder as exc:
-                if ambiguous and any(m in str(exc) for m in self.config.duplicate_markers):
+            except he.DuplicateOrder:
+                if ambiguous:
                     existing = await self._lookup(request.symbol, request.client_order_id)
                     if existing is not None:
                         return existing

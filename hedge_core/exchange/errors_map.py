@@ -16,7 +16,9 @@ InvalidNonce (-1021, after one resync + retry)
 AuthenticationError, PermissionDenied (-1022, -2015)   AuthenticationError
 InsufficientFunds (-2019, spot -2010 balance)          InsufficientFunds
 OrderNotFound (-2011, -2013)                           OrderNotFound
-InvalidOrder, DuplicateOrderId (filters, -2022, -4116) InvalidOrder
+DuplicateOrderId; InvalidOrder whose text carries a    DuplicateOrder (an InvalidOrder: fetch by
+duplicate marker (-4116, spot "Duplicate order sent")  client order id instead of re-sending)
+InvalidOrder (filters -1013, -2022 reduce-only, ...)   InvalidOrder
 anything else (BadRequest, OperationRejected, ...)     OperationalError
 =====================================================  =======================================
 """
@@ -38,15 +40,24 @@ _TABLE: tuple[tuple[type[BaseException], type[he.ExchangeError]], ...] = (
     (ccxt.AuthenticationError, he.AuthenticationError),
     (ccxt.InsufficientFunds, he.InsufficientFunds),
     (ccxt.OrderNotFound, he.OrderNotFound),
+    (ccxt.DuplicateOrderId, he.DuplicateOrder),
     (ccxt.InvalidOrder, he.InvalidOrder),
     (asyncio.TimeoutError, he.RequestTimeout),
 )
 
 
-def hedge_error_class(exc: BaseException) -> type[he.ExchangeError]:
+# venue answers that mean "this client order id was already used" (ccxt raises plain InvalidOrder)
+DUPLICATE_MARKERS: tuple[str, ...] = ("-4116", "Duplicate order sent", "ClientOrderId is duplicated",
+                                      "51016", "Duplicated clOrdId")
+
+
+def hedge_error_class(exc: BaseException,
+                      duplicate_markers: tuple[str, ...] = DUPLICATE_MARKERS) -> type[he.ExchangeError]:
     """The :mod:`hedge_core.errors` class a vendor exception translates to."""
     for vendor, ours in _TABLE:
         if isinstance(exc, vendor):
+            if ours is he.InvalidOrder and any(m in str(exc) for m in duplicate_markers):
+                return he.DuplicateOrder
             return ours
     return he.OperationalError
 

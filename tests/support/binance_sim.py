@@ -162,6 +162,7 @@ class BinanceSim:
         self.funding_history: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (METHOD, path, params)
+        self.answers: list[tuple[str, int, int | None]] = []  # ('METHOD /path', HTTP status, error code)
         self.clock_offset_ms = 0
         self._partial: list[float] = []
         self._thin = 0
@@ -256,6 +257,17 @@ class BinanceSim:
         return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        resp = await self._dispatch(request)
+        code = None
+        if resp.status >= 400 and isinstance(resp, web.Response) and resp.body is not None:
+            try:
+                code = json.loads(resp.body.decode()).get("code")  # type: ignore[union-attr]
+            except (ValueError, AttributeError):
+                code = None
+        self.answers.append((f"{request.method} {request.path}", resp.status, code))
+        return resp
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         raw_qs = request.query_string
         body = await request.text()
