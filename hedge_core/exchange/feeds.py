@@ -171,7 +171,8 @@ def iter_events(source: BarSource, venue: str, spot_symbol: str | None, perp_sym
         chunks_rank.append(np.full(len(bars), _KIND_RANK[kind], dtype="int64"))
         events.extend(bars)
     if perp_symbol and include_funding:
-        fdf = source.read_funding(venue, perp_symbol, start=t0, end=t1)
+        # the store reads [start, end); funding settling exactly at `end` belongs to the window
+        fdf = source.read_funding(venue, perp_symbol, start=t0, end=t1 + pd.Timedelta(seconds=1))
         if fdf is not None and len(fdf):
             ix = pd.DatetimeIndex(fdf.index).tz_convert("UTC")
             keep = (ix > t0) & (ix <= t1)

@@ -619,11 +619,10 @@ class PaperCore:
                             f"{inst.min_notional} {inst.quote})")
         marketable = otype is OrderType.MARKET or (price >= ref if side is Side.BUY else price <= ref)
         # ---- funds ----
-        lock = 0.0
         if perp:
             self._check_perp_funds(inst, side, qty, price if price is not None else ref, pside, reduce_only)
         else:
-            lock = self._check_spot_funds(inst, side, qty, price, ref, marketable)
+            self._check_spot_funds(inst, side, qty, price, ref, marketable)
         # ---- accept ----
         o = _Ord(self._new_id(), req.client_order_id, req.symbol, side, otype, qty, price, reduce_only,
                  pside, self.now, perp)
@@ -635,7 +634,6 @@ class PaperCore:
             self._fill_taker(o, bar.close, bar.volume)
         if o.status is OrderStatus.OPEN and not perp and otype is OrderType.LIMIT:
             self._lock(o, inst)
-        del lock
         return o.view()
 
     def _check_perp_side(self, side: Side, pside: PositionSide, reduce_only: bool,
@@ -760,9 +758,7 @@ class PaperCore:
         inst = self.instruments[o.symbol]
         q = min(o.qty - o.filled, self._budget.get(o.symbol, math.inf))
         if o.reduce_only:
-            p = self.positions.get((o.symbol, o.pside))
-            pq = 0.0 if p is None else p.qty
-            closable = abs(pq) if pq != 0.0 and ((pq > 0) != (o.side is Side.BUY)) else 0.0
+            closable = self._closable(o)
             if closable <= 0.0:
                 self._close_order(o, OrderStatus.EXPIRED)
                 return 0.0
@@ -770,6 +766,12 @@ class PaperCore:
         if q < o.qty - o.filled:
             q = inst.round_qty(q)
         return q if q > 0 else 0.0
+
+    def _closable(self, o: _Ord) -> float:
+        """Base quantity a reduce-only order may still close (0 when flat or same direction)."""
+        p = self.positions.get((o.symbol, o.pside))
+        pq = 0.0 if p is None else p.qty
+        return abs(pq) if pq != 0.0 and ((pq > 0) != (o.side is Side.BUY)) else 0.0
 
     def _fill_taker(self, o: _Ord, ref: float, volume: float) -> None:
         q = self._fillable(o)
@@ -832,6 +834,9 @@ class PaperCore:
                                SETTLE, liq, slippage))
         if o.qty - o.filled <= inst.lot_size * 1e-6:
             self._close_order(o, OrderStatus.CLOSED)
+        elif o.reduce_only and self._closable(o) <= 0.0:
+            # the position is flat: Binance cancels what is left of a reduce-only order
+            self._close_order(o, OrderStatus.EXPIRED)
 
     def _perp_fill(self, symbol: str, pside: PositionSide, side: Side, q: float, px: float) -> None:
         key = (symbol, pside)
@@ -1053,7 +1058,6 @@ class PaperCore:
     def _liquidate(self, plan: list[tuple[tuple[str, PositionSide], float]], bar: Bar,
                    mode: MarginMode) -> None:
         rate = self.config.liquidation_fee_rate
-        wallet_before = self.wallet
         symbols = set()
         for key, px in plan:
             p = self.positions[key]
@@ -1087,7 +1091,6 @@ class PaperCore:
             self.wallet += cover
             if self.liquidations:
                 self.liquidations[-1]["insurance_cover"] += cover
-        del wallet_before
         for oid in list(self._open):
             o = self.orders[oid]
             if o.perp and o.symbol in symbols:
