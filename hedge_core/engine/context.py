@@ -1,0 +1,204 @@
+"""The immutable per-hedge context that :func:`step` threads through events.
+
+Everything a hedge knows lives here: state, legs (ledger), working orders, targets, peak PnL,
+guard latches and the transition history. It is a frozen dataclass; ``step`` returns a new one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.ledger import QTY_EPS, Leg, leg_from_instrument
+from hedge_core.engine.states import State
+from hedge_core.errors import InvalidInput
+from hedge_core.types import Instrument, Side, utc
+
+__all__ = ["PendingOrder", "TransitionRecord", "HedgeContext", "new_hedge", "LEGS"]
+
+LEGS = ("spot", "perp")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    """An order we sent and whose outcome is not fully booked yet.
+
+    status: ``sent`` (no answer yet), ``acked`` (working), ``querying`` (timed out, asked the
+    venue by client order id), ``final`` (venue says done but not all fills are booked yet),
+    ``cancel_requested``.
+    """
+
+    client_order_id: str
+    leg: str
+    side: Side
+    qty: float  # base, > 0
+    purpose: str  # entry | hedge | rebalance | close | unwind | reduce
+    seq: int
+    attempt: int
+    sent_ts: pd.Timestamp
+    reduce_only: bool = False
+    status: str = "sent"
+    filled: float = 0.0  # base booked from fills
+    final_filled: float = math.nan  # cumulative filled the venue reported with a final status
+    order_id: str | None = None
+    queries: int = 0
+    resends: int = 0
+    last_query_ts: pd.Timestamp | None = None
+
+    @property
+    def remaining(self) -> float:
+        return max(self.qty - self.filled, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    ts: pd.Timestamp
+    from_state: State
+    to_state: State
+    trigger: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeContext:
+    """State of one hedge. Build with :func:`new_hedge`; evolve only through ``step``."""
+
+    hedge_id: str
+    strategy: str
+    state: State
+    spot: Leg
+    perp: Leg
+    started_at: pd.Timestamp
+    last_ts: pd.Timestamp
+    pending: Mapping[str, PendingOrder] = field(default_factory=lambda: _EMPTY)
+    seq: int = 0
+    known_orders: frozenset[str] = frozenset()
+    seen_trades: tuple[str, ...] = ()
+    # targets
+    target_spot_qty: float = 0.0  # signed base
+    target_ratio: float = 1.0  # h = perp notional / spot notional
+    collateral_spot: bool = False  # the spot leg is a held collateral, never traded at entry/exit
+    keep_spot_on_close: bool = False
+    profit_target: float | None = None  # quote; overrides ExitParams.profit_target_pct when set
+    # prices
+    spot_price: float = math.nan
+    perp_price: float = math.nan
+    mark_price: float = math.nan
+    last_funding_rate: float = 0.0
+    next_funding_rate: float = math.nan
+    funding_interval_hours: float = 8.0
+    # cycle bookkeeping
+    entered_at: pd.Timestamp | None = None
+    entry_notional: float = 0.0
+    pnl_at_entry: float = 0.0
+    peak_pnl: float = 0.0
+    leverage: float = 1.0
+    last_leverage_check: pd.Timestamp | None = None
+    last_rebalance_ts: pd.Timestamp | None = None
+    cooldown_until: pd.Timestamp | None = None
+    unfavourable_funding: int = 0
+    phase_rejects: int = 0  # rejected orders since the last transition
+    phase_orders: int = 0  # orders placed since the last transition
+    exit_reason: str = ""
+    rearm_on_flat: bool = False
+    # guards
+    order_times: tuple[pd.Timestamp, ...] = ()
+    day: str = ""
+    day_start_pnl: float = 0.0
+    last_heartbeat: pd.Timestamp | None = None
+    kill_latched: bool = False
+    active_guards: frozenset[str] = frozenset()
+    # strategy memory (anchor prices, loan, reserve, beta timestamps...)
+    strategy_state: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    history: tuple[TransitionRecord, ...] = ()
+
+    # ---- derived numbers -------------------------------------------------------------------
+    @property
+    def same_base(self) -> bool:
+        return self.spot.base == self.perp.base
+
+    @property
+    def delta(self) -> float:
+        """spot + long perp - short perp (base units; meaningful when both legs share a base)."""
+        return self.spot.qty + self.perp.qty
+
+    @property
+    def hedge_ratio(self) -> float:
+        """h = |perp notional| / |spot notional| (NaN when the spot leg is flat or unpriced)."""
+        sn = abs(self.spot.qty) * self.spot_price
+        if not sn > 0:
+            return math.nan
+        return abs(self.perp.qty) * self.perp_price / sn
+
+    @property
+    def drift(self) -> float:
+        """|h - target ratio| (ratio units; 0.05 = 5 % of spot notional)."""
+        h = self.hedge_ratio
+        return math.nan if math.isnan(h) else abs(h - self.target_ratio)
+
+    @property
+    def pnl(self) -> float:
+        """Net PnL of the traded legs (quote). A collateral spot leg is excluded."""
+        p = self.perp.net_pnl
+        return p if self.collateral_spot else p + self.spot.net_pnl
+
+    @property
+    def cycle_pnl(self) -> float:
+        """Net PnL since the current entry signal (quote)."""
+        return self.pnl - self.pnl_at_entry
+
+    @property
+    def is_flat(self) -> bool:
+        perp_flat = abs(self.perp.qty) <= QTY_EPS
+        if self.collateral_spot or self.keep_spot_on_close:
+            return perp_flat
+        return perp_flat and abs(self.spot.qty) <= QTY_EPS
+
+    def leg(self, name: str) -> Leg:
+        if name == "spot":
+            return self.spot
+        if name == "perp":
+            return self.perp
+        raise InvalidInput("leg", name, "'spot' or 'perp'")
+
+    def with_leg(self, leg: Leg) -> "HedgeContext":
+        return replace(self, spot=leg) if leg.name == "spot" else replace(self, perp=leg)
+
+    def pending_on(self, leg: str) -> tuple[PendingOrder, ...]:
+        return tuple(p for p in self.pending.values() if p.leg == leg)
+
+
+def new_hedge(hedge_id: str, strategy: str, spot: Instrument, perp: Instrument, ts: object, *,
+              spot_qty: float = 0.0, spot_entry_price: float = 0.0, collateral_spot: bool = False,
+              target_ratio: float = 1.0, strategy_state: Mapping[str, Any] | None = None) -> HedgeContext:
+    """A fresh hedge in ANALYZING_MARKET.
+
+    Parameters
+    ----------
+    hedge_id : str
+        Stable id; client order ids derive from it (``types.client_order_id``).
+    spot, perp : Instrument
+        The two legs' instruments (each carries its venue and lot/min-notional limits).
+    ts : timestamp
+        Creation time, UTC.
+    spot_qty, spot_entry_price : float
+        An existing spot holding (base, quote per base), e.g. loan collateral.
+    collateral_spot : bool
+        True when the spot leg is collateral: never bought or sold by the engine, excluded from PnL.
+    """
+    if not hedge_id or not isinstance(hedge_id, str):
+        raise InvalidInput("hedge_id", hedge_id, "a non-empty string")
+    t = utc(ts)
+    return HedgeContext(
+        hedge_id=hedge_id, strategy=strategy, state=State.ANALYZING_MARKET,
+        spot=leg_from_instrument("spot", spot, spot_qty, spot_entry_price),
+        perp=leg_from_instrument("perp", perp), started_at=t, last_ts=t,
+        target_spot_qty=float(spot_qty), target_ratio=float(target_ratio),
+        collateral_spot=collateral_spot, keep_spot_on_close=collateral_spot,
+        strategy_state=MappingProxyType(dict(strategy_state or {})))

@@ -1,0 +1,200 @@
+"""The imperative shell around :func:`step`: execute actions on adapters, feed answers back.
+
+:class:`HedgeDriver` owns one hedge context and one adapter per venue. ``await feed(event)``
+runs ``step`` and executes the returned actions; every adapter answer becomes an event that is
+stepped in turn (fills before the order's status), until nothing is left to do.
+
+Persistence hooks (all optional, synchronous, called in this order of events):
+``on_intent(hedge_id, PlaceOrder)`` BEFORE an order is sent (persist before acting — the
+client order id is in the request, so a restart can look it up instead of re-sending);
+``on_fill(hedge_id, FillEvent)``; ``on_transition(hedge_id, RecordTransition)``;
+``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``.
+
+Fills are derived from order snapshots (``Order.filled``, ``avg_price``, ``fee``): each new
+snapshot of an order yields one fill for the increment since the previous snapshot, with a
+deterministic trade id ``<order id>:<cumulative filled>``. One source of fills for every venue,
+so a re-delivered snapshot (after a query) is booked once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.actions import (
+    Action, Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage,
+    SetMarginMode,
+)
+from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.events import Event, FillEvent, OrderTimeout, OrderUpdate, OrderUpdateKind
+from hedge_core.engine.step import step
+from hedge_core.errors import (
+    DuplicateOrder, ExchangeError, InvalidInput, OrderNotFound, RequestTimeout, TemporaryError,
+)
+from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
+from hedge_core.types import Fill, Order, OrderStatus
+
+__all__ = ["DriverHooks", "HedgeDriver"]
+
+Hook = Callable[[str, Any], None]
+
+
+@dataclass
+class DriverHooks:
+    on_intent: Hook | None = None
+    on_fill: Hook | None = None
+    on_transition: Hook | None = None
+    on_guard: Hook | None = None
+    on_alert: Hook | None = None
+
+
+class HedgeDriver:
+    """Run one hedge against its venue adapters.
+
+    Parameters
+    ----------
+    ctx : HedgeContext
+        Initial context (``engine.new_hedge``), or one restored from a journal.
+    params : strategy params
+    adapters : mapping venue -> ExchangeAdapter
+        One adapter per venue the legs live on (paper, live, recommend, or fault-wrapped).
+    hooks : DriverHooks, optional
+    retry : RetryPolicy
+        Used for settings calls (leverage, margin mode) only; order calls are never blindly
+        retried: a timeout becomes an ``OrderTimeout`` event and the engine queries first.
+    sleep : coroutine function, optional
+        Injected into ``with_retry`` (tests pass a no-op).
+    """
+
+    def __init__(self, ctx: HedgeContext, params: Any, adapters: Mapping[str, ExchangeAdapter], *,
+                 hooks: DriverHooks | None = None, retry: RetryPolicy = RetryPolicy(max_attempts=3, seed=0),
+                 sleep: Callable[[float], Any] | None = None) -> None:
+        for leg in (ctx.spot, ctx.perp):
+            if leg.venue not in adapters:
+                raise InvalidInput("adapters", sorted(adapters), f"an adapter for venue {leg.venue!r} ({leg.name} leg)")
+        self.ctx = ctx
+        self.params = params
+        self.adapters = dict(adapters)
+        self.hooks = hooks or DriverHooks()
+        self.retry = retry
+        self._sleep = sleep
+        self._reported: dict[str, tuple[float, float, float]] = {}  # coid -> (filled, cost, fee)
+        self.actions: list[Action] = []  # everything step() asked for, in order (for inspection)
+        self.max_events_per_feed = 1000
+
+    # ---- public ---------------------------------------------------------------------------
+    async def feed(self, event: Event) -> HedgeContext:
+        """Step ``event`` and everything it causes; returns the new context."""
+        queue: list[Event] = [event]
+        n = 0
+        while queue:
+            n += 1
+            if n > self.max_events_per_feed:  # a venue answering in a loop must not hang the runner
+                self._hook("on_alert", Alert(AlertLevel.CRITICAL, "event loop limit reached in one feed"))
+                break
+            ev = queue.pop(0)
+            if isinstance(ev, FillEvent):
+                self._hook("on_fill", ev)
+            self.ctx, actions = step(self.ctx, ev, self.params)
+            self.actions.extend(actions)
+            for a in actions:
+                queue.extend(await self._execute(a, ev.ts))
+        return self.ctx
+
+    # ---- execution ------------------------------------------------------------------------
+    def _hook(self, name: str, payload: Any) -> None:
+        fn = getattr(self.hooks, name)
+        if fn is not None:
+            fn(self.ctx.hedge_id, payload)
+
+    async def _execute(self, a: Action, ts: pd.Timestamp) -> list[Event]:
+        if isinstance(a, PlaceOrder):
+            return await self._place(a, ts)
+        if isinstance(a, CancelOrder):
+            return await self._cancel(a, ts)
+        if isinstance(a, QueryOrder):
+            return await self._query(a.leg, a.venue, a.symbol, a.client_order_id, ts)
+        if isinstance(a, (SetLeverage, SetMarginMode)):
+            return await self._setting(a)
+        if isinstance(a, RecordTransition):
+            self._hook("on_transition", a)
+        elif isinstance(a, GuardFired):
+            self._hook("on_guard", a)
+        elif isinstance(a, Alert):
+            self._hook("on_alert", a)
+        return []
+
+    async def _place(self, a: PlaceOrder, ts: pd.Timestamp) -> list[Event]:
+        self._hook("on_intent", a)  # persist before acting
+        adapter = self.adapters[a.venue]
+        coid = a.request.client_order_id
+        try:
+            order = await adapter.create_order(a.request)
+        except DuplicateOrder:
+            # the venue already has this id (our earlier send did arrive): fetch, never re-send
+            return await self._query(a.leg, a.venue, a.request.symbol, coid, ts)
+        except (RequestTimeout, TemporaryError):
+            # no (trustworthy) answer: the order may exist -> the engine queries by client id
+            return [OrderTimeout(ts, coid)]
+        except ExchangeError as exc:
+            return [OrderUpdate(ts, coid, OrderUpdateKind.REJECTED, reason=str(exc))]
+        return self._snapshot(a.leg, order, ts)
+
+    async def _cancel(self, a: CancelOrder, ts: pd.Timestamp) -> list[Event]:
+        try:
+            order = await self.adapters[a.venue].cancel_order(a.symbol, client_order_id=a.client_order_id)
+        except OrderNotFound:  # already final (filled or cancelled): read its final state
+            return await self._query(a.leg, a.venue, a.symbol, a.client_order_id, ts)
+        except ExchangeError:
+            return []  # the engine re-checks on its next timer (status cancel_requested -> query)
+        return self._snapshot(a.leg, order, ts)
+
+    async def _query(self, leg: str, venue: str, symbol: str, coid: str, ts: pd.Timestamp) -> list[Event]:
+        try:
+            order = await self.adapters[venue].fetch_order(symbol, client_order_id=coid)
+        except OrderNotFound:
+            return [OrderUpdate(ts, coid, OrderUpdateKind.NOT_FOUND, reason="venue has no such client order id")]
+        except ExchangeError:
+            return []  # unanswered query: the engine asks again after order_timeout_s
+        return self._snapshot(leg, order, ts)
+
+    async def _setting(self, a: SetLeverage | SetMarginMode) -> list[Event]:
+        adapter = self.adapters[a.venue]
+        kw: dict[str, Any] = {} if self._sleep is None else {"sleep": self._sleep}
+        try:
+            if isinstance(a, SetLeverage):
+                await with_retry(lambda: adapter.set_leverage(a.symbol, a.leverage), self.retry, **kw)
+            else:
+                await with_retry(lambda: adapter.set_margin_mode(a.symbol, a.mode), self.retry, **kw)
+        except ExchangeError as exc:
+            self._hook("on_alert", Alert(AlertLevel.WARNING, f"{type(a).__name__} on {a.symbol} failed: {exc}"))
+        return []
+
+    def _snapshot(self, leg: str, order: Order, ts: pd.Timestamp) -> list[Event]:
+        """Events for one order snapshot: a fill for the new part, then its status."""
+        events: list[Event] = []
+        coid = order.client_order_id
+        prev_filled, prev_cost, prev_fee = self._reported.get(coid, (0.0, 0.0, 0.0))
+        avg = order.avg_price if order.avg_price is not None else math.nan
+        if order.filled > prev_filled + 1e-12 and avg > 0:
+            cost = order.filled * avg
+            dq = order.filled - prev_filled
+            px = (cost - prev_cost) / dq
+            if not px > 0:
+                px = avg
+            fee = max(order.fee - prev_fee, 0.0)
+            fill = Fill(trade_id=f"{order.id}:{order.filled:.12g}", order_id=order.id, client_order_id=coid,
+                        symbol=order.symbol, side=order.side, qty=dq, price=px, fee=fee,
+                        ts=ts,
+                        fee_currency=order.fee_currency)
+            self._reported[coid] = (order.filled, cost, order.fee)
+            events.append(FillEvent(fill, leg))
+        kind = {OrderStatus.OPEN: OrderUpdateKind.ACK, OrderStatus.CLOSED: OrderUpdateKind.CLOSED,
+                OrderStatus.CANCELED: OrderUpdateKind.CANCELED, OrderStatus.EXPIRED: OrderUpdateKind.CANCELED,
+                OrderStatus.REJECTED: OrderUpdateKind.REJECTED}[order.status]
+        events.append(OrderUpdate(ts, coid, kind, reason=str(order.status), order_id=order.id, filled=order.filled))
+        return events

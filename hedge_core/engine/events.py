@@ -1,0 +1,138 @@
+"""Events fed to :func:`hedge_core.engine.step.step`. Frozen data; time always comes in ``ts``.
+
+The driver (live/paper) or the backtester builds them from feeds and adapter answers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+import pandas as pd
+
+from hedge_core.types import Fill
+
+__all__ = ["MarketUpdate", "OrderUpdateKind", "OrderUpdate", "FillEvent", "FundingSettled", "Timer",
+           "OrderTimeout", "Command", "OperatorCommand", "Event"]
+
+_EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class MarketUpdate:
+    """Prices known at ``ts`` (quote per base) for the hedge's two legs.
+
+    ``spot`` is the price of the spot leg's symbol and ``perp`` of the perp leg's symbol (for a
+    cross-asset hedge these are different assets). ``mark`` is the perp mark price (NaN = use
+    ``perp``). Volumes are the last bar's base volumes. ``funding_rate`` is the last settled
+    rate, ``next_funding_rate`` the predicted one (fraction per interval; + longs pay shorts),
+    ``next_funding_ts`` the next settlement. ``analytics`` holds precomputed inputs by name
+    (e.g. ``beta``, ``sigma_24h``, ``correlation``, ``baseline``, ``baseline_std``,
+    ``volume_avg``, ``var_1d``) so strategies stay pure and cheap.
+    """
+
+    ts: pd.Timestamp
+    spot: float
+    perp: float
+    mark: float = math.nan
+    spot_volume: float = 0.0
+    perp_volume: float = 0.0
+    funding_rate: float = 0.0
+    next_funding_rate: float = math.nan
+    next_funding_ts: pd.Timestamp | None = None
+    funding_interval_hours: float = 8.0
+    analytics: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def mark_or_perp(self) -> float:
+        return self.perp if math.isnan(self.mark) else self.mark
+
+    @property
+    def expected_funding_rate(self) -> float:
+        """The predicted next rate when known, else the last settled one."""
+        return self.funding_rate if math.isnan(self.next_funding_rate) else self.next_funding_rate
+
+
+class OrderUpdateKind(StrEnum):
+    ACK = "ack"  # accepted and working (or a query found it still open)
+    REJECTED = "rejected"  # the venue refused it; nothing filled
+    CANCELED = "canceled"  # cancelled or expired; ``filled`` may be > 0 (partial)
+    CLOSED = "closed"  # fully filled (fills arrive as FillEvent)
+    NOT_FOUND = "not_found"  # a query by client order id: the venue never got it
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """An answer about one of our orders (from create/cancel/fetch). Fills come separately."""
+
+    ts: pd.Timestamp
+    client_order_id: str
+    kind: OrderUpdateKind
+    reason: str = ""
+    order_id: str | None = None
+    filled: float = 0.0  # cumulative base filled as the venue reports it (informational)
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    """One execution of one of our orders on leg ``leg`` ('spot' or 'perp')."""
+
+    fill: Fill
+    leg: str
+
+    @property
+    def ts(self) -> pd.Timestamp:
+        return self.fill.ts
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSettled:
+    """A funding settlement on the perp leg at ``ts`` at ``rate`` (fraction per interval).
+
+    ``amount`` is what the venue booked (+ received / - paid, quote) when known; NaN means the
+    engine computes ``-qty x mark x rate`` itself.
+    """
+
+    ts: pd.Timestamp
+    rate: float
+    mark: float
+    amount: float = math.nan
+    interval_hours: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A clock tick / heartbeat. ``heartbeat=True`` means the operator side is alive."""
+
+    ts: pd.Timestamp
+    heartbeat: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTimeout:
+    """Sending or querying ``client_order_id`` got no answer: it may or may not exist."""
+
+    ts: pd.Timestamp
+    client_order_id: str
+
+
+class Command(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"  # close positions, then COMPLETED
+    REBALANCE_NOW = "rebalance_now"
+    FLATTEN = "flatten"  # kill switch: close everything now
+    CANCEL = "cancel"  # clear the kill switch's latch / dead man's switch (operator is back)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    ts: pd.Timestamp
+    command: Command
+    reason: str = ""
+
+
+Event = MarketUpdate | OrderUpdate | FillEvent | FundingSettled | Timer | OrderTimeout | OperatorCommand

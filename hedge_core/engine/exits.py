@@ -1,0 +1,44 @@
+"""Generic exit rules, shared by every strategy. Pure; thresholds are inclusive."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from hedge_core.engine.context import HedgeContext
+from hedge_core.params import ExitParams
+
+__all__ = ["exit_reason"]
+
+
+def exit_reason(ctx: HedgeContext, ts: pd.Timestamp, spot: float, perp: float, p: ExitParams) -> str:
+    """The first exit rule that fires, as a reason with its numbers, or ``""``.
+
+    Order: stop loss, profit target, trailing stop, basis stop, unfavourable funding, max
+    holding time. PnL rules use ``ctx.cycle_pnl`` (quote) against ``ctx.entry_notional``;
+    ``ctx.profit_target`` (quote) overrides ``profit_target_pct`` when a strategy set one.
+    """
+    pnl, notional = ctx.cycle_pnl, ctx.entry_notional
+    if p.stop_loss_pct is not None and notional > 0 and pnl <= -p.stop_loss_pct * notional:
+        return f"stop loss: pnl {pnl:.2f} <= -{p.stop_loss_pct:.4f} x {notional:.2f}"
+    target = ctx.profit_target
+    if target is None and p.profit_target_pct is not None and notional > 0:
+        target = p.profit_target_pct * notional
+    if target is not None and target > 0 and pnl >= target:
+        return f"profit target: pnl {pnl:.2f} >= {target:.2f}"
+    if (p.trailing_giveback is not None and notional > 0 and ctx.peak_pnl > 0
+            and ctx.peak_pnl >= p.trailing_min_peak_pct * notional
+            and pnl <= ctx.peak_pnl * (1.0 - p.trailing_giveback)):
+        return f"trailing stop: pnl {pnl:.2f} <= peak {ctx.peak_pnl:.2f} x (1 - {p.trailing_giveback})"
+    if p.basis_stop_bps is not None and ctx.same_base and spot > 0 and not math.isnan(perp):
+        bps = abs(perp - spot) / spot * 1e4
+        if bps >= p.basis_stop_bps:
+            return f"basis stop: |basis| {bps:.1f} bps >= {p.basis_stop_bps}"
+    if p.funding_unfavourable_intervals is not None and ctx.unfavourable_funding >= p.funding_unfavourable_intervals:
+        return f"funding unfavourable for {ctx.unfavourable_funding} intervals"
+    if p.max_holding_hours is not None and ctx.entered_at is not None:
+        held = (ts - ctx.entered_at).total_seconds() / 3600.0
+        if held >= p.max_holding_hours:
+            return f"max holding time: {held:.2f} h >= {p.max_holding_hours} h"
+    return ""

@@ -1,0 +1,123 @@
+"""Risk guards: pure checks on every market update / timer, and before every order.
+
+A guard returns :class:`Verdict` objects; ``step`` turns them into transitions (flatten,
+reduce), held orders and :class:`~hedge_core.engine.actions.GuardFired` records with the
+measured numbers. Thresholds are inclusive: a value AT the limit fires.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.analytics.risk import brackets_for, liquidation_distance, liquidation_price
+from hedge_core.engine.context import HedgeContext
+from hedge_core.errors import InvalidInput
+from hedge_core.params import GuardParams
+from hedge_core.types import MarginMode, Side
+
+__all__ = ["Verdict", "market_guards", "order_guard", "perp_liquidation_price", "funding_pay_apr"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    name: str  # dead_mans_switch, daily_loss, liq_distance_close, liq_distance_reduce, funding_cost, position_limit
+    action: str  # flatten | reduce | hold_order | alert
+    numbers: dict[str, float]
+    reason: str
+    updates: Mapping[str, Any] = field(default_factory=dict)  # strategy_state changes (deploy_reserve)
+
+
+def perp_liquidation_price(ctx: HedgeContext) -> float:
+    """Isolated-margin liquidation price of the perp leg (quote per base); NaN when flat.
+
+    Margin = |qty| x entry / leverage + funding booked (isolated funding settles into the
+    position's margin). Bracket table from ``analytics.risk``; an unknown symbol falls back to
+    the simple ``entry x (1 -/+ (1/L - 0.004))``.
+    """
+    q = ctx.perp.qty
+    if q == 0.0 or ctx.perp.avg_entry <= 0:
+        return math.nan
+    margin = abs(q) * ctx.perp.avg_entry / ctx.leverage + ctx.perp.funding
+    try:
+        brackets = brackets_for(ctx.perp.symbol)
+    except InvalidInput:
+        move = 1.0 / ctx.leverage - 0.004
+        return ctx.perp.avg_entry * (1 - move if q > 0 else 1 + move)
+    return liquidation_price(q, ctx.perp.avg_entry, margin, brackets, margin_mode=MarginMode.ISOLATED)
+
+
+def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> float:
+    """APR the perp position PAYS at funding ``rate`` (0 when it receives). Fraction per year."""
+    if perp_qty == 0.0 or math.isnan(rate):
+        return 0.0
+    pay = rate if perp_qty > 0 else -rate  # longs pay positive rates, shorts pay negative ones
+    return max(pay, 0.0) * 8760.0 / interval_hours
+
+
+def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[Verdict]:
+    """Guards evaluated on every market update and timer tick, in priority order."""
+    out: list[Verdict] = []
+    if p.heartbeat_timeout_s is not None and ctx.last_heartbeat is not None:
+        silent = (ts - ctx.last_heartbeat).total_seconds()
+        if silent >= p.heartbeat_timeout_s:
+            out.append(Verdict("dead_mans_switch", "flatten",
+                               {"silent_s": silent, "limit_s": p.heartbeat_timeout_s},
+                               f"no heartbeat for {silent:.0f} s >= {p.heartbeat_timeout_s:.0f} s"))
+    if p.daily_loss_limit is not None:
+        daily = ctx.pnl - ctx.day_start_pnl
+        if daily <= -p.daily_loss_limit:
+            out.append(Verdict("daily_loss", "flatten", {"daily_pnl": daily, "limit": -p.daily_loss_limit},
+                               f"daily PnL {daily:.2f} <= -{p.daily_loss_limit:.2f}"))
+    mark = ctx.mark_price if not math.isnan(ctx.mark_price) else ctx.perp_price
+    if ctx.perp.qty != 0.0 and mark > 0:
+        lp = perp_liquidation_price(ctx)
+        dist = liquidation_distance(ctx.perp.qty, mark, lp)
+        nums = {"distance": dist, "liq_price": lp, "mark": mark}
+        if dist <= p.liq_distance_close:
+            out.append(Verdict("liq_distance_close", "flatten", {**nums, "limit": p.liq_distance_close},
+                               f"liquidation {dist:.2%} away <= {p.liq_distance_close:.2%}"))
+        elif dist <= p.liq_distance_reduce:
+            out.append(Verdict("liq_distance_reduce", "reduce", {**nums, "limit": p.liq_distance_reduce},
+                               f"liquidation {dist:.2%} away <= {p.liq_distance_reduce:.2%}"))
+    if p.funding_cost_apr_limit is not None:
+        rate = ctx.next_funding_rate if not math.isnan(ctx.next_funding_rate) else ctx.last_funding_rate
+        apr = funding_pay_apr(ctx.perp.qty, rate, ctx.funding_interval_hours)
+        if apr > 0 and apr >= p.funding_cost_apr_limit:
+            out.append(Verdict("funding_cost", "flatten", {"pay_apr": apr, "limit": p.funding_cost_apr_limit},
+                               f"paying funding at {apr:.2%} APR >= {p.funding_cost_apr_limit:.2%}"))
+    for leg, px in ((ctx.spot, ctx.spot_price), (ctx.perp, ctx.perp_price)):
+        n = abs(leg.qty) * px if px > 0 else 0.0
+        if abs(leg.qty) > p.max_position_qty or n > p.max_position_notional:
+            out.append(Verdict(f"position_limit_{leg.name}", "alert",
+                               {"qty": leg.qty, "notional": n, "max_qty": p.max_position_qty,
+                                "max_notional": p.max_position_notional},
+                               f"{leg.name} position {leg.qty:g} ({n:.2f} quote) beyond its limit"))
+    return out
+
+
+def order_guard(ctx: HedgeContext, leg: str, side: Side, qty: float, price: float, ts: pd.Timestamp,
+                p: GuardParams) -> Verdict | None:
+    """Pre-order check: the order-rate limit, and position/notional limits for orders that grow a leg.
+
+    Orders that shrink a leg are never blocked by position limits (closing must stay possible).
+    """
+    recent = sum(1 for t in ctx.order_times if (ts - t).total_seconds() < 60.0)
+    if recent >= p.max_orders_per_minute:
+        return Verdict("order_rate", "hold_order", {"orders_last_60s": float(recent),
+                                                    "limit": float(p.max_orders_per_minute)},
+                       f"{recent} orders in the last 60 s >= {p.max_orders_per_minute}")
+    q0 = ctx.leg(leg).qty
+    q1 = q0 + side.sign * qty
+    if abs(q1) > abs(q0):
+        n1 = abs(q1) * price
+        if abs(q1) > p.max_position_qty or n1 > p.max_position_notional:
+            return Verdict("position_limit", "hold_order",
+                           {"new_qty": q1, "new_notional": n1, "max_qty": p.max_position_qty,
+                            "max_notional": p.max_position_notional},
+                           f"{leg} would reach {q1:g} ({n1:.2f} quote), beyond its limit")
+    return None

@@ -1,0 +1,155 @@
+"""Per-leg ledger: the one place where fills, funding and interest turn into money.
+
+Conventions (float64, quote units unless stated):
+
+- ``qty`` is signed base (+ long / - short); ``avg_entry`` is the average entry price of the
+  open quantity (0 when flat). Adding in the same direction re-averages; reducing realises
+  ``closed_qty x (price - avg_entry) x sign(old qty)`` into ``realized`` and leaves
+  ``avg_entry`` unchanged; crossing zero realises the old side and opens the rest at ``price``.
+- ``fees`` (>= 0 paid), ``slippage`` (>= 0 cost, informational: already inside fill prices),
+  ``funding`` (+ received / - paid), ``interest`` (>= 0 paid) accumulate over the leg's life.
+- ``cash`` is the quote cash flow of trades excluding fees: ``-sign x qty x price`` per fill
+  (a spot wallet's quote balance = initial + cash - fees).
+- net PnL = realized + unrealized + funding - fees - interest, with
+  unrealized = qty x (last_price - avg_entry).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from hedge_core.errors import InvalidInput
+from hedge_core.types import Instrument, MarketKind, Side
+
+__all__ = ["Leg", "leg_from_instrument", "apply_fill", "apply_funding", "funding_amount", "accrue_interest",
+           "mark_leg", "QTY_EPS"]
+
+#: Quantities below this (base units) are treated as zero (float noise of lot arithmetic).
+QTY_EPS = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One leg of a hedge: its instrument, venue, position and accumulated money."""
+
+    name: str  # "spot" | "perp"
+    symbol: str
+    venue: str
+    kind: MarketKind
+    base: str
+    quote: str
+    lot_size: float
+    min_qty: float
+    min_notional: float
+    qty: float = 0.0
+    avg_entry: float = 0.0
+    fees: float = 0.0
+    slippage: float = 0.0
+    funding: float = 0.0
+    interest: float = 0.0
+    realized: float = 0.0
+    cash: float = 0.0
+    traded_notional: float = 0.0
+    last_price: float = math.nan
+
+    @property
+    def unrealized(self) -> float:
+        """qty x (last_price - avg_entry), quote; 0 when flat or unpriced."""
+        if self.qty == 0.0 or math.isnan(self.last_price):
+            return 0.0
+        return self.qty * (self.last_price - self.avg_entry)
+
+    @property
+    def net_pnl(self) -> float:
+        """realized + unrealized + funding - fees - interest (quote)."""
+        return self.realized + self.unrealized + self.funding - self.fees - self.interest
+
+    @property
+    def notional(self) -> float:
+        """|qty| x last price (quote); 0 when unpriced."""
+        return 0.0 if math.isnan(self.last_price) else abs(self.qty) * self.last_price
+
+    def round_qty(self, qty: float) -> float:
+        """Round |qty| DOWN to the lot size."""
+        steps = int(abs(qty) / self.lot_size + 1e-9)
+        return round(steps * self.lot_size, 12)
+
+    def tradeable(self, qty: float, price: float) -> bool:
+        """True when ``|qty|`` (already rounded) meets the venue's lot, min qty and min notional."""
+        q = abs(qty)
+        return q >= self.lot_size - QTY_EPS and q >= self.min_qty - QTY_EPS and q * price >= self.min_notional - 1e-9
+
+
+def leg_from_instrument(name: str, inst: Instrument, qty: float = 0.0, avg_entry: float = 0.0) -> Leg:
+    """A leg on ``inst``; ``qty``/``avg_entry`` seed an existing holding (e.g. loan collateral)."""
+    return Leg(name=name, symbol=inst.symbol, venue=inst.venue, kind=inst.kind, base=inst.base, quote=inst.quote,
+               lot_size=inst.lot_size, min_qty=inst.min_qty, min_notional=inst.min_notional,
+               qty=float(qty), avg_entry=float(avg_entry) if qty else 0.0)
+
+
+def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0, slippage: float = 0.0) -> Leg:
+    """Book one execution of ``qty`` base at ``price`` on ``leg``.
+
+    Parameters
+    ----------
+    side : Side
+        BUY adds +qty, SELL adds -qty to the signed position.
+    qty : float
+        Executed base quantity, > 0.
+    price : float
+        Execution price, quote per base, > 0.
+    fee : float
+        Fee paid in quote (>= 0; a rebate is negative).
+    slippage : float
+        Quote cost versus the reference price (informational).
+
+    Returns
+    -------
+    Leg
+        The updated leg (a new object; the input is unchanged).
+    """
+    if not (qty > 0 and math.isfinite(qty)):
+        raise InvalidInput("fill.qty", qty, "a finite base quantity > 0")
+    if not (price > 0 and math.isfinite(price)):
+        raise InvalidInput("fill.price", price, "a finite price > 0 (quote per base)")
+    dq = side.sign * qty
+    q0, avg, realized = leg.qty, leg.avg_entry, leg.realized
+    if q0 == 0.0 or (q0 > 0) == (dq > 0):
+        q1 = q0 + dq
+        avg = (abs(q0) * avg + qty * price) / abs(q1)
+    else:
+        closed = min(qty, abs(q0))
+        realized += closed * (price - avg) * (1.0 if q0 > 0 else -1.0)
+        q1 = q0 + dq
+        if abs(q1) <= QTY_EPS:
+            q1, avg = 0.0, 0.0
+        elif (q1 > 0) != (q0 > 0):  # crossed zero: the remainder opens at this price
+            avg = price
+    return replace(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
+                   slippage=leg.slippage + slippage, cash=leg.cash - dq * price,
+                   traded_notional=leg.traded_notional + qty * price)
+
+
+def funding_amount(qty: float, mark: float, rate: float) -> float:
+    """Funding of a perp position: ``-qty x mark x rate`` (+ received / - paid), quote."""
+    return -qty * mark * rate
+
+
+def apply_funding(leg: Leg, amount: float) -> Leg:
+    """Add a settled funding ``amount`` (+ received / - paid, quote) to the leg."""
+    return replace(leg, funding=leg.funding + amount)
+
+
+def accrue_interest(leg: Leg, amount: float) -> Leg:
+    """Add borrow interest ``amount`` (>= 0 paid, quote) to the leg."""
+    if amount < 0:
+        raise InvalidInput("interest", amount, ">= 0 (quote paid)")
+    return replace(leg, interest=leg.interest + amount)
+
+
+def mark_leg(leg: Leg, price: float) -> Leg:
+    """The leg re-priced at ``price`` (quote per base) for unrealised PnL."""
+    if not (price > 0 and math.isfinite(price)):
+        return leg
+    return replace(leg, last_price=price)

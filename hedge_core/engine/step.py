@@ -1,0 +1,666 @@
+"""The pure transition function of a hedge: ``step(ctx, event, params) -> (ctx, actions)``.
+
+No I/O and no clock: time comes in the event. The same function runs in backtests, paper and
+live; only the driver around it differs.
+
+Design: event handlers book what happened (fills, answers, funding, prices) and then
+:func:`_advance` looks at the book and the working orders and decides what is missing for the
+current state (level-triggered, not edge-triggered). That is what makes the real-world edges
+safe: a partial fill, a late fill or a rejection simply changes the book, and the next
+``_advance`` hedges what is actually there. Orders are only sent for a leg with nothing working
+on it, so an unanswered order blocks duplicates until it is resolved by a query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.actions import (
+    Action, Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage,
+    SetMarginMode,
+)
+from hedge_core.engine.context import HedgeContext, PendingOrder, TransitionRecord
+from hedge_core.engine.events import (
+    Command, Event, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate,
+    OrderUpdateKind, Timer,
+)
+from hedge_core.engine.exits import exit_reason
+from hedge_core.engine.guards import Verdict, market_guards, order_guard
+from hedge_core.engine.ledger import QTY_EPS, accrue_interest, apply_fill, apply_funding, funding_amount, mark_leg
+from hedge_core.engine.sizing import choose_leverage
+from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
+from hedge_core.engine.strategies import strategy_for
+from hedge_core.engine.strategies.base import Intent
+from hedge_core.errors import InvalidInput
+from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
+
+__all__ = ["step", "perp_target", "order_needs"]
+
+_SEEN_TRADES_KEPT = 512
+_MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
+
+
+# ---- public entry point -----------------------------------------------------------------------
+
+
+def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, list[Action]]:
+    """Apply one event to one hedge.
+
+    Parameters
+    ----------
+    ctx : HedgeContext
+        The hedge before the event (unchanged by this call).
+    event : Event
+        Market update, order answer, fill, funding, timer, timeout or operator command.
+    params : CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
+        The strategy's parameters (``params.strategy`` selects the strategy).
+
+    Returns
+    -------
+    (HedgeContext, list[Action])
+        The new context and the actions for the driver, in order.
+    """
+    out: list[Action] = []
+    ts = event.ts
+    if ts > ctx.last_ts:
+        ctx = replace(ctx, last_ts=ts)
+    now = ctx.last_ts  # a late-stamped event never moves the clock backwards
+    market: MarketUpdate | None = None
+    if isinstance(event, MarketUpdate):
+        market = event
+        ctx = _on_market(ctx, event, params, out)
+    elif isinstance(event, FillEvent):
+        ctx = _on_fill(ctx, event, out)
+    elif isinstance(event, OrderUpdate):
+        ctx = _on_order_update(ctx, event, params, out)
+    elif isinstance(event, FundingSettled):
+        ctx = _on_funding(ctx, event)
+    elif isinstance(event, Timer):
+        if event.heartbeat:
+            ctx = replace(ctx, last_heartbeat=event.ts)
+        ctx = _check_timeouts(ctx, now, params, out)
+        ctx = _run_guards(ctx, now, params, out)
+    elif isinstance(event, OrderTimeout):
+        ctx = _on_timeout(ctx, event, params, out)
+    elif isinstance(event, OperatorCommand):
+        ctx = _on_command(ctx, event, params, out)
+    else:
+        raise InvalidInput("event", type(event).__name__, "one of hedge_core.engine.events.Event")
+    ctx = _advance(ctx, now, params, market, out)
+    return ctx, out
+
+
+# ---- targets ----------------------------------------------------------------------------------
+
+
+def perp_target(ctx: HedgeContext) -> float:
+    """Signed perp quantity that hedges the spot leg AS IT IS (base units of the perp).
+
+    Same base: ``-ratio x spot qty``; cross-asset: ``-ratio x spot notional / perp price``.
+    Hedging the actual spot quantity (not the target) means a partial spot fill is hedged by
+    exactly what filled.
+    """
+    if ctx.same_base:
+        return -ctx.target_ratio * ctx.spot.qty
+    if not (ctx.perp_price > 0 and ctx.spot_price > 0):
+        return ctx.perp.qty
+    return -ctx.target_ratio * ctx.spot.qty * ctx.spot_price / ctx.perp_price
+
+
+def _signed_working(ctx: HedgeContext, leg: str) -> float:
+    return sum(p.side.sign * p.remaining for p in ctx.pending.values() if p.leg == leg)
+
+
+def order_needs(ctx: HedgeContext) -> tuple[float, float]:
+    """Signed quantities still to trade on (spot, perp) to reach the targets (working orders counted)."""
+    spot_need = 0.0 if ctx.collateral_spot else ctx.target_spot_qty - ctx.spot.qty - _signed_working(ctx, "spot")
+    perp_need = perp_target(ctx) - ctx.perp.qty - _signed_working(ctx, "perp")
+    return spot_need, perp_need
+
+
+def _price(ctx: HedgeContext, leg: str) -> float:
+    return ctx.spot_price if leg == "spot" else ctx.perp_price
+
+
+def _tradeable(ctx: HedgeContext, leg: str, need: float, min_notional: float = 0.0) -> bool:
+    lg = ctx.leg(leg)
+    px = _price(ctx, leg)
+    if not px > 0:
+        return False
+    q = lg.round_qty(need)
+    return lg.tradeable(q, px) and q * px >= min_notional - 1e-9
+
+
+# ---- transitions and orders -------------------------------------------------------------------
+
+
+def _transition(ctx: HedgeContext, trigger: Trigger, reason: str, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
+    new = next_state(ctx.state, trigger)
+    rec = TransitionRecord(ts, ctx.state, new, str(trigger), reason)
+    out.append(RecordTransition(str(ctx.state), str(new), str(trigger), reason, ts))
+    return replace(ctx, state=new, history=ctx.history + (rec,), phase_rejects=0, phase_orders=0)
+
+
+def _try(ctx: HedgeContext, trigger: Trigger, reason: str, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
+    """Transition when the table allows it from the current state; otherwise leave ctx as is."""
+    if (ctx.state, trigger) in TRANSITIONS:
+        return _transition(ctx, trigger, reason, ts, out)
+    return ctx
+
+
+def _guard_fired(ctx: HedgeContext, v: Verdict, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
+    """Record a guard once per episode (latched until its condition clears)."""
+    if v.name in ctx.active_guards:
+        return ctx
+    out.append(GuardFired(v.name, v.action, MappingProxyType(dict(v.numbers)), ts))
+    return replace(ctx, active_guards=ctx.active_guards | {v.name})
+
+
+def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.Timestamp, params: Any,
+           out: list[Action], *, reduce_only: bool = False) -> tuple[HedgeContext, bool]:
+    """Emit a market PlaceOrder for ``signed_qty`` (rounded down to the lot) if venue limits allow.
+
+    Returns (ctx, placed). The client order id is deterministic: ``client_order_id(hedge_id,
+    leg, seq, attempt)`` with a per-hedge sequence, so a restart replaying the same events
+    produces the same ids.
+    """
+    lg = ctx.leg(leg)
+    px = _price(ctx, leg)
+    qty = lg.round_qty(signed_qty)
+    if not (px > 0 and lg.tradeable(qty, px)):
+        return ctx, False
+    side = Side.BUY if signed_qty > 0 else Side.SELL
+    v = order_guard(ctx, leg, side, qty, px, ts, params.guards)
+    if v is not None:
+        ctx = _guard_fired(ctx, v, ts, out)
+        return ctx, False
+    if "order_rate" in ctx.active_guards or "position_limit" in ctx.active_guards:
+        ctx = replace(ctx, active_guards=ctx.active_guards - {"order_rate", "position_limit"})
+    coid = client_order_id(ctx.hedge_id, leg, ctx.seq, min(ctx.phase_rejects, 9))
+    req = OrderRequest(symbol=lg.symbol, side=side, qty=qty, client_order_id=coid, type=OrderType.MARKET,
+                       reduce_only=reduce_only and leg == "perp")
+    out.append(PlaceOrder(leg=leg, venue=lg.venue, request=req, purpose=purpose))
+    po = PendingOrder(client_order_id=coid, leg=leg, side=side, qty=qty, purpose=purpose, seq=ctx.seq,
+                      attempt=min(ctx.phase_rejects, 9), sent_ts=ts, reduce_only=req.reduce_only)
+    pending = dict(ctx.pending)
+    pending[coid] = po
+    times = tuple(t for t in ctx.order_times if (ts - t).total_seconds() < 60.0) + (ts,)
+    return replace(ctx, pending=MappingProxyType(pending), seq=ctx.seq + 1, known_orders=ctx.known_orders | {coid},
+                   order_times=times, phase_orders=ctx.phase_orders + 1), True
+
+
+def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
+    """Re-send an order the venue says it never received, with the SAME client order id."""
+    lg = ctx.leg(p.leg)
+    req = OrderRequest(symbol=lg.symbol, side=p.side, qty=p.qty, client_order_id=p.client_order_id,
+                       type=OrderType.MARKET, reduce_only=p.reduce_only)
+    out.append(PlaceOrder(leg=p.leg, venue=lg.venue, request=req, purpose=p.purpose))
+    return _put(ctx, replace(p, status="sent", sent_ts=ts, resends=p.resends + 1, last_query_ts=None))
+
+
+def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:
+    pending = dict(ctx.pending)
+    pending[p.client_order_id] = p
+    return replace(ctx, pending=MappingProxyType(pending))
+
+
+def _drop(ctx: HedgeContext, coid: str) -> HedgeContext:
+    pending = dict(ctx.pending)
+    pending.pop(coid, None)
+    return replace(ctx, pending=MappingProxyType(pending))
+
+
+# ---- event handlers ---------------------------------------------------------------------------
+
+
+def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action]) -> HedgeContext:
+    if not (m.spot > 0 and m.perp > 0 and math.isfinite(m.spot) and math.isfinite(m.perp)):
+        out.append(Alert(AlertLevel.WARNING, "market update without valid prices ignored",
+                         {"spot": m.spot, "perp": m.perp}))
+        return ctx
+    mark = m.mark_or_perp
+    spot_leg = ctx.spot
+    # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
+    apr = getattr(params, "borrow_apr", 0.0)
+    if spot_leg.qty < 0 and apr > 0 and ctx.strategy_state.get("_last_market_ts") is not None:
+        dt_h = (m.ts - ctx.strategy_state["_last_market_ts"]).total_seconds() / 3600.0
+        if dt_h > 0:
+            spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
+    ctx = replace(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
+                  perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
+                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
+                  strategy_state=MappingProxyType({**ctx.strategy_state, "_last_market_ts": m.ts}))
+    day = m.ts.strftime("%Y-%m-%d")
+    if day != ctx.day:
+        ctx = replace(ctx, day=day, day_start_pnl=ctx.pnl)
+    if ctx.state in (State.MONITORING_POSITIONS, State.REBALANCING) and ctx.cycle_pnl > ctx.peak_pnl:
+        ctx = replace(ctx, peak_pnl=ctx.cycle_pnl)
+    ctx = _check_timeouts(ctx, ctx.last_ts, params, out)
+    return _run_guards(ctx, ctx.last_ts, params, out)
+
+
+def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContext:
+    f = ev.fill
+    if f.trade_id in ctx.seen_trades:
+        return ctx  # duplicate report (a query re-delivers fills): book once
+    if ev.leg not in ("spot", "perp") or ctx.leg(ev.leg).symbol != f.symbol:
+        out.append(Alert(AlertLevel.CRITICAL, f"fill on {f.symbol} does not match leg {ev.leg!r}; not booked",
+                         {"qty": f.qty, "price": f.price}))
+        return ctx
+    if f.client_order_id not in ctx.known_orders:
+        # not one of ours (another process, or a journal from before a restart): reconciliation's job
+        out.append(Alert(AlertLevel.CRITICAL, f"fill for unknown order {f.client_order_id}; not booked",
+                         {"qty": f.qty, "price": f.price}))
+        return ctx
+    leg = ctx.leg(ev.leg)
+    fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price  # base-currency fee valued at the fill price
+    ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
+    ctx = replace(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
+    p = ctx.pending.get(f.client_order_id)
+    if p is None:
+        # EDGE: late fill after cancel (or after the venue's final answer was processed). The money
+        # moved, so it is booked; _advance then re-hedges from the actual book (drift/rebalance,
+        # or top-up in OPENING_FUTURES_HEDGE, or more closing in CLOSING_POSITIONS).
+        out.append(Alert(AlertLevel.WARNING, f"late fill on {ev.leg} after its order was final: booked, hedge re-evaluated",
+                         {"qty": f.side.sign * f.qty, "price": f.price}))
+        if ev.leg == "spot" and not ctx.collateral_spot and ctx.state in (
+                State.OPENING_FUTURES_HEDGE, State.MONITORING_POSITIONS, State.REBALANCING):
+            # adopt the late spot quantity as the target: the perp is then sized to hedge it
+            ctx = replace(ctx, target_spot_qty=ctx.target_spot_qty + f.side.sign * f.qty)
+        return ctx
+    filled = p.filled + f.qty
+    if filled > p.qty + QTY_EPS:
+        out.append(Alert(AlertLevel.CRITICAL, f"overfill on {p.client_order_id}: {filled:g} > {p.qty:g}",
+                         {"filled": filled, "qty": p.qty}))
+    p = replace(p, filled=filled)
+    done = filled >= p.qty - QTY_EPS or (p.status == "final" and filled >= p.final_filled - QTY_EPS)
+    return _drop(ctx, p.client_order_id) if done else _put(ctx, p)
+
+
+def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[Action]) -> HedgeContext:
+    p = ctx.pending.get(ev.client_order_id)
+    if p is None:
+        return ctx  # answer about an order already resolved (duplicate / late answer): nothing to do
+    k = ev.kind
+    if k is OrderUpdateKind.ACK:
+        return _put(ctx, replace(p, status="acked" if p.status != "cancel_requested" else p.status,
+                                 order_id=ev.order_id or p.order_id))
+    if k is OrderUpdateKind.REJECTED:
+        out.append(Alert(AlertLevel.WARNING, f"{p.leg} {p.purpose} order rejected: {ev.reason}",
+                         {"qty": p.side.sign * p.qty, "rejects": float(ctx.phase_rejects + 1)}))
+        ctx = _drop(ctx, p.client_order_id)
+        return replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+    if k is OrderUpdateKind.NOT_FOUND:
+        # EDGE: exchange answered nothing to the create call and a query by client order id says it
+        # never got it -> re-send with the SAME client order id (a venue that did get it refuses
+        # the duplicate instead of opening a second order).
+        if p.resends < params.execution.max_resends:
+            return _resend(ctx, p, ctx.last_ts, out)
+        out.append(Alert(AlertLevel.WARNING, f"{p.leg} order {p.client_order_id} never reached the venue after "
+                         f"{p.resends} re-sends", {"resends": float(p.resends)}))
+        ctx = _drop(ctx, p.client_order_id)
+        return replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+    # CANCELED or CLOSED: final. Fills may still be on their way: keep the order (blocking new
+    # orders on this leg) until what the venue reports as filled is booked.
+    reported = ev.filled if ev.filled > 0 else p.filled
+    if k is OrderUpdateKind.CANCELED and reported <= QTY_EPS:
+        ctx = replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+    if k is OrderUpdateKind.CLOSED and ev.filled <= 0:
+        reported = p.qty
+    if p.filled >= reported - QTY_EPS:
+        return _drop(ctx, p.client_order_id)
+    return _put(ctx, replace(p, status="final", final_filled=reported, last_query_ts=ctx.last_ts,
+                             order_id=ev.order_id or p.order_id))
+
+
+def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
+    if ctx.perp.qty == 0.0:
+        return ctx
+    amount = ev.amount if not math.isnan(ev.amount) else funding_amount(ctx.perp.qty, ev.mark, ev.rate)
+    unfav = ctx.unfavourable_funding + 1 if amount < 0 else 0
+    return replace(ctx, perp=apply_funding(ctx.perp, amount), unfavourable_funding=unfav)
+
+
+def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+    if p.queries >= params.execution.max_queries:
+        out.append(Alert(AlertLevel.CRITICAL, f"{p.leg} order {p.client_order_id} unresolved after {p.queries} queries",
+                         {"queries": float(p.queries)}))
+        ctx = _put(ctx, replace(p, last_query_ts=ts))
+        return _try(ctx, Trigger.FAULT, f"order {p.client_order_id} unresolved", ts, out)
+    lg = ctx.leg(p.leg)
+    out.append(QueryOrder(leg=p.leg, venue=lg.venue, symbol=lg.symbol, client_order_id=p.client_order_id))
+    status = p.status if p.status in ("final", "cancel_requested") else "querying"
+    return _put(ctx, replace(p, status=status, queries=p.queries + 1, last_query_ts=ts))
+
+
+def _on_timeout(ctx: HedgeContext, ev: OrderTimeout, params: Any, out: list[Action]) -> HedgeContext:
+    p = ctx.pending.get(ev.client_order_id)
+    if p is None:
+        return ctx
+    # EDGE: no answer -> the order may or may not exist. Query by client order id before anything
+    # is re-sent; the pending entry keeps blocking new orders on this leg meanwhile.
+    return _query(ctx, p, ctx.last_ts, params, out)
+
+
+def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+    limit = params.execution.order_timeout_s
+    for p in tuple(ctx.pending.values()):
+        since = p.last_query_ts or p.sent_ts
+        if (ts - since).total_seconds() < limit:
+            continue
+        if p.status == "acked":
+            # working too long (e.g. a partly filled order): cancel the rest, hedge what filled
+            lg = ctx.leg(p.leg)
+            out.append(CancelOrder(p.leg, lg.venue, lg.symbol, p.client_order_id, "order timeout"))
+            ctx = _put(ctx, replace(p, status="cancel_requested", last_query_ts=ts))
+        else:
+            ctx = _query(ctx, p, ts, params, out)
+    return ctx
+
+
+def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+    verdicts = market_guards(ctx, ts, params.guards)
+    extra = strategy_for(params).guards
+    if extra is not None:
+        verdicts += extra(ctx, ts, params)
+    fired = {v.name for v in verdicts}
+    keep = {"order_rate", "position_limit"} & ctx.active_guards
+    ctx = replace(ctx, active_guards=frozenset((ctx.active_guards & fired) | keep))
+    for v in verdicts:
+        if v.name in ctx.active_guards:
+            continue
+        if v.action == "reduce" and ctx.state is not State.MONITORING_POSITIONS:
+            continue  # acted on (and latched) once the hedge is back in MONITORING_POSITIONS
+        ctx = _guard_fired(ctx, v, ts, out)
+        if v.action == "flatten":
+            if v.name == "dead_mans_switch":
+                ctx = replace(ctx, kill_latched=True)
+            ctx = replace(ctx, rearm_on_flat=False, exit_reason=f"guard {v.name}: {v.reason}")
+            ctx = _try(ctx, Trigger.FLATTEN, f"guard {v.name}: {v.reason}", ts, out)
+        elif v.action == "reduce" and ctx.state is State.MONITORING_POSITIONS:
+            frac = params.guards.liq_reduce_fraction
+            if ctx.collateral_spot:
+                ctx = replace(ctx, target_ratio=ctx.target_ratio * (1 - frac))
+            else:
+                ctx = replace(ctx, target_spot_qty=ctx.spot.qty * (1 - frac))
+            ctx = _transition(ctx, Trigger.RISK_REDUCE, f"guard {v.name}: {v.reason}", ts, out)
+        elif v.action == "deploy_reserve":
+            ctx = replace(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **v.updates}))
+            out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
+        elif v.action == "alert":
+            out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
+    return ctx
+
+
+def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[Action]) -> HedgeContext:
+    ts, c = ctx.last_ts, ev.command
+    why = f"operator {c}" + (f": {ev.reason}" if ev.reason else "")
+    if c is Command.FLATTEN:
+        # manual kill switch: latched, nothing new is opened until an operator CANCEL
+        out.append(GuardFired("kill_switch", "flatten", MappingProxyType({"pnl": ctx.pnl}), ts))
+        ctx = replace(ctx, kill_latched=True, rearm_on_flat=False, exit_reason=why)
+        return _try(ctx, Trigger.FLATTEN, why, ts, out)
+    if c is Command.STOP:
+        ctx = replace(ctx, rearm_on_flat=False, exit_reason=why)
+        if ctx.state in (State.MONITORING_POSITIONS, State.REBALANCING):
+            return _transition(ctx, Trigger.EXIT_SIGNAL, why, ts, out)
+        return _try(ctx, Trigger.FLATTEN, why, ts, out)
+    if c is Command.CANCEL:
+        return replace(ctx, kill_latched=False, active_guards=ctx.active_guards - {"dead_mans_switch"},
+                       last_heartbeat=ts)
+    if c is Command.PAUSE:
+        if ctx.state not in (State.ANALYZING_MARKET, State.MONITORING_POSITIONS, State.REBALANCING):
+            out.append(Alert(AlertLevel.WARNING, f"pause refused in {ctx.state}: an entry or exit is in progress"))
+            return ctx
+        for p in ctx.pending.values():  # a paused rebalance stops working its orders
+            lg = ctx.leg(p.leg)
+            out.append(CancelOrder(p.leg, lg.venue, lg.symbol, p.client_order_id, "pause"))
+            ctx = _put(ctx, replace(p, status="cancel_requested", last_query_ts=ts))
+        return _transition(ctx, Trigger.PAUSE, why, ts, out)
+    if c is Command.RESUME:
+        if ctx.state not in (State.PAUSED, State.ERROR):
+            out.append(Alert(AlertLevel.WARNING, f"resume ignored in {ctx.state}"))
+            return ctx
+        trig = Trigger.RESUME_FLAT if ctx.is_flat else Trigger.RESUME_HEDGED
+        if trig is Trigger.RESUME_FLAT and not ctx.collateral_spot:
+            ctx = replace(ctx, target_spot_qty=0.0)
+        return _transition(ctx, trig, why, ts, out)
+    if c is Command.REBALANCE_NOW:
+        if ctx.state is State.MONITORING_POSITIONS:
+            return _transition(ctx, Trigger.REBALANCE_NOW, why, ts, out)
+        out.append(Alert(AlertLevel.WARNING, f"rebalance_now ignored in {ctx.state}"))
+        return ctx
+    raise InvalidInput("command", c, f"one of {[x.value for x in Command]}")
+
+
+# ---- the level-triggered state logic ----------------------------------------------------------
+
+
+def _advance(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+             out: list[Action]) -> HedgeContext:
+    for _ in range(8):  # a transition may make the next state act at once (e.g. spot held -> hedge)
+        before = ctx.state
+        handler = _HANDLERS.get(ctx.state)
+        if handler is None:
+            return ctx
+        ctx = handler(ctx, ts, params, market, out)
+        if ctx.state is before:
+            return ctx
+    return ctx
+
+
+def _decide(ctx: HedgeContext, market: MarketUpdate, params: Any) -> Intent:
+    return strategy_for(params).decide(ctx, market, market.analytics, params)
+
+
+def _apply_state_updates(ctx: HedgeContext, intent: Intent) -> HedgeContext:
+    if not intent.state_updates:
+        return ctx
+    return replace(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **intent.state_updates}))
+
+
+def _clip_ratio(r: float, params: Any) -> float:
+    return min(max(r, params.rebalance.ratio_min), params.rebalance.ratio_max)
+
+
+def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+               out: list[Action]) -> HedgeContext:
+    if market is None or ctx.kill_latched or ctx.pending:
+        return ctx
+    if ctx.cooldown_until is not None and ts < ctx.cooldown_until:
+        return ctx
+    intent = _decide(ctx, market, params)
+    ctx = _apply_state_updates(ctx, intent)
+    if not intent.enter:
+        return ctx
+    target_spot = ctx.spot.qty if ctx.collateral_spot else (intent.target_spot_qty or 0.0)
+    ratio = _clip_ratio(intent.target_ratio if intent.target_ratio is not None else params.rebalance.target_ratio, params)
+    notional = abs(target_spot) * market.spot * (ratio if ctx.collateral_spot else 1.0)
+    lev = intent.leverage if intent.leverage is not None else choose_leverage(
+        market.analytics.get("sigma_24h", math.nan), params.leverage)
+    ctx = replace(ctx, target_spot_qty=target_spot, target_ratio=ratio, entry_notional=notional,
+                  pnl_at_entry=ctx.pnl, peak_pnl=0.0, profit_target=intent.profit_target, leverage=lev,
+                  last_leverage_check=ts, unfavourable_funding=0, exit_reason="", rearm_on_flat=False,
+                  entered_at=None)
+    out.append(SetMarginMode(ctx.perp.venue, ctx.perp.symbol, params.leverage.margin_mode))
+    out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
+    return _transition(ctx, Trigger.ENTRY_SIGNAL, intent.reason or "strategy entry", ts, out)
+
+
+def _opening_spot(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+                  out: list[Action]) -> HedgeContext:
+    if ctx.pending_on("spot"):
+        return ctx  # wait for the entry order's outcome (timeouts are queried, never re-sent blind)
+    need = 0.0 if ctx.collateral_spot else ctx.target_spot_qty - ctx.spot.qty
+    if ctx.phase_orders == 0 and _tradeable(ctx, "spot", need):
+        ctx, placed = _place(ctx, "spot", need, "entry", ts, params, out)
+        if placed:
+            return ctx
+    if abs(ctx.spot.qty) > QTY_EPS:
+        # EDGE: partial fill -> hedge what actually filled (perp_target uses the actual spot qty)
+        return _transition(ctx, Trigger.SPOT_FILLED, f"spot holds {ctx.spot.qty:g}", ts, out)
+    if ctx.phase_orders > 0 and ctx.phase_rejects <= params.execution.hedge_retries and _tradeable(ctx, "spot", need):
+        ctx, placed = _place(ctx, "spot", need, "entry", ts, params, out)
+        if placed:
+            return ctx
+    if ctx.phase_orders == 0 and ctx.phase_rejects == 0 and _tradeable(ctx, "spot", need):
+        return ctx  # held back by a guard (order rate): try again on the next event
+    cool = ts + pd.Timedelta(seconds=params.execution.entry_retry_cooldown_s)
+    ctx = replace(ctx, cooldown_until=cool, target_spot_qty=0.0)
+    return _transition(ctx, Trigger.ENTRY_FAILED, f"spot entry failed after {ctx.phase_rejects} rejections", ts, out)
+
+
+def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+                     out: list[Action]) -> HedgeContext:
+    if ctx.pending_on("perp") or ctx.pending_on("spot"):
+        return ctx
+    need = perp_target(ctx) - ctx.perp.qty
+    if _tradeable(ctx, "perp", need):
+        if ctx.phase_rejects <= params.execution.hedge_retries:
+            ctx, placed = _place(ctx, "perp", need, "hedge", ts, params, out)
+            return ctx  # placed, or held back by a guard and retried on the next event
+        # EDGE: perp hedge rejected after the spot leg filled. Never leave the spot leg naked
+        # silently: unwind it (default) or stop in ERROR with a critical alert.
+        numbers = {"spot_qty": ctx.spot.qty, "perp_qty": ctx.perp.qty, "rejects": float(ctx.phase_rejects)}
+        if params.execution.unwind_on_hedge_failure:
+            out.append(Alert(AlertLevel.CRITICAL, "perp hedge rejected after retries: unwinding the spot leg", numbers))
+            ctx = replace(ctx, rearm_on_flat=False, exit_reason="hedge failed")
+            return _transition(ctx, Trigger.HEDGE_FAILED, f"perp hedge rejected {ctx.phase_rejects} times", ts, out)
+        out.append(Alert(AlertLevel.CRITICAL, "perp hedge rejected after retries: spot leg is UNHEDGED, operator needed", numbers))
+        return _transition(ctx, Trigger.FAULT, "perp hedge failed, unwind disabled", ts, out)
+    if abs(ctx.perp.qty) <= QTY_EPS and abs(ctx.spot.qty) > QTY_EPS and abs(perp_target(ctx)) > QTY_EPS:
+        # the spot fill is too small to hedge on the perp venue: unwind it rather than hold it naked
+        out.append(Alert(AlertLevel.WARNING, "spot fill below the perp minimum: unwinding it",
+                         {"spot_qty": ctx.spot.qty}))
+        ctx = replace(ctx, rearm_on_flat=False, exit_reason="spot fill too small to hedge")
+        return _transition(ctx, Trigger.HEDGE_FAILED, "spot fill below the perp minimum", ts, out)
+    ctx = replace(ctx, entered_at=ts, target_spot_qty=ctx.spot.qty if not ctx.collateral_spot else ctx.target_spot_qty,
+                  entry_notional=ctx.entry_notional if ctx.collateral_spot
+                  else abs(ctx.spot.qty) * (ctx.spot_price if ctx.spot_price > 0 else ctx.spot.avg_entry))
+    return _transition(ctx, Trigger.HEDGE_FILLED, f"hedged: spot {ctx.spot.qty:g}, perp {ctx.perp.qty:g}", ts, out)
+
+
+def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+                out: list[Action]) -> HedgeContext:
+    if market is not None:
+        intent = _decide(ctx, market, params)
+        ctx = _apply_state_updates(ctx, intent)
+        if intent.profit_target is not None:
+            ctx = replace(ctx, profit_target=intent.profit_target)
+        reason = intent.reason if intent.exit else exit_reason(ctx, ts, market.spot, market.perp, params.exit)
+        if intent.exit or reason:
+            ctx = replace(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
+            return _transition(ctx, Trigger.EXIT_SIGNAL, reason or "strategy exit", ts, out)
+        if intent.target_ratio is not None:
+            ctx = replace(ctx, target_ratio=_clip_ratio(intent.target_ratio, params))
+        if intent.target_spot_qty is not None and not ctx.collateral_spot:
+            ctx = replace(ctx, target_spot_qty=intent.target_spot_qty)
+        ctx = _recheck_leverage(ctx, ts, params, market, out)
+    if ctx.pending:
+        return ctx
+    rb = params.rebalance
+    if ctx.last_rebalance_ts is not None and (ts - ctx.last_rebalance_ts).total_seconds() < rb.cooldown_s:
+        return ctx
+    spot_need, perp_need = order_needs(ctx)
+    spot_due = _tradeable(ctx, "spot", spot_need, rb.min_order_notional)
+    drift = ctx.drift
+    perp_due = _tradeable(ctx, "perp", perp_need, rb.min_order_notional) and (
+        math.isnan(drift) or drift > rb.drift_threshold or abs(ctx.spot.qty) <= QTY_EPS)
+    if spot_due or perp_due:
+        why = f"drift {drift:.4f} > {rb.drift_threshold}" if perp_due else f"spot target moved by {spot_need:g}"
+        return _transition(ctx, Trigger.DRIFT_EXCEEDED, why, ts, out)
+    return ctx
+
+
+def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate,
+                      out: list[Action]) -> HedgeContext:
+    last = ctx.last_leverage_check
+    if last is not None and (ts - last).total_seconds() < params.leverage.recheck_hours * 3600:
+        return ctx
+    sigma = market.analytics.get("sigma_24h", math.nan)
+    ctx = replace(ctx, last_leverage_check=ts)
+    if math.isnan(sigma) or ctx.strategy == "voltier":
+        return ctx
+    lev = choose_leverage(sigma, params.leverage)
+    if lev < ctx.leverage:  # only ever lower it with a position on (raising needs no action)
+        out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
+        ctx = replace(ctx, leverage=lev)
+    return ctx
+
+
+def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+                 out: list[Action]) -> HedgeContext:
+    if ctx.pending:
+        return ctx
+    if market is not None:
+        reason = exit_reason(ctx, ts, market.spot, market.perp, params.exit)
+        if reason:
+            ctx = replace(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
+            return _transition(ctx, Trigger.EXIT_SIGNAL, reason, ts, out)
+    spot_need, perp_need = order_needs(ctx)
+    rb = params.rebalance
+    minimum = rb.min_order_notional
+    if ctx.phase_rejects <= params.execution.hedge_retries and ctx.phase_orders < _MAX_ROUNDS:
+        placed_any = False
+        if _tradeable(ctx, "spot", spot_need, minimum):
+            ctx, placed = _place(ctx, "spot", spot_need, "rebalance", ts, params, out)
+            placed_any |= placed
+        perp_need = perp_target(ctx) - ctx.perp.qty - _signed_working(ctx, "perp")
+        if _tradeable(ctx, "perp", perp_need, 0.0):
+            ctx, placed = _place(ctx, "perp", perp_need, "rebalance", ts, params, out,
+                                 reduce_only=abs(ctx.perp.qty + perp_need) < abs(ctx.perp.qty))
+            placed_any |= placed
+        if placed_any or "order_rate" in ctx.active_guards:
+            return ctx
+    elif _tradeable(ctx, "perp", perp_need, 0.0):
+        out.append(Alert(AlertLevel.WARNING, "rebalance incomplete after retries",
+                         {"perp_need": perp_need, "rejects": float(ctx.phase_rejects)}))
+    ctx = replace(ctx, last_rebalance_ts=ts)
+    return _transition(ctx, Trigger.REBALANCED, f"ratio {ctx.hedge_ratio:.4f}, delta {ctx.delta:g}", ts, out)
+
+
+def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+             out: list[Action]) -> HedgeContext:
+    if ctx.pending:
+        return ctx
+    keep_spot = ctx.collateral_spot or ctx.keep_spot_on_close
+    legs = ("perp",) if keep_spot else ("perp", "spot")
+    due = [lg for lg in legs if _tradeable(ctx, lg, -ctx.leg(lg).qty)]
+    if due:
+        if ctx.phase_rejects > params.execution.hedge_retries + 2:
+            out.append(Alert(AlertLevel.CRITICAL, "closing orders keep failing: operator needed",
+                             {"spot_qty": ctx.spot.qty, "perp_qty": ctx.perp.qty}))
+            return _transition(ctx, Trigger.FAULT, "close orders rejected", ts, out)
+        for lg in due:
+            ctx, _ = _place(ctx, lg, -ctx.leg(lg).qty, "close", ts, params, out, reduce_only=True)
+        return ctx
+    dust = {lg: ctx.leg(lg).qty for lg in legs if abs(ctx.leg(lg).qty) > QTY_EPS}
+    if dust:
+        out.append(Alert(AlertLevel.INFO, "dust below venue minimums left on the book", dust))
+    ctx = replace(ctx, target_spot_qty=ctx.spot.qty if keep_spot else 0.0, entered_at=None)
+    if ctx.rearm_on_flat and not ctx.kill_latched:
+        ctx = replace(ctx, cooldown_until=ts + pd.Timedelta(seconds=1))  # re-enter on a later event
+        return _transition(ctx, Trigger.REARM, f"flat after: {ctx.exit_reason}", ts, out)
+    return _transition(ctx, Trigger.FLAT, f"flat after: {ctx.exit_reason or 'close'}", ts, out)
+
+
+def _idle(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+          out: list[Action]) -> HedgeContext:
+    return ctx
+
+
+_HANDLERS = {
+    State.ANALYZING_MARKET: _analyzing,
+    State.OPENING_SPOT_POSITION: _opening_spot,
+    State.OPENING_FUTURES_HEDGE: _opening_futures,
+    State.MONITORING_POSITIONS: _monitoring,
+    State.REBALANCING: _rebalancing,
+    State.CLOSING_POSITIONS: _closing,
+    State.PAUSED: _idle,
+    State.ERROR: _idle,
+}

@@ -1,0 +1,77 @@
+"""Funding carry (spot/perp): collect funding with a delta-neutral book.
+
+Positive expected funding: long spot, short perp. Negative: short spot (margin borrow) and
+long perp, only when ``allow_spot_short``; otherwise stay out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.events import MarketUpdate
+from hedge_core.engine.states import State
+from hedge_core.engine.strategies.activation import activation_configured, activation_fired
+from hedge_core.engine.strategies.base import HOLD, Intent
+from hedge_core.params import CarryParams
+
+__all__ = ["expected_net_carry", "decide"]
+
+
+def expected_net_carry(rate: float, basis: float, intervals: int, taker_fee: float,
+                       borrow_apr: float = 0.0, interval_hours: float = 8.0) -> float:
+    """Expected net carry of a spot/perp carry over ``intervals`` funding intervals.
+
+    Fraction of notional: ``|rate| x intervals - 4 x taker_fee + direction x basis - borrow``,
+    where direction = sign(rate) (positive funding: long spot / short perp, which gains a perp
+    premium ``basis = (perp - spot) / spot`` as it converges), 4 taker fees = two legs in and out,
+    and borrow = borrow_apr x hours held / 8760 for a spot short (negative funding only).
+
+    TODO(analytics): call hedge_core.analytics.funding's expected net carry once it is committed.
+    """
+    direction = 1.0 if rate >= 0 else -1.0
+    hours = intervals * interval_hours
+    borrow = borrow_apr * hours / 8760.0 if rate < 0 else 0.0
+    return abs(rate) * intervals - 4.0 * taker_fee + direction * basis - borrow
+
+
+def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float], params: CarryParams) -> Intent:
+    """Enter when the expected net carry clears the threshold; hold otherwise.
+
+    Exits (profit target, stops, time, unfavourable funding, basis) are the engine's generic ones.
+    """
+    if ctx.state is not State.ANALYZING_MARKET:
+        if activation_configured(params.activation) and params.activation.enlarge_ratio_step > 0:
+            fired, why = activation_fired(market.spot, market.spot_volume, analytics, params.activation)
+            if fired:
+                return Intent(target_ratio=min(ctx.target_ratio + params.activation.enlarge_ratio_step,
+                                               params.rebalance.ratio_max), reason=why)
+        return HOLD
+    rate = market.expected_funding_rate
+    if math.isnan(rate) or abs(rate) < params.min_funding_rate:
+        return HOLD
+    if rate < 0 and not params.allow_spot_short:
+        return HOLD  # negative funding needs a spot short on margin: not allowed -> stay out
+    basis = (market.perp - market.spot) / market.spot
+    if abs(basis) * 1e4 > params.max_entry_basis_bps:
+        return HOLD
+    carry = expected_net_carry(rate, basis, params.expected_hold_intervals, params.taker_fee,
+                               params.borrow_apr, market.funding_interval_hours)
+    if carry < params.min_net_carry:
+        return HOLD
+    if params.enter_within_s_of_funding is not None:
+        if market.next_funding_ts is None:
+            return HOLD
+        lead = (market.next_funding_ts - market.ts).total_seconds()
+        if not 0 <= lead <= params.enter_within_s_of_funding:
+            return HOLD
+    why = f"funding {rate:.6f}/interval, net carry {carry:.5f} over {params.expected_hold_intervals} intervals"
+    if activation_configured(params.activation):
+        fired, act = activation_fired(market.spot, market.spot_volume, analytics, params.activation)
+        if not fired:
+            return HOLD
+        why += f"; {act}"
+    direction = 1.0 if rate > 0 else -1.0
+    return Intent(enter=True, target_spot_qty=direction * params.notional / market.spot,
+                  target_ratio=params.rebalance.target_ratio, reason=why)
