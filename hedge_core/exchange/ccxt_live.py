@@ -41,6 +41,7 @@ from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.errors_map import translate
 from hedge_core.types import (
     Balance,
+    Bar,
     Fill,
     FundingPayment,
     FundingRate,
@@ -340,6 +341,26 @@ class CcxtLiveAdapter:
         last = _f(t.get("last") or t.get("close"))
         return Ticker(symbol=symbol, ts=_ts(t.get("timestamp")), bid=_f(bid, last), ask=_f(ask, last),
                       last=last, mark=t.get("markPrice"))
+
+    async def fetch_bars(self, symbol: str, kind: MarketKind, timeframe: str = "1h",
+                         since: pd.Timestamp | None = None, limit: int | None = None) -> list[Bar]:
+        """OHLCV bars labelled by open time (public endpoint; not part of the adapter protocol).
+
+        ``kind`` SPOT or PERP reads trade bars of ``symbol``; MARK reads the perp's mark-price bars
+        (volume 0). The venue's newest bar may still be forming: callers keep only closed bars.
+        """
+        await self._ensure_markets()
+        inst = self._instrument(symbol)
+        kind = MarketKind(kind)
+        want = MarketKind.SPOT if kind is MarketKind.SPOT else MarketKind.PERP
+        if inst.kind is not want:
+            raise he.InvalidInput("symbol", symbol, f"a {want.value} symbol for kind={kind.value}")
+        since_ms = _ms(since)
+        fetch = self._ex.fetch_mark_ohlcv if kind is MarketKind.MARK else self._ex.fetch_ohlcv
+        rows = await self._call("fetch_bars", lambda: fetch(symbol, timeframe, since_ms, limit))
+        return [Bar(ts=_ts(r[0]), venue=self.venue, symbol=symbol, kind=kind, open=_f(r[1]), high=_f(r[2]),
+                    low=_f(r[3]), close=_f(r[4]), volume=0.0 if kind is MarketKind.MARK else _f(r[5]),
+                    timeframe=timeframe) for r in rows]
 
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """Balances of one wallet (``"spot"`` or ``"perp"``); zero balances omitted.

@@ -164,6 +164,7 @@ class BinanceSim:
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (METHOD, path, params)
         self.answers: list[tuple[str, int, int | None]] = []  # ('METHOD /path', HTTP status, error code)
         self.clock_offset_ms = 0
+        self.klines: dict[tuple[str, str], list[list[Any]]] = {}  # (market, symbol) -> rows
         self._partial: list[float] = []
         self._thin = 0
         self._next_id = 1000
@@ -209,6 +210,15 @@ class BinanceSim:
                                 "tranId": self._tran_id, "tradeId": ""})
             self._tran_id += 1
         return paid
+
+    def add_kline(self, symbol_id: str, market: str, open_ms: int, o: float, h: float, lo: float,
+                  c: float, v: float = 0.0, interval_ms: int = 3_600_000) -> None:
+        """Publish one kline; ``market`` is ``spot``, ``fapi`` (perp trades) or ``mark``."""
+        rows = self.klines.setdefault((market, symbol_id), [])
+        rows[:] = [r for r in rows if r[0] != open_ms]
+        rows.append([open_ms, _fmt(o), _fmt(h), _fmt(lo), _fmt(c), _fmt(v), open_ms + interval_ms - 1,
+                     _fmt(v * c), 1, "0", "0", "0"])
+        rows.sort(key=lambda r: r[0])
 
     def inject(self, pattern: str = ".*", *, count: int = 1, status: int = 400, code: int | None = None,
                msg: str = "", hang: float = 0.0, after: bool = False, raw: str | None = None) -> None:
@@ -360,6 +370,9 @@ class BinanceSim:
             ("GET", "/api/v3/ticker/bookTicker"): (lambda p: self._book(p, spot=True), False),
             ("GET", "/fapi/v1/ticker/bookTicker"): (lambda p: self._book(p, spot=False), False),
             ("GET", "/fapi/v1/premiumIndex"): (self._premium, False),
+            ("GET", "/api/v3/klines"): (lambda p: self._klines(p, "spot"), False),
+            ("GET", "/fapi/v1/klines"): (lambda p: self._klines(p, "fapi"), False),
+            ("GET", "/fapi/v1/markPriceKlines"): (lambda p: self._klines(p, "mark"), False),
             ("GET", "/fapi/v1/fundingRate"): (self._funding_rates, False),
             ("POST", "/api/v3/order"): (lambda p: self._new_order(p, "spot"), True),
             ("POST", "/fapi/v1/order"): (lambda p: self._new_order(p, "fapi"), True),
@@ -455,6 +468,14 @@ class BinanceSim:
                     "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
                     "nextFundingTime": nxt, "time": now}
         return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _klines(self, p: dict[str, str], market: str) -> list[list[Any]]:
+        rows = self.klines.get((market, self._sym(p)), [])
+        if "startTime" in p:
+            rows = [r for r in rows if r[0] >= int(p["startTime"])]
+        if "endTime" in p:
+            rows = [r for r in rows if r[0] <= int(p["endTime"])]
+        return rows[: int(p.get("limit", 500))]
 
     def _funding_rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
         rows = [r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]]
