@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="hedge", page_icon="⚖️", layout="wide")
+st.set_page_config(page_title="hedge", page_icon=":material/balance:", layout="wide")
 
 pages = [
-    st.Page("pages/market_data.py", title="Market data", icon="📈", default=True),
+    st.Page("pages/market_data.py", title="Market data", icon=":material/candlestick_chart:", default=True),
 ]
 st.navigation(pages).run()

@@ -26,6 +26,8 @@ def run_panel(
     port: int = typer.Option(8501, help="Port of the panel."),
     address: str = typer.Option("localhost", help="Bind address (localhost only by default)."),
     seed: bool = typer.Option(True, help="Seed an empty database first (real data if reachable, else demo)."),
+    demo: bool = typer.Option(False, help="Seed with the synthetic demo market without probing the network "
+                              "(also when HEDGE_OFFLINE=1)."),
 ) -> None:
     """Open the Streamlit control panel (seeding an empty database first)."""
     db_path = Path(db) if db else default_db_path()
@@ -35,12 +37,12 @@ def run_panel(
         from hedge_core.store import Store
 
         with Store(db_path) as store:
-            summary = ensure_seeded(store, progress=True)
-        typer.echo(f"database {db_path}: {summary}")
-    typer.echo(f"panel on http://{address}:{port}  (Ctrl+C to stop)")
+            ensure_seeded(store, progress=True, demo=demo or bool(os.environ.get("HEDGE_OFFLINE")))
+    typer.echo(f"database {db_path}\npanel on http://{address}:{port}  (Ctrl+C to stop)")
     args = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
             "--server.address", address, "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+            "--server.fileWatcherType", "none"]
     os.execv(sys.executable, args)
 
 

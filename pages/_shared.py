@@ -20,4 +20,4 @@ def store() -> Store:
 
 def synthetic_badge(flag: bool) -> None:
     if flag:
-        st.warning("SYNTHETIC data from the demo market generator — not real prices.", icon="🧪")
+        st.warning("SYNTHETIC data from the demo market generator — not real prices.", icon=":material/science:")
