@@ -45,6 +45,12 @@ __all__ = [
     "liquidation_price",
     "liquidation_distance",
     "margin_ratio",
+    "leverage_for_liquidation_buffer",
+    "leverage_for_target_vol",
+    "var_historical",
+    "cvar_historical",
+    "var_parametric",
+    "cvar_parametric",
 ]
 
 
@@ -273,3 +279,130 @@ def margin_ratio(maintenance: float, margin_balance: float) -> float:
     if mb <= 0:
         return math.inf
     return mm / mb
+
+
+# ---- leverage choice ------------------------------------------------------------------------
+
+
+def _clip_leverage(lev: float, min_leverage: float, max_leverage: float) -> float:
+    if not (math.isfinite(min_leverage) and min_leverage >= 1.0):
+        raise InvalidInput("min_leverage", min_leverage, ">= 1")
+    if not (math.isfinite(max_leverage) and max_leverage >= min_leverage):
+        raise InvalidInput("max_leverage", max_leverage, f">= min_leverage ({min_leverage})")
+    return float(min(max(lev, min_leverage), max_leverage))
+
+
+def leverage_for_liquidation_buffer(buffer: float, notional: float, brackets: Sequence[Bracket], *,
+                                    side: int = -1, min_leverage: float = 1.0,
+                                    max_leverage: float | None = None) -> float:
+    """Highest isolated leverage whose liquidation price is at least ``buffer`` away from entry.
+
+    With isolated margin ``WB = notional / L`` the Binance formula gives, with MMR and cum of the
+    bracket of the notional AT the liquidation price and ``c = cum / notional``:
+
+    - long:  ``LP / EP = (1 - 1/L - c) / (1 - MMR)``, so ``1/L = 1 - c - (1 - buffer)(1 - MMR)``;
+    - short: ``LP / EP = (1 + 1/L + c) / (1 + MMR)``, so ``1/L = (1 + buffer)(1 + MMR) - 1 - c``.
+
+    Parameters
+    ----------
+    buffer : float
+        Required adverse move to liquidation, fraction of entry in (0, 1) (0.3 = 30 %).
+    notional : float
+        Position notional at entry, USDT (> 0): picks the bracket.
+    side : int
+        +1 long, -1 short (default: the short perp of a hedge).
+    min_leverage, max_leverage : float
+        Bounds of the answer; ``max_leverage`` defaults to the bracket's max leverage.
+
+    Returns
+    -------
+    float
+        Leverage in ``[min_leverage, max_leverage]``. When the bound binds the buffer is larger
+        (at ``max``) or cannot be reached (at ``min``); check with :func:`liquidation_price`.
+    """
+    b_ = float(buffer)
+    if not (math.isfinite(b_) and 0 < b_ < 1):
+        raise InvalidInput("buffer", buffer, "a fraction in (0, 1)")
+    n = float(notional)
+    if not (math.isfinite(n) and n > 0):
+        raise InvalidInput("notional", notional, "a notional > 0 (USDT)")
+    if side not in (1, -1):
+        raise InvalidInput("side", side, "+1 (long) or -1 (short)")
+    # MMR and cum of the bracket AT the liquidation price (Binance FAQ), leverage cap at entry
+    br = bracket_for(n * (1.0 - side * b_), brackets)
+    c = br.cum / n
+    if side == 1:
+        inv = 1.0 - c - (1.0 - b_) * (1.0 - br.mmr)
+    else:
+        inv = (1.0 + b_) * (1.0 + br.mmr) - 1.0 - c
+    hi = bracket_for(n, brackets).max_leverage if max_leverage is None else float(max_leverage)
+    lev = math.inf if inv <= 0 else 1.0 / inv
+    return _clip_leverage(lev, min_leverage, hi)
+
+
+def leverage_for_target_vol(target_vol: float, asset_vol: float, *, min_leverage: float = 1.0,
+                            max_leverage: float = 10.0) -> float:
+    """Leverage that scales the asset's volatility to ``target_vol``: ``clip(target / asset, min, max)``.
+
+    Both volatilities on the same horizon and annualisation (fractions > 0).
+    """
+    t, a = float(target_vol), float(asset_vol)
+    if not (math.isfinite(t) and t > 0):
+        raise InvalidInput("target_vol", target_vol, "a volatility > 0")
+    if not (math.isfinite(a) and a > 0):
+        raise InvalidInput("asset_vol", asset_vol, "a volatility > 0")
+    return _clip_leverage(t / a, min_leverage, max_leverage)
+
+
+# ---- VaR / CVaR -----------------------------------------------------------------------------
+
+
+def _returns(returns: pd.Series | np.ndarray, name: str = "returns") -> np.ndarray:
+    v = np.asarray(returns, dtype="float64")
+    if v.ndim != 1 or len(v) < 2:
+        raise InvalidInput(f"len({name})", len(v) if v.ndim else 0, ">= 2 observations (1-D)")
+    if not np.isfinite(v).all():
+        raise InvalidInput(name, f"{int((~np.isfinite(v)).sum())} non-finite values", "finite returns (dropna first)")
+    return v
+
+
+def _level(level: float) -> float:
+    lv = float(level)
+    if not (math.isfinite(lv) and 0.5 <= lv < 1.0):
+        raise InvalidInput("level", level, "a confidence level in [0.5, 1), e.g. 0.95 or 0.99")
+    return lv
+
+
+def var_historical(returns: pd.Series | np.ndarray, level: float = 0.99) -> float:
+    """Historical Value-at-Risk: the loss not exceeded with probability ``level``.
+
+    ``VaR = -quantile(returns, 1 - level)`` (linear interpolation, numpy default), a POSITIVE
+    number for a loss (0.05 = 5 % of value), per the returns' horizon.
+    """
+    v = _returns(returns)
+    return float(-np.quantile(v, 1.0 - _level(level)))
+
+
+def cvar_historical(returns: pd.Series | np.ndarray, level: float = 0.99) -> float:
+    """Historical CVaR (expected shortfall): ``-mean(returns <= -VaR)``, positive for a loss."""
+    v = _returns(returns)
+    q = np.quantile(v, 1.0 - _level(level))
+    return float(-v[v <= q].mean())
+
+
+def var_parametric(returns: pd.Series | np.ndarray, level: float = 0.99) -> float:
+    """Gaussian VaR: ``-(mu + sigma * z_{1-level})`` with sample mean and std (ddof=1)."""
+    from scipy.stats import norm
+
+    v = _returns(returns)
+    return float(-(v.mean() + v.std(ddof=1) * norm.ppf(1.0 - _level(level))))
+
+
+def cvar_parametric(returns: pd.Series | np.ndarray, level: float = 0.99) -> float:
+    """Gaussian CVaR: ``-(mu - sigma * pdf(z) / (1 - level))``, z = ``ppf(1 - level)``."""
+    from scipy.stats import norm
+
+    lv = _level(level)
+    v = _returns(returns)
+    z = norm.ppf(1.0 - lv)
+    return float(-(v.mean() - v.std(ddof=1) * norm.pdf(z) / (1.0 - lv)))
