@@ -19,7 +19,7 @@ from hedge_core.types import MarginMode
 
 __all__ = [
     "ExecutionParams", "ExitParams", "RebalanceParams", "GuardParams", "LeverageParams",
-    "ActivationParams", "CarryParams", "CrossHedgeParams", "VolTier", "VolTierLoanParams",
+    "ActivationParams", "CarryParams", "CrossHedgeParams", "VolTierLoanParams",
     "GridParams", "StrategyParams",
 ]
 
@@ -117,7 +117,8 @@ class _StrategyBase(_Frozen):
     guards: GuardParams = GuardParams()
     leverage: LeverageParams = LeverageParams()
     activation: ActivationParams = ActivationParams()
-    taker_fee: float = Field(0.0004, ge=0, le=0.01, description="taker fee per side used in entry decisions (fraction of notional)")
+    taker_fee: float = Field(0.0004, ge=0, le=0.01, description="taker fee per fill used in entry decisions (fraction of notional)")
+    slippage_rate: float = Field(0.0002, ge=0, le=0.01, description="expected slippage per fill used in entry decisions (fraction of notional)")
 
 
 class CarryParams(_StrategyBase):
@@ -147,17 +148,6 @@ class CrossHedgeParams(_StrategyBase):
     exit: ExitParams = ExitParams(max_holding_hours=24 * 7, funding_unfavourable_intervals=None)
 
 
-class VolTier(_Frozen):
-    """Hedge ratio used while sigma_24h is below ``max_sigma``."""
-
-    max_sigma: float = Field(gt=0, le=10, description="upper bound of 24h volatility for this tier (fraction, not annualised)")
-    ratio: float = Field(ge=0, le=2, description="hedge ratio in this tier")
-
-
-def _default_tiers() -> tuple[VolTier, ...]:
-    return (VolTier(max_sigma=0.02, ratio=0.5), VolTier(max_sigma=0.04, ratio=0.75), VolTier(max_sigma=10.0, ratio=1.0))
-
-
 class VolTierLoanParams(_StrategyBase):
     """Volatility-tiered delta-neutral book on a collateralised loan.
 
@@ -173,7 +163,9 @@ class VolTierLoanParams(_StrategyBase):
     loan_apr: float = Field(0.06, ge=0, le=5, description="loan interest, fraction per year")
     reserve: float = Field(10_000.0, ge=0, le=1e9, description="USDT reserve deployable as extra collateral")
     perp_leverage: float = Field(25.0, ge=1, le=125, description="perp leverage (x)")
-    tiers: tuple[VolTier, ...] = Field(default_factory=_default_tiers, description="ascending sigma tiers -> hedge ratio")
+    tier_uppers: tuple[float, ...] = Field((0.02, 0.04), description="sigma_24h tier edges (fraction per day, ascending): sigma < upper_i -> tier_ratios[i]")
+    tier_ratios: tuple[float, ...] = Field((0.2, 0.4), description="hedge ratio of each tier below its edge")
+    tier_top: float = Field(0.6, ge=0, le=2, description="hedge ratio when sigma_24h is at or above the last edge")
     pt_k: float = Field(1.5, gt=0, le=20, description="profit target = pt_k x sigma_24h x hedge notional")
     ltv_warn: float = Field(0.65, gt=0, lt=1, description="LTV above which the reserve is deployed")
     ltv_flatten: float = Field(0.85, gt=0, lt=1, description="LTV above which the hedge is flattened and an alert raised")
@@ -184,11 +176,12 @@ class VolTierLoanParams(_StrategyBase):
 
     @model_validator(mode="after")
     def _tiers(self) -> "VolTierLoanParams":
-        if not self.tiers:
-            raise ValueError("tiers must hold at least one VolTier")
-        sig = [t.max_sigma for t in self.tiers]
-        if sig != sorted(sig):
-            raise ValueError(f"tiers must be ascending in max_sigma, got {sig}")
+        if len(self.tier_uppers) != len(self.tier_ratios):
+            raise ValueError(f"tier_uppers {self.tier_uppers} and tier_ratios {self.tier_ratios} must have the same length")
+        if list(self.tier_uppers) != sorted(set(self.tier_uppers)) or any(not 0 < u <= 10 for u in self.tier_uppers):
+            raise ValueError(f"tier_uppers={self.tier_uppers} must be strictly increasing values in (0, 10]")
+        if any(not 0 <= r <= 2 for r in self.tier_ratios):
+            raise ValueError(f"tier_ratios={self.tier_ratios} must lie in [0, 2]")
         if self.ltv_warn >= self.ltv_flatten:
             raise ValueError(f"ltv_warn={self.ltv_warn} must be < ltv_flatten={self.ltv_flatten}")
         return self

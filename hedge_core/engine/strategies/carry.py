@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from hedge_core.analytics.funding import CarryCosts, funding_apr
+from hedge_core.analytics.funding import expected_net_carry as _net_carry
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
@@ -20,20 +22,20 @@ __all__ = ["expected_net_carry", "decide"]
 
 
 def expected_net_carry(rate: float, basis: float, intervals: int, taker_fee: float,
-                       borrow_apr: float = 0.0, interval_hours: float = 8.0) -> float:
-    """Expected net carry of a spot/perp carry over ``intervals`` funding intervals.
+                       borrow_apr: float = 0.0, interval_hours: float = 8.0, slippage_rate: float = 0.0) -> float:
+    """Expected net carry of a spot/perp carry over ``intervals`` funding intervals (fraction of notional).
 
-    Fraction of notional: ``|rate| x intervals - 4 x taker_fee + direction x basis - borrow``,
-    where direction = sign(rate) (positive funding: long spot / short perp, which gains a perp
-    premium ``basis = (perp - spot) / spot`` as it converges), 4 taker fees = two legs in and out,
-    and borrow = borrow_apr x hours held / 8760 for a spot short (negative funding only).
-
-    TODO(analytics): call hedge_core.analytics.funding's expected net carry once it is committed.
+    ``analytics.funding.expected_net_carry`` of the APR received (``|rate|`` annualised), held
+    ``intervals x interval_hours``, with round-trip fees and slippage on both legs and the borrow
+    cost of a spot short (negative funding only), plus the basis convergence gain
+    ``direction x basis`` (positive funding: long spot / short perp gains a perp premium
+    ``basis = (perp - spot) / spot`` as it converges).
     """
     direction = 1.0 if rate >= 0 else -1.0
-    hours = intervals * interval_hours
-    borrow = borrow_apr * hours / 8760.0 if rate < 0 else 0.0
-    return abs(rate) * intervals - 4.0 * taker_fee + direction * basis - borrow
+    costs = CarryCosts(fee_rate=taker_fee, slippage_rate=slippage_rate, legs=2, borrow_apr=borrow_apr)
+    days = intervals * interval_hours / 24.0
+    net = _net_carry(funding_apr(abs(rate), interval_hours), days, costs, borrow=rate < 0)
+    return net + direction * basis
 
 
 def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float], params: CarryParams) -> Intent:
@@ -57,7 +59,7 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
     if abs(basis) * 1e4 > params.max_entry_basis_bps:
         return HOLD
     carry = expected_net_carry(rate, basis, params.expected_hold_intervals, params.taker_fee,
-                               params.borrow_apr, market.funding_interval_hours)
+                               params.borrow_apr, market.funding_interval_hours, params.slippage_rate)
     if carry < params.min_net_carry:
         return HOLD
     if params.enter_within_s_of_funding is not None:
