@@ -266,3 +266,52 @@ def test_no_liquidation_without_breach_over_real_scale_moves():
     (p,) = core.positions_view()
     assert math.isclose(p.liquidation_price, 10_000 / 0.996, rel_tol=1e-12)
     assert p.unrealized_pnl == pytest.approx(-6_000.0)
+
+
+def test_cached_margin_sums_match_a_slow_recomputation():
+    """perp_available() and the cross check use per-symbol cached sums; check them against a
+    from-scratch recomputation over a seeded random sequence of orders, marks and funding."""
+    import random
+
+    from hedge_core.analytics.risk import maintenance_margin
+    from hedge_core.errors import InsufficientFunds, InvalidOrder
+
+    rng = random.Random(5)
+    core = PaperCore(PaperConfig(position_mode=PositionMode.ONE_WAY), balances={"perp": {"USDT": 200_000.0}})
+    core.set_margin_mode(EPERP, MarginMode.ISOLATED)
+    core.set_leverage(EPERP, 5)
+    px = {PERP: 20_000.0, EPERP: 2_000.0}
+
+    def slow_available() -> float:
+        avail = core.wallet
+        for p in core.positions.values():
+            if p.qty == 0.0:
+                continue
+            if core._mode(p.symbol) is MarginMode.ISOLATED:
+                avail -= p.margin
+            else:
+                m = core.mark_price(p.symbol)
+                avail += p.qty * (m - p.entry) - abs(p.qty) * m / core._lev(p.symbol)
+        return avail - core._order_margin()
+
+    for i in range(300):
+        for sym in (PERP, EPERP):
+            px[sym] *= 1 + rng.gauss(0, 0.004)
+            p = round(px[sym], 1)
+            bar(core, sym, MarketKind.PERP, i, p)
+            bar(core, sym, MarketKind.MARK, i, p)
+        sym = rng.choice([PERP, EPERP])
+        try:
+            core.create_order(OrderRequest(sym, rng.choice([Side.BUY, Side.SELL]),
+                                           rng.choice([0.01, 0.05, 0.2]) * (10 if sym == EPERP else 1), f"o{i}"))
+        except (InsufficientFunds, InvalidOrder):
+            pass
+        if i % 8 == 7:
+            core.apply(FundingEvent(T0 + (i + 1) * H, "binance", sym, rng.uniform(-1e-3, 1e-3)))
+        if i == 150:
+            core.set_leverage(PERP, 7)
+        assert core.perp_available() == pytest.approx(slow_available(), rel=1e-12, abs=1e-9)
+        cross_mm = sum(maintenance_margin(abs(p.qty) * core.mark_price(p.symbol), BTCUSDT_BRACKETS)
+                       for p in core.positions.values() if p.qty != 0.0 and p.symbol == PERP)
+        assert core._cross_cache().get(PERP, (0.0, 0.0, 0.0))[1] == pytest.approx(cross_mm, rel=1e-12)
+    assert len(core.fills) > 200 and len(core.funding_payments) > 20

@@ -117,6 +117,7 @@ __all__ = ["PaperConfig", "PaperCore", "default_instruments", "ACCOUNTS"]
 ACCOUNTS = ("spot", "perp")
 SETTLE = "USDT"
 _EPS = 1e-12
+_PSIDES = (PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT)
 _TF_CACHE: dict[str, pd.Timedelta] = {}
 
 
@@ -348,6 +349,10 @@ class PaperCore:
         self._tseq = 0  # trade ids
         self._lseq = 0  # liquidations
         self._rng = random.Random(cfg.seed)
+        # derived cache (never persisted, rebuilt from state): per cross symbol (uPnL, MM, IM) at its
+        # mark, and the total isolated margin. None = stale.
+        self._xc: dict[str, tuple[float, float, float]] | None = None
+        self._xi: dict[str, float] = {}  # isolated margin per symbol (valid when _xc is not None)
         for account, bals in (balances or {}).items():
             for cur, amt in bals.items():
                 self.deposit(account, cur, amt)
@@ -482,16 +487,57 @@ class PaperCore:
     def perp_available(self) -> float:
         """Available margin, USDT: wallet - isolated margins + cross uPnL - cross initial margin
         - open-order margin. Can be negative when losses eat the margin."""
-        avail = self.wallet
-        for p in self.positions.values():
-            if p.qty == 0.0:
-                continue
-            if self._mode(p.symbol) is MarginMode.ISOLATED:
-                avail -= p.margin
-            else:
-                m = self._mark(p.symbol)
-                avail += self._upnl(p, m) - abs(p.qty) * m / self._lev(p.symbol)
-        return avail - self._order_margin()
+        xc = self._cross_cache()
+        upnl = math.fsum(v[0] for v in xc.values())
+        im = math.fsum(v[2] for v in xc.values())
+        return self.wallet - self._iso_total() + upnl - im - self._order_margin()
+
+    # ---- derived cache ---------------------------------------------------------------------
+    # Sums use math.fsum (exactly rounded, order independent), so a core rebuilt by from_state
+    # computes bit-identical margins to the uninterrupted one.
+    def _sym_positions(self, sym: str) -> list[_Pos]:
+        out = []
+        for ps in _PSIDES:
+            p = self.positions.get((sym, ps))
+            if p is not None and p.qty != 0.0:
+                out.append(p)
+        return out
+
+    def _contrib(self, sym: str, mark: float) -> tuple[float, float, float]:
+        """(uPnL, maintenance margin, initial margin) of the symbol's positions at ``mark``."""
+        lev = self._lev(sym)
+        u = mm = im = 0.0
+        for p in self._sym_positions(sym):
+            u += p.qty * (mark - p.entry)
+            mm += self._mm(sym, p.qty, mark)
+            im += abs(p.qty) * mark / lev
+        return u, mm, im
+
+    def _cross_cache(self) -> dict[str, tuple[float, float, float]]:
+        if self._xc is None:
+            self._xc, self._xi = {}, {}
+            for sym in {p.symbol for p in self.positions.values() if p.qty != 0.0}:
+                self._refresh(sym)
+        return self._xc
+
+    def _refresh(self, sym: str) -> None:
+        """Recompute one symbol's cache entries after its positions, settings or mark changed."""
+        xc, xi = self._xc, self._xi
+        if xc is None:
+            return
+        xc.pop(sym, None)
+        xi.pop(sym, None)
+        mine = self._sym_positions(sym)
+        if not mine:
+            return
+        if self._mode(sym) is MarginMode.ISOLATED:
+            xi[sym] = math.fsum(p.margin for p in mine)
+        else:
+            xc[sym] = self._contrib(sym, self._mark(sym))
+
+    def _iso_total(self) -> float:
+        self._cross_cache()
+        return math.fsum(self._xi.values())
 
     def perp_withdrawable(self) -> float:
         """What may leave the perp wallet: available margin without unrealised profit, >= 0."""
@@ -534,6 +580,7 @@ class PaperCore:
         if kind is MarketKind.MARK:
             self._check_liquidation(sym, bar)
             self.last_bar[(sym, kind)] = bar
+            self._mark_moved(sym, bar.close)
             return
         self.last_bar[(sym, kind)] = bar
         p = self.config.participation
@@ -542,6 +589,12 @@ class PaperCore:
             self._work_orders(sym, bar)
         if kind is MarketKind.PERP and (sym, MarketKind.MARK) not in self.last_bar:
             self._check_liquidation(sym, bar)
+            self._mark_moved(sym, bar.close)
+
+    def _mark_moved(self, sym: str, mark: float) -> None:
+        xc = self._xc
+        if xc is not None and sym in xc:
+            xc[sym] = self._contrib(sym, mark)
 
     def _work_orders(self, sym: str, bar: Bar) -> None:
         for oid in list(self._open):
@@ -568,6 +621,7 @@ class PaperCore:
             self.wallet += amount
             if self._mode(p.symbol) is MarginMode.ISOLATED:
                 p.margin += amount
+                self._refresh(p.symbol)
             self.funding_payments.append(FundingPayment(ev.symbol, ev.ts, amount, ev.rate, p.qty, mark))
 
     # =========================================================================================
@@ -839,6 +893,10 @@ class PaperCore:
             self._close_order(o, OrderStatus.EXPIRED)
 
     def _perp_fill(self, symbol: str, pside: PositionSide, side: Side, q: float, px: float) -> None:
+        self._perp_fill_raw(symbol, pside, side, q, px)
+        self._refresh(symbol)
+
+    def _perp_fill_raw(self, symbol: str, pside: PositionSide, side: Side, q: float, px: float) -> None:
         key = (symbol, pside)
         p = self.positions.get(key)
         if p is None:
@@ -918,6 +976,7 @@ class PaperCore:
             raise self._err(InvalidOrder, f"-2027 Exceeded the maximum allowable position at leverage {leverage:g}",
                             "set_leverage")
         self.leverage[symbol] = float(leverage)
+        self._refresh(symbol)
 
     def set_margin_mode(self, symbol: str, mode: MarginMode | str) -> None:
         """Cross or isolated per symbol; refused with an open position or order (Binance -4048)."""
@@ -931,6 +990,7 @@ class PaperCore:
             raise self._err(OperationalError, f"-4048 Margin type cannot be changed if there exists position "
                             f"or open orders on {symbol}", "set_margin_mode")
         self.margin_mode[symbol] = mode
+        self._refresh(symbol)
 
     def set_position_mode(self, mode: PositionMode | str) -> None:
         """One-way or hedge; refused with any open perp position or order (Binance -4068)."""
@@ -986,8 +1046,7 @@ class PaperCore:
                                  other_maintenance_margin=other_mm, other_unrealized_pnl=other_upnl)
 
     def _cross_wallet(self) -> float:
-        return self.wallet - sum(p.margin for p in self.positions.values()
-                                 if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.ISOLATED)
+        return self.wallet - self._iso_total()
 
     def ticker(self, symbol: str) -> Ticker:
         inst = self._instrument(symbol, "fetch_ticker")
@@ -1017,34 +1076,36 @@ class PaperCore:
     # liquidation
     # =========================================================================================
     def _check_liquidation(self, sym: str, bar: Bar) -> None:
-        live = [(k, p) for k, p in self.positions.items() if p.qty != 0.0]
-        if not live:
+        mine = self._sym_positions(sym)
+        if not mine:
             return
-        # isolated positions of this symbol, each at its adverse extreme
-        for key, p in live:
-            if p.symbol != sym or self._mode(sym) is not MarginMode.ISOLATED:
-                continue
-            ext = bar.low if p.qty > 0 else bar.high
-            if p.margin + self._upnl(p, ext) < self._mm(sym, p.qty, ext):
-                lp = self._liq_price(key, p, MarginMode.ISOLATED, {})
-                self._liquidate([(key, self._gap_adjusted(lp, p.qty, bar))], bar, MarginMode.ISOLATED)
-        cross = [(k, p) for k, p in live if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.CROSS]
-        if not any(p.symbol == sym for _, p in cross):
+        if self._mode(sym) is MarginMode.ISOLATED:
+            for p in mine:  # each at its adverse extreme
+                ext = bar.low if p.qty > 0 else bar.high
+                if p.margin + p.qty * (ext - p.entry) < self._mm(sym, p.qty, ext):
+                    lp = self._liq_price((sym, p.pside), p, MarginMode.ISOLATED, {})
+                    self._liquidate([((sym, p.pside), self._gap_adjusted(lp, p.qty, bar))], bar,
+                                    MarginMode.ISOLATED)
             return
-        wallet = self._cross_wallet()
-        base_prices = {k: self._mark(p.symbol) for k, p in cross}
+        xc = self._cross_cache()
+        own = xc.get(sym, (0.0, 0.0, 0.0))
+        # other symbols at their last mark; exact sums, then this symbol's share removed
+        others_u = math.fsum(v[0] for v in xc.values()) - own[0]
+        others_mm = math.fsum(v[1] for v in xc.values()) - own[1]
+        wallet = self.wallet - self._iso_total()
         for ext in (bar.low, bar.high):
-            prices = {k: (ext if p.symbol == sym else base_prices[k]) for k, p in cross}
-            eq = wallet + sum(self._upnl(p, prices[k]) for k, p in cross)
-            mm = sum(self._mm(p.symbol, p.qty, prices[k]) for k, p in cross)
-            if eq < mm:
+            u, mm, _ = self._contrib(sym, ext)
+            if wallet + others_u + u < others_mm + mm:
+                cross = [((p.symbol, p.pside), p) for p in self.positions.values()
+                         if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.CROSS]
+                prices = {k: (ext if p.symbol == sym else self._mark(p.symbol)) for k, p in cross}
                 plan = []
                 for k, p in cross:
                     if p.symbol == sym:
                         lp = self._liq_price(k, p, MarginMode.CROSS, prices)
                         plan.append((k, self._gap_adjusted(lp, p.qty, bar)))
                     else:
-                        plan.append((k, base_prices[k]))
+                        plan.append((k, prices[k]))
                 self._liquidate(plan, bar, MarginMode.CROSS)
                 return
 
@@ -1085,6 +1146,7 @@ class PaperCore:
             self.fills.append(Fill(self._new_tid(), o.id, lid, p.symbol, side, q, px, fee, self.now, SETTLE,
                                    Liquidity.TAKER, 0.0))
             p.qty, p.entry, p.margin = 0.0, 0.0, 0.0
+            self._refresh(p.symbol)
             self.liquidations.append(rec)
         if mode is MarginMode.CROSS and self._cross_wallet() < 0:
             cover = -self._cross_wallet()
