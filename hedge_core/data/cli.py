@@ -1,0 +1,175 @@
+"""``hedge data ...``: download, import, status, quality, seed. Mounted by ``hedge_core.cli``.
+
+Every command takes ``--db FILE`` (default ``$HEDGE_DB``, else ``data/hedge.duckdb``). Errors are
+printed as one line saying what is wrong (exit code 1), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from hedge_core.errors import HedgeError
+
+data_app = typer.Typer(help="Market data: download, import, status, quality, seed.", no_args_is_help=True,
+                       add_completion=False)
+
+DB_HELP = "DuckDB file (default: $HEDGE_DB, else data/hedge.duckdb)."
+
+
+@contextmanager
+def _store(db: Path | None) -> Iterator[object]:
+    from hedge_core.store import Store, default_db_path
+
+    path = Path(db) if db else default_db_path()
+    try:
+        st = Store(path, hold=False)
+    except HedgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        yield st
+    except HedgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        st.close()
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    if df.empty:
+        typer.echo("(none)")
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 500):
+        typer.echo(df.to_string(index=False))
+
+
+def _jsonable(v: object) -> object:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()  # numpy scalar
+    return v
+
+
+@data_app.command("download")
+def download_cmd(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    venue: str = typer.Option("binance", help="ccxt exchange id."),
+    symbol: list[str] = typer.Option(["BTC/USDT", "ETH/USDT"], "--symbol", "-s",
+                                     help="Spot pair or perp (repeat for several)."),
+    kind: list[str] = typer.Option(["spot", "perp", "mark", "funding"], "--kind", "-k",
+                                   help="spot, perp, mark, funding (repeat)."),
+    timeframe: str = typer.Option("1h", help="Bar size, e.g. 1m, 1h, 1d."),
+    days: float = typer.Option(365.0, help="History to fetch when a series is empty (ignored with --since)."),
+    since: str = typer.Option(None, help="First bar wanted when a series is empty, UTC, e.g. 2024-01-01T00:00Z."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Download (incrementally: only what is missing) bars and funding from a ccxt exchange."""
+    from hedge_core.data.download import download, make_exchange
+
+    since_t = pd.Timestamp(since) if since else None
+    if since_t is not None and since_t.tzinfo is None:
+        typer.echo(f"error: --since {since!r} has no timezone; give UTC, e.g. 2024-01-01T00:00Z", err=True)
+        raise typer.Exit(1)
+    with _store(db) as st:
+        ex = make_exchange(venue)
+        summary = download(st, ex, symbol, kind, timeframe, since=since_t, days=days, show_bar=progress)
+        _print_table(summary)
+
+
+@data_app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., help="A file or a folder (recursing) of a known layout."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    venue: str = typer.Option(None, help="Venue for files that do not name it (freqtrade, generic tables)."),
+    kind: str = typer.Option(None, help="spot/perp/mark/funding for generic tables and bare Binance klines."),
+    symbol: str = typer.Option(None, help="Generic table: its symbol (BTC/USDT, BTC/USDT:USDT or BTCUSDT)."),
+    timeframe: str = typer.Option(None, help="Generic table: bar size, e.g. 1h."),
+    map_: str = typer.Option(None, "--map", help="Generic table: our=their column pairs, "
+                                                 "e.g. 'ts=time,open=o,high=h,low=l,close=c,volume=v'."),
+    ts_unit: str = typer.Option(None, help="Generic table: epoch unit s/ms/us/ns (detected when omitted)."),
+    interval_hours: float = typer.Option(8.0, help="Generic funding table: hours per funding interval."),
+) -> None:
+    """Import files: validated first, written all-or-nothing. With --symbol: a generic CSV/Parquet table."""
+    from hedge_core.data.importers import import_path, import_table
+
+    with _store(db) as st:
+        if symbol:
+            if not venue or not kind:
+                typer.echo("error: a generic table needs --venue, --kind and --symbol (and --timeframe for bars)",
+                           err=True)
+                raise typer.Exit(1)
+            mapping = {}
+            for pair in (map_ or "").split(","):
+                if pair.strip():
+                    if "=" not in pair:
+                        typer.echo(f"error: --map item {pair!r} is not our=their", err=True)
+                        raise typer.Exit(1)
+                    ours, theirs = pair.split("=", 1)
+                    mapping[ours.strip()] = theirs.strip()
+            summary = import_table(st, path, venue=venue, symbol=symbol, kind=kind, timeframe=timeframe,
+                                   columns=mapping, ts_unit=ts_unit, interval_hours=interval_hours)
+        else:
+            summary = import_path(st, path, venue=venue, kind=kind)
+        _print_table(summary)
+        for f in summary.attrs.get("skipped", []):
+            typer.echo(f"skipped (unknown layout): {f}")
+
+
+@data_app.command("status")
+def status_cmd(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line per series."),
+) -> None:
+    """Series in the store: venue, symbol, kind, timeframe, first, last, rows, gaps."""
+    with _store(db) as st:
+        s = st.series()
+        if as_json:
+            for rec in s.to_dict(orient="records"):
+                typer.echo(json.dumps({k: _jsonable(rec[k]) for k in
+                                       ("venue", "symbol", "kind", "timeframe", "first", "last", "rows", "gaps")}))
+        else:
+            _print_table(s)
+
+
+@data_app.command("quality")
+def quality_cmd(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Full report (gap and outlier lists), one JSON line per series."),
+    z: float = typer.Option(15.0, help="Robust z-score of log returns above which a bar is an outlier."),
+) -> None:
+    """Data-quality report: coverage, gaps, duplicates, outliers, off-schedule funding."""
+    from hedge_core.data.quality import store_report
+
+    with _store(db) as st:
+        table, details = store_report(st, z_threshold=z)
+        if as_json:
+            for d in details:
+                typer.echo(json.dumps(d))
+        else:
+            _print_table(table)
+
+
+@data_app.command("seed")
+def seed_cmd(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    demo: bool = typer.Option(False, "--demo", help="Write the synthetic demo market (no network)."),
+    days: float = typer.Option(365.0, help="Days of history."),
+    timeframe: str = typer.Option("1h", help="Bar size."),
+    seed: int = typer.Option(7, help="Seed of the demo market."),
+) -> None:
+    """Fill an EMPTY store: Binance when reachable, else (or with --demo) the demo market."""
+    from hedge_core.data.seed import ensure_seeded
+
+    with _store(db) as st:
+        res = ensure_seeded(st, demo=demo, days=days, timeframe=timeframe, demo_seed=seed, echo=typer.echo)
+        if res.source == "existing":
+            typer.echo(res.message)
