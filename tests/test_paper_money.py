@@ -315,3 +315,32 @@ def test_cached_margin_sums_match_a_slow_recomputation():
                        for p in core.positions.values() if p.qty != 0.0 and p.symbol == PERP)
         assert core._cross_cache().get(PERP, (0.0, 0.0, 0.0))[1] == pytest.approx(cross_mm, rel=1e-12)
     assert len(core.fills) > 200 and len(core.funding_payments) > 20
+
+
+def test_cross_hedge_mode_evaluates_net_exposure_at_each_extreme():
+    """Hedge mode, cross: the check moves the mark to the bar low, then to the bar high, for ALL
+    positions of the symbol together (a long and a short cannot both see their adverse extreme)."""
+    core = PaperCore(no_cost(position_mode=PositionMode.HEDGE), balances={"perp": {"USDT": 2_000.0}})
+    step(core, 0, 20_000.0)
+    core.create_order(OrderRequest(PERP, Side.BUY, 1.0, "L", position_side=PositionSide.LONG))
+    core.create_order(OrderRequest(PERP, Side.SELL, 1.0, "S", position_side=PositionSide.SHORT))
+    step(core, 1, 20_000.0, mark_low=16_000.0, mark_high=24_000.0)  # fully offset: survives a 20 % wick
+    assert not core.liquidations and len(core.positions_view()) == 2
+
+    # long 1 + short 0.5, wallet 400: equity 400 + 0.5 (P - 20000) < MM 1.5 * P * 0.4 %  <=>  P < 19433.2
+    def net_long():
+        c = PaperCore(no_cost(position_mode=PositionMode.HEDGE), balances={"perp": {"USDT": 400.0}})
+        c.set_leverage(PERP, 125)
+        step(c, 0, 20_000.0)
+        c.create_order(OrderRequest(PERP, Side.BUY, 1.0, "L", position_side=PositionSide.LONG))
+        c.create_order(OrderRequest(PERP, Side.SELL, 0.5, "S", position_side=PositionSide.SHORT))
+        return c
+
+    ok = net_long()
+    # "low for longs, high for shorts" at once would give 400 - 500 - 250 < 0 and liquidate
+    step(ok, 1, 20_000.0, mark_low=19_500.0, mark_high=20_500.0)
+    assert not ok.liquidations
+    bad = net_long()
+    step(bad, 1, 20_000.0, mark_low=19_400.0, mark_high=20_000.0)
+    assert len(bad.liquidations) == 2 and bad.positions_view() == []
+    assert all(r["margin_mode"] == "cross" for r in bad.liquidations)
