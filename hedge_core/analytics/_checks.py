@@ -40,8 +40,8 @@ def check_series(s: pd.Series, name: str, *, positive: bool = False, min_len: in
         v = s.to_numpy(dtype="float64", na_value=np.nan)
     except (TypeError, ValueError):
         raise InvalidInput(name, str(s.dtype), "numeric values") from None
-    bad = ~np.isfinite(v)
-    if bad.any():
+    # fast path: a finite sum proves every value finite (overflow falls through to the full check)
+    if not np.isfinite(v.sum()) and (bad := ~np.isfinite(v)).any():
         i = int(np.argmax(bad))
         raise InvalidInput(name, f"{v[i]} at {s.index[i]} ({int(bad.sum())} non-finite values)",
                            "finite values; drop gaps as rows (dropna) instead of NaN")
@@ -56,11 +56,20 @@ def align(y: pd.Series, x: pd.Series, names: tuple[str, str] = ("y", "x"),
     """Validate both series and keep only their common timestamps."""
     check_series(y, names[0])
     check_series(x, names[1])
-    idx = y.index.intersection(x.index)
+    if y.index is x.index or y.index.equals(x.index):  # fast path: already aligned
+        idx = y.index
+        ya, xa = y, x
+    else:
+        idx = y.index.intersection(x.index)
+        ya, xa = y.loc[idx], x.loc[idx]
     if len(idx) < min_len:
         raise InvalidInput(f"common index of {names[0]} and {names[1]}", len(idx),
                            f">= {min_len} shared timestamps (the indexes barely overlap)")
-    return y.loc[idx].astype("float64"), x.loc[idx].astype("float64")
+    if ya.dtype != "float64":
+        ya = ya.astype("float64")
+    if xa.dtype != "float64":
+        xa = xa.astype("float64")
+    return ya, xa
 
 
 def check_window(window: int, n: int, name: str = "window", minimum: int = 2) -> int:

@@ -15,16 +15,29 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def rolling_comoments(x: np.ndarray, y: np.ndarray, w: int):  # pragma: no cover - compiled
-    """Centred co-moment sums over each trailing window of ``w`` points.
+def rolling_stat(x: np.ndarray, y: np.ndarray, w: int, mode: int):  # pragma: no cover - compiled
+    """Rolling OLS slope of y on x (``mode`` 0) or Pearson correlation (``mode`` 1) over each
+    trailing window of ``w`` points; NaN before index w - 1.
 
-    Returns (sxy, sxx, syy), each of length n, NaN before index w - 1:
-    sxy[i] = sum_{window ending at i} (x - xbar)(y - ybar), etc.
+    A window whose centred sum of squares is at rounding level -- below
+    ``1e-14 * w * max(v^2)`` of the series (a constant series) -- gives NaN, never a number made
+    of rounding noise.
     """
     n = x.shape[0]
-    sxy = np.full(n, np.nan)
-    sxx = np.full(n, np.nan)
-    syy = np.full(n, np.nan)
+    out = np.empty(n)
+    for i in range(min(w - 1, n)):
+        out[i] = np.nan
+    mx2 = 0.0
+    my2 = 0.0
+    for i in range(n):
+        v = x[i] * x[i]
+        if v > mx2:
+            mx2 = v
+        v = y[i] * y[i]
+        if v > my2:
+            my2 = v
+    tol_x = 1e-14 * w * mx2
+    tol_y = 1e-14 * w * my2
     bx = np.empty(w)
     by = np.empty(w)
     bxx = np.empty(w)
@@ -41,7 +54,7 @@ def rolling_comoments(x: np.ndarray, y: np.ndarray, w: int):  # pragma: no cover
             ay += y[b0 + j]
         ax *= inv_w
         ay *= inv_w
-        # suffix sums of block k around the anchor
+        # suffix sums of block k around the anchor (the block mean)
         cx = 0.0
         cy = 0.0
         cxx = 0.0
@@ -60,35 +73,39 @@ def rolling_comoments(x: np.ndarray, y: np.ndarray, w: int):  # pragma: no cover
             bxx[j] = cxx
             byy[j] = cyy
             bxy[j] = cxy
-        # window = whole block k
-        i = b0 + w - 1
-        sxy[i] = bxy[0] - bx[0] * by[0] * inv_w
-        sxx[i] = bxx[0] - bx[0] * bx[0] * inv_w
-        syy[i] = byy[0] - by[0] * by[0] * inv_w
-        # windows starting at b0 + j (j >= 1): suffix(k, j) + prefix(k + 1, j - 1)
+        # window j = 0 is block k itself; window j >= 1 is suffix(k, j) + prefix(k + 1, j - 1)
         px = 0.0
         py = 0.0
         pxx = 0.0
         pyy = 0.0
         pxy = 0.0
         c0 = b0 + w
-        for j in range(1, w):
+        for j in range(w):
             e = c0 + j - 1
             if e >= n:
                 break
-            dx = x[e] - ax
-            dy = y[e] - ay
-            px += dx
-            py += dy
-            pxx += dx * dx
-            pyy += dy * dy
-            pxy += dx * dy
+            if j > 0:
+                dx = x[e] - ax
+                dy = y[e] - ay
+                px += dx
+                py += dy
+                pxx += dx * dx
+                pyy += dy * dy
+                pxy += dx * dy
             tx = bx[j] + px
             ty = by[j] + py
-            sxy[e] = bxy[j] + pxy - tx * ty * inv_w
-            sxx[e] = bxx[j] + pxx - tx * tx * inv_w
-            syy[e] = byy[j] + pyy - ty * ty * inv_w
-    return sxy, sxx, syy
+            sxx = bxx[j] + pxx - tx * tx * inv_w
+            sxy = bxy[j] + pxy - tx * ty * inv_w
+            if mode == 0:
+                out[e] = sxy / sxx if sxx > tol_x else np.nan
+            else:
+                syy = byy[j] + pyy - ty * ty * inv_w
+                if sxx > tol_x and syy > tol_y:
+                    r = sxy / np.sqrt(sxx * syy)
+                    out[e] = min(1.0, max(-1.0, r))
+                else:
+                    out[e] = np.nan
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -115,7 +132,9 @@ def ewm_beta(x: np.ndarray, y: np.ndarray, alpha: float):  # pragma: no cover - 
     return out
 
 
-@njit(cache=True, nogil=True)
+# fastmath on the Kalman recursions only: inputs are validated finite and r > 0, so the
+# no-NaN/no-inf assumptions hold; it lets LLVM contract the serial chain (~15 % faster).
+@njit(cache=True, nogil=True, fastmath=True)
 def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: float, b0: float,
                       p0: float):  # pragma: no cover - compiled
     """Kalman filter for y_t = a_t + b_t x_t + v_t, (a, b) random walks with Q = q I, R = r.
@@ -141,8 +160,9 @@ def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: floa
         ph0 = p00 + p01 * xt  # (P H')_0
         ph1 = p01 + p11 * xt  # (P H')_1
         s = ph0 + ph1 * xt + r
-        k0 = ph0 / s
-        k1 = ph1 / s
+        inv_s = 1.0 / s
+        k0 = ph0 * inv_s
+        k1 = ph1 * inv_s
         a += k0 * e
         b += k1 * e
         # P <- P - K (H P) with H P = (P H')' (P symmetric)
@@ -158,7 +178,7 @@ def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: floa
     return a_out, b_out, s_out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def kalman_beta_only(x: np.ndarray, y: np.ndarray, q: float, r: float, b0: float,
                      p0: float):  # pragma: no cover - compiled
     """Scalar Kalman filter for y_t = b_t x_t + v_t, b a random walk with variance q, R = r."""

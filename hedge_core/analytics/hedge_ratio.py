@@ -141,19 +141,12 @@ def min_variance_hedge_ratio(spot: pd.Series, hedge: pd.Series) -> float:
 # ---- rolling (O(N)) ------------------------------------------------------------------------
 
 
-def _rolling(y: pd.Series, x: pd.Series, window: int):
-    """Aligned index and centred co-moment sums; a window whose spread is at rounding level
-    (|sd| < ~1e-7 x the largest |value|, i.e. a constant series) gets NaN sums."""
+def _rolling(y: pd.Series, x: pd.Series, window: int, mode: int) -> pd.Series:
     ya, xa = align(y, x)
     w = check_window(window, len(ya))
-    xv = np.ascontiguousarray(xa.to_numpy())
-    yv = np.ascontiguousarray(ya.to_numpy())
-    sxy, sxx, syy = _kernels.rolling_comoments(xv, yv, w)
-    tol_x = 1e-14 * w * float(np.max(xv * xv))
-    tol_y = 1e-14 * w * float(np.max(yv * yv))
-    sxx[~(sxx > tol_x)] = np.nan
-    syy[~(syy > tol_y)] = np.nan
-    return ya.index, sxy, sxx, syy
+    out = _kernels.rolling_stat(np.ascontiguousarray(xa.to_numpy()), np.ascontiguousarray(ya.to_numpy()),
+                                w, mode)
+    return pd.Series(out, index=ya.index, name="beta" if mode == 0 else "correlation")
 
 
 def rolling_beta(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
@@ -161,7 +154,8 @@ def rolling_beta(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
 
     Computed in O(N) from block-anchored co-moment sums (see ``_kernels``), equal to a per-window
     statsmodels OLS with intercept to ~1e-12. Series are aligned on their common timestamps and
-    ``window`` counts aligned observations (not time). A window where ``x`` is constant gives NaN.
+    ``window`` counts aligned observations (not time). A window where ``x`` is constant (centred
+    sum of squares below ``1e-14 * window * max(x^2)``) gives NaN.
 
     Parameters
     ----------
@@ -175,10 +169,7 @@ def rolling_beta(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
     pd.Series
         Slope (dimensionless for returns), indexed by the aligned index, named ``beta``.
     """
-    idx, sxy, sxx, _ = _rolling(y, x, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        beta = sxy / sxx
-    return pd.Series(beta, index=idx, name="beta")
+    return _rolling(y, x, window, 0)
 
 
 def rolling_correlation(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
@@ -187,10 +178,7 @@ def rolling_correlation(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
     Same O(N) kernel and conventions as :func:`rolling_beta`; NaN before the first full window
     and where either series is constant in the window.
     """
-    idx, sxy, sxx, syy = _rolling(y, x, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = sxy / np.sqrt(sxx * syy)
-    return pd.Series(np.clip(rho, -1.0, 1.0), index=idx, name="correlation")
+    return _rolling(y, x, window, 1)
 
 
 # ---- EWMA ---------------------------------------------------------------------------------
