@@ -25,10 +25,10 @@ import pandas as pd
 from hedge_core.analytics.volatility import trailing_24h_vol
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate, Timer
-from hedge_core.errors import InvalidInput
+from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["ReplayStep", "build_steps", "known_at_analytics", "run_paper", "snapshot_row"]
+__all__ = ["ReplayStep", "build_steps", "known_at_analytics", "run_paper", "snapshot_row", "funding_settled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +145,22 @@ def build_steps(spot: pd.DataFrame, perp: pd.DataFrame, *, venue: str, spot_symb
     return steps
 
 
+async def funding_settled(perp_venue: Any, ev: FundingEvent, mark: float) -> FundingSettled:
+    """The engine event for a settlement, with the amount the venue actually booked.
+
+    The venue's own figure (``fetch_funding_payments``) is used, not ``-qty x mark x rate`` from
+    the engine's book: a fill the engine has not booked yet (an unanswered order) still pays
+    funding at the venue, and a position the venue already closed pays nothing. Only when the
+    venue cannot be asked is the amount NaN (the engine then computes it from its book).
+    """
+    try:
+        pays = await perp_venue.fetch_funding_payments(ev.symbol, since=ev.ts)
+    except ExchangeError:
+        return FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours)
+    amount = float(sum(p.amount for p in pays if p.ts == ev.ts))
+    return FundingSettled(ev.ts, ev.rate, mark, amount=amount, interval_hours=ev.interval_hours)
+
+
 def snapshot_row(driver: HedgeDriver) -> dict[str, Any]:
     c = driver.ctx
     return {"ts": c.last_ts, "state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
@@ -172,7 +188,6 @@ async def run_paper(driver: HedgeDriver, venues: Mapping[str, Any], steps: list[
         if s.funding is not None:
             for ex in venues.values():
                 await ex.apply(s.funding)
-            mark = s.market.mark_or_perp
-            await driver.feed(FundingSettled(s.ts, s.funding.rate, mark, interval_hours=s.funding.interval_hours))
+            await driver.feed(await funding_settled(venues[driver.ctx.perp.venue], s.funding, s.market.mark_or_perp))
         rows.append(snapshot_row(driver))
     return pd.DataFrame(rows).set_index("ts")

@@ -319,9 +319,12 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
 
 
 def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
-    if ctx.perp.qty == 0.0:
+    if math.isnan(ev.amount) and ctx.perp.qty == 0.0:
         return ctx
+    # the venue's booked amount wins; -qty x mark x rate from our book only when it is unknown
     amount = ev.amount if not math.isnan(ev.amount) else funding_amount(ctx.perp.qty, ev.mark, ev.rate)
+    if amount == 0.0 and ctx.perp.qty == 0.0:
+        return ctx
     unfav = ctx.unfavourable_funding + 1 if amount < 0 else 0
     return replace(ctx, perp=apply_funding(ctx.perp, amount), unfavourable_funding=unfav)
 
