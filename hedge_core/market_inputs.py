@@ -206,7 +206,7 @@ def market_inputs(spot: pd.DataFrame, perp: pd.DataFrame | None = None, *, mark:
         hours = f["interval_hours"] if "interval_hours" in f.columns else 8.0
         apr = funding_apr(f["funding_rate"].astype("float64"), hours)
         # the last settlement at or before each known time (settled at t is known at t)
-        pos = np.searchsorted(apr.index.asi8, out.index.asi8, side="right") - 1
+        pos = np.searchsorted(apr.index.as_unit("ns").asi8, out.index.as_unit("ns").asi8, side="right") - 1
         vals = np.where(pos >= 0, apr.to_numpy()[np.clip(pos, 0, None)], np.nan)
         out["funding_apr"] = vals
     return out
@@ -215,7 +215,7 @@ def market_inputs(spot: pd.DataFrame, perp: pd.DataFrame | None = None, *, mark:
 def inputs_known_at(inputs: pd.DataFrame, t: object) -> dict[str, float]:
     """The analytics mapping known at instant ``t``: the last row with known time <= t, NaNs dropped."""
     ts = pd.Timestamp(t)
-    i = int(np.searchsorted(inputs.index.asi8, ts.value, side="right")) - 1
+    i = int(inputs.index.searchsorted(ts, side="right")) - 1
     if i < 0:
         return {}
     row = inputs.iloc[i]
