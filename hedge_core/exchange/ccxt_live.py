@@ -365,14 +365,25 @@ class CcxtLiveAdapter:
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """Balances of one wallet (``"spot"`` or ``"perp"``); zero balances omitted.
 
-        For ``perp`` on Binance: free = available balance, used = initial margin, so
-        ``total`` is the margin balance (wallet + unrealized PnL).
+        Spot: ``free`` and ``used`` (locked by open orders) per currency.
+        Perp on Binance (the same definition as the paper exchange): ``total`` = wallet balance
+        (realised: deposits, PnL, fees, funding; unrealised PnL excluded), ``free`` = available
+        margin capped to ``[0, wallet]``, ``used`` = the rest. Other venues: ccxt's free/used.
         """
         if account not in self.config.balance_params:
             raise he.InvalidInput("account", account, f"one of {sorted(self.config.balance_params)}")
         params = dict(self.config.balance_params[account])
         b = await self._call("fetch_balance", lambda: self._ex.fetch_balance(params))
         out = {}
+        assets = (b.get("info") or {}).get("assets") if isinstance(b.get("info"), dict) else None
+        if self.venue == "binance" and account == "perp" and isinstance(assets, list):
+            for a in assets:
+                wallet = _f(a.get("walletBalance"))
+                free = min(max(_f(a.get("availableBalance")), 0.0), max(wallet, 0.0))
+                if wallet != 0 or free != 0:
+                    cur = self._ex.safe_currency_code(a.get("asset"))
+                    out[cur] = Balance(currency=cur, free=free, used=wallet - free)
+            return out
         for cur, free in (b.get("free") or {}).items():
             used = (b.get("used") or {}).get(cur)
             bal = Balance(currency=cur, free=_f(free), used=_f(used))
@@ -674,7 +685,8 @@ class CcxtLiveAdapter:
                 history[sym] = await self.fetch_funding_rate_history(
                     sym, _ts(first - 60_000), None) if sym in self._instruments else []
             ts = _ts(r.get("timestamp"))
-            match = [h for h in history[sym] if abs((h.ts - ts).total_seconds()) <= 60]
+            near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(history[sym]))
+            match = [history[sym][near[0][1]]] if near and near[0][0] <= 60 else []
             amount = _f(r.get("amount"))
             rate = match[0].rate if match else float("nan")
             mark = _f(match[0].mark_price, float("nan")) if match else float("nan")

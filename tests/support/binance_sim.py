@@ -147,6 +147,7 @@ class BinanceSim:
                                                       MarketSpec("ETH")])}
         self.spot_fee, self.fut_taker, self.fut_maker = spot_fee, futures_taker_fee, futures_maker_fee
         self.prices: dict[str, float] = {sid: 100.0 for sid in self.markets}
+        self.perp_prices: dict[str, float] = dict(self.prices)
         self.marks: dict[str, float] = dict(self.prices)
         self.predicted_rate: dict[str, float] = {sid: 0.0001 for sid in self.markets}
         self.spot: dict[str, list[float]] = {c: [float(v), 0.0] for c, v in
@@ -174,15 +175,22 @@ class BinanceSim:
         self.last_headers: dict[str, str] = {}
 
     # ------------------------------------------------------------------ control hooks
-    def set_price(self, symbol_id: str, price: float, mark: float | None = None) -> None:
-        """Set last/fill price (and the perp mark, default = price); fills crossed limit orders."""
+    def set_price(self, symbol_id: str, price: float, mark: float | None = None,
+                  perp: float | None = None) -> None:
+        """Set the spot last/fill price, the perp last/fill price (default = spot) and the perp mark
+        (default = perp price); resting limit orders that the new price crosses fill at their limit."""
         self.prices[symbol_id] = float(price)
-        self.marks[symbol_id] = float(mark if mark is not None else price)
+        self.perp_prices[symbol_id] = float(perp if perp is not None else price)
+        self.marks[symbol_id] = float(mark if mark is not None else self.perp_prices[symbol_id])
         for o in list(self.orders.values()):
             if o.symbol == symbol_id and o.status in ("NEW", "PARTIALLY_FILLED") and o.type == "LIMIT":
-                crossed = price <= o.price if o.side == "BUY" else price >= o.price
+                px = self._px(o.market, symbol_id)
+                crossed = px <= o.price if o.side == "BUY" else px >= o.price
                 if crossed:
                     self._fill(o, o.qty - o.executed, o.price, maker=True)
+
+    def _px(self, market: str, symbol_id: str) -> float:
+        return self.perp_prices[symbol_id] if market == "fapi" else self.prices[symbol_id]
 
     def set_funding_rate(self, symbol_id: str, rate: float) -> None:
         """Predicted rate shown by premiumIndex (``lastFundingRate``)."""
@@ -438,11 +446,11 @@ class BinanceSim:
 
     def _ticker(self, p: dict[str, str], *, spot: bool) -> Any:
         def one(sid: str) -> dict[str, Any]:
-            px = _fmt(self.prices[sid])
+            px = _fmt(self._px("spot" if spot else "fapi", sid))
             now = self.now_ms()
             t = {"symbol": sid, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": px,
                  "lastPrice": px, "lastQty": "1", "openPrice": px, "highPrice": px, "lowPrice": px,
-                 "volume": "100", "quoteVolume": _fmt(100 * self.prices[sid]),
+                 "volume": "100", "quoteVolume": _fmt(100 * float(px)),
                  "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2}
             if spot:  # the futures 24hr ticker has no bid/ask (as on Binance)
                 t.update({"prevClosePrice": px, "bidPrice": px, "bidQty": "1", "askPrice": px,
@@ -452,7 +460,7 @@ class BinanceSim:
 
     def _book(self, p: dict[str, str], *, spot: bool) -> Any:
         def one(sid: str) -> dict[str, Any]:
-            px = _fmt(self.prices[sid])
+            px = _fmt(self._px("spot" if spot else "fapi", sid))
             t = {"symbol": sid, "bidPrice": px, "bidQty": "1", "askPrice": px, "askQty": "1"}
             if not spot:
                 t["time"] = self.now_ms()
@@ -513,7 +521,7 @@ class BinanceSim:
         if otype not in ("MARKET", "LIMIT"):
             raise SimError(400, -1116, "Invalid orderType.")
         qty = float(p.get("quantity", "0"))
-        price = float(p["price"]) if otype == "LIMIT" else self.prices[sid]
+        price = float(p["price"]) if otype == "LIMIT" else self._px(market, sid)
         client_id = p.get("newClientOrderId") or f"sim-{self._next_id}"
         for o in self.orders.values():
             if o.client_id == client_id and o.market == market:
@@ -536,9 +544,9 @@ class BinanceSim:
         self._next_id += 1
         o = _Order(market, sid, self._next_id, client_id, side, otype, qty, price,
                    p.get("timeInForce", "GTC"), reduce_only, pside, now, now)
-        fill_qty, fill_px, crosses = 0.0, self.prices[sid], True
+        fill_qty, fill_px, crosses = 0.0, self._px(market, sid), True
         if otype == "LIMIT":
-            crosses = price >= self.prices[sid] if side == "BUY" else price <= self.prices[sid]
+            crosses = price >= fill_px if side == "BUY" else price <= fill_px
         fraction = self._partial.pop(0) if self._partial else 1.0
         if crosses:
             fill_qty = math.floor(qty * fraction / float(m.step) + 1e-9) * float(m.step)
