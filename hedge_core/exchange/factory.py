@@ -42,7 +42,8 @@ def make_adapter(mode: TradingMode | str, venue: str = "binance", *, credentials
     confirm_live : bool
         Must be True for ``'live'``: real money moves.
     paper_config, balances, state_path
-        Paper: :class:`PaperConfig`, initial wallets, and the state file (resumed when it exists).
+        Paper: :class:`PaperConfig`, initial wallets, and the state file. When the file exists the
+        run resumes from it and ``paper_config``/``balances`` are ignored (the saved state wins).
     market_data : ExchangeAdapter, optional
         Recommend: where reads go (default: a live ccxt adapter with the keys, if any).
     clock : callable, optional

@@ -574,7 +574,8 @@ class PaperCore:
         self._advance(bar.ts + _tf(bar.timeframe))
         sym, kind = bar.symbol, bar.kind
         inst = self.instruments.get(sym)
-        if inst is None:  # data for a market this venue does not trade: remember, nothing else
+        if inst is None or (kind is not MarketKind.MARK and kind is not inst.kind):
+            # data for a market this venue does not trade (or of another kind): remember only
             self.last_bar[(sym, kind)] = bar
             return
         if kind is MarketKind.MARK:
