@@ -176,6 +176,16 @@ def test_duplicate_client_order_id_is_rejected_and_changes_nothing():
     assert isinstance(DuplicateOrder("x"), InvalidOrder)
 
 
+def test_client_order_id_format_and_reserved_prefix():
+    core = new_core()
+    with pytest.raises(InvalidOrder, match="reserved"):
+        core.create_order(req(cid="liq-1"))
+    with pytest.raises(InvalidOrder, match="1..36"):
+        core.create_order(req(cid="x" * 37))
+    with pytest.raises(InvalidOrder, match="1..36"):
+        core.create_order(req(cid=""))
+
+
 def test_rejected_request_does_not_consume_its_client_order_id():
     core = new_core(spot_usdt=100.0)
     with pytest.raises(InsufficientFunds):

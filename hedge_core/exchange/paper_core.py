@@ -638,6 +638,9 @@ class PaperCore:
                                  venue=venue, method="create_order")
         if not req.client_order_id or len(req.client_order_id) > 36:
             raise self._err(InvalidOrder, f"clientOrderId {req.client_order_id!r} must be 1..36 characters")
+        if req.client_order_id.startswith("liq-"):
+            raise self._err(InvalidOrder, f"clientOrderId {req.client_order_id!r}: the 'liq-' prefix is "
+                            "reserved for liquidation orders")
         inst = self._instrument(req.symbol, "create_order")
         side = Side(req.side)
         otype = OrderType(req.type)
