@@ -200,7 +200,7 @@ def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Acti
     req = OrderRequest(symbol=lg.symbol, side=p.side, qty=p.qty, client_order_id=p.client_order_id,
                        type=OrderType.MARKET, reduce_only=p.reduce_only)
     out.append(PlaceOrder(leg=p.leg, venue=lg.venue, request=req, purpose=p.purpose))
-    return _put(ctx, replace(p, status="sent", sent_ts=ts, resends=p.resends + 1, last_query_ts=None))
+    return _put(ctx, replace(p, status="sent", sent_ts=ts, resends=p.resends + 1, queries=0, last_query_ts=None))
 
 
 def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:
@@ -330,11 +330,12 @@ def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
 
 
 def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
-    if p.queries >= params.execution.max_queries:
+    """Ask the venue about ``p`` by client order id. Too many unanswered queries -> ERROR (once);
+    in ERROR the queries go on (finding out the truth is always safe), without new alerts."""
+    if p.queries >= params.execution.max_queries and ctx.state is not State.ERROR:
         out.append(Alert(AlertLevel.CRITICAL, f"{p.leg} order {p.client_order_id} unresolved after {p.queries} queries",
                          {"queries": float(p.queries)}))
-        ctx = _put(ctx, replace(p, last_query_ts=ts))
-        return _try(ctx, Trigger.FAULT, f"order {p.client_order_id} unresolved", ts, out)
+        ctx = _try(ctx, Trigger.FAULT, f"order {p.client_order_id} unresolved", ts, out)
     lg = ctx.leg(p.leg)
     out.append(QueryOrder(leg=p.leg, venue=lg.venue, symbol=lg.symbol, client_order_id=p.client_order_id))
     status = p.status if p.status in ("final", "cancel_requested") else "querying"
