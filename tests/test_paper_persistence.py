@@ -200,3 +200,69 @@ def test_paper_exchange_adapter_end_to_end(tmp_path):
             await resumed.create_order(OrderRequest(PERP, Side.SELL, 2.0, "short"))
 
     asyncio.run(main())
+
+
+def _synthetic_store() -> Store:
+    import numpy as np
+
+    st = Store(":memory:")
+    idx = pd.date_range("2024-01-01", periods=72, freq="1h", tz="UTC")
+    close = 40_000 * np.exp(np.cumsum(np.sin(np.arange(72) * 0.7) * 0.004))
+    df = pd.DataFrame({"open": close, "high": close * 1.003, "low": close * 0.997, "close": close,
+                       "volume": 50.0}, index=idx)
+    st.write_bars(df, venue="binance", symbol=SPOT, kind="spot", timeframe="1h")
+    st.write_bars(df, venue="binance", symbol=PERP, kind="perp", timeframe="1h")
+    st.write_bars(df.drop(columns="volume"), venue="binance", symbol=PERP, kind="mark", timeframe="1h")
+    fidx = pd.date_range("2024-01-01", periods=10, freq="8h", tz="UTC")
+    st.write_funding(pd.DataFrame({"funding_rate": np.linspace(-2e-4, 3e-4, 10)}, index=fidx),
+                     venue="binance", symbol=PERP)
+    return st
+
+
+def test_paper_run_over_replay_feed_resumes_between_bars_and_funding(tmp_path):
+    """Stop right after the bars known at a funding instant (before its funding event), restart
+    from the saved file and resume the feed with ``after=core.last_event_key``: same end state."""
+    from hedge_core.exchange.feeds import ReplayFeed
+
+    st = _synthetic_store()
+    span = ("2024-01-01T00:00Z", "2024-01-03T23:00Z")
+
+    def fresh() -> PaperCore:
+        return PaperCore(PaperConfig(participation=0.01, slippage_noise_bps=1.0, seed=3),
+                         balances={"spot": {"USDT": 100_000.0}, "perp": {"USDT": 50_000.0}})
+
+    async def drive(ex: PaperExchange, feed, stop_before=None) -> bool:
+        n = 0
+        async for ev in feed:
+            if stop_before is not None and stop_before(ev):
+                await feed.aclose()
+                return False
+            await ex.apply(ev)
+            n += 1
+            core = ex.core
+            if isinstance(ev, Bar) and ev.kind is MarketKind.MARK and ev.ts.hour % 5 == 0:
+                side = Side.SELL if ev.ts.hour % 2 else Side.BUY
+                await ex.create_order(OrderRequest(PERP, side, 0.7, f"o{ev.ts.value}"))
+        return True
+
+    async def main():
+        full = PaperExchange(fresh())
+        await drive(full, ReplayFeed(st, "binance", SPOT, PERP, "1h", *span))
+        path = tmp_path / "run.json"
+        part = PaperExchange(fresh(), state_path=path, fsync=False)
+        cut = pd.Timestamp("2024-01-02T08:00Z")  # a funding instant
+        stopped = not await drive(part, ReplayFeed(st, "binance", SPOT, PERP, "1h", *span),
+                                  stop_before=lambda ev: isinstance(ev, FundingEvent) and ev.ts == cut)
+        assert stopped and part.core.now == cut
+        resumed = PaperExchange.load(path, fsync=False)
+        key = resumed.core.last_event_key
+        assert key[0] == cut and key[1] == 0  # the last thing applied was a bar known at the cut
+        await drive(resumed, ReplayFeed(st, "binance", SPOT, PERP, "1h", *span, after=key))
+        assert any(p.ts == cut for p in resumed.core.funding_payments)  # the cut's funding was not lost
+        a = json.dumps(resumed.core.state_dict(), sort_keys=True)
+        b = json.dumps(full.core.state_dict(), sort_keys=True)
+        assert a == b
+        assert len(full.core.fills) > len(full.core.orders)  # partial fills happened
+
+    asyncio.run(main())
+    st.close()

@@ -124,7 +124,8 @@ def _bars_from_frame(df: pd.DataFrame, venue: str, symbol: str, kind: MarketKind
 
 def iter_events(source: BarSource, venue: str, spot_symbol: str | None, perp_symbol: str | None,
                 timeframe: str, start: object, end: object, *, include_mark: bool = True,
-                include_funding: bool = True) -> Iterator[MarketEvent]:
+                include_funding: bool = True,
+                after: tuple[pd.Timestamp, int, int, str] | None = None) -> Iterator[MarketEvent]:
     """Synchronous, time-ordered market events of one spot/perp pair, for backtests.
 
     Parameters
@@ -140,6 +141,9 @@ def iter_events(source: BarSource, venue: str, spot_symbol: str | None, perp_sym
         Bar timeframe, e.g. ``'1h'``.
     start, end : timestamp-like, UTC
         Period ``[start, end)``: bars labelled in it, funding settling in ``(start, end]``.
+    after : event order key, optional
+        Skip every event whose :func:`event_order_key` is ``<= after``: resume a replay exactly
+        after the last event a restored simulator applied (``PaperCore.last_event_key``).
 
     Yields
     ------
@@ -191,7 +195,10 @@ def iter_events(source: BarSource, venue: str, spot_symbol: str | None, perp_sym
     rank_all = np.concatenate(chunks_rank)
     order = np.lexsort((rank_all, known_all))  # stable: primary known instant, then rank
     for i in order:
-        yield events[i]
+        ev = events[i]
+        if after is not None and event_order_key(ev) <= after:
+            continue
+        yield ev
 
 
 class ReplayFeed:
@@ -209,12 +216,15 @@ class ReplayFeed:
         ``(t_next - t_prev) / speed`` seconds.
     sleep : coroutine function
         Injectable sleep (tests pass a recorder); default :func:`asyncio.sleep`.
+    after : event order key, optional
+        Resume point, see :func:`iter_events`.
     """
 
     def __init__(self, store: BarSource, venue: str, spot_symbol: str | None, perp_symbol: str | None,
                  timeframe: str, start: object, end: object, speed: float | None = None, *,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 include_mark: bool = True, include_funding: bool = True) -> None:
+                 include_mark: bool = True, include_funding: bool = True,
+                 after: tuple[pd.Timestamp, int, int, str] | None = None) -> None:
         if speed is not None and not (float(speed) > 0):
             raise InvalidInput("speed", speed, "None (as fast as possible) or a number > 0")
         self.store = store
@@ -228,6 +238,7 @@ class ReplayFeed:
         self._sleep = sleep
         self._include_mark = include_mark
         self._include_funding = include_funding
+        self._after = after
         self._closed = False
         self.now: pd.Timestamp | None = None  # known instant of the last emitted event
 
@@ -235,10 +246,10 @@ class ReplayFeed:
         """The same events synchronously (no clock)."""
         return iter_events(self.store, self.venue, self.spot_symbol, self.perp_symbol, self.timeframe,
                            self.start, self.end, include_mark=self._include_mark,
-                           include_funding=self._include_funding)
+                           include_funding=self._include_funding, after=self._after)
 
     async def __aiter__(self) -> AsyncIterator[MarketEvent]:
-        prev: pd.Timestamp | None = self.start
+        prev: pd.Timestamp = self.start if self._after is None else max(self.start, self._after[0])
         for ev in self.events():
             if self._closed:
                 return

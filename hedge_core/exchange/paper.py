@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from hedge_core.errors import DataError, InvalidInput
+from hedge_core.errors import DataError, InvalidInput, OperationalError
 from hedge_core.exchange.paper_core import PaperConfig, PaperCore
 from hedge_core.types import (
     Balance,
@@ -46,10 +46,11 @@ from hedge_core.types import (
 __all__ = ["PaperExchange", "save_state", "load_state"]
 
 
-def save_state(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+def save_state(state: dict[str, Any], path: str | os.PathLike[str], *, fsync: bool = True) -> Path:
     """Write ``state`` as JSON atomically: temp file in the same folder, fsync, rename.
 
-    A crash leaves either the old file or the new one, never a torn file.
+    A crash leaves either the old file or the new one, never a torn file. ``fsync=False`` skips
+    the flush to disk (still atomic against a crash of this process, not against power loss).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,8 @@ def save_state(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(state, fh, separators=(",", ":"), allow_nan=False)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
@@ -89,16 +91,19 @@ class PaperExchange:
         ``save_on_apply``, after every market event.
     save_on_apply : bool
         Also save after each :meth:`apply` (paper runs on a live clock: one write per event is cheap).
+    fsync : bool
+        Flush each save to disk (default). Tests and fast replays may turn it off.
     """
 
     mode = TradingMode.PAPER
 
     def __init__(self, core: PaperCore | None = None, *, state_path: str | os.PathLike[str] | None = None,
-                 save_on_apply: bool = True) -> None:
+                 save_on_apply: bool = True, fsync: bool = True) -> None:
         self.core = core if core is not None else PaperCore(PaperConfig())
         self.venue = self.core.config.venue
         self.state_path = Path(state_path) if state_path is not None else None
         self.save_on_apply = save_on_apply
+        self.fsync = fsync
         self.closed = False
 
     # ---- persistence ----------------------------------------------------------------------
@@ -107,12 +112,13 @@ class PaperExchange:
         target = path if path is not None else self.state_path
         if target is None:
             raise InvalidInput("path", None, "a file path (or construct with state_path=...)")
-        return save_state(self.core.state_dict(), target)
+        return save_state(self.core.state_dict(), target, fsync=self.fsync)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, save_on_apply: bool = True) -> "PaperExchange":
+    def load(cls, path: str | os.PathLike[str], *, save_on_apply: bool = True, fsync: bool = True) -> "PaperExchange":
         """Resume from a state file; later saves go to the same file."""
-        return cls(PaperCore.from_state(load_state(path)), state_path=path, save_on_apply=save_on_apply)
+        return cls(PaperCore.from_state(load_state(path)), state_path=path, save_on_apply=save_on_apply,
+                   fsync=fsync)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], core_factory: Any = None, **kw: Any) -> "PaperExchange":
@@ -126,7 +132,7 @@ class PaperExchange:
 
     def _saved(self) -> None:
         if self.state_path is not None:
-            save_state(self.core.state_dict(), self.state_path)
+            save_state(self.core.state_dict(), self.state_path, fsync=self.fsync)
 
     # ---- market input -----------------------------------------------------------------------
     async def apply(self, event: Bar | FundingEvent) -> None:
@@ -193,8 +199,6 @@ class PaperExchange:
         self.core._perp(symbol, "fetch_funding_rate")
         hist = [f for f in self.core.funding_history if f.symbol == symbol]
         if not hist:
-            from hedge_core.errors import OperationalError
-
             raise OperationalError(f"no funding rate known for {symbol} yet", venue=self.venue,
                                    method="fetch_funding_rate")
         last = hist[-1]

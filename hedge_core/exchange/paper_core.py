@@ -353,6 +353,8 @@ class PaperCore:
         # mark, and the total isolated margin. None = stale.
         self._xc: dict[str, tuple[float, float, float]] | None = None
         self._xi: dict[str, float] = {}  # isolated margin per symbol (valid when _xc is not None)
+        self._last_event: Bar | FundingEvent | None = None
+        self._restored_key: tuple[pd.Timestamp, int, int, str] | None = None
         for account, bals in (balances or {}).items():
             for cur, amt in bals.items():
                 self.deposit(account, cur, amt)
@@ -560,6 +562,17 @@ class PaperCore:
             self._apply_funding(event)
         else:
             raise InvalidInput("event", type(event).__name__, "a Bar or a FundingEvent")
+        self._last_event = event
+
+    @property
+    def last_event_key(self) -> tuple[pd.Timestamp, int, int, str] | None:
+        """Feed order key (:func:`hedge_core.exchange.feeds.event_order_key`) of the last applied
+        event: a resumed replay passes it as ``after=`` so nothing is applied twice or skipped."""
+        if self._last_event is None:
+            return self._restored_key
+        from hedge_core.exchange.feeds import event_order_key
+
+        return event_order_key(self._last_event)
 
     def apply_many(self, events: Iterable[Bar | FundingEvent]) -> None:
         for ev in events:
@@ -1202,6 +1215,8 @@ class PaperCore:
             "budget": {k: (None if math.isinf(v) else v) for k, v in self._budget.items()},
             "seq": [self._seq, self._tseq, self._lseq],
             "rng": [rng[0], list(rng[1]), rng[2]],
+            "last_event_key": (None if (k := self.last_event_key) is None
+                               else [k[0].isoformat(), k[1], k[2], k[3]]),
         }
 
     @classmethod
@@ -1243,4 +1258,6 @@ class PaperCore:
         core._seq, core._tseq, core._lseq = d["seq"]
         r = d["rng"]
         core._rng.setstate((r[0], tuple(r[1]), r[2]))
+        k = d.get("last_event_key")
+        core._restored_key = None if k is None else (pd.Timestamp(k[0]), int(k[1]), int(k[2]), str(k[3]))
         return core
