@@ -158,6 +158,8 @@ class BinanceSim:
         self.margin_type: dict[str, str] = {sid: "CROSSED" for sid in self.markets}
         self.dual_side = False
         self.orders: dict[tuple[str, int], _Order] = {}
+        self._open: dict[tuple[str, int], _Order] = {}  # working orders (NEW / PARTIALLY_FILLED)
+        self._by_cid: dict[tuple[str, str], list[_Order]] = {}  # (market, client id) -> orders
         self.trades: list[dict[str, Any]] = []
         self.income: list[dict[str, Any]] = []
         self.funding_history: list[dict[str, Any]] = []
@@ -182,7 +184,7 @@ class BinanceSim:
         self.prices[symbol_id] = float(price)
         self.perp_prices[symbol_id] = float(perp if perp is not None else price)
         self.marks[symbol_id] = float(mark if mark is not None else self.perp_prices[symbol_id])
-        for o in list(self.orders.values()):
+        for o in list(self._open.values()):
             if o.symbol == symbol_id and o.status in ("NEW", "PARTIALLY_FILLED") and o.type == "LIMIT":
                 px = self._px(o.market, symbol_id)
                 crossed = px <= o.price if o.side == "BUY" else px >= o.price
@@ -263,7 +265,7 @@ class BinanceSim:
 
     def order_count(self, client_order_id: str) -> int:
         """How many orders carry this client id (the idempotency tests want exactly one)."""
-        return sum(1 for o in self.orders.values() if o.client_id == client_order_id)
+        return sum(len(v) for (_m, c), v in self._by_cid.items() if c == client_order_id)
 
     def position(self, symbol_id: str, side: str = "BOTH") -> float:
         return self.positions.get((symbol_id, side), [0.0, 0.0])[0]
@@ -523,12 +525,11 @@ class BinanceSim:
         qty = float(p.get("quantity", "0"))
         price = float(p["price"]) if otype == "LIMIT" else self._px(market, sid)
         client_id = p.get("newClientOrderId") or f"sim-{self._next_id}"
-        for o in self.orders.values():
-            if o.client_id == client_id and o.market == market:
-                if fut:
-                    raise SimError(400, -4116, "ClientOrderId is duplicated.")
-                if o.status in ("NEW", "PARTIALLY_FILLED"):
-                    raise SimError(400, -2010, "Duplicate order sent.")
+        for o in self._by_cid.get((market, client_id), []):
+            if fut:  # futures: a client id is never reused
+                raise SimError(400, -4116, "ClientOrderId is duplicated.")
+            if o.status in ("NEW", "PARTIALLY_FILLED"):  # spot: only while the first one works
+                raise SimError(400, -2010, "Duplicate order sent.")
         reduce_only = p.get("reduceOnly", "false").lower() == "true"
         pside = p.get("positionSide", "BOTH")
         if fut:
@@ -557,12 +558,16 @@ class BinanceSim:
         else:
             self._check_spot_funds(o, fill_qty, fill_px)
         self.orders[(market, o.order_id)] = o
+        self._by_cid.setdefault((market, client_id), []).append(o)
+        self._open[(market, o.order_id)] = o
         if not fut and otype == "LIMIT":
             self._lock_spot(o, qty)
         if fill_qty > 0:
             self._fill(o, fill_qty, fill_px, maker=False)
         if otype == "MARKET" and o.status != "FILLED":
             o.status = "EXPIRED"
+        if o.status not in ("NEW", "PARTIALLY_FILLED"):
+            self._open.pop((market, o.order_id), None)
         if self._thin > 0:
             self._thin -= 1
             return self._order_json(o, ack=True)
@@ -582,7 +587,7 @@ class BinanceSim:
     def _initial_margin(self) -> float:
         im = sum(abs(amt) * self.marks[sym] / self.leverage[sym]
                  for (sym, _s2), (amt, _e) in self.positions.items())
-        for o in self.orders.values():
+        for o in self._open.values():
             if o.market == "fapi" and o.status in ("NEW", "PARTIALLY_FILLED") and not o.reduce_only:
                 im += (o.qty - o.executed) * o.price / self.leverage[o.symbol]
         return im
@@ -653,6 +658,8 @@ class BinanceSim:
         o.cum_quote += notional
         o.update_time = now
         o.status = "FILLED" if o.executed >= o.qty - 1e-12 else "PARTIALLY_FILLED"
+        if o.status == "FILLED":
+            self._open.pop((o.market, o.order_id), None)
         trade = {"market": o.market, "symbol": o.symbol, "id": self._trade_id, "orderId": o.order_id,
                  "side": o.side, "price": _fmt(price), "qty": _fmt(qty), "quoteQty": _fmt(notional),
                  "commission": _fmt(fee), "commissionAsset": m.quote, "time": now, "maker": maker,
@@ -688,8 +695,8 @@ class BinanceSim:
             if o is not None and o.symbol == sid:
                 return o
         elif "origClientOrderId" in p:
-            for o in sorted(self.orders.values(), key=lambda x: -x.order_id):
-                if o.market == market and o.symbol == sid and o.client_id == p["origClientOrderId"]:
+            for o in reversed(self._by_cid.get((market, p["origClientOrderId"]), [])):
+                if o.symbol == sid:
                     return o
         else:
             raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
@@ -710,12 +717,13 @@ class BinanceSim:
         if o.market == "spot" and o.type == "LIMIT":
             self._lock_spot(o, o.qty - o.executed, sign=-1)
         o.status = "CANCELED"
+        self._open.pop((o.market, o.order_id), None)
         o.update_time = self.now_ms()
         return self._order_json(o)
 
     def _open_orders(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
         sid = p.get("symbol")
-        return [self._order_json(o) for o in self.orders.values()
+        return [self._order_json(o) for o in self._open.values()
                 if o.market == market and o.status in ("NEW", "PARTIALLY_FILLED")
                 and (sid is None or o.symbol == sid)]
 
