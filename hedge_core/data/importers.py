@@ -37,6 +37,7 @@ from hedge_core.data.validate import (
     canonical_bars,
     canonical_funding,
     merge_frames,
+    parse_timestamps,
     timeframe_delta,
 )
 from hedge_core.errors import DataError
@@ -152,6 +153,8 @@ def parse_crossvenue_funding(path: str | Path, *, default_interval_hours: float 
     raw[ROW_COL] = _rows(len(raw))
     out: Parts = {}
     with _located(str(path), header_lines=1):
+        # parse the timestamps once for the whole file (one offset check across all venues)
+        raw["ts"] = parse_timestamps(raw["ts"], file=str(path), column="ts", rows=raw[ROW_COL].to_numpy()).array
         for col in ("venue", "symbol"):
             bad = raw[col].isna() | (raw[col].astype("str").str.strip() == "")
             if bad.any():

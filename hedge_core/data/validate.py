@@ -277,11 +277,11 @@ def finish(df: pd.DataFrame, columns: list[str], *, file: str | None = None,
                 file=(files[int(df['_file'].iloc[p])] if files is not None and "_file" in df.columns else file),
                 row=_row_of(df, p), column=col)
         df = df[~dup]
-    out = df[columns].astype("float64")
+    data = {c: df[c].to_numpy(dtype="float64") for c in columns}
     if keep_rows:
-        out[ROW_COL] = df[ROW_COL].to_numpy()
-    out.index = pd.DatetimeIndex(out.index, name="ts").astype(TS_DTYPE)
-    return out
+        data[ROW_COL] = df[ROW_COL].to_numpy()
+    index = df.index if str(df.index.dtype) == TS_DTYPE else df.index.astype(TS_DTYPE)
+    return pd.DataFrame(data, index=pd.DatetimeIndex(index, name="ts"))
 
 
 def merge_frames(parts: Sequence[tuple[str, pd.DataFrame]], columns: list[str]) -> pd.DataFrame:
