@@ -8,5 +8,7 @@ st.set_page_config(page_title="hedge", page_icon=":material/balance:", layout="w
 
 pages = [
     st.Page("pages/market_data.py", title="Market data", icon=":material/candlestick_chart:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/database:"),
+    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
 st.navigation(pages).run()

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.figures.market import pair_figure
-from hedge_core.market_view import coverage_table, pair_view, pairs_available
+from hedge_core.views.market import coverage_table, pair_view, pairs_available
 from pages._shared import db_path, store, synthetic_badge
 
 st.title("Market data")

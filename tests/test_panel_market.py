@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hedge_core.market_view import chart_timeframe, pair_view, pairs_available
+from hedge_core.views.market import chart_timeframe, pair_view, pairs_available
 from hedge_core.store import Store
 from hedge_core.figures.market import pair_figure
 

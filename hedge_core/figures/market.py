@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hedge_core.market_view import PairView
+from hedge_core.views.market import PairView
 
 
 def pair_figure(view: PairView) -> go.Figure:
