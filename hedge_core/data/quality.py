@@ -121,7 +121,9 @@ def report(frames: dict[Any, pd.DataFrame], *, z_threshold: float = 15.0) -> tup
     for key, df in frames.items():
         q = (funding_quality(df) if key.kind == "funding"
              else bar_quality(df, key.timeframe, z_threshold=z_threshold))
-        head = {"venue": key.venue, "symbol": key.symbol, "kind": key.kind, "timeframe": key.timeframe or ""}
+        tf = key.timeframe or (f"{float(df['interval_hours'].median()):g}h" if "interval_hours" in df.columns
+                               and len(df) else "")
+        head = {"venue": key.venue, "symbol": key.symbol, "kind": key.kind, "timeframe": tf}
         rows.append({**head, **{k: q[k] for k in ("first", "last", "rows", "expected", "present", "coverage",
                                                    "duplicates", "ohlc_errors", "missing")},
                      "n_gaps": len(q["gaps"]), "outliers": len(q["outliers"]),
