@@ -196,3 +196,21 @@ def test_bad_order_input_is_rejected_before_sending(req, field):
             assert e.value.field == field
             assert len(env.sim.requests) == n  # nothing was sent
     run(go())
+
+
+def test_reusing_a_client_order_id_never_creates_a_second_order():
+    async def go():
+        async with live_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.set_price("BTCUSDT", 20_000.0)
+            for sym in (SPOT, PERP):
+                c = cid("dup", 1 if sym == SPOT else 2)
+                first = await a.create_order(OrderRequest(sym, Side.BUY, 0.01, c))
+                assert first.status is OrderStatus.CLOSED
+                # Binance spot itself would accept the reused id now that the first is final;
+                # the adapter's pre-check refuses it, futures refuse it with -4116
+                with pytest.raises(he.DuplicateOrder):
+                    await a.create_order(OrderRequest(sym, Side.BUY, 0.01, c))
+                assert sim.order_count(c) == 1
+                assert (await a.fetch_order(sym, client_order_id=c)).id == first.id
+    run(go())

@@ -196,6 +196,12 @@ class CcxtLiveAdapter:
         Extra ccxt ``options`` merged over the venue defaults.
     sleep:
         Injected sleep (tests may pass a fast one).
+    logger:
+        Logger for ccxt's and the adapter's messages (secrets are scrubbed before it sees them).
+    spot_precheck:
+        Look a spot order's client id up before sending it (one extra request) so that a reused
+        id raises DuplicateOrder instead of creating a second order; perps need no lookup
+        (Binance futures reject a reused id with -4116).
     """
 
     mode = TradingMode.LIVE
@@ -206,7 +212,7 @@ class CcxtLiveAdapter:
                  fill_poll_interval: float = 0.2, sandbox: bool = False,
                  ccxt_options: dict[str, Any] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, spot_precheck: bool = True) -> None:
         if venue not in VENUES:
             raise he.InvalidInput("venue", venue, f"one of {sorted(VENUES)}")
         if timeout_ms <= 0:
@@ -220,6 +226,7 @@ class CcxtLiveAdapter:
         self.fill_poll_timeout = fill_poll_timeout
         self.fill_poll_interval = fill_poll_interval
         self.rate_limited = enable_rate_limit
+        self.spot_precheck = spot_precheck
         self._sleep = sleep
         self._secrets = credentials.secrets() if credentials else ()
         self._log = _RedactingLogger(logger or log, self._secrets)
@@ -483,6 +490,15 @@ class CcxtLiveAdapter:
         amount = request.qty / inst.contract_size
         params = self._order_params(request)
         ambiguous = False
+        if self.spot_precheck and inst.kind is MarketKind.SPOT:
+            # Binance spot accepts a reused client id once the first order is final: ask first
+            existing = await with_retry(lambda: self._lookup(request.symbol, request.client_order_id),
+                                        self.retry, sleep=self._sleep, on_retry=self._on_retry("create_order"))
+            if existing is not None:
+                raise he.DuplicateOrder(
+                    f"client order id {request.client_order_id!r} was already used by order "
+                    f"{existing.get('id')} ({existing.get('status')}); fetch it instead of re-sending",
+                    venue=self.venue, method="create_order")
 
         async def attempt() -> dict[str, Any]:
             nonlocal ambiguous
