@@ -1,0 +1,367 @@
+"""One running hedge: its spec, its journaling adapter, its feed loop and its recovery.
+
+A :class:`HedgeTask` owns one :class:`~hedge_core.engine.driver.HedgeDriver`, one exchange
+adapter (paper, live or recommend) wrapped in :class:`JournalingAdapter`, and one feed. Every
+call into the driver holds the task's lock, so market events, heartbeats and operator commands
+are stepped one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTransition
+from hedge_core.engine.context import HedgeContext, new_hedge
+from hedge_core.engine.driver import DriverHooks, HedgeDriver
+from hedge_core.engine.events import (
+    Command, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, Timer,
+)
+from hedge_core.engine.ledger import QTY_EPS
+from hedge_core.engine.states import State
+from hedge_core.errors import ExchangeError
+from hedge_core.exchange.feeds import known_at
+from hedge_core.runner.journal import Journal, wall_now
+from hedge_core.runner.killpoints import kill_point
+from hedge_core.runner.logs import log_event
+from hedge_core.runner.market import MarketBuilder, Tick
+from hedge_core.runner.reconcile import rebuild_context, reconcile_orders, recovery_state
+from hedge_core.types import Bar, FundingEvent, Instrument, Order
+
+__all__ = ["HedgeSpec", "JournalingAdapter", "HedgeTask"]
+
+log = logging.getLogger("hedge_core.runner.hedge")
+
+
+class HedgeSpec(BaseModel):
+    """How to run one hedge (stored in ``hedge_runs.info``; never holds a secret).
+
+    ``recovery``: after a crash/restart, ``resume`` the hedge from the journal or ``flatten`` it.
+    ``on_shutdown``: on SIGTERM / ``runner stop``, ``keep`` the positions (paused for new
+    entries; resumed on the next start) or ``flatten`` them before exiting.
+    ``feed``: ``replay`` (store data at ``speed`` x real time; paper default), ``ticker``
+    (poll the venue's tickers every ``poll_s``; live default) or ``bars`` (live polling of closed
+    bars).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hedge_id: str
+    params_name: str | None = None
+    params_version: int | None = None
+    params_inline: dict[str, Any] | None = None
+    mode: Literal["paper", "live", "recommend"] = "paper"
+    venue: str = "binance"
+    spot_symbol: str = "BTC/USDT"
+    perp_symbol: str = "BTC/USDT:USDT"
+    feed: Literal["replay", "ticker", "bars"] = "replay"
+    data_venue: str | None = None
+    timeframe: str = "1h"
+    start: str | None = None
+    end: str | None = None
+    speed: float | None = Field(3600.0, gt=0)
+    poll_s: float = Field(1.0, gt=0, le=3600)
+    recovery: Literal["resume", "flatten"] = "resume"
+    on_shutdown: Literal["keep", "flatten"] = "keep"
+    balances: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}})
+    paper_participation: float | None = Field(None, gt=0, le=1)
+    paper_save_every_event: bool = True
+    created_from: str = "api"
+
+
+class JournalingAdapter:
+    """Wrap an adapter: journal every order answer, and offer the ``order_sent`` kill point."""
+
+    def __init__(self, inner: Any, task: "HedgeTask") -> None:
+        self.inner = inner
+        self.task = task
+        self.venue = inner.venue
+        self.mode = inner.mode
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _answer(self, o: Order) -> Order:
+        self.task.journal.order_answer(self.task.hedge_id, o)
+        return o
+
+    async def create_order(self, request: Any) -> Order:
+        o = await self.inner.create_order(request)
+        leg, purpose = self.task.purposes.get(request.client_order_id, ("", ""))
+        kill_point("order_sent", leg, purpose)
+        return self._answer(o)
+
+    async def fetch_order(self, symbol: str, **kw: Any) -> Order:
+        return self._answer(await self.inner.fetch_order(symbol, **kw))
+
+    async def cancel_order(self, symbol: str, **kw: Any) -> Order:
+        return self._answer(await self.inner.cancel_order(symbol, **kw))
+
+
+class HedgeTask:
+    """Run one hedge. Build with :meth:`create`; ``await recover()`` or ``start``, then ``run()``."""
+
+    def __init__(self, spec: HedgeSpec, params: Any, journal: Journal, adapter: Any,
+                 feed_factory: Callable[["HedgeTask"], Any], supervisor: Any) -> None:
+        self.spec = spec
+        self.hedge_id = spec.hedge_id
+        self.params = params
+        self.journal = journal
+        self.raw_adapter = adapter
+        self.adapter = JournalingAdapter(adapter, self)
+        self.feed_factory = feed_factory
+        self.sup = supervisor
+        self.lock = asyncio.Lock()
+        self.driver: HedgeDriver | None = None
+        self.purposes: dict[str, tuple[str, str]] = {}
+        self.status = "starting"  # starting | running | feed_ended | stopped | failed
+        self.error = ""
+        self.updates = 0
+        self.latencies: list[float] = []  # seconds per market update (step + actions + journal)
+        self.keep_latencies = False
+        self.dms_fired = False
+        self.no_new_entries = False
+        self.feed: Any = None
+        self.task: asyncio.Task[Any] | None = None
+        self._last_snapshot = 0.0
+        self.started_at = wall_now()
+        self.alerts: list[dict[str, Any]] = []
+
+    # ---- setup --------------------------------------------------------------------------------
+    async def _instruments(self) -> tuple[Instrument, Instrument]:
+        markets = await self.raw_adapter.load_markets()
+        try:
+            return markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
+        except KeyError as exc:
+            from hedge_core.errors import InvalidInput
+
+            raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
+
+    def _hooks(self) -> DriverHooks:
+        return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
+                           on_guard=self._on_guard, on_alert=self._on_alert)
+
+    def _run_row(self, state: str, ended: bool = False) -> dict[str, Any]:
+        s = self.spec
+        return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
+                "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
+                "spot_symbol": s.spot_symbol, "perp_venue": s.venue, "perp_symbol": s.perp_symbol, "state": state,
+                "started_at": self.started_at, "ended_at": wall_now() if ended else None,
+                "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
+
+    async def start_new(self, ts: pd.Timestamp) -> None:
+        spot, perp = await self._instruments()
+        ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
+        self.journal.run(self._run_row(str(ctx.state)))
+        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
+                                                "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
+
+    async def recover(self, last_state: str, started_at: Any) -> dict[str, Any]:
+        """Reconcile with the venue and rebuild the driver by the recovery policy."""
+        if started_at is not None and not pd.isna(started_at):
+            self.started_at = pd.Timestamp(started_at)
+        spot, perp = await self._instruments()
+        self.journal.load(self.hedge_id)
+        rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
+        fills = self.journal.fills(self.hedge_id)
+        funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+        prices: dict[str, float] = {}
+        for leg, sym in (("spot", spot.symbol), ("perp", perp.symbol)):
+            try:
+                t = await self.raw_adapter.fetch_ticker(sym)
+                prices[leg] = float(t.last or t.mid)
+            except ExchangeError:
+                prices[leg] = math.nan
+        try:
+            rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
+        except ExchangeError:
+            pass
+        ts = self._clock_now()
+        ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
+        state = recovery_state(last_state, self.spec.recovery, flat_probe.is_flat)
+        coids = [r["client_order_id"] for r in self.journal.orders(self.hedge_id)]
+        ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts)
+        self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
+        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
+                                                "trigger_name": "RECOVERY",
+                                                "reason": f"restart, policy {self.spec.recovery}: {rep.as_dict()}"})
+        self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
+        log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
+                  spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
+        if state is not State.COMPLETED:
+            async with self.lock:  # act at once: close, or hedge a naked leg
+                await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
+        return rep.as_dict()
+
+    def _clock_now(self) -> pd.Timestamp:
+        if self.spec.mode == "paper" and hasattr(self.raw_adapter, "core") and self.raw_adapter.core.now is not None:
+            return pd.Timestamp(self.raw_adapter.core.now)
+        return wall_now()
+
+    # ---- hooks (synchronous, called by the driver) ---------------------------------------------
+    def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
+        self.purposes[a.request.client_order_id] = (a.leg, a.purpose)
+        self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode)
+        log_event(log, "order intent", hedge_id=hedge_id, state=self._state(), leg=a.leg, purpose=a.purpose,
+                  side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id)
+        kill_point("intent_journaled", a.leg, a.purpose)
+
+    def _on_fill(self, hedge_id: str, ev: FillEvent) -> None:
+        self.journal.fill(hedge_id, ev, self.spec.venue)
+        leg, purpose = self.purposes.get(ev.fill.client_order_id, (ev.leg, ""))
+        log_event(log, "fill", hedge_id=hedge_id, state=self._state(), leg=ev.leg, purpose=purpose,
+                  side=str(ev.fill.side), qty=ev.fill.qty, price=ev.fill.price)
+        kill_point("fill_journaled", ev.leg, purpose)
+
+    def _on_transition(self, hedge_id: str, t: RecordTransition) -> None:
+        self.journal.transition(hedge_id, t)
+        done = t.to_state == State.COMPLETED
+        self.journal.run(self._run_row(t.to_state, ended=done))
+        log_event(log, "transition", hedge_id=hedge_id, state=t.to_state, from_state=t.from_state,
+                  trigger=t.trigger, reason=t.reason)
+        self._snapshot(t.ts, force=True)
+        kill_point("transition", t.to_state, t.trigger)
+
+    def _on_guard(self, hedge_id: str, g: GuardFired) -> None:
+        self.journal.guard(hedge_id, g)
+        log_event(log, "guard fired", level=logging.WARNING, hedge_id=hedge_id, state=self._state(), guard=g.name,
+                  action=g.action, numbers=dict(g.numbers))
+
+    def _on_alert(self, hedge_id: str, a: Alert) -> None:
+        self.alerts = (self.alerts + [{"level": str(a.level), "message": a.message}])[-50:]
+        lvl = {"info": logging.INFO, "warning": logging.WARNING}.get(str(a.level), logging.ERROR)
+        log_event(log, a.message, level=lvl, hedge_id=hedge_id, state=self._state(), numbers=dict(a.numbers))
+
+    def _state(self) -> str:
+        return str(self.driver.ctx.state) if self.driver else "NONE"
+
+    def _snapshot(self, ts: pd.Timestamp, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_snapshot < self.sup.position_snapshot_s:
+            return
+        self._last_snapshot = now
+        c = self.driver.ctx if self.driver else None
+        if c is None:
+            return
+        rows = [{"venue": lg.venue, "symbol": lg.symbol, "qty": lg.qty, "entry_price": lg.avg_entry,
+                 "mark_price": px if px == px else None, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
+                 "leverage": c.leverage if lg.name == "perp" else 1.0}
+                for lg, px in ((c.spot, c.spot_price), (c.perp, c.mark_price))]
+        self.journal.positions(self.hedge_id, ts, rows)
+
+    # ---- running ------------------------------------------------------------------------------
+    async def step(self, event: Any) -> HedgeContext:
+        async with self.lock:
+            return await self.driver.feed(event)
+
+    async def command(self, cmd: Command, reason: str = "") -> HedgeContext:
+        ctx = await self.step(OperatorCommand(self.driver.ctx.last_ts, cmd, reason))
+        if ctx.state is State.COMPLETED:
+            self.status = "stopped"
+        return ctx
+
+    async def _market(self, mu: MarketUpdate) -> None:
+        if self.no_new_entries and self.driver.ctx.state is State.ANALYZING_MARKET:
+            return  # shutting down: no new positions
+        if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
+            await self._dead_mans_switch(mu.ts)
+        t0 = time.perf_counter()
+        async with self.lock:
+            await self.driver.feed(mu)
+        dt = time.perf_counter() - t0
+        self.updates += 1
+        if self.keep_latencies:
+            self.latencies.append(dt)
+        self._snapshot(mu.ts)
+
+    async def _dead_mans_switch(self, ts: pd.Timestamp) -> None:
+        self.dms_fired = True
+        age = self.sup.heartbeat_age()
+        from types import MappingProxyType
+
+        g = GuardFired("dead_mans_switch", "flatten", MappingProxyType({"silent_s": age, "limit_s": self.sup.dms_timeout_s}), ts)
+        self._on_guard(self.hedge_id, g)
+        async with self.lock:
+            await self.driver.feed(OperatorCommand(ts, Command.FLATTEN, f"dead man's switch: supervisor silent {age:.1f} s"))
+
+    async def _funding(self, ev: FundingEvent, mark: float) -> None:
+        before = self.driver.ctx.perp.funding
+        qty = self.driver.ctx.perp.qty
+        async with self.lock:
+            ctx = await self.driver.feed(FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours))
+        amount = ctx.perp.funding - before
+        if abs(qty) > QTY_EPS:
+            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, ev.ts, amount, ev.rate, qty, mark)
+
+    async def run(self) -> None:
+        """Consume the feed until it ends, the hedge completes or the task is cancelled."""
+        self.status = "running"
+        self.feed = self.feed_factory(self)
+        mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
+        paper = hasattr(self.raw_adapter, "apply")
+        last_rate = 0.0
+        try:
+            async for ev in self.feed:
+                if self.driver.ctx.state is State.COMPLETED:
+                    break
+                if isinstance(ev, Bar):
+                    if mb.dirty and mb.instant is not None and known_at(ev) > mb.instant:
+                        mu = mb.take()  # the previous instant is complete: act on it first
+                        if mu is not None:
+                            await self._market(mu)
+                    if paper:
+                        await self.raw_adapter.apply(ev)
+                    mb.add_bar(ev)
+                elif isinstance(ev, FundingEvent):
+                    mu = mb.take()
+                    if mu is not None:
+                        await self._market(mu)
+                    if paper:
+                        await self.raw_adapter.apply(ev)
+                    mark = mb.mark if mb.mark > 0 else mb.perp
+                    await self._funding(ev, mark)
+                    mb.settle(ev)
+                elif isinstance(ev, Tick):
+                    await self._market(ev.market_update(last_rate))
+                if self.driver.ctx.state is State.COMPLETED:
+                    break
+            else:
+                mu = mb.take()
+                if mu is not None:
+                    await self._market(mu)
+            self.status = "stopped" if self.driver.ctx.state is State.COMPLETED else "feed_ended"
+        except asyncio.CancelledError:
+            self.status = "stopped"
+            raise
+        except Exception as exc:  # a broken hedge must not take the runner down: stop it, say why
+            self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            log_event(log, "hedge task failed", level=logging.ERROR, hedge_id=self.hedge_id, state=self._state(),
+                      error=self.error)
+        finally:
+            if self.feed is not None:
+                await self.feed.aclose()
+            if paper and hasattr(self.raw_adapter, "save") and getattr(self.raw_adapter, "state_path", None):
+                self.raw_adapter.save()
+
+    def summary(self) -> dict[str, Any]:
+        c = self.driver.ctx if self.driver else None
+        out = {"hedge_id": self.hedge_id, "status": self.status, "mode": self.spec.mode,
+               "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
+               "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
+               "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error}
+        if c is not None:
+            out.update({"state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
+                        "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,
+                        "funding": c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
+                        "kill_latched": c.kill_latched})
+        return out

@@ -1,0 +1,153 @@
+"""The runner's journal: every intent, order answer, fill, funding payment, transition and guard
+firing of every hedge, written to the store BEFORE the runner acts on it.
+
+One :class:`Journal` per runner process, over the store the runner holds (the single writer of
+the live database). Writes are idempotent upserts on each table's natural key (see
+``hedge_core.store_schema.KEYS``), so a replayed write after a restart changes nothing.
+
+Orders are journaled as full rows kept in memory (an upsert replaces every column), keyed by
+the deterministic client order id. Status values: ``intent`` (written before sending),
+``open``/``closed``/``canceled``/``expired``/``rejected`` (the venue's answer), ``never_sent``
+(recovery found no such order on the venue).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.actions import GuardFired, PlaceOrder, RecordTransition
+from hedge_core.engine.events import FillEvent
+from hedge_core.types import Order
+
+__all__ = ["Journal", "FINAL_ORDER_STATUSES", "wall_now"]
+
+FINAL_ORDER_STATUSES = frozenset({"closed", "canceled", "expired", "rejected", "never_sent"})
+
+
+def wall_now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _nz(x: Any) -> Any:
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+class Journal:
+    """Typed writes/reads of the runner's ledger tables.
+
+    Parameters
+    ----------
+    store : hedge_core.store.Store
+        Held open by the runner for its life.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._orders: dict[tuple[str, str], dict[str, Any]] = {}
+        self._tseq: dict[str, int] = {}
+        self.writes = 0  # counter: snapshots are taken only when something changed
+
+    def _write(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.store.write_table(table, pd.DataFrame(rows))
+        self.writes += 1
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def run(self, row: Mapping[str, Any]) -> None:
+        r = dict(row)
+        if isinstance(r.get("info"), (dict, list)):
+            r["info"] = json.dumps(r["info"], default=str)
+        self._write("hedge_runs", [r])
+
+    def runs(self) -> pd.DataFrame:
+        return self.store.read_table("hedge_runs")
+
+    # ---- orders -------------------------------------------------------------------------------
+    def intent(self, hedge_id: str, a: PlaceOrder, ts: pd.Timestamp, mode: str) -> dict[str, Any]:
+        """Write the order BEFORE it is sent (persist before acting)."""
+        rq = a.request
+        key = (hedge_id, rq.client_order_id)
+        prev = self._orders.get(key)
+        row = {
+            "hedge_id": hedge_id, "client_order_id": rq.client_order_id, "order_id": prev and prev["order_id"],
+            "venue": a.venue, "symbol": rq.symbol, "leg": a.leg, "side": str(rq.side), "type": str(rq.type),
+            "qty": float(rq.qty), "price": rq.price, "reduce_only": bool(rq.reduce_only),
+            "status": "intent" if prev is None or prev["status"] in ("intent", "never_sent") else prev["status"],
+            "filled": prev["filled"] if prev else 0.0, "avg_price": prev and prev["avg_price"],
+            "intent_ts": prev["intent_ts"] if prev else ts, "updated_ts": wall_now(), "mode": mode,
+        }
+        self._orders[key] = row
+        self._write("orders", [row])
+        return row
+
+    def order_answer(self, hedge_id: str, o: Order) -> None:
+        key = (hedge_id, o.client_order_id)
+        row = self._orders.get(key)
+        if row is None:
+            return  # not ours (a liquidation, another program): reconciliation reports it
+        new = {**row, "order_id": o.id, "status": str(o.status), "filled": float(o.filled),
+               "avg_price": _nz(o.avg_price), "updated_ts": wall_now()}
+        if (new["order_id"], new["status"], new["filled"]) != (row["order_id"], row["status"], row["filled"]):
+            self._orders[key] = new
+            self._write("orders", [new])
+
+    def mark_never_sent(self, hedge_id: str, coid: str) -> None:
+        row = self._orders.get((hedge_id, coid))
+        if row is not None:
+            row = {**row, "status": "never_sent", "updated_ts": wall_now()}
+            self._orders[(hedge_id, coid)] = row
+            self._write("orders", [row])
+
+    def orders(self, hedge_id: str) -> list[dict[str, Any]]:
+        return [r for (h, _), r in self._orders.items() if h == hedge_id]
+
+    def load(self, hedge_id: str) -> None:
+        """Load a hedge's journaled orders and transition count (on recovery)."""
+        df = self.store.read_table("orders", hedge_id=hedge_id)
+        for r in df.to_dict("records"):
+            r = {k: (None if (isinstance(v, float) and math.isnan(v)) or v is pd.NaT else v) for k, v in r.items()}
+            r["filled"] = float(r["filled"] or 0.0)
+            self._orders[(hedge_id, r["client_order_id"])] = r
+        t = self.store.read_table("transitions", hedge_id=hedge_id)
+        self._tseq[hedge_id] = int(t["seq"].max()) + 1 if len(t) else 0
+
+    # ---- fills, funding, transitions, guards ---------------------------------------------------
+    def fill(self, hedge_id: str, ev: FillEvent, venue: str) -> None:
+        f = ev.fill
+        self._write("fills", [{
+            "hedge_id": hedge_id, "trade_id": f.trade_id, "order_id": f.order_id, "client_order_id": f.client_order_id,
+            "venue": venue, "symbol": f.symbol, "leg": ev.leg, "side": str(f.side), "qty": float(f.qty),
+            "price": float(f.price), "fee": float(f.fee), "fee_currency": f.fee_currency, "liquidity": str(f.liquidity),
+            "slippage": float(f.slippage), "ts": f.ts}])
+
+    def fills(self, hedge_id: str) -> pd.DataFrame:
+        return self.store.read_table("fills", hedge_id=hedge_id)
+
+    def funding(self, hedge_id: str, venue: str, symbol: str, ts: pd.Timestamp, amount: float, rate: float,
+                qty: float, mark: float) -> None:
+        self._write("funding_payments", [{"hedge_id": hedge_id, "venue": venue, "symbol": symbol, "ts": ts,
+                                          "amount": float(amount), "rate": float(rate), "position_qty": float(qty),
+                                          "mark_price": float(mark)}])
+
+    def transition(self, hedge_id: str, t: RecordTransition | Mapping[str, Any]) -> int:
+        seq = self._tseq.get(hedge_id, 0)
+        if isinstance(t, RecordTransition):
+            row = {"ts": t.ts, "from_state": t.from_state, "to_state": t.to_state, "trigger_name": t.trigger,
+                   "reason": t.reason}
+        else:
+            row = dict(t)
+        self._write("transitions", [{"hedge_id": hedge_id, "seq": seq, **row}])
+        self._tseq[hedge_id] = seq + 1
+        return seq
+
+    def guard(self, hedge_id: str, g: GuardFired) -> None:
+        self._write("guard_firings", [{"hedge_id": hedge_id, "ts": g.ts, "guard": g.name, "action": g.action,
+                                       "numbers": json.dumps({k: _nz(float(v)) for k, v in g.numbers.items()})}])
+
+    def positions(self, hedge_id: str, ts: pd.Timestamp, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._write("position_snapshots", [{"hedge_id": hedge_id, "ts": ts, **r} for r in rows])

@@ -1,0 +1,140 @@
+"""Market updates for the runner: the same :class:`MarketUpdate` the backtester builds, from a feed.
+
+:class:`MarketBuilder` turns a feed's events (``Bar`` / ``FundingEvent``, known-time order) into
+one ``MarketUpdate`` per instant, following the replay order of ``hedge_core.engine.replay``:
+bars that ended at t become known -> the engine acts on the update at t -> funding at t settles
+(the settled rate is known only after t). Analytics inputs: ``sigma_24h`` of the spot closes
+(sample std of the last 24 h of log returns scaled to a day, as ``analytics.volatility.
+trailing_24h_vol``), kept incrementally so one update costs microseconds.
+
+:class:`TickerFeed` is the quick live/paper-on-live feed: it polls an adapter's tickers (spot,
+perp with mark) and next funding rate every ``interval`` seconds and yields :class:`Tick` values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.events import MarketUpdate
+from hedge_core.errors import ExchangeError
+from hedge_core.exchange.feeds import known_at, timeframe_delta
+from hedge_core.types import Bar, FundingEvent, MarketKind
+
+__all__ = ["MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of"]
+
+
+def sigma_24h_of(closes: list[float] | deque[float], bar_seconds: float) -> float:
+    """Daily sigma from the closes of the last 24 h (NaN below 75 % coverage)."""
+    n = len(closes)
+    per_day = 86_400.0 / bar_seconds
+    if n < 3 or (n - 1) < 0.75 * per_day:
+        return math.nan
+    rets = [math.log(closes[i] / closes[i - 1]) for i in range(1, n)]
+    m = sum(rets) / len(rets)
+    var = sum((r - m) ** 2 for r in rets) / (len(rets) - 1)
+    return math.sqrt(var * per_day)
+
+
+class MarketBuilder:
+    """Accumulate bars of one instant; emit the ``MarketUpdate`` when the instant is complete."""
+
+    def __init__(self, spot_symbol: str, perp_symbol: str, timeframe: str = "1h", interval_hours: float = 8.0) -> None:
+        self.spot_symbol, self.perp_symbol = spot_symbol, perp_symbol
+        self.bar_s = timeframe_delta(timeframe).total_seconds()
+        self.window = max(int(round(86_400 / self.bar_s)) + 1, 3)
+        self.interval_hours = interval_hours
+        self.instant: pd.Timestamp | None = None  # known-time of the bars being gathered
+        self.dirty = False
+        self.spot = self.perp = self.mark = math.nan
+        self.spot_vol = self.perp_vol = 0.0
+        self.rate = 0.0
+        self.closes: deque[float] = deque(maxlen=self.window)
+
+    def add_bar(self, bar: Bar) -> None:
+        self.instant = known_at(bar)
+        self.dirty = True
+        if bar.kind is MarketKind.SPOT and bar.symbol == self.spot_symbol:
+            self.spot, self.spot_vol = bar.close, bar.volume
+            self.closes.append(bar.close)
+        elif bar.kind is MarketKind.PERP and bar.symbol == self.perp_symbol:
+            self.perp, self.perp_vol = bar.close, bar.volume
+        elif bar.kind is MarketKind.MARK and bar.symbol == self.perp_symbol:
+            self.mark = bar.close
+
+    def settle(self, ev: FundingEvent) -> None:
+        self.rate = ev.rate  # known only after the settlement: used from the next update on
+        self.interval_hours = ev.interval_hours
+
+    def take(self) -> MarketUpdate | None:
+        """The update of the gathered instant (None when nothing new or a leg never priced)."""
+        if not self.dirty or self.instant is None:
+            return None
+        self.dirty = False
+        if not (self.spot > 0 and self.perp > 0):
+            return None
+        t = self.instant
+        ih = self.interval_hours
+        nxt = t.floor(f"{int(ih)}h") + pd.Timedelta(hours=ih)
+        sig = sigma_24h_of(self.closes, self.bar_s)
+        an = MappingProxyType({"sigma_24h": sig}) if not math.isnan(sig) else MappingProxyType({})
+        return MarketUpdate(ts=t, spot=self.spot, perp=self.perp, mark=self.mark, spot_volume=self.spot_vol,
+                            perp_volume=self.perp_vol, funding_rate=self.rate, next_funding_ts=nxt,
+                            funding_interval_hours=ih, analytics=an)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A polled top of book: prices now (quote per base) and the venue's next funding rate."""
+
+    ts: pd.Timestamp
+    spot: float
+    perp: float
+    mark: float
+    next_funding_rate: float
+    next_funding_ts: pd.Timestamp | None
+
+    def market_update(self, last_rate: float = 0.0) -> MarketUpdate:
+        return MarketUpdate(ts=self.ts, spot=self.spot, perp=self.perp, mark=self.mark, funding_rate=last_rate,
+                            next_funding_rate=self.next_funding_rate, next_funding_ts=self.next_funding_ts)
+
+
+class TickerFeed:
+    """Poll tickers of a spot/perp pair (and the perp's next funding rate) every ``interval`` s.
+
+    Errors from the venue are skipped (the next poll tries again); ``aclose()`` stops it.
+    """
+
+    def __init__(self, adapter: Any, spot_symbol: str, perp_symbol: str, *, interval: float = 1.0,
+                 now: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC"),
+                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self.adapter, self.spot_symbol, self.perp_symbol = adapter, spot_symbol, perp_symbol
+        self.interval = float(interval)
+        self._now, self._sleep = now, sleep
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[Tick]:
+        while not self._closed:
+            try:
+                s = await self.adapter.fetch_ticker(self.spot_symbol)
+                p = await self.adapter.fetch_ticker(self.perp_symbol)
+                try:
+                    fr = await self.adapter.fetch_funding_rate(self.perp_symbol)
+                    rate, fts = fr.rate, fr.ts
+                except ExchangeError:
+                    rate, fts = math.nan, None
+                mark = p.mark if p.mark is not None else math.nan
+                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts)
+            except ExchangeError:
+                pass
+            await self._sleep(self.interval)
+
+    async def aclose(self) -> None:
+        self._closed = True
