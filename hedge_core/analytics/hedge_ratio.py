@@ -308,10 +308,14 @@ class CointegrationResult:
         return self.pvalue < 0.05
 
 
-def cointegration(y: pd.Series, x: pd.Series) -> CointegrationResult:
-    """Engle-Granger cointegration of two PRICE LEVEL series on their common timestamps."""
+def cointegration(y: pd.Series, x: pd.Series, maxlag: int | None = None) -> CointegrationResult:
+    """Engle-Granger cointegration of two PRICE LEVEL series on their common timestamps.
+
+    ``maxlag``: most ADF lags tried (AIC picks); None = statsmodels' default ``12 (n/100)^(1/4)``,
+    slow on long hourly series -- e.g. 24 for hourly data (one day).
+    """
     ya, xa = align(y, x, min_len=20)
-    t, p, crit = coint(ya.to_numpy(), xa.to_numpy(), trend="c", autolag="aic")
+    t, p, crit = coint(ya.to_numpy(), xa.to_numpy(), trend="c", autolag="aic", maxlag=maxlag)
     return CointegrationResult(float(t), float(p), float(crit[0]), float(crit[1]), float(crit[2]),
                                ols_hedge(ya, xa))
 
@@ -331,13 +335,13 @@ class ADFResult:
         return self.pvalue < 0.05
 
 
-def adf(series: pd.Series) -> ADFResult:
-    """ADF test of one series (e.g. a hedge spread)."""
+def adf(series: pd.Series, maxlag: int | None = None) -> ADFResult:
+    """ADF test of one series (e.g. a hedge spread); ``maxlag`` as in :func:`cointegration`."""
     v = check_series(series, "series", min_len=20)
     try:  # statsmodels >= 0.15 warns unless the tuple form is requested explicitly
-        out = adfuller(v, regression="c", autolag="AIC", result_object=False)
+        out = adfuller(v, maxlag=maxlag, regression="c", autolag="AIC", result_object=False)
     except TypeError:  # older statsmodels: no result_object argument
-        out = adfuller(v, regression="c", autolag="AIC")
+        out = adfuller(v, maxlag=maxlag, regression="c", autolag="AIC")
     stat, p, lags, nobs, crit = out[:5]
     return ADFResult(float(stat), float(p), int(lags), int(nobs), float(crit["5%"]))
 
