@@ -350,3 +350,29 @@ def test_unknown_file_named_directly(store: Store, tmp_path: Path) -> None:
     (tmp_path / "binance_BTCUSDT_spot_1h.csv").write_text("ts,open,high,low,close,volume\n" + GOOD)
     frames, skipped = parse_path(tmp_path)  # in a folder, unknown files are skipped and reported
     assert skipped == [str(p)] and len(frames) == 1
+
+
+def test_headerless_bulk_error_names_line(store: Store, tmp_path: Path) -> None:
+    rows = kline_rows("2024-01-01T00:00Z", 3)
+    rows[1][2] = rows[1][3] - 5  # high below low on data row 2
+    p = write_bulk(tmp_path / "futures" / "um" / "BTCUSDT-1h-2024-01.zip", rows, header=None)
+    with pytest.raises(DataError) as e:
+        import_path(store, p)
+    assert (e.value.row, e.value.column) == (2, "high")
+    assert "data row 2 = line 2 of the file" in str(e.value)  # no header: data row == line
+    assert store.series().empty
+
+
+@pytest.mark.shared_data
+def test_whole_shared_folder_merges_consistently(store: Store, shared_data: Path) -> None:
+    """Sample + stress windows + cross-venue file + freqtrade in one import: overlaps agree exactly."""
+    summary = import_path(store, shared_data, venue="binance")
+    assert summary.attrs["skipped"] == [str(shared_data / "README.md")]
+    fr = store.read_funding("binance", "BTC/USDT:USDT")
+    stress = read_expected(shared_data / "stress_2020-01_2022-12" / "binance_BTCUSDT_funding_8h.csv")
+    sample = read_expected(shared_data / SAMPLE / "binance_BTCUSDT_funding_8h.csv")
+    assert len(fr) == len(stress) + len(sample)
+    np.testing.assert_array_equal(fr["funding_rate"].to_numpy(),
+                                  np.concatenate([stress["funding_rate"], sample["funding_rate"]]))
+    spot = store.read_bars("binance", "ETH/USDT", "spot", "1h")
+    assert spot.index.is_monotonic_increasing and spot.index.is_unique
