@@ -1,0 +1,467 @@
+"""Event-driven backtester: history from the store replayed through the ONE engine and the paper venue.
+
+At each replay instant t (see :mod:`hedge_core.backtest_data`): the bars that ended at t are
+applied to the :class:`~hedge_core.exchange.paper.PaperExchange` (fills of working orders,
+liquidation checks on the mark bar's adverse extreme), then a
+:class:`~hedge_core.engine.events.MarketUpdate` goes through
+:class:`~hedge_core.engine.driver.HedgeDriver` (``step`` -> actions -> paper orders -> fills
+fed back), then the funding settling at t is applied to the paper venue and fed to the engine
+as :class:`~hedge_core.engine.events.FundingSettled` (at the last known mark). It is the same
+driver and adapter code paper trading uses; only the clock and the feed differ.
+
+Money model (all from the paper simulator and the engine ledger, nothing re-implemented here):
+fills at the last bar close with fixed + square-root-impact slippage and taker fees; funding
+``-qty x mark x rate`` at each funding time; borrow interest of a spot short accrued per
+market update (``CarryParams.borrow_apr``); liquidation by the paper venue (Binance brackets).
+A paper liquidation is reported to the engine as the venue's fill (client id ``liq-<n>``), so
+the engine books it and re-hedges from the actual book.
+
+Result: :class:`BacktestResult` with the per-bar equity curve (components, delta, hedge ratio,
+LTV), per-leg ledger totals, orders, fills, transitions, guard firings, funding payments,
+liquidations and KPIs (:mod:`hedge_core.backtest_kpis`). :func:`save_run` writes it to the
+store under its run id (``hedge_runs.mode = 'backtest'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hedge_core.backtest_data import DEFAULT_WARMUP, Market, Timeline, build_timeline
+from hedge_core.backtest_kpis import compute_kpis, ltv_of
+from hedge_core.engine.context import HedgeContext, new_hedge
+from hedge_core.engine.driver import DriverHooks, HedgeDriver
+from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
+from hedge_core.errors import InvalidInput
+from hedge_core.exchange.paper import PaperExchange
+from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.market_inputs import InputSpec
+from hedge_core.types import Bar, FundingEvent, MarketKind
+
+__all__ = ["BacktestConfig", "BacktestResult", "run_backtest", "save_run", "load_run", "EQUITY_COLUMNS",
+           "initial_balances", "capital_of"]
+
+EQUITY_COLUMNS = ("price_pnl", "spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest",
+                  "net", "equity", "delta", "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price",
+                  "mark_price", "basis", "funding_rate", "ltv", "state")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """How a backtest is run (the strategy itself is in its params).
+
+    Attributes
+    ----------
+    hedge_id : str
+        Run id (also the hedge id: client order ids derive from it).
+    paper : PaperConfig
+        Venue model: fees, slippage, impact, liquidation fee (default Binance VIP0-like).
+    spot_usdt, perp_usdt : float or None
+        Initial wallets (quote). None = enough for the strategy's size (:func:`initial_balances`).
+    capital : float or None
+        Denominator of returns and APR (quote). None = :func:`capital_of` (notional, or the
+        collateral value for a loan book).
+    spec : InputSpec
+        How analytics inputs are estimated.
+    warmup : Timedelta
+        History before ``start`` used for the analytics (not traded).
+    """
+
+    hedge_id: str = "bt-1"
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    spot_usdt: float | None = None
+    perp_usdt: float | None = None
+    capital: float | None = None
+    spec: InputSpec = InputSpec()
+    warmup: pd.Timedelta = DEFAULT_WARMUP
+
+
+@dataclass
+class BacktestResult:
+    """Everything a run produced. Frames are indexed/stamped in UTC."""
+
+    hedge_id: str
+    params: Any
+    config: BacktestConfig
+    start: pd.Timestamp
+    end: pd.Timestamp
+    capital: float
+    equity: pd.DataFrame  # per instant, EQUITY_COLUMNS
+    ledger: pd.DataFrame  # per leg: price_pnl realized unrealized funding fees slippage interest net
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    transitions: pd.DataFrame
+    guard_firings: pd.DataFrame
+    funding_payments: pd.DataFrame
+    liquidations: pd.DataFrame
+    alerts: pd.DataFrame
+    kpis: dict[str, float]
+    final_state: str
+    market: Timeline | None = None
+
+    def totals(self) -> dict[str, float]:
+        """Ledger totals (quote): price PnL, funding, fees, slippage, interest, net."""
+        last = self.equity.iloc[-1]
+        return {k: float(last[k]) for k in ("price_pnl", "funding", "fees", "slippage", "interest", "net")}
+
+
+# ---- sizing -------------------------------------------------------------------------------------
+
+
+def capital_of(params: Any, spot_price: float) -> float:
+    """Default capital for returns/APR (quote): the hedge notional, or the collateral value of a
+    loan book (``collateral_qty x first spot price``)."""
+    if getattr(params, "strategy", None) == "voltier":
+        return float(params.collateral_qty) * spot_price
+    return float(getattr(params, "notional", 10_000.0))
+
+
+def initial_balances(params: Any, spot_price: float) -> dict[str, dict[str, float]]:
+    """Paper wallets large enough that orders of the strategy's own size are never refused.
+
+    Spot: the notional plus 10 % (fees and re-entries after losses), or the collateral for a loan
+    book. Perp: the largest hedge notional at the LOWEST allowed leverage, plus 10 %.
+    """
+    base = params.perp_symbol_base if hasattr(params, "perp_symbol_base") else None  # noqa: F841 (future)
+    if getattr(params, "strategy", None) == "voltier":
+        notional = float(params.collateral_qty) * spot_price
+        spot = {"BTC": float(params.collateral_qty), "USDT": 1.0}
+    else:
+        notional = float(getattr(params, "notional", 10_000.0))
+        spot = {"USDT": notional * 1.1}
+    rmax = max(params.rebalance.ratio_max, params.rebalance.target_ratio, 1.0)
+    perp = notional * rmax * 1.1 / max(params.leverage.min_leverage, 1.0)
+    return {"spot": spot, "perp": {"USDT": perp}}
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.intents: list[dict[str, Any]] = []
+        self.fills: list[dict[str, Any]] = []
+        self.transitions: list[dict[str, Any]] = []
+        self.guards: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+
+    def hooks(self) -> DriverHooks:
+        return DriverHooks(on_intent=self.on_intent, on_fill=self.on_fill, on_transition=self.on_transition,
+                           on_guard=self.on_guard, on_alert=self.on_alert)
+
+    def on_intent(self, hid: str, a: Any) -> None:
+        r = a.request
+        self.intents.append({"client_order_id": r.client_order_id, "venue": a.venue, "symbol": r.symbol,
+                             "leg": a.leg, "side": str(r.side), "type": str(r.type), "qty": r.qty,
+                             "reduce_only": bool(r.reduce_only), "purpose": a.purpose})
+
+    def on_fill(self, hid: str, ev: FillEvent) -> None:
+        f = ev.fill
+        self.fills.append({"trade_id": f.trade_id, "order_id": f.order_id, "client_order_id": f.client_order_id,
+                           "symbol": f.symbol, "leg": ev.leg, "side": str(f.side), "qty": f.qty, "price": f.price,
+                           "fee": f.fee, "fee_currency": f.fee_currency, "liquidity": str(f.liquidity),
+                           "slippage": f.slippage, "ts": f.ts})
+
+    def on_transition(self, hid: str, a: Any) -> None:
+        self.transitions.append({"ts": a.ts, "from_state": a.from_state, "to_state": a.to_state,
+                                 "trigger_name": a.trigger, "reason": a.reason})
+
+    def on_guard(self, hid: str, a: Any) -> None:
+        self.guards.append({"ts": a.ts, "guard": a.name, "action": a.action, "numbers": dict(a.numbers)})
+
+    def on_alert(self, hid: str, a: Any) -> None:
+        self.alerts.append({"level": str(a.level), "message": a.message, "numbers": dict(a.numbers)})
+
+
+def _new_ctx(params: Any, tl: Timeline, cfg: BacktestConfig, core: PaperCore) -> HedgeContext:
+    spot_inst = core.instruments.get(tl.spot_symbol)
+    perp_inst = core.instruments.get(tl.perp_symbol)
+    if spot_inst is None or perp_inst is None:
+        raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol),
+                           f"instruments the paper venue knows: {sorted(core.instruments)}")
+    t0 = pd.Timestamp(int(tl.ts[0]), tz="UTC")
+    if getattr(params, "strategy", None) == "voltier":
+        return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0,
+                         spot_qty=float(params.collateral_qty), spot_entry_price=float(tl.spot[0]),
+                         collateral_spot=True)
+    return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0)
+
+
+def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
+    pc = cfg.paper
+    if pc.venue != venue:
+        inst = tuple(replace(i, venue=venue) for i in pc.instruments)
+        pc = replace(pc, venue=venue, instruments=inst)
+    return pc
+
+
+def _bar(tl: Timeline, arr: np.ndarray, i: int, ts_label: pd.Timestamp, sym: str, kind: MarketKind) -> Bar:
+    o, h, lo, c, v = arr[i]
+    return Bar(ts_label, tl.venue, sym, kind, float(o), float(h), float(lo), float(c),
+               0.0 if kind is MarketKind.MARK else float(v), tl.timeframe)
+
+
+async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
+    pc = _paper_config(cfg, tl.venue)
+    core = PaperCore(pc, balances=balances)
+    ex = PaperExchange(core)
+    rec = _Recorder()
+    ctx = _new_ctx(params, tl, cfg, core)
+
+    async def _nosleep(_: float) -> None:
+        return None
+    driver = HedgeDriver(ctx, params, {tl.venue: ex}, hooks=rec.hooks(), sleep=_nosleep)
+    n = tl.n
+    snap = np.full((n, 14), np.nan)
+    states: list[str] = []
+    ltv = np.full(n, np.nan)
+    bar = pd.Timedelta(tl.timeframe)
+    names = tl.input_names
+    n_liq = 0
+    n_fill = 0
+    slip = 0.0  # the driver's fills carry no slippage figure: take it from the venue's fills
+    for i in range(n):
+        t = pd.Timestamp(int(tl.ts[i]), tz="UTC")
+        label = t - bar
+        if tl.has_spot[i]:
+            await ex.apply(_bar(tl, tl.spot_bar, i, label, tl.spot_symbol, MarketKind.SPOT))
+        if tl.has_perp[i]:
+            await ex.apply(_bar(tl, tl.perp_bar, i, label, tl.perp_symbol, MarketKind.PERP))
+        if tl.has_mark[i]:
+            await ex.apply(_bar(tl, tl.mark_bar, i, label, tl.perp_symbol, MarketKind.MARK))
+        if len(core.liquidations) > n_liq:
+            await _report_liquidations(driver, core, n_liq, t)
+            n_liq = len(core.liquidations)
+        if tl.priced[i]:
+            row = tl.inputs[i]
+            an = MappingProxyType({k: float(v) for k, v in zip(names, row) if not math.isnan(v)})
+            m = MarketUpdate(ts=t, spot=float(tl.spot[i]), perp=float(tl.perp[i]), mark=float(tl.mark[i]),
+                             spot_volume=float(tl.spot_vol[i]), perp_volume=float(tl.perp_vol[i]),
+                             funding_rate=float(tl.last_rate[i]),
+                             next_funding_ts=pd.Timestamp(int(tl.next_fund_ns[i]), tz="UTC"),
+                             funding_interval_hours=tl.interval_hours, analytics=an)
+            await driver.feed(m)
+        if not math.isnan(tl.fund_rate[i]):
+            rate, hours = float(tl.fund_rate[i]), float(tl.fund_hours[i])
+            await ex.apply(FundingEvent(t, tl.venue, tl.perp_symbol, rate, hours))
+            mk = float(tl.mark[i]) if not math.isnan(tl.mark[i]) else float(tl.perp[i])
+            if not math.isnan(mk):
+                await driver.feed(FundingSettled(t, rate, mk, interval_hours=hours))
+        if len(core.fills) > n_fill:
+            for f in core.fills[n_fill:]:
+                slip += f.slippage
+            n_fill = len(core.fills)
+        c = driver.ctx
+        s, p = c.spot, c.perp
+        s_pp = 0.0 if c.collateral_spot else s.realized + s.unrealized
+        snap[i] = (s_pp, p.realized + p.unrealized, p.funding + (0.0 if c.collateral_spot else s.funding),
+                   p.fees + s.fees, slip, p.interest + s.interest, c.pnl, c.delta,
+                   c.hedge_ratio, s.qty, p.qty, c.spot_price, c.perp_price, c.mark_price)
+        states.append(str(c.state))
+        ltv[i] = ltv_of(params, c, t)
+    return driver, core, rec, snap, states, ltv
+
+
+async def _report_liquidations(driver: HedgeDriver, core: PaperCore, since: int, t: pd.Timestamp) -> None:
+    """Tell the engine about the venue's liquidation fills (it never sent those orders)."""
+    liq_fills = [f for f in core.fills if f.client_order_id.startswith("liq-")]
+    seen = set(driver.ctx.seen_trades)
+    for f in liq_fills:
+        if f.trade_id in seen or f.symbol != driver.ctx.perp.symbol:
+            continue
+        # the engine only books fills of orders it knows: register the venue's liquidation id first
+        driver.ctx = replace(driver.ctx, known_orders=driver.ctx.known_orders | {f.client_order_id})
+        await driver.feed(FillEvent(f, "perp"))
+
+
+def run_backtest(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
+                 config: BacktestConfig = BacktestConfig(), keep_timeline: bool = True) -> BacktestResult:
+    """Backtest one parameter set over ``[start, end]`` (default: the whole market after warm-up).
+
+    Parameters
+    ----------
+    params : CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
+    market : Market or Timeline
+        The history (:func:`hedge_core.backtest_data.load_market`), or a prebuilt timeline.
+    start, end : timestamp-like, optional
+        Replay window (UTC). Bars in the ``config.warmup`` before ``start`` feed analytics only.
+    config : BacktestConfig
+
+    Returns
+    -------
+    BacktestResult
+    """
+    if isinstance(market, Timeline):
+        tl = market
+    else:
+        if start is None:
+            start = market.first + config.warmup
+        tl = build_timeline(market, start=start, end=end, spec=config.spec)
+    if tl.n < 2:
+        raise InvalidInput("window", tl.n, "at least 2 replay instants")
+    first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+    balances = _balances(params, config, first_px)
+    driver, core, rec, snap, states, ltv = asyncio.run(_replay(params, tl, config, balances))
+    capital = config.capital if config.capital is not None else capital_of(params, first_px)
+    return _assemble(params, tl, config, driver, core, rec, snap, states, ltv, capital, keep_timeline)
+
+
+def _balances(params: Any, config: BacktestConfig, px: float) -> dict[str, dict[str, float]]:
+    b = initial_balances(params, px)
+    if config.spot_usdt is not None:
+        b["spot"]["USDT"] = float(config.spot_usdt)
+    if config.perp_usdt is not None:
+        b["perp"]["USDT"] = float(config.perp_usdt)
+    return b
+
+
+def equity_frame(tl: Timeline, snap: np.ndarray, states: list[str], ltv: np.ndarray, capital: float) -> pd.DataFrame:
+    """The per-instant equity curve from raw snapshot columns (shared with the fast path)."""
+    idx = tl.index
+    eq = pd.DataFrame(snap[:, :14], index=idx, columns=[
+        "spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta", "hedge_ratio",
+        "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"])
+    eq.insert(0, "price_pnl", eq["spot_price_pnl"] + eq["perp_price_pnl"])
+    eq["equity"] = capital + eq["net"]
+    eq["basis"] = (eq["perp_price"] - eq["spot_price"]) / eq["spot_price"]
+    eq["funding_rate"] = tl.last_rate
+    eq["ltv"] = ltv
+    eq["state"] = pd.array(states, dtype="str") if states else pd.array([""] * len(idx), dtype="str")
+    return eq[list(EQUITY_COLUMNS)]
+
+
+def _assemble(params: Any, tl: Timeline, config: BacktestConfig, driver: HedgeDriver, core: PaperCore,
+              rec: _Recorder, snap: np.ndarray, states: list[str], ltv: np.ndarray, capital: float,
+              keep_timeline: bool) -> BacktestResult:
+    eq = equity_frame(tl, snap, states, ltv, capital)
+    c = driver.ctx
+    legs = []
+    for lg in (c.spot, c.perp):
+        collateral = lg.name == "spot" and c.collateral_spot
+        legs.append({"leg": lg.name, "symbol": lg.symbol, "qty": lg.qty, "realized": lg.realized,
+                     "unrealized": lg.unrealized, "price_pnl": lg.realized + lg.unrealized, "funding": lg.funding,
+                     "fees": lg.fees, "slippage": lg.slippage, "interest": lg.interest,
+                     "net": lg.net_pnl, "in_pnl": not collateral, "traded_notional": lg.traded_notional})
+    ledger = pd.DataFrame(legs).set_index("leg")
+    slip_by_order: dict[str, float] = {}
+    slip_by_symbol: dict[str, float] = {}
+    for f in core.fills:
+        slip_by_order[f.order_id] = slip_by_order.get(f.order_id, 0.0) + f.slippage
+        slip_by_symbol[f.symbol] = slip_by_symbol.get(f.symbol, 0.0) + f.slippage
+    ledger["slippage"] = [slip_by_symbol.get(sym, 0.0) for sym in ledger["symbol"]]
+    for r in rec.fills:
+        r["slippage"] = slip_by_order.pop(r["order_id"], 0.0)  # one driver fill per order snapshot
+    fills = pd.DataFrame(rec.fills, columns=["trade_id", "order_id", "client_order_id", "symbol", "leg", "side", "qty",
+                                             "price", "fee", "fee_currency", "liquidity", "slippage", "ts"])
+    orders = _orders(rec, core, tl)
+    trans = pd.DataFrame(rec.transitions, columns=["ts", "from_state", "to_state", "trigger_name", "reason"])
+    guards = pd.DataFrame(rec.guards, columns=["ts", "guard", "action", "numbers"])
+    fp = pd.DataFrame([{"ts": f.ts, "symbol": f.symbol, "amount": f.amount, "rate": f.rate,
+                        "position_qty": f.position_qty, "mark_price": f.mark_price}
+                       for f in core.funding_payments],
+                      columns=["ts", "symbol", "amount", "rate", "position_qty", "mark_price"])
+    liq = pd.DataFrame([dict(r) for r in core.liquidations])
+    alerts = pd.DataFrame(rec.alerts, columns=["level", "message", "numbers"])
+    start, end = eq.index[0], eq.index[-1]
+    kpis = compute_kpis(eq, trans, params, capital=capital, n_liquidations=len(liq), n_fills=len(fills))
+    return BacktestResult(config.hedge_id, params, config, start, end, capital, eq, ledger, orders, fills, trans,
+                          guards, fp, liq, alerts, kpis, str(c.state), tl if keep_timeline else None)
+
+
+def _orders(rec: _Recorder, core: PaperCore, tl: Timeline) -> pd.DataFrame:
+    rows = []
+    by_cid = {o.cid: o for o in core.orders.values()}
+    for it in rec.intents:
+        o = by_cid.get(it["client_order_id"])
+        rows.append({**it, "order_id": o.id if o else None,
+                     "status": str(o.status) if o else "rejected", "filled": o.filled if o else 0.0,
+                     "avg_price": (o.cost / o.filled) if o and o.filled > 0 else math.nan,
+                     "intent_ts": o.ts if o else pd.NaT})
+    cols = ["client_order_id", "order_id", "venue", "symbol", "leg", "side", "type", "qty", "reduce_only", "status",
+            "filled", "avg_price", "intent_ts", "purpose"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ---- persistence --------------------------------------------------------------------------------
+
+
+def save_run(store: Any, result: BacktestResult, *, params_name: str | None = None,
+             params_version: int | None = None, synthetic: bool = False) -> str:
+    """Write a run to the store under ``result.hedge_id`` (hedge_runs mode 'backtest', orders,
+    fills, transitions, funding payments, guard firings, ltv history). Idempotent (upserts)."""
+    hid = result.hedge_id
+    tl_venue = result.fills["symbol"].iloc[0] if len(result.fills) else None  # noqa: F841
+    p = result.params
+    info = {"kpis": {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.kpis.items()},
+            "totals": result.totals(), "capital": result.capital, "params": p.model_dump(mode="json")}
+    venue = result.config.paper.venue if result.market is None else result.market.venue
+    spot_sym = result.market.spot_symbol if result.market is not None else None
+    perp_sym = result.market.perp_symbol if result.market is not None else None
+    run = pd.DataFrame([{"hedge_id": hid, "mode": "backtest", "strategy": p.strategy, "params_name": params_name,
+                         "params_version": params_version, "spot_venue": venue, "spot_symbol": spot_sym,
+                         "perp_venue": venue, "perp_symbol": perp_sym, "state": result.final_state,
+                         "started_at": result.start, "ended_at": result.end, "synthetic": synthetic,
+                         "info": json.dumps(info, default=float)}])
+    with store.transaction():
+        store.write_table("hedge_runs", run)
+        if len(result.transitions):
+            t = result.transitions.copy()
+            t.insert(0, "seq", np.arange(len(t), dtype="int64"))
+            t.insert(0, "hedge_id", hid)
+            store.write_table("transitions", t)
+        if len(result.orders):
+            o = result.orders.drop(columns=["purpose"]).copy()
+            o["hedge_id"] = hid
+            o["mode"] = "backtest"
+            o["updated_ts"] = o["intent_ts"]
+            o["price"] = math.nan
+            store.write_table("orders", o)
+        if len(result.fills):
+            f = result.fills.copy()
+            f["hedge_id"] = hid
+            f["venue"] = venue
+            store.write_table("fills", f)
+        if len(result.funding_payments):
+            fp = result.funding_payments.copy()
+            fp["hedge_id"] = hid
+            fp["venue"] = venue
+            store.write_table("funding_payments", fp)
+        if len(result.guard_firings):
+            g = result.guard_firings.drop_duplicates(["ts", "guard"]).copy()
+            g["hedge_id"] = hid
+            g["numbers"] = [json.dumps(x, default=float) for x in g["numbers"]]
+            store.write_table("guard_firings", g)
+        lt = result.equity["ltv"].dropna()
+        if len(lt):
+            from hedge_core.ltv import ltv_band
+            store.write_table("ltv_history", pd.DataFrame({
+                "hedge_id": hid, "ts": lt.index, "ltv": lt.to_numpy(),
+                "price": result.equity.loc[lt.index, "spot_price"].to_numpy(),
+                "band": [_band(v, ltv_band) for v in lt.to_numpy()]}))
+    return hid
+
+
+def _band(v: float, fn: Any) -> str:
+    try:
+        return str(fn(float(v)))
+    except Exception:  # noqa: BLE001 - an LTV outside the band table's domain (e.g. > 1) is reported as such
+        return "out_of_range"
+
+
+def load_run(store: Any, hedge_id: str) -> dict[str, pd.DataFrame]:
+    """Read a saved run back: ``{'run', 'transitions', 'orders', 'fills', 'funding_payments', 'guard_firings',
+    'ltv_history'}`` frames."""
+    out = {"run": store.read_table("hedge_runs", hedge_id=hedge_id)}
+    if not len(out["run"]):
+        raise InvalidInput("hedge_id", hedge_id, "a run id saved in this store (hedge_runs)")
+    for t in ("transitions", "orders", "fills", "funding_payments", "guard_firings", "ltv_history"):
+        out[t] = store.read_table(t, hedge_id=hedge_id)
+    return out

@@ -1,0 +1,131 @@
+"""KPIs of a backtest from its equity curve and transitions (math from ``analytics.metrics``).
+
+KPI definitions (capital = the run's capital, quote):
+
+- ``net_pnl`` and its components (quote); ``net_apr`` = ``metrics.net_apr(net, capital, start, end)``.
+- ``sharpe``/``sortino``: ``metrics.sharpe``/``sortino`` of DAILY returns of ``capital + net``
+  (UTC days, last value of each day), 24/7 annualisation.
+- ``max_drawdown``: ``metrics.max_drawdown`` of ``capital + net`` per bar (1.0 if it reaches 0).
+- ``funding_efficiency``: ``metrics.funding_efficiency(funding paid, gross profit before funding)``
+  (NaN when there is no gross profit, the normal case of a pure carry); ``funding_capture`` =
+  net / funding received (share of the funding kept after costs and price PnL; NaN if none).
+- ``hedge_effectiveness``: ``analytics.hedge_ratio.hedge_effectiveness`` of spot returns hedged
+  with perp returns at the realised hedge ratio of the previous bar (bars in the market only).
+- ``rebalance_count``: transitions DRIFT_EXCEEDED / REBALANCE_NOW / RISK_REDUCE; ``entries``;
+  ``time_in_market`` (share of instants with a perp position).
+- Loan books: ``ltv_below_65`` = ``metrics.ltv_stability(ltv, 0.65)``; ``time_in_<BAND>`` per
+  ``ltv.ltv_band`` band; ``loan_coverage`` = ``metrics.loan_coverage_ratio(repaid, loan)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hedge_core.analytics import metrics
+from hedge_core.analytics.hedge_ratio import hedge_effectiveness
+from hedge_core.errors import InvalidInput
+from hedge_core.ltv import BANDS, ltv_band
+
+__all__ = ["compute_kpis", "ltv_of", "loan_state", "KPI_NAMES"]
+
+KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
+             "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",
+             "entries", "time_in_market", "n_fills", "n_liquidations")
+_REBALANCE = {"DRIFT_EXCEEDED", "REBALANCE_NOW", "RISK_REDUCE"}
+
+
+def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
+    """(loan outstanding, cumulative repaid) in quote for a loan book; (NaN, NaN) otherwise.
+
+    Reads the strategy's loan from ``ctx.strategy_state['loan']`` (an ``ltv.Loan`` or a number)
+    when the strategy keeps one; otherwise the params' loan with simple interest since start.
+    """
+    if getattr(params, "strategy", None) != "voltier":
+        return math.nan, math.nan
+    loan = ctx.strategy_state.get("loan") if ctx.strategy_state else None
+    if loan is None:
+        years = (t - ctx.started_at).total_seconds() / (365 * 86_400)
+        return float(params.loan) * (1 + float(params.loan_apr) * years), 0.0
+    if isinstance(loan, (int, float)):
+        repaid = float(ctx.strategy_state.get("repaid", 0.0))
+        return float(loan), repaid
+    out = float(loan.principal) + float(loan.accrued_interest)
+    return out, float(getattr(loan, "principal_paid", 0.0)) + float(getattr(loan, "interest_paid", 0.0))
+
+
+def ltv_of(params: Any, ctx: Any, t: pd.Timestamp) -> float:
+    """LTV = loan outstanding / (collateral qty x spot price) for a loan book, else NaN."""
+    out, _ = loan_state(params, ctx, t)
+    if math.isnan(out):
+        return math.nan
+    value = ctx.spot.qty * ctx.spot_price
+    return out / value if value > 0 else math.nan
+
+
+def _safe(fn, *a, **k) -> float:
+    try:
+        v = fn(*a, **k)
+        return float(v)
+    except InvalidInput:
+        return math.nan
+
+
+def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, capital: float,
+                 n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None) -> dict[str, float]:
+    """KPIs of one run (see the module docstring). ``eq`` is the per-instant equity frame."""
+    if not (math.isfinite(capital) and capital > 0):
+        raise InvalidInput("capital", capital, "> 0 (quote)")
+    last = eq.iloc[-1]
+    k: dict[str, float] = {c: float(last[c]) for c in ("price_pnl", "funding", "fees", "slippage", "interest")}
+    net = float(last["net"])
+    k["net_pnl"] = net
+    start, end = eq.index[0], eq.index[-1]
+    k["net_apr"] = metrics.net_apr(net, capital, start, end) if end > start else math.nan
+    equity = capital + eq["net"]
+    daily = equity.resample("1D").last().dropna()
+    rets = daily.pct_change().dropna()
+    k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
+    k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
+    k["max_drawdown"] = 1.0 if (equity <= 0).any() else metrics.max_drawdown(equity)
+    fpaid = -k["funding"]
+    k["funding_efficiency"] = metrics.funding_efficiency(fpaid, net + fpaid)
+    k["funding_capture"] = net / k["funding"] if k["funding"] > 0 else math.nan
+    k["hedge_effectiveness"] = _effectiveness(eq)
+    trig = transitions["trigger_name"] if len(transitions) else pd.Series(dtype="str")
+    k["rebalance_count"] = float(trig.isin(_REBALANCE).sum())
+    k["entries"] = float((trig == "ENTRY_SIGNAL").sum())
+    k["time_in_market"] = float((eq["perp_qty"].abs() > 0).mean())
+    k["n_fills"] = float(n_fills)
+    k["n_liquidations"] = float(n_liquidations)
+    lt = eq["ltv"].dropna()
+    if len(lt):
+        k["ltv_below_65"] = metrics.ltv_stability(lt, 0.65)
+        k["ltv_max"] = float(lt.max())
+        bands = np.array([ltv_band(v) if v >= 0 else "SAFE" for v in lt.to_numpy()])
+        d = np.diff(lt.index.as_unit("ns").asi8).astype("float64")
+        w = np.append(d, np.median(d) if len(d) else 1.0)
+        for b in BANDS:
+            k[f"time_in_{b}"] = float(w[bands == b].sum() / w.sum())
+        loan0 = float(getattr(params, "loan", 0.0))
+        rep = repaid if repaid is not None else max(net, 0.0)
+        k["loan_coverage"] = metrics.loan_coverage_ratio(rep, loan0) if loan0 > 0 else math.nan
+    return k
+
+
+def _effectiveness(eq: pd.DataFrame) -> float:
+    h = eq["hedge_ratio"]
+    inm = h.notna() & (eq["perp_qty"].abs() > 0)
+    if inm.sum() < 4:
+        return math.nan
+    y = eq["spot_price"].pct_change()
+    x = eq["perp_price"].pct_change()
+    ok = y.notna() & x.notna()
+    hh = h.where(inm)
+    try:
+        return hedge_effectiveness(y[ok], x[ok], hh[ok], lag=1)
+    except InvalidInput:
+        return math.nan
