@@ -63,7 +63,7 @@ def main() -> None:
     t_kern = best(lambda: _kernels.rolling_stat(x, y, w, 0), r)
     t_kal = best(lambda: kalman_beta(ry, rx, kp), r)
     rxv, ryv = np.ascontiguousarray(rx.to_numpy()), np.ascontiguousarray(ry.to_numpy())
-    t_kal_k = best(lambda: _kernels.kalman_alpha_beta(rxv, ryv, 1e-4 / (1 - 1e-4), 1e-8, 0.0, 0.0, 1.0), r)
+    t_kal_k = best(lambda: _kernels.kalman_alpha_beta(rxv, ryv, 1e-4 / (1 - 1e-4), 1e-8, 0.0, 0.0, 1.0, False), r)
 
     t_pd_beta = best(lambda: ys.rolling(w).cov(xs) / xs.rolling(w).var(), max(1, r // 3))
     t_pd_corr = best(lambda: ys.rolling(w).corr(xs), max(1, r // 3))

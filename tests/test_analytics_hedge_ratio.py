@@ -105,7 +105,7 @@ def test_constant_x_window_is_nan_not_a_number_from_rounding():
 
 
 @pytest.mark.parametrize("bad,field", [
-    ("window_big", "window"), ("window_small", "window"), ("naive", "tz"), ("nan", "y"),
+    ("window_big", "window"), ("window_small", "window"), ("naive", "tz"), ("berlin", "tz"), ("nan", "y"),
     ("noverlap", "common index"), ("unsorted", "index"), ("dup", "index"),
 ])
 def test_bad_input_raises_named_error(bad, field):
@@ -117,6 +117,8 @@ def test_bad_input_raises_named_error(bad, field):
         w = 1
     elif bad == "naive":
         y = pd.Series(y.to_numpy(), index=y.index.tz_localize(None))
+    elif bad == "berlin":
+        y = pd.Series(y.to_numpy(), index=y.index.tz_convert("Europe/Berlin"))
     elif bad == "nan":
         y = y.copy()
         y.iloc[40:45] = np.nan
@@ -200,6 +202,9 @@ def test_kalman_equals_plain_python_recursion(with_alpha):
     got = kalman_beta(ry, rx, p)
     ref = _kalman_reference(rx.to_numpy(), ry.to_numpy(), 1e-4, 2e-8, 0.0, 0.5, 1.0, with_alpha)
     np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-8, atol=1e-12)
+    full = kalman_beta(ry, rx, p, full=True)
+    assert list(full.columns) == ["alpha", "beta", "s"] and (full["s"] > 0).all()
+    np.testing.assert_array_equal(full["beta"].to_numpy(), got.to_numpy())
 
 
 def test_kalman_converges_to_ols_beta_on_constant_beta_series():

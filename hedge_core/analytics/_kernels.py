@@ -136,15 +136,17 @@ def ewm_beta(x: np.ndarray, y: np.ndarray, alpha: float):  # pragma: no cover - 
 # no-NaN/no-inf assumptions hold; it lets LLVM contract the serial chain (~15 % faster).
 @njit(cache=True, nogil=True, fastmath=True)
 def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: float, b0: float,
-                      p0: float):  # pragma: no cover - compiled
+                      p0: float, full: bool = True):  # pragma: no cover - compiled
     """Kalman filter for y_t = a_t + b_t x_t + v_t, (a, b) random walks with Q = q I, R = r.
 
-    Returns filtered (a_t, b_t) after observing y_t, and the innovation variance S_t.
+    Returns filtered (a_t, b_t) after observing y_t, and the innovation variance S_t
+    (``full=False``: only b_t is stored; a and S come back as length-1 arrays).
     """
     n = x.shape[0]
-    a_out = np.empty(n)
+    m = n if full else 1
+    a_out = np.empty(m)
     b_out = np.empty(n)
-    s_out = np.empty(n)
+    s_out = np.empty(m)
     a = a0
     b = b0
     p00 = p0
@@ -172,9 +174,10 @@ def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: floa
         p00 = n00
         p01 = n01
         p11 = n11
-        a_out[t] = a
         b_out[t] = b
-        s_out[t] = s
+        if full:
+            a_out[t] = a
+            s_out[t] = s
     return a_out, b_out, s_out
 
 

@@ -280,7 +280,7 @@ def kalman_beta(y: pd.Series, x: pd.Series, params: KalmanParams = KalmanParams(
             r = float(np.finfo(float).tiny)
     q = params.delta / (1.0 - params.delta)
     if params.with_alpha:
-        a, b, s = _kernels.kalman_alpha_beta(xv, yv, q, r, params.alpha0, params.beta0, params.p0)
+        a, b, s = _kernels.kalman_alpha_beta(xv, yv, q, r, params.alpha0, params.beta0, params.p0, full)
     else:
         b, s = _kernels.kalman_beta_only(xv, yv, q, r, params.beta0, params.p0)
         a = np.zeros_like(b)
