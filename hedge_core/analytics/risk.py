@@ -85,9 +85,13 @@ def _table(rows: Sequence[tuple[float, float, float, float, float]]) -> tuple[Br
     return tuple(Bracket(i + 1, *map(float, r)) for i, r in enumerate(rows))
 
 
-# Binance USDⓈ-M "Leverage & Margin" tables for BTCUSDT (125x) and ETHUSDT (100x) as published
-# in 2021 (the table the liquidation FAQ refers to). Binance revises these tables and may give an
-# account its own (GET /fapi/v1/leverageBracket); treat these as the default, not the live truth.
+# Binance USDⓈ-M "Leverage & Margin" tables for BTCUSDT (125x) and ETHUSDT (100x) as of 2021, the
+# generation the liquidation FAQ's examples use (BTC: 264,000 USDT -> MMR 1 %, 500,000 -> cum 1,300).
+# Rows as reproduced by public Binance liquidation calculators (read from Binance's futures web
+# app); every cum is checked in the tests against Binance's published recurrence. The cap of the
+# last ETH bracket is not stated by those sources (they use an open-ended sentinel): 50,000,000 is
+# our choice. Binance revises these tables and may give an account its own
+# (GET /fapi/v1/leverageBracket): treat them as defaults, not the live truth.
 # Columns: notional floor, notional cap (USDT), max leverage, maintenance margin rate, cum (USDT).
 BTCUSDT_BRACKETS: tuple[Bracket, ...] = _table([
     (0, 50_000, 125, 0.004, 0),
