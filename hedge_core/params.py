@@ -173,6 +173,7 @@ class VolTierLoanParams(_StrategyBase):
                                   max_holding_hours=None, funding_unfavourable_intervals=None, rearm=True)
     rebalance: RebalanceParams = RebalanceParams(target_ratio=1.0, ratio_min=0.0, ratio_max=1.0, drift_threshold=0.1)
     leverage: LeverageParams = LeverageParams(min_leverage=1, max_leverage=25)
+    guards: GuardParams = GuardParams(liq_distance_reduce=0.025, liq_distance_close=0.012)
 
     @model_validator(mode="after")
     def _tiers(self) -> "VolTierLoanParams":

@@ -185,3 +185,36 @@ def test_replay_runner_snapshots():
     df = asyncio.run(run_paper(drv, {"binance": ex}, market(6, hours=24)))
     assert len(df) == 24 and set(snapshot_row(drv)) == set(df.columns) | {"ts"}
     assert (df["spot_qty"] >= 0).all()
+
+
+def test_venue_liquidation_is_polled_booked_and_rehedged():
+    from hedge_core.params import GuardParams, LeverageParams
+    ex = venue()
+    inst = {i.symbol: i for i in default_instruments()}
+    p = carry(leverage=LeverageParams(min_leverage=50, max_leverage=50),
+              guards=GuardParams(liq_distance_reduce=0.002, liq_distance_close=0.001, funding_cost_apr_limit=None),
+              exit=ExitParams(max_holding_hours=None, stop_loss_pct=None, profit_target_pct=None,
+                              funding_unfavourable_intervals=None))
+    steps = market(7, hours=40, vol=0.0)
+    # a +5 % bar after entry: a 50x short is liquidated by the venue
+    bumped = []
+    for s in steps:
+        if s.ts >= T0 + pd.Timedelta(hours=20):
+            from dataclasses import replace as rp
+            bars = tuple(rp(b, open=b.open * 1.05, high=b.high * 1.05, low=b.low * 1.05, close=b.close * 1.05)
+                         for b in s.bars)
+            s = rp(s, bars=bars, market=rp(s.market, spot=s.market.spot * 1.05, perp=s.market.perp * 1.05,
+                                           mark=s.market.mark * 1.05))
+        bumped.append(s)
+    drv = HedgeDriver(new_hedge("L", "carry", inst["BTC/USDT"], inst["BTC/USDT:USDT"], T0), p, {"binance": ex})
+    asyncio.run(_run(drv, [ex], bumped))
+    assert ex.core.liquidations, "the scenario must make the venue liquidate"
+    crit = [a for a in drv.actions if getattr(a, "message", "").startswith("external perp fill")]
+    assert crit
+    # the venue caps an isolated loss at the position's margin (the rest is insurance cover);
+    # the engine books the liquidation fill as executed, so the ledger differs by exactly that cover
+    cover = sum(liq["insurance_cover"] for liq in ex.core.liquidations)
+    c = drv.ctx
+    assert ex.core.wallet == pytest.approx(PERP0 + c.perp.realized - c.perp.fees + c.perp.funding + cover, abs=1e-6)
+    assert {q.symbol: q.qty for q in ex.core.positions_view()}["BTC/USDT:USDT"] == pytest.approx(c.perp.qty)
+    assert drv.ctx.perp.qty < 0 and abs(drv.ctx.delta) <= 0.001  # hedged again

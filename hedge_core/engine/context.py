@@ -93,6 +93,7 @@ class HedgeContext:
     last_funding_rate: float = 0.0
     next_funding_rate: float = math.nan
     funding_interval_hours: float = 8.0
+    analytics: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # last market update's inputs
     # cycle bookkeeping
     entered_at: pd.Timestamp | None = None
     entry_notional: float = 0.0

@@ -30,7 +30,7 @@ from hedge_core.engine.actions import (
     SetMarginMode,
 )
 from hedge_core.engine.context import HedgeContext
-from hedge_core.engine.events import Event, FillEvent, OrderTimeout, OrderUpdate, OrderUpdateKind
+from hedge_core.engine.events import Event, FillEvent, MarketUpdate, OrderTimeout, OrderUpdate, OrderUpdateKind
 from hedge_core.engine.step import step
 from hedge_core.errors import (
     DuplicateOrder, ExchangeError, InvalidInput, OrderNotFound, RequestTimeout, TemporaryError,
@@ -72,7 +72,7 @@ class HedgeDriver:
 
     def __init__(self, ctx: HedgeContext, params: Any, adapters: Mapping[str, ExchangeAdapter], *,
                  hooks: DriverHooks | None = None, retry: RetryPolicy = RetryPolicy(max_attempts=3, seed=0),
-                 sleep: Callable[[float], Any] | None = None) -> None:
+                 sleep: Callable[[float], Any] | None = None, poll_external_fills: bool = True) -> None:
         for leg in (ctx.spot, ctx.perp):
             if leg.venue not in adapters:
                 raise InvalidInput("adapters", sorted(adapters), f"an adapter for venue {leg.venue!r} ({leg.name} leg)")
@@ -85,11 +85,18 @@ class HedgeDriver:
         self._reported: dict[str, tuple[float, float, float]] = {}  # coid -> (filled, cost, fee)
         self.actions: list[Action] = []  # everything step() asked for, in order (for inspection)
         self.max_events_per_feed = 1000
+        self.poll_external_fills = poll_external_fills
+        self._external_seen: set[str] = set()
+        self._last_poll: pd.Timestamp | None = None
 
     # ---- public ---------------------------------------------------------------------------
     async def feed(self, event: Event) -> HedgeContext:
         """Step ``event`` and everything it causes; returns the new context."""
         queue: list[Event] = [event]
+        if isinstance(event, MarketUpdate) and self.poll_external_fills:
+            # what the venue did on its own when these bars became known (liquidation, ADL)
+            # is booked before the engine acts on the new prices
+            queue = await self._external_fills(event.ts) + queue
         n = 0
         while queue:
             n += 1
@@ -104,6 +111,26 @@ class HedgeDriver:
             for a in actions:
                 queue.extend(await self._execute(a, ev.ts))
         return self.ctx
+
+    async def _external_fills(self, ts: pd.Timestamp) -> list[Event]:
+        """Perp trades the hedge did not order (liquidation, ADL) since the last poll."""
+        leg = self.ctx.perp
+        since, self._last_poll = self._last_poll, ts
+        if leg.qty == 0.0 and since is not None:
+            return []
+        try:
+            trades = await self.adapters[leg.venue].fetch_my_trades(leg.symbol, since)
+        except (ExchangeError, AttributeError):
+            return []
+        out: list[Event] = []
+        for f in trades:
+            if f.client_order_id in self.ctx.known_orders or f.trade_id in self._external_seen:
+                continue
+            self._external_seen.add(f.trade_id)
+            if since is None:
+                continue  # first poll: trades from before this hedge existed are not ours
+            out.append(FillEvent(f, "perp", external=True))
+        return out
 
     # ---- execution ------------------------------------------------------------------------
     def _hook(self, name: str, payload: Any) -> None:

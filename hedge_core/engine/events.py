@@ -78,10 +78,15 @@ class OrderUpdate:
 
 @dataclass(frozen=True, slots=True)
 class FillEvent:
-    """One execution of one of our orders on leg ``leg`` ('spot' or 'perp')."""
+    """One execution on leg ``leg`` ('spot' or 'perp').
+
+    ``external=True`` marks an execution the hedge did not order (a venue liquidation or ADL):
+    money moved, so it is booked, with a critical alert, and the hedge is re-evaluated.
+    """
 
     fill: Fill
     leg: str
+    external: bool = False
 
     @property
     def ts(self) -> pd.Timestamp:

@@ -69,10 +69,11 @@ def known_at_analytics(spot: pd.DataFrame, hedge: pd.DataFrame | None = None, *,
     if "volume" in spot:
         out["volume_avg"] = spot["volume"].rolling(volume_window).mean()
     if hedge is not None:
-        y = np.log(close).diff()
-        xh = np.log(hedge["close"].reindex(close.index)).diff()
-        out["beta"] = ewma_beta(y, xh, halflife=beta_halflife)
-        out["correlation"] = rolling_correlation(y, xh, window=int(beta_halflife * 2))
+        both = pd.concat([np.log(close).diff(), np.log(hedge["close"].reindex(close.index)).diff()],
+                         axis=1).dropna()  # gaps dropped as rows (a missing bar's return is unknown)
+        y, xh = both.iloc[:, 0], both.iloc[:, 1]
+        out["beta"] = ewma_beta(y, xh, halflife=beta_halflife).reindex(close.index)
+        out["correlation"] = rolling_correlation(y, xh, window=int(beta_halflife * 2)).reindex(close.index)
     out.index = out.index + pd.Timedelta(bar)
     return out
 

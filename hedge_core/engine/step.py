@@ -234,6 +234,7 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action
     ctx = replace(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                   perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
                   next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
+                  analytics=m.analytics,
                   strategy_state=MappingProxyType({**ctx.strategy_state, "_last_market_ts": m.ts}))
     day = m.ts.strftime("%Y-%m-%d")
     if day != ctx.day:
@@ -252,6 +253,15 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         out.append(Alert(AlertLevel.CRITICAL, f"fill on {f.symbol} does not match leg {ev.leg!r}; not booked",
                          {"qty": f.qty, "price": f.price}))
         return ctx
+    if ev.external:
+        # EDGE: the venue traded on its own (liquidation / ADL). Book it; _advance re-hedges
+        # what is left (a liquidated perp leaves the spot leg naked: it is hedged again).
+        out.append(Alert(AlertLevel.CRITICAL, f"external {ev.leg} fill (liquidation/ADL) booked",
+                         {"qty": f.side.sign * f.qty, "price": f.price, "fee": f.fee}))
+        leg = ctx.leg(ev.leg)
+        fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price
+        ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
+        return replace(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     if f.client_order_id not in ctx.known_orders:
         # not one of ours (another process, or a journal from before a restart): reconciliation's job
         out.append(Alert(AlertLevel.CRITICAL, f"fill for unknown order {f.client_order_id}; not booked",
