@@ -77,6 +77,8 @@ class VenueConfig:
     balance_params: dict[str, dict[str, Any]]  # account -> fetch_balance params
     perp_params: dict[str, Any] = field(default_factory=dict)  # extra params for perp calls
     no_change_markers: tuple[str, ...] = ()  # error codes/messages meaning "nothing to change"
+    positions_params: dict[str, Any] = field(default_factory=dict)  # fetch_positions params
+    cid_lookup: str = "fetch_order"  # how to fetch an order by client id: ccxt fetch_order | bybit_v5
     tested_offline: str = ""
 
 
@@ -104,10 +106,16 @@ VENUES: dict[str, VenueConfig] = {
     "bybit": VenueConfig(
         ccxt_id="bybit",
         options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "linear"]},
-                 "fetchCurrencies": False, "adjustForTimeDifference": True},
+                 "fetchCurrencies": False, "adjustForTimeDifference": True,
+                 # unified trading account assumed: no key-permission probe before private calls
+                 "enableUnifiedMargin": False, "enableUnifiedAccount": True,
+                 # /v5/order/realtime sees the last 500 orders: enough for our just-placed orders
+                 "fetchOrder": {"acknowledged": True}},
         client_id_param="clientOrderId",
-        client_id_query="clientOrderId",
+        client_id_query="orderLinkId",
         balance_params={"spot": {"type": "unified"}, "perp": {"type": "unified"}},
+        positions_params={"type": "swap", "subType": "linear", "settleCoin": "USDT"},
+        cid_lookup="bybit_v5",
         no_change_markers=("110025", "110026", "110043", "not modified"),
         tested_offline="configuration and symbol mapping only (no simulator)",
     ),
@@ -240,6 +248,8 @@ class CcxtLiveAdapter:
                 raise he.InvalidInput("credentials.venue", credentials.venue, f"{venue!r}")
             cfg.update(credentials.ccxt_config())
         self._ex = getattr(ccxt_async, self.config.ccxt_id)(cfg)
+        # currencies come from markets; the venues' currency endpoints are private or heavy
+        self._ex.has = {**self._ex.has, "fetchCurrencies": False}
         if sandbox:
             self._ex.set_sandbox_mode(True)
         self._instruments: dict[str, Instrument] = {}
@@ -403,7 +413,8 @@ class CcxtLiveAdapter:
         await self._ensure_markets()
         for s in symbols or []:
             self._instrument(s)
-        raw = await self._call("fetch_positions", lambda: self._ex.fetch_positions(symbols))
+        params = dict(self.config.positions_params)
+        raw = await self._call("fetch_positions", lambda: self._ex.fetch_positions(symbols, dict(params)))
         out = []
         for p in raw:
             contracts = _f(p.get("contracts"))
@@ -533,11 +544,25 @@ class CcxtLiveAdapter:
 
     async def _lookup(self, symbol: str, cid: str) -> dict[str, Any] | None:
         """The venue's order with this client id, or None when it does not exist."""
-        params = {self.config.client_id_query: cid, **self._market_params(symbol)}
         try:
-            return await self._once("create_order", lambda: self._ex.fetch_order(None, symbol, params))
+            return await self._once("create_order", lambda: self._fetch_by_cid(symbol, cid))
         except he.OrderNotFound:
             return None
+
+    async def _fetch_by_cid(self, symbol: str, cid: str) -> dict[str, Any]:
+        """Vendor call: one order by client id (raises ccxt.OrderNotFound when unknown)."""
+        if self.config.cid_lookup == "bybit_v5":
+            # ccxt's bybit fetch_order always sends orderId (even None); ask v5 by orderLinkId
+            market = self._ex.market(symbol)
+            category = "linear" if market.get("linear") and market.get("contract") else "spot"
+            resp = await self._ex.privateGetV5OrderRealtime(
+                {"category": category, "symbol": market["id"], "orderLinkId": cid})
+            rows = ((resp or {}).get("result") or {}).get("list") or []
+            if not rows:
+                raise ccxt.OrderNotFound(f"{self.venue} order with client id {cid} not found")
+            return self._ex.parse_order(rows[0], market)
+        params = {self.config.client_id_query: cid, **self._market_params(symbol)}
+        return await self._ex.fetch_order(None, symbol, params)
 
     async def _poll_final(self, order: Order, request: OrderRequest) -> Order:
         deadline = time.monotonic() + self.fill_poll_timeout
@@ -568,6 +593,8 @@ class CcxtLiveAdapter:
         self._instrument(symbol)
         oid, params = self._order_ref(symbol, order_id, client_order_id)
         raw = await self._call("cancel_order", lambda: self._ex.cancel_order(oid, symbol, dict(params)))
+        if raw.get("status") is None:  # thin answer (Bybit: ids only): read the order back
+            return await self.fetch_order(symbol, order_id=str(raw.get("id") or oid), client_order_id=None)
         return self._to_order(raw)
 
     async def fetch_order(self, symbol: str, *, order_id: str | None = None,
@@ -575,7 +602,10 @@ class CcxtLiveAdapter:
         await self._ensure_markets()
         self._instrument(symbol)
         oid, params = self._order_ref(symbol, order_id, client_order_id)
-        raw = await self._call("fetch_order", lambda: self._ex.fetch_order(oid, symbol, dict(params)))
+        if client_order_id is not None:
+            raw = await self._call("fetch_order", lambda: self._fetch_by_cid(symbol, client_order_id))
+        else:
+            raw = await self._call("fetch_order", lambda: self._ex.fetch_order(oid, symbol, dict(params)))
         return self._to_order(raw)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:

@@ -18,6 +18,8 @@ from hedge_core.exchange.base import RetryPolicy
 from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
 from hedge_core.exchange.credentials import Credentials
 from tests.support.binance_sim import HOSTS, BinanceSim, SimServer
+from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
+from tests.support.bybit_sim import BybitSim
 from tests.support.redirect import redirect_session
 
 TEST_KEY = "simKEY-4f1c9a7e2b8d4c6a9e0f1b2c3d4e5f60"
@@ -61,6 +63,32 @@ async def live_env(*, sim: BinanceSim | None = None, retry: RetryPolicy = RetryP
                                   enable_rate_limit=enable_rate_limit, fill_poll_interval=0.01, **kw)
         try:
             yield LiveEnv(sim, server, session, adapter, creds)
+        finally:
+            await adapter.close()
+            await session.close()
+
+
+@dataclass
+class BybitEnv:
+    sim: BybitSim
+    server: SimServer
+    session: Any
+    adapter: CcxtLiveAdapter
+
+
+@contextlib.asynccontextmanager
+async def bybit_env(*, sim: BybitSim | None = None, retry: RetryPolicy = RetryPolicy(seed=1),
+                    timeout_ms: int = 3000, **adapter_kw: Any) -> AsyncIterator[BybitEnv]:
+    """The Bybit simulator behind the same kind of redirect session, with a bybit adapter."""
+    sim = sim or BybitSim(api_key=TEST_KEY, secret=TEST_SECRET)
+    creds = Credentials("bybit", TEST_KEY, TEST_SECRET, source="test")
+    async with SimServer(sim, test_ca(), hosts=BYBIT_HOSTS) as server:  # type: ignore[arg-type]
+        session = redirect_session({h: server.port for h in BYBIT_HOSTS}, server.client_ssl)
+        adapter = CcxtLiveAdapter("bybit", creds, session=session, retry=retry, timeout_ms=timeout_ms,
+                                  enable_rate_limit=False, fill_poll_interval=0.01, sleep=_noop_sleep,
+                                  **adapter_kw)
+        try:
+            yield BybitEnv(sim, server, session, adapter)
         finally:
             await adapter.close()
             await session.close()

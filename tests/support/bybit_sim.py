@@ -1,0 +1,386 @@
+"""A small local Bybit v5 simulator (unified trading account) for the second-venue tests.
+
+Narrower than :mod:`tests.support.binance_sim`: it covers what the adapter's core calls need
+through ccxt 4.5.90 -- markets (spot + linear), tickers (incl. funding), server time, order
+create / realtime query / cancel (the create answer is thin: ids only), the unified wallet,
+linear positions (one-way) and set-leverage (incl. 110043 "not modified") -- with v5 HMAC
+signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
+Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
+110001 order not found, 110007 insufficient balance). Hedge mode, isolated margin, funding
+settlement and trade history are NOT simulated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+HOSTS = ("api.bybit.com",)
+
+
+def _fmt(x: float) -> str:
+    out = f"{x:.10f}".rstrip("0").rstrip(".")
+    return out if out not in ("", "-0") else "0"
+
+
+class BybitError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 200) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+@dataclass
+class _Order:
+    category: str
+    symbol: str
+    order_id: str
+    link_id: str
+    side: str  # Buy | Sell
+    type: str  # Market | Limit
+    qty: float
+    price: float
+    reduce_only: bool
+    created: int
+    status: str = "New"
+    cum_qty: float = 0.0
+    cum_value: float = 0.0
+    cum_fee: float = 0.0
+    updated: int = 0
+
+
+class BybitSim:
+    """State + aiohttp app of the Bybit simulator (see module docstring)."""
+
+    def __init__(self, *, api_key: str, secret: str, coins: dict[str, float] | None = None,
+                 spot_fee: float = 0.001, linear_taker: float = 0.00055, linear_maker: float = 0.0002) -> None:
+        self.api_key, self.secret = api_key, secret
+        self.coins: dict[str, float] = dict(coins or {"USDT": 10_000.0})
+        self.spot_fee, self.taker, self.maker = spot_fee, linear_taker, linear_maker
+        self.prices = {"BTCUSDT": 30_000.0}
+        self.marks = dict(self.prices)
+        self.funding_rate = {"BTCUSDT": 0.0001}
+        self.leverage = {"BTCUSDT": 10}
+        self.positions: dict[str, list[float]] = {}  # symbol -> [signed size, avg price]
+        self.orders: dict[str, _Order] = {}
+        self.requests: list[tuple[str, str, dict[str, Any]]] = []
+        self.answers: list[tuple[str, int, int]] = []
+        self.faults: list[list[Any]] = []  # [pattern, count, retCode, msg, http status, hang s]
+        self.clock_offset_ms = 0
+        self._seq = 0
+
+    # ---- control hooks
+    def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
+        self.prices[symbol] = float(price)
+        self.marks[symbol] = float(mark if mark is not None else price)
+        for o in list(self.orders.values()):
+            if o.symbol == symbol and o.type == "Limit" and o.status in ("New", "PartiallyFilled"):
+                if (price <= o.price) if o.side == "Buy" else (price >= o.price):
+                    self._fill(o, o.qty - o.cum_qty, o.price, maker=True)
+
+    def inject(self, pattern: str, *, count: int = 1, code: int = 10006, msg: str = "Too many visits!",
+               status: int = 200, hang_after: float = 0.0) -> None:
+        """Force the next ``count`` matching requests to fail with ``code`` -- or, with
+        ``hang_after``, to be APPLIED and then answered only after that many seconds."""
+        self.faults.append([pattern, count, code, msg, status, hang_after])
+
+    def order_count(self, link_id: str) -> int:
+        return sum(1 for o in self.orders.values() if o.link_id == link_id)
+
+    def stop_hangs(self) -> None:  # SimServer protocol (this simulator never hangs)
+        return None
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    # ---- HTTP
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        params: dict[str, Any] = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        if body:
+            params.update(json.loads(body))
+        key = f"{request.method} {request.path}"
+        self.requests.append((request.method, request.path, params))
+        hang = 0.0
+        try:
+            for f in self.faults:
+                if f[1] > 0 and re.search(f[0], key):
+                    f[1] -= 1
+                    if f[5]:
+                        hang = f[5]
+                        break
+                    if f[4] != 200:
+                        self.answers.append((key, f[4], f[2]))
+                        return web.Response(status=f[4], text=f[3])
+                    raise BybitError(f[2], f[3])
+            route = self._routes().get((request.method, request.path))
+            if route is None:
+                raise BybitError(10001, f"simulator: no route {key}", 404)
+            fn, private = route
+            if private:
+                self._check_sign(request, body if request.method == "POST" else request.query_string)
+            result = fn(params)
+            if hang:
+                await asyncio.sleep(hang)
+            self.answers.append((key, 200, 0))
+            return web.json_response({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {},
+                                      "time": self.now_ms()})
+        except BybitError as e:
+            self.answers.append((key, e.status, e.code))
+            return web.json_response({"retCode": e.code, "retMsg": e.msg, "result": {}, "retExtInfo": {},
+                                      "time": self.now_ms()}, status=e.status)
+
+    def _check_sign(self, request: web.Request, payload: str) -> None:
+        h = request.headers
+        if h.get("X-BAPI-API-KEY") != self.api_key:
+            raise BybitError(10003, "API key is invalid.", 401)
+        ts, recv = h.get("X-BAPI-TIMESTAMP", "0"), h.get("X-BAPI-RECV-WINDOW", "5000")
+        want = hmac.new(self.secret.encode(), (ts + self.api_key + recv + payload).encode(),
+                        hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, h.get("X-BAPI-SIGN", "")):
+            raise BybitError(10004, "Error sign, please check your signature generation algorithm.", 401)
+        now = self.now_ms()
+        if int(ts) > now + 1000 or now - int(ts) > int(recv):
+            raise BybitError(10002, "invalid request, please check your server timestamp or recv_window param")
+
+    def _routes(self) -> dict[tuple[str, str], tuple[Any, bool]]:
+        return {
+            ("GET", "/v5/market/time"): (lambda p: {"timeSecond": str(self.now_ms() // 1000),
+                                                    "timeNano": str(self.now_ms() * 1_000_000)}, False),
+            ("GET", "/v5/market/instruments-info"): (self._instruments, False),
+            ("GET", "/v5/market/tickers"): (self._tickers, False),
+            ("POST", "/v5/order/create"): (self._create, True),
+            ("GET", "/v5/order/realtime"): (self._realtime, True),
+            ("GET", "/v5/order/history"): (self._realtime, True),
+            ("POST", "/v5/order/cancel"): (self._cancel, True),
+            ("GET", "/v5/account/wallet-balance"): (self._wallet, True),
+            ("GET", "/v5/position/list"): (self._position_list, True),
+            ("POST", "/v5/position/set-leverage"): (self._set_leverage, True),
+        }
+
+    # ---- public
+    def _instruments(self, p: dict[str, Any]) -> dict[str, Any]:
+        cat = p.get("category")
+        if cat == "spot":
+            rows = [{"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "innovation": "0",
+                     "status": "Trading", "marginTrading": "none",
+                     "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001",
+                                       "minOrderQty": "0.000048", "maxOrderQty": "71.73956243",
+                                       "minOrderAmt": "1", "maxOrderAmt": "2000000"},
+                     "priceFilter": {"tickSize": "0.01"}}]
+        elif cat == "linear":
+            rows = [{"symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading",
+                     "baseCoin": "BTC", "quoteCoin": "USDT", "settleCoin": "USDT", "launchTime": "1585526400000",
+                     "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": "2",
+                     "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+                     "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+                     "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
+                                       "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000",
+                                       "minNotionalValue": "5"},
+                     "unifiedMarginTrade": True, "fundingInterval": 480, "copyTrading": "both"}]
+        else:
+            rows = []
+        return {"category": cat, "list": rows, "nextPageCursor": ""}
+
+    def _tickers(self, p: dict[str, Any]) -> dict[str, Any]:
+        sym, cat = p.get("symbol", "BTCUSDT"), p.get("category", "spot")
+        px = _fmt(self.prices[sym])
+        t: dict[str, Any] = {"symbol": sym, "bid1Price": px, "bid1Size": "1", "ask1Price": px, "ask1Size": "1",
+                             "lastPrice": px, "prevPrice24h": px, "price24hPcnt": "0", "highPrice24h": px,
+                             "lowPrice24h": px, "turnover24h": "0", "volume24h": "0"}
+        if cat == "linear":
+            nxt = (self.now_ms() // 28_800_000 + 1) * 28_800_000
+            t.update({"markPrice": _fmt(self.marks[sym]), "indexPrice": _fmt(self.marks[sym]),
+                      "fundingRate": _fmt(self.funding_rate[sym]), "nextFundingTime": str(nxt),
+                      "openInterest": "0", "openInterestValue": "0"})
+        return {"category": cat, "list": [t]}
+
+    # ---- orders
+    def _create(self, p: dict[str, Any]) -> dict[str, Any]:
+        cat, sym = p["category"], p["symbol"]
+        link = p.get("orderLinkId") or ""
+        if link and any(o.link_id == link for o in self.orders.values()):
+            raise BybitError(110072, "OrderLinkedID is duplicate")
+        side, otype, qty = p["side"], p["orderType"], float(p["qty"])
+        price = float(p["price"]) if otype == "Limit" else self.prices[sym]
+        reduce_only = bool(p.get("reduceOnly", False))
+        notional = qty * price
+        if cat == "spot":
+            need = notional * (1 + self.spot_fee) if side == "Buy" else qty
+            have = self.coins.get("USDT" if side == "Buy" else "BTC", 0.0) - self._locked("USDT" if side == "Buy" else "BTC")
+            if need > have + 1e-9:
+                raise BybitError(170131, "Insufficient balance.")
+        else:
+            amt = self.positions.get(sym, [0.0, 0.0])[0]
+            sign = 1 if side == "Buy" else -1
+            if reduce_only and (amt == 0 or sign * amt > 0):
+                raise BybitError(110017, "current position is zero, cannot fix reduce-only order qty")
+            opening = 0.0 if reduce_only else (qty if sign * amt >= 0 else max(0.0, qty - abs(amt)))
+            if opening * price / self.leverage[sym] + notional * self.taker > self._available() + 1e-9:
+                raise BybitError(110007, "ab not enough for new order")
+        self._seq += 1
+        now = self.now_ms()
+        o = _Order(cat, sym, f"{self._seq:08d}-bybit", link, side, otype, qty, price, reduce_only, now, updated=now)
+        self.orders[o.order_id] = o
+        crosses = otype == "Market" or ((price >= self.prices[sym]) if side == "Buy" else (price <= self.prices[sym]))
+        if crosses:
+            self._fill(o, qty, self.prices[sym], maker=False)
+        return {"orderId": o.order_id, "orderLinkId": o.link_id}  # thin, as on Bybit
+
+    def _locked(self, coin: str) -> float:
+        tot = 0.0
+        for o in self.orders.values():
+            if o.category == "spot" and o.type == "Limit" and o.status in ("New", "PartiallyFilled"):
+                rem = o.qty - o.cum_qty
+                if o.side == "Buy" and coin == "USDT":
+                    tot += rem * o.price * (1 + self.spot_fee)
+                if o.side == "Sell" and coin == "BTC":
+                    tot += rem
+        return tot
+
+    def _im(self) -> float:
+        im = sum(abs(a) * self.marks[s] / self.leverage[s] for s, (a, _e) in self.positions.items())
+        for o in self.orders.values():
+            if o.category == "linear" and o.status in ("New", "PartiallyFilled") and not o.reduce_only:
+                im += (o.qty - o.cum_qty) * o.price / self.leverage[o.symbol]
+        return im
+
+    def _upnl(self) -> float:
+        return sum(a * (self.marks[s] - e) for s, (a, e) in self.positions.items())
+
+    def _available(self) -> float:
+        return self.coins.get("USDT", 0.0) + self._upnl() - self._im() - self._locked("USDT")
+
+    def _fill(self, o: _Order, qty: float, price: float, *, maker: bool) -> None:
+        notional = qty * price
+        if o.category == "spot":
+            fee = notional * self.spot_fee
+            if o.side == "Buy":
+                self.coins["USDT"] = self.coins.get("USDT", 0.0) - notional - fee
+                self.coins["BTC"] = self.coins.get("BTC", 0.0) + qty
+            else:
+                self.coins["BTC"] = self.coins.get("BTC", 0.0) - qty
+                self.coins["USDT"] = self.coins.get("USDT", 0.0) + notional - fee
+        else:
+            fee = notional * (self.maker if maker else self.taker)
+            amt, entry = self.positions.get(o.symbol, [0.0, 0.0])
+            signed = qty if o.side == "Buy" else -qty
+            realized = 0.0
+            if amt == 0 or (amt > 0) == (signed > 0):
+                entry = (abs(amt) * entry + qty * price) / (abs(amt) + qty)
+                amt += signed
+            else:
+                closed = min(qty, abs(amt))
+                realized = closed * (price - entry) * (1 if amt > 0 else -1)
+                amt += signed
+                if abs(amt) < 1e-12:
+                    amt, entry = 0.0, 0.0
+                elif (amt > 0) == (signed > 0):
+                    entry = price
+            self.positions[o.symbol] = [round(amt, 12), entry]
+            self.coins["USDT"] = self.coins.get("USDT", 0.0) + realized - fee
+        o.cum_qty += qty
+        o.cum_value += notional
+        o.cum_fee += fee
+        o.updated = self.now_ms()
+        o.status = "Filled" if o.cum_qty >= o.qty - 1e-12 else "PartiallyFilled"
+
+    def _order_json(self, o: _Order) -> dict[str, Any]:
+        return {"orderId": o.order_id, "orderLinkId": o.link_id, "blockTradeId": "", "symbol": o.symbol,
+                "price": _fmt(o.price) if o.type == "Limit" else "0", "qty": _fmt(o.qty), "side": o.side,
+                "isLeverage": "", "positionIdx": 0, "orderStatus": o.status, "cancelType": "UNKNOWN",
+                "rejectReason": "EC_NoError", "avgPrice": _fmt(o.cum_value / o.cum_qty) if o.cum_qty else "",
+                "leavesQty": _fmt(o.qty - o.cum_qty), "leavesValue": "0", "cumExecQty": _fmt(o.cum_qty),
+                "cumExecValue": _fmt(o.cum_value), "cumExecFee": _fmt(o.cum_fee),
+                "timeInForce": "GTC" if o.type == "Limit" else "IOC", "orderType": o.type,
+                "stopOrderType": "", "orderIv": "", "triggerPrice": "", "takeProfit": "", "stopLoss": "",
+                "tpTriggerBy": "", "slTriggerBy": "", "triggerDirection": 0, "triggerBy": "",
+                "lastPriceOnCreated": "", "reduceOnly": o.reduce_only, "closeOnTrigger": False,
+                "smpType": "None", "smpGroup": 0, "smpOrderId": "", "tpslMode": "", "tpLimitPrice": "",
+                "slLimitPrice": "", "placeType": "", "createdTime": str(o.created), "updatedTime": str(o.updated)}
+
+    def _find(self, p: dict[str, Any]) -> list[_Order]:
+        out = [o for o in self.orders.values() if o.category == p.get("category")
+               and ("symbol" not in p or o.symbol == p["symbol"])
+               and ("orderId" not in p or o.order_id == p["orderId"])
+               and ("orderLinkId" not in p or o.link_id == p["orderLinkId"])]
+        if p.get("openOnly") in ("0", 0):
+            out = [o for o in out if o.status in ("New", "PartiallyFilled")]
+        return out
+
+    def _realtime(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"list": [self._order_json(o) for o in self._find(p)], "nextPageCursor": "",
+                "category": p.get("category")}
+
+    def _cancel(self, p: dict[str, Any]) -> dict[str, Any]:
+        found = [o for o in self._find(p) if o.status in ("New", "PartiallyFilled")]
+        if not found:
+            raise BybitError(110001, "Order does not exist.")
+        o = found[0]
+        o.status = "Cancelled"
+        o.updated = self.now_ms()
+        return {"orderId": o.order_id, "orderLinkId": o.link_id}
+
+    # ---- account
+    def _wallet(self, p: dict[str, Any]) -> dict[str, Any]:
+        coins = []
+        upnl, im = self._upnl(), self._im()
+        for c, bal in self.coins.items():
+            locked = self._locked(c)
+            order_im = im - sum(abs(a) * self.marks[s] / self.leverage[s] for s, (a, _e) in self.positions.items())
+            pos_im = im - order_im
+            is_usdt = c == "USDT"
+            coins.append({"coin": c, "equity": _fmt(bal + (upnl if is_usdt else 0.0)), "usdValue": "0",
+                          "walletBalance": _fmt(bal), "locked": _fmt(locked), "spotHedgingQty": "0",
+                          "borrowAmount": "0", "accruedInterest": "0",
+                          "totalOrderIM": _fmt(order_im if is_usdt else 0.0),
+                          "totalPositionIM": _fmt(pos_im if is_usdt else 0.0), "totalPositionMM": "0",
+                          "unrealisedPnl": _fmt(upnl if is_usdt else 0.0), "cumRealisedPnl": "0",
+                          "bonus": "0", "marginCollateral": True, "collateralSwitch": True,
+                          "availableToWithdraw": "", "availableToBorrow": ""})
+        return {"list": [{"accountType": "UNIFIED", "accountIMRate": "0", "accountMMRate": "0",
+                          "totalEquity": "0", "totalWalletBalance": "0", "totalMarginBalance": "0",
+                          "totalAvailableBalance": _fmt(self._available()), "totalPerpUPL": _fmt(upnl),
+                          "totalInitialMargin": _fmt(im), "totalMaintenanceMargin": "0", "coin": coins}]}
+
+    def _position_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        rows = []
+        for sym, (amt, entry) in self.positions.items():
+            if "symbol" in p and p["symbol"] != sym:
+                continue
+            mark = self.marks[sym]
+            rows.append({"positionIdx": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": sym,
+                         "side": "Buy" if amt > 0 else ("Sell" if amt < 0 else ""), "size": _fmt(abs(amt)),
+                         "avgPrice": _fmt(entry), "positionValue": _fmt(abs(amt) * entry), "tradeMode": 0,
+                         "autoAddMargin": 0, "positionStatus": "Normal", "leverage": str(self.leverage[sym]),
+                         "markPrice": _fmt(mark), "liqPrice": "", "bustPrice": "",
+                         "positionIM": _fmt(abs(amt) * mark / self.leverage[sym]), "positionMM": "0",
+                         "positionBalance": "0", "takeProfit": "0", "stopLoss": "0", "trailingStop": "0",
+                         "unrealisedPnl": _fmt(amt * (mark - entry)), "curRealisedPnl": "0",
+                         "cumRealisedPnl": "0", "adlRankIndicator": 0, "createdTime": "0",
+                         "updatedTime": str(self.now_ms()), "seq": 1, "isReduceOnly": False})
+        return {"list": rows, "nextPageCursor": "", "category": "linear"}
+
+    def _set_leverage(self, p: dict[str, Any]) -> dict[str, Any]:
+        sym = p["symbol"]
+        lev = float(p["buyLeverage"])
+        if not (1 <= lev <= 100) or math.isnan(lev):
+            raise BybitError(10001, "leverage invalid")
+        if int(lev) == self.leverage[sym]:
+            raise BybitError(110043, "leverage not modified")
+        self.leverage[sym] = int(lev)
+        return {}
