@@ -127,18 +127,18 @@ def capital_of(params: Any, spot_price: float) -> float:
 def initial_balances(params: Any, spot_price: float) -> dict[str, dict[str, float]]:
     """Paper wallets large enough that orders of the strategy's own size are never refused.
 
-    Spot: the notional plus 10 % (fees and re-entries after losses), or the collateral for a loan
-    book. Perp: the largest hedge notional at the LOWEST allowed leverage, plus 10 %.
+    Spot: twice the notional (fees and re-entries after losses), or the collateral for a loan
+    book. Perp: 1.5 x the largest hedge notional at the LOWEST allowed leverage. These wallets are
+    the venue's cash, not the KPI capital (see :func:`capital_of`).
     """
-    base = params.perp_symbol_base if hasattr(params, "perp_symbol_base") else None  # noqa: F841 (future)
     if getattr(params, "strategy", None) == "voltier":
         notional = float(params.collateral_qty) * spot_price
         spot = {"BTC": float(params.collateral_qty), "USDT": 1.0}
     else:
         notional = float(getattr(params, "notional", 10_000.0))
-        spot = {"USDT": notional * 1.1}
+        spot = {"USDT": notional * 2.0}
     rmax = max(params.rebalance.ratio_max, params.rebalance.target_ratio, 1.0)
-    perp = notional * rmax * 1.1 / max(params.leverage.min_leverage, 1.0)
+    perp = notional * rmax * 1.5 / max(params.leverage.min_leverage, 1.0)
     return {"spot": spot, "perp": {"USDT": perp}}
 
 
