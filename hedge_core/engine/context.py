@@ -19,7 +19,7 @@ from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, Side, utc
 
-__all__ = ["PendingOrder", "TransitionRecord", "HedgeContext", "new_hedge", "LEGS"]
+__all__ = ["PendingOrder", "TransitionRecord", "HedgeContext", "new_hedge", "evolve", "LEGS"]
 
 LEGS = ("spot", "perp")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -169,10 +169,26 @@ class HedgeContext:
         raise InvalidInput("leg", name, "'spot' or 'perp'")
 
     def with_leg(self, leg: Leg) -> "HedgeContext":
-        return replace(self, spot=leg) if leg.name == "spot" else replace(self, perp=leg)
+        return evolve(self, spot=leg) if leg.name == "spot" else evolve(self, perp=leg)
 
     def pending_on(self, leg: str) -> tuple[PendingOrder, ...]:
         return tuple(p for p in self.pending.values() if p.leg == leg)
+
+
+_CTX_FIELDS: tuple[str, ...] = tuple(HedgeContext.__dataclass_fields__)
+_set = object.__setattr__
+
+
+def evolve(ctx: HedgeContext, **changes: Any) -> HedgeContext:
+    """``dataclasses.replace`` for the context, without re-running ``__init__`` (the hot path:
+    a few calls per event; ``replace`` costs ~20 us on this 50-field class, this ~3 us).
+    Unknown field names raise TypeError like ``replace``."""
+    new = object.__new__(HedgeContext)
+    for name in _CTX_FIELDS:
+        _set(new, name, changes.pop(name) if name in changes else getattr(ctx, name))
+    if changes:
+        raise TypeError(f"HedgeContext has no field(s) {sorted(changes)}")
+    return new
 
 
 def new_hedge(hedge_id: str, strategy: str, spot: Instrument, perp: Instrument, ts: object, *,

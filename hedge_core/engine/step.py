@@ -24,7 +24,7 @@ from hedge_core.engine.actions import (
     Action, Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage,
     SetMarginMode,
 )
-from hedge_core.engine.context import HedgeContext, PendingOrder, TransitionRecord
+from hedge_core.engine.context import HedgeContext, PendingOrder, TransitionRecord, evolve
 from hedge_core.engine.events import (
     Command, Event, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate,
     OrderUpdateKind, Timer,
@@ -68,7 +68,7 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
     out: list[Action] = []
     ts = event.ts
     if ts > ctx.last_ts:
-        ctx = replace(ctx, last_ts=ts)
+        ctx = evolve(ctx, last_ts=ts)
     now = ctx.last_ts  # a late-stamped event never moves the clock backwards
     market: MarketUpdate | None = None
     if isinstance(event, MarketUpdate):
@@ -82,7 +82,7 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
         ctx = _on_funding(ctx, event)
     elif isinstance(event, Timer):
         if event.heartbeat:
-            ctx = replace(ctx, last_heartbeat=event.ts)
+            ctx = evolve(ctx, last_heartbeat=event.ts)
         ctx = _check_timeouts(ctx, now, params, out)
         ctx = _run_guards(ctx, now, params, out)
     elif isinstance(event, OrderTimeout):
@@ -143,7 +143,7 @@ def _transition(ctx: HedgeContext, trigger: Trigger, reason: str, ts: pd.Timesta
     new = next_state(ctx.state, trigger)
     rec = TransitionRecord(ts, ctx.state, new, str(trigger), reason)
     out.append(RecordTransition(str(ctx.state), str(new), str(trigger), reason, ts))
-    return replace(ctx, state=new, history=ctx.history + (rec,), phase_rejects=0, phase_orders=0)
+    return evolve(ctx, state=new, history=ctx.history + (rec,), phase_rejects=0, phase_orders=0)
 
 
 def _try(ctx: HedgeContext, trigger: Trigger, reason: str, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
@@ -158,7 +158,7 @@ def _guard_fired(ctx: HedgeContext, v: Verdict, ts: pd.Timestamp, out: list[Acti
     if v.name in ctx.active_guards:
         return ctx
     out.append(GuardFired(v.name, v.action, MappingProxyType(dict(v.numbers)), ts))
-    return replace(ctx, active_guards=ctx.active_guards | {v.name})
+    return evolve(ctx, active_guards=ctx.active_guards | {v.name})
 
 
 def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.Timestamp, params: Any,
@@ -180,7 +180,7 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
         ctx = _guard_fired(ctx, v, ts, out)
         return ctx, False
     if "order_rate" in ctx.active_guards or "position_limit" in ctx.active_guards:
-        ctx = replace(ctx, active_guards=ctx.active_guards - {"order_rate", "position_limit"})
+        ctx = evolve(ctx, active_guards=ctx.active_guards - {"order_rate", "position_limit"})
     coid = client_order_id(ctx.hedge_id, leg, ctx.seq, min(ctx.phase_rejects, 9))
     req = OrderRequest(symbol=lg.symbol, side=side, qty=qty, client_order_id=coid, type=OrderType.MARKET,
                        reduce_only=reduce_only and leg == "perp")
@@ -190,7 +190,7 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
     pending = dict(ctx.pending)
     pending[coid] = po
     times = tuple(t for t in ctx.order_times if (ts - t).total_seconds() < 60.0) + (ts,)
-    return replace(ctx, pending=MappingProxyType(pending), seq=ctx.seq + 1, known_orders=ctx.known_orders | {coid},
+    return evolve(ctx, pending=MappingProxyType(pending), seq=ctx.seq + 1, known_orders=ctx.known_orders | {coid},
                    order_times=times, phase_orders=ctx.phase_orders + 1), True
 
 
@@ -206,13 +206,13 @@ def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Acti
 def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:
     pending = dict(ctx.pending)
     pending[p.client_order_id] = p
-    return replace(ctx, pending=MappingProxyType(pending))
+    return evolve(ctx, pending=MappingProxyType(pending))
 
 
 def _drop(ctx: HedgeContext, coid: str) -> HedgeContext:
     pending = dict(ctx.pending)
     pending.pop(coid, None)
-    return replace(ctx, pending=MappingProxyType(pending))
+    return evolve(ctx, pending=MappingProxyType(pending))
 
 
 # ---- event handlers ---------------------------------------------------------------------------
@@ -231,16 +231,16 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action
         dt_h = (m.ts - ctx.strategy_state["_last_market_ts"]).total_seconds() / 3600.0
         if dt_h > 0:
             spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
-    ctx = replace(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
+    ctx = evolve(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                   perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
                   next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
                   analytics=m.analytics,
                   strategy_state=MappingProxyType({**ctx.strategy_state, "_last_market_ts": m.ts}))
     day = m.ts.strftime("%Y-%m-%d")
     if day != ctx.day:
-        ctx = replace(ctx, day=day, day_start_pnl=ctx.pnl)
+        ctx = evolve(ctx, day=day, day_start_pnl=ctx.pnl)
     if ctx.state in (State.MONITORING_POSITIONS, State.REBALANCING) and ctx.cycle_pnl > ctx.peak_pnl:
-        ctx = replace(ctx, peak_pnl=ctx.cycle_pnl)
+        ctx = evolve(ctx, peak_pnl=ctx.cycle_pnl)
     ctx = _check_timeouts(ctx, ctx.last_ts, params, out)
     return _run_guards(ctx, ctx.last_ts, params, out)
 
@@ -261,7 +261,7 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         leg = ctx.leg(ev.leg)
         fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price
         ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
-        return replace(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
+        return evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     if f.client_order_id not in ctx.known_orders:
         # not one of ours (another process, or a journal from before a restart): reconciliation's job
         out.append(Alert(AlertLevel.CRITICAL, f"fill for unknown order {f.client_order_id}; not booked",
@@ -270,7 +270,7 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
     leg = ctx.leg(ev.leg)
     fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price  # base-currency fee valued at the fill price
     ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
-    ctx = replace(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
+    ctx = evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     p = ctx.pending.get(f.client_order_id)
     if p is None:
         # EDGE: late fill after cancel (or after the venue's final answer was processed). The money
@@ -281,7 +281,7 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         if ev.leg == "spot" and not ctx.collateral_spot and ctx.state in (
                 State.OPENING_FUTURES_HEDGE, State.MONITORING_POSITIONS, State.REBALANCING):
             # adopt the late spot quantity as the target: the perp is then sized to hedge it
-            ctx = replace(ctx, target_spot_qty=ctx.target_spot_qty + f.side.sign * f.qty)
+            ctx = evolve(ctx, target_spot_qty=ctx.target_spot_qty + f.side.sign * f.qty)
         return ctx
     filled = p.filled + f.qty
     if filled > p.qty + QTY_EPS:
@@ -304,7 +304,7 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
         out.append(Alert(AlertLevel.WARNING, f"{p.leg} {p.purpose} order rejected: {ev.reason}",
                          {"qty": p.side.sign * p.qty, "rejects": float(ctx.phase_rejects + 1)}))
         ctx = _drop(ctx, p.client_order_id)
-        return replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+        return evolve(ctx, phase_rejects=ctx.phase_rejects + 1)
     if k is OrderUpdateKind.NOT_FOUND:
         # EDGE: exchange answered nothing to the create call and a query by client order id says it
         # never got it -> re-send with the SAME client order id (a venue that did get it refuses
@@ -314,12 +314,12 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
         out.append(Alert(AlertLevel.WARNING, f"{p.leg} order {p.client_order_id} never reached the venue after "
                          f"{p.resends} re-sends", {"resends": float(p.resends)}))
         ctx = _drop(ctx, p.client_order_id)
-        return replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+        return evolve(ctx, phase_rejects=ctx.phase_rejects + 1)
     # CANCELED or CLOSED: final. Fills may still be on their way: keep the order (blocking new
     # orders on this leg) until what the venue reports as filled is booked.
     reported = ev.filled if ev.filled > 0 else p.filled
     if k is OrderUpdateKind.CANCELED and reported <= QTY_EPS:
-        ctx = replace(ctx, phase_rejects=ctx.phase_rejects + 1)
+        ctx = evolve(ctx, phase_rejects=ctx.phase_rejects + 1)
     if k is OrderUpdateKind.CLOSED and ev.filled <= 0:
         reported = p.qty
     if p.filled >= reported - QTY_EPS:
@@ -336,7 +336,7 @@ def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
     if amount == 0.0 and ctx.perp.qty == 0.0:
         return ctx
     unfav = ctx.unfavourable_funding + 1 if amount < 0 else 0
-    return replace(ctx, perp=apply_funding(ctx.perp, amount), unfavourable_funding=unfav)
+    return evolve(ctx, perp=apply_funding(ctx.perp, amount), unfavourable_funding=unfav)
 
 
 def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
@@ -384,7 +384,7 @@ def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Acti
         verdicts += extra(ctx, ts, params)
     fired = {v.name for v in verdicts}
     keep = {"order_rate", "position_limit"} & ctx.active_guards
-    ctx = replace(ctx, active_guards=frozenset((ctx.active_guards & fired) | keep))
+    ctx = evolve(ctx, active_guards=frozenset((ctx.active_guards & fired) | keep))
     for v in verdicts:
         if v.name in ctx.active_guards:
             continue
@@ -393,18 +393,18 @@ def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Acti
         ctx = _guard_fired(ctx, v, ts, out)
         if v.action == "flatten":
             if v.name == "dead_mans_switch":
-                ctx = replace(ctx, kill_latched=True)
-            ctx = replace(ctx, rearm_on_flat=False, exit_reason=f"guard {v.name}: {v.reason}")
+                ctx = evolve(ctx, kill_latched=True)
+            ctx = evolve(ctx, rearm_on_flat=False, exit_reason=f"guard {v.name}: {v.reason}")
             ctx = _try(ctx, Trigger.FLATTEN, f"guard {v.name}: {v.reason}", ts, out)
         elif v.action == "reduce" and ctx.state is State.MONITORING_POSITIONS:
             frac = params.guards.liq_reduce_fraction
             if ctx.collateral_spot:
-                ctx = replace(ctx, target_ratio=ctx.target_ratio * (1 - frac))
+                ctx = evolve(ctx, target_ratio=ctx.target_ratio * (1 - frac))
             else:
-                ctx = replace(ctx, target_spot_qty=ctx.spot.qty * (1 - frac))
+                ctx = evolve(ctx, target_spot_qty=ctx.spot.qty * (1 - frac))
             ctx = _transition(ctx, Trigger.RISK_REDUCE, f"guard {v.name}: {v.reason}", ts, out)
         elif v.action == "deploy_reserve":
-            ctx = replace(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **v.updates}))
+            ctx = evolve(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **v.updates}))
             out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
         elif v.action == "alert":
             out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
@@ -417,15 +417,15 @@ def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[A
     if c is Command.FLATTEN:
         # manual kill switch: latched, nothing new is opened until an operator CANCEL
         out.append(GuardFired("kill_switch", "flatten", MappingProxyType({"pnl": ctx.pnl}), ts))
-        ctx = replace(ctx, kill_latched=True, rearm_on_flat=False, exit_reason=why)
+        ctx = evolve(ctx, kill_latched=True, rearm_on_flat=False, exit_reason=why)
         return _try(ctx, Trigger.FLATTEN, why, ts, out)
     if c is Command.STOP:
-        ctx = replace(ctx, rearm_on_flat=False, exit_reason=why)
+        ctx = evolve(ctx, rearm_on_flat=False, exit_reason=why)
         if ctx.state in (State.MONITORING_POSITIONS, State.REBALANCING):
             return _transition(ctx, Trigger.EXIT_SIGNAL, why, ts, out)
         return _try(ctx, Trigger.FLATTEN, why, ts, out)
     if c is Command.CANCEL:
-        return replace(ctx, kill_latched=False, active_guards=ctx.active_guards - {"dead_mans_switch"},
+        return evolve(ctx, kill_latched=False, active_guards=ctx.active_guards - {"dead_mans_switch"},
                        last_heartbeat=ts)
     if c is Command.PAUSE:
         if ctx.state not in (State.ANALYZING_MARKET, State.MONITORING_POSITIONS, State.REBALANCING):
@@ -442,7 +442,7 @@ def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[A
             return ctx
         trig = Trigger.RESUME_FLAT if ctx.is_flat else Trigger.RESUME_HEDGED
         if trig is Trigger.RESUME_FLAT and not ctx.collateral_spot:
-            ctx = replace(ctx, target_spot_qty=0.0)
+            ctx = evolve(ctx, target_spot_qty=0.0)
         return _transition(ctx, trig, why, ts, out)
     if c is Command.REBALANCE_NOW:
         if ctx.state is State.MONITORING_POSITIONS:
@@ -475,7 +475,7 @@ def _decide(ctx: HedgeContext, market: MarketUpdate, params: Any) -> Intent:
 def _apply_state_updates(ctx: HedgeContext, intent: Intent) -> HedgeContext:
     if not intent.state_updates:
         return ctx
-    return replace(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **intent.state_updates}))
+    return evolve(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **intent.state_updates}))
 
 
 def _clip_ratio(r: float, params: Any) -> float:
@@ -497,7 +497,7 @@ def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketU
     notional = abs(target_spot) * market.spot * (ratio if ctx.collateral_spot else 1.0)
     lev = intent.leverage if intent.leverage is not None else choose_leverage(
         market.analytics.get("sigma_24h", math.nan), params.leverage)
-    ctx = replace(ctx, target_spot_qty=target_spot, target_ratio=ratio, entry_notional=notional,
+    ctx = evolve(ctx, target_spot_qty=target_spot, target_ratio=ratio, entry_notional=notional,
                   pnl_at_entry=ctx.pnl, peak_pnl=0.0, profit_target=intent.profit_target, leverage=lev,
                   last_leverage_check=ts, unfavourable_funding=0, exit_reason="", rearm_on_flat=False,
                   entered_at=None)
@@ -525,7 +525,7 @@ def _opening_spot(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Mark
     if ctx.phase_orders == 0 and ctx.phase_rejects == 0 and _tradeable(ctx, "spot", need):
         return ctx  # held back by a guard (order rate): try again on the next event
     cool = ts + pd.Timedelta(seconds=params.execution.entry_retry_cooldown_s)
-    ctx = replace(ctx, cooldown_until=cool, target_spot_qty=0.0)
+    ctx = evolve(ctx, cooldown_until=cool, target_spot_qty=0.0)
     return _transition(ctx, Trigger.ENTRY_FAILED, f"spot entry failed after {ctx.phase_rejects} rejections", ts, out)
 
 
@@ -543,7 +543,7 @@ def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: M
         numbers = {"spot_qty": ctx.spot.qty, "perp_qty": ctx.perp.qty, "rejects": float(ctx.phase_rejects)}
         if params.execution.unwind_on_hedge_failure:
             out.append(Alert(AlertLevel.CRITICAL, "perp hedge rejected after retries: unwinding the spot leg", numbers))
-            ctx = replace(ctx, rearm_on_flat=False, exit_reason="hedge failed")
+            ctx = evolve(ctx, rearm_on_flat=False, exit_reason="hedge failed")
             return _transition(ctx, Trigger.HEDGE_FAILED, f"perp hedge rejected {ctx.phase_rejects} times", ts, out)
         out.append(Alert(AlertLevel.CRITICAL, "perp hedge rejected after retries: spot leg is UNHEDGED, operator needed", numbers))
         return _transition(ctx, Trigger.FAULT, "perp hedge failed, unwind disabled", ts, out)
@@ -551,9 +551,9 @@ def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: M
         # the spot fill is too small to hedge on the perp venue: unwind it rather than hold it naked
         out.append(Alert(AlertLevel.WARNING, "spot fill below the perp minimum: unwinding it",
                          {"spot_qty": ctx.spot.qty}))
-        ctx = replace(ctx, rearm_on_flat=False, exit_reason="spot fill too small to hedge")
+        ctx = evolve(ctx, rearm_on_flat=False, exit_reason="spot fill too small to hedge")
         return _transition(ctx, Trigger.HEDGE_FAILED, "spot fill below the perp minimum", ts, out)
-    ctx = replace(ctx, entered_at=ts, target_spot_qty=ctx.spot.qty if not ctx.collateral_spot else ctx.target_spot_qty,
+    ctx = evolve(ctx, entered_at=ts, target_spot_qty=ctx.spot.qty if not ctx.collateral_spot else ctx.target_spot_qty,
                   entry_notional=ctx.entry_notional if ctx.collateral_spot
                   else abs(ctx.spot.qty) * (ctx.spot_price if ctx.spot_price > 0 else ctx.spot.avg_entry))
     return _transition(ctx, Trigger.HEDGE_FILLED, f"hedged: spot {ctx.spot.qty:g}, perp {ctx.perp.qty:g}", ts, out)
@@ -565,15 +565,15 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
         intent = _decide(ctx, market, params)
         ctx = _apply_state_updates(ctx, intent)
         if intent.profit_target is not None:
-            ctx = replace(ctx, profit_target=intent.profit_target)
+            ctx = evolve(ctx, profit_target=intent.profit_target)
         reason = intent.reason if intent.exit else exit_reason(ctx, ts, market.spot, market.perp, params.exit)
         if intent.exit or reason:
-            ctx = replace(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
+            ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
             return _transition(ctx, Trigger.EXIT_SIGNAL, reason or "strategy exit", ts, out)
         if intent.target_ratio is not None:
-            ctx = replace(ctx, target_ratio=_clip_ratio(intent.target_ratio, params))
+            ctx = evolve(ctx, target_ratio=_clip_ratio(intent.target_ratio, params))
         if intent.target_spot_qty is not None and not ctx.collateral_spot:
-            ctx = replace(ctx, target_spot_qty=intent.target_spot_qty)
+            ctx = evolve(ctx, target_spot_qty=intent.target_spot_qty)
         ctx = _recheck_leverage(ctx, ts, params, market, out)
     if ctx.pending:
         return ctx
@@ -597,13 +597,13 @@ def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: 
     if last is not None and (ts - last).total_seconds() < params.leverage.recheck_hours * 3600:
         return ctx
     sigma = market.analytics.get("sigma_24h", math.nan)
-    ctx = replace(ctx, last_leverage_check=ts)
+    ctx = evolve(ctx, last_leverage_check=ts)
     if math.isnan(sigma) or ctx.strategy == "voltier":
         return ctx
     lev = choose_leverage(sigma, params.leverage)
     if lev < ctx.leverage:  # only ever lower it with a position on (raising needs no action)
         out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
-        ctx = replace(ctx, leverage=lev)
+        ctx = evolve(ctx, leverage=lev)
     return ctx
 
 
@@ -614,7 +614,7 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Marke
     if market is not None:
         reason = exit_reason(ctx, ts, market.spot, market.perp, params.exit)
         if reason:
-            ctx = replace(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
+            ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
             return _transition(ctx, Trigger.EXIT_SIGNAL, reason, ts, out)
     spot_need, perp_need = order_needs(ctx)
     rb = params.rebalance
@@ -634,7 +634,7 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Marke
     elif _tradeable(ctx, "perp", perp_need, 0.0):
         out.append(Alert(AlertLevel.WARNING, "rebalance incomplete after retries",
                          {"perp_need": perp_need, "rejects": float(ctx.phase_rejects)}))
-    ctx = replace(ctx, last_rebalance_ts=ts)
+    ctx = evolve(ctx, last_rebalance_ts=ts)
     return _transition(ctx, Trigger.REBALANCED, f"ratio {ctx.hedge_ratio:.4f}, delta {ctx.delta:g}", ts, out)
 
 
@@ -656,9 +656,9 @@ def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpd
     dust = {lg: ctx.leg(lg).qty for lg in legs if abs(ctx.leg(lg).qty) > QTY_EPS}
     if dust:
         out.append(Alert(AlertLevel.INFO, "dust below venue minimums left on the book", dust))
-    ctx = replace(ctx, target_spot_qty=ctx.spot.qty if keep_spot else 0.0, entered_at=None)
+    ctx = evolve(ctx, target_spot_qty=ctx.spot.qty if keep_spot else 0.0, entered_at=None)
     if ctx.rearm_on_flat and not ctx.kill_latched:
-        ctx = replace(ctx, cooldown_until=ts + pd.Timedelta(seconds=1))  # re-enter on a later event
+        ctx = evolve(ctx, cooldown_until=ts + pd.Timedelta(seconds=1))  # re-enter on a later event
         return _transition(ctx, Trigger.REARM, f"flat after: {ctx.exit_reason}", ts, out)
     return _transition(ctx, Trigger.FLAT, f"flat after: {ctx.exit_reason or 'close'}", ts, out)
 

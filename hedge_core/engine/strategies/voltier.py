@@ -21,7 +21,7 @@ import pandas as pd
 
 from hedge_core import ltv as ltvmod
 from hedge_core.analytics.volatility import VolTiers, vol_tiered_hedge_ratio
-from hedge_core.engine.context import HedgeContext, new_hedge
+from hedge_core.engine.context import HedgeContext, evolve, new_hedge
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.guards import Verdict
 from hedge_core.engine.states import State
@@ -54,7 +54,7 @@ def new_voltier_hedge(hedge_id: str, spot: Instrument, perp: Instrument, ts: obj
     ctx = new_hedge(hedge_id, "voltier", spot, perp, ts, spot_qty=p.collateral_qty, spot_entry_price=price,
                     collateral_spot=True, target_ratio=0.0)
     loan = ltvmod.Loan(principal=p.loan, apr=p.loan_apr, as_of=ctx.started_at)
-    return replace(ctx, strategy_state=MappingProxyType({"loan": loan, "reserve_left": p.reserve,
+    return evolve(ctx, strategy_state=MappingProxyType({"loan": loan, "reserve_left": p.reserve,
                                                          "reserve_deployed": 0.0, "booked": 0.0, "repaid": 0.0}))
 
 
