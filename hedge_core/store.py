@@ -267,7 +267,10 @@ class Store:
             sid = self._series_id(con, venue, symbol, kind, timeframe, create=True)
             src = pa.table({"series_id": pa.array(np.full(len(df), sid, dtype=np.int32)),
                             "ts": pa.array(ts), **{c: pa.array(v) for c, v in cols.items()}})
-            self._merge(con, "bars", src, ("series_id", "ts"), BAR_COLUMNS)
+            if self._appends(con, "bars", sid, ts):
+                self._insert(con, "bars", src)
+            else:
+                self._merge(con, "bars", src, ("series_id", "ts"), BAR_COLUMNS)
         return len(df)
 
     def read_bars(self, venue: str, symbol: str, kind: str, timeframe: str, start: Any = None,
@@ -289,10 +292,12 @@ class Store:
                 src_s, dst_s = timeframe_seconds(timeframe), timeframe_seconds(resample)
                 if dst_s % src_s:
                     raise InvalidInput("resample", resample, f"a multiple of the series timeframe {timeframe}")
-                sql = (f"SELECT time_bucket(INTERVAL '{dst_s} seconds', ts, TIMESTAMPTZ '1970-01-01') AS ts, "
-                       "arg_min(open, ts) AS open, max(high) AS high, min(low) AS low, "
-                       "arg_max(close, ts) AS close, sum(volume) AS volume "
-                       f"FROM bars WHERE series_id = ? {where} GROUP BY 1 ORDER BY 1")
+                # integer epoch buckets: ~2x faster than time_bucket() on TIMESTAMPTZ
+                step_us = dst_s * 1_000_000
+                sql = (f"SELECT make_timestamptz(b * {step_us}) AS ts, open, high, low, close, volume FROM ("
+                       f"SELECT epoch_us(ts) // {step_us} AS b, arg_min(open, ts) AS open, max(high) AS high, "
+                       "min(low) AS low, arg_max(close, ts) AS close, sum(volume) AS volume "
+                       f"FROM bars WHERE series_id = ? {where} GROUP BY b) ORDER BY b")
             out = con.execute(sql, [sid, *params]).df()
         return out.set_index("ts")
 
@@ -318,7 +323,10 @@ class Store:
             src = pa.table({"series_id": pa.array(np.full(len(df), sid, dtype=np.int32)), "ts": pa.array(ts),
                             "funding_rate": pa.array(np.asarray(df["funding_rate"], dtype="float64")),
                             "interval_hours": pa.array(hours)})
-            self._merge(con, "funding", src, ("series_id", "ts"), ("funding_rate", "interval_hours"))
+            if self._appends(con, "funding", sid, ts):
+                self._insert(con, "funding", src)
+            else:
+                self._merge(con, "funding", src, ("series_id", "ts"), ("funding_rate", "interval_hours"))
         return len(df)
 
     def read_funding(self, venue: str, symbol: str, start: Any = None, end: Any = None) -> pd.DataFrame:
@@ -481,6 +489,25 @@ class Store:
             return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
     # ---- internals -------------------------------------------------------------------------
+    @staticmethod
+    def _appends(con: duckdb.DuckDBPyConnection, table: str, sid: int, ts: pd.DatetimeIndex) -> bool:
+        """True when every incoming row is newer than the series' last stored row (downloads, fresh
+        imports): then a plain INSERT keeps keys unique and runs at raw insert speed."""
+        if len(ts) == 0:
+            return False
+        last = con.execute(f"SELECT epoch_us(max(ts)) FROM {table} WHERE series_id = ?", [sid]).fetchall()[0][0]
+        return last is None or int(ts.min().value // 1000) > int(last)
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, table: str, src: pa.Table) -> None:
+        name = f"_src_{table}"
+        con.register(name, src)
+        try:
+            cols = ", ".join(f'"{c}"' for c in src.column_names)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        finally:
+            con.unregister(name)
+
     @staticmethod
     def _merge(con: duckdb.DuckDBPyConnection, table: str, src: pa.Table, key: tuple[str, ...],
                values: tuple[str, ...]) -> None:

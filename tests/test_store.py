@@ -179,3 +179,13 @@ def test_brief_holders_in_separate_processes_never_see_a_lock_error(tmp_path) ->
         assert out.strip() == "ok"
     s = Store(path)
     assert sorted(s.series()["rows"].tolist()) == [3000, 3000]
+
+
+def test_append_fast_path_and_backfill_keep_keys_unique(store: Store) -> None:
+    """Newer rows take the plain-INSERT path, older/overlapping rows the MERGE path: same result."""
+    df = _bars(600)
+    store.write_bars(df.iloc[300:], venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")  # append
+    store.write_bars(df.iloc[:350], venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")  # backfill+overlap
+    store.write_bars(df.iloc[590:], venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")  # overlap at end
+    out = store.read_bars("v", "BTC/USDT", "spot", "1m")
+    pd.testing.assert_frame_equal(out, df, check_freq=False, check_index_type=False)
