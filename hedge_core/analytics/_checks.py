@@ -20,7 +20,7 @@ from hedge_core.errors import InvalidInput
 def check_index(index: pd.Index, name: str) -> None:
     if not isinstance(index, pd.DatetimeIndex):
         raise InvalidInput(f"{name}.index", type(index).__name__, "a tz-aware UTC pandas DatetimeIndex")
-    if index.tz is None or str(index.tz) not in ("UTC", "utc"):
+    if index.tz is None or str(index.tz) not in ("UTC", "utc", "Etc/UTC", "Etc/Universal", "Universal", "Zulu"):
         raise InvalidInput(f"{name}.index.tz", index.tz, "UTC (tz-aware; convert with .tz_convert('UTC'))")
     if len(index) > 1 and not index.is_monotonic_increasing:
         raise InvalidInput(f"{name}.index", "unsorted", "strictly increasing timestamps (sort_index())")
