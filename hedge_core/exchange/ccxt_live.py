@@ -236,7 +236,8 @@ class CcxtLiveAdapter:
         self.rate_limited = enable_rate_limit
         self.spot_precheck = spot_precheck
         self._sleep = sleep
-        self._secrets = credentials.secrets() if credentials else ()
+        self.credentials = credentials  # redacting repr; the runner registers .secrets with its log scrubber
+        self._secrets = credentials.secrets if credentials else ()
         self._log = _RedactingLogger(logger or log, self._secrets)
         options = {**self.config.options, **(ccxt_options or {})}
         cfg: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": int(timeout_ms),

@@ -44,8 +44,9 @@ class Credentials:
 
     __str__ = __repr__
 
+    @property
     def secrets(self) -> tuple[str, ...]:
-        """The strings that must never appear in logs or messages."""
+        """The strings that must never appear in logs or messages (for log scrubbers)."""
         return tuple(s for s in (self.api_key, self.secret, self.password) if s)
 
     def ccxt_config(self) -> dict[str, str]:
