@@ -72,6 +72,7 @@ class HedgeSpec(BaseModel):
     on_shutdown: Literal["keep", "flatten"] = "keep"
     balances: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}})
+    notional: float | None = Field(None, gt=0, le=1e9)  # size override of the set's notional (quote)
     paper_participation: float | None = Field(None, gt=0, le=1)
     paper_save_every_event: bool = True
     created_from: str = "api"
@@ -364,4 +365,51 @@ class HedgeTask:
                         "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,
                         "funding": c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
                         "kill_latched": c.kill_latched})
+            out.update(self._panel_fields(c))
+        return out
+
+    def _panel_fields(self, c: HedgeContext) -> dict[str, Any]:
+        """Extra read-only figures for the panel: delta, drift, PnL split, prices, risk and loan."""
+
+        def num(x: Any) -> float | None:
+            return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+        out: dict[str, Any] = {
+            "delta": num(c.delta), "target_ratio": num(c.target_ratio), "drift": num(c.drift),
+            "price_pnl": num(c.spot.realized + c.spot.unrealized + c.perp.realized + c.perp.unrealized),
+            "fees": num(c.spot.fees + c.perp.fees), "interest": num(c.spot.interest + c.perp.interest),
+            "spot_price": num(c.spot_price), "perp_price": num(c.perp_price), "mark_price": num(c.mark_price),
+            "spot_entry": num(c.spot.avg_entry), "perp_entry": num(c.perp.avg_entry), "leverage": num(c.leverage),
+            "funding_rate": num(c.last_funding_rate), "day_pnl": num(c.pnl - c.day_start_pnl),
+            "daily_loss_limit": num(getattr(self.params.guards, "daily_loss_limit", None)),
+            "liq_distance_reduce": num(self.params.guards.liq_distance_reduce),
+            "liq_distance_close": num(self.params.guards.liq_distance_close),
+            "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
+            "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
+            "started_at": str(self.started_at)}
+        try:
+            from hedge_core.analytics.risk import liquidation_distance
+            from hedge_core.engine.guards import perp_liquidation_price
+
+            lp = perp_liquidation_price(c)
+            out["liq_price"] = num(lp)
+            out["liq_distance"] = num(liquidation_distance(c.perp.qty, c.mark_price, lp)) \
+                if abs(c.perp.qty) > QTY_EPS and c.mark_price == c.mark_price else None
+        except Exception:  # noqa: BLE001 - a display figure must never break the summary
+            out["liq_price"] = out["liq_distance"] = None
+        loan = c.strategy_state.get("loan") if c.strategy_state else None
+        if loan is not None:
+            from hedge_core import ltv as ltvmod
+            from hedge_core.engine.strategies.voltier import ltv_params
+
+            lp_ = ltv_params(self.params)
+            value = ltvmod.ltv(loan.outstanding, c.spot.qty, c.spot_price) \
+                if c.spot.qty > 0 and c.spot_price > 0 else None
+            out["loan"] = {"outstanding": num(loan.outstanding), "accrued_interest": num(loan.accrued_interest),
+                           "collateral_qty": num(c.spot.qty), "ltv": num(value),
+                           "band": ltvmod.ltv_band(value, lp_) if value is not None else None,
+                           "bands": {"monitor": lp_.monitor, "warning": lp_.warning, "critical": lp_.critical,
+                                     "emergency": lp_.emergency},
+                           "reserve_left": num(c.strategy_state.get("reserve_left")),
+                           "reserve_deployed": num(c.strategy_state.get("reserve_deployed", 0.0))}
         return out

@@ -180,6 +180,15 @@ class Supervisor:
 
     # ---- building hedges -------------------------------------------------------------------------
     def _params_for(self, spec: HedgeSpec) -> Any:
+        params = self._base_params_for(spec)
+        if getattr(spec, "notional", None) is not None:  # the operator's size overrides the set's notional
+            if "notional" not in type(params).model_fields:
+                raise InvalidInput("notional", spec.notional, f"no size override for a {params.strategy} set")
+            params = param_store.parse({**params.model_dump(mode="json"), "notional": spec.notional},
+                                       where="size")
+        return params
+
+    def _base_params_for(self, spec: HedgeSpec) -> Any:
         if spec.params_inline is not None:
             return param_store.parse(spec.params_inline, where="params_inline")
         if not spec.params_name:
