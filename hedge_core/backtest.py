@@ -189,9 +189,10 @@ def _new_ctx(params: Any, tl: Timeline, cfg: BacktestConfig, core: PaperCore) ->
                            f"instruments the paper venue knows: {sorted(core.instruments)}")
     t0 = pd.Timestamp(int(tl.ts[0]), tz="UTC")
     if getattr(params, "strategy", None) == "voltier":
-        return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0,
-                         spot_qty=float(params.collateral_qty), spot_entry_price=float(tl.spot[0]),
-                         collateral_spot=True)
+        from hedge_core.engine.strategies.voltier import new_voltier_hedge
+
+        px0 = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+        return new_voltier_hedge(cfg.hedge_id, spot_inst, perp_inst, t0, px0, params)
     return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0)
 
 
@@ -371,7 +372,9 @@ def _assemble(params: Any, tl: Timeline, config: BacktestConfig, driver: HedgeDr
     liq = pd.DataFrame([dict(r) for r in core.liquidations])
     alerts = pd.DataFrame(rec.alerts, columns=["level", "message", "numbers"])
     start, end = eq.index[0], eq.index[-1]
-    kpis = compute_kpis(eq, trans, params, capital=capital, n_liquidations=len(liq), n_fills=len(fills))
+    repaid = c.strategy_state.get("repaid") if c.strategy_state else None
+    kpis = compute_kpis(eq, trans, params, capital=capital, n_liquidations=len(liq), n_fills=len(fills),
+                        repaid=None if repaid is None else float(repaid))
     return BacktestResult(config.hedge_id, params, config, start, end, capital, eq, ledger, orders, fills, trans,
                           guards, fp, liq, alerts, kpis, str(c.state), tl if keep_timeline else None)
 

@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.feeds import timeframe_delta
+try:
+    from hedge_core.types import timeframe_delta
+except ImportError:  # pragma: no cover - older layout
+    from hedge_core.exchange.feeds import timeframe_delta
 from hedge_core.market_inputs import InputSpec, market_inputs
 
 __all__ = ["utc", "Market", "Timeline", "load_market", "market_from_frames", "build_timeline", "DEFAULT_WARMUP"]

@@ -41,20 +41,22 @@ _REBALANCE = {"DRIFT_EXCEEDED", "REBALANCE_NOW", "RISK_REDUCE"}
 def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
     """(loan outstanding, cumulative repaid) in quote for a loan book; (NaN, NaN) otherwise.
 
-    Reads the strategy's loan from ``ctx.strategy_state['loan']`` (an ``ltv.Loan`` or a number)
-    when the strategy keeps one; otherwise the params' loan with simple interest since start.
+    Reads the strategy's loan from ``ctx.strategy_state['loan']`` (an ``ltv.Loan``, as accrued by
+    the strategy at its last market update) and the profit repayments from
+    ``ctx.strategy_state['repaid']``; without them, the params' loan with simple interest.
     """
     if getattr(params, "strategy", None) != "voltier":
         return math.nan, math.nan
     loan = ctx.strategy_state.get("loan") if ctx.strategy_state else None
+    repaid = float(ctx.strategy_state.get("repaid", 0.0)) if ctx.strategy_state else 0.0
     if loan is None:
         years = (t - ctx.started_at).total_seconds() / (365 * 86_400)
-        return float(params.loan) * (1 + float(params.loan_apr) * years), 0.0
+        return float(params.loan) * (1 + float(params.loan_apr) * years), repaid
     if isinstance(loan, (int, float)):
-        repaid = float(ctx.strategy_state.get("repaid", 0.0))
         return float(loan), repaid
-    out = float(loan.principal) + float(loan.accrued_interest)
-    return out, float(getattr(loan, "principal_paid", 0.0)) + float(getattr(loan, "interest_paid", 0.0))
+    if hasattr(loan, "outstanding"):
+        return float(loan.outstanding), repaid
+    return float(loan.principal) + float(loan.accrued_interest), repaid
 
 
 def ltv_of(params: Any, ctx: Any, t: pd.Timestamp) -> float:
