@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ import pyarrow as pa
 
 from hedge_core.errors import DataError, HedgeError, InvalidInput
 from hedge_core.store_schema import KEYS, MARKET_KINDS, MIGRATIONS
+from hedge_core.types import timeframe_seconds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -36,8 +36,6 @@ TradingTable = Literal[
     "instruments", "hedge_runs", "transitions", "orders", "fills", "funding_payments",
     "position_snapshots", "ltv_history", "reserve_deployments", "guard_firings", "param_sets",
 ]
-_TF = re.compile(r"^(\d+)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class StoreBusy(HedgeError):
@@ -55,14 +53,6 @@ def default_db_path() -> Path:
         return Path(env).expanduser()
     root = REPO_ROOT if (REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
     return root / "data" / "hedge.duckdb"
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """``'1m' -> 60``, ``'8h' -> 28800``. Raises InvalidInput for anything else."""
-    m = _TF.match(timeframe or "")
-    if not m or int(m.group(1)) <= 0:
-        raise InvalidInput("timeframe", timeframe, "a positive count and a unit s/m/h/d/w, e.g. '1m', '1h', '8h'")
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 def _utc_index(df: pd.DataFrame, *, what: str) -> pd.DatetimeIndex:

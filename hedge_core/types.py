@@ -11,10 +11,13 @@ Conventions (see README "Units and conventions"):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import pandas as pd
+
+from hedge_core.errors import InvalidInput
 
 
 class Side(StrEnum):
@@ -108,6 +111,26 @@ def spot_of(symbol: str) -> str:
     """Spot pair of any unified symbol: ``'BTC/USDT:USDT' -> 'BTC/USDT'``."""
     base, quote, _ = split_symbol(symbol)
     return f"{base}/{quote}"
+
+
+_TIMEFRAME = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """ccxt timeframe -> seconds: ``'1m' -> 60`` (m is MINUTE), ``'8h' -> 28800``, ``'1w' -> 604800``.
+
+    Months are not fixed-length and are refused, like anything else that is not ``<count><s|m|h|d|w>``.
+    """
+    m = _TIMEFRAME.match(str(timeframe))
+    if not m or int(m.group(1)) <= 0:
+        raise InvalidInput("timeframe", timeframe, "a positive count and a unit s/m/h/d/w, e.g. '1m', '1h', '8h'")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def timeframe_delta(timeframe: str) -> pd.Timedelta:
+    """ccxt timeframe -> Timedelta (see :func:`timeframe_seconds`)."""
+    return pd.Timedelta(seconds=timeframe_seconds(timeframe))
 
 
 def utc(ts: object) -> pd.Timestamp:

@@ -8,7 +8,6 @@ Each run gets its own database in a temporary folder (``HEDGE_DB``), never the u
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat

@@ -239,7 +239,6 @@ def test_paper_run_over_replay_feed_resumes_between_bars_and_funding(tmp_path):
                 return False
             await ex.apply(ev)
             n += 1
-            core = ex.core
             if isinstance(ev, Bar) and ev.kind is MarketKind.MARK and ev.ts.hour % 5 == 0:
                 side = Side.SELL if ev.ts.hour % 2 else Side.BUY
                 await ex.create_order(OrderRequest(PERP, side, 0.7, f"o{ev.ts.value}"))

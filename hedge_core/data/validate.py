@@ -16,13 +16,13 @@ These functions are pure: frames in, frames out.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from hedge_core.errors import DataError
+from hedge_core.errors import DataError, InvalidInput
+from hedge_core.types import timeframe_delta as _timeframe_delta
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -31,18 +31,15 @@ TS_DTYPE = "datetime64[us, UTC]"
 ROW_COL = "_row"  # 1-based data row of the source, carried through parsing for error messages
 MAX_ABS_FUNDING = 1.0  # a rate of 100 % per interval is a unit error (percent vs fraction)
 
-_TF_RE = re.compile(r"^(\d+)([smhdwM])$")
-_TF_UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
 _OFFSET_RE = r"(Z|[+-]\d{2}:?\d{2})\s*$"
 
 
 def timeframe_delta(timeframe: str) -> pd.Timedelta:
-    """``'1m' -> 1 minute``, ``'1h'``, ``'8h'``, ``'1d'``, ``'1w'``. Months are not fixed-length."""
-    m = _TF_RE.match(str(timeframe))
-    if not m or m.group(2) == "M" or int(m.group(1)) <= 0:
-        raise DataError(f"timeframe {timeframe!r} is not allowed; expected e.g. '1m', '5m', '1h', '8h', '1d', '1w'",
-                        column="timeframe")
-    return pd.Timedelta(int(m.group(1)), _TF_UNITS[m.group(2)])
+    """:func:`hedge_core.types.timeframe_delta`, raising DataError (a file's timeframe is data)."""
+    try:
+        return _timeframe_delta(timeframe)
+    except InvalidInput as exc:
+        raise DataError(str(exc), column="timeframe") from exc
 
 
 def _row_of(df: pd.DataFrame, pos: int) -> int:

@@ -20,7 +20,6 @@ simply not emitted (nothing is forward-filled or invented).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Protocol, runtime_checkable
 
@@ -28,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
-from hedge_core.types import Bar, FundingEvent, MarketEvent, MarketKind, utc
+from hedge_core.types import Bar, FundingEvent, MarketEvent, MarketKind, timeframe_delta, utc
 
 __all__ = [
     "Feed",
@@ -41,8 +40,6 @@ __all__ = [
 ]
 
 _KIND_RANK = {MarketKind.SPOT: 0, MarketKind.PERP: 1, MarketKind.MARK: 2}
-_TF_RE = re.compile(r"^(\d+)([smhdw])$")
-_TF_UNIT = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
 
 
 @runtime_checkable
@@ -74,14 +71,6 @@ class BarSource(Protocol):
 
     def read_funding(self, venue: str, symbol: str, start: pd.Timestamp | None = None,
                      end: pd.Timestamp | None = None) -> pd.DataFrame: ...
-
-
-def timeframe_delta(timeframe: str) -> pd.Timedelta:
-    """ccxt timeframe string -> Timedelta (``'1m'`` is one MINUTE, ``'1h'``, ``'8h'``, ``'1d'``, ``'1w'``)."""
-    m = _TF_RE.match(str(timeframe))
-    if not m or int(m.group(1)) <= 0:
-        raise InvalidInput("timeframe", timeframe, "a ccxt timeframe such as '1m', '5m', '1h', '8h', '1d'")
-    return pd.Timedelta(int(m.group(1)), unit=_TF_UNIT[m.group(2)])
 
 
 def known_at(event: MarketEvent) -> pd.Timestamp:
