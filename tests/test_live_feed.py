@@ -136,4 +136,15 @@ def test_async_iteration_polls_sleeps_and_closes():
 
 def test_bad_arguments():
     with pytest.raises(InvalidInput):
-        LivePollingFeed(object(), None, None, start=T0)  # type: ignore[arg-type]
+        LivePollingFeed(object(), SPOT, None, start=T0)  # type: ignore[arg-type]
+
+
+def test_recommend_wrapper_is_unwrapped_to_its_market_data():
+    async def go():
+        async with live_env() as env:
+            from hedge_core.exchange.recommend import RecommendAdapter
+            feed = LivePollingFeed(RecommendAdapter(env.adapter), SPOT, None, start=T0)
+            assert feed.adapter is env.adapter
+            with pytest.raises(InvalidInput):
+                LivePollingFeed(env.adapter, None, None, start=T0)
+    asyncio.run(go())

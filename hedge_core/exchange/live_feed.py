@@ -43,7 +43,8 @@ class LivePollingFeed:
     Parameters
     ----------
     adapter : CcxtLiveAdapter
-        Used for its public calls (``fetch_bars``, ``fetch_funding_rate_history``).
+        Used for its public calls (``fetch_bars``, ``fetch_funding_rate_history``); a wrapper with
+        a ``market_data`` CcxtLiveAdapter (recommend mode) is unwrapped.
     spot_symbol, perp_symbol : str or None
         ``'BTC/USDT'``, ``'BTC/USDT:USDT'``; None skips a leg. Mark bars and funding use the perp.
     timeframe : str
@@ -69,6 +70,11 @@ class LivePollingFeed:
             raise InvalidInput("settle_delay", settle_delay, ">= 0 seconds")
         if spot_symbol is None and perp_symbol is None:
             raise InvalidInput("spot_symbol/perp_symbol", None, "at least one symbol")
+        if not hasattr(adapter, "fetch_bars"):  # e.g. a RecommendAdapter: read through its market data
+            adapter = getattr(adapter, "market_data", adapter)
+        if not hasattr(adapter, "fetch_bars"):
+            raise InvalidInput("adapter", type(adapter).__name__,
+                               "a CcxtLiveAdapter (or an adapter whose market_data is one)")
         self.adapter = adapter
         self.venue = adapter.venue
         self.spot_symbol, self.perp_symbol = spot_symbol, perp_symbol
