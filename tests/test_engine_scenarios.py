@@ -218,3 +218,47 @@ def test_venue_liquidation_is_polled_booked_and_rehedged():
     assert ex.core.wallet == pytest.approx(PERP0 + c.perp.realized - c.perp.fees + c.perp.funding + cover, abs=1e-6)
     assert {q.symbol: q.qty for q in ex.core.positions_view()}["BTC/USDT:USDT"] == pytest.approx(c.perp.qty)
     assert drv.ctx.perp.qty < 0 and abs(drv.ctx.delta) <= 0.001  # hedged again
+
+
+def test_replay_paper_and_figure_builders():
+    import asyncio as aio
+
+    from hedge_core.engine.replay import replay_paper
+    from hedge_core.engine.report import timeline_figure, transitions_frame
+    inst = {i.symbol: i for i in default_instruments()}
+    ctx = new_hedge("r", "carry", inst["BTC/USDT"], inst["BTC/USDT:USDT"], T0)
+    df, drv = aio.run(replay_paper(ctx, carry(), market(8, hours=48),
+                                   balances={"spot": {"USDT": SPOT0}, "perp": {"USDT": PERP0}}))
+    assert len(df) == 48 and drv.ctx.history
+    tf = transitions_frame(drv.ctx)
+    assert list(tf.columns) == ["ts", "from", "to", "trigger", "reason"] and len(tf) == len(drv.ctx.history)
+    fig = timeline_figure(df, "t")
+    assert [t.name for t in fig.data] == ["spot price", "perp price", "state", "spot qty", "perp qty", "delta",
+                                          "net PnL"]
+    assert list(fig.data[6].y) == list(df["pnl"])
+    with pytest.raises(ValueError, match="lacks columns"):
+        timeline_figure(df.drop(columns=["delta"]))
+
+
+def test_known_at_analytics_uses_only_past_data():
+    from hedge_core.analytics.volatility import trailing_24h_vol
+    from hedge_core.engine.replay import known_at_analytics
+    rng = np.random.default_rng(0)
+    idx = pd.date_range(T0, periods=200, freq="1h", tz="UTC")
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200))), index=idx)
+    other = pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.01, 200))), index=idx)
+    an = known_at_analytics(pd.DataFrame({"close": close, "volume": 1.0}), pd.DataFrame({"close": other}))
+    # a value labelled by bar open time L is only known at L + 1h
+    vol = trailing_24h_vol(close)
+    assert an.index[0] == idx[0] + pd.Timedelta(hours=1)
+    assert an["sigma_24h"].iloc[100] == pytest.approx(vol.loc[idx[100]])
+    # changing the future never changes what is known now
+    later = close.copy()
+    later.iloc[150:] *= 2
+    an2 = known_at_analytics(pd.DataFrame({"close": later, "volume": 1.0}), pd.DataFrame({"close": other}))
+    cols = ["sigma_24h", "baseline", "baseline_std", "beta", "correlation"]
+    pd.testing.assert_frame_equal(an.iloc[:150][cols], an2.iloc[:150][cols])
+    # baseline = rolling OLS fit of price on time, checked against numpy polyfit on one window
+    w = close.iloc[100 - 47:101]
+    slope, icpt = np.polyfit(np.arange(48.0), w.to_numpy(), 1)
+    assert an["baseline"].iloc[100] == pytest.approx(icpt + slope * 47)

@@ -28,7 +28,8 @@ from hedge_core.engine.events import FundingSettled, MarketUpdate, Timer
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["ReplayStep", "build_steps", "known_at_analytics", "run_paper", "snapshot_row", "funding_settled"]
+__all__ = ["ReplayStep", "build_steps", "known_at_analytics", "run_paper", "replay_paper", "snapshot_row",
+           "funding_settled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +193,27 @@ async def run_paper(driver: HedgeDriver, venues: Mapping[str, Any], steps: list[
             await driver.feed(await funding_settled(venues[driver.ctx.perp.venue], s.funding, s.market.mark_or_perp))
         rows.append(snapshot_row(driver))
     return pd.DataFrame(rows).set_index("ts")
+
+
+async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
+                       balances: Mapping[str, Mapping[str, float]], config: Any = None) -> tuple[pd.DataFrame, HedgeDriver]:
+    """Run one hedge through ``steps`` on a fresh paper venue per venue of its legs.
+
+    ``balances`` seeds every paper venue (``{"spot": {"USDT": ...}, "perp": {"USDT": ...}}``);
+    ``config`` is a ``PaperConfig`` (default: Binance-like fees and limits, venue renamed per leg).
+    Returns the snapshot frame (:func:`snapshot_row` per step) and the driver (its ``ctx``,
+    ``actions`` and the venues in ``driver.adapters``). Await it (notebooks: top-level await).
+    """
+    from dataclasses import replace as _replace
+
+    from hedge_core.exchange.paper import PaperExchange
+    from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
+
+    venues: dict[str, Any] = {}
+    for v in dict.fromkeys((ctx.spot.venue, ctx.perp.venue)):
+        cfg = config or PaperConfig()
+        cfg = _replace(cfg, venue=v, instruments=default_instruments(v))
+        venues[v] = PaperExchange(PaperCore(cfg, balances=balances), save_on_apply=False)
+    driver = HedgeDriver(ctx, params, venues)
+    frame = await run_paper(driver, venues, steps)
+    return frame, driver
