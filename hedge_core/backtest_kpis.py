@@ -30,7 +30,7 @@ from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import BANDS, ltv_band
 
-__all__ = ["compute_kpis", "ltv_of", "loan_state", "KPI_NAMES"]
+__all__ = ["compute_kpis", "kpis_from_arrays", "ltv_of", "loan_state", "KPI_NAMES"]
 
 KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
              "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",
@@ -79,54 +79,76 @@ def _safe(fn, *a, **k) -> float:
 def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, capital: float,
                  n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None) -> dict[str, float]:
     """KPIs of one run (see the module docstring). ``eq`` is the per-instant equity frame."""
+    last = eq.iloc[-1]
+    trig = transitions["trigger_name"].to_numpy() if len(transitions) else np.array([], dtype=object)
+    return kpis_from_arrays(
+        eq.index.as_unit("ns").asi8, eq["net"].to_numpy(), eq["perp_qty"].to_numpy(), eq["hedge_ratio"].to_numpy(),
+        eq["spot_price"].to_numpy(), eq["perp_price"].to_numpy(), eq["ltv"].to_numpy(),
+        {c: float(last[c]) for c in ("price_pnl", "funding", "fees", "slippage", "interest")}, trig, params,
+        capital=capital, n_liquidations=n_liquidations, n_fills=n_fills, repaid=repaid)
+
+
+def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, hedge_ratio: np.ndarray,
+                     spot_price: np.ndarray, perp_price: np.ndarray, ltv: np.ndarray | None,
+                     totals: dict[str, float], triggers: np.ndarray, params: Any, *, capital: float,
+                     n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None) -> dict[str, float]:
+    """The KPI math on plain arrays (one value per replay instant); shared by both backtest paths."""
     if not (math.isfinite(capital) and capital > 0):
         raise InvalidInput("capital", capital, "> 0 (quote)")
-    last = eq.iloc[-1]
-    k: dict[str, float] = {c: float(last[c]) for c in ("price_pnl", "funding", "fees", "slippage", "interest")}
-    net = float(last["net"])
-    k["net_pnl"] = net
-    start, end = eq.index[0], eq.index[-1]
-    k["net_apr"] = metrics.net_apr(net, capital, start, end) if end > start else math.nan
-    equity = capital + eq["net"]
-    daily = equity.resample("1D").last().dropna()
+    k: dict[str, float] = dict(totals)
+    nv = float(net[-1])
+    k["net_pnl"] = nv
+    start = pd.Timestamp(int(ts_ns[0]), tz="UTC")
+    end = pd.Timestamp(int(ts_ns[-1]), tz="UTC")
+    k["net_apr"] = metrics.net_apr(nv, capital, start, end) if end > start else math.nan
+    equity = capital + net
+    day = ts_ns // 86_400_000_000_000
+    last_of_day = np.flatnonzero(np.append(day[1:] != day[:-1], True))
+    daily = pd.Series(equity[last_of_day], index=pd.to_datetime(day[last_of_day] * 86_400_000_000_000, utc=True))
     rets = daily.pct_change().dropna()
     k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
     k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
-    k["max_drawdown"] = 1.0 if (equity <= 0).any() else metrics.max_drawdown(equity)
+    if (equity <= 0).any():
+        k["max_drawdown"] = 1.0
+    else:
+        k["max_drawdown"] = metrics.max_drawdown(pd.Series(equity, index=pd.to_datetime(ts_ns, utc=True)))
     fpaid = -k["funding"]
-    k["funding_efficiency"] = metrics.funding_efficiency(fpaid, net + fpaid)
-    k["funding_capture"] = net / k["funding"] if k["funding"] > 0 else math.nan
-    k["hedge_effectiveness"] = _effectiveness(eq)
-    trig = transitions["trigger_name"] if len(transitions) else pd.Series(dtype="str")
-    k["rebalance_count"] = float(trig.isin(_REBALANCE).sum())
-    k["entries"] = float((trig == "ENTRY_SIGNAL").sum())
-    k["time_in_market"] = float((eq["perp_qty"].abs() > 0).mean())
+    k["funding_efficiency"] = metrics.funding_efficiency(fpaid, nv + fpaid)
+    k["funding_capture"] = nv / k["funding"] if k["funding"] > 0 else math.nan
+    k["hedge_effectiveness"] = _effectiveness(ts_ns, hedge_ratio, perp_qty, spot_price, perp_price)
+    k["rebalance_count"] = float(np.isin(triggers, list(_REBALANCE)).sum())
+    k["entries"] = float((triggers == "ENTRY_SIGNAL").sum())
+    k["time_in_market"] = float((np.abs(perp_qty) > 0).mean())
     k["n_fills"] = float(n_fills)
     k["n_liquidations"] = float(n_liquidations)
-    lt = eq["ltv"].dropna()
-    if len(lt):
+    if ltv is not None and np.isfinite(ltv).any():
+        ok = np.isfinite(ltv)
+        lt = pd.Series(ltv[ok], index=pd.to_datetime(ts_ns[ok], utc=True))
         k["ltv_below_65"] = metrics.ltv_stability(lt, 0.65)
         k["ltv_max"] = float(lt.max())
         bands = np.array([ltv_band(v) if v >= 0 else "SAFE" for v in lt.to_numpy()])
-        d = np.diff(lt.index.as_unit("ns").asi8).astype("float64")
+        d = np.diff(ts_ns[ok]).astype("float64")
         w = np.append(d, np.median(d) if len(d) else 1.0)
         for b in BANDS:
             k[f"time_in_{b}"] = float(w[bands == b].sum() / w.sum())
         loan0 = float(getattr(params, "loan", 0.0))
-        rep = repaid if repaid is not None else max(net, 0.0)
+        rep = repaid if repaid is not None else max(nv, 0.0)
         k["loan_coverage"] = metrics.loan_coverage_ratio(rep, loan0) if loan0 > 0 else math.nan
     return k
 
 
-def _effectiveness(eq: pd.DataFrame) -> float:
-    h = eq["hedge_ratio"]
-    inm = h.notna() & (eq["perp_qty"].abs() > 0)
+def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
+                   perp: np.ndarray) -> float:
+    inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
     if inm.sum() < 4:
         return math.nan
-    y = eq["spot_price"].pct_change()
-    x = eq["perp_price"].pct_change()
-    ok = y.notna() & x.notna()
-    hh = h.where(inm)
+    idx = pd.to_datetime(ts_ns, utc=True)
+    s = pd.Series(spot, index=idx)
+    p = pd.Series(perp, index=idx)
+    y = s / s.shift(1) - 1.0
+    x = p / p.shift(1) - 1.0
+    ok = (y.notna() & x.notna()).to_numpy()
+    hh = pd.Series(np.where(inm, h, np.nan), index=idx)
     try:
         return hedge_effectiveness(y[ok], x[ok], hh[ok], lag=1)
     except InvalidInput:

@@ -581,17 +581,21 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
 
 def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, capital: float | None = None,
               **kw: Any) -> dict[str, float]:
-    """KPIs of a fast run (same definitions as the event-driven result's ``kpis``)."""
-    from hedge_core.backtest import capital_of, equity_frame
-    from hedge_core.backtest_kpis import compute_kpis
+    """KPIs of a fast run: the same ``backtest_kpis.kpis_from_arrays`` the event-driven result uses."""
+    from hedge_core.backtest import capital_of
+    from hedge_core.backtest_kpis import kpis_from_arrays
 
     r = run_fast(params, market, config=config, **kw)
     tl = r.timeline
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
     cap = capital if capital is not None else (
         config.capital if config is not None and config.capital is not None else capital_of(params, first_px))
-    eq = equity_frame(tl, r.snap, [STATE_NAMES[s] for s in r.states], np.full(tl.n, np.nan), cap)
-    return compute_kpis(eq, r.transitions, params, capital=cap, n_fills=len(r.fills))
+    last = r.snap[-1]
+    totals = {"price_pnl": float(last[0] + last[1]), "funding": float(last[2]), "fees": float(last[3]),
+              "slippage": float(last[4]), "interest": float(last[5])}
+    trig = r.transitions["trigger_name"].to_numpy() if len(r.transitions) else np.array([], dtype=object)
+    return kpis_from_arrays(tl.ts, r.snap[:, 6], r.snap[:, 10], r.snap[:, 8], r.snap[:, 11], r.snap[:, 12], None,
+                            totals, trig, params, capital=cap, n_fills=len(r.fills))
 
 
 def run_fast_or_event(params: Any, market: Market | Timeline, **kw: Any) -> tuple[str, dict[str, float]]:

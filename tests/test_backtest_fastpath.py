@@ -127,3 +127,14 @@ def test_runtime_refusal_names_the_instant_and_falls_back(btc):
         run_fast(tiny, btc)
     path, kpis = run_fast_or_event(tiny, btc)
     assert path == "event" and "net_apr" in kpis
+
+
+def test_fast_kpis_equal_event_kpis(btc):
+    from hedge_core.fastpath import fast_kpis
+
+    p = CARRY_SETS["tight_pt_sl"]
+    ev = run_backtest(p, btc).kpis
+    fk = fast_kpis(p, btc)
+    assert set(fk) == set(ev)
+    for k, v in ev.items():
+        assert fk[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
