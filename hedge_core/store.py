@@ -440,10 +440,12 @@ class Store:
         return len(df)
 
     def read_table(self, table: TradingTable, *, hedge_id: str | None = None, start: Any = None,
-                   end: Any = None, limit: int | None = None, **equals: Any) -> pd.DataFrame:
+                   end: Any = None, limit: int | None = None, latest: int | None = None,
+                   **equals: Any) -> pd.DataFrame:
         """Rows of a ledger table, optionally for one hedge and a ``[start, end)`` window on ``ts``.
 
-        Extra keyword arguments filter on equality (e.g. ``name='carry'``). Ordered by the natural key.
+        Extra keyword arguments filter on equality (e.g. ``name='carry'``). Ordered by the natural key;
+        ``latest=n`` returns only the last ``n`` rows by ``ts`` (ascending), for "recent fills" views.
         """
         if table not in KEYS:
             raise InvalidInput("table", table, f"one of {sorted(KEYS)}")
@@ -467,16 +469,63 @@ class Store:
                     clauses.append(f"ts {op} ?")
                     params.append(bound.to_pydatetime())
             where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-            lim = f"LIMIT {int(limit)}" if limit else ""
             order = ", ".join(KEYS[table])
+            if latest is not None:
+                if tcol is None:
+                    raise InvalidInput("latest", latest, f"only for tables with a ts column, not {table}")
+                return con.execute(f"SELECT * FROM (SELECT * FROM {table} {where} ORDER BY ts DESC, {order} DESC "
+                                   f"LIMIT {int(latest)}) ORDER BY ts, {order}", params).df()
+            lim = f"LIMIT {int(limit)}" if limit else ""
             return con.execute(f"SELECT * FROM {table} {where} ORDER BY {order} {lim}", params).df()
 
-    def sql_scalar(self, table: TradingTable, expression: Literal["count"]) -> int:
-        """Row count of a table (cheap health figure for the panel)."""
+    def table_counts(self, table: TradingTable, by: str = "hedge_id") -> pd.DataFrame:
+        """Rows per value of column ``by``: columns ``by`` and ``rows``."""
+        with self._connection() as con:
+            self._check_column(con, table, by)
+            return con.execute(f'SELECT "{by}", count(*) AS rows FROM {table} GROUP BY 1 ORDER BY 1').df()
+
+    def fill_flows(self, hedge_id: str | None = None, every: str | None = None) -> pd.DataFrame:
+        """Fills aggregated in SQL per hedge and leg (and per ``every`` bucket of time when given).
+
+        Columns: hedge_id, leg, ts (bucket start; the last fill's time when ``every`` is None), n,
+        qty (signed base: + buy, - sell), cash (quote: - signed qty x price, + when selling),
+        fees (quote paid), last_price (price of the bucket's last fill).
+        """
+        bucket, group = self._bucket(every)
+        where, params = ("WHERE hedge_id = ?", [hedge_id]) if hedge_id is not None else ("", [])
+        sql = (f"SELECT hedge_id, leg, {bucket} AS ts, count(*) AS n, sum(sq) AS qty, sum(-sq * price) AS cash, "
+               "sum(fee) AS fees, arg_max(price, ts) AS last_price FROM ("
+               "SELECT *, CASE WHEN side = 'sell' THEN -qty ELSE qty END AS sq FROM fills "
+               f"{where}) GROUP BY hedge_id, leg{group} ORDER BY hedge_id, leg, ts")
+        with self._connection() as con:
+            return con.execute(sql, params).df()
+
+    def funding_flows(self, hedge_id: str | None = None, every: str | None = None) -> pd.DataFrame:
+        """Own funding aggregated in SQL per hedge (and ``every`` bucket): hedge_id, ts, n, amount
+        (quote, + received / - paid)."""
+        bucket, group = self._bucket(every)
+        where, params = ("WHERE hedge_id = ?", [hedge_id]) if hedge_id is not None else ("", [])
+        sql = (f"SELECT hedge_id, {bucket} AS ts, count(*) AS n, sum(amount) AS amount FROM funding_payments "
+               f"{where} GROUP BY hedge_id{group} ORDER BY hedge_id, ts")
+        with self._connection() as con:
+            return con.execute(sql, params).df()
+
+    @staticmethod
+    def _bucket(every: str | None) -> tuple[str, str]:
+        if every is None:
+            return "max(ts)", ""
+        step_us = timeframe_seconds(every) * 1_000_000
+        expr = f"make_timestamptz((epoch_us(ts) // {step_us}) * {step_us})"
+        return expr, f", {expr}"
+
+    @staticmethod
+    def _check_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
         if table not in KEYS:
             raise InvalidInput("table", table, f"one of {sorted(KEYS)}")
-        with self._connection() as con:
-            return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+        columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        if column not in columns:
+            raise InvalidInput("column", column, f"a column of {table}: {columns}")
+        return columns
 
     # ---- internals -------------------------------------------------------------------------
     @staticmethod

@@ -189,3 +189,51 @@ def test_append_fast_path_and_backfill_keep_keys_unique(store: Store) -> None:
     store.write_bars(df.iloc[590:], venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")  # overlap at end
     out = store.read_bars("v", "BTC/USDT", "spot", "1m")
     pd.testing.assert_frame_equal(out, df, check_freq=False, check_index_type=False)
+
+
+def _random_fills(n: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.sort(rng.integers(0, 3 * 86400, n)), unit="s")
+    return pd.DataFrame({
+        "hedge_id": rng.choice(["h1", "h2"], n), "trade_id": [f"t{i}" for i in range(n)],
+        "leg": rng.choice(["spot", "perp"], n), "side": rng.choice(["buy", "sell"], n),
+        "qty": rng.random(n), "price": 100 + rng.random(n), "fee": rng.random(n) * 0.01, "ts": ts})
+
+
+def test_fill_and_funding_flows_equal_pandas(store: Store) -> None:
+    fills = _random_fills(500)
+    store.write_table("fills", fills)
+    f = fills.assign(sq=np.where(fills["side"] == "sell", -fills["qty"], fills["qty"]))
+    f["cash"] = -f["sq"] * f["price"]
+    f["bucket"] = f["ts"].dt.floor("6h")
+    ref = (f.sort_values("ts").groupby(["hedge_id", "leg", "bucket"])
+           .agg(n=("qty", "size"), qty=("sq", "sum"), cash=("cash", "sum"), fees=("fee", "sum"),
+                last_price=("price", "last")).reset_index())
+    out = store.fill_flows(every="6h")
+    np.testing.assert_array_equal(out["ts"].to_numpy(), ref["bucket"].to_numpy())
+    for c in ("n", "qty", "cash", "fees", "last_price"):
+        np.testing.assert_allclose(out[c].to_numpy(dtype=float), ref[c].to_numpy(dtype=float), rtol=1e-12)
+    totals = store.fill_flows(hedge_id="h1")
+    assert set(totals["leg"]) == {"spot", "perp"} and (totals["hedge_id"] == "h1").all()
+    np.testing.assert_allclose(totals["qty"].sum(), f[f.hedge_id == "h1"]["sq"].sum(), rtol=1e-12)
+
+    pay = pd.DataFrame({"hedge_id": "h1", "venue": "binance", "symbol": "BTC/USDT:USDT",
+                        "ts": pd.date_range("2024-01-01", periods=9, freq="8h", tz="UTC"),
+                        "amount": np.arange(9.0) - 4})
+    store.write_table("funding_payments", pay)
+    daily = store.funding_flows("h1", every="1d")
+    assert daily["amount"].tolist() == [-9.0, 0.0, 9.0] and daily["n"].tolist() == [3, 3, 3]
+
+
+def test_latest_rows_and_counts(store: Store) -> None:
+    fills = _random_fills(50)
+    store.write_table("fills", fills)
+    last = store.read_table("fills", latest=5)
+    assert last["ts"].is_monotonic_increasing and len(last) == 5
+    assert last["ts"].iloc[-1] == fills["ts"].max()
+    counts = store.table_counts("fills")
+    assert dict(zip(counts["hedge_id"], counts["rows"])) == fills["hedge_id"].value_counts().to_dict()
+    with pytest.raises(InvalidInput, match="colour"):
+        store.table_counts("fills", by="colour")
+    with pytest.raises(InvalidInput, match="latest"):
+        store.read_table("param_sets", latest=3)
