@@ -37,7 +37,8 @@ def check_series(s: pd.Series, name: str, *, positive: bool = False, min_len: in
     if len(s) < min_len:
         raise InvalidInput(f"len({name})", len(s), f">= {min_len} observations")
     try:
-        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        # float64 needs no conversion (to_numpy with na_value would copy and scan for NA)
+        v = s.to_numpy() if s.dtype == "float64" else s.to_numpy(dtype="float64", na_value=np.nan)
     except (TypeError, ValueError):
         raise InvalidInput(name, str(s.dtype), "numeric values") from None
     # fast path: a finite sum proves every value finite (overflow falls through to the full check)
