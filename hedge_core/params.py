@@ -37,7 +37,6 @@ class ExecutionParams(_Frozen):
     hedge_retries: int = Field(2, ge=0, le=20, description="new attempts (new client order id) after a rejected order")
     unwind_on_hedge_failure: bool = Field(True, description="perp hedge rejected after retries: unwind the filled spot leg (True) or go to ERROR and alert (False); never left silently naked")
     entry_retry_cooldown_s: float = Field(3600.0, ge=0, le=7 * 86400, description="seconds to wait after a failed entry before analysing again")
-    max_order_qty_fraction_of_target: float = Field(1.0, gt=0, le=1.0, description="cap of one order as a fraction of the target quantity (1 = one order)")
 
 
 class ExitParams(_Frozen):
@@ -51,6 +50,7 @@ class ExitParams(_Frozen):
     funding_unfavourable_intervals: int | None = Field(3, ge=1, le=1000, description="close after this many consecutive funding settlements against the position; None = off")
     basis_stop_bps: float | None = Field(None, gt=0, le=10_000, description="close when |perp - spot| / spot exceeds this many basis points; None = off")
     rearm: bool = Field(False, description="after a strategy exit, go back to ANALYZING_MARKET instead of COMPLETED")
+    defer_within_s_of_funding: float | None = Field(None, gt=0, le=86400, description="hold a profit-target or max-holding exit when a funding the position RECEIVES settles within this many seconds; None = off (stops are never deferred)")
 
 
 class RebalanceParams(_Frozen):

@@ -9,7 +9,21 @@ import pandas as pd
 from hedge_core.engine.context import HedgeContext
 from hedge_core.params import ExitParams
 
-__all__ = ["exit_reason"]
+__all__ = ["exit_reason", "defer_for_funding"]
+
+
+def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_funding_ts: pd.Timestamp | None,
+                      expected_rate: float, p: ExitParams) -> bool:
+    """True when a soft exit (profit target, max holding time) should wait for a funding the
+    position is about to RECEIVE (settling within ``defer_within_s_of_funding``). Stops, trailing,
+    basis and funding exits are never deferred."""
+    if p.defer_within_s_of_funding is None or next_funding_ts is None or math.isnan(expected_rate):
+        return False
+    if not (reason.startswith("profit target") or reason.startswith("max holding")):
+        return False
+    lead = (next_funding_ts - ts).total_seconds()
+    receives = -ctx.perp.qty * expected_rate > 0  # payment = -qty x mark x rate
+    return receives and 0 < lead <= p.defer_within_s_of_funding
 
 
 def exit_reason(ctx: HedgeContext, ts: pd.Timestamp, spot: float, perp: float, p: ExitParams) -> str:

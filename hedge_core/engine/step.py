@@ -29,7 +29,7 @@ from hedge_core.engine.events import (
     Command, Event, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate,
     OrderUpdateKind, Timer,
 )
-from hedge_core.engine.exits import exit_reason
+from hedge_core.engine.exits import defer_for_funding, exit_reason
 from hedge_core.engine.guards import Verdict, market_guards, order_guard
 from hedge_core.engine.ledger import QTY_EPS, accrue_interest, apply_fill, apply_funding, funding_amount, mark_leg
 from hedge_core.engine.sizing import choose_leverage
@@ -567,6 +567,9 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
         if intent.profit_target is not None:
             ctx = evolve(ctx, profit_target=intent.profit_target)
         reason = intent.reason if intent.exit else exit_reason(ctx, ts, market.spot, market.perp, params.exit)
+        if reason and not intent.exit and defer_for_funding(ctx, ts, reason, market.next_funding_ts,
+                                                            market.expected_funding_rate, params.exit):
+            reason = ""  # timed relative to the next funding: collect it, exit on a later event
         if intent.exit or reason:
             ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
             return _transition(ctx, Trigger.EXIT_SIGNAL, reason or "strategy exit", ts, out)
