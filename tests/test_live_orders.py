@@ -176,6 +176,13 @@ def test_unknown_order_and_filter_failures():
                 await a.cancel_order(PERP, client_order_id="nope")
             with pytest.raises(he.InvalidOrder):  # below the perp MIN_NOTIONAL of 100 USDT
                 await a.create_order(OrderRequest(PERP, Side.BUY, 0.001, cid("perp", 1)))
+            n = len(sim.requests)
+            with pytest.raises(he.InvalidOrder, match="PRICE_FILTER"):  # tick 0.10
+                await a.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid("perp", 2),
+                                                  type=OrderType.LIMIT, price=20_000.05))
+            with pytest.raises(he.InvalidOrder, match="LOT_SIZE"):  # lot 0.001
+                await a.create_order(OrderRequest(PERP, Side.BUY, 0.0105, cid("perp", 3)))
+            assert len(sim.requests) == n  # refused before sending
     run(go())
 
 
@@ -213,4 +220,28 @@ def test_reusing_a_client_order_id_never_creates_a_second_order():
                     await a.create_order(OrderRequest(sym, Side.BUY, 0.01, c))
                 assert sim.order_count(c) == 1
                 assert (await a.fetch_order(sym, client_order_id=c)).id == first.id
+    run(go())
+
+
+def test_spot_commission_in_the_received_asset_is_reported_as_such():
+    """Binance (without BNB) takes a spot buy's commission in BASE: 0.1 BTC bought -> 0.0999 BTC."""
+    async def go():
+        sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_fee_in_received=True)
+        async with live_env(sim=sim) as env:
+            a = env.adapter
+            sim.set_price("BTCUSDT", 30_000.0)
+            buy = await a.create_order(OrderRequest(SPOT, Side.BUY, 0.1, cid("fee", 1)))
+            assert (buy.fee, buy.fee_currency) == (pytest.approx(0.1 * 0.001), "BTC")
+            [fill] = await a.fetch_my_trades(SPOT)
+            assert (fill.fee, fill.fee_currency) == (pytest.approx(0.0001), "BTC")
+            bal = await a.fetch_balance("spot")
+            assert bal["BTC"].free == pytest.approx(0.0999)
+            assert bal["USDT"].free == pytest.approx(10_000 - 3_000)
+            # 0.0999 is off the 0.001 lot grid: refused before sending (ccxt would truncate silently)
+            n = len(sim.requests)
+            with pytest.raises(he.InvalidOrder, match="LOT_SIZE"):
+                await a.create_order(OrderRequest(SPOT, Side.SELL, 0.0999, cid("fee", 2)))
+            assert len(sim.requests) == n
+            sell = await a.create_order(OrderRequest(SPOT, Side.SELL, 0.099, cid("fee", 3)))
+            assert sell.fee_currency == "USDT" and sell.fee == pytest.approx(0.099 * 30_000 * 0.001)
     run(go())

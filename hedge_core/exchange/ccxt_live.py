@@ -488,6 +488,19 @@ class CcxtLiveAdapter:
             raise he.InvalidInput("price", req.price, "None for market orders")
         if req.reduce_only and inst.kind is MarketKind.SPOT:
             raise he.InvalidInput("reduce_only", True, "False for spot orders (perps only)")
+        # ccxt would silently TRUNCATE an off-grid amount/price to the market precision; refuse
+        # instead, with the venue's own wording (the paper exchange raises the same)
+        steps = req.qty / inst.lot_size
+        if abs(steps - round(steps)) > 1e-6 or req.qty < inst.min_qty - 1e-12:
+            raise he.InvalidOrder(f"Filter failure: LOT_SIZE (qty={req.qty!r}; lot {inst.lot_size:g}, "
+                                  f"min qty {inst.min_qty:g}); round with Instrument.round_qty",
+                                  venue=self.venue, method="create_order")
+        if req.price is not None:
+            ticks = req.price / inst.tick_size
+            if abs(ticks - round(ticks)) > 1e-6:
+                raise he.InvalidOrder(f"Filter failure: PRICE_FILTER (price={req.price!r}; tick "
+                                      f"{inst.tick_size:g}); round with Instrument.round_price",
+                                      venue=self.venue, method="create_order")
         return inst
 
     async def create_order(self, request: OrderRequest) -> Order:

@@ -135,17 +135,24 @@ class BinanceSim:
     futures_wallet:
         Initial USD-M wallet balance, USDT.
     spot_fee, futures_taker_fee, futures_maker_fee:
-        Fee rates (fraction of notional), charged in USDT (spot fee in quote for simplicity).
+        Fee rates (fraction of notional). Futures fees are charged in USDT.
+    spot_fee_in_received:
+        False (default, what the paper exchange models): spot fees in the quote currency.
+        True (what Binance does without BNB): the commission is taken from the asset received,
+        base on a buy (``qty * fee`` BTC), quote on a sell.
     """
 
     def __init__(self, *, api_key: str, secret: str, markets: list[MarketSpec] | None = None,
                  spot_balances: dict[str, float] | None = None, futures_wallet: float = 10_000.0,
                  spot_fee: float = 0.001, futures_taker_fee: float = 0.0005,
-                 futures_maker_fee: float = 0.0002, default_leverage: int = 20) -> None:
+                 futures_maker_fee: float = 0.0002, default_leverage: int = 20,
+                 spot_fee_in_received: bool = False) -> None:
         self.api_key, self.secret = api_key, secret
         self.markets = {m.id: m for m in (markets or [MarketSpec("BTC", tick="0.10"),
                                                       MarketSpec("ETH")])}
         self.spot_fee, self.fut_taker, self.fut_maker = spot_fee, futures_taker_fee, futures_maker_fee
+        self.spot_fee_in_received = spot_fee_in_received
+        self._quote_fee = 0.0 if spot_fee_in_received else spot_fee  # quote reserved per quote spent
         self.prices: dict[str, float] = {sid: 100.0 for sid in self.markets}
         self.perp_prices: dict[str, float] = dict(self.prices)
         self.marks: dict[str, float] = dict(self.prices)
@@ -616,7 +623,7 @@ class BinanceSim:
     def _check_spot_funds(self, o: _Order, fill_qty: float, fill_px: float) -> None:
         m = self._market(o.symbol)
         if o.side == "BUY":
-            need = (o.qty * o.price if o.type == "LIMIT" else fill_qty * fill_px) * (1 + self.spot_fee)
+            need = (o.qty * o.price if o.type == "LIMIT" else fill_qty * fill_px) * (1 + self._quote_fee)
             have = self.spot.get(m.quote, [0.0, 0.0])[0]
         else:
             need = o.qty
@@ -626,7 +633,7 @@ class BinanceSim:
 
     def _lock_spot(self, o: _Order, qty: float, sign: int = 1) -> None:
         m = self._market(o.symbol)
-        cur, amount = (m.quote, qty * o.price * (1 + self.spot_fee)) if o.side == "BUY" else (m.base, qty)
+        cur, amount = (m.quote, qty * o.price * (1 + self._quote_fee)) if o.side == "BUY" else (m.base, qty)
         b = self.spot.setdefault(cur, [0.0, 0.0])
         b[0] -= sign * amount
         b[1] += sign * amount
@@ -638,20 +645,25 @@ class BinanceSim:
         notional = qty * price
         now = self.now_ms()
         if o.market == "spot":
-            fee = notional * self.spot_fee
+            fee, fee_asset = notional * self.spot_fee, m.quote
             if o.type == "LIMIT":
                 self._lock_spot(o, qty, sign=-1)  # release the lock for the filled part
             quote = self.spot.setdefault(m.quote, [0.0, 0.0])
             base = self.spot.setdefault(m.base, [0.0, 0.0])
             if o.side == "BUY":
-                quote[0] -= notional + fee
-                base[0] += qty
+                if self.spot_fee_in_received:
+                    fee, fee_asset = qty * self.spot_fee, m.base
+                    quote[0] -= notional
+                    base[0] += qty - fee
+                else:
+                    quote[0] -= notional + fee
+                    base[0] += qty
             else:
                 base[0] -= qty
                 quote[0] += notional - fee
             realized = 0.0
         else:
-            fee = notional * (self.fut_maker if maker else self.fut_taker)
+            fee, fee_asset = notional * (self.fut_maker if maker else self.fut_taker), m.quote
             realized = self._apply_position(o, qty, price)
             self.wallet += realized - fee
         o.executed += qty
@@ -662,7 +674,7 @@ class BinanceSim:
             self._open.pop((o.market, o.order_id), None)
         trade = {"market": o.market, "symbol": o.symbol, "id": self._trade_id, "orderId": o.order_id,
                  "side": o.side, "price": _fmt(price), "qty": _fmt(qty), "quoteQty": _fmt(notional),
-                 "commission": _fmt(fee), "commissionAsset": m.quote, "time": now, "maker": maker,
+                 "commission": _fmt(fee), "commissionAsset": fee_asset, "time": now, "maker": maker,
                  "realizedPnl": _fmt(realized), "positionSide": o.position_side}
         self._trade_id += 1
         self.trades.append(trade)
