@@ -199,7 +199,7 @@ class Supervisor:
         hook = os.environ.get(ADAPTER_FACTORY_ENV)
         if hook and spec.mode != "paper":
             mod, _, fn = hook.partition(":")
-            return getattr(importlib.import_module(mod), fn)(spec)
+            return self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
@@ -210,9 +210,14 @@ class Supervisor:
                               state_path=self.home / "paper" / f"{spec.hedge_id}.json")
             ex.save_on_apply = spec.paper_save_every_event
             return ex
-        ad = make_adapter(spec.mode, spec.venue, confirm_live=confirm_live)
+        return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
+
+    @staticmethod
+    def _register_secrets(ad: Any) -> Any:
+        """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter)."""
         creds = getattr(ad, "credentials", None) or getattr(getattr(ad, "market_data", None), "credentials", None)
-        for s in getattr(creds, "secrets", ()) or ():
+        sec = getattr(creds, "secrets", ()) or ()
+        for s in (sec() if callable(sec) else sec):
             register_secret(s)
         return ad
 

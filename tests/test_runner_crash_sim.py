@@ -1,0 +1,145 @@
+"""kill -9 the runner while it trades through REAL ccxt against the local Binance simulator
+(tests/support/binance_sim.py, running in this test process so it outlives every runner), restart,
+and check on the simulator: no naked leg, no duplicate order, every venue fill in the journal, and
+the policy followed. Then grep the database, logs and parameter files for the API key and secret."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hedge_core import param_store
+from tests.support.binance_sim import BinanceSim, SimServer
+from tests.support import live_env as sim_env
+from tests.support.live_env import TEST_KEY, TEST_SECRET
+from tests.test_runner_helpers import Env, journal, make_env, wait_for
+from tests.test_runner_simfactory import FACTORY
+
+pytestmark = pytest.mark.timeout(180)
+HID = "live1"
+PRICE = 40_000.0
+
+
+class SimThread:
+    """The simulator's HTTPS server on its own event loop thread."""
+
+    def __init__(self) -> None:
+        self.sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0})
+        self.sim.set_price("BTCUSDT", PRICE)
+        self.sim.set_funding_rate("BTCUSDT", 0.0005)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = SimServer(self.sim, sim_env.test_ca())
+        asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    s = SimThread()
+    yield s
+    s.close()
+
+
+def live_env(tmp: Path, sim: SimThread) -> tuple[Env, dict[str, str]]:
+    env = make_env(tmp, days=3, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
+                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None}})
+    param_store.promote("carry-test", 1, "paper", root=env.params, db=env.db)
+    param_store.promote("carry-test", 1, "live", confirm=True, gate=param_store.PromotionGate(require_paper_run=False),
+                        root=env.params, db=env.db)
+    ca = tmp / "ca.pem"
+    sim_env.test_ca().cert_pem.write_to_path(str(ca))
+    extra = {"HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(sim.server.port),
+             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET}
+    return env, extra
+
+
+def start_live(c: Any, recovery: str) -> None:
+    c.start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery=recovery, hedge_id=HID, confirm_live=True)
+
+
+def check_sim(env: Env, sim: BinanceSim, *, flat: bool) -> None:
+    orders = journal(env, "orders", HID)
+    fills = journal(env, "fills", HID)
+    coids = set(orders["client_order_id"])
+    venue = list(sim.orders.values())
+    assert {o.client_id for o in venue} <= coids  # every venue order was journaled before it was sent
+    for o in venue:  # every venue fill is in the journal
+        booked = fills.loc[fills["client_order_id"] == o.client_id, "qty"].sum()
+        assert booked == pytest.approx(o.executed, abs=1e-9), (o.client_id, booked, o.executed)
+    for cid in coids:  # never two venue orders for one client order id
+        assert sum(1 for o in venue if o.client_id == cid) <= 1
+    spot_buys = [o for o in venue if o.market == "spot" and o.side == "BUY" and o.executed > 0]
+    assert len(spot_buys) <= 1
+    spot = sum(sim.spot.get("BTC", [0.0, 0.0]))
+    perp = sim.position("BTCUSDT")
+    tol = 100.0 / PRICE + 0.001  # below the perp minimum notional nothing can be hedged
+    assert abs(spot + perp) < tol, (spot, perp)
+    if flat:
+        assert abs(perp) < 1e-12 and spot < tol
+    else:
+        assert perp < 0 < spot
+
+
+def settle(env: Env, p, want: str) -> dict:
+    c = env.client(p)
+    return wait_for(lambda: (lambda h: h if h.get("state") == want and not h.get("pending_orders") else None)(
+        c.hedge(HID)), timeout=60, what=f"hedge {want}")
+
+
+@pytest.mark.parametrize("kill_at,policy", [
+    ("intent_journaled:spot:entry", "resume"),
+    ("order_sent:spot:entry", "resume"),
+    ("fill_journaled:spot:entry", "resume"),
+    ("intent_journaled:perp:hedge", "flatten"),
+    ("order_sent:perp:hedge", "resume"),
+])
+def test_live_adapter_kill_and_recover(tmp_path, sim, kill_at, policy):
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
+        start_live(env.client(p), policy)
+        assert p.wait(60) == -9
+        p2 = env.start_runner(extra)
+        settle(env, p2, "MONITORING_POSITIONS" if policy == "resume" else "COMPLETED")
+        check_sim(env, sim.sim, flat=policy == "flatten")
+    finally:
+        env.cleanup()
+
+
+def test_live_adapter_kill_mid_close_then_secrets_absent(tmp_path, sim):
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "order_sent:perp:close"})
+        c = env.client(p)
+        start_live(c, "resume")
+        wait_for(lambda: c.hedge(HID).get("state") == "MONITORING_POSITIONS", what="monitoring")
+        try:
+            c.stop(HID)
+        except Exception:  # noqa: BLE001 - the runner dies while answering
+            pass
+        assert p.wait(60) == -9
+        p2 = env.start_runner(extra)
+        settle(env, p2, "COMPLETED")
+        check_sim(env, sim.sim, flat=True)
+        env.client(p2).shutdown()
+        assert p2.wait(60) == 0
+    finally:
+        env.cleanup()
+    # secrets: nowhere in the database, the logs, the parameter files or the paper states
+    files = [f for f in tmp_path.rglob("*") if f.is_file() and f.name != "ca.pem"]
+    assert any(f.suffix == ".duckdb" for f in files) and any(f.suffix == ".jsonl" for f in files)
+    assert any(f.suffix == ".toml" for f in files)
+    for f in files:
+        data = f.read_bytes()
+        for s in (TEST_KEY, TEST_SECRET):
+            assert s.encode() not in data, f"{s[:6]}... found in {f}"
