@@ -100,17 +100,29 @@ def load_market(store: Any, *, venue: str = "binance", spot_symbol: str = "BTC/U
     """
     t0 = None if start is None else utc(start) - warmup
     t1 = None if end is None else utc(end)
-    spot = store.read_bars(venue, spot_symbol, "spot", timeframe, start=t0, end=t1)
-    perp = store.read_bars(venue, perp_symbol, "perp", timeframe, start=t0, end=t1)
+
+    def read(kind: str, symbol: str) -> pd.DataFrame | None:
+        try:
+            if kind == "funding":
+                return store.read_funding(venue, symbol, start=t0,
+                                          end=None if t1 is None else t1 + pd.Timedelta(seconds=1))
+            return store.read_bars(venue, symbol, kind, timeframe, start=t0, end=t1)
+        except LookupError as exc:  # store.MissingSeries
+            if kind in ("spot", "perp"):
+                raise InvalidInput(f"{kind} bars", f"{venue} {symbol} {timeframe}",
+                                   f"a series in the store ({exc})") from None
+            return None
+    spot = read("spot", spot_symbol)
+    perp = read("perp", perp_symbol)
     for name, df, sym in (("spot", spot, spot_symbol), ("perp", perp, perp_symbol)):
         if df is None or len(df) < 3:
             raise InvalidInput(f"{name} bars", f"{venue} {sym} {timeframe}",
                                "a series in the store with at least 3 bars in the window (see `hedge data`)")
-    mark = store.read_bars(venue, perp_symbol, "mark", timeframe, start=t0, end=t1)
-    fund = store.read_funding(venue, perp_symbol, start=t0,
-                              end=None if t1 is None else t1 + pd.Timedelta(seconds=1))
+    mark = read("mark", perp_symbol)
+    fund = read("funding", perp_symbol)
     return Market(venue, spot_symbol, perp_symbol, timeframe, spot, perp,
-                  mark if mark is not None and len(mark) else None, fund if fund is not None and len(fund) else None)
+                  mark if mark is not None and len(mark) else None,
+                  fund if fund is not None and len(fund) else None)
 
 
 def market_from_frames(frames: dict[Any, pd.DataFrame], *, asset: str = "BTC", quote: str = "USDT",
