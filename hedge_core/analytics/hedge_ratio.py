@@ -89,7 +89,7 @@ def returns_of(prices: pd.Series, kind: ReturnKind = "log") -> pd.Series:
         r = v[1:] / v[:-1] - 1.0
     else:
         raise InvalidInput("kind", kind, "'log', 'simple' or 'level'")
-    return pd.Series(r, index=prices.index[1:], name=prices.name)
+    return pd.Series(r, index=prices.index[1:], name=prices.name, copy=False)
 
 
 # ---- static OLS --------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def _rolling(y: pd.Series, x: pd.Series, window: int, mode: int) -> pd.Series:
     w = check_window(window, len(ya))
     out = _kernels.rolling_stat(np.ascontiguousarray(xa.to_numpy()), np.ascontiguousarray(ya.to_numpy()),
                                 w, mode)
-    return pd.Series(out, index=ya.index, name="beta" if mode == 0 else "correlation")
+    return pd.Series(out, index=ya.index, name="beta" if mode == 0 else "correlation", copy=False)
 
 
 def rolling_beta(y: pd.Series, x: pd.Series, window: int) -> pd.Series:
@@ -197,7 +197,7 @@ def ewma_beta(y: pd.Series, x: pd.Series, halflife: float) -> pd.Series:
         raise InvalidInput("halflife", halflife, "a number of observations > 0")
     alpha = 1.0 - 0.5 ** (1.0 / hl)
     out = _kernels.ewm_beta(np.ascontiguousarray(xa.to_numpy()), np.ascontiguousarray(ya.to_numpy()), alpha)
-    return pd.Series(out, index=ya.index, name="beta")
+    return pd.Series(out, index=ya.index, name="beta", copy=False)
 
 
 # ---- Kalman -------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def kalman_beta(y: pd.Series, x: pd.Series, params: KalmanParams = KalmanParams(
         a = np.zeros_like(b)
     if full:
         return pd.DataFrame({"alpha": a, "beta": b, "s": s}, index=ya.index)
-    return pd.Series(b, index=ya.index, name="beta")
+    return pd.Series(b, index=ya.index, name="beta", copy=False)
 
 
 # ---- diagnostics --------------------------------------------------------------------------
