@@ -397,3 +397,12 @@ def test_bad_market_update_is_ignored_with_an_alert():
     ctx, p = hedged()
     ctx2, acts = step(ctx, mkt(T0 + H, px=math.nan), p)
     assert ctx2.spot_price == ctx.spot_price and any(isinstance(a, Alert) for a in acts)
+
+
+def test_small_residual_perp_is_closed_reduce_only_below_min_notional():
+    ctx, p = hedged()
+    # 0.001 BTC x 40,000 = 40 USDT < the perp's 100 USDT min notional: still closable reduce-only
+    ctx = replace(ctx, spot=replace(ctx.spot, qty=0.0), perp=replace(ctx.perp, qty=-0.001), target_spot_qty=0.0)
+    ctx, acts = step(ctx, OperatorCommand(T0 + H, Command.STOP), p)
+    (o,) = places(acts)
+    assert o.leg == "perp" and o.request.reduce_only and o.request.qty == pytest.approx(0.001)

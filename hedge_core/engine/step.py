@@ -127,12 +127,20 @@ def _price(ctx: HedgeContext, leg: str) -> float:
     return ctx.spot_price if leg == "spot" else ctx.perp_price
 
 
-def _tradeable(ctx: HedgeContext, leg: str, need: float, min_notional: float = 0.0) -> bool:
+def _tradeable(ctx: HedgeContext, leg: str, need: float, min_notional: float = 0.0, *,
+               reduce_only: bool = False) -> bool:
+    """Whether ``need`` (signed base) rounds to an order the venue accepts.
+
+    A reduce-only perp order is exempt from the venue's min notional (Binance rule), so a small
+    residual perp position can always be closed.
+    """
     lg = ctx.leg(leg)
     px = _price(ctx, leg)
     if not px > 0:
         return False
     q = lg.round_qty(need)
+    if reduce_only and leg == "perp":
+        return q >= lg.lot_size - QTY_EPS and q >= lg.min_qty - QTY_EPS
     return lg.tradeable(q, px) and q * px >= min_notional - 1e-9
 
 
@@ -172,7 +180,7 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
     lg = ctx.leg(leg)
     px = _price(ctx, leg)
     qty = lg.round_qty(signed_qty)
-    if not (px > 0 and lg.tradeable(qty, px)):
+    if not (px > 0 and _tradeable(ctx, leg, signed_qty, reduce_only=reduce_only)):
         return ctx, False
     side = Side.BUY if signed_qty > 0 else Side.SELL
     v = order_guard(ctx, leg, side, qty, px, ts, params.guards)
@@ -628,9 +636,9 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Marke
             ctx, placed = _place(ctx, "spot", spot_need, "rebalance", ts, params, out)
             placed_any |= placed
         perp_need = perp_target(ctx) - ctx.perp.qty - _signed_working(ctx, "perp")
-        if _tradeable(ctx, "perp", perp_need, 0.0):
-            ctx, placed = _place(ctx, "perp", perp_need, "rebalance", ts, params, out,
-                                 reduce_only=abs(ctx.perp.qty + perp_need) < abs(ctx.perp.qty))
+        reducing = abs(ctx.perp.qty + perp_need) < abs(ctx.perp.qty) and ctx.perp.qty * perp_need < 0
+        if _tradeable(ctx, "perp", perp_need, 0.0, reduce_only=reducing):
+            ctx, placed = _place(ctx, "perp", perp_need, "rebalance", ts, params, out, reduce_only=reducing)
             placed_any |= placed
         if placed_any or "order_rate" in ctx.active_guards:
             return ctx
@@ -647,7 +655,7 @@ def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpd
         return ctx
     keep_spot = ctx.collateral_spot or ctx.keep_spot_on_close
     legs = ("perp",) if keep_spot else ("perp", "spot")
-    due = [lg for lg in legs if _tradeable(ctx, lg, -ctx.leg(lg).qty)]
+    due = [lg for lg in legs if _tradeable(ctx, lg, -ctx.leg(lg).qty, reduce_only=True)]
     if due:
         if ctx.phase_rejects > params.execution.hedge_retries + 2:
             out.append(Alert(AlertLevel.CRITICAL, "closing orders keep failing: operator needed",
