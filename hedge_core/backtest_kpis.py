@@ -30,7 +30,7 @@ from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import BANDS, ltv_band
 
-__all__ = ["compute_kpis", "kpis_from_arrays", "ltv_of", "loan_state", "KPI_NAMES"]
+__all__ = ["compute_kpis", "kpis_from_arrays", "hold_pnl", "ltv_of", "loan_state", "KPI_NAMES"]
 
 KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
              "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",
@@ -153,3 +153,16 @@ def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot:
         return hedge_effectiveness(y[ok], x[ok], hh[ok], lag=1)
     except InvalidInput:
         return math.nan
+
+
+def hold_pnl(spot_price: pd.Series, notional: float, fee_rate: float = 0.001) -> pd.Series:
+    """Benchmark: PnL (quote) of buying ``notional`` of spot at the first price and holding it.
+
+    ``qty = notional / p0``; PnL(t) = ``qty x (p(t) - p0) - notional x fee_rate`` (one taker fee
+    paid at the purchase; not sold).
+    """
+    s = spot_price.dropna()
+    if s.empty or not (math.isfinite(notional) and notional > 0):
+        raise InvalidInput("spot_price/notional", (len(s), notional), "prices and a notional > 0")
+    p0 = float(s.iloc[0])
+    return ((notional / p0) * (s - p0) - notional * fee_rate).rename("hold_pnl")

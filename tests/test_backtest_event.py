@@ -160,3 +160,21 @@ def test_voltier_ltv_and_tearsheet(tmp_path, demo):
 def test_bad_window_is_refused(demo):
     with pytest.raises(InvalidInput, match="start/end"):
         build_timeline(demo, start="2030-01-01", end="2030-02-01")
+
+
+def test_hold_benchmark_and_sweep_figures(run):
+    from hedge_core.backtest_kpis import hold_pnl
+    from hedge_core.figures.sweep import equity_vs_hold, heatmap, mc_histograms, parallel_coordinates
+
+    s = run.equity["spot_price"]
+    h = hold_pnl(s, 10_000.0, fee_rate=0.001)
+    assert h.iloc[0] == pytest.approx(-10.0)
+    assert h.iloc[-1] == pytest.approx(10_000.0 / s.iloc[0] * (s.iloc[-1] - s.iloc[0]) - 10.0)
+    assert len(equity_vs_hold(run, h).data) == 2
+    t = pd.DataFrame({"a": [1, 1, 2, 2], "b": [5, 6, 5, 6], "sharpe": [0.1, 0.2, np.nan, 0.4], "net_apr": [1, 2, 3, 4]})
+    hm = heatmap(t, "a", "b", "sharpe")
+    assert hm.data[0].z.shape == (2, 2) and np.isnan(hm.data[0].z[0][1])
+    assert len(parallel_coordinates(t, ["a", "b"], "sharpe", ["net_apr"]).data[0].dimensions) == 3
+    assert len(mc_histograms(t, ("sharpe", "net_apr")).data) == 2
+    with pytest.raises(InvalidInput, match="columns"):
+        heatmap(t, "a", "zz")
