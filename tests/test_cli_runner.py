@@ -1,0 +1,158 @@
+"""The runner/params/carry CLI: --help everywhere, params commands, carry validation, connectivity and
+balance checks before any order, and Ctrl+C of a one-shot carry closing both legs (real process)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from hedge_core.runner_cli import build_app
+from tests.test_runner_helpers import DEMO_START, REPO, make_env
+
+pytestmark = pytest.mark.timeout(180)
+runner = CliRunner()
+
+
+def invoke(args, env=None):
+    return runner.invoke(build_app(), args, env=env, catch_exceptions=False)
+
+
+def _commands(app, prefix=()):
+    import typer.main
+
+    group = typer.main.get_command(app)
+    out = []
+
+    def walk(cmd, path):
+        out.append(path)
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, path + (name,))
+    walk(group, tuple(prefix))
+    return out
+
+
+def test_every_command_has_help():
+    paths = _commands(build_app())
+    names = {" ".join(p) for p in paths}
+    for want in ("runner start", "runner stop", "runner status", "start", "stop", "pause", "resume", "flatten-all",
+                 "carry", "params list", "params show", "params export", "params import", "params promote",
+                 "params diff"):
+        assert want in names, want
+    for p in paths:
+        r = invoke([*p, "--help"])
+        assert r.exit_code == 0, (p, r.output)
+        assert "Usage" in r.output
+
+
+def test_params_commands(tmp_path):
+    env = {"HEDGE_PARAMS_DIR": str(tmp_path / "p"), "HEDGE_DB": str(tmp_path / "db.duckdb"),
+           "HEDGE_RUNNER_HOME": str(tmp_path / "home")}
+    r = invoke(["params", "export", "c1", "--set", "notional=500", "--set", "rebalance.drift_threshold=0.03",
+                "--set", "exit.stop_loss_pct=off", "--kpi", "sharpe=1.2"], env)
+    assert r.exit_code == 0, r.output
+    assert "exported c1@1" in r.output
+    r = invoke(["params", "export", "c1", "--set", "notional=900"], env)
+    assert "c1@2" in r.output
+    r = invoke(["params", "list"], env)
+    assert "c1" in r.output and "draft" in r.output and "sharpe=1.2" in r.output
+    r = invoke(["params", "show", "c1@1"], env)
+    assert "notional = 500.0" in r.output and 'stop_loss_pct = "off"' in r.output
+    r = invoke(["params", "diff", "c1@1", "c1@2"], env)
+    assert "params.notional" in r.output and "params.rebalance.drift_threshold" in r.output
+    bad = invoke(["params", "export", "c2", "--set", "notional=-1"], env)
+    assert bad.exit_code == 2 and "notional=-1" in bad.output and "> 0" in bad.output
+    assert not (tmp_path / "p" / "c2").exists() or not list((tmp_path / "p" / "c2").glob("v*.toml"))
+    r = invoke(["params", "import", str(tmp_path / "p" / "c1" / "v1.toml"), "--name", "c3"], env)
+    assert r.exit_code == 0 and "c3@1" in r.output
+    r = invoke(["params", "promote", "c1@1", "--to", "live", "--yes"], env)
+    assert r.exit_code == 2 and "'paper' first" in r.output
+    assert invoke(["params", "promote", "c1@1", "--to", "paper"], env).exit_code == 0
+    r = invoke(["params", "promote", "c1@1", "--to", "live", "--yes"], env)
+    assert r.exit_code == 2 and "completed paper run" in r.output  # no paper run in hedge_runs
+    r = invoke(["params", "promote", "c1@1", "--to", "live"], env)
+    assert r.exit_code == 2
+    r = invoke(["params", "promote", "c1@1", "--to", "live", "--yes", "--no-paper-gate"], env)
+    assert r.exit_code == 0 and "now live" in r.output
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--amount", "5"], "amount=5.0 is not allowed; expected 10 to 10000 USDT"),
+    (["--amount", "10001"], "amount=10001.0"),
+    (["--amount", "50", "--min-amount", "100"], "expected 100 to 10000"),
+    (["--amount", "100", "--max-position-imbalance", "0"], "drift_threshold"),
+    (["--amount", "100", "--mode", "live"], "--yes-live"),
+    (["--amount", "100", "--max-execution-time", "-1"], "max_execution_time"),
+])
+def test_carry_rejects_bad_input_before_anything(tmp_path, args, fragment):
+    r = invoke(["carry", *args, "--home", str(tmp_path / "h"), "--db", str(tmp_path / "db.duckdb")])
+    assert r.exit_code == 2
+    assert fragment in r.output
+    assert not (tmp_path / "db.duckdb").exists()  # nothing opened, nothing written
+
+
+def test_carry_dry_run_checks_and_sends_nothing(tmp_path):
+    e = make_env(tmp_path, days=3)
+    r = invoke(["carry", "--amount", "100", "--dry-run", "--home", str(tmp_path / "h"), "--db", str(e.db)])
+    assert r.exit_code == 0, r.output
+    assert "balances ok" in r.output and "nothing sent" in r.output
+    st = e.store()
+    assert len(st.read_table("orders")) == 0 and len(st.read_table("hedge_runs")) == 0
+
+
+def test_carry_ctrl_c_closes_both_legs(tmp_path):
+    e = make_env(tmp_path, days=5)
+    p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner_cli", "carry", "--amount", "1000",
+                          "--min-funding-rate", "0.00001", "--start", DEMO_START, "--speed", "7200",
+                          "--home", str(tmp_path / "h"), "--db", str(e.db)], cwd=REPO, env=e.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        ln = p.stdout.readline()
+        if not ln:
+            break
+        lines.append(ln)
+        if "-> MONITORING_POSITIONS" in ln:
+            break
+    assert any("-> MONITORING_POSITIONS" in ln for ln in lines), "".join(lines)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, "".join(lines) + out
+    assert "spot 0, perp 0" in out
+    st = e.store()
+    runs = st.read_table("hedge_runs")
+    assert list(runs["state"]) == ["COMPLETED"]
+    fills = st.read_table("fills")
+    for leg in ("spot", "perp"):  # both legs opened and closed
+        f = fills[fills["leg"] == leg]
+        signed = (f["qty"] * f["side"].map({"buy": 1.0, "sell": -1.0})).sum()
+        assert len(f) >= 2 and abs(signed) < 1e-9
+
+
+def test_carry_live_checks_connectivity_and_balances_on_the_simulator(tmp_path):
+    from tests.test_runner_crash_sim import TEST_KEY, TEST_SECRET, SimThread, sim_env
+    from tests.test_runner_simfactory import FACTORY
+
+    sim = SimThread()
+    try:
+        ca = tmp_path / "ca.pem"
+        sim_env.test_ca().cert_pem.write_to_path(str(ca))
+        env = {"HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(sim.server.port),
+               "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET}
+        base = ["carry", "--mode", "live", "--yes-live", "--dry-run", "--home", str(tmp_path / "h"),
+                "--db", str(tmp_path / "db.duckdb")]
+        ok = invoke([*base, "--amount", "500"], env)
+        assert ok.exit_code == 0, ok.output
+        assert "balances ok (spot 10000.00" in ok.output
+        poor = invoke([*base, "--amount", "9999"], env)  # the simulator's spot wallet holds 10,000 USDT
+        assert poor.exit_code == 2 and "balance.spot.USDT=10000.0" in poor.output
+        down = invoke([*base, "--amount", "500"], {**env, "HEDGE_TEST_SIM_PORT": "1"})  # nothing listens there
+        assert down.exit_code == 2 and "error" in down.output
+        assert not any("order" in r[1] and r[0] == "POST" for r in sim.sim.requests)  # no order was ever sent
+    finally:
+        sim.close()
