@@ -224,3 +224,22 @@ def test_external_liquidation_fill_is_booked_and_the_spot_leg_rehedged():
     # the naked spot leg is hedged again at once
     assert ctx.state is State.REBALANCING and [a.leg for a in places(acts)] == ["perp"]
     assert places(acts)[0].request.side is Side.SELL and places(acts)[0].request.qty == pytest.approx(0.25)
+
+
+# ---- leverage rule ------------------------------------------------------------------------------
+
+
+def test_leverage_choice_keeps_the_liquidation_buffer_per_analytics_risk():
+    from hedge_core.analytics.risk import brackets_for, liquidation_price
+    from hedge_core.engine.sizing import choose_leverage, required_buffer
+    from hedge_core.params import LeverageParams
+    p = LeverageParams(min_leverage=1, max_leverage=20, liq_buffer=0.2, target_vol_multiple=6.0)
+    assert required_buffer(math.nan, p) == 0.2 and required_buffer(0.05, p) == pytest.approx(0.3)
+    for sigma in (math.nan, 0.01, 0.05):
+        lev = choose_leverage(sigma, p, symbol="BTC/USDT:USDT", notional=10_000.0, side=-1)
+        assert lev == int(lev) and 1 <= lev <= 20
+        lp = liquidation_price(-0.25, 40_000.0, 10_000.0 / lev, brackets_for("BTC/USDT:USDT"))
+        assert (lp - 40_000.0) / 40_000.0 >= required_buffer(sigma, p) - 1e-12  # buffer kept
+        lp_more = liquidation_price(-0.25, 40_000.0, 10_000.0 / (lev + 1), brackets_for("BTC/USDT:USDT"))
+        assert lev == 20 or (lp_more - 40_000.0) / 40_000.0 < required_buffer(sigma, p)  # the highest such
+    assert choose_leverage(0.5, LeverageParams(min_leverage=2, max_leverage=5, liq_buffer=0.9)) == 2.0

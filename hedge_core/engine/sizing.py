@@ -1,32 +1,39 @@
-"""Leverage choice at entry (and on re-checks): the risk rule.
-
-TODO(analytics): move to / call hedge_core.analytics.risk once it offers a leverage chooser;
-the liquidation math itself is ``analytics.risk.liquidation_price``.
-"""
+"""Leverage choice at entry (and on re-checks): the risk rule, via ``analytics.risk``."""
 
 from __future__ import annotations
 
 import math
 
+from hedge_core.analytics.risk import brackets_for, leverage_for_liquidation_buffer
+from hedge_core.errors import InvalidInput
 from hedge_core.params import LeverageParams
 
-__all__ = ["choose_leverage", "isolated_liq_move"]
+__all__ = ["choose_leverage", "required_buffer"]
 
 
-def isolated_liq_move(leverage: float, mmr: float = 0.004) -> float:
-    """Adverse move (fraction of entry) that liquidates an isolated position: ``1/L - mmr``."""
-    return 1.0 / leverage - mmr
-
-
-def choose_leverage(sigma_24h: float, p: LeverageParams, mmr: float = 0.004) -> float:
-    """Highest leverage in ``[min, max]`` whose liquidation move stays beyond the buffers.
-
-    The isolated liquidation move ``1/L - mmr`` must be >= ``max(liq_buffer,
-    target_vol_multiple x sigma_24h)``, i.e. ``L <= 1 / (required + mmr)``. NaN sigma uses
-    ``liq_buffer`` alone. Result is rounded down to a whole leverage (venues take integers).
-    """
-    required = p.liq_buffer
+def required_buffer(sigma_24h: float, p: LeverageParams) -> float:
+    """Adverse move to liquidation the position must survive: ``max(liq_buffer, k x sigma_24h)``
+    (capped at 0.95); NaN sigma uses ``liq_buffer`` alone."""
+    req = p.liq_buffer
     if not math.isnan(sigma_24h) and sigma_24h > 0:
-        required = max(required, p.target_vol_multiple * sigma_24h)
-    lev = math.floor(1.0 / (required + mmr))
-    return float(min(max(lev, p.min_leverage), p.max_leverage))
+        req = max(req, p.target_vol_multiple * sigma_24h)
+    return min(req, 0.95)
+
+
+def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/USDT:USDT",
+                    notional: float = 10_000.0, side: int = -1) -> float:
+    """Highest whole leverage in ``[min_leverage, max_leverage]`` whose isolated liquidation price
+    is at least :func:`required_buffer` away from entry.
+
+    Uses ``analytics.risk.leverage_for_liquidation_buffer`` with the symbol's Binance bracket table
+    (the bracket of ``notional``, side -1 for the short perp of a long-spot hedge); a symbol
+    without a table falls back to the plain ``1/L - 0.004 >= buffer``. Rounded DOWN to a whole
+    leverage (venues take integers), never below ``min_leverage``.
+    """
+    buf = required_buffer(sigma_24h, p)
+    try:
+        lev = leverage_for_liquidation_buffer(buf, max(notional, 1.0), brackets_for(symbol), side=side,
+                                              min_leverage=p.min_leverage, max_leverage=p.max_leverage)
+    except InvalidInput:
+        lev = min(max(1.0 / (buf + 0.004), p.min_leverage), p.max_leverage)
+    return float(max(math.floor(lev + 1e-9), p.min_leverage))
