@@ -13,7 +13,7 @@ from hedge_core.data.quality import store_report
 from hedge_core.data.shared import shared_data_dir
 from hedge_core.errors import HedgeError
 from hedge_core.views.market import coverage_table
-from pages._shared import db_path, store
+from pages._shared import after_write, db_path, store, write_access
 
 st.title("Data")
 st.caption(f"database: `{db_path()}`")
@@ -45,9 +45,12 @@ if go:
     if not path or not Path(path).exists():
         st.error(f"path={path!r} does not exist: give an existing file or folder.")
     else:
+        target = write_access("Import")
+        if target is None:
+            st.stop()
         with st.spinner(f"importing {path} (all or nothing) ..."):
             try:
-                summary = import_path(store(), path)
+                summary = import_path(target, path)
             except HedgeError as exc:
                 st.error(f"Nothing was imported: {exc}")
             else:
@@ -57,6 +60,8 @@ if go:
                 skipped = summary.attrs.get("skipped") or []
                 if skipped:
                     st.caption(f"skipped {len(skipped)} files whose names match no known layout")
+            finally:
+                after_write()
 
 st.subheader("Download from an exchange")
 with st.form("download"):
@@ -67,7 +72,8 @@ with st.form("download"):
     days = c3.number_input("Days of history", min_value=1, max_value=3650, value=365)
     timeframe = st.selectbox("Bar size", ["1h", "1m", "5m", "15m", "4h", "1d"])
     fetch = st.form_submit_button("Download (incremental: only what is missing)")
-if fetch:
+target = write_access("Download") if fetch else None
+if fetch and target is not None:
     bar = st.progress(0.0, text="connecting ...")
 
     def on_progress(p: DownloadProgress) -> None:
@@ -75,7 +81,7 @@ if fetch:
                      text=f"{p.venue} {p.symbol} {p.kind}: {p.rows:,} rows, at {p.cursor:%Y-%m-%d %H:%M}")
 
     try:
-        summary = download(store(), make_exchange(venue), symbols, timeframe=timeframe, days=float(days),
+        summary = download(target, make_exchange(venue), symbols, timeframe=timeframe, days=float(days),
                            progress=on_progress, show_bar=False)
     except HedgeError as exc:
         st.error(f"Download stopped: {exc}")
@@ -85,3 +91,5 @@ if fetch:
     else:
         bar.progress(1.0, text="done")
         st.dataframe(summary, hide_index=True, width="stretch")
+    finally:
+        after_write()

@@ -20,3 +20,23 @@ st.caption("Keys come only from the environment (HEDGE_<VENUE>_API_KEY / _API_SE
 rows = [{"venue": s.venue, "keys": "present" if s.present else "absent", "source": s.source,
          "problem": s.problem} for s in key_status()]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+st.subheader("Runner")
+from hedge_core.views.runner_link import autostart_enabled, runner_info, snapshot_age_s  # noqa: E402
+from pages._shared import link  # noqa: E402
+
+lk = link()
+info = runner_info(lk)
+age = snapshot_age_s(lk)
+st.dataframe(pd.DataFrame([
+    {"setting": "address (loopback only)", "value": info["address"] or "not running"},
+    {"setting": "pid", "value": str(info["pid"] or "")},
+    {"setting": "home (runner.json, token file, logs)", "value": info["home"]},
+    {"setting": "panel starts the runner when absent", "value": "yes" if autostart_enabled() else "no (HEDGE_PANEL_AUTOSTART=0)"},
+    {"setting": "reads from", "value": "the runner's snapshot" + (f" ({age:.1f} s old)" if age is not None else "")
+     if lk.up else "the database file"},
+]), hide_index=True, width="stretch", key="runner_settings")
+st.caption("The API token lives in the runner's home (0600) and is never shown. The runner keeps running "
+           "when the panel or the browser closes: stop it with `hedge runner stop`.")
+if lk.message:
+    st.warning(lk.message)

@@ -98,3 +98,89 @@ def screenshot(page: "object", name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+# ---- isolated panel environments (database, runner home, parameter sets) ---------------------------
+
+EXITS_OFF = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+                      "funding_unfavourable_intervals": None}}
+
+
+def panel_env(root: Path, *, demo_days: float | None = 10.0, export: bool = True, autostart: bool = False,
+              ) -> dict[str, str]:
+    """Env vars of an isolated panel: its own database (demo market when ``demo_days``), runner home and
+    parameter folder (one exported carry set 'carry-e2e' with exits off when ``export``)."""
+    from hedge_core import param_store
+    from hedge_core.params import CarryParams
+    from hedge_core.store import Store
+
+    root.mkdir(parents=True, exist_ok=True)
+    db, home, params = root / "db" / "hedge.duckdb", root / "home", root / "params"
+    with Store(db) as st:
+        if demo_days:
+            from hedge_core.data.demo import seed_demo
+
+            seed_demo(st, days=demo_days)
+    if export:
+        p = CarryParams(notional=1000.0, min_funding_rate=0.00001, min_net_carry=-1.0, **EXITS_OFF)
+        param_store.export(p, "carry-e2e", created_from="test", root=params, kpis={"sharpe": 1.5, "net_apr": 0.08},
+                           data_window=("2024-01-01", "2024-01-10"), index=False)
+    return {"HEDGE_DB": str(db), "HEDGE_RUNNER_HOME": str(home), "HEDGE_PARAMS_DIR": str(params),
+            "HEDGE_OFFLINE": "1", "HEDGE_PANEL_AUTOSTART": "1" if autostart else "0"}
+
+
+def start_runner(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A runner on the env's database (fast heartbeat), waited for until its API answers."""
+    from hedge_core.runner.client import RunnerClient, RunnerNotRunning
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HEDGE_")}
+    full.update(env)
+    with open(log, "w") as out:
+        p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner", "--heartbeat", "0.2"], cwd=ROOT, env=full,
+                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise AssertionError(f"runner exited with {p.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if RunnerClient.discover(env["HEDGE_RUNNER_HOME"]).pid == p.pid:
+                return p
+        except RunnerNotRunning:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"runner did not answer: {log.read_text()[-2000:]}")
+
+
+def kill_runner(home: str | Path, proc: subprocess.Popen | None = None) -> None:
+    """Kill the runner of ``home`` (by its runner.json pid) and ``proc``; never anything else."""
+    import json
+    import signal
+
+    pids = set()
+    try:
+        pids.add(int(json.loads((Path(home) / "runner.json").read_text())["pid"]))
+    except (OSError, ValueError, KeyError):
+        pass
+    if proc is not None and proc.poll() is None:
+        pids.add(proc.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if proc is not None:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_for(pred, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")

@@ -52,7 +52,10 @@ def test_market_page_renders(tmp_path, monkeypatch, filled: bool) -> None:
         _fill(s)
     s.close()
     monkeypatch.setenv("HEDGE_DB", str(db))
+    monkeypatch.setenv("HEDGE_PANEL_AUTOSTART", "0")  # no runner: the page reads the file itself
+    monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "home"))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/market_data.py").run()
     assert not at.exception, at.exception
     if filled:
         assert any("SYNTHETIC" in w.value for w in at.warning)

@@ -1,4 +1,9 @@
-"""Every panel page renders without exceptions on an empty database and on the demo market (AppTest)."""
+"""Every panel page renders without exceptions (AppTest) on an empty database, on the demo market and
+with a running paper hedge; the start form rejects bad input naming the field; import/secrets rules.
+
+Each scenario has its own database, runner home and parameter folder; the runner of the running
+scenario is killed at teardown. Pages are discovered from pages/[!_]*.py.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +12,133 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hedge_core.data.demo import seed_demo
+from hedge_core.runner.client import RunnerClient
 from hedge_core.store import Store
+from tests.browser import kill_runner, panel_env, start_runner, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("[!_]*.py"))
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    with Store(path) as s:
-        seed_demo(s, days=20, seed=3)
-    return path
+def demo_env(tmp_path_factory) -> dict[str, str]:
+    return panel_env(tmp_path_factory.mktemp("demo"), demo_days=20)
 
 
-def _run(page: str, db: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("HEDGE_DB", str(db))
+@pytest.fixture(scope="module")
+def running_env(tmp_path_factory):
+    """A runner (its own home) with one paper hedge in MONITORING_POSITIONS on the demo market."""
+    root = tmp_path_factory.mktemp("running")
+    env = panel_env(root, demo_days=10)
+    proc = start_runner(env, root / "runner.log")
+    try:
+        c = RunnerClient.discover(env["HEDGE_RUNNER_HOME"])
+        out = c.start("carry-e2e", mode="paper", start="2024-01-01T05:00Z", speed=3600.0, hedge_id="pg-1")
+        wait_for(lambda: c.hedge(out["hedge_id"]).get("state") == "MONITORING_POSITIONS", 60, what="hedged")
+        env["HEDGE_PANEL_AUTOSTART"] = "1"  # the panel attaches to the running runner
+        yield env
+    finally:
+        kill_runner(env["HEDGE_RUNNER_HOME"], proc)
+
+
+def _run(page: str, env: dict[str, str], monkeypatch) -> AppTest:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.switch_page(page).run()
     return at
 
 
+def test_every_page_is_in_the_navigation() -> None:
+    app = (ROOT / "app.py").read_text()
+    assert PAGES and all(p in app for p in PAGES)
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_on_empty_database(page: str, tmp_path, monkeypatch) -> None:
-    db = tmp_path / "empty.duckdb"
-    Store(db).close()
-    at = _run(page, db, monkeypatch)
+    env = panel_env(tmp_path, demo_days=None, export=False)
+    at = _run(page, env, monkeypatch)
     assert not at.exception, at.exception
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_renders_on_demo_market(page: str, demo_db: Path, monkeypatch) -> None:
-    at = _run(page, demo_db, monkeypatch)
+def test_page_renders_on_demo_market(page: str, demo_env, monkeypatch) -> None:
+    at = _run(page, demo_env, monkeypatch)
     assert not at.exception, at.exception
 
 
-def test_data_page_import_rejects_missing_path(demo_db: Path, monkeypatch, tmp_path) -> None:
-    at = _run("pages/data.py", demo_db, monkeypatch)
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_running_paper_hedge(page: str, running_env, monkeypatch) -> None:
+    at = _run(page, running_env, monkeypatch)
+    assert not at.exception, at.exception
+    if page == "pages/overview.py":
+        shown = repr([d.value for d in at.dataframe])
+        assert "pg-1" in shown and "paper" in shown and "MONITORING_POSITIONS" in shown
+    if page == "pages/hedge_detail.py":
+        assert len(at.get("plotly_chart")) == 1
+        assert any("PAPER" in i.value for i in at.info)
+
+
+def test_overview_without_runner_says_what_to_do(demo_env, monkeypatch) -> None:
+    at = _run("pages/overview.py", demo_env, monkeypatch)
+    assert any("hedge runner start" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("size, symbol, mode, field", [
+    (-5.0, "BTC/USDT", "paper", "size"),
+    (0.0, "BTC/USDT", "paper", "size"),
+    (1000.0, "BTCUSDT", "paper", "spot symbol"),
+    (1000.0, "BTC/USDT", "live", "mode"),  # not promoted to live: the gate names the mode
+])
+def test_start_form_rejects_bad_input_naming_the_field(demo_env, monkeypatch, size, symbol, mode, field) -> None:
+    at = _run("pages/start_hedge.py", demo_env, monkeypatch)
+    at.number_input(key="start_size").set_value(size)
+    at.text_input(key="start_symbol").input(symbol)
+    at.radio(key="start_mode").set_value(mode)
+    at.button(key="FormSubmitter:start-Start hedge").click()
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any(f"Not started — {field}:" in e for e in errors), errors
+
+
+def test_data_page_import_rejects_missing_path(demo_env, monkeypatch, tmp_path) -> None:
+    at = _run("pages/data.py", demo_env, monkeypatch)
     at.text_input[0].input(str(tmp_path / "nope"))
     at.button(key="FormSubmitter:import-Import").click()
     at.run()
     assert any("does not exist" in e.value for e in at.error)
 
 
+def test_import_refused_while_hedges_run(running_env, monkeypatch) -> None:
+    at = _run("pages/data.py", running_env, monkeypatch)
+    at.text_input[0].input(str(ROOT / "pyproject.toml"))
+    at.button(key="FormSubmitter:import-Import").click()
+    at.run()
+    assert any("refused" in e.value and "hedge(s) are active" in e.value for e in at.error), [e.value for e in at.error]
+    c = RunnerClient.discover(running_env["HEDGE_RUNNER_HOME"])
+    assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"  # nothing was stopped
+
+
 def test_settings_page_never_shows_secrets(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HEDGE_BINANCE_API_KEY", "KEYVALUE-abcdef-123456")
     monkeypatch.setenv("HEDGE_BINANCE_API_SECRET", "SECRETVALUE-abcdef-654321")
-    db = tmp_path / "s.duckdb"
-    Store(db).close()
-    at = _run("pages/settings.py", db, monkeypatch)
+    env = panel_env(tmp_path, demo_days=None, export=False)
+    at = _run("pages/settings.py", env, monkeypatch)
     assert not at.exception
     shown = repr([d.value for d in at.dataframe]) + repr([m.value for m in at.markdown])
     assert "present" in shown
     assert "KEYVALUE" not in shown and "SECRETVALUE" not in shown
+
+
+def test_settings_page_shows_runner_address_not_token(running_env, monkeypatch) -> None:
+    at = _run("pages/settings.py", running_env, monkeypatch)
+    shown = repr([d.value for d in at.dataframe])
+    token = (Path(running_env["HEDGE_RUNNER_HOME"]) / "token").read_text().strip()
+    assert "http://127.0.0.1:" in shown and token not in shown
+
+
+def test_empty_database_store_is_created(tmp_path) -> None:
+    env = panel_env(tmp_path, demo_days=None, export=False)
+    assert Store(env["HEDGE_DB"], read_only=True).series().empty

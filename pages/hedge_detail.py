@@ -1,0 +1,127 @@
+"""Hedge detail: state timeline with reasons, legs and positions, orders and fills, funding ledger,
+guard firings; charts of prices, basis, funding, delta, hedge ratio and PnL; pause / resume /
+rebalance now / stop with confirmation. Live parts refresh on their own."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from hedge_core.figures.hedge import hedge_figure
+from hedge_core.store import MissingSeries
+from hedge_core.views.hedges import legs_table, pnl_series, timeline_table
+from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, runs
+from hedge_core.views.market import data_venue_for, pair_view
+from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, show_error, store, synthetic_badge
+
+st.title("Hedge detail")
+lk = link()
+summaries, _health = runner_hedges(lk)
+live_ids = [s["hedge_id"] for s in summaries]
+journal = runs(store())
+journal = journal[journal["mode"] != "backtest"] if len(journal) else journal
+ids = live_ids + [h for h in (journal["hedge_id"].tolist() if len(journal) else []) if h not in live_ids]
+if not ids:
+    st.info("No hedges yet: start one on the **Start a hedge** page.")
+    st.stop()
+want = st.session_state.get("detail_hedge") or st.query_params.get("hedge")
+hid = st.selectbox("Hedge", ids, index=ids.index(want) if want in ids else 0, key="detail_select")
+st.session_state["detail_hedge"] = hid
+running = hid in live_ids
+COMMANDS = {"pause": "Pause", "resume": "Resume", "rebalance_now": "Rebalance now", "stop": "Stop"}
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_state() -> None:
+    s = None
+    if running:
+        try:
+            s = lk.client.hedge(hid)
+        except Exception as exc:  # noqa: BLE001
+            show_error(exc, "Reading the hedge")
+    if s is None:
+        row = journal[journal["hedge_id"] == hid].iloc[0].to_dict()
+        st.markdown(f"**mode: {str(row.get('mode', '')).upper()}** · state **{row.get('state')}** · not held by the "
+                    "runner (finished, or waiting for the runner's next start)")
+        return
+    mode = str(s.get("mode", "")).upper()
+    (st.error if mode == "LIVE" else st.info)(f"mode: {mode} · state: {s.get('state')} · status: {s.get('status')} · "
+                                               f"params {s.get('params')} · {s.get('spot_symbol')} / {s.get('perp_symbol')}")
+    if s.get("error"):
+        st.error(f"hedge task failed: {s['error']}")
+    c = st.columns(6)
+    c[0].metric("state", str(s.get("state")))
+    c[1].metric("net PnL", fmt_money(s.get("pnl")))
+    c[2].metric("price PnL", fmt_money(s.get("price_pnl")))
+    c[3].metric("funding", fmt_money(s.get("funding")))
+    c[4].metric("fees", fmt_money(s.get("fees")))
+    hr = s.get("hedge_ratio")
+    c[5].metric("hedge ratio", f"{hr:.4f}" if isinstance(hr, (int, float)) else "n/a",
+                help=f"target {s.get('target_ratio')}, drift {s.get('drift')}")
+    st.dataframe(legs_table(s), hide_index=True, width="stretch", key="legs")
+    for a in s.get("alerts") or []:
+        st.warning(f"{a.get('level')}: {a.get('message')}")
+
+
+live_state()
+
+if running:
+    st.subheader("Commands")
+    pending = st.session_state.get("detail_pending")
+    cols = st.columns(len(COMMANDS))
+    for col, (cmd, label) in zip(cols, COMMANDS.items()):
+        if col.button(label, key=f"cmd_{cmd}", width="stretch"):
+            st.session_state["detail_pending"] = pending = (hid, cmd)
+    if pending and pending[0] == hid:
+        cmd = pending[1]
+        st.warning(f"Confirm **{COMMANDS[cmd]}** of {hid}?" + (" Both legs will be closed." if cmd == "stop" else ""))
+        y, n = st.columns(2)
+        if y.button(f"Confirm {COMMANDS[cmd].lower()}", type="primary", key="cmd_confirm", width="stretch"):
+            st.session_state["detail_pending"] = None
+            try:
+                out = lk.client.command(hid, cmd, "operator (panel)")
+            except Exception as exc:  # noqa: BLE001
+                show_error(exc, COMMANDS[cmd])
+            else:
+                st.success(f"{COMMANDS[cmd]} sent: state {out.get('state')}")
+        if n.button("Cancel", key="cmd_cancel", width="stretch"):
+            st.session_state["detail_pending"] = None
+            st.rerun()
+
+rd = store()
+st.subheader("Charts")
+run_row = journal[journal["hedge_id"] == hid]
+summary = next((s for s in summaries if s["hedge_id"] == hid), {})
+spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
+venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
+trans = rd.read_table("transitions", hedge_id=hid)
+dv = data_venue_for(rd.series(), venue, spot_symbol)
+if dv is None or trans.empty:
+    st.info("No stored market data for this hedge's pair (or no transitions yet): charts need both.")
+else:
+    start = pd.Timestamp(trans["ts"].min()) - pd.Timedelta(hours=12)
+    end = max(pd.Timestamp(trans["ts"].max()), pd.Timestamp(summary.get("last_ts") or trans["ts"].max())) \
+        + pd.Timedelta(hours=12)
+    try:
+        view = pair_view(rd, dv, spot_symbol, start, end, max_points=1500)
+    except MissingSeries as exc:
+        st.info(f"No chart: {exc}")
+    else:
+        synthetic_badge(view.synthetic)
+        prices = pd.DataFrame({"spot": view.frame["spot"],
+                               "perp": view.frame["mark"] if "mark" in view.frame else view.frame["perp"]}).ffill()
+        series = pnl_series(hedge_flows(rd, hid, view.timeframe), funding_rows(rd, hid, view.timeframe), prices)
+        st.plotly_chart(hedge_figure(view, series, title=hid), width="stretch", key="hedge_chart")
+
+st.subheader("State timeline")
+st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
+t1, t2, t3, t4 = st.tabs(["Orders", "Fills", "Funding ledger", "Guard firings"])
+with t1:
+    st.dataframe(recent_rows(rd, "orders", hid), hide_index=True, width="stretch", key="orders")
+with t2:
+    st.dataframe(recent_rows(rd, "fills", hid), hide_index=True, width="stretch", key="fills")
+with t3:
+    st.dataframe(recent_rows(rd, "funding_payments", hid), hide_index=True, width="stretch", key="funding")
+with t4:
+    st.dataframe(recent_rows(rd, "guard_firings", hid), hide_index=True, width="stretch", key="guards")
+st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")

@@ -1,0 +1,65 @@
+"""Overview: every hedge (mode always visible), state, pair, delta, ratio and drift, PnL split, LTV band;
+runner health; totals. Refreshes on its own."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hedge_core.views.hedges import health_view, overview_table, totals
+from hedge_core.views.ledger import runs
+from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, store
+
+st.title("Overview")
+lk = link()
+
+
+@st.fragment(run_every=REFRESH_S)
+def live() -> None:
+    summaries, health = runner_hedges(lk)
+    hv = health_view(health)
+    try:
+        journal = runs(store())
+    except Exception as exc:  # noqa: BLE001 - the live table still shows
+        journal = None
+        st.caption(f"journal not readable right now ({type(exc).__name__}); showing the runner's hedges only")
+    table = overview_table(summaries, journal)
+    t = totals(table)
+    c = st.columns(6)
+    c[0].metric("runner", "up" if hv.ok else "DOWN", help=hv.label)
+    c[1].metric("heartbeat age", f"{hv.heartbeat_age_s:.1f} s" if hv.heartbeat_age_s == hv.heartbeat_age_s else "n/a")
+    c[2].metric("active hedges", f"{int(t['active'])}", help=f"{int(t['live_mode'])} in LIVE mode")
+    c[3].metric("net PnL (USDT)", fmt_money(t["pnl"]))
+    c[4].metric("funding (USDT)", fmt_money(t["funding"]))
+    c[5].metric("fees (USDT)", fmt_money(t["fees"]))
+    if not lk.up:
+        st.warning(lk.message)
+    if table.empty:
+        st.info("No hedges yet. Start one on the **Start a hedge** page (paper mode needs no keys).")
+        return
+    if (table["mode"] == "live").any():
+        st.error(f"{int((table['mode'] == 'live').sum())} hedge(s) in LIVE mode: real money.", icon=":material/paid:")
+    st.dataframe(
+        table, hide_index=True, width="stretch", key="overview_table",
+        column_config={
+            "mode": st.column_config.TextColumn("mode", help="paper / recommend / live"),
+            "delta": st.column_config.NumberColumn("delta (base)", format="%.5f"),
+            "hedge_ratio": st.column_config.NumberColumn("hedge ratio", format="%.4f"),
+            "target_ratio": st.column_config.NumberColumn("target", format="%.3f"),
+            "drift": st.column_config.NumberColumn("drift", format="%.4f"),
+            "pnl": st.column_config.NumberColumn("net PnL", format="%.2f"),
+            "price_pnl": st.column_config.NumberColumn("price PnL", format="%.2f"),
+            "funding": st.column_config.NumberColumn("funding", format="%.2f"),
+            "fees": st.column_config.NumberColumn("fees", format="%.2f"),
+            "ltv": st.column_config.NumberColumn("LTV", format="%.3f"),
+        })
+    st.session_state["_overview_ids"] = table["hedge_id"].tolist()
+
+
+live()
+ids = st.session_state.get("_overview_ids") or []
+if ids:
+    c1, c2 = st.columns([3, 1])
+    pick = c1.selectbox("Open a hedge", ids, key="overview_pick")
+    if c2.button("Open detail", key="overview_open"):
+        st.session_state["detail_hedge"] = pick
+        st.switch_page("pages/hedge_detail.py")

@@ -1,0 +1,130 @@
+"""Research: backtest a parameter set, or a small sweep of it, over a chosen window (progress bar);
+tearsheet and heatmap; export the chosen set as a new version with its provenance."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from hedge_core import param_store
+from hedge_core.errors import HedgeError, InvalidInput
+from hedge_core.figures.research import equity_figure, heatmap_figure
+from hedge_core.views.market import coverage_table, pairs_available
+from hedge_core.views.params import choices
+from hedge_core.views.research import (
+    MAX_SWEEP_RUNS, kpi_table, numeric_fields, parse_values, run_set, run_sweep, set_field, sweep_grid, sweep_pivot,
+)
+from pages._shared import db_path, show_error, store, synthetic_badge
+
+st.title("Research")
+rd = store()
+series = rd.series()
+pairs = pairs_available(series)
+sets = choices(param_store.list_sets())
+if pairs.empty:
+    st.info("No pair with both spot and perp bars in the store: seed or import data first (Data page).")
+    st.stop()
+if sets.empty:
+    st.info("No parameter set to research yet: export one on the **Parameter sets** page.")
+    st.stop()
+
+labels = [f"{r.venue} · {r.spot_symbol} · {r.timeframe}" for r in pairs.itertuples()]
+c1, c2 = st.columns(2)
+pi = c1.selectbox("Market", range(len(labels)), format_func=lambda i: labels[i], key="research_pair")
+ref = c2.selectbox("Parameter set", sets["ref"].tolist(), key="research_ref")
+pair = pairs.iloc[pi]
+synthetic_badge(pair["venue"] == "demo")
+cov = coverage_table(series)
+row = cov[(cov["venue"] == pair["venue"]) & (cov["symbol"] == pair["spot_symbol"]) & (cov["kind"] == "spot")]
+first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
+default_start = max(first + pd.Timedelta(days=3), last - pd.Timedelta(days=30))
+window = st.date_input("Window (UTC; 3 days before it warm up the analytics)",
+                       value=(default_start.date(), last.date()), min_value=first.date(), max_value=last.date(),
+                       key="research_window")
+if not isinstance(window, tuple) or len(window) != 2:
+    st.info("Pick a start and an end date.")
+    st.stop()
+start, end = pd.Timestamp(window[0], tz="UTC"), pd.Timestamp(window[1], tz="UTC") + pd.Timedelta(days=1)
+base = param_store.load(ref)
+kw = {"venue": pair["venue"], "spot_symbol": pair["spot_symbol"], "timeframe": pair["timeframe"],
+      "start": start, "end": end}
+
+tab_bt, tab_sweep = st.tabs(["Backtest", "Small sweep"])
+with tab_bt:
+    if st.button("Run backtest", type="primary", key="bt_go"):
+        bar = st.progress(0.0, text="loading market data ...")
+        try:
+            bar.progress(0.2, text=f"replaying {ref} through the engine ...")
+            res = run_set(rd, base.params, hedge_id="panel-bt", **kw)
+        except (HedgeError, ValueError) as exc:
+            bar.empty()
+            show_error(exc, "Backtest")
+        else:
+            bar.progress(1.0, text="done")
+            st.session_state["research_result"] = (ref, res)
+    got = st.session_state.get("research_result")
+    if got is not None:
+        gref, res = got
+        st.caption(f"{gref}: {res.start} -> {res.end}, final state {res.final_state}")
+        try:
+            from hedge_core.figures import tearsheet as _ts  # the backtest engineer's tearsheet, when present
+
+            fig = getattr(_ts, "tearsheet_figure", None) or getattr(_ts, "tearsheet", None)
+            st.plotly_chart(fig(res), width="stretch", key="tearsheet") if fig else None
+        except ImportError:
+            st.plotly_chart(equity_figure(res.equity, title=f"{gref} backtest"), width="stretch", key="equity")
+        st.dataframe(kpi_table(res.kpis), hide_index=True, width="stretch", key="kpis")
+
+with tab_sweep:
+    fields = numeric_fields(base.params)
+    c1, c2 = st.columns(2)
+    xf = c1.selectbox("Field X", fields, index=fields.index("rebalance.drift_threshold")
+                      if "rebalance.drift_threshold" in fields else 0, key="sweep_x")
+    xv = c1.text_input("X values", value="0.02, 0.05, 0.1", key="sweep_xv")
+    yf = c2.selectbox("Field Y (optional)", ["(none)"] + fields, key="sweep_y")
+    yv = c2.text_input("Y values", value="", key="sweep_yv")
+    st.caption(f"at most {MAX_SWEEP_RUNS} runs; every variant is validated by the parameter model first")
+    if st.button("Run sweep", type="primary", key="sweep_go"):
+        try:
+            grid = sweep_grid(base.params, xf, parse_values(xv, "X values"),
+                              None if yf == "(none)" else yf, parse_values(yv, "Y values") if yf != "(none)" else None)
+        except InvalidInput as exc:
+            st.error(f"Sweep not run — {exc.field}: {exc}")
+        else:
+            bar = st.progress(0.0, text=f"0 / {len(grid)} runs")
+            try:
+                out = run_sweep(rd, grid, progress=lambda i, n: bar.progress(i / n, text=f"{i} / {n} runs"), **kw)
+            except (HedgeError, ValueError) as exc:
+                show_error(exc, "Sweep")
+            else:
+                st.session_state["research_sweep"] = (ref, out)
+    got = st.session_state.get("research_sweep")
+    if got is not None:
+        gref, out = got
+        kpis = [c for c in out.table.columns if c not in (out.x_field, out.y_field, "error")]
+        if not kpis:
+            st.error("every run failed: " + "; ".join(out.table["error"].unique()))
+        else:
+            kpi = st.selectbox("KPI", kpis, index=kpis.index("net_apr") if "net_apr" in kpis else 0, key="sweep_kpi")
+            st.plotly_chart(heatmap_figure(sweep_pivot(out, kpi), kpi=kpi, x_field=out.x_field, y_field=out.y_field),
+                            width="stretch", key="heatmap")
+        st.dataframe(out.table, hide_index=True, width="stretch", key="sweep_table")
+        st.markdown("**Export a chosen point as a new version**")
+        pick = st.selectbox("Run", range(len(out.table)), key="sweep_pick",
+                            format_func=lambda i: ", ".join(f"{k}={out.table.iloc[i][k]:g}"
+                                                            for k in (out.x_field, out.y_field) if k))
+        name = st.text_input("Name", value=gref.partition("@")[0], key="sweep_export_name")
+        if st.button("Export chosen set", key="sweep_export"):
+            r = out.table.iloc[pick]
+            try:
+                p = set_field(base.params, out.x_field, float(r[out.x_field]))
+                if out.y_field:
+                    p = set_field(p, out.y_field, float(r[out.y_field]))
+                k = {c: float(r[c]) for c in kpis if pd.notna(r[c])}
+                ps = param_store.export(p, name, created_from="panel", kpis=k, data_window=(start, end),
+                                        note=f"panel sweep of {gref} on {pair['venue']} {pair['spot_symbol']}",
+                                        db=db_path())
+            except InvalidInput as exc:
+                st.error(f"Not exported — {exc.field}: {exc}")
+            else:
+                st.success(f"exported {ps.ref} -> {ps.path}")

@@ -1,0 +1,72 @@
+"""Start a hedge: a parameter set version (with provenance and backtest KPIs), mode and size.
+
+Bad input is rejected inline naming the field; live mode needs the version promoted to live
+(the promotion gate) and a typed confirmation."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from hedge_core import param_store
+from hedge_core.errors import InvalidInput
+from hedge_core.views.hedges import MODES, live_confirmation_phrase, validate_start
+from hedge_core.views.params import choices, provenance_table
+from pages._shared import link, require_runner, show_error
+
+st.title("Start a hedge")
+sets = choices(param_store.list_sets())
+if sets.empty:
+    st.info("No parameter sets yet. Export one on the **Research** or **Parameter sets** page "
+            "(or `hedge params export NAME`).")
+    st.stop()
+
+ref = st.selectbox("Parameter set version", sets["ref"].tolist(), key="start_ref",
+                   format_func=lambda r: sets.set_index("ref").loc[r, "label"])
+row = sets.set_index("ref").loc[ref]
+ps = param_store.load(ref)
+c1, c2 = st.columns(2)
+with c1:
+    st.caption("provenance")
+    st.dataframe(provenance_table(ps), hide_index=True, width="stretch")
+with c2:
+    st.caption("backtest KPIs recorded with this version")
+    kp = dict(ps.provenance.get("kpis") or {})
+    st.dataframe({"kpi": list(kp), "value": [float(v) for v in kp.values()]}, hide_index=True, width="stretch")
+with st.expander("parameters"):
+    st.code(json.dumps(ps.params.model_dump(mode="json"), indent=2), language="json")
+
+default_size = float(getattr(ps.params, "notional", 1000.0))
+with st.form("start"):
+    mode = st.radio("Mode", MODES, horizontal=True, key="start_mode",
+                    help="paper: the built-in simulator on stored data; recommend: decisions only, nothing sent; "
+                         "live: real orders with real money")
+    size = st.number_input("Size (spot notional, USDT)", value=default_size, step=100.0, key="start_size",
+                           help="overrides the set's notional for this hedge")
+    symbol = st.text_input("Spot symbol", value="BTC/USDT", key="start_symbol",
+                           help="ccxt unified; the perp is its USDT perpetual")
+    typed = st.text_input(f"Live only: type  {live_confirmation_phrase(ref)}  to confirm", key="start_confirm")
+    go = st.form_submit_button("Start hedge", type="primary")
+
+st.caption(f"status of {ref}: **{row['status']}**" + ("" if row["status"] == "live" else
+           " (live mode needs promotion to live on the Parameter sets page)"))
+if go:
+    try:
+        req = validate_start(ref, str(row["status"]), mode, size, symbol, typed_confirmation=typed)
+    except InvalidInput as exc:
+        st.error(f"Not started — {exc.field}: {exc}", icon=":material/error:")
+        st.stop()
+    lk = require_runner(link())
+    if lk is None:
+        st.stop()
+    body = req.body()
+    try:
+        with st.spinner(f"starting {ref} in {req.mode} mode ..."):
+            out = lk.client.start(body.pop("params"), mode=body.pop("mode"), **body)
+    except Exception as exc:  # noqa: BLE001
+        show_error(exc, "Not started")
+    else:
+        st.success(f"started **{out['hedge_id']}** ({out['mode']}): {out.get('state')}")
+        st.session_state["detail_hedge"] = out["hedge_id"]
+        st.page_link("pages/hedge_detail.py", label="Open its detail page", icon=":material/monitoring:")
