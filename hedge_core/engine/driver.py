@@ -12,8 +12,8 @@ client order id is in the request, so a restart can look it up instead of re-sen
 
 Fills are derived from order snapshots (``Order.filled``, ``avg_price``, ``fee``): each new
 snapshot of an order yields one fill for the increment since the previous snapshot, with a
-deterministic trade id ``<order id>:<cumulative filled>``. One source of fills for every venue,
-so a re-delivered snapshot (after a query) is booked once.
+deterministic trade id ``<client order id>:<cumulative filled>`` (unique across venues). One
+source of fills for every venue, so a re-delivered snapshot (after a query) is booked once.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ class HedgeDriver:
             if not px > 0:
                 px = avg
             fee = max(order.fee - prev_fee, 0.0)
-            fill = Fill(trade_id=f"{order.id}:{order.filled:.12g}", order_id=order.id, client_order_id=coid,
+            fill = Fill(trade_id=f"{coid}:{order.filled:.12g}", order_id=order.id, client_order_id=coid,
                         symbol=order.symbol, side=order.side, qty=dq, price=px, fee=fee,
                         ts=ts,
                         fee_currency=order.fee_currency)
