@@ -131,6 +131,7 @@ class HedgeTask:
         self.dms_fired = False
         self.no_new_entries = False
         self.feed: Any = None
+        self.inputs: Any = None  # InputsTable of a replay (set by the feed factory)
         self.task: asyncio.Task[Any] | None = None
         self._last_snapshot = 0.0
         self.started_at = wall_now()
@@ -317,14 +318,14 @@ class HedgeTask:
                     break
                 if isinstance(ev, Bar):
                     if mb.dirty and mb.instant is not None and known_at(ev) > mb.instant:
-                        mu = mb.take()  # the previous instant is complete: act on it first
+                        mu = mb.take(self.inputs)  # the previous instant is complete: act on it first
                         if mu is not None:
                             await self._market(mu)
                     if paper:
                         await self.raw_adapter.apply(ev)
                     mb.add_bar(ev)
                 elif isinstance(ev, FundingEvent):
-                    mu = mb.take()
+                    mu = mb.take(self.inputs)
                     if mu is not None:
                         await self._market(mu)
                     if paper:
@@ -337,7 +338,7 @@ class HedgeTask:
                 if self.driver.ctx.state is State.COMPLETED:
                     break
             else:
-                mu = mb.take()
+                mu = mb.take(self.inputs)
                 if mu is not None:
                     await self._market(mu)
             self.status = "stopped" if self.driver.ctx.state is State.COMPLETED else "feed_ended"

@@ -28,7 +28,43 @@ from hedge_core.errors import ExchangeError
 from hedge_core.exchange.feeds import known_at, timeframe_delta
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of"]
+__all__ = ["MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of", "InputsTable"]
+
+
+class InputsTable:
+    """``MarketUpdate.analytics`` by known time, from :func:`hedge_core.market_inputs.market_inputs`
+    (the function the backtester uses), computed once over a replay's history; ``at(t)`` is the row
+    known at t (no look-ahead: rows are indexed by the instant they become known)."""
+
+    def __init__(self, inputs: pd.DataFrame) -> None:
+        self.ns = inputs.index.as_unit("ns").asi8
+        self.cols = list(inputs.columns)
+        self.values = inputs.to_numpy(dtype="float64")
+
+    @classmethod
+    def from_store(cls, store: Any, venue: str, spot_symbol: str, perp_symbol: str, timeframe: str,
+                   start: pd.Timestamp, end: pd.Timestamp) -> "InputsTable":
+        from hedge_core.market_inputs import InputSpec, market_inputs
+
+        bar = timeframe_delta(timeframe)
+        warm = InputSpec().min_history_bars(bar.total_seconds()) * bar
+        s0 = start - warm
+        spot = store.read_bars(venue, spot_symbol, "spot", timeframe, start=s0, end=end)
+        perp = store.read_bars(venue, perp_symbol, "perp", timeframe, start=s0, end=end)
+        try:
+            funding = store.read_funding(venue, perp_symbol, start=s0, end=end + pd.Timedelta(seconds=1))
+        except Exception:  # noqa: BLE001 - no funding series: funding_apr stays NaN
+            funding = None
+        return cls(market_inputs(spot, perp, funding=funding, bar_seconds=bar.total_seconds()))
+
+    def at(self, t: pd.Timestamp) -> MappingProxyType:
+        import numpy as np
+
+        i = int(np.searchsorted(self.ns, t.value, side="right")) - 1
+        if i < 0:
+            return MappingProxyType({})
+        row = self.values[i]
+        return MappingProxyType({c: float(v) for c, v in zip(self.cols, row) if math.isfinite(v)})
 
 
 def sigma_24h_of(closes: list[float] | deque[float], bar_seconds: float) -> float:
@@ -73,8 +109,11 @@ class MarketBuilder:
         self.rate = ev.rate  # known only after the settlement: used from the next update on
         self.interval_hours = ev.interval_hours
 
-    def take(self) -> MarketUpdate | None:
-        """The update of the gathered instant (None when nothing new or a leg never priced)."""
+    def take(self, inputs: "InputsTable | None" = None) -> MarketUpdate | None:
+        """The update of the gathered instant (None when nothing new or a leg never priced).
+
+        ``inputs``: analytics from :class:`InputsTable` (replay); without it only ``sigma_24h``
+        is computed, incrementally, from the closes seen."""
         if not self.dirty or self.instant is None:
             return None
         self.dirty = False
@@ -83,8 +122,11 @@ class MarketBuilder:
         t = self.instant
         ih = self.interval_hours
         nxt = t.floor(f"{int(ih)}h") + pd.Timedelta(hours=ih)
-        sig = sigma_24h_of(self.closes, self.bar_s)
-        an = MappingProxyType({"sigma_24h": sig}) if not math.isnan(sig) else MappingProxyType({})
+        if inputs is not None:
+            an = inputs.at(t)
+        else:
+            sig = sigma_24h_of(self.closes, self.bar_s)
+            an = MappingProxyType({"sigma_24h": sig}) if not math.isnan(sig) else MappingProxyType({})
         return MarketUpdate(ts=t, spot=self.spot, perp=self.perp, mark=self.mark, spot_volume=self.spot_vol,
                             perp_volume=self.perp_vol, funding_rate=self.rate, next_funding_ts=nxt,
                             funding_interval_hours=ih, analytics=an)

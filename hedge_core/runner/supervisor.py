@@ -74,6 +74,7 @@ class Supervisor:
         self._bg: list[asyncio.Task[Any]] = []
         self._watchdog: threading.Thread | None = None
         self._stall_after = float(os.environ.get(STALL_ENV, "0") or 0)
+        self._inputs: dict[tuple[str, ...], Any] = {}
 
     # ---- health ----------------------------------------------------------------------------------
     def heartbeat_age(self) -> float:
@@ -246,6 +247,13 @@ class Supervisor:
             core_now = getattr(getattr(task.raw_adapter, "core", None), "now", None)
             if core_now is not None and pd.Timestamp(core_now) > start:
                 start = pd.Timestamp(core_now)  # resume where the paper venue stopped (bars known after it)
+            key = (venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, str(first), str(end))
+            if key not in self._inputs:  # one analytics table per data window, shared by every hedge on it
+                from hedge_core.runner.market import InputsTable
+
+                self._inputs[key] = InputsTable.from_store(self.store, venue, spec.spot_symbol, spec.perp_symbol,
+                                                           spec.timeframe, first, end)
+            task.inputs = self._inputs[key]
             return ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
                               speed=spec.speed)
         if spec.feed == "ticker":
