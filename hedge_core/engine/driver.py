@@ -38,7 +38,16 @@ from hedge_core.errors import (
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.types import Fill, Order, OrderStatus
 
-__all__ = ["DriverHooks", "HedgeDriver"]
+__all__ = ["DriverHooks", "HedgeDriver", "snapshot_trade_id"]
+
+
+def snapshot_trade_id(order: Order) -> str:
+    """Trade id of the fill derived from an order snapshot: ``<client order id>:<cumulative filled>``.
+
+    Client order ids are unique per hedge across venues (venue order ids are not), so two legs on
+    two venues never produce the same id. Reconciliation should use the same function.
+    """
+    return f"{order.client_order_id}:{order.filled:.12g}"
 
 Hook = Callable[[str, Any], None]
 
@@ -214,7 +223,7 @@ class HedgeDriver:
             if not px > 0:
                 px = avg
             fee = max(order.fee - prev_fee, 0.0)
-            fill = Fill(trade_id=f"{coid}:{order.filled:.12g}", order_id=order.id, client_order_id=coid,
+            fill = Fill(trade_id=snapshot_trade_id(order), order_id=order.id, client_order_id=coid,
                         symbol=order.symbol, side=order.side, qty=dq, price=px, fee=fee,
                         ts=ts,
                         fee_currency=order.fee_currency)
