@@ -171,6 +171,11 @@ class Store:
                 con.close()
                 self._con = None
 
+    def checkpoint(self) -> None:
+        """Flush the write-ahead log into the database file, so a byte copy of the file is complete."""
+        with self._connection() as con:
+            con.execute("CHECKPOINT")
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()

@@ -237,3 +237,16 @@ def test_latest_rows_and_counts(store: Store) -> None:
         store.table_counts("fills", by="colour")
     with pytest.raises(InvalidInput, match="latest"):
         store.read_table("param_sets", latest=3)
+
+
+def test_checkpoint_makes_a_file_copy_complete(tmp_path) -> None:
+    import shutil
+
+    s = Store(tmp_path / "live.duckdb")
+    s.write_bars(_bars(100), venue="v", symbol="BTC/USDT", kind="spot", timeframe="1m")
+    s.checkpoint()
+    shutil.copyfile(tmp_path / "live.duckdb", tmp_path / "copy.duckdb")
+    copy = Store(tmp_path / "copy.duckdb", read_only=True)
+    assert copy.series().iloc[0]["rows"] == 100
+    copy.close()
+    s.close()
