@@ -406,3 +406,10 @@ def test_small_residual_perp_is_closed_reduce_only_below_min_notional():
     ctx, acts = step(ctx, OperatorCommand(T0 + H, Command.STOP), p)
     (o,) = places(acts)
     assert o.leg == "perp" and o.request.reduce_only and o.request.qty == pytest.approx(0.001)
+
+
+def test_stale_market_update_does_not_overwrite_newer_prices():
+    ctx, p = hedged()
+    ctx, _ = step(ctx, mkt(T0 + 2 * H, px=41_000.0), p)
+    ctx2, acts = step(ctx, mkt(T0 + H, px=39_000.0), p)
+    assert ctx2.spot_price == 41_000.0 and ctx2.last_ts == T0 + 2 * H and not acts

@@ -94,6 +94,7 @@ class HedgeContext:
     next_funding_rate: float = math.nan
     funding_interval_hours: float = 8.0
     analytics: Mapping[str, float] = field(default_factory=lambda: _EMPTY)  # last market update's inputs
+    last_market_ts: pd.Timestamp | None = None
     # cycle bookkeeping
     entered_at: pd.Timestamp | None = None
     entry_notional: float = 0.0

@@ -231,19 +231,20 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action
         out.append(Alert(AlertLevel.WARNING, "market update without valid prices ignored",
                          {"spot": m.spot, "perp": m.perp}))
         return ctx
+    if ctx.last_market_ts is not None and m.ts < ctx.last_market_ts:
+        return ctx  # stale (out-of-order) prices never overwrite newer ones
     mark = m.mark_or_perp
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
     apr = getattr(params, "borrow_apr", 0.0)
-    if spot_leg.qty < 0 and apr > 0 and ctx.strategy_state.get("_last_market_ts") is not None:
-        dt_h = (m.ts - ctx.strategy_state["_last_market_ts"]).total_seconds() / 3600.0
+    if spot_leg.qty < 0 and apr > 0 and ctx.last_market_ts is not None:
+        dt_h = (m.ts - ctx.last_market_ts).total_seconds() / 3600.0
         if dt_h > 0:
             spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
     ctx = evolve(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
-                  perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
-                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
-                  analytics=m.analytics,
-                  strategy_state=MappingProxyType({**ctx.strategy_state, "_last_market_ts": m.ts}))
+                 perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
+                 next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
+                 analytics=m.analytics, last_market_ts=m.ts)
     day = m.ts.strftime("%Y-%m-%d")
     if day != ctx.day:
         ctx = evolve(ctx, day=day, day_start_pnl=ctx.pnl)
