@@ -73,15 +73,15 @@ class RebalanceParams(_Frozen):
 class GuardParams(_Frozen):
     """Risk guards, checked on every market update and before every order."""
 
-    max_position_qty: float = Field(1e6, gt=0, description="largest |quantity| of either leg, base units")
-    max_position_notional: float = Field(1e7, gt=0, description="largest notional of either leg, quote")
-    daily_loss_limit: float | None = Field(None, gt=0, description="flatten when PnL since 00:00 UTC falls below -this (quote); None = off")
+    max_position_qty: float = Field(1e6, gt=0, le=1e9, description="largest |quantity| of either leg, base units")
+    max_position_notional: float = Field(1e7, gt=0, le=1e12, description="largest notional of either leg, quote")
+    daily_loss_limit: float | None = Field(None, gt=0, le=1e12, description="flatten when PnL since 00:00 UTC falls below -this (quote); None = off")
     liq_distance_reduce: float = Field(0.15, gt=0, lt=1, description="reduce the perp leg when the adverse move to liquidation is below this fraction of mark")
     liq_distance_close: float = Field(0.08, gt=0, lt=1, description="close the hedge when the adverse move to liquidation is below this fraction of mark")
     liq_reduce_fraction: float = Field(0.25, gt=0, le=1, description="fraction of both legs removed by one liquidation-distance reduction")
-    funding_cost_apr_limit: float | None = Field(0.5, gt=0, description="flatten when the position PAYS funding at more than this APR (0.5 = 50 %/yr); None = off")
+    funding_cost_apr_limit: float | None = Field(0.5, gt=0, le=100, description="flatten when the position PAYS funding at more than this APR (0.5 = 50 %/yr); None = off")
     max_orders_per_minute: int = Field(20, ge=1, le=10_000, description="orders allowed in any 60 s window; more are held back and alerted")
-    heartbeat_timeout_s: float | None = Field(None, gt=0, description="dead man's switch: flatten when no heartbeat for this many seconds; None = off")
+    heartbeat_timeout_s: float | None = Field(None, gt=0, le=7 * 86400, description="dead man's switch: flatten when no heartbeat for this many seconds; None = off")
     ltv_band_actions: bool = Field(True, description="apply LTV band actions (reserve deployment, flatten) for loan-backed strategies")
 
 
@@ -196,11 +196,11 @@ class GridParams(_StrategyBase):
     levels: int = Field(5, ge=1, le=100, description="grid levels below the anchor price")
     spacing_sigma: float = Field(1.0, gt=0, le=20, description="level spacing in 24h sigmas (analytics input 'sigma_24h')")
     min_spacing_pct: float = Field(0.005, gt=0, le=0.5, description="lower bound of the level spacing (fraction of price)")
-    support_levels: tuple[float, ...] = Field((), description="optional support/resistance prices (quote) used as extra levels")
+    support_levels: tuple[Annotated[float, Field(gt=0, le=1e9)], ...] = Field((), max_length=100, description="optional support/resistance prices (quote) used as extra levels")
     max_ratio: float = Field(1.0, gt=0, le=2, description="largest hedge ratio the grid builds (max position)")
     grid_stop_loss_pct: float = Field(0.05, gt=0, le=1, description="close everything when price is this fraction below the lowest level")
-    var_limit: float | None = Field(None, gt=0, description="flatten when 1-day 99 % VaR of the net book exceeds this (quote)")
-    max_drawdown: float | None = Field(None, gt=0, description="flatten when PnL is this far below its peak (quote)")
+    var_limit: float | None = Field(None, gt=0, le=1e12, description="flatten when 1-day 99 % VaR of the net book exceeds this (quote)")
+    max_drawdown: float | None = Field(None, gt=0, le=1e12, description="flatten when PnL is this far below its peak (quote)")
     rebalance: RebalanceParams = RebalanceParams(target_ratio=0.0, ratio_min=0.0, ratio_max=2.0, drift_threshold=0.05)
     exit: ExitParams = ExitParams(profit_target_pct=None, stop_loss_pct=None, max_holding_hours=None,
                                   funding_unfavourable_intervals=None)

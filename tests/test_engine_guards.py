@@ -171,3 +171,13 @@ def test_guard_is_recorded_once_per_episode():
     assert sorted(a.name for a in a1 if isinstance(a, GuardFired) and a.name.startswith("position")) == [
         "position_limit_perp", "position_limit_spot"]
     assert not any(isinstance(a, GuardFired) and a.name.startswith("position") for a in a2)
+
+
+def test_venue_liquidation_price_from_the_feed_wins_over_the_estimate():
+    from types import MappingProxyType
+    ctx, _ = hedged()
+    c = replace(ctx, mark_price=40_000.0, perp_price=40_000.0, leverage=10.0,
+                analytics=MappingProxyType({"liq_price": 40_400.0}))  # 1 % away per the venue
+    v = market_guards(c, T0, GuardParams(liq_distance_close=0.02))
+    assert [x.name for x in v if x.name.startswith("liq")] == ["liq_distance_close"]
+    assert v[0].numbers["liq_price"] == 40_400.0

@@ -75,7 +75,11 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
                                f"daily PnL {daily:.2f} <= -{p.daily_loss_limit:.2f}"))
     mark = ctx.mark_price if not math.isnan(ctx.mark_price) else ctx.perp_price
     if ctx.perp.qty != 0.0 and mark > 0:
-        lp = perp_liquidation_price(ctx)
+        # the venue's own liquidation price when the feed supplies it (cross margin, added margin),
+        # else the isolated-margin estimate from analytics.risk
+        lp = ctx.analytics.get("liq_price", math.nan)
+        if not lp > 0:
+            lp = perp_liquidation_price(ctx)
         dist = liquidation_distance(ctx.perp.qty, mark, lp)
         nums = {"distance": dist, "liq_price": lp, "mark": mark}
         if dist <= p.liq_distance_close:
