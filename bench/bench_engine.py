@@ -14,14 +14,22 @@ Run: ``.venv/bin/python bench/bench_engine.py`` (``--quick`` for a smaller size)
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
-from hedge_core.engine import FillEvent, MarketUpdate, OrderUpdate, OrderUpdateKind, PlaceOrder, State, new_hedge, step
+from hedge_core.engine import (
+    FillEvent,
+    MarketUpdate,
+    OrderUpdate,
+    OrderUpdateKind,
+    PlaceOrder,
+    State,
+    new_hedge,
+    step,
+)
 from hedge_core.exchange.paper_core import default_instruments
 from hedge_core.params import CarryParams, ExitParams
 from hedge_core.types import Fill

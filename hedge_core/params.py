@@ -18,9 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hedge_core.types import MarginMode
 
 __all__ = [
-    "ExecutionParams", "ExitParams", "RebalanceParams", "GuardParams", "LeverageParams",
-    "ActivationParams", "CarryParams", "CrossHedgeParams", "VolTierLoanParams",
-    "GridParams", "StrategyParams",
+    "ActivationParams",
+    "CarryParams",
+    "CrossHedgeParams",
+    "ExecutionParams",
+    "ExitParams",
+    "GridParams",
+    "GuardParams",
+    "LeverageParams",
+    "RebalanceParams",
+    "StrategyParams",
+    "VolTierLoanParams",
 ]
 
 
@@ -64,7 +72,7 @@ class RebalanceParams(_Frozen):
     cooldown_s: float = Field(300.0, ge=0, le=86400 * 7, description="seconds between two rebalances")
 
     @model_validator(mode="after")
-    def _bounds(self) -> "RebalanceParams":
+    def _bounds(self) -> RebalanceParams:
         if not self.ratio_min <= self.target_ratio <= self.ratio_max:
             raise ValueError(f"target_ratio={self.target_ratio} must lie in [ratio_min={self.ratio_min}, ratio_max={self.ratio_max}]")
         return self
@@ -96,7 +104,7 @@ class LeverageParams(_Frozen):
     recheck_hours: float = Field(8.0, gt=0, le=24 * 30, description="hours between leverage re-checks")
 
     @model_validator(mode="after")
-    def _order(self) -> "LeverageParams":
+    def _order(self) -> LeverageParams:
         if self.min_leverage > self.max_leverage:
             raise ValueError(f"min_leverage={self.min_leverage} must be <= max_leverage={self.max_leverage}")
         return self
@@ -176,7 +184,7 @@ class VolTierLoanParams(_StrategyBase):
     guards: GuardParams = GuardParams(liq_distance_reduce=0.025, liq_distance_close=0.012)
 
     @model_validator(mode="after")
-    def _tiers(self) -> "VolTierLoanParams":
+    def _tiers(self) -> VolTierLoanParams:
         if len(self.tier_uppers) != len(self.tier_ratios):
             raise ValueError(f"tier_uppers {self.tier_uppers} and tier_ratios {self.tier_ratios} must have the same length")
         if list(self.tier_uppers) != sorted(set(self.tier_uppers)) or any(not 0 < u <= 10 for u in self.tier_uppers):

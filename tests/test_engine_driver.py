@@ -10,7 +10,13 @@ import pytest
 from hedge_core.engine import MarketUpdate, State, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.errors import (
-    DuplicateOrder, InvalidInput, InvalidOrder, NetworkError, OperationalError, OrderNotFound, RequestTimeout,
+    DuplicateOrder,
+    InvalidInput,
+    InvalidOrder,
+    NetworkError,
+    OperationalError,
+    OrderNotFound,
+    RequestTimeout,
 )
 from hedge_core.exchange.paper_core import default_instruments
 from hedge_core.params import CarryParams

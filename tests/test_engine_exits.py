@@ -9,7 +9,7 @@ import pytest
 
 from hedge_core.engine.exits import exit_reason
 from hedge_core.params import ExitParams
-from tests.test_engine_step import H, T0, hedged
+from tests.test_engine_step import T0, H, hedged
 
 NOTIONAL = 10_000.0  # hedged(): 0.25 BTC at 40,000
 
@@ -24,7 +24,7 @@ def reason(ctx, p, ts=T0 + H, spot=40_000.0, perp=40_000.0):
     return exit_reason(ctx, ts, spot, perp, p)
 
 
-OFF = dict(profit_target_pct=None, stop_loss_pct=None, max_holding_hours=None, funding_unfavourable_intervals=None)
+OFF = {"profit_target_pct": None, "stop_loss_pct": None, "max_holding_hours": None, "funding_unfavourable_intervals": None}
 
 
 @pytest.mark.parametrize("pnl,fires", [(99.99, False), (100.0, True), (100.01, True)])

@@ -7,12 +7,28 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from hedge_core.engine import Command, GuardFired, OperatorCommand, PlaceOrder, State, Timer, step
-from hedge_core.engine.guards import funding_pay_apr, market_guards, order_guard, perp_liquidation_price
-from hedge_core.analytics.risk import brackets_for, liquidation_distance, liquidation_price
+from hedge_core.analytics.risk import (
+    brackets_for,
+    liquidation_distance,
+    liquidation_price,
+)
+from hedge_core.engine import (
+    Command,
+    GuardFired,
+    OperatorCommand,
+    State,
+    Timer,
+    step,
+)
+from hedge_core.engine.guards import (
+    funding_pay_apr,
+    market_guards,
+    order_guard,
+    perp_liquidation_price,
+)
 from hedge_core.params import GuardParams
 from hedge_core.types import Side
-from tests.test_engine_step import H, T0, filled, fresh, hedged, mkt, params, places
+from tests.test_engine_step import T0, H, filled, fresh, hedged, mkt, params, places
 
 EPS = 1e-9
 

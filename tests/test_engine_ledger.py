@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedge_core.analytics.funding import funding_payments
-from hedge_core.engine.ledger import Leg, accrue_interest, apply_fill, apply_funding, funding_amount, mark_leg
+from hedge_core.engine.ledger import (
+    Leg,
+    accrue_interest,
+    apply_fill,
+    apply_funding,
+    funding_amount,
+    mark_leg,
+)
 from hedge_core.errors import InvalidInput
 from hedge_core.types import MarketKind, Side
 

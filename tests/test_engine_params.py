@@ -7,7 +7,13 @@ import pytest
 from pydantic import TypeAdapter
 
 from hedge_core.params import (
-    CarryParams, CrossHedgeParams, ExitParams, GridParams, RebalanceParams, StrategyParams, VolTierLoanParams,
+    CarryParams,
+    CrossHedgeParams,
+    ExitParams,
+    GridParams,
+    RebalanceParams,
+    StrategyParams,
+    VolTierLoanParams,
 )
 
 

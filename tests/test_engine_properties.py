@@ -11,8 +11,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hedge_core.engine import (
-    Command, FillEvent, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate, OrderUpdateKind, PlaceOrder,
-    RecordTransition, State, Timer, new_hedge, step,
+    Command,
+    FillEvent,
+    MarketUpdate,
+    OperatorCommand,
+    OrderTimeout,
+    OrderUpdate,
+    OrderUpdateKind,
+    PlaceOrder,
+    RecordTransition,
+    State,
+    Timer,
+    new_hedge,
+    step,
 )
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.replay import funding_settled

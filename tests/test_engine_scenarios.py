@@ -12,8 +12,13 @@ import pytest
 from hedge_core.engine import State, new_hedge
 from hedge_core.engine.actions import PlaceOrder, QueryOrder
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
-from hedge_core.engine.replay import build_steps, funding_settled, run_paper, snapshot_row
-from hedge_core.engine.events import FundingSettled, Timer
+from hedge_core.engine.events import Timer
+from hedge_core.engine.replay import (
+    build_steps,
+    funding_settled,
+    run_paper,
+    snapshot_row,
+)
 from hedge_core.errors import NetworkError
 from hedge_core.exchange.faults import FaultInjector
 from hedge_core.exchange.paper import PaperExchange
@@ -46,9 +51,9 @@ def venue(name: str = "binance") -> PaperExchange:
 
 
 def carry(**kw) -> CarryParams:
-    base = dict(notional=8_000.0, min_funding_rate=0.0001, min_net_carry=-1.0,
-                exit=ExitParams(max_holding_hours=30, rearm=True),
-                rebalance=RebalanceParams(drift_threshold=0.05, cooldown_s=0))
+    base = {"notional": 8_000.0, "min_funding_rate": 0.0001, "min_net_carry": -1.0,
+                "exit": ExitParams(max_holding_hours=30, rearm=True),
+                "rebalance": RebalanceParams(drift_threshold=0.05, cooldown_s=0)}
     base.update(kw)
     return CarryParams(**base)
 

@@ -9,9 +9,27 @@ import pandas as pd
 import pytest
 
 from hedge_core.engine import (
-    Alert, AlertLevel, CancelOrder, Command, FillEvent, FundingSettled, GuardFired, MarketUpdate, OperatorCommand,
-    OrderTimeout, OrderUpdate, OrderUpdateKind, PlaceOrder, QueryOrder, RecordTransition, SetLeverage, SetMarginMode,
-    State, Timer, new_hedge, step,
+    Alert,
+    AlertLevel,
+    CancelOrder,
+    Command,
+    FillEvent,
+    FundingSettled,
+    GuardFired,
+    MarketUpdate,
+    OperatorCommand,
+    OrderTimeout,
+    OrderUpdate,
+    OrderUpdateKind,
+    PlaceOrder,
+    QueryOrder,
+    RecordTransition,
+    SetLeverage,
+    SetMarginMode,
+    State,
+    Timer,
+    new_hedge,
+    step,
 )
 from hedge_core.exchange.paper_core import default_instruments
 from hedge_core.params import CarryParams, ExecutionParams, ExitParams, RebalanceParams
@@ -23,7 +41,7 @@ H = pd.Timedelta(hours=1)
 
 
 def params(**kw) -> CarryParams:
-    base = dict(notional=10_000.0, min_funding_rate=0.0001, min_net_carry=-1.0)
+    base = {"notional": 10_000.0, "min_funding_rate": 0.0001, "min_net_carry": -1.0}
     base.update(kw)
     return CarryParams(**base)
 
@@ -65,7 +83,7 @@ def hedged(p=None, px=40_000.0):
     p = p or params()
     ctx, acts = step(fresh(), mkt(T0, px), p)
     ctx, a2 = filled(ctx, p, places(acts)[0], T0, px)
-    ctx, a3 = filled(ctx, p, places(a2)[0], T0, px)
+    ctx, _a3 = filled(ctx, p, places(a2)[0], T0, px)
     assert ctx.state is State.MONITORING_POSITIONS
     return ctx, p
 
@@ -310,7 +328,7 @@ def test_funding_booked_and_unfavourable_intervals_exit():
     ctx, _ = step(ctx, mkt(T0 + 17 * H, rate=-0.0001), p)
     assert ctx.state is State.MONITORING_POSITIONS
     ctx, _ = step(ctx, FundingSettled(T0 + 24 * H, -0.0001, 40_000.0), p)
-    ctx, acts = step(ctx, mkt(T0 + 24 * H, rate=-0.0001), p)
+    ctx, _acts = step(ctx, mkt(T0 + 24 * H, rate=-0.0001), p)
     assert ctx.state is State.CLOSING_POSITIONS and "funding unfavourable" in ctx.exit_reason
 
 

@@ -12,14 +12,32 @@ import pytest
 from hedge_core import ltv as ltvmod
 from hedge_core.analytics.volatility import VolTiers, vol_tiered_hedge_ratio
 from hedge_core.engine import (
-    FillEvent, GuardFired, MarketUpdate, OrderUpdate, OrderUpdateKind, PlaceOrder, State, new_hedge, step,
+    FillEvent,
+    GuardFired,
+    MarketUpdate,
+    OrderUpdate,
+    OrderUpdateKind,
+    PlaceOrder,
+    State,
+    new_hedge,
+    step,
 )
 from hedge_core.engine.strategies.activation import activation_fired
 from hedge_core.engine.strategies.grid import Z99, grid_guards, grid_levels, grid_ratio
-from hedge_core.engine.strategies.voltier import ltv_guards, new_voltier_hedge, tier_ratio
+from hedge_core.engine.strategies.voltier import (
+    ltv_guards,
+    new_voltier_hedge,
+    tier_ratio,
+)
 from hedge_core.exchange.paper_core import default_instruments
 from hedge_core.params import (
-    ActivationParams, CarryParams, CrossHedgeParams, ExitParams, GridParams, RebalanceParams, VolTierLoanParams,
+    ActivationParams,
+    CarryParams,
+    CrossHedgeParams,
+    ExitParams,
+    GridParams,
+    RebalanceParams,
+    VolTierLoanParams,
 )
 from hedge_core.types import Fill, Side
 

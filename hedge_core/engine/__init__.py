@@ -5,11 +5,31 @@ small async shell that executes actions against exchange adapters.
 """
 
 from hedge_core.engine.actions import (
-    Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage, SetMarginMode,
+    Alert,
+    AlertLevel,
+    CancelOrder,
+    GuardFired,
+    PlaceOrder,
+    QueryOrder,
+    RecordTransition,
+    SetLeverage,
+    SetMarginMode,
 )
-from hedge_core.engine.context import HedgeContext, PendingOrder, TransitionRecord, new_hedge
+from hedge_core.engine.context import (
+    HedgeContext,
+    PendingOrder,
+    TransitionRecord,
+    new_hedge,
+)
 from hedge_core.engine.events import (
-    Command, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate, OrderUpdateKind,
+    Command,
+    FillEvent,
+    FundingSettled,
+    MarketUpdate,
+    OperatorCommand,
+    OrderTimeout,
+    OrderUpdate,
+    OrderUpdateKind,
     Timer,
 )
 from hedge_core.engine.ledger import Leg, apply_fill
@@ -17,8 +37,35 @@ from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
 from hedge_core.engine.step import order_needs, perp_target, step
 
 __all__ = [
-    "Alert", "AlertLevel", "CancelOrder", "GuardFired", "PlaceOrder", "QueryOrder", "RecordTransition", "SetLeverage",
-    "SetMarginMode", "HedgeContext", "PendingOrder", "TransitionRecord", "new_hedge", "Command", "FillEvent",
-    "FundingSettled", "MarketUpdate", "OperatorCommand", "OrderTimeout", "OrderUpdate", "OrderUpdateKind", "Timer",
-    "Leg", "apply_fill", "TRANSITIONS", "State", "Trigger", "next_state", "order_needs", "perp_target", "step",
+    "TRANSITIONS",
+    "Alert",
+    "AlertLevel",
+    "CancelOrder",
+    "Command",
+    "FillEvent",
+    "FundingSettled",
+    "GuardFired",
+    "HedgeContext",
+    "Leg",
+    "MarketUpdate",
+    "OperatorCommand",
+    "OrderTimeout",
+    "OrderUpdate",
+    "OrderUpdateKind",
+    "PendingOrder",
+    "PlaceOrder",
+    "QueryOrder",
+    "RecordTransition",
+    "SetLeverage",
+    "SetMarginMode",
+    "State",
+    "Timer",
+    "TransitionRecord",
+    "Trigger",
+    "apply_fill",
+    "new_hedge",
+    "next_state",
+    "order_needs",
+    "perp_target",
+    "step",
 ]

@@ -15,8 +15,19 @@ import pandas as pd
 
 from hedge_core.types import MarginMode, OrderRequest
 
-__all__ = ["PlaceOrder", "CancelOrder", "QueryOrder", "SetLeverage", "SetMarginMode", "AlertLevel",
-           "Alert", "RecordTransition", "GuardFired", "Action", "ORDER_ACTIONS"]
+__all__ = [
+    "ORDER_ACTIONS",
+    "Action",
+    "Alert",
+    "AlertLevel",
+    "CancelOrder",
+    "GuardFired",
+    "PlaceOrder",
+    "QueryOrder",
+    "RecordTransition",
+    "SetLeverage",
+    "SetMarginMode",
+]
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 

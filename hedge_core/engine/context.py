@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -19,7 +19,7 @@ from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, Side, utc
 
-__all__ = ["PendingOrder", "TransitionRecord", "HedgeContext", "new_hedge", "evolve", "LEGS"]
+__all__ = ["LEGS", "HedgeContext", "PendingOrder", "TransitionRecord", "evolve", "new_hedge"]
 
 LEGS = ("spot", "perp")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -169,7 +169,7 @@ class HedgeContext:
             return self.perp
         raise InvalidInput("leg", name, "'spot' or 'perp'")
 
-    def with_leg(self, leg: Leg) -> "HedgeContext":
+    def with_leg(self, leg: Leg) -> HedgeContext:
         return evolve(self, spot=leg) if leg.name == "spot" else evolve(self, perp=leg)
 
     def pending_on(self, leg: str) -> tuple[PendingOrder, ...]:

@@ -26,14 +26,34 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.actions import (
-    Action, Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage,
+    Action,
+    Alert,
+    AlertLevel,
+    CancelOrder,
+    GuardFired,
+    PlaceOrder,
+    QueryOrder,
+    RecordTransition,
+    SetLeverage,
     SetMarginMode,
 )
 from hedge_core.engine.context import HedgeContext
-from hedge_core.engine.events import Event, FillEvent, MarketUpdate, OrderTimeout, OrderUpdate, OrderUpdateKind
+from hedge_core.engine.events import (
+    Event,
+    FillEvent,
+    MarketUpdate,
+    OrderTimeout,
+    OrderUpdate,
+    OrderUpdateKind,
+)
 from hedge_core.engine.step import step
 from hedge_core.errors import (
-    DuplicateOrder, ExchangeError, InvalidInput, OrderNotFound, RequestTimeout, TemporaryError,
+    DuplicateOrder,
+    ExchangeError,
+    InvalidInput,
+    OrderNotFound,
+    RequestTimeout,
+    TemporaryError,
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.types import Fill, Order, OrderStatus
@@ -50,6 +70,9 @@ def snapshot_trade_id(order: Order) -> str:
     return f"{order.client_order_id}:{order.filled:.12g}"
 
 Hook = Callable[[str, Any], None]
+
+#: Retry policy of settings calls (leverage, margin mode); frozen, so safe as a shared default.
+SETTINGS_RETRY = RetryPolicy(max_attempts=3, seed=0)
 
 
 @dataclass
@@ -80,7 +103,7 @@ class HedgeDriver:
     """
 
     def __init__(self, ctx: HedgeContext, params: Any, adapters: Mapping[str, ExchangeAdapter], *,
-                 hooks: DriverHooks | None = None, retry: RetryPolicy = RetryPolicy(max_attempts=3, seed=0),
+                 hooks: DriverHooks | None = None, retry: RetryPolicy = SETTINGS_RETRY,
                  sleep: Callable[[float], Any] | None = None, poll_external_fills: bool = True) -> None:
         for leg in (ctx.spot, ctx.perp):
             if leg.venue not in adapters:

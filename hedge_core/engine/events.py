@@ -15,8 +15,18 @@ import pandas as pd
 
 from hedge_core.types import Fill
 
-__all__ = ["MarketUpdate", "OrderUpdateKind", "OrderUpdate", "FillEvent", "FundingSettled", "Timer",
-           "OrderTimeout", "Command", "OperatorCommand", "Event"]
+__all__ = [
+    "Command",
+    "Event",
+    "FillEvent",
+    "FundingSettled",
+    "MarketUpdate",
+    "OperatorCommand",
+    "OrderTimeout",
+    "OrderUpdate",
+    "OrderUpdateKind",
+    "Timer",
+]
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 

@@ -9,7 +9,7 @@ import pandas as pd
 from hedge_core.engine.context import HedgeContext
 from hedge_core.params import ExitParams
 
-__all__ = ["exit_reason", "defer_for_funding"]
+__all__ = ["defer_for_funding", "exit_reason"]
 
 
 def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_funding_ts: pd.Timestamp | None,
@@ -19,7 +19,7 @@ def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_fun
     basis and funding exits are never deferred."""
     if p.defer_within_s_of_funding is None or next_funding_ts is None or math.isnan(expected_rate):
         return False
-    if not (reason.startswith("profit target") or reason.startswith("max holding")):
+    if not (reason.startswith(("profit target", "max holding"))):
         return False
     lead = (next_funding_ts - ts).total_seconds()
     receives = -ctx.perp.qty * expected_rate > 0  # payment = -qty x mark x rate

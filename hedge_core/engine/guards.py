@@ -14,13 +14,17 @@ from typing import Any
 
 import pandas as pd
 
-from hedge_core.analytics.risk import brackets_for, liquidation_distance, liquidation_price
+from hedge_core.analytics.risk import (
+    brackets_for,
+    liquidation_distance,
+    liquidation_price,
+)
 from hedge_core.engine.context import HedgeContext
 from hedge_core.errors import InvalidInput
 from hedge_core.params import GuardParams
 from hedge_core.types import MarginMode, Side
 
-__all__ = ["Verdict", "market_guards", "order_guard", "perp_liquidation_price", "funding_pay_apr"]
+__all__ = ["Verdict", "funding_pay_apr", "market_guards", "order_guard", "perp_liquidation_price"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,16 @@ from dataclasses import dataclass, replace
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, MarketKind, Side
 
-__all__ = ["Leg", "leg_from_instrument", "apply_fill", "apply_funding", "funding_amount", "accrue_interest",
-           "mark_leg", "QTY_EPS"]
+__all__ = [
+    "QTY_EPS",
+    "Leg",
+    "accrue_interest",
+    "apply_fill",
+    "apply_funding",
+    "funding_amount",
+    "leg_from_instrument",
+    "mark_leg",
+]
 
 #: Quantities below this (base units) are treated as zero (float noise of lot arithmetic).
 QTY_EPS = 1e-12

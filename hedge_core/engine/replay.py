@@ -28,8 +28,15 @@ from hedge_core.engine.events import FundingSettled, MarketUpdate, Timer
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["ReplayStep", "build_steps", "known_at_analytics", "run_paper", "replay_paper", "snapshot_row",
-           "funding_settled"]
+__all__ = [
+    "ReplayStep",
+    "build_steps",
+    "funding_settled",
+    "known_at_analytics",
+    "replay_paper",
+    "run_paper",
+    "snapshot_row",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +214,11 @@ async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
     from dataclasses import replace as _replace
 
     from hedge_core.exchange.paper import PaperExchange
-    from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
+    from hedge_core.exchange.paper_core import (
+        PaperConfig,
+        PaperCore,
+        default_instruments,
+    )
 
     venues: dict[str, Any] = {}
     for v in dict.fromkeys((ctx.spot.venue, ctx.perp.venue)):

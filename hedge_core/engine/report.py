@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.states import State
 
-__all__ = ["transitions_frame", "timeline_figure", "STATE_ORDER"]
+__all__ = ["STATE_ORDER", "timeline_figure", "transitions_frame"]
 
 STATE_ORDER = [s.value for s in (State.ANALYZING_MARKET, State.OPENING_SPOT_POSITION, State.OPENING_FUTURES_HEDGE,
                                  State.MONITORING_POSITIONS, State.REBALANCING, State.CLOSING_POSITIONS,

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from hedge_core.errors import IllegalTransition
 
-__all__ = ["State", "Trigger", "TRANSITIONS", "next_state", "ACTIVE_STATES", "TERMINAL_STATES"]
+__all__ = ["ACTIVE_STATES", "TERMINAL_STATES", "TRANSITIONS", "State", "Trigger", "next_state"]
 
 
 class State(StrEnum):

@@ -21,17 +21,45 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.actions import (
-    Action, Alert, AlertLevel, CancelOrder, GuardFired, PlaceOrder, QueryOrder, RecordTransition, SetLeverage,
+    Action,
+    Alert,
+    AlertLevel,
+    CancelOrder,
+    GuardFired,
+    PlaceOrder,
+    QueryOrder,
+    RecordTransition,
+    SetLeverage,
     SetMarginMode,
 )
-from hedge_core.engine.context import HedgeContext, PendingOrder, TransitionRecord, evolve
+from hedge_core.engine.context import (
+    HedgeContext,
+    PendingOrder,
+    TransitionRecord,
+    evolve,
+)
 from hedge_core.engine.events import (
-    Command, Event, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, OrderTimeout, OrderUpdate,
-    OrderUpdateKind, Timer,
+    Command,
+    Event,
+    FillEvent,
+    FundingSettled,
+    MarketUpdate,
+    OperatorCommand,
+    OrderTimeout,
+    OrderUpdate,
+    OrderUpdateKind,
+    Timer,
 )
 from hedge_core.engine.exits import defer_for_funding, exit_reason
 from hedge_core.engine.guards import Verdict, market_guards, order_guard
-from hedge_core.engine.ledger import QTY_EPS, accrue_interest, apply_fill, apply_funding, funding_amount, mark_leg
+from hedge_core.engine.ledger import (
+    QTY_EPS,
+    accrue_interest,
+    apply_fill,
+    apply_funding,
+    funding_amount,
+    mark_leg,
+)
 from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
 from hedge_core.engine.strategies import strategy_for
@@ -39,7 +67,7 @@ from hedge_core.engine.strategies.base import Intent
 from hedge_core.errors import InvalidInput
 from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
 
-__all__ = ["step", "perp_target", "order_needs"]
+__all__ = ["order_needs", "perp_target", "step"]
 
 _SEEN_TRADES_KEPT = 512
 _MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
@@ -546,7 +574,7 @@ def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: M
     need = perp_target(ctx) - ctx.perp.qty
     if _tradeable(ctx, "perp", need):
         if ctx.phase_rejects <= params.execution.hedge_retries:
-            ctx, placed = _place(ctx, "perp", need, "hedge", ts, params, out)
+            ctx, _placed = _place(ctx, "perp", need, "hedge", ts, params, out)
             return ctx  # placed, or held back by a guard and retried on the next event
         # EDGE: perp hedge rejected after the spot leg filled. Never leave the spot leg naked
         # silently: unwind it (default) or stop in ERROR with a critical alert.

@@ -8,7 +8,7 @@ from typing import Any
 
 from hedge_core.errors import InvalidInput
 
-__all__ = ["Strategy", "strategy_for", "STRATEGIES"]
+__all__ = ["STRATEGIES", "Strategy", "strategy_for"]
 
 
 @dataclass(frozen=True, slots=True)

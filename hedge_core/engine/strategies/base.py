@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Intent", "HOLD"]
+__all__ = ["HOLD", "Intent"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

@@ -14,11 +14,14 @@ from hedge_core.analytics.funding import expected_net_carry as _net_carry
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
-from hedge_core.engine.strategies.activation import activation_configured, activation_fired
+from hedge_core.engine.strategies.activation import (
+    activation_configured,
+    activation_fired,
+)
 from hedge_core.engine.strategies.base import HOLD, Intent
 from hedge_core.params import CarryParams
 
-__all__ = ["expected_net_carry", "decide"]
+__all__ = ["decide", "expected_net_carry"]
 
 
 def expected_net_carry(rate: float, basis: float, intervals: int, taker_fee: float,

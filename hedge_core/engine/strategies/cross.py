@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
-from hedge_core.engine.strategies.activation import activation_configured, activation_fired
+from hedge_core.engine.strategies.activation import (
+    activation_configured,
+    activation_fired,
+)
 from hedge_core.engine.strategies.base import HOLD, Intent
 from hedge_core.params import CrossHedgeParams
 

@@ -17,11 +17,14 @@ from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.guards import Verdict
 from hedge_core.engine.states import State
-from hedge_core.engine.strategies.activation import activation_configured, activation_fired
+from hedge_core.engine.strategies.activation import (
+    activation_configured,
+    activation_fired,
+)
 from hedge_core.engine.strategies.base import HOLD, Intent
 from hedge_core.params import GridParams
 
-__all__ = ["grid_levels", "grid_ratio", "decide", "grid_guards", "Z99"]
+__all__ = ["Z99", "decide", "grid_guards", "grid_levels", "grid_ratio"]
 
 Z99 = 2.3263478740408408  # one-sided 99 % normal quantile
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
@@ -29,7 +28,7 @@ from hedge_core.engine.strategies.base import HOLD, Intent
 from hedge_core.params import VolTierLoanParams
 from hedge_core.types import Instrument
 
-__all__ = ["new_voltier_hedge", "tier_ratio", "ltv_params", "decide", "ltv_guards", "loan_state"]
+__all__ = ["decide", "loan_state", "ltv_guards", "ltv_params", "new_voltier_hedge", "tier_ratio"]
 
 
 def tier_ratio(sigma_24h: float, p: VolTierLoanParams) -> float:
