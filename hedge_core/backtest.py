@@ -227,6 +227,8 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
     bar = pd.Timedelta(tl.timeframe)
     names = tl.input_names
     n_liq = 0
+    liq_from = 0
+    reported: set[str] = set()
     n_fill = 0
     slip = 0.0  # the driver's fills carry no slippage figure: take it from the venue's fills
     for i in range(n):
@@ -239,8 +241,9 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
         if tl.has_mark[i]:
             await ex.apply(_bar(tl, tl.mark_bar, i, label, tl.perp_symbol, MarketKind.MARK))
         if len(core.liquidations) > n_liq:
-            await _report_liquidations(driver, core, n_liq, t)
+            await _report_liquidations(driver, core, liq_from, reported)
             n_liq = len(core.liquidations)
+        liq_from = len(core.fills)
         if tl.priced[i]:
             row = tl.inputs[i]
             an = MappingProxyType({k: float(v) for k, v in zip(names, row) if not math.isnan(v)})
@@ -271,13 +274,14 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
     return driver, core, rec, snap, states, ltv
 
 
-async def _report_liquidations(driver: HedgeDriver, core: PaperCore, since: int, t: pd.Timestamp) -> None:
-    """Tell the engine about the venue's liquidation fills (it never sent those orders)."""
-    liq_fills = [f for f in core.fills if f.client_order_id.startswith("liq-")]
-    seen = set(driver.ctx.seen_trades)
-    for f in liq_fills:
-        if f.trade_id in seen or f.symbol != driver.ctx.perp.symbol:
+async def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int, reported: set[str]) -> None:
+    """Tell the engine about the venue's liquidation fills since ``core.fills[start]`` (it never sent
+    those orders). ``reported`` remembers what was already fed (the engine's own duplicate filter
+    only keeps the last few hundred trade ids)."""
+    for f in core.fills[start:]:
+        if not f.client_order_id.startswith("liq-") or f.trade_id in reported or f.symbol != driver.ctx.perp.symbol:
             continue
+        reported.add(f.trade_id)
         # the engine only books fills of orders it knows: register the venue's liquidation id first
         driver.ctx = replace(driver.ctx, known_orders=driver.ctx.known_orders | {f.client_order_id})
         await driver.feed(FillEvent(f, "perp"))

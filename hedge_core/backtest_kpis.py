@@ -5,7 +5,8 @@ KPI definitions (capital = the run's capital, quote):
 - ``net_pnl`` and its components (quote); ``net_apr`` = ``metrics.net_apr(net, capital, start, end)``.
 - ``sharpe``/``sortino``: ``metrics.sharpe``/``sortino`` of DAILY returns of ``capital + net``
   (UTC days, last value of each day), 24/7 annualisation.
-- ``max_drawdown``: ``metrics.max_drawdown`` of ``capital + net`` per bar (1.0 if it reaches 0).
+- ``max_drawdown``: ``metrics.max_drawdown`` of ``capital + net`` per bar (1.0 if it reaches 0;
+  Sharpe and Sortino are then NaN: returns of an equity that crossed zero are meaningless).
 - ``funding_efficiency``: ``metrics.funding_efficiency(funding paid, gross profit before funding)``
   (NaN when there is no gross profit, the normal case of a pure carry); ``funding_capture`` =
   net / funding received (share of the funding kept after costs and price PnL; NaN if none).
@@ -106,9 +107,10 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     last_of_day = np.flatnonzero(np.append(day[1:] != day[:-1], True))
     daily = pd.Series(equity[last_of_day], index=pd.to_datetime(day[last_of_day] * 86_400_000_000_000, utc=True))
     rets = daily.pct_change().dropna()
-    k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
-    k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 else math.nan
-    if (equity <= 0).any():
+    ruined = bool((equity <= 0).any())  # returns of an equity that crossed zero mean nothing
+    k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
+    k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
+    if ruined:
         k["max_drawdown"] = 1.0
     else:
         k["max_drawdown"] = metrics.max_drawdown(pd.Series(equity, index=pd.to_datetime(ts_ns, utc=True)))

@@ -134,6 +134,14 @@ def test_paper_liquidation_is_booked_by_the_engine():
     t_liq = r.fills.loc[r.fills["client_order_id"].str.startswith("liq-"), "ts"].iloc[0]
     assert r.equity["perp_price"].loc[t_liq] == 26_000.0
     assert r.equity["perp_price_pnl"].iloc[-1] < -0.15 * p.notional  # the short lost ~ its margin
+    # the engine's perp ledger equals the venue's fills (each liquidation booked exactly once)
+    f = r.fills[r.fills["leg"] == "perp"]
+    sg = np.where(f["side"] == "buy", 1.0, -1.0)
+    pos = float((sg * f["qty"]).sum())
+    assert r.equity["perp_qty"].iloc[-1] == pytest.approx(pos, abs=1e-12)
+    cash = float((-sg * f["qty"] * f["price"]).sum())
+    assert r.equity["perp_price_pnl"].iloc[-1] == pytest.approx(cash + pos * r.equity["mark_price"].iloc[-1],
+                                                                abs=1e-6)
 
 
 def test_voltier_ltv_and_tearsheet(tmp_path, demo):
