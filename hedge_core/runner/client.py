@@ -20,7 +20,8 @@ import requests
 
 from hedge_core.errors import HedgeError, InvalidInput
 
-__all__ = ["RunnerClient", "RunnerNotRunning", "RunnerError", "runner_home", "open_snapshot", "snapshot_path"]
+__all__ = ["RunnerClient", "RunnerNotRunning", "RunnerError", "runner_home", "open_snapshot", "snapshot_path",
+           "spawn_runner", "wait_for_state"]
 
 
 class RunnerNotRunning(HedgeError):
@@ -172,3 +173,63 @@ class RunnerClient:
         df = self._frame(self._call("GET", "/bars", venue=venue, symbol=symbol, kind=kind, timeframe=timeframe,
                                     start=None if start is None else str(start), end=None if end is None else str(end)))
         return df.set_index("ts") if "ts" in df.columns else df
+
+
+def spawn_runner(*, db: str | os.PathLike[str] | None = None, home: str | os.PathLike[str] | None = None,
+                 params_dir: str | os.PathLike[str] | None = None, timeout: float = 60.0,
+                 extra_args: list[str] | None = None, log_file: str | os.PathLike[str] | None = None,
+                 ) -> tuple[Any, RunnerClient]:
+    """Start ``python -m hedge_core.runner`` as a child process and return (Popen, client) once it answers.
+
+    For notebooks and scripts; ``hedge runner start`` is the operator's way. The caller stops it
+    with ``client.shutdown()`` then ``proc.wait()``.
+    """
+    import subprocess
+    import sys
+    import time
+
+    h = runner_home(home)
+    args = [sys.executable, "-m", "hedge_core.runner", "--home", str(h)]
+    if db is not None:
+        args += ["--db", str(db)]
+    if params_dir is not None:
+        args += ["--params-dir", str(params_dir)]
+    args += list(extra_args or [])
+    env = dict(os.environ)
+    if params_dir is not None:
+        env["HEDGE_PARAMS_DIR"] = str(params_dir)
+    h.mkdir(parents=True, exist_ok=True)
+    out = open(log_file or (h / "runner.out"), "ab")
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunnerNotRunning(f"runner exited with code {proc.returncode} (see {out.name})")
+        try:
+            c = RunnerClient.discover(h)
+            if c.pid == proc.pid:
+                return proc, c
+        except RunnerNotRunning:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RunnerNotRunning(f"runner did not answer within {timeout:g} s (see {out.name})")
+
+
+def wait_for_state(client: RunnerClient, hedge_id: str, states: str | tuple[str, ...], *, timeout: float = 60.0,
+                   interval: float = 0.2) -> dict[str, Any]:
+    """Poll ``hedge_id`` until its state is one of ``states``; returns its summary (RunnerError on timeout)."""
+    import time
+
+    want = (states,) if isinstance(states, str) else tuple(states)
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = client.hedge(hedge_id)
+        if last.get("state") in want:
+            return last
+        if last.get("status") == "failed":
+            break
+        time.sleep(interval)
+    raise RunnerError(408, {"error": f"{hedge_id} not in {want} after {timeout:g} s (last {last.get('state')}, "
+                                     f"status {last.get('status')} {last.get('error', '')})"})
