@@ -16,6 +16,7 @@ from hedge_core.engine import (
     Command,
     GuardFired,
     OperatorCommand,
+    RecordTransition,
     State,
     Timer,
     step,
@@ -26,7 +27,7 @@ from hedge_core.engine.guards import (
     order_guard,
     perp_liquidation_price,
 )
-from hedge_core.params import GuardParams
+from hedge_core.params import GuardParams, RebalanceParams
 from hedge_core.types import Side
 from tests.test_engine_step import T0, H, filled, fresh, hedged, mkt, params, places
 
@@ -197,3 +198,12 @@ def test_venue_liquidation_price_from_the_feed_wins_over_the_estimate():
     v = market_guards(c, T0, GuardParams(liq_distance_close=0.02))
     assert [x.name for x in v if x.name.startswith("liq")] == ["liq_distance_close"]
     assert v[0].numbers["liq_price"] == 40_400.0
+
+
+def test_an_order_held_by_a_limit_does_not_loop_the_state_machine():
+    p = params(guards=GuardParams(max_position_notional=10_001.0), rebalance=RebalanceParams(cooldown_s=0))
+    ctx, _ = hedged(p)
+    ctx = replace(ctx, target_spot_qty=0.3)  # growing the spot leg to 12,000 USDT is beyond the limit
+    ctx, acts = step(ctx, mkt(T0 + H), p)
+    assert len([a for a in acts if isinstance(a, RecordTransition)]) == 2  # one DRIFT / REBALANCED pair
+    assert not places(acts) and any(isinstance(a, GuardFired) and a.name == "position_limit" for a in acts)

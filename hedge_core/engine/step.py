@@ -619,8 +619,9 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
     if ctx.pending:
         return ctx
     rb = params.rebalance
-    if ctx.last_rebalance_ts is not None and (ts - ctx.last_rebalance_ts).total_seconds() < rb.cooldown_s:
-        return ctx
+    if ctx.last_rebalance_ts is not None and (
+            ts <= ctx.last_rebalance_ts or (ts - ctx.last_rebalance_ts).total_seconds() < rb.cooldown_s):
+        return ctx  # cooldown, and at most one rebalance per instant (a held order never loops)
     spot_need, perp_need = order_needs(ctx)
     spot_due = _tradeable(ctx, "spot", spot_need, rb.min_order_notional)
     drift = ctx.drift
