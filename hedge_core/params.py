@@ -100,6 +100,7 @@ class LeverageParams(_Frozen):
     max_leverage: float = Field(5.0, ge=1, le=125, description="highest leverage (x)")
     liq_buffer: float = Field(0.5, gt=0, lt=1, description="the liquidation move must be at least this fraction of price (isolated margin)")
     target_vol_multiple: float = Field(6.0, gt=0, le=100, description="the liquidation move must be at least this many 24h sigmas")
+    target_vol: float | None = Field(None, gt=0, le=10, description="cap leverage at target_vol / sigma_24h (both daily fractions); None = off")
     margin_mode: MarginMode = Field(MarginMode.ISOLATED, description="perp margin mode set at entry")
     recheck_hours: float = Field(8.0, gt=0, le=24 * 30, description="hours between leverage re-checks")
 

@@ -261,3 +261,11 @@ def test_leverage_choice_keeps_the_liquidation_buffer_per_analytics_risk():
         lp_more = liquidation_price(-0.25, 40_000.0, 10_000.0 / (lev + 1), brackets_for("BTC/USDT:USDT"))
         assert lev == 20 or (lp_more - 40_000.0) / 40_000.0 < required_buffer(sigma, p)  # the highest such
     assert choose_leverage(0.5, LeverageParams(min_leverage=2, max_leverage=5, liq_buffer=0.9)) == 2.0
+
+
+def test_target_vol_caps_the_leverage():
+    from hedge_core.engine.sizing import choose_leverage
+    from hedge_core.params import LeverageParams
+    p = LeverageParams(min_leverage=1, max_leverage=20, liq_buffer=0.05, target_vol_multiple=1.0, target_vol=0.1)
+    assert choose_leverage(0.02, p) == 5.0  # 0.10 / 0.02, below what the 5 % buffer allows
+    assert choose_leverage(0.02, p.model_copy(update={"target_vol": None})) > 5.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hedge_core.analytics.risk import brackets_for, leverage_for_liquidation_buffer
+from hedge_core.analytics.risk import brackets_for, leverage_for_liquidation_buffer, leverage_for_target_vol
 from hedge_core.errors import InvalidInput
 from hedge_core.params import LeverageParams
 
@@ -36,4 +36,7 @@ def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/U
                                               min_leverage=p.min_leverage, max_leverage=p.max_leverage)
     except InvalidInput:
         lev = min(max(1.0 / (buf + 0.004), p.min_leverage), p.max_leverage)
+    if p.target_vol is not None and not math.isnan(sigma_24h) and sigma_24h > 0:
+        lev = min(lev, leverage_for_target_vol(p.target_vol, sigma_24h, min_leverage=p.min_leverage,
+                                               max_leverage=p.max_leverage))
     return float(max(math.floor(lev + 1e-9), p.min_leverage))
