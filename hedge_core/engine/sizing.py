@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
-from hedge_core.analytics.risk import brackets_for, leverage_for_liquidation_buffer, leverage_for_target_vol
+from hedge_core.analytics.risk import (
+    brackets_for,
+    leverage_for_liquidation_buffer,
+    leverage_for_target_vol,
+)
 from hedge_core.errors import InvalidInput
 from hedge_core.params import LeverageParams
 
