@@ -9,7 +9,7 @@ import streamlit as st
 
 from hedge_core.figures.hedge import hedge_figure
 from hedge_core.store import MissingSeries
-from hedge_core.views.hedges import legs_table, pnl_series, timeline_table
+from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeline_table
 from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, runs
 from hedge_core.views.market import data_venue_for, pair_view
 from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, show_error, store, synthetic_badge
@@ -95,13 +95,14 @@ summary = next((s for s in summaries if s["hedge_id"] == hid), {})
 spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
 venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
 trans = rd.read_table("transitions", hedge_id=hid)
-dv = data_venue_for(rd.series(), venue, spot_symbol)
+series_meta = rd.series()
+dv = data_venue_for(series_meta, venue, spot_symbol)
 if dv is None or trans.empty:
     st.info("No stored market data for this hedge's pair (or no transitions yet): charts need both.")
 else:
-    start = pd.Timestamp(trans["ts"].min()) - pd.Timedelta(hours=12)
-    end = max(pd.Timestamp(trans["ts"].max()), pd.Timestamp(summary.get("last_ts") or trans["ts"].max())) \
-        + pd.Timedelta(hours=12)
+    cov = series_meta
+    cov = cov[(cov["venue"] == dv) & (cov["symbol"] == spot_symbol) & (cov["kind"] == "spot")]
+    start, end = hedge_window(trans, summary.get("last_ts"), cov["first"].min(), cov["last"].max())
     try:
         view = pair_view(rd, dv, spot_symbol, start, end, max_points=1500)
     except MissingSeries as exc:

@@ -11,7 +11,7 @@ import pytest
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 from hedge_core.views.hedges import (
-    fill_flows, health_view, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
+    fill_flows, health_view, hedge_window, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
     timeline_table, totals, validate_start,
 )
 from hedge_core.views.ledger import hedge_flows, recent_rows
@@ -146,3 +146,13 @@ def test_validate_start_accepts_and_builds_the_body() -> None:
     assert r.body() == {"params": "c@1", "mode": "live", "notional": 500.0, "spot_symbol": "ETH/USDT",
                         "perp_symbol": "ETH/USDT:USDT", "created_from": "panel", "confirm_live": True}
     assert "confirm_live" not in validate_start("c@1", "draft", "paper", 1, "BTC/USDT").body()
+
+
+def test_hedge_window_ignores_wall_clock_start_rows() -> None:
+    first, last = T0, T0 + pd.Timedelta(days=10)
+    tr = pd.DataFrame({"ts": [pd.Timestamp("2026-11-22", tz="UTC"), T0 + pd.Timedelta(hours=9),
+                              T0 + pd.Timedelta(days=2)]})
+    s, e = hedge_window(tr, str(T0 + pd.Timedelta(days=3)), first, last)
+    assert s == T0 and e == T0 + pd.Timedelta(days=3, hours=12)
+    s, e = hedge_window(tr.iloc[:1], None, first, last)  # nothing inside the data: its last week
+    assert s == last - pd.Timedelta(days=7) and e == last + pd.Timedelta(hours=1)

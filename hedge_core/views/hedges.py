@@ -23,7 +23,7 @@ from hedge_core.errors import InvalidInput
 
 __all__ = ["OVERVIEW_COLUMNS", "overview_table", "totals", "HealthView", "health_view", "legs_table",
            "timeline_table", "risk_table", "fill_flows", "pnl_series", "StartRequest", "validate_start",
-           "live_confirmation_phrase", "ACTIVE_STATES", "is_active"]
+           "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "hedge_window"]
 
 ACTIVE_STATES = frozenset({"ANALYZING_MARKET", "OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE",
                            "MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS", "ERROR", "PAUSED"})
@@ -293,3 +293,22 @@ def validate_start(ref: str | None, status: str | None, mode: str, size: Any, sp
                                f"the exact text {live_confirmation_phrase(ref)!r}: live mode trades real money")
         confirm = True
     return StartRequest(ref, mode, n, spot_symbol, f"{spot_symbol}:{quote}", confirm)
+
+
+def hedge_window(transitions: pd.DataFrame, last_ts: Any, data_first: Any, data_last: Any, *,
+                 pad: pd.Timedelta = pd.Timedelta(hours=12), default: pd.Timedelta = pd.Timedelta(days=7),
+                 ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Chart window [start, end) of a hedge on its market data.
+
+    A replayed paper hedge lives on the data clock, but its START row carries the wall clock: times
+    outside the stored data are ignored. Padded by ``pad`` and clamped to the data; the last
+    ``default`` of data when nothing falls inside.
+    """
+    first, last = pd.Timestamp(data_first), pd.Timestamp(data_last)
+    ts = [] if transitions is None or not len(transitions) else list(pd.to_datetime(transitions["ts"], utc=True))
+    if last_ts is not None and str(last_ts) not in ("", "None", "NaT"):
+        ts.append(pd.Timestamp(last_ts))
+    inside = [t for t in ts if first <= t <= last + pd.Timedelta(days=1)]
+    if not inside:
+        return max(first, last - default), last + pd.Timedelta(hours=1)
+    return max(first, min(inside) - pad), min(last + pd.Timedelta(hours=1), max(inside) + pad)
