@@ -314,9 +314,21 @@ def run_backtest(params: Any, market: Market | Timeline, *, start: object | None
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
     balances = _balances(params, config, first_px)
-    driver, core, rec, snap, states, ltv = asyncio.run(_replay(params, tl, config, balances))
+    driver, core, rec, snap, states, ltv = _run_coro(_replay(params, tl, config, balances))
     capital = config.capital if config.capital is not None else capital_of(params, first_px)
     return _assemble(params, tl, config, driver, core, rec, snap, states, ltv, capital, keep_timeline)
+
+
+def _run_coro(coro: Any) -> Any:
+    """``asyncio.run`` — in a helper thread when this thread already runs a loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        return ex.submit(asyncio.run, coro).result()
 
 
 def _balances(params: Any, config: BacktestConfig, px: float) -> dict[str, dict[str, float]]:

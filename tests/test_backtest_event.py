@@ -186,3 +186,12 @@ def test_hold_benchmark_and_sweep_figures(run):
     assert len(mc_histograms(t, ("sharpe", "net_apr")).data) == 2
     with pytest.raises(InvalidInput, match="columns"):
         heatmap(t, "a", "zz")
+
+
+def test_runs_inside_a_running_event_loop(demo):
+    import asyncio
+
+    async def inside():
+        return run_backtest(P, demo, end=demo.first + pd.Timedelta(days=8))
+    r = asyncio.run(inside())  # as in Jupyter, where a loop is already running
+    assert len(r.equity) > 100
