@@ -185,7 +185,7 @@ class Timeline:
 
     @property
     def index(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(pd.to_datetime(self.ts, utc=True), name="ts")
+        return pd.DatetimeIndex(np.asarray(self.ts, dtype="int64").view("datetime64[ns]"), name="ts").tz_localize("UTC")
 
     def column(self, name: str) -> np.ndarray:
         return self.inputs[:, self.input_names.index(name)]

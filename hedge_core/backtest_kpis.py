@@ -69,6 +69,11 @@ def ltv_of(params: Any, ctx: Any, t: pd.Timestamp) -> float:
     return out / value if value > 0 else math.nan
 
 
+def _idx(ns: np.ndarray) -> pd.DatetimeIndex:
+    """UTC index from int64 nanoseconds (a view, no parsing)."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
+
+
 def _safe(fn, *a, **k) -> float:
     try:
         v = fn(*a, **k)
@@ -105,7 +110,7 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     equity = capital + net
     day = ts_ns // 86_400_000_000_000
     last_of_day = np.flatnonzero(np.append(day[1:] != day[:-1], True))
-    daily = pd.Series(equity[last_of_day], index=pd.to_datetime(day[last_of_day] * 86_400_000_000_000, utc=True))
+    daily = pd.Series(equity[last_of_day], index=_idx(day[last_of_day] * 86_400_000_000_000))
     rets = daily.pct_change().dropna()
     ruined = bool((equity <= 0).any())  # returns of an equity that crossed zero mean nothing
     k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
@@ -113,7 +118,7 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     if ruined:
         k["max_drawdown"] = 1.0
     else:
-        k["max_drawdown"] = metrics.max_drawdown(pd.Series(equity, index=pd.to_datetime(ts_ns, utc=True)))
+        k["max_drawdown"] = metrics.max_drawdown(pd.Series(equity, index=_idx(ts_ns)))
     fpaid = -k["funding"]
     k["funding_efficiency"] = metrics.funding_efficiency(fpaid, nv + fpaid)
     k["funding_capture"] = nv / k["funding"] if k["funding"] > 0 else math.nan
@@ -125,7 +130,7 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     k["n_liquidations"] = float(n_liquidations)
     if ltv is not None and np.isfinite(ltv).any():
         ok = np.isfinite(ltv)
-        lt = pd.Series(ltv[ok], index=pd.to_datetime(ts_ns[ok], utc=True))
+        lt = pd.Series(ltv[ok], index=_idx(ts_ns[ok]))
         k["ltv_below_65"] = metrics.ltv_stability(lt, 0.65)
         k["ltv_max"] = float(lt.max())
         bands = np.array([ltv_band(v) if v >= 0 else "SAFE" for v in lt.to_numpy()])
@@ -144,7 +149,7 @@ def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot:
     inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
     if inm.sum() < 4:
         return math.nan
-    idx = pd.to_datetime(ts_ns, utc=True)
+    idx = _idx(ts_ns)
     s = pd.Series(spot, index=idx)
     p = pd.Series(perp, index=idx)
     y = s / s.shift(1) - 1.0

@@ -263,6 +263,10 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     unfav = 0
     # paper venue (for refusals only)
     papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
+    lp_cache = np.nan  # engine guard's liquidation price; depends on qty, entry, leverage, funding only
+    lp_dirty = True
+    rq_cache = 0.0  # rounded perp residual of the hedge; depends on the legs only
+    rq_dirty = True
     nf = 0
     nt = 0
     maxf = len(f_i)
@@ -288,8 +292,11 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 peak = pnl - pnl_at_entry
             flatten = False
             if pq != 0.0 and mark_px > 0:
-                margin = abs(pq) * pavg / lev + pfund
-                lp = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
+                if lp_dirty:
+                    margin = abs(pq) * pavg / lev + pfund
+                    lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
+                    lp_dirty = False
+                lp = lp_cache
                 dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
                 if dist <= liq_close:
                     flatten = state == S_MONITORING
@@ -360,6 +367,8 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                                                          oq, px2, fee)
                         spot_cash += oq * px - fee
                 target_spot = 0.0
+                lp_dirty = True
+                rq_dirty = True
                 if rearm == 1 and not flatten:
                     state = S_ANALYZING
                     has_cool = True
@@ -378,6 +387,7 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         if nl < lev:
                             lev = nl
                             pap_lev = nl
+                            lp_dirty = True
             elif state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown):
                 target_spot = 1.0 * notional / spot[i]
                 lev = _choose_lev(sigma[i], liq_buf, tvm, min_lev, max_lev)
@@ -429,6 +439,8 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 papq += sign * hq
                 pap_margin += hq * px / pap_lev
                 wallet -= fee
+                lp_dirty = True
+                rq_dirty = True
                 state = S_MONITORING
                 entered = t
                 target_spot = sq
@@ -436,12 +448,16 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 t_i[nt] = i; t_code[nt] = T_ENTRY
                 nt += 1
             if state == S_MONITORING:
-                pneed = -ratio * sq - pq
-                h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-                drift = abs(h - ratio) if not math.isnan(h) else np.nan
-                if _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, min_order_n) and (
-                        math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12):
-                    return nf, nt, 2, i
+                if rq_dirty:
+                    rq_cache = _round_qty(-ratio * sq - pq, p_lot)
+                    rq_dirty = False
+                due = (perp_px > 0 and rq_cache >= p_lot - 1e-12 and rq_cache >= p_minq - 1e-12
+                       and rq_cache * perp_px >= p_minn - 1e-9 and rq_cache * perp_px >= min_order_n - 1e-9)
+                if due:
+                    h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+                    drift = abs(h - ratio) if not math.isnan(h) else np.nan
+                    if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                        return nf, nt, 2, i
         # ---- 3. funding settles ----
         if not math.isnan(fund_rate[i]):
             mk = mark[i] if not math.isnan(mark[i]) else perp[i]
@@ -453,6 +469,7 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 amount = -pq * mk * fund_rate[i]
                 unfav = unfav + 1 if amount < 0 else 0
                 pfund += amount
+                lp_dirty = True
         # ---- 4. snapshot ----
         s_pp = sreal + _unreal(sq, slast, savg)
         p_pp = preal + _unreal(pq, plast, pavg)
@@ -510,6 +527,10 @@ class FastResult:
     timeline: Timeline
 
 
+def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
+
+
 _TRANS = {
     T_ENTRY: [("ANALYZING_MARKET", "OPENING_SPOT_POSITION", "ENTRY_SIGNAL"),
               ("OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE", "SPOT_FILLED"),
@@ -551,30 +572,34 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
     seen_mark = np.maximum.accumulate(tl.has_mark)
     liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
     liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
-    snap = np.full((n, 14), np.nan)
-    states = np.zeros(n, dtype=np.int64)
-    maxf = 4 * int(ok.sum()) + 8
-    maxf = min(maxf, 4 * n + 8)
-    f_i = np.zeros(maxf, dtype=np.int64)
-    f_leg = np.zeros(maxf, dtype=np.int64)
-    f_side, f_qty, f_px, f_fee, f_slip = (np.zeros(maxf) for _ in range(5))
-    t_i = np.zeros(maxf, dtype=np.int64)
-    t_code = np.zeros(maxf, dtype=np.int64)
-    nf, nt, err, ei = carry_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
-                                   tl.fund_rate, tl.last_rate, sig, ok, liq_check, liq_ext, fp, ip, floors, caps,
-                                   mmrs, cums, snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i,
-                                   t_code)
+    snap = np.empty((n, 14))  # the kernel writes every row
+    states = np.empty(n, dtype=np.int64)
+    cap = 4096
+    while True:
+        f_i = np.empty(cap, dtype=np.int64)
+        f_leg = np.empty(cap, dtype=np.int64)
+        f_side, f_qty, f_px, f_fee, f_slip = (np.empty(cap) for _ in range(5))
+        t_i = np.empty(cap, dtype=np.int64)
+        t_code = np.empty(cap, dtype=np.int64)
+        nf, nt, err, ei = carry_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
+                                       tl.fund_rate, tl.last_rate, sig, ok, liq_check, liq_ext, fp, ip, floors,
+                                       caps, mmrs, cums, snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                                       f_slip, t_i, t_code)
+        if err != 10 or cap >= 4 * n + 8:
+            break
+        cap = 4 * n + 8  # more fills than the first buffer holds: run again with room for all
     if err:
         at = pd.Timestamp(int(tl.ts[ei]), tz="UTC")
         raise FastPathUnsupported(f"{ERRORS[int(err)]} at {at}")
-    idx = tl.index
-    fills = pd.DataFrame({"ts": idx[f_i[:nf]], "leg": np.where(f_leg[:nf] == 1, "perp", "spot"),
+    fi = f_i[:nf]
+    fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(f_leg[:nf] == 1, "perp", "spot"),
                           "side": np.where(f_side[:nf] > 0, "buy", "sell"), "qty": f_qty[:nf], "price": f_px[:nf],
                           "fee": f_fee[:nf], "slippage": f_slip[:nf]})
     rows = []
+    tix = _utc_index(tl.ts[t_i[:nt]])
     for k in range(nt):
         for fr, to, trig in _TRANS[int(t_code[k])]:
-            rows.append({"ts": idx[t_i[k]], "from_state": fr, "to_state": to, "trigger_name": trig})
+            rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
     trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
     return FastResult(snap, states, fills, trans, tl)
 
