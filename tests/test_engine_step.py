@@ -431,3 +431,17 @@ def test_stale_market_update_does_not_overwrite_newer_prices():
     ctx, _ = step(ctx, mkt(T0 + 2 * H, px=41_000.0), p)
     ctx2, acts = step(ctx, mkt(T0 + H, px=39_000.0), p)
     assert ctx2.spot_price == 41_000.0 and ctx2.last_ts == T0 + 2 * H and not acts
+
+
+def test_rebalance_orders_respect_lot_size_and_venue_min_notional():
+    p = params(rebalance=RebalanceParams(drift_threshold=0.001, cooldown_s=0, min_order_notional=0.0))
+    ctx, p = hedged(p)
+    # perp short by 0.0437 BTC: the order is rounded DOWN to the 0.001 lot
+    ctx1 = replace(ctx, perp=replace(ctx.perp, qty=-0.25 + 0.0437))
+    ctx1, acts = step(ctx1, mkt(T0 + H), p)
+    (o,) = places(acts)
+    assert o.request.qty == pytest.approx(0.043)
+    # 0.0015 BTC short = 60 USDT: below the perp's 100 USDT minimum notional, no order
+    ctx2 = replace(ctx, perp=replace(ctx.perp, qty=-0.25 + 0.0015))
+    ctx2, acts = step(ctx2, mkt(T0 + H), p)
+    assert not places(acts) and ctx2.state is State.MONITORING_POSITIONS
