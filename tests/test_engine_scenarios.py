@@ -267,3 +267,24 @@ def test_known_at_analytics_uses_only_past_data():
     w = close.iloc[100 - 47:101]
     slope, icpt = np.polyfit(np.arange(48.0), w.to_numpy(), 1)
     assert an["baseline"].iloc[100] == pytest.approx(icpt + slope * 47)
+
+
+def test_replay_paper_through_a_fault_injector_stays_hedged():
+    import asyncio as aio
+
+    from hedge_core.engine.replay import replay_paper
+    inst = {i.symbol: i for i in default_instruments()}
+    ctx = new_hedge("rf", "carry", inst["BTC/USDT"], inst["BTC/USDT:USDT"], T0)
+    wrappers = []
+
+    def wrap(ex):
+        wrappers.append(FaultInjector(ex, seed=3, timeout=0.2, drop=0.2,
+                                      methods=["create_order", "fetch_order", "cancel_order"]))
+        return wrappers[-1]
+    df, drv = aio.run(replay_paper(ctx, carry(), market(9, hours=72), wrap=wrap,
+                                   balances={"spot": {"USDT": SPOT0}, "perp": {"USDT": PERP0}}))
+    assert wrappers[0].counts()["timeout"] + wrappers[0].counts()["drop"] > 0
+    ex = wrappers[0].adapter
+    assert_ledger_matches(drv, ex, ex)
+    settled = df[(df["state"] == "MONITORING_POSITIONS") & (df["pending"] == 0)]
+    assert len(settled) > 10 and (settled["delta"].abs() <= 0.001 + 1e-9).all()  # hedged whenever nothing is pending

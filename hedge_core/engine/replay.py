@@ -175,7 +175,7 @@ def snapshot_row(driver: HedgeDriver) -> dict[str, Any]:
     return {"ts": c.last_ts, "state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
             "delta": c.delta, "hedge_ratio": c.hedge_ratio, "target_ratio": c.target_ratio, "pnl": c.pnl,
             "cycle_pnl": c.cycle_pnl, "funding": c.perp.funding, "fees": c.spot.fees + c.perp.fees,
-            "spot_price": c.spot_price, "perp_price": c.perp_price}
+            "spot_price": c.spot_price, "perp_price": c.perp_price, "pending": len(c.pending)}
 
 
 async def run_paper(driver: HedgeDriver, venues: Mapping[str, Any], steps: list[ReplayStep], *,
@@ -203,11 +203,14 @@ async def run_paper(driver: HedgeDriver, venues: Mapping[str, Any], steps: list[
 
 
 async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
-                       balances: Mapping[str, Mapping[str, float]], config: Any = None) -> tuple[pd.DataFrame, HedgeDriver]:
+                       balances: Mapping[str, Mapping[str, float]], config: Any = None,
+                       wrap: Any = None) -> tuple[pd.DataFrame, HedgeDriver]:
     """Run one hedge through ``steps`` on a fresh paper venue per venue of its legs.
 
     ``balances`` seeds every paper venue (``{"spot": {"USDT": ...}, "perp": {"USDT": ...}}``);
     ``config`` is a ``PaperConfig`` (default: Binance-like fees and limits, venue renamed per leg).
+    ``wrap(adapter) -> adapter`` wraps what the driver talks to (e.g. a seeded
+    ``exchange.faults.FaultInjector``); market data still goes to the paper venue itself.
     Returns the snapshot frame (:func:`snapshot_row` per step) and the driver (its ``ctx``,
     ``actions`` and the venues in ``driver.adapters``). Await it (notebooks: top-level await).
     """
@@ -225,6 +228,7 @@ async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
         cfg = config or PaperConfig()
         cfg = _replace(cfg, venue=v, instruments=default_instruments(v))
         venues[v] = PaperExchange(PaperCore(cfg, balances=balances), save_on_apply=False)
-    driver = HedgeDriver(ctx, params, venues)
+    adapters = {v: (wrap(ex) if wrap is not None else ex) for v, ex in venues.items()}
+    driver = HedgeDriver(ctx, params, adapters)
     frame = await run_paper(driver, venues, steps)
     return frame, driver
