@@ -125,4 +125,25 @@ def write_access(action: str) -> Store | None:
 def after_write() -> None:
     """Re-attach (restarting the runner when autostart is on) after a write."""
     st.session_state.pop("_runner_link", None)
+    _series_cached.clear()
     link()
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=8)
+def _series_cached(path: str, read_only: bool, stamp: tuple[Any, ...]) -> Any:
+    return Store(path, read_only=read_only, hold=False).series()
+
+
+def cached_series(rd: Store) -> Any:
+    """``rd.series()`` cached until the file changes (imports, downloads, new snapshots)."""
+    try:
+        s = os.stat(rd.path)
+        stamp: tuple[Any, ...] = (s.st_mtime_ns, s.st_size)
+    except OSError:
+        return rd.series()
+    try:  # writes may still sit in the write-ahead log
+        w = os.stat(rd.path + ".wal")
+        stamp += (w.st_mtime_ns, w.st_size)
+    except OSError:
+        pass
+    return _series_cached(rd.path, rd.read_only, stamp)

@@ -13,12 +13,12 @@ from hedge_core.data.quality import store_report
 from hedge_core.data.shared import shared_data_dir
 from hedge_core.errors import HedgeError
 from hedge_core.views.market import coverage_table
-from pages._shared import after_write, db_path, store, write_access
+from pages._shared import after_write, cached_series, db_path, store, write_access
 
 st.title("Data")
 st.caption(f"database: `{db_path()}`")
 
-series = store().series()
+series = cached_series(store())
 st.subheader("Coverage")
 if series.empty:
     st.info("No market data yet: import files or download below.")

@@ -10,9 +10,11 @@ import streamlit as st
 from hedge_core.figures.hedge import hedge_figure
 from hedge_core.store import MissingSeries
 from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeline_table
-from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, runs
-from hedge_core.views.market import data_venue_for, pair_view
-from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, show_error, store, synthetic_badge
+from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, row_count, run_info, runs
+from hedge_core.views.market import pair_view
+from pages._shared import (
+    REFRESH_S, fmt_money, link, runner_hedges, show_error, store, synthetic_badge,
+)
 
 st.title("Hedge detail")
 lk = link()
@@ -28,6 +30,7 @@ want = st.session_state.get("detail_hedge") or st.query_params.get("hedge")
 hid = st.selectbox("Hedge", ids, index=ids.index(want) if want in ids else 0, key="detail_select")
 st.session_state["detail_hedge"] = hid
 running = hid in live_ids
+ORDERS_INLINE = 20_000  # orders have no ts column to take "the latest" in SQL; larger sets load on demand
 COMMANDS = {"pause": "Pause", "resume": "Resume", "rebalance_now": "Rebalance now", "stop": "Stop"}
 
 
@@ -95,16 +98,19 @@ summary = next((s for s in summaries if s["hedge_id"] == hid), {})
 spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
 venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
 trans = rd.read_table("transitions", hedge_id=hid)
-series_meta = rd.series()
-dv = data_venue_for(series_meta, venue, spot_symbol)
+timeframe = run_info(run_row).get("timeframe") or "1h"  # the hedge's bar size (HedgeSpec.timeframe)
+dv, data_last = None, None
+for v in dict.fromkeys([venue, "binance", "demo"]):  # the runner's own choice of data venue, in order
+    data_last = rd.last_ts(v, spot_symbol, "spot", timeframe)
+    if data_last is not None:
+        dv = v
+        break
 if dv is None or trans.empty:
     st.info("No stored market data for this hedge's pair (or no transitions yet): charts need both.")
 else:
-    cov = series_meta
-    cov = cov[(cov["venue"] == dv) & (cov["symbol"] == spot_symbol) & (cov["kind"] == "spot")]
-    start, end = hedge_window(trans, summary.get("last_ts"), cov["first"].min(), cov["last"].max())
+    start, end = hedge_window(trans, summary.get("last_ts"), pd.Timestamp("2000-01-01", tz="UTC"), data_last)
     try:
-        view = pair_view(rd, dv, spot_symbol, start, end, max_points=1500)
+        view = pair_view(rd, dv, spot_symbol, start, end, timeframe=timeframe, max_points=1500)
     except MissingSeries as exc:
         st.info(f"No chart: {exc}")
     else:
@@ -118,7 +124,11 @@ st.subheader("State timeline")
 st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
 t1, t2, t3, t4 = st.tabs(["Orders", "Fills", "Funding ledger", "Guard firings"])
 with t1:
-    st.dataframe(recent_rows(rd, "orders", hid), hide_index=True, width="stretch", key="orders")
+    n_orders = row_count(rd, "orders", hid)
+    if n_orders <= ORDERS_INLINE or st.toggle(f"load all {n_orders:,} orders (slow)", key="orders_all"):
+        st.dataframe(recent_rows(rd, "orders", hid), hide_index=True, width="stretch", key="orders")
+    else:
+        st.caption(f"{n_orders:,} orders: too many to read on every refresh; the Fills tab shows the latest fills.")
 with t2:
     st.dataframe(recent_rows(rd, "fills", hid), hide_index=True, width="stretch", key="fills")
 with t3:

@@ -9,12 +9,12 @@ import streamlit as st
 
 from hedge_core.figures.market import pair_figure
 from hedge_core.views.market import coverage_table, pair_view, pairs_available
-from pages._shared import db_path, store, synthetic_badge
+from pages._shared import cached_series, db_path, store, synthetic_badge
 
 st.title("Market data")
 st.caption(f"database: `{db_path()}`")
 
-series = store().series()
+series = cached_series(store())
 if series.empty:
     st.info("The database holds no market data yet. Seed it with `make app` (downloads real data when the "
             "network is reachable, else the demo market) or import files: `hedge data import ../shared/data`.")

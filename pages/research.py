@@ -14,11 +14,11 @@ from hedge_core.views.params import choices
 from hedge_core.views.research import (
     MAX_SWEEP_RUNS, kpi_table, numeric_fields, parse_values, run_set, run_sweep, set_field, sweep_grid, sweep_pivot,
 )
-from pages._shared import db_path, show_error, store, synthetic_badge
+from pages._shared import cached_series, db_path, show_error, store, synthetic_badge
 
 st.title("Research")
 rd = store()
-series = rd.series()
+series = cached_series(rd)
 pairs = pairs_available(series)
 sets = choices(param_store.list_sets())
 if pairs.empty:
@@ -74,6 +74,16 @@ with tab_bt:
         except ImportError:
             st.plotly_chart(equity_figure(res.equity, title=f"{gref} backtest"), width="stretch", key="equity")
         st.dataframe(kpi_table(res.kpis), hide_index=True, width="stretch", key="kpis")
+        ename = st.text_input("Export as name", value=gref.partition("@")[0], key="bt_export_name")
+        if st.button("Export this set as a new version (with these KPIs)", key="bt_export"):
+            try:
+                ps = param_store.export(res.params, ename, backtest=res, created_from="panel",
+                                        note=f"panel backtest of {gref} on {pair['venue']} {pair['spot_symbol']}",
+                                        db=db_path())
+            except InvalidInput as exc:
+                st.error(f"Not exported — {exc.field}: {exc}")
+            else:
+                st.success(f"exported {ps.ref} -> {ps.path}")
 
 with tab_sweep:
     fields = numeric_fields(base.params)

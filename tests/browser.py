@@ -122,7 +122,10 @@ def panel_env(root: Path, *, demo_days: float | None = 10.0, export: bool = True
 
             seed_demo(st, days=demo_days)
     if export:
-        p = CarryParams(notional=1000.0, min_funding_rate=0.00001, min_net_carry=-1.0, **EXITS_OFF)
+        # exits and the funding-cost guard off: the demo market's funding turns against the carry within a
+        # day of data, and the tests need the hedge to stay on until they stop it
+        p = CarryParams(notional=1000.0, min_funding_rate=0.00001, min_net_carry=-1.0,
+                        guards={"funding_cost_apr_limit": None}, **EXITS_OFF)
         param_store.export(p, "carry-e2e", created_from="test", root=params, kpis={"sharpe": 1.5, "net_apr": 0.08},
                            data_window=("2024-01-01", "2024-01-10"), index=False)
     return {"HEDGE_DB": str(db), "HEDGE_RUNNER_HOME": str(home), "HEDGE_PARAMS_DIR": str(params),

@@ -147,3 +147,58 @@ def test_settings_page_shows_runner_address_not_token(running_env, monkeypatch) 
 def test_empty_database_store_is_created(tmp_path) -> None:
     env = panel_env(tmp_path, demo_days=None, export=False)
     assert Store(env["HEDGE_DB"], read_only=True).series().empty
+
+
+def test_research_backtest_sweep_and_export(demo_env, monkeypatch) -> None:
+    at = _run("pages/research.py", demo_env, monkeypatch)
+    at.button(key="bt_go").click()
+    at.run()
+    assert not at.exception, at.exception
+    kp = [d.value for d in at.dataframe if "kpi" in getattr(d.value, "columns", [])]
+    assert kp and "net_pnl" in set(kp[0]["kpi"])
+    at.text_input(key="sweep_xv").input("1000, 2000")
+    at.selectbox(key="sweep_x").set_value("notional")
+    at.button(key="sweep_go").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) >= 2  # tearsheet/equity + heatmap
+    at.text_input(key="sweep_export_name").input("carry-swept")
+    at.button(key="sweep_export").click()
+    at.run()
+    assert any("exported carry-swept@1" in s.value for s in at.success), [s.value for s in at.success]
+    from hedge_core import param_store
+
+    ps = param_store.load("carry-swept@1", root=demo_env["HEDGE_PARAMS_DIR"])
+    assert ps.provenance["created_from"] == "panel" and ps.provenance["kpis"]
+
+
+def test_research_sweep_rejects_bad_values(demo_env, monkeypatch) -> None:
+    at = _run("pages/research.py", demo_env, monkeypatch)
+    at.text_input(key="sweep_xv").input("0.01, oops")
+    at.button(key="sweep_go").click()
+    at.run()
+    assert any("X values" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_detail_pause_resume_with_confirmation(running_env, monkeypatch) -> None:
+    c = RunnerClient.discover(running_env["HEDGE_RUNNER_HOME"])
+    at = _run("pages/hedge_detail.py", running_env, monkeypatch)
+    at.selectbox(key="detail_select").set_value("pg-1")
+    at.button(key="cmd_pause").click()
+    at.run()
+    assert any("Confirm **Pause**" in w.value for w in at.warning)
+    assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"  # nothing sent before the confirmation
+    at.button(key="cmd_confirm").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert c.hedge("pg-1")["state"] == "PAUSED"
+    at.button(key="cmd_resume").click()
+    at.run()
+    at.button(key="cmd_confirm").click()
+    at.run()
+    assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"
+
+
+def test_sidebar_flatten_all_needs_the_checkbox(demo_env, monkeypatch) -> None:
+    at = _run("pages/overview.py", demo_env, monkeypatch)
+    assert at.button(key="flatten_all_go").disabled  # no confirmation (and no runner): disabled

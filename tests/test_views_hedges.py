@@ -14,7 +14,7 @@ from hedge_core.views.hedges import (
     fill_flows, health_view, hedge_window, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
     timeline_table, totals, validate_start,
 )
-from hedge_core.views.ledger import hedge_flows, recent_rows
+from hedge_core.views.ledger import hedge_flows, recent_rows, row_count, run_info
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -122,6 +122,7 @@ def test_sql_flows_give_the_same_pnl_as_raw_fills(tmp_path) -> None:
     sql = pnl_series(hedge_flows(st, "h", "1h"), empty, prices)
     np.testing.assert_allclose(sql["pnl"].to_numpy(), raw["pnl"].to_numpy(), rtol=1e-9, atol=1e-9)
     assert sql["pnl"].abs().max() > 0
+    assert row_count(st, "fills", "h") == n and row_count(st, "fills", "other") == 0
     rec = recent_rows(st, "fills", "h", 5)
     assert len(rec) == 5 and rec["ts"].is_monotonic_decreasing and rec["ts"].iloc[0] == f["ts"].max()
 
@@ -156,3 +157,8 @@ def test_hedge_window_ignores_wall_clock_start_rows() -> None:
     assert s == T0 and e == T0 + pd.Timedelta(days=3, hours=12)
     s, e = hedge_window(tr.iloc[:1], None, first, last)  # nothing inside the data: its last week
     assert s == last - pd.Timedelta(days=7) and e == last + pd.Timedelta(hours=1)
+
+
+def test_run_info() -> None:
+    assert run_info(pd.DataFrame({"info": ['{"timeframe": "1m"}']})) == {"timeframe": "1m"}
+    assert run_info(pd.DataFrame({"info": ["not json"]})) == {} and run_info(pd.DataFrame()) == {}

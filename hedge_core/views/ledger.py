@@ -14,7 +14,7 @@ import pandas as pd
 
 from hedge_core.views.hedges import fill_flows
 
-__all__ = ["recent_rows", "hedge_flows", "funding_rows", "runs"]
+__all__ = ["recent_rows", "hedge_flows", "funding_rows", "runs", "row_count", "run_info"]
 
 TS_TABLES = frozenset({"fills", "funding_payments", "position_snapshots", "transitions", "guard_firings",
                        "ltv_history", "reserve_deployments"})
@@ -52,3 +52,29 @@ def funding_rows(store: Any, hedge_id: str, every: str | None = None) -> pd.Data
 def runs(store: Any) -> pd.DataFrame:
     """``hedge_runs`` (every journaled hedge and backtest run)."""
     return store.read_table("hedge_runs")
+
+
+def row_count(store: Any, table: str, hedge_id: str) -> int:
+    """Rows of ``table`` for one hedge (a GROUP BY in SQL when the store has ``table_counts``)."""
+    agg = getattr(store, "table_counts", None)
+    if agg is None:
+        return len(store.read_table(table, hedge_id=hedge_id))
+    c = agg(table, "hedge_id")
+    hit = c.loc[c["hedge_id"] == hedge_id, "rows"]
+    return int(hit.iloc[0]) if len(hit) else 0
+
+
+def run_info(run_rows: pd.DataFrame) -> dict[str, Any]:
+    """The ``info`` JSON (the hedge's spec) of a ``hedge_runs`` row, {} when absent or unreadable."""
+    import json
+
+    if run_rows is None or not len(run_rows) or "info" not in run_rows.columns:
+        return {}
+    v = run_rows["info"].iloc[0]
+    if isinstance(v, dict):
+        return v
+    try:
+        out = json.loads(v) if isinstance(v, str) and v else {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}

@@ -95,13 +95,3 @@ def coverage_table(series: pd.DataFrame) -> pd.DataFrame:
     days = (pd.to_datetime(series["last"]) - pd.to_datetime(series["first"])).dt.total_seconds() / 86400
     return series.assign(synthetic=series["venue"].map(is_synthetic), days=np.round(days, 1))
 
-
-def data_venue_for(series: pd.DataFrame, venue: str, spot_symbol: str, timeframe: str = "1h") -> str | None:
-    """Venue whose stored spot and perp bars a hedge on ``venue`` trades against: the venue itself,
-    else 'binance', else the demo market (the runner's own choice for paper replays); None if none."""
-    pairs = pairs_available(series)
-    have = {(v, s) for v, s, tf in zip(pairs["venue"], pairs["spot_symbol"], pairs["timeframe"]) if tf == timeframe}
-    for v in (venue, "binance", "demo"):
-        if (v, spot_symbol) in have:
-            return v
-    return None
