@@ -215,3 +215,30 @@ def test_partial_then_cancelled_order_snapshot_books_the_partial_fill_once():
     assert drv.ctx.spot.qty == pytest.approx(0.1)  # the re-delivered 0.1 is not booked twice
     assert drv.ctx.perp.qty == pytest.approx(-0.1)
     assert drv.ctx.state is State.MONITORING_POSITIONS
+
+
+def test_hooks_see_fills_transitions_and_intents_in_order():
+    seen: list[str] = []
+    hooks = DriverHooks(on_intent=lambda h, a: seen.append(f"intent:{a.leg}"),
+                        on_fill=lambda h, f: seen.append(f"fill:{f.leg}"),
+                        on_transition=lambda h, t: seen.append(f"to:{t.to_state}"))
+    drv = driver(Stub(), hooks=hooks)
+    asyncio.run(drv.feed(MarketUpdate(T0, 40_000.0, 40_000.0, funding_rate=0.001)))
+    assert seen == ["to:OPENING_SPOT_POSITION", "intent:spot", "fill:spot", "to:OPENING_FUTURES_HEDGE",
+                    "intent:perp", "fill:perp", "to:MONITORING_POSITIONS"]
+
+
+def test_a_venue_answering_in_a_loop_cannot_hang_the_driver():
+    def always_not_found(self, symbol, **kw):
+        raise OrderNotFound("gone")
+
+    def lost(self, req):
+        raise RequestTimeout("lost")
+    stub = Stub(create_order=[lost] * 10_000, fetch_order=[always_not_found] * 10_000)
+    alerts = []
+    drv = driver(stub, hooks=DriverHooks(on_alert=lambda h, a: alerts.append(a)))
+    drv.max_events_per_feed = 50
+    asyncio.run(drv.feed(MarketUpdate(T0, 40_000.0, 40_000.0, funding_rate=0.001)))
+    # bounded by the engine's own limits (re-sends, retries) well before the driver's cap
+    assert len(creates(stub)) <= (P.execution.max_resends + 1) * (P.execution.hedge_retries + 1)
+    assert drv.ctx.state in (State.ANALYZING_MARKET, State.ERROR)
