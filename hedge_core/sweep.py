@@ -177,6 +177,16 @@ def _init_worker(evaluate: Evaluate, payload: Any) -> None:
     _WORKER["payload"] = payload
 
 
+def _fork_context() -> Any:
+    """The 'fork' start method where the platform has it (Linux), else None (spawn + initializer)."""
+    import multiprocessing as mp
+
+    try:
+        return mp.get_context("fork")
+    except ValueError:  # pragma: no cover - Windows / macOS default
+        return None
+
+
 def _run_one(i: int, params: Any, evaluate: Evaluate | None = None, payload: Any = None) -> tuple[int, dict, str]:
     ev = evaluate if evaluate is not None else _WORKER["evaluate"]
     pl = payload if payload is not None else _WORKER["payload"]
@@ -237,8 +247,13 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
                 _, k, err = _run_one(i, m, evaluate, payload)
                 _done(i, k, err, c)
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                     initargs=(evaluate, payload)) as pool:
+            ctx = _fork_context()
+            if ctx is not None:  # forked workers inherit the payload: nothing large is pickled
+                _init_worker(evaluate, payload)
+                pool_kw: dict[str, Any] = {"mp_context": ctx}
+            else:
+                pool_kw = {"initializer": _init_worker, "initargs": (evaluate, payload)}
+            with ProcessPoolExecutor(max_workers=workers, **pool_kw) as pool:
                 futs = [pool.submit(_run_one, i, m) for i, m in enumerate(models)]
                 for c, f in enumerate(as_completed(futs), start=1):
                     i, k, err = f.result()
