@@ -122,7 +122,7 @@ else:
 
 st.subheader("State timeline")
 st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
-t1, t2, t3, t4 = st.tabs(["Orders", "Fills", "Funding ledger", "Guard firings"])
+t1, t2, t3, t4, t5 = st.tabs(["Orders", "Fills", "Funding ledger", "Guard firings", "Position snapshots"])
 with t1:
     n_orders = row_count(rd, "orders", hid)
     if n_orders <= ORDERS_INLINE or st.toggle(f"load all {n_orders:,} orders (slow)", key="orders_all"):
@@ -135,4 +135,6 @@ with t3:
     st.dataframe(recent_rows(rd, "funding_payments", hid), hide_index=True, width="stretch", key="funding")
 with t4:
     st.dataframe(recent_rows(rd, "guard_firings", hid), hide_index=True, width="stretch", key="guards")
+with t5:
+    st.dataframe(recent_rows(rd, "position_snapshots", hid), hide_index=True, width="stretch", key="positions")
 st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
