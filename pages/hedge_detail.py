@@ -72,7 +72,7 @@ if running:
     st.subheader("Commands")
     pending = st.session_state.get("detail_pending")
     cols = st.columns(len(COMMANDS))
-    for col, (cmd, label) in zip(cols, COMMANDS.items()):
+    for col, (cmd, label) in zip(cols, COMMANDS.items(), strict=True):
         if col.button(label, key=f"cmd_{cmd}", width="stretch"):
             st.session_state["detail_pending"] = pending = (hid, cmd)
     if pending and pending[0] == hid:

@@ -8,11 +8,13 @@ import streamlit as st
 
 from hedge_core import param_store
 from hedge_core.errors import HedgeError, InvalidInput
-from hedge_core.figures.research import equity_figure, heatmap_figure
+from hedge_core.figures.research import heatmap_figure, tearsheet_or_equity
+from hedge_core.figures.sweep import heatmap as sweep_heatmap
 from hedge_core.views.market import coverage_table, pairs_available
 from hedge_core.views.params import choices
+from hedge_core.figures.tearsheet import kpi_table
 from hedge_core.views.research import (
-    MAX_SWEEP_RUNS, kpi_table, numeric_fields, parse_values, run_set, run_sweep, set_field, sweep_grid, sweep_pivot,
+    MAX_SWEEP_RUNS, kpi_columns, numeric_fields, parse_values, run_set, run_sweep, set_field, sweep_grid, sweep_pivot,
 )
 from pages._shared import cached_series, db_path, show_error, store, synthetic_badge
 
@@ -66,14 +68,8 @@ with tab_bt:
     if got is not None:
         gref, res = got
         st.caption(f"{gref}: {res.start} -> {res.end}, final state {res.final_state}")
-        try:
-            from hedge_core.figures import tearsheet as _ts  # the backtest engineer's tearsheet, when present
-
-            fig = getattr(_ts, "tearsheet_figure", None) or getattr(_ts, "tearsheet", None)
-            st.plotly_chart(fig(res), width="stretch", key="tearsheet") if fig else None
-        except ImportError:
-            st.plotly_chart(equity_figure(res.equity, title=f"{gref} backtest"), width="stretch", key="equity")
-        st.dataframe(kpi_table(res.kpis), hide_index=True, width="stretch", key="kpis")
+        st.plotly_chart(tearsheet_or_equity(res, f"{gref} backtest"), width="stretch", key="tearsheet")
+        st.dataframe(kpi_table(res), hide_index=True, width="stretch", key="kpis")
         ename = st.text_input("Export as name", value=gref.partition("@")[0], key="bt_export_name")
         if st.button("Export this set as a new version (with these KPIs)", key="bt_export"):
             try:
@@ -111,13 +107,14 @@ with tab_sweep:
     got = st.session_state.get("research_sweep")
     if got is not None:
         gref, out = got
-        kpis = [c for c in out.table.columns if c not in (out.x_field, out.y_field, "error")]
+        kpis = kpi_columns(out)
         if not kpis:
             st.error("every run failed: " + "; ".join(out.table["error"].unique()))
         else:
             kpi = st.selectbox("KPI", kpis, index=kpis.index("net_apr") if "net_apr" in kpis else 0, key="sweep_kpi")
-            st.plotly_chart(heatmap_figure(sweep_pivot(out, kpi), kpi=kpi, x_field=out.x_field, y_field=out.y_field),
-                            width="stretch", key="heatmap")
+            fig = sweep_heatmap(out.table, out.x_field, out.y_field, kpi) if out.y_field else \
+                heatmap_figure(sweep_pivot(out, kpi), kpi=kpi, x_field=out.x_field, y_field=None)
+            st.plotly_chart(fig, width="stretch", key="heatmap")
         st.dataframe(out.table, hide_index=True, width="stretch", key="sweep_table")
         st.markdown("**Export a chosen point as a new version**")
         pick = st.selectbox("Run", range(len(out.table)), key="sweep_pick",

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["equity_figure", "heatmap_figure"]
+__all__ = ["equity_figure", "heatmap_figure", "tearsheet_or_equity"]
 
 
 def equity_figure(equity: pd.DataFrame, *, title: str = "backtest") -> go.Figure:
@@ -34,3 +34,22 @@ def heatmap_figure(pivot: pd.DataFrame, *, kpi: str, x_field: str, y_field: str 
     fig.update_layout(title=f"{kpi} by {x_field}" + (f" and {y_field}" if y_field else ""), height=420,
                       xaxis_title=x_field, yaxis_title=y_field or "", margin={"t": 60, "l": 60, "r": 20, "b": 40})
     return fig
+
+
+def tearsheet_or_equity(result: object, title: str) -> go.Figure:
+    """The backtest engineer's tearsheet (``hedge_core.figures.tearsheet``) when it is there and takes
+    a :class:`~hedge_core.backtest.BacktestResult`; else :func:`equity_figure` of its equity frame."""
+    try:
+        from hedge_core.figures import tearsheet as ts
+    except ImportError:
+        ts = None
+    for name in ("tearsheet_figure", "tearsheet"):
+        fn = getattr(ts, name, None) if ts is not None else None
+        if callable(fn):
+            try:
+                fig = fn(result)
+            except Exception:  # noqa: BLE001 - a figure API mismatch must not hide the run's result
+                continue
+            if isinstance(fig, go.Figure):
+                return fig
+    return equity_figure(result.equity, title=title)  # type: ignore[attr-defined]

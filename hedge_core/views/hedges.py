@@ -295,8 +295,12 @@ def validate_start(ref: str | None, status: str | None, mode: str, size: Any, sp
     return StartRequest(ref, mode, n, spot_symbol, f"{spot_symbol}:{quote}", confirm)
 
 
+_PAD = pd.Timedelta(hours=12)
+_DEFAULT_WINDOW = pd.Timedelta(days=7)
+
+
 def hedge_window(transitions: pd.DataFrame, last_ts: Any, data_first: Any, data_last: Any, *,
-                 pad: pd.Timedelta = pd.Timedelta(hours=12), default: pd.Timedelta = pd.Timedelta(days=7),
+                 pad: pd.Timedelta = _PAD, default: pd.Timedelta = _DEFAULT_WINDOW,
                  ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Chart window [start, end) of a hedge on its market data.
 

@@ -17,9 +17,9 @@ def choices(listing: pd.DataFrame) -> pd.DataFrame:
     if listing is None or listing.empty:
         return pd.DataFrame(columns=["ref", "label", "status", "strategy"])
     ok = listing[listing["status"] != "invalid"].sort_values(["name", "version"], ascending=[True, False])
-    refs = [f"{n}@{int(v)}" for n, v in zip(ok["name"], ok["version"])]
+    refs = [f"{n}@{int(v)}" for n, v in zip(ok["name"], ok["version"], strict=True)]
     labels = [f"{r} · {s} · {st}" + (f" · {k}" if k else "")
-              for r, s, st, k in zip(refs, ok["strategy"], ok["status"], ok["kpis"])]
+              for r, s, st, k in zip(refs, ok["strategy"], ok["status"], ok["kpis"], strict=True)]
     return pd.DataFrame({"ref": refs, "label": labels, "status": ok["status"].to_numpy(),
                          "strategy": ok["strategy"].to_numpy()})
 

@@ -1,9 +1,11 @@
 """What the Research page runs and shows: a backtest or a small sweep of one parameter set.
 
-Backtests go through :func:`hedge_core.backtest.run_backtest` (the one engine); a sweep is a
-grid of at most ``MAX_SWEEP_RUNS`` variants of one set, each validated by the parameter models,
-replayed over one shared timeline. Pure helpers build the grid and the heatmap table; the runner
-functions only read market data from the store they are given.
+Backtests go through :func:`hedge_core.backtest.run_backtest` (the one engine); a small sweep
+(at most ``MAX_SWEEP_RUNS`` points) goes through :func:`hedge_core.sweep.run_sweep` over one shared
+timeline, in this process (fast path when it accepts the run, else the event-driven backtester).
+Field changes are validated by :func:`hedge_core.sweep.set_path` (InvalidInput names the field).
+Pure helpers build the grid and the heatmap table; the run functions only read market data from
+the store they are given.
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from hedge_core import param_store
 from hedge_core.errors import InvalidInput
 
 __all__ = ["MAX_SWEEP_RUNS", "numeric_fields", "set_field", "sweep_grid", "parse_values", "run_set",
-           "SweepResult", "run_sweep", "sweep_pivot", "kpi_table"]
+           "SweepResult", "run_sweep", "sweep_pivot", "kpi_columns"]
 
 MAX_SWEEP_RUNS = 36
 
@@ -42,17 +42,9 @@ def numeric_fields(params: Any) -> list[str]:
 
 def set_field(params: Any, dotted: str, value: Any) -> Any:
     """A copy of ``params`` with one (dotted) field changed, validated (InvalidInput names the field)."""
-    data = params.model_dump(mode="json")
-    d = data
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        if not isinstance(d.get(p), dict):
-            raise InvalidInput("field", dotted, f"one of {numeric_fields(params)}")
-        d = d[p]
-    if parts[-1] not in d:
-        raise InvalidInput("field", dotted, f"one of {numeric_fields(params)}")
-    d[parts[-1]] = value
-    return param_store.parse(data, where="sweep")
+    from hedge_core.sweep import set_path
+
+    return set_path(params, dotted, value)
 
 
 def parse_values(text: str, field: str = "values") -> list[float]:
@@ -112,37 +104,37 @@ class SweepResult:
 
 def run_sweep(store: Any, grid: list[tuple[dict[str, float], Any]], *, venue: str, spot_symbol: str, timeframe: str,
               start: Any, end: Any, progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Backtest every grid point over one shared timeline; a failing point records its error."""
-    from hedge_core.backtest import BacktestConfig, run_backtest
+    """Backtest every grid point over one shared timeline (:func:`hedge_core.sweep.run_sweep`, in
+    this process); a failing point keeps its error in the table."""
+    from hedge_core import sweep as sw
+    from hedge_core.backtest import BacktestConfig
     from hedge_core.backtest_data import build_timeline, load_market
     from hedge_core.types import perp_of
 
+    if not grid:
+        raise InvalidInput("grid", 0, "at least one point")
     market = load_market(store, venue=venue, spot_symbol=spot_symbol, perp_symbol=perp_of(spot_symbol),
                          timeframe=timeframe, start=start, end=end)
     tl = build_timeline(market, start=pd.Timestamp(start), end=pd.Timestamp(end))
-    rows = []
-    for i, (coords, p) in enumerate(grid):
-        try:
-            r = run_backtest(p, tl, config=BacktestConfig(hedge_id=f"panel-sweep-{i}"))
-            rows.append({**coords, **{k: float(v) for k, v in r.kpis.items()}, "error": ""})
-        except Exception as exc:  # noqa: BLE001 - one bad point must not lose the others; it is shown
-            rows.append({**coords, "error": f"{type(exc).__name__}: {exc}"})
-        if progress is not None:
-            progress(i + 1, len(grid))
-    keys = list(grid[0][0]) if grid else []
-    return SweepResult(pd.DataFrame(rows), keys[0] if keys else "", keys[1] if len(keys) > 1 else None)
+    points = [coords for coords, _ in grid]
+    base = grid[0][1]
+    table = sw.run_sweep(base, points, payload=sw.Payload(timeline=tl, config=BacktestConfig(hedge_id="panel-sweep")),
+                         workers=0, progress=progress, show_progress=False)
+    keys = list(points[0])
+    return SweepResult(table, keys[0], keys[1] if len(keys) > 1 else None)
 
 
 def sweep_pivot(result: SweepResult, kpi: str) -> pd.DataFrame:
     """KPI as a table: rows = y values (or one row 'all'), columns = x values."""
     t = result.table
     if kpi not in t.columns:
-        raise InvalidInput("kpi", kpi, f"one of {[c for c in t.columns if c not in (result.x_field, result.y_field, 'error')]}")
+        raise InvalidInput("kpi", kpi, f"one of {kpi_columns(result)}")
     if result.y_field:
         return t.pivot_table(index=result.y_field, columns=result.x_field, values=kpi, aggfunc="first")
     return pd.DataFrame([t[kpi].to_numpy()], columns=t[result.x_field].to_numpy(), index=[kpi])
 
 
-def kpi_table(kpis: dict[str, float]) -> pd.DataFrame:
-    """KPIs as a two-column table (name, value), NaN kept."""
-    return pd.DataFrame({"kpi": list(kpis), "value": [float(v) if v is not None else np.nan for v in kpis.values()]})
+def kpi_columns(result: SweepResult) -> list[str]:
+    """The KPI columns of a sweep table (numeric, not a swept field, not path/error)."""
+    skip = {result.x_field, result.y_field, "error", "path"}
+    return [c for c in result.table.columns if c not in skip and pd.api.types.is_numeric_dtype(result.table[c])]
