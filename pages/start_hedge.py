@@ -11,7 +11,7 @@ import streamlit as st
 
 from hedge_core import param_store
 from hedge_core.errors import InvalidInput
-from hedge_core.views.hedges import MODES, live_confirmation_phrase, validate_start
+from hedge_core.views.hedges import MODES, live_confirmation_phrase, replay_options, validate_start
 from hedge_core.views.params import choices, provenance_table
 from pages._shared import link, require_runner, show_error
 
@@ -47,6 +47,10 @@ with st.form("start"):
     symbol = st.text_input("Spot symbol", value="BTC/USDT", key="start_symbol",
                            help="ccxt unified; the perp is its USDT perpetual")
     typed = st.text_input(f"Live only: type  {live_confirmation_phrase(ref)}  to confirm", key="start_confirm")
+    with st.expander("Paper replay (paper mode only)"):
+        speed = st.number_input("Replay speed (data seconds per wall second)", value=3600.0, min_value=1.0,
+                                max_value=1e6, key="start_speed", help="3600 = one hour of stored data per second")
+        replay_start = st.text_input("Replay start (UTC, empty = first stored bar)", value="", key="start_replay_start")
     go = st.form_submit_button("Start hedge", type="primary")
 
 st.caption(f"status of {ref}: **{row['status']}**" + ("" if row["status"] == "live" else
@@ -54,13 +58,14 @@ st.caption(f"status of {ref}: **{row['status']}**" + ("" if row["status"] == "li
 if go:
     try:
         req = validate_start(ref, str(row["status"]), mode, size, symbol, typed_confirmation=typed)
+        extra = replay_options(speed, replay_start) if req.mode == "paper" else {}
     except InvalidInput as exc:
         st.error(f"Not started — {exc.field}: {exc}", icon=":material/error:")
         st.stop()
     lk = require_runner(link())
     if lk is None:
         st.stop()
-    body = req.body()
+    body = {**req.body(), **extra}
     try:
         with st.spinner(f"starting {ref} in {req.mode} mode ..."):
             out = lk.client.start(body.pop("params"), mode=body.pop("mode"), **body)

@@ -97,6 +97,7 @@ def test_overview_without_runner_says_what_to_do(demo_env, monkeypatch) -> None:
     (1000.0, "BTC/USDT", "live", "mode"),  # not promoted to live: the gate names the mode
 ])
 def test_start_form_rejects_bad_input_naming_the_field(demo_env, monkeypatch, size, symbol, mode, field) -> None:
+    """Rejected before the runner is asked (this scenario has none)."""
     at = _run("pages/start_hedge.py", demo_env, monkeypatch)
     at.number_input(key="start_size").set_value(size)
     at.text_input(key="start_symbol").input(symbol)
@@ -202,3 +203,11 @@ def test_detail_pause_resume_with_confirmation(running_env, monkeypatch) -> None
 def test_sidebar_flatten_all_needs_the_checkbox(demo_env, monkeypatch) -> None:
     at = _run("pages/overview.py", demo_env, monkeypatch)
     assert at.button(key="flatten_all_go").disabled  # no confirmation (and no runner): disabled
+
+
+def test_start_form_rejects_bad_replay_start(demo_env, monkeypatch) -> None:
+    at = _run("pages/start_hedge.py", demo_env, monkeypatch)
+    at.text_input(key="start_replay_start").input("yesterday-ish")
+    at.button(key="FormSubmitter:start-Start hedge").click()
+    at.run()
+    assert any("Not started — replay start:" in e.value for e in at.error), [e.value for e in at.error]

@@ -11,7 +11,7 @@ import pytest
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 from hedge_core.views.hedges import (
-    fill_flows, health_view, hedge_window, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
+    fill_flows, health_view, hedge_window, replay_options, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
     timeline_table, totals, validate_start,
 )
 from hedge_core.views.ledger import hedge_flows, recent_rows, row_count, run_info
@@ -162,3 +162,12 @@ def test_hedge_window_ignores_wall_clock_start_rows() -> None:
 def test_run_info() -> None:
     assert run_info(pd.DataFrame({"info": ['{"timeframe": "1m"}']})) == {"timeframe": "1m"}
     assert run_info(pd.DataFrame({"info": ["not json"]})) == {} and run_info(pd.DataFrame()) == {}
+
+
+def test_replay_options() -> None:
+    assert replay_options(3600, "") == {"speed": 3600.0}
+    assert replay_options("10", "2024-01-01 05:00") == {"speed": 10.0, "start": "2024-01-01T05:00:00+00:00"}
+    for speed, start, field in ((0, "", "replay speed"), ("x", "", "replay speed"), (1, "not a time", "replay start")):
+        with pytest.raises(InvalidInput) as e:
+            replay_options(speed, start)
+        assert e.value.field == field

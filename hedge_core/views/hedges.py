@@ -23,7 +23,7 @@ from hedge_core.errors import InvalidInput
 
 __all__ = ["OVERVIEW_COLUMNS", "overview_table", "totals", "HealthView", "health_view", "legs_table",
            "timeline_table", "risk_table", "fill_flows", "pnl_series", "StartRequest", "validate_start",
-           "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "hedge_window"]
+           "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "hedge_window", "replay_options"]
 
 ACTIVE_STATES = frozenset({"ANALYZING_MARKET", "OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE",
                            "MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS", "ERROR", "PAUSED"})
@@ -316,3 +316,23 @@ def hedge_window(transitions: pd.DataFrame, last_ts: Any, data_first: Any, data_
     if not inside:
         return max(first, last - default), last + pd.Timedelta(hours=1)
     return max(first, min(inside) - pad), min(last + pd.Timedelta(hours=1), max(inside) + pad)
+
+
+def replay_options(speed: Any, start_text: str) -> dict[str, Any]:
+    """Paper replay fields of a start request: ``speed`` (data seconds per wall second, in (0, 1e6])
+    and an optional ``start`` (UTC ISO time). InvalidInput names the bad field."""
+    try:
+        v = float(speed)
+    except (TypeError, ValueError):
+        raise InvalidInput("replay speed", speed, "a number of data seconds per wall second in (0, 1e6]") from None
+    if not (math.isfinite(v) and 0 < v <= 1e6):
+        raise InvalidInput("replay speed", speed, "a number of data seconds per wall second in (0, 1e6]")
+    out: dict[str, Any] = {"speed": v}
+    text = (start_text or "").strip()
+    if text:
+        try:
+            t = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            raise InvalidInput("replay start", text, "a UTC time like 2024-01-01T05:00Z, or empty") from None
+        out["start"] = (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).isoformat()
+    return out
