@@ -125,4 +125,15 @@ def paper_exchange(env: Env, hedge_id: str) -> Any:
 
 
 def journal(env: Env, table: str, hedge_id: str) -> pd.DataFrame:
+    """A journal table as a restarted runner sees it: WAL segments left by a killed runner are
+    upserted first (what the runner does on start). Only while no runner holds the database."""
+    from hedge_core.runner.journal import Journal
+    from hedge_core.store import Store, StoreBusy
+
+    if (env.home / "journal").is_dir() and any((env.home / "journal").glob("journal-*.jsonl")):
+        try:
+            with Store(env.db, lock_timeout=0.5) as st:
+                Journal(st, env.home / "journal").replay_wal()
+        except StoreBusy:
+            pass
     return env.store().read_table(table, hedge_id=hedge_id)

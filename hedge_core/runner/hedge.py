@@ -132,6 +132,7 @@ class HedgeTask:
         self.no_new_entries = False
         self.feed: Any = None
         self.inputs: Any = None  # InputsTable of a replay (set by the feed factory)
+        self.paper_saved_at = 0.0
         self.task: asyncio.Task[Any] | None = None
         self._last_snapshot = 0.0
         self.started_at = wall_now()
@@ -175,6 +176,7 @@ class HedgeTask:
         self.journal.load(self.hedge_id)
         rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
         fills = self.journal.fills(self.hedge_id)
+        self.journal.flush()
         funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
         prices: dict[str, float] = {}
         for leg, sym in (("spot", spot.symbol), ("perp", perp.symbol)):
@@ -312,8 +314,12 @@ class HedgeTask:
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
         paper = hasattr(self.raw_adapter, "apply")
         last_rate = 0.0
+        n = 0
         try:
             async for ev in self.feed:
+                n += 1
+                if n % 64 == 0:
+                    await asyncio.sleep(0)  # an as-fast-as-possible replay must not starve other hedges/the API
                 if self.driver.ctx.state is State.COMPLETED:
                     break
                 if isinstance(ev, Bar):

@@ -52,7 +52,7 @@ def _write_info(home: Path, info: dict[str, Any]) -> None:
 
 async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: str | None = None,
                      snapshot_dir: str | None = None, heartbeat_s: float = 1.0, dms_timeout_s: float = 10.0,
-                     snapshot_s: float = 2.0) -> int:
+                     snapshot_s: float = 2.0, fsync: bool = False) -> int:
     from hedge_core import param_store
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
@@ -67,7 +67,7 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     snap = Path(snapshot_dir) if snapshot_dir else Path(db_path).parent / "snapshots"
     token = write_token(home)
     sup = Supervisor(store, home, params_root=params_root, snapshot_dir=snap, heartbeat_s=heartbeat_s,
-                     dms_timeout_s=dms_timeout_s, snapshot_s=snapshot_s)
+                     dms_timeout_s=dms_timeout_s, snapshot_s=snapshot_s, fsync=fsync)
     try:
         param_store.sync_to_store(store, params_root)
     except Exception as exc:  # noqa: BLE001 - a broken param file must not stop the runner
@@ -121,13 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dms-timeout", type=float, default=10.0, help="dead man's switch: flatten after this many "
                     "seconds without a supervisor heartbeat")
     ap.add_argument("--snapshot-every", type=float, default=2.0, help="seconds between database snapshots")
+    ap.add_argument("--fsync", action="store_true", help="fsync the journal after every row (live intents are "
+                    "always fsynced; this adds every other row)")
     a = ap.parse_args(argv)
     from hedge_core.runner.client import runner_home
 
     home = runner_home(a.home)
     setup_logging(home / "logs" / "runner.jsonl", stderr=True)
     return asyncio.run(run_runner(a.db, home, port=a.port, params_root=a.params_dir, snapshot_dir=a.snapshot_dir,
-                                  heartbeat_s=a.heartbeat, dms_timeout_s=a.dms_timeout, snapshot_s=a.snapshot_every))
+                                  heartbeat_s=a.heartbeat, dms_timeout_s=a.dms_timeout, snapshot_s=a.snapshot_every,
+                                  fsync=a.fsync))
 
 
 if __name__ == "__main__":  # pragma: no cover

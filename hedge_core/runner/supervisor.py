@@ -54,9 +54,11 @@ class Supervisor:
 
     def __init__(self, store: Any, home: str | Path, *, params_root: str | Path | None = None,
                  snapshot_dir: str | Path | None = None, heartbeat_s: float = 1.0, dms_timeout_s: float = 10.0,
-                 snapshot_s: float = 2.0, position_snapshot_s: float = 30.0) -> None:
+                 snapshot_s: float = 2.0, position_snapshot_s: float = 30.0, flush_s: float = 0.25,
+                 fsync: bool = False) -> None:
         self.store = store
-        self.journal = Journal(store)
+        self.journal = Journal(store, Path(home) / "journal", fsync=fsync)
+        self.flush_s = flush_s
         self.home = Path(home)
         self.params_root = params_root
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
@@ -99,10 +101,19 @@ class Supervisor:
     def start_background(self) -> None:
         self._bg.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         self._bg.append(asyncio.create_task(self._tick_loop(), name="loop-tick"))
+        self._bg.append(asyncio.create_task(self._flush_loop(), name="journal-flush"))
         if self.snapshot_dir is not None:
             self._bg.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
         self._watchdog = threading.Thread(target=self._watch, name="runner-watchdog", daemon=True)
         self._watchdog.start()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_s)
+            try:
+                self.journal.flush()
+            except Exception as exc:  # noqa: BLE001 - the WAL keeps the rows; the next flush retries
+                log_event(log, "journal flush failed (rows kept in the WAL)", level=logging.ERROR, error=str(exc))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -141,7 +152,9 @@ class Supervisor:
                         await arm(h.spec.perp_symbol, self.dms_timeout_s * 2)
                 except Exception as exc:  # noqa: BLE001 - one hedge's venue trouble must not stop the beat
                     log_event(log, "heartbeat step failed", level=logging.ERROR, hedge_id=h.hedge_id, error=str(exc))
-                if h.spec.mode == "paper" and hasattr(h.raw_adapter, "save") and h.raw_adapter.state_path:
+                if (h.spec.mode == "paper" and not h.spec.paper_save_every_event and hasattr(h.raw_adapter, "save")
+                        and h.raw_adapter.state_path and time.monotonic() - h.paper_saved_at > 5.0):
+                    h.paper_saved_at = time.monotonic()  # the venue saves itself after every order anyway
                     h.raw_adapter.save()
             await asyncio.sleep(self.heartbeat_s)
 
@@ -163,6 +176,7 @@ class Supervisor:
             return None
         if not force and self.journal.writes == self._snap_writes:
             return None
+        self.journal.flush()
         ck = getattr(self.store, "checkpoint", None)
         if ck is not None:
             ck()
@@ -322,6 +336,9 @@ class Supervisor:
 
     async def recover_all(self) -> list[dict[str, Any]]:
         """Reconcile and resume/flatten every hedge the journal says is not finished."""
+        replayed = self.journal.replay_wal()  # rows a killed runner appended but never flushed
+        if replayed:
+            log_event(log, "journal WAL replayed", rows=replayed)
         runs = self.journal.runs()
         out = []
         if not len(runs):
@@ -413,5 +430,6 @@ class Supervisor:
                 pass
         for t in self._bg:
             t.cancel()
+        self.journal.flush()
         self.snapshot(force=True)
         log_event(log, "runner stopped")
