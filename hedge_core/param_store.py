@@ -48,7 +48,8 @@ from hedge_core.params import StrategyParams
 __all__ = [
     "ParamSet", "PromotionGate", "STATUSES", "export", "load", "load_file", "parse", "versions", "names",
     "latest_version", "resolve", "promote", "diff", "status_of", "sync_to_store", "params_root",
-    "code_version", "data_fingerprint", "validation_error", "dump_toml", "list_sets",
+    "code_version", "data_fingerprint", "timeline_fingerprint", "validation_error", "dump_toml", "list_sets",
+    "import_file",
 ]
 
 FORMAT = 1
@@ -119,6 +120,20 @@ def data_fingerprint(frames: Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame]
         h.update(key.encode())
         h.update(",".join(map(str, df.columns)).encode())
         h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def timeline_fingerprint(tl: Any) -> str:
+    """``sha256:<hex>`` of a backtest timeline's market arrays (times, OHLCV of spot/perp/mark, funding)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in ("ts", "spot_bar", "perp_bar", "mark_bar", "fund_rate"):
+        arr = getattr(tl, name, None)
+        if arr is not None:
+            a = np.ascontiguousarray(np.asarray(arr))
+            h.update(name.encode())
+            h.update(a.tobytes())
     return "sha256:" + h.hexdigest()
 
 
@@ -345,6 +360,12 @@ def _provenance_from_backtest(run: Any) -> dict[str, Any]:
     h = get("data_hash")
     if isinstance(h, str) and h:
         out["data_hash"] = h
+    else:
+        tl = get("market") or get("timeline")
+        if tl is not None and hasattr(tl, "ts") and hasattr(tl, "spot_bar"):
+            out["data_hash"] = timeline_fingerprint(tl)
+            out.setdefault("data_source", f"{getattr(tl, 'venue', '')} {getattr(tl, 'spot_symbol', '')} "
+                                          f"{getattr(tl, 'perp_symbol', '')} {getattr(tl, 'timeframe', '')}".strip())
     for key in ("venue", "symbol", "spot_symbol", "perp_symbol", "timeframe", "data_source"):
         v = get(key)
         if isinstance(v, str) and v:

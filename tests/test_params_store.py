@@ -201,3 +201,26 @@ def test_export_is_reachable_from_params_module_or_param_store():
     params_mod = __import__("hedge_core.params", fromlist=["x"])
     if hasattr(params_mod, "export"):  # the lead re-exports it from params.py
         assert params_mod.export is m.export
+
+
+def test_export_from_a_real_backtest_result_records_kpis_window_and_data_hash(root):
+    import numpy as np
+
+    from hedge_core.backtest import run_backtest
+    from hedge_core.backtest_data import build_timeline, load_market
+    from hedge_core.data.demo import seed_demo
+
+    with Store(":memory:") as st:
+        seed_demo(st, days=45)
+        m = load_market(st, venue="demo", start="2024-02-01T00:00Z", end="2024-02-10T00:00Z")
+    tl = build_timeline(m, start="2024-02-01T00:00Z", end="2024-02-10T00:00Z")
+    p = CarryParams(notional=1000.0, min_net_carry=-1.0)
+    run = run_backtest(p, tl)
+    a = ps.export(p, "from-run", run, root=root, index=False)
+    pv = a.provenance
+    assert pv["kpis"] and all(isinstance(v, float) for v in pv["kpis"].values())
+    assert set(run.kpis) >= set(pv["kpis"])
+    assert pv["data_window"] == [str(run.start), str(run.end)]
+    assert pv["data_hash"] == ps.timeline_fingerprint(tl)
+    tl.spot_bar[3, 3] = np.nextafter(tl.spot_bar[3, 3], np.inf)  # one close changed by one ulp
+    assert ps.timeline_fingerprint(tl) != pv["data_hash"]
