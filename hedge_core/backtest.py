@@ -458,6 +458,12 @@ def save_run(store: Any, result: BacktestResult, *, params_name: str | None = No
             g["hedge_id"] = hid
             g["numbers"] = [json.dumps(x, default=float) for x in g["numbers"]]
             store.write_table("guard_firings", g)
+        snaps = _position_snapshots(result, hid, venue, spot_sym, perp_sym)
+        if len(snaps):
+            store.write_table("position_snapshots", snaps)
+        dep = _reserve_deployments(result, hid)
+        if len(dep):
+            store.write_table("reserve_deployments", dep)
         lt = result.equity["ltv"].dropna()
         if len(lt):
             from hedge_core.ltv import ltv_band
@@ -466,6 +472,35 @@ def save_run(store: Any, result: BacktestResult, *, params_name: str | None = No
                 "price": result.equity.loc[lt.index, "spot_price"].to_numpy(),
                 "band": [_band(v, ltv_band) for v in lt.to_numpy()]}))
     return hid
+
+
+def _position_snapshots(result: BacktestResult, hid: str, venue: str, spot_sym: str | None,
+                        perp_sym: str | None) -> pd.DataFrame:
+    """Both legs at every instant with a fill, and at the end (quantities, marks; uPnL of the perp)."""
+    e = result.equity
+    times = pd.DatetimeIndex(result.fills["ts"]).unique().union(e.index[[-1]]) if len(result.fills) else e.index[[-1]]
+    rows = []
+    for t in times:
+        r = e.loc[t]
+        for sym, qty, px in ((spot_sym, r["spot_qty"], r["spot_price"]), (perp_sym, r["perp_qty"], r["mark_price"])):
+            if sym is None:
+                continue
+            rows.append({"hedge_id": hid, "ts": t, "venue": venue, "symbol": sym, "qty": float(qty),
+                         "mark_price": float(px)})
+    return pd.DataFrame(rows)
+
+
+def _reserve_deployments(result: BacktestResult, hid: str) -> pd.DataFrame:
+    g = result.guard_firings
+    if not len(g):
+        return pd.DataFrame()
+    d = g[g["action"] == "deploy_reserve"].drop_duplicates("ts", keep="last")
+    if not len(d):
+        return pd.DataFrame()
+    amt = [float(dict(n).get("deployed", math.nan)) for n in d["numbers"]]
+    return pd.DataFrame({"hedge_id": hid, "ts": d["ts"].to_numpy(), "ltv": [float(dict(n).get("ltv", math.nan))
+                                                                          for n in d["numbers"]],
+                         "amount": amt, "cumulative": np.nancumsum(amt), "reason": d["guard"].to_numpy()})
 
 
 def _band(v: float, fn: Any) -> str:

@@ -146,18 +146,23 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
 
 def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
                    perp: np.ndarray) -> float:
+    """hedge_effectiveness of spot returns hedged with perp returns at the previous instant's ratio
+    (only instants whose previous instant was in the market). Returns and the one-instant lag are
+    formed here in numpy; the analytics function gets the kept rows with the ratio already lagged."""
     inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
     if inm.sum() < 4:
         return math.nan
-    idx = _idx(ts_ns)
-    s = pd.Series(spot, index=idx)
-    p = pd.Series(perp, index=idx)
-    y = s / s.shift(1) - 1.0
-    x = p / p.shift(1) - 1.0
-    ok = (y.notna() & x.notna()).to_numpy()
-    hh = pd.Series(np.where(inm, h, np.nan), index=idx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = spot[1:] / spot[:-1] - 1.0
+        x = perp[1:] / perp[:-1] - 1.0
+    hl = np.where(inm[:-1], h[:-1], np.nan)  # ratio known at the start of each return
+    keep = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(hl)
+    if keep.sum() < 3:
+        return math.nan
+    idx = _idx(ts_ns[1:][keep])
     try:
-        return hedge_effectiveness(y[ok], x[ok], hh[ok], lag=1)
+        return hedge_effectiveness(pd.Series(y[keep], index=idx), pd.Series(x[keep], index=idx),
+                                   pd.Series(hl[keep], index=idx), lag=0)
     except InvalidInput:
         return math.nan
 

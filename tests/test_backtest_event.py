@@ -195,3 +195,19 @@ def test_runs_inside_a_running_event_loop(demo):
         return run_backtest(P, demo, end=demo.first + pd.Timedelta(days=8))
     r = asyncio.run(inside())  # as in Jupyter, where a loop is already running
     assert len(r.equity) > 100
+
+
+def test_save_run_writes_snapshots_ltv_and_reserve(demo):
+    p = VolTierLoanParams(collateral_qty=1.0, loan=0.74 * float(demo.spot["close"].iloc[72]), reserve=5000,
+                          perp_leverage=5, guards=GuardParams(liq_distance_close=0.05, liq_distance_reduce=0.1))
+    r = run_backtest(p, demo, config=BacktestConfig(hedge_id="vt-save"))
+    st = Store(":memory:")
+    save_run(st, r, synthetic=True)
+    back = load_run(st, "vt-save")
+    assert len(back["ltv_history"]) == len(r.equity)
+    snaps = st.read_table("position_snapshots", hedge_id="vt-save")
+    assert len(snaps) >= 2 and set(snaps["symbol"]) == {"BTC/USDT", "BTC/USDT:USDT"}
+    dep = st.read_table("reserve_deployments", hedge_id="vt-save")
+    g = r.guard_firings[r.guard_firings["action"] == "deploy_reserve"]
+    assert len(g) > 0 and len(dep) == g["ts"].nunique()  # starts at 74 % LTV: the reserve is deployed
+    assert dep["cumulative"].iloc[-1] == pytest.approx(dep["amount"].sum())
