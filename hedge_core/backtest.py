@@ -391,6 +391,17 @@ def _assemble(params: Any, tl: Timeline, config: BacktestConfig, driver: HedgeDr
     repaid = c.strategy_state.get("repaid") if c.strategy_state else None
     kpis = compute_kpis(eq, trans, params, capital=capital, n_liquidations=len(liq), n_fills=len(fills),
                         repaid=None if repaid is None else float(repaid))
+    loan = c.strategy_state.get("loan") if c.strategy_state else None
+    if loan is not None and hasattr(loan, "accrued_interest"):
+        from hedge_core.ltv import accrue
+
+        if eq.index[-1] > loan.as_of:
+            loan = accrue(loan, eq.index[-1])  # to the end of the run, also after COMPLETED
+        # the loan book's own money (not in the hedge's net PnL): interest charged, repaid, left
+        kpis["loan_interest"] = float(loan.accrued_interest) + float(getattr(loan, "interest_paid", 0.0))
+        kpis["loan_repaid_from_profit"] = float(repaid or 0.0)
+        kpis["reserve_deployed"] = float(c.strategy_state.get("reserve_deployed", 0.0))
+        kpis["loan_outstanding"] = float(loan.principal) + float(loan.accrued_interest)
     return BacktestResult(config.hedge_id, params, config, start, end, capital, eq, ledger, orders, fills, trans,
                           guards, fp, liq, alerts, kpis, str(c.state), tl if keep_timeline else None)
 

@@ -29,7 +29,7 @@ import pandas as pd
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
-from hedge_core.ltv import BANDS, ltv_band
+from hedge_core.ltv import BANDS, accrue, ltv_band
 
 __all__ = ["compute_kpis", "kpis_from_arrays", "hold_pnl", "ltv_of", "loan_state", "KPI_NAMES"]
 
@@ -55,6 +55,8 @@ def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
         return float(params.loan) * (1 + float(params.loan_apr) * years), repaid
     if isinstance(loan, (int, float)):
         return float(loan), repaid
+    if hasattr(loan, "as_of") and t > loan.as_of:
+        loan = accrue(loan, t)  # the strategy accrues only when it decides (not once COMPLETED)
     if hasattr(loan, "outstanding"):
         return float(loan.outstanding), repaid
     return float(loan.principal) + float(loan.accrued_interest), repaid

@@ -211,3 +211,27 @@ def test_save_run_writes_snapshots_ltv_and_reserve(demo):
     g = r.guard_firings[r.guard_firings["action"] == "deploy_reserve"]
     assert len(g) > 0 and len(dep) == g["ts"].nunique()  # starts at 74 % LTV: the reserve is deployed
     assert dep["cumulative"].iloc[-1] == pytest.approx(dep["amount"].sum())
+
+
+def test_cross_and_grid_strategies_run_event_driven():
+    from hedge_core.params import CrossHedgeParams, GridParams
+
+    frames = generate_demo_market(days=25, timeframe="1h", seed=13, assets=("BTC", "ETH"))
+    eth = market_from_frames(frames, asset="ETH")
+    btc = market_from_frames(frames, asset="BTC")
+    cross = Market(btc.venue, "ETH/USDT", "BTC/USDT:USDT", "1h", eth.spot, btc.perp, btc.mark, btc.funding)
+    for p, m in ((CrossHedgeParams(min_correlation=0.0), cross), (GridParams(), btc)):
+        r = run_backtest(p, m)
+        e = r.equity
+        assert r.kpis["entries"] >= 1 and len(r.fills) >= 1
+        np.testing.assert_allclose(e["net"], e["price_pnl"] + e["funding"] - e["fees"] - e["interest"], atol=1e-8)
+        assert set(r.fills["symbol"]) <= {m.spot_symbol, m.perp_symbol}
+
+
+def test_loan_book_reports_loan_money(demo):
+    p = VolTierLoanParams(collateral_qty=1.0, loan=0.6 * float(demo.spot["close"].iloc[72]), reserve=5000,
+                          perp_leverage=5, guards=GuardParams(liq_distance_close=0.05, liq_distance_reduce=0.1))
+    r = run_backtest(p, demo)
+    days = (r.end - r.start).total_seconds() / 86400
+    assert r.kpis["loan_interest"] == pytest.approx(p.loan * p.loan_apr * days / 365, rel=0.05)
+    assert r.kpis["loan_outstanding"] <= p.loan + r.kpis["loan_interest"] + 1e-6
