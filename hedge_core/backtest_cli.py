@@ -113,7 +113,7 @@ def backtest_cmd(
     run_id: str = typer.Option("bt-cli", "--run-id", help="run id (hedge id) when saving"),
     html_out: str = typer.Option(None, "--html", help="write the tearsheet as standalone HTML here"),
 ) -> None:
-    """Backtest one parameter set over [start, end] through the engine and the paper venue."""
+    """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
     from hedge_core.backtest import BacktestConfig, run_backtest, save_run
 
     try:
