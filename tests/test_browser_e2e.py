@@ -1,6 +1,7 @@
 """End to end in headless chromium: the panel starts its runner, a paper hedge is started from an
 exported parameter set on the Start page, reaches MONITORING_POSITIONS, is stopped from its detail
-page and COMPLETES with both legs closed; then the sidebar kill switch flattens two running hedges.
+page and COMPLETES with both legs closed; then the sidebar kill switch flattens two running hedges;
+the runner outlives the panel and a restarted panel (`hedge app --no-seed`) re-attaches to it.
 
 Isolated: own database (demo market), runner home and parameter folder; the runner the panel
 started (detached) is killed at teardown. Screenshots go to test-artifacts/; with
@@ -51,6 +52,7 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
     home = env["HEDGE_RUNNER_HOME"]
     try:
         with panel_process(Path(env["HEDGE_DB"]), extra_env=env) as url, browser_page() as page:
+            page.set_default_timeout(60_000)
             page.goto(url)
             page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
             c = _client(home)  # the panel started the runner
@@ -115,8 +117,15 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
                     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
                 assert page.get_by_text("Traceback").count() == 0
                 _shot(page, name)
-        # the panel is gone; its runner is not (detached): hedges survive a closed browser/panel
-        assert RunnerClient.discover(home).hedges()
+        # the panel is gone; its runner is not (detached): hedges survive a closed browser/panel ...
+        c = RunnerClient.discover(home)
+        assert {h["hedge_id"] for h in c.hedges()} >= set(ids) | {hid}
+        # ... and a new panel re-attaches to it on the next load (no second runner)
+        with panel_process(Path(env["HEDGE_DB"]), extra_env=env, seed=False) as url2, browser_page() as page:
+            page.goto(url2)
+            page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
+            page.get_by_text(hid).first.wait_for(state="attached", timeout=30_000)
+            assert RunnerClient.discover(home).pid == c.pid
     finally:
         kill_runner(home)
         shutil.rmtree(Path(home) / "paper", ignore_errors=True)

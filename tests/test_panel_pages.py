@@ -200,9 +200,16 @@ def test_detail_pause_resume_with_confirmation(running_env, monkeypatch) -> None
     assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"
 
 
-def test_sidebar_flatten_all_needs_the_checkbox(demo_env, monkeypatch) -> None:
-    at = _run("pages/overview.py", demo_env, monkeypatch)
-    assert at.button(key="flatten_all_go").disabled  # no confirmation (and no runner): disabled
+def test_sidebar_kill_switch_on_the_first_page(demo_env, monkeypatch) -> None:
+    # AppTest drops the sidebar on reruns, so this checks the first run (the browser test
+    # uses the kill switch from another page)
+    for k, v in demo_env.items():
+        monkeypatch.setenv(k, v)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.sidebar.button(key="flatten_all_go").disabled  # not confirmed (and no runner): disabled
+    assert not at.sidebar.checkbox(key="flatten_all_confirm").value
+    assert any("hedge runner start" in w.value for w in at.sidebar.warning)
 
 
 def test_start_form_rejects_bad_replay_start(demo_env, monkeypatch) -> None:
