@@ -35,8 +35,8 @@ def hedge_figure(view: PairView, series: pd.DataFrame, *, title: str = "") -> go
     fig.add_trace(go.Scattergl(x=s.index, y=-s["fees"], name="fees (cost)", mode="lines"), row=6, col=1)
     label = " — SYNTHETIC demo data" if view.synthetic else ""
     fig.update_layout(title=(title or f"{view.spot_symbol} hedge") + f" ({view.timeframe} bars){label}", height=980,
-                      hovermode="x unified", margin={"t": 80, "l": 40, "r": 20, "b": 30},
-                      legend={"orientation": "h", "y": 1.04})
+                      hovermode="x unified", margin={"t": 120, "l": 40, "r": 20, "b": 30},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     return fig
 
 
