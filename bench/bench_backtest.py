@@ -17,6 +17,7 @@ Run: ``.venv/bin/python bench/bench_backtest.py`` (``--quick``: 30 days, smaller
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numpy as np
@@ -40,7 +41,7 @@ def bare_pass(spot, perp, mark, rate):  # pragma: no cover - compiled
     for i in range(1, len(spot)):
         acc += (spot[i] - spot[i - 1]) - (perp[i] - perp[i - 1])
         r = rate[i]
-        if r == r:
+        if not math.isnan(r):
             acc += mark[i] * r
     return acc
 

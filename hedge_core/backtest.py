@@ -46,8 +46,16 @@ from hedge_core.exchange.paper_core import PaperConfig, PaperCore
 from hedge_core.market_inputs import InputSpec
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["BacktestConfig", "BacktestResult", "run_backtest", "save_run", "load_run", "EQUITY_COLUMNS",
-           "initial_balances", "capital_of"]
+__all__ = [
+    "EQUITY_COLUMNS",
+    "BacktestConfig",
+    "BacktestResult",
+    "capital_of",
+    "initial_balances",
+    "load_run",
+    "run_backtest",
+    "save_run",
+]
 
 EQUITY_COLUMNS = ("price_pnl", "spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest",
                   "net", "equity", "delta", "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price",
@@ -80,7 +88,7 @@ class BacktestConfig:
     spot_usdt: float | None = None
     perp_usdt: float | None = None
     capital: float | None = None
-    spec: InputSpec = InputSpec()
+    spec: InputSpec = field(default_factory=InputSpec)
     warmup: pd.Timedelta = DEFAULT_WARMUP
 
 

@@ -26,7 +26,7 @@ from hedge_core.errors import HedgeError, InvalidInput
 app = typer.Typer(help="Backtests and parameter sweeps through the one engine.", no_args_is_help=True,
                   add_completion=False)
 
-__all__ = ["app", "read_params", "read_grid"]
+__all__ = ["app", "read_grid", "read_params"]
 
 
 def _read_doc(path: Path) -> dict[str, Any]:

@@ -22,13 +22,14 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
+
 try:
     from hedge_core.types import timeframe_delta
 except ImportError:  # pragma: no cover - older layout
     from hedge_core.exchange.feeds import timeframe_delta
 from hedge_core.market_inputs import InputSpec, market_inputs
 
-__all__ = ["utc", "Market", "Timeline", "load_market", "market_from_frames", "build_timeline", "DEFAULT_WARMUP"]
+__all__ = ["DEFAULT_WARMUP", "Market", "Timeline", "build_timeline", "load_market", "market_from_frames", "utc"]
 
 DEFAULT_WARMUP = pd.Timedelta(days=3)
 
@@ -73,7 +74,7 @@ class Market:
         """The last instant with data (last bar end)."""
         return max(self.spot.index[-1], self.perp.index[-1]) + self.bar
 
-    def window(self, start: object | None, end: object | None, warmup: pd.Timedelta = DEFAULT_WARMUP) -> "Market":
+    def window(self, start: object | None, end: object | None, warmup: pd.Timedelta = DEFAULT_WARMUP) -> Market:
         """The market cut to bars labelled in ``[start - warmup, end)`` (funding up to ``end``)."""
         t0 = None if start is None else utc(start) - warmup
         t1 = None if end is None else utc(end)
@@ -221,7 +222,7 @@ def _ffill(v: np.ndarray, has: np.ndarray) -> np.ndarray:
 
 
 def build_timeline(market: Market, *, start: object | None = None, end: object | None = None,
-                   spec: InputSpec = InputSpec(), inputs: pd.DataFrame | None = None) -> Timeline:
+                   spec: InputSpec | None = None, inputs: pd.DataFrame | None = None) -> Timeline:
     """Replay instants in ``[start, end]`` with everything known at each of them.
 
     Bars before ``start`` (the warm-up) feed the analytics and the first known prices but are
@@ -264,7 +265,8 @@ def build_timeline(market: Market, *, start: object | None = None, end: object |
     step = int(interval * 3600e9)
     next_f = (ends // step) * step + step
     if inputs is None:
-        inputs = market_inputs(market.spot, market.perp, mark=market.mark, funding=market.funding, spec=spec,
+        inputs = market_inputs(market.spot, market.perp, mark=market.mark, funding=market.funding,
+                               spec=spec if spec is not None else InputSpec(),
                                bar_seconds=bar.total_seconds())
     names = tuple(inputs.columns)
     ipos = np.searchsorted(_ns(inputs.index), ends, side="right") - 1

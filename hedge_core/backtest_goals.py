@@ -30,7 +30,7 @@ from hedge_core.backtest import BacktestConfig, run_backtest
 from hedge_core.backtest_data import Market, utc
 from hedge_core.params import GuardParams, VolTierLoanParams
 
-__all__ = ["TARGETS", "variant_params", "spec_goals", "goals_markdown", "shared_market"]
+__all__ = ["TARGETS", "goals_markdown", "shared_market", "spec_goals", "variant_params"]
 
 #: KPI -> (comparison, target)
 TARGETS: dict[str, tuple[str, float]] = {

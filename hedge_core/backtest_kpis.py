@@ -31,7 +31,7 @@ from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import BANDS, accrue, ltv_band
 
-__all__ = ["compute_kpis", "kpis_from_arrays", "hold_pnl", "ltv_of", "loan_state", "KPI_NAMES"]
+__all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_of"]
 
 KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
              "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",

@@ -46,8 +46,16 @@ from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.types import MarginMode
 
-__all__ = ["FastPathUnsupported", "FastResult", "check_supported", "entry_signal", "run_fast", "run_fast_or_event",
-           "fast_kpis", "ERRORS"]
+__all__ = [
+    "ERRORS",
+    "FastPathUnsupported",
+    "FastResult",
+    "check_supported",
+    "entry_signal",
+    "fast_kpis",
+    "run_fast",
+    "run_fast_or_event",
+]
 
 
 class FastPathUnsupported(HedgeError):
@@ -204,6 +212,23 @@ def _liq_price_iso(q, ep, wb, floors, caps, mmrs, cums):
 
 
 @njit(cache=True)
+def _exit_due(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
+    """``engine.exits.exit_reason`` != "" (same rules, same order; NaN = rule off)."""
+    if not math.isnan(sl) and notional > 0 and cp <= -sl * notional:
+        return True
+    if not math.isnan(pt) and notional > 0 and pt * notional > 0 and cp >= pt * notional:
+        return True
+    if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
+            and cp <= peak * (1.0 - tg)):
+        return True
+    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(perp - spot) / spot * 1e4 >= bstop:
+        return True
+    if unfav_n >= 0 and unfav >= unfav_n:
+        return True
+    return not math.isnan(maxh) and held_h >= maxh
+
+
+@njit(cache=True)
 def _choose_lev(sigma, liq_buffer, tvm, min_lev, max_lev):
     required = liq_buffer
     if not math.isnan(sigma) and sigma > 0:
@@ -314,20 +339,8 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             if state == S_MONITORING and not flatten:
                 cp = pnl - pnl_at_entry
                 nt_ = entry_notional
-                if not math.isnan(sl) and nt_ > 0 and cp <= -sl * nt_:
-                    exit_now = True
-                elif not math.isnan(pt) and nt_ > 0 and pt * nt_ > 0 and cp >= pt * nt_:
-                    exit_now = True
-                elif (not math.isnan(tg) and nt_ > 0 and peak > 0 and peak >= tmin * nt_
-                      and cp <= peak * (1.0 - tg)):
-                    exit_now = True
-                elif not math.isnan(bstop) and spot[i] > 0 and not math.isnan(perp[i]) and \
-                        abs(perp[i] - spot[i]) / spot[i] * 1e4 >= bstop:
-                    exit_now = True
-                elif unfav_n >= 0 and unfav >= unfav_n:
-                    exit_now = True
-                elif not math.isnan(maxh) and (t - entered) / 1e9 / 3600.0 >= maxh:
-                    exit_now = True
+                exit_now = _exit_due(cp, nt_, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n, unfav,
+                                     maxh, (t - entered) / 1e9 / 3600.0)
             if exit_now:
                 # close: perp (reduce-only) first, then spot; both at once
                 for k in range(2):

@@ -30,11 +30,17 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.analytics.funding import funding_apr
-from hedge_core.analytics.hedge_ratio import KalmanParams, ewma_beta, kalman_beta, rolling_beta, rolling_correlation
+from hedge_core.analytics.hedge_ratio import (
+    KalmanParams,
+    ewma_beta,
+    kalman_beta,
+    rolling_beta,
+    rolling_correlation,
+)
 from hedge_core.analytics.volatility import infer_bar_seconds, trailing_24h_vol
 from hedge_core.errors import InvalidInput
 
-__all__ = ["InputSpec", "market_inputs", "INPUT_COLUMNS", "inputs_known_at"]
+__all__ = ["INPUT_COLUMNS", "InputSpec", "inputs_known_at", "market_inputs"]
 
 INPUT_COLUMNS = ("sigma_24h", "beta", "correlation", "baseline", "baseline_std", "volume_avg", "var_1d",
                  "basis", "funding_apr")
@@ -90,7 +96,7 @@ class InputSpec:
 
     def min_history_bars(self, bar_seconds: float) -> int:
         """Bars a trailing window needs so every column is defined (and EWMA has settled)."""
-        day = int(math.ceil(86_400 / bar_seconds))
+        day = math.ceil(86_400 / bar_seconds)
         return int(max(self.beta_window, 8 * self.beta_halflife, self.baseline_window, self.volume_window,
                        day * (self.var_window_days + 1)) + 2)
 
@@ -173,9 +179,9 @@ def market_inputs(spot: pd.DataFrame, perp: pd.DataFrame | None = None, *, mark:
         out["volume_avg"] = spot["volume"].astype("float64").rolling(spec.volume_window,
                                                                      min_periods=spec.volume_window).mean()
     # 99 % one-day VaR from overlapping 24h log returns over a trailing time window
-    r24 = np.log(close).diff(int(round(86_400 / bar))) if bar < 86_400 else np.log(close).diff()
+    r24 = np.log(close).diff(round(86_400 / bar)) if bar < 86_400 else np.log(close).diff()
     per_day = 86_400 / bar
-    win = int(round(spec.var_window_days * per_day))
+    win = round(spec.var_window_days * per_day)
     need = max(int(0.75 * win), 10)
     out["var_1d"] = -r24.rolling(win, min_periods=need).quantile(1.0 - spec.var_level)
     reg = hedge if hedge is not None else perp

@@ -28,11 +28,18 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.backtest_data import DEFAULT_WARMUP, Market, build_timeline
-from hedge_core.market_inputs import InputSpec
 from hedge_core.errors import InvalidInput
+from hedge_core.market_inputs import InputSpec
 
-__all__ = ["block_indices", "resample_market", "monte_carlo", "mc_summary", "stress_run", "stress_summary",
-           "STRESS_WINDOW"]
+__all__ = [
+    "STRESS_WINDOW",
+    "block_indices",
+    "mc_summary",
+    "monte_carlo",
+    "resample_market",
+    "stress_run",
+    "stress_summary",
+]
 
 STRESS_WINDOW = "stress_2020-01_2022-12"
 

@@ -35,8 +35,19 @@ from pydantic import BaseModel, ValidationError
 
 from hedge_core.errors import InvalidInput
 
-__all__ = ["set_path", "apply_overrides", "grid_points", "random_points", "Payload", "evaluate_backtest",
-           "run_sweep", "grid_search", "random_search", "walk_forward", "best_row"]
+__all__ = [
+    "Payload",
+    "apply_overrides",
+    "best_row",
+    "evaluate_backtest",
+    "grid_points",
+    "grid_search",
+    "random_points",
+    "random_search",
+    "run_sweep",
+    "set_path",
+    "walk_forward",
+]
 
 Evaluate = Callable[[Any, Any], Mapping[str, float]]
 Progress = Callable[[int, int], None]
@@ -124,7 +135,7 @@ def random_points(space: Mapping[str, Any], n: int, seed: int) -> list[dict[str,
                     v = math.exp(rng.uniform(math.log(lo), math.log(hi)))
                 else:
                     v = rng.uniform(lo, hi)
-                pt[k] = int(round(v)) if spec.get("int") else v
+                pt[k] = round(v) if spec.get("int") else v
             elif isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)) and len(spec):
                 pt[k] = spec[rng.randrange(len(spec))]
             else:
@@ -275,7 +286,8 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
 
 def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
               done: Callable[[int, dict, str, int], None]) -> None:
-    from distributed import Client, as_completed as das_completed
+    from distributed import Client
+    from distributed import as_completed as das_completed
 
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler

@@ -12,12 +12,23 @@ import pytest
 from hedge_core.analytics import metrics
 from hedge_core.analytics.funding import funding_payments, mark_known_at
 from hedge_core.backtest import BacktestConfig, load_run, run_backtest, save_run
-from hedge_core.backtest_data import Market, build_timeline, load_market, market_from_frames
+from hedge_core.backtest_data import (
+    Market,
+    build_timeline,
+    load_market,
+    market_from_frames,
+)
 from hedge_core.data.demo import generate_demo_market, seed_demo
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.figures.tearsheet import kpi_table, ltv_figure, tearsheet, to_html
-from hedge_core.params import CarryParams, ExitParams, GuardParams, LeverageParams, VolTierLoanParams
+from hedge_core.params import (
+    CarryParams,
+    ExitParams,
+    GuardParams,
+    LeverageParams,
+    VolTierLoanParams,
+)
 from hedge_core.store import Store
 
 P = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=36))
@@ -172,7 +183,12 @@ def test_bad_window_is_refused(demo):
 
 def test_hold_benchmark_and_sweep_figures(run):
     from hedge_core.backtest_kpis import hold_pnl
-    from hedge_core.figures.sweep import equity_vs_hold, heatmap, mc_histograms, parallel_coordinates
+    from hedge_core.figures.sweep import (
+        equity_vs_hold,
+        heatmap,
+        mc_histograms,
+        parallel_coordinates,
+    )
 
     s = run.equity["spot_price"]
     h = hold_pnl(s, 10_000.0, fee_rate=0.001)

@@ -13,11 +13,22 @@ import pytest
 from hedge_core.backtest import BacktestConfig, run_backtest
 from hedge_core.backtest_data import build_timeline, load_market
 from hedge_core.data.importers import import_path
-from hedge_core.fastpath import FastPathUnsupported, check_supported, run_fast, run_fast_or_event
-from hedge_core.params import (
-    CarryParams, CrossHedgeParams, ExitParams, GridParams, GuardParams, LeverageParams, VolTierLoanParams,
-)
 from hedge_core.exchange.paper_core import PaperConfig
+from hedge_core.fastpath import (
+    FastPathUnsupported,
+    check_supported,
+    run_fast,
+    run_fast_or_event,
+)
+from hedge_core.params import (
+    CarryParams,
+    CrossHedgeParams,
+    ExitParams,
+    GridParams,
+    GuardParams,
+    LeverageParams,
+    VolTierLoanParams,
+)
 from hedge_core.store import Store
 
 pytestmark = pytest.mark.shared_data
@@ -74,7 +85,8 @@ CARRY_SETS = {
 }
 
 
-def _assert_same(params, tl, config=BacktestConfig()):
+def _assert_same(params, tl, config=None):
+    config = config if config is not None else BacktestConfig()
     ev = run_backtest(params, tl, config=config)
     fa = run_fast(params, tl, config=config)
     ef = ev.fills.reset_index(drop=True)

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from hedge_core.backtest_goals import TARGETS, goals_markdown, shared_market, spec_goals, variant_params
+from hedge_core.backtest_goals import (
+    TARGETS,
+    goals_markdown,
+    shared_market,
+    spec_goals,
+    variant_params,
+)
 
 pytestmark = pytest.mark.shared_data
 

@@ -9,7 +9,14 @@ import pytest
 from hedge_core.backtest_data import market_from_frames
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
-from hedge_core.montecarlo import block_indices, mc_summary, monte_carlo, resample_market, stress_run, stress_summary
+from hedge_core.montecarlo import (
+    block_indices,
+    mc_summary,
+    monte_carlo,
+    resample_market,
+    stress_run,
+    stress_summary,
+)
 from hedge_core.params import CarryParams, ExitParams, GuardParams, VolTierLoanParams
 
 

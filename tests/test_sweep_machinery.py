@@ -13,8 +13,16 @@ from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
 from hedge_core.params import CarryParams, ExitParams, VolTierLoanParams
 from hedge_core.sweep import (
-    Payload, apply_overrides, best_row, grid_points, grid_search, random_points, random_search, run_sweep,
-    set_path, walk_forward,
+    Payload,
+    apply_overrides,
+    best_row,
+    grid_points,
+    grid_search,
+    random_points,
+    random_search,
+    run_sweep,
+    set_path,
+    walk_forward,
 )
 
 

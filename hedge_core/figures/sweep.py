@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from hedge_core.errors import InvalidInput
 
-__all__ = ["heatmap", "parallel_coordinates", "walk_forward_figure", "mc_histograms", "equity_vs_hold"]
+__all__ = ["equity_vs_hold", "heatmap", "mc_histograms", "parallel_coordinates", "walk_forward_figure"]
 
 
 def _need(table: pd.DataFrame, cols: list[str]) -> None:

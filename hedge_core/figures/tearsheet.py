@@ -21,8 +21,17 @@ from plotly.subplots import make_subplots
 
 from hedge_core.analytics import metrics
 
-__all__ = ["equity_figure", "delta_figure", "funding_basis_figure", "drawdown_figure", "ltv_figure",
-           "trades_figure", "tearsheet", "kpi_table", "to_html"]
+__all__ = [
+    "delta_figure",
+    "drawdown_figure",
+    "equity_figure",
+    "funding_basis_figure",
+    "kpi_table",
+    "ltv_figure",
+    "tearsheet",
+    "to_html",
+    "trades_figure",
+]
 
 MAX_POINTS = 4000
 _LTV_BANDS = ((0.0, 0.50, "SAFE", "rgba(46,204,113,0.10)"), (0.50, 0.65, "MONITOR", "rgba(241,196,15,0.10)"),
@@ -34,7 +43,7 @@ def _thin(df: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
     n = len(df)
     if n <= max_points:
         return df
-    step = int(math.ceil(n / max_points))
+    step = math.ceil(n / max_points)
     keep = np.zeros(n, dtype=bool)
     keep[step - 1::step] = True
     keep[[0, -1]] = True
@@ -191,8 +200,8 @@ def to_html(result: Any, path: str | Path, *, extra: list[go.Figure] | None = No
     p.parent.mkdir(parents=True, exist_ok=True)
     fig = tearsheet(result)
     parts = [f"<h1>{html.escape(result.params.strategy)} backtest {html.escape(result.hedge_id)}</h1>",
-             f"<p>{result.start} .. {result.end}; capital {result.capital:,.2f} quote; final state "
-             f"{html.escape(result.final_state)}</p>", "<h2>KPIs</h2><table>"]
+             (f"<p>{result.start} .. {result.end}; capital {result.capital:,.2f} quote; final state "
+              f"{html.escape(result.final_state)}</p>"), "<h2>KPIs</h2><table>"]
     parts += [f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in result.kpis.items()]
     parts.append("</table><h2>Ledger per leg (quote)</h2>")
     parts.append(result.ledger.to_html(float_format=lambda x: f"{x:,.4f}"))
