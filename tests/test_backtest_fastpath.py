@@ -150,3 +150,19 @@ def test_fast_kpis_equal_event_kpis(btc):
     assert set(fk) == set(ev)
     for k, v in ev.items():
         assert fk[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
+
+
+def test_fast_path_equals_event_driven_in_the_covid_crash(shared_data):
+    """Stress window (spot gaps, funding at its caps, a funding-cost flatten): still identical."""
+    st = Store(":memory:")
+    folder = shared_data / "stress_2020-01_2022-12"
+    for kind in ("spot_1h", "perp_1h", "mark_1h", "funding_8h"):
+        import_path(st, folder / f"binance_BTCUSDT_{kind}.csv")
+    m = load_market(st, venue="binance", start="2020-02-10T00:00Z", end="2020-04-20T00:00Z")
+    tl = build_timeline(m, start="2020-02-10T00:00Z", end="2020-04-20T00:00Z")
+    for p in (CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=96)),
+              CarryParams(min_net_carry=-0.01, min_funding_rate=0.0,
+                          exit=ExitParams(rearm=True, max_holding_hours=None, stop_loss_pct=0.01))):
+        ev, _ = _assert_same(p, tl)
+        assert ev.kpis["entries"] >= 1 and (ev.transitions["trigger_name"] == "FLATTEN").any()
+    assert (~tl.has_spot).sum() > 0  # the window holds real spot outages
