@@ -125,25 +125,41 @@ def write_access(action: str) -> Store | None:
 def after_write() -> None:
     """Re-attach (restarting the runner when autostart is on) after a write."""
     st.session_state.pop("_runner_link", None)
-    _series_cached.clear()
+    _cached_call.clear()
     link()
 
 
-@st.cache_data(ttl=60, show_spinner=False, max_entries=8)
-def _series_cached(path: str, read_only: bool, stamp: tuple[Any, ...]) -> Any:
-    return Store(path, read_only=read_only, hold=False).series()
+def _stamp(path: str) -> tuple[Any, ...] | None:
+    """Identity of a database file's content: its and its write-ahead log's mtime and size."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return None
+    stamp: tuple[Any, ...] = (s.st_mtime_ns, s.st_size)
+    try:  # writes may still sit in the write-ahead log
+        w = os.stat(path + ".wal")
+        stamp += (w.st_mtime_ns, w.st_size)
+    except OSError:
+        pass
+    return stamp
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
+def _cached_call(path: str, read_only: bool, stamp: tuple[Any, ...], fn_name: str, args: tuple[Any, ...],
+                 kwargs: tuple[tuple[str, Any], ...], _fn: Any) -> Any:
+    return _fn(Store(path, read_only=read_only, hold=False), *args, **dict(kwargs))
+
+
+def cached_read(rd: Store, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(rd, *args, **kwargs)`` (a read-only view function) cached until the file changes: a new
+    snapshot, an import or a download gives a new answer; an unchanged file is not read again."""
+    stamp = _stamp(rd.path)
+    if stamp is None:
+        return fn(rd, *args, **kwargs)
+    return _cached_call(rd.path, rd.read_only, stamp, f"{fn.__module__}.{fn.__qualname__}", args,
+                        tuple(sorted(kwargs.items())), fn)
 
 
 def cached_series(rd: Store) -> Any:
     """``rd.series()`` cached until the file changes (imports, downloads, new snapshots)."""
-    try:
-        s = os.stat(rd.path)
-        stamp: tuple[Any, ...] = (s.st_mtime_ns, s.st_size)
-    except OSError:
-        return rd.series()
-    try:  # writes may still sit in the write-ahead log
-        w = os.stat(rd.path + ".wal")
-        stamp += (w.st_mtime_ns, w.st_size)
-    except OSError:
-        pass
-    return _series_cached(rd.path, rd.read_only, stamp)
+    return cached_read(rd, Store.series)

@@ -13,7 +13,7 @@ from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeli
 from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, row_count, run_info, runs
 from hedge_core.views.market import pair_view
 from pages._shared import (
-    REFRESH_S, fmt_money, link, runner_hedges, show_error, store, synthetic_badge,
+    REFRESH_S, cached_read, fmt_money, link, runner_hedges, show_error, store, synthetic_badge,
 )
 
 st.title("Hedge detail")
@@ -110,14 +110,15 @@ if dv is None or trans.empty:
 else:
     start, end = hedge_window(trans, summary.get("last_ts"), pd.Timestamp("2000-01-01", tz="UTC"), data_last)
     try:
-        view = pair_view(rd, dv, spot_symbol, start, end, timeframe=timeframe, max_points=1500)
+        view = cached_read(rd, pair_view, dv, spot_symbol, start, end, timeframe=timeframe, max_points=1500)
     except MissingSeries as exc:
         st.info(f"No chart: {exc}")
     else:
         synthetic_badge(view.synthetic)
         prices = pd.DataFrame({"spot": view.frame["spot"],
                                "perp": view.frame["mark"] if "mark" in view.frame else view.frame["perp"]}).ffill()
-        series = pnl_series(hedge_flows(rd, hid, view.timeframe), funding_rows(rd, hid, view.timeframe), prices)
+        series = pnl_series(cached_read(rd, hedge_flows, hid, view.timeframe),
+                            cached_read(rd, funding_rows, hid, view.timeframe), prices)
         st.plotly_chart(hedge_figure(view, series, title=hid), width="stretch", key="hedge_chart")
 
 st.subheader("State timeline")

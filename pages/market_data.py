@@ -8,7 +8,7 @@ import streamlit as st
 
 from hedge_core.figures.market import pair_figure
 from hedge_core.views.market import coverage_table, pair_view, pairs_available
-from pages._shared import cached_series, db_path, store, synthetic_badge
+from pages._shared import cached_read, cached_series, db_path, store, synthetic_badge
 
 st.title("Market data")
 st.caption(f"database: `{db_path()}`")
@@ -42,7 +42,8 @@ if not isinstance(window, tuple) or len(window) != 2:
     st.stop()
 start = pd.Timestamp(window[0], tz="UTC")
 end = pd.Timestamp(window[1], tz="UTC") + pd.Timedelta(days=1)
-view = pair_view(store(), pair["venue"], pair["spot_symbol"], start, end, timeframe=pair["timeframe"])
+view = cached_read(store(), pair_view, pair["venue"], pair["spot_symbol"], start, end,
+                   timeframe=pair["timeframe"])
 synthetic_badge(view.synthetic)
 c1, c2, c3 = st.columns(3)
 c1.metric("median basis (bps)", f"{view.frame['basis_bps'].median():.2f}")
