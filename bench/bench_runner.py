@@ -4,8 +4,8 @@ For N = 10, 100, 500 hedges (carry, demo market, each with its own paper venue a
 journaling to a DuckDB file exactly like the runner process) it measures:
 
 - market updates/s processed by the whole runner (all hedges together);
-- monitoring-cycle latency per market update (engine step + orders + paper venue + journal
-  writes), p50 and p99;
+- monitoring-cycle latency: one market update processed while the hedge is MONITORING_POSITIONS
+  (engine step: exits, drift, guards, rebalance orders if due; paper venue; journal), p50 and p99;
 
 and prints them beside the original specification's targets (10 strategies, 100 updates/s,
 < 100 ms per cycle) and this issue's goal (100 hedges at 10,000 updates/s, p99 < 10 ms).

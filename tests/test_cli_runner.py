@@ -156,3 +156,37 @@ def test_carry_live_checks_connectivity_and_balances_on_the_simulator(tmp_path):
         assert not any("order" in r[1] and r[0] == "POST" for r in sim.sim.requests)  # no order was ever sent
     finally:
         sim.close()
+
+
+def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
+    e = make_env(tmp_path, days=5)
+
+    def cli(*args, ok=True):
+        r = subprocess.run([sys.executable, "-m", "hedge_core.runner_cli", *args], cwd=REPO, env=e.env,
+                           capture_output=True, text=True, timeout=120)
+        if ok:
+            assert r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    assert "runner started" in cli("runner", "start", "--db", str(e.db)).stdout
+    try:
+        assert "runner already running" in cli("runner", "start").stdout
+        out = cli("start", "--params", "carry-test@1", "--mode", "paper", "--start", DEMO_START, "--speed", "36000",
+                  "--id", "c1").stdout
+        assert "started c1 (paper, carry-test@1)" in out
+        bad = cli("start", "--params", "carry-test@7", ok=False)
+        assert bad.returncode == 2 and "version=7" in bad.stderr
+        from hedge_core.runner.client import RunnerClient, wait_for_state
+
+        wait_for_state(RunnerClient.discover(e.home), "c1", "MONITORING_POSITIONS", timeout=60)
+        st = cli("runner", "status").stdout
+        assert "c1" in st and "MONITORING_POSITIONS" in st and "heartbeat" in st
+        assert "PAUSED" in cli("pause", "c1").stdout
+        assert "MONITORING_POSITIONS" in cli("resume", "c1").stdout
+        cli("stop", "c1")
+        wait_for_state(RunnerClient.discover(e.home), "c1", "COMPLETED", timeout=60)
+        assert "c1" in cli("hedges").stdout
+    finally:
+        r = cli("runner", "stop", ok=False)
+    assert r.returncode == 0 and "runner stopped" in r.stdout
+    assert cli("runner", "status", ok=False).returncode == 1

@@ -61,6 +61,12 @@ def test_token_loopback_lifecycle_and_refusals(tmp_path):
             c.start("carry-test", mode="live", confirm_live=True)
         with pytest.raises(InvalidInput, match="recovery"):
             c.start("carry-test", mode="paper", recovery="sometimes")
+        # a version file edited by hand into something invalid: named, refused, nothing started
+        v1 = (env.params / "carry-test" / "v1.toml").read_text()
+        (env.params / "carry-test" / "v2.toml").write_text(v1.replace("notional = 1000.0", "notional = 0.0"))
+        with pytest.raises(InvalidInput, match=r"notional=0\.0.*> 0"):
+            c.start("carry-test@2", mode="paper")
+        (env.params / "carry-test" / "v2.toml").unlink()
         assert c.hedges() == [] and c.runs() == []
 
         # lifecycle

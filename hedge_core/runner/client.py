@@ -102,7 +102,9 @@ class RunnerClient:
             payload = {"error": r.text}
         if r.status_code >= 400:
             if r.status_code == 400 and isinstance(payload, dict) and "field" in payload:
-                raise InvalidInput(payload["field"], payload.get("value"), payload.get("allowed", ""), where="runner")
+                where = payload.get("where")
+                raise InvalidInput(payload["field"], payload.get("value"), payload.get("allowed", ""),
+                                   where=f"runner: {where}" if where else "runner")
             raise RunnerError(r.status_code, payload if isinstance(payload, dict) else {"error": payload})
         return payload
 

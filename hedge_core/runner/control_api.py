@@ -84,7 +84,9 @@ def make_app(sup: Any, token: str, *, on_shutdown: Any = None) -> web.Applicatio
         try:
             return await handler(request)
         except InvalidInput as exc:
-            return _json({"error": str(exc), "field": exc.field, "value": repr(exc.value), "allowed": exc.allowed}, 400)
+            v = exc.value if isinstance(exc.value, (str, int, float, bool, type(None))) else repr(exc.value)
+            return _json({"error": str(exc), "field": exc.field, "value": v, "allowed": exc.allowed,
+                          "where": exc.where}, 400)
         except HedgeError as exc:
             return _json({"error": str(exc), "type": type(exc).__name__}, 409)
 

@@ -126,7 +126,7 @@ class HedgeTask:
         self.status = "starting"  # starting | running | feed_ended | stopped | failed
         self.error = ""
         self.updates = 0
-        self.latencies: list[float] = []  # seconds per market update (step + actions + journal)
+        self.latencies: list[float] = []  # seconds per monitoring-cycle update (step + actions + journal)
         self.keep_latencies = False
         self.dms_fired = False
         self.no_new_entries = False
@@ -279,12 +279,13 @@ class HedgeTask:
             return  # shutting down: no new positions
         if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
             await self._dead_mans_switch(mu.ts)
+        monitoring = self.driver.ctx.state is State.MONITORING_POSITIONS
         t0 = time.perf_counter()
         async with self.lock:
             await self.driver.feed(mu)
         dt = time.perf_counter() - t0
         self.updates += 1
-        if self.keep_latencies:
+        if self.keep_latencies and monitoring:  # the monitoring cycle: exits, drift, guards, rebalance
             self.latencies.append(dt)
         self._snapshot(mu.ts)
 
@@ -323,7 +324,7 @@ class HedgeTask:
                 if self.driver.ctx.state is State.COMPLETED:
                     break
                 if isinstance(ev, Bar):
-                    if mb.dirty and mb.instant is not None and known_at(ev) > mb.instant:
+                    if mb.dirty and mb.instant is not None and mb.known(ev) > mb.instant:
                         mu = mb.take(self.inputs)  # the previous instant is complete: act on it first
                         if mu is not None:
                             await self._market(mu)

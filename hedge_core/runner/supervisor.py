@@ -49,6 +49,25 @@ ADAPTER_FACTORY_ENV = "HEDGE_RUNNER_ADAPTER_FACTORY"  # "module:function(spec) -
 STALL_ENV = "HEDGE_RUNNER_STALL_HEARTBEAT_AFTER"  # test hook: the heartbeat task stops after N s
 
 
+def _save_paper(ex: Any, path: Any = None) -> Path | None:
+    """Save a paper venue's state atomically (temp file + rename) WITHOUT fsync.
+
+    The simulated venue must survive a SIGKILL of the runner (the page cache does: rename is
+    atomic), not a power cut; skipping the fsync makes an order ~3 ms cheaper.
+    """
+    import json
+
+    target = Path(path) if path is not None else ex.state_path
+    if target is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(ex.core.state_dict(), fh, separators=(",", ":"), allow_nan=False)
+    os.replace(tmp, target)
+    return target
+
+
 class Supervisor:
     """Run hedges. ``store`` is a held :class:`hedge_core.store.Store` (the live database)."""
 
@@ -77,6 +96,7 @@ class Supervisor:
         self._watchdog: threading.Thread | None = None
         self._stall_after = float(os.environ.get(STALL_ENV, "0") or 0)
         self._inputs: dict[tuple[str, ...], Any] = {}
+        self._series_cache: tuple[float, pd.DataFrame] | None = None
 
     # ---- health ----------------------------------------------------------------------------------
     def heartbeat_age(self) -> float:
@@ -224,6 +244,8 @@ class Supervisor:
             ex = make_adapter("paper", spec.venue, paper_config=cfg, balances=spec.balances,
                               state_path=self.home / "paper" / f"{spec.hedge_id}.json")
             ex.save_on_apply = spec.paper_save_every_event
+            ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
+            ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
             return ex
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
 
@@ -236,10 +258,17 @@ class Supervisor:
             register_secret(s)
         return ad
 
+    def _series(self) -> pd.DataFrame:
+        """``store.series()``, cached for 5 s (starting many hedges reads it once)."""
+        now = time.monotonic()
+        if self._series_cache is None or now - self._series_cache[0] > 5.0:
+            self._series_cache = (now, self.store.series())
+        return self._series_cache[1]
+
     def _data_venue(self, spec: HedgeSpec) -> str:
         if spec.data_venue:
             return spec.data_venue
-        series = self.store.series()
+        series = self._series()
         have = set(zip(series["venue"], series["symbol"], series["kind"])) if len(series) else set()
         for v in (spec.venue, "binance", "demo"):
             if (v, spec.spot_symbol, "spot") in have and (v, spec.perp_symbol, "perp") in have:
@@ -253,7 +282,7 @@ class Supervisor:
             from hedge_core.exchange.feeds import ReplayFeed
 
             venue = self._data_venue(spec)
-            series = self.store.series()
+            series = self._series()
             row = series[(series["venue"] == venue) & (series["symbol"] == spec.spot_symbol) & (series["kind"] == "spot")]
             first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
             start = pd.Timestamp(spec.start) if spec.start else first
