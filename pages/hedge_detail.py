@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.figures.hedge import hedge_figure
-from hedge_core.store import MissingSeries
+from hedge_core.store import MissingSeries, Store
 from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeline_table
 from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, row_count, run_info, runs
 from hedge_core.views.market import pair_view
@@ -20,7 +20,7 @@ st.title("Hedge detail")
 lk = link()
 summaries, _health = runner_hedges(lk)
 live_ids = [s["hedge_id"] for s in summaries]
-journal = runs(store())
+journal = cached_read(store(), runs)
 journal = journal[journal["mode"] != "backtest"] if len(journal) else journal
 ids = live_ids + [h for h in (journal["hedge_id"].tolist() if len(journal) else []) if h not in live_ids]
 if not ids:
@@ -97,7 +97,7 @@ run_row = journal[journal["hedge_id"] == hid]
 summary = next((s for s in summaries if s["hedge_id"] == hid), {})
 spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
 venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
-trans = rd.read_table("transitions", hedge_id=hid)
+trans = cached_read(rd, Store.read_table, "transitions", hedge_id=hid)
 timeframe = run_info(run_row).get("timeframe") or "1h"  # the hedge's bar size (HedgeSpec.timeframe)
 dv, data_last = None, None
 for v in dict.fromkeys([venue, "binance", "demo"]):  # the runner's own choice of data venue, in order
@@ -123,19 +123,16 @@ else:
 
 st.subheader("State timeline")
 st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
-t1, t2, t3, t4, t5 = st.tabs(["Orders", "Fills", "Funding ledger", "Guard firings", "Position snapshots"])
-with t1:
-    n_orders = row_count(rd, "orders", hid)
+TABLES = {"Fills": "fills", "Orders": "orders", "Funding ledger": "funding_payments",
+          "Guard firings": "guard_firings", "Position snapshots": "position_snapshots"}
+which = st.segmented_control("Ledger", list(TABLES), default="Fills", key="detail_table") or "Fills"
+table = TABLES[which]
+if table == "orders":
+    n_orders = cached_read(rd, row_count, "orders", hid)
     if n_orders <= ORDERS_INLINE or st.toggle(f"load all {n_orders:,} orders (slow)", key="orders_all"):
-        st.dataframe(recent_rows(rd, "orders", hid), hide_index=True, width="stretch", key="orders")
+        st.dataframe(cached_read(rd, recent_rows, "orders", hid), hide_index=True, width="stretch", key="orders")
     else:
-        st.caption(f"{n_orders:,} orders: too many to read on every refresh; the Fills tab shows the latest fills.")
-with t2:
-    st.dataframe(recent_rows(rd, "fills", hid), hide_index=True, width="stretch", key="fills")
-with t3:
-    st.dataframe(recent_rows(rd, "funding_payments", hid), hide_index=True, width="stretch", key="funding")
-with t4:
-    st.dataframe(recent_rows(rd, "guard_firings", hid), hide_index=True, width="stretch", key="guards")
-with t5:
-    st.dataframe(recent_rows(rd, "position_snapshots", hid), hide_index=True, width="stretch", key="positions")
+        st.caption(f"{n_orders:,} orders: too many to read on every refresh; the Fills table shows the latest fills.")
+else:
+    st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
 st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
