@@ -33,10 +33,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hedge_core import param_store  # noqa: E402
-from hedge_core.data.demo import seed_demo  # noqa: E402
-from hedge_core.params import CarryParams  # noqa: E402
-from hedge_core.store import Store  # noqa: E402
+from hedge_core import param_store
+from hedge_core.data.demo import seed_demo
+from hedge_core.params import CarryParams
+from hedge_core.store import Store
 
 START = pd.Timestamp("2024-01-01T05:00Z")
 PARAMS = dict(notional=1000.0, min_funding_rate=0.00001, min_net_carry=-1.0,

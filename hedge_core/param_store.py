@@ -46,10 +46,29 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params import StrategyParams
 
 __all__ = [
-    "ParamSet", "PromotionGate", "STATUSES", "export", "load", "load_file", "parse", "versions", "names",
-    "latest_version", "resolve", "promote", "diff", "status_of", "sync_to_store", "params_root",
-    "code_version", "data_fingerprint", "timeline_fingerprint", "validation_error", "dump_toml", "list_sets",
+    "STATUSES",
+    "ParamSet",
+    "PromotionGate",
+    "code_version",
+    "data_fingerprint",
+    "diff",
+    "dump_toml",
+    "export",
     "import_file",
+    "latest_version",
+    "list_sets",
+    "load",
+    "load_file",
+    "names",
+    "params_root",
+    "parse",
+    "promote",
+    "resolve",
+    "status_of",
+    "sync_to_store",
+    "timeline_fingerprint",
+    "validation_error",
+    "versions",
 ]
 
 FORMAT = 1
@@ -204,7 +223,12 @@ def _field_description(model: Any, loc: Sequence[Any]) -> str:
 
 
 def _model_for(data: Any) -> Any:
-    from hedge_core.params import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
+    from hedge_core.params import (
+        CarryParams,
+        CrossHedgeParams,
+        GridParams,
+        VolTierLoanParams,
+    )
 
     by = {"carry": CarryParams, "cross": CrossHedgeParams, "voltier": VolTierLoanParams, "grid": GridParams}
     return by.get(data.get("strategy")) if isinstance(data, Mapping) else None

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from hedge_core.errors import HedgeError, InvalidInput
 
-__all__ = ["runner_app", "params_app", "register", "build_app", "DEFAULT_MIN_AMOUNT", "DEFAULT_MAX_AMOUNT"]
+__all__ = ["DEFAULT_MAX_AMOUNT", "DEFAULT_MIN_AMOUNT", "build_app", "params_app", "register", "runner_app"]
 
 DEFAULT_MIN_AMOUNT = 10.0
 DEFAULT_MAX_AMOUNT = 10_000.0
@@ -39,7 +39,7 @@ def _fail(exc: Exception, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _client(home: Optional[Path] = None) -> Any:
+def _client(home: Path | None = None) -> Any:
     from hedge_core.runner.client import RunnerClient, RunnerNotRunning
 
     try:
@@ -66,8 +66,8 @@ HomeOpt = typer.Option(None, "--home", help="Runner folder (default $HEDGE_RUNNE
 
 @runner_app.command("start")
 def runner_start(
-    db: Optional[Path] = typer.Option(None, "--db", help="Live DuckDB file (default $HEDGE_DB or data/hedge.duckdb)."),
-    home: Optional[Path] = HomeOpt,
+    db: Path | None = typer.Option(None, "--db", help="Live DuckDB file (default $HEDGE_DB or data/hedge.duckdb)."),
+    home: Path | None = HomeOpt,
     port: int = typer.Option(0, help="Control API port on 127.0.0.1 (0 = any free port)."),
     dms_timeout: float = typer.Option(10.0, help="Dead man's switch: flatten after this many seconds without heartbeat."),
     foreground: bool = typer.Option(False, "--foreground", help="Run in this terminal instead of in the background."),
@@ -109,8 +109,8 @@ def runner_start(
 
 @runner_app.command("stop")
 def runner_stop(
-    home: Optional[Path] = HomeOpt,
-    flatten: Optional[bool] = typer.Option(None, "--flatten/--keep", help="Flatten every hedge, or keep every "
+    home: Path | None = HomeOpt,
+    flatten: bool | None = typer.Option(None, "--flatten/--keep", help="Flatten every hedge, or keep every "
                                            "position for the next start (default: each hedge's on_shutdown policy)."),
     wait: float = typer.Option(60.0, help="Seconds to wait for the process to exit."),
 ) -> None:
@@ -129,7 +129,7 @@ def runner_stop(
 
 
 @runner_app.command("status")
-def runner_status(home: Optional[Path] = HomeOpt,
+def runner_status(home: Path | None = HomeOpt,
                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Health (heartbeat age, loop lag) and every hedge's state."""
     c = _client(home)
@@ -145,9 +145,9 @@ def runner_status(home: Optional[Path] = HomeOpt,
 # ---- top-level hedge commands -------------------------------------------------------------------
 
 
-def _start(params: str, mode: str, spot: str, perp: Optional[str], feed: Optional[str], start: Optional[str],
-           end: Optional[str], speed: Optional[float], recovery: str, on_shutdown: str, hedge_id: Optional[str],
-           yes_live: bool, home: Optional[Path]) -> None:
+def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None, start: str | None,
+           end: str | None, speed: float | None, recovery: str, on_shutdown: str, hedge_id: str | None,
+           yes_live: bool, home: Path | None) -> None:
     """Start a hedge on the running runner from a parameter set version."""
     from hedge_core.types import perp_of
 
@@ -161,7 +161,7 @@ def _start(params: str, mode: str, spot: str, perp: Optional[str], feed: Optiona
     typer.echo(f"started {out['hedge_id']} ({out['mode']}, {out['params']}): {out.get('state')}")
 
 
-def _cmd(hedge_id: str, command: str, home: Optional[Path]) -> None:
+def _cmd(hedge_id: str, command: str, home: Path | None) -> None:
     c = _client(home)
     try:
         out = c.command(hedge_id, command)
@@ -178,43 +178,43 @@ def register(app: typer.Typer) -> None:
         params: str = typer.Option(..., "--params", help="Parameter set NAME or NAME@VERSION (see hedge params list)."),
         mode: str = typer.Option("paper", help="paper | live | recommend."),
         symbol: str = typer.Option("BTC/USDT", "--symbol", help="Spot symbol (ccxt unified)."),
-        perp: Optional[str] = typer.Option(None, help="Perp symbol (default: the spot symbol's USDT perpetual)."),
-        feed: Optional[str] = typer.Option(None, help="replay (paper default: store data, accelerated) | ticker "
+        perp: str | None = typer.Option(None, help="Perp symbol (default: the spot symbol's USDT perpetual)."),
+        feed: str | None = typer.Option(None, help="replay (paper default: store data, accelerated) | ticker "
                                            "(live default: polled tickers) | bars (polled closed bars)."),
-        start: Optional[str] = typer.Option(None, help="Replay: first bar (UTC), default the first stored bar."),
-        end: Optional[str] = typer.Option(None, help="Replay: end (UTC), default the last stored bar."),
-        speed: Optional[float] = typer.Option(None, help="Replay: data seconds per wall second (default 3600)."),
+        start: str | None = typer.Option(None, help="Replay: first bar (UTC), default the first stored bar."),
+        end: str | None = typer.Option(None, help="Replay: end (UTC), default the last stored bar."),
+        speed: float | None = typer.Option(None, help="Replay: data seconds per wall second (default 3600)."),
         recovery: str = typer.Option("resume", help="After a crash: resume | flatten."),
         on_shutdown: str = typer.Option("keep", help="On runner stop: keep | flatten."),
-        hedge_id: Optional[str] = typer.Option(None, "--id", help="Hedge id (default generated)."),
+        hedge_id: str | None = typer.Option(None, "--id", help="Hedge id (default generated)."),
         yes_live: bool = typer.Option(False, "--yes-live", help="Confirm live mode (real money)."),
-        home: Optional[Path] = HomeOpt,
+        home: Path | None = HomeOpt,
     ) -> None:
         """Start a hedge on the runner from a parameter set version."""
         _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home)
 
     @app.command("stop")
-    def stop_cmd(hedge_id: str = typer.Argument(..., help="Hedge id (hedge hedges)."), home: Optional[Path] = HomeOpt) -> None:
+    def stop_cmd(hedge_id: str = typer.Argument(..., help="Hedge id (hedge hedges)."), home: Path | None = HomeOpt) -> None:
         """Stop a hedge: close both legs, then COMPLETED."""
         _cmd(hedge_id, "stop", home)
 
     @app.command("pause")
-    def pause_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Optional[Path] = HomeOpt) -> None:
+    def pause_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Path | None = HomeOpt) -> None:
         """Pause a hedge: no new risk; fills still booked; the kill switch still works."""
         _cmd(hedge_id, "pause", home)
 
     @app.command("resume")
-    def resume_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Optional[Path] = HomeOpt) -> None:
+    def resume_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Path | None = HomeOpt) -> None:
         """Resume a paused (or ERROR) hedge."""
         _cmd(hedge_id, "resume", home)
 
     @app.command("rebalance")
-    def rebalance_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Optional[Path] = HomeOpt) -> None:
+    def rebalance_cmd(hedge_id: str = typer.Argument(..., help="Hedge id."), home: Path | None = HomeOpt) -> None:
         """Rebalance a monitored hedge now."""
         _cmd(hedge_id, "rebalance_now", home)
 
     @app.command("flatten-all")
-    def flatten_all_cmd(home: Optional[Path] = HomeOpt,
+    def flatten_all_cmd(home: Path | None = HomeOpt,
                         yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
         """Kill switch: flatten every hedge of the runner now (latched until resume)."""
         if not yes:
@@ -223,7 +223,7 @@ def register(app: typer.Typer) -> None:
         _table(c.flatten_all(), ["hedge_id", "state", "spot_qty", "perp_qty"])
 
     @app.command("hedges")
-    def hedges_cmd(home: Optional[Path] = HomeOpt) -> None:
+    def hedges_cmd(home: Path | None = HomeOpt) -> None:
         """List the runner's hedges and their state."""
         _table(_client(home).hedges(), ["hedge_id", "mode", "params", "state", "status", "spot_qty", "perp_qty", "pnl"])
 
@@ -243,11 +243,11 @@ def register(app: typer.Typer) -> None:
         yes_live: bool = typer.Option(False, "--yes-live", help="Confirm live mode (real money)."),
         min_amount: float = typer.Option(DEFAULT_MIN_AMOUNT, help="Lowest allowed --amount, USDT."),
         max_amount: float = typer.Option(DEFAULT_MAX_AMOUNT, help="Highest allowed --amount, USDT."),
-        db: Optional[Path] = typer.Option(None, "--db", help="DuckDB file (market data for paper; the journal)."),
-        start: Optional[str] = typer.Option(None, help="Paper replay start (UTC); default the first stored bar."),
+        db: Path | None = typer.Option(None, "--db", help="DuckDB file (market data for paper; the journal)."),
+        start: str | None = typer.Option(None, help="Paper replay start (UTC); default the first stored bar."),
         speed: float = typer.Option(3600.0, help="Paper replay speed (data seconds per wall second)."),
-        max_runtime: Optional[float] = typer.Option(None, help="Close both legs and exit after this many seconds."),
-        home: Optional[Path] = typer.Option(None, "--home", help="Folder for the one-shot's paper state and logs."),
+        max_runtime: float | None = typer.Option(None, help="Close both legs and exit after this many seconds."),
+        home: Path | None = typer.Option(None, "--home", help="Folder for the one-shot's paper state and logs."),
     ) -> None:
         """One-shot funding carry: long spot / short perp, monitored until Ctrl+C, which closes both legs."""
         code = asyncio.run(_carry(symbol, amount, min_funding_rate, max_position_imbalance, max_execution_time,
@@ -258,8 +258,8 @@ def register(app: typer.Typer) -> None:
 
 async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance: float, max_exec: float,
                  no_rebalancing: bool, dry_run: bool, mode: str, yes_live: bool, min_amount: float, max_amount: float,
-                 db: Optional[Path], start: Optional[str], speed: float, max_runtime: Optional[float],
-                 home: Optional[Path]) -> int:
+                 db: Path | None, start: str | None, speed: float, max_runtime: float | None,
+                 home: Path | None) -> int:
     from hedge_core.engine.states import State
     from hedge_core.errors import ExchangeError
     from hedge_core.params import CarryParams, ExecutionParams, RebalanceParams
@@ -370,7 +370,7 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
                 break
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if task.status == "failed":
             code = 1
@@ -395,7 +395,7 @@ ParamsDirOpt = typer.Option(None, "--params-dir", help="Parameter sets folder (d
 
 
 @params_app.command("list")
-def params_list(root: Optional[Path] = ParamsDirOpt) -> None:
+def params_list(root: Path | None = ParamsDirOpt) -> None:
     """Every version of every parameter set, with status and provenance."""
     from hedge_core import param_store
 
@@ -404,7 +404,7 @@ def params_list(root: Optional[Path] = ParamsDirOpt) -> None:
 
 
 @params_app.command("show")
-def params_show(ref: str = typer.Argument(..., help="NAME or NAME@VERSION."), root: Optional[Path] = ParamsDirOpt) -> None:
+def params_show(ref: str = typer.Argument(..., help="NAME or NAME@VERSION."), root: Path | None = ParamsDirOpt) -> None:
     """Print a version's TOML (params, provenance, status)."""
     from hedge_core import param_store
 
@@ -427,12 +427,12 @@ def _set_path(d: dict[str, Any], dotted: str, value: Any) -> None:
 def params_export(
     name: str = typer.Argument(..., help="Parameter set name."),
     strategy: str = typer.Option("carry", help="carry | cross | voltier | grid (defaults of that strategy)."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="Start from this version file (TOML) instead of defaults."),
+    from_file: Path | None = typer.Option(None, "--from", help="Start from this version file (TOML) instead of defaults."),
     sets: list[str] = typer.Option([], "--set", help="field=value (dotted for nested, e.g. rebalance.drift_threshold=0.03); "
                                    "value parsed as TOML (off = None)."),
     kpi: list[str] = typer.Option([], "--kpi", help="name=value KPI to record in the provenance."),
-    root: Optional[Path] = ParamsDirOpt,
-    db: Optional[Path] = typer.Option(None, "--db", help="Store to index the version in (skipped while the runner holds it)."),
+    root: Path | None = ParamsDirOpt,
+    db: Path | None = typer.Option(None, "--db", help="Store to index the version in (skipped while the runner holds it)."),
 ) -> None:
     """Export a new immutable version (created_from = cli)."""
     import tomllib
@@ -466,9 +466,9 @@ def params_export(
 @params_app.command("import")
 def params_import(
     path: Path = typer.Argument(..., help="A parameter-set TOML file."),
-    name: Optional[str] = typer.Option(None, help="Store under this name (default the file's)."),
-    root: Optional[Path] = ParamsDirOpt,
-    db: Optional[Path] = typer.Option(None, "--db", help="Store to index the version in."),
+    name: str | None = typer.Option(None, help="Store under this name (default the file's)."),
+    root: Path | None = ParamsDirOpt,
+    db: Path | None = typer.Option(None, "--db", help="Store to index the version in."),
 ) -> None:
     """Validate a TOML file and store it as the next version (nothing written when invalid)."""
     from hedge_core import param_store
@@ -487,8 +487,8 @@ def params_promote(
     yes: bool = typer.Option(False, "--yes", help="Confirm (required for live)."),
     no_paper_gate: bool = typer.Option(False, "--no-paper-gate", help="Do not require a completed paper run for live."),
     min_paper_hours: float = typer.Option(0.0, help="Completed paper run must have lasted this many hours."),
-    root: Optional[Path] = ParamsDirOpt,
-    db: Optional[Path] = typer.Option(None, "--db", help="Store with hedge_runs (when the runner is not running)."),
+    root: Path | None = ParamsDirOpt,
+    db: Path | None = typer.Option(None, "--db", help="Store with hedge_runs (when the runner is not running)."),
 ) -> None:
     """Promote draft -> paper -> live (live: completed paper run of this version and --yes)."""
     from hedge_core import param_store
@@ -505,7 +505,7 @@ def params_promote(
 @params_app.command("diff")
 def params_diff(a: str = typer.Argument(..., help="NAME@V"), b: str = typer.Argument(..., help="NAME@V"),
                 provenance: bool = typer.Option(False, help="Also compare provenance."),
-                root: Optional[Path] = ParamsDirOpt) -> None:
+                root: Path | None = ParamsDirOpt) -> None:
     """Fields that differ between two versions."""
     from hedge_core import param_store
 

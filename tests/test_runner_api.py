@@ -13,7 +13,13 @@ import pytest
 import requests
 
 from hedge_core.errors import InvalidInput
-from tests.test_runner_helpers import DEMO_START, journal, make_env, paper_exchange, wait_for
+from tests.test_runner_helpers import (
+    DEMO_START,
+    journal,
+    make_env,
+    paper_exchange,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 EXIT_OFF = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,

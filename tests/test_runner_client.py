@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hedge_core.runner.client import RunnerClient, RunnerError, RunnerNotRunning, spawn_runner, wait_for_state
+from hedge_core.runner.client import (
+    RunnerClient,
+    RunnerError,
+    RunnerNotRunning,
+    spawn_runner,
+    wait_for_state,
+)
 from tests.test_runner_helpers import DEMO_START, make_env
 
 pytestmark = pytest.mark.timeout(120)

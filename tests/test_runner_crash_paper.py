@@ -8,7 +8,14 @@ import math
 
 import pytest
 
-from tests.test_runner_helpers import DEMO_START, Env, journal, make_env, paper_exchange, wait_for
+from tests.test_runner_helpers import (
+    DEMO_START,
+    Env,
+    journal,
+    make_env,
+    paper_exchange,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(180)
 

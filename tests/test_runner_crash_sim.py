@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hedge_core import param_store
-from tests.support.binance_sim import BinanceSim, SimServer
 from tests.support import live_env as sim_env
+from tests.support.binance_sim import BinanceSim, SimServer
 from tests.support.live_env import TEST_KEY, TEST_SECRET
 from tests.test_runner_helpers import Env, journal, make_env, wait_for
 from tests.test_runner_simfactory import FACTORY

@@ -20,8 +20,16 @@ import requests
 
 from hedge_core.errors import HedgeError, InvalidInput
 
-__all__ = ["RunnerClient", "RunnerNotRunning", "RunnerError", "runner_home", "open_snapshot", "snapshot_path",
-           "spawn_runner", "wait_for_state"]
+__all__ = [
+    "RunnerClient",
+    "RunnerError",
+    "RunnerNotRunning",
+    "open_snapshot",
+    "runner_home",
+    "snapshot_path",
+    "spawn_runner",
+    "wait_for_state",
+]
 
 
 class RunnerNotRunning(HedgeError):
@@ -77,7 +85,7 @@ class RunnerClient:
         return f"RunnerClient({self.base}, pid={self.pid})"
 
     @classmethod
-    def discover(cls, home: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> "RunnerClient":
+    def discover(cls, home: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> RunnerClient:
         h = runner_home(home)
         try:
             info = json.loads((h / "runner.json").read_text(encoding="utf-8"))

@@ -37,7 +37,7 @@ from aiohttp import web
 from hedge_core import param_store
 from hedge_core.errors import HedgeError, InvalidInput
 
-__all__ = ["make_app", "TABLE_ALIASES", "LOOPBACK"]
+__all__ = ["LOOPBACK", "TABLE_ALIASES", "make_app"]
 
 LOOPBACK = "127.0.0.1"
 TABLE_ALIASES = {"transitions": "transitions", "fills": "fills", "funding": "funding_payments",

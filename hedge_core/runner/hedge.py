@@ -22,20 +22,28 @@ from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTrans
 from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import (
-    Command, FillEvent, FundingSettled, MarketUpdate, OperatorCommand, Timer,
+    Command,
+    FillEvent,
+    FundingSettled,
+    MarketUpdate,
+    OperatorCommand,
+    Timer,
 )
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
-from hedge_core.exchange.feeds import known_at
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.market import MarketBuilder, Tick
-from hedge_core.runner.reconcile import rebuild_context, reconcile_orders, recovery_state
+from hedge_core.runner.reconcile import (
+    rebuild_context,
+    reconcile_orders,
+    recovery_state,
+)
 from hedge_core.types import Bar, FundingEvent, Instrument, Order
 
-__all__ = ["HedgeSpec", "JournalingAdapter", "HedgeTask"]
+__all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
 log = logging.getLogger("hedge_core.runner.hedge")
 
@@ -81,7 +89,7 @@ class HedgeSpec(BaseModel):
 class JournalingAdapter:
     """Wrap an adapter: journal every order answer, and offer the ``order_sent`` kill point."""
 
-    def __init__(self, inner: Any, task: "HedgeTask") -> None:
+    def __init__(self, inner: Any, task: HedgeTask) -> None:
         self.inner = inner
         self.task = task
         self.venue = inner.venue
@@ -111,7 +119,7 @@ class HedgeTask:
     """Run one hedge. Build with :meth:`create`; ``await recover()`` or ``start``, then ``run()``."""
 
     def __init__(self, spec: HedgeSpec, params: Any, journal: Journal, adapter: Any,
-                 feed_factory: Callable[["HedgeTask"], Any], supervisor: Any) -> None:
+                 feed_factory: Callable[[HedgeTask], Any], supervisor: Any) -> None:
         self.spec = spec
         self.hedge_id = spec.hedge_id
         self.params = params
@@ -222,7 +230,7 @@ class HedgeTask:
 
     def _on_fill(self, hedge_id: str, ev: FillEvent) -> None:
         self.journal.fill(hedge_id, ev, self.spec.venue)
-        leg, purpose = self.purposes.get(ev.fill.client_order_id, (ev.leg, ""))
+        _, purpose = self.purposes.get(ev.fill.client_order_id, (ev.leg, ""))
         log_event(log, "fill", hedge_id=hedge_id, state=self._state(), leg=ev.leg, purpose=purpose,
                   side=str(ev.fill.side), qty=ev.fill.qty, price=ev.fill.price)
         kill_point("fill_journaled", ev.leg, purpose)
@@ -258,7 +266,7 @@ class HedgeTask:
         if c is None:
             return
         rows = [{"venue": lg.venue, "symbol": lg.symbol, "qty": lg.qty, "entry_price": lg.avg_entry,
-                 "mark_price": px if px == px else None, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
+                 "mark_price": None if math.isnan(px) else px, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
                  "leverage": c.leverage if lg.name == "perp" else 1.0}
                 for lg, px in ((c.spot, c.spot_price), (c.perp, c.mark_price))]
         self.journal.positions(self.hedge_id, ts, rows)

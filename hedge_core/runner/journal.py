@@ -28,7 +28,7 @@ from hedge_core.engine.events import FillEvent
 from hedge_core.store_schema import KEYS
 from hedge_core.types import Order
 
-__all__ = ["Journal", "FINAL_ORDER_STATUSES", "wall_now"]
+__all__ = ["FINAL_ORDER_STATUSES", "Journal", "wall_now"]
 
 FINAL_ORDER_STATUSES = frozenset({"closed", "canceled", "expired", "rejected", "never_sent"})
 

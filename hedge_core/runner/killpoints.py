@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["kill_point", "ENV"]
+__all__ = ["ENV", "kill_point"]
 
 ENV = "HEDGE_RUNNER_KILL_AT"
 _counts: dict[str, int] = {}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonFormatter", "RedactFilter", "setup_logging", "register_secret", "log_event"]
+__all__ = ["JsonFormatter", "RedactFilter", "log_event", "register_secret", "setup_logging"]
 
 _SECRETS: set[str] = set()
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}

@@ -28,7 +28,7 @@ from hedge_core.errors import ExchangeError
 from hedge_core.exchange.feeds import known_at, timeframe_delta
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of", "InputsTable"]
+__all__ = ["InputsTable", "MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of"]
 
 
 class InputsTable:
@@ -43,7 +43,7 @@ class InputsTable:
 
     @classmethod
     def from_store(cls, store: Any, venue: str, spot_symbol: str, perp_symbol: str, timeframe: str,
-                   start: pd.Timestamp, end: pd.Timestamp) -> "InputsTable":
+                   start: pd.Timestamp, end: pd.Timestamp) -> InputsTable:
         from hedge_core.market_inputs import InputSpec, market_inputs
 
         bar = timeframe_delta(timeframe)
@@ -115,7 +115,7 @@ class MarketBuilder:
         self.rate = ev.rate  # known only after the settlement: used from the next update on
         self.interval_hours = ev.interval_hours
 
-    def take(self, inputs: "InputsTable | None" = None) -> MarketUpdate | None:
+    def take(self, inputs: InputsTable | None = None) -> MarketUpdate | None:
         """The update of the gathered instant (None when nothing new or a leg never priced).
 
         ``inputs``: analytics from :class:`InputsTable` (replay); without it only ``sigma_24h``

@@ -31,7 +31,7 @@ from hedge_core.errors import OrderNotFound
 from hedge_core.runner.journal import FINAL_ORDER_STATUSES, Journal
 from hedge_core.types import Fill, Order, OrderStatus, Side
 
-__all__ = ["ReconcileReport", "reconcile_orders", "rebuild_context", "recovery_state", "seq_of"]
+__all__ = ["ReconcileReport", "rebuild_context", "reconcile_orders", "recovery_state", "seq_of"]
 
 
 @dataclass
