@@ -178,7 +178,10 @@ def monte_carlo(params: Any, market: Market, *, n_paths: int = 100, block: int =
             if progress:
                 progress(i + 1, n_paths)
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_mc_init, initargs=args) as pool:
+        from hedge_core.sweep import _fork_context, _safe_context
+
+        ctx = _fork_context() or _safe_context()  # never fork a multi-threaded process
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_mc_init, initargs=args) as pool:
             for i, r in enumerate(pool.map(_mc_one, range(n_paths))):
                 rows.append(r)
                 if progress:

@@ -12,8 +12,9 @@ table (one row per point, in the order of the points: parameter columns, then KP
 ``path`` = fast/event and ``error``). They are identical whichever backend ran them (every
 evaluation is deterministic and results are re-ordered by point index).
 
-Backends: ``scheduler=None`` -> a local ``ProcessPoolExecutor`` (``workers`` processes; the
-payload is sent once per worker through the initializer); ``scheduler="tcp://host:8786"`` (or
+Backends: ``scheduler=None`` -> a local ``ProcessPoolExecutor`` (``workers`` processes, forked
+so they inherit the payload when this process is single-threaded, else started from a fork
+server with the payload sent once per worker); ``scheduler="tcp://host:8786"`` (or
 a ``distributed.Client``) -> the Dask cluster at that address (the payload is scattered once,
 broadcast to the workers); ``workers=0`` runs in-process (debugging, tiny sweeps).
 Progress: a tqdm bar (``show_progress``) and/or ``progress(done, total)`` callback (the panel).
@@ -189,13 +190,31 @@ def _init_worker(evaluate: Evaluate, payload: Any) -> None:
 
 
 def _fork_context() -> Any:
-    """The 'fork' start method where the platform has it (Linux), else None (spawn + initializer)."""
+    """The 'fork' start method where the platform has it (Linux) and this process runs a single
+    thread; else None (a fork server + initializer). Forking a multi-threaded process (the
+    Streamlit panel, a Jupyter kernel, a Dask client) can deadlock the children."""
     import multiprocessing as mp
+    import threading
 
+    if threading.active_count() > 1:
+        return None
     try:
         return mp.get_context("fork")
     except ValueError:  # pragma: no cover - Windows / macOS default
         return None
+
+
+def _safe_context() -> Any:
+    """A start method safe from a multi-threaded process: 'forkserver' (its server imports
+    hedge_core once, later pools start fast) where available, else 'spawn'."""
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("forkserver")
+    except ValueError:  # pragma: no cover - Windows
+        return mp.get_context("spawn")
+    ctx.set_forkserver_preload(["hedge_core.sweep", "hedge_core.backtest", "hedge_core.fastpath"])
+    return ctx
 
 
 def _run_one(i: int, params: Any, evaluate: Evaluate | None = None, payload: Any = None) -> tuple[int, dict, str]:
@@ -262,8 +281,9 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
             if ctx is not None:  # forked workers inherit the payload: nothing large is pickled
                 _init_worker(evaluate, payload)
                 pool_kw: dict[str, Any] = {"mp_context": ctx}
-            else:
-                pool_kw = {"initializer": _init_worker, "initargs": (evaluate, payload)}
+            else:  # forked from a clean fork server; the payload is pickled once per worker
+                pool_kw = {"mp_context": _safe_context(), "initializer": _init_worker,
+                           "initargs": (evaluate, payload)}
             with ProcessPoolExecutor(max_workers=workers, **pool_kw) as pool:
                 futs = [pool.submit(_run_one, i, m) for i, m in enumerate(models)]
                 for c, f in enumerate(as_completed(futs), start=1):

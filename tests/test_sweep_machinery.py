@@ -122,3 +122,20 @@ def test_walk_forward_folds(demo_market):
     assert math.isclose(best["net_pnl"], f0["train_net_pnl"], rel_tol=1e-12)
     with pytest.raises(InvalidInput, match="train"):
         walk_forward(BASE, grid, demo_market, train="50D", test="30D", workers=0)
+
+
+def test_pool_from_a_threaded_process_uses_the_initializer():
+    import threading
+
+    from hedge_core import sweep
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        assert sweep._fork_context() is None  # a second thread: no fork
+        out = grid_search(BASE, {"min_funding_rate": [0.0001, 0.0002]}, payload=0.5, evaluate=toy_evaluate,
+                          workers=2, show_progress=False)
+        assert list(out["score"].round(6)) == [round(-1.0 - 0.05 ** 2 + 0.5, 6), round(-0.05 ** 2 + 0.5, 6)]
+    finally:
+        stop.set()
