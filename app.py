@@ -25,6 +25,17 @@ pages = [
 ]
 nav = st.navigation(pages)
 
+
+
+def flatten_all(lk) -> None:  # noqa: ANN001 - a button callback: runs before the rerun, then un-ticks the confirmation
+    try:
+        out = lk.client.flatten_all("operator flatten-all (panel)")
+        st.session_state["flatten_all_result"] = len(out)
+    except Exception as exc:  # noqa: BLE001 - shown in the sidebar after the rerun
+        st.session_state["flatten_all_result"] = exc
+    st.session_state["flatten_all_confirm"] = False
+
+
 lk = link()
 with st.sidebar:
     if lk.up:
@@ -41,13 +52,12 @@ with st.sidebar:
         st.caption("Closes both legs of EVERY hedge of the runner now (paper, recommend and live). "
                    "Hedges stay latched (no new entries) until resumed on their detail page.")
         sure = st.checkbox("Yes, flatten every hedge now", key="flatten_all_confirm")
-        if st.button("FLATTEN ALL", type="primary", disabled=not (sure and lk.up), key="flatten_all_go",
-                     width="stretch"):
-            try:
-                out = lk.client.flatten_all("operator flatten-all (panel)")
-            except Exception as exc:  # noqa: BLE001
-                show_error(exc, "Flatten-all")
-            else:
-                st.success(f"flatten sent to {len(out)} hedges; watch them reach COMPLETED on the Overview")
+        st.button("FLATTEN ALL", type="primary", disabled=not (sure and lk.up), key="flatten_all_go",
+                  width="stretch", on_click=flatten_all, args=(lk,))
+        done = st.session_state.pop("flatten_all_result", None)
+        if isinstance(done, Exception):
+            show_error(done, "Flatten-all")
+        elif done is not None:
+            st.success(f"flatten sent to {done} hedges; watch them reach COMPLETED on the Overview")
 
 nav.run()

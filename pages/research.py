@@ -40,7 +40,7 @@ cov = coverage_table(series)
 row = cov[(cov["venue"] == pair["venue"]) & (cov["symbol"] == pair["spot_symbol"]) & (cov["kind"] == "spot")]
 first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
 default_start = max(first + pd.Timedelta(days=3), last - pd.Timedelta(days=30))
-window = st.date_input("Window (UTC; 3 days before it warm up the analytics)",
+window = st.date_input("Window (UTC; the 3 days before it warm up the analytics)",
                        value=(default_start.date(), last.date()), min_value=first.date(), max_value=last.date(),
                        key="research_window")
 if not isinstance(window, tuple) or len(window) != 2:

@@ -98,6 +98,7 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
             page.get_by_text("Yes, flatten every hedge now").click()
             page.get_by_role("button", name="FLATTEN ALL").click()
             page.get_by_text("flatten sent to").first.wait_for(timeout=30_000)
+            assert not page.get_by_role("checkbox", name="Yes, flatten every hedge now").is_checked()  # re-armed
             for i in ids:
                 h = wait_for(lambda i=i: (lambda x: x if x.get("state") == "COMPLETED" and not x.get("pending_orders")
                                           else None)(c.hedge(i)), 60, what=f"{i} flattened")
@@ -111,6 +112,9 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
                                         ("Market data", "market_data", None), ("Data", "data", "Coverage"),
                                         ("Settings", "settings", "Runner")):
                 _nav(page, title)
+                if name == "research":  # show a result, not an empty form
+                    page.get_by_role("button", name="Run backtest").click()
+                    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
                 if marker:
                     page.get_by_text(marker).first.wait_for(state="attached", timeout=30_000)
                 else:
