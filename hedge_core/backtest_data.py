@@ -23,11 +23,8 @@ import pandas as pd
 
 from hedge_core.errors import InvalidInput
 
-try:
-    from hedge_core.types import timeframe_delta
-except ImportError:  # pragma: no cover - older layout
-    from hedge_core.exchange.feeds import timeframe_delta
 from hedge_core.market_inputs import InputSpec, market_inputs
+from hedge_core.types import timeframe_delta
 
 __all__ = ["DEFAULT_WARMUP", "Market", "Timeline", "build_timeline", "load_market", "market_from_frames", "utc"]
 
