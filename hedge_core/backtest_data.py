@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
-
 from hedge_core.market_inputs import InputSpec, market_inputs
 from hedge_core.types import timeframe_delta
 
