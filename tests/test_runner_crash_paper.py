@@ -73,14 +73,16 @@ def settle(env: Env, p, *, want: str) -> dict:
         c.hedge(HID)), timeout=60, what=f"hedge {want}")
 
 
-@pytest.mark.parametrize("kill_at", [
-    "intent_journaled:spot:entry",   # intent written, order not sent
-    "order_sent:spot:entry",         # order sent, answer not processed
-    "fill_journaled:spot:entry",     # spot filled, perp not sent
-    "intent_journaled:perp:hedge",   # perp intent written, not sent
-    "order_sent:perp:hedge",         # perp sent, not acknowledged
+@pytest.mark.parametrize("kill_at,policy", [
+    ("intent_journaled:spot:entry", "resume"),   # intent written, order not sent
+    ("intent_journaled:spot:entry", "flatten"),
+    ("order_sent:spot:entry", "resume"),         # order sent, answer not processed
+    ("fill_journaled:spot:entry", "resume"),     # spot filled, perp not sent
+    ("fill_journaled:spot:entry", "flatten"),
+    ("intent_journaled:perp:hedge", "resume"),   # perp intent written, not sent
+    ("order_sent:perp:hedge", "resume"),         # perp sent, not acknowledged
+    ("order_sent:perp:hedge", "flatten"),
 ])
-@pytest.mark.parametrize("policy", ["resume", "flatten"])
 def test_kill_during_entry_then_restart(tmp_path, kill_at, policy):
     env = make_env(tmp_path, export=EXIT_OFF)
     try:

@@ -207,8 +207,10 @@ class Supervisor:
         shutil.copyfile(self.store.path, tmp)
         dst = self.snapshot_dir / "latest.duckdb"
         os.replace(tmp, dst)
-        (self.snapshot_dir / "latest.json").write_text(
-            f'{{"taken_at": "{wall_now().isoformat()}", "source": "{self.store.path}"}}\n', encoding="utf-8")
+        meta = self.snapshot_dir / f".latest.json.{os.getpid()}.tmp"
+        meta.write_text(f'{{"taken_at": "{wall_now().isoformat()}", "source": "{self.store.path}"}}\n',
+                        encoding="utf-8")
+        os.replace(meta, self.snapshot_dir / "latest.json")  # readers never see a half-written file
         self._snap_writes = self.journal.writes
         self.snapshots_taken += 1
         return dst
