@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 import pytest
 
 from hedge_core import param_store
@@ -143,3 +145,32 @@ def test_live_adapter_kill_mid_close_then_secrets_absent(tmp_path, sim):
         data = f.read_bytes()
         for s in (TEST_KEY, TEST_SECRET):
             assert s.encode() not in data, f"{s[:6]}... found in {f}"
+
+
+def test_paper_hedge_on_live_polled_bars(tmp_path, sim):
+    """Paper mode with the live polling feed (closed bars + settled funding from the venue's public
+    endpoints, here the simulator): the paper venue fills on those bars; nothing is sent to the venue."""
+    env, extra = live_env(tmp_path, sim)
+    now = pd.Timestamp.now(tz="UTC").floor("1h")
+    start = now - pd.Timedelta(hours=4)
+    for k in range(4):
+        t = start + pd.Timedelta(hours=k)
+        ms = int(t.value // 1_000_000)
+        px = PRICE * (1 + 0.001 * k)
+        for market in ("spot", "fapi", "mark"):
+            sim.sim.add_kline("BTCUSDT", market, ms, px, px * 1.002, px * 0.998, px, 1_000.0)
+    sim.sim.settle_funding("BTCUSDT", 0.0005, ts_ms=int((start + pd.Timedelta(hours=2)).value // 1_000_000))
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        c.start("carry-test", mode="paper", feed="bars", start=str(start), poll_s=0.2, hedge_id="pb1")
+        h = wait_for(lambda: (lambda x: x if x.get("state") == "MONITORING_POSITIONS" else None)(c.hedge("pb1")),
+                     timeout=60, what="paper hedge on live bars")
+        assert h["updates"] >= 3 and h["spot_qty"] > 0 > h["perp_qty"]
+        fills = c.history("fills", hedge_id="pb1")
+        assert set(fills["leg"]) == {"spot", "perp"}
+        assert not sim.sim.orders  # paper: the venue only served market data
+        with pytest.raises(Exception, match="paper venue fills on bars"):
+            c.start("carry-test", mode="paper", feed="ticker")
+    finally:
+        env.cleanup()

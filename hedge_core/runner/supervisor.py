@@ -307,8 +307,19 @@ class Supervisor:
             return TickerFeed(task.raw_adapter, spec.spot_symbol, spec.perp_symbol, interval=spec.poll_s)
         from hedge_core.exchange.live_feed import LivePollingFeed
 
-        return LivePollingFeed(task.raw_adapter, spec.spot_symbol, spec.perp_symbol, spec.timeframe,
+        md = task.raw_adapter if hasattr(task.raw_adapter, "fetch_bars") else self._market_data(spec)
+        return LivePollingFeed(md, spec.spot_symbol, spec.perp_symbol, spec.timeframe, poll_interval=spec.poll_s,
                                start=pd.Timestamp(spec.start) if spec.start else wall_now() - pd.Timedelta(days=2))
+
+    def _market_data(self, spec: HedgeSpec) -> Any:
+        """Public market data of ``spec.venue`` (paper trading on live bars): no keys needed."""
+        hook = os.environ.get(ADAPTER_FACTORY_ENV)
+        if hook:
+            mod, _, fn = hook.partition(":")
+            return self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
+        from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+
+        return CcxtLiveAdapter(spec.venue, None)
 
     def _new_id(self, spec: dict[str, Any]) -> str:
         base = spec.get("params_name") or "inline"
@@ -337,6 +348,8 @@ class Supervisor:
                 e = exc.errors()[0]
                 raise InvalidInput(".".join(map(str, e["loc"])), e.get("input"), e["msg"], where="start") from None
             raise
+        if spec.mode == "paper" and spec.feed == "ticker":
+            raise InvalidInput("feed", "ticker", "'replay' or 'bars' for paper mode (the paper venue fills on bars)")
         if spec.hedge_id in self.hedges:
             raise InvalidInput("hedge_id", spec.hedge_id, "an id not already running")
         params = self._params_for(spec)
