@@ -218,3 +218,34 @@ def test_start_form_rejects_bad_replay_start(demo_env, monkeypatch) -> None:
     at.button(key="FormSubmitter:start-Start hedge").click()
     at.run()
     assert any("Not started — replay start:" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_import_with_an_idle_runner_stops_writes_and_restarts_it(tmp_path, monkeypatch) -> None:
+    """No active hedge: the panel stops the runner (the single writer), imports, and starts it again."""
+    import pandas as pd
+
+    env = panel_env(tmp_path / "env", demo_days=3, export=False)
+    env["HEDGE_PANEL_AUTOSTART"] = "1"
+    proc = start_runner(env, tmp_path / "runner.log")
+    home = env["HEDGE_RUNNER_HOME"]
+    try:
+        pid0 = RunnerClient.discover(home).pid
+        src = tmp_path / "binance_SOLUSDT_spot_1h.csv"
+        ts = pd.date_range("2024-01-01", periods=48, freq="1h", tz="UTC")
+        pd.DataFrame({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": 100.0, "high": 101.0, "low": 99.0,
+                      "close": 100.5, "volume": 1.0}).to_csv(src, index=False)
+        at = _run("pages/data.py", env, monkeypatch)
+        at.text_input[0].input(str(src))
+        at.button(key="FormSubmitter:import-Import").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert any("imported 48 rows" in s.value for s in at.success), [e.value for e in at.error]
+        assert proc.wait(30) == 0  # the idle runner was stopped cleanly for the write ...
+        c = RunnerClient.discover(home)  # ... and a new one started afterwards
+        assert c.pid != pid0
+        from hedge_core.views.runner_link import connect, reader
+
+        got = reader(connect(env["HEDGE_DB"], home, autostart=False)).series()
+        assert ((got["venue"] == "binance") & (got["symbol"] == "SOL/USDT")).any()
+    finally:
+        kill_runner(home, proc)
