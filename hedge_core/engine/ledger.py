@@ -17,7 +17,7 @@ Conventions (float64, quote units unless stated):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, MarketKind, Side
@@ -37,9 +37,13 @@ __all__ = [
 QTY_EPS = 1e-12
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Leg:
-    """One leg of a hedge: its instrument, venue, position and accumulated money."""
+    """One leg of a hedge: its instrument, venue, position and accumulated money.
+
+    Not ``slots=True`` on purpose: :func:`_with` copies ``__dict__`` in one step (a leg is
+    re-priced on every market update).
+    """
 
     name: str  # "spot" | "perp"
     symbol: str
@@ -89,6 +93,20 @@ class Leg:
         return q >= self.lot_size - QTY_EPS and q >= self.min_qty - QTY_EPS and q * price >= self.min_notional - 1e-9
 
 
+_LEG_FIELDS: frozenset[str] = frozenset(Leg.__dataclass_fields__)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _with(leg: Leg, **changes: float) -> Leg:
+    """``dataclasses.replace(leg, **changes)`` without re-running ``__init__`` (hot path)."""
+    if not _LEG_FIELDS.issuperset(changes):
+        raise TypeError(f"Leg has no field(s) {sorted(set(changes) - _LEG_FIELDS)}")
+    new = _new(Leg)
+    _set(new, "__dict__", {**leg.__dict__, **changes})
+    return new
+
+
 def leg_from_instrument(name: str, inst: Instrument, qty: float = 0.0, avg_entry: float = 0.0) -> Leg:
     """A leg on ``inst``; ``qty``/``avg_entry`` seed an existing holding (e.g. loan collateral)."""
     return Leg(name=name, symbol=inst.symbol, venue=inst.venue, kind=inst.kind, base=inst.base, quote=inst.quote,
@@ -134,7 +152,7 @@ def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0,
             q1, avg = 0.0, 0.0
         elif (q1 > 0) != (q0 > 0):  # crossed zero: the remainder opens at this price
             avg = price
-    return replace(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
+    return _with(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
                    slippage=leg.slippage + slippage, cash=leg.cash - dq * price,
                    traded_notional=leg.traded_notional + qty * price)
 
@@ -146,18 +164,18 @@ def funding_amount(qty: float, mark: float, rate: float) -> float:
 
 def apply_funding(leg: Leg, amount: float) -> Leg:
     """Add a settled funding ``amount`` (+ received / - paid, quote) to the leg."""
-    return replace(leg, funding=leg.funding + amount)
+    return _with(leg, funding=leg.funding + amount)
 
 
 def accrue_interest(leg: Leg, amount: float) -> Leg:
     """Add borrow interest ``amount`` (>= 0 paid, quote) to the leg."""
     if amount < 0:
         raise InvalidInput("interest", amount, ">= 0 (quote paid)")
-    return replace(leg, interest=leg.interest + amount)
+    return _with(leg, interest=leg.interest + amount)
 
 
 def mark_leg(leg: Leg, price: float) -> Leg:
     """The leg re-priced at ``price`` (quote per base) for unrealised PnL."""
     if not (price > 0 and math.isfinite(price)):
         return leg
-    return replace(leg, last_price=price)
+    return _with(leg, last_price=price)

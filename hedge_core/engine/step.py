@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -70,6 +71,9 @@ from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
 __all__ = ["order_needs", "perp_target", "step"]
 
 _SEEN_TRADES_KEPT = 512
+_NS_PER_DAY = 86_400_000_000_000
+_ZERO = pd.Timedelta(0)
+_PEAK_STATES = frozenset({State.MONITORING_POSITIONS, State.REBALANCING})
 _MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
 
 
@@ -95,14 +99,18 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
     """
     out: list[Action] = []
     ts = event.ts
+    market: MarketUpdate | None = None
+    if isinstance(event, MarketUpdate):
+        # the clock moves inside _on_market, in the same copy as the prices (one copy per bar)
+        now = ts if ts > ctx.last_ts else ctx.last_ts  # a late-stamped event never moves it back
+        market = event
+        ctx = _on_market(ctx, event, now, params, out)
+        ctx = _advance(ctx, now, params, market, out)
+        return ctx, out
     if ts > ctx.last_ts:
         ctx = evolve(ctx, last_ts=ts)
     now = ctx.last_ts  # a late-stamped event never moves the clock backwards
-    market: MarketUpdate | None = None
-    if isinstance(event, MarketUpdate):
-        market = event
-        ctx = _on_market(ctx, event, params, out)
-    elif isinstance(event, FillEvent):
+    if isinstance(event, FillEvent):
         ctx = _on_fill(ctx, event, out)
     elif isinstance(event, OrderUpdate):
         ctx = _on_order_update(ctx, event, params, out)
@@ -254,13 +262,31 @@ def _drop(ctx: HedgeContext, coid: str) -> HedgeContext:
 # ---- event handlers ---------------------------------------------------------------------------
 
 
-def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action]) -> HedgeContext:
+def _day_of(ts: pd.Timestamp) -> str:
+    """``ts.strftime('%Y-%m-%d')`` (the daily-loss guard's day), memoised per UTC day."""
+    if ts.tzinfo is not None and ts.utcoffset() == _ZERO:
+        return _utc_day(ts.value // _NS_PER_DAY)
+    return ts.strftime("%Y-%m-%d")
+
+
+@lru_cache(maxsize=64)
+def _utc_day(day_number: int) -> str:
+    return pd.Timestamp(day_number * _NS_PER_DAY, tz="UTC").strftime("%Y-%m-%d")
+
+
+def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+    """Book the prices of a market update and move the clock to ``now`` (one context copy).
+
+    The common bar (prices move, nothing else) costs one :func:`evolve`; the day roll and the
+    peak PnL are written into that same fresh copy (see :func:`_amend`).
+    """
     if not (m.spot > 0 and m.perp > 0 and math.isfinite(m.spot) and math.isfinite(m.perp)):
         out.append(Alert(AlertLevel.WARNING, "market update without valid prices ignored",
                          {"spot": m.spot, "perp": m.perp}))
-        return ctx
+        return ctx if now is ctx.last_ts else evolve(ctx, last_ts=now)
     if ctx.last_market_ts is not None and m.ts < ctx.last_market_ts:
-        return ctx  # stale (out-of-order) prices never overwrite newer ones
+        # stale (out-of-order) prices never overwrite newer ones
+        return ctx if now is ctx.last_ts else evolve(ctx, last_ts=now)
     mark = m.mark_or_perp
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
@@ -269,17 +295,26 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, params: Any, out: list[Action
         dt_h = (m.ts - ctx.last_market_ts).total_seconds() / 3600.0
         if dt_h > 0:
             spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
-    ctx = evolve(ctx, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
+    ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                  perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
                  analytics=m.analytics, last_market_ts=m.ts)
-    day = m.ts.strftime("%Y-%m-%d")
+    day = _day_of(m.ts)
     if day != ctx.day:
-        ctx = evolve(ctx, day=day, day_start_pnl=ctx.pnl)
-    if ctx.state in (State.MONITORING_POSITIONS, State.REBALANCING) and ctx.cycle_pnl > ctx.peak_pnl:
-        ctx = evolve(ctx, peak_pnl=ctx.cycle_pnl)
-    ctx = _check_timeouts(ctx, ctx.last_ts, params, out)
-    return _run_guards(ctx, ctx.last_ts, params, out)
+        _amend(ctx, day=day, day_start_pnl=ctx.pnl)
+    if ctx.state in _PEAK_STATES:
+        cycle = ctx.cycle_pnl
+        if cycle > ctx.peak_pnl:
+            _amend(ctx, peak_pnl=cycle)
+    if ctx.pending:
+        ctx = _check_timeouts(ctx, now, params, out)
+    return _run_guards(ctx, now, params, out)
+
+
+def _amend(fresh: HedgeContext, **changes: Any) -> None:
+    """Write ``changes`` into a context created by :func:`evolve` IN THIS CALL and not yet
+    returned or shared (so no one can observe the write): saves a second copy per bar."""
+    fresh.__dict__.update(changes)
 
 
 def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContext:
@@ -419,9 +454,13 @@ def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Acti
     extra = strategy_for(params).guards
     if extra is not None:
         verdicts += extra(ctx, ts, params)
+    if not verdicts and not ctx.active_guards:
+        return ctx  # the common bar: nothing fired, nothing latched
     fired = {v.name for v in verdicts}
     keep = {"order_rate", "position_limit"} & ctx.active_guards
-    ctx = evolve(ctx, active_guards=frozenset((ctx.active_guards & fired) | keep))
+    active = frozenset((ctx.active_guards & fired) | keep)
+    if active != ctx.active_guards:
+        ctx = evolve(ctx, active_guards=active)
     for v in verdicts:
         if v.name in ctx.active_guards:
             continue
