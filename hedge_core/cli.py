@@ -20,6 +20,23 @@ def _mount() -> None:
     app.add_typer(data_app, name="data", help="Market data: download, import, status, quality.")
 
 
+def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) -> str:
+    """Seed an empty database before the panel opens; leave a database another process holds alone.
+
+    A held file means the runner owns the live database (so it is in use and was seeded); the panel
+    then reads through the runner, and restarting the panel must not wait on the lock.
+    """
+    from hedge_core.data.seed import ensure_seeded
+    from hedge_core.store import Store, StoreBusy
+
+    try:
+        store = Store(db_path, lock_timeout=lock_timeout)
+    except StoreBusy:
+        return f"database {db_path} is held by the runner: not seeding; the panel reads through the runner"
+    with store:
+        return str(ensure_seeded(store, progress=True, demo=demo))
+
+
 @app.command("app")
 def run_panel(
     db: Path = typer.Option(None, "--db", help="DuckDB file (default: $HEDGE_DB or data/hedge.duckdb)."),
@@ -33,11 +50,7 @@ def run_panel(
     db_path = Path(db) if db else default_db_path()
     os.environ["HEDGE_DB"] = str(db_path)
     if seed:
-        from hedge_core.data.seed import ensure_seeded
-        from hedge_core.store import Store
-
-        with Store(db_path) as store:
-            ensure_seeded(store, progress=True, demo=demo or bool(os.environ.get("HEDGE_OFFLINE")))
+        typer.echo(seed_unless_held(db_path, demo=demo or bool(os.environ.get("HEDGE_OFFLINE"))))
     typer.echo(f"database {db_path}\npanel on http://{address}:{port}  (Ctrl+C to stop)")
     args = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
             "--server.address", address, "--server.port", str(port), "--server.headless", "true",

@@ -467,6 +467,7 @@ class Store:
                 clauses.append(f'"{k}" = ?')
                 params.append(v)
             tcol = "ts" if "ts" in columns else None
+            order_time = tcol or _TIME_COLUMN.get(table)
             for bound, op in ((start_t, ">="), (end_t, "<")):
                 if bound is not None:
                     if tcol is None:
@@ -476,10 +477,10 @@ class Store:
             where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
             order = ", ".join(KEYS[table])
             if latest is not None:
-                if tcol is None:
-                    raise InvalidInput("latest", latest, f"only for tables with a ts column, not {table}")
-                return con.execute(f"SELECT * FROM (SELECT * FROM {table} {where} ORDER BY ts DESC, {order} DESC "
-                                   f"LIMIT {int(latest)}) ORDER BY ts, {order}", params).df()
+                if order_time is None:
+                    raise InvalidInput("latest", latest, f"only for tables with a time column, not {table}")
+                return con.execute(f"SELECT * FROM (SELECT * FROM {table} {where} ORDER BY {order_time} DESC, "
+                                   f"{order} DESC LIMIT {int(latest)}) ORDER BY {order_time}, {order}", params).df()
             lim = f"LIMIT {int(limit)}" if limit else ""
             return con.execute(f"SELECT * FROM {table} {where} ORDER BY {order} {lim}", params).df()
 
@@ -568,6 +569,10 @@ class Store:
                         f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({scols})")
         finally:
             con.unregister(name)
+
+
+# Tables without a ``ts`` column: the time that orders their rows for ``read_table(latest=n)``.
+_TIME_COLUMN = {"orders": "intent_ts", "hedge_runs": "started_at", "param_sets": "created_at"}
 
 
 def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:

@@ -236,7 +236,11 @@ def test_latest_rows_and_counts(store: Store) -> None:
     with pytest.raises(InvalidInput, match="colour"):
         store.table_counts("fills", by="colour")
     with pytest.raises(InvalidInput, match="latest"):
-        store.read_table("param_sets", latest=3)
+        store.read_table("instruments", latest=3)
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    store.write_table("orders", pd.DataFrame({"hedge_id": "h", "client_order_id": [f"c{i}" for i in range(6)],
+                                              "intent_ts": [t0 + pd.Timedelta(minutes=5 - i) for i in range(6)]}))
+    assert store.read_table("orders", latest=2)["client_order_id"].tolist() == ["c1", "c0"]
 
 
 def test_checkpoint_makes_a_file_copy_complete(tmp_path) -> None:
