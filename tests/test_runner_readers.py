@@ -36,7 +36,7 @@ READER = textwrap.dedent("""
                 runs = st.read_table("hedge_runs")
                 fills = st.read_table("fills")
                 bars = st.read_bars("demo", "BTC/USDT", "spot", "1h")
-                taken = json.loads((st_path := __import__("pathlib").Path(st.path).with_name("latest.json")).read_text())["taken_at"]
+                taken = json.loads((st_path := __import__("pathlib").Path(st.path).with_name("latest.json")).read_text())["current_at"]
                 age = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(taken)).total_seconds()
                 max_age = max(max_age, age)
                 last = {"runs": len(runs), "fills": len(fills), "bars": len(bars)}
@@ -76,7 +76,8 @@ def test_readers_in_other_processes_see_fresh_data_without_lock_errors(tmp_path)
         snap = [r for r in results[1::2]]
         # the API reads the live database: the last read saw every hedge started so far
         assert all(r["last"]["runs"] >= started - 1 for r in api)
-        # snapshots are at most a few seconds old and converge to the live data
+        # snapshots are current to within a few seconds (current_at: last time the snapshot was confirmed
+        # to hold every journaled row) and converge to the live data
         assert all(r["max_age"] < 5.0 for r in snap), [r["max_age"] for r in snap]
         c.snapshot()
         from hedge_core.runner.client import open_snapshot

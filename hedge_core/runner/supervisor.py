@@ -92,6 +92,7 @@ class Supervisor:
         self.stopping = False
         self.snapshots_taken = 0
         self._snap_writes = -1
+        self._snap_taken: pd.Timestamp | None = None
         self._bg: list[asyncio.Task[Any]] = []
         self._watchdog: threading.Thread | None = None
         self._stall_after = float(os.environ.get(STALL_ENV, "0") or 0)
@@ -195,6 +196,8 @@ class Supervisor:
         if self.snapshot_dir is None or self.store.memory:
             return None
         if not force and self.journal.writes == self._snap_writes:
+            if self._snap_taken is not None:  # nothing written since: the snapshot is still current
+                self._snap_meta(self._snap_taken)
             return None
         self.journal.flush()
         ck = getattr(self.store, "checkpoint", None)
@@ -207,13 +210,21 @@ class Supervisor:
         shutil.copyfile(self.store.path, tmp)
         dst = self.snapshot_dir / "latest.duckdb"
         os.replace(tmp, dst)
-        meta = self.snapshot_dir / f".latest.json.{os.getpid()}.tmp"
-        meta.write_text(f'{{"taken_at": "{wall_now().isoformat()}", "source": "{self.store.path}"}}\n',
-                        encoding="utf-8")
-        os.replace(meta, self.snapshot_dir / "latest.json")  # readers never see a half-written file
+        self._snap_taken = wall_now()
+        self._snap_meta(self._snap_taken)
         self._snap_writes = self.journal.writes
         self.snapshots_taken += 1
         return dst
+
+    def _snap_meta(self, taken: pd.Timestamp) -> None:
+        """``latest.json``: ``taken_at`` (copy time) and ``current_at`` (last time the snapshot was
+        confirmed to hold every journaled row). Written atomically: readers never see half a file."""
+        import json
+
+        meta = self.snapshot_dir / f".latest.json.{os.getpid()}.tmp"
+        meta.write_text(json.dumps({"taken_at": taken.isoformat(), "current_at": wall_now().isoformat(),
+                                    "source": self.store.path}) + "\n", encoding="utf-8")
+        os.replace(meta, self.snapshot_dir / "latest.json")
 
     # ---- building hedges -------------------------------------------------------------------------
     def _params_for(self, spec: HedgeSpec) -> Any:
