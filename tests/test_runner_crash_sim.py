@@ -174,3 +174,21 @@ def test_paper_hedge_on_live_polled_bars(tmp_path, sim):
             c.start("carry-test", mode="paper", feed="ticker")
     finally:
         env.cleanup()
+
+
+def test_recommend_mode_records_what_it_would_send_and_sends_nothing(tmp_path, sim):
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        c.start("carry-test", mode="recommend", feed="ticker", poll_s=0.2, hedge_id="rec1")
+        h = wait_for(lambda: (lambda x: x if any(r["method"] == "create_order" for r in x.get("recommendations", []))
+                              else None)(c.hedge("rec1")), timeout=60, what="a recommended order")
+        rec = next(r for r in h["recommendations"] if r["method"] == "create_order")
+        assert rec["request"]["symbol"] == "BTC/USDT" and rec["request"]["side"] == "buy"
+        assert not sim.sim.orders  # nothing reached the venue
+        assert h["spot_qty"] == 0 and h["perp_qty"] == 0
+        orders = c.history("orders", hedge_id="rec1")
+        assert len(orders) >= 1 and set(orders["status"]) <= {"rejected", "intent"}
+    finally:
+        env.cleanup()

@@ -376,6 +376,10 @@ class HedgeTask:
                "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
                "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
                "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error}
+        recs = getattr(self.raw_adapter, "recommendations", None)
+        if recs is not None:  # recommend mode: what would have been sent
+            out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}
+                                      for r in recs[-20:]]
         if c is not None:
             out.update({"state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
                         "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,

@@ -247,7 +247,12 @@ class Supervisor:
         hook = os.environ.get(ADAPTER_FACTORY_ENV)
         if hook and spec.mode != "paper":
             mod, _, fn = hook.partition(":")
-            return self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
+            ad = self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
+            if spec.mode == "recommend":  # the hook builds the venue adapter; recommend never sends
+                from hedge_core.exchange.recommend import RecommendAdapter
+
+                ad = RecommendAdapter(ad)
+            return ad
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
