@@ -10,10 +10,23 @@ import streamlit as st
 from hedge_core.figures.hedge import hedge_figure
 from hedge_core.store import MissingSeries, Store
 from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeline_table
-from hedge_core.views.ledger import funding_rows, hedge_flows, recent_rows, row_count, run_info, runs
+from hedge_core.views.ledger import (
+    funding_rows,
+    hedge_flows,
+    recent_rows,
+    run_info,
+    runs,
+)
 from hedge_core.views.market import pair_view
 from pages._shared import (
-    REFRESH_S, cached_read, fmt_money, link, runner_hedges, show_error, store, synthetic_badge,
+    REFRESH_S,
+    cached_read,
+    fmt_money,
+    link,
+    runner_hedges,
+    show_error,
+    store,
+    synthetic_badge,
 )
 
 st.title("Hedge detail")
@@ -30,7 +43,6 @@ want = st.session_state.get("detail_hedge") or st.query_params.get("hedge")
 hid = st.selectbox("Hedge", ids, index=ids.index(want) if want in ids else 0, key="detail_select")
 st.session_state["detail_hedge"] = hid
 running = hid in live_ids
-ORDERS_INLINE = 20_000  # orders have no ts column to take "the latest" in SQL; larger sets load on demand
 COMMANDS = {"pause": "Pause", "resume": "Resume", "rebalance_now": "Rebalance now", "stop": "Stop"}
 
 
@@ -127,12 +139,5 @@ TABLES = {"Fills": "fills", "Orders": "orders", "Funding ledger": "funding_payme
           "Guard firings": "guard_firings", "Position snapshots": "position_snapshots"}
 which = st.segmented_control("Ledger", list(TABLES), default="Fills", key="detail_table") or "Fills"
 table = TABLES[which]
-if table == "orders":
-    n_orders = cached_read(rd, row_count, "orders", hid)
-    if n_orders <= ORDERS_INLINE or st.toggle(f"load all {n_orders:,} orders (slow)", key="orders_all"):
-        st.dataframe(cached_read(rd, recent_rows, "orders", hid), hide_index=True, width="stretch", key="orders")
-    else:
-        st.caption(f"{n_orders:,} orders: too many to read on every refresh; the Fills table shows the latest fills.")
-else:
-    st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
+st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
 st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")

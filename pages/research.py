@@ -10,11 +10,19 @@ from hedge_core import param_store
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.figures.research import heatmap_figure, tearsheet_or_equity
 from hedge_core.figures.sweep import heatmap as sweep_heatmap
+from hedge_core.figures.tearsheet import kpi_table
 from hedge_core.views.market import coverage_table, pairs_available
 from hedge_core.views.params import choices
-from hedge_core.figures.tearsheet import kpi_table
 from hedge_core.views.research import (
-    MAX_SWEEP_RUNS, kpi_columns, numeric_fields, parse_values, run_set, run_sweep, set_field, sweep_grid, sweep_pivot,
+    MAX_SWEEP_RUNS,
+    kpi_columns,
+    numeric_fields,
+    parse_values,
+    run_set,
+    run_sweep,
+    set_field,
+    sweep_grid,
+    sweep_pivot,
 )
 from pages._shared import cached_series, db_path, show_error, store, synthetic_badge
 

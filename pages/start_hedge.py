@@ -11,7 +11,12 @@ import streamlit as st
 
 from hedge_core import param_store
 from hedge_core.errors import InvalidInput
-from hedge_core.views.hedges import MODES, live_confirmation_phrase, replay_options, validate_start
+from hedge_core.views.hedges import (
+    MODES,
+    live_confirmation_phrase,
+    replay_options,
+    validate_start,
+)
 from hedge_core.views.params import choices, provenance_table
 from pages._shared import link, require_runner, show_error
 

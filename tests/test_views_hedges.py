@@ -11,12 +11,38 @@ import pytest
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 from hedge_core.views.hedges import (
-    fill_flows, health_view, hedge_window, replay_options, legs_table, live_confirmation_phrase, overview_table, pnl_series, risk_table,
-    timeline_table, totals, validate_start,
+    health_view,
+    hedge_window,
+    legs_table,
+    live_confirmation_phrase,
+    overview_table,
+    pnl_series,
+    replay_options,
+    risk_table,
+    timeline_table,
+    totals,
+    validate_start,
 )
 from hedge_core.views.ledger import hedge_flows, recent_rows, row_count, run_info
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def fill_flows(fills: pd.DataFrame) -> pd.DataFrame:
+    """Reference (pandas, one row per fill) for Store.fill_flows: fills as money flows: ts, leg, qty (signed base: + buy), cash (-qty x price, quote), fees (quote), price.
+
+    The same columns as ``Store.fill_flows`` (SQL aggregate) so :func:`pnl_series` takes either.
+    """
+    cols = ["ts", "leg", "qty", "cash", "fees", "last_price"]
+    if fills is None or not len(fills):
+        return pd.DataFrame(columns=cols)
+    sign = np.where(fills["side"].astype(str).str.lower() == "buy", 1.0, -1.0)
+    q = sign * fills["qty"].to_numpy(dtype="float64")
+    px = fills["price"].to_numpy(dtype="float64")
+    fee = fills["fee"].fillna(0.0).to_numpy(dtype="float64") if "fee" in fills else np.zeros(len(fills))
+    return pd.DataFrame({"ts": pd.to_datetime(fills["ts"], utc=True), "leg": fills["leg"].astype(str).to_numpy(),
+                         "qty": q, "cash": -q * px, "fees": fee, "last_price": px})[cols]
+
 
 
 def _summary(**kw):

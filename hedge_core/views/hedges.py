@@ -22,7 +22,7 @@ import pandas as pd
 from hedge_core.errors import InvalidInput
 
 __all__ = ["OVERVIEW_COLUMNS", "overview_table", "totals", "HealthView", "health_view", "legs_table",
-           "timeline_table", "risk_table", "fill_flows", "pnl_series", "StartRequest", "validate_start",
+           "timeline_table", "risk_table", "pnl_series", "StartRequest", "validate_start",
            "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "hedge_window", "replay_options"]
 
 ACTIVE_STATES = frozenset({"ANALYZING_MARKET", "OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE",
@@ -164,29 +164,13 @@ def risk_table(summaries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 # ---- PnL over time from ledger flows -----------------------------------------------------------------
 
 
-def fill_flows(fills: pd.DataFrame) -> pd.DataFrame:
-    """Fills as money flows: ts, leg, qty (signed base: + buy), cash (-qty x price, quote), fees (quote), price.
-
-    The same columns as ``Store.fill_flows`` (SQL aggregate) so :func:`pnl_series` takes either.
-    """
-    cols = ["ts", "leg", "qty", "cash", "fees", "last_price"]
-    if fills is None or not len(fills):
-        return pd.DataFrame(columns=cols)
-    sign = np.where(fills["side"].astype(str).str.lower() == "buy", 1.0, -1.0)
-    q = sign * fills["qty"].to_numpy(dtype="float64")
-    px = fills["price"].to_numpy(dtype="float64")
-    fee = fills["fee"].fillna(0.0).to_numpy(dtype="float64") if "fee" in fills else np.zeros(len(fills))
-    return pd.DataFrame({"ts": pd.to_datetime(fills["ts"], utc=True), "leg": fills["leg"].astype(str).to_numpy(),
-                         "qty": q, "cash": -q * px, "fees": fee, "last_price": px})[cols]
-
-
 def pnl_series(flows: pd.DataFrame, funding: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
     """Mark-to-market PnL of a hedge over time, split into price, funding and fees.
 
     Parameters
     ----------
     flows : DataFrame
-        :func:`fill_flows` rows (or SQL-bucketed ones): ts, leg ('spot'|'perp'), qty, cash, fees.
+        :meth:`Store.fill_flows` rows (per leg, optionally bucketed): ts, leg ('spot'|'perp'), qty, cash, fees.
     funding : DataFrame
         ``funding_payments`` rows: ts, amount (quote, + received).
     prices : DataFrame

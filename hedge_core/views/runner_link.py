@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from hedge_core.runner.client import RunnerClient, RunnerNotRunning, open_snapshot, runner_home, snapshot_path
+from hedge_core.runner.client import (
+    RunnerClient,
+    RunnerNotRunning,
+    open_snapshot,
+    runner_home,
+    snapshot_path,
+)
 from hedge_core.store import Store, default_db_path
 
 __all__ = ["RunnerLink", "connect", "start_runner", "reader", "autostart_enabled", "stop_runner"]
