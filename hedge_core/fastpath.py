@@ -1,33 +1,44 @@
-"""Fast path: a numba kernel of the funding-carry hedge's core loop, for sweeps.
+"""Fast path: a numba kernel of the hedges' core loop (funding carry, cross-asset), for sweeps.
 
 GUARANTEE: for every run it accepts, the fast path produces the SAME fills (instant, leg, side,
 quantity, price, fee) and the same PnL components per instant as the event-driven backtester
 (:func:`hedge_core.backtest.run_backtest`, i.e. engine ``step`` + ``HedgeDriver`` + paper
-venue) to float round-off (tests on real data: ``tests/test_backtest_fastpath.py``). A fast
-path that disagrees is a bug, not an approximation. Everything it cannot reproduce exactly it
-REFUSES with :class:`FastPathUnsupported` naming the reason, either up front (parameters) or at
-the instant the run reaches a situation it does not model (the caller then uses the
-event-driven path; :func:`run_fast_or_event` does that automatically).
+venue) to float round-off (tests on real data: ``tests/test_backtest_fastpath.py``,
+``tests/test_fastpath_cross.py``). A fast path that disagrees is a bug, not an approximation.
+Everything it cannot reproduce exactly it REFUSES with :class:`FastPathUnsupported` naming the
+reason, either up front (parameters) or at the instant the run reaches a situation it does not
+model (the caller then uses the event-driven path; :func:`run_fast_or_event` does that
+automatically).
 
 Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/ledger.py``,
-``engine/exits.py``, ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``
-and ``exchange/paper_core.py``):
+``engine/exits.py``, ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``,
+``engine/strategies/cross.py`` and ``exchange/paper_core.py``):
 
-- strategy ``carry`` with positive funding (long spot / short perp), market orders that fill at
-  once at the last close with fixed + square-root-impact slippage and taker fees;
-- entry: the carry decision (funding threshold, basis cap, expected net carry), leverage by the
-  risk rule, spot then perp hedge rounded down to the venue lots;
-- exits: stop loss, profit target, trailing stop, basis stop, unfavourable funding, max
-  holding time; re-arm (with the engine's 1 s cooldown) or complete;
-- guards: liquidation-distance close (flatten) and funding-cost flatten; leverage re-checks;
+- strategy ``carry`` with positive funding (long spot / short perp) and strategy ``cross`` (spot
+  of one asset, perp of another, perp sized ``ratio x spot notional / perp price``), market
+  orders that fill at once at the last close with fixed + square-root-impact slippage and taker
+  fees;
+- entry: the carry decision (funding threshold, basis cap, expected net carry) or the cross
+  decision (beta > 0 known, correlation >= minimum; the entry adopts the clipped beta),
+  leverage by the risk rule (``sizing.choose_leverage`` with the bracket table), spot then perp
+  hedge rounded down to the venue lots;
+- cross: beta re-adopted every ``reestimate_hours`` (clipped to the ratio bounds);
+- rebalancing of the perp leg (drift > threshold, cooldown, minimum order notional, reduce-only
+  when it shrinks the leg, up to the engine's 6 order rounds);
+- exits: stop loss, profit target, trailing stop, basis stop (same base only), unfavourable
+  funding, max holding time; re-arm (with the engine's 1 s cooldown) or complete;
+- guards: liquidation-distance close (flatten), funding-cost flatten, order-rate and position
+  limits (refused when they would hold an order); leverage re-checks;
 - funding at each settlement at the last known mark; the equity snapshot per instant.
 
-Refused (up front): other strategies (cross, voltier, grid — their kernels are not written),
-``allow_spot_short``, activation triggers, ``enter_within_s_of_funding``, daily-loss and
-heartbeat guards, cross margin, a paper venue with participation caps or slippage noise.
-Refused (at run time, with the instant): a liquidation-distance REDUCE, a rebalance becoming
-due, a paper liquidation (or coming within 1 % of one), an order the venue would refuse (funds,
-lot/notional minimums, position limits).
+Refused (up front): strategies ``voltier`` and ``grid`` (no kernel yet), ``allow_spot_short``,
+activation triggers, ``enter_within_s_of_funding``, ``exit.defer_within_s_of_funding``,
+daily-loss and heartbeat guards, cross margin, ``leverage.target_vol``, a paper venue with
+participation caps, slippage noise, hedge position mode or custom brackets, a perp without a
+bracket table. Refused (at run time, with the instant): a liquidation-distance REDUCE, a spot
+rebalance, a rebalance due at a funding instant without a market update, a paper liquidation (or
+coming within 1 % of one), an order the venue would refuse (funds, lot/notional minimums,
+leverage cap), an order a guard would hold (order rate, position limits).
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ from hedge_core.analytics.risk import brackets_for
 from hedge_core.backtest_data import Market, Timeline, build_timeline
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.types import MarginMode
+from hedge_core.types import MarginMode, PositionMode
 
 __all__ = [
     "ERRORS",
@@ -78,50 +89,73 @@ ERRORS = {
     8: "a position limit guard would hold an order",
     9: "a leg is below the venue minimums at close (dust would stay)",
     10: "fill buffer overflow",
+    11: "the order-rate guard would hold an order",
+    12: "a rebalance became due at a funding instant without a market update",
+    13: "a reduce-only rebalance order larger than the position (the venue would cap it)",
 }
 
 # transition codes written by the kernel
-T_ENTRY, T_EXIT_REARM, T_EXIT_DONE, T_FLATTEN = 1, 2, 3, 4
+T_ENTRY, T_EXIT_REARM, T_EXIT_DONE, T_FLATTEN, T_REBAL = 1, 2, 3, 4, 5
 S_ANALYZING, S_MONITORING, S_COMPLETED = 0, 1, 2
+K_CARRY, K_CROSS = 0, 1
+NO_TS = -(2 ** 62)  # "never" as an int64 ns instant
 STATE_NAMES = ("ANALYZING_MARKET", "MONITORING_POSITIONS", "COMPLETED")
 
 
-def check_supported(params: Any, paper: PaperConfig) -> None:
+def check_supported(params: Any, paper: PaperConfig, perp_symbol: str | None = None) -> None:
     """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope."""
     strat = getattr(params, "strategy", None)
-    if strat != "carry":
-        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel (only 'carry')")
+    if strat not in ("carry", "cross"):
+        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel (only 'carry' and 'cross')")
     why = []
-    if params.allow_spot_short:
-        why.append("allow_spot_short=True (spot short on margin)")
+    if strat == "carry":
+        if params.allow_spot_short:
+            why.append("allow_spot_short=True (spot short on margin)")
+        if params.enter_within_s_of_funding is not None:
+            why.append("enter_within_s_of_funding")
     a = params.activation
     if a.deviation_z is not None or a.volume_spike is not None:
         why.append("activation triggers")
-    if params.enter_within_s_of_funding is not None:
-        why.append("enter_within_s_of_funding")
+    if params.exit.defer_within_s_of_funding is not None:
+        why.append("exit.defer_within_s_of_funding")
     g = params.guards
     if g.daily_loss_limit is not None:
         why.append("guards.daily_loss_limit")
     if g.heartbeat_timeout_s is not None:
         why.append("guards.heartbeat_timeout_s")
-    if g.max_orders_per_minute < 3:
-        why.append("guards.max_orders_per_minute < 3")
     if params.leverage.margin_mode != MarginMode.ISOLATED:
         why.append("cross margin")
+    if params.leverage.target_vol is not None:
+        why.append("leverage.target_vol")
     if paper.participation is not None:
         why.append("paper participation cap")
     if paper.slippage_noise_bps > 0:
         why.append("paper slippage noise")
+    if paper.position_mode != PositionMode.ONE_WAY:
+        why.append("paper hedge position mode")
+    if perp_symbol is not None:
+        if perp_symbol in paper.brackets:
+            why.append(f"custom paper brackets for {perp_symbol}")
+        try:
+            brackets_for(perp_symbol)
+        except InvalidInput:
+            why.append(f"no bracket table for {perp_symbol}")
     if why:
         raise FastPathUnsupported(", ".join(why))
 
 
 def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
-    """Per instant: would ``carry.decide`` say ENTER from the market alone (state ANALYZING)?
+    """Per instant: would the strategy's ``decide`` say ENTER from the market alone (state ANALYZING)?
 
-    The same arithmetic as ``engine.strategies.carry`` and ``analytics.funding`` (element-wise
-    IEEE operations in the same order, so identical doubles).
+    Carry: the same arithmetic as ``engine.strategies.carry`` and ``analytics.funding``
+    (element-wise IEEE operations in the same order, so identical doubles). Cross: beta and
+    correlation known, correlation >= ``min_correlation``, beta > 0 (``strategies.cross``).
     """
+    if params.strategy == "cross":
+        beta, corr = _input(tl, "beta"), _input(tl, "correlation")
+        with np.errstate(invalid="ignore"):
+            ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
+        return ok & tl.priced
     rate = tl.last_rate
     spot, perp = tl.spot, tl.perp
     hours = float(tl.interval_hours)
@@ -138,6 +172,19 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
         carry = net + direction * basis
         ok &= ~(carry < params.min_net_carry)
     return ok & tl.priced
+
+
+def _input(tl: Timeline, name: str) -> np.ndarray:
+    return tl.column(name) if name in tl.input_names else np.full(tl.n, np.nan)
+
+
+def entry_ratio(params: Any, tl: Timeline) -> np.ndarray:
+    """Per instant: the (clipped) target ratio an entry there adopts (``step._clip_ratio``)."""
+    rb = params.rebalance
+    if params.strategy == "cross":
+        b = _input(tl, "beta")
+        return np.minimum(np.maximum(b, rb.ratio_min), rb.ratio_max)
+    return np.full(tl.n, min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max))
 
 
 @njit(cache=True)
@@ -229,12 +276,27 @@ def _exit_due(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp, unfav_n, 
 
 
 @njit(cache=True)
-def _choose_lev(sigma, liq_buffer, tvm, min_lev, max_lev):
-    required = liq_buffer
+def _choose_lev(sigma, notional, side, liq_buffer, tvm, min_lev, max_lev, caps, mmrs, cums):
+    """``engine.sizing.choose_leverage`` (bracket table path, no target_vol): same arithmetic."""
+    req = liq_buffer
     if not math.isnan(sigma) and sigma > 0:
-        required = max(required, tvm * sigma)
-    lev = math.floor(1.0 / (required + 0.004))
-    return float(min(max(lev, min_lev), max_lev))
+        req = max(req, tvm * sigma)
+    buf = min(req, 0.95)
+    n = max(notional, 1.0)
+    x = abs(n * (1.0 - side * buf))
+    k = len(caps) - 1
+    for j in range(len(caps)):
+        if x < caps[j]:
+            k = j
+            break
+    c = cums[k] / n
+    if side == 1:
+        inv = 1.0 - c - (1.0 - buf) * (1.0 - mmrs[k])
+    else:
+        inv = (1.0 + buf) * (1.0 + mmrs[k]) - 1.0 - c
+    lev = math.inf if inv <= 0 else 1.0 / inv
+    lev = min(max(lev, min_lev), max_lev)
+    return float(max(math.floor(lev + 1e-9), min_lev))
 
 
 @njit(cache=True)
@@ -252,14 +314,67 @@ def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
 
 
 @njit(cache=True)
-def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, enter_ok,
-                 liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums,
+def _perp_target(kind, ratio, sq, pq, spot_px, perp_px):
+    """``engine.step.perp_target``: same base (carry) or cross-asset (notional ratio)."""
+    if kind == K_CARRY:
+        return -ratio * sq
+    if not (perp_px > 0 and spot_px > 0):
+        return pq
+    return -ratio * sq * spot_px / perp_px
+
+
+@njit(cache=True)
+def _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, lev, fee):
+    """The paper venue's isolated perp position after a fill (``PaperCore._perp_fill_raw``)."""
+    if papq == 0.0 or (papq > 0) == (sign > 0):
+        a = abs(papq)
+        pap_entry = (a * pap_entry + q * px) / (a + q)
+        papq += sign * q
+        pap_margin += q * px / lev
+    else:
+        closed = min(q, abs(papq))
+        sg = 1.0 if papq > 0 else -1.0
+        wallet += closed * (px - pap_entry) * sg
+        pap_margin -= pap_margin * closed / abs(papq)
+        papq -= sg * closed
+        if abs(papq) < 1e-12:
+            papq = 0.0; pap_entry = 0.0; pap_margin = 0.0
+        rest = q - closed
+        if rest > 1e-15:
+            a = abs(papq)
+            pap_entry = (a * pap_entry + rest * px) / (a + rest)
+            papq += sign * rest
+            pap_margin += rest * px / lev
+    return papq, pap_entry, pap_margin, wallet - fee
+
+
+@njit(cache=True)
+def _max_notional(lev, caps, maxlevs):
+    m = 0.0
+    for j in range(len(caps)):
+        if maxlevs[j] >= lev - 1e-9 and caps[j] > m:
+            m = caps[j]
+    return m
+
+
+@njit(cache=True)
+def _recent_orders(order_t, t):
+    c = 0
+    for k in range(len(order_t)):
+        if order_t[k] != NO_TS and (t - order_t[k]) / 1e9 < 60.0:
+            c += 1
+    return c
+
+
+@njit(cache=True)
+def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
+                 enter_ratio, liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums, maxlevs,
                  snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
-    """The carry hedge over n instants. ``fp``/``ip`` pack the float/int parameters (see ``_pack``).
+    """The carry / cross-asset hedge over n instants. ``fp``/``ip`` pack the parameters (see ``_pack``).
 
     Returns (n_fills, n_transitions, error_code, error_instant); error 0 = none.
     """
-    notional, ratio = fp[0], fp[1]
+    notional, ratio0 = fp[0], fp[1]
     s_lot, s_minq, s_minn, p_lot, p_minq, p_minn = fp[2], fp[3], fp[4], fp[5], fp[6], fp[7]
     slip_bps, impact_k, s_fee_r, p_fee_r = fp[8], fp[9], fp[10], fp[11]
     sl, pt, tg, tmin, bstop, maxh = fp[12], fp[13], fp[14], fp[15], fp[16], fp[17]
@@ -268,7 +383,8 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     drift_thr, min_order_n = fp[27], fp[28]
     spot_cash, wallet = fp[29], fp[30]
     max_pq, max_pn = fp[31], fp[32]
-    unfav_n, rearm = ip[0], ip[1]
+    ratio_min, ratio_max, reest_h, cool_s = fp[33], fp[34], fp[35], fp[36]
+    unfav_n, rearm, kind, max_opm = ip[0], ip[1], ip[2], ip[3]
     n = len(ts)
     # engine legs
     sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
@@ -279,24 +395,29 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     cooldown = -1
     has_cool = False
     target_spot = 0.0
+    ratio = ratio0
     entered = 0
     entry_notional = 0.0
     pnl_at_entry = 0.0
     peak = 0.0
     lev = 1.0
     last_lev_check = 0
+    last_reb = NO_TS
+    beta_ts = NO_TS
     unfav = 0
+    order_t = np.full(64, NO_TS)
+    n_ord = 0
     # paper venue (for refusals only)
     papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
     lp_cache = np.nan  # engine guard's liquidation price; depends on qty, entry, leverage, funding only
     lp_dirty = True
-    rq_cache = 0.0  # rounded perp residual of the hedge; depends on the legs only
-    rq_dirty = True
     nf = 0
     nt = 0
     maxf = len(f_i)
     for i in range(n):
         t = ts[i]
+        if nf + 8 > maxf or nt + 3 > maxf:  # at most 8 fills and 3 transition codes per instant
+            return nf, nt, 10, i
         # ---- 1. bars ended at t: the paper venue checks liquidation on the adverse extreme ----
         if liq_check[i] and papq != 0.0:
             ext = liq_ext[i]
@@ -337,51 +458,57 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     flatten = True
             exit_now = flatten
             if state == S_MONITORING and not flatten:
+                if kind == K_CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
+                        not math.isnan(beta[i]) and beta[i] > 0:
+                    beta_ts = t  # strategy state updates come before the exit check
+                    new_ratio = min(max(beta[i], ratio_min), ratio_max)
+                else:
+                    new_ratio = ratio
                 cp = pnl - pnl_at_entry
-                nt_ = entry_notional
-                exit_now = _exit_due(cp, nt_, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n, unfav,
-                                     maxh, (t - entered) / 1e9 / 3600.0)
+                exit_now = _exit_due(cp, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                                     unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                if not exit_now:
+                    ratio = new_ratio
             if exit_now:
                 # close: perp (reduce-only) first, then spot; both at once
+                if _recent_orders(order_t, t) + 2 > max_opm:
+                    return nf, nt, 11, i
                 for k in range(2):
                     leg = 1 - k  # perp (reduce-only) first, as the engine's _closing does
                     q = pq if leg == 1 else sq
                     if q == 0.0:
                         continue
-                    lot = p_lot if leg == 1 else s_lot
-                    px_ref = perp[i] if leg == 1 else spot[i]
-                    if not _tradeable(-q, px_ref, lot, p_minq if leg == 1 else s_minq,
-                                      p_minn if leg == 1 else s_minn, 0.0):
-                        return nf, nt, 9, i
-                    oq = _round_qty(-q, lot)
+                    if leg == 1:
+                        oq = _round_qty(-q, p_lot)
+                        if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
+                            return nf, nt, 9, i
+                    else:
+                        if not _tradeable(-q, spot[i], s_lot, s_minq, s_minn, 0.0):
+                            return nf, nt, 9, i
+                        oq = _round_qty(-q, s_lot)
                     sign = 1.0 if -q > 0 else -1.0
-                    vol = perp_vol[i] if leg == 1 else spot_vol[i]
-                    px, px2, sl_ = _fill_px(px_ref, sign, oq, vol, slip_bps, impact_k)
-                    fee = oq * px * (p_fee_r if leg == 1 else s_fee_r)
                     if nf >= maxf:
                         return nf, nt, 10, i
+                    if leg == 1:
+                        px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                        fee = oq * px * p_fee_r
+                        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
+                                                                         oq, px2, fee)
+                        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
+                                                                        oq, px, pap_lev, fee)
+                    else:
+                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
+                        fee = oq * px * s_fee_r
+                        sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, sign,
+                                                                         oq, px2, fee)
+                        spot_cash += oq * px - fee
                     f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
                     f_fee[nf] = fee; f_slip[nf] = sl_
                     nf += 1
                     slip_tot += sl_
-                    if leg == 1:
-                        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                         oq, px2, fee)
-                        closed = min(oq, abs(papq))
-                        sg = 1.0 if papq > 0 else -1.0
-                        wallet += closed * (px - pap_entry) * sg
-                        pap_margin -= pap_margin * closed / abs(papq)
-                        papq -= sg * closed
-                        if abs(papq) < 1e-12:
-                            papq = 0.0; pap_entry = 0.0; pap_margin = 0.0
-                        wallet -= fee
-                    else:
-                        sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, sign,
-                                                                         oq, px2, fee)
-                        spot_cash += oq * px - fee
+                    order_t[n_ord % 64] = t; n_ord += 1
                 target_spot = 0.0
                 lp_dirty = True
-                rq_dirty = True
                 if rearm == 1 and not flatten:
                     state = S_ANALYZING
                     has_cool = True
@@ -396,14 +523,19 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     last_lev_check = t
                     sg_ = sigma[i]
                     if not math.isnan(sg_):
-                        nl = _choose_lev(sg_, liq_buf, tvm, min_lev, max_lev)
+                        nl = _choose_lev(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
+                                         max_lev, caps, mmrs, cums)
                         if nl < lev:
                             lev = nl
                             pap_lev = nl
                             lp_dirty = True
             elif state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown):
+                if kind == K_CROSS:
+                    beta_ts = t
+                ratio = enter_ratio[i]
                 target_spot = 1.0 * notional / spot[i]
-                lev = _choose_lev(sigma[i], liq_buf, tvm, min_lev, max_lev)
+                lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
+                                  liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums)
                 pap_lev = lev
                 pnl_at_entry = pnl
                 peak = 0.0
@@ -415,6 +547,8 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 oq = _round_qty(need, s_lot)
                 if abs(sq + oq) > max_pq or abs(sq + oq) * spot_px > max_pn:
                     return nf, nt, 8, i
+                if _recent_orders(order_t, t) + 2 > max_opm:
+                    return nf, nt, 11, i
                 px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
                 est = spot[i] * (1.0 + 1.0 * (slip_bps + (impact_k * math.sqrt(oq / spot_vol[i])
                                                           if spot_vol[i] > 0 and impact_k > 0 else 0.0)) / 1e4)
@@ -427,16 +561,19 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 f_fee[nf] = fee; f_slip[nf] = sl_
                 nf += 1
                 slip_tot += sl_
+                order_t[n_ord % 64] = t; n_ord += 1
                 sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
                 spot_cash -= oq * px + fee
                 # hedge what filled
-                pneed = -ratio * sq - pq
+                pneed = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
                 if not _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0):
                     return nf, nt, 5, i
                 hq = _round_qty(pneed, p_lot)
                 if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
                     return nf, nt, 8, i
                 sign = 1.0 if pneed > 0 else -1.0
+                if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                    return nf, nt, 7, i
                 need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
                 if need_m > (wallet - pap_margin) * 0.999:
                     return nf, nt, 7, i
@@ -446,31 +583,78 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 f_fee[nf] = fee; f_slip[nf] = sl_
                 nf += 1
                 slip_tot += sl_
+                order_t[n_ord % 64] = t; n_ord += 1
                 pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
-                a = abs(papq)
-                pap_entry = (a * pap_entry + hq * px) / (a + hq)
-                papq += sign * hq
-                pap_margin += hq * px / pap_lev
-                wallet -= fee
+                papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
+                                                                pap_lev, fee)
                 lp_dirty = True
-                rq_dirty = True
                 state = S_MONITORING
                 entered = t
                 target_spot = sq
                 entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
                 t_i[nt] = i; t_code[nt] = T_ENTRY
                 nt += 1
-            if state == S_MONITORING:
-                if rq_dirty:
-                    rq_cache = _round_qty(-ratio * sq - pq, p_lot)
-                    rq_dirty = False
-                due = (perp_px > 0 and rq_cache >= p_lot - 1e-12 and rq_cache >= p_minq - 1e-12
-                       and rq_cache * perp_px >= p_minn - 1e-9 and rq_cache * perp_px >= min_order_n - 1e-9)
-                if due:
+            # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
+            if state == S_MONITORING and not (last_reb != NO_TS and (t <= last_reb or
+                                                                      (t - last_reb) / 1e9 < cool_s)):
+                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                    return nf, nt, 2, i
+                perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
                     h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
                     drift = abs(h - ratio) if not math.isnan(h) else np.nan
                     if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
-                        return nf, nt, 2, i
+                        # DRIFT_EXCEEDED -> REBALANCING: perp orders until the residual is below a lot
+                        t_i[nt] = i; t_code[nt] = T_REBAL
+                        nt += 1
+                        rounds = 0
+                        while True:
+                            if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                                return nf, nt, 2, i
+                            perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                            reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
+                            oq = _round_qty(perp_need, p_lot)
+                            if reducing:
+                                ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
+                            else:
+                                ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
+                            if rounds >= 6 or not ok:
+                                break
+                            sign = 1.0 if perp_need > 0 else -1.0
+                            if reducing and oq > abs(papq) + 1e-12:
+                                return nf, nt, 13, i
+                            if _recent_orders(order_t, t) >= max_opm:
+                                return nf, nt, 11, i
+                            q1 = pq + sign * oq
+                            if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
+                                return nf, nt, 8, i
+                            if not reducing:
+                                opening = oq
+                                if papq != 0.0 and (papq > 0) != (sign > 0):
+                                    opening = max(oq - abs(papq), 0.0)
+                                if opening > 0:
+                                    cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
+                                    if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                                        return nf, nt, 7, i
+                                    need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
+                                    if need_m > (wallet - pap_margin) * 0.999:
+                                        return nf, nt, 7, i
+                            if nf >= maxf:
+                                return nf, nt, 10, i
+                            px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                            fee = oq * px * p_fee_r
+                            f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                            f_fee[nf] = fee; f_slip[nf] = sl_
+                            nf += 1
+                            slip_tot += sl_
+                            order_t[n_ord % 64] = t; n_ord += 1
+                            pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
+                                                                             oq, px2, fee)
+                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
+                                                                            sign, oq, px, pap_lev, fee)
+                            lp_dirty = True
+                            rounds += 1
+                        last_reb = t
         # ---- 3. funding settles ----
         if not math.isnan(fund_rate[i]):
             mk = mark[i] if not math.isnan(mark[i]) else perp[i]
@@ -483,6 +667,14 @@ def carry_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 unfav = unfav + 1 if amount < 0 else 0
                 pfund += amount
                 lp_dirty = True
+            # the engine looks at the book again after the funding event (no market): a rebalance
+            # due there (no market update at this instant) is not modelled
+            if state == S_MONITORING and not priced[i] and not (
+                    last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
+                perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
+                        _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                    return nf, nt, 12, i
         # ---- 4. snapshot ----
         s_pp = sreal + _unreal(sq, slast, savg)
         p_pp = preal + _unreal(pq, plast, pavg)
@@ -508,25 +700,28 @@ def _pack(params: Any, paper: PaperConfig, tl: Timeline, balances: dict) -> tupl
         raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol), f"instruments of the paper venue: {sorted(inst)}")
     e, g, lv, rb = params.exit, params.guards, params.leverage, params.rebalance
     ratio = min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max)
+    cross = params.strategy == "cross"
     fp = np.array([
         params.notional, ratio, si.lot_size, si.min_qty, si.min_notional, pi.lot_size, pi.min_qty, pi.min_notional,
         paper.slippage_bps, paper.impact_k_bps, paper.spot_taker_fee, paper.perp_taker_fee,
         _nan(e.stop_loss_pct), _nan(e.profit_target_pct), _nan(e.trailing_giveback), e.trailing_min_peak_pct,
-        _nan(e.basis_stop_bps), _nan(e.max_holding_hours),
+        math.nan if cross else _nan(e.basis_stop_bps), _nan(e.max_holding_hours),  # basis stop: same base only
         g.liq_distance_close, g.liq_distance_reduce, _nan(g.funding_cost_apr_limit), tl.interval_hours,
         lv.min_leverage, lv.max_leverage, lv.liq_buffer, lv.target_vol_multiple, lv.recheck_hours,
         rb.drift_threshold, rb.min_order_notional,
         balances["spot"].get("USDT", 0.0), balances["perp"]["USDT"], g.max_position_qty, g.max_position_notional,
+        rb.ratio_min, rb.ratio_max, float(getattr(params, "reestimate_hours", 0.0)), rb.cooldown_s,
     ], dtype="float64")
     ip = np.array([-1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
-                   1 if e.rearm else 0], dtype="int64")
+                   1 if e.rearm else 0, K_CROSS if cross else K_CARRY, g.max_orders_per_minute], dtype="int64")
     return fp, ip
 
 
 def _brackets(symbol: str) -> tuple[np.ndarray, ...]:
     br = brackets_for(symbol)
     return tuple(np.array([getattr(b, f) for b in br], dtype="float64") for f in ("notional_floor", "notional_cap",
-                                                                                  "mmr", "cum"))
+                                                                                  "mmr", "cum",
+                                                                                  "max_leverage"))
 
 
 @dataclass
@@ -554,6 +749,8 @@ _TRANS = {
                   ("CLOSING_POSITIONS", "COMPLETED", "FLAT")],
     T_FLATTEN: [("MONITORING_POSITIONS", "CLOSING_POSITIONS", "FLATTEN"),
                 ("CLOSING_POSITIONS", "COMPLETED", "FLAT")],
+    T_REBAL: [("MONITORING_POSITIONS", "REBALANCING", "DRIFT_EXCEEDED"),
+              ("REBALANCING", "MONITORING_POSITIONS", "REBALANCED")],
 }
 
 
@@ -576,12 +773,15 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         if start is None:
             start = market.first + cfg.warmup
         tl = build_timeline(market, start=start, end=end, spec=cfg.spec)
+    check_supported(params, cfg.paper, tl.perp_symbol)
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
     fp, ip = _pack(params, cfg.paper, tl, _balances(params, cfg, first_px))
-    floors, caps, mmrs, cums = _brackets(tl.perp_symbol)
+    floors, caps, mmrs, cums, maxlevs = _brackets(tl.perp_symbol)
     n = tl.n
-    sig = tl.column("sigma_24h") if "sigma_24h" in tl.input_names else np.full(n, np.nan)
+    sig = _input(tl, "sigma_24h")
+    beta = _input(tl, "beta")
     ok = entry_signal(params, tl) if enter is None else enter
+    eratio = entry_ratio(params, tl)
     seen_mark = np.maximum.accumulate(tl.has_mark)
     liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
     liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
@@ -594,13 +794,13 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         f_side, f_qty, f_px, f_fee, f_slip = (np.empty(cap) for _ in range(5))
         t_i = np.empty(cap, dtype=np.int64)
         t_code = np.empty(cap, dtype=np.int64)
-        nf, nt, err, ei = carry_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
-                                       tl.fund_rate, tl.last_rate, sig, ok, liq_check, liq_ext, fp, ip, floors,
-                                       caps, mmrs, cums, snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee,
-                                       f_slip, t_i, t_code)
-        if err != 10 or cap >= 4 * n + 8:
+        nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
+                                       tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, fp,
+                                       ip, floors, caps, mmrs, cums, maxlevs, snap, states, f_i, f_leg, f_side,
+                                       f_qty, f_px, f_fee, f_slip, t_i, t_code)
+        if err != 10 or cap >= 8 * n + 16:
             break
-        cap = 4 * n + 8  # more fills than the first buffer holds: run again with room for all
+        cap = 8 * n + 16  # more fills than the first buffer holds: run again with room for all
     if err:
         at = pd.Timestamp(int(tl.ts[ei]), tz="UTC")
         raise FastPathUnsupported(f"{ERRORS[int(err)]} at {at}")
