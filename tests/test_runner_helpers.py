@@ -131,7 +131,8 @@ def journal(env: Env, table: str, hedge_id: str) -> pd.DataFrame:
     from hedge_core.runner.journal import Journal
     from hedge_core.store import Store, StoreBusy
 
-    if (env.home / "journal").is_dir() and any((env.home / "journal").glob("journal-*.jsonl")):
+    running = any(p.poll() is None for p in env.procs)  # a live runner flushes its own WAL
+    if not running and (env.home / "journal").is_dir() and any((env.home / "journal").glob("journal-*.jsonl")):
         try:
             with Store(env.db, lock_timeout=0.5) as st:
                 Journal(st, env.home / "journal").replay_wal()
