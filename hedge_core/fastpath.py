@@ -1,10 +1,10 @@
-"""Fast path: a numba kernel of the hedges' core loop (funding carry, cross-asset), for sweeps.
+"""Fast path: numba kernels of the hedges' core loop (funding carry, cross-asset, vol-tier loan book), for sweeps.
 
 GUARANTEE: for every run it accepts, the fast path produces the SAME fills (instant, leg, side,
 quantity, price, fee) and the same PnL components per instant as the event-driven backtester
 (:func:`hedge_core.backtest.run_backtest`, i.e. engine ``step`` + ``HedgeDriver`` + paper
 venue) to float round-off (tests on real data: ``tests/test_backtest_fastpath.py``,
-``tests/test_fastpath_cross.py``). A fast path that disagrees is a bug, not an approximation.
+``tests/test_fastpath_cross.py``, ``tests/test_fastpath_voltier.py``). A fast path that disagrees is a bug, not an approximation.
 Everything it cannot reproduce exactly it REFUSES with :class:`FastPathUnsupported` naming the
 reason, either up front (parameters) or at the instant the run reaches a situation it does not
 model (the caller then uses the event-driven path; :func:`run_fast_or_event` does that
@@ -30,8 +30,16 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
 - guards: liquidation-distance close (flatten), funding-cost flatten, order-rate and position
   limits (refused when they would hold an order); leverage re-checks;
 - funding at each settlement at the last known mark; the equity snapshot per instant.
+- ``voltier`` (:func:`voltier_kernel`, ``engine/strategies/voltier.py`` + ``ltv.py``): the
+  collateral spot leg (never traded, outside the PnL), entries at the volatility tier's ratio
+  with ``PT = pt_k x sigma x notional`` and the fixed ``perp_leverage``, tier changes rebalanced,
+  the loan accruing simple interest whenever the strategy decides, realised perp profit repaying
+  it (interest first) at the next analysis, the LTV-band guards deploying the reserve (latched by
+  the guard's name exactly as the engine does) and flattening at EMERGENCY (also from
+  ANALYZING), the LTV per instant and the loan KPIs.
 
-Refused (up front): strategies ``voltier`` and ``grid`` (no kernel yet), ``allow_spot_short``,
+Refused (up front): strategy ``grid`` (no kernel yet), a loan book's ``perp_leverage`` above
+the venue's maximum, a ``liq_price`` analytics input, ``allow_spot_short``,
 activation triggers, ``enter_within_s_of_funding``, ``exit.defer_within_s_of_funding``,
 daily-loss and heartbeat guards, cross margin, ``leverage.target_vol``, a paper venue with
 participation caps, slippage noise, hedge position mode or custom brackets, a perp without a
@@ -95,7 +103,7 @@ ERRORS = {
 }
 
 # transition codes written by the kernel
-T_ENTRY, T_EXIT_REARM, T_EXIT_DONE, T_FLATTEN, T_REBAL = 1, 2, 3, 4, 5
+T_ENTRY, T_EXIT_REARM, T_EXIT_DONE, T_FLATTEN, T_REBAL, T_FLATTEN_IDLE = 1, 2, 3, 4, 5, 6
 S_ANALYZING, S_MONITORING, S_COMPLETED = 0, 1, 2
 K_CARRY, K_CROSS = 0, 1
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant
@@ -105,8 +113,8 @@ STATE_NAMES = ("ANALYZING_MARKET", "MONITORING_POSITIONS", "COMPLETED")
 def check_supported(params: Any, paper: PaperConfig, perp_symbol: str | None = None) -> None:
     """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope."""
     strat = getattr(params, "strategy", None)
-    if strat not in ("carry", "cross"):
-        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel (only 'carry' and 'cross')")
+    if strat not in ("carry", "cross", "voltier"):
+        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel (only 'carry', 'cross', 'voltier')")
     why = []
     if strat == "carry":
         if params.allow_spot_short:
@@ -259,11 +267,17 @@ def _liq_price_iso(q, ep, wb, floors, caps, mmrs, cums):
 
 
 @njit(cache=True)
-def _exit_due(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
-    """``engine.exits.exit_reason`` != "" (same rules, same order; NaN = rule off)."""
+def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
+    """``engine.exits.exit_reason`` != "" (same rules, same order; NaN = rule off).
+
+    ``pt_abs`` is the strategy's own profit target (quote; ``ctx.profit_target``), NaN = none:
+    then ``pt`` x notional."""
     if not math.isnan(sl) and notional > 0 and cp <= -sl * notional:
         return True
-    if not math.isnan(pt) and notional > 0 and pt * notional > 0 and cp >= pt * notional:
+    tgt = pt_abs
+    if math.isnan(tgt) and not math.isnan(pt) and notional > 0:
+        tgt = pt * notional
+    if not math.isnan(tgt) and tgt > 0 and cp >= tgt:
         return True
     if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
             and cp <= peak * (1.0 - tg)):
@@ -465,7 +479,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 else:
                     new_ratio = ratio
                 cp = pnl - pnl_at_entry
-                exit_now = _exit_due(cp, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                exit_now = _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
                                      unfav, maxh, (t - entered) / 1e9 / 3600.0)
                 if not exit_now:
                     ratio = new_ratio
@@ -688,6 +702,323 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     return nf, nt, 0, -1
 
 
+@njit(cache=True)
+def _fmt0(x):
+    """``int(f"{x:.0f}")`` for x >= 0: round half to even on the exact binary value."""
+    r = math.floor(x)
+    frac = x - r
+    if frac > 0.5 or (frac == 0.5 and r % 2 == 1):
+        r += 1
+    return int(r)
+
+
+@njit(cache=True)
+def _reserve_at(x, lp):
+    """``ltv.reserve_deployment`` with ``lp`` = (start, mid, end, mid_amount, end_amount, total)."""
+    if x < lp[0]:
+        return 0.0
+    if x < lp[1]:
+        return lp[3] * (x - lp[0]) / (lp[1] - lp[0])
+    if x < lp[2]:
+        return lp[3] + (lp[4] - lp[3]) * ((x - lp[1]) / (lp[2] - lp[1]))
+    return lp[5]
+
+
+@njit(cache=True)
+def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate, sigma, tier, liq_check, liq_ext,
+                   fp, ip, lp, floors, caps, mmrs, cums, maxlevs, snap, ltv_out, states, loan_out, asof_out,
+                   f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+    """The vol-tiered loan book (``strategies.voltier`` through ``engine.step``) over n instants.
+
+    The spot leg is the collateral (never traded, outside the PnL); the loan accrues simple
+    interest when the strategy decides, realised perp profit repays it at the next analysis, LTV
+    bands deploy the reserve and flatten at EMERGENCY. Returns (n_fills, n_transitions, error,
+    error_instant); ``loan_out`` gets (principal, accrued, as_of ns, interest_paid,
+    principal_paid, repaid, reserve_deployed), ``asof_out[0]`` the loan's accrual instant.
+    """
+    p_lot, p_minq, p_minn = fp[0], fp[1], fp[2]
+    slip_bps, impact_k, p_fee_r = fp[3], fp[4], fp[5]
+    sl, pt, tg, tmin, bstop, maxh = fp[6], fp[7], fp[8], fp[9], fp[10], fp[11]
+    liq_close, liq_reduce, fcost, interval = fp[12], fp[13], fp[14], fp[15]
+    drift_thr, min_order_n, cool_s = fp[16], fp[17], fp[18]
+    wallet, max_pq, max_pn = fp[19], fp[20], fp[21]
+    ratio_min, ratio_max, pt_k, perp_lev = fp[22], fp[23], fp[24], fp[25]
+    sq = fp[26]  # fp[27]: the collateral entry price (unused: the collateral is outside the PnL)
+    principal, apr, reserve, ltv_flat = fp[28], fp[29], fp[30], fp[31]
+    unfav_n, rearm, max_opm, ltv_on = ip[0], ip[1], ip[2], ip[3]
+    n = len(ts)
+    pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
+    slip_tot = 0.0
+    spot_px = np.nan; perp_px = np.nan; mark_px = np.nan
+    state = S_ANALYZING
+    cooldown = -1
+    has_cool = False
+    ratio = 0.0
+    profit_target = np.nan
+    entered = 0
+    entry_notional = 0.0
+    pnl_at_entry = 0.0
+    peak = 0.0
+    last_reb = NO_TS
+    unfav = 0
+    order_t = np.full(64, NO_TS)
+    n_ord = 0
+    # loan book (strategy_state)
+    as_of = ts[0]
+    accrued = 0.0; int_paid = 0.0; prin_paid = 0.0
+    repaid = 0.0; booked = 0.0; deployed = 0.0
+    res_active = -1  # name (rounded cumulative) of the latched reserve-deployment guard
+    papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
+    lp_cache = np.nan
+    lp_dirty = True
+    nf = 0
+    nt = 0
+    maxf = len(f_i)
+    for i in range(n):
+        t = ts[i]
+        if nf + 8 > maxf or nt + 3 > maxf:
+            return nf, nt, 10, i
+        if liq_check[i] and papq != 0.0:
+            ext = liq_ext[i]
+            mm = _mm(abs(papq) * ext, caps, mmrs, cums)
+            if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
+                return nf, nt, 3, i
+        if priced[i]:
+            mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+            if mk > 0:
+                plast = mk
+            spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+            pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
+            if state == S_MONITORING and pnl - pnl_at_entry > peak:
+                peak = pnl - pnl_at_entry
+            # ---- guards: liquidation distance, funding cost, then the LTV bands ----
+            flatten = False
+            if pq != 0.0 and mark_px > 0:
+                if lp_dirty:
+                    margin = abs(pq) * pavg / perp_lev + pfund
+                    lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
+                    lp_dirty = False
+                lp_ = lp_cache
+                dist = (mark_px - lp_) / mark_px if pq > 0 else (lp_ - mark_px) / mark_px
+                if dist <= liq_close:
+                    flatten = state == S_MONITORING
+                elif dist <= liq_reduce and state == S_MONITORING:
+                    return nf, nt, 1, i
+            if not math.isnan(fcost) and pq != 0.0:
+                r = last_rate[i]
+                apr_pay = 0.0
+                if not math.isnan(r):
+                    pay = r if pq > 0 else -r
+                    apr_pay = max(pay, 0.0) * 8760.0 / interval
+                if apr_pay > 0 and apr_pay >= fcost and state == S_MONITORING:
+                    flatten = True
+            if ltv_on == 1 and spot_px > 0:
+                value = (principal + accrued) / (sq * spot_px)
+                due = min(_reserve_at(value, lp), reserve) - deployed
+                if due > 1e-9 and principal + accrued > 0:
+                    to_i = min(due, accrued)
+                    rest = due - to_i
+                    to_p = min(rest, principal)
+                    used = to_i + to_p
+                    name = _fmt0(deployed + used)
+                    if name != res_active:
+                        accrued -= to_i; principal -= to_p; int_paid += to_i; prin_paid += to_p
+                        deployed = deployed + used
+                        res_active = name
+                else:
+                    res_active = -1
+                if value >= ltv_flat and (state == S_MONITORING or state == S_ANALYZING):
+                    flatten = True
+            exit_now = flatten
+            new_ratio = ratio
+            if state == S_MONITORING and not flatten:
+                if t > as_of:  # decide(): the loan accrues to now
+                    accrued = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+                    as_of = t
+                if not math.isnan(sigma[i]) and tier[i] != ratio:
+                    new_ratio = min(max(tier[i], ratio_min), ratio_max)
+                cp = pnl - pnl_at_entry
+                exit_now = _exit_due(cp, entry_notional, peak, sl, pt, profit_target, tg, tmin, bstop, spot[i],
+                                     perp[i], unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                if not exit_now:
+                    ratio = new_ratio
+            if exit_now:
+                was = state
+                if pq != 0.0:
+                    if _recent_orders(order_t, t) >= max_opm:
+                        return nf, nt, 11, i
+                    oq = _round_qty(-pq, p_lot)
+                    if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
+                        return nf, nt, 9, i
+                    sign = 1.0 if -pq > 0 else -1.0
+                    px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                    fee = oq * px * p_fee_r
+                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
+                                                                     oq, px2, fee)
+                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
+                                                                    oq, px, pap_lev, fee)
+                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                    f_fee[nf] = fee; f_slip[nf] = sl_
+                    nf += 1
+                    slip_tot += sl_
+                    order_t[n_ord % 64] = t; n_ord += 1
+                    if abs(pq) > 1e-12:
+                        return nf, nt, 9, i
+                lp_dirty = True
+                if rearm == 1 and not flatten:
+                    state = S_ANALYZING
+                    has_cool = True
+                    cooldown = t + 1_000_000_000
+                    t_i[nt] = i; t_code[nt] = T_EXIT_REARM
+                else:
+                    state = S_COMPLETED
+                    if not flatten:
+                        t_i[nt] = i; t_code[nt] = T_EXIT_DONE
+                    else:
+                        t_i[nt] = i; t_code[nt] = T_FLATTEN if was == S_MONITORING else T_FLATTEN_IDLE
+                nt += 1
+            elif state == S_ANALYZING and not (has_cool and t < cooldown):
+                # decide(): accrue, repay from the last cycle's realised profit, then the tier
+                if t > as_of:
+                    accrued = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+                    as_of = t
+                perp_booked = preal + pfund - pfee
+                gained = perp_booked - booked
+                if gained > 0:
+                    to_i = min(gained, accrued)
+                    rest = gained - to_i
+                    to_p = min(rest, principal)
+                    accrued -= to_i; principal -= to_p; int_paid += to_i; prin_paid += to_p
+                    repaid = repaid + to_i + to_p
+                booked = perp_booked
+                r_t = tier[i]
+                if not math.isnan(sigma[i]) and r_t > 0:
+                    notional_d = r_t * sq * spot[i]
+                    profit_target = pt_k * sigma[i] * notional_d
+                    ratio = min(max(r_t, ratio_min), ratio_max)
+                    entry_notional = abs(sq) * spot[i] * ratio
+                    pap_lev = perp_lev
+                    pnl_at_entry = pnl
+                    peak = 0.0
+                    unfav = 0
+                    pneed = -ratio * sq - pq
+                    if not _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0):
+                        return nf, nt, 5, i
+                    hq = _round_qty(pneed, p_lot)
+                    if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
+                        return nf, nt, 8, i
+                    if _recent_orders(order_t, t) >= max_opm:
+                        return nf, nt, 11, i
+                    sign = 1.0 if pneed > 0 else -1.0
+                    if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                        return nf, nt, 7, i
+                    need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
+                    if need_m > (wallet - pap_margin) * 0.999:
+                        return nf, nt, 7, i
+                    px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
+                    fee = hq * px * p_fee_r
+                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
+                    f_fee[nf] = fee; f_slip[nf] = sl_
+                    nf += 1
+                    slip_tot += sl_
+                    order_t[n_ord % 64] = t; n_ord += 1
+                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq,
+                                                                     px2, fee)
+                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq,
+                                                                    px, pap_lev, fee)
+                    lp_dirty = True
+                    state = S_MONITORING
+                    entered = t
+                    t_i[nt] = i; t_code[nt] = T_ENTRY
+                    nt += 1
+            # ---- rebalance (perp only: the collateral never trades) ----
+            if state == S_MONITORING and not (last_reb != NO_TS and (t <= last_reb or
+                                                                      (t - last_reb) / 1e9 < cool_s)):
+                perp_need = -ratio * sq - pq
+                if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                    h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+                    drift = abs(h - ratio) if not math.isnan(h) else np.nan
+                    if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                        t_i[nt] = i; t_code[nt] = T_REBAL
+                        nt += 1
+                        rounds = 0
+                        while True:
+                            perp_need = -ratio * sq - pq
+                            reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
+                            oq = _round_qty(perp_need, p_lot)
+                            if reducing:
+                                ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
+                            else:
+                                ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
+                            if rounds >= 6 or not ok:
+                                break
+                            sign = 1.0 if perp_need > 0 else -1.0
+                            if reducing and oq > abs(papq) + 1e-12:
+                                return nf, nt, 13, i
+                            if _recent_orders(order_t, t) >= max_opm:
+                                return nf, nt, 11, i
+                            q1 = pq + sign * oq
+                            if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
+                                return nf, nt, 8, i
+                            if not reducing:
+                                opening = oq
+                                if papq != 0.0 and (papq > 0) != (sign > 0):
+                                    opening = max(oq - abs(papq), 0.0)
+                                if opening > 0:
+                                    cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
+                                    if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                                        return nf, nt, 7, i
+                                    need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
+                                    if need_m > (wallet - pap_margin) * 0.999:
+                                        return nf, nt, 7, i
+                            px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                            fee = oq * px * p_fee_r
+                            f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                            f_fee[nf] = fee; f_slip[nf] = sl_
+                            nf += 1
+                            slip_tot += sl_
+                            order_t[n_ord % 64] = t; n_ord += 1
+                            pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
+                                                                             oq, px2, fee)
+                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
+                                                                            sign, oq, px, pap_lev, fee)
+                            lp_dirty = True
+                            rounds += 1
+                        last_reb = t
+        # ---- funding settles ----
+        if not math.isnan(fund_rate[i]):
+            mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+            if papq != 0.0 and not math.isnan(mk):
+                amt = -papq * mk * fund_rate[i]
+                wallet += amt
+                pap_margin += amt
+            if pq != 0.0 and not math.isnan(mk):
+                amount = -pq * mk * fund_rate[i]
+                unfav = unfav + 1 if amount < 0 else 0
+                pfund += amount
+                lp_dirty = True
+            if state == S_MONITORING and not priced[i] and not (
+                    last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)) and \
+                    _tradeable(-ratio * sq - pq, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                return nf, nt, 12, i
+        # ---- snapshot (the collateral leg is outside the PnL) ----
+        p_pp = preal + _unreal(pq, plast, pavg)
+        pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
+        hr = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+        snap[i, 0] = 0.0; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee
+        snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
+        snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        acc = accrued
+        if t > as_of:
+            acc = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+        value = sq * spot_px
+        ltv_out[i] = (principal + acc) / value if value > 0 else np.nan
+        states[i] = state
+    loan_out[0] = principal; loan_out[1] = accrued; asof_out[0] = as_of; loan_out[3] = int_paid
+    loan_out[4] = prin_paid; loan_out[5] = repaid; loan_out[6] = deployed
+    return nf, nt, 0, -1
+
+
 def _nan(v: Any) -> float:
     return math.nan if v is None else float(v)
 
@@ -733,6 +1064,8 @@ class FastResult:
     fills: pd.DataFrame  # ts, leg, side, qty, price, fee, slippage
     transitions: pd.DataFrame  # ts, from_state, to_state, trigger_name
     timeline: Timeline
+    ltv: np.ndarray | None = None  # loan book: LTV per instant
+    loan: dict | None = None  # loan book: the loan and reserve at the end of the run
 
 
 def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -749,14 +1082,56 @@ _TRANS = {
                   ("CLOSING_POSITIONS", "COMPLETED", "FLAT")],
     T_FLATTEN: [("MONITORING_POSITIONS", "CLOSING_POSITIONS", "FLATTEN"),
                 ("CLOSING_POSITIONS", "COMPLETED", "FLAT")],
+    T_FLATTEN_IDLE: [("ANALYZING_MARKET", "CLOSING_POSITIONS", "FLATTEN"),
+                     ("CLOSING_POSITIONS", "COMPLETED", "FLAT")],
     T_REBAL: [("MONITORING_POSITIONS", "REBALANCING", "DRIFT_EXCEEDED"),
               ("REBALANCING", "MONITORING_POSITIONS", "REBALANCED")],
 }
 
 
+def _pack_voltier(params: Any, paper: PaperConfig, tl: Timeline, balances: dict,
+                  first_px: float) -> tuple[np.ndarray, ...]:
+    inst = {i.symbol: i for i in paper.instruments}
+    try:
+        pi = inst[tl.perp_symbol]
+        inst[tl.spot_symbol]
+    except KeyError:
+        raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol), f"instruments of the paper venue: {sorted(inst)}")
+    if params.perp_leverage > pi.max_leverage:
+        raise FastPathUnsupported(f"perp_leverage {params.perp_leverage} above the venue's {pi.max_leverage}")
+    e, g, rb = params.exit, params.guards, params.rebalance
+    fp = np.array([
+        pi.lot_size, pi.min_qty, pi.min_notional, paper.slippage_bps, paper.impact_k_bps, paper.perp_taker_fee,
+        _nan(e.stop_loss_pct), _nan(e.profit_target_pct), _nan(e.trailing_giveback), e.trailing_min_peak_pct,
+        _nan(e.basis_stop_bps), _nan(e.max_holding_hours),
+        g.liq_distance_close, g.liq_distance_reduce, _nan(g.funding_cost_apr_limit), tl.interval_hours,
+        rb.drift_threshold, rb.min_order_notional, rb.cooldown_s,
+        balances["perp"]["USDT"], g.max_position_qty, g.max_position_notional,
+        rb.ratio_min, rb.ratio_max, params.pt_k, params.perp_leverage,
+        params.collateral_qty, first_px, params.loan, params.loan_apr, params.reserve, params.ltv_flatten,
+    ], dtype="float64")
+    ip = np.array([-1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
+                   1 if e.rearm else 0, g.max_orders_per_minute, 1 if g.ltv_band_actions else 0], dtype="int64")
+    from hedge_core.engine.strategies.voltier import ltv_params
+
+    lp = ltv_params(params)
+    lpa = np.array([lp.reserve_start, lp.reserve_mid, lp.reserve_end, lp.reserve_mid_amount, lp.reserve_end_amount,
+                    lp.reserve_total], dtype="float64")
+    return fp, ip, lpa
+
+
+def _tiers(params: Any, sigma: np.ndarray) -> np.ndarray:
+    """``voltier.tier_ratio`` per instant (NaN where sigma is unknown)."""
+    edges = np.asarray(params.tier_uppers, dtype="float64")
+    levels = np.asarray((*params.tier_ratios, params.tier_top), dtype="float64")
+    out = levels[np.searchsorted(edges, np.nan_to_num(sigma, nan=0.0), side="right")].astype("float64")
+    out[~np.isfinite(sigma)] = np.nan
+    return out
+
+
 def run_fast(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
              config: Any = None, enter: np.ndarray | None = None) -> FastResult:
-    """Run the carry kernel. Same arguments as :func:`hedge_core.backtest.run_backtest`.
+    """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.run_backtest`.
 
     Raises
     ------
@@ -774,19 +1149,34 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
             start = market.first + cfg.warmup
         tl = build_timeline(market, start=start, end=end, spec=cfg.spec)
     check_supported(params, cfg.paper, tl.perp_symbol)
+    if "liq_price" in tl.input_names:
+        raise FastPathUnsupported("a 'liq_price' analytics input (the guard would use the feed's price)")
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
-    fp, ip = _pack(params, cfg.paper, tl, _balances(params, cfg, first_px))
+    balances = _balances(params, cfg, first_px)
+    voltier = params.strategy == "voltier"
+    if voltier:
+        fp, ip, lpa = _pack_voltier(params, cfg.paper, tl, balances, first_px)
+    else:
+        fp, ip = _pack(params, cfg.paper, tl, balances)
     floors, caps, mmrs, cums, maxlevs = _brackets(tl.perp_symbol)
     n = tl.n
     sig = _input(tl, "sigma_24h")
-    beta = _input(tl, "beta")
-    ok = entry_signal(params, tl) if enter is None else enter
-    eratio = entry_ratio(params, tl)
     seen_mark = np.maximum.accumulate(tl.has_mark)
     liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
     liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
     snap = np.empty((n, 14))  # the kernel writes every row
     states = np.empty(n, dtype=np.int64)
+    ltv = None
+    loan = None
+    if voltier:
+        tier = _tiers(params, sig)
+        ltv = np.empty(n)
+        loan_out = np.zeros(7)
+        asof_out = np.zeros(1, dtype=np.int64)
+    else:
+        beta = _input(tl, "beta")
+        ok = entry_signal(params, tl) if enter is None else enter
+        eratio = entry_ratio(params, tl)
     cap = 4096
     while True:
         f_i = np.empty(cap, dtype=np.int64)
@@ -794,16 +1184,27 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         f_side, f_qty, f_px, f_fee, f_slip = (np.empty(cap) for _ in range(5))
         t_i = np.empty(cap, dtype=np.int64)
         t_code = np.empty(cap, dtype=np.int64)
-        nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
-                                       tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, fp,
-                                       ip, floors, caps, mmrs, cums, maxlevs, snap, states, f_i, f_leg, f_side,
-                                       f_qty, f_px, f_fee, f_slip, t_i, t_code)
+        if voltier:
+            nf, nt, err, ei = voltier_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.perp_vol, tl.priced, tl.fund_rate,
+                                             tl.last_rate, sig, tier, liq_check, liq_ext, fp, ip, lpa, floors, caps,
+                                             mmrs, cums, maxlevs, snap, ltv, states, loan_out, asof_out, f_i, f_leg,
+                                             f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
+        else:
+            nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
+                                           tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, fp,
+                                           ip, floors, caps, mmrs, cums, maxlevs, snap, states, f_i, f_leg, f_side,
+                                           f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != 10 or cap >= 8 * n + 16:
             break
         cap = 8 * n + 16  # more fills than the first buffer holds: run again with room for all
     if err:
         at = pd.Timestamp(int(tl.ts[ei]), tz="UTC")
         raise FastPathUnsupported(f"{ERRORS[int(err)]} at {at}")
+    if voltier:
+        loan = {"principal": float(loan_out[0]), "accrued_interest": float(loan_out[1]),
+                "as_of": pd.Timestamp(int(asof_out[0]), tz="UTC"), "interest_paid": float(loan_out[3]),
+                "principal_paid": float(loan_out[4]), "repaid": float(loan_out[5]),
+                "reserve_deployed": float(loan_out[6])}
     fi = f_i[:nf]
     fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(f_leg[:nf] == 1, "perp", "spot"),
                           "side": np.where(f_side[:nf] > 0, "buy", "sell"), "qty": f_qty[:nf], "price": f_px[:nf],
@@ -814,12 +1215,13 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         for fr, to, trig in _TRANS[int(t_code[k])]:
             rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
     trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(snap, states, fills, trans, tl)
+    return FastResult(snap, states, fills, trans, tl, ltv, loan)
 
 
 def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, capital: float | None = None,
               **kw: Any) -> dict[str, float]:
-    """KPIs of a fast run: the same ``backtest_kpis.kpis_from_arrays`` the event-driven result uses."""
+    """KPIs of a fast run: the same ``backtest_kpis.kpis_from_arrays`` the event-driven result uses
+    (plus, for a loan book, the loan's own money accrued to the end, as ``backtest._assemble``)."""
     from hedge_core.backtest import capital_of
     from hedge_core.backtest_kpis import kpis_from_arrays
 
@@ -832,8 +1234,24 @@ def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, cap
     totals = {"price_pnl": float(last[0] + last[1]), "funding": float(last[2]), "fees": float(last[3]),
               "slippage": float(last[4]), "interest": float(last[5])}
     trig = r.transitions["trigger_name"].to_numpy() if len(r.transitions) else np.array([], dtype=object)
-    return kpis_from_arrays(tl.ts, r.snap[:, 6], r.snap[:, 10], r.snap[:, 8], r.snap[:, 11], r.snap[:, 12], None,
-                            totals, trig, params, capital=cap, n_fills=len(r.fills))
+    repaid = None if r.loan is None else r.loan["repaid"]
+    k = kpis_from_arrays(tl.ts, r.snap[:, 6], r.snap[:, 10], r.snap[:, 8], r.snap[:, 11], r.snap[:, 12], r.ltv,
+                         totals, trig, params, capital=cap, n_fills=len(r.fills), repaid=repaid)
+    if r.loan is not None:
+        from hedge_core.ltv import Loan, accrue
+
+        lo = r.loan
+        loan = Loan(principal=lo["principal"], apr=params.loan_apr, as_of=lo["as_of"],
+                    accrued_interest=lo["accrued_interest"], interest_paid=lo["interest_paid"],
+                    principal_paid=lo["principal_paid"])
+        end = pd.Timestamp(int(tl.ts[-1]), tz="UTC")
+        if end > loan.as_of:
+            loan = accrue(loan, end)
+        k["loan_interest"] = float(loan.accrued_interest) + float(loan.interest_paid)
+        k["loan_repaid_from_profit"] = float(lo["repaid"])
+        k["reserve_deployed"] = float(lo["reserve_deployed"])
+        k["loan_outstanding"] = float(loan.principal) + float(loan.accrued_interest)
+    return k
 
 
 def run_fast_or_event(params: Any, market: Market | Timeline, **kw: Any) -> tuple[str, dict[str, float]]:

@@ -26,7 +26,6 @@ from hedge_core.params import (
     GridParams,
     GuardParams,
     LeverageParams,
-    VolTierLoanParams,
 )
 from hedge_core.store import Store
 
@@ -118,7 +117,7 @@ def test_fast_path_equals_event_driven_eth_other_venue_model(eth):
     _assert_same(CARRY_SETS["rearm_72h"], eth, cfg)
 
 
-@pytest.mark.parametrize("params", [VolTierLoanParams(), GridParams()], ids=["voltier", "grid"])
+@pytest.mark.parametrize("params", [GridParams()], ids=["grid"])
 def test_fast_path_refuses_strategies_without_a_kernel(params):
     with pytest.raises(FastPathUnsupported, match=f"strategy '{params.strategy}'"):
         check_supported(params, PaperConfig())
