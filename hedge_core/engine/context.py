@@ -19,9 +19,11 @@ from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, Side, utc
 
-__all__ = ["LEGS", "HedgeContext", "PendingOrder", "TransitionRecord", "evolve", "new_hedge"]
+__all__ = ["LEGS", "ORDER_REFS_KEPT", "HedgeContext", "PendingOrder", "TransitionRecord", "evolve", "new_hedge", "seconds_between"]
 
 LEGS = ("spot", "perp")
+#: How many placed orders keep their reference price in ``HedgeContext.order_refs``.
+ORDER_REFS_KEPT = 256
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -50,6 +52,7 @@ class PendingOrder:
     queries: int = 0
     resends: int = 0
     last_query_ts: pd.Timestamp | None = None
+    ref_price: float = math.nan  # quote per base: the leg's price step() decided at (slippage reference)
 
     @property
     def remaining(self) -> float:
@@ -85,6 +88,9 @@ class HedgeContext:
     seq: int = 0
     known_orders: frozenset[str] = frozenset()
     seen_trades: tuple[str, ...] = ()
+    # client order id -> reference price of the last ORDER_REFS_KEPT orders placed (a late fill,
+    # after its pending entry is gone, still gets its slippage against the decision price)
+    order_refs: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     # targets
     target_spot_qty: float = 0.0  # signed base
     target_ratio: float = 1.0  # h = perp notional / spot notional
@@ -177,6 +183,14 @@ class HedgeContext:
     def with_leg(self, leg: Leg) -> HedgeContext:
         return evolve(self, spot=leg) if leg.name == "spot" else evolve(self, perp=leg)
 
+    def order_ref(self, client_order_id: str) -> float:
+        """Reference price (quote per base) step() decided the order at; NaN when unknown
+        (an order of another process, a venue liquidation, or one older than ORDER_REFS_KEPT)."""
+        p = self.pending.get(client_order_id)
+        if p is not None:
+            return p.ref_price
+        return self.order_refs.get(client_order_id, math.nan)
+
     def pending_on(self, leg: str) -> tuple[PendingOrder, ...]:
         return tuple(p for p in self.pending.values() if p.leg == leg)
 
@@ -195,6 +209,12 @@ def evolve(ctx: HedgeContext, **changes: Any) -> HedgeContext:
     new = _new(HedgeContext)
     _set(new, "__dict__", {**ctx.__dict__, **changes})
     return new
+
+
+def seconds_between(later: pd.Timestamp, earlier: pd.Timestamp) -> float:
+    """``(later - earlier).total_seconds()`` from the nanosecond values, without building a
+    Timedelta (~0.3 us instead of ~2 us; the same float: ns difference / 1e9)."""
+    return (later.value - earlier.value) / 1e9
 
 
 def new_hedge(hedge_id: str, strategy: str, spot: Instrument, perp: Instrument, ts: object, *,

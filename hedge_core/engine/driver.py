@@ -14,6 +14,8 @@ Fills are derived from order snapshots (``Order.filled``, ``avg_price``, ``fee``
 snapshot of an order yields one fill for the increment since the previous snapshot, with a
 deterministic trade id ``<client order id>:<cumulative filled>`` (unique across venues). One
 source of fills for every venue, so a re-delivered snapshot (after a query) is booked once.
+Each such fill carries ``slippage = ledger.slippage_cost(side, qty, price, ref)`` against the
+price ``step()`` decided the order at (``HedgeContext.order_ref``), the figure the ledger books.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from hedge_core.engine.events import (
     OrderUpdate,
     OrderUpdateKind,
 )
+from hedge_core.engine.ledger import slippage_cost
 from hedge_core.engine.step import step
 from hedge_core.errors import (
     DuplicateOrder,
@@ -246,10 +249,13 @@ class HedgeDriver:
             if not px > 0:
                 px = avg
             fee = max(order.fee - prev_fee, 0.0)
+            # the engine books slippage against the price it decided at (the same function and
+            # reference as step() uses); carried on the Fill so journals and hooks see it too
+            ref = self.ctx.order_ref(coid)
+            slip = slippage_cost(order.side, dq, px, ref) if ref > 0 else 0.0
             fill = Fill(trade_id=snapshot_trade_id(order), order_id=order.id, client_order_id=coid,
                         symbol=order.symbol, side=order.side, qty=dq, price=px, fee=fee,
-                        ts=ts,
-                        fee_currency=order.fee_currency)
+                        ts=ts, fee_currency=order.fee_currency, slippage=slip)
             self._reported[coid] = (order.filled, cost, order.fee)
             events.append(FillEvent(fill, leg))
         kind = {OrderStatus.OPEN: OrderUpdateKind.ACK, OrderStatus.CLOSED: OrderUpdateKind.CLOSED,

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.params import ExitParams
 
 __all__ = ["defer_for_funding", "exit_reason"]
@@ -21,7 +21,7 @@ def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_fun
         return False
     if not (reason.startswith(("profit target", "max holding"))):
         return False
-    lead = (next_funding_ts - ts).total_seconds()
+    lead = seconds_between(next_funding_ts, ts)
     receives = -ctx.perp.qty * expected_rate > 0  # payment = -qty x mark x rate
     return receives and 0 < lead <= p.defer_within_s_of_funding
 
@@ -52,7 +52,7 @@ def exit_reason(ctx: HedgeContext, ts: pd.Timestamp, spot: float, perp: float, p
     if p.funding_unfavourable_intervals is not None and ctx.unfavourable_funding >= p.funding_unfavourable_intervals:
         return f"funding unfavourable for {ctx.unfavourable_funding} intervals"
     if p.max_holding_hours is not None and ctx.entered_at is not None:
-        held = (ts - ctx.entered_at).total_seconds() / 3600.0
+        held = seconds_between(ts, ctx.entered_at) / 3600.0
         if held >= p.max_holding_hours:
             return f"max holding time: {held:.2f} h >= {p.max_holding_hours} h"
     return ""

@@ -19,7 +19,7 @@ from hedge_core.analytics.risk import (
     liquidation_distance,
     liquidation_price,
 )
-from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.errors import InvalidInput
 from hedge_core.params import GuardParams
 from hedge_core.types import MarginMode, Side
@@ -67,7 +67,7 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
     """Guards evaluated on every market update and timer tick, in priority order."""
     out: list[Verdict] = []
     if p.heartbeat_timeout_s is not None and ctx.last_heartbeat is not None:
-        silent = (ts - ctx.last_heartbeat).total_seconds()
+        silent = seconds_between(ts, ctx.last_heartbeat)
         if silent >= p.heartbeat_timeout_s:
             out.append(Verdict("dead_mans_switch", "flatten",
                                {"silent_s": silent, "limit_s": p.heartbeat_timeout_s},

@@ -6,7 +6,8 @@ Conventions (float64, quote units unless stated):
   open quantity (0 when flat). Adding in the same direction re-averages; reducing realises
   ``closed_qty x (price - avg_entry) x sign(old qty)`` into ``realized`` and leaves
   ``avg_entry`` unchanged; crossing zero realises the old side and opens the rest at ``price``.
-- ``fees`` (>= 0 paid), ``slippage`` (>= 0 cost, informational: already inside fill prices),
+- ``fees`` (>= 0 paid), ``slippage`` (>= 0 cost, informational: already inside fill prices;
+  see :func:`slippage_cost`),
   ``funding`` (+ received / - paid), ``interest`` (>= 0 paid) accumulate over the leg's life.
 - ``cash`` is the quote cash flow of trades excluding fees: ``-sign x qty x price`` per fill
   (a spot wallet's quote balance = initial + cash - fees).
@@ -31,6 +32,7 @@ __all__ = [
     "funding_amount",
     "leg_from_instrument",
     "mark_leg",
+    "slippage_cost",
 ]
 
 #: Quantities below this (base units) are treated as zero (float noise of lot arithmetic).
@@ -155,6 +157,24 @@ def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0,
     return _with(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
                    slippage=leg.slippage + slippage, cash=leg.cash - dq * price,
                    traded_notional=leg.traded_notional + qty * price)
+
+
+def slippage_cost(side: Side, qty: float, price: float, ref: float) -> float:
+    """Execution cost of a fill versus the reference price the engine decided at (quote).
+
+    ``buy: qty x (price - ref)``, ``sell: qty x (ref - price)``: >= 0 is a cost, < 0 a price
+    improvement. ``ref`` is the leg's last price when ``step()`` placed the order
+    (``PendingOrder.ref_price``); the one definition for paper, live and backtests.
+
+    Parameters
+    ----------
+    side : Side
+    qty : float
+        Executed base quantity, > 0.
+    price, ref : float
+        Execution price and reference price, quote per base.
+    """
+    return qty * (price - ref) if side is Side.BUY else qty * (ref - price)
 
 
 def funding_amount(qty: float, mark: float, rate: float) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from datetime import timedelta, timezone
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -34,10 +35,12 @@ from hedge_core.engine.actions import (
     SetMarginMode,
 )
 from hedge_core.engine.context import (
+    ORDER_REFS_KEPT,
     HedgeContext,
     PendingOrder,
     TransitionRecord,
     evolve,
+    seconds_between,
 )
 from hedge_core.engine.events import (
     Command,
@@ -60,6 +63,7 @@ from hedge_core.engine.ledger import (
     apply_funding,
     funding_amount,
     mark_leg,
+    slippage_cost,
 )
 from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
@@ -72,7 +76,8 @@ __all__ = ["order_needs", "perp_target", "step"]
 
 _SEEN_TRADES_KEPT = 512
 _NS_PER_DAY = 86_400_000_000_000
-_ZERO = pd.Timedelta(0)
+_ZERO = timedelta(0)
+_UTC = timezone.utc
 _PEAK_STATES = frozenset({State.MONITORING_POSITIONS, State.REBALANCING})
 _MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
 
@@ -229,13 +234,19 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
     req = OrderRequest(symbol=lg.symbol, side=side, qty=qty, client_order_id=coid, type=OrderType.MARKET,
                        reduce_only=reduce_only and leg == "perp")
     out.append(PlaceOrder(leg=leg, venue=lg.venue, request=req, purpose=purpose))
+    # the price decided at is the slippage reference of every fill of this order (ledger.slippage_cost)
     po = PendingOrder(client_order_id=coid, leg=leg, side=side, qty=qty, purpose=purpose, seq=ctx.seq,
-                      attempt=min(ctx.phase_rejects, 9), sent_ts=ts, reduce_only=req.reduce_only)
+                      attempt=min(ctx.phase_rejects, 9), sent_ts=ts, reduce_only=req.reduce_only, ref_price=px)
     pending = dict(ctx.pending)
     pending[coid] = po
+    refs = dict(ctx.order_refs)
+    refs.pop(coid, None)
+    refs[coid] = px
+    if len(refs) > ORDER_REFS_KEPT:
+        refs = dict(list(refs.items())[-ORDER_REFS_KEPT:])
     times = tuple(t for t in ctx.order_times if (ts - t).total_seconds() < 60.0) + (ts,)
     return evolve(ctx, pending=MappingProxyType(pending), seq=ctx.seq + 1, known_orders=ctx.known_orders | {coid},
-                   order_times=times, phase_orders=ctx.phase_orders + 1), True
+                   order_times=times, phase_orders=ctx.phase_orders + 1, order_refs=MappingProxyType(refs)), True
 
 
 def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
@@ -264,7 +275,8 @@ def _drop(ctx: HedgeContext, coid: str) -> HedgeContext:
 
 def _day_of(ts: pd.Timestamp) -> str:
     """``ts.strftime('%Y-%m-%d')`` (the daily-loss guard's day), memoised per UTC day."""
-    if ts.tzinfo is not None and ts.utcoffset() == _ZERO:
+    tz = ts.tzinfo
+    if tz is _UTC or (tz is not None and ts.utcoffset() == _ZERO):
         return _utc_day(ts.value // _NS_PER_DAY)
     return ts.strftime("%Y-%m-%d")
 
@@ -341,7 +353,12 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         return ctx
     leg = ctx.leg(ev.leg)
     fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price  # base-currency fee valued at the fill price
-    ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
+    ref = ctx.order_ref(f.client_order_id)
+    # slippage versus the price this engine decided at; the venue's own figure only when the
+    # reference is unknown (a venue liquidation id registered by the caller, an order from before
+    # a restart, or one older than ORDER_REFS_KEPT orders)
+    slip = slippage_cost(f.side, f.qty, f.price, ref) if ref > 0 else f.slippage
+    ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, slip))
     ctx = evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     p = ctx.pending.get(f.client_order_id)
     if p is None:
@@ -437,7 +454,7 @@ def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[
     limit = params.execution.order_timeout_s
     for p in tuple(ctx.pending.values()):
         since = p.last_query_ts or p.sent_ts
-        if (ts - since).total_seconds() < limit:
+        if seconds_between(ts, since) < limit:
             continue
         if p.status == "acked":
             # working too long (e.g. a partly filled order): cancel the rest, hedge what filled
@@ -659,7 +676,7 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
         return ctx
     rb = params.rebalance
     if ctx.last_rebalance_ts is not None and (
-            ts <= ctx.last_rebalance_ts or (ts - ctx.last_rebalance_ts).total_seconds() < rb.cooldown_s):
+            ts <= ctx.last_rebalance_ts or seconds_between(ts, ctx.last_rebalance_ts) < rb.cooldown_s):
         return ctx  # cooldown, and at most one rebalance per instant (a held order never loops)
     spot_need, perp_need = order_needs(ctx)
     spot_due = _tradeable(ctx, "spot", spot_need, rb.min_order_notional)
@@ -675,7 +692,7 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
 def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate,
                       out: list[Action]) -> HedgeContext:
     last = ctx.last_leverage_check
-    if last is not None and (ts - last).total_seconds() < params.leverage.recheck_hours * 3600:
+    if last is not None and seconds_between(ts, last) < params.leverage.recheck_hours * 3600:
         return ctx
     sigma = market.analytics.get("sigma_24h", math.nan)
     ctx = evolve(ctx, last_leverage_check=ts)
