@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -77,7 +77,7 @@ __all__ = ["order_needs", "perp_target", "step"]
 _SEEN_TRADES_KEPT = 512
 _NS_PER_DAY = 86_400_000_000_000
 _ZERO = timedelta(0)
-_UTC = timezone.utc
+_UTC = UTC
 _PEAK_STATES = frozenset({State.MONITORING_POSITIONS, State.REBALANCING})
 _MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
 
@@ -107,7 +107,7 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
     market: MarketUpdate | None = None
     if isinstance(event, MarketUpdate):
         # the clock moves inside _on_market, in the same copy as the prices (one copy per bar)
-        now = ts if ts > ctx.last_ts else ctx.last_ts  # a late-stamped event never moves it back
+        now = max(ctx.last_ts, ts)  # a late-stamped event never moves it back
         market = event
         ctx = _on_market(ctx, event, now, params, out)
         ctx = _advance(ctx, now, params, market, out)
