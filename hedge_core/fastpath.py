@@ -1,10 +1,11 @@
-"""Fast path: numba kernels of the hedges' core loop (funding carry, cross-asset, vol-tier loan book), for sweeps.
+"""Fast path: numba kernels of every strategy's core loop (carry, cross-asset, vol-tier loan book, grid), for sweeps.
 
 GUARANTEE: for every run it accepts, the fast path produces the SAME fills (instant, leg, side,
 quantity, price, fee) and the same PnL components per instant as the event-driven backtester
 (:func:`hedge_core.backtest.run_backtest`, i.e. engine ``step`` + ``HedgeDriver`` + paper
 venue) to float round-off (tests on real data: ``tests/test_backtest_fastpath.py``,
-``tests/test_fastpath_cross.py``, ``tests/test_fastpath_voltier.py``). A fast path that disagrees is a bug, not an approximation.
+``tests/test_fastpath_cross.py``, ``tests/test_fastpath_voltier.py``, ``tests/test_fastpath_grid.py``).
+A fast path that disagrees is a bug, not an approximation.
 Everything it cannot reproduce exactly it REFUSES with :class:`FastPathUnsupported` naming the
 reason, either up front (parameters) or at the instant the run reaches a situation it does not
 model (the caller then uses the event-driven path; :func:`run_fast_or_event` does that
@@ -30,6 +31,10 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
 - guards: liquidation-distance close (flatten), funding-cost flatten, order-rate and position
   limits (refused when they would hold an order); leverage re-checks;
 - funding at each settlement at the last known mark; the equity snapshot per instant.
+- ``grid`` (same kernel): spot bought at the first update, the anchor's levels
+  (``grid.grid_levels``: sigma spacing, support levels, distinct, descending) fixed per cycle, the
+  perp short set to ``max_ratio x levels crossed / levels`` by rebalancing, the grid stop below
+  the lowest level, and the VaR / drawdown guards flattening.
 - ``voltier`` (:func:`voltier_kernel`, ``engine/strategies/voltier.py`` + ``ltv.py``): the
   collateral spot leg (never traded, outside the PnL), entries at the volatility tier's ratio
   with ``PT = pt_k x sigma x notional`` and the fixed ``perp_leverage``, tier changes rebalanced,
@@ -38,7 +43,7 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
   the guard's name exactly as the engine does) and flattening at EMERGENCY (also from
   ANALYZING), the LTV per instant and the loan KPIs.
 
-Refused (up front): strategy ``grid`` (no kernel yet), a loan book's ``perp_leverage`` above
+Refused (up front): a strategy without a kernel, a loan book's ``perp_leverage`` above
 the venue's maximum, a ``liq_price`` analytics input, ``allow_spot_short``,
 activation triggers, ``enter_within_s_of_funding``, ``exit.defer_within_s_of_funding``,
 daily-loss and heartbeat guards, cross margin, ``leverage.target_vol``, a paper venue with
@@ -100,12 +105,14 @@ ERRORS = {
     11: "the order-rate guard would hold an order",
     12: "a rebalance became due at a funding instant without a market update",
     13: "a reduce-only rebalance order larger than the position (the venue would cap it)",
+    14: "the grid has no level above zero (the engine's entry reason would fail)",
 }
 
 # transition codes written by the kernel
 T_ENTRY, T_EXIT_REARM, T_EXIT_DONE, T_FLATTEN, T_REBAL, T_FLATTEN_IDLE = 1, 2, 3, 4, 5, 6
 S_ANALYZING, S_MONITORING, S_COMPLETED = 0, 1, 2
-K_CARRY, K_CROSS = 0, 1
+K_CARRY, K_CROSS, K_GRID = 0, 1, 2
+Z99 = 2.3263478740408408  # engine.strategies.grid.Z99
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant
 STATE_NAMES = ("ANALYZING_MARKET", "MONITORING_POSITIONS", "COMPLETED")
 
@@ -113,8 +120,8 @@ STATE_NAMES = ("ANALYZING_MARKET", "MONITORING_POSITIONS", "COMPLETED")
 def check_supported(params: Any, paper: PaperConfig, perp_symbol: str | None = None) -> None:
     """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope."""
     strat = getattr(params, "strategy", None)
-    if strat not in ("carry", "cross", "voltier"):
-        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel (only 'carry', 'cross', 'voltier')")
+    if strat not in ("carry", "cross", "voltier", "grid"):
+        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel")
     why = []
     if strat == "carry":
         if params.allow_spot_short:
@@ -159,6 +166,8 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
     (element-wise IEEE operations in the same order, so identical doubles). Cross: beta and
     correlation known, correlation >= ``min_correlation``, beta > 0 (``strategies.cross``).
     """
+    if params.strategy == "grid":
+        return tl.priced.copy()  # the grid starts at the first market update (activation refused)
     if params.strategy == "cross":
         beta, corr = _input(tl, "beta"), _input(tl, "correlation")
         with np.errstate(invalid="ignore"):
@@ -192,6 +201,8 @@ def entry_ratio(params: Any, tl: Timeline) -> np.ndarray:
     if params.strategy == "cross":
         b = _input(tl, "beta")
         return np.minimum(np.maximum(b, rb.ratio_min), rb.ratio_max)
+    if params.strategy == "grid":  # the grid starts unhedged (target ratio 0)
+        return np.full(tl.n, min(max(0.0, rb.ratio_min), rb.ratio_max))
     return np.full(tl.n, min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max))
 
 
@@ -329,8 +340,8 @@ def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
 
 @njit(cache=True)
 def _perp_target(kind, ratio, sq, pq, spot_px, perp_px):
-    """``engine.step.perp_target``: same base (carry) or cross-asset (notional ratio)."""
-    if kind == K_CARRY:
+    """``engine.step.perp_target``: same base (carry, grid) or cross-asset (notional ratio)."""
+    if kind != K_CROSS:
         return -ratio * sq
     if not (perp_px > 0 and spot_px > 0):
         return pq
@@ -381,10 +392,33 @@ def _recent_orders(order_t, t):
 
 
 @njit(cache=True)
+def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
+    """``grid.grid_levels``: distinct positive levels below ``anchor``, descending, into ``out``."""
+    spacing = min_spacing if math.isnan(sigma) else max(spacing_sigma * sigma, min_spacing)
+    m = 0
+    for k in range(1, nlev + 1):
+        lv = anchor * (1 - k * spacing)
+        if lv > 0:
+            out[m] = lv
+            m += 1
+    for sp in support:
+        if 0 < sp < anchor:
+            out[m] = sp
+            m += 1
+    v = np.sort(out[:m])[::-1]
+    c = 0
+    for j in range(m):
+        if c == 0 or v[j] != out[c - 1]:
+            out[c] = v[j]
+            c += 1
+    return c
+
+
+@njit(cache=True)
 def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
-                 enter_ratio, liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums, maxlevs,
+                 enter_ratio, liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums, maxlevs, support,
                  snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
-    """The carry / cross-asset hedge over n instants. ``fp``/``ip`` pack the parameters (see ``_pack``).
+    """The carry / cross-asset / grid hedge over n instants. ``fp``/``ip`` pack the parameters (see ``_pack``).
 
     Returns (n_fills, n_transitions, error_code, error_instant); error 0 = none.
     """
@@ -398,7 +432,10 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     spot_cash, wallet = fp[29], fp[30]
     max_pq, max_pn = fp[31], fp[32]
     ratio_min, ratio_max, reest_h, cool_s = fp[33], fp[34], fp[35], fp[36]
-    unfav_n, rearm, kind, max_opm = ip[0], ip[1], ip[2], ip[3]
+    g_spacing, g_min_spacing, g_max_ratio, g_stop, g_var, g_dd = fp[37], fp[38], fp[39], fp[40], fp[41], fp[42]
+    unfav_n, rearm, kind, max_opm, g_nlev = ip[0], ip[1], ip[2], ip[3], ip[4]
+    levels = np.empty(g_nlev + len(support) + 1)
+    nlev = 0
     n = len(ts)
     # engine legs
     sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
@@ -470,6 +507,12 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     apr = max(pay, 0.0) * 8760.0 / interval
                 if apr > 0 and apr >= fcost and state == S_MONITORING:
                     flatten = True
+            if kind == K_GRID and state == S_MONITORING:  # grid_guards: VaR limit, max drawdown
+                if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
+                        Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
+                    flatten = True
+                if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
+                    flatten = True
             exit_now = flatten
             if state == S_MONITORING and not flatten:
                 if kind == K_CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
@@ -478,8 +521,18 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     new_ratio = min(max(beta[i], ratio_min), ratio_max)
                 else:
                     new_ratio = ratio
+                grid_stop = False
+                if kind == K_GRID and nlev > 0:
+                    if spot[i] <= levels[nlev - 1] * (1 - g_stop):
+                        grid_stop = True
+                    else:
+                        crossed = 0
+                        for j in range(nlev):
+                            if spot[i] <= levels[j]:
+                                crossed += 1
+                        new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
                 cp = pnl - pnl_at_entry
-                exit_now = _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
                                      unfav, maxh, (t - entered) / 1e9 / 3600.0)
                 if not exit_now:
                     ratio = new_ratio
@@ -546,6 +599,10 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             elif state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown):
                 if kind == K_CROSS:
                     beta_ts = t
+                if kind == K_GRID:
+                    nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
+                    if nlev == 0:
+                        return nf, nt, 14, i
                 ratio = enter_ratio[i]
                 target_spot = 1.0 * notional / spot[i]
                 lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
@@ -579,29 +636,32 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
                 spot_cash -= oq * px + fee
                 # hedge what filled
-                pneed = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
-                if not _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0):
-                    return nf, nt, 5, i
-                hq = _round_qty(pneed, p_lot)
-                if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
-                    return nf, nt, 8, i
-                sign = 1.0 if pneed > 0 else -1.0
-                if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
-                    return nf, nt, 7, i
-                need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
-                if need_m > (wallet - pap_margin) * 0.999:
-                    return nf, nt, 7, i
-                px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
-                fee = hq * px * p_fee_r
-                f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
-                f_fee[nf] = fee; f_slip[nf] = sl_
-                nf += 1
-                slip_tot += sl_
-                order_t[n_ord % 64] = t; n_ord += 1
-                pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
-                papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
-                                                                pap_lev, fee)
-                lp_dirty = True
+                ptarget = _perp_target(kind, ratio, sq, pq, spot_px, perp_px)
+                pneed = ptarget - pq
+                hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
+                if not hedge and abs(ptarget) > 1e-12:
+                    return nf, nt, 5, i  # the engine would unwind the spot leg (HEDGE_FAILED)
+                if hedge:
+                    hq = _round_qty(pneed, p_lot)
+                    if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
+                        return nf, nt, 8, i
+                    sign = 1.0 if pneed > 0 else -1.0
+                    if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                        return nf, nt, 7, i
+                    need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
+                    if need_m > (wallet - pap_margin) * 0.999:
+                        return nf, nt, 7, i
+                    px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
+                    fee = hq * px * p_fee_r
+                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
+                    f_fee[nf] = fee; f_slip[nf] = sl_
+                    nf += 1
+                    slip_tot += sl_
+                    order_t[n_ord % 64] = t; n_ord += 1
+                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
+                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
+                                                                    pap_lev, fee)
+                    lp_dirty = True
                 state = S_MONITORING
                 entered = t
                 target_spot = sq
@@ -1032,6 +1092,7 @@ def _pack(params: Any, paper: PaperConfig, tl: Timeline, balances: dict) -> tupl
     e, g, lv, rb = params.exit, params.guards, params.leverage, params.rebalance
     ratio = min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max)
     cross = params.strategy == "cross"
+    grid = params.strategy == "grid"
     fp = np.array([
         params.notional, ratio, si.lot_size, si.min_qty, si.min_notional, pi.lot_size, pi.min_qty, pi.min_notional,
         paper.slippage_bps, paper.impact_k_bps, paper.spot_taker_fee, paper.perp_taker_fee,
@@ -1042,9 +1103,12 @@ def _pack(params: Any, paper: PaperConfig, tl: Timeline, balances: dict) -> tupl
         rb.drift_threshold, rb.min_order_notional,
         balances["spot"].get("USDT", 0.0), balances["perp"]["USDT"], g.max_position_qty, g.max_position_notional,
         rb.ratio_min, rb.ratio_max, float(getattr(params, "reestimate_hours", 0.0)), rb.cooldown_s,
+        *((params.spacing_sigma, params.min_spacing_pct, params.max_ratio, params.grid_stop_loss_pct,
+           _nan(params.var_limit), _nan(params.max_drawdown)) if grid else (0.0, 0.0, 0.0, 0.0, math.nan, math.nan)),
     ], dtype="float64")
     ip = np.array([-1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
-                   1 if e.rearm else 0, K_CROSS if cross else K_CARRY, g.max_orders_per_minute], dtype="int64")
+                   1 if e.rearm else 0, K_CROSS if cross else (K_GRID if grid else K_CARRY), g.max_orders_per_minute,
+                   params.levels if grid else 0], dtype="int64")
     return fp, ip
 
 
@@ -1177,6 +1241,7 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         beta = _input(tl, "beta")
         ok = entry_signal(params, tl) if enter is None else enter
         eratio = entry_ratio(params, tl)
+        support = np.asarray(params.support_levels if params.strategy == "grid" else (), dtype="float64")
     cap = 4096
     while True:
         f_i = np.empty(cap, dtype=np.int64)
@@ -1192,8 +1257,8 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         else:
             nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
                                            tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, fp,
-                                           ip, floors, caps, mmrs, cums, maxlevs, snap, states, f_i, f_leg, f_side,
-                                           f_qty, f_px, f_fee, f_slip, t_i, t_code)
+                                           ip, floors, caps, mmrs, cums, maxlevs, support, snap, states, f_i, f_leg,
+                                           f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != 10 or cap >= 8 * n + 16:
             break
         cap = 8 * n + 16  # more fills than the first buffer holds: run again with room for all
