@@ -29,6 +29,7 @@ __all__ = [
     "RebalanceParams",
     "StrategyParams",
     "VolTierLoanParams",
+    "export",
 ]
 
 
@@ -217,3 +218,16 @@ class GridParams(_StrategyBase):
 
 StrategyParams = Annotated[CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams,
                            Field(discriminator="strategy")]
+
+
+def export(params: "StrategyParams", name: str, backtest: object = None, **provenance: object) -> object:
+    """Export ``params`` as the next immutable version of ``name`` with provenance, in one call.
+
+    ``hedge_core.params.export(params, name="carry-btc", backtest=run)`` from a notebook writes
+    ``data/params/<name>/v<N>.toml`` and a ``param_sets`` row; see :func:`hedge_core.param_store.export`
+    (imported here lazily: param_store imports these models).
+    """
+    from hedge_core.param_store import export as _export
+
+    return _export(params, name, backtest, **provenance)  # type: ignore[arg-type]
+

@@ -39,3 +39,33 @@ def test_database_held_by_another_process_is_not_waited_on(tmp_path) -> None:
         holder.wait()
     with Store(db, read_only=True) as s:
         assert s.series().empty
+
+
+def test_one_entry_point_with_help_on_every_command() -> None:
+    from typer.testing import CliRunner
+
+    from hedge_core.cli import app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    commands = ["app", "start", "stop", "pause", "resume", "rebalance", "flatten-all", "hedges", "carry",
+                "data", "runner", "params", "backtest", "sweep"]
+    for cmd in commands:
+        assert cmd in top.output, cmd
+        res = runner.invoke(app, [cmd, "--help"])
+        assert res.exit_code == 0, (cmd, res.output)
+    for group, subs in {"data": ["download", "import", "status", "quality"],
+                        "runner": ["start", "stop", "status"],
+                        "params": ["list", "show", "export", "import", "promote", "diff"]}.items():
+        for sub in subs:
+            res = runner.invoke(app, [group, sub, "--help"])
+            assert res.exit_code == 0, (group, sub, res.output)
+
+
+def test_params_export_is_one_call_from_the_params_module(tmp_path) -> None:
+    from hedge_core.params import CarryParams, export
+
+    ps = export(CarryParams(), name="nb-carry", root=tmp_path / "params", db=tmp_path / "p.duckdb",
+                created_from="test")
+    assert ps.version == 1 and (tmp_path / "params" / "nb-carry" / "v1.toml").exists()

@@ -200,11 +200,7 @@ class Supervisor:
                 self._snap_meta(self._snap_taken)
             return None
         self.journal.flush()
-        ck = getattr(self.store, "checkpoint", None)
-        if ck is not None:
-            ck()
-        else:  # TODO(store): Store.checkpoint() asked of the lead; the held connection is the store's own
-            self.store._con.execute("CHECKPOINT")
+        self.store.checkpoint()
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.snapshot_dir / f".latest.{os.getpid()}.tmp"
         shutil.copyfile(self.store.path, tmp)
