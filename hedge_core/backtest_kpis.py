@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import BANDS, accrue, ltv_band
 
-__all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_of"]
+__all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_of", "max_drawdown_array"]
 
 KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
              "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",
@@ -120,7 +121,7 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     if ruined:
         k["max_drawdown"] = 1.0
     else:
-        k["max_drawdown"] = metrics.max_drawdown(pd.Series(equity, index=_idx(ts_ns)))
+        k["max_drawdown"] = max_drawdown_array(ts_ns, equity)
     fpaid = -k["funding"]
     k["funding_efficiency"] = metrics.funding_efficiency(fpaid, nv + fpaid)
     k["funding_capture"] = nv / k["funding"] if k["funding"] > 0 else math.nan
@@ -146,21 +147,68 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     return k
 
 
+def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:
+    """``metrics.max_drawdown`` of ``equity`` (positive, finite) with the same element-wise
+    operations on the bare array: ``-min(equity / running max - 1)``. Running maxima and minima
+    are exact, so the result is the same double; anything ``metrics`` would reject goes to it."""
+    if len(equity) == 0 or not (np.isfinite(equity).all() and (equity > 0).all()):
+        return metrics.max_drawdown(pd.Series(equity, index=_idx(ts_ns)))
+    return float(-(equity / np.maximum.accumulate(equity) - 1.0).min())
+
+
+@njit(cache=True)
+def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
+    """One pass: instants in the market, and the kept (return, hedge return, lagged ratio) rows.
+
+    Row i: ``y = spot[i+1] / spot[i] - 1``, ``x`` the same on perp, ratio ``h[i]`` when instant
+    i was in the market; kept when none is NaN (the same IEEE operations as the numpy lines)."""
+    n = len(h)
+    n_in = 0
+    for i in range(n):
+        if not math.isnan(h[i]) and abs(perp_qty[i]) > 0:
+            n_in += 1
+    yv = np.empty(max(n - 1, 0))
+    xv = np.empty(max(n - 1, 0))
+    hv = np.empty(max(n - 1, 0))
+    m = 0
+    finite = True
+    for i in range(n - 1):
+        if math.isnan(h[i]) or not abs(perp_qty[i]) > 0:
+            continue
+        y = spot[i + 1] / spot[i] - 1.0
+        x = perp[i + 1] / perp[i] - 1.0
+        if math.isnan(y) or math.isnan(x):
+            continue
+        if math.isinf(y) or math.isinf(x) or math.isinf(h[i]):
+            finite = False
+        yv[m] = y
+        xv[m] = x
+        hv[m] = h[i]
+        m += 1
+    return n_in, yv[:m], xv[:m], hv[:m], finite
+
+
 def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
                    perp: np.ndarray) -> float:
     """hedge_effectiveness of spot returns hedged with perp returns at the previous instant's ratio
     (only instants whose previous instant was in the market). Returns and the one-instant lag are
     formed here in numpy; the analytics function gets the kept rows with the ratio already lagged."""
-    inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
-    if inm.sum() < 4:
+    n_in, yv, xv, hv, finite = _effectiveness_rows(np.asarray(h, dtype=np.float64),
+                                                   np.asarray(perp_qty, dtype=np.float64),
+                                                   np.asarray(spot, dtype=np.float64),
+                                                   np.asarray(perp, dtype=np.float64))
+    if n_in < 4 or len(yv) < 3:
         return math.nan
+    if finite:
+        # hedge_effectiveness on already aligned, lagged, finite arrays: its own numpy lines
+        vu = yv.var(ddof=1)
+        return math.nan if vu == 0 else float(1.0 - (yv - hv * xv).var(ddof=1) / vu)
+    inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = spot[1:] / spot[:-1] - 1.0
         x = perp[1:] / perp[:-1] - 1.0
     hl = np.where(inm[:-1], h[:-1], np.nan)  # ratio known at the start of each return
     keep = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(hl)
-    if keep.sum() < 3:
-        return math.nan
     idx = _idx(ts_ns[1:][keep])
     try:
         return hedge_effectiveness(pd.Series(y[keep], index=idx), pd.Series(x[keep], index=idx),

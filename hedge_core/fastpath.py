@@ -214,6 +214,8 @@ def _round_qty(q, lot):
 
 @njit(cache=True)
 def _tradeable(q, px, lot, min_qty, min_notional, extra_min):
+    if abs(q) / lot + 1e-9 < 1.0:
+        return False  # rounds down to zero lots (cheap exit before round(x, 12), the hot path)
     r = _round_qty(q, lot)
     if not px > 0:
         return False

@@ -1,0 +1,90 @@
+"""The array KPI shortcuts give the SAME doubles as the analytics functions they replace.
+
+``backtest_kpis.max_drawdown_array`` vs ``analytics.metrics.max_drawdown`` (pandas), and the
+in-numpy hedge effectiveness vs ``analytics.hedge_ratio.hedge_effectiveness`` on the same kept
+rows, on random equity/price paths and on a real backtest's arrays (exact equality, not approx).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hedge_core.analytics import metrics
+from hedge_core.analytics.hedge_ratio import hedge_effectiveness
+from hedge_core.backtest_kpis import _effectiveness, _idx, max_drawdown_array
+
+
+def _reference_effectiveness(ts_ns, h, perp_qty, spot, perp):
+    inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
+    if inm.sum() < 4:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = spot[1:] / spot[:-1] - 1.0
+        x = perp[1:] / perp[:-1] - 1.0
+    hl = np.where(inm[:-1], h[:-1], np.nan)
+    keep = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(hl)
+    if keep.sum() < 3:
+        return math.nan
+    idx = _idx(ts_ns[1:][keep])
+    return hedge_effectiveness(pd.Series(y[keep], index=idx), pd.Series(x[keep], index=idx),
+                               pd.Series(hl[keep], index=idx), lag=0)
+
+
+def _path(seed, n):
+    rng = np.random.default_rng(seed)
+    ts = np.arange(n, dtype=np.int64) * 3_600_000_000_000 + 1_700_000_000_000_000_000
+    spot = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    perp = spot * (1 + rng.normal(0, 0.0005, n))
+    q = np.where(rng.random(n) < 0.7, -rng.uniform(0.1, 0.4, n), 0.0)
+    h = np.where(q != 0, np.abs(q) * perp / (0.33 * spot), np.nan)
+    spot[rng.random(n) < 0.05] = np.nan  # outages
+    return ts, h, q, spot, perp
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(5, 400))
+def test_effectiveness_shortcut_is_the_analytics_function(seed, n):
+    ts, h, q, spot, perp = _path(seed, n)
+    a = _effectiveness(ts, h, q, spot, perp)
+    b = _reference_effectiveness(ts, h, q, spot, perp)
+    assert (math.isnan(a) and math.isnan(b)) or a == b
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 400), st.floats(100.0, 1e6))
+def test_max_drawdown_array_is_metrics_max_drawdown(seed, n, capital):
+    rng = np.random.default_rng(seed)
+    ts = np.arange(n, dtype=np.int64) * 60_000_000_000 + 1_700_000_000_000_000_000
+    eq = capital + np.cumsum(rng.normal(0, capital * 0.002, n))
+    eq = np.maximum(eq, capital * 0.01)
+    assert max_drawdown_array(ts, eq) == metrics.max_drawdown(pd.Series(eq, index=_idx(ts)))
+
+
+@pytest.mark.shared_data
+def test_shortcuts_on_a_real_backtest(shared_data):
+    from hedge_core.backtest import run_backtest
+    from hedge_core.backtest_data import build_timeline, load_market
+    from hedge_core.data.importers import import_path
+    from hedge_core.params import CrossHedgeParams, ExitParams
+    from hedge_core.store import Store
+
+    store = Store(":memory:")
+    for kind in ("spot_1h", "perp_1h", "mark_1h", "funding_8h"):
+        import_path(store, shared_data / "stress_2020-01_2022-12" / f"binance_BTCUSDT_{kind}.csv")
+    m = load_market(store, venue="binance", start="2020-02-10T00:00Z", end="2020-04-20T00:00Z")
+    tl = build_timeline(m, start="2020-02-13T00:00Z", end="2020-04-20T00:00Z")
+    p = CrossHedgeParams(min_correlation=0.0, exit=ExitParams(rearm=True, max_holding_hours=96))
+    eq = run_backtest(p, tl).equity
+    ts = eq.index.as_unit("ns").asi8
+    args = (ts, eq["hedge_ratio"].to_numpy(), eq["perp_qty"].to_numpy(), eq["spot_price"].to_numpy(),
+            eq["perp_price"].to_numpy())
+    a, b = _effectiveness(*args), _reference_effectiveness(*args)
+    assert not math.isnan(b) and a == b
+    e = 10_000.0 + eq["net"].to_numpy()
+    assert max_drawdown_array(ts, e) == metrics.max_drawdown(pd.Series(e, index=eq.index)) > 0
