@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -46,13 +47,20 @@ def perp_liquidation_price(ctx: HedgeContext) -> float:
     q = ctx.perp.qty
     if q == 0.0 or ctx.perp.avg_entry <= 0:
         return math.nan
-    margin = abs(q) * ctx.perp.avg_entry / ctx.leverage + ctx.perp.funding
+    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.funding, ctx.perp.symbol)
+
+
+@lru_cache(maxsize=256)
+def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding: float, symbol: str) -> float:
+    # memoised: a pure function of the position, which changes only on fills and fundings, while
+    # the guard asks on every market update
+    margin = abs(q) * entry / leverage + funding
     try:
-        brackets = brackets_for(ctx.perp.symbol)
+        brackets = brackets_for(symbol)
     except InvalidInput:
-        move = 1.0 / ctx.leverage - 0.004
-        return ctx.perp.avg_entry * (1 - move if q > 0 else 1 + move)
-    return liquidation_price(q, ctx.perp.avg_entry, margin, brackets, margin_mode=MarginMode.ISOLATED)
+        move = 1.0 / leverage - 0.004
+        return entry * (1 - move if q > 0 else 1 + move)
+    return liquidation_price(q, entry, margin, brackets, margin_mode=MarginMode.ISOLATED)
 
 
 def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> float:

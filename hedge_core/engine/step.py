@@ -302,8 +302,7 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: An
     mark = m.mark_or_perp
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
-    apr = getattr(params, "borrow_apr", 0.0)
-    if spot_leg.qty < 0 and apr > 0 and ctx.last_market_ts is not None:
+    if spot_leg.qty < 0 and ctx.last_market_ts is not None and (apr := getattr(params, "borrow_apr", 0.0)) > 0:
         dt_h = (m.ts - ctx.last_market_ts).total_seconds() / 3600.0
         if dt_h > 0:
             spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
