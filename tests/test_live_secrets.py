@@ -76,8 +76,11 @@ def test_malformed_keys_file(tmp_path):
     assert "x" not in str(e.value.value)
 
 
-def test_no_secret_in_logs_repr_or_errors_after_a_run(caplog):
+def test_no_secret_in_logs_repr_or_errors_after_a_run(caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)  # ccxt logs request headers (the API key) at DEBUG
+    # the runner's setup_logging (run in-process by CLI tests) stops hedge_core records reaching root
+    monkeypatch.setattr(logging.getLogger("hedge_core"), "propagate", True)
+    caplog.set_level(logging.DEBUG, logger="hedge_core")
 
     async def go():
         async with live_env() as env:
