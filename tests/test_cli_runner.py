@@ -171,7 +171,8 @@ def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
     assert "runner started" in cli("runner", "start", "--db", str(e.db)).stdout
     try:
         assert "runner already running" in cli("runner", "start").stdout
-        out = cli("start", "--params", "carry-test@1", "--mode", "paper", "--start", DEMO_START, "--speed", "36000",
+        # 3600x: the default 24 h max-holding exit comes 24 s after entry, time enough for the commands below
+        out = cli("start", "--params", "carry-test@1", "--mode", "paper", "--start", DEMO_START, "--speed", "3600",
                   "--id", "c1").stdout
         assert "started c1 (paper, carry-test@1)" in out
         bad = cli("start", "--params", "carry-test@7", ok=False)
