@@ -27,7 +27,6 @@ store under its run id (``hedge_runs.mode = 'backtest'``).
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import math
@@ -220,7 +219,7 @@ def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
 _CHUNK = 4096  # instants boxed to Python objects at a time (bounded memory on long runs)
 
 
-async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
+def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
     pc = _paper_config(cfg, tl.venue)
     core = PaperCore(pc, balances=balances)
     ex = PaperExchange(core)
@@ -280,7 +279,7 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
                 o, h, lo, cl, _v = mb[j]
                 apply(Bar(label, venue, perp_sym, MARK, o, h, lo, cl, 0.0, tf))
             if len(core.liquidations) > n_liq:
-                await _report_liquidations(driver, core, liq_from, reported)
+                _report_liquidations(driver, core, liq_from, reported)
                 n_liq = len(core.liquidations)
             liq_from = len(core.fills)
             if priced[j]:
@@ -296,14 +295,14 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
                 m = MarketUpdate(ts=t, spot=spot_c[j], perp=perp_c[j], mark=mark_c[j],
                                  spot_volume=svol_c[j], perp_volume=pvol_c[j], funding_rate=rate_c[j],
                                  next_funding_ts=nts, funding_interval_hours=interval_hours, analytics=an)
-                await driver.feed(m)
+                driver.feed_now(m)
             rate = fr_c[j]
             if not math.isnan(rate):
                 hours = fh_c[j]
                 apply(FundingEvent(t, venue, perp_sym, rate, hours))
                 mk = mark_c[j] if not math.isnan(mark_c[j]) else perp_c[j]
                 if not math.isnan(mk):
-                    await driver.feed(FundingSettled(t, rate, mk, interval_hours=hours))
+                    driver.feed_now(FundingSettled(t, rate, mk, interval_hours=hours))
             c = driver.ctx
             s, p = c.spot, c.perp
             s_pp = 0.0 if c.collateral_spot else s.realized + s.unrealized
@@ -320,7 +319,7 @@ async def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapp
     return driver, core, rec, snap, states, ltv
 
 
-async def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int, reported: set[str]) -> None:
+def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int, reported: set[str]) -> None:
     """Tell the engine about the venue's liquidation fills since ``core.fills[start]`` (it never sent
     those orders). ``reported`` remembers what was already fed (the engine's own duplicate filter
     only keeps the last few hundred trade ids)."""
@@ -330,7 +329,7 @@ async def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int,
         reported.add(f.trade_id)
         # the engine only books fills of orders it knows: register the venue's liquidation id first
         driver.ctx = replace(driver.ctx, known_orders=driver.ctx.known_orders | {f.client_order_id})
-        await driver.feed(FillEvent(f, "perp"))
+        driver.feed_now(FillEvent(f, "perp"))
 
 
 def run_backtest(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
@@ -361,7 +360,7 @@ def run_backtest(params: Any, market: Market | Timeline, *, start: object | None
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
     balances = _balances(params, config, first_px)
     with _gc_frozen():
-        driver, core, rec, snap, states, ltv = _run_coro(_replay(params, tl, config, balances))
+        driver, core, rec, snap, states, ltv = _replay(params, tl, config, balances)
     capital = config.capital if config.capital is not None else capital_of(params, first_px)
     return _assemble(params, tl, config, driver, core, rec, snap, states, ltv, capital, keep_timeline)
 
@@ -380,18 +379,6 @@ def _gc_frozen() -> Iterator[None]:
     finally:
         if mine:
             gc.unfreeze()
-
-
-def _run_coro(coro: Any) -> Any:
-    """``asyncio.run`` — in a helper thread when this thread already runs a loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as ex:
-        return ex.submit(asyncio.run, coro).result()
 
 
 def _balances(params: Any, config: BacktestConfig, px: float) -> dict[str, dict[str, float]]:

@@ -21,9 +21,9 @@ price ``step()`` decided the order at (``HedgeContext.order_ref``), the figure t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -61,7 +61,9 @@ from hedge_core.errors import (
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.types import Fill, Order, OrderStatus
 
-__all__ = ["DriverHooks", "HedgeDriver", "snapshot_trade_id"]
+__all__ = ["DriverHooks", "HedgeDriver", "run_now", "snapshot_trade_id"]
+
+T = TypeVar("T")
 
 
 def snapshot_trade_id(order: Order) -> str:
@@ -71,6 +73,21 @@ def snapshot_trade_id(order: Order) -> str:
     two venues never produce the same id. Reconciliation should use the same function.
     """
     return f"{order.client_order_id}:{order.filled:.12g}"
+
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to completion, synchronously; its result.
+
+    RuntimeError (and the coroutine closed) if it suspends: it awaited something that needs an
+    event loop, and what it did before that point is not undone.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("the coroutine suspended (an adapter awaited real I/O): run it in an event loop "
+                       "(await driver.feed(...)) instead of driver.feed_now(...)")
+
 
 Hook = Callable[[str, Any], None]
 
@@ -146,6 +163,15 @@ class HedgeDriver:
             for a in actions:
                 queue.extend(await self._execute(a, ev.ts))
         return self.ctx
+
+    def feed_now(self, event: Event) -> HedgeContext:
+        """:meth:`feed` without an event loop, for adapters whose calls never suspend (the paper
+        venue, the recommend adapter): the SAME coroutine, driven to completion in one step.
+
+        Raises RuntimeError when an adapter really awaits (network I/O, a real sleep); use
+        ``await feed(...)`` for those. The backtester replays through this (no loop, no thread).
+        """
+        return run_now(self.feed(event))
 
     async def _external_fills(self, ts: pd.Timestamp) -> list[Event]:
         """Perp trades the hedge did not order (liquidation, ADL) since the last poll."""
