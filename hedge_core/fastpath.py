@@ -173,22 +173,31 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
         return ok & tl.priced
-    rate = tl.last_rate
-    spot, perp = tl.spot, tl.perp
     hours = float(tl.interval_hours)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = ~np.isnan(rate) & ~(np.abs(rate) < params.min_funding_rate)
-        ok &= ~(rate < 0)  # negative funding needs a spot short: refused up front, stays out here
-        basis = (perp - spot) / spot
-        ok &= ~(np.abs(basis) * 1e4 > params.max_entry_basis_bps)
-        round_trip = (2 * 2) * (params.taker_fee + params.slippage_rate)
-        days = params.expected_hold_intervals * hours / 24.0
-        apr = np.abs(rate) * (365 * 24) / hours
-        net = (apr - 0.0) * days / 365.0 - round_trip
-        direction = np.where(rate >= 0, 1.0, -1.0)
-        carry = net + direction * basis
-        ok &= ~(carry < params.min_net_carry)
-    return ok & tl.priced
+    round_trip = (2 * 2) * (params.taker_fee + params.slippage_rate)
+    days = params.expected_hold_intervals * hours / 24.0
+    out = np.empty(tl.n, dtype=np.bool_)
+    _carry_entry(tl.last_rate, tl.spot, tl.perp, tl.priced, float(params.min_funding_rate),
+                 float(params.max_entry_basis_bps), round_trip, days, hours, float(params.min_net_carry), out)
+    return out
+
+
+@njit(cache=True)
+def _carry_entry(rate, spot, perp, priced, min_rate, max_bps, round_trip, days, hours, min_carry, out):
+    """``carry.decide`` says ENTER (positive funding only), per instant: the operations of
+    ``analytics.funding.expected_net_carry`` in the same order (identical doubles)."""
+    for i in range(len(rate)):
+        r = rate[i]
+        ok = priced[i] and not math.isnan(r) and not (abs(r) < min_rate) and not (r < 0)
+        if ok:  # negative funding needs a spot short: refused up front, stays out here
+            basis = (perp[i] - spot[i]) / spot[i]
+            ok = not (abs(basis) * 1e4 > max_bps)
+            if ok:
+                apr = abs(r) * (365 * 24) / hours
+                net = (apr - 0.0) * days / 365.0 - round_trip
+                direction = 1.0 if r >= 0 else -1.0
+                ok = not (net + direction * basis < min_carry)
+        out[i] = ok
 
 
 def _input(tl: Timeline, name: str) -> np.ndarray:
@@ -419,7 +428,7 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
 @njit(cache=True)
 def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
                  enter_ratio, liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums, maxlevs, support,
-                 snap, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+                 snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The carry / cross-asset / grid hedge over n instants. ``fp``/``ip`` pack the parameters (see ``_pack``).
 
     Returns (n_fills, n_transitions, error_code, error_instant); error 0 = none.
@@ -439,6 +448,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
+    full = snap.shape[1] == 14  # else compact: net, perp qty, hedge ratio, spot, perp (+ ``last`` full row)
     # engine legs
     sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
     pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
@@ -757,9 +767,16 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
         pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
             (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
         hr = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-        snap[i, 0] = s_pp; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee + sfee
-        snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
-        snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        if full:
+            snap[i, 0] = s_pp; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee + sfee
+            snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
+            snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        else:  # compact (sweeps): what the KPIs read per instant; the full last row apart
+            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr; snap[i, 3] = spot_px; snap[i, 4] = perp_px
+            if i == n - 1:
+                last[0] = s_pp; last[1] = p_pp; last[2] = pfund; last[3] = pfee + sfee; last[4] = slip_tot
+                last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
+                last[11] = spot_px; last[12] = perp_px; last[13] = mark_px
         states[i] = state
     return nf, nt, 0, -1
 
@@ -788,7 +805,7 @@ def _reserve_at(x, lp):
 
 @njit(cache=True)
 def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate, sigma, tier, liq_check, liq_ext,
-                   fp, ip, lp, floors, caps, mmrs, cums, maxlevs, snap, ltv_out, states, loan_out, asof_out,
+                   fp, ip, lp, floors, caps, mmrs, cums, maxlevs, snap, last, ltv_out, states, loan_out, asof_out,
                    f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The vol-tiered loan book (``strategies.voltier`` through ``engine.step``) over n instants.
 
@@ -809,6 +826,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     principal, apr, reserve, ltv_flat = fp[28], fp[29], fp[30], fp[31]
     unfav_n, rearm, max_opm, ltv_on = ip[0], ip[1], ip[2], ip[3]
     n = len(ts)
+    full = snap.shape[1] == 14
     pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
     slip_tot = 0.0
     spot_px = np.nan; perp_px = np.nan; mark_px = np.nan
@@ -1067,9 +1085,16 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
         p_pp = preal + _unreal(pq, plast, pavg)
         pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
         hr = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-        snap[i, 0] = 0.0; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee
-        snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
-        snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        if full:
+            snap[i, 0] = 0.0; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee
+            snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
+            snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        else:  # compact (sweeps): what the KPIs read per instant; the full last row apart
+            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr; snap[i, 3] = spot_px; snap[i, 4] = perp_px
+            if i == n - 1:
+                last[0] = 0.0; last[1] = p_pp; last[2] = pfund; last[3] = pfee; last[4] = slip_tot
+                last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
+                last[11] = spot_px; last[12] = perp_px; last[13] = mark_px
         acc = accrued
         if t > as_of:
             acc = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
@@ -1132,6 +1157,7 @@ class FastResult:
     timeline: Timeline
     ltv: np.ndarray | None = None  # loan book: LTV per instant
     loan: dict | None = None  # loan book: the loan and reserve at the end of the run
+    last: np.ndarray | None = None  # the last instant's full snapshot row (14 columns)
 
 
 def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -1196,8 +1222,11 @@ def _tiers(params: Any, sigma: np.ndarray) -> np.ndarray:
 
 
 def run_fast(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
-             config: Any = None, enter: np.ndarray | None = None) -> FastResult:
+             config: Any = None, enter: np.ndarray | None = None, compact: bool = False) -> FastResult:
     """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.run_backtest`.
+
+    ``compact=True`` (sweeps) keeps per instant only what the KPIs read: ``snap`` columns net,
+    perp qty, hedge ratio, spot price, perp price; the full last row is in ``FastResult.last``.
 
     Raises
     ------
@@ -1230,7 +1259,8 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
     seen_mark = np.maximum.accumulate(tl.has_mark)
     liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
     liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
-    snap = np.empty((n, 14))  # the kernel writes every row
+    snap = np.empty((n, 5 if compact else 14))  # the kernel writes every row
+    last = np.empty(14)
     states = np.empty(n, dtype=np.int64)
     ltv = None
     loan = None
@@ -1254,12 +1284,12 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         if voltier:
             nf, nt, err, ei = voltier_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.perp_vol, tl.priced, tl.fund_rate,
                                              tl.last_rate, sig, tier, liq_check, liq_ext, fp, ip, lpa, floors, caps,
-                                             mmrs, cums, maxlevs, snap, ltv, states, loan_out, asof_out, f_i, f_leg,
+                                             mmrs, cums, maxlevs, snap, last, ltv, states, loan_out, asof_out, f_i, f_leg,
                                              f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         else:
             nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
                                            tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, fp,
-                                           ip, floors, caps, mmrs, cums, maxlevs, support, snap, states, f_i, f_leg,
+                                           ip, floors, caps, mmrs, cums, maxlevs, support, snap, last, states, f_i, f_leg,
                                            f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != 10 or cap >= 8 * n + 16:
             break
@@ -1282,7 +1312,9 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         for fr, to, trig in _TRANS[int(t_code[k])]:
             rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
     trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(snap, states, fills, trans, tl, ltv, loan)
+    if not compact:
+        last = snap[-1].copy()
+    return FastResult(snap, states, fills, trans, tl, ltv, loan, last)
 
 
 def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, capital: float | None = None,
@@ -1292,17 +1324,17 @@ def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, cap
     from hedge_core.backtest import capital_of
     from hedge_core.backtest_kpis import kpis_from_arrays
 
-    r = run_fast(params, market, config=config, **kw)
+    r = run_fast(params, market, config=config, compact=True, **kw)
     tl = r.timeline
     first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
     cap = capital if capital is not None else (
         config.capital if config is not None and config.capital is not None else capital_of(params, first_px))
-    last = r.snap[-1]
+    last = r.last
     totals = {"price_pnl": float(last[0] + last[1]), "funding": float(last[2]), "fees": float(last[3]),
               "slippage": float(last[4]), "interest": float(last[5])}
     trig = r.transitions["trigger_name"].to_numpy() if len(r.transitions) else np.array([], dtype=object)
     repaid = None if r.loan is None else r.loan["repaid"]
-    k = kpis_from_arrays(tl.ts, r.snap[:, 6], r.snap[:, 10], r.snap[:, 8], r.snap[:, 11], r.snap[:, 12], r.ltv,
+    k = kpis_from_arrays(tl.ts, r.snap[:, 0], r.snap[:, 1], r.snap[:, 2], r.snap[:, 3], r.snap[:, 4], r.ltv,
                          totals, trig, params, capital=cap, n_fills=len(r.fills), repaid=repaid)
     if r.loan is not None:
         from hedge_core.ltv import Loan, accrue
