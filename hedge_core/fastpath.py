@@ -350,9 +350,10 @@ def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
 
 
 @njit(cache=True)
-def _perp_target(kind, ratio, sq, pq, spot_px, perp_px):
-    """``engine.step.perp_target``: same base (carry, grid) or cross-asset (notional ratio)."""
-    if kind != K_CROSS:
+def _perp_target(same, ratio, sq, pq, spot_px, perp_px):
+    """``engine.step.perp_target``: same base asset on both legs (``ctx.same_base``, whatever the
+    strategy) or cross-asset (notional ratio)."""
+    if same == 1:
         return -ratio * sq
     if not (perp_px > 0 and spot_px > 0):
         return pq
@@ -444,7 +445,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     max_pq, max_pn = fp[31], fp[32]
     ratio_min, ratio_max, reest_h, cool_s = fp[33], fp[34], fp[35], fp[36]
     g_spacing, g_min_spacing, g_max_ratio, g_stop, g_var, g_dd = fp[37], fp[38], fp[39], fp[40], fp[41], fp[42]
-    unfav_n, rearm, kind, max_opm, g_nlev = ip[0], ip[1], ip[2], ip[3], ip[4]
+    unfav_n, rearm, kind, max_opm, g_nlev, same = ip[0], ip[1], ip[2], ip[3], ip[4], ip[5]
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
@@ -648,7 +649,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
                 spot_cash -= oq * px + fee
                 # hedge what filled
-                ptarget = _perp_target(kind, ratio, sq, pq, spot_px, perp_px)
+                ptarget = _perp_target(same, ratio, sq, pq, spot_px, perp_px)
                 pneed = ptarget - pq
                 hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
                 if not hedge and abs(ptarget) > 1e-12:
@@ -685,7 +686,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                                                       (t - last_reb) / 1e9 < cool_s)):
                 if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
                     return nf, nt, 2, i
-                perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
                 if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
                     h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
                     drift = abs(h - ratio) if not math.isnan(h) else np.nan
@@ -697,7 +698,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         while True:
                             if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
                                 return nf, nt, 2, i
-                            perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                            perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
                             reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
                             oq = _round_qty(perp_need, p_lot)
                             if reducing:
@@ -757,7 +758,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             # due there (no market update at this instant) is not modelled
             if state == S_MONITORING and not priced[i] and not (
                     last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
-                perp_need = _perp_target(kind, ratio, sq, pq, spot_px, perp_px) - pq
+                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
                 if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
                         _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
                     return nf, nt, 12, i
@@ -1120,11 +1121,12 @@ def _pack(params: Any, paper: PaperConfig, tl: Timeline, balances: dict) -> tupl
     ratio = min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max)
     cross = params.strategy == "cross"
     grid = params.strategy == "grid"
+    same = si.base == pi.base  # the engine's ctx.same_base: perp sizing and the basis stop follow it
     fp = np.array([
         params.notional, ratio, si.lot_size, si.min_qty, si.min_notional, pi.lot_size, pi.min_qty, pi.min_notional,
         paper.slippage_bps, paper.impact_k_bps, paper.spot_taker_fee, paper.perp_taker_fee,
         _nan(e.stop_loss_pct), _nan(e.profit_target_pct), _nan(e.trailing_giveback), e.trailing_min_peak_pct,
-        math.nan if cross else _nan(e.basis_stop_bps), _nan(e.max_holding_hours),  # basis stop: same base only
+        _nan(e.basis_stop_bps) if same else math.nan, _nan(e.max_holding_hours),  # basis stop: same base only
         g.liq_distance_close, g.liq_distance_reduce, _nan(g.funding_cost_apr_limit), tl.interval_hours,
         lv.min_leverage, lv.max_leverage, lv.liq_buffer, lv.target_vol_multiple, lv.recheck_hours,
         rb.drift_threshold, rb.min_order_notional,
@@ -1135,7 +1137,7 @@ def _pack(params: Any, paper: PaperConfig, tl: Timeline, balances: dict) -> tupl
     ], dtype="float64")
     ip = np.array([-1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
                    1 if e.rearm else 0, K_CROSS if cross else (K_GRID if grid else K_CARRY), g.max_orders_per_minute,
-                   params.levels if grid else 0], dtype="int64")
+                   params.levels if grid else 0, 1 if same else 0], dtype="int64")
     return fp, ip
 
 
@@ -1186,9 +1188,11 @@ def _pack_voltier(params: Any, paper: PaperConfig, tl: Timeline, balances: dict,
     inst = {i.symbol: i for i in paper.instruments}
     try:
         pi = inst[tl.perp_symbol]
-        inst[tl.spot_symbol]
+        _ = inst[tl.spot_symbol]
     except KeyError:
         raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol), f"instruments of the paper venue: {sorted(inst)}")
+    if pi.base != inst[tl.spot_symbol].base:
+        raise FastPathUnsupported("a loan book whose collateral is not the perp's base asset")
     if params.perp_leverage > pi.max_leverage:
         raise FastPathUnsupported(f"perp_leverage {params.perp_leverage} above the venue's {pi.max_leverage}")
     e, g, rb = params.exit, params.guards, params.rebalance

@@ -194,3 +194,24 @@ def test_cross_runtime_refusal_falls_back(eth_btc):
         run_fast(p, eth_btc)
     path, kpis = run_fast_or_event(p, eth_btc)
     assert path == "event" and "net_apr" in kpis
+
+
+def test_sizing_follows_the_legs_base_assets_not_the_strategy(store, eth_btc):
+    """The engine sizes the perp by ``ctx.same_base``: a cross hedge on one asset is sized like a
+    carry (and may use the basis stop), a grid on two assets by notional. Both still identical."""
+    btc = load_market(store, venue="binance", spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT",
+                      start="2023-09-01T00:00Z", end="2023-12-01T00:00Z")
+    tl = build_timeline(btc, start="2023-09-08T00:00Z", end="2023-12-01T00:00Z")
+    p = CrossHedgeParams(min_correlation=0.5, reestimate_hours=6,
+                         exit=ExitParams(rearm=True, basis_stop_bps=8, max_holding_hours=96,
+                                         funding_unfavourable_intervals=None),
+                         rebalance=_rb(drift_threshold=0.01))
+    ev, _ = _assert_same(p, tl)
+    assert ev.transitions["reason"].str.startswith("basis stop").any()
+    from hedge_core.params import GridParams
+
+    g = GridParams(levels=6, spacing_sigma=0.5, min_spacing_pct=0.004,
+                   exit=ExitParams(rearm=True, profit_target_pct=None, stop_loss_pct=None, max_holding_hours=120,
+                                   funding_unfavourable_intervals=None))
+    ev, _ = _assert_same(g, eth_btc)
+    assert _count(ev, "DRIFT_EXCEEDED") >= 5
