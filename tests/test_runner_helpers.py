@@ -45,8 +45,7 @@ class Env:
 
     def start_runner(self, extra_env: dict[str, str] | None = None, args: list[str] | None = None,
                      wait: bool = True) -> subprocess.Popen:
-        env = self.env
-        env.update(extra_env or {})
+        env = {**self.env, **(extra_env or {})}  # per start: a kill point must not leak into the restart
         log = open(self.root / f"runner-{len(self.procs)}.err", "w")
         p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner", "--heartbeat", "0.2", *(args or [])],
                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
