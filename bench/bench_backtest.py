@@ -4,8 +4,9 @@ Figures (each with its ratio to a baseline measured in the same run):
 
 1. event-driven engine (``run_backtest``: step + HedgeDriver + PaperExchange) for the funding
    carry — goal < 2 s; ratio to a bare numba pass over the same arrays;
-2. fast path (numba carry kernel) — goal < 20 ms; ratio to the same bare numba pass and to a bare
-   numpy pass;
+2. fast path (numba kernels) — goal < 20 ms; ratio to the same bare numba pass and to a bare
+   numpy pass; the carry kernel, then each strategy's kernel (cross ETH spot / BTC perp, grid,
+   vol-tier loan book) and one sweep run (kernel + KPIs) per strategy;
 3. sweep throughput: full-year runs per second on 2 local processes (goal >= 200 runs/s; ratio to
    the ideal 2 x single-process rate), and the same grid on a Dask LocalCluster(2 workers) with its
    overhead ratio to the process pool;
@@ -25,10 +26,17 @@ import pandas as pd
 from numba import njit
 
 from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.backtest_data import build_timeline, market_from_frames
+from hedge_core.backtest_data import Market, build_timeline, market_from_frames
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.fastpath import run_fast
-from hedge_core.params import CarryParams, ExitParams
+from hedge_core.params import (
+    CarryParams,
+    CrossHedgeParams,
+    ExitParams,
+    GridParams,
+    GuardParams,
+    VolTierLoanParams,
+)
 from hedge_core.sweep import Payload, evaluate_backtest, grid_search
 
 PARAMS = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=72))
@@ -64,7 +72,8 @@ def main() -> None:
     a = ap.parse_args()
     days = 30 if a.quick else 365
     t = time.perf_counter()
-    market = market_from_frames(generate_demo_market(days=days, timeframe="1m", seed=7, assets=("BTC",)))
+    frames = generate_demo_market(days=days, timeframe="1m", seed=7, assets=("BTC", "ETH"))
+    market = market_from_frames(frames, asset="BTC")
     t_gen = time.perf_counter() - t
     t = time.perf_counter()
     tl = build_timeline(market, start=market.first + pd.Timedelta(days=3))
@@ -84,6 +93,34 @@ def main() -> None:
     print(f"fast path: {t_fast * 1e3:.2f} ms for {n:,} instants ({len(fr.fills)} fills) "
           f"(goal < 20 ms: {'met' if t_fast < 0.02 else 'NOT met'}); ratio to bare numba {t_fast / t_bare:.1f}x, "
           f"to bare numpy {t_fast / t_np:.1f}x")
+
+    eth = market_from_frames(frames, asset="ETH")
+    cross_m = Market(market.venue, "ETH/USDT", "BTC/USDT:USDT", "1m", eth.spot, market.perp, market.mark,
+                     market.funding)
+    cross_tl = build_timeline(cross_m, start=market.first + pd.Timedelta(days=3))
+    px0 = float(tl.spot[0])
+    others = {
+        "cross (ETH spot / BTC perp)": (CrossHedgeParams(min_correlation=0.0, exit=ExitParams(
+            rearm=True, max_holding_hours=72, funding_unfavourable_intervals=None)), cross_tl),
+        "grid": (GridParams(exit=ExitParams(rearm=True, profit_target_pct=None, stop_loss_pct=None,
+                                            max_holding_hours=168, funding_unfavourable_intervals=None)), tl),
+        "voltier (1 BTC, 50 % LTV, 3x)": (VolTierLoanParams(collateral_qty=1.0, loan=0.5 * px0, perp_leverage=3,
+                                                            guards=GuardParams(liq_distance_close=0.05,
+                                                                               liq_distance_reduce=0.04)), tl),
+    }
+    for name, (p, t_l) in others.items():
+        try:
+            run_fast(p, t_l)
+        except Exception as e:  # noqa: BLE001 - a refusal is a figure too
+            print(f"fast path {name}: refused ({e})")
+            continue
+        t_k = best_of(lambda p=p, t_l=t_l: run_fast(p, t_l), 5)
+        pay = Payload(t_l, BacktestConfig())
+        evaluate_backtest(p, pay)
+        t_e = best_of(lambda p=p, pay=pay: evaluate_backtest(p, pay), 3)
+        fr = run_fast(p, t_l)
+        print(f"fast path {name}: {t_k * 1e3:.2f} ms ({len(fr.fills)} fills, {len(fr.transitions)} transitions); "
+              f"ratio to bare numba {t_k / t_bare:.1f}x; one sweep run incl. KPIs {t_e * 1e3:.1f} ms")
 
     ev_tl = tl
     if a.event_days is not None:

@@ -30,9 +30,19 @@ from numba import njit
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
-from hedge_core.ltv import BANDS, accrue, ltv_band
+from hedge_core.ltv import (
+    BANDS,
+    CRITICAL,
+    DEFAULT_PARAMS,
+    EMERGENCY,
+    MONITOR,
+    SAFE,
+    WARNING,
+    accrue,
+)
 
-__all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_of", "max_drawdown_array"]
+__all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_bands", "ltv_of",
+           "max_drawdown_array"]
 
 KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", "net_apr", "sharpe", "sortino",
              "max_drawdown", "funding_efficiency", "funding_capture", "hedge_effectiveness", "rebalance_count",
@@ -136,7 +146,7 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
         lt = pd.Series(ltv[ok], index=_idx(ts_ns[ok]))
         k["ltv_below_65"] = metrics.ltv_stability(lt, 0.65)
         k["ltv_max"] = float(lt.max())
-        bands = np.array([ltv_band(v) if v >= 0 else "SAFE" for v in lt.to_numpy()])
+        bands = ltv_bands(lt.to_numpy())
         d = np.diff(ts_ns[ok]).astype("float64")
         w = np.append(d, np.median(d) if len(d) else 1.0)
         for b in BANDS:
@@ -145,6 +155,16 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
         rep = repaid if repaid is not None else max(nv, 0.0)
         k["loan_coverage"] = metrics.loan_coverage_ratio(rep, loan0) if loan0 > 0 else math.nan
     return k
+
+
+def ltv_bands(values: np.ndarray) -> np.ndarray:
+    """``ltv.ltv_band`` (default bands) of each finite LTV, vectorised (the same comparisons, in
+    the same order); negative values count as SAFE."""
+    p = DEFAULT_PARAMS
+    v = np.asarray(values, dtype="float64")
+    out = np.select([v < 0, v < p.monitor, v < p.warning, v < p.critical, v < p.emergency],
+                    [SAFE, SAFE, MONITOR, WARNING, CRITICAL], EMERGENCY)
+    return out
 
 
 def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:

@@ -88,3 +88,15 @@ def test_shortcuts_on_a_real_backtest(shared_data):
     assert not math.isnan(b) and a == b
     e = 10_000.0 + eq["net"].to_numpy()
     assert max_drawdown_array(ts, e) == metrics.max_drawdown(pd.Series(e, index=eq.index)) > 0
+
+
+def test_ltv_bands_vectorised_is_ltv_band():
+    from hedge_core.backtest_kpis import ltv_bands
+    from hedge_core.ltv import DEFAULT_PARAMS, ltv_band
+
+    p = DEFAULT_PARAMS
+    edges = [p.monitor, p.warning, p.critical, p.emergency]
+    v = np.concatenate([np.random.default_rng(3).uniform(0, 1.5, 2000), edges,
+                        np.nextafter(edges, 0), np.nextafter(edges, 2), [0.0, 3.0]])
+    assert list(ltv_bands(v)) == [ltv_band(x) for x in v]
+    assert list(ltv_bands(np.array([-0.1]))) == ["SAFE"]
