@@ -32,12 +32,7 @@ from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import (
     BANDS,
-    CRITICAL,
     DEFAULT_PARAMS,
-    EMERGENCY,
-    MONITOR,
-    SAFE,
-    WARNING,
     accrue,
 )
 
@@ -146,11 +141,11 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
         lt = pd.Series(ltv[ok], index=_idx(ts_ns[ok]))
         k["ltv_below_65"] = metrics.ltv_stability(lt, 0.65)
         k["ltv_max"] = float(lt.max())
-        bands = ltv_bands(lt.to_numpy())
+        codes = _ltv_band_codes(lt.to_numpy())
         d = np.diff(ts_ns[ok]).astype("float64")
         w = np.append(d, np.median(d) if len(d) else 1.0)
-        for b in BANDS:
-            k[f"time_in_{b}"] = float(w[bands == b].sum() / w.sum())
+        for j, b in enumerate(BANDS):
+            k[f"time_in_{b}"] = float(w[codes == j].sum() / w.sum())
         loan0 = float(getattr(params, "loan", 0.0))
         rep = repaid if repaid is not None else max(nv, 0.0)
         k["loan_coverage"] = metrics.loan_coverage_ratio(rep, loan0) if loan0 > 0 else math.nan
@@ -160,11 +155,14 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
 def ltv_bands(values: np.ndarray) -> np.ndarray:
     """``ltv.ltv_band`` (default bands) of each finite LTV, vectorised (the same comparisons, in
     the same order); negative values count as SAFE."""
+    return np.array(BANDS)[_ltv_band_codes(values)]
+
+
+def _ltv_band_codes(values: np.ndarray) -> np.ndarray:
+    """Index into ``ltv.BANDS`` of each LTV (see :func:`ltv_bands`)."""
     p = DEFAULT_PARAMS
     v = np.asarray(values, dtype="float64")
-    out = np.select([v < 0, v < p.monitor, v < p.warning, v < p.critical, v < p.emergency],
-                    [SAFE, SAFE, MONITOR, WARNING, CRITICAL], EMERGENCY)
-    return out
+    return np.select([v < 0, v < p.monitor, v < p.warning, v < p.critical, v < p.emergency], [0, 0, 1, 2, 3], 4)
 
 
 def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:
