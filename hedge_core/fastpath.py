@@ -1265,7 +1265,7 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
     liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
     snap = np.empty((n, 5 if compact else 14))  # the kernel writes every row
     last = np.empty(14)
-    states = np.empty(n, dtype=np.int64)
+    states = np.empty(n, dtype=np.int8)  # S_* codes per instant
     ltv = None
     loan = None
     if voltier:
