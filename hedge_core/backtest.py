@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hedge_core.backtest_data import DEFAULT_WARMUP, Market, Timeline, build_timeline
+from hedge_core.backtest_data import DEFAULT_WARMUP, Market, Timeline, timeline_of
 from hedge_core.backtest_kpis import compute_kpis, ltv_of
 from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
@@ -349,15 +349,10 @@ def run_backtest(params: Any, market: Market | Timeline, *, start: object | None
     -------
     BacktestResult
     """
-    if isinstance(market, Timeline):
-        tl = market
-    else:
-        if start is None:
-            start = market.first + config.warmup
-        tl = build_timeline(market, start=start, end=end, spec=config.spec)
+    tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
-    first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+    first_px = tl.first_spot_price
     balances = _balances(params, config, first_px)
     with _gc_frozen():
         driver, core, rec, snap, states, ltv = _replay(params, tl, config, balances)

@@ -187,6 +187,11 @@ class Timeline:
     def column(self, name: str) -> np.ndarray:
         return self.inputs[:, self.input_names.index(name)]
 
+    @property
+    def first_spot_price(self) -> float:
+        """The first known spot price of the window, quote per base (sizes wallets and capital)."""
+        return float(self.spot[np.argmax(~np.isnan(self.spot))])
+
 
 def _ns(idx: pd.DatetimeIndex) -> np.ndarray:
     return pd.DatetimeIndex(idx).as_unit("ns").asi8
@@ -215,6 +220,17 @@ def _ffill(v: np.ndarray, has: np.ndarray) -> np.ndarray:
     idx = np.where(has, np.arange(len(v)), -1)
     np.maximum.accumulate(idx, out=idx)
     return np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan)
+
+
+def timeline_of(market: "Market | Timeline", *, start: object | None, end: object | None,
+                warmup: pd.Timedelta, spec: Any) -> "Timeline":
+    """The replay timeline of both backtest paths: ``market`` itself when prebuilt, else built over
+    ``[start, end]`` with ``start`` defaulting to the first bar plus ``warmup``."""
+    if isinstance(market, Timeline):
+        return market
+    if start is None:
+        start = market.first + warmup
+    return build_timeline(market, start=start, end=end, spec=spec)
 
 
 def build_timeline(market: Market, *, start: object | None = None, end: object | None = None,

@@ -65,7 +65,7 @@ import pandas as pd
 from numba import njit
 
 from hedge_core.analytics.risk import brackets_for
-from hedge_core.backtest_data import Market, Timeline, build_timeline
+from hedge_core.backtest_data import Market, Timeline, timeline_of
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.types import MarginMode, PositionMode
@@ -1241,16 +1241,11 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
 
     cfg = config if config is not None else BacktestConfig()
     check_supported(params, cfg.paper)
-    if isinstance(market, Timeline):
-        tl = market
-    else:
-        if start is None:
-            start = market.first + cfg.warmup
-        tl = build_timeline(market, start=start, end=end, spec=cfg.spec)
+    tl = timeline_of(market, start=start, end=end, warmup=cfg.warmup, spec=cfg.spec)
     check_supported(params, cfg.paper, tl.perp_symbol)
     if "liq_price" in tl.input_names:
         raise FastPathUnsupported("a 'liq_price' analytics input (the guard would use the feed's price)")
-    first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+    first_px = tl.first_spot_price
     balances = _balances(params, cfg, first_px)
     voltier = params.strategy == "voltier"
     if voltier:
