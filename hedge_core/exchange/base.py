@@ -41,6 +41,14 @@ class ExchangeAdapter(Protocol):
     Symbols are ccxt unified (``BTC/USDT`` spot, ``BTC/USDT:USDT`` perp). ``create_order``
     takes the caller's deterministic client order id; sending the same id twice never
     creates two orders (the second call returns the existing order or raises InvalidOrder).
+
+    OPTIONAL, not part of the protocol (callers look it up with ``getattr``; other adapters need
+    not define it): ``async arm_cancel_all_after(symbol: str, seconds: float) -> bool`` (re-)arms
+    the venue's exchange-side cancel-all countdown for one symbol: when ``seconds`` pass without
+    another call the venue cancels that symbol's open orders (positions stay); ``seconds == 0``
+    disarms. Returns False, sending nothing, where the venue/market has no such timer. The
+    runner calls it on every heartbeat. Implemented by ``CcxtLiveAdapter`` for Binance USD-M
+    perps (``POST /fapi/v1/countdownCancelAll``).
     """
 
     venue: str

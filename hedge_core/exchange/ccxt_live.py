@@ -693,6 +693,56 @@ class CcxtLiveAdapter:
         await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
             mode is PositionMode.HEDGE, None, {"subType": "linear"}))
 
+    # ------------------------------------------------------------------ exchange-side dead man's switch
+    async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
+        """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).
+
+        Binance USD-M futures only: ``POST /fapi/v1/countdownCancelAll`` with the market id and
+        ``countdownTime = seconds * 1000`` (milliseconds). Binance cancels every open order of that
+        symbol when the countdown runs out without being re-armed; each call restarts it, and
+        ``seconds == 0`` disarms it. It cancels orders only: positions are left as they are.
+
+        Parameters
+        ----------
+        symbol:
+            ccxt unified symbol. A spot symbol (``BTC/USDT``) returns False without any request:
+            Binance spot has no such timer.
+        seconds:
+            Countdown, seconds, finite and >= 0 (0 disarms). A positive value below 1 ms is sent
+            as 1 ms, never rounded down to 0 (which would disarm).
+
+        Returns
+        -------
+        bool
+            True when the venue accepted the timer (armed, re-armed or disarmed); False when
+            nothing was sent: spot symbols, and venues without a per-symbol countdown through this
+            adapter (Bybit's disconnect-cancel and OKX's ``cancel-all-after`` are account-wide and
+            not wired here).
+
+        Raises
+        ------
+        hedge_core.errors.InvalidInput
+            ``seconds`` negative or not finite, or a perp symbol the venue does not list.
+        hedge_core.errors.ExchangeError
+            Vendor errors, translated like every other call (temporary ones retried: re-arming
+            is idempotent).
+        """
+        try:
+            secs = float(seconds)
+        except (TypeError, ValueError):
+            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)") from None
+        if not math.isfinite(secs) or secs < 0:
+            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)")
+        if self.venue != "binance" or not is_perp_symbol(symbol):
+            return False
+        await self._ensure_markets()
+        self._perp(symbol)
+        market_id = self._ex.market(symbol)["id"]
+        ms = 0 if secs == 0 else max(1, int(round(secs * 1000)))
+        await self._call("arm_cancel_all_after", lambda: self._ex.fapiPrivatePostCountdownCancelAll(
+            {"symbol": market_id, "countdownTime": ms}))
+        return True
+
     # ------------------------------------------------------------------ funding
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
         """The current (next) funding rate; ``ts`` is the next funding time."""

@@ -16,7 +16,8 @@ Dead man's switch, in three layers:
    is blocked for longer than ``dms_timeout_s``. A blocked loop cannot send orders: where the venue
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
-   the adapter has that method (the current ccxt adapter and the local simulator do not).
+   the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, countdown
+   ``2 x dms_timeout_s``; the paper and recommend adapters have none).
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ What it checks and keeps
 - Orders (market / limit, GTC), client order ids (``newClientOrderId`` / ``origClientOrderId``),
   spot balances with locks, a futures USDT wallet, one-way or hedge positions, leverage, margin
   type, position mode, funding (settled by a control call) and the own-income ledger.
+- The USD-M cancel-all countdown (``POST /fapi/v1/countdownCancelAll``): one deadline per symbol
+  on the simulator's clock (:meth:`now_ms`); when it passes without a re-arm, every open futures
+  order of that symbol is canceled. Deadlines are checked at the start of every request and by
+  :meth:`expire_countdowns` (a test may pass a future ``now_ms`` instead of waiting).
 - Binance's real error codes and HTTP statuses: -1021, -1022, -2014/-2015, -2010, -2011, -2013,
   -2019, -2022, -4046, -4059, -4116, -1013 filter failures, HTTP 429 / 418.
 
@@ -23,7 +27,7 @@ fill at their limit price (maker fee) when :meth:`BinanceSim.set_price` crosses 
 Test-control hooks (call from the test, never over HTTP): :meth:`set_price`,
 :meth:`set_funding_rate`, :meth:`settle_funding`, :meth:`inject` (force the next N matching
 requests to fail with a status/code, or to hang), :meth:`partial_next`, :meth:`thin_next`,
-:meth:`skew_clock`, :meth:`deposit`.
+:meth:`skew_clock`, :meth:`deposit`, :meth:`expire_countdowns`.
 """
 
 from __future__ import annotations
@@ -182,6 +186,8 @@ class BinanceSim:
         self._tran_id = 1
         self._stop = asyncio.Event()
         self.last_headers: dict[str, str] = {}
+        self.countdowns: dict[str, int] = {}  # symbol id -> cancel-all deadline, server ms
+        self.countdown_cancels: list[tuple[str, int, list[int]]] = []  # (symbol, at ms, order ids)
 
     # ------------------------------------------------------------------ control hooks
     def set_price(self, symbol_id: str, price: float, mark: float | None = None,
@@ -267,6 +273,27 @@ class BinanceSim:
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
 
+    def expire_countdowns(self, now_ms: int | None = None) -> list[int]:
+        """Fire every cancel-all countdown whose deadline is at or before ``now_ms`` (default: the
+        server clock): cancel the symbol's open futures orders, drop the timer. Returns the ids of
+        the orders canceled."""
+        now = int(self.now_ms() if now_ms is None else now_ms)
+        out: list[int] = []
+        for sid, deadline in sorted(self.countdowns.items()):
+            if deadline > now:
+                continue
+            del self.countdowns[sid]
+            ids = []
+            for o in list(self._open.values()):
+                if o.market == "fapi" and o.symbol == sid and o.status in ("NEW", "PARTIALLY_FILLED"):
+                    o.status = "CANCELED"
+                    o.update_time = now
+                    self._open.pop((o.market, o.order_id), None)
+                    ids.append(o.order_id)
+            self.countdown_cancels.append((sid, now, ids))
+            out.extend(ids)
+        return out
+
     def stop_hangs(self) -> None:
         self._stop.set()
 
@@ -303,6 +330,7 @@ class BinanceSim:
         self.requests.append((request.method, path, params))
         self.last_headers = dict(request.headers)
         key = f"{request.method} {path}"
+        self.expire_countdowns()  # the venue's timers run whether or not anyone asks
         fault = self._take_fault(key)
         try:
             if fault is not None and not fault.after:
@@ -410,6 +438,7 @@ class BinanceSim:
             ("POST", "/fapi/v1/positionSide/dual"): (self._set_dual, True),
             ("GET", "/fapi/v1/positionSide/dual"): (lambda p: {"dualSidePosition": self.dual_side}, True),
             ("GET", "/fapi/v1/income"): (self._income, True),
+            ("POST", "/fapi/v1/countdownCancelAll"): (self._countdown, True),
         }
 
     # ------------------------------------------------------------------ market data
@@ -872,6 +901,22 @@ class BinanceSim:
             raise SimError(400, -4068, "Position side cannot be changed if there exists position.")
         self.dual_side = want
         return {"code": 200, "msg": "success"}
+
+    def _countdown(self, p: dict[str, str]) -> dict[str, Any]:
+        sid = self._sym(p)
+        try:
+            ms = int(p["countdownTime"])
+        except (KeyError, ValueError):
+            raise SimError(400, -1102, "Mandatory parameter 'countdownTime' was not sent, was empty/null, "
+                                       "or malformed.") from None
+        if ms < 0:
+            raise SimError(400, -1102, "Mandatory parameter 'countdownTime' was not sent, was empty/null, "
+                                       "or malformed.")
+        if ms == 0:
+            self.countdowns.pop(sid, None)
+        else:
+            self.countdowns[sid] = self.now_ms() + ms
+        return {"symbol": sid, "countdownTime": str(ms)}
 
     def _income(self, p: dict[str, str]) -> list[dict[str, Any]]:
         rows = [r for r in self.income
