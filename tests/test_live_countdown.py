@@ -13,7 +13,7 @@ from hedge_core.exchange.base import RetryPolicy
 from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
 from hedge_core.types import OrderRequest, OrderStatus, OrderType, Side
 from tests.support.binance_sim import BinanceSim
-from tests.support.live_env import TEST_KEY, TEST_SECRET, live_env
+from tests.support.live_env import live_env
 from tests.test_live_errors import FAULTS
 
 PERP, SPOT, ETH_PERP = "BTC/USDT:USDT", "BTC/USDT", "ETH/USDT:USDT"
@@ -219,8 +219,8 @@ def sim_thread():
 def test_runner_heartbeat_arms_the_countdown_for_a_live_perp_hedge(tmp_path, sim_thread):
     """A live hedge run by the runner process through the ccxt adapter: every heartbeat re-arms the
     venue's countdown on the perp symbol with 2 x the dead man's switch timeout."""
-    from tests.test_runner_crash_sim import start_live
     from tests.test_runner_crash_sim import live_env as runner_env
+    from tests.test_runner_crash_sim import start_live
     from tests.test_runner_helpers import wait_for
 
     sim = sim_thread.sim
@@ -254,8 +254,8 @@ def test_frozen_runner_stops_re_arming_and_the_venue_cancels(tmp_path, sim_threa
     import signal
     import time
 
-    from tests.test_runner_crash_sim import start_live
     from tests.test_runner_crash_sim import live_env as runner_env
+    from tests.test_runner_crash_sim import start_live
     from tests.test_runner_helpers import wait_for
     from tests.test_runner_simfactory import make_adapter
 

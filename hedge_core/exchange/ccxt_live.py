@@ -738,7 +738,7 @@ class CcxtLiveAdapter:
         await self._ensure_markets()
         self._perp(symbol)
         market_id = self._ex.market(symbol)["id"]
-        ms = 0 if secs == 0 else max(1, int(round(secs * 1000)))
+        ms = 0 if secs == 0 else max(1, round(secs * 1000))
         await self._call("arm_cancel_all_after", lambda: self._ex.fapiPrivatePostCountdownCancelAll(
             {"symbol": market_id, "countdownTime": ms}))
         return True
