@@ -13,8 +13,11 @@ needed; errors translated and temporary ones retried there) and yields the same
   :attr:`LivePollingFeed.late_dropped` (the order contract wins; the store backfill keeps it);
 - gaps are not filled.
 
-ccxt.pro websockets are not used: hourly bars and 8-hourly funding need no streaming, and polling
-keeps one code path that the offline simulator can test.
+The closing and ordering rules live here only: :class:`LivePollingFeed` is built from small hooks
+(:meth:`~LivePollingFeed._series_bars` where bars come from, :meth:`~LivePollingFeed._rest_round`
+when REST is asked, :meth:`~LivePollingFeed._idle` how to wait) that
+:class:`hedge_core.exchange.live_ws_feed.LiveWebsocketFeed` overrides to take spot/perp bars from
+ccxt.pro websockets; :func:`hedge_core.exchange.live_ws_feed.live_feed` picks one of the two.
 """
 
 from __future__ import annotations
@@ -101,19 +104,52 @@ class LivePollingFeed:
     async def poll(self) -> list[MarketEvent]:
         """One polling round: fetch what is new, return the events now ready, in order."""
         now = self._now()
+        rest = self._rest_round(now)
         for sym, kind in self.series:
-            bars = await self.adapter.fetch_bars(sym, kind, self.timeframe, since=self._next_label[(sym, kind)])
-            for b in bars:
-                if b.ts >= self._next_label[(sym, kind)] and b.ts + self.tf <= now:
-                    self._stage(b)
-                    self._next_label[(sym, kind)] = b.ts + self.tf
-        if self.include_funding:
+            bars, confirmed_before = await self._series_bars(sym, kind, rest)
+            self._accept_bars(sym, kind, bars, now, confirmed_before)
+        if self.include_funding and rest:
             assert self.perp_symbol is not None
             rates = await self.adapter.fetch_funding_rate_history(self.perp_symbol, since=self._last_funding)
             for r in rates:
                 if self._last_funding < r.ts <= now:
                     self._stage(FundingEvent(r.ts, self.venue, self.perp_symbol, r.rate, r.interval_hours))
                     self._last_funding = r.ts
+        return self._release(now)
+
+    # -- hooks a subclass overrides (the websocket feed); the rules below them stay here only --
+    def _rest_round(self, now: pd.Timestamp) -> bool:
+        """Whether this round asks the REST endpoints (polling: every round)."""
+        return True
+
+    async def _series_bars(self, symbol: str, kind: MarketKind, rest: bool) -> tuple[list[Bar], pd.Timestamp | None]:
+        """Candidate bars of one series from ``next_label`` on, and ``confirmed_before``: a label
+        such that every bar labelled before it is known to be final (None: the clock alone decides)."""
+        if not rest:
+            return [], None
+        bars = await self.adapter.fetch_bars(symbol, kind, self.timeframe, since=self._next_label[(symbol, kind)])
+        return bars, None
+
+    async def _idle(self) -> None:
+        """Wait before the next round when nothing was ready."""
+        await self._sleep(self.poll_interval)
+
+    def _accept_bars(self, symbol: str, kind: MarketKind, bars: list[Bar], now: pd.Timestamp,
+                     confirmed_before: pd.Timestamp | None = None) -> None:
+        """The closing rule: stage each bar labelled at or after the series' next label that is
+        closed by the clock (``ts + timeframe <= now``) and, when ``confirmed_before`` is given,
+        labelled before it (a newer bar was seen, so this one is final)."""
+        key = (symbol, kind)
+        for b in sorted(bars, key=lambda x: x.ts):
+            if b.ts < self._next_label[key] or b.ts + self.tf > now:
+                continue
+            if confirmed_before is not None and b.ts >= confirmed_before:
+                continue
+            self._stage(b)
+            self._next_label[key] = b.ts + self.tf
+
+    def _release(self, now: pd.Timestamp) -> list[MarketEvent]:
+        """The ordering rule: staged events whose instant is ``settle_delay`` old, in replay order."""
         ready_before = now - pd.Timedelta(seconds=self.settle_delay)
         ready = sorted((e for e in self._pending.values() if known_at(e) <= ready_before), key=event_order_key)
         for e in ready:
@@ -142,7 +178,7 @@ class LivePollingFeed:
                     return
                 yield e
             if not ready and not self._closed:
-                await self._sleep(self.poll_interval)
+                await self._idle()
 
     async def aclose(self) -> None:
         """Stop the feed (idempotent). The adapter belongs to the caller and stays open."""
