@@ -260,3 +260,44 @@ def test_factory_falls_back_to_polling_and_checks_arguments():
                 live_feed(env.adapter, None, None, start=T0)
             assert env.asked == []  # building feeds opens nothing
     asyncio.run(go())
+
+
+def test_a_dropped_stream_is_polled_meanwhile_and_resubscribed():
+    frames, funding = _market(8, seed=13)
+    store = FakeStore(frames, funding)
+
+    async def go():
+        clock = {"now": T0 + 2 * H + pd.Timedelta(seconds=30)}
+        async with ws_env() as env:
+            feed = live_feed(env.adapter, SPOT, None, "1h", start=T0, settle_delay=0.0,
+                             reconnect_delay=0.05, now=lambda: clock["now"])
+            feed.start_streams()
+            await env.sim.wait_ws_subscribed("spot", "btcusdt@kline_1h")
+            for i in range(3):
+                row = frames["spot"].iloc[i]
+                await env.sim.push_kline("BTCUSDT", "spot", _ms(T0 + i * H), row["open"], row["high"],
+                                         row["low"], row["close"], row["volume"], closed=True)
+            await _until(lambda: _ms(T0 + 2 * H) in feed._rows[(SPOT, MarketKind.SPOT)])
+            first = await feed.poll()
+            assert [e.ts for e in first] == [T0, T0 + H]
+            # the venue drops the stream; meanwhile bars 2..4 are on REST only
+            assert await env.sim.drop_ws("spot") == 1
+            await _until(lambda: feed.stream_errors >= 1)
+            _publish(env.sim, {"spot": frames["spot"].iloc[:5]}, funding.iloc[:0], T0 + 4 * H)
+            clock["now"] = T0 + 4 * H + pd.Timedelta(seconds=30)
+            during = await feed.poll()
+            assert during == list(iter_events(store, "binance", SPOT, None, "1h", T0 + 2 * H, T0 + 4 * H))
+            # ccxt.pro reconnects on the next watch and subscribes again; the stream takes over
+            await env.sim.wait_ws_subscribed("spot", "btcusdt@kline_1h")
+            for i in (4, 5, 6):
+                row = frames["spot"].iloc[i]
+                await env.sim.push_kline("BTCUSDT", "spot", _ms(T0 + i * H), row["open"], row["high"],
+                                         row["low"], row["close"], row["volume"], closed=True)
+            await _until(lambda: _ms(T0 + 6 * H) in feed._rows[(SPOT, MarketKind.SPOT)])
+            clock["now"] = T0 + 6 * H + pd.Timedelta(seconds=30)  # bars 5 and 6 exist on the stream only
+            after = await feed.poll()
+            assert after == list(iter_events(store, "binance", SPOT, None, "1h", T0 + 4 * H, T0 + 6 * H))
+            assert feed.late_dropped == 0
+            await feed.aclose()
+            assert env.sim.ws_connections() == 0
+    asyncio.run(go())

@@ -226,9 +226,21 @@ def live_feed(adapter: CcxtLiveAdapter, spot_symbol: str | None, perp_symbol: st
         rest = adapter if hasattr(adapter, "fetch_bars") else getattr(adapter, "market_data", adapter)
         owns = exchange is None
         ex = pro_exchange_for(rest) if exchange is None and hasattr(rest, "config") else exchange
-        if ex is not None and (getattr(ex, "has", None) or {}).get("watchOHLCV"):
-            return LiveWebsocketFeed(rest, ex, spot_symbol, perp_symbol, timeframe, start=start,
-                                     owns_exchange=owns, **kw)
-        # an unused ccxt.pro object holds no session or socket: nothing to close
+        try:
+            if ex is not None and (getattr(ex, "has", None) or {}).get("watchOHLCV"):
+                return LiveWebsocketFeed(rest, ex, spot_symbol, perp_symbol, timeframe, start=start,
+                                         owns_exchange=owns, **kw)
+        except BaseException:
+            _discard(ex if owns else None)
+            raise
+        _discard(ex if owns else None)
     kw.pop("reconnect_delay", None)
     return LivePollingFeed(adapter, spot_symbol, perp_symbol, timeframe, start=start, **kw)
+
+
+def _discard(ex: Any | None) -> None:
+    """Drop a ccxt.pro object this module made but never used: it opened no socket; it only holds
+    the adapter's session (owned by the adapter's caller), which ccxt would otherwise report as
+    unreleased when the object is collected."""
+    if ex is not None and not getattr(ex, "clients", None):
+        ex.session = None

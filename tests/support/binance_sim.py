@@ -335,6 +335,14 @@ class BinanceSim:
         """Websocket connections currently open."""
         return sum(1 for c in self._ws_state()["conns"] if not c["ws"].closed)
 
+    async def drop_ws(self, market: str | None = None) -> int:
+        """Close every websocket connection (of ``market`` if given) from the server side, as a
+        venue restart does; returns how many were closed."""
+        conns = [c for c in self._ws_state()["conns"] if market is None or c["market"] == market]
+        for c in conns:
+            await c["ws"].close(code=1001, message=b"simulator: going away")
+        return len(conns)
+
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         st = self._ws_state()
         ws = web.WebSocketResponse()
