@@ -280,22 +280,28 @@ def test_a_dropped_stream_is_polled_meanwhile_and_resubscribed():
             await _until(lambda: _ms(T0 + 2 * H) in feed._rows[(SPOT, MarketKind.SPOT)])
             first = await feed.poll()
             assert [e.ts for e in first] == [T0, T0 + H]
-            # the venue drops the stream; meanwhile bars 2..4 are on REST only
+            # the venue drops the stream; meanwhile bars 2 and 3 are on REST only
             assert await env.sim.drop_ws("spot") == 1
             await _until(lambda: feed.stream_errors >= 1)
-            _publish(env.sim, {"spot": frames["spot"].iloc[:5]}, funding.iloc[:0], T0 + 4 * H)
+            _publish(env.sim, {"spot": frames["spot"].iloc[:4]}, funding.iloc[:0], T0 + 3 * H)
             clock["now"] = T0 + 4 * H + pd.Timedelta(seconds=30)
             during = await feed.poll()
             assert during == list(iter_events(store, "binance", SPOT, None, "1h", T0 + 2 * H, T0 + 4 * H))
-            # ccxt.pro reconnects on the next watch and subscribes again; the stream takes over
+            # ccxt.pro reconnects on the next watch and subscribes again
             await env.sim.wait_ws_subscribed("spot", "btcusdt@kline_1h")
-            for i in (4, 5, 6):
+            clock["now"] = T0 + 6 * H + pd.Timedelta(seconds=28)
+            assert await feed.poll() == []  # REST round; bar 4 is late on REST, nothing streamed yet
+            # the stream resumes at bar 5 (bar 4 went out while it was down); bar 4 reaches REST
+            for i in (5, 6):
                 row = frames["spot"].iloc[i]
                 await env.sim.push_kline("BTCUSDT", "spot", _ms(T0 + i * H), row["open"], row["high"],
                                          row["low"], row["close"], row["volume"], closed=True)
             await _until(lambda: _ms(T0 + 6 * H) in feed._rows[(SPOT, MarketKind.SPOT)])
-            clock["now"] = T0 + 6 * H + pd.Timedelta(seconds=30)  # bars 5 and 6 exist on the stream only
-            after = await feed.poll()
+            _publish(env.sim, {"spot": frames["spot"].iloc[:5]}, funding.iloc[:0], T0 + 4 * H)
+            clock["now"] = T0 + 6 * H + pd.Timedelta(seconds=30)
+            assert await feed.poll() == []  # not a REST round: streamed bar 5 waits for bar 4's backfill
+            clock["now"] = T0 + 6 * H + pd.Timedelta(seconds=40)
+            after = await feed.poll()  # bar 4 over REST, bar 5 from the stream (REST never had it)
             assert after == list(iter_events(store, "binance", SPOT, None, "1h", T0 + 4 * H, T0 + 6 * H))
             assert feed.late_dropped == 0
             await feed.aclose()

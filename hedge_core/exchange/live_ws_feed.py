@@ -161,7 +161,10 @@ class LiveWebsocketFeed(LivePollingFeed):
         confirmed_before = _ts(newest)
         if _ts(first) <= nxt:
             return streamed, confirmed_before
-        # backfill [next label, first streamed bar) over REST; those bars are final once the clock says so
+        # backfill [next label, first streamed bar) over REST; those bars are final once the clock says so.
+        # Not a REST round: wait for one (emitting the streamed bars now would skip the backfill).
+        if not rest:
+            return [], None
         backfill, _ = await super()._series_bars(symbol, kind, rest)
         first_ts = _ts(first)
         return [b for b in backfill if b.ts < first_ts] + streamed, confirmed_before

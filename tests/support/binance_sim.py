@@ -380,7 +380,8 @@ class BinanceSim:
         st = self._ws_state()
 
         def subscribed() -> bool:
-            return any(c["market"] == market and stream in c["streams"] for c in st["conns"])
+            return any(c["market"] == market and stream in c["streams"] and not c["ws"].closed
+                       for c in st["conns"])
 
         async with st["cond"]:
             await asyncio.wait_for(st["cond"].wait_for(subscribed), timeout)
