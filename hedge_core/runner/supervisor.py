@@ -318,11 +318,14 @@ class Supervisor:
             from hedge_core.runner.market import TickerFeed
 
             return TickerFeed(task.raw_adapter, spec.spot_symbol, spec.perp_symbol, interval=spec.poll_s)
-        from hedge_core.exchange.live_feed import LivePollingFeed
+        from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed
 
         md = task.raw_adapter if hasattr(task.raw_adapter, "fetch_bars") else self._market_data(spec)
-        return LivePollingFeed(md, spec.spot_symbol, spec.perp_symbol, spec.timeframe, poll_interval=spec.poll_s,
-                               start=pd.Timestamp(spec.start) if spec.start else wall_now() - pd.Timedelta(days=2))
+        feed = live_feed(md, spec.spot_symbol, spec.perp_symbol, spec.timeframe, poll_interval=spec.poll_s,
+                         start=pd.Timestamp(spec.start) if spec.start else wall_now() - pd.Timedelta(days=2))
+        if isinstance(feed, LiveWebsocketFeed):  # ccxt.pro streams where the venue has them, else REST polling
+            feed.start_streams()  # before the first poll, so REST never emits an instant the streams deliver late
+        return feed
 
     def _market_data(self, spec: HedgeSpec) -> Any:
         """Public market data of ``spec.venue`` (paper trading on live bars): no keys needed."""
