@@ -25,6 +25,8 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.driver import snapshot_trade_id
+from hedge_core.engine.events import FillEvent
 from hedge_core.engine.ledger import QTY_EPS, apply_fill, apply_funding
 from hedge_core.engine.states import State
 from hedge_core.errors import OrderNotFound
@@ -92,11 +94,9 @@ async def reconcile_orders(hedge_id: str, journal: Journal, adapter: Any) -> Rec
             if not px > 0:
                 px = o.avg_price
             row = next(r for r in journal.orders(hedge_id) if r["client_order_id"] == coid)
-            fill = Fill(trade_id=f"{o.id}:{o.filled:.12g}", order_id=o.id, client_order_id=coid, symbol=o.symbol,
+            fill = Fill(trade_id=snapshot_trade_id(o), order_id=o.id, client_order_id=coid, symbol=o.symbol,
                         side=o.side, qty=dq, price=px, fee=max(o.fee - jf, 0.0), ts=o.ts,
                         fee_currency=o.fee_currency)
-            from hedge_core.engine.events import FillEvent
-
             journal.fill(hedge_id, FillEvent(fill, row["leg"]), row["venue"])
             rep.fills_added.append(fill.trade_id)
     return rep
