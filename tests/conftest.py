@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Isolation before any process is created (subprocesses and multiprocessing's fork server inherit
+# os.environ as it is when they start): no test may reach the repository's data/ (the user's
+# database, runner home and parameter sets) or leave a panel-started runner behind. Tests that want
+# a runner, or autostart, set these for themselves.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="hedge-tests-"))
+os.environ.setdefault("HEDGE_DB", str(_SESSION_DIR / "default.duckdb"))
+os.environ.setdefault("HEDGE_RUNNER_HOME", str(_SESSION_DIR / "runner"))
+os.environ.setdefault("HEDGE_PARAMS_DIR", str(_SESSION_DIR / "params"))
+os.environ.setdefault("HEDGE_PANEL_AUTOSTART", "0")
 
 from hedge_core.data.shared import shared_data_dir
 

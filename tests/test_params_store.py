@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -168,11 +167,11 @@ def test_promotion_gates(root, db):
                       db=db).status == "live"
 
 
-def test_promotion_reads_completed_paper_runs_from_the_store(root, db):
+def test_promotion_reads_completed_paper_runs_from_the_store(root, db, tmp_path, monkeypatch):
     ps.export(CarryParams(), "s", root=root, db=db)
     ps.promote("s", 1, "paper", root=root, db=db)
     Store(db, hold=False).write_table("hedge_runs", _runs("s", 1).assign(strategy="carry"))
-    os.environ.pop("HEDGE_RUNNER_HOME", None)
+    monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "no-runner"))  # no runner: read the store
     reader = ps.default_runs_reader(db)
     assert ps.promote("s", 1, "live", confirm=True, runs_reader=reader, root=root, db=db).status == "live"
 
