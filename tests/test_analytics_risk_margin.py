@@ -10,9 +10,19 @@ Independent references:
 - Binance FAQ "How to Calculate Liquidation Price of USDⓈ-M Futures Contracts": BTCUSDT position of
   264,000 USDT -> MMR 1 %; 500,000 USDT -> maintenance amount 1,300 USDT
   (= 250,000 x (1 % - 0.5 %) + 50).
-- The remaining cases were CONSTRUCTED BY HAND from the published formula (no second verbatim
-  Binance example was found) and are cross-checked by the physical definition: at the
-  liquidation price, margin balance (wallet + unrealised PnL) equals the maintenance margin.
+- Binance FAQ "How to Calculate Liquidation Price of USDⓈ-M Futures Contracts"
+  (binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93), worked example in cross margin,
+  one-way mode: wallet balance 1,535,443.01 USDT holding
+    BTCUSDT long 109.488 @ 32,481.98, mark 31,967.27, MMR 2.5 %, maintenance amount 16,300;
+    ETHUSDT long 3,683.979 @ 1,456.84, mark 1,335.18, MMR 10 %, maintenance amount 135,365.
+  Published: for ETHUSDT TMM1 = 71,200.81144, UPNL1 = -56,354.57 -> LP 1,153.26; for BTCUSDT
+  TMM1 = 356,512.508, UPNL1 = -448,192.89 -> LP 26,316.89. The page renders its formula and example
+  as images; the figures above are as transcribed from it by freqtrade's test suite
+  (tests/exchange/test_binance.py, "From calc example") and by a Jesse strategy that cites the URL
+  with the same inputs. Both prices, and the intermediate TMM1/UPNL1, are reproduced to the cent.
+- The remaining cases were CONSTRUCTED BY HAND from the published formula and are cross-checked
+  by the physical definition: at the liquidation price, margin balance (wallet + unrealised PnL)
+  equals the maintenance margin.
 """
 
 from __future__ import annotations
@@ -71,6 +81,42 @@ def test_maintenance_margin_continuous_at_every_bracket_edge(table):
 def test_binance_documented_example_cross_long_to_the_cent():
     lp = liquidation_price(1_000 / 50_000, 50_000, 500, BTCUSDT_BRACKETS, margin_mode="cross")
     assert round(lp, 2) == 25_100.40
+
+
+# Binance FAQ b3c689c1... cross-margin example (module docstring): one account, two contracts.
+BINANCE_CROSS_WALLET = 1_535_443.01
+BINANCE_CROSS_BOOK = {
+    # symbol: (qty, entry, mark, brackets)
+    "BTCUSDT": (109.488, 32_481.98, 31_967.27, BTCUSDT_BRACKETS),
+    "ETHUSDT": (3_683.979, 1_456.84, 1_335.18, ETHUSDT_BRACKETS),
+}
+
+
+@pytest.mark.parametrize(
+    "symbol, other, tmm1, tmm1_digits, upnl1, mmr, cum, published",
+    [
+        ("ETHUSDT", "BTCUSDT", 71_200.81144, 5, -56_354.57, 0.10, 135_365.0, 1_153.26),
+        ("BTCUSDT", "ETHUSDT", 356_512.508, 3, -448_192.89, 0.025, 16_300.0, 26_316.89),
+    ],
+)
+def test_binance_documented_cross_example_two_contracts_to_the_cent(symbol, other, tmm1, tmm1_digits, upnl1,
+                                                                     mmr, cum, published):
+    qty, entry, _, table = BINANCE_CROSS_BOOK[symbol]
+    o_qty, o_entry, o_mark, o_table = BINANCE_CROSS_BOOK[other]
+    # the other contract's maintenance margin and unrealised PnL, at its mark, as the FAQ prints them
+    other_mm = maintenance_margin(o_qty * o_mark, o_table)
+    other_upnl = o_qty * (o_mark - o_entry)
+    assert round(other_mm, tmm1_digits) == tmm1  # to the digits the FAQ prints
+    assert round(other_upnl, 2) == upnl1
+    lp = liquidation_price(qty, entry, BINANCE_CROSS_WALLET, table, margin_mode="cross",
+                           other_maintenance_margin=other_mm, other_unrealized_pnl=other_upnl)
+    assert round(lp, 2) == published
+    # the bracket the FAQ uses is the one holding the notional at the liquidation price
+    b = bracket_for(qty * lp, table)
+    assert (b.mmr, b.cum) == (mmr, cum)
+    # and the published figures themselves, fed straight into the formula, give the same cent
+    assert round(liquidation_price(qty, entry, BINANCE_CROSS_WALLET, table, margin_mode="cross",
+                                   other_maintenance_margin=tmm1, other_unrealized_pnl=upnl1), 2) == published
 
 
 def test_hand_constructed_isolated_short():

@@ -240,6 +240,25 @@ def test_cross_liquidates_all_positions_and_uses_other_contracts():
     assert core.positions_view() == []
 
 
+def test_cross_liquidation_prices_match_binance_documented_example():
+    """Binance FAQ b3c689c1... (see tests/test_analytics_risk_margin.py): one cross account of
+    1,535,443.01 USDT, BTCUSDT long 109.488 @ 32,481.98 (mark 31,967.27) and ETHUSDT long 3,683.979
+    @ 1,456.84 (mark 1,335.18); published liquidation prices 26,316.89 and 1,153.26. The simulator
+    derives TMM1/UPNL1 from its own book."""
+    core = PaperCore(no_cost(), balances={"perp": {"USDT": 1_535_443.01}})
+    for sym, px in ((PERP, 32_481.98), (EPERP, 1_456.84)):
+        bar(core, sym, MarketKind.PERP, 0, px)
+        bar(core, sym, MarketKind.MARK, 0, px)
+    core.set_leverage(PERP, 20)  # 3.56M notional: bracket 4 allows 20x
+    core.set_leverage(EPERP, 4)  # 5.37M notional: bracket 7 allows 4x
+    core.create_order(OrderRequest(PERP, Side.BUY, 109.488, "B"))
+    core.create_order(OrderRequest(EPERP, Side.BUY, 3_683.979, "E"))
+    bar(core, PERP, MarketKind.MARK, 1, 31_967.27)
+    bar(core, EPERP, MarketKind.MARK, 1, 1_335.18)
+    lp = {p.symbol: round(p.liquidation_price, 2) for p in core.positions_view()}
+    assert lp == {PERP: 26_316.89, EPERP: 1_153.26}
+
+
 def test_isolated_position_is_not_liquidated_by_cross_losses():
     core = PaperCore(no_cost(), balances={"perp": {"USDT": 3_000.0}})
     core.set_margin_mode(EPERP, MarginMode.ISOLATED)

@@ -15,6 +15,10 @@ Sources
   of the bracket, Side1 = +1 long / -1 short, Position1 = |qty|, EP1 entry price, MMR1 the
   bracket's maintenance margin rate. The FAQ adds: when the notional at the liquidation price
   falls in a different bracket than at entry, use the bracket at the liquidation price.
+  The FAQ's cross-margin example (wallet 1,535,443.01 USDT; BTCUSDT long 109.488 @ 32,481.98 and
+  ETHUSDT long 3,683.979 @ 1,456.84 -> liquidation 26,316.89 and 1,153.26) is reproduced to the
+  cent in tests/test_analytics_risk_margin.py, as is a second Binance FAQ example (500 USDT,
+  1,000 USDT long at 20x from 50,000 -> 25,100.40).
 - Maintenance amount ("cum"): same FAQ, ``cum_n = floor_n * (MMR_n - MMR_{n-1}) + cum_{n-1}``
   (their example: 250,000 * (1% - 0.5%) + 50 = 1,300 USDT), so that
   ``maintenance_margin = notional * MMR - cum`` is continuous across bracket edges.
