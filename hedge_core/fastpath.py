@@ -105,7 +105,6 @@ ERRORS = {
     11: "the order-rate guard would hold an order",
     12: "a rebalance became due at a funding instant without a market update",
     13: "a reduce-only rebalance order larger than the position (the venue would cap it)",
-    14: "the grid has no level above zero (the engine's entry reason would fail)",
 }
 
 # transition codes written by the kernel
@@ -609,13 +608,14 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                             lev = nl
                             pap_lev = nl
                             lp_dirty = True
-            elif state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown):
+            elif (state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown)
+                  and (kind != K_GRID
+                       or _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels) > 0)):
+                # a grid with no level above zero waits, as grid.decide does
                 if kind == K_CROSS:
                     beta_ts = t
                 if kind == K_GRID:
                     nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
-                    if nlev == 0:
-                        return nf, nt, 14, i
                 ratio = enter_ratio[i]
                 target_spot = 1.0 * notional / spot[i]
                 lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,

@@ -103,6 +103,17 @@ def test_grid_levels_and_ratio_by_hand():
     assert grid_ratio(90.0, lv, 0.8) == pytest.approx(0.8)
 
 
+def test_grid_waits_when_volatility_leaves_no_level_above_zero():
+    p = GridParams(levels=3, spacing_sigma=10.0, min_spacing_pct=0.005)
+    assert grid_levels(40_000.0, 0.1, p) == ()  # spacing 100 %: the first level is already 0
+    ctx = new_hedge("g", "grid", INST["BTC/USDT"], INST["BTC/USDT:USDT"], T0)
+    ctx, acts = step(ctx, mkt(T0, 40_000.0, sigma_24h=0.1), p)
+    assert ctx.state is State.ANALYZING_MARKET and not places(acts)
+    ctx, acts = step(ctx, mkt(T0 + H, 40_000.0, sigma_24h=0.02), p)  # spacing 20 %: levels 32k, 24k, 16k
+    assert ctx.state is not State.ANALYZING_MARKET and places(acts)
+    assert ctx.strategy_state["levels"] == pytest.approx((32_000.0, 24_000.0, 16_000.0))
+
+
 def test_grid_builds_the_hedge_as_price_falls_and_stops_below_the_grid():
     p = GridParams(notional=10_000.0, levels=4, spacing_sigma=1.0, max_ratio=1.0, grid_stop_loss_pct=0.02,
                    rebalance=RebalanceParams(target_ratio=0.0, ratio_min=0.0, ratio_max=2.0, cooldown_s=0))

@@ -118,6 +118,20 @@ def test_grid_through_the_may_2021_crash(may21):
     assert _count(ev, "REARM") >= 100 and _exit_reasons(ev).str.startswith("stop loss").any()
 
 
+def test_grid_waits_while_no_level_is_above_zero(may21):
+    """spacing = 20 x sigma_24h >= 100 % puts the only level at or below zero: the grid waits (both
+    paths), and enters at the first update whose volatility allows a positive level."""
+    p = GridParams(levels=1, spacing_sigma=20.0, exit=REARM.model_copy(update={"max_holding_hours": 72}))
+    sigma = pd.Series(may21.column("sigma_24h"), index=may21.index)
+    assert 20 * sigma.iloc[0] >= 1.0  # the first update cannot build a level
+    ev = _assert_same(p, may21)
+    entries = ev.transitions.loc[ev.transitions["trigger_name"] == "ENTRY_SIGNAL", "ts"]
+    assert len(entries) >= 3 and entries.iloc[0] > may21.index[0]
+    assert (20 * sigma.reindex(pd.DatetimeIndex(entries)) < 1.0).all()
+    waited = sigma[(sigma.index < entries.iloc[0])]
+    assert (20 * waited >= 1.0).all()  # it entered at the first chance, not later
+
+
 def test_grid_refusals():
     with pytest.raises(FastPathUnsupported, match="activation"):
         check_supported(GridParams(activation=ActivationParams(deviation_z=2.0)), PaperConfig())

@@ -54,6 +54,9 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
         else:
             why = "grid start"
         levels = grid_levels(market.spot, analytics.get("sigma_24h", math.nan), params)
+        if not levels:
+            # spacing x levels >= 100 % (a very volatile day): no grid price above zero, so wait
+            return HOLD
         return Intent(enter=True, target_spot_qty=params.notional / market.spot, target_ratio=0.0,
                       reason=f"{why}: anchor {market.spot:.2f}, {len(levels)} levels down to {levels[-1]:.2f}",
                       state_updates={"anchor": market.spot, "levels": levels})
