@@ -137,6 +137,7 @@ class HedgeTask:
         self.latencies: list[float] = []  # seconds per monitoring-cycle update (step + actions + journal)
         self.keep_latencies = False
         self.dms_fired = False
+        self.armed_symbol: str | None = None  # perp symbol whose venue countdown this hedge armed
         self.no_new_entries = False
         self.feed: Any = None
         self.inputs: Any = None  # InputsTable of a replay (set by the feed factory)

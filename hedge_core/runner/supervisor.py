@@ -17,7 +17,11 @@ Dead man's switch, in three layers:
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
    the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, countdown
-   ``2 x dms_timeout_s``; the paper and recommend adapters have none).
+   ``2 x dms_timeout_s``; the paper and recommend adapters have none). Once a hedge has COMPLETED
+   (both legs closed) the next beat disarms the countdown (``seconds = 0``) unless another
+   unfinished hedge trades the same perp symbol on the same venue, so the timer cannot cancel
+   orders the operator places by hand afterwards. A hedge that failed or was interrupted keeps its
+   last arm: the venue then cancels its orphaned orders when the countdown runs out.
 """
 
 from __future__ import annotations
@@ -162,6 +166,8 @@ class Supervisor:
                 await asyncio.Event().wait()  # a stuck supervisor task: never beats again
             self.last_beat = time.monotonic()
             for h in list(self.hedges.values()):
+                if h.armed_symbol is not None and _completed(h):
+                    await self._disarm_countdown(h)
                 if h.driver is None or h.status not in ("running", "feed_ended"):
                     continue
                 if h.driver.ctx.state is State.COMPLETED:
@@ -170,8 +176,8 @@ class Supervisor:
                 try:
                     await h.step(Timer(ts, heartbeat=True))
                     arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
-                    if arm is not None:
-                        await arm(h.spec.perp_symbol, self.dms_timeout_s * 2)
+                    if arm is not None and await arm(h.spec.perp_symbol, self.dms_timeout_s * 2):
+                        h.armed_symbol = h.spec.perp_symbol
                 except Exception as exc:  # noqa: BLE001 - one hedge's venue trouble must not stop the beat
                     log_event(log, "heartbeat step failed", level=logging.ERROR, hedge_id=h.hedge_id, error=str(exc))
                 if (h.spec.mode == "paper" and not h.spec.paper_save_every_event and hasattr(h.raw_adapter, "save")
@@ -179,6 +185,23 @@ class Supervisor:
                     h.paper_saved_at = time.monotonic()  # the venue saves itself after every order anyway
                     h.raw_adapter.save()
             await asyncio.sleep(self.heartbeat_s)
+
+    async def _disarm_countdown(self, h: HedgeTask) -> None:
+        """Disarm a COMPLETED hedge's exchange-side countdown unless another unfinished hedge on the
+        same venue trades that perp symbol (its next beat re-arms it). A failed request is logged and
+        retried on the next beat."""
+        sym = h.armed_symbol
+        if any(o is not h and not _completed(o) and o.spec.venue == h.spec.venue and o.spec.perp_symbol == sym
+               for o in self.hedges.values()):
+            h.armed_symbol = None  # the other hedge owns the timer now
+            return
+        try:
+            await h.raw_adapter.arm_cancel_all_after(sym, 0)
+        except Exception as exc:  # noqa: BLE001 - retried next beat; the last arm expires on its own anyway
+            log_event(log, "countdown disarm failed", level=logging.WARNING, hedge_id=h.hedge_id, error=str(exc))
+            return
+        h.armed_symbol = None
+        log_event(log, "exchange-side countdown disarmed: hedge completed", hedge_id=h.hedge_id, symbol=sym)
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -493,3 +516,7 @@ class Supervisor:
         self.journal.flush()
         self.snapshot(force=True)
         log_event(log, "runner stopped")
+
+
+def _completed(h: HedgeTask) -> bool:
+    return h.driver is not None and h.driver.ctx.state is State.COMPLETED
