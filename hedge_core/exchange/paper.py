@@ -57,7 +57,8 @@ def save_state(state: dict[str, Any], path: str | os.PathLike[str], *, fsync: bo
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, separators=(",", ":"), allow_nan=False)
+            # dumps (one shot) runs the C encoder; dump() to a file iterates the pure-Python one (~10x slower)
+            fh.write(json.dumps(state, separators=(",", ":"), allow_nan=False))
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())

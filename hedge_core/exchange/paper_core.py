@@ -354,6 +354,7 @@ class PaperCore:
         self._xc: dict[str, tuple[float, float, float]] | None = None
         self._xi: dict[str, float] = {}  # isolated margin per symbol (valid when _xc is not None)
         self._last_event: Bar | FundingEvent | None = None
+        self._known_memo: tuple[pd.Timestamp | None, str, pd.Timestamp | None] = (None, "", None)
         self._restored_key: tuple[pd.Timestamp, int, int, str] | None = None
         for account, bals in (balances or {}).items():
             for cur, amt in bals.items():
@@ -584,7 +585,11 @@ class PaperCore:
         self.now = t
 
     def _apply_bar(self, bar: Bar) -> None:
-        self._advance(bar.ts + _tf(bar.timeframe))
+        ts0, tf0, known = self._known_memo
+        if bar.timeframe != tf0 or bar.ts != ts0:  # the legs of one instant share it: add once
+            known = bar.ts + _tf(bar.timeframe)
+            self._known_memo = (bar.ts, bar.timeframe, known)
+        self._advance(known)
         sym, kind = bar.symbol, bar.kind
         inst = self.instruments.get(sym)
         if inst is None or (kind is not MarketKind.MARK and kind is not inst.kind):

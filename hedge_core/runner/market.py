@@ -95,10 +95,17 @@ class MarketBuilder:
         self.spot_vol = self.perp_vol = 0.0
         self.rate = 0.0
         self.closes: deque[float] = deque(maxlen=self.window)
+        self._memo: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
 
     def known(self, bar: Bar) -> pd.Timestamp:
         """Known instant of a bar of this builder's timeframe (cheaper than ``feeds.known_at``)."""
-        return bar.ts + self.tf if bar.timeframe == self.timeframe else known_at(bar)
+        if bar.timeframe != self.timeframe:
+            return known_at(bar)
+        ts0, k = self._memo
+        if bar.ts != ts0:  # the legs of one instant share their open time: add once
+            k = bar.ts + self.tf
+            self._memo = (bar.ts, k)
+        return k
 
     def add_bar(self, bar: Bar) -> None:
         self.instant = self.known(bar)

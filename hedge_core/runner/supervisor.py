@@ -60,17 +60,12 @@ def _save_paper(ex: Any, path: Any = None) -> Path | None:
     The simulated venue must survive a SIGKILL of the runner (the page cache does: rename is
     atomic), not a power cut; skipping the fsync makes an order ~3 ms cheaper.
     """
-    import json
+    from hedge_core.exchange.paper import save_state
 
     target = Path(path) if path is not None else ex.state_path
     if target is None:
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(ex.core.state_dict(), fh, separators=(",", ":"), allow_nan=False)
-    os.replace(tmp, target)
-    return target
+    return save_state(ex.core.state_dict(), target, fsync=False)
 
 
 class Supervisor:
