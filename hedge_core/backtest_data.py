@@ -190,7 +190,16 @@ class Timeline:
     @property
     def first_spot_price(self) -> float:
         """The first known spot price of the window, quote per base (sizes wallets and capital)."""
-        return float(self.spot[np.argmax(~np.isnan(self.spot))])
+        return self.cached("first_spot_price", lambda: float(self.spot[np.argmax(~np.isnan(self.spot))]))
+
+    def cached(self, key: object, build: Any) -> Any:
+        """``build()`` once per timeline and ``key`` (values derived from these arrays alone, e.g. by
+        the fast path, reused across a sweep's runs). The arrays are never modified in place, so
+        the cache never goes stale; it travels with the timeline when pickled."""
+        cache = self.__dict__.setdefault("_derived", {})  # frozen dataclass: __dict__ stays writable
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
 
 
 def _ns(idx: pd.DatetimeIndex) -> np.ndarray:

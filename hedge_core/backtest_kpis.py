@@ -105,8 +105,12 @@ def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, ca
 def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, hedge_ratio: np.ndarray,
                      spot_price: np.ndarray, perp_price: np.ndarray, ltv: np.ndarray | None,
                      totals: dict[str, float], triggers: np.ndarray, params: Any, *, capital: float,
-                     n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None) -> dict[str, float]:
-    """The KPI math on plain arrays (one value per replay instant); shared by both backtest paths."""
+                     n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None,
+                     last_of_day: np.ndarray | None = None) -> dict[str, float]:
+    """The KPI math on plain arrays (one value per replay instant); shared by both backtest paths.
+
+    ``last_of_day``: the index of each UTC day's last instant, when the caller has it (it depends
+    on ``ts_ns`` alone; a sweep computes it once per timeline)."""
     if not (math.isfinite(capital) and capital > 0):
         raise InvalidInput("capital", capital, "> 0 (quote)")
     k: dict[str, float] = dict(totals)
@@ -115,25 +119,30 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     start = pd.Timestamp(int(ts_ns[0]), tz="UTC")
     end = pd.Timestamp(int(ts_ns[-1]), tz="UTC")
     k["net_apr"] = metrics.net_apr(nv, capital, start, end) if end > start else math.nan
-    equity = capital + net
-    day = ts_ns // 86_400_000_000_000
-    last_of_day = np.flatnonzero(np.append(day[1:] != day[:-1], True))
-    daily = pd.Series(equity[last_of_day], index=_idx(day[last_of_day] * 86_400_000_000_000))
+    net = np.asarray(net, dtype=np.float64)
+    # one pass: equity = capital + net (the same double per instant), ruin, and the drawdown
+    ruined, clean, mdd = _equity_pass(float(capital), net)
+    if last_of_day is None:
+        last_of_day = _last_of_day(np.asarray(ts_ns, dtype=np.int64))
+    day_ns = (np.asarray(ts_ns, dtype=np.int64)[last_of_day] // 86_400_000_000_000) * 86_400_000_000_000
+    daily = pd.Series(capital + net[last_of_day], index=_idx(day_ns))
     rets = daily.pct_change().dropna()
-    ruined = bool((equity <= 0).any())  # returns of an equity that crossed zero mean nothing
+    # returns of an equity that crossed zero mean nothing
     k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
     k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
     if ruined:
         k["max_drawdown"] = 1.0
+    elif clean and len(net):
+        k["max_drawdown"] = mdd
     else:
-        k["max_drawdown"] = max_drawdown_array(ts_ns, equity)
+        k["max_drawdown"] = max_drawdown_array(ts_ns, capital + net)
     fpaid = -k["funding"]
     k["funding_efficiency"] = metrics.funding_efficiency(fpaid, nv + fpaid)
     k["funding_capture"] = nv / k["funding"] if k["funding"] > 0 else math.nan
-    k["hedge_effectiveness"] = _effectiveness(ts_ns, hedge_ratio, perp_qty, spot_price, perp_price)
+    k["hedge_effectiveness"], k["time_in_market"] = _effectiveness_and_share(ts_ns, hedge_ratio, perp_qty, spot_price,
+                                                                            perp_price)
     k["rebalance_count"] = float(np.isin(triggers, list(_REBALANCE)).sum())
     k["entries"] = float((triggers == "ENTRY_SIGNAL").sum())
-    k["time_in_market"] = float((np.abs(perp_qty) > 0).mean())
     k["n_fills"] = float(n_fills)
     k["n_liquidations"] = float(n_liquidations)
     if ltv is not None and np.isfinite(ltv).any():
@@ -175,6 +184,47 @@ def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:
 
 
 @njit(cache=True)
+def _equity_pass(capital, net):  # pragma: no cover - compiled
+    """(ruined, clean, max drawdown) of ``capital + net`` in one pass.
+
+    ruined: some equity <= 0; clean: every equity finite and > 0 (then ``mdd`` is exactly
+    :func:`max_drawdown_array`: the running maximum and minimum are exact and each ratio is the
+    same IEEE operation ``e / peak - 1``)."""
+    ruined = False
+    clean = True
+    peak = -np.inf
+    worst = np.inf
+    for i in range(len(net)):
+        e = capital + net[i]
+        if e <= 0:
+            ruined = True
+        if not (math.isfinite(e) and e > 0):
+            clean = False
+        if e > peak:
+            peak = e
+        r = e / peak - 1.0
+        if r < worst:
+            worst = r
+    return ruined, clean, -worst
+
+
+@njit(cache=True)
+def _last_of_day(ts_ns):  # pragma: no cover - compiled
+    """Index of the last instant of each UTC day (instants in time order)."""
+    n = len(ts_ns)
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n - 1):
+        if ts_ns[i + 1] // 86_400_000_000_000 != ts_ns[i] // 86_400_000_000_000:
+            out[m] = i
+            m += 1
+    if n:
+        out[m] = n - 1
+        m += 1
+    return out[:m]
+
+
+@njit(cache=True)
 def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
     """One pass: instants in the market, and the kept (return, hedge return, lagged ratio) rows.
 
@@ -182,9 +232,12 @@ def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
     i was in the market; kept when none is NaN (the same IEEE operations as the numpy lines)."""
     n = len(h)
     n_in = 0
+    n_pos = 0  # instants with a position at all (time in market)
     for i in range(n):
-        if not math.isnan(h[i]) and abs(perp_qty[i]) > 0:
-            n_in += 1
+        if abs(perp_qty[i]) > 0:
+            n_pos += 1
+            if not math.isnan(h[i]):
+                n_in += 1
     yv = np.empty(max(n - 1, 0))
     xv = np.empty(max(n - 1, 0))
     hv = np.empty(max(n - 1, 0))
@@ -203,7 +256,7 @@ def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
         xv[m] = x
         hv[m] = h[i]
         m += 1
-    return n_in, yv[:m], xv[:m], hv[:m], finite
+    return n_in, yv[:m], xv[:m], hv[:m], finite, n_pos
 
 
 def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
@@ -211,10 +264,21 @@ def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot:
     """hedge_effectiveness of spot returns hedged with perp returns at the previous instant's ratio
     (only instants whose previous instant was in the market). Returns and the one-instant lag are
     formed here in numpy; the analytics function gets the kept rows with the ratio already lagged."""
-    n_in, yv, xv, hv, finite = _effectiveness_rows(np.asarray(h, dtype=np.float64),
-                                                   np.asarray(perp_qty, dtype=np.float64),
-                                                   np.asarray(spot, dtype=np.float64),
-                                                   np.asarray(perp, dtype=np.float64))
+    return _effectiveness_and_share(ts_ns, h, perp_qty, spot, perp)[0]
+
+
+def _effectiveness_and_share(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
+                             perp: np.ndarray) -> tuple[float, float]:
+    """(:func:`_effectiveness`, time in market = ``(abs(perp_qty) > 0).mean()``) from one pass."""
+    n_in, yv, xv, hv, finite, n_pos = _effectiveness_rows(np.asarray(h, dtype=np.float64),
+                                                          np.asarray(perp_qty, dtype=np.float64),
+                                                          np.asarray(spot, dtype=np.float64),
+                                                          np.asarray(perp, dtype=np.float64))
+    share = n_pos / len(h) if len(h) else math.nan  # an exact count over n: the same double as .mean()
+    return _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite), share
+
+
+def _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite) -> float:
     if n_in < 4 or len(yv) < 3:
         return math.nan
     if finite:

@@ -175,10 +175,19 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
     hours = float(tl.interval_hours)
     round_trip = (2 * 2) * (params.taker_fee + params.slippage_rate)
     days = params.expected_hold_intervals * hours / 24.0
-    out = np.empty(tl.n, dtype=np.bool_)
-    _carry_entry(tl.last_rate, tl.spot, tl.perp, tl.priced, float(params.min_funding_rate),
-                 float(params.max_entry_basis_bps), round_trip, days, hours, float(params.min_net_carry), out)
-    return out
+    args = (float(params.min_funding_rate), float(params.max_entry_basis_bps), round_trip, days, hours,
+            float(params.min_net_carry))
+
+    # a sweep over exit or sizing parameters meets the same entry inputs again: keep the last few
+    memo: dict = tl.cached("fast.carry_entry", dict)
+    out = memo.pop(args, None)
+    if out is None:
+        out = np.empty(tl.n, dtype=np.bool_)
+        _carry_entry(tl.last_rate, tl.spot, tl.perp, tl.priced, *args, out)
+        while len(memo) >= 8:
+            memo.pop(next(iter(memo)))  # least recently used first
+    memo[args] = out
+    return out.copy()
 
 
 @njit(cache=True)
@@ -448,7 +457,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
-    full = snap.shape[1] == 14  # else compact: net, perp qty, hedge ratio, spot, perp (+ ``last`` full row)
+    full = snap.shape[1] == 14  # else compact: net, perp qty, hedge ratio (+ ``last`` full row)
     # engine legs
     sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
     pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
@@ -773,7 +782,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
             snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
         else:  # compact (sweeps): what the KPIs read per instant; the full last row apart
-            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr; snap[i, 3] = spot_px; snap[i, 4] = perp_px
+            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr  # prices: priced_prices(tl)
             if i == n - 1:
                 last[0] = s_pp; last[1] = p_pp; last[2] = pfund; last[3] = pfee + sfee; last[4] = slip_tot
                 last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
@@ -1091,7 +1100,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
             snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
         else:  # compact (sweeps): what the KPIs read per instant; the full last row apart
-            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr; snap[i, 3] = spot_px; snap[i, 4] = perp_px
+            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr  # prices: priced_prices(tl)
             if i == n - 1:
                 last[0] = 0.0; last[1] = p_pp; last[2] = pfund; last[3] = pfee; last[4] = slip_tot
                 last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
@@ -1230,13 +1239,95 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
     """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.run_backtest`.
 
     ``compact=True`` (sweeps) keeps per instant only what the KPIs read: ``snap`` columns net,
-    perp qty, hedge ratio, spot price, perp price; the full last row is in ``FastResult.last``.
+    perp qty, hedge ratio; the spot and perp prices the kernel saw are :func:`priced_prices` of
+    the timeline (the same doubles, shared by every run); the full last row is in ``FastResult.last``.
 
     Raises
     ------
     FastPathUnsupported
         Outside the kernel's scope (see the module docstring), with the reason and instant.
     """
+    raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact)
+    tl, nf, nt = raw.timeline, raw.nf, raw.nt
+    fi = raw.f_i[:nf]
+    fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(raw.f_leg[:nf] == 1, "perp", "spot"),
+                          "side": np.where(raw.f_side[:nf] > 0, "buy", "sell"), "qty": raw.f_qty[:nf],
+                          "price": raw.f_px[:nf], "fee": raw.f_fee[:nf], "slippage": raw.f_slip[:nf]})
+    rows = []
+    tix = _utc_index(tl.ts[raw.t_i[:nt]])
+    for k in range(nt):
+        for fr, to, trig in _TRANS[int(raw.t_code[k])]:
+            rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
+    trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
+    return FastResult(raw.snap, raw.states, fills, trans, tl, raw.ltv, raw.loan, raw.last)
+
+
+@dataclass
+class _Raw:
+    """Kernel outputs before any pandas object is built (what the sweep KPIs need)."""
+
+    timeline: Timeline
+    snap: np.ndarray
+    states: np.ndarray
+    last: np.ndarray
+    ltv: np.ndarray | None
+    loan: dict | None
+    nf: int
+    nt: int
+    f_i: np.ndarray
+    f_leg: np.ndarray
+    f_side: np.ndarray
+    f_qty: np.ndarray
+    f_px: np.ndarray
+    f_fee: np.ndarray
+    f_slip: np.ndarray
+    t_i: np.ndarray
+    t_code: np.ndarray
+
+    def triggers(self) -> np.ndarray:
+        """Trigger names of the transitions, in order (as ``FastResult.transitions['trigger_name']``)."""
+        return np.array([trig for k in range(self.nt) for _fr, _to, trig in _TRANS[int(self.t_code[k])]],
+                        dtype=object)
+
+
+def priced_prices(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """The spot and perp prices of the kernels' snapshots: the last priced instant's spot and
+    perp close at each instant (NaN before the first), as the kernels keep them (copies of the
+    timeline's doubles). Computed once per timeline."""
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        s, p = np.empty(tl.n), np.empty(tl.n)
+        _priced_ffill(tl.spot, tl.perp, tl.priced, s, p)
+        return s, p
+
+    return tl.cached("fast.priced_prices", build)
+
+
+@njit(cache=True)
+def _priced_ffill(spot, perp, priced, s_out, p_out):  # pragma: no cover - compiled
+    sp = np.nan
+    pp = np.nan
+    for i in range(len(spot)):
+        if priced[i]:
+            sp = spot[i]
+            pp = perp[i]
+        s_out[i] = sp
+        p_out[i] = pp
+
+
+def _liq_arrays(tl: Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """Where the paper venue checks liquidation (a mark bar, or a perp bar before any mark) and
+    the adverse extreme it uses; depends on the timeline only, so it is kept with it."""
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        seen_mark = np.maximum.accumulate(tl.has_mark)
+        liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
+        liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
+        return liq_check, liq_ext
+
+    return tl.cached("fast.liq", build)
+
+
+def _run_raw(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
+             config: Any = None, enter: np.ndarray | None = None, compact: bool = False) -> _Raw:
     from hedge_core.backtest import BacktestConfig, _balances
 
     cfg = config if config is not None else BacktestConfig()
@@ -1255,10 +1346,8 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
     floors, caps, mmrs, cums, maxlevs = _brackets(tl.perp_symbol)
     n = tl.n
     sig = _input(tl, "sigma_24h")
-    seen_mark = np.maximum.accumulate(tl.has_mark)
-    liq_check = tl.has_mark | (tl.has_perp & ~seen_mark)
-    liq_ext = np.where(tl.has_mark, tl.mark_bar[:, 1], tl.perp_bar[:, 1])  # short perp: adverse = high
-    snap = np.empty((n, 5 if compact else 14))  # the kernel writes every row
+    liq_check, liq_ext = _liq_arrays(tl)
+    snap = np.empty((n, 3 if compact else 14))  # the kernel writes every row
     last = np.empty(14)
     states = np.empty(n, dtype=np.int8)  # S_* codes per instant
     ltv = None
@@ -1301,19 +1390,10 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
                 "as_of": pd.Timestamp(int(asof_out[0]), tz="UTC"), "interest_paid": float(loan_out[3]),
                 "principal_paid": float(loan_out[4]), "repaid": float(loan_out[5]),
                 "reserve_deployed": float(loan_out[6])}
-    fi = f_i[:nf]
-    fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(f_leg[:nf] == 1, "perp", "spot"),
-                          "side": np.where(f_side[:nf] > 0, "buy", "sell"), "qty": f_qty[:nf], "price": f_px[:nf],
-                          "fee": f_fee[:nf], "slippage": f_slip[:nf]})
-    rows = []
-    tix = _utc_index(tl.ts[t_i[:nt]])
-    for k in range(nt):
-        for fr, to, trig in _TRANS[int(t_code[k])]:
-            rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
-    trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
     if not compact:
         last = snap[-1].copy()
-    return FastResult(snap, states, fills, trans, tl, ltv, loan, last)
+    return _Raw(tl, snap, states, last, ltv, loan, int(nf), int(nt), f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip,
+                t_i, t_code)
 
 
 def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, capital: float | None = None,
@@ -1321,20 +1401,22 @@ def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, cap
     """KPIs of a fast run: the same ``backtest_kpis.kpis_from_arrays`` the event-driven result uses
     (plus, for a loan book, the loan's own money accrued to the end, as ``backtest._assemble``)."""
     from hedge_core.backtest import capital_of
-    from hedge_core.backtest_kpis import kpis_from_arrays
+    from hedge_core.backtest_kpis import _last_of_day, kpis_from_arrays
 
-    r = run_fast(params, market, config=config, compact=True, **kw)
+    r = _run_raw(params, market, config=config, compact=True, **kw)
     tl = r.timeline
-    first_px = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+    first_px = tl.first_spot_price
     cap = capital if capital is not None else (
         config.capital if config is not None and config.capital is not None else capital_of(params, first_px))
     last = r.last
     totals = {"price_pnl": float(last[0] + last[1]), "funding": float(last[2]), "fees": float(last[3]),
               "slippage": float(last[4]), "interest": float(last[5])}
-    trig = r.transitions["trigger_name"].to_numpy() if len(r.transitions) else np.array([], dtype=object)
+    trig = r.triggers()
     repaid = None if r.loan is None else r.loan["repaid"]
-    k = kpis_from_arrays(tl.ts, r.snap[:, 0], r.snap[:, 1], r.snap[:, 2], r.snap[:, 3], r.snap[:, 4], r.ltv,
-                         totals, trig, params, capital=cap, n_fills=len(r.fills), repaid=repaid)
+    spot_px, perp_px = priced_prices(tl)
+    k = kpis_from_arrays(tl.ts, r.snap[:, 0], r.snap[:, 1], r.snap[:, 2], spot_px, perp_px, r.ltv,
+                         totals, trig, params, capital=cap, n_fills=r.nf, repaid=repaid,
+                         last_of_day=tl.cached("kpis.last_of_day", lambda: _last_of_day(tl.ts)))
     if r.loan is not None:
         from hedge_core.ltv import Loan, accrue
 

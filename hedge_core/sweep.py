@@ -226,6 +226,17 @@ def _run_one(i: int, params: Any, evaluate: Evaluate | None = None, payload: Any
         return i, {}, f"{type(exc).__name__}: {exc}"
 
 
+def _run_chunk(items: list[tuple[int, Any]]) -> list[tuple[int, dict, str]]:
+    return [_run_one(i, m) for i, m in items]
+
+
+def _chunks(n: int, workers: int) -> list[range]:
+    """Consecutive index ranges: about 8 tasks per worker (fewer round trips through the pool's
+    queues, which on a small machine compete with the workers for the CPU), at most 16 points each."""
+    size = max(1, min(16, n // (8 * max(workers, 1))))
+    return [range(a, min(a + size, n)) for a in range(0, n, size)]
+
+
 def _dask_run_one(i: int, params: Any, evaluate: Evaluate, payload: Any) -> tuple[int, dict, str]:
     return _run_one(i, params, evaluate, payload)
 
@@ -285,10 +296,12 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
                 pool_kw = {"mp_context": _safe_context(), "initializer": _init_worker,
                            "initargs": (evaluate, payload)}
             with ProcessPoolExecutor(max_workers=workers, **pool_kw) as pool:
-                futs = [pool.submit(_run_one, i, m) for i, m in enumerate(models)]
-                for c, f in enumerate(as_completed(futs), start=1):
-                    i, k, err = f.result()
-                    _done(i, k, err, c)
+                futs = [pool.submit(_run_chunk, [(i, models[i]) for i in r]) for r in _chunks(n, workers)]
+                c = 0
+                for f in as_completed(futs):
+                    for i, k, err in f.result():
+                        c += 1
+                        _done(i, k, err, c)
     finally:
         if bar is not None:
             bar.close()

@@ -163,3 +163,30 @@ def test_fast_path_equals_event_driven_in_the_covid_crash(shared_data):
         ev, _ = _assert_same(p, tl)
         assert ev.kpis["entries"] >= 1 and (ev.transitions["trigger_name"] == "FLATTEN").any()
     assert (~tl.has_spot).sum() > 0  # the window holds real spot outages
+
+
+@pytest.mark.parametrize("late_perp", [False, True])
+def test_priced_prices_are_the_kernels_snapshot_prices(store, late_perp):
+    """Sweeps keep only net / perp qty / hedge ratio per instant and read the prices from
+    ``priced_prices(timeline)``: they must be the very doubles both kernels write in full mode,
+    including a perp that starts days after the spot (spot bars there are not priced instants)."""
+    from dataclasses import replace
+
+    from hedge_core.fastpath import priced_prices
+    from hedge_core.params import VolTierLoanParams
+
+    m = load_market(store, venue="binance", spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT",
+                    start="2023-01-01T00:00Z", end="2023-03-01T00:00Z")
+    if late_perp:
+        cut = m.perp.index[0] + np.timedelta64(5, "D")
+        m = replace(m, perp=m.perp[m.perp.index >= cut], mark=m.mark[m.mark.index >= cut])
+    tl = build_timeline(m, start="2023-01-02T00:00Z", end="2023-03-01T00:00Z")
+    if late_perp:
+        assert not tl.priced[0] and np.isnan(tl.perp[0]) and not np.isnan(tl.spot[0])
+    s, p = priced_prices(tl)
+    px0 = tl.first_spot_price
+    for params in (CARRY_SETS["tight_pt_sl"],
+                   VolTierLoanParams(collateral_qty=1.0, loan=0.3 * px0, perp_leverage=3)):
+        r = run_fast(params, tl)
+        np.testing.assert_array_equal(r.snap[:, 11], s)
+        np.testing.assert_array_equal(r.snap[:, 12], p)

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
-from hedge_core.backtest_kpis import _effectiveness, _idx, max_drawdown_array
+from hedge_core.backtest_kpis import (
+    _effectiveness,
+    _equity_pass,
+    _idx,
+    _effectiveness_and_share,
+    _last_of_day,
+    kpis_from_arrays,
+    max_drawdown_array,
+)
 
 
 def _reference_effectiveness(ts_ns, h, perp_qty, spot, perp):
@@ -64,6 +72,45 @@ def test_max_drawdown_array_is_metrics_max_drawdown(seed, n, capital):
     eq = capital + np.cumsum(rng.normal(0, capital * 0.002, n))
     eq = np.maximum(eq, capital * 0.01)
     assert max_drawdown_array(ts, eq) == metrics.max_drawdown(pd.Series(eq, index=_idx(ts)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 3_000), st.floats(100.0, 1e6), st.booleans())
+def test_one_pass_kpi_helpers_equal_the_numpy_pandas_lines(seed, n, capital, crash):
+    """_equity_pass / _last_of_day / the time-in-market count give exactly what the numpy and pandas lines
+    they replace give (drawdown, ruin, the last instant of each UTC day, time in market)."""
+    rng = np.random.default_rng(seed)
+    ts = np.sort(rng.integers(0, 400 * 86_400, n)).astype(np.int64) * 1_000_000_000 + 1_700_000_000_000_000_000
+    net = np.cumsum(rng.normal(0, capital * 0.01, n))
+    if crash:
+        net[n // 2:] -= capital * 1.5  # equity goes through zero
+    equity = capital + net
+    ruined, clean, mdd = _equity_pass(float(capital), net)
+    assert ruined == bool((equity <= 0).any())
+    assert clean == bool(np.isfinite(equity).all() and (equity > 0).all())
+    if clean:
+        assert mdd == metrics.max_drawdown(pd.Series(equity, index=_idx(ts)))
+    day = ts // 86_400_000_000_000
+    assert np.array_equal(_last_of_day(ts), np.flatnonzero(np.append(day[1:] != day[:-1], True)))
+    q = np.where(rng.random(n) < 0.4, rng.normal(0, 1, n), 0.0)
+    px = np.full(n, 100.0)
+    assert _effectiveness_and_share(ts, np.full(n, 0.5), q, px, px)[1] == float((np.abs(q) > 0).mean())
+
+
+def test_kpis_from_arrays_daily_sharpe_is_the_pandas_resample():
+    rng = np.random.default_rng(5)
+    n = 60 * 24 * 20
+    ts = np.arange(n, dtype=np.int64) * 60_000_000_000 + 1_700_000_000_000_000_000
+    net = np.cumsum(rng.normal(0.01, 2.0, n))
+    zeros = np.zeros(n)
+    k = kpis_from_arrays(ts, net, zeros, np.full(n, np.nan), np.full(n, 100.0), np.full(n, 100.0), None,
+                         {"funding": 0.0}, np.array([], dtype=object), None, capital=10_000.0)
+    daily = pd.Series(10_000.0 + net, index=_idx(ts)).resample("1D").last()
+    rets = daily.pct_change().dropna()
+    assert k["sharpe"] == metrics.sharpe(rets, bar_seconds=86_400)
+    assert k["sortino"] == metrics.sortino(rets, bar_seconds=86_400)
+    assert k["max_drawdown"] == metrics.max_drawdown(pd.Series(10_000.0 + net, index=_idx(ts)))
+    assert k["time_in_market"] == 0.0
 
 
 @pytest.mark.shared_data
