@@ -119,9 +119,10 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     start = pd.Timestamp(int(ts_ns[0]), tz="UTC")
     end = pd.Timestamp(int(ts_ns[-1]), tz="UTC")
     k["net_apr"] = metrics.net_apr(nv, capital, start, end) if end > start else math.nan
-    net = np.asarray(net, dtype=np.float64)
-    # one pass: equity = capital + net (the same double per instant), ruin, and the drawdown
-    ruined, clean, mdd = _equity_pass(float(capital), net)
+    net, hedge_ratio, perp_qty, spot_price, perp_price = _f64(net, hedge_ratio, perp_qty, spot_price, perp_price)
+    # one pass over the snapshot: equity, ruin and drawdown; time in market; effectiveness rows
+    once = _snapshot_pass(float(capital), net, hedge_ratio, perp_qty, spot_price, perp_price)
+    ruined, clean, mdd = once[:3]
     if last_of_day is None:
         last_of_day = _last_of_day(np.asarray(ts_ns, dtype=np.int64))
     day_ns = (np.asarray(ts_ns, dtype=np.int64)[last_of_day] // 86_400_000_000_000) * 86_400_000_000_000
@@ -139,8 +140,8 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     fpaid = -k["funding"]
     k["funding_efficiency"] = metrics.funding_efficiency(fpaid, nv + fpaid)
     k["funding_capture"] = nv / k["funding"] if k["funding"] > 0 else math.nan
-    k["hedge_effectiveness"], k["time_in_market"] = _effectiveness_and_share(ts_ns, hedge_ratio, perp_qty, spot_price,
-                                                                            perp_price)
+    k["time_in_market"], k["hedge_effectiveness"] = _share_and_effectiveness(ts_ns, hedge_ratio, perp_qty,
+                                                                            spot_price, perp_price, once)
     k["rebalance_count"] = float(np.isin(triggers, list(_REBALANCE)).sum())
     k["entries"] = float((triggers == "ENTRY_SIGNAL").sum())
     k["n_fills"] = float(n_fills)
@@ -184,31 +185,6 @@ def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _equity_pass(capital, net):  # pragma: no cover - compiled
-    """(ruined, clean, max drawdown) of ``capital + net`` in one pass.
-
-    ruined: some equity <= 0; clean: every equity finite and > 0 (then ``mdd`` is exactly
-    :func:`max_drawdown_array`: the running maximum and minimum are exact and each ratio is the
-    same IEEE operation ``e / peak - 1``)."""
-    ruined = False
-    clean = True
-    peak = -np.inf
-    worst = np.inf
-    for i in range(len(net)):
-        e = capital + net[i]
-        if e <= 0:
-            ruined = True
-        if not (math.isfinite(e) and e > 0):
-            clean = False
-        if e > peak:
-            peak = e
-        r = e / peak - 1.0
-        if r < worst:
-            worst = r
-    return ruined, clean, -worst
-
-
-@njit(cache=True)
 def _last_of_day(ts_ns):  # pragma: no cover - compiled
     """Index of the last instant of each UTC day (instants in time order)."""
     n = len(ts_ns)
@@ -225,26 +201,48 @@ def _last_of_day(ts_ns):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
-    """One pass: instants in the market, and the kept (return, hedge return, lagged ratio) rows.
+def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover - compiled
+    """One pass over a run's per-instant arrays (the snapshot is read once):
 
-    Row i: ``y = spot[i+1] / spot[i] - 1``, ``x`` the same on perp, ratio ``h[i]`` when instant
-    i was in the market; kept when none is NaN (the same IEEE operations as the numpy lines)."""
+    - equity ``capital + net`` (the same double per instant): ``ruined`` (some equity <= 0),
+      ``clean`` (all finite and > 0) and ``mdd``, exactly :func:`max_drawdown_array` when clean
+      (the running maximum and minimum are exact, each ratio the same IEEE ``e / peak - 1``);
+    - ``n_pos`` instants with a position (time in market) and ``n_in`` of those with a ratio;
+    - the kept effectiveness rows: ``y = spot[i+1] / spot[i] - 1``, ``x`` the same on perp, ratio
+      ``h[i]``, when instant i was in the market and none is NaN (the numpy lines' operations).
+    Pass ``net`` of length 0 to skip the equity part."""
     n = len(h)
+    ruined = False
+    clean = True
+    peak = -np.inf
+    worst = np.inf
+    for i in range(len(net)):
+        e = capital + net[i]
+        if e <= 0:
+            ruined = True
+        if not (math.isfinite(e) and e > 0):
+            clean = False
+        if e > peak:
+            peak = e
+        r = e / peak - 1.0
+        if r < worst:
+            worst = r
     n_in = 0
-    n_pos = 0  # instants with a position at all (time in market)
-    for i in range(n):
-        if abs(perp_qty[i]) > 0:
-            n_pos += 1
-            if not math.isnan(h[i]):
-                n_in += 1
-    yv = np.empty(max(n - 1, 0))
-    xv = np.empty(max(n - 1, 0))
-    hv = np.empty(max(n - 1, 0))
+    n_pos = 0
+    cap = 64
+    yv = np.empty(cap)
+    xv = np.empty(cap)
+    hv = np.empty(cap)
     m = 0
     finite = True
-    for i in range(n - 1):
-        if math.isnan(h[i]) or not abs(perp_qty[i]) > 0:
+    for i in range(n):
+        if not abs(perp_qty[i]) > 0:
+            continue
+        n_pos += 1
+        if math.isnan(h[i]):
+            continue
+        n_in += 1
+        if i == n - 1:
             continue
         y = spot[i + 1] / spot[i] - 1.0
         x = perp[i + 1] / perp[i] - 1.0
@@ -252,11 +250,26 @@ def _effectiveness_rows(h, perp_qty, spot, perp):  # pragma: no cover - compiled
             continue
         if math.isinf(y) or math.isinf(x) or math.isinf(h[i]):
             finite = False
+        if m == cap:  # grow (rows are few: instants in the market)
+            cap *= 2
+            yv2 = np.empty(cap)
+            xv2 = np.empty(cap)
+            hv2 = np.empty(cap)
+            yv2[:m] = yv
+            xv2[:m] = xv
+            hv2[:m] = hv
+            yv, xv, hv = yv2, xv2, hv2
         yv[m] = y
         xv[m] = x
         hv[m] = h[i]
         m += 1
-    return n_in, yv[:m], xv[:m], hv[:m], finite, n_pos
+    return ruined, clean, -worst, n_in, n_pos, yv[:m], xv[:m], hv[:m], finite
+
+
+def _equity_pass(capital: float, net: np.ndarray) -> tuple[bool, bool, float]:
+    """(ruined, clean, max drawdown) of ``capital + net`` (see :func:`_snapshot_pass`)."""
+    e = np.empty(0)
+    return _snapshot_pass(float(capital), np.asarray(net, dtype=np.float64), e, e, e, e)[:3]
 
 
 def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
@@ -270,12 +283,19 @@ def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot:
 def _effectiveness_and_share(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
                              perp: np.ndarray) -> tuple[float, float]:
     """(:func:`_effectiveness`, time in market = ``(abs(perp_qty) > 0).mean()``) from one pass."""
-    n_in, yv, xv, hv, finite, n_pos = _effectiveness_rows(np.asarray(h, dtype=np.float64),
-                                                          np.asarray(perp_qty, dtype=np.float64),
-                                                          np.asarray(spot, dtype=np.float64),
-                                                          np.asarray(perp, dtype=np.float64))
+    out = _snapshot_pass(0.0, np.empty(0), *_f64(h, perp_qty, spot, perp))
+    return _share_and_effectiveness(ts_ns, h, perp_qty, spot, perp, out)[::-1]
+
+
+def _f64(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+
+
+def _share_and_effectiveness(ts_ns, h, perp_qty, spot, perp, out) -> tuple[float, float]:
+    """(time in market, hedge effectiveness) from :func:`_snapshot_pass` output."""
+    n_in, n_pos, yv, xv, hv, finite = out[3:]
     share = n_pos / len(h) if len(h) else math.nan  # an exact count over n: the same double as .mean()
-    return _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite), share
+    return share, _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite)
 
 
 def _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite) -> float:

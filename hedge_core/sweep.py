@@ -14,7 +14,8 @@ evaluation is deterministic and results are re-ordered by point index).
 
 Backends: ``scheduler=None`` -> a local ``ProcessPoolExecutor`` (``workers`` processes, forked
 so they inherit the payload when this process is single-threaded, else started from a fork
-server with the payload sent once per worker); ``scheduler="tcp://host:8786"`` (or
+server with the payload sent once per worker; kept for the next sweep on the same payload
+until :func:`close_pool`, another payload or the end of the process); ``scheduler="tcp://host:8786"`` (or
 a ``distributed.Client``) -> the Dask cluster at that address (the payload is scattered once,
 broadcast to the workers); ``workers=0`` runs in-process (debugging, tiny sweeps).
 Progress: a tqdm bar (``show_progress``) and/or ``progress(done, total)`` callback (the panel).
@@ -22,6 +23,7 @@ Progress: a tqdm bar (``show_progress``) and/or ``progress(done, total)`` callba
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import random
@@ -40,6 +42,7 @@ __all__ = [
     "Payload",
     "apply_overrides",
     "best_row",
+    "close_pool",
     "evaluate_backtest",
     "grid_points",
     "grid_search",
@@ -237,8 +240,8 @@ def _chunks(n: int, workers: int) -> list[range]:
     return [range(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def _dask_run_one(i: int, params: Any, evaluate: Evaluate, payload: Any) -> tuple[int, dict, str]:
-    return _run_one(i, params, evaluate, payload)
+def _dask_run_chunk(items: list[tuple[int, Any]], evaluate: Evaluate, payload: Any) -> list[tuple[int, dict, str]]:
+    return [_run_one(i, m, evaluate, payload) for i, m in items]
 
 
 def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: Any,
@@ -288,20 +291,26 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
                 _, k, err = _run_one(i, m, evaluate, payload)
                 _done(i, k, err, c)
         else:
-            ctx = _fork_context()
-            if ctx is not None:  # forked workers inherit the payload: nothing large is pickled
-                _init_worker(evaluate, payload)
-                pool_kw: dict[str, Any] = {"mp_context": ctx}
-            else:  # forked from a clean fork server; the payload is pickled once per worker
-                pool_kw = {"mp_context": _safe_context(), "initializer": _init_worker,
-                           "initargs": (evaluate, payload)}
-            with ProcessPoolExecutor(max_workers=workers, **pool_kw) as pool:
-                futs = [pool.submit(_run_chunk, [(i, models[i]) for i in r]) for r in _chunks(n, workers)]
-                c = 0
-                for f in as_completed(futs):
-                    for i, k, err in f.result():
-                        c += 1
-                        _done(i, k, err, c)
+            from concurrent.futures.process import BrokenProcessPool
+
+            c = 0
+            todo = list(range(n))
+            for attempt in (0, 1):
+                try:
+                    futs = _submit_all(evaluate, payload, workers, [(i, models[i]) for i in todo])
+                    for f in as_completed(futs):
+                        for i, k, err in f.result():
+                            c += 1
+                            _done(i, k, err, c)
+                    break
+                except BrokenProcessPool:  # a kept worker had died: once more on fresh workers
+                    close_pool()
+                    todo = [i for i in todo if results[i] is None]
+                    if attempt:
+                        raise
+                except BaseException:
+                    close_pool()  # interrupted: never leave half-used workers behind
+                    raise
     finally:
         if bar is not None:
             bar.close()
@@ -317,6 +326,55 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
     return pd.DataFrame(rows)
 
 
+# The local workers are kept between sweeps on the SAME payload and evaluator (a notebook tries
+# grid after grid on one timeline): no fork, no numba load, no cold memory per sweep. Another
+# payload, evaluator or worker count replaces them; close_pool() stops them, as does the exit.
+_POOL: dict[str, Any] = {}
+
+
+def _pool_for(evaluate: Evaluate, payload: Any, workers: int) -> ProcessPoolExecutor:
+    key = _POOL.get("key")
+    if key is not None and key[0] is evaluate and key[1] is payload and key[2] == workers:
+        return _POOL["pool"]
+    close_pool()
+    ctx = _fork_context()
+    if ctx is not None:  # forked workers inherit the payload: nothing large is pickled
+        _init_worker(evaluate, payload)
+        pool_kw: dict[str, Any] = {"mp_context": ctx}
+    else:  # forked from a clean fork server; the payload is pickled once per worker
+        pool_kw = {"mp_context": _safe_context(), "initializer": _init_worker, "initargs": (evaluate, payload)}
+    pool = ProcessPoolExecutor(max_workers=workers, **pool_kw)
+    _POOL["pool"], _POOL["key"] = pool, (evaluate, payload, workers)  # holds the payload: ids stay unique
+    return pool
+
+
+def _submit_all(evaluate: Evaluate, payload: Any, workers: int, items: list[tuple[int, Any]]) -> list:
+    from concurrent.futures.process import BrokenProcessPool
+
+    for attempt in (0, 1):
+        pool = _pool_for(evaluate, payload, workers)
+        try:
+            return [pool.submit(_run_chunk, [items[j] for j in r]) for r in _chunks(len(items), workers)]
+        except (BrokenProcessPool, RuntimeError):  # a kept worker died or the pool was shut down
+            close_pool()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def close_pool() -> None:
+    """Stop the local worker processes kept from the last sweep (they are kept for the next sweep on
+    the same payload; also stopped when this process exits)."""
+    pool = _POOL.pop("pool", None)
+    _POOL.pop("key", None)
+    _WORKER.clear()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(close_pool)
+
+
 def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
               done: Callable[[int, dict, str, int], None]) -> None:
     from distributed import Client
@@ -326,10 +384,14 @@ def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
     client = Client(scheduler) if own else scheduler
     try:
         pf = client.scatter(payload, broadcast=True)
-        futs = [client.submit(_dask_run_one, i, m, evaluate, pf, pure=False) for i, m in enumerate(models)]
-        for c, f in enumerate(das_completed(futs), start=1):
-            i, k, err = f.result()
-            done(i, k, err, c)
+        nw = max(len(client.scheduler_info().get("workers", {})), 1)
+        futs = [client.submit(_dask_run_chunk, [(i, models[i]) for i in r], evaluate, pf, pure=False)
+                for r in _chunks(len(models), nw)]
+        c = 0
+        for f in das_completed(futs):
+            for i, k, err in f.result():
+                c += 1
+                done(i, k, err, c)
     finally:
         if own:
             client.close()

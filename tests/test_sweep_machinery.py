@@ -139,3 +139,35 @@ def test_pool_from_a_threaded_process_uses_the_initializer():
         assert list(out["score"].round(6)) == [round(-1.0 - 0.05 ** 2 + 0.5, 6), round(-0.05 ** 2 + 0.5, 6)]
     finally:
         stop.set()
+
+
+def pid_evaluate(params, payload):
+    import os
+
+    return {"pid": float(os.getpid()), "v": params.min_funding_rate + payload[0]}
+
+
+def test_workers_are_kept_for_the_same_payload_and_replaced_otherwise():
+    import os
+    import signal
+
+    from hedge_core import sweep
+
+    grid = {"min_funding_rate": [0.0001, 0.0002, 0.0003, 0.0004]}
+    pa, pb = [1.0], [2.0]
+    try:
+        a1 = grid_search(BASE, grid, payload=pa, evaluate=pid_evaluate, workers=2, show_progress=False)
+        a2 = grid_search(BASE, grid, payload=pa, evaluate=pid_evaluate, workers=2, show_progress=False)
+        pids = set(a1["pid"]) | set(a2["pid"])
+        assert len(pids) <= 2  # the same (at most two) processes served both sweeps
+        assert os.getpid() not in pids and list(a2["v"]) == pytest.approx([1.0001, 1.0002, 1.0003, 1.0004])
+        b = grid_search(BASE, grid, payload=pb, evaluate=pid_evaluate, workers=2, show_progress=False)
+        assert not (set(b["pid"]) & pids)  # another payload: new workers that inherited it
+        assert list(b["v"]) == pytest.approx([2.0001, 2.0002, 2.0003, 2.0004])
+        for pid in set(b["pid"]):  # a kept worker dies between sweeps: the next sweep starts afresh
+            os.kill(int(pid), signal.SIGKILL)
+        c = grid_search(BASE, grid, payload=pb, evaluate=pid_evaluate, workers=2, show_progress=False)
+        assert list(c["v"]) == pytest.approx([2.0001, 2.0002, 2.0003, 2.0004]) and (c["error"] == "").all()
+    finally:
+        sweep.close_pool()
+    assert sweep._POOL == {}
