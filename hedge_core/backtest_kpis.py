@@ -212,21 +212,12 @@ def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover -
       ``h[i]``, when instant i was in the market and none is NaN (the numpy lines' operations).
     Pass ``net`` of length 0 to skip the equity part."""
     n = len(h)
+    ne = len(net)
     ruined = False
     clean = True
     peak = -np.inf
+    low = np.inf  # lowest equity since the running peak was set
     worst = np.inf
-    for i in range(len(net)):
-        e = capital + net[i]
-        if e <= 0:
-            ruined = True
-        if not (math.isfinite(e) and e > 0):
-            clean = False
-        if e > peak:
-            peak = e
-        r = e / peak - 1.0
-        if r < worst:
-            worst = r
     n_in = 0
     n_pos = 0
     cap = 64
@@ -235,8 +226,23 @@ def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover -
     hv = np.empty(cap)
     m = 0
     finite = True
-    for i in range(n):
-        if not abs(perp_qty[i]) > 0:
+    for i in range(max(n, ne)):  # one loop: the snapshot's rows are read once
+        if i < ne:
+            e = capital + net[i]
+            if e <= 0:
+                ruined = True
+            if not (math.isfinite(e) and e > 0):
+                clean = False
+            if e > peak:
+                # fl(e / peak) is monotone in e for a fixed positive peak, so the lowest ratio under
+                # one peak is fl(low / peak): one division per new peak, the same double as per instant
+                if low < np.inf:
+                    worst = min(worst, low / peak - 1.0)
+                peak = e
+                low = e
+            elif e < low:
+                low = e
+        if i >= n or not abs(perp_qty[i]) > 0:
             continue
         n_pos += 1
         if math.isnan(h[i]):
@@ -263,6 +269,8 @@ def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover -
         xv[m] = x
         hv[m] = h[i]
         m += 1
+    if low < np.inf:
+        worst = min(worst, low / peak - 1.0)
     return ruined, clean, -worst, n_in, n_pos, yv[:m], xv[:m], hv[:m], finite
 
 

@@ -490,287 +490,299 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
         t = ts[i]
         if nf + 8 > maxf or nt + 3 > maxf:  # at most 8 fills and 3 transition codes per instant
             return nf, nt, 10, i
-        # ---- 1. bars ended at t: the paper venue checks liquidation on the adverse extreme ----
-        if liq_check[i] and papq != 0.0:
-            ext = liq_ext[i]
-            mm = _mm(abs(papq) * ext, caps, mmrs, cums)
-            if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
-                return nf, nt, 3, i
-        # ---- 2. market update ----
-        if priced[i]:
-            mk = mark[i] if not math.isnan(mark[i]) else perp[i]
-            if spot[i] > 0:
-                slast = spot[i]
-            if mk > 0:
-                plast = mk
-            spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
-            pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
-                (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
-            if state == S_MONITORING and pnl - pnl_at_entry > peak:
-                peak = pnl - pnl_at_entry
-            flatten = False
-            if pq != 0.0 and mark_px > 0:
-                if lp_dirty:
-                    margin = abs(pq) * pavg / lev + pfund
-                    lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
-                    lp_dirty = False
-                lp = lp_cache
-                dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
-                if dist <= liq_close:
-                    flatten = state == S_MONITORING
-                elif dist <= liq_reduce and state == S_MONITORING:
-                    return nf, nt, 1, i
-            if not math.isnan(fcost) and pq != 0.0:
-                r = last_rate[i]
-                apr = 0.0
-                if not math.isnan(r):
-                    pay = r if pq > 0 else -r
-                    apr = max(pay, 0.0) * 8760.0 / interval
-                if apr > 0 and apr >= fcost and state == S_MONITORING:
-                    flatten = True
-            if kind == K_GRID and state == S_MONITORING:  # grid_guards: VaR limit, max drawdown
-                if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
-                        Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
-                    flatten = True
-                if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
-                    flatten = True
-            exit_now = flatten
-            if state == S_MONITORING and not flatten:
-                if kind == K_CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
-                        not math.isnan(beta[i]) and beta[i] > 0:
-                    beta_ts = t  # strategy state updates come before the exit check
-                    new_ratio = min(max(beta[i], ratio_min), ratio_max)
-                else:
-                    new_ratio = ratio
-                grid_stop = False
-                if kind == K_GRID and nlev > 0:
-                    if spot[i] <= levels[nlev - 1] * (1 - g_stop):
-                        grid_stop = True
+        if ((state == S_COMPLETED or (state == S_ANALYZING and not enter_ok[i]))
+                and pq == 0.0 and sq == 0.0 and papq == 0.0):
+            # flat and not entering (or done): only the prices move (no position: no liquidation
+            # check, guard, exit, rebalance or funding can act); the same updates as section 2
+            if priced[i]:
+                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+                if spot[i] > 0:
+                    slast = spot[i]
+                if mk > 0:
+                    plast = mk
+                spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+        else:
+            # ---- 1. bars ended at t: the paper venue checks liquidation on the adverse extreme ----
+            if liq_check[i] and papq != 0.0:
+                ext = liq_ext[i]
+                mm = _mm(abs(papq) * ext, caps, mmrs, cums)
+                if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
+                    return nf, nt, 3, i
+            # ---- 2. market update ----
+            if priced[i]:
+                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+                if spot[i] > 0:
+                    slast = spot[i]
+                if mk > 0:
+                    plast = mk
+                spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+                pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
+                    (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
+                if state == S_MONITORING and pnl - pnl_at_entry > peak:
+                    peak = pnl - pnl_at_entry
+                flatten = False
+                if pq != 0.0 and mark_px > 0:
+                    if lp_dirty:
+                        margin = abs(pq) * pavg / lev + pfund
+                        lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
+                        lp_dirty = False
+                    lp = lp_cache
+                    dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
+                    if dist <= liq_close:
+                        flatten = state == S_MONITORING
+                    elif dist <= liq_reduce and state == S_MONITORING:
+                        return nf, nt, 1, i
+                if not math.isnan(fcost) and pq != 0.0:
+                    r = last_rate[i]
+                    apr = 0.0
+                    if not math.isnan(r):
+                        pay = r if pq > 0 else -r
+                        apr = max(pay, 0.0) * 8760.0 / interval
+                    if apr > 0 and apr >= fcost and state == S_MONITORING:
+                        flatten = True
+                if kind == K_GRID and state == S_MONITORING:  # grid_guards: VaR limit, max drawdown
+                    if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
+                            Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
+                        flatten = True
+                    if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
+                        flatten = True
+                exit_now = flatten
+                if state == S_MONITORING and not flatten:
+                    if kind == K_CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
+                            not math.isnan(beta[i]) and beta[i] > 0:
+                        beta_ts = t  # strategy state updates come before the exit check
+                        new_ratio = min(max(beta[i], ratio_min), ratio_max)
                     else:
-                        crossed = 0
-                        for j in range(nlev):
-                            if spot[i] <= levels[j]:
-                                crossed += 1
-                        new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
-                cp = pnl - pnl_at_entry
-                exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
-                                     unfav, maxh, (t - entered) / 1e9 / 3600.0)
-                if not exit_now:
-                    ratio = new_ratio
-            if exit_now:
-                # close: perp (reduce-only) first, then spot; both at once
-                if _recent_orders(order_t, t) + 2 > max_opm:
-                    return nf, nt, 11, i
-                for k in range(2):
-                    leg = 1 - k  # perp (reduce-only) first, as the engine's _closing does
-                    q = pq if leg == 1 else sq
-                    if q == 0.0:
-                        continue
-                    if leg == 1:
-                        oq = _round_qty(-q, p_lot)
-                        if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
-                            return nf, nt, 9, i
-                    else:
-                        if not _tradeable(-q, spot[i], s_lot, s_minq, s_minn, 0.0):
-                            return nf, nt, 9, i
-                        oq = _round_qty(-q, s_lot)
-                    sign = 1.0 if -q > 0 else -1.0
-                    if nf >= maxf:
-                        return nf, nt, 10, i
-                    if leg == 1:
-                        px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                        fee = oq * px * p_fee_r
-                        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                         oq, px2, fee)
-                        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
-                                                                        oq, px, pap_lev, fee)
-                    else:
-                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
-                        fee = oq * px * s_fee_r
-                        sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, sign,
-                                                                         oq, px2, fee)
-                        spot_cash += oq * px - fee
-                    f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                    f_fee[nf] = fee; f_slip[nf] = sl_
-                    nf += 1
-                    slip_tot += sl_
-                    order_t[n_ord % 64] = t; n_ord += 1
-                target_spot = 0.0
-                lp_dirty = True
-                if rearm == 1 and not flatten:
-                    state = S_ANALYZING
-                    has_cool = True
-                    cooldown = t + 1_000_000_000
-                    t_i[nt] = i; t_code[nt] = T_EXIT_REARM
-                else:
-                    state = S_COMPLETED
-                    t_i[nt] = i; t_code[nt] = T_FLATTEN if flatten else T_EXIT_DONE
-                nt += 1
-            elif state == S_MONITORING:
-                if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
-                    last_lev_check = t
-                    sg_ = sigma[i]
-                    if not math.isnan(sg_):
-                        nl = _choose_lev(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
-                                         max_lev, caps, mmrs, cums)
-                        if nl < lev:
-                            lev = nl
-                            pap_lev = nl
-                            lp_dirty = True
-            elif (state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown)
-                  and (kind != K_GRID
-                       or _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels) > 0)):
-                # a grid with no level above zero waits, as grid.decide does
-                if kind == K_CROSS:
-                    beta_ts = t
-                if kind == K_GRID:
-                    nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
-                ratio = enter_ratio[i]
-                target_spot = 1.0 * notional / spot[i]
-                lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
-                                  liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums)
-                pap_lev = lev
-                pnl_at_entry = pnl
-                peak = 0.0
-                last_lev_check = t
-                unfav = 0
-                need = target_spot - sq
-                if not _tradeable(need, spot_px, s_lot, s_minq, s_minn, 0.0):
-                    return nf, nt, 4, i
-                oq = _round_qty(need, s_lot)
-                if abs(sq + oq) > max_pq or abs(sq + oq) * spot_px > max_pn:
-                    return nf, nt, 8, i
-                if _recent_orders(order_t, t) + 2 > max_opm:
-                    return nf, nt, 11, i
-                px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
-                est = spot[i] * (1.0 + 1.0 * (slip_bps + (impact_k * math.sqrt(oq / spot_vol[i])
-                                                          if spot_vol[i] > 0 and impact_k > 0 else 0.0)) / 1e4)
-                if oq * est * (1 + s_fee_r) > spot_cash * 0.999:
-                    return nf, nt, 6, i
-                fee = oq * px * s_fee_r
-                if nf + 2 > maxf:
-                    return nf, nt, 10, i
-                f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = 1.0; f_qty[nf] = oq; f_px[nf] = px2
-                f_fee[nf] = fee; f_slip[nf] = sl_
-                nf += 1
-                slip_tot += sl_
-                order_t[n_ord % 64] = t; n_ord += 1
-                sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
-                spot_cash -= oq * px + fee
-                # hedge what filled
-                ptarget = _perp_target(same, ratio, sq, pq, spot_px, perp_px)
-                pneed = ptarget - pq
-                hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
-                if not hedge and abs(ptarget) > 1e-12:
-                    return nf, nt, 5, i  # the engine would unwind the spot leg (HEDGE_FAILED)
-                if hedge:
-                    hq = _round_qty(pneed, p_lot)
-                    if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
-                        return nf, nt, 8, i
-                    sign = 1.0 if pneed > 0 else -1.0
-                    if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
-                        return nf, nt, 7, i
-                    need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
-                    if need_m > (wallet - pap_margin) * 0.999:
-                        return nf, nt, 7, i
-                    px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
-                    fee = hq * px * p_fee_r
-                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
-                    f_fee[nf] = fee; f_slip[nf] = sl_
-                    nf += 1
-                    slip_tot += sl_
-                    order_t[n_ord % 64] = t; n_ord += 1
-                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
-                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
-                                                                    pap_lev, fee)
-                    lp_dirty = True
-                state = S_MONITORING
-                entered = t
-                target_spot = sq
-                entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
-                t_i[nt] = i; t_code[nt] = T_ENTRY
-                nt += 1
-            # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
-            if state == S_MONITORING and not (last_reb != NO_TS and (t <= last_reb or
-                                                                      (t - last_reb) / 1e9 < cool_s)):
-                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
-                    return nf, nt, 2, i
-                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
-                if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                    h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-                    drift = abs(h - ratio) if not math.isnan(h) else np.nan
-                    if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
-                        # DRIFT_EXCEEDED -> REBALANCING: perp orders until the residual is below a lot
-                        t_i[nt] = i; t_code[nt] = T_REBAL
-                        nt += 1
-                        rounds = 0
-                        while True:
-                            if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
-                                return nf, nt, 2, i
-                            perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
-                            reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
-                            oq = _round_qty(perp_need, p_lot)
-                            if reducing:
-                                ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
-                            else:
-                                ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
-                            if rounds >= 6 or not ok:
-                                break
-                            sign = 1.0 if perp_need > 0 else -1.0
-                            if reducing and oq > abs(papq) + 1e-12:
-                                return nf, nt, 13, i
-                            if _recent_orders(order_t, t) >= max_opm:
-                                return nf, nt, 11, i
-                            q1 = pq + sign * oq
-                            if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
-                                return nf, nt, 8, i
-                            if not reducing:
-                                opening = oq
-                                if papq != 0.0 and (papq > 0) != (sign > 0):
-                                    opening = max(oq - abs(papq), 0.0)
-                                if opening > 0:
-                                    cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
-                                    if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
-                                        return nf, nt, 7, i
-                                    need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
-                                    if need_m > (wallet - pap_margin) * 0.999:
-                                        return nf, nt, 7, i
-                            if nf >= maxf:
-                                return nf, nt, 10, i
+                        new_ratio = ratio
+                    grid_stop = False
+                    if kind == K_GRID and nlev > 0:
+                        if spot[i] <= levels[nlev - 1] * (1 - g_stop):
+                            grid_stop = True
+                        else:
+                            crossed = 0
+                            for j in range(nlev):
+                                if spot[i] <= levels[j]:
+                                    crossed += 1
+                            new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
+                    cp = pnl - pnl_at_entry
+                    exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                                         unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                    if not exit_now:
+                        ratio = new_ratio
+                if exit_now:
+                    # close: perp (reduce-only) first, then spot; both at once
+                    if _recent_orders(order_t, t) + 2 > max_opm:
+                        return nf, nt, 11, i
+                    for k in range(2):
+                        leg = 1 - k  # perp (reduce-only) first, as the engine's _closing does
+                        q = pq if leg == 1 else sq
+                        if q == 0.0:
+                            continue
+                        if leg == 1:
+                            oq = _round_qty(-q, p_lot)
+                            if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
+                                return nf, nt, 9, i
+                        else:
+                            if not _tradeable(-q, spot[i], s_lot, s_minq, s_minn, 0.0):
+                                return nf, nt, 9, i
+                            oq = _round_qty(-q, s_lot)
+                        sign = 1.0 if -q > 0 else -1.0
+                        if nf >= maxf:
+                            return nf, nt, 10, i
+                        if leg == 1:
                             px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
                             fee = oq * px * p_fee_r
-                            f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                            f_fee[nf] = fee; f_slip[nf] = sl_
-                            nf += 1
-                            slip_tot += sl_
-                            order_t[n_ord % 64] = t; n_ord += 1
                             pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
                                                                              oq, px2, fee)
-                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
-                                                                            sign, oq, px, pap_lev, fee)
-                            lp_dirty = True
-                            rounds += 1
-                        last_reb = t
-        # ---- 3. funding settles ----
-        if not math.isnan(fund_rate[i]):
-            mk = mark[i] if not math.isnan(mark[i]) else perp[i]
-            if papq != 0.0 and not math.isnan(mk):
-                amt = -papq * mk * fund_rate[i]
-                wallet += amt
-                pap_margin += amt
-            if pq != 0.0 and not math.isnan(mk):
-                amount = -pq * mk * fund_rate[i]
-                unfav = unfav + 1 if amount < 0 else 0
-                pfund += amount
-                lp_dirty = True
-            # the engine looks at the book again after the funding event (no market): a rebalance
-            # due there (no market update at this instant) is not modelled
-            if state == S_MONITORING and not priced[i] and not (
-                    last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
-                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
-                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
-                        _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                    return nf, nt, 12, i
+                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
+                                                                            oq, px, pap_lev, fee)
+                        else:
+                            px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
+                            fee = oq * px * s_fee_r
+                            sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, sign,
+                                                                             oq, px2, fee)
+                            spot_cash += oq * px - fee
+                        f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                        f_fee[nf] = fee; f_slip[nf] = sl_
+                        nf += 1
+                        slip_tot += sl_
+                        order_t[n_ord % 64] = t; n_ord += 1
+                    target_spot = 0.0
+                    lp_dirty = True
+                    if rearm == 1 and not flatten:
+                        state = S_ANALYZING
+                        has_cool = True
+                        cooldown = t + 1_000_000_000
+                        t_i[nt] = i; t_code[nt] = T_EXIT_REARM
+                    else:
+                        state = S_COMPLETED
+                        t_i[nt] = i; t_code[nt] = T_FLATTEN if flatten else T_EXIT_DONE
+                    nt += 1
+                elif state == S_MONITORING:
+                    if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
+                        last_lev_check = t
+                        sg_ = sigma[i]
+                        if not math.isnan(sg_):
+                            nl = _choose_lev(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
+                                             max_lev, caps, mmrs, cums)
+                            if nl < lev:
+                                lev = nl
+                                pap_lev = nl
+                                lp_dirty = True
+                elif (state == S_ANALYZING and enter_ok[i] and not (has_cool and t < cooldown)
+                      and (kind != K_GRID
+                           or _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels) > 0)):
+                    # a grid with no level above zero waits, as grid.decide does
+                    if kind == K_CROSS:
+                        beta_ts = t
+                    if kind == K_GRID:
+                        nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
+                    ratio = enter_ratio[i]
+                    target_spot = 1.0 * notional / spot[i]
+                    lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
+                                      liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums)
+                    pap_lev = lev
+                    pnl_at_entry = pnl
+                    peak = 0.0
+                    last_lev_check = t
+                    unfav = 0
+                    need = target_spot - sq
+                    if not _tradeable(need, spot_px, s_lot, s_minq, s_minn, 0.0):
+                        return nf, nt, 4, i
+                    oq = _round_qty(need, s_lot)
+                    if abs(sq + oq) > max_pq or abs(sq + oq) * spot_px > max_pn:
+                        return nf, nt, 8, i
+                    if _recent_orders(order_t, t) + 2 > max_opm:
+                        return nf, nt, 11, i
+                    px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
+                    est = spot[i] * (1.0 + 1.0 * (slip_bps + (impact_k * math.sqrt(oq / spot_vol[i])
+                                                              if spot_vol[i] > 0 and impact_k > 0 else 0.0)) / 1e4)
+                    if oq * est * (1 + s_fee_r) > spot_cash * 0.999:
+                        return nf, nt, 6, i
+                    fee = oq * px * s_fee_r
+                    if nf + 2 > maxf:
+                        return nf, nt, 10, i
+                    f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = 1.0; f_qty[nf] = oq; f_px[nf] = px2
+                    f_fee[nf] = fee; f_slip[nf] = sl_
+                    nf += 1
+                    slip_tot += sl_
+                    order_t[n_ord % 64] = t; n_ord += 1
+                    sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
+                    spot_cash -= oq * px + fee
+                    # hedge what filled
+                    ptarget = _perp_target(same, ratio, sq, pq, spot_px, perp_px)
+                    pneed = ptarget - pq
+                    hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
+                    if not hedge and abs(ptarget) > 1e-12:
+                        return nf, nt, 5, i  # the engine would unwind the spot leg (HEDGE_FAILED)
+                    if hedge:
+                        hq = _round_qty(pneed, p_lot)
+                        if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
+                            return nf, nt, 8, i
+                        sign = 1.0 if pneed > 0 else -1.0
+                        if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                            return nf, nt, 7, i
+                        need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
+                        if need_m > (wallet - pap_margin) * 0.999:
+                            return nf, nt, 7, i
+                        px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
+                        fee = hq * px * p_fee_r
+                        f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
+                        f_fee[nf] = fee; f_slip[nf] = sl_
+                        nf += 1
+                        slip_tot += sl_
+                        order_t[n_ord % 64] = t; n_ord += 1
+                        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
+                        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
+                                                                        pap_lev, fee)
+                        lp_dirty = True
+                    state = S_MONITORING
+                    entered = t
+                    target_spot = sq
+                    entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
+                    t_i[nt] = i; t_code[nt] = T_ENTRY
+                    nt += 1
+                # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
+                if state == S_MONITORING and not (last_reb != NO_TS and (t <= last_reb or
+                                                                          (t - last_reb) / 1e9 < cool_s)):
+                    if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                        return nf, nt, 2, i
+                    perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+                        drift = abs(h - ratio) if not math.isnan(h) else np.nan
+                        if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                            # DRIFT_EXCEEDED -> REBALANCING: perp orders until the residual is below a lot
+                            t_i[nt] = i; t_code[nt] = T_REBAL
+                            nt += 1
+                            rounds = 0
+                            while True:
+                                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                                    return nf, nt, 2, i
+                                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                                reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
+                                oq = _round_qty(perp_need, p_lot)
+                                if reducing:
+                                    ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
+                                else:
+                                    ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
+                                if rounds >= 6 or not ok:
+                                    break
+                                sign = 1.0 if perp_need > 0 else -1.0
+                                if reducing and oq > abs(papq) + 1e-12:
+                                    return nf, nt, 13, i
+                                if _recent_orders(order_t, t) >= max_opm:
+                                    return nf, nt, 11, i
+                                q1 = pq + sign * oq
+                                if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
+                                    return nf, nt, 8, i
+                                if not reducing:
+                                    opening = oq
+                                    if papq != 0.0 and (papq > 0) != (sign > 0):
+                                        opening = max(oq - abs(papq), 0.0)
+                                    if opening > 0:
+                                        cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
+                                        if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                                            return nf, nt, 7, i
+                                        need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
+                                        if need_m > (wallet - pap_margin) * 0.999:
+                                            return nf, nt, 7, i
+                                if nf >= maxf:
+                                    return nf, nt, 10, i
+                                px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                                fee = oq * px * p_fee_r
+                                f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                                f_fee[nf] = fee; f_slip[nf] = sl_
+                                nf += 1
+                                slip_tot += sl_
+                                order_t[n_ord % 64] = t; n_ord += 1
+                                pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
+                                                                                 oq, px2, fee)
+                                papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
+                                                                                sign, oq, px, pap_lev, fee)
+                                lp_dirty = True
+                                rounds += 1
+                            last_reb = t
+            # ---- 3. funding settles ----
+            if not math.isnan(fund_rate[i]):
+                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+                if papq != 0.0 and not math.isnan(mk):
+                    amt = -papq * mk * fund_rate[i]
+                    wallet += amt
+                    pap_margin += amt
+                if pq != 0.0 and not math.isnan(mk):
+                    amount = -pq * mk * fund_rate[i]
+                    unfav = unfav + 1 if amount < 0 else 0
+                    pfund += amount
+                    lp_dirty = True
+                # the engine looks at the book again after the funding event (no market): a rebalance
+                # due there (no market update at this instant) is not modelled
+                if state == S_MONITORING and not priced[i] and not (
+                        last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
+                    perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
+                            _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        return nf, nt, 12, i
         # ---- 4. snapshot ----
         s_pp = sreal + _unreal(sq, slast, savg)
         p_pp = preal + _unreal(pq, plast, pavg)

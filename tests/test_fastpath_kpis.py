@@ -80,7 +80,8 @@ def test_one_pass_kpi_helpers_equal_the_numpy_pandas_lines(seed, n, capital, cra
     """_equity_pass / _last_of_day / the time-in-market count give exactly what the numpy and pandas lines
     they replace give (drawdown, ruin, the last instant of each UTC day, time in market)."""
     rng = np.random.default_rng(seed)
-    ts = np.sort(rng.integers(0, 400 * 86_400, n)).astype(np.int64) * 1_000_000_000 + 1_700_000_000_000_000_000
+    ts = np.unique(rng.integers(0, 400 * 86_400, n)).astype(np.int64) * 1_000_000_000 + 1_700_000_000_000_000_000
+    n = len(ts)
     net = np.cumsum(rng.normal(0, capital * 0.01, n))
     if crash:
         net[n // 2:] -= capital * 1.5  # equity goes through zero
