@@ -435,6 +435,75 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
 
 
 @njit(cache=True)
+def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
+                      s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                      max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
+                      pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet,
+                      order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """The REBALANCING rounds of ``engine.step`` (DRIFT_EXCEEDED already decided by the caller):
+    perp orders until the residual is below a lot, at most 6, for both kernels. ``spot_check``: a
+    spot leg that could trade refuses the run (code 2; the loan book's collateral never trades).
+    Called only when a rebalance is due (a call per instant would cost the kernels ~2x).
+
+    Returns (error code or 0, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
+    papq, pap_entry, pap_margin, wallet)."""
+    err = 0
+    rounds = 0
+    while True:
+        if spot_check and _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+            err = 2
+            break
+        perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+        reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
+        oq = _round_qty(perp_need, p_lot)
+        if reducing:
+            ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
+        else:
+            ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
+        if rounds >= 6 or not ok:
+            break
+        sign = 1.0 if perp_need > 0 else -1.0
+        if reducing and oq > abs(papq) + 1e-12:
+            err = 13
+            break
+        if _recent_orders(order_t, t) >= max_opm:
+            err = 11
+            break
+        q1 = pq + sign * oq
+        if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
+            err = 8
+            break
+        if not reducing:
+            opening = oq
+            if papq != 0.0 and (papq > 0) != (sign > 0):
+                opening = max(oq - abs(papq), 0.0)
+            if opening > 0:
+                cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
+                if (cur + opening) * perp_i > _max_notional(pap_lev, caps, maxlevs):
+                    err = 7
+                    break
+                need_m = opening * perp_i / pap_lev + opening * perp_i * p_fee_r
+                if need_m > (wallet - pap_margin) * 0.999:
+                    err = 7
+                    break
+        if nf >= len(f_i):
+            err = 10
+            break
+        px, px2, sl_ = _fill_px(perp_i, sign, oq, perp_vol_i, slip_bps, impact_k)
+        fee = oq * px * p_fee_r
+        f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+        f_fee[nf] = fee; f_slip[nf] = sl_
+        nf += 1
+        slip_tot += sl_
+        order_t[n_ord % 64] = t; n_ord += 1
+        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, oq, px2, fee)
+        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, oq, px, pap_lev, fee)
+        rounds += 1
+    return (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+            wallet)
+
+
+@njit(cache=True)
 def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
                  enter_ratio, liq_check, liq_ext, fp, ip, floors, caps, mmrs, cums, maxlevs, support,
                  snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
@@ -712,56 +781,19 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
                         drift = abs(h - ratio) if not math.isnan(h) else np.nan
                         if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
-                            # DRIFT_EXCEEDED -> REBALANCING: perp orders until the residual is below a lot
-                            t_i[nt] = i; t_code[nt] = T_REBAL
+                            t_i[nt] = i; t_code[nt] = T_REBAL  # DRIFT_EXCEEDED -> REBALANCING
                             nt += 1
-                            rounds = 0
-                            while True:
-                                if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
-                                    return nf, nt, 2, i
-                                perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
-                                reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
-                                oq = _round_qty(perp_need, p_lot)
-                                if reducing:
-                                    ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
-                                else:
-                                    ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
-                                if rounds >= 6 or not ok:
-                                    break
-                                sign = 1.0 if perp_need > 0 else -1.0
-                                if reducing and oq > abs(papq) + 1e-12:
-                                    return nf, nt, 13, i
-                                if _recent_orders(order_t, t) >= max_opm:
-                                    return nf, nt, 11, i
-                                q1 = pq + sign * oq
-                                if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
-                                    return nf, nt, 8, i
-                                if not reducing:
-                                    opening = oq
-                                    if papq != 0.0 and (papq > 0) != (sign > 0):
-                                        opening = max(oq - abs(papq), 0.0)
-                                    if opening > 0:
-                                        cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
-                                        if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
-                                            return nf, nt, 7, i
-                                        need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
-                                        if need_m > (wallet - pap_margin) * 0.999:
-                                            return nf, nt, 7, i
-                                if nf >= maxf:
-                                    return nf, nt, 10, i
-                                px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                                fee = oq * px * p_fee_r
-                                f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                                f_fee[nf] = fee; f_slip[nf] = sl_
-                                nf += 1
-                                slip_tot += sl_
-                                order_t[n_ord % 64] = t; n_ord += 1
-                                pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                                 oq, px2, fee)
-                                papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
-                                                                                sign, oq, px, pap_lev, fee)
+                            (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                             pap_margin, wallet) = _rebalance_rounds(
+                                i, t, True, same, ratio, target_spot, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                                s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
+                                impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
+                                pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i,
+                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                            if err:
+                                return nf, nt, err, i
+                            if rounds:
                                 lp_dirty = True
-                                rounds += 1
                             last_reb = t
             # ---- 3. funding settles ----
             if not math.isnan(fund_rate[i]):
@@ -1043,49 +1075,17 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
                         t_i[nt] = i; t_code[nt] = T_REBAL
                         nt += 1
-                        rounds = 0
-                        while True:
-                            perp_need = -ratio * sq - pq
-                            reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
-                            oq = _round_qty(perp_need, p_lot)
-                            if reducing:
-                                ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
-                            else:
-                                ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
-                            if rounds >= 6 or not ok:
-                                break
-                            sign = 1.0 if perp_need > 0 else -1.0
-                            if reducing and oq > abs(papq) + 1e-12:
-                                return nf, nt, 13, i
-                            if _recent_orders(order_t, t) >= max_opm:
-                                return nf, nt, 11, i
-                            q1 = pq + sign * oq
-                            if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
-                                return nf, nt, 8, i
-                            if not reducing:
-                                opening = oq
-                                if papq != 0.0 and (papq > 0) != (sign > 0):
-                                    opening = max(oq - abs(papq), 0.0)
-                                if opening > 0:
-                                    cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
-                                    if (cur + opening) * perp[i] > _max_notional(pap_lev, caps, maxlevs):
-                                        return nf, nt, 7, i
-                                    need_m = opening * perp[i] / pap_lev + opening * perp[i] * p_fee_r
-                                    if need_m > (wallet - pap_margin) * 0.999:
-                                        return nf, nt, 7, i
-                            px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                            fee = oq * px * p_fee_r
-                            f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                            f_fee[nf] = fee; f_slip[nf] = sl_
-                            nf += 1
-                            slip_tot += sl_
-                            order_t[n_ord % 64] = t; n_ord += 1
-                            pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                             oq, px2, fee)
-                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet,
-                                                                            sign, oq, px, pap_lev, fee)
+                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                         pap_margin, wallet) = _rebalance_rounds(
+                            i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                            0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                            max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
+                            papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                            f_qty, f_px, f_fee, f_slip, nf)
+                        if err:
+                            return nf, nt, err, i
+                        if rounds:
                             lp_dirty = True
-                            rounds += 1
                         last_reb = t
         # ---- funding settles ----
         if not math.isnan(fund_rate[i]):

@@ -216,11 +216,15 @@ def sim_thread():
 
 
 @pytest.mark.timeout(120)
-def test_runner_heartbeat_arms_the_countdown_for_a_live_perp_hedge(tmp_path, sim_thread):
+def test_runner_heartbeat_arms_the_countdown_and_disarms_it_when_the_hedge_completes(tmp_path, sim_thread):
     """A live hedge run by the runner process through the ccxt adapter: every heartbeat re-arms the
-    venue's countdown on the perp symbol with 2 x the dead man's switch timeout."""
+    venue's countdown on the perp symbol with 2 x the dead man's switch timeout; after an operator
+    stop closes both legs, the next beat disarms it (so it cannot cancel orders placed by hand
+    later) and no beat arms it again."""
+    import time
+
+    from tests.test_runner_crash_sim import HID, settle, start_live
     from tests.test_runner_crash_sim import live_env as runner_env
-    from tests.test_runner_crash_sim import start_live
     from tests.test_runner_helpers import wait_for
 
     sim = sim_thread.sim
@@ -240,6 +244,15 @@ def test_runner_heartbeat_arms_the_countdown_for_a_live_perp_hedge(tmp_path, sim
         assert sim.countdowns["BTCUSDT"] > first  # each beat moves the deadline
         assert sim.countdown_cancels == []  # refreshed in time: the venue never fired
         assert [m for m, path, _ in list(sim.requests) if path == ROUTE[1]] == ["POST"] * len(countdown_calls(sim))
+        wait_for(lambda: c.hedge(HID).get("state") == "MONITORING_POSITIONS", timeout=60, what="monitoring")
+        c.stop(HID)
+        settle(env, p, "COMPLETED")
+        wait_for(lambda: countdown_calls(sim)[-1]["countdownTime"] == "0", timeout=30, what="countdown disarmed")
+        assert "BTCUSDT" not in sim.countdowns
+        n = len(countdown_calls(sim))
+        time.sleep(3.0)  # several beats
+        assert len(countdown_calls(sim)) == n  # a completed hedge neither re-arms nor disarms again
+        assert sim.countdown_cancels == []
         env.client(p).shutdown()
         assert p.wait(60) == 0
     finally:
@@ -296,35 +309,3 @@ def test_frozen_runner_stops_re_arming_and_the_venue_cancels(tmp_path, sim_threa
     finally:
         env.cleanup()
 
-
-@pytest.mark.timeout(120)
-def test_runner_disarms_the_countdown_once_the_hedge_completes(tmp_path, sim_thread):
-    """After an operator stop closes both legs, the next beat disarms the venue's countdown (so it
-    cannot cancel orders placed by hand later), and no beat arms it again."""
-    import time
-
-    from tests.test_runner_crash_sim import HID, settle, start_live
-    from tests.test_runner_crash_sim import live_env as runner_env
-    from tests.test_runner_helpers import wait_for
-
-    sim = sim_thread.sim
-    env, extra = runner_env(tmp_path, sim_thread)
-    try:
-        p = env.start_runner(extra, args=["--dms-timeout", "3"])
-        c = env.client(p)
-        start_live(c, "resume")
-        wait_for(lambda: c.hedge(HID).get("state") == "MONITORING_POSITIONS", timeout=60, what="monitoring")
-        wait_for(lambda: len(countdown_calls(sim)) >= 2, timeout=60, what="countdown armed")
-        assert sim.countdowns["BTCUSDT"] > sim.now_ms()
-        c.stop(HID)
-        settle(env, p, "COMPLETED")
-        wait_for(lambda: countdown_calls(sim)[-1]["countdownTime"] == "0", timeout=30, what="countdown disarmed")
-        assert "BTCUSDT" not in sim.countdowns
-        n = len(countdown_calls(sim))
-        time.sleep(3.0)  # several beats
-        assert len(countdown_calls(sim)) == n  # a completed hedge neither re-arms nor disarms again
-        assert sim.countdown_cancels == []
-        env.client(p).shutdown()
-        assert p.wait(60) == 0
-    finally:
-        env.cleanup()
