@@ -1,18 +1,30 @@
 """Second venue: the same adapter configured for Bybit (v5, unified account), through real ccxt,
 against the small local Bybit simulator. Covers markets, ticker, funding rate, orders on both
 legs (thin create answers completed by polling), cancel by client id, positions, unified balance,
-leverage incl. "not modified", retries, typed errors and the timeout-without-duplicate path.
-Not covered for Bybit: hedge mode, margin mode, funding history/payments, my trades."""
+leverage incl. "not modified", the account-wide margin mode, the position-mode switch, own fills
+incl. the venue's liquidations (not funding rows), funding history and own funding payments in
+the adapter's sign convention, retries, typed errors and the timeout-without-duplicate path.
+Not covered for Bybit: hedge-mode ORDERS (the adapter refuses them)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pandas as pd
 import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy
-from hedge_core.types import OrderRequest, OrderStatus, OrderType, Side, client_order_id
+from hedge_core.types import (
+    MarginMode,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    Side,
+    client_order_id,
+)
 from tests.support.live_env import bybit_env
 
 SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
@@ -115,4 +127,87 @@ def test_bybit_timeout_answer_lost_no_duplicate():
             o = await a.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid(7)))
             assert o.status is OrderStatus.CLOSED and sim.order_count(cid(7)) == 1
             assert sum(1 for r in sim.requests if r[:2] == ("POST", "/v5/order/create")) == 1
+    asyncio.run(go())
+
+
+def test_bybit_margin_mode_is_account_wide_and_position_mode_switches():
+    async def go():
+        async with bybit_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.set_price("BTCUSDT", 30_000.0)
+            await a.set_margin_mode(PERP, MarginMode.ISOLATED)  # a unified account: the whole account
+            assert sim.margin_mode == "ISOLATED_MARGIN"
+            await a.set_margin_mode(PERP, MarginMode.ISOLATED)  # again: still a success
+            await a.set_position_mode(PositionMode.HEDGE)
+            assert sim.position_mode == 3
+            await a.set_position_mode(PositionMode.HEDGE)  # "not modified" (110025) is a success
+            assert ("POST /v5/position/switch-mode", 200, 110025) in sim.answers
+            with pytest.raises(he.InvalidInput, match="position_side"):  # refused before any request
+                await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(20), position_side=PositionSide.SHORT))
+            await a.set_position_mode(PositionMode.ONE_WAY)
+            await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(21)))
+            [p] = await a.fetch_positions()
+            assert p.margin_mode is MarginMode.ISOLATED and p.qty == pytest.approx(-0.01)
+            with pytest.raises(he.ExchangeError, match="existing position"):
+                await a.set_position_mode(PositionMode.HEDGE)
+            assert sim.position_mode == 0
+            await a.set_margin_mode(PERP, MarginMode.CROSS)
+            assert sim.margin_mode == "REGULAR_MARGIN"
+            assert (await a.fetch_positions())[0].margin_mode is MarginMode.CROSS
+        async with bybit_env() as env:  # a fresh adapter learns the account's mode from the venue
+            env.sim.set_price("BTCUSDT", 30_000.0)
+            env.sim.margin_mode = "ISOLATED_MARGIN"
+            await env.adapter.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid(22)))
+            [p] = await env.adapter.fetch_positions()
+            assert p.margin_mode is MarginMode.ISOLATED
+            assert sum(1 for _m, path, _p in env.sim.requests if path == "/v5/account/info") == 1
+            await env.adapter.fetch_positions()
+            assert sum(1 for _m, path, _p in env.sim.requests if path == "/v5/account/info") == 1  # cached
+    asyncio.run(go())
+
+
+def test_bybit_own_fills_include_liquidations_but_not_funding():
+    """ccxt's fetch_my_trades asks Bybit for execType=Trade only; the adapter reads every fill type,
+    so the driver sees a venue liquidation (BustTrade, no order of ours) like on Binance."""
+    async def go():
+        async with bybit_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.set_price("BTCUSDT", 30_000.0)
+            o = await a.create_order(OrderRequest(PERP, Side.SELL, 0.02, cid(30)))
+            sim.settle_funding("BTCUSDT", 0.0001)
+            sim.set_price("BTCUSDT", 33_000.0)
+            sim.liquidate("BTCUSDT", 33_000.0)
+            fills = await a.fetch_my_trades(PERP)
+            assert [(f.order_id, f.side, f.qty, f.price) for f in fills] == [
+                (o.id, Side.SELL, pytest.approx(0.02), 30_000.0),
+                (fills[1].order_id, Side.BUY, pytest.approx(0.02), 33_000.0)]
+            assert fills[1].order_id.startswith("liq-") and fills[0].client_order_id == cid(30)
+            assert fills[0].fee == pytest.approx(0.02 * 30_000 * sim.taker)
+            assert await a.fetch_positions() == []
+            rows = [r for m, path, r in sim.requests if path == "/v5/execution/list"]
+            assert rows and all("execType" not in r for r in rows)  # every type asked, funding dropped here
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("side, rate", [(Side.SELL, 0.0001), (Side.BUY, 0.0001), (Side.SELL, -0.0002)])
+def test_bybit_funding_payments_are_signed_received_positive(side, rate):
+    """Bybit reports funding as a charge (execFee > 0 paid); the adapter returns what every venue
+    returns: + received / - paid, with the rate and mark of the public funding history."""
+    async def go():
+        async with bybit_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.set_price("BTCUSDT", 30_000.0, mark=30_010.0)
+            await a.create_order(OrderRequest(PERP, side, 0.02, cid(40)))
+            before = sim.coins["USDT"]
+            t0 = sim.now_ms()
+            sim.settle_funding("BTCUSDT", rate, ts_ms=t0)
+            [pay] = await a.fetch_funding_payments(PERP)
+            signed_qty = 0.02 if side is Side.BUY else -0.02
+            want = -signed_qty * 30_010.0 * rate  # the engine's convention: -qty x mark x rate
+            assert pay.amount == pytest.approx(want)
+            assert sim.coins["USDT"] - before == pytest.approx(want)  # the venue's own wallet agrees
+            assert (pay.rate, pay.mark_price) == (pytest.approx(rate), pytest.approx(30_010.0))
+            assert pay.position_qty == pytest.approx(signed_qty)
+            [h] = await a.fetch_funding_rate_history(PERP, since=pd.Timestamp(t0 - 1000, unit="ms", tz="UTC"))
+            assert h.rate == pytest.approx(rate)
     asyncio.run(go())

@@ -79,6 +79,16 @@ class VenueConfig:
     no_change_markers: tuple[str, ...] = ()  # error codes/messages meaning "nothing to change"
     positions_params: dict[str, Any] = field(default_factory=dict)  # fetch_positions params
     cid_lookup: str = "fetch_order"  # how to fetch an order by client id: ccxt fetch_order | bybit_v5
+    # sign of ccxt's funding-history ``amount`` as a cash flow: Binance's income ledger is + received;
+    # Bybit's v5 execution list reports funding as ``execFee``, a charge (> 0 paid)
+    funding_amount_sign: float = 1.0
+    # own executions: ccxt fetch_my_trades | bybit_v5 (ccxt asks Bybit for execType=Trade only,
+    # which hides the venue's liquidation (BustTrade) and ADL (AdlTrade) fills)
+    trades_query: str = "fetch_my_trades"
+    hedge_mode_orders: bool = True  # position-side orders supported by this adapter
+    # Bybit's unified account has ONE margin mode for all positions (GET /v5/account/info), and
+    # its positions do not report one: the adapter reads it from the account
+    account_margin_mode: bool = False
     tested_offline: str = ""
 
 
@@ -117,7 +127,11 @@ VENUES: dict[str, VenueConfig] = {
         positions_params={"type": "swap", "subType": "linear", "settleCoin": "USDT"},
         cid_lookup="bybit_v5",
         no_change_markers=("110025", "110026", "110043", "not modified"),
-        tested_offline="configuration and symbol mapping only (no simulator)",
+        funding_amount_sign=-1.0,
+        trades_query="bybit_v5",
+        hedge_mode_orders=False,
+        account_margin_mode=True,
+        tested_offline="partial (local simulator, real ccxt): see tests/test_live_bybit.py",
     ),
     "okx": VenueConfig(
         ccxt_id="okx",
@@ -255,6 +269,7 @@ class CcxtLiveAdapter:
             self._ex.set_sandbox_mode(True)
         self._instruments: dict[str, Instrument] = {}
         self._cid_by_order: dict[str, str] = {}
+        self._margin_mode_cache: str | None = None  # account margin mode (venues with account_margin_mode)
         self.retries = 0  # temporary errors retried so far (observability)
 
     def __repr__(self) -> str:
@@ -416,6 +431,9 @@ class CcxtLiveAdapter:
             self._instrument(s)
         params = dict(self.config.positions_params)
         raw = await self._call("fetch_positions", lambda: self._ex.fetch_positions(symbols, dict(params)))
+        account_mode = None
+        if self.config.account_margin_mode and any(_f(p.get("contracts")) != 0 for p in raw):
+            account_mode = await self._account_margin_mode()
         out = []
         for p in raw:
             contracts = _f(p.get("contracts"))
@@ -426,7 +444,7 @@ class CcxtLiveAdapter:
             lev = p.get("leverage")
             if lev is None and _f(p.get("initialMarginPercentage")) > 0:
                 lev = round(1.0 / _f(p["initialMarginPercentage"]))
-            mode = MarginMode.ISOLATED if p.get("marginMode") == "isolated" else MarginMode.CROSS
+            mode = MarginMode.ISOLATED if (p.get("marginMode") or account_mode) == "isolated" else MarginMode.CROSS
             pside = PositionSide.BOTH
             if p.get("hedged"):
                 pside = PositionSide.SHORT if sign < 0 else PositionSide.LONG
@@ -472,6 +490,9 @@ class CcxtLiveAdapter:
         if req.reduce_only:
             params["reduceOnly"] = True
         if req.position_side is not PositionSide.BOTH:
+            if not self.config.hedge_mode_orders:
+                raise he.InvalidInput("position_side", req.position_side.value,
+                                      f"'both' on {self.venue} (hedge-mode orders are not supported by this adapter)")
             params["positionSide"] = req.position_side.value.upper()
         return params
 
@@ -641,8 +662,11 @@ class CcxtLiveAdapter:
         await self._ensure_markets()
         self._instrument(symbol)
         since_ms = _ms(since)
-        raw = await self._call("fetch_my_trades", lambda: self._ex.fetch_my_trades(
-            symbol, since_ms, None, self._market_params(symbol)))
+        if self.config.trades_query == "bybit_v5":
+            raw = await self._call("fetch_my_trades", lambda: self._bybit_executions(symbol, since_ms))
+        else:
+            raw = await self._call("fetch_my_trades", lambda: self._ex.fetch_my_trades(
+                symbol, since_ms, None, self._market_params(symbol)))
         cs = self._cs(symbol)
         out = []
         for t in raw:
@@ -655,6 +679,30 @@ class CcxtLiveAdapter:
                 fee_currency=fee.get("currency") or "USDT",
                 liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER))
         return out
+
+    async def _account_margin_mode(self) -> str:
+        """'isolated' | 'cross' | 'portfolio' of a Bybit unified account (cached; set_margin_mode updates it)."""
+        if self._margin_mode_cache is None:
+            resp = await self._call("fetch_positions", lambda: self._ex.privateGetV5AccountInfo({}))
+            raw = str((resp.get("result") or {}).get("marginMode", ""))
+            self._margin_mode_cache = {"ISOLATED_MARGIN": "isolated", "REGULAR_MARGIN": "cross",
+                                       "PORTFOLIO_MARGIN": "portfolio"}.get(raw, "cross")
+        return self._margin_mode_cache
+
+    _BYBIT_FILL_TYPES = ("Trade", "BustTrade", "AdlTrade", "Delivery")
+
+    async def _bybit_executions(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+        """Bybit v5 executions of every fill type (own trades, liquidations, ADL), parsed by ccxt;
+        funding rows (execType Funding) are not fills and are left out."""
+        market = self._ex.market(symbol)
+        req: dict[str, Any] = {"category": "spot" if market.get("spot") else "linear", "symbol": market["id"],
+                               "limit": 100}
+        if since_ms is not None:
+            req["startTime"] = since_ms
+        resp = await self._ex.privateGetV5ExecutionList(req)
+        rows = [r for r in ((resp.get("result") or {}).get("list") or [])
+                if r.get("execType") in self._BYBIT_FILL_TYPES]
+        return self._ex.parse_trades(rows, market)
 
     # ------------------------------------------------------------------ account settings
     async def _idempotent(self, method: str, call: Callable[[], Awaitable[Any]]) -> None:
@@ -686,12 +734,15 @@ class CcxtLiveAdapter:
         mode = MarginMode(mode)
         await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
             mode.value, symbol, self._market_params(symbol)))
+        if self.config.account_margin_mode:
+            self._margin_mode_cache = mode.value  # the whole account changed
 
     async def set_position_mode(self, mode: PositionMode) -> None:
         mode = PositionMode(mode)
         await self._ensure_markets()
+        # the USDT-margined perps' mode: without "type" Bybit's ccxt would send category=spot
         await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
-            mode is PositionMode.HEDGE, None, {"subType": "linear"}))
+            mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
 
     # ------------------------------------------------------------------ exchange-side dead man's switch
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
@@ -774,11 +825,13 @@ class CcxtLiveAdapter:
 
     async def fetch_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:
-        """Own funding settled (+ received / - paid, quote).
+        """Own funding settled (+ received / - paid, quote), on every venue.
 
-        Binance's income ledger has only the amount; rate and mark come from the public funding
-        history at the same funding time and ``position_qty = -amount / (mark x rate)``. Where no
-        rate is found they are NaN.
+        Binance's income ledger has only the amount (+ received); rate and mark come from the
+        public funding history at the same funding time. Bybit reports funding in its execution
+        list as a charge (``execFee`` > 0 paid: the sign is turned) with the rate (``feeRate``) and
+        the settlement mark (``execPrice``). ``position_qty = -amount / (mark x rate)``; NaN where
+        no rate is found.
         """
         await self._ensure_markets()
         if symbol is not None:
@@ -790,17 +843,21 @@ class CcxtLiveAdapter:
         history: dict[str, list[FundingRate]] = {}
         for r in rows:
             sym = r.get("symbol") or symbol or ""
-            if sym not in history:
-                first = min((_f(x.get("timestamp")) for x in rows if x.get("symbol") == sym), default=0.0)
-                history[sym] = await self.fetch_funding_rate_history(
-                    sym, _ts(first - 60_000), None) if sym in self._instruments else []
             ts = _ts(r.get("timestamp"))
-            near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(history[sym]))
-            match = [history[sym][near[0][1]]] if near and near[0][0] <= 60 else []
-            amount = _f(r.get("amount"))
-            rate = match[0].rate if match else float("nan")
-            mark = _f(match[0].mark_price, float("nan")) if match else float("nan")
-            qty = -amount / (mark * rate) if match and rate and mark else float("nan")
+            amount = self.config.funding_amount_sign * _f(r.get("amount"))
+            # Bybit's funding row carries its rate (feeRate) and the mark it settled at (execPrice)
+            rate = _f(r.get("rate"), float("nan"))
+            mark = _f((r.get("info") or {}).get("execPrice"), float("nan"))
+            if not (math.isfinite(rate) and math.isfinite(mark) and mark > 0):
+                if sym not in history:
+                    first = min((_f(x.get("timestamp")) for x in rows if x.get("symbol") == sym), default=0.0)
+                    history[sym] = await self.fetch_funding_rate_history(
+                        sym, _ts(first - 60_000), None) if sym in self._instruments else []
+                near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(history[sym]))
+                match = history[sym][near[0][1]] if near and near[0][0] <= 60 else None
+                rate = match.rate if match else float("nan")
+                mark = _f(match.mark_price, float("nan")) if match else float("nan")
+            qty = -amount / (mark * rate) if rate and mark and math.isfinite(rate * mark) else float("nan")
             out.append(FundingPayment(symbol=sym, ts=ts, amount=amount, rate=rate, position_qty=qty,
                                       mark_price=mark))
         return out

@@ -3,11 +3,16 @@
 Narrower than :mod:`tests.support.binance_sim`: it covers what the adapter's core calls need
 through ccxt 4.5.90 -- markets (spot + linear), tickers (incl. funding), server time, order
 create / realtime query / cancel (the create answer is thin: ids only), the unified wallet,
-linear positions (one-way) and set-leverage (incl. 110043 "not modified") -- with v5 HMAC
+linear positions (one-way) and set-leverage (incl. 110043 "not modified"), the account margin
+mode (``/v5/account/set-margin-mode``: account-wide on a unified account), the position mode
+switch (``/v5/position/switch-mode``: 110025 "not modified", 110024 with an open position),
+funding settlement (:meth:`BybitSim.settle_funding`) with the public funding history, venue
+liquidations (:meth:`BybitSim.liquidate`) and the execution list (``/v5/execution/list``: Trade,
+Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding) -- with v5 HMAC
 signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
 Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
-110001 order not found, 110007 insufficient balance). Hedge mode, isolated margin, funding
-settlement and trade history are NOT simulated here.
+110001 order not found, 110007 insufficient balance). Hedge-mode ORDERS (positionIdx 1/2) are
+not simulated: the adapter refuses them for Bybit.
 """
 
 from __future__ import annotations
@@ -77,6 +82,11 @@ class BybitSim:
         self.faults: list[list[Any]] = []  # [pattern, count, retCode, msg, http status, hang s]
         self.clock_offset_ms = 0
         self._seq = 0
+        self.margin_mode = "REGULAR_MARGIN"  # unified account: one mode for the whole account
+        self.position_mode = 0  # 0 one-way, 3 both sides
+        self.executions: list[dict[str, Any]] = []  # /v5/execution/list rows, oldest first
+        self.funding_history: list[dict[str, Any]] = []  # /v5/market/funding/history rows, oldest first
+        self._exec_seq = 0
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -92,6 +102,49 @@ class BybitSim:
         """Force the next ``count`` matching requests to fail with ``code`` -- or, with
         ``hang_after``, to be APPLIED and then answered only after that many seconds."""
         self.faults.append([pattern, count, code, msg, status, hang_after])
+
+    def settle_funding(self, symbol: str = "BTCUSDT", rate: float | None = None, ts_ms: int | None = None) -> None:
+        """Settle funding now at the mark: a long pays ``size x mark x rate`` (receives when the
+        rate is negative). The charge is an execution row with execType "Funding" and ``execFee``
+        = the amount charged (> 0 paid, < 0 received), and a row of the public funding history."""
+        rate = self.funding_rate[symbol] if rate is None else float(rate)
+        ts = self.now_ms() if ts_ms is None else int(ts_ms)
+        mark = self.marks[symbol]
+        self.funding_history.append({"symbol": symbol, "fundingRate": _fmt(rate),
+                                     "fundingRateTimestamp": str(ts)})
+        amt = self.positions.get(symbol, [0.0, 0.0])[0]
+        if amt == 0:
+            return
+        charge = amt * mark * rate
+        self.coins["USDT"] = self.coins.get("USDT", 0.0) - charge
+        self._execution(symbol, "linear", "Funding", "Buy" if amt > 0 else "Sell", abs(amt), mark, charge,
+                        rate, ts=ts)
+
+    def liquidate(self, symbol: str = "BTCUSDT", price: float | None = None) -> None:
+        """The venue closes the whole position at ``price`` (a BustTrade execution, no order of ours)."""
+        amt, entry = self.positions.get(symbol, [0.0, 0.0])
+        if amt == 0:
+            return
+        px = self.marks[symbol] if price is None else float(price)
+        fee = abs(amt) * px * self.taker
+        self.coins["USDT"] = self.coins.get("USDT", 0.0) + amt * (px - entry) - fee
+        self.positions[symbol] = [0.0, 0.0]
+        self._execution(symbol, "linear", "BustTrade", "Sell" if amt > 0 else "Buy", abs(amt), px, fee,
+                        self.taker, order_id=f"liq-{self._exec_seq + 1}")
+
+    def _execution(self, symbol: str, category: str, exec_type: str, side: str, qty: float, price: float,
+                   fee: float, fee_rate: float, *, order_id: str = "", link_id: str = "", maker: bool = False,
+                   ts: int | None = None) -> None:
+        self._exec_seq += 1
+        self.executions.append({
+            "category": category, "symbol": symbol, "orderId": order_id, "orderLinkId": link_id, "side": side,
+            "orderPrice": _fmt(price), "orderQty": _fmt(qty), "leavesQty": "0", "orderType": "Market",
+            "stopOrderType": "", "execFee": _fmt(fee), "execId": f"exec-{self._exec_seq:06d}",
+            "execPrice": _fmt(price), "execQty": _fmt(qty), "execType": exec_type, "execValue": _fmt(qty * price),
+            "execTime": str(self.now_ms() if ts is None else ts), "isMaker": maker, "feeRate": _fmt(fee_rate),
+            "tradeIv": "", "markIv": "", "markPrice": _fmt(self.marks.get(symbol, price)), "indexPrice": "",
+            "underlyingPrice": "", "blockTradeId": "", "closedSize": "", "seq": self._exec_seq,
+            "feeCurrency": "USDT"})
 
     def order_count(self, link_id: str) -> int:
         return sum(1 for o in self.orders.values() if o.link_id == link_id)
@@ -170,6 +223,12 @@ class BybitSim:
             ("GET", "/v5/account/wallet-balance"): (self._wallet, True),
             ("GET", "/v5/position/list"): (self._position_list, True),
             ("POST", "/v5/position/set-leverage"): (self._set_leverage, True),
+            ("POST", "/v5/account/set-margin-mode"): (self._set_margin_mode, True),
+            ("POST", "/v5/position/switch-mode"): (self._switch_mode, True),
+            ("GET", "/v5/execution/list"): (self._execution_list, True),
+            ("GET", "/v5/account/info"): (lambda p: {"marginMode": self.margin_mode, "unifiedMarginStatus": 4,
+                                                     "updatedTime": str(self.now_ms())}, True),
+            ("GET", "/v5/market/funding/history"): (self._funding_history, False),
         }
 
     # ---- public
@@ -293,6 +352,9 @@ class BybitSim:
                     entry = price
             self.positions[o.symbol] = [round(amt, 12), entry]
             self.coins["USDT"] = self.coins.get("USDT", 0.0) + realized - fee
+        self._execution(o.symbol, o.category, "Trade", o.side, qty, price, fee,
+                        (self.spot_fee if o.category == "spot" else (self.maker if maker else self.taker)),
+                        order_id=o.order_id, link_id=o.link_id, maker=maker)
         o.cum_qty += qty
         o.cum_value += notional
         o.cum_fee += fee
@@ -365,7 +427,8 @@ class BybitSim:
             mark = self.marks[sym]
             rows.append({"positionIdx": 0, "riskId": 1, "riskLimitValue": "2000000", "symbol": sym,
                          "side": "Buy" if amt > 0 else ("Sell" if amt < 0 else ""), "size": _fmt(abs(amt)),
-                         "avgPrice": _fmt(entry), "positionValue": _fmt(abs(amt) * entry), "tradeMode": 0,
+                         "avgPrice": _fmt(entry), "positionValue": _fmt(abs(amt) * entry),
+                         "tradeMode": 1 if self.margin_mode == "ISOLATED_MARGIN" else 0,
                          "autoAddMargin": 0, "positionStatus": "Normal", "leverage": str(self.leverage[sym]),
                          "markPrice": _fmt(mark), "liqPrice": "", "bustPrice": "",
                          "positionIM": _fmt(abs(amt) * mark / self.leverage[sym]), "positionMM": "0",
@@ -374,6 +437,41 @@ class BybitSim:
                          "cumRealisedPnl": "0", "adlRankIndicator": 0, "createdTime": "0",
                          "updatedTime": str(self.now_ms()), "seq": 1, "isReduceOnly": False})
         return {"list": rows, "nextPageCursor": "", "category": "linear"}
+
+    def _set_margin_mode(self, p: dict[str, Any]) -> dict[str, Any]:
+        mode = p.get("setMarginMode")
+        if mode not in ("ISOLATED_MARGIN", "REGULAR_MARGIN", "PORTFOLIO_MARGIN"):
+            raise BybitError(10001, f"params error: setMarginMode {mode!r}")
+        self.margin_mode = mode
+        return {"reasons": []}
+
+    def _switch_mode(self, p: dict[str, Any]) -> dict[str, Any]:
+        mode = int(p.get("mode", -1))
+        if mode not in (0, 3) or p.get("category") != "linear":
+            raise BybitError(10001, "params error: mode/category")
+        if mode == self.position_mode:
+            raise BybitError(110025, "Position mode is not modified")
+        if any(a != 0 for a, _e in self.positions.values()):
+            raise BybitError(110024, "You have an existing position, so position mode cannot be switched")
+        self.position_mode = mode
+        return {}
+
+    def _execution_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        rows = [r for r in self.executions if r["category"] == p.get("category")
+                and ("symbol" not in p or r["symbol"] == p["symbol"])
+                and ("execType" not in p or r["execType"] == p["execType"])
+                and ("startTime" not in p or int(r["execTime"]) >= int(p["startTime"]))
+                and ("endTime" not in p or int(r["execTime"]) <= int(p["endTime"]))]
+        limit = int(p.get("limit", p.get("size", 50)))
+        rows = sorted(rows, key=lambda r: (int(r["execTime"]), r["seq"]), reverse=True)[:limit]  # newest first
+        return {"category": p.get("category"), "list": rows, "nextPageCursor": ""}
+
+    def _funding_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        rows = [r for r in self.funding_history if r["symbol"] == p.get("symbol")
+                and ("startTime" not in p or int(r["fundingRateTimestamp"]) >= int(p["startTime"]))
+                and ("endTime" not in p or int(r["fundingRateTimestamp"]) <= int(p["endTime"]))]
+        rows = sorted(rows, key=lambda r: int(r["fundingRateTimestamp"]), reverse=True)[:int(p.get("limit", 200))]
+        return {"category": p.get("category"), "list": rows}
 
     def _set_leverage(self, p: dict[str, Any]) -> dict[str, Any]:
         sym = p["symbol"]
