@@ -320,13 +320,20 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
 
 
 @njit(cache=True)
-def _choose_lev(sigma, notional, side, liq_buffer, tvm, min_lev, max_lev, caps, mmrs, cums):
+def _choose_lev(sigma, notional, side, liq_buffer, tvm, min_lev, max_lev, caps, mmrs, cums, maxlevs):
     """``engine.sizing.choose_leverage`` (bracket table path, no target_vol): same arithmetic."""
     req = liq_buffer
     if not math.isnan(sigma) and sigma > 0:
         req = max(req, tvm * sigma)
     buf = min(req, 0.95)
     n = max(notional, 1.0)
+    k0 = len(caps) - 1  # the bracket of the entry notional caps the leverage
+    for j in range(len(caps)):
+        if n < caps[j]:
+            k0 = j
+            break
+    max_lev = min(max_lev, maxlevs[k0])
+    min_lev = min(min_lev, max_lev)
     x = abs(n * (1.0 - side * buf))
     k = len(caps) - 1
     for j in range(len(caps)):
@@ -693,7 +700,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         sg_ = sigma[i]
                         if not math.isnan(sg_):
                             nl = _choose_lev(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
-                                             max_lev, caps, mmrs, cums)
+                                             max_lev, caps, mmrs, cums, maxlevs)
                             if nl < lev:
                                 lev = nl
                                 pap_lev = nl
@@ -709,7 +716,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     ratio = enter_ratio[i]
                     target_spot = 1.0 * notional / spot[i]
                     lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
-                                      liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums)
+                                      liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums, maxlevs)
                     pap_lev = lev
                     pnl_at_entry = pnl
                     peak = 0.0

@@ -39,3 +39,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_data" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _bracket_tables_restored():
+    """A test that loads a venue's bracket table (analytics.risk.set_brackets, e.g. a runner task in
+    this process) must not change the tables later tests see."""
+    from hedge_core.analytics import risk
+
+    saved = dict(risk.BRACKETS)
+    yield
+    if risk.BRACKETS != saved:
+        risk.BRACKETS.clear()
+        risk.BRACKETS.update(saved)
+        risk._VERSION[0] += 1  # memoised liquidation prices keyed on the tables are stale

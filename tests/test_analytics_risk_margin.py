@@ -187,3 +187,92 @@ def test_margin_ratio():
     assert margin_ratio(100.0, 0.0) == math.inf
     with pytest.raises(InvalidInput, match="maintenance"):
         margin_ratio(-1.0, 10.0)
+
+
+# ---- the venue's own table ---------------------------------------------------------------------
+
+
+def _tiers(table):
+    """ccxt fetch_leverage_tiers rows (Binance shape: info carries cum) of a bracket table."""
+    return [{"tier": b.bracket, "minNotional": b.notional_floor, "maxNotional": b.notional_cap,
+             "maintenanceMarginRate": b.mmr, "maxLeverage": b.max_leverage, "info": {"cum": str(b.cum)}}
+            for b in table]
+
+
+def test_brackets_from_ccxt_tiers_round_trip_and_recurrence():
+    from hedge_core.analytics.risk import brackets_from_tiers
+
+    for table in (BTCUSDT_BRACKETS, ETHUSDT_BRACKETS):
+        assert brackets_from_tiers(_tiers(table)) == table
+        no_cum = [{k: v for k, v in t.items() if k != "info"} for t in _tiers(table)]
+        got = brackets_from_tiers(list(reversed(no_cum)))  # any order; cum from the recurrence
+        assert [b.cum for b in got] == pytest.approx([b.cum for b in table], abs=1e-6)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda t: t.pop(1), "tiers[1].minNotional"),  # a gap
+    (lambda t: t[2].update(maintenanceMarginRate=0.001), "tiers[2].maintenanceMarginRate"),
+    (lambda t: t[3]["info"].update(cum="999"), "tiers[3].info.cum"),
+    (lambda t: t[0].update(maxLeverage=0), "tiers[0].maxLeverage"),
+    (lambda t: t[0].pop("maxNotional"), "tiers[0]"),
+    (lambda t: t.clear(), "tiers"),
+])
+def test_brackets_from_tiers_bad_input_names_the_field(edit, field):
+    from hedge_core.analytics.risk import brackets_from_tiers
+
+    tiers = _tiers(BTCUSDT_BRACKETS)
+    edit(tiers)
+    with pytest.raises(InvalidInput) as e:
+        brackets_from_tiers(tiers)
+    assert e.value.field == field
+
+
+def test_set_brackets_reaches_the_engine_leverage_rule_and_liquidation_guard():  # conftest restores the tables
+    from hedge_core.analytics.risk import brackets_version, set_brackets
+    from hedge_core.engine.guards import _isolated_liquidation_price
+    from hedge_core.engine.sizing import choose_leverage
+    from hedge_core.params import LeverageParams
+
+    p = LeverageParams(liq_buffer=0.1, max_leverage=10)
+    assert choose_leverage(0.0, p, notional=10_000) == 9  # built-in table: 1/(1.1 x 1.004 - 1) = 9.06
+    lp0 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, "BTC/USDT:USDT", brackets_version())
+    venue = brackets_from_venue = tuple(replace_bracket(b, max_leverage=4.0, mmr=b.mmr * 2, cum=b.cum * 2)
+                                        for b in BTCUSDT_BRACKETS)
+    v0 = brackets_version()
+    set_brackets("BTC/USDT:USDT", venue)
+    assert brackets_version() == v0 + 1 and brackets_for("BTCUSDT") is brackets_for("BTC/USDT:USDT")
+    assert choose_leverage(0.0, p, notional=10_000) == 4  # the venue's cap
+    lp1 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, "BTC/USDT:USDT", brackets_version())
+    assert lp1 < lp0 and lp1 == pytest.approx(liquidation_price(-1.0, 30_000.0, 6_000.0, brackets_from_venue))
+    with pytest.raises(InvalidInput, match="symbol"):
+        set_brackets("BTCUSDT", venue)
+
+
+def replace_bracket(b, **kw):
+    from dataclasses import replace
+
+    return replace(b, **kw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0.0, 0.2), st.floats(1.0, 5e7), st.sampled_from([-1, 1]), st.floats(0.002, 0.9),
+       st.floats(1.0, 10.0), st.floats(1.0, 125.0), st.booleans())
+def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, min_lev, max_lev, eth):
+    """fastpath._choose_lev mirrors engine.sizing.choose_leverage, incl. the bracket's leverage cap
+    for the entry notional (which binds at large notionals or small buffers)."""
+    import numpy as np
+
+    from hedge_core.engine.sizing import choose_leverage
+    from hedge_core.fastpath import _choose_lev
+    from hedge_core.params import LeverageParams
+
+    lo, hi = sorted((min_lev, max_lev))
+    p = LeverageParams(liq_buffer=buf, min_leverage=lo, max_leverage=hi)
+    sym = "ETH/USDT:USDT" if eth else "BTC/USDT:USDT"
+    table = brackets_for(sym)
+    arr = [np.array([getattr(b, f) for b in table], dtype="float64") for f in ("notional_cap", "mmr", "cum", "max_leverage")]
+    want = choose_leverage(sigma, p, symbol=sym, notional=notional, side=side)
+    got = _choose_lev(sigma, notional, side, p.liq_buffer, p.target_vol_multiple, p.min_leverage, p.max_leverage,
+                      arr[0], arr[1], arr[2], arr[3])
+    assert got == want
+    assert want <= max(bracket_for(max(notional, 1.0), table).max_leverage, 1.0)

@@ -124,3 +124,28 @@ def test_balance_account_names_are_checked():
                 await env.adapter.fetch_balance("margin")
             assert e.value.field == "account"
     run(go())
+
+
+def test_venue_brackets_through_ccxt_leverage_tiers():
+    """fetch_brackets reads the account's table (GET /fapi/v1/leverageBracket, signed) as Bracket
+    rows; a table that is not a bracket table is refused naming the tier and field."""
+    from hedge_core.analytics.risk import Bracket
+
+    async def go():
+        async with live_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.bracket_rows = [
+                {"bracket": 1, "initialLeverage": 3, "notionalCap": 20_000, "notionalFloor": 0,
+                 "maintMarginRatio": 0.01, "cum": 0.0},
+                {"bracket": 2, "initialLeverage": 2, "notionalCap": 1_000_000, "notionalFloor": 20_000,
+                 "maintMarginRatio": 0.02, "cum": 200.0}]
+            got = await a.fetch_brackets(PERP)
+            assert got == (Bracket(1, 0.0, 20_000.0, 3.0, 0.01, 0.0), Bracket(2, 20_000.0, 1_000_000.0, 2.0, 0.02, 200.0))
+            assert any(path == "/fapi/v1/leverageBracket" and "signature" in p for _m, path, p in sim.requests)
+            sim.bracket_rows[1]["cum"] = 999.0  # contradicts floor x (MMR - previous MMR) + previous cum
+            with pytest.raises(he.InvalidInput) as e:
+                await a.fetch_brackets(PERP)
+            assert e.value.field == "tiers[1].info.cum"
+            with pytest.raises(he.InvalidInput, match="symbol"):
+                await a.fetch_brackets(SPOT)
+    run(go())

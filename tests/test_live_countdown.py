@@ -228,12 +228,21 @@ def test_runner_heartbeat_arms_the_countdown_and_disarms_it_when_the_hedge_compl
     from tests.test_runner_helpers import wait_for
 
     sim = sim_thread.sim
+    # the account's own maintenance table (leverage capped at 4x): the runner must load it
+    sim.bracket_rows = [{"bracket": 1, "initialLeverage": 4, "notionalCap": 5_000_000, "notionalFloor": 0,
+                         "maintMarginRatio": 0.01, "cum": 0.0}]
     env, extra = runner_env(tmp_path, sim_thread)
     try:
         p = env.start_runner(extra, args=["--dms-timeout", "3"])
         c = env.client(p)
         start_live(c, "resume")
         wait_for(lambda: len(countdown_calls(sim)) >= 3, timeout=60, what="three countdown re-arms")
+        import json
+
+        logged = [json.loads(x) for x in (env.home / "logs" / "runner.jsonl").read_text().splitlines() if x.strip()]
+        [b] = [x for x in logged if x.get("msg") == "venue brackets loaded"]
+        assert (b["symbol"], b["first_max_leverage"], b["first_mmr"]) == ("BTC/USDT:USDT", 4.0, 0.01)
+        assert 1 <= sim.leverage["BTCUSDT"] <= 4
         first = sim.countdowns["BTCUSDT"]
         calls = countdown_calls(sim)
         assert {(x["symbol"], x["countdownTime"]) for x in calls} == {("BTCUSDT", "6000")}

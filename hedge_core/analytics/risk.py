@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ __all__ = [
     "ETHUSDT_BRACKETS",
     "BRACKETS",
     "brackets_for",
+    "brackets_from_tiers",
+    "brackets_version",
+    "set_brackets",
     "bracket_for",
     "maintenance_margin",
     "liquidation_price",
@@ -131,12 +134,72 @@ BRACKETS: dict[str, tuple[Bracket, ...]] = {
 }
 
 
+_VERSION = [0]  # bumped by set_brackets: callers that memoise on a symbol's table key on it
+
+
 def brackets_for(symbol: str) -> tuple[Bracket, ...]:
     """Bracket table of ``symbol`` (``'BTC/USDT:USDT'`` or ``'BTCUSDT'``); InvalidInput if unknown."""
     try:
         return BRACKETS[symbol]
     except KeyError:
         raise InvalidInput("symbol", symbol, f"one of {sorted(BRACKETS)}") from None
+
+
+def brackets_version() -> int:
+    """Changes whenever :func:`set_brackets` replaces a table (a cache key for memoised callers)."""
+    return _VERSION[0]
+
+
+def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:
+    """A bracket table from ccxt's ``fetch_leverage_tiers`` rows of one symbol (the venue's own table).
+
+    Each row needs ``minNotional``, ``maxNotional`` (USDT), ``maintenanceMarginRate`` (fraction) and
+    ``maxLeverage``; the maintenance amount is Binance's ``info['cum']`` when given, else derived
+    with the FAQ's recurrence. Raises InvalidInput naming the row and field when the rows are not a
+    contiguous table from 0 with increasing rates, or when a given ``cum`` contradicts the
+    recurrence by more than 0.01 USDT (then the table would not be continuous).
+    """
+    if not tiers:
+        raise InvalidInput("tiers", 0, "at least one leverage tier")
+    rows = sorted(tiers, key=lambda t: float(t.get("minNotional") or 0.0))
+    out: list[Bracket] = []
+    for k, t in enumerate(rows):
+        try:
+            floor, cap = float(t["minNotional"]), float(t["maxNotional"])
+            mmr, lev = float(t["maintenanceMarginRate"]), float(t["maxLeverage"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"tiers[{k}]", t, f"minNotional, maxNotional, maintenanceMarginRate, maxLeverage ({exc})")
+        prev = out[-1] if out else None
+        if (prev is None and floor != 0) or (prev is not None and floor != prev.notional_cap):
+            raise InvalidInput(f"tiers[{k}].minNotional", floor, f"{0.0 if prev is None else prev.notional_cap} (contiguous)")
+        if not (cap > floor):
+            raise InvalidInput(f"tiers[{k}].maxNotional", cap, f"> minNotional {floor}")
+        if not (0 < mmr < 1) or (prev is not None and mmr <= prev.mmr):
+            raise InvalidInput(f"tiers[{k}].maintenanceMarginRate", mmr,
+                               f"in (0, 1) and above the previous tier's {prev.mmr if prev else 0}")
+        if not lev >= 1:
+            raise InvalidInput(f"tiers[{k}].maxLeverage", lev, ">= 1")
+        cum = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
+        given = (t.get("info") or {}).get("cum") if isinstance(t.get("info"), Mapping) else None
+        if given is not None:
+            if abs(float(given) - cum) > 0.01:
+                raise InvalidInput(f"tiers[{k}].info.cum", given, f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
+            cum = float(given)
+        out.append(Bracket(int(t.get("tier") or k + 1), floor, cap, lev, mmr, cum))
+    return tuple(out)
+
+
+def set_brackets(symbol: str, table: Sequence[Bracket]) -> None:
+    """Use ``table`` (e.g. the venue's, from :func:`brackets_from_tiers`) for ``symbol`` in this
+    process: the engine's leverage rule and liquidation guard read it through :func:`brackets_for`.
+    ``symbol`` is the ccxt unified perp symbol (``'BTC/USDT:USDT'``); its Binance id is set too."""
+    tbl = tuple(table)
+    _check_brackets(tbl)
+    if not symbol.endswith(":USDT") or "/" not in symbol:
+        raise InvalidInput("symbol", symbol, "a USDT-margined perp such as 'BTC/USDT:USDT'")
+    BRACKETS[symbol] = tbl
+    BRACKETS[symbol.split(":")[0].replace("/", "")] = tbl
+    _VERSION[0] += 1
 
 
 def _check_brackets(brackets: Sequence[Bracket]) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hedge_core.analytics.risk import (
     brackets_for,
+    brackets_version,
     liquidation_distance,
     liquidation_price,
 )
@@ -47,13 +48,15 @@ def perp_liquidation_price(ctx: HedgeContext) -> float:
     q = ctx.perp.qty
     if q == 0.0 or ctx.perp.avg_entry <= 0:
         return math.nan
-    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.funding, ctx.perp.symbol)
+    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.funding, ctx.perp.symbol,
+                                       brackets_version())
 
 
 @lru_cache(maxsize=256)
-def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding: float, symbol: str) -> float:
-    # memoised: a pure function of the position, which changes only on fills and fundings, while
-    # the guard asks on every market update
+def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding: float, symbol: str,
+                                _tables: int) -> float:
+    # memoised: a pure function of the position (and of the bracket tables, ``_tables`` being their
+    # version), which changes only on fills and fundings, while the guard asks on every update
     margin = abs(q) * entry / leverage + funding
     try:
         brackets = brackets_for(symbol)

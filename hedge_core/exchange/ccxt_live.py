@@ -744,6 +744,20 @@ class CcxtLiveAdapter:
         await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
             mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
 
+    async def fetch_brackets(self, symbol: str) -> tuple[Any, ...]:
+        """The venue's maintenance-margin brackets of a perp (OPTIONAL protocol method), as
+        :class:`hedge_core.analytics.risk.Bracket` rows (ccxt ``fetch_leverage_tiers``; on Binance the
+        signed ``GET /fapi/v1/leverageBracket``, which may differ per account). InvalidInput when the
+        venue's table is not a valid bracket table."""
+        from hedge_core.analytics.risk import brackets_from_tiers
+
+        await self._ensure_markets()
+        self._perp(symbol)
+        tiers = await self._call("fetch_brackets", lambda: self._ex.fetch_leverage_tiers([symbol]))
+        if symbol not in tiers:
+            raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
+        return brackets_from_tiers(tiers[symbol])
+
     # ------------------------------------------------------------------ exchange-side dead man's switch
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
         """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).

@@ -151,11 +151,32 @@ class HedgeTask:
     async def _instruments(self) -> tuple[Instrument, Instrument]:
         markets = await self.raw_adapter.load_markets()
         try:
-            return markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
+            out = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
         except KeyError as exc:
             from hedge_core.errors import InvalidInput
 
             raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
+        await self._venue_brackets()
+        return out
+
+    async def _venue_brackets(self) -> None:
+        """Live venues that publish the account's maintenance brackets (the adapter's optional
+        ``fetch_brackets``): the engine's leverage rule and liquidation guard use the venue's table
+        instead of the built-in defaults. A failure keeps the defaults and says so."""
+        fetch = getattr(self.raw_adapter, "fetch_brackets", None)
+        if fetch is None:
+            return
+        from hedge_core.analytics.risk import set_brackets
+
+        try:
+            table = await fetch(self.spec.perp_symbol)
+            set_brackets(self.spec.perp_symbol, table)
+        except Exception as exc:  # noqa: BLE001 - the defaults still work; an operator should know
+            log_event(log, "venue brackets not loaded: built-in defaults in use", level=logging.WARNING,
+                      hedge_id=self.hedge_id, symbol=self.spec.perp_symbol, error=f"{type(exc).__name__}: {exc}")
+            return
+        log_event(log, "venue brackets loaded", hedge_id=self.hedge_id, symbol=self.spec.perp_symbol,
+                  brackets=len(table), first_max_leverage=table[0].max_leverage, first_mmr=table[0].mmr)
 
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,

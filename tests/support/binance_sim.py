@@ -169,6 +169,7 @@ class BinanceSim:
         self.wallet = float(futures_wallet)
         self.positions: dict[tuple[str, str], list[float]] = {}  # (sym, side) -> [amt, entry]
         self.leverage: dict[str, int] = {sid: default_leverage for sid in self.markets}
+        self.bracket_rows: list[dict[str, Any]] | None = None  # GET /fapi/v1/leverageBracket rows (None: a default table)
         self.margin_type: dict[str, str] = {sid: "CROSSED" for sid in self.markets}
         self.dual_side = False
         self.orders: dict[tuple[str, int], _Order] = {}
@@ -959,11 +960,12 @@ class BinanceSim:
                 if "symbol" not in p or k[0] == p["symbol"]]
 
     def _brackets(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        return [{"symbol": sid, "brackets": [
+        rows = self.bracket_rows or [
             {"bracket": 1, "initialLeverage": 125, "notionalCap": 50_000, "notionalFloor": 0,
              "maintMarginRatio": 0.004, "cum": 0.0},
             {"bracket": 2, "initialLeverage": 100, "notionalCap": 10_000_000, "notionalFloor": 50_000,
-             "maintMarginRatio": 0.005, "cum": 50.0}]} for sid in self.markets]
+             "maintMarginRatio": 0.005, "cum": 50.0}]
+        return [{"symbol": sid, "brackets": rows} for sid in self.markets]
 
     def _set_leverage(self, p: dict[str, str]) -> dict[str, Any]:
         sid = self._sym(p)
