@@ -89,6 +89,9 @@ class VenueConfig:
     # Bybit's unified account has ONE margin mode for all positions (GET /v5/account/info), and
     # its positions do not report one: the adapter reads it from the account
     account_margin_mode: bool = False
+    # fetch_brackets reads the venue's maintenance table in Binance's model (MMR and cum per
+    # notional bracket); other venues' risk-limit tiers are not mapped
+    brackets: bool = False
     tested_offline: str = ""
 
 
@@ -111,6 +114,7 @@ VENUES: dict[str, VenueConfig] = {
         balance_params={"spot": {"type": "spot"}, "perp": {"type": "swap", "subType": "linear"}},
         perp_params={},
         no_change_markers=("-4046", "-4059", "No need to change"),
+        brackets=True,
         tested_offline="full (local simulator, real ccxt)",
     ),
     "bybit": VenueConfig(
@@ -744,6 +748,11 @@ class CcxtLiveAdapter:
         await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
             mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
 
+    @property
+    def offers_brackets(self) -> bool:
+        """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""
+        return self.config.brackets
+
     async def fetch_brackets(self, symbol: str) -> tuple[Any, ...]:
         """The venue's maintenance-margin brackets of a perp (OPTIONAL protocol method), as
         :class:`hedge_core.analytics.risk.Bracket` rows (ccxt ``fetch_leverage_tiers``; on Binance the
@@ -751,6 +760,8 @@ class CcxtLiveAdapter:
         venue's table is not a valid bracket table."""
         from hedge_core.analytics.risk import brackets_from_tiers
 
+        if not self.config.brackets:
+            raise he.InvalidInput("venue", self.venue, "binance (the venue whose brackets this adapter maps)")
         await self._ensure_markets()
         self._perp(symbol)
         tiers = await self._call("fetch_brackets", lambda: self._ex.fetch_leverage_tiers([symbol]))

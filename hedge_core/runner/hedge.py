@@ -164,7 +164,7 @@ class HedgeTask:
         ``fetch_brackets``): the engine's leverage rule and liquidation guard use the venue's table
         instead of the built-in defaults. A failure keeps the defaults and says so."""
         fetch = getattr(self.raw_adapter, "fetch_brackets", None)
-        if fetch is None:
+        if fetch is None or not getattr(self.raw_adapter, "offers_brackets", False):
             return
         from hedge_core.analytics.risk import set_brackets
 
