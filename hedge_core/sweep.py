@@ -27,6 +27,7 @@ import atexit
 import itertools
 import math
 import random
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -197,7 +198,6 @@ def _fork_context() -> Any:
     thread; else None (a fork server + initializer). Forking a multi-threaded process (the
     Streamlit panel, a Jupyter kernel, a Dask client) can deadlock the children."""
     import multiprocessing as mp
-    import threading
 
     if threading.active_count() > 1:
         return None
@@ -295,22 +295,23 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
 
             c = 0
             todo = list(range(n))
-            for attempt in (0, 1):
-                try:
-                    futs = _submit_all(evaluate, payload, workers, [(i, models[i]) for i in todo])
-                    for f in as_completed(futs):
-                        for i, k, err in f.result():
-                            c += 1
-                            _done(i, k, err, c)
-                    break
-                except BrokenProcessPool:  # a kept worker had died: once more on fresh workers
-                    close_pool()
-                    todo = [i for i in todo if results[i] is None]
-                    if attempt:
+            with _POOL_LOCK:  # one local sweep at a time (panel sessions are threads of one process)
+                for attempt in (0, 1):
+                    try:
+                        futs = _submit_all(evaluate, payload, workers, [(i, models[i]) for i in todo])
+                        for f in as_completed(futs):
+                            for i, k, err in f.result():
+                                c += 1
+                                _done(i, k, err, c)
+                        break
+                    except BrokenProcessPool:  # a kept worker had died: once more on fresh workers
+                        close_pool()
+                        todo = [i for i in todo if results[i] is None]
+                        if attempt:
+                            raise
+                    except BaseException:
+                        close_pool()  # interrupted: never leave half-used workers behind
                         raise
-                except BaseException:
-                    close_pool()  # interrupted: never leave half-used workers behind
-                    raise
     finally:
         if bar is not None:
             bar.close()
@@ -330,6 +331,7 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
 # grid after grid on one timeline): no fork, no numba load, no cold memory per sweep. Another
 # payload, evaluator or worker count replaces them; close_pool() stops them, as does the exit.
 _POOL: dict[str, Any] = {}
+_POOL_LOCK = threading.RLock()
 
 
 def _pool_for(evaluate: Evaluate, payload: Any, workers: int) -> ProcessPoolExecutor:
@@ -365,14 +367,23 @@ def _submit_all(evaluate: Evaluate, payload: Any, workers: int, items: list[tupl
 def close_pool() -> None:
     """Stop the local worker processes kept from the last sweep (they are kept for the next sweep on
     the same payload; also stopped when this process exits)."""
-    pool = _POOL.pop("pool", None)
-    _POOL.pop("key", None)
-    _WORKER.clear()
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with _POOL_LOCK:
+        pool = _POOL.pop("pool", None)
+        _POOL.pop("key", None)
+        _WORKER.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-atexit.register(close_pool)
+def _close_at_exit() -> None:
+    if _POOL_LOCK.acquire(timeout=5.0):  # a sweep still running in another thread: leave it to the OS
+        try:
+            close_pool()
+        finally:
+            _POOL_LOCK.release()
+
+
+atexit.register(_close_at_exit)
 
 
 def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,

@@ -171,3 +171,36 @@ def test_workers_are_kept_for_the_same_payload_and_replaced_otherwise():
     finally:
         sweep.close_pool()
     assert sweep._POOL == {}
+
+
+def test_concurrent_sweeps_from_threads_each_get_their_own_results():
+    """Panel sessions are threads of one process: two sweeps at once (different payloads) must not
+    tear down each other's kept workers; each returns its own payload's values."""
+    import threading
+
+    from hedge_core import sweep
+
+    grid = {"min_funding_rate": [0.0001, 0.0002, 0.0003]}
+    out: dict[float, pd.DataFrame] = {}
+    errors: list[BaseException] = []
+
+    def one(base):
+        try:
+            for _ in range(3):
+                out[base] = grid_search(BASE, grid, payload=[base], evaluate=pid_evaluate, workers=2,
+                                        show_progress=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(b,)) for b in (10.0, 20.0)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sweep.close_pool()
+    assert not errors
+    for base in (10.0, 20.0):
+        assert list(out[base]["v"]) == pytest.approx([base + 0.0001, base + 0.0002, base + 0.0003])
+        assert (out[base]["error"] == "").all()
