@@ -63,6 +63,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             status VARCHAR NOT NULL, params JSON NOT NULL, provenance JSON,
             created_at TIMESTAMPTZ NOT NULL)""",
     ]),
+    (2, "orders: the price the engine decided at (slippage reference of fills found after a restart)", [
+        "ALTER TABLE orders ADD COLUMN ref_price DOUBLE",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.

@@ -53,6 +53,17 @@ def check_invariants(env: Env, *, flat: bool) -> None:
     for o in venue:
         row = orders.loc[orders["client_order_id"] == o.cid].iloc[0]
         assert row["filled"] == pytest.approx(o.filled, abs=1e-12)
+    # every fill's slippage is against the price its order was decided at (journaled with the
+    # intent), also for fills found by the reconciliation after the restart
+    from hedge_core.engine.ledger import slippage_cost
+    from hedge_core.types import Side
+
+    refs = dict(zip(orders["client_order_id"], orders["ref_price"]))
+    assert all(math.isfinite(refs[c]) and refs[c] > 0 for c in fills["client_order_id"])
+    for f in fills.itertuples(index=False):
+        want = slippage_cost(Side(f.side), f.qty, f.price, refs[f.client_order_id])
+        assert f.slippage == pytest.approx(want, rel=1e-9, abs=1e-9), (f.client_order_id, f.trade_id)
+    assert fills.empty or (fills["slippage"].abs() > 0).any()  # the paper venue's slippage model is on
     # no duplicate: the spot leg was bought once (one filled spot buy on the venue)
     spot_buys = [o for o in venue if o.symbol == SPOT and str(o.side) == "buy" and o.filled > 0]
     assert len(spot_buys) == (0 if flat and not spot_buys else 1), [(o.cid, o.filled) for o in spot_buys]

@@ -138,8 +138,31 @@ def test_migrations_recorded_once(tmp_path) -> None:
     path = tmp_path / "m.duckdb"
     Store(path).close()
     s = Store(path)
-    assert s.schema_version() == 1
+    assert s.schema_version() == 2
     s.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path) -> None:
+    """A file written before migration 2 keeps its orders and gains the ref_price column (NULL)."""
+    import duckdb
+
+    from hedge_core.store_schema import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, note VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())")
+    for sql in MIGRATIONS[0][2]:
+        con.execute(sql)
+    con.execute("INSERT INTO schema_version (version, note) VALUES (1, 'v1')")
+    con.execute("INSERT INTO orders (hedge_id, client_order_id, qty) VALUES ('h', 'c1', 0.5)")
+    con.close()
+    with Store(path) as s:
+        assert s.schema_version() == 2
+        o = s.read_table("orders", hedge_id="h")
+        assert list(o["client_order_id"]) == ["c1"] and o["ref_price"].isna().all()
+        s.write_table("orders", pd.DataFrame([{"hedge_id": "h", "client_order_id": "c2", "qty": 1.0,
+                                               "ref_price": 30_000.0}]))
+        assert s.read_table("orders", hedge_id="h").set_index("client_order_id")["ref_price"]["c2"] == 30_000.0
 
 
 def test_default_path_from_env(monkeypatch, tmp_path) -> None:

@@ -223,8 +223,10 @@ class HedgeTask:
         ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
         flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
         state = recovery_state(last_state, self.spec.recovery, flat_probe.is_flat)
-        coids = [r["client_order_id"] for r in self.journal.orders(self.hedge_id)]
-        ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts)
+        rows = self.journal.orders(self.hedge_id)
+        coids = [r["client_order_id"] for r in rows]
+        refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
+        ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
         self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
                                                 "trigger_name": "RECOVERY",
@@ -245,7 +247,9 @@ class HedgeTask:
     # ---- hooks (synchronous, called by the driver) ---------------------------------------------
     def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
         self.purposes[a.request.client_order_id] = (a.leg, a.purpose)
-        self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode)
+        ref = self.driver.ctx.order_ref(a.request.client_order_id) if self.driver else math.nan
+        self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode,
+                            ref_price=ref)
         log_event(log, "order intent", hedge_id=hedge_id, state=self._state(), leg=a.leg, purpose=a.purpose,
                   side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id)
         kill_point("intent_journaled", a.leg, a.purpose)

@@ -166,8 +166,10 @@ class Journal:
         return self.store.read_table("hedge_runs")
 
     # ---- orders -------------------------------------------------------------------------------
-    def intent(self, hedge_id: str, a: PlaceOrder, ts: pd.Timestamp, mode: str) -> dict[str, Any]:
-        """Write the order BEFORE it is sent (persist before acting)."""
+    def intent(self, hedge_id: str, a: PlaceOrder, ts: pd.Timestamp, mode: str,
+               ref_price: float = math.nan) -> dict[str, Any]:
+        """Write the order BEFORE it is sent (persist before acting). ``ref_price``: the leg's
+        price the engine decided at (quote per base), the slippage reference of its fills."""
         rq = a.request
         key = (hedge_id, rq.client_order_id)
         prev = self._orders.get(key)
@@ -178,6 +180,7 @@ class Journal:
             "status": "intent" if prev is None or prev["status"] in ("intent", "never_sent") else prev["status"],
             "filled": prev["filled"] if prev else 0.0, "avg_price": prev and prev["avg_price"],
             "intent_ts": prev["intent_ts"] if prev else ts, "updated_ts": wall_now(), "mode": mode,
+            "ref_price": _nz(ref_price) if prev is None or prev.get("ref_price") is None else prev["ref_price"],
         }
         self._orders[key] = row
         self._write("orders", [row], sync=mode == "live")  # real money: the intent is on disk before the send

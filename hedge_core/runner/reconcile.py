@@ -20,14 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
 
-from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.context import ORDER_REFS_KEPT, HedgeContext
 from hedge_core.engine.driver import snapshot_trade_id
 from hedge_core.engine.events import FillEvent
-from hedge_core.engine.ledger import QTY_EPS, apply_fill, apply_funding
+from hedge_core.engine.ledger import QTY_EPS, apply_fill, apply_funding, slippage_cost
 from hedge_core.engine.states import State
 from hedge_core.errors import OrderNotFound
 from hedge_core.runner.journal import FINAL_ORDER_STATUSES, Journal
@@ -94,9 +95,11 @@ async def reconcile_orders(hedge_id: str, journal: Journal, adapter: Any) -> Rec
             if not px > 0:
                 px = o.avg_price
             row = next(r for r in journal.orders(hedge_id) if r["client_order_id"] == coid)
+            ref = row.get("ref_price")
+            slip = slippage_cost(o.side, dq, px, float(ref)) if ref is not None and math.isfinite(float(ref)) else 0.0
             fill = Fill(trade_id=snapshot_trade_id(o), order_id=o.id, client_order_id=coid, symbol=o.symbol,
                         side=o.side, qty=dq, price=px, fee=max(o.fee - jf, 0.0), ts=o.ts,
-                        fee_currency=o.fee_currency)
+                        fee_currency=o.fee_currency, slippage=slip)
             journal.fill(hedge_id, FillEvent(fill, row["leg"]), row["venue"])
             rep.fills_added.append(fill.trade_id)
     return rep
@@ -137,10 +140,13 @@ def recovery_state(last_state: str, policy: str, is_flat: bool) -> State:
 
 
 def rebuild_context(ctx0: HedgeContext, fills: pd.DataFrame, funding: pd.DataFrame, coids: Iterable[str],
-                    state: State, prices: Mapping[str, float], ts: pd.Timestamp) -> HedgeContext:
+                    state: State, prices: Mapping[str, float], ts: pd.Timestamp, *,
+                    refs: Mapping[str, float] | None = None) -> HedgeContext:
     """A context restored from the journal (pure; see module docstring).
 
     ``prices``: last known ``spot`` and ``perp`` prices (quote per base), NaN when unknown.
+    ``refs``: journaled reference prices by client order id (the last ``ORDER_REFS_KEPT`` are
+    kept, so a late fill of an order placed before the restart gets its slippage).
     """
     spot, perp = ctx0.spot, ctx0.perp
     trades: list[str] = []
@@ -173,4 +179,5 @@ def rebuild_context(ctx0: HedgeContext, fills: pd.DataFrame, funding: pd.DataFra
         mark_price=pp, last_ts=max(ts, ctx0.last_ts),
         entered_at=first_ts if in_market and abs(spot.qty) > QTY_EPS else None,
         entry_notional=abs(spot.qty) * (spot.avg_entry or sp or 0.0),
-        exit_reason="recovery: flatten policy" if state is State.CLOSING_POSITIONS else "")
+        exit_reason="recovery: flatten policy" if state is State.CLOSING_POSITIONS else "",
+        order_refs=MappingProxyType(dict(list((refs or {}).items())[-ORDER_REFS_KEPT:])))
