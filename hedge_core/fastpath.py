@@ -442,6 +442,28 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
 
 
 @njit(cache=True)
+def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, fcost, rate, interval):
+    """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for both
+    kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce`` (a partial
+    reduction) is outside the kernels' scope: the caller refuses the run."""
+    flatten = False
+    if pq != 0.0 and mark_px > 0:
+        dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
+        if dist <= liq_close:
+            flatten = monitoring
+        elif dist <= liq_reduce and monitoring:
+            return flatten, True
+    if not math.isnan(fcost) and pq != 0.0:
+        apr = 0.0
+        if not math.isnan(rate):
+            pay = rate if pq > 0 else -rate
+            apr = max(pay, 0.0) * 8760.0 / interval
+        if apr > 0 and apr >= fcost and monitoring:
+            flatten = True
+    return flatten, False
+
+
+@njit(cache=True)
 def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
                       s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                       max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
@@ -596,26 +618,13 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
                 if state == S_MONITORING and pnl - pnl_at_entry > peak:
                     peak = pnl - pnl_at_entry
-                flatten = False
-                if pq != 0.0 and mark_px > 0:
-                    if lp_dirty:
-                        margin = abs(pq) * pavg / lev + pfund
-                        lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
-                        lp_dirty = False
-                    lp = lp_cache
-                    dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
-                    if dist <= liq_close:
-                        flatten = state == S_MONITORING
-                    elif dist <= liq_reduce and state == S_MONITORING:
-                        return nf, nt, 1, i
-                if not math.isnan(fcost) and pq != 0.0:
-                    r = last_rate[i]
-                    apr = 0.0
-                    if not math.isnan(r):
-                        pay = r if pq > 0 else -r
-                        apr = max(pay, 0.0) * 8760.0 / interval
-                    if apr > 0 and apr >= fcost and state == S_MONITORING:
-                        flatten = True
+                if pq != 0.0 and mark_px > 0 and lp_dirty:
+                    lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / lev + pfund, floors, caps, mmrs, cums)
+                    lp_dirty = False
+                flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
+                                                          state == S_MONITORING, fcost, last_rate[i], interval)
+                if reduce:
+                    return nf, nt, 1, i
                 if kind == K_GRID and state == S_MONITORING:  # grid_guards: VaR limit, max drawdown
                     if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
                             Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
@@ -933,26 +942,13 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             if state == S_MONITORING and pnl - pnl_at_entry > peak:
                 peak = pnl - pnl_at_entry
             # ---- guards: liquidation distance, funding cost, then the LTV bands ----
-            flatten = False
-            if pq != 0.0 and mark_px > 0:
-                if lp_dirty:
-                    margin = abs(pq) * pavg / perp_lev + pfund
-                    lp_cache = _liq_price_iso(pq, pavg, margin, floors, caps, mmrs, cums)
-                    lp_dirty = False
-                lp_ = lp_cache
-                dist = (mark_px - lp_) / mark_px if pq > 0 else (lp_ - mark_px) / mark_px
-                if dist <= liq_close:
-                    flatten = state == S_MONITORING
-                elif dist <= liq_reduce and state == S_MONITORING:
-                    return nf, nt, 1, i
-            if not math.isnan(fcost) and pq != 0.0:
-                r = last_rate[i]
-                apr_pay = 0.0
-                if not math.isnan(r):
-                    pay = r if pq > 0 else -r
-                    apr_pay = max(pay, 0.0) * 8760.0 / interval
-                if apr_pay > 0 and apr_pay >= fcost and state == S_MONITORING:
-                    flatten = True
+            if pq != 0.0 and mark_px > 0 and lp_dirty:
+                lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / perp_lev + pfund, floors, caps, mmrs, cums)
+                lp_dirty = False
+            flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
+                                                      state == S_MONITORING, fcost, last_rate[i], interval)
+            if reduce:
+                return nf, nt, 1, i
             if ltv_on == 1 and spot_px > 0:
                 value = (principal + accrued) / (sq * spot_px)
                 due = min(_reserve_at(value, lp), reserve) - deployed
