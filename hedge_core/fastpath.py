@@ -464,6 +464,25 @@ def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, 
 
 
 @njit(cache=True)
+def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, pfund):
+    """Funding settling at one instant, for both kernels: the paper venue's isolated wallet
+    (``-papq x mark x rate``) and the engine's ledger (the same amount, the count of unfavourable
+    settlements in a row). Returns (wallet, pap_margin, unfav, pfund, funded: the ledger booked one)."""
+    mk = mark_i if not math.isnan(mark_i) else perp_i
+    funded = False
+    if papq != 0.0 and not math.isnan(mk):
+        amt = -papq * mk * rate
+        wallet += amt
+        pap_margin += amt
+    if pq != 0.0 and not math.isnan(mk):
+        amount = -pq * mk * rate
+        unfav = unfav + 1 if amount < 0 else 0
+        pfund += amount
+        funded = True
+    return wallet, pap_margin, unfav, pfund, funded
+
+
+@njit(cache=True)
 def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
                       s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                       max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
@@ -813,15 +832,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                             last_reb = t
             # ---- 3. funding settles ----
             if not math.isnan(fund_rate[i]):
-                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
-                if papq != 0.0 and not math.isnan(mk):
-                    amt = -papq * mk * fund_rate[i]
-                    wallet += amt
-                    pap_margin += amt
-                if pq != 0.0 and not math.isnan(mk):
-                    amount = -pq * mk * fund_rate[i]
-                    unfav = unfav + 1 if amount < 0 else 0
-                    pfund += amount
+                wallet, pap_margin, unfav, pfund, funded = _settle_funding(fund_rate[i], mark[i], perp[i], papq,
+                                                                           wallet, pap_margin, pq, unfav, pfund)
+                if funded:
                     lp_dirty = True
                 # the engine looks at the book again after the funding event (no market): a rebalance
                 # due there (no market update at this instant) is not modelled
@@ -1092,15 +1105,9 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         last_reb = t
         # ---- funding settles ----
         if not math.isnan(fund_rate[i]):
-            mk = mark[i] if not math.isnan(mark[i]) else perp[i]
-            if papq != 0.0 and not math.isnan(mk):
-                amt = -papq * mk * fund_rate[i]
-                wallet += amt
-                pap_margin += amt
-            if pq != 0.0 and not math.isnan(mk):
-                amount = -pq * mk * fund_rate[i]
-                unfav = unfav + 1 if amount < 0 else 0
-                pfund += amount
+            wallet, pap_margin, unfav, pfund, funded = _settle_funding(fund_rate[i], mark[i], perp[i], papq,
+                                                                       wallet, pap_margin, pq, unfav, pfund)
+            if funded:
                 lp_dirty = True
             if state == S_MONITORING and not priced[i] and not (
                     last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)) and \
