@@ -483,6 +483,26 @@ def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, p
 
 
 @njit(cache=True)
+def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev,
+               pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet,
+               order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """One taker perp fill of ``q`` base (``sign`` +1 buy / -1 sell), for both kernels: the paper
+    venue's price and fee, the fill record, the order-rate clock, the engine's ledger and the
+    venue's isolated position. Returns (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
+    papq, pap_entry, pap_margin, wallet)."""
+    px, px2, sl_ = _fill_px(perp_i, sign, q, perp_vol_i, slip_bps, impact_k)
+    fee = q * px * p_fee_r
+    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
+    f_fee[nf] = fee; f_slip[nf] = sl_
+    nf += 1
+    slip_tot += sl_
+    order_t[n_ord % 64] = t; n_ord += 1
+    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, q, px2, fee)
+    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
+    return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet
+
+
+@njit(cache=True)
 def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
                       s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                       max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
@@ -537,15 +557,11 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
         if nf >= len(f_i):
             err = 10
             break
-        px, px2, sl_ = _fill_px(perp_i, sign, oq, perp_vol_i, slip_bps, impact_k)
-        fee = oq * px * p_fee_r
-        f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-        f_fee[nf] = fee; f_slip[nf] = sl_
-        nf += 1
-        slip_tot += sl_
-        order_t[n_ord % 64] = t; n_ord += 1
-        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, oq, px2, fee)
-        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, oq, px, pap_lev, fee)
+        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+         wallet) = _perp_fill(
+            i, t, sign, oq, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg, preal, pfee,
+            pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+            f_qty, f_px, f_fee, f_slip, nf)
         rounds += 1
     return (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
             wallet)
@@ -669,8 +685,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                     crossed += 1
                             new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
                     cp = pnl - pnl_at_entry
-                    exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot[i], perp[i], unfav_n,
-                                         unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                    exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop,
+                                                      spot[i], perp[i], unfav_n, unfav, maxh,
+                                                      (t - entered) / 1e9 / 3600.0)
                     if not exit_now:
                         ratio = new_ratio
                 if exit_now:
@@ -771,7 +788,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     nf += 1
                     slip_tot += sl_
                     order_t[n_ord % 64] = t; n_ord += 1
-                    sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq, px2, fee)
+                    sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq,
+                                                                     px2, fee)
                     spot_cash -= oq * px + fee
                     # hedge what filled
                     ptarget = _perp_target(same, ratio, sq, pq, spot_px, perp_px)
@@ -789,16 +807,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
                         if need_m > (wallet - pap_margin) * 0.999:
                             return nf, nt, 7, i
-                        px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
-                        fee = hq * px * p_fee_r
-                        f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
-                        f_fee[nf] = fee; f_slip[nf] = sl_
-                        nf += 1
-                        slip_tot += sl_
-                        order_t[n_ord % 64] = t; n_ord += 1
-                        pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq, px2, fee)
-                        papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq, px,
-                                                                        pap_lev, fee)
+                        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                         wallet) = _perp_fill(
+                            i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
+                            pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t,
+                            n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                         lp_dirty = True
                     state = S_MONITORING
                     entered = t
@@ -1001,17 +1014,11 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
                         return nf, nt, 9, i
                     sign = 1.0 if -pq > 0 else -1.0
-                    px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                    fee = oq * px * p_fee_r
-                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                     oq, px2, fee)
-                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
-                                                                    oq, px, pap_lev, fee)
-                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                    f_fee[nf] = fee; f_slip[nf] = sl_
-                    nf += 1
-                    slip_tot += sl_
-                    order_t[n_ord % 64] = t; n_ord += 1
+                    (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet) = _perp_fill(
+                        i, t, sign, oq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
+                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord,
+                        slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                     if abs(pq) > 1e-12:
                         return nf, nt, 9, i
                 lp_dirty = True
@@ -1065,17 +1072,11 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
                     if need_m > (wallet - pap_margin) * 0.999:
                         return nf, nt, 7, i
-                    px, px2, sl_ = _fill_px(perp[i], sign, hq, perp_vol[i], slip_bps, impact_k)
-                    fee = hq * px * p_fee_r
-                    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = hq; f_px[nf] = px2
-                    f_fee[nf] = fee; f_slip[nf] = sl_
-                    nf += 1
-                    slip_tot += sl_
-                    order_t[n_ord % 64] = t; n_ord += 1
-                    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, hq,
-                                                                     px2, fee)
-                    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, hq,
-                                                                    px, pap_lev, fee)
+                    (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet) = _perp_fill(
+                        i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
+                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord,
+                        slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                     lp_dirty = True
                     state = S_MONITORING
                     entered = t
