@@ -59,6 +59,7 @@ __all__ = [
     "list_sets",
     "load",
     "load_file",
+    "migrate",
     "names",
     "params_root",
     "parse",
@@ -401,7 +402,8 @@ def export(params: Any, name: str, backtest: Any = None, *, created_from: str = 
            kpis: Mapping[str, float] | None = None, data_window: tuple[Any, Any] | None = None,
            data_hash: str | None = None, data: Mapping[str, pd.DataFrame] | pd.DataFrame | None = None,
            note: str = "", root: str | os.PathLike[str] | None = None, db: str | os.PathLike[str] | None = None,
-           now: pd.Timestamp | None = None, index: bool = True) -> ParamSet:
+           now: pd.Timestamp | None = None, index: bool = True,
+           lineage: Mapping[str, Any] | None = None) -> ParamSet:
     """Export ``params`` as the next immutable version of ``name``, with provenance.
 
     Parameters
@@ -423,6 +425,8 @@ def export(params: Any, name: str, backtest: Any = None, *, created_from: str = 
         error when another process (the runner) holds it: the runner indexes the file itself.
     index : bool
         False: write the file only.
+    lineage : mapping, optional
+        Extra provenance keys (e.g. ``migrated_from``) written with the version.
 
     Returns
     -------
@@ -448,6 +452,8 @@ def export(params: Any, name: str, backtest: Any = None, *, created_from: str = 
     prov.update({"created_at": t.isoformat(), "created_from": created_from, "code_version": cv, "code_dirty": dirty})
     if note:
         prov["note"] = note
+    if lineage:
+        prov.update({str(k): v for k, v in lineage.items()})
     prov.setdefault("kpis", {})
     folder = params_root(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -469,6 +475,55 @@ def export(params: Any, name: str, backtest: Any = None, *, created_from: str = 
             ps = ParamSet(name, v, model, prov, path=path, status="draft", indexed=_try_index([ps], db))
         return ps
     raise RuntimeError(f"could not allocate a version under {folder}")  # pragma: no cover
+
+
+def migrate(ref: str, *, root: str | os.PathLike[str] | None = None, db: str | os.PathLike[str] | None = None,
+            created_from: str = "cli") -> tuple[ParamSet, list[str]]:
+    """Bring an old version up to the current params model as a NEW version (files stay immutable).
+
+    A field the model no longer has is the one change made automatically: it is dropped and named
+    in the new version's provenance (``migrated_from``, ``dropped_fields``); fields the model
+    gained take their defaults. Anything else that does not validate (a value now out of bounds, a
+    wrong type) is not guessed at: InvalidInput names it and nothing is written. The new version is
+    a draft: promotion gates apply to it again.
+
+    Returns
+    -------
+    (ParamSet, dropped)
+        The new version and the dotted fields dropped; when the old version still loads, that
+        version and ``[]`` (nothing written).
+    """
+    name, v = resolve(ref, root)
+    path = params_root(root) / name / f"v{v}.toml"
+    try:
+        return load_file(path), []
+    except InvalidInput as exc:
+        errors = getattr(exc, "errors", None) or [(exc.field, exc.value, exc.allowed)]
+    with open(path, "rb") as fh:
+        doc = tomllib.load(fh)
+    data = dict(doc.get("params") or {})
+    meta = doc.get("meta") or {}
+    if "strategy" not in data and "strategy" in meta:
+        data["strategy"] = meta["strategy"]
+    dropped: list[str] = []
+    for fld, _value, allowed in errors:
+        if not (allowed.startswith("a known field") or allowed.startswith("no such field")):
+            raise InvalidInput(fld, _value, f"{allowed} (not migrated automatically: edit a copy and "
+                                            f"`hedge params import` it)", where=str(path))
+        parts = fld.split(".")
+        cur: Any = data
+        for part in parts[:-1]:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if isinstance(cur, dict) and parts[-1] in cur:
+            cur.pop(parts[-1])
+            dropped.append(fld)
+    model = parse(data, where=str(path))  # still invalid: raises, nothing written
+    prov = dict(_from_toml_value(doc.get("provenance") or {}))
+    ps = export(model, name, kpis=prov.get("kpis") or {}, created_from=created_from, root=root, db=db,
+                data_window=tuple(prov["data_window"]) if prov.get("data_window") else None,
+                data_hash=prov.get("data_hash"), note=f"migrated from {name}@{v}: dropped {', '.join(dropped)}",
+                lineage={"migrated_from": f"{name}@{v}", "dropped_fields": dropped})
+    return ps, dropped
 
 
 def _try_index(sets: Sequence[ParamSet], db: str | os.PathLike[str] | None) -> bool:
@@ -511,11 +566,22 @@ def load_file(path: str | os.PathLike[str]) -> ParamSet:
     params_doc = dict(doc["params"])
     if "strategy" not in params_doc and "strategy" in meta:
         params_doc["strategy"] = meta["strategy"]
-    model = parse(params_doc, where=where)
+    m = _VFILE_RE.match(p.name)
+    try:
+        model = parse(params_doc, where=where)
+    except InvalidInput as exc:
+        errs = getattr(exc, "errors", None) or []
+        if m and errs and all(a.startswith(("a known field", "no such field")) for _f, _v, a in errs):
+            ref = f"{meta.get('name') or p.parent.name}@{m.group(1)}"
+            hinted = InvalidInput(exc.field, exc.value, exc.allowed + (
+                f" -- written by an older release? `hedge params migrate {ref}` writes a new version "
+                f"without the field(s) the model no longer has"), where=exc.where)
+            hinted.errors = errs  # type: ignore[attr-defined]
+            raise hinted from None
+        raise
     if "strategy" in meta and meta["strategy"] != model.strategy:
         raise InvalidInput("meta.strategy", meta["strategy"], f"{model.strategy!r} (the [params] strategy)", where=where)
     name = str(meta.get("name") or p.parent.name)
-    m = _VFILE_RE.match(p.name)
     version = int(meta.get("version") or (m.group(1) if m else 0))
     prov = _from_toml_value(doc.get("provenance") or {})
     status = "draft"

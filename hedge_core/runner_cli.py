@@ -1,7 +1,7 @@
 """CLI of the runner and of parameter sets (typer). The lead mounts these in ``hedge_core.cli``::
 
     app.add_typer(runner_app, name="runner")     # hedge runner start|stop|status
-    app.add_typer(params_app, name="params")     # hedge params list|show|export|import|promote|diff
+    app.add_typer(params_app, name="params")     # hedge params list|show|export|import|migrate|promote|diff
     register(app)                                # hedge start|stop|pause|resume|rebalance|flatten-all|hedges|carry
 
 ``python -m hedge_core.runner_cli ...`` runs the same commands standalone.
@@ -478,6 +478,26 @@ def params_import(
     except InvalidInput as exc:
         _fail(exc)
     typer.echo(f"imported {path} as {ps.ref} -> {ps.path}")
+
+
+@params_app.command("migrate")
+def params_migrate(
+    ref: str = typer.Argument(..., help="NAME@VERSION written by an older release."),
+    root: Path | None = ParamsDirOpt,
+    db: Path | None = typer.Option(None, "--db", help="Store to index the new version in."),
+) -> None:
+    """Write an old version that no longer loads as a NEW draft version: fields the params model
+    no longer has are dropped (and named in its provenance); anything else invalid is reported."""
+    from hedge_core import param_store
+
+    try:
+        ps, dropped = param_store.migrate(ref, root=root, db=db)
+    except InvalidInput as exc:
+        _fail(exc)
+    if not dropped:
+        typer.echo(f"{ps.ref} loads as it is: nothing to migrate")
+        return
+    typer.echo(f"{ref} -> {ps.ref} (draft) -> {ps.path}; dropped: {', '.join(dropped)}")
 
 
 @params_app.command("promote")

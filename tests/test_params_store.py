@@ -223,3 +223,63 @@ def test_export_from_a_real_backtest_result_records_kpis_window_and_data_hash(ro
     assert pv["data_hash"] == ps.timeline_fingerprint(tl)
     tl.spot_bar[3, 3] = np.nextafter(tl.spot_bar[3, 3], np.inf)  # one close changed by one ulp
     assert ps.timeline_fingerprint(tl) != pv["data_hash"]
+
+
+def _old_release_file(root, name="old-carry", extra_params=None, extra_exit=None):
+    """A version written by an older release: the params model has since lost fields."""
+    p = ps.export(CarryParams(min_funding_rate=0.0002), name, kpis={"sharpe": 2.0}, created_from="test", root=root,
+                  now=NOW, index=False)
+    doc = tomllib.loads(p.path.read_text())
+    text = p.path.read_text()
+    lines = text.splitlines()
+    out = []
+    for ln in lines:
+        out.append(ln)
+        if ln.strip() == "[params]":
+            out += [f"{k} = {v}" for k, v in (extra_params or {}).items()]
+        if ln.strip() == "[params.exit]":
+            out += [f"{k} = {v}" for k, v in (extra_exit or {}).items()]
+    assert "params" in doc
+    p.path.chmod(0o644)
+    p.path.write_text("\n".join(out) + "\n")
+    return p
+
+
+def test_migrate_drops_fields_the_model_lost_into_a_new_draft_version(root, db):
+    old = _old_release_file(root, extra_params={"legacy_knob": 3}, extra_exit={"old_exit_rule": "true"})
+    with pytest.raises(InvalidInput) as e:
+        ps.load(old.ref, root=root)
+    assert e.value.field in ("legacy_knob", "exit.old_exit_rule")
+    assert f"hedge params migrate {old.ref}" in str(e.value)  # the error says how out
+    new, dropped = ps.migrate(old.ref, root=root, db=db)
+    assert sorted(dropped) == ["exit.old_exit_rule", "legacy_knob"]
+    assert new.version == old.version + 1 and new.status == "draft"
+    assert new.params == old.params  # every field the model still has kept its value
+    again = ps.load(new.ref, root=root)
+    assert again.params.min_funding_rate == 0.0002
+    assert again.provenance["migrated_from"] == old.ref and sorted(again.provenance["dropped_fields"]) == sorted(dropped)
+    assert again.provenance["kpis"] == {"sharpe": 2.0}
+    assert ps.migrate(new.ref, root=root)[1] == []  # loads as it is: nothing written
+    assert ps.versions("old-carry", root=root) == [1, 2]
+
+
+def test_migrate_does_not_guess_values_out_of_bounds(root):
+    old = _old_release_file(root, extra_params={"legacy_knob": 3})
+    text = old.path.read_text().replace("min_funding_rate = 0.0002", "min_funding_rate = 5.0")
+    old.path.write_text(text)
+    with pytest.raises(InvalidInput) as e:
+        ps.migrate(old.ref, root=root)
+    assert e.value.field == "min_funding_rate" and "not migrated automatically" in str(e.value)
+    assert ps.versions("old-carry", root=root) == [1]  # nothing written
+
+
+def test_cli_params_migrate(root):
+    from typer.testing import CliRunner
+
+    from hedge_core.runner_cli import build_app
+
+    old = _old_release_file(root, extra_params={"legacy_knob": 3})
+    res = CliRunner().invoke(build_app(), ["params", "migrate", old.ref, "--params-dir", str(root)], catch_exceptions=False)
+    assert res.exit_code == 0 and "-> old-carry@2 (draft)" in res.output and "legacy_knob" in res.output
+    res = CliRunner().invoke(build_app(), ["params", "migrate", "old-carry@2", "--params-dir", str(root)])
+    assert res.exit_code == 0 and "nothing to migrate" in res.output
