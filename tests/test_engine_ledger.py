@@ -99,3 +99,47 @@ def test_pnl_equals_cash_flow_identity(seq, last):
     assert lg.qty == pytest.approx(qty, abs=1e-9)
     assert lg.net_pnl == pytest.approx(cash + qty * last - fees, rel=1e-9, abs=1e-6)
     assert lg.cash == pytest.approx(cash, rel=1e-9, abs=1e-6)
+
+
+def test_base_asset_fee_shrinks_the_holding_and_pnl_is_the_cash_flow():
+    """Binance spot without BNB: 0.1 BTC bought at 30,000 with 0.1 % commission in BTC -> 0.0999
+    BTC held, 3,000 USDT paid; the fee is worth 3 USDT. Hand-computed."""
+    from hedge_core.engine.ledger import book_fill
+
+    spot = Leg("spot", "BTC/USDT", "binance", MarketKind.SPOT, "BTC", "USDT", 1e-5, 1e-5, 5.0)
+    lg = book_fill(spot, Side.BUY, 0.1, 30_000.0, 0.0001, "BTC")
+    assert lg.qty == pytest.approx(0.0999) and lg.avg_entry == 30_000.0 and lg.fees == pytest.approx(3.0)
+    lg = mark_leg(lg, 31_000.0)
+    # cash flow: -3,000 paid, 0.0999 BTC worth 3,096.9 -> +96.9
+    assert lg.net_pnl == pytest.approx(0.0999 * 31_000 - 3_000)
+    # selling what is held: the commission is in USDT (the asset received)
+    lg = book_fill(lg, Side.SELL, 0.0999, 31_000.0, 0.0999 * 31_000 * 0.001, "USDT")
+    assert lg.qty == 0.0 and lg.net_pnl == pytest.approx(0.0999 * 31_000 * 0.999 - 3_000)
+    # quote and other-asset fees are unchanged rules
+    assert book_fill(spot, Side.BUY, 0.1, 30_000.0, 3.0, "USDT").qty == 0.1
+    assert book_fill(spot, Side.BUY, 0.1, 30_000.0, 0.01, "BNB").fees == pytest.approx(300.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.floats(0.001, 5.0), st.floats(10.0, 1000.0),
+                          st.floats(0.0, 0.002), st.booleans()), min_size=1, max_size=30), st.floats(10.0, 1000.0))
+def test_base_fee_identity_holds_for_any_sequence(seq, last):
+    """With fees in base on some buys: qty == coins actually held, net PnL == cash + holding x last."""
+    from hedge_core.engine.ledger import book_fill
+
+    lg = Leg("spot", "BTC/USDT", "binance", MarketKind.SPOT, "BTC", "USDT", 1e-5, 1e-5, 5.0)
+    qty = cash = 0.0
+    for side, q, px, rate, in_base in seq:
+        if side is Side.BUY and in_base:
+            fee = q * rate
+            lg = book_fill(lg, side, q, px, fee, "BTC")
+            qty += q - fee
+            cash -= q * px
+        else:
+            fee = q * px * rate
+            lg = book_fill(lg, side, q, px, fee, "USDT")
+            qty += side.sign * q
+            cash -= side.sign * q * px + fee
+    lg = mark_leg(lg, last)
+    assert lg.qty == pytest.approx(qty, abs=1e-9)
+    assert lg.net_pnl == pytest.approx(cash + qty * last, rel=1e-9, abs=1e-6)

@@ -445,3 +445,29 @@ def test_rebalance_orders_respect_lot_size_and_venue_min_notional():
     ctx2 = replace(ctx, perp=replace(ctx.perp, qty=-0.25 + 0.0015))
     ctx2, acts = step(ctx2, mkt(T0 + H), p)
     assert not places(acts) and ctx2.state is State.MONITORING_POSITIONS
+
+
+def test_spot_commission_in_base_is_held_less_and_hedged_and_closed_as_held():
+    """Binance spot without BNB: 0.25 BTC bought, 0.00025 BTC kept as commission -> 0.24975 held. The
+    engine books what arrived, hedges it, does not buy the commission back, and closes what it holds."""
+    p = params(rebalance=RebalanceParams(cooldown_s=0, drift_threshold=0.0001))
+    ctx, acts = step(fresh(), mkt(T0), p)
+    (spot_order,) = places(acts)
+    fee_btc = 0.25 * 0.001
+    ctx, acts = run(ctx, p, [
+        FillEvent(Fill("t-s", "o", spot_order.request.client_order_id, "BTC/USDT", Side.BUY, 0.25, 40_000.0,
+                       fee_btc, T0, fee_currency="BTC"), "spot"),
+        OrderUpdate(T0, spot_order.request.client_order_id, OrderUpdateKind.CLOSED, filled=0.25)])
+    assert ctx.spot.qty == pytest.approx(0.24975) and ctx.spot.fees == pytest.approx(10.0)
+    assert ctx.target_spot_qty == pytest.approx(0.24975)
+    (perp_order,) = places(acts)
+    assert perp_order.request.qty == pytest.approx(0.249)  # the held coins, on the perp's 0.001 lot
+    ctx, _ = filled(ctx, p, perp_order, T0)
+    ctx, acts = step(ctx, mkt(T0 + H), p)
+    assert not [a for a in places(acts) if a.leg == "spot"]  # nothing bought back to reach 0.25
+    ctx, acts = step(ctx, OperatorCommand(T0 + H, Command.STOP, "test"), p)
+    spot_close = [a for a in places(acts) if a.leg == "spot"] or \
+        [a for a in places(run(ctx, p, [fill_of(a, T0 + H) for a in places(acts) if a.leg == "perp"])[1])
+         if a.leg == "spot"]
+    assert spot_close and spot_close[0].request.side is Side.SELL
+    assert spot_close[0].request.qty == pytest.approx(0.24975)  # what is held, not what was bought

@@ -29,8 +29,9 @@ PRICE = 40_000.0
 class SimThread:
     """The simulator's HTTPS server on its own event loop thread."""
 
-    def __init__(self) -> None:
-        self.sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0})
+    def __init__(self, *, spot_fee_in_received: bool = False) -> None:
+        self.sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0},
+                              spot_fee_in_received=spot_fee_in_received)
         self.sim.set_price("BTCUSDT", PRICE)
         self.sim.set_funding_rate("BTCUSDT", 0.0005)
         self.loop = asyncio.new_event_loop()
@@ -192,3 +193,35 @@ def test_recommend_mode_records_what_it_would_send_and_sends_nothing(tmp_path, s
         assert len(orders) >= 1 and set(orders["status"]) <= {"rejected", "intent"}
     finally:
         env.cleanup()
+
+
+def test_live_hedge_with_spot_commission_in_base_closes_what_it_holds(tmp_path):
+    """Binance without BNB keeps a spot buy's commission in BTC: the live hedge holds less than it
+    bought, hedges that, and its close sells exactly the coins held (no insufficient-balance reject,
+    no coin left beyond a lot), with a kill -9 and a restart in between (the journal rebuilds the
+    holding net of the commission)."""
+    sim = SimThread(spot_fee_in_received=True)
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "fill_journaled:perp:hedge"})
+        start_live(env.client(p), "resume")
+        assert p.wait(60) == -9
+        p2 = env.start_runner(extra)
+        settle(env, p2, "MONITORING_POSITIONS")
+        held = sum(sim.sim.spot.get("BTC", [0.0, 0.0]))
+        fills = journal(env, "fills", HID)
+        bought = fills.loc[(fills["leg"] == "spot") & (fills["side"] == "buy"), "qty"].sum()
+        assert 0 < held < bought  # the venue kept its commission in BTC
+        c = env.client(p2)
+        assert c.hedge(HID)["spot_qty"] == pytest.approx(held, abs=1e-12)
+        c.stop(HID)
+        settle(env, p2, "COMPLETED")
+        orders = journal(env, "orders", HID)
+        assert "rejected" not in set(orders["status"])
+        assert sum(sim.sim.spot.get("BTC", [0.0, 0.0])) < 0.001  # less than one spot lot (0.001) of dust
+        assert abs(sim.sim.position("BTCUSDT")) < 1e-12
+        env.client(p2).shutdown()
+        assert p2.wait(60) == 0
+    finally:
+        env.cleanup()
+        sim.close()

@@ -159,6 +159,35 @@ def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0,
                    traded_notional=leg.traded_notional + qty * price)
 
 
+def apply_base_fee(leg: Leg, fee_base: float, price: float) -> Leg:
+    """A fee the venue took in the leg's BASE asset (Binance spot without BNB: a buy's commission
+    comes out of the coins received): ``fee_base`` coins (> 0 paid) leave the holding.
+
+    Booked as a sale of those coins at ``price`` (realised against the average entry, like any
+    sale) whose proceeds pay the fee; the caller books the fee's quote value ``fee_base x price``
+    (:func:`book_fill` does both). Then ``qty`` is the coins actually held and ``net_pnl`` equals
+    the cash flows. Not counted as traded volume.
+    """
+    if not (math.isfinite(fee_base) and math.isfinite(price) and price > 0):
+        raise InvalidInput("fill.fee", fee_base, "a finite fee in base units (and a price > 0)")
+    if fee_base == 0:
+        return leg
+    out = apply_fill(leg, Side.SELL if fee_base > 0 else Side.BUY, abs(fee_base), price)
+    return _with(out, traded_notional=leg.traded_notional)
+
+
+def book_fill(leg: Leg, side: Side, qty: float, price: float, fee: float, fee_currency: str,
+              slippage: float = 0.0) -> Leg:
+    """One execution on its leg, whatever the venue charged the fee in (the one rule for live,
+    paper, replays and journal rebuilds): in the quote currency as is; in the leg's BASE asset
+    (Binance spot without BNB) valued at the fill price and taken out of the holding
+    (:func:`apply_base_fee`); in another asset valued at the fill price."""
+    cur = fee_currency or leg.quote
+    if cur == leg.base and fee:
+        return apply_base_fee(apply_fill(leg, side, qty, price, fee * price, slippage), fee, price)
+    return apply_fill(leg, side, qty, price, fee if cur == leg.quote else fee * price, slippage)
+
+
 def slippage_cost(side: Side, qty: float, price: float, ref: float) -> float:
     """Execution cost of a fill versus the reference price the engine decided at (quote).
 

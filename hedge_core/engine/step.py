@@ -59,7 +59,7 @@ from hedge_core.engine.guards import Verdict, market_guards, order_guard
 from hedge_core.engine.ledger import (
     QTY_EPS,
     accrue_interest,
-    apply_fill,
+    book_fill,
     apply_funding,
     funding_amount,
     mark_leg,
@@ -341,9 +341,7 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         # what is left (a liquidated perp leaves the spot leg naked: it is hedged again).
         out.append(Alert(AlertLevel.CRITICAL, f"external {ev.leg} fill (liquidation/ADL) booked",
                          {"qty": f.side.sign * f.qty, "price": f.price, "fee": f.fee}))
-        leg = ctx.leg(ev.leg)
-        fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price
-        ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, f.slippage))
+        ctx = ctx.with_leg(book_fill(ctx.leg(ev.leg), f.side, f.qty, f.price, f.fee, f.fee_currency, f.slippage))
         return evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     if f.client_order_id not in ctx.known_orders:
         # not one of ours (another process, or a journal from before a restart): reconciliation's job
@@ -351,13 +349,16 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
                          {"qty": f.qty, "price": f.price}))
         return ctx
     leg = ctx.leg(ev.leg)
-    fee = f.fee if f.fee_currency == leg.quote else f.fee * f.price  # base-currency fee valued at the fill price
     ref = ctx.order_ref(f.client_order_id)
     # slippage versus the price this engine decided at; the venue's own figure only when the
     # reference is unknown (a venue liquidation id registered by the caller, an order from before
     # a restart, or one older than ORDER_REFS_KEPT orders)
     slip = slippage_cost(f.side, f.qty, f.price, ref) if ref > 0 else f.slippage
-    ctx = ctx.with_leg(apply_fill(leg, f.side, f.qty, f.price, fee, slip))
+    ctx = ctx.with_leg(book_fill(leg, f.side, f.qty, f.price, f.fee, f.fee_currency, slip))
+    if f.fee_currency == leg.base and f.fee and ev.leg == "spot" and f.side is Side.BUY \
+            and ctx.target_spot_qty > 0 and not ctx.collateral_spot:
+        # the coins the venue kept as its fee are part of the purchase: hedge and hold what arrived
+        ctx = evolve(ctx, target_spot_qty=max(ctx.target_spot_qty - f.fee, 0.0))
     ctx = evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
     p = ctx.pending.get(f.client_order_id)
     if p is None:

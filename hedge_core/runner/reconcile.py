@@ -28,7 +28,7 @@ import pandas as pd
 from hedge_core.engine.context import ORDER_REFS_KEPT, HedgeContext
 from hedge_core.engine.driver import snapshot_trade_id
 from hedge_core.engine.events import FillEvent
-from hedge_core.engine.ledger import QTY_EPS, apply_fill, apply_funding, slippage_cost
+from hedge_core.engine.ledger import QTY_EPS, apply_funding, book_fill, slippage_cost
 from hedge_core.engine.states import State
 from hedge_core.errors import OrderNotFound
 from hedge_core.runner.journal import FINAL_ORDER_STATUSES, Journal
@@ -154,9 +154,8 @@ def rebuild_context(ctx0: HedgeContext, fills: pd.DataFrame, funding: pd.DataFra
     if len(fills):
         for r in fills.sort_values(["ts", "trade_id"]).itertuples(index=False):
             leg = spot if r.leg == "spot" else perp
-            fee = float(r.fee) if (r.fee_currency or leg.quote) == leg.quote else float(r.fee) * float(r.price)
-            leg = apply_fill(leg, Side(r.side), float(r.qty), float(r.price), fee,
-                             float(r.slippage) if r.slippage is not None and not math.isnan(r.slippage) else 0.0)
+            leg = book_fill(leg, Side(r.side), float(r.qty), float(r.price), float(r.fee), r.fee_currency or "",
+                            float(r.slippage) if r.slippage is not None and not math.isnan(r.slippage) else 0.0)
             if r.leg == "spot":
                 spot = leg
             else:
