@@ -4,7 +4,8 @@ legs (thin create answers completed by polling), cancel by client id, positions,
 leverage incl. "not modified", the account-wide margin mode, the position-mode switch, own fills
 incl. the venue's liquidations (not funding rows), funding history and own funding payments in
 the adapter's sign convention, retries, typed errors and the timeout-without-duplicate path.
-Not covered for Bybit: hedge-mode ORDERS (the adapter refuses them)."""
+Bars (spot, perp, mark) and open orders without a symbol are covered too. Not covered for Bybit:
+hedge-mode ORDERS (the adapter refuses them)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy
 from hedge_core.types import (
     MarginMode,
+    MarketKind,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -210,4 +212,30 @@ def test_bybit_funding_payments_are_signed_received_positive(side, rate):
             assert pay.position_qty == pytest.approx(signed_qty)
             [h] = await a.fetch_funding_rate_history(PERP, since=pd.Timestamp(t0 - 1000, unit="ms", tz="UTC"))
             assert h.rate == pytest.approx(rate)
+    asyncio.run(go())
+
+
+def test_bybit_bars_all_kinds_and_open_orders_of_every_market():
+    async def go():
+        async with bybit_env() as env:
+            a, sim = env.adapter, env.sim
+            t0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
+            for k in range(5):
+                sim.klines["spot"].append([t0 + k * 3_600_000, 100 + k, 102 + k, 99 + k, 101 + k, 10 + k])
+                sim.klines["linear"].append([t0 + k * 3_600_000, 100.5 + k, 102.5 + k, 99.5 + k, 101.5 + k, 20 + k])
+                sim.klines["mark"].append([t0 + k * 3_600_000, 100.4 + k, 102.4 + k, 99.4 + k, 101.4 + k, 0])
+            since = pd.Timestamp(t0 + 3_600_000, unit="ms", tz="UTC")
+            spot = await a.fetch_bars(SPOT, MarketKind.SPOT, "1h", since=since)
+            perp = await a.fetch_bars(PERP, MarketKind.PERP, "1h", since=since)
+            mark = await a.fetch_bars(PERP, MarketKind.MARK, "1h", since=since)
+            assert [b.ts for b in spot] == [since + pd.Timedelta(hours=k) for k in range(4)]  # oldest first
+            assert (spot[0].open, spot[0].close, spot[0].volume) == (101.0, 102.0, 11.0)
+            assert (perp[-1].close, perp[-1].volume) == (105.5, 24.0)
+            assert (mark[0].close, mark[0].volume, mark[0].kind) == (102.4, 0.0, MarketKind.MARK)
+            sim.set_price("BTCUSDT", 30_000.0)
+            s1 = await a.create_order(OrderRequest(SPOT, Side.BUY, 0.01, cid(50), type=OrderType.LIMIT, price=29_000.0))
+            p1 = await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(51), type=OrderType.LIMIT, price=31_000.0))
+            got = await a.fetch_open_orders()  # every spot and linear market, no symbol
+            assert sorted(o.id for o in got) == sorted([s1.id, p1.id])
+            assert [o.id for o in await a.fetch_open_orders(PERP)] == [p1.id]
     asyncio.run(go())

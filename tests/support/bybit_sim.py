@@ -7,7 +7,8 @@ linear positions (one-way) and set-leverage (incl. 110043 "not modified"), the a
 mode (``/v5/account/set-margin-mode``: account-wide on a unified account), the position mode
 switch (``/v5/position/switch-mode``: 110025 "not modified", 110024 with an open position),
 funding settlement (:meth:`BybitSim.settle_funding`) with the public funding history, venue
-liquidations (:meth:`BybitSim.liquidate`) and the execution list (``/v5/execution/list``: Trade,
+liquidations (:meth:`BybitSim.liquidate`), klines (spot, linear and mark price, from
+``BybitSim.klines``) and the execution list (``/v5/execution/list``: Trade,
 Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding) -- with v5 HMAC
 signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
 Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
@@ -87,6 +88,8 @@ class BybitSim:
         self.executions: list[dict[str, Any]] = []  # /v5/execution/list rows, oldest first
         self.funding_history: list[dict[str, Any]] = []  # /v5/market/funding/history rows, oldest first
         self._exec_seq = 0
+        # bars by book ("spot", "linear", "mark"): [open time ms, open, high, low, close, volume], oldest first
+        self.klines: dict[str, list[list[float]]] = {"spot": [], "linear": [], "mark": []}
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -229,6 +232,8 @@ class BybitSim:
             ("GET", "/v5/account/info"): (lambda p: {"marginMode": self.margin_mode, "unifiedMarginStatus": 4,
                                                      "updatedTime": str(self.now_ms())}, True),
             ("GET", "/v5/market/funding/history"): (self._funding_history, False),
+            ("GET", "/v5/market/kline"): (lambda p: self._kline(p, p.get("category", "spot")), False),
+            ("GET", "/v5/market/mark-price-kline"): (lambda p: self._kline(p, "mark"), False),
         }
 
     # ---- public
@@ -465,6 +470,16 @@ class BybitSim:
         limit = int(p.get("limit", p.get("size", 50)))
         rows = sorted(rows, key=lambda r: (int(r["execTime"]), r["seq"]), reverse=True)[:limit]  # newest first
         return {"category": p.get("category"), "list": rows, "nextPageCursor": ""}
+
+    def _kline(self, p: dict[str, Any], book: str) -> dict[str, Any]:
+        if p.get("symbol") != "BTCUSDT" or book not in self.klines:
+            raise BybitError(10001, "params error: symbol/category")
+        rows = [r for r in self.klines[book] if ("start" not in p or r[0] >= int(p["start"]))
+                and ("end" not in p or r[0] <= int(p["end"]))]
+        rows = sorted(rows, key=lambda r: r[0], reverse=True)[:int(p.get("limit", 200))]  # newest first
+        out = [[str(int(r[0]))] + [_fmt(x) for x in r[1:5]] + ([] if book == "mark" else [_fmt(r[5]), "0"])
+               for r in rows]
+        return {"category": p.get("category"), "symbol": p["symbol"], "list": out}
 
     def _funding_history(self, p: dict[str, Any]) -> dict[str, Any]:
         rows = [r for r in self.funding_history if r["symbol"] == p.get("symbol")
