@@ -16,7 +16,7 @@ import pytest
 
 from hedge_core import param_store
 from tests.support import live_env as sim_env
-from tests.support.binance_sim import BinanceSim, SimServer
+from tests.support.binance_sim import HOSTS, WS_HOSTS, BinanceSim, SimServer
 from tests.support.live_env import TEST_KEY, TEST_SECRET
 from tests.test_runner_helpers import Env, journal, make_env, wait_for
 from tests.test_runner_simfactory import FACTORY
@@ -37,7 +37,7 @@ class SimThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = SimServer(self.sim, sim_env.test_ca())
+        self.server = SimServer(self.sim, sim_env.test_ca(), hosts=HOSTS + WS_HOSTS)
         asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
 
     def close(self) -> None:
@@ -222,6 +222,46 @@ def test_live_hedge_with_spot_commission_in_base_closes_what_it_holds(tmp_path):
         assert abs(sim.sim.position("BTCUSDT")) < 1e-12
         env.client(p2).shutdown()
         assert p2.wait(60) == 0
+    finally:
+        env.cleanup()
+        sim.close()
+
+
+def test_live_bar_feed_of_the_runner_streams_over_websockets(tmp_path):
+    """A live hedge on closed bars (feed="bars"): the runner builds the ccxt.pro feed, subscribes the
+    spot and perp kline streams, backfills over REST, and a bar closed on the streams (never
+    published over REST) reaches the hedge."""
+    sim = SimThread()
+    now = pd.Timestamp.now(tz="UTC").floor("1min")
+    t_first = now - pd.Timedelta(minutes=40)
+    for k in range(38):  # closed 1m bars up to now - 2 min, spot, perp and mark, over REST
+        ms = int((t_first + pd.Timedelta(minutes=k)).value // 1_000_000)
+        for market in ("spot", "fapi", "mark"):
+            sim.sim.add_kline("BTCUSDT", market, ms, PRICE, PRICE + 5, PRICE - 5, PRICE + k % 3, 10.0)
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        c.start("carry-test", mode="live", feed="bars", timeframe="1m", poll_s=0.5, start=str(t_first),
+                recovery="resume", hedge_id=HID, confirm_live=True)
+
+        def on_sim(coro):
+            return asyncio.run_coroutine_threadsafe(coro, sim.loop).result(30)
+
+        on_sim(sim.sim.wait_ws_subscribed("spot", "btcusdt@kline_1m", timeout=25))
+        on_sim(sim.sim.wait_ws_subscribed("fapi", "btcusdt@kline_1m", timeout=25))
+        backfilled = wait_for(lambda: (lambda h: h if h.get("updates", 0) >= 30 else None)(c.hedge(HID)),
+                              timeout=30, what="REST backfill processed")["updates"]
+        label = int((t_first + pd.Timedelta(minutes=38)).value // 1_000_000)  # now - 2 min: closed
+        sim.sim.add_kline("BTCUSDT", "mark", label, PRICE, PRICE + 9, PRICE - 9, PRICE + 7, 0.0)  # mark: REST
+        for market in ("spot", "fapi"):  # the bar, closed, then its successor forming: the stream confirms it
+            on_sim(sim.sim.push_kline("BTCUSDT", market, label, PRICE, PRICE + 9, PRICE - 9, PRICE + 7, 12.0,
+                                      closed=True, interval="1m", interval_ms=60_000))
+            on_sim(sim.sim.push_kline("BTCUSDT", market, label + 60_000, PRICE + 7, PRICE + 8, PRICE + 6,
+                                      PRICE + 7, 1.0, interval="1m", interval_ms=60_000))
+        wait_for(lambda: c.hedge(HID).get("updates", 0) > backfilled, timeout=30, what="the streamed bar")
+        env.client(p).shutdown()
+        assert p.wait(60) == 0
     finally:
         env.cleanup()
         sim.close()

@@ -17,12 +17,13 @@ FACTORY = "tests.test_runner_simfactory:make_adapter"
 def make_adapter(spec: Any) -> Any:
     from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
-    from tests.support.binance_sim import HOSTS
+    from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.redirect import redirect_session
 
     port = int(os.environ["HEDGE_TEST_SIM_PORT"])
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
-    session = redirect_session({h: port for h in HOSTS}, ctx)
+    # REST and the public websocket streams (ccxt.pro shares the adapter's session)
+    session = redirect_session({h: port for h in HOSTS + WS_HOSTS}, ctx)
     creds = Credentials("binance", os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"], source="test")
     return CcxtLiveAdapter("binance", creds, session=session, timeout_ms=3000, enable_rate_limit=False,
                            fill_poll_interval=0.01)
