@@ -27,11 +27,10 @@ from hedge_core.params import (
     LeverageParams,
 )
 from hedge_core.store import Store
+from tests.support.parity import assert_fast_equals_event
 
 pytestmark = pytest.mark.shared_data
 
-SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
-        "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]
 
 
 @pytest.fixture(scope="module")
@@ -82,27 +81,9 @@ CARRY_SETS = {
 }
 
 
-def _assert_same(params, tl, config=None):
-    config = config if config is not None else BacktestConfig()
-    ev = run_backtest(params, tl, config=config)
-    fa = run_fast(params, tl, config=config)
-    ef = ev.fills.reset_index(drop=True)
-    assert len(ef) == len(fa.fills) > 0
-    assert (ef["ts"].to_numpy() == fa.fills["ts"].to_numpy()).all()
-    assert (ef["leg"].to_numpy() == fa.fills["leg"].to_numpy()).all()
-    assert (ef["side"].to_numpy() == fa.fills["side"].to_numpy()).all()
-    for c in ("qty", "price", "fee", "slippage"):
-        np.testing.assert_allclose(ef[c].to_numpy(), fa.fills[c].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=c)
-    got = ev.equity[SNAP].to_numpy()
-    np.testing.assert_allclose(got, fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
-    et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
-    assert et.equals(fa.transitions)
-    return ev, fa
-
-
 @pytest.mark.parametrize("name", sorted(CARRY_SETS))
 def test_fast_path_equals_event_driven_btc(btc, name):
-    ev, _ = _assert_same(CARRY_SETS[name], btc)
+    ev, _ = assert_fast_equals_event(CARRY_SETS[name], btc)
     if name == "levered_guard_flatten":
         assert ev.final_state == "COMPLETED" and (ev.transitions["trigger_name"] == "FLATTEN").any()
     if name == "funding_cost_flatten":
@@ -112,8 +93,8 @@ def test_fast_path_equals_event_driven_btc(btc, name):
 def test_fast_path_equals_event_driven_eth_other_venue_model(eth):
     cfg = BacktestConfig(paper=PaperConfig(slippage_bps=3.0, impact_k_bps=25.0, spot_taker_fee=0.00075,
                                            perp_taker_fee=0.0004))
-    _assert_same(CARRY_SETS["tight_pt_sl"], eth, cfg)
-    _assert_same(CARRY_SETS["rearm_72h"], eth, cfg)
+    assert_fast_equals_event(CARRY_SETS["tight_pt_sl"], eth, cfg)
+    assert_fast_equals_event(CARRY_SETS["rearm_72h"], eth, cfg)
 
 
 def test_fast_path_refuses_a_strategy_without_a_kernel():
@@ -160,7 +141,7 @@ def test_fast_path_equals_event_driven_in_the_covid_crash(shared_data):
     for p in (CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=96)),
               CarryParams(min_net_carry=-0.01, min_funding_rate=0.0,
                           exit=ExitParams(rearm=True, max_holding_hours=None, stop_loss_pct=0.01))):
-        ev, _ = _assert_same(p, tl)
+        ev, _ = assert_fast_equals_event(p, tl)
         assert ev.kpis["entries"] >= 1 and (ev.transitions["trigger_name"] == "FLATTEN").any()
     assert (~tl.has_spot).sum() > 0  # the window holds real spot outages
 

@@ -8,7 +8,6 @@ rebalances, exits, guard flattens) and the same per-instant PnL components to 1e
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -33,11 +32,10 @@ from hedge_core.params import (
     RebalanceParams,
 )
 from hedge_core.store import Store
+from tests.support.parity import assert_fast_equals_event
 
 pytestmark = pytest.mark.shared_data
 
-SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
-        "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]
 
 
 def _store(folder):
@@ -99,31 +97,13 @@ CROSS_SETS = {
 }
 
 
-def _assert_same(params, tl, config=None):
-    config = config if config is not None else BacktestConfig()
-    ev = run_backtest(params, tl, config=config)
-    fa = run_fast(params, tl, config=config)
-    ef = ev.fills.reset_index(drop=True)
-    assert len(ef) == len(fa.fills) > 0
-    assert (ef["ts"].to_numpy() == fa.fills["ts"].to_numpy()).all()
-    assert (ef["leg"].to_numpy() == fa.fills["leg"].to_numpy()).all()
-    assert (ef["side"].to_numpy() == fa.fills["side"].to_numpy()).all()
-    for c in ("qty", "price", "fee", "slippage"):
-        np.testing.assert_allclose(ef[c].to_numpy(), fa.fills[c].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=c)
-    got = ev.equity[SNAP].to_numpy()
-    np.testing.assert_allclose(got, fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
-    et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
-    assert et.equals(fa.transitions)
-    return ev, fa
-
-
 def _count(ev, trigger):
     return int((ev.transitions["trigger_name"] == trigger).sum())
 
 
 @pytest.mark.parametrize("name", sorted(CROSS_SETS))
 def test_cross_fast_path_equals_event_driven_eth_on_btc(eth_btc, name):
-    ev, _ = _assert_same(CROSS_SETS[name], eth_btc)
+    ev, _ = assert_fast_equals_event(CROSS_SETS[name], eth_btc)
     if name != "defaults":
         assert _count(ev, "DRIFT_EXCEEDED") >= 2  # beta re-estimates move the target: real rebalances
     if name == "levered_guard_flatten":
@@ -146,7 +126,7 @@ def test_cross_btc_on_eth_other_venue_model_and_kalman_beta(store):
     p = CrossHedgeParams(min_correlation=0.3, reestimate_hours=4,
                          exit=ExitParams(rearm=True, max_holding_hours=96, funding_unfavourable_intervals=None),
                          rebalance=_rb(drift_threshold=0.02))
-    ev, _ = _assert_same(p, tl, cfg)
+    ev, _ = assert_fast_equals_event(p, tl, cfg)
     assert _count(ev, "DRIFT_EXCEEDED") >= 3 and _count(ev, "ENTRY_SIGNAL") >= 3
 
 
@@ -164,7 +144,7 @@ def test_cross_through_the_covid_crash(shared_data):
                                exit=ExitParams(rearm=True, max_holding_hours=None, profit_target_pct=None,
                                                stop_loss_pct=None, funding_unfavourable_intervals=None),
                                rebalance=_rb(drift_threshold=0.03))):
-        ev, _ = _assert_same(p, tl)
+        ev, _ = assert_fast_equals_event(p, tl)
         assert _count(ev, "ENTRY_SIGNAL") >= 1 and _count(ev, "DRIFT_EXCEEDED") >= 1
 
 
@@ -206,12 +186,12 @@ def test_sizing_follows_the_legs_base_assets_not_the_strategy(store, eth_btc):
                          exit=ExitParams(rearm=True, basis_stop_bps=8, max_holding_hours=96,
                                          funding_unfavourable_intervals=None),
                          rebalance=_rb(drift_threshold=0.01))
-    ev, _ = _assert_same(p, tl)
+    ev, _ = assert_fast_equals_event(p, tl)
     assert ev.transitions["reason"].str.startswith("basis stop").any()
     from hedge_core.params import GridParams
 
     g = GridParams(levels=6, spacing_sigma=0.5, min_spacing_pct=0.004,
                    exit=ExitParams(rearm=True, profit_target_pct=None, stop_loss_pct=None, max_holding_hours=120,
                                    funding_unfavourable_intervals=None))
-    ev, _ = _assert_same(g, eth_btc)
+    ev, _ = assert_fast_equals_event(g, eth_btc)
     assert _count(ev, "DRIFT_EXCEEDED") >= 5

@@ -7,27 +7,22 @@ grid stop loss, generic exits, VaR and drawdown flattens), per-instant PnL compo
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.backtest import run_backtest
 from hedge_core.backtest_data import build_timeline, load_market
 from hedge_core.data.importers import import_path
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.fastpath import (
     FastPathUnsupported,
     check_supported,
-    fast_kpis,
-    run_fast,
 )
 from hedge_core.params import ActivationParams, ExitParams, GridParams, RebalanceParams
 from hedge_core.store import Store
+from tests.support.parity import assert_fast_equals_event
 
 pytestmark = pytest.mark.shared_data
 
-SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
-        "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]
 REARM = ExitParams(rearm=True, profit_target_pct=None, stop_loss_pct=None, max_holding_hours=None,
                    funding_unfavourable_intervals=None)
 
@@ -66,26 +61,6 @@ def _sets(px):
     }
 
 
-def _assert_same(params, tl):
-    ev = run_backtest(params, tl)
-    fa = run_fast(params, tl)
-    ef = ev.fills.reset_index(drop=True)
-    assert len(ef) == len(fa.fills) > 0
-    assert (ef["ts"].to_numpy() == fa.fills["ts"].to_numpy()).all()
-    assert (ef["leg"].to_numpy() == fa.fills["leg"].to_numpy()).all()
-    assert (ef["side"].to_numpy() == fa.fills["side"].to_numpy()).all()
-    for c in ("qty", "price", "fee", "slippage"):
-        np.testing.assert_allclose(ef[c].to_numpy(), fa.fills[c].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=c)
-    np.testing.assert_allclose(ev.equity[SNAP].to_numpy(), fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
-    et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
-    assert et.equals(fa.transitions)
-    fk = fast_kpis(params, tl)
-    assert set(fk) == set(ev.kpis)
-    for k, v in ev.kpis.items():
-        assert fk[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
-    return ev
-
-
 def _count(ev, trigger):
     return int((ev.transitions["trigger_name"] == trigger).sum())
 
@@ -96,7 +71,7 @@ def _exit_reasons(ev):
 
 @pytest.mark.parametrize("name", ["defaults", "rearm_tight", "stop_rearm_support", "var_flatten", "cooldown_drawdown"])
 def test_grid_fast_path_equals_event_driven_aug_2023(aug23, name):
-    ev = _assert_same(_sets(float(aug23.spot[0]))[name], aug23)
+    ev, _ = assert_fast_equals_event(_sets(float(aug23.spot[0]))[name], aug23, kpis=True)
     if name in ("defaults", "rearm_tight", "stop_rearm_support"):
         assert _count(ev, "DRIFT_EXCEEDED") >= 5
         sells = ev.fills[(ev.fills["leg"] == "perp") & (ev.fills["side"] == "sell")]
@@ -112,9 +87,9 @@ def test_grid_fast_path_equals_event_driven_aug_2023(aug23, name):
 
 def test_grid_through_the_may_2021_crash(may21):
     s = _sets(float(may21.spot[0]))
-    ev = _assert_same(s["rearm_tight"], may21)
+    ev, _ = assert_fast_equals_event(s["rearm_tight"], may21, kpis=True)
     assert _count(ev, "DRIFT_EXCEEDED") >= 50 and _count(ev, "REARM") >= 5
-    ev = _assert_same(s["stop_rearm_support"], may21)
+    ev, _ = assert_fast_equals_event(s["stop_rearm_support"], may21, kpis=True)
     assert _count(ev, "REARM") >= 100 and _exit_reasons(ev).str.startswith("stop loss").any()
 
 
@@ -124,7 +99,7 @@ def test_grid_waits_while_no_level_is_above_zero(may21):
     p = GridParams(levels=1, spacing_sigma=20.0, exit=REARM.model_copy(update={"max_holding_hours": 72}))
     sigma = pd.Series(may21.column("sigma_24h"), index=may21.index)
     assert 20 * sigma.iloc[0] >= 1.0  # the first update cannot build a level
-    ev = _assert_same(p, may21)
+    ev, _ = assert_fast_equals_event(p, may21, kpis=True)
     entries = ev.transitions.loc[ev.transitions["trigger_name"] == "ENTRY_SIGNAL", "ts"]
     assert len(entries) >= 3 and entries.iloc[0] > may21.index[0]
     assert (20 * sigma.reindex(pd.DatetimeIndex(entries)) < 1.0).all()

@@ -15,14 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.backtest import run_backtest
 from hedge_core.backtest_data import build_timeline, load_market
 from hedge_core.data.importers import import_path
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.fastpath import (
     FastPathUnsupported,
     check_supported,
-    fast_kpis,
     run_fast,
     run_fast_or_event,
 )
@@ -33,11 +31,10 @@ from hedge_core.params import (
     VolTierLoanParams,
 )
 from hedge_core.store import Store
+from tests.support.parity import SNAP, assert_fast_equals_event
 
 pytestmark = pytest.mark.shared_data
 
-SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
-        "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]
 
 
 def _btc(folder, start, end, replay_start):
@@ -69,29 +66,6 @@ def _book(tl, ltv0, **kw):
     return VolTierLoanParams(collateral_qty=1.0, loan=ltv0 * px0, **kw)
 
 
-def _assert_same(params, tl):
-    ev = run_backtest(params, tl)
-    fa = run_fast(params, tl)
-    ef = ev.fills.reset_index(drop=True)
-    assert len(ef) == len(fa.fills)
-    assert (ef["ts"].to_numpy() == fa.fills["ts"].to_numpy()).all()
-    assert (ef["leg"].to_numpy() == fa.fills["leg"].to_numpy()).all()
-    assert (ef["side"].to_numpy() == fa.fills["side"].to_numpy()).all()
-    for c in ("qty", "price", "fee", "slippage"):
-        if len(ef):
-            np.testing.assert_allclose(ef[c].to_numpy(float), fa.fills[c].to_numpy(), rtol=1e-12, atol=1e-9,
-                                       err_msg=c)
-    np.testing.assert_allclose(ev.equity[SNAP].to_numpy(), fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
-    np.testing.assert_allclose(ev.equity["ltv"].to_numpy(), fa.ltv, rtol=1e-12, atol=1e-15, equal_nan=True)
-    et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
-    assert et.equals(fa.transitions)
-    fk = fast_kpis(params, tl)
-    assert set(fk) == set(ev.kpis)
-    for k, v in ev.kpis.items():
-        assert fk[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
-    return ev, fa
-
-
 def _guards(ev, prefix):
     return int(ev.guard_firings["guard"].str.startswith(prefix).sum()) if len(ev.guard_firings) else 0
 
@@ -105,13 +79,14 @@ def test_voltier_calm_window_tiers_rebalances_and_profit_exits(calm):
               _book(calm, 0.7, perp_leverage=4, reserve=20_000, pt_k=1.0,
                     guards=GuardParams(liq_distance_close=0.1, liq_distance_reduce=0.05),
                     rebalance=RebalanceParams(target_ratio=1.0, ratio_min=0.0, ratio_max=1.0, drift_threshold=0.05))):
-        ev, _ = _assert_same(p, calm)
+        ev, _ = assert_fast_equals_event(p, calm, fills_required=False, ltv=True, kpis=True)
         assert _count(ev, "DRIFT_EXCEEDED") >= 20 and _count(ev, "REARM") >= 5
     assert ev.kpis["reserve_deployed"] > 0  # starts at 70 % LTV: the WARNING band deploys reserve
 
 
 def test_voltier_spec_defaults_flattened_by_the_emergency_band(calm):
-    ev, fa = _assert_same(VolTierLoanParams(), calm)  # 0.27 BTC against 16,200 USDT: LTV far above 85 %
+    # 0.27 BTC against 16,200 USDT: LTV far above 85 %
+    ev, fa = assert_fast_equals_event(VolTierLoanParams(), calm, fills_required=False, ltv=True, kpis=True)
     assert len(fa.fills) == 0 and _count(ev, "FLATTEN") == 1 and _guards(ev, "ltv_emergency") == 1
     assert ev.kpis["reserve_deployed"] == pytest.approx(10_000.0)
 
@@ -120,17 +95,17 @@ def test_voltier_through_the_may_2021_crash(crash_2021):
     """LTV bands deploy the reserve step by step, then EMERGENCY / liquidation distance flatten."""
     p = _book(crash_2021, 0.6, perp_leverage=5, reserve=5000,
               guards=GuardParams(liq_distance_close=0.06, liq_distance_reduce=0.05))
-    ev, _ = _assert_same(p, crash_2021)
+    ev, _ = assert_fast_equals_event(p, crash_2021, fills_required=False, ltv=True, kpis=True)
     assert _guards(ev, "ltv_reserve") >= 5 and _guards(ev, "ltv_emergency") == 1 and _count(ev, "FLATTEN") == 1
     p2 = _book(crash_2021, 0.3, perp_leverage=3, guards=GuardParams(liq_distance_close=0.05, liq_distance_reduce=0.04))
-    ev2, _ = _assert_same(p2, crash_2021)
+    ev2, _ = assert_fast_equals_event(p2, crash_2021, fills_required=False, ltv=True, kpis=True)
     assert _guards(ev2, "funding_cost") == 1 and _count(ev2, "REARM") >= 10 and ev2.kpis["loan_repaid_from_profit"] > 0
 
 
 def test_voltier_through_luna(luna_2022):
     p = _book(luna_2022, 0.6, perp_leverage=5, reserve=5000,
               guards=GuardParams(liq_distance_close=0.06, liq_distance_reduce=0.05))
-    ev, _ = _assert_same(p, luna_2022)
+    ev, _ = assert_fast_equals_event(p, luna_2022, fills_required=False, ltv=True, kpis=True)
     assert _guards(ev, "ltv_reserve") >= 10 and _guards(ev, "liq_distance_close") == 1
 
 

@@ -1,0 +1,46 @@
+"""The fast path against the event-driven backtester on one timeline: one assertion for every
+strategy's parity tests (identical fills and transitions, PnL components to 1e-9 quote)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hedge_core.backtest import BacktestConfig, run_backtest
+from hedge_core.fastpath import fast_kpis, run_fast
+
+SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
+        "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]
+
+
+def assert_fast_equals_event(params: Any, tl: Any, config: Any = None, *, fills_required: bool = True,
+                             ltv: bool = False, kpis: bool = False) -> tuple[Any, Any]:
+    """Run both paths; assert the same fills (instant, leg, side, qty, price, fee, slippage), the
+    same per-instant snapshot and transitions; with ``ltv`` the loan book's LTV per instant, with
+    ``kpis`` the sweep KPIs (``fast_kpis``) equal to the backtest's. Returns (event result, fast result)."""
+    config = config if config is not None else BacktestConfig()
+    ev = run_backtest(params, tl, config=config)
+    fa = run_fast(params, tl, config=config)
+    ef = ev.fills.reset_index(drop=True)
+    assert len(ef) == len(fa.fills)
+    if fills_required:
+        assert len(ef) > 0
+    assert (ef["ts"].to_numpy() == fa.fills["ts"].to_numpy()).all()
+    assert (ef["leg"].to_numpy() == fa.fills["leg"].to_numpy()).all()
+    assert (ef["side"].to_numpy() == fa.fills["side"].to_numpy()).all()
+    for c in ("qty", "price", "fee", "slippage"):
+        np.testing.assert_allclose(ef[c].to_numpy(float), fa.fills[c].to_numpy(float), rtol=1e-12, atol=1e-9,
+                                   err_msg=c)
+    np.testing.assert_allclose(ev.equity[SNAP].to_numpy(), fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
+    if ltv:
+        np.testing.assert_allclose(ev.equity["ltv"].to_numpy(), fa.ltv, rtol=1e-12, atol=1e-15, equal_nan=True)
+    et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
+    assert et.equals(fa.transitions)
+    if kpis:
+        fk = fast_kpis(params, tl, config=config)
+        assert set(fk) == set(ev.kpis)
+        for k, v in ev.kpis.items():
+            assert fk[k] == pytest.approx(v, rel=1e-9, abs=1e-12, nan_ok=True), k
+    return ev, fa
