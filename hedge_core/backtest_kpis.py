@@ -274,45 +274,25 @@ def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover -
     return ruined, clean, -worst, n_in, n_pos, yv[:m], xv[:m], hv[:m], finite
 
 
-def _equity_pass(capital: float, net: np.ndarray) -> tuple[bool, bool, float]:
-    """(ruined, clean, max drawdown) of ``capital + net`` (see :func:`_snapshot_pass`)."""
-    e = np.empty(0)
-    return _snapshot_pass(float(capital), np.asarray(net, dtype=np.float64), e, e, e, e)[:3]
-
-
-def _effectiveness(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
-                   perp: np.ndarray) -> float:
-    """hedge_effectiveness of spot returns hedged with perp returns at the previous instant's ratio
-    (only instants whose previous instant was in the market). Returns and the one-instant lag are
-    formed here in numpy; the analytics function gets the kept rows with the ratio already lagged."""
-    return _effectiveness_and_share(ts_ns, h, perp_qty, spot, perp)[0]
-
-
-def _effectiveness_and_share(ts_ns: np.ndarray, h: np.ndarray, perp_qty: np.ndarray, spot: np.ndarray,
-                             perp: np.ndarray) -> tuple[float, float]:
-    """(:func:`_effectiveness`, time in market = ``(abs(perp_qty) > 0).mean()``) from one pass."""
-    out = _snapshot_pass(0.0, np.empty(0), *_f64(h, perp_qty, spot, perp))
-    return _share_and_effectiveness(ts_ns, h, perp_qty, spot, perp, out)[::-1]
-
-
 def _f64(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
 
 
 def _share_and_effectiveness(ts_ns, h, perp_qty, spot, perp, out) -> tuple[float, float]:
-    """(time in market, hedge effectiveness) from :func:`_snapshot_pass` output."""
+    """(time in market, hedge effectiveness) from :func:`_snapshot_pass` output.
+
+    Time in market = ``(abs(perp_qty) > 0).mean()`` (an exact count over n: the same double).
+    Effectiveness: ``hedge_effectiveness`` of spot returns hedged with perp returns at the previous
+    instant's ratio (only instants whose previous instant was in the market); on the kept rows with
+    the ratio already lagged, or through the analytics function when a row is not finite."""
     n_in, n_pos, yv, xv, hv, finite = out[3:]
-    share = n_pos / len(h) if len(h) else math.nan  # an exact count over n: the same double as .mean()
-    return share, _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite)
-
-
-def _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, finite) -> float:
+    share = n_pos / len(h) if len(h) else math.nan
     if n_in < 4 or len(yv) < 3:
-        return math.nan
+        return share, math.nan
     if finite:
         # hedge_effectiveness on already aligned, lagged, finite arrays: its own numpy lines
         vu = yv.var(ddof=1)
-        return math.nan if vu == 0 else float(1.0 - (yv - hv * xv).var(ddof=1) / vu)
+        return share, (math.nan if vu == 0 else float(1.0 - (yv - hv * xv).var(ddof=1) / vu))
     inm = ~np.isnan(h) & (np.abs(perp_qty) > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         y = spot[1:] / spot[:-1] - 1.0
@@ -321,10 +301,10 @@ def _effectiveness_from_rows(ts_ns, h, perp_qty, spot, perp, n_in, yv, xv, hv, f
     keep = ~np.isnan(y) & ~np.isnan(x) & ~np.isnan(hl)
     idx = _idx(ts_ns[1:][keep])
     try:
-        return hedge_effectiveness(pd.Series(y[keep], index=idx), pd.Series(x[keep], index=idx),
-                                   pd.Series(hl[keep], index=idx), lag=0)
+        return share, hedge_effectiveness(pd.Series(y[keep], index=idx), pd.Series(x[keep], index=idx),
+                                          pd.Series(hl[keep], index=idx), lag=0)
     except InvalidInput:
-        return math.nan
+        return share, math.nan
 
 
 def hold_pnl(spot_price: pd.Series, notional: float, fee_rate: float = 0.001) -> pd.Series:

@@ -18,14 +18,29 @@ from hypothesis import strategies as st
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.backtest_kpis import (
-    _effectiveness,
-    _equity_pass,
+    _f64,
     _idx,
-    _effectiveness_and_share,
     _last_of_day,
+    _share_and_effectiveness,
+    _snapshot_pass,
     kpis_from_arrays,
     max_drawdown_array,
 )
+
+
+def _effectiveness_and_share(ts_ns, h, perp_qty, spot, perp):
+    """(effectiveness, time in market) as kpis_from_arrays computes them (one snapshot pass)."""
+    out = _snapshot_pass(0.0, np.empty(0), *_f64(h, perp_qty, spot, perp))
+    return _share_and_effectiveness(ts_ns, h, perp_qty, spot, perp, out)[::-1]
+
+
+def _effectiveness(ts_ns, h, perp_qty, spot, perp):
+    return _effectiveness_and_share(ts_ns, h, perp_qty, spot, perp)[0]
+
+
+def _equity_pass(capital, net):
+    e = np.empty(0)
+    return _snapshot_pass(float(capital), np.asarray(net, dtype=np.float64), e, e, e, e)[:3]
 
 
 def _reference_effectiveness(ts_ns, h, perp_qty, spot, perp):
