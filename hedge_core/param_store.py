@@ -193,6 +193,12 @@ def _allowed_from_error(err: Mapping[str, Any], model: Any, loc: tuple[Any, ...]
     return msg[0].lower() + msg[1:] + (f" ({desc})" if desc else "")
 
 
+def _unknown_field(allowed: str) -> bool:
+    """Whether an ``allowed`` text of :func:`_allowed_from_error` is the unknown-field one (a field
+    the model does not have; a file from an older release when the model lost it)."""
+    return allowed.startswith(("a known field", "no such field"))
+
+
 def _model_at(model: Any, loc: Sequence[Any]) -> Any:
     cur = model
     for part in loc:
@@ -507,7 +513,7 @@ def migrate(ref: str, *, root: str | os.PathLike[str] | None = None, db: str | o
         data["strategy"] = meta["strategy"]
     dropped: list[str] = []
     for fld, _value, allowed in errors:
-        if not (allowed.startswith("a known field") or allowed.startswith("no such field")):
+        if not _unknown_field(allowed):
             raise InvalidInput(fld, _value, f"{allowed} (not migrated automatically: edit a copy and "
                                             f"`hedge params import` it)", where=str(path))
         parts = fld.split(".")
@@ -571,7 +577,7 @@ def load_file(path: str | os.PathLike[str]) -> ParamSet:
         model = parse(params_doc, where=where)
     except InvalidInput as exc:
         errs = getattr(exc, "errors", None) or []
-        if m and errs and all(a.startswith(("a known field", "no such field")) for _f, _v, a in errs):
+        if m and errs and all(_unknown_field(a) for _f, _v, a in errs):
             ref = f"{meta.get('name') or p.parent.name}@{m.group(1)}"
             hinted = InvalidInput(exc.field, exc.value, exc.allowed + (
                 f" -- written by an older release? `hedge params migrate {ref}` writes a new version "

@@ -229,8 +229,10 @@ def _run_one(i: int, params: Any, evaluate: Evaluate | None = None, payload: Any
         return i, {}, f"{type(exc).__name__}: {exc}"
 
 
-def _run_chunk(items: list[tuple[int, Any]]) -> list[tuple[int, dict, str]]:
-    return [_run_one(i, m) for i, m in items]
+def _run_chunk(items: list[tuple[int, Any]], evaluate: Evaluate | None = None,
+               payload: Any = None) -> list[tuple[int, dict, str]]:
+    """Points of one task (a local worker reads the evaluator and payload it was started with)."""
+    return [_run_one(i, m, evaluate, payload) for i, m in items]
 
 
 def _chunks(n: int, workers: int) -> list[range]:
@@ -238,10 +240,6 @@ def _chunks(n: int, workers: int) -> list[range]:
     queues, which on a small machine compete with the workers for the CPU), at most 16 points each."""
     size = max(1, min(16, n // (8 * max(workers, 1))))
     return [range(a, min(a + size, n)) for a in range(0, n, size)]
-
-
-def _dask_run_chunk(items: list[tuple[int, Any]], evaluate: Evaluate, payload: Any) -> list[tuple[int, dict, str]]:
-    return [_run_one(i, m, evaluate, payload) for i, m in items]
 
 
 def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: Any,
@@ -396,7 +394,7 @@ def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
     try:
         pf = client.scatter(payload, broadcast=True)
         nw = max(len(client.scheduler_info().get("workers", {})), 1)
-        futs = [client.submit(_dask_run_chunk, [(i, models[i]) for i in r], evaluate, pf, pure=False)
+        futs = [client.submit(_run_chunk, [(i, models[i]) for i in r], evaluate, pf, pure=False)
                 for r in _chunks(len(models), nw)]
         c = 0
         for f in das_completed(futs):
