@@ -137,8 +137,11 @@ def runner_status(home: Path | None = HomeOpt,
     if as_json:
         typer.echo(json.dumps({"health": h, "hedges": hs}, indent=2, default=str))
         return
-    typer.echo(f"pid {h['pid']}  heartbeat {h['heartbeat_age_s']:.2f} s ago  loop lag {h['loop_lag_s']:.3f} s  "
-               f"hedges {h['hedges']}  db {h['db']}")
+    typer.echo(f"pid {h['pid']}  {str(h.get('status', 'ok')).upper()}  heartbeat {h['heartbeat_age_s']:.2f} s ago  "
+               f"loop lag {h['loop_lag_s']:.3f} s  hedges {h['hedges']}  db {h['db']}")
+    for who, conds in (h.get("degraded") or {}).items():
+        for key, msg in conds.items():
+            typer.echo(f"DEGRADED {who}: {key}: {msg}")
     _table(hs, ["hedge_id", "mode", "params", "state", "status", "spot_qty", "perp_qty", "pnl", "updates", "error"])
 
 

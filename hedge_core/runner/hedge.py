@@ -32,6 +32,7 @@ from hedge_core.engine.events import (
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
+from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
@@ -146,6 +147,31 @@ class HedgeTask:
         self._last_snapshot = 0.0
         self.started_at = wall_now()
         self.alerts: list[dict[str, Any]] = []
+        self.conditions = Conditions()  # DEGRADED marks (see runner.condition)
+
+    # ---- DEGRADED marks and alerts ----------------------------------------------------------------
+    def alert(self, level: Level, kind: str, message: str, **numbers: float) -> None:
+        """Tell the operator: the hedge's page, the log and every alert channel (the supervisor's bus)."""
+        from types import MappingProxyType
+
+        ts = self.driver.ctx.last_ts if self.driver else wall_now()
+        self.alerts = (self.alerts + [{"level": level, "kind": kind, "message": message, "ts": str(ts)}])[-50:]
+        lvl = {"info": logging.INFO, "warning": logging.WARNING}.get(level, logging.ERROR)
+        log_event(log, message, level=lvl, hedge_id=self.hedge_id, state=self._state(), kind=kind, numbers=numbers)
+        bus = getattr(self.sup, "alert_bus", None)
+        if bus is not None:
+            bus.emit(AlertMessage(level, kind, message, hedge_id=self.hedge_id, venue=self.spec.venue, ts=ts,
+                                  numbers=MappingProxyType(dict(numbers))))
+
+    def degrade(self, key: str, message: str, *, level: Level = "warning", **numbers: float) -> None:
+        """Mark the hedge DEGRADED for ``key`` (alerts once per episode: again only when the message changes)."""
+        if self.conditions.raise_(key, message):
+            self.alert(level, key, f"DEGRADED ({key}): {message}", **numbers)
+
+    def undegrade(self, key: str) -> None:
+        """Clear one DEGRADED condition (the part that raised it saw it resolved)."""
+        if self.conditions.clear(key):
+            self.alert("info", key, f"{key} resolved" + ("" if self.conditions.degraded else ": no longer DEGRADED"))
 
     # ---- setup --------------------------------------------------------------------------------
     async def _instruments(self) -> tuple[Instrument, Instrument]:
@@ -268,17 +294,19 @@ class HedgeTask:
         log_event(log, "transition", hedge_id=hedge_id, state=t.to_state, from_state=t.from_state,
                   trigger=t.trigger, reason=t.reason)
         self._snapshot(t.ts, force=True)
+        if t.to_state == State.ERROR:
+            self.alert("error", "state_error", f"hedge in ERROR ({t.from_state} -> ERROR on {t.trigger}): {t.reason}")
         kill_point("transition", t.to_state, t.trigger)
 
     def _on_guard(self, hedge_id: str, g: GuardFired) -> None:
         self.journal.guard(hedge_id, g)
-        log_event(log, "guard fired", level=logging.WARNING, hedge_id=hedge_id, state=self._state(), guard=g.name,
-                  action=g.action, numbers=dict(g.numbers))
+        nums = {k: float(v) for k, v in dict(g.numbers).items() if isinstance(v, (int, float))}
+        self.alert("warning", "dead_mans_switch" if g.name == "dead_mans_switch" else "guard",
+                   f"guard {g.name} fired: {g.action}", **nums)
 
     def _on_alert(self, hedge_id: str, a: Alert) -> None:
-        self.alerts = (self.alerts + [{"level": str(a.level), "message": a.message}])[-50:]
-        lvl = {"info": logging.INFO, "warning": logging.WARNING}.get(str(a.level), logging.ERROR)
-        log_event(log, a.message, level=lvl, hedge_id=hedge_id, state=self._state(), numbers=dict(a.numbers))
+        nums = {k: float(v) for k, v in dict(a.numbers).items() if isinstance(v, (int, float))}
+        self.alert(str(a.level), "engine", a.message, **nums)  # type: ignore[arg-type]
 
     def _state(self) -> str:
         return str(self.driver.ctx.state) if self.driver else "NONE"
@@ -401,7 +429,8 @@ class HedgeTask:
         out = {"hedge_id": self.hedge_id, "status": self.status, "mode": self.spec.mode,
                "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
                "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
-               "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error}
+               "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
+               "degraded": self.conditions.as_dict()}
         recs = getattr(self.raw_adapter, "recommendations", None)
         if recs is not None:  # recommend mode: what would have been sent
             out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}

@@ -43,6 +43,7 @@ from hedge_core import param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
+from hedge_core.runner.condition import AlertBus, Conditions
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.logs import log_event, register_secret
@@ -98,6 +99,8 @@ class Supervisor:
         self._stall_after = float(os.environ.get(STALL_ENV, "0") or 0)
         self._inputs: dict[tuple[str, ...], Any] = {}
         self._series_cache: tuple[float, pd.DataFrame] | None = None
+        self.alert_bus = AlertBus()  # every alert of every hedge and venue account; sinks subscribe
+        self.venue_conditions: dict[str, Conditions] = {}  # venue account -> DEGRADED marks (bans, ...)
 
     # ---- health ----------------------------------------------------------------------------------
     def heartbeat_age(self) -> float:
@@ -112,7 +115,11 @@ class Supervisor:
             st = h.summary().get("state", h.status)
             states[st] = states.get(st, 0) + 1
         snap = self.snapshot_dir / "latest.duckdb" if self.snapshot_dir else None
-        return {"ok": not self.heartbeat_stale(), "pid": os.getpid(), "heartbeat_age_s": self.heartbeat_age(),
+        degraded: dict[str, dict[str, str]] = {h.hedge_id: h.conditions.as_dict() for h in self.hedges.values()
+                                               if h.conditions.degraded}
+        degraded.update({f"venue:{v}": c.as_dict() for v, c in self.venue_conditions.items() if c.degraded})
+        status = "stale" if self.heartbeat_stale() else ("degraded" if degraded else "ok")
+        return {"ok": not self.heartbeat_stale(), "status": status, "degraded": degraded, "pid": os.getpid(), "heartbeat_age_s": self.heartbeat_age(),
                 "loop_lag_s": max(time.monotonic() - self.loop_tick - 0.5, 0.0), "dms_timeout_s": self.dms_timeout_s,
                 "hedges": len(self.hedges), "states": states, "started_at": str(self.started),
                 "db": self.store.path, "snapshot": str(snap) if snap else None, "snapshots_taken": self.snapshots_taken,
