@@ -1,18 +1,23 @@
 # Two commands do all the set-up (see README):
 #   make app   -> create .venv, install, seed data/hedge.duckdb on first run, open the panel on :8501
 #   make test  -> create .venv, install, install Debian's chromium for browser tests, run the whole suite
+#   make test-fast -> the unit tier only (pure logic; under a minute)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test install browser bench clean
+.PHONY: app test test-fast install browser bench clean
 
 app: $(STAMP)
 	$(BIN)/hedge app
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The fast tier for your own loop (pure logic, in-process, under a minute on 2 cores).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m unit -q -n 2 -p no:cacheprovider
 
 install: $(STAMP)
 

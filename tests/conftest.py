@@ -18,7 +18,15 @@ os.environ.setdefault("HEDGE_RUNNER_HOME", str(_SESSION_DIR / "runner"))
 os.environ.setdefault("HEDGE_PARAMS_DIR", str(_SESSION_DIR / "params"))
 os.environ.setdefault("HEDGE_PANEL_AUTOSTART", "0")
 
+from hypothesis import settings as _hyp_settings
+
 from hedge_core.data.shared import shared_data_dir
+
+# Hypothesis: CI runs a derandomized profile (the same examples every run, so a red CI is reproducible);
+# a developer's run explores new examples each time.
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hyp_settings.register_profile("dev", print_blob=True)
+_hyp_settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
 
 SKIP_REASON = ("../shared/data is absent (a fresh clone without the shared data folder); "
                "set HEDGE_SHARED_DATA or place it beside the repository to run this test")
@@ -32,7 +40,38 @@ def shared_data() -> Path:
     return d
 
 
+# Test tiers. A test's tier is its own marker when it has one; otherwise its file's: files that start
+# real processes, servers or browsers are e2e, files that talk to a local venue simulator or a runner
+# are integration, the rest (pure logic, in-process) are unit. `make test-fast` runs `-m unit`.
+E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_runner_crash_sim",
+             "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
+             "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner"}
+INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
+                        "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
+                        "test_store", "test_backtest_goals", "test_alerts", "test_panel_")
+# whole-year parities and module fixtures that build a year of replay: in-process but tens of seconds
+SLOW_UNITS = ("test_backtest_event.py", "test_fast_path_equals_event_driven_btc[",
+              "test_cross_fast_path_equals_event_driven_eth_on_btc[", "test_priced_prices_are_the_kernels_snapshot")
+TIERS = ("unit", "integration", "e2e")
+
+
+def _tier(item: pytest.Item) -> str:
+    own = [t for t in TIERS if t in item.keywords]
+    if own:
+        return own[0]
+    name = Path(str(item.fspath)).stem
+    if name in E2E_FILES or "browser" in item.keywords:
+        return "e2e"
+    if name.startswith(INTEGRATION_PREFIXES) or "slow" in item.keywords or any(s in item.nodeid for s in SLOW_UNITS):
+        return "integration"
+    return "unit"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = _tier(item)
+        if tier not in item.keywords:
+            item.add_marker(getattr(pytest.mark, tier))
     if shared_data_dir() is not None:
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
