@@ -39,7 +39,13 @@ def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) ->
     except StoreBusy:
         return f"database {db_path} is held by the runner: not seeding; the panel reads through the runner"
     with store:
-        return str(ensure_seeded(store, progress=True, demo=demo))
+        said = str(ensure_seeded(store, progress=True, demo=demo))
+    from hedge_core.starter_sets import ensure_starter_sets
+
+    refs = ensure_starter_sets(db=db_path)
+    if refs:
+        said += f"\nstarter parameter sets ready for 'Start a hedge': {', '.join(refs)}"
+    return said
 
 
 @app.command("app")
