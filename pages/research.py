@@ -22,6 +22,7 @@ from hedge_core.views.research import (
     run_sweep,
     set_field,
     sweep_grid,
+    default_sweep,
     sweep_pivot,
 )
 from pages._shared import cached_series, db_path, show_error, store, synthetic_badge
@@ -92,9 +93,9 @@ with tab_bt:
 with tab_sweep:
     fields = numeric_fields(base.params)
     c1, c2 = st.columns(2)
-    xf = c1.selectbox("Field X", fields, index=fields.index("rebalance.drift_threshold")
-                      if "rebalance.drift_threshold" in fields else 0, key="sweep_x")
-    xv = c1.text_input("X values", value="0.02, 0.05, 0.1", key="sweep_xv")
+    dflt_field, dflt_values = default_sweep(base.params)
+    xf = c1.selectbox("Field X", fields, index=fields.index(dflt_field) if dflt_field in fields else 0, key="sweep_x")
+    xv = c1.text_input("X values", value=dflt_values if xf == dflt_field else "", key="sweep_xv")
     yf = c2.selectbox("Field Y (optional)", ["(none)"] + fields, key="sweep_y")
     yv = c2.text_input("Y values", value="", key="sweep_yv")
     st.caption(f"at most {MAX_SWEEP_RUNS} runs; every variant is validated by the parameter model first")

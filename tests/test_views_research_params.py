@@ -78,3 +78,23 @@ def test_choices_and_provenance(tmp_path) -> None:
     prov = provenance_table(param_store.load("a@1", root=root))
     assert {"status", "created_from", "code_version"} <= set(prov["field"]) and "kpis" not in set(prov["field"])
     assert choices(pd.DataFrame()).empty
+
+
+def test_default_sweep_varies_what_the_strategy_trades_on(tmp_path) -> None:
+    from hedge_core.params import CrossHedgeParams, GridParams
+    from hedge_core.views.research import DEFAULT_SWEEPS, default_sweep
+
+    for p in (CarryParams(), CrossHedgeParams(), GridParams()):
+        field, values = default_sweep(p)
+        assert field == DEFAULT_SWEEPS[p.strategy][0] and field in numeric_fields(p)
+        sweep_grid(p, field, parse_values(values))  # every proposed value is valid for the model
+    # on the demo market the default carry sweep gives cells that differ (the old default, a drift
+    # threshold, gave three identical cells: the carry barely rebalances)
+    st = Store(tmp_path / "d.duckdb")
+    seed_demo(st, days=20)
+    p = CarryParams(notional=1000.0)
+    field, values = default_sweep(p)
+    out = run_sweep(st, sweep_grid(p, field, parse_values(values)), venue="demo", spot_symbol="BTC/USDT",
+                    timeframe="1h", start=pd.Timestamp("2024-01-02", tz="UTC"), end=pd.Timestamp("2024-01-20", tz="UTC"))
+    assert (out.table["error"] == "").all(), out.table["error"].tolist()
+    assert out.table["net_pnl"].round(9).nunique() > 1, out.table[[field, "net_pnl"]]

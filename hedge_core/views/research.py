@@ -18,7 +18,7 @@ import pandas as pd
 
 from hedge_core.errors import InvalidInput
 
-__all__ = ["MAX_SWEEP_RUNS", "numeric_fields", "set_field", "sweep_grid", "parse_values", "run_set",
+__all__ = ["DEFAULT_SWEEPS", "MAX_SWEEP_RUNS", "default_sweep", "numeric_fields", "set_field", "sweep_grid", "parse_values", "run_set",
            "SweepResult", "run_sweep", "sweep_pivot", "kpi_columns"]
 
 MAX_SWEEP_RUNS = 36
@@ -38,6 +38,22 @@ def numeric_fields(params: Any) -> list[str]:
     """Dotted names of the numeric (non-bool) fields of a parameter model, e.g. 'rebalance.drift_threshold'."""
     flat = _flat(params.model_dump(mode="json"))
     return sorted(k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+#: The sweep the Research page proposes per strategy: the field that decides whether and how much the
+#: strategy trades (a drift threshold barely matters to a carry that rarely rebalances: three equal cells).
+DEFAULT_SWEEPS: dict[str, tuple[str, str]] = {
+    "carry": ("exit.max_holding_hours", "8, 24, 72, 168"),  # one entry, then held: how long is the choice
+    "cross": ("min_correlation", "0.3, 0.5, 0.7, 0.9"),
+    "grid": ("spacing_sigma", "0.5, 1, 2, 3"),
+    "voltier": ("pt_k", "0.5, 1, 1.5, 3"),
+}
+
+
+def default_sweep(params: Any) -> tuple[str, str]:
+    """(dotted field, comma-separated values) the Research page proposes for ``params``' strategy."""
+    field, values = DEFAULT_SWEEPS.get(str(getattr(params, "strategy", "")), ("rebalance.drift_threshold", "0.02, 0.05, 0.1"))
+    return (field, values) if field in numeric_fields(params) else ("rebalance.drift_threshold", "0.02, 0.05, 0.1")
 
 
 def set_field(params: Any, dotted: str, value: Any) -> Any:
