@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core.figures.market import pair_figure
-from hedge_core.views.market import coverage_table, pair_view, pairs_available
+from hedge_core.figures.market import candle_figure, pair_figure
+from hedge_core.views.market import candles, coverage_table, pair_view, pairs_available
 from pages._shared import cached_read, cached_series, db_path, store, synthetic_badge
 
 st.title("Market data")
@@ -48,4 +48,13 @@ c1, c2, c3 = st.columns(3)
 c1.metric("median basis (bps)", f"{view.frame['basis_bps'].median():.2f}")
 c2.metric("mean funding APR", f"{view.funding['apr'].mean() * 100:.2f} %" if len(view.funding) else "n/a")
 c3.metric("bars shown", f"{len(view.frame):,} × {view.timeframe}")
-st.plotly_chart(pair_figure(view), width="stretch")
+style = st.radio("Price chart", ["lines (spot, perp, basis, funding)", "candlesticks"], horizontal=True,
+                 key="market_chart_style")
+if style == "candlesticks":
+    leg = st.radio("Series", ["spot", "perp"], horizontal=True, key="market_candle_leg")
+    sym = pair["spot_symbol"] if leg == "spot" else view.perp_symbol
+    ohlc, tf = cached_read(store(), candles, pair["venue"], sym, leg, start, end, timeframe=pair["timeframe"])
+    st.plotly_chart(candle_figure(ohlc, title=f"{pair['venue']} {sym} ({tf} candles)", synthetic=view.synthetic),
+                    width="stretch")
+else:
+    st.plotly_chart(pair_figure(view), width="stretch")

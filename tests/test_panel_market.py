@@ -62,3 +62,37 @@ def test_market_page_renders(tmp_path, monkeypatch, filled: bool) -> None:
         assert len(at.get("plotly_chart")) == 1
     else:
         assert any("no market data" in i.value for i in at.info)
+
+
+def test_candles_aggregate_ohlc_like_pandas(tmp_path) -> None:
+    from hedge_core.figures.market import candle_figure
+    from hedge_core.views.market import candles
+
+    st_ = Store(tmp_path / "c.duckdb")
+    _fill(st_, days=10)
+    start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-11", tz="UTC")
+    ohlc, tf = candles(st_, "demo", "BTC/USDT", "spot", start, end, max_points=60)
+    assert tf == "4h" and len(ohlc) == 60
+    raw = st_.read_bars("demo", "BTC/USDT", "spot", "1h", start, end)
+    ref = raw.resample("4h").agg({"open": "first", "high": "max", "low": "min", "close": "last"})
+    pd.testing.assert_frame_equal(ohlc, ref, check_freq=False, check_names=False)
+    fig = candle_figure(ohlc, title="demo BTC/USDT", synthetic=True)
+    assert fig.data[0].type == "candlestick" and "SYNTHETIC" in fig.layout.title.text
+
+
+def test_market_page_candlesticks(tmp_path, monkeypatch) -> None:
+    db = tmp_path / "p.duckdb"
+    s = Store(db)
+    _fill(s)
+    s.close()
+    monkeypatch.setenv("HEDGE_DB", str(db))
+    monkeypatch.setenv("HEDGE_PANEL_AUTOSTART", "0")
+    monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/market_data.py").run()
+    at.radio(key="market_chart_style").set_value("candlesticks").run()
+    assert not at.exception, at.exception
+    at.radio(key="market_candle_leg").set_value("perp").run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1 and '"candlestick"' in charts[0].proto.spec and "BTC/USDT:USDT" in charts[0].proto.spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -26,4 +27,15 @@ def pair_figure(view: PairView) -> go.Figure:
     fig.update_layout(title=f"{view.venue} {view.spot_symbol} spot vs perp ({view.timeframe} bars){label}",
                       height=720, hovermode="x unified", margin={"t": 80, "l": 40, "r": 20, "b": 30},
                       legend={"orientation": "h", "y": 1.06})
+    return fig
+
+
+def candle_figure(ohlc: pd.DataFrame, *, title: str, synthetic: bool = False) -> go.Figure:
+    """Candlesticks of OHLC bars (index: UTC open time; prices quote/base), date axis, no range slider."""
+    fig = go.Figure(go.Candlestick(x=ohlc.index, open=ohlc["open"], high=ohlc["high"], low=ohlc["low"],
+                                   close=ohlc["close"], name="price"))
+    label = " — SYNTHETIC demo data" if synthetic else ""
+    fig.update_layout(title=f"{title}{label}", height=480, xaxis_rangeslider_visible=False,
+                      yaxis_title="price (quote/base)", xaxis_title="time (UTC, bar open)",
+                      margin={"t": 60, "l": 60, "r": 20, "b": 40})
     return fig

@@ -75,6 +75,18 @@ def pair_view(store: Store, venue: str, spot_symbol: str, start: pd.Timestamp, e
     return PairView(venue, spot_symbol, perp_symbol, tf, frame, funding, is_synthetic(venue))
 
 
+def candles(store: Store, venue: str, symbol: str, kind: str, start: pd.Timestamp, end: pd.Timestamp, *,
+            timeframe: str = "1h", max_points: int = 600) -> tuple[pd.DataFrame, str]:
+    """OHLC bars of one series in ``[start, end)`` for a candlestick chart, and the bar size shown.
+
+    At most ``max_points`` candles: a longer window is aggregated in SQL to the finest coarser bar
+    size (first open, max high, min low, last close). Index: UTC bar open time; prices quote/base.
+    """
+    tf = chart_timeframe(timeframe, start, end, max_points)
+    bars = store.read_bars(venue, symbol, kind, timeframe, start, end, resample=None if tf == timeframe else tf)
+    return bars[["open", "high", "low", "close"]], tf
+
+
 def pairs_available(series: pd.DataFrame) -> pd.DataFrame:
     """(venue, spot_symbol, timeframe) triples that have both a spot and a perp series."""
     if series.empty:
