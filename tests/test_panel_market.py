@@ -95,4 +95,4 @@ def test_market_page_candlesticks(tmp_path, monkeypatch) -> None:
     at.radio(key="market_candle_leg").set_value("perp").run()
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
-    assert len(charts) == 1 and '"candlestick"' in charts[0].proto.spec and "BTC/USDT:USDT" in charts[0].proto.spec
+    assert len(charts) == 1 and '"candlestick"' in charts[0].proto.spec and "USDT:USDT (" in charts[0].proto.spec
