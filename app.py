@@ -21,6 +21,7 @@ pages = [
     st.Page("pages/params.py", title="Parameter sets", icon=":material/tune:"),
     st.Page("pages/market_data.py", title="Market data", icon=":material/candlestick_chart:"),
     st.Page("pages/data.py", title="Data", icon=":material/database:"),
+    st.Page("pages/logs.py", title="Logs", icon=":material/receipt_long:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
 nav = st.navigation(pages)
@@ -58,6 +59,7 @@ with st.sidebar:
         if isinstance(done, Exception):
             show_error(done, "Flatten-all")
         elif done is not None:
-            st.success(f"flatten sent to {done} hedges; watch them reach COMPLETED on the Overview")
+            st.success(f"flatten sent to {done} unfinished hedge(s); watch them reach COMPLETED on the Overview"
+                       if done else "no unfinished hedge to flatten")
 
 nav.run()

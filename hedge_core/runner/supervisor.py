@@ -468,11 +468,13 @@ class Supervisor:
         return h.summary()
 
     async def flatten_all(self, reason: str = "operator flatten-all") -> list[dict[str, Any]]:
+        """Flatten every unfinished hedge; the summaries of the hedges it was sent to (finished ones are
+        not counted: "flatten sent to N hedges" must not include a hedge that was already COMPLETED)."""
         out = []
         for h in list(self.hedges.values()):
             if h.driver is not None and h.driver.ctx.state is not State.COMPLETED:
                 await h.command(Command.FLATTEN, reason)
-            out.append(h.summary())
+                out.append(h.summary())
         return out
 
     async def shutdown(self, *, flatten: bool | None = None, timeout_s: float = 30.0) -> None:
