@@ -9,7 +9,7 @@ import streamlit as st
 
 from hedge_core.figures.hedge import hedge_figure
 from hedge_core.store import MissingSeries, Store
-from hedge_core.views.hedges import hedge_window, legs_table, pnl_series, timeline_table
+from hedge_core.views.hedges import commands_for, hedge_window, legs_table, pnl_series, timeline_table
 from hedge_core.views.ledger import (
     funding_rows,
     hedge_flows,
@@ -80,12 +80,19 @@ def live_state() -> None:
 
 live_state()
 
-if running:
+now_state = next((s.get("state") for s in summaries if s["hedge_id"] == hid), None)
+offered = [c for c in COMMANDS if c in commands_for(now_state)] if running else []
+if running and not offered:
+    st.caption(f"no commands in state {now_state}: the hedge is finished")
+flash = st.session_state.pop("detail_flash", None)
+if flash:
+    st.success(flash)
+if offered:
     st.subheader("Commands")
     pending = st.session_state.get("detail_pending")
-    cols = st.columns(len(COMMANDS))
-    for col, (cmd, label) in zip(cols, COMMANDS.items(), strict=True):
-        if col.button(label, key=f"cmd_{cmd}", width="stretch"):
+    cols = st.columns(len(offered))
+    for col, cmd in zip(cols, offered, strict=True):
+        if col.button(COMMANDS[cmd], key=f"cmd_{cmd}", width="stretch"):
             st.session_state["detail_pending"] = pending = (hid, cmd)
     if pending and pending[0] == hid:
         cmd = pending[1]
@@ -97,8 +104,9 @@ if running:
                 out = lk.client.command(hid, cmd, "operator (panel)")
             except Exception as exc:  # noqa: BLE001
                 show_error(exc, COMMANDS[cmd])
-            else:
-                st.success(f"{COMMANDS[cmd]} sent: state {out.get('state')}")
+            else:  # rerun so the buttons match the new state; the message survives the rerun
+                st.session_state["detail_flash"] = f"{COMMANDS[cmd]} sent: state {out.get('state')}"
+                st.rerun()
         if n.button("Cancel", key="cmd_cancel", width="stretch"):
             st.session_state["detail_pending"] = None
             st.rerun()
@@ -141,3 +149,16 @@ which = st.segmented_control("Ledger", list(TABLES), default="Fills", key="detai
 table = TABLES[which]
 st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
 st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
+
+st.subheader("Downloads")
+st.caption("every row of the hedge's ledger, as CSV (timestamps UTC; money in quote units)")
+dl = st.columns(4)
+for col, (label, tname) in zip(dl, (("fills", "fills"), ("funding", "funding_payments"), ("transitions", "transitions"),
+                                     ("orders", "orders")), strict=True):
+    try:
+        frame = cached_read(rd, Store.read_table, tname, hedge_id=hid)
+    except Exception as exc:  # noqa: BLE001 - one table missing must not hide the others
+        col.caption(f"{label}: not readable ({type(exc).__name__})")
+        continue
+    col.download_button(f"{label} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
+                        file_name=f"{hid}-{label}.csv", mime="text/csv", key=f"dl_{tname}", width="stretch")

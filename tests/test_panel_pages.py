@@ -200,6 +200,21 @@ def test_detail_pause_resume_with_confirmation(running_env, monkeypatch) -> None
     assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"
 
 
+def test_detail_of_a_finished_hedge_offers_no_commands_and_downloads_its_ledger(running_env, monkeypatch) -> None:
+    c = RunnerClient.discover(running_env["HEDGE_RUNNER_HOME"])
+    c.start("carry-e2e", mode="paper", start="2024-01-01T05:00Z", speed=3600.0, hedge_id="pg-done")
+    wait_for(lambda: c.hedge("pg-done").get("state") == "MONITORING_POSITIONS", 60, what="hedged")
+    c.command("pg-done", "stop", "test")
+    wait_for(lambda: c.hedge("pg-done").get("state") == "COMPLETED", 60, what="completed")
+    at = _run("pages/hedge_detail.py", running_env, monkeypatch)
+    at.selectbox(key="detail_select").set_value("pg-done").run()
+    assert not at.exception, at.exception
+    assert not [b for b in at.button if str(b.key).startswith("cmd_")]  # no Pause/Resume/Rebalance/Stop
+    assert any("the hedge is finished" in x.value for x in at.caption)
+    dls = [b for b in at.get("download_button")]
+    assert {b.proto.label.split(" (")[0] for b in dls} >= {"fills", "funding", "transitions", "orders"}
+
+
 def test_sidebar_kill_switch_on_the_first_page(demo_env, monkeypatch) -> None:
     # AppTest drops the sidebar on reruns, so this checks the first run (the browser test
     # uses the kill switch from another page)

@@ -197,3 +197,15 @@ def test_replay_options() -> None:
         with pytest.raises(InvalidInput) as e:
             replay_options(speed, start)
         assert e.value.field == field
+
+
+def test_commands_follow_the_engine_transition_table() -> None:
+    from hedge_core.views.hedges import commands_for
+
+    assert commands_for("COMPLETED") == []
+    assert commands_for("MONITORING_POSITIONS") == ["pause", "rebalance_now", "stop"]
+    assert commands_for("PAUSED") == ["resume", "stop"]
+    assert commands_for("ERROR") == ["resume", "stop"]
+    assert commands_for("ANALYZING_MARKET") == ["pause", "stop"]
+    assert commands_for("OPENING_SPOT_POSITION") == ["stop"]  # pause refused mid-entry by the engine too
+    assert commands_for("nonsense") == []

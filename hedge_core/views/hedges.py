@@ -23,7 +23,7 @@ from hedge_core.errors import InvalidInput
 
 __all__ = ["OVERVIEW_COLUMNS", "overview_table", "totals", "HealthView", "health_view", "legs_table",
            "timeline_table", "risk_table", "pnl_series", "StartRequest", "validate_start",
-           "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "hedge_window", "replay_options"]
+           "live_confirmation_phrase", "ACTIVE_STATES", "is_active", "commands_for", "hedge_window", "replay_options"]
 
 ACTIVE_STATES = frozenset({"ANALYZING_MARKET", "OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE",
                            "MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS", "ERROR", "PAUSED"})
@@ -42,6 +42,31 @@ def _num(x: Any) -> float:
 
 def is_active(state: Any) -> bool:
     return str(state) in ACTIVE_STATES
+
+
+def commands_for(state: Any) -> list[str]:
+    """Operator commands that do something in ``state``, read from the engine's transition table
+    (``pause``, ``resume``, ``rebalance_now``, ``stop``): a COMPLETED hedge offers none.
+
+    ``stop`` closes both legs: the engine's FLATTEN (or, while monitoring, its exit) transition.
+    """
+    from hedge_core.engine.states import TRANSITIONS, State, Trigger
+
+    try:
+        st_ = State(str(state))
+    except ValueError:
+        return []
+    legal = {t for (s_, t) in TRANSITIONS if s_ is st_}
+    out = []
+    if Trigger.PAUSE in legal:
+        out.append("pause")
+    if Trigger.RESUME_FLAT in legal or Trigger.RESUME_HEDGED in legal:
+        out.append("resume")
+    if Trigger.REBALANCE_NOW in legal:
+        out.append("rebalance_now")
+    if Trigger.FLATTEN in legal or Trigger.EXIT_SIGNAL in legal:
+        out.append("stop")
+    return out
 
 
 def overview_table(summaries: Sequence[Mapping[str, Any]], runs: pd.DataFrame | None = None) -> pd.DataFrame:
