@@ -44,7 +44,7 @@ with st.sidebar:
             hv = health_view(lk.client.health())
         except Exception:  # noqa: BLE001
             hv = health_view(None)
-        (st.success if hv.ok else st.error)(hv.label, icon=":material/monitor_heart:")
+        (st.error if not hv.ok else st.warning if hv.degraded else st.success)(hv.label, icon=":material/monitor_heart:")
     else:
         st.warning(lk.message or "runner not running", icon=":material/power_off:")
     if lk.message and lk.up:

@@ -8,16 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.figures.hedge import hedge_figure
-from hedge_core.store import MissingSeries, Store
-from hedge_core.views.hedges import commands_for, hedge_window, legs_table, pnl_series, timeline_table
-from hedge_core.views.ledger import (
-    funding_rows,
-    hedge_flows,
-    recent_rows,
-    run_info,
-    runs,
-)
-from hedge_core.views.market import pair_view
+from hedge_core.store import Store
+from hedge_core.views.equity import hedge_chart_data
+from hedge_core.views.hedges import commands_for, legs_table, timeline_table
+from hedge_core.views.ledger import recent_rows, run_info, runs
 from pages._shared import (
     REFRESH_S,
     cached_read,
@@ -111,45 +105,40 @@ if offered:
             st.session_state["detail_pending"] = None
             st.rerun()
 
-rd = store()
-st.subheader("Charts")
-run_row = journal[journal["hedge_id"] == hid]
-summary = next((s for s in summaries if s["hedge_id"] == hid), {})
-spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
-venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
-trans = cached_read(rd, Store.read_table, "transitions", hedge_id=hid)
-timeframe = run_info(run_row).get("timeframe") or "1h"  # the hedge's bar size (HedgeSpec.timeframe)
-dv, data_last = None, None
-for v in dict.fromkeys([venue, "binance", "demo"]):  # the runner's own choice of data venue, in order
-    data_last = rd.last_ts(v, spot_symbol, "spot", timeframe)
-    if data_last is not None:
-        dv = v
-        break
-if dv is None or trans.empty:
-    st.info("No stored market data for this hedge's pair (or no transitions yet): charts need both.")
-else:
-    start, end = hedge_window(trans, summary.get("last_ts"), pd.Timestamp("2000-01-01", tz="UTC"), data_last)
-    try:
-        view = cached_read(rd, pair_view, dv, spot_symbol, start, end, timeframe=timeframe, max_points=1500)
-    except MissingSeries as exc:
-        st.info(f"No chart: {exc}")
+
+@st.fragment(run_every=REFRESH_S if running else None)
+def ledger_part() -> None:
+    """Chart, timeline and ledger: re-read on their own while the hedge runs (the runner's snapshot is a
+    few seconds old; an unchanged snapshot is not read again)."""
+    rd = store()
+    st.subheader("Charts")
+    run_row = journal[journal["hedge_id"] == hid]
+    now_summaries = runner_hedges(lk)[0] if running else summaries  # the hedge's clock moves on
+    summary = next((s for s in now_summaries if s["hedge_id"] == hid), {})
+    spot_symbol = summary.get("spot_symbol") or (run_row["spot_symbol"].iloc[0] if len(run_row) else "BTC/USDT")
+    venue = summary.get("venue") or (run_row["spot_venue"].iloc[0] if len(run_row) else "binance")
+    trans = cached_read(rd, Store.read_table, "transitions", hedge_id=hid)
+    timeframe = run_info(run_row).get("timeframe") or "1h"  # the hedge's bar size (HedgeSpec.timeframe)
+    chart = cached_read(rd, hedge_chart_data, hid, venue=venue, spot_symbol=spot_symbol, timeframe=timeframe,
+                        transitions=trans, last_ts=summary.get("last_ts"))
+    if isinstance(chart, str):
+        st.info(chart)
     else:
-        synthetic_badge(view.synthetic)
-        prices = pd.DataFrame({"spot": view.frame["spot"],
-                               "perp": view.frame["mark"] if "mark" in view.frame else view.frame["perp"]}).ffill()
-        series = pnl_series(cached_read(rd, hedge_flows, hid, view.timeframe),
-                            cached_read(rd, funding_rows, hid, view.timeframe), prices)
-        st.plotly_chart(hedge_figure(view, series, title=hid), width="stretch", key="hedge_chart")
+        synthetic_badge(chart.view.synthetic)
+        st.plotly_chart(hedge_figure(chart.view, chart.series, title=hid), width="stretch", key="hedge_chart")
 
-st.subheader("State timeline")
-st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
-TABLES = {"Fills": "fills", "Orders": "orders", "Funding ledger": "funding_payments",
-          "Guard firings": "guard_firings", "Position snapshots": "position_snapshots"}
-which = st.segmented_control("Ledger", list(TABLES), default="Fills", key="detail_table") or "Fills"
-table = TABLES[which]
-st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
-st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
+    st.subheader("State timeline")
+    st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")
+    TABLES = {"Fills": "fills", "Orders": "orders", "Funding ledger": "funding_payments",
+              "Guard firings": "guard_firings", "Position snapshots": "position_snapshots"}
+    which = st.segmented_control("Ledger", list(TABLES), default="Fills", key="detail_table") or "Fills"
+    table = TABLES[which]
+    st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
+    st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
 
+
+ledger_part()
+rd = store()
 st.subheader("Downloads")
 st.caption("every row of the hedge's ledger, as CSV (timestamps UTC; money in quote units)")
 dl = st.columns(4)

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from hedge_core.figures.hedge import equity_figure
+from hedge_core.store import Store
+from hedge_core.views.equity import equity_curves, hedge_chart_data
 from hedge_core.views.hedges import health_view, overview_table, totals
-from hedge_core.views.ledger import runs
-from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, store
+from hedge_core.views.ledger import run_info, runs
+from pages._shared import REFRESH_S, cached_read, fmt_money, link, runner_hedges, store
+
+MAX_CURVES = 12  # equity curves drawn at most (the most recently started running hedges)
 
 st.title("Overview")
 lk = link()
@@ -25,7 +30,7 @@ def live() -> None:
     table = overview_table(summaries, journal)
     t = totals(table)
     c = st.columns(6)
-    c[0].metric("runner", "up" if hv.ok else "DOWN", help=hv.label)
+    c[0].metric("runner", ("DEGRADED" if hv.degraded else "up") if hv.ok else "DOWN", help=hv.label)
     c[1].metric("heartbeat age", f"{hv.heartbeat_age_s:.1f} s" if hv.heartbeat_age_s == hv.heartbeat_age_s else "n/a")
     c[2].metric("active hedges", f"{int(t['active'])}", help=f"{int(t['live_mode'])} in LIVE mode")
     c[3].metric("net PnL (USDT)", fmt_money(t["pnl"]))
@@ -38,21 +43,44 @@ def live() -> None:
         return
     if (table["mode"] == "live").any():
         st.error(f"{int((table['mode'] == 'live').sum())} hedge(s) in LIVE mode: real money.", icon=":material/paid:")
+    if hv.degraded:
+        st.warning(hv.label, icon=":material/warning:")
     st.dataframe(
-        table, hide_index=True, width="stretch", key="overview_table",
+        table.drop(columns=["status", "running", "target_ratio"]), hide_index=True, width="stretch",
+        key="overview_table",
         column_config={
+            "hedge_id": st.column_config.TextColumn("hedge", width="medium"),
+            "state": st.column_config.TextColumn("state", width="medium"),  # full names: MONITORING_POSITIONS
+            "degraded": st.column_config.TextColumn("DEGRADED", help="conditions the runner does not trust"),
             "mode": st.column_config.TextColumn("mode", help="paper / recommend / live"),
             "delta": st.column_config.NumberColumn("delta (base)", format="%.5f"),
             "hedge_ratio": st.column_config.NumberColumn("hedge ratio", format="%.4f"),
             "target_ratio": st.column_config.NumberColumn("target", format="%.3f"),
             "drift": st.column_config.NumberColumn("drift", format="%.4f"),
-            "pnl": st.column_config.NumberColumn("net PnL", format="%.2f"),
-            "price_pnl": st.column_config.NumberColumn("price PnL", format="%.2f"),
-            "funding": st.column_config.NumberColumn("funding", format="%.2f"),
-            "fees": st.column_config.NumberColumn("fees", format="%.2f"),
+            "pnl": st.column_config.NumberColumn("net PnL (USDT)", format="%.2f"),
+            "price_pnl": st.column_config.NumberColumn("price PnL (USDT)", format="%.2f"),
+            "funding": st.column_config.NumberColumn("funding (USDT)", format="%.2f"),
+            "fees": st.column_config.NumberColumn("fees (USDT)", format="%.2f"),
             "ltv": st.column_config.NumberColumn("LTV", format="%.3f"),
         })
     st.session_state["_overview_ids"] = table["hedge_id"].tolist()
+    equity(summaries, journal)
+
+
+def equity(summaries: list[dict], journal) -> None:  # noqa: ANN001 - a DataFrame or None
+    rd = store()
+    data = {}
+    for s in summaries[-MAX_CURVES:]:
+        hid = s["hedge_id"]
+        row = journal[journal["hedge_id"] == hid] if journal is not None and len(journal) else None
+        trans = cached_read(rd, Store.read_table, "transitions", hedge_id=hid)
+        data[hid] = cached_read(rd, hedge_chart_data, hid, venue=s.get("venue") or "binance",
+                                spot_symbol=s.get("spot_symbol") or "BTC/USDT",
+                                timeframe=run_info(row).get("timeframe") or "1h", transitions=trans,
+                                last_ts=s.get("last_ts"), max_points=400)
+    curves = equity_curves(data)
+    if curves:
+        st.plotly_chart(equity_figure(curves), width="stretch", key="overview_equity")
 
 
 live()

@@ -73,8 +73,11 @@ def test_page_renders_with_running_paper_hedge(page: str, running_env, monkeypat
     at = _run(page, running_env, monkeypatch)
     assert not at.exception, at.exception
     if page == "pages/overview.py":
-        shown = repr([d.value for d in at.dataframe])
-        assert "pg-1" in shown and "paper" in shown and "MONITORING_POSITIONS" in shown
+        row = at.dataframe[0].value.iloc[0]
+        assert (row["hedge_id"], row["mode"], row["state"]) == ("pg-1", "paper", "MONITORING_POSITIONS")
+        assert list(at.dataframe[0].value.columns[:3]) == ["hedge_id", "pnl", "state"]  # PnL first
+        eq = [c for c in at.get("plotly_chart") if "net PnL per hedge" in c.proto.spec]
+        assert len(eq) == 1 and '"pg-1"' in eq[0].proto.spec  # the equity curve of the running hedge
     if page == "pages/hedge_detail.py":
         charts = at.get("plotly_chart")
         assert len(charts) == 1

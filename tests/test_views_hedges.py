@@ -209,3 +209,12 @@ def test_commands_follow_the_engine_transition_table() -> None:
     assert commands_for("ANALYZING_MARKET") == ["pause", "stop"]
     assert commands_for("OPENING_SPOT_POSITION") == ["stop"]  # pause refused mid-entry by the engine too
     assert commands_for("nonsense") == []
+
+
+def test_degraded_marks_reach_the_overview_and_the_health_line() -> None:
+    t = overview_table([_summary(degraded={"stale_price": "ticker 30 s old", "reconcile": "perp 0.01 apart"})])
+    assert t.loc[0, "degraded"] == "stale_price: ticker 30 s old; reconcile: perp 0.01 apart"
+    assert list(t.columns[:3]) == ["hedge_id", "pnl", "state"]  # PnL first: what an operator looks for
+    h = health_view({"ok": True, "pid": 7, "heartbeat_age_s": 0.4, "dms_timeout_s": 10.0, "hedges": 1,
+                     "status": "degraded", "degraded": {"venue:binance": {"rate_limit_ban": "until 12:00"}}})
+    assert h.ok and h.degraded and "DEGRADED: venue:binance rate_limit_ban" in h.label

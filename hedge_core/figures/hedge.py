@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from hedge_core.views.market import PairView
 
-__all__ = ["hedge_figure", "liquidation_figure"]
+__all__ = ["equity_figure", "hedge_figure", "liquidation_figure"]
 
 
 def hedge_figure(view: PairView, series: pd.DataFrame, *, title: str = "") -> go.Figure:
@@ -52,4 +52,17 @@ def liquidation_figure(risk: pd.DataFrame) -> go.Figure:
                                  marker={"symbol": "line-ew-open", "size": 30}))
     fig.update_layout(title="perp liquidation distance (% of mark; higher is safer)", height=360,
                       yaxis_title="%", margin={"t": 60, "l": 40, "r": 20, "b": 30})
+    return fig
+
+
+def equity_figure(curves: dict[str, pd.Series]) -> go.Figure:
+    """Net PnL (quote) of each hedge over time, one line per hedge, each on its own clock (a replayed
+    paper hedge runs on its data's time, a live one on the venue's)."""
+    fig = go.Figure()
+    for hid, pnl in curves.items():
+        fig.add_trace(go.Scatter(x=pnl.index, y=pnl.to_numpy(), name=hid, mode="lines"))
+    fig.update_layout(title="net PnL per hedge (USDT)", height=320, hovermode="x unified",
+                      yaxis_title="net PnL (USDT)", xaxis_title="time (UTC, the hedge's clock)",
+                      margin={"t": 50, "l": 60, "r": 20, "b": 40}, legend={"orientation": "h", "y": -0.3})
+    fig.add_hline(y=0.0, line={"width": 1, "dash": "dot", "color": "grey"})
     return fig

@@ -27,8 +27,8 @@ __all__ = ["OVERVIEW_COLUMNS", "overview_table", "totals", "HealthView", "health
 
 ACTIVE_STATES = frozenset({"ANALYZING_MARKET", "OPENING_SPOT_POSITION", "OPENING_FUTURES_HEDGE",
                            "MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS", "ERROR", "PAUSED"})
-OVERVIEW_COLUMNS = ["hedge_id", "mode", "state", "status", "pair", "params", "delta", "hedge_ratio", "target_ratio",
-                    "drift", "pnl", "price_pnl", "funding", "fees", "ltv", "ltv_band", "running"]
+OVERVIEW_COLUMNS = ["hedge_id", "pnl", "state", "mode", "degraded", "pair", "funding", "fees", "price_pnl", "delta",
+                    "hedge_ratio", "target_ratio", "drift", "ltv", "ltv_band", "params", "status", "running"]
 MODES = ("paper", "recommend", "live")
 
 
@@ -86,7 +86,8 @@ def overview_table(summaries: Sequence[Mapping[str, Any]], runs: pd.DataFrame | 
             "params": s.get("params", ""), "delta": _num(s.get("delta")), "hedge_ratio": _num(s.get("hedge_ratio")),
             "target_ratio": _num(s.get("target_ratio")), "drift": _num(s.get("drift")), "pnl": _num(s.get("pnl")),
             "price_pnl": _num(s.get("price_pnl")), "funding": _num(s.get("funding")), "fees": _num(s.get("fees")),
-            "ltv": _num(loan.get("ltv")), "ltv_band": loan.get("band") or "", "running": True})
+            "ltv": _num(loan.get("ltv")), "ltv_band": loan.get("band") or "", "running": True,
+            "degraded": "; ".join(f"{k}: {v}" for k, v in (s.get("degraded") or {}).items())})
         seen.add(s.get("hedge_id"))
     if runs is not None and len(runs):
         r = runs[~runs["hedge_id"].isin(seen) & (runs["mode"] != "backtest")]
@@ -100,7 +101,7 @@ def overview_table(summaries: Sequence[Mapping[str, Any]], runs: pd.DataFrame | 
                          "status": "not running", "pair": f"{x.get('spot_symbol', '')} / {x.get('perp_symbol', '')}",
                          "params": params, "delta": math.nan, "hedge_ratio": math.nan, "target_ratio": math.nan,
                          "drift": math.nan, "pnl": math.nan, "price_pnl": math.nan, "funding": math.nan,
-                         "fees": math.nan, "ltv": math.nan, "ltv_band": "", "running": False})
+                         "fees": math.nan, "ltv": math.nan, "ltv_band": "", "running": False, "degraded": ""})
     return pd.DataFrame(rows, columns=OVERVIEW_COLUMNS)
 
 
@@ -121,6 +122,7 @@ class HealthView:
     label: str  # one line for the sidebar / overview
     heartbeat_age_s: float
     hedges: int
+    degraded: bool = False  # some hedge or venue account is DEGRADED (see runner.condition)
 
 
 def health_view(health: Mapping[str, Any] | None, *, stale_after_s: float | None = None) -> HealthView:
@@ -131,9 +133,13 @@ def health_view(health: Mapping[str, Any] | None, *, stale_after_s: float | None
     limit = stale_after_s if stale_after_s is not None else _num(health.get("dms_timeout_s"))
     ok = bool(health.get("ok", True)) and not (age > limit)
     stopping = " (stopping)" if health.get("stopping") else ""
+    degraded = health.get("degraded") or {}
+    worry = (" — DEGRADED: " + "; ".join(f"{who} {key}" for who, conds in degraded.items() for key in conds)) \
+        if degraded else ""
     label = (f"runner pid {health.get('pid')}: heartbeat {age:.1f} s ago, {int(health.get('hedges', 0))} hedges"
-             f"{stopping}" if ok else f"runner pid {health.get('pid')} STALE: heartbeat {age:.1f} s ago (limit {limit:g} s)")
-    return HealthView(ok, label, age, int(health.get("hedges", 0) or 0))
+             f"{stopping}{worry}" if ok else
+             f"runner pid {health.get('pid')} STALE: heartbeat {age:.1f} s ago (limit {limit:g} s){worry}")
+    return HealthView(ok, label, age, int(health.get("hedges", 0) or 0), bool(degraded))
 
 
 def legs_table(summary: Mapping[str, Any]) -> pd.DataFrame:
