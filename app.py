@@ -1,6 +1,7 @@
 """The Streamlit control panel. Thin: widgets -> hedge_core -> figure builders. Run: `make app`.
 
 Every page shares the sidebar: runner health and the flatten-all kill switch (with confirmation).
+Sign-in (``HEDGE_PANEL_PASSWORD``, see docs/panel-sign-in.md) comes before the sidebar and every page.
 """
 
 from __future__ import annotations
@@ -8,23 +9,14 @@ from __future__ import annotations
 import streamlit as st
 
 from hedge_core.views.hedges import health_view
+from pages._auth import require_sign_in, signed_in_or_open
+from pages._nav import navigation
 from pages._shared import link, show_error
 
 st.set_page_config(page_title="hedge", page_icon=":material/balance:", layout="wide")
 
-pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/start_hedge.py", title="Start a hedge", icon=":material/play_circle:"),
-    st.Page("pages/hedge_detail.py", title="Hedge detail", icon=":material/monitoring:"),
-    st.Page("pages/risk.py", title="Risk and LTV", icon=":material/shield:"),
-    st.Page("pages/research.py", title="Research", icon=":material/science:"),
-    st.Page("pages/params.py", title="Parameter sets", icon=":material/tune:"),
-    st.Page("pages/market_data.py", title="Market data", icon=":material/candlestick_chart:"),
-    st.Page("pages/data.py", title="Data", icon=":material/database:"),
-    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-]
-nav = st.navigation(pages)
-
+nav = navigation(visible=signed_in_or_open())  # one navigation: bookmarks (/hedge_detail) open their page
+require_sign_in(status=True)  # before anything else is drawn or any button can act
 
 
 def flatten_all(lk) -> None:  # noqa: ANN001 - a button callback: runs before the rerun, then un-ticks the confirmation

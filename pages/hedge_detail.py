@@ -18,6 +18,7 @@ from hedge_core.views.ledger import (
     runs,
 )
 from hedge_core.views.market import pair_view
+from pages._auth import require_sign_in
 from pages._shared import (
     REFRESH_S,
     cached_read,
@@ -29,6 +30,7 @@ from pages._shared import (
     synthetic_badge,
 )
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Hedge detail")
 lk = link()
 summaries, _health = runner_hedges(lk)

@@ -7,8 +7,10 @@ import streamlit as st
 
 from hedge_core.views.hedges import health_view, overview_table, totals
 from hedge_core.views.ledger import runs
+from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, fmt_money, link, runner_hedges, store
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Overview")
 lk = link()
 
