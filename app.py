@@ -1,55 +1,18 @@
 """The Streamlit control panel. Thin: widgets -> hedge_core -> figure builders. Run: `make app`.
 
+One navigation (pages/_nav.py) holds every page; a bookmark such as /hedge_detail opens its page.
+Sign-in (``HEDGE_PANEL_PASSWORD``, docs/panel-sign-in.md) comes before the sidebar and every page.
 Every page shares the sidebar: runner health and the flatten-all kill switch (with confirmation).
-Sign-in (``HEDGE_PANEL_PASSWORD``, see docs/panel-sign-in.md) comes before the sidebar and every page.
 """
 
 from __future__ import annotations
 
-import streamlit as st
-
-from hedge_core.views.hedges import health_view
 from pages._auth import require_sign_in, signed_in_or_open
-from pages._nav import navigation
-from pages._shared import link, show_error
+from pages._nav import navigation, page_config
+from pages._sidebar import panel_sidebar
 
-st.set_page_config(page_title="hedge", page_icon=":material/balance:", layout="wide")
-
-nav = navigation(visible=signed_in_or_open())  # one navigation: bookmarks (/hedge_detail) open their page
+page_config()
+nav = navigation(visible=signed_in_or_open())
 require_sign_in(status=True)  # before anything else is drawn or any button can act
-
-
-def flatten_all(lk) -> None:  # noqa: ANN001 - a button callback: runs before the rerun, then un-ticks the confirmation
-    try:
-        out = lk.client.flatten_all("operator flatten-all (panel)")
-        st.session_state["flatten_all_result"] = len(out)
-    except Exception as exc:  # noqa: BLE001 - shown in the sidebar after the rerun
-        st.session_state["flatten_all_result"] = exc
-    st.session_state["flatten_all_confirm"] = False
-
-
-lk = link()
-with st.sidebar:
-    if lk.up:
-        try:
-            hv = health_view(lk.client.health())
-        except Exception:  # noqa: BLE001
-            hv = health_view(None)
-        (st.success if hv.ok else st.error)(hv.label, icon=":material/monitor_heart:")
-    else:
-        st.warning(lk.message or "runner not running", icon=":material/power_off:")
-    if lk.message and lk.up:
-        st.warning(lk.message)
-    with st.expander("Kill switch: flatten all", icon=":material/emergency:"):
-        st.caption("Closes both legs of EVERY hedge of the runner now (paper, recommend and live). "
-                   "Hedges stay latched (no new entries) until resumed on their detail page.")
-        sure = st.checkbox("Yes, flatten every hedge now", key="flatten_all_confirm")
-        st.button("FLATTEN ALL", type="primary", disabled=not (sure and lk.up), key="flatten_all_go",
-                  width="stretch", on_click=flatten_all, args=(lk,))
-        done = st.session_state.pop("flatten_all_result", None)
-        if isinstance(done, Exception):
-            show_error(done, "Flatten-all")
-        elif done is not None:
-            st.success(f"flatten sent to {done} hedges; watch them reach COMPLETED on the Overview")
-
+panel_sidebar()
 nav.run()

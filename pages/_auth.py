@@ -12,9 +12,11 @@ The logic (password digest, bind-address policy, failed-attempt delay) is pure a
 Bookmarks. Streamlit has a legacy mode for a folder named ``pages/`` next to the main script: until the
 first ``st.navigation`` call of the server process, a URL such as ``/hedge_detail`` runs that page file on
 its own, under a raw file menu ("app", "data", ..., "shared") and WITHOUT ``app.py`` (no kill switch,
-no health, no gate). The first page opened after a restart is such a run. :func:`require_sign_in`
-notices it and moves the browser into the panel's one navigation on the same page (and query string),
-where ``app.py`` runs as usual.
+no health, no gate). The first page opened after a restart is such a run (and so is every rerun under
+Streamlit's AppTest). :func:`require_sign_in` notices it and does app.py's part there: it mounts the
+panel's one navigation (replacing the raw menu; the URL's page stays selected), applies the gate and
+draws the shared sidebar; then the page draws itself as usual. Nothing is lost: no redirect, the
+widget values of the run stay.
 """
 
 from __future__ import annotations
@@ -67,23 +69,6 @@ def _legacy_pages_mode() -> bool:
     return bool(getattr(PagesManager, "uses_pages_directory", False))
 
 
-def _enter_navigation() -> None:
-    """Re-open the URL's page inside the panel's navigation (app.py runs: sidebar, kill switch, gate)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    from pages._nav import navigation, pages
-
-    ctx = get_script_run_ctx()
-    here = ctx.pages_manager.get_pages().get(ctx.page_script_hash, {}) if ctx else {}
-    target_name = here.get("url_pathname", "")
-    navigation(visible=False)
-    target = next((p for p in pages() if p.url_path == target_name), None)
-    query = {k: st.query_params.get_all(k) for k in st.query_params}
-    if target is None:  # e.g. the raw menu's "shared" or "app" entry: the default page
-        st.switch_page(pages()[0], query_params=query)
-    st.switch_page(target, query_params=query)
-
-
 def _signed_in(check: auth.PasswordCheck) -> bool:
     return st.session_state.get(_SESSION_KEY) == check.fingerprint
 
@@ -117,8 +102,13 @@ def require_sign_in(*, status: bool = False) -> None:
     the "unprotected" note in the sidebar). Refuses with the reason and what to set when the panel is
     reachable beyond loopback without a password, or the password is too short.
     """
-    if _legacy_pages_mode():
-        _enter_navigation()
+    legacy = _legacy_pages_mode()
+    if legacy:  # app.py did not run: mount the panel's navigation here (replacing the raw file menu)
+        from pages._nav import navigation, page_config
+
+        page_config()
+        navigation(visible=signed_in_or_open())
+        status = True
     try:
         check = _password_check()
     except InvalidInput as exc:
@@ -133,12 +123,15 @@ def require_sign_in(*, status: bool = False) -> None:
         if status:
             st.sidebar.caption(f":material/lock_open: Unprotected: no `{auth.PASSWORD_ENV}`; "
                                "reachable from this machine only (loopback).")
-        return
-    if not _signed_in(check):
+    elif not _signed_in(check):
         _sign_in_form(check)
-    if status and st.sidebar.button("Sign out", icon=":material/logout:", key="panel_sign_out"):
+    elif status and st.sidebar.button("Sign out", icon=":material/logout:", key="panel_sign_out"):
         st.session_state.pop(_SESSION_KEY, None)
         st.rerun()
+    if legacy:  # ... and app.py's sidebar, so the page has health and the kill switch like any other
+        from pages._sidebar import panel_sidebar
+
+        panel_sidebar()
 
 
 def signed_in_or_open() -> bool:

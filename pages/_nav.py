@@ -23,6 +23,10 @@ PAGES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def page_config() -> None:
+    st.set_page_config(page_title="hedge", page_icon=":material/balance:", layout="wide")
+
+
 def pages() -> list[StreamlitPage]:
     """The panel's pages as Streamlit pages (their URL paths are the file names: /hedge_detail, ...)."""
     return [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]

@@ -128,6 +128,6 @@ def test_every_page_calls_the_gate_before_anything_else() -> None:
         calls = [ast.unparse(n) for n in body[:3]]
         gate = next(i for i, c in enumerate(calls) if c.startswith("require_sign_in("))
         before = calls[:gate]
-        assert all(c.startswith(("st.set_page_config(", "nav = navigation(")) for c in before), (page.name, calls)
+        assert all(c.startswith(("page_config(", "nav = navigation(")) for c in before), (page.name, calls)
     nav_paths = {p for p, _t, _i in __import__("pages._nav", fromlist=["PAGES"]).PAGES}
     assert nav_paths == {f"pages/{p.name}" for p in pages}  # one navigation holds every page
