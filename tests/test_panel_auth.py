@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -131,3 +132,79 @@ def test_every_page_calls_the_gate_before_anything_else() -> None:
         assert all(c.startswith(("page_config(", "nav = navigation(")) for c in before), (page.name, calls)
     nav_paths = {p for p, _t, _i in __import__("pages._nav", fromlist=["PAGES"]).PAGES}
     assert nav_paths == {f"pages/{p.name}" for p in pages}  # one navigation holds every page
+
+
+# ---- the Streamlit gate (pages/_auth.py) through AppTest: app.py and a page, no browser ----------------
+
+def _app(monkeypatch, tmp_path, password: str | None):
+    from streamlit.testing.v1 import AppTest
+
+    import pages._auth as gate
+    from tests.browser import panel_env
+
+    for k, v in panel_env(tmp_path, demo_days=None, export=False).items():
+        monkeypatch.setenv(k, v)
+    if password is None:
+        monkeypatch.delenv(auth.PASSWORD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(auth.PASSWORD_ENV, password)
+    monkeypatch.setattr(gate, "_process_throttle", auth.Throttle())
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def _titles(at) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_app_shows_only_the_form_until_the_right_password(monkeypatch, tmp_path) -> None:
+    at = _app(monkeypatch, tmp_path, "correct horse battery").run()
+    assert not at.exception and _titles(at) == ["Sign in"]
+    assert not [b for b in at.sidebar.button if b.key == "flatten_all_go"]  # no kill switch before sign-in
+    at.text_input(key="panel_sign_in_password").input("wrong guess")
+    at.button(key="FormSubmitter:panel_sign_in-Sign in").click().run()
+    assert _titles(at) == ["Sign in"] and "wrong password; next attempt in 1 s" in at.error[0].value
+    time.sleep(1.1)
+    at.text_input(key="panel_sign_in_password").input("correct horse battery")
+    at.button(key="FormSubmitter:panel_sign_in-Sign in").click().run()
+    assert not at.exception, at.exception
+    assert _titles(at) == ["Overview"]
+    assert at.sidebar.button(key="panel_sign_out") is not None
+    at.switch_page("pages/hedge_detail.py").run()  # a rerun: Streamlit's legacy pages/ mode under AppTest
+    assert _titles(at) == ["Hedge detail"] and not at.exception
+    assert at.sidebar.button(key="flatten_all_go") is not None  # the shared sidebar on the rerun too
+    at.sidebar.button(key="panel_sign_out").click().run()
+    assert _titles(at) == ["Sign in"]
+
+
+def test_a_page_alone_is_gated_too(monkeypatch, tmp_path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    _app(monkeypatch, tmp_path, "correct horse battery")
+    at = AppTest.from_file(str(ROOT / "pages" / "start_hedge.py"), default_timeout=60).run()
+    assert not at.exception and _titles(at) == ["Sign in"]
+
+
+def test_without_a_password_loopback_is_open_and_says_so(monkeypatch, tmp_path) -> None:
+    at = _app(monkeypatch, tmp_path, None).run()
+    assert not at.exception and _titles(at) == ["Overview"]
+    assert any("Unprotected" in c.value for c in at.sidebar.caption)
+
+
+def test_without_a_password_a_public_bind_shows_only_the_refusal(monkeypatch, tmp_path) -> None:
+    from streamlit import config
+
+    at = _app(monkeypatch, tmp_path, None)
+    old = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at.run()
+    finally:
+        config.set_option("server.address", old)
+    assert not at.exception and _titles(at) == []
+    assert "refusing to serve the panel on 0.0.0.0 without a password" in at.error[0].value
+
+
+def test_a_too_short_password_locks_the_panel(monkeypatch, tmp_path) -> None:
+    at = _app(monkeypatch, tmp_path, "short").run()
+    assert not at.exception and _titles(at) == []
+    assert "locked" in at.error[0].value and "short" not in at.error[0].value.replace("shorter", "")
