@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -46,8 +47,6 @@ def _password_check() -> auth.PasswordCheck | None:
     The cache key is an HMAC of the value under a random per-process key, so no unsalted hash of the
     password is kept. Raises InvalidInput for a too-short password.
     """
-    import os
-
     value = os.environ.get(auth.PASSWORD_ENV, "")
     tag = hmac.new(_PROCESS_KEY, value.encode("utf-8"), hashlib.sha256).digest()
     with _LOCK:

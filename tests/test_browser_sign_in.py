@@ -5,18 +5,20 @@ in; a wrong password is refused (and delays the next attempt); the right one ope
 names. The first request to a freshly started panel is a bookmark (/hedge_detail): it must open that
 page inside the panel's one navigation (sidebar with health and kill switch), never Streamlit's raw
 `pages/` file menu ("app", ..., "shared") that runs the page file without app.py.
-Screenshots go to test-artifacts/ (tests/browser.py).
+Screenshots go to test-artifacts/ (tests/browser.py); with HEDGE_UPDATE_SCREENSHOTS=1 the sign-in form
+is also written to tests/screenshots/sign_in.png (as tests/test_browser_e2e.py does for the pages).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
 from pages._nav import PAGES
-from tests.browser import browser_page, panel_env, panel_process, screenshot
+from tests.browser import ROOT, browser_page, panel_env, panel_process, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 PASSWORD = "test-panel-pass-1"
@@ -60,6 +62,8 @@ def test_password_gates_every_page_and_a_bookmark_opens_after_sign_in(tmp_path) 
         _sign_in_form_only(page)
         assert page.url.rstrip("/").endswith("/hedge_detail")
         screenshot(page, "sign_in_bookmark_hedge_detail")
+        if os.environ.get("HEDGE_UPDATE_SCREENSHOTS") == "1":
+            page.screenshot(path=str(ROOT / "tests" / "screenshots" / "sign_in.png"), full_page=False)
 
         _submit(page, "not-the-password")
         page.get_by_text("wrong password; next attempt in 1 s").first.wait_for(timeout=30_000)
