@@ -52,17 +52,39 @@ def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) ->
 def run_panel(
     db: Path = typer.Option(None, "--db", help="DuckDB file (default: $HEDGE_DB or data/hedge.duckdb)."),
     port: int = typer.Option(8501, help="Port of the panel."),
-    address: str = typer.Option("localhost", help="Bind address (localhost only by default)."),
+    address: str = typer.Option("localhost", help="Bind address (localhost only by default). Any other address "
+                                "needs HEDGE_PANEL_PASSWORD (the panel's sign-in)."),
     seed: bool = typer.Option(True, help="Seed an empty database first (real data if reachable, else demo)."),
     demo: bool = typer.Option(False, help="Seed with the synthetic demo market without probing the network "
                               "(also when HEDGE_OFFLINE=1)."),
 ) -> None:
-    """Open the Streamlit control panel (seeding an empty database first)."""
+    """Open the Streamlit control panel (seeding an empty database first).
+
+    Refused (exit code 2, nothing started) when the address is not loopback and ``HEDGE_PANEL_PASSWORD``
+    is unset, or when the password is too short: see docs/panel-sign-in.md.
+    """
+    from hedge_core.errors import InvalidInput
+    from hedge_core.views import auth
+
+    try:
+        check = auth.password_check()
+    except InvalidInput as exc:
+        typer.echo(f"hedge app: {exc}", err=True)
+        raise typer.Exit(2) from None
+    refusal = auth.bind_refusal(address, password_set=check is not None)
+    if refusal:
+        typer.echo(f"hedge app: {refusal}", err=True)
+        raise typer.Exit(2)
     db_path = Path(db) if db else default_db_path()
     os.environ["HEDGE_DB"] = str(db_path)
     if seed:
         typer.echo(seed_unless_held(db_path, demo=demo or bool(os.environ.get("HEDGE_OFFLINE"))))
     typer.echo(f"database {db_path}\npanel on http://{address}:{port}  (Ctrl+C to stop)")
+    typer.echo("sign-in: password required (HEDGE_PANEL_PASSWORD)" if check is not None else
+               "sign-in: none (no HEDGE_PANEL_PASSWORD); the panel is reachable from this machine only")
+    if check is not None and not auth.is_loopback(address):
+        typer.echo("note: plain HTTP; put it behind TLS (a reverse proxy, or Streamlit's server.sslCertFile) "
+                   "before using it over a network you do not trust", err=True)
     args = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
             "--server.address", address, "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",

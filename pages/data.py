@@ -12,8 +12,10 @@ from hedge_core.data.quality import store_report
 from hedge_core.data.shared import shared_data_dir
 from hedge_core.errors import HedgeError
 from hedge_core.views.market import coverage_table
+from pages._auth import require_sign_in
 from pages._shared import after_write, cached_series, db_path, store, write_access
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Data")
 st.caption(f"database: `{db_path()}`")
 

@@ -12,6 +12,7 @@ from hedge_core.store import Store
 from hedge_core.views.equity import hedge_chart_data
 from hedge_core.views.hedges import commands_for, legs_table, timeline_table
 from hedge_core.views.ledger import recent_rows, run_info, runs
+from pages._auth import require_sign_in
 from pages._shared import (
     REFRESH_S,
     cached_read,
@@ -23,6 +24,7 @@ from pages._shared import (
     synthetic_badge,
 )
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Hedge detail")
 lk = link()
 summaries, _health = runner_hedges(lk)
@@ -74,12 +76,27 @@ def live_state() -> None:
 
 live_state()
 
+
+def send_command(hedge_id: str, cmd: str) -> None:
+    """Confirm button callback: runs BEFORE the next script run, so that run reads the new state and
+    offers the buttons that fit it; the outcome is shown once on that run."""
+    st.session_state["detail_pending"] = None
+    try:
+        out = lk.client.command(hedge_id, cmd, "operator (panel)")
+    except Exception as exc:  # noqa: BLE001 - shown on the next run
+        st.session_state["detail_flash"] = exc
+    else:
+        st.session_state["detail_flash"] = f"{COMMANDS[cmd]} sent: state {out.get('state')}"
+
+
 now_state = next((s.get("state") for s in summaries if s["hedge_id"] == hid), None)
 offered = [c for c in COMMANDS if c in commands_for(now_state)] if running else []
 if running and not offered:
     st.caption(f"no commands in state {now_state}: the hedge is finished")
 flash = st.session_state.pop("detail_flash", None)
-if flash:
+if isinstance(flash, Exception):
+    show_error(flash, "Command")
+elif flash:
     st.success(flash)
 if offered:
     st.subheader("Commands")
@@ -92,15 +109,8 @@ if offered:
         cmd = pending[1]
         st.warning(f"Confirm **{COMMANDS[cmd]}** of {hid}?" + (" Both legs will be closed." if cmd == "stop" else ""))
         y, n = st.columns(2)
-        if y.button(f"Confirm {COMMANDS[cmd].lower()}", type="primary", key="cmd_confirm", width="stretch"):
-            st.session_state["detail_pending"] = None
-            try:
-                out = lk.client.command(hid, cmd, "operator (panel)")
-            except Exception as exc:  # noqa: BLE001
-                show_error(exc, COMMANDS[cmd])
-            else:  # rerun so the buttons match the new state; the message survives the rerun
-                st.session_state["detail_flash"] = f"{COMMANDS[cmd]} sent: state {out.get('state')}"
-                st.rerun()
+        y.button(f"Confirm {COMMANDS[cmd].lower()}", type="primary", key="cmd_confirm", width="stretch",
+                 on_click=send_command, args=(hid, cmd))
         if n.button("Cancel", key="cmd_cancel", width="stretch"):
             st.session_state["detail_pending"] = None
             st.rerun()

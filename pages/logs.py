@@ -6,8 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from hedge_core.views.logs import LEVELS, log_path, tail_log
+from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, link, show_error
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Logs")
 lk = link()
 path = log_path(lk.home)

@@ -7,8 +7,10 @@ import streamlit as st
 
 from hedge_core.figures.market import candle_figure, pair_figure
 from hedge_core.views.market import candles, coverage_table, pair_view, pairs_available
+from pages._auth import require_sign_in
 from pages._shared import cached_read, cached_series, db_path, store, synthetic_badge
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Market data")
 st.caption(f"database: `{db_path()}`")
 

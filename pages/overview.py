@@ -10,10 +10,12 @@ from hedge_core.store import Store
 from hedge_core.views.equity import equity_curves, hedge_chart_data
 from hedge_core.views.hedges import health_view, overview_table, totals
 from hedge_core.views.ledger import run_info, runs
+from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, cached_read, fmt_money, link, runner_hedges, store
 
 MAX_CURVES = 12  # equity curves drawn at most (the most recently started running hedges)
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Overview")
 lk = link()
 

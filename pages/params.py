@@ -11,8 +11,10 @@ import streamlit as st
 from hedge_core import param_store
 from hedge_core.errors import InvalidInput
 from hedge_core.views.params import choices, provenance_table
+from pages._auth import require_sign_in
 from pages._shared import db_path, link, show_error
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Parameter sets")
 st.caption(f"folder: `{param_store.params_root()}` (files are the source of truth; the runner indexes them)")
 listing = param_store.list_sets()

@@ -25,8 +25,10 @@ from hedge_core.views.research import (
     default_sweep,
     sweep_pivot,
 )
+from pages._auth import require_sign_in
 from pages._shared import cached_series, db_path, show_error, store, synthetic_badge
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Research")
 rd = store()
 series = cached_series(rd)

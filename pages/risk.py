@@ -8,8 +8,10 @@ import streamlit as st
 from hedge_core.figures.hedge import liquidation_figure
 from hedge_core.views.hedges import risk_table
 from hedge_core.views.ledger import recent_rows
+from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, link, runner_hedges, store
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Risk and LTV")
 lk = link()
 

@@ -6,8 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.views.settings import key_status
+from pages._auth import require_sign_in
 from pages._shared import db_path, store
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Settings")
 
 st.subheader("Database")

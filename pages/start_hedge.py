@@ -18,8 +18,10 @@ from hedge_core.views.hedges import (
     validate_start,
 )
 from hedge_core.views.params import choices, provenance_table
+from pages._auth import require_sign_in
 from pages._shared import link, require_runner, show_error
 
+require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Start a hedge")
 sets = choices(param_store.list_sets())
 if sets.empty:
