@@ -13,10 +13,9 @@ from hedge_core.views.ledger import run_info, runs
 from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, cached_read, fmt_money, link, runner_hedges, store
 
-MAX_CURVES = 12  # equity curves drawn at most (the most recently started running hedges)
-
 require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Overview")
+MAX_CURVES = 12  # equity curves drawn at most (the most recently started running hedges)
 lk = link()
 
 
