@@ -244,3 +244,32 @@ def test_fast_path_guard_margin_agrees_with_the_event_path_across_rearms(demo):
     ev, fa = assert_fast_equals_event(p, tl, kpis=True)
     assert (ev.transitions["trigger_name"] == "REARM").sum() >= 2
     assert run_fast(p, tl).fills.shape[0] == len(ev.fills)
+
+
+@pytest.mark.shared_data
+def test_ltv_breach_handled_within_the_instant_shows_in_the_kpis(shared_data):
+    # the spec's default loan book (0.27 BTC against 16,200 USDT): LTV far above EMERGENCY at the
+    # first update; the engine deploys the reserve and flattens in that same instant
+    from hedge_core.backtest_data import load_market
+    from hedge_core.data.importers import import_path
+    from hedge_core.params import VolTierLoanParams
+    from hedge_core.store import Store
+    from tests.support.parity import assert_fast_equals_event
+
+    st = Store(":memory:")
+    for kind in ("spot_1h", "perp_1h", "mark_1h", "funding_8h"):
+        import_path(st, shared_data / "sample_2023-01_2024-06" / f"binance_BTCUSDT_{kind}.csv")
+    m = load_market(st, venue="binance", start="2024-03-01T00:00Z", end="2024-04-01T00:00Z")
+    tl = build_timeline(m, start="2024-03-04T00:00Z", end="2024-04-01T00:00Z")
+    p = VolTierLoanParams()
+    ev, fa = assert_fast_equals_event(p, tl, fills_required=False, ltv=True, kpis=True)
+    e = ev.equity
+    first = np.flatnonzero(tl.priced)[0]
+    # by hand: the loan (no interest yet) over the collateral at the first known spot close
+    assert e["ltv_before"].iloc[first] == pytest.approx(p.loan / (p.collateral_qty * tl.spot[first]), rel=1e-12)
+    g = ev.guard_firings[ev.guard_firings["guard"].str.startswith("ltv_emergency")]
+    assert len(g) == 1
+    fired = float(g["numbers"].iloc[0]["ltv"])  # the LTV the engine's guard measured when it fired
+    assert fired >= 0.85 and e["ltv"].max() < fired  # after the reserve, the post-action series never shows it
+    assert ev.kpis["ltv_max"] == pytest.approx(max(fired, e["ltv_before"].max()), rel=1e-12)
+    assert ev.kpis["ltv_below_65"] < 1.0 and ev.kpis["time_in_EMERGENCY"] > 0
