@@ -273,3 +273,34 @@ def test_ltv_breach_handled_within_the_instant_shows_in_the_kpis(shared_data):
     assert fired >= 0.85 and e["ltv"].max() < fired  # after the reserve, the post-action series never shows it
     assert ev.kpis["ltv_max"] == pytest.approx(max(fired, e["ltv_before"].max()), rel=1e-12)
     assert ev.kpis["ltv_below_65"] < 1.0 and ev.kpis["time_in_EMERGENCY"] > 0
+
+
+@pytest.mark.shared_data
+def test_guard_margin_is_the_venues_after_22_rearms_on_real_data(shared_data):
+    """A re-arming carry on Binance BTC (Jan-Mar 2023) ends with a position open after 22
+    re-arms: the guard's margin and liquidation price are the paper venue's own, to the cent."""
+    from pathlib import Path
+
+    from hedge_core.backtest import _balances, _replay
+    from hedge_core.backtest_data import load_market
+    from hedge_core.data.importers import import_path
+    from hedge_core.engine.guards import perp_liquidation_price
+    from hedge_core.store import Store
+
+    st = Store(":memory:")
+    for kind in ("spot_1h", "perp_1h", "mark_1h", "funding_8h"):
+        import_path(st, Path(shared_data) / "sample_2023-01_2024-06" / f"binance_BTCUSDT_{kind}.csv")
+    p = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=72))
+    m = load_market(st, venue="binance", start="2023-01-04T00:00Z", end="2023-04-01T05:00Z")
+    tl = build_timeline(m, start="2023-01-04T00:00Z", end="2023-04-01T05:00Z")
+    cfg = BacktestConfig()
+    driver, core, rec, *_ = _replay(p, tl, cfg, _balances(p, cfg, tl.first_spot_price))
+    assert sum(t["trigger_name"] == "REARM" for t in rec.transitions) >= 20
+    (pos,) = core.positions_view()
+    c = driver.ctx
+    assert c.perp.qty == pos.qty and c.leverage == pos.leverage and str(pos.margin_mode) == "isolated"
+    margin = abs(c.perp.qty) * c.perp.avg_entry / c.leverage + c.perp.margin_funding
+    assert margin == pytest.approx(pos.margin, rel=1e-12)
+    assert perp_liquidation_price(c) == pytest.approx(pos.liquidation_price, rel=1e-12)
+    old = abs(c.perp.qty) * c.perp.avg_entry / c.leverage + c.perp.funding  # whole-life funding
+    assert abs(old - pos.margin) > 100.0
