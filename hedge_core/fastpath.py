@@ -28,7 +28,9 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
   when it shrinks the leg, up to the engine's 6 order rounds);
 - exits: stop loss, profit target, trailing stop, basis stop (same base only), unfavourable
   funding, max holding time; re-arm (with the engine's 1 s cooldown) or complete;
-- guards: liquidation-distance close (flatten), funding-cost flatten, order-rate and position
+- guards: liquidation-distance close (flatten; the isolated margin the guard reads holds the
+  funding settled since the position opened, pro rata on partial closes, as
+  ``engine.ledger.Leg.margin_funding``), funding-cost flatten, order-rate and position
   limits (refused when they would hold an order); leverage re-checks;
 - funding at each settlement at the last known mark; the equity snapshot per instant.
 - ``grid`` (same kernel): spot bought at the first update, the anchor's levels
@@ -41,7 +43,7 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
   the loan accruing simple interest whenever the strategy decides, realised perp profit repaying
   it (interest first) at the next analysis, the LTV-band guards deploying the reserve (latched by
   the guard's name exactly as the engine does) and flattening at EMERGENCY (also from
-  ANALYZING), the LTV per instant and the loan KPIs.
+  ANALYZING), the LTV per instant (before and after the engine acted) and the loan KPIs.
 
 Refused (up front): a strategy without a kernel, a loan book's ``perp_leverage`` above
 the venue's maximum, a ``liq_price`` analytics input, ``allow_spot_short``,
