@@ -20,7 +20,7 @@ leg, per fill) are the engine ledger's, ``engine.ledger.slippage_cost`` against 
 venue filling at that same price (a market order at the bar close) they equal the simulator's.
 
 Result: :class:`BacktestResult` with the per-bar equity curve (components, delta, hedge ratio,
-LTV), per-leg ledger totals, orders, fills, transitions, guard firings, funding payments,
+LTV after the engine acted and ``ltv_before`` it acted, at the price known at t), per-leg ledger totals, orders, fills, transitions, guard firings, funding payments,
 liquidations and KPIs (:mod:`hedge_core.backtest_kpis`). :func:`save_run` writes it to the
 store under its run id (``hedge_runs.mode = 'backtest'``).
 """
