@@ -20,7 +20,7 @@ leg, per fill) are the engine ledger's, ``engine.ledger.slippage_cost`` against 
 venue filling at that same price (a market order at the bar close) they equal the simulator's.
 
 Result: :class:`BacktestResult` with the per-bar equity curve (components, delta, hedge ratio,
-LTV), per-leg ledger totals, orders, fills, transitions, guard firings, funding payments,
+LTV after the engine acted and ``ltv_before`` it acted, at the price known at t), per-leg ledger totals, orders, fills, transitions, guard firings, funding payments,
 liquidations and KPIs (:mod:`hedge_core.backtest_kpis`). :func:`save_run` writes it to the
 store under its run id (``hedge_runs.mode = 'backtest'``).
 """
@@ -63,7 +63,7 @@ __all__ = [
 
 EQUITY_COLUMNS = ("price_pnl", "spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest",
                   "net", "equity", "delta", "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price",
-                  "mark_price", "basis", "funding_rate", "ltv", "state")
+                  "mark_price", "basis", "funding_rate", "ltv", "ltv_before", "state")
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,8 @@ def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[st
     n = tl.n
     rows: list[tuple[float, ...]] = []
     states: list[str] = []
-    ltv = np.full(n, np.nan)
+    ltv = np.full(n, np.nan)  # after the engine acted at each instant
+    ltv_pre = np.full(n, np.nan)  # before it acted: the price known at t, the book as it stood
     loan_book = getattr(params, "strategy", None) == "voltier"  # ltv_of is NaN for anything else
     bar = pd.Timedelta(tl.timeframe)
     names = tl.input_names
@@ -295,6 +296,8 @@ def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[st
                 m = MarketUpdate(ts=t, spot=spot_c[j], perp=perp_c[j], mark=mark_c[j],
                                  spot_volume=svol_c[j], perp_volume=pvol_c[j], funding_rate=rate_c[j],
                                  next_funding_ts=nts, funding_interval_hours=interval_hours, analytics=an)
+                if loan_book:
+                    ltv_pre[i] = ltv_of(params, driver.ctx, t, spot_c[j])
                 driver.feed_now(m)
             rate = fr_c[j]
             if not math.isnan(rate):
@@ -316,7 +319,7 @@ def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[st
             if loan_book:
                 ltv[i] = ltv_of(params, c, t)
     snap = np.array(rows, dtype=float).reshape(n, 14)
-    return driver, core, rec, snap, states, ltv
+    return driver, core, rec, snap, states, np.column_stack([ltv, ltv_pre])
 
 
 def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int, reported: set[str]) -> None:
@@ -386,7 +389,10 @@ def _balances(params: Any, config: BacktestConfig, px: float) -> dict[str, dict[
 
 
 def equity_frame(tl: Timeline, snap: np.ndarray, states: list[str], ltv: np.ndarray, capital: float) -> pd.DataFrame:
-    """The per-instant equity curve from raw snapshot columns (shared with the fast path)."""
+    """The per-instant equity curve from raw snapshot columns (shared with the fast path).
+
+    ``ltv``: the LTV per instant after the engine acted, shape (n,), or (n, 2) with the LTV
+    before it acted as the second column (``ltv_before``; NaN otherwise)."""
     idx = tl.index
     eq = pd.DataFrame(snap[:, :14], index=idx, columns=[
         "spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta", "hedge_ratio",
@@ -395,7 +401,9 @@ def equity_frame(tl: Timeline, snap: np.ndarray, states: list[str], ltv: np.ndar
     eq["equity"] = capital + eq["net"]
     eq["basis"] = (eq["perp_price"] - eq["spot_price"]) / eq["spot_price"]
     eq["funding_rate"] = tl.last_rate
-    eq["ltv"] = ltv
+    lt = np.asarray(ltv, dtype="float64")
+    eq["ltv"] = lt[:, 0] if lt.ndim == 2 else lt
+    eq["ltv_before"] = lt[:, 1] if lt.ndim == 2 else np.nan
     eq["state"] = pd.array(states, dtype="str") if states else pd.array([""] * len(idx), dtype="str")
     return eq[list(EQUITY_COLUMNS)]
 

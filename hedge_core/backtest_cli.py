@@ -102,7 +102,7 @@ def _fail(exc: Exception) -> None:
 def backtest_cmd(
     params: str = typer.Option(..., "--params", help="parameter file (TOML/JSON) or name@version"),
     start: str = typer.Option(None, "--start", help="window start, UTC (e.g. 2023-01-01)"),
-    end: str = typer.Option(None, "--end", help="window end, UTC"),
+    end: str = typer.Option(None, "--end", help="window end, UTC (default and at most: the last price bar end)"),
     db: str = typer.Option(None, "--db", help="DuckDB store (default $HEDGE_DB or data/hedge.duckdb)"),
     venue: str = typer.Option("binance", "--venue"),
     asset: str = typer.Option("BTC", "--asset"),
@@ -148,7 +148,7 @@ def sweep_cmd(
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"),
     workers: int = typer.Option(2, "--workers", help="local processes when no scheduler (0 = in-process)"),
     start: str = typer.Option(None, "--start"),
-    end: str = typer.Option(None, "--end"),
+    end: str = typer.Option(None, "--end", help="window end, UTC (default and at most: the last price bar end)"),
     db: str = typer.Option(None, "--db"),
     venue: str = typer.Option("binance", "--venue"),
     asset: str = typer.Option("BTC", "--asset"),

@@ -146,7 +146,8 @@ class Timeline:
     Prices: ``spot``/``perp`` last known closes; ``mark`` last known mark close (NaN before the
     first mark; the engine then uses the perp price); ``*_vol`` the last bar's base volume.
     ``has_*`` says a bar of that series ended at the instant (its OHLCV is in ``*_bar``, shape
-    (n, 5)). ``fund_rate`` is the rate settling at the instant (NaN = none), ``last_rate`` the
+    (n, 5)). ``fund_rate`` is the rate settling at the instant (NaN = none; only within the
+    span of the price bars, see :func:`build_timeline`), ``last_rate`` the
     last rate settled BEFORE it, ``next_fund_ns`` the next scheduled settlement.
     ``inputs`` (n, k) are the analytics columns ``input_names`` known at the instant.
     """
@@ -246,6 +247,11 @@ def build_timeline(market: Market, *, start: object | None = None, end: object |
                    spec: InputSpec | None = None, inputs: pd.DataFrame | None = None) -> Timeline:
     """Replay instants in ``[start, end]`` with everything known at each of them.
 
+    The timeline rule: instants are bar end times and funding times, cut to the span of the
+    price bars (from the first spot/perp bar's end to the last one's): no funding settles before
+    the first price bar or after the last one, whatever ``end`` says. Both backtest paths and
+    the sweeps read this one timeline.
+
     Bars before ``start`` (the warm-up) feed the analytics and the first known prices but are
     not replayed. ``inputs`` may be passed precomputed (sweeps reuse them across runs).
     """
@@ -293,7 +299,12 @@ def build_timeline(market: Market, *, start: object | None = None, end: object |
     ipos = np.searchsorted(_ns(inputs.index), ends, side="right") - 1
     ivals = inputs.to_numpy(dtype="float64")
     inp = np.where((ipos >= 0)[:, None], ivals[np.clip(ipos, 0, None)], np.nan)
-    keep = np.ones(n, dtype=bool)
+    # The replay runs from the first to the last price bar END: a funding time outside that span
+    # has no price known after it (past the data a settlement would be booked at a frozen mark,
+    # and the run's days, the APR denominator, would run on past the data).
+    first_end = min(_ns(market.spot.index).min(), _ns(market.perp.index).min()) + bar_ns
+    last_end = max(_ns(market.spot.index).max(), _ns(market.perp.index).max()) + bar_ns
+    keep = (ends >= first_end) & (ends <= last_end)
     if t0 is not None:
         keep &= ends >= t0
     if t1 is not None:

@@ -4,7 +4,9 @@ KPI definitions (capital = the run's capital, quote):
 
 - ``net_pnl`` and its components (quote); ``net_apr`` = ``metrics.net_apr(net, capital, start, end)``.
 - ``sharpe``/``sortino``: ``metrics.sharpe``/``sortino`` of DAILY returns of ``capital + net``
-  (UTC days, last value of each day), 24/7 annualisation.
+  (UTC days, last value of each day), 24/7 annualisation; the first day's return is measured
+  from the starting capital (``equity(end of day 1) / capital - 1``), so a run of N UTC days
+  has N daily returns.
 - ``max_drawdown``: ``metrics.max_drawdown`` of ``capital + net`` per bar (1.0 if it reaches 0;
   Sharpe and Sortino are then NaN: returns of an equity that crossed zero are meaningless).
 - ``funding_efficiency``: ``metrics.funding_efficiency(funding paid, gross profit before funding)``
@@ -12,10 +14,15 @@ KPI definitions (capital = the run's capital, quote):
   net / funding received (share of the funding kept after costs and price PnL; NaN if none).
 - ``hedge_effectiveness``: ``analytics.hedge_ratio.hedge_effectiveness`` of spot returns hedged
   with perp returns at the realised hedge ratio of the previous bar (bars in the market only).
-- ``rebalance_count``: transitions DRIFT_EXCEEDED / REBALANCE_NOW / RISK_REDUCE; ``entries``;
+- ``rebalance_count``: transitions DRIFT_EXCEEDED / REBALANCE_NOW / RISK_REDUCE; ``entries``:
+  FILLED entries (transitions SPOT_FILLED; an ENTRY_SIGNAL whose spot order filled nothing,
+  ENTRY_FAILED, is an attempt, not an entry);
   ``time_in_market`` (share of instants with a perp position).
-- Loan books: ``ltv_below_65`` = ``metrics.ltv_stability(ltv, 0.65)``; ``time_in_<BAND>`` per
-  ``ltv.ltv_band`` band; ``loan_coverage`` = ``metrics.loan_coverage_ratio(repaid, loan)``.
+- Loan books: the LTV per instant is the HIGHER of the LTV sampled before the engine acted
+  (the new price against the book and loan as they stood) and after it acted, so a breach the
+  engine handled within the instant still shows; ``ltv_max`` its maximum; ``ltv_below_65`` =
+  ``metrics.ltv_stability(ltv, 0.65)``; ``time_in_<BAND>`` per ``ltv.ltv_band`` band;
+  ``loan_coverage`` = ``metrics.loan_coverage_ratio(repaid, loan)``.
 """
 
 from __future__ import annotations
@@ -68,12 +75,16 @@ def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
     return float(loan.principal) + float(loan.accrued_interest), repaid
 
 
-def ltv_of(params: Any, ctx: Any, t: pd.Timestamp) -> float:
-    """LTV = loan outstanding / (collateral qty x spot price) for a loan book, else NaN."""
+def ltv_of(params: Any, ctx: Any, t: pd.Timestamp, price: float | None = None) -> float:
+    """LTV = loan outstanding at ``t`` / (collateral qty x spot price) for a loan book, else NaN.
+
+    ``price`` (quote per base): the spot price to value the collateral at; default the engine's
+    last one (``ctx.spot_price``). The backtester passes the price known at ``t`` to sample the
+    LTV before the engine has seen it."""
     out, _ = loan_state(params, ctx, t)
     if math.isnan(out):
         return math.nan
-    value = ctx.spot.qty * ctx.spot_price
+    value = ctx.spot.qty * (ctx.spot_price if price is None else price)
     return out / value if value > 0 else math.nan
 
 
@@ -99,15 +110,20 @@ def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, ca
         eq.index.as_unit("ns").asi8, eq["net"].to_numpy(), eq["perp_qty"].to_numpy(), eq["hedge_ratio"].to_numpy(),
         eq["spot_price"].to_numpy(), eq["perp_price"].to_numpy(), eq["ltv"].to_numpy(),
         {c: float(last[c]) for c in ("price_pnl", "funding", "fees", "slippage", "interest")}, trig, params,
-        capital=capital, n_liquidations=n_liquidations, n_fills=n_fills, repaid=repaid)
+        capital=capital, n_liquidations=n_liquidations, n_fills=n_fills, repaid=repaid,
+        ltv_before=eq["ltv_before"].to_numpy() if "ltv_before" in eq else None)
 
 
 def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, hedge_ratio: np.ndarray,
                      spot_price: np.ndarray, perp_price: np.ndarray, ltv: np.ndarray | None,
                      totals: dict[str, float], triggers: np.ndarray, params: Any, *, capital: float,
                      n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None,
-                     last_of_day: np.ndarray | None = None) -> dict[str, float]:
+                     last_of_day: np.ndarray | None = None, ltv_before: np.ndarray | None = None) -> dict[str, float]:
     """The KPI math on plain arrays (one value per replay instant); shared by both backtest paths.
+
+    ``ltv`` is the loan book's LTV after the engine acted at each instant, ``ltv_before`` the LTV
+    before it acted (NaN where no market update came); the LTV KPIs read the higher of the two
+    per instant, so a breach the engine handled within the instant still shows.
 
     ``last_of_day``: the index of each UTC day's last instant, when the caller has it (it depends
     on ``ts_ns`` alone; a sweep computes it once per timeline)."""
@@ -126,8 +142,10 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     if last_of_day is None:
         last_of_day = _last_of_day(np.asarray(ts_ns, dtype=np.int64))
     day_ns = (np.asarray(ts_ns, dtype=np.int64)[last_of_day] // 86_400_000_000_000) * 86_400_000_000_000
-    daily = pd.Series(capital + net[last_of_day], index=_idx(day_ns))
-    rets = daily.pct_change().dropna()
+    # day 1's return is measured from the starting capital (the equity before the first instant)
+    eq_days = np.concatenate(([float(capital)], capital + net[last_of_day]))
+    daily = pd.Series(eq_days, index=_idx(np.concatenate(([day_ns[0] - 86_400_000_000_000], day_ns))))
+    rets = daily.pct_change().iloc[1:].dropna()
     # returns of an equity that crossed zero mean nothing
     k["sharpe"] = _safe(metrics.sharpe, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
     k["sortino"] = _safe(metrics.sortino, rets, bar_seconds=86_400) if len(rets) >= 3 and not ruined else math.nan
@@ -143,9 +161,11 @@ def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, h
     k["time_in_market"], k["hedge_effectiveness"] = _share_and_effectiveness(ts_ns, hedge_ratio, perp_qty,
                                                                             spot_price, perp_price, once)
     k["rebalance_count"] = float(np.isin(triggers, list(_REBALANCE)).sum())
-    k["entries"] = float((triggers == "ENTRY_SIGNAL").sum())
+    k["entries"] = float((triggers == "SPOT_FILLED").sum())  # filled entries, not attempts
     k["n_fills"] = float(n_fills)
     k["n_liquidations"] = float(n_liquidations)
+    if ltv is not None and ltv_before is not None:
+        ltv = np.fmax(np.asarray(ltv, dtype="float64"), np.asarray(ltv_before, dtype="float64"))
     if ltv is not None and np.isfinite(ltv).any():
         ok = np.isfinite(ltv)
         lt = pd.Series(ltv[ok], index=_idx(ts_ns[ok]))

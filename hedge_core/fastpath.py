@@ -28,7 +28,9 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
   when it shrinks the leg, up to the engine's 6 order rounds);
 - exits: stop loss, profit target, trailing stop, basis stop (same base only), unfavourable
   funding, max holding time; re-arm (with the engine's 1 s cooldown) or complete;
-- guards: liquidation-distance close (flatten), funding-cost flatten, order-rate and position
+- guards: liquidation-distance close (flatten; the isolated margin the guard reads holds the
+  funding settled since the position opened, pro rata on partial closes, as
+  ``engine.ledger.Leg.margin_funding``), funding-cost flatten, order-rate and position
   limits (refused when they would hold an order); leverage re-checks;
 - funding at each settlement at the last known mark; the equity snapshot per instant.
 - ``grid`` (same kernel): spot bought at the first update, the anchor's levels
@@ -41,7 +43,7 @@ Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/
   the loan accruing simple interest whenever the strategy decides, realised perp profit repaying
   it (interest first) at the next analysis, the LTV-band guards deploying the reserve (latched by
   the guard's name exactly as the engine does) and flattening at EMERGENCY (also from
-  ANALYZING), the LTV per instant and the loan KPIs.
+  ANALYZING), the LTV per instant (before and after the engine acted) and the loan KPIs.
 
 Refused (up front): a strategy without a kernel, a loan book's ``perp_leverage`` above
 the venue's maximum, a ``liq_price`` analytics input, ``allow_spot_short``,
@@ -259,6 +261,23 @@ def _apply_fill(q0, avg, realized, fees, cash, traded, sign, qty, price, fee):
 
 
 @njit(cache=True)
+def _margin_funding(q0, sign, qty, mf):
+    """``engine.ledger.apply_fill``'s ``margin_funding`` after a fill of ``sign x qty`` on a leg of
+    ``q0``: 0 when opening from flat, crossing zero or closing; the closed share out on a partial close."""
+    dq = sign * qty
+    if q0 == 0.0:
+        return 0.0
+    if (q0 > 0) == (dq > 0):
+        return mf
+    closed = min(qty, abs(q0))
+    mf -= mf * closed / abs(q0)
+    q1 = q0 + dq
+    if abs(q1) <= 1e-12 or (q1 > 0) != (q0 > 0):
+        return 0.0
+    return mf
+
+
+@njit(cache=True)
 def _unreal(q, last, avg):
     if q == 0.0 or math.isnan(last):
         return 0.0
@@ -464,10 +483,11 @@ def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, 
 
 
 @njit(cache=True)
-def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, pfund):
+def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, pfund, pmf):
     """Funding settling at one instant, for both kernels: the paper venue's isolated wallet
     (``-papq x mark x rate``) and the engine's ledger (the same amount, the count of unfavourable
-    settlements in a row). Returns (wallet, pap_margin, unfav, pfund, funded: the ledger booked one)."""
+    settlements in a row, the funding in the open position's margin ``pmf``). Returns (wallet,
+    pap_margin, unfav, pfund, pmf, funded: the ledger booked one)."""
     mk = mark_i if not math.isnan(mark_i) else perp_i
     funded = False
     if papq != 0.0 and not math.isnan(mk):
@@ -478,18 +498,19 @@ def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, p
         amount = -pq * mk * rate
         unfav = unfav + 1 if amount < 0 else 0
         pfund += amount
+        pmf += amount
         funded = True
-    return wallet, pap_margin, unfav, pfund, funded
+    return wallet, pap_margin, unfav, pfund, pmf, funded
 
 
 @njit(cache=True)
 def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev,
-               pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet,
+               pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
                order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
     """One taker perp fill of ``q`` base (``sign`` +1 buy / -1 sell), for both kernels: the paper
     venue's price and fee, the fill record, the order-rate clock, the engine's ledger and the
     venue's isolated position. Returns (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
-    papq, pap_entry, pap_margin, wallet)."""
+    papq, pap_entry, pap_margin, wallet, pmf)."""
     px, px2, sl_ = _fill_px(perp_i, sign, q, perp_vol_i, slip_bps, impact_k)
     fee = q * px * p_fee_r
     f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
@@ -497,16 +518,17 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
     nf += 1
     slip_tot += sl_
     order_t[n_ord % 64] = t; n_ord += 1
+    pmf = _margin_funding(pq, sign, q, pmf)
     pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, q, px2, fee)
     papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
-    return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet
+    return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf
 
 
 @njit(cache=True)
 def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
                       s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                       max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
-                      pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet,
+                      pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
                       order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
     """The REBALANCING rounds of ``engine.step`` (DRIFT_EXCEEDED already decided by the caller):
     perp orders until the residual is below a lot, at most 6, for both kernels. ``spot_check``: a
@@ -514,7 +536,7 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
     Called only when a rebalance is due (a call per instant would cost the kernels ~2x).
 
     Returns (error code or 0, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
-    papq, pap_entry, pap_margin, wallet)."""
+    papq, pap_entry, pap_margin, wallet, pmf)."""
     err = 0
     rounds = 0
     while True:
@@ -558,13 +580,13 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
             err = 10
             break
         (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-         wallet) = _perp_fill(
+         wallet, pmf) = _perp_fill(
             i, t, sign, oq, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg, preal, pfee,
-            pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+            pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
             f_qty, f_px, f_fee, f_slip, nf)
         rounds += 1
     return (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-            wallet)
+            wallet, pmf)
 
 
 @njit(cache=True)
@@ -594,6 +616,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     # engine legs
     sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
     pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
+    pmf = 0.0  # funding inside the open perp position's isolated margin (engine.ledger margin_funding)
     slip_tot = 0.0
     spot_px = np.nan; perp_px = np.nan; mark_px = np.nan
     state = S_ANALYZING
@@ -614,7 +637,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     n_ord = 0
     # paper venue (for refusals only)
     papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
-    lp_cache = np.nan  # engine guard's liquidation price; depends on qty, entry, leverage, funding only
+    lp_cache = np.nan  # engine guard's liquidation price; depends on qty, entry, leverage, margin funding only
     lp_dirty = True
     nf = 0
     nt = 0
@@ -654,7 +677,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 if state == S_MONITORING and pnl - pnl_at_entry > peak:
                     peak = pnl - pnl_at_entry
                 if pq != 0.0 and mark_px > 0 and lp_dirty:
-                    lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / lev + pfund, floors, caps, mmrs, cums)
+                    lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / lev + pmf, floors, caps, mmrs, cums)
                     lp_dirty = False
                 flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                           state == S_MONITORING, fcost, last_rate[i], interval)
@@ -713,6 +736,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         if leg == 1:
                             px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
                             fee = oq * px * p_fee_r
+                            pmf = _margin_funding(pq, sign, oq, pmf)
                             pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
                                                                              oq, px2, fee)
                             papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
@@ -808,9 +832,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         if need_m > (wallet - pap_margin) * 0.999:
                             return nf, nt, 7, i
                         (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                         wallet) = _perp_fill(
+                         wallet, pmf) = _perp_fill(
                             i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
-                            pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t,
+                            pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t,
                             n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                         lp_dirty = True
                     state = S_MONITORING
@@ -832,11 +856,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                             t_i[nt] = i; t_code[nt] = T_REBAL  # DRIFT_EXCEEDED -> REBALANCING
                             nt += 1
                             (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                             pap_margin, wallet) = _rebalance_rounds(
+                             pap_margin, wallet, pmf) = _rebalance_rounds(
                                 i, t, True, same, ratio, target_spot, sq, spot_px, perp_px, perp[i], perp_vol[i],
                                 s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
                                 impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
-                                pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i,
+                                pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i,
                                 f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                             if err:
                                 return nf, nt, err, i
@@ -845,8 +869,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                             last_reb = t
             # ---- 3. funding settles ----
             if not math.isnan(fund_rate[i]):
-                wallet, pap_margin, unfav, pfund, funded = _settle_funding(fund_rate[i], mark[i], perp[i], papq,
-                                                                           wallet, pap_margin, pq, unfav, pfund)
+                wallet, pap_margin, unfav, pfund, pmf, funded = _settle_funding(
+                    fund_rate[i], mark[i], perp[i], papq, wallet, pap_margin, pq, unfav, pfund, pmf)
                 if funded:
                     lp_dirty = True
                 # the engine looks at the book again after the funding event (no market): a rebalance
@@ -901,7 +925,8 @@ def _reserve_at(x, lp):
 
 @njit(cache=True)
 def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate, sigma, tier, liq_check, liq_ext,
-                   fp, ip, lp, floors, caps, mmrs, cums, maxlevs, snap, last, ltv_out, states, loan_out, asof_out,
+                   fp, ip, lp, floors, caps, mmrs, cums, maxlevs, snap, last, ltv_out, ltv_pre, states, loan_out,
+                   asof_out,
                    f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The vol-tiered loan book (``strategies.voltier`` through ``engine.step``) over n instants.
 
@@ -921,9 +946,12 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     sq = fp[26]  # fp[27]: the collateral entry price (unused: the collateral is outside the PnL)
     principal, apr, reserve, ltv_flat = fp[28], fp[29], fp[30], fp[31]
     unfav_n, rearm, max_opm, ltv_on = ip[0], ip[1], ip[2], ip[3]
+    # ltv_out: the LTV after the engine acted at each instant; ltv_pre: before it acted (the new
+    # price against the book and loan as they stood), NaN where no market update came
     n = len(ts)
     full = snap.shape[1] == 14
     pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
+    pmf = 0.0  # funding inside the open perp position's isolated margin (engine.ledger margin_funding)
     slip_tot = 0.0
     spot_px = np.nan; perp_px = np.nan; mark_px = np.nan
     state = S_ANALYZING
@@ -959,17 +987,23 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             mm = _mm(abs(papq) * ext, caps, mmrs, cums)
             if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
                 return nf, nt, 3, i
+        ltv_pre[i] = np.nan
         if priced[i]:
             mk = mark[i] if not math.isnan(mark[i]) else perp[i]
             if mk > 0:
                 plast = mk
             spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+            acc0 = accrued
+            if t > as_of:
+                acc0 = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+            value0 = sq * spot_px
+            ltv_pre[i] = (principal + acc0) / value0 if value0 > 0 else np.nan
             pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
             if state == S_MONITORING and pnl - pnl_at_entry > peak:
                 peak = pnl - pnl_at_entry
             # ---- guards: liquidation distance, funding cost, then the LTV bands ----
             if pq != 0.0 and mark_px > 0 and lp_dirty:
-                lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / perp_lev + pfund, floors, caps, mmrs, cums)
+                lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / perp_lev + pmf, floors, caps, mmrs, cums)
                 lp_dirty = False
             flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                       state == S_MONITORING, fcost, last_rate[i], interval)
@@ -1015,9 +1049,9 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         return nf, nt, 9, i
                     sign = 1.0 if -pq > 0 else -1.0
                     (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                     wallet) = _perp_fill(
+                     wallet, pmf) = _perp_fill(
                         i, t, sign, oq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
-                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord,
+                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
                         slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                     if abs(pq) > 1e-12:
                         return nf, nt, 9, i
@@ -1073,9 +1107,9 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if need_m > (wallet - pap_margin) * 0.999:
                         return nf, nt, 7, i
                     (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                     wallet) = _perp_fill(
+                     wallet, pmf) = _perp_fill(
                         i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
-                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, order_t, n_ord,
+                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
                         slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                     lp_dirty = True
                     state = S_MONITORING
@@ -1093,11 +1127,11 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         t_i[nt] = i; t_code[nt] = T_REBAL
                         nt += 1
                         (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                         pap_margin, wallet) = _rebalance_rounds(
+                         pap_margin, wallet, pmf) = _rebalance_rounds(
                             i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
                             0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                             max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
-                            papq, pap_entry, pap_margin, wallet, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                            papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
                             f_qty, f_px, f_fee, f_slip, nf)
                         if err:
                             return nf, nt, err, i
@@ -1106,8 +1140,8 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         last_reb = t
         # ---- funding settles ----
         if not math.isnan(fund_rate[i]):
-            wallet, pap_margin, unfav, pfund, funded = _settle_funding(fund_rate[i], mark[i], perp[i], papq,
-                                                                       wallet, pap_margin, pq, unfav, pfund)
+            wallet, pap_margin, unfav, pfund, pmf, funded = _settle_funding(
+                fund_rate[i], mark[i], perp[i], papq, wallet, pap_margin, pq, unfav, pfund, pmf)
             if funded:
                 lp_dirty = True
             if state == S_MONITORING and not priced[i] and not (
@@ -1189,9 +1223,10 @@ class FastResult:
     fills: pd.DataFrame  # ts, leg, side, qty, price, fee, slippage
     transitions: pd.DataFrame  # ts, from_state, to_state, trigger_name
     timeline: Timeline
-    ltv: np.ndarray | None = None  # loan book: LTV per instant
+    ltv: np.ndarray | None = None  # loan book: LTV per instant (after the engine acted)
     loan: dict | None = None  # loan book: the loan and reserve at the end of the run
     last: np.ndarray | None = None  # the last instant's full snapshot row (14 columns)
+    ltv_before: np.ndarray | None = None  # loan book: LTV before the engine acted (NaN: no market update)
 
 
 def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -1282,7 +1317,7 @@ def run_fast(params: Any, market: Market | Timeline, *, start: object | None = N
         for fr, to, trig in _TRANS[int(raw.t_code[k])]:
             rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
     trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(raw.snap, raw.states, fills, trans, tl, raw.ltv, raw.loan, raw.last)
+    return FastResult(raw.snap, raw.states, fills, trans, tl, raw.ltv, raw.loan, raw.last, raw.ltv_before)
 
 
 @dataclass
@@ -1306,6 +1341,7 @@ class _Raw:
     f_slip: np.ndarray
     t_i: np.ndarray
     t_code: np.ndarray
+    ltv_before: np.ndarray | None = None  # loan book: LTV before the engine acted, per instant
 
     def triggers(self) -> np.ndarray:
         """Trigger names of the transitions, in order (as ``FastResult.transitions['trigger_name']``)."""
@@ -1374,10 +1410,12 @@ def _run_raw(params: Any, market: Market | Timeline, *, start: object | None = N
     last = np.empty(14)
     states = np.empty(n, dtype=np.int8)  # S_* codes per instant
     ltv = None
+    ltv_pre = None
     loan = None
     if voltier:
         tier = _tiers(params, sig)
         ltv = np.empty(n)
+        ltv_pre = np.empty(n)
         loan_out = np.zeros(7)
         asof_out = np.zeros(1, dtype=np.int64)
     else:
@@ -1395,7 +1433,8 @@ def _run_raw(params: Any, market: Market | Timeline, *, start: object | None = N
         if voltier:
             nf, nt, err, ei = voltier_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.perp_vol, tl.priced, tl.fund_rate,
                                              tl.last_rate, sig, tier, liq_check, liq_ext, fp, ip, lpa, floors, caps,
-                                             mmrs, cums, maxlevs, snap, last, ltv, states, loan_out, asof_out, f_i, f_leg,
+                                             mmrs, cums, maxlevs, snap, last, ltv, ltv_pre, states, loan_out, asof_out,
+                                             f_i, f_leg,
                                              f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         else:
             nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
@@ -1416,7 +1455,7 @@ def _run_raw(params: Any, market: Market | Timeline, *, start: object | None = N
     if not compact:
         last = snap[-1].copy()
     return _Raw(tl, snap, states, last, ltv, loan, int(nf), int(nt), f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip,
-                t_i, t_code)
+                t_i, t_code, ltv_pre)
 
 
 def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, capital: float | None = None,
@@ -1438,7 +1477,7 @@ def fast_kpis(params: Any, market: Market | Timeline, *, config: Any = None, cap
     repaid = None if r.loan is None else r.loan["repaid"]
     spot_px, perp_px = priced_prices(tl)
     k = kpis_from_arrays(tl.ts, r.snap[:, 0], r.snap[:, 1], r.snap[:, 2], spot_px, perp_px, r.ltv,
-                         totals, trig, params, capital=cap, n_fills=r.nf, repaid=repaid,
+                         totals, trig, params, capital=cap, n_fills=r.nf, repaid=repaid, ltv_before=r.ltv_before,
                          last_of_day=tl.cached("kpis.last_of_day", lambda: _last_of_day(tl.ts)))
     if r.loan is not None:
         from hedge_core.ltv import Loan, accrue

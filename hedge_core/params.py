@@ -68,7 +68,7 @@ class RebalanceParams(_Frozen):
     target_ratio: float = Field(1.0, ge=0.0, le=5.0, description="target hedge ratio h (dimensionless)")
     ratio_min: float = Field(0.8, ge=0.0, le=5.0, description="lowest hedge ratio a strategy may ask for")
     ratio_max: float = Field(1.2, ge=0.0, le=5.0, description="highest hedge ratio a strategy may ask for")
-    drift_threshold: float = Field(0.05, gt=0, le=1.0, description="rebalance when |h / target - 1| exceeds this fraction (0.05 = 5 %)")
+    drift_threshold: float = Field(0.05, gt=0, le=1.0, description="rebalance when the drift |h - target| exceeds this, in hedge-ratio units (absolute, not relative: 0.05 = 5 % of spot notional; equals |h / target - 1| only at target 1.0)")
     min_order_notional: float = Field(10.0, ge=0, le=1e9, description="skip rebalance orders smaller than this (quote); venue minimums apply as well")
     cooldown_s: float = Field(300.0, ge=0, le=86400 * 7, description="seconds between two rebalances")
 

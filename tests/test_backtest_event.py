@@ -92,7 +92,9 @@ def test_kpis_use_metrics_definitions(run):
     k = run.kpis
     e = run.equity
     assert k["net_apr"] == pytest.approx(metrics.net_apr(e["net"].iloc[-1], run.capital, e.index[0], e.index[-1]))
-    daily = (run.capital + e["net"]).resample("1D").last().dropna().pct_change().dropna()
+    eq_d = (run.capital + e["net"]).resample("1D").last().dropna()
+    daily = pd.concat([pd.Series([run.capital]), eq_d.reset_index(drop=True)]).pct_change().iloc[1:]  # day 1 from capital
+    assert len(daily) == len(eq_d)
     ppy = 365.0
     assert k["sharpe"] == pytest.approx(daily.mean() / daily.std(ddof=1) * math.sqrt(ppy), rel=1e-9)
     eq = run.capital + e["net"]

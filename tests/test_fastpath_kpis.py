@@ -122,9 +122,12 @@ def test_kpis_from_arrays_daily_sharpe_is_the_pandas_resample():
     k = kpis_from_arrays(ts, net, zeros, np.full(n, np.nan), np.full(n, 100.0), np.full(n, 100.0), None,
                          {"funding": 0.0}, np.array([], dtype=object), None, capital=10_000.0)
     daily = pd.Series(10_000.0 + net, index=_idx(ts)).resample("1D").last()
-    rets = daily.pct_change().dropna()
-    assert k["sharpe"] == metrics.sharpe(rets, bar_seconds=86_400)
-    assert k["sortino"] == metrics.sortino(rets, bar_seconds=86_400)
+    # day 1's return from the starting capital, then day over day
+    rets = pd.concat([pd.Series([10_000.0]), daily.reset_index(drop=True)]).pct_change().iloc[1:]
+    rets.index = daily.index
+    assert len(rets) == len(daily)
+    assert k["sharpe"] == pytest.approx(metrics.sharpe(rets, bar_seconds=86_400), rel=1e-12)
+    assert k["sortino"] == pytest.approx(metrics.sortino(rets, bar_seconds=86_400), rel=1e-12)
     assert k["max_drawdown"] == metrics.max_drawdown(pd.Series(10_000.0 + net, index=_idx(ts)))
     assert k["time_in_market"] == 0.0
 

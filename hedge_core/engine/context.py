@@ -151,7 +151,9 @@ class HedgeContext:
 
     @property
     def drift(self) -> float:
-        """|h - target ratio| (ratio units; 0.05 = 5 % of spot notional)."""
+        """The drift |h - target| (hedge-ratio units, absolute; 0.05 = 5 % of spot notional).
+
+        Compared with ``RebalanceParams.drift_threshold`` (strictly above: rebalance)."""
         h = self.hedge_ratio
         return math.nan if math.isnan(h) else abs(h - self.target_ratio)
 

@@ -41,15 +41,17 @@ class Verdict:
 def perp_liquidation_price(ctx: HedgeContext) -> float:
     """Isolated-margin liquidation price of the perp leg (quote per base); NaN when flat.
 
-    Margin = |qty| x entry / leverage + funding booked (isolated funding settles into the
-    position's margin). Bracket table from ``analytics.risk``; an unknown symbol falls back to
+    Margin = |qty| x entry / leverage + ``perp.margin_funding``: the funding settled into the
+    OPEN position's isolated margin, the venue's way (it resets when the position goes flat and
+    a partial close takes its share out; ``engine.ledger``), not the leg's whole-life funding
+    across re-arms. Bracket table from ``analytics.risk``; an unknown symbol falls back to
     the simple ``entry x (1 -/+ (1/L - 0.004))``.
     """
     q = ctx.perp.qty
     if q == 0.0 or ctx.perp.avg_entry <= 0:
         return math.nan
-    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.funding, ctx.perp.symbol,
-                                       brackets_version())
+    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.margin_funding,
+                                       ctx.perp.symbol, brackets_version())
 
 
 @lru_cache(maxsize=256)

@@ -13,6 +13,11 @@ Conventions (float64, quote units unless stated):
   (a spot wallet's quote balance = initial + cash - fees).
 - net PnL = realized + unrealized + funding - fees - interest, with
   unrealized = qty x (last_price - avg_entry).
+- ``margin_funding`` (quote, + received / - paid) is the funding held in the OPEN position's
+  isolated margin, the venue's way (``exchange.paper_core``; Binance isolated margin): each
+  settlement adds to it, a partial close takes the closed share out of it
+  (``x (1 - closed / |qty|)``), and it is 0 once the position is flat (a re-opened or reversed
+  position starts without it). ``funding`` keeps the leg's whole-life total.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class Leg:
     fees: float = 0.0
     slippage: float = 0.0
     funding: float = 0.0
+    margin_funding: float = 0.0  # funding inside the open position's isolated margin (see module doc)
     interest: float = 0.0
     realized: float = 0.0
     cash: float = 0.0
@@ -142,21 +148,24 @@ def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0,
     if not (price > 0 and math.isfinite(price)):
         raise InvalidInput("fill.price", price, "a finite price > 0 (quote per base)")
     dq = side.sign * qty
-    q0, avg, realized = leg.qty, leg.avg_entry, leg.realized
+    q0, avg, realized, mf = leg.qty, leg.avg_entry, leg.realized, leg.margin_funding
     if q0 == 0.0 or (q0 > 0) == (dq > 0):
         q1 = q0 + dq
         avg = (abs(q0) * avg + qty * price) / abs(q1)
+        if q0 == 0.0:
+            mf = 0.0  # a position opened from flat starts with no funding in its margin
     else:
         closed = min(qty, abs(q0))
         realized += closed * (price - avg) * (1.0 if q0 > 0 else -1.0)
+        mf -= mf * closed / abs(q0)  # the venue takes the closed share of the isolated margin out
         q1 = q0 + dq
         if abs(q1) <= QTY_EPS:
-            q1, avg = 0.0, 0.0
+            q1, avg, mf = 0.0, 0.0, 0.0
         elif (q1 > 0) != (q0 > 0):  # crossed zero: the remainder opens at this price
-            avg = price
+            avg, mf = price, 0.0
     return _with(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
                    slippage=leg.slippage + slippage, cash=leg.cash - dq * price,
-                   traded_notional=leg.traded_notional + qty * price)
+                   traded_notional=leg.traded_notional + qty * price, margin_funding=mf)
 
 
 def apply_base_fee(leg: Leg, fee_base: float, price: float) -> Leg:
@@ -212,8 +221,11 @@ def funding_amount(qty: float, mark: float, rate: float) -> float:
 
 
 def apply_funding(leg: Leg, amount: float) -> Leg:
-    """Add a settled funding ``amount`` (+ received / - paid, quote) to the leg."""
-    return _with(leg, funding=leg.funding + amount)
+    """Add a settled funding ``amount`` (+ received / - paid, quote) to the leg: to its
+    whole-life ``funding`` and, while a position is open, to its ``margin_funding``."""
+    if leg.qty == 0.0:
+        return _with(leg, funding=leg.funding + amount)
+    return _with(leg, funding=leg.funding + amount, margin_funding=leg.margin_funding + amount)
 
 
 def accrue_interest(leg: Leg, amount: float) -> Leg:

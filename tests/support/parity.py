@@ -18,7 +18,8 @@ SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "inte
 def assert_fast_equals_event(params: Any, tl: Any, config: Any = None, *, fills_required: bool = True,
                              ltv: bool = False, kpis: bool = False) -> tuple[Any, Any]:
     """Run both paths; assert the same fills (instant, leg, side, qty, price, fee, slippage), the
-    same per-instant snapshot and transitions; with ``ltv`` the loan book's LTV per instant, with
+    same per-instant snapshot and transitions; with ``ltv`` the loan book's LTV per instant (after and
+    before the engine acted), with
     ``kpis`` the sweep KPIs (``fast_kpis``) equal to the backtest's. Returns (event result, fast result)."""
     config = config if config is not None else BacktestConfig()
     ev = run_backtest(params, tl, config=config)
@@ -36,6 +37,8 @@ def assert_fast_equals_event(params: Any, tl: Any, config: Any = None, *, fills_
     np.testing.assert_allclose(ev.equity[SNAP].to_numpy(), fa.snap, rtol=1e-12, atol=1e-9, equal_nan=True)
     if ltv:
         np.testing.assert_allclose(ev.equity["ltv"].to_numpy(), fa.ltv, rtol=1e-12, atol=1e-15, equal_nan=True)
+        np.testing.assert_allclose(ev.equity["ltv_before"].to_numpy(), fa.ltv_before, rtol=1e-12, atol=1e-15,
+                                   equal_nan=True)
     et = ev.transitions[["ts", "from_state", "to_state", "trigger_name"]].reset_index(drop=True)
     assert et.equals(fa.transitions)
     if kpis:
