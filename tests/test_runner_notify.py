@@ -160,6 +160,14 @@ def test_rate_limit_one_per_key_window_then_a_digest_with_the_count():
     assert lim.admit(("guard", "h1"), "later", now=121.0) == (True, 1)
 
 
+def test_a_rise_in_level_is_never_held_back():
+    lim = RateLimiter(per_key_s=60, burst=100)
+    assert lim.admit(("ltv_band", "h1"), "SAFE -> WARNING", now=0.0, level="warning") == (True, 0)
+    assert lim.admit(("ltv_band", "h1"), "WARNING -> MONITOR", now=1.0, level="info") == (False, 0)
+    assert lim.admit(("ltv_band", "h1"), "MONITOR -> EMERGENCY", now=2.0, level="critical") == (True, 1)
+    assert lim.admit(("ltv_band", "h1"), "EMERGENCY -> CRITICAL", now=3.0, level="error") == (False, 0)
+
+
 def test_burst_cap_holds_back_all_but_critical_and_reports_once():
     lim = RateLimiter(per_key_s=0, burst=3, burst_window_s=60)
     out = [lim.admit(("guard", f"h{i}"), f"m{i}", now=0.0)[0] for i in range(6)]
@@ -274,3 +282,136 @@ def test_cli_alerts_test_reports_reached_and_unreached_redacted(rx, monkeypatch)
     monkeypatch.setenv("HEDGE_ALERT_URLS", f"nosuch://{TOKEN}")
     r = CliRunner().invoke(app, ["alerts", "test"])
     assert r.exit_code == 2 and "HEDGE_ALERT_URLS=" in r.output and TOKEN not in r.output
+
+
+# ---- a real runner process ---------------------------------------------------------------------------
+
+EXIT_OFF = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+                     "funding_unfavourable_intervals": None}}
+
+
+def test_runner_process_sends_a_guard_firing_and_never_logs_the_urls(tmp_path, rx):
+    from tests.test_runner_helpers import DEMO_START, make_env
+    from tests.test_runner_helpers import wait_for as wait_runner
+
+    env = make_env(tmp_path, export=EXIT_OFF)
+    dead = f"json://127.0.0.1:{dead_port()}/dead/{TOKEN}"
+    alerts = {"HEDGE_ALERT_URLS": f"{rx.url('all')},{dead}", "HEDGE_ALERT_URLS_CRITICAL": rx.url("crit")}
+    try:
+        p = env.start_runner(alerts)
+        c = env.client(p)
+        c.start("carry-test", mode="paper", start=DEMO_START, speed=36_000, hedge_id="n1")
+        wait_runner(lambda: c.hedge("n1")["state"] == "MONITORING_POSITIONS", what="monitoring")
+        c.flatten_all()  # the engine's kill switch fires: a guard alert on the bus
+        got = wait_for(lambda: [m for m in rx.at("all") if m["title"] == "[WARNING] guard: hedge n1"],
+                       what="the guard alert at the webhook")
+        assert "guard kill_switch fired" in got[0]["message"] and "hedge n1 | venue" in got[0]["message"]
+        # the dead channel slowed nothing: the flatten completes and the API answers at once
+        wait_runner(lambda: c.hedge("n1")["state"] == "COMPLETED", what="flattened")
+        t0 = time.monotonic()
+        assert c.health()["ok"] is True and time.monotonic() - t0 < 1.0
+        assert not any("guard" in m["title"] for m in rx.at("crit"))  # warning: not for the critical-only URL
+        p.send_signal(__import__("signal").SIGTERM)
+        assert p.wait(60) == 0
+    finally:
+        env.cleanup()
+    logs = (env.home / "logs" / "runner.jsonl").read_text() + env.last_log(10**7)
+    assert "alert channels configured" in logs and "alert delivered" in logs
+    assert "alert delivery failed" in logs  # the dead receiver: logged, counted, redacted
+    assert TOKEN not in logs
+
+
+def test_runner_refuses_to_start_on_bad_alert_configuration(tmp_path):
+    from tests.test_runner_helpers import make_env
+
+    env = make_env(tmp_path, days=2)
+    try:
+        p = env.start_runner({"HEDGE_ALERT_URLS": f"json://127.0.0.1:9/{TOKEN} nosuchservice://{TOKEN}/x"},
+                             wait=False)
+        assert p.wait(60) == 2
+        out = env.last_log(10**6)
+        assert "alert configuration refused" in out and "HEDGE_ALERT_URLS" in out and "entry 2" in out
+        assert TOKEN not in out and not (env.home / "runner.json").exists()
+    finally:
+        env.cleanup()
+
+
+# ---- LTV band changes -----------------------------------------------------------------------------
+
+
+class BandHedge:
+    """What the watch uses of a HedgeTask: ``status``, ``error``, ``summary()`` and ``alert()``."""
+
+    def __init__(self, hedge_id: str, band: str | None, ltv: float = 0.5) -> None:
+        self.hedge_id, self.band, self.ltv, self.raised = hedge_id, band, ltv, []
+        self.status, self.error = "running", ""
+
+    def summary(self) -> dict:
+        if self.band is None:
+            return {"hedge_id": self.hedge_id}  # no loan: not watched
+        return {"hedge_id": self.hedge_id, "loan": {"band": self.band, "ltv": self.ltv,
+                                                   "bands": {"warning": 0.65, "critical": 0.75}}}
+
+    def alert(self, level, kind, message, **numbers) -> None:
+        self.raised.append((level, kind, message, numbers))
+
+
+def test_ltv_band_changes_alert_at_the_level_of_the_new_band():
+    from hedge_core.runner.hedge_watch import HedgeWatch
+
+    w = HedgeWatch()
+    safe, hot, plain = BandHedge("a", "SAFE", 0.3), BandHedge("b", "WARNING", 0.66), BandHedge("c", None)
+    assert w.check([safe, hot, plain]) == [("b", "warning", "LTV band WARNING (LTV 66.0%)")]  # first look: only bad
+    assert w.check([safe, hot, plain]) == []  # no change, no alert
+    safe.band, safe.ltv = "EMERGENCY", 0.9
+    hot.band, hot.ltv = "MONITOR", 0.55
+    assert w.check([safe, hot]) == [("a", "critical", "LTV band SAFE -> EMERGENCY (LTV 90.0%)"),
+                                    ("b", "info", "LTV band WARNING -> MONITOR (LTV 55.0%)")]
+    level, kind, _, nums = safe.raised[-1]
+    assert (level, kind) == ("critical", "ltv_band") and nums == {"ltv": 0.9, "warning_edge": 0.65,
+                                                                  "critical_edge": 0.75}
+    assert plain.raised == []
+
+
+def test_a_failed_hedge_task_alerts_critical_once():
+    from hedge_core.runner.hedge_watch import HedgeWatch
+
+    w, h = HedgeWatch(), BandHedge("f1", None)
+    assert w.check([h]) == []
+    h.status, h.error = "failed", "KeyError: 'x'"
+    ((hid, level, text),) = w.check([h])
+    assert (hid, level) == ("f1", "critical") and "KeyError: 'x'" in text
+    assert w.check([h]) == []  # once per failure, not every pass
+    assert h.raised[0][:2] == ("critical", "task_failed")
+
+
+def broken_ticker_adapter(spec):
+    """Runner-side hook (HEDGE_RUNNER_ADAPTER_FACTORY): a paper venue whose ticker raises a bug-like
+    error (not an ExchangeError, which the ticker feed retries): the hedge task dies."""
+    from hedge_core.exchange.factory import make_adapter
+
+    ad = make_adapter("paper", spec.venue)
+
+    async def fetch_ticker(symbol):
+        raise RuntimeError("simulated bug in the ticker path")
+
+    ad.fetch_ticker = fetch_ticker
+    return ad
+
+
+def test_runner_process_alerts_a_dead_hedge_task(tmp_path, rx):
+    from tests.test_runner_helpers import make_env
+    from tests.test_runner_helpers import wait_for as wait_runner
+
+    env = make_env(tmp_path, days=2)
+    try:
+        p = env.start_runner({"HEDGE_ALERT_URLS_CRITICAL": rx.url("crit"), "HEDGE_RUNNER_ADAPTER_FACTORY":
+                              "tests.test_runner_notify:broken_ticker_adapter"})
+        c = env.client(p)
+        c.start("carry-test", mode="recommend", hedge_id="r1")
+        wait_runner(lambda: c.hedge("r1")["status"] == "failed", what="the hedge task dies")
+        got = wait_for(lambda: rx.at("crit"), what="the critical alert")
+        assert got[0]["title"] == "[CRITICAL] task_failed: hedge r1" and "simulated bug" in got[0]["message"]
+        assert any(a["kind"] == "task_failed" for a in c.hedge("r1")["alerts"])  # on the hedge's page too
+    finally:
+        env.cleanup()

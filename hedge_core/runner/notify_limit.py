@@ -5,7 +5,8 @@ Two limits, so a storm of alerts cannot bury the one that matters nor get the ch
 
 - per key ``(kind, hedge_id)``: at most one message per ``per_key_s`` seconds. The rest are
   counted; when the window ends with a count, a digest says how many were held back (and the
-  last of them), and that digest opens the next window;
+  last of them), and that digest opens the next window. A message of a higher level than the
+  last one sent for its key (an LTV band going from WARNING to EMERGENCY) is never held back;
 - overall: at most ``burst`` messages per ``burst_window_s`` seconds. Critical alerts pass
   regardless. What the cap holds back is counted and reported in one digest once there is room.
 """
@@ -38,6 +39,7 @@ class Digest:
 @dataclass
 class _Window:
     opened: float
+    sent_level: Level = "info"
     held: int = 0
     last: str = ""
     level: Level = "info"
@@ -72,14 +74,15 @@ class RateLimiter:
         of its key were held back since the last message of that key that went out (not yet
         reported in a digest)."""
         w = self._windows.get(key)
-        if self.per_key_s > 0 and w is not None and now - w.opened < self.per_key_s:
+        if self.per_key_s > 0 and w is not None and now - w.opened < self.per_key_s \
+                and LEVELS.index(level) <= LEVELS.index(w.sent_level):
             w.hold(text, level)
             return False, 0
         if level != "critical" and not self._room(now):
             self._capped.hold(text, level)
             return False, 0
         held = w.held if w is not None else 0
-        self._windows[key] = _Window(now)
+        self._windows[key] = _Window(now, level)
         self._sent.append(now)
         return True, held
 
@@ -91,7 +94,7 @@ class RateLimiter:
                 continue
             if w.held and self._room(now):
                 out.append(Digest(key, w.held, w.last, self.per_key_s, w.level))
-                self._windows[key] = _Window(now)
+                self._windows[key] = _Window(now, w.level)
                 self._sent.append(now)
             elif not w.held:
                 del self._windows[key]  # idle key: forget it (bounded memory)

@@ -98,11 +98,15 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(_on_signal(s, stop)))
     sup.start_background()
+    from hedge_core.runner.hedge_watch import HedgeWatch  # failed tasks and LTV bands as alerts
+
+    watch = asyncio.create_task(HedgeWatch().run(lambda: list(sup.hedges.values())), name="hedge-watch")
     recovered = await sup.recover_all()
     _write_info(home, {"pid": os.getpid(), "port": bound, "host": LOOPBACK, "db": db_path,
                        "started_at": str(sup.started), "snapshot_dir": str(snap)})
     log_event(log, "runner started", pid=os.getpid(), port=bound, db=db_path, recovered=recovered)
     await done.wait()
+    watch.cancel()
     await runner.cleanup()
     if notifier is not None:
         notifier.close(timeout=5.0)  # deliver what the shutdown raised (a worker thread: the loop is done)
