@@ -415,3 +415,25 @@ def test_runner_process_alerts_a_dead_hedge_task(tmp_path, rx):
         assert any(a["kind"] == "task_failed" for a in c.hedge("r1")["alerts"])  # on the hedge's page too
     finally:
         env.cleanup()
+
+
+def test_a_blocked_event_loop_still_gets_its_critical_alert_out(tmp_path, rx):
+    """The watchdog thread reports a stuck loop on the bus; the notifier's own thread delivers it
+    while the loop (here: time.sleep in the loop's thread, no loop work at all) stays blocked."""
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.store import Store
+
+    n = notifier_from_env({"HEDGE_ALERT_URLS_CRITICAL": rx.url("crit")})
+    store = Store(tmp_path / "h.duckdb")
+    sup = Supervisor(store, tmp_path / "home", dms_timeout_s=0.3)
+    sup.alert_bus.subscribe(n)
+    try:
+        sup.loop_tick = time.monotonic()  # the last tick of a loop that now blocks
+        watchdog = threading.Thread(target=sup._watch, daemon=True)
+        watchdog.start()
+        got = wait_for(lambda: rx.at("crit"), what="the loop_blocked alert")
+        assert got[0]["title"] == "[CRITICAL] loop_blocked: runner" and "event loop blocked" in got[0]["message"]
+    finally:
+        sup.stopping = True
+        n.close()
+        store.close()
