@@ -52,7 +52,8 @@ def format_alert(msg: AlertMessage, held_before: int = 0, window_s: float = 0.0)
              f"at {msg.ts}"]
     lines.append(" | ".join(w for w in where if w))
     if msg.numbers:
-        lines.append(", ".join(f"{k}={v:g}" for k, v in msg.numbers.items()))
+        lines.append(", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                               for k, v in msg.numbers.items()))
     if held_before:
         lines.append(f"(+{held_before} similar '{msg.kind}' alerts held back by the rate limit of one per "
                      f"{window_s:g} s)")
@@ -101,9 +102,9 @@ class Notifier:
             with self._lock:
                 send, held_before = self._limiter.admit((msg.kind, msg.hedge_id), msg.message, self._clock(),
                                                         msg.level)
-            if not send:
-                self.held += 1
-                return
+                if not send:
+                    self.held += 1
+                    return
             title, body = format_alert(msg, held_before, self.config.rate_s)
             self._put(_Outgoing(msg.level, title, body, msg.kind, msg.hedge_id))
         except Exception as exc:  # noqa: BLE001 - an alert channel must never stop trading logic
@@ -174,7 +175,7 @@ class Notifier:
         out = []
         for ch in channels:
             try:
-                ok = bool(ch.target.notify(body=body, title=title, notify_type=_TYPE[level]))  # type: ignore[attr-defined]
+                ok = bool(ch.target.notify(body=body, title=title, notify_type=_TYPE[level]))
                 err = "" if ok else "the service did not accept it (see the apprise line before)"
             except Exception as exc:  # noqa: BLE001 - a failed send is counted, never raised
                 ok, err = False, scrub(f"{type(exc).__name__}: {exc}")

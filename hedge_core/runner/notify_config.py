@@ -30,10 +30,14 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.condition import LEVELS, Level
+
+if TYPE_CHECKING:
+    import apprise
 
 __all__ = ["AlertConfig", "Channel", "load_config", "redact_url", "scrub", "quiet_apprise", "ENV_PREFIX"]
 
@@ -117,7 +121,7 @@ class Channel:
     name: str
     var: str
     threshold: Level
-    target: object = field(repr=False, compare=False)
+    target: apprise.Apprise = field(repr=False, compare=False)
 
     def hears(self, level: Level) -> bool:
         return LEVELS.index(level) >= LEVELS.index(self.threshold)
@@ -190,8 +194,8 @@ def _number(var: str, value: str, *, integer: bool, minimum: float) -> float:
     return x
 
 
-def _instantiate(var: str, index: int, url: str) -> object:
-    import apprise
+def _instantiate(var: str, index: int, url: str) -> apprise.Apprise:
+    import apprise  # noqa: F811 - imported here: 0.2 s of plugin loading only when alerts are configured
 
     quiet_apprise()
     obj = apprise.Apprise()
