@@ -1,7 +1,8 @@
 """The runner process: ``python -m hedge_core.runner [--db ...] [--home ...] [--port 0]``.
 
-Start-up: open (hold) the live database -> write the token file (0600) -> index parameter
-files -> serve the control API on 127.0.0.1 -> write ``runner.json`` (pid, port) -> reconcile
+Start-up: check the alert channels (``HEDGE_ALERT_*``: exit code 2 when the configuration is bad,
+see ``docs/alerts.md``) -> open (hold) the live database -> write the token file (0600) -> index
+parameter files -> serve the control API on 127.0.0.1 -> write ``runner.json`` (pid, port) -> reconcile
 and recover every unfinished hedge -> run until SIGTERM/SIGINT or ``POST /shutdown``.
 
 Signals: SIGTERM and SIGINT stop opening new positions and then keep or flatten each hedge by
@@ -57,6 +58,14 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
 
+    from hedge_core.errors import InvalidInput
+    from hedge_core.runner import notify
+
+    try:  # alert channels (HEDGE_ALERT_*, docs/alerts.md): a bad configuration stops the start here
+        notifier = notify.notifier_from_env()
+    except InvalidInput as exc:
+        log_event(log, "alert configuration refused: runner not started", level=logging.ERROR, error=str(exc))
+        return 2
     db_path = str(db or default_db_path())
     try:
         store = Store(db_path, hold=True, lock_timeout=3.0)
@@ -68,6 +77,7 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     token = write_token(home)
     sup = Supervisor(store, home, params_root=params_root, snapshot_dir=snap, heartbeat_s=heartbeat_s,
                      dms_timeout_s=dms_timeout_s, snapshot_s=snapshot_s, fsync=fsync)
+    notify.attach(notifier, sup.alert_bus)
     try:
         param_store.sync_to_store(store, params_root)
     except Exception as exc:  # noqa: BLE001 - a broken param file must not stop the runner
@@ -88,12 +98,18 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(_on_signal(s, stop)))
     sup.start_background()
+    from hedge_core.runner.hedge_watch import HedgeWatch  # failed tasks and LTV bands as alerts
+
+    watch = asyncio.create_task(HedgeWatch().run(lambda: list(sup.hedges.values())), name="hedge-watch")
     recovered = await sup.recover_all()
     _write_info(home, {"pid": os.getpid(), "port": bound, "host": LOOPBACK, "db": db_path,
                        "started_at": str(sup.started), "snapshot_dir": str(snap)})
     log_event(log, "runner started", pid=os.getpid(), port=bound, db=db_path, recovered=recovered)
     await done.wait()
+    watch.cancel()
     await runner.cleanup()
+    if notifier is not None:
+        notifier.close(timeout=5.0)  # deliver what the shutdown raised (a worker thread: the loop is done)
     store.close()
     try:
         info = json.loads((home / "runner.json").read_text(encoding="utf-8"))

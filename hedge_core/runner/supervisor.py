@@ -13,7 +13,9 @@ Dead man's switch, in three layers:
    ``dms_timeout_s`` -> a ``dead_mans_switch`` guard firing is journaled and the hedge is flattened
    (engine kill switch: latched, nothing new opens until an operator resumes);
 3. a watchdog THREAD (independent of the event loop) logs a critical alert when the loop itself
-   is blocked for longer than ``dms_timeout_s``. A blocked loop cannot send orders: where the venue
+   is blocked for longer than ``dms_timeout_s`` and puts it on the alert bus (``loop_blocked``: the
+   out-of-process channels of :mod:`hedge_core.runner.notify` send from their own thread, so it
+   leaves even while the loop is stuck). A blocked loop cannot send orders: where the venue
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
    the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, countdown
@@ -35,6 +37,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -43,7 +46,7 @@ from hedge_core import param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
-from hedge_core.runner.condition import AlertBus, Conditions
+from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.logs import log_event, register_secret
@@ -157,6 +160,9 @@ class Supervisor:
                 warned = True
                 log_event(log, "event loop blocked: dead man's switch cannot act from inside; exchange-side "
                           "cancel timers (where armed) will cancel open orders", level=logging.CRITICAL, lag_s=lag)
+                self.alert_bus.emit(AlertMessage("critical", "loop_blocked", f"runner event loop blocked for {lag:.1f} s: "
+                                                 "nothing can trade or flatten until it frees (the alert channels "
+                                                 "send from their own thread)", numbers=MappingProxyType({"lag_s": lag})))
             elif lag < 1.0:
                 warned = False
 
