@@ -4,7 +4,8 @@
   falls back to the synthetic demo market; its label must be in the output and in every chart title
   (apart from the formula-only charts listed in ``NOT_DATA``).
 - ``shared``: ``HEDGE_SHARED_DATA`` is the real ``../shared/data``; skipped with a reason when it is
-  absent, except under ``CI=true`` (CI always has it), where its absence fails.
+  absent, except under ``CI=true`` (CI always has it), where its absence fails. A notebook that never
+  calls ``market_data`` (07 always uses the demo market) has one way only and skips this variant.
 
 Both ways: no cell errors, and no output loads anything from the internet (plotly.js is embedded by the
 offline renderer every notebook sets, never fetched from a CDN). Each run gets its own database and
@@ -86,7 +87,7 @@ def test_notebook_runs_on_a_fresh_clone(path: Path, tmp_path: Path, monkeypatch:
     nb = _run(path, tmp_path, monkeypatch, empty)
     _assert_offline(path, nb)
     printed = "\n".join(_text(o) for o in _outputs(nb))
-    assert DEMO_LABEL.upper() in printed or path.stem.startswith("07"), f"{path.name}: the demo label is not printed"
+    assert DEMO_LABEL.upper() in printed, f"{path.name}: the demo label is not printed"
     unlabelled = [t for t in _titles(nb) if DEMO_LABEL not in t.lower() and t not in NOT_DATA]
     assert not unlabelled, f"{path.name}: charts of synthetic data without the label: {unlabelled}"
 
@@ -94,6 +95,8 @@ def test_notebook_runs_on_a_fresh_clone(path: Path, tmp_path: Path, monkeypatch:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_on_the_shared_data(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "market_data(" not in path.read_text():
+        pytest.skip(f"{path.name} never reads market data through market_data(): the fresh-clone run is the same run")
     shared = shared_data_dir()
     if shared is None:
         if os.environ.get("CI") == "true":
@@ -102,8 +105,7 @@ def test_notebook_runs_on_the_shared_data(path: Path, tmp_path: Path, monkeypatc
     nb = _run(path, tmp_path, monkeypatch, shared)
     _assert_offline(path, nb)
     printed = "\n".join(_text(o) for o in _outputs(nb))
-    if not path.stem.startswith("07"):  # 07 always uses the demo market (it says so)
-        assert "real Binance data" in printed and DEMO_LABEL.upper() not in printed
+    assert "real Binance data" in printed and DEMO_LABEL.upper() not in printed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
