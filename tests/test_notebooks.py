@@ -62,6 +62,10 @@ def _run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: Pa
     monkeypatch.setenv("HEDGE_DB", str(tmp_path / "nb.duckdb"))
     monkeypatch.setenv("HEDGE_NB_OUTPUT", str(tmp_path))
     monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "runner"))
+    # one BLAS thread: statsmodels' small regressions (02's cointegration/ADF lag searches) ran 10x
+    # slower with threads fighting over 2 shared cores; results do not depend on it
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for o in _outputs(nb) if o.output_type == "error"]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
