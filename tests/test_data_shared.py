@@ -155,5 +155,6 @@ def test_real_shared_sample_matches_load_tidy(shared_data, monkeypatch) -> None:
     monkeypatch.setenv("HEDGE_SHARED_DATA", str(shared_data))
     d = market_data(SAMPLE)
     assert d.source == "shared"
-    pd.testing.assert_frame_equal(d.tidy("BTCUSDT", "mark", "1h"), load_tidy(SAMPLE, "binance", "BTCUSDT", "mark", "1h"))
+    pd.testing.assert_frame_equal(d.tidy("BTCUSDT", "mark", "1h"),
+                                  load_tidy(SAMPLE, "binance", "BTCUSDT", "mark", "1h"))
     assert {"binance", "bybit", "okx"} <= set(d.crossvenue_funding()["venue"])

@@ -78,7 +78,8 @@ def _assert_offline(path: Path, nb: nbformat.NotebookNode) -> None:
         # the embedded plotly.js library holds default URLs of features no chart here uses (geo topojson)
         h = PLOTLY_LIB.sub("<script>plotly.js</script>", h)
         m = REMOTE.search(h)
-        assert m is None, f"{path.name}: an output loads from the network: ...{h[max(0, m.start() - 80):m.end() + 80]}..."
+        where = h[max(0, m.start() - 80):m.end() + 80] if m else ""
+        assert m is None, f"{path.name}: an output loads from the network: ...{where}..."
     if _titles(nb):  # figures are drawn with plotly.js embedded in the notebook itself
         assert any("window.Plotly = Plotly" in h for h in html), f"{path.name}: figures without embedded plotly.js"
 

@@ -194,11 +194,10 @@ class MarketData:
                 cv["interval_hours"] = 8.0
             cv["interval_hours"] = cv["interval_hours"].fillna(8.0)
             return cv
-        parts = []
-        for pair in ("BTCUSDT", "ETHUSDT"):
-            f = self.tidy(pair, "funding", "8h").reset_index()
-            parts.append(f.assign(venue="demo", symbol=pair, interval_hours=8.0)[["ts", "venue", "symbol", "funding_rate",
-                                                              "interval_hours"]])
+        cols = ["ts", "venue", "symbol", "funding_rate", "interval_hours"]
+        parts = [self.tidy(pair, "funding", "8h").reset_index().assign(venue="demo", symbol=pair,
+                                                                        interval_hours=8.0)[cols]
+                 for pair in ("BTCUSDT", "ETHUSDT")]
         return pd.concat(parts, ignore_index=True)
 
 

@@ -20,7 +20,8 @@ from plotly.io.base_renderers import NotebookRenderer
 
 OFFLINE = "hedge_offline"
 RENDERERS = f"plotly_mimetype+{OFFLINE}"
-_MATHJAX_CDN = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^\"']*mathjax[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE)
+_MATHJAX_CDN = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^\"']*mathjax[^\"']*[\"'][^>]*>\s*</script>",
+                          re.IGNORECASE)
 
 
 class OfflineNotebookRenderer(NotebookRenderer):
