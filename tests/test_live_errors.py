@@ -96,6 +96,14 @@ def test_error_mapping_of_every_method(method):
                 retried[name] = a.retries > before
                 sim.clear_faults()
         want = {name: cls.__name__ for name, (_kw, cls) in FAULTS.items()}
+        if method == "create_order_perp":
+            # a lost answer leaves the order's fate open (docs/live-outcome-governor.md) and an
+            # order is sent once: never retried by the adapter. (The spot order never gets sent
+            # here: its client-id pre-check, a plain read, meets the fault first.)
+            want.update(timeout="OrderOutcomeUnknown", http503="OrderOutcomeUnknown")
+            assert got == want
+            assert not any(retried.values()), retried
+            return
         assert got == want
         # only temporary errors are retried
         assert retried == {name: issubclass(cls, he.TemporaryError) for name, (_kw, cls) in FAULTS.items()}

@@ -53,6 +53,8 @@ class PendingOrder:
     resends: int = 0
     last_query_ts: pd.Timestamp | None = None
     ref_price: float = math.nan  # quote per base: the leg's price step() decided at (slippage reference)
+    resolve_after: pd.Timestamp | None = None  # hedge clock: nothing is concluded/re-sent before
+    retry_of: str | None = None  # client id of the order this one re-sends (lost for sure)
 
     @property
     def remaining(self) -> float:
