@@ -208,7 +208,9 @@ class RateGovernor:
             self._ban(until, "HTTP 418 IP ban (requests continued during a 429 back-off)")
             return until - now
         if code == "10018" or (self.venue == "bybit" and status == 403):
-            until = max(reset_ms / 1000.0 if reset_ms else 0.0, now + BYBIT_IP_BAN_S)
+            # 403 "access too frequent": "wait for at least 10 minutes"; 10018 names its reset
+            reset = reset_ms / 1000.0 if reset_ms and reset_ms / 1000.0 > now else 0.0
+            until = max(reset, now + BYBIT_IP_BAN_S) if status == 403 or not reset else reset
             self._ban(until, f"Bybit IP rate limit ({code or status})")
             return until - now
         if status == 429 or code in ("-1003", "-1015", "10006"):

@@ -1,0 +1,163 @@
+"""The rate-limit governor against the simulators' documented limits (real ccxt).
+
+- Binance 429 + Retry-After: no request on that account sooner (measured on the venue's log).
+- Requests continuing during the back-off (another process on the same IP) -> 418 IP ban ->
+  zero requests during the ban, a typed VenueBanned with the ban end, /health "degraded" with
+  the end and one ``rate_limit_ban`` alert; cleared when the ban is over.
+- Bybit 10006 (X-Bapi-Limit-Reset-Timestamp), 10018 and HTTP 403 likewise.
+- One governor per venue + key fingerprint, shared by every adapter in the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+
+from hedge_core import errors as he
+from hedge_core.exchange.base import RetryPolicy
+from hedge_core.exchange.governor import RateGovernor, governor_for, key_fingerprint, reset_registry
+from hedge_core.runner.ban_watch import BAN_CONDITION
+from tests.support.binance_faults import BinanceFaults
+from tests.support.bybit_faults import BybitFaults
+from tests.support.live_env import TEST_KEY, bybit_env, live_env
+
+
+@pytest.fixture(autouse=True)
+def _fresh_governors():
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def _requests_between(log, start: float, end: float, prefix: str = "") -> list[str]:
+    return [k for t, k in log if start < t < end and k.startswith(prefix)]
+
+
+def test_one_governor_per_venue_and_key_fingerprint_never_the_key():
+    a = governor_for("binance", TEST_KEY)
+    assert governor_for("binance", TEST_KEY) is a
+    assert governor_for("bybit", TEST_KEY) is not a and governor_for("binance", "other") is not a
+    assert a.account == key_fingerprint(TEST_KEY) and TEST_KEY not in a.account and len(a.account) == 12
+
+
+def test_429_retry_after_is_honoured_on_the_account():
+    async def go():
+        async with live_env(fast_sleep=False, retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=2.0, seed=1)) as env:
+            faults = BinanceFaults(env.sim)
+            await env.adapter.load_markets()
+            faults.rate_limit(r"GET /api/v3/account", retry_after_s=1)
+            # waited Retry-After (1 s) inside the bounded retry, then the answer came
+            bal = await env.adapter.fetch_balance("spot")
+            assert bal["USDT"].free == pytest.approx(10_000.0)
+            (t429,) = [t for t, k in faults.log if k == "GET /api/v3/account"][:1]
+            assert not _requests_between(faults.log, t429, t429 + 1.0)
+            assert faults.answers_418 == 0 and faults.answers_429 == 1
+            # another adapter on the same key shares the back-off: refused without a request
+            faults.rate_limit(r"GET /api/v3/account", retry_after_s=3)
+            with pytest.raises(he.RateLimited) as ei:
+                await env.adapter.fetch_balance("spot")  # 3 s > the policy's max delay: not waited here
+            assert 2.5 < ei.value.retry_after <= 3.0
+            n = len(faults.log)
+            async with live_env(sim=env.sim) as other:
+                assert other.adapter.governor is env.adapter.governor
+                with pytest.raises(he.RateLimited):
+                    await other.adapter.fetch_ticker("BTC/USDT:USDT")
+            assert len(faults.log) == n and faults.answers_418 == 0
+    asyncio.run(go())
+
+
+def _supervisor(tmp_path):
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.store import Store
+
+    return Supervisor(Store(tmp_path / "g.duckdb"), tmp_path / "home")
+
+
+def test_continued_requests_get_a_418_ban_then_nothing_is_sent_and_health_degrades(tmp_path):
+    async def go():
+        sup = _supervisor(tmp_path)
+        async with live_env() as env:
+            faults = BinanceFaults(env.sim)
+            adapter = sup._register_secrets(env.adapter)  # what _adapter_for does with a live adapter
+            await adapter.load_markets()
+            faults.rate_limit(r"GET /api/v3/account", retry_after_s=2, ban_s=3)
+            with pytest.raises(he.RateLimited):
+                await adapter.fetch_balance("spot")
+            # a second process on the same IP (its own governor) ignores the back-off -> 418 IP ban
+            async with live_env(sim=env.sim, governor=RateGovernor("binance", "proc2")) as rogue:
+                with pytest.raises(he.VenueBanned):
+                    await rogue.adapter.fetch_ticker("BTC/USDT:USDT")
+            assert faults.answers_418 >= 1  # (ccxt asks both hosts for markets at once)
+            # our account's next request meets the ban at the venue (after its own back-off)
+            await asyncio.sleep(2.05)
+            with pytest.raises(he.VenueBanned) as ei:
+                await adapter.fetch_balance("spot")
+            end = ei.value.until
+            assert isinstance(end, pd.Timestamp) and 0 < (end - pd.Timestamp.now(tz="UTC")).total_seconds() <= 3.0
+            # during the ban: typed refusals, zero requests of any kind
+            n = len(faults.log)
+            for call in (adapter.fetch_balance("spot"), adapter.fetch_positions(),
+                         adapter.arm_cancel_all_after("BTC/USDT:USDT", 30)):
+                with pytest.raises(he.VenueBanned):
+                    await call
+            assert len(faults.log) == n
+            h = sup.health()
+            assert h["status"] == "degraded"
+            assert end.isoformat() in h["degraded"]["venue:binance"][BAN_CONDITION]
+            bans = [m for m in sup.alert_bus.recent if m.kind == BAN_CONDITION]
+            assert len(bans) == 1 and bans[0].venue == "binance" and end.isoformat() in bans[0].message
+            # the ban ends: health clears, requests flow again
+            await asyncio.sleep(max((end - pd.Timestamp.now(tz="UTC")).total_seconds(), 0) + 0.1)
+            assert sup.health()["status"] == "ok"
+            assert (await adapter.fetch_balance("spot"))["USDT"].free == pytest.approx(10_000.0)
+        sup.ban_watch.close()
+        sup.store.close()
+    asyncio.run(go())
+
+
+def test_bybit_10006_waits_for_the_reset_timestamp():
+    async def go():
+        async with bybit_env() as env:
+            faults = BybitFaults(env.sim)
+            await env.adapter.load_markets()
+            faults.too_many_visits(r"/v5/account/wallet-balance", reset_s=2.0)
+            with pytest.raises(he.RateLimited) as ei:
+                await env.adapter.fetch_balance("spot")
+            assert 1.5 < ei.value.retry_after <= 2.0
+            n = len(faults.log)
+            with pytest.raises(he.RateLimited):
+                await env.adapter.fetch_ticker("BTC/USDT")
+            assert len(faults.log) == n  # nothing sent before the reset
+            await asyncio.sleep(2.05)
+            assert "USDT" in await env.adapter.fetch_balance("spot")
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("kind", ["10018", "403"])
+def test_bybit_ip_limit_is_a_ban_with_health_and_alert(kind, tmp_path):
+    async def go():
+        sup = _supervisor(tmp_path)
+        async with bybit_env() as env:
+            faults = BybitFaults(env.sim)
+            adapter = sup._register_secrets(env.adapter)
+            await adapter.load_markets()
+            if kind == "10018":
+                faults.ip_limit(r"/v5/account/wallet-balance", reset_s=30.0)
+            else:
+                faults.ip_ban(600.0)
+            with pytest.raises(he.VenueBanned) as ei:
+                await adapter.fetch_balance("spot")
+            left = (ei.value.until - pd.Timestamp.now(tz="UTC")).total_seconds()
+            assert (25 < left <= 30) if kind == "10018" else (590 < left <= 600)
+            n = len(faults.log)
+            with pytest.raises(he.VenueBanned):
+                await adapter.fetch_ticker("BTC/USDT")
+            assert len(faults.log) == n
+            h = sup.health()
+            assert h["status"] == "degraded" and BAN_CONDITION in h["degraded"]["venue:bybit"]
+            assert [m.kind for m in sup.alert_bus.recent].count(BAN_CONDITION) == 1
+        sup.ban_watch.close()
+        sup.store.close()
+    asyncio.run(go())
