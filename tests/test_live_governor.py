@@ -17,11 +17,13 @@ import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy
+from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.governor import RateGovernor, governor_for, key_fingerprint, reset_registry
 from hedge_core.runner.ban_watch import BAN_CONDITION
 from tests.support.binance_faults import BinanceFaults
 from tests.support.bybit_faults import BybitFaults
-from tests.support.live_env import TEST_KEY, bybit_env, live_env
+from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env, live_env
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +40,10 @@ def _requests_between(log, start: float, end: float, prefix: str = "") -> list[s
 def test_one_governor_per_venue_and_key_fingerprint_never_the_key():
     a = governor_for("binance", TEST_KEY)
     assert governor_for("binance", TEST_KEY) is a
+    # every adapter of the process on that venue + key shares it (hedges, feeds, dead man's switch)
+    creds = Credentials("binance", TEST_KEY, TEST_SECRET, source="test")
+    assert CcxtLiveAdapter("binance", creds).governor is a is CcxtLiveAdapter("binance", creds).governor
+    assert CcxtLiveAdapter("binance", None).governor is governor_for("binance", None)
     assert governor_for("bybit", TEST_KEY) is not a and governor_for("binance", "other") is not a
     assert a.account == key_fingerprint(TEST_KEY) and TEST_KEY not in a.account and len(a.account) == 12
 
@@ -60,7 +66,7 @@ def test_429_retry_after_is_honoured_on_the_account():
                 await env.adapter.fetch_balance("spot")  # 3 s > the policy's max delay: not waited here
             assert 2.5 < ei.value.retry_after <= 3.0
             n = len(faults.log)
-            async with live_env(sim=env.sim) as other:
+            async with live_env(sim=env.sim, governor=env.adapter.governor) as other:
                 assert other.adapter.governor is env.adapter.governor
                 with pytest.raises(he.RateLimited):
                     await other.adapter.fetch_ticker("BTC/USDT:USDT")

@@ -42,8 +42,6 @@ __all__ = ["BanEvent", "GovernorState", "RateGovernor", "governor_for", "key_fin
 
 #: Bybit's IP ban ("403, access too frequent"): "wait for at least 10 minutes" (v5 Rate Limit Rules)
 BYBIT_IP_BAN_S = 600.0
-#: back-off when a 429 carries no Retry-After (Binance always sends one; a proxy may strip it)
-DEFAULT_BACKOFF_S = 5.0
 #: a 418 without Retry-After nor "banned until": Binance's shortest ban
 DEFAULT_BAN_S = 120.0
 
@@ -214,13 +212,13 @@ class RateGovernor:
             self._ban(until, f"Bybit IP rate limit ({code or status})")
             return until - now
         if status == 429 or code in ("-1003", "-1015", "10006"):
+            self.state.backoffs += 1
             if retry_after is not None:
                 until = now + retry_after
             elif reset_ms and reset_ms / 1000.0 > now:
                 until = reset_ms / 1000.0
             else:
-                until = now + DEFAULT_BACKOFF_S
-            self.state.backoffs += 1
+                return 0.0  # the venue named no wait: the caller's bounded backoff applies
             self._block(until, f"rate limited ({status or code}), Retry-After {until - now:.1f} s")
             return until - now
         return None
