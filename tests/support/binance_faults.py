@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
