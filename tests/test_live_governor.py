@@ -167,3 +167,36 @@ def test_bybit_ip_limit_is_a_ban_with_health_and_alert(kind, tmp_path):
         sup.ban_watch.close()
         sup.store.close()
     asyncio.run(go())
+
+
+def test_an_order_refused_with_429_holds_the_leg_and_goes_out_under_a_new_id_after_retry_after():
+    from hedge_core.engine import MarketUpdate, State, new_hedge
+    from hedge_core.engine.actions import Alert, PlaceOrder
+    from hedge_core.engine.driver import DriverHooks, HedgeDriver
+    from hedge_core.engine.events import Timer
+    from hedge_core.params import CarryParams
+
+    async def go():
+        async with live_env() as env:
+            faults = BinanceFaults(env.sim)
+            env.sim.set_price("BTCUSDT", 20_000.0)
+            inst = await env.adapter.load_markets()
+            alerts: list[Alert] = []
+            drv = HedgeDriver(new_hedge("gv", "carry", inst["BTC/USDT"], inst["BTC/USDT:USDT"],
+                                        pd.Timestamp.now(tz="UTC")),
+                              CarryParams(notional=2_000.0, min_net_carry=-1.0), {"binance": env.adapter},
+                              hooks=DriverHooks(on_alert=lambda _h, a: alerts.append(a)), poll_external_fills=False)
+            faults.rate_limit(r"POST /api/v3/order$", retry_after_s=1)
+            await drv.feed(MarketUpdate(pd.Timestamp.now(tz="UTC"), 20_000.0, 20_000.0, funding_rate=0.001))
+            (first,) = [a.request.client_order_id for a in drv.actions if isinstance(a, PlaceOrder)]
+            assert drv.ctx.pending[first].status == "held" and any(first in a.message for a in alerts)
+            t429 = [t for t, k in faults.log if k == "POST /api/v3/order"][0]
+            for _ in range(15):
+                await asyncio.sleep(0.1)
+                await drv.feed(Timer(pd.Timestamp.now(tz="UTC")))
+            assert not _requests_between(faults.log, t429, t429 + 1.0)  # nothing at all during Retry-After
+            (retry,) = [a for a in drv.actions if isinstance(a, PlaceOrder) and a.retry_of]
+            assert retry.retry_of == first and retry.request.client_order_id[:7] == first[:7]
+            assert len(faults.executed_for(first)) == 1 and faults.answers_418 == 0
+            assert drv.ctx.state is State.MONITORING_POSITIONS
+    asyncio.run(go())
