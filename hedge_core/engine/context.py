@@ -33,7 +33,9 @@ class PendingOrder:
 
     status: ``sent`` (no answer yet), ``acked`` (working), ``querying`` (timed out, asked the
     venue by client order id), ``final`` (venue says done but not all fills are booked yet),
-    ``cancel_requested``.
+    ``cancel_requested``, ``unknown`` (the answer was lost; the venue may still execute it until
+    ``resolve_after``: the leg holds), ``held`` (never reached the venue: rate limited or banned
+    until ``resolve_after``). See :mod:`hedge_core.engine.unknown_orders`.
     """
 
     client_order_id: str
