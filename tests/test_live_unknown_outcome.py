@@ -151,3 +151,29 @@ def test_late_execution_beyond_recv_window_is_refused_by_the_simulator():
                 faults.lose_answer(mode="503", execute_after_s=11.0)
                 await faults._lose(None, "POST /api/v3/order", {"recvWindow": "10000"}, faults.lost.pop(), 0.0)
     asyncio.run(go())
+
+
+def test_find_order_falls_back_to_the_venues_trade_records():
+    # an order the client-id look-up does not show (Binance: "Order does not exist." -2013, e.g. an
+    # order the query endpoint no longer serves) is still found through the account's trades
+    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.types import OrderRequest, Side, client_order_id
+
+    async def go():
+        async with live_env() as env:
+            env.sim.set_price("BTCUSDT", 20_000.0)
+            await env.adapter.load_markets()
+            cid = client_order_id("tr", "perp", 3)
+            placed = await env.adapter.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid))
+            fresh = CcxtLiveAdapter("binance", env.credentials, session=env.session, enable_rate_limit=False,
+                                    governor=env.adapter.governor)  # knows no order ids (a restart)
+            try:
+                await fresh.load_markets()
+                env.sim.inject(r"GET /fapi/v1/order$", count=1, code=-2013, msg="Order does not exist.")
+                found = await fresh.find_order(PERP, cid, now() - pd.Timedelta(minutes=1))
+                assert found is not None and found.client_order_id == cid and found.id == placed.id
+                assert [r[1] for r in env.sim.requests if r[1] == "/fapi/v1/userTrades"]  # via the trades
+                assert await fresh.find_order(PERP, client_order_id("tr", "perp", 4)) is None
+            finally:
+                await fresh.close()
+    asyncio.run(go())

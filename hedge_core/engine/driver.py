@@ -258,17 +258,20 @@ class HedgeDriver:
         adapter's late-execution window (``outcome_window_s``; 0 where orders never execute late)."""
         adapter = self.adapters[venue]
         window = _window_s(adapter)
-        find = getattr(adapter, "find_order", None)
         try:
-            if callable(find):
+            try:
+                order = await adapter.fetch_order(symbol, client_order_id=coid)
+            except OrderNotFound:
+                find = getattr(adapter, "find_order", None)
+                if not callable(find):
+                    raise
                 p = self.ctx.pending.get(coid)
                 since = p.sent_ts - pd.Timedelta(minutes=1) if p is not None else None
-                order = await find(symbol, coid, since)
-                if order is None:
-                    raise OrderNotFound(f"no order and no trade with client id {coid}", venue=venue,
-                                        method="find_order")
-            else:
-                order = await adapter.fetch_order(symbol, client_order_id=coid)
+                found = await find(symbol, coid, since)  # the venue's trade records too
+                if found is None:
+                    raise
+                # read it back through the adapter chain (a journaling wrapper records the answer)
+                order = await adapter.fetch_order(symbol, order_id=found.id)
         except OrderNotFound:
             return [OrderUpdate(ts, coid, OrderUpdateKind.NOT_FOUND, reason="venue has no such client order id",
                                 window_s=window)]
