@@ -195,8 +195,58 @@ def test_an_order_refused_with_429_holds_the_leg_and_goes_out_under_a_new_id_aft
                 await asyncio.sleep(0.1)
                 await drv.feed(Timer(pd.Timestamp.now(tz="UTC")))
             assert not _requests_between(faults.log, t429, t429 + 1.0)  # nothing at all during Retry-After
-            (retry,) = [a for a in drv.actions if isinstance(a, PlaceOrder) and a.retry_of]
-            assert retry.retry_of == first and retry.request.client_order_id[:7] == first[:7]
+            # each re-send is linked to the one before (a re-send the governor still refuses, a few
+            # ms early on the hedge's clock, is held again: no request either way)
+            retries = [a for a in drv.actions if isinstance(a, PlaceOrder) and a.retry_of]
+            assert retries and retries[0].retry_of == first
+            assert all(b.retry_of == a.request.client_order_id for a, b in zip(retries, retries[1:]))
+            assert all(r.request.client_order_id[:7] == first[:7] for r in retries)
             assert len(faults.executed_for(first)) == 1 and faults.answers_418 == 0
             assert drv.ctx.state is State.MONITORING_POSITIONS
     asyncio.run(go())
+
+
+class _Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_governor_state_machine_on_a_fake_clock():
+    clock = _Clock()
+    gov = RateGovernor("binance", "acct", clock=clock, weight_limit_1m=100)
+    events = []
+    gov.subscribe(events.append)
+    gov.after_answer({"x-mbx-used-weight-1m": "40", "X-MBX-ORDER-COUNT-10S": "3"})
+    assert (gov.state.used_weight_1m, gov.state.order_count_10s) == (40, 3)
+    gov.before("fetch_ticker")  # free
+    assert gov.after_error(429, "-1003", "binance 429", {"Retry-After": "5"}) == 5.0
+    clock.t += 4.9
+    with pytest.raises(he.RateLimited) as ei:
+        gov.before("create_order")
+    assert ei.value.retry_after == pytest.approx(0.1) and not isinstance(ei.value, he.VenueBanned)
+    clock.t += 0.1
+    gov.before("create_order")
+    # a 418 without Retry-After: the end named in the message
+    end_ms = int((clock.t + 120) * 1000)
+    gov.after_error(418, "-1003", f"binance 418 IP banned until {end_ms}.", {})
+    assert gov.banned and gov.ban_end == pd.Timestamp(end_ms, unit="ms", tz="UTC")
+    assert [e.active for e in events] == [True]
+    with pytest.raises(he.VenueBanned) as ei:
+        gov.before("arm_cancel_all_after")
+    assert ei.value.until == gov.ban_end and ei.value.retry_after == pytest.approx(120.0)
+    clock.t += 120.0
+    gov.before("fetch_balance")  # over: listeners hear the end
+    assert [e.active for e in events] == [True, False] and not gov.banned
+    # weight at the limit: pause until the next minute starts
+    gov.after_answer({"X-MBX-USED-WEIGHT-1M": "100"})
+    assert 0 < gov.wait_s() <= 60.0
+    # a rate limit naming no wait does not block (the bounded backoff applies)
+    g2 = RateGovernor("bybit", "acct", clock=clock)
+    assert g2.after_error(None, "10006", "Too many visits!", {}) == 0.0 and g2.wait_s() == 0.0
+    reset = int((clock.t + 2.5) * 1000)
+    assert g2.after_error(None, "10006", "", {"X-Bapi-Limit-Reset-Timestamp": str(reset)}) == pytest.approx(2.5)
+    assert g2.after_error(403, None, "access too frequent", {}) == pytest.approx(600.0) and g2.banned
+    assert g2.after_error(200, "1000", "something else", {}) is None

@@ -241,7 +241,7 @@ class CcxtLiveAdapter:
 
     def _translate(self, exc: BaseException, method: str) -> he.ExchangeError:
         err = translate(exc, venue=self.venue, method=method, redact=self._secrets)
-        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.PermissionDenied)):
+        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
             status, code = vendor_status(exc)
             wait = self.governor.after_error(status, code, str(exc),
                                              getattr(self._ex, "last_response_headers", None))

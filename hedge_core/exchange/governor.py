@@ -233,10 +233,13 @@ class RateGovernor:
     def _ban(self, until: float, reason: str) -> None:
         started = self.state.ban_until <= self.clock()
         with self._lock:
-            self.state.ban_until = max(self.state.ban_until, until)
+            before = self.state.ban_until
+            self.state.ban_until = max(before, until)
             self.state.bans += 1 if started else 0
         self._block(until, reason)
-        self._emit(BanEvent(self.venue, self.account, True, _utc(self.state.ban_until), reason))
+        # listeners hear a new ban, or an end moved by a second or more (not every 418 of a burst)
+        if started or self.state.ban_until - before >= 1.0:
+            self._emit(BanEvent(self.venue, self.account, True, _utc(self.state.ban_until), reason))
 
     def _end_ban(self) -> None:
         until = self.state.ban_until
