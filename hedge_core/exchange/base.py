@@ -39,8 +39,9 @@ class ExchangeAdapter(Protocol):
     """What the engine and runner need from a venue. All methods are coroutines.
 
     Symbols are ccxt unified (``BTC/USDT`` spot, ``BTC/USDT:USDT`` perp). ``create_order``
-    takes the caller's deterministic client order id; sending the same id twice never
-    creates two orders (the second call returns the existing order or raises InvalidOrder).
+    takes the caller's deterministic client order id and sends the order once. A reused id is
+    NOT a safe retry (Binance spot accepts it again once the first order is final): an order whose
+    answer was lost raises ``OrderOutcomeUnknown`` and is resolved at the venue first.
 
     OPTIONAL, not part of the protocol (callers look it up with ``getattr``; other adapters need
     not define it): ``async arm_cancel_all_after(symbol: str, seconds: float) -> bool`` (re-)arms
@@ -138,7 +139,8 @@ async def with_retry(call: Callable[[], Awaitable[T]], policy: RetryPolicy = Ret
     Any other error propagates at once. The last temporary error is re-raised when attempts run out.
     A rate-limit error's ``retry_after`` (seconds) is waited at least; one above
     ``policy.max_delay`` (a ban, a long back-off) is re-raised at once.
-    Callers that create orders must pass the same client order id on every attempt.
+    Never wrap an order creation in it: an order is sent once, and one whose answer was lost is
+    resolved at the venue before anything new is sent (docs/live-outcome-governor.md).
     """
     delays = policy.delays()
     for attempt in range(policy.max_attempts):
