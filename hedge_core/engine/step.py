@@ -251,18 +251,8 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
 
 
 def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
-    """Re-send an order the venue has proven it never got, under a NEW client order id (same seq,
-    next attempt) journaled as a retry of the first: a reused id does not protect against a double
-    order (Binance spot accepts it again once the first order is final)."""
-    lg = ctx.leg(p.leg)
-    new = unknown_orders.retry_of(ctx.hedge_id, p, lg.symbol, lg.venue, ts, out)
-    ctx = _drop(ctx, p.client_order_id)
-    refs = dict(ctx.order_refs)
-    refs[new.client_order_id] = p.ref_price
-    if len(refs) > ORDER_REFS_KEPT:
-        refs = dict(list(refs.items())[-ORDER_REFS_KEPT:])
-    ctx = evolve(ctx, known_orders=ctx.known_orders | {new.client_order_id}, order_refs=MappingProxyType(refs))
-    return _put(ctx, new)
+    """Re-send an order the venue has proven it never got, under a NEW client id linked to it."""
+    return unknown_orders.replace_lost(ctx, p, ts, out)
 
 
 def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:

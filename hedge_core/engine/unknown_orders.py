@@ -24,14 +24,15 @@ executes late (window 0): a NOT_FOUND there is conclusive at once, as before.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 
 import pandas as pd
 
 from hedge_core.engine.actions import Alert, AlertLevel, PlaceOrder
-from hedge_core.engine.context import PendingOrder
+from hedge_core.engine.context import ORDER_REFS_KEPT, HedgeContext, PendingOrder, evolve
 from hedge_core.types import OrderRequest, OrderType, client_order_id
 
-__all__ = ["hold_unknown", "hold_not_sent", "is_conclusive", "retry_of", "window_end", "due"]
+__all__ = ["due", "hold_not_sent", "hold_unknown", "is_conclusive", "replace_lost", "retry_of", "window_end"]
 
 UNKNOWN, HELD = "unknown", "held"
 
@@ -95,3 +96,20 @@ def retry_of(hedge_id: str, p: PendingOrder, symbol: str, venue: str, ts: pd.Tim
     return PendingOrder(client_order_id=coid, leg=p.leg, side=p.side, qty=p.qty, purpose=p.purpose, seq=p.seq,
                         attempt=attempt, sent_ts=ts, reduce_only=p.reduce_only, resends=p.resends + 1,
                         ref_price=p.ref_price, retry_of=p.client_order_id)
+
+
+def replace_lost(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list) -> HedgeContext:
+    """``ctx`` with the lost order ``p`` replaced by its re-send (:func:`retry_of`): the new id is a
+    known order of the hedge with the same slippage reference; the old id stays known (a fill of it
+    would still be booked)."""
+    lg = ctx.leg(p.leg)
+    new = retry_of(ctx.hedge_id, p, lg.symbol, lg.venue, ts, out)
+    pending = dict(ctx.pending)
+    pending.pop(p.client_order_id, None)
+    pending[new.client_order_id] = new
+    refs = dict(ctx.order_refs)
+    refs[new.client_order_id] = p.ref_price
+    if len(refs) > ORDER_REFS_KEPT:
+        refs = dict(list(refs.items())[-ORDER_REFS_KEPT:])
+    return evolve(ctx, pending=MappingProxyType(pending), known_orders=ctx.known_orders | {new.client_order_id},
+                  order_refs=MappingProxyType(refs))
