@@ -10,10 +10,10 @@ ccxt's hierarchy: ``OrderNotFound`` is an ``InvalidOrder``; ``RequestTimeout``,
 ccxt                                                   hedge_core.errors
 =====================================================  =======================================
 RequestTimeout, asyncio.TimeoutError                   RequestTimeout (temporary)
-DDoSProtection (HTTP 418 ban)                          VenueBanned (a RateLimited; ban end set by
-                                                       the governor from Retry-After)
+DDoSProtection (HTTP 418), RateLimitExceeded (Bybit    VenueBanned (a RateLimited; ban end set by
+10018, HTTP 403 "access too frequent")                 the governor, from Retry-After / reset)
 DDoSProtection, RateLimitExceeded (HTTP 429, -1003,    RateLimited (temporary; ``retry_after`` set
-Bybit 10006/10018)                                     by the governor)
+Bybit 10006)                                           by the governor from Retry-After / reset)
 NetworkError, ExchangeNotAvailable, OnMaintenance,     NetworkError (temporary)
 InvalidNonce (-1021, after one resync + retry)
 AuthenticationError, PermissionDenied (-1022, -2015)   AuthenticationError
@@ -24,6 +24,11 @@ duplicate marker (-4116, spot "Duplicate order sent")  client order id instead o
 InvalidOrder (filters -1013, -2022 reduce-only, ...)   InvalidOrder
 anything else (BadRequest, OperationRejected, ...)     OperationalError
 =====================================================  =======================================
+
+``create_order`` only: a RequestTimeout / NetworkError (timeout, dropped connection, HTTP 5xx,
+Binance -1007) becomes ``OrderOutcomeUnknown`` in the adapter after one look-up by client id — the
+order may exist or still execute within its recvWindow (:mod:`hedge_core.exchange.outcome`). The
+governor's refusals (:mod:`hedge_core.exchange.governor`) are raised before any request.
 """
 
 from __future__ import annotations
