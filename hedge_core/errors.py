@@ -67,7 +67,36 @@ class RequestTimeout(TemporaryError):
 
 
 class RateLimited(TemporaryError):
-    pass
+    """The venue (or our governor on its behalf) says: not now. ``retry_after`` is the number of
+    seconds before the next request on this account may go out (None: unknown; back off)."""
+
+    def __init__(self, message: str, *, venue: str = "", method: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, venue=venue, method=method)
+        self.retry_after = retry_after
+
+
+class VenueBanned(RateLimited):
+    """The venue banned this account/IP (Binance HTTP 418, Bybit 10018 / HTTP 403) until ``until``
+    (UTC): no request of any kind may go out before then. Raised by the governor without
+    contacting the venue while the ban lasts."""
+
+    def __init__(self, message: str, *, venue: str = "", method: str = "",
+                 retry_after: float | None = None, until: Any = None) -> None:
+        super().__init__(message, venue=venue, method=method, retry_after=retry_after)
+        self.until = until
+
+
+class OrderOutcomeUnknown(RequestTimeout):
+    """A create-order request got no trustworthy answer (timeout, dropped connection, HTTP 5xx,
+    Binance -1007): the order may exist or may still execute until ``window_end`` (UTC, its send
+    time + the venue's recvWindow + a margin). It is resolved at the venue by client order id and
+    trade records; nothing is re-sent before ``window_end``."""
+
+    def __init__(self, message: str, *, venue: str = "", method: str = "",
+                 client_order_id: str = "", sent_at: Any = None, window_end: Any = None) -> None:
+        super().__init__(message, venue=venue, method=method)
+        self.client_order_id, self.sent_at, self.window_end = client_order_id, sent_at, window_end
 
 
 class InvalidOrder(ExchangeError):

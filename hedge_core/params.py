@@ -42,7 +42,7 @@ class ExecutionParams(_Frozen):
 
     order_timeout_s: float = Field(10.0, gt=0, le=3600, description="seconds without an answer before the order is queried by client order id")
     max_queries: int = Field(5, ge=1, le=100, description="queries of one unanswered order before the hedge goes to ERROR")
-    max_resends: int = Field(3, ge=0, le=20, description="re-sends (same client order id) of an order the venue says it never got")
+    max_resends: int = Field(3, ge=0, le=20, description="re-sends (each under a new client order id linked to the first) of an order the venue has proven it never got (after its recvWindow)")
     hedge_retries: int = Field(2, ge=0, le=20, description="new attempts (new client order id) after a rejected order")
     unwind_on_hedge_failure: bool = Field(True, description="perp hedge rejected after retries: unwind the filled spot leg (True) or go to ERROR and alert (False); never left silently naked")
     entry_retry_cooldown_s: float = Field(3600.0, ge=0, le=7 * 86400, description="seconds to wait after a failed entry before analysing again")

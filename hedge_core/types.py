@@ -144,8 +144,9 @@ def utc(ts: object) -> pd.Timestamp:
 def client_order_id(hedge_id: str, leg: str, seq: int, attempt: int = 0) -> str:
     """Deterministic client order id: the same (hedge, leg, seq, attempt) always gives the same id.
 
-    A retry of the same intent reuses the id, so a venue that already has it rejects the
-    duplicate instead of opening a second order. Fits Binance's ``^[.A-Z:/a-z0-9_-]{1,36}$``.
+    A re-send of an order proven lost keeps ``seq`` and takes the next ``attempt`` (a new id,
+    linked to the first); a reused id is no protection against a double order (Binance spot
+    accepts it again once the first order is final). Fits Binance's ``^[.A-Z:/a-z0-9_-]{1,36}$``.
     """
     digest = hashlib.sha1(f"{hedge_id}|{leg}|{seq}|{attempt}".encode()).hexdigest()[:20]
     return f"h{leg[:1]}{seq % 100000:05d}{attempt % 10}-{digest}"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.engine import MarketUpdate, State, new_hedge
+from hedge_core.engine.actions import PlaceOrder
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.errors import (
     DuplicateOrder,
@@ -119,14 +120,20 @@ def test_clean_entry_through_the_driver():
     assert drv.ctx.spot.fees == pytest.approx(0.25 * 40_000 * 0.001)  # fee from the order snapshot
 
 
-def test_timeout_then_not_found_resends_the_same_client_order_id():
+def test_timeout_then_not_found_resends_under_a_new_id_linked_to_the_first():
+    # a venue without a late-execution window (this stub, paper): NOT_FOUND is conclusive at once;
+    # the re-send gets a NEW client id (same seq, next attempt) journaled as a retry of the first
     def timeout(self, req):
         raise RequestTimeout("no answer")
     stub = Stub(create_order=[timeout])
     drv = driver(stub)
     asyncio.run(drv.feed(MarketUpdate(T0, 40_000.0, 40_000.0, funding_rate=0.001)))
     sent = creates(stub)
-    assert sent[0].client_order_id == sent[1].client_order_id and sent[0] == sent[1]
+    first, second = sent[0].client_order_id, sent[1].client_order_id
+    assert first != second and first[:7] == second[:7] and (first[7], second[7]) == ("0", "1")
+    assert (sent[0].symbol, sent[0].side, sent[0].qty) == (sent[1].symbol, sent[1].side, sent[1].qty)
+    retries = [a for a in drv.actions if isinstance(a, PlaceOrder) and a.retry_of]
+    assert [(a.request.client_order_id, a.retry_of) for a in retries] == [(second, first)]
     assert [c[0] for c in stub.calls].index("fetch_order") < [i for i, c in enumerate(stub.calls)
                                                                if c[0] == "create_order"][1]
     assert drv.ctx.state is State.MONITORING_POSITIONS

@@ -211,7 +211,7 @@ def test_perp_rejected_after_spot_filled_retries_then_unwinds(unwind):
         assert ctx.state is State.ERROR and not places(acts)
 
 
-def test_timeout_queries_then_resends_with_the_same_client_order_id():
+def test_timeout_queries_then_resends_under_a_new_linked_client_order_id():
     p = params(execution=ExecutionParams(max_resends=1))
     ctx, acts = step(fresh(), mkt(T0), p)
     o = places(acts)[0]
@@ -223,7 +223,11 @@ def test_timeout_queries_then_resends_with_the_same_client_order_id():
     assert not places(acts)
     ctx, acts = step(ctx, OrderUpdate(T0, coid, OrderUpdateKind.NOT_FOUND), p)
     (again,) = places(acts)
-    assert again.request == o.request  # SAME client order id, same request
+    # a NEW client order id (same seq, next attempt) linked to the first; the same request else
+    assert again.retry_of == coid and again.request.client_order_id != coid
+    assert again.request.client_order_id[:7] == coid[:7] and again.request.client_order_id[7] == "1"
+    assert replace(again.request, client_order_id=coid) == o.request
+    coid = again.request.client_order_id
     ctx, acts = step(ctx, OrderTimeout(T0, coid), p)
     ctx, acts = step(ctx, OrderUpdate(T0, coid, OrderUpdateKind.NOT_FOUND), p)
     # max_resends reached: counted as a failed attempt; a NEW id is used for the retry

@@ -90,17 +90,25 @@ def test_timeout_during_create_never_doubles_the_order(applied):
             await a.load_markets()
             cid = client_order_id("timeout", "perp", 1)
             sim.inject(r"POST /fapi/v1/order", count=1, hang=3.0, after=applied)
-            o = await a.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid))
-            assert o.client_order_id == cid and o.status is OrderStatus.CLOSED
-            assert sim.order_count(cid) == 1
-            assert sim.position("BTCUSDT") == pytest.approx(0.01)
+            if applied:
+                o = await a.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid))
+                assert o.client_order_id == cid and o.status is OrderStatus.CLOSED
+            else:
+                # the adapter never re-sends: the outcome stays unknown until the engine resolves
+                # it after recvWindow (docs/live-outcome-governor.md)
+                with pytest.raises(he.OrderOutcomeUnknown) as ei:
+                    await a.create_order(OrderRequest(PERP, Side.BUY, 0.01, cid))
+                assert ei.value.client_order_id == cid
+                assert (ei.value.window_end - ei.value.sent_at).total_seconds() == pytest.approx(12.0)
+            assert sim.order_count(cid) == (1 if applied else 0)
+            assert sim.position("BTCUSDT") == pytest.approx(0.01 if applied else 0.0)
             posts = [r for r in sim.requests if r[:2] == ("POST", "/fapi/v1/order")]
             assert all(p[2]["newClientOrderId"] == cid for p in posts)
-            # lookup by client id happened before any re-send
+            # the order was looked up by client id after the lost answer
             lookups = [r for r in sim.requests if r[:2] == ("GET", "/fapi/v1/order")
                        and r[2].get("origClientOrderId") == cid]
             assert lookups
-            assert len(posts) == (1 if applied else 2)
+            assert len(posts) == 1
     run(go())
 
 

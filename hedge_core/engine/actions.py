@@ -43,6 +43,7 @@ class PlaceOrder:
     venue: str
     request: OrderRequest
     purpose: str
+    retry_of: str | None = None  # client id of the lost order this one replaces (new id, same seq)
 
 
 @dataclass(frozen=True, slots=True)

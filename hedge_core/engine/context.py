@@ -33,7 +33,9 @@ class PendingOrder:
 
     status: ``sent`` (no answer yet), ``acked`` (working), ``querying`` (timed out, asked the
     venue by client order id), ``final`` (venue says done but not all fills are booked yet),
-    ``cancel_requested``.
+    ``cancel_requested``, ``unknown`` (the answer was lost; the venue may still execute it until
+    ``resolve_after``: the leg holds), ``held`` (never reached the venue: rate limited or banned
+    until ``resolve_after``). See :mod:`hedge_core.engine.unknown_orders`.
     """
 
     client_order_id: str
@@ -53,6 +55,8 @@ class PendingOrder:
     resends: int = 0
     last_query_ts: pd.Timestamp | None = None
     ref_price: float = math.nan  # quote per base: the leg's price step() decided at (slippage reference)
+    resolve_after: pd.Timestamp | None = None  # hedge clock: nothing is concluded/re-sent before
+    retry_of: str | None = None  # client id of the order this one re-sends (lost for sure)
 
     @property
     def remaining(self) -> float:

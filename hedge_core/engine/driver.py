@@ -55,6 +55,8 @@ from hedge_core.errors import (
     ExchangeError,
     InvalidInput,
     OrderNotFound,
+    OrderOutcomeUnknown,
+    RateLimited,
     RequestTimeout,
     TemporaryError,
 )
@@ -225,6 +227,15 @@ class HedgeDriver:
         except DuplicateOrder:
             # the venue already has this id (our earlier send did arrive): fetch, never re-send
             return await self._query(a.leg, a.venue, a.request.symbol, coid, ts)
+        except OrderOutcomeUnknown as exc:
+            # the answer was lost: the order may exist or still execute until exc.window_end
+            return [OrderTimeout(ts, coid, window_end=_on_hedge_clock(exc.window_end, exc.sent_at, ts))]
+        except RateLimited as exc:
+            if exc.retry_after:
+                # refused before the venue's matching (429/418 or the governor): it does not exist
+                return [OrderUpdate(ts, coid, OrderUpdateKind.NOT_SENT, reason=str(exc),
+                                    retry_at=ts + pd.Timedelta(seconds=float(exc.retry_after)))]
+            return [OrderTimeout(ts, coid)]
         except (RequestTimeout, TemporaryError):
             # no (trustworthy) answer: the order may exist -> the engine queries by client id
             return [OrderTimeout(ts, coid)]
@@ -242,10 +253,28 @@ class HedgeDriver:
         return self._snapshot(a.leg, order, ts)
 
     async def _query(self, leg: str, venue: str, symbol: str, coid: str, ts: pd.Timestamp) -> list[Event]:
+        """Look ``coid`` up at the venue: its order records by client id and, where the adapter
+        offers ``find_order``, its trade records since the order was sent. A NOT_FOUND carries the
+        adapter's late-execution window (``outcome_window_s``; 0 where orders never execute late)."""
+        adapter = self.adapters[venue]
+        window = _window_s(adapter)
         try:
-            order = await self.adapters[venue].fetch_order(symbol, client_order_id=coid)
+            try:
+                order = await adapter.fetch_order(symbol, client_order_id=coid)
+            except OrderNotFound:
+                find = getattr(adapter, "find_order", None)
+                if not callable(find):
+                    raise
+                p = self.ctx.pending.get(coid)
+                since = p.sent_ts - pd.Timedelta(minutes=1) if p is not None else None
+                found = await find(symbol, coid, since)  # the venue's trade records too
+                if found is None:
+                    raise
+                # read it back through the adapter chain (a journaling wrapper records the answer)
+                order = await adapter.fetch_order(symbol, order_id=found.id)
         except OrderNotFound:
-            return [OrderUpdate(ts, coid, OrderUpdateKind.NOT_FOUND, reason="venue has no such client order id")]
+            return [OrderUpdate(ts, coid, OrderUpdateKind.NOT_FOUND, reason="venue has no such client order id",
+                                window_s=window)]
         except ExchangeError:
             return []  # unanswered query: the engine asks again after order_timeout_s
         return self._snapshot(leg, order, ts)
@@ -289,3 +318,21 @@ class HedgeDriver:
                 OrderStatus.REJECTED: OrderUpdateKind.REJECTED}[order.status]
         events.append(OrderUpdate(ts, coid, kind, reason=str(order.status), order_id=order.id, filled=order.filled))
         return events
+
+
+def _window_s(adapter: object) -> float:
+    """The adapter's late-execution window, seconds (0 when it has none: paper never executes late)."""
+    try:
+        w = float(getattr(adapter, "outcome_window_s", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return w if math.isfinite(w) and w > 0 else 0.0
+
+
+def _on_hedge_clock(window_end: pd.Timestamp | None, sent_at: pd.Timestamp | None,
+                    ts: pd.Timestamp) -> pd.Timestamp | None:
+    """The adapter's window end (wall time) moved onto the hedge's clock: ``ts`` + what was left
+    of the window when the order was sent (so a replayed clock is honoured too)."""
+    if window_end is None or sent_at is None:
+        return None
+    return ts + (window_end - sent_at)

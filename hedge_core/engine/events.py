@@ -71,7 +71,8 @@ class OrderUpdateKind(StrEnum):
     REJECTED = "rejected"  # the venue refused it; nothing filled
     CANCELED = "canceled"  # cancelled or expired; ``filled`` may be > 0 (partial)
     CLOSED = "closed"  # fully filled (fills arrive as FillEvent)
-    NOT_FOUND = "not_found"  # a query by client order id: the venue never got it
+    NOT_FOUND = "not_found"  # a query by client order id (and trade records): the venue has no such order
+    NOT_SENT = "not_sent"  # refused before reaching the venue's matching (429/418, governor): retry at ``retry_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,11 @@ class OrderUpdate:
     reason: str = ""
     order_id: str | None = None
     filled: float = 0.0  # cumulative base filled as the venue reports it (informational)
+    # NOT_FOUND: seconds after sending during which the venue may still execute the order
+    # (recvWindow + margin; 0 where orders never execute late, e.g. paper): only a NOT_FOUND at or
+    # after sent + window_s proves the order will never exist
+    window_s: float = 0.0
+    retry_at: pd.Timestamp | None = None  # NOT_SENT: no new request before (hedge clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +134,13 @@ class Timer:
 
 @dataclass(frozen=True, slots=True)
 class OrderTimeout:
-    """Sending or querying ``client_order_id`` got no answer: it may or may not exist."""
+    """Sending or querying ``client_order_id`` got no answer: it may or may not exist.
+
+    ``window_end`` (when the adapter knows it): the order may still execute until then."""
 
     ts: pd.Timestamp
     client_order_id: str
+    window_end: pd.Timestamp | None = None
 
 
 class Command(StrEnum):

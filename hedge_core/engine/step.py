@@ -34,6 +34,7 @@ from hedge_core.engine.actions import (
     SetLeverage,
     SetMarginMode,
 )
+from hedge_core.engine import unknown_orders
 from hedge_core.engine.context import (
     ORDER_REFS_KEPT,
     HedgeContext,
@@ -250,12 +251,8 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
 
 
 def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
-    """Re-send an order the venue says it never received, with the SAME client order id."""
-    lg = ctx.leg(p.leg)
-    req = OrderRequest(symbol=lg.symbol, side=p.side, qty=p.qty, client_order_id=p.client_order_id,
-                       type=OrderType.MARKET, reduce_only=p.reduce_only)
-    out.append(PlaceOrder(leg=p.leg, venue=lg.venue, request=req, purpose=p.purpose))
-    return _put(ctx, replace(p, status="sent", sent_ts=ts, resends=p.resends + 1, queries=0, last_query_ts=None))
+    """Re-send an order the venue has proven it never got, under a NEW client id linked to it."""
+    return unknown_orders.replace_lost(ctx, p, ts, out)
 
 
 def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:
@@ -394,10 +391,19 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
                          {"qty": p.side.sign * p.qty, "rejects": float(ctx.phase_rejects + 1)}))
         ctx = _drop(ctx, p.client_order_id)
         return evolve(ctx, phase_rejects=ctx.phase_rejects + 1)
+    if k is OrderUpdateKind.NOT_SENT:
+        # EDGE: refused before the venue's matching (429/418, or our governor during a back-off or
+        # ban): it does not exist; the leg holds until the wait is over, then a new id goes out
+        until = ev.retry_at if ev.retry_at is not None else ctx.last_ts
+        return _put(ctx, unknown_orders.hold_not_sent(p, ctx.last_ts, until, ev.reason, out))
     if k is OrderUpdateKind.NOT_FOUND:
-        # EDGE: exchange answered nothing to the create call and a query by client order id says it
-        # never got it -> re-send with the SAME client order id (a venue that did get it refuses
-        # the duplicate instead of opening a second order).
+        # EDGE: the answer to the create call was lost and the venue (orders and trades by client
+        # id) does not show the order. Before sent + recvWindow (+ margin) it may still execute:
+        # hold and ask again at the window end. After it, it never will: re-send under a NEW id
+        # linked to the first (docs/live-outcome-governor.md).
+        if not unknown_orders.is_conclusive(p, ctx.last_ts, ev.window_s):
+            end = unknown_orders.window_end(p, ev.window_s)
+            return _put(ctx, unknown_orders.hold_unknown(p, ctx.last_ts, end, ctx.leg(p.leg).venue, out))
         if p.resends < params.execution.max_resends:
             return _resend(ctx, p, ctx.last_ts, out)
         out.append(Alert(AlertLevel.WARNING, f"{p.leg} order {p.client_order_id} never reached the venue after "
@@ -437,7 +443,7 @@ def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, ou
         ctx = _try(ctx, Trigger.FAULT, f"order {p.client_order_id} unresolved", ts, out)
     lg = ctx.leg(p.leg)
     out.append(QueryOrder(leg=p.leg, venue=lg.venue, symbol=lg.symbol, client_order_id=p.client_order_id))
-    status = p.status if p.status in ("final", "cancel_requested") else "querying"
+    status = p.status if p.status in ("final", "cancel_requested", unknown_orders.UNKNOWN) else "querying"
     return _put(ctx, replace(p, status=status, queries=p.queries + 1, last_query_ts=ts))
 
 
@@ -446,13 +452,27 @@ def _on_timeout(ctx: HedgeContext, ev: OrderTimeout, params: Any, out: list[Acti
     if p is None:
         return ctx
     # EDGE: no answer -> the order may or may not exist. Query by client order id before anything
-    # is re-sent; the pending entry keeps blocking new orders on this leg meanwhile.
+    # is re-sent; the pending entry keeps blocking new orders on this leg meanwhile. When the
+    # adapter knows until when the order may still execute, that end is kept: a NOT_FOUND before
+    # it proves nothing.
+    if ev.window_end is not None:
+        end = unknown_orders.window_end(p, 0.0, ev.window_end)
+        p = unknown_orders.hold_unknown(p, ctx.last_ts, end, ctx.leg(p.leg).venue, out)
+        ctx = _put(ctx, p)
     return _query(ctx, p, ctx.last_ts, params, out)
 
 
 def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
     limit = params.execution.order_timeout_s
     for p in tuple(ctx.pending.values()):
+        if p.status == unknown_orders.HELD:
+            if unknown_orders.due(p, ts):  # the wait is over: it never reached the venue
+                ctx = _resend(ctx, p, ts, out)
+            continue
+        if p.status == unknown_orders.UNKNOWN and unknown_orders.due(p, ts) \
+                and (p.last_query_ts is None or p.last_query_ts < p.resolve_after):
+            ctx = _query(ctx, p, ts, params, out)  # the window has passed: ask once more, at once
+            continue
         since = p.last_query_ts or p.sent_ts
         if seconds_between(ts, since) < limit:
             continue

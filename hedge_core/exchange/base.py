@@ -39,8 +39,9 @@ class ExchangeAdapter(Protocol):
     """What the engine and runner need from a venue. All methods are coroutines.
 
     Symbols are ccxt unified (``BTC/USDT`` spot, ``BTC/USDT:USDT`` perp). ``create_order``
-    takes the caller's deterministic client order id; sending the same id twice never
-    creates two orders (the second call returns the existing order or raises InvalidOrder).
+    takes the caller's deterministic client order id and sends the order once. A reused id is
+    NOT a safe retry (Binance spot accepts it again once the first order is final): an order whose
+    answer was lost raises ``OrderOutcomeUnknown`` and is resolved at the venue first.
 
     OPTIONAL, not part of the protocol (callers look it up with ``getattr``; other adapters need
     not define it): ``async arm_cancel_all_after(symbol: str, seconds: float) -> bool`` (re-)arms
@@ -49,6 +50,12 @@ class ExchangeAdapter(Protocol):
     disarms. Returns False, sending nothing, where the venue/market has no such timer. The
     runner calls it on every heartbeat. Implemented by ``CcxtLiveAdapter`` for Binance USD-M
     perps (``POST /fapi/v1/countdownCancelAll``).
+
+    OPTIONAL too (unknown order outcomes, docs/live-outcome-governor.md):
+    ``outcome_window_s: float`` — seconds after sending during which an unanswered order may still
+    execute (recvWindow + margin; absent means 0: the venue never executes late, e.g. paper), and
+    ``async find_order(symbol, client_order_id, since) -> Order | None`` — the order by client id
+    from the venue's order AND trade records (absent: ``fetch_order`` by client id).
     """
 
     venue: str
@@ -130,7 +137,10 @@ async def with_retry(call: Callable[[], Awaitable[T]], policy: RetryPolicy = Ret
     """Run ``call``; on :class:`TemporaryError` wait and retry up to ``policy.max_attempts`` times.
 
     Any other error propagates at once. The last temporary error is re-raised when attempts run out.
-    Callers that create orders must pass the same client order id on every attempt.
+    A rate-limit error's ``retry_after`` (seconds) is waited at least; one above
+    ``policy.max_delay`` (a ban, a long back-off) is re-raised at once.
+    Never wrap an order creation in it: an order is sent once, and one whose answer was lost is
+    resolved at the venue before anything new is sent (docs/live-outcome-governor.md).
     """
     delays = policy.delays()
     for attempt in range(policy.max_attempts):
@@ -139,7 +149,12 @@ async def with_retry(call: Callable[[], Awaitable[T]], policy: RetryPolicy = Ret
         except TemporaryError as exc:
             if attempt >= policy.max_attempts - 1:
                 raise
+            # the venue's Retry-After (via the rate-limit governor) is a floor on the wait; one
+            # longer than the policy's max delay (a ban) is not waited out here: the caller decides
+            retry_after = getattr(exc, "retry_after", None) or 0.0
+            if retry_after > policy.max_delay:
+                raise
             if on_retry is not None:
                 on_retry(attempt + 1, exc)
-            await sleep(delays[attempt])
+            await sleep(max(delays[attempt], retry_after))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -6,9 +6,11 @@ Guarantees
 ----------
 - Vendor errors are translated once (:mod:`hedge_core.exchange.errors_map`); only temporary
   ones are retried, with :func:`~hedge_core.exchange.base.with_retry` (bounded backoff + jitter).
-- Orders carry the caller's deterministic client order id. When ``create_order`` ends in a
-  timeout or network error the order may exist: the adapter looks it up by client order id
-  before re-sending, and re-sends only when the venue does not know it.
+- Orders carry the caller's deterministic client order id and are sent ONCE. When
+  ``create_order`` ends in a timeout, dropped connection, 5xx or -1007 the outcome is unknown:
+  the adapter raises ``OrderOutcomeUnknown`` (after one look-up by client id) and never re-sends;
+  the engine resolves it (docs/live-outcome-governor.md).
+- Every request passes the account's rate-limit governor (:mod:`hedge_core.exchange.governor`).
 - A ``set_*`` call that changes nothing is a success.
 - Thin create-order answers (no status / market order not final yet) are completed by polling
   ``fetch_order`` until the order is final or ``fill_poll_timeout`` seconds have passed.
@@ -28,7 +30,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ccxt
@@ -38,7 +39,10 @@ import pandas as pd
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy, with_retry
 from hedge_core.exchange.credentials import Credentials
-from hedge_core.exchange.errors_map import translate
+from hedge_core.exchange.errors_map import translate, vendor_status
+from hedge_core.exchange.governor import RateGovernor, governor_for
+from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
+from hedge_core.exchange.venues import VENUES, VenueConfig  # noqa: F401 - re-exported (venue table moved)
 from hedge_core.types import (
     Balance,
     Bar,
@@ -65,89 +69,6 @@ from hedge_core.types import (
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class VenueConfig:
-    """How one ccxt venue is driven (option names differ per exchange)."""
-
-    ccxt_id: str
-    options: dict[str, Any]
-    client_id_param: str  # create_order param carrying the client order id
-    client_id_query: str  # fetch/cancel param naming an order by client id
-    balance_params: dict[str, dict[str, Any]]  # account -> fetch_balance params
-    perp_params: dict[str, Any] = field(default_factory=dict)  # extra params for perp calls
-    no_change_markers: tuple[str, ...] = ()  # error codes/messages meaning "nothing to change"
-    positions_params: dict[str, Any] = field(default_factory=dict)  # fetch_positions params
-    cid_lookup: str = "fetch_order"  # how to fetch an order by client id: ccxt fetch_order | bybit_v5
-    # sign of ccxt's funding-history ``amount`` as a cash flow: Binance's income ledger is + received;
-    # Bybit's v5 execution list reports funding as ``execFee``, a charge (> 0 paid)
-    funding_amount_sign: float = 1.0
-    # own executions: ccxt fetch_my_trades | bybit_v5 (ccxt asks Bybit for execType=Trade only,
-    # which hides the venue's liquidation (BustTrade) and ADL (AdlTrade) fills)
-    trades_query: str = "fetch_my_trades"
-    hedge_mode_orders: bool = True  # position-side orders supported by this adapter
-    # Bybit's unified account has ONE margin mode for all positions (GET /v5/account/info), and
-    # its positions do not report one: the adapter reads it from the account
-    account_margin_mode: bool = False
-    # fetch_brackets reads the venue's maintenance table in Binance's model (MMR and cum per
-    # notional bracket); other venues' risk-limit tiers are not mapped
-    brackets: bool = False
-    tested_offline: str = ""
-
-
-VENUES: dict[str, VenueConfig] = {
-    "binance": VenueConfig(
-        ccxt_id="binance",
-        options={
-            "defaultType": "spot",
-            "fetchMarkets": {"types": ["spot", "linear"]},  # no dapi (coin-M) calls
-            "fetchCurrencies": False,  # no signed /sapi calls when loading markets
-            "fetchMargins": False,
-            "adjustForTimeDifference": True,
-            "recvWindow": 10_000,
-            "fetchOpenOrders": {"warnWithoutSymbol": False},
-            "setMarginMode": {"throwMarginModeAlreadySet": True},
-            "newOrderRespType": {"market": "FULL", "limit": "FULL"},
-        },
-        client_id_param="newClientOrderId",
-        client_id_query="origClientOrderId",
-        balance_params={"spot": {"type": "spot"}, "perp": {"type": "swap", "subType": "linear"}},
-        perp_params={},
-        no_change_markers=("-4046", "-4059", "No need to change"),
-        brackets=True,
-        tested_offline="full (local simulator, real ccxt)",
-    ),
-    "bybit": VenueConfig(
-        ccxt_id="bybit",
-        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "linear"]},
-                 "fetchCurrencies": False, "adjustForTimeDifference": True,
-                 # unified trading account assumed: no key-permission probe before private calls
-                 "enableUnifiedMargin": False, "enableUnifiedAccount": True,
-                 # /v5/order/realtime sees the last 500 orders: enough for our just-placed orders
-                 "fetchOrder": {"acknowledged": True}},
-        client_id_param="clientOrderId",
-        client_id_query="orderLinkId",
-        balance_params={"spot": {"type": "unified"}, "perp": {"type": "unified"}},
-        positions_params={"type": "swap", "subType": "linear", "settleCoin": "USDT"},
-        cid_lookup="bybit_v5",
-        no_change_markers=("110025", "110026", "110043", "not modified"),
-        funding_amount_sign=-1.0,
-        trades_query="bybit_v5",
-        hedge_mode_orders=False,
-        account_margin_mode=True,
-        tested_offline="partial (local simulator, real ccxt): see tests/test_live_bybit.py",
-    ),
-    "okx": VenueConfig(
-        ccxt_id="okx",
-        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "swap"]},
-                 "fetchCurrencies": False, "adjustForTimeDifference": True},
-        client_id_param="clientOrderId",
-        client_id_query="clientOrderId",
-        balance_params={"spot": {"type": "trading"}, "perp": {"type": "trading"}},
-        no_change_markers=("59000",),
-        tested_offline="configuration and symbol mapping only (no simulator)",
-    ),
-}
 
 _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.CLOSED, "canceled": OrderStatus.CANCELED,
            "cancelled": OrderStatus.CANCELED, "expired": OrderStatus.EXPIRED,
@@ -238,7 +159,9 @@ class CcxtLiveAdapter:
                  fill_poll_interval: float = 0.2, sandbox: bool = False,
                  ccxt_options: dict[str, Any] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 logger: logging.Logger | None = None, spot_precheck: bool = True) -> None:
+                 logger: logging.Logger | None = None, spot_precheck: bool = True,
+                 governor: RateGovernor | None = None, outcome_margin_s: float = 2.0,
+                 clock: Callable[[], float] = time.time) -> None:
         if venue not in VENUES:
             raise he.InvalidInput("venue", venue, f"one of {sorted(VENUES)}")
         if timeout_ms <= 0:
@@ -275,6 +198,12 @@ class CcxtLiveAdapter:
         self._cid_by_order: dict[str, str] = {}
         self._margin_mode_cache: str | None = None  # account margin mode (venues with account_margin_mode)
         self.retries = 0  # temporary errors retried so far (observability)
+        # one governor per venue account, shared process-wide (never keyed by the key itself)
+        self.governor = governor or governor_for(venue, credentials.api_key if credentials else None)
+        if not (outcome_margin_s >= 0 and math.isfinite(outcome_margin_s)):
+            raise he.InvalidInput("outcome_margin_s", outcome_margin_s, "seconds >= 0")
+        self.outcome_margin_s = float(outcome_margin_s)
+        self._clock = clock
 
     def __repr__(self) -> str:
         return (f"CcxtLiveAdapter(venue={self.venue!r}, keys={'set' if self._secrets else 'none'}, "
@@ -289,19 +218,42 @@ class CcxtLiveAdapter:
 
     # ------------------------------------------------------------------ call plumbing
     async def _once(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
-        """One vendor call, translated; a clock-skew answer resyncs and retries once."""
+        """One vendor call, translated; a clock-skew answer resyncs and retries once.
+
+        The account's rate-limit governor is asked first (it refuses, with a typed error and
+        without contacting the venue, during a back-off or a ban) and told every answer after.
+        """
+        self.governor.before(method)
         try:
             try:
-                return await call()
+                result = await call()
             except ccxt.InvalidNonce:
                 self._log.warning("%s.%s: clock skew (-1021); resyncing time and retrying once",
                                   self.venue, method)
                 await self._ex.load_time_difference()
-                return await call()
+                result = await call()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # translated once, here
-            raise translate(exc, venue=self.venue, method=method, redact=self._secrets) from exc
+            raise self._translate(exc, method) from exc
+        self.governor.after_answer(getattr(self._ex, "last_response_headers", None))
+        return result
+
+    def _translate(self, exc: BaseException, method: str) -> he.ExchangeError:
+        err = translate(exc, venue=self.venue, method=method, redact=self._secrets)
+        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+            status, code = vendor_status(exc)
+            wait = self.governor.after_error(status, code, str(exc),
+                                             getattr(self._ex, "last_response_headers", None))
+            if wait is not None:
+                if self.governor.banned:
+                    err = he.VenueBanned(str(err), venue=self.venue, method=method, retry_after=wait,
+                                         until=self.governor.ban_end)
+                elif isinstance(err, he.RateLimited):
+                    err.retry_after = wait
+                else:
+                    err = he.RateLimited(str(err), venue=self.venue, method=method, retry_after=wait)
+        return err
 
     async def _call(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
         """:meth:`_once` with bounded retries of temporary errors."""
@@ -528,18 +480,28 @@ class CcxtLiveAdapter:
                                       venue=self.venue, method="create_order")
         return inst
 
-    async def create_order(self, request: OrderRequest) -> Order:
-        """Place an order idempotently under the caller's client order id.
+    @property
+    def outcome_window_s(self) -> float:
+        """Seconds after sending during which an unanswered order may still execute: the
+        signed requests' ``recvWindow`` (ccxt option; Binance default 10 000 ms, Bybit 5 000 ms)
+        plus ``outcome_margin_s``. Only after it has passed does "the venue has no such order"
+        prove the order will never exist (see :mod:`hedge_core.engine.unknown_orders`)."""
+        return outcome_window_s(self._ex.options.get("recvWindow"), self.outcome_margin_s)
 
-        On a timeout or network error the order may exist: before any re-send the adapter
-        fetches it by client order id and returns it when found. A duplicate-id rejection on a
-        re-send is resolved the same way.
+    async def create_order(self, request: OrderRequest) -> Order:
+        """Send an order ONCE under the caller's client order id.
+
+        The adapter never re-sends an order itself. When the answer is lost (timeout, dropped
+        connection, HTTP 5xx, Binance -1007) the outcome is UNKNOWN: one look-up by client id is
+        made (it may already be there), otherwise :class:`~hedge_core.errors.OrderOutcomeUnknown`
+        is raised with the window end until which the order may still execute; the caller
+        resolves it (:meth:`find_order`) and sends anything new under a NEW client id.
+        A 429/418 answer (or the governor refusing) raises RateLimited: the venue did not take it.
         """
         await self._ensure_markets()
         inst = self._validate(request)
         amount = request.qty / inst.contract_size
         params = self._order_params(request)
-        ambiguous = False
         if self.spot_precheck and inst.kind is MarketKind.SPOT:
             # Binance spot accepts a reused client id once the first order is final: ask first
             existing = await with_retry(lambda: self._lookup(request.symbol, request.client_order_id),
@@ -549,37 +511,58 @@ class CcxtLiveAdapter:
                     f"client order id {request.client_order_id!r} was already used by order "
                     f"{existing.get('id')} ({existing.get('status')}); fetch it instead of re-sending",
                     venue=self.venue, method="create_order")
-
-        async def attempt() -> dict[str, Any]:
-            nonlocal ambiguous
-            if ambiguous:
-                existing = await self._lookup(request.symbol, request.client_order_id)
-                if existing is not None:
-                    return existing
-            try:
-                return await self._once("create_order", lambda: self._ex.create_order(
-                    request.symbol, request.type.value, request.side.value, amount, request.price,
-                    dict(params)))
-            except (he.RequestTimeout, he.NetworkError):
-                ambiguous = True
-                existing = await self._lookup(request.symbol, request.client_order_id)
-                if existing is not None:
-                    return existing
-                raise
-            except he.DuplicateOrder:
-                if ambiguous:
-                    existing = await self._lookup(request.symbol, request.client_order_id)
-                    if existing is not None:
-                        return existing
-                raise
-
-        raw = await with_retry(attempt, self.retry, sleep=self._sleep,
-                               on_retry=self._on_retry("create_order"))
+        sent_at = self._clock()
+        try:
+            raw = await self._once("create_order", lambda: self._ex.create_order(
+                request.symbol, request.type.value, request.side.value, amount, request.price, dict(params)))
+        except (he.RequestTimeout, he.NetworkError) as exc:
+            if isinstance(exc.__cause__, ccxt.InvalidNonce):
+                raise  # -1021 twice: the venue refused the timestamp, nothing was placed
+            found = await self._lookup_quiet(request.symbol, request.client_order_id)
+            if found is None:
+                raise unknown_outcome(exc, request.client_order_id, sent_at, self.outcome_window_s,
+                                      venue=self.venue) from exc
+            raw = found
         order = self._to_order(raw, request)
         thin = raw.get("status") is None or (request.type is OrderType.MARKET and not order.status.is_final)
         if thin:
             order = await self._poll_final(order, request)
         return order
+
+    async def find_order(self, symbol: str, client_order_id: str,
+                         since: pd.Timestamp | None = None) -> Order | None:
+        """The venue's order with this client id, from its order records and, failing that, its
+        trade records since ``since`` (OPTIONAL protocol method). None when neither shows it.
+
+        Trade records carry venue order ids only: a trade of an order this adapter has not seen
+        is matched by reading that order (by id) and comparing its client id.
+        """
+        await self._ensure_markets()
+        self._instrument(symbol)
+        try:
+            raw = await self._once("fetch_order", lambda: self._fetch_by_cid(symbol, client_order_id))
+            return self._to_order(raw)
+        except he.OrderNotFound:
+            pass
+        for fill in await self.fetch_my_trades(symbol, since):
+            if fill.client_order_id == client_order_id:
+                return await self.fetch_order(symbol, order_id=fill.order_id)
+            if fill.client_order_id:
+                continue  # an order we know, with another client id
+            try:
+                o = await self.fetch_order(symbol, order_id=fill.order_id)
+            except he.OrderNotFound:
+                continue
+            if o.client_order_id == client_order_id:
+                return o
+        return None
+
+    async def _lookup_quiet(self, symbol: str, cid: str) -> dict[str, Any] | None:
+        """:meth:`_lookup`, None also when the look-up itself goes unanswered."""
+        try:
+            return await self._lookup(symbol, cid)
+        except he.TemporaryError:
+            return None
 
     async def _lookup(self, symbol: str, cid: str) -> dict[str, Any] | None:
         """The venue's order with this client id, or None when it does not exist."""

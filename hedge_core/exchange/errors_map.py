@@ -10,7 +10,10 @@ ccxt's hierarchy: ``OrderNotFound`` is an ``InvalidOrder``; ``RequestTimeout``,
 ccxt                                                   hedge_core.errors
 =====================================================  =======================================
 RequestTimeout, asyncio.TimeoutError                   RequestTimeout (temporary)
-DDoSProtection, RateLimitExceeded (HTTP 429/418)       RateLimited (temporary)
+DDoSProtection (HTTP 418), RateLimitExceeded (Bybit    VenueBanned (a RateLimited; ban end set by
+10018, HTTP 403 "access too frequent")                 the governor, from Retry-After / reset)
+DDoSProtection, RateLimitExceeded (HTTP 429, -1003,    RateLimited (temporary; ``retry_after`` set
+Bybit 10006)                                           by the governor from Retry-After / reset)
 NetworkError, ExchangeNotAvailable, OnMaintenance,     NetworkError (temporary)
 InvalidNonce (-1021, after one resync + retry)
 AuthenticationError, PermissionDenied (-1022, -2015)   AuthenticationError
@@ -21,11 +24,17 @@ duplicate marker (-4116, spot "Duplicate order sent")  client order id instead o
 InvalidOrder (filters -1013, -2022 reduce-only, ...)   InvalidOrder
 anything else (BadRequest, OperationRejected, ...)     OperationalError
 =====================================================  =======================================
+
+``create_order`` only: a RequestTimeout / NetworkError (timeout, dropped connection, HTTP 5xx,
+Binance -1007) becomes ``OrderOutcomeUnknown`` in the adapter after one look-up by client id — the
+order may exist or still execute within its recvWindow (:mod:`hedge_core.exchange.outcome`). The
+governor's refusals (:mod:`hedge_core.exchange.governor`) are raised before any request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import ccxt
 
@@ -81,3 +90,24 @@ def translate(exc: BaseException, *, venue: str, method: str,
         he.RateLimited: " (rate limited: backing off)",
     }.get(cls, "")
     return cls(text + hint, venue=venue, method=method)
+
+
+_STATUS_RE = re.compile(r"(?:^|\s)(4\d\d|5\d\d)(?:\s|$)")
+_CODE_RE = re.compile(r'"(?:code|retCode)"\s*:\s*"?(-?\d+)')
+
+
+def vendor_status(exc: BaseException) -> tuple[int | None, str | None]:
+    """(HTTP status, venue error code) a ccxt exception's text carries, None where absent.
+
+    ccxt puts both into the message: ``"binance 418 I'm a teapot {...}"`` (Binance's handler),
+    ``"binance POST https://... 503 Service Unavailable ..."`` (status handler), and the venue's
+    JSON body (``{"code":-1003,...}`` / ``{"retCode":10006,...}``).
+    """
+    text = str(exc)
+    m = _STATUS_RE.search(text)
+    c = _CODE_RE.search(text)
+    status = int(m.group(1)) if m else None
+    code = c.group(1) if c else None
+    if code is None and "Too many visits" in text:
+        code = "10006"
+    return status, code

@@ -46,6 +46,7 @@ from hedge_core import param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
+from hedge_core.runner.ban_watch import BanWatch
 from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.journal import Journal, wall_now
@@ -104,6 +105,8 @@ class Supervisor:
         self._series_cache: tuple[float, pd.DataFrame] | None = None
         self.alert_bus = AlertBus()  # every alert of every hedge and venue account; sinks subscribe
         self.venue_conditions: dict[str, Conditions] = {}  # venue account -> DEGRADED marks (bans, ...)
+        # rate-limit bans of the venue accounts this process uses -> venue_conditions + alert_bus
+        self.ban_watch = BanWatch(lambda v: self.venue_conditions.setdefault(v, Conditions()), self.alert_bus)
 
     # ---- health ----------------------------------------------------------------------------------
     def heartbeat_age(self) -> float:
@@ -295,9 +298,10 @@ class Supervisor:
             return ex
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
 
-    @staticmethod
-    def _register_secrets(ad: Any) -> Any:
-        """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter)."""
+    def _register_secrets(self, ad: Any) -> Any:
+        """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter);
+        its venue account's rate-limit bans show in ``/health`` and on the alert bus."""
+        self.ban_watch.watch(ad)
         creds = getattr(ad, "credentials", None) or getattr(getattr(ad, "market_data", None), "credentials", None)
         sec = getattr(creds, "secrets", ()) or ()
         for s in (sec() if callable(sec) else sec):
@@ -366,7 +370,7 @@ class Supervisor:
             return self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
         from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
 
-        return CcxtLiveAdapter(spec.venue, None)
+        return self._register_secrets(CcxtLiveAdapter(spec.venue, None))
 
     def _new_id(self, spec: dict[str, Any]) -> str:
         base = spec.get("params_name") or "inline"

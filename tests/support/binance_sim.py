@@ -192,6 +192,7 @@ class BinanceSim:
         self.last_headers: dict[str, str] = {}
         self.countdowns: dict[str, int] = {}  # symbol id -> cancel-all deadline, server ms
         self.countdown_cancels: list[tuple[str, int, list[int]]] = []  # (symbol, at ms, order ids)
+        self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (binance_faults)
 
     # ------------------------------------------------------------------ control hooks
     def set_price(self, symbol_id: str, price: float, mark: float | None = None,
@@ -424,6 +425,10 @@ class BinanceSim:
         self.requests.append((request.method, path, params))
         self.last_headers = dict(request.headers)
         key = f"{request.method} {path}"
+        if self.hook is not None:  # venue behaviours of tests/support/binance_faults.py
+            hooked = await self.hook(request, key, params)
+            if hooked is not None:
+                return hooked
         self.expire_countdowns()  # the venue's timers run whether or not anyone asks
         fault = self._take_fault(key)
         try:

@@ -90,6 +90,7 @@ class BybitSim:
         self._exec_seq = 0
         # bars by book ("spot", "linear", "mark"): [open time ms, open, high, low, close, volume], oldest first
         self.klines: dict[str, list[list[float]]] = {"spot": [], "linear": [], "mark": []}
+        self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (bybit_faults)
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -171,6 +172,10 @@ class BybitSim:
             params.update(json.loads(body))
         key = f"{request.method} {request.path}"
         self.requests.append((request.method, request.path, params))
+        if self.hook is not None:  # venue behaviours of tests/support/bybit_faults.py
+            hooked = await self.hook(request, key, params)
+            if hooked is not None:
+                return hooked
         hang = 0.0
         try:
             for f in self.faults:

@@ -17,6 +17,7 @@ import trustme
 from hedge_core.exchange.base import RetryPolicy
 from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
 from hedge_core.exchange.credentials import Credentials
+from hedge_core.exchange.governor import RateGovernor
 from tests.support.binance_sim import HOSTS, BinanceSim, SimServer
 from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
 from tests.support.bybit_sim import BybitSim
@@ -58,6 +59,9 @@ async def live_env(*, sim: BinanceSim | None = None, retry: RetryPolicy = RetryP
     async with SimServer(sim, test_ca()) as server:
         session = redirect_session({h: server.port for h in HOSTS}, server.client_ssl)
         kw: dict[str, Any] = {"sleep": _noop_sleep} if fast_sleep else {}
+        # each environment is its own account (a rate-limit state never leaks between tests);
+        # pass governor= to share one
+        kw["governor"] = RateGovernor("binance", "test-env")
         kw.update(adapter_kw)
         adapter = CcxtLiveAdapter("binance", creds, session=session, retry=retry, timeout_ms=timeout_ms,
                                   enable_rate_limit=enable_rate_limit, fill_poll_interval=0.01, **kw)
@@ -84,6 +88,7 @@ async def bybit_env(*, sim: BybitSim | None = None, retry: RetryPolicy = RetryPo
     creds = Credentials("bybit", TEST_KEY, TEST_SECRET, source="test")
     async with SimServer(sim, test_ca(), hosts=BYBIT_HOSTS) as server:  # type: ignore[arg-type]
         session = redirect_session({h: server.port for h in BYBIT_HOSTS}, server.client_ssl)
+        adapter_kw.setdefault("governor", RateGovernor("bybit", "test-env"))
         adapter = CcxtLiveAdapter("bybit", creds, session=session, retry=retry, timeout_ms=timeout_ms,
                                   enable_rate_limit=False, fill_poll_interval=0.01, sleep=_noop_sleep,
                                   **adapter_kw)
