@@ -317,34 +317,29 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
         if spec.feed == "replay":
             sup._data_venue(spec)
         adapter = sup._adapter_for(spec, confirm_live=yes_live)
-        markets = await adapter.load_markets()
-        for s in (symbol, perp):
-            if s not in markets:
-                raise InvalidInput("symbol", s, f"a market of {spec.venue}: {sorted(markets)}")
-        if mode != "paper":
-            await adapter.fetch_ticker(symbol)
-            await adapter.fetch_ticker(perp)
-        spot_usdt = (await adapter.fetch_balance("spot")).get("USDT")
-        perp_usdt = (await adapter.fetch_balance("perp")).get("USDT")
-        need_spot = amount * (1 + 2 * params.taker_fee + params.slippage_rate)
-        need_perp = amount / params.leverage.max_leverage * 1.1
-        if spot_usdt is None or spot_usdt.free < need_spot:
-            raise InvalidInput("balance.spot.USDT", spot_usdt.free if spot_usdt else 0.0, f">= {need_spot:.2f} for the spot leg")
-        if perp_usdt is None or perp_usdt.free < need_perp:
-            raise InvalidInput("balance.perp.USDT", perp_usdt.free if perp_usdt else 0.0, f">= {need_perp:.2f} margin for the perp leg")
+        from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
+
+        try:  # the same checks as hedge start / POST /hedges, reading the venue only (runner.preflight)
+            report = await preflight_for_spec(sup, spec, params, adapter, apply=False, cap_min=min_amount,
+                                              cap_max=max_amount)
+        except BaseException:
+            await discard_adapter(adapter)
+            raise
     except (InvalidInput, ExchangeError) as exc:
         store.close()
         return err(exc)
     typer.echo(f"plan: {mode} carry on {symbol} / {perp}: buy {amount:g} USDT spot, short the same on the perp "
                f"when funding >= {min_funding_rate:g}/interval; rebalance "
                f"{'off' if no_rebalancing else f'at {imbalance:.2%} drift'}; balances ok "
-               f"(spot {spot_usdt.free:.2f}, perp {perp_usdt.free:.2f} USDT)")
+               f"(spot {report.spot_free:.2f}, perp {report.perp_free:.2f} USDT)")
+    for line in report.lines():
+        typer.echo(f"  {line}")
     if dry_run:
-        await adapter.close()
+        await discard_adapter(adapter)
         store.close()
         typer.echo("dry run: nothing sent")
         return 0
-    await adapter.close()
+    await discard_adapter(adapter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
