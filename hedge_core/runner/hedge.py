@@ -34,6 +34,7 @@ from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
+from hedge_core.runner.held import held_sentence
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
@@ -481,7 +482,8 @@ class HedgeTask:
             "liq_distance_close": num(self.params.guards.liq_distance_close),
             "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
             "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
-            "started_at": str(self.started_at)}
+            "started_at": str(self.started_at), "held": held_sentence(c, self.params),
+            "stale_updates": getattr(self, "stale_updates", 0)}
         try:
             from hedge_core.analytics.risk import liquidation_distance
             from hedge_core.engine.guards import perp_liquidation_price
