@@ -121,3 +121,30 @@ def test_paper_venue_instruments_and_balances():
     assert rep.spot_free == 2_000.0 and rep.perp_free == 1_000.0 and ex.core.position_mode is PositionMode.ONE_WAY
     with pytest.raises(Exception, match="perp margin 1,000.00 USDT free"):
         run(go(1_500.0))
+
+
+def test_a_hedge_held_by_the_position_limit_says_so_in_one_sentence():
+    """Issue #12 (c): a hedge held in OPENING_SPOT_POSITION by position_limit had only a guard row.
+    The engine holds the entry (order_guard) and held_sentence names the guard, the numbers, the way out."""
+    import pandas as pd
+
+    from hedge_core.engine.context import new_hedge
+    from hedge_core.engine.events import MarketUpdate
+    from hedge_core.engine.states import State
+    from hedge_core.engine.step import step
+    from hedge_core.exchange.paper_core import default_instruments
+    from hedge_core.runner.held import held_sentence
+
+    spot, _e, perp, _ = default_instruments()
+    params = CarryParams(notional=50_000_000.0, min_funding_rate=0.00001, min_net_carry=-1.0,
+                         guards=GuardParams(max_position_notional=1e7))
+    t = pd.Timestamp("2024-01-01T09:00Z")
+    ctx = new_hedge("h50m", "carry", spot, perp, t)
+    assert held_sentence(ctx, params) is None
+    ctx, actions = step(ctx, MarketUpdate(t, 40_000.0, 40_000.0, funding_rate=0.0005, next_funding_rate=0.0005), params)
+    assert ctx.state is State.OPENING_SPOT_POSITION and "position_limit" in ctx.active_guards
+    assert not [a for a in actions if type(a).__name__ == "PlaceOrder"]
+    s = held_sentence(ctx, params)
+    # 50,000,000 / 40,000 = 1,250 BTC = 50,000,000.00 USDT > 10,000,000
+    assert s.startswith("Held in OPENING_SPOT_POSITION by the position_limit guard")
+    assert "1250 (50,000,000.00 USDT)" in s and "max_position_notional 10,000,000 USDT" in s and "stop the hedge" in s
