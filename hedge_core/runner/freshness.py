@@ -72,9 +72,10 @@ def fresh_enough(task: HedgeTask, mu: MarketUpdate, now: pd.Timestamp | None = N
     if task.spec.feed == "replay":
         return True
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
-    venue_ts = getattr(task.feed, "price_time", None) if task.spec.feed == "ticker" else mu.ts
-    if task.spec.feed == "ticker" and venue_ts is None:
-        venue_ts = mu.ts  # a feed that does not report venue time: its own stamp
+    if task.spec.feed == "ticker" and hasattr(task.feed, "price_time"):
+        venue_ts = task.feed.price_time  # None (a ticker without a venue time): never fresh
+    else:
+        venue_ts = mu.ts  # bars: their close time; a feed that reports no venue time: its own stamp
     age = price_age_s(venue_ts, now)
     limit, text = _limit_s(task)
     if age <= limit:
