@@ -150,17 +150,22 @@ def runner_status(home: Path | None = HomeOpt,
 
 def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None, start: str | None,
            end: str | None, speed: float | None, recovery: str, on_shutdown: str, hedge_id: str | None,
-           yes_live: bool, home: Path | None) -> None:
-    """Start a hedge on the running runner from a parameter set version."""
+           yes_live: bool, home: Path | None, size: float | None = None, dry_run: bool = False) -> None:
+    """Start a hedge on the running runner from a parameter set version (``dry_run``: its preflight only)."""
     from hedge_core.types import perp_of
 
     c = _client(home)
     try:
         out = c.start(params, mode=mode, spot_symbol=spot, perp_symbol=perp or perp_of(spot), feed=feed, start=start,
                       end=end, speed=speed, recovery=recovery, on_shutdown=on_shutdown, hedge_id=hedge_id,
-                      confirm_live=yes_live or None)
+                      confirm_live=yes_live or None, notional=size, dry_run=dry_run or None)
     except (InvalidInput, HedgeError) as exc:
         _fail(exc)
+    if out.get("dry_run"):
+        for line in out["preflight"]["lines"]:
+            typer.echo(line)
+        typer.echo("dry run: checks passed, nothing started, nothing sent")
+        return
     typer.echo(f"started {out['hedge_id']} ({out['mode']}, {out['params']}): {out.get('state')}")
 
 
@@ -191,10 +196,14 @@ def register(app: typer.Typer) -> None:
         on_shutdown: str = typer.Option("keep", help="On runner stop: keep | flatten."),
         hedge_id: str | None = typer.Option(None, "--id", help="Hedge id (default generated)."),
         yes_live: bool = typer.Option(False, "--yes-live", help="Confirm live mode (real money)."),
+        size: float | None = typer.Option(None, "--size", help="Spot notional (USDT) instead of the set's notional."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Run the preflight (both legs' minimums, balances, "
+                                     "margin, position mode) at the venue; start nothing, send nothing."),
         home: Path | None = HomeOpt,
     ) -> None:
-        """Start a hedge on the runner from a parameter set version."""
-        _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home)
+        """Start a hedge on the runner from a parameter set version (checked at the venue first)."""
+        _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home,
+               size, dry_run)
 
     @app.command("stop")
     def stop_cmd(hedge_id: str = typer.Argument(..., help="Hedge id (hedge hedges)."), home: Path | None = HomeOpt) -> None:

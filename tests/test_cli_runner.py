@@ -196,6 +196,10 @@ def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
         assert "started c1 (paper, carry-test@1)" in out
         bad = cli("start", "--params", "carry-test@7", ok=False)
         assert bad.returncode == 2 and "version=7" in bad.stderr
+        small = cli("start", "--params", "carry-test@1", "--start", DEMO_START, "--size", "5", ok=False)
+        assert small.returncode == 2 and "amount=5.0" in small.stderr and "smallest hedgeable" in small.stderr
+        dry = cli("start", "--params", "carry-test@1", "--start", DEMO_START, "--size", "2000", "--dry-run").stdout
+        assert "size: 2,000.00 USDT within" in dry and "nothing started" in dry
         from hedge_core.runner.client import RunnerClient, wait_for_state
 
         wait_for_state(RunnerClient.discover(e.home), "c1", "MONITORING_POSITIONS", timeout=60)
