@@ -29,14 +29,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.sizing_bounds import SizeBounds, SizeInputs, check_amount, size_bounds
 from hedge_core.errors import ExchangeError, InvalidInput
+from hedge_core.exchange.base import ExchangeAdapter
+from hedge_core.params import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
 from hedge_core.types import Instrument, PositionMode, PositionSide
+
+if TYPE_CHECKING:
+    from hedge_core.runner.hedge import HedgeSpec
+    from hedge_core.runner.supervisor import Supervisor
+
+Params = CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
 
 __all__ = ["DEFAULT_FEES", "PreflightReport", "discard_adapter", "preflight", "preflight_for_spec"]
 
@@ -164,7 +172,8 @@ async def _settings(adapter: Any, perp: str, params: Any, lev: float, apply: boo
         raise InvalidInput("leverage", lev, f"a leverage the venue accepts for {perp}: it refused ({exc})") from None
 
 
-async def preflight(adapter: Any, *, spot_symbol: str, perp_symbol: str, params: Any, amount: float | None,
+async def preflight(adapter: ExchangeAdapter, *, spot_symbol: str, perp_symbol: str, params: Params,
+                    amount: float | None,
                     prices: tuple[float, float, str] | None = None, apply: bool = False,
                     max_ticker_age_s: float = 10.0, now: pd.Timestamp | None = None,
                     cap_min: float = 0.0, cap_max: float = math.inf, price_move: float = 0.01) -> PreflightReport:
@@ -222,7 +231,7 @@ async def preflight(adapter: Any, *, spot_symbol: str, perp_symbol: str, params:
                            str(params.leverage.margin_mode), lev_set, bounds, amount, apply, tuple(notes))
 
 
-def _replay_prices(sup: Any, spec: Any) -> tuple[float, float, str]:
+def _replay_prices(sup: Supervisor, spec: HedgeSpec) -> tuple[float, float, str]:
     """First stored bar of the replay window (the price the replay starts at)."""
     venue = sup._data_venue(spec)
     start = pd.Timestamp(spec.start) if spec.start else None
@@ -236,7 +245,8 @@ def _replay_prices(sup: Any, spec: Any) -> tuple[float, float, str]:
     return out[0], out[1], f"first stored bar of the replay ({venue}, {bars.index[0]})"
 
 
-async def preflight_for_spec(sup: Any, spec: Any, params: Any, adapter: Any, *, apply: bool,
+async def preflight_for_spec(sup: Supervisor, spec: HedgeSpec, params: Params, adapter: ExchangeAdapter, *,
+                             apply: bool,
                              cap_min: float = 0.0, cap_max: float = math.inf) -> PreflightReport:
     """:func:`preflight` of a :class:`~hedge_core.runner.hedge.HedgeSpec` started by ``sup`` (a
     Supervisor): the prices a replay starts at, a paper-on-live hedge's public tickers, or the venue's."""
@@ -256,7 +266,7 @@ async def preflight_for_spec(sup: Any, spec: Any, params: Any, adapter: Any, *, 
                            max_ticker_age_s=age, cap_min=cap_min, cap_max=cap_max)
 
 
-async def discard_adapter(adapter: Any) -> None:
+async def discard_adapter(adapter: ExchangeAdapter) -> None:
     """Close the adapter of a hedge that is not started (refused, or a dry run); a paper venue is
     dropped unsaved (its ``close`` would write a state file for a hedge that never existed)."""
     if hasattr(adapter, "core"):
