@@ -157,3 +157,27 @@ def test_freshness_units_and_spec_validation():
     stub = Stub("ticker")
     stub.driver = None
     check_fill_slippage(stub, ev)  # no driver yet: nothing to compare, nothing raised
+
+
+def test_summary_says_why_a_guard_holds_the_hedge(tmp_path):
+    """The order_rate guard (1 order a minute) holds the perp hedge after the spot entry: the summary's
+    ``held`` sentence names it (the page shows that sentence), and nothing more is sent while it holds."""
+    s = sim()
+
+    async def go():
+        async with live_env(sim=s) as env:
+            store = Store(tmp_path / "db.duckdb", hold=True)
+            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
+            spec = HedgeSpec(hedge_id="g1", params_inline={**CARRY, "guards": {"max_orders_per_minute": 1}},
+                             mode="live", feed="ticker", poll_s=0.05)
+            task = HedgeTask(spec, sup._params_for(spec), sup.journal, env.adapter, sup._feed_factory, sup)
+            await task.start_new(pd.Timestamp.now(tz="UTC"))
+            task.task = asyncio.create_task(task.run())
+            try:
+                summ = await until(lambda: (lambda x: x if x.get("held") else None)(task.summary()), what="held")
+                assert summ["state"] == "OPENING_FUTURES_HEDGE"
+                assert summ["held"].startswith("Held in OPENING_FUTURES_HEDGE by the order_rate guard")
+                assert len(orders_sent(s)) == 1  # the spot entry only
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
