@@ -150,17 +150,22 @@ def runner_status(home: Path | None = HomeOpt,
 
 def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None, start: str | None,
            end: str | None, speed: float | None, recovery: str, on_shutdown: str, hedge_id: str | None,
-           yes_live: bool, home: Path | None) -> None:
-    """Start a hedge on the running runner from a parameter set version."""
+           yes_live: bool, home: Path | None, size: float | None = None, dry_run: bool = False) -> None:
+    """Start a hedge on the running runner from a parameter set version (``dry_run``: its preflight only)."""
     from hedge_core.types import perp_of
 
     c = _client(home)
     try:
         out = c.start(params, mode=mode, spot_symbol=spot, perp_symbol=perp or perp_of(spot), feed=feed, start=start,
                       end=end, speed=speed, recovery=recovery, on_shutdown=on_shutdown, hedge_id=hedge_id,
-                      confirm_live=yes_live or None)
+                      confirm_live=yes_live or None, notional=size, dry_run=dry_run or None)
     except (InvalidInput, HedgeError) as exc:
         _fail(exc)
+    if out.get("dry_run"):
+        for line in out["preflight"]["lines"]:
+            typer.echo(line)
+        typer.echo("dry run: checks passed, nothing started, nothing sent")
+        return
     typer.echo(f"started {out['hedge_id']} ({out['mode']}, {out['params']}): {out.get('state')}")
 
 
@@ -191,10 +196,14 @@ def register(app: typer.Typer) -> None:
         on_shutdown: str = typer.Option("keep", help="On runner stop: keep | flatten."),
         hedge_id: str | None = typer.Option(None, "--id", help="Hedge id (default generated)."),
         yes_live: bool = typer.Option(False, "--yes-live", help="Confirm live mode (real money)."),
+        size: float | None = typer.Option(None, "--size", help="Spot notional (USDT) instead of the set's notional."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Run the preflight (both legs' minimums, balances, "
+                                     "margin, position mode) at the venue; start nothing, send nothing."),
         home: Path | None = HomeOpt,
     ) -> None:
-        """Start a hedge on the runner from a parameter set version."""
-        _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home)
+        """Start a hedge on the runner from a parameter set version (checked at the venue first)."""
+        _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home,
+               size, dry_run)
 
     @app.command("stop")
     def stop_cmd(hedge_id: str = typer.Argument(..., help="Hedge id (hedge hedges)."), home: Path | None = HomeOpt) -> None:
@@ -317,34 +326,29 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
         if spec.feed == "replay":
             sup._data_venue(spec)
         adapter = sup._adapter_for(spec, confirm_live=yes_live)
-        markets = await adapter.load_markets()
-        for s in (symbol, perp):
-            if s not in markets:
-                raise InvalidInput("symbol", s, f"a market of {spec.venue}: {sorted(markets)}")
-        if mode != "paper":
-            await adapter.fetch_ticker(symbol)
-            await adapter.fetch_ticker(perp)
-        spot_usdt = (await adapter.fetch_balance("spot")).get("USDT")
-        perp_usdt = (await adapter.fetch_balance("perp")).get("USDT")
-        need_spot = amount * (1 + 2 * params.taker_fee + params.slippage_rate)
-        need_perp = amount / params.leverage.max_leverage * 1.1
-        if spot_usdt is None or spot_usdt.free < need_spot:
-            raise InvalidInput("balance.spot.USDT", spot_usdt.free if spot_usdt else 0.0, f">= {need_spot:.2f} for the spot leg")
-        if perp_usdt is None or perp_usdt.free < need_perp:
-            raise InvalidInput("balance.perp.USDT", perp_usdt.free if perp_usdt else 0.0, f">= {need_perp:.2f} margin for the perp leg")
+        from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
+
+        try:  # the same checks as hedge start / POST /hedges, reading the venue only (runner.preflight)
+            report = await preflight_for_spec(sup, spec, params, adapter, apply=False, cap_min=min_amount,
+                                              cap_max=max_amount)
+        except BaseException:
+            await discard_adapter(adapter)
+            raise
     except (InvalidInput, ExchangeError) as exc:
         store.close()
         return err(exc)
     typer.echo(f"plan: {mode} carry on {symbol} / {perp}: buy {amount:g} USDT spot, short the same on the perp "
                f"when funding >= {min_funding_rate:g}/interval; rebalance "
                f"{'off' if no_rebalancing else f'at {imbalance:.2%} drift'}; balances ok "
-               f"(spot {spot_usdt.free:.2f}, perp {perp_usdt.free:.2f} USDT)")
+               f"(spot {report.spot_free:.2f}, perp {report.perp_free:.2f} USDT)")
+    for line in report.lines():
+        typer.echo(f"  {line}")
     if dry_run:
-        await adapter.close()
+        await discard_adapter(adapter)
         store.close()
         typer.echo("dry run: nothing sent")
         return 0
-    await adapter.close()
+    await discard_adapter(adapter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -60,6 +60,8 @@ def live_state() -> None:
                                                f"params {s.get('params')} · {s.get('spot_symbol')} / {s.get('perp_symbol')}")
     if s.get("error"):
         st.error(f"hedge task failed: {s['error']}")
+    if s.get("held"):  # a guard holds it in an opening state: say which, the numbers and the way out
+        st.warning(s["held"], icon=":material/front_hand:")
     c = st.columns(6)
     c[0].metric("state", str(s.get("state")))
     c[1].metric("net PnL", fmt_money(s.get("pnl")))

@@ -59,10 +59,13 @@ with st.form("start"):
                                 max_value=1e6, key="start_speed", help="3600 = one hour of stored data per second")
         replay_start = st.text_input("Replay start (UTC, empty = first stored bar)", value="", key="start_replay_start")
     go = st.form_submit_button("Start hedge", type="primary")
+    check = st.form_submit_button("Check only (send nothing)",
+                                  help="the preflight of a start: both legs' lot and minimum notional at the "
+                                       "current price, balances and margin, position limits, position mode")
 
 st.caption(f"status of {ref}: **{row['status']}**" + ("" if row["status"] == "live" else
            " (live mode needs promotion to live on the Parameter sets page)"))
-if go:
+if go or check:
     try:
         req = validate_start(ref, str(row["status"]), mode, size, symbol, typed_confirmation=typed)
         extra = replay_options(speed, replay_start) if req.mode == "paper" else {}
@@ -72,13 +75,17 @@ if go:
     lk = require_runner(link())
     if lk is None:
         st.stop()
-    body = {**req.body(), **extra}
+    body = {**req.body(), **extra, **({"dry_run": True} if check else {})}
     try:
-        with st.spinner(f"starting {ref} in {req.mode} mode ..."):
+        with st.spinner(f"{'checking' if check else 'starting'} {ref} in {req.mode} mode ..."):
             out = lk.client.start(body.pop("params"), mode=body.pop("mode"), **body)
     except Exception as exc:  # noqa: BLE001
         show_error(exc, "Not started")
     else:
+        if out.get("dry_run"):  # the same checks as a start (runner.preflight); nothing started or sent
+            st.success("Check passed: nothing started, nothing sent.\n\n" +
+                       "\n".join(f"- {ln}" for ln in out["preflight"]["lines"]))
+            st.stop()
         st.success(f"started **{out['hedge_id']}** ({out['mode']}): {out.get('state')}")
         st.session_state["detail_hedge"] = out["hedge_id"]
         st.page_link("pages/hedge_detail.py", label="Open its detail page", icon=":material/monitoring:")

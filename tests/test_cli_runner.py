@@ -97,11 +97,28 @@ def test_carry_rejects_bad_input_before_anything(tmp_path, args, fragment):
 
 def test_carry_dry_run_checks_and_sends_nothing(tmp_path):
     e = make_env(tmp_path, days=3)
-    r = invoke(["carry", "--amount", "100", "--dry-run", "--home", str(tmp_path / "h"), "--db", str(e.db)])
+    r = invoke(["carry", "--amount", "500", "--dry-run", "--home", str(tmp_path / "h"), "--db", str(e.db)])
     assert r.exit_code == 0, r.output
     assert "balances ok" in r.output and "nothing sent" in r.output
+    assert "size: 500.00 USDT within" in r.output and "perp min notional 100 USDT" in r.output
     st = e.store()
     assert len(st.read_table("orders")) == 0 and len(st.read_table("hedge_runs")) == 0
+
+
+def test_carry_dry_run_refuses_an_amount_below_the_perp_minimum_naming_the_smallest(tmp_path):
+    """Issue #12 (b): 100 USDT buys 0.002 BTC at ~42,000 (paper lot 0.00001 -> 0.00238, but the perp
+    lot 0.001 hedges only 0.002 BTC = ~84 USDT < the 100 USDT perp MIN_NOTIONAL). The dry run says
+    so and names the smallest hedgeable amount; the demo market's first replay bar is the price."""
+    e = make_env(tmp_path, days=3)
+    with e.store() as st:
+        first = float(st.read_bars("demo", "BTC/USDT", "spot", "1h")["close"].iloc[0])
+    r = invoke(["carry", "--amount", "100", "--dry-run", "--home", str(tmp_path / "h"), "--db", str(e.db)])
+    assert r.exit_code == 2, r.output
+    # smallest: perp qty ceil(100 / (P x 0.99) / 0.001) x 0.001 (= 0.003 for P near 42,000), bought at P x 1.01
+    import math
+    q = math.ceil(100 / (first * 0.99) / 0.001 - 1e-9) * 0.001
+    assert f"{q * first * 1.01:,.2f}" in r.output and "smallest hedgeable" in r.output
+    assert "perp min notional 100 USDT" in r.output and "amount=100.0" in r.output
 
 
 def test_carry_ctrl_c_closes_both_legs(tmp_path):
@@ -150,7 +167,9 @@ def test_carry_live_checks_connectivity_and_balances_on_the_simulator(tmp_path):
         assert ok.exit_code == 0, ok.output
         assert "balances ok (spot 10000.00" in ok.output
         poor = invoke([*base, "--amount", "9999"], env)  # the simulator's spot wallet holds 10,000 USDT
-        assert poor.exit_code == 2 and "balance.spot.USDT=10000.0" in poor.output
+        # largest: the sim's 10,000 USDT futures wallet at 1x (min_leverage) for the perp notional at a 1 %
+        # higher price plus the 0.05 % fee to open and to close: 10,000 / (1.01 x (1 + 0.001)) = 9,891.10
+        assert poor.exit_code == 2 and "9,891.10" in poor.output and "perp margin 10,000.00 USDT free" in poor.output
         down = invoke([*base, "--amount", "500"], {**env, "HEDGE_TEST_SIM_PORT": "1"})  # nothing listens there
         assert down.exit_code == 2 and "error" in down.output
         assert not any("order" in r[1] and r[0] == "POST" for r in sim.sim.requests)  # no order was ever sent
@@ -177,6 +196,10 @@ def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
         assert "started c1 (paper, carry-test@1)" in out
         bad = cli("start", "--params", "carry-test@7", ok=False)
         assert bad.returncode == 2 and "version=7" in bad.stderr
+        small = cli("start", "--params", "carry-test@1", "--start", DEMO_START, "--size", "5", ok=False)
+        assert small.returncode == 2 and "amount=5.0" in small.stderr and "smallest hedgeable" in small.stderr
+        dry = cli("start", "--params", "carry-test@1", "--start", DEMO_START, "--size", "2000", "--dry-run").stdout
+        assert "size: 2,000.00 USDT within" in dry and "nothing started" in dry
         from hedge_core.runner.client import RunnerClient, wait_for_state
 
         wait_for_state(RunnerClient.discover(e.home), "c1", "MONITORING_POSITIONS", timeout=60)

@@ -731,6 +731,15 @@ class CcxtLiveAdapter:
         await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
             mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
 
+    async def fetch_position_mode(self) -> PositionMode:
+        """The USDT-margined perps' position mode (OPTIONAL protocol method, read by the preflight):
+        ccxt ``fetch_position_mode`` (Binance ``GET /fapi/v1/positionSide/dual``, "Get Current Position
+        Mode": ``dualSidePosition`` true = hedge mode)."""
+        await self._ensure_markets()
+        r = await self._call("fetch_position_mode", lambda: self._ex.fetch_position_mode(
+            None, {"type": "swap", "subType": "linear"}))
+        return PositionMode.HEDGE if r.get("hedged") else PositionMode.ONE_WAY
+
     @property
     def offers_brackets(self) -> bool:
         """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""

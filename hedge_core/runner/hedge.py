@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTransition
 from hedge_core.engine.context import HedgeContext, new_hedge
@@ -33,6 +33,8 @@ from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
+from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
+from hedge_core.runner.held import held_sentence
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
@@ -85,6 +87,21 @@ class HedgeSpec(BaseModel):
     paper_participation: float | None = Field(None, gt=0, le=1)
     paper_save_every_event: bool = True
     created_from: str = "api"
+    # fresh prices and slippage (runner.freshness): ages against the venue's own timestamps
+    max_ticker_age_s: float = 10.0  # seconds, in (0, 3600]
+    max_bar_age_bars: float = 2.0  # bar lengths after the bar's close, in (0, 100]
+    max_slippage_bps: float | None = 50.0  # alert above this distance from the decision price, (0, 10000]; None = off
+
+    @field_validator("max_ticker_age_s", "max_bar_age_bars", "max_slippage_bps")
+    @classmethod
+    def _freshness_range(cls, v: float | None, info: ValidationInfo) -> float | None:
+        hi = {"max_ticker_age_s": (3600.0, "seconds"), "max_bar_age_bars": (100.0, "bars"),
+              "max_slippage_bps": (10_000.0, "basis points")}[info.field_name]
+        if v is None and info.field_name == "max_slippage_bps":
+            return v
+        if v is None or not (math.isfinite(v) and 0 < v <= hi[0]):
+            raise ValueError(f"{info.field_name}={v!r}: expected a number in (0, {hi[0]:g}] {hi[1]}")
+        return float(v)
 
 
 class JournalingAdapter:
@@ -286,6 +303,7 @@ class HedgeTask:
         log_event(log, "fill", hedge_id=hedge_id, state=self._state(), leg=ev.leg, purpose=purpose,
                   side=str(ev.fill.side), qty=ev.fill.qty, price=ev.fill.price)
         kill_point("fill_journaled", ev.leg, purpose)
+        check_fill_slippage(self, ev)  # alert when far from the decision price (runner.freshness)
 
     def _on_transition(self, hedge_id: str, t: RecordTransition) -> None:
         self.journal.transition(hedge_id, t)
@@ -341,6 +359,9 @@ class HedgeTask:
             return  # shutting down: no new positions
         if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
             await self._dead_mans_switch(mu.ts)
+        if not fresh_enough(self, mu):
+            self.updates += 1  # received, not acted on: stale prices block new orders (runner.freshness)
+            return
         monitoring = self.driver.ctx.state is State.MONITORING_POSITIONS
         t0 = time.perf_counter()
         async with self.lock:
@@ -461,7 +482,8 @@ class HedgeTask:
             "liq_distance_close": num(self.params.guards.liq_distance_close),
             "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
             "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
-            "started_at": str(self.started_at)}
+            "started_at": str(self.started_at), "held": held_sentence(c, self.params),
+            "stale_updates": getattr(self, "stale_updates", 0)}
         try:
             from hedge_core.analytics.risk import liquidation_distance
             from hedge_core.engine.guards import perp_liquidation_price

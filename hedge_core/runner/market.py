@@ -156,6 +156,7 @@ class Tick:
     mark: float
     next_funding_rate: float
     next_funding_ts: pd.Timestamp | None
+    price_time: pd.Timestamp | None = None  # venue time of the prices: the older ticker timestamp
 
     def market_update(self, last_rate: float = 0.0) -> MarketUpdate:
         return MarketUpdate(ts=self.ts, spot=self.spot, perp=self.perp, mark=self.mark, funding_rate=last_rate,
@@ -164,6 +165,9 @@ class Tick:
 
 class TickerFeed:
     """Poll tickers of a spot/perp pair (and the perp's next funding rate) every ``interval`` s.
+
+    ``price_time`` is the venue's time of the last tick's prices (the older of the two tickers'
+    timestamps), which :mod:`hedge_core.runner.freshness` ages against the wall clock.
 
     Errors from the venue are skipped (the next poll tries again); ``aclose()`` stops it.
     """
@@ -175,6 +179,7 @@ class TickerFeed:
         self.interval = float(interval)
         self._now, self._sleep = now, sleep
         self._closed = False
+        self.price_time: pd.Timestamp | None = None  # venue time of the last yielded tick (runner.freshness)
 
     async def __aiter__(self) -> AsyncIterator[Tick]:
         while not self._closed:
@@ -187,7 +192,9 @@ class TickerFeed:
                 except ExchangeError:
                     rate, fts = math.nan, None
                 mark = p.mark if p.mark is not None else math.nan
-                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts)
+                stamps = [t for t in (s.ts, p.ts) if t is not None and not pd.isna(t)]
+                self.price_time = min(stamps) if len(stamps) == 2 else None  # a missing stamp is never fresh
+                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time)
             except ExchangeError:
                 pass
             await self._sleep(self.interval)

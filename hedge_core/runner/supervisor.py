@@ -378,11 +378,16 @@ class Supervisor:
 
     # ---- operations --------------------------------------------------------------------------
     async def start_hedge(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate, journal and start a hedge. Raises InvalidInput before anything is written."""
+        """Validate, preflight (:mod:`hedge_core.runner.preflight`), journal and start a hedge.
+
+        Raises InvalidInput before anything is written. ``dry_run: true`` in the request runs the
+        checks (reading the venue only) and returns ``{"dry_run": True, "preflight": {...}}``.
+        """
         if self.stopping:
             raise InvalidInput("runner", "stopping", "a runner that is not shutting down")
         req = dict(request)
         confirm_live = bool(req.pop("confirm_live", False))
+        dry_run = bool(req.pop("dry_run", False))  # preflight only: check both legs, start nothing
         ref = req.pop("params", None)
         if ref:
             name, ver = param_store.resolve(str(ref), self.params_root)
@@ -417,6 +422,16 @@ class Supervisor:
         if spec.params_name:
             param_store.sync_to_store(self.store, self.params_root)
         adapter = self._adapter_for(spec, confirm_live=confirm_live)
+        from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
+
+        try:  # both legs checked at the venue before the first order (runner.preflight)
+            report = await preflight_for_spec(self, spec, params, adapter, apply=not dry_run)
+        except BaseException:
+            await discard_adapter(adapter)
+            raise
+        if dry_run:
+            await discard_adapter(adapter)
+            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict()}
         task = HedgeTask(spec, params, self.journal, adapter, self._feed_factory, self)
         ts = pd.Timestamp(spec.start) if (spec.feed == "replay" and spec.start) else wall_now()
         core_now = getattr(getattr(adapter, "core", None), "now", None)

@@ -581,10 +581,27 @@ class BinanceSim:
             raise SimError(400, -1121, "Invalid symbol.")
         return sid
 
+    def stale_ticker(self, symbol_id: str, age_ms: int | None, price: float | None = None) -> None:
+        """Control hook: the 24 h tickers of ``symbol_id`` (spot and USD-M) answer as of ``age_ms`` ago,
+        optionally with the ``price`` of that time; None restores live tickers. Binance's 24 h ticker
+        carries ``closeTime`` (ms), the end of its rolling window, i.e. the time of the statistics it
+        shows (developers.binance.com, Spot "24hr Ticker Price Change Statistics" / USD-M "24hr Ticker
+        Price Change Statistics": ``closeTime``); ccxt reads it as the ticker's ``timestamp``. A
+        lagging or cached ticker shows an old ``closeTime``. Orders still fill at the current price."""
+        if not hasattr(self, "_stale"):
+            self._stale: dict[str, tuple[int, float | None]] = {}
+        if age_ms is None:
+            self._stale.pop(symbol_id, None)
+        else:
+            self._stale[symbol_id] = (int(age_ms), price)
+
     def _ticker(self, p: dict[str, str], *, spot: bool) -> Any:
         def one(sid: str) -> dict[str, Any]:
             px = _fmt(self._px("spot" if spot else "fapi", sid))
             now = self.now_ms()
+            age, old_px = getattr(self, "_stale", {}).get(sid, (0, None))
+            now -= age  # closeTime: the time of the statistics shown (stale_ticker)
+            px = px if old_px is None else _fmt(old_px)
             t = {"symbol": sid, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": px,
                  "lastPrice": px, "lastQty": "1", "openPrice": px, "highPrice": px, "lowPrice": px,
                  "volume": "100", "quoteVolume": _fmt(100 * float(px)),
