@@ -218,6 +218,15 @@ class HedgeDriver:
         """
         return run_now(self.feed(event))
 
+    async def book_external(self, ts: pd.Timestamp) -> HedgeContext:
+        """Book the venue's own trades on the perp (liquidation, ADL) found since the last poll, without
+        a market update (reconciliation calls it before it compares positions)."""
+        if not self.poll_external_fills:
+            return self.ctx
+        for ev in await self._external_fills(ts):
+            self.ctx = await self.feed(ev)
+        return self.ctx
+
     async def _external_fills(self, ts: pd.Timestamp) -> list[Event]:
         """Perp trades the hedge did not order (liquidation, ADL) since the last poll."""
         leg = self.ctx.perp
