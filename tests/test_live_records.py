@@ -213,3 +213,29 @@ def test_record_trade_id_is_unique_across_spot_and_perp():
     a = Fill("5", "1", "c", "BTC/USDT", Side.BUY, 1.0, 1.0, 0.0, pd.Timestamp("2024-01-01T00:00Z"))
     b = Fill("5", "2", "d", "BTC/USDT:USDT", Side.SELL, 1.0, 1.0, 0.0, pd.Timestamp("2024-01-01T00:00Z"))
     assert record_trade_id(a) != record_trade_id(b)
+
+
+def test_bybit_fills_come_from_the_execution_list():
+    """Bybit (v5 execution list, ``execFee``/``feeCurrency``): the same driver books each execution
+    once with the venue's fee; trade ids are the venue's ``execId``."""
+    from tests.support.live_env import bybit_env
+
+    async def run():
+        async with bybit_env() as env:
+            env.sim.set_price("BTCUSDT", 30_000.0)
+            m = await env.adapter.load_markets()
+            now = pd.Timestamp.now(tz="UTC")
+            drv = HedgeDriver(new_hedge("by", "carry", m["BTC/USDT"], m["BTC/USDT:USDT"], now),
+                              CarryParams(notional=3_000.0, min_net_carry=-1.0), {"bybit": env.adapter})
+            await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+            assert drv.ctx.state is State.MONITORING_POSITIONS
+            rows = [e for e in env.sim.executions if e["execType"] == "Trade"]
+            lin = [e for e in rows if e["category"] == "linear"]
+            assert drv.ctx.perp.fees > 0
+            assert drv.ctx.perp.fees == pytest.approx(sum(float(e["execFee"]) for e in lin), abs=1e-8)
+            spot = [e for e in rows if e["category"] == "spot"]
+            assert spot and all(e["feeCurrency"] == "BTC" for e in spot)  # a buy pays in the coin received
+            assert drv.ctx.spot.qty == pytest.approx(env.sim.coins["BTC"], abs=1e-12)
+            assert {t.split("#")[1] for t in drv.ctx.seen_trades} == {e["execId"] for e in rows}
+
+    asyncio.run(run())

@@ -50,6 +50,10 @@ __all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
 log = logging.getLogger("hedge_core.runner.hedge")
 
+#: Fills and funding are reconciled over this trailing window (Binance's trade and income queries
+#: answer at most 7 days from their startTime).
+RECONCILE_WINDOW = pd.Timedelta(days=6)
+
 
 class HedgeSpec(BaseModel):
     """How to run one hedge (stored in ``hedge_runs.info``; never holds a secret).
@@ -432,11 +436,18 @@ class HedgeTask:
             ctx = await self.driver.book_external(wall_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
                 return None
+            # fills and funding over a trailing window both sides agree on (Binance answers trade and
+            # income queries for at most 7 days from startTime); positions and balances are "now"
+            since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
             fills = self.journal.fills(self.hedge_id)
             funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+            if len(fills):
+                fills = fills[pd.to_datetime(fills["ts"], utc=True) >= since]
+            if len(funding):
+                funding = funding[pd.to_datetime(funding["ts"], utc=True) >= since]
             ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
-            venue = await venue_figures(self.raw_adapter, ctx, ids, pd.Timestamp(self.started_at))
+            venue = await venue_figures(self.raw_adapter, ctx, ids, since)
             diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
                             spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
         self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
