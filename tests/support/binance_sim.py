@@ -166,16 +166,18 @@ class BinanceSim:
     spot_fee, futures_taker_fee, futures_maker_fee:
         Fee rates (fraction of notional). Futures fees are charged in USDT.
     spot_fee_in_received:
-        False (default, what the paper exchange models): spot fees in the quote currency.
-        True (what Binance does without BNB): the commission is taken from the asset received,
-        base on a buy (``qty * fee`` BTC), quote on a sell.
+        True (default; what Binance does without BNB fee payment, "Trading Fees" FAQ /
+        ``commissionAsset`` of ``myTrades``): the commission is taken from the asset received,
+        base on a buy (``qty * fee`` BTC), quote on a sell. False: every spot commission in the
+        quote currency (what the paper exchange models; a stand-in for an account that pays
+        fees in another asset, used by the paper-parity tests).
     """
 
     def __init__(self, *, api_key: str, secret: str, markets: list[MarketSpec] | None = None,
                  spot_balances: dict[str, float] | None = None, futures_wallet: float = 10_000.0,
                  spot_fee: float = 0.001, futures_taker_fee: float = 0.0005,
                  futures_maker_fee: float = 0.0002, default_leverage: int = 20,
-                 spot_fee_in_received: bool = False) -> None:
+                 spot_fee_in_received: bool = True) -> None:
         self.api_key, self.secret = api_key, secret
         self.markets = {m.id: m for m in (markets or [MarketSpec("BTC", tick="0.10"),
                                                       MarketSpec("ETH")])}
