@@ -239,3 +239,50 @@ def test_bybit_fills_come_from_the_execution_list():
             assert {t.split("#")[1] for t in drv.ctx.seen_trades} == {e["execId"] for e in rows}
 
     asyncio.run(run())
+
+
+def test_rehedge_policy_books_the_venues_missing_fill_and_a_clean_pass_clears(tmp_path):
+    """A perp fill lost from the journal (the hedge rebuilt without it looks naked): reconciliation
+    finds the venue's record, marks the hedge DEGRADED, and the ``rehedge`` policy books it; the next
+    pass is clean and clears the condition. Real ccxt against the simulator, a HedgeTask in process."""
+    from types import SimpleNamespace
+
+    from hedge_core.runner.hedge import HedgeSpec, HedgeTask
+    from hedge_core.runner.journal import Journal
+    from hedge_core.runner.reconcile import rebuild_context
+    from hedge_core.store import Store
+
+    async def run():
+        sim = _sim()
+        async with live_env(sim=sim) as env:
+            with Store(tmp_path / "r.duckdb") as st:
+                sup = SimpleNamespace(position_snapshot_s=0.0, alert_bus=None, heartbeat_stale=lambda: False)
+                spec = HedgeSpec(hedge_id="rh", mode="live", feed="ticker", on_mismatch="rehedge")
+                task = HedgeTask(spec, P, Journal(st), env.adapter, lambda t: None, sup)
+                t0 = pd.Timestamp.now(tz="UTC")
+                task.started_at = t0 - pd.Timedelta(seconds=1)
+                await task.start_new(t0)
+                await task.step(MarketUpdate(t0, PRICE, PRICE, funding_rate=0.001))
+                assert task.driver.ctx.state is State.MONITORING_POSITIONS
+                assert await task.reconcile_now() == []  # journal == venue
+                # lose the perp fill from the journal, and rebuild the hedge from what is left
+                fills = task.journal.fills("rh")
+                kept = fills[fills["leg"] == "spot"]
+                with st._connection() as con:  # the lost write (test only: the store has no delete)
+                    con.execute("DELETE FROM fills WHERE hedge_id = 'rh' AND leg = 'perp'")
+                ctx = task.driver.ctx
+                m = await env.adapter.load_markets()
+                task.driver.ctx = rebuild_context(new_hedge("rh", "carry", m["BTC/USDT"], m["BTC/USDT:USDT"], t0),
+                                                  kept, pd.DataFrame(), list(ctx.known_orders),
+                                                  State.MONITORING_POSITIONS, {"spot": PRICE, "perp": PRICE}, t0)
+                assert task.driver.ctx.perp.qty == 0.0
+                diffs = await task.reconcile_now()
+                assert any("perp position" in d for d in diffs) and any("filled qty of order" in d for d in diffs)
+                assert "reconcile" in task.summary()["degraded"]
+                assert task.driver.ctx.perp.qty == pytest.approx(sim.position("BTCUSDT"))  # booked from the record
+                assert len(sim.orders) == 2  # nothing new sent: the hedge was whole at the venue
+                assert await task.reconcile_now() == []
+                assert "reconcile" not in task.summary()["degraded"]
+
+    asyncio.run(run())
+
