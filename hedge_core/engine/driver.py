@@ -28,6 +28,10 @@ Where fills come from (principle 8, "the venue's records are the truth"):
   one (``Order.filled``, ``avg_price``, ``fee``), trade id ``<client order id>:<cumulative
   filled>`` (:func:`snapshot_trade_id`). No extra call per fill: backtests stay fast.
 
+On a trade-records venue a spot SELL never asks for more than the venue says is free: the
+driver caps it to the base asset's free balance (``fetch_balance("spot")``) rounded down to the
+lot and reports the dust left below one lot (an INFO alert) instead of trading it.
+
 Either way each fill carries ``slippage = ledger.slippage_cost(side, qty, price, ref)`` against
 the price ``step()`` decided the order at (``HedgeContext.order_ref``), the figure the ledger books.
 """

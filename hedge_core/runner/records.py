@@ -127,7 +127,8 @@ def journal_figures(ctx: HedgeContext, fills: pd.DataFrame, funding: pd.DataFram
     for r in fills.itertuples(index=False):
         base = ctx.spot.base if r.leg == "spot" else ctx.perp.base
         q, c = per.get(str(r.order_id), (0.0, 0.0))
-        per[str(r.order_id)] = (q + float(r.qty), c + quote_fee(float(r.fee), r.fee_currency or "", float(r.price), base))
+        fee = quote_fee(float(r.fee), r.fee_currency or "", float(r.price), base)
+        per[str(r.order_id)] = (q + float(r.qty), c + fee)
     tracked = frozenset(c for c in venue_open if c in ctx.pending or c not in ctx.known_orders)
     total = float(funding["amount"].sum()) if len(funding) else 0.0
     return Figures(ctx.perp.qty, ctx.spot.qty, tracked, per, total)
