@@ -53,6 +53,10 @@ log = logging.getLogger("hedge_core.runner.hedge")
 #: Fills and funding are reconciled over this trailing window (Binance's trade and income queries
 #: answer at most 7 days from their startTime).
 RECONCILE_WINDOW = pd.Timedelta(days=6)
+#: Seconds after a funding time before its income record is read.
+FUNDING_SETTLE_LAG_S = 5.0
+#: Seconds before a difference found by reconciliation is read again (confirmed) and counts.
+RECONFIRM_S = 0.2
 
 
 class HedgeSpec(BaseModel):
@@ -429,9 +433,36 @@ class HedgeTask:
         return n
 
     async def reconcile_now(self) -> list[str] | None:
-        """Compare journal and venue once (see ``runner.records``); on a difference mark the hedge
+        """Compare journal and venue (see ``runner.records``); on a difference mark the hedge
         DEGRADED ("reconcile"), alert, and follow ``spec.on_mismatch``; a clean pass clears the mark.
-        None when skipped (orders in flight, or the hedge completed)."""
+        None when skipped (orders in flight, or the hedge completed).
+
+        The venue's figures are read one request after another, so a trade of the venue's own (an
+        ADL, a funding settlement) landing between two reads looks like a difference: a difference
+        is confirmed by a second full read (the venue's trades and funding booked first) before it counts.
+        """
+        for attempt in range(2):
+            got = await self._compare_once()
+            if got is None:
+                return None
+            venue, fills, diffs = got
+            if not diffs:
+                break
+            if attempt == 0:
+                await asyncio.sleep(RECONFIRM_S)
+                await self.poll_funding()  # a settlement between the funding read and the comparison
+        self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
+                               "policy": self.spec.on_mismatch}
+        if not diffs:
+            self.undegrade("reconcile")
+            return []
+        text = "; ".join(map(str, diffs))
+        self.degrade("reconcile", f"journal and venue differ (policy {self.spec.on_mismatch}): {text}", level="error")
+        await self._on_mismatch(venue, fills)
+        return [str(d) for d in diffs]
+
+    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
+        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
         async with self.lock:
             ctx = await self.driver.book_external(wall_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
@@ -450,15 +481,7 @@ class HedgeTask:
             venue = await venue_figures(self.raw_adapter, ctx, ids, since)
             diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
                             spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
-        self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
-                               "policy": self.spec.on_mismatch}
-        if not diffs:
-            self.undegrade("reconcile")
-            return []
-        text = "; ".join(map(str, diffs))
-        self.degrade("reconcile", f"journal and venue differ (policy {self.spec.on_mismatch}): {text}", level="error")
-        await self._on_mismatch(venue, fills)
-        return [str(d) for d in diffs]
+        return venue, fills, diffs
 
     async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:
         policy, state = self.spec.on_mismatch, self.driver.ctx.state
@@ -487,6 +510,12 @@ class HedgeTask:
         ``reconcile_s`` (sooner after an unknown order outcome or a funding time)."""
         next_fund = next_rec = time.monotonic() + min(self.spec.records_poll_s, self.spec.reconcile_s)
         while True:
+            # and a few seconds after each funding time (00/08/16 UTC on Binance): the income row is there
+            hours = self.driver.ctx.funding_interval_hours if self.driver else 8.0
+            period = pd.Timedelta(hours=hours if hours > 0 else 8.0)
+            now_wall = wall_now()
+            settle = (now_wall.floor(period) + period + pd.Timedelta(seconds=FUNDING_SETTLE_LAG_S) - now_wall)
+            next_fund = min(next_fund, time.monotonic() + settle.total_seconds())
             wait = max(min(next_fund, next_rec) - time.monotonic(), 0.0)
             try:
                 await asyncio.wait_for(self.reconcile_due.wait(), timeout=wait)
