@@ -246,11 +246,13 @@ class HedgeDriver:
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
                 continue
-            tid = record_trade_id(f)
+            # the paper venue's own ids stay as they were (its journals and replays are unchanged)
+            tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
             if tid in self._external_seen or tid in self._records_seen:
                 continue
             self._external_seen.add(tid)
-            f = replace(f, trade_id=tid)
+            if tid != f.trade_id:
+                f = replace(f, trade_id=tid)
             if since is None:
                 continue  # first poll: trades from before this hedge existed are not ours
             out.append(FillEvent(f, "perp", external=True))
