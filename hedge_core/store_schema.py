@@ -66,6 +66,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (2, "orders: the price the engine decided at (slippage reference of fills found after a restart)", [
         "ALTER TABLE orders ADD COLUMN ref_price DOUBLE",
     ]),
+    (3, "venue records: funding_payments.expected (the engine's -qty x mark x rate beside the venue's "
+        "booked amount); orders.reason (why the venue rejected an order); orders.retry_of (the client id of "
+        "the lost order a re-send replaces)", [
+        "ALTER TABLE funding_payments ADD COLUMN expected DOUBLE",
+        "ALTER TABLE orders ADD COLUMN reason VARCHAR",
+        "ALTER TABLE orders ADD COLUMN retry_of VARCHAR",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.

@@ -39,6 +39,7 @@ class Stub:
 
     venue = "binance"
     mode = TradingMode.PAPER
+    answers_carry_fills = True  # scripted answers carry filled, average price and fee
 
     def __init__(self, **script):
         self.script = {k: list(v) for k, v in script.items()}

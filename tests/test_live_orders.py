@@ -32,7 +32,10 @@ def run(coro):
 
 def test_spot_market_and_limit_lifecycle():
     async def go():
-        async with live_env() as env:
+        # an account whose spot commission is charged in the quote (the no-BNB default, commission in
+        # the asset received, is test_spot_commission_in_the_received_asset_is_reported_as_such below)
+        sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_fee_in_received=False)
+        async with live_env(sim=sim) as env:
             a, sim = env.adapter, env.sim
             sim.set_price("BTCUSDT", 30_000.0)
             buy = await a.create_order(OrderRequest(SPOT, Side.BUY, 0.1, cid("spot", 1)))

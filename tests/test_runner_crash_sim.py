@@ -29,7 +29,7 @@ PRICE = 40_000.0
 class SimThread:
     """The simulator's HTTPS server on its own event loop thread."""
 
-    def __init__(self, *, spot_fee_in_received: bool = False) -> None:
+    def __init__(self, *, spot_fee_in_received: bool = True) -> None:
         self.sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0},
                               spot_fee_in_received=spot_fee_in_received)
         self.sim.set_price("BTCUSDT", PRICE)

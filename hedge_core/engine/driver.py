@@ -10,19 +10,37 @@ client order id is in the request, so a restart can look it up instead of re-sen
 ``on_fill(hedge_id, FillEvent)``; ``on_transition(hedge_id, RecordTransition)``;
 ``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``.
 
-Fills are derived from order snapshots (``Order.filled``, ``avg_price``, ``fee``): each new
-snapshot of an order yields one fill for the increment since the previous snapshot, with a
-deterministic trade id ``<client order id>:<cumulative filled>`` (unique across venues). One
-source of fills for every venue, so a re-delivered snapshot (after a query) is booked once.
-Each such fill carries ``slippage = ledger.slippage_cost(side, qty, price, ref)`` against the
-price ``step()`` decided the order at (``HedgeContext.order_ref``), the figure the ledger books.
+Where fills come from (principle 8, "the venue's records are the truth"):
+
+- **Trade records** (every adapter unless it declares ``answers_carry_fills = True``; always the
+  live ccxt adapter): Binance's USD-M order answers carry no commission and no fills, and a spot
+  order lookup has no fills either, so an order snapshot is only a signal. When a snapshot shows
+  more filled than is booked for that order, the driver reads the venue's own trade records
+  (``adapter.fetch_my_trades``: Binance spot ``myTrades`` / USD-M ``userTrades``, Bybit's
+  execution list), matches them to the order by venue order id (or client order id), and books
+  each record once: quantity, price, commission and commission asset as the venue reports them,
+  trade id ``<symbol>#<venue trade id>`` (:func:`record_trade_id`). When the records are not
+  visible yet, nothing is invented: the order's status still says how much filled, so the
+  engine keeps the order pending and queries it again, and the next snapshot reads the records
+  again. An order answer is never booked with a made-up fee of 0.
+- **Order snapshots** (``answers_carry_fills = True``: the paper venue and test doubles whose
+  answers are complete): each new snapshot yields one fill for the increment since the previous
+  one (``Order.filled``, ``avg_price``, ``fee``), trade id ``<client order id>:<cumulative
+  filled>`` (:func:`snapshot_trade_id`). No extra call per fill: backtests stay fast.
+
+On a trade-records venue a spot SELL never asks for more than the venue says is free: the
+driver caps it to the base asset's free balance (``fetch_balance("spot")``) rounded down to the
+lot and reports the dust left below one lot (an INFO alert) instead of trading it.
+
+Either way each fill carries ``slippage = ledger.slippage_cost(side, qty, price, ref)`` against
+the price ``step()`` decided the order at (``HedgeContext.order_ref``), the figure the ledger books.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -61,9 +79,9 @@ from hedge_core.errors import (
     TemporaryError,
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
-from hedge_core.types import Fill, Order, OrderStatus
+from hedge_core.types import Fill, Order, OrderStatus, Side
 
-__all__ = ["DriverHooks", "HedgeDriver", "run_now", "snapshot_trade_id"]
+__all__ = ["DriverHooks", "HedgeDriver", "answers_carry_fills", "record_trade_id", "run_now", "snapshot_trade_id"]
 
 T = TypeVar("T")
 
@@ -75,6 +93,31 @@ def snapshot_trade_id(order: Order) -> str:
     two venues never produce the same id. Reconciliation should use the same function.
     """
     return f"{order.client_order_id}:{order.filled:.12g}"
+
+
+def record_trade_id(fill: Fill) -> str:
+    """Trade id of a fill read from the venue's trade records: ``<symbol>#<venue trade id>``.
+
+    Binance numbers spot and USD-M trades in separate sequences, so the bare venue id of a spot
+    trade can equal a perp trade's; the unified symbol makes it unique per hedge.
+    """
+    return f"{fill.symbol}#{fill.trade_id}"
+
+
+def answers_carry_fills(adapter: Any) -> bool:
+    """True when ``adapter`` declares its order answers complete (``answers_carry_fills = True``:
+    filled quantity, average price and fee of every fill); otherwise fills come from its trade records."""
+    return bool(getattr(adapter, "answers_carry_fills", False))
+
+
+@dataclass(frozen=True)
+class _RecordsNeeded:
+    """Placeholder in an event list: this order shows new fills, to be read from trade records."""
+
+    leg: str
+    order: Order
+    ts: pd.Timestamp
+
 
 def run_now(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that never suspends to completion, synchronously; its result.
@@ -142,6 +185,12 @@ class HedgeDriver:
         self.poll_external_fills = poll_external_fills
         self._external_seen: set[str] = set()
         self._last_poll: pd.Timestamp | None = None
+        self._complete = {v: answers_carry_fills(a) for v, a in self.adapters.items()}
+        self._all_complete = all(self._complete.values())
+        self._record_booked: dict[str, float] = {}  # coid -> base booked from trade records
+        self._records_seen: set[str] = set()  # record trade ids booked by this driver
+        self._order_ids: set[str] = set()  # venue order ids of our orders (never "external")
+        self.records_missing: dict[str, float] = {}  # coid -> base the venue says filled, records not yet seen
 
     # ---- public ---------------------------------------------------------------------------
     async def feed(self, event: Event) -> HedgeContext:
@@ -175,6 +224,15 @@ class HedgeDriver:
         """
         return run_now(self.feed(event))
 
+    async def book_external(self, ts: pd.Timestamp) -> HedgeContext:
+        """Book the venue's own trades on the perp (liquidation, ADL) found since the last poll, without
+        a market update (reconciliation calls it before it compares positions)."""
+        if not self.poll_external_fills:
+            return self.ctx
+        for ev in await self._external_fills(ts):
+            self.ctx = await self.feed(ev)
+        return self.ctx
+
     async def _external_fills(self, ts: pd.Timestamp) -> list[Event]:
         """Perp trades the hedge did not order (liquidation, ADL) since the last poll."""
         leg = self.ctx.perp
@@ -186,10 +244,17 @@ class HedgeDriver:
         except (ExchangeError, AttributeError):
             return []
         out: list[Event] = []
+        known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
         for f in trades:
-            if f.client_order_id in self.ctx.known_orders or f.trade_id in self._external_seen:
+            if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
                 continue
-            self._external_seen.add(f.trade_id)
+            # the paper venue's own ids stay as they were (its journals and replays are unchanged)
+            tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
+            if tid in self._external_seen or tid in self._records_seen:
+                continue
+            self._external_seen.add(tid)
+            if tid != f.trade_id:
+                f = replace(f, trade_id=tid)
             if since is None:
                 continue  # first poll: trades from before this hedge existed are not ours
             out.append(FillEvent(f, "perp", external=True))
@@ -203,11 +268,11 @@ class HedgeDriver:
 
     async def _execute(self, a: Action, ts: pd.Timestamp) -> list[Event]:
         if isinstance(a, PlaceOrder):
-            return await self._place(a, ts)
+            return await self._records(await self._place(a, ts))
         if isinstance(a, CancelOrder):
-            return await self._cancel(a, ts)
+            return await self._records(await self._cancel(a, ts))
         if isinstance(a, QueryOrder):
-            return await self._query(a.leg, a.venue, a.symbol, a.client_order_id, ts)
+            return await self._records(await self._query(a.leg, a.venue, a.symbol, a.client_order_id, ts))
         if isinstance(a, (SetLeverage, SetMarginMode)):
             return await self._setting(a)
         if isinstance(a, RecordTransition):
@@ -218,7 +283,41 @@ class HedgeDriver:
             self._hook("on_alert", a)
         return []
 
+    async def _cap_spot_sell(self, a: PlaceOrder) -> PlaceOrder | None:
+        """A spot sell on a trade-records venue sells at most what the venue says is FREE.
+
+        The base asset's free balance (``fetch_balance("spot")``) rounded DOWN to the lot: never the
+        ledger's larger figure (a commission taken in the base asset the ledger did not know of would
+        make the venue refuse the whole order, -2010, and leave the perp leg naked). What is left
+        below one lot is reported as dust, not traded. None when nothing sellable is free.
+        """
+        leg = self.ctx.spot
+        rq = a.request
+        if a.leg != "spot" or rq.side is not Side.SELL or self._complete.get(a.venue, False):
+            return a
+        try:
+            bal = await self.adapters[a.venue].fetch_balance("spot")
+        except ExchangeError:
+            return a  # unknown: send as decided; the venue refuses an order it cannot fill
+        b = bal.get(leg.base)
+        free = float(b.free) if b is not None else 0.0
+        if free >= rq.qty - 1e-12:
+            return a
+        lot = leg.lot_size if leg.lot_size > 0 else 1e-8
+        qty = round(math.floor(free / lot + 1e-9) * lot, 12)
+        self._hook("on_alert", Alert(AlertLevel.INFO, f"spot sell capped to the venue's free {leg.base}: "
+                                     f"{qty:g} instead of {rq.qty:g}; dust {free - qty:g} {leg.base} left",
+                                     {"free": free, "ledger_qty": rq.qty, "sent_qty": qty, "dust": free - qty}))
+        if qty < max(leg.min_qty, lot) - 1e-12:
+            return None
+        return replace(a, request=replace(rq, qty=qty))
+
     async def _place(self, a: PlaceOrder, ts: pd.Timestamp) -> list[Event]:
+        capped = await self._cap_spot_sell(a)
+        if capped is None:
+            return [OrderUpdate(ts, a.request.client_order_id, OrderUpdateKind.REJECTED,
+                                reason=f"nothing free to sell: the venue's free {self.ctx.spot.base} is below one lot")]
+        a = capped
         self._hook("on_intent", a)  # persist before acting
         adapter = self.adapters[a.venue]
         coid = a.request.client_order_id
@@ -291,10 +390,64 @@ class HedgeDriver:
             self._hook("on_alert", Alert(AlertLevel.WARNING, f"{type(a).__name__} on {a.symbol} failed: {exc}"))
         return []
 
+    async def _records(self, events: list[Any]) -> list[Event]:
+        """Replace each :class:`_RecordsNeeded` placeholder by the fills read from trade records."""
+        if not any(isinstance(e, _RecordsNeeded) for e in events):
+            return events
+        out: list[Event] = []
+        for e in events:
+            out.extend(await self._record_fills(e) if isinstance(e, _RecordsNeeded) else [e])
+        return out
+
+    async def _record_fills(self, need: _RecordsNeeded) -> list[Event]:
+        """Fills of ``need.order`` from the venue's trade records not booked yet (see module docstring).
+
+        An unanswered read books nothing: the order's status update (which follows) says how much
+        filled, so the engine keeps the order pending and asks again.
+        """
+        order, leg = need.order, need.leg
+        coid = order.client_order_id
+        adapter = self.adapters[self.ctx.leg(leg).venue]
+        p = self.ctx.pending.get(coid)
+        since = p.sent_ts - pd.Timedelta(minutes=5) if p is not None and p.sent_ts is not None else None
+        try:
+            trades = await adapter.fetch_my_trades(order.symbol, since)
+        except ExchangeError as exc:
+            self._hook("on_alert", Alert(AlertLevel.WARNING, f"trade records of {coid} unreadable: {exc}"))
+            trades = []
+        events: list[Event] = []
+        ref = self.ctx.order_ref(coid)
+        for f in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+            if f.order_id != order.id and not (f.client_order_id and f.client_order_id == coid):
+                continue
+            tid = record_trade_id(f)
+            if tid in self._records_seen or tid in self.ctx.seen_trades:
+                continue
+            self._records_seen.add(tid)
+            slip = slippage_cost(f.side, f.qty, f.price, ref) if ref > 0 else 0.0
+            self._record_booked[coid] = self._record_booked.get(coid, 0.0) + f.qty
+            events.append(FillEvent(replace(f, trade_id=tid, client_order_id=coid, slippage=slip), leg))
+        missing = order.filled - self._record_booked.get(coid, 0.0)
+        if missing > 1e-12:
+            self.records_missing[coid] = missing
+        else:
+            self.records_missing.pop(coid, None)
+        return events
+
     def _snapshot(self, leg: str, order: Order, ts: pd.Timestamp) -> list[Event]:
-        """Events for one order snapshot: a fill for the new part, then its status."""
+        """Events for one order snapshot: a fill for the new part, then its status.
+
+        For an adapter whose answers do not carry fills the fill is a :class:`_RecordsNeeded`
+        placeholder, resolved from trade records by :meth:`_records` (the caller, ``_execute``).
+        """
         events: list[Event] = []
         coid = order.client_order_id
+        if not self._all_complete and not self._complete.get(self.ctx.leg(leg).venue, False):
+            if order.id:
+                self._order_ids.add(order.id)
+            if order.filled > self._record_booked.get(coid, 0.0) + 1e-12:
+                events.append(_RecordsNeeded(leg, order, ts))  # type: ignore[arg-type]
+            return events + self._status(order, ts)
         prev_filled, prev_cost, prev_fee = self._reported.get(coid, (0.0, 0.0, 0.0))
         avg = order.avg_price if order.avg_price is not None else math.nan
         if order.filled > prev_filled + 1e-12 and avg > 0:
@@ -313,11 +466,15 @@ class HedgeDriver:
                         ts=ts, fee_currency=order.fee_currency, slippage=slip)
             self._reported[coid] = (order.filled, cost, order.fee)
             events.append(FillEvent(fill, leg))
+        return events + self._status(order, ts)
+
+    @staticmethod
+    def _status(order: Order, ts: pd.Timestamp) -> list[Event]:
         kind = {OrderStatus.OPEN: OrderUpdateKind.ACK, OrderStatus.CLOSED: OrderUpdateKind.CLOSED,
                 OrderStatus.CANCELED: OrderUpdateKind.CANCELED, OrderStatus.EXPIRED: OrderUpdateKind.CANCELED,
                 OrderStatus.REJECTED: OrderUpdateKind.REJECTED}[order.status]
-        events.append(OrderUpdate(ts, coid, kind, reason=str(order.status), order_id=order.id, filled=order.filled))
-        return events
+        return [OrderUpdate(ts, order.client_order_id, kind, reason=str(order.status), order_id=order.id,
+                            filled=order.filled)]
 
 
 def _window_s(adapter: object) -> float:

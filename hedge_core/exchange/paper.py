@@ -98,6 +98,10 @@ class PaperExchange:
 
     mode = TradingMode.PAPER
 
+    #: Its order answers carry every fill (filled, average price, fee): the driver books fills from
+    #: them directly, with no trade-record read per order (see hedge_core.engine.driver).
+    answers_carry_fills = True
+
     def __init__(self, core: PaperCore | None = None, *, state_path: str | os.PathLike[str] | None = None,
                  save_on_apply: bool = True, fsync: bool = True) -> None:
         self.core = core if core is not None else PaperCore(PaperConfig())

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import pandas as pd
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTransition
 from hedge_core.engine.context import HedgeContext, new_hedge
-from hedge_core.engine.driver import DriverHooks, HedgeDriver
+from hedge_core.engine.driver import DriverHooks, HedgeDriver, record_trade_id
 from hedge_core.engine.events import (
     Command,
     FillEvent,
@@ -31,7 +32,7 @@ from hedge_core.engine.events import (
 )
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
-from hedge_core.errors import ExchangeError
+from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, TemporaryError
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
 from hedge_core.runner.held import held_sentence
@@ -44,11 +45,20 @@ from hedge_core.runner.reconcile import (
     reconcile_orders,
     recovery_state,
 )
+from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
 from hedge_core.types import Bar, FundingEvent, Instrument, Order
 
 __all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
 log = logging.getLogger("hedge_core.runner.hedge")
+
+#: Fills and funding are reconciled over this trailing window (Binance's trade and income queries
+#: answer at most 7 days from their startTime).
+RECONCILE_WINDOW = pd.Timedelta(days=6)
+#: Seconds after a funding time before its income record is read.
+FUNDING_SETTLE_LAG_S = 5.0
+#: Seconds before a difference found by reconciliation is read again (confirmed) and counts.
+RECONFIRM_S = 0.2
 
 
 class HedgeSpec(BaseModel):
@@ -60,6 +70,9 @@ class HedgeSpec(BaseModel):
     ``feed``: ``replay`` (store data at ``speed`` x real time; paper default), ``ticker``
     (poll the venue's tickers every ``poll_s``; live default) or ``bars`` (live polling of closed
     bars).
+    ``reconcile_s`` (0 < s <= 3600, default 60), ``records_poll_s`` (0 < s <= 3600, default 30),
+    ``on_mismatch`` (``hold`` | ``rehedge`` | ``flatten``, default ``hold``): live hedges only —
+    the continuous reconciliation with the venue's records and its policy (docs/live-records.md).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +100,12 @@ class HedgeSpec(BaseModel):
     paper_participation: float | None = Field(None, gt=0, le=1)
     paper_save_every_event: bool = True
     created_from: str = "api"
+    # live: how often journal and venue are compared (s), how often the venue's funding income is read
+    # (s), and what a mismatch does: hold (no new orders until an operator resumes), rehedge (book the
+    # venue's missing fills, the engine re-hedges the difference) or flatten. See docs/live-records.md.
+    reconcile_s: float = Field(60.0, gt=0, le=3600)
+    records_poll_s: float = Field(30.0, gt=0, le=3600)
+    on_mismatch: Literal["hold", "rehedge", "flatten"] = "hold"
     # fresh prices and slippage (runner.freshness): ages against the venue's own timestamps
     max_ticker_age_s: float = 10.0  # seconds, in (0, 3600]
     max_bar_age_bars: float = 2.0  # bar lengths after the bar's close, in (0, 100]
@@ -121,7 +140,14 @@ class JournalingAdapter:
         return o
 
     async def create_order(self, request: Any) -> Order:
-        o = await self.inner.create_order(request)
+        try:
+            o = await self.inner.create_order(request)
+        except (DuplicateOrder, RequestTimeout, TemporaryError):
+            self.task.reconcile_due.set()  # unknown outcome: compare with the venue once it is resolved
+            raise
+        except ExchangeError as exc:  # the venue refused it: no order exists
+            self.task.journal.rejected(self.task.hedge_id, request.client_order_id, f"{type(exc).__name__}: {exc}")
+            raise
         leg, purpose = self.task.purposes.get(request.client_order_id, ("", ""))
         kill_point("order_sent", leg, purpose)
         return self._answer(o)
@@ -165,6 +191,10 @@ class HedgeTask:
         self.started_at = wall_now()
         self.alerts: list[dict[str, Any]] = []
         self.conditions = Conditions()  # DEGRADED marks (see runner.condition)
+        self.reconcile_due = asyncio.Event()  # wakes the records loop (unknown outcome, funding time)
+        self.last_reconcile: dict[str, Any] = {}
+        self._funding_booked: set[pd.Timestamp] = set()  # venue funding times booked (journal key)
+        self._records_task: asyncio.Task[Any] | None = None
 
     # ---- DEGRADED marks and alerts ----------------------------------------------------------------
     def alert(self, level: Level, kind: str, message: str, **numbers: float) -> None:
@@ -271,9 +301,11 @@ class HedgeTask:
         refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
         self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
+        self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
                                                 "trigger_name": "RECOVERY",
-                                                "reason": f"restart, policy {self.spec.recovery}: {rep.as_dict()}"})
+                                                "reason": f"restart, policy {self.spec.recovery} (on mismatch: "
+                                                          f"{self.spec.on_mismatch}): {rep.as_dict()}"})
         self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
         log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
                   spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
@@ -294,7 +326,8 @@ class HedgeTask:
         self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode,
                             ref_price=ref)
         log_event(log, "order intent", hedge_id=hedge_id, state=self._state(), leg=a.leg, purpose=a.purpose,
-                  side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id)
+                  side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id,
+                  retry_of=a.retry_of)
         kill_point("intent_journaled", a.leg, a.purpose)
 
     def _on_fill(self, hedge_id: str, ev: FillEvent) -> None:
@@ -383,18 +416,156 @@ class HedgeTask:
             await self.driver.feed(OperatorCommand(ts, Command.FLATTEN, f"dead man's switch: supervisor silent {age:.1f} s"))
 
     async def _funding(self, ev: FundingEvent, mark: float) -> None:
+        if self.venue_records:
+            # live: the venue's FUNDING_FEE income record is booked (poll_funding), never our estimate
+            self.reconcile_due.set()
+            return
         before = self.driver.ctx.perp.funding
         qty = self.driver.ctx.perp.qty
         async with self.lock:
             ctx = await self.driver.feed(FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours))
         amount = ctx.perp.funding - before
         if abs(qty) > QTY_EPS:
-            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, ev.ts, amount, ev.rate, qty, mark)
+            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
+                                 mark, expected=amount)  # paper: the venue settles by the same formula
+
+    # ---- the venue's records (live): funding income and the continuous reconciliation ----------
+    @property
+    def venue_records(self) -> bool:
+        """Live hedges book funding from the venue's income records and reconcile continuously."""
+        return self.spec.mode == "live"
+
+    async def poll_funding(self) -> int:
+        """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
+        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
+        since = pd.Timestamp(self.started_at)
+        pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, since)
+        n = 0
+        for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
+            qty = self.driver.ctx.perp.qty
+            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
+                                 mark, expected=expected)
+            self._funding_booked.add(pd.Timestamp(fp.ts))
+            async with self.lock:
+                await self.driver.feed(FundingSettled(fp.ts, rate, mark, amount=fp.amount,
+                                                      interval_hours=self.driver.ctx.funding_interval_hours))
+            log_event(log, "funding booked from the venue's income", hedge_id=self.hedge_id, amount=fp.amount,
+                      expected=expected, rate=rate, mark=mark, position_qty=qty)
+            n += 1
+        return n
+
+    async def reconcile_now(self) -> list[str] | None:
+        """Compare journal and venue (see ``runner.records``); on a difference mark the hedge
+        DEGRADED ("reconcile"), alert, and follow ``spec.on_mismatch``; a clean pass clears the mark.
+        None when skipped (orders in flight, or the hedge completed).
+
+        The venue's figures are read one request after another, so a trade of the venue's own (an
+        ADL, a funding settlement) landing between two reads looks like a difference: a difference
+        is confirmed by a second full read (the venue's trades and funding booked first) before it counts.
+        """
+        for attempt in range(2):
+            got = await self._compare_once()
+            if got is None:
+                return None
+            venue, fills, diffs = got
+            if not diffs:
+                break
+            if attempt == 0:
+                await asyncio.sleep(RECONFIRM_S)
+                await self.poll_funding()  # a settlement between the funding read and the comparison
+        self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
+                               "policy": self.spec.on_mismatch}
+        if not diffs:
+            self.undegrade("reconcile")
+            return []
+        text = "; ".join(map(str, diffs))
+        self.degrade("reconcile", f"journal and venue differ (policy {self.spec.on_mismatch}): {text}", level="error")
+        await self._on_mismatch(venue, fills)
+        return [str(d) for d in diffs]
+
+    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
+        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
+        async with self.lock:
+            ctx = await self.driver.book_external(wall_now())  # the venue's own trades (ADL) first
+            if ctx.pending or ctx.state is State.COMPLETED:
+                return None
+            # fills and funding over a trailing window both sides agree on (Binance answers trade and
+            # income queries for at most 7 days from startTime); positions and balances are "now"
+            since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
+            fills = self.journal.fills(self.hedge_id)
+            funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+            if len(fills):
+                fills = fills[pd.to_datetime(fills["ts"], utc=True) >= since]
+            if len(funding):
+                funding = funding[pd.to_datetime(funding["ts"], utc=True) >= since]
+            ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
+            ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
+            venue = await venue_figures(self.raw_adapter, ctx, ids, since)
+            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
+                            spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
+        return venue, fills, diffs
+
+    async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:
+        policy, state = self.spec.on_mismatch, self.driver.ctx.state
+        if policy == "hold":
+            if state in (State.ANALYZING_MARKET, State.MONITORING_POSITIONS, State.REBALANCING):
+                await self.step(OperatorCommand(self.driver.ctx.last_ts, Command.PAUSE,
+                                                "reconcile mismatch, policy hold: resume after checking the venue"))
+        elif policy == "flatten":
+            if state not in (State.CLOSING_POSITIONS, State.COMPLETED):
+                await self.step(OperatorCommand(self.driver.ctx.last_ts, Command.FLATTEN,
+                                                "reconcile mismatch, policy flatten"))
+        else:  # rehedge: book the venue's fills the journal lacks; the engine re-hedges from the book
+            have = set(fills["trade_id"].astype(str)) if len(fills) else set()
+            coid_of = {str(r["order_id"]): r["client_order_id"] for r in self.journal.orders(self.hedge_id)
+                       if r.get("order_id")}
+            for leg, f in venue.trades:
+                tid = record_trade_id(f)
+                if tid in have:
+                    continue
+                ev = FillEvent(replace(f, trade_id=tid, client_order_id=coid_of.get(f.order_id, f.client_order_id)),
+                               leg, external=f.order_id not in coid_of)
+                await self.step(ev)
+
+    async def _records_loop(self) -> None:
+        """Live: read the venue's funding income every ``records_poll_s`` and reconcile every
+        ``reconcile_s`` (sooner after an unknown order outcome or a funding time)."""
+        next_fund = next_rec = time.monotonic() + min(self.spec.records_poll_s, self.spec.reconcile_s)
+        while True:
+            # and a few seconds after each funding time (00/08/16 UTC on Binance): the income row is there
+            hours = self.driver.ctx.funding_interval_hours if self.driver else 8.0
+            period = pd.Timedelta(hours=hours if hours > 0 else 8.0)
+            now_wall = wall_now()
+            settle = (now_wall.floor(period) + period + pd.Timedelta(seconds=FUNDING_SETTLE_LAG_S) - now_wall)
+            next_fund = min(next_fund, time.monotonic() + settle.total_seconds())
+            wait = max(min(next_fund, next_rec) - time.monotonic(), 0.0)
+            try:
+                await asyncio.wait_for(self.reconcile_due.wait(), timeout=wait)
+                due = True
+            except asyncio.TimeoutError:
+                due = False
+            self.reconcile_due.clear()
+            now = time.monotonic()
+            try:
+                if due or now >= next_fund or now >= next_rec:
+                    await self.poll_funding()
+                    next_fund = now + self.spec.records_poll_s
+                if due or now >= next_rec:
+                    done = await self.reconcile_now()
+                    next_rec = now + (self.spec.reconcile_s if done is not None else min(2.0, self.spec.reconcile_s))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the venue unreadable now: log, try on the next round
+                log_event(log, "venue records not read", level=logging.WARNING, hedge_id=self.hedge_id,
+                          error=f"{type(exc).__name__}: {exc}")
+                next_fund = next_rec = now + min(self.spec.records_poll_s, self.spec.reconcile_s)
 
     async def run(self) -> None:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""
         self.status = "running"
         self.feed = self.feed_factory(self)
+        if self.venue_records and self._records_task is None:
+            self._records_task = asyncio.create_task(self._records_loop(), name=f"records-{self.hedge_id}")
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
         paper = hasattr(self.raw_adapter, "apply")
         last_rate = 0.0
@@ -440,6 +611,9 @@ class HedgeTask:
             log_event(log, "hedge task failed", level=logging.ERROR, hedge_id=self.hedge_id, state=self._state(),
                       error=self.error)
         finally:
+            if self._records_task is not None:
+                self._records_task.cancel()
+                self._records_task = None
             if self.feed is not None:
                 await self.feed.aclose()
             if paper and hasattr(self.raw_adapter, "save") and getattr(self.raw_adapter, "state_path", None):
@@ -451,7 +625,7 @@ class HedgeTask:
                "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
                "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
                "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
-               "degraded": self.conditions.as_dict()}
+               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile}
         recs = getattr(self.raw_adapter, "recommendations", None)
         if recs is not None:  # recommend mode: what would have been sent
             out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}

@@ -7,7 +7,8 @@ the live database). Writes are idempotent upserts on each table's natural key (s
 
 Orders are journaled as full rows kept in memory (an upsert replaces every column), keyed by
 the deterministic client order id. Status values: ``intent`` (written before sending),
-``open``/``closed``/``canceled``/``expired``/``rejected`` (the venue's answer), ``never_sent``
+``open``/``closed``/``canceled``/``expired``/``rejected`` (the venue's answer; ``rejected`` also
+when the venue refused the order with an error, its reason in ``reason``), ``never_sent``
 (recovery found no such order on the venue).
 """
 
@@ -181,6 +182,7 @@ class Journal:
             "filled": prev["filled"] if prev else 0.0, "avg_price": prev and prev["avg_price"],
             "intent_ts": prev["intent_ts"] if prev else ts, "updated_ts": wall_now(), "mode": mode,
             "ref_price": _nz(ref_price) if prev is None or prev.get("ref_price") is None else prev["ref_price"],
+            "retry_of": a.retry_of if prev is None else prev.get("retry_of"),  # unknown-outcome re-send link
         }
         self._orders[key] = row
         self._write("orders", [row], sync=mode == "live")  # real money: the intent is on disk before the send
@@ -196,6 +198,15 @@ class Journal:
         if (new["order_id"], new["status"], new["filled"]) != (row["order_id"], row["status"], row["filled"]):
             self._orders[key] = new
             self._write("orders", [new])
+
+    def rejected(self, hedge_id: str, coid: str, reason: str) -> None:
+        """The venue refused the order (an error answer, no order created): status ``rejected`` with
+        the venue's reason. An order it answered as rejected goes through :meth:`order_answer`."""
+        row = self._orders.get((hedge_id, coid))
+        if row is not None and row["status"] in ("intent", "never_sent"):
+            row = {**row, "status": "rejected", "reason": str(reason)[:500], "updated_ts": wall_now()}
+            self._orders[(hedge_id, coid)] = row
+            self._write("orders", [row])
 
     def mark_never_sent(self, hedge_id: str, coid: str) -> None:
         row = self._orders.get((hedge_id, coid))
@@ -232,10 +243,12 @@ class Journal:
         return self.store.read_table("fills", hedge_id=hedge_id)
 
     def funding(self, hedge_id: str, venue: str, symbol: str, ts: pd.Timestamp, amount: float, rate: float,
-                qty: float, mark: float) -> None:
+                qty: float, mark: float, expected: float = math.nan) -> None:
+        """One funding payment: ``amount`` booked (+ received / - paid, quote; live: the venue's income
+        record), ``expected`` the engine's own ``-qty x mark x rate`` beside it (NaN: not computed)."""
         self._write("funding_payments", [{"hedge_id": hedge_id, "venue": venue, "symbol": symbol, "ts": ts,
                                           "amount": float(amount), "rate": float(rate), "position_qty": float(qty),
-                                          "mark_price": float(mark)}])
+                                          "mark_price": float(mark), "expected": _nz(float(expected))}])
 
     def transition(self, hedge_id: str, t: RecordTransition | Mapping[str, Any]) -> int:
         seq = self._tseq.get(hedge_id, 0)

@@ -7,8 +7,11 @@
      happened); it is NOT re-sent: the engine re-decides from the actual book;
    - still working -> cancelled (its fills are kept); the engine re-decides;
    - final -> its status and cumulative fill are journaled;
-2. for every order, fills the venue reports beyond the journal's are journaled (trade id
-   ``<order id>:<cumulative filled>``, the driver's own scheme, so nothing is booked twice).
+2. for every order, fills the venue reports beyond the journal's are journaled, in the driver's
+   own trade-id scheme so nothing is booked twice: on a venue whose order answers carry no fills
+   (live: Binance, Bybit) from its TRADE RECORDS matched by venue order id (the venue's
+   quantity, price, commission and commission asset, e.g. a spot buy's commission in BTC); on
+   the paper venue from the order answer (``<client order id>:<cumulative filled>``).
 
 :func:`rebuild_context` (pure): legs from the journaled fills and funding, the client-order-id
 sequence continued past every journaled id (a new order can never reuse an old id), and the
@@ -26,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.context import ORDER_REFS_KEPT, HedgeContext
-from hedge_core.engine.driver import snapshot_trade_id
+from hedge_core.engine.driver import answers_carry_fills, record_trade_id, snapshot_trade_id
 from hedge_core.engine.events import FillEvent
 from hedge_core.engine.ledger import QTY_EPS, apply_funding, book_fill, slippage_cost
 from hedge_core.engine.states import State
@@ -86,6 +89,9 @@ async def reconcile_orders(hedge_id: str, journal: Journal, adapter: Any) -> Rec
             rep.finalised.append(coid)
         journal.order_answer(hedge_id, o)
         answers[coid] = o
+    if not answers_carry_fills(adapter):
+        await _fills_from_records(hedge_id, journal, adapter, answers, rep)
+        return rep
     by_coid = _booked(journal.fills(hedge_id))
     for coid, o in answers.items():
         jq, jc, jf = by_coid.get(coid, (0.0, 0.0, 0.0))
@@ -103,6 +109,38 @@ async def reconcile_orders(hedge_id: str, journal: Journal, adapter: Any) -> Rec
             journal.fill(hedge_id, FillEvent(fill, row["leg"]), row["venue"])
             rep.fills_added.append(fill.trade_id)
     return rep
+
+
+async def _fills_from_records(hedge_id: str, journal: Journal, adapter: Any, answers: Mapping[str, Order],
+                              rep: ReconcileReport) -> None:
+    """Journal the venue's trade records of the answered orders that the journal lacks (by venue
+    order id; trade id ``<symbol>#<venue trade id>``, the driver's scheme): quantity, price,
+    commission and commission asset as the venue recorded them. An order lookup carries no
+    fills (Binance ``GET /api/v3/order``, ``GET /fapi/v1/order``), so nothing is built from it."""
+    fills = journal.fills(hedge_id)
+    have = set(fills["trade_id"].astype(str)) if len(fills) else set()
+    rows = {r["client_order_id"]: r for r in journal.orders(hedge_id)}
+    by_symbol: dict[str, list[tuple[str, Order]]] = {}
+    for coid, o in answers.items():
+        if o.filled > 1e-12:
+            by_symbol.setdefault(o.symbol, []).append((coid, o))
+    for sym, items in by_symbol.items():
+        starts = [pd.Timestamp(rows[c]["intent_ts"]) for c, _ in items if rows[c].get("intent_ts") is not None]
+        since = min(starts) - pd.Timedelta(minutes=5) if starts else None
+        trades = await adapter.fetch_my_trades(sym, since)
+        for coid, o in items:
+            row = rows[coid]
+            ref = row.get("ref_price")
+            ref = float(ref) if ref is not None and math.isfinite(float(ref)) else math.nan
+            for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
+                tid = record_trade_id(t)
+                if t.order_id != o.id or tid in have:
+                    continue
+                slip = slippage_cost(t.side, t.qty, t.price, ref) if ref > 0 else 0.0
+                fill = replace(t, trade_id=tid, client_order_id=coid, slippage=slip)
+                journal.fill(hedge_id, FillEvent(fill, row["leg"]), row["venue"])
+                have.add(tid)
+                rep.fills_added.append(tid)
 
 
 def _booked(fills: pd.DataFrame) -> dict[str, tuple[float, float, float]]:

@@ -20,6 +20,28 @@ What it checks and keeps
 - Binance's real error codes and HTTP statuses: -1021, -1022, -2014/-2015, -2010, -2011, -2013,
   -2019, -2022, -4046, -4059, -4116, -1013 filter failures, HTTP 429 / 418.
 
+What an answer carries (as Binance documents it, not as our adapter would like)
+-------------------------------------------------------------------------------
+- USD-M ``POST/GET /fapi/v1/order``: status, ``executedQty``, ``avgPrice``, ``cumQuote``; NO
+  commission and no fills ("New Order (TRADE)" / "Query Order (USER_DATA)" response,
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api). The
+  commission, its asset and the realised PnL of each execution are only in ``GET
+  /fapi/v1/userTrades`` ("Account Trade List (USER_DATA)": ``commission``, ``commissionAsset``,
+  ``realizedPnl``) and in the income ledger.
+- Spot ``POST /api/v3/order`` with ``newOrderRespType=FULL`` carries ``fills`` (price, qty,
+  commission, commissionAsset, tradeId); ``GET /api/v3/order`` has NO fills ("Query order
+  (USER_DATA)"); ``GET /api/v3/myTrades`` ("Account trade list (USER_DATA)") has every execution
+  with ``commission`` / ``commissionAsset``. Without BNB fee payment the commission is taken from
+  the asset RECEIVED (``spot_fee_in_received=True``: a buy pays in the base asset).
+- ``GET /fapi/v1/income`` ("Get Income History (USER_DATA)",
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History):
+  one row per money movement, ``incomeType`` COMMISSION (every futures execution, negative, with
+  its ``tradeId``), REALIZED_PNL (an execution that reduces a position), FUNDING_FEE (each
+  settlement), INSURANCE_CLEAR (:meth:`insurance_clear`); ``income`` + received / - paid.
+- Auto-deleverage (:meth:`adl`): the venue reduces a position with an order that is not the
+  user's (client id ``adl_autoclose``): a userTrade without commission and a REALIZED_PNL row
+  ("Auto-Deleveraging (ADL)", https://www.binance.com/en/support/faq/what-is-auto-deleveraging-adl-360033525471).
+
 Fills happen at the simulator's current price for the symbol (no spread, no slippage), which is
 what the parity test with the paper exchange relies on. Limit orders that do not cross rest and
 fill at their limit price (maker fee) when :meth:`BinanceSim.set_price` crosses them.
@@ -27,7 +49,7 @@ fill at their limit price (maker fee) when :meth:`BinanceSim.set_price` crosses 
 Test-control hooks (call from the test, never over HTTP): :meth:`set_price`,
 :meth:`set_funding_rate`, :meth:`settle_funding`, :meth:`inject` (force the next N matching
 requests to fail with a status/code, or to hang), :meth:`partial_next`, :meth:`thin_next`,
-:meth:`skew_clock`, :meth:`deposit`, :meth:`expire_countdowns`.
+:meth:`skew_clock`, :meth:`deposit`, :meth:`expire_countdowns`, :meth:`adl`, :meth:`insurance_clear`.
 """
 
 from __future__ import annotations
@@ -144,16 +166,18 @@ class BinanceSim:
     spot_fee, futures_taker_fee, futures_maker_fee:
         Fee rates (fraction of notional). Futures fees are charged in USDT.
     spot_fee_in_received:
-        False (default, what the paper exchange models): spot fees in the quote currency.
-        True (what Binance does without BNB): the commission is taken from the asset received,
-        base on a buy (``qty * fee`` BTC), quote on a sell.
+        True (default; what Binance does without BNB fee payment, "Trading Fees" FAQ /
+        ``commissionAsset`` of ``myTrades``): the commission is taken from the asset received,
+        base on a buy (``qty * fee`` BTC), quote on a sell. False: every spot commission in the
+        quote currency (what the paper exchange models; a stand-in for an account that pays
+        fees in another asset, used by the paper-parity tests).
     """
 
     def __init__(self, *, api_key: str, secret: str, markets: list[MarketSpec] | None = None,
                  spot_balances: dict[str, float] | None = None, futures_wallet: float = 10_000.0,
                  spot_fee: float = 0.001, futures_taker_fee: float = 0.0005,
                  futures_maker_fee: float = 0.0002, default_leverage: int = 20,
-                 spot_fee_in_received: bool = False) -> None:
+                 spot_fee_in_received: bool = True) -> None:
         self.api_key, self.secret = api_key, secret
         self.markets = {m.id: m for m in (markets or [MarketSpec("BTC", tick="0.10"),
                                                       MarketSpec("ETH")])}
@@ -177,6 +201,7 @@ class BinanceSim:
         self._by_cid: dict[tuple[str, str], list[_Order]] = {}  # (market, client id) -> orders
         self.trades: list[dict[str, Any]] = []
         self.income: list[dict[str, Any]] = []
+        self.adl_orders: list[_Order] = []  # the venue's own orders that reduced our positions (ADL)
         self.funding_history: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (METHOD, path, params)
@@ -233,11 +258,44 @@ class BinanceSim:
             amount = -amt * m * rate
             self.wallet += amount
             paid.append(amount)
-            self.income.append({"symbol": sym, "incomeType": "FUNDING_FEE", "income": _fmt(amount),
-                                "asset": "USDT", "info": "FUNDING_FEE", "time": ts,
-                                "tranId": self._tran_id, "tradeId": ""})
-            self._tran_id += 1
+            self._income_row(sym, "FUNDING_FEE", amount, ts)
         return paid
+
+    def _income_row(self, symbol_id: str, kind: str, amount: float, ts: int, trade_id: int | str = "") -> None:
+        """One ``/fapi/v1/income`` row (+ received / - paid, USDT); ``tranId`` unique per type."""
+        self.income.append({"symbol": symbol_id, "incomeType": kind, "income": _fmt(amount), "asset": "USDT",
+                            "info": kind, "time": int(ts), "tranId": self._tran_id, "tradeId": str(trade_id)})
+        self._tran_id += 1
+
+    def adl(self, symbol_id: str, qty: float, price: float, side: str = "BOTH") -> dict[str, Any]:
+        """Auto-deleverage: the venue closes ``qty`` (base, > 0) of the position at ``price`` with
+        an order that is not the user's (client id ``adl_autoclose``). Books a userTrade (no
+        commission) and a REALIZED_PNL income row; returns the trade."""
+        amt = self.position(symbol_id, side)
+        if amt == 0 or qty <= 0 or qty > abs(amt) + 1e-12:
+            raise ValueError(f"adl of {qty} on a position of {amt}")
+        self._next_id += 1
+        now = self.now_ms()
+        o = _Order("fapi", symbol_id, self._next_id, "adl_autoclose", "BUY" if amt < 0 else "SELL", "MARKET",
+                   float(qty), float(price), "IOC", True, side, now, now)
+        realized = self._apply_position(o, qty, price)
+        self.wallet += realized
+        trade = {"market": "fapi", "symbol": symbol_id, "id": self._trade_id, "orderId": o.order_id,
+                 "side": o.side, "price": _fmt(price), "qty": _fmt(qty), "quoteQty": _fmt(qty * price),
+                 "commission": "0", "commissionAsset": "USDT", "time": now, "maker": False,
+                 "realizedPnl": _fmt(realized), "positionSide": side}
+        if realized:
+            self._income_row(symbol_id, "REALIZED_PNL", realized, now, self._trade_id)
+        self._trade_id += 1
+        o.executed, o.cum_quote, o.status = qty, qty * price, "FILLED"
+        self.adl_orders.append(o)
+        self.trades.append(trade)
+        return trade
+
+    def insurance_clear(self, symbol_id: str, amount: float) -> None:
+        """A liquidation clearance fee (INSURANCE_CLEAR, ``amount`` < 0 paid) taken from the wallet."""
+        self.wallet += amount
+        self._income_row(symbol_id, "INSURANCE_CLEAR", amount, self.now_ms())
 
     def add_kline(self, symbol_id: str, market: str, open_ms: int, o: float, h: float, lo: float,
                   c: float, v: float = 0.0, interval_ms: int = 3_600_000) -> None:
@@ -811,6 +869,9 @@ class BinanceSim:
             fee, fee_asset = notional * (self.fut_maker if maker else self.fut_taker), m.quote
             realized = self._apply_position(o, qty, price)
             self.wallet += realized - fee
+            self._income_row(o.symbol, "COMMISSION", -fee, now, self._trade_id)
+            if realized:
+                self._income_row(o.symbol, "REALIZED_PNL", realized, now, self._trade_id)
         o.executed += qty
         o.cum_quote += notional
         o.update_time = now

@@ -138,7 +138,7 @@ class BybitSim:
 
     def _execution(self, symbol: str, category: str, exec_type: str, side: str, qty: float, price: float,
                    fee: float, fee_rate: float, *, order_id: str = "", link_id: str = "", maker: bool = False,
-                   ts: int | None = None) -> None:
+                   ts: int | None = None, fee_coin: str = "USDT") -> None:
         self._exec_seq += 1
         self.executions.append({
             "category": category, "symbol": symbol, "orderId": order_id, "orderLinkId": link_id, "side": side,
@@ -148,7 +148,7 @@ class BybitSim:
             "execTime": str(self.now_ms() if ts is None else ts), "isMaker": maker, "feeRate": _fmt(fee_rate),
             "tradeIv": "", "markIv": "", "markPrice": _fmt(self.marks.get(symbol, price)), "indexPrice": "",
             "underlyingPrice": "", "blockTradeId": "", "closedSize": "", "seq": self._exec_seq,
-            "feeCurrency": "USDT"})
+            "feeCurrency": fee_coin})
 
     def order_count(self, link_id: str) -> int:
         return sum(1 for o in self.orders.values() if o.link_id == link_id)
@@ -336,12 +336,17 @@ class BybitSim:
 
     def _fill(self, o: _Order, qty: float, price: float, *, maker: bool) -> None:
         notional = qty * price
+        fee_coin = "USDT"
         if o.category == "spot":
-            fee = notional * self.spot_fee
+            # Bybit takes a spot fee in the coin RECEIVED: a buy pays in the base coin, a sell in the
+            # quote (execution list ``feeCurrency``, https://bybit-exchange.github.io/docs/v5/order/execution;
+            # "Spot trading fees", https://www.bybit.com/en/help-center/article/Trading-Fee-Structure)
             if o.side == "Buy":
-                self.coins["USDT"] = self.coins.get("USDT", 0.0) - notional - fee
-                self.coins["BTC"] = self.coins.get("BTC", 0.0) + qty
+                fee, fee_coin = qty * self.spot_fee, "BTC"
+                self.coins["USDT"] = self.coins.get("USDT", 0.0) - notional
+                self.coins["BTC"] = self.coins.get("BTC", 0.0) + qty - fee
             else:
+                fee = notional * self.spot_fee
                 self.coins["BTC"] = self.coins.get("BTC", 0.0) - qty
                 self.coins["USDT"] = self.coins.get("USDT", 0.0) + notional - fee
         else:
@@ -364,7 +369,7 @@ class BybitSim:
             self.coins["USDT"] = self.coins.get("USDT", 0.0) + realized - fee
         self._execution(o.symbol, o.category, "Trade", o.side, qty, price, fee,
                         (self.spot_fee if o.category == "spot" else (self.maker if maker else self.taker)),
-                        order_id=o.order_id, link_id=o.link_id, maker=maker)
+                        order_id=o.order_id, link_id=o.link_id, maker=maker, fee_coin=fee_coin)
         o.cum_qty += qty
         o.cum_value += notional
         o.cum_fee += fee
