@@ -677,7 +677,7 @@ def _is_lock_error(exc: BaseException) -> bool:
 def _duckdb_reason(exc: BaseException) -> str:
     """DuckDB's message without its class prefix ('IO Error: ...')."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"^[A-Za-z ]+Error: ", "", text)
+    return re.sub(r"^[A-Za-z ]+Error: ", "", text).rstrip("!. ")
 
 
 def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
