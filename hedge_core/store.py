@@ -84,7 +84,8 @@ def _lock_error(path: str, exc: duckdb.Error, waited: float) -> StoreBusy:
     who = f"process {pid}" if pid is not None else "another process"
     return StoreBusy(f"database {path} is held read-write by {who} (waited {waited:g}s; DuckDB allows one "
                      "writer per file). Let it finish or stop it, then run this again; to read meanwhile, "
-                     "use the runner's API (hedge runner status) or its snapshot (<db folder>/snapshots/latest.duckdb)",
+                     "use the runner's API (hedge runner status) or the runner's snapshot "
+                     f"{Path(path).parent / 'snapshots' / 'latest.duckdb'} (read-only copy)",
                      path=path, holder_pid=pid)
 
 
