@@ -81,23 +81,16 @@ class Env:
                 p.wait(10)
 
     def store(self) -> Any:
-        """The database for reads: while a runner of this env runs it is the single writer and holds
-        the file for its whole life, so reads go through its API (``read_table`` only); else the file."""
+        """The database for reads. While a runner of this env runs it is the single writer and holds
+        the file for its whole life: reads then open a snapshot it takes now (read-only, current)."""
         if any(p.poll() is None for p in self.procs):
-            return _ApiReader(self.client())
+            from hedge_core.runner.client import open_snapshot
+
+            self.client().snapshot()
+            return open_snapshot(self.db)
         from hedge_core.store import Store
 
         return Store(self.db, hold=False)
-
-
-@dataclass
-class _ApiReader:
-    """``read_table`` through the runner's ``/history`` (the live database, read by its holder)."""
-
-    client: Any
-
-    def read_table(self, table: str, *, hedge_id: str | None = None) -> pd.DataFrame:
-        return self.client.history(table, hedge_id=hedge_id)
 
 
 def make_env(tmp: Path, *, days: float = 10.0, export: dict[str, Any] | None = None) -> Env:
