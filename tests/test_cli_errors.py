@@ -183,7 +183,8 @@ def test_header_only_csv_is_refused_and_writes_nothing(tmp_path: Path, demo_db: 
     generic = tmp_path / "table.csv"
     generic.write_text("time,o,h,l,c,v\n")
     code, out = hedge(tmp_path, "data", "import", str(generic), "--db", str(db), "--venue", "x", "--kind", "spot",
-                      "--symbol", "SOL/USDT", "--timeframe", "1h", "--map", "ts=time,open=o,high=h,low=l,close=c,volume=v")
+                      "--symbol", "SOL/USDT", "--timeframe", "1h",
+                      "--map", "ts=time,open=o,high=h,low=l,close=c,volume=v")
     refused(code, out, str(generic), "no data rows")
     code, out = hedge(tmp_path, "data", "status", "--db", str(db))
     assert code == 0 and "SOL/USDT" not in out, out  # no empty series registered
@@ -205,7 +206,8 @@ def test_no_literal_placeholder_inside_an_f_string() -> None:
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
             if isinstance(node, ast.JoinedStr):
                 for part in node.values:
-                    if isinstance(part, ast.Constant) and isinstance(part.value, str) and _PLACEHOLDER.search(part.value):
+                    literal = part.value if isinstance(part, ast.Constant) else None
+                    if isinstance(literal, str) and _PLACEHOLDER.search(literal):
                         bad.append(f"{f.relative_to(REPO)}:{node.lineno}: {part.value!r}")
     assert not bad, bad
 

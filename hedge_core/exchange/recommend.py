@@ -131,18 +131,21 @@ class RecommendAdapter:
 
     async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
                                          limit: int | None = None) -> list[FundingRate]:
-        return await self._read("fetch_funding_rate_history", self.market_data.fetch_funding_rate_history(symbol, since, limit))
+        return await self._read("fetch_funding_rate_history",
+                                self.market_data.fetch_funding_rate_history(symbol, since, limit))
 
     async def fetch_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:
-        return await self._read("fetch_funding_payments", self.market_data.fetch_funding_payments(symbol, since))
+        return await self._read("fetch_funding_payments",
+                                self.market_data.fetch_funding_payments(symbol, since))
 
     async def fetch_order(self, symbol: str, *, order_id: str | None = None,
                           client_order_id: str | None = None) -> Order:
         rec = self._lookup(order_id, client_order_id)
         if rec is not None:
             return rec
-        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id, client_order_id=client_order_id))
+        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id,
+                                                                            client_order_id=client_order_id))
 
     def _lookup(self, order_id: str | None, client_order_id: str | None) -> Order | None:
         if client_order_id is not None and client_order_id in self._orders:
@@ -184,7 +187,8 @@ class RecommendAdapter:
         if rec is not None:
             return rec
         # a real open order: report it as it is now (still open; nothing was cancelled)
-        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id, client_order_id=client_order_id))
+        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id,
+                                                                            client_order_id=client_order_id))
 
     async def set_leverage(self, symbol: str, leverage: float) -> None:
         self._record("set_leverage", {"symbol": symbol, "leverage": leverage})
