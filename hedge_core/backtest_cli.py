@@ -80,11 +80,33 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, start: str | None, end: str | None):
-    from hedge_core.backtest_data import load_market
-    from hedge_core.store import Store
+def check_window(start: str | None, end: str | None) -> None:
+    """``--start`` / ``--end`` parse as times and ``--start`` is before ``--end`` (else InvalidInput)."""
+    import pandas as pd
 
-    st = Store(db) if db else Store()
+    times = {}
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is None:
+            continue
+        try:
+            times[flag] = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise InvalidInput(flag, value, "a UTC date or time, e.g. 2023-01-01 or 2023-01-01T08:00Z") from None
+        if times[flag] is pd.NaT:
+            raise InvalidInput(flag, value, "a UTC date or time, e.g. 2023-01-01 or 2023-01-01T08:00Z")
+    if len(times) == 2:
+        t0, t1 = (t if t.tzinfo else t.tz_localize("UTC") for t in (times["--start"], times["--end"]))
+        if t0 >= t1:
+            raise InvalidInput("--start", start, f"a time before --end {end} (the window is inverted or empty)")
+
+
+def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, start: str | None, end: str | None,
+            *, write: bool = False):
+    from hedge_core.backtest_data import load_market
+    from hedge_core.store_open import open_store
+
+    check_window(start, end)
+    st = open_store(db, write=write, hold=True)
     return load_market(st, venue=venue, spot_symbol=f"{asset}/{quote}", perp_symbol=f"{asset}/{quote}:{quote}",
                        timeframe=timeframe, start=start, end=end), st
 
@@ -118,7 +140,7 @@ def backtest_cmd(
 
     try:
         p = read_params(params)
-        m, st = _market(db, venue, asset, quote, timeframe, start, end)
+        m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
         r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id))
         if save:
             save_run(st, r)

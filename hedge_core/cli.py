@@ -34,10 +34,11 @@ def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) ->
     then reads through the runner, and restarting the panel must not wait on the lock.
     """
     from hedge_core.data.seed import ensure_seeded
-    from hedge_core.store import Store, StoreBusy
+    from hedge_core.store import StoreBusy
+    from hedge_core.store_open import open_store
 
     try:
-        store = Store(db_path, lock_timeout=lock_timeout)
+        store = open_store(db_path, write=True, hold=True, lock_timeout=lock_timeout)
     except StoreBusy:
         return f"database {db_path} is held by the runner: not seeding; the panel reads through the runner"
     with store:
@@ -48,6 +49,24 @@ def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) ->
     if refs:
         said += f"\nstarter parameter sets ready for 'Start a hedge': {', '.join(refs)}"
     return said
+
+
+def _prepare_db(db_path: Path, *, seed: bool, demo: bool) -> str | None:
+    """Seed (or, with --no-seed, check) the panel's database; a typed error becomes one line and exit 1."""
+    from hedge_core.errors import HedgeError
+    from hedge_core.store import StoreBusy, StoreMissing
+    from hedge_core.store_open import open_store
+
+    try:
+        if seed:
+            return seed_unless_held(db_path, demo=demo)
+        open_store(db_path, write=False, lock_timeout=0.0).close()
+    except (StoreBusy, StoreMissing):
+        return None  # held: the panel reads through the runner; missing: the panel says how to seed
+    except HedgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return None
 
 
 @app.command("app")
@@ -79,8 +98,9 @@ def run_panel(
         raise typer.Exit(2)
     db_path = Path(db) if db else default_db_path()
     os.environ["HEDGE_DB"] = str(db_path)
-    if seed:
-        typer.echo(seed_unless_held(db_path, demo=demo or bool(os.environ.get("HEDGE_OFFLINE"))))
+    msg = _prepare_db(db_path, seed=seed, demo=demo or bool(os.environ.get("HEDGE_OFFLINE")))
+    if msg:
+        typer.echo(msg)
     typer.echo(f"database {db_path}\npanel on http://{address}:{port}  (Ctrl+C to stop)")
     typer.echo("sign-in: password required (HEDGE_PANEL_PASSWORD)" if check is not None else
                "sign-in: none (no HEDGE_PANEL_PASSWORD); the panel is reachable from this machine only")

@@ -83,6 +83,7 @@ def runner_start(
         return
     except RunnerNotRunning:
         pass
+    _check_db(db)
     args = [sys.executable, "-m", "hedge_core.runner", "--home", str(h), "--port", str(port),
             "--dms-timeout", str(dms_timeout)]
     if db is not None:
@@ -95,7 +96,8 @@ def runner_start(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            _fail(RuntimeError(f"runner exited with code {proc.returncode}; see {h / 'runner.out'}"), 1)
+            _fail(RuntimeError(f"runner exited with code {proc.returncode}{_last_line(h / 'runner.out')}; "
+                               f"see {h / 'runner.out'}"), 1)
         try:
             c = RunnerClient.discover(h)
             if c.pid == proc.pid:
@@ -105,6 +107,25 @@ def runner_start(
             pass
         time.sleep(0.1)
     _fail(RuntimeError(f"runner did not answer within {wait:g} s; see {h / 'runner.out'}"), 1)
+
+
+def _check_db(db: Path | None) -> None:
+    """Refuse a database the runner could not own (not DuckDB, held by another process) before spawning it."""
+    from hedge_core.store_open import open_store
+
+    try:
+        open_store(db, write=True, lock_timeout=1.0).close()
+    except HedgeError as exc:
+        _fail(exc, 1)
+
+
+def _last_line(path: Path) -> str:
+    """': <last line of the runner's output>' (its last log message), or ''."""
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f": {lines[-1].strip()[:400]}" if lines else ""
 
 
 @runner_app.command("stop")
@@ -316,6 +337,8 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
     except StoreBusy as exc:
         return err(RuntimeError(f"{exc}. The runner holds the database: use `hedge start --params ...` "
                                 "or pass --db with another file"))
+    except HedgeError as exc:  # not a DuckDB file: the message names it and the fix
+        return err(exc)
     hedge_id = f"carry-oneshot-{int(time.time())}"
     sup = Supervisor(store, h, dms_timeout_s=max(30.0, max_exec))
     spec = HedgeSpec(hedge_id=hedge_id, params_inline=raw, mode=mode, spot_symbol=symbol, perp_symbol=perp,
@@ -465,7 +488,7 @@ def params_export(
             except ValueError:
                 raise InvalidInput("--kpi", s, "name=number") from None
         ps = param_store.export(base, name, created_from="cli", kpis=kp or None, root=root, db=db)
-    except InvalidInput as exc:
+    except HedgeError as exc:  # InvalidInput, or the store's open errors (--db)
         _fail(exc)
     typer.echo(f"exported {ps.ref} -> {ps.path}" + ("" if ps.indexed else " (store row: indexed by the runner)"))
 
@@ -482,7 +505,7 @@ def params_import(
 
     try:
         ps = param_store.import_file(path, name, root=root, db=db)
-    except InvalidInput as exc:
+    except HedgeError as exc:  # InvalidInput, or the store's open errors (--db)
         _fail(exc)
     typer.echo(f"imported {path} as {ps.ref} -> {ps.path}")
 
@@ -499,7 +522,7 @@ def params_migrate(
 
     try:
         ps, dropped = param_store.migrate(ref, root=root, db=db)
-    except InvalidInput as exc:
+    except HedgeError as exc:  # InvalidInput, or the store's open errors (--db)
         _fail(exc)
     if not dropped:
         typer.echo(f"{ps.ref} loads as it is: nothing to migrate")
@@ -521,10 +544,14 @@ def params_promote(
     from hedge_core import param_store
 
     try:
+        if db is not None and not Path(db).exists():  # promote only reads hedge_runs: never create a database
+            from hedge_core.store import StoreMissing
+
+            raise StoreMissing(str(db))
         name, v = param_store.resolve(ref, root)
         gate = param_store.PromotionGate(require_paper_run=not no_paper_gate, min_paper_hours=min_paper_hours)
         ps = param_store.promote(name, v, to, confirm=yes, gate=gate, root=root, db=db)
-    except InvalidInput as exc:
+    except HedgeError as exc:  # InvalidInput, or the store's open errors (--db)
         _fail(exc)
     typer.echo(f"{ps.ref} is now {ps.status}")
 

@@ -9,12 +9,19 @@
 - DuckDB allows one read-write process per file. With ``hold=False`` (the panel, the CLI) the store
   opens the file only for the duration of each call and waits, bounded, for another process's
   brief hold to end, so short-lived users never see a lock error.
+- The lock is a POSIX (fcntl) lock: ANY open+close of the file inside the holding process releases
+  it silently. So this process never opens the live file by path besides DuckDB's own connection;
+  :meth:`Store.copy_to` copies the database with DuckDB (``ATTACH`` + ``COPY FROM DATABASE``).
+- Opening fails with a typed error that says what to do: :class:`StoreBusy` (held by another
+  process, its pid named), :class:`StoreUnreadable` (not a DuckDB database), :class:`StoreMissing`
+  (``must_exist=True`` and no such file: nothing is created).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +46,47 @@ TradingTable = Literal[
 
 
 class StoreBusy(HedgeError):
-    """Another process holds the database file read-write for longer than we may wait."""
+    """Another process holds the database file read-write for longer than we may wait.
+
+    ``path`` is the file, ``holder_pid`` the holding process as DuckDB reports it (None if unknown).
+    """
+
+    def __init__(self, message: str, *, path: str = "", holder_pid: int | None = None) -> None:
+        self.path, self.holder_pid = path, holder_pid
+        super().__init__(message)
+
+
+class StoreUnreadable(HedgeError):
+    """The file exists but DuckDB cannot open it as a database (empty, truncated, not DuckDB, a folder)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"database {path} cannot be opened: {reason}. Give --db an existing DuckDB file, "
+                         "or move this file away and let `hedge data seed` create a new database there")
+
+
+class StoreMissing(HedgeError, FileNotFoundError):
+    """A read asked for a database file that does not exist (nothing was created)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no database at {path} (nothing created): check --db / $HEDGE_DB, "
+                         "or create one with `hedge data seed --db FILE` or `hedge data import ... --db FILE`")
+
+
+_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def _lock_error(path: str, exc: duckdb.Error, waited: float) -> StoreBusy:
+    """DuckDB's raw lock text -> :class:`StoreBusy` naming the holder and the fix."""
+    m = _HOLDER_PID.search(str(exc))
+    pid = int(m.group(1)) if m else None
+    who = f"process {pid}" if pid is not None else "another process"
+    return StoreBusy(f"database {path} is held read-write by {who} (waited {waited:g}s; DuckDB allows one "
+                     "writer per file). Let it finish or stop it, then run this again; to read meanwhile, "
+                     "use the runner's API (hedge runner status) or the runner's snapshot "
+                     f"{Path(path).parent / 'snapshots' / 'latest.duckdb'} (read-only copy)",
+                     path=path, holder_pid=pid)
 
 
 class MissingSeries(HedgeError, LookupError):
@@ -88,10 +135,17 @@ class Store:
     hold : keep the connection open for the object's life (scripts, notebooks, the runner).
         ``False`` opens and closes the file around each call (panel, CLI).
     lock_timeout : seconds to wait for another process's hold to end before :class:`StoreBusy`.
+    must_exist : refuse (:class:`StoreMissing`) instead of creating a missing file and its folder;
+        for commands that only read.
+
+    Raises
+    ------
+    StoreBusy, StoreUnreadable, StoreMissing
+        Each message names the file and what to do.
     """
 
     def __init__(self, path: str | Path | None = None, *, read_only: bool = False, hold: bool = True,
-                 lock_timeout: float = 15.0) -> None:
+                 lock_timeout: float = 15.0, must_exist: bool = False) -> None:
         self.path = str(path) if path is not None else str(default_db_path())
         self.read_only = read_only
         self.memory = self.path == ":memory:"
@@ -100,6 +154,10 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tx_depth = 0
         if not self.memory:
+            if (must_exist or read_only) and not Path(self.path).exists():
+                raise StoreMissing(self.path)
+            if Path(self.path).is_dir():
+                raise StoreUnreadable(self.path, "it is a folder, not a file")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         con = self._open()
         try:
@@ -121,15 +179,14 @@ class Store:
                 con.execute("SET TimeZone='UTC'")
                 return con
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    if "lock" in str(exc).lower():
-                        raise StoreBusy(
-                            f"database {self.path} is held by another process for more than "
-                            f"{self.lock_timeout:g}s ({exc}). Read through the runner "
-                            "(hedge runner status) or wait for the other process to finish.") from exc
-                    raise
+                if not _is_lock_error(exc):
+                    raise StoreUnreadable(self.path, _duckdb_reason(exc)) from None
+                if time.monotonic() >= deadline:
+                    raise _lock_error(self.path, exc, self.lock_timeout) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+            except (duckdb.SerializationException, duckdb.InternalException, duckdb.InvalidInputException) as exc:
+                raise StoreUnreadable(self.path, _duckdb_reason(exc)) from None
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -170,6 +227,44 @@ class Store:
             if opened_here:
                 con.close()
                 self._con = None
+
+    def copy_to(self, dst: str | Path) -> Path:
+        """Write a complete, consistent copy of this database to ``dst`` (replaced atomically).
+
+        DuckDB itself copies (``ATTACH`` a new file, ``COPY FROM DATABASE``, ``DETACH``), through
+        this store's own connection: the live file is never opened by path in this process, which
+        would silently release the holder's POSIX lock. The copy is written to a temporary file
+        next to ``dst`` and renamed over it, so readers see the old copy or the new one, never half.
+
+        Returns
+        -------
+        Path
+            ``dst``.
+        """
+        if self.memory:
+            raise InvalidInput("path", self.path, "a database file (an in-memory store has no snapshot)")
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp_wal = tmp.with_name(tmp.name + ".wal")
+        for p in (tmp, tmp_wal):  # ATTACH needs a file that does not exist yet
+            p.unlink(missing_ok=True)
+        alias = "hedge_copy"
+        quoted = str(tmp).replace("'", "''")
+        try:
+            with self._connection() as con:
+                live = con.execute("SELECT current_database()").fetchall()[0][0]
+                con.execute(f"ATTACH '{quoted}' AS {alias}")
+                try:
+                    con.execute(f'COPY FROM DATABASE "{live}" TO {alias}')
+                    con.execute(f"CHECKPOINT {alias}")
+                finally:
+                    con.execute(f"DETACH {alias}")
+            os.replace(tmp, dst)
+        finally:
+            for p in (tmp, tmp_wal):
+                p.unlink(missing_ok=True)
+        return dst
 
     def checkpoint(self) -> None:
         """Flush the write-ahead log into the database file, so a byte copy of the file is complete."""
@@ -573,6 +668,17 @@ class Store:
 
 # Tables without a ``ts`` column: the time that orders their rows for ``read_table(latest=n)``.
 _TIME_COLUMN = {"orders": "intent_ts", "hedge_runs": "started_at", "param_sets": "created_at"}
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+def _duckdb_reason(exc: BaseException) -> str:
+    """DuckDB's message without its class prefix ('IO Error: ...')."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^[A-Za-z ]+Error: ", "", text).rstrip("!. ")
 
 
 def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:

@@ -110,7 +110,7 @@ def write_access(action: str) -> Store | None:
         if active:
             st.error(f"{action} refused: the runner holds the database and {len(active)} hedge(s) are active "
                      f"({', '.join(active[:5])}). Stop them on their detail pages (or `hedge runner stop --keep`, "
-                     "which keeps positions for its next start), then run the {action.lower()} again.")
+                     f"which keeps positions for its next start), then run the {action.lower()} again.")
             return None
         with st.spinner("stopping the idle runner for the write (it is started again afterwards) ..."):
             try:

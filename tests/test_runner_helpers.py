@@ -81,6 +81,13 @@ class Env:
                 p.wait(10)
 
     def store(self) -> Any:
+        """The database for reads. While a runner of this env runs it is the single writer and holds
+        the file for its whole life: reads then open a snapshot it takes now (read-only, current)."""
+        if any(p.poll() is None for p in self.procs):
+            from hedge_core.runner.client import open_snapshot
+
+            self.client().snapshot()
+            return open_snapshot(self.db)
         from hedge_core.store import Store
 
         return Store(self.db, hold=False)

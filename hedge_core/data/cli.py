@@ -23,12 +23,12 @@ DB_HELP = "DuckDB file (default: $HEDGE_DB, else data/hedge.duckdb)."
 
 
 @contextmanager
-def _store(db: Path | None) -> Iterator[object]:
-    from hedge_core.store import Store, default_db_path
+def _store(db: Path | None, *, write: bool) -> Iterator[object]:
+    """The command's store (``write=False``: a missing file is refused, never created)."""
+    from hedge_core.store_open import open_store
 
-    path = Path(db) if db else default_db_path()
     try:
-        st = Store(path, hold=False)
+        st = open_store(db, write=write)
     except HedgeError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -79,7 +79,7 @@ def download_cmd(
     if since_t is not None and since_t.tzinfo is None:
         typer.echo(f"error: --since {since!r} has no timezone; give UTC, e.g. 2024-01-01T00:00Z", err=True)
         raise typer.Exit(1)
-    with _store(db) as st:
+    with _store(db, write=True) as st:
         ex = make_exchange(venue)
         summary = download(st, ex, symbol, kind, timeframe, since=since_t, days=days, show_bar=progress)
         _print_table(summary)
@@ -99,9 +99,10 @@ def import_cmd(
     interval_hours: float = typer.Option(8.0, help="Generic funding table: hours per funding interval."),
 ) -> None:
     """Import files: validated first, written all-or-nothing. With --symbol: a generic CSV/Parquet table."""
-    from hedge_core.data.importers import import_path, import_table
+    from hedge_core.data.importers import merge_parts, parse_path, parse_table, write_series
 
-    with _store(db) as st:
+    skipped: list[str] = []
+    try:  # parse and validate everything before the store is opened: a bad file creates nothing
         if symbol:
             if not venue or not kind:
                 typer.echo("error: a generic table needs --venue, --kind and --symbol (and --timeframe for bars)",
@@ -115,12 +116,17 @@ def import_cmd(
                         raise typer.Exit(1)
                     ours, theirs = pair.split("=", 1)
                     mapping[ours.strip()] = theirs.strip()
-            summary = import_table(st, path, venue=venue, symbol=symbol, kind=kind, timeframe=timeframe,
-                                   columns=mapping, ts_unit=ts_unit, interval_hours=interval_hours)
+            frames = merge_parts(parse_table(path, venue=venue, symbol=symbol, kind=kind, timeframe=timeframe,
+                                             columns=mapping, ts_unit=ts_unit, interval_hours=interval_hours))
         else:
-            summary = import_path(st, path, venue=venue, kind=kind)
+            frames, skipped = parse_path(path, venue=venue, kind=kind)
+    except HedgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    with _store(db, write=True) as st:
+        summary = write_series(st, frames)
         _print_table(summary)
-        for f in summary.attrs.get("skipped", []):
+        for f in skipped:
             typer.echo(f"skipped (unknown layout): {f}")
 
 
@@ -130,7 +136,7 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line per series."),
 ) -> None:
     """Series in the store: venue, symbol, kind, timeframe, first, last, rows, gaps."""
-    with _store(db) as st:
+    with _store(db, write=False) as st:
         s = st.series()
         if as_json:
             for rec in s.to_dict(orient="records"):
@@ -149,7 +155,7 @@ def quality_cmd(
     """Data-quality report: coverage, gaps, duplicates, outliers, off-schedule funding."""
     from hedge_core.data.quality import store_report
 
-    with _store(db) as st:
+    with _store(db, write=False) as st:
         table, details = store_report(st, z_threshold=z)
         if as_json:
             for d in details:
@@ -169,7 +175,7 @@ def seed_cmd(
     """Fill an EMPTY store: Binance when reachable, else (or with --demo) the demo market."""
     from hedge_core.data.seed import ensure_seeded
 
-    with _store(db) as st:
+    with _store(db, write=True) as st:
         res = ensure_seeded(st, demo=demo, days=days, timeframe=timeframe, demo_seed=seed, echo=typer.echo)
         if res.source == "existing":
             typer.echo(res.message)

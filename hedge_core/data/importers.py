@@ -345,7 +345,15 @@ def parse_path(path: str | Path, *, venue: str | None = None, kind: str | None =
 
 
 def merge_parts(parts: Parts) -> dict[SeriesKey, pd.DataFrame]:
-    """Merge each series' pieces; overlapping rows must agree exactly (conflicts name both files)."""
+    """Merge each series' pieces; overlapping rows must agree exactly (conflicts name both files).
+
+    A file without data rows (a header only) is refused: importing it would register an empty series.
+    """
+    for key in sorted(parts):
+        for file, frame in parts[key]:
+            if len(frame) == 0:
+                raise DataError(f"no data rows (only a header): nothing to import for {key.venue} {key.symbol} "
+                                f"{key.kind}; give a file with at least one row", file=file)
     out = {}
     for key in sorted(parts):
         cols = list(FUNDING_COLUMNS) if key.kind == "funding" else list(BAR_COLUMNS)

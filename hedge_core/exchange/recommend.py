@@ -16,13 +16,14 @@ A repeated client order id returns the recorded order (nothing is sent either wa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import ccxt
 import pandas as pd
 
-from hedge_core.errors import InvalidOrder
+from hedge_core.errors import InvalidOrder, NetworkError
 from hedge_core.types import (
     Balance,
     Fill,
@@ -40,7 +41,10 @@ from hedge_core.types import (
     TradingMode,
 )
 
-__all__ = ["RecommendAdapter", "Recommendation"]
+__all__ = ["RecommendAdapter", "Recommendation", "UNREACHABLE"]
+
+_T = TypeVar("_T")
+UNREACHABLE = "venue unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,42 +89,63 @@ class RecommendAdapter:
         return rec
 
     # ---- pass-through reads -----------------------------------------------------------------
+    async def _read(self, method: str, call: Awaitable[_T]) -> _T:
+        """Await a pass-through read; an unreachable venue becomes a sentence saying what recommend needs.
+
+        The error stays a :class:`~hedge_core.errors.NetworkError` (temporary: the caller's retry
+        and backoff are unchanged); a raw ccxt network error from a hook adapter is translated too.
+        """
+        try:
+            return await call
+        except (NetworkError, ccxt.NetworkError) as exc:
+            if isinstance(exc, NetworkError) and UNREACHABLE in str(exc):
+                raise
+            raise NetworkError(
+                f"{UNREACHABLE}: recommend mode reads {self.venue}'s public API (markets, tickers, funding; "
+                f"account reads when keys are set) to compute what it would send, and {self.venue} does not "
+                f"answer from this machine ({type(exc).__name__}: {str(exc)[:200]}). Check the network, a proxy "
+                "or a regional block of the venue; without the venue use paper mode (--mode paper) on stored data",
+                venue=self.venue, method=method) from None
+
     async def load_markets(self) -> dict[str, Instrument]:
-        self._markets = await self.market_data.load_markets()
+        self._markets = await self._read("load_markets", self.market_data.load_markets())
         return self._markets
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
-        return await self.market_data.fetch_ticker(symbol)
+        return await self._read("fetch_ticker", self.market_data.fetch_ticker(symbol))
 
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
-        return await self.market_data.fetch_balance(account)
+        return await self._read("fetch_balance", self.market_data.fetch_balance(account))
 
     async def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
-        return await self.market_data.fetch_positions(symbols)
+        return await self._read("fetch_positions", self.market_data.fetch_positions(symbols))
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
-        return await self.market_data.fetch_open_orders(symbol)
+        return await self._read("fetch_open_orders", self.market_data.fetch_open_orders(symbol))
 
     async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
-        return await self.market_data.fetch_my_trades(symbol, since)
+        return await self._read("fetch_my_trades", self.market_data.fetch_my_trades(symbol, since))
 
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        return await self.market_data.fetch_funding_rate(symbol)
+        return await self._read("fetch_funding_rate", self.market_data.fetch_funding_rate(symbol))
 
     async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
                                          limit: int | None = None) -> list[FundingRate]:
-        return await self.market_data.fetch_funding_rate_history(symbol, since, limit)
+        return await self._read("fetch_funding_rate_history",
+                                self.market_data.fetch_funding_rate_history(symbol, since, limit))
 
     async def fetch_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:
-        return await self.market_data.fetch_funding_payments(symbol, since)
+        return await self._read("fetch_funding_payments",
+                                self.market_data.fetch_funding_payments(symbol, since))
 
     async def fetch_order(self, symbol: str, *, order_id: str | None = None,
                           client_order_id: str | None = None) -> Order:
         rec = self._lookup(order_id, client_order_id)
         if rec is not None:
             return rec
-        return await self.market_data.fetch_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id,
+                                                                            client_order_id=client_order_id))
 
     def _lookup(self, order_id: str | None, client_order_id: str | None) -> Order | None:
         if client_order_id is not None and client_order_id in self._orders:
@@ -162,7 +187,8 @@ class RecommendAdapter:
         if rec is not None:
             return rec
         # a real open order: report it as it is now (still open; nothing was cancelled)
-        return await self.market_data.fetch_order(symbol, order_id=order_id, client_order_id=client_order_id)
+        return await self._read("fetch_order", self.market_data.fetch_order(symbol, order_id=order_id,
+                                                                            client_order_id=client_order_id))
 
     async def set_leverage(self, symbol: str, leverage: float) -> None:
         self._record("set_leverage", {"symbol": symbol, "leverage": leverage})

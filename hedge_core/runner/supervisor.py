@@ -32,7 +32,6 @@ import asyncio
 import importlib
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -223,10 +222,13 @@ class Supervisor:
             await asyncio.sleep(self.snapshot_s)
 
     def snapshot(self, force: bool = False) -> Path | None:
-        """Checkpoint the live database and copy it to ``<snapshot_dir>/latest.duckdb`` (atomic rename).
+        """Copy the live database to ``<snapshot_dir>/latest.duckdb`` (atomic rename).
 
-        Synchronous on the event loop: no journal write can happen during the copy, so the copy is
-        a consistent database. Skipped when nothing was written since the last one.
+        DuckDB copies it through the runner's own connection (:meth:`Store.copy_to`): opening the
+        live file by path here (e.g. ``shutil.copyfile``) would silently drop the runner's POSIX
+        lock and let another process write into the live database. Synchronous on the event loop:
+        no journal write can happen during the copy, so the copy is a consistent database.
+        Skipped when nothing was written since the last one.
         """
         if self.snapshot_dir is None or self.store.memory:
             return None
@@ -235,12 +237,7 @@ class Supervisor:
                 self._snap_meta(self._snap_taken)
             return None
         self.journal.flush()
-        self.store.checkpoint()
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.snapshot_dir / f".latest.{os.getpid()}.tmp"
-        shutil.copyfile(self.store.path, tmp)
-        dst = self.snapshot_dir / "latest.duckdb"
-        os.replace(tmp, dst)
+        dst = self.store.copy_to(self.snapshot_dir / "latest.duckdb")
         self._snap_taken = wall_now()
         self._snap_meta(self._snap_taken)
         self._snap_writes = self.journal.writes
