@@ -244,7 +244,8 @@ def test_dead_receiver_neither_blocks_nor_raises_and_is_counted(rx):
         assert time.perf_counter() - t0 < 0.25
         wait_for(lambda: len(rx.at("alive")) == 50, what="the live channel gets everything")
         wait_for(lambda: n.failed == 50, what="failures counted")
-        assert n.sent == 50
+        # the receiver may see a message a moment before the worker counts it as sent
+        wait_for(lambda: n.sent == 50, what="deliveries counted")
     finally:
         n.close()
     logs.lg.removeHandler(logs)
