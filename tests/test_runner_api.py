@@ -143,3 +143,29 @@ def test_dead_mans_switch_flattens_when_the_supervisor_stalls(tmp_path):
         assert sum(x.qty for x in paper_exchange(env, "d1").core.positions.values()) == 0
     finally:
         env.cleanup()
+
+
+def test_a_bug_behind_the_api_answers_one_json_line_not_a_traceback(caplog):
+    """An unexpected exception in a handler is a 500 with a one-line JSON error (type and message); the
+    traceback goes to the runner's log only."""
+    import asyncio as _asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hedge_core.runner.control_api import make_app
+
+    class Broken:
+        journal = type("J", (), {"flush": staticmethod(lambda: None)})()
+
+        def health(self):
+            raise RuntimeError("simulated bug")
+
+    async def go():
+        async with TestClient(TestServer(make_app(Broken(), "tok"))) as cl:
+            r = await cl.get("/health", headers={"Authorization": "Bearer tok"})
+            return r.status, await r.json()
+
+    status, body = _asyncio.run(go())
+    assert status == 500 and body["type"] == "RuntimeError"
+    assert "simulated bug" in body["error"] and "Traceback" not in body["error"]
+    assert any("Traceback" in (r.exc_text or "") or r.exc_info for r in caplog.records)

@@ -391,9 +391,17 @@ def broken_ticker_adapter(spec):
     error (not an ExchangeError, which the ticker feed retries): the hedge task dies."""
     from hedge_core.exchange.factory import make_adapter
 
-    ad = make_adapter("paper", spec.venue)
+    import pandas as pd
+
+    from hedge_core.types import Ticker
+
+    ad = make_adapter("paper", spec.venue, balances=spec.balances)  # funded like any paper hedge
+    calls = [0]
 
     async def fetch_ticker(symbol):
+        calls[0] += 1
+        if calls[0] <= 2:  # the start's preflight reads both legs' tickers: a fresh price, it passes
+            return Ticker(symbol=symbol, ts=pd.Timestamp.now(tz="UTC"), bid=40_000.0, ask=40_000.0, last=40_000.0)
         raise RuntimeError("simulated bug in the ticker path")
 
     ad.fetch_ticker = fetch_ticker

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 from typing import Any
 
@@ -37,6 +38,7 @@ from aiohttp import web
 from hedge_core import param_store
 from hedge_core.errors import HedgeError, InvalidInput
 
+log = logging.getLogger("hedge_core.runner.control_api")
 __all__ = ["LOOPBACK", "TABLE_ALIASES", "make_app"]
 
 LOOPBACK = "127.0.0.1"
@@ -89,6 +91,10 @@ def make_app(sup: Any, token: str, *, on_shutdown: Any = None) -> web.Applicatio
                           "where": exc.where}, 400)
         except HedgeError as exc:
             return _json({"error": str(exc), "type": type(exc).__name__}, 409)
+        except Exception as exc:  # noqa: BLE001 - a bug answers in one line; the traceback goes to the runner log
+            log.exception("control API %s %s failed", request.method, request.path)
+            return _json({"error": f"internal error in {request.method} {request.path}: {type(exc).__name__}: {exc} "
+                                   "(the traceback is in the runner's log)", "type": type(exc).__name__}, 500)
 
     async def body(request: web.Request) -> dict[str, Any]:
         if not request.can_read_body:
