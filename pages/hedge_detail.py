@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core.figures.hedge import hedge_figure
+from hedge_core.figures.hedge import hedge_figure, overlay_figure
 from hedge_core.store import Store
-from hedge_core.views.equity import hedge_chart_data
+from hedge_core.views.equity import backtest_overlay, hedge_chart_data
 from hedge_core.views.hedges import commands_for, legs_table, timeline_table
 from hedge_core.views.ledger import recent_rows, run_info, runs
 from pages._auth import require_sign_in
@@ -138,6 +138,17 @@ def ledger_part() -> None:
     else:
         synthetic_badge(chart.view.synthetic)
         st.plotly_chart(hedge_figure(chart.view, chart.series, title=hid), width="stretch", key="hedge_chart")
+        ref = summary.get("params") or ""
+        if "@" in ref and st.toggle(f"Compare with a backtest of {ref} over the same period", key="detail_overlay"):
+            info = run_info(run_row)
+            bt = cached_read(rd, backtest_overlay, ref, venue=chart.view.venue, spot_symbol=spot_symbol,
+                             timeframe=timeframe, transitions=trans, last_ts=summary.get("last_ts"),
+                             notional=info.get("notional"))
+            if isinstance(bt, str):
+                st.info(bt)
+            else:
+                st.plotly_chart(overlay_figure(chart.series["pnl"], bt, title=f"{hid} vs a backtest of {ref}"),
+                                width="stretch", key="overlay_chart")
 
     st.subheader("State timeline")
     st.dataframe(timeline_table(trans), hide_index=True, width="stretch", key="timeline")

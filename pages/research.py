@@ -10,7 +10,7 @@ from hedge_core import param_store
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.figures.research import heatmap_figure, tearsheet_or_equity
 from hedge_core.figures.sweep import heatmap as sweep_heatmap
-from hedge_core.figures.tearsheet import kpi_table
+from hedge_core.figures.tearsheet import kpi_table, to_html_text
 from hedge_core.views.market import coverage_table, pairs_available
 from hedge_core.views.params import choices
 from hedge_core.views.research import (
@@ -80,7 +80,9 @@ with tab_bt:
         gref, res = got
         st.caption(f"{gref}: {res.start} -> {res.end}, final state {res.final_state}")
         st.plotly_chart(tearsheet_or_equity(res, f"{gref} backtest"), width="stretch", key="tearsheet")
-        st.dataframe(kpi_table(res), hide_index=True, width="stretch", key="kpis")
+        st.dataframe(kpi_table(res).drop(columns=["raw"]), hide_index=True, width="stretch", key="kpis")
+        st.download_button("Download the tearsheet (HTML, opens offline)", to_html_text(res).encode("utf-8"),
+                           file_name=f"tearsheet-{gref.replace('@', '-v')}.html", mime="text/html", key="tearsheet_html")
         ename = st.text_input("Export as name", value=gref.partition("@")[0], key="bt_export_name")
         if st.button("Export this set as a new version (with these KPIs)", key="bt_export"):
             try:

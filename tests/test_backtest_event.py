@@ -253,3 +253,24 @@ def test_loan_book_reports_loan_money(demo):
     days = (r.end - r.start).total_seconds() / 86400
     assert r.kpis["loan_interest"] == pytest.approx(p.loan * p.loan_apr * days / 365, rel=0.05)
     assert r.kpis["loan_outstanding"] <= p.loan + r.kpis["loan_interest"] + 1e-6
+
+
+def test_kpis_read_as_percentages_with_units_and_a_carry_has_no_empty_ltv_panel(run, tmp_path):
+    from hedge_core.figures.tearsheet import format_kpi, has_loan, kpi_unit, to_html_text
+
+    t = kpi_table(run).set_index("kpi")
+    assert t.loc["net_apr", "unit"] == "% per year"
+    assert t.loc["net_apr", "value"] == f"{run.kpis['net_apr'] * 100:,.2f} %"
+    assert t.loc["net_pnl", "unit"] == "USDT" and t.loc["entries", "unit"] == "count"
+    assert format_kpi("max_drawdown", 0.1234) == "12.34 %" and format_kpi("sharpe", float("nan")) == "n/a"
+    assert kpi_unit("time_in_SAFE") == "% of time"
+    # a carry has no loan: no LTV panel (the old tearsheet drew an empty one with a note)
+    assert not has_loan(run)
+    fig = tearsheet(run)
+    titles = [a.text for a in fig.layout.annotations]
+    assert not any(t.startswith("LTV") for t in titles) and "drawdown (%)" in titles
+    axes = [getattr(fig.layout, k) for k in fig.layout if k.startswith("xaxis")]
+    assert axes and all(a.type == "date" and a.showticklabels for a in axes)  # dates under every panel
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # legend below, not over a title
+    html_text = to_html_text(run)
+    assert "% per year" in html_text and html_text.startswith("<!DOCTYPE html>")

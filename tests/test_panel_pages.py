@@ -205,6 +205,18 @@ def test_detail_pause_resume_with_confirmation(running_env, monkeypatch) -> None
     assert c.hedge("pg-1")["state"] == "MONITORING_POSITIONS"
 
 
+def test_detail_overlays_a_backtest_of_the_hedges_set(running_env, monkeypatch) -> None:
+    import json
+
+    at = _run("pages/hedge_detail.py", running_env, monkeypatch)
+    at.selectbox(key="detail_select").set_value("pg-1").run()
+    at.toggle(key="detail_overlay").set_value(True).run()
+    assert not at.exception, at.exception
+    (chart,) = [c for c in at.get("plotly_chart") if "vs a backtest of carry-e2e@1" in c.proto.spec]
+    names = [t["name"] for t in json.loads(chart.proto.spec)["data"]]
+    assert names == ["this hedge (journal)", "backtest of its set"]
+
+
 def test_detail_of_a_finished_hedge_offers_no_commands_and_downloads_its_ledger(running_env, monkeypatch) -> None:
     c = RunnerClient.discover(running_env["HEDGE_RUNNER_HOME"])
     c.start("carry-e2e", mode="paper", start="2024-01-01T05:00Z", speed=3600.0, hedge_id="pg-done")

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from hedge_core.views.market import PairView
 
-__all__ = ["equity_figure", "hedge_figure", "liquidation_figure"]
+__all__ = ["equity_figure", "hedge_figure", "liquidation_figure", "overlay_figure"]
 
 
 def hedge_figure(view: PairView, series: pd.DataFrame, *, title: str = "") -> go.Figure:
@@ -65,4 +65,17 @@ def equity_figure(curves: dict[str, pd.Series]) -> go.Figure:
                       yaxis_title="net PnL (USDT)", xaxis_title="time (UTC, the hedge's clock)",
                       margin={"t": 50, "l": 60, "r": 20, "b": 40}, legend={"orientation": "h", "y": -0.3})
     fig.add_hline(y=0.0, line={"width": 1, "dash": "dot", "color": "grey"})
+    return fig
+
+
+def overlay_figure(paper: pd.Series, backtest: pd.Series, *, title: str) -> go.Figure:
+    """The hedge's net PnL (USDT) beside a backtest of its parameter set over the same period."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=paper.index, y=paper.to_numpy(), name="this hedge (journal)", mode="lines",
+                             line={"width": 3}))
+    fig.add_trace(go.Scatter(x=backtest.index, y=backtest.to_numpy(), name="backtest of its set", mode="lines",
+                             line={"dash": "dash"}))
+    fig.update_layout(title=title, height=340, hovermode="x unified", yaxis_title="net PnL (USDT)",
+                      xaxis_title="time (UTC, the hedge's clock)", margin={"t": 50, "l": 60, "r": 20, "b": 40},
+                      legend={"orientation": "h", "y": -0.3})
     return fig

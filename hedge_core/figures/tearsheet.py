@@ -26,10 +26,15 @@ __all__ = [
     "drawdown_figure",
     "equity_figure",
     "funding_basis_figure",
+    "KPI_UNITS",
+    "format_kpi",
+    "has_loan",
     "kpi_table",
+    "kpi_unit",
     "ltv_figure",
     "tearsheet",
     "to_html",
+    "to_html_text",
     "trades_figure",
 ]
 
@@ -160,12 +165,21 @@ def trades_figure(result: Any, max_points: int = MAX_POINTS) -> go.Figure:
     return fig
 
 
+def has_loan(result: Any) -> bool:
+    """Whether the run carries a loan (an LTV series): the LTV panel is drawn only then."""
+    lt = result.equity.get("ltv") if hasattr(result.equity, "get") else None
+    return lt is not None and bool(lt.notna().any())
+
+
 def tearsheet(result: Any, max_points: int = MAX_POINTS) -> go.Figure:
-    """All panels stacked on one shared time axis."""
-    parts = [("PnL by component (quote)", equity_figure), ("trades on spot price", trades_figure),
+    """All panels stacked on one shared UTC date axis (dates under every panel); the LTV panel only for
+    a book with a loan (a carry has none: no empty panel)."""
+    parts = [("PnL by component (USDT)", equity_figure), ("trades on spot price (USDT)", trades_figure),
              ("delta (base) / hedge ratio", delta_figure), ("funding (bps) / basis (bps)", funding_basis_figure),
-             ("drawdown", drawdown_figure), ("LTV", ltv_figure)]
-    fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+             ("drawdown (%)", drawdown_figure)]
+    if has_loan(result):
+        parts.append(("LTV (%)", ltv_figure))
+    fig = make_subplots(rows=len(parts), cols=1, shared_xaxes=True, vertical_spacing=0.055,
                         subplot_titles=[t for t, _ in parts])
     for r, (_, fn) in enumerate(parts, start=1):
         sub = fn(result, max_points)
@@ -175,17 +189,70 @@ def tearsheet(result: Any, max_points: int = MAX_POINTS) -> go.Figure:
         for shape in sub.layout.shapes or ():
             fig.add_hrect(y0=shape.y0, y1=shape.y1, fillcolor=shape.fillcolor, line_width=0, row=r, col=1)
     k = result.kpis
+    fig.update_xaxes(type="date", showticklabels=True, tickformat="%Y-%m-%d")
+    fig.update_yaxes(tickformat=".1%", row=parts.index(("drawdown (%)", drawdown_figure)) + 1, col=1)
+    if has_loan(result):
+        fig.update_yaxes(tickformat=".0%", row=len(parts), col=1)
     fig.update_layout(height=260 * len(parts), hovermode="x unified",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.03, "x": 0},  # below, never over titles
+                      margin={"t": 90},
                       title=(f"{result.params.strategy} backtest {result.hedge_id}: {result.start:%Y-%m-%d} .. "
                              f"{result.end:%Y-%m-%d} — net APR {k.get('net_apr', math.nan):.2%}, "
                              f"Sharpe {k.get('sharpe', math.nan):.2f}, max DD {k.get('max_drawdown', math.nan):.2%}"))
     return fig
 
 
+def to_html_text(result: Any, *, extra: list[go.Figure] | None = None) -> str:
+    """The standalone HTML report as text (for a download button); see :func:`to_html`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return to_html(result, Path(d) / "report.html", extra=extra).read_text(encoding="utf-8")
+
+
+#: How each KPI is shown: its unit. Fractions are shown as percentages ("%"), money in the quote
+#: currency ("USDT"), counts and dimensionless ratios as numbers. See docs/backtest-edges.md.
+KPI_UNITS: dict[str, str] = {
+    "net_pnl": "USDT", "price_pnl": "USDT", "funding": "USDT", "fees": "USDT", "slippage": "USDT",
+    "interest": "USDT", "loan_interest": "USDT", "loan_repaid_from_profit": "USDT", "reserve_deployed": "USDT",
+    "loan_outstanding": "USDT", "capital": "USDT",
+    "net_apr": "% per year", "max_drawdown": "%", "funding_efficiency": "%", "funding_capture": "%",
+    "hedge_effectiveness": "%", "time_in_market": "%", "ltv_max": "%", "ltv_below_65": "% of time",
+    "loan_coverage": "%",
+    "sharpe": "annualised", "sortino": "annualised",
+    "rebalance_count": "count", "entries": "count", "n_fills": "count", "n_liquidations": "count",
+}
+_PERCENT = {k for k, u in KPI_UNITS.items() if u.startswith("%")}
+
+
+def kpi_unit(name: str) -> str:
+    """The unit a KPI is shown in (``time_in_<BAND>`` is a share of time)."""
+    if name.startswith("time_in_"):
+        return "% of time"
+    return KPI_UNITS.get(name, "")
+
+
+def format_kpi(name: str, value: Any) -> str:
+    """A KPI as a person reads it: fractions as percentages, money with two decimals, counts whole."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    v = float(value)
+    if math.isnan(v):
+        return "n/a"
+    unit = kpi_unit(name)
+    if unit.startswith("%"):
+        return f"{v * 100:,.2f} %"
+    if unit == "USDT":
+        return f"{v:,.2f}"
+    if unit == "count":
+        return f"{v:,.0f}"
+    return f"{v:,.4g}"
+
+
 def kpi_table(result: Any) -> pd.DataFrame:
-    """KPIs and ledger totals as a two-column table (name, value)."""
-    rows = [(k, v) for k, v in result.kpis.items()]
-    return pd.DataFrame(rows, columns=["kpi", "value"])
+    """KPIs and ledger totals: name, value as shown (percentages for fractions), unit, and the raw value."""
+    rows = [(k, format_kpi(k, v), kpi_unit(k), v) for k, v in result.kpis.items()]
+    return pd.DataFrame(rows, columns=["kpi", "value", "unit", "raw"])
 
 
 def _fmt(v: Any) -> str:
@@ -202,7 +269,8 @@ def to_html(result: Any, path: str | Path, *, extra: list[go.Figure] | None = No
     parts = [f"<h1>{html.escape(result.params.strategy)} backtest {html.escape(result.hedge_id)}</h1>",
              (f"<p>{result.start} .. {result.end}; capital {result.capital:,.2f} quote; final state "
               f"{html.escape(result.final_state)}</p>"), "<h2>KPIs</h2><table>"]
-    parts += [f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in result.kpis.items()]
+    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(format_kpi(k, v))}</td><td>{html.escape(kpi_unit(k))}"
+              "</td></tr>" for k, v in result.kpis.items()]
     parts.append("</table><h2>Ledger per leg (quote)</h2>")
     parts.append(result.ledger.to_html(float_format=lambda x: f"{x:,.4f}"))
     parts.append(fig.to_html(full_html=False, include_plotlyjs="inline"))

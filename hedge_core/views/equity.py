@@ -19,7 +19,7 @@ from hedge_core.views.hedges import hedge_window, pnl_series
 from hedge_core.views.ledger import funding_rows, hedge_flows
 from hedge_core.views.market import PairView, pair_view
 
-__all__ = ["ChartData", "equity_curves", "hedge_chart_data"]
+__all__ = ["ChartData", "backtest_overlay", "equity_curves", "hedge_chart_data"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,34 @@ def hedge_chart_data(store: Store, hedge_id: str, *, venue: str, spot_symbol: st
 def equity_curves(data: Mapping[str, ChartData | str]) -> dict[str, pd.Series]:
     """Net PnL (quote) over time of every hedge that has chart data; each on its own clock."""
     return {hid: d.series["pnl"] for hid, d in data.items() if isinstance(d, ChartData) and len(d.series)}
+
+
+def backtest_overlay(store: Store, params_ref: str, *, venue: str, spot_symbol: str, timeframe: str,
+                     transitions: pd.DataFrame, last_ts: Any = None, notional: float | None = None,
+                     params_root: str | None = None) -> pd.Series | str:
+    """Net PnL (USDT) of a backtest of the hedge's own parameter set over the hedge's own period, on the
+    same stored bars, for the paper-vs-backtest overlay; or a sentence saying why there is none.
+
+    ``notional`` is the hedge's size override (quote) when it was started with one. A replayed paper hedge
+    and this backtest run the same engine on the same bars: their curves should lie on each other (fills
+    at the same prices; differences come from the replay's start instant and live-only events).
+    """
+    from hedge_core import param_store
+    from hedge_core.views.research import run_set, set_field
+
+    if transitions is None or transitions.empty:
+        return "no transitions yet"
+    ts = pd.to_datetime(transitions["ts"], utc=True)
+    start = ts.min()
+    end = max(ts.max(), pd.Timestamp(last_ts)) if last_ts not in (None, "", "None", "NaT") else ts.max()
+    if not end > start:
+        return "the hedge has not run long enough to compare"
+    try:
+        params = param_store.load(params_ref, root=params_root).params
+        if notional is not None and "notional" in type(params).model_fields:
+            params = set_field(params, "notional", float(notional))
+        res = run_set(store, params, venue=venue, spot_symbol=spot_symbol, timeframe=timeframe,
+                      start=start.floor(timeframe), end=end.ceil(timeframe), hedge_id="overlay")
+    except Exception as exc:  # noqa: BLE001 - shown as a sentence on the page, never a traceback
+        return f"no backtest to compare: {type(exc).__name__}: {exc}"
+    return res.equity["net"]
