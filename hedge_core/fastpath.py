@@ -58,8 +58,10 @@ leverage cap), an order a guard would hold (order rate, position limits).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1365,3 +1367,31 @@ def run_fast_or_event(params: Any, market: Market | Timeline, **kw: Any) -> tupl
         if kw2.get("config") is None:
             kw2.pop("config", None)
         return "event", run_backtest(params, market, keep_timeline=False, **kw2).kpis
+
+
+def _drop_stale_kernel_cache(cache_dir: Path, source: Path) -> bool:
+    """Delete this module's compiled kernels in ``cache_dir`` when ``source`` (``money.py``) changed.
+
+    numba keys a kernel's on-disk cache on the kernel's own file only, but the kernels inline the
+    money formulas of :mod:`hedge_core.money`: without this, an edited formula would reach the
+    event engine at once and the fast path only after ``fastpath.py`` itself changed. A stamp file
+    named by the hash of ``source`` records which version the cached kernels were built from.
+    Returns True when it dropped the cache. I/O errors (a read-only install) leave it alone.
+    """
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        stamp = cache_dir / f"fastpath.money-{digest}.stamp"
+        if stamp.exists() or not cache_dir.is_dir():
+            return False
+        for f in [*cache_dir.glob("fastpath.*.nbi"), *cache_dir.glob("fastpath.*.nbc"),
+                  *cache_dir.glob("fastpath.money-*.stamp")]:
+            f.unlink(missing_ok=True)
+        stamp.touch()
+        return True
+    except OSError:
+        return False
+
+
+_cache = getattr(hedge_kernel, "_cache", None)
+if getattr(_cache, "_cache_path", None):
+    _drop_stale_kernel_cache(Path(_cache._cache_path), Path(money.__file__))

@@ -68,6 +68,8 @@ __all__ = [
     "perp_target",
     "hedge_ratio",
     "hedge_drift",
+    "FLAT_MMR",
+    "flat_liquidation_move",
     "lot_floor",
     "tick_round",
     "meets_minimums",
@@ -349,6 +351,18 @@ def choose_leverage(sigma_24h: float, notional: float, side: float, liq_buffer: 
     k = bracket_index(n * (1.0 - side * buf), caps)
     lev = clip(leverage_for_buffer(buf, n, side, mmrs[k], cums[k]), lo, hi)
     return whole_leverage(min(lev, cap), lo)
+
+
+#: Maintenance rate assumed for a perp without a bracket table (Binance's first BTC bracket).
+FLAT_MMR = 0.004
+
+
+@register_jitable
+def flat_liquidation_move(leverage: float) -> float:
+    """Adverse move to liquidation of an isolated position at ``leverage`` with the flat
+    :data:`FLAT_MMR` and no cum: ``1 / leverage - FLAT_MMR`` (fraction of entry; the estimate for
+    a symbol without a bracket table)."""
+    return 1.0 / leverage - FLAT_MMR
 
 
 # ---- hedge sizing and rebalancing -------------------------------------------------------------

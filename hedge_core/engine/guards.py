@@ -65,7 +65,7 @@ def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding
     try:
         brackets = brackets_for(symbol)
     except InvalidInput:
-        move = 1.0 / leverage - 0.004  # no table: a flat 0.4 % maintenance rate
+        move = money.flat_liquidation_move(leverage)
         return entry * (1 - move if q > 0 else 1 + move)
     return liquidation_price(q, entry, margin, brackets, margin_mode=MarginMode.ISOLATED)
 

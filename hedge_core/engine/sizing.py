@@ -38,7 +38,8 @@ def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/U
         table = brackets_for(symbol)
     except InvalidInput:
         buf = required_buffer(sigma_24h, p)
-        lev = money.clip(1.0 / (buf + 0.004), p.min_leverage, p.max_leverage)
+        # the inverse of money.flat_liquidation_move: 1/L - FLAT_MMR = buffer
+        lev = money.clip(1.0 / (buf + money.FLAT_MMR), p.min_leverage, p.max_leverage)
         return money.whole_leverage(min(lev, cap), p.min_leverage)
     _, caps, maxlevs, mmrs, cums = bracket_columns(table)
     return money.choose_leverage(sigma_24h, notional, side, p.liq_buffer, p.target_vol_multiple, p.min_leverage,

@@ -299,9 +299,9 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: An
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
     if spot_leg.qty < 0 and ctx.last_market_ts is not None and (apr := getattr(params, "borrow_apr", 0.0)) > 0:
-        dt_h = (m.ts - ctx.last_market_ts).total_seconds() / 3600.0
-        if dt_h > 0:
-            spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
+        dt_s = (m.ts - ctx.last_market_ts).total_seconds()
+        if dt_s > 0:
+            spot_leg = accrue_interest(spot_leg, money.simple_interest(abs(spot_leg.qty) * ctx.spot_price, apr, dt_s))
     ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                  perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
