@@ -66,7 +66,8 @@ def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
     repaid = float(ctx.strategy_state.get("repaid", 0.0)) if ctx.strategy_state else 0.0
     if loan is None:
         loan0 = float(params.loan)
-        return loan0 + money.simple_interest(loan0, float(params.loan_apr), (t - ctx.started_at).total_seconds()), repaid
+        dt = (t - ctx.started_at).total_seconds()
+        return loan0 + money.simple_interest(loan0, float(params.loan_apr), dt), repaid
     if isinstance(loan, (int, float)):
         return float(loan), repaid
     if hasattr(loan, "as_of") and t > loan.as_of:

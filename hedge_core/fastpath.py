@@ -11,6 +11,13 @@ reason, either up front (parameters) or at the instant the run reaches a situati
 model (the caller then uses the event-driven path; :func:`run_fast_or_event` does that
 automatically).
 
+Every money formula a kernel evaluates (fill price, slippage, fee, position average and realised
+PnL, isolated margin, funding, maintenance margin, liquidation price, leverage rule, lots, loan
+interest/repayment/reserve, hedge target and drift) is a call into :mod:`hedge_core.money`, the
+same functions the engine, the ledger and the paper venue call (numba inlines them); the order
+rounds, order-rate window and re-arm cooldown are ``engine.constants``. What is left here is the
+control flow of the engine's states.
+
 Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/ledger.py``,
 ``engine/exits.py``, ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``,
 ``engine/strategies/cross.py`` and ``exchange/paper_core.py``):
@@ -179,7 +186,7 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
             ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
         return ok & tl.priced
     hours = float(tl.interval_hours)
-    round_trip = (2 * 2) * (params.taker_fee + params.slippage_rate)
+    round_trip = money.round_trip_cost(2, params.taker_fee, params.slippage_rate)
     days = params.expected_hold_intervals * hours / 24.0
     args = (float(params.min_funding_rate), float(params.max_entry_basis_bps), round_trip, days, hours,
             float(params.min_net_carry))
@@ -204,11 +211,11 @@ def _carry_entry(rate, spot, perp, priced, min_rate, max_bps, round_trip, days, 
         r = rate[i]
         ok = priced[i] and not math.isnan(r) and not (abs(r) < min_rate) and not (r < 0)
         if ok:  # negative funding needs a spot short: refused up front, stays out here
-            basis = (perp[i] - spot[i]) / spot[i]
+            basis = money.basis(perp[i], spot[i])
             ok = not (abs(basis) * 1e4 > max_bps)
             if ok:
                 apr = money.funding_apr(abs(r), hours)
-                net = (apr - 0.0) * days / 365.0 - round_trip
+                net = money.expected_net_carry(apr, 0.0, days, round_trip)
                 direction = 1.0 if r >= 0 else -1.0
                 ok = not (net + direction * basis < min_carry)
         out[i] = ok
@@ -278,7 +285,7 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
     if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
             and cp <= peak * (1.0 - tg)):
         return True
-    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(perp - spot) / spot * 1e4 >= bstop:
+    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(money.basis(perp, spot)) * 1e4 >= bstop:
         return True
     if unfav_n >= 0 and unfav >= unfav_n:
         return True
@@ -640,8 +647,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         last_lev_check = t
                         sg_ = sigma[i]
                         if not math.isnan(sg_):
-                            nl = money.choose_leverage(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
-                                                       max_lev, caps, mmrs, cums, maxlevs, math.inf)
+                            nl = money.choose_leverage(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm,
+                                                       min_lev, max_lev, caps, mmrs, cums, maxlevs, math.inf)
                             if nl < lev:
                                 lev = nl
                                 pap_lev = nl
@@ -656,8 +663,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
                     ratio = enter_ratio[i]
                     target_spot = 1.0 * notional / spot[i]
-                    lev = money.choose_leverage(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
-                                                liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums, maxlevs, math.inf)
+                    lev = money.choose_leverage(sigma[i], abs(target_spot) * spot[i] * ratio,
+                                                -1 if target_spot >= 0 else 1, liq_buf, tvm, min_lev, max_lev, caps,
+                                                mmrs, cums, maxlevs, math.inf)
                     pap_lev = lev
                     pnl_at_entry = pnl
                     peak = 0.0
@@ -1369,17 +1377,21 @@ def run_fast_or_event(params: Any, market: Market | Timeline, **kw: Any) -> tupl
         return "event", run_backtest(params, market, keep_timeline=False, **kw2).kpis
 
 
-def _drop_stale_kernel_cache(cache_dir: Path, source: Path) -> bool:
-    """Delete this module's compiled kernels in ``cache_dir`` when ``source`` (``money.py``) changed.
+def _drop_stale_kernel_cache(cache_dir: Path, sources: list[Path]) -> bool:
+    """Delete this module's compiled kernels in ``cache_dir`` when ``sources`` (the files of the
+    :mod:`hedge_core.money` package) changed.
 
     numba keys a kernel's on-disk cache on the kernel's own file only, but the kernels inline the
     money formulas of :mod:`hedge_core.money`: without this, an edited formula would reach the
     event engine at once and the fast path only after ``fastpath.py`` itself changed. A stamp file
-    named by the hash of ``source`` records which version the cached kernels were built from.
+    named by the hash of ``sources`` records which version the cached kernels were built from.
     Returns True when it dropped the cache. I/O errors (a read-only install) leave it alone.
     """
     try:
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        h = hashlib.sha256()
+        for src in sorted(sources):
+            h.update(src.name.encode() + b"\0" + src.read_bytes())
+        digest = h.hexdigest()[:16]
         stamp = cache_dir / f"fastpath.money-{digest}.stamp"
         if stamp.exists() or not cache_dir.is_dir():
             return False
@@ -1394,4 +1406,4 @@ def _drop_stale_kernel_cache(cache_dir: Path, source: Path) -> bool:
 
 _cache = getattr(hedge_kernel, "_cache", None)
 if getattr(_cache, "_cache_path", None):
-    _drop_stale_kernel_cache(Path(_cache._cache_path), Path(money.__file__))
+    _drop_stale_kernel_cache(Path(_cache._cache_path), list(Path(money.__file__).parent.glob("*.py")))

@@ -139,6 +139,15 @@ def test_funding_apr_hand_cases():
     assert money.funding_pay_apr(0.0, 0.01, 8.0) == 0.0
 
 
+def test_carry_cost_formulas_hand_cases():
+    assert money.basis(40_040.0, 40_000.0) == pytest.approx(0.001)  # 40 above 40,000 = 10 bps
+    assert money.round_trip_cost(2, 0.0004, 0.0002) == pytest.approx(0.0024)  # 2 legs x in+out x 0.06 %
+    # 10.95 % APR for 10 days = 0.3 %, minus 0.24 % round trip = 0.06 %
+    assert money.expected_net_carry(0.1095, 0.0, 10.0, 0.0024) == pytest.approx(0.0006)
+    # with a 3.65 % borrow: (0.1095 - 0.0365) x 10 / 365 - 0.0024 = -0.0004
+    assert money.expected_net_carry(0.1095, 0.0365, 10.0, 0.0024) == pytest.approx(-0.0004)
+
+
 # ---- maintenance margin, liquidation, leverage -----------------------------------------------
 
 
@@ -309,6 +318,9 @@ SAMPLES = {
     "funding_payment": [(-0.3, 43_214.1, 0.000137)],
     "funding_apr": [(0.000137, 8.0)],
     "funding_pay_apr": [(0.3, 0.000137, 8.0), (-0.3, 0.000137, 4.0)],
+    "basis": [(43_260.3, 43_214.1)],
+    "round_trip_cost": [(2, 0.0005, 0.0002)],
+    "expected_net_carry": [(0.1095, 0.0, 3.0, 0.0028)],
     "bracket_index": [(264_000.0, _COLS[1])],
     "maintenance_margin": [(264_000.3, 0.01, 1_300.0)],
     "liquidation_price_in_bracket": [(1_700.1, 0.0, 0.0, 0.0, -1.0, 0.3, 41_000.3, 0.004)],
@@ -359,7 +371,7 @@ def test_compiled_form_gives_the_same_doubles_as_the_python_form(name):
 
 def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     """numba's cache of a kernel only watches the kernel's own file: the fast path drops it when
-    money.py (whose formulas the kernels inline) changed since the kernels were compiled."""
+    the money package (whose formulas the kernels inline) changed since the kernels were compiled."""
     from hedge_core.fastpath import _drop_stale_kernel_cache
 
     src = tmp_path / "money.py"
@@ -369,10 +381,10 @@ def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     kernel = cache / "fastpath.hedge_kernel-600.py311.nbi"
     other = cache / "backtest_kpis._snapshot_pass-223.py311.nbi"
     kernel.write_text("x"); other.write_text("x")
-    assert _drop_stale_kernel_cache(cache, src)  # first sight of this money.py: drop
+    assert _drop_stale_kernel_cache(cache, [src])  # first sight of this money: drop
     assert not kernel.exists() and other.exists()
     kernel.write_text("x")  # recompiled against it
-    assert not _drop_stale_kernel_cache(cache, src) and kernel.exists()  # same money.py: keep
+    assert not _drop_stale_kernel_cache(cache, [src]) and kernel.exists()  # same money: keep
     src.write_text("A = 2\n")
-    assert _drop_stale_kernel_cache(cache, src) and not kernel.exists()  # edited: drop again
+    assert _drop_stale_kernel_cache(cache, [src]) and not kernel.exists()  # edited: drop again
     assert len(list(cache.glob("fastpath.money-*.stamp"))) == 1

@@ -303,7 +303,7 @@ class CarryCosts:
     @property
     def round_trip(self) -> float:
         """One-off cost of opening and closing every leg, fraction of notional."""
-        return self.legs * 2 * (self.fee_rate + self.slippage_rate)
+        return money.round_trip_cost(self.legs, self.fee_rate, self.slippage_rate)
 
 
 def expected_net_carry(funding_apr_received: float, hold_days: float, costs: CarryCosts = CarryCosts(),
@@ -315,8 +315,8 @@ def expected_net_carry(funding_apr_received: float, hold_days: float, costs: Car
     """
     if not (math.isfinite(hold_days) and hold_days > 0):
         raise InvalidInput("hold_days", hold_days, "a holding time in days > 0")
-    carry = funding_apr_received - (costs.borrow_apr if borrow else 0.0)
-    return carry * hold_days / 365.0 - costs.round_trip
+    return money.expected_net_carry(funding_apr_received, costs.borrow_apr if borrow else 0.0, hold_days,
+                                    costs.round_trip)
 
 
 def break_even_days(funding_apr_received: float, costs: CarryCosts = CarryCosts(), *,
