@@ -765,7 +765,8 @@ class PaperCore:
         if new_notional > cap:
             raise self._err(InvalidOrder, f"-2027 Exceeded the maximum allowable position at current "
                             f"leverage: notional {new_notional:.2f} > {cap:.0f} at {lev:g}x")
-        need = money.isolated_margin(opening, price, lev) + money.fee(opening, price, self._fees[MarketKind.PERP][1])
+        need = (money.isolated_margin(opening, price, lev)
+                + money.fee(opening, price, self._fees[MarketKind.PERP][1]))
         avail = self.perp_available()
         if need > avail + 1e-9:
             raise self._err(InsufficientFunds, f"-2019 Margin is insufficient: need {need:.8f} USDT "

@@ -38,6 +38,7 @@ call ``money.<name>``: kernels resolve those names at compile time.
 
 from __future__ import annotations
 
+from hedge_core.money import execution, hedge, loan, perp
 from hedge_core.money.execution import (
     QTY_EPS,
     slippage_bps,
@@ -90,48 +91,4 @@ from hedge_core.money.loan import (
     reserve_deployment,
 )
 
-__all__ = [
-    "QTY_EPS",
-    "slippage_bps",
-    "fill_price",
-    "slippage_cost",
-    "fee",
-    "buy_cost_with_fee",
-    "spot_quote_delta",
-    "trade_cash_flow",
-    "fill_position",
-    "isolated_margin",
-    "isolated_margin_after_fill",
-    "unrealized_pnl",
-    "lot_floor",
-    "tick_round",
-    "meets_minimums",
-    "HOURS_PER_YEAR",
-    "FLAT_MMR",
-    "funding_payment",
-    "funding_apr",
-    "funding_pay_apr",
-    "basis",
-    "round_trip_cost",
-    "expected_net_carry",
-    "bracket_index",
-    "maintenance_margin",
-    "liquidation_price_in_bracket",
-    "liquidation_price",
-    "liquidation_distance",
-    "max_notional",
-    "clip",
-    "required_buffer",
-    "leverage_for_buffer",
-    "whole_leverage",
-    "choose_leverage",
-    "flat_liquidation_move",
-    "perp_target",
-    "hedge_ratio",
-    "hedge_drift",
-    "SECONDS_PER_YEAR",
-    "simple_interest",
-    "loan_to_value",
-    "repayment_split",
-    "reserve_deployment",
-]
+__all__ = [*execution.__all__, *perp.__all__, *hedge.__all__, *loan.__all__]
