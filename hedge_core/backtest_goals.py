@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.backtest import BacktestConfig, run_backtest
 from hedge_core.backtest_data import Market, utc
 from hedge_core.params import GuardParams, VolTierLoanParams
@@ -54,7 +55,7 @@ def variant_params(variant: str, leverage: float, start_price: float) -> VolTier
         return VolTierLoanParams(perp_leverage=leverage, collateral_qty=coll,
                                  guards=GuardParams(liq_distance_close=0.001, liq_distance_reduce=0.0015))
     if variant == "ltv60_guards":
-        liq = 1.0 / leverage - 0.004
+        liq = money.flat_liquidation_move(leverage)
         return VolTierLoanParams(perp_leverage=leverage, collateral_qty=coll,
                                  guards=GuardParams(liq_distance_close=round(0.35 * liq, 4),
                                                     liq_distance_reduce=round(0.6 * liq, 4)))

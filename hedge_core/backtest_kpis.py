@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from hedge_core import money
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
@@ -64,8 +65,9 @@ def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
     loan = ctx.strategy_state.get("loan") if ctx.strategy_state else None
     repaid = float(ctx.strategy_state.get("repaid", 0.0)) if ctx.strategy_state else 0.0
     if loan is None:
-        years = (t - ctx.started_at).total_seconds() / (365 * 86_400)
-        return float(params.loan) * (1 + float(params.loan_apr) * years), repaid
+        loan0 = float(params.loan)
+        dt = (t - ctx.started_at).total_seconds()
+        return loan0 + money.simple_interest(loan0, float(params.loan_apr), dt), repaid
     if isinstance(loan, (int, float)):
         return float(loan), repaid
     if hasattr(loan, "as_of") and t > loan.as_of:

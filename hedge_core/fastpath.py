@@ -11,6 +11,13 @@ reason, either up front (parameters) or at the instant the run reaches a situati
 model (the caller then uses the event-driven path; :func:`run_fast_or_event` does that
 automatically).
 
+Every money formula a kernel evaluates (fill price, slippage, fee, position average and realised
+PnL, isolated margin, funding, maintenance margin, liquidation price, leverage rule, lots, loan
+interest/repayment/reserve, hedge target and drift) is a call into :mod:`hedge_core.money`, the
+same functions the engine, the ledger and the paper venue call (numba inlines them); the order
+rounds, order-rate window and re-arm cooldown are ``engine.constants``. What is left here is the
+control flow of the engine's states.
+
 Scope (what the kernel mirrors, line by line, from ``engine/step.py``, ``engine/ledger.py``,
 ``engine/exits.py``, ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``,
 ``engine/strategies/cross.py`` and ``exchange/paper_core.py``):
@@ -58,16 +65,20 @@ leverage cap), an order a guard would hold (order rate, position limits).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
+from hedge_core import money
 from hedge_core.analytics.risk import brackets_for
 from hedge_core.backtest_data import Market, Timeline, timeline_of
+from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.exchange.paper_core import PaperConfig
 from hedge_core.types import MarginMode, PositionMode
@@ -175,7 +186,7 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
             ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
         return ok & tl.priced
     hours = float(tl.interval_hours)
-    round_trip = (2 * 2) * (params.taker_fee + params.slippage_rate)
+    round_trip = money.round_trip_cost(2, params.taker_fee, params.slippage_rate)
     days = params.expected_hold_intervals * hours / 24.0
     args = (float(params.min_funding_rate), float(params.max_entry_basis_bps), round_trip, days, hours,
             float(params.min_net_carry))
@@ -200,11 +211,11 @@ def _carry_entry(rate, spot, perp, priced, min_rate, max_bps, round_trip, days, 
         r = rate[i]
         ok = priced[i] and not math.isnan(r) and not (abs(r) < min_rate) and not (r < 0)
         if ok:  # negative funding needs a spot short: refused up front, stays out here
-            basis = (perp[i] - spot[i]) / spot[i]
+            basis = money.basis(perp[i], spot[i])
             ok = not (abs(basis) * 1e4 > max_bps)
             if ok:
-                apr = abs(r) * (365 * 24) / hours
-                net = (apr - 0.0) * days / 365.0 - round_trip
+                apr = money.funding_apr(abs(r), hours)
+                net = money.expected_net_carry(apr, 0.0, days, round_trip)
                 direction = 1.0 if r >= 0 else -1.0
                 ok = not (net + direction * basis < min_carry)
         out[i] = ok
@@ -226,93 +237,36 @@ def entry_ratio(params: Any, tl: Timeline) -> np.ndarray:
 
 
 @njit(cache=True)
-def _round_qty(q, lot):
-    steps = int(abs(q) / lot + 1e-9)
-    return round(steps * lot, 12)
-
-
-@njit(cache=True)
 def _tradeable(q, px, lot, min_qty, min_notional, extra_min):
     if abs(q) / lot + 1e-9 < 1.0:
         return False  # rounds down to zero lots (cheap exit before round(x, 12), the hot path)
-    r = _round_qty(q, lot)
+    r = money.lot_floor(q, lot)
     if not px > 0:
         return False
-    ok = r >= lot - 1e-12 and r >= min_qty - 1e-12 and r * px >= min_notional - 1e-9
-    return ok and r * px >= extra_min - 1e-9
+    return money.meets_minimums(r, px, lot, min_qty, min_notional) and r * px >= extra_min - 1e-9
 
 
 @njit(cache=True)
-def _apply_fill(q0, avg, realized, fees, cash, traded, sign, qty, price, fee):
-    dq = sign * qty
-    if q0 == 0.0 or (q0 > 0) == (dq > 0):
-        q1 = q0 + dq
-        avg = (abs(q0) * avg + qty * price) / abs(q1)
-    else:
-        closed = min(qty, abs(q0))
-        realized += closed * (price - avg) * (1.0 if q0 > 0 else -1.0)
-        q1 = q0 + dq
-        if abs(q1) <= 1e-12:
-            q1 = 0.0
-            avg = 0.0
-        elif (q1 > 0) != (q0 > 0):
-            avg = price
-    return q1, avg, realized, fees + fee, cash - dq * price, traded + qty * price
-
-
-@njit(cache=True)
-def _margin_funding(q0, sign, qty, mf):
-    """``engine.ledger.apply_fill``'s ``margin_funding`` after a fill of ``sign x qty`` on a leg of
-    ``q0``: 0 when opening from flat, crossing zero or closing; the closed share out on a partial close."""
-    dq = sign * qty
-    if q0 == 0.0:
-        return 0.0
-    if (q0 > 0) == (dq > 0):
-        return mf
-    closed = min(qty, abs(q0))
-    mf -= mf * closed / abs(q0)
-    q1 = q0 + dq
-    if abs(q1) <= 1e-12 or (q1 > 0) != (q0 > 0):
-        return 0.0
-    return mf
+def _ledger_fill(q0, avg, realized, fees, cash, traded, mf, sign, qty, price, fee):
+    """``engine.ledger.apply_fill`` on a leg's scalars (``mf``: its ``margin_funding``)."""
+    q1, avg1, real, closed = money.fill_position(q0, avg, sign, qty, price)
+    mf = money.isolated_margin_after_fill(mf, q0, q1, qty, closed, price, math.inf)
+    return (q1, avg1, realized + real, fees + fee, cash + money.trade_cash_flow(sign, qty, price),
+            traded + qty * price, mf)
 
 
 @njit(cache=True)
 def _unreal(q, last, avg):
+    """``engine.ledger.Leg.unrealized``: 0 when flat or unpriced."""
     if q == 0.0 or math.isnan(last):
         return 0.0
-    return q * (last - avg)
+    return money.unrealized_pnl(q, last, avg)
 
 
 @njit(cache=True)
 def _mm(notional, caps, mmrs, cums):
-    n = abs(notional)
-    k = len(caps) - 1
-    for j in range(len(caps)):
-        if n < caps[j]:
-            k = j
-            break
-    return n * mmrs[k] - cums[k]
-
-
-@njit(cache=True)
-def _liq_price_iso(q, ep, wb, floors, caps, mmrs, cums):
-    side = 1 if q > 0 else -1
-    size = abs(q)
-    nb = len(caps)
-    for j in range(nb):
-        lp = (wb - 0.0 + 0.0 + cums[j] - side * size * ep) / (size * mmrs[j] - side * size)
-        n = size * max(lp, 0.0)
-        if floors[j] <= n and (n < caps[j] or j == nb - 1):
-            return max(lp, 0.0)
-    n = abs(size * ep)
-    k = nb - 1
-    for j in range(nb):
-        if n < caps[j]:
-            k = j
-            break
-    lp = (wb - 0.0 + 0.0 + cums[k] - side * size * ep) / (size * mmrs[k] - side * size)
-    return max(lp, 0.0)
+    k = money.bracket_index(notional, caps)
+    return money.maintenance_margin(notional, mmrs[k], cums[k])
 
 
 @njit(cache=True)
@@ -331,7 +285,7 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
     if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
             and cp <= peak * (1.0 - tg)):
         return True
-    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(perp - spot) / spot * 1e4 >= bstop:
+    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(money.basis(perp, spot)) * 1e4 >= bstop:
         return True
     if unfav_n >= 0 and unfav >= unfav_n:
         return True
@@ -339,100 +293,29 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
 
 
 @njit(cache=True)
-def _choose_lev(sigma, notional, side, liq_buffer, tvm, min_lev, max_lev, caps, mmrs, cums, maxlevs):
-    """``engine.sizing.choose_leverage`` (bracket table path, no target_vol): same arithmetic."""
-    req = liq_buffer
-    if not math.isnan(sigma) and sigma > 0:
-        req = max(req, tvm * sigma)
-    buf = min(req, 0.95)
-    n = max(notional, 1.0)
-    k0 = len(caps) - 1  # the bracket of the entry notional caps the leverage
-    for j in range(len(caps)):
-        if n < caps[j]:
-            k0 = j
-            break
-    max_lev = min(max_lev, maxlevs[k0])
-    min_lev = min(min_lev, max_lev)
-    x = abs(n * (1.0 - side * buf))
-    k = len(caps) - 1
-    for j in range(len(caps)):
-        if x < caps[j]:
-            k = j
-            break
-    c = cums[k] / n
-    if side == 1:
-        inv = 1.0 - c - (1.0 - buf) * (1.0 - mmrs[k])
-    else:
-        inv = (1.0 + buf) * (1.0 + mmrs[k]) - 1.0 - c
-    lev = math.inf if inv <= 0 else 1.0 / inv
-    lev = min(max(lev, min_lev), max_lev)
-    return float(max(math.floor(lev + 1e-9), min_lev))
-
-
-@njit(cache=True)
 def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
-    bps = slip_bps
-    if vol > 0 and impact_k > 0:
-        bps += impact_k * math.sqrt(q / vol)
-    px = ref * (1.0 + sign * bps / 1e4)
+    px = money.fill_price(ref, sign, money.slippage_bps(slip_bps, impact_k, q, vol))
     avg = (0.0 + q * px) / q  # the paper order's average price, then the driver's fill price
     cost = q * avg
     px2 = (cost - 0.0) / q
     if not px2 > 0:
         px2 = avg
-    return px, px2, abs(px - ref) * q
-
-
-@njit(cache=True)
-def _perp_target(same, ratio, sq, pq, spot_px, perp_px):
-    """``engine.step.perp_target``: same base asset on both legs (``ctx.same_base``, whatever the
-    strategy) or cross-asset (notional ratio)."""
-    if same == 1:
-        return -ratio * sq
-    if not (perp_px > 0 and spot_px > 0):
-        return pq
-    return -ratio * sq * spot_px / perp_px
+    return px, px2, money.slippage_cost(sign, q, px, ref)
 
 
 @njit(cache=True)
 def _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, lev, fee):
     """The paper venue's isolated perp position after a fill (``PaperCore._perp_fill_raw``)."""
-    if papq == 0.0 or (papq > 0) == (sign > 0):
-        a = abs(papq)
-        pap_entry = (a * pap_entry + q * px) / (a + q)
-        papq += sign * q
-        pap_margin += q * px / lev
-    else:
-        closed = min(q, abs(papq))
-        sg = 1.0 if papq > 0 else -1.0
-        wallet += closed * (px - pap_entry) * sg
-        pap_margin -= pap_margin * closed / abs(papq)
-        papq -= sg * closed
-        if abs(papq) < 1e-12:
-            papq = 0.0; pap_entry = 0.0; pap_margin = 0.0
-        rest = q - closed
-        if rest > 1e-15:
-            a = abs(papq)
-            pap_entry = (a * pap_entry + rest * px) / (a + rest)
-            papq += sign * rest
-            pap_margin += rest * px / lev
-    return papq, pap_entry, pap_margin, wallet - fee
-
-
-@njit(cache=True)
-def _max_notional(lev, caps, maxlevs):
-    m = 0.0
-    for j in range(len(caps)):
-        if maxlevs[j] >= lev - 1e-9 and caps[j] > m:
-            m = caps[j]
-    return m
+    q1, entry, realized, closed = money.fill_position(papq, pap_entry, sign, q, px)
+    pap_margin = money.isolated_margin_after_fill(pap_margin, papq, q1, q, closed, px, lev)
+    return q1, entry, pap_margin, wallet + realized - fee
 
 
 @njit(cache=True)
 def _recent_orders(order_t, t):
     c = 0
     for k in range(len(order_t)):
-        if order_t[k] != NO_TS and (t - order_t[k]) / 1e9 < 60.0:
+        if order_t[k] != NO_TS and (t - order_t[k]) / 1e9 < ORDER_RATE_WINDOW_S:
             c += 1
     return c
 
@@ -467,16 +350,13 @@ def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, 
     reduction) is outside the kernels' scope: the caller refuses the run."""
     flatten = False
     if pq != 0.0 and mark_px > 0:
-        dist = (mark_px - lp) / mark_px if pq > 0 else (lp - mark_px) / mark_px
+        dist = money.liquidation_distance(pq, mark_px, lp)
         if dist <= liq_close:
             flatten = monitoring
         elif dist <= liq_reduce and monitoring:
             return flatten, True
     if not math.isnan(fcost) and pq != 0.0:
-        apr = 0.0
-        if not math.isnan(rate):
-            pay = rate if pq > 0 else -rate
-            apr = max(pay, 0.0) * 8760.0 / interval
+        apr = money.funding_pay_apr(pq, rate, interval)
         if apr > 0 and apr >= fcost and monitoring:
             flatten = True
     return flatten, False
@@ -491,11 +371,11 @@ def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, p
     mk = mark_i if not math.isnan(mark_i) else perp_i
     funded = False
     if papq != 0.0 and not math.isnan(mk):
-        amt = -papq * mk * rate
+        amt = money.funding_payment(papq, mk, rate)
         wallet += amt
         pap_margin += amt
     if pq != 0.0 and not math.isnan(mk):
-        amount = -pq * mk * rate
+        amount = money.funding_payment(pq, mk, rate)
         unfav = unfav + 1 if amount < 0 else 0
         pfund += amount
         pmf += amount
@@ -512,14 +392,13 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
     venue's isolated position. Returns (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
     papq, pap_entry, pap_margin, wallet, pmf)."""
     px, px2, sl_ = _fill_px(perp_i, sign, q, perp_vol_i, slip_bps, impact_k)
-    fee = q * px * p_fee_r
+    fee = money.fee(q, px, p_fee_r)
     f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
     f_fee[nf] = fee; f_slip[nf] = sl_
     nf += 1
     slip_tot += sl_
     order_t[n_ord % 64] = t; n_ord += 1
-    pmf = _margin_funding(pq, sign, q, pmf)
-    pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign, q, px2, fee)
+    pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd, pmf, sign, q, px2, fee)
     papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
     return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf
 
@@ -543,14 +422,14 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
         if spot_check and _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
             err = 2
             break
-        perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+        perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
         reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
-        oq = _round_qty(perp_need, p_lot)
+        oq = money.lot_floor(perp_need, p_lot)
         if reducing:
             ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
         else:
             ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
-        if rounds >= 6 or not ok:
+        if rounds >= MAX_ORDER_ROUNDS or not ok:
             break
         sign = 1.0 if perp_need > 0 else -1.0
         if reducing and oq > abs(papq) + 1e-12:
@@ -569,10 +448,10 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
                 opening = max(oq - abs(papq), 0.0)
             if opening > 0:
                 cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
-                if (cur + opening) * perp_i > _max_notional(pap_lev, caps, maxlevs):
+                if (cur + opening) * perp_i > money.max_notional(pap_lev, caps, maxlevs):
                     err = 7
                     break
-                need_m = opening * perp_i / pap_lev + opening * perp_i * p_fee_r
+                need_m = money.isolated_margin(opening, perp_i, pap_lev) + money.fee(opening, perp_i, p_fee_r)
                 if need_m > (wallet - pap_margin) * 0.999:
                     err = 7
                     break
@@ -662,7 +541,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             if liq_check[i] and papq != 0.0:
                 ext = liq_ext[i]
                 mm = _mm(abs(papq) * ext, caps, mmrs, cums)
-                if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
+                if pap_margin + money.unrealized_pnl(papq, ext, pap_entry) < mm * 1.01 + 1e-9:
                     return nf, nt, 3, i
             # ---- 2. market update ----
             if priced[i]:
@@ -677,7 +556,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 if state == S_MONITORING and pnl - pnl_at_entry > peak:
                     peak = pnl - pnl_at_entry
                 if pq != 0.0 and mark_px > 0 and lp_dirty:
-                    lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / lev + pmf, floors, caps, mmrs, cums)
+                    lp_cache = money.liquidation_price(pq, pavg, money.isolated_margin(pq, pavg, lev) + pmf, 0.0, 0.0,
+                                                      floors, caps, mmrs, cums)
                     lp_dirty = False
                 flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                           state == S_MONITORING, fcost, last_rate[i], interval)
@@ -723,30 +603,29 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         if q == 0.0:
                             continue
                         if leg == 1:
-                            oq = _round_qty(-q, p_lot)
+                            oq = money.lot_floor(-q, p_lot)
                             if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
                                 return nf, nt, 9, i
                         else:
                             if not _tradeable(-q, spot[i], s_lot, s_minq, s_minn, 0.0):
                                 return nf, nt, 9, i
-                            oq = _round_qty(-q, s_lot)
+                            oq = money.lot_floor(-q, s_lot)
                         sign = 1.0 if -q > 0 else -1.0
                         if nf >= maxf:
                             return nf, nt, 10, i
                         if leg == 1:
                             px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                            fee = oq * px * p_fee_r
-                            pmf = _margin_funding(pq, sign, oq, pmf)
-                            pq, pavg, preal, pfee, pcash, ptrd = _apply_fill(pq, pavg, preal, pfee, pcash, ptrd, sign,
-                                                                             oq, px2, fee)
+                            fee = money.fee(oq, px, p_fee_r)
+                            pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd,
+                                                                                   pmf, sign, oq, px2, fee)
                             papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
                                                                             oq, px, pap_lev, fee)
                         else:
                             px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
-                            fee = oq * px * s_fee_r
-                            sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, sign,
-                                                                             oq, px2, fee)
-                            spot_cash += oq * px - fee
+                            fee = money.fee(oq, px, s_fee_r)
+                            sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
+                                                                                 0.0, sign, oq, px2, fee)
+                            spot_cash += money.spot_quote_delta(sign, oq, px, fee)
                         f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
                         f_fee[nf] = fee; f_slip[nf] = sl_
                         nf += 1
@@ -757,7 +636,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     if rearm == 1 and not flatten:
                         state = S_ANALYZING
                         has_cool = True
-                        cooldown = t + 1_000_000_000
+                        cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
                         t_i[nt] = i; t_code[nt] = T_EXIT_REARM
                     else:
                         state = S_COMPLETED
@@ -768,8 +647,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         last_lev_check = t
                         sg_ = sigma[i]
                         if not math.isnan(sg_):
-                            nl = _choose_lev(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm, min_lev,
-                                             max_lev, caps, mmrs, cums, maxlevs)
+                            nl = money.choose_leverage(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm,
+                                                       min_lev, max_lev, caps, mmrs, cums, maxlevs, math.inf)
                             if nl < lev:
                                 lev = nl
                                 pap_lev = nl
@@ -784,8 +663,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
                     ratio = enter_ratio[i]
                     target_spot = 1.0 * notional / spot[i]
-                    lev = _choose_lev(sigma[i], abs(target_spot) * spot[i] * ratio, -1 if target_spot >= 0 else 1,
-                                      liq_buf, tvm, min_lev, max_lev, caps, mmrs, cums, maxlevs)
+                    lev = money.choose_leverage(sigma[i], abs(target_spot) * spot[i] * ratio,
+                                                -1 if target_spot >= 0 else 1, liq_buf, tvm, min_lev, max_lev, caps,
+                                                mmrs, cums, maxlevs, math.inf)
                     pap_lev = lev
                     pnl_at_entry = pnl
                     peak = 0.0
@@ -794,17 +674,16 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     need = target_spot - sq
                     if not _tradeable(need, spot_px, s_lot, s_minq, s_minn, 0.0):
                         return nf, nt, 4, i
-                    oq = _round_qty(need, s_lot)
+                    oq = money.lot_floor(need, s_lot)
                     if abs(sq + oq) > max_pq or abs(sq + oq) * spot_px > max_pn:
                         return nf, nt, 8, i
                     if _recent_orders(order_t, t) + 2 > max_opm:
                         return nf, nt, 11, i
                     px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
-                    est = spot[i] * (1.0 + 1.0 * (slip_bps + (impact_k * math.sqrt(oq / spot_vol[i])
-                                                              if spot_vol[i] > 0 and impact_k > 0 else 0.0)) / 1e4)
-                    if oq * est * (1 + s_fee_r) > spot_cash * 0.999:
+                    # the venue's funds check: the slipped price (noise-free) with the taker fee
+                    if money.buy_cost_with_fee(oq, px, s_fee_r) > spot_cash * 0.999:
                         return nf, nt, 6, i
-                    fee = oq * px * s_fee_r
+                    fee = money.fee(oq, px, s_fee_r)
                     if nf + 2 > maxf:
                         return nf, nt, 10, i
                     f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = 1.0; f_qty[nf] = oq; f_px[nf] = px2
@@ -812,23 +691,23 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     nf += 1
                     slip_tot += sl_
                     order_t[n_ord % 64] = t; n_ord += 1
-                    sq, savg, sreal, sfee, scash, strd = _apply_fill(sq, savg, sreal, sfee, scash, strd, 1.0, oq,
-                                                                     px2, fee)
-                    spot_cash -= oq * px + fee
+                    sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd, 0.0, 1.0,
+                                                                         oq, px2, fee)
+                    spot_cash += money.spot_quote_delta(1.0, oq, px, fee)
                     # hedge what filled
-                    ptarget = _perp_target(same, ratio, sq, pq, spot_px, perp_px)
+                    ptarget = money.perp_target(same, ratio, sq, pq, spot_px, perp_px)
                     pneed = ptarget - pq
                     hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
                     if not hedge and abs(ptarget) > 1e-12:
                         return nf, nt, 5, i  # the engine would unwind the spot leg (HEDGE_FAILED)
                     if hedge:
-                        hq = _round_qty(pneed, p_lot)
+                        hq = money.lot_floor(pneed, p_lot)
                         if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
                             return nf, nt, 8, i
                         sign = 1.0 if pneed > 0 else -1.0
-                        if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                        if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
                             return nf, nt, 7, i
-                        need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
+                        need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
                         if need_m > (wallet - pap_margin) * 0.999:
                             return nf, nt, 7, i
                         (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
@@ -848,10 +727,10 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                                                           (t - last_reb) / 1e9 < cool_s)):
                     if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
                         return nf, nt, 2, i
-                    perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
                     if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                        h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-                        drift = abs(h - ratio) if not math.isnan(h) else np.nan
+                        h = money.hedge_ratio(sq, pq, spot_px, perp_px)
+                        drift = money.hedge_drift(h, ratio)
                         if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
                             t_i[nt] = i; t_code[nt] = T_REBAL  # DRIFT_EXCEEDED -> REBALANCING
                             nt += 1
@@ -877,7 +756,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 # due there (no market update at this instant) is not modelled
                 if state == S_MONITORING and not priced[i] and not (
                         last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
-                    perp_need = _perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
                     if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
                             _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
                         return nf, nt, 12, i
@@ -886,7 +765,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
         p_pp = preal + _unreal(pq, plast, pavg)
         pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
             (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
-        hr = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+        hr = money.hedge_ratio(sq, pq, spot_px, perp_px)
         if full:
             snap[i, 0] = s_pp; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee + sfee
             snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
@@ -909,18 +788,6 @@ def _fmt0(x):
     if frac > 0.5 or (frac == 0.5 and r % 2 == 1):
         r += 1
     return int(r)
-
-
-@njit(cache=True)
-def _reserve_at(x, lp):
-    """``ltv.reserve_deployment`` with ``lp`` = (start, mid, end, mid_amount, end_amount, total)."""
-    if x < lp[0]:
-        return 0.0
-    if x < lp[1]:
-        return lp[3] * (x - lp[0]) / (lp[1] - lp[0])
-    if x < lp[2]:
-        return lp[3] + (lp[4] - lp[3]) * ((x - lp[1]) / (lp[2] - lp[1]))
-    return lp[5]
 
 
 @njit(cache=True)
@@ -985,7 +852,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
         if liq_check[i] and papq != 0.0:
             ext = liq_ext[i]
             mm = _mm(abs(papq) * ext, caps, mmrs, cums)
-            if pap_margin + papq * (ext - pap_entry) < mm * 1.01 + 1e-9:
+            if pap_margin + money.unrealized_pnl(papq, ext, pap_entry) < mm * 1.01 + 1e-9:
                 return nf, nt, 3, i
         ltv_pre[i] = np.nan
         if priced[i]:
@@ -995,27 +862,26 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
             acc0 = accrued
             if t > as_of:
-                acc0 = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+                acc0 = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
             value0 = sq * spot_px
-            ltv_pre[i] = (principal + acc0) / value0 if value0 > 0 else np.nan
+            ltv_pre[i] = money.loan_to_value(principal + acc0, sq, spot_px) if value0 > 0 else np.nan
             pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
             if state == S_MONITORING and pnl - pnl_at_entry > peak:
                 peak = pnl - pnl_at_entry
             # ---- guards: liquidation distance, funding cost, then the LTV bands ----
             if pq != 0.0 and mark_px > 0 and lp_dirty:
-                lp_cache = _liq_price_iso(pq, pavg, abs(pq) * pavg / perp_lev + pmf, floors, caps, mmrs, cums)
+                lp_cache = money.liquidation_price(pq, pavg, money.isolated_margin(pq, pavg, perp_lev) + pmf, 0.0, 0.0,
+                                                  floors, caps, mmrs, cums)
                 lp_dirty = False
             flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                       state == S_MONITORING, fcost, last_rate[i], interval)
             if reduce:
                 return nf, nt, 1, i
             if ltv_on == 1 and spot_px > 0:
-                value = (principal + accrued) / (sq * spot_px)
-                due = min(_reserve_at(value, lp), reserve) - deployed
+                value = money.loan_to_value(principal + accrued, sq, spot_px)
+                due = min(money.reserve_deployment(value, lp[0], lp[1], lp[2], lp[3], lp[4], lp[5]), reserve) - deployed
                 if due > 1e-9 and principal + accrued > 0:
-                    to_i = min(due, accrued)
-                    rest = due - to_i
-                    to_p = min(rest, principal)
+                    to_i, to_p, _ = money.repayment_split(due, accrued, principal)
                     used = to_i + to_p
                     name = _fmt0(deployed + used)
                     if name != res_active:
@@ -1030,7 +896,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             new_ratio = ratio
             if state == S_MONITORING and not flatten:
                 if t > as_of:  # decide(): the loan accrues to now
-                    accrued = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+                    accrued = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
                     as_of = t
                 if not math.isnan(sigma[i]) and tier[i] != ratio:
                     new_ratio = min(max(tier[i], ratio_min), ratio_max)
@@ -1044,7 +910,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 if pq != 0.0:
                     if _recent_orders(order_t, t) >= max_opm:
                         return nf, nt, 11, i
-                    oq = _round_qty(-pq, p_lot)
+                    oq = money.lot_floor(-pq, p_lot)
                     if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
                         return nf, nt, 9, i
                     sign = 1.0 if -pq > 0 else -1.0
@@ -1059,7 +925,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 if rearm == 1 and not flatten:
                     state = S_ANALYZING
                     has_cool = True
-                    cooldown = t + 1_000_000_000
+                    cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
                     t_i[nt] = i; t_code[nt] = T_EXIT_REARM
                 else:
                     state = S_COMPLETED
@@ -1071,14 +937,12 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             elif state == S_ANALYZING and not (has_cool and t < cooldown):
                 # decide(): accrue, repay from the last cycle's realised profit, then the tier
                 if t > as_of:
-                    accrued = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+                    accrued = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
                     as_of = t
                 perp_booked = preal + pfund - pfee
                 gained = perp_booked - booked
                 if gained > 0:
-                    to_i = min(gained, accrued)
-                    rest = gained - to_i
-                    to_p = min(rest, principal)
+                    to_i, to_p, _ = money.repayment_split(gained, accrued, principal)
                     accrued -= to_i; principal -= to_p; int_paid += to_i; prin_paid += to_p
                     repaid = repaid + to_i + to_p
                 booked = perp_booked
@@ -1092,18 +956,18 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     pnl_at_entry = pnl
                     peak = 0.0
                     unfav = 0
-                    pneed = -ratio * sq - pq
+                    pneed = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
                     if not _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0):
                         return nf, nt, 5, i
-                    hq = _round_qty(pneed, p_lot)
+                    hq = money.lot_floor(pneed, p_lot)
                     if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
                         return nf, nt, 8, i
                     if _recent_orders(order_t, t) >= max_opm:
                         return nf, nt, 11, i
                     sign = 1.0 if pneed > 0 else -1.0
-                    if hq * perp[i] > _max_notional(pap_lev, caps, maxlevs):
+                    if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
                         return nf, nt, 7, i
-                    need_m = hq * perp[i] / pap_lev + hq * perp[i] * p_fee_r
+                    need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
                     if need_m > (wallet - pap_margin) * 0.999:
                         return nf, nt, 7, i
                     (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
@@ -1119,10 +983,10 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
             # ---- rebalance (perp only: the collateral never trades) ----
             if state == S_MONITORING and not (last_reb != NO_TS and (t <= last_reb or
                                                                       (t - last_reb) / 1e9 < cool_s)):
-                perp_need = -ratio * sq - pq
+                perp_need = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
                 if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                    h = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
-                    drift = abs(h - ratio) if not math.isnan(h) else np.nan
+                    h = money.hedge_ratio(sq, pq, spot_px, perp_px)
+                    drift = money.hedge_drift(h, ratio)
                     if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
                         t_i[nt] = i; t_code[nt] = T_REBAL
                         nt += 1
@@ -1146,12 +1010,13 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 lp_dirty = True
             if state == S_MONITORING and not priced[i] and not (
                     last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)) and \
-                    _tradeable(-ratio * sq - pq, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                    _tradeable(money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq, perp_px, p_lot, p_minq,
+                               p_minn, min_order_n):
                 return nf, nt, 12, i
         # ---- snapshot (the collateral leg is outside the PnL) ----
         p_pp = preal + _unreal(pq, plast, pavg)
         pnl = preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0
-        hr = abs(pq) * perp_px / (abs(sq) * spot_px) if abs(sq) * spot_px > 0 else np.nan
+        hr = money.hedge_ratio(sq, pq, spot_px, perp_px)
         if full:
             snap[i, 0] = 0.0; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee
             snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
@@ -1164,9 +1029,9 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 last[11] = spot_px; last[12] = perp_px; last[13] = mark_px
         acc = accrued
         if t > as_of:
-            acc = accrued + principal * apr * ((t - as_of) / 1e9) / 31536000.0
+            acc = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
         value = sq * spot_px
-        ltv_out[i] = (principal + acc) / value if value > 0 else np.nan
+        ltv_out[i] = money.loan_to_value(principal + acc, sq, spot_px) if value > 0 else np.nan
         states[i] = state
     loan_out[0] = principal; loan_out[1] = accrued; asof_out[0] = as_of; loan_out[3] = int_paid
     loan_out[4] = prin_paid; loan_out[5] = repaid; loan_out[6] = deployed
@@ -1510,3 +1375,35 @@ def run_fast_or_event(params: Any, market: Market | Timeline, **kw: Any) -> tupl
         if kw2.get("config") is None:
             kw2.pop("config", None)
         return "event", run_backtest(params, market, keep_timeline=False, **kw2).kpis
+
+
+def _drop_stale_kernel_cache(cache_dir: Path, sources: list[Path]) -> bool:
+    """Delete this module's compiled kernels in ``cache_dir`` when ``sources`` (the files of the
+    :mod:`hedge_core.money` package) changed.
+
+    numba keys a kernel's on-disk cache on the kernel's own file only, but the kernels inline the
+    money formulas of :mod:`hedge_core.money`: without this, an edited formula would reach the
+    event engine at once and the fast path only after ``fastpath.py`` itself changed. A stamp file
+    named by the hash of ``sources`` records which version the cached kernels were built from.
+    Returns True when it dropped the cache. I/O errors (a read-only install) leave it alone.
+    """
+    try:
+        h = hashlib.sha256()
+        for src in sorted(sources):
+            h.update(src.name.encode() + b"\0" + src.read_bytes())
+        digest = h.hexdigest()[:16]
+        stamp = cache_dir / f"fastpath.money-{digest}.stamp"
+        if stamp.exists() or not cache_dir.is_dir():
+            return False
+        for f in [*cache_dir.glob("fastpath.*.nbi"), *cache_dir.glob("fastpath.*.nbc"),
+                  *cache_dir.glob("fastpath.money-*.stamp")]:
+            f.unlink(missing_ok=True)
+        stamp.touch()
+        return True
+    except OSError:
+        return False
+
+
+_cache = getattr(hedge_kernel, "_cache", None)
+if getattr(_cache, "_cache_path", None):
+    _drop_stale_kernel_cache(Path(_cache._cache_path), list(Path(money.__file__).parent.glob("*.py")))

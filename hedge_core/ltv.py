@@ -1,6 +1,8 @@
 """Loan against crypto collateral: interest, LTV bands and actions, reserve deployment, repayment.
 
-Pure functions over frozen values. Money in quote units (USDT), float64.
+Pure functions over frozen values. Money in quote units (USDT), float64. The formulas (interest,
+LTV, the reserve schedule, the repayment waterfall) are :mod:`hedge_core.money`'s; this module
+holds the loan state, the validation and the bands.
 
 Conventions
 -----------
@@ -29,9 +31,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.errors import InvalidInput
 
-SECONDS_PER_YEAR: Final = 365 * 86_400
+SECONDS_PER_YEAR: Final = money.SECONDS_PER_YEAR
 
 SAFE, MONITOR, WARNING, CRITICAL, EMERGENCY = "SAFE", "MONITOR", "WARNING", "CRITICAL", "EMERGENCY"
 BANDS: Final = (SAFE, MONITOR, WARNING, CRITICAL, EMERGENCY)
@@ -179,7 +182,7 @@ def accrue(loan: Loan, to: pd.Timestamp) -> Loan:
     dt = (t - loan.as_of).total_seconds()
     if dt < 0:
         raise InvalidInput("to", str(t), f">= loan.as_of ({loan.as_of}); interest never runs backwards")
-    interest = loan.principal * loan.apr * dt / SECONDS_PER_YEAR
+    interest = money.simple_interest(loan.principal, loan.apr, dt)
     return replace(loan, as_of=t.tz_convert("UTC"), accrued_interest=loan.accrued_interest + interest)
 
 
@@ -196,7 +199,7 @@ def ltv(loan_outstanding: float | np.ndarray | pd.Series, collateral_qty: float,
     lo = np.asarray(loan_outstanding, dtype="float64")
     if not (np.isfinite(lo).all() and (lo >= 0).all()):
         raise InvalidInput("loan_outstanding", loan_outstanding, "finite amounts >= 0 (USDT)")
-    out = lo / (q * p)
+    out = money.loan_to_value(lo, q, p)
     if isinstance(price, pd.Series):
         return pd.Series(out, index=price.index, name="ltv")
     if np.ndim(out) == 0:
@@ -240,16 +243,9 @@ def reserve_deployment(ltv: float, params: LtvParams = DEFAULT_PARAMS) -> float:
     [75 %, 85 %); the full reserve 10,000 at and above 85 % (a documented jump at the EMERGENCY
     edge). Non-decreasing in LTV.
     """
-    x = _check_ltv(ltv)
     p = params
-    if x < p.reserve_start:
-        return 0.0
-    if x < p.reserve_mid:
-        return p.reserve_mid_amount * (x - p.reserve_start) / (p.reserve_mid - p.reserve_start)
-    if x < p.reserve_end:
-        return p.reserve_mid_amount + (p.reserve_end_amount - p.reserve_mid_amount) * (
-            (x - p.reserve_mid) / (p.reserve_end - p.reserve_mid))
-    return p.reserve_total
+    return money.reserve_deployment(_check_ltv(ltv), p.reserve_start, p.reserve_mid, p.reserve_end,
+                                    p.reserve_mid_amount, p.reserve_end_amount, p.reserve_total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,10 +264,7 @@ def repay_from_profit(loan: Loan, profit: float) -> tuple[Loan, Repayment]:
     (:func:`accrue`). A negative profit raises (a loss is not a repayment source).
     """
     amt = _finite("profit", profit, lo=0.0)
-    to_interest = min(amt, loan.accrued_interest)
-    rest = amt - to_interest
-    to_principal = min(rest, loan.principal)
-    leftover = rest - to_principal
+    to_interest, to_principal, leftover = money.repayment_split(amt, loan.accrued_interest, loan.principal)
     new = replace(loan,
                   accrued_interest=loan.accrued_interest - to_interest,
                   principal=loan.principal - to_principal,

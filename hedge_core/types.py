@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.errors import InvalidInput
 
 
@@ -169,13 +170,14 @@ class Instrument:
     max_leverage: float = 125.0
 
     def round_qty(self, qty: float) -> float:
-        """Round a quantity DOWN to the lot size (never trades more than asked)."""
-        steps = int(qty / self.lot_size + 1e-9)
-        return round(steps * self.lot_size, 12)
+        """Round a quantity DOWN to the lot size (never trades more than asked); keeps the sign
+        (:func:`hedge_core.money.lot_floor`)."""
+        q = money.lot_floor(qty, self.lot_size)
+        return -q if qty < 0 else q
 
     def round_price(self, price: float) -> float:
-        """Round a price to the nearest tick."""
-        return round(round(price / self.tick_size) * self.tick_size, 12)
+        """Round a price to the nearest tick (:func:`hedge_core.money.tick_round`)."""
+        return money.tick_round(price, self.tick_size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,13 +258,20 @@ def replace_bracket(b, **kw):
 @given(st.floats(0.0, 0.2), st.floats(1.0, 5e7), st.sampled_from([-1, 1]), st.floats(0.002, 0.9),
        st.floats(1.0, 10.0), st.floats(1.0, 125.0), st.booleans())
 def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, min_lev, max_lev, eth):
-    """fastpath._choose_lev mirrors engine.sizing.choose_leverage, incl. the bracket's leverage cap
-    for the entry notional (which binds at large notionals or small buffers)."""
+    """The compiled form of ``money.choose_leverage`` (what the fast kernels inline, fed numpy
+    columns) gives the engine's ``sizing.choose_leverage`` to the bit, incl. the bracket's
+    leverage cap for the entry notional; and the answer meets the buffer by the independent
+    Binance formula (``liquidation_price``) unless a bound binds."""
     import numpy as np
+    from numba import njit
 
-    from hedge_core.engine.sizing import choose_leverage
-    from hedge_core.fastpath import _choose_lev
+    from hedge_core import money
+    from hedge_core.engine.sizing import choose_leverage, required_buffer
     from hedge_core.params import LeverageParams
+
+    @njit
+    def compiled(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs):
+        return money.choose_leverage(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs, np.inf)
 
     lo, hi = sorted((min_lev, max_lev))
     p = LeverageParams(liq_buffer=buf, min_leverage=lo, max_leverage=hi)
@@ -272,7 +279,13 @@ def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, 
     table = brackets_for(sym)
     arr = [np.array([getattr(b, f) for b in table], dtype="float64") for f in ("notional_cap", "mmr", "cum", "max_leverage")]
     want = choose_leverage(sigma, p, symbol=sym, notional=notional, side=side)
-    got = _choose_lev(sigma, notional, side, p.liq_buffer, p.target_vol_multiple, p.min_leverage, p.max_leverage,
-                      arr[0], arr[1], arr[2], arr[3])
+    got = compiled(sigma, notional, side, p.liq_buffer, p.target_vol_multiple, p.min_leverage, p.max_leverage,
+                   arr[0], arr[1], arr[2], arr[3])
     assert got == want
     assert want <= max(bracket_for(max(notional, 1.0), table).max_leverage, 1.0)
+    n = max(notional, 1.0)
+    cap = min(hi, bracket_for(n, table).max_leverage)
+    if min(lo, cap) < want < cap:  # not at a bound: the buffer holds at this leverage (1e-9 float slack)
+        lp = liquidation_price(side * n / 100.0, 100.0, n / want, table)
+        move = (100.0 - lp) / 100.0 if side == 1 else (lp - 100.0) / 100.0
+        assert move >= required_buffer(sigma, p) - 1e-9

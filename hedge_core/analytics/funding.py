@@ -30,10 +30,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.analytics._checks import align, check_index, check_series
 from hedge_core.errors import InvalidInput
 
-HOURS_PER_YEAR = 365 * 24
+HOURS_PER_YEAR = money.HOURS_PER_YEAR
 BINANCE_INTEREST_PER_8H = 0.0001  # 0.01 % per 8h funding interval (0.03 % per day)
 BINANCE_CLAMP = 0.0005  # +/- 0.05 %
 
@@ -79,11 +80,11 @@ def funding_apr(rate: float | pd.Series, interval_hours: float | pd.Series = 8.0
     """
     _check_interval(interval_hours)
     if isinstance(rate, pd.Series):
-        return rate.astype("float64") * (HOURS_PER_YEAR / interval_hours)
+        return money.funding_apr(rate.astype("float64"), interval_hours)
     r = float(rate)
     if not math.isfinite(r):
         raise InvalidInput("rate", rate, "a finite funding rate")
-    return r * HOURS_PER_YEAR / float(interval_hours)  # type: ignore[arg-type]
+    return money.funding_apr(r, float(interval_hours))  # type: ignore[arg-type]
 
 
 def infer_interval_hours(rates: pd.Series) -> float:
@@ -146,7 +147,7 @@ def funding_ledger(position: pd.Series, rates: pd.Series, mark: pd.Series, *,
             raise InvalidInput("mark", f"no mark at or before funding time {first}",
                                "a mark price at or before every funding time with an open position")
         mv[need] = mvals[j]
-    pay = np.where(pos != 0, -pos * np.nan_to_num(mv) * rv, 0.0)
+    pay = np.where(pos != 0, money.funding_payment(pos, np.nan_to_num(mv), rv), 0.0)
     return pd.DataFrame({"position": pos, "mark": mv, "rate": rv, "payment": pay}, index=t)
 
 
@@ -302,7 +303,7 @@ class CarryCosts:
     @property
     def round_trip(self) -> float:
         """One-off cost of opening and closing every leg, fraction of notional."""
-        return self.legs * 2 * (self.fee_rate + self.slippage_rate)
+        return money.round_trip_cost(self.legs, self.fee_rate, self.slippage_rate)
 
 
 def expected_net_carry(funding_apr_received: float, hold_days: float, costs: CarryCosts = CarryCosts(),
@@ -314,8 +315,8 @@ def expected_net_carry(funding_apr_received: float, hold_days: float, costs: Car
     """
     if not (math.isfinite(hold_days) and hold_days > 0):
         raise InvalidInput("hold_days", hold_days, "a holding time in days > 0")
-    carry = funding_apr_received - (costs.borrow_apr if borrow else 0.0)
-    return carry * hold_days / 365.0 - costs.round_trip
+    return money.expected_net_carry(funding_apr_received, costs.borrow_apr if borrow else 0.0, hold_days,
+                                    costs.round_trip)
 
 
 def break_even_days(funding_apr_received: float, costs: CarryCosts = CarryCosts(), *,
@@ -390,7 +391,7 @@ def scan_opportunities(frame: pd.DataFrame, *, lookback_days: float = 30.0, hold
     win = df[(df["ts"] > end - pd.Timedelta(days=lookback_days)) & (df["ts"] <= end)].copy()
     if win.empty:
         raise InvalidInput("as_of/lookback_days", (str(end), lookback_days), "a window containing funding rows")
-    win["apr"] = win["funding_rate"] * HOURS_PER_YEAR / win["interval_hours"]
+    win["apr"] = money.funding_apr(win["funding_rate"], win["interval_hours"])
     g = win.groupby(["venue", "symbol"], sort=True)
     out = g.agg(n=("apr", "size"), interval_hours=("interval_hours", "median"),
                 mean_rate=("funding_rate", "mean"), apr=("apr", "mean"),

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.errors import InvalidInput
 from hedge_core.types import MarginMode
 
@@ -51,6 +52,7 @@ __all__ = [
     "maintenance_margin",
     "liquidation_price",
     "liquidation_distance",
+    "bracket_columns",
     "margin_ratio",
     "leverage_for_liquidation_buffer",
     "leverage_for_target_vol",
@@ -207,20 +209,35 @@ def _check_brackets(brackets: Sequence[Bracket]) -> None:
         raise InvalidInput("brackets", brackets, "a non-empty bracket table")
 
 
+_COLUMNS: dict[int, tuple[Sequence[Bracket], tuple[tuple[float, ...], ...]]] = {}
+
+
+def bracket_columns(brackets: Sequence[Bracket]) -> tuple[tuple[float, ...], ...]:
+    """The table as the parallel columns :mod:`hedge_core.money` takes:
+    ``(floors, caps, max_leverages, mmrs, cums)``, tuples of floats (memoised per table object)."""
+    hit = _COLUMNS.get(id(brackets))
+    if hit is not None and hit[0] is brackets:
+        return hit[1]
+    _check_brackets(brackets)
+    cols = tuple(tuple(float(getattr(b, f)) for b in brackets)
+                 for f in ("notional_floor", "notional_cap", "max_leverage", "mmr", "cum"))
+    if len(_COLUMNS) > 64:
+        _COLUMNS.clear()
+    if isinstance(brackets, tuple):  # immutable: safe to memoise; holding it keeps its id unique
+        _COLUMNS[id(brackets)] = (brackets, cols)
+    return cols
+
+
 def bracket_for(notional: float, brackets: Sequence[Bracket]) -> Bracket:
     """The bracket holding ``|notional|`` (USDT): ``floor <= |notional| < cap``.
 
     A notional at or above the last cap maps to the last bracket (Binance refuses such a
     position; callers that open positions must check ``max_leverage``/cap themselves).
     """
-    _check_brackets(brackets)
     n = abs(float(notional))
     if not math.isfinite(n):
         raise InvalidInput("notional", notional, "a finite number (USDT)")
-    for b in brackets:
-        if n < b.notional_cap:
-            return b
-    return brackets[-1]
+    return brackets[money.bracket_index(n, bracket_columns(brackets)[1])]
 
 
 def maintenance_margin(notional: float, brackets: Sequence[Bracket]) -> float:
@@ -241,12 +258,7 @@ def maintenance_margin(notional: float, brackets: Sequence[Bracket]) -> float:
         Maintenance margin, USDT, >= 0.
     """
     b = bracket_for(notional, brackets)
-    return abs(float(notional)) * b.mmr - b.cum
-
-
-def _lp(wb: float, tmm: float, upnl: float, cum: float, side: int, size: float, ep: float,
-        mmr: float) -> float:
-    return (wb - tmm + upnl + cum - side * size * ep) / (size * mmr - side * size)
+    return money.maintenance_margin(float(notional), b.mmr, b.cum)
 
 
 def liquidation_price(
@@ -309,16 +321,8 @@ def liquidation_price(
             raise InvalidInput("other_maintenance_margin", other_maintenance_margin, "finite and >= 0 (USDT)")
         if not math.isfinite(upnl):
             raise InvalidInput("other_unrealized_pnl", other_unrealized_pnl, "a finite amount in USDT")
-    side = 1 if q > 0 else -1
-    size = abs(q)
-    for b in brackets:
-        lp = _lp(wb, tmm, upnl, b.cum, side, size, ep, b.mmr)
-        n = size * max(lp, 0.0)
-        last = b is brackets[-1]
-        if b.notional_floor <= n and (n < b.notional_cap or last):
-            return max(lp, 0.0)
-    b = bracket_for(size * ep, brackets)
-    return max(_lp(wb, tmm, upnl, b.cum, side, size, ep, b.mmr), 0.0)
+    floors, caps, _, mmrs, cums = bracket_columns(brackets)
+    return money.liquidation_price(q, ep, wb, tmm, upnl, floors, caps, mmrs, cums)
 
 
 def liquidation_distance(qty: float, mark_price: float, liq_price: float) -> float:
@@ -333,7 +337,7 @@ def liquidation_distance(qty: float, mark_price: float, liq_price: float) -> flo
         raise InvalidInput("mark_price", mark_price, "a finite price > 0")
     if qty == 0 or not math.isfinite(float(liq_price)):
         return math.nan
-    return (m - liq_price) / m if qty > 0 else (liq_price - m) / m
+    return money.liquidation_distance(qty, m, liq_price)
 
 
 def margin_ratio(maintenance: float, margin_balance: float) -> float:
@@ -360,7 +364,7 @@ def _clip_leverage(lev: float, min_leverage: float, max_leverage: float) -> floa
         raise InvalidInput("min_leverage", min_leverage, ">= 1")
     if not (math.isfinite(max_leverage) and max_leverage >= min_leverage):
         raise InvalidInput("max_leverage", max_leverage, f">= min_leverage ({min_leverage})")
-    return float(min(max(lev, min_leverage), max_leverage))
+    return float(money.clip(lev, min_leverage, max_leverage))
 
 
 def leverage_for_liquidation_buffer(buffer: float, notional: float, brackets: Sequence[Bracket], *,
@@ -401,14 +405,8 @@ def leverage_for_liquidation_buffer(buffer: float, notional: float, brackets: Se
         raise InvalidInput("side", side, "+1 (long) or -1 (short)")
     # MMR and cum of the bracket AT the liquidation price (Binance FAQ), leverage cap at entry
     br = bracket_for(n * (1.0 - side * b_), brackets)
-    c = br.cum / n
-    if side == 1:
-        inv = 1.0 - c - (1.0 - b_) * (1.0 - br.mmr)
-    else:
-        inv = (1.0 + b_) * (1.0 + br.mmr) - 1.0 - c
     hi = bracket_for(n, brackets).max_leverage if max_leverage is None else float(max_leverage)
-    lev = math.inf if inv <= 0 else 1.0 / inv
-    return _clip_leverage(lev, min_leverage, hi)
+    return _clip_leverage(money.leverage_for_buffer(b_, n, side, br.mmr, br.cum), min_leverage, hi)
 
 
 def leverage_for_target_vol(target_vol: float, asset_vol: float, *, min_leverage: float = 1.0,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.engine.ledger import QTY_EPS, Leg, leg_from_instrument
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
@@ -148,18 +149,14 @@ class HedgeContext:
     @property
     def hedge_ratio(self) -> float:
         """h = |perp notional| / |spot notional| (NaN when the spot leg is flat or unpriced)."""
-        sn = abs(self.spot.qty) * self.spot_price
-        if not sn > 0:
-            return math.nan
-        return abs(self.perp.qty) * self.perp_price / sn
+        return money.hedge_ratio(self.spot.qty, self.perp.qty, self.spot_price, self.perp_price)
 
     @property
     def drift(self) -> float:
         """The drift |h - target| (hedge-ratio units, absolute; 0.05 = 5 % of spot notional).
 
         Compared with ``RebalanceParams.drift_threshold`` (strictly above: rebalance)."""
-        h = self.hedge_ratio
-        return math.nan if math.isnan(h) else abs(h - self.target_ratio)
+        return money.hedge_drift(self.hedge_ratio, self.target_ratio)
 
     @property
     def pnl(self) -> float:

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.params import ExitParams
 
@@ -46,7 +47,7 @@ def exit_reason(ctx: HedgeContext, ts: pd.Timestamp, spot: float, perp: float, p
             and pnl <= ctx.peak_pnl * (1.0 - p.trailing_giveback)):
         return f"trailing stop: pnl {pnl:.2f} <= peak {ctx.peak_pnl:.2f} x (1 - {p.trailing_giveback})"
     if p.basis_stop_bps is not None and ctx.same_base and spot > 0 and not math.isnan(perp):
-        bps = abs(perp - spot) / spot * 1e4
+        bps = abs(money.basis(perp, spot)) * 1e4
         if bps >= p.basis_stop_bps:
             return f"basis stop: |basis| {bps:.1f} bps >= {p.basis_stop_bps}"
     if p.funding_unfavourable_intervals is not None and ctx.unfavourable_funding >= p.funding_unfavourable_intervals:

@@ -21,6 +21,8 @@ from hedge_core.analytics.risk import (
     liquidation_distance,
     liquidation_price,
 )
+from hedge_core import money
+from hedge_core.engine.constants import ORDER_RATE_WINDOW_S
 from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.errors import InvalidInput
 from hedge_core.params import GuardParams
@@ -59,21 +61,18 @@ def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding
                                 _tables: int) -> float:
     # memoised: a pure function of the position (and of the bracket tables, ``_tables`` being their
     # version), which changes only on fills and fundings, while the guard asks on every update
-    margin = abs(q) * entry / leverage + funding
+    margin = money.isolated_margin(q, entry, leverage) + funding
     try:
         brackets = brackets_for(symbol)
     except InvalidInput:
-        move = 1.0 / leverage - 0.004
+        move = money.flat_liquidation_move(leverage)
         return entry * (1 - move if q > 0 else 1 + move)
     return liquidation_price(q, entry, margin, brackets, margin_mode=MarginMode.ISOLATED)
 
 
 def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> float:
     """APR the perp position PAYS at funding ``rate`` (0 when it receives). Fraction per year."""
-    if perp_qty == 0.0 or math.isnan(rate):
-        return 0.0
-    pay = rate if perp_qty > 0 else -rate  # longs pay positive rates, shorts pay negative ones
-    return max(pay, 0.0) * 8760.0 / interval_hours
+    return money.funding_pay_apr(perp_qty, rate, interval_hours)
 
 
 def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[Verdict]:
@@ -127,7 +126,7 @@ def order_guard(ctx: HedgeContext, leg: str, side: Side, qty: float, price: floa
 
     Orders that shrink a leg are never blocked by position limits (closing must stay possible).
     """
-    recent = sum(1 for t in ctx.order_times if (ts - t).total_seconds() < 60.0)
+    recent = sum(1 for t in ctx.order_times if (ts - t).total_seconds() < ORDER_RATE_WINDOW_S)
     if recent >= p.max_orders_per_minute:
         return Verdict("order_rate", "hold_order", {"orders_last_60s": float(recent),
                                                     "limit": float(p.max_orders_per_minute)},

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hedge_core import money
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, MarketKind, Side
 
@@ -40,8 +41,8 @@ __all__ = [
     "slippage_cost",
 ]
 
-#: Quantities below this (base units) are treated as zero (float noise of lot arithmetic).
-QTY_EPS = 1e-12
+#: Quantities at or below this (base units) are treated as zero (float noise of lot arithmetic).
+QTY_EPS = money.QTY_EPS
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Leg:
         """qty x (last_price - avg_entry), quote; 0 when flat or unpriced."""
         if self.qty == 0.0 or math.isnan(self.last_price):
             return 0.0
-        return self.qty * (self.last_price - self.avg_entry)
+        return money.unrealized_pnl(self.qty, self.last_price, self.avg_entry)
 
     @property
     def net_pnl(self) -> float:
@@ -91,14 +92,12 @@ class Leg:
         return 0.0 if math.isnan(self.last_price) else abs(self.qty) * self.last_price
 
     def round_qty(self, qty: float) -> float:
-        """Round |qty| DOWN to the lot size."""
-        steps = int(abs(qty) / self.lot_size + 1e-9)
-        return round(steps * self.lot_size, 12)
+        """Round |qty| DOWN to the lot size (:func:`hedge_core.money.lot_floor`)."""
+        return money.lot_floor(qty, self.lot_size)
 
     def tradeable(self, qty: float, price: float) -> bool:
         """True when ``|qty|`` (already rounded) meets the venue's lot, min qty and min notional."""
-        q = abs(qty)
-        return q >= self.lot_size - QTY_EPS and q >= self.min_qty - QTY_EPS and q * price >= self.min_notional - 1e-9
+        return money.meets_minimums(abs(qty), price, self.lot_size, self.min_qty, self.min_notional)
 
 
 _LEG_FIELDS: frozenset[str] = frozenset(Leg.__dataclass_fields__)
@@ -147,25 +146,13 @@ def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0,
         raise InvalidInput("fill.qty", qty, "a finite base quantity > 0")
     if not (price > 0 and math.isfinite(price)):
         raise InvalidInput("fill.price", price, "a finite price > 0 (quote per base)")
-    dq = side.sign * qty
-    q0, avg, realized, mf = leg.qty, leg.avg_entry, leg.realized, leg.margin_funding
-    if q0 == 0.0 or (q0 > 0) == (dq > 0):
-        q1 = q0 + dq
-        avg = (abs(q0) * avg + qty * price) / abs(q1)
-        if q0 == 0.0:
-            mf = 0.0  # a position opened from flat starts with no funding in its margin
-    else:
-        closed = min(qty, abs(q0))
-        realized += closed * (price - avg) * (1.0 if q0 > 0 else -1.0)
-        mf -= mf * closed / abs(q0)  # the venue takes the closed share of the isolated margin out
-        q1 = q0 + dq
-        if abs(q1) <= QTY_EPS:
-            q1, avg, mf = 0.0, 0.0, 0.0
-        elif (q1 > 0) != (q0 > 0):  # crossed zero: the remainder opens at this price
-            avg, mf = price, 0.0
-    return _with(leg, qty=q1, avg_entry=avg, realized=realized, fees=leg.fees + fee,
-                   slippage=leg.slippage + slippage, cash=leg.cash - dq * price,
-                   traded_notional=leg.traded_notional + qty * price, margin_funding=mf)
+    sign = side.sign
+    q0 = leg.qty
+    q1, avg, realized, closed = money.fill_position(q0, leg.avg_entry, sign, qty, price)
+    mf = money.isolated_margin_after_fill(leg.margin_funding, q0, q1, qty, closed, price, math.inf)
+    return _with(leg, qty=q1, avg_entry=avg, realized=leg.realized + realized, fees=leg.fees + fee,
+                 slippage=leg.slippage + slippage, cash=leg.cash + money.trade_cash_flow(sign, qty, price),
+                 traded_notional=leg.traded_notional + qty * price, margin_funding=mf)
 
 
 def apply_base_fee(leg: Leg, fee_base: float, price: float) -> Leg:
@@ -212,12 +199,13 @@ def slippage_cost(side: Side, qty: float, price: float, ref: float) -> float:
     price, ref : float
         Execution price and reference price, quote per base.
     """
-    return qty * (price - ref) if side is Side.BUY else qty * (ref - price)
+    return money.slippage_cost(side.sign, qty, price, ref)
 
 
 def funding_amount(qty: float, mark: float, rate: float) -> float:
-    """Funding of a perp position: ``-qty x mark x rate`` (+ received / - paid), quote."""
-    return -qty * mark * rate
+    """Funding of a perp position: ``-qty x mark x rate`` (+ received / - paid), quote
+    (:func:`hedge_core.money.funding_payment`)."""
+    return money.funding_payment(qty, mark, rate)
 
 
 def apply_funding(leg: Leg, amount: float) -> Leg:

@@ -1,15 +1,11 @@
-"""Leverage choice at entry (and on re-checks): the risk rule, via ``analytics.risk``."""
+"""Leverage choice at entry (and on re-checks): the risk rule, via ``hedge_core.money``."""
 
 from __future__ import annotations
 
 import math
 
-from hedge_core.analytics.risk import (
-    bracket_for,
-    brackets_for,
-    leverage_for_liquidation_buffer,
-    leverage_for_target_vol,
-)
+from hedge_core import money
+from hedge_core.analytics.risk import bracket_columns, brackets_for, leverage_for_target_vol
 from hedge_core.errors import InvalidInput
 from hedge_core.params import LeverageParams
 
@@ -18,11 +14,8 @@ __all__ = ["choose_leverage", "required_buffer"]
 
 def required_buffer(sigma_24h: float, p: LeverageParams) -> float:
     """Adverse move to liquidation the position must survive: ``max(liq_buffer, k x sigma_24h)``
-    (capped at 0.95); NaN sigma uses ``liq_buffer`` alone."""
-    req = p.liq_buffer
-    if not math.isnan(sigma_24h) and sigma_24h > 0:
-        req = max(req, p.target_vol_multiple * sigma_24h)
-    return min(req, 0.95)
+    (capped at 0.95); NaN sigma uses ``liq_buffer`` alone (:func:`hedge_core.money.required_buffer`)."""
+    return money.required_buffer(sigma_24h, p.liq_buffer, p.target_vol_multiple)
 
 
 def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/USDT:USDT",
@@ -31,24 +24,23 @@ def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/U
     max leverage for ``notional``) whose isolated liquidation price is at least
     :func:`required_buffer` away from entry.
 
-    Uses ``analytics.risk.leverage_for_liquidation_buffer`` with the symbol's Binance bracket table
-    (the bracket of ``notional``, side -1 for the short perp of a long-spot hedge); a symbol
-    without a table falls back to the plain ``1/L - 0.004 >= buffer``. Rounded DOWN to a whole
-    leverage (venues take integers), never below ``min_leverage``.
+    The rule is :func:`hedge_core.money.choose_leverage` with the symbol's Binance bracket table
+    (the bracket of ``notional``, side -1 for the short perp of a long-spot hedge; the fast path
+    calls the same function); a symbol without a table falls back to the plain
+    ``1/L - 0.004 >= buffer``. Rounded DOWN to a whole leverage (venues take integers), never
+    below ``min_leverage``; with ``target_vol`` not above the target-volatility leverage.
     """
-    buf = required_buffer(sigma_24h, p)
-    lo = p.min_leverage
+    cap = math.inf
+    if p.target_vol is not None and not math.isnan(sigma_24h) and sigma_24h > 0:
+        cap = leverage_for_target_vol(p.target_vol, sigma_24h, min_leverage=p.min_leverage,
+                                      max_leverage=p.max_leverage)
     try:
         table = brackets_for(symbol)
     except InvalidInput:
-        lev = min(max(1.0 / (buf + 0.004), p.min_leverage), p.max_leverage)
-    else:
-        # never above the venue's cap for this notional (the venue would refuse the leverage)
-        hi = min(p.max_leverage, bracket_for(max(notional, 1.0), table).max_leverage)
-        lo = min(p.min_leverage, hi)
-        lev = leverage_for_liquidation_buffer(buf, max(notional, 1.0), table, side=side,
-                                              min_leverage=lo, max_leverage=hi)
-    if p.target_vol is not None and not math.isnan(sigma_24h) and sigma_24h > 0:
-        lev = min(lev, leverage_for_target_vol(p.target_vol, sigma_24h, min_leverage=p.min_leverage,
-                                               max_leverage=p.max_leverage))
-    return float(max(math.floor(lev + 1e-9), lo))
+        buf = required_buffer(sigma_24h, p)
+        # the inverse of money.flat_liquidation_move: 1/L - FLAT_MMR = buffer
+        lev = money.clip(1.0 / (buf + money.FLAT_MMR), p.min_leverage, p.max_leverage)
+        return money.whole_leverage(min(lev, cap), p.min_leverage)
+    _, caps, maxlevs, mmrs, cums = bracket_columns(table)
+    return money.choose_leverage(sigma_24h, notional, side, p.liq_buffer, p.target_vol_multiple, p.min_leverage,
+                                 p.max_leverage, caps, mmrs, cums, maxlevs, cap)

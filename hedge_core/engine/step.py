@@ -34,7 +34,9 @@ from hedge_core.engine.actions import (
     SetLeverage,
     SetMarginMode,
 )
+from hedge_core import money
 from hedge_core.engine import unknown_orders
+from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 from hedge_core.engine.context import (
     ORDER_REFS_KEPT,
     HedgeContext,
@@ -80,7 +82,7 @@ _NS_PER_DAY = 86_400_000_000_000
 _ZERO = timedelta(0)
 _UTC = UTC
 _PEAK_STATES = frozenset({State.MONITORING_POSITIONS, State.REBALANCING})
-_MAX_ROUNDS = 6  # order rounds per rebalance / close phase before giving up on dust
+_MAX_ROUNDS = MAX_ORDER_ROUNDS  # order rounds per rebalance / close phase before giving up on dust
 
 
 # ---- public entry point -----------------------------------------------------------------------
@@ -147,11 +149,8 @@ def perp_target(ctx: HedgeContext) -> float:
     Hedging the actual spot quantity (not the target) means a partial spot fill is hedged by
     exactly what filled.
     """
-    if ctx.same_base:
-        return -ctx.target_ratio * ctx.spot.qty
-    if not (ctx.perp_price > 0 and ctx.spot_price > 0):
-        return ctx.perp.qty
-    return -ctx.target_ratio * ctx.spot.qty * ctx.spot_price / ctx.perp_price
+    return money.perp_target(ctx.same_base, ctx.target_ratio, ctx.spot.qty, ctx.perp.qty, ctx.spot_price,
+                             ctx.perp_price)
 
 
 def _signed_working(ctx: HedgeContext, leg: str) -> float:
@@ -245,7 +244,7 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
     refs[coid] = px
     if len(refs) > ORDER_REFS_KEPT:
         refs = dict(list(refs.items())[-ORDER_REFS_KEPT:])
-    times = tuple(t for t in ctx.order_times if (ts - t).total_seconds() < 60.0) + (ts,)
+    times = tuple(t for t in ctx.order_times if (ts - t).total_seconds() < ORDER_RATE_WINDOW_S) + (ts,)
     return evolve(ctx, pending=MappingProxyType(pending), seq=ctx.seq + 1, known_orders=ctx.known_orders | {coid},
                    order_times=times, phase_orders=ctx.phase_orders + 1, order_refs=MappingProxyType(refs)), True
 
@@ -300,9 +299,9 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: An
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
     if spot_leg.qty < 0 and ctx.last_market_ts is not None and (apr := getattr(params, "borrow_apr", 0.0)) > 0:
-        dt_h = (m.ts - ctx.last_market_ts).total_seconds() / 3600.0
-        if dt_h > 0:
-            spot_leg = accrue_interest(spot_leg, abs(spot_leg.qty) * ctx.spot_price * apr * dt_h / 8760.0)
+        dt_s = (m.ts - ctx.last_market_ts).total_seconds()
+        if dt_s > 0:
+            spot_leg = accrue_interest(spot_leg, money.simple_interest(abs(spot_leg.qty) * ctx.spot_price, apr, dt_s))
     ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                  perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
@@ -777,7 +776,7 @@ def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpd
         out.append(Alert(AlertLevel.INFO, "dust below venue minimums left on the book", dust))
     ctx = evolve(ctx, target_spot_qty=ctx.spot.qty if keep_spot else 0.0, entered_at=None)
     if ctx.rearm_on_flat and not ctx.kill_latched:
-        ctx = evolve(ctx, cooldown_until=ts + pd.Timedelta(seconds=1))  # re-enter on a later event
+        ctx = evolve(ctx, cooldown_until=ts + pd.Timedelta(seconds=REARM_COOLDOWN_S))  # re-enter on a later event
         return _transition(ctx, Trigger.REARM, f"flat after: {ctx.exit_reason}", ts, out)
     return _transition(ctx, Trigger.FLAT, f"flat after: {ctx.exit_reason or 'close'}", ts, out)
 

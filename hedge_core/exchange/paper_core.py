@@ -48,6 +48,10 @@ Funding
     At each FundingEvent: ``payment = -qty * mark * rate`` per position (positive rate: longs
     pay shorts), credited to the perp wallet (isolated: also to the position's margin) and
     recorded as :class:`~hedge_core.types.FundingPayment`.
+Money formulas
+    Every one of the above (slippage, fill price, fee, position average and realised PnL,
+    isolated margin, funding, unrealised PnL, order cost) is a call into :mod:`hedge_core.money`,
+    the one home the engine ledger and the fast path call too.
 Liquidation (on every mark bar, or perp bar while no mark series is known)
     Maintenance margin and liquidation price come from :mod:`hedge_core.analytics.risk` (the
     Binance bracket tables; no second copy here). The check uses the bar's ADVERSE EXTREME:
@@ -81,6 +85,7 @@ from typing import Any
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.analytics.risk import Bracket, brackets_for, liquidation_price, maintenance_margin
 from hedge_core.errors import (
     DuplicateOrder,
@@ -472,7 +477,7 @@ class PaperCore:
     # margin
     # =========================================================================================
     def _upnl(self, p: _Pos, price: float) -> float:
-        return p.qty * (price - p.entry)
+        return money.unrealized_pnl(p.qty, price, p.entry)
 
     def _order_margin(self) -> float:
         tot = 0.0
@@ -511,9 +516,9 @@ class PaperCore:
         lev = self._lev(sym)
         u = mm = im = 0.0
         for p in self._sym_positions(sym):
-            u += p.qty * (mark - p.entry)
+            u += money.unrealized_pnl(p.qty, mark, p.entry)
             mm += self._mm(sym, p.qty, mark)
-            im += abs(p.qty) * mark / lev
+            im += money.isolated_margin(p.qty, mark, lev)
         return u, mm, im
 
     def _cross_cache(self) -> dict[str, tuple[float, float, float]]:
@@ -636,7 +641,7 @@ class PaperCore:
         for p in self.positions.values():
             if p.symbol != ev.symbol or p.qty == 0.0:
                 continue
-            amount = -p.qty * mark * ev.rate
+            amount = money.funding_payment(p.qty, mark, ev.rate)
             self.wallet += amount
             if self._mode(p.symbol) is MarginMode.ISOLATED:
                 p.margin += amount
@@ -760,15 +765,16 @@ class PaperCore:
         if new_notional > cap:
             raise self._err(InvalidOrder, f"-2027 Exceeded the maximum allowable position at current "
                             f"leverage: notional {new_notional:.2f} > {cap:.0f} at {lev:g}x")
-        need = opening * price / lev + opening * price * self._fees[MarketKind.PERP][1]
+        need = (money.isolated_margin(opening, price, lev)
+                + money.fee(opening, price, self._fees[MarketKind.PERP][1]))
         avail = self.perp_available()
         if need > avail + 1e-9:
             raise self._err(InsufficientFunds, f"-2019 Margin is insufficient: need {need:.8f} USDT "
                             f"initial margin+fee, available {avail:.8f}")
 
     def _max_notional(self, symbol: str, lev: float) -> float:
-        caps = [b.notional_cap for b in self._brackets[symbol] if b.max_leverage >= lev - 1e-9]
-        return max(caps) if caps else 0.0
+        br = self._brackets[symbol]
+        return money.max_notional(lev, [b.notional_cap for b in br], [b.max_leverage for b in br])
 
     def _check_spot_funds(self, inst: Instrument, side: Side, qty: float, price: float | None,
                           ref: float, marketable: bool) -> float:
@@ -778,9 +784,9 @@ class PaperCore:
                 est = self._slipped(ref, Side.BUY, qty, self.last_bar[(inst.symbol, inst.kind)].volume, noise=False)
                 if price is not None:
                     est = min(est, price)
-                need = qty * est * (1 + taker)
+                need = money.buy_cost_with_fee(qty, est, taker)
             else:
-                need = qty * price * (1 + maker)
+                need = money.buy_cost_with_fee(qty, price, maker)
             cur = inst.quote
         else:
             need, cur = qty, inst.base
@@ -793,7 +799,7 @@ class PaperCore:
     def _lock(self, o: _Ord, inst: Instrument) -> None:
         rem = o.qty - o.filled
         if o.side is Side.BUY:
-            amt, cur = rem * o.price * (1 + self._fees[MarketKind.SPOT][0]), inst.quote
+            amt, cur = money.buy_cost_with_fee(rem, o.price, self._fees[MarketKind.SPOT][0]), inst.quote
         else:
             amt, cur = rem, inst.base
         o.locked = amt
@@ -818,13 +824,11 @@ class PaperCore:
 
     # ---- fills ---------------------------------------------------------------------------
     def _slipped(self, ref: float, side: Side, qty: float, volume: float, *, noise: bool = True) -> float:
-        return ref * (1.0 + side.sign * self._slip_bps(qty, volume, noise) / 1e4)
+        return money.fill_price(ref, side.sign, self._slip_bps(qty, volume, noise))
 
     def _slip_bps(self, qty: float, volume: float, noise: bool = True) -> float:
         cfg = self.config
-        bps = cfg.slippage_bps
-        if volume > 0 and cfg.impact_k_bps > 0:
-            bps += cfg.impact_k_bps * math.sqrt(qty / volume)
+        bps = money.slippage_bps(cfg.slippage_bps, cfg.impact_k_bps, qty, volume)
         if noise and cfg.slippage_noise_bps > 0:
             bps = max(bps + self._rng.gauss(0.0, cfg.slippage_noise_bps), 0.0)
         return bps
@@ -853,11 +857,11 @@ class PaperCore:
         q = self._fillable(o)
         if q <= 0.0:
             return
-        bps = self._slip_bps(q, volume)
-        px = ref * (1.0 + o.side.sign * bps / 1e4)
+        px = money.fill_price(ref, o.side.sign, self._slip_bps(q, volume))
         if o.price is not None:
             px = min(px, o.price) if o.side is Side.BUY else max(px, o.price)
-        self._execute(o, q, px, abs(px - ref) * q, Liquidity.TAKER)
+        # >= 0: a taker buy never fills below ref (slippage >= 0, a marketable limit is >= ref)
+        self._execute(o, q, px, money.slippage_cost(o.side.sign, q, px, ref), Liquidity.TAKER)
 
     def _fill_maker(self, o: _Ord) -> None:
         q = self._fillable(o)
@@ -868,31 +872,31 @@ class PaperCore:
     def _execute(self, o: _Ord, q: float, px: float, slippage: float, liq: Liquidity) -> None:
         inst = self.instruments[o.symbol]
         maker, taker = self._fees[inst.kind]
-        fee = q * px * (maker if liq is Liquidity.MAKER else taker)
+        fee = money.fee(q, px, maker if liq is Liquidity.MAKER else taker)
         if o.perp:
             opening = self._opening_qty(o.symbol, o.side, q, o.pside, o.reduce_only)
             if opening > 0 and o.type is OrderType.MARKET and o.filled > 0:
                 # a working market remainder: re-check margin at this fill
                 lev = self._lev(o.symbol)
-                if opening * px / lev + fee > self.perp_available() + 1e-9:
+                if money.isolated_margin(opening, px, lev) + fee > self.perp_available() + 1e-9:
                     self._close_order(o, OrderStatus.EXPIRED)
                     return
             self._perp_fill(o.symbol, o.pside, o.side, q, px)
             self.wallet -= fee
         else:
             if o.locked > 0:  # release this slice's lock before spending
-                part = q * o.price * (1 + maker) if o.side is Side.BUY else q
+                part = money.buy_cost_with_fee(q, o.price, maker) if o.side is Side.BUY else q
                 cur = inst.quote if o.side is Side.BUY else inst.base
                 part = min(part, o.locked)
                 o.locked -= part
                 self.spot_locked[cur] = max(self.spot_locked.get(cur, 0.0) - part, 0.0)
+            dquote = money.spot_quote_delta(o.side.sign, q, px, fee)
             if o.side is Side.BUY:
-                cost = q * px + fee
                 free = self.spot.get(inst.quote, 0.0) - self.spot_locked.get(inst.quote, 0.0)
-                if cost > free + 1e-9:
+                if -dquote > free + 1e-9:
                     self._close_order(o, OrderStatus.EXPIRED)
                     return
-                self.spot[inst.quote] = self.spot.get(inst.quote, 0.0) - cost
+                self.spot[inst.quote] = self.spot.get(inst.quote, 0.0) + dquote
                 self.spot[inst.base] = self.spot.get(inst.base, 0.0) + q
             else:
                 free = self.spot.get(inst.base, 0.0) - self.spot_locked.get(inst.base, 0.0)
@@ -900,7 +904,7 @@ class PaperCore:
                     self._close_order(o, OrderStatus.EXPIRED)
                     return
                 self.spot[inst.base] = self.spot.get(inst.base, 0.0) - q
-                self.spot[inst.quote] = self.spot.get(inst.quote, 0.0) + q * px - fee
+                self.spot[inst.quote] = self.spot.get(inst.quote, 0.0) + dquote
         if self._budget.get(o.symbol, math.inf) != math.inf:
             self._budget[o.symbol] -= q
         o.filled += q
@@ -923,31 +927,13 @@ class PaperCore:
         p = self.positions.get(key)
         if p is None:
             p = self.positions[key] = _Pos(symbol, pside)
-        iso = self._mode(symbol) is MarginMode.ISOLATED
-        lev = self._lev(symbol)
-        s = side.sign
-        if p.qty == 0.0 or (p.qty > 0) == (s > 0):
-            self._increase(p, s, q, px, iso, lev)
-            return
-        closed = min(q, abs(p.qty))
-        sgn = 1.0 if p.qty > 0 else -1.0
-        self.wallet += closed * (px - p.entry) * sgn
-        if iso:
-            p.margin -= p.margin * closed / abs(p.qty)
-        p.qty -= sgn * closed
-        if abs(p.qty) < 1e-12:
-            p.qty, p.entry, p.margin = 0.0, 0.0, 0.0
-        rest = q - closed
-        if rest > 1e-15:
-            self._increase(p, s, rest, px, iso, lev)
-
-    @staticmethod
-    def _increase(p: _Pos, s: int, q: float, px: float, iso: bool, lev: float) -> None:
-        a = abs(p.qty)
-        p.entry = (a * p.entry + q * px) / (a + q)
-        p.qty += s * q
-        if iso:
-            p.margin += q * px / lev
+        q0 = p.qty
+        p.qty, p.entry, realized, closed = money.fill_position(q0, p.entry, side.sign, q, px)
+        self.wallet += realized
+        if self._mode(symbol) is MarginMode.ISOLATED:
+            p.margin = money.isolated_margin_after_fill(p.margin, q0, p.qty, q, closed, px, self._lev(symbol))
+        elif p.qty == 0.0:
+            p.margin = 0.0
 
     # ---- cancel / query --------------------------------------------------------------------
     def _find(self, symbol: str, order_id: str | None, client_order_id: str | None, method: str) -> _Ord:
@@ -1104,7 +1090,7 @@ class PaperCore:
         if self._mode(sym) is MarginMode.ISOLATED:
             for p in mine:  # each at its adverse extreme
                 ext = bar.low if p.qty > 0 else bar.high
-                if p.margin + p.qty * (ext - p.entry) < self._mm(sym, p.qty, ext):
+                if p.margin + money.unrealized_pnl(p.qty, ext, p.entry) < self._mm(sym, p.qty, ext):
                     lp = self._liq_price((sym, p.pside), p, MarginMode.ISOLATED, {})
                     self._liquidate([((sym, p.pside), self._gap_adjusted(lp, p.qty, bar))], bar,
                                     MarginMode.ISOLATED)
@@ -1151,8 +1137,8 @@ class PaperCore:
             lid = f"liq-{self._lseq}"
             side = Side.SELL if p.qty > 0 else Side.BUY
             q = abs(p.qty)
-            realized = p.qty * (px - p.entry)
-            fee = q * px * rate
+            realized = money.unrealized_pnl(p.qty, px, p.entry)  # closed whole at px
+            fee = money.fee(q, px, rate)
             delta = realized - fee
             cover = 0.0
             if mode is MarginMode.ISOLATED and delta < -p.margin:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from hedge_core import money
 from hedge_core.analytics.funding import CarryCosts, funding_apr
 from hedge_core.analytics.funding import expected_net_carry as _net_carry
 from hedge_core.engine.context import HedgeContext
@@ -58,7 +59,7 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
         return HOLD
     if rate < 0 and not params.allow_spot_short:
         return HOLD  # negative funding needs a spot short on margin: not allowed -> stay out
-    basis = (market.perp - market.spot) / market.spot
+    basis = money.basis(market.perp, market.spot)
     if abs(basis) * 1e4 > params.max_entry_basis_bps:
         return HOLD
     carry = expected_net_carry(rate, basis, params.expected_hold_intervals, params.taker_fee,
