@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
+from hedge_core.money import funding_payment
 from hedge_core.types import Fill, FundingPayment
 
 __all__ = ["Difference", "Figures", "compare", "journal_figures", "new_funding", "quote_fee", "venue_figures"]
@@ -83,7 +84,8 @@ def new_funding(payments: Iterable[FundingPayment], booked: set[pd.Timestamp], s
         rate = fp.rate if fp.rate is not None and math.isfinite(fp.rate) else ctx.last_funding_rate
         mark = fp.mark_price if fp.mark_price is not None and math.isfinite(fp.mark_price) and fp.mark_price > 0 \
             else ctx.mark_price
-        expected = -ctx.perp.qty * mark * rate if math.isfinite(mark) and math.isfinite(rate) else math.nan
+        expected = funding_payment(ctx.perp.qty, mark, rate) if math.isfinite(mark) and math.isfinite(rate) \
+            else math.nan
         out.append((fp, float(rate), float(mark), float(expected)))
     return out
 
