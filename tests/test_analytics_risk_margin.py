@@ -254,6 +254,26 @@ def replace_bracket(b, **kw):
     return replace(b, **kw)
 
 
+_COMPILED: list = []
+
+
+def _compiled_choose_leverage():
+    """``money.choose_leverage`` compiled as the fast kernels inline it: compiled ONCE per session (a
+    fresh @njit per hypothesis example recompiled every time: 25 s)."""
+    if not _COMPILED:
+        import numpy as np
+        from numba import njit
+
+        from hedge_core import money
+
+        @njit
+        def compiled(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs):
+            return money.choose_leverage(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs, np.inf)
+
+        _COMPILED.append(compiled)
+    return _COMPILED[0]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.floats(0.0, 0.2), st.floats(1.0, 5e7), st.sampled_from([-1, 1]), st.floats(0.002, 0.9),
        st.floats(1.0, 10.0), st.floats(1.0, 125.0), st.booleans())
@@ -263,16 +283,11 @@ def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, 
     leverage cap for the entry notional; and the answer meets the buffer by the independent
     Binance formula (``liquidation_price``) unless a bound binds."""
     import numpy as np
-    from numba import njit
 
-    from hedge_core import money
     from hedge_core.engine.sizing import choose_leverage, required_buffer
     from hedge_core.params import LeverageParams
 
-    @njit
-    def compiled(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs):
-        return money.choose_leverage(sigma, n, side, lb, k, lo, hi, caps, mmrs, cums, maxlevs, np.inf)
-
+    compiled = _compiled_choose_leverage()
     lo, hi = sorted((min_lev, max_lev))
     p = LeverageParams(liq_buffer=buf, min_leverage=lo, max_leverage=hi)
     sym = "ETH/USDT:USDT" if eth else "BTC/USDT:USDT"
