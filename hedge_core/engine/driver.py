@@ -245,8 +245,16 @@ class HedgeDriver:
             return []
         out: list[Event] = []
         known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
+        # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
+        # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
+        # they are read again (from the same point) on a later poll.
+        unresolved = any(p.leg == "perp" and not p.order_id and p.status in ("sent", "querying", "unknown")
+                         for p in self.ctx.pending.values())
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
+                continue
+            if unresolved and since is not None:
+                self._last_poll = since
                 continue
             # the paper venue's own ids stay as they were (its journals and replays are unchanged)
             tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
