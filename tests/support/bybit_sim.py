@@ -433,6 +433,10 @@ class BybitSim:
         return out
 
     def _realtime(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "openOnly" not in p and "orderId" not in p and "orderLinkId" not in p:
+            # "Get Open & Closed Orders" (https://bybit-exchange.github.io/docs/v5/order/open-order):
+            # openOnly 0 (the default) answers open orders only; an id asks for that order, closed too
+            p = {**p, "openOnly": "0"}
         return {"list": [self._order_json(o) for o in self._find(p)], "nextPageCursor": "",
                 "category": p.get("category")}
 
