@@ -146,9 +146,9 @@ class BinanceFaults:
                 self._escalate.remove(esc)
                 self._ban_next = esc[2]
                 self.answers_429 += 1
-                return web.json_response(
-                    {"code": -1003, "msg": "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE."},
-                    status=429, headers={"Retry-After": str(int(esc[1])), **self._weight()})
+                msg = "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE."
+                return web.json_response({"code": -1003, "msg": msg}, status=429,
+                                         headers={"Retry-After": str(int(esc[1])), **self._weight()})
         for lost in self.lost:
             if re.search(lost.pattern, key):
                 self.lost.remove(lost)
