@@ -189,7 +189,7 @@ class Case:
         if ok:
             fills = c.history("fills", hedge_id=HID)
             funding = c.history("funding_payments", hedge_id=HID)
-            bad += fm.invariants(self.v, fills, funding)
+            bad += fm.invariants(self.v, fills, funding, c.hedge(HID))
             bad += [f"armed fault never fired: {u}" for u in self.v.unfired()]
         for s in steps:
             self.problems.setdefault(s, []).extend(bad)

@@ -201,8 +201,9 @@ class Venue:
             self.sim.stale_ticker("BTCUSDT", PRICE[self.venue] * 0.98 if on else None)
 
 
-def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame) -> list[str]:
-    """Problems found (empty: the case holds). ``fills`` / ``funding``: the hedge's journal tables."""
+def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame, ledger: dict | None = None) -> list[str]:
+    """Problems found (empty: the case holds). ``fills`` / ``funding``: the hedge's journal tables;
+    ``ledger``: the hedge's own figures (``fees``, ``funding``, USDT) as the runner reports them."""
     bad: list[str] = []
     spot, perp = v.spot_base(), v.perp()
     if abs(spot + perp) > LOT + 1e-9:
@@ -233,7 +234,10 @@ def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame) -> list[str
     got = float(funding["amount"].sum()) if len(funding) else 0.0
     want = v.funding()
     if abs(got - want) > 1e-8:
-        bad.append(f"funding: ledger {got:.10f} != venue {want:.10f} USDT")
+        bad.append(f"funding: journal {got:.10f} != venue {want:.10f} USDT")
+    for key, venue_figure in (("fees", venue_fees), ("funding", want)):
+        if ledger is not None and abs(float(ledger.get(key, 0.0)) - venue_figure) > 1e-8:
+            bad.append(f"{key}: hedge ledger {ledger.get(key)} != venue {venue_figure:.10f} USDT")
     return bad
 
 
