@@ -178,18 +178,13 @@ class Venue:
 
     # ---- venue events
     def settle_funding(self) -> None:
-        if self.venue == "binance":
-            self.call(self.sim.settle_funding, "BTCUSDT", 0.0005)
-        else:
-            self.call(self.sim.settle_funding, "BTCUSDT", 0.0005)
+        """One funding settlement at 0.05 % (a short receives); both simulators take (symbol, rate)."""
+        self.call(self.sim.settle_funding, "BTCUSDT", 0.0005)
 
     def adl(self, qty: float) -> None:
-        """The venue deleverages ``qty`` base of the short perp (buys it back) at the current price."""
-        px = PRICE[self.venue] * 1.01
-        if self.venue == "binance":
-            self.sim.adl("BTCUSDT", qty, px)
-        else:
-            self.sim.adl("BTCUSDT", qty, px)
+        """The venue deleverages ``qty`` base of the short perp (buys it back) 1 % above the start price.
+        Call on the simulator's loop (``call``) or from a fault hook (already there)."""
+        self.sim.adl("BTCUSDT", qty, PRICE[self.venue] * 1.01)
 
     stale_on = False
 
