@@ -45,7 +45,8 @@ def shared_data() -> Path:
 # are integration, the rest (pure logic, in-process) are unit. `make test-fast` runs `-m unit`.
 E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_runner_crash_sim",
              "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
-             "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner"}
+             "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
+             "test_live_fault_matrix"}
 INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
                         "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
                         "test_store", "test_backtest_goals", "test_alerts", "test_panel_")
@@ -92,3 +93,15 @@ def _bracket_tables_restored():
         risk.BRACKETS.clear()
         risk.BRACKETS.update(saved)
         risk._VERSION[0] += 1  # memoised liquidation prices keyed on the tables are stale
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The live fault matrix (tests/test_live_fault_matrix.py), when that module ran in this session."""
+    import sys
+
+    fm = sys.modules.get("tests.support.fault_matrix")
+    if fm is None or not fm.RESULTS:
+        return
+    terminalreporter.section("live fault matrix (cell: holding | FAILED | n/a)")
+    for line in fm.render():
+        terminalreporter.write_line(line)

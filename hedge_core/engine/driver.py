@@ -233,8 +233,9 @@ class HedgeDriver:
             self.ctx = await self.feed(ev)
         return self.ctx
 
-    async def _external_fills(self, ts: pd.Timestamp) -> list[Event]:
-        """Perp trades the hedge did not order (liquidation, ADL) since the last poll."""
+    async def _external_fills(self, ts: pd.Timestamp, refused: str = "") -> list[Event]:
+        """Perp trades the hedge did not order (liquidation, ADL) since the last poll. ``refused``: the
+        client id of an order the venue just refused (it never executes: not an unresolved order)."""
         leg = self.ctx.perp
         since, self._last_poll = self._last_poll, ts
         if leg.qty == 0.0 and since is not None:
@@ -245,8 +246,16 @@ class HedgeDriver:
             return []
         out: list[Event] = []
         known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
+        # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
+        # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
+        # they are read again (from the same point) on a later poll.
+        unresolved = any(p.leg == "perp" and not p.order_id and p.status in ("sent", "querying", "unknown")
+                         and c != refused for c, p in self.ctx.pending.items())
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
+                continue
+            if unresolved and since is not None:
+                self._last_poll = since
                 continue
             # the paper venue's own ids stay as they were (its journals and replays are unchanged)
             tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
@@ -339,7 +348,13 @@ class HedgeDriver:
             # no (trustworthy) answer: the order may exist -> the engine queries by client id
             return [OrderTimeout(ts, coid)]
         except ExchangeError as exc:
-            return [OrderUpdate(ts, coid, OrderUpdateKind.REJECTED, reason=str(exc))]
+            rejected: list[Event] = [OrderUpdate(ts, coid, OrderUpdateKind.REJECTED, reason=str(exc))]
+            if a.leg == "perp" and a.request.reduce_only and self.poll_external_fills:
+                # nothing (or less) to reduce: the venue may have reduced the position itself (ADL,
+                # liquidation) since the last read; book that first, so no retry is sized on a position
+                # that is gone (each one would be refused again until the retries run out)
+                return await self._external_fills(ts, refused=coid) + rejected
+            return rejected
         return self._snapshot(a.leg, order, ts)
 
     async def _cancel(self, a: CancelOrder, ts: pd.Timestamp) -> list[Event]:

@@ -741,6 +741,12 @@ class CcxtLiveAdapter:
         return PositionMode.HEDGE if r.get("hedged") else PositionMode.ONE_WAY
 
     @property
+    def offers_position_mode(self) -> bool:
+        """Whether :meth:`fetch_position_mode` can read this venue's mode (ccxt has no
+        ``fetchPositionMode`` for Bybit: the preflight then sets one-way at start without reading it)."""
+        return bool(self._ex.has.get("fetchPositionMode"))
+
+    @property
     def offers_brackets(self) -> bool:
         """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""
         return self.config.brackets

@@ -129,6 +129,8 @@ async def _position_mode(adapter: Any, perp: str, apply: bool) -> tuple[str, lis
     """Read (and at start, set) one-way mode; refuse with the venue's reason when it cannot be."""
     notes: list[str] = []
     read = getattr(adapter, "fetch_position_mode", None)
+    if not getattr(adapter, "offers_position_mode", True):
+        read = None  # the venue's mode is not readable through this adapter (Bybit): set at start
     mode: PositionMode | None = None
     if read is not None:
         mode = PositionMode(await read())

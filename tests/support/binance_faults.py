@@ -66,6 +66,9 @@ class BinanceFaults:
         self.answers_418 = 0
         self.answers_429 = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._escalate: list[tuple[str, float, float]] = []  # pattern, retry_after s, ban s
+        self._ban_next: float | None = None  # ban seconds for the next request after an escalating 429
+        self._when: list[tuple[str, Any]] = []  # pattern, fn() run when the next matching request arrives
 
     # ---- controls ---------------------------------------------------------------------------
     def rate_limit(self, pattern: str = ".*", *, retry_after_s: int = 1, ban_s: int = 3, count: int = 1) -> None:
@@ -82,6 +85,18 @@ class BinanceFaults:
         if mode not in ("503", "-1007", "timeout", "drop"):
             raise ValueError(f"mode={mode!r}: one of 503, -1007, timeout, drop")
         self.lost.append(_Lost(pattern, mode, execute_after_s, hang_s))
+
+    def escalate(self, pattern: str, *, retry_after_s: int = 1, ban_s: int = 2) -> None:
+        """The next request matching ``pattern`` gets 429 (``Retry-After: retry_after_s``) and the
+        IP's next request of any kind, whenever it comes, gets the 418 ban of ``ban_s`` seconds: limits
+        are per IP ("The limits on the API are based on the IPs, not the API keys", LIMITS), so another
+        client on the same IP that kept going ("repeatedly violating rate limits") bans ours too."""
+        self._escalate.append((pattern, float(retry_after_s), float(ban_s)))
+
+    def when(self, pattern: str, fn: Any) -> None:
+        """Run ``fn()`` (a venue event such as an ADL) when the next request matching ``pattern``
+        arrives, before the venue processes it."""
+        self._when.append((pattern, fn))
 
     def now(self) -> float:
         return self.sim.now_ms() / 1000.0
@@ -104,6 +119,8 @@ class BinanceFaults:
     async def _hook(self, request: web.Request, key: str, params: dict[str, str]) -> web.StreamResponse | None:
         now = self.now()
         self.log.append((now, key))
+        if self._ban_next is not None:
+            self.ban_until, self._ban_next = now + self._ban_next, None
         if now < self.ban_until:
             return self._teapot(now)
         if now < self.backoff_until:
@@ -120,6 +137,18 @@ class BinanceFaults:
             return web.json_response(
                 {"code": -1003, "msg": "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE."},
                 status=429, headers={"Retry-After": str(int(retry_after)), **self._weight()})
+        for pattern, fn in list(self._when):
+            if re.search(pattern, key):
+                self._when.remove((pattern, fn))
+                fn()
+        for esc in self._escalate:
+            if re.search(esc[0], key):
+                self._escalate.remove(esc)
+                self._ban_next = esc[2]
+                self.answers_429 += 1
+                msg = "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE."
+                return web.json_response({"code": -1003, "msg": msg}, status=429,
+                                         headers={"Retry-After": str(int(esc[1])), **self._weight()})
         for lost in self.lost:
             if re.search(lost.pattern, key):
                 self.lost.remove(lost)

@@ -764,6 +764,11 @@ class BinanceSim:
         # pre-trade checks
         if fut:
             self._check_reduce_only(o)
+            if reduce_only and fill_qty > abs(self.position(sid)):
+                # a reduce-only order never increases or flips the position: what exceeds it does not
+                # execute (USD-M "New Order": reduceOnly; Binance FAQ "What Is a Reduce-Only Order"),
+                # e.g. after the venue deleveraged part of it (ADL) while the close was on its way
+                fill_qty = abs(self.position(sid))
             self._check_margin(o, fill_qty, fill_px, qty - fill_qty)
         else:
             self._check_spot_funds(o, fill_qty, fill_px)

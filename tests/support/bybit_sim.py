@@ -136,6 +136,32 @@ class BybitSim:
         self._execution(symbol, "linear", "BustTrade", "Sell" if amt > 0 else "Buy", abs(amt), px, fee,
                         self.taker, order_id=f"liq-{self._exec_seq + 1}")
 
+    def adl(self, symbol: str, qty: float, price: float) -> None:
+        """Auto-deleverage: the venue closes ``qty`` (base, > 0) of the position at ``price``, no order
+        of ours: an execution with execType "AdlTrade" (v5 "Enums" -> execType,
+        https://bybit-exchange.github.io/docs/v5/enum#exectype), no fee, the realised PnL to the wallet."""
+        amt, entry = self.positions.get(symbol, [0.0, 0.0])
+        if amt == 0 or qty <= 0 or qty > abs(amt) + 1e-12:
+            raise ValueError(f"adl of {qty} on a position of {amt}")
+        sign = 1 if amt > 0 else -1
+        self.coins["USDT"] = self.coins.get("USDT", 0.0) + qty * (price - entry) * sign
+        rest = round(amt - sign * qty, 12)
+        self.positions[symbol] = [rest, entry if rest else 0.0]
+        self._execution(symbol, "linear", "AdlTrade", "Sell" if amt > 0 else "Buy", qty, float(price), 0.0, 0.0,
+                        order_id=f"adl-{self._exec_seq + 1}")
+
+    def stale_ticker(self, symbol: str, price: float | None) -> None:
+        """Control hook: the tickers of ``symbol`` show ``price`` (a lagging, cached answer) while orders
+        fill at the current price; None restores live tickers. A v5 ticker row carries no time of its
+        own ("Get Tickers", https://bybit-exchange.github.io/docs/v5/market/tickers: no timestamp per
+        row, only the answer's ``time``), so the age of its prices cannot be shown."""
+        if not hasattr(self, "_stale"):
+            self._stale: dict[str, float] = {}
+        if price is None:
+            self._stale.pop(symbol, None)
+        else:
+            self._stale[symbol] = float(price)
+
     def _execution(self, symbol: str, category: str, exec_type: str, side: str, qty: float, price: float,
                    fee: float, fee_rate: float, *, order_id: str = "", link_id: str = "", maker: bool = False,
                    ts: int | None = None, fee_coin: str = "USDT") -> None:
@@ -267,7 +293,7 @@ class BybitSim:
 
     def _tickers(self, p: dict[str, Any]) -> dict[str, Any]:
         sym, cat = p.get("symbol", "BTCUSDT"), p.get("category", "spot")
-        px = _fmt(self.prices[sym])
+        px = _fmt(getattr(self, "_stale", {}).get(sym, self.prices[sym]))
         t: dict[str, Any] = {"symbol": sym, "bid1Price": px, "bid1Size": "1", "ask1Price": px, "ask1Size": "1",
                              "lastPrice": px, "prevPrice24h": px, "price24hPcnt": "0", "highPrice24h": px,
                              "lowPrice24h": px, "turnover24h": "0", "volume24h": "0"}
@@ -307,7 +333,14 @@ class BybitSim:
         self.orders[o.order_id] = o
         crosses = otype == "Market" or ((price >= self.prices[sym]) if side == "Buy" else (price <= self.prices[sym]))
         if crosses:
-            self._fill(o, qty, self.prices[sym], maker=False)
+            fill = qty
+            if cat == "linear" and reduce_only:
+                # reduce-only never increases or flips the position ("Place Order": reduceOnly "true
+                # means your position can only reduce in size"): what exceeds it does not execute
+                fill = min(qty, abs(self.positions.get(sym, [0.0, 0.0])[0]))
+            self._fill(o, fill, self.prices[sym], maker=False)
+            if fill < qty - 1e-12 and otype == "Market":
+                o.status = "PartiallyFilledCanceled"
         return {"orderId": o.order_id, "orderLinkId": o.link_id}  # thin, as on Bybit
 
     def _locked(self, coin: str) -> float:
@@ -400,6 +433,10 @@ class BybitSim:
         return out
 
     def _realtime(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "openOnly" not in p and "orderId" not in p and "orderLinkId" not in p:
+            # "Get Open & Closed Orders" (https://bybit-exchange.github.io/docs/v5/order/open-order):
+            # openOnly 0 (the default) answers open orders only; an id asks for that order, closed too
+            p = {**p, "openOnly": "0"}
         return {"list": [self._order_json(o) for o in self._find(p)], "nextPageCursor": "",
                 "category": p.get("category")}
 

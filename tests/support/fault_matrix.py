@@ -1,0 +1,259 @@
+"""Harness of the live fault matrix (tests/test_live_fault_matrix.py); no tests here.
+
+- :func:`make_adapter`: the runner-side adapter factory (``HEDGE_RUNNER_ADAPTER_FACTORY``) for
+  BOTH simulators: real ccxt, production host names mapped to 127.0.0.1, TLS against the test CA,
+  a short ``recvWindow`` (so a lost order's outcome window is ~1.3 s, not 12 s) and a 1.5 s client
+  timeout (the ``timeout`` fault hangs longer).
+- :class:`Venue`: one simulator (Binance or Bybit) on its own event-loop thread with its fault
+  controls, plus the read-outs the invariants need, in one shape for both venues.
+- :func:`invariants`: the four end-of-case checks on the simulator's own state against the
+  runner's journal (no naked leg above one lot, one venue order per intent, every venue execution
+  journaled, ledger fees and funding equal to the venue's records).
+- :data:`RESULTS` and :func:`render`: the matrix (rows: fault, columns: steps) printed at the end
+  of the session by ``tests/conftest.py``'s terminal-summary hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+FACTORY = "tests.support.fault_matrix:make_adapter"
+RECV_WINDOW_MS = 1000  # signed requests' recvWindow in the matrix (ccxt option of the adapter)
+OUTCOME_MARGIN_S = 0.3
+CLIENT_TIMEOUT_MS = 1500
+LOT = 0.001  # BTC perp lot on both venues (Binance stepSize / Bybit qtyStep); spot lots are finer
+STEPS = ("spot entry", "perp hedge", "rebalance", "close")
+PRICE = {"binance": 40_000.0, "bybit": 30_000.0}
+
+
+def make_adapter(spec: Any) -> Any:
+    """Runner hook: the live adapter of ``spec.venue`` against the simulator of this test."""
+    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.credentials import Credentials
+    from tests.support.binance_sim import HOSTS, WS_HOSTS
+    from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
+    from tests.support.redirect import redirect_session
+
+    port = int(os.environ["HEDGE_TEST_SIM_PORT"])
+    ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
+    hosts = HOSTS + WS_HOSTS if spec.venue == "binance" else BYBIT_HOSTS
+    session = redirect_session({h: port for h in hosts}, ctx)
+    creds = Credentials(spec.venue, os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"],
+                        source="test")
+    return CcxtLiveAdapter(spec.venue, creds, session=session, timeout_ms=CLIENT_TIMEOUT_MS,
+                           enable_rate_limit=False, fill_poll_interval=0.01,
+                           ccxt_options={"recvWindow": RECV_WINDOW_MS}, outcome_margin_s=OUTCOME_MARGIN_S)
+
+
+@dataclass(frozen=True)
+class Exec:
+    """One venue execution of the account (a fill; funding is not one)."""
+
+    trade_id: str  # as the journal keys it
+    client_id: str  # '' for the venue's own orders (ADL)
+    fee_usdt: float  # commission valued in USDT at the fill price
+
+
+class Venue:
+    """A simulator (``binance`` | ``bybit``) with its faults, served on its own loop thread."""
+
+    def __init__(self, venue: str) -> None:
+        from tests.support import live_env as sim_env
+        from tests.support.binance_sim import HOSTS, WS_HOSTS, SimServer
+        from tests.support.live_env import TEST_KEY, TEST_SECRET
+
+        self.venue = venue
+        if venue == "binance":
+            from tests.support.binance_faults import BinanceFaults
+            from tests.support.binance_sim import BinanceSim
+
+            self.sim: Any = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0})
+            self.sim.set_price("BTCUSDT", PRICE[venue])
+            self.sim.set_funding_rate("BTCUSDT", 0.0005)
+            self.faults: Any = BinanceFaults(self.sim)
+            hosts = HOSTS + WS_HOSTS
+        else:
+            from tests.support.bybit_faults import BybitFaults
+            from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
+            from tests.support.bybit_sim import BybitSim
+
+            self.sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": 20_000.0})
+            self.sim.set_price("BTCUSDT", PRICE[venue])
+            self.sim.funding_rate["BTCUSDT"] = 0.0005
+            self.faults = BybitFaults(self.sim)
+            hosts = BYBIT_HOSTS
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = SimServer(self.sim, sim_env.test_ca(), hosts=hosts)
+        asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def call(self, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+        """Run a control call on the simulator's loop (its state is only touched there)."""
+
+        async def run() -> Any:
+            return fn(*a, **kw)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    def later(self, delay_s: float, fn: Callable[..., Any], *a: Any) -> None:
+        self.loop.call_soon_threadsafe(lambda: self.loop.call_later(delay_s, fn, *a))
+
+    # ---- order patterns of a step's orders ('METHOD /path' + the Bybit category)
+    def order_key(self, leg: str) -> tuple[str, str | None]:
+        if self.venue == "binance":
+            return (r"POST /api/v3/order$" if leg == "spot" else r"POST /fapi/v1/order$"), None
+        return r"POST /v5/order/create$", ("spot" if leg == "spot" else "linear")
+
+    # ---- read-outs (on the simulator's loop)
+    def spot_base(self) -> float:
+        if self.venue == "binance":
+            return self.call(lambda: sum(self.sim.spot.get("BTC", [0.0, 0.0])))
+        return self.call(lambda: self.sim.coins.get("BTC", 0.0))
+
+    def perp(self) -> float:
+        if self.venue == "binance":
+            return self.call(self.sim.position, "BTCUSDT")
+        return self.call(lambda: self.sim.positions.get("BTCUSDT", [0.0, 0.0])[0])
+
+    def orders(self) -> list[tuple[str, float]]:
+        """(client id, executed base) of every order the venue holds for this account, any status."""
+        if self.venue == "binance":
+            return self.call(lambda: [(o.client_id, o.executed) for o in self.sim.orders.values()])
+        return self.call(lambda: [(o.link_id, o.cum_qty) for o in self.sim.orders.values()])
+
+    def executions(self) -> list[Exec]:
+        def read() -> list[Exec]:
+            out = []
+            if self.venue == "binance":
+                cid = {o.order_id: o.client_id for o in self.sim.orders.values()}
+                for t in self.sim.trades:
+                    sym = "BTC/USDT" if t["market"] == "spot" else "BTC/USDT:USDT"
+                    fee = float(t["commission"])
+                    fee *= float(t["price"]) if t["commissionAsset"] == "BTC" else 1.0
+                    out.append(Exec(f"{sym}#{t['id']}", cid.get(t["orderId"], ""), fee))
+            else:
+                for r in self.sim.executions:
+                    if r["execType"] == "Funding":
+                        continue
+                    fee = float(r["execFee"]) * (float(r["execPrice"]) if r["feeCurrency"] == "BTC" else 1.0)
+                    sym = "BTC/USDT" if r["category"] == "spot" else "BTC/USDT:USDT"
+                    out.append(Exec(f"{sym}#{r['execId']}", r["orderLinkId"], fee))
+            return out
+
+        return self.call(read)
+
+    def funding(self) -> float:
+        """The venue's funding income (+ received), USDT."""
+        if self.venue == "binance":
+            return self.call(lambda: sum(float(r["income"]) for r in self.sim.income
+                                         if r["incomeType"] == "FUNDING_FEE"))
+        return self.call(lambda: -sum(float(r["execFee"]) for r in self.sim.executions if r["execType"] == "Funding"))
+
+    def unfired(self) -> list[str]:
+        """Faults armed that no request met yet (a cell whose fault never fired proves nothing)."""
+        f = self.faults
+
+        def read() -> list[str]:
+            if self.venue == "binance":
+                return ([f"lost {x.pattern}" for x in f.lost] + [f"429 {e[0]}" for e in f._escalate]
+                        + [f"event at {w[0]}" for w in f._when] + (["418 ban"] if f._ban_next else []))
+            return ([f"lost {x[0]} {x[1]}" for x in f._lost] + [f"{q[3]} {q[0]} {q[1]}" for q in f._queue]
+                    + [f"event at {w[0]} {w[1]}" for w in f._when])
+
+        return self.call(read) + (["stale ticker"] if self.stale_on else [])
+
+    # ---- venue events
+    def settle_funding(self) -> None:
+        """One funding settlement at 0.05 % (a short receives); both simulators take (symbol, rate)."""
+        self.call(self.sim.settle_funding, "BTCUSDT", 0.0005)
+
+    def adl(self, qty: float) -> None:
+        """The venue deleverages ``qty`` base of the short perp (buys it back) 1 % above the start price.
+        Call on the simulator's loop (``call``) or from a fault hook (already there)."""
+        self.sim.adl("BTCUSDT", qty, PRICE[self.venue] * 1.01)
+
+    stale_on = False
+
+    def stale(self, on: bool) -> None:
+        self.stale_on = on
+        if self.venue == "binance":
+            self.sim.stale_ticker("BTCUSDT", 60_000 if on else None, PRICE[self.venue] * 0.98 if on else None)
+        else:
+            self.sim.stale_ticker("BTCUSDT", PRICE[self.venue] * 0.98 if on else None)
+
+
+def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame, ledger: dict | None = None) -> list[str]:
+    """Problems found (empty: the case holds). ``fills`` / ``funding``: the hedge's journal tables;
+    ``ledger``: the hedge's own figures (``fees``, ``funding``, USDT) as the runner reports them."""
+    bad: list[str] = []
+    spot, perp = v.spot_base(), v.perp()
+    if abs(spot + perp) > LOT + 1e-9:
+        bad.append(f"naked leg: spot {spot:.8f} + perp {perp:.8f} = {spot + perp:.8f} > one lot {LOT}")
+    intents: dict[str, list[tuple[str, float]]] = {}
+    for cid, executed in v.orders():
+        if cid.startswith("h"):
+            intents.setdefault(cid[:7], []).append((cid, executed))
+    for prefix, orders in intents.items():
+        if len(orders) > 1:
+            bad.append(f"two venue orders for intent {prefix}: {orders}")
+    execs = v.executions()
+    journaled = set(fills["trade_id"]) if len(fills) else set()
+    missing = [e.trade_id for e in execs if e.trade_id not in journaled]
+    if missing:
+        bad.append(f"venue executions not in the journal: {missing}")
+    extra = journaled - {e.trade_id for e in execs}
+    if extra:
+        bad.append(f"journal fills the venue never executed: {sorted(extra)}")
+    if len(fills) != len(journaled):
+        bad.append(f"a venue execution booked twice: {len(fills)} fills, {len(journaled)} trade ids")
+    booked = 0.0
+    for fee, px, cur in zip(fills.get("fee", []), fills.get("price", []), fills.get("fee_currency", [])):
+        booked += fee * px if cur == "BTC" else fee
+    venue_fees = sum(e.fee_usdt for e in execs)
+    if abs(booked - venue_fees) > 1e-8:
+        bad.append(f"fees: ledger {booked:.10f} != venue {venue_fees:.10f} USDT")
+    got = float(funding["amount"].sum()) if len(funding) else 0.0
+    want = v.funding()
+    if abs(got - want) > 1e-8:
+        bad.append(f"funding: journal {got:.10f} != venue {want:.10f} USDT")
+    for key, venue_figure in (("fees", venue_fees), ("funding", want)):
+        if ledger is not None and abs(float(ledger.get(key, 0.0)) - venue_figure) > 1e-8:
+            bad.append(f"{key}: hedge ledger {ledger.get(key)} != venue {venue_figure:.10f} USDT")
+    return bad
+
+
+# ---- the printed matrix -------------------------------------------------------------------------
+RESULTS: dict[tuple[str, str], dict[str, str]] = {}  # (venue, fault) -> step -> holding | FAILED | n/a
+
+
+def record(venue: str, fault: str, step: str, outcome: str) -> None:
+    RESULTS.setdefault((venue, fault), {})[step] = outcome
+
+
+def render() -> list[str]:
+    """The matrix as text lines: one table per venue, rows = faults, columns = steps."""
+    lines: list[str] = []
+    for venue in ("binance", "bybit"):
+        rows = [(f, cells) for (v, f), cells in RESULTS.items() if v == venue]
+        if not rows:
+            continue
+        w = max(len(f) for f, _ in rows) + 2
+        lines.append(f"{venue}".ljust(w) + "".join(s.ljust(12) for s in STEPS))
+        for fault, cells in rows:
+            lines.append(fault.ljust(w) + "".join(cells.get(s, "not run").ljust(12) for s in STEPS))
+        lines.append("")
+    return lines
