@@ -43,8 +43,11 @@ def test_bybit_markets_ticker_and_funding():
             assert (m[SPOT].tick_size, m[SPOT].lot_size, m[SPOT].min_notional) == (0.01, 1e-06, 1.0)
             assert (m[PERP].tick_size, m[PERP].lot_size, m[PERP].max_leverage) == (0.1, 0.001, 100.0)
             env.sim.set_price("BTCUSDT", 25_000.0, mark=25_010.0)
+            before = env.sim.now_ms()
             t = await env.adapter.fetch_ticker(PERP)
             assert (t.last, t.mark) == (25_000.0, 25_010.0)
+            # the venue's time of the answer (v5 ticker rows have none), not this machine's clock
+            assert before <= int(t.ts.value // 1_000_000) <= env.sim.now_ms()
             fr = await env.adapter.fetch_funding_rate(PERP)
             assert fr.rate == pytest.approx(0.0001) and fr.mark_price == 25_010.0
     asyncio.run(go())
@@ -240,3 +243,19 @@ def test_bybit_bars_all_kinds_and_open_orders_of_every_market():
             assert sorted(o.id for o in got) == sorted([s1.id, p1.id])
             assert [o.id for o in await a.fetch_open_orders(PERP)] == [p1.id]
     asyncio.run(go())
+
+
+def test_ticker_time_is_the_venues_never_the_local_clock():
+    """Bybit v5 ticker rows carry no time: the answer's server ``time`` is the venue's time of the price;
+    with no venue time at all the ticker's time is unknown (NaT), which runner.freshness never takes as fresh."""
+    import pandas as pd
+
+    from hedge_core.exchange.ccxt_live import ticker_time
+    from hedge_core.runner.freshness import price_age_s
+
+    assert ticker_time({"timestamp": 1_700_000_000_000}, {"time": 1}) == pd.Timestamp(1_700_000_000_000, unit="ms",
+                                                                                     tz="UTC")
+    assert ticker_time({"timestamp": None}, {"time": 1_700_000_000_500}) == pd.Timestamp(1_700_000_000_500,
+                                                                                        unit="ms", tz="UTC")
+    unknown = ticker_time({"timestamp": None}, None)
+    assert pd.isna(unknown) and price_age_s(unknown, pd.Timestamp.now(tz="UTC")) == float("inf")

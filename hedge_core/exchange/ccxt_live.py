@@ -97,6 +97,20 @@ def _ts(ms: float | int | None) -> pd.Timestamp:
     return pd.Timestamp(int(ms), unit="ms", tz="UTC")
 
 
+def ticker_time(ticker: dict[str, Any], envelope: Any) -> pd.Timestamp:
+    """The venue's time of a ticker: its own ``timestamp`` (Binance ``closeTime``, OKX ``ts``), else the
+    answer's server time (Bybit v5 ticker rows carry none; the envelope's ``time`` is when the venue
+    answered, "Get Tickers"), else NaT: never the local clock, so a price without venue time is never
+    taken as fresh (runner.freshness)."""
+    ms = ticker.get("timestamp")
+    if ms is None and isinstance(envelope, dict):
+        ms = envelope.get("time")
+    try:
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC") if ms is not None else pd.NaT
+    except (TypeError, ValueError):
+        return pd.NaT
+
+
 def _ms(ts: pd.Timestamp | None) -> int | None:
     if ts is None:
         return None
@@ -182,6 +196,7 @@ class CcxtLiveAdapter:
         self._log = _RedactingLogger(logger or log, self._secrets)
         options = {**self.config.options, **(ccxt_options or {})}
         cfg: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": int(timeout_ms),
+                               "enableLastJsonResponse": True,  # the answer's server time (ticker_time)
                                "options": options, "logger": self._log}
         if session is not None:
             cfg["session"] = session
@@ -321,14 +336,18 @@ class CcxtLiveAdapter:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         await self._ensure_markets()
         self._instrument(symbol)
-        t = await self._call("fetch_ticker", lambda: self._ex.fetch_ticker(symbol))
+        async def ticker_and_envelope() -> tuple[dict[str, Any], Any]:
+            got = await self._ex.fetch_ticker(symbol)
+            return got, self._ex.last_json_response  # read before any other task can run: no await between
+
+        t, envelope = await self._call("fetch_ticker", ticker_and_envelope)
         bid, ask = t.get("bid"), t.get("ask")
         if bid is None or ask is None:  # Binance futures 24hr ticker has no book
             books = await self._call("fetch_ticker", lambda: self._ex.fetch_bids_asks([symbol]))
             book = books.get(symbol, {})
             bid, ask = book.get("bid"), book.get("ask")
         last = _f(t.get("last") or t.get("close"))
-        return Ticker(symbol=symbol, ts=_ts(t.get("timestamp")), bid=_f(bid, last), ask=_f(ask, last),
+        return Ticker(symbol=symbol, ts=ticker_time(t, envelope), bid=_f(bid, last), ask=_f(ask, last),
                       last=last, mark=t.get("markPrice"))
 
     async def fetch_bars(self, symbol: str, kind: MarketKind, timeframe: str = "1h",
