@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, Tem
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
 from hedge_core.runner.held import held_sentence
+from hedge_core.runner.clock import replay_progress, venue_now
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
@@ -67,9 +68,11 @@ class HedgeSpec(BaseModel):
     ``recovery``: after a crash/restart, ``resume`` the hedge from the journal or ``flatten`` it.
     ``on_shutdown``: on SIGTERM / ``runner stop``, ``keep`` the positions (paused for new
     entries; resumed on the next start) or ``flatten`` them before exiting.
-    ``feed``: ``replay`` (store data at ``speed`` x real time; paper default), ``ticker``
-    (poll the venue's tickers every ``poll_s``; live default) or ``bars`` (live polling of closed
-    bars).
+    ``feed``: ``replay`` (store data at ``speed`` x real time: the hedge runs on the replay
+    clock), ``ticker`` (poll the venue's tickers every ``poll_s``; live default) or ``bars``
+    (closed bars from the venue: websockets where offered, REST polling otherwise). A paper
+    request without a feed gets ``bars`` when the venue answers and ``replay`` when offline or
+    asked for (see :func:`hedge_core.runner.clock.resolve_paper_feed`).
     ``reconcile_s`` (0 < s <= 3600, default 60), ``records_poll_s`` (0 < s <= 3600, default 30),
     ``on_mismatch`` (``hold`` | ``rehedge`` | ``flatten``, default ``hold``): live hedges only —
     the continuous reconciliation with the venue's records and its policy (docs/live-records.md).
@@ -185,6 +188,14 @@ class HedgeTask:
         self.no_new_entries = False
         self.feed: Any = None
         self.inputs: Any = None  # InputsTable of a replay (set by the feed factory)
+        self.inputs_loader: Callable[[], Awaitable[Any]] | None = None  # replay: computes ``inputs`` (off the loop)
+        self.market_data: Any = None  # paper on live data: the venue's public market-data adapter
+        self.feed_reason = ""  # why this feed (the start answer says it)
+        self.phase = "starting"  # starting | preparing (replay: reading history) | running | done
+        # replay window (UTC) and the pace of the replay (wall monotonic s, replay time at that moment)
+        self.replay_window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._replay_t0: tuple[float, pd.Timestamp] | None = None
+        journal.clocks[self.hedge_id] = self.clock_now  # every journal row of this hedge: its clock
         self.paper_saved_at = 0.0
         self.task: asyncio.Task[Any] | None = None
         self._last_snapshot = 0.0
@@ -201,7 +212,7 @@ class HedgeTask:
         """Tell the operator: the hedge's page, the log and every alert channel (the supervisor's bus)."""
         from types import MappingProxyType
 
-        ts = self.driver.ctx.last_ts if self.driver else wall_now()
+        ts = self.clock_now()
         self.alerts = (self.alerts + [{"level": level, "kind": kind, "message": message, "ts": str(ts)}])[-50:]
         lvl = {"info": logging.INFO, "warning": logging.WARNING}.get(level, logging.ERROR)
         log_event(log, message, level=lvl, hedge_id=self.hedge_id, state=self._state(), kind=kind, numbers=numbers)
@@ -314,17 +325,52 @@ class HedgeTask:
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
         return rep.as_dict()
 
+    # ---- the hedge's clock (runner.clock, principle 10) --------------------------------------------
+    @property
+    def clock(self) -> str:
+        """``replay`` (the replay's time) or ``live`` (the venue's time)."""
+        return "replay" if self.spec.feed == "replay" else "live"
+
+    def clock_now(self) -> pd.Timestamp:
+        """The hedge's time now: every row it writes carries it.
+
+        Replay: the known instant of the last replayed event (before the first one: where the
+        paper venue stopped, else the window start). Live and paper on live data: the venue's
+        time (wall clock + the offset ccxt measured), never behind the engine's own clock."""
+        last = self.driver.ctx.last_ts if self.driver is not None else None
+        if self.clock == "replay":
+            if last is not None:
+                return last
+            core_now = getattr(getattr(self.raw_adapter, "core", None), "now", None)
+            if core_now is not None:
+                return pd.Timestamp(core_now)
+            if self.replay_window is not None:
+                return self.replay_window[0]
+            return pd.Timestamp(self.spec.start, tz="UTC") if self.spec.start else wall_now()
+        now = venue_now(self.market_data if self.market_data is not None else self.raw_adapter)
+        return now if last is None or now >= last else last
+
     def _clock_now(self) -> pd.Timestamp:
-        if self.spec.mode == "paper" and hasattr(self.raw_adapter, "core") and self.raw_adapter.core.now is not None:
-            return pd.Timestamp(self.raw_adapter.core.now)
-        return wall_now()
+        return self.clock_now()
+
+    def replay_state(self) -> dict[str, Any] | None:
+        """Replay progress for the summary: replay clock, fraction of the window done, ETA (wall s)."""
+        if self.clock != "replay" or self.replay_window is None:
+            return None
+        start, end = self.replay_window
+        began = self._replay_t0[1] if self._replay_t0 else None
+        elapsed = time.monotonic() - self._replay_t0[0] if self._replay_t0 else 0.0
+        now = self.driver.ctx.last_ts if (self.driver is not None and self._replay_t0) else None
+        if now is not None and now < start:
+            now = None
+        p = replay_progress(start, end, now, elapsed, began=began)
+        return {**p.as_dict(), "speed": self.spec.speed, "phase": self.phase}
 
     # ---- hooks (synchronous, called by the driver) ---------------------------------------------
     def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
         self.purposes[a.request.client_order_id] = (a.leg, a.purpose)
         ref = self.driver.ctx.order_ref(a.request.client_order_id) if self.driver else math.nan
-        self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode,
-                            ref_price=ref)
+        self.journal.intent(hedge_id, a, self.clock_now(), self.spec.mode, ref_price=ref)
         log_event(log, "order intent", hedge_id=hedge_id, state=self._state(), leg=a.leg, purpose=a.purpose,
                   side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id,
                   retry_of=a.retry_of)
@@ -473,7 +519,7 @@ class HedgeTask:
             if attempt == 0:
                 await asyncio.sleep(RECONFIRM_S)
                 await self.poll_funding()  # a settlement between the funding read and the comparison
-        self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
+        self.last_reconcile = {"ts": str(self.clock_now()), "differences": [str(d) for d in diffs],
                                "policy": self.spec.on_mismatch}
         if not diffs:
             self.undegrade("reconcile")
@@ -486,7 +532,7 @@ class HedgeTask:
     async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
         """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
         async with self.lock:
-            ctx = await self.driver.book_external(wall_now())  # the venue's own trades (ADL) first
+            ctx = await self.driver.book_external(self.clock_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
                 return None
             # fills and funding over a trailing window both sides agree on (Binance answers trade and
@@ -564,6 +610,12 @@ class HedgeTask:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""
         self.status = "running"
         self.feed = self.feed_factory(self)
+        if self.inputs_loader is not None and self.inputs is None:
+            # replay: the analytics of the whole window are computed in a worker thread; the hedge
+            # says "preparing" meanwhile and the loop (heartbeats, API) stays free
+            self.phase = "preparing"
+            self.inputs = await self.inputs_loader()
+        self.phase = "running"
         if self.venue_records and self._records_task is None:
             self._records_task = asyncio.create_task(self._records_loop(), name=f"records-{self.hedge_id}")
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
@@ -573,6 +625,8 @@ class HedgeTask:
         try:
             async for ev in self.feed:
                 n += 1
+                if self._replay_t0 is None:
+                    self._replay_t0 = (time.monotonic(), self.clock_now())
                 if n % 64 == 0:
                     await asyncio.sleep(0)  # an as-fast-as-possible replay must not starve other hedges/the API
                 if self.driver.ctx.state is State.COMPLETED:
@@ -603,6 +657,7 @@ class HedgeTask:
                 if mu is not None:
                     await self._market(mu)
             self.status = "stopped" if self.driver.ctx.state is State.COMPLETED else "feed_ended"
+            self.phase = "done"
         except asyncio.CancelledError:
             self.status = "stopped"
             raise
@@ -625,7 +680,12 @@ class HedgeTask:
                "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
                "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
                "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
-               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile}
+               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile,
+               "clock": self.clock, "feed": self.spec.feed, "feed_reason": self.feed_reason,
+               "clock_now": str(self.clock_now()), "phase": self.phase}
+        rs = self.replay_state()
+        if rs is not None:
+            out["replay"] = rs
         recs = getattr(self.raw_adapter, "recommendations", None)
         if recs is not None:  # recommend mode: what would have been sent
             out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}
