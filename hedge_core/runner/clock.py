@@ -121,12 +121,12 @@ def offline(env: Mapping[str, str] | None = None) -> bool:
 def resolve_paper_feed(request: Mapping[str, Any], *, is_offline: bool, reachable: bool | None) -> tuple[str, str]:
     """The feed of a paper hedge whose request names none, and why (for the start answer).
 
-    ``replay`` when the request asks for one (a ``speed`` or an ``end``: settings only a replay
-    has), when offline, or when the venue did not answer; else ``bars`` (live market data:
+    ``replay`` when the request asks for one (a ``speed``, an ``end`` or a ``data_venue``: settings
+    only a replay of stored data has), when offline, or when the venue did not answer; else ``bars`` (live market data:
     websockets where the venue offers them, REST polling otherwise). ``reachable`` None: not asked.
     """
-    if request.get("speed") is not None or request.get("end") is not None:
-        return "replay", "replay asked for (speed/end given)"
+    if any(request.get(k) is not None for k in ("speed", "end", "data_venue")):
+        return "replay", "replay asked for (speed/end/data_venue given)"
     if is_offline:
         return "replay", "offline (HEDGE_OFFLINE): replay of stored history"
     if not reachable:

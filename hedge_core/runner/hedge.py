@@ -437,7 +437,7 @@ class HedgeTask:
         if self.no_new_entries and self.driver.ctx.state is State.ANALYZING_MARKET:
             return  # shutting down: no new positions
         if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
-            await self._dead_mans_switch(mu.ts)
+            await self._dead_mans_switch(self.clock_now())
         if not fresh_enough(self, mu):
             self.updates += 1  # received, not acted on: stale prices block new orders (runner.freshness)
             return
@@ -449,7 +449,7 @@ class HedgeTask:
         self.updates += 1
         if self.keep_latencies and monitoring:  # the monitoring cycle: exits, drift, guards, rebalance
             self.latencies.append(dt)
-        self._snapshot(mu.ts)
+        self._snapshot(self.driver.ctx.last_ts)  # the hedge's clock (a bar's close may lie before it)
 
     async def _dead_mans_switch(self, ts: pd.Timestamp) -> None:
         self.dms_fired = True
