@@ -218,8 +218,10 @@ def register(app: typer.Typer) -> None:
                                            "--speed/--end given) | bars (closed bars from the venue: paper "
                                            "default when the venue answers) | ticker (live default: polled tickers)."),
         start: str | None = typer.Option(None, help="Replay: first bar (UTC), default the first stored bar."),
-        end: str | None = typer.Option(None, help="Replay: end (UTC), default the last stored bar."),
-        speed: float | None = typer.Option(None, help="Replay: data seconds per wall second (default 3600)."),
+        end: str | None = typer.Option(None, help="Replay: end (UTC), default the last stored bar; giving it asks "
+                                       "for a replay."),
+        speed: float | None = typer.Option(None, help="Replay: data seconds per wall second (default 3600); "
+                                           "giving it asks for a replay."),
         recovery: str = typer.Option("resume", help="After a crash: resume | flatten."),
         on_shutdown: str = typer.Option("keep", help="On runner stop: keep | flatten."),
         hedge_id: str | None = typer.Option(None, "--id", help="Hedge id (default generated)."),
