@@ -57,6 +57,8 @@ def test_replay_progress_fraction_and_eta():
         "replay 2024-01-03 12:00 (25.0 %, ETA 30s)")
     assert "preparing" in clock_text({"clock": "replay", "replay": {**p0.as_dict(), "phase": "preparing"}})
     assert clock_text({"clock": "live"}) == "live"
+    done = {"clock": "replay", "replay": {**p.as_dict(), "phase": "done", "eta_s": None}}
+    assert clock_text(done) == "replay stopped at 2024-01-03 12:00 (25.0 %)"
 
 
 def test_paper_feed_choice():

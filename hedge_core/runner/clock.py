@@ -145,7 +145,8 @@ def _eta_text(eta_s: float | None) -> str:
 
 def clock_text(summary: Mapping[str, Any]) -> str:
     """One line for tables: ``live`` or ``replay 2024-01-03 05:00 (12.5 %, ETA 2m41s)`` from a
-    hedge summary (``HedgeTask.summary()``); ``replay preparing`` while its history is read."""
+    hedge summary (``HedgeTask.summary()``); ``replay preparing`` while its history is read,
+    ``replay stopped at ...`` once it stopped (window done, hedge completed or failed)."""
     kind = str(summary.get("clock") or "")
     rp = summary.get("replay")
     if kind != "replay" or not isinstance(rp, Mapping):
@@ -154,4 +155,6 @@ def clock_text(summary: Mapping[str, Any]) -> str:
         return "replay preparing (reading history)"
     now = pd.Timestamp(rp["now"]).strftime("%Y-%m-%d %H:%M")
     frac = float(rp.get("fraction") or 0.0)
+    if rp.get("phase") == "done":
+        return f"replay stopped at {now} ({100 * frac:.1f} %)"
     return f"replay {now} ({100 * frac:.1f} %, {_eta_text(rp.get('eta_s'))})"

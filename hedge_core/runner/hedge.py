@@ -195,6 +195,7 @@ class HedgeTask:
         # replay window (UTC) and the pace of the replay (wall monotonic s, replay time at that moment)
         self.replay_window: tuple[pd.Timestamp, pd.Timestamp] | None = None
         self._replay_t0: tuple[float, pd.Timestamp] | None = None
+        self._replay_t1: float | None = None  # wall monotonic s when the replay stopped
         journal.clocks[self.hedge_id] = self.clock_now  # every journal row of this hedge: its clock
         self.paper_saved_at = 0.0
         self.task: asyncio.Task[Any] | None = None
@@ -359,12 +360,16 @@ class HedgeTask:
             return None
         start, end = self.replay_window
         began = self._replay_t0[1] if self._replay_t0 else None
-        elapsed = time.monotonic() - self._replay_t0[0] if self._replay_t0 else 0.0
+        t1 = self._replay_t1 if self._replay_t1 is not None else time.monotonic()
+        elapsed = t1 - self._replay_t0[0] if self._replay_t0 else 0.0
         now = self.driver.ctx.last_ts if (self.driver is not None and self._replay_t0) else None
         if now is not None and now < start:
             now = None
         p = replay_progress(start, end, now, elapsed, began=began)
-        return {**p.as_dict(), "speed": self.spec.speed, "phase": self.phase}
+        out = {**p.as_dict(), "speed": self.spec.speed, "phase": self.phase}
+        if self.phase == "done":
+            out["eta_s"] = None  # stopped (window done, hedge completed or failed): nothing left to wait for
+        return out
 
     # ---- hooks (synchronous, called by the driver) ---------------------------------------------
     def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
@@ -657,7 +662,6 @@ class HedgeTask:
                 if mu is not None:
                     await self._market(mu)
             self.status = "stopped" if self.driver.ctx.state is State.COMPLETED else "feed_ended"
-            self.phase = "done"
         except asyncio.CancelledError:
             self.status = "stopped"
             raise
@@ -666,6 +670,8 @@ class HedgeTask:
             log_event(log, "hedge task failed", level=logging.ERROR, hedge_id=self.hedge_id, state=self._state(),
                       error=self.error)
         finally:
+            self.phase = "done"
+            self._replay_t1 = time.monotonic()
             if self._records_task is not None:
                 self._records_task.cancel()
                 self._records_task = None
