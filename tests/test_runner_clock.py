@@ -276,3 +276,31 @@ def test_cli_hedges_shows_the_clock(tmp_path):
     finally:
         env.cleanup()
 
+
+
+def test_paper_falls_back_to_a_replay_when_the_venue_does_not_answer(tmp_path):
+    """Online, but the venue's market data does not answer (nothing listens on its port): a replay,
+    and the start answer says why."""
+    import socket
+
+    from tests.support import live_env as sim_env
+    from tests.test_runner_simfactory import FACTORY
+
+    env = make_env(tmp_path, days=2)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ca = tmp_path / "ca.pem"
+    sim_env.test_ca().cert_pem.write_to_path(str(ca))
+    extra = {"HEDGE_OFFLINE": "0", "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(port),
+             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": "k", "HEDGE_TEST_SIM_SECRET": "s"}
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        out = c.start("carry-test", mode="paper", hedge_id="fb1")
+        assert out["clock"] == "replay" and out["feed"] == "replay" and "not reachable" in out["feed_reason"]
+        assert c.hedge("fb1")["status"] in ("running", "feed_ended", "stopped")
+        c.shutdown()
+        assert p.wait(60) == 0
+    finally:
+        env.cleanup()

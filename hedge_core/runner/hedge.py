@@ -304,6 +304,9 @@ class HedgeTask:
             rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
         except ExchangeError:
             pass
+        if self.clock == "live" and self.market_data is None and not hasattr(self.raw_adapter, "fetch_bars") \
+                and self.spec.mode == "paper":
+            await self._attach_market_data()  # paper on live data: the venue's clock before the first row
         ts = self._clock_now()
         ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
         flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
@@ -350,6 +353,16 @@ class HedgeTask:
             return pd.Timestamp(self.spec.start, tz="UTC") if self.spec.start else wall_now()
         now = venue_now(self.market_data if self.market_data is not None else self.raw_adapter)
         return now if last is None or now >= last else last
+
+    async def _attach_market_data(self) -> None:
+        """Paper on live data after a restart: the venue's public market data (its clock offset is
+        measured when its markets load); unreachable now: the wall clock until the feed connects."""
+        try:
+            self.market_data = self.sup._market_data(self.spec)
+            await self.market_data.load_markets()
+        except Exception as exc:  # noqa: BLE001 - the feed retries; the clock falls back to the wall clock
+            log_event(log, "venue market data not loaded at recovery", level=logging.WARNING, hedge_id=self.hedge_id,
+                      error=f"{type(exc).__name__}: {exc}")
 
     def _clock_now(self) -> pd.Timestamp:
         return self.clock_now()
