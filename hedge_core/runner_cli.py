@@ -267,8 +267,8 @@ def register(app: typer.Typer) -> None:
     @app.command("hedges")
     def hedges_cmd(home: Path | None = HomeOpt) -> None:
         """List the runner's hedges and their state."""
-        _table(_client(home).hedges(), ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty",
-                                        "pnl"])
+        _table(_client(home).hedges(),
+               ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl"])
 
     @app.command("carry")
     def carry_cmd(

@@ -42,6 +42,7 @@ SKEW_MS = 120_000  # the simulator's clock runs two minutes ahead of this machin
 
 
 # ---- pure parts --------------------------------------------------------------------------------------
+@pytest.mark.unit
 def test_replay_progress_fraction_and_eta():
     s, e = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-11", tz="UTC")
     p0 = replay_progress(s, e, None, 0.0)
@@ -61,6 +62,7 @@ def test_replay_progress_fraction_and_eta():
     assert clock_text(done) == "replay stopped at 2024-01-03 12:00 (25.0 %)"
 
 
+@pytest.mark.unit
 def test_paper_feed_choice():
     assert resolve_paper_feed({}, is_offline=False, reachable=True)[0] == "bars"
     assert resolve_paper_feed({}, is_offline=False, reachable=False) == (
@@ -72,6 +74,7 @@ def test_paper_feed_choice():
     assert offline({"HEDGE_OFFLINE": "1"}) and not offline({"HEDGE_OFFLINE": "0"}) and not offline({})
 
 
+@pytest.mark.unit
 def test_venue_now_follows_the_offset_ccxt_measured():
     # ccxt: options["timeDifference"] = local ms - server ms; the venue is ahead when it is negative
     ad = SimpleNamespace(_ex=SimpleNamespace(options={"timeDifference": -SKEW_MS}))
@@ -121,6 +124,7 @@ def _settled(c: Any, hid: str, want: str, timeout: float = 90.0) -> dict[str, An
         raise AssertionError(f"{exc}: {({k: seen.get(k) for k in keys})}") from None
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_replay_paper_rows_carry_replay_time(tmp_path):
     """Offline paper without a feed: a replay. Every row (the operator's stop included) is replay time."""
     env = make_env(tmp_path, days=4)
@@ -168,6 +172,7 @@ def _venue_ts(sim: SimThread) -> pd.Timestamp:
     return pd.Timestamp(sim.sim.now_ms(), unit="ms", tz="UTC")
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_paper_defaults_to_live_data_and_books_the_venues_funding(tmp_path, skewed_sim):
     """Online paper without a feed: live bars from the venue (the simulator), the paper venue fills;
     funding settles at the venue's settlement time and rate; every row carries the venue's time."""
@@ -214,6 +219,7 @@ def test_paper_defaults_to_live_data_and_books_the_venues_funding(tmp_path, skew
         env.cleanup()
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_paper_offline_start_says_replay(tmp_path):
     env = make_env(tmp_path, days=2)
     try:
@@ -229,6 +235,7 @@ def test_paper_offline_start_says_replay(tmp_path):
         env.cleanup()
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_live_hedge_rows_carry_the_venues_time(tmp_path, skewed_sim):
     """Live through real ccxt against the simulator (clock two minutes ahead): intents, order answers,
     fills (the venue's trade records), transitions, snapshots, the operator's stop: the venue's time."""
@@ -253,6 +260,7 @@ def test_live_hedge_rows_carry_the_venues_time(tmp_path, skewed_sim):
         env.cleanup()
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_cli_hedges_shows_the_clock(tmp_path):
     """`hedge hedges` and `hedge runner status` show each hedge's clock (replay: time, %, ETA)."""
     import subprocess
@@ -278,6 +286,7 @@ def test_cli_hedges_shows_the_clock(tmp_path):
 
 
 
+@pytest.mark.e2e  # starts runner processes
 def test_paper_falls_back_to_a_replay_when_the_venue_does_not_answer(tmp_path):
     """Online, but the venue's market data does not answer (nothing listens on its port): a replay,
     and the start answer says why."""
