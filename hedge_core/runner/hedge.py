@@ -33,10 +33,10 @@ from hedge_core.engine.events import (
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, TemporaryError
+from hedge_core.runner.clock import replay_progress, venue_now
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
 from hedge_core.runner.held import held_sentence
-from hedge_core.runner.clock import replay_progress, venue_now
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
