@@ -313,3 +313,43 @@ def test_paper_falls_back_to_a_replay_when_the_venue_does_not_answer(tmp_path):
         assert p.wait(60) == 0
     finally:
         env.cleanup()
+
+
+@pytest.mark.e2e  # starts runner processes
+def test_paper_on_live_data_recovers_on_the_venues_clock(tmp_path, skewed_sim):
+    """kill -9 a runner with a paper hedge on live data; the restarted runner's RECOVERY row and
+    everything after it carry the venue's time (its markets are loaded before the first row)."""
+    import signal
+
+    sim = skewed_sim
+    env, extra = live_env(tmp_path, sim)
+    vnow = _venue_ts(sim).floor("1h")
+    first = vnow - pd.Timedelta(hours=4)
+    for k in range(4):
+        ms = int((first + pd.Timedelta(hours=k)).value // 1_000_000)
+        for market in ("spot", "fapi", "mark"):
+            sim.sim.add_kline("BTCUSDT", market, ms, PRICE, PRICE * 1.002, PRICE * 0.998, PRICE, 1_000.0)
+    sim.sim.settle_funding("BTCUSDT", 0.0005, ts_ms=int((first + pd.Timedelta(hours=2)).value // 1_000_000))
+    extra = {**extra, "HEDGE_OFFLINE": "0"}
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        v0 = _venue_ts(sim)
+        c.start("carry-test", mode="paper", start=str(first), poll_s=0.2, hedge_id="pr1", max_bar_age_bars=3)
+        _settled(c, "pr1", "MONITORING_POSITIONS", timeout=60)
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        p2 = env.start_runner(extra)
+        c2 = env.client(p2)
+        h = _settled(c2, "pr1", "MONITORING_POSITIONS", timeout=60)
+        assert h["clock"] == "live" and h["spot_qty"] > 0 > h["perp_qty"]
+        c2.stop("pr1")
+        h = _settled(c2, "pr1", "COMPLETED", timeout=60)
+        v1 = _venue_ts(sim)
+        rows = _rows(c2, "pr1")
+        assert "RECOVERY" in set(rows["transitions"]["trigger_name"])
+        assert assert_within(rows, h.get("alerts") or [], v0 - pd.Timedelta(seconds=2), v1) > 8
+        c2.shutdown()
+        assert p2.wait(60) == 0
+    finally:
+        env.cleanup()
