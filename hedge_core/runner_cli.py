@@ -54,7 +54,9 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> None:
         return
     import pandas as pd
 
-    df = pd.DataFrame(rows)
+    from hedge_core.runner.clock import clock_text
+
+    df = pd.DataFrame([{**r, "clock": clock_text(r)} if "clock" in r else r for r in rows])
     typer.echo(df[[c for c in cols if c in df.columns]].to_string(index=False))
 
 
@@ -163,7 +165,8 @@ def runner_status(home: Path | None = HomeOpt,
     for who, conds in (h.get("degraded") or {}).items():
         for key, msg in conds.items():
             typer.echo(f"DEGRADED {who}: {key}: {msg}")
-    _table(hs, ["hedge_id", "mode", "params", "state", "status", "spot_qty", "perp_qty", "pnl", "updates", "error"])
+    _table(hs, ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl", "updates",
+                "error"])
 
 
 # ---- top-level hedge commands -------------------------------------------------------------------
@@ -188,6 +191,9 @@ def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None
         typer.echo("dry run: checks passed, nothing started, nothing sent")
         return
     typer.echo(f"started {out['hedge_id']} ({out['mode']}, {out['params']}): {out.get('state')}")
+    if out.get("clock"):  # which clock the hedge runs on, and why (runner.clock)
+        why = f" ({out['feed_reason']})" if out.get("feed_reason") else ""
+        typer.echo(f"clock: {out['clock']}{why}")
 
 
 def _cmd(hedge_id: str, command: str, home: Path | None) -> None:
@@ -208,11 +214,14 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("paper", help="paper | live | recommend."),
         symbol: str = typer.Option("BTC/USDT", "--symbol", help="Spot symbol (ccxt unified)."),
         perp: str | None = typer.Option(None, help="Perp symbol (default: the spot symbol's USDT perpetual)."),
-        feed: str | None = typer.Option(None, help="replay (paper default: store data, accelerated) | ticker "
-                                           "(live default: polled tickers) | bars (polled closed bars)."),
+        feed: str | None = typer.Option(None, help="replay (store data, accelerated: paper default when offline or "
+                                           "--speed/--end given) | bars (closed bars from the venue: paper "
+                                           "default when the venue answers) | ticker (live default: polled tickers)."),
         start: str | None = typer.Option(None, help="Replay: first bar (UTC), default the first stored bar."),
-        end: str | None = typer.Option(None, help="Replay: end (UTC), default the last stored bar."),
-        speed: float | None = typer.Option(None, help="Replay: data seconds per wall second (default 3600)."),
+        end: str | None = typer.Option(None, help="Replay: end (UTC), default the last stored bar; giving it asks "
+                                       "for a replay."),
+        speed: float | None = typer.Option(None, help="Replay: data seconds per wall second (default 3600); "
+                                           "giving it asks for a replay."),
         recovery: str = typer.Option("resume", help="After a crash: resume | flatten."),
         on_shutdown: str = typer.Option("keep", help="On runner stop: keep | flatten."),
         hedge_id: str | None = typer.Option(None, "--id", help="Hedge id (default generated)."),
@@ -258,7 +267,8 @@ def register(app: typer.Typer) -> None:
     @app.command("hedges")
     def hedges_cmd(home: Path | None = HomeOpt) -> None:
         """List the runner's hedges and their state."""
-        _table(_client(home).hedges(), ["hedge_id", "mode", "params", "state", "status", "spot_qty", "perp_qty", "pnl"])
+        _table(_client(home).hedges(),
+               ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl"])
 
     @app.command("carry")
     def carry_cmd(

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.figures.hedge import hedge_figure, overlay_figure
+from hedge_core.runner.clock import clock_text
 from hedge_core.store import Store
 from hedge_core.views.equity import backtest_overlay, hedge_chart_data
 from hedge_core.views.hedges import commands_for, legs_table, timeline_table
@@ -42,6 +43,18 @@ running = hid in live_ids
 COMMANDS = {"pause": "Pause", "resume": "Resume", "rebalance_now": "Rebalance now", "stop": "Stop"}
 
 
+def clock_part(s: dict) -> None:
+    """The hedge's clock (runner.clock): ``live`` (the venue's time) or a replay with its clock,
+    a progress bar over the replay window and the ETA."""
+    rp = s.get("replay")
+    if s.get("clock") != "replay" or not isinstance(rp, dict):
+        st.caption(f"clock: {s.get('clock') or 'live'} · venue time {s.get('clock_now', '')}")
+        return
+    st.progress(min(max(float(rp.get("fraction") or 0.0), 0.0), 1.0), text=clock_text(s))
+    st.caption(f"replay window {rp.get('start')} → {rp.get('end')} · speed {rp.get('speed') or 'max'} "
+               "data s per wall s")
+
+
 @st.fragment(run_every=REFRESH_S)
 def live_state() -> None:
     s = None
@@ -60,6 +73,7 @@ def live_state() -> None:
                                                f"params {s.get('params')} · {s.get('spot_symbol')} / {s.get('perp_symbol')}")
     if s.get("error"):
         st.error(f"hedge task failed: {s['error']}")
+    clock_part(s)
     if s.get("held"):  # a guard holds it in an opening state: say which, the numbers and the way out
         st.warning(s["held"], icon=":material/front_hand:")
     c = st.columns(6)

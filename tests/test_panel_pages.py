@@ -88,6 +88,8 @@ def test_page_renders_with_running_paper_hedge(page: str, running_env, monkeypat
         spec = json.loads(charts[0].proto.spec)
         assert len(spec["data"][0]["x"]) >= 12  # the hedge's window of market data, not an empty chart
         assert any("PAPER" in i.value for i in at.info)
+        prog = at.get("progress")  # the replay: its clock and a progress bar over the window
+        assert len(prog) == 1 and prog[0].proto.text.startswith("replay 2024-01-") and 0 < prog[0].proto.value < 100
 
 
 def test_overview_without_runner_says_what_to_do(demo_env, monkeypatch) -> None:

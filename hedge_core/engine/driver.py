@@ -211,8 +211,8 @@ class HedgeDriver:
                 self._hook("on_fill", ev)
             self.ctx, actions = step(self.ctx, ev, self.params)
             self.actions.extend(actions)
-            for a in actions:
-                queue.extend(await self._execute(a, ev.ts))
+            for a in actions:  # answers carry the hedge's clock (a late-stamped event never moves it back)
+                queue.extend(await self._execute(a, self.ctx.last_ts))
         return self.ctx
 
     def feed_now(self, event: Event) -> HedgeContext:

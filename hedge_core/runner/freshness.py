@@ -71,7 +71,9 @@ def fresh_enough(task: HedgeTask, mu: MarketUpdate, now: pd.Timestamp | None = N
     """
     if task.spec.feed == "replay":
         return True
-    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    if now is None:  # ages against the venue's clock (runner.clock), the wall clock for a bare task
+        clock = getattr(task, "clock_now", None)
+        now = clock() if callable(clock) else pd.Timestamp.now(tz="UTC")
     if task.spec.feed == "ticker" and hasattr(task.feed, "price_time"):
         venue_ts = task.feed.price_time  # None (a ticker without a venue time): never fresh
     else:

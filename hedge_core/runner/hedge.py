@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from hedge_core.engine.events import (
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, TemporaryError
+from hedge_core.runner.clock import replay_progress, venue_now
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
 from hedge_core.runner.held import held_sentence
@@ -67,9 +68,11 @@ class HedgeSpec(BaseModel):
     ``recovery``: after a crash/restart, ``resume`` the hedge from the journal or ``flatten`` it.
     ``on_shutdown``: on SIGTERM / ``runner stop``, ``keep`` the positions (paused for new
     entries; resumed on the next start) or ``flatten`` them before exiting.
-    ``feed``: ``replay`` (store data at ``speed`` x real time; paper default), ``ticker``
-    (poll the venue's tickers every ``poll_s``; live default) or ``bars`` (live polling of closed
-    bars).
+    ``feed``: ``replay`` (store data at ``speed`` x real time: the hedge runs on the replay
+    clock), ``ticker`` (poll the venue's tickers every ``poll_s``; live default) or ``bars``
+    (closed bars from the venue: websockets where offered, REST polling otherwise). A paper
+    request without a feed gets ``bars`` when the venue answers and ``replay`` when offline or
+    asked for (see :func:`hedge_core.runner.clock.resolve_paper_feed`).
     ``reconcile_s`` (0 < s <= 3600, default 60), ``records_poll_s`` (0 < s <= 3600, default 30),
     ``on_mismatch`` (``hold`` | ``rehedge`` | ``flatten``, default ``hold``): live hedges only —
     the continuous reconciliation with the venue's records and its policy (docs/live-records.md).
@@ -185,6 +188,15 @@ class HedgeTask:
         self.no_new_entries = False
         self.feed: Any = None
         self.inputs: Any = None  # InputsTable of a replay (set by the feed factory)
+        self.inputs_loader: Callable[[], Awaitable[Any]] | None = None  # replay: computes ``inputs`` (off the loop)
+        self.market_data: Any = None  # paper on live data: the venue's public market-data adapter
+        self.feed_reason = ""  # why this feed (the start answer says it)
+        self.phase = "starting"  # starting | preparing (replay: reading history) | running | done
+        # replay window (UTC) and the pace of the replay (wall monotonic s, replay time at that moment)
+        self.replay_window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        self._replay_t0: tuple[float, pd.Timestamp] | None = None
+        self._replay_t1: float | None = None  # wall monotonic s when the replay stopped
+        journal.clocks[self.hedge_id] = self.clock_now  # every journal row of this hedge: its clock
         self.paper_saved_at = 0.0
         self.task: asyncio.Task[Any] | None = None
         self._last_snapshot = 0.0
@@ -201,7 +213,7 @@ class HedgeTask:
         """Tell the operator: the hedge's page, the log and every alert channel (the supervisor's bus)."""
         from types import MappingProxyType
 
-        ts = self.driver.ctx.last_ts if self.driver else wall_now()
+        ts = self.clock_now()
         self.alerts = (self.alerts + [{"level": level, "kind": kind, "message": message, "ts": str(ts)}])[-50:]
         lvl = {"info": logging.INFO, "warning": logging.WARNING}.get(level, logging.ERROR)
         log_event(log, message, level=lvl, hedge_id=self.hedge_id, state=self._state(), kind=kind, numbers=numbers)
@@ -292,6 +304,9 @@ class HedgeTask:
             rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
         except ExchangeError:
             pass
+        if self.clock == "live" and self.market_data is None and not hasattr(self.raw_adapter, "fetch_bars") \
+                and self.spec.mode == "paper":
+            await self._attach_market_data()  # paper on live data: the venue's clock before the first row
         ts = self._clock_now()
         ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
         flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
@@ -314,17 +329,66 @@ class HedgeTask:
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
         return rep.as_dict()
 
+    # ---- the hedge's clock (runner.clock, principle 10) --------------------------------------------
+    @property
+    def clock(self) -> str:
+        """``replay`` (the replay's time) or ``live`` (the venue's time)."""
+        return "replay" if self.spec.feed == "replay" else "live"
+
+    def clock_now(self) -> pd.Timestamp:
+        """The hedge's time now: every row it writes carries it.
+
+        Replay: the known instant of the last replayed event (before the first one: where the
+        paper venue stopped, else the window start). Live and paper on live data: the venue's
+        time (wall clock + the offset ccxt measured), never behind the engine's own clock."""
+        last = self.driver.ctx.last_ts if self.driver is not None else None
+        if self.clock == "replay":
+            if last is not None:
+                return last
+            core_now = getattr(getattr(self.raw_adapter, "core", None), "now", None)
+            if core_now is not None:
+                return pd.Timestamp(core_now)
+            if self.replay_window is not None:
+                return self.replay_window[0]
+            return pd.Timestamp(self.spec.start, tz="UTC") if self.spec.start else wall_now()
+        now = venue_now(self.market_data if self.market_data is not None else self.raw_adapter)
+        return now if last is None or now >= last else last
+
+    async def _attach_market_data(self) -> None:
+        """Paper on live data after a restart: the venue's public market data (its clock offset is
+        measured when its markets load); unreachable now: the wall clock until the feed connects."""
+        try:
+            self.market_data = self.sup._market_data(self.spec)
+            await self.market_data.load_markets()
+        except Exception as exc:  # noqa: BLE001 - the feed retries; the clock falls back to the wall clock
+            log_event(log, "venue market data not loaded at recovery", level=logging.WARNING, hedge_id=self.hedge_id,
+                      error=f"{type(exc).__name__}: {exc}")
+
     def _clock_now(self) -> pd.Timestamp:
-        if self.spec.mode == "paper" and hasattr(self.raw_adapter, "core") and self.raw_adapter.core.now is not None:
-            return pd.Timestamp(self.raw_adapter.core.now)
-        return wall_now()
+        return self.clock_now()
+
+    def replay_state(self) -> dict[str, Any] | None:
+        """Replay progress for the summary: replay clock, fraction of the window done, ETA (wall s)."""
+        if self.clock != "replay" or self.replay_window is None:
+            return None
+        start, end = self.replay_window
+        began = self._replay_t0[1] if self._replay_t0 else None
+        t1 = self._replay_t1 if self._replay_t1 is not None else time.monotonic()
+        elapsed = t1 - self._replay_t0[0] if self._replay_t0 else 0.0
+        now = self.driver.ctx.last_ts if (self.driver is not None and self._replay_t0) else None
+        if now is not None and now < start:
+            now = None
+        p = replay_progress(start, end, now, elapsed, began=began)
+        out = {**p.as_dict(), "speed": self.spec.speed, "phase": self.phase}
+        if self.phase == "done":
+            out["eta_s"] = None  # stopped (window done, hedge completed or failed): nothing left to wait for
+        return out
 
     # ---- hooks (synchronous, called by the driver) ---------------------------------------------
     def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
         self.purposes[a.request.client_order_id] = (a.leg, a.purpose)
         ref = self.driver.ctx.order_ref(a.request.client_order_id) if self.driver else math.nan
-        self.journal.intent(hedge_id, a, self.driver.ctx.last_ts if self.driver else wall_now(), self.spec.mode,
-                            ref_price=ref)
+        self.journal.intent(hedge_id, a, self.clock_now(), self.spec.mode, ref_price=ref)
         log_event(log, "order intent", hedge_id=hedge_id, state=self._state(), leg=a.leg, purpose=a.purpose,
                   side=str(a.request.side), qty=a.request.qty, client_order_id=a.request.client_order_id,
                   retry_of=a.retry_of)
@@ -391,7 +455,7 @@ class HedgeTask:
         if self.no_new_entries and self.driver.ctx.state is State.ANALYZING_MARKET:
             return  # shutting down: no new positions
         if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
-            await self._dead_mans_switch(mu.ts)
+            await self._dead_mans_switch(self.clock_now())
         if not fresh_enough(self, mu):
             self.updates += 1  # received, not acted on: stale prices block new orders (runner.freshness)
             return
@@ -403,7 +467,7 @@ class HedgeTask:
         self.updates += 1
         if self.keep_latencies and monitoring:  # the monitoring cycle: exits, drift, guards, rebalance
             self.latencies.append(dt)
-        self._snapshot(mu.ts)
+        self._snapshot(self.driver.ctx.last_ts)  # the hedge's clock (a bar's close may lie before it)
 
     async def _dead_mans_switch(self, ts: pd.Timestamp) -> None:
         self.dms_fired = True
@@ -473,7 +537,7 @@ class HedgeTask:
             if attempt == 0:
                 await asyncio.sleep(RECONFIRM_S)
                 await self.poll_funding()  # a settlement between the funding read and the comparison
-        self.last_reconcile = {"ts": str(wall_now()), "differences": [str(d) for d in diffs],
+        self.last_reconcile = {"ts": str(self.clock_now()), "differences": [str(d) for d in diffs],
                                "policy": self.spec.on_mismatch}
         if not diffs:
             self.undegrade("reconcile")
@@ -486,7 +550,7 @@ class HedgeTask:
     async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
         """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
         async with self.lock:
-            ctx = await self.driver.book_external(wall_now())  # the venue's own trades (ADL) first
+            ctx = await self.driver.book_external(self.clock_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
                 return None
             # fills and funding over a trailing window both sides agree on (Binance answers trade and
@@ -564,6 +628,12 @@ class HedgeTask:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""
         self.status = "running"
         self.feed = self.feed_factory(self)
+        if self.inputs_loader is not None and self.inputs is None:
+            # replay: the analytics of the whole window are computed in a worker thread; the hedge
+            # says "preparing" meanwhile and the loop (heartbeats, API) stays free
+            self.phase = "preparing"
+            self.inputs = await self.inputs_loader()
+        self.phase = "running"
         if self.venue_records and self._records_task is None:
             self._records_task = asyncio.create_task(self._records_loop(), name=f"records-{self.hedge_id}")
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
@@ -573,6 +643,8 @@ class HedgeTask:
         try:
             async for ev in self.feed:
                 n += 1
+                if self._replay_t0 is None:
+                    self._replay_t0 = (time.monotonic(), self.clock_now())
                 if n % 64 == 0:
                     await asyncio.sleep(0)  # an as-fast-as-possible replay must not starve other hedges/the API
                 if self.driver.ctx.state is State.COMPLETED:
@@ -611,6 +683,8 @@ class HedgeTask:
             log_event(log, "hedge task failed", level=logging.ERROR, hedge_id=self.hedge_id, state=self._state(),
                       error=self.error)
         finally:
+            self.phase = "done"
+            self._replay_t1 = time.monotonic()
             if self._records_task is not None:
                 self._records_task.cancel()
                 self._records_task = None
@@ -625,7 +699,12 @@ class HedgeTask:
                "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
                "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
                "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
-               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile}
+               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile,
+               "clock": self.clock, "feed": self.spec.feed, "feed_reason": self.feed_reason,
+               "clock_now": str(self.clock_now()), "phase": self.phase}
+        rs = self.replay_state()
+        if rs is not None:
+            out["replay"] = rs
         recs = getattr(self.raw_adapter, "recommendations", None)
         if recs is not None:  # recommend mode: what would have been sent
             out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}

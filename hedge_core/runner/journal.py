@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ FINAL_ORDER_STATUSES = frozenset({"closed", "canceled", "expired", "rejected", "
 
 
 def wall_now() -> pd.Timestamp:
+    """The runner machine's wall clock: only for "when the operator did this" (``hedge_runs``)."""
     return pd.Timestamp.now(tz="UTC")
 
 
@@ -77,6 +78,8 @@ class Journal:
     def __init__(self, store: Any, wal_dir: str | os.PathLike[str] | None = None, *, fsync: bool = False) -> None:
         self.store = store
         self._orders: dict[tuple[str, str], dict[str, Any]] = {}
+        # hedge id -> its clock (runner.clock): an order row's updated_ts is the hedge's time
+        self.clocks: dict[str, Callable[[], pd.Timestamp]] = {}
         self._tseq: dict[str, int] = {}
         self.writes = 0  # counter: snapshots are taken only when something changed
         self.wal_dir = Path(wal_dir) if wal_dir is not None else None
@@ -155,6 +158,11 @@ class Journal:
             seg.unlink()
         return total
 
+    def now(self, hedge_id: str) -> pd.Timestamp:
+        """The hedge's clock (principle 10); the wall clock only for a hedge that registered none."""
+        clock = self.clocks.get(hedge_id)
+        return clock() if clock is not None else wall_now()
+
     # ---- runs ---------------------------------------------------------------------------------
     def run(self, row: Mapping[str, Any]) -> None:
         r = dict(row)
@@ -180,7 +188,7 @@ class Journal:
             "qty": float(rq.qty), "price": rq.price, "reduce_only": bool(rq.reduce_only),
             "status": "intent" if prev is None or prev["status"] in ("intent", "never_sent") else prev["status"],
             "filled": prev["filled"] if prev else 0.0, "avg_price": prev and prev["avg_price"],
-            "intent_ts": prev["intent_ts"] if prev else ts, "updated_ts": wall_now(), "mode": mode,
+            "intent_ts": prev["intent_ts"] if prev else ts, "updated_ts": ts, "mode": mode,
             "ref_price": _nz(ref_price) if prev is None or prev.get("ref_price") is None else prev["ref_price"],
             "retry_of": a.retry_of if prev is None else prev.get("retry_of"),  # unknown-outcome re-send link
         }
@@ -194,7 +202,7 @@ class Journal:
         if row is None:
             return  # not ours (a liquidation, another program): reconciliation reports it
         new = {**row, "order_id": o.id, "status": str(o.status), "filled": float(o.filled),
-               "avg_price": _nz(o.avg_price), "updated_ts": wall_now()}
+               "avg_price": _nz(o.avg_price), "updated_ts": self.now(hedge_id)}
         if (new["order_id"], new["status"], new["filled"]) != (row["order_id"], row["status"], row["filled"]):
             self._orders[key] = new
             self._write("orders", [new])
@@ -204,14 +212,14 @@ class Journal:
         the venue's reason. An order it answered as rejected goes through :meth:`order_answer`."""
         row = self._orders.get((hedge_id, coid))
         if row is not None and row["status"] in ("intent", "never_sent"):
-            row = {**row, "status": "rejected", "reason": str(reason)[:500], "updated_ts": wall_now()}
+            row = {**row, "status": "rejected", "reason": str(reason)[:500], "updated_ts": self.now(hedge_id)}
             self._orders[(hedge_id, coid)] = row
             self._write("orders", [row])
 
     def mark_never_sent(self, hedge_id: str, coid: str) -> None:
         row = self._orders.get((hedge_id, coid))
         if row is not None:
-            row = {**row, "status": "never_sent", "updated_ts": wall_now()}
+            row = {**row, "status": "never_sent", "updated_ts": self.now(hedge_id)}
             self._orders[(hedge_id, coid)] = row
             self._write("orders", [row])
 

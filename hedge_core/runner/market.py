@@ -44,7 +44,16 @@ class InputsTable:
     @classmethod
     def from_store(cls, store: Any, venue: str, spot_symbol: str, perp_symbol: str, timeframe: str,
                    start: pd.Timestamp, end: pd.Timestamp) -> InputsTable:
-        from hedge_core.market_inputs import InputSpec, market_inputs
+        """Read the history of ``[start - warm-up, end)`` and compute the table (one call)."""
+        return cls.from_history(*cls.read_history(store, venue, spot_symbol, perp_symbol, timeframe, start, end))
+
+    @staticmethod
+    def read_history(store: Any, venue: str, spot_symbol: str, perp_symbol: str, timeframe: str,
+                     start: pd.Timestamp, end: pd.Timestamp
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, float]:
+        """The store reads of :meth:`from_store`: (spot bars, perp bars, funding or None, bar seconds),
+        from ``start`` minus the analytics' warm-up to ``end``."""
+        from hedge_core.market_inputs import InputSpec
 
         bar = timeframe_delta(timeframe)
         warm = InputSpec().min_history_bars(bar.total_seconds()) * bar
@@ -55,7 +64,15 @@ class InputsTable:
             funding = store.read_funding(venue, perp_symbol, start=s0, end=end + pd.Timedelta(seconds=1))
         except Exception:  # noqa: BLE001 - no funding series: funding_apr stays NaN
             funding = None
-        return cls(market_inputs(spot, perp, funding=funding, bar_seconds=bar.total_seconds()))
+        return spot, perp, funding, bar.total_seconds()
+
+    @classmethod
+    def from_history(cls, spot: pd.DataFrame, perp: pd.DataFrame, funding: pd.DataFrame | None,
+                     bar_seconds: float) -> InputsTable:
+        """The table from frames read by :meth:`read_history` (pure: safe in a worker thread)."""
+        from hedge_core.market_inputs import market_inputs
+
+        return cls(market_inputs(spot, perp, funding=funding, bar_seconds=bar_seconds))
 
     def at(self, t: pd.Timestamp) -> MappingProxyType:
         import numpy as np

@@ -48,6 +48,7 @@ from hedge_core.errors import InvalidInput
 from hedge_core.runner.ban_watch import BanWatch
 from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
+from hedge_core.runner.clock import offline, resolve_paper_feed, venue_now
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.logs import log_event, register_secret
 
@@ -56,6 +57,7 @@ __all__ = ["Supervisor"]
 log = logging.getLogger("hedge_core.runner.supervisor")
 ADAPTER_FACTORY_ENV = "HEDGE_RUNNER_ADAPTER_FACTORY"  # "module:function(spec) -> adapter" (tests: simulator)
 STALL_ENV = "HEDGE_RUNNER_STALL_HEARTBEAT_AFTER"  # test hook: the heartbeat task stops after N s
+PROBE_S = 5.0  # seconds the venue has to answer before a paper hedge falls back to a replay
 
 
 def _save_paper(ex: Any, path: Any = None) -> Path | None:
@@ -182,7 +184,7 @@ class Supervisor:
                     continue
                 if h.driver.ctx.state is State.COMPLETED:
                     continue
-                ts = h.driver.ctx.last_ts if h.spec.feed == "replay" else wall_now()
+                ts = h.clock_now()  # the hedge's clock: replay time, or the venue's time (runner.clock)
                 try:
                     await h.step(Timer(ts, heartbeat=True))
                     arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
@@ -323,41 +325,89 @@ class Supervisor:
         raise InvalidInput("data_venue", None, f"a venue with {spec.spot_symbol} spot and {spec.perp_symbol} perp "
                            f"bars in {self.store.path} (import data or seed the demo market first)")
 
+    def _replay_window(self, spec: HedgeSpec, adapter: Any) -> tuple[str, pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+        """(data venue, first stored bar, replay start, replay end) of a replay; a paper venue that
+        already replayed part of it (a restart) resumes where it stopped."""
+        venue = self._data_venue(spec)
+        series = self._series()
+        row = series[(series["venue"] == venue) & (series["symbol"] == spec.spot_symbol) & (series["kind"] == "spot")]
+        first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
+        start = pd.Timestamp(spec.start) if spec.start else first
+        if start.tzinfo is None:
+            start = start.tz_localize("UTC")
+        end = pd.Timestamp(spec.end) if spec.end else last + pd.Timedelta(spec.timeframe)
+        if end.tzinfo is None:
+            end = end.tz_localize("UTC")
+        core_now = getattr(getattr(adapter, "core", None), "now", None)
+        if core_now is not None and pd.Timestamp(core_now) > start:
+            start = pd.Timestamp(core_now)  # resume where the paper venue stopped (bars known after it)
+        return venue, first, start, end
+
     def _feed_factory(self, task: HedgeTask) -> Any:
         spec = task.spec
         if spec.feed == "replay":
             from hedge_core.exchange.feeds import ReplayFeed
 
-            venue = self._data_venue(spec)
-            series = self._series()
-            row = series[(series["venue"] == venue) & (series["symbol"] == spec.spot_symbol) & (series["kind"] == "spot")]
-            first, last = pd.Timestamp(row["first"].iloc[0]), pd.Timestamp(row["last"].iloc[0])
-            start = pd.Timestamp(spec.start) if spec.start else first
-            end = pd.Timestamp(spec.end) if spec.end else last + pd.Timedelta(spec.timeframe)
-            core_now = getattr(getattr(task.raw_adapter, "core", None), "now", None)
-            if core_now is not None and pd.Timestamp(core_now) > start:
-                start = pd.Timestamp(core_now)  # resume where the paper venue stopped (bars known after it)
+            venue, first, start, end = self._replay_window(spec, task.raw_adapter)
+            if task.replay_window is None:
+                task.replay_window = (start, end)
             key = (venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, str(first), str(end))
-            if key not in self._inputs:  # one analytics table per data window, shared by every hedge on it
-                from hedge_core.runner.market import InputsTable
-
-                self._inputs[key] = InputsTable.from_store(self.store, venue, spec.spot_symbol, spec.perp_symbol,
-                                                           spec.timeframe, first, end)
-            task.inputs = self._inputs[key]
+            if key in self._inputs:  # one analytics table per data window, shared by every hedge on it
+                task.inputs = self._inputs[key]
+            else:
+                task.inputs_loader = lambda: self._load_inputs(key, venue, spec, first, end)
             return ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
                               speed=spec.speed)
         if spec.feed == "ticker":
             from hedge_core.runner.market import TickerFeed
 
-            return TickerFeed(task.raw_adapter, spec.spot_symbol, spec.perp_symbol, interval=spec.poll_s)
+            md = task.raw_adapter
+            return TickerFeed(md, spec.spot_symbol, spec.perp_symbol, interval=spec.poll_s,
+                              now=lambda: venue_now(md))  # Tick times: the venue's clock
         from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed
 
-        md = task.raw_adapter if hasattr(task.raw_adapter, "fetch_bars") else self._market_data(spec)
+        if hasattr(task.raw_adapter, "fetch_bars"):
+            md = task.raw_adapter
+        else:
+            md = task.market_data if task.market_data is not None else self._market_data(spec)
+        task.market_data = md
         feed = live_feed(md, spec.spot_symbol, spec.perp_symbol, spec.timeframe, poll_interval=spec.poll_s,
-                         start=pd.Timestamp(spec.start) if spec.start else wall_now() - pd.Timedelta(days=2))
+                         start=pd.Timestamp(spec.start) if spec.start else venue_now(md) - pd.Timedelta(days=2),
+                         now=lambda: venue_now(md))  # a bar is closed on the venue's clock
         if isinstance(feed, LiveWebsocketFeed):  # ccxt.pro streams where the venue has them, else REST polling
             feed.start_streams()  # before the first poll, so REST never emits an instant the streams deliver late
         return feed
+
+    async def _load_inputs(self, key: tuple[str, ...], venue: str, spec: HedgeSpec, first: pd.Timestamp,
+                           end: pd.Timestamp) -> Any:
+        """A replay's analytics table: history read here (the store's connection belongs to the loop),
+        the computation in a worker thread so heartbeats and the API keep answering meanwhile."""
+        if key not in self._inputs:
+            from hedge_core.runner.market import InputsTable
+
+            frames = InputsTable.read_history(self.store, venue, spec.spot_symbol, spec.perp_symbol,
+                                              spec.timeframe, first, end)
+            table = await asyncio.to_thread(InputsTable.from_history, *frames)
+            self._inputs.setdefault(key, table)
+        return self._inputs[key]
+
+    async def _probe_venue(self, spec: HedgeSpec) -> tuple[bool, Any]:
+        """Does the venue's public market data answer (markets load within ``PROBE_S``)? The adapter
+        is kept for the hedge's feed when it does."""
+        md = None
+        try:
+            md = self._market_data(spec)
+            await asyncio.wait_for(md.load_markets(), timeout=PROBE_S)
+            return True, md
+        except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - unreachable: replay instead
+            log_event(log, "venue not reachable: paper hedge replays stored history", venue=spec.venue,
+                      error=f"{type(exc).__name__}: {exc}")
+            if md is not None:
+                try:
+                    await md.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            return False, None
 
     def _market_data(self, spec: HedgeSpec) -> Any:
         """Public market data of ``spec.venue`` (paper trading on live bars): no keys needed."""
@@ -392,6 +442,10 @@ class Supervisor:
         req.setdefault("hedge_id", self._new_id(req))
         if req.get("mode") in ("live", "recommend"):
             req.setdefault("feed", "ticker")
+        auto_feed = req.get("mode", "paper") == "paper" and req.get("feed") is None
+        if auto_feed:  # decided below, once the request is valid: live data when the venue answers
+            req["feed"] = "replay" if (offline() or req.get("speed") is not None or req.get("end") is not None
+                                       or req.get("data_venue")) else "bars"
         try:
             spec = HedgeSpec.model_validate(req)
         except Exception as exc:
@@ -414,6 +468,15 @@ class Supervisor:
                                    "a parameter set promoted to live (hedge params promote NAME@V --to live --yes)")
             if not confirm_live:
                 raise InvalidInput("confirm_live", False, "True: live mode trades real money")
+        feed_reason, probed = f"feed {spec.feed} requested", None
+        if auto_feed:
+            reachable = None
+            if spec.feed == "bars":
+                reachable, probed = await self._probe_venue(spec)
+            req_view = {**request, "data_venue": spec.data_venue}
+            feed, feed_reason = resolve_paper_feed(req_view, is_offline=offline(), reachable=reachable)
+            if feed != spec.feed:
+                spec = spec.model_copy(update={"feed": feed})
         if spec.feed == "replay":
             self._data_venue(spec)
         if spec.params_name:
@@ -425,16 +488,19 @@ class Supervisor:
             report = await preflight_for_spec(self, spec, params, adapter, apply=not dry_run)
         except BaseException:
             await discard_adapter(adapter)
+            if probed is not None:
+                await probed.close()
             raise
         if dry_run:
             await discard_adapter(adapter)
+            if probed is not None:
+                await probed.close()
             return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict()}
         task = HedgeTask(spec, params, self.journal, adapter, self._feed_factory, self)
-        ts = pd.Timestamp(spec.start) if (spec.feed == "replay" and spec.start) else wall_now()
-        core_now = getattr(getattr(adapter, "core", None), "now", None)
-        if core_now is not None:
-            ts = pd.Timestamp(core_now)
-        await task.start_new(ts)
+        task.feed_reason, task.market_data = feed_reason, probed
+        if spec.feed == "replay":
+            task.replay_window = self._replay_window(spec, adapter)[2:]
+        await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
         self.hedges[spec.hedge_id] = task
         task.task = asyncio.create_task(task.run(), name=f"hedge-{spec.hedge_id}")
         log_event(log, "hedge started", hedge_id=spec.hedge_id, state=task._state(), mode=spec.mode,
