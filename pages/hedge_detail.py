@@ -76,18 +76,18 @@ def live_state() -> None:
     clock_part(s)
     if s.get("held"):  # a guard holds it in an opening state: say which, the numbers and the way out
         st.warning(s["held"], icon=":material/front_hand:")
-    c = st.columns(6)
-    c[0].metric("state", str(s.get("state")))
-    c[1].metric("net PnL", fmt_money(s.get("pnl")))
-    c[2].metric("price PnL", fmt_money(s.get("price_pnl")))
-    c[3].metric("funding", fmt_money(s.get("funding")))
-    c[4].metric("fees", fmt_money(s.get("fees")))
+    c = st.columns(5)  # the state is in full in the line above (a metric would cut MONITORING_POSITIONS)
+    c[0].metric("net PnL (USDT)", fmt_money(s.get("pnl")))
+    c[1].metric("price PnL (USDT)", fmt_money(s.get("price_pnl")))
+    c[2].metric("funding (USDT)", fmt_money(s.get("funding")))
+    c[3].metric("fees (USDT)", fmt_money(s.get("fees")))
     hr = s.get("hedge_ratio")
-    c[5].metric("hedge ratio", f"{hr:.4f}" if isinstance(hr, (int, float)) else "n/a",
+    c[4].metric("hedge ratio", f"{hr:.4f}" if isinstance(hr, (int, float)) else "n/a",
                 help=f"target {s.get('target_ratio')}, drift {s.get('drift')}")
     st.dataframe(legs_table(s), hide_index=True, width="stretch", key="legs")
-    for a in s.get("alerts") or []:
-        st.warning(f"{a.get('level')}: {a.get('message')}")
+    for a in (s.get("alerts") or [])[-8:]:  # newest last; the Logs page has all of them
+        show = {"info": st.info, "warning": st.warning}.get(str(a.get("level")), st.error)
+        show(f"{a.get('level')}: {a.get('message')}" + (f" ({a['ts']})" if a.get("ts") else ""))
 
 
 live_state()
@@ -173,18 +173,18 @@ def ledger_part() -> None:
     st.dataframe(cached_read(rd, recent_rows, table, hid), hide_index=True, width="stretch", key=f"ledger_{table}")
     st.caption("tables show the newest 200 rows; ledger data come from the runner's snapshot (a few seconds old)")
 
+    st.subheader("Downloads")
+    st.caption("every row of the hedge's ledger, as CSV (timestamps UTC; money in quote units)")
+    dl = st.columns(4)
+    for col, (label, tname) in zip(dl, (("fills", "fills"), ("funding", "funding_payments"),
+                                         ("transitions", "transitions"), ("orders", "orders")), strict=True):
+        try:
+            frame = cached_read(rd, Store.read_table, tname, hedge_id=hid)
+        except Exception as exc:  # noqa: BLE001 - one table missing must not hide the others
+            col.caption(f"{label}: not readable ({type(exc).__name__})")
+            continue
+        col.download_button(f"{label} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
+                            file_name=f"{hid}-{label}.csv", mime="text/csv", key=f"dl_{tname}", width="stretch")
+
 
 ledger_part()
-rd = store()
-st.subheader("Downloads")
-st.caption("every row of the hedge's ledger, as CSV (timestamps UTC; money in quote units)")
-dl = st.columns(4)
-for col, (label, tname) in zip(dl, (("fills", "fills"), ("funding", "funding_payments"), ("transitions", "transitions"),
-                                     ("orders", "orders")), strict=True):
-    try:
-        frame = cached_read(rd, Store.read_table, tname, hedge_id=hid)
-    except Exception as exc:  # noqa: BLE001 - one table missing must not hide the others
-        col.caption(f"{label}: not readable ({type(exc).__name__})")
-        continue
-    col.download_button(f"{label} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
-                        file_name=f"{hid}-{label}.csv", mime="text/csv", key=f"dl_{tname}", width="stretch")

@@ -47,14 +47,17 @@ with st.expander("parameters"):
 default_size = float(getattr(ps.params, "notional", 1000.0))
 with st.form("start"):
     mode = st.radio("Mode", MODES, horizontal=True, key="start_mode",
-                    help="paper: the built-in simulator on stored data; recommend: decisions only, nothing sent; "
+                    help="paper: the built-in simulator's fills on live (or replayed) prices; recommend: decisions only, nothing sent; "
                          "live: real orders with real money")
     size = st.number_input("Size (spot notional, USDT)", value=default_size, step=100.0, key="start_size",
                            help="overrides the set's notional for this hedge")
     symbol = st.text_input("Spot symbol", value="BTC/USDT", key="start_symbol",
                            help="ccxt unified; the perp is its USDT perpetual")
     typed = st.text_input(f"Live only: type  {live_confirmation_phrase(ref)}  to confirm", key="start_confirm")
-    with st.expander("Paper replay (paper mode only)"):
+    paper_data = st.radio("Paper market data", ["live: the venue's prices (replay when it does not answer)",
+                                                 "replay of stored history"], key="start_paper_data",
+                          help="paper mode only: live market data with paper fills, or a replay of the store's bars")
+    with st.expander("Paper replay (paper mode, replay only)"):
         speed = st.number_input("Replay speed (data seconds per wall second)", value=3600.0, min_value=1.0,
                                 max_value=1e6, key="start_speed", help="3600 = one hour of stored data per second")
         replay_start = st.text_input("Replay start (UTC, empty = first stored bar)", value="", key="start_replay_start")
@@ -68,7 +71,8 @@ st.caption(f"status of {ref}: **{row['status']}**" + ("" if row["status"] == "li
 if go or check:
     try:
         req = validate_start(ref, str(row["status"]), mode, size, symbol, typed_confirmation=typed)
-        extra = replay_options(speed, replay_start) if req.mode == "paper" else {}
+        replay = req.mode == "paper" and paper_data.startswith("replay")
+        extra = {**replay_options(speed, replay_start), "feed": "replay"} if replay else {}
     except InvalidInput as exc:
         st.error(f"Not started — {exc.field}: {exc}", icon=":material/error:")
         st.stop()
@@ -86,6 +90,7 @@ if go or check:
             st.success("Check passed: nothing started, nothing sent.\n\n" +
                        "\n".join(f"- {ln}" for ln in out["preflight"]["lines"]))
             st.stop()
-        st.success(f"started **{out['hedge_id']}** ({out['mode']}): {out.get('state')}")
+        clock = f" · clock: {out['clock']}" if out.get("clock") else ""
+        st.success(f"started **{out['hedge_id']}** ({out['mode']}): {out.get('state')}{clock}")
         st.session_state["detail_hedge"] = out["hedge_id"]
         st.page_link("pages/hedge_detail.py", label="Open its detail page", icon=":material/monitoring:")

@@ -248,6 +248,7 @@ def test_sidebar_kill_switch_on_the_first_page(demo_env, monkeypatch) -> None:
 
 def test_start_form_rejects_bad_replay_start(demo_env, monkeypatch) -> None:
     at = _run("pages/start_hedge.py", demo_env, monkeypatch)
+    at.radio(key="start_paper_data").set_value("replay of stored history")
     at.text_input(key="start_replay_start").input("yesterday-ish")
     at.button(key="FormSubmitter:start-Start hedge").click()
     at.run()

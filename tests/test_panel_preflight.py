@@ -34,6 +34,7 @@ def _form(env, monkeypatch, size: float) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.switch_page("pages/start_hedge.py").run()
     at.number_input(key="start_size").set_value(size)
+    at.radio(key="start_paper_data").set_value("replay of stored history")
     at.text_input(key="start_replay_start").input("2024-01-01T05:00Z")
     return at
 

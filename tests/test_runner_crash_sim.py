@@ -6,7 +6,6 @@ the policy followed. Then grep the database, logs and parameter files for the AP
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +15,14 @@ import pytest
 
 from hedge_core import param_store
 from tests.support import live_env as sim_env
-from tests.support.binance_sim import HOSTS, WS_HOSTS, BinanceSim, SimServer
+from tests.support.binance_sim import BinanceSim
 from tests.support.live_env import TEST_KEY, TEST_SECRET
+from tests.support.sim_thread import PRICE, SimThread
 from tests.test_runner_helpers import Env, journal, make_env, wait_for
 from tests.test_runner_simfactory import FACTORY
 
 pytestmark = pytest.mark.timeout(180)
 HID = "live1"
-PRICE = 40_000.0
-
-
-class SimThread:
-    """The simulator's HTTPS server on its own event loop thread."""
-
-    def __init__(self, *, spot_fee_in_received: bool = True) -> None:
-        self.sim = BinanceSim(api_key=TEST_KEY, secret=TEST_SECRET, spot_balances={"USDT": 10_000.0},
-                              spot_fee_in_received=spot_fee_in_received)
-        self.sim.set_price("BTCUSDT", PRICE)
-        self.sim.set_funding_rate("BTCUSDT", 0.0005)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = SimServer(self.sim, sim_env.test_ca(), hosts=HOSTS + WS_HOSTS)
-        asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -411,6 +411,12 @@ class HedgeTask:
         self._snapshot(t.ts, force=True)
         if t.to_state == State.ERROR:
             self.alert("error", "state_error", f"hedge in ERROR ({t.from_state} -> ERROR on {t.trigger}): {t.reason}")
+        elif t.to_state in (State.MONITORING_POSITIONS, State.COMPLETED) and self.driver is not None and \
+                t.from_state in (State.OPENING_FUTURES_HEDGE, State.CLOSING_POSITIONS):
+            c = self.driver.ctx  # lifecycle news (info: sent where HEDGE_ALERT_MIN_LEVEL=info asks for it)
+            what = (f"entered: spot {c.spot.qty:g}, perp {c.perp.qty:g}" if t.to_state == State.MONITORING_POSITIONS
+                    else f"completed: both legs closed, net PnL {c.pnl:,.2f} USDT")
+            self.alert("info", "lifecycle", f"hedge {self.hedge_id} {what}", pnl=float(c.pnl))
         kill_point("transition", t.to_state, t.trigger)
 
     def _on_guard(self, hedge_id: str, g: GuardFired) -> None:
