@@ -475,3 +475,20 @@ def test_spot_commission_in_base_is_held_less_and_hedged_and_closed_as_held():
          if a.leg == "spot"]
     assert spot_close and spot_close[0].request.side is Side.SELL
     assert spot_close[0].request.qty == pytest.approx(0.24975)  # what is held, not what was bought
+
+
+def test_a_tick_on_stale_prices_resolves_orders_but_decides_no_rebalance():
+    """runner.freshness marks the prices stale: the heartbeat still ticks, but the drift computed from the
+    last (stale) prices starts no rebalance until prices are fresh again."""
+    from dataclasses import replace as dc_replace
+
+    from hedge_core.engine.context import evolve
+    from hedge_core.engine.events import Timer
+
+    ctx, p = hedged()
+    ctx = evolve(ctx, perp=dc_replace(ctx.perp, qty=-0.15))  # 0.1 BTC of the hedge gone (e.g. an ADL)
+    stale, acts = step(ctx, Timer(T0 + H, prices_stale=True), p)
+    assert stale.state is State.MONITORING_POSITIONS and not places(acts)
+    assert stale.last_heartbeat == T0 + H  # the heartbeat itself is stamped
+    fresh_ctx, acts = step(ctx, Timer(T0 + H), p)
+    assert fresh_ctx.state is not State.MONITORING_POSITIONS  # the same tick on fresh prices rebalances

@@ -126,10 +126,15 @@ class FundingSettled:
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A clock tick / heartbeat. ``heartbeat=True`` means the operator side is alive."""
+    """A clock tick / heartbeat. ``heartbeat=True`` means the operator side is alive.
+
+    ``prices_stale=True`` (the runner's freshness limit is exceeded: runner.freshness): the tick still
+    resolves pending orders and stamps the heartbeat, but nothing new is decided on the last prices (no
+    entry, no rebalance, no guard action from a monitored or waiting hedge)."""
 
     ts: pd.Timestamp
     heartbeat: bool = True
+    prices_stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)

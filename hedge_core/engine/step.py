@@ -128,6 +128,8 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
         if event.heartbeat:
             ctx = evolve(ctx, last_heartbeat=event.ts)
         ctx = _check_timeouts(ctx, now, params, out)
+        if event.prices_stale and ctx.state in (State.MONITORING_POSITIONS, State.ANALYZING_MARKET):
+            return ctx, out  # decide nothing new on stale prices (an entry/close under way goes on)
         ctx = _run_guards(ctx, now, params, out)
     elif isinstance(event, OrderTimeout):
         ctx = _on_timeout(ctx, event, params, out)

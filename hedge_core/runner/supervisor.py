@@ -186,7 +186,7 @@ class Supervisor:
                     continue
                 ts = h.clock_now()  # the hedge's clock: replay time, or the venue's time (runner.clock)
                 try:
-                    await h.step(Timer(ts, heartbeat=True))
+                    await h.step(Timer(ts, heartbeat=True, prices_stale=h.conditions.active("stale_price")))
                     arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
                     if arm is not None and await arm(h.spec.perp_symbol, self.dms_timeout_s * 2):
                         h.armed_symbol = h.spec.perp_symbol
