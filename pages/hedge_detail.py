@@ -88,9 +88,7 @@ def live_state() -> None:
     for a in (s.get("alerts") or [])[-8:]:  # newest last; the Logs page has all of them
         show = {"info": st.info, "warning": st.warning}.get(str(a.get("level")), st.error)
         show(f"{a.get('level')}: {a.get('message')}" + (f" ({a['ts']})" if a.get("ts") else ""))
-
-
-live_state()
+    commands_part(s.get("state"))
 
 
 def send_command(hedge_id: str, cmd: str) -> None:
@@ -105,34 +103,39 @@ def send_command(hedge_id: str, cmd: str) -> None:
         st.session_state["detail_flash"] = f"{COMMANDS[cmd]} sent: state {out.get('state')}"
 
 
-now_state = next((s.get("state") for s in summaries if s["hedge_id"] == hid), None)
-offered = [c for c in COMMANDS if c in commands_for(now_state)] if running else []
-if running and not offered:
-    st.caption(f"no commands in state {now_state}: the hedge is finished")
-flash = st.session_state.pop("detail_flash", None)
-if isinstance(flash, Exception):
-    show_error(flash, "Command")
-elif flash:
-    st.success(flash)
-if offered:
-    st.subheader("Commands")
-    pending = st.session_state.get("detail_pending")
-    cols = st.columns(len(offered))
-    for col, cmd in zip(cols, offered, strict=True):
-        if col.button(COMMANDS[cmd], key=f"cmd_{cmd}", width="stretch"):
-            st.session_state["detail_pending"] = pending = (hid, cmd)
-    if pending and pending[0] == hid:
-        cmd = pending[1]
-        st.warning(f"Confirm **{COMMANDS[cmd]}** of {hid}?" + (" Both legs will be closed." if cmd == "stop" else ""))
-        y, n = st.columns(2)
-        y.button(f"Confirm {COMMANDS[cmd].lower()}", type="primary", key="cmd_confirm", width="stretch",
-                 on_click=send_command, args=(hid, cmd))
-        if n.button("Cancel", key="cmd_cancel", width="stretch"):
-            st.session_state["detail_pending"] = None
-            st.rerun()
+def commands_part(now_state: str | None) -> None:
+    """The operator's commands, drawn INSIDE the self-refreshing fragment: a click reruns the fragment with
+    the hedge's fresh state (a click outside it could be swallowed by the fragment's own timed rerun)."""
+    offered = [c for c in COMMANDS if c in commands_for(now_state)] if running else []
+    if running and not offered:
+        st.caption(f"no commands in state {now_state}: the hedge is finished")
+    flash = st.session_state.pop("detail_flash", None)
+    if isinstance(flash, Exception):
+        show_error(flash, "Command")
+    elif flash:
+        st.success(flash)
+    if offered:
+        st.subheader("Commands")
+        pending = st.session_state.get("detail_pending")
+        cols = st.columns(len(offered))
+        for col, cmd in zip(cols, offered, strict=True):
+            if col.button(COMMANDS[cmd], key=f"cmd_{cmd}", width="stretch"):
+                st.session_state["detail_pending"] = pending = (hid, cmd)
+        if pending and pending[0] == hid:
+            cmd = pending[1]
+            st.warning(f"Confirm **{COMMANDS[cmd]}** of {hid}?" + (" Both legs will be closed." if cmd == "stop" else ""))
+            y, n = st.columns(2)
+            y.button(f"Confirm {COMMANDS[cmd].lower()}", type="primary", key="cmd_confirm", width="stretch",
+                     on_click=send_command, args=(hid, cmd))
+            if n.button("Cancel", key="cmd_cancel", width="stretch"):
+                st.session_state["detail_pending"] = None
+                st.rerun()
 
 
-@st.fragment(run_every=REFRESH_S if running else None)
+live_state()
+
+
+@st.fragment(run_every=3 * REFRESH_S if running else None)
 def ledger_part() -> None:
     """Chart, timeline and ledger: re-read on their own while the hedge runs (the runner's snapshot is a
     few seconds old; an unchanged snapshot is not read again)."""
