@@ -46,23 +46,25 @@ def live() -> None:
         st.error(f"{int((table['mode'] == 'live').sum())} hedge(s) in LIVE mode: real money.", icon=":material/paid:")
     if hv.degraded:
         st.warning(hv.label, icon=":material/warning:")
+    # what fits 1,400 px, PnL first; a column is shown only when some hedge fills it (DEGRADED, LTV);
+    # delta, price PnL, drift and params are on the hedge's page
+    table = table.assign(asset=table["pair"].str.split("/").str[0].str.strip())
+    cols = ["hedge_id", "pnl", "state", "mode", "degraded", "asset", "funding", "fees", "hedge_ratio", "ltv_band"]
+    cols = [c for c in cols if c not in ("degraded", "ltv_band") or table[c].astype(bool).any()]
+    st.caption("money in USDT; ratio = perp notional / spot notional")
     st.dataframe(
-        table.drop(columns=["status", "running", "target_ratio"]), hide_index=True, width="stretch",
-        key="overview_table",
+        table, hide_index=True, width="stretch", key="overview_table", column_order=cols,
         column_config={
             "hedge_id": st.column_config.TextColumn("hedge", width="medium"),
             "state": st.column_config.TextColumn("state", width="medium"),  # full names: MONITORING_POSITIONS
             "degraded": st.column_config.TextColumn("DEGRADED", help="conditions the runner does not trust"),
-            "mode": st.column_config.TextColumn("mode", help="paper / recommend / live"),
-            "delta": st.column_config.NumberColumn("delta (base)", format="%.5f"),
-            "hedge_ratio": st.column_config.NumberColumn("hedge ratio", format="%.4f"),
-            "target_ratio": st.column_config.NumberColumn("target", format="%.3f"),
-            "drift": st.column_config.NumberColumn("drift", format="%.4f"),
-            "pnl": st.column_config.NumberColumn("net PnL (USDT)", format="%.2f"),
-            "price_pnl": st.column_config.NumberColumn("price PnL (USDT)", format="%.2f"),
-            "funding": st.column_config.NumberColumn("funding (USDT)", format="%.2f"),
-            "fees": st.column_config.NumberColumn("fees (USDT)", format="%.2f"),
-            "ltv": st.column_config.NumberColumn("LTV", format="%.3f"),
+            "mode": st.column_config.TextColumn("mode", width="small", help="paper / recommend / live"),
+            "asset": st.column_config.TextColumn("asset", width="small", help="the spot leg's base asset"),
+            "hedge_ratio": st.column_config.NumberColumn("ratio", format="%.3f", width="small"),
+            "pnl": st.column_config.NumberColumn("net PnL", format="%.2f", width="small"),
+            "funding": st.column_config.NumberColumn("funding", format="%.2f", width="small"),
+            "fees": st.column_config.NumberColumn("fees", format="%.2f", width="small"),
+            "ltv_band": st.column_config.TextColumn("LTV band", width="small"),
         })
     st.session_state["_overview_ids"] = table["hedge_id"].tolist()
     equity(summaries, journal)

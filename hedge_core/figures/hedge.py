@@ -61,9 +61,9 @@ def equity_figure(curves: dict[str, pd.Series]) -> go.Figure:
     fig = go.Figure()
     for hid, pnl in curves.items():
         fig.add_trace(go.Scatter(x=pnl.index, y=pnl.to_numpy(), name=hid, mode="lines"))
-    fig.update_layout(title="net PnL per hedge (USDT)", height=320, hovermode="x unified",
+    fig.update_layout(title="net PnL per hedge (USDT)", height=340, hovermode="x unified",
                       yaxis_title="net PnL (USDT)", xaxis_title="time (UTC, the hedge's clock)",
-                      margin={"t": 50, "l": 60, "r": 20, "b": 40}, legend={"orientation": "h", "y": -0.3})
+                      margin={"t": 50, "l": 60, "r": 20, "b": 80}, legend={"orientation": "h", "y": -0.45})
     fig.add_hline(y=0.0, line={"width": 1, "dash": "dot", "color": "grey"})
     return fig
 
