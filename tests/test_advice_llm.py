@@ -35,7 +35,7 @@ def stub() -> Iterator[tuple[Stub, str]]:
     st = Stub()
 
     class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             n = int(self.headers.get("Content-Length", "0"))
             st.seen.append((dict(self.headers), json.loads(self.rfile.read(n))))
             status, body, delay = st.answer

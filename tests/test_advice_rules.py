@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hedge_core.advice import LLMAnalyzer, Opinion, RiskInput, RuleAnalyzer, advisor_from_env
+from hedge_core.advice import (
+    LLMAnalyzer,
+    Opinion,
+    RiskInput,
+    RuleAnalyzer,
+    advisor_from_env,
+)
 from hedge_core.advice.config import interval_from_env
 from hedge_core.errors import InvalidInput
 

@@ -79,7 +79,7 @@ def llm() -> Iterator[str]:
     answer = json.dumps({"score": 80, "level": "act", "findings": ["stub says pause"], "action": "pause"})
 
     class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             body = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
             self.send_response(200)

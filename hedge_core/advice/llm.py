@@ -21,7 +21,7 @@ from hedge_core.advice.model import Analyzer, Answer, Opinion, RiskInput
 from hedge_core.advice.rules import RuleAnalyzer
 from hedge_core.runner.logs import log_event
 
-__all__ = ["LLMAnalyzer", "SYSTEM_PROMPT"]
+__all__ = ["SYSTEM_PROMPT", "LLMAnalyzer"]
 
 log = logging.getLogger("hedge_core.advice.llm")
 
@@ -76,7 +76,7 @@ class LLMAnalyzer:
         r.raise_for_status()
         content = r.json()["choices"][0]["message"]["content"]
         if not isinstance(content, str):
-            raise ValueError("message content is not a string")
+            raise TypeError("message content is not a string")
         return Answer.model_validate_json(content)
 
     def analyze(self, x: RiskInput) -> Opinion:

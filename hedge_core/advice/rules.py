@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from hedge_core.advice.model import ACTIONS, Action, Level, Opinion, RiskInput
 
-__all__ = ["ACT_SCORE", "RuleAnalyzer", "WATCH_SCORE"]
+__all__ = ["ACT_SCORE", "WATCH_SCORE", "RuleAnalyzer"]
 
 WATCH_SCORE = 25
 ACT_SCORE = 60

@@ -58,8 +58,8 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
 
-    from hedge_core.errors import InvalidInput
     from hedge_core.advice.config import advisor_from_env, interval_from_env
+    from hedge_core.errors import InvalidInput
     from hedge_core.runner import notify
 
     try:  # risk second opinion (HEDGE_ADVISOR*, docs/risk-advisor.md): a bad configuration stops the start here
@@ -107,7 +107,8 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     from hedge_core.runner.hedge_watch import HedgeWatch  # failed tasks and LTV bands as alerts
 
     watch = asyncio.create_task(HedgeWatch().run(lambda: list(sup.hedges.values())), name="hedge-watch")
-    from hedge_core.runner.advisor_watch import AdvisorWatch  # risk second opinion per running hedge
+    # risk second opinion per running hedge (docs/risk-advisor.md)
+    from hedge_core.runner.advisor_watch import AdvisorWatch
 
     advise = asyncio.create_task(AdvisorWatch(advisor, advisor_s).run(lambda: list(sup.hedges.values())),
                                  name="advisor-watch")
