@@ -1,11 +1,13 @@
 """Risk and LTV: loan, collateral and LTV against its bands, reserve deployed and left, liquidation
-distance per perp, daily loss used, alerts. Refreshes on its own."""
+distance per perp, daily loss used, the second opinion
+(risk advisor), alerts. Refreshes on its own."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from hedge_core.figures.hedge import liquidation_figure
+from hedge_core.views.advice import advice_table
 from hedge_core.views.hedges import risk_table
 from hedge_core.views.ledger import recent_rows
 from pages._auth import require_sign_in
@@ -42,6 +44,17 @@ def live() -> None:
                                 "daily_loss_used": st.column_config.ProgressColumn(
                                     "daily loss used", min_value=0.0, max_value=1.0, format="percent")})
     loans = risk.dropna(subset=["loan"])
+    st.subheader("Second opinion")
+    advice = advice_table(summaries)
+    if advice.empty:
+        st.caption("No opinion yet: the advisor looks at each running hedge every HEDGE_ADVISOR_INTERVAL_S "
+                   "seconds (docs/risk-advisor.md).")
+    else:
+        for r in advice[advice["level"] == "act"].itertuples():
+            st.warning(f"{r.hedge_id}: the advisor ({r.analyzer}) recommends {r.action} (score {r.score})")
+        st.dataframe(advice, hide_index=True, width="stretch", key="advice_table",
+                     column_config={"score": st.column_config.ProgressColumn(
+                         "score", min_value=0, max_value=100, format="%d")})
     st.subheader("Loan and LTV")
     if loans.empty:
         st.caption("No loan-backed hedge (voltier strategy) is running.")

@@ -113,6 +113,9 @@ class HedgeSpec(BaseModel):
     max_ticker_age_s: float = 10.0  # seconds, in (0, 3600]
     max_bar_age_bars: float = 2.0  # bar lengths after the bar's close, in (0, 100]
     max_slippage_bps: float | None = 50.0  # alert above this distance from the decision price, (0, 10000]; None = off
+    # risk second opinion (hedge_core.advice, docs/risk-advisor.md): may its "act" opinions pause or flatten
+    # this hedge (through the engine's own commands and guards)? False = it only advises and alerts.
+    advisor_may_act: bool = False
 
     @field_validator("max_ticker_age_s", "max_bar_age_bars", "max_slippage_bps")
     @classmethod
@@ -207,6 +210,7 @@ class HedgeTask:
         self.last_reconcile: dict[str, Any] = {}
         self._funding_booked: set[pd.Timestamp] = set()  # venue funding times booked (journal key)
         self._records_task: asyncio.Task[Any] | None = None
+        self.advice: Any = None  # latest hedge_core.advice.Opinion (runner.advisor_watch), None before the first
 
     # ---- DEGRADED marks and alerts ----------------------------------------------------------------
     def alert(self, level: Level, kind: str, message: str, **numbers: float) -> None:
@@ -707,7 +711,8 @@ class HedgeTask:
                "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
                "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile,
                "clock": self.clock, "feed": self.spec.feed, "feed_reason": self.feed_reason,
-               "clock_now": str(self.clock_now()), "phase": self.phase}
+               "clock_now": str(self.clock_now()), "phase": self.phase,
+               "advice": self.advice.model_dump() if self.advice is not None else None}
         rs = self.replay_state()
         if rs is not None:
             out["replay"] = rs

@@ -58,9 +58,15 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
 
+    from hedge_core.advice.config import advisor_from_env, interval_from_env
     from hedge_core.errors import InvalidInput
     from hedge_core.runner import notify
 
+    try:  # risk second opinion (HEDGE_ADVISOR*, docs/risk-advisor.md): a bad configuration stops the start here
+        advisor, advisor_s = advisor_from_env(), interval_from_env()
+    except InvalidInput as exc:
+        log_event(log, "advisor configuration refused: runner not started", level=logging.ERROR, error=str(exc))
+        return 2
     try:  # alert channels (HEDGE_ALERT_*, docs/alerts.md): a bad configuration stops the start here
         notifier = notify.notifier_from_env()
     except InvalidInput as exc:
@@ -101,12 +107,18 @@ async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: 
     from hedge_core.runner.hedge_watch import HedgeWatch  # failed tasks and LTV bands as alerts
 
     watch = asyncio.create_task(HedgeWatch().run(lambda: list(sup.hedges.values())), name="hedge-watch")
+    # risk second opinion per running hedge (docs/risk-advisor.md)
+    from hedge_core.runner.advisor_watch import AdvisorWatch
+
+    advise = asyncio.create_task(AdvisorWatch(advisor, advisor_s).run(lambda: list(sup.hedges.values())),
+                                 name="advisor-watch")
     recovered = await sup.recover_all()
     _write_info(home, {"pid": os.getpid(), "port": bound, "host": LOOPBACK, "db": db_path,
                        "started_at": str(sup.started), "snapshot_dir": str(snap)})
     log_event(log, "runner started", pid=os.getpid(), port=bound, db=db_path, recovered=recovered)
     await done.wait()
     watch.cancel()
+    advise.cancel()
     await runner.cleanup()
     if notifier is not None:
         notifier.close(timeout=5.0)  # deliver what the shutdown raised (a worker thread: the loop is done)
