@@ -46,10 +46,12 @@ def shared_data() -> Path:
 E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_runner_crash_sim",
              "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
              "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
+             "test_advisor_watch", "test_browser_journey",
              "test_live_fault_matrix"}
 INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
                         "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
-                        "test_store", "test_backtest_goals", "test_alerts", "test_panel_")
+                        "test_store", "test_backtest_goals", "test_alerts", "test_panel_", "test_advice_llm",
+                        "test_advice_view")
 # whole-year parities and module fixtures that build a year of replay: in-process but tens of seconds
 SLOW_UNITS = ("test_backtest_event.py", "test_fast_path_equals_event_driven_btc[",
               "test_cross_fast_path_equals_event_driven_eth_on_btc[", "test_priced_prices_are_the_kernels_snapshot")
