@@ -316,6 +316,7 @@ SAMPLES = {
                                    (17.3, 0.3, 0.4, 0.1, 0.0, 43_214.1, math.inf)],
     "unrealized_pnl": [(-0.3, 43_214.1, 41_000.3)],
     "funding_payment": [(-0.3, 43_214.1, 0.000137)],
+    "funding_position": [(1.776, 43_214.1, 0.000137), (-2.5, 39_870.5, -0.0003)],
     "funding_apr": [(0.000137, 8.0)],
     "funding_pay_apr": [(0.3, 0.000137, 8.0), (-0.3, 0.000137, 4.0)],
     "basis": [(43_260.3, 43_214.1)],
@@ -388,3 +389,12 @@ def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     src.write_text("A = 2\n")
     assert _drop_stale_kernel_cache(cache, [src]) and not kernel.exists()  # edited: drop again
     assert len(list(cache.glob("fastpath.money-*.stamp"))) == 1
+
+
+def test_funding_position_inverts_the_payment():
+    # a 0.5 BTC short at mark 40,000 with rate +0.0001 receives 0.5 x 40,000 x 0.0001 = 2.0 USDT
+    from hedge_core.money import funding_payment, funding_position
+
+    assert funding_payment(-0.5, 40_000.0, 0.0001) == pytest.approx(2.0)
+    assert funding_position(2.0, 40_000.0, 0.0001) == pytest.approx(-0.5)
+    assert math.isnan(funding_position(2.0, 40_000.0, 0.0)) and math.isnan(funding_position(2.0, float("nan"), 1e-4))

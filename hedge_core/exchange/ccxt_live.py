@@ -39,6 +39,7 @@ import pandas as pd
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy, with_retry
 from hedge_core.exchange.credentials import Credentials
+from hedge_core.money import funding_position
 from hedge_core.exchange.errors_map import translate, vendor_status
 from hedge_core.exchange.governor import RateGovernor, governor_for
 from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
@@ -899,7 +900,7 @@ class CcxtLiveAdapter:
                 match = history[sym][near[0][1]] if near and near[0][0] <= 60 else None
                 rate = match.rate if match else float("nan")
                 mark = _f(match.mark_price, float("nan")) if match else float("nan")
-            qty = -amount / (mark * rate) if rate and mark and math.isfinite(rate * mark) else float("nan")
+            qty = funding_position(amount, mark, rate)
             out.append(FundingPayment(symbol=sym, ts=ts, amount=amount, rate=rate, position_qty=qty,
                                       mark_price=mark))
         return out

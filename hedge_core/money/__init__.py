@@ -60,6 +60,7 @@ from hedge_core.money.perp import (
     HOURS_PER_YEAR,
     FLAT_MMR,
     funding_payment,
+    funding_position,
     funding_apr,
     funding_pay_apr,
     basis,

@@ -11,6 +11,7 @@ __all__ = [
     "HOURS_PER_YEAR",
     "FLAT_MMR",
     "funding_payment",
+    "funding_position",
     "funding_apr",
     "funding_pay_apr",
     "basis",
@@ -42,6 +43,14 @@ def funding_payment(qty: float, mark: float, rate: float) -> float:
     """Funding of a perp position at a settlement, quote: ``-qty x mark x rate`` (+ received /
     - paid; a positive rate makes longs pay shorts)."""
     return -qty * mark * rate
+
+
+@register_jitable
+def funding_position(amount: float, mark: float, rate: float) -> float:
+    """The signed position (base) a funding ``amount`` (quote, + received) was paid on at ``mark`` and
+    ``rate``: the inverse of :func:`funding_payment`; NaN when mark x rate is 0 or not finite."""
+    prod = mark * rate
+    return -amount / prod if prod and math.isfinite(prod) else math.nan
 
 
 @register_jitable
