@@ -38,18 +38,18 @@ import pandas as pd
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy, with_retry
+from hedge_core.exchange.ccxt_account import AccountSettingsMixin
+from hedge_core.exchange.ccxt_funding import FundingMixin
+from hedge_core.exchange.ccxt_parse import _f, _ms, _RedactingLogger, _ts, ticker_time
 from hedge_core.exchange.credentials import Credentials
-from hedge_core.money import funding_position
 from hedge_core.exchange.errors_map import translate, vendor_status
 from hedge_core.exchange.governor import RateGovernor, governor_for
 from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
-from hedge_core.exchange.venues import VENUES, VenueConfig  # noqa: F401 - re-exported (venue table moved)
+from hedge_core.exchange.venues import VENUES, VenueConfig
 from hedge_core.types import (
     Balance,
     Bar,
     Fill,
-    FundingPayment,
-    FundingRate,
     Instrument,
     Liquidity,
     MarginMode,
@@ -59,7 +59,6 @@ from hedge_core.types import (
     OrderStatus,
     OrderType,
     Position,
-    PositionMode,
     PositionSide,
     Side,
     Ticker,
@@ -76,62 +75,7 @@ _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.CLOSED, "canceled": O
            "rejected": OrderStatus.REJECTED}
 
 
-class _RedactingLogger(logging.LoggerAdapter):
-    """ccxt logs request headers (API key) at DEBUG; this scrubs secrets before any handler sees them."""
-
-    def __init__(self, logger: logging.Logger, secrets: tuple[str, ...]) -> None:
-        super().__init__(logger, {})
-        self._secrets = tuple(s for s in secrets if s)
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        text = str(msg) % args if args else str(msg)
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        self.logger.log(level, "%s", text, **kwargs)
-
-
-def _ts(ms: float | int | None) -> pd.Timestamp:
-    if ms is None:
-        return pd.Timestamp.now(tz="UTC")
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC")
-
-
-def ticker_time(ticker: dict[str, Any], envelope: Any) -> pd.Timestamp:
-    """The venue's time of a ticker: its own ``timestamp`` (Binance ``closeTime``, OKX ``ts``), else the
-    answer's server time (Bybit v5 ticker rows carry none; the envelope's ``time`` is when the venue
-    answered, "Get Tickers"), else NaT: never the local clock, so a price without venue time is never
-    taken as fresh (runner.freshness)."""
-    ms = ticker.get("timestamp")
-    if ms is None and isinstance(envelope, dict):
-        ms = envelope.get("time")
-    try:
-        return pd.Timestamp(int(ms), unit="ms", tz="UTC") if ms is not None else pd.NaT
-    except (TypeError, ValueError):
-        return pd.NaT
-
-
-def _ms(ts: pd.Timestamp | None) -> int | None:
-    if ts is None:
-        return None
-    t = pd.Timestamp(ts)
-    if t.tzinfo is None:
-        raise he.InvalidInput("since", ts, "a timezone-aware UTC timestamp")
-    return int(t.value // 1_000_000)
-
-
-def _f(x: Any, default: float = 0.0) -> float:
-    if x is None:
-        return default
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(v) else v
-
-
-class CcxtLiveAdapter:
+class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
     """Async ccxt adapter for one venue (spot + USDT-margined perps).
 
     Parameters
@@ -292,6 +236,12 @@ class CcxtLiveAdapter:
         if inst is None:
             raise he.InvalidInput("symbol", symbol,
                                   f"a listed {self.venue} market, e.g. 'BTC/USDT' or 'BTC/USDT:USDT'")
+        return inst
+
+    def _perp(self, symbol: str) -> Instrument:
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
         return inst
 
     def _cs(self, symbol: str) -> float:
@@ -711,200 +661,6 @@ class CcxtLiveAdapter:
                 if r.get("execType") in self._BYBIT_FILL_TYPES]
         return self._ex.parse_trades(rows, market)
 
-    # ------------------------------------------------------------------ account settings
-    async def _idempotent(self, method: str, call: Callable[[], Awaitable[Any]]) -> None:
-        async def once() -> None:
-            try:
-                await call()
-            except Exception as exc:
-                if self._is_no_change(exc):
-                    return None  # nothing to change is success
-                raise
-        await self._call(method, once)
-
-    async def set_leverage(self, symbol: str, leverage: float) -> None:
-        """Set the perp leverage (integer on Binance); same value again is a success."""
-        await self._ensure_markets()
-        inst = self._instrument(symbol)
-        if inst.kind is not MarketKind.PERP:
-            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
-        if not (1 <= leverage <= inst.max_leverage) or leverage != int(leverage):
-            raise he.InvalidInput("leverage", leverage, f"an integer in [1, {inst.max_leverage:g}]")
-        await self._idempotent("set_leverage", lambda: self._ex.set_leverage(
-            int(leverage), symbol, self._market_params(symbol)))
-
-    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
-        await self._ensure_markets()
-        inst = self._instrument(symbol)
-        if inst.kind is not MarketKind.PERP:
-            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
-        mode = MarginMode(mode)
-        await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
-            mode.value, symbol, self._market_params(symbol)))
-        if self.config.account_margin_mode:
-            self._margin_mode_cache = mode.value  # the whole account changed
-
-    async def set_position_mode(self, mode: PositionMode) -> None:
-        mode = PositionMode(mode)
-        await self._ensure_markets()
-        # the USDT-margined perps' mode: without "type" Bybit's ccxt would send category=spot
-        await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
-            mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
-
-    async def fetch_position_mode(self) -> PositionMode:
-        """The USDT-margined perps' position mode (OPTIONAL protocol method, read by the preflight):
-        ccxt ``fetch_position_mode`` (Binance ``GET /fapi/v1/positionSide/dual``, "Get Current Position
-        Mode": ``dualSidePosition`` true = hedge mode)."""
-        await self._ensure_markets()
-        r = await self._call("fetch_position_mode", lambda: self._ex.fetch_position_mode(
-            None, {"type": "swap", "subType": "linear"}))
-        return PositionMode.HEDGE if r.get("hedged") else PositionMode.ONE_WAY
-
-    @property
-    def offers_position_mode(self) -> bool:
-        """Whether :meth:`fetch_position_mode` can read this venue's mode (ccxt has no
-        ``fetchPositionMode`` for Bybit: the preflight then sets one-way at start without reading it)."""
-        return bool(self._ex.has.get("fetchPositionMode"))
-
-    @property
-    def offers_brackets(self) -> bool:
-        """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""
-        return self.config.brackets
-
-    async def fetch_brackets(self, symbol: str) -> tuple[Any, ...]:
-        """The venue's maintenance-margin brackets of a perp (OPTIONAL protocol method), as
-        :class:`hedge_core.analytics.risk.Bracket` rows (ccxt ``fetch_leverage_tiers``; on Binance the
-        signed ``GET /fapi/v1/leverageBracket``, which may differ per account). InvalidInput when the
-        venue's table is not a valid bracket table."""
-        from hedge_core.analytics.risk import brackets_from_tiers
-
-        if not self.config.brackets:
-            raise he.InvalidInput("venue", self.venue, "binance (the venue whose brackets this adapter maps)")
-        await self._ensure_markets()
-        self._perp(symbol)
-        tiers = await self._call("fetch_brackets", lambda: self._ex.fetch_leverage_tiers([symbol]))
-        if symbol not in tiers:
-            raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
-        return brackets_from_tiers(tiers[symbol])
-
-    # ------------------------------------------------------------------ exchange-side dead man's switch
-    async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
-        """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).
-
-        Binance USD-M futures only: ``POST /fapi/v1/countdownCancelAll`` with the market id and
-        ``countdownTime = seconds * 1000`` (milliseconds). Binance cancels every open order of that
-        symbol when the countdown runs out without being re-armed; each call restarts it, and
-        ``seconds == 0`` disarms it. It cancels orders only: positions are left as they are.
-
-        Parameters
-        ----------
-        symbol:
-            ccxt unified symbol. A spot symbol (``BTC/USDT``) returns False without any request:
-            Binance spot has no such timer.
-        seconds:
-            Countdown, seconds, finite and >= 0 (0 disarms). A positive value below 1 ms is sent
-            as 1 ms, never rounded down to 0 (which would disarm).
-
-        Returns
-        -------
-        bool
-            True when the venue accepted the timer (armed, re-armed or disarmed); False when
-            nothing was sent: spot symbols, and venues without a per-symbol countdown through this
-            adapter (Bybit's disconnect-cancel and OKX's ``cancel-all-after`` are account-wide and
-            not wired here).
-
-        Raises
-        ------
-        hedge_core.errors.InvalidInput
-            ``seconds`` negative or not finite, or a perp symbol the venue does not list.
-        hedge_core.errors.ExchangeError
-            Vendor errors, translated like every other call (temporary ones retried: re-arming
-            is idempotent).
-        """
-        try:
-            secs = float(seconds)
-        except (TypeError, ValueError):
-            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)") from None
-        if not math.isfinite(secs) or secs < 0:
-            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)")
-        if self.venue != "binance" or not is_perp_symbol(symbol):
-            return False
-        await self._ensure_markets()
-        self._perp(symbol)
-        market_id = self._ex.market(symbol)["id"]
-        ms = 0 if secs == 0 else max(1, round(secs * 1000))
-        await self._call("arm_cancel_all_after", lambda: self._ex.fapiPrivatePostCountdownCancelAll(
-            {"symbol": market_id, "countdownTime": ms}))
-        return True
-
-    # ------------------------------------------------------------------ funding
-    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        """The current (next) funding rate; ``ts`` is the next funding time."""
-        await self._ensure_markets()
-        self._perp(symbol)
-        r = await self._call("fetch_funding_rate", lambda: self._ex.fetch_funding_rate(symbol))
-        return FundingRate(symbol=symbol, ts=_ts(r.get("fundingTimestamp") or r.get("timestamp")),
-                           rate=_f(r.get("fundingRate")), interval_hours=_interval_hours(r.get("interval")),
-                           mark_price=r.get("markPrice"))
-
-    def _perp(self, symbol: str) -> Instrument:
-        inst = self._instrument(symbol)
-        if inst.kind is not MarketKind.PERP:
-            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
-        return inst
-
-    async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
-                                         limit: int | None = None) -> list[FundingRate]:
-        await self._ensure_markets()
-        self._perp(symbol)
-        if limit is not None and limit <= 0:
-            raise he.InvalidInput("limit", limit, "None or an integer > 0")
-        since_ms = _ms(since)
-        rows = await self._call("fetch_funding_rate_history",
-                                lambda: self._ex.fetch_funding_rate_history(symbol, since_ms, limit))
-        return [FundingRate(symbol=symbol, ts=_ts(r.get("timestamp")), rate=_f(r.get("fundingRate")),
-                            mark_price=_f((r.get("info") or {}).get("markPrice"), float("nan")) or None)
-                for r in rows]
-
-    async def fetch_funding_payments(self, symbol: str | None = None,
-                                     since: pd.Timestamp | None = None) -> list[FundingPayment]:
-        """Own funding settled (+ received / - paid, quote), on every venue.
-
-        Binance's income ledger has only the amount (+ received); rate and mark come from the
-        public funding history at the same funding time. Bybit reports funding in its execution
-        list as a charge (``execFee`` > 0 paid: the sign is turned) with the rate (``feeRate``) and
-        the settlement mark (``execPrice``). ``position_qty = -amount / (mark x rate)``; NaN where
-        no rate is found.
-        """
-        await self._ensure_markets()
-        if symbol is not None:
-            self._perp(symbol)
-        since_ms = _ms(since)
-        rows = await self._call("fetch_funding_payments", lambda: self._ex.fetch_funding_history(
-            symbol, since_ms, None, {"subType": "linear"}))
-        out = []
-        history: dict[str, list[FundingRate]] = {}
-        for r in rows:
-            sym = r.get("symbol") or symbol or ""
-            ts = _ts(r.get("timestamp"))
-            amount = self.config.funding_amount_sign * _f(r.get("amount"))
-            # Bybit's funding row carries its rate (feeRate) and the mark it settled at (execPrice)
-            rate = _f(r.get("rate"), float("nan"))
-            mark = _f((r.get("info") or {}).get("execPrice"), float("nan"))
-            if not (math.isfinite(rate) and math.isfinite(mark) and mark > 0):
-                if sym not in history:
-                    first = min((_f(x.get("timestamp")) for x in rows if x.get("symbol") == sym), default=0.0)
-                    history[sym] = await self.fetch_funding_rate_history(
-                        sym, _ts(first - 60_000), None) if sym in self._instruments else []
-                near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(history[sym]))
-                match = history[sym][near[0][1]] if near and near[0][0] <= 60 else None
-                rate = match.rate if match else float("nan")
-                mark = _f(match.mark_price, float("nan")) if match else float("nan")
-            qty = funding_position(amount, mark, rate)
-            out.append(FundingPayment(symbol=sym, ts=ts, amount=amount, rate=rate, position_qty=qty,
-                                      mark_price=mark))
-        return out
-
     async def close(self) -> None:
         """Close the ccxt exchange (a session passed in stays open: its owner closes it)."""
         await self._ex.close()
@@ -914,12 +670,3 @@ class CcxtLiveAdapter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _interval_hours(interval: Any) -> float:
-    if isinstance(interval, str) and interval.endswith("h"):
-        try:
-            return float(interval[:-1])
-        except ValueError:
-            return 8.0
-    return 8.0
