@@ -45,8 +45,8 @@ Perps (USDT-margined, linear, contract size 1)
     entry notional / leverage (plus funding). Available margin = wallet - isolated margins +
     cross uPnL - cross initial margin (|qty|*mark/leverage) - open-order margin.
 Funding
-    At each FundingEvent: ``payment = -qty * mark * rate`` per position (positive rate: longs
-    pay shorts), credited to the perp wallet (isolated: also to the position's margin) and
+    At each FundingEvent the payment of each position is computed by
+    :func:`hedge_core.money.funding_payment` (positive rate: longs pay shorts), credited to the perp wallet (isolated: also to the position's margin) and
     recorded as :class:`~hedge_core.types.FundingPayment`.
 Money formulas
     Every one of the above (slippage, fill price, fee, position average and realised PnL,
@@ -79,14 +79,16 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 
 from hedge_core import money
-from hedge_core.analytics.risk import Bracket, brackets_for, liquidation_price, maintenance_margin
+from hedge_core.analytics.risk import (
+    Bracket,
+    brackets_for,
+)
 from hedge_core.errors import (
     DuplicateOrder,
     InsufficientFunds,
@@ -95,6 +97,24 @@ from hedge_core.errors import (
     OperationalError,
     OrderNotFound,
 )
+
+# Split by concern into hedge_core/exchange/paper_venue/; the names below are re-exported so
+# ``from hedge_core.exchange.paper_core import ...`` keeps working everywhere.
+from hedge_core.exchange.paper_venue.config import (  # noqa: F401
+    _EPS,
+    _PSIDES,
+    _TF_CACHE,
+    ACCOUNTS,
+    SETTLE,
+    PaperConfig,
+    _check_rate,
+    _tf,
+    default_instruments,
+)
+from hedge_core.exchange.paper_venue.liquidation import _LiquidationMixin
+from hedge_core.exchange.paper_venue.margin import _MarginMixin
+from hedge_core.exchange.paper_venue.records import _Ord, _Pos, _pts, _ts  # noqa: F401
+from hedge_core.exchange.paper_venue.state import _StateMixin
 from hedge_core.types import (
     Balance,
     Bar,
@@ -110,7 +130,6 @@ from hedge_core.types import (
     OrderRequest,
     OrderStatus,
     OrderType,
-    Position,
     PositionMode,
     PositionSide,
     Side,
@@ -119,194 +138,8 @@ from hedge_core.types import (
 
 __all__ = ["PaperConfig", "PaperCore", "default_instruments", "ACCOUNTS"]
 
-ACCOUNTS = ("spot", "perp")
-SETTLE = "USDT"
-_EPS = 1e-12
-_PSIDES = (PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT)
-_TF_CACHE: dict[str, pd.Timedelta] = {}
 
-
-def _tf(timeframe: str) -> pd.Timedelta:
-    td = _TF_CACHE.get(timeframe)
-    if td is None:
-        from hedge_core.exchange.feeds import timeframe_delta
-
-        td = _TF_CACHE[timeframe] = timeframe_delta(timeframe)
-    return td
-
-
-def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
-    """Binance-like limits for BTC and ETH spot and USDT-M perps (exchangeInfo, 2024).
-
-    ======================  ========  ========  ========  ============  ============
-    symbol                  tick      lot       min qty   min notional  max leverage
-    ======================  ========  ========  ========  ============  ============
-    BTC/USDT (spot)         0.01      0.00001   0.00001   5             1
-    ETH/USDT (spot)         0.01      0.0001    0.0001    5             1
-    BTC/USDT:USDT (perp)    0.1       0.001     0.001     100           125
-    ETH/USDT:USDT (perp)    0.01      0.001     0.001     20            100
-    ======================  ========  ========  ========  ============  ============
-    """
-    return (
-        Instrument("BTC/USDT", venue, MarketKind.SPOT, "BTC", "USDT", 0.01, 0.00001, 0.00001, 5.0,
-                   max_leverage=1.0),
-        Instrument("ETH/USDT", venue, MarketKind.SPOT, "ETH", "USDT", 0.01, 0.0001, 0.0001, 5.0,
-                   max_leverage=1.0),
-        Instrument("BTC/USDT:USDT", venue, MarketKind.PERP, "BTC", "USDT", 0.1, 0.001, 0.001, 100.0,
-                   max_leverage=125.0),
-        Instrument("ETH/USDT:USDT", venue, MarketKind.PERP, "ETH", "USDT", 0.01, 0.001, 0.001, 20.0,
-                   max_leverage=100.0),
-    )
-
-
-def _check_rate(name: str, v: float, hi: float = 0.1) -> None:
-    if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= hi):
-        raise InvalidInput(name, v, f"a fraction in [0, {hi}]")
-
-
-@dataclass(frozen=True)
-class PaperConfig:
-    """Frozen settings of a paper venue.
-
-    Attributes
-    ----------
-    venue : str
-        Venue name reported by the adapter.
-    spot_maker_fee, spot_taker_fee, perp_maker_fee, perp_taker_fee : float
-        Fee rates, fractions of notional (Binance VIP0: spot 0.1 %/0.1 %, USDT-M 0.02 %/0.05 %).
-    slippage_bps : float
-        Fixed slippage per taker fill, basis points of the reference price.
-    impact_k_bps : float
-        Impact coefficient k: impact_bps = k * sqrt(fill_qty / bar_volume).
-    slippage_noise_bps : float
-        Std-dev of seeded Gaussian noise added to the slippage (0 = none; total floored at 0).
-    participation : float or None
-        Max fraction of each bar's volume that this venue's orders of one instrument fill per
-        bar; None = unlimited (every order fills in full at once).
-    liquidation_fee_rate : float
-        Liquidation clearance fee, fraction of the liquidated notional.
-    default_leverage : float
-        Leverage of a perp symbol before set_leverage (Binance default 20x, capped by max).
-    default_margin_mode : MarginMode
-    position_mode : PositionMode
-        Initial position mode.
-    seed : int
-        Seed of the slippage-noise RNG.
-    instruments : tuple of Instrument
-        Tradable markets with their limits; default :func:`default_instruments`.
-    brackets : mapping symbol -> bracket table, optional
-        Maintenance tables for perps not in :data:`hedge_core.analytics.risk.BRACKETS`.
-    """
-
-    venue: str = "binance"
-    spot_maker_fee: float = 0.001
-    spot_taker_fee: float = 0.001
-    perp_maker_fee: float = 0.0002
-    perp_taker_fee: float = 0.0005
-    slippage_bps: float = 1.0
-    impact_k_bps: float = 10.0
-    slippage_noise_bps: float = 0.0
-    participation: float | None = None
-    liquidation_fee_rate: float = 0.005
-    default_leverage: float = 20.0
-    default_margin_mode: MarginMode = MarginMode.CROSS
-    position_mode: PositionMode = PositionMode.ONE_WAY
-    seed: int = 0
-    instruments: tuple[Instrument, ...] = field(default_factory=default_instruments)
-    brackets: Mapping[str, tuple[Bracket, ...]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("spot_maker_fee", "spot_taker_fee", "perp_maker_fee", "perp_taker_fee",
-                     "liquidation_fee_rate"):
-            _check_rate(name, getattr(self, name))
-        for name in ("slippage_bps", "impact_k_bps", "slippage_noise_bps"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and 0.0 <= v <= 10_000):
-                raise InvalidInput(name, v, "basis points in [0, 10000]")
-        p = self.participation
-        if p is not None and not (math.isfinite(p) and 0.0 < p <= 1.0):
-            raise InvalidInput("participation", p, "None or a fraction in (0, 1]")
-        if not (math.isfinite(self.default_leverage) and self.default_leverage >= 1.0):
-            raise InvalidInput("default_leverage", self.default_leverage, ">= 1")
-        object.__setattr__(self, "default_margin_mode", MarginMode(self.default_margin_mode))
-        object.__setattr__(self, "position_mode", PositionMode(self.position_mode))
-        if not isinstance(self.seed, int):
-            raise InvalidInput("seed", self.seed, "an int")
-        syms = [i.symbol for i in self.instruments]
-        if len(set(syms)) != len(syms) or not syms:
-            raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
-
-    # ---- JSON ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "instruments":
-                v = [{k.name: (getattr(i, k.name).value if k.name == "kind" else getattr(i, k.name))
-                      for k in fields(i)} for i in v]
-            elif f.name == "brackets":
-                v = {s: [[b.bracket, b.notional_floor, b.notional_cap, b.max_leverage, b.mmr, b.cum]
-                         for b in tbl] for s, tbl in v.items()}
-            elif isinstance(v, (MarginMode, PositionMode)):
-                v = v.value
-            out[f.name] = v
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PaperConfig":
-        d = dict(d)
-        d["instruments"] = tuple(Instrument(**{**i, "kind": MarketKind(i["kind"])}) for i in d["instruments"])
-        d["brackets"] = {s: tuple(Bracket(int(r[0]), *map(float, r[1:])) for r in tbl)
-                         for s, tbl in d.get("brackets", {}).items()}
-        return cls(**d)
-
-
-# ---- mutable internal records ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Pos:
-    symbol: str
-    pside: PositionSide
-    qty: float = 0.0  # signed base
-    entry: float = 0.0
-    margin: float = 0.0  # isolated margin (quote); 0 in cross
-
-
-@dataclass(slots=True)
-class _Ord:
-    id: str
-    cid: str
-    symbol: str
-    side: Side
-    type: OrderType
-    qty: float
-    price: float | None
-    reduce_only: bool
-    pside: PositionSide
-    ts: pd.Timestamp
-    perp: bool
-    filled: float = 0.0
-    cost: float = 0.0  # sum qty*price of fills, quote
-    fee: float = 0.0
-    status: OrderStatus = OrderStatus.OPEN
-    locked: float = 0.0  # spot: locked quote (buy limit) or base (sell limit)
-
-    def view(self) -> Order:
-        return Order(self.id, self.cid, self.symbol, self.side, self.type, self.qty, self.price,
-                     self.filled, (self.cost / self.filled) if self.filled > 0 else None, self.status,
-                     self.ts, self.reduce_only, self.fee, SETTLE)
-
-
-def _ts(x: pd.Timestamp | None) -> str | None:
-    return None if x is None else x.isoformat()
-
-
-def _pts(s: str | None) -> pd.Timestamp | None:
-    return None if s is None else pd.Timestamp(s)
-
-
-class PaperCore:
+class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin):
     """The paper venue's state and rules. See the module docstring for the model.
 
     Parameters
@@ -472,89 +305,6 @@ class PaperCore:
                "from": from_account, "to": to_account}
         self.transfers.append(rec)
         return rec
-
-    # =========================================================================================
-    # margin
-    # =========================================================================================
-    def _upnl(self, p: _Pos, price: float) -> float:
-        return money.unrealized_pnl(p.qty, price, p.entry)
-
-    def _order_margin(self) -> float:
-        tot = 0.0
-        for oid in self._open:
-            o = self.orders[oid]
-            if o.perp and not o.reduce_only and o.price is not None and self._increases(o):
-                tot += (o.qty - o.filled) * o.price / self._lev(o.symbol)
-        return tot
-
-    def _increases(self, o: _Ord) -> bool:
-        if self.position_mode is PositionMode.HEDGE:
-            return (o.pside is PositionSide.LONG) == (o.side is Side.BUY)
-        return True  # one-way: conservatively reserve for every non-reduce-only order
-
-    def perp_available(self) -> float:
-        """Available margin, USDT: wallet - isolated margins + cross uPnL - cross initial margin
-        - open-order margin. Can be negative when losses eat the margin."""
-        xc = self._cross_cache()
-        upnl = math.fsum(v[0] for v in xc.values())
-        im = math.fsum(v[2] for v in xc.values())
-        return self.wallet - self._iso_total() + upnl - im - self._order_margin()
-
-    # ---- derived cache ---------------------------------------------------------------------
-    # Sums use math.fsum (exactly rounded, order independent), so a core rebuilt by from_state
-    # computes bit-identical margins to the uninterrupted one.
-    def _sym_positions(self, sym: str) -> list[_Pos]:
-        out = []
-        for ps in _PSIDES:
-            p = self.positions.get((sym, ps))
-            if p is not None and p.qty != 0.0:
-                out.append(p)
-        return out
-
-    def _contrib(self, sym: str, mark: float) -> tuple[float, float, float]:
-        """(uPnL, maintenance margin, initial margin) of the symbol's positions at ``mark``."""
-        lev = self._lev(sym)
-        u = mm = im = 0.0
-        for p in self._sym_positions(sym):
-            u += money.unrealized_pnl(p.qty, mark, p.entry)
-            mm += self._mm(sym, p.qty, mark)
-            im += money.isolated_margin(p.qty, mark, lev)
-        return u, mm, im
-
-    def _cross_cache(self) -> dict[str, tuple[float, float, float]]:
-        if self._xc is None:
-            self._xc, self._xi = {}, {}
-            for sym in {p.symbol for p in self.positions.values() if p.qty != 0.0}:
-                self._refresh(sym)
-        return self._xc
-
-    def _refresh(self, sym: str) -> None:
-        """Recompute one symbol's cache entries after its positions, settings or mark changed."""
-        xc, xi = self._xc, self._xi
-        if xc is None:
-            return
-        xc.pop(sym, None)
-        xi.pop(sym, None)
-        mine = self._sym_positions(sym)
-        if not mine:
-            return
-        if self._mode(sym) is MarginMode.ISOLATED:
-            xi[sym] = math.fsum(p.margin for p in mine)
-        else:
-            xc[sym] = self._contrib(sym, self._mark(sym))
-
-    def _iso_total(self) -> float:
-        self._cross_cache()
-        return math.fsum(self._xi.values())
-
-    def perp_withdrawable(self) -> float:
-        """What may leave the perp wallet: available margin without unrealised profit, >= 0."""
-        profit = sum(max(self._upnl(p, self._mark(p.symbol)), 0.0) for p in self.positions.values()
-                     if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.CROSS)
-        return max(min(self.perp_available() - profit, self.wallet), 0.0)
-
-    def _mm(self, symbol: str, qty: float, price: float) -> float:
-        return maintenance_margin(abs(qty) * price, self._brackets[symbol])
 
     # =========================================================================================
     # market events
@@ -1023,39 +773,6 @@ class PaperCore:
         free = min(max(self.perp_available(), 0.0), max(self.wallet, 0.0))
         return {SETTLE: Balance(SETTLE, free, self.wallet - free)}
 
-    def positions_view(self, symbols: Sequence[str] | None = None) -> list[Position]:
-        """Open perp positions with uPnL and liquidation price at the current mark."""
-        out = []
-        cross_keys = [k for k, p in self.positions.items()
-                      if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.CROSS]
-        for key, p in self.positions.items():
-            if p.qty == 0.0 or (symbols is not None and p.symbol not in symbols):
-                continue
-            mark = self._mark(p.symbol)
-            mode = self._mode(p.symbol)
-            lp = self._liq_price(key, p, mode, {k: self._mark(k[0]) for k in cross_keys})
-            out.append(Position(p.symbol, p.qty, p.entry, self._lev(p.symbol), mode, p.pside,
-                                self._upnl(p, mark), lp, p.margin, mark))
-        return out
-
-    def _liq_price(self, key: tuple[str, PositionSide], p: _Pos, mode: MarginMode,
-                   prices: Mapping[tuple[str, PositionSide], float]) -> float:
-        br = self._brackets[p.symbol]
-        if mode is MarginMode.ISOLATED:
-            return liquidation_price(p.qty, p.entry, p.margin, br, margin_mode=MarginMode.ISOLATED)
-        other_mm = other_upnl = 0.0
-        for k, px in prices.items():
-            if k == key:
-                continue
-            q = self.positions[k]
-            other_mm += self._mm(q.symbol, q.qty, px)
-            other_upnl += self._upnl(q, px)
-        return liquidation_price(p.qty, p.entry, self._cross_wallet(), br, margin_mode=MarginMode.CROSS,
-                                 other_maintenance_margin=other_mm, other_unrealized_pnl=other_upnl)
-
-    def _cross_wallet(self) -> float:
-        return self.wallet - self._iso_total()
-
     def ticker(self, symbol: str) -> Ticker:
         inst = self._instrument(symbol, "fetch_ticker")
         bar = self.last_bar.get((symbol, inst.kind))
@@ -1079,176 +796,3 @@ class PaperCore:
                 px = self.ref_price(f"{cur}/{SETTLE}")
                 tot += amt * (px or 0.0)
         return tot
-
-    # =========================================================================================
-    # liquidation
-    # =========================================================================================
-    def _check_liquidation(self, sym: str, bar: Bar) -> None:
-        mine = self._sym_positions(sym)
-        if not mine:
-            return
-        if self._mode(sym) is MarginMode.ISOLATED:
-            for p in mine:  # each at its adverse extreme
-                ext = bar.low if p.qty > 0 else bar.high
-                if p.margin + money.unrealized_pnl(p.qty, ext, p.entry) < self._mm(sym, p.qty, ext):
-                    lp = self._liq_price((sym, p.pside), p, MarginMode.ISOLATED, {})
-                    self._liquidate([((sym, p.pside), self._gap_adjusted(lp, p.qty, bar))], bar,
-                                    MarginMode.ISOLATED)
-            return
-        xc = self._cross_cache()
-        own = xc.get(sym, (0.0, 0.0, 0.0))
-        # other symbols at their last mark; exact sums, then this symbol's share removed
-        others_u = math.fsum(v[0] for v in xc.values()) - own[0]
-        others_mm = math.fsum(v[1] for v in xc.values()) - own[1]
-        wallet = self.wallet - self._iso_total()
-        for ext in (bar.low, bar.high):
-            u, mm, _ = self._contrib(sym, ext)
-            if wallet + others_u + u < others_mm + mm:
-                cross = [((p.symbol, p.pside), p) for p in self.positions.values()
-                         if p.qty != 0.0 and self._mode(p.symbol) is MarginMode.CROSS]
-                prices = {k: (ext if p.symbol == sym else self._mark(p.symbol)) for k, p in cross}
-                plan = []
-                for k, p in cross:
-                    if p.symbol == sym:
-                        lp = self._liq_price(k, p, MarginMode.CROSS, prices)
-                        plan.append((k, self._gap_adjusted(lp, p.qty, bar)))
-                    else:
-                        plan.append((k, prices[k]))
-                self._liquidate(plan, bar, MarginMode.CROSS)
-                return
-
-    @staticmethod
-    def _gap_adjusted(lp: float, qty: float, bar: Bar) -> float:
-        """Liquidation fill: at the liquidation price, or at the bar open when the mark opened
-        beyond it; kept inside the bar's range."""
-        px = min(lp, bar.open) if qty > 0 else max(lp, bar.open)
-        return min(max(px, bar.low), bar.high)
-
-    def _liquidate(self, plan: list[tuple[tuple[str, PositionSide], float]], bar: Bar,
-                   mode: MarginMode) -> None:
-        rate = self.config.liquidation_fee_rate
-        symbols = set()
-        for key, px in plan:
-            p = self.positions[key]
-            if p.qty == 0.0:
-                continue
-            symbols.add(p.symbol)
-            self._lseq += 1
-            lid = f"liq-{self._lseq}"
-            side = Side.SELL if p.qty > 0 else Side.BUY
-            q = abs(p.qty)
-            realized = money.unrealized_pnl(p.qty, px, p.entry)  # closed whole at px
-            fee = money.fee(q, px, rate)
-            delta = realized - fee
-            cover = 0.0
-            if mode is MarginMode.ISOLATED and delta < -p.margin:
-                cover, delta = -p.margin - delta, -p.margin
-            self.wallet += delta
-            rec = {"id": lid, "ts": _ts(self.now), "symbol": p.symbol, "position_side": p.pside.value,
-                   "margin_mode": mode.value, "qty": p.qty, "entry_price": p.entry, "price": px,
-                   "mark_bar_ts": _ts(bar.ts), "fee": fee, "realized_pnl": realized, "insurance_cover": cover}
-            o = _Ord(self._new_id(), lid, p.symbol, side, OrderType.MARKET, q, None, True, p.pside,
-                     self.now, True, q, q * px, fee, OrderStatus.CLOSED)
-            self.orders[o.id] = o
-            self._by_cid[lid] = o.id
-            self.fills.append(Fill(self._new_tid(), o.id, lid, p.symbol, side, q, px, fee, self.now, SETTLE,
-                                   Liquidity.TAKER, 0.0))
-            p.qty, p.entry, p.margin = 0.0, 0.0, 0.0
-            self._refresh(p.symbol)
-            self.liquidations.append(rec)
-        if mode is MarginMode.CROSS and self._cross_wallet() < 0:
-            cover = -self._cross_wallet()
-            self.wallet += cover
-            if self.liquidations:
-                self.liquidations[-1]["insurance_cover"] += cover
-        for oid in list(self._open):
-            o = self.orders[oid]
-            if o.perp and o.symbol in symbols:
-                self._close_order(o, OrderStatus.CANCELED)
-
-    # =========================================================================================
-    # persistence
-    # =========================================================================================
-    def state_dict(self) -> dict[str, Any]:
-        """Complete JSON-serialisable state; :meth:`from_state` rebuilds an identical core."""
-        def bar_d(b: Bar) -> list[Any]:
-            return [b.ts.isoformat(), b.venue, b.symbol, b.kind.value, b.open, b.high, b.low, b.close,
-                    b.volume, b.timeframe]
-
-        def fill_d(f: Fill) -> list[Any]:
-            return [f.trade_id, f.order_id, f.client_order_id, f.symbol, f.side.value, f.qty, f.price, f.fee,
-                    f.ts.isoformat(), f.fee_currency, f.liquidity.value, f.slippage]
-
-        rng = self._rng.getstate()
-        return {
-            "version": 1,
-            "config": self.config.to_dict(),
-            "now": _ts(self.now),
-            "spot": dict(self.spot),
-            "spot_locked": dict(self.spot_locked),
-            "wallet": self.wallet,
-            "position_mode": self.position_mode.value,
-            "leverage": dict(self.leverage),
-            "margin_mode": {k: v.value for k, v in self.margin_mode.items()},
-            "positions": [[p.symbol, p.pside.value, p.qty, p.entry, p.margin] for p in self.positions.values()],
-            "orders": [[o.id, o.cid, o.symbol, o.side.value, o.type.value, o.qty, o.price, o.reduce_only,
-                        o.pside.value, o.ts.isoformat(), o.perp, o.filled, o.cost, o.fee, o.status.value,
-                        o.locked] for o in self.orders.values()],
-            "open": list(self._open),
-            "fills": [fill_d(f) for f in self.fills],
-            "funding_payments": [[f.symbol, f.ts.isoformat(), f.amount, f.rate, f.position_qty, f.mark_price]
-                                 for f in self.funding_payments],
-            "funding_history": [[f.symbol, f.ts.isoformat(), f.rate, f.interval_hours, f.mark_price]
-                                for f in self.funding_history],
-            "liquidations": [dict(r) for r in self.liquidations],
-            "transfers": [dict(r) for r in self.transfers],
-            "last_bar": [bar_d(b) for b in self.last_bar.values()],
-            "budget": {k: (None if math.isinf(v) else v) for k, v in self._budget.items()},
-            "seq": [self._seq, self._tseq, self._lseq],
-            "rng": [rng[0], list(rng[1]), rng[2]],
-            "last_event_key": (None if (k := self.last_event_key) is None
-                               else [k[0].isoformat(), k[1], k[2], k[3]]),
-        }
-
-    @classmethod
-    def from_state(cls, d: Mapping[str, Any]) -> "PaperCore":
-        """Rebuild a core from :meth:`state_dict` output (e.g. after ``json.loads``)."""
-        if d.get("version") != 1:
-            raise InvalidInput("state.version", d.get("version"), "1")
-        core = cls(PaperConfig.from_dict(d["config"]))
-        core.now = _pts(d["now"])
-        core.spot = {k: float(v) for k, v in d["spot"].items()}
-        core.spot_locked = {k: float(v) for k, v in d["spot_locked"].items()}
-        core.wallet = float(d["wallet"])
-        core.position_mode = PositionMode(d["position_mode"])
-        core.leverage = {k: float(v) for k, v in d["leverage"].items()}
-        core.margin_mode = {k: MarginMode(v) for k, v in d["margin_mode"].items()}
-        core.positions = {}
-        for sym, ps, q, e, m in d["positions"]:
-            core.positions[(sym, PositionSide(ps))] = _Pos(sym, PositionSide(ps), q, e, m)
-        core.orders = {}
-        for r in d["orders"]:
-            o = _Ord(r[0], r[1], r[2], Side(r[3]), OrderType(r[4]), r[5], r[6], r[7], PositionSide(r[8]),
-                     pd.Timestamp(r[9]), r[10], r[11], r[12], r[13], OrderStatus(r[14]), r[15])
-            core.orders[o.id] = o
-            core._by_cid[o.cid] = o.id
-        core._open = list(d["open"])
-        core.fills = [Fill(r[0], r[1], r[2], r[3], Side(r[4]), r[5], r[6], r[7], pd.Timestamp(r[8]), r[9],
-                           Liquidity(r[10]), r[11]) for r in d["fills"]]
-        core.funding_payments = [FundingPayment(r[0], pd.Timestamp(r[1]), r[2], r[3], r[4], r[5])
-                                 for r in d["funding_payments"]]
-        core.funding_history = [FundingRate(r[0], pd.Timestamp(r[1]), r[2], r[3], r[4])
-                                for r in d["funding_history"]]
-        core.liquidations = [dict(r) for r in d["liquidations"]]
-        core.transfers = [dict(r) for r in d["transfers"]]
-        core.last_bar = {}
-        for r in d["last_bar"]:
-            b = Bar(pd.Timestamp(r[0]), r[1], r[2], MarketKind(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])
-            core.last_bar[(b.symbol, b.kind)] = b
-        core._budget = {k: (math.inf if v is None else float(v)) for k, v in d["budget"].items()}
-        core._seq, core._tseq, core._lseq = d["seq"]
-        r = d["rng"]
-        core._rng.setstate((r[0], tuple(r[1]), r[2]))
-        k = d.get("last_event_key")
-        core._restored_key = None if k is None else (pd.Timestamp(k[0]), int(k[1]), int(k[2]), str(k[3]))
-        return core

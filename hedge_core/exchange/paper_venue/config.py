@@ -1,0 +1,164 @@
+"""Paper venue settings: :class:`PaperConfig`, :func:`default_instruments` and account constants."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.analytics.risk import Bracket
+from hedge_core.errors import InvalidInput
+from hedge_core.types import (
+    Instrument,
+    MarginMode,
+    MarketKind,
+    PositionMode,
+    PositionSide,
+)
+
+__all__ = ["ACCOUNTS", "SETTLE", "PaperConfig", "default_instruments"]
+
+ACCOUNTS = ("spot", "perp")
+SETTLE = "USDT"
+_EPS = 1e-12
+_PSIDES = (PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT)
+_TF_CACHE: dict[str, pd.Timedelta] = {}
+
+
+def _tf(timeframe: str) -> pd.Timedelta:
+    td = _TF_CACHE.get(timeframe)
+    if td is None:
+        from hedge_core.exchange.feeds import timeframe_delta
+
+        td = _TF_CACHE[timeframe] = timeframe_delta(timeframe)
+    return td
+
+
+def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
+    """Binance-like limits for BTC and ETH spot and USDT-M perps (exchangeInfo, 2024).
+
+    ======================  ========  ========  ========  ============  ============
+    symbol                  tick      lot       min qty   min notional  max leverage
+    ======================  ========  ========  ========  ============  ============
+    BTC/USDT (spot)         0.01      0.00001   0.00001   5             1
+    ETH/USDT (spot)         0.01      0.0001    0.0001    5             1
+    BTC/USDT:USDT (perp)    0.1       0.001     0.001     100           125
+    ETH/USDT:USDT (perp)    0.01      0.001     0.001     20            100
+    ======================  ========  ========  ========  ============  ============
+    """
+    return (
+        Instrument("BTC/USDT", venue, MarketKind.SPOT, "BTC", "USDT", 0.01, 0.00001, 0.00001, 5.0,
+                   max_leverage=1.0),
+        Instrument("ETH/USDT", venue, MarketKind.SPOT, "ETH", "USDT", 0.01, 0.0001, 0.0001, 5.0,
+                   max_leverage=1.0),
+        Instrument("BTC/USDT:USDT", venue, MarketKind.PERP, "BTC", "USDT", 0.1, 0.001, 0.001, 100.0,
+                   max_leverage=125.0),
+        Instrument("ETH/USDT:USDT", venue, MarketKind.PERP, "ETH", "USDT", 0.01, 0.001, 0.001, 20.0,
+                   max_leverage=100.0),
+    )
+
+
+def _check_rate(name: str, v: float, hi: float = 0.1) -> None:
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= hi):
+        raise InvalidInput(name, v, f"a fraction in [0, {hi}]")
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """Frozen settings of a paper venue.
+
+    Attributes
+    ----------
+    venue : str
+        Venue name reported by the adapter.
+    spot_maker_fee, spot_taker_fee, perp_maker_fee, perp_taker_fee : float
+        Fee rates, fractions of notional (Binance VIP0: spot 0.1 %/0.1 %, USDT-M 0.02 %/0.05 %).
+    slippage_bps : float
+        Fixed slippage per taker fill, basis points of the reference price.
+    impact_k_bps : float
+        Impact coefficient k: impact_bps = k * sqrt(fill_qty / bar_volume).
+    slippage_noise_bps : float
+        Std-dev of seeded Gaussian noise added to the slippage (0 = none; total floored at 0).
+    participation : float or None
+        Max fraction of each bar's volume that this venue's orders of one instrument fill per
+        bar; None = unlimited (every order fills in full at once).
+    liquidation_fee_rate : float
+        Liquidation clearance fee, fraction of the liquidated notional.
+    default_leverage : float
+        Leverage of a perp symbol before set_leverage (Binance default 20x, capped by max).
+    default_margin_mode : MarginMode
+    position_mode : PositionMode
+        Initial position mode.
+    seed : int
+        Seed of the slippage-noise RNG.
+    instruments : tuple of Instrument
+        Tradable markets with their limits; default :func:`default_instruments`.
+    brackets : mapping symbol -> bracket table, optional
+        Maintenance tables for perps not in :data:`hedge_core.analytics.risk.BRACKETS`.
+    """
+
+    venue: str = "binance"
+    spot_maker_fee: float = 0.001
+    spot_taker_fee: float = 0.001
+    perp_maker_fee: float = 0.0002
+    perp_taker_fee: float = 0.0005
+    slippage_bps: float = 1.0
+    impact_k_bps: float = 10.0
+    slippage_noise_bps: float = 0.0
+    participation: float | None = None
+    liquidation_fee_rate: float = 0.005
+    default_leverage: float = 20.0
+    default_margin_mode: MarginMode = MarginMode.CROSS
+    position_mode: PositionMode = PositionMode.ONE_WAY
+    seed: int = 0
+    instruments: tuple[Instrument, ...] = field(default_factory=default_instruments)
+    brackets: Mapping[str, tuple[Bracket, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("spot_maker_fee", "spot_taker_fee", "perp_maker_fee", "perp_taker_fee",
+                     "liquidation_fee_rate"):
+            _check_rate(name, getattr(self, name))
+        for name in ("slippage_bps", "impact_k_bps", "slippage_noise_bps"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 <= v <= 10_000):
+                raise InvalidInput(name, v, "basis points in [0, 10000]")
+        p = self.participation
+        if p is not None and not (math.isfinite(p) and 0.0 < p <= 1.0):
+            raise InvalidInput("participation", p, "None or a fraction in (0, 1]")
+        if not (math.isfinite(self.default_leverage) and self.default_leverage >= 1.0):
+            raise InvalidInput("default_leverage", self.default_leverage, ">= 1")
+        object.__setattr__(self, "default_margin_mode", MarginMode(self.default_margin_mode))
+        object.__setattr__(self, "position_mode", PositionMode(self.position_mode))
+        if not isinstance(self.seed, int):
+            raise InvalidInput("seed", self.seed, "an int")
+        syms = [i.symbol for i in self.instruments]
+        if len(set(syms)) != len(syms) or not syms:
+            raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
+
+    # ---- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "instruments":
+                v = [{k.name: (getattr(i, k.name).value if k.name == "kind" else getattr(i, k.name))
+                      for k in fields(i)} for i in v]
+            elif f.name == "brackets":
+                v = {s: [[b.bracket, b.notional_floor, b.notional_cap, b.max_leverage, b.mmr, b.cum]
+                         for b in tbl] for s, tbl in v.items()}
+            elif isinstance(v, (MarginMode, PositionMode)):
+                v = v.value
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PaperConfig:
+        d = dict(d)
+        d["instruments"] = tuple(Instrument(**{**i, "kind": MarketKind(i["kind"])}) for i in d["instruments"])
+        d["brackets"] = {s: tuple(Bracket(int(r[0]), *map(float, r[1:])) for r in tbl)
+                         for s, tbl in d.get("brackets", {}).items()}
+        return cls(**d)
+
