@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.backtest_data import Market, build_timeline, market_from_frames
+from hedge_core.backtest.event import BacktestConfig, run_backtest
+from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
 from hedge_core.data.demo import generate_demo_market
-from hedge_core.fastpath import run_fast
-from hedge_core.params import (
+from hedge_core.backtest.fast import run_fast
+from hedge_core.params.models import (
     CarryParams,
     CrossHedgeParams,
     ExitParams,
@@ -38,7 +38,7 @@ from hedge_core.params import (
     GuardParams,
     VolTierLoanParams,
 )
-from hedge_core.sweep import Payload, close_pool, evaluate_backtest, grid_search
+from hedge_core.backtest.sweep import Payload, close_pool, evaluate_backtest, grid_search
 
 PARAMS = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=72))
 

@@ -30,8 +30,8 @@ from hedge_core.engine import (
     new_hedge,
     step,
 )
-from hedge_core.exchange.paper_core import default_instruments
-from hedge_core.params import CarryParams, ExitParams
+from hedge_core.exchange.paper.core import default_instruments
+from hedge_core.params.models import CarryParams, ExitParams
 from hedge_core.types import Fill
 
 INST = {i.symbol: i for i in default_instruments()}

@@ -113,8 +113,8 @@ def main() -> None:
         t = time.perf_counter()
         build(big, days=days, fills=fills)
         print(f"built store: {days} days of 1m bars x 3 kinds, {fills:,} fills in {time.perf_counter() - t:.1f} s")
-        from hedge_core import param_store
-        from hedge_core.params import CarryParams
+        from hedge_core.params import store as param_store
+        from hedge_core.params.models import CarryParams
 
         param_store.export(CarryParams(), "bench", created_from="test", root=root / "params", index=False)
         render_times(empty, root, 1)  # warm-up: imports and first-run caches are not counted

@@ -16,7 +16,7 @@ import time
 import pandas as pd
 
 from hedge_core.analytics.risk import BTCUSDT_BRACKETS
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import Bar, Instrument, MarginMode, MarketKind, OrderRequest, Side
 
 N_POS = 100

@@ -33,9 +33,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.data.demo import seed_demo
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 from hedge_core.store import Store
 
 START = pd.Timestamp("2024-01-01T05:00Z")
@@ -50,7 +50,7 @@ def baseline(db: Path, hours: int) -> float:
     from hedge_core.engine.driver import HedgeDriver
     from hedge_core.engine.replay import build_steps, run_paper
     from hedge_core.exchange.paper import PaperExchange
-    from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+    from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 
     end = START + pd.Timedelta(hours=hours)
     with Store(db) as st:

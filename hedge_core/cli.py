@@ -15,13 +15,15 @@ app = typer.Typer(help="Crypto spot/perp hedging: data, research, paper and live
 
 
 def _mount() -> None:
-    from hedge_core import backtest_cli, runner_cli
+    from hedge_core.backtest import cli as backtest_cli
     from hedge_core.data.cli import data_app
+    from hedge_core.params.cli import params_app
+    from hedge_core.runner import cli as runner_cli
     from hedge_core.runner.notify_cli import alerts_app
 
     app.add_typer(data_app, name="data", help="Market data: download, import, status, quality.")
     app.add_typer(runner_cli.runner_app, name="runner")
-    app.add_typer(runner_cli.params_app, name="params")
+    app.add_typer(params_app, name="params")
     runner_cli.register(app)  # start, stop, pause, resume, rebalance, flatten-all, hedges, carry
     app.add_typer(backtest_cli.app)  # backtest, sweep
     app.add_typer(alerts_app, name="alerts")
@@ -85,7 +87,7 @@ def run_panel(
     is unset, or when the password is too short: see docs/panel-sign-in.md.
     """
     from hedge_core.errors import InvalidInput
-    from hedge_core.views import auth
+    from hedge_core.ui.views import auth
 
     try:
         check = auth.password_check()

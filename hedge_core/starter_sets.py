@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from hedge_core import param_store
-from hedge_core.params import CarryParams, CrossHedgeParams, GridParams
+from hedge_core.params import store as param_store
+from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams
 
 __all__ = ["STARTERS", "ensure_starter_sets"]
 

@@ -1,7 +1,7 @@
 """The panel's sign-in gate (Streamlit side): one call at the top of ``app.py`` and of every page.
 
 The logic (password digest, bind-address policy, failed-attempt delay) is pure and tested in
-``hedge_core/views/auth.py``; this module draws the form and keeps the state:
+``hedge_core/ui/views/auth.py``; this module draws the form and keeps the state:
 
 - signed in: per browser session (``st.session_state``), holding only a fingerprint of the salted digest;
   a new browser tab or a reload is a new session and signs in again (no cookie, no token on disk);
@@ -31,7 +31,7 @@ import time
 import streamlit as st
 
 from hedge_core.errors import InvalidInput
-from hedge_core.views import auth
+from hedge_core.ui.views import auth
 
 _SESSION_KEY = "_panel_signed_in"  # holds PasswordCheck.fingerprint of the digest signed in against
 _THROTTLE_KEY = "_panel_sign_in_throttle"

@@ -16,7 +16,7 @@ import streamlit as st
 
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.store import Store, default_db_path
-from hedge_core.views import runner_link
+from hedge_core.ui.views import runner_link
 
 REFRESH_S = 3.0  # live views refresh on their own this often
 
@@ -98,7 +98,7 @@ def write_access(action: str) -> Store | None:
     for the write (positions none; it is started again on the next page load); with active hedges
     the write is refused: stop them (or run the action when no hedge is running).
     """
-    from hedge_core.views.hedges import is_active
+    from hedge_core.ui.views.hedges import is_active
 
     lk = link()
     if lk.up:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hedge_core.views.hedges import health_view
-from hedge_core.views.runner_link import RunnerLink
+from hedge_core.ui.views.hedges import health_view
+from hedge_core.ui.views.runner_link import RunnerLink
 from pages._shared import link, show_error
 
 

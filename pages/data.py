@@ -11,7 +11,7 @@ from hedge_core.data.importers import import_path
 from hedge_core.data.quality import store_report
 from hedge_core.data.shared import shared_data_dir
 from hedge_core.errors import HedgeError
-from hedge_core.views.market import coverage_table
+from hedge_core.ui.views.market import coverage_table
 from pages._auth import require_sign_in
 from pages._shared import after_write, cached_series, db_path, store, write_access
 

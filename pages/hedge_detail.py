@@ -7,12 +7,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core.figures.hedge import hedge_figure, overlay_figure
+from hedge_core.ui.figures.hedge import hedge_figure, overlay_figure
 from hedge_core.runner.clock import clock_text
 from hedge_core.store import Store
-from hedge_core.views.equity import backtest_overlay, hedge_chart_data
-from hedge_core.views.hedges import commands_for, legs_table, timeline_table
-from hedge_core.views.ledger import recent_rows, run_info, runs
+from hedge_core.ui.views.equity import backtest_overlay, hedge_chart_data
+from hedge_core.ui.views.hedges import commands_for, legs_table, timeline_table
+from hedge_core.ui.views.ledger import recent_rows, run_info, runs
 from pages._auth import require_sign_in
 from pages._shared import (
     REFRESH_S,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hedge_core.views.logs import LEVELS, log_path, tail_log
+from hedge_core.ui.views.logs import LEVELS, log_path, tail_log
 from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, link, show_error
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core.figures.market import candle_figure, pair_figure
-from hedge_core.views.market import candles, coverage_table, pair_view, pairs_available
+from hedge_core.ui.figures.market import candle_figure, pair_figure
+from hedge_core.ui.views.market import candles, coverage_table, pair_view, pairs_available
 from pages._auth import require_sign_in
 from pages._shared import cached_read, cached_series, db_path, store, synthetic_badge
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hedge_core.figures.hedge import equity_figure
+from hedge_core.ui.figures.hedge import equity_figure
 from hedge_core.store import Store
-from hedge_core.views.equity import equity_curves, hedge_chart_data
-from hedge_core.views.hedges import health_view, overview_table, totals
-from hedge_core.views.ledger import run_info, runs
+from hedge_core.ui.views.equity import equity_curves, hedge_chart_data
+from hedge_core.ui.views.hedges import health_view, overview_table, totals
+from hedge_core.ui.views.ledger import run_info, runs
 from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, cached_read, fmt_money, link, runner_hedges, store
 

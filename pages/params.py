@@ -8,9 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.errors import InvalidInput
-from hedge_core.views.params import choices, provenance_table
+from hedge_core.ui.views.params import choices, provenance_table
 from pages._auth import require_sign_in
 from pages._shared import db_path, link, show_error
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.errors import HedgeError, InvalidInput
-from hedge_core.figures.research import heatmap_figure, tearsheet_or_equity
-from hedge_core.figures.sweep import heatmap as sweep_heatmap
-from hedge_core.figures.tearsheet import kpi_table, to_html_text
-from hedge_core.views.market import coverage_table, pairs_available
-from hedge_core.views.params import choices
-from hedge_core.views.research import (
+from hedge_core.ui.figures.research import heatmap_figure, tearsheet_or_equity
+from hedge_core.ui.figures.sweep import heatmap as sweep_heatmap
+from hedge_core.ui.figures.tearsheet import kpi_table, to_html_text
+from hedge_core.ui.views.market import coverage_table, pairs_available
+from hedge_core.ui.views.params import choices
+from hedge_core.ui.views.research import (
     MAX_SWEEP_RUNS,
     kpi_columns,
     numeric_fields,

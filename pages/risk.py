@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hedge_core.figures.hedge import liquidation_figure
-from hedge_core.views.advice import advice_table
-from hedge_core.views.hedges import risk_table
-from hedge_core.views.ledger import recent_rows
+from hedge_core.ui.figures.hedge import liquidation_figure
+from hedge_core.ui.views.advice import advice_table
+from hedge_core.ui.views.hedges import risk_table
+from hedge_core.ui.views.ledger import recent_rows
 from pages._auth import require_sign_in
 from pages._shared import REFRESH_S, link, runner_hedges, store
 

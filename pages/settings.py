@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from hedge_core.views.settings import key_status
+from hedge_core.ui.views.settings import key_status
 from pages._auth import require_sign_in
 from pages._shared import db_path, store
 
@@ -24,7 +24,7 @@ rows = [{"venue": s.venue, "keys": "present" if s.present else "absent", "source
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 st.subheader("Runner")
-from hedge_core.views.runner_link import autostart_enabled, runner_info, snapshot_age_s  # noqa: E402
+from hedge_core.ui.views.runner_link import autostart_enabled, runner_info, snapshot_age_s  # noqa: E402
 from pages._shared import link  # noqa: E402
 
 lk = link()

@@ -9,15 +9,15 @@ import json
 
 import streamlit as st
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.errors import InvalidInput
-from hedge_core.views.hedges import (
+from hedge_core.ui.views.hedges import (
     MODES,
     live_confirmation_phrase,
     replay_options,
     validate_start,
 )
-from hedge_core.views.params import choices, provenance_table
+from hedge_core.ui.views.params import choices, provenance_table
 from pages._auth import require_sign_in
 from pages._shared import link, require_runner, show_error
 

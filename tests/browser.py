@@ -110,8 +110,8 @@ def panel_env(root: Path, *, demo_days: float | None = 10.0, export: bool = True
               ) -> dict[str, str]:
     """Env vars of an isolated panel: its own database (demo market when ``demo_days``), runner home and
     parameter folder (one exported carry set 'carry-e2e' with exits off when ``export``)."""
-    from hedge_core import param_store
-    from hedge_core.params import CarryParams
+    from hedge_core.params import store as param_store
+    from hedge_core.params.models import CarryParams
     from hedge_core.store import Store
 
     root.mkdir(parents=True, exist_ok=True)

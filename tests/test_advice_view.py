@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hedge_core.views.advice import ADVICE_COLUMNS, advice_table
+from hedge_core.ui.views.advice import ADVICE_COLUMNS, advice_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -231,7 +231,7 @@ def test_set_brackets_reaches_the_engine_leverage_rule_and_liquidation_guard(): 
     from hedge_core.analytics.risk import brackets_version, set_brackets
     from hedge_core.engine.guards import _isolated_liquidation_price
     from hedge_core.engine.sizing import choose_leverage
-    from hedge_core.params import LeverageParams
+    from hedge_core.params.models import LeverageParams
 
     p = LeverageParams(liq_buffer=0.1, max_leverage=10)
     assert choose_leverage(0.0, p, notional=10_000) == 9  # built-in table: 1/(1.1 x 1.004 - 1) = 9.06
@@ -285,7 +285,7 @@ def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, 
     import numpy as np
 
     from hedge_core.engine.sizing import choose_leverage, required_buffer
-    from hedge_core.params import LeverageParams
+    from hedge_core.params.models import LeverageParams
 
     compiled = _compiled_choose_leverage()
     lo, hi = sorted((min_lev, max_lev))

@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hedge_core.backtest_cli import app, read_grid, read_params
+from hedge_core.backtest.cli import app, read_grid, read_params
 from hedge_core.data.demo import seed_demo
 from hedge_core.errors import InvalidInput
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 from hedge_core.store import Store
 
 runner = CliRunner()
@@ -48,7 +48,7 @@ def test_backtest_json_prints_kpis_and_ledger_totals(db, params_file, tmp_path):
 
 
 def test_param_store_toml_and_json_files(tmp_path):
-    from hedge_core import param_store
+    from hedge_core.params import store as param_store
 
     ps = param_store.export(CarryParams(min_funding_rate=0.0003), "cli-carry", created_from="test",
                             root=tmp_path / "params")

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from hedge_core.analytics.risk import brackets_version
-from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.backtest_data import Market, build_timeline, market_from_frames
-from hedge_core.backtest_kpis import kpis_from_arrays
+from hedge_core.backtest.event import BacktestConfig, run_backtest
+from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
+from hedge_core.backtest.kpis import kpis_from_arrays
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.engine.guards import _isolated_liquidation_price
 from hedge_core.engine.ledger import apply_funding, book_fill, leg_from_instrument
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
-from hedge_core.fastpath import fast_kpis, run_fast
-from hedge_core.params import CarryParams, ExitParams, RebalanceParams
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore, default_instruments
+from hedge_core.backtest.fast import fast_kpis, run_fast
+from hedge_core.params.models import CarryParams, ExitParams, RebalanceParams
 from hedge_core.types import Bar, FundingEvent, MarginMode, MarketKind, OrderRequest, Side
 
 P = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=36))
@@ -234,7 +234,7 @@ def test_crossing_zero_leaves_no_funding_in_the_margin():
 def test_fast_path_guard_margin_agrees_with_the_event_path_across_rearms(demo):
     # re-arming carry with a tight liquidation-close guard: the guard reads the margin at each
     # instant, so the first divergence in the margin would show up as different fills
-    from hedge_core.params import GuardParams, LeverageParams
+    from hedge_core.params.models import GuardParams, LeverageParams
     from tests.support.parity import assert_fast_equals_event
 
     p = CarryParams(min_net_carry=-0.01, exit=ExitParams(rearm=True, max_holding_hours=24),
@@ -250,9 +250,9 @@ def test_fast_path_guard_margin_agrees_with_the_event_path_across_rearms(demo):
 def test_ltv_breach_handled_within_the_instant_shows_in_the_kpis(shared_data):
     # the spec's default loan book (0.27 BTC against 16,200 USDT): LTV far above EMERGENCY at the
     # first update; the engine deploys the reserve and flattens in that same instant
-    from hedge_core.backtest_data import load_market
+    from hedge_core.backtest.timeline import load_market
     from hedge_core.data.importers import import_path
-    from hedge_core.params import VolTierLoanParams
+    from hedge_core.params.models import VolTierLoanParams
     from hedge_core.store import Store
     from tests.support.parity import assert_fast_equals_event
 
@@ -281,8 +281,8 @@ def test_guard_margin_is_the_venues_after_22_rearms_on_real_data(shared_data):
     re-arms: the guard's margin and liquidation price are the paper venue's own, to the cent."""
     from pathlib import Path
 
-    from hedge_core.backtest import _balances, _replay
-    from hedge_core.backtest_data import load_market
+    from hedge_core.backtest.event import _balances, _replay
+    from hedge_core.backtest.timeline import load_market
     from hedge_core.data.importers import import_path
     from hedge_core.engine.guards import perp_liquidation_price
     from hedge_core.store import Store

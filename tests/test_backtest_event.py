@@ -11,8 +11,8 @@ import pytest
 
 from hedge_core.analytics import metrics
 from hedge_core.analytics.funding import funding_payments, mark_known_at
-from hedge_core.backtest import BacktestConfig, load_run, run_backtest, save_run
-from hedge_core.backtest_data import (
+from hedge_core.backtest.event import BacktestConfig, load_run, run_backtest, save_run
+from hedge_core.backtest.timeline import (
     Market,
     build_timeline,
     load_market,
@@ -20,9 +20,9 @@ from hedge_core.backtest_data import (
 )
 from hedge_core.data.demo import generate_demo_market, seed_demo
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.figures.tearsheet import kpi_table, ltv_figure, tearsheet, to_html
-from hedge_core.params import (
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.ui.figures.tearsheet import kpi_table, ltv_figure, tearsheet, to_html
+from hedge_core.params.models import (
     CarryParams,
     ExitParams,
     GuardParams,
@@ -184,8 +184,8 @@ def test_bad_window_is_refused(demo):
 
 
 def test_hold_benchmark_and_sweep_figures(run):
-    from hedge_core.backtest_kpis import hold_pnl
-    from hedge_core.figures.sweep import (
+    from hedge_core.backtest.kpis import hold_pnl
+    from hedge_core.ui.figures.sweep import (
         equity_vs_hold,
         heatmap,
         mc_histograms,
@@ -232,7 +232,7 @@ def test_save_run_writes_snapshots_ltv_and_reserve(demo):
 
 
 def test_cross_and_grid_strategies_run_event_driven():
-    from hedge_core.params import CrossHedgeParams, GridParams
+    from hedge_core.params.models import CrossHedgeParams, GridParams
 
     frames = generate_demo_market(days=25, timeframe="1h", seed=13, assets=("BTC", "ETH"))
     eth = market_from_frames(frames, asset="ETH")
@@ -256,7 +256,7 @@ def test_loan_book_reports_loan_money(demo):
 
 
 def test_kpis_read_as_percentages_with_units_and_a_carry_has_no_empty_ltv_panel(run, tmp_path):
-    from hedge_core.figures.tearsheet import format_kpi, has_loan, kpi_unit, to_html_text
+    from hedge_core.ui.figures.tearsheet import format_kpi, has_loan, kpi_unit, to_html_text
 
     t = kpi_table(run).set_index("kpi")
     assert t.loc["net_apr", "unit"] == "% per year"

@@ -10,17 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.backtest_data import build_timeline, load_market
+from hedge_core.backtest.event import BacktestConfig, run_backtest
+from hedge_core.backtest.timeline import build_timeline, load_market
 from hedge_core.data.importers import import_path
-from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.fastpath import (
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.backtest.fast import (
     FastPathUnsupported,
     check_supported,
     run_fast,
     run_fast_or_event,
 )
-from hedge_core.params import (
+from hedge_core.params.models import (
     CarryParams,
     ExitParams,
     GuardParams,
@@ -120,7 +120,7 @@ def test_runtime_refusal_names_the_instant_and_falls_back(btc):
 
 
 def test_fast_kpis_equal_event_kpis(btc):
-    from hedge_core.fastpath import fast_kpis
+    from hedge_core.backtest.fast import fast_kpis
 
     p = CARRY_SETS["tight_pt_sl"]
     ev = run_backtest(p, btc).kpis
@@ -153,8 +153,8 @@ def test_priced_prices_are_the_kernels_snapshot_prices(store, late_perp):
     including a perp that starts days after the spot (spot bars there are not priced instants)."""
     from dataclasses import replace
 
-    from hedge_core.fastpath import priced_prices
-    from hedge_core.params import VolTierLoanParams
+    from hedge_core.backtest.fast import priced_prices
+    from hedge_core.params.models import VolTierLoanParams
 
     m = load_market(store, venue="binance", spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT",
                     start="2023-01-01T00:00Z", end="2023-03-01T00:00Z")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
-from hedge_core.backtest_goals import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from backtest_goals import (  # noqa: E402 - bench/ is not a package
     TARGETS,
     goals_markdown,
     shared_market,

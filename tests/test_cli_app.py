@@ -64,7 +64,7 @@ def test_one_entry_point_with_help_on_every_command() -> None:
 
 
 def test_params_export_is_one_call_from_the_params_module(tmp_path) -> None:
-    from hedge_core.params import CarryParams, export
+    from hedge_core.params.models import CarryParams, export
 
     ps = export(CarryParams(), name="nb-carry", root=tmp_path / "params", db=tmp_path / "p.duckdb",
                 created_from="test")

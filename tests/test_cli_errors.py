@@ -227,7 +227,7 @@ def test_recommend_mode_explains_an_unreachable_venue() -> None:
     mode says the venue is unreachable and that it needs the venue's public API."""
     from hedge_core.errors import NetworkError
     from hedge_core.exchange.base import RetryPolicy
-    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.recommend import RecommendAdapter
     from tests.support.binance_sim import HOSTS
     from tests.support.live_env import test_ca

@@ -11,7 +11,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from hedge_core.runner_cli import build_app
+from hedge_core.runner.cli import build_app
 from tests.test_runner_helpers import DEMO_START, REPO, make_env
 
 pytestmark = pytest.mark.timeout(180)
@@ -123,7 +123,7 @@ def test_carry_dry_run_refuses_an_amount_below_the_perp_minimum_naming_the_small
 
 def test_carry_ctrl_c_closes_both_legs(tmp_path):
     e = make_env(tmp_path, days=5)
-    p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner_cli", "carry", "--amount", "1000",
+    p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner.cli", "carry", "--amount", "1000",
                           "--min-funding-rate", "0.00001", "--start", DEMO_START, "--speed", "7200",
                           "--home", str(tmp_path / "h"), "--db", str(e.db)], cwd=REPO, env=e.env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -181,7 +181,7 @@ def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
     e = make_env(tmp_path, days=5)
 
     def cli(*args, ok=True):
-        r = subprocess.run([sys.executable, "-m", "hedge_core.runner_cli", *args], cwd=REPO, env=e.env,
+        r = subprocess.run([sys.executable, "-m", "hedge_core.runner.cli", *args], cwd=REPO, env=e.env,
                            capture_output=True, text=True, timeout=120)
         if ok:
             assert r.returncode == 0, r.stdout + r.stderr

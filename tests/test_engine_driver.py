@@ -19,8 +19,8 @@ from hedge_core.errors import (
     OrderNotFound,
     RequestTimeout,
 )
-from hedge_core.exchange.paper_core import default_instruments
-from hedge_core.params import CarryParams
+from hedge_core.exchange.paper.core import default_instruments
+from hedge_core.params.models import CarryParams
 from hedge_core.types import Order, OrderStatus, OrderType, TradingMode
 
 INST = {i.symbol: i for i in default_instruments()}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.engine.exits import exit_reason
-from hedge_core.params import ExitParams
+from hedge_core.params.models import ExitParams
 from tests.test_engine_step import T0, H, hedged
 
 NOTIONAL = 10_000.0  # hedged(): 0.25 BTC at 40,000

@@ -12,8 +12,8 @@ from hedge_core.engine import Timer, new_hedge
 from hedge_core.engine.driver import HedgeDriver, run_now
 from hedge_core.engine.replay import build_steps
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
-from hedge_core.params import CarryParams, ExitParams
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore, default_instruments
+from hedge_core.params.models import CarryParams, ExitParams
 
 INST = {i.symbol: i for i in default_instruments()}
 T0 = pd.Timestamp("2024-01-01T00:00Z")

@@ -27,7 +27,7 @@ from hedge_core.engine.guards import (
     order_guard,
     perp_liquidation_price,
 )
-from hedge_core.params import GuardParams, RebalanceParams
+from hedge_core.params.models import GuardParams, RebalanceParams
 from hedge_core.types import Side
 from tests.test_engine_step import T0, H, filled, fresh, hedged, mkt, params, places
 

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 from pydantic import TypeAdapter
 
-from hedge_core.params import (
+from hedge_core.params.models import (
     CarryParams,
     CrossHedgeParams,
     ExitParams,

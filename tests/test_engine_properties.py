@@ -29,8 +29,8 @@ from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.replay import funding_settled
 from hedge_core.exchange.faults import FaultInjector
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
-from hedge_core.params import CarryParams, ExitParams, RebalanceParams
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore, default_instruments
+from hedge_core.params.models import CarryParams, ExitParams, RebalanceParams
 from hedge_core.types import Bar, Fill, FundingEvent, MarketKind
 
 INST = {i.symbol: i for i in default_instruments()}

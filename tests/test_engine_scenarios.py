@@ -22,9 +22,9 @@ from hedge_core.engine.replay import (
 from hedge_core.errors import NetworkError
 from hedge_core.exchange.faults import FaultInjector
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore, default_instruments
 from hedge_core.exchange.recommend import RecommendAdapter
-from hedge_core.params import CarryParams, ExitParams, RebalanceParams
+from hedge_core.params.models import CarryParams, ExitParams, RebalanceParams
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")
 SPOT0, PERP0 = 20_000.0, 10_000.0
@@ -193,7 +193,7 @@ def test_replay_runner_snapshots():
 
 
 def test_venue_liquidation_is_polled_booked_and_rehedged():
-    from hedge_core.params import GuardParams, LeverageParams
+    from hedge_core.params.models import GuardParams, LeverageParams
     ex = venue()
     inst = {i.symbol: i for i in default_instruments()}
     p = carry(leverage=LeverageParams(min_leverage=50, max_leverage=50),
@@ -229,7 +229,7 @@ def test_replay_paper_and_figure_builders():
     import asyncio as aio
 
     from hedge_core.engine.replay import replay_paper
-    from hedge_core.engine.report import timeline_figure, transitions_frame
+    from hedge_core.ui.figures.timeline import timeline_figure, transitions_frame
     inst = {i.symbol: i for i in default_instruments()}
     ctx = new_hedge("r", "carry", inst["BTC/USDT"], inst["BTC/USDT:USDT"], T0)
     df, drv = aio.run(replay_paper(ctx, carry(), market(8, hours=48),

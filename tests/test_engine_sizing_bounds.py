@@ -12,7 +12,7 @@ import pytest
 
 from hedge_core.engine.sizing_bounds import SizeInputs, check_amount, size_bounds
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.paper_core import default_instruments
+from hedge_core.exchange.paper.core import default_instruments
 from hedge_core.types import Instrument, MarketKind
 
 SPOT = Instrument("BTC/USDT", "binance", MarketKind.SPOT, "BTC", "USDT", 0.01, 0.001, 0.001, 5.0)

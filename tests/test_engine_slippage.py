@@ -31,8 +31,8 @@ from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.ledger import slippage_cost
 from hedge_core.engine.replay import build_steps
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore, default_instruments
-from hedge_core.params import CarryParams, ExitParams
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore, default_instruments
+from hedge_core.params.models import CarryParams, ExitParams
 from hedge_core.types import Fill, Side
 
 INST = {i.symbol: i for i in default_instruments()}

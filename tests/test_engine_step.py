@@ -31,8 +31,8 @@ from hedge_core.engine import (
     new_hedge,
     step,
 )
-from hedge_core.exchange.paper_core import default_instruments
-from hedge_core.params import CarryParams, ExecutionParams, ExitParams, RebalanceParams
+from hedge_core.exchange.paper.core import default_instruments
+from hedge_core.params.models import CarryParams, ExecutionParams, ExitParams, RebalanceParams
 from hedge_core.types import Fill, Side
 
 INST = {i.symbol: i for i in default_instruments()}

@@ -29,8 +29,8 @@ from hedge_core.engine.strategies.voltier import (
     new_voltier_hedge,
     tier_ratio,
 )
-from hedge_core.exchange.paper_core import default_instruments
-from hedge_core.params import (
+from hedge_core.exchange.paper.core import default_instruments
+from hedge_core.params.models import (
     ActivationParams,
     CarryParams,
     CrossHedgeParams,
@@ -261,7 +261,7 @@ def test_external_liquidation_fill_is_booked_and_the_spot_leg_rehedged():
 def test_leverage_choice_keeps_the_liquidation_buffer_per_analytics_risk():
     from hedge_core.analytics.risk import brackets_for, liquidation_price
     from hedge_core.engine.sizing import choose_leverage, required_buffer
-    from hedge_core.params import LeverageParams
+    from hedge_core.params.models import LeverageParams
     p = LeverageParams(min_leverage=1, max_leverage=20, liq_buffer=0.2, target_vol_multiple=6.0)
     assert required_buffer(math.nan, p) == 0.2 and required_buffer(0.05, p) == pytest.approx(0.3)
     for sigma in (math.nan, 0.01, 0.05):
@@ -276,7 +276,7 @@ def test_leverage_choice_keeps_the_liquidation_buffer_per_analytics_risk():
 
 def test_target_vol_caps_the_leverage():
     from hedge_core.engine.sizing import choose_leverage
-    from hedge_core.params import LeverageParams
+    from hedge_core.params.models import LeverageParams
     p = LeverageParams(min_leverage=1, max_leverage=20, liq_buffer=0.05, target_vol_multiple=1.0, target_vol=0.1)
     assert choose_leverage(0.02, p) == 5.0  # 0.10 / 0.02, below what the 5 % buffer allows
     assert choose_leverage(0.02, p.model_copy(update={"target_vol": None})) > 5.0

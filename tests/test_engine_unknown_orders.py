@@ -8,8 +8,8 @@ import pandas as pd
 from hedge_core.engine import MarketUpdate, new_hedge, step
 from hedge_core.engine.actions import Alert, PlaceOrder, QueryOrder
 from hedge_core.engine.events import OrderTimeout, OrderUpdate, OrderUpdateKind, Timer
-from hedge_core.exchange.paper_core import default_instruments
-from hedge_core.params import CarryParams, ExecutionParams
+from hedge_core.exchange.paper.core import default_instruments
+from hedge_core.params.models import CarryParams, ExecutionParams
 
 INST = {i.symbol: i for i in default_instruments()}
 T0 = pd.Timestamp("2024-01-01T00:00Z")

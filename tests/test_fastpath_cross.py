@@ -11,19 +11,19 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.backtest_data import Market, build_timeline, load_market
+from hedge_core.backtest.event import BacktestConfig, run_backtest
+from hedge_core.backtest.timeline import Market, build_timeline, load_market
 from hedge_core.data.importers import import_path
-from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.fastpath import (
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.backtest.fast import (
     FastPathUnsupported,
     check_supported,
     fast_kpis,
     run_fast,
     run_fast_or_event,
 )
-from hedge_core.market_inputs import InputSpec
-from hedge_core.params import (
+from hedge_core.analytics.inputs import InputSpec
+from hedge_core.params.models import (
     ActivationParams,
     CrossHedgeParams,
     ExitParams,
@@ -188,7 +188,7 @@ def test_sizing_follows_the_legs_base_assets_not_the_strategy(store, eth_btc):
                          rebalance=_rb(drift_threshold=0.01))
     ev, _ = assert_fast_equals_event(p, tl)
     assert ev.transitions["reason"].str.startswith("basis stop").any()
-    from hedge_core.params import GridParams
+    from hedge_core.params.models import GridParams
 
     g = GridParams(levels=6, spacing_sigma=0.5, min_spacing_pct=0.004,
                    exit=ExitParams(rearm=True, profit_target_pct=None, stop_loss_pct=None, max_holding_hours=120,

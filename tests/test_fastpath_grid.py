@@ -10,14 +10,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hedge_core.backtest_data import build_timeline, load_market
+from hedge_core.backtest.timeline import build_timeline, load_market
 from hedge_core.data.importers import import_path
-from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.fastpath import (
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.backtest.fast import (
     FastPathUnsupported,
     check_supported,
 )
-from hedge_core.params import ActivationParams, ExitParams, GridParams, RebalanceParams
+from hedge_core.params.models import ActivationParams, ExitParams, GridParams, RebalanceParams
 from hedge_core.store import Store
 from tests.support.parity import assert_fast_equals_event
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
-from hedge_core.backtest_kpis import (
+from hedge_core.backtest.kpis import (
     _f64,
     _idx,
     _last_of_day,
@@ -134,10 +134,10 @@ def test_kpis_from_arrays_daily_sharpe_is_the_pandas_resample():
 
 @pytest.mark.shared_data
 def test_shortcuts_on_a_real_backtest(shared_data):
-    from hedge_core.backtest import run_backtest
-    from hedge_core.backtest_data import build_timeline, load_market
+    from hedge_core.backtest.event import run_backtest
+    from hedge_core.backtest.timeline import build_timeline, load_market
     from hedge_core.data.importers import import_path
-    from hedge_core.params import CrossHedgeParams, ExitParams
+    from hedge_core.params.models import CrossHedgeParams, ExitParams
     from hedge_core.store import Store
 
     store = Store(":memory:")
@@ -157,7 +157,7 @@ def test_shortcuts_on_a_real_backtest(shared_data):
 
 
 def test_ltv_bands_vectorised_is_ltv_band():
-    from hedge_core.backtest_kpis import ltv_bands
+    from hedge_core.backtest.kpis import ltv_bands
     from hedge_core.ltv import DEFAULT_PARAMS, ltv_band
 
     p = DEFAULT_PARAMS

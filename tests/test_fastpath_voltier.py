@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.backtest_data import build_timeline, load_market
+from hedge_core.backtest.timeline import build_timeline, load_market
 from hedge_core.data.importers import import_path
-from hedge_core.exchange.paper_core import PaperConfig
-from hedge_core.fastpath import (
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.backtest.fast import (
     FastPathUnsupported,
     check_supported,
     run_fast,
     run_fast_or_event,
 )
-from hedge_core.params import (
+from hedge_core.params.models import (
     GuardParams,
     LeverageParams,
     RebalanceParams,

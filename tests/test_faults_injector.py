@@ -11,7 +11,7 @@ from hedge_core.errors import DuplicateOrder, InvalidInput, OperationalError, Ra
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.exchange.faults import FaultInjector
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import Bar, MarketKind, OrderRequest, Side
 
 PERP = "BTC/USDT:USDT"

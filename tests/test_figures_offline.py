@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from hedge_core.figures.offline import OFFLINE, RENDERERS, OfflineNotebookRenderer, use_offline_plotly
+from hedge_core.ui.figures.offline import OFFLINE, RENDERERS, OfflineNotebookRenderer, use_offline_plotly
 
 REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']?(?:https?:)?//", re.IGNORECASE)
 

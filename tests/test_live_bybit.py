@@ -250,7 +250,7 @@ def test_ticker_time_is_the_venues_never_the_local_clock():
     with no venue time at all the ticker's time is unknown (NaT), which runner.freshness never takes as fresh."""
     import pandas as pd
 
-    from hedge_core.exchange.ccxt_live import ticker_time
+    from hedge_core.exchange.ccxt.adapter import ticker_time
     from hedge_core.runner.freshness import price_age_s
 
     assert ticker_time({"timestamp": 1_700_000_000_000}, {"time": 1}) == pd.Timestamp(1_700_000_000_000, unit="ms",

@@ -10,7 +10,7 @@ import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.types import OrderRequest, OrderStatus, OrderType, Side
 from tests.support.binance_sim import BinanceSim
 from tests.support.live_env import live_env

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from hedge_core import param_store
+from hedge_core.params import promotion
+from hedge_core.params import store as param_store
 from tests.support import fault_matrix as fm
 from tests.support import live_env as sim_env
 from tests.support.fault_matrix import STEPS, Venue
@@ -39,8 +40,8 @@ def runner_env(tmp: Path, v: Venue) -> tuple[Env, dict[str, str]]:
     env = make_env(tmp, days=1, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
                                                  "stop_loss_pct": None, "funding_unfavourable_intervals": None},
                                         "rebalance": {"cooldown_s": 0.0}})
-    param_store.promote("carry-test", 1, "paper", root=env.params, db=env.db)
-    param_store.promote("carry-test", 1, "live", confirm=True, gate=param_store.PromotionGate(require_paper_run=False),
+    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
+    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
                         root=env.params, db=env.db)
     ca = tmp / "ca.pem"
     sim_env.test_ca().cert_pem.write_to_path(str(ca))

@@ -17,7 +17,7 @@ import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.governor import RateGovernor, governor_for, key_fingerprint, reset_registry
 from hedge_core.runner.ban_watch import BAN_CONDITION
@@ -174,7 +174,7 @@ def test_an_order_refused_with_429_holds_the_leg_and_goes_out_under_a_new_id_aft
     from hedge_core.engine.actions import Alert, PlaceOrder
     from hedge_core.engine.driver import DriverHooks, HedgeDriver
     from hedge_core.engine.events import Timer
-    from hedge_core.params import CarryParams
+    from hedge_core.params.models import CarryParams
 
     async def go():
         async with live_env() as env:

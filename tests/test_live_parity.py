@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import (
     Bar,
     FundingEvent,

@@ -19,7 +19,7 @@ from hedge_core.engine import MarketUpdate, State, new_hedge
 from hedge_core.engine.driver import HedgeDriver, record_trade_id
 from hedge_core.engine.events import Timer
 from hedge_core.errors import InvalidOrder
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 from hedge_core.runner.records import Figures, compare, journal_figures, new_funding, quote_fee
 from hedge_core.types import Fill, FundingPayment, Side
 from tests.support.binance_sim import BinanceSim
@@ -146,7 +146,7 @@ def test_journal_figures_value_a_base_commission_at_the_fill_price():
 
 
 def _instruments():
-    from hedge_core.exchange.paper_core import default_instruments
+    from hedge_core.exchange.paper.core import default_instruments
 
     m = {i.symbol: i for i in default_instruments()}
     return m["BTC/USDT"], m["BTC/USDT:USDT"]

@@ -104,6 +104,6 @@ def test_no_secret_in_logs_repr_or_errors_after_a_run(caplog, monkeypatch):
 
 
 def test_adapter_rejects_credentials_of_another_venue():
-    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     with pytest.raises(he.InvalidInput):
         CcxtLiveAdapter("binance", Credentials("okx", "k" * 10, "s" * 10))

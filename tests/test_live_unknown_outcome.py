@@ -25,7 +25,7 @@ from hedge_core.engine.actions import Alert, PlaceOrder
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import Timer
 from hedge_core.exchange.governor import reset_registry
-from hedge_core.params import CarryParams, ExecutionParams
+from hedge_core.params.models import CarryParams, ExecutionParams
 from tests.support.binance_faults import BinanceFaults
 from tests.support.live_env import live_env
 
@@ -168,7 +168,7 @@ def test_late_execution_beyond_recv_window_is_refused_by_the_simulator():
 def test_find_order_falls_back_to_the_venues_trade_records():
     # an order the client-id look-up does not show (Binance: "Order does not exist." -2013, e.g. an
     # order the query endpoint no longer serves) is still found through the account's trades
-    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.types import OrderRequest, Side, client_order_id
 
     async def go():

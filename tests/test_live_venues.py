@@ -9,7 +9,7 @@ import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import ExchangeAdapter
-from hedge_core.exchange.ccxt_live import VENUES, CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import VENUES, CcxtLiveAdapter
 from hedge_core.exchange.credentials import Credentials
 from hedge_core.types import TradingMode
 

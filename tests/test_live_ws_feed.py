@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.exchange.feeds import Feed, iter_events
 from hedge_core.exchange.live_feed import LivePollingFeed
 from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed

@@ -12,7 +12,7 @@ from hedge_core.analytics.risk import var_historical
 from hedge_core.analytics.volatility import trailing_24h_vol
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
-from hedge_core.market_inputs import (
+from hedge_core.analytics.inputs import (
     INPUT_COLUMNS,
     InputSpec,
     inputs_known_at,

@@ -373,14 +373,14 @@ def test_compiled_form_gives_the_same_doubles_as_the_python_form(name):
 def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     """numba's cache of a kernel only watches the kernel's own file: the fast path drops it when
     the money package (whose formulas the kernels inline) changed since the kernels were compiled."""
-    from hedge_core.fastpath import _drop_stale_kernel_cache
+    from hedge_core.backtest.fast import _drop_stale_kernel_cache
 
     src = tmp_path / "money.py"
     src.write_text("A = 1\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
-    kernel = cache / "fastpath.hedge_kernel-600.py311.nbi"
-    other = cache / "backtest_kpis._snapshot_pass-223.py311.nbi"
+    kernel = cache / "fast.hedge_kernel-600.py311.nbi"
+    other = cache / "kpis._snapshot_pass-223.py311.nbi"
     kernel.write_text("x"); other.write_text("x")
     assert _drop_stale_kernel_cache(cache, [src])  # first sight of this money: drop
     assert not kernel.exists() and other.exists()
@@ -388,7 +388,7 @@ def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     assert not _drop_stale_kernel_cache(cache, [src]) and kernel.exists()  # same money: keep
     src.write_text("A = 2\n")
     assert _drop_stale_kernel_cache(cache, [src]) and not kernel.exists()  # edited: drop again
-    assert len(list(cache.glob("fastpath.money-*.stamp"))) == 1
+    assert len(list(cache.glob("fast.money-*.stamp"))) == 1
 
 
 def test_funding_position_inverts_the_payment():

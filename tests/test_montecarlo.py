@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.backtest_data import market_from_frames
+from hedge_core.backtest.timeline import market_from_frames
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
-from hedge_core.montecarlo import (
+from hedge_core.backtest.montecarlo import (
     block_indices,
     mc_summary,
     monte_carlo,
@@ -17,7 +17,7 @@ from hedge_core.montecarlo import (
     stress_run,
     stress_summary,
 )
-from hedge_core.params import CarryParams, ExitParams, GuardParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, ExitParams, GuardParams, VolTierLoanParams
 
 
 @pytest.fixture(scope="module")

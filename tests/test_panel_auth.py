@@ -1,4 +1,4 @@
-"""Panel sign-in logic (hedge_core/views/auth.py): the salted digest check, the bind-address policy,
+"""Panel sign-in logic (hedge_core/ui/views/auth.py): the salted digest check, the bind-address policy,
 the failed-attempt delay; `hedge app` refusing a non-loopback address without a password; every page
 calling the gate first."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hedge_core.errors import InvalidInput
-from hedge_core.views import auth
+from hedge_core.ui.views import auth
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = 1_000  # PBKDF2 iterations in tests (the real count only costs time)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hedge_core.views.market import chart_timeframe, pair_view, pairs_available
+from hedge_core.ui.views.market import chart_timeframe, pair_view, pairs_available
 from hedge_core.store import Store
-from hedge_core.figures.market import pair_figure
+from hedge_core.ui.figures.market import pair_figure
 
 
 def _fill(store: Store, venue: str = "demo", days: int = 30) -> None:
@@ -65,8 +65,8 @@ def test_market_page_renders(tmp_path, monkeypatch, filled: bool) -> None:
 
 
 def test_candles_aggregate_ohlc_like_pandas(tmp_path) -> None:
-    from hedge_core.figures.market import candle_figure
-    from hedge_core.views.market import candles
+    from hedge_core.ui.figures.market import candle_figure
+    from hedge_core.ui.views.market import candles
 
     st_ = Store(tmp_path / "c.duckdb")
     _fill(st_, days=10)

@@ -174,7 +174,7 @@ def test_research_backtest_sweep_and_export(demo_env, monkeypatch) -> None:
     at.button(key="sweep_export").click()
     at.run()
     assert any("exported carry-swept@1" in s.value for s in at.success), [s.value for s in at.success]
-    from hedge_core import param_store
+    from hedge_core.params import store as param_store
 
     ps = param_store.load("carry-swept@1", root=demo_env["HEDGE_PARAMS_DIR"])
     assert ps.provenance["created_from"] == "panel" and ps.provenance["kpis"]
@@ -278,7 +278,7 @@ def test_import_with_an_idle_runner_stops_writes_and_restarts_it(tmp_path, monke
         assert proc.wait(30) == 0  # the idle runner was stopped cleanly for the write ...
         c = RunnerClient.discover(home)  # ... and a new one started afterwards
         assert c.pid != pid0
-        from hedge_core.views.runner_link import connect, reader
+        from hedge_core.ui.views.runner_link import connect, reader
 
         got = reader(connect(env["HEDGE_DB"], home, autostart=False)).series()
         assert ((got["venue"] == "binance") & (got["symbol"] == "SOL/USDT")).any()

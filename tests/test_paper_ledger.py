@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedge_core.errors import InsufficientFunds, InvalidOrder
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import Bar, FundingEvent, MarketKind, OrderRequest, OrderType, PositionMode, PositionSide, Side
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")

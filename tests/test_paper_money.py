@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.analytics.risk import BTCUSDT_BRACKETS, ETHUSDT_BRACKETS, liquidation_price
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import (
     Bar,
     FundingEvent,

@@ -15,7 +15,7 @@ from hedge_core.errors import (
     OperationalError,
     OrderNotFound,
 )
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import (
     Bar,
     Liquidity,

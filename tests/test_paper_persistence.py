@@ -15,7 +15,7 @@ from hedge_core.errors import DataError, InsufficientFunds, InvalidOrder
 from hedge_core.exchange.base import ExchangeAdapter
 from hedge_core.exchange.feeds import iter_events, known_at
 from hedge_core.exchange.paper import PaperExchange, load_state, save_state
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.store import Store
 from hedge_core.types import (
     Bar,

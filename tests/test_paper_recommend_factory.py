@@ -12,7 +12,7 @@ from hedge_core.errors import InvalidInput, InvalidOrder
 from hedge_core.exchange.base import ExchangeAdapter
 from hedge_core.exchange.factory import make_adapter
 from hedge_core.exchange.paper import PaperExchange
-from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.exchange.recommend import RecommendAdapter
 from hedge_core.types import (
     Bar,

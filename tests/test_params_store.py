@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hedge_core import param_store as ps
+from hedge_core.params import promotion
+from hedge_core.params import store as ps
 from hedge_core.errors import InvalidInput
-from hedge_core.params import CarryParams, GridParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, GridParams, VolTierLoanParams
 from hedge_core.store import REPO_ROOT, Store
 
 NOW = pd.Timestamp("2024-05-01T12:00Z")
@@ -140,21 +141,21 @@ def _runs(name: str, version: int, mode: str = "paper", state: str = "COMPLETED"
 def test_promotion_gates(root, db):
     ps.export(CarryParams(), "p", root=root, db=db)
     with pytest.raises(InvalidInput, match="'paper' first"):
-        ps.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v: _runs(n, v), root=root, db=db)
-    assert ps.promote("p", 1, "paper", root=root, db=db).status == "paper"
+        promotion.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v: _runs(n, v), root=root, db=db)
+    assert promotion.promote("p", 1, "paper", root=root, db=db).status == "paper"
     # live without any paper run of THIS version: refused, nothing written
     status_file = root / "p" / "status.json"
     before = status_file.read_text()
     for runs in (pd.DataFrame(), _runs("p", 2), _runs("p", 1, mode="live"), _runs("p", 1, state="MONITORING_POSITIONS")):
         with pytest.raises(InvalidInput, match="completed paper run"):
-            ps.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v, r=runs: r, root=root, db=db)
+            promotion.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v, r=runs: r, root=root, db=db)
     with pytest.raises(InvalidInput, match="at least 10 h"):
-        ps.promote("p", 1, "live", confirm=True, gate=ps.PromotionGate(min_paper_hours=10),
+        promotion.promote("p", 1, "live", confirm=True, gate=promotion.PromotionGate(min_paper_hours=10),
                    runs_reader=lambda n, v: _runs(n, v, hours=5), root=root, db=db)
     with pytest.raises(InvalidInput, match="confirm"):
-        ps.promote("p", 1, "live", confirm=False, runs_reader=lambda n, v: _runs(n, v), root=root, db=db)
+        promotion.promote("p", 1, "live", confirm=False, runs_reader=lambda n, v: _runs(n, v), root=root, db=db)
     assert status_file.read_text() == before and ps.status_of("p", 1, root=root) == "paper"
-    done = ps.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v: _runs(n, v), root=root, db=db, by="test")
+    done = promotion.promote("p", 1, "live", confirm=True, runs_reader=lambda n, v: _runs(n, v), root=root, db=db, by="test")
     assert done.status == "live" and ps.load("p@1", root=root).status == "live"
     hist = __import__("json").loads(status_file.read_text())["1"]["history"]
     assert [(h["from"], h["to"]) for h in hist] == [("draft", "paper"), ("paper", "live")]
@@ -162,18 +163,18 @@ def test_promotion_gates(root, db):
     assert rows(db).set_index("version").loc[1, "status"] == "live"
     # the gate can be switched off (configurable)
     ps.export(CarryParams(), "q", root=root, db=db)
-    ps.promote("q", 1, "paper", root=root, db=db)
-    assert ps.promote("q", 1, "live", confirm=True, gate=ps.PromotionGate(require_paper_run=False), root=root,
+    promotion.promote("q", 1, "paper", root=root, db=db)
+    assert promotion.promote("q", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False), root=root,
                       db=db).status == "live"
 
 
 def test_promotion_reads_completed_paper_runs_from_the_store(root, db, tmp_path, monkeypatch):
     ps.export(CarryParams(), "s", root=root, db=db)
-    ps.promote("s", 1, "paper", root=root, db=db)
+    promotion.promote("s", 1, "paper", root=root, db=db)
     Store(db, hold=False).write_table("hedge_runs", _runs("s", 1).assign(strategy="carry"))
     monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "no-runner"))  # no runner: read the store
-    reader = ps.default_runs_reader(db)
-    assert ps.promote("s", 1, "live", confirm=True, runs_reader=reader, root=root, db=db).status == "live"
+    reader = promotion.store_runs_reader(db)
+    assert promotion.promote("s", 1, "live", confirm=True, runs_reader=reader, root=root, db=db).status == "live"
 
 
 def test_diff(root):
@@ -194,10 +195,10 @@ def test_sync_to_store_indexes_every_file(root, db):
 
 
 def test_export_is_reachable_from_params_module_or_param_store(root):
-    import hedge_core.param_store as m
+    from hedge_core.params import store as m
 
     assert m.export(CarryParams(), "via-store", root=root, index=False).version == 1
-    params_mod = __import__("hedge_core.params", fromlist=["x"])
+    params_mod = __import__("hedge_core.params.models", fromlist=["x"])
     if hasattr(params_mod, "export"):  # re-exported (or wrapped lazily) by params.py
         assert params_mod.export(CarryParams(), "via-params", root=root, index=False).path.exists()
 
@@ -205,8 +206,8 @@ def test_export_is_reachable_from_params_module_or_param_store(root):
 def test_export_from_a_real_backtest_result_records_kpis_window_and_data_hash(root):
     import numpy as np
 
-    from hedge_core.backtest import run_backtest
-    from hedge_core.backtest_data import build_timeline, load_market
+    from hedge_core.backtest.event import run_backtest
+    from hedge_core.backtest.timeline import build_timeline, load_market
     from hedge_core.data.demo import seed_demo
 
     with Store(":memory:") as st:
@@ -276,7 +277,7 @@ def test_migrate_does_not_guess_values_out_of_bounds(root):
 def test_cli_params_migrate(root):
     from typer.testing import CliRunner
 
-    from hedge_core.runner_cli import build_app
+    from hedge_core.runner.cli import build_app
 
     old = _old_release_file(root, extra_params={"legacy_knob": 3})
     res = CliRunner().invoke(build_app(), ["params", "migrate", old.ref, "--params-dir", str(root)], catch_exceptions=False)

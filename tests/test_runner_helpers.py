@@ -21,7 +21,7 @@ DEMO_START = "2024-01-01T05:00Z"  # funding settles at 08:00: a carry enters at 
 
 
 def carry_params(**kw: Any) -> Any:
-    from hedge_core.params import CarryParams
+    from hedge_core.params.models import CarryParams
 
     base = dict(notional=1000.0, min_funding_rate=0.00001, min_net_carry=-1.0)
     base.update(kw)
@@ -94,7 +94,7 @@ class Env:
 
 
 def make_env(tmp: Path, *, days: float = 10.0, export: dict[str, Any] | None = None) -> Env:
-    from hedge_core import param_store
+    from hedge_core.params import store as param_store
     from hedge_core.data.demo import seed_demo
     from hedge_core.store import Store
 

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from hedge_core.errors import ExchangeError
-from hedge_core.params import CarryParams, GuardParams
+from hedge_core.params.models import CarryParams, GuardParams
 from hedge_core.runner.preflight import preflight
 from hedge_core.types import OrderRequest, PositionMode, Side
 from tests.support.binance_sim import BinanceSim
@@ -110,7 +110,7 @@ def test_stale_ticker_is_refused_before_sizing():
 
 def test_paper_venue_instruments_and_balances():
     from hedge_core.exchange.paper import PaperExchange
-    from hedge_core.exchange.paper_core import PaperCore
+    from hedge_core.exchange.paper.core import PaperCore
 
     ex = PaperExchange(PaperCore(balances={"spot": {"USDT": 2_000.0}, "perp": {"USDT": 1_000.0}}))
 
@@ -132,7 +132,7 @@ def test_a_hedge_held_by_the_position_limit_says_so_in_one_sentence():
     from hedge_core.engine.events import MarketUpdate
     from hedge_core.engine.states import State
     from hedge_core.engine.step import step
-    from hedge_core.exchange.paper_core import default_instruments
+    from hedge_core.exchange.paper.core import default_instruments
     from hedge_core.runner.held import held_sentence
 
     spot, _e, perp, _ = default_instruments()

@@ -15,7 +15,7 @@ FACTORY = "tests.test_runner_simfactory:make_adapter"
 
 
 def make_adapter(spec: Any) -> Any:
-    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.redirect import redirect_session

@@ -2,9 +2,9 @@
 
 import pytest
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.errors import InvalidInput
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 from hedge_core.starter_sets import STARTERS, ensure_starter_sets
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.backtest_data import build_timeline, market_from_frames
+from hedge_core.backtest.timeline import build_timeline, market_from_frames
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
-from hedge_core.params import CarryParams, ExitParams, VolTierLoanParams
-from hedge_core.sweep import (
+from hedge_core.params.models import CarryParams, ExitParams, VolTierLoanParams
+from hedge_core.backtest.sweep import (
     Payload,
     apply_overrides,
     best_row,
@@ -113,7 +113,7 @@ def test_walk_forward_folds(demo_market):
     assert (wf["test_start"] == wf["train_end"]).all()
     assert (wf["train_start"].diff().dropna() == pd.Timedelta("10D")).all()
     # the chosen point is the train-window best: re-run one fold's grid and compare
-    from hedge_core.backtest_data import build_timeline as bt
+    from hedge_core.backtest.timeline import build_timeline as bt
     f0 = wf.iloc[0]
     tbl = grid_search(BASE, grid, payload=Payload(bt(demo_market, start=f0["train_start"], end=f0["train_end"])),
                       workers=0, show_progress=False)
@@ -127,7 +127,7 @@ def test_walk_forward_folds(demo_market):
 def test_pool_from_a_threaded_process_uses_the_initializer():
     import threading
 
-    from hedge_core import sweep
+    from hedge_core.backtest import sweep
 
     stop = threading.Event()
     t = threading.Thread(target=stop.wait, daemon=True)
@@ -151,7 +151,7 @@ def test_workers_are_kept_for_the_same_payload_and_replaced_otherwise():
     import os
     import signal
 
-    from hedge_core import sweep
+    from hedge_core.backtest import sweep
 
     grid = {"min_funding_rate": [0.0001, 0.0002, 0.0003, 0.0004]}
     pa, pb = [1.0], [2.0]
@@ -178,7 +178,7 @@ def test_concurrent_sweeps_from_threads_each_get_their_own_results():
     tear down each other's kept workers; each returns its own payload's values."""
     import threading
 
-    from hedge_core import sweep
+    from hedge_core.backtest import sweep
 
     grid = {"min_funding_rate": [0.0001, 0.0002, 0.0003]}
     out: dict[float, pd.DataFrame] = {}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hedge_core.figures.hedge import hedge_figure, liquidation_figure
-from hedge_core.figures.research import equity_figure, heatmap_figure
-from hedge_core.views.hedges import risk_table
-from hedge_core.views.market import PairView
+from hedge_core.ui.figures.hedge import hedge_figure, liquidation_figure
+from hedge_core.ui.figures.research import equity_figure, heatmap_figure
+from hedge_core.ui.views.hedges import risk_table
+from hedge_core.ui.views.market import PairView
 
 
 def test_hedge_figure_panels() -> None:

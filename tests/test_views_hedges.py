@@ -10,7 +10,7 @@ import pytest
 
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
-from hedge_core.views.hedges import (
+from hedge_core.ui.views.hedges import (
     health_view,
     hedge_window,
     legs_table,
@@ -23,7 +23,7 @@ from hedge_core.views.hedges import (
     totals,
     validate_start,
 )
-from hedge_core.views.ledger import hedge_flows, recent_rows, row_count, run_info
+from hedge_core.ui.views.ledger import hedge_flows, recent_rows, row_count, run_info
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -200,7 +200,7 @@ def test_replay_options() -> None:
 
 
 def test_commands_follow_the_engine_transition_table() -> None:
-    from hedge_core.views.hedges import commands_for
+    from hedge_core.ui.views.hedges import commands_for
 
     assert commands_for("COMPLETED") == []
     assert commands_for("MONITORING_POSITIONS") == ["pause", "rebalance_now", "stop"]

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hedge_core.errors import InvalidInput
-from hedge_core.views.logs import log_path, tail_log
+from hedge_core.ui.views.logs import log_path, tail_log
 
 
 def _write(path: Path, recs: list[object]) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.data.demo import seed_demo
 from hedge_core.errors import InvalidInput
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 from hedge_core.store import Store
-from hedge_core.views.params import choices, provenance_table
-from hedge_core.views.research import (
+from hedge_core.ui.views.params import choices, provenance_table
+from hedge_core.ui.views.research import (
     MAX_SWEEP_RUNS, SweepResult, kpi_columns, numeric_fields, parse_values, run_sweep, set_field, sweep_grid, sweep_pivot,
 )
 
@@ -81,8 +81,8 @@ def test_choices_and_provenance(tmp_path) -> None:
 
 
 def test_default_sweep_varies_what_the_strategy_trades_on(tmp_path) -> None:
-    from hedge_core.params import CrossHedgeParams, GridParams
-    from hedge_core.views.research import DEFAULT_SWEEPS, default_sweep
+    from hedge_core.params.models import CrossHedgeParams, GridParams
+    from hedge_core.ui.views.research import DEFAULT_SWEEPS, default_sweep
 
     for p in (CarryParams(), CrossHedgeParams(), GridParams()):
         field, values = default_sweep(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from hedge_core.views.settings import key_status
+from hedge_core.ui.views.settings import key_status
 
 
 def test_key_presence_without_values(tmp_path) -> None:

@@ -24,7 +24,7 @@ from hedge_core.errors import InvalidInput
 if TYPE_CHECKING:  # pragma: no cover
     from plotly.graph_objects import Figure
 
-    from hedge_core.backtest_data import Market
+    from hedge_core.backtest.timeline import Market
     from hedge_core.data.importers import SeriesKey
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -170,8 +170,8 @@ class MarketData:
         return df.drop(columns=drop).astype("float64")
 
     def market(self, asset: str = "BTC") -> Market:
-        """The spot/perp/mark/funding of ``asset`` as a backtest :class:`~hedge_core.backtest_data.Market`."""
-        from hedge_core.backtest_data import Market
+        """The spot/perp/mark/funding of ``asset`` as a backtest :class:`~hedge_core.backtest.timeline.Market`."""
+        from hedge_core.backtest.timeline import Market
 
         pair = f"{asset}USDT"
         fr = {k: self.tidy(pair, k, "8h" if k == "funding" else "1h") for k in ("spot", "perp", "mark", "funding")}

@@ -1,4 +1,4 @@
-"""Engine constants the event-driven engine and the fast kernels (``hedge_core.fastpath``) share.
+"""Engine constants the event-driven engine and the fast kernels (``hedge_core.backtest.fast``) share.
 
 Plain ints/floats: numba freezes them into the kernels as compile-time constants, and the engine
 (``engine.step``, ``engine.guards``) reads the same names, so the two paths cannot drift apart.

@@ -8,7 +8,7 @@ import pandas as pd
 
 from hedge_core import money
 from hedge_core.engine.context import HedgeContext, seconds_between
-from hedge_core.params import ExitParams
+from hedge_core.params.models import ExitParams
 
 __all__ = ["defer_for_funding", "exit_reason"]
 

@@ -25,7 +25,7 @@ from hedge_core import money
 from hedge_core.engine.constants import ORDER_RATE_WINDOW_S
 from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.errors import InvalidInput
-from hedge_core.params import GuardParams
+from hedge_core.params.models import GuardParams
 from hedge_core.types import MarginMode, Side
 
 __all__ = ["Verdict", "funding_pay_apr", "market_guards", "order_guard", "perp_liquidation_price"]

@@ -217,7 +217,7 @@ async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
     from dataclasses import replace as _replace
 
     from hedge_core.exchange.paper import PaperExchange
-    from hedge_core.exchange.paper_core import (
+    from hedge_core.exchange.paper.core import (
         PaperConfig,
         PaperCore,
         default_instruments,

@@ -7,7 +7,7 @@ import math
 from hedge_core import money
 from hedge_core.analytics.risk import bracket_columns, brackets_for, leverage_for_target_vol
 from hedge_core.errors import InvalidInput
-from hedge_core.params import LeverageParams
+from hedge_core.params.models import LeverageParams
 
 __all__ = ["choose_leverage", "required_buffer"]
 

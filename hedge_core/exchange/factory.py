@@ -62,7 +62,7 @@ def make_adapter(mode: TradingMode | str, venue: str = "binance", *, credentials
 
     if m is TradingMode.PAPER:
         from hedge_core.exchange.paper import PaperExchange
-        from hedge_core.exchange.paper_core import PaperConfig, PaperCore
+        from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 
         cfg = paper_config if paper_config is not None else PaperConfig(venue=venue)
         if cfg.venue != venue:
@@ -80,7 +80,7 @@ def make_adapter(mode: TradingMode | str, venue: str = "binance", *, credentials
             raise InvalidInput("confirm_live", confirm_live,
                                "True: live mode sends real orders with real money; pass confirm_live=True")
         creds = _credentials(venue, credentials, env, required=True)
-        from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+        from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 
         return CcxtLiveAdapter(venue, creds, **live_kwargs)
 
@@ -89,7 +89,7 @@ def make_adapter(mode: TradingMode | str, venue: str = "binance", *, credentials
 
     if market_data is None:
         creds = _credentials(venue, credentials, env, required=False)
-        from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+        from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 
         market_data = CcxtLiveAdapter(venue, creds, **live_kwargs)
     return RecommendAdapter(market_data, clock=clock)

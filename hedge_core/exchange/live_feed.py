@@ -1,7 +1,7 @@
 """Live market data by polling a venue's public endpoints, behind the :class:`~hedge_core.exchange.feeds.Feed` protocol.
 
 :class:`LivePollingFeed` polls closed OHLCV bars (spot, perp, perp mark) and settled funding
-rates through :class:`~hedge_core.exchange.ccxt_live.CcxtLiveAdapter` (public calls: no keys
+rates through :class:`~hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter` (public calls: no keys
 needed; errors translated and temporary ones retried there) and yields the same
 :data:`~hedge_core.types.MarketEvent` values, in the same order, as the store replay:
 
@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pandas as pd
 
 from hedge_core.errors import InvalidInput, TemporaryError
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.exchange.feeds import event_order_key, known_at, timeframe_delta
 from hedge_core.types import Bar, FundingEvent, MarketEvent, MarketKind, utc
 

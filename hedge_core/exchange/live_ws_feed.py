@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter, _ts
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter, _ts
 from hedge_core.exchange.live_feed import LivePollingFeed, _now
 from hedge_core.types import Bar, MarketKind
 

@@ -3,7 +3,7 @@
 One source, two compiled forms. Each function is written once, in this package, and decorated with
 :func:`numba.extending.register_jitable`: called from Python it is the plain Python function (no
 dispatch overhead: the event engine, the paper venue, the ledger and the analytics call it per fill
-or per update), called from an ``@njit`` kernel (``hedge_core.fastpath``) numba compiles it INTO the
+or per update), called from an ``@njit`` kernel (``hedge_core.backtest.fast``) numba compiles it INTO the
 kernel (inlined by LLVM, so the fast path pays nothing for the call). There is no hand-written
 second copy anywhere: the engine and the fast path agree because they run the same lines, and
 each function meets an independent reference in ``tests/test_money.py`` (hand-computed cases,
@@ -26,7 +26,7 @@ Conventions (float64; quote = USDT, base = the coin)
 - Nothing here validates: callers validate their inputs (and raise ``InvalidInput``) first.
 
 Changing a formula here changes the kernels too, but numba's on-disk cache of a kernel does not
-see a change in this package: ``hedge_core.fastpath`` checks a hash of its files at import and drops
+see a change in this package: ``hedge_core.backtest.fast`` checks a hash of its files at import and drops
 its stale compiled kernels (see ``fastpath._drop_stale_kernel_cache``).
 
 Layout: :mod:`~hedge_core.money.execution` (fills, fees, positions, margin, lots),

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 from aiohttp import web
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.errors import HedgeError, InvalidInput
 
 log = logging.getLogger("hedge_core.runner.control_api")

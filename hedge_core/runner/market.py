@@ -32,7 +32,7 @@ __all__ = ["InputsTable", "MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of"]
 
 
 class InputsTable:
-    """``MarketUpdate.analytics`` by known time, from :func:`hedge_core.market_inputs.market_inputs`
+    """``MarketUpdate.analytics`` by known time, from :func:`hedge_core.analytics.inputs.market_inputs`
     (the function the backtester uses), computed once over a replay's history; ``at(t)`` is the row
     known at t (no look-ahead: rows are indexed by the instant they become known)."""
 
@@ -53,7 +53,7 @@ class InputsTable:
                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, float]:
         """The store reads of :meth:`from_store`: (spot bars, perp bars, funding or None, bar seconds),
         from ``start`` minus the analytics' warm-up to ``end``."""
-        from hedge_core.market_inputs import InputSpec
+        from hedge_core.analytics.inputs import InputSpec
 
         bar = timeframe_delta(timeframe)
         warm = InputSpec().min_history_bars(bar.total_seconds()) * bar
@@ -70,7 +70,7 @@ class InputsTable:
     def from_history(cls, spot: pd.DataFrame, perp: pd.DataFrame, funding: pd.DataFrame | None,
                      bar_seconds: float) -> InputsTable:
         """The table from frames read by :meth:`read_history` (pure: safe in a worker thread)."""
-        from hedge_core.market_inputs import market_inputs
+        from hedge_core.analytics.inputs import market_inputs
 
         return cls(market_inputs(spot, perp, funding=funding, bar_seconds=bar_seconds))
 

@@ -37,7 +37,7 @@ from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.sizing_bounds import SizeBounds, SizeInputs, check_amount, size_bounds
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.base import ExchangeAdapter
-from hedge_core.params import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
 from hedge_core.types import Instrument, PositionMode, PositionSide
 
 if TYPE_CHECKING:

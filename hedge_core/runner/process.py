@@ -54,7 +54,7 @@ def _write_info(home: Path, info: dict[str, Any]) -> None:
 async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: str | None = None,
                      snapshot_dir: str | None = None, heartbeat_s: float = 1.0, dms_timeout_s: float = 10.0,
                      snapshot_s: float = 2.0, fsync: bool = False) -> int:
-    from hedge_core import param_store
+    from hedge_core.params import store as param_store
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from hedge_core import param_store
+from hedge_core.params import store as param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
@@ -286,7 +286,7 @@ class Supervisor:
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
-            from hedge_core.exchange.paper_core import PaperConfig
+            from hedge_core.exchange.paper.core import PaperConfig
 
             cfg = PaperConfig(venue=spec.venue, participation=spec.paper_participation)
             ex = make_adapter("paper", spec.venue, paper_config=cfg, balances=spec.balances,
@@ -415,7 +415,7 @@ class Supervisor:
         if hook:
             mod, _, fn = hook.partition(":")
             return self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
-        from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+        from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 
         return self._register_secrets(CcxtLiveAdapter(spec.venue, None))
 

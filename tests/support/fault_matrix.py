@@ -36,7 +36,7 @@ PRICE = {"binance": 40_000.0, "bybit": 30_000.0}
 
 def make_adapter(spec: Any) -> Any:
     """Runner hook: the live adapter of ``spec.venue`` against the simulator of this test."""
-    from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS

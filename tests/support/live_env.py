@@ -15,7 +15,7 @@ from typing import Any
 import trustme
 
 from hedge_core.exchange.base import RetryPolicy
-from hedge_core.exchange.ccxt_live import CcxtLiveAdapter
+from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.governor import RateGovernor
 from tests.support.binance_sim import HOSTS, BinanceSim, SimServer

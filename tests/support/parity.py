@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hedge_core.backtest import BacktestConfig, run_backtest
-from hedge_core.fastpath import fast_kpis, run_fast
+from hedge_core.backtest.event import BacktestConfig, run_backtest
+from hedge_core.backtest.fast import fast_kpis, run_fast
 
 SNAP = ["spot_price_pnl", "perp_price_pnl", "funding", "fees", "slippage", "interest", "net", "delta",
         "hedge_ratio", "spot_qty", "perp_qty", "spot_price", "perp_price", "mark_price"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from hedge_core.params import ActivationParams
+from hedge_core.params.models import ActivationParams
 
 __all__ = ["activation_configured", "activation_fired"]
 

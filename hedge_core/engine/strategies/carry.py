@@ -20,7 +20,7 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
-from hedge_core.params import CarryParams
+from hedge_core.params.models import CarryParams
 
 __all__ = ["decide", "expected_net_carry"]
 

@@ -19,7 +19,7 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
-from hedge_core.params import CrossHedgeParams
+from hedge_core.params.models import CrossHedgeParams
 
 __all__ = ["decide"]
 

@@ -22,7 +22,7 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
-from hedge_core.params import GridParams
+from hedge_core.params.models import GridParams
 
 __all__ = ["Z99", "decide", "grid_guards", "grid_levels", "grid_ratio"]
 

@@ -25,7 +25,7 @@ from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.guards import Verdict
 from hedge_core.engine.states import State
 from hedge_core.engine.strategies.base import HOLD, Intent
-from hedge_core.params import VolTierLoanParams
+from hedge_core.params.models import VolTierLoanParams
 from hedge_core.types import Instrument
 
 __all__ = ["decide", "loan_state", "ltv_guards", "ltv_params", "new_voltier_hedge", "tier_ratio"]

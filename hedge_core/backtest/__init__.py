@@ -1,0 +1,13 @@
+"""The backtest wing: one replay timeline, the event-driven path, the fast kernels, KPIs, sweeps, Monte Carlo, its CLI.
+
+- :mod:`.timeline`: market history and the one replay timeline (cut at the last price bar);
+- :mod:`.event`: the event-driven backtest through the same engine and paper venue as paper/live;
+- :mod:`.fast`: numba kernels for the strategies that have one (tested for parity and against references);
+- :mod:`.kpis`: KPIs from a run's equity, fills and funding;
+- :mod:`.sweep` (local pool and Dask), :mod:`.montecarlo`, :mod:`.cli` (``hedge backtest``).
+
+The names of :mod:`.event` are re-exported here (``from hedge_core.backtest.event import run_backtest``).
+"""
+
+from hedge_core.backtest.event import *  # noqa: F403
+from hedge_core.backtest.event import __all__  # noqa: F401

@@ -1,0 +1,210 @@
+"""CLI: ``hedge backtest`` and ``hedge sweep`` (a typer app the top-level ``hedge`` mounts).
+
+Parameter files (``--params``): a parameter-set TOML written by :mod:`hedge_core.params.store`
+(``[meta]`` / ``[provenance]`` / ``[params]``), a reference ``name@version`` of such a set, or a
+plain TOML/JSON table with ``strategy = "carry"`` and the model's fields (nested tables for
+``exit``, ``rebalance``, ...). Everything is validated by the params models; errors name the field.
+
+Grid files (``--grid``), TOML or JSON: dotted parameter paths mapped to lists of values, at the
+top level or under ``[grid]``; or a ``[random]`` table with ``n``, ``seed`` and a ``[random.space]``
+of lists / ``{low, high, log, int}`` ranges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hedge_core.errors import HedgeError, InvalidInput
+
+app = typer.Typer(help="Backtests and parameter sweeps through the one engine.", no_args_is_help=True,
+                  add_completion=False)
+
+__all__ = ["app", "read_grid", "read_params"]
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise InvalidInput("path", str(path), "an existing TOML or JSON file")
+    text = path.read_bytes()
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return tomllib.loads(text.decode("utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput("file", str(path), f"valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
+
+
+def read_params(ref: str) -> Any:
+    """A validated params model from a param-set file, a ``name@version`` reference or a plain table."""
+    from hedge_core.params import store as param_store
+
+    p = Path(ref)
+    if not p.exists() and "@" in ref:
+        return param_store.load(ref).params
+    doc = _read_doc(p)
+    if "params" in doc and isinstance(doc["params"], dict):
+        return param_store.load_file(p).params
+    return param_store.parse(doc, where=str(p))
+
+
+def read_grid(path: str) -> tuple[str, dict[str, Any], int, int]:
+    """('grid' | 'random', space, n, seed) from a grid file."""
+    doc = _read_doc(Path(path))
+    if "random" in doc:
+        r = doc["random"]
+        space = r.get("space")
+        if not isinstance(space, dict) or not space:
+            raise InvalidInput("random.space", space, "a table of parameter -> list or {low, high}")
+        return "random", space, int(r.get("n", 20)), int(r.get("seed", 0))
+    grid = doc.get("grid", doc)
+    if not isinstance(grid, dict) or not grid:
+        raise InvalidInput("grid", grid, "a table of dotted parameter paths -> lists of values")
+    return "grid", _flatten(grid), 0, 0
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_window(start: str | None, end: str | None) -> None:
+    """``--start`` / ``--end`` parse as times and ``--start`` is before ``--end`` (else InvalidInput)."""
+    import pandas as pd
+
+    times = {}
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is None:
+            continue
+        try:
+            times[flag] = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise InvalidInput(flag, value, "a UTC date or time, e.g. 2023-01-01 or 2023-01-01T08:00Z") from None
+        if times[flag] is pd.NaT:
+            raise InvalidInput(flag, value, "a UTC date or time, e.g. 2023-01-01 or 2023-01-01T08:00Z")
+    if len(times) == 2:
+        t0, t1 = (t if t.tzinfo else t.tz_localize("UTC") for t in (times["--start"], times["--end"]))
+        if t0 >= t1:
+            raise InvalidInput("--start", start, f"a time before --end {end} (the window is inverted or empty)")
+
+
+def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, start: str | None, end: str | None,
+            *, write: bool = False):
+    from hedge_core.backtest.timeline import load_market
+    from hedge_core.store_open import open_store
+
+    check_window(start, end)
+    st = open_store(db, write=write, hold=True)
+    return load_market(st, venue=venue, spot_symbol=f"{asset}/{quote}", perp_symbol=f"{asset}/{quote}:{quote}",
+                       timeframe=timeframe, start=start, end=end), st
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("backtest")
+def backtest_cmd(
+    params: str = typer.Option(..., "--params", help="parameter file (TOML/JSON) or name@version"),
+    start: str = typer.Option(None, "--start", help="window start, UTC (e.g. 2023-01-01)"),
+    end: str = typer.Option(None, "--end", help="window end, UTC (default and at most: the last price bar end)"),
+    db: str = typer.Option(None, "--db", help="DuckDB store (default $HEDGE_DB or data/hedge.duckdb)"),
+    venue: str = typer.Option("binance", "--venue"),
+    asset: str = typer.Option("BTC", "--asset"),
+    quote: str = typer.Option("USDT", "--quote"),
+    timeframe: str = typer.Option("1h", "--timeframe", help="bar size the store holds"),
+    as_json: bool = typer.Option(False, "--json", help="print KPIs and ledger totals as JSON"),
+    save: bool = typer.Option(False, "--save", help="save the run to the store (hedge_runs mode 'backtest')"),
+    run_id: str = typer.Option("bt-cli", "--run-id", help="run id (hedge id) when saving"),
+    html_out: str = typer.Option(None, "--html", help="write the tearsheet as standalone HTML here"),
+) -> None:
+    """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
+    from hedge_core.backtest.event import BacktestConfig, run_backtest, save_run
+
+    try:
+        p = read_params(params)
+        m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
+        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id))
+        if save:
+            save_run(st, r)
+        if html_out:
+            from hedge_core.ui.figures.tearsheet import to_html
+            to_html(r, html_out)
+    except (HedgeError, ValueError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps({"run_id": r.hedge_id, "strategy": p.strategy, "start": str(r.start), "end": str(r.end),
+                               "capital": r.capital, "kpis": _clean(r.kpis), "totals": _clean(r.totals()),
+                               "final_state": r.final_state}, indent=2))
+        return
+    typer.echo(f"{p.strategy} {r.start} .. {r.end}  capital {r.capital:,.2f}  final state {r.final_state}")
+    for k, v in r.totals().items():
+        typer.echo(f"  {k:<22} {v:>14,.4f}")
+    for k, v in r.kpis.items():
+        if k not in r.totals():
+            typer.echo(f"  {k:<22} {v:>14.6g}")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    params: str = typer.Option(..., "--params", help="base parameter file (TOML/JSON) or name@version"),
+    grid: str = typer.Option(..., "--grid", help="grid/random file (TOML/JSON)"),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786"),
+    workers: int = typer.Option(2, "--workers", help="local processes when no scheduler (0 = in-process)"),
+    start: str = typer.Option(None, "--start"),
+    end: str = typer.Option(None, "--end", help="window end, UTC (default and at most: the last price bar end)"),
+    db: str = typer.Option(None, "--db"),
+    venue: str = typer.Option("binance", "--venue"),
+    asset: str = typer.Option("BTC", "--asset"),
+    quote: str = typer.Option("USDT", "--quote"),
+    timeframe: str = typer.Option("1h", "--timeframe"),
+    metric: str = typer.Option("sharpe", "--metric", help="KPI to rank by"),
+    out: str = typer.Option(None, "--out", help="write the full results table (CSV)"),
+    as_json: bool = typer.Option(False, "--json", help="print the results table as JSON records"),
+    top: int = typer.Option(10, "--top", help="rows printed (best first)"),
+) -> None:
+    """Grid or random search over a parameter set (local processes, or Dask with --scheduler)."""
+    from hedge_core.backtest.event import BacktestConfig
+    from hedge_core.backtest.timeline import build_timeline
+    from hedge_core.backtest.sweep import Payload, grid_points, random_points, run_sweep
+
+    try:
+        base = read_params(params)
+        kind, space, n, seed = read_grid(grid)
+        points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
+        m, _ = _market(db, venue, asset, quote, timeframe, start, end)
+        cfg = BacktestConfig()
+        tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
+        table = run_sweep(base, points, payload=Payload(tl, cfg), scheduler=scheduler, workers=workers,
+                          show_progress=sys.stderr.isatty())
+    except (HedgeError, ValueError) as exc:
+        _fail(exc)
+        return
+    if metric in table.columns:
+        table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
+    if out:
+        table.to_csv(out, index=False)
+    if as_json:
+        typer.echo(table.to_json(orient="records", double_precision=10))
+        return
+    cols = list(space) + [c for c in (metric, "net_apr", "max_drawdown", "net_pnl", "entries", "path", "error")
+                          if c in table.columns and c not in space]
+    typer.echo(table[cols].head(top).to_string(index=False))

@@ -1,0 +1,147 @@
+"""Account settings and the exchange-side dead man's switch of :class:`~hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter`
+(leverage, margin mode, position mode, maintenance brackets, Binance's ``countdownCancelAll``).
+
+A mixin: it uses the adapter's call plumbing (``_call``, ``_ensure_markets``, ``_instrument``, ``_perp``,
+``_is_no_change``, ``_ex``, ``config``, ``venue``); every vendor error is translated there, once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hedge_core import errors as he
+from hedge_core.types import MarginMode, MarketKind, PositionMode, is_perp_symbol
+
+__all__ = ["AccountSettingsMixin"]
+
+
+class AccountSettingsMixin:
+    """Leverage, margin and position mode, brackets and the cancel-all countdown (see the module docstring)."""
+
+    # ------------------------------------------------------------------ account settings
+    async def _idempotent(self, method: str, call: Callable[[], Awaitable[Any]]) -> None:
+        async def once() -> None:
+            try:
+                await call()
+            except Exception as exc:
+                if self._is_no_change(exc):
+                    return  # nothing to change is success
+                raise
+        await self._call(method, once)
+
+    async def set_leverage(self, symbol: str, leverage: float) -> None:
+        """Set the perp leverage (integer on Binance); same value again is a success."""
+        await self._ensure_markets()
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
+        if not (1 <= leverage <= inst.max_leverage) or leverage != int(leverage):
+            raise he.InvalidInput("leverage", leverage, f"an integer in [1, {inst.max_leverage:g}]")
+        await self._idempotent("set_leverage", lambda: self._ex.set_leverage(
+            int(leverage), symbol, self._market_params(symbol)))
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        await self._ensure_markets()
+        inst = self._instrument(symbol)
+        if inst.kind is not MarketKind.PERP:
+            raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
+        mode = MarginMode(mode)
+        await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
+            mode.value, symbol, self._market_params(symbol)))
+        if self.config.account_margin_mode:
+            self._margin_mode_cache = mode.value  # the whole account changed
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        mode = PositionMode(mode)
+        await self._ensure_markets()
+        # the USDT-margined perps' mode: without "type" Bybit's ccxt would send category=spot
+        await self._idempotent("set_position_mode", lambda: self._ex.set_position_mode(
+            mode is PositionMode.HEDGE, None, {"type": "swap", "subType": "linear"}))
+
+    async def fetch_position_mode(self) -> PositionMode:
+        """The USDT-margined perps' position mode (OPTIONAL protocol method, read by the preflight):
+        ccxt ``fetch_position_mode`` (Binance ``GET /fapi/v1/positionSide/dual``, "Get Current Position
+        Mode": ``dualSidePosition`` true = hedge mode)."""
+        await self._ensure_markets()
+        r = await self._call("fetch_position_mode", lambda: self._ex.fetch_position_mode(
+            None, {"type": "swap", "subType": "linear"}))
+        return PositionMode.HEDGE if r.get("hedged") else PositionMode.ONE_WAY
+
+    @property
+    def offers_position_mode(self) -> bool:
+        """Whether :meth:`fetch_position_mode` can read this venue's mode (ccxt has no
+        ``fetchPositionMode`` for Bybit: the preflight then sets one-way at start without reading it)."""
+        return bool(self._ex.has.get("fetchPositionMode"))
+
+    @property
+    def offers_brackets(self) -> bool:
+        """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""
+        return self.config.brackets
+
+    async def fetch_brackets(self, symbol: str) -> tuple[Any, ...]:
+        """The venue's maintenance-margin brackets of a perp (OPTIONAL protocol method), as
+        :class:`hedge_core.analytics.risk.Bracket` rows (ccxt ``fetch_leverage_tiers``; on Binance the
+        signed ``GET /fapi/v1/leverageBracket``, which may differ per account). InvalidInput when the
+        venue's table is not a valid bracket table."""
+        from hedge_core.analytics.risk import brackets_from_tiers
+
+        if not self.config.brackets:
+            raise he.InvalidInput("venue", self.venue, "binance (the venue whose brackets this adapter maps)")
+        await self._ensure_markets()
+        self._perp(symbol)
+        tiers = await self._call("fetch_brackets", lambda: self._ex.fetch_leverage_tiers([symbol]))
+        if symbol not in tiers:
+            raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
+        return brackets_from_tiers(tiers[symbol])
+
+    # ------------------------------------------------------------------ exchange-side dead man's switch
+    async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
+        """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).
+
+        Binance USD-M futures only: ``POST /fapi/v1/countdownCancelAll`` with the market id and
+        ``countdownTime = seconds * 1000`` (milliseconds). Binance cancels every open order of that
+        symbol when the countdown runs out without being re-armed; each call restarts it, and
+        ``seconds == 0`` disarms it. It cancels orders only: positions are left as they are.
+
+        Parameters
+        ----------
+        symbol:
+            ccxt unified symbol. A spot symbol (``BTC/USDT``) returns False without any request:
+            Binance spot has no such timer.
+        seconds:
+            Countdown, seconds, finite and >= 0 (0 disarms). A positive value below 1 ms is sent
+            as 1 ms, never rounded down to 0 (which would disarm).
+
+        Returns
+        -------
+        bool
+            True when the venue accepted the timer (armed, re-armed or disarmed); False when
+            nothing was sent: spot symbols, and venues without a per-symbol countdown through this
+            adapter (Bybit's disconnect-cancel and OKX's ``cancel-all-after`` are account-wide and
+            not wired here).
+
+        Raises
+        ------
+        hedge_core.errors.InvalidInput
+            ``seconds`` negative or not finite, or a perp symbol the venue does not list.
+        hedge_core.errors.ExchangeError
+            Vendor errors, translated like every other call (temporary ones retried: re-arming
+            is idempotent).
+        """
+        try:
+            secs = float(seconds)
+        except (TypeError, ValueError):
+            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)") from None
+        if not math.isfinite(secs) or secs < 0:
+            raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)")
+        if self.venue != "binance" or not is_perp_symbol(symbol):
+            return False
+        await self._ensure_markets()
+        self._perp(symbol)
+        market_id = self._ex.market(symbol)["id"]
+        ms = 0 if secs == 0 else max(1, round(secs * 1000))
+        await self._call("arm_cancel_all_after", lambda: self._ex.fapiPrivatePostCountdownCancelAll(
+            {"symbol": market_id, "countdownTime": ms}))
+        return True
