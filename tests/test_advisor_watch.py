@@ -99,7 +99,7 @@ def llm() -> Iterator[str]:
 
 
 def test_runner_pauses_only_the_hedge_that_allows_it(tmp_path, llm) -> None:
-    from tests.test_runner_helpers import make_env, wait_for
+    from tests.support.runner_env import make_env, wait_for
 
     env = make_env(tmp_path, days=2)
     try:
@@ -119,7 +119,7 @@ def test_runner_pauses_only_the_hedge_that_allows_it(tmp_path, llm) -> None:
 
 
 def test_runner_refuses_to_start_on_bad_advisor_configuration(tmp_path) -> None:
-    from tests.test_runner_helpers import make_env
+    from tests.support.runner_env import make_env
 
     env = make_env(tmp_path, days=2)
     try:

@@ -19,7 +19,14 @@ import pandas as pd
 import pytest
 
 from hedge_core.runner.client import RunnerClient, RunnerNotRunning
-from tests.browser import browser_page, kill_runner, panel_env, panel_process, screenshot, wait_for
+from tests.browser import (
+    browser_page,
+    kill_runner,
+    panel_env,
+    panel_process,
+    screenshot,
+    wait_for,
+)
 from tests.support import live_env as sim_env
 from tests.support.live_env import TEST_KEY, TEST_SECRET
 from tests.support.sim_thread import PRICE, SimThread
@@ -27,7 +34,7 @@ from tests.support.webhook import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 PASSWORD = "journey-pass-8c1f"
-FACTORY = "tests.test_runner_simfactory:make_adapter"
+FACTORY = "tests.support.simfactory:make_adapter"
 
 
 def _seed_live_bars(sim: SimThread) -> None:

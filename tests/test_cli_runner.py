@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hedge_core.runner.cli import build_app
-from tests.test_runner_helpers import DEMO_START, REPO, make_env
+from tests.support.runner_env import DEMO_START, REPO, make_env
 
 pytestmark = pytest.mark.timeout(180)
 runner = CliRunner()
@@ -152,8 +152,10 @@ def test_carry_ctrl_c_closes_both_legs(tmp_path):
 
 
 def test_carry_live_checks_connectivity_and_balances_on_the_simulator(tmp_path):
-    from tests.test_runner_crash_sim import TEST_KEY, TEST_SECRET, SimThread, sim_env
-    from tests.test_runner_simfactory import FACTORY
+    from tests.support import live_env as sim_env
+    from tests.support.live_env import TEST_KEY, TEST_SECRET
+    from tests.support.sim_thread import SimThread
+    from tests.support.simfactory import FACTORY
 
     sim = SimThread()
     try:

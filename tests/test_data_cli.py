@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hedge_core.data.cli import data_app
 from hedge_core.data.shared import SAMPLE
 from hedge_core.store import Store
-from tests.test_data_download import NOW, FakeExchange
+from tests.support.fake_exchange import NOW, FakeExchange
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import pytest
 
 from hedge_core.data.seed import SeedFailed, ensure_seeded
 from hedge_core.store import Store
-from tests.test_data_download import NOW, FakeExchange
+from tests.support.fake_exchange import NOW, FakeExchange
 
 
 def never_called() -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from hedge_core.engine.exits import exit_reason
 from hedge_core.params.models import ExitParams
-from tests.test_engine_step import T0, H, hedged
+from tests.support.engine_steps import T0, H, hedged
 
 NOTIONAL = 10_000.0  # hedged(): 0.25 BTC at 40,000
 

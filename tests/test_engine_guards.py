@@ -29,7 +29,7 @@ from hedge_core.engine.guards import (
 )
 from hedge_core.params.models import GuardParams, RebalanceParams
 from hedge_core.types import Side
-from tests.test_engine_step import T0, H, filled, fresh, hedged, mkt, params, places
+from tests.support.engine_steps import T0, H, filled, fresh, hedged, mkt, params, places
 
 EPS = 1e-9
 

@@ -14,7 +14,7 @@ from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
 from hedge_core.types import OrderRequest, OrderStatus, OrderType, Side
 from tests.support.binance_sim import BinanceSim
 from tests.support.live_env import live_env
-from tests.test_live_errors import FAULTS
+from tests.support.vendor_faults import FAULTS
 
 PERP, SPOT, ETH_PERP = "BTC/USDT:USDT", "BTC/USDT", "ETH/USDT:USDT"
 ROUTE = ("POST", "/fapi/v1/countdownCancelAll")
@@ -208,7 +208,7 @@ def test_error_mapping():
 # ---------------------------------------------------------------- runner level (subprocess, real ccxt)
 @pytest.fixture
 def sim_thread():
-    from tests.test_runner_crash_sim import SimThread
+    from tests.support.sim_thread import SimThread
 
     s = SimThread()
     yield s
@@ -223,9 +223,9 @@ def test_runner_heartbeat_arms_the_countdown_and_disarms_it_when_the_hedge_compl
     later) and no beat arms it again."""
     import time
 
-    from tests.test_runner_crash_sim import HID, settle, start_live
-    from tests.test_runner_crash_sim import live_env as runner_env
-    from tests.test_runner_helpers import wait_for
+    from tests.support.live_runner import HID, settle, start_live
+    from tests.support.live_runner import live_env as runner_env
+    from tests.support.runner_env import wait_for
 
     sim = sim_thread.sim
     # the account's own maintenance table (leverage capped at 4x): the runner must load it
@@ -276,10 +276,10 @@ def test_frozen_runner_stops_re_arming_and_the_venue_cancels(tmp_path, sim_threa
     import signal
     import time
 
-    from tests.test_runner_crash_sim import live_env as runner_env
-    from tests.test_runner_crash_sim import start_live
-    from tests.test_runner_helpers import wait_for
-    from tests.test_runner_simfactory import make_adapter
+    from tests.support.live_runner import live_env as runner_env
+    from tests.support.live_runner import start_live
+    from tests.support.runner_env import wait_for
+    from tests.support.simfactory import make_adapter
 
     sim = sim_thread.sim
     env, extra = runner_env(tmp_path, sim_thread)

@@ -21,12 +21,11 @@ from typing import Any
 import pytest
 
 from hedge_core.params import promotion
-from hedge_core.params import store as param_store
 from tests.support import fault_matrix as fm
 from tests.support import live_env as sim_env
 from tests.support.fault_matrix import STEPS, Venue
 from tests.support.live_env import TEST_KEY, TEST_SECRET
-from tests.test_runner_helpers import Env, make_env
+from tests.support.runner_env import Env, make_env
 
 pytestmark = pytest.mark.timeout(120)
 HID = "fm1"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.test_runner_crash_sim import HID, SimThread, check_sim, live_env, settle
-from tests.test_runner_helpers import wait_for
+from tests.support.live_runner import HID, check_sim, live_env, settle
+from tests.support.runner_env import wait_for
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(240)
 

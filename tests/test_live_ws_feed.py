@@ -24,10 +24,10 @@ from hedge_core.exchange.live_feed import LivePollingFeed
 from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed
 from hedge_core.types import Bar, FundingEvent, MarketKind
 from tests.support.binance_sim import HOSTS, WS_HOSTS, BinanceSim, SimServer
+from tests.support.feed_fixtures import FakeStore, _market, _publish
 from tests.support.live_env import TEST_KEY, TEST_SECRET
 from tests.support.live_env import test_ca as make_ca
 from tests.support.redirect import redirect_session
-from tests.test_live_feed import FakeStore, _market, _publish
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")
 H = pd.Timedelta(hours=1)

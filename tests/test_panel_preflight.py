@@ -5,13 +5,16 @@ one is checked without starting anything. And the API's start refuses the same w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.client import RunnerClient
 from tests.browser import kill_runner, panel_env, start_runner
-from tests.test_panel_pages import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from hedge_core.errors import InvalidInput
-from tests.test_runner_helpers import (
+from tests.support.runner_env import (
     DEMO_START,
     journal,
     make_env,

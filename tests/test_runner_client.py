@@ -11,7 +11,7 @@ from hedge_core.runner.client import (
     spawn_runner,
     wait_for_state,
 )
-from tests.test_runner_helpers import DEMO_START, make_env
+from tests.support.runner_env import DEMO_START, make_env
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -31,8 +31,9 @@ from hedge_core.runner.clock import (
     venue_now,
     venue_offset_ms,
 )
-from tests.test_runner_crash_sim import PRICE, SimThread, live_env
-from tests.test_runner_helpers import make_env, wait_for
+from tests.support.live_runner import live_env
+from tests.support.runner_env import make_env, wait_for
+from tests.support.sim_thread import PRICE, SimThread
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -293,7 +294,7 @@ def test_paper_falls_back_to_a_replay_when_the_venue_does_not_answer(tmp_path):
     import socket
 
     from tests.support import live_env as sim_env
-    from tests.test_runner_simfactory import FACTORY
+    from tests.support.simfactory import FACTORY
 
     env = make_env(tmp_path, days=2)
     with socket.socket() as s:  # a port nobody listens on

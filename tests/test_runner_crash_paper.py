@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.test_runner_helpers import (
+from tests.support.runner_env import (
     DEMO_START,
     Env,
     journal,

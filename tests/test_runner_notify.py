@@ -258,8 +258,8 @@ EXIT_OFF = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop
 
 
 def test_runner_process_sends_a_guard_firing_and_never_logs_the_urls(tmp_path, rx):
-    from tests.test_runner_helpers import DEMO_START, make_env
-    from tests.test_runner_helpers import wait_for as wait_runner
+    from tests.support.runner_env import DEMO_START, make_env
+    from tests.support.runner_env import wait_for as wait_runner
 
     env = make_env(tmp_path, export=EXIT_OFF)
     dead = f"json://127.0.0.1:{dead_port()}/dead/{TOKEN}"
@@ -289,7 +289,7 @@ def test_runner_process_sends_a_guard_firing_and_never_logs_the_urls(tmp_path, r
 
 
 def test_runner_refuses_to_start_on_bad_alert_configuration(tmp_path):
-    from tests.test_runner_helpers import make_env
+    from tests.support.runner_env import make_env
 
     env = make_env(tmp_path, days=2)
     try:
@@ -355,10 +355,9 @@ def test_a_failed_hedge_task_alerts_critical_once():
 def broken_ticker_adapter(spec):
     """Runner-side hook (HEDGE_RUNNER_ADAPTER_FACTORY): a paper venue whose ticker raises a bug-like
     error (not an ExchangeError, which the ticker feed retries): the hedge task dies."""
-    from hedge_core.exchange.factory import make_adapter
-
     import pandas as pd
 
+    from hedge_core.exchange.factory import make_adapter
     from hedge_core.types import Ticker
 
     ad = make_adapter("paper", spec.venue, balances=spec.balances)  # funded like any paper hedge
@@ -375,8 +374,8 @@ def broken_ticker_adapter(spec):
 
 
 def test_runner_process_alerts_a_dead_hedge_task(tmp_path, rx):
-    from tests.test_runner_helpers import make_env
-    from tests.test_runner_helpers import wait_for as wait_runner
+    from tests.support.runner_env import make_env
+    from tests.support.runner_env import wait_for as wait_runner
 
     env = make_env(tmp_path, days=2)
     try:

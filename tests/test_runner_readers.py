@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.test_runner_helpers import DEMO_START, REPO, make_env
+from tests.support.runner_env import DEMO_START, REPO, make_env
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.test_runner_helpers import DEMO_START, REPO, make_env, wait_for
+from tests.support.runner_env import DEMO_START, REPO, make_env, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -11,7 +11,7 @@ import os
 import ssl
 from typing import Any
 
-FACTORY = "tests.test_runner_simfactory:make_adapter"
+FACTORY = "tests.support.simfactory:make_adapter"
 
 
 def make_adapter(spec: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO_START = "2024-01-01T05:00Z"  # funding settles at 08:00: a carry enters at the 09:00 update
 
 
@@ -94,8 +94,8 @@ class Env:
 
 
 def make_env(tmp: Path, *, days: float = 10.0, export: dict[str, Any] | None = None) -> Env:
-    from hedge_core.params import store as param_store
     from hedge_core.data.demo import seed_demo
+    from hedge_core.params import store as param_store
     from hedge_core.store import Store
 
     e = Env(tmp, tmp / "db" / "hedge.duckdb", tmp / "home", tmp / "params")
