@@ -81,6 +81,10 @@ def load_scan_inputs(store: Store, *, as_of: pd.Timestamp | None = None) -> Scan
         raise InvalidInput("as_of", as_of, "a tz-aware UTC timestamp")
     end = None if as_of is None else pd.Timestamp(as_of) + pd.Timedelta(microseconds=1)  # read_funding is [start, end)
     funding = store.read_funding_all(end=end)
+    if funding.empty and end is not None:
+        first = store.read_funding_all()["ts"].min()
+        if pd.notna(first):
+            raise InvalidInput("as_of", str(pd.Timestamp(as_of)), f"a time at or after the first stored funding event {first}")
     if funding.empty:
         raise InvalidInput("funding", "no funding rows in the store",
                            "funding of at least one perp: `hedge data import` a funding file (e.g. the shared "
