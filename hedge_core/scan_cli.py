@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
 
 from hedge_core.errors import HedgeError, InvalidInput
+
+if TYPE_CHECKING:  # the CLI imports the analytics only when a command runs (fast `hedge --help`)
+    from hedge_core.analytics.scanner import ScanConfig
 
 app = typer.Typer(help="Funding-carry scanner.", no_args_is_help=False, add_completion=False)
 
@@ -28,8 +32,11 @@ FLAGS = {"lookback_days": "--lookback", "hold_days": "--hold", "min_history_days
 
 
 def build_config(*, lookback: str, hold: str, min_history: str, top: str, venues: list[str] | None,
-                 kinds: list[str] | None, slippage_bps: str, borrow_apr: str, as_of: str | None):
-    """A validated :class:`ScanConfig` from the options' raw text; InvalidInput names the option."""
+                 kinds: list[str] | None, slippage_bps: str, borrow_apr: str, as_of: str | None) -> ScanConfig:
+    """A validated :class:`ScanConfig` from the options' raw text; InvalidInput names the option.
+
+    The numeric text goes to ScanConfig as is: it parses and range-checks it, so text that is not a number
+    is refused with the same allowed range as a number out of range."""
     from hedge_core.analytics.scanner import KINDS, ScanConfig
 
     try:

@@ -227,3 +227,26 @@ def test_iso_strings_and_missing_interval_column_default_to_8h() -> None:
     f["ts"] = f["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     r = scan(f, ScanConfig(min_history_days=0)).iloc[0]
     assert r["short_interval_h"] == 8.0 and r["apr_received"] == pytest.approx(0.1095)
+
+
+def test_shared_cross_venue_funding_matches_its_documented_mean() -> None:
+    """On the real shared file: Binance BTC's mean funding over the whole sample window is "about 10.5 %"
+    a year (../shared/data/README.md, checked properties); every venue pair of a symbol is ranked."""
+    from hedge_core.data.shared import require_shared_data
+    from hedge_core.data.symbols import unified_symbol
+
+    try:
+        root = require_shared_data()
+    except FileNotFoundError as exc:  # a fresh clone without ../shared/data
+        pytest.skip(f"shared data absent: {exc}")
+    path = next(iter(sorted((root / "sample_2023-01_2024-06").glob("crossvenue_funding_*.csv"))), None)
+    if path is None:
+        pytest.skip("no cross-venue funding file in the shared sample window")
+    f = pd.read_csv(path)
+    f["symbol"] = [unified_symbol(s, "funding") for s in f["symbol"]]
+    out = scan(f, ScanConfig(lookback_days=3650, hold_days=30))
+    btc = row(out, kind="spot_perp", venue_pair="binance", symbol=BTC)
+    assert btc["apr_received"] == pytest.approx(0.105, abs=0.003)
+    assert btc["history_days"] == pytest.approx(547, abs=1)
+    assert (out["kind"] == "perp_perp").sum() == 4 * 3  # 4 symbols x 3 venue pairs
+    assert (out["kind"] == "spot_perp").sum() == 2 * 3  # linear BTC and ETH on 3 venues

@@ -82,11 +82,11 @@ def test_scan_table_and_json(db: str) -> None:
     (["--slippage-bps", "500"], "--slippage-bps='500' is not allowed; expected a number in [0, 100]"),
     (["--borrow-apr", "2"], "--borrow-apr='2'"),
     (["--kind", "spot_spot"], "--kind="),
-    (["--venue", "kraken"], "--venue='kraken' is not allowed; expected venues that have funding in the data: "
-                            "binance, bybit, okx"),
+    (["--venue", "kraken"], ("--venue='kraken' is not allowed; expected venues that have funding in the data: "
+                             "binance, bybit, okx")),
     (["--as-of", "yesterday-ish"], "--as-of='yesterday-ish'"),
-    (["--as-of", "2020-01-01"], "--as-of='2020-01-01 00:00:00+00:00' is not allowed; expected a time at or after "
-                                 "the first stored funding event 2024-01-01 01:00:00+00:00"),
+    (["--as-of", "2020-01-01"], ("--as-of='2020-01-01 00:00:00+00:00' is not allowed; expected a time at or after "
+                                  "the first stored funding event 2024-01-01 01:00:00+00:00")),
 ])
 def test_bad_input_is_one_line_naming_the_option(db: str, args: list[str], needle: str) -> None:
     res = runner.invoke(app, ["scan", "--db", db, *args])

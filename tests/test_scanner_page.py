@@ -16,7 +16,13 @@ from hedge_core.analytics.scanner import ScanConfig
 from hedge_core.data.scan_inputs import ScanInputs
 from hedge_core.figures.scanner import ranked_figure, spread_figure
 from hedge_core.store import Store
-from hedge_core.views.scanner import DISPLAY_COLUMNS, StartPrefill, display_table, scan_view, start_prefill
+from hedge_core.views.scanner import (
+    DISPLAY_COLUMNS,
+    StartPrefill,
+    display_table,
+    scan_view,
+    start_prefill,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2024-01-01", tz="UTC")

@@ -73,18 +73,24 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from hedge_core.analytics.funding import CarryCosts, _ts_column, break_even_days, expected_net_carry, funding_apr
+from hedge_core.analytics.funding import (
+    CarryCosts,
+    _ts_column,
+    break_even_days,
+    expected_net_carry,
+    funding_apr,
+)
 from hedge_core.errors import InvalidInput
 
 __all__ = [
-    "VenueFees",
     "DEFAULT_FEES",
     "PAPER_FEES",
-    "ScanConfig",
     "RESULT_COLUMNS",
+    "ScanConfig",
+    "VenueFees",
     "scan",
-    "spread_history",
     "split_symbol",
+    "spread_history",
 ]
 
 KINDS = ("spot_perp", "perp_perp")
@@ -188,9 +194,9 @@ class ScanConfig:
         if b >= 1:
             raise InvalidInput("borrow_apr", self.borrow_apr, "a fraction in [0, 1)")
         set_(self, "borrow_apr", b)
-        if self.top is not None:
-            if isinstance(self.top, bool) or not isinstance(self.top, (int, np.integer)) or not 1 <= self.top <= 10_000:
-                raise InvalidInput("top", self.top, "an integer in [1, 10000] (or None for all rows)")
+        t = self.top
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= 10_000):
+            raise InvalidInput("top", self.top, "an integer in [1, 10000] (or None for all rows)")
         if self.venues is not None:
             vs = tuple(str(v).strip().lower() for v in self.venues)
             if not vs or any(not v for v in vs):
@@ -402,7 +408,7 @@ def _finish(rec: dict[str, object], w: _Window, flip: bool, costs: CarryCosts, b
                break_even_days=break_even_days(apr, costs, borrow=borrow),
                share_favourable=float((win > 0).mean()),
                spread_std=float(win.std(ddof=1)) if len(win) > 1 else math.nan,
-               n=int(len(win)), history_days=w.history_days)
+               n=len(win), history_days=w.history_days)
     return rec
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 
-__all__ = ["ScanInputs", "load_scan_inputs", "instrument_frame"]
+__all__ = ["ScanInputs", "instrument_frame", "load_scan_inputs"]
 
 INSTRUMENT_COLUMNS = ["venue", "symbol", "kind", "min_qty", "min_notional", "lot_size", "source"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hedge_core.analytics.scanner import ScanConfig, scan, spread_history, split_symbol
+from hedge_core.analytics.scanner import ScanConfig, scan, split_symbol, spread_history
 from hedge_core.data.scan_inputs import ScanInputs, load_scan_inputs
 from hedge_core.store import Store
 
