@@ -92,6 +92,7 @@ def _env(tmp_path: Path, monkeypatch) -> None:
         monkeypatch.setenv(k, v)
 
 
+@pytest.mark.integration  # the whole panel app in AppTest, like tests/test_panel_*
 def test_scanner_page_ranks_charts_and_starts_from_a_row(tmp_path, monkeypatch) -> None:
     _env(tmp_path, monkeypatch)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -120,6 +121,7 @@ def test_scanner_page_ranks_charts_and_starts_from_a_row(tmp_path, monkeypatch) 
     assert any("From the scanner" in i.value for i in at.info)
 
 
+@pytest.mark.integration  # the whole panel app in AppTest, like tests/test_panel_*
 def test_scanner_page_bad_form_input_and_empty_store(tmp_path, monkeypatch) -> None:
     _env(tmp_path, monkeypatch)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -136,6 +138,7 @@ def test_scanner_page_bad_form_input_and_empty_store(tmp_path, monkeypatch) -> N
     assert spec == "[]"
 
 
+@pytest.mark.integration  # the whole panel app in AppTest, like tests/test_panel_*
 def test_scanner_page_on_a_store_without_funding(tmp_path, monkeypatch) -> None:
     from tests.browser import panel_env
 
