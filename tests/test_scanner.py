@@ -181,6 +181,19 @@ def test_smallest_hedgeable_size_from_both_legs() -> None:
     assert math.isnan(bybit_sp["min_size_base"]) and bybit_sp["size_source"].startswith("unknown")
 
 
+def test_min_size_needs_a_price_when_a_min_notional_binds() -> None:
+    eth = "ETH/USDT:USDT"
+    inst = pd.DataFrame({"venue": ["okx", "okx"], "symbol": ["ETH/USDT", eth], "kind": ["spot", "perp"],
+                         "min_qty": [0.0001, np.nan], "min_notional": [np.nan, 20.0], "lot_size": [0.0001, 0.01]})
+    f = events("okx", [0.0001] * 30, symbol=eth)
+    no_price = scan(f, ScanConfig(min_history_days=0), instruments=inst).iloc[0]
+    assert math.isnan(no_price["min_size_base"]) and "no price for okx ETH/USDT:USDT" in no_price["size_source"]
+    # price 2 500: perp 20 / 2500 = 0.008 (no min qty recorded) vs spot 0.0001 -> 0.008 -> lot 0.01 -> 0.01 ETH
+    px = pd.DataFrame({"venue": ["binance"], "symbol": ["ETH/USDT"], "price": [2_500.0]})  # another venue's spot
+    r = scan(f, ScanConfig(min_history_days=0), instruments=inst, prices=px).iloc[0]
+    assert r["min_size_base"] == pytest.approx(0.01) and r["min_size_quote"] == pytest.approx(25.0)
+
+
 def test_inverse_perps_only_pair_across_venues() -> None:
     f = pd.concat([events("binance", [0.0001] * 30, symbol="BTC/USD:BTC"),
                    events("okx", [0.0002] * 30, symbol="BTC/USD:BTC")])

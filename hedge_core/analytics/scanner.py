@@ -345,11 +345,20 @@ def _price_of(prices: pd.DataFrame | None, venue: str, symbol: str) -> float:
     return math.nan
 
 
+def _limit(v: object) -> float:
+    """A venue limit; missing (None/NaN) means none recorded: 0."""
+    try:
+        x = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) and x > 0 else 0.0
+
+
 def _min_size(instruments: pd.DataFrame | None, prices: pd.DataFrame | None,
               legs: list[tuple[str, str]]) -> tuple[float, float, str]:
     """(smallest base qty both legs can trade, its quote notional, source) for legs [(venue, symbol)]."""
     if instruments is None or instruments.empty:
-        return math.nan, math.nan, "unknown"
+        return math.nan, math.nan, "unknown (no instruments)"
     qty, lot, sources, price = 0.0, 0.0, [], math.nan
     for venue, symbol in legs:
         hit = instruments[(instruments["venue"] == venue) & (instruments["symbol"] == symbol)]
@@ -358,16 +367,14 @@ def _min_size(instruments: pd.DataFrame | None, prices: pd.DataFrame | None,
         r = hit.iloc[0]
         px = _price_of(prices, venue, symbol)
         price = px if math.isnan(price) else price
-        min_qty = float(r.get("min_qty", 0.0) or 0.0)
-        min_notional = float(r.get("min_notional", 0.0) or 0.0)
-        need = max(min_qty, min_notional / px if px > 0 else (math.nan if min_notional > 0 else 0.0))
-        qty = max(qty, need) if not math.isnan(need) else math.nan
-        lot = max(lot, float(r.get("lot_size", 0.0) or 0.0))
+        min_qty, min_notional = _limit(r.get("min_qty")), _limit(r.get("min_notional"))
+        if min_notional > 0 and not px > 0:
+            return math.nan, math.nan, f"unknown (no price for {venue} {symbol} to apply its min notional)"
+        qty = max(qty, min_qty, min_notional / px if min_notional > 0 else 0.0)
+        lot = max(lot, _limit(r.get("lot_size")))
         sources.append(str(r.get("source", "instruments")))
-        if math.isnan(qty):
-            return math.nan, math.nan, f"unknown (no price for {venue} {symbol})"
     if lot > 0:
-        qty = math.ceil(qty / lot - 1e-9) * lot  # round UP to the coarser lot (never below a minimum)
+        qty = round(math.ceil(qty / lot - 1e-9) * lot, 12)  # UP to the coarser lot (never below a minimum)
     return qty, qty * price if price > 0 else math.nan, "/".join(dict.fromkeys(sources))
 
 
