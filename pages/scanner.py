@@ -69,12 +69,10 @@ if view.ranked.empty:
             "or import more funding.")
     st.stop()
 table = display_table(view.ranked)
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in ("APR %", "costs %", "net %", "net APR %",
-                                                                "favourable %", "std APR %")} | {
-    "break-even d": st.column_config.NumberColumn(format="%.1f"),
-    "history d": st.column_config.NumberColumn(format="%.0f"),
-    "min size (quote)": st.column_config.NumberColumn(format="%.2f")})
+fmt = {"APR %": "%.2f", "costs %": "%.3f", "net %": "%.3f", "net APR %": "%.2f", "break-even d": "%.1f",
+       "favourable %": "%.0f", "std APR %": "%.2f", "history d": "%.0f", "min size (quote)": "%.2f"}
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format=f) for c, f in fmt.items()})
 st.plotly_chart(ranked_figure(table), width="stretch")
 
 labels = [f"#{r.rank} {r.symbol} · {r.direction}" for r in view.ranked.itertuples()]
