@@ -20,6 +20,7 @@ def _mount() -> None:
     from hedge_core.params.cli import params_app
     from hedge_core.runner import cli as runner_cli
     from hedge_core.runner.notify_cli import alerts_app
+    from hedge_core.data.scan_cli import app as scan_app
 
     app.add_typer(data_app, name="data", help="Market data: download, import, status, quality.")
     app.add_typer(runner_cli.runner_app, name="runner")
@@ -27,6 +28,7 @@ def _mount() -> None:
     runner_cli.register(app)  # start, stop, pause, resume, rebalance, flatten-all, hedges, carry
     app.add_typer(backtest_cli.app)  # backtest, sweep
     app.add_typer(alerts_app, name="alerts")
+    app.add_typer(scan_app)  # scan
 
 
 def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) -> str:

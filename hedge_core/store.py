@@ -431,6 +431,17 @@ class Store:
                               f"{where} ORDER BY ts", [sid, *params]).df()
         return out.set_index("ts")
 
+    def read_funding_all(self, start: Any = None, end: Any = None) -> pd.DataFrame:
+        """Funding events of EVERY stored perp in ``[start, end)``, one long frame in one query:
+        ``ts`` (UTC), ``venue``, ``symbol``, ``funding_rate`` (fraction per interval, + longs pay shorts),
+        ``interval_hours``; sorted by venue, symbol, ts (the cross-venue scanner's input)."""
+        start_t, end_t = _ts_param(start, "start"), _ts_param(end, "end")
+        where, params = self._window(start_t, end_t)
+        with self._connection() as con:
+            return con.execute("SELECT f.ts, s.venue, s.symbol, f.funding_rate, f.interval_hours FROM funding f "
+                               f"JOIN series s USING (series_id) WHERE s.kind = 'funding' {where} "
+                               "ORDER BY s.venue, s.symbol, f.ts", params).df()
+
     @staticmethod
     def _window(start: pd.Timestamp | None, end: pd.Timestamp | None) -> tuple[str, list[Any]]:
         where, params = "", []

@@ -16,6 +16,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/hedge_detail.py", "Hedge detail", ":material/monitoring:"),
     ("pages/risk.py", "Risk and LTV", ":material/shield:"),
     ("pages/research.py", "Research", ":material/science:"),
+    ("pages/scanner.py", "Funding scanner", ":material/radar:"),
     ("pages/params.py", "Parameter sets", ":material/tune:"),
     ("pages/market_data.py", "Market data", ":material/candlestick_chart:"),
     ("pages/data.py", "Data", ":material/database:"),

@@ -23,6 +23,9 @@ from pages._shared import link, require_runner, show_error
 
 require_sign_in()  # first: nothing below runs for a browser session that has not signed in
 st.title("Start a hedge")
+pre = st.session_state.get("start_prefill") or {}  # set by the Funding scanner's "start from this row"
+if pre:
+    st.info(pre["note"], icon=":material/radar:")
 sets = choices(param_store.list_sets())
 if sets.empty:
     st.info("No parameter sets yet. Export one on the **Research** or **Parameter sets** page "
@@ -44,14 +47,14 @@ with c2:
 with st.expander("parameters"):
     st.code(json.dumps(ps.params.model_dump(mode="json"), indent=2), language="json")
 
-default_size = float(getattr(ps.params, "notional", 1000.0))
+default_size = max(float(getattr(ps.params, "notional", 1000.0)), float(pre.get("min_size", 0.0)))
 with st.form("start"):
     mode = st.radio("Mode", MODES, horizontal=True, key="start_mode",
                     help="paper: the built-in simulator's fills on live (or replayed) prices; recommend: decisions only, nothing sent; "
                          "live: real orders with real money")
     size = st.number_input("Size (spot notional, USDT)", value=default_size, step=100.0, key="start_size",
                            help="overrides the set's notional for this hedge")
-    symbol = st.text_input("Spot symbol", value="BTC/USDT", key="start_symbol",
+    symbol = st.text_input("Spot symbol", value=pre.get("spot_symbol", "BTC/USDT"), key="start_symbol",
                            help="ccxt unified; the perp is its USDT perpetual")
     typed = st.text_input(f"Live only: type  {live_confirmation_phrase(ref)}  to confirm", key="start_confirm")
     paper_data = st.radio("Paper market data", ["live: the venue's prices (replay when it does not answer)",

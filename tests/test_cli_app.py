@@ -50,7 +50,7 @@ def test_one_entry_point_with_help_on_every_command() -> None:
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0
     commands = ["app", "start", "stop", "pause", "resume", "rebalance", "flatten-all", "hedges", "carry",
-                "data", "runner", "params", "backtest", "sweep"]
+                "data", "runner", "params", "backtest", "sweep", "scan"]
     for cmd in commands:
         assert cmd in top.output, cmd
         res = runner.invoke(app, [cmd, "--help"])
