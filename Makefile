@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app test test-fast install browser bench clean
+.PHONY: app test test-fast install browser bench clean docs
 
 app: $(STAMP)
 	$(BIN)/hedge app
@@ -20,6 +20,10 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m unit -q -n 2 -p no:cacheprovider
 
 install: $(STAMP)
+
+# Regenerate the reference pages generated from code (transition table, CLI reference).
+docs: $(STAMP)
+	$(BIN)/python -m hedge_core.reference
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'

@@ -17,10 +17,10 @@ app = typer.Typer(help="Crypto spot/perp hedging: data, research, paper and live
 def _mount() -> None:
     from hedge_core.backtest import cli as backtest_cli
     from hedge_core.data.cli import data_app
+    from hedge_core.data.scan_cli import app as scan_app
     from hedge_core.params.cli import params_app
     from hedge_core.runner import cli as runner_cli
     from hedge_core.runner.notify_cli import alerts_app
-    from hedge_core.data.scan_cli import app as scan_app
 
     app.add_typer(data_app, name="data", help="Market data: download, import, status, quality.")
     app.add_typer(runner_cli.runner_app, name="runner")
