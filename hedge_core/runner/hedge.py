@@ -758,8 +758,9 @@ class HedgeTask:
                 if abs(c.perp.qty) > QTY_EPS and c.mark_price == c.mark_price else None
         except Exception:  # noqa: BLE001 - a display figure must never break the summary
             out["liq_price"] = out["liq_distance"] = None
-        loan = c.strategy_state.get("loan") if c.strategy_state else None
-        if loan is not None:
+        book = c.loan  # a loan book's typed loan state (engine.loan_state)
+        if book is not None:
+            loan = book.loan
             from hedge_core import ltv as ltvmod
             from hedge_core.engine.strategies.voltier import ltv_params
 
@@ -771,6 +772,5 @@ class HedgeTask:
                            "band": ltvmod.ltv_band(value, lp_) if value is not None else None,
                            "bands": {"monitor": lp_.monitor, "warning": lp_.warning, "critical": lp_.critical,
                                      "emergency": lp_.emergency},
-                           "reserve_left": num(c.strategy_state.get("reserve_left")),
-                           "reserve_deployed": num(c.strategy_state.get("reserve_deployed", 0.0))}
+                           "reserve_left": num(book.reserve_left), "reserve_deployed": num(book.reserve_deployed)}
         return out
