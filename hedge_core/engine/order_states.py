@@ -34,7 +34,8 @@ from hedge_core.errors import IllegalOrderTransition
 from hedge_core.exchange.order_status import VENUE_ORDER_TRANSITIONS, VenueOrderEvent, next_venue_status
 
 __all__ = ["LIVE_ORDER_STATES", "ORDER_TRANSITIONS", "VENUE_ORDER_TRANSITIONS", "IllegalOrderTransition",
-           "OrderEvent", "OrderState", "VenueOrderEvent", "next_order_state", "next_venue_status"]
+           "OrderEvent", "OrderState", "VenueOrderEvent", "next_order_state", "next_venue_status",
+           "order_table_markdown"]
 
 
 class OrderState(StrEnum):
@@ -106,3 +107,14 @@ def next_order_state(state: OrderState | str, event: OrderEvent) -> OrderState:
         return _TABLE[(state, event)]  # type: ignore[index]  # a plain str equal to a member hashes alike
     except KeyError:
         raise IllegalOrderTransition(str(state), str(event)) from None
+
+
+def order_table_markdown() -> str:
+    """:data:`ORDER_TRANSITIONS` as a markdown table (one row per state, one column per event;
+    ``-`` = illegal). ``docs/engine.md`` carries this text verbatim (a test checks it)."""
+    events = list(OrderEvent)
+    head = "| from \\ event | " + " | ".join(e.value for e in events) + " |"
+    rule = "|---|" + "---|" * len(events)
+    rows = [f"| {s.value} | " + " | ".join(_TABLE[(s, e)].value if (s, e) in _TABLE else "-" for e in events) + " |"
+            for s in OrderState if s is not OrderState.DONE]
+    return "\n".join([head, rule, *rows])
