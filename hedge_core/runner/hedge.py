@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -48,6 +48,9 @@ from hedge_core.runner.reconcile import (
 )
 from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
 from hedge_core.types import Bar, FundingEvent, Instrument, Order
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
@@ -168,7 +171,7 @@ class JournalingAdapter:
 class HedgeTask:
     """Run one hedge. Build with :meth:`create`; ``await recover()`` or ``start``, then ``run()``."""
 
-    def __init__(self, spec: HedgeSpec, params: Any, journal: Journal, adapter: Any,
+    def __init__(self, spec: HedgeSpec, params: StrategyParamsBase, journal: Journal, adapter: Any,
                  feed_factory: Callable[[HedgeTask], Any], supervisor: Any) -> None:
         self.spec = spec
         self.hedge_id = spec.hedge_id
