@@ -242,3 +242,24 @@ def test_docs_worked_example_runs():
             2_000.0, rel=0.01)
     finally:
         unregister("always_hedged")
+
+
+def test_runner_summary_reads_the_typed_loan_with_the_old_keys():
+    """The panel / hedge_watch read ``summary()["loan"]``: same keys as before, from ``ctx.loan``."""
+    from types import SimpleNamespace
+
+    from hedge_core.runner.hedge import HedgeTask
+
+    p = VolTierLoanParams(collateral_qty=0.5, loan=12_000.0, reserve=4_000.0)
+    ctx = new_voltier_hedge("v", SPOT, PERP, T0, 60_000.0, p)
+    ctx, _ = step(ctx, mkt(T0 + H, 12_000.0 / (0.5 * 0.70)), p)  # LTV 70 %: reserve deployed by band
+    me = SimpleNamespace(params=p, alerts=[], spec=SimpleNamespace(venue="paper"), started_at=T0)
+    loan = HedgeTask._panel_fields(me, ctx)["loan"]
+    assert loan["outstanding"] == pytest.approx(ctx.loan.outstanding)
+    assert ctx.loan.reserve_deployed > 0 and loan["reserve_deployed"] == pytest.approx(ctx.loan.reserve_deployed)
+    assert loan["reserve_left"] == pytest.approx(4_000.0 - ctx.loan.reserve_deployed)
+    assert loan["ltv"] == pytest.approx(ctx.loan.outstanding / (0.5 * ctx.spot_price))
+    assert {"accrued_interest", "collateral_qty", "band", "bands"} <= set(loan)
+    assert "loan" not in HedgeTask._panel_fields(SimpleNamespace(params=CarryParams(), alerts=[],
+                                                                  spec=SimpleNamespace(venue="paper"), started_at=T0),
+                                                  new_hedge("c", "carry", SPOT, PERP, T0))
