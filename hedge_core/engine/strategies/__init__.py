@@ -7,7 +7,7 @@ strategy's own module tests ``params.strategy == "..."``: it asks :func:`strateg
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hedge_core.engine.strategies.protocol import Strategy, StrategyBase
 from hedge_core.errors import InvalidInput
@@ -18,22 +18,22 @@ if TYPE_CHECKING:
 __all__ = ["STRATEGIES", "Strategy", "StrategyBase", "register", "strategy_for", "unregister"]
 
 
-def _builtin() -> dict[str, Strategy]:
+def _builtin() -> dict[str, Strategy[Any]]:
     from hedge_core.engine.strategies import carry, cross, grid, voltier
 
     return {s.name: s for s in (carry.STRATEGY, cross.STRATEGY, voltier.STRATEGY, grid.STRATEGY)}
 
 
-STRATEGIES: dict[str, Strategy] = {}
+STRATEGIES: dict[str, Strategy[Any]] = {}
 
 
-def _ensure() -> dict[str, Strategy]:
+def _ensure() -> dict[str, Strategy[Any]]:
     if not STRATEGIES:
         STRATEGIES.update(_builtin())
     return STRATEGIES
 
 
-def register(strategy: Strategy, *, replace: bool = False) -> Strategy:
+def register(strategy: Strategy[Any], *, replace: bool = False) -> Strategy[Any]:
     """Make ``strategy`` selectable by ``params.strategy == strategy.name``.
 
     Raises
@@ -59,7 +59,7 @@ def unregister(name: str) -> None:
     _ensure().pop(name, None)
 
 
-def strategy_for(params: StrategyParamsBase) -> Strategy:
+def strategy_for(params: StrategyParamsBase) -> Strategy[Any]:
     """The strategy selected by ``params.strategy``.
 
     Raises

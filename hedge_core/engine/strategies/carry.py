@@ -84,7 +84,7 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
                   target_ratio=params.rebalance.target_ratio, reason=why)
 
 
-class CarryStrategy(StrategyBase):
+class CarryStrategy(StrategyBase[CarryParams]):
     """Funding carry through the :class:`~hedge_core.engine.strategies.protocol.Strategy` contract:
     sized by ``notional``, no loan, leverage re-chosen from volatility, fast kernel ``hedge``."""
 

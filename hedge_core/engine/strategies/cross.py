@@ -48,7 +48,7 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
     return HOLD
 
 
-class CrossStrategy(StrategyBase):
+class CrossStrategy(StrategyBase[CrossHedgeParams]):
     """The cross-asset hedge through the strategy contract: sized by ``notional``, no loan, fast
     kernel ``hedge``."""
 

@@ -90,7 +90,7 @@ def grid_guards(ctx: HedgeContext, ts: pd.Timestamp, params: GridParams) -> list
     return out
 
 
-class GridStrategy(StrategyBase):
+class GridStrategy(StrategyBase[GridParams]):
     """The grid hedge through the strategy contract: sized by ``notional``, VaR and drawdown
     guards (:func:`grid_guards`), fast kernel ``hedge``."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import pandas as pd
 
@@ -35,19 +35,20 @@ from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.guards import Verdict
 from hedge_core.engine.strategies.base import Intent
+from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Instrument
-
-if TYPE_CHECKING:
-    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["Balances", "Strategy", "StrategyBase"]
 
 #: Paper wallets by account: ``{"spot": {"USDT": 20000.0}, "perp": {"USDT": 15000.0}}`` (asset -> amount).
 Balances = dict[str, dict[str, float]]
 
+#: A strategy's own params type (contravariant: a strategy for ``StrategyParamsBase`` serves any).
+P = TypeVar("P", bound=StrategyParamsBase, contravariant=True)
+
 
 @runtime_checkable
-class Strategy(Protocol):
+class Strategy(Protocol[P]):
     """What a strategy provides. All methods are pure (no I/O, no clock: time comes in).
 
     Attributes
@@ -70,41 +71,42 @@ class Strategy(Protocol):
     rechecks_leverage: bool
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
-               params: StrategyParamsBase) -> Intent:
+               params: P) -> Intent:
         """The strategy's wish at ``market.ts`` (targets, enter/exit); never orders."""
         ...
 
-    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase) -> list[Verdict]:
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P) -> list[Verdict]:
         """Extra guard verdicts beyond the generic ones (``engine.guards.market_guards``)."""
         ...
 
     def new_context(self, hedge_id: str, spot: Instrument, perp: Instrument, ts: pd.Timestamp,
-                    price: float, params: StrategyParamsBase) -> HedgeContext:
+                    price: float, params: P) -> HedgeContext:
         """A fresh hedge at ``ts``; ``price`` (quote per base) is the first spot price known."""
         ...
 
-    def capital(self, params: StrategyParamsBase, spot_price: float) -> float:
+    def capital(self, params: P, spot_price: float) -> float:
         """Capital of returns and APR (quote) at the first spot price ``spot_price``."""
         ...
 
-    def balances(self, params: StrategyParamsBase, spot_price: float) -> Balances:
+    def balances(self, params: P, spot_price: float) -> Balances:
         """Paper wallets large enough that the strategy's own orders are never refused."""
         ...
 
-    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: StrategyParamsBase) -> tuple[float, float]:
+    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P) -> tuple[float, float]:
         """(loan outstanding at ``t``, cumulative repaid from profit), quote; (NaN, NaN) without a loan."""
         ...
 
-    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: StrategyParamsBase) -> dict[str, float]:
+    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P) -> dict[str, float]:
         """KPIs of its own, from the final context at ``end`` (merged into the run's KPIs)."""
         ...
 
 
-class StrategyBase:
+class StrategyBase(Generic[P]):
     """Defaults of :class:`Strategy` for a hedge sized by ``params.notional`` without a loan.
 
-    Subclasses set ``name`` (and ``fast_kernel`` when the fast path has a kernel for them) and
-    implement :meth:`decide`.
+    Subclasses name their params type (``class CarryStrategy(StrategyBase[CarryParams])``), set
+    ``name`` (and ``fast_kernel`` when the fast path has a kernel for them) and implement
+    :meth:`decide`.
     """
 
     name: ClassVar[str] = ""
@@ -113,25 +115,25 @@ class StrategyBase:
     rechecks_leverage: ClassVar[bool] = True
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
-               params: StrategyParamsBase) -> Intent:
+               params: P) -> Intent:
         raise NotImplementedError(f"strategy {self.name!r} does not implement decide()")
 
-    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase) -> list[Verdict]:
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P) -> list[Verdict]:
         return []
 
     def new_context(self, hedge_id: str, spot: Instrument, perp: Instrument, ts: pd.Timestamp,
-                    price: float, params: StrategyParamsBase) -> HedgeContext:
+                    price: float, params: P) -> HedgeContext:
         return new_hedge(hedge_id, self.name, spot, perp, ts)
 
-    def capital(self, params: StrategyParamsBase, spot_price: float) -> float:
+    def capital(self, params: P, spot_price: float) -> float:
         """The hedge notional (quote)."""
         return float(getattr(params, "notional", 10_000.0))
 
-    def spot_wallet(self, params: StrategyParamsBase, spot_price: float) -> dict[str, float]:
+    def spot_wallet(self, params: P, spot_price: float) -> dict[str, float]:
         """The spot account at the start: twice the capital in quote (fees and re-entries after losses)."""
         return {"USDT": self.capital(params, spot_price) * 2.0}
 
-    def balances(self, params: StrategyParamsBase, spot_price: float) -> Balances:
+    def balances(self, params: P, spot_price: float) -> Balances:
         """Spot: :meth:`spot_wallet`. Perp: 1.5 x the largest hedge notional at the LOWEST allowed
         leverage (quote). These are the venue's cash, not the KPI capital (:meth:`capital`)."""
         notional = self.capital(params, spot_price)
@@ -139,10 +141,10 @@ class StrategyBase:
         perp = notional * rmax * 1.5 / max(params.leverage.min_leverage, 1.0)
         return {"spot": self.spot_wallet(params, spot_price), "perp": {"USDT": perp}}
 
-    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: StrategyParamsBase) -> tuple[float, float]:
+    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P) -> tuple[float, float]:
         return math.nan, math.nan
 
-    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: StrategyParamsBase) -> dict[str, float]:
+    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P) -> dict[str, float]:
         return {}
 
     def __repr__(self) -> str:

@@ -125,7 +125,7 @@ def ltv_guards(ctx: HedgeContext, ts: pd.Timestamp, params: VolTierLoanParams) -
     return out
 
 
-class VolTierStrategy(StrategyBase):
+class VolTierStrategy(StrategyBase[VolTierLoanParams]):
     """The loan book through the strategy contract: the collateral is the spot leg, the loan is
     :attr:`HedgeContext.loan`, capital is the collateral's value, the perp leverage is fixed by
     ``perp_leverage`` (never re-chosen), fast kernel ``voltier``."""
