@@ -29,7 +29,11 @@ from hedge_core.engine.order_states import (
 )
 from hedge_core.engine.unknown_orders import hold_not_sent
 from hedge_core.errors import IllegalOrderTransition, IllegalTransition
-from hedge_core.exchange.order_status import VENUE_ORDER_TRANSITIONS, VenueOrderEvent, next_venue_status
+from hedge_core.exchange.order_status import (
+    VENUE_ORDER_TRANSITIONS,
+    VenueOrderEvent,
+    next_venue_status,
+)
 from hedge_core.exchange.paper.core import default_instruments
 from hedge_core.params.models import CarryParams
 from hedge_core.types import OrderStatus

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,7 +29,13 @@ from hedge_core.engine.strategies import (
 from hedge_core.engine.strategies.voltier import new_voltier_hedge
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import default_instruments
-from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, LeverageParams, VolTierLoanParams
+from hedge_core.params.models import (
+    CarryParams,
+    CrossHedgeParams,
+    GridParams,
+    LeverageParams,
+    VolTierLoanParams,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 INST = {i.symbol: i for i in default_instruments()}
@@ -219,7 +224,7 @@ def test_loan_state_accrual_matches_ltv_module():
 def _doc_example() -> str:
     text = (ROOT / "docs" / "strategies.md").read_text()
     part = text.split("## Adding a strategy: a worked example", 1)[1]
-    return re.search(r"```python\n(.*?)```", part, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", part, re.DOTALL).group(1)
 
 
 def test_docs_worked_example_runs():

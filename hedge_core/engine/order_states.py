@@ -31,7 +31,11 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from hedge_core.errors import IllegalOrderTransition
-from hedge_core.exchange.order_status import VENUE_ORDER_TRANSITIONS, VenueOrderEvent, next_venue_status
+from hedge_core.exchange.order_status import (
+    VENUE_ORDER_TRANSITIONS,
+    VenueOrderEvent,
+    next_venue_status,
+)
 
 __all__ = ["LIVE_ORDER_STATES", "ORDER_TRANSITIONS", "VENUE_ORDER_TRANSITIONS", "IllegalOrderTransition",
            "OrderEvent", "OrderState", "VenueOrderEvent", "next_order_state", "next_venue_status",

@@ -44,11 +44,11 @@ __all__ = ["Balances", "Strategy", "StrategyBase"]
 Balances = dict[str, dict[str, float]]
 
 #: A strategy's own params type (contravariant: a strategy for ``StrategyParamsBase`` serves any).
-P = TypeVar("P", bound=StrategyParamsBase, contravariant=True)
+P_contra = TypeVar("P_contra", bound=StrategyParamsBase, contravariant=True)
 
 
 @runtime_checkable
-class Strategy(Protocol[P]):
+class Strategy(Protocol[P_contra]):
     """What a strategy provides. All methods are pure (no I/O, no clock: time comes in).
 
     Attributes
@@ -71,37 +71,37 @@ class Strategy(Protocol[P]):
     rechecks_leverage: bool
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
-               params: P) -> Intent:
+               params: P_contra) -> Intent:
         """The strategy's wish at ``market.ts`` (targets, enter/exit); never orders."""
         ...
 
-    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P) -> list[Verdict]:
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P_contra) -> list[Verdict]:
         """Extra guard verdicts beyond the generic ones (``engine.guards.market_guards``)."""
         ...
 
     def new_context(self, hedge_id: str, spot: Instrument, perp: Instrument, ts: pd.Timestamp,
-                    price: float, params: P) -> HedgeContext:
+                    price: float, params: P_contra) -> HedgeContext:
         """A fresh hedge at ``ts``; ``price`` (quote per base) is the first spot price known."""
         ...
 
-    def capital(self, params: P, spot_price: float) -> float:
+    def capital(self, params: P_contra, spot_price: float) -> float:
         """Capital of returns and APR (quote) at the first spot price ``spot_price``."""
         ...
 
-    def balances(self, params: P, spot_price: float) -> Balances:
+    def balances(self, params: P_contra, spot_price: float) -> Balances:
         """Paper wallets large enough that the strategy's own orders are never refused."""
         ...
 
-    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P) -> tuple[float, float]:
+    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P_contra) -> tuple[float, float]:
         """(loan outstanding at ``t``, cumulative repaid from profit), quote; (NaN, NaN) without a loan."""
         ...
 
-    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P) -> dict[str, float]:
+    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P_contra) -> dict[str, float]:
         """KPIs of its own, from the final context at ``end`` (merged into the run's KPIs)."""
         ...
 
 
-class StrategyBase(Generic[P]):
+class StrategyBase(Generic[P_contra]):
     """Defaults of :class:`Strategy` for a hedge sized by ``params.notional`` without a loan.
 
     Subclasses name their params type (``class CarryStrategy(StrategyBase[CarryParams])``), set
@@ -115,25 +115,25 @@ class StrategyBase(Generic[P]):
     rechecks_leverage: ClassVar[bool] = True
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
-               params: P) -> Intent:
+               params: P_contra) -> Intent:
         raise NotImplementedError(f"strategy {self.name!r} does not implement decide()")
 
-    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P) -> list[Verdict]:
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: P_contra) -> list[Verdict]:
         return []
 
     def new_context(self, hedge_id: str, spot: Instrument, perp: Instrument, ts: pd.Timestamp,
-                    price: float, params: P) -> HedgeContext:
+                    price: float, params: P_contra) -> HedgeContext:
         return new_hedge(hedge_id, self.name, spot, perp, ts)
 
-    def capital(self, params: P, spot_price: float) -> float:
+    def capital(self, params: P_contra, spot_price: float) -> float:
         """The hedge notional (quote)."""
         return float(getattr(params, "notional", 10_000.0))
 
-    def spot_wallet(self, params: P, spot_price: float) -> dict[str, float]:
+    def spot_wallet(self, params: P_contra, spot_price: float) -> dict[str, float]:
         """The spot account at the start: twice the capital in quote (fees and re-entries after losses)."""
         return {"USDT": self.capital(params, spot_price) * 2.0}
 
-    def balances(self, params: P, spot_price: float) -> Balances:
+    def balances(self, params: P_contra, spot_price: float) -> Balances:
         """Spot: :meth:`spot_wallet`. Perp: 1.5 x the largest hedge notional at the LOWEST allowed
         leverage (quote). These are the venue's cash, not the KPI capital (:meth:`capital`)."""
         notional = self.capital(params, spot_price)
@@ -141,10 +141,10 @@ class StrategyBase(Generic[P]):
         perp = notional * rmax * 1.5 / max(params.leverage.min_leverage, 1.0)
         return {"spot": self.spot_wallet(params, spot_price), "perp": {"USDT": perp}}
 
-    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P) -> tuple[float, float]:
+    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp, params: P_contra) -> tuple[float, float]:
         return math.nan, math.nan
 
-    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P) -> dict[str, float]:
+    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: P_contra) -> dict[str, float]:
         return {}
 
     def __repr__(self) -> str:
