@@ -95,7 +95,8 @@ class LoanState:
         apr : float
             APR (fraction per year) of a bare-number loan.
         reserve : float
-            ``reserve_left`` when the mapping has none (quote); NaN = 0 deployed of an unknown reserve.
+            The book's whole reserve (quote): ``reserve_left = reserve - reserve_deployed`` when the
+            mapping has no ``reserve_left``; NaN (unknown) = nothing left.
 
         Raises
         ------
