@@ -130,3 +130,12 @@ class IllegalTransition(HedgeError):
     def __init__(self, state: str, trigger: str) -> None:
         self.state, self.trigger = state, trigger
         super().__init__(f"illegal transition {state} -> {trigger}")
+
+
+class IllegalOrderTransition(IllegalTransition):
+    """An order event an order-state table does not allow from the order's current state
+    (``engine.order_states`` for the engine's view, ``exchange.order_status`` for the venue's)."""
+
+    def __init__(self, state: str, event: str, *, table: str = "order") -> None:
+        HedgeError.__init__(self, f"illegal {table} transition {state} -> {event}")
+        self.state, self.trigger, self.table = state, event, table

@@ -178,11 +178,11 @@ def test_voltier_hedges_collateral_never_trades_spot_and_repays_loan_from_profit
     ctx, acts = step(ctx, mkt(T0 + H, 57_000.0, sigma_24h=0.03), p)  # short gains 600 >= 540
     assert ctx.state is State.CLOSING_POSITIONS and "profit target" in ctx.exit_reason
     assert [a.leg for a in places(acts)] == ["perp"]  # closing keeps the collateral
-    loan_before = ctx.strategy_state["loan"]
+    loan_before = ctx.loan.loan
     ctx = fill_all(ctx, p, acts, T0 + H, {"perp": 57_000.0})
     assert ctx.state is State.ANALYZING_MARKET and ctx.spot.qty == 0.5
     ctx, _ = step(ctx, mkt(T0 + 2 * H, 57_000.0, sigma_24h=math.nan), p)
-    loan = ctx.strategy_state["loan"]
+    loan = ctx.loan.loan
     expected = ltvmod.repay_from_profit(ltvmod.accrue(loan_before, T0 + 2 * H), 600.0)[0]
     assert loan.principal == pytest.approx(expected.principal)
     assert loan.interest_paid == pytest.approx(expected.interest_paid)
@@ -196,7 +196,7 @@ def test_voltier_reserve_deployment_and_emergency_flatten_follow_ltv_module():
     v = ltv_guards(c, T0, p)
     dep = [x for x in v if x.action == "deploy_reserve"]
     assert dep and dep[0].numbers["deployed"] == pytest.approx(1_500.0)  # 0 -> 3,000 over 65-75 %
-    assert dep[0].updates["loan"].principal == pytest.approx(16_200.0 - 1_500.0)
+    assert dep[0].loan.loan.principal == pytest.approx(16_200.0 - 1_500.0)
     assert not [x for x in v if x.action == "flatten"]
     c = replace(ctx, spot_price=16_200.0 / (0.27 * 0.85))
     assert [x.name for x in ltv_guards(c, T0, p) if x.action == "flatten"] == ["ltv_emergency"]
@@ -210,7 +210,7 @@ def test_voltier_ltv_guard_through_step_records_and_updates_loan():
     ctx, acts = step(ctx, mkt(T0, 16_200.0 / (0.27 * 0.70), sigma_24h=math.nan), p)
     g = [a for a in acts if isinstance(a, GuardFired)]
     assert g and g[0].action == "deploy_reserve"
-    assert ctx.strategy_state["reserve_deployed"] == pytest.approx(1_500.0)
+    assert ctx.loan.reserve_deployed == pytest.approx(1_500.0)
 
 
 # ---- activation triggers ------------------------------------------------------------------------

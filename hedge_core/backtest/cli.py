@@ -17,7 +17,7 @@ import math
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from hedge_core.errors import HedgeError, InvalidInput
 
 app = typer.Typer(help="Backtests and parameter sweeps through the one engine.", no_args_is_help=True,
                   add_completion=False)
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["app", "read_grid", "read_params"]
 
@@ -41,7 +44,7 @@ def _read_doc(path: Path) -> dict[str, Any]:
         raise InvalidInput("file", str(path), f"valid {'JSON' if path.suffix == '.json' else 'TOML'} ({exc})") from None
 
 
-def read_params(ref: str) -> Any:
+def read_params(ref: str) -> StrategyParamsBase:
     """A validated params model from a param-set file, a ``name@version`` reference or a plain table."""
     from hedge_core.params import store as param_store
 

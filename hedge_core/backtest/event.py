@@ -41,13 +41,15 @@ import pandas as pd
 
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
 from hedge_core.backtest.kpis import compute_kpis, ltv_of
-from hedge_core.engine.context import HedgeContext, new_hedge
+from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
+from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.analytics.inputs import InputSpec
+from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
 __all__ = [
@@ -101,7 +103,7 @@ class BacktestResult:
     """Everything a run produced. Frames are indexed/stamped in UTC."""
 
     hedge_id: str
-    params: Any
+    params: StrategyParamsBase
     config: BacktestConfig
     start: pd.Timestamp
     end: pd.Timestamp
@@ -128,30 +130,20 @@ class BacktestResult:
 # ---- sizing -------------------------------------------------------------------------------------
 
 
-def capital_of(params: Any, spot_price: float) -> float:
-    """Default capital for returns/APR (quote): the hedge notional, or the collateral value of a
-    loan book (``collateral_qty x first spot price``)."""
-    if getattr(params, "strategy", None) == "voltier":
-        return float(params.collateral_qty) * spot_price
-    return float(getattr(params, "notional", 10_000.0))
+def capital_of(params: StrategyParamsBase, spot_price: float) -> float:
+    """Default capital for returns/APR (quote): the strategy's ``capital`` (the hedge notional, or
+    the collateral value of a loan book: ``collateral_qty x first spot price``)."""
+    return strategy_for(params).capital(params, spot_price)
 
 
-def initial_balances(params: Any, spot_price: float) -> dict[str, dict[str, float]]:
+def initial_balances(params: StrategyParamsBase, spot_price: float) -> dict[str, dict[str, float]]:
     """Paper wallets large enough that orders of the strategy's own size are never refused.
 
     Spot: twice the notional (fees and re-entries after losses), or the collateral for a loan
     book. Perp: 1.5 x the largest hedge notional at the LOWEST allowed leverage. These wallets are
-    the venue's cash, not the KPI capital (see :func:`capital_of`).
+    the venue's cash, not the KPI capital (see :func:`capital_of`). The strategy's ``balances``.
     """
-    if getattr(params, "strategy", None) == "voltier":
-        notional = float(params.collateral_qty) * spot_price
-        spot = {"BTC": float(params.collateral_qty), "USDT": 1.0}
-    else:
-        notional = float(getattr(params, "notional", 10_000.0))
-        spot = {"USDT": notional * 2.0}
-    rmax = max(params.rebalance.ratio_max, params.rebalance.target_ratio, 1.0)
-    perp = notional * rmax * 1.5 / max(params.leverage.min_leverage, 1.0)
-    return {"spot": spot, "perp": {"USDT": perp}}
+    return strategy_for(params).balances(params, spot_price)
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -193,19 +185,15 @@ class _Recorder:
         self.alerts.append({"level": str(a.level), "message": a.message, "numbers": dict(a.numbers)})
 
 
-def _new_ctx(params: Any, tl: Timeline, cfg: BacktestConfig, core: PaperCore) -> HedgeContext:
+def _new_ctx(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, core: PaperCore) -> HedgeContext:
     spot_inst = core.instruments.get(tl.spot_symbol)
     perp_inst = core.instruments.get(tl.perp_symbol)
     if spot_inst is None or perp_inst is None:
         raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol),
                            f"instruments the paper venue knows: {sorted(core.instruments)}")
     t0 = pd.Timestamp(int(tl.ts[0]), tz="UTC")
-    if getattr(params, "strategy", None) == "voltier":
-        from hedge_core.engine.strategies.voltier import new_voltier_hedge
-
-        px0 = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
-        return new_voltier_hedge(cfg.hedge_id, spot_inst, perp_inst, t0, px0, params)
-    return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0)
+    px0 = float(tl.spot[np.argmax(~np.isnan(tl.spot))])
+    return strategy_for(params).new_context(cfg.hedge_id, spot_inst, perp_inst, t0, px0, params)
 
 
 def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
@@ -219,7 +207,7 @@ def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
 _CHUNK = 4096  # instants boxed to Python objects at a time (bounded memory on long runs)
 
 
-def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
+def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
     pc = _paper_config(cfg, tl.venue)
     core = PaperCore(pc, balances=balances)
     ex = PaperExchange(core)
@@ -237,7 +225,7 @@ def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[st
     states: list[str] = []
     ltv = np.full(n, np.nan)  # after the engine acted at each instant
     ltv_pre = np.full(n, np.nan)  # before it acted: the price known at t, the book as it stood
-    loan_book = getattr(params, "strategy", None) == "voltier"  # ltv_of is NaN for anything else
+    loan_book = strategy_for(params).loan_book  # ltv_of is NaN for anything else
     bar = pd.Timedelta(tl.timeframe)
     names = tl.input_names
     n_liq = 0
@@ -335,7 +323,7 @@ def _report_liquidations(driver: HedgeDriver, core: PaperCore, start: int, repor
         driver.feed_now(FillEvent(f, "perp"))
 
 
-def run_backtest(params: Any, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
+def run_backtest(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
                  config: BacktestConfig = BacktestConfig(), keep_timeline: bool = True) -> BacktestResult:
     """Backtest one parameter set over ``[start, end]`` (default: the whole market after warm-up).
 
@@ -379,7 +367,7 @@ def _gc_frozen() -> Iterator[None]:
             gc.unfreeze()
 
 
-def _balances(params: Any, config: BacktestConfig, px: float) -> dict[str, dict[str, float]]:
+def _balances(params: StrategyParamsBase, config: BacktestConfig, px: float) -> dict[str, dict[str, float]]:
     b = initial_balances(params, px)
     if config.spot_usdt is not None:
         b["spot"]["USDT"] = float(config.spot_usdt)
@@ -408,7 +396,7 @@ def equity_frame(tl: Timeline, snap: np.ndarray, states: list[str], ltv: np.ndar
     return eq[list(EQUITY_COLUMNS)]
 
 
-def _assemble(params: Any, tl: Timeline, config: BacktestConfig, driver: HedgeDriver, core: PaperCore,
+def _assemble(params: StrategyParamsBase, tl: Timeline, config: BacktestConfig, driver: HedgeDriver, core: PaperCore,
               rec: _Recorder, snap: np.ndarray, states: list[str], ltv: np.ndarray, capital: float,
               keep_timeline: bool) -> BacktestResult:
     eq = equity_frame(tl, snap, states, ltv, capital)
@@ -435,20 +423,9 @@ def _assemble(params: Any, tl: Timeline, config: BacktestConfig, driver: HedgeDr
     liq = pd.DataFrame([dict(r) for r in core.liquidations])
     alerts = pd.DataFrame(rec.alerts, columns=["level", "message", "numbers"])
     start, end = eq.index[0], eq.index[-1]
-    repaid = c.strategy_state.get("repaid") if c.strategy_state else None
     kpis = compute_kpis(eq, trans, params, capital=capital, n_liquidations=len(liq), n_fills=len(fills),
-                        repaid=None if repaid is None else float(repaid))
-    loan = c.strategy_state.get("loan") if c.strategy_state else None
-    if loan is not None and hasattr(loan, "accrued_interest"):
-        from hedge_core.ltv import accrue
-
-        if eq.index[-1] > loan.as_of:
-            loan = accrue(loan, eq.index[-1])  # to the end of the run, also after COMPLETED
-        # the loan book's own money (not in the hedge's net PnL): interest charged, repaid, left
-        kpis["loan_interest"] = float(loan.accrued_interest) + float(getattr(loan, "interest_paid", 0.0))
-        kpis["loan_repaid_from_profit"] = float(repaid or 0.0)
-        kpis["reserve_deployed"] = float(c.strategy_state.get("reserve_deployed", 0.0))
-        kpis["loan_outstanding"] = float(loan.principal) + float(loan.accrued_interest)
+                        repaid=None if c.loan is None else float(c.loan.repaid))
+    kpis.update(strategy_for(params).extra_kpis(c, end, params))  # e.g. the loan book's own money
     return BacktestResult(config.hedge_id, params, config, start, end, capital, eq, ledger, orders, fills, trans,
                           guards, fp, liq, alerts, kpis, str(c.state), tl if keep_timeline else None)
 

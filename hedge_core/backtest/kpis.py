@@ -28,21 +28,23 @@ KPI definitions (capital = the run's capital, quote):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
-from hedge_core import money
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
 from hedge_core.ltv import (
     BANDS,
     DEFAULT_PARAMS,
-    accrue,
 )
+
+if TYPE_CHECKING:
+    from hedge_core.engine.context import HedgeContext
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["KPI_NAMES", "compute_kpis", "hold_pnl", "kpis_from_arrays", "loan_state", "ltv_bands", "ltv_of",
            "max_drawdown_array"]
@@ -53,31 +55,20 @@ KPI_NAMES = ("net_pnl", "price_pnl", "funding", "fees", "slippage", "interest", 
 _REBALANCE = {"DRIFT_EXCEEDED", "REBALANCE_NOW", "RISK_REDUCE"}
 
 
-def loan_state(params: Any, ctx: Any, t: pd.Timestamp) -> tuple[float, float]:
+def loan_state(params: StrategyParamsBase, ctx: HedgeContext, t: pd.Timestamp) -> tuple[float, float]:
     """(loan outstanding, cumulative repaid) in quote for a loan book; (NaN, NaN) otherwise.
 
-    Reads the strategy's loan from ``ctx.strategy_state['loan']`` (an ``ltv.Loan``, as accrued by
-    the strategy at its last market update) and the profit repayments from
-    ``ctx.strategy_state['repaid']``; without them, the params' loan with simple interest.
+    The strategy's ``loan_figures`` (:mod:`hedge_core.engine.strategies.protocol`): for the loan
+    book, ``ctx.loan`` (an :class:`~hedge_core.engine.loan_state.LoanState`, as accrued by the
+    strategy at its last market update, accrued here to ``t``); without one, the params' loan
+    with simple interest.
     """
-    if getattr(params, "strategy", None) != "voltier":
-        return math.nan, math.nan
-    loan = ctx.strategy_state.get("loan") if ctx.strategy_state else None
-    repaid = float(ctx.strategy_state.get("repaid", 0.0)) if ctx.strategy_state else 0.0
-    if loan is None:
-        loan0 = float(params.loan)
-        dt = (t - ctx.started_at).total_seconds()
-        return loan0 + money.simple_interest(loan0, float(params.loan_apr), dt), repaid
-    if isinstance(loan, (int, float)):
-        return float(loan), repaid
-    if hasattr(loan, "as_of") and t > loan.as_of:
-        loan = accrue(loan, t)  # the strategy accrues only when it decides (not once COMPLETED)
-    if hasattr(loan, "outstanding"):
-        return float(loan.outstanding), repaid
-    return float(loan.principal) + float(loan.accrued_interest), repaid
+    from hedge_core.engine.strategies import strategy_for
+
+    return strategy_for(params).loan_figures(ctx, t, params)
 
 
-def ltv_of(params: Any, ctx: Any, t: pd.Timestamp, price: float | None = None) -> float:
+def ltv_of(params: StrategyParamsBase, ctx: HedgeContext, t: pd.Timestamp, price: float | None = None) -> float:
     """LTV = loan outstanding at ``t`` / (collateral qty x spot price) for a loan book, else NaN.
 
     ``price`` (quote per base): the spot price to value the collateral at; default the engine's
@@ -103,7 +94,7 @@ def _safe(fn, *a, **k) -> float:
         return math.nan
 
 
-def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, capital: float,
+def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: StrategyParamsBase, *, capital: float,
                  n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None) -> dict[str, float]:
     """KPIs of one run (see the module docstring). ``eq`` is the per-instant equity frame."""
     last = eq.iloc[-1]
@@ -118,7 +109,7 @@ def compute_kpis(eq: pd.DataFrame, transitions: pd.DataFrame, params: Any, *, ca
 
 def kpis_from_arrays(ts_ns: np.ndarray, net: np.ndarray, perp_qty: np.ndarray, hedge_ratio: np.ndarray,
                      spot_price: np.ndarray, perp_price: np.ndarray, ltv: np.ndarray | None,
-                     totals: dict[str, float], triggers: np.ndarray, params: Any, *, capital: float,
+                     totals: dict[str, float], triggers: np.ndarray, params: StrategyParamsBase, *, capital: float,
                      n_liquidations: int = 0, n_fills: int = 0, repaid: float | None = None,
                      last_of_day: np.ndarray | None = None, ltv_before: np.ndarray | None = None) -> dict[str, float]:
     """The KPI math on plain arrays (one value per replay instant); shared by both backtest paths.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ import pandas as pd
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, build_timeline
 from hedge_core.errors import InvalidInput
 from hedge_core.analytics.inputs import InputSpec
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = [
     "STRESS_WINDOW",
@@ -138,7 +141,7 @@ def resample_market(market: Market, *, block: int = 168, seed: int = 0, path: in
 _MC: dict[str, Any] = {}
 
 
-def _mc_init(params: Any, market: Market, block: int, seed: int, config: Any, prefer_fast: bool) -> None:
+def _mc_init(params: StrategyParamsBase, market: Market, block: int, seed: int, config: Any, prefer_fast: bool) -> None:
     _MC.update(params=params, market=market, block=block, seed=seed, config=config, prefer_fast=prefer_fast)
 
 
@@ -159,7 +162,7 @@ def _mc_one(path: int) -> dict[str, float]:
     return k
 
 
-def monte_carlo(params: Any, market: Market, *, n_paths: int = 100, block: int = 168, seed: int = 0,
+def monte_carlo(params: StrategyParamsBase, market: Market, *, n_paths: int = 100, block: int = 168, seed: int = 0,
                 config: Any = None, workers: int = 2, prefer_fast: bool = True,
                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """KPIs of ``params`` over ``n_paths`` block-bootstrapped markets (one row per path, in path order).
@@ -206,7 +209,7 @@ def mc_summary(table: pd.DataFrame, kpis: tuple[str, ...] = ("net_apr", "sharpe"
     return out
 
 
-def stress_run(params: Any, store: Any = None, *, venue: str = "binance", asset: str = "BTC",
+def stress_run(params: StrategyParamsBase, store: Any = None, *, venue: str = "binance", asset: str = "BTC",
                start: object = "2020-01-04T00:00Z", end: object = "2022-12-31T00:00Z", config: Any = None):
     """The event-driven backtest of ``params`` over the 2020-2022 stress window.
 

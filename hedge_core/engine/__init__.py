@@ -33,10 +33,17 @@ from hedge_core.engine.events import (
     Timer,
 )
 from hedge_core.engine.ledger import Leg, apply_fill
+from hedge_core.engine.loan_state import LoanState
+from hedge_core.engine.order_states import ORDER_TRANSITIONS, OrderEvent, OrderState, next_order_state
 from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
 from hedge_core.engine.step import order_needs, perp_target, step
 
 __all__ = [
+    "LoanState",
+    "ORDER_TRANSITIONS",
+    "OrderEvent",
+    "OrderState",
+    "next_order_state",
     "TRANSITIONS",
     "Alert",
     "AlertLevel",

@@ -16,6 +16,8 @@ import pandas as pd
 
 from hedge_core import money
 from hedge_core.engine.ledger import QTY_EPS, Leg, leg_from_instrument
+from hedge_core.engine.loan_state import LOAN_KEYS, LoanState
+from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument, Side, utc
@@ -32,11 +34,13 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class PendingOrder:
     """An order we sent and whose outcome is not fully booked yet.
 
-    status: ``sent`` (no answer yet), ``acked`` (working), ``querying`` (timed out, asked the
-    venue by client order id), ``final`` (venue says done but not all fills are booked yet),
-    ``cancel_requested``, ``unknown`` (the answer was lost; the venue may still execute it until
-    ``resolve_after``: the leg holds), ``held`` (never reached the venue: rate limited or banned
-    until ``resolve_after``). See :mod:`hedge_core.engine.unknown_orders`.
+    status: an :class:`~hedge_core.engine.order_states.OrderState` — ``sent`` (no answer yet),
+    ``acked`` (working), ``querying`` (timed out, asked the venue by client order id), ``final``
+    (venue says done but not all fills are booked yet), ``cancel_requested``, ``unknown`` (the
+    answer was lost; the venue may still execute it until ``resolve_after``: the leg holds),
+    ``held`` (never reached the venue: rate limited or banned until ``resolve_after``). It
+    changes only through the order table (``order_states.next_order_state``); see
+    :mod:`hedge_core.engine.unknown_orders`.
     """
 
     client_order_id: str
@@ -48,7 +52,7 @@ class PendingOrder:
     attempt: int
     sent_ts: pd.Timestamp
     reduce_only: bool = False
-    status: str = "sent"
+    status: OrderState = OrderState.SENT
     filled: float = 0.0  # base booked from fills
     final_filled: float = math.nan  # cumulative filled the venue reported with a final status
     order_id: str | None = None
@@ -132,8 +136,9 @@ class HedgeContext:
     last_heartbeat: pd.Timestamp | None = None
     kill_latched: bool = False
     active_guards: frozenset[str] = frozenset()
-    # strategy memory (anchor prices, loan, reserve, beta timestamps...)
+    # strategy memory (anchor prices, grid levels, beta timestamps...)
     strategy_state: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    loan: LoanState | None = None  # a loan book's loan, reserve and repayments (engine.loan_state)
     history: tuple[TransitionRecord, ...] = ()
 
     # ---- derived numbers -------------------------------------------------------------------
@@ -222,7 +227,8 @@ def seconds_between(later: pd.Timestamp, earlier: pd.Timestamp) -> float:
 
 def new_hedge(hedge_id: str, strategy: str, spot: Instrument, perp: Instrument, ts: object, *,
               spot_qty: float = 0.0, spot_entry_price: float = 0.0, collateral_spot: bool = False,
-              target_ratio: float = 1.0, strategy_state: Mapping[str, Any] | None = None) -> HedgeContext:
+              target_ratio: float = 1.0, strategy_state: Mapping[str, Any] | None = None,
+              loan: LoanState | None = None) -> HedgeContext:
     """A fresh hedge in ANALYZING_MARKET.
 
     Parameters
@@ -237,14 +243,24 @@ def new_hedge(hedge_id: str, strategy: str, spot: Instrument, perp: Instrument, 
         An existing spot holding (base, quote per base), e.g. loan collateral.
     collateral_spot : bool
         True when the spot leg is collateral: never bought or sold by the engine, excluded from PnL.
+    strategy_state : mapping, optional
+        Strategy memory. The loan keys of the old untyped layout (``"loan"``, ``"reserve_left"``,
+        ...: :data:`hedge_core.engine.loan_state.LOAN_KEYS`) are read into ``loan`` and removed.
+    loan : LoanState, optional
+        A loan book's state (wins over loan keys in ``strategy_state``).
     """
     if not hedge_id or not isinstance(hedge_id, str):
         raise InvalidInput("hedge_id", hedge_id, "a non-empty string")
     t = utc(ts)
+    memory = dict(strategy_state or {})
+    if "loan" in memory:  # the old layout: typed on the way in (snapshots of earlier versions load)
+        old = {k: memory.pop(k) for k in LOAN_KEYS if k in memory}
+        if loan is None:
+            loan = LoanState.from_mapping(old, as_of=t)
     return HedgeContext(
         hedge_id=hedge_id, strategy=strategy, state=State.ANALYZING_MARKET,
         spot=leg_from_instrument("spot", spot, spot_qty, spot_entry_price),
         perp=leg_from_instrument("perp", perp), started_at=t, last_ts=t,
         target_spot_qty=float(spot_qty), target_ratio=float(target_ratio),
         collateral_spot=collateral_spot, keep_spot_on_close=collateral_spot,
-        strategy_state=MappingProxyType(dict(strategy_state or {})))
+        strategy_state=MappingProxyType(memory), loan=loan)

@@ -67,6 +67,7 @@ from hedge_core.engine.events import (
     OrderUpdateKind,
 )
 from hedge_core.engine.ledger import slippage_cost
+from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.step import step
 from hedge_core.errors import (
     DuplicateOrder,
@@ -79,6 +80,7 @@ from hedge_core.errors import (
     TemporaryError,
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
+from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Fill, Order, OrderStatus, Side
 
 __all__ = ["DriverHooks", "HedgeDriver", "answers_carry_fills", "record_trade_id", "run_now", "snapshot_trade_id"]
@@ -138,6 +140,8 @@ Hook = Callable[[str, Any], None]
 
 #: Retry policy of settings calls (leverage, margin mode); frozen, so safe as a shared default.
 SETTINGS_RETRY = RetryPolicy(max_attempts=3, seed=0)
+#: Order states in which the venue has not answered the create call yet.
+_UNANSWERED = frozenset({OrderState.SENT, OrderState.QUERYING, OrderState.UNKNOWN})
 
 
 @dataclass
@@ -167,7 +171,7 @@ class HedgeDriver:
         Injected into ``with_retry`` (tests pass a no-op).
     """
 
-    def __init__(self, ctx: HedgeContext, params: Any, adapters: Mapping[str, ExchangeAdapter], *,
+    def __init__(self, ctx: HedgeContext, params: StrategyParamsBase, adapters: Mapping[str, ExchangeAdapter], *,
                  hooks: DriverHooks | None = None, retry: RetryPolicy = SETTINGS_RETRY,
                  sleep: Callable[[float], Any] | None = None, poll_external_fills: bool = True) -> None:
         for leg in (ctx.spot, ctx.perp):
@@ -249,7 +253,7 @@ class HedgeDriver:
         # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
         # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
         # they are read again (from the same point) on a later poll.
-        unresolved = any(p.leg == "perp" and not p.order_id and p.status in ("sent", "querying", "unknown")
+        unresolved = any(p.leg == "perp" and not p.order_id and p.status in _UNANSWERED
                          and c != refused for c, p in self.ctx.pending.items())
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:

@@ -8,10 +8,8 @@ measured numbers. Thresholds are inclusive: a value AT the limit fires.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import pandas as pd
 
@@ -24,6 +22,7 @@ from hedge_core.analytics.risk import (
 from hedge_core import money
 from hedge_core.engine.constants import ORDER_RATE_WINDOW_S
 from hedge_core.engine.context import HedgeContext, seconds_between
+from hedge_core.engine.loan_state import LoanState
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import GuardParams
 from hedge_core.types import MarginMode, Side
@@ -37,7 +36,7 @@ class Verdict:
     action: str  # flatten | reduce | hold_order | alert
     numbers: dict[str, float]
     reason: str
-    updates: Mapping[str, Any] = field(default_factory=dict)  # strategy_state changes (deploy_reserve)
+    loan: LoanState | None = None  # a loan book's new loan state (deploy_reserve)
 
 
 def perp_liquidation_price(ctx: HedgeContext) -> float:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,10 @@ from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate, Timer
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.types import Bar, FundingEvent, MarketKind
+
+if TYPE_CHECKING:
+    from hedge_core.engine.context import HedgeContext
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = [
     "ReplayStep",
@@ -202,7 +206,7 @@ async def run_paper(driver: HedgeDriver, venues: Mapping[str, Any], steps: list[
     return pd.DataFrame(rows).set_index("ts")
 
 
-async def replay_paper(ctx: Any, params: Any, steps: list[ReplayStep], *,
+async def replay_paper(ctx: HedgeContext, params: StrategyParamsBase, steps: list[ReplayStep], *,
                        balances: Mapping[str, Mapping[str, float]], config: Any = None,
                        wrap: Any = None) -> tuple[pd.DataFrame, HedgeDriver]:
     """Run one hedge through ``steps`` on a fresh paper venue per venue of its legs.

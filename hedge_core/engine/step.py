@@ -59,6 +59,7 @@ from hedge_core.engine.events import (
 )
 from hedge_core.engine.exits import defer_for_funding, exit_reason
 from hedge_core.engine.guards import Verdict, market_guards, order_guard
+from hedge_core.engine.order_states import OrderEvent, OrderState, next_order_state
 from hedge_core.engine.ledger import (
     QTY_EPS,
     accrue_interest,
@@ -73,6 +74,7 @@ from hedge_core.engine.states import TRANSITIONS, State, Trigger, next_state
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.engine.strategies.base import Intent
 from hedge_core.errors import InvalidInput
+from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
 
 __all__ = ["order_needs", "perp_target", "step"]
@@ -88,7 +90,7 @@ _MAX_ROUNDS = MAX_ORDER_ROUNDS  # order rounds per rebalance / close phase befor
 # ---- public entry point -----------------------------------------------------------------------
 
 
-def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, list[Action]]:
+def step(ctx: HedgeContext, event: Event, params: StrategyParamsBase) -> tuple[HedgeContext, list[Action]]:
     """Apply one event to one hedge.
 
     Parameters
@@ -97,8 +99,8 @@ def step(ctx: HedgeContext, event: Event, params: Any) -> tuple[HedgeContext, li
         The hedge before the event (unchanged by this call).
     event : Event
         Market update, order answer, fill, funding, timer, timeout or operator command.
-    params : CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
-        The strategy's parameters (``params.strategy`` selects the strategy).
+    params : StrategyParamsBase
+        The strategy's parameters (``params.strategy`` selects the strategy: ``strategy_for``).
 
     Returns
     -------
@@ -212,7 +214,7 @@ def _guard_fired(ctx: HedgeContext, v: Verdict, ts: pd.Timestamp, out: list[Acti
     return evolve(ctx, active_guards=ctx.active_guards | {v.name})
 
 
-def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.Timestamp, params: Any,
+def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.Timestamp, params: StrategyParamsBase,
            out: list[Action], *, reduce_only: bool = False) -> tuple[HedgeContext, bool]:
     """Emit a market PlaceOrder for ``signed_qty`` (rounded down to the lot) if venue limits allow.
 
@@ -251,11 +253,6 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
                    order_times=times, phase_orders=ctx.phase_orders + 1, order_refs=MappingProxyType(refs)), True
 
 
-def _resend(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, out: list[Action]) -> HedgeContext:
-    """Re-send an order the venue has proven it never got, under a NEW client id linked to it."""
-    return unknown_orders.replace_lost(ctx, p, ts, out)
-
-
 def _put(ctx: HedgeContext, p: PendingOrder) -> HedgeContext:
     pending = dict(ctx.pending)
     pending[p.client_order_id] = p
@@ -284,7 +281,7 @@ def _utc_day(day_number: int) -> str:
     return pd.Timestamp(day_number * _NS_PER_DAY, tz="UTC").strftime("%Y-%m-%d")
 
 
-def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     """Book the prices of a market update and move the clock to ``now`` (one context copy).
 
     The common bar (prices move, nothing else) costs one :func:`evolve`; the day roll and the
@@ -375,18 +372,17 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
         out.append(Alert(AlertLevel.CRITICAL, f"overfill on {p.client_order_id}: {filled:g} > {p.qty:g}",
                          {"filled": filled, "qty": p.qty}))
     p = replace(p, filled=filled)
-    done = filled >= p.qty - QTY_EPS or (p.status == "final" and filled >= p.final_filled - QTY_EPS)
+    done = filled >= p.qty - QTY_EPS or (p.status == OrderState.FINAL and filled >= p.final_filled - QTY_EPS)
     return _drop(ctx, p.client_order_id) if done else _put(ctx, p)
 
 
-def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[Action]) -> HedgeContext:
+def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     p = ctx.pending.get(ev.client_order_id)
     if p is None:
         return ctx  # answer about an order already resolved (duplicate / late answer): nothing to do
     k = ev.kind
     if k is OrderUpdateKind.ACK:
-        return _put(ctx, replace(p, status="acked" if p.status != "cancel_requested" else p.status,
-                                 order_id=ev.order_id or p.order_id))
+        return _put(ctx, replace(p, status=next_order_state(p.status, OrderEvent.ACK), order_id=ev.order_id or p.order_id))
     if k is OrderUpdateKind.REJECTED:
         out.append(Alert(AlertLevel.WARNING, f"{p.leg} {p.purpose} order rejected: {ev.reason}",
                          {"qty": p.side.sign * p.qty, "rejects": float(ctx.phase_rejects + 1)}))
@@ -406,7 +402,7 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
             end = unknown_orders.window_end(p, ev.window_s)
             return _put(ctx, unknown_orders.hold_unknown(p, ctx.last_ts, end, ctx.leg(p.leg).venue, out))
         if p.resends < params.execution.max_resends:
-            return _resend(ctx, p, ctx.last_ts, out)
+            return unknown_orders.replace_lost(ctx, p, ctx.last_ts, out)
         out.append(Alert(AlertLevel.WARNING, f"{p.leg} order {p.client_order_id} never reached the venue after "
                          f"{p.resends} re-sends", {"resends": float(p.resends)}))
         ctx = _drop(ctx, p.client_order_id)
@@ -420,7 +416,7 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: Any, out: list[
         reported = p.qty
     if p.filled >= reported - QTY_EPS:
         return _drop(ctx, p.client_order_id)
-    return _put(ctx, replace(p, status="final", final_filled=reported, last_query_ts=ctx.last_ts,
+    return _put(ctx, replace(p, status=next_order_state(p.status, OrderEvent.FINAL), final_filled=reported, last_query_ts=ctx.last_ts,
                              order_id=ev.order_id or p.order_id))
 
 
@@ -435,7 +431,7 @@ def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
     return evolve(ctx, perp=apply_funding(ctx.perp, amount), unfavourable_funding=unfav)
 
 
-def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     """Ask the venue about ``p`` by client order id. Too many unanswered queries -> ERROR (once);
     in ERROR the queries go on (finding out the truth is always safe), without new alerts."""
     if p.queries >= params.execution.max_queries and ctx.state is not State.ERROR:
@@ -444,11 +440,11 @@ def _query(ctx: HedgeContext, p: PendingOrder, ts: pd.Timestamp, params: Any, ou
         ctx = _try(ctx, Trigger.FAULT, f"order {p.client_order_id} unresolved", ts, out)
     lg = ctx.leg(p.leg)
     out.append(QueryOrder(leg=p.leg, venue=lg.venue, symbol=lg.symbol, client_order_id=p.client_order_id))
-    status = p.status if p.status in ("final", "cancel_requested", unknown_orders.UNKNOWN) else "querying"
-    return _put(ctx, replace(p, status=status, queries=p.queries + 1, last_query_ts=ts))
+    return _put(ctx, replace(p, status=next_order_state(p.status, OrderEvent.QUERY), queries=p.queries + 1,
+                             last_query_ts=ts))
 
 
-def _on_timeout(ctx: HedgeContext, ev: OrderTimeout, params: Any, out: list[Action]) -> HedgeContext:
+def _on_timeout(ctx: HedgeContext, ev: OrderTimeout, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     p = ctx.pending.get(ev.client_order_id)
     if p is None:
         return ctx
@@ -463,12 +459,12 @@ def _on_timeout(ctx: HedgeContext, ev: OrderTimeout, params: Any, out: list[Acti
     return _query(ctx, p, ctx.last_ts, params, out)
 
 
-def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     limit = params.execution.order_timeout_s
     for p in tuple(ctx.pending.values()):
         if p.status == unknown_orders.HELD:
             if unknown_orders.due(p, ts):  # the wait is over: it never reached the venue
-                ctx = _resend(ctx, p, ts, out)
+                ctx = unknown_orders.replace_lost(ctx, p, ts, out)
             continue
         if p.status == unknown_orders.UNKNOWN and unknown_orders.due(p, ts) \
                 and (p.last_query_ts is None or p.last_query_ts < p.resolve_after):
@@ -477,21 +473,19 @@ def _check_timeouts(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[
         since = p.last_query_ts or p.sent_ts
         if seconds_between(ts, since) < limit:
             continue
-        if p.status == "acked":
+        if p.status == OrderState.ACKED:
             # working too long (e.g. a partly filled order): cancel the rest, hedge what filled
             lg = ctx.leg(p.leg)
             out.append(CancelOrder(p.leg, lg.venue, lg.symbol, p.client_order_id, "order timeout"))
-            ctx = _put(ctx, replace(p, status="cancel_requested", last_query_ts=ts))
+            ctx = _put(ctx, replace(p, status=next_order_state(p.status, OrderEvent.CANCEL), last_query_ts=ts))
         else:
             ctx = _query(ctx, p, ts, params, out)
     return ctx
 
 
-def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Action]) -> HedgeContext:
+def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     verdicts = market_guards(ctx, ts, params.guards)
-    extra = strategy_for(params).guards
-    if extra is not None:
-        verdicts += extra(ctx, ts, params)
+    verdicts += strategy_for(params).guards(ctx, ts, params)
     if not verdicts and not ctx.active_guards:
         return ctx  # the common bar: nothing fired, nothing latched
     fired = {v.name for v in verdicts}
@@ -518,14 +512,15 @@ def _run_guards(ctx: HedgeContext, ts: pd.Timestamp, params: Any, out: list[Acti
                 ctx = evolve(ctx, target_spot_qty=ctx.spot.qty * (1 - frac))
             ctx = _transition(ctx, Trigger.RISK_REDUCE, f"guard {v.name}: {v.reason}", ts, out)
         elif v.action == "deploy_reserve":
-            ctx = evolve(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **v.updates}))
+            if v.loan is not None:
+                ctx = evolve(ctx, loan=v.loan)
             out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
         elif v.action == "alert":
             out.append(Alert(AlertLevel.WARNING, v.reason, MappingProxyType(dict(v.numbers))))
     return ctx
 
 
-def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[Action]) -> HedgeContext:
+def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     ts, c = ctx.last_ts, ev.command
     why = f"operator {c}" + (f": {ev.reason}" if ev.reason else "")
     if c is Command.FLATTEN:
@@ -548,7 +543,7 @@ def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[A
         for p in ctx.pending.values():  # a paused rebalance stops working its orders
             lg = ctx.leg(p.leg)
             out.append(CancelOrder(p.leg, lg.venue, lg.symbol, p.client_order_id, "pause"))
-            ctx = _put(ctx, replace(p, status="cancel_requested", last_query_ts=ts))
+            ctx = _put(ctx, replace(p, status=next_order_state(p.status, OrderEvent.CANCEL), last_query_ts=ts))
         return _transition(ctx, Trigger.PAUSE, why, ts, out)
     if c is Command.RESUME:
         if ctx.state not in (State.PAUSED, State.ERROR):
@@ -569,7 +564,7 @@ def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: Any, out: list[A
 # ---- the level-triggered state logic ----------------------------------------------------------
 
 
-def _advance(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _advance(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
              out: list[Action]) -> HedgeContext:
     for _ in range(8):  # a transition may make the next state act at once (e.g. spot held -> hedge)
         before = ctx.state
@@ -582,21 +577,23 @@ def _advance(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpd
     return ctx
 
 
-def _decide(ctx: HedgeContext, market: MarketUpdate, params: Any) -> Intent:
+def _decide(ctx: HedgeContext, market: MarketUpdate, params: StrategyParamsBase) -> Intent:
     return strategy_for(params).decide(ctx, market, market.analytics, params)
 
 
 def _apply_state_updates(ctx: HedgeContext, intent: Intent) -> HedgeContext:
+    if intent.loan is not None:
+        ctx = evolve(ctx, loan=intent.loan)
     if not intent.state_updates:
         return ctx
     return evolve(ctx, strategy_state=MappingProxyType({**ctx.strategy_state, **intent.state_updates}))
 
 
-def _clip_ratio(r: float, params: Any) -> float:
+def _clip_ratio(r: float, params: StrategyParamsBase) -> float:
     return min(max(r, params.rebalance.ratio_min), params.rebalance.ratio_max)
 
 
-def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
                out: list[Action]) -> HedgeContext:
     if market is None or ctx.kill_latched or ctx.pending:
         return ctx
@@ -621,7 +618,7 @@ def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketU
     return _transition(ctx, Trigger.ENTRY_SIGNAL, intent.reason or "strategy entry", ts, out)
 
 
-def _opening_spot(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _opening_spot(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
                   out: list[Action]) -> HedgeContext:
     if ctx.pending_on("spot"):
         return ctx  # wait for the entry order's outcome (timeouts are queried, never re-sent blind)
@@ -644,7 +641,7 @@ def _opening_spot(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Mark
     return _transition(ctx, Trigger.ENTRY_FAILED, f"spot entry failed after {ctx.phase_rejects} rejections", ts, out)
 
 
-def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
                      out: list[Action]) -> HedgeContext:
     if ctx.pending_on("perp") or ctx.pending_on("spot"):
         return ctx
@@ -674,7 +671,7 @@ def _opening_futures(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: M
     return _transition(ctx, Trigger.HEDGE_FILLED, f"hedged: spot {ctx.spot.qty:g}, perp {ctx.perp.qty:g}", ts, out)
 
 
-def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
                 out: list[Action]) -> HedgeContext:
     if market is not None:
         intent = _decide(ctx, market, params)
@@ -710,14 +707,14 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Market
     return ctx
 
 
-def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate,
+def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate,
                       out: list[Action]) -> HedgeContext:
     last = ctx.last_leverage_check
     if last is not None and seconds_between(ts, last) < params.leverage.recheck_hours * 3600:
         return ctx
     sigma = market.analytics.get("sigma_24h", math.nan)
     ctx = evolve(ctx, last_leverage_check=ts)
-    if math.isnan(sigma) or ctx.strategy == "voltier":
+    if math.isnan(sigma) or not strategy_for(params).rechecks_leverage:
         return ctx
     lev = choose_leverage(sigma, params.leverage, symbol=ctx.perp.symbol, notional=abs(ctx.perp.qty) * market.perp,
                           side=-1 if ctx.perp.qty <= 0 else 1)
@@ -727,7 +724,7 @@ def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: 
     return ctx
 
 
-def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
                  out: list[Action]) -> HedgeContext:
     if ctx.pending:
         return ctx
@@ -758,7 +755,7 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: Marke
     return _transition(ctx, Trigger.REBALANCED, f"ratio {ctx.hedge_ratio:.4f}, delta {ctx.delta:g}", ts, out)
 
 
-def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
              out: list[Action]) -> HedgeContext:
     if ctx.pending:
         return ctx
@@ -783,7 +780,7 @@ def _closing(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpd
     return _transition(ctx, Trigger.FLAT, f"flat after: {ctx.exit_reason or 'close'}", ts, out)
 
 
-def _idle(ctx: HedgeContext, ts: pd.Timestamp, params: Any, market: MarketUpdate | None,
+def _idle(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
           out: list[Action]) -> HedgeContext:
     return ctx
 

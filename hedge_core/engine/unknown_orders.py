@@ -30,11 +30,12 @@ import pandas as pd
 
 from hedge_core.engine.actions import Alert, AlertLevel, PlaceOrder
 from hedge_core.engine.context import ORDER_REFS_KEPT, HedgeContext, PendingOrder, evolve
+from hedge_core.engine.order_states import OrderEvent, OrderState, next_order_state
 from hedge_core.types import OrderRequest, OrderType, client_order_id
 
 __all__ = ["due", "hold_not_sent", "hold_unknown", "is_conclusive", "replace_lost", "retry_of", "window_end"]
 
-UNKNOWN, HELD = "unknown", "held"
+UNKNOWN, HELD = OrderState.UNKNOWN, OrderState.HELD
 
 
 def window_end(p: PendingOrder, window_s: float, known_end: pd.Timestamp | None = None) -> pd.Timestamp:
@@ -60,7 +61,7 @@ def hold_unknown(p: PendingOrder, ts: pd.Timestamp, end: pd.Timestamp, venue: st
                          f"{p.leg} order {p.client_order_id} on {venue}: outcome unknown (answer lost); "
                          f"the leg holds until it is resolved at the venue after {end.isoformat()}",
                          {"window_s": max((end - p.sent_ts).total_seconds(), 0.0)}))
-    return replace(p, status=UNKNOWN, resolve_after=end, last_query_ts=ts)
+    return replace(p, status=next_order_state(p.status, OrderEvent.LOST), resolve_after=end, last_query_ts=ts)
 
 
 def hold_not_sent(p: PendingOrder, ts: pd.Timestamp, until: pd.Timestamp, reason: str, out: list) -> PendingOrder:
@@ -70,7 +71,7 @@ def hold_not_sent(p: PendingOrder, ts: pd.Timestamp, until: pd.Timestamp, reason
                          f"{p.leg} order {p.client_order_id} not sent ({reason}); the leg holds until "
                          f"{until.isoformat()}, then it is sent under a new client order id",
                          {"wait_s": max((until - ts).total_seconds(), 0.0)}))
-    return replace(p, status=HELD, resolve_after=until, last_query_ts=ts)
+    return replace(p, status=next_order_state(p.status, OrderEvent.NOT_SENT), resolve_after=until, last_query_ts=ts)
 
 
 def due(p: PendingOrder, ts: pd.Timestamp) -> bool:

@@ -28,6 +28,7 @@ __all__ = [
     "LeverageParams",
     "RebalanceParams",
     "StrategyParams",
+    "StrategyParamsBase",
     "VolTierLoanParams",
     "export",
 ]
@@ -215,6 +216,9 @@ class GridParams(_StrategyBase):
     exit: ExitParams = ExitParams(profit_target_pct=None, stop_loss_pct=None, max_holding_hours=None,
                                   funding_unfavourable_intervals=None)
 
+
+#: The base type every strategy's parameters derive from (``params.strategy`` names the strategy).
+StrategyParamsBase = _StrategyBase
 
 StrategyParams = Annotated[CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams,
                            Field(discriminator="strategy")]

@@ -36,7 +36,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import tomli_w
@@ -56,6 +56,9 @@ from hedge_core.params.validate import (
     parse,
     validation_error,
 )
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = [
     "STATUSES",
@@ -141,7 +144,7 @@ class ParamSet:
 
     name: str
     version: int
-    params: Any  # CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
+    params: StrategyParamsBase  # CarryParams | CrossHedgeParams | VolTierLoanParams | GridParams
     provenance: Mapping[str, Any]
     path: Path | None = None
     status: str = "draft"
@@ -203,7 +206,7 @@ def latest_version(name: str, root: str | os.PathLike[str] | None = None) -> int
 
 
 
-def export(params: Any, name: str, backtest: Any = None, *, created_from: str = "notebook",
+def export(params: StrategyParamsBase, name: str, backtest: Any = None, *, created_from: str = "notebook",
            kpis: Mapping[str, float] | None = None, data_window: tuple[Any, Any] | None = None,
            data_hash: str | None = None, data: Mapping[str, pd.DataFrame] | pd.DataFrame | None = None,
            note: str = "", root: str | os.PathLike[str] | None = None, db: str | os.PathLike[str] | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hedge_core.errors import InvalidInput
-from hedge_core.params.models import StrategyParams
+from hedge_core.params.models import StrategyParams, StrategyParamsBase
 
 __all__ = ["OFF", "parse", "validation_error"]
 
@@ -126,7 +126,7 @@ def validation_error(exc: ValidationError, data: Any, *, where: str | None = Non
     return out
 
 
-def parse(data: Mapping[str, Any], *, where: str | None = None) -> Any:
+def parse(data: Mapping[str, Any], *, where: str | None = None) -> StrategyParamsBase:
     """Validate a plain mapping (``strategy`` tag + fields) into its params model.
 
     Raises

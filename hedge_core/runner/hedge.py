@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -48,6 +48,9 @@ from hedge_core.runner.reconcile import (
 )
 from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
 from hedge_core.types import Bar, FundingEvent, Instrument, Order
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
@@ -168,7 +171,7 @@ class JournalingAdapter:
 class HedgeTask:
     """Run one hedge. Build with :meth:`create`; ``await recover()`` or ``start``, then ``run()``."""
 
-    def __init__(self, spec: HedgeSpec, params: Any, journal: Journal, adapter: Any,
+    def __init__(self, spec: HedgeSpec, params: StrategyParamsBase, journal: Journal, adapter: Any,
                  feed_factory: Callable[[HedgeTask], Any], supervisor: Any) -> None:
         self.spec = spec
         self.hedge_id = spec.hedge_id
@@ -758,8 +761,9 @@ class HedgeTask:
                 if abs(c.perp.qty) > QTY_EPS and c.mark_price == c.mark_price else None
         except Exception:  # noqa: BLE001 - a display figure must never break the summary
             out["liq_price"] = out["liq_distance"] = None
-        loan = c.strategy_state.get("loan") if c.strategy_state else None
-        if loan is not None:
+        book = c.loan  # a loan book's typed loan state (engine.loan_state)
+        if book is not None:
+            loan = book.loan
             from hedge_core import ltv as ltvmod
             from hedge_core.engine.strategies.voltier import ltv_params
 
@@ -771,6 +775,5 @@ class HedgeTask:
                            "band": ltvmod.ltv_band(value, lp_) if value is not None else None,
                            "bands": {"monitor": lp_.monitor, "warning": lp_.warning, "critical": lp_.critical,
                                      "emergency": lp_.emergency},
-                           "reserve_left": num(c.strategy_state.get("reserve_left")),
-                           "reserve_deployed": num(c.strategy_state.get("reserve_deployed", 0.0))}
+                           "reserve_left": num(book.reserve_left), "reserve_deployed": num(book.reserve_deployed)}
         return out

@@ -9,18 +9,21 @@ do: :func:`held_sentence` does, for the hedge summary and its page. Pure.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.states import State
 from hedge_core.engine.step import perp_target
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["held_sentence"]
 
 _OPENING = {State.OPENING_SPOT_POSITION: "spot", State.OPENING_FUTURES_HEDGE: "perp"}
 
 
-def held_sentence(ctx: HedgeContext, params: Any) -> str | None:
+def held_sentence(ctx: HedgeContext, params: StrategyParamsBase) -> str | None:
     """A sentence naming the guard, the numbers and the way out; None when no guard holds the hedge."""
     leg = _OPENING.get(ctx.state)
     if leg is None or ctx.pending:

@@ -37,7 +37,7 @@ from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.sizing_bounds import SizeBounds, SizeInputs, check_amount, size_bounds
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.base import ExchangeAdapter
-from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, StrategyParamsBase, VolTierLoanParams
 from hedge_core.types import Instrument, PositionMode, PositionSide
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class PreflightReport:
                 "applied": self.applied, "lines": self.lines()}
 
 
-def _fees(adapter: Any, params: Any) -> tuple[float, float]:
+def _fees(adapter: Any, params: StrategyParamsBase) -> tuple[float, float]:
     cfg = getattr(getattr(adapter, "core", None), "config", None)
     spot, perp = (cfg.spot_taker_fee, cfg.perp_taker_fee) if cfg is not None else DEFAULT_FEES
     floor = float(getattr(params, "taker_fee", 0.0))
@@ -160,7 +160,7 @@ async def _position_mode(adapter: Any, perp: str, apply: bool) -> tuple[str, lis
     return "one-way" if mode is PositionMode.ONE_WAY else "not readable here (set to one-way at start)", notes
 
 
-async def _settings(adapter: Any, perp: str, params: Any, lev: float, apply: bool) -> None:
+async def _settings(adapter: Any, perp: str, params: StrategyParamsBase, lev: float, apply: bool) -> None:
     if not apply:
         return
     try:

@@ -37,7 +37,7 @@ import time
 import uuid
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -51,6 +51,9 @@ from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.clock import offline, resolve_paper_feed, venue_now
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.logs import log_event, register_secret
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["Supervisor"]
 
@@ -257,7 +260,7 @@ class Supervisor:
         os.replace(meta, self.snapshot_dir / "latest.json")
 
     # ---- building hedges -------------------------------------------------------------------------
-    def _params_for(self, spec: HedgeSpec) -> Any:
+    def _params_for(self, spec: HedgeSpec) -> StrategyParamsBase:
         params = self._base_params_for(spec)
         if getattr(spec, "notional", None) is not None:  # the operator's size overrides the set's notional
             if "notional" not in type(params).model_fields:
@@ -266,7 +269,7 @@ class Supervisor:
                                        where="size")
         return params
 
-    def _base_params_for(self, spec: HedgeSpec) -> Any:
+    def _base_params_for(self, spec: HedgeSpec) -> StrategyParamsBase:
         if spec.params_inline is not None:
             return param_store.parse(spec.params_inline, where="params_inline")
         if not spec.params_name:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hedge_core.engine.loan_state import LoanState
 
 __all__ = ["HOLD", "Intent"]
 
@@ -35,7 +38,9 @@ class Intent:
     leverage : float or None
         Perp leverage to set at entry (None = the risk rule chooses).
     state_updates : mapping
-        Values merged into ``ctx.strategy_state`` (anchor prices, timestamps, loan...).
+        Values merged into ``ctx.strategy_state`` (anchor prices, grid levels, timestamps...).
+    loan : LoanState or None
+        A loan book's new loan state (replaces ``ctx.loan``; None = unchanged).
     """
 
     enter: bool = False
@@ -46,6 +51,7 @@ class Intent:
     leverage: float | None = None
     reason: str = ""
     state_updates: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    loan: LoanState | None = None
 
 
 HOLD = Intent()

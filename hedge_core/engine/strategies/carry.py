@@ -20,9 +20,10 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
+from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.params.models import CarryParams
 
-__all__ = ["decide", "expected_net_carry"]
+__all__ = ["STRATEGY", "CarryStrategy", "decide", "expected_net_carry"]
 
 
 def expected_net_carry(rate: float, basis: float, intervals: int, taker_fee: float,
@@ -81,3 +82,18 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
     direction = 1.0 if rate > 0 else -1.0
     return Intent(enter=True, target_spot_qty=direction * params.notional / market.spot,
                   target_ratio=params.rebalance.target_ratio, reason=why)
+
+
+class CarryStrategy(StrategyBase[CarryParams]):
+    """Funding carry through the :class:`~hedge_core.engine.strategies.protocol.Strategy` contract:
+    sized by ``notional``, no loan, leverage re-chosen from volatility, fast kernel ``hedge``."""
+
+    name = "carry"
+    fast_kernel = "hedge"
+
+    def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
+               params: CarryParams) -> Intent:
+        return decide(ctx, market, analytics, params)
+
+
+STRATEGY = CarryStrategy()

@@ -19,9 +19,10 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
+from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.params.models import CrossHedgeParams
 
-__all__ = ["decide"]
+__all__ = ["STRATEGY", "CrossStrategy", "decide"]
 
 
 def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float], params: CrossHedgeParams) -> Intent:
@@ -45,3 +46,18 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
         return Intent(target_ratio=beta, reason=f"beta re-estimated: {beta:.3f}",
                       state_updates={"beta_ts": market.ts, "beta": beta})
     return HOLD
+
+
+class CrossStrategy(StrategyBase[CrossHedgeParams]):
+    """The cross-asset hedge through the strategy contract: sized by ``notional``, no loan, fast
+    kernel ``hedge``."""
+
+    name = "cross"
+    fast_kernel = "hedge"
+
+    def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
+               params: CrossHedgeParams) -> Intent:
+        return decide(ctx, market, analytics, params)
+
+
+STRATEGY = CrossStrategy()

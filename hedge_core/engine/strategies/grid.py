@@ -22,9 +22,10 @@ from hedge_core.engine.strategies.activation import (
     activation_fired,
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
+from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.params.models import GridParams
 
-__all__ = ["Z99", "decide", "grid_guards", "grid_levels", "grid_ratio"]
+__all__ = ["STRATEGY", "Z99", "GridStrategy", "decide", "grid_guards", "grid_levels", "grid_ratio"]
 
 Z99 = 2.3263478740408408  # one-sided 99 % normal quantile
 
@@ -87,3 +88,21 @@ def grid_guards(ctx: HedgeContext, ts: pd.Timestamp, params: GridParams) -> list
             out.append(Verdict("grid_drawdown", "flatten", {"drawdown": dd, "limit": params.max_drawdown},
                                f"drawdown {dd:.2f} >= {params.max_drawdown:.2f}"))
     return out
+
+
+class GridStrategy(StrategyBase[GridParams]):
+    """The grid hedge through the strategy contract: sized by ``notional``, VaR and drawdown
+    guards (:func:`grid_guards`), fast kernel ``hedge``."""
+
+    name = "grid"
+    fast_kernel = "hedge"
+
+    def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
+               params: GridParams) -> Intent:
+        return decide(ctx, market, analytics, params)
+
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: GridParams) -> list[Verdict]:
+        return grid_guards(ctx, ts, params)
+
+
+STRATEGY = GridStrategy()

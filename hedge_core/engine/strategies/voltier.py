@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from dataclasses import replace
 
 import pandas as pd
 
 from hedge_core import ltv as ltvmod
 from hedge_core.analytics.volatility import VolTiers, vol_tiered_hedge_ratio
-from hedge_core.engine.context import HedgeContext, evolve, new_hedge
+from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.guards import Verdict
+from hedge_core.engine.loan_state import LoanState
 from hedge_core.engine.states import State
-from hedge_core.engine.strategies.base import HOLD, Intent
+from hedge_core.engine.strategies.base import Intent
+from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.params.models import VolTierLoanParams
 from hedge_core.types import Instrument
 
-__all__ = ["decide", "loan_state", "ltv_guards", "ltv_params", "new_voltier_hedge", "tier_ratio"]
+__all__ = ["STRATEGY", "VolTierStrategy", "decide", "loan_state", "ltv_guards", "ltv_params", "new_voltier_hedge",
+           "tier_ratio"]
 
 
 def tier_ratio(sigma_24h: float, p: VolTierLoanParams) -> float:
@@ -53,15 +55,14 @@ def new_voltier_hedge(hedge_id: str, spot: Instrument, perp: Instrument, ts: obj
     ctx = new_hedge(hedge_id, "voltier", spot, perp, ts, spot_qty=p.collateral_qty, spot_entry_price=price,
                     collateral_spot=True, target_ratio=0.0)
     loan = ltvmod.Loan(principal=p.loan, apr=p.loan_apr, as_of=ctx.started_at)
-    return evolve(ctx, strategy_state=MappingProxyType({"loan": loan, "reserve_left": p.reserve,
-                                                         "reserve_deployed": 0.0, "booked": 0.0, "repaid": 0.0}))
+    return replace(ctx, loan=LoanState(loan=loan, reserve_left=p.reserve))
 
 
-def loan_state(ctx: HedgeContext) -> ltvmod.Loan:
-    loan = ctx.strategy_state.get("loan")
-    if loan is None:
-        raise KeyError("strategy_state['loan'] missing: build the hedge with new_voltier_hedge()")
-    return loan
+def loan_state(ctx: HedgeContext) -> LoanState:
+    """The hedge's loan state; a hedge built without one (not by :func:`new_voltier_hedge`) raises."""
+    if ctx.loan is None:
+        raise KeyError("HedgeContext.loan missing: build the hedge with new_voltier_hedge()")
+    return ctx.loan
 
 
 def _perp_booked(ctx: HedgeContext) -> float:
@@ -71,54 +72,110 @@ def _perp_booked(ctx: HedgeContext) -> float:
 
 def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
            params: VolTierLoanParams) -> Intent:
-    loan = loan_state(ctx)
-    if market.ts > loan.as_of:
-        loan = ltvmod.accrue(loan, market.ts)
-    updates: dict[str, Any] = {"loan": loan}
+    book = loan_state(ctx).accrued_to(market.ts)
     sigma = analytics.get("sigma_24h", math.nan)
     if ctx.state is State.ANALYZING_MARKET:
         # a finished cycle: its realised profit repays the loan (interest first, then principal)
-        gained = _perp_booked(ctx) - ctx.strategy_state.get("booked", 0.0)
+        booked = _perp_booked(ctx)
+        gained = booked - book.booked
         if gained > 0:
-            loan, rep = ltvmod.repay_from_profit(loan, gained)
-            updates.update(loan=loan, repaid=ctx.strategy_state.get("repaid", 0.0) + rep.interest + rep.principal)
-        updates["booked"] = _perp_booked(ctx)
+            loan, rep = ltvmod.repay_from_profit(book.loan, gained)
+            book = replace(book, loan=loan, repaid=book.repaid + rep.interest + rep.principal)
+        book = replace(book, booked=booked)
         if math.isnan(sigma):
-            return Intent(state_updates=updates)
+            return Intent(loan=book)
         ratio = tier_ratio(sigma, params)
         if ratio <= 0:
-            return Intent(state_updates=updates)
+            return Intent(loan=book)
         notional = ratio * ctx.spot.qty * market.spot
         return Intent(enter=True, target_ratio=ratio, profit_target=params.pt_k * sigma * notional,
-                      leverage=params.perp_leverage, state_updates=updates,
+                      leverage=params.perp_leverage, loan=book,
                       reason=f"sigma_24h {sigma:.4f} -> ratio {ratio:.2f}, PT {params.pt_k * sigma * notional:.2f}")
     if not math.isnan(sigma):
         ratio = tier_ratio(sigma, params)
         if ratio != ctx.target_ratio:
-            return Intent(target_ratio=ratio, state_updates=updates, reason=f"vol tier -> ratio {ratio:.2f}")
-    return Intent(state_updates=updates) if updates else HOLD
+            return Intent(target_ratio=ratio, loan=book, reason=f"vol tier -> ratio {ratio:.2f}")
+    return Intent(loan=book)
 
 
 def ltv_guards(ctx: HedgeContext, ts: pd.Timestamp, params: VolTierLoanParams) -> list[Verdict]:
     """LTV band actions: deploy the reserve by band (repaying principal), flatten at EMERGENCY."""
-    if not params.guards.ltv_band_actions or not ctx.spot_price > 0 or "loan" not in ctx.strategy_state:
+    book = ctx.loan
+    if not params.guards.ltv_band_actions or not ctx.spot_price > 0 or book is None:
         return []
     lp = ltv_params(params)
-    loan = loan_state(ctx)
+    loan = book.loan
     value = ltvmod.ltv(loan.outstanding, ctx.spot.qty, ctx.spot_price)
     out: list[Verdict] = []
-    deployed = ctx.strategy_state.get("reserve_deployed", 0.0)
+    deployed = book.reserve_deployed
     due = min(ltvmod.reserve_deployment(value, lp), params.reserve) - deployed
     if due > 1e-9 and loan.outstanding > 0:
         new_loan, rep = ltvmod.repay_from_profit(loan, due)
         used = rep.interest + rep.principal
         after = ltvmod.ltv(new_loan.outstanding, ctx.spot.qty, ctx.spot_price)
+        # the name carries the cumulative amount: each further deployment is a new guard episode
         out.append(Verdict(f"ltv_reserve_{deployed + used:.0f}", "deploy_reserve",
                            {"ltv": value, "deployed": used, "ltv_after": after},
                            f"LTV {value:.2%} ({ltvmod.ltv_band(value, lp)}): reserve {used:.2f} repays the loan",
-                           updates={"loan": new_loan, "reserve_deployed": deployed + used,
-                                    "reserve_left": ctx.strategy_state.get("reserve_left", params.reserve) - used}))
+                           loan=replace(book, loan=new_loan, reserve_deployed=deployed + used,
+                                        reserve_left=book.reserve_left - used)))
     if ltvmod.band_action(ltvmod.ltv_band(value, lp)) == "close_all":
         out.append(Verdict("ltv_emergency", "flatten", {"ltv": value, "limit": params.ltv_flatten},
                            f"LTV {value:.2%} >= {params.ltv_flatten:.2%}: close all"))
     return out
+
+
+class VolTierStrategy(StrategyBase[VolTierLoanParams]):
+    """The loan book through the strategy contract: the collateral is the spot leg, the loan is
+    :attr:`HedgeContext.loan`, capital is the collateral's value, the perp leverage is fixed by
+    ``perp_leverage`` (never re-chosen), fast kernel ``voltier``."""
+
+    name = "voltier"
+    fast_kernel = "voltier"
+    loan_book = True
+    rechecks_leverage = False
+
+    def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
+               params: VolTierLoanParams) -> Intent:
+        return decide(ctx, market, analytics, params)
+
+    def guards(self, ctx: HedgeContext, ts: pd.Timestamp, params: VolTierLoanParams) -> list[Verdict]:
+        return ltv_guards(ctx, ts, params)
+
+    def new_context(self, hedge_id: str, spot: Instrument, perp: Instrument, ts: pd.Timestamp,
+                    price: float, params: VolTierLoanParams) -> HedgeContext:
+        return new_voltier_hedge(hedge_id, spot, perp, ts, price, params)
+
+    def capital(self, params: VolTierLoanParams, spot_price: float) -> float:
+        """The collateral's value at the first price: ``collateral_qty x spot_price`` (quote)."""
+        return float(params.collateral_qty) * spot_price
+
+    def spot_wallet(self, params: VolTierLoanParams, spot_price: float) -> dict[str, float]:
+        """The collateral itself (base) and 1 quote of dust: the engine never buys spot."""
+        return {"BTC": float(params.collateral_qty), "USDT": 1.0}
+
+    def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp,
+                     params: VolTierLoanParams) -> tuple[float, float]:
+        """(outstanding at ``t``, repaid from profit), quote. The strategy accrues only when it
+        decides (not once COMPLETED): accrued here to ``t``. Without a loan state on the context:
+        the params' loan with simple interest since the hedge started."""
+        book = ctx.loan
+        if book is None:
+            loan0 = float(params.loan)
+            return loan0 + ltvmod.money.simple_interest(loan0, float(params.loan_apr),
+                                                        (t - ctx.started_at).total_seconds()), 0.0
+        return book.outstanding_at(t), book.repaid
+
+    def extra_kpis(self, ctx: HedgeContext, end: pd.Timestamp, params: VolTierLoanParams) -> dict[str, float]:
+        """The loan book's own money (not in the hedge's net PnL), to ``end``: interest charged
+        (accrued + paid), repaid from profit, reserve deployed, loan outstanding; quote."""
+        book = ctx.loan
+        if book is None:
+            return {}
+        loan = book.accrued_to(end).loan  # to the end of the run, also after COMPLETED
+        return {"loan_interest": float(loan.accrued_interest) + float(loan.interest_paid),
+                "loan_repaid_from_profit": float(book.repaid), "reserve_deployed": float(book.reserve_deployed),
+                "loan_outstanding": float(loan.principal) + float(loan.accrued_interest)}
+
+
+STRATEGY = VolTierStrategy()

@@ -115,6 +115,7 @@ from hedge_core.exchange.paper.liquidation import _LiquidationMixin
 from hedge_core.exchange.paper.margin import _MarginMixin
 from hedge_core.exchange.paper.records import _Ord, _Pos, _pts, _ts  # noqa: F401
 from hedge_core.exchange.paper.state import _StateMixin
+from hedge_core.exchange.order_status import next_venue_status
 from hedge_core.types import (
     Balance,
     Bar,
@@ -565,7 +566,7 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin):
         o.locked = 0.0
 
     def _close_order(self, o: _Ord, status: OrderStatus) -> None:
-        o.status = status
+        o.status = next_venue_status(o.status, status)  # only an open order closes (engine.order_states)
         self._unlock(o)
         try:
             self._open.remove(o.id)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = ["DEFAULT_SWEEPS", "MAX_SWEEP_RUNS", "default_sweep", "numeric_fields", "set_field", "sweep_grid", "parse_values", "run_set",
            "SweepResult", "run_sweep", "sweep_pivot", "kpi_columns"]
@@ -34,7 +37,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def numeric_fields(params: Any) -> list[str]:
+def numeric_fields(params: StrategyParamsBase) -> list[str]:
     """Dotted names of the numeric (non-bool) fields of a parameter model, e.g. 'rebalance.drift_threshold'."""
     flat = _flat(params.model_dump(mode="json"))
     return sorted(k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
@@ -50,13 +53,13 @@ DEFAULT_SWEEPS: dict[str, tuple[str, str]] = {
 }
 
 
-def default_sweep(params: Any) -> tuple[str, str]:
+def default_sweep(params: StrategyParamsBase) -> tuple[str, str]:
     """(dotted field, comma-separated values) the Research page proposes for ``params``' strategy."""
     field, values = DEFAULT_SWEEPS.get(str(getattr(params, "strategy", "")), ("rebalance.drift_threshold", "0.02, 0.05, 0.1"))
     return (field, values) if field in numeric_fields(params) else ("rebalance.drift_threshold", "0.02, 0.05, 0.1")
 
 
-def set_field(params: Any, dotted: str, value: Any) -> Any:
+def set_field(params: StrategyParamsBase, dotted: str, value: Any) -> StrategyParamsBase:
     """A copy of ``params`` with one (dotted) field changed, validated (InvalidInput names the field)."""
     from hedge_core.backtest.sweep import set_path
 
@@ -79,7 +82,7 @@ def parse_values(text: str, field: str = "values") -> list[float]:
     return out
 
 
-def sweep_grid(params: Any, x_field: str, x_values: Sequence[float], y_field: str | None = None,
+def sweep_grid(params: StrategyParamsBase, x_field: str, x_values: Sequence[float], y_field: str | None = None,
                y_values: Sequence[float] | None = None) -> list[tuple[dict[str, float], Any]]:
     """Every combination as (coordinates, validated params); at most ``MAX_SWEEP_RUNS``."""
     ys: Sequence[float | None] = list(y_values) if y_field else [None]
@@ -98,7 +101,7 @@ def sweep_grid(params: Any, x_field: str, x_values: Sequence[float], y_field: st
     return out
 
 
-def run_set(store: Any, params: Any, *, venue: str, spot_symbol: str, timeframe: str, start: Any, end: Any,
+def run_set(store: Any, params: StrategyParamsBase, *, venue: str, spot_symbol: str, timeframe: str, start: Any, end: Any,
             hedge_id: str = "panel-bt") -> Any:
     """One backtest of ``params`` on the store's ``venue``/``spot_symbol`` bars over [start, end)."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest
