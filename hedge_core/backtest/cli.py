@@ -111,6 +111,15 @@ def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, 
                        timeframe=timeframe, start=start, end=end), st
 
 
+def _paper(st: Any, m: Any) -> Any:
+    """The paper venue of a run: the default model with the pair's instruments from the store (else the
+    committed snapshot); InvalidInput naming the symbol when neither has it."""
+    from hedge_core.data.instruments import pair_instruments
+    from hedge_core.exchange.paper.core import PaperConfig
+
+    return PaperConfig(venue=m.venue, instruments=pair_instruments(m.spot_symbol, m.perp_symbol, m.venue, st))
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
@@ -141,7 +150,7 @@ def backtest_cmd(
     try:
         p = read_params(params)
         m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
-        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id))
+        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id, paper=_paper(st, m)))
         if save:
             save_run(st, r)
         if html_out:
@@ -190,8 +199,8 @@ def sweep_cmd(
         base = read_params(params)
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
-        m, _ = _market(db, venue, asset, quote, timeframe, start, end)
-        cfg = BacktestConfig()
+        m, st = _market(db, venue, asset, quote, timeframe, start, end)
+        cfg = BacktestConfig(paper=_paper(st, m))
         tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
         table = run_sweep(base, points, payload=Payload(tl, cfg), scheduler=scheduler, workers=workers,
                           show_progress=sys.stderr.isatty())

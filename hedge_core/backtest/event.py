@@ -208,11 +208,17 @@ def _new_ctx(params: Any, tl: Timeline, cfg: BacktestConfig, core: PaperCore) ->
     return new_hedge(cfg.hedge_id, params.strategy, spot_inst, perp_inst, t0)
 
 
-def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
+def _paper_config(cfg: BacktestConfig, venue: str, symbols: tuple[str, str] = ()) -> PaperConfig:
     pc = cfg.paper
     if pc.venue != venue:
         inst = tuple(replace(i, venue=venue) for i in pc.instruments)
         pc = replace(pc, venue=venue, instruments=inst)
+    missing = [s for s in symbols if s not in {i.symbol for i in pc.instruments}]
+    if missing:  # the committed snapshot's figures, or InvalidInput naming the symbol and the fix
+        from hedge_core.data.instruments import pair_instruments
+
+        pc = replace(pc, instruments=pc.instruments + tuple(
+            i for i in pair_instruments(*symbols, venue) if i.symbol in missing))
     return pc
 
 
@@ -220,7 +226,7 @@ _CHUNK = 4096  # instants boxed to Python objects at a time (bounded memory on l
 
 
 def _replay(params: Any, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
-    pc = _paper_config(cfg, tl.venue)
+    pc = _paper_config(cfg, tl.venue, (tl.spot_symbol, tl.perp_symbol))
     core = PaperCore(pc, balances=balances)
     ex = PaperExchange(core)
     rec = _Recorder()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pandas as pd
 
-from hedge_core.analytics.risk import Bracket
 from hedge_core.errors import InvalidInput
 from hedge_core.types import (
+    Bracket,
     Instrument,
     MarginMode,
-    MarketKind,
     PositionMode,
     PositionSide,
 )
@@ -38,27 +37,17 @@ def _tf(timeframe: str) -> pd.Timedelta:
 
 
 def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
-    """Binance-like limits for BTC and ETH spot and USDT-M perps (exchangeInfo, 2024).
+    """BTC and ETH spot and USDT-M perps with Binance's limits and brackets (the committed snapshot,
+    :mod:`hedge_core.data.instruments`, where each figure's source is named), labelled with ``venue``.
 
-    ======================  ========  ========  ========  ============  ============
-    symbol                  tick      lot       min qty   min notional  max leverage
-    ======================  ========  ========  ========  ============  ============
-    BTC/USDT (spot)         0.01      0.00001   0.00001   5             1
-    ETH/USDT (spot)         0.01      0.0001    0.0001    5             1
-    BTC/USDT:USDT (perp)    0.1       0.001     0.001     100           125
-    ETH/USDT:USDT (perp)    0.01      0.001     0.001     20            100
-    ======================  ========  ========  ========  ============  ============
+    Order: BTC spot, ETH spot, BTC perp, ETH perp. A paper venue's default instrument set is wider:
+    every snapshot symbol (:func:`hedge_core.data.instruments.venue_instruments`).
     """
-    return (
-        Instrument("BTC/USDT", venue, MarketKind.SPOT, "BTC", "USDT", 0.01, 0.00001, 0.00001, 5.0,
-                   max_leverage=1.0),
-        Instrument("ETH/USDT", venue, MarketKind.SPOT, "ETH", "USDT", 0.01, 0.0001, 0.0001, 5.0,
-                   max_leverage=1.0),
-        Instrument("BTC/USDT:USDT", venue, MarketKind.PERP, "BTC", "USDT", 0.1, 0.001, 0.001, 100.0,
-                   max_leverage=125.0),
-        Instrument("ETH/USDT:USDT", venue, MarketKind.PERP, "ETH", "USDT", 0.01, 0.001, 0.001, 20.0,
-                   max_leverage=100.0),
-    )
+    from hedge_core.data.instruments import snapshot
+
+    snap = snapshot()
+    return tuple(replace(snap[("binance", s)], venue=venue)
+                 for s in ("BTC/USDT", "ETH/USDT", "BTC/USDT:USDT", "ETH/USDT:USDT"))
 
 
 def _check_rate(name: str, v: float, hi: float = 0.1) -> None:
@@ -95,9 +84,12 @@ class PaperConfig:
     seed : int
         Seed of the slippage-noise RNG.
     instruments : tuple of Instrument
-        Tradable markets with their limits; default :func:`default_instruments`.
+        Tradable markets with their limits and (perps) brackets; empty (the default) = every symbol of
+        the committed snapshot for ``venue`` (:func:`hedge_core.data.instruments.venue_instruments`).
+        Backtests and the runner pass the store's rows (:func:`hedge_core.data.instruments.pair_instruments`).
     brackets : mapping symbol -> bracket table, optional
-        Maintenance tables for perps not in :data:`hedge_core.analytics.risk.BRACKETS`.
+        Maintenance tables overriding the instruments' own (a perp without either uses the
+        committed default of :func:`hedge_core.analytics.risk.brackets_for`).
     """
 
     venue: str = "binance"
@@ -114,7 +106,7 @@ class PaperConfig:
     default_margin_mode: MarginMode = MarginMode.CROSS
     position_mode: PositionMode = PositionMode.ONE_WAY
     seed: int = 0
-    instruments: tuple[Instrument, ...] = field(default_factory=default_instruments)
+    instruments: tuple[Instrument, ...] = ()
     brackets: Mapping[str, tuple[Bracket, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,6 +126,11 @@ class PaperConfig:
         object.__setattr__(self, "position_mode", PositionMode(self.position_mode))
         if not isinstance(self.seed, int):
             raise InvalidInput("seed", self.seed, "an int")
+        if not self.instruments:
+            from hedge_core.data.instruments import venue_instruments
+
+            object.__setattr__(self, "instruments", venue_instruments(self.venue))
+        object.__setattr__(self, "instruments", tuple(self.instruments))
         syms = [i.symbol for i in self.instruments]
         if len(set(syms)) != len(syms) or not syms:
             raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
@@ -144,8 +141,9 @@ class PaperConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "instruments":
-                v = [{k.name: (getattr(i, k.name).value if k.name == "kind" else getattr(i, k.name))
-                      for k in fields(i)} for i in v]
+                from hedge_core.data.instruments import instrument_to_row
+
+                v = [instrument_to_row(i) for i in v]
             elif f.name == "brackets":
                 v = {s: [[b.bracket, b.notional_floor, b.notional_cap, b.max_leverage, b.mmr, b.cum]
                          for b in tbl] for s, tbl in v.items()}
@@ -157,7 +155,10 @@ class PaperConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PaperConfig:
         d = dict(d)
-        d["instruments"] = tuple(Instrument(**{**i, "kind": MarketKind(i["kind"])}) for i in d["instruments"])
+        from hedge_core.data.instruments import instrument_from_row
+
+        d["instruments"] = tuple(instrument_from_row(i, where=f"paper.instruments[{k}]")
+                                 for k, i in enumerate(d["instruments"]))
         d["brackets"] = {s: tuple(Bracket(int(r[0]), *map(float, r[1:])) for r in tbl)
                          for s, tbl in d.get("brackets", {}).items()}
         return cls(**d)
