@@ -93,7 +93,9 @@ async def read_venue_instruments(adapter: Any, symbols: Sequence[str] | None = N
     no_tiers = [s for s in perps if s not in tiers]
     if tiers and no_tiers:
         notes.append(f"the venue gave no tiers for {', '.join(no_tiers)}")
-    out = tuple(replace(markets[s], brackets=tiers.get(s, ())) for s in wanted)
+    # the venue's tier table also says the leverage cap (ccxt's markets often leave it unset)
+    out = tuple(replace(markets[s], brackets=tiers[s], max_leverage=tiers[s][0].max_leverage) if s in tiers
+                else markets[s] for s in wanted)
     return VenueRead(venue, out, tuple(notes), read_at)
 
 
