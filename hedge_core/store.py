@@ -543,10 +543,12 @@ class Store:
         """Upsert instruments (limits and brackets) on (venue, symbol); ``read_at`` (tz-aware) is when the
         venue was read, ``source`` where the figures came from (e.g. ``'binance load_markets + fetch_leverage_tiers'``).
         Returns the number of rows."""
-        from hedge_core.data.instruments import instrument_to_row
+        from hedge_core.data.instruments import instrument_from_row, instrument_to_row
 
         t = _ts_param(read_at, "read_at")
         rows = [instrument_to_row(i) for i in instruments]
+        for r in rows:  # validated before anything is written (InvalidInput names the row and field)
+            instrument_from_row(r, where=f"instruments[{r['venue']} {r['symbol']}]")
         if not rows:
             return 0
         df = pd.DataFrame(rows)

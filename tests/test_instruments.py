@@ -100,6 +100,11 @@ def test_store_round_trip_keeps_brackets_and_read_date(tmp_path):
         assert len(st.read_instruments()) == 2
         with pytest.raises(InvalidInput, match="read_at"):
             st.write_instruments([sol_spot], read_at="2026-01-01", source="naive")
+        bad = replace(sol_perp, symbol="BAD/USDT:USDT", brackets=(BTCUSDT_BRACKETS[1],))  # not from 0
+        with pytest.raises(InvalidInput) as e:
+            st.write_instruments([sol_spot, bad], read_at=T0, source="bad")
+        assert e.value.field == "instruments[demo BAD/USDT:USDT].brackets[0].notional_floor"
+        assert len(st.read_instruments()) == 2  # nothing written
 
 
 def test_resolution_prefers_the_store_then_the_snapshot_and_names_what_is_missing(tmp_path):

@@ -14,6 +14,7 @@ from hedge_core.types import (
     Bracket,
     Instrument,
     MarginMode,
+    MarketKind,
     PositionMode,
     PositionSide,
 )
@@ -48,6 +49,24 @@ def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
     snap = snapshot()
     return tuple(replace(snap[("binance", s)], venue=venue)
                  for s in ("BTC/USDT", "ETH/USDT", "BTC/USDT:USDT", "ETH/USDT:USDT"))
+
+
+def _own_tables(instruments: tuple[Instrument, ...]) -> dict[str, tuple[Bracket, ...]]:
+    """Perps whose own table is not the committed default of their symbol: listed in ``brackets`` too, so
+    every reader of the config sees them (the fast path, which reads tables by symbol, then declines the run
+    and the event path runs it with the instrument's table)."""
+    from hedge_core.analytics.risk import brackets_for
+
+    out: dict[str, tuple[Bracket, ...]] = {}
+    for i in instruments:
+        if i.kind is MarketKind.PERP and i.brackets:
+            try:
+                default = brackets_for(i.symbol)
+            except InvalidInput:
+                default = ()
+            if i.brackets != default:
+                out[i.symbol] = i.brackets
+    return out
 
 
 def _check_rate(name: str, v: float, hi: float = 0.1) -> None:
@@ -131,6 +150,7 @@ class PaperConfig:
 
             object.__setattr__(self, "instruments", venue_instruments(self.venue))
         object.__setattr__(self, "instruments", tuple(self.instruments))
+        object.__setattr__(self, "brackets", {**_own_tables(self.instruments), **dict(self.brackets)})
         syms = [i.symbol for i in self.instruments]
         if len(set(syms)) != len(syms) or not syms:
             raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
