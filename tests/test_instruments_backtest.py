@@ -32,13 +32,13 @@ def db(tmp_path_factory):
     frames = generate_demo_market(days=20, timeframe="1h", seed=11, assets=("SOL", "PEPE"), params=params)
     with Store(path) as st:
         write_series(st, frames)
-        # the store's SOL rows (as `hedge data instruments` would write them): perp lot 1 SOL (Binance's
-        # USD-M SOLUSDT stepSize) and the venue's own, steeper table
+        # the store's SOL rows (as `hedge data instruments` would write them): perp lot 2 SOL (the snapshot
+        # says 1) and the venue's own, steeper table
         snap = snapshot()
         perp = snap[("binance", "SOL/USDT:USDT")]
         own = tuple(replace(b, mmr=b.mmr * 1.5, cum=b.cum * 1.5) for b in perp.brackets)
         st.write_instruments([replace(snap[("binance", "SOL/USDT")], venue="demo"),
-                              replace(perp, venue="demo", lot_size=1.0, min_qty=1.0, brackets=own)],
+                              replace(perp, venue="demo", lot_size=2.0, min_qty=2.0, brackets=own)],
                              read_at=pd.Timestamp("2026-12-01T00:00Z"), source="test")
     return str(path)
 
@@ -68,13 +68,13 @@ def test_event_backtest_on_sol_trades_whole_lots_and_uses_the_stored_table(db):
     m = load_market(st, venue="demo", spot_symbol="SOL/USDT", perp_symbol="SOL/USDT:USDT")
     cfg = BacktestConfig(paper=_paper(st, m))
     perp = {i.symbol: i for i in cfg.paper.instruments}["SOL/USDT:USDT"]
-    assert perp.lot_size == 1.0 and perp.brackets != snapshot()[("binance", "SOL/USDT:USDT")].brackets
+    assert perp.lot_size == 2.0 and perp.brackets != snapshot()[("binance", "SOL/USDT:USDT")].brackets
     assert cfg.paper.brackets["SOL/USDT:USDT"] == perp.brackets  # declared: the fast path must not assume defaults
     p = CarryParams(min_net_carry=-0.01, notional=3000.0)
     r = run_backtest(p, m, config=cfg)
     fills = r.fills
     perp_q = fills.loc[fills["symbol"] == "SOL/USDT:USDT", "qty"].to_numpy()
-    assert len(perp_q) >= 1 and np.allclose(perp_q, np.round(perp_q))  # whole SOL: the store's lot, not 0.001
+    assert len(perp_q) >= 1 and np.allclose(perp_q % 2.0, 0.0)  # lots of 2 SOL: the store's lot
     st.close()
 
 
@@ -114,3 +114,40 @@ def test_a_symbol_without_instruments_says_what_is_missing(db, params_file):
     assert "instrument='demo PEPE/USDT, PEPE/USDT:USDT'" in res.output
     assert "hedge data instruments --venue demo --symbols PEPE/USDT,PEPE/USDT:USDT" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.timeout(180)
+def test_paper_hedge_on_sol_through_the_runner_from_stored_instruments(tmp_path):
+    """A runner process paper-trades SOL on its stored instruments (perp lot 2 SOL, not the snapshot's 1), and refuses a symbol
+    with data but no instruments, naming it."""
+    from tests.test_runner_helpers import DEMO_START, make_env, paper_exchange, wait_for
+
+    env = make_env(tmp_path, days=6, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
+                                                      "stop_loss_pct": None, "funding_unfavourable_intervals": None}})
+    params = DemoParams(assets={"SOL": AssetModel(spot0=100.0, vol_calm=0.7, volume_per_hour=300_000.0),
+                                "PEPE": AssetModel(spot0=0.01, vol_calm=0.9, volume_per_hour=1e9)})
+    with Store(env.db) as st:
+        write_series(st, generate_demo_market(days=6, timeframe="1h", seed=11, assets=("SOL", "PEPE"), params=params))
+        snap = snapshot()
+        st.write_instruments([snap[("binance", "SOL/USDT")],
+                              replace(snap[("binance", "SOL/USDT:USDT")], lot_size=2.0, min_qty=2.0)],
+                             read_at=pd.Timestamp("2026-12-01T00:00Z"), source="test")
+    try:
+        p = env.start_runner()
+        c = env.client(p)
+        sol = dict(venue="binance", spot_symbol="SOL/USDT", perp_symbol="SOL/USDT:USDT", data_venue="demo",
+                   start=DEMO_START, speed=36_000)
+        c.start("carry-test", mode="paper", hedge_id="sol1", **sol)
+        wait_for(lambda: c.hedge("sol1")["state"] == "MONITORING_POSITIONS", timeout=90, what="SOL hedge monitoring")
+        core = paper_exchange(env, "sol1").core
+        assert core.instruments["SOL/USDT:USDT"].lot_size == 2.0  # the store's row (the snapshot says 1)
+        perp = [x.qty for (sym, _), x in core.positions.items() if sym == "SOL/USDT:USDT"]
+        assert perp and perp[0] < 0 and perp[0] % 2.0 == 0  # lots of 2 SOL: the store's lot
+        assert core.spot.get("SOL", 0.0) > 0
+        from hedge_core.errors import InvalidInput
+
+        with pytest.raises(InvalidInput, match="PEPE/USDT.*hedge data instruments"):
+            c.start("carry-test", mode="paper", hedge_id="pepe1", **{**sol, "spot_symbol": "PEPE/USDT",
+                                                                      "perp_symbol": "PEPE/USDT:USDT"})
+    finally:
+        env.cleanup()
