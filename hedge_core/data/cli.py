@@ -89,8 +89,13 @@ def download_cmd(
             from hedge_core.data.instruments_venue import store_venue_instruments
             from hedge_core.types import perp_of, spot_of
 
-            got = store_venue_instruments(st, venue, sorted({f(s) for s in symbol for f in (spot_of, perp_of)}))
-            _report_instruments(got)
+            try:
+                got = store_venue_instruments(st, venue, sorted({f(s) for s in symbol for f in (spot_of, perp_of)}))
+            except HedgeError as e:  # the bars are stored; say what is not, and how to get it
+                typer.echo(f"note: instruments not stored ({e}); until they are, the committed snapshot serves: "
+                           f"run `hedge data instruments --venue {venue}` when the venue answers", err=True)
+            else:
+                _report_instruments(got)
 
 
 def _report_instruments(got: object) -> None:
