@@ -151,3 +151,28 @@ def test_paper_hedge_on_sol_through_the_runner_from_stored_instruments(tmp_path)
                                                                       "perp_symbol": "PEPE/USDT:USDT"})
     finally:
         env.cleanup()
+
+
+def test_run_backtest_on_a_loaded_market_takes_the_stored_rows_over_the_defaults(db):
+    """``load_market`` carries the pair's stored rows; ``run_backtest`` with the default config uses them
+    (lots of 2 SOL), while a config given its own SOL row explicitly keeps it."""
+    from hedge_core.backtest.event import BacktestConfig, run_backtest
+    from hedge_core.backtest.timeline import load_market
+    from hedge_core.exchange.paper.config import PaperConfig
+    from hedge_core.params.models import CarryParams
+
+    st = Store(db, read_only=True)
+    m = load_market(st, venue="demo", spot_symbol="SOL/USDT", perp_symbol="SOL/USDT:USDT")
+    st.close()
+    assert [i.lot_size for i in m.meta["instruments"]] == [0.001, 2.0]
+    assert m.window(m.first + pd.Timedelta("2D"), None).meta["instruments"] == m.meta["instruments"]
+    p = CarryParams(min_net_carry=-0.01, notional=3000.0)
+    r = run_backtest(p, m)
+    q = r.fills.loc[r.fills["symbol"] == "SOL/USDT:USDT", "qty"].to_numpy()
+    assert len(q) and np.allclose(q % 2.0, 0.0)
+    snap = snapshot()
+    mine = replace(snap[("binance", "SOL/USDT:USDT")], venue="demo", lot_size=5.0, min_qty=5.0)
+    cfg = PaperConfig(venue="demo", instruments=(replace(snap[("binance", "SOL/USDT")], venue="demo"), mine))
+    r2 = run_backtest(p, m, config=BacktestConfig(paper=cfg))
+    q2 = r2.fills.loc[r2.fills["symbol"] == "SOL/USDT:USDT", "qty"].to_numpy()
+    assert len(q2) and np.allclose(q2 % 5.0, 0.0)

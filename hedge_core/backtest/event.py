@@ -358,6 +358,8 @@ def run_backtest(params: Any, market: Market | Timeline, *, start: object | None
     -------
     BacktestResult
     """
+    if isinstance(market, Market) and market.meta.get("instruments"):  # the store's rows (timeline.load_market)
+        config = replace(config, paper=config.paper.with_instruments(market.meta["instruments"]))
     tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")

@@ -155,6 +155,25 @@ class PaperConfig:
         if len(set(syms)) != len(syms) or not syms:
             raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
 
+    def with_instruments(self, instruments: tuple[Instrument, ...]) -> PaperConfig:
+        """This config with ``instruments`` (e.g. the store's rows of a pair) in place of the same symbols'
+        committed defaults; a row this config was given explicitly (not the default) is kept. Symbols
+        the config lacks are added. Relabelled with this config's venue."""
+        from hedge_core.data.instruments import venue_instruments
+
+        defaults = {i.symbol: i for i in venue_instruments(self.venue)}
+        mine = {i.symbol: i for i in self.instruments}
+        new = {i.symbol: replace(i, venue=self.venue) for i in instruments
+               if i.symbol not in mine or mine[i.symbol] == defaults.get(i.symbol)}
+        if not new:
+            return self
+        replaced = set(new)
+        rows = tuple(new.pop(i.symbol, i) for i in self.instruments) + tuple(new.values())
+        # drop the listing of a replaced row's own table (_own_tables lists the new row's); keep explicit overrides
+        keep = {s: t for s, t in self.brackets.items()
+                if not (s in replaced and s in mine and t == mine[s].brackets)}
+        return replace(self, instruments=rows, brackets=keep)
+
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
