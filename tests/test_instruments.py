@@ -8,7 +8,12 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from hedge_core.analytics.risk import BTCUSDT_BRACKETS, ETHUSDT_BRACKETS, brackets_for, maintenance_margin
+from hedge_core.analytics.risk import (
+    BTCUSDT_BRACKETS,
+    ETHUSDT_BRACKETS,
+    brackets_for,
+    maintenance_margin,
+)
 from hedge_core.data.instruments import (
     SNAPSHOT_PATH,
     brackets_from_rows,

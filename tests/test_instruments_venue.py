@@ -8,13 +8,16 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hedge_core.data.instruments_venue import read_venue_instruments, store_venue_instruments
+from hedge_core.data.instruments_venue import (
+    read_venue_instruments,
+    store_venue_instruments,
+)
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 from hedge_core.types import MarketKind
+from tests.support import live_env as sim_env
 from tests.support.binance_sim import HOSTS, BinanceSim, MarketSpec, SimServer
 from tests.support.bybit_sim import BybitSim
-from tests.support import live_env as sim_env
 from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env, live_env
 from tests.support.redirect import redirect_session
 
