@@ -147,6 +147,7 @@ def backtest_cmd(
     """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest, save_run
 
+    st = None
     try:
         p = read_params(params)
         m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
@@ -159,6 +160,9 @@ def backtest_cmd(
     except (HedgeError, ValueError) as exc:
         _fail(exc)
         return
+    finally:
+        if st is not None:
+            st.close()  # in-process callers (tests, notebooks) may open the file again right after
     if as_json:
         typer.echo(json.dumps({"run_id": r.hedge_id, "strategy": p.strategy, "start": str(r.start), "end": str(r.end),
                                "capital": r.capital, "kpis": _clean(r.kpis), "totals": _clean(r.totals()),
@@ -200,7 +204,10 @@ def sweep_cmd(
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
         m, st = _market(db, venue, asset, quote, timeframe, start, end)
-        cfg = BacktestConfig(paper=_paper(st, m))
+        try:
+            cfg = BacktestConfig(paper=_paper(st, m))
+        finally:
+            st.close()
         tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
         table = run_sweep(base, points, payload=Payload(tl, cfg), scheduler=scheduler, workers=workers,
                           show_progress=sys.stderr.isatty())
