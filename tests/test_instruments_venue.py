@@ -178,3 +178,55 @@ def test_store_venue_instruments_writes_the_rows_with_the_read_date(tmp_path):
             assert perp.brackets[1].cum == 375.0 and perp.max_leverage == 50.0
     finally:
         th.close()
+
+
+def test_live_hedge_on_sol_sizes_with_the_venues_table_on_its_own_instrument():
+    """A live hedge on SOL (Binance simulator, real ccxt): the runner's ``_venue_brackets`` puts the account's
+    table on THIS hedge's perp instrument; the engine's leverage rule reads it (6x under the venue's 5 % MMR
+    against 9x under the committed default's 0.5 %), orders go out in whole SOL (the venue's lot), and the
+    committed default is untouched for every other caller."""
+    from types import SimpleNamespace
+
+    from hedge_core.analytics.risk import brackets_for
+    from hedge_core.engine.context import new_hedge
+    from hedge_core.engine.driver import HedgeDriver
+    from hedge_core.engine.events import MarketUpdate
+    from hedge_core.engine.sizing import choose_leverage
+    from hedge_core.engine.states import State
+    from hedge_core.params.models import CarryParams, LeverageParams
+    from hedge_core.runner.hedge import HedgeTask
+
+    params = CarryParams(notional=2_000.0, min_net_carry=-1.0, min_funding_rate=0.00001,
+                         leverage=LeverageParams(liq_buffer=0.1, max_leverage=20))
+    default_lev = choose_leverage(float("nan"), params.leverage, symbol="SOL/USDT:USDT", notional=2_000.0)
+    assert default_lev == 9  # committed table: 1 / (1.1 x 1.005 - 1) = 9.5
+
+    async def go():
+        sim = _binance_sim()
+        sim.symbol_brackets["SOLUSDT"] = [
+            {"bracket": 1, "initialLeverage": 20, "notionalCap": 50_000, "notionalFloor": 0, "maintMarginRatio": 0.05,
+             "cum": 0.0},
+            {"bracket": 2, "initialLeverage": 10, "notionalCap": 500_000, "notionalFloor": 50_000,
+             "maintMarginRatio": 0.1, "cum": 2_500.0}]
+        sim.set_price("SOLUSDT", 100.0)
+        async with live_env(sim=sim) as env:
+            markets = await env.adapter.load_markets()
+            task = SimpleNamespace(raw_adapter=env.adapter, hedge_id="sol-live",
+                                   spec=SimpleNamespace(perp_symbol="SOL/USDT:USDT"))
+            perp = await HedgeTask._venue_brackets(task, markets["SOL/USDT:USDT"])
+            assert [b.mmr for b in perp.brackets] == [0.05, 0.1]
+            drv = HedgeDriver(new_hedge("sol-live", "carry", markets["SOL/USDT"], perp, T0), params,
+                              {"binance": env.adapter}, sleep=_nosleep)
+            await drv.feed(MarketUpdate(T0, 100.0, 100.0, funding_rate=0.001))
+            return drv, sim
+
+    drv, sim = asyncio.run(go())
+    assert drv.ctx.state is State.MONITORING_POSITIONS
+    assert drv.ctx.leverage == 6 and sim.leverage["SOLUSDT"] == 6  # 1 / (1.1 x 1.05 - 1) = 6.45
+    amt = sum(v[0] for (s, _side), v in sim.positions.items() if s == "SOLUSDT")
+    assert amt < 0 and amt == round(amt)  # whole SOL: the venue's stepSize 1
+    assert brackets_for("SOL/USDT:USDT")[0].mmr == 0.005  # nothing global changed
+
+
+async def _nosleep(_s: float) -> None:
+    return None
