@@ -550,6 +550,50 @@ class Store:
             self._merge(con, table, src, key, tuple(c for c in columns if c not in key))
         return len(df)
 
+    def write_instruments(self, instruments: Any, *, read_at: Any, source: str) -> int:
+        """Upsert instruments (limits and brackets) on (venue, symbol); ``read_at`` (tz-aware) is when the
+        venue was read, ``source`` where the figures came from (e.g. ``'binance load_markets + fetch_leverage_tiers'``).
+        Returns the number of rows."""
+        from hedge_core.data.instruments import instrument_from_row, instrument_to_row
+
+        t = _ts_param(read_at, "read_at")
+        rows = [instrument_to_row(i) for i in instruments]
+        for r in rows:  # validated before anything is written (InvalidInput names the row and field)
+            instrument_from_row(r, where=f"instruments[{r['venue']} {r['symbol']}]")
+        if not rows:
+            return 0
+        df = pd.DataFrame(rows)
+        df["updated_at"], df["source"] = t, str(source)
+        return self.write_table("instruments", df)
+
+    def read_instruments(self, venue: str | None = None, *, symbols: list[str] | None = None) -> list[Any]:
+        """Stored instruments (:class:`hedge_core.types.Instrument`, brackets attached), optionally of one venue
+        and some symbols; a malformed stored row raises InvalidInput naming the row and field."""
+        from hedge_core.data.instruments import instrument_from_row
+
+        where, args = ["TRUE"], []
+        if venue is not None:
+            where.append("venue = ?")
+            args.append(venue)
+        if symbols is not None:
+            if not symbols:
+                return []
+            where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
+            args.extend(symbols)
+        with self._connection() as con:
+            df = con.execute(f"SELECT * FROM instruments WHERE {' AND '.join(where)} ORDER BY venue, kind DESC, symbol",
+                             args).df()
+        return [instrument_from_row(r, where=f"instruments[{r['venue']} {r['symbol']}]")
+                for r in df.to_dict("records")]
+
+    def instruments_table(self) -> pd.DataFrame:
+        """The instruments table as stored (brackets as JSON text), for listings."""
+        with self._connection() as con:
+            df = con.execute("SELECT * FROM instruments ORDER BY venue, kind DESC, symbol").df()
+        if "updated_at" in df and len(df):
+            df["updated_at"] = pd.to_datetime(df["updated_at"], utc=True)
+        return df
+
     def read_table(self, table: TradingTable, *, hedge_id: str | None = None, start: Any = None,
                    end: Any = None, limit: int | None = None, latest: int | None = None,
                    **equals: Any) -> pd.DataFrame:

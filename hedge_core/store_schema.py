@@ -73,6 +73,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE orders ADD COLUMN reason VARCHAR",
         "ALTER TABLE orders ADD COLUMN retry_of VARCHAR",
     ]),
+    (4, "instruments: the perp's maintenance-margin brackets (JSON rows [floor, cap, max leverage, MMR, cum]) and "
+        "where the row came from (updated_at is when the venue was read)", [
+        "ALTER TABLE instruments ADD COLUMN brackets JSON",
+        "ALTER TABLE instruments ADD COLUMN source VARCHAR",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.

@@ -154,8 +154,42 @@ def client_order_id(hedge_id: str, leg: str, seq: int, attempt: int = 0) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Bracket:
+    """One notional bracket of a perp's maintenance-margin table (Binance's "leverage bracket" model;
+    Bybit's risk-limit tiers and OKX's position tiers map to it, :mod:`hedge_core.data.instruments_venue`).
+
+    Attributes
+    ----------
+    bracket : int
+        Level, 1-based.
+    notional_floor, notional_cap : float
+        Position notional range in quote (USDT), ``floor <= notional < cap`` (the last bracket's cap
+        includes its upper edge).
+    max_leverage : float
+        Highest initial leverage allowed in this bracket.
+    mmr : float
+        Maintenance margin rate, a fraction (0.004 = 0.4 %).
+    cum : float
+        Maintenance amount in quote (Binance's ``cum``), subtracted from ``notional * mmr``.
+    """
+
+    bracket: int
+    notional_floor: float
+    notional_cap: float
+    max_leverage: float
+    mmr: float
+    cum: float
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
-    """A tradable market and its venue limits."""
+    """A tradable market, its venue limits and (perps) its maintenance-margin brackets.
+
+    ``brackets`` is the perp's own table (from the store's ``instruments`` table, the venue, or the
+    committed snapshot, :mod:`hedge_core.data.instruments`); empty for spot and for a perp whose table
+    is unknown (the engine then falls back to the committed defaults of
+    :func:`hedge_core.analytics.risk.brackets_for`, then to a flat maintenance rate).
+    """
 
     symbol: str
     venue: str
@@ -168,6 +202,7 @@ class Instrument:
     min_notional: float  # quote
     contract_size: float = 1.0  # base per contract (1 for Binance USDT-M)
     max_leverage: float = 125.0
+    brackets: tuple[Bracket, ...] = ()
 
     def round_qty(self, qty: float) -> float:
         """Round a quantity DOWN to the lot size (never trades more than asked); keeps the sign

@@ -83,20 +83,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True)
-def _bracket_tables_restored():
-    """A test that loads a venue's bracket table (analytics.risk.set_brackets, e.g. a runner task in
-    this process) must not change the tables later tests see."""
-    from hedge_core.analytics import risk
-
-    saved = dict(risk.BRACKETS)
-    yield
-    if risk.BRACKETS != saved:
-        risk.BRACKETS.clear()
-        risk.BRACKETS.update(saved)
-        risk._VERSION[0] += 1  # memoised liquidation prices keyed on the tables are stale
-
-
 def pytest_terminal_summary(terminalreporter):
     """The live fault matrix (tests/test_live_fault_matrix.py), when that module ran in this session."""
     import sys

@@ -34,7 +34,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hedge_core.analytics.risk import (
-    BRACKETS,
     BTCUSDT_BRACKETS,
     ETHUSDT_BRACKETS,
     bracket_for,
@@ -60,12 +59,19 @@ def test_bracket_tables_are_contiguous_and_cum_matches_binance_recurrence(table)
 def test_binance_faq_bracket_examples():
     assert bracket_for(264_000, BTCUSDT_BRACKETS).mmr == 0.01
     assert bracket_for(500_000, BTCUSDT_BRACKETS).cum == 1_300
-    assert brackets_for("BTC/USDT:USDT") is BTCUSDT_BRACKETS and brackets_for("ETHUSDT") is ETHUSDT_BRACKETS
+    # the committed snapshot carries the same tables the FAQ examples are checked against
+    assert brackets_for("BTC/USDT:USDT") == BTCUSDT_BRACKETS and brackets_for("ETHUSDT") == ETHUSDT_BRACKETS
     with pytest.raises(InvalidInput, match="symbol"):
-        brackets_for("DOGE/USDT:USDT")
+        brackets_for("PEPE/USDT:USDT")
 
 
-@pytest.mark.parametrize("table", list({id(t): t for t in BRACKETS.values()}.values()))
+def _snapshot_tables():
+    from hedge_core.data.instruments import snapshot
+
+    return [i.brackets for i in snapshot().values() if i.brackets]
+
+
+@pytest.mark.parametrize("table", _snapshot_tables())
 def test_maintenance_margin_continuous_at_every_bracket_edge(table):
     for b in table[1:]:
         edge = b.notional_floor
@@ -227,25 +233,24 @@ def test_brackets_from_tiers_bad_input_names_the_field(edit, field):
     assert e.value.field == field
 
 
-def test_set_brackets_reaches_the_engine_leverage_rule_and_liquidation_guard():  # conftest restores the tables
-    from hedge_core.analytics.risk import brackets_version, set_brackets
+def test_an_instruments_own_brackets_reach_the_engine_leverage_rule_and_liquidation_guard():
+    """A venue's table travels on the instrument (leg), not through a process-wide global: the same
+    symbol with and without its own table gives each caller its own answer, side by side."""
+    from hedge_core.analytics.risk import table_key
     from hedge_core.engine.guards import _isolated_liquidation_price
     from hedge_core.engine.sizing import choose_leverage
     from hedge_core.params.models import LeverageParams
 
     p = LeverageParams(liq_buffer=0.1, max_leverage=10)
-    assert choose_leverage(0.0, p, notional=10_000) == 9  # built-in table: 1/(1.1 x 1.004 - 1) = 9.06
-    lp0 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, "BTC/USDT:USDT", brackets_version())
-    venue = brackets_from_venue = tuple(replace_bracket(b, max_leverage=4.0, mmr=b.mmr * 2, cum=b.cum * 2)
-                                        for b in BTCUSDT_BRACKETS)
-    v0 = brackets_version()
-    set_brackets("BTC/USDT:USDT", venue)
-    assert brackets_version() == v0 + 1 and brackets_for("BTCUSDT") is brackets_for("BTC/USDT:USDT")
-    assert choose_leverage(0.0, p, notional=10_000) == 4  # the venue's cap
-    lp1 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, "BTC/USDT:USDT", brackets_version())
-    assert lp1 < lp0 and lp1 == pytest.approx(liquidation_price(-1.0, 30_000.0, 6_000.0, brackets_from_venue))
-    with pytest.raises(InvalidInput, match="symbol"):
-        set_brackets("BTCUSDT", venue)
+    assert choose_leverage(0.0, p, notional=10_000) == 9  # committed table: 1/(1.1 x 1.004 - 1) = 9.06
+    lp0 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(BTCUSDT_BRACKETS))
+    venue = tuple(replace_bracket(b, max_leverage=4.0, mmr=b.mmr * 2, cum=b.cum * 2) for b in BTCUSDT_BRACKETS)
+    assert choose_leverage(0.0, p, notional=10_000, brackets=venue) == 4  # the venue's cap
+    lp1 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(venue))
+    assert lp1 < lp0 and lp1 == pytest.approx(liquidation_price(-1.0, 30_000.0, 6_000.0, venue))
+    # nothing global changed: the committed default is what a caller without a table still gets
+    assert choose_leverage(0.0, p, notional=10_000) == 9 and brackets_for("BTC/USDT:USDT") == BTCUSDT_BRACKETS
+    assert _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(BTCUSDT_BRACKETS)) == lp0
 
 
 def replace_bracket(b, **kw):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hedge_core.analytics.risk import brackets_version
+from hedge_core.analytics.risk import brackets_for, table_key
 from hedge_core.backtest.event import BacktestConfig, run_backtest
 from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
 from hedge_core.backtest.kpis import kpis_from_arrays
@@ -188,7 +188,7 @@ def test_liquidation_price_matches_the_paper_venue_over_rearms_funding_and_parti
 
     def check() -> None:
         (pos,) = core.positions_view()
-        mine = _isolated_liquidation_price(leg.qty, leg.avg_entry, lev, leg.margin_funding, PERP, brackets_version())
+        mine = _isolated_liquidation_price(leg.qty, leg.avg_entry, lev, leg.margin_funding, table_key(brackets_for(PERP)))
         assert leg.qty == pytest.approx(pos.qty, abs=1e-12)
         assert mine == pytest.approx(pos.liquidation_price, rel=1e-10)
 
@@ -219,7 +219,7 @@ def test_liquidation_price_matches_the_paper_venue_over_rearms_funding_and_parti
     check()
     # the old rule (whole-life funding) disagrees with the venue once a cycle has ended
     (pos,) = core.positions_view()
-    old = _isolated_liquidation_price(leg.qty, leg.avg_entry, lev, leg.funding, PERP, brackets_version())
+    old = _isolated_liquidation_price(leg.qty, leg.avg_entry, lev, leg.funding, table_key(brackets_for(PERP)))
     assert abs(old - pos.liquidation_price) > 1.0
 
 

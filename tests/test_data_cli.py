@@ -84,7 +84,7 @@ def test_download_with_fake_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(dl, "make_exchange", lambda venue: ex)
     db = tmp_path / "h.duckdb"
     args = ("download", "--db", str(db), "-s", "BTC/USDT", "-k", "perp", "-k", "funding",
-            "--since", "2024-01-01T00:00Z", "--no-progress")
+            "--since", "2024-01-01T00:00Z", "--no-progress", "--no-instruments")  # offline: bars only
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert "1500" in r.output
@@ -94,3 +94,47 @@ def test_download_with_fake_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [c for c in ex.calls[n_calls:] if c[0] == "ohlcv"] == []
     r = run("download", "--db", str(db), "--since", "2024-01-01")
     assert r.exit_code == 1 and "timezone" in r.output
+
+
+def test_download_also_stores_the_instruments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hedge data download`` reads the symbols' instruments from the venue (here the Binance simulator
+    through real ccxt) and stores them; ``hedge data instruments --list`` shows them."""
+    import hedge_core.data.download as dl
+    import hedge_core.data.instruments_venue as iv
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
+    from hedge_core.exchange.credentials import Credentials
+    from hedge_core.exchange.governor import RateGovernor
+    from tests.support.binance_sim import HOSTS
+    from tests.support.live_env import TEST_KEY, TEST_SECRET
+    from tests.support.redirect import redirect_session
+    from tests.support.sim_thread import SimThread
+
+    th = SimThread()
+    try:
+        def adapter(venue: str) -> CcxtLiveAdapter:
+            session = redirect_session({h: th.server.port for h in HOSTS}, th.server.client_ssl)
+            return CcxtLiveAdapter(venue, Credentials(venue, TEST_KEY, TEST_SECRET, source="test"), session=session,
+                                   enable_rate_limit=False, governor=RateGovernor(venue, "dl-test"))
+
+        monkeypatch.setattr(dl, "make_exchange", lambda venue: FakeExchange(NOW))
+        monkeypatch.setattr(iv, "_default_adapter", adapter)
+        db = tmp_path / "h.duckdb"
+        r = run("download", "--db", str(db), "-s", "BTC/USDT", "-k", "perp", "--since", "2024-01-01T00:00Z",
+                "--no-progress")
+        assert r.exit_code == 0, r.output
+        assert "instruments read from binance" in r.output and "note:" not in r.output
+        with Store(db) as st:
+            spot, perp = st.read_instruments("binance")
+        assert (spot.symbol, perp.symbol) == ("BTC/USDT", "BTC/USDT:USDT")
+        assert perp.tick_size == 0.1 and len(perp.brackets) == 2  # the simulator's exchangeInfo and brackets
+        r = run("instruments", "--db", str(db), "--list")
+        assert r.exit_code == 0 and "BTC/USDT:USDT" in r.output and "binance load_markets + fetch_leverage_tiers" in r.output
+    finally:
+        th.close()
+
+
+def test_instruments_command_errors_are_one_line(tmp_path: Path) -> None:
+    r = run("instruments", "--db", str(tmp_path / "x.duckdb"), "--venue", "nope")
+    assert r.exit_code == 1 and r.output.startswith("error: venue='nope'") and "Traceback" not in r.output
+    r = run("instruments", "--db", str(tmp_path / "missing.duckdb"), "--list")
+    assert r.exit_code == 1 and "no database" in r.output

@@ -307,7 +307,7 @@ def test_margin_mode_change_refused_with_open_position():
 def test_unknown_symbol_and_no_price_yet():
     core = new_core()
     with pytest.raises(InvalidOrder, match="Invalid symbol"):
-        core.create_order(req("DOGE/USDT", Side.BUY, 1.0))
+        core.create_order(req("PEPE/USDT", Side.BUY, 1.0))
     empty = PaperCore(flat_cfg(), balances={"spot": {"USDT": 1000.0}})
     with pytest.raises(OperationalError, match="no market price"):
         empty.create_order(req())

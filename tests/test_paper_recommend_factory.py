@@ -60,7 +60,7 @@ def test_recommend_records_and_sends_nothing():
         assert rec.recommendations[0].request["client_order_id"] == "c1"
         assert json.dumps(under.core.state_dict(), sort_keys=True) == before  # nothing reached the venue
         with pytest.raises(InvalidOrder, match="Invalid symbol"):
-            await rec.create_order(OrderRequest("XRP/USDT", Side.BUY, 1.0, "c2"))
+            await rec.create_order(OrderRequest("PEPE/USDT", Side.BUY, 1.0, "c2"))
 
     asyncio.run(main())
 

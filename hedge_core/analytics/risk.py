@@ -29,7 +29,6 @@ Sources
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -37,57 +36,29 @@ import pandas as pd
 
 from hedge_core import money
 from hedge_core.errors import InvalidInput
-from hedge_core.types import MarginMode
+from hedge_core.types import Bracket, MarginMode
 
 __all__ = [
-    "Bracket",
     "BTCUSDT_BRACKETS",
     "ETHUSDT_BRACKETS",
-    "BRACKETS",
+    "Bracket",
+    "bracket_columns",
+    "bracket_for",
     "brackets_for",
     "brackets_from_tiers",
-    "brackets_version",
-    "set_brackets",
-    "bracket_for",
-    "maintenance_margin",
-    "liquidation_price",
-    "liquidation_distance",
-    "bracket_columns",
-    "margin_ratio",
+    "cvar_historical",
+    "cvar_parametric",
     "leverage_for_liquidation_buffer",
     "leverage_for_target_vol",
+    "liquidation_distance",
+    "liquidation_price",
+    "maintenance_margin",
+    "margin_ratio",
+    "table_key",
+    "table_of",
     "var_historical",
-    "cvar_historical",
     "var_parametric",
-    "cvar_parametric",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Bracket:
-    """One notional bracket of a Binance USDⓈ-M leverage/margin table.
-
-    Attributes
-    ----------
-    bracket : int
-        Level, 1-based.
-    notional_floor, notional_cap : float
-        Position notional range in USDT, ``floor <= notional < cap`` (the last bracket's cap
-        includes its upper edge).
-    max_leverage : float
-        Highest initial leverage allowed in this bracket.
-    mmr : float
-        Maintenance margin rate, a fraction (0.004 = 0.4 %).
-    cum : float
-        Maintenance amount in USDT (Binance's ``cum``), subtracted from ``notional * mmr``.
-    """
-
-    bracket: int
-    notional_floor: float
-    notional_cap: float
-    max_leverage: float
-    mmr: float
-    cum: float
 
 
 def _table(rows: Sequence[tuple[float, float, float, float, float]]) -> tuple[Bracket, ...]:
@@ -127,36 +98,51 @@ ETHUSDT_BRACKETS: tuple[Bracket, ...] = _table([
     (20_000_000, 50_000_000, 2, 0.25, 2_510_365),
 ])
 
-#: Bracket tables by ccxt unified symbol and by Binance id.
-BRACKETS: dict[str, tuple[Bracket, ...]] = {
-    "BTC/USDT:USDT": BTCUSDT_BRACKETS,
-    "BTCUSDT": BTCUSDT_BRACKETS,
-    "ETH/USDT:USDT": ETHUSDT_BRACKETS,
-    "ETHUSDT": ETHUSDT_BRACKETS,
-}
+def brackets_for(symbol: str, venue: str = "binance") -> tuple[Bracket, ...]:
+    """The committed default bracket table of a perp (``'BTC/USDT:USDT'`` or its Binance id ``'BTCUSDT'``).
+
+    A pure lookup in the committed instruments snapshot (:mod:`hedge_core.data.instruments`), never
+    changed at run time. An instrument's own table (``Instrument.brackets``: from the store or the
+    venue) takes precedence wherever one is at hand; this is the fallback for callers that only know a
+    symbol (the fast path). InvalidInput naming the symbol when the snapshot has no table for it.
+    """
+    from hedge_core.data.instruments import snapshot
+
+    snap = snapshot()
+    inst = snap.get((venue, symbol))
+    if inst is None and "/" not in symbol:  # a venue id such as BTCUSDT
+        inst = next((i for (v, s), i in snap.items() if v == venue and ":" in s
+                     and s.split(":")[0].replace("/", "") == symbol), None)
+    if inst is None or not inst.brackets:
+        known = sorted(s for (v, s), i in snap.items() if v == venue and i.brackets)
+        raise InvalidInput("symbol", symbol, f"a perp with a committed {venue} bracket table: one of {known} "
+                                             "(or give the instrument its own brackets: `hedge data instruments`)")
+    return inst.brackets
 
 
-_VERSION = [0]  # bumped by set_brackets: callers that memoise on a symbol's table key on it
+_TABLES: dict[int, tuple[Bracket, ...]] = {}  # id -> table, kept alive so an id is never reused
 
 
-def brackets_for(symbol: str) -> tuple[Bracket, ...]:
-    """Bracket table of ``symbol`` (``'BTC/USDT:USDT'`` or ``'BTCUSDT'``); InvalidInput if unknown."""
-    try:
-        return BRACKETS[symbol]
-    except KeyError:
-        raise InvalidInput("symbol", symbol, f"one of {sorted(BRACKETS)}") from None
+def table_key(brackets: tuple[Bracket, ...]) -> int:
+    """A cheap, stable hashable key of an immutable bracket table (memoised callers key on it;
+    hashing the tuple itself costs microseconds). Inverse: :func:`table_of`."""
+    k = id(brackets)
+    if _TABLES.get(k) is not brackets:
+        _TABLES[k] = brackets
+    return k
 
 
-def brackets_version() -> int:
-    """Changes whenever :func:`set_brackets` replaces a table (a cache key for memoised callers)."""
-    return _VERSION[0]
+def table_of(key: int) -> tuple[Bracket, ...]:
+    """The table a :func:`table_key` stands for."""
+    return _TABLES[key]
 
 
 def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:
     """A bracket table from ccxt's ``fetch_leverage_tiers`` rows of one symbol (the venue's own table).
 
     Each row needs ``minNotional``, ``maxNotional`` (USDT), ``maintenanceMarginRate`` (fraction) and
-    ``maxLeverage``; the maintenance amount is Binance's ``info['cum']`` when given, else derived
+    ``maxLeverage`` (Binance's leverage brackets and Bybit's risk-limit tiers both come so from ccxt);
+    the maintenance amount is Binance's ``info['cum']`` or Bybit's ``info['mmDeduction']`` when given, else derived
     with the FAQ's recurrence. Raises InvalidInput naming the row and field when the rows are not a
     contiguous table from 0 with increasing rates, or when a given ``cum`` contradicts the
     recurrence by more than 0.01 USDT (then the table would not be continuous).
@@ -182,26 +168,15 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ..
         if not lev >= 1:
             raise InvalidInput(f"tiers[{k}].maxLeverage", lev, ">= 1")
         cum = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
-        given = (t.get("info") or {}).get("cum") if isinstance(t.get("info"), Mapping) else None
+        info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
+        # Binance's "cum"; Bybit's "mmDeduction" (v5 risk-limit, "" when not published): the same amount
+        given = next((info[k] for k in ("cum", "mmDeduction") if info.get(k) not in (None, "")), None)
         if given is not None:
             if abs(float(given) - cum) > 0.01:
                 raise InvalidInput(f"tiers[{k}].info.cum", given, f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
             cum = float(given)
         out.append(Bracket(int(t.get("tier") or k + 1), floor, cap, lev, mmr, cum))
     return tuple(out)
-
-
-def set_brackets(symbol: str, table: Sequence[Bracket]) -> None:
-    """Use ``table`` (e.g. the venue's, from :func:`brackets_from_tiers`) for ``symbol`` in this
-    process: the engine's leverage rule and liquidation guard read it through :func:`brackets_for`.
-    ``symbol`` is the ccxt unified perp symbol (``'BTC/USDT:USDT'``); its Binance id is set too."""
-    tbl = tuple(table)
-    _check_brackets(tbl)
-    if not symbol.endswith(":USDT") or "/" not in symbol:
-        raise InvalidInput("symbol", symbol, "a USDT-margined perp such as 'BTC/USDT:USDT'")
-    BRACKETS[symbol] = tbl
-    BRACKETS[symbol.split(":")[0].replace("/", "")] = tbl
-    _VERSION[0] += 1
 
 
 def _check_brackets(brackets: Sequence[Bracket]) -> None:

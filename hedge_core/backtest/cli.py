@@ -114,6 +114,15 @@ def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, 
                        timeframe=timeframe, start=start, end=end), st
 
 
+def _paper(st: Any, m: Any) -> Any:
+    """The paper venue of a run: the default model with the pair's instruments from the store (else the
+    committed snapshot); InvalidInput naming the symbol when neither has it."""
+    from hedge_core.data.instruments import pair_instruments
+    from hedge_core.exchange.paper.core import PaperConfig
+
+    return PaperConfig(venue=m.venue, instruments=pair_instruments(m.spot_symbol, m.perp_symbol, m.venue, st))
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
@@ -141,10 +150,11 @@ def backtest_cmd(
     """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest, save_run
 
+    st = None
     try:
         p = read_params(params)
         m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
-        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id))
+        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id, paper=_paper(st, m)))
         if save:
             save_run(st, r)
         if html_out:
@@ -153,6 +163,9 @@ def backtest_cmd(
     except (HedgeError, ValueError) as exc:
         _fail(exc)
         return
+    finally:
+        if st is not None:
+            st.close()  # in-process callers (tests, notebooks) may open the file again right after
     if as_json:
         typer.echo(json.dumps({"run_id": r.hedge_id, "strategy": p.strategy, "start": str(r.start), "end": str(r.end),
                                "capital": r.capital, "kpis": _clean(r.kpis), "totals": _clean(r.totals()),
@@ -193,8 +206,11 @@ def sweep_cmd(
         base = read_params(params)
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
-        m, _ = _market(db, venue, asset, quote, timeframe, start, end)
-        cfg = BacktestConfig()
+        m, st = _market(db, venue, asset, quote, timeframe, start, end)
+        try:
+            cfg = BacktestConfig(paper=_paper(st, m))
+        finally:
+            st.close()
         tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
         table = run_sweep(base, points, payload=Payload(tl, cfg), scheduler=scheduler, workers=workers,
                           show_progress=sys.stderr.isatty())

@@ -196,11 +196,17 @@ def _new_ctx(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, core
     return strategy_for(params).new_context(cfg.hedge_id, spot_inst, perp_inst, t0, px0, params)
 
 
-def _paper_config(cfg: BacktestConfig, venue: str) -> PaperConfig:
+def _paper_config(cfg: BacktestConfig, venue: str, symbols: tuple[str, str] = ()) -> PaperConfig:
     pc = cfg.paper
     if pc.venue != venue:
         inst = tuple(replace(i, venue=venue) for i in pc.instruments)
         pc = replace(pc, venue=venue, instruments=inst)
+    missing = [s for s in symbols if s not in {i.symbol for i in pc.instruments}]
+    if missing:  # the committed snapshot's figures, or InvalidInput naming the symbol and the fix
+        from hedge_core.data.instruments import pair_instruments
+
+        pc = replace(pc, instruments=pc.instruments + tuple(
+            i for i in pair_instruments(*symbols, venue) if i.symbol in missing))
     return pc
 
 
@@ -208,7 +214,7 @@ _CHUNK = 4096  # instants boxed to Python objects at a time (bounded memory on l
 
 
 def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
-    pc = _paper_config(cfg, tl.venue)
+    pc = _paper_config(cfg, tl.venue, (tl.spot_symbol, tl.perp_symbol))
     core = PaperCore(pc, balances=balances)
     ex = PaperExchange(core)
     rec = _Recorder()
@@ -340,6 +346,8 @@ def run_backtest(params: StrategyParamsBase, market: Market | Timeline, *, start
     -------
     BacktestResult
     """
+    if isinstance(market, Market) and market.meta.get("instruments"):  # the store's rows (timeline.load_market)
+        config = replace(config, paper=config.paper.with_instruments(market.meta["instruments"]))
     tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")

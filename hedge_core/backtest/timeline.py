@@ -93,6 +93,7 @@ def load_market(store: Any, *, venue: str = "binance", spot_symbol: str = "BTC/U
                 end: object | None = None, warmup: pd.Timedelta = DEFAULT_WARMUP) -> Market:
     """Read one pair from a :class:`hedge_core.store.Store` for ``[start - warmup, end)``.
 
+    ``meta['instruments']`` holds the pair's rows of the store's instruments table, when it has any.
     Raises InvalidInput naming the missing series when the store holds no spot or perp bars.
     """
     t0 = None if start is None else utc(start) - warmup
@@ -117,9 +118,13 @@ def load_market(store: Any, *, venue: str = "binance", spot_symbol: str = "BTC/U
                                "a series in the store with at least 3 bars in the window (see `hedge data`)")
     mark = read("mark", perp_symbol)
     fund = read("funding", perp_symbol)
+    # the pair's instruments as the store holds them (read from the venue): a backtest's paper venue
+    # takes them over the committed defaults (event.run_backtest); none stored = the snapshot serves
+    stored = store.read_instruments(venue, symbols=[spot_symbol, perp_symbol]) if hasattr(store, "read_instruments") else []
     return Market(venue, spot_symbol, perp_symbol, timeframe, spot, perp,
                   mark if mark is not None and len(mark) else None,
-                  fund if fund is not None and len(fund) else None)
+                  fund if fund is not None and len(fund) else None,
+                  {"instruments": tuple(stored)} if stored else {})
 
 
 def market_from_frames(frames: dict[Any, pd.DataFrame], *, asset: str = "BTC", quote: str = "USDT",

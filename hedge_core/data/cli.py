@@ -1,4 +1,4 @@
-"""``hedge data ...``: download, import, status, quality, seed. Mounted by ``hedge_core.cli``.
+"""``hedge data ...``: download, instruments, import, status, quality, seed. Mounted by ``hedge_core.cli``.
 
 Every command takes ``--db FILE`` (default ``$HEDGE_DB``, else ``data/hedge.duckdb``). Errors are
 printed as one line saying what is wrong (exit code 1), never as a traceback.
@@ -71,8 +71,10 @@ def download_cmd(
     days: float = typer.Option(365.0, help="History to fetch when a series is empty (ignored with --since)."),
     since: str = typer.Option(None, help="First bar wanted when a series is empty, UTC, e.g. 2024-01-01T00:00Z."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    instruments: bool = typer.Option(True, help="Also store the symbols' instruments (limits, brackets)."),
 ) -> None:
-    """Download (incrementally: only what is missing) bars and funding from a ccxt exchange."""
+    """Download (incrementally: only what is missing) bars and funding from a ccxt exchange, and the
+    symbols' instruments (see ``hedge data instruments``)."""
     from hedge_core.data.download import download, make_exchange
 
     since_t = pd.Timestamp(since) if since else None
@@ -83,6 +85,54 @@ def download_cmd(
         ex = make_exchange(venue)
         summary = download(st, ex, symbol, kind, timeframe, since=since_t, days=days, show_bar=progress)
         _print_table(summary)
+        if instruments:
+            from hedge_core.data.instruments_venue import store_venue_instruments
+            from hedge_core.types import perp_of, spot_of
+
+            try:
+                got = store_venue_instruments(st, venue, sorted({f(s) for s in symbol for f in (spot_of, perp_of)}))
+            except HedgeError as e:  # the bars are stored; say what is not, and how to get it
+                typer.echo(f"note: instruments not stored ({e}); until they are, the committed snapshot serves: "
+                           f"run `hedge data instruments --venue {venue}` when the venue answers", err=True)
+            else:
+                _report_instruments(got)
+
+
+def _report_instruments(got: object) -> None:
+    from hedge_core.data.instruments import instrument_to_row
+
+    rows = [{k: v for k, v in instrument_to_row(i).items() if k != "brackets"} | {"brackets": len(i.brackets)}
+            for i in got.instruments]  # type: ignore[attr-defined]
+    typer.echo(f"instruments read from {got.venue} at {got.read_at.isoformat()}:")  # type: ignore[attr-defined]
+    _print_table(pd.DataFrame(rows))
+    for n in got.notes:  # type: ignore[attr-defined]
+        typer.echo(f"note: {n}")
+
+
+@data_app.command("instruments")
+def instruments_cmd(
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    venue: str = typer.Option("binance", help="ccxt exchange id (binance, bybit, okx)."),
+    symbol: list[str] = typer.Option(None, "--symbol", "-s",
+                                     help="SOL (spot and perp), SOL/USDT or SOL/USDT:USDT; repeat. "
+                                          "Default: the committed snapshot's symbols of the venue."),
+    show: bool = typer.Option(False, "--list", help="List the stored instruments; read nothing from the venue."),
+) -> None:
+    """Read tick, lot, minimum quantity and notional, contract size, max leverage and maintenance brackets
+    from the venue (ccxt load_markets + fetch_leverage_tiers) and store them with the time they were read.
+    Binance's brackets need API keys in the environment (HEDGE_BINANCE_API_KEY / HEDGE_BINANCE_API_SECRET); without them the
+    limits are stored and the committed default brackets apply."""
+    if show:
+        with _store(db, write=False) as st:
+            df = st.instruments_table()  # type: ignore[attr-defined]
+            if not df.empty:
+                df["brackets"] = [len(json.loads(b)) if isinstance(b, str) and b else 0 for b in df["brackets"]]
+            _print_table(df)
+        return
+    from hedge_core.data.instruments_venue import store_venue_instruments
+
+    with _store(db, write=True) as st:
+        _report_instruments(store_venue_instruments(st, venue, symbol or None))
 
 
 @data_app.command("import")

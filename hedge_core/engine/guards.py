@@ -13,13 +13,14 @@ from functools import lru_cache
 
 import pandas as pd
 
+from hedge_core import money
 from hedge_core.analytics.risk import (
     brackets_for,
-    brackets_version,
     liquidation_distance,
     liquidation_price,
+    table_key,
+    table_of,
 )
-from hedge_core import money
 from hedge_core.engine.constants import ORDER_RATE_WINDOW_S
 from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.engine.loan_state import LoanState
@@ -45,25 +46,35 @@ def perp_liquidation_price(ctx: HedgeContext) -> float:
     Margin = |qty| x entry / leverage + ``perp.margin_funding``: the funding settled into the
     OPEN position's isolated margin, the venue's way (it resets when the position goes flat and
     a partial close takes its share out; ``engine.ledger``), not the leg's whole-life funding
-    across re-arms. Bracket table from ``analytics.risk``; an unknown symbol falls back to
+    across re-arms. Bracket table: the leg's own (its instrument's: store, venue or snapshot), else
+    the committed default of ``analytics.risk.brackets_for``; a symbol with neither falls back to
     the simple ``entry x (1 -/+ (1/L - 0.004))``.
     """
     q = ctx.perp.qty
     if q == 0.0 or ctx.perp.avg_entry <= 0:
         return math.nan
     return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.margin_funding,
-                                       ctx.perp.symbol, brackets_version())
+                                       table_key(leg_brackets(ctx.perp.brackets, ctx.perp.symbol)))
+
+
+def leg_brackets(own: tuple, symbol: str) -> tuple:
+    """A leg's bracket table: its own when it has one, else the committed default of ``symbol``, else ()."""
+    if own:
+        return own
+    try:
+        return brackets_for(symbol)
+    except InvalidInput:
+        return ()
 
 
 @lru_cache(maxsize=256)
-def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding: float, symbol: str,
-                                _tables: int) -> float:
-    # memoised: a pure function of the position (and of the bracket tables, ``_tables`` being their
-    # version), which changes only on fills and fundings, while the guard asks on every update
+def _isolated_liquidation_price(q: float, entry: float, leverage: float, funding: float, table: int) -> float:
+    # memoised: a pure function of the position and of the (immutable) bracket table ``table`` stands
+    # for (analytics.risk.table_key), which change only on fills and fundings, while the guard asks on
+    # every update
     margin = money.isolated_margin(q, entry, leverage) + funding
-    try:
-        brackets = brackets_for(symbol)
-    except InvalidInput:
+    brackets = table_of(table)
+    if not brackets:
         move = money.flat_liquidation_move(leverage)
         return entry * (1 - move if q > 0 else 1 + move)
     return liquidation_price(q, entry, margin, brackets, margin_mode=MarginMode.ISOLATED)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from hedge_core import money
 from hedge_core.errors import InvalidInput
-from hedge_core.types import Instrument, MarketKind, Side
+from hedge_core.types import Bracket, Instrument, MarketKind, Side
 
 __all__ = [
     "QTY_EPS",
@@ -73,6 +73,7 @@ class Leg:
     cash: float = 0.0
     traded_notional: float = 0.0
     last_price: float = math.nan
+    brackets: tuple[Bracket, ...] = ()  # the perp's maintenance table (its instrument's; empty: defaults)
 
     @property
     def unrealized(self) -> float:
@@ -118,7 +119,7 @@ def leg_from_instrument(name: str, inst: Instrument, qty: float = 0.0, avg_entry
     """A leg on ``inst``; ``qty``/``avg_entry`` seed an existing holding (e.g. loan collateral)."""
     return Leg(name=name, symbol=inst.symbol, venue=inst.venue, kind=inst.kind, base=inst.base, quote=inst.quote,
                lot_size=inst.lot_size, min_qty=inst.min_qty, min_notional=inst.min_notional,
-               qty=float(qty), avg_entry=float(avg_entry) if qty else 0.0)
+               qty=float(qty), avg_entry=float(avg_entry) if qty else 0.0, brackets=inst.brackets)
 
 
 def apply_fill(leg: Leg, side: Side, qty: float, price: float, fee: float = 0.0, slippage: float = 0.0) -> Leg:

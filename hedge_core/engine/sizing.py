@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from hedge_core import money
-from hedge_core.analytics.risk import bracket_columns, brackets_for, leverage_for_target_vol
+from hedge_core.analytics.risk import (
+    bracket_columns,
+    brackets_for,
+    leverage_for_target_vol,
+)
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import LeverageParams
+from hedge_core.types import Bracket
 
 __all__ = ["choose_leverage", "required_buffer"]
 
@@ -19,13 +25,13 @@ def required_buffer(sigma_24h: float, p: LeverageParams) -> float:
 
 
 def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/USDT:USDT",
-                    notional: float = 10_000.0, side: int = -1) -> float:
+                    notional: float = 10_000.0, side: int = -1, brackets: Sequence[Bracket] = ()) -> float:
     """Highest whole leverage in ``[min_leverage, max_leverage]`` (and not above the bracket's
     max leverage for ``notional``) whose isolated liquidation price is at least
     :func:`required_buffer` away from entry.
 
-    The rule is :func:`hedge_core.money.choose_leverage` with the symbol's Binance bracket table
-    (the bracket of ``notional``, side -1 for the short perp of a long-spot hedge; the fast path
+    The rule is :func:`hedge_core.money.choose_leverage` with the perp's bracket table: ``brackets``
+    (its instrument's own) when given, else the committed default of ``symbol`` (the bracket of ``notional``, side -1 for the short perp of a long-spot hedge; the fast path
     calls the same function); a symbol without a table falls back to the plain
     ``1/L - 0.004 >= buffer``. Rounded DOWN to a whole leverage (venues take integers), never
     below ``min_leverage``; with ``target_vol`` not above the target-volatility leverage.
@@ -35,7 +41,7 @@ def choose_leverage(sigma_24h: float, p: LeverageParams, *, symbol: str = "BTC/U
         cap = leverage_for_target_vol(p.target_vol, sigma_24h, min_leverage=p.min_leverage,
                                       max_leverage=p.max_leverage)
     try:
-        table = brackets_for(symbol)
+        table = tuple(brackets) if brackets else brackets_for(symbol)
     except InvalidInput:
         buf = required_buffer(sigma_24h, p)
         # the inverse of money.flat_liquidation_move: 1/L - FLAT_MMR = buffer

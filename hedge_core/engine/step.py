@@ -608,7 +608,7 @@ def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, 
     notional = abs(target_spot) * market.spot * (ratio if ctx.collateral_spot else 1.0)
     lev = intent.leverage if intent.leverage is not None else choose_leverage(
         market.analytics.get("sigma_24h", math.nan), params.leverage, symbol=ctx.perp.symbol,
-        notional=abs(target_spot) * market.spot * ratio, side=-1 if target_spot >= 0 else 1)
+        notional=abs(target_spot) * market.spot * ratio, side=-1 if target_spot >= 0 else 1, brackets=ctx.perp.brackets)
     ctx = evolve(ctx, target_spot_qty=target_spot, target_ratio=ratio, entry_notional=notional,
                   pnl_at_entry=ctx.pnl, peak_pnl=0.0, profit_target=intent.profit_target, leverage=lev,
                   last_leverage_check=ts, unfavourable_funding=0, exit_reason="", rearm_on_flat=False,
@@ -717,7 +717,7 @@ def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParam
     if math.isnan(sigma) or not strategy_for(params).rechecks_leverage:
         return ctx
     lev = choose_leverage(sigma, params.leverage, symbol=ctx.perp.symbol, notional=abs(ctx.perp.qty) * market.perp,
-                          side=-1 if ctx.perp.qty <= 0 else 1)
+                          side=-1 if ctx.perp.qty <= 0 else 1, brackets=ctx.perp.brackets)
     if lev < ctx.leverage:  # only ever lower it with a position on (raising needs no action)
         out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
         ctx = evolve(ctx, leverage=lev)

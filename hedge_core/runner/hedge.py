@@ -243,32 +243,34 @@ class HedgeTask:
     async def _instruments(self) -> tuple[Instrument, Instrument]:
         markets = await self.raw_adapter.load_markets()
         try:
-            out = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
+            spot, perp = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
         except KeyError as exc:
             from hedge_core.errors import InvalidInput
 
             raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
-        await self._venue_brackets()
-        return out
+        return spot, await self._venue_brackets(perp)
 
-    async def _venue_brackets(self) -> None:
-        """Live venues that publish the account's maintenance brackets (the adapter's optional
-        ``fetch_brackets``): the engine's leverage rule and liquidation guard use the venue's table
-        instead of the built-in defaults. A failure keeps the defaults and says so."""
+    async def _venue_brackets(self, perp: Instrument) -> Instrument:
+        """The perp instrument with the venue's maintenance brackets on it (the adapter's optional
+        ``fetch_brackets``): this hedge's leverage rule and liquidation guard use the venue's table,
+        and no other hedge in the process sees it. A failure keeps the instrument's own table (or the
+        committed default) and says so."""
         fetch = getattr(self.raw_adapter, "fetch_brackets", None)
         if fetch is None or not getattr(self.raw_adapter, "offers_brackets", False):
-            return
-        from hedge_core.analytics.risk import set_brackets
-
+            return perp
         try:
-            table = await fetch(self.spec.perp_symbol)
-            set_brackets(self.spec.perp_symbol, table)
+            table = tuple(await fetch(self.spec.perp_symbol))
+            if not table:
+                raise ValueError("empty bracket table")
         except Exception as exc:  # noqa: BLE001 - the defaults still work; an operator should know
             log_event(log, "venue brackets not loaded: built-in defaults in use", level=logging.WARNING,
                       hedge_id=self.hedge_id, symbol=self.spec.perp_symbol, error=f"{type(exc).__name__}: {exc}")
-            return
+            return perp
         log_event(log, "venue brackets loaded", hedge_id=self.hedge_id, symbol=self.spec.perp_symbol,
                   brackets=len(table), first_max_leverage=table[0].max_leverage, first_mmr=table[0].mmr)
+        from dataclasses import replace
+
+        return replace(perp, brackets=table)
 
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,

@@ -215,7 +215,7 @@ async def preflight(adapter: ExchangeAdapter, *, spot_symbol: str, perp_symbol: 
     mode, notes = await _position_mode(adapter, perp_symbol, apply)
     ratio = float(params.rebalance.target_ratio)
     lev_set = choose_leverage(math.nan, params.leverage, symbol=perp_symbol,
-                              notional=max((amount or 0.0) * max(ratio, 0.0), 1.0))
+                              notional=max((amount or 0.0) * max(ratio, 0.0), 1.0), brackets=perp.brackets)
     lev_set = min(lev_set, perp.max_leverage)
     await _settings(adapter, perp_symbol, params, lev_set, apply)
     bounds = None

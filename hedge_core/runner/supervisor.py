@@ -291,7 +291,13 @@ class Supervisor:
         if spec.mode == "paper":
             from hedge_core.exchange.paper.core import PaperConfig
 
-            cfg = PaperConfig(venue=spec.venue, participation=spec.paper_participation)
+            from hedge_core.data.instruments import pair_instruments, venue_instruments
+
+            # the hedge's pair from the store's instruments (else the committed snapshot; InvalidInput names
+            # a symbol found in neither), beside the venue's other snapshot symbols
+            pair = pair_instruments(spec.spot_symbol, spec.perp_symbol, spec.venue, self.store)
+            rest = tuple(i for i in venue_instruments(spec.venue) if i.symbol not in {p.symbol for p in pair})
+            cfg = PaperConfig(venue=spec.venue, participation=spec.paper_participation, instruments=pair + rest)
             ex = make_adapter("paper", spec.venue, paper_config=cfg, balances=spec.balances,
                               state_path=self.home / "paper" / f"{spec.hedge_id}.json")
             ex.save_on_apply = spec.paper_save_every_event

@@ -95,6 +95,12 @@ class MarketSpec:
     min_qty: str = "0.001"
     min_notional: str = "5"  # spot NOTIONAL filter, quote
     perp_min_notional: str = "100"  # futures MIN_NOTIONAL filter, quote
+    # USD-M filters when they differ from spot's (e.g. SOLUSDT: spot stepSize 0.001, USD-M stepSize 1);
+    # None = the spot value. "Exchange Information", filters PRICE_FILTER / LOT_SIZE:
+    # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
+    perp_tick: str | None = None
+    perp_step: str | None = None
+    perp_min_qty: str | None = None
 
     @property
     def id(self) -> str:
@@ -194,6 +200,7 @@ class BinanceSim:
         self.positions: dict[tuple[str, str], list[float]] = {}  # (sym, side) -> [amt, entry]
         self.leverage: dict[str, int] = {sid: default_leverage for sid in self.markets}
         self.bracket_rows: list[dict[str, Any]] | None = None  # GET /fapi/v1/leverageBracket rows (None: a default table)
+        self.symbol_brackets: dict[str, list[dict[str, Any]]] = {}  # per-symbol rows, over bracket_rows
         self.margin_type: dict[str, str] = {sid: "CROSSED" for sid in self.markets}
         self.dual_side = False
         self.orders: dict[tuple[str, int], _Order] = {}
@@ -600,12 +607,15 @@ class BinanceSim:
 
     # ------------------------------------------------------------------ market data
     def _filters(self, m: MarketSpec, fut: bool) -> list[dict[str, Any]]:
-        price = {"filterType": "PRICE_FILTER", "minPrice": m.tick, "maxPrice": "1000000",
-                 "tickSize": m.tick}
-        lot = {"filterType": "LOT_SIZE", "minQty": m.min_qty, "maxQty": "9000", "stepSize": m.step}
+        tick = (m.perp_tick or m.tick) if fut else m.tick
+        step = (m.perp_step or m.step) if fut else m.step
+        min_qty = (m.perp_min_qty or m.min_qty) if fut else m.min_qty
+        price = {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000",
+                 "tickSize": tick}
+        lot = {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000", "stepSize": step}
         if fut:
-            return [price, lot, {"filterType": "MARKET_LOT_SIZE", "minQty": m.min_qty,
-                                 "maxQty": "1000", "stepSize": m.step},
+            return [price, lot, {"filterType": "MARKET_LOT_SIZE", "minQty": min_qty,
+                                 "maxQty": "1000", "stepSize": step},
                     {"filterType": "MIN_NOTIONAL", "notional": m.perp_min_notional}]
         return [price, lot, {"filterType": "NOTIONAL", "minNotional": m.min_notional,
                              "applyMinToMarket": True, "maxNotional": "9000000",
@@ -1048,12 +1058,16 @@ class BinanceSim:
                 if "symbol" not in p or k[0] == p["symbol"]]
 
     def _brackets(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        rows = self.bracket_rows or [
+        # "Notional and Leverage Brackets (USER_DATA)", GET /fapi/v1/leverageBracket: without ``symbol``
+        # one {symbol, brackets: [{bracket, initialLeverage, notionalCap, notionalFloor, maintMarginRatio,
+        # cum}]} per listed symbol (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        # account/rest-api/Notional-and-Leverage-Brackets); each symbol has its own table
+        default = self.bracket_rows or [
             {"bracket": 1, "initialLeverage": 125, "notionalCap": 50_000, "notionalFloor": 0,
              "maintMarginRatio": 0.004, "cum": 0.0},
             {"bracket": 2, "initialLeverage": 100, "notionalCap": 10_000_000, "notionalFloor": 50_000,
              "maintMarginRatio": 0.005, "cum": 50.0}]
-        return [{"symbol": sid, "brackets": rows} for sid in self.markets]
+        return [{"symbol": sid, "brackets": self.symbol_brackets.get(sid, default)} for sid in self.markets]
 
     def _set_leverage(self, p: dict[str, str]) -> dict[str, Any]:
         sid = self._sym(p)

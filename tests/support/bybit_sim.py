@@ -39,6 +39,27 @@ def _fmt(x: float) -> str:
     return out if out not in ("", "-0") else "0"
 
 
+# The documented examples of "Get Instruments Info" (https://bybit-exchange.github.io/docs/v5/market/instrument,
+# category spot and linear, BTCUSDT) and "Get Risk Limit" (https://bybit-exchange.github.io/docs/v5/market/risk-limit)
+_SPOT_BTC: dict[str, Any] = {
+    "symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "innovation": "0", "status": "Trading",
+    "marginTrading": "none",
+    "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001", "minOrderQty": "0.000048",
+                      "maxOrderQty": "71.73956243", "minOrderAmt": "1", "maxOrderAmt": "2000000"},
+    "priceFilter": {"tickSize": "0.01"}}
+_LINEAR_BTC: dict[str, Any] = {
+    "symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": "BTC", "quoteCoin": "USDT",
+    "settleCoin": "USDT", "launchTime": "1585526400000", "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": "2",
+    "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+    "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
+    "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
+                      "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
+    "unifiedMarginTrade": True, "fundingInterval": 480, "copyTrading": "both"}
+_RISK_BTC: tuple[dict[str, Any], ...] = (
+    {"id": 1, "symbol": "BTCUSDT", "riskLimitValue": "2000000", "maintenanceMargin": "0.005", "initialMargin": "0.01",
+     "isLowestRisk": 1, "maxLeverage": "100.00", "mmDeduction": ""},)
+
+
 class BybitError(Exception):
     def __init__(self, code: int, msg: str, status: int = 200) -> None:
         super().__init__(msg)
@@ -91,6 +112,10 @@ class BybitSim:
         # bars by book ("spot", "linear", "mark"): [open time ms, open, high, low, close, volume], oldest first
         self.klines: dict[str, list[list[float]]] = {"spot": [], "linear": [], "mark": []}
         self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (bybit_faults)
+        # GET /v5/market/instruments-info rows by category, and GET /v5/market/risk-limit rows (linear):
+        # the documented BTCUSDT examples by default; a test adds symbols (see _instruments, _risk_limit)
+        self.instrument_rows: dict[str, list[dict[str, Any]]] = {"spot": [dict(_SPOT_BTC)], "linear": [dict(_LINEAR_BTC)]}
+        self.risk_limits: list[dict[str, Any]] = [dict(r) for r in _RISK_BTC]
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -249,6 +274,7 @@ class BybitSim:
             ("GET", "/v5/market/time"): (lambda p: {"timeSecond": str(self.now_ms() // 1000),
                                                     "timeNano": str(self.now_ms() * 1_000_000)}, False),
             ("GET", "/v5/market/instruments-info"): (self._instruments, False),
+            ("GET", "/v5/market/risk-limit"): (self._risk_limit, False),
             ("GET", "/v5/market/tickers"): (self._tickers, False),
             ("POST", "/v5/order/create"): (self._create, True),
             ("GET", "/v5/order/realtime"): (self._realtime, True),
@@ -270,26 +296,18 @@ class BybitSim:
     # ---- public
     def _instruments(self, p: dict[str, Any]) -> dict[str, Any]:
         cat = p.get("category")
-        if cat == "spot":
-            rows = [{"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "innovation": "0",
-                     "status": "Trading", "marginTrading": "none",
-                     "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001",
-                                       "minOrderQty": "0.000048", "maxOrderQty": "71.73956243",
-                                       "minOrderAmt": "1", "maxOrderAmt": "2000000"},
-                     "priceFilter": {"tickSize": "0.01"}}]
-        elif cat == "linear":
-            rows = [{"symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading",
-                     "baseCoin": "BTC", "quoteCoin": "USDT", "settleCoin": "USDT", "launchTime": "1585526400000",
-                     "deliveryTime": "0", "deliveryFeeRate": "", "priceScale": "2",
-                     "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
-                     "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-                     "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
-                                       "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000",
-                                       "minNotionalValue": "5"},
-                     "unifiedMarginTrade": True, "fundingInterval": 480, "copyTrading": "both"}]
-        else:
-            rows = []
+        rows = [r for r in self.instrument_rows.get(cat or "", []) if p.get("symbol") in (None, r["symbol"])]
         return {"category": cat, "list": rows, "nextPageCursor": ""}
+
+    def _risk_limit(self, p: dict[str, Any]) -> dict[str, Any]:
+        # "Get Risk Limit", GET /v5/market/risk-limit (https://bybit-exchange.github.io/docs/v5/market/risk-limit):
+        # public; category linear|inverse; optional symbol; ``list`` of tiers {id, symbol, riskLimitValue (the
+        # tier's position value cap), maintenanceMargin, initialMargin (fractions), isLowestRisk, maxLeverage,
+        # mmDeduction ("" when none)}; ``nextPageCursor`` empty on the last page
+        if p.get("category") not in ("linear", "inverse"):
+            raise BybitError(10001, "params error: category")
+        rows = [r for r in self.risk_limits if p.get("symbol") in (None, r["symbol"])]
+        return {"category": p["category"], "list": rows, "nextPageCursor": ""}
 
     def _tickers(self, p: dict[str, Any]) -> dict[str, Any]:
         sym, cat = p.get("symbol", "BTCUSDT"), p.get("category", "spot")

@@ -96,6 +96,40 @@ class AccountSettingsMixin:
             raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
         return brackets_from_tiers(tiers[symbol])
 
+    #: venues whose ccxt ``fetch_leverage_tiers`` answers in notional (quote) tiers that map to the Bracket
+    #: model: Binance ``GET /fapi/v1/leverageBracket`` (signed), Bybit ``GET /v5/market/risk-limit`` (public).
+    #: OKX's position tiers are in contracts (``minSz``/``maxSz``), not notional: not mapped here.
+    TIER_VENUES = ("binance", "bybit")
+
+    @property
+    def offers_tiers(self) -> bool:
+        """Whether :meth:`fetch_tiers` can read this venue's maintenance tiers with these credentials."""
+        if self.venue not in self.TIER_VENUES or not self._ex.has.get("fetchLeverageTiers"):
+            return False
+        return self.venue != "binance" or self.credentials is not None  # Binance's table is a signed call
+
+    async def fetch_tiers(self, symbols: list[str]) -> dict[str, tuple[Any, ...]]:
+        """Maintenance tiers of several perps as bracket tables (``{symbol: (Bracket, ...)}``; ccxt
+        ``fetch_leverage_tiers``, Binance's and Bybit's tiers mapped to the one Bracket model by
+        :func:`hedge_core.analytics.risk.brackets_from_tiers`). A symbol the venue gave no tiers for is
+        absent; InvalidInput when a table is malformed (naming the symbol)."""
+        from hedge_core.analytics.risk import brackets_from_tiers
+
+        if not self.offers_tiers:
+            raise he.InvalidInput("venue", self.venue, f"one of {list(self.TIER_VENUES)} (Binance with API keys)")
+        await self._ensure_markets()
+        for s in symbols:
+            self._perp(s)
+        tiers = await self._call("fetch_tiers", lambda: self._ex.fetch_leverage_tiers(list(symbols)))
+        out: dict[str, tuple[Any, ...]] = {}
+        for s in symbols:
+            if tiers.get(s):
+                try:
+                    out[s] = brackets_from_tiers(tiers[s])
+                except he.InvalidInput as exc:
+                    raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
+        return out
+
     # ------------------------------------------------------------------ exchange-side dead man's switch
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
         """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).

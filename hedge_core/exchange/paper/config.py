@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pandas as pd
 
-from hedge_core.analytics.risk import Bracket
 from hedge_core.errors import InvalidInput
 from hedge_core.types import (
+    Bracket,
     Instrument,
     MarginMode,
     MarketKind,
@@ -38,27 +38,35 @@ def _tf(timeframe: str) -> pd.Timedelta:
 
 
 def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
-    """Binance-like limits for BTC and ETH spot and USDT-M perps (exchangeInfo, 2024).
+    """BTC and ETH spot and USDT-M perps with Binance's limits and brackets (the committed snapshot,
+    :mod:`hedge_core.data.instruments`, where each figure's source is named), labelled with ``venue``.
 
-    ======================  ========  ========  ========  ============  ============
-    symbol                  tick      lot       min qty   min notional  max leverage
-    ======================  ========  ========  ========  ============  ============
-    BTC/USDT (spot)         0.01      0.00001   0.00001   5             1
-    ETH/USDT (spot)         0.01      0.0001    0.0001    5             1
-    BTC/USDT:USDT (perp)    0.1       0.001     0.001     100           125
-    ETH/USDT:USDT (perp)    0.01      0.001     0.001     20            100
-    ======================  ========  ========  ========  ============  ============
+    Order: BTC spot, ETH spot, BTC perp, ETH perp. A paper venue's default instrument set is wider:
+    every snapshot symbol (:func:`hedge_core.data.instruments.venue_instruments`).
     """
-    return (
-        Instrument("BTC/USDT", venue, MarketKind.SPOT, "BTC", "USDT", 0.01, 0.00001, 0.00001, 5.0,
-                   max_leverage=1.0),
-        Instrument("ETH/USDT", venue, MarketKind.SPOT, "ETH", "USDT", 0.01, 0.0001, 0.0001, 5.0,
-                   max_leverage=1.0),
-        Instrument("BTC/USDT:USDT", venue, MarketKind.PERP, "BTC", "USDT", 0.1, 0.001, 0.001, 100.0,
-                   max_leverage=125.0),
-        Instrument("ETH/USDT:USDT", venue, MarketKind.PERP, "ETH", "USDT", 0.01, 0.001, 0.001, 20.0,
-                   max_leverage=100.0),
-    )
+    from hedge_core.data.instruments import snapshot
+
+    snap = snapshot()
+    return tuple(replace(snap[("binance", s)], venue=venue)
+                 for s in ("BTC/USDT", "ETH/USDT", "BTC/USDT:USDT", "ETH/USDT:USDT"))
+
+
+def _own_tables(instruments: tuple[Instrument, ...]) -> dict[str, tuple[Bracket, ...]]:
+    """Perps whose own table is not the committed default of their symbol: listed in ``brackets`` too, so
+    every reader of the config sees them (the fast path, which reads tables by symbol, then declines the run
+    and the event path runs it with the instrument's table)."""
+    from hedge_core.analytics.risk import brackets_for
+
+    out: dict[str, tuple[Bracket, ...]] = {}
+    for i in instruments:
+        if i.kind is MarketKind.PERP and i.brackets:
+            try:
+                default = brackets_for(i.symbol)
+            except InvalidInput:
+                default = ()
+            if i.brackets != default:
+                out[i.symbol] = i.brackets
+    return out
 
 
 def _check_rate(name: str, v: float, hi: float = 0.1) -> None:
@@ -95,9 +103,12 @@ class PaperConfig:
     seed : int
         Seed of the slippage-noise RNG.
     instruments : tuple of Instrument
-        Tradable markets with their limits; default :func:`default_instruments`.
+        Tradable markets with their limits and (perps) brackets; empty (the default) = every symbol of
+        the committed snapshot for ``venue`` (:func:`hedge_core.data.instruments.venue_instruments`).
+        Backtests and the runner pass the store's rows (:func:`hedge_core.data.instruments.pair_instruments`).
     brackets : mapping symbol -> bracket table, optional
-        Maintenance tables for perps not in :data:`hedge_core.analytics.risk.BRACKETS`.
+        Maintenance tables overriding the instruments' own (a perp without either uses the
+        committed default of :func:`hedge_core.analytics.risk.brackets_for`).
     """
 
     venue: str = "binance"
@@ -114,7 +125,7 @@ class PaperConfig:
     default_margin_mode: MarginMode = MarginMode.CROSS
     position_mode: PositionMode = PositionMode.ONE_WAY
     seed: int = 0
-    instruments: tuple[Instrument, ...] = field(default_factory=default_instruments)
+    instruments: tuple[Instrument, ...] = ()
     brackets: Mapping[str, tuple[Bracket, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,9 +145,34 @@ class PaperConfig:
         object.__setattr__(self, "position_mode", PositionMode(self.position_mode))
         if not isinstance(self.seed, int):
             raise InvalidInput("seed", self.seed, "an int")
+        if not self.instruments:
+            from hedge_core.data.instruments import venue_instruments
+
+            object.__setattr__(self, "instruments", venue_instruments(self.venue))
+        object.__setattr__(self, "instruments", tuple(self.instruments))
+        object.__setattr__(self, "brackets", {**_own_tables(self.instruments), **dict(self.brackets)})
         syms = [i.symbol for i in self.instruments]
         if len(set(syms)) != len(syms) or not syms:
             raise InvalidInput("instruments", syms, "a non-empty list of distinct symbols")
+
+    def with_instruments(self, instruments: tuple[Instrument, ...]) -> PaperConfig:
+        """This config with ``instruments`` (e.g. the store's rows of a pair) in place of the same symbols'
+        committed defaults; a row this config was given explicitly (not the default) is kept. Symbols
+        the config lacks are added. Relabelled with this config's venue."""
+        from hedge_core.data.instruments import venue_instruments
+
+        defaults = {i.symbol: i for i in venue_instruments(self.venue)}
+        mine = {i.symbol: i for i in self.instruments}
+        new = {i.symbol: replace(i, venue=self.venue) for i in instruments
+               if i.symbol not in mine or mine[i.symbol] == defaults.get(i.symbol)}
+        if not new:
+            return self
+        replaced = set(new)
+        rows = tuple(new.pop(i.symbol, i) for i in self.instruments) + tuple(new.values())
+        # drop the listing of a replaced row's own table (_own_tables lists the new row's); keep explicit overrides
+        keep = {s: t for s, t in self.brackets.items()
+                if not (s in replaced and s in mine and t == mine[s].brackets)}
+        return replace(self, instruments=rows, brackets=keep)
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -144,8 +180,9 @@ class PaperConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "instruments":
-                v = [{k.name: (getattr(i, k.name).value if k.name == "kind" else getattr(i, k.name))
-                      for k in fields(i)} for i in v]
+                from hedge_core.data.instruments import instrument_to_row
+
+                v = [instrument_to_row(i) for i in v]
             elif f.name == "brackets":
                 v = {s: [[b.bracket, b.notional_floor, b.notional_cap, b.max_leverage, b.mmr, b.cum]
                          for b in tbl] for s, tbl in v.items()}
@@ -157,7 +194,10 @@ class PaperConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PaperConfig:
         d = dict(d)
-        d["instruments"] = tuple(Instrument(**{**i, "kind": MarketKind(i["kind"])}) for i in d["instruments"])
+        from hedge_core.data.instruments import instrument_from_row
+
+        d["instruments"] = tuple(instrument_from_row(i, where=f"paper.instruments[{k}]")
+                                 for k, i in enumerate(d["instruments"]))
         d["brackets"] = {s: tuple(Bracket(int(r[0]), *map(float, r[1:])) for r in tbl)
                          for s, tbl in d.get("brackets", {}).items()}
         return cls(**d)

@@ -163,7 +163,7 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin):
         for i in cfg.instruments:
             if i.kind is MarketKind.PERP:
                 self._brackets[i.symbol] = (tuple(cfg.brackets[i.symbol]) if i.symbol in cfg.brackets
-                                            else brackets_for(i.symbol))
+                                            else i.brackets or brackets_for(i.symbol))
         self._fees = {MarketKind.SPOT: (cfg.spot_maker_fee, cfg.spot_taker_fee),
                       MarketKind.PERP: (cfg.perp_maker_fee, cfg.perp_taker_fee)}
         self.now: pd.Timestamp | None = None if start is None else pd.Timestamp(start).tz_convert("UTC")
