@@ -120,7 +120,7 @@ def test_a_symbol_without_instruments_says_what_is_missing(db, params_file):
 def test_paper_hedge_on_sol_through_the_runner_from_stored_instruments(tmp_path):
     """A runner process paper-trades SOL on its stored instruments (perp lot 2 SOL, not the snapshot's 1), and refuses a symbol
     with data but no instruments, naming it."""
-    from tests.test_runner_helpers import DEMO_START, make_env, paper_exchange, wait_for
+    from tests.support.runner_env import DEMO_START, make_env, paper_exchange, wait_for
 
     env = make_env(tmp_path, days=6, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
                                                       "stop_loss_pct": None, "funding_unfavourable_intervals": None}})
