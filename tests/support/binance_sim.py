@@ -62,7 +62,6 @@ import math
 import re
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -76,87 +75,19 @@ HOSTS = (SPOT_HOST, FAPI_HOST)
 WS_HOSTS = ("stream.binance.com", "fstream.binance.com")
 
 
-class SimError(Exception):
-    """Raised inside a handler: answered as Binance answers errors."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
-
-
-@dataclass
-class MarketSpec:
-    """One symbol, listed on spot and on USD-M perps with the same filters."""
-
-    base: str
-    quote: str = "USDT"
-    tick: str = "0.01"
-    step: str = "0.001"
-    min_qty: str = "0.001"
-    min_notional: str = "5"  # spot NOTIONAL filter, quote
-    perp_min_notional: str = "100"  # futures MIN_NOTIONAL filter, quote
-    # USD-M filters when they differ from spot's (e.g. SOLUSDT: spot stepSize 0.001, USD-M stepSize 1);
-    # None = the spot value. "Exchange Information", filters PRICE_FILTER / LOT_SIZE:
-    # https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information
-    perp_tick: str | None = None
-    perp_step: str | None = None
-    perp_min_qty: str | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.base}{self.quote}"
+from tests.support.binance_sim_account import AccountMixin
+from tests.support.binance_sim_market import MarketDataMixin
+from tests.support.binance_sim_types import (  # noqa: F401 - re-exported
+    Fault,
+    MarketSpec,
+    SimError,
+    _fmt,
+    _Order,
+    _s,
+)
 
 
-@dataclass
-class Fault:
-    """A forced answer for the next ``count`` requests whose ``METHOD path`` matches ``pattern``."""
-
-    pattern: str
-    count: int
-    status: int = 400
-    code: int | None = None
-    msg: str = ""
-    hang: float = 0.0  # seconds to stall before answering
-    after: bool = False  # hang AFTER applying the request (the answer is lost, the effect is not)
-    raw: str | None = None  # raw body instead of {"code","msg"}
-
-
-@dataclass
-class _Order:
-    market: str  # "spot" | "fapi"
-    symbol: str
-    order_id: int
-    client_id: str
-    side: str  # BUY | SELL
-    type: str  # MARKET | LIMIT
-    qty: float
-    price: float
-    time_in_force: str
-    reduce_only: bool
-    position_side: str
-    time: int
-    update_time: int
-    status: str = "NEW"
-    executed: float = 0.0
-    cum_quote: float = 0.0
-    fills: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def avg(self) -> float:
-        return self.cum_quote / self.executed if self.executed else 0.0
-
-
-def _s(x: float) -> str:
-    """Binance answers numbers as strings."""
-    return f"{x:.8f}".rstrip("0").rstrip(".") if x != int(x) or abs(x) < 1e15 else str(x)
-
-
-def _fmt(x: float) -> str:
-    out = f"{x:.10f}".rstrip("0").rstrip(".")
-    return out if out not in ("", "-0") else "0"
-
-
-class BinanceSim:
+class BinanceSim(MarketDataMixin, AccountMixin):
     """The simulator state and its aiohttp application (see module docstring).
 
     Parameters
@@ -605,117 +536,6 @@ class BinanceSim:
             ("POST", "/fapi/v1/countdownCancelAll"): (self._countdown, True),
         }
 
-    # ------------------------------------------------------------------ market data
-    def _filters(self, m: MarketSpec, fut: bool) -> list[dict[str, Any]]:
-        tick = (m.perp_tick or m.tick) if fut else m.tick
-        step = (m.perp_step or m.step) if fut else m.step
-        min_qty = (m.perp_min_qty or m.min_qty) if fut else m.min_qty
-        price = {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000",
-                 "tickSize": tick}
-        lot = {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000", "stepSize": step}
-        if fut:
-            return [price, lot, {"filterType": "MARKET_LOT_SIZE", "minQty": min_qty,
-                                 "maxQty": "1000", "stepSize": step},
-                    {"filterType": "MIN_NOTIONAL", "notional": m.perp_min_notional}]
-        return [price, lot, {"filterType": "NOTIONAL", "minNotional": m.min_notional,
-                             "applyMinToMarket": True, "maxNotional": "9000000",
-                             "applyMaxToMarket": False, "avgPriceMins": 5}]
-
-    def _spot_info(self, p: dict[str, str]) -> dict[str, Any]:
-        syms = [{"symbol": m.id, "status": "TRADING", "baseAsset": m.base, "baseAssetPrecision": 8,
-                 "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
-                 "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
-                 "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
-                 "filters": self._filters(m, False), "permissions": [], "permissionSets": [["SPOT"]]}
-                for m in self.markets.values()]
-        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
-                "exchangeFilters": [], "symbols": syms}
-
-    def _fapi_info(self, p: dict[str, str]) -> dict[str, Any]:
-        syms = [{"symbol": m.id, "pair": m.id, "contractType": "PERPETUAL",
-                 "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-                 "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.quote,
-                 "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
-                 "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500",
-                 "filters": self._filters(m, True), "orderTypes": ["LIMIT", "MARKET"],
-                 "timeInForce": ["GTC", "IOC", "FOK", "GTX"]} for m in self.markets.values()]
-        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
-                "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True}],
-                "symbols": syms}
-
-    def _sym(self, p: dict[str, str]) -> str:
-        sid = p.get("symbol", "")
-        if sid not in self.markets:
-            raise SimError(400, -1121, "Invalid symbol.")
-        return sid
-
-    def stale_ticker(self, symbol_id: str, age_ms: int | None, price: float | None = None) -> None:
-        """Control hook: the 24 h tickers of ``symbol_id`` (spot and USD-M) answer as of ``age_ms`` ago,
-        optionally with the ``price`` of that time; None restores live tickers. Binance's 24 h ticker
-        carries ``closeTime`` (ms), the end of its rolling window, i.e. the time of the statistics it
-        shows (developers.binance.com, Spot "24hr Ticker Price Change Statistics" / USD-M "24hr Ticker
-        Price Change Statistics": ``closeTime``); ccxt reads it as the ticker's ``timestamp``. A
-        lagging or cached ticker shows an old ``closeTime``. Orders still fill at the current price."""
-        if not hasattr(self, "_stale"):
-            self._stale: dict[str, tuple[int, float | None]] = {}
-        if age_ms is None:
-            self._stale.pop(symbol_id, None)
-        else:
-            self._stale[symbol_id] = (int(age_ms), price)
-
-    def _ticker(self, p: dict[str, str], *, spot: bool) -> Any:
-        def one(sid: str) -> dict[str, Any]:
-            px = _fmt(self._px("spot" if spot else "fapi", sid))
-            now = self.now_ms()
-            age, old_px = getattr(self, "_stale", {}).get(sid, (0, None))
-            now -= age  # closeTime: the time of the statistics shown (stale_ticker)
-            px = px if old_px is None else _fmt(old_px)
-            t = {"symbol": sid, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": px,
-                 "lastPrice": px, "lastQty": "1", "openPrice": px, "highPrice": px, "lowPrice": px,
-                 "volume": "100", "quoteVolume": _fmt(100 * float(px)),
-                 "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2}
-            if spot:  # the futures 24hr ticker has no bid/ask (as on Binance)
-                t.update({"prevClosePrice": px, "bidPrice": px, "bidQty": "1", "askPrice": px,
-                          "askQty": "1"})
-            return t
-        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
-
-    def _book(self, p: dict[str, str], *, spot: bool) -> Any:
-        def one(sid: str) -> dict[str, Any]:
-            px = _fmt(self._px("spot" if spot else "fapi", sid))
-            t = {"symbol": sid, "bidPrice": px, "bidQty": "1", "askPrice": px, "askQty": "1"}
-            if not spot:
-                t["time"] = self.now_ms()
-            return t
-        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
-
-    def _premium(self, p: dict[str, str]) -> Any:
-        def one(sid: str) -> dict[str, Any]:
-            now = self.now_ms()
-            nxt = (now // 28_800_000 + 1) * 28_800_000
-            return {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
-                    "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
-                    "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
-                    "nextFundingTime": nxt, "time": now}
-        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
-
-    def _klines(self, p: dict[str, str], market: str) -> list[list[Any]]:
-        rows = self.klines.get((market, self._sym(p)), [])
-        if "startTime" in p:
-            rows = [r for r in rows if r[0] >= int(p["startTime"])]
-        if "endTime" in p:
-            rows = [r for r in rows if r[0] <= int(p["endTime"])]
-        return rows[: int(p.get("limit", 500))]
-
-    def _funding_rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        rows = [r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]]
-        if "startTime" in p:
-            rows = [r for r in rows if r["fundingTime"] >= int(p["startTime"])]
-        if "endTime" in p:
-            rows = [r for r in rows if r["fundingTime"] <= int(p["endTime"])]
-        limit = int(p.get("limit", 100))
-        return rows[:limit]
-
     # ------------------------------------------------------------------ orders
     def _market(self, sid: str) -> MarketSpec:
         return self.markets[sid]
@@ -1012,115 +832,6 @@ class BinanceSim:
                             "positionSide": t["positionSide"], "symbol": sid, "time": t["time"]})
         return out[: int(p.get("limit", 500))]
 
-    # ------------------------------------------------------------------ accounts
-    def _spot_account(self, p: dict[str, str]) -> dict[str, Any]:
-        bal = [{"asset": c, "free": _fmt(v[0]), "locked": _fmt(v[1])} for c, v in self.spot.items()]
-        return {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": True,
-                "canDeposit": True, "updateTime": self.now_ms(), "accountType": "SPOT",
-                "balances": bal, "permissions": ["SPOT"], "uid": 1}
-
-    def _fapi_account(self, p: dict[str, str]) -> dict[str, Any]:
-        upnl, im = self._unrealized(), self._initial_margin()
-        margin_balance = self.wallet + upnl
-        asset = {"asset": "USDT", "walletBalance": _fmt(self.wallet), "unrealizedProfit": _fmt(upnl),
-                 "marginBalance": _fmt(margin_balance), "maintMargin": "0", "initialMargin": _fmt(im),
-                 "positionInitialMargin": _fmt(im), "openOrderInitialMargin": "0",
-                 "crossWalletBalance": _fmt(self.wallet), "crossUnPnl": _fmt(upnl),
-                 "availableBalance": _fmt(margin_balance - im), "maxWithdrawAmount": _fmt(self.wallet - im),
-                 "updateTime": self.now_ms()}
-        return {"totalInitialMargin": _fmt(im), "totalMaintMargin": "0",
-                "totalWalletBalance": _fmt(self.wallet), "totalUnrealizedProfit": _fmt(upnl),
-                "totalMarginBalance": _fmt(margin_balance), "availableBalance": _fmt(margin_balance - im),
-                "maxWithdrawAmount": _fmt(self.wallet - im), "assets": [asset],
-                "positions": [self._pos_json(k, v, short=True) for k, v in self.positions.items() if v[0]]}
-
-    def _pos_json(self, key: tuple[str, str], v: list[float], *, short: bool = False) -> dict[str, Any]:
-        sym, pside = key
-        amt, entry = v
-        mark = self.marks[sym]
-        notional = amt * mark
-        im = abs(notional) / self.leverage[sym]
-        d = {"symbol": sym, "positionSide": pside, "positionAmt": _fmt(amt),
-             "unrealizedProfit" if short else "unRealizedProfit": _fmt(amt * (mark - entry)),
-             "isolatedMargin": _fmt(im if self.margin_type[sym] == "ISOLATED" and amt else 0.0),
-             "notional": _fmt(notional), "isolatedWallet": _fmt(im if self.margin_type[sym] == "ISOLATED" and amt else 0.0),
-             "initialMargin": _fmt(im), "maintMargin": _fmt(abs(notional) * 0.004),
-             "updateTime": self.now_ms() if amt else 0}
-        if not short:
-            d.update({"entryPrice": _fmt(entry), "breakEvenPrice": _fmt(entry), "markPrice": _fmt(mark),
-                      "liquidationPrice": "0", "marginAsset": "USDT", "positionInitialMargin": _fmt(im),
-                      "openOrderInitialMargin": "0", "adl": 0, "bidNotional": "0", "askNotional": "0"})
-        return d
-
-    def _position_risk(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        # v3 answers only symbols with a position or open orders; flat entries carry entryPrice 0
-        return [self._pos_json(k, v) for k, v in self.positions.items()
-                if "symbol" not in p or k[0] == p["symbol"]]
-
-    def _brackets(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        # "Notional and Leverage Brackets (USER_DATA)", GET /fapi/v1/leverageBracket: without ``symbol``
-        # one {symbol, brackets: [{bracket, initialLeverage, notionalCap, notionalFloor, maintMarginRatio,
-        # cum}]} per listed symbol (https://developers.binance.com/docs/derivatives/usds-margined-futures/
-        # account/rest-api/Notional-and-Leverage-Brackets); each symbol has its own table
-        default = self.bracket_rows or [
-            {"bracket": 1, "initialLeverage": 125, "notionalCap": 50_000, "notionalFloor": 0,
-             "maintMarginRatio": 0.004, "cum": 0.0},
-            {"bracket": 2, "initialLeverage": 100, "notionalCap": 10_000_000, "notionalFloor": 50_000,
-             "maintMarginRatio": 0.005, "cum": 50.0}]
-        return [{"symbol": sid, "brackets": self.symbol_brackets.get(sid, default)} for sid in self.markets]
-
-    def _set_leverage(self, p: dict[str, str]) -> dict[str, Any]:
-        sid = self._sym(p)
-        lev = int(p.get("leverage", "0"))
-        if not 1 <= lev <= 125:
-            raise SimError(400, -4028, f"Leverage {lev} is not valid")
-        self.leverage[sid] = lev
-        return {"leverage": lev, "maxNotionalValue": "1000000", "symbol": sid}
-
-    def _set_margin_type(self, p: dict[str, str]) -> dict[str, Any]:
-        sid = self._sym(p)
-        mt = p.get("marginType", "").upper()
-        mt = "CROSSED" if mt in ("CROSS", "CROSSED") else mt
-        if mt not in ("CROSSED", "ISOLATED"):
-            raise SimError(400, -1102, "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.")
-        if self.margin_type[sid] == mt:
-            raise SimError(400, -4046, "No need to change margin type.")
-        if any(v[0] for (s, _x), v in self.positions.items() if s == sid):
-            raise SimError(400, -4048, "Margin type cannot be changed if there exists position.")
-        self.margin_type[sid] = mt
-        return {"code": 200, "msg": "success"}
-
-    def _set_dual(self, p: dict[str, str]) -> dict[str, Any]:
-        want = p.get("dualSidePosition", "").lower() == "true"
-        if want == self.dual_side:
-            raise SimError(400, -4059, "No need to change position side.")
-        if any(v[0] for v in self.positions.values()):
-            raise SimError(400, -4068, "Position side cannot be changed if there exists position.")
-        self.dual_side = want
-        return {"code": 200, "msg": "success"}
-
-    def _countdown(self, p: dict[str, str]) -> dict[str, Any]:
-        sid = self._sym(p)
-        try:
-            ms = int(p["countdownTime"])
-        except (KeyError, ValueError):
-            raise SimError(400, -1102, "Mandatory parameter 'countdownTime' was not sent, was empty/null, "
-                                       "or malformed.") from None
-        if ms < 0:
-            raise SimError(400, -1102, "Mandatory parameter 'countdownTime' was not sent, was empty/null, "
-                                       "or malformed.")
-        if ms == 0:
-            self.countdowns.pop(sid, None)
-        else:
-            self.countdowns[sid] = self.now_ms() + ms
-        return {"symbol": sid, "countdownTime": str(ms)}
-
-    def _income(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        rows = [r for r in self.income
-                if ("symbol" not in p or r["symbol"] == p["symbol"])
-                and ("incomeType" not in p or r["incomeType"] == p["incomeType"])
-                and ("startTime" not in p or r["time"] >= int(p["startTime"]))]
-        return rows[: int(p.get("limit", 100))]
 
 
 class SimServer:

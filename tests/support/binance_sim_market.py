@@ -1,0 +1,123 @@
+"""The Binance simulator's market-data answers (exchange info with filters, tickers, books, premium index,
+klines, funding history), as a mixin of :class:`tests.support.binance_sim.BinanceSim`; each answer cites the
+Binance documentation section it follows (see the simulator's module docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.binance_sim_types import MarketSpec, SimError, _fmt
+
+
+class MarketDataMixin:
+    """Market-data routes; works on the state :class:`BinanceSim` keeps."""
+
+    def _filters(self, m: MarketSpec, fut: bool) -> list[dict[str, Any]]:
+        tick = (m.perp_tick or m.tick) if fut else m.tick
+        step = (m.perp_step or m.step) if fut else m.step
+        min_qty = (m.perp_min_qty or m.min_qty) if fut else m.min_qty
+        price = {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000",
+                 "tickSize": tick}
+        lot = {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": "9000", "stepSize": step}
+        if fut:
+            return [price, lot, {"filterType": "MARKET_LOT_SIZE", "minQty": min_qty,
+                                 "maxQty": "1000", "stepSize": step},
+                    {"filterType": "MIN_NOTIONAL", "notional": m.perp_min_notional}]
+        return [price, lot, {"filterType": "NOTIONAL", "minNotional": m.min_notional,
+                             "applyMinToMarket": True, "maxNotional": "9000000",
+                             "applyMaxToMarket": False, "avgPriceMins": 5}]
+
+    def _spot_info(self, p: dict[str, str]) -> dict[str, Any]:
+        syms = [{"symbol": m.id, "status": "TRADING", "baseAsset": m.base, "baseAssetPrecision": 8,
+                 "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                 "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
+                 "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+                 "filters": self._filters(m, False), "permissions": [], "permissionSets": [["SPOT"]]}
+                for m in self.markets.values()]
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
+                "exchangeFilters": [], "symbols": syms}
+
+    def _fapi_info(self, p: dict[str, str]) -> dict[str, Any]:
+        syms = [{"symbol": m.id, "pair": m.id, "contractType": "PERPETUAL",
+                 "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+                 "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.quote,
+                 "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+                 "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500",
+                 "filters": self._filters(m, True), "orderTypes": ["LIMIT", "MARKET"],
+                 "timeInForce": ["GTC", "IOC", "FOK", "GTX"]} for m in self.markets.values()]
+        return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
+                "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True}],
+                "symbols": syms}
+
+    def _sym(self, p: dict[str, str]) -> str:
+        sid = p.get("symbol", "")
+        if sid not in self.markets:
+            raise SimError(400, -1121, "Invalid symbol.")
+        return sid
+
+    def stale_ticker(self, symbol_id: str, age_ms: int | None, price: float | None = None) -> None:
+        """Control hook: the 24 h tickers of ``symbol_id`` (spot and USD-M) answer as of ``age_ms`` ago,
+        optionally with the ``price`` of that time; None restores live tickers. Binance's 24 h ticker
+        carries ``closeTime`` (ms), the end of its rolling window, i.e. the time of the statistics it
+        shows (developers.binance.com, Spot "24hr Ticker Price Change Statistics" / USD-M "24hr Ticker
+        Price Change Statistics": ``closeTime``); ccxt reads it as the ticker's ``timestamp``. A
+        lagging or cached ticker shows an old ``closeTime``. Orders still fill at the current price."""
+        if not hasattr(self, "_stale"):
+            self._stale: dict[str, tuple[int, float | None]] = {}
+        if age_ms is None:
+            self._stale.pop(symbol_id, None)
+        else:
+            self._stale[symbol_id] = (int(age_ms), price)
+
+    def _ticker(self, p: dict[str, str], *, spot: bool) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            px = _fmt(self._px("spot" if spot else "fapi", sid))
+            now = self.now_ms()
+            age, old_px = getattr(self, "_stale", {}).get(sid, (0, None))
+            now -= age  # closeTime: the time of the statistics shown (stale_ticker)
+            px = px if old_px is None else _fmt(old_px)
+            t = {"symbol": sid, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": px,
+                 "lastPrice": px, "lastQty": "1", "openPrice": px, "highPrice": px, "lowPrice": px,
+                 "volume": "100", "quoteVolume": _fmt(100 * float(px)),
+                 "openTime": now - 86_400_000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2}
+            if spot:  # the futures 24hr ticker has no bid/ask (as on Binance)
+                t.update({"prevClosePrice": px, "bidPrice": px, "bidQty": "1", "askPrice": px,
+                          "askQty": "1"})
+            return t
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _book(self, p: dict[str, str], *, spot: bool) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            px = _fmt(self._px("spot" if spot else "fapi", sid))
+            t = {"symbol": sid, "bidPrice": px, "bidQty": "1", "askPrice": px, "askQty": "1"}
+            if not spot:
+                t["time"] = self.now_ms()
+            return t
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _premium(self, p: dict[str, str]) -> Any:
+        def one(sid: str) -> dict[str, Any]:
+            now = self.now_ms()
+            nxt = (now // 28_800_000 + 1) * 28_800_000
+            return {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
+                    "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
+                    "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
+                    "nextFundingTime": nxt, "time": now}
+        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _klines(self, p: dict[str, str], market: str) -> list[list[Any]]:
+        rows = self.klines.get((market, self._sym(p)), [])
+        if "startTime" in p:
+            rows = [r for r in rows if r[0] >= int(p["startTime"])]
+        if "endTime" in p:
+            rows = [r for r in rows if r[0] <= int(p["endTime"])]
+        return rows[: int(p.get("limit", 500))]
+
+    def _funding_rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        rows = [r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]]
+        if "startTime" in p:
+            rows = [r for r in rows if r["fundingTime"] >= int(p["startTime"])]
+        if "endTime" in p:
+            rows = [r for r in rows if r["fundingTime"] <= int(p["endTime"])]
+        limit = int(p.get("limit", 100))
+        return rows[:limit]
