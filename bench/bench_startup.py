@@ -45,9 +45,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         db, params = Path(d) / "month.duckdb", Path(d) / "carry.toml"
         params.write_text(CARRY)
-        subprocess.run([py, "-c", "from hedge_core.data.demo import seed_demo\nfrom hedge_core.store import Store\n"
-                        f"seed_demo(Store({str(db)!r}), days=34, timeframe='1h', seed=9, assets=('BTC',))"],
-                       cwd=ROOT, check=True)
+        seed = ("from hedge_core.data.demo import seed_demo\nfrom hedge_core.store import Store\n"
+                f"seed_demo(Store({str(db)!r}), days=34, timeframe='1h', seed=9, assets=('BTC',))")
+        subprocess.run([py, "-c", seed], cwd=ROOT, check=True)
         cli = [py, "-m", "hedge_core.cli", "backtest", "--params", str(params), "--db", str(db), "--venue", "demo",
                "--json"]
         t_cli = _median_wall(cli, a.runs)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from hedge_core.backtest.sweep import Payload, close_pool, grid_search
 from hedge_core.backtest.timeline import build_timeline, market_from_frames
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.params.models import CarryParams, ExitParams
-from hedge_core.backtest.sweep import Payload, close_pool, grid_search
 
 distributed = pytest.importorskip("distributed")
 
