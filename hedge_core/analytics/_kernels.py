@@ -11,10 +11,11 @@ and of the price level (1e-9 agreement with a per-window OLS on prices ~60,000).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from hedge_core.lazyjit import lazy_njit
 
 
-@njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def rolling_stat(x: np.ndarray, y: np.ndarray, w: int, mode: int):  # pragma: no cover - compiled
     """Rolling OLS slope of y on x (``mode`` 0) or Pearson correlation (``mode`` 1) over each
     trailing window of ``w`` points; NaN before index w - 1.
@@ -108,7 +109,7 @@ def rolling_stat(x: np.ndarray, y: np.ndarray, w: int, mode: int):  # pragma: no
     return out
 
 
-@njit(cache=True, nogil=True)
+@lazy_njit(cache=True, nogil=True)
 def ewm_beta(x: np.ndarray, y: np.ndarray, alpha: float):  # pragma: no cover - compiled
     """Exponentially weighted (biased) cov(x, y) / var(x), recursive form (pandas adjust=False).
 
@@ -134,7 +135,7 @@ def ewm_beta(x: np.ndarray, y: np.ndarray, alpha: float):  # pragma: no cover - 
 
 # fastmath on the Kalman recursions only: inputs are validated finite and r > 0, so the
 # no-NaN/no-inf assumptions hold; it lets LLVM contract the serial chain (~15 % faster).
-@njit(cache=True, nogil=True, fastmath=True)
+@lazy_njit(min_size=0, cache=True, nogil=True, fastmath=True)
 def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: float, b0: float,
                       p0: float, full: bool = True):  # pragma: no cover - compiled
     """Kalman filter for y_t = a_t + b_t x_t + v_t, (a, b) random walks with Q = q I, R = r.
@@ -181,7 +182,7 @@ def kalman_alpha_beta(x: np.ndarray, y: np.ndarray, q: float, r: float, a0: floa
     return a_out, b_out, s_out
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@lazy_njit(min_size=0, cache=True, nogil=True, fastmath=True)
 def kalman_beta_only(x: np.ndarray, y: np.ndarray, q: float, r: float, b0: float,
                      p0: float):  # pragma: no cover - compiled
     """Scalar Kalman filter for y_t = b_t x_t + v_t, b a random walk with variance q, R = r."""

@@ -26,8 +26,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.tsa.stattools import adfuller, coint
 
 from hedge_core.analytics import _kernels
 from hedge_core.analytics._checks import align, check_fraction, check_series, check_window
@@ -115,6 +113,8 @@ class OLSHedge:
 def ols_hedge(y: pd.Series, x: pd.Series) -> OLSHedge:
     """OLS hedge ratio of ``y`` on ``x`` with an intercept, on their common timestamps."""
     ya, xa = align(y, x, min_len=3)
+    import statsmodels.api as sm  # lazy: ~1 s of import a backtest never needs
+
     res = sm.OLS(ya.to_numpy(), sm.add_constant(xa.to_numpy(), has_constant="add")).fit()
     (c, b), (c_se, b_se) = res.params, res.bse
     return OLSHedge(slope=float(b), intercept=float(c), slope_se=float(b_se),
@@ -315,6 +315,8 @@ def cointegration(y: pd.Series, x: pd.Series, maxlag: int | None = None) -> Coin
     slow on long hourly series -- e.g. 24 for hourly data (one day).
     """
     ya, xa = align(y, x, min_len=20)
+    from statsmodels.tsa.stattools import coint
+
     t, p, crit = coint(ya.to_numpy(), xa.to_numpy(), trend="c", autolag="aic", maxlag=maxlag)
     return CointegrationResult(float(t), float(p), float(crit[0]), float(crit[1]), float(crit[2]),
                                ols_hedge(ya, xa))
@@ -337,6 +339,8 @@ class ADFResult:
 
 def adf(series: pd.Series, maxlag: int | None = None) -> ADFResult:
     """ADF test of one series (e.g. a hedge spread); ``maxlag`` as in :func:`cointegration`."""
+    from statsmodels.tsa.stattools import adfuller
+
     v = check_series(series, "series", min_len=20)
     try:  # statsmodels >= 0.15 warns unless the tuple form is requested explicitly
         out = adfuller(v, maxlag=maxlag, regression="c", autolag="AIC", result_object=False)
@@ -354,6 +358,8 @@ def half_life(spread: pd.Series) -> float:
     """
     v = check_series(spread, "spread", min_len=10)
     lag, d = v[:-1], np.diff(v)
+    import statsmodels.api as sm
+
     res = sm.OLS(d, sm.add_constant(lag, has_constant="add")).fit()
     phi = float(res.params[1])
     if phi >= 0 or phi <= -1:
@@ -382,6 +388,7 @@ class BetaStability:
 
 def beta_stability(y: pd.Series, x: pd.Series, window: int) -> BetaStability:
     """Stability of the hedge ratio of y on x (rolling-beta dispersion and a mid-sample Chow test)."""
+    import statsmodels.api as sm
     from scipy import stats
 
     rb = rolling_beta(y, x, window).dropna()

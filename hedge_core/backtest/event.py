@@ -213,6 +213,55 @@ def _paper_config(cfg: BacktestConfig, venue: str, symbols: tuple[str, str] = ()
 _CHUNK = 4096  # instants boxed to Python objects at a time (bounded memory on long runs)
 
 
+def _event_makers(venue: str, tf: str) -> tuple[Any, Any]:
+    """Constructors of the replay's per-instant :class:`Bar` and :class:`MarketUpdate`, the same
+    objects as ``Bar(...)`` / ``MarketUpdate(...)`` (every slot set, equal, immutable) at half the
+    cost: a frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per field, these
+    set each slot through its descriptor (3 bars and 1 update per instant: ~2-3 us of ~40)."""
+    new = object.__new__
+    b_ts, b_venue, b_sym, b_kind, b_o, b_h, b_l, b_c, b_v, b_tf = (getattr(Bar, f).__set__ for f in _BAR_FIELDS)
+    (m_ts, m_spot, m_perp, m_mark, m_svol, m_pvol, m_rate, m_next_rate, m_next_ts, m_hours,
+     m_an) = (getattr(MarketUpdate, f).__set__ for f in _UPDATE_FIELDS)
+    nan = math.nan
+
+    def bar(label: pd.Timestamp, sym: str, kind: MarketKind, o: float, h: float, lo: float, cl: float,
+            v: float) -> Bar:
+        b = new(Bar)
+        b_ts(b, label)
+        b_venue(b, venue)
+        b_sym(b, sym)
+        b_kind(b, kind)
+        b_o(b, o)
+        b_h(b, h)
+        b_l(b, lo)
+        b_c(b, cl)
+        b_v(b, v)
+        b_tf(b, tf)
+        return b
+
+    def update(t: pd.Timestamp, spot: float, perp: float, mark: float, svol: float, pvol: float, rate: float,
+               next_ts: pd.Timestamp, hours: float, an: Mapping[str, float]) -> MarketUpdate:
+        m = new(MarketUpdate)
+        m_ts(m, t)
+        m_spot(m, spot)
+        m_perp(m, perp)
+        m_mark(m, mark)
+        m_svol(m, svol)
+        m_pvol(m, pvol)
+        m_rate(m, rate)
+        m_next_rate(m, nan)
+        m_next_ts(m, next_ts)
+        m_hours(m, hours)
+        m_an(m, an)
+        return m
+    return bar, update
+
+
+_BAR_FIELDS = ("ts", "venue", "symbol", "kind", "open", "high", "low", "close", "volume", "timeframe")
+_UPDATE_FIELDS = ("ts", "spot", "perp", "mark", "spot_volume", "perp_volume", "funding_rate", "next_funding_rate",
+                  "next_funding_ts", "funding_interval_hours", "analytics")
+
+
 def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):
     pc = _paper_config(cfg, tl.venue, (tl.spot_symbol, tl.perp_symbol))
     core = PaperCore(pc, balances=balances)
@@ -246,6 +295,7 @@ def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balan
     prev_inputs: list[float] | None = None
     an: Mapping[str, float] = MappingProxyType({})
     state_str: dict[Any, str] = {}
+    mk_bar, mk_update = _event_makers(venue, tf)
     # Per-instant Python objects are made a chunk at a time from the arrays (same values as
     # float(arr[i]) / pd.Timestamp(ns, tz=UTC), at a fraction of the per-element cost).
     for c0 in range(0, n, _CHUNK):
@@ -266,13 +316,13 @@ def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balan
             label = label_c[j]
             if has_s[j]:
                 o, h, lo, cl, v = sb[j]
-                apply(Bar(label, venue, spot_sym, SPOT, o, h, lo, cl, v, tf))
+                apply(mk_bar(label, spot_sym, SPOT, o, h, lo, cl, v))
             if has_p[j]:
                 o, h, lo, cl, v = pb[j]
-                apply(Bar(label, venue, perp_sym, PERP, o, h, lo, cl, v, tf))
+                apply(mk_bar(label, perp_sym, PERP, o, h, lo, cl, v))
             if has_m[j]:
                 o, h, lo, cl, _v = mb[j]
-                apply(Bar(label, venue, perp_sym, MARK, o, h, lo, cl, 0.0, tf))
+                apply(mk_bar(label, perp_sym, MARK, o, h, lo, cl, 0.0))
             if len(core.liquidations) > n_liq:
                 _report_liquidations(driver, core, liq_from, reported)
                 n_liq = len(core.liquidations)
@@ -287,9 +337,8 @@ def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balan
                 if nts is None:
                     next_ts.clear()
                     nts = next_ts[nf] = pd.Timestamp(nf, tz="UTC")
-                m = MarketUpdate(ts=t, spot=spot_c[j], perp=perp_c[j], mark=mark_c[j],
-                                 spot_volume=svol_c[j], perp_volume=pvol_c[j], funding_rate=rate_c[j],
-                                 next_funding_ts=nts, funding_interval_hours=interval_hours, analytics=an)
+                m = mk_update(t, spot_c[j], perp_c[j], mark_c[j], svol_c[j], pvol_c[j], rate_c[j], nts,
+                              interval_hours, an)
                 if loan_book:
                     ltv_pre[i] = ltv_of(params, driver.ctx, t, spot_c[j])
                 driver.feed_now(m)

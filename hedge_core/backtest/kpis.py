@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from hedge_core.analytics import metrics
 from hedge_core.analytics.hedge_ratio import hedge_effectiveness
 from hedge_core.errors import InvalidInput
+from hedge_core.lazyjit import lazy_njit
 from hedge_core.ltv import (
     BANDS,
     DEFAULT_PARAMS,
@@ -197,7 +197,7 @@ def max_drawdown_array(ts_ns: np.ndarray, equity: np.ndarray) -> float:
     return float(-(equity / np.maximum.accumulate(equity) - 1.0).min())
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _last_of_day(ts_ns):  # pragma: no cover - compiled
     """Index of the last instant of each UTC day (instants in time order)."""
     n = len(ts_ns)
@@ -213,7 +213,7 @@ def _last_of_day(ts_ns):  # pragma: no cover - compiled
     return out[:m]
 
 
-@njit(cache=True)
+@lazy_njit(size_arg=2, cache=True)
 def _snapshot_pass(capital, net, h, perp_qty, spot, perp):  # pragma: no cover - compiled
     """One pass over a run's per-instant arrays (the snapshot is read once):
 

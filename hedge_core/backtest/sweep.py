@@ -17,7 +17,8 @@ so they inherit the payload when this process is single-threaded, else started f
 server with the payload sent once per worker; kept for the next sweep on the same payload
 until :func:`close_pool`, another payload or the end of the process); ``scheduler="tcp://host:8786"`` (or
 a ``distributed.Client``) -> the Dask cluster at that address (the payload is scattered once,
-broadcast to the workers); ``workers=0`` runs in-process (debugging, tiny sweeps).
+broadcast to the workers, and kept there for the next sweep through the same Client on the same
+payload: pass a Client, not an address, to sweep grid after grid on one timeline); ``workers=0`` runs in-process (debugging, tiny sweeps).
 Progress: a tqdm bar (``show_progress``) and/or ``progress(done, total)`` callback (the panel).
 """
 
@@ -364,11 +365,13 @@ def _submit_all(evaluate: Evaluate, payload: Any, workers: int, items: list[tupl
 
 def close_pool() -> None:
     """Stop the local worker processes kept from the last sweep (they are kept for the next sweep on
-    the same payload; also stopped when this process exits)."""
+    the same payload; also stopped when this process exits), and let go of a payload kept
+    scattered on a Dask Client."""
     with _POOL_LOCK:
         pool = _POOL.pop("pool", None)
         _POOL.pop("key", None)
         _WORKER.clear()
+        _SCATTER.clear()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -392,7 +395,7 @@ def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        pf = client.scatter(payload, broadcast=True)
+        pf = _scattered(client, payload, keep=not own)
         nw = max(len(client.scheduler_info().get("workers", {})), 1)
         futs = [client.submit(_run_chunk, [(i, models[i]) for i in r], evaluate, pf, pure=False)
                 for r in _chunks(len(models), nw)]
@@ -404,6 +407,26 @@ def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
     finally:
         if own:
             client.close()
+
+
+# The payload scattered to a caller's Client is kept for the next sweep through that same Client
+# on the same payload (the workers already hold it: a year of 1-minute bars is ~150 MB to pickle,
+# send and unpickle on every worker). An address given as a string gets a Client of its own for
+# one sweep, so nothing is kept then.
+_SCATTER: dict[str, Any] = {}
+
+
+def _scattered(client: Any, payload: Any, *, keep: bool) -> Any:
+    key = _SCATTER.get("key")
+    if keep and key is not None and key[0] is client and key[1] is payload:
+        fut = _SCATTER["future"]
+        if client.status == "running" and fut.status == "finished":
+            return fut
+    _SCATTER.clear()
+    fut = client.scatter(payload, broadcast=True, hash=False)  # no tokenizing 150 MB; a key of its own
+    if keep:
+        _SCATTER["key"], _SCATTER["future"] = (client, payload), fut  # holds both: ids stay unique
+    return fut
 
 
 def grid_search(base: BaseModel, grid: Mapping[str, Sequence[Any]], **kw: Any) -> pd.DataFrame:

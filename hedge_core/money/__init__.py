@@ -1,9 +1,10 @@
 """THE scalar money formulas: every place that turns prices, quantities and rates into money calls these.
 
 One source, two compiled forms. Each function is written once, in this package, and decorated with
-:func:`numba.extending.register_jitable`: called from Python it is the plain Python function (no
-dispatch overhead: the event engine, the paper venue, the ledger and the analytics call it per fill
-or per update), called from an ``@njit`` kernel (``hedge_core.backtest.fast``) numba compiles it INTO the
+:func:`hedge_core.lazyjit.jitable` (numba's ``register_jitable``, applied when numba is first
+imported, so a process that never compiles a kernel never imports numba): called from Python it is
+the plain Python function (no dispatch overhead: the event engine, the paper venue, the ledger and
+the analytics call it per fill or per update), called from an ``@njit`` kernel (``hedge_core.backtest.fast``) numba compiles it INTO the
 kernel (inlined by LLVM, so the fast path pays nothing for the call). There is no hand-written
 second copy anywhere: the engine and the fast path agree because they run the same lines, and
 each function meets an independent reference in ``tests/test_money.py`` (hand-computed cases,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from numba.extending import register_jitable
+from hedge_core.lazyjit import jitable
 
 __all__ = [
     "QTY_EPS",
@@ -32,7 +32,7 @@ QTY_EPS = 1e-12
 # ---- execution: slippage, fill price, fee, cash ------------------------------------------------
 
 
-@register_jitable
+@jitable
 def slippage_bps(base_bps: float, impact_k_bps: float, qty: float, volume: float) -> float:
     """Slippage of a taker fill, bps: ``base + k x sqrt(qty / volume)`` (impact 0 when the bar
     volume is unknown/0 or k is 0). The paper venue's model (``exchange.paper_core``)."""
@@ -42,39 +42,39 @@ def slippage_bps(base_bps: float, impact_k_bps: float, qty: float, volume: float
     return bps
 
 
-@register_jitable
+@jitable
 def fill_price(ref: float, sign: float, bps: float) -> float:
     """Execution price ``ref x (1 + sign x bps / 1e4)``: a buy (+1) pays above ``ref``, a sell below."""
     return ref * (1.0 + sign * bps / 1e4)
 
 
-@register_jitable
+@jitable
 def slippage_cost(sign: float, qty: float, price: float, ref: float) -> float:
     """Cost of a fill versus its reference price, quote: ``buy: qty x (price - ref)``,
     ``sell: qty x (ref - price)``; >= 0 a cost, < 0 a price improvement."""
     return qty * (price - ref) if sign > 0 else qty * (ref - price)
 
 
-@register_jitable
+@jitable
 def fee(qty: float, price: float, rate: float) -> float:
     """Fee of a fill, quote: ``qty x price x rate`` (``rate`` maker/taker/liquidation fraction)."""
     return qty * price * rate
 
 
-@register_jitable
+@jitable
 def buy_cost_with_fee(qty: float, price: float, rate: float) -> float:
     """Quote a buy must have free beforehand: ``qty x price x (1 + rate)`` (funds checks, spot locks)."""
     return qty * price * (1 + rate)
 
 
-@register_jitable
+@jitable
 def spot_quote_delta(sign: float, qty: float, price: float, fee_: float) -> float:
     """Change of a spot wallet's quote balance on a fill with a quote fee: buy ``-(qty x price +
     fee)``, sell ``qty x price - fee``."""
     return -(qty * price + fee_) if sign > 0 else qty * price - fee_
 
 
-@register_jitable
+@jitable
 def trade_cash_flow(sign: float, qty: float, price: float) -> float:
     """Quote cash flow of a fill excluding fees: ``-sign x qty x price``."""
     return -(sign * qty) * price
@@ -83,7 +83,7 @@ def trade_cash_flow(sign: float, qty: float, price: float) -> float:
 # ---- positions --------------------------------------------------------------------------------
 
 
-@register_jitable
+@jitable
 def fill_position(q0: float, avg: float, sign: float, qty: float,
                   price: float) -> tuple[float, float, float, float]:
     """Position after one fill of ``sign x qty`` at ``price`` on a position ``q0`` at average ``avg``.
@@ -112,13 +112,13 @@ def fill_position(q0: float, avg: float, sign: float, qty: float,
     return q1, avg, realized, closed
 
 
-@register_jitable
+@jitable
 def isolated_margin(qty: float, entry: float, leverage: float) -> float:
     """Initial isolated margin of a position, quote: ``|qty| x entry / leverage``."""
     return abs(qty) * entry / leverage
 
 
-@register_jitable
+@jitable
 def isolated_margin_after_fill(margin: float, q0: float, q1: float, qty: float, closed: float,
                                price: float, leverage: float) -> float:
     """Isolated margin after a fill (Binance isolated margin): a reduction takes the closed share
@@ -143,7 +143,7 @@ def isolated_margin_after_fill(margin: float, q0: float, q1: float, qty: float, 
     return margin
 
 
-@register_jitable
+@jitable
 def unrealized_pnl(qty: float, price: float, entry: float) -> float:
     """Unrealised PnL of a signed position at ``price``, quote: ``qty x (price - entry)``."""
     return qty * (price - entry)
@@ -152,7 +152,7 @@ def unrealized_pnl(qty: float, price: float, entry: float) -> float:
 # ---- lots and ticks ---------------------------------------------------------------------------
 
 
-@register_jitable
+@jitable
 def lot_floor(qty: float, lot: float) -> float:
     """``|qty|`` rounded DOWN to whole lots (never more than asked; a 1e-9-lot tolerance absorbs
     float noise such as 0.3 / 0.1 = 2.9999999999999996), then to 12 decimals."""
@@ -160,13 +160,13 @@ def lot_floor(qty: float, lot: float) -> float:
     return round(steps * lot, 12)
 
 
-@register_jitable
+@jitable
 def tick_round(price: float, tick: float) -> float:
     """``price`` rounded to the NEAREST tick (half to even), then to 12 decimals."""
     return round(round(price / tick) * tick, 12)
 
 
-@register_jitable
+@jitable
 def meets_minimums(qty: float, price: float, lot: float, min_qty: float, min_notional: float) -> bool:
     """``qty`` (already lot-rounded, >= 0) meets the venue's lot, min qty and min notional."""
     return qty >= lot - QTY_EPS and qty >= min_qty - QTY_EPS and qty * price >= min_notional - 1e-9

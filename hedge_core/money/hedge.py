@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from numba.extending import register_jitable
+from hedge_core.lazyjit import jitable
 
 __all__ = [
     "perp_target",
@@ -17,7 +17,7 @@ __all__ = [
 # ---- hedge sizing and rebalancing -------------------------------------------------------------
 
 
-@register_jitable
+@jitable
 def perp_target(same_base: bool, ratio: float, spot_qty: float, perp_qty: float, spot_price: float,
                 perp_price: float) -> float:
     """Signed perp quantity that hedges ``spot_qty`` at hedge ratio ``ratio`` (base of the perp):
@@ -30,7 +30,7 @@ def perp_target(same_base: bool, ratio: float, spot_qty: float, perp_qty: float,
     return -ratio * spot_qty * spot_price / perp_price
 
 
-@register_jitable
+@jitable
 def hedge_ratio(spot_qty: float, perp_qty: float, spot_price: float, perp_price: float) -> float:
     """h = |perp notional| / |spot notional|; NaN when the spot leg is flat or unpriced."""
     sn = abs(spot_qty) * spot_price
@@ -39,7 +39,7 @@ def hedge_ratio(spot_qty: float, perp_qty: float, spot_price: float, perp_price:
     return abs(perp_qty) * perp_price / sn
 
 
-@register_jitable
+@jitable
 def hedge_drift(h: float, ratio: float) -> float:
     """Rebalance drift ``|h - ratio|`` (NaN when h is); above the threshold: rebalance."""
     return math.nan if math.isnan(h) else abs(h - ratio)

@@ -3,7 +3,7 @@ See :mod:`hedge_core.money` for the conventions."""
 
 from __future__ import annotations
 
-from numba.extending import register_jitable
+from hedge_core.lazyjit import jitable
 
 __all__ = [
     "SECONDS_PER_YEAR",
@@ -20,19 +20,19 @@ SECONDS_PER_YEAR = 365 * 86_400
 # ---- loans ------------------------------------------------------------------------------------
 
 
-@register_jitable
+@jitable
 def simple_interest(principal: float, apr: float, seconds: float) -> float:
     """Simple ACT/365 interest, quote: ``principal x apr x seconds / (365 x 86,400)``."""
     return principal * apr * seconds / SECONDS_PER_YEAR
 
 
-@register_jitable
+@jitable
 def loan_to_value(outstanding: float, collateral_qty: float, price: float) -> float:
     """LTV = loan outstanding / (collateral qty x price), a fraction."""
     return outstanding / (collateral_qty * price)
 
 
-@register_jitable
+@jitable
 def repayment_split(amount: float, accrued: float, principal: float) -> tuple[float, float, float]:
     """Waterfall of a repayment ``amount`` (>= 0): accrued interest first, then principal.
 
@@ -43,7 +43,7 @@ def repayment_split(amount: float, accrued: float, principal: float) -> tuple[fl
     return to_interest, to_principal, rest - to_principal
 
 
-@register_jitable
+@jitable
 def reserve_deployment(ltv: float, start: float, mid: float, end: float, mid_amount: float,
                        end_amount: float, total: float) -> float:
     """Reserve to deploy at ``ltv``, quote: 0 below ``start``; linear 0 -> ``mid_amount`` on

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from numba.extending import register_jitable
+from hedge_core.lazyjit import jitable
 
 __all__ = [
     "HOURS_PER_YEAR",
@@ -38,14 +38,14 @@ HOURS_PER_YEAR = 365 * 24
 # ---- funding ----------------------------------------------------------------------------------
 
 
-@register_jitable
+@jitable
 def funding_payment(qty: float, mark: float, rate: float) -> float:
     """Funding of a perp position at a settlement, quote: ``-qty x mark x rate`` (+ received /
     - paid; a positive rate makes longs pay shorts)."""
     return -qty * mark * rate
 
 
-@register_jitable
+@jitable
 def funding_position(amount: float, mark: float, rate: float) -> float:
     """The signed position (base) a funding ``amount`` (quote, + received) was paid on at ``mark`` and
     ``rate``: the inverse of :func:`funding_payment`; NaN when mark x rate is 0 or not finite."""
@@ -53,13 +53,13 @@ def funding_position(amount: float, mark: float, rate: float) -> float:
     return -amount / prod if prod and math.isfinite(prod) else math.nan
 
 
-@register_jitable
+@jitable
 def funding_apr(rate: float, interval_hours: float) -> float:
     """Annualised funding ``rate x 365 x 24 / interval_hours`` (simple), of the rate's sign."""
     return rate * HOURS_PER_YEAR / interval_hours
 
 
-@register_jitable
+@jitable
 def funding_pay_apr(qty: float, rate: float, interval_hours: float) -> float:
     """APR a perp position PAYS at ``rate`` (0 when it receives or is flat or the rate is NaN)."""
     if qty == 0.0 or math.isnan(rate):
@@ -68,20 +68,20 @@ def funding_pay_apr(qty: float, rate: float, interval_hours: float) -> float:
     return funding_apr(max(pay, 0.0), interval_hours)
 
 
-@register_jitable
+@jitable
 def basis(perp: float, spot: float) -> float:
     """Perp premium over spot ``(perp - spot) / spot`` (fraction; + = perp above spot)."""
     return (perp - spot) / spot
 
 
-@register_jitable
+@jitable
 def round_trip_cost(legs: int, fee_rate: float, slippage_rate: float) -> float:
     """One-off cost of opening and closing ``legs`` legs, fraction of notional:
     ``legs x 2 x (fee_rate + slippage_rate)``."""
     return legs * 2 * (fee_rate + slippage_rate)
 
 
-@register_jitable
+@jitable
 def expected_net_carry(apr_received: float, borrow_apr: float, hold_days: float, round_trip: float) -> float:
     """Expected net carry over ``hold_days``, fraction of notional:
     ``(apr_received - borrow_apr) x hold_days / 365 - round_trip``."""
@@ -91,7 +91,7 @@ def expected_net_carry(apr_received: float, borrow_apr: float, hold_days: float,
 # ---- maintenance margin, liquidation, leverage -----------------------------------------------
 
 
-@register_jitable
+@jitable
 def bracket_index(notional: float, caps) -> int:  # noqa: ANN001 - tuple or array
     """Index of the bracket holding ``|notional|``: the first with ``|notional| < cap``, else the last."""
     n = abs(notional)
@@ -101,14 +101,14 @@ def bracket_index(notional: float, caps) -> int:  # noqa: ANN001 - tuple or arra
     return len(caps) - 1
 
 
-@register_jitable
+@jitable
 def maintenance_margin(notional: float, mmr: float, cum: float) -> float:
     """Maintenance margin, quote: ``|notional| x MMR - cum`` (Binance; MMR and cum of the bracket
     of ``|notional|``, continuous across bracket edges)."""
     return abs(notional) * mmr - cum
 
 
-@register_jitable
+@jitable
 def liquidation_price_in_bracket(wb: float, tmm: float, upnl: float, cum: float, side: float, size: float,
                                  ep: float, mmr: float) -> float:
     """Binance one-way liquidation price with one bracket's MMR and cum:
@@ -117,7 +117,7 @@ def liquidation_price_in_bracket(wb: float, tmm: float, upnl: float, cum: float,
     return (wb - tmm + upnl + cum - side * size * ep) / (size * mmr - side * size)
 
 
-@register_jitable
+@jitable
 def liquidation_price(qty: float, ep: float, wb: float, tmm: float, upnl: float,
                       floors, caps, mmrs, cums) -> float:  # noqa: ANN001 - tuples or arrays
     """Binance USDⓈ-M liquidation price (one-way; isolated: ``tmm = upnl = 0`` and ``wb`` the
@@ -138,14 +138,14 @@ def liquidation_price(qty: float, ep: float, wb: float, tmm: float, upnl: float,
     return max(liquidation_price_in_bracket(wb, tmm, upnl, cums[k], side, size, ep, mmrs[k]), 0.0)
 
 
-@register_jitable
+@jitable
 def liquidation_distance(qty: float, mark: float, liq_price: float) -> float:
     """Adverse move from ``mark`` to the liquidation price, fraction: long ``(mark - LP) / mark``,
     short ``(LP - mark) / mark`` (<= 0: at or past liquidation)."""
     return (mark - liq_price) / mark if qty > 0 else (liq_price - mark) / mark
 
 
-@register_jitable
+@jitable
 def max_notional(leverage: float, caps, maxlevs) -> float:  # noqa: ANN001 - tuples or arrays
     """Largest position notional the bracket table allows at ``leverage`` (Binance -2027), quote:
     the highest cap of the brackets whose max leverage is at least ``leverage``; 0 if none."""
@@ -156,13 +156,13 @@ def max_notional(leverage: float, caps, maxlevs) -> float:  # noqa: ANN001 - tup
     return m
 
 
-@register_jitable
+@jitable
 def clip(x: float, lo: float, hi: float) -> float:
     """``min(max(x, lo), hi)``."""
     return min(max(x, lo), hi)
 
 
-@register_jitable
+@jitable
 def required_buffer(sigma_24h: float, liq_buffer: float, vol_multiple: float) -> float:
     """Adverse move to liquidation a position must survive: ``max(liq_buffer, k x sigma_24h)``
     capped at 0.95; a NaN or non-positive sigma uses ``liq_buffer`` alone."""
@@ -172,7 +172,7 @@ def required_buffer(sigma_24h: float, liq_buffer: float, vol_multiple: float) ->
     return min(req, 0.95)
 
 
-@register_jitable
+@jitable
 def leverage_for_buffer(buffer: float, notional: float, side: float, mmr: float, cum: float) -> float:
     """Isolated leverage whose liquidation price is exactly ``buffer`` away from entry (unclipped;
     ``inf`` when any leverage keeps that distance). With ``WB = notional / L`` and ``c = cum /
@@ -186,13 +186,13 @@ def leverage_for_buffer(buffer: float, notional: float, side: float, mmr: float,
     return math.inf if inv <= 0 else 1.0 / inv
 
 
-@register_jitable
+@jitable
 def whole_leverage(leverage: float, lowest: float) -> float:
     """Rounded DOWN to a whole leverage (venues take integers), never below ``lowest``."""
     return float(max(math.floor(leverage + 1e-9), lowest))
 
 
-@register_jitable
+@jitable
 def choose_leverage(sigma_24h: float, notional: float, side: float, liq_buffer: float, vol_multiple: float,
                     min_leverage: float, max_leverage: float, caps, mmrs, cums, maxlevs,  # noqa: ANN001
                     cap: float) -> float:
@@ -213,7 +213,7 @@ def choose_leverage(sigma_24h: float, notional: float, side: float, liq_buffer: 
 FLAT_MMR = 0.004
 
 
-@register_jitable
+@jitable
 def flat_liquidation_move(leverage: float) -> float:
     """Adverse move to liquidation of an isolated position at ``leverage`` with the flat
     :data:`FLAT_MMR` and no cum: ``1 / leverage - FLAT_MMR`` (fraction of entry; the estimate for
