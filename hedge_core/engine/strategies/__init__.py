@@ -28,6 +28,8 @@ def _registry() -> dict[str, Strategy]:
     reg["cross"] = Strategy("cross", cross.decide)
     reg["voltier"] = Strategy("voltier", voltier.decide, voltier.ltv_guards)
     reg["grid"] = Strategy("grid", grid.decide, grid.grid_guards)
+    from hedge_core.engine.strategies import xcarry  # cross-venue carry (docs/cross-venue.md)
+    reg["xcarry"] = Strategy("xcarry", xcarry.decide)
     return reg
 
 
