@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +31,8 @@ from hedge_core.backtest.event import (
     BacktestConfig,
     BacktestResult,
     _assemble,
-    _report_liquidations,
     _Recorder,
+    _report_liquidations,
     capital_of,
     initial_balances,
 )
@@ -48,8 +47,14 @@ from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.params.xcarry import CrossCarryParams
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["CrossVenueConfig", "CrossVenueRun", "PRICE_ASSUMPTION", "cross_venue_market", "funding_of_venue",
-           "run_cross_venue_backtest"]
+__all__ = [
+    "PRICE_ASSUMPTION",
+    "CrossVenueConfig",
+    "CrossVenueRun",
+    "cross_venue_market",
+    "funding_of_venue",
+    "run_cross_venue_backtest",
+]
 
 PRICE_ASSUMPTION = ("prices of both legs (spot, perp, mark) are {prices}'s: the only venue with price bars in "
                     "the data; the perp venue {perp}'s own funding rates and settlement interval are used. "
@@ -213,10 +218,10 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     result = _assemble(params, tl, bcfg, driver, _Both(ca, cb), rec, snap, states, ltv, capital,  # type: ignore[arg-type]
                        keep_timeline=True)
     meta_notes = tuple(getattr(market, "meta", {}).get("notes", ())) if isinstance(market, Market) else ()
-    all_notes = meta_notes + tuple(notes) + (
-        f"spot leg on {ca.config.venue} (taker fee {ca.config.spot_taker_fee:g}), perp leg on {cb.config.venue} "
-        f"(taker fee {cb.config.perp_taker_fee:g}, funding every {tl.interval_hours:g}h); no transfer between "
-        "venues: each wallet is funded on its own venue",)
+    legs = (f"spot leg on {ca.config.venue} (taker fee {ca.config.spot_taker_fee:g}), perp leg on {cb.config.venue} "
+            f"(taker fee {cb.config.perp_taker_fee:g}, funding every {tl.interval_hours:g}h); no transfer between "
+            "venues: each wallet is funded on its own venue")
+    all_notes = (*meta_notes, *notes, legs)
     return CrossVenueRun(result, _per_venue(ca, cb, spot_usdt, perp_usdt), all_notes, ca.config.venue,
                          cb.config.venue)
 
