@@ -286,16 +286,27 @@ class Supervisor:
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
-            from hedge_core.exchange.paper.core import PaperConfig
+            if spec.perp_venue and spec.perp_venue != spec.venue:  # legs on two venues (docs/cross-venue.md)
+                from hedge_core.exchange.routed_paper import RoutedPaper, venue_state_path
 
-            cfg = PaperConfig(venue=spec.venue, participation=spec.paper_participation)
-            ex = make_adapter("paper", spec.venue, paper_config=cfg, balances=spec.balances,
-                              state_path=self.home / "paper" / f"{spec.hedge_id}.json")
-            ex.save_on_apply = spec.paper_save_every_event
-            ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
-            ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
-            return ex
+                return RoutedPaper(*(self._paper(spec, v, {a: spec.balances.get(a, {})},
+                                                 venue_state_path(self.home / "paper", spec.hedge_id, v))
+                                     for v, a in ((spec.venue, "spot"), (spec.perp_venue, "perp"))))
+            return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
+
+    @staticmethod
+    def _paper(spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path) -> Any:
+        from hedge_core.exchange.factory import make_adapter
+        from hedge_core.exchange.paper.core import PaperConfig, default_instruments
+
+        # the instruments carry the venue they trade on (a leg's orders are journaled under it)
+        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=default_instruments(venue))
+        ex = make_adapter("paper", venue, paper_config=cfg, balances=balances, state_path=path)
+        ex.save_on_apply = spec.paper_save_every_event
+        ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
+        ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
+        return ex
 
     def _register_secrets(self, ad: Any) -> Any:
         """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter);
