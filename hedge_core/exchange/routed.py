@@ -20,13 +20,12 @@ transfer between two venues is a withdrawal on one and a deposit on the other, a
 step done at the venues. A leg short of funds on its venue is refused by the preflight, which names
 that venue (:func:`leg_venue_of_binding`).
 
-:func:`venue_of_symbol` and :meth:`RoutedAdapter.venue_of` say which venue holds a symbol, so reports
-(reconciliation, positions) can be split per venue (:func:`split_by_venue`).
+:meth:`RoutedAdapter.venue_of` says which venue holds a symbol, so reports (reconciliation,
+positions) can be split per venue (:mod:`hedge_core.runner.reconcile_venues`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -51,7 +50,7 @@ from hedge_core.types import (
     TradingMode,
 )
 
-__all__ = ["RoutedAdapter", "is_perp_symbol", "leg_venue_of_binding", "split_by_venue"]
+__all__ = ["RoutedAdapter", "is_perp_symbol", "leg_venue_of_binding"]
 
 _ACCOUNTS = ("spot", "perp")
 
@@ -256,16 +255,4 @@ def leg_venue_of_binding(binding: str, adapter: object) -> str | None:
     if binding.startswith("perp margin"):
         return adapter.perp_venue
     return None
-
-
-def split_by_venue(adapter: RoutedAdapter, symbols_by_key: Mapping[str, str],
-                   keys: Iterable[str]) -> dict[str, list[str]]:
-    """Group ``keys`` (e.g. client order ids) by the venue of their symbol (``symbols_by_key[key]``):
-    ``{venue: [keys...]}`` with both venues present (empty lists where nothing happened)."""
-    out: dict[str, list[str]] = {adapter.spot_venue: [], adapter.perp_venue: []}
-    for k in keys:
-        sym = symbols_by_key.get(k)
-        if sym is not None:
-            out[adapter.venue_of(sym)].append(k)
-    return out
 
