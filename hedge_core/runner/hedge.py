@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTransition
 from hedge_core.engine.context import HedgeContext, new_hedge
@@ -33,6 +33,7 @@ from hedge_core.engine.events import (
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
 from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, TemporaryError
+from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.runner.clock import replay_progress, venue_now
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
@@ -46,6 +47,7 @@ from hedge_core.runner.reconcile import (
     reconcile_orders,
     recovery_state,
 )
+from hedge_core.runner.reconcile_venues import reconcile_per_venue
 from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
 from hedge_core.types import Bar, FundingEvent, Instrument, Order
 
@@ -89,6 +91,9 @@ class HedgeSpec(BaseModel):
     params_inline: dict[str, Any] | None = None
     mode: Literal["paper", "live", "recommend"] = "paper"
     venue: str = "binance"
+    # legs on two venues (paper only so far, docs/cross-venue.md): the perp leg's venue; None = ``venue``.
+    # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
+    perp_venue: str | None = None
     spot_symbol: str = "BTC/USDT"
     perp_symbol: str = "BTC/USDT:USDT"
     feed: Literal["replay", "ticker", "bars"] = "replay"
@@ -119,6 +124,18 @@ class HedgeSpec(BaseModel):
     # risk second opinion (hedge_core.advice, docs/risk-advisor.md): may its "act" opinions pause or flatten
     # this hedge (through the engine's own commands and guards)? False = it only advises and alerts.
     advisor_may_act: bool = False
+
+    @model_validator(mode="after")
+    def _perp_venue(self) -> HedgeSpec:
+        if self.perp_venue is not None and self.perp_venue != self.venue and self.mode != "paper":
+            raise ValueError(f"perp_venue={self.perp_venue!r} with mode={self.mode!r}: legs on two venues run in "
+                             "paper mode only so far (docs/cross-venue.md)")
+        return self
+
+    @property
+    def leg_venues(self) -> tuple[str, str]:
+        """(spot leg venue, perp leg venue)."""
+        return self.venue, self.perp_venue or self.venue
 
     @field_validator("max_ticker_age_s", "max_bar_age_bars", "max_slippage_bps")
     @classmethod
@@ -280,14 +297,14 @@ class HedgeTask:
         s = self.spec
         return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
                 "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
-                "spot_symbol": s.spot_symbol, "perp_venue": s.venue, "perp_symbol": s.perp_symbol, "state": state,
+                "spot_symbol": s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
                 "started_at": self.started_at, "ended_at": wall_now() if ended else None,
                 "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
 
     async def start_new(self, ts: pd.Timestamp) -> None:
         spot, perp = await self._instruments()
         ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
-        self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
         self.journal.run(self._run_row(str(ctx.state)))
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
                                                 "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
@@ -298,7 +315,12 @@ class HedgeTask:
             self.started_at = pd.Timestamp(started_at)
         spot, perp = await self._instruments()
         self.journal.load(self.hedge_id)
-        rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
+        per_venue = None
+        if isinstance(self.raw_adapter, RoutedAdapter):  # legs on two venues: each looked up at its venue
+            rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
+                                                       spot_symbol=spot.symbol, perp_symbol=perp.symbol)
+        else:
+            rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
         fills = self.journal.fills(self.hedge_id)
         self.journal.flush()
         funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
@@ -324,19 +346,22 @@ class HedgeTask:
         coids = [r["client_order_id"] for r in rows]
         refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
-        self.driver = HedgeDriver(ctx, self.params, {self.spec.venue: self.adapter}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
         self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
+        report = rep.as_dict()
+        if per_venue is not None:
+            report["venues"] = {v: r.as_dict() for v, r in per_venue.items()}
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
                                                 "trigger_name": "RECOVERY",
                                                 "reason": f"restart, policy {self.spec.recovery} (on mismatch: "
-                                                          f"{self.spec.on_mismatch}): {rep.as_dict()}"})
+                                                          f"{self.spec.on_mismatch}): {report}"})
         self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
         log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
                   spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
         if state is not State.COMPLETED:
             async with self.lock:  # act at once: close, or hedge a naked leg
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
-        return rep.as_dict()
+        return report
 
     # ---- the hedge's clock (runner.clock, principle 10) --------------------------------------------
     @property
@@ -404,7 +429,7 @@ class HedgeTask:
         kill_point("intent_journaled", a.leg, a.purpose)
 
     def _on_fill(self, hedge_id: str, ev: FillEvent) -> None:
-        self.journal.fill(hedge_id, ev, self.spec.venue)
+        self.journal.fill(hedge_id, ev, self.spec.leg_venues[0 if ev.leg == "spot" else 1])
         _, purpose = self.purposes.get(ev.fill.client_order_id, (ev.leg, ""))
         log_event(log, "fill", hedge_id=hedge_id, state=self._state(), leg=ev.leg, purpose=purpose,
                   side=str(ev.fill.side), qty=ev.fill.qty, price=ev.fill.price)
@@ -505,7 +530,7 @@ class HedgeTask:
             ctx = await self.driver.feed(FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours))
         amount = ctx.perp.funding - before
         if abs(qty) > QTY_EPS:
-            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
+            self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
                                  mark, expected=amount)  # paper: the venue settles by the same formula
 
     # ---- the venue's records (live): funding income and the continuous reconciliation ----------
@@ -522,7 +547,7 @@ class HedgeTask:
         n = 0
         for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
             qty = self.driver.ctx.perp.qty
-            self.journal.funding(self.hedge_id, self.spec.venue, self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
+            self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
                                  mark, expected=expected)
             self._funding_booked.add(pd.Timestamp(fp.ts))
             async with self.lock:

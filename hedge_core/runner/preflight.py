@@ -37,6 +37,7 @@ from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.sizing_bounds import SizeBounds, SizeInputs, check_amount, size_bounds
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.base import ExchangeAdapter
+from hedge_core.exchange.routed import leg_venue_of_binding
 from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, StrategyParamsBase, VolTierLoanParams
 from hedge_core.types import Instrument, PositionMode, PositionSide
 
@@ -94,8 +95,12 @@ class PreflightReport:
 
 
 def _fees(adapter: Any, params: StrategyParamsBase) -> tuple[float, float]:
-    cfg = getattr(getattr(adapter, "core", None), "config", None)
-    spot, perp = (cfg.spot_taker_fee, cfg.perp_taker_fee) if cfg is not None else DEFAULT_FEES
+    legs = getattr(adapter, "leg_adapters", None)  # legs on two venues (exchange.routed): each venue's own fee
+    sa, pa = legs() if callable(legs) else (adapter, adapter)
+    cs = getattr(getattr(sa, "core", None), "config", None)
+    cp = getattr(getattr(pa, "core", None), "config", None)
+    spot = cs.spot_taker_fee if cs is not None else DEFAULT_FEES[0]
+    perp = cp.perp_taker_fee if cp is not None else DEFAULT_FEES[1]
     floor = float(getattr(params, "taker_fee", 0.0))
     return max(spot, floor), max(perp, floor)
 
@@ -228,7 +233,16 @@ async def preflight(adapter: ExchangeAdapter, *, spot_symbol: str, perp_symbol: 
             max_position_notional=float(params.guards.max_position_notional),
             max_position_qty=float(params.guards.max_position_qty), price_move=price_move,
             cap_min=cap_min, cap_max=cap_max))
-        check_amount(amount, bounds)
+        try:
+            check_amount(amount, bounds)
+        except InvalidInput as exc:
+            # legs on two venues: a leg short of funds is named with ITS venue (no money moves between them)
+            venue = leg_venue_of_binding(bounds.max_binding, adapter) if amount > bounds.max_amount else None
+            if venue is None:
+                raise
+            raise InvalidInput(exc.field, exc.value, f"{exc.allowed}; that leg's funds are on {venue} "
+                               f"(no transfer between venues is made: fund {venue} yourself)",
+                               where=f"venue {venue}") from None
     return PreflightReport(spot, perp, ps, pp, source, spot_free, perp_free, mode,
                            str(params.leverage.margin_mode), lev_set, bounds, amount, apply, tuple(notes))
 

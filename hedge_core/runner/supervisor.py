@@ -289,22 +289,31 @@ class Supervisor:
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
-            from hedge_core.exchange.paper.core import PaperConfig
+            if spec.perp_venue and spec.perp_venue != spec.venue:  # legs on two venues (docs/cross-venue.md)
+                from hedge_core.exchange.routed_paper import RoutedPaper, venue_state_path
 
-            from hedge_core.data.instruments import pair_instruments, venue_instruments
-
-            # the hedge's pair from the store's instruments (else the committed snapshot; InvalidInput names
-            # a symbol found in neither), beside the venue's other snapshot symbols
-            pair = pair_instruments(spec.spot_symbol, spec.perp_symbol, spec.venue, self.store)
-            rest = tuple(i for i in venue_instruments(spec.venue) if i.symbol not in {p.symbol for p in pair})
-            cfg = PaperConfig(venue=spec.venue, participation=spec.paper_participation, instruments=pair + rest)
-            ex = make_adapter("paper", spec.venue, paper_config=cfg, balances=spec.balances,
-                              state_path=self.home / "paper" / f"{spec.hedge_id}.json")
-            ex.save_on_apply = spec.paper_save_every_event
-            ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
-            ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
-            return ex
+                return RoutedPaper(*(self._paper(spec, v, {a: spec.balances.get(a, {})},
+                                                 venue_state_path(self.home / "paper", spec.hedge_id, v))
+                                     for v, a in ((spec.venue, "spot"), (spec.perp_venue, "perp"))))
+            return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
+
+    def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path) -> Any:
+        from hedge_core.data.instruments import pair_instruments, venue_instruments
+        from hedge_core.exchange.factory import make_adapter
+        from hedge_core.exchange.paper.core import PaperConfig
+
+        # the hedge's pair from the store's instruments (else the committed snapshot; InvalidInput names a
+        # symbol found in neither), beside the venue's other snapshot symbols; each instrument carries the
+        # venue it trades on (a leg's orders are journaled under it)
+        pair = pair_instruments(spec.spot_symbol, spec.perp_symbol, venue, self.store)
+        rest = tuple(i for i in venue_instruments(venue) if i.symbol not in {p.symbol for p in pair})
+        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=pair + rest)
+        ex = make_adapter("paper", venue, paper_config=cfg, balances=balances, state_path=path)
+        ex.save_on_apply = spec.paper_save_every_event
+        ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
+        ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
+        return ex
 
     def _register_secrets(self, ad: Any) -> Any:
         """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter);

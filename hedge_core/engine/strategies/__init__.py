@@ -19,9 +19,9 @@ __all__ = ["STRATEGIES", "Strategy", "StrategyBase", "register", "strategy_for",
 
 
 def _builtin() -> dict[str, Strategy[Any]]:
-    from hedge_core.engine.strategies import carry, cross, grid, voltier
+    from hedge_core.engine.strategies import carry, cross, grid, voltier, xcarry
 
-    return {s.name: s for s in (carry.STRATEGY, cross.STRATEGY, voltier.STRATEGY, grid.STRATEGY)}
+    return {s.name: s for s in (carry.STRATEGY, cross.STRATEGY, voltier.STRATEGY, grid.STRATEGY, xcarry.STRATEGY)}
 
 
 STRATEGIES: dict[str, Strategy[Any]] = {}

@@ -1,0 +1,100 @@
+"""Reconciliation of a hedge whose legs sit on two venues, reported per venue.
+
+:func:`reconcile_per_venue` runs the one reconciliation (:func:`hedge_core.runner.reconcile.
+reconcile_orders`) through a :class:`~hedge_core.exchange.routed.RoutedAdapter`: every journaled
+order is looked up, cancelled or finalised at ITS venue (the adapter routes by symbol), and fills
+the venue reports beyond the journal's are journaled. The result is then split by the venue each
+journaled order was sent to (the journal's ``venue`` column, written with the intent), and each
+venue's own holdings are read beside it: the spot venue's base balance (spot leg) and the perp
+venue's position (perp leg). Nothing is netted between venues and no money moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.runner.journal import Journal
+from hedge_core.runner.reconcile import ReconcileReport, reconcile_orders
+
+__all__ = ["VenueReconcile", "reconcile_per_venue"]
+
+
+@dataclass
+class VenueReconcile:
+    """What reconciliation did and saw on one venue.
+
+    Attributes
+    ----------
+    venue : str
+    leg : str
+        ``spot`` or ``perp``: the hedge's leg on this venue.
+    never_sent, cancelled, finalised : list of str
+        Client order ids (see :class:`~hedge_core.runner.reconcile.ReconcileReport`).
+    fills_added : list of str
+        Trade ids journaled from this venue's answers or records.
+    holding : float
+        The venue's own figure of the leg, base units: spot venue: the base currency's total
+        balance in the spot wallet; perp venue: the signed position of the perp symbol (0 = flat).
+    """
+
+    venue: str
+    leg: str
+    never_sent: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    finalised: list[str] = field(default_factory=list)
+    fills_added: list[str] = field(default_factory=list)
+    holding: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"venue": self.venue, "leg": self.leg, "never_sent": self.never_sent, "cancelled": self.cancelled,
+                "finalised": self.finalised, "fills_added": self.fills_added, "holding": self.holding}
+
+
+async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAdapter, *, spot_symbol: str,
+                              perp_symbol: str) -> tuple[ReconcileReport, dict[str, VenueReconcile]]:
+    """Reconcile ``hedge_id``'s journal with both venues; the overall report and one per venue.
+
+    Parameters
+    ----------
+    adapter : RoutedAdapter
+        The hedge's two venues (spot leg, perp leg).
+    spot_symbol, perp_symbol : str
+        The legs' ccxt unified symbols (``BTC/USDT``, ``BTC/USDT:USDT``).
+
+    Returns
+    -------
+    (ReconcileReport, {venue: VenueReconcile})
+        The report of :func:`~hedge_core.runner.reconcile.reconcile_orders` (its
+        ``venue_positions`` filled with the perp venue's position) and its split by venue.
+    """
+    rep = await reconcile_orders(hedge_id, journal, adapter)
+    rows = {r["client_order_id"]: r for r in journal.orders(hedge_id)}
+    out = {adapter.spot_venue: VenueReconcile(adapter.spot_venue, "spot"),
+           adapter.perp_venue: VenueReconcile(adapter.perp_venue, "perp")}
+
+    def venue_of_coid(coid: str) -> str:
+        row = rows.get(coid)
+        if row is not None and row.get("venue") in out:
+            return str(row["venue"])
+        return adapter.venue_of(row["symbol"]) if row is not None else adapter.perp_venue
+
+    for name in ("never_sent", "cancelled", "finalised"):
+        for coid in getattr(rep, name):
+            getattr(out[venue_of_coid(coid)], name).append(coid)
+    for tid in rep.fills_added:
+        # the driver's trade ids: "<client order id>:<cumulative filled>" (order answers) or
+        # "<symbol>#<venue trade id>" (trade records)
+        if "#" in tid:
+            venue = adapter.venue_of(tid.split("#", 1)[0])
+        else:
+            venue = venue_of_coid(tid.rsplit(":", 1)[0])
+        out[venue].fills_added.append(tid)
+    base = spot_symbol.split("/", 1)[0]
+    bal = (await adapter.fetch_balance("spot")).get(base)
+    out[adapter.spot_venue].holding = float(bal.total) if bal is not None else 0.0
+    positions = {p.symbol: p.qty for p in await adapter.fetch_positions([perp_symbol])}
+    out[adapter.perp_venue].holding = float(positions.get(perp_symbol, 0.0))
+    rep.venue_positions = positions
+    return rep, out
