@@ -25,6 +25,9 @@ def _mount() -> None:
     runner_cli.register(app)  # start, stop, pause, resume, rebalance, flatten-all, hedges, carry
     app.add_typer(backtest_cli.app)  # backtest, sweep
     app.add_typer(alerts_app, name="alerts")
+    from hedge_core.book.cli import register as register_book
+
+    register_book(app)  # hedge book
 
 
 def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) -> str:

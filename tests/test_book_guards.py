@@ -116,4 +116,26 @@ def test_monitor_bad_limits_file_keeps_last_good(tmp_path: Path):
     assert "book_limits" in m.conditions.as_dict()
     assert any(a.kind == "book_limits" and a.level == "error" for a in sup.alert_bus.recent)
     assert math.isclose(m.last.day_pnl, -50.0)
-    assert "ETH" in m.last.var["error"]  # no bars stored: said in the book, not raised
+    assert m.last.var == {}  # no VaR limit: the refresh does not price it
+    assert "ETH" in m.snapshot().var["error"]  # no bars stored: said in the book, not raised
+
+
+def test_monitor_prices_the_var_from_the_store_and_fires_the_var_limit(tmp_path: Path):
+    from hedge_core.data.demo import seed_demo
+
+    st = Store(tmp_path / "demo.duckdb")
+    seed_demo(st, days=10)
+    tasks = {p.hedge_id: _task(p) for p in H}
+    for t in tasks.values():
+        t.spec.data_venue = "demo"
+    sup = SimpleNamespace(home=tmp_path, hedges=tasks, journal=FakeJournal(), alert_bus=AlertBus(), store=st)
+    m = BookMonitor(sup)
+    snap = m.snapshot(confidence=0.95, horizon=6)
+    assert "error" not in snap.var and snap.var["parametric"] > 0 and snap.var["observations"] >= 200
+    (tmp_path / "book_limits.toml").write_text(f"var_limit = {snap.var['parametric'] / 2}\nvar_confidence = 0.95\n"
+                                               "var_horizon = 6\n")
+    m.refresh()
+    assert [g.name for _, g in sup.journal.rows] == ["book_var"]
+    assert m.blocks(tasks["a"]) and m.blocks(tasks["b"])  # a book-wide limit blocks every hedge's entry
+    with pytest.raises(InvalidInput, match="horizon"):
+        m.snapshot(horizon=0)

@@ -6,6 +6,7 @@ hedge refused there, nothing traded because of it."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -69,6 +70,17 @@ def test_book_equals_the_sum_of_its_hedges_and_a_book_guard_fires(tmp_path):
         assert var["historical"] >= 0 and var["parametric"] >= 0 and var["observations"] >= 20
         with pytest.raises(InvalidInput, match="confidence"):
             c.book(confidence=1.5)
+        # hedge book: the same numbers as a table and as JSON
+        from typer.testing import CliRunner
+
+        from hedge_core.cli import app
+
+        r = CliRunner().invoke(app, ["book", "--home", str(env.home), "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["hedges"] == 3
+        r = CliRunner().invoke(app, ["book", "--home", str(env.home), "--confidence", "0.95", "--horizon", "6"])
+        assert r.exit_code == 0 and "3 hedges" in r.output and "VaR 0.95, 6 bars" in r.output, r.output
+        assert "assets" in r.output and "venues" in r.output
 
         # a book guard: gross exposure above a limit below the book's
         orders_before = len(c.history("orders"))

@@ -113,7 +113,7 @@ def check_book(book: BookSnapshot, limits: BookLimits) -> list[BookVerdict]:
     if lim.var_limit is not None and book.var:
         v = max(float(book.var.get("historical") or 0.0), float(book.var.get("parametric") or 0.0))
         if v >= lim.var_limit:
-            out.append(BookVerdict("book_var", "book", v, lim.var_limit,
+            out.append(BookVerdict("var", "book", v, lim.var_limit,
                                    f"book VaR {v:,.2f} ({book.var.get('confidence')}, {book.var.get('horizon')} "
                                    f"bars) >= {lim.var_limit:,.2f}"))
     if lim.daily_loss_limit is not None and book.day_pnl <= -lim.daily_loss_limit:

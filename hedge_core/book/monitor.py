@@ -121,7 +121,8 @@ class BookMonitor:
         return df.loc[df["hedge_id"].isin(ids), ["ts", "amount"]].to_dict("records")
 
     # ---- the book ----------------------------------------------------------------------------------
-    def snapshot(self, *, confidence: Any = None, horizon: Any = None, funding: bool = True) -> BookSnapshot:
+    def snapshot(self, *, confidence: Any = None, horizon: Any = None, funding: bool = True,
+                 var: bool = True) -> BookSnapshot:
         """The book now, with VaR (``confidence``/``horizon`` default to the limits file's) and, with
         ``funding``, the funding earned per UTC day from the ledger. Bad ``confidence``/``horizon``:
         InvalidInput, nothing computed."""
@@ -131,15 +132,17 @@ class BookMonitor:
         positions = self.positions()
         rows = self._funding_rows() if funding else ()
         book = aggregate(positions, funding_rows=rows, pnl_history=list(self.pnl_history))
-        book = _with(book, var=self._var(book, lim, c, h))
+        if var:
+            book = _with(book, var=self._var(book, lim, c, h))
         firing = [v.as_dict() for v in self.firing.values()]
         return _with(book, guards=tuple(firing))
 
     def refresh(self) -> BookSnapshot:
         """Rebuild the book, check the limits, record/alert/block what fires and lift what cleared."""
-        book = self.snapshot(funding=False)
+        lim = self.limits()
+        book = self.snapshot(funding=False, var=lim.var_limit is not None)  # the VaR only when a limit needs it
         self.pnl_history.append(book.pnl)
-        verdicts = {v.key: v for v in check_book(book, self.limits())}
+        verdicts = {v.key: v for v in check_book(book, lim)}
         ts = pd.Timestamp.now(tz="UTC")
         for key, v in verdicts.items():
             if key not in self.firing:

@@ -9,7 +9,9 @@ short ETH offset each other as much as their history says.
   returns ``C_t / C_{t-h} - 1`` of the closes; ``VaR = -quantile(P&L, 1 - confidence)``
   (numpy's linear interpolation).
 - **parametric**: ``VaR = z_confidence x sqrt(w' S w x horizon)``, ``S`` the sample covariance
-  (ddof=1) of the one-bar returns, ``z`` from ``scipy.stats.norm.ppf``; zero mean (the drift
+  (ddof=1) of the one-bar returns, ``z`` the standard normal quantile (``statistics.NormalDist``:
+  Wichura's AS241, exact to double precision; importing scipy on the runner's event loop would
+  stall it for a second); zero mean (the drift
   over a short horizon is noise) and square-root-of-time scaling.
 
 VaR is a POSITIVE quote amount: the loss not exceeded with probability ``confidence`` over
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -83,8 +86,6 @@ def historical_var(exposures: Any, horizon_returns: Any, confidence: float = 0.9
 def parametric_var_from_cov(exposures: Any, cov: Any, confidence: float = 0.99, horizon: int = 1) -> float:
     """Gaussian VaR (quote) of exposures ``w`` with covariance ``cov`` of one-bar returns:
     ``z_confidence x sqrt(w' cov w x horizon)``."""
-    from scipy.stats import norm
-
     c, h = check_confidence(confidence), check_horizon(horizon)
     s = np.atleast_2d(np.asarray(cov, dtype="float64"))
     w = _weights(exposures, s.shape[0])
@@ -93,7 +94,7 @@ def parametric_var_from_cov(exposures: Any, cov: Any, confidence: float = 0.99, 
     var = float(w @ s @ w)
     if var < -1e-12 * max(1.0, float(np.abs(w).sum()) ** 2):
         raise InvalidInput("cov", "not positive semi-definite", "a covariance matrix (w' S w >= 0)")
-    return float(norm.ppf(c) * math.sqrt(max(var, 0.0) * h))
+    return float(NormalDist().inv_cdf(c) * math.sqrt(max(var, 0.0) * h))
 
 
 def parametric_var(exposures: Any, returns: Any, confidence: float = 0.99, horizon: int = 1) -> float:
