@@ -70,7 +70,7 @@ def load_limits(path: str | Path) -> BookLimits:
 
 @dataclass(frozen=True)
 class BookVerdict:
-    """One book guard firing: ``name`` (gross_exposure, venue_gross, asset_net_delta, book_var,
+    """One book guard firing: ``name`` (gross_exposure, venue_gross, asset_net_delta, var,
     daily_loss), ``scope`` (``book``, ``venue:NAME`` or ``asset:NAME``), the measured ``value`` and
     the ``limit`` (quote), and a sentence."""
 

@@ -114,11 +114,14 @@ class BookMonitor:
             return {"confidence": confidence, "horizon": horizon, "error": str(exc)}
 
     def _funding_rows(self) -> list[dict[str, Any]]:
+        """Funding of this runner's hedges per UTC day: summed in SQL per hedge and day
+        (``Store.funding_flows``), then over the hedges: one row per day."""
         ids = {h.hedge_id for h in self._tasks()}
-        df = self.sup.store.read_table("funding_payments")
+        df = self.sup.store.funding_flows(every="1d")
         if not len(df):
             return []
-        return df.loc[df["hedge_id"].isin(ids), ["ts", "amount"]].to_dict("records")
+        per_day = df.loc[df["hedge_id"].isin(ids)].groupby("ts")["amount"].sum()
+        return [{"ts": ts, "amount": a} for ts, a in per_day.items()]
 
     # ---- the book ----------------------------------------------------------------------------------
     def snapshot(self, *, confidence: Any = None, horizon: Any = None, funding: bool = True,
