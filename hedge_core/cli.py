@@ -16,6 +16,7 @@ app = typer.Typer(help="Crypto spot/perp hedging: data, research, paper and live
 
 def _mount() -> None:
     from hedge_core.backtest import cli as backtest_cli
+    from hedge_core.book.cli import register as register_book
     from hedge_core.data.cli import data_app
     from hedge_core.data.scan_cli import app as scan_app
     from hedge_core.params.cli import params_app
@@ -29,6 +30,7 @@ def _mount() -> None:
     app.add_typer(backtest_cli.app)  # backtest, sweep
     app.add_typer(alerts_app, name="alerts")
     app.add_typer(scan_app)  # scan
+    register_book(app)  # hedge book
 
 
 def seed_unless_held(db_path: Path, *, demo: bool, lock_timeout: float = 2.0) -> str:

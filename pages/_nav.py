@@ -15,6 +15,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/start_hedge.py", "Start a hedge", ":material/play_circle:"),
     ("pages/hedge_detail.py", "Hedge detail", ":material/monitoring:"),
     ("pages/risk.py", "Risk and LTV", ":material/shield:"),
+    ("pages/book.py", "Book", ":material/account_balance:"),
     ("pages/research.py", "Research", ":material/science:"),
     ("pages/scanner.py", "Funding scanner", ":material/radar:"),
     ("pages/params.py", "Parameter sets", ":material/tune:"),

@@ -179,6 +179,10 @@ class RunnerClient:
     def runs(self) -> list[dict[str, Any]]:
         return self._call("GET", "/runs")
 
+    def book(self, confidence: float | None = None, horizon: int | None = None) -> dict[str, Any]:
+        """The book of every hedge (docs/book.md); VaR at ``confidence`` over ``horizon`` bars."""
+        return self._call("GET", "/book", confidence=confidence, horizon=horizon)
+
     def bars(self, venue: str, symbol: str, kind: str, timeframe: str, start: Any = None, end: Any = None) -> pd.DataFrame:
         df = self._frame(self._call("GET", "/bars", venue=venue, symbol=symbol, kind=kind, timeframe=timeframe,
                                     start=None if start is None else str(start), end=None if end is None else str(end)))

@@ -18,6 +18,7 @@ Endpoints (JSON in and out)::
     GET  /history/{table}                any ledger table; ?hedge_id=&start=&end=&limit=
     GET  /bars                           ?venue=&symbol=&kind=&timeframe=&start=&end=
     GET  /runs                           hedge_runs
+    GET  /book                           the book of every hedge (docs/book.md); ?confidence=&horizon= of the VaR
     POST /params/sync                    index data/params/*.toml into param_sets
     POST /snapshot                       take a database snapshot now
     POST /shutdown                       {flatten: bool|null}: stop the runner
@@ -126,7 +127,13 @@ def make_app(sup: Any, token: str, *, on_shutdown: Any = None) -> web.Applicatio
         return _json([h.summary() for h in sup.hedges.values()])
 
     async def start(request: web.Request) -> web.Response:
-        return _json(await sup.start_hedge(await body(request)), 201)
+        b = await body(request)
+        sup.book.check_start(b)  # a firing book guard blocks new entries there
+        return _json(await sup.start_hedge(b), 201)
+
+    async def book(request: web.Request) -> web.Response:
+        snap = sup.book.snapshot(confidence=request.query.get("confidence"), horizon=request.query.get("horizon"))
+        return _json(snap.as_dict())
 
     async def one(request: web.Request) -> web.Response:
         return _json(sup.get(request.match_info["id"]).summary())
@@ -185,7 +192,7 @@ def make_app(sup: Any, token: str, *, on_shutdown: Any = None) -> web.Applicatio
         web.get("/health", health), web.get("/hedges", hedges), web.post("/hedges", start),
         web.get("/hedges/{id}", one), web.post("/hedges/{id}/{cmd}", command),
         web.get("/hedges/{id}/{table}", hedge_table), web.post("/flatten-all", flatten_all),
-        web.get("/history/{table}", history), web.get("/bars", bars), web.get("/runs", runs),
+        web.get("/history/{table}", history), web.get("/bars", bars), web.get("/runs", runs), web.get("/book", book),
         web.post("/params/sync", params_sync), web.post("/snapshot", snapshot), web.post("/shutdown", shutdown),
     ])
     return app

@@ -492,8 +492,9 @@ class HedgeTask:
         return ctx
 
     async def _market(self, mu: MarketUpdate) -> None:
-        if self.no_new_entries and self.driver.ctx.state is State.ANALYZING_MARKET:
-            return  # shutting down: no new positions
+        if self.driver.ctx.state is State.ANALYZING_MARKET and (
+                self.no_new_entries or (getattr(self.sup, "book", None) is not None and self.sup.book.blocks(self))):
+            return  # shutting down, or a book guard fires (hedge_core.book.monitor): no new positions
         if self.sup.heartbeat_stale() and not self.dms_fired and self.driver.ctx.state is not State.COMPLETED:
             await self._dead_mans_switch(self.clock_now())
         if not fresh_enough(self, mu):

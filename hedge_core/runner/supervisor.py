@@ -111,6 +111,9 @@ class Supervisor:
         self.venue_conditions: dict[str, Conditions] = {}  # venue account -> DEGRADED marks (bans, ...)
         # rate-limit bans of the venue accounts this process uses -> venue_conditions + alert_bus
         self.ban_watch = BanWatch(lambda v: self.venue_conditions.setdefault(v, Conditions()), self.alert_bus)
+        from hedge_core.book.monitor import BookMonitor
+
+        self.book = BookMonitor(self)  # the book of every hedge, and its guards (docs/book.md)
 
     # ---- health ----------------------------------------------------------------------------------
     def heartbeat_age(self) -> float:
@@ -128,6 +131,8 @@ class Supervisor:
         degraded: dict[str, dict[str, str]] = {h.hedge_id: h.conditions.as_dict() for h in self.hedges.values()
                                                if h.conditions.degraded}
         degraded.update({f"venue:{v}": c.as_dict() for v, c in self.venue_conditions.items() if c.degraded})
+        if self.book.conditions.degraded:
+            degraded["book"] = self.book.conditions.as_dict()
         status = "stale" if self.heartbeat_stale() else ("degraded" if degraded else "ok")
         return {"ok": not self.heartbeat_stale(), "status": status, "degraded": degraded, "pid": os.getpid(), "heartbeat_age_s": self.heartbeat_age(),
                 "loop_lag_s": max(time.monotonic() - self.loop_tick - 0.5, 0.0), "dms_timeout_s": self.dms_timeout_s,
@@ -140,6 +145,7 @@ class Supervisor:
         self._bg.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         self._bg.append(asyncio.create_task(self._tick_loop(), name="loop-tick"))
         self._bg.append(asyncio.create_task(self._flush_loop(), name="journal-flush"))
+        self._bg.append(asyncio.create_task(self.book.loop(), name="book"))
         if self.snapshot_dir is not None:
             self._bg.append(asyncio.create_task(self._snapshot_loop(), name="snapshots"))
         self._watchdog = threading.Thread(target=self._watch, name="runner-watchdog", daemon=True)

@@ -1,0 +1,141 @@
+"""Book guards: inclusive thresholds, the limits file, and what a firing does in the monitor
+(recorded once per episode, alerted, DEGRADED, new entries blocked where it concerns, lifted
+when it clears; never an order)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hedge_core.book.aggregate import aggregate
+from hedge_core.book.guards import BookLimits, check_book, load_limits
+from hedge_core.book.model import HedgePosition
+from hedge_core.book.monitor import BookMonitor
+from hedge_core.errors import InvalidInput
+from hedge_core.runner.condition import AlertBus
+from hedge_core.store import Store
+
+H = [HedgePosition("a", "binance", "BTC", spot_qty=1, perp_qty=-1, spot_price=100, mark_price=100, day_pnl=-30),
+     HedgePosition("b", "bybit", "ETH", spot_qty=10, perp_qty=-5, spot_price=10, mark_price=10, day_pnl=-20)]
+
+
+def test_thresholds_are_inclusive_and_scoped():
+    b = aggregate(H)  # gross: binance 200, bybit 150; net delta BTC 0, ETH 5 x 10 = 50; day PnL -50
+    assert check_book(b, BookLimits()) == []
+    fired = check_book(b, BookLimits(max_gross_exposure=350, max_venue_gross=200, max_asset_net_delta=50,
+                                     daily_loss_limit=50))
+    assert [(v.name, v.scope) for v in fired] == [("gross_exposure", "book"), ("venue_gross", "venue:binance"),
+                                                  ("asset_net_delta", "asset:ETH"), ("daily_loss", "book")]
+    assert check_book(b, BookLimits(max_gross_exposure=350.01, max_venue_gross=200.01, max_asset_net_delta=50.01,
+                                    daily_loss_limit=50.01)) == []
+    bv = aggregate(H, var={"historical": 120.0, "parametric": 90.0, "confidence": 0.99, "horizon": 24})
+    assert [v.value for v in check_book(bv, BookLimits(var_limit=120))] == [120.0]
+    assert check_book(bv, BookLimits(var_limit=121)) == []
+
+
+def test_limits_file(tmp_path: Path):
+    p = tmp_path / "book_limits.toml"
+    assert load_limits(p) == BookLimits()  # no file: every limit off
+    p.write_text("max_gross_exposure = 1000\nvar_confidence = 0.95\n")
+    assert load_limits(p).max_gross_exposure == 1000 and load_limits(p).var_confidence == 0.95
+    p.write_text("max_gross_exposure = -1\n")
+    with pytest.raises(InvalidInput, match="max_gross_exposure"):
+        load_limits(p)
+    p.write_text("max_gros_exposure = 1\n")
+    with pytest.raises(InvalidInput, match="max_gros_exposure"):
+        load_limits(p)
+    p.write_text("max_gross_exposure = \n")
+    with pytest.raises(InvalidInput, match="TOML"):
+        load_limits(p)
+
+
+class FakeJournal:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, object]] = []
+
+    def guard(self, hedge_id, g) -> None:
+        self.rows.append((hedge_id, g))
+
+
+def _task(p: HedgePosition) -> SimpleNamespace:
+    summary = {"hedge_id": p.hedge_id, "venue": p.venue, "spot_symbol": f"{p.asset}/USDT", "spot_qty": p.spot_qty,
+               "perp_qty": p.perp_qty, "spot_price": p.spot_price, "mark_price": p.mark_price, "leverage": 1.0,
+               "pnl": p.pnl, "day_pnl": p.day_pnl, "funding": 0.0}
+    spec = SimpleNamespace(venue=p.venue, spot_symbol=f"{p.asset}/USDT", data_venue=None)
+    return SimpleNamespace(hedge_id=p.hedge_id, driver=object(), spec=spec, summary=lambda: dict(summary))
+
+
+def test_monitor_records_alerts_blocks_and_lifts(tmp_path: Path):
+    sup = SimpleNamespace(home=tmp_path, hedges={p.hedge_id: _task(p) for p in H}, journal=FakeJournal(),
+                          alert_bus=AlertBus(), store=Store(tmp_path / "empty.duckdb"))
+    m = BookMonitor(sup)
+    (tmp_path / "book_limits.toml").write_text("max_venue_gross = 200\n")
+    m.refresh()
+    m.refresh()  # still firing: recorded and alerted once per episode
+    assert [(h, g.name, g.action, dict(g.numbers)) for h, g in sup.journal.rows] == [
+        ("book", "book_venue_gross", "block_entries", {"value": 200.0, "limit": 200.0})]
+    alerts = [a for a in sup.alert_bus.recent if a.kind == "book_guard"]
+    assert len(alerts) == 1 and alerts[0].level == "warning" and alerts[0].venue == "binance"
+    assert m.conditions.as_dict() == {"book_venue_gross[venue:binance]": "binance gross exposure 200.00 >= 200.00"}
+    a, b = sup.hedges["a"], sup.hedges["b"]
+    assert m.blocks(a) and not m.blocks(b)  # only the venue's hedges
+    with pytest.raises(InvalidInput, match="book"):
+        m.check_start({"venue": "binance", "spot_symbol": "SOL/USDT"})
+    m.check_start({"venue": "bybit", "spot_symbol": "BTC/USDT"})  # elsewhere: allowed
+    assert m.last.guards[0]["name"] == "venue_gross"
+    # the limit raised: the guard clears, entries allowed, an info alert
+    import os
+    import time
+
+    (tmp_path / "book_limits.toml").write_text("max_venue_gross = 500\n")
+    os.utime(tmp_path / "book_limits.toml", (time.time() + 5, time.time() + 5))
+    m.refresh()
+    assert not m.blocks(a) and not m.conditions.degraded and m.last.guards == ()
+    assert sup.alert_bus.recent[-1].level == "info" and "cleared" in sup.alert_bus.recent[-1].message
+    assert len(sup.journal.rows) == 1
+
+
+def test_monitor_bad_limits_file_keeps_last_good(tmp_path: Path):
+    sup = SimpleNamespace(home=tmp_path, hedges={p.hedge_id: _task(p) for p in H}, journal=FakeJournal(),
+                          alert_bus=AlertBus(), store=Store(tmp_path / "empty.duckdb"))
+    m = BookMonitor(sup)
+    f = tmp_path / "book_limits.toml"
+    f.write_text("daily_loss_limit = 10\n")
+    m.refresh()
+    assert [g.name for _, g in sup.journal.rows] == ["book_daily_loss"]
+    import os
+    import time
+
+    f.write_text("daily_loss_limit = 'ten'\n")
+    os.utime(f, (time.time() + 5, time.time() + 5))
+    m.refresh()
+    assert m.limits().daily_loss_limit == 10  # the last good limits are kept
+    assert "book_limits" in m.conditions.as_dict()
+    assert any(a.kind == "book_limits" and a.level == "error" for a in sup.alert_bus.recent)
+    assert math.isclose(m.last.day_pnl, -50.0)
+    assert m.last.var == {}  # no VaR limit: the refresh does not price it
+    assert "ETH" in m.snapshot().var["error"]  # no bars stored: said in the book, not raised
+
+
+def test_monitor_prices_the_var_from_the_store_and_fires_the_var_limit(tmp_path: Path):
+    from hedge_core.data.demo import seed_demo
+
+    st = Store(tmp_path / "demo.duckdb")
+    seed_demo(st, days=10)
+    tasks = {p.hedge_id: _task(p) for p in H}
+    for t in tasks.values():
+        t.spec.data_venue = "demo"
+    sup = SimpleNamespace(home=tmp_path, hedges=tasks, journal=FakeJournal(), alert_bus=AlertBus(), store=st)
+    m = BookMonitor(sup)
+    snap = m.snapshot(confidence=0.95, horizon=6)
+    assert "error" not in snap.var and snap.var["parametric"] > 0 and snap.var["observations"] >= 200
+    (tmp_path / "book_limits.toml").write_text(f"var_limit = {snap.var['parametric'] / 2}\nvar_confidence = 0.95\n"
+                                               "var_horizon = 6\n")
+    m.refresh()
+    assert [g.name for _, g in sup.journal.rows] == ["book_var"]
+    assert m.blocks(tasks["a"]) and m.blocks(tasks["b"])  # a book-wide limit blocks every hedge's entry
+    with pytest.raises(InvalidInput, match="horizon"):
+        m.snapshot(horizon=0)
