@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -70,6 +71,11 @@ def test_unreadable_database_is_one_line_naming_the_file(tmp_path: Path, broken:
         code, out = hedge(tmp_path, *args)
         refused(code, out, str(db), "cannot be opened", "not a valid DuckDB database")
         assert len(out.strip().splitlines()) == 1, out
+    # the runner process itself (what `hedge runner start` spawns), started by hand: no traceback either
+    r = subprocess.run([sys.executable, "-m", "hedge_core.runner", "--db", str(db), "--home", str(tmp_path / "rh")],
+                       cwd=REPO, capture_output=True, text=True, timeout=60,
+                       env={**{k: v for k, v in os.environ.items() if not k.startswith("HEDGE_")}, "HEDGE_OFFLINE": "1"})
+    refused(r.returncode, r.stderr, str(db), "cannot be opened", "not a valid DuckDB database")
     assert db.read_bytes() == before  # left as it was
     assert not (tmp_path / "rh" / "runner.json").exists()
 

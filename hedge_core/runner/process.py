@@ -156,9 +156,16 @@ def main(argv: list[str] | None = None) -> int:
 
     home = runner_home(a.home)
     setup_logging(home / "logs" / "runner.jsonl", stderr=True)
-    return asyncio.run(run_runner(a.db, home, port=a.port, params_root=a.params_dir, snapshot_dir=a.snapshot_dir,
-                                  heartbeat_s=a.heartbeat, dms_timeout_s=a.dms_timeout, snapshot_s=a.snapshot_every,
-                                  fsync=a.fsync))
+    from hedge_core.errors import HedgeError
+
+    try:
+        return asyncio.run(run_runner(a.db, home, port=a.port, params_root=a.params_dir, snapshot_dir=a.snapshot_dir,
+                                      heartbeat_s=a.heartbeat, dms_timeout_s=a.dms_timeout,
+                                      snapshot_s=a.snapshot_every, fsync=a.fsync))
+    except HedgeError as exc:  # a bad --db, a busy store, bad settings: one line, no traceback
+        log_event(log, "runner did not start", level=logging.ERROR, error=str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
