@@ -57,7 +57,8 @@ def live() -> None:
                          "score", min_value=0, max_value=100, format="%d")})
     st.subheader("Loan and LTV")
     if loans.empty:
-        st.caption("No loan-backed hedge (voltier strategy) is running.")
+        st.caption("No loan-backed hedge is running: the loan book (voltier) runs in research only for now "
+                   "(notebook 05, backtests); the LTV figures of a loan are in docs/known-limits.md.")
     else:
         for r in loans.itertuples():
             c = st.columns(5)

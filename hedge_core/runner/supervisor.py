@@ -44,6 +44,7 @@ import pandas as pd
 from hedge_core.params import store as param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
+from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.ban_watch import BanWatch
 from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
@@ -484,6 +485,9 @@ class Supervisor:
         if spec.hedge_id in self.hedges:
             raise InvalidInput("hedge_id", spec.hedge_id, "an id not already running")
         params = self._params_for(spec)
+        refusal = strategy_for(params).runner_refusal
+        if refusal:
+            raise InvalidInput("strategy", str(params.strategy), refusal, where="start")
         if spec.mode == "live":
             status = param_store.status_of(spec.params_name, spec.params_version, root=self.params_root) \
                 if spec.params_name else "inline"

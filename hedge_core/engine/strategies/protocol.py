@@ -17,6 +17,7 @@ member                      asked by
 ``extra_kpis``              the event backtest, after the generic KPIs
 ``rechecks_leverage``       ``engine.step``: re-choose the perp leverage from volatility or not
 ``fast_kernel``             the fast path: the NAME of its kernel (resolved there, lazily)
+``runner_refusal``          the runner's start: None, or why it cannot run this strategy yet
 ==========================  ==================================================================
 
 :class:`StrategyBase` implements the defaults (a notional-sized hedge without a loan); a
@@ -63,12 +64,16 @@ class Strategy(Protocol[P_contra]):
     rechecks_leverage : bool
         True when the engine may lower the perp leverage from volatility while hedged; False when
         the strategy fixes it itself (``Intent.leverage`` at entry).
+    runner_refusal : str or None
+        None when the runner can start and recover hedges of this strategy; else the reason it
+        refuses them at start (research only), shown to the operator.
     """
 
     name: str
     fast_kernel: str | None
     loan_book: bool
     rechecks_leverage: bool
+    runner_refusal: str | None
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: P_contra) -> Intent:
@@ -113,6 +118,7 @@ class StrategyBase(Generic[P_contra]):
     fast_kernel: ClassVar[str | None] = None
     loan_book: ClassVar[bool] = False
     rechecks_leverage: ClassVar[bool] = True
+    runner_refusal: ClassVar[str | None] = None
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: P_contra) -> Intent:

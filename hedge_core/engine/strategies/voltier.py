@@ -134,6 +134,10 @@ class VolTierStrategy(StrategyBase[VolTierLoanParams]):
     fast_kernel = "voltier"
     loan_book = True
     rechecks_leverage = False
+    #: the runner would need the collateral in the paper wallet and the loan (interest, reserve left)
+    #: journaled to recover it after a restart; neither exists yet (docs/known-limits.md)
+    runner_refusal = ("a strategy the runner can hold: the loan book (voltier) runs in research only "
+                      "(backtests, sweeps, notebooks) -- the runner does not journal a loan or its reserve yet")
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: VolTierLoanParams) -> Intent:
