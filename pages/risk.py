@@ -58,7 +58,7 @@ def live() -> None:
     st.subheader("Loan and LTV")
     if loans.empty:
         st.caption("No loan-backed hedge is running: the loan book (voltier) runs in research only for now "
-                   "(notebook 05, backtests); the LTV figures of a loan are in docs/known-limits.md.")
+                   "(notebook 05, backtests; see docs/known-limits.md).")
     else:
         for r in loans.itertuples():
             c = st.columns(5)
