@@ -158,7 +158,7 @@ def venue_holdings(task: Any) -> dict[str, float]:
 
 
 async def run_runner(db: Path, home: Path, params_dir: Path, plans: list[Plan], hours: int,
-                     book_every: float) -> dict[str, Any]:
+                     book_every: float, profile: Path | None = None) -> dict[str, Any]:
     """Start ``plans`` in one Supervisor, release their replays together, and measure."""
     from hedge_core.runner.supervisor import Supervisor
 
@@ -217,10 +217,19 @@ async def run_runner(db: Path, home: Path, params_dir: Path, plans: list[Plan], 
             book_ms.append((time.perf_counter() - t) * 1e3)
 
     probe = asyncio.create_task(book_probe())
+    prof = None
+    if profile is not None:  # the timed part only (start-up excluded)
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = time.perf_counter()
     gate.set()
     await asyncio.gather(*(h.task for h in sup.hedges.values()))
     wall = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(str(profile))
     probe.cancel()
     t = time.perf_counter()
     book = sup.book.snapshot().as_dict()  # the book at the end, over the finished replays
@@ -263,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--hours", type=int, default=None, help="1h bars replayed per hedge (default 400; --quick 60)")
     ap.add_argument("--book-every", type=float, default=0.05, help="seconds between GET /book probes while running")
     ap.add_argument("--json", type=Path, default=None, help="write the figures and per-hedge rows here")
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile the timed part of the N-hedge run into this file")
     ap.add_argument("--keep", type=Path, default=None, help="keep the bench database and runner home in this folder")
     a = ap.parse_args(argv)
     n = a.hedges or (30 if a.quick else 100)
@@ -276,7 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed_venues(db, days=10 + hours / 24 + 2)
         export_params(tmp / "params", db)
         base = asyncio.run(run_runner(db, tmp / "home-base", tmp / "params", [plan(1)[0]], hours, book_every=1.0))
-        r = asyncio.run(run_runner(db, tmp / "home", tmp / "params", plan(n), hours, book_every=a.book_every))
+        r = asyncio.run(run_runner(db, tmp / "home", tmp / "params", plan(n), hours, book_every=a.book_every,
+                                   profile=a.profile))
     finally:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
