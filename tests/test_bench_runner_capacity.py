@@ -52,9 +52,10 @@ def test_every_printed_figure_is_there_and_positive(bench_run):
         "ratio": _num(rf"\({NUM}x baseline per update\)", out),
         "cycle p50 ms": _num(rf"monitoring cycle per hedge: p50 {NUM} ms", out),
         "cycle p99 ms": _num(rf"monitoring cycle per hedge: .*p99 {NUM} ms", out),
-        "book p50 ms": _num(rf"book refresh while running .*p50 {NUM} ms", out),
-        "book max ms": _num(rf"book refresh while running .*max {NUM} ms", out),
+        "book p50 ms": _num(rf"book refresh while running \(.*?\): p50 {NUM} ms", out),
+        "book max ms": _num(rf"book refresh while running \(.*?\): p50 [0-9.,]+ ms, max {NUM} ms", out),
     }
+    assert re.search(r"the probe waited p50 \S+ ms, max \S+ ms for the event loop", out), out
     assert all(v > 0 for v in figures.values()), figures
     # 6 hedges x 48 bars, less what hedges that completed early did not receive
     assert 0 < figures["total updates"] <= 6 * 48 and figures["total updates"] == res["updates"]
