@@ -1,4 +1,5 @@
-"""Market data: coverage per series, and spot vs perp price, basis and funding of a pair."""
+"""Market data: coverage per series, the stored instruments per venue, and spot vs perp price, basis and
+funding of a pair."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from hedge_core.ui.figures.market import candle_figure, pair_figure
-from hedge_core.ui.views.market import candles, coverage_table, pair_view, pairs_available
+from hedge_core.ui.views.market import (
+    INSTRUMENTS_EMPTY,
+    candles,
+    coverage_table,
+    instruments_view,
+    pair_view,
+    pairs_available,
+)
 from pages._auth import require_sign_in
 from pages._shared import cached_read, cached_series, db_path, store, synthetic_badge
 
@@ -14,15 +22,31 @@ require_sign_in()  # first: nothing below runs for a browser session that has no
 st.title("Market data")
 st.caption(f"database: `{db_path()}`")
 
+
+
+def instruments_section() -> None:
+    """The store's instruments per venue (limits, brackets, read date), or how to fill the table."""
+    st.subheader("Instruments")
+    inst = cached_read(store(), instruments_view)
+    if inst.empty:
+        st.info(INSTRUMENTS_EMPTY)
+        return
+    st.caption(f"{len(inst)} instruments on {inst['venue'].nunique()} venues, from the store's instruments table "
+               "(`hedge data instruments` fills it; a symbol not in it uses the committed snapshot)")
+    st.dataframe(inst, hide_index=True, width="stretch", key="instruments_table")
+
+
 series = cached_series(store())
 if series.empty:
     st.info("The database holds no market data yet. Seed it with `make app` (downloads real data when the "
             "network is reachable, else the demo market) or import files: `hedge data import ../shared/data`.")
+    instruments_section()
     st.stop()
 
 cov = coverage_table(series)
 st.subheader("Coverage")
 st.dataframe(cov, hide_index=True, width="stretch")
+instruments_section()
 
 pairs = pairs_available(series)
 if pairs.empty:

@@ -96,3 +96,54 @@ def test_market_page_candlesticks(tmp_path, monkeypatch) -> None:
     assert not at.exception, at.exception
     charts = at.get("plotly_chart")
     assert len(charts) == 1 and '"candlestick"' in charts[0].proto.spec and "USDT:USDT (" in charts[0].proto.spec
+
+
+def _instruments(store: Store) -> list:
+    from hedge_core.data.instruments import snapshot
+
+    snap = snapshot()
+    picked = [snap[("binance", "BTC/USDT")], snap[("binance", "BTC/USDT:USDT")], snap[("bybit", "BTC/USDT:USDT")]]
+    store.write_instruments(picked, read_at=pd.Timestamp("2026-11-30T12:00Z"), source="test")
+    return picked
+
+
+def test_instruments_view_lists_the_stored_rows(tmp_path) -> None:
+    from hedge_core.ui.views.market import INSTRUMENT_COLUMNS, instruments_view
+
+    st_ = Store(tmp_path / "i.duckdb")
+    assert instruments_view(st_).empty and list(instruments_view(st_).columns) == INSTRUMENT_COLUMNS
+    picked = _instruments(st_)
+    v = instruments_view(st_)
+    assert list(v.columns) == INSTRUMENT_COLUMNS
+    assert list(zip(v["venue"], v["symbol"], v["kind"])) == [
+        ("binance", "BTC/USDT", "spot"), ("binance", "BTC/USDT:USDT", "perp"), ("bybit", "BTC/USDT:USDT", "perp")]
+    for inst, row in zip(picked, v.to_dict("records")):  # the figures of the instruments written
+        assert (row["tick"], row["lot"], row["min qty"]) == (inst.tick_size, inst.lot_size, inst.min_qty)
+        assert row["min notional"] == inst.min_notional and row["contract size"] == inst.contract_size
+        assert row["max leverage"] == inst.max_leverage and row["brackets"] == len(inst.brackets or ())
+        assert row["read"] == "2026-11-30"
+    assert v.loc[0, "brackets"] == 0 and v.loc[1, "brackets"] > 0  # spot: none; the perp carries its table
+
+
+@pytest.mark.parametrize("with_instruments", [False, True])
+def test_market_page_instruments_section(tmp_path, monkeypatch, with_instruments: bool) -> None:
+    db = tmp_path / "p.duckdb"
+    s = Store(db)
+    _fill(s)
+    if with_instruments:
+        _instruments(s)
+    s.close()
+    monkeypatch.setenv("HEDGE_DB", str(db))
+    monkeypatch.setenv("HEDGE_PANEL_AUTOSTART", "0")
+    monkeypatch.setenv("HEDGE_RUNNER_HOME", str(tmp_path / "home"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/market_data.py").run()
+    assert not at.exception, at.exception
+    assert "Instruments" in [h.value for h in at.subheader]
+    empty = [i.value for i in at.info if "instruments table is empty" in i.value]
+    if with_instruments:
+        assert not empty
+        tables = [d.value for d in at.dataframe if "max leverage" in d.value.columns]
+        assert len(tables) == 1 and len(tables[0]) == 3
+    else:
+        assert len(empty) == 1 and "hedge data instruments --venue" in empty[0]

@@ -15,13 +15,17 @@ Three frames, through the store's own read functions (no SQL here):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
 from hedge_core.store import Store
 
-__all__ = ["ScanInputs", "instrument_frame", "load_scan_inputs"]
+if TYPE_CHECKING:
+    from hedge_core.data.shared import MarketData
+
+__all__ = ["ScanInputs", "instrument_frame", "load_scan_inputs", "market_scan_inputs"]
 
 INSTRUMENT_COLUMNS = ["venue", "symbol", "kind", "min_qty", "min_notional", "lot_size", "source"]
 
@@ -92,3 +96,33 @@ def load_scan_inputs(store: Store, *, as_of: pd.Timestamp | None = None) -> Scan
     venues = sorted(funding["venue"].unique())
     instruments = instrument_frame(store.read_table("instruments"), venues)
     return ScanInputs(funding, instruments, _prices(store, None if as_of is None else pd.Timestamp(as_of)))
+
+
+def market_scan_inputs(data: MarketData, *, as_of: pd.Timestamp | None = None) -> ScanInputs:
+    """The scanner's inputs of a notebook's :class:`~hedge_core.data.shared.MarketData`, known at ``as_of``.
+
+    The data goes through the store's own import path into an in-memory database (nothing is written
+    to disk), then :func:`load_scan_inputs` reads it as it reads the user's database:
+
+    - shared: the window's cross-venue funding file (Binance, Bybit, OKX; USDT- and coin-margined
+      perps) and Binance's 1h perp bars of BTC and ETH (the prices of the smallest sizes);
+    - demo: the seeded demo market (one venue, ``demo``: spot/perp rows only, no venue pair).
+
+    Raises
+    ------
+    InvalidInput
+        ``as_of`` naive or before the first funding event (see :func:`load_scan_inputs`).
+    """
+    from hedge_core.data.importers import import_path, write_series
+
+    with Store(":memory:") as st:
+        if data.synthetic:
+            write_series(st, data.demo)
+        else:
+            assert data.root is not None
+            cross = sorted(data.root.glob("crossvenue_funding_*.csv"))
+            if not cross:
+                raise InvalidInput("data", str(data.root), "a shared window with a crossvenue_funding_*.csv file")
+            for path in (cross[0], *sorted(data.root.glob("binance_*_perp_1h.csv"))):
+                import_path(st, path)
+        return load_scan_inputs(st, as_of=as_of)

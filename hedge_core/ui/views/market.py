@@ -107,3 +107,47 @@ def coverage_table(series: pd.DataFrame) -> pd.DataFrame:
     days = (pd.to_datetime(series["last"]) - pd.to_datetime(series["first"])).dt.total_seconds() / 86400
     return series.assign(synthetic=series["venue"].map(is_synthetic), days=np.round(days, 1))
 
+
+
+#: Columns of :func:`instruments_view`, in display order.
+INSTRUMENT_COLUMNS = ["venue", "symbol", "kind", "tick", "lot", "min qty", "min notional", "contract size",
+                      "max leverage", "brackets", "read"]
+#: What the Market data page says when the store holds no instrument (how to fill it).
+INSTRUMENTS_EMPTY = ("The store's instruments table is empty: orders and margins use the committed snapshot "
+                     "(hedge_core/data/instruments_snapshot.json). Read a venue's limits and brackets with "
+                     "`hedge data instruments --venue binance` (add `-s SOL` for more symbols; "
+                     "`hedge data download` also reads the instruments of what it downloads). See docs/instruments.md.")
+
+
+def _bracket_count(raw: object) -> int:
+    """Number of maintenance brackets in a stored JSON cell (``[[floor, cap, lev, mmr, cum], ...]``); 0 when none."""
+    import json
+
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+        return 0
+    rows = json.loads(raw) if isinstance(raw, str) else raw
+    return len(rows) if isinstance(rows, (list, tuple)) else 0
+
+
+def instruments_view(store: Store) -> pd.DataFrame:
+    """The store's instruments, one row per (venue, symbol), for the Market data page.
+
+    Columns :data:`INSTRUMENT_COLUMNS`: tick (quote), lot, min qty (base units), min notional (quote),
+    contract size (base per contract), max leverage (x), brackets (number of maintenance-margin
+    brackets stored; 0 = the perp uses the committed default table), read (UTC date the venue was read).
+    A limit the venue does not publish stays empty. Sorted by venue, spot before perp, symbol.
+    """
+    df = store.instruments_table()
+    if df.empty:
+        return pd.DataFrame(columns=INSTRUMENT_COLUMNS)
+    read = pd.to_datetime(df["updated_at"], utc=True) if "updated_at" in df else pd.Series(pd.NaT, index=df.index)
+    out = pd.DataFrame({
+        "venue": df["venue"], "symbol": df["symbol"], "kind": df["kind"], "tick": df["tick_size"],
+        "lot": df["lot_size"], "min qty": df["min_qty"], "min notional": df["min_notional"],
+        "contract size": df["contract_size"], "max leverage": df["max_leverage"],
+        "brackets": [_bracket_count(b) for b in (df["brackets"] if "brackets" in df else [None] * len(df))],
+        "read": read.dt.strftime("%Y-%m-%d"),
+    })
+    order = out["kind"].map({"spot": 0, "perp": 1}).fillna(2)
+    return (out.assign(_o=order).sort_values(["venue", "_o", "symbol"]).drop(columns="_o")
+            .reset_index(drop=True)[INSTRUMENT_COLUMNS])
