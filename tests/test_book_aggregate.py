@@ -124,3 +124,37 @@ def test_from_runner_summary():
          "pnl": 5.0, "day_pnl": 1.0, "loan": None}
     p = from_summary(s)
     assert (p.asset, p.perp_price, p.margin_used) == ("ETH", 2000.0, pytest.approx(2000 / 3))
+
+
+def test_each_leg_counts_under_its_own_asset_and_venue() -> None:
+    # a cross hedge: 10 ETH spot at 2,000 on binance against 0.5 BTC short perp at 40,000 on bybit, 2x
+    from hedge_core.book.aggregate import aggregate
+    from hedge_core.book.model import HedgePosition
+
+    p = HedgePosition("x1", "binance", "ETH", spot_qty=10.0, perp_qty=-0.5, spot_price=2000.0, mark_price=40000.0,
+                      leverage=2.0, liq_price=60000.0, perp_asset="BTC", perp_venue="bybit")
+    b = aggregate([p])
+    assets = {a.asset: a for a in b.assets}
+    assert (assets["ETH"].spot_qty, assets["ETH"].perp_qty, assets["ETH"].delta) == (10.0, 0.0, 10.0)
+    assert (assets["BTC"].spot_qty, assets["BTC"].perp_qty, assets["BTC"].delta) == (0.0, -0.5, -0.5)
+    assert assets["ETH"].price == 2000.0 and assets["BTC"].price == 40000.0
+    assert assets["ETH"].delta_quote == 20000.0 and assets["BTC"].delta_quote == -20000.0
+    venues = {v.venue: v for v in b.venues}
+    assert (venues["binance"].gross, venues["binance"].net, venues["binance"].margin_used) == (20000.0, 20000.0, 0.0)
+    assert (venues["bybit"].gross, venues["bybit"].net, venues["bybit"].margin_used) == (20000.0, -20000.0, 10000.0)
+    assert venues["bybit"].liq_distance == 0.5 and venues["bybit"].liq_hedge == "x1"
+    assert venues["binance"].liq_hedge == "" and venues["binance"].hedges == venues["bybit"].hedges == 1
+    netted = {(r.asset, r.venue): r for r in b.netted}
+    assert set(netted) == {("ETH", "binance"), ("BTC", "bybit")}
+    assert netted[("BTC", "bybit")].perp_qty == -0.5 and netted[("BTC", "bybit")].margin_gross == 10000.0
+    assert b.gross == 40000.0 and b.net == 0.0 and b.margin_used == 10000.0
+
+
+def test_a_summary_with_a_perp_on_another_asset_and_venue() -> None:
+    from hedge_core.book.model import from_summary
+
+    p = from_summary({"hedge_id": "x", "venue": "binance", "perp_venue": "okx", "spot_symbol": "ETH/USDT",
+                      "perp_symbol": "BTC/USDT:USDT", "spot_qty": 1, "perp_qty": -0.1})
+    assert (p.asset, p.perp_asset_, p.venue, p.perp_venue_) == ("ETH", "BTC", "binance", "okx")
+    same = from_summary({"hedge_id": "y", "venue": "binance", "spot_symbol": "BTC/USDT", "perp_symbol": "BTC/USDT:USDT"})
+    assert (same.perp_asset, same.perp_venue, same.perp_asset_, same.perp_venue_) == ("", "", "BTC", "binance")

@@ -92,28 +92,33 @@ def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapp
         sp = p.spot_price if p.spot_price > 0 else p.perp_price
         pp = p.perp_price
         sp_ok, pp_ok = sp > 0, pp > 0
-        a = assets.setdefault(p.asset, [0.0, 0.0, 0.0, 0.0, 0.0, math.nan])
-        a[0] += p.spot_qty
-        a[1] += p.perp_qty
-        w = abs(p.spot_qty) + abs(p.perp_qty)
-        if sp_ok:
-            a[2] += sp * w
-            a[3] += w
-            a[5] = sp  # a book of flat hedges still tells the asset's price
-        a[4] += 1
+        pa, pv = p.perp_asset_, p.perp_venue_
+        # each leg counts under its own asset and venue (a cross hedge: ETH spot, BTC perp; two venues)
+        for asset, qty, price, ok, col in ((p.asset, p.spot_qty, sp, sp_ok, 0), (pa, p.perp_qty, pp, pp_ok, 1)):
+            a = assets.setdefault(asset, [0.0, 0.0, 0.0, 0.0, set(), math.nan])
+            a[col] += qty
+            if ok:
+                a[2] += price * abs(qty)
+                a[3] += abs(qty)
+                a[5] = price  # a book of flat hedges still tells the asset's price
+            a[4].add(p.hedge_id)
         spot_val = p.spot_qty * sp if sp_ok else 0.0
         perp_val = p.perp_qty * pp if pp_ok else 0.0
-        v = venues.setdefault(p.venue, [0.0, 0.0, 0.0, math.nan, "", 0])
-        v[0] += abs(spot_val) + abs(perp_val)
-        v[1] += spot_val + perp_val
+        for venue, val in ((p.venue, spot_val), (pv, perp_val)):
+            v = venues.setdefault(venue, [0.0, 0.0, 0.0, math.nan, "", set()])
+            v[0] += abs(val)
+            v[1] += val
+            v[5].add(p.hedge_id)
         m = p.margin_used
-        v[2] += m
+        v = venues[pv]
+        v[2] += m  # the perp's margin sits on the perp's venue
         d = liq_distance(p.perp_qty, pp, p.liq_price)
         if not math.isnan(d) and (math.isnan(v[3]) or d < v[3]):
             v[3], v[4] = d, p.hedge_id
-        v[5] += 1
-        k = nets.setdefault((p.asset, p.venue), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan])
+        k = nets.setdefault((p.asset, p.venue), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, set(), math.nan])
         k[0] += p.spot_qty
+        k[6].add(p.hedge_id)
+        k = nets.setdefault((pa, pv), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, set(), math.nan])
         k[1] += p.perp_qty
         if pp_ok and p.perp_qty:
             k[2] += pp * abs(p.perp_qty)
@@ -121,7 +126,7 @@ def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapp
         if pp_ok:
             k[7] = pp  # the mark, even of flat positions (display)
         k[4] += m
-        k[6] += 1
+        k[6].add(p.hedge_id)
         if p.loan_outstanding > 0:
             cv = p.collateral_qty * sp if sp_ok else math.nan
             loans.append(LoanRow(p.hedge_id, p.venue, p.asset, p.loan_outstanding, cv,
@@ -136,13 +141,13 @@ def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapp
         imr = k[4] / k[2] if k[2] > 0 else 0.0  # margin per quote of perp notional
         mn = abs(k[1]) * mark * imr if k[1] and mark > 0 else 0.0
         venue_netted[venue] = venue_netted.get(venue, 0.0) + mn
-        netted.append(NettedRow(asset, venue, k[0], k[1], k[0] + k[1], mark, k[4], mn, int(k[6])))
+        netted.append(NettedRow(asset, venue, k[0], k[1], k[0] + k[1], mark, k[4], mn, len(k[6])))
     arows = []
     for asset, a in sorted(assets.items()):
         price = a[2] / a[3] if a[3] > 0 else a[5]
         delta = a[0] + a[1]
-        arows.append(AssetRow(asset, a[0], a[1], delta, price, delta * price if price > 0 else math.nan, int(a[4])))
-    vrows = tuple(VenueRow(venue, v[0], v[1], v[2], venue_netted.get(venue, 0.0), v[3], v[4], int(v[5]))
+        arows.append(AssetRow(asset, a[0], a[1], delta, price, delta * price if price > 0 else math.nan, len(a[4])))
+    vrows = tuple(VenueRow(venue, v[0], v[1], v[2], venue_netted.get(venue, 0.0), v[3], v[4], len(v[5]))
                   for venue, v in sorted(venues.items()))
     cur, worst = drawdown([*pnl_history, pnl])
     owed = sum(x.outstanding for x in loans)

@@ -44,7 +44,12 @@ class HedgePosition:
     Parameters
     ----------
     hedge_id, venue, asset
-        Identity; ``asset`` is the base currency (``BTC``), ``venue`` the account the legs sit on.
+        Identity; ``asset`` is the spot leg's base currency (``BTC``), ``venue`` the account the spot
+        leg (and, unless ``perp_venue`` says otherwise, the perp leg) sits on.
+    perp_asset, perp_venue
+        The perp leg's base currency and venue when they differ from the spot leg's (a cross hedge:
+        ETH spot against a BTC perp; legs on two venues); "" = the same as ``asset`` / ``venue``.
+        The perp's quantity, value, margin and liquidation count under them.
     spot_qty, perp_qty
         Signed base units (a carry is long spot, short perp: ``spot_qty > 0 > perp_qty``).
     spot_price, mark_price
@@ -75,6 +80,18 @@ class HedgePosition:
     day_pnl: float = 0.0
     loan_outstanding: float = 0.0
     collateral_qty: float = 0.0
+    perp_asset: str = ""
+    perp_venue: str = ""
+
+    @property
+    def perp_asset_(self) -> str:
+        """The perp leg's base currency (``perp_asset``, else ``asset``)."""
+        return self.perp_asset or self.asset
+
+    @property
+    def perp_venue_(self) -> str:
+        """The venue the perp leg sits on (``perp_venue``, else ``venue``)."""
+        return self.perp_venue or self.venue
 
     def __post_init__(self) -> None:
         for f in ("spot_qty", "perp_qty", "funding", "pnl", "day_pnl"):
@@ -218,9 +235,14 @@ def _num(x: Any, default: float = math.nan) -> float:
 def from_summary(s: Mapping[str, Any]) -> HedgePosition:
     """A :class:`HedgePosition` from a runner hedge summary (``GET /hedges`` row)."""
     loan = s.get("loan") or {}
+    spot_sym, perp_sym = str(s.get("spot_symbol") or ""), str(s.get("perp_symbol") or "")
+    asset = asset_of(spot_sym or perp_sym)
+    perp_asset = asset_of(perp_sym) if perp_sym else asset
+    venue = str(s.get("venue") or "unknown")
+    perp_venue = str(s.get("perp_venue") or venue)
     return HedgePosition(
-        hedge_id=str(s.get("hedge_id", "")), venue=str(s.get("venue") or "unknown"),
-        asset=asset_of(str(s.get("spot_symbol") or s.get("perp_symbol") or "")),
+        hedge_id=str(s.get("hedge_id", "")), venue=venue, asset=asset,
+        perp_asset=perp_asset if perp_asset != asset else "", perp_venue=perp_venue if perp_venue != venue else "",
         spot_qty=_num(s.get("spot_qty"), 0.0), perp_qty=_num(s.get("perp_qty"), 0.0),
         spot_price=_num(s.get("spot_price")), mark_price=_num(s.get("mark_price")),
         leverage=_num(s.get("leverage"), 1.0) or 1.0, liq_price=_num(s.get("liq_price")),

@@ -91,11 +91,14 @@ class BookMonitor:
     def _sources(self, assets: set[str]) -> dict[str, list[tuple[str, str]]]:
         out: dict[str, list[tuple[str, str]]] = {a: [] for a in assets}
         for h in self._tasks():
-            a = asset_of(h.spec.spot_symbol)
-            if a in out:
-                for venue in (h.spec.data_venue, h.spec.venue):
-                    if venue and (venue, h.spec.spot_symbol) not in out[a]:
-                        out[a].append((venue, h.spec.spot_symbol))
+            # the perp's asset too (a cross hedge's perp is another asset): its spot symbol is BASE/QUOTE
+            spot_of_perp = h.spec.perp_symbol.split(":", 1)[0]
+            for sym in (h.spec.spot_symbol, spot_of_perp):
+                a = asset_of(sym)
+                if a in out:
+                    for venue in (h.spec.data_venue, h.spec.venue, h.spec.leg_venues[1]):
+                        if venue and (venue, sym) not in out[a]:
+                            out[a].append((venue, sym))
         return out
 
     def _var(self, book: BookSnapshot, lim: BookLimits, confidence: float, horizon: int) -> dict[str, Any]:
@@ -178,7 +181,11 @@ class BookMonitor:
 
     def blocks(self, task: Any) -> bool:
         """Does a firing book guard block this hedge's entry? (``HedgeTask._market`` asks.)"""
-        return bool(self.firing) and bool(self.blocking(task.spec.venue, asset_of(task.spec.spot_symbol)))
+        if not self.firing:
+            return False
+        sp = task.spec
+        return bool(self.blocking(sp.venue, asset_of(sp.spot_symbol))
+                    or self.blocking(sp.leg_venues[1], asset_of(sp.perp_symbol)))
 
     def check_start(self, request: dict[str, Any]) -> None:
         """Refuse a new hedge where a firing book guard blocks entries (InvalidInput, nothing started)."""
