@@ -92,11 +92,13 @@ class BookMonitor:
         out: dict[str, list[tuple[str, str]]] = {a: [] for a in assets}
         for h in self._tasks():
             # the perp's asset too (a cross hedge's perp is another asset): its spot symbol is BASE/QUOTE
-            spot_of_perp = h.spec.perp_symbol.split(":", 1)[0]
-            for sym in (h.spec.spot_symbol, spot_of_perp):
+            sp = h.spec
+            spot_of_perp = str(getattr(sp, "perp_symbol", "") or sp.spot_symbol).split(":", 1)[0]
+            perp_venue = _legs(sp)[1]
+            for sym in (sp.spot_symbol, spot_of_perp):
                 a = asset_of(sym)
                 if a in out:
-                    for venue in (h.spec.data_venue, h.spec.venue, h.spec.leg_venues[1]):
+                    for venue in (sp.data_venue, sp.venue, perp_venue):
                         if venue and (venue, sym) not in out[a]:
                             out[a].append((venue, sym))
         return out
@@ -185,7 +187,7 @@ class BookMonitor:
             return False
         sp = task.spec
         return bool(self.blocking(sp.venue, asset_of(sp.spot_symbol))
-                    or self.blocking(sp.leg_venues[1], asset_of(sp.perp_symbol)))
+                    or self.blocking(_legs(sp)[1], asset_of(getattr(sp, "perp_symbol", "") or sp.spot_symbol)))
 
     def check_start(self, request: dict[str, Any]) -> None:
         """Refuse a new hedge where a firing book guard blocks entries (InvalidInput, nothing started)."""
@@ -205,6 +207,12 @@ class BookMonitor:
             except Exception as exc:  # noqa: BLE001 - the book must never stop the runner; logged, retried
                 log.error("book refresh failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.refresh_s)
+
+
+def _legs(spec: Any) -> tuple[str, str]:
+    """(spot venue, perp venue) of a hedge spec (``HedgeSpec.leg_venues``; one venue when it has none)."""
+    legs = getattr(spec, "leg_venues", None)
+    return tuple(legs) if legs else (spec.venue, spec.venue)  # type: ignore[return-value]
 
 
 def _with(book: BookSnapshot, **changes: Any) -> BookSnapshot:
