@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from hedge_core.advice.model import Analyzer, Answer, Opinion, RiskInput
 from hedge_core.advice.rules import RuleAnalyzer
-from hedge_core.runner.logs import log_event
+from hedge_core.logs import log_event
 
 __all__ = ["SYSTEM_PROMPT", "LLMAnalyzer"]
 

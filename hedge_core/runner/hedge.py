@@ -1,9 +1,16 @@
-"""One running hedge: its spec, its journaling adapter, its feed loop and its recovery.
+"""One running hedge: its feed loop, its hooks into the journal, its clock and its alerts.
 
 A :class:`HedgeTask` owns one :class:`~hedge_core.engine.driver.HedgeDriver`, one exchange
 adapter (paper, live or recommend) wrapped in :class:`JournalingAdapter`, and one feed. Every
 call into the driver holds the task's lock, so market events, heartbeats and operator commands
 are stepped one at a time.
+
+The task is assembled from parts by responsibility (each its own module of this package):
+:mod:`~hedge_core.runner.hedge_spec` (:class:`HedgeSpec`), :mod:`~hedge_core.runner.journaling_adapter`,
+:mod:`~hedge_core.runner.hedge_recovery` (start and recovery from the journal),
+:mod:`~hedge_core.runner.hedge_records` (the venue's records: funding income, continuous reconciliation)
+and :mod:`~hedge_core.runner.hedge_status` (summary, replay progress, position snapshots). Everything
+public stays importable from here.
 """
 
 from __future__ import annotations
@@ -13,43 +20,40 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hedge_core.engine.actions import Alert, GuardFired, PlaceOrder, RecordTransition
-from hedge_core.engine.context import HedgeContext, new_hedge
-from hedge_core.engine.driver import DriverHooks, HedgeDriver, record_trade_id
+from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import (
     Command,
     FillEvent,
     FundingSettled,
     MarketUpdate,
     OperatorCommand,
-    Timer,
 )
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.states import State
-from hedge_core.errors import DuplicateOrder, ExchangeError, RequestTimeout, TemporaryError
-from hedge_core.exchange.routed import RoutedAdapter
-from hedge_core.runner.clock import replay_progress, venue_now
+from hedge_core.runner.clock import venue_now
 from hedge_core.runner.condition import AlertMessage, Conditions, Level
 from hedge_core.runner.freshness import check_fill_slippage, fresh_enough
-from hedge_core.runner.held import held_sentence
+from hedge_core.runner.hedge_records import (  # noqa: F401 - re-exported: the reconciliation's timings
+    FUNDING_SETTLE_LAG_S,
+    RECONCILE_WINDOW,
+    RECONFIRM_S,
+    VenueRecordsMixin,
+)
+from hedge_core.runner.hedge_recovery import HedgeRecoveryMixin
+from hedge_core.runner.hedge_spec import HedgeSpec
+from hedge_core.runner.hedge_status import HedgeStatusMixin
 from hedge_core.runner.journal import Journal, wall_now
+from hedge_core.runner.journaling_adapter import JournalingAdapter
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.market import MarketBuilder, Tick
-from hedge_core.runner.reconcile import (
-    rebuild_context,
-    reconcile_orders,
-    recovery_state,
-)
-from hedge_core.runner.reconcile_venues import reconcile_per_venue
-from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
-from hedge_core.types import Bar, FundingEvent, Instrument, Order
+from hedge_core.types import Bar, FundingEvent
 
 if TYPE_CHECKING:
     from hedge_core.params.models import StrategyParamsBase
@@ -58,134 +62,8 @@ __all__ = ["HedgeSpec", "HedgeTask", "JournalingAdapter"]
 
 log = logging.getLogger("hedge_core.runner.hedge")
 
-#: Fills and funding are reconciled over this trailing window (Binance's trade and income queries
-#: answer at most 7 days from their startTime).
-RECONCILE_WINDOW = pd.Timedelta(days=6)
-#: Seconds after a funding time before its income record is read.
-FUNDING_SETTLE_LAG_S = 5.0
-#: Seconds before a difference found by reconciliation is read again (confirmed) and counts.
-RECONFIRM_S = 0.2
 
-
-class HedgeSpec(BaseModel):
-    """How to run one hedge (stored in ``hedge_runs.info``; never holds a secret).
-
-    ``recovery``: after a crash/restart, ``resume`` the hedge from the journal or ``flatten`` it.
-    ``on_shutdown``: on SIGTERM / ``runner stop``, ``keep`` the positions (paused for new
-    entries; resumed on the next start) or ``flatten`` them before exiting.
-    ``feed``: ``replay`` (store data at ``speed`` x real time: the hedge runs on the replay
-    clock), ``ticker`` (poll the venue's tickers every ``poll_s``; live default) or ``bars``
-    (closed bars from the venue: websockets where offered, REST polling otherwise). A paper
-    request without a feed gets ``bars`` when the venue answers and ``replay`` when offline or
-    asked for (see :func:`hedge_core.runner.clock.resolve_paper_feed`).
-    ``reconcile_s`` (0 < s <= 3600, default 60), ``records_poll_s`` (0 < s <= 3600, default 30),
-    ``on_mismatch`` (``hold`` | ``rehedge`` | ``flatten``, default ``hold``): live hedges only —
-    the continuous reconciliation with the venue's records and its policy (docs/live-records.md).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    hedge_id: str
-    params_name: str | None = None
-    params_version: int | None = None
-    params_inline: dict[str, Any] | None = None
-    mode: Literal["paper", "live", "recommend"] = "paper"
-    venue: str = "binance"
-    # legs on two venues (paper only so far, docs/cross-venue.md): the perp leg's venue; None = ``venue``.
-    # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
-    perp_venue: str | None = None
-    spot_symbol: str = "BTC/USDT"
-    perp_symbol: str = "BTC/USDT:USDT"
-    feed: Literal["replay", "ticker", "bars"] = "replay"
-    data_venue: str | None = None
-    timeframe: str = "1h"
-    start: str | None = None
-    end: str | None = None
-    speed: float | None = Field(3600.0, gt=0)
-    poll_s: float = Field(1.0, gt=0, le=3600)
-    recovery: Literal["resume", "flatten"] = "resume"
-    on_shutdown: Literal["keep", "flatten"] = "keep"
-    balances: dict[str, dict[str, float]] = Field(
-        default_factory=lambda: {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}})
-    notional: float | None = Field(None, gt=0, le=1e9)  # size override of the set's notional (quote)
-    paper_participation: float | None = Field(None, gt=0, le=1)
-    paper_save_every_event: bool = True
-    created_from: str = "api"
-    # live: how often journal and venue are compared (s), how often the venue's funding income is read
-    # (s), and what a mismatch does: hold (no new orders until an operator resumes), rehedge (book the
-    # venue's missing fills, the engine re-hedges the difference) or flatten. See docs/live-records.md.
-    reconcile_s: float = Field(60.0, gt=0, le=3600)
-    records_poll_s: float = Field(30.0, gt=0, le=3600)
-    on_mismatch: Literal["hold", "rehedge", "flatten"] = "hold"
-    # fresh prices and slippage (runner.freshness): ages against the venue's own timestamps
-    max_ticker_age_s: float = 10.0  # seconds, in (0, 3600]
-    max_bar_age_bars: float = 2.0  # bar lengths after the bar's close, in (0, 100]
-    max_slippage_bps: float | None = 50.0  # alert above this distance from the decision price, (0, 10000]; None = off
-    # risk second opinion (hedge_core.advice, docs/risk-advisor.md): may its "act" opinions pause or flatten
-    # this hedge (through the engine's own commands and guards)? False = it only advises and alerts.
-    advisor_may_act: bool = False
-
-    @model_validator(mode="after")
-    def _perp_venue(self) -> HedgeSpec:
-        if self.perp_venue is not None and self.perp_venue != self.venue and self.mode != "paper":
-            raise ValueError(f"perp_venue={self.perp_venue!r} with mode={self.mode!r}: legs on two venues run in "
-                             "paper mode only so far (docs/cross-venue.md)")
-        return self
-
-    @property
-    def leg_venues(self) -> tuple[str, str]:
-        """(spot leg venue, perp leg venue)."""
-        return self.venue, self.perp_venue or self.venue
-
-    @field_validator("max_ticker_age_s", "max_bar_age_bars", "max_slippage_bps")
-    @classmethod
-    def _freshness_range(cls, v: float | None, info: ValidationInfo) -> float | None:
-        hi = {"max_ticker_age_s": (3600.0, "seconds"), "max_bar_age_bars": (100.0, "bars"),
-              "max_slippage_bps": (10_000.0, "basis points")}[info.field_name]
-        if v is None and info.field_name == "max_slippage_bps":
-            return v
-        if v is None or not (math.isfinite(v) and 0 < v <= hi[0]):
-            raise ValueError(f"{info.field_name}={v!r}: expected a number in (0, {hi[0]:g}] {hi[1]}")
-        return float(v)
-
-
-class JournalingAdapter:
-    """Wrap an adapter: journal every order answer, and offer the ``order_sent`` kill point."""
-
-    def __init__(self, inner: Any, task: HedgeTask) -> None:
-        self.inner = inner
-        self.task = task
-        self.venue = inner.venue
-        self.mode = inner.mode
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def _answer(self, o: Order) -> Order:
-        self.task.journal.order_answer(self.task.hedge_id, o)
-        return o
-
-    async def create_order(self, request: Any) -> Order:
-        try:
-            o = await self.inner.create_order(request)
-        except (DuplicateOrder, RequestTimeout, TemporaryError):
-            self.task.reconcile_due.set()  # unknown outcome: compare with the venue once it is resolved
-            raise
-        except ExchangeError as exc:  # the venue refused it: no order exists
-            self.task.journal.rejected(self.task.hedge_id, request.client_order_id, f"{type(exc).__name__}: {exc}")
-            raise
-        leg, purpose = self.task.purposes.get(request.client_order_id, ("", ""))
-        kill_point("order_sent", leg, purpose)
-        return self._answer(o)
-
-    async def fetch_order(self, symbol: str, **kw: Any) -> Order:
-        return self._answer(await self.inner.fetch_order(symbol, **kw))
-
-    async def cancel_order(self, symbol: str, **kw: Any) -> Order:
-        return self._answer(await self.inner.cancel_order(symbol, **kw))
-
-
-class HedgeTask:
+class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
     """Run one hedge. Build with :meth:`create`; ``await recover()`` or ``start``, then ``run()``."""
 
     def __init__(self, spec: HedgeSpec, params: StrategyParamsBase, journal: Journal, adapter: Any,
@@ -256,113 +134,6 @@ class HedgeTask:
         if self.conditions.clear(key):
             self.alert("info", key, f"{key} resolved" + ("" if self.conditions.degraded else ": no longer DEGRADED"))
 
-    # ---- setup --------------------------------------------------------------------------------
-    async def _instruments(self) -> tuple[Instrument, Instrument]:
-        markets = await self.raw_adapter.load_markets()
-        try:
-            spot, perp = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
-        except KeyError as exc:
-            from hedge_core.errors import InvalidInput
-
-            raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
-        return spot, await self._venue_brackets(perp)
-
-    async def _venue_brackets(self, perp: Instrument) -> Instrument:
-        """The perp instrument with the venue's maintenance brackets on it (the adapter's optional
-        ``fetch_brackets``): this hedge's leverage rule and liquidation guard use the venue's table,
-        and no other hedge in the process sees it. A failure keeps the instrument's own table (or the
-        committed default) and says so."""
-        fetch = getattr(self.raw_adapter, "fetch_brackets", None)
-        if fetch is None or not getattr(self.raw_adapter, "offers_brackets", False):
-            return perp
-        try:
-            table = tuple(await fetch(self.spec.perp_symbol))
-            if not table:
-                raise ValueError("empty bracket table")
-        except Exception as exc:  # noqa: BLE001 - the defaults still work; an operator should know
-            log_event(log, "venue brackets not loaded: built-in defaults in use", level=logging.WARNING,
-                      hedge_id=self.hedge_id, symbol=self.spec.perp_symbol, error=f"{type(exc).__name__}: {exc}")
-            return perp
-        log_event(log, "venue brackets loaded", hedge_id=self.hedge_id, symbol=self.spec.perp_symbol,
-                  brackets=len(table), first_max_leverage=table[0].max_leverage, first_mmr=table[0].mmr)
-        from dataclasses import replace
-
-        return replace(perp, brackets=table)
-
-    def _hooks(self) -> DriverHooks:
-        return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
-                           on_guard=self._on_guard, on_alert=self._on_alert)
-
-    def _run_row(self, state: str, ended: bool = False) -> dict[str, Any]:
-        s = self.spec
-        return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
-                "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
-                "spot_symbol": s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
-                "started_at": self.started_at, "ended_at": wall_now() if ended else None,
-                "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
-
-    async def start_new(self, ts: pd.Timestamp) -> None:
-        spot, perp = await self._instruments()
-        ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
-        self.journal.run(self._run_row(str(ctx.state)))
-        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
-                                                "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
-
-    async def recover(self, last_state: str, started_at: Any) -> dict[str, Any]:
-        """Reconcile with the venue and rebuild the driver by the recovery policy."""
-        if started_at is not None and not pd.isna(started_at):
-            self.started_at = pd.Timestamp(started_at)
-        spot, perp = await self._instruments()
-        self.journal.load(self.hedge_id)
-        per_venue = None
-        if isinstance(self.raw_adapter, RoutedAdapter):  # legs on two venues: each looked up at its venue
-            rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
-                                                       spot_symbol=spot.symbol, perp_symbol=perp.symbol)
-        else:
-            rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
-        fills = self.journal.fills(self.hedge_id)
-        self.journal.flush()
-        funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
-        prices: dict[str, float] = {}
-        for leg, sym in (("spot", spot.symbol), ("perp", perp.symbol)):
-            try:
-                t = await self.raw_adapter.fetch_ticker(sym)
-                prices[leg] = float(t.last or t.mid)
-            except ExchangeError:
-                prices[leg] = math.nan
-        try:
-            rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
-        except ExchangeError:
-            pass
-        if self.clock == "live" and self.market_data is None and not hasattr(self.raw_adapter, "fetch_bars") \
-                and self.spec.mode == "paper":
-            await self._attach_market_data()  # paper on live data: the venue's clock before the first row
-        ts = self._clock_now()
-        ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
-        flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
-        state = recovery_state(last_state, self.spec.recovery, flat_probe.is_flat)
-        rows = self.journal.orders(self.hedge_id)
-        coids = [r["client_order_id"] for r in rows]
-        refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
-        ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
-        self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
-        report = rep.as_dict()
-        if per_venue is not None:
-            report["venues"] = {v: r.as_dict() for v, r in per_venue.items()}
-        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
-                                                "trigger_name": "RECOVERY",
-                                                "reason": f"restart, policy {self.spec.recovery} (on mismatch: "
-                                                          f"{self.spec.on_mismatch}): {report}"})
-        self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
-        log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
-                  spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
-        if state is not State.COMPLETED:
-            async with self.lock:  # act at once: close, or hedge a naked leg
-                await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
-        return report
-
     # ---- the hedge's clock (runner.clock, principle 10) --------------------------------------------
     @property
     def clock(self) -> str:
@@ -388,35 +159,8 @@ class HedgeTask:
         now = venue_now(self.market_data if self.market_data is not None else self.raw_adapter)
         return now if last is None or now >= last else last
 
-    async def _attach_market_data(self) -> None:
-        """Paper on live data after a restart: the venue's public market data (its clock offset is
-        measured when its markets load); unreachable now: the wall clock until the feed connects."""
-        try:
-            self.market_data = self.sup._market_data(self.spec)
-            await self.market_data.load_markets()
-        except Exception as exc:  # noqa: BLE001 - the feed retries; the clock falls back to the wall clock
-            log_event(log, "venue market data not loaded at recovery", level=logging.WARNING, hedge_id=self.hedge_id,
-                      error=f"{type(exc).__name__}: {exc}")
-
     def _clock_now(self) -> pd.Timestamp:
         return self.clock_now()
-
-    def replay_state(self) -> dict[str, Any] | None:
-        """Replay progress for the summary: replay clock, fraction of the window done, ETA (wall s)."""
-        if self.clock != "replay" or self.replay_window is None:
-            return None
-        start, end = self.replay_window
-        began = self._replay_t0[1] if self._replay_t0 else None
-        t1 = self._replay_t1 if self._replay_t1 is not None else time.monotonic()
-        elapsed = t1 - self._replay_t0[0] if self._replay_t0 else 0.0
-        now = self.driver.ctx.last_ts if (self.driver is not None and self._replay_t0) else None
-        if now is not None and now < start:
-            now = None
-        p = replay_progress(start, end, now, elapsed, began=began)
-        out = {**p.as_dict(), "speed": self.spec.speed, "phase": self.phase}
-        if self.phase == "done":
-            out["eta_s"] = None  # stopped (window done, hedge completed or failed): nothing left to wait for
-        return out
 
     # ---- hooks (synchronous, called by the driver) ---------------------------------------------
     def _on_intent(self, hedge_id: str, a: PlaceOrder) -> None:
@@ -465,20 +209,6 @@ class HedgeTask:
 
     def _state(self) -> str:
         return str(self.driver.ctx.state) if self.driver else "NONE"
-
-    def _snapshot(self, ts: pd.Timestamp, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_snapshot < self.sup.position_snapshot_s:
-            return
-        self._last_snapshot = now
-        c = self.driver.ctx if self.driver else None
-        if c is None:
-            return
-        rows = [{"venue": lg.venue, "symbol": lg.symbol, "qty": lg.qty, "entry_price": lg.avg_entry,
-                 "mark_price": None if math.isnan(px) else px, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
-                 "leverage": c.leverage if lg.name == "perp" else 1.0}
-                for lg, px in ((c.spot, c.spot_price), (c.perp, c.mark_price))]
-        self.journal.positions(self.hedge_id, ts, rows)
 
     # ---- running ------------------------------------------------------------------------------
     async def step(self, event: Any) -> HedgeContext:
@@ -533,137 +263,6 @@ class HedgeTask:
         if abs(qty) > QTY_EPS:
             self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
                                  mark, expected=amount)  # paper: the venue settles by the same formula
-
-    # ---- the venue's records (live): funding income and the continuous reconciliation ----------
-    @property
-    def venue_records(self) -> bool:
-        """Live hedges book funding from the venue's income records and reconcile continuously."""
-        return self.spec.mode == "live"
-
-    async def poll_funding(self) -> int:
-        """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
-        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
-        since = pd.Timestamp(self.started_at)
-        pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, since)
-        n = 0
-        for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
-            qty = self.driver.ctx.perp.qty
-            self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
-                                 mark, expected=expected)
-            self._funding_booked.add(pd.Timestamp(fp.ts))
-            async with self.lock:
-                await self.driver.feed(FundingSettled(fp.ts, rate, mark, amount=fp.amount,
-                                                      interval_hours=self.driver.ctx.funding_interval_hours))
-            log_event(log, "funding booked from the venue's income", hedge_id=self.hedge_id, amount=fp.amount,
-                      expected=expected, rate=rate, mark=mark, position_qty=qty)
-            n += 1
-        return n
-
-    async def reconcile_now(self) -> list[str] | None:
-        """Compare journal and venue (see ``runner.records``); on a difference mark the hedge
-        DEGRADED ("reconcile"), alert, and follow ``spec.on_mismatch``; a clean pass clears the mark.
-        None when skipped (orders in flight, or the hedge completed).
-
-        The venue's figures are read one request after another, so a trade of the venue's own (an
-        ADL, a funding settlement) landing between two reads looks like a difference: a difference
-        is confirmed by a second full read (the venue's trades and funding booked first) before it counts.
-        """
-        for attempt in range(2):
-            got = await self._compare_once()
-            if got is None:
-                return None
-            venue, fills, diffs = got
-            if not diffs:
-                break
-            if attempt == 0:
-                await asyncio.sleep(RECONFIRM_S)
-                await self.poll_funding()  # a settlement between the funding read and the comparison
-        self.last_reconcile = {"ts": str(self.clock_now()), "differences": [str(d) for d in diffs],
-                               "policy": self.spec.on_mismatch}
-        if not diffs:
-            self.undegrade("reconcile")
-            return []
-        text = "; ".join(map(str, diffs))
-        self.degrade("reconcile", f"journal and venue differ (policy {self.spec.on_mismatch}): {text}", level="error")
-        await self._on_mismatch(venue, fills)
-        return [str(d) for d in diffs]
-
-    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
-        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
-        async with self.lock:
-            ctx = await self.driver.book_external(self.clock_now())  # the venue's own trades (ADL) first
-            if ctx.pending or ctx.state is State.COMPLETED:
-                return None
-            # fills and funding over a trailing window both sides agree on (Binance answers trade and
-            # income queries for at most 7 days from startTime); positions and balances are "now"
-            since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
-            fills = self.journal.fills(self.hedge_id)
-            funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
-            if len(fills):
-                fills = fills[pd.to_datetime(fills["ts"], utc=True) >= since]
-            if len(funding):
-                funding = funding[pd.to_datetime(funding["ts"], utc=True) >= since]
-            ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
-            ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
-            venue = await venue_figures(self.raw_adapter, ctx, ids, since)
-            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
-                            spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
-        return venue, fills, diffs
-
-    async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:
-        policy, state = self.spec.on_mismatch, self.driver.ctx.state
-        if policy == "hold":
-            if state in (State.ANALYZING_MARKET, State.MONITORING_POSITIONS, State.REBALANCING):
-                await self.step(OperatorCommand(self.driver.ctx.last_ts, Command.PAUSE,
-                                                "reconcile mismatch, policy hold: resume after checking the venue"))
-        elif policy == "flatten":
-            if state not in (State.CLOSING_POSITIONS, State.COMPLETED):
-                await self.step(OperatorCommand(self.driver.ctx.last_ts, Command.FLATTEN,
-                                                "reconcile mismatch, policy flatten"))
-        else:  # rehedge: book the venue's fills the journal lacks; the engine re-hedges from the book
-            have = set(fills["trade_id"].astype(str)) if len(fills) else set()
-            coid_of = {str(r["order_id"]): r["client_order_id"] for r in self.journal.orders(self.hedge_id)
-                       if r.get("order_id")}
-            for leg, f in venue.trades:
-                tid = record_trade_id(f)
-                if tid in have:
-                    continue
-                ev = FillEvent(replace(f, trade_id=tid, client_order_id=coid_of.get(f.order_id, f.client_order_id)),
-                               leg, external=f.order_id not in coid_of)
-                await self.step(ev)
-
-    async def _records_loop(self) -> None:
-        """Live: read the venue's funding income every ``records_poll_s`` and reconcile every
-        ``reconcile_s`` (sooner after an unknown order outcome or a funding time)."""
-        next_fund = next_rec = time.monotonic() + min(self.spec.records_poll_s, self.spec.reconcile_s)
-        while True:
-            # and a few seconds after each funding time (00/08/16 UTC on Binance): the income row is there
-            hours = self.driver.ctx.funding_interval_hours if self.driver else 8.0
-            period = pd.Timedelta(hours=hours if hours > 0 else 8.0)
-            now_wall = wall_now()
-            settle = (now_wall.floor(period) + period + pd.Timedelta(seconds=FUNDING_SETTLE_LAG_S) - now_wall)
-            next_fund = min(next_fund, time.monotonic() + settle.total_seconds())
-            wait = max(min(next_fund, next_rec) - time.monotonic(), 0.0)
-            try:
-                await asyncio.wait_for(self.reconcile_due.wait(), timeout=wait)
-                due = True
-            except asyncio.TimeoutError:
-                due = False
-            self.reconcile_due.clear()
-            now = time.monotonic()
-            try:
-                if due or now >= next_fund or now >= next_rec:
-                    await self.poll_funding()
-                    next_fund = now + self.spec.records_poll_s
-                if due or now >= next_rec:
-                    done = await self.reconcile_now()
-                    next_rec = now + (self.spec.reconcile_s if done is not None else min(2.0, self.spec.reconcile_s))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the venue unreadable now: log, try on the next round
-                log_event(log, "venue records not read", level=logging.WARNING, hedge_id=self.hedge_id,
-                          error=f"{type(exc).__name__}: {exc}")
-                next_fund = next_rec = now + min(self.spec.records_poll_s, self.spec.reconcile_s)
 
     async def run(self) -> None:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""
@@ -733,75 +332,3 @@ class HedgeTask:
                 await self.feed.aclose()
             if paper and hasattr(self.raw_adapter, "save") and getattr(self.raw_adapter, "state_path", None):
                 self.raw_adapter.save()
-
-    def summary(self) -> dict[str, Any]:
-        c = self.driver.ctx if self.driver else None
-        out = {"hedge_id": self.hedge_id, "status": self.status, "mode": self.spec.mode,
-               "params": f"{self.spec.params_name}@{self.spec.params_version}" if self.spec.params_name else "inline",
-               "strategy": str(self.params.strategy), "spot_symbol": self.spec.spot_symbol,
-               "perp_symbol": self.spec.perp_symbol, "updates": self.updates, "error": self.error,
-               "degraded": self.conditions.as_dict(), "reconcile": self.last_reconcile,
-               "clock": self.clock, "feed": self.spec.feed, "feed_reason": self.feed_reason,
-               "clock_now": str(self.clock_now()), "phase": self.phase,
-               "advice": self.advice.model_dump() if self.advice is not None else None}
-        rs = self.replay_state()
-        if rs is not None:
-            out["replay"] = rs
-        recs = getattr(self.raw_adapter, "recommendations", None)
-        if recs is not None:  # recommend mode: what would have been sent
-            out["recommendations"] = [{"ts": str(r.ts), "method": r.method, "request": r.request, "note": r.note}
-                                      for r in recs[-20:]]
-        if c is not None:
-            out.update({"state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
-                        "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,
-                        "funding": c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
-                        "kill_latched": c.kill_latched})
-            out.update(self._panel_fields(c))
-        return out
-
-    def _panel_fields(self, c: HedgeContext) -> dict[str, Any]:
-        """Extra read-only figures for the panel: delta, drift, PnL split, prices, risk and loan."""
-
-        def num(x: Any) -> float | None:
-            return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-        out: dict[str, Any] = {
-            "delta": num(c.delta), "target_ratio": num(c.target_ratio), "drift": num(c.drift),
-            "price_pnl": num(c.spot.realized + c.spot.unrealized + c.perp.realized + c.perp.unrealized),
-            "fees": num(c.spot.fees + c.perp.fees), "interest": num(c.spot.interest + c.perp.interest),
-            "spot_price": num(c.spot_price), "perp_price": num(c.perp_price), "mark_price": num(c.mark_price),
-            "spot_entry": num(c.spot.avg_entry), "perp_entry": num(c.perp.avg_entry), "leverage": num(c.leverage),
-            "funding_rate": num(c.last_funding_rate), "day_pnl": num(c.pnl - c.day_start_pnl),
-            "daily_loss_limit": num(getattr(self.params.guards, "daily_loss_limit", None)),
-            "liq_distance_reduce": num(self.params.guards.liq_distance_reduce),
-            "liq_distance_close": num(self.params.guards.liq_distance_close),
-            "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
-            "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
-            "started_at": str(self.started_at), "held": held_sentence(c, self.params),
-            "stale_updates": getattr(self, "stale_updates", 0)}
-        try:
-            from hedge_core.analytics.risk import liquidation_distance
-            from hedge_core.engine.guards import perp_liquidation_price
-
-            lp = perp_liquidation_price(c)
-            out["liq_price"] = num(lp)
-            out["liq_distance"] = num(liquidation_distance(c.perp.qty, c.mark_price, lp)) \
-                if abs(c.perp.qty) > QTY_EPS and c.mark_price == c.mark_price else None
-        except Exception:  # noqa: BLE001 - a display figure must never break the summary
-            out["liq_price"] = out["liq_distance"] = None
-        book = c.loan  # a loan book's typed loan state (engine.loan_state)
-        if book is not None:
-            loan = book.loan
-            from hedge_core import ltv as ltvmod
-            from hedge_core.engine.strategies.voltier import ltv_params
-
-            lp_ = ltv_params(self.params)
-            value = ltvmod.ltv(loan.outstanding, c.spot.qty, c.spot_price) \
-                if c.spot.qty > 0 and c.spot_price > 0 else None
-            out["loan"] = {"outstanding": num(loan.outstanding), "accrued_interest": num(loan.accrued_interest),
-                           "collateral_qty": num(c.spot.qty), "ltv": num(value),
-                           "band": ltvmod.ltv_band(value, lp_) if value is not None else None,
-                           "bands": {"monitor": lp_.monitor, "warning": lp_.warning, "critical": lp_.critical,
-                                     "emergency": lp_.emergency},
-                           "reserve_left": num(book.reserve_left), "reserve_deployed": num(book.reserve_deployed)}
-        return out

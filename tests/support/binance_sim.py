@@ -77,6 +77,7 @@ WS_HOSTS = ("stream.binance.com", "fstream.binance.com")
 
 from tests.support.binance_sim_account import AccountMixin
 from tests.support.binance_sim_market import MarketDataMixin
+from tests.support.binance_sim_orders import OrderQueryMixin
 from tests.support.binance_sim_types import (  # noqa: F401 - re-exported
     Fault,
     MarketSpec,
@@ -85,9 +86,10 @@ from tests.support.binance_sim_types import (  # noqa: F401 - re-exported
     _Order,
     _s,
 )
+from tests.support.binance_sim_ws import WebSocketMixin, dumps  # noqa: F401 - dumps re-exported
 
 
-class BinanceSim(MarketDataMixin, AccountMixin):
+class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin):
     """The simulator state and its aiohttp application (see module docstring).
 
     Parameters
@@ -312,94 +314,6 @@ class BinanceSim(MarketDataMixin, AccountMixin):
         app.router.add_get("/market/ws/{stream}", self._ws)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
-
-    # ------------------------------------------------------------------ websocket market streams
-    # Binance's raw-stream protocol as ccxt.pro speaks it: the client connects to /ws/<n> (spot, host
-    # stream.binance.com) or /market/ws/<n> (USD-M), sends {"method": "SUBSCRIBE", "params":
-    # ["btcusdt@kline_1h"], "id": 1}, gets {"result": null, "id": 1}, then kline events
-    # {"e": "kline", "E", "s", "k": {"t", "T", "s", "i", "o", "c", "h", "l", "v", "x", ...}}.
-    # The test pushes klines with :meth:`push_kline` (nothing is sent unless a test pushes it).
-    def _ws_state(self) -> dict[str, Any]:
-        if not hasattr(self, "_ws_st"):
-            self._ws_st: dict[str, Any] = {"conns": [], "log": [], "cond": asyncio.Condition()}
-        return self._ws_st
-
-    @property
-    def ws_log(self) -> list[tuple[str, str, Any]]:
-        """(host, path, message) of every websocket connect (message None) and client message."""
-        return self._ws_state()["log"]
-
-    def ws_connections(self) -> int:
-        """Websocket connections currently open."""
-        return sum(1 for c in self._ws_state()["conns"] if not c["ws"].closed)
-
-    async def drop_ws(self, market: str | None = None) -> int:
-        """Close every websocket connection (of ``market`` if given) from the server side, as a
-        venue restart does; returns how many were closed."""
-        conns = [c for c in self._ws_state()["conns"] if market is None or c["market"] == market]
-        for c in conns:
-            await c["ws"].close(code=1001, message=b"simulator: going away")
-        return len(conns)
-
-    async def _ws(self, request: web.Request) -> web.StreamResponse:
-        st = self._ws_state()
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        market = "fapi" if request.path.startswith("/market/") else "spot"
-        conn: dict[str, Any] = {"ws": ws, "market": market, "streams": set()}
-        st["conns"].append(conn)
-        host = (request.host or "").split(":")[0]
-        st["log"].append((host, request.path, None))
-        try:
-            async for msg in ws:
-                if msg.type is not web.WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                st["log"].append((host, request.path, data))
-                method, streams = data.get("method"), data.get("params") or []
-                if method == "SUBSCRIBE":
-                    conn["streams"].update(streams)
-                elif method == "UNSUBSCRIBE":
-                    conn["streams"].difference_update(streams)
-                else:
-                    await ws.send_str(dumps({"error": {"code": 2, "msg": f"Invalid request: {method}"},
-                                             "id": data.get("id")}))
-                    continue
-                await ws.send_str(dumps({"result": None, "id": data.get("id")}))
-                async with st["cond"]:
-                    st["cond"].notify_all()
-        finally:
-            st["conns"].remove(conn)
-        return ws
-
-    async def wait_ws_subscribed(self, market: str, stream: str, timeout: float = 5.0) -> None:
-        """Wait until a client subscribed ``stream`` (e.g. ``btcusdt@kline_1h``) on ``market``
-        (``spot`` or ``fapi``)."""
-        st = self._ws_state()
-
-        def subscribed() -> bool:
-            return any(c["market"] == market and stream in c["streams"] and not c["ws"].closed
-                       for c in st["conns"])
-
-        async with st["cond"]:
-            await asyncio.wait_for(st["cond"].wait_for(subscribed), timeout)
-
-    async def push_kline(self, symbol_id: str, market: str, open_ms: int, o: float, h: float, lo: float,
-                         c: float, v: float = 0.0, *, closed: bool = False, interval: str = "1h",
-                         interval_ms: int = 3_600_000) -> int:
-        """Send one kline update (``market`` ``spot`` or ``fapi``) to every subscriber of
-        ``<symbol>@kline_<interval>``; returns how many connections got it."""
-        stream = f"{symbol_id.lower()}@kline_{interval}"
-        event = {"e": "kline", "E": self.now_ms(), "s": symbol_id,
-                 "k": {"t": open_ms, "T": open_ms + interval_ms - 1, "s": symbol_id, "i": interval,
-                       "f": 1, "L": 2, "o": _fmt(o), "c": _fmt(c), "h": _fmt(h), "l": _fmt(lo),
-                       "v": _fmt(v), "n": 2, "x": closed, "q": _fmt(v * c), "V": "0", "Q": "0", "B": "0"}}
-        sent = 0
-        for conn in list(self._ws_state()["conns"]):
-            if conn["market"] == market and stream in conn["streams"] and not conn["ws"].closed:
-                await conn["ws"].send_str(dumps(event))
-                sent += 1
-        return sent
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         resp = await self._dispatch(request)
@@ -741,98 +655,6 @@ class BinanceSim(MarketDataMixin, AccountMixin):
         self.positions[key] = [round(amt, 12), entry]
         return realized
 
-    def _find(self, p: dict[str, str], market: str) -> _Order:
-        sid = self._sym(p)
-        if "orderId" in p:
-            o = self.orders.get((market, int(p["orderId"])))
-            if o is not None and o.symbol == sid:
-                return o
-        elif "origClientOrderId" in p:
-            for o in reversed(self._by_cid.get((market, p["origClientOrderId"]), [])):
-                if o.symbol == sid:
-                    return o
-        else:
-            raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        raise SimError(400, -2013, "Order does not exist.")
-
-    def _get_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
-        return self._order_json(self._find(p, market))
-
-    def _cancel(self, p: dict[str, str], market: str) -> dict[str, Any]:
-        try:
-            o = self._find(p, market)
-        except SimError as e:
-            if e.code == -2013:
-                raise SimError(400, -2011, "Unknown order sent.") from None
-            raise
-        if o.status not in ("NEW", "PARTIALLY_FILLED"):
-            raise SimError(400, -2011, "Unknown order sent.")
-        if o.market == "spot" and o.type == "LIMIT":
-            self._lock_spot(o, o.qty - o.executed, sign=-1)
-        o.status = "CANCELED"
-        self._open.pop((o.market, o.order_id), None)
-        o.update_time = self.now_ms()
-        return self._order_json(o)
-
-    def _open_orders(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
-        sid = p.get("symbol")
-        return [self._order_json(o) for o in self._open.values()
-                if o.market == market and o.status in ("NEW", "PARTIALLY_FILLED")
-                and (sid is None or o.symbol == sid)]
-
-    def _order_json(self, o: _Order, *, ack: bool = False, full: bool = False) -> dict[str, Any]:
-        executed, cum, status = (0.0, 0.0, "NEW") if ack else (o.executed, o.cum_quote, o.status)
-        price = _fmt(o.price) if o.type == "LIMIT" else "0"
-        if o.market == "spot":
-            d: dict[str, Any] = {
-                "symbol": o.symbol, "orderId": o.order_id, "orderListId": -1, "clientOrderId": o.client_id,
-                "price": price if o.type == "LIMIT" else "0.00000000", "origQty": _fmt(o.qty),
-                "executedQty": _fmt(executed), "cummulativeQuoteQty": _fmt(cum), "status": status,
-                "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
-                "workingTime": o.time, "selfTradePreventionMode": "EXPIRE_MAKER"}
-            if ack or full:
-                d["transactTime"] = o.update_time
-            else:
-                d.update({"stopPrice": "0", "icebergQty": "0", "time": o.time, "updateTime": o.update_time,
-                          "isWorking": True, "origQuoteOrderQty": "0"})
-            if full and not ack:
-                d["fills"] = [{"price": t["price"], "qty": t["qty"], "commission": t["commission"],
-                               "commissionAsset": t["commissionAsset"], "tradeId": t["id"]}
-                              for t in o.fills]
-            return d
-        return {"orderId": o.order_id, "symbol": o.symbol, "status": status, "clientOrderId": o.client_id,
-                "price": price, "avgPrice": _fmt(cum / executed) if executed else "0.00",
-                "origQty": _fmt(o.qty), "executedQty": _fmt(executed), "cumQty": _fmt(executed),
-                "cumQuote": _fmt(cum), "timeInForce": o.time_in_force, "type": o.type,
-                "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side,
-                "positionSide": o.position_side, "stopPrice": "0", "workingType": "CONTRACT_PRICE",
-                "priceProtect": False, "origType": o.type, "priceMatch": "NONE",
-                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
-                "time": o.time, "updateTime": o.update_time}
-
-    def _my_trades(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
-        sid = self._sym(p)
-        out = []
-        for t in self.trades:
-            if t["market"] != market or t["symbol"] != sid:
-                continue
-            if "startTime" in p and t["time"] < int(p["startTime"]):
-                continue
-            if market == "spot":
-                out.append({"symbol": sid, "id": t["id"], "orderId": t["orderId"], "orderListId": -1,
-                            "price": t["price"], "qty": t["qty"], "quoteQty": t["quoteQty"],
-                            "commission": t["commission"], "commissionAsset": t["commissionAsset"],
-                            "time": t["time"], "isBuyer": t["side"] == "BUY", "isMaker": t["maker"],
-                            "isBestMatch": True})
-            else:
-                out.append({"buyer": t["side"] == "BUY", "commission": t["commission"],
-                            "commissionAsset": t["commissionAsset"], "id": t["id"], "maker": t["maker"],
-                            "orderId": t["orderId"], "price": t["price"], "qty": t["qty"],
-                            "quoteQty": t["quoteQty"], "realizedPnl": t["realizedPnl"], "side": t["side"],
-                            "positionSide": t["positionSide"], "symbol": sid, "time": t["time"]})
-        return out[: int(p.get("limit", 500))]
-
-
 
 class SimServer:
     """Runs a :class:`BinanceSim` over HTTPS on 127.0.0.1 (ephemeral port).
@@ -867,7 +689,3 @@ class SimServer:
         self.sim.stop_hangs()
         if self._runner is not None:
             await self._runner.cleanup()
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))

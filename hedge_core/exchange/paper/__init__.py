@@ -8,6 +8,8 @@
 - :mod:`.records`: the mutable position/order records and timestamp (de)serialisers;
 - :mod:`.margin`: margin arithmetic, the derived cross/isolated cache, positions view
   (mixin :class:`~.margin._MarginMixin`);
+- :mod:`.checks`: pre-trade checks (position side, reduce-only, bracket cap, margin and spot funds)
+  and spot locks (mixin :class:`~.checks._OrderChecksMixin`);
 - :mod:`.liquidation`: adverse-extreme liquidation check and execution
   (mixin :class:`~.liquidation._LiquidationMixin`);
 - :mod:`.state`: ``state_dict`` / ``from_state`` persistence (mixin :class:`~.state._StateMixin`).

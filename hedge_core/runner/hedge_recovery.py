@@ -1,0 +1,171 @@
+"""Start and recovery of one hedge: instruments (with the venue's brackets), the driver, and the
+rebuild of a hedge from its journal after a restart, reconciled with the venue by the recovery policy.
+
+:class:`HedgeRecoveryMixin` is a part of :class:`hedge_core.runner.hedge.HedgeTask` (it uses the
+task's spec, journal, adapters and hooks); split out of that module by responsibility.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hedge_core.engine.context import new_hedge
+from hedge_core.engine.driver import DriverHooks, HedgeDriver
+from hedge_core.engine.events import Timer
+from hedge_core.engine.states import State
+from hedge_core.errors import ExchangeError
+from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.runner.journal import wall_now
+from hedge_core.runner.logs import log_event
+from hedge_core.runner.reconcile import rebuild_context, reconcile_orders, recovery_state
+from hedge_core.runner.reconcile_venues import reconcile_per_venue
+from hedge_core.types import Instrument
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from hedge_core.params.models import StrategyParamsBase
+    from hedge_core.runner.hedge_spec import HedgeSpec
+    from hedge_core.runner.journal import Journal
+
+__all__ = ["HedgeRecoveryMixin"]
+
+log = logging.getLogger("hedge_core.runner.hedge")  # the hedge's log (one name for the whole task)
+
+
+class HedgeRecoveryMixin:
+    """Setup and recovery of a :class:`~hedge_core.runner.hedge.HedgeTask` (see there)."""
+
+    spec: HedgeSpec
+    hedge_id: str
+    params: StrategyParamsBase
+    journal: Journal
+    raw_adapter: Any
+    adapter: Any
+    driver: HedgeDriver | None
+    lock: asyncio.Lock
+    started_at: pd.Timestamp
+    market_data: Any
+    sup: Any
+    _funding_booked: set[pd.Timestamp]
+
+    # ---- setup --------------------------------------------------------------------------------
+    async def _instruments(self) -> tuple[Instrument, Instrument]:
+        markets = await self.raw_adapter.load_markets()
+        try:
+            spot, perp = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
+        except KeyError as exc:
+            from hedge_core.errors import InvalidInput
+
+            raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
+        return spot, await self._venue_brackets(perp)
+
+    async def _venue_brackets(self, perp: Instrument) -> Instrument:
+        """The perp instrument with the venue's maintenance brackets on it (the adapter's optional
+        ``fetch_brackets``): this hedge's leverage rule and liquidation guard use the venue's table,
+        and no other hedge in the process sees it. A failure keeps the instrument's own table (or the
+        committed default) and says so."""
+        fetch = getattr(self.raw_adapter, "fetch_brackets", None)
+        if fetch is None or not getattr(self.raw_adapter, "offers_brackets", False):
+            return perp
+        try:
+            table = tuple(await fetch(self.spec.perp_symbol))
+            if not table:
+                raise ValueError("empty bracket table")
+        except Exception as exc:  # noqa: BLE001 - the defaults still work; an operator should know
+            log_event(log, "venue brackets not loaded: built-in defaults in use", level=logging.WARNING,
+                      hedge_id=self.hedge_id, symbol=self.spec.perp_symbol, error=f"{type(exc).__name__}: {exc}")
+            return perp
+        log_event(log, "venue brackets loaded", hedge_id=self.hedge_id, symbol=self.spec.perp_symbol,
+                  brackets=len(table), first_max_leverage=table[0].max_leverage, first_mmr=table[0].mmr)
+        from dataclasses import replace
+
+        return replace(perp, brackets=table)
+
+    def _hooks(self) -> DriverHooks:
+        return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
+                           on_guard=self._on_guard, on_alert=self._on_alert)
+
+    def _run_row(self, state: str, ended: bool = False) -> dict[str, Any]:
+        s = self.spec
+        return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
+                "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
+                "spot_symbol": s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
+                "started_at": self.started_at, "ended_at": wall_now() if ended else None,
+                "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
+
+    async def start_new(self, ts: pd.Timestamp) -> None:
+        spot, perp = await self._instruments()
+        ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self.journal.run(self._run_row(str(ctx.state)))
+        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
+                                                "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
+
+    async def recover(self, last_state: str, started_at: Any) -> dict[str, Any]:
+        """Reconcile with the venue and rebuild the driver by the recovery policy."""
+        if started_at is not None and not pd.isna(started_at):
+            self.started_at = pd.Timestamp(started_at)
+        spot, perp = await self._instruments()
+        self.journal.load(self.hedge_id)
+        per_venue = None
+        if isinstance(self.raw_adapter, RoutedAdapter):  # legs on two venues: each looked up at its venue
+            rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
+                                                       spot_symbol=spot.symbol, perp_symbol=perp.symbol)
+        else:
+            rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
+        fills = self.journal.fills(self.hedge_id)
+        self.journal.flush()
+        funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+        prices: dict[str, float] = {}
+        for leg, sym in (("spot", spot.symbol), ("perp", perp.symbol)):
+            try:
+                t = await self.raw_adapter.fetch_ticker(sym)
+                prices[leg] = float(t.last or t.mid)
+            except ExchangeError:
+                prices[leg] = math.nan
+        try:
+            rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
+        except ExchangeError:
+            pass
+        if self.clock == "live" and self.market_data is None and not hasattr(self.raw_adapter, "fetch_bars") \
+                and self.spec.mode == "paper":
+            await self._attach_market_data()  # paper on live data: the venue's clock before the first row
+        ts = self._clock_now()
+        ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
+        state = recovery_state(last_state, self.spec.recovery, flat_probe.is_flat)
+        rows = self.journal.orders(self.hedge_id)
+        coids = [r["client_order_id"] for r in rows]
+        refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
+        ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
+        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
+        report = rep.as_dict()
+        if per_venue is not None:
+            report["venues"] = {v: r.as_dict() for v, r in per_venue.items()}
+        self.journal.transition(self.hedge_id, {"ts": ts, "from_state": last_state, "to_state": str(state),
+                                                "trigger_name": "RECOVERY",
+                                                "reason": f"restart, policy {self.spec.recovery} (on mismatch: "
+                                                          f"{self.spec.on_mismatch}): {report}"})
+        self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
+        log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
+                  spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
+        if state is not State.COMPLETED:
+            async with self.lock:  # act at once: close, or hedge a naked leg
+                await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
+        return report
+
+    async def _attach_market_data(self) -> None:
+        """Paper on live data after a restart: the venue's public market data (its clock offset is
+        measured when its markets load); unreachable now: the wall clock until the feed connects."""
+        try:
+            self.market_data = self.sup._market_data(self.spec)
+            await self.market_data.load_markets()
+        except Exception as exc:  # noqa: BLE001 - the feed retries; the clock falls back to the wall clock
+            log_event(log, "venue market data not loaded at recovery", level=logging.WARNING, hedge_id=self.hedge_id,
+                      error=f"{type(exc).__name__}: {exc}")

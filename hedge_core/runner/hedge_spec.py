@@ -1,0 +1,96 @@
+"""How to run one hedge: :class:`HedgeSpec` (validated, stored in ``hedge_runs.info``).
+
+Split out of :mod:`hedge_core.runner.hedge` (which re-exports it) so the spec can be read without the
+running machinery.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+__all__ = ["HedgeSpec"]
+
+
+class HedgeSpec(BaseModel):
+    """How to run one hedge (stored in ``hedge_runs.info``; never holds a secret).
+
+    ``recovery``: after a crash/restart, ``resume`` the hedge from the journal or ``flatten`` it.
+    ``on_shutdown``: on SIGTERM / ``runner stop``, ``keep`` the positions (paused for new
+    entries; resumed on the next start) or ``flatten`` them before exiting.
+    ``feed``: ``replay`` (store data at ``speed`` x real time: the hedge runs on the replay
+    clock), ``ticker`` (poll the venue's tickers every ``poll_s``; live default) or ``bars``
+    (closed bars from the venue: websockets where offered, REST polling otherwise). A paper
+    request without a feed gets ``bars`` when the venue answers and ``replay`` when offline or
+    asked for (see :func:`hedge_core.runner.clock.resolve_paper_feed`).
+    ``reconcile_s`` (0 < s <= 3600, default 60), ``records_poll_s`` (0 < s <= 3600, default 30),
+    ``on_mismatch`` (``hold`` | ``rehedge`` | ``flatten``, default ``hold``): live hedges only —
+    the continuous reconciliation with the venue's records and its policy (docs/live-records.md).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hedge_id: str
+    params_name: str | None = None
+    params_version: int | None = None
+    params_inline: dict[str, Any] | None = None
+    mode: Literal["paper", "live", "recommend"] = "paper"
+    venue: str = "binance"
+    # legs on two venues (paper only so far, docs/cross-venue.md): the perp leg's venue; None = ``venue``.
+    # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
+    perp_venue: str | None = None
+    spot_symbol: str = "BTC/USDT"
+    perp_symbol: str = "BTC/USDT:USDT"
+    feed: Literal["replay", "ticker", "bars"] = "replay"
+    data_venue: str | None = None
+    timeframe: str = "1h"
+    start: str | None = None
+    end: str | None = None
+    speed: float | None = Field(3600.0, gt=0)
+    poll_s: float = Field(1.0, gt=0, le=3600)
+    recovery: Literal["resume", "flatten"] = "resume"
+    on_shutdown: Literal["keep", "flatten"] = "keep"
+    balances: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}})
+    notional: float | None = Field(None, gt=0, le=1e9)  # size override of the set's notional (quote)
+    paper_participation: float | None = Field(None, gt=0, le=1)
+    paper_save_every_event: bool = True
+    created_from: str = "api"
+    # live: how often journal and venue are compared (s), how often the venue's funding income is read
+    # (s), and what a mismatch does: hold (no new orders until an operator resumes), rehedge (book the
+    # venue's missing fills, the engine re-hedges the difference) or flatten. See docs/live-records.md.
+    reconcile_s: float = Field(60.0, gt=0, le=3600)
+    records_poll_s: float = Field(30.0, gt=0, le=3600)
+    on_mismatch: Literal["hold", "rehedge", "flatten"] = "hold"
+    # fresh prices and slippage (runner.freshness): ages against the venue's own timestamps
+    max_ticker_age_s: float = 10.0  # seconds, in (0, 3600]
+    max_bar_age_bars: float = 2.0  # bar lengths after the bar's close, in (0, 100]
+    max_slippage_bps: float | None = 50.0  # alert above this distance from the decision price, (0, 10000]; None = off
+    # risk second opinion (hedge_core.advice, docs/risk-advisor.md): may its "act" opinions pause or flatten
+    # this hedge (through the engine's own commands and guards)? False = it only advises and alerts.
+    advisor_may_act: bool = False
+
+    @model_validator(mode="after")
+    def _perp_venue(self) -> HedgeSpec:
+        if self.perp_venue is not None and self.perp_venue != self.venue and self.mode != "paper":
+            raise ValueError(f"perp_venue={self.perp_venue!r} with mode={self.mode!r}: legs on two venues run in "
+                             "paper mode only so far (docs/cross-venue.md)")
+        return self
+
+    @property
+    def leg_venues(self) -> tuple[str, str]:
+        """(spot leg venue, perp leg venue)."""
+        return self.venue, self.perp_venue or self.venue
+
+    @field_validator("max_ticker_age_s", "max_bar_age_bars", "max_slippage_bps")
+    @classmethod
+    def _freshness_range(cls, v: float | None, info: ValidationInfo) -> float | None:
+        hi = {"max_ticker_age_s": (3600.0, "seconds"), "max_bar_age_bars": (100.0, "bars"),
+              "max_slippage_bps": (10_000.0, "basis points")}[info.field_name]
+        if v is None and info.field_name == "max_slippage_bps":
+            return v
+        if v is None or not (math.isfinite(v) and 0 < v <= hi[0]):
+            raise ValueError(f"{info.field_name}={v!r}: expected a number in (0, {hi[0]:g}] {hi[1]}")
+        return float(v)

@@ -1,0 +1,109 @@
+"""The Binance simulator's order queries (find by id or client id, query, cancel, open orders, the order
+answer of each market, the account trade list), as a mixin of :class:`tests.support.binance_sim.BinanceSim`.
+Answers follow "Query Order (USER_DATA)", "Cancel Order (TRADE)", "Current Open Orders (USER_DATA)" and
+"Account Trade List (USER_DATA)" of https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api
+and https://developers.binance.com/docs/binance-spot-api-docs/rest-api (see the module docstring of
+:mod:`tests.support.binance_sim` for what each answer carries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.binance_sim_types import SimError, _fmt, _Order
+
+__all__ = ["OrderQueryMixin"]
+
+
+class OrderQueryMixin:
+    """Order query routes; works on the orders and trades :class:`BinanceSim` keeps."""
+
+    def _find(self, p: dict[str, str], market: str) -> _Order:
+        sid = self._sym(p)
+        if "orderId" in p:
+            o = self.orders.get((market, int(p["orderId"])))
+            if o is not None and o.symbol == sid:
+                return o
+        elif "origClientOrderId" in p:
+            for o in reversed(self._by_cid.get((market, p["origClientOrderId"]), [])):
+                if o.symbol == sid:
+                    return o
+        else:
+            raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        raise SimError(400, -2013, "Order does not exist.")
+
+    def _get_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
+        return self._order_json(self._find(p, market))
+
+    def _cancel(self, p: dict[str, str], market: str) -> dict[str, Any]:
+        try:
+            o = self._find(p, market)
+        except SimError as e:
+            if e.code == -2013:
+                raise SimError(400, -2011, "Unknown order sent.") from None
+            raise
+        if o.status not in ("NEW", "PARTIALLY_FILLED"):
+            raise SimError(400, -2011, "Unknown order sent.")
+        if o.market == "spot" and o.type == "LIMIT":
+            self._lock_spot(o, o.qty - o.executed, sign=-1)
+        o.status = "CANCELED"
+        self._open.pop((o.market, o.order_id), None)
+        o.update_time = self.now_ms()
+        return self._order_json(o)
+
+    def _open_orders(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
+        sid = p.get("symbol")
+        return [self._order_json(o) for o in self._open.values()
+                if o.market == market and o.status in ("NEW", "PARTIALLY_FILLED")
+                and (sid is None or o.symbol == sid)]
+
+    def _order_json(self, o: _Order, *, ack: bool = False, full: bool = False) -> dict[str, Any]:
+        executed, cum, status = (0.0, 0.0, "NEW") if ack else (o.executed, o.cum_quote, o.status)
+        price = _fmt(o.price) if o.type == "LIMIT" else "0"
+        if o.market == "spot":
+            d: dict[str, Any] = {
+                "symbol": o.symbol, "orderId": o.order_id, "orderListId": -1, "clientOrderId": o.client_id,
+                "price": price if o.type == "LIMIT" else "0.00000000", "origQty": _fmt(o.qty),
+                "executedQty": _fmt(executed), "cummulativeQuoteQty": _fmt(cum), "status": status,
+                "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
+                "workingTime": o.time, "selfTradePreventionMode": "EXPIRE_MAKER"}
+            if ack or full:
+                d["transactTime"] = o.update_time
+            else:
+                d.update({"stopPrice": "0", "icebergQty": "0", "time": o.time, "updateTime": o.update_time,
+                          "isWorking": True, "origQuoteOrderQty": "0"})
+            if full and not ack:
+                d["fills"] = [{"price": t["price"], "qty": t["qty"], "commission": t["commission"],
+                               "commissionAsset": t["commissionAsset"], "tradeId": t["id"]}
+                              for t in o.fills]
+            return d
+        return {"orderId": o.order_id, "symbol": o.symbol, "status": status, "clientOrderId": o.client_id,
+                "price": price, "avgPrice": _fmt(cum / executed) if executed else "0.00",
+                "origQty": _fmt(o.qty), "executedQty": _fmt(executed), "cumQty": _fmt(executed),
+                "cumQuote": _fmt(cum), "timeInForce": o.time_in_force, "type": o.type,
+                "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side,
+                "positionSide": o.position_side, "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+                "priceProtect": False, "origType": o.type, "priceMatch": "NONE",
+                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
+                "time": o.time, "updateTime": o.update_time}
+
+    def _my_trades(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
+        sid = self._sym(p)
+        out = []
+        for t in self.trades:
+            if t["market"] != market or t["symbol"] != sid:
+                continue
+            if "startTime" in p and t["time"] < int(p["startTime"]):
+                continue
+            if market == "spot":
+                out.append({"symbol": sid, "id": t["id"], "orderId": t["orderId"], "orderListId": -1,
+                            "price": t["price"], "qty": t["qty"], "quoteQty": t["quoteQty"],
+                            "commission": t["commission"], "commissionAsset": t["commissionAsset"],
+                            "time": t["time"], "isBuyer": t["side"] == "BUY", "isMaker": t["maker"],
+                            "isBestMatch": True})
+            else:
+                out.append({"buyer": t["side"] == "BUY", "commission": t["commission"],
+                            "commissionAsset": t["commissionAsset"], "id": t["id"], "maker": t["maker"],
+                            "orderId": t["orderId"], "price": t["price"], "qty": t["qty"],
+                            "quoteQty": t["quoteQty"], "realizedPnl": t["realizedPnl"], "side": t["side"],
+                            "positionSide": t["positionSide"], "symbol": sid, "time": t["time"]})
+        return out[: int(p.get("limit", 500))]
