@@ -1,0 +1,59 @@
+"""numba's on-disk cache of the fast kernels, dropped when the money formulas they inline change.
+
+numba keys a compiled function's cache on the function's own source file only, but the kernels
+inline the money formulas of :mod:`hedge_core.money` (and the helpers of :mod:`.helpers`, which
+numba does track per file): without this, an edited money formula would reach the event engine
+at once and the fast path only after one of its own files changed. A stamp file named by the
+hash of the money package's files records which version the cached kernels were built from; on
+import of the package (:func:`drop_if_money_changed`) a different hash drops the compiled files
+of EVERY module of this package (``<module stem>.<function>-<line>.<python>.nbi|nbc``, the names
+numba gives them), so a kernel module added later is covered without a list to keep up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["KERNEL_STEMS", "drop_if_money_changed", "drop_stale_kernel_cache"]
+
+_HERE = Path(__file__).parent
+#: module stems whose compiled kernels are dropped (every module of this package)
+KERNEL_STEMS: tuple[str, ...] = tuple(sorted(p.stem for p in _HERE.glob("*.py") if p.stem != "__init__"))
+_STAMP = "fast"  # stamp files: fast.money-<hash>.stamp
+
+
+def drop_stale_kernel_cache(cache_dir: Path, sources: list[Path], stems: Iterable[str] = KERNEL_STEMS) -> bool:
+    """Delete the compiled kernels of ``stems`` in ``cache_dir`` when ``sources`` (the files of
+    :mod:`hedge_core.money`) changed since the stamp was written. Returns True when it dropped
+    them. I/O errors (a read-only install) leave the cache alone."""
+    try:
+        h = hashlib.sha256()
+        for src in sorted(sources):
+            h.update(src.name.encode() + b"\0" + src.read_bytes())
+        digest = h.hexdigest()[:16]
+        stamp = cache_dir / f"{_STAMP}.money-{digest}.stamp"
+        if stamp.exists() or not cache_dir.is_dir():
+            return False
+        for stem in stems:
+            for f in [*cache_dir.glob(f"{stem}.*.nbi"), *cache_dir.glob(f"{stem}.*.nbc")]:
+                f.unlink(missing_ok=True)
+        for f in cache_dir.glob(f"{_STAMP}.money-*.stamp"):
+            f.unlink(missing_ok=True)
+        stamp.touch()
+        return True
+    except OSError:
+        return False
+
+
+def drop_if_money_changed(kernel: object) -> bool:
+    """Apply :func:`drop_stale_kernel_cache` to the cache directory of ``kernel`` (an ``@njit(cache=True)``
+    dispatcher of this package; all its modules share that directory). False when numba has no cache there."""
+    from hedge_core import money
+
+    cache = getattr(kernel, "_cache", None)
+    path = getattr(cache, "_cache_path", None)
+    if not path:
+        return False
+    return drop_stale_kernel_cache(Path(path), list(Path(money.__file__).parent.glob("*.py")))

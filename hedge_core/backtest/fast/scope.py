@@ -1,0 +1,90 @@
+"""What the fast path refuses up front, and the error it refuses with.
+
+A run is accepted only when every behaviour it can meet is one the kernels reproduce exactly
+(``docs/fast-path.md`` lists what is refused and why); the caller then runs the event-driven
+backtester (:func:`~hedge_core.backtest.fast.run_fast_or_event` does that by itself).
+"""
+
+from __future__ import annotations
+
+from hedge_core.analytics.risk import brackets_for
+from hedge_core.engine.strategies import strategy_for
+from hedge_core.params.models import StrategyParamsBase
+from hedge_core.errors import HedgeError, InvalidInput
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.types import MarginMode, PositionMode
+
+__all__ = ["FastPathUnsupported", "check_supported", "kernel_of"]
+
+
+class FastPathUnsupported(HedgeError):
+    """The fast path cannot reproduce this run exactly; use the event-driven backtester."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"fast path refuses this run: {reason}; use hedge_core.backtest.event.run_backtest "
+                         f"(the event-driven path) instead")
+        self.reason = reason
+
+
+def kernel_of(params: StrategyParamsBase) -> str:
+    """The name of the strategy's fast kernel (``Strategy.fast_kernel``: ``"hedge"`` or ``"voltier"``).
+
+    Raises
+    ------
+    FastPathUnsupported
+        The strategy declares no kernel (``fast_kernel is None``) or no strategy of that name is registered.
+    """
+    strat = getattr(params, "strategy", None)
+    try:
+        kernel = strategy_for(params).fast_kernel
+    except InvalidInput:
+        kernel = None
+    if kernel is None:
+        raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel")
+    return kernel
+
+
+def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol: str | None = None) -> None:
+    """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope.
+
+    The strategy must declare a fast kernel (the ``Strategy`` protocol's ``fast_kernel``). With
+    ``perp_symbol``, the perp must have a bracket table (its instrument's own, or the committed
+    default) and no paper-venue table of its own.
+    """
+    kernel_of(params)
+    why = []
+    if getattr(params, "allow_spot_short", False):
+        why.append("allow_spot_short=True (spot short on margin)")
+    if getattr(params, "enter_within_s_of_funding", None) is not None:
+        why.append("enter_within_s_of_funding")
+    a = params.activation
+    if a.deviation_z is not None or a.volume_spike is not None:
+        why.append("activation triggers")
+    if params.exit.defer_within_s_of_funding is not None:
+        why.append("exit.defer_within_s_of_funding")
+    g = params.guards
+    if g.daily_loss_limit is not None:
+        why.append("guards.daily_loss_limit")
+    if g.heartbeat_timeout_s is not None:
+        why.append("guards.heartbeat_timeout_s")
+    if params.leverage.margin_mode != MarginMode.ISOLATED:
+        why.append("cross margin")
+    if params.leverage.target_vol is not None:
+        why.append("leverage.target_vol")
+    if paper.participation is not None:
+        why.append("paper participation cap")
+    if paper.slippage_noise_bps > 0:
+        why.append("paper slippage noise")
+    if paper.position_mode != PositionMode.ONE_WAY:
+        why.append("paper hedge position mode")
+    if perp_symbol is not None:
+        if perp_symbol in paper.brackets:
+            why.append(f"custom paper brackets for {perp_symbol}")
+        own = next((i.brackets for i in paper.instruments if i.symbol == perp_symbol and i.brackets), ())
+        if not own:
+            try:
+                brackets_for(perp_symbol)
+            except InvalidInput:
+                why.append(f"no bracket table for {perp_symbol}")
+    if why:
+        raise FastPathUnsupported(", ".join(why))
