@@ -11,7 +11,8 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
-__all__ = ["ERRORS", "ERROR_MESSAGES", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St", "Tr"]
+__all__ = ["ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St",
+           "Tr"]
 
 
 class Err(IntEnum):
@@ -84,6 +85,13 @@ class Kind(IntEnum):
     CROSS = 1
     GRID = 2
 
+
+#: strategy name -> the hedge kernel's branch: the strategies the ``"hedge"`` kernel models
+HEDGE_KINDS: MappingProxyType[str, Kind] = MappingProxyType({"carry": Kind.CARRY, "cross": Kind.CROSS,
+                                                             "grid": Kind.GRID})
+#: kernel name (a strategy's ``fast_kernel``) -> the strategies whose decisions that kernel reproduces
+KERNELS: MappingProxyType[str, frozenset[str]] = MappingProxyType({"hedge": frozenset(HEDGE_KINDS),
+                                                                   "voltier": frozenset({"voltier"})})
 
 Z99 = 2.3263478740408408  # engine.strategies.grid.Z99 (one-sided 99 % normal quantile)
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from hedge_core.analytics.risk import brackets_for
-from hedge_core.backtest.fast.codes import Kind
+from hedge_core.backtest.fast.codes import HEDGE_KINDS, Kind
 from hedge_core.backtest.fast.records import HEDGE_RECORD, VOLTIER_RECORD, make_record
 from hedge_core.backtest.fast.scope import FastPathUnsupported
 from hedge_core.backtest.timeline import Timeline
@@ -21,10 +21,7 @@ from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Instrument
 
-__all__ = ["HEDGE_KINDS", "brackets", "pack_hedge", "pack_voltier", "tiers"]
-
-#: strategy name -> the hedge kernel's branch (strategies whose ``fast_kernel`` is ``"hedge"``)
-HEDGE_KINDS: dict[str, Kind] = {"carry": Kind.CARRY, "cross": Kind.CROSS, "grid": Kind.GRID}
+__all__ = ["brackets", "pack_hedge", "pack_voltier", "tiers"]
 
 Balances = dict[str, dict[str, float]]
 

@@ -8,6 +8,7 @@ backtester (:func:`~hedge_core.backtest.fast.run_fast_or_event` does that by its
 from __future__ import annotations
 
 from hedge_core.analytics.risk import brackets_for
+from hedge_core.backtest.fast.codes import KERNELS
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.errors import HedgeError, InvalidInput
@@ -32,7 +33,9 @@ def kernel_of(params: StrategyParamsBase) -> str:
     Raises
     ------
     FastPathUnsupported
-        The strategy declares no kernel (``fast_kernel is None``) or no strategy of that name is registered.
+        The strategy declares no kernel (``fast_kernel is None``), no strategy of that name is
+        registered, or the kernel it names does not model it (``codes.KERNELS``: a kernel
+        reproduces the decisions of the strategies it was written for, not another one's ``decide``).
     """
     strat = getattr(params, "strategy", None)
     try:
@@ -41,6 +44,10 @@ def kernel_of(params: StrategyParamsBase) -> str:
         kernel = None
     if kernel is None:
         raise FastPathUnsupported(f"strategy {strat!r} has no fast kernel")
+    if strat not in KERNELS.get(kernel, ()):
+        models = {k: sorted(v) for k, v in KERNELS.items()}
+        raise FastPathUnsupported(f"strategy {strat!r} declares fast_kernel {kernel!r}, but the kernels model "
+                                  f"only {models}")
     return kernel
 
 
