@@ -26,12 +26,12 @@ Modules:
 - :mod:`.hedge_kernel`: carry / cross / grid; :mod:`.voltier_kernel`: the loan book;
 - :mod:`.transitions`: each transition code as engine transitions, derived from ``engine.states``;
 - :mod:`.run`: :func:`run_fast`, :func:`fast_kpis`, :func:`run_fast_or_event`;
-- :mod:`.cache`: numba's on-disk cache dropped when :mod:`hedge_core.money` changes.
+- :mod:`.cache`: numba's on-disk cache dropped when a source the kernels compile in changes.
 """
 
 from __future__ import annotations
 
-from hedge_core.backtest.fast.cache import drop_if_money_changed
+from hedge_core.backtest.fast.cache import drop_if_sources_changed
 from hedge_core.backtest.fast.cache import drop_stale_kernel_cache as _drop_stale_kernel_cache
 from hedge_core.backtest.fast.codes import ERROR_MESSAGES, ERRORS, STATE_NAMES, Err, Kind, St, Tr
 from hedge_core.backtest.fast.hedge_kernel import hedge_kernel
@@ -63,4 +63,4 @@ __all__ = [
     "voltier_kernel",
 ]
 
-drop_if_money_changed(hedge_kernel)
+drop_if_sources_changed(hedge_kernel)
