@@ -385,8 +385,8 @@ def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     src.write_text("A = 1\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
-    kernels = [cache / "hedge_kernel.hedge_kernel-600.py311.nbi", cache / "voltier_kernel.voltier_kernel-50.py311.1.nbc",
-               cache / "helpers._tradeable-40.py311.nbi"]
+    kernels = [cache / "hedge_kernel.hedge_kernel-600.py311.nbi",
+               cache / "voltier_kernel.voltier_kernel-50.py311.1.nbc", cache / "helpers._tradeable-40.py311.nbi"]
     other = cache / "kpis._snapshot_pass-223.py311.nbi"
     for f in (*kernels, other):
         f.write_text("x")

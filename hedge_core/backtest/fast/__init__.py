@@ -32,7 +32,6 @@ Modules:
 from __future__ import annotations
 
 from hedge_core.backtest.fast.cache import drop_if_sources_changed
-from hedge_core.backtest.fast.cache import drop_stale_kernel_cache as _drop_stale_kernel_cache
 from hedge_core.backtest.fast.codes import ERROR_MESSAGES, ERRORS, STATE_NAMES, Err, Kind, St, Tr
 from hedge_core.backtest.fast.hedge_kernel import hedge_kernel
 from hedge_core.backtest.fast.run import FastResult, fast_kpis, run_fast, run_fast_or_event

@@ -298,7 +298,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     pneed = ptarget - pq
                     hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
                     if not hedge and abs(ptarget) > 1e-12:
-                        return nf, nt, Err.HEDGE_BELOW_MINIMUMS, i  # the engine would unwind the spot leg (HEDGE_FAILED)
+                        # the engine would unwind the spot leg (HEDGE_FAILED)
+                        return nf, nt, Err.HEDGE_BELOW_MINIMUMS, i
                     if hedge:
                         hq = money.lot_floor(pneed, p_lot)
                         if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:

@@ -1,4 +1,4 @@
-"""Shared ``@njit`` helpers of both kernels: venue minimums, ledger and venue fills, exits, guards, funding, rebalancing.
+"""Shared ``@njit`` helpers of both kernels: minimums, ledger and venue fills, exits, guards, funding, rebalancing.
 
 Scalars in, scalars out (tuples), so LLVM inlines them into the kernels. Every money formula is a
 call into :mod:`hedge_core.money`; these helpers only hold the control flow the engine

@@ -48,9 +48,9 @@ def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.asarray(ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
 
 
-
-def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
-             config: BacktestConfig | None = None, enter: np.ndarray | None = None, compact: bool = False) -> FastResult:
+def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
+             end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
+             compact: bool = False) -> FastResult:
     """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.event.run_backtest`.
 
     ``compact=True`` (sweeps) keeps per instant only what the KPIs read: ``snap`` columns net,
@@ -60,7 +60,7 @@ def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
     Raises
     ------
     FastPathUnsupported
-        Outside the kernel's scope (see the module docstring), with the reason and instant.
+        Outside the kernel's scope (see ``docs/fast-path.md``), with the reason and instant.
     """
     raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact)
     tl, nf, nt = raw.timeline, raw.nf, raw.nt
@@ -106,9 +106,9 @@ class _Raw:
                         dtype=object)
 
 
-
-def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None, end: object | None = None,
-             config: BacktestConfig | None = None, enter: np.ndarray | None = None, compact: bool = False) -> _Raw:
+def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
+             end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
+             compact: bool = False) -> _Raw:
     from hedge_core.backtest.event import BacktestConfig, _balances
 
     cfg = config if config is not None else BacktestConfig()
@@ -180,8 +180,8 @@ def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
                 t_i, t_code, ltv_pre)
 
 
-def fast_kpis(params: StrategyParamsBase, market: Market | Timeline, *, config: BacktestConfig | None = None, capital: float | None = None,
-              **kw: Any) -> dict[str, float]:
+def fast_kpis(params: StrategyParamsBase, market: Market | Timeline, *, config: BacktestConfig | None = None,
+              capital: float | None = None, **kw: Any) -> dict[str, float]:
     """KPIs of a fast run: the same ``backtest_kpis.kpis_from_arrays`` the event-driven result uses
     (plus, for a loan book, the loan's own money accrued to the end, as ``backtest._assemble``)."""
     from hedge_core.backtest.event import capital_of
@@ -218,7 +218,8 @@ def fast_kpis(params: StrategyParamsBase, market: Market | Timeline, *, config: 
     return k
 
 
-def run_fast_or_event(params: StrategyParamsBase, market: Market | Timeline, **kw: Any) -> tuple[str, dict[str, float]]:
+def run_fast_or_event(params: StrategyParamsBase, market: Market | Timeline,
+                      **kw: Any) -> tuple[str, dict[str, float]]:
     """KPIs from the fast path when it accepts the run, else from the event-driven backtester.
 
     Returns ('fast' | 'event', kpis).
