@@ -381,6 +381,7 @@ def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
     watched = {(p.parent.name, p.name) for p in inlined_sources()}
     assert {("fast", "helpers.py"), ("fast", "codes.py"), ("money", "execution.py"),
             ("engine", "constants.py")} <= watched
+    assert ("fast", "run.py") not in watched and ("fast", "hedge_kernel.py") not in watched  # numba watches its own
     src = tmp_path / "money.py"
     src.write_text("A = 1\n")
     cache = tmp_path / "__pycache__"

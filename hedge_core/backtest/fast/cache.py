@@ -7,8 +7,8 @@ the constants of :mod:`hedge_core.engine.constants` (globals frozen at compile t
 module an edited helper or money formula would reach the event engine at once and a kernel only
 after the kernel's own file changed.
 
-A stamp file named by the hash of those sources (:func:`inlined_sources`) records which version the
-cached kernels were built from; on import of the package (:func:`drop_if_sources_changed`) a
+A stamp file named by the hash of those sources (:func:`inlined_sources`; a kernel module's own
+file is left to numba, which watches it) records which version the cached kernels were built from; on import of the package (:func:`drop_if_sources_changed`) a
 different hash drops the compiled files of EVERY module of this package
 (``<module stem>.<function>-<line>.<python>.nbi|nbc``, the names numba gives them), so a module
 added later is covered without a list to keep up.
@@ -17,6 +17,7 @@ added later is covered without a list to keep up.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,12 +30,20 @@ _STAMP = "fast"  # stamp files: fast.sources-<hash>.stamp
 
 
 def inlined_sources() -> list[Path]:
-    """The files whose content the compiled kernels depend on: this package's modules, the money
-    package and ``engine/constants.py``."""
+    """The files compiled into the kernels beyond their own: the modules of this package that a
+    module with ``@njit`` code imports from (read from the sources, so a new helper module is
+    found), the money package and ``engine/constants.py``. Editing any other module of the package
+    (the Python shell: ``run.py``, ``scope.py``, ...) keeps the compiled kernels."""
     from hedge_core import money
     from hedge_core.engine import constants
 
-    return [*sorted(_HERE.glob("*.py")), *sorted(Path(money.__file__).parent.glob("*.py")), Path(constants.__file__)]
+    used: set[str] = set()
+    for p in _HERE.glob("*.py"):
+        src = p.read_text()
+        if re.search(r"^@njit", src, re.M):  # a module with compiled code
+            used |= set(re.findall(r"^from hedge_core\.backtest\.fast\.(\w+) import", src, re.M))
+    return [*(_HERE / f"{m}.py" for m in sorted(used)), *sorted(Path(money.__file__).parent.glob("*.py")),
+            Path(constants.__file__)]
 
 
 def drop_stale_kernel_cache(cache_dir: Path, sources: list[Path], stems: Iterable[str] = KERNEL_STEMS) -> bool:
