@@ -128,6 +128,5 @@ def make_record(dtype: np.dtype, values: Mapping[str, float | int | bool]) -> np
         raise ValueError(f"record fields: missing {sorted(missing)}, unknown {sorted(extra)}; "
                          f"the fields are {list(dtype.names or ())}")
     rec = np.zeros(1, dtype=dtype)
-    for name, v in values.items():
-        rec[name][0] = v
+    rec[0] = tuple(values[n] for n in dtype.names or ())  # one assignment, in the dtype's field order
     return rec

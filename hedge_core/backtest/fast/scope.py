@@ -55,8 +55,12 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope.
 
     The strategy must declare a fast kernel (the ``Strategy`` protocol's ``fast_kernel``). With
-    ``perp_symbol``, the perp must have a bracket table (its instrument's own, or the committed
-    default) and no paper-venue table of its own.
+    ``perp_symbol``, the perp must have a bracket table - its instrument's own
+    (``Instrument.brackets``: the store's or the venue's) or the committed default - and the paper
+    venue must use that same table: the kernel reads ONE table for the engine's guard and leverage
+    rule (``guards.leg_brackets``: the instrument's own, else the default) and for the venue's
+    maintenance margin (``PaperConfig.brackets`` first), so a venue table that is not the
+    instrument's is refused.
     """
     kernel_of(params)
     why = []
@@ -85,9 +89,10 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     if paper.position_mode != PositionMode.ONE_WAY:
         why.append("paper hedge position mode")
     if perp_symbol is not None:
-        if perp_symbol in paper.brackets:
-            why.append(f"custom paper brackets for {perp_symbol}")
         own = next((i.brackets for i in paper.instruments if i.symbol == perp_symbol and i.brackets), ())
+        venue = paper.brackets.get(perp_symbol)
+        if venue is not None and tuple(venue) != tuple(own):
+            why.append(f"custom paper brackets for {perp_symbol} (not the instrument's own table)")
         if not own:
             try:
                 brackets_for(perp_symbol)
