@@ -8,8 +8,9 @@ module an edited helper or money formula would reach the event engine at once an
 after the kernel's own file changed.
 
 A stamp file named by the hash of those sources (:func:`inlined_sources`; a kernel module's own
-file is left to numba, which watches it) records which version the cached kernels were built from; on import of the package (:func:`drop_if_sources_changed`) a
-different hash drops the compiled files of EVERY module of this package
+file is left to numba, which watches it) records which version the cached kernels were built
+from; on import of the package (:func:`drop_if_sources_changed`) a different hash drops the
+compiled files of EVERY module of this package
 (``<module stem>.<function>-<line>.<python>.nbi|nbc``, the names numba gives them), so a module
 added later is covered without a list to keep up.
 """

@@ -15,10 +15,11 @@ from hedge_core.analytics.risk import brackets_for
 from hedge_core.backtest.fast.codes import HEDGE_KINDS, Kind
 from hedge_core.backtest.fast.records import HEDGE_RECORD, VOLTIER_RECORD, make_record
 from hedge_core.backtest.fast.scope import FastPathUnsupported
+from hedge_core.backtest.fast.signals import HedgeParams
 from hedge_core.backtest.timeline import Timeline
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
-from hedge_core.params.models import StrategyParamsBase
+from hedge_core.params.models import StrategyParamsBase, VolTierLoanParams
 from hedge_core.types import Instrument
 
 __all__ = ["brackets", "pack_hedge", "pack_voltier", "tiers"]
@@ -60,7 +61,7 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
     }
 
 
-def pack_hedge(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balances: Balances) -> np.ndarray:
+def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: Balances) -> np.ndarray:
     """The :data:`~.records.HEDGE_RECORD` of a carry / cross / grid run (a one-element array).
 
     ``balances``: the starting wallets (``{"spot": {asset: qty}, "perp": {"USDT": qty}}``, quote units).
@@ -92,7 +93,7 @@ def pack_hedge(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, bal
     return make_record(HEDGE_RECORD, rec)
 
 
-def pack_voltier(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balances: Balances,
+def pack_voltier(params: VolTierLoanParams, paper: PaperConfig, tl: Timeline, balances: Balances,
                  first_px: float) -> np.ndarray:
     """The :data:`~.records.VOLTIER_RECORD` of a loan book run (a one-element array).
 
@@ -135,7 +136,7 @@ def brackets(paper: PaperConfig, symbol: str) -> tuple[np.ndarray, ...]:
                  for f in ("notional_floor", "notional_cap", "mmr", "cum", "max_leverage"))
 
 
-def tiers(params: StrategyParamsBase, sigma: np.ndarray) -> np.ndarray:
+def tiers(params: VolTierLoanParams, sigma: np.ndarray) -> np.ndarray:
     """``voltier.tier_ratio`` per instant (NaN where sigma is unknown)."""
     edges = np.asarray(params.tier_uppers, dtype="float64")
     levels = np.asarray((*params.tier_ratios, params.tier_top), dtype="float64")

@@ -14,12 +14,15 @@ from numba import njit
 
 from hedge_core import money
 from hedge_core.backtest.timeline import Timeline
-from hedge_core.params.models import StrategyParamsBase
+from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams
 
-__all__ = ["entry_ratio", "entry_signal", "input_column", "liq_arrays", "priced_prices"]
+#: the params the hedge kernel runs (``codes.KERNELS['hedge']``)
+HedgeParams = CarryParams | CrossHedgeParams | GridParams
+
+__all__ = ["HedgeParams", "entry_ratio", "entry_signal", "input_column", "liq_arrays", "priced_prices"]
 
 
-def entry_signal(params: StrategyParamsBase, tl: Timeline) -> np.ndarray:
+def entry_signal(params: HedgeParams, tl: Timeline) -> np.ndarray:
     """Per instant: would the strategy's ``decide`` say ENTER from the market alone (state ANALYZING)?
 
     Carry: the same arithmetic as ``engine.strategies.carry`` and ``analytics.funding``
@@ -74,7 +77,7 @@ def input_column(tl: Timeline, name: str) -> np.ndarray:
     return tl.column(name) if name in tl.input_names else np.full(tl.n, np.nan)
 
 
-def entry_ratio(params: StrategyParamsBase, tl: Timeline) -> np.ndarray:
+def entry_ratio(params: HedgeParams, tl: Timeline) -> np.ndarray:
     """Per instant: the (clipped) target ratio an entry there adopts (``step._clip_ratio``)."""
     rb = params.rebalance
     if params.strategy == "cross":
