@@ -77,10 +77,12 @@ def test_register_refuses_non_strategies_and_taken_names():
 
 def test_no_strategy_name_branches_left_outside_the_fast_path():
     """Every ``params.strategy == "..."`` / ``== "voltier"`` special case is a protocol call now.
-    Allowed: the strategies' own modules, the fast path (its kernels are chosen there) and the
+    Allowed: the strategies' own modules, the fast path's kernel choice (``fast/run.py``: by the
+    strategy's ``fast_kernel`` name) and entry signals (``fast/signals.py``: per strategy), and the
     params parser (it maps names to params classes)."""
     pat = re.compile(r"""strategy\W{0,12}\s*[!=]=\s*["']|[!=]=\s*["']voltier["']""")
-    allowed = ("hedge_core/backtest/fast", "hedge_core/engine/strategies/", "hedge_core/params/validate.py")
+    allowed = ("hedge_core/backtest/fast/signals.py", "hedge_core/backtest/fast/run.py", "hedge_core/engine/strategies/",
+               "hedge_core/params/validate.py")
     hits = []
     for f in sorted((ROOT / "hedge_core").rglob("*.py")):
         rel = f.relative_to(ROOT).as_posix()

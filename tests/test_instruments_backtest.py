@@ -15,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hedge_core.backtest.cli import app
+from hedge_core.backtest.fast import FastPathUnsupported
+from hedge_core.backtest.timeline import load_market
 from hedge_core.data.demo import AssetModel, DemoParams, generate_demo_market
 from hedge_core.data.importers import write_series
 from hedge_core.data.instruments import snapshot
@@ -86,9 +88,40 @@ def test_sweep_cli_on_sol(db, params_file, tmp_path):
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert len(rows) == 2 and all(not r.get("error") for r in rows)
-    # the stored table differs from the committed default: every run took the event path with it
-    assert {r["path"] for r in rows} == {"event"}
+    # the stored table differs from the committed default; the fast path reads the instrument's own
+    # table (as the engine and the paper venue do), so it runs them (parity: the test below)
+    assert {r["path"] for r in rows} == {"fast"}
     assert all(r["entries"] >= 1 for r in rows)
+
+
+def test_fast_path_reads_the_stored_table_and_equals_the_event_path(db):
+    """SOL's stored perp has its own, steeper table (1.5x the default MMR and cum) and lots of 2: the
+    kernel takes that table (not the committed default) and matches the event path fill for fill."""
+    from hedge_core.backtest.cli import _paper
+    from hedge_core.backtest.event import BacktestConfig
+    from hedge_core.backtest.fast import check_supported
+    from hedge_core.backtest.fast.pack import brackets
+    from hedge_core.params.models import CarryParams, ExitParams
+    from tests.support.parity import assert_fast_equals_event
+
+    st = Store(db, read_only=True)
+    m = load_market(st, venue="demo", spot_symbol="SOL/USDT", perp_symbol="SOL/USDT:USDT")
+    cfg = BacktestConfig(paper=_paper(st, m))
+    st.close()
+    default = snapshot()[("binance", "SOL/USDT:USDT")].brackets
+    floors, caps, mmrs, cums, maxlevs = brackets(cfg.paper, "SOL/USDT:USDT")
+    # the stored table, by hand: each default bracket's MMR and cum x 1.5, floors and caps as they were
+    assert mmrs.tolist() == [b.mmr * 1.5 for b in default] and cums.tolist() == [b.cum * 1.5 for b in default]
+    assert caps.tolist() == [b.notional_cap for b in default]
+    p = CarryParams(min_net_carry=-0.01, notional=3000.0, exit=ExitParams(rearm=True, max_holding_hours=24))
+    check_supported(p, cfg.paper, "SOL/USDT:USDT")  # accepted: the venue's table is the instrument's own
+    ev, fa = assert_fast_equals_event(p, m, cfg, kpis=True)
+    perp_q = fa.fills.loc[fa.fills["leg"] == "perp", "qty"].to_numpy()
+    assert len(perp_q) >= 2 and (perp_q % 2.0 == 0.0).all() and len(fa.transitions) >= 4  # the stored lot
+    # a paper venue with a table that is not the instrument's own is still refused
+    other = replace(cfg.paper, brackets={**cfg.paper.brackets, "SOL/USDT:USDT": default})
+    with pytest.raises(FastPathUnsupported, match="custom paper brackets for SOL/USDT:USDT"):
+        check_supported(p, other, "SOL/USDT:USDT")
 
 
 def test_sweep_fast_path_runs_a_snapshot_symbol(tmp_path):

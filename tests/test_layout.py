@@ -23,9 +23,8 @@ from tests.support.layout_checks import (
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 800
 CHECKED = ["hedge_core", "tests", "pages", "bench", "app.py"]
-# TEMPORARY allowance: hedge_core/backtest/fast.py (1,410 lines) is being split by another helper in
-# parallel (issue #13). The lead removes this entry when that split is merged; nothing else may be added.
-ALLOWED_LONG = {"hedge_core/backtest/fast.py": "being split in parallel (issue #13); remove at merge"}
+# No allowance: every module is at most LIMIT lines (the fast path became a package).
+ALLOWED_LONG: dict[str, str] = {}
 MONEY = "hedge_core/money/"
 FUNDING_CHECKED = ["hedge_core", "pages", "bench", "app.py"]  # tests compute hand references on purpose
 
@@ -45,8 +44,8 @@ def test_no_module_over_800_lines():
         LIMIT, ", ".join(f"{p} ({n})" for p, n in long))
 
 
-def test_the_length_allowance_is_only_the_fast_path():
-    assert set(ALLOWED_LONG) <= {"hedge_core/backtest/fast.py"}
+def test_no_module_is_allowed_to_be_long():
+    assert ALLOWED_LONG == {}
 
 
 def test_length_check_fails_on_a_long_module_and_counts_like_wc(tmp_path):

@@ -371,24 +371,34 @@ def test_compiled_form_gives_the_same_doubles_as_the_python_form(name):
 
 
 def test_fast_path_drops_its_compiled_kernels_when_money_changes(tmp_path):
-    """numba's cache of a kernel only watches the kernel's own file: the fast path drops it when
-    the money package (whose formulas the kernels inline) changed since the kernels were compiled."""
-    from hedge_core.backtest.fast import _drop_stale_kernel_cache
+    """numba's cache of a kernel only watches the kernel's own file: the fast path drops the
+    compiled files of every module of its package when a source the kernels compile in (the money
+    package, the package's own helpers and codes, the engine's constants) changed since the
+    kernels were compiled."""
+    from hedge_core.backtest.fast.cache import KERNEL_STEMS, drop_stale_kernel_cache, inlined_sources
 
+    assert {"hedge_kernel", "voltier_kernel", "helpers", "signals"} <= set(KERNEL_STEMS)
+    watched = {(p.parent.name, p.name) for p in inlined_sources()}
+    assert {("fast", "helpers.py"), ("fast", "codes.py"), ("money", "execution.py"),
+            ("engine", "constants.py")} <= watched
+    assert ("fast", "run.py") not in watched and ("fast", "hedge_kernel.py") not in watched  # numba watches its own
     src = tmp_path / "money.py"
     src.write_text("A = 1\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
-    kernel = cache / "fast.hedge_kernel-600.py311.nbi"
+    kernels = [cache / "hedge_kernel.hedge_kernel-600.py311.nbi",
+               cache / "voltier_kernel.voltier_kernel-50.py311.1.nbc", cache / "helpers._tradeable-40.py311.nbi"]
     other = cache / "kpis._snapshot_pass-223.py311.nbi"
-    kernel.write_text("x"); other.write_text("x")
-    assert _drop_stale_kernel_cache(cache, [src])  # first sight of this money: drop
-    assert not kernel.exists() and other.exists()
-    kernel.write_text("x")  # recompiled against it
-    assert not _drop_stale_kernel_cache(cache, [src]) and kernel.exists()  # same money: keep
+    for f in (*kernels, other):
+        f.write_text("x")
+    assert drop_stale_kernel_cache(cache, [src])  # first sight of this money: drop
+    assert not any(k.exists() for k in kernels) and other.exists()
+    for k in kernels:
+        k.write_text("x")  # recompiled against it
+    assert not drop_stale_kernel_cache(cache, [src]) and all(k.exists() for k in kernels)  # same money: keep
     src.write_text("A = 2\n")
-    assert _drop_stale_kernel_cache(cache, [src]) and not kernel.exists()  # edited: drop again
-    assert len(list(cache.glob("fast.money-*.stamp"))) == 1
+    assert drop_stale_kernel_cache(cache, [src]) and not any(k.exists() for k in kernels)  # edited: drop again
+    assert len(list(cache.glob("fast.sources-*.stamp"))) == 1
 
 
 def test_funding_position_inverts_the_payment():

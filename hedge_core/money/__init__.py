@@ -28,7 +28,7 @@ Conventions (float64; quote = USDT, base = the coin)
 
 Changing a formula here changes the kernels too, but numba's on-disk cache of a kernel does not
 see a change in this package: ``hedge_core.backtest.fast`` checks a hash of its files at import and drops
-its stale compiled kernels (see ``fastpath._drop_stale_kernel_cache``).
+its stale compiled kernels (see ``hedge_core.backtest.fast.cache``).
 
 Layout: :mod:`~hedge_core.money.execution` (fills, fees, positions, margin, lots),
 :mod:`~hedge_core.money.perp` (funding, carry costs, maintenance, liquidation, leverage),

@@ -53,8 +53,8 @@ def default_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
 
 def _own_tables(instruments: tuple[Instrument, ...]) -> dict[str, tuple[Bracket, ...]]:
     """Perps whose own table is not the committed default of their symbol: listed in ``brackets`` too, so
-    every reader of the config sees them (the fast path, which reads tables by symbol, then declines the run
-    and the event path runs it with the instrument's table)."""
+    every reader of the config sees them (the fast path runs only when this table is the instrument's own,
+    the one the engine's guard reads)."""
     from hedge_core.analytics.risk import brackets_for
 
     out: dict[str, tuple[Bracket, ...]] = {}

@@ -1,0 +1,382 @@
+"""The carry / cross-asset / grid kernel: one hedge (spot leg + perp hedge) through the engine's states, per instant.
+
+It mirrors, line by line, ``engine/step.py``, ``engine/ledger.py``, ``engine/exits.py``,
+``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``, ``cross.py``,
+``grid.py`` and the paper venue (``exchange/paper/core.py``); see ``docs/fast-path.md``. The
+parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
+enums of :mod:`hedge_core.backtest.fast.codes`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from hedge_core import money
+from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
+from hedge_core.backtest.fast.helpers import (
+    _exit_due,
+    _fill_px,
+    _ledger_fill,
+    _liq_and_funding_guards,
+    _mm,
+    _pap_perp,
+    _perp_fill,
+    _rebalance_rounds,
+    _recent_orders,
+    _settle_funding,
+    _tradeable,
+    _unreal,
+)
+from hedge_core.engine.constants import REARM_COOLDOWN_S
+
+__all__ = ["hedge_kernel"]
+
+
+@njit(cache=True)
+def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
+    """``grid.grid_levels``: distinct positive levels below ``anchor``, descending, into ``out``."""
+    spacing = min_spacing if math.isnan(sigma) else max(spacing_sigma * sigma, min_spacing)
+    m = 0
+    for k in range(1, nlev + 1):
+        lv = anchor * (1 - k * spacing)
+        if lv > 0:
+            out[m] = lv
+            m += 1
+    for sp in support:
+        if 0 < sp < anchor:
+            out[m] = sp
+            m += 1
+    v = np.sort(out[:m])[::-1]
+    c = 0
+    for j in range(m):
+        if c == 0 or v[j] != out[c - 1]:
+            out[c] = v[j]
+            c += 1
+    return c
+
+
+@njit(cache=True)
+def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
+                 enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
+                 snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+    """The carry / cross-asset / grid hedge over n instants.
+
+    ``hp``: a one-element :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD` array (built by
+    ``pack.pack_hedge``). Returns (n_fills, n_transitions, error: ``Err``, error_instant);
+    ``Err.NONE`` = none.
+    """
+    r = hp[0]
+    notional, ratio0 = r.notional, r.ratio0
+    s_lot, s_minq, s_minn = r.s_lot, r.s_min_qty, r.s_min_notional
+    p_lot, p_minq, p_minn = r.p_lot, r.p_min_qty, r.p_min_notional
+    slip_bps, impact_k, s_fee_r, p_fee_r = r.slippage_bps, r.impact_k_bps, r.spot_taker_fee, r.perp_taker_fee
+    sl, pt, tg, tmin = r.stop_loss_pct, r.profit_target_pct, r.trailing_giveback, r.trailing_min_peak_pct
+    bstop, maxh = r.basis_stop_bps, r.max_holding_hours
+    liq_close, liq_reduce, fcost, interval = (r.liq_distance_close, r.liq_distance_reduce, r.funding_cost_apr_limit,
+                                              r.interval_hours)
+    min_lev, max_lev, liq_buf, tvm, recheck_h = (r.min_leverage, r.max_leverage, r.liq_buffer, r.target_vol_multiple,
+                                                 r.recheck_hours)
+    drift_thr, min_order_n = r.drift_threshold, r.min_order_notional
+    spot_cash, wallet = r.spot_cash, r.perp_wallet
+    max_pq, max_pn = r.max_position_qty, r.max_position_notional
+    ratio_min, ratio_max, reest_h, cool_s = r.ratio_min, r.ratio_max, r.reestimate_hours, r.cooldown_s
+    g_spacing, g_min_spacing, g_max_ratio = r.grid_spacing_sigma, r.grid_min_spacing_pct, r.grid_max_ratio
+    g_stop, g_var, g_dd = r.grid_stop_loss_pct, r.grid_var_limit, r.grid_max_drawdown
+    unfav_n, rearm, kind, max_opm = r.unfav_intervals, r.rearm, r.kind, r.max_orders_per_minute
+    g_nlev, same = r.grid_levels, r.same_base
+    levels = np.empty(g_nlev + len(support) + 1)
+    nlev = 0
+    n = len(ts)
+    full = snap.shape[1] == 14  # else compact: net, perp qty, hedge ratio (+ ``last`` full row)
+    # engine legs
+    sq = 0.0; savg = 0.0; sreal = 0.0; sfee = 0.0; scash = 0.0; strd = 0.0; slast = np.nan
+    pq = 0.0; pavg = 0.0; preal = 0.0; pfee = 0.0; pcash = 0.0; ptrd = 0.0; plast = np.nan; pfund = 0.0
+    pmf = 0.0  # funding inside the open perp position's isolated margin (engine.ledger margin_funding)
+    slip_tot = 0.0
+    spot_px = np.nan; perp_px = np.nan; mark_px = np.nan
+    state = St.ANALYZING
+    cooldown = -1
+    has_cool = False
+    target_spot = 0.0
+    ratio = ratio0
+    entered = 0
+    entry_notional = 0.0
+    pnl_at_entry = 0.0
+    peak = 0.0
+    lev = 1.0
+    last_lev_check = 0
+    last_reb = NO_TS
+    beta_ts = NO_TS
+    unfav = 0
+    order_t = np.full(64, NO_TS)
+    n_ord = 0
+    # paper venue (for refusals only)
+    papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
+    lp_cache = np.nan  # engine guard's liquidation price; depends on qty, entry, leverage, margin funding only
+    lp_dirty = True
+    nf = 0
+    nt = 0
+    maxf = len(f_i)
+    for i in range(n):
+        t = ts[i]
+        if nf + 8 > maxf or nt + 3 > maxf:  # at most 8 fills and 3 transition codes per instant
+            return nf, nt, Err.BUFFER_FULL, i
+        if ((state == St.COMPLETED or (state == St.ANALYZING and not enter_ok[i]))
+                and pq == 0.0 and sq == 0.0 and papq == 0.0):
+            # flat and not entering (or done): only the prices move (no position: no liquidation
+            # check, guard, exit, rebalance or funding can act); the same updates as section 2
+            if priced[i]:
+                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+                if spot[i] > 0:
+                    slast = spot[i]
+                if mk > 0:
+                    plast = mk
+                spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+        else:
+            # ---- 1. bars ended at t: the paper venue checks liquidation on the adverse extreme ----
+            if liq_check[i] and papq != 0.0:
+                ext = liq_ext[i]
+                mm = _mm(abs(papq) * ext, caps, mmrs, cums)
+                if pap_margin + money.unrealized_pnl(papq, ext, pap_entry) < mm * 1.01 + 1e-9:
+                    return nf, nt, Err.PAPER_LIQUIDATION, i
+            # ---- 2. market update ----
+            if priced[i]:
+                mk = mark[i] if not math.isnan(mark[i]) else perp[i]
+                if spot[i] > 0:
+                    slast = spot[i]
+                if mk > 0:
+                    plast = mk
+                spot_px = spot[i]; perp_px = perp[i]; mark_px = mk
+                pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
+                    (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
+                if state == St.MONITORING and pnl - pnl_at_entry > peak:
+                    peak = pnl - pnl_at_entry
+                if pq != 0.0 and mark_px > 0 and lp_dirty:
+                    lp_cache = money.liquidation_price(pq, pavg, money.isolated_margin(pq, pavg, lev) + pmf, 0.0, 0.0,
+                                                      floors, caps, mmrs, cums)
+                    lp_dirty = False
+                flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
+                                                          state == St.MONITORING, fcost, last_rate[i], interval)
+                if reduce:
+                    return nf, nt, Err.LIQ_REDUCE, i
+                if kind == Kind.GRID and state == St.MONITORING:  # grid_guards: VaR limit, max drawdown
+                    if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
+                            Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
+                        flatten = True
+                    if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
+                        flatten = True
+                exit_now = flatten
+                if state == St.MONITORING and not flatten:
+                    if kind == Kind.CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
+                            not math.isnan(beta[i]) and beta[i] > 0:
+                        beta_ts = t  # strategy state updates come before the exit check
+                        new_ratio = min(max(beta[i], ratio_min), ratio_max)
+                    else:
+                        new_ratio = ratio
+                    grid_stop = False
+                    if kind == Kind.GRID and nlev > 0:
+                        if spot[i] <= levels[nlev - 1] * (1 - g_stop):
+                            grid_stop = True
+                        else:
+                            crossed = 0
+                            for j in range(nlev):
+                                if spot[i] <= levels[j]:
+                                    crossed += 1
+                            new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
+                    cp = pnl - pnl_at_entry
+                    exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop,
+                                                      spot[i], perp[i], unfav_n, unfav, maxh,
+                                                      (t - entered) / 1e9 / 3600.0)
+                    if not exit_now:
+                        ratio = new_ratio
+                if exit_now:
+                    # close: perp (reduce-only) first, then spot; both at once
+                    if _recent_orders(order_t, t) + 2 > max_opm:
+                        return nf, nt, Err.ORDER_RATE, i
+                    for k in range(2):
+                        leg = 1 - k  # perp (reduce-only) first, as the engine's _closing does
+                        q = pq if leg == 1 else sq
+                        if q == 0.0:
+                            continue
+                        if leg == 1:
+                            oq = money.lot_floor(-q, p_lot)
+                            if not (perp[i] > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12):
+                                return nf, nt, Err.DUST_AT_CLOSE, i
+                        else:
+                            if not _tradeable(-q, spot[i], s_lot, s_minq, s_minn, 0.0):
+                                return nf, nt, Err.DUST_AT_CLOSE, i
+                            oq = money.lot_floor(-q, s_lot)
+                        sign = 1.0 if -q > 0 else -1.0
+                        if nf >= maxf:
+                            return nf, nt, Err.BUFFER_FULL, i
+                        if leg == 1:
+                            px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
+                            fee = money.fee(oq, px, p_fee_r)
+                            pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd,
+                                                                                   pmf, sign, oq, px2, fee)
+                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
+                                                                            oq, px, pap_lev, fee)
+                        else:
+                            px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
+                            fee = money.fee(oq, px, s_fee_r)
+                            sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
+                                                                                 0.0, sign, oq, px2, fee)
+                            spot_cash += money.spot_quote_delta(sign, oq, px, fee)
+                        f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
+                        f_fee[nf] = fee; f_slip[nf] = sl_
+                        nf += 1
+                        slip_tot += sl_
+                        order_t[n_ord % 64] = t; n_ord += 1
+                    target_spot = 0.0
+                    lp_dirty = True
+                    if rearm == 1 and not flatten:
+                        state = St.ANALYZING
+                        has_cool = True
+                        cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
+                        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
+                    else:
+                        state = St.COMPLETED
+                        t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
+                    nt += 1
+                elif state == St.MONITORING:
+                    if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
+                        last_lev_check = t
+                        sg_ = sigma[i]
+                        if not math.isnan(sg_):
+                            nl = money.choose_leverage(sg_, abs(pq) * perp[i], -1 if pq <= 0 else 1, liq_buf, tvm,
+                                                       min_lev, max_lev, caps, mmrs, cums, maxlevs, math.inf)
+                            if nl < lev:
+                                lev = nl
+                                pap_lev = nl
+                                lp_dirty = True
+                elif (state == St.ANALYZING and enter_ok[i] and not (has_cool and t < cooldown)
+                      and (kind != Kind.GRID
+                           or _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels) > 0)):
+                    # a grid with no level above zero waits, as grid.decide does
+                    if kind == Kind.CROSS:
+                        beta_ts = t
+                    if kind == Kind.GRID:
+                        nlev = _grid_levels(spot[i], sigma[i], g_nlev, g_spacing, g_min_spacing, support, levels)
+                    ratio = enter_ratio[i]
+                    target_spot = 1.0 * notional / spot[i]
+                    lev = money.choose_leverage(sigma[i], abs(target_spot) * spot[i] * ratio,
+                                                -1 if target_spot >= 0 else 1, liq_buf, tvm, min_lev, max_lev, caps,
+                                                mmrs, cums, maxlevs, math.inf)
+                    pap_lev = lev
+                    pnl_at_entry = pnl
+                    peak = 0.0
+                    last_lev_check = t
+                    unfav = 0
+                    need = target_spot - sq
+                    if not _tradeable(need, spot_px, s_lot, s_minq, s_minn, 0.0):
+                        return nf, nt, Err.SPOT_BELOW_MINIMUMS, i
+                    oq = money.lot_floor(need, s_lot)
+                    if abs(sq + oq) > max_pq or abs(sq + oq) * spot_px > max_pn:
+                        return nf, nt, Err.POSITION_LIMIT, i
+                    if _recent_orders(order_t, t) + 2 > max_opm:
+                        return nf, nt, Err.ORDER_RATE, i
+                    px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
+                    # the venue's funds check: the slipped price (noise-free) with the taker fee
+                    if money.buy_cost_with_fee(oq, px, s_fee_r) > spot_cash * 0.999:
+                        return nf, nt, Err.SPOT_FUNDS, i
+                    fee = money.fee(oq, px, s_fee_r)
+                    if nf + 2 > maxf:
+                        return nf, nt, Err.BUFFER_FULL, i
+                    f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = 1.0; f_qty[nf] = oq; f_px[nf] = px2
+                    f_fee[nf] = fee; f_slip[nf] = sl_
+                    nf += 1
+                    slip_tot += sl_
+                    order_t[n_ord % 64] = t; n_ord += 1
+                    sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd, 0.0, 1.0,
+                                                                         oq, px2, fee)
+                    spot_cash += money.spot_quote_delta(1.0, oq, px, fee)
+                    # hedge what filled
+                    ptarget = money.perp_target(same, ratio, sq, pq, spot_px, perp_px)
+                    pneed = ptarget - pq
+                    hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
+                    if not hedge and abs(ptarget) > 1e-12:
+                        # the engine would unwind the spot leg (HEDGE_FAILED)
+                        return nf, nt, Err.HEDGE_BELOW_MINIMUMS, i
+                    if hedge:
+                        hq = money.lot_floor(pneed, p_lot)
+                        if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
+                            return nf, nt, Err.POSITION_LIMIT, i
+                        sign = 1.0 if pneed > 0 else -1.0
+                        if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
+                            return nf, nt, Err.PERP_MARGIN, i
+                        need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
+                        if need_m > (wallet - pap_margin) * 0.999:
+                            return nf, nt, Err.PERP_MARGIN, i
+                        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                         wallet, pmf) = _perp_fill(
+                            i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
+                            pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t,
+                            n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        lp_dirty = True
+                    state = St.MONITORING
+                    entered = t
+                    target_spot = sq
+                    entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
+                    t_i[nt] = i; t_code[nt] = Tr.ENTRY
+                    nt += 1
+                # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
+                if state == St.MONITORING and not (last_reb != NO_TS and (t <= last_reb or
+                                                                          (t - last_reb) / 1e9 < cool_s)):
+                    if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                        return nf, nt, Err.SPOT_REBALANCE, i
+                    perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        h = money.hedge_ratio(sq, pq, spot_px, perp_px)
+                        drift = money.hedge_drift(h, ratio)
+                        if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                            t_i[nt] = i; t_code[nt] = Tr.REBAL  # DRIFT_EXCEEDED -> REBALANCING
+                            nt += 1
+                            (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                             pap_margin, wallet, pmf) = _rebalance_rounds(
+                                i, t, True, same, ratio, target_spot, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                                s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
+                                impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
+                                pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i,
+                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                            if err != Err.NONE:
+                                return nf, nt, err, i
+                            if rounds:
+                                lp_dirty = True
+                            last_reb = t
+            # ---- 3. funding settles ----
+            if not math.isnan(fund_rate[i]):
+                wallet, pap_margin, unfav, pfund, pmf, funded = _settle_funding(
+                    fund_rate[i], mark[i], perp[i], papq, wallet, pap_margin, pq, unfav, pfund, pmf)
+                if funded:
+                    lp_dirty = True
+                # the engine looks at the book again after the funding event (no market): a rebalance
+                # due there (no market update at this instant) is not modelled
+                if state == St.MONITORING and not priced[i] and not (
+                        last_reb != NO_TS and (t <= last_reb or (t - last_reb) / 1e9 < cool_s)):
+                    perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n) or \
+                            _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        return nf, nt, Err.REBALANCE_AT_FUNDING, i
+        # ---- 4. snapshot ----
+        s_pp = sreal + _unreal(sq, slast, savg)
+        p_pp = preal + _unreal(pq, plast, pavg)
+        pnl = (preal + _unreal(pq, plast, pavg) + pfund - pfee - 0.0) + \
+            (sreal + _unreal(sq, slast, savg) + 0.0 - sfee - 0.0)
+        hr = money.hedge_ratio(sq, pq, spot_px, perp_px)
+        if full:
+            snap[i, 0] = s_pp; snap[i, 1] = p_pp; snap[i, 2] = pfund; snap[i, 3] = pfee + sfee
+            snap[i, 4] = slip_tot; snap[i, 5] = 0.0; snap[i, 6] = pnl; snap[i, 7] = sq + pq; snap[i, 8] = hr
+            snap[i, 9] = sq; snap[i, 10] = pq; snap[i, 11] = spot_px; snap[i, 12] = perp_px; snap[i, 13] = mark_px
+        else:  # compact (sweeps): what the KPIs read per instant; the full last row apart
+            snap[i, 0] = pnl; snap[i, 1] = pq; snap[i, 2] = hr  # prices: priced_prices(tl)
+            if i == n - 1:
+                last[0] = s_pp; last[1] = p_pp; last[2] = pfund; last[3] = pfee + sfee; last[4] = slip_tot
+                last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
+                last[11] = spot_px; last[12] = perp_px; last[13] = mark_px
+        states[i] = state
+    return nf, nt, Err.NONE, -1
+
+

@@ -1,0 +1,231 @@
+"""Shared ``@njit`` helpers of both kernels: minimums, ledger and venue fills, exits, guards, funding, rebalancing.
+
+Scalars in, scalars out (tuples), so LLVM inlines them into the kernels. Every money formula is a
+call into :mod:`hedge_core.money`; these helpers only hold the control flow the engine
+(``engine/ledger.py``, ``engine/exits.py``, ``engine/guards.py``, ``engine/step.py``) and the paper
+venue (``exchange/paper/core.py``) run around those formulas. Error codes returned are
+:class:`~hedge_core.backtest.fast.codes.Err` members.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from hedge_core import money
+from hedge_core.backtest.fast.codes import NO_TS, Err
+from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S
+
+__all__: list[str] = []  # internal to the fast package
+
+
+@njit(cache=True)
+def _tradeable(q, px, lot, min_qty, min_notional, extra_min):
+    if abs(q) / lot + 1e-9 < 1.0:
+        return False  # rounds down to zero lots (cheap exit before round(x, 12), the hot path)
+    r = money.lot_floor(q, lot)
+    if not px > 0:
+        return False
+    return money.meets_minimums(r, px, lot, min_qty, min_notional) and r * px >= extra_min - 1e-9
+
+
+@njit(cache=True)
+def _ledger_fill(q0, avg, realized, fees, cash, traded, mf, sign, qty, price, fee):
+    """``engine.ledger.apply_fill`` on a leg's scalars (``mf``: its ``margin_funding``)."""
+    q1, avg1, real, closed = money.fill_position(q0, avg, sign, qty, price)
+    mf = money.isolated_margin_after_fill(mf, q0, q1, qty, closed, price, math.inf)
+    return (q1, avg1, realized + real, fees + fee, cash + money.trade_cash_flow(sign, qty, price),
+            traded + qty * price, mf)
+
+
+@njit(cache=True)
+def _unreal(q, last, avg):
+    """``engine.ledger.Leg.unrealized``: 0 when flat or unpriced."""
+    if q == 0.0 or math.isnan(last):
+        return 0.0
+    return money.unrealized_pnl(q, last, avg)
+
+
+@njit(cache=True)
+def _mm(notional, caps, mmrs, cums):
+    k = money.bracket_index(notional, caps)
+    return money.maintenance_margin(notional, mmrs[k], cums[k])
+
+
+@njit(cache=True)
+def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
+    """``engine.exits.exit_reason`` != "" (same rules, same order; NaN = rule off).
+
+    ``pt_abs`` is the strategy's own profit target (quote; ``ctx.profit_target``), NaN = none:
+    then ``pt`` x notional."""
+    if not math.isnan(sl) and notional > 0 and cp <= -sl * notional:
+        return True
+    tgt = pt_abs
+    if math.isnan(tgt) and not math.isnan(pt) and notional > 0:
+        tgt = pt * notional
+    if not math.isnan(tgt) and tgt > 0 and cp >= tgt:
+        return True
+    if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
+            and cp <= peak * (1.0 - tg)):
+        return True
+    if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(money.basis(perp, spot)) * 1e4 >= bstop:
+        return True
+    if unfav_n >= 0 and unfav >= unfav_n:
+        return True
+    return not math.isnan(maxh) and held_h >= maxh
+
+
+@njit(cache=True)
+def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
+    px = money.fill_price(ref, sign, money.slippage_bps(slip_bps, impact_k, q, vol))
+    avg = (0.0 + q * px) / q  # the paper order's average price, then the driver's fill price
+    cost = q * avg
+    px2 = (cost - 0.0) / q
+    if not px2 > 0:
+        px2 = avg
+    return px, px2, money.slippage_cost(sign, q, px, ref)
+
+
+@njit(cache=True)
+def _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, lev, fee):
+    """The paper venue's isolated perp position after a fill (``PaperCore._perp_fill_raw``)."""
+    q1, entry, realized, closed = money.fill_position(papq, pap_entry, sign, q, px)
+    pap_margin = money.isolated_margin_after_fill(pap_margin, papq, q1, q, closed, px, lev)
+    return q1, entry, pap_margin, wallet + realized - fee
+
+
+@njit(cache=True)
+def _recent_orders(order_t, t):
+    c = 0
+    for k in range(len(order_t)):
+        if order_t[k] != NO_TS and (t - order_t[k]) / 1e9 < ORDER_RATE_WINDOW_S:
+            c += 1
+    return c
+
+
+@njit(cache=True)
+def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, fcost, rate, interval):
+    """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for both
+    kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce`` (a partial
+    reduction) is outside the kernels' scope: the caller refuses the run."""
+    flatten = False
+    if pq != 0.0 and mark_px > 0:
+        dist = money.liquidation_distance(pq, mark_px, lp)
+        if dist <= liq_close:
+            flatten = monitoring
+        elif dist <= liq_reduce and monitoring:
+            return flatten, True
+    if not math.isnan(fcost) and pq != 0.0:
+        apr = money.funding_pay_apr(pq, rate, interval)
+        if apr > 0 and apr >= fcost and monitoring:
+            flatten = True
+    return flatten, False
+
+
+@njit(cache=True)
+def _settle_funding(rate, mark_i, perp_i, papq, wallet, pap_margin, pq, unfav, pfund, pmf):
+    """Funding settling at one instant, for both kernels: the paper venue's isolated wallet
+    (``-papq x mark x rate``) and the engine's ledger (the same amount, the count of unfavourable
+    settlements in a row, the funding in the open position's margin ``pmf``). Returns (wallet,
+    pap_margin, unfav, pfund, pmf, funded: the ledger booked one)."""
+    mk = mark_i if not math.isnan(mark_i) else perp_i
+    funded = False
+    if papq != 0.0 and not math.isnan(mk):
+        amt = money.funding_payment(papq, mk, rate)
+        wallet += amt
+        pap_margin += amt
+    if pq != 0.0 and not math.isnan(mk):
+        amount = money.funding_payment(pq, mk, rate)
+        unfav = unfav + 1 if amount < 0 else 0
+        pfund += amount
+        pmf += amount
+        funded = True
+    return wallet, pap_margin, unfav, pfund, pmf, funded
+
+
+@njit(cache=True)
+def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev,
+               pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
+               order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """One taker perp fill of ``q`` base (``sign`` +1 buy / -1 sell), for both kernels: the paper
+    venue's price and fee, the fill record, the order-rate clock, the engine's ledger and the
+    venue's isolated position. Returns (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
+    papq, pap_entry, pap_margin, wallet, pmf)."""
+    px, px2, sl_ = _fill_px(perp_i, sign, q, perp_vol_i, slip_bps, impact_k)
+    fee = money.fee(q, px, p_fee_r)
+    f_i[nf] = i; f_leg[nf] = 1; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
+    f_fee[nf] = fee; f_slip[nf] = sl_
+    nf += 1
+    slip_tot += sl_
+    order_t[n_ord % 64] = t; n_ord += 1
+    pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd, pmf, sign, q, px2, fee)
+    papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
+    return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf
+
+
+@njit(cache=True)
+def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
+                      s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                      max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
+                      pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
+                      order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """The REBALANCING rounds of ``engine.step`` (DRIFT_EXCEEDED already decided by the caller):
+    perp orders until the residual is below a lot, at most 6, for both kernels. ``spot_check``: a
+    spot leg that could trade refuses the run (``Err.SPOT_REBALANCE``; the loan book's collateral never trades).
+    Called only when a rebalance is due (a call per instant would cost the kernels ~2x).
+
+    Returns (error code or 0, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
+    papq, pap_entry, pap_margin, wallet, pmf)."""
+    err = Err.NONE
+    rounds = 0
+    while True:
+        if spot_check and _tradeable(target_spot - sq, spot_px, s_lot, s_minq, s_minn, min_order_n):
+            err = Err.SPOT_REBALANCE
+            break
+        perp_need = money.perp_target(same, ratio, sq, pq, spot_px, perp_px) - pq
+        reducing = abs(pq + perp_need) < abs(pq) and pq * perp_need < 0
+        oq = money.lot_floor(perp_need, p_lot)
+        if reducing:
+            ok = perp_px > 0 and oq >= p_lot - 1e-12 and oq >= p_minq - 1e-12
+        else:
+            ok = _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, 0.0)
+        if rounds >= MAX_ORDER_ROUNDS or not ok:
+            break
+        sign = 1.0 if perp_need > 0 else -1.0
+        if reducing and oq > abs(papq) + 1e-12:
+            err = Err.REDUCE_ONLY_CAPPED
+            break
+        if _recent_orders(order_t, t) >= max_opm:
+            err = Err.ORDER_RATE
+            break
+        q1 = pq + sign * oq
+        if abs(q1) > abs(pq) and (abs(q1) > max_pq or abs(q1) * perp_px > max_pn):
+            err = Err.POSITION_LIMIT
+            break
+        if not reducing:
+            opening = oq
+            if papq != 0.0 and (papq > 0) != (sign > 0):
+                opening = max(oq - abs(papq), 0.0)
+            if opening > 0:
+                cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
+                if (cur + opening) * perp_i > money.max_notional(pap_lev, caps, maxlevs):
+                    err = Err.PERP_MARGIN
+                    break
+                need_m = money.isolated_margin(opening, perp_i, pap_lev) + money.fee(opening, perp_i, p_fee_r)
+                if need_m > (wallet - pap_margin) * 0.999:
+                    err = Err.PERP_MARGIN
+                    break
+        if nf >= len(f_i):
+            err = Err.BUFFER_FULL
+            break
+        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+         wallet, pmf) = _perp_fill(
+            i, t, sign, oq, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg, preal, pfee,
+            pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+            f_qty, f_px, f_fee, f_slip, nf)
+        rounds += 1
+    return (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+            wallet, pmf)
+
+
