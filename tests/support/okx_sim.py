@@ -157,7 +157,7 @@ class OkxSim(OkxBook):
         except OkxError as e:
             self.answers.append((key, e.status, e.s_code or e.code))
             data = [{"sCode": e.s_code, "sMsg": e.msg, "ordId": "", "clOrdId": "", "tag": ""}] if e.s_code else []
-            return web.json_response({"code": e.code, "msg": "" if e.s_code else e.msg, "data": data},
+            return web.json_response({"code": e.code, "msg": "All operations failed" if e.s_code else e.msg, "data": data},
                                      status=e.status)
 
     def _check_sign(self, request: web.Request, method: str, path_q: str, body: str) -> None:
@@ -290,7 +290,7 @@ class OkxSim(OkxBook):
             o = self.place(q)
         except OkxError as e:
             if e.s_code is None:
-                raise OkxError("1", "All operations failed", 200, s_code=e.code) from None
+                raise OkxError("1", e.msg, 200, s_code=e.code) from None
             raise
         return {"ordId": o.ord_id, "clOrdId": o.cl_ord_id, "tag": "", "ts": str(o.c_time), "sCode": "0", "sMsg": ""}
 
@@ -303,7 +303,8 @@ class OkxSim(OkxBook):
     def _cancel(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         o = self.find(q)
         if o is None or o.state not in ("live", "partially_filled"):
-            raise OkxError("1", "All operations failed", s_code="51400" if o is None else "51401")
+            raise OkxError("1", "Cancellation failed as the order does not exist." if o is None
+                           else "Cancellation failed as the order has been canceled.", s_code="51400" if o is None else "51401")
         o.state, o.u_time = "canceled", self.now_ms()
         return [{"ordId": o.ord_id, "clOrdId": o.cl_ord_id, "sCode": "0", "sMsg": ""}]
 

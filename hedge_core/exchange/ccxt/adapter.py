@@ -45,7 +45,7 @@ from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.errors_map import translate, vendor_status
 from hedge_core.exchange.governor import RateGovernor, governor_for
 from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
-from hedge_core.exchange.ccxt.venues import VENUES, VenueConfig
+from hedge_core.exchange.ccxt.venues import VENUES, VenueConfig, own_client_id, venue_client_id
 from hedge_core.types import (
     Balance,
     Bar,
@@ -244,6 +244,10 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
         return inst
 
+    def _vcid(self, cid: str) -> str:
+        """Our client id in the venue's alphabet (OKX: alphanumerics only)."""
+        return venue_client_id(cid, self.config.client_id_style)
+
     def _cs(self, symbol: str) -> float:
         inst = self._instruments.get(symbol)
         return inst.contract_size if inst else 1.0
@@ -265,8 +269,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         for sym, m in markets.items():
             if m.get("spot"):
                 kind = MarketKind.SPOT
-            elif m.get("swap") and m.get("linear"):
-                kind = MarketKind.PERP
+            elif m.get("linear") and (m.get("swap") or (m.get("future") and self.config.dated_futures)):
+                kind = MarketKind.PERP  # a dated future is a derivative leg too (no funding; expiry in the symbol)
             else:
                 continue
             prec, lim = m.get("precision") or {}, m.get("limits") or {}
@@ -391,7 +395,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         amount = o.get("amount")
         qty = _f(amount) * cs if amount is not None else (request.qty if request else 0.0)
         fee = o.get("fee") or {}
-        cid = o.get("clientOrderId") or (request.client_order_id if request else "")
+        cid = (own_client_id(o.get("clientOrderId") or "", self.config.client_id_style)
+               or (request.client_order_id if request else ""))
         oid = str(o.get("id"))
         if cid:
             self._cid_by_order[oid] = cid
@@ -411,7 +416,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             fee_currency=fee.get("currency") or "USDT")
 
     def _order_params(self, req: OrderRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {self.config.client_id_param: req.client_order_id,
+        params: dict[str, Any] = {self.config.client_id_param: self._vcid(req.client_order_id),
                                   **self._market_params(req.symbol)}
         if req.reduce_only:
             params["reduceOnly"] = True
@@ -553,7 +558,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             if not rows:
                 raise ccxt.OrderNotFound(f"{self.venue} order with client id {cid} not found")
             return self._ex.parse_order(rows[0], market)
-        params = {self.config.client_id_query: cid, **self._market_params(symbol)}
+        params = {self.config.client_id_query: self._vcid(cid), **self._market_params(symbol)}
         return await self._ex.fetch_order(None, symbol, params)
 
     async def _poll_final(self, order: Order, request: OrderRequest) -> Order:
@@ -576,7 +581,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                                   "exactly one of them")
         params = self._market_params(symbol)
         if client_order_id is not None:
-            params[self.config.client_id_query] = client_order_id
+            params[self.config.client_id_query] = self._vcid(client_order_id)
         return order_id, params
 
     async def cancel_order(self, symbol: str, *, order_id: str | None = None,
@@ -630,7 +635,9 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             fee = t.get("fee") or {}
             oid = str(t.get("order"))
             out.append(Fill(
-                trade_id=str(t.get("id")), order_id=oid, client_order_id=self._cid_by_order.get(oid, ""),
+                trade_id=str(t.get("id")), order_id=oid,
+                client_order_id=self._cid_by_order.get(oid) or own_client_id(
+                    str((t.get("info") or {}).get("clOrdId") or ""), self.config.client_id_style),
                 symbol=t.get("symbol") or symbol, side=Side(t["side"]), qty=_f(t.get("amount")) * cs,
                 price=_f(t.get("price")), fee=_f(fee.get("cost")), ts=_ts(t.get("timestamp")),
                 fee_currency=fee.get("currency") or "USDT",
