@@ -46,6 +46,7 @@ __all__ = [
     "bracket_for",
     "brackets_for",
     "brackets_from_tiers",
+    "okx_tiers_to_notional",
     "cvar_historical",
     "cvar_parametric",
     "leverage_for_liquidation_buffer",
@@ -137,7 +138,41 @@ def table_of(key: int) -> tuple[Bracket, ...]:
     return _TABLES[key]
 
 
-def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:
+def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: float, price: float
+                          ) -> list[dict[str, Any]]:
+    """OKX position tiers (ccxt ``fetch_market_leverage_tiers`` rows, whose ``minNotional``/``maxNotional`` are
+    OKX's ``minSz``/``maxSz``: CONTRACTS for SWAP/FUTURES, "Get position tiers",
+    https://www.okx.com/docs-v5/en/#public-data-rest-api-get-position-tiers) as notional tiers for
+    :func:`brackets_from_tiers`.
+
+    ``notional = contracts x contract_size (base per contract, ``ctVal``) x price`` (quote, USDT); ``price`` is
+    the mark at read time, so the table's edges in USDT move with the price (the venue's edges are fixed in
+    contracts). A tier starts one contract above the previous one's ``maxSz`` (OKX publishes 0-2,000,
+    2,001-22,000, ...): the floor of each tier is put at the previous tier's cap, so the table is contiguous.
+    OKX charges a position the whole tier's rate (maintenance margin = position value x MMR, no deduction), so
+    each row carries ``info.cum = 0`` and is mapped with ``step=True``.
+    """
+    if not (contract_size > 0 and math.isfinite(contract_size)):
+        raise InvalidInput("contract_size", contract_size, "base per contract > 0 (OKX ctVal)")
+    if not (price > 0 and math.isfinite(price)):
+        raise InvalidInput("price", price, "a mark price > 0 (quote per base)")
+    rows = sorted(tiers, key=lambda t: float(t.get("minNotional") or 0.0))
+    out: list[dict[str, Any]] = []
+    for k, t in enumerate(rows):
+        try:
+            lo, hi = float(t["minNotional"]), float(t["maxNotional"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"tiers[{k}]", t, f"minNotional and maxNotional in contracts ({exc})")
+        if out and not (0 <= lo - float(rows[k - 1]["maxNotional"]) <= 1):
+            raise InvalidInput(f"tiers[{k}].minSz", lo, f"the previous tier's maxSz {rows[k - 1]['maxNotional']} "
+                                                        "(+ at most one contract)")
+        floor = out[-1]["maxNotional"] if out else lo * contract_size * price
+        out.append({**t, "minNotional": floor, "maxNotional": hi * contract_size * price,
+                    "info": {**(t.get("info") or {}), "cum": 0.0}})
+    return out
+
+
+def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], *, step: bool = False) -> tuple[Bracket, ...]:
     """A bracket table from ccxt's ``fetch_leverage_tiers`` rows of one symbol (the venue's own table).
 
     Each row needs ``minNotional``, ``maxNotional`` (USDT), ``maintenanceMarginRate`` (fraction) and
@@ -146,6 +181,9 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ..
     with the FAQ's recurrence. Raises InvalidInput naming the row and field when the rows are not a
     contiguous table from 0 with increasing rates, or when a given ``cum`` contradicts the
     recurrence by more than 0.01 USDT (then the table would not be continuous).
+
+    ``step=True``: the venue charges the whole position its tier's rate (OKX, :func:`okx_tiers_to_notional`):
+    every ``cum`` is 0 (maintenance margin = notional x MMR, a step at each tier edge).
     """
     if not tiers:
         raise InvalidInput("tiers", 0, "at least one leverage tier")
@@ -167,11 +205,11 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ..
                                f"in (0, 1) and above the previous tier's {prev.mmr if prev else 0}")
         if not lev >= 1:
             raise InvalidInput(f"tiers[{k}].maxLeverage", lev, ">= 1")
-        cum = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
+        cum = 0.0 if prev is None or step else floor * (mmr - prev.mmr) + prev.cum
         info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
         # Binance's "cum"; Bybit's "mmDeduction" (v5 risk-limit, "" when not published): the same amount
         given = next((info[k] for k in ("cum", "mmDeduction") if info.get(k) not in (None, "")), None)
-        if given is not None:
+        if given is not None and not step:
             if abs(float(given) - cum) > 0.01:
                 raise InvalidInput(f"tiers[{k}].info.cum", given, f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
             cum = float(given)

@@ -73,9 +73,9 @@ QUARTERLY_EXPIRY_MS = 1_798_185_600_000
 _FUT_BTC: dict[str, Any] = {**_SWAP_BTC, "instType": "FUTURES", "instId": "BTC-USDT-261225", "alias": "quarter",
                             "expTime": str(QUARTERLY_EXPIRY_MS), "lever": "100"}
 # "Get position tiers" (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-position-tiers): SWAP tiers in
-# contracts, a tier starting one contract above the previous one's maxSz. Default rows: the BTC-USDT
-# perpetual tiers of OKX's announcement "Perpetual Swap Maintenance Margin to be adjusted" (2022-06-09 in
-# BTC's ratio pattern; tests may replace them)
+# contracts, a tier starting one contract above the previous one's maxSz (the shape of OKX's published tables,
+# e.g. the announcement "Perpetual Swap Maintenance Margin to be adjusted", 2022-06-09). The BTC numbers are
+# ours; tests add a documented table (tests/test_live_okx.py: ADA-USDT-SWAP)
 _TIERS_BTC: tuple[dict[str, str], ...] = (
     {"tier": "1", "minSz": "0", "maxSz": "2000", "mmr": "0.004", "imr": "0.01", "maxLever": "100"},
     {"tier": "2", "minSz": "2001", "maxSz": "22000", "mmr": "0.005", "imr": "0.015", "maxLever": "66.66"},

@@ -96,15 +96,19 @@ class AccountSettingsMixin:
             raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
         return brackets_from_tiers(tiers[symbol])
 
-    #: venues whose ccxt ``fetch_leverage_tiers`` answers in notional (quote) tiers that map to the Bracket
-    #: model: Binance ``GET /fapi/v1/leverageBracket`` (signed), Bybit ``GET /v5/market/risk-limit`` (public).
-    #: OKX's position tiers are in contracts (``minSz``/``maxSz``), not notional: not mapped here.
-    TIER_VENUES = ("binance", "bybit")
+    #: venues whose maintenance tiers map to the Bracket model: Binance ``GET /fapi/v1/leverageBracket``
+    #: (signed) and Bybit ``GET /v5/market/risk-limit`` (public) answer in notional (quote) tiers; OKX's
+    #: ``GET /api/v5/public/position-tiers`` (public) answers in contracts (``minSz``/``maxSz``), converted with
+    #: the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`).
+    TIER_VENUES = ("binance", "bybit", "okx")
 
     @property
     def offers_tiers(self) -> bool:
         """Whether :meth:`fetch_tiers` can read this venue's maintenance tiers with these credentials."""
-        if self.venue not in self.TIER_VENUES or not self._ex.has.get("fetchLeverageTiers"):
+        if self.venue not in self.TIER_VENUES:
+            return False
+        if not (self._ex.has.get("fetchLeverageTiers") or (self.config.tiers_in_contracts
+                                                           and self._ex.has.get("fetchMarketLeverageTiers"))):
             return False
         return self.venue != "binance" or self.credentials is not None  # Binance's table is a signed call
 
@@ -120,6 +124,8 @@ class AccountSettingsMixin:
         await self._ensure_markets()
         for s in symbols:
             self._perp(s)
+        if self.config.tiers_in_contracts:
+            return await self._contract_tiers(symbols)
         tiers = await self._call("fetch_tiers", lambda: self._ex.fetch_leverage_tiers(list(symbols)))
         out: dict[str, tuple[Any, ...]] = {}
         for s in symbols:
@@ -128,6 +134,26 @@ class AccountSettingsMixin:
                     out[s] = brackets_from_tiers(tiers[s])
                 except he.InvalidInput as exc:
                     raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
+        return out
+
+    async def _contract_tiers(self, symbols: list[str]) -> dict[str, tuple[Any, ...]]:
+        """OKX: per symbol, the position tiers (contracts, ccxt ``fetch_market_leverage_tiers``) and the mark
+        price (``GET /api/v5/public/position-tiers``, ``GET /api/v5/public/mark-price``), mapped to notional
+        brackets at that mark (step table: the whole position at its tier's rate)."""
+        from hedge_core.analytics.risk import brackets_from_tiers, okx_tiers_to_notional
+
+        out: dict[str, tuple[Any, ...]] = {}
+        for s in symbols:
+            rows = await self._call("fetch_tiers", lambda s=s: self._ex.fetch_market_leverage_tiers(s))
+            if not rows:
+                continue
+            mark = await self._call("fetch_tiers", lambda s=s: self._ex.fetch_mark_price(s))
+            price = float(mark.get("markPrice") or mark.get("last") or 0.0)
+            try:
+                out[s] = brackets_from_tiers(okx_tiers_to_notional(rows, self._instrument(s).contract_size, price),
+                                             step=True)
+            except he.InvalidInput as exc:
+                raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
         return out
 
     # ------------------------------------------------------------------ exchange-side dead man's switch
