@@ -156,6 +156,21 @@ class AccountSettingsMixin:
                 raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
         return out
 
+    async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, Any]]:
+        """The venue's dated linear futures of ``base``/``quote`` that this adapter trades (venues with
+        ``dated_futures``: OKX FUTURES), as ``(symbol, expiry)`` pairs sorted by expiry (tz-aware UTC
+        ``pd.Timestamp``; ccxt's market ``expiry``, OKX ``expTime``). Empty when the venue lists none.
+        For :mod:`hedge_core.engine.calendar_roll`."""
+        import pandas as pd
+
+        await self._ensure_markets()
+        out = []
+        for sym, inst in self._instruments.items():
+            m = self._ex.markets.get(sym) or {}
+            if m.get("future") and m.get("expiry") and inst.base == base and inst.quote == quote:
+                out.append((sym, pd.Timestamp(int(m["expiry"]), unit="ms", tz="UTC")))
+        return sorted(out, key=lambda r: r[1])
+
     # ------------------------------------------------------------------ exchange-side dead man's switch
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
         """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).
