@@ -340,3 +340,43 @@ def test_okx_tiers_with_a_gap_are_refused_naming_the_symbol():
     with pytest.raises(InvalidInput) as e:
         asyncio.run(go())
     assert e.value.field == "ADA/USDT:USDT tiers[2].minSz"
+
+
+def test_okx_open_orders_of_every_market_bars_and_margin_mode():
+    """Open orders without a symbol: one "Get order List" per instType (a ``type`` param would be ignored by
+    OKX and every call would answer every order); candles newest first on the venue, oldest first here;
+    the margin mode is each order's ``tdMode``: set_margin_mode sends nothing, the orders and the leverage
+    change then carry it ("Place order" tdMode, "Set leverage" mgnMode)."""
+    from hedge_core.types import MarginMode
+
+    async def go():
+        async with okx_env() as env:
+            a, sim = env.adapter, env.sim
+            sim.set_price("BTC-USDT", 30_000.0)
+            sim.set_price("BTC-USDT-SWAP", 30_000.0)
+            s1 = await a.create_order(OrderRequest(SPOT, Side.BUY, 0.01, cid(50), type=OrderType.LIMIT, price=29_000.0))
+            p1 = await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(51), type=OrderType.LIMIT, price=31_000.0))
+            got = await a.fetch_open_orders()
+            assert sorted(o.id for o in got) == sorted([s1.id, p1.id])
+            assert [o.id for o in await a.fetch_open_orders(PERP)] == [p1.id]
+            n = len(sim.requests)
+            await a.set_margin_mode(PERP, MarginMode.ISOLATED)
+            assert len(sim.requests) == n  # nothing sent: the mode travels with the orders
+            await a.set_leverage(PERP, 4)
+            await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(52)))
+            sent = [p for m, path, p in sim.requests[n:] if path in ("/api/v5/trade/order", "/api/v5/account/set-leverage")]
+            assert (sent[0]["mgnMode"], sent[0]["posSide"], sent[1]["tdMode"]) == ("isolated", "net", "isolated")
+            [pos] = await a.fetch_positions()
+            # isolated margin of 0.01 BTC at 30,000 and 4x: 75 USDT
+            assert (pos.margin_mode, pos.leverage, pos.margin) == (MarginMode.ISOLATED, 4.0, pytest.approx(75.0))
+            t0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
+            for k in range(4):
+                sim.candles["SWAP"].append([t0 + k * 3_600_000, 100 + k, 102 + k, 99 + k, 101 + k, 10 + k])
+                sim.candles["mark"].append([t0 + k * 3_600_000, 100.4 + k, 102.4 + k, 99.4 + k, 101.4 + k, 0])
+            since = pd.Timestamp(t0 + 3_600_000, unit="ms", tz="UTC")
+            perp = await a.fetch_bars(PERP, MarketKind.PERP, "1h", since=since)
+            mark = await a.fetch_bars(PERP, MarketKind.MARK, "1h", since=since)
+            assert [b.ts for b in perp] == [since + pd.Timedelta(hours=k) for k in range(3)]
+            assert (perp[0].open, perp[-1].close, perp[-1].volume) == (101.0, 104.0, 13.0)
+            assert (mark[0].close, mark[0].volume) == (102.4, 0.0)
+    asyncio.run(go())

@@ -68,6 +68,7 @@ class OkxBook:
         self.bills: list[dict[str, Any]] = []
         self.funding_history: list[dict[str, Any]] = []
         self.pos_mode = "net_mode"
+        self.mgn_mode: dict[str, str] = {}  # instId -> tdMode of the open net position (cross | isolated)
         self._seq = 0
 
     def now_ms(self) -> int:  # overridden by OkxSim (clock offset)
@@ -165,8 +166,8 @@ class OkxBook:
         if side not in ("buy", "sell") or otype not in ("market", "limit"):
             raise OkxError("51000", "Parameter side/ordType error")
         td = q.get("tdMode")
-        if td != ("cash" if spot else "cross"):
-            raise OkxError("51000", "Parameter tdMode error")  # isolated and spot margin are not simulated
+        if td not in (("cash",) if spot else ("cross", "isolated")):
+            raise OkxError("51000", "Parameter tdMode error")  # spot margin (cross/isolated on SPOT) not simulated
         if spot and q.get("tgtCcy", "base_ccy") != "base_ccy" and otype == "market":
             raise OkxError("51000", "Parameter tgtCcy error")  # quote-sized market buys are not simulated
         sz = float(q["sz"])
@@ -262,6 +263,8 @@ class OkxBook:
                 elif (pos > 0) == (signed > 0):
                     entry = price
             self.positions[iid] = [round(pos, 10), entry]
+            if pos and o.td_mode in ("cross", "isolated"):
+                self.mgn_mode[iid] = o.td_mode
             self.cash["USDT"] = self.cash.get("USDT", 0.0) + pnl + fee
         self._seq += 1
         ts = self.now_ms()
@@ -297,10 +300,12 @@ class OkxBook:
         pos, entry = self.positions[iid]
         cv, mark = self.ct_val(iid), self.marks[iid]
         notional = abs(pos) * cv * mark
-        return {"instType": self.inst_type(iid), "instId": iid, "mgnMode": "cross", "posId": f"pos-{iid}",
+        mode = self.mgn_mode.get(iid, "cross")
+        return {"instType": self.inst_type(iid), "instId": iid, "mgnMode": mode, "posId": f"pos-{iid}",
                 "posSide": "net", "pos": fmt(pos), "posCcy": "", "availPos": "", "avgPx": fmt(entry),
                 "upl": fmt(pos * cv * (mark - entry)), "uplRatio": "0", "lever": fmt(self.leverage[iid]),
-                "liqPx": "", "markPx": fmt(mark), "imr": fmt(notional / self.leverage[iid]), "margin": "",
+                "liqPx": "", "markPx": fmt(mark), "imr": "" if mode == "isolated" else fmt(notional / self.leverage[iid]),
+                "margin": fmt(abs(pos) * cv * entry / self.leverage[iid]) if mode == "isolated" else "",
                 "mgnRatio": "", "mmr": fmt(notional * 0.004), "notionalUsd": fmt(notional), "adl": "1",
                 "ccy": "USDT", "last": fmt(self.prices[iid]), "cTime": "0", "uTime": str(self.now_ms())}
 

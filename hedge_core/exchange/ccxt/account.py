@@ -40,7 +40,7 @@ class AccountSettingsMixin:
         if not (1 <= leverage <= inst.max_leverage) or leverage != int(leverage):
             raise he.InvalidInput("leverage", leverage, f"an integer in [1, {inst.max_leverage:g}]")
         await self._idempotent("set_leverage", lambda: self._ex.set_leverage(
-            int(leverage), symbol, self._market_params(symbol)))
+            int(leverage), symbol, {**self._market_params(symbol), **self._mode_params(symbol)}))
 
     async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
         await self._ensure_markets()
@@ -48,6 +48,9 @@ class AccountSettingsMixin:
         if inst.kind is not MarketKind.PERP:
             raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
         mode = MarginMode(mode)
+        if self.config.margin_mode_per_order:  # OKX: each order's tdMode; nothing to send now
+            self._order_margin_mode[symbol] = mode.value
+            return
         await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
             mode.value, symbol, self._market_params(symbol)))
         if self.config.account_margin_mode:

@@ -157,6 +157,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         self._instruments: dict[str, Instrument] = {}
         self._cid_by_order: dict[str, str] = {}
         self._margin_mode_cache: str | None = None  # account margin mode (venues with account_margin_mode)
+        self._order_margin_mode: dict[str, str] = {}  # perp -> 'cross'|'isolated' (venues with margin_mode_per_order)
         self.retries = 0  # temporary errors retried so far (observability)
         # one governor per venue account, shared process-wide (never keyed by the key itself)
         self.governor = governor or governor_for(venue, credentials.api_key if credentials else None)
@@ -254,6 +255,13 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
 
     def _market_params(self, symbol: str | None) -> dict[str, Any]:
         return dict(self.config.perp_params) if symbol and is_perp_symbol(symbol) else {}
+
+    def _mode_params(self, symbol: str) -> dict[str, Any]:
+        """Params of an order or a leverage change: the perp's margin mode on venues where it is per order
+        (OKX ``tdMode``/``mgnMode``, ccxt param ``marginMode``; cross until set_margin_mode says otherwise)."""
+        if self.config.margin_mode_per_order and is_perp_symbol(symbol):
+            return {"marginMode": self._order_margin_mode.get(symbol, "cross")}
+        return {}
 
     def _is_no_change(self, exc: BaseException) -> bool:
         if isinstance(exc, ccxt.NoChange):
@@ -417,7 +425,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
 
     def _order_params(self, req: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {self.config.client_id_param: self._vcid(req.client_order_id),
-                                  **self._market_params(req.symbol)}
+                                  **self._market_params(req.symbol), **self._mode_params(req.symbol)}
         if req.reduce_only:
             params["reduceOnly"] = True
         if req.position_side is not PositionSide.BOTH:
@@ -614,7 +622,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                 symbol, None, None, self._market_params(symbol)))
             return [self._to_order(o) for o in raw]
         out: list[Order] = []
-        for params in ({"type": "spot"}, {"type": "swap", "subType": "linear"}):
+        for params in self.config.open_orders_params:
             raw = await self._call("fetch_open_orders",
                                    lambda p=params: self._ex.fetch_open_orders(None, None, None, dict(p)))
             out.extend(self._to_order(o) for o in raw)

@@ -50,6 +50,12 @@ class VenueConfig:
     # maintenance tiers in contracts (OKX ``/api/v5/public/position-tiers`` minSz/maxSz): converted to notional
     # with the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`)
     tiers_in_contracts: bool = False
+    # fetch_open_orders without a symbol: one call per market family. ccxt's okx sends unknown params as
+    # they are (OKX filters "Get order List" by ``instType``, not ``type``: a ``type`` call answers every order)
+    open_orders_params: tuple[dict[str, Any], ...] = ({"type": "spot"}, {"type": "swap", "subType": "linear"})
+    # OKX's margin mode is per order (``tdMode`` cross | isolated, "Place order"): set_margin_mode makes no
+    # request, it sets the mode the adapter sends with that perp's orders and leverage (default cross)
+    margin_mode_per_order: bool = False
     tested_offline: str = ""
 
 
@@ -109,6 +115,8 @@ VENUES: dict[str, VenueConfig] = {
         hedge_mode_orders=False,  # long/short-mode orders (posSide) are not simulated: refused
         client_id_style="alnum",
         dated_futures=True,
+        open_orders_params=({"instType": "SPOT"}, {"instType": "SWAP"}, {"instType": "FUTURES"}),
+        margin_mode_per_order=True,
         tiers_in_contracts=True,
         tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py",
     ),
