@@ -82,7 +82,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
     ----------
     venue:
         ``"binance"`` (tested end to end against the local simulator), ``"bybit"`` or ``"okx"``
-        (configured, not exercised against a simulator).
+        (their calls tested against local simulators: tests/test_live_bybit.py, tests/test_live_okx.py).
     credentials:
         From :func:`hedge_core.exchange.credentials.load_credentials`; None for public data only.
     session:
