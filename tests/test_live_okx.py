@@ -380,3 +380,24 @@ def test_okx_open_orders_of_every_market_bars_and_margin_mode():
             assert (perp[0].open, perp[-1].close, perp[-1].volume) == (101.0, 104.0, 13.0)
             assert (mark[0].close, mark[0].volume) == (102.4, 0.0)
     asyncio.run(go())
+
+
+def test_okx_keys_need_the_passphrase(tmp_path):
+    """OKX signs every private request with a passphrase (OK-ACCESS-PASSPHRASE): keys without one are refused
+    when loaded, naming the variable, instead of at the first signed request."""
+    import json
+
+    from hedge_core.exchange.credentials import load_credentials
+
+    with pytest.raises(he.InvalidInput) as e:
+        load_credentials("okx", env={"HEDGE_OKX_API_KEY": "ok-key-1", "HEDGE_OKX_API_SECRET": "ok-sec-1"})
+    assert e.value.field == "HEDGE_OKX_API_PASSWORD"
+    c = load_credentials("okx", env={"HEDGE_OKX_API_KEY": "ok-key-1", "HEDGE_OKX_API_SECRET": "ok-sec-1",
+                                     "HEDGE_OKX_API_PASSWORD": "pp"})
+    assert c.ccxt_config()["password"] == "pp"
+    f = tmp_path / "keys.json"
+    f.write_text(json.dumps({"okx": {"api_key": "ok-key-123456", "secret": "ok-sec-654321"}}))
+    f.chmod(0o600)
+    with pytest.raises(he.InvalidInput) as e:
+        load_credentials("okx", env={"HEDGE_KEYS_FILE": str(f)})
+    assert e.value.field == "HEDGE_KEYS_FILE['okx'].password"
