@@ -305,8 +305,11 @@ def _ada_sim() -> OkxSim:
 def test_okx_position_tiers_in_contracts_map_to_notional_brackets():
     """Hand-checked: at mark 0.5 USDT a contract is 100 ADA = 50 USDT, so the caps are 500 x 50 = 25,000,
     1,000 x 50 = 50,000, 6,000 x 50 = 300,000 and 12,000 x 50 = 600,000 USDT; each tier starts where the
-    previous ends (OKX's next tier starts one contract above). OKX charges the whole position its tier's
-    rate: 800 contracts (40,000 USDT) -> tier 2, MM = 40,000 x 1.5 % = 600 USDT (cum 0)."""
+    previous ends (OKX's next tier starts one contract above). The one bracket model is continuous: cum of
+    tier 2 = 25,000 x (1.5 % - 1 %) = 125, tier 3 = 125 + 50,000 x 0.5 % = 375, tier 4 = 375 + 300,000 x 0.5 %
+    = 1,875 USDT. 800 contracts (40,000 USDT) -> tier 2: the model's MM 40,000 x 1.5 % - 125 = 475 USDT, while
+    OKX charges the whole position its tier's rate, 600 USDT: the model is below OKX by the tier's cum from
+    tier 2 on (documented); in tier 1 they agree (400 contracts, 20,000 USDT -> 200 USDT)."""
     from hedge_core.analytics.risk import maintenance_margin
     from hedge_core.data.instruments_venue import read_venue_instruments
 
@@ -322,10 +325,12 @@ def test_okx_position_tiers_in_contracts_map_to_notional_brackets():
     assert req == [{"instType": "SWAP", "tdMode": "cross", "instFamily": "ADA-USDT"}]
     [ada] = got.instruments
     assert ada.contract_size == 100.0 and ada.lot_size == 100.0 and ada.max_leverage == 75.0
-    assert [(b.notional_floor, b.notional_cap, b.max_leverage, b.mmr, b.cum) for b in ada.brackets] == [
-        (0.0, 25_000.0, 75.0, 0.01, 0.0), (25_000.0, 50_000.0, 50.0, 0.015, 0.0),
-        (50_000.0, 300_000.0, 20.0, 0.02, 0.0), (300_000.0, 600_000.0, 18.18, 0.025, 0.0)]
-    assert maintenance_margin(40_000.0, ada.brackets) == pytest.approx(600.0)
+    assert [(b.notional_floor, b.notional_cap, b.max_leverage, b.mmr) for b in ada.brackets] == [
+        (0.0, 25_000.0, 75.0, 0.01), (25_000.0, 50_000.0, 50.0, 0.015),
+        (50_000.0, 300_000.0, 20.0, 0.02), (300_000.0, 600_000.0, 18.18, 0.025)]
+    assert [b.cum for b in ada.brackets] == [0.0, pytest.approx(125.0), pytest.approx(375.0), pytest.approx(1_875.0)]
+    assert maintenance_margin(20_000.0, ada.brackets) == pytest.approx(200.0)
+    assert maintenance_margin(40_000.0, ada.brackets) == pytest.approx(475.0)  # OKX: 600 (whole position at 1.5 %)
 
 
 def test_okx_tiers_with_a_gap_are_refused_naming_the_symbol():
@@ -401,3 +406,44 @@ def test_okx_keys_need_the_passphrase(tmp_path):
     with pytest.raises(he.InvalidInput) as e:
         load_credentials("okx", env={"HEDGE_KEYS_FILE": str(f)})
     assert e.value.field == "HEDGE_KEYS_FILE['okx'].password"
+
+
+def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
+    """The synchronous entry point of ``hedge data instruments --venue okx``: the simulator on its own loop
+    thread, real ccxt in between; the store keeps the contract-converted brackets with the read time."""
+    import threading
+
+    from hedge_core.data.instruments_venue import store_venue_instruments
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
+    from hedge_core.exchange.credentials import Credentials
+    from hedge_core.exchange.governor import RateGovernor
+    from hedge_core.store import Store
+    from tests.support.binance_sim import SimServer
+    from tests.support.live_env import test_ca
+    from tests.support.okx_sim import HOSTS
+    from tests.support.redirect import redirect_session
+
+    sim = _ada_sim()
+    sim.set_price("ADA-USDT-SWAP", 0.5)
+    loop = asyncio.new_event_loop()
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+    server = SimServer(sim, test_ca(), hosts=HOSTS)  # type: ignore[arg-type]
+    asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(30)
+    t0 = pd.Timestamp("2026-12-01T00:00Z")
+    try:
+        def make():
+            session = redirect_session({h: server.port for h in HOSTS}, server.client_ssl)
+            return CcxtLiveAdapter("okx", Credentials("okx", TEST_KEY, TEST_SECRET, TEST_PASSPHRASE, source="test"),
+                                   session=session, enable_rate_limit=False, governor=RateGovernor("okx", "store"))
+
+        with Store(tmp_path / "i.duckdb") as st:
+            got = store_venue_instruments(st, "okx", ["ADA/USDT:USDT"], make_adapter=make, now=t0)
+            [ada] = st.read_instruments("okx")
+            assert ada == got.instruments[0] and [b.notional_cap for b in ada.brackets] == [
+                25_000.0, 50_000.0, 300_000.0, 600_000.0]
+            assert set(st.instruments_table()["source"]) == {"okx load_markets + fetch_leverage_tiers"}
+    finally:
+        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(10)

@@ -149,8 +149,9 @@ def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: flo
     the mark at read time, so the table's edges in USDT move with the price (the venue's edges are fixed in
     contracts). A tier starts one contract above the previous one's ``maxSz`` (OKX publishes 0-2,000,
     2,001-22,000, ...): the floor of each tier is put at the previous tier's cap, so the table is contiguous.
-    OKX charges a position the whole tier's rate (maintenance margin = position value x MMR, no deduction), so
-    each row carries ``info.cum = 0`` and is mapped with ``step=True``.
+    The bracket model is continuous (``cum`` from the recurrence, as for Bybit without ``mmDeduction``); OKX
+    charges the whole position its tier's rate (maintenance = position value x MMR), so from tier 2 on the
+    model's maintenance is below OKX's by the tier's ``cum`` (docs/instruments.md); in tier 1 they agree.
     """
     if not (contract_size > 0 and math.isfinite(contract_size)):
         raise InvalidInput("contract_size", contract_size, "base per contract > 0 (OKX ctVal)")
@@ -167,12 +168,11 @@ def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: flo
             raise InvalidInput(f"tiers[{k}].minSz", lo, f"the previous tier's maxSz {rows[k - 1]['maxNotional']} "
                                                         "(+ at most one contract)")
         floor = out[-1]["maxNotional"] if out else lo * contract_size * price
-        out.append({**t, "minNotional": floor, "maxNotional": hi * contract_size * price,
-                    "info": {**(t.get("info") or {}), "cum": 0.0}})
+        out.append({**t, "minNotional": floor, "maxNotional": hi * contract_size * price})
     return out
 
 
-def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], *, step: bool = False) -> tuple[Bracket, ...]:
+def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:
     """A bracket table from ccxt's ``fetch_leverage_tiers`` rows of one symbol (the venue's own table).
 
     Each row needs ``minNotional``, ``maxNotional`` (USDT), ``maintenanceMarginRate`` (fraction) and
@@ -181,9 +181,6 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], *, step: bool = Fals
     with the FAQ's recurrence. Raises InvalidInput naming the row and field when the rows are not a
     contiguous table from 0 with increasing rates, or when a given ``cum`` contradicts the
     recurrence by more than 0.01 USDT (then the table would not be continuous).
-
-    ``step=True``: the venue charges the whole position its tier's rate (OKX, :func:`okx_tiers_to_notional`):
-    every ``cum`` is 0 (maintenance margin = notional x MMR, a step at each tier edge).
     """
     if not tiers:
         raise InvalidInput("tiers", 0, "at least one leverage tier")
@@ -205,11 +202,11 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], *, step: bool = Fals
                                f"in (0, 1) and above the previous tier's {prev.mmr if prev else 0}")
         if not lev >= 1:
             raise InvalidInput(f"tiers[{k}].maxLeverage", lev, ">= 1")
-        cum = 0.0 if prev is None or step else floor * (mmr - prev.mmr) + prev.cum
+        cum = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
         info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
         # Binance's "cum"; Bybit's "mmDeduction" (v5 risk-limit, "" when not published): the same amount
         given = next((info[k] for k in ("cum", "mmDeduction") if info.get(k) not in (None, "")), None)
-        if given is not None and not step:
+        if given is not None:
             if abs(float(given) - cum) > 0.01:
                 raise InvalidInput(f"tiers[{k}].info.cum", given, f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
             cum = float(given)
