@@ -233,7 +233,7 @@ def test_okx_order_errors_answer_in_scode_and_are_typed():
             with pytest.raises(he.InsufficientFunds):  # 51008: 10 BTC at 10x needs 30,000 USDT of margin
                 await a.create_order(OrderRequest(PERP, Side.SELL, 10.0, cid(60)))
             await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(61)))
-            with pytest.raises(he.ExchangeError):  # 51016: the same clOrdId again (never a second order)
+            with pytest.raises(he.DuplicateOrder):  # 51016: the same clOrdId again (never a second order)
                 await a._once("create_order", lambda: a.exchange.create_order(
                     PERP, "market", "sell", 1, None, {"clientOrderId": cid(61).replace("-", "")}))
             assert env.sim.order_count(cid(61).replace("-", "")) == 1
