@@ -46,6 +46,7 @@ __all__ = [
     "bracket_for",
     "brackets_for",
     "brackets_from_tiers",
+    "okx_tiers_to_notional",
     "cvar_historical",
     "cvar_parametric",
     "leverage_for_liquidation_buffer",
@@ -135,6 +136,40 @@ def table_key(brackets: tuple[Bracket, ...]) -> int:
 def table_of(key: int) -> tuple[Bracket, ...]:
     """The table a :func:`table_key` stands for."""
     return _TABLES[key]
+
+
+def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: float, price: float
+                          ) -> list[dict[str, Any]]:
+    """OKX position tiers (ccxt ``fetch_market_leverage_tiers`` rows, whose ``minNotional``/``maxNotional`` are
+    OKX's ``minSz``/``maxSz``: CONTRACTS for SWAP/FUTURES, "Get position tiers",
+    https://www.okx.com/docs-v5/en/#public-data-rest-api-get-position-tiers) as notional tiers for
+    :func:`brackets_from_tiers`.
+
+    ``notional = contracts x contract_size (base per contract, ``ctVal``) x price`` (quote, USDT); ``price`` is
+    the mark at read time, so the table's edges in USDT move with the price (the venue's edges are fixed in
+    contracts). A tier starts one contract above the previous one's ``maxSz`` (OKX publishes 0-2,000,
+    2,001-22,000, ...): the floor of each tier is put at the previous tier's cap, so the table is contiguous.
+    The bracket model is continuous (``cum`` from the recurrence, as for Bybit without ``mmDeduction``); OKX
+    charges the whole position its tier's rate (maintenance = position value x MMR), so from tier 2 on the
+    model's maintenance is below OKX's by the tier's ``cum`` (docs/instruments.md); in tier 1 they agree.
+    """
+    if not (contract_size > 0 and math.isfinite(contract_size)):
+        raise InvalidInput("contract_size", contract_size, "base per contract > 0 (OKX ctVal)")
+    if not (price > 0 and math.isfinite(price)):
+        raise InvalidInput("price", price, "a mark price > 0 (quote per base)")
+    rows = sorted(tiers, key=lambda t: float(t.get("minNotional") or 0.0))
+    out: list[dict[str, Any]] = []
+    for k, t in enumerate(rows):
+        try:
+            lo, hi = float(t["minNotional"]), float(t["maxNotional"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"tiers[{k}]", t, f"minNotional and maxNotional in contracts ({exc})")
+        if out and not (0 <= lo - float(rows[k - 1]["maxNotional"]) <= 1):
+            raise InvalidInput(f"tiers[{k}].minSz", lo, f"the previous tier's maxSz {rows[k - 1]['maxNotional']} "
+                                                        "(+ at most one contract)")
+        floor = out[-1]["maxNotional"] if out else lo * contract_size * price
+        out.append({**t, "minNotional": floor, "maxNotional": hi * contract_size * price})
+    return out
 
 
 def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:

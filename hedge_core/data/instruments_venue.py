@@ -2,12 +2,12 @@
 
 Through the ccxt adapter (:class:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter`, the one place vendor
 errors are translated): ``load_markets`` gives tick, lot, minimum quantity and notional, contract size and
-maximum leverage; ``fetch_leverage_tiers`` gives the maintenance tiers (Binance's signed leverage brackets,
-Bybit's public risk-limit tiers; both mapped to :class:`hedge_core.types.Bracket`). The rows are stored
+maximum leverage; the adapter's ``fetch_tiers`` gives the maintenance tiers (Binance's signed leverage brackets,
+Bybit's public risk-limit tiers, OKX's public position tiers in contracts converted at the mark price; all
+mapped to :class:`hedge_core.types.Bracket`). The rows are stored
 with the time they were read and where they came from (:meth:`hedge_core.store.Store.write_instruments`).
 
-A venue or account that does not give tiers (Binance without API keys, OKX whose tiers are in contracts)
-still stores the market limits; the report says the brackets were not read, and the engine then uses the
+A venue or account that does not give tiers (Binance without API keys) still stores the market limits; the report says the brackets were not read, and the engine then uses the
 committed default for the symbol (:func:`hedge_core.analytics.risk.brackets_for`).
 """
 

@@ -103,7 +103,7 @@ def load_credentials(venue: str, *, env: Mapping[str, str] | None = None,
         if not key or not secret:
             raise InvalidInput(prefix + ("KEY" if not key else "SECRET"), "<empty>",
                                "both the API key and the secret set (non-empty)")
-        return Credentials(venue, key, secret, env.get(prefix + "PASSWORD") or None, source="env")
+        return _with_passphrase(Credentials(venue, key, secret, env.get(prefix + "PASSWORD") or None, source="env"))
     path_s = env.get("HEDGE_KEYS_FILE")
     if path_s:
         return _from_file(venue, Path(path_s).expanduser(), repo_root)
@@ -138,5 +138,18 @@ def _from_file(venue: str, path: Path, repo_root: Path) -> Credentials:
         # readable by others: allowed, but say so without showing anything secret
         warnings.warn(f"keys file {path} is readable by group/others; chmod 600 it", stacklevel=3)
     password = entry.get("password")
-    return Credentials(venue, key, secret, password if isinstance(password, str) and password else None,
-                       source=str(path))
+    return _with_passphrase(Credentials(venue, key, secret, password if isinstance(password, str) and password else None,
+                                        source=str(path)))
+
+
+#: venues whose API keys come with a passphrase (OKX: the OK-ACCESS-PASSPHRASE header of every signed request)
+PASSPHRASE_VENUES = ("okx",)
+
+
+def _with_passphrase(c: Credentials) -> Credentials:
+    """``c``, or InvalidInput naming the missing passphrase of a venue that signs with one (refused here rather
+    than by the venue at the first signed request)."""
+    if c.venue in PASSPHRASE_VENUES and not c.password:
+        where = _env_prefix(c.venue) + "PASSWORD" if c.source == "env" else f"HEDGE_KEYS_FILE[{c.venue!r}].password"
+        raise InvalidInput(where, "<empty>", f"the {c.venue} API passphrase set (non-empty)")
+    return c

@@ -97,3 +97,37 @@ async def bybit_env(*, sim: BybitSim | None = None, retry: RetryPolicy = RetryPo
         finally:
             await adapter.close()
             await session.close()
+
+
+TEST_PASSPHRASE = "simPASS-okx-7e2b"
+
+
+@dataclass
+class OkxEnv:
+    sim: Any  # tests.support.okx_sim.OkxSim
+    server: SimServer
+    session: Any
+    adapter: CcxtLiveAdapter
+
+
+@contextlib.asynccontextmanager
+async def okx_env(*, sim: Any = None, retry: RetryPolicy = RetryPolicy(seed=1),
+                  timeout_ms: int = 3000, **adapter_kw: Any) -> AsyncIterator[OkxEnv]:
+    """The OKX simulator behind a redirect session (``www.okx.com``), with an okx adapter holding the
+    key, secret and passphrase (OK-ACCESS-PASSPHRASE)."""
+    from tests.support.okx_sim import HOSTS as OKX_HOSTS
+    from tests.support.okx_sim import OkxSim
+
+    sim = sim or OkxSim(api_key=TEST_KEY, secret=TEST_SECRET, passphrase=TEST_PASSPHRASE)
+    creds = Credentials("okx", TEST_KEY, TEST_SECRET, TEST_PASSPHRASE, source="test")
+    async with SimServer(sim, test_ca(), hosts=OKX_HOSTS) as server:  # type: ignore[arg-type]
+        session = redirect_session({h: server.port for h in OKX_HOSTS}, server.client_ssl)
+        adapter_kw.setdefault("governor", RateGovernor("okx", "test-env"))
+        adapter = CcxtLiveAdapter("okx", creds, session=session, retry=retry, timeout_ms=timeout_ms,
+                                  enable_rate_limit=False, fill_poll_interval=0.01, sleep=_noop_sleep,
+                                  **adapter_kw)
+        try:
+            yield OkxEnv(sim, server, session, adapter)
+        finally:
+            await adapter.close()
+            await session.close()

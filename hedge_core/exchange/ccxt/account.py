@@ -40,7 +40,7 @@ class AccountSettingsMixin:
         if not (1 <= leverage <= inst.max_leverage) or leverage != int(leverage):
             raise he.InvalidInput("leverage", leverage, f"an integer in [1, {inst.max_leverage:g}]")
         await self._idempotent("set_leverage", lambda: self._ex.set_leverage(
-            int(leverage), symbol, self._market_params(symbol)))
+            int(leverage), symbol, {**self._market_params(symbol), **self._mode_params(symbol)}))
 
     async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
         await self._ensure_markets()
@@ -48,6 +48,9 @@ class AccountSettingsMixin:
         if inst.kind is not MarketKind.PERP:
             raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
         mode = MarginMode(mode)
+        if self.config.margin_mode_per_order:  # OKX: each order's tdMode; nothing to send now
+            self._order_margin_mode[symbol] = mode.value
+            return
         await self._idempotent("set_margin_mode", lambda: self._ex.set_margin_mode(
             mode.value, symbol, self._market_params(symbol)))
         if self.config.account_margin_mode:
@@ -96,15 +99,19 @@ class AccountSettingsMixin:
             raise he.InvalidInput("symbol", symbol, f"a symbol the venue returned tiers for: {sorted(tiers)}")
         return brackets_from_tiers(tiers[symbol])
 
-    #: venues whose ccxt ``fetch_leverage_tiers`` answers in notional (quote) tiers that map to the Bracket
-    #: model: Binance ``GET /fapi/v1/leverageBracket`` (signed), Bybit ``GET /v5/market/risk-limit`` (public).
-    #: OKX's position tiers are in contracts (``minSz``/``maxSz``), not notional: not mapped here.
-    TIER_VENUES = ("binance", "bybit")
+    #: venues whose maintenance tiers map to the Bracket model: Binance ``GET /fapi/v1/leverageBracket``
+    #: (signed) and Bybit ``GET /v5/market/risk-limit`` (public) answer in notional (quote) tiers; OKX's
+    #: ``GET /api/v5/public/position-tiers`` (public) answers in contracts (``minSz``/``maxSz``), converted with
+    #: the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`).
+    TIER_VENUES = ("binance", "bybit", "okx")
 
     @property
     def offers_tiers(self) -> bool:
         """Whether :meth:`fetch_tiers` can read this venue's maintenance tiers with these credentials."""
-        if self.venue not in self.TIER_VENUES or not self._ex.has.get("fetchLeverageTiers"):
+        if self.venue not in self.TIER_VENUES:
+            return False
+        if not (self._ex.has.get("fetchLeverageTiers") or (self.config.tiers_in_contracts
+                                                           and self._ex.has.get("fetchMarketLeverageTiers"))):
             return False
         return self.venue != "binance" or self.credentials is not None  # Binance's table is a signed call
 
@@ -120,6 +127,8 @@ class AccountSettingsMixin:
         await self._ensure_markets()
         for s in symbols:
             self._perp(s)
+        if self.config.tiers_in_contracts:
+            return await self._contract_tiers(symbols)
         tiers = await self._call("fetch_tiers", lambda: self._ex.fetch_leverage_tiers(list(symbols)))
         out: dict[str, tuple[Any, ...]] = {}
         for s in symbols:
@@ -129,6 +138,40 @@ class AccountSettingsMixin:
                 except he.InvalidInput as exc:
                     raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
         return out
+
+    async def _contract_tiers(self, symbols: list[str]) -> dict[str, tuple[Any, ...]]:
+        """OKX: per symbol, the position tiers (contracts, ccxt ``fetch_market_leverage_tiers``) and the mark
+        price (``GET /api/v5/public/position-tiers``, ``GET /api/v5/public/mark-price``), mapped to notional
+        brackets at that mark (the continuous bracket model; see :func:`~hedge_core.analytics.risk.okx_tiers_to_notional`)."""
+        from hedge_core.analytics.risk import brackets_from_tiers, okx_tiers_to_notional
+
+        out: dict[str, tuple[Any, ...]] = {}
+        for s in symbols:
+            rows = await self._call("fetch_tiers", lambda s=s: self._ex.fetch_market_leverage_tiers(s))
+            if not rows:
+                continue
+            mark = await self._call("fetch_tiers", lambda s=s: self._ex.fetch_mark_price(s))
+            price = float(mark.get("markPrice") or mark.get("last") or 0.0)
+            try:
+                out[s] = brackets_from_tiers(okx_tiers_to_notional(rows, self._instrument(s).contract_size, price))
+            except he.InvalidInput as exc:
+                raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
+        return out
+
+    async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, Any]]:
+        """The venue's dated linear futures of ``base``/``quote`` that this adapter trades (venues with
+        ``dated_futures``: OKX FUTURES), as ``(symbol, expiry)`` pairs sorted by expiry (tz-aware UTC
+        ``pd.Timestamp``; ccxt's market ``expiry``, OKX ``expTime``). Empty when the venue lists none.
+        For :mod:`hedge_core.engine.calendar_roll`."""
+        import pandas as pd
+
+        await self._ensure_markets()
+        out = []
+        for sym, inst in self._instruments.items():
+            m = self._ex.markets.get(sym) or {}
+            if m.get("future") and m.get("expiry") and inst.base == base and inst.quote == quote:
+                out.append((sym, pd.Timestamp(int(m["expiry"]), unit="ms", tz="UTC")))
+        return sorted(out, key=lambda r: r[1])
 
     # ------------------------------------------------------------------ exchange-side dead man's switch
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:

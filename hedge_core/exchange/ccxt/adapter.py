@@ -45,7 +45,7 @@ from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.errors_map import translate, vendor_status
 from hedge_core.exchange.governor import RateGovernor, governor_for
 from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
-from hedge_core.exchange.ccxt.venues import VENUES, VenueConfig
+from hedge_core.exchange.ccxt.venues import VENUES, VenueConfig, own_client_id, venue_client_id
 from hedge_core.types import (
     Balance,
     Bar,
@@ -82,7 +82,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
     ----------
     venue:
         ``"binance"`` (tested end to end against the local simulator), ``"bybit"`` or ``"okx"``
-        (configured, not exercised against a simulator).
+        (their calls tested against local simulators: tests/test_live_bybit.py, tests/test_live_okx.py).
     credentials:
         From :func:`hedge_core.exchange.credentials.load_credentials`; None for public data only.
     session:
@@ -157,6 +157,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         self._instruments: dict[str, Instrument] = {}
         self._cid_by_order: dict[str, str] = {}
         self._margin_mode_cache: str | None = None  # account margin mode (venues with account_margin_mode)
+        self._order_margin_mode: dict[str, str] = {}  # perp -> 'cross'|'isolated' (venues with margin_mode_per_order)
         self.retries = 0  # temporary errors retried so far (observability)
         # one governor per venue account, shared process-wide (never keyed by the key itself)
         self.governor = governor or governor_for(venue, credentials.api_key if credentials else None)
@@ -244,12 +245,23 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             raise he.InvalidInput("symbol", symbol, "a perp symbol such as 'BTC/USDT:USDT'")
         return inst
 
+    def _vcid(self, cid: str) -> str:
+        """Our client id in the venue's alphabet (OKX: alphanumerics only)."""
+        return venue_client_id(cid, self.config.client_id_style)
+
     def _cs(self, symbol: str) -> float:
         inst = self._instruments.get(symbol)
         return inst.contract_size if inst else 1.0
 
     def _market_params(self, symbol: str | None) -> dict[str, Any]:
         return dict(self.config.perp_params) if symbol and is_perp_symbol(symbol) else {}
+
+    def _mode_params(self, symbol: str) -> dict[str, Any]:
+        """Params of an order or a leverage change: the perp's margin mode on venues where it is per order
+        (OKX ``tdMode``/``mgnMode``, ccxt param ``marginMode``; cross until set_margin_mode says otherwise)."""
+        if self.config.margin_mode_per_order and is_perp_symbol(symbol):
+            return {"marginMode": self._order_margin_mode.get(symbol, "cross")}
+        return {}
 
     def _is_no_change(self, exc: BaseException) -> bool:
         if isinstance(exc, ccxt.NoChange):
@@ -265,8 +277,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         for sym, m in markets.items():
             if m.get("spot"):
                 kind = MarketKind.SPOT
-            elif m.get("swap") and m.get("linear"):
-                kind = MarketKind.PERP
+            elif m.get("linear") and (m.get("swap") or (m.get("future") and self.config.dated_futures)):
+                kind = MarketKind.PERP  # a dated future is a derivative leg too (no funding; expiry in the symbol)
             else:
                 continue
             prec, lim = m.get("precision") or {}, m.get("limits") or {}
@@ -391,7 +403,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         amount = o.get("amount")
         qty = _f(amount) * cs if amount is not None else (request.qty if request else 0.0)
         fee = o.get("fee") or {}
-        cid = o.get("clientOrderId") or (request.client_order_id if request else "")
+        cid = (own_client_id(o.get("clientOrderId") or "", self.config.client_id_style)
+               or (request.client_order_id if request else ""))
         oid = str(o.get("id"))
         if cid:
             self._cid_by_order[oid] = cid
@@ -411,8 +424,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             fee_currency=fee.get("currency") or "USDT")
 
     def _order_params(self, req: OrderRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {self.config.client_id_param: req.client_order_id,
-                                  **self._market_params(req.symbol)}
+        params: dict[str, Any] = {self.config.client_id_param: self._vcid(req.client_order_id),
+                                  **self._market_params(req.symbol), **self._mode_params(req.symbol)}
         if req.reduce_only:
             params["reduceOnly"] = True
         if req.position_side is not PositionSide.BOTH:
@@ -553,7 +566,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             if not rows:
                 raise ccxt.OrderNotFound(f"{self.venue} order with client id {cid} not found")
             return self._ex.parse_order(rows[0], market)
-        params = {self.config.client_id_query: cid, **self._market_params(symbol)}
+        params = {self.config.client_id_query: self._vcid(cid), **self._market_params(symbol)}
         return await self._ex.fetch_order(None, symbol, params)
 
     async def _poll_final(self, order: Order, request: OrderRequest) -> Order:
@@ -576,7 +589,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                                   "exactly one of them")
         params = self._market_params(symbol)
         if client_order_id is not None:
-            params[self.config.client_id_query] = client_order_id
+            params[self.config.client_id_query] = self._vcid(client_order_id)
         return order_id, params
 
     async def cancel_order(self, symbol: str, *, order_id: str | None = None,
@@ -609,7 +622,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                 symbol, None, None, self._market_params(symbol)))
             return [self._to_order(o) for o in raw]
         out: list[Order] = []
-        for params in ({"type": "spot"}, {"type": "swap", "subType": "linear"}):
+        for params in self.config.open_orders_params:
             raw = await self._call("fetch_open_orders",
                                    lambda p=params: self._ex.fetch_open_orders(None, None, None, dict(p)))
             out.extend(self._to_order(o) for o in raw)
@@ -630,7 +643,9 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
             fee = t.get("fee") or {}
             oid = str(t.get("order"))
             out.append(Fill(
-                trade_id=str(t.get("id")), order_id=oid, client_order_id=self._cid_by_order.get(oid, ""),
+                trade_id=str(t.get("id")), order_id=oid,
+                client_order_id=self._cid_by_order.get(oid) or own_client_id(
+                    str((t.get("info") or {}).get("clOrdId") or ""), self.config.client_id_style),
                 symbol=t.get("symbol") or symbol, side=Side(t["side"]), qty=_f(t.get("amount")) * cs,
                 price=_f(t.get("price")), fee=_f(fee.get("cost")), ts=_ts(t.get("timestamp")),
                 fee_currency=fee.get("currency") or "USDT",

@@ -8,10 +8,11 @@ was lost (:mod:`hedge_core.exchange.outcome`): ccxt's Bybit default is 5 000 ms.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["VENUES", "VenueConfig"]
+__all__ = ["VENUES", "VenueConfig", "own_client_id", "venue_client_id"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,21 @@ class VenueConfig:
     # fetch_brackets reads the venue's maintenance table in Binance's model (MMR and cum per
     # notional bracket); other venues' risk-limit tiers are not mapped
     brackets: bool = False
+    # the venue's client-id alphabet: "" (ours as is: Binance/Bybit take ``[.A-Z:/a-z0-9_-]``) | "alnum" (OKX
+    # ``clOrdId``: up to 32 alphanumerics, so the one '-' of :func:`hedge_core.types.client_order_id` is dropped
+    # on the way out and put back on the way in, see :func:`venue_client_id` / :func:`own_client_id`)
+    client_id_style: str = ""
+    # dated (delivery) linear futures are loaded as derivative instruments too (OKX FUTURES, the calendar roll)
+    dated_futures: bool = False
+    # maintenance tiers in contracts (OKX ``/api/v5/public/position-tiers`` minSz/maxSz): converted to notional
+    # with the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`)
+    tiers_in_contracts: bool = False
+    # fetch_open_orders without a symbol: one call per market family. ccxt's okx sends unknown params as
+    # they are (OKX filters "Get order List" by ``instType``, not ``type``: a ``type`` call answers every order)
+    open_orders_params: tuple[dict[str, Any], ...] = ({"type": "spot"}, {"type": "swap", "subType": "linear"})
+    # OKX's margin mode is per order (``tdMode`` cross | isolated, "Place order"): set_margin_mode makes no
+    # request, it sets the mode the adapter sends with that perp's orders and leverage (default cross)
+    margin_mode_per_order: bool = False
     tested_offline: str = ""
 
 
@@ -87,12 +103,39 @@ VENUES: dict[str, VenueConfig] = {
     ),
     "okx": VenueConfig(
         ccxt_id="okx",
-        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "swap"]},
-                 "fetchCurrencies": False, "adjustForTimeDifference": True},
+        # spot, perpetual swaps and dated futures (the calendar roll's quarterly); one order per request
+        # ("POST /api/v5/trade/order" instead of ccxt's default batch endpoint: one answer, one sCode)
+        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "swap", "future"]},
+                 "fetchCurrencies": False, "adjustForTimeDifference": True,
+                 "createOrder": "privatePostTradeOrder"},
         client_id_param="clientOrderId",
         client_id_query="clientOrderId",
+        # the unified (trading) account: one wallet for spot and derivatives ("Get balance")
         balance_params={"spot": {"type": "trading"}, "perp": {"type": "trading"}},
-        no_change_markers=("59000",),
-        tested_offline="configuration and symbol mapping only (no simulator)",
+        hedge_mode_orders=False,  # long/short-mode orders (posSide) are not simulated: refused
+        client_id_style="alnum",
+        dated_futures=True,
+        open_orders_params=({"instType": "SPOT"}, {"instType": "SWAP"}, {"instType": "FUTURES"}),
+        margin_mode_per_order=True,
+        tiers_in_contracts=True,
+        tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py",
     ),
 }
+
+
+_OWN_CID = re.compile(r"^(h.\d{6})([0-9a-f]{20})$")
+
+
+def venue_client_id(cid: str, style: str) -> str:
+    """Our client order id in the venue's alphabet: unchanged, or (``"alnum"``, OKX) without its '-'."""
+    return cid.replace("-", "") if style == "alnum" else cid
+
+
+def own_client_id(venue_cid: str, style: str) -> str:
+    """The inverse of :func:`venue_client_id` for ids made by :func:`hedge_core.types.client_order_id`
+    (``h<leg><seq 5><attempt>-<20 hex>``); any other id comes back as the venue shows it."""
+    if style == "alnum":
+        m = _OWN_CID.match(venue_cid or "")
+        if m:
+            return f"{m.group(1)}-{m.group(2)}"
+    return venue_cid
