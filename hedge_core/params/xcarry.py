@@ -9,8 +9,8 @@ closing each leg once at its own venue's fee plus slippage,
 cost is linear in the fee; the scanner, :mod:`hedge_core.analytics.scanner`, costs its rows the same
 way). The funding interval is the perp venue's (8h, 4h or 1h: ``MarketUpdate.funding_interval_hours``).
 
-Not yet in the parameter store's strategy union (``params.models``/``params.validate``): build it in
-code (``CrossCarryParams(...)``) or from a dict with ``CrossCarryParams.model_validate``.
+The parameter store (:mod:`hedge_core.params.store`, ``hedge params``) reads, saves and promotes it
+like the others (``strategy = "xcarry"``: :func:`hedge_core.params.validate.parse`).
 """
 
 from __future__ import annotations
