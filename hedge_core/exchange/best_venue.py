@@ -1,0 +1,179 @@
+"""Best execution: the venue of a leg chosen by price, fee and depth at order time (pure).
+
+Given each allowed venue's order book (the ccxt ``fetch_order_book`` shape: ``{"bids": [[price,
+amount], ...] best first, "asks": [[price, amount], ...] best first}``), its taker fee and the order
+size, :func:`choose_venue` walks each book for the size (a buy takes the asks, a sell the bids, best
+level first) and returns the venue with the best ALL-IN quote flow: the fill's quote value
+(:func:`hedge_core.money.trade_cash_flow` at the walked average price) minus its taker fee
+(:func:`hedge_core.money.fee`). A buy pays the least, a sell receives the most. A book too thin
+for the size is left out (with its depth in the ranking). Ties: the lower fee rate, then the order
+of ``allowed``.
+
+Units: prices in quote per base, amounts in base, fees as fractions, flows in quote (+ = received).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from hedge_core import money
+from hedge_core.errors import InvalidInput
+
+__all__ = ["VenueBook", "VenueChoice", "VenueScore", "choose_venue", "walk_book"]
+
+Side = Literal["buy", "sell"]
+Levels = Sequence[Sequence[float]]
+
+
+@dataclass(frozen=True)
+class VenueBook:
+    """One venue's order book and taker fee.
+
+    Attributes
+    ----------
+    venue : str
+    book : mapping
+        ccxt order book: ``bids`` (descending prices) and ``asks`` (ascending prices) as
+        ``[price, amount]`` levels (extra fields of a level are ignored).
+    taker_fee : float
+        Fraction of the fill's notional, 0 .. 0.01.
+    """
+
+    venue: str
+    book: Mapping[str, Levels]
+    taker_fee: float
+
+
+@dataclass(frozen=True)
+class VenueScore:
+    """One venue's quote for the order: the walked average price, the fee and the all-in quote flow
+    (NaN with ``reason`` when the venue cannot fill the size)."""
+
+    venue: str
+    amount: float
+    avg_price: float
+    fee: float
+    net_quote: float
+    taker_fee: float
+    depth: float
+    reason: str = ""
+
+    @property
+    def all_in_price(self) -> float:
+        """Quote per base after the fee: ``|net_quote| / amount`` (a buy pays it, a sell receives it)."""
+        return math.nan if math.isnan(self.net_quote) else abs(self.net_quote) / self.amount
+
+
+@dataclass(frozen=True)
+class VenueChoice:
+    """The chosen venue and every allowed venue's score, best first (unfillable ones last)."""
+
+    venue: str
+    side: Side
+    amount: float
+    best: VenueScore
+    ranking: tuple[VenueScore, ...]
+
+
+def _levels(book: Mapping[str, Levels], key: str, venue: str) -> list[tuple[float, float]]:
+    raw = book.get(key) if isinstance(book, Mapping) else None
+    if raw is None:
+        raise InvalidInput(f"{venue}.book.{key}", None, "a list of [price, amount] levels (ccxt order book)")
+    out: list[tuple[float, float]] = []
+    for i, lv in enumerate(raw):
+        try:
+            px, qty = float(lv[0]), float(lv[1])
+        except (TypeError, ValueError, IndexError):
+            raise InvalidInput(f"{venue}.book.{key}[{i}]", lv, "[price, amount] numbers") from None
+        if not (math.isfinite(px) and px > 0 and math.isfinite(qty) and qty >= 0):
+            raise InvalidInput(f"{venue}.book.{key}[{i}]", lv, "price > 0 and amount >= 0, finite")
+        if out and (px < out[-1][0] if key == "asks" else px > out[-1][0]):
+            order = "ascending (best ask first)" if key == "asks" else "descending (best bid first)"
+            raise InvalidInput(f"{venue}.book.{key}[{i}]", px, f"prices {order}")
+        out.append((px, qty))
+    return out
+
+
+def walk_book(levels: Levels, amount: float) -> tuple[float, float]:
+    """Average price of ``amount`` taken from ``levels`` (best first) and the filled amount.
+
+    Returns ``(avg_price, filled)``; ``filled < amount`` when the book is thinner than the size
+    (``avg_price`` is then the average of what there is, NaN for an empty book).
+    """
+    left, value = float(amount), 0.0
+    for px, qty in ((float(lv[0]), float(lv[1])) for lv in levels):
+        take = min(left, qty)
+        value += take * px
+        left -= take
+        if left <= 0.0:
+            break
+    filled = float(amount) - max(left, 0.0)
+    return (value / filled if filled > 0 else math.nan), filled
+
+
+def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
+                 allowed: Sequence[str] | None = None) -> VenueChoice:
+    """The allowed venue with the best all-in quote flow for ``side`` ``amount`` (base).
+
+    Parameters
+    ----------
+    side : "buy" | "sell"
+    amount : float
+        Base quantity, > 0.
+    books : sequence of VenueBook
+        The venues' books and taker fees (one per venue).
+    allowed : sequence of str, optional
+        The venues the parameter set allows (lower-case names); None = every venue in ``books``.
+        An allowed venue without a book is ranked last with reason "no order book".
+
+    Raises
+    ------
+    InvalidInput
+        Bad side, amount, fee or book (naming the venue and field); no allowed venue can fill the
+        amount (naming each one's depth).
+    """
+    if side not in ("buy", "sell"):
+        raise InvalidInput("side", side, "'buy' or 'sell'")
+    if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount > 0):
+        raise InvalidInput("amount", amount, "a finite base quantity > 0")
+    by: dict[str, VenueBook] = {}
+    for b in books:
+        v = b.venue.strip().lower()
+        if v in by:
+            raise InvalidInput("books", v, "one book per venue")
+        if not (math.isfinite(b.taker_fee) and 0.0 <= b.taker_fee <= 0.01):
+            raise InvalidInput(f"{v}.taker_fee", b.taker_fee, "0 .. 0.01 (fraction of notional)")
+        by[v] = b
+    names = [a.strip().lower() for a in allowed] if allowed is not None else list(by)
+    if not names:
+        raise InvalidInput("allowed", list(allowed or ()), "at least one venue")
+    sign = 1.0 if side == "buy" else -1.0
+    key = "asks" if side == "buy" else "bids"
+    scores: list[tuple[tuple[float, float, int], VenueScore]] = []
+    for rank, v in enumerate(names):
+        b = by.get(v)
+        if b is None:
+            scores.append(((math.inf, math.inf, rank), VenueScore(v, float(amount), math.nan, math.nan, math.nan,
+                                                                  math.nan, 0.0, "no order book")))
+            continue
+        levels = _levels(b.book, key, v)
+        avg, filled = walk_book(levels, amount)
+        depth = float(sum(q for _, q in levels))
+        if filled < amount * (1.0 - 1e-12):
+            scores.append(((math.inf, b.taker_fee, rank),
+                           VenueScore(v, float(amount), math.nan, math.nan, math.nan, b.taker_fee, depth,
+                                      f"book depth {depth:g} < amount {amount:g}")))
+            continue
+        fee = float(money.fee(float(amount), avg, b.taker_fee))
+        net = float(money.trade_cash_flow(sign, float(amount), avg)) - fee
+        scores.append(((-net, b.taker_fee, rank), VenueScore(v, float(amount), avg, fee, net, b.taker_fee, depth)))
+    scores.sort(key=lambda s: s[0])
+    ranking = tuple(s for _, s in scores)
+    best = ranking[0]
+    if best.reason:
+        raise InvalidInput("amount", amount, "at most one allowed venue's book depth: "
+                           + "; ".join(f"{s.venue}: {s.reason}" for s in ranking))
+    return VenueChoice(best.venue, side, float(amount), best, ranking)
