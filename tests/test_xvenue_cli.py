@@ -28,6 +28,8 @@ from hedge_core.params import store as param_store
 from hedge_core.params.xcarry import CrossCarryParams
 from hedge_core.store import Store
 
+pytestmark = pytest.mark.integration  # a DuckDB store file, like tests/test_backtest_cli.py
+
 runner = CliRunner()
 RATES = {"okx": 0.0003, "bybit": 0.00001}
 

@@ -97,6 +97,7 @@ def test_sweep_rows_equal_single_runs_on_each_perp_venue(timelines):
     assert (table[table["min_funding_rate"] == 0.0005]["entries"] == 0).all()
 
 
+@pytest.mark.slow  # starts worker processes
 def test_local_workers_give_the_serial_rows(timelines):
     points = grid_points(GRID)
     serial = run_sweep(xparams(), points, payload=Payload(timelines), workers=0, show_progress=False)
@@ -155,6 +156,8 @@ def test_walk_forward_takes_one_cross_venue_market_and_refuses_a_plain_one():
         walk_forward(xparams(), {"expected_hold_intervals": [3]}, prices(), train="5D", test="5D", workers=0)
 
 
+@pytest.mark.shared_data
+@pytest.mark.slow
 def test_a_sweep_on_the_shared_cross_venue_funding(shared_data):
     from hedge_core.data.shared import market_data
 
