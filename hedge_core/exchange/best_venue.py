@@ -10,19 +10,25 @@ for the size is left out (with its depth in the ranking). Ties: the lower fee ra
 of ``allowed``.
 
 Units: prices in quote per base, amounts in base, fees as fractions, flows in quote (+ = received).
+
+At order time, :func:`best_venue_now` reads the allowed venues' books through their live adapters
+(:meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.fetch_order_book`, amounts in base) and
+chooses; a venue whose book cannot be read is ranked last ("no order book").
 """
 
 from __future__ import annotations
 
 import math
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from hedge_core import money
 from hedge_core.errors import InvalidInput
 
-__all__ = ["VenueBook", "VenueChoice", "VenueScore", "choose_venue", "walk_book"]
+__all__ = ["VenueBook", "VenueChoice", "VenueScore", "best_venue_now", "choose_venue", "fetch_venue_books",
+           "walk_book"]
 
 Side = Literal["buy", "sell"]
 Levels = Sequence[Sequence[float]]
@@ -97,6 +103,11 @@ def _levels(book: Mapping[str, Levels], key: str, venue: str) -> list[tuple[floa
     return out
 
 
+def _no_book(venue: str, unread: Mapping[str, str] | None) -> str:
+    why = (unread or {}).get(venue)
+    return f"no order book ({why})" if why else "no order book"
+
+
 def walk_book(levels: Levels, amount: float) -> tuple[float, float]:
     """Average price of ``amount`` taken from ``levels`` (best first) and the filled amount.
 
@@ -115,7 +126,7 @@ def walk_book(levels: Levels, amount: float) -> tuple[float, float]:
 
 
 def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
-                 allowed: Sequence[str] | None = None) -> VenueChoice:
+                 allowed: Sequence[str] | None = None, *, unread: Mapping[str, str] | None = None) -> VenueChoice:
     """The allowed venue with the best all-in quote flow for ``side`` ``amount`` (base).
 
     Parameters
@@ -127,7 +138,8 @@ def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
         The venues' books and taker fees (one per venue).
     allowed : sequence of str, optional
         The venues the parameter set allows (lower-case names); None = every venue in ``books``.
-        An allowed venue without a book is ranked last with reason "no order book".
+        An allowed venue without a book is ranked last with reason "no order book" (and why, from
+        ``unread``: venue -> the error of reading it).
 
     Raises
     ------
@@ -157,7 +169,7 @@ def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
         b = by.get(v)
         if b is None:
             scores.append(((math.inf, math.inf, rank), VenueScore(v, float(amount), math.nan, math.nan, math.nan,
-                                                                  math.nan, 0.0, "no order book")))
+                                                                  math.nan, 0.0, _no_book(v, unread))))
             continue
         levels = _levels(b.book, key, v)
         avg, filled = walk_book(levels, amount)
@@ -177,3 +189,41 @@ def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
         raise InvalidInput("amount", amount, "at most one allowed venue's book depth: "
                            + "; ".join(f"{s.venue}: {s.reason}" for s in ranking))
     return VenueChoice(best.venue, side, float(amount), best, ranking)
+
+
+class BookSource(Protocol):
+    """An adapter that reads a venue's order book (amounts in base), e.g. ``CcxtLiveAdapter``."""
+
+    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> Mapping[str, Any]: ...
+
+
+async def fetch_venue_books(adapters: Mapping[str, BookSource], symbol: str, fees: Mapping[str, float], *,
+                            limit: int | None = 50) -> tuple[list[VenueBook], dict[str, str]]:
+    """Each venue's book of ``symbol`` read concurrently, with its taker fee from ``fees``.
+
+    Returns the books read and ``{venue: error}`` for the venues whose book could not be read.
+    InvalidInput when a venue has no fee in ``fees``.
+    """
+    for v in adapters:
+        if v not in fees:
+            raise InvalidInput(f"fees.{v}", None, "the venue's taker fee (fraction)")
+    names = list(adapters)
+    got = await asyncio.gather(*(adapters[v].fetch_order_book(symbol, limit) for v in names), return_exceptions=True)
+    books, errors = [], {}
+    for v, g in zip(names, got):
+        if isinstance(g, BaseException):
+            errors[v] = f"{type(g).__name__}: {g}"
+        else:
+            books.append(VenueBook(v, g, float(fees[v])))
+    return books, errors
+
+
+async def best_venue_now(adapters: Mapping[str, BookSource], symbol: str, side: Side, amount: float,
+                         fees: Mapping[str, float], allowed: Sequence[str] | None = None) -> VenueChoice:
+    """:func:`choose_venue` on the books the allowed venues' adapters read now."""
+    names = [a.strip().lower() for a in allowed] if allowed is not None else list(adapters)
+    unknown = [v for v in names if v not in adapters]
+    if unknown:
+        raise InvalidInput("allowed", unknown, f"venues with an adapter: {sorted(adapters)}")
+    books, errors = await fetch_venue_books({v: adapters[v] for v in names}, symbol, fees)
+    return choose_venue(side, amount, books, allowed=names, unread=errors)
