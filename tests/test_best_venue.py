@@ -94,3 +94,14 @@ def test_no_allowed_venue_deep_enough_is_named():
 def test_bad_input_names_the_field(side, amount, books, field):
     with pytest.raises(InvalidInput, match=field):
         choose_venue(side, amount, books)
+
+
+def test_a_parameter_set_names_the_perp_venues_it_allows():
+    from hedge_core.params.validate import parse
+
+    p = parse({"strategy": "xcarry", "spot_venue": "binance", "perp_venue": "okx", "perp_venues": ["bybit", "okx"]})
+    assert p.allowed_perp_venues == ("okx", "bybit")
+    assert p.as_carry().taker_fee == pytest.approx((p.spot_taker_fee + p.perp_taker_fee) / 2)
+    for bad, why in ((["binance"], "is the spot venue"), (["Bybit"], "lower-case"), (["bybit", "bybit"], "each venue once")):
+        with pytest.raises(InvalidInput, match=f"perp_venues.*{why}"):
+            parse({"strategy": "xcarry", "perp_venues": bad})

@@ -66,3 +66,28 @@ def test_an_allowed_venue_without_an_adapter_or_a_fee_is_named():
         asyncio.run(go(["binance", "kraken"], FEES))
     with pytest.raises(InvalidInput, match="fees.binance"):
         asyncio.run(go(["binance"], {"bybit": 0.001}))
+
+
+def test_the_routed_adapter_takes_the_perp_venue_chosen_among_the_sets_allowed_venues():
+    from hedge_core.exchange.best_venue import route_to_best_perp
+    from hedge_core.params.xcarry import CrossCarryParams
+
+    p = CrossCarryParams(spot_venue="bybit", perp_venue="okx", perp_venues=("binance",))
+    assert p.allowed_perp_venues == ("okx", "binance")
+
+    async def go():
+        async with live_env() as b, bybit_env() as y:
+            _books(b, y)
+            routed, choice = await route_to_best_perp(y.adapter, {"binance": b.adapter, "okx": _Down()}, SYM, "sell",
+                                                      1.0, FEES, allowed=p.allowed_perp_venues)
+            with pytest.raises(InvalidInput, match="other than the spot venue 'bybit'"):
+                await route_to_best_perp(y.adapter, {"binance": b.adapter, "bybit": y.adapter}, SYM, "sell", 1.0,
+                                         FEES, allowed=["binance", "bybit"])
+            return routed, choice
+
+    routed, choice = asyncio.run(go())
+    # okx cannot be read; binance's book (bids 99.9 x 3) fills the short: 99.9 - 0.04995 = 99.85005
+    assert choice.venue == "binance" and choice.best.net_quote == pytest.approx(99.85005, rel=1e-12)
+    assert [s.venue for s in choice.ranking] == ["binance", "okx"]
+    assert routed.spot_venue == "bybit" and routed.perp_venue == "binance"
+    assert routed.venue_of(SYM) == "binance" and routed.venue_of("BTC/USDT") == "bybit"

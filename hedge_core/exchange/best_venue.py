@@ -28,7 +28,7 @@ from hedge_core import money
 from hedge_core.errors import InvalidInput
 
 __all__ = ["VenueBook", "VenueChoice", "VenueScore", "best_venue_now", "choose_venue", "fetch_venue_books",
-           "walk_book"]
+           "route_to_best_perp", "walk_book"]
 
 Side = Literal["buy", "sell"]
 Levels = Sequence[Sequence[float]]
@@ -227,3 +227,21 @@ async def best_venue_now(adapters: Mapping[str, BookSource], symbol: str, side: 
         raise InvalidInput("allowed", unknown, f"venues with an adapter: {sorted(adapters)}")
     books, errors = await fetch_venue_books({v: adapters[v] for v in names}, symbol, fees)
     return choose_venue(side, amount, books, allowed=names, unread=errors)
+
+
+async def route_to_best_perp(spot: Any, perps: Mapping[str, Any], symbol: str, side: Side, amount: float,
+                             fees: Mapping[str, float], allowed: Sequence[str] | None = None) -> tuple[Any, VenueChoice]:
+    """A :class:`~hedge_core.exchange.routed.RoutedAdapter` whose perp leg is on the best allowed venue NOW.
+
+    The choice is made once, when the hedge starts (its first perp order: ``side`` ``amount`` of
+    ``symbol``); the perp leg then stays on that venue (its position, margin and funding live there).
+    ``allowed`` is typically ``CrossCarryParams.allowed_perp_venues``. InvalidInput when the spot
+    venue is among the allowed perp venues (the cross-venue carry needs two venues).
+    """
+    from hedge_core.exchange.routed import RoutedAdapter
+
+    names = [a.strip().lower() for a in allowed] if allowed is not None else list(perps)
+    if spot.venue in names:
+        raise InvalidInput("allowed", names, f"perp venues other than the spot venue {spot.venue!r}")
+    choice = await best_venue_now(perps, symbol, side, amount, fees, allowed=names)
+    return RoutedAdapter(spot, perps[choice.venue]), choice
