@@ -105,3 +105,26 @@ def test_a_parameter_set_names_the_perp_venues_it_allows():
     for bad, why in ((["binance"], "is the spot venue"), (["Bybit"], "lower-case"), (["bybit", "bybit"], "each venue once")):
         with pytest.raises(InvalidInput, match=f"perp_venues.*{why}"):
             parse({"strategy": "xcarry", "perp_venues": bad})
+
+
+def test_a_hedge_of_an_xcarry_set_must_sit_on_the_sets_venues():
+    import types
+
+    from hedge_core.params.validate import parse
+    from hedge_core.runner.hedge import HedgeSpec
+    from hedge_core.runner.supervisor import Supervisor
+
+    inline = {"strategy": "xcarry", "spot_venue": "binance", "perp_venue": "okx", "perp_venues": ["bybit"]}
+    p = parse(inline)
+    p.check_legs("binance", "bybit")
+    p.check_legs("Binance", "okx")
+    with pytest.raises(InvalidInput, match=r"perp_venue.*\['okx', 'bybit'\]"):
+        p.check_legs("binance", "kraken")
+    with pytest.raises(InvalidInput, match="the set's spot_venue 'binance'"):
+        p.check_legs("bybit", "okx")
+    # the runner builds a hedge's params with this check (one venue for both legs: refused)
+    stub = types.SimpleNamespace(_base_params_for=lambda spec: parse(spec.params_inline))
+    ok = HedgeSpec(hedge_id="x1", params_inline=inline, venue="binance", perp_venue="bybit")
+    assert Supervisor._params_for(stub, ok).perp_venue == "okx"  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="perp_venue"):
+        Supervisor._params_for(stub, HedgeSpec(hedge_id="x2", params_inline=inline, venue="binance"))  # type: ignore[arg-type]

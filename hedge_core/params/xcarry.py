@@ -57,6 +57,17 @@ class CrossCarryParams(CarryParams):
         out += [v for v in self.perp_venues if v not in out]
         return tuple(out)
 
+    def check_legs(self, spot_venue: str, perp_venue: str) -> None:
+        """InvalidInput unless a hedge's legs sit where this set says: the spot leg on ``spot_venue``,
+        the perp leg on one of :attr:`allowed_perp_venues` (the runner checks a hedge's venues with it)."""
+        from hedge_core.errors import InvalidInput
+
+        if spot_venue.strip().lower() != self.spot_venue.strip().lower():
+            raise InvalidInput("venue", spot_venue, f"the set's spot_venue {self.spot_venue!r} (an xcarry set names "
+                                                    "its spot venue)")
+        if perp_venue.strip().lower() not in self.allowed_perp_venues:
+            raise InvalidInput("perp_venue", perp_venue, f"one of the set's perp venues {list(self.allowed_perp_venues)}")
+
     @property
     def leg_fee(self) -> float:
         """The fee the round-trip formula is given: mean of the two venues' taker fees (fraction)."""
