@@ -468,7 +468,8 @@ def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any
     on the following test window. Windows roll by ``step`` (default: the test length).
 
     Returns one row per fold: train/test bounds, the chosen parameters, its train metric and the
-    test KPIs (``test_<kpi>``).
+    test KPIs (``test_<kpi>``). For ``xcarry``, ``market`` is a ``VenueMarkets`` (one market per perp
+    venue, :func:`hedge_core.backtest.xvenue_sweep.venue_markets`) or one ``cross_venue_market``.
     """
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline, utc
