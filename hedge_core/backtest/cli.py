@@ -171,11 +171,11 @@ def backtest_cmd(
             from hedge_core.backtest.xvenue_sweep import cross_venue_config
 
             st = _open(db, start, end, write=save)
-            m = store_cross_venue_markets(st, p, [p.perp_venue], price_venue=venue, asset=asset, quote=quote,  # type: ignore[arg-type]
-                                          timeframe=timeframe, start=start, end=end).by_venue[p.perp_venue]  # type: ignore[attr-defined]
-            xrun = run_cross_venue_backtest(p, m, start=start, end=end,  # type: ignore[arg-type]
+            m = store_cross_venue_markets(st, p, [p.perp_venue], price_venue=venue, asset=asset, quote=quote,
+                                          timeframe=timeframe, start=start, end=end).by_venue[p.perp_venue]
+            xrun = run_cross_venue_backtest(p, m, start=start, end=end,
                                             config=cross_venue_config(BacktestConfig(hedge_id=run_id,
-                                                                                     paper=_paper(st, m)), p))  # type: ignore[arg-type]
+                                                                                     paper=_paper(st, m)), p))
             r = xrun.result
         else:
             m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
@@ -245,7 +245,7 @@ def sweep_cmd(
         if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
             st = _open(db, start, end)
             try:
-                vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,  # type: ignore[arg-type]
+                vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,
                                                asset=asset, quote=quote, timeframe=timeframe, start=start, end=end)
                 cfg = BacktestConfig(paper=_paper(st, next(iter(vm.by_venue.values()))))
             finally:

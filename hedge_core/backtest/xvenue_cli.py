@@ -10,7 +10,7 @@ missing and on which venues it was looked for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import pandas as pd
 
@@ -26,7 +26,7 @@ __all__ = ["is_xcarry", "perp_venues_of", "store_cross_venue_markets", "with_ven
 IMPORT_HINT = "import the cross-venue funding file: hedge data import crossvenue_funding_*.csv"
 
 
-def is_xcarry(params: StrategyParamsBase) -> bool:
+def is_xcarry(params: StrategyParamsBase) -> TypeGuard[CrossCarryParams]:
     """The parameters are a cross-venue carry (legs on two venues)."""
     return isinstance(params, CrossCarryParams)
 
@@ -45,7 +45,7 @@ def with_venues(params: StrategyParamsBase, spot_venue: str | None, perp_venue: 
                            f"only with strategy 'xcarry' (the params are {params.strategy!r}, one venue: --venue)")
     from hedge_core.backtest.sweep import apply_overrides
 
-    return apply_overrides(params, {k: v.strip().lower() for k, v in given.items()})  # type: ignore[return-value]
+    return cast(StrategyParamsBase, apply_overrides(params, {k: v.strip().lower() for k, v in given.items()}))
 
 
 def perp_venues_of(base: CrossCarryParams, points: Sequence[Mapping[str, Any]]) -> list[str]:
