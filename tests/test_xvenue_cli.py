@@ -72,6 +72,10 @@ def _single(db: str, perp_venue: str, start: str, end: str):
 def test_backtest_runs_xcarry_on_the_perp_venues_funding(db, xfile, tmp_path):
     args = ["backtest", "--params", xfile, "--perp-venue", "okx", "--venue", "demo", "--db", db, "--start", "2024-01-04",
             "--end", "2024-01-18", "--json", "--run-id", "x-cli", "--html", str(tmp_path / "x.html")]
+    saved = runner.invoke(app, args[:-5] + ["--save", "--run-id", "x-saved"])
+    assert saved.exit_code == 0, saved.output
+    row = Store(db, hold=False).read_table("hedge_runs", hedge_id="x-saved")
+    assert len(row) == 1 and row["strategy"].iloc[0] == "xcarry"
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
