@@ -5,6 +5,10 @@ Parameter files (``--params``): a parameter-set TOML written by :mod:`hedge_core
 plain TOML/JSON table with ``strategy = "carry"`` and the model's fields (nested tables for
 ``exit``, ``rebalance``, ...). Everything is validated by the params models; errors name the field.
 
+The cross-venue carry (``strategy = "xcarry"``) takes ``--spot-venue`` / ``--perp-venue`` (over the
+params' own): prices from the venue that has them, the perp venue's funding from the store
+(:mod:`hedge_core.backtest.xvenue_cli`); ``hedge sweep`` reads the funding of every perp venue its grid names.
+
 Grid files (``--grid``), TOML or JSON: dotted parameter paths mapped to lists of values, at the
 top level or under ``[grid]``; or a ``[random]`` table with ``n``, ``seed`` and a ``[random.space]``
 of lists / ``{low, high, log, int}`` ranges.
@@ -103,13 +107,18 @@ def check_window(start: str | None, end: str | None) -> None:
             raise InvalidInput("--start", start, f"a time before --end {end} (the window is inverted or empty)")
 
 
-def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, start: str | None, end: str | None,
-            *, write: bool = False):
-    from hedge_core.backtest.timeline import load_market
+def _open(db: str | None, start: str | None, end: str | None, *, write: bool = False) -> Any:
     from hedge_core.store_open import open_store
 
     check_window(start, end)
-    st = open_store(db, write=write, hold=True)
+    return open_store(db, write=write, hold=True)
+
+
+def _market(db: str | None, venue: str, asset: str, quote: str, timeframe: str, start: str | None, end: str | None,
+            *, write: bool = False):
+    from hedge_core.backtest.timeline import load_market
+
+    st = _open(db, start, end, write=write)
     return load_market(st, venue=venue, spot_symbol=f"{asset}/{quote}", perp_symbol=f"{asset}/{quote}:{quote}",
                        timeframe=timeframe, start=start, end=end), st
 
@@ -142,6 +151,8 @@ def backtest_cmd(
     asset: str = typer.Option("BTC", "--asset"),
     quote: str = typer.Option("USDT", "--quote"),
     timeframe: str = typer.Option("1h", "--timeframe", help="bar size the store holds"),
+    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the spot leg (over the params')"),
+    perp_venue: str = typer.Option(None, "--perp-venue", help="xcarry: venue of the perp leg; its funding is read from the store"),
     as_json: bool = typer.Option(False, "--json", help="print KPIs and ledger totals as JSON"),
     save: bool = typer.Option(False, "--save", help="save the run to the store (hedge_runs mode 'backtest')"),
     run_id: str = typer.Option("bt-cli", "--run-id", help="run id (hedge id) when saving"),
@@ -149,17 +160,35 @@ def backtest_cmd(
 ) -> None:
     """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest, save_run
+    from hedge_core.backtest.xvenue_cli import is_xcarry, with_venues
 
-    st = None
+    st, xrun = None, None
     try:
-        p = read_params(params)
-        m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
-        r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id, paper=_paper(st, m)))
+        p = with_venues(read_params(params), spot_venue, perp_venue)
+        if is_xcarry(p):  # legs on two venues: prices from the venue that has them, the perp venue's funding
+            from hedge_core.backtest.xvenue import run_cross_venue_backtest
+            from hedge_core.backtest.xvenue_cli import store_cross_venue_markets
+            from hedge_core.backtest.xvenue_sweep import cross_venue_config
+
+            st = _open(db, start, end, write=save)
+            m = store_cross_venue_markets(st, p, [p.perp_venue], price_venue=venue, asset=asset, quote=quote,
+                                          timeframe=timeframe, start=start, end=end).by_venue[p.perp_venue]
+            xrun = run_cross_venue_backtest(p, m, start=start, end=end,
+                                            config=cross_venue_config(BacktestConfig(hedge_id=run_id,
+                                                                                     paper=_paper(st, m)), p))
+            r = xrun.result
+        else:
+            m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
+            r = run_backtest(p, m, start=start, end=end, config=BacktestConfig(hedge_id=run_id, paper=_paper(st, m)))
         if save:
             save_run(st, r)
         if html_out:
             from hedge_core.ui.figures.tearsheet import to_html
-            to_html(r, html_out)
+            extra = None
+            if xrun is not None:
+                from hedge_core.ui.figures.xvenue import cross_venue_tearsheet
+                extra = [cross_venue_tearsheet(xrun)]  # the venues, their money and the price assumption
+            to_html(r, html_out, extra=extra)
     except (HedgeError, ValueError) as exc:
         _fail(exc)
         return
@@ -169,9 +198,13 @@ def backtest_cmd(
     if as_json:
         typer.echo(json.dumps({"run_id": r.hedge_id, "strategy": p.strategy, "start": str(r.start), "end": str(r.end),
                                "capital": r.capital, "kpis": _clean(r.kpis), "totals": _clean(r.totals()),
-                               "final_state": r.final_state}, indent=2))
+                               "final_state": r.final_state,
+                               **({"notes": list(xrun.notes), "per_venue": xrun.per_venue.reset_index().to_dict("records")}
+                                  if xrun is not None else {})}, indent=2))
         return
     typer.echo(f"{p.strategy} {r.start} .. {r.end}  capital {r.capital:,.2f}  final state {r.final_state}")
+    for note in (xrun.notes if xrun is not None else ()):
+        typer.echo(f"  note: {note}")
     for k, v in r.totals().items():
         typer.echo(f"  {k:<22} {v:>14,.4f}")
     for k, v in r.kpis.items():
@@ -192,6 +225,8 @@ def sweep_cmd(
     asset: str = typer.Option("BTC", "--asset"),
     quote: str = typer.Option("USDT", "--quote"),
     timeframe: str = typer.Option("1h", "--timeframe"),
+    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the spot leg (over the params')"),
+    perp_venue: str = typer.Option(None, "--perp-venue", help="xcarry: venue of the perp leg; its funding is read from the store"),
     metric: str = typer.Option("sharpe", "--metric", help="KPI to rank by"),
     out: str = typer.Option(None, "--out", help="write the full results table (CSV)"),
     as_json: bool = typer.Option(False, "--json", help="print the results table as JSON records"),
@@ -201,17 +236,28 @@ def sweep_cmd(
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline
     from hedge_core.backtest.sweep import Payload, grid_points, random_points, run_sweep
+    from hedge_core.backtest.xvenue_cli import is_xcarry, perp_venues_of, store_cross_venue_markets, with_venues
 
     try:
-        base = read_params(params)
+        base = with_venues(read_params(params), spot_venue, perp_venue)
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
-        m, st = _market(db, venue, asset, quote, timeframe, start, end)
-        try:
-            cfg = BacktestConfig(paper=_paper(st, m))
-        finally:
-            st.close()
-        tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
+        if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
+            st = _open(db, start, end)
+            try:
+                vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,
+                                               asset=asset, quote=quote, timeframe=timeframe, start=start, end=end)
+                cfg = BacktestConfig(paper=_paper(st, next(iter(vm.by_venue.values()))))
+            finally:
+                st.close()
+            tl = vm.timelines(start=start, end=end, config=cfg)
+        else:
+            m, st = _market(db, venue, asset, quote, timeframe, start, end)
+            try:
+                cfg = BacktestConfig(paper=_paper(st, m))
+            finally:
+                st.close()
+            tl = build_timeline(m, start=start if start else m.first + cfg.warmup, end=end, spec=cfg.spec)
         table = run_sweep(base, points, payload=Payload(tl, cfg), scheduler=scheduler, workers=workers,
                           show_progress=sys.stderr.isatty())
     except (HedgeError, ValueError) as exc:

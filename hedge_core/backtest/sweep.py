@@ -166,9 +166,20 @@ class Payload:
 def evaluate_backtest(params: Any, payload: Payload) -> dict[str, float]:
     """KPIs of one backtest: fast path when it accepts the run, else the event-driven path.
 
+    A strategy without a fast kernel (``strategy_for(params).fast_kernel is None``, e.g. ``xcarry``)
+    goes straight to the event path (:func:`hedge_core.backtest.xvenue_sweep.evaluate_event`: the
+    cross-venue backtest for ``xcarry``, whose payload timeline is a ``VenueTimelines``).
     Adds ``_fast`` = 1.0 / 0.0 (which path ran).
     """
     from hedge_core.backtest.event import BacktestConfig, run_backtest
+    from hedge_core.engine.strategies import strategy_for
+
+    if strategy_for(params).fast_kernel is None:
+        from hedge_core.backtest.xvenue_sweep import evaluate_event
+
+        k = evaluate_event(params, payload.timeline, payload.config, payload.capital)
+        k["_fast"] = 0.0
+        return k
     from hedge_core.backtest.fast import FastPathUnsupported, fast_kpis
 
     cfg = payload.config if payload.config is not None else BacktestConfig()
@@ -457,12 +468,18 @@ def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any
     on the following test window. Windows roll by ``step`` (default: the test length).
 
     Returns one row per fold: train/test bounds, the chosen parameters, its train metric and the
-    test KPIs (``test_<kpi>``).
+    test KPIs (``test_<kpi>``). For ``xcarry``, ``market`` is a ``VenueMarkets`` (one market per perp
+    venue, :func:`hedge_core.backtest.xvenue_sweep.venue_markets`) or one ``cross_venue_market``.
     """
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline, utc
+    from hedge_core.engine.strategies import strategy_for
 
     cfg = config if config is not None else BacktestConfig()
+    if strategy_for(base).fast_kernel is None and getattr(base, "strategy", None) == "xcarry":
+        from hedge_core.backtest.xvenue_sweep import VenueMarkets
+
+        market = VenueMarkets.of(market)  # one market per perp venue: the timelines of a fold per venue
     tr, te = pd.Timedelta(train), pd.Timedelta(test)
     st = pd.Timedelta(step) if step is not None else te
     if tr <= pd.Timedelta(0) or te <= pd.Timedelta(0) or st <= pd.Timedelta(0):
@@ -471,16 +488,22 @@ def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any
     t_end = utc(end) if end is not None else market.last
     if t0 + tr + te > t_end:
         raise InvalidInput("train+test", str(tr + te), f"<= the window {t0} .. {t_end}")
-    from hedge_core.analytics.inputs import market_inputs
+    if hasattr(market, "fold_builder"):  # VenueMarkets
+        build = market.fold_builder(cfg.spec)
+    else:
+        from hedge_core.analytics.inputs import market_inputs
 
-    inputs = market_inputs(market.spot, market.perp, mark=market.mark, funding=market.funding, spec=cfg.spec,
-                           bar_seconds=market.bar.total_seconds())
+        inputs = market_inputs(market.spot, market.perp, mark=market.mark, funding=market.funding, spec=cfg.spec,
+                               bar_seconds=market.bar.total_seconds())
+
+        def build(s: Any, e: Any) -> Any:
+            return build_timeline(market, start=s, end=e, inputs=inputs)
     points = grid_points(grid)
     folds = []
     a = t0
     while a + tr + te <= t_end:
-        tl_train = build_timeline(market, start=a, end=a + tr, inputs=inputs)
-        tl_test = build_timeline(market, start=a + tr, end=a + tr + te, inputs=inputs)
+        tl_train = build(a, a + tr)
+        tl_test = build(a + tr, a + tr + te)
         table = run_sweep(base, points, payload=Payload(tl_train, cfg), **kw)
         best = best_row(table, metric, maximize=maximize)
         chosen = {k: best[k] for k in grid}

@@ -77,7 +77,7 @@ def _set_path(d: dict[str, Any], dotted: str, value: Any) -> None:
 @params_app.command("export")
 def params_export(
     name: str = typer.Argument(..., help="Parameter set name."),
-    strategy: str = typer.Option("carry", help="carry | cross | voltier | grid (defaults of that strategy)."),
+    strategy: str = typer.Option("carry", help="carry | cross | voltier | grid | xcarry (defaults of that strategy)."),
     from_file: Path | None = typer.Option(None, "--from", help="Start from this version file (TOML) instead of defaults."),
     sets: list[str] = typer.Option([], "--set", help="field=value (dotted for nested, e.g. rebalance.drift_threshold=0.03); "
                                    "value parsed as TOML (off = None)."),

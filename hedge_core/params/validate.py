@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParams, StrategyParamsBase
+from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["OFF", "parse", "validation_error"]
+__all__ = ["OFF", "STRATEGY_NAMES", "parse", "validation_error"]
 
 OFF = "off"
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(StrategyParams)
+#: Every strategy a parameter set may name (the store lists, saves and promotes all of them).
+STRATEGY_NAMES: tuple[str, ...] = ("carry", "cross", "voltier", "grid", "xcarry")
+# the models' union plus the cross-venue carry (its model derives from CarryParams in its own module)
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[StrategyParams | CrossCarryParams,  # type: ignore[valid-type]
+                                                   Field(discriminator="strategy")])
 
 
 def _to_toml_value(v: Any) -> Any:
@@ -98,7 +103,8 @@ def _model_for(data: Any) -> Any:
         VolTierLoanParams,
     )
 
-    by = {"carry": CarryParams, "cross": CrossHedgeParams, "voltier": VolTierLoanParams, "grid": GridParams}
+    by = {"carry": CarryParams, "cross": CrossHedgeParams, "voltier": VolTierLoanParams, "grid": GridParams,
+          "xcarry": CrossCarryParams}
     return by.get(data.get("strategy")) if isinstance(data, Mapping) else None
 
 
@@ -137,8 +143,9 @@ def parse(data: Mapping[str, Any], *, where: str | None = None) -> StrategyParam
     """
     if not isinstance(data, Mapping):
         raise InvalidInput("params", type(data).__name__, "a table of parameters", where=where)
-    if data.get("strategy") not in ("carry", "cross", "voltier", "grid"):
-        raise InvalidInput("strategy", data.get("strategy"), "one of 'carry', 'cross', 'voltier', 'grid'", where=where)
+    if data.get("strategy") not in STRATEGY_NAMES:
+        raise InvalidInput("strategy", data.get("strategy"), "one of " + ", ".join(map(repr, STRATEGY_NAMES)),
+                           where=where)
     try:
         return _ADAPTER.validate_python(_from_toml_value(dict(data)))
     except ValidationError as exc:

@@ -9,8 +9,8 @@ closing each leg once at its own venue's fee plus slippage,
 cost is linear in the fee; the scanner, :mod:`hedge_core.analytics.scanner`, costs its rows the same
 way). The funding interval is the perp venue's (8h, 4h or 1h: ``MarketUpdate.funding_interval_hours``).
 
-Not yet in the parameter store's strategy union (``params.models``/``params.validate``): build it in
-code (``CrossCarryParams(...)``) or from a dict with ``CrossCarryParams.model_validate``.
+The parameter store (:mod:`hedge_core.params.store`, ``hedge params``) reads, saves and promotes it
+like the others (``strategy = "xcarry"``: :func:`hedge_core.params.validate.parse`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class CrossCarryParams(CarryParams):
     perp_venue: str = Field("bybit", min_length=1, max_length=40, description="venue of the perp leg (lower case)")
     spot_taker_fee: float = Field(0.001, ge=0, le=0.01, description="the spot venue's taker fee per fill (fraction; Binance spot VIP0 0.1 %)")
     perp_taker_fee: float = Field(0.00055, ge=0, le=0.01, description="the perp venue's taker fee per fill (fraction; Bybit perpetual VIP0 0.055 %)")
+    perp_venues: tuple[str, ...] = Field((), max_length=10, description="other perp venues this set allows: the perp leg's venue may be chosen among perp_venue and these by price, fee and depth when the hedge starts (hedge_core.exchange.best_venue); empty = perp_venue only. Backtests and sweeps use perp_venue")
     exit_below_apr: float | None = Field(None, ge=-5, le=5, description="close when the perp venue's expected funding APR that the position receives falls below this (fraction per year); None = off (the generic exits still apply)")
 
     @model_validator(mode="after")
@@ -39,7 +40,33 @@ class CrossCarryParams(CarryParams):
         if self.spot_venue.strip().lower() == self.perp_venue.strip().lower():
             raise ValueError(f"spot_venue={self.spot_venue!r} and perp_venue={self.perp_venue!r}: expected two "
                              "different venues (one venue: use strategy 'carry')")
+        for v in self.perp_venues:
+            if not v or v != v.strip().lower() or len(v) > 40:
+                raise ValueError(f"perp_venues: {v!r}: expected lower-case venue names of 1-40 characters")
+            if v == self.spot_venue.strip().lower():
+                raise ValueError(f"perp_venues: {v!r} is the spot venue: expected venues other than "
+                                 f"spot_venue={self.spot_venue!r}")
+        if len(set(self.perp_venues)) != len(self.perp_venues):
+            raise ValueError(f"perp_venues: {list(self.perp_venues)}: expected each venue once")
         return self
+
+    @property
+    def allowed_perp_venues(self) -> tuple[str, ...]:
+        """``perp_venue`` then ``perp_venues`` (each once, lower case): where the perp leg may go."""
+        out = [self.perp_venue.strip().lower()]
+        out += [v for v in self.perp_venues if v not in out]
+        return tuple(out)
+
+    def check_legs(self, spot_venue: str, perp_venue: str) -> None:
+        """InvalidInput unless a hedge's legs sit where this set says: the spot leg on ``spot_venue``,
+        the perp leg on one of :attr:`allowed_perp_venues` (the runner checks a hedge's venues with it)."""
+        from hedge_core.errors import InvalidInput
+
+        if spot_venue.strip().lower() != self.spot_venue.strip().lower():
+            raise InvalidInput("venue", spot_venue, f"the set's spot_venue {self.spot_venue!r} (an xcarry set names "
+                                                    "its spot venue)")
+        if perp_venue.strip().lower() not in self.allowed_perp_venues:
+            raise InvalidInput("perp_venue", perp_venue, f"one of the set's perp venues {list(self.allowed_perp_venues)}")
 
     @property
     def leg_fee(self) -> float:
@@ -50,6 +77,6 @@ class CrossCarryParams(CarryParams):
         """The same hedge as one-venue :class:`CarryParams` whose ``taker_fee`` is :attr:`leg_fee`
         (so the carry's entry rule costs both venues' fees)."""
         data = self.model_dump(exclude={"strategy", "spot_venue", "perp_venue", "spot_taker_fee", "perp_taker_fee",
-                                        "exit_below_apr"})
+                                        "perp_venues", "exit_below_apr"})
         data["taker_fee"] = self.leg_fee
         return CarryParams.model_validate(data)

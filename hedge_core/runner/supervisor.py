@@ -274,6 +274,9 @@ class Supervisor:
                 raise InvalidInput("notional", spec.notional, f"no size override for a {params.strategy} set")
             params = param_store.parse({**params.model_dump(mode="json"), "notional": spec.notional},
                                        where="size")
+        check_legs = getattr(params, "check_legs", None)  # xcarry: the hedge's venues are the set's
+        if callable(check_legs):
+            check_legs(*spec.leg_venues)
         return params
 
     def _base_params_for(self, spec: HedgeSpec) -> StrategyParamsBase:

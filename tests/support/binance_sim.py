@@ -424,6 +424,8 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
             ("GET", "/api/v3/ticker/bookTicker"): (lambda p: self._book(p, spot=True), False),
             ("GET", "/fapi/v1/ticker/bookTicker"): (lambda p: self._book(p, spot=False), False),
             ("GET", "/fapi/v1/premiumIndex"): (self._premium, False),
+            ("GET", "/api/v3/depth"): (lambda p: self._depth(p, spot=True), False),
+            ("GET", "/fapi/v1/depth"): (lambda p: self._depth(p, spot=False), False),
             ("GET", "/api/v3/klines"): (lambda p: self._klines(p, "spot"), False),
             ("GET", "/fapi/v1/klines"): (lambda p: self._klines(p, "fapi"), False),
             ("GET", "/fapi/v1/markPriceKlines"): (lambda p: self._klines(p, "mark"), False),

@@ -95,6 +95,24 @@ class MarketDataMixin:
             return t
         return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
 
+    def _depth(self, p: dict[str, str], *, spot: bool) -> dict[str, Any]:
+        # "Order Book", GET /fapi/v1/depth (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+        # market-data/rest-api/Order-Book) and GET /api/v3/depth (https://developers.binance.com/docs/binance-spot-api-docs/
+        # rest-api/market-data-endpoints#order-book): {lastUpdateId, [E, T futures], bids, asks}, levels
+        # ["price", "qty"] as strings, best first, at most `limit` per side. A test sets the levels in
+        # `order_books[(market, symbol id)]`; else one level of 1 at the last price.
+        sid = self._sym(p)
+        market = "spot" if spot else "fapi"
+        px = _fmt(self._px(market, sid))
+        book = getattr(self, "order_books", {}).get((market, sid), {"bids": [(px, 1)], "asks": [(px, 1)]})
+        n = int(p.get("limit", 500))
+        out: dict[str, Any] = {"lastUpdateId": 1}
+        if not spot:
+            out.update({"E": self.now_ms(), "T": self.now_ms()})
+        for side in ("bids", "asks"):
+            out[side] = [[_fmt(float(a)), _fmt(float(b))] for a, b in book[side][:n]]
+        return out
+
     def _premium(self, p: dict[str, str]) -> Any:
         def one(sid: str) -> dict[str, Any]:
             now = self.now_ms()

@@ -276,6 +276,7 @@ class BybitSim:
             ("GET", "/v5/market/instruments-info"): (self._instruments, False),
             ("GET", "/v5/market/risk-limit"): (self._risk_limit, False),
             ("GET", "/v5/market/tickers"): (self._tickers, False),
+            ("GET", "/v5/market/orderbook"): (self._orderbook, False),
             ("POST", "/v5/order/create"): (self._create, True),
             ("GET", "/v5/order/realtime"): (self._realtime, True),
             ("GET", "/v5/order/history"): (self._realtime, True),
@@ -321,6 +322,18 @@ class BybitSim:
                       "fundingRate": _fmt(self.funding_rate[sym]), "nextFundingTime": str(nxt),
                       "openInterest": "0", "openInterestValue": "0"})
         return {"category": cat, "list": [t]}
+
+    def _orderbook(self, p: dict[str, Any]) -> dict[str, Any]:
+        # "Get Orderbook", GET /v5/market/orderbook (https://bybit-exchange.github.io/docs/v5/market/orderbook):
+        # result {s, b: bids [["price", "size"]] best first, a: asks, ts, u, seq, cts}, at most `limit` a
+        # side. A test sets the levels in `order_books[(category, symbol)]`; else one level of 1 at the price.
+        sym, cat = p.get("symbol", "BTCUSDT"), p.get("category", "spot")
+        px = self.prices[sym]
+        book = getattr(self, "order_books", {}).get((cat, sym), {"bids": [(px, 1)], "asks": [(px, 1)]})
+        n = int(p.get("limit", 25))
+        return {"s": sym, "b": [[_fmt(float(a)), _fmt(float(b))] for a, b in book["bids"][:n]],
+                "a": [[_fmt(float(a)), _fmt(float(b))] for a, b in book["asks"][:n]], "ts": self.now_ms(),
+                "u": 1, "seq": 1, "cts": self.now_ms()}
 
     # ---- orders
     def _create(self, p: dict[str, Any]) -> dict[str, Any]:

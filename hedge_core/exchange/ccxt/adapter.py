@@ -333,6 +333,15 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                     low=_f(r[3]), close=_f(r[4]), volume=0.0 if kind is MarketKind.MARK else _f(r[5]),
                     timeframe=timeframe) for r in rows]
 
+    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, list[list[float]]]:
+        """The venue's order book of ``symbol`` (public endpoint; not part of the adapter protocol):
+        ``{"bids": [[price, amount], ...] best first, "asks": [...]}``, prices in quote per base and
+        amounts in BASE units (the venue's contracts x the instrument's contract size)."""
+        await self._ensure_markets()
+        cs = self._instrument(symbol).contract_size
+        got = await self._call("fetch_order_book", lambda: self._ex.fetch_order_book(symbol, limit))
+        return {side: [[_f(lv[0]), _f(lv[1]) * cs] for lv in got.get(side) or []] for side in ("bids", "asks")}
+
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """Balances of one wallet (``"spot"`` or ``"perp"``); zero balances omitted.
 

@@ -1,0 +1,153 @@
+"""Sweeps and walk-forward over the cross-venue carry (``xcarry``): the payload and the evaluator.
+
+A cross-venue run needs the PERP VENUE's funding on the shared prices
+(:func:`hedge_core.backtest.xvenue.cross_venue_market`), so a sweep that varies ``perp_venue`` needs
+one replay timeline per perp venue. :class:`VenueTimelines` holds them, keyed by venue; the sweep
+payload (:class:`hedge_core.backtest.sweep.Payload`) carries it in place of one timeline.
+:class:`VenueMarkets` is the same for walk-forward (one market per perp venue, cut per fold).
+
+:func:`evaluate_event` is what :func:`hedge_core.backtest.sweep.evaluate_backtest` runs for a strategy
+without a fast kernel (``strategy_for(params).fast_kernel is None``): the cross-venue backtest for
+``xcarry``, the event backtest for anything else. A run here is the single run
+(:func:`hedge_core.backtest.xvenue.run_cross_venue_backtest`) on the same timeline: same KPIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import pandas as pd
+
+from hedge_core.backtest.event import BacktestConfig
+from hedge_core.backtest.timeline import Market, Timeline, build_timeline, utc
+from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market, run_cross_venue_backtest
+from hedge_core.errors import InvalidInput
+from hedge_core.params.models import StrategyParamsBase
+from hedge_core.params.xcarry import CrossCarryParams
+
+__all__ = ["VenueMarkets", "VenueTimelines", "cross_venue_config", "evaluate_event", "venue_markets"]
+
+
+@dataclass(frozen=True)
+class VenueTimelines:
+    """Replay timelines of the same prices, each with one perp venue's funding (keyed by venue, lower case)."""
+
+    by_venue: Mapping[str, Timeline]
+
+    def for_venue(self, venue: str) -> Timeline:
+        """The timeline carrying ``venue``'s funding; InvalidInput naming the venues held when absent."""
+        tl = self.by_venue.get(venue.strip().lower())
+        if tl is None:
+            raise InvalidInput("perp_venue", venue, f"a venue whose funding the sweep was given: {sorted(self.by_venue)}")
+        return tl
+
+
+@dataclass(frozen=True)
+class VenueMarkets:
+    """Markets of the same prices, each with one perp venue's funding (:func:`cross_venue_market`), keyed by venue."""
+
+    by_venue: Mapping[str, Market]
+
+    def __post_init__(self) -> None:
+        if not self.by_venue:
+            raise InvalidInput("perp venues", (), "at least one perp venue's funding")
+
+    @property
+    def _any(self) -> Market:
+        return next(iter(self.by_venue.values()))
+
+    @property
+    def first(self) -> pd.Timestamp:
+        """First price bar (UTC); the prices are shared by every venue's market."""
+        return self._any.first
+
+    @property
+    def last(self) -> pd.Timestamp:
+        """End of the last price bar (UTC)."""
+        return self._any.last
+
+    def fold_builder(self, spec: object) -> Callable[[object, object], VenueTimelines]:
+        """``build(start, end) -> VenueTimelines`` with each venue's analytics inputs computed once."""
+        from hedge_core.analytics.inputs import market_inputs
+
+        inputs = {v: market_inputs(m.spot, m.perp, mark=m.mark, funding=m.funding, spec=spec,  # type: ignore[arg-type]
+                                   bar_seconds=m.bar.total_seconds()) for v, m in self.by_venue.items()}
+
+        def build(start: object, end: object) -> VenueTimelines:
+            return VenueTimelines(MappingProxyType({v: build_timeline(m, start=start, end=end, inputs=inputs[v])
+                                                    for v, m in self.by_venue.items()}))
+        return build
+
+    def timelines(self, *, start: object | None = None, end: object | None = None,
+                  config: BacktestConfig | CrossVenueConfig | None = None) -> VenueTimelines:
+        """One replay window ``[start, end]`` (start default: first bar + the config's warm-up) for every venue."""
+        cfg = config if config is not None else BacktestConfig()
+        t0 = utc(start) if start is not None else self.first + cfg.warmup
+        return VenueTimelines(MappingProxyType({v: build_timeline(m, start=t0, end=end, spec=cfg.spec)
+                                                for v, m in self.by_venue.items()}))
+
+    @classmethod
+    def of(cls, market: Market | VenueMarkets) -> VenueMarkets:
+        """``market`` itself, or one cross-venue market keyed by the venue its funding is from
+        (``meta['funding_from']``, set by :func:`cross_venue_market`); InvalidInput otherwise."""
+        if isinstance(market, VenueMarkets):
+            return market
+        venue = getattr(market, "meta", {}).get("funding_from")
+        if not venue:
+            raise InvalidInput("market", getattr(market, "venue", type(market).__name__),
+                               "a cross-venue market (cross_venue_market / venue_markets): the perp venue's "
+                               "funding must be named for an xcarry run")
+        return cls(MappingProxyType({str(venue).lower(): market}))
+
+
+def venue_markets(prices: Market, crossvenue: pd.DataFrame, perp_venues: Iterable[str],
+                  pair: str | None = None) -> VenueMarkets:
+    """``prices`` with each of ``perp_venues``' funding from the cross-venue frame (InvalidInput naming
+    the series the frame holds when one is missing)."""
+    vs = [v.strip().lower() for v in perp_venues]
+    if not vs:
+        raise InvalidInput("perp_venues", vs, "at least one venue, e.g. ['bybit', 'okx']")
+    return VenueMarkets(MappingProxyType({v: cross_venue_market(prices, crossvenue, perp_venue=v, pair=pair)
+                                          for v in vs}))
+
+
+def cross_venue_config(config: BacktestConfig | CrossVenueConfig | None, params: CrossCarryParams,
+                       capital: float | None = None) -> CrossVenueConfig:
+    """The cross-venue config of a sweep point: a :class:`CrossVenueConfig` as given, or a
+    :class:`BacktestConfig`'s paper model on both venues, each with the params' fee for its leg
+    (the default config gives exactly :class:`CrossVenueConfig`'s default venues)."""
+    if isinstance(config, CrossVenueConfig):
+        return config if capital is None else replace(config, capital=capital)
+    cfg = config if config is not None else BacktestConfig()
+    return CrossVenueConfig(hedge_id=cfg.hedge_id, spot_paper=replace(cfg.paper, spot_taker_fee=params.spot_taker_fee),
+                            perp_paper=replace(cfg.paper, perp_taker_fee=params.perp_taker_fee),
+                            spot_usdt=cfg.spot_usdt, perp_usdt=cfg.perp_usdt,
+                            capital=capital if capital is not None else cfg.capital, spec=cfg.spec, warmup=cfg.warmup)
+
+
+def evaluate_event(params: StrategyParamsBase, timeline: Timeline | VenueTimelines,
+                   config: BacktestConfig | CrossVenueConfig | None, capital: float | None = None) -> dict[str, float]:
+    """KPIs of the event-driven run of ``params`` (the path of strategies without a fast kernel).
+
+    ``xcarry``: the cross-venue backtest on the timeline of ``params.perp_venue`` (a bare
+    :class:`Timeline` is refused: which venue's funding it carries is not known).
+    Anything else: :func:`hedge_core.backtest.event.run_backtest` on ``timeline``.
+    """
+    if isinstance(params, CrossCarryParams):
+        if not isinstance(timeline, VenueTimelines):
+            raise InvalidInput("payload.timeline", type(timeline).__name__,
+                               "VenueTimelines keyed by perp venue for an xcarry sweep "
+                               "(VenueMarkets.timelines / venue_markets(...).timelines)")
+        run = run_cross_venue_backtest(params, timeline.for_venue(params.perp_venue),
+                                       config=cross_venue_config(config, params, capital))
+        return dict(run.result.kpis)
+    if isinstance(timeline, VenueTimelines):
+        raise InvalidInput("payload.timeline", "VenueTimelines", f"one Timeline for strategy {params.strategy!r}")
+    from hedge_core.backtest.event import run_backtest
+
+    cfg = config if isinstance(config, BacktestConfig) else BacktestConfig()
+    if capital is not None:
+        cfg = replace(cfg, capital=capital)
+    return dict(run_backtest(params, timeline, config=cfg, keep_timeline=False).kpis)
