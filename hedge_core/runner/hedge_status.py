@@ -113,7 +113,7 @@ class HedgeStatusMixin:
             "liq_distance_close": num(self.params.guards.liq_distance_close),
             "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
             "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
-            "perp_venue": self.spec.leg_venues[1],
+            "perp_venue": getattr(self.spec, "perp_venue", None) or self.spec.venue,
             "started_at": str(self.started_at), "held": held_sentence(c, self.params),
             "stale_updates": getattr(self, "stale_updates", 0)}
         try:
