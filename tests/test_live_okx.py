@@ -333,6 +333,19 @@ def test_okx_position_tiers_in_contracts_map_to_notional_brackets():
     assert maintenance_margin(40_000.0, ada.brackets) == pytest.approx(475.0)  # OKX: 600 (whole position at 1.5 %)
 
 
+def test_a_live_hedge_start_reads_the_okx_tiers_as_its_brackets():
+    """A hedge's start asks ``fetch_brackets`` when ``offers_brackets`` (runner.hedge_recovery): on OKX that
+    is the position tiers mapped like ``hedge data instruments`` does, not the built-in Binance table."""
+
+    async def go():
+        async with okx_env(sim=_ada_sim()) as env:
+            assert env.adapter.offers_brackets
+            return await env.adapter.fetch_brackets("ADA/USDT:USDT")
+
+    table = asyncio.run(go())
+    assert [(b.notional_cap, b.mmr) for b in table][:2] == [(25_000.0, 0.01), (50_000.0, 0.015)]
+
+
 def test_okx_tiers_with_a_gap_are_refused_naming_the_symbol():
     from hedge_core.errors import InvalidInput
 

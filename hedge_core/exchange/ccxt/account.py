@@ -80,8 +80,9 @@ class AccountSettingsMixin:
 
     @property
     def offers_brackets(self) -> bool:
-        """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M)."""
-        return self.config.brackets
+        """Whether :meth:`fetch_brackets` reads this venue's table (Binance USD-M's signed bracket call;
+        Bybit's risk-limit and OKX's position tiers through :meth:`fetch_tiers`)."""
+        return self.config.brackets or self.offers_tiers
 
     async def fetch_brackets(self, symbol: str) -> tuple[Any, ...]:
         """The venue's maintenance-margin brackets of a perp (OPTIONAL protocol method), as
@@ -91,7 +92,12 @@ class AccountSettingsMixin:
         from hedge_core.analytics.risk import brackets_from_tiers
 
         if not self.config.brackets:
-            raise he.InvalidInput("venue", self.venue, "binance (the venue whose brackets this adapter maps)")
+            if not self.offers_tiers:
+                raise he.InvalidInput("venue", self.venue, "a venue whose tiers this adapter maps (binance, bybit, okx)")
+            table = (await self.fetch_tiers([symbol])).get(symbol)
+            if not table:
+                raise he.InvalidInput("symbol", symbol, "a perp the venue returned tiers for")
+            return table
         await self._ensure_markets()
         self._perp(symbol)
         tiers = await self._call("fetch_brackets", lambda: self._ex.fetch_leverage_tiers([symbol]))
