@@ -142,6 +142,9 @@ def test_funding_apr_hand_cases():
 def test_carry_cost_formulas_hand_cases():
     assert money.basis(40_040.0, 40_000.0) == pytest.approx(0.001)  # 40 above 40,000 = 10 bps
     assert money.round_trip_cost(2, 0.0004, 0.0002) == pytest.approx(0.0024)  # 2 legs x in+out x 0.06 %
+    # Binance VIP0 spot 0.1 % and USD-M perp 0.05 % taker, 2 bps slippage: in+out spot 0.24 %, perp 0.14 %
+    assert money.pair_round_trip_cost(0.001, 0.0005, 0.0002) == pytest.approx(0.0038)
+    assert money.pair_round_trip_cost(0.0004, 0.0004, 0.0002) == pytest.approx(money.round_trip_cost(2, 0.0004, 0.0002))
     # 10.95 % APR for 10 days = 0.3 %, minus 0.24 % round trip = 0.06 %
     assert money.expected_net_carry(0.1095, 0.0, 10.0, 0.0024) == pytest.approx(0.0006)
     # with a 3.65 % borrow: (0.1095 - 0.0365) x 10 / 365 - 0.0024 = -0.0004
@@ -321,6 +324,7 @@ SAMPLES = {
     "funding_pay_apr": [(0.3, 0.000137, 8.0), (-0.3, 0.000137, 4.0)],
     "basis": [(43_260.3, 43_214.1)],
     "round_trip_cost": [(2, 0.0005, 0.0002)],
+    "pair_round_trip_cost": [(0.001, 0.0005, 0.0001)],
     "expected_net_carry": [(0.1095, 0.0, 3.0, 0.0028)],
     "bracket_index": [(264_000.0, _COLS[1])],
     "maintenance_margin": [(264_000.3, 0.01, 1_300.0)],

@@ -80,6 +80,7 @@ from hedge_core.analytics.risk import brackets_for
 from hedge_core.backtest.timeline import Market, Timeline, timeline_of
 from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 from hedge_core.errors import HedgeError, InvalidInput
+from hedge_core.exchange.costs import entry_round_trip, from_paper, resolve_costs
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.types import MarginMode, PositionMode
 
@@ -186,7 +187,7 @@ def entry_signal(params: Any, tl: Timeline) -> np.ndarray:
             ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
         return ok & tl.priced
     hours = float(tl.interval_hours)
-    round_trip = money.round_trip_cost(2, params.taker_fee, params.slippage_rate)
+    round_trip = entry_round_trip(params)  # the venue's cost model (exchange.costs), as carry.decide
     days = params.expected_hold_intervals * hours / 24.0
     args = (float(params.min_funding_rate), float(params.max_entry_basis_bps), round_trip, days, hours,
             float(params.min_net_carry))
@@ -1255,6 +1256,7 @@ def _run_raw(params: Any, market: Market | Timeline, *, start: object | None = N
     from hedge_core.backtest.event import BacktestConfig, _balances
 
     cfg = config if config is not None else BacktestConfig()
+    params = resolve_costs(params, from_paper(cfg.paper))  # the entry filter prices the venue's round trip
     check_supported(params, cfg.paper)
     tl = timeline_of(market, start=start, end=end, warmup=cfg.warmup, spec=cfg.spec)
     check_supported(params, cfg.paper, tl.perp_symbol)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hedge_core.exchange.costs import CostModel
 from hedge_core.types import MarginMode
 
 __all__ = [
@@ -128,8 +129,9 @@ class _StrategyBase(_Frozen):
     guards: GuardParams = GuardParams()
     leverage: LeverageParams = LeverageParams()
     activation: ActivationParams = ActivationParams()
-    taker_fee: float = Field(0.0004, ge=0, le=0.01, description="taker fee per fill used in entry decisions (fraction of notional)")
-    slippage_rate: float = Field(0.0002, ge=0, le=0.01, description="expected slippage per fill used in entry decisions (fraction of notional)")
+    taker_fee: float | None = Field(None, ge=0, le=0.01, description="override: one taker fee per fill on both legs used in entry decisions (fraction of notional); None = the venue's own spot and perp taker fees (exchange.costs)")
+    slippage_rate: float | None = Field(None, ge=0, le=0.01, description="override: expected slippage per fill used in entry decisions (fraction of notional); None = the venue's (exchange.costs)")
+    venue_costs: CostModel | None = Field(None, exclude=True, description="the venue's cost model, attached by exchange.costs.resolve_costs where the hedge meets its venue (backtest, runner); not exported")
 
 
 class CarryParams(_StrategyBase):
