@@ -24,7 +24,8 @@ def test_specification_defaults():
     assert (p.rebalance.ratio_min, p.rebalance.target_ratio, p.rebalance.ratio_max) == (0.8, 1.0, 1.2)
     assert p.allow_spot_short is False
     v = VolTierLoanParams()
-    assert (v.collateral_qty, v.loan, v.loan_apr, v.reserve, v.perp_leverage, v.pt_k) == (0.27, 16_200, 0.06, 10_000, 25, 1.5)
+    assert (v.loan, v.loan_apr, v.reserve, v.perp_leverage, v.pt_k) == (16_200, 0.06, 10_000, 25, 1.5)
+    assert v.collateral_qty is None and v.start_ltv == 0.5  # collateral sized from the first price
     assert v.exit.trailing_giveback == 0.3
 
 

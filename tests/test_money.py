@@ -274,6 +274,7 @@ def test_loan_formulas_hand_cases():
     assert money.simple_interest(100_000.0, 0.08, 365 * 86_400) == pytest.approx(8_000.0)
     assert money.simple_interest(100_000.0, 0.08, 86_400) == pytest.approx(8_000.0 / 365)
     assert money.loan_to_value(50_000.0, 1.0, 100_000.0) == 0.5
+    assert money.collateral_for_ltv(16_200.0, 0.5, 64_800.0) == 0.5  # 16,200 / (0.5 x 64,800) = 0.5 BTC
     np.testing.assert_allclose(money.loan_to_value(50_000.0, 2.0, np.array([50_000.0, 25_000.0])), [0.5, 1.0])
     assert money.repayment_split(150.0, 100.0, 1_000.0) == (100.0, 50.0, 0.0)  # interest first
     assert money.repayment_split(1_200.0, 100.0, 1_000.0) == (100.0, 1_000.0, 100.0)  # leftover back
@@ -347,6 +348,7 @@ SAMPLES = {
     "tick_round": [(43_214.137, 0.1)],
     "meets_minimums": [(0.002, 43_214.1, 0.001, 0.001, 100.0)],
     "simple_interest": [(31_234.5, 0.083, 123_456.7)],
+    "collateral_for_ltv": [(16_200.0, 0.5, 43_214.1)],
     "loan_to_value": [(31_234.5, 1.3, 43_214.1)],
     "repayment_split": [(150.3, 100.7, 1_000.1)],
     "reserve_deployment": [(0.8123, 0.65, 0.75, 0.85, 3_000.0, 8_000.0, 10_000.0)],

@@ -133,7 +133,7 @@ class BacktestResult:
 
 def capital_of(params: StrategyParamsBase, spot_price: float) -> float:
     """Default capital for returns/APR (quote): the strategy's ``capital`` (the hedge notional, or
-    the collateral value of a loan book: ``collateral_qty x first spot price``)."""
+    the collateral value of a loan book: ``collateral_at(first spot price) x first spot price``)."""
     return strategy_for(params).capital(params, spot_price)
 
 

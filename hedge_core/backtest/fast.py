@@ -1137,7 +1137,7 @@ def _pack_voltier(params: Any, paper: PaperConfig, tl: Timeline, balances: dict,
         rb.drift_threshold, rb.min_order_notional, rb.cooldown_s,
         balances["perp"]["USDT"], g.max_position_qty, g.max_position_notional,
         rb.ratio_min, rb.ratio_max, params.pt_k, params.perp_leverage,
-        params.collateral_qty, first_px, params.loan, params.loan_apr, params.reserve, params.ltv_flatten,
+        params.collateral_at(first_px), first_px, params.loan, params.loan_apr, params.reserve, params.ltv_flatten,
     ], dtype="float64")
     ip = np.array([-1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
                    1 if e.rearm else 0, g.max_orders_per_minute, 1 if g.ltv_band_actions else 0], dtype="int64")

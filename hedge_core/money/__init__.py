@@ -90,6 +90,7 @@ from hedge_core.money.loan import (
     SECONDS_PER_YEAR,
     simple_interest,
     loan_to_value,
+    collateral_for_ltv,
     repayment_split,
     reserve_deployment,
 )

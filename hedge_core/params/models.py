@@ -11,10 +11,13 @@ them unchanged (see :data:`StrategyParams`, a discriminated union on ``strategy`
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hedge_core import money
+from hedge_core.errors import InvalidInput
 from hedge_core.exchange.costs import CostModel
 from hedge_core.types import MarginMode
 
@@ -171,8 +174,9 @@ class VolTierLoanParams(_StrategyBase):
     """
 
     strategy: Literal["voltier"] = "voltier"
-    collateral_qty: float = Field(0.27, gt=0, le=1e6, description="collateral held, base units (BTC)")
     loan: float = Field(16_200.0, ge=0, le=1e9, description="loan outstanding at start, quote (USDT)")
+    start_ltv: float = Field(0.50, gt=0, lt=1, description="LTV the book starts at: the collateral is sized from the first spot price as loan / (start_ltv x price); must be below ltv_warn")
+    collateral_qty: float | None = Field(None, gt=0, le=1e6, description="override: collateral held, base units (BTC); None = sized from start_ltv and the first price (collateral_at)")
     loan_apr: float = Field(0.06, ge=0, le=5, description="loan interest, fraction per year")
     reserve: float = Field(10_000.0, ge=0, le=1e9, description="USDT reserve deployable as extra collateral")
     perp_leverage: float = Field(25.0, ge=1, le=125, description="perp leverage (x)")
@@ -198,7 +202,29 @@ class VolTierLoanParams(_StrategyBase):
             raise ValueError(f"tier_ratios={self.tier_ratios} must lie in [0, 2]")
         if self.ltv_warn >= self.ltv_flatten:
             raise ValueError(f"ltv_warn={self.ltv_warn} must be < ltv_flatten={self.ltv_flatten}")
+        if self.collateral_qty is None and self.start_ltv >= self.ltv_warn:
+            raise ValueError(f"start_ltv={self.start_ltv} must be < ltv_warn={self.ltv_warn} (a book starting in its "
+                             "warning band deploys its reserve at once)")
+        if self.collateral_qty is None and self.loan <= 0:
+            raise ValueError(f"loan={self.loan} must be > 0 to size the collateral from start_ltv (or set collateral_qty)")
         return self
+
+    def collateral_at(self, price: float) -> float:
+        """Collateral held, base units: ``collateral_qty`` when set, else sized so the book starts at
+        ``start_ltv`` at ``price`` (quote per base, the first spot price):
+        ``loan / (start_ltv x price)`` (``money.collateral_for_ltv``).
+
+        Raises
+        ------
+        InvalidInput
+            ``price`` not a finite number > 0 (only when sizing from it).
+        """
+        if self.collateral_qty is not None:
+            return float(self.collateral_qty)
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not (math.isfinite(price) and price > 0):
+            raise InvalidInput("price", price, "the first spot price, a finite number > 0 (quote per base), to size "
+                               "the collateral from start_ltv")
+        return money.collateral_for_ltv(float(self.loan), float(self.start_ltv), float(price))
 
 
 class GridParams(_StrategyBase):
