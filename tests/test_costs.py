@@ -116,10 +116,10 @@ def test_venue_costs_are_not_exported_and_the_override_range_is_checked():
         CarryParams(taker_fee=0.02)
 
 
-# ---- the entry filter on both paths: 0.24 % would enter, the venue's 0.32 % does not ------------------
+# ---- the entry filter on both paths: 0.24 % would enter, the venue's 0.34 % does not ------------------
 # Held 10 funding intervals of 8h at 0.0003 per interval, the carry collects 10 x 0.0003 = 0.3 % of the
 # notional (basis 0): more than the old 0.24 % round trip, less than the paper venue's
-# 2 x (0.1 % + 1 bp) + 2 x (0.05 % + 1 bp) = 0.32 %.
+# 2 x (0.1 % + 1 bp) + 2 x (0.05 % + 1 bp) = 0.34 %.
 
 RATE = 0.0003
 ENTRY = {"expected_hold_intervals": 10, "min_funding_rate": 0.0001, "min_net_carry": 0.0,

@@ -94,7 +94,7 @@ class CostModel:
         return money.pair_round_trip_cost(self.spot_taker_fee, self.perp_taker_fee, self.slippage_rate)
 
     def describe(self) -> str:
-        """``'0.32 % (spot 0.1 %, perp 0.05 %, slippage 1 bps)'``."""
+        """``'0.34 % (spot 0.1 %, perp 0.05 %, slippage 1 bps)'``."""
         return (f"{self.round_trip * 100:.4g} % (spot {self.spot_taker_fee * 100:.4g} %, "
                 f"perp {self.perp_taker_fee * 100:.4g} %, slippage {self.slippage_rate * 1e4:.4g} bps)")
 

@@ -5,7 +5,7 @@ rebalance drift 5 %, stop loss 2 % of notional, profit target 1 % of notional, m
 hedge ratio bounds 0.8-1.2 around a target of 1.0. Exceptions, measured on the shared data
 (docs/backtests.md "Cost model"): the carry holds 7 days and re-arms (``expected_hold_intervals``
 21, ``exit.max_holding_hours`` 168, ``exit.rearm``), because a one-day hold never pays the venue's
-real round trip (0.32 %); the loan book sizes its collateral from ``start_ltv``.
+real round trip (0.34 %); the loan book sizes its collateral from ``start_ltv``.
 
 Export / import with provenance is a later issue: the models are plain pydantic models, so
 ``model_dump()`` / ``model_validate()`` round-trip them; a provenance wrapper can hold one of
