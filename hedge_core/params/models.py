@@ -18,6 +18,7 @@ import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from hedge_core import money
 from hedge_core.errors import InvalidInput
@@ -137,7 +138,7 @@ class _StrategyBase(_Frozen):
     activation: ActivationParams = ActivationParams()
     taker_fee: float | None = Field(None, ge=0, le=0.01, description="override: one taker fee per fill on both legs used in entry decisions (fraction of notional); None = the venue's own spot and perp taker fees (exchange.costs)")
     slippage_rate: float | None = Field(None, ge=0, le=0.01, description="override: expected slippage per fill used in entry decisions (fraction of notional); None = the venue's (exchange.costs)")
-    venue_costs: CostModel | None = Field(None, exclude=True, description="the venue's cost model, attached by exchange.costs.resolve_costs where the hedge meets its venue (backtest, runner); not exported")
+    venue_costs: SkipJsonSchema[CostModel | None] = Field(None, exclude=True, description="the venue's cost model, attached by exchange.costs.resolve_costs where the hedge meets its venue (backtest, runner); not exported")
 
 
 class CarryParams(_StrategyBase):
