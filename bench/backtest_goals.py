@@ -7,8 +7,9 @@ Targets (specification): loan coverage > 50 % within 6 months, net APR > 15 %, m
 fast kernel) at each leverage over a window, in three variants, and reports each KPI with
 whether it meets its target:
 
-- ``defaults``: the model defaults as they are (0.27 BTC collateral against a 16,200 USDT loan —
-  sized for a BTC price near 100k, so at 2023 prices the book starts far above 100 % LTV);
+- ``defaults``: the specification's original figures (0.27 BTC collateral against a 16,200 USDT loan —
+  sized for a BTC price near 100k, so at 2023 prices the book starts far above 100 % LTV; the model's
+  own default now sizes the collateral for ``start_ltv`` 0.50 from the first price);
 - ``ltv60``: the same loan and reserve, with the collateral sized to start at 60 % LTV;
 - ``ltv60_guards``: as ``ltv60`` with the liquidation-distance guards scaled to the leverage
   (the defaults, 8 % close / 15 % reduce, are tighter than a 15-25x position's own liquidation
@@ -47,7 +48,7 @@ def variant_params(variant: str, leverage: float, start_price: float) -> VolTier
     """The parameter set of one variant (see the module docstring)."""
     d = VolTierLoanParams()
     if variant == "defaults":
-        return VolTierLoanParams(perp_leverage=leverage)
+        return VolTierLoanParams(perp_leverage=leverage, collateral_qty=0.27)  # the specification's fixed 0.27 BTC
     coll = round(d.loan / (0.6 * start_price), 5)
     if variant == "ltv60":
         return VolTierLoanParams(perp_leverage=leverage, collateral_qty=coll)

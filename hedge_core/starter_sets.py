@@ -21,8 +21,8 @@ STARTERS: dict[str, tuple[type, str]] = {
     "starter-cross": (CrossHedgeParams, "cross hedge: one asset's spot hedged with another's perp"),
     "starter-grid": (GridParams, "grid around a delta-neutral core"),
 }
-# The loan book (VolTierLoanParams) has no starter: its defaults are a fixed collateral/loan pair that
-# starts near LTV 1 on recent prices (issue #13); a starter must trade sensibly out of the box.
+# The loan book (VolTierLoanParams) has no starter: its collateral is now sized from ``start_ltv`` at the
+# first price (issue #13), but its 16,200 USDT loan is not paper-sized like the starters' 1,000 USDT.
 
 
 def ensure_starter_sets(root: str | os.PathLike[str] | None = None, *, notional: float = 1_000.0,

@@ -261,7 +261,7 @@ def test_ltv_breach_handled_within_the_instant_shows_in_the_kpis(shared_data):
         import_path(st, shared_data / "sample_2023-01_2024-06" / f"binance_BTCUSDT_{kind}.csv")
     m = load_market(st, venue="binance", start="2024-03-01T00:00Z", end="2024-04-01T00:00Z")
     tl = build_timeline(m, start="2024-03-04T00:00Z", end="2024-04-01T00:00Z")
-    p = VolTierLoanParams()
+    p = VolTierLoanParams(collateral_qty=0.27)  # the specification's fixed collateral (the default sizes it for LTV 0.5)
     ev, fa = assert_fast_equals_event(p, tl, fills_required=False, ltv=True, kpis=True)
     e = ev.equity
     first = np.flatnonzero(tl.priced)[0]

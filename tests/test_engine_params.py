@@ -20,11 +20,16 @@ from hedge_core.params.models import (
 def test_specification_defaults():
     p = CarryParams()
     assert p.rebalance.drift_threshold == 0.05
-    assert p.exit.stop_loss_pct == 0.02 and p.exit.profit_target_pct == 0.01 and p.exit.max_holding_hours == 24
+    e = ExitParams()
+    assert e.stop_loss_pct == 0.02 and e.profit_target_pct == 0.01 and e.max_holding_hours == 24 and not e.rearm
+    # the carry's own: a 7-day hold (21 x 8h) that the entry filter assumes, re-armed after each exit
+    assert p.exit.stop_loss_pct == 0.02 and p.exit.profit_target_pct == 0.01
+    assert (p.exit.max_holding_hours, p.exit.rearm, p.expected_hold_intervals) == (168, True, 21)
     assert (p.rebalance.ratio_min, p.rebalance.target_ratio, p.rebalance.ratio_max) == (0.8, 1.0, 1.2)
     assert p.allow_spot_short is False
     v = VolTierLoanParams()
-    assert (v.collateral_qty, v.loan, v.loan_apr, v.reserve, v.perp_leverage, v.pt_k) == (0.27, 16_200, 0.06, 10_000, 25, 1.5)
+    assert (v.loan, v.loan_apr, v.reserve, v.perp_leverage, v.pt_k) == (16_200, 0.06, 10_000, 25, 1.5)
+    assert v.collateral_qty is None and v.start_ltv == 0.5  # collateral sized from the first price
     assert v.exit.trailing_giveback == 0.3
 
 

@@ -245,28 +245,44 @@ def test_replay_paper_and_figure_builders():
         timeline_figure(df.drop(columns=["delta"]))
 
 
-def test_known_at_analytics_uses_only_past_data():
+def test_replay_steps_read_the_one_timeline_inputs():
+    # the replay's analytics are market_inputs' (as backtests and the runner): at every instant the
+    # step's inputs equal the backtest timeline's columns, and a value labelled L is known at L + 1h only
+    from hedge_core.analytics.inputs import InputSpec
     from hedge_core.analytics.volatility import trailing_24h_vol
-    from hedge_core.engine.replay import known_at_analytics
+    from hedge_core.backtest.timeline import Market, timeline_of
+
     rng = np.random.default_rng(0)
     idx = pd.date_range(T0, periods=200, freq="1h", tz="UTC")
-    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200))), index=idx)
-    other = pd.Series(50 * np.exp(np.cumsum(rng.normal(0, 0.01, 200))), index=idx)
-    an = known_at_analytics(pd.DataFrame({"close": close, "volume": 1.0}), pd.DataFrame({"close": other}))
-    # a value labelled by bar open time L is only known at L + 1h
-    vol = trailing_24h_vol(close)
-    assert an.index[0] == idx[0] + pd.Timedelta(hours=1)
-    assert an["sigma_24h"].iloc[100] == pytest.approx(vol.loc[idx[100]])
-    # changing the future never changes what is known now
-    later = close.copy()
-    later.iloc[150:] *= 2
-    an2 = known_at_analytics(pd.DataFrame({"close": later, "volume": 1.0}), pd.DataFrame({"close": other}))
-    cols = ["sigma_24h", "baseline", "baseline_std", "beta", "correlation"]
-    pd.testing.assert_frame_equal(an.iloc[:150][cols], an2.iloc[:150][cols])
-    # baseline = rolling OLS fit of price on time, checked against numpy polyfit on one window
-    w = close.iloc[100 - 47:101]
-    slope, icpt = np.polyfit(np.arange(48.0), w.to_numpy(), 1)
-    assert an["baseline"].iloc[100] == pytest.approx(icpt + slope * 47)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
+    bars = pd.DataFrame({"open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
+                         "volume": 1.0}, index=idx)
+    ft = pd.date_range(T0 + pd.Timedelta(hours=8), periods=24, freq="8h", tz="UTC")
+    funding = pd.DataFrame({"funding_rate": 0.0001}, index=ft)
+    spec = InputSpec()
+    steps = build_steps(bars, bars, venue="binance", spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT",
+                        mark=bars, funding=funding, spec=spec)
+    tl = timeline_of(Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", bars, bars, bars, funding),
+                     start=None, end=None, warmup=pd.Timedelta(0), spec=spec)
+    at = {pd.Timestamp(int(t), tz="UTC"): i for i, t in enumerate(tl.ts)}
+    checked = 0
+    for s in steps:
+        i = at.get(s.ts)
+        if i is None:
+            continue
+        for name in ("sigma_24h", "baseline", "baseline_std", "volume_avg"):
+            v = tl.column(name)[i]
+            if np.isnan(v):
+                assert name not in s.market.analytics
+            else:
+                assert s.market.analytics[name] == v
+                checked += 1
+    assert checked > 400
+    vol = trailing_24h_vol(pd.Series(close, index=idx))
+    k = next(j for j, s in enumerate(steps) if s.ts == idx[100] + pd.Timedelta(hours=1))
+    assert steps[k].market.analytics["sigma_24h"] == pytest.approx(vol.loc[idx[100]])
+    assert build_steps(bars, bars, venue="binance", spot_symbol="BTC/USDT",
+                       perp_symbol="BTC/USDT:USDT")[50].market.analytics == {}  # no spec: no inputs
 
 
 def test_replay_paper_through_a_fault_injector_stays_hedged():

@@ -205,7 +205,7 @@ def test_voltier_reserve_deployment_and_emergency_flatten_follow_ltv_module():
 
 
 def test_voltier_ltv_guard_through_step_records_and_updates_loan():
-    p = VolTierLoanParams()
+    p = VolTierLoanParams(collateral_qty=0.27)  # the specification's fixed collateral
     ctx = voltier_ctx(p)
     ctx, acts = step(ctx, mkt(T0, 16_200.0 / (0.27 * 0.70), sigma_24h=math.nan), p)
     g = [a for a in acts if isinstance(a, GuardFired)]

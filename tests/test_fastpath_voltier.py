@@ -86,7 +86,8 @@ def test_voltier_calm_window_tiers_rebalances_and_profit_exits(calm):
 
 def test_voltier_spec_defaults_flattened_by_the_emergency_band(calm):
     # 0.27 BTC against 16,200 USDT: LTV far above 85 %
-    ev, fa = assert_fast_equals_event(VolTierLoanParams(), calm, fills_required=False, ltv=True, kpis=True)
+    ev, fa = assert_fast_equals_event(VolTierLoanParams(collateral_qty=0.27), calm, fills_required=False, ltv=True,
+                                      kpis=True)
     assert len(fa.fills) == 0 and _count(ev, "FLATTEN") == 1 and _guards(ev, "ltv_emergency") == 1
     assert ev.kpis["reserve_deployed"] == pytest.approx(10_000.0)
 

@@ -142,6 +142,9 @@ def test_funding_apr_hand_cases():
 def test_carry_cost_formulas_hand_cases():
     assert money.basis(40_040.0, 40_000.0) == pytest.approx(0.001)  # 40 above 40,000 = 10 bps
     assert money.round_trip_cost(2, 0.0004, 0.0002) == pytest.approx(0.0024)  # 2 legs x in+out x 0.06 %
+    # Binance VIP0 spot 0.1 % and USD-M perp 0.05 % taker, 2 bps slippage: in+out spot 0.24 %, perp 0.14 %
+    assert money.pair_round_trip_cost(0.001, 0.0005, 0.0002) == pytest.approx(0.0038)
+    assert money.pair_round_trip_cost(0.0004, 0.0004, 0.0002) == pytest.approx(money.round_trip_cost(2, 0.0004, 0.0002))
     # 10.95 % APR for 10 days = 0.3 %, minus 0.24 % round trip = 0.06 %
     assert money.expected_net_carry(0.1095, 0.0, 10.0, 0.0024) == pytest.approx(0.0006)
     # with a 3.65 % borrow: (0.1095 - 0.0365) x 10 / 365 - 0.0024 = -0.0004
@@ -271,6 +274,7 @@ def test_loan_formulas_hand_cases():
     assert money.simple_interest(100_000.0, 0.08, 365 * 86_400) == pytest.approx(8_000.0)
     assert money.simple_interest(100_000.0, 0.08, 86_400) == pytest.approx(8_000.0 / 365)
     assert money.loan_to_value(50_000.0, 1.0, 100_000.0) == 0.5
+    assert money.collateral_for_ltv(16_200.0, 0.5, 64_800.0) == 0.5  # 16,200 / (0.5 x 64,800) = 0.5 BTC
     np.testing.assert_allclose(money.loan_to_value(50_000.0, 2.0, np.array([50_000.0, 25_000.0])), [0.5, 1.0])
     assert money.repayment_split(150.0, 100.0, 1_000.0) == (100.0, 50.0, 0.0)  # interest first
     assert money.repayment_split(1_200.0, 100.0, 1_000.0) == (100.0, 1_000.0, 100.0)  # leftover back
@@ -321,6 +325,7 @@ SAMPLES = {
     "funding_pay_apr": [(0.3, 0.000137, 8.0), (-0.3, 0.000137, 4.0)],
     "basis": [(43_260.3, 43_214.1)],
     "round_trip_cost": [(2, 0.0005, 0.0002)],
+    "pair_round_trip_cost": [(0.001, 0.0005, 0.0001)],
     "expected_net_carry": [(0.1095, 0.0, 3.0, 0.0028)],
     "bracket_index": [(264_000.0, _COLS[1])],
     "maintenance_margin": [(264_000.3, 0.01, 1_300.0)],
@@ -343,6 +348,7 @@ SAMPLES = {
     "tick_round": [(43_214.137, 0.1)],
     "meets_minimums": [(0.002, 43_214.1, 0.001, 0.001, 100.0)],
     "simple_interest": [(31_234.5, 0.083, 123_456.7)],
+    "collateral_for_ltv": [(16_200.0, 0.5, 43_214.1)],
     "loan_to_value": [(31_234.5, 1.3, 43_214.1)],
     "repayment_split": [(150.3, 100.7, 1_000.1)],
     "reserve_deployment": [(0.8123, 0.65, 0.75, 0.85, 3_000.0, 8_000.0, 10_000.0)],

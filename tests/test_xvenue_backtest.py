@@ -26,6 +26,7 @@ from hedge_core.engine.strategies.xcarry import decide, received_apr
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import default_instruments
 from hedge_core.params.models import ExitParams
+from hedge_core.exchange.costs import entry_round_trip
 from hedge_core.params.xcarry import CrossCarryParams
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")
@@ -69,7 +70,7 @@ def test_entry_needs_the_funding_to_pay_both_venues_fees(interval_h):
     inst = {i.symbol: i for i in default_instruments()}
     ctx = new_hedge("e", "xcarry", inst["BTC/USDT"], inst["BTC/USDT:USDT"], T0)
     p = xparams(min_net_carry=0.0, expected_hold_intervals=10)
-    assert p.as_carry().taker_fee == pytest.approx(0.00075)
+    assert entry_round_trip(p.as_carry()) == pytest.approx(2 * 0.001 + 2 * 0.0005)  # slippage set to 0
     assert decide(ctx, _mu(0.00031, interval_h), {}, p).enter
     assert not decide(ctx, _mu(0.00029, interval_h), {}, p).enter
     # with the spot venue's fee on both legs (one-venue costing) 0.00031 would not pay: 10 x 0.00031 < 0.004

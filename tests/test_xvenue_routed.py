@@ -229,7 +229,8 @@ def test_preflight_sizes_with_each_venues_own_fee():
     rep = asyncio.run(preflight(RoutedAdapter(a, b), spot_symbol=SPOT, perp_symbol=PERP, params=params(),
                                 amount=8_000.0, prices=(40_000.0, 40_010.0, "test")))
     p = params()
-    lev, slip, ratio = float(p.leverage.min_leverage), float(p.slippage_rate), float(p.rebalance.target_ratio)
+    assert p.slippage_rate is None and a.core.config.slippage_bps == 1.0  # slippage: the venue's fixed 1 bp
+    lev, slip, ratio = float(p.leverage.min_leverage), 0.0001, float(p.rebalance.target_ratio)
     spot_cap = SPOT0 / (1 + 0.002 + slip)  # binance's spot fee
     perp_cap = PERP0 / (ratio * 1.01 * (1 / lev + 2 * 0.0007))  # bybit's perp fee, 1 % price move
     assert rep.bounds.max_amount == pytest.approx(min(spot_cap, perp_cap), rel=1e-9)

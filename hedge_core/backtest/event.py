@@ -46,6 +46,7 @@ from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
+from hedge_core.exchange.costs import from_paper, resolve_costs
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.analytics.inputs import InputSpec
@@ -132,7 +133,7 @@ class BacktestResult:
 
 def capital_of(params: StrategyParamsBase, spot_price: float) -> float:
     """Default capital for returns/APR (quote): the strategy's ``capital`` (the hedge notional, or
-    the collateral value of a loan book: ``collateral_qty x first spot price``)."""
+    the collateral value of a loan book: ``collateral_at(first spot price) x first spot price``)."""
     return strategy_for(params).capital(params, spot_price)
 
 
@@ -397,6 +398,7 @@ def run_backtest(params: StrategyParamsBase, market: Market | Timeline, *, start
     """
     if isinstance(market, Market) and market.meta.get("instruments"):  # the store's rows (timeline.load_market)
         config = replace(config, paper=config.paper.with_instruments(market.meta["instruments"]))
+    params = resolve_costs(params, from_paper(config.paper))  # the entry filter prices the venue's round trip
     tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")

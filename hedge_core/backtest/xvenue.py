@@ -41,6 +41,7 @@ from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
 from hedge_core.errors import InvalidInput
+from hedge_core.exchange.costs import from_paper, resolve_costs
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.exchange.routed import RoutedAdapter
@@ -200,6 +201,7 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
                    balances={"spot": {"USDT": spot_usdt}})
     cb = PaperCore(_venue_config(config.perp_paper, params.perp_venue, {"perp_taker_fee": params.perp_taker_fee}),
                    balances={"perp": {"USDT": perp_usdt}})
+    params = resolve_costs(params, from_paper(ca.config, cb.config))  # entry filter: both venues' real fees
     routed = RoutedAdapter(PaperExchange(ca, save_on_apply=False), PaperExchange(cb, save_on_apply=False))
     spot_inst, perp_inst = ca.instruments.get(tl.spot_symbol), cb.instruments.get(tl.perp_symbol)
     if spot_inst is None or perp_inst is None:

@@ -8,7 +8,8 @@ same pieces. At each instant t (a bar END time), in the project's replay order:
 3. funding events at t settle (paper venue, then ``FundingSettled`` to the engine).
 
 Market updates use only data known at t: closes of bars labelled t - 1h, the last settled
-funding rate (no look-ahead at the next one), analytics rows known at t.
+funding rate (no look-ahead at the next one), analytics rows known at t
+(:func:`hedge_core.analytics.inputs.market_inputs`, as the backtests and the runner).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from hedge_core.analytics.volatility import trailing_24h_vol
+from hedge_core.analytics.inputs import InputSpec, market_inputs
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate, Timer
 from hedge_core.errors import ExchangeError, InvalidInput
@@ -36,7 +36,6 @@ __all__ = [
     "ReplayStep",
     "build_steps",
     "funding_settled",
-    "known_at_analytics",
     "replay_paper",
     "run_paper",
     "snapshot_row",
@@ -51,48 +50,9 @@ class ReplayStep:
     funding: FundingEvent | None
 
 
-def known_at_analytics(spot: pd.DataFrame, hedge: pd.DataFrame | None = None, *, bar: str = "1h",
-                       beta_halflife: float = 72.0, baseline_window: int = 48,
-                       volume_window: int = 24) -> pd.DataFrame:
-    """Analytics inputs indexed by the instant they are KNOWN (label + bar).
-
-    Columns: ``sigma_24h`` (analytics.volatility.trailing_24h_vol of spot closes), ``baseline``
-    and ``baseline_std`` (rolling linear-regression fit of the close on time and its residual
-    std over ``baseline_window`` bars), ``volume_avg`` (rolling mean volume); with ``hedge``
-    also ``beta`` and ``correlation`` (analytics.hedge_ratio EWMA beta and rolling correlation
-    of log returns, spot on hedge) and ``var_1d`` is left to the caller.
-    """
-    from hedge_core.analytics.hedge_ratio import ewma_beta, rolling_correlation
-
-    close = spot["close"]
-    out = pd.DataFrame(index=close.index)
-    out["sigma_24h"] = trailing_24h_vol(close)
-    w = baseline_window
-    x = np.arange(len(close), dtype=float)
-    xs = pd.Series(x, index=close.index)
-    mx, my = xs.rolling(w).mean(), close.rolling(w).mean()
-    cov = (xs * close).rolling(w).mean() - mx * my
-    var = (xs * xs).rolling(w).mean() - mx * mx
-    slope = cov / var
-    fit = my + slope * (xs - mx)
-    resid = close - (my + slope * (xs - mx))
-    out["baseline"] = fit
-    out["baseline_std"] = resid.rolling(w).std()
-    if "volume" in spot:
-        out["volume_avg"] = spot["volume"].rolling(volume_window).mean()
-    if hedge is not None:
-        both = pd.concat([np.log(close).diff(), np.log(hedge["close"].reindex(close.index)).diff()],
-                         axis=1).dropna()  # gaps dropped as rows (a missing bar's return is unknown)
-        y, xh = both.iloc[:, 0], both.iloc[:, 1]
-        out["beta"] = ewma_beta(y, xh, halflife=beta_halflife).reindex(close.index)
-        out["correlation"] = rolling_correlation(y, xh, window=int(beta_halflife * 2)).reindex(close.index)
-    out.index = out.index + pd.Timedelta(bar)
-    return out
-
-
 def build_steps(spot: pd.DataFrame, perp: pd.DataFrame, *, venue: str, spot_symbol: str, perp_symbol: str,
                 mark: pd.DataFrame | None = None, funding: pd.DataFrame | None = None,
-                analytics: pd.DataFrame | None = None, perp_base_symbol: str | None = None,
+                spec: InputSpec | None = None, hedge: pd.DataFrame | None = None, perp_base_symbol: str | None = None,
                 bar: str = "1h", interval_hours: float = 8.0) -> list[ReplayStep]:
     """Replay steps over the union of bar end times.
 
@@ -103,11 +63,17 @@ def build_steps(spot: pd.DataFrame, perp: pd.DataFrame, *, venue: str, spot_symb
         missing spot bar leaves the last known spot price in force for that instant.
     funding : DataFrame, optional
         ``funding_rate`` indexed by settlement time.
-    analytics : DataFrame, optional
-        Indexed by KNOWN time (see :func:`known_at_analytics`); its row at t feeds ``analytics``.
+    spec : InputSpec, optional
+        When given, each step's ``analytics`` is the row known at t of
+        :func:`hedge_core.analytics.inputs.market_inputs` (the one function the backtests and the
+        runner use) over these frames; None = no analytics inputs.
+    hedge : DataFrame, optional
+        Bars of the hedge asset for a cross hedge's beta (``market_inputs``' ``hedge``; default the perp).
     """
     dt = pd.Timedelta(bar)
     ends = spot.index.union(perp.index) + dt
+    analytics = None if spec is None else market_inputs(spot, perp, mark=mark, funding=funding, hedge=hedge,
+                                                        spec=spec, bar_seconds=dt.total_seconds())
     fund = funding["funding_rate"] if funding is not None else pd.Series(dtype="float64")
     fund_times = set(fund.index)
     an = analytics.reindex(ends) if analytics is not None else None

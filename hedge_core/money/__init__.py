@@ -66,6 +66,7 @@ from hedge_core.money.perp import (
     funding_pay_apr,
     basis,
     round_trip_cost,
+    pair_round_trip_cost,
     expected_net_carry,
     bracket_index,
     maintenance_margin,
@@ -89,6 +90,7 @@ from hedge_core.money.loan import (
     SECONDS_PER_YEAR,
     simple_interest,
     loan_to_value,
+    collateral_for_ltv,
     repayment_split,
     reserve_deployment,
 )

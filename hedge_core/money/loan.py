@@ -9,6 +9,7 @@ __all__ = [
     "SECONDS_PER_YEAR",
     "simple_interest",
     "loan_to_value",
+    "collateral_for_ltv",
     "repayment_split",
     "reserve_deployment",
 ]
@@ -30,6 +31,13 @@ def simple_interest(principal: float, apr: float, seconds: float) -> float:
 def loan_to_value(outstanding: float, collateral_qty: float, price: float) -> float:
     """LTV = loan outstanding / (collateral qty x price), a fraction."""
     return outstanding / (collateral_qty * price)
+
+
+@jitable
+def collateral_for_ltv(outstanding: float, ltv: float, price: float) -> float:
+    """Collateral quantity (base) at which ``outstanding`` starts at ``ltv`` at ``price``:
+    ``outstanding / (ltv x price)`` (the inverse of :func:`loan_to_value`)."""
+    return outstanding / (ltv * price)
 
 
 @jitable

@@ -16,6 +16,7 @@ __all__ = [
     "funding_pay_apr",
     "basis",
     "round_trip_cost",
+    "pair_round_trip_cost",
     "expected_net_carry",
     "bracket_index",
     "maintenance_margin",
@@ -79,6 +80,13 @@ def round_trip_cost(legs: int, fee_rate: float, slippage_rate: float) -> float:
     """One-off cost of opening and closing ``legs`` legs, fraction of notional:
     ``legs x 2 x (fee_rate + slippage_rate)``."""
     return legs * 2 * (fee_rate + slippage_rate)
+
+
+@jitable
+def pair_round_trip_cost(spot_fee: float, perp_fee: float, slippage_rate: float) -> float:
+    """One-off cost of opening and closing one spot leg and one perp leg, fraction of notional,
+    each leg at its own taker fee: ``2 x (spot_fee + slippage_rate) + 2 x (perp_fee + slippage_rate)``."""
+    return 2 * (spot_fee + slippage_rate) + 2 * (perp_fee + slippage_rate)
 
 
 @jitable

@@ -4,10 +4,9 @@
 notional, entry thresholds, hold, exits, rebalance, guards) with the two legs' venues and each
 venue's own taker fee. The entry decision costs the round trip at BOTH venues' fees: opening and
 closing each leg once at its own venue's fee plus slippage,
-``2 x (spot_taker_fee + slippage) + 2 x (perp_taker_fee + slippage)``, which is
-:class:`~hedge_core.analytics.funding.CarryCosts` with ``legs=2`` at the mean of the two fees (the
-cost is linear in the fee; the scanner, :mod:`hedge_core.analytics.scanner`, costs its rows the same
-way). The funding interval is the perp venue's (8h, 4h or 1h: ``MarketUpdate.funding_interval_hours``).
+``2 x (spot_taker_fee + slippage) + 2 x (perp_taker_fee + slippage)``
+(:class:`~hedge_core.exchange.costs.CostModel`; the scanner, :mod:`hedge_core.analytics.scanner`,
+costs its rows the same way at the mean of the two fees, which is the same figure). The funding interval is the perp venue's (8h, 4h or 1h: ``MarketUpdate.funding_interval_hours``).
 
 The parameter store (:mod:`hedge_core.params.store`, ``hedge params``) reads, saves and promotes it
 like the others (``strategy = "xcarry"``: :func:`hedge_core.params.validate.parse`).
@@ -19,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from hedge_core.exchange.costs import DEFAULT_SLIPPAGE, CostModel
 from hedge_core.params.models import CarryParams
 
 __all__ = ["CrossCarryParams"]
@@ -70,13 +70,21 @@ class CrossCarryParams(CarryParams):
 
     @property
     def leg_fee(self) -> float:
-        """The fee the round-trip formula is given: mean of the two venues' taker fees (fraction)."""
+        """Mean of the two venues' taker fees (fraction): the one fee that prices the same round trip."""
         return (self.spot_taker_fee + self.perp_taker_fee) / 2.0
 
+    def cost_model(self) -> CostModel:
+        """The two venues' cost model: ``venue_costs`` when resolved from the paper venues
+        (``backtest.xvenue``), else this set's ``spot_taker_fee`` / ``perp_taker_fee`` with
+        :data:`~hedge_core.exchange.costs.DEFAULT_SLIPPAGE`."""
+        if self.venue_costs is not None:
+            return self.venue_costs
+        return CostModel(self.spot_taker_fee, self.perp_taker_fee, DEFAULT_SLIPPAGE,
+                         source=f"{self.spot_venue} spot / {self.perp_venue} perp (parameters)")
+
     def as_carry(self) -> CarryParams:
-        """The same hedge as one-venue :class:`CarryParams` whose ``taker_fee`` is :attr:`leg_fee`
-        (so the carry's entry rule costs both venues' fees)."""
+        """The same hedge as one-venue :class:`CarryParams` whose entry filter prices both venues'
+        fees (``venue_costs`` = :meth:`cost_model`; a ``taker_fee`` override is kept)."""
         data = self.model_dump(exclude={"strategy", "spot_venue", "perp_venue", "spot_taker_fee", "perp_taker_fee",
                                         "perp_venues", "exit_below_apr"})
-        data["taker_fee"] = self.leg_fee
-        return CarryParams.model_validate(data)
+        return CarryParams.model_validate(data).model_copy(update={"venue_costs": self.cost_model()})

@@ -18,6 +18,7 @@ from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import Timer
 from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
+from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
@@ -62,7 +63,17 @@ class HedgeRecoveryMixin:
             from hedge_core.errors import InvalidInput
 
             raise InvalidInput("symbol", str(exc), f"a market of {self.spec.venue}: {sorted(markets)}") from None
+        self._resolve_costs()
         return spot, await self._venue_brackets(perp)
+
+    def _resolve_costs(self) -> None:
+        """Price the entry filter with the venue's own fees (``exchange.costs``): the paper config's,
+        or the ccxt markets' taker fees; logs a warning naming both figures when the parameters differ."""
+        venue = of_adapter(self.raw_adapter, self.spec.spot_symbol, self.spec.perp_symbol)
+        msg = cost_mismatch(self.params, venue)
+        if msg is not None:
+            log.warning("hedge %s: %s", self.hedge_id, msg)
+        self.params = resolve_costs(self.params, venue, warn=False)
 
     async def _venue_brackets(self, perp: Instrument) -> Instrument:
         """The perp instrument with the venue's maintenance brackets on it (the adapter's optional

@@ -37,6 +37,7 @@ from hedge_core.engine.sizing import choose_leverage
 from hedge_core.engine.sizing_bounds import SizeBounds, SizeInputs, check_amount, size_bounds
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.base import ExchangeAdapter
+from hedge_core.exchange.costs import BINANCE_VIP0, entry_costs, of_adapter
 from hedge_core.exchange.routed import leg_venue_of_binding
 from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, StrategyParamsBase, VolTierLoanParams
 from hedge_core.types import Instrument, PositionMode, PositionSide
@@ -51,7 +52,7 @@ __all__ = ["DEFAULT_FEES", "PreflightReport", "discard_adapter", "preflight", "p
 
 #: Binance VIP0 taker fees (spot 0.1 %, USD-M 0.05 %; binance.com/en/fee/schedule), used when the
 #: adapter does not say (the paper venue does: its PaperConfig fees).
-DEFAULT_FEES = (0.001, 0.0005)
+DEFAULT_FEES = (BINANCE_VIP0.spot_taker_fee, BINANCE_VIP0.perp_taker_fee)
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,13 @@ class PreflightReport:
                 "applied": self.applied, "lines": self.lines()}
 
 
-def _fees(adapter: Any, params: StrategyParamsBase) -> tuple[float, float]:
-    legs = getattr(adapter, "leg_adapters", None)  # legs on two venues (exchange.routed): each venue's own fee
-    sa, pa = legs() if callable(legs) else (adapter, adapter)
-    cs = getattr(getattr(sa, "core", None), "config", None)
-    cp = getattr(getattr(pa, "core", None), "config", None)
-    spot = cs.spot_taker_fee if cs is not None else DEFAULT_FEES[0]
-    perp = cp.perp_taker_fee if cp is not None else DEFAULT_FEES[1]
-    floor = float(getattr(params, "taker_fee", 0.0))
-    return max(spot, floor), max(perp, floor)
+def _fees(adapter: Any, params: StrategyParamsBase, spot_symbol: str | None = None,
+          perp_symbol: str | None = None) -> tuple[float, float]:
+    """Spot and perp taker fees sizing assumes: the venue's (:func:`hedge_core.exchange.costs.of_adapter`,
+    each leg's own venue on two), never below the parameters' ``taker_fee`` override."""
+    venue = of_adapter(adapter, spot_symbol, perp_symbol)
+    floor = float(getattr(params, "taker_fee", None) or 0.0)
+    return max(venue.spot_taker_fee, floor), max(venue.perp_taker_fee, floor)
 
 
 async def _free(adapter: Any, account: str, currency: str) -> float:
@@ -225,11 +224,11 @@ async def preflight(adapter: ExchangeAdapter, *, spot_symbol: str, perp_symbol: 
     await _settings(adapter, perp_symbol, params, lev_set, apply)
     bounds = None
     if amount is not None:
-        fs, fp = _fees(adapter, params)
+        fs, fp = _fees(adapter, params, spot_symbol, perp_symbol)
         bounds = size_bounds(SizeInputs(
             spot=spot, perp=perp, spot_price=ps, perp_price=pp, ratio=ratio,
             leverage=float(params.leverage.min_leverage), spot_fee=fs, perp_fee=fp,
-            slippage=float(getattr(params, "slippage_rate", 0.0)), spot_free=spot_free, perp_free=perp_free,
+            slippage=entry_costs(params, of_adapter(adapter, spot_symbol, perp_symbol)).slippage_rate, spot_free=spot_free, perp_free=perp_free,
             max_position_notional=float(params.guards.max_position_notional),
             max_position_qty=float(params.guards.max_position_qty), price_move=price_move,
             cap_min=cap_min, cap_max=cap_max))

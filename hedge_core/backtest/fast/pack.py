@@ -112,7 +112,7 @@ def pack_voltier(params: VolTierLoanParams, paper: PaperConfig, tl: Timeline, ba
     lp = ltv_params(params)
     rec = _common(params, paper, tl, balances, pi)
     rec.update({
-        "pt_k": params.pt_k, "perp_leverage": params.perp_leverage, "collateral_qty": params.collateral_qty,
+        "pt_k": params.pt_k, "perp_leverage": params.perp_leverage, "collateral_qty": params.collateral_at(first_px),
         "first_px": first_px, "loan": params.loan, "loan_apr": params.loan_apr, "reserve": params.reserve,
         "ltv_flatten": params.ltv_flatten,
         "reserve_start": lp.reserve_start, "reserve_mid": lp.reserve_mid, "reserve_end": lp.reserve_end,

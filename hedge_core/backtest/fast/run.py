@@ -21,6 +21,7 @@ from hedge_core.backtest.fast.signals import entry_ratio, entry_signal, input_co
 from hedge_core.backtest.fast.transitions import TRANSITIONS
 from hedge_core.backtest.fast.voltier_kernel import voltier_kernel
 from hedge_core.backtest.timeline import Market, Timeline, timeline_of
+from hedge_core.exchange.costs import from_paper, resolve_costs
 from hedge_core.params.models import StrategyParamsBase
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
     from hedge_core.backtest.event import BacktestConfig, _balances
 
     cfg = config if config is not None else BacktestConfig()
+    params = resolve_costs(params, from_paper(cfg.paper))  # the entry filter prices the venue's round trip
     check_supported(params, cfg.paper)
     tl = timeline_of(market, start=start, end=end, warmup=cfg.warmup, spec=cfg.spec)
     check_supported(params, cfg.paper, tl.perp_symbol)

@@ -14,6 +14,7 @@ from numba import njit
 
 from hedge_core import money
 from hedge_core.backtest.timeline import Timeline
+from hedge_core.exchange.costs import entry_round_trip
 from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams
 
 #: the params the hedge kernel runs (``codes.KERNELS['hedge']``)
@@ -37,7 +38,7 @@ def entry_signal(params: HedgeParams, tl: Timeline) -> np.ndarray:
             ok = ~np.isnan(beta) & ~np.isnan(corr) & ~(corr < params.min_correlation) & ~(beta <= 0)
         return ok & tl.priced
     hours = float(tl.interval_hours)
-    round_trip = money.round_trip_cost(2, params.taker_fee, params.slippage_rate)
+    round_trip = entry_round_trip(params)  # the venue's cost model (exchange.costs), as carry.decide
     days = params.expected_hold_intervals * hours / 24.0
     args = (float(params.min_funding_rate), float(params.max_entry_basis_bps), round_trip, days, hours,
             float(params.min_net_carry))

@@ -10,8 +10,6 @@ import math
 from collections.abc import Mapping
 
 from hedge_core import money
-from hedge_core.analytics.funding import CarryCosts, funding_apr
-from hedge_core.analytics.funding import expected_net_carry as _net_carry
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
@@ -21,30 +19,33 @@ from hedge_core.engine.strategies.activation import (
 )
 from hedge_core.engine.strategies.base import HOLD, Intent
 from hedge_core.engine.strategies.protocol import StrategyBase
+from hedge_core.exchange.costs import entry_round_trip
 from hedge_core.params.models import CarryParams
 
 __all__ = ["STRATEGY", "CarryStrategy", "decide", "expected_net_carry"]
 
 
-def expected_net_carry(rate: float, basis: float, intervals: int, taker_fee: float,
-                       borrow_apr: float = 0.0, interval_hours: float = 8.0, slippage_rate: float = 0.0) -> float:
+def expected_net_carry(rate: float, basis: float, intervals: int, round_trip: float,
+                       borrow_apr: float = 0.0, interval_hours: float = 8.0) -> float:
     """Expected net carry of a spot/perp carry over ``intervals`` funding intervals (fraction of notional).
 
-    ``analytics.funding.expected_net_carry`` of the APR received (``|rate|`` annualised), held
-    ``intervals x interval_hours``, with round-trip fees and slippage on both legs and the borrow
-    cost of a spot short (negative funding only), plus the basis convergence gain
-    ``direction x basis`` (positive funding: long spot / short perp gains a perp premium
-    ``basis = (perp - spot) / spot`` as it converges).
+    ``money.expected_net_carry`` of the APR received (``|rate|`` annualised), held
+    ``intervals x interval_hours``, minus ``round_trip`` (opening and closing both legs, fraction of
+    notional: :func:`hedge_core.exchange.costs.entry_round_trip`, the venue's per-leg fees plus
+    slippage) and the borrow cost of a spot short (negative funding only), plus the basis
+    convergence gain ``direction x basis`` (positive funding: long spot / short perp gains a perp
+    premium ``basis = (perp - spot) / spot`` as it converges).
     """
     direction = 1.0 if rate >= 0 else -1.0
-    costs = CarryCosts(fee_rate=taker_fee, slippage_rate=slippage_rate, legs=2, borrow_apr=borrow_apr)
     days = intervals * interval_hours / 24.0
-    net = _net_carry(funding_apr(abs(rate), interval_hours), days, costs, borrow=rate < 0)
+    net = money.expected_net_carry(money.funding_apr(abs(rate), interval_hours), borrow_apr if rate < 0 else 0.0,
+                                   days, round_trip)
     return net + direction * basis
 
 
 def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float], params: CarryParams) -> Intent:
-    """Enter when the expected net carry clears the threshold; hold otherwise.
+    """Enter when the expected net carry, after the venue's real round trip
+    (:func:`~hedge_core.exchange.costs.entry_round_trip`), clears the threshold; hold otherwise.
 
     Exits (profit target, stops, time, unfavourable funding, basis) are the engine's generic ones.
     """
@@ -63,8 +64,8 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
     basis = money.basis(market.perp, market.spot)
     if abs(basis) * 1e4 > params.max_entry_basis_bps:
         return HOLD
-    carry = expected_net_carry(rate, basis, params.expected_hold_intervals, params.taker_fee,
-                               params.borrow_apr, market.funding_interval_hours, params.slippage_rate)
+    carry = expected_net_carry(rate, basis, params.expected_hold_intervals, entry_round_trip(params),
+                               params.borrow_apr, market.funding_interval_hours)
     if carry < params.min_net_carry:
         return HOLD
     if params.enter_within_s_of_funding is not None:

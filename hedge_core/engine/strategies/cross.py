@@ -2,8 +2,9 @@
 
 Hedge ratio h = perp notional / spot notional = beta of the spot's returns on the hedge asset's
 returns (the minimum-variance ratio). ``beta`` and ``correlation`` come in as analytics inputs
-(computed by ``analytics.hedge_ratio`` rolling/EWMA/Kalman estimators on data known at t, see
-``engine.replay.known_at_analytics``); the strategy adopts a new beta every ``reestimate_hours``.
+(computed by ``analytics.hedge_ratio`` rolling/EWMA/Kalman estimators on data known at t by
+``analytics.inputs.market_inputs``, the one timeline of backtests, replays and the runner); the
+strategy adopts a new beta every ``reestimate_hours``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Volatility-tiered delta-neutral book on a collateralised loan.
 
-The spot leg is collateral already held (``collateral_qty`` BTC against a USDT loan); the engine
+The spot leg is collateral already held (``collateral_at(first price)`` BTC against a USDT loan: the
+``collateral_qty`` override, else sized so the book starts at ``start_ltv``); the engine
 never trades it. The perp leg shorts ``ratio x collateral`` with the ratio from 24h-volatility
 tiers (``analytics.volatility.vol_tiered_hedge_ratio``). Each cycle has a profit target
 ``PT = pt_k x sigma_24h x hedge notional`` and a trailing stop (30 % give-back of peak PnL, via
@@ -52,7 +53,7 @@ def ltv_params(p: VolTierLoanParams) -> ltvmod.LtvParams:
 def new_voltier_hedge(hedge_id: str, spot: Instrument, perp: Instrument, ts: object, price: float,
                       p: VolTierLoanParams) -> HedgeContext:
     """A hedge whose spot leg is the collateral (valued at ``price``) and whose loan starts at ``ts``."""
-    ctx = new_hedge(hedge_id, "voltier", spot, perp, ts, spot_qty=p.collateral_qty, spot_entry_price=price,
+    ctx = new_hedge(hedge_id, "voltier", spot, perp, ts, spot_qty=p.collateral_at(price), spot_entry_price=price,
                     collateral_spot=True, target_ratio=0.0)
     loan = ltvmod.Loan(principal=p.loan, apr=p.loan_apr, as_of=ctx.started_at)
     return replace(ctx, loan=LoanState(loan=loan, reserve_left=p.reserve))
@@ -151,12 +152,12 @@ class VolTierStrategy(StrategyBase[VolTierLoanParams]):
         return new_voltier_hedge(hedge_id, spot, perp, ts, price, params)
 
     def capital(self, params: VolTierLoanParams, spot_price: float) -> float:
-        """The collateral's value at the first price: ``collateral_qty x spot_price`` (quote)."""
-        return float(params.collateral_qty) * spot_price
+        """The collateral's value at the first price: ``collateral_at(spot_price) x spot_price`` (quote)."""
+        return params.collateral_at(spot_price) * spot_price
 
     def spot_wallet(self, params: VolTierLoanParams, spot_price: float) -> dict[str, float]:
         """The collateral itself (base) and 1 quote of dust: the engine never buys spot."""
-        return {"BTC": float(params.collateral_qty), "USDT": 1.0}
+        return {"BTC": params.collateral_at(spot_price), "USDT": 1.0}
 
     def loan_figures(self, ctx: HedgeContext, t: pd.Timestamp,
                      params: VolTierLoanParams) -> tuple[float, float]:
