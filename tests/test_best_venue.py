@@ -101,7 +101,9 @@ def test_a_parameter_set_names_the_perp_venues_it_allows():
 
     p = parse({"strategy": "xcarry", "spot_venue": "binance", "perp_venue": "okx", "perp_venues": ["bybit", "okx"]})
     assert p.allowed_perp_venues == ("okx", "bybit")
-    assert p.as_carry().taker_fee == pytest.approx((p.spot_taker_fee + p.perp_taker_fee) / 2)
+    c = p.as_carry()  # the one-venue view prices both venues' own fees (the cost model), no single fee
+    assert c.taker_fee is None and c.venue_costs is not None
+    assert (c.venue_costs.spot_taker_fee, c.venue_costs.perp_taker_fee) == (p.spot_taker_fee, p.perp_taker_fee)
     for bad, why in ((["binance"], "is the spot venue"), (["Bybit"], "lower-case"), (["bybit", "bybit"], "each venue once")):
         with pytest.raises(InvalidInput, match=f"perp_venues.*{why}"):
             parse({"strategy": "xcarry", "perp_venues": bad})
