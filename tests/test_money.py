@@ -414,3 +414,22 @@ def test_funding_position_inverts_the_payment():
     assert funding_payment(-0.5, 40_000.0, 0.0001) == pytest.approx(2.0)
     assert funding_position(2.0, 40_000.0, 0.0001) == pytest.approx(-0.5)
     assert math.isnan(funding_position(2.0, 40_000.0, 0.0)) and math.isnan(funding_position(2.0, float("nan"), 1e-4))
+
+
+def test_every_money_function_has_a_row_in_docs_money_md():
+    """docs/money.md is the list of where each formula lives: a public money function without a row
+    (``money.<module>:<name>``) fails here, so the table cannot drift from the package."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "docs" / "money.md").read_text()
+    missing = []
+    for f in sorted((root / "hedge_core" / "money").glob("*.py")):
+        if f.name == "__init__.py":
+            continue
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                if f"`money.{f.stem}:{node.name}`" not in table:
+                    missing.append(f"money.{f.stem}:{node.name}")
+    assert not missing, f"money functions without a row in docs/money.md: {missing}"
