@@ -305,7 +305,9 @@ def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, 
     assert want <= max(bracket_for(max(notional, 1.0), table).max_leverage, 1.0)
     n = max(notional, 1.0)
     cap = min(hi, bracket_for(n, table).max_leverage)
-    if min(lo, cap) < want < cap:  # not at a bound: the buffer holds at this leverage (1e-9 float slack)
+    # not at a bound: the buffer holds at this leverage. A min_leverage a float step below a whole number
+    # (1.9999999999999982) is that whole number to the rule (whole_leverage's 1e-9 slack): still the bound.
+    if min(lo, cap) + 1e-9 < want < cap:
         lp = liquidation_price(side * n / 100.0, 100.0, n / want, table)
         move = (100.0 - lp) / 100.0 if side == 1 else (lp - 100.0) / 100.0
         assert move >= required_buffer(sigma, p) - 1e-9
