@@ -17,7 +17,7 @@ Conventions used by hand (README "Units and conventions", docs/backtest-edges.md
   spot qty = notional / spot ref, floored to the spot lot (Binance BTCUSDT LOT_SIZE stepSize
   0.00001), perp qty = spot qty floored to the perp lot (BTCUSDT USD-M stepSize 0.001);
 - a taker fill: buy at ref x (1 + bps / 1e4), sell at ref x (1 - bps / 1e4), bps = slippage_bps +
-  impact_k_bps x sqrt(qty / bar volume) (docs/paper-exchange.md "fill model"); fee = qty x fill
+  impact_k_bps x sqrt(qty / bar volume) (docs/paper-exchange.md "Fill model"); fee = qty x fill
   price x taker rate (spot 0.1 %, USD-M perp 0.05 %, quote currency).
 """
 
