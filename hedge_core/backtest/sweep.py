@@ -32,13 +32,16 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from hedge_core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from hedge_core.params.models import StrategyParamsBase
 
 __all__ = [
     "Payload",
@@ -163,7 +166,7 @@ class Payload:
     prefer_fast: bool = True
 
 
-def evaluate_backtest(params: Any, payload: Payload) -> dict[str, float]:
+def evaluate_backtest(params: StrategyParamsBase, payload: Payload) -> dict[str, float]:
     """KPIs of one backtest: fast path when it accepts the run, else the event-driven path.
 
     A strategy without a fast kernel (``strategy_for(params).fast_kernel is None``, e.g. ``xcarry``)
@@ -232,7 +235,7 @@ def _safe_context() -> Any:
     return ctx
 
 
-def _run_one(i: int, params: Any, evaluate: Evaluate | None = None, payload: Any = None) -> tuple[int, dict, str]:
+def _run_one(i: int, params: BaseModel, evaluate: Evaluate | None = None, payload: Any = None) -> tuple[int, dict, str]:
     ev = evaluate if evaluate is not None else _WORKER["evaluate"]
     pl = payload if payload is not None else _WORKER["payload"]
     try:

@@ -30,13 +30,17 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hedge_core import money
 from hedge_core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from hedge_core.exchange.paper.config import PaperConfig
+    from hedge_core.params.models import StrategyParamsBase
+
+#: A strategy's parameter set (``params.models`` imports this module, so the bound is a forward reference).
+P = TypeVar("P", bound="StrategyParamsBase")
 
 __all__ = [
     "BINANCE_VIP0",
@@ -192,7 +196,7 @@ def cost_mismatch(params: object, venue: CostModel) -> str | None:
             f"[{venue.source}]; set taker_fee and slippage_rate to None to price with the venue's figures")
 
 
-def resolve_costs(params: Any, venue: CostModel, *, warn: bool = True) -> Any:
+def resolve_costs(params: P, venue: CostModel, *, warn: bool = True) -> P:
     """``params`` with ``venue_costs = venue`` (what every path's entry filter then reads).
 
     Warns :class:`CostModelWarning` (when ``warn``) if the parameters override the venue's figures
