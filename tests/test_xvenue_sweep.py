@@ -3,7 +3,8 @@
 The reference for every sweep row is the single run (:func:`run_cross_venue_backtest`) of the same
 parameters on the same perp venue's timeline; local workers give the rows a serial sweep gives; the
 sweep runs xcarry on the fast path (the hedge kernel fed both venues' models) and falls back to the
-cross-venue backtest when the fast path refuses; a perp venue the payload has no funding for is named in the row's error.
+cross-venue backtest when the fast path refuses; a perp venue the payload has no funding for is named
+in the row's error.
 """
 
 from __future__ import annotations

@@ -195,9 +195,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     x_exit = False
                     if not math.isnan(x_apr) and pq != 0.0 and not math.isnan(last_rate[i]):
                         x_exit = -math.copysign(1.0, pq) * money.funding_apr(last_rate[i], interval) < x_apr
-                    exit_now = grid_stop or x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop,
-                                                      spot[i], perp[i], unfav_n, unfav, maxh,
-                                                      (t - entered) / 1e9 / 3600.0)
+                    exit_now = grid_stop or x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin,
+                                                                bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                                                                (t - entered) / 1e9 / 3600.0)
                     if not exit_now:
                         ratio = new_ratio
                 if exit_now:
