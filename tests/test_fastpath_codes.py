@@ -117,18 +117,26 @@ def test_pack_hedge_puts_each_parameter_in_its_named_field():
 
 class _OwnStrategy(StrategyBase):
     name = "own_hedge"
-    fast_kernel = "hedge"  # claims the hedge kernel, but that kernel only models carry / cross / grid
+    fast_kernel = "hedge"  # claims the hedge kernel, but that kernel only models carry / xcarry / cross / grid
+
+
+class _NoKernel(StrategyBase):
+    name = "own_slow"
+    fast_kernel = None
 
 
 def test_the_kernel_is_chosen_through_the_strategy_protocol():
     assert kernel_of(CarryParams()) == kernel_of(CrossHedgeParams()) == kernel_of(GridParams()) == "hedge"
+    assert kernel_of(CrossCarryParams()) == "hedge"  # the carry's branch with exit_below_apr (fast.xvenue)
     assert kernel_of(VolTierLoanParams()) == "voltier"
-    with pytest.raises(FastPathUnsupported, match="strategy 'xcarry' has no fast kernel"):
-        check_supported(CrossCarryParams(), PaperConfig())  # xcarry: fast_kernel is None
     register(_OwnStrategy())
+    register(_NoKernel())
     try:
         p = CarryParams().model_copy(update={"strategy": "own_hedge"})
         with pytest.raises(FastPathUnsupported, match="'own_hedge' declares fast_kernel 'hedge'"):
             check_supported(p, PaperConfig())
+        with pytest.raises(FastPathUnsupported, match="strategy 'own_slow' has no fast kernel"):
+            check_supported(CarryParams().model_copy(update={"strategy": "own_slow"}), PaperConfig())
     finally:
+        unregister("own_slow")
         unregister("own_hedge")

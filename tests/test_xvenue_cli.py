@@ -115,7 +115,7 @@ def test_sweep_reads_every_perp_venue_of_the_grid(db, xfile, tmp_path):
                               "--start", "2024-01-04", "--end", "2024-01-18", "--workers", "0", "--json"])
     assert res.exit_code == 0, res.output
     rows = pd.DataFrame(json.loads(res.output))
-    assert len(rows) == 4 and (rows["error"] == "").all() and (rows["path"] == "event").all()
+    assert len(rows) == 4 and (rows["error"] == "").all() and (rows["path"] == "fast").all()
     okx21 = rows[(rows["perp_venue"] == "okx") & (rows["expected_hold_intervals"] == 21)].iloc[0]
     single = _single(db, "okx", "2024-01-04", "2024-01-18")
     assert okx21["net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-9, abs=1e-9)

@@ -2,8 +2,9 @@
 
 The reference for every sweep row is the single run (:func:`run_cross_venue_backtest`) of the same
 parameters on the same perp venue's timeline; local workers give the rows a serial sweep gives; the
-fast path refuses xcarry (no kernel) and the sweep routes it to the event path by the Strategy
-protocol; a perp venue the payload has no funding for is named in the row's error.
+sweep runs xcarry on the fast path (the hedge kernel fed both venues' models) and falls back to the
+cross-venue backtest when the fast path refuses; a perp venue the payload has no funding for is named
+in the row's error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market, run
 from hedge_core.backtest.xvenue_sweep import VenueMarkets, VenueTimelines, cross_venue_config, venue_markets
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
+from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import ExitParams
 from hedge_core.params.xcarry import CrossCarryParams
 
@@ -66,25 +68,42 @@ def timelines() -> VenueTimelines:
     return venue_markets(prices(), crossvenue(), ["okx", "bybit"]).timelines(start=T0 + pd.Timedelta(days=2))
 
 
-def test_the_fast_path_refuses_xcarry_and_the_sweep_routes_it_by_the_strategy_protocol(timelines):
-    from hedge_core.backtest.fast import FastPathUnsupported, fast_kpis
+def test_the_sweep_runs_xcarry_on_the_fast_path_and_falls_back_to_the_cross_venue_backtest(timelines):
+    from hedge_core.backtest.fast import FastPathUnsupported
+    from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis
 
     p = xparams()
-    assert strategy_for(p).fast_kernel is None
-    with pytest.raises(FastPathUnsupported, match="xcarry"):
-        fast_kpis(p, timelines.for_venue("okx"), config=BacktestConfig())
+    assert strategy_for(p).fast_kernel == "hedge"
     table = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines), workers=0, show_progress=False)
+    assert table.loc[0, "path"] == "fast" and table.loc[0, "error"] == ""
+    # spot venue slippage different from the perp venue's: the kernel has one slippage model -> refused,
+    # and the sweep row is then the cross-venue backtest's (path "event"), equal to the single run
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=3.0))
+    with pytest.raises(FastPathUnsupported, match="slippage_bps differs"):
+        fast_xvenue_kpis(p, timelines.for_venue("okx"), config=cfg)
+    table = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines, config=cfg), workers=0,
+                      show_progress=False)
+    single = run_cross_venue_backtest(p.model_copy(update={"expected_hold_intervals": 30}),
+                                      timelines.for_venue("okx"), config=cfg)
     assert table.loc[0, "path"] == "event" and table.loc[0, "error"] == ""
+    assert table.loc[0, "net_pnl"] == single.result.kpis["net_pnl"] and table.loc[0, "entries"] >= 1
+    # prefer_fast off: the event path, same KPIs as the fast row
+    fast = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines), workers=0, show_progress=False)
+    event = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines, prefer_fast=False), workers=0,
+                      show_progress=False)
+    assert event.loc[0, "path"] == "event"
+    for k in KPIS:
+        assert fast.loc[0, k] == pytest.approx(event.loc[0, k], rel=1e-9, abs=1e-9, nan_ok=True), k
 
 
 def test_sweep_rows_equal_single_runs_on_each_perp_venue(timelines):
     table = run_sweep(xparams(), grid_points(GRID), payload=Payload(timelines), workers=0, show_progress=False)
-    assert len(table) == 8 and (table["error"] == "").all() and (table["path"] == "event").all()
+    assert len(table) == 8 and (table["error"] == "").all() and (table["path"] == "fast").all()
     for _, row in table.iterrows():
         p = xparams(**{k: row[k] for k in GRID})
         single = run_cross_venue_backtest(p, timelines.for_venue(row["perp_venue"]), config=CrossVenueConfig())
-        for k in KPIS:
-            assert row[k] == single.result.kpis[k] or (np.isnan(row[k]) and np.isnan(single.result.kpis[k])), k
+        for k in KPIS:  # the fast path's row is the event path's single run to float round-off
+            assert row[k] == pytest.approx(single.result.kpis[k], rel=1e-9, abs=1e-9, nan_ok=True), k
     # the grid does move the result: a 3-interval hold never pays 0.003 of fees at 0.0003 a settlement
     # (3 x 0.0003 < 0.003) so it does not enter; 30 intervals do (30 x 0.0003 = 0.009 > 0.003)
     low = table[table["min_funding_rate"] == 0.0001]
@@ -141,8 +160,8 @@ def test_walk_forward_picks_on_train_and_each_fold_is_the_single_run_on_its_test
         m = vm.by_venue[f["perp_venue"]]
         tl = build_timeline(m, start=f["test_start"], end=f["test_end"])
         single = run_cross_venue_backtest(xparams(perp_venue=f["perp_venue"], expected_hold_intervals=30), tl)
-        assert f["test_net_pnl"] == single.result.kpis["net_pnl"]
-        assert f["test_funding"] == single.result.kpis["funding"]
+        assert f["test_net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-9, abs=1e-9)
+        assert f["test_funding"] == pytest.approx(single.result.kpis["funding"], rel=1e-9, abs=1e-9)
 
 
 def test_walk_forward_takes_one_cross_venue_market_and_refuses_a_plain_one():
@@ -172,4 +191,6 @@ def test_a_sweep_on_the_shared_cross_venue_funding(shared_data):
         row = table.iloc[i]
         p = xparams(perp_taker_fee=0.00055, exit_below_apr=None, **{k: row[k] for k in grid})
         single = run_cross_venue_backtest(p, tls.for_venue(row["perp_venue"]))
-        assert row["net_pnl"] == single.result.kpis["net_pnl"] and row["funding"] == single.result.kpis["funding"]
+        assert row["path"] == "fast"
+        assert row["net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-9, abs=1e-9)
+        assert row["funding"] == pytest.approx(single.result.kpis["funding"], rel=1e-9, abs=1e-9)

@@ -169,20 +169,20 @@ class Payload:
 def evaluate_backtest(params: StrategyParamsBase, payload: Payload) -> dict[str, float]:
     """KPIs of one backtest: fast path when it accepts the run, else the event-driven path.
 
-    A strategy without a fast kernel (``strategy_for(params).fast_kernel is None``, e.g. ``xcarry``)
-    goes straight to the event path (:func:`hedge_core.backtest.xvenue_sweep.evaluate_event`: the
-    cross-venue backtest for ``xcarry``, whose payload timeline is a ``VenueTimelines``).
+    ``xcarry`` (payload timeline: a ``VenueTimelines``) and a strategy without a fast kernel
+    (``strategy_for(params).fast_kernel is None``) go to
+    :func:`hedge_core.backtest.xvenue_sweep.evaluate_xvenue` (xcarry: the fast path on both venues'
+    models, else the cross-venue backtest; the others: the event path).
     Adds ``_fast`` = 1.0 / 0.0 (which path ran).
     """
     from hedge_core.backtest.event import BacktestConfig, run_backtest
     from hedge_core.engine.strategies import strategy_for
 
-    if strategy_for(params).fast_kernel is None:
-        from hedge_core.backtest.xvenue_sweep import evaluate_event
+    if getattr(params, "strategy", None) == "xcarry" or strategy_for(params).fast_kernel is None:
+        from hedge_core.backtest.xvenue_sweep import evaluate_xvenue
 
-        k = evaluate_event(params, payload.timeline, payload.config, payload.capital)
-        k["_fast"] = 0.0
-        return k
+        return evaluate_xvenue(params, payload.timeline, payload.config, payload.capital,
+                               prefer_fast=payload.prefer_fast)
     from hedge_core.backtest.fast import FastPathUnsupported, fast_kpis
 
     cfg = payload.config if payload.config is not None else BacktestConfig()
@@ -476,10 +476,9 @@ def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any
     """
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline, utc
-    from hedge_core.engine.strategies import strategy_for
 
     cfg = config if config is not None else BacktestConfig()
-    if strategy_for(base).fast_kernel is None and getattr(base, "strategy", None) == "xcarry":
+    if getattr(base, "strategy", None) == "xcarry":
         from hedge_core.backtest.xvenue_sweep import VenueMarkets
 
         market = VenueMarkets.of(market)  # one market per perp venue: the timelines of a fold per venue

@@ -6,10 +6,11 @@ one replay timeline per perp venue. :class:`VenueTimelines` holds them, keyed by
 payload (:class:`hedge_core.backtest.sweep.Payload`) carries it in place of one timeline.
 :class:`VenueMarkets` is the same for walk-forward (one market per perp venue, cut per fold).
 
-:func:`evaluate_event` is what :func:`hedge_core.backtest.sweep.evaluate_backtest` runs for a strategy
-without a fast kernel (``strategy_for(params).fast_kernel is None``): the cross-venue backtest for
-``xcarry``, the event backtest for anything else. A run here is the single run
-(:func:`hedge_core.backtest.xvenue.run_cross_venue_backtest`) on the same timeline: same KPIs.
+:func:`evaluate_xvenue` is what :func:`hedge_core.backtest.sweep.evaluate_backtest` runs for ``xcarry``:
+the fast path (:func:`hedge_core.backtest.fast.xvenue.fast_xvenue_kpis`, the hedge kernel fed both
+venues' models) when it accepts the run, else the cross-venue backtest; both give the single run's
+KPIs (:func:`hedge_core.backtest.xvenue.run_cross_venue_backtest` on the same timeline).
+:func:`evaluate_event` is the event-path half (also used for a strategy without a fast kernel).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["VenueMarkets", "VenueTimelines", "cross_venue_config", "evaluate_event", "venue_markets"]
+__all__ = ["VenueMarkets", "VenueTimelines", "cross_venue_config", "evaluate_event", "evaluate_xvenue",
+           "venue_markets"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +153,25 @@ def evaluate_event(params: StrategyParamsBase, timeline: Timeline | VenueTimelin
     if capital is not None:
         cfg = replace(cfg, capital=capital)
     return dict(run_backtest(params, timeline, config=cfg, keep_timeline=False).kpis)
+
+
+def evaluate_xvenue(params: StrategyParamsBase, timeline: Timeline | VenueTimelines,
+                    config: BacktestConfig | CrossVenueConfig | None, capital: float | None = None, *,
+                    prefer_fast: bool = True) -> dict[str, float]:
+    """KPIs of a sweep point of ``xcarry`` (anything else: :func:`evaluate_event`), with ``_fast`` = 1.0
+    when the fast path ran (:func:`hedge_core.backtest.fast.xvenue.fast_xvenue_kpis`) and 0.0 when it
+    refused the run (or ``prefer_fast`` is off) and the cross-venue backtest ran. Same KPIs either way."""
+    if prefer_fast and isinstance(params, CrossCarryParams) and isinstance(timeline, VenueTimelines):
+        from hedge_core.backtest.fast import FastPathUnsupported
+        from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis
+
+        cfg = cross_venue_config(config, params, capital)
+        try:
+            k = fast_xvenue_kpis(params, timeline.for_venue(params.perp_venue), config=cfg, capital=cfg.capital)
+            k["_fast"] = 1.0
+            return k
+        except FastPathUnsupported:
+            pass
+    k = evaluate_event(params, timeline, config, capital)
+    k["_fast"] = 0.0
+    return k

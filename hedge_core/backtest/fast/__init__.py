@@ -1,4 +1,5 @@
-"""Fast path: numba kernels of every strategy's core loop (carry, cross-asset, vol-tier loan book, grid), for sweeps.
+"""Fast path: numba kernels of every strategy's core loop (carry, cross-venue carry, cross-asset, vol-tier loan
+book, grid), for sweeps.
 
 GUARANTEE: for every run it accepts, the fast path produces the SAME fills (instant, leg, side,
 quantity, price, fee) and the same PnL components per instant as the event-driven backtester
@@ -23,7 +24,9 @@ Modules:
 - :mod:`.scope`: :class:`FastPathUnsupported` and :func:`check_supported` (what is refused up front);
 - :mod:`.signals`: entry signals and ratios, priced prices, liquidation checks per instant;
 - :mod:`.helpers`: the ``@njit`` helpers both kernels share;
-- :mod:`.hedge_kernel`: carry / cross / grid; :mod:`.voltier_kernel`: the loan book;
+- :mod:`.hedge_kernel`: carry / xcarry / cross / grid; :mod:`.voltier_kernel`: the loan book;
+- :mod:`.xvenue`: the cross-venue carry (two paper venues as the hedge kernel's venue model),
+  against ``backtest.xvenue.run_cross_venue_backtest`` (``tests/test_fastpath_xcarry.py``);
 - :mod:`.transitions`: each transition code as engine transitions, derived from ``engine.states``;
 - :mod:`.run`: :func:`run_fast`, :func:`fast_kpis`, :func:`run_fast_or_event`;
 - :mod:`.cache`: numba's on-disk cache dropped when a source the kernels compile in changes.

@@ -86,9 +86,10 @@ class Kind(IntEnum):
     GRID = 2
 
 
-#: strategy name -> the hedge kernel's branch: the strategies the ``"hedge"`` kernel models
-HEDGE_KINDS: MappingProxyType[str, Kind] = MappingProxyType({"carry": Kind.CARRY, "cross": Kind.CROSS,
-                                                             "grid": Kind.GRID})
+#: strategy name -> the hedge kernel's branch: the strategies the ``"hedge"`` kernel models (the
+#: cross-venue carry is the carry's branch with its ``exit_below_apr`` exit, the record's field)
+HEDGE_KINDS: MappingProxyType[str, Kind] = MappingProxyType({"carry": Kind.CARRY, "xcarry": Kind.CARRY,
+                                                             "cross": Kind.CROSS, "grid": Kind.GRID})
 #: kernel name (a strategy's ``fast_kernel``) -> the strategies whose decisions that kernel reproduces
 KERNELS: MappingProxyType[str, frozenset[str]] = MappingProxyType({"hedge": frozenset(HEDGE_KINDS),
                                                                    "voltier": frozenset({"voltier"})})

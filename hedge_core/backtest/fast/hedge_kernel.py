@@ -1,8 +1,10 @@
-"""The carry / cross-asset / grid kernel: one hedge (spot leg + perp hedge) through the engine's states, per instant.
+"""The carry / cross-venue carry / cross-asset / grid kernel: one hedge (spot leg + perp hedge)
+through the engine's states, per instant.
 
 It mirrors, line by line, ``engine/step.py``, ``engine/ledger.py``, ``engine/exits.py``,
-``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``, ``cross.py``,
-``grid.py`` and the paper venue (``exchange/paper/core.py``); see ``docs/fast-path.md``. The
+``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``, ``xcarry.py``,
+``cross.py``, ``grid.py`` and the paper venue (``exchange/paper/core.py``; for xcarry the spot
+leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``. The
 parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
 enums of :mod:`hedge_core.backtest.fast.codes`.
 """
@@ -87,6 +89,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     g_stop, g_var, g_dd = r.grid_stop_loss_pct, r.grid_var_limit, r.grid_max_drawdown
     unfav_n, rearm, kind, max_opm = r.unfav_intervals, r.rearm, r.kind, r.max_orders_per_minute
     g_nlev, same = r.grid_levels, r.same_base
+    x_apr = r.exit_below_apr  # xcarry: received funding APR floor (NaN = off)
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
@@ -187,9 +190,14 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                     crossed += 1
                             new_ratio = min(max(g_max_ratio * crossed / nlev, ratio_min), ratio_max)
                     cp = pnl - pnl_at_entry
-                    exit_now = grid_stop or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop,
-                                                      spot[i], perp[i], unfav_n, unfav, maxh,
-                                                      (t - entered) / 1e9 / 3600.0)
+                    # xcarry.decide: the strategy's exit (received APR below the floor) comes before
+                    # the generic exits; both are the same EXIT_SIGNAL transition
+                    x_exit = False
+                    if not math.isnan(x_apr) and pq != 0.0 and not math.isnan(last_rate[i]):
+                        x_exit = -math.copysign(1.0, pq) * money.funding_apr(last_rate[i], interval) < x_apr
+                    exit_now = grid_stop or x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin,
+                                                                bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                                                                (t - entered) / 1e9 / 3600.0)
                     if not exit_now:
                         ratio = new_ratio
                 if exit_now:

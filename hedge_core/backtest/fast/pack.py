@@ -62,7 +62,7 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
 
 
 def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: Balances) -> np.ndarray:
-    """The :data:`~.records.HEDGE_RECORD` of a carry / cross / grid run (a one-element array).
+    """The :data:`~.records.HEDGE_RECORD` of a carry / xcarry / cross / grid run (a one-element array).
 
     ``balances``: the starting wallets (``{"spot": {asset: qty}, "perp": {"USDT": qty}}``, quote units).
     """
@@ -88,6 +88,7 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "grid_stop_loss_pct": params.grid_stop_loss_pct if grid else 0.0,
         "grid_var_limit": _nan(params.var_limit) if grid else math.nan,
         "grid_max_drawdown": _nan(params.max_drawdown) if grid else math.nan,
+        "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
     })
     return make_record(HEDGE_RECORD, rec)

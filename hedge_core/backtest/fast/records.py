@@ -72,6 +72,7 @@ _HEDGE_F8 = [
     ("grid_stop_loss_pct", "grid: stop below the lowest level (fraction)"),
     ("grid_var_limit", "grid: 99 % one-interval VaR limit (quote; NaN = off)"),
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
+    ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),
 ]
 _HEDGE_I8 = [
     ("kind", "codes.Kind: CARRY, CROSS or GRID"),

@@ -21,7 +21,7 @@ from hedge_core.backtest.fast.signals import entry_ratio, entry_signal, input_co
 from hedge_core.backtest.fast.transitions import TRANSITIONS
 from hedge_core.backtest.fast.voltier_kernel import voltier_kernel
 from hedge_core.backtest.timeline import Market, Timeline, timeline_of
-from hedge_core.exchange.costs import from_paper, resolve_costs
+from hedge_core.exchange.costs import CostModel, from_paper, resolve_costs
 from hedge_core.params.models import StrategyParamsBase
 
 if TYPE_CHECKING:
@@ -51,19 +51,21 @@ def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
 
 def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
              end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
-             compact: bool = False) -> FastResult:
+             compact: bool = False, costs: CostModel | None = None) -> FastResult:
     """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.event.run_backtest`.
 
     ``compact=True`` (sweeps) keeps per instant only what the KPIs read: ``snap`` columns net,
     perp qty, hedge ratio; the spot and perp prices the kernel saw are :func:`priced_prices` of
     the timeline (the same doubles, shared by every run); the full last row is in ``FastResult.last``.
+    ``costs``: the entry filter's cost model when the legs are on two venues (``fast.xvenue``);
+    None = the paper venue's (``exchange.costs.from_paper``).
 
     Raises
     ------
     FastPathUnsupported
         Outside the kernel's scope (see ``docs/fast-path.md``), with the reason and instant.
     """
-    raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact)
+    raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact, costs=costs)
     tl, nf, nt = raw.timeline, raw.nf, raw.nt
     fi = raw.f_i[:nf]
     fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(raw.f_leg[:nf] == 1, "perp", "spot"),
@@ -109,11 +111,13 @@ class _Raw:
 
 def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
              end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
-             compact: bool = False) -> _Raw:
+             compact: bool = False, costs: CostModel | None = None) -> _Raw:
+    """``costs``: the entry filter's cost model when it is not the one venue's (two venues: ``.xvenue``)."""
     from hedge_core.backtest.event import BacktestConfig, _balances
 
     cfg = config if config is not None else BacktestConfig()
-    params = resolve_costs(params, from_paper(cfg.paper))  # the entry filter prices the venue's round trip
+    # the entry filter prices the venue's round trip
+    params = resolve_costs(params, costs if costs is not None else from_paper(cfg.paper))
     check_supported(params, cfg.paper)
     tl = timeline_of(market, start=start, end=end, warmup=cfg.warmup, spec=cfg.spec)
     check_supported(params, cfg.paper, tl.perp_symbol)

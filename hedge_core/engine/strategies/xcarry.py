@@ -47,11 +47,12 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
 
 
 class CrossCarryStrategy(StrategyBase[CrossCarryParams]):
-    """Cross-venue carry through the Strategy contract: sized like the carry, no loan, no fast kernel
-    (the event path runs it; see docs/cross-venue.md)."""
+    """Cross-venue carry through the Strategy contract: sized like the carry, no loan, fast kernel
+    ``hedge`` (the carry's branch with the ``exit_below_apr`` exit, fed both venues' models:
+    :mod:`hedge_core.backtest.fast.xvenue`; see docs/cross-venue.md)."""
 
     name = "xcarry"
-    fast_kernel = None
+    fast_kernel = "hedge"
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: CrossCarryParams) -> Intent:
