@@ -262,7 +262,6 @@ class HedgeRecoveryMixin:
         self.journal.run(self._run_row(str(state), ended=state is State.COMPLETED))
         log_event(log, "hedge recovered", hedge_id=self.hedge_id, state=str(state), last_state=last_state,
                   spot_qty=ctx.spot.qty, perp_qty=ctx.perp.qty, **rep.as_dict())
-        self._snapshot(ts, force=True)  # type: ignore[attr-defined]  # HedgeStatusMixin: the legs as rebuilt, at the recovery instant
         if state is not State.COMPLETED:
             async with self.lock:  # act at once: close, or hedge a naked leg
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
