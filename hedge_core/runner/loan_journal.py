@@ -82,7 +82,8 @@ def reserve_row(before: LoanState, after: HedgeContext, ts: pd.Timestamp) -> dic
     """A ``reserve_deployments`` row of a ``reserve`` event: LTV before the deployment, the amount
     (quote) and the cumulative amount deployed."""
     book = after.loan
-    assert book is not None
+    if book is None:
+        raise InvalidInput("after.loan", None, "a loan book's context (HedgeContext.loan set)")
     value = math.nan
     if after.spot.qty > 0 and after.spot_price > 0:
         value = float(ltvmod.ltv(before.outstanding, after.spot.qty, after.spot_price))
