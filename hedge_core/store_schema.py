@@ -78,6 +78,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE instruments ADD COLUMN brackets JSON",
         "ALTER TABLE instruments ADD COLUMN source VARCHAR",
     ]),
+    (5, "loan_events: a loan book's loan state (runner journal), one row per change other than interest "
+        "accrual (start, reserve deployment, repayment, a new cycle's target): recovery rebuilds the loan "
+        "from the last row and accrues ACT/365 simple interest from its as_of", [
+        """CREATE TABLE loan_events (
+            hedge_id VARCHAR NOT NULL, seq INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL, event VARCHAR NOT NULL,
+            principal DOUBLE, apr DOUBLE, as_of TIMESTAMPTZ, accrued_interest DOUBLE, interest_paid DOUBLE,
+            principal_paid DOUBLE, initial_principal DOUBLE, reserve_left DOUBLE, reserve_deployed DOUBLE,
+            booked DOUBLE, repaid DOUBLE, collateral_qty DOUBLE, first_price DOUBLE, started_at TIMESTAMPTZ,
+            target_ratio DOUBLE, profit_target DOUBLE)""",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.
@@ -91,6 +101,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "position_snapshots": ("hedge_id", "ts", "venue", "symbol"),
     "ltv_history": ("hedge_id", "ts"),
     "reserve_deployments": ("hedge_id", "ts"),
+    "loan_events": ("hedge_id", "seq"),
     "guard_firings": ("hedge_id", "ts", "guard"),
     "param_sets": ("name", "version"),
 }

@@ -57,8 +57,8 @@ def live() -> None:
                          "score", min_value=0, max_value=100, format="%d")})
     st.subheader("Loan and LTV")
     if loans.empty:
-        st.caption("No loan-backed hedge is running: the loan book (voltier) runs in research only for now "
-                   "(notebook 05, backtests; see docs/known-limits.md).")
+        st.caption("No loan-backed hedge is running: start a loan book (voltier) in paper mode to see its loan, "
+                   "collateral, LTV band and reserve here (live mode refuses it: docs/known-limits.md).")
     else:
         for r in loans.itertuples():
             c = st.columns(5)

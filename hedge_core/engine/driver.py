@@ -8,7 +8,8 @@ Persistence hooks (all optional, synchronous, called in this order of events):
 ``on_intent(hedge_id, PlaceOrder)`` BEFORE an order is sent (persist before acting — the
 client order id is in the request, so a restart can look it up instead of re-sending);
 ``on_fill(hedge_id, FillEvent)``; ``on_transition(hedge_id, RecordTransition)``;
-``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``.
+``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``; ``on_loan(hedge_id, (before,
+after))`` when a loan book's loan or cycle target changed in a step, before that step's actions.
 
 Where fills come from (principle 8, "the venue's records are the truth"):
 
@@ -151,6 +152,9 @@ class DriverHooks:
     on_transition: Hook | None = None
     on_guard: Hook | None = None
     on_alert: Hook | None = None
+    #: a loan book's memory changed in a step (``ctx.loan``, ``target_ratio`` or ``profit_target``);
+    #: payload ``(context before, context after)``, called BEFORE the step's actions are executed
+    on_loan: Hook | None = None
 
 
 class HedgeDriver:
@@ -213,7 +217,12 @@ class HedgeDriver:
             ev = queue.pop(0)
             if isinstance(ev, FillEvent):
                 self._hook("on_fill", ev)
+            prev = self.ctx
             self.ctx, actions = step(self.ctx, ev, self.params)
+            if self.hooks.on_loan is not None and self.ctx.loan is not None and (
+                    self.ctx.loan is not prev.loan or self.ctx.target_ratio != prev.target_ratio
+                    or self.ctx.profit_target != prev.profit_target):
+                self._hook("on_loan", (prev, self.ctx))  # persist the loan before acting on the step
             self.actions.extend(actions)
             for a in actions:  # answers carry the hedge's clock (a late-stamped event never moves it back)
                 queue.extend(await self._execute(a, self.ctx.last_ts))

@@ -47,7 +47,8 @@ TABLE_ALIASES = {"transitions": "transitions", "fills": "fills", "funding": "fun
                  "positions": "position_snapshots", "orders": "orders", "guards": "guard_firings",
                  "funding_payments": "funding_payments", "position_snapshots": "position_snapshots",
                  "guard_firings": "guard_firings", "hedge_runs": "hedge_runs", "param_sets": "param_sets",
-                 "ltv_history": "ltv_history", "reserve_deployments": "reserve_deployments"}
+                 "ltv_history": "ltv_history", "reserve_deployments": "reserve_deployments",
+                 "loan_events": "loan_events", "loan": "loan_events"}
 
 
 def _clean(v: Any) -> Any:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hedge_core.engine.context import new_hedge
+from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import Timer
 from hedge_core.engine.states import State
+from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.runner.journal import wall_now
+from hedge_core.runner.loan_journal import loan_event, loan_from_row, loan_origin, loan_row, reserve_row
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.reconcile import rebuild_context, reconcile_orders, recovery_state
 from hedge_core.runner.reconcile_venues import reconcile_per_venue
@@ -53,6 +56,8 @@ class HedgeRecoveryMixin:
     market_data: Any
     sup: Any
     _funding_booked: set[pd.Timestamp]
+    #: a loan book's (start instant, first spot price): the collateral's sizing, journaled with every loan row
+    loan_origin: tuple[pd.Timestamp, float]
 
     # ---- setup --------------------------------------------------------------------------------
     async def _instruments(self) -> tuple[Instrument, Instrument]:
@@ -99,7 +104,23 @@ class HedgeRecoveryMixin:
 
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
-                           on_guard=self._on_guard, on_alert=self._on_alert)
+                           on_guard=self._on_guard, on_alert=self._on_alert, on_loan=self._on_loan)
+
+    def _on_loan(self, hedge_id: str, change: tuple[HedgeContext, HedgeContext]) -> None:
+        """Journal a loan book's loan when it changed other than by interest accrual (runner.loan_journal);
+        a reserve deployment also gets its ``reserve_deployments`` row."""
+        before, after = change
+        if after.loan is None:
+            return
+        ev = loan_event(before.loan, after.loan, ratio_before=before.target_ratio, ratio_after=after.target_ratio,
+                        target_before=before.profit_target, target_after=after.profit_target)
+        if ev is None:
+            return
+        ts = after.last_ts
+        self.journal.loan(hedge_id, loan_row(after, ev, ts, first_price=self.loan_origin[1],
+                                             started_at=self.loan_origin[0]))
+        if ev == "reserve" and before.loan is not None:
+            self.journal.reserve(hedge_id, reserve_row(before.loan, after, ts))
 
     def _run_row(self, state: str, ended: bool = False) -> dict[str, Any]:
         s = self.spec
@@ -111,11 +132,71 @@ class HedgeRecoveryMixin:
 
     async def start_new(self, ts: pd.Timestamp) -> None:
         spot, perp = await self._instruments()
-        ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        strategy = strategy_for(self.params)
+        if strategy.loan_book:
+            # the spot leg IS the collateral, sized at the first price; the loan starts at ``ts``
+            price = await self._first_price(ts)
+            ctx = strategy.new_context(self.hedge_id, spot, perp, ts, price, self.params)
+            self._fund_collateral(ctx)
+            self.loan_origin = (ctx.started_at, price)
+        else:
+            ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
         self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
         self.journal.run(self._run_row(str(ctx.state)))
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
                                                 "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
+        if ctx.loan is not None:
+            self.journal.loan(self.hedge_id, loan_row(ctx, "start", ts, first_price=self.loan_origin[1],
+                                                      started_at=self.loan_origin[0]))
+            log_event(log, "loan book started", hedge_id=self.hedge_id, principal=ctx.loan.loan.principal,
+                      apr=ctx.loan.loan.apr, collateral_qty=ctx.spot.qty, first_price=self.loan_origin[1],
+                      reserve=ctx.loan.reserve_left)
+
+    async def _first_price(self, ts: pd.Timestamp) -> float:
+        """The spot price (quote per base) a loan book's collateral is valued at, at ``ts``: the venue's
+        ticker (live data, a paper venue that already has bars), else in a replay the close of the last
+        stored bar closed by ``ts`` (the open of the first bar when the window starts at the data's start)."""
+        sym = self.spec.spot_symbol
+        for ad in (self.raw_adapter, self.market_data):
+            if ad is None:
+                continue
+            try:
+                t = await ad.fetch_ticker(sym)
+            except ExchangeError:
+                continue
+            px = float(t.last or t.mid)
+            if math.isfinite(px) and px > 0:
+                return px
+        if self.spec.feed == "replay":
+            venue = self.sup._data_venue(self.spec)
+            tf = pd.Timedelta(self.spec.timeframe)
+            bars = self.sup.store.read_bars(venue, sym, "spot", self.spec.timeframe, start=ts - pd.Timedelta(days=7),
+                                            end=ts + tf)
+            closed = bars[bars.index + tf <= ts]
+            if len(closed):
+                return float(closed["close"].iloc[-1])
+            later = bars[bars.index >= ts]
+            if len(later):
+                return float(later["open"].iloc[0])
+        from hedge_core.errors import InvalidInput
+
+        raise InvalidInput("price", sym, f"a first {sym} price at {ts} (ticker or stored bars) to size the collateral")
+
+    def _fund_collateral(self, ctx: HedgeContext) -> None:
+        """Paper: the spot wallet holds the collateral (base units) from the start, like the operator's
+        own collateral on a real account; saved at once so a restart finds it."""
+        if self.spec.mode != "paper" or ctx.spot.qty <= 0:
+            return
+        from hedge_core.exchange.paper import PaperExchange
+        from hedge_core.exchange.routed_paper import RoutedPaper
+
+        ad = self.raw_adapter
+        paper = ad.spot if isinstance(ad, RoutedPaper) else ad
+        if not isinstance(paper, PaperExchange):
+            return
+        paper.core.deposit("spot", ctx.spot.base, float(ctx.spot.qty))
+        if getattr(paper, "state_path", None):
+            paper.save()
 
     async def recover(self, last_state: str, started_at: Any) -> dict[str, Any]:
         """Reconcile with the venue and rebuild the driver by the recovery policy."""
@@ -147,13 +228,28 @@ class HedgeRecoveryMixin:
                 and self.spec.mode == "paper":
             await self._attach_market_data()  # paper on live data: the venue's clock before the first row
         ts = self._clock_now()
-        ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
+        strategy = strategy_for(self.params)
+        last_loan: dict[str, Any] | None = None
+        if strategy.loan_book:  # the collateral and the loan come back from the journal (runner.loan_journal)
+            started, price, last_loan = loan_origin(self.journal.loan_events(self.hedge_id))
+            self.loan_origin = (started, price)
+            ctx0 = strategy.new_context(self.hedge_id, spot, perp, started, price, self.params)
+            ctx0 = replace(ctx0, loan=loan_from_row(last_loan).accrued_to(ts))
+        else:
+            ctx0 = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
         flat_probe = rebuild_context(ctx0, fills, funding, [], State.MONITORING_POSITIONS, prices, ts)
         state = recovery_state(last_state, self.spec.recovery, flat_probe.is_flat)
         rows = self.journal.orders(self.hedge_id)
         coids = [r["client_order_id"] for r in rows]
         refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
+        if last_loan is not None:
+            if not ctx.is_flat:  # the cycle's own target ratio and profit target, as journaled
+                pt = last_loan.get("profit_target")
+                ctx = replace(ctx, target_ratio=float(last_loan["target_ratio"]),
+                              profit_target=None if pt is None or pd.isna(pt) else float(pt))
+            self.journal.loan(self.hedge_id, loan_row(ctx, "recovered", ts, first_price=self.loan_origin[1],
+                                                      started_at=self.loan_origin[0]))
         self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
         self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
         report = rep.as_dict()

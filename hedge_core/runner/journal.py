@@ -39,7 +39,7 @@ def wall_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-_TS_COLS = ("ts", "intent_ts", "updated_ts", "started_at", "ended_at", "created_at")
+_TS_COLS = ("ts", "intent_ts", "updated_ts", "started_at", "ended_at", "created_at", "as_of")
 
 
 def _frame(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -81,6 +81,7 @@ class Journal:
         # hedge id -> its clock (runner.clock): an order row's updated_ts is the hedge's time
         self.clocks: dict[str, Callable[[], pd.Timestamp]] = {}
         self._tseq: dict[str, int] = {}
+        self._lseq: dict[str, int] = {}  # next loan_events seq per hedge
         self.writes = 0  # counter: snapshots are taken only when something changed
         self.wal_dir = Path(wal_dir) if wal_dir is not None else None
         self.fsync = fsync
@@ -236,6 +237,8 @@ class Journal:
             self._orders[(hedge_id, r["client_order_id"])] = r
         t = self.store.read_table("transitions", hedge_id=hedge_id)
         self._tseq[hedge_id] = int(t["seq"].max()) + 1 if len(t) else 0
+        lo = self.store.read_table("loan_events", hedge_id=hedge_id)
+        self._lseq[hedge_id] = int(lo["seq"].max()) + 1 if len(lo) else 0
 
     # ---- fills, funding, transitions, guards ---------------------------------------------------
     def fill(self, hedge_id: str, ev: FillEvent, venue: str) -> None:
@@ -272,6 +275,22 @@ class Journal:
     def guard(self, hedge_id: str, g: GuardFired) -> None:
         self._write("guard_firings", [{"hedge_id": hedge_id, "ts": g.ts, "guard": g.name, "action": g.action,
                                        "numbers": json.dumps({k: _nz(float(v)) for k, v in g.numbers.items()})}])
+
+    # ---- a loan book's loan (runner.loan_journal) ---------------------------------------------------
+    def loan(self, hedge_id: str, row: Mapping[str, Any]) -> int:
+        """Append one ``loan_events`` row (``runner.loan_journal.loan_row``); returns its seq."""
+        seq = self._lseq.get(hedge_id, 0)
+        self._write("loan_events", [{"hedge_id": hedge_id, "seq": seq, **row}])
+        self._lseq[hedge_id] = seq + 1
+        return seq
+
+    def loan_events(self, hedge_id: str) -> pd.DataFrame:
+        self.flush()
+        return self.store.read_table("loan_events", hedge_id=hedge_id)
+
+    def reserve(self, hedge_id: str, row: Mapping[str, Any]) -> None:
+        """One ``reserve_deployments`` row (``runner.loan_journal.reserve_row``)."""
+        self._write("reserve_deployments", [{"hedge_id": hedge_id, **row}])
 
     def positions(self, hedge_id: str, ts: pd.Timestamp, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -488,9 +488,12 @@ class Supervisor:
         if spec.hedge_id in self.hedges:
             raise InvalidInput("hedge_id", spec.hedge_id, "an id not already running")
         params = self._params_for(spec)
-        refusal = strategy_for(params).runner_refusal
+        strategy = strategy_for(params)
+        refusal = strategy.runner_refusal
         if refusal:
             raise InvalidInput("strategy", str(params.strategy), refusal, where="start")
+        if spec.mode == "live" and strategy.live_refusal:
+            raise InvalidInput("mode", f"live ({params.strategy})", strategy.live_refusal, where="start")
         if spec.mode == "live":
             status = param_store.status_of(spec.params_name, spec.params_version, root=self.params_root) \
                 if spec.params_name else "inline"

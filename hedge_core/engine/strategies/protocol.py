@@ -18,6 +18,7 @@ member                      asked by
 ``rechecks_leverage``       ``engine.step``: re-choose the perp leverage from volatility or not
 ``fast_kernel``             the fast path: the NAME of its kernel (resolved there, lazily)
 ``runner_refusal``          the runner's start: None, or why it cannot run this strategy yet
+``live_refusal``            the runner's start in live mode: None, or why not live (yet)
 ==========================  ==================================================================
 
 :class:`StrategyBase` implements the defaults (a notional-sized hedge without a loan); a
@@ -67,6 +68,9 @@ class Strategy(Protocol[P_contra]):
     runner_refusal : str or None
         None when the runner can start and recover hedges of this strategy; else the reason it
         refuses them at start (research only), shown to the operator.
+    live_refusal : str or None
+        None when the runner may trade this strategy with real money (mode ``live``); else why
+        not, refused at start like ``runner_refusal`` (paper and recommend still run).
     """
 
     name: str
@@ -74,6 +78,7 @@ class Strategy(Protocol[P_contra]):
     loan_book: bool
     rechecks_leverage: bool
     runner_refusal: str | None
+    live_refusal: str | None
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: P_contra) -> Intent:
@@ -119,6 +124,7 @@ class StrategyBase(Generic[P_contra]):
     loan_book: ClassVar[bool] = False
     rechecks_leverage: ClassVar[bool] = True
     runner_refusal: ClassVar[str | None] = None
+    live_refusal: ClassVar[str | None] = None
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: P_contra) -> Intent:

@@ -135,10 +135,12 @@ class VolTierStrategy(StrategyBase[VolTierLoanParams]):
     fast_kernel = "voltier"
     loan_book = True
     rechecks_leverage = False
-    #: the runner would need the collateral in the paper wallet and the loan (interest, reserve left)
-    #: journaled to recover it after a restart; neither exists yet (docs/known-limits.md)
-    runner_refusal = ("a strategy the runner can hold: the loan book (voltier) runs in research only "
-                      "(backtests, sweeps, notebooks) -- the runner does not journal a loan or its reserve yet")
+    #: the runner holds the loan book in paper (collateral in the paper spot wallet, the loan journaled in
+    #: ``loan_events`` and rebuilt after a restart: runner.loan_journal); live it is refused: the loan and the
+    #: collateral are off-venue (the operator's collateral loan) and nothing reconciles them with the lender yet
+    live_refusal = ("mode paper or recommend: the loan book (voltier) holds an off-venue collateral loan the "
+                    "runner cannot reconcile with the lender, and the venue's own spot balance is not the "
+                    "collateral -- live trading of a loan book is not supported yet (docs/known-limits.md)")
 
     def decide(self, ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, float],
                params: VolTierLoanParams) -> Intent:
