@@ -110,3 +110,72 @@ def test_open_on_both_venues_funding_from_the_perp_venue_fees_from_each_close_bo
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_perp_venue_refusing_the_hedge_unwinds_the_spot_leg_on_the_spot_venue(tmp_path):
+    # Bybit's unified wallet holds 1 USDT: every perp order is refused with 110007 ("ab not enough for new
+    # order", Bybit v5 error codes https://bybit-exchange.github.io/docs/v5/error) after the spot leg
+    # filled on Binance -> after the retries the engine sells the spot back on Binance (two-leg rule)
+    async def go():
+        async with two_venues(perp_sim=bybit_perp_sim(usdt=1.0)) as tv:
+            sup, task, store = await running_hedge(tmp_path, tv.adapter)
+            try:
+                await until(lambda: len(tv.spot_sim.trades) >= 2, what="the spot leg unwound on binance")
+                await until(lambda: not task.driver.ctx.pending, what="nothing pending")
+                sides = [(t["market"], t["side"]) for t in tv.spot_sim.trades]
+                assert sides[:2] == [("spot", "BUY"), ("spot", "SELL")]  # bought, then sold back on binance
+                assert sum(tv.spot_sim.spot.get("BTC", [0.0, 0.0])) < 1e-5 and abs(task.driver.ctx.spot.qty) < 1e-5
+                refused = [a for a in tv.perp_sim.answers if a[0] == "POST /v5/order/create"]
+                hedge_retries = task.params.execution.hedge_retries
+                assert len(refused) == hedge_retries + 1 and {a[2] for a in refused} == {110007}
+                assert not tv.perp_sim.orders and not tv.perp_sim.positions.get("BTCUSDT", [0.0])[0]
+                assert any("unwinding the spot leg" in a["message"] for a in task.summary()["alerts"])
+                assert task.driver.ctx.state is not State.ERROR
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
+
+
+def test_a_perp_answer_lost_in_a_crash_is_reconciled_at_each_venue_on_restart(tmp_path):
+    # Bybit applies the perp order but its answer never comes (held 30 s; the runner "crashes" meanwhile):
+    # the journal has the order's intent only. A new HedgeTask recovers: each order is looked up at ITS
+    # venue, the Bybit order is finalised with its fills under bybit, nothing is re-sent, and the
+    # recovery reports each venue's own holding (Binance BTC balance, Bybit signed position).
+    async def go():
+        async with two_venues() as tv:
+            tv.perp_sim.inject("POST /v5/order/create", count=1, hang_after=30.0)
+            sup, task, store = await running_hedge(tmp_path, tv.adapter)
+            try:
+                await until(lambda: tv.perp_sim.orders, what="the perp order applied at bybit")
+                await until(lambda: not tv.perp_sim.faults[0][1], what="fault consumed")
+                task.task.cancel()  # the crash: the answer is never read
+                try:
+                    await task.task
+                except asyncio.CancelledError:
+                    pass
+                link = next(iter(tv.perp_sim.orders.values())).link_id
+                assert link not in set(task.journal.fills("xl")["client_order_id"])  # answer not journaled
+                spec, params = task.spec, task.params
+                runs = sup.journal.runs()
+                row = runs[runs["hedge_id"] == "xl"].iloc[0]
+                task2 = HedgeTask(spec, params, sup.journal, tv.adapter, sup._feed_factory, sup)
+                rep = await task2.recover(str(row["state"]), row["started_at"])
+                v = rep["venues"]
+                assert v["bybit"]["leg"] == "perp" and link in v["bybit"]["finalised"]
+                assert link not in v["binance"]["finalised"] and not v["binance"]["never_sent"]
+                execs = [e["execId"] for e in bybit_trades(tv.perp_sim) if e["orderLinkId"] == link]
+                assert execs and v["bybit"]["fills_added"] == [f"BTC/USDT:USDT#{e}" for e in execs]
+                assert v["bybit"]["holding"] == pytest.approx(tv.perp_sim.positions["BTCUSDT"][0], abs=1e-12)
+                assert v["binance"]["holding"] == pytest.approx(sum(tv.spot_sim.spot["BTC"]), abs=1e-12)
+                assert tv.perp_sim.order_count(link) == 1  # found, never re-sent
+                # the other venue was never asked about the Bybit order
+                assert not [r for r in tv.spot_sim.requests if link in str(r[2])]
+                fills = task2.journal.fills("xl")
+                perp = fills[fills["leg"] == "perp"]
+                assert set(perp["venue"]) == {"bybit"} and perp["qty"].sum() == pytest.approx(
+                    abs(tv.perp_sim.positions["BTCUSDT"][0]), abs=1e-12)
+                assert task2.driver.ctx.perp.qty == pytest.approx(tv.perp_sim.positions["BTCUSDT"][0], abs=1e-12)
+                assert abs(task2.driver.ctx.delta) <= 0.001
+            finally:
+                store.close()
+    asyncio.run(go())
