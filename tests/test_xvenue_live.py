@@ -179,3 +179,42 @@ def test_a_perp_answer_lost_in_a_crash_is_reconciled_at_each_venue_on_restart(tm
             finally:
                 store.close()
     asyncio.run(go())
+
+
+def test_heartbeat_arms_the_cancel_all_countdown_on_the_perp_venue_and_disarms_it_when_done(tmp_path):
+    # spot on Bybit, perp on Binance USD-M: the dead man's switch's exchange-side timer is Binance's
+    # countdownCancelAll on the perp symbol ("Auto-Cancel All Open Orders (TRADE)",
+    # https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Auto-Cancel-All-Open-Orders);
+    # the spot venue is never asked for one. After the hedge completes the next beat disarms it.
+    from tests.support.xlive_env import reversed_venues
+
+    async def go():
+        async with reversed_venues() as rv:
+            store = Store(tmp_path / "db.duckdb", hold=True)
+            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0, heartbeat_s=0.05)
+            spec = HedgeSpec(hedge_id="xr", params_inline=CARRY, mode="live", venue="bybit", perp_venue="binance",
+                             feed="ticker", poll_s=0.05)
+            task = HedgeTask(spec, sup._params_for(spec), sup.journal, rv.adapter, sup._feed_factory, sup)
+            await task.start_new(pd.Timestamp.now(tz="UTC"))
+            sup.hedges["xr"] = task
+            task.task = asyncio.create_task(task.run())
+            sup.start_background()
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry")
+                await until(lambda: "BTCUSDT" in rv.perp_sim.countdowns, what="countdown armed on binance")
+                # 2 x dms_timeout_s = 1,200 s, sent in ms
+                calls = [r[2] for r in rv.perp_sim.requests if r[1] == "/fapi/v1/countdownCancelAll"]
+                assert calls and {(c["symbol"], c["countdownTime"]) for c in calls} == {("BTCUSDT", "1200000")}
+                assert not [r for r in rv.spot_sim.requests if "order" in r[1] and "cancel-all" in r[1]]
+                assert rv.spot_sim.positions == {} and sum(rv.perp_sim.spot.get("BTC", [0.0, 0.0])) == 0.0
+                await task.command(Command.STOP, "test: close both legs")
+                await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
+                await until(lambda: "BTCUSDT" not in rv.perp_sim.countdowns, what="countdown disarmed")
+                last = [r[2] for r in rv.perp_sim.requests if r[1] == "/fapi/v1/countdownCancelAll"][-1]
+                assert last["countdownTime"] == "0" and rv.perp_sim.countdown_cancels == []
+            finally:
+                sup.stopping = True
+                for t in sup._bg:
+                    t.cancel()
+                await stop(task, store)
+    asyncio.run(go())

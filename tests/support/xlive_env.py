@@ -50,3 +50,20 @@ async def two_venues(spot_sim: BinanceSim | None = None, perp_sim: BybitSim | No
     perp_sim = perp_sim or bybit_perp_sim()
     async with live_env(sim=spot_sim, **adapter_kw) as a, bybit_env(sim=perp_sim, **adapter_kw) as b:
         yield TwoVenues(spot_sim, perp_sim, RoutedAdapter(a.adapter, b.adapter))
+
+
+@dataclass
+class ReversedVenues:
+    spot_sim: BybitSim
+    perp_sim: BinanceSim
+    adapter: RoutedAdapter  # spot -> bybit, perp -> binance (USD-M: the venue with a cancel-all countdown)
+
+
+@contextlib.asynccontextmanager
+async def reversed_venues(**adapter_kw: Any) -> AsyncIterator[ReversedVenues]:
+    """Spot on the Bybit simulator (10,000 USDT unified wallet), perp on the Binance simulator
+    (10,000 USDT USD-M wallet, no spot money)."""
+    spot_sim, perp_sim = bybit_perp_sim(), binance_spot_sim(usdt=0.0)
+    perp_sim.set_funding_rate("BTCUSDT", 0.0005)
+    async with bybit_env(sim=spot_sim, **adapter_kw) as a, live_env(sim=perp_sim, **adapter_kw) as b:
+        yield ReversedVenues(spot_sim, perp_sim, RoutedAdapter(a.adapter, b.adapter))
