@@ -218,3 +218,77 @@ def test_heartbeat_arms_the_cancel_all_countdown_on_the_perp_venue_and_disarms_i
                     t.cancel()
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_preflight_checks_each_leg_on_its_own_venue():
+    # spot balance read on Binance (spot wallet), perp margin on Bybit (unified wallet); position mode,
+    # margin mode and leverage set on Bybit only; a perp venue short of margin is named
+    from hedge_core.errors import InvalidInput
+    from hedge_core.params import store as param_store
+    from hedge_core.runner.preflight import preflight
+
+    params = param_store.parse(CARRY, where="test")
+
+    async def go():
+        async with two_venues(spot_sim=binance_spot_sim(usdt=7_000.0), perp_sim=bybit_perp_sim(usdt=3_000.0)) as tv:
+            rep = await preflight(tv.adapter, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT", params=params,
+                                  amount=1_000.0, apply=True)
+            assert rep.spot.venue == "binance" and rep.perp.venue == "bybit"
+            assert rep.spot_free == pytest.approx(7_000.0) and rep.perp_free == pytest.approx(3_000.0)
+            bybit_paths = {r[1] for r in tv.perp_sim.requests}
+            assert {"/v5/position/set-leverage", "/v5/position/switch-mode"} <= bybit_paths
+            # Binance futures untouched: its market list is loaded with the venue's markets, nothing else
+            assert {r[1] for r in tv.spot_sim.requests if r[1].startswith("/fapi/")} <= {"/fapi/v1/exchangeInfo"}
+            assert not [r for r in tv.spot_sim.requests if r[0] == "POST"]  # nothing set or sent on Binance
+        async with two_venues(perp_sim=bybit_perp_sim(usdt=5.0)) as tv:
+            with pytest.raises(InvalidInput) as err:
+                await preflight(tv.adapter, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT", params=params,
+                                amount=1_000.0, apply=False)
+            assert "venue bybit" in str(err.value) and "perp margin" in str(err.value)
+            assert "no transfer between venues" in str(err.value)
+    asyncio.run(go())
+
+
+def test_live_two_venue_adapter_needs_keys_on_each_venue(tmp_path, monkeypatch):
+    # the supervisor builds one keyed ccxt adapter per venue (each its own governor and registered secrets);
+    # a venue without keys is refused naming the venue and the variables, before anything is built
+    from hedge_core.errors import InvalidInput
+    from hedge_core.exchange.routed import RoutedAdapter
+    from hedge_core.logs import _scrub
+
+    for k in [k for k in __import__("os").environ if k.startswith("HEDGE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("HEDGE_BINANCE_API_KEY", "binKEY-0123456789abcdef")
+    monkeypatch.setenv("HEDGE_BINANCE_API_SECRET", "binSECRET-0123456789abcdef")
+    store = Store(tmp_path / "db.duckdb", hold=True)
+    try:
+        sup = Supervisor(store, tmp_path / "home")
+        spec = HedgeSpec(hedge_id="k1", params_inline=CARRY, mode="live", venue="binance", perp_venue="bybit")
+        with pytest.raises(InvalidInput) as err:
+            sup._adapter_for(spec, confirm_live=True)
+        msg = str(err.value)
+        assert "perp leg on bybit" in msg and "HEDGE_BYBIT_API_KEY" in msg and "HEDGE_BYBIT_API_SECRET" in msg
+        assert "binance" not in msg.split("missing for the", 1)[1]  # binance has its keys
+        with pytest.raises(InvalidInput, match="confirm_live"):
+            sup._adapter_for(spec, confirm_live=False)
+        monkeypatch.setenv("HEDGE_BYBIT_API_KEY", "bybKEY-fedcba9876543210")
+        monkeypatch.setenv("HEDGE_BYBIT_API_SECRET", "bybSECRET-fedcba9876543210")
+        ad = sup._adapter_for(spec, confirm_live=True)
+        try:
+            assert isinstance(ad, RoutedAdapter) and (ad.spot.venue, ad.perp.venue) == ("binance", "bybit")
+            assert ad.spot.credentials.api_key.startswith("binKEY") and ad.perp.credentials.api_key.startswith("bybKEY")
+            assert ad.spot.governor is not ad.perp.governor
+            assert (ad.spot.governor.venue, ad.perp.governor.venue) == ("binance", "bybit")
+            for g in (ad.spot.governor, ad.perp.governor):
+                assert id(g) in sup.ban_watch._watched  # each venue account's bans show in /health
+            line = _scrub("keys binSECRET-0123456789abcdef bybSECRET-fedcba9876543210")
+            assert "binSECRET" not in line and "bybSECRET" not in line
+        finally:
+            asyncio.run(ad.close())
+        rec = sup._adapter_for(spec.model_copy(update={"mode": "recommend"}))
+        try:
+            assert rec.mode == "recommend" and isinstance(rec.market_data, RoutedAdapter)
+        finally:
+            asyncio.run(rec.close())
+    finally:
+        store.close()
