@@ -25,7 +25,7 @@ from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.xlive_env import PRICE, binance_spot_sim, bybit_perp_sim, two_venues
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 CARRY = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
          "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
                   "funding_unfavourable_intervals": None}}

@@ -15,7 +15,7 @@ from tests.support.runner_env import journal
 from tests.support.sim_thread import SimThread
 from tests.support.simfactory_xlive import FACTORY
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # a real runner process
 
 
 def test_two_venue_live_hedge_killed_after_the_perp_order_and_recovered(tmp_path):
