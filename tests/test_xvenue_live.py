@@ -90,6 +90,10 @@ def test_open_on_both_venues_funding_from_the_perp_venue_fees_from_each_close_bo
                 assert ctx_funding(task) == pytest.approx(abs(short) * PRICE * 0.0005, rel=1e-9)
                 assert len(funding) == 1 and funding["venue"].iloc[0] == "bybit"
                 assert funding["amount"].iloc[0] == pytest.approx(abs(short) * PRICE * 0.0005, rel=1e-9)
+                # the continuous reconciliation reads each leg at its venue: journal == venues
+                await until(lambda: (task.summary().get("reconcile") or {}).get("differences") == [],
+                            what="a reconciliation pass")
+                assert "reconcile" not in task.summary()["degraded"]
                 await task.command(Command.STOP, "test: close both legs")
                 await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
                 assert tv.perp_sim.positions["BTCUSDT"][0] == 0
