@@ -85,14 +85,15 @@ def test_two_venue_paper_hedge_killed_and_recovered(tmp_path, kill_at):
         env.cleanup()
 
 
-def test_two_venues_are_paper_only_and_one_venue_short_of_funds_is_refused(tmp_path):
+def test_two_venue_live_meets_the_live_gates_and_one_venue_short_of_funds_is_refused(tmp_path):
     from hedge_core.errors import InvalidInput
 
     env = make_env(tmp_path, export=EXIT_OFF)
     try:
         p = env.start_runner()
         c = env.client(p)
-        with pytest.raises(InvalidInput, match="paper mode only"):
+        # a live spec with legs on two venues is valid; it meets the live gates (here: a set not promoted)
+        with pytest.raises(InvalidInput, match="promoted to live"):
             c.start("carry-test", mode="live", hedge_id="x2", venue="binance", perp_venue="bybit", feed="ticker")
         with pytest.raises(InvalidInput, match="venue bybit: .*perp margin"):  # the perp leg's venue has no margin for the hedge
             start(env, p, balances={"spot": {"USDT": 100_000.0}, "perp": {"USDT": 1.0}})

@@ -38,7 +38,7 @@ class HedgeSpec(BaseModel):
     params_inline: dict[str, Any] | None = None
     mode: Literal["paper", "live", "recommend"] = "paper"
     venue: str = "binance"
-    # legs on two venues (paper only so far, docs/cross-venue.md): the perp leg's venue; None = ``venue``.
+    # legs on two venues (paper, live, recommend; docs/cross-venue.md): the perp leg's venue; None = ``venue``.
     # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
     perp_venue: str | None = None
     spot_symbol: str = "BTC/USDT"
@@ -74,9 +74,9 @@ class HedgeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _perp_venue(self) -> HedgeSpec:
-        if self.perp_venue is not None and self.perp_venue != self.venue and self.mode != "paper":
-            raise ValueError(f"perp_venue={self.perp_venue!r} with mode={self.mode!r}: legs on two venues run in "
-                             "paper mode only so far (docs/cross-venue.md)")
+        # any mode (paper, live, recommend; docs/cross-venue.md); a venue is a lowercase ccxt id
+        if self.perp_venue is not None and (not self.perp_venue or self.perp_venue != self.perp_venue.lower()):
+            raise ValueError(f"perp_venue={self.perp_venue!r}: expected a lowercase ccxt id such as 'bybit'")
         return self
 
     @property

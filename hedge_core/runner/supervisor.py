@@ -19,7 +19,8 @@ Dead man's switch, in three layers:
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
    the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, countdown
-   ``2 x dms_timeout_s``; the paper and recommend adapters have none). Once a hedge has COMPLETED
+   ``2 x dms_timeout_s``; the paper and recommend adapters have none; legs on two venues: the
+   perp leg's venue's timer, ``RoutedAdapter`` routes it by symbol). Once a hedge has COMPLETED
    (both legs closed) the next beat disarms the countdown (``seconds = 0``) unless another
    unfinished hedge trades the same perp symbol on the same venue, so the timer cannot cancel
    orders the operator places by hand afterwards. A hedge that failed or was interrupted keeps its
@@ -213,7 +214,7 @@ class Supervisor:
         same venue trades that perp symbol (its next beat re-arms it). A failed request is logged and
         retried on the next beat."""
         sym = h.armed_symbol
-        if any(o is not h and not _completed(o) and o.spec.venue == h.spec.venue and o.spec.perp_symbol == sym
+        if any(o is not h and not _completed(o) and o.spec.leg_venues[1] == h.spec.leg_venues[1] and o.spec.perp_symbol == sym
                for o in self.hedges.values()):
             h.armed_symbol = None  # the other hedge owns the timer now
             return
@@ -306,6 +307,10 @@ class Supervisor:
                                                  venue_state_path(self.home / "paper", spec.hedge_id, v))
                                      for v, a in ((spec.venue, "spot"), (spec.perp_venue, "perp"))))
             return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
+        if spec.leg_venues[0] != spec.leg_venues[1]:  # live/recommend legs on two venues: each its own account
+            from hedge_core.exchange.routed_live import routed_live
+
+            return self._register_secrets(routed_live(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
 
     def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path) -> Any:
@@ -328,11 +333,13 @@ class Supervisor:
     def _register_secrets(self, ad: Any) -> Any:
         """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter);
         its venue account's rate-limit bans show in ``/health`` and on the alert bus."""
-        self.ban_watch.watch(ad)
-        creds = getattr(ad, "credentials", None) or getattr(getattr(ad, "market_data", None), "credentials", None)
-        sec = getattr(creds, "secrets", ()) or ()
-        for s in (sec() if callable(sec) else sec):
-            register_secret(s)
+        legs = getattr(ad, "leg_adapters", None) or getattr(getattr(ad, "market_data", None), "leg_adapters", None)
+        for part in (ad, *(legs() if callable(legs) else ())):  # legs on two venues: each venue's account
+            self.ban_watch.watch(part)
+            creds = getattr(part, "credentials", None) or getattr(getattr(part, "market_data", None), "credentials", None)
+            sec = getattr(creds, "secrets", ()) or ()
+            for s in (sec() if callable(sec) else sec):
+                register_secret(s)
         return ad
 
     def _series(self) -> pd.DataFrame:

@@ -1,0 +1,39 @@
+"""Runner-side hook for legs on two venues (no tests here): the spot leg on the local Binance simulator, the
+perp leg on the local Bybit simulator, each with its own live ccxt adapter, joined by a RoutedAdapter.
+
+The runner subprocess imports :func:`make_routed_adapter` through ``HEDGE_RUNNER_ADAPTER_FACTORY``.
+Binance is reached on ``HEDGE_TEST_SIM_PORT``, Bybit on ``HEDGE_TEST_BYBIT_PORT`` (both through a
+redirect session, TLS verified against ``HEDGE_TEST_SIM_CA``). The one-venue hook is
+:mod:`tests.support.simfactory`.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+FACTORY = "tests.support.simfactory_xlive:make_routed_adapter"
+LEG_VENUES = ("binance", "bybit")  # (spot venue, perp venue) this hook serves
+
+
+def make_routed_adapter(spec: Any) -> Any:
+    from hedge_core.errors import InvalidInput
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
+    from hedge_core.exchange.credentials import Credentials
+    from hedge_core.exchange.routed import RoutedAdapter
+    from tests.support.binance_sim import HOSTS, WS_HOSTS
+    from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
+    from tests.support.redirect import redirect_session
+
+    if tuple(spec.leg_venues) != LEG_VENUES:
+        raise InvalidInput("venues", spec.leg_venues, "spot on binance, perp on bybit (the two local simulators)")
+    ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
+    key, secret = os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"]
+    kw: dict[str, Any] = {"timeout_ms": 3000, "enable_rate_limit": False, "fill_poll_interval": 0.01}
+    bport, yport = int(os.environ["HEDGE_TEST_SIM_PORT"]), int(os.environ["HEDGE_TEST_BYBIT_PORT"])
+    spot = CcxtLiveAdapter("binance", Credentials("binance", key, secret, source="test"),
+                           session=redirect_session({h: bport for h in HOSTS + WS_HOSTS}, ctx), **kw)
+    perp = CcxtLiveAdapter("bybit", Credentials("bybit", key, secret, source="test"),
+                           session=redirect_session({h: yport for h in BYBIT_HOSTS}, ctx), **kw)
+    return RoutedAdapter(spot, perp)

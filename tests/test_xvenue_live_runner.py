@@ -1,0 +1,59 @@
+"""A LIVE hedge with its legs on two venues run by a real runner process: spot on the Binance simulator,
+perp on the Bybit simulator, real ccxt to both (the runner builds them through
+tests/support/simfactory_xlive.py). The runner SIGKILLs itself right after Bybit accepted the perp
+order (its answer never processed); a restarted runner reconciles each order at its own venue, books
+Bybit's fills under bybit without re-sending, reports both venues in its RECOVERY row, and the hedge
+then closes both legs on their venues."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.bybit_thread import BybitThread
+from tests.support.live_runner import HID, live_env, settle
+from tests.support.runner_env import journal
+from tests.support.sim_thread import SimThread
+from tests.support.simfactory_xlive import FACTORY
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # a real runner process
+
+
+def test_two_venue_live_hedge_killed_after_the_perp_order_and_recovered(tmp_path):
+    binance, bybit = SimThread(spot_fee_in_received=False), BybitThread()
+    env, extra = live_env(tmp_path, binance)
+    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "order_sent:perp"})
+        env.client(p).start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery="resume", hedge_id=HID,
+                            confirm_live=True, venue="binance", perp_venue="bybit")
+        assert p.wait(60) == -9, "the runner should have SIGKILLed itself after the perp order was sent"
+        [perp_order] = list(bybit.sim.orders.values())  # Bybit holds the order; the journal only its intent
+        fills = journal(env, "fills", HID)
+        assert perp_order.link_id not in set(fills["client_order_id"])
+        p2 = env.start_runner(extra)
+        settle(env, p2, "MONITORING_POSITIONS")
+        c = env.client(p2)
+        tr = c.history("transitions", hedge_id=HID)
+        rec = tr.loc[tr["trigger_name"] == "RECOVERY", "reason"].iloc[0]
+        assert "'venues'" in rec and "'binance'" in rec and "'bybit'" in rec and perp_order.link_id in rec
+        assert bybit.sim.order_count(perp_order.link_id) == 1  # found at Bybit, never re-sent
+        fills = c.history("fills", hedge_id=HID)
+        perp, spot = fills[fills["leg"] == "perp"], fills[fills["leg"] == "spot"]
+        execs = [e for e in bybit.sim.executions if e["execType"] == "Trade"]
+        assert set(perp["venue"]) == {"bybit"} and len(perp) == len(execs)
+        assert set(spot["venue"]) == {"binance"} and len(spot) == len(binance.sim.trades)
+        assert not [t for t in binance.sim.trades if t["market"] == "fapi"]  # no perp on Binance
+        btc, short = sum(binance.sim.spot["BTC"]), bybit.sim.positions["BTCUSDT"][0]
+        assert short < 0 < btc and abs(btc + short) <= 0.001  # hedged across the two venues
+        assert c.hedge(HID)["spot_qty"] == pytest.approx(btc, abs=1e-12)
+        c.stop(HID)
+        settle(env, p2, "COMPLETED")
+        assert bybit.sim.positions["BTCUSDT"][0] == 0 and sum(binance.sim.spot.get("BTC", [0.0, 0.0])) < 1e-5
+        orders = c.history("orders", hedge_id=HID)
+        assert "rejected" not in set(orders["status"])
+        c.shutdown()
+        assert p2.wait(60) == 0
+    finally:
+        env.cleanup()
+        binance.close()
+        bybit.close()
