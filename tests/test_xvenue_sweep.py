@@ -194,3 +194,16 @@ def test_a_sweep_on_the_shared_cross_venue_funding(shared_data):
         assert row["path"] == "fast"
         assert row["net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-9, abs=1e-9)
         assert row["funding"] == pytest.approx(single.result.kpis["funding"], rel=1e-9, abs=1e-9)
+
+
+def test_the_payload_pickles_for_fork_server_workers():
+    """A process with threads (a panel, a Jupyter kernel, the full test run) starts sweep workers through a
+    fork server, which pickles the payload: the venue-keyed timelines must survive it."""
+    import pickle
+    from types import MappingProxyType
+
+    from hedge_core.backtest.xvenue_sweep import VenueTimelines
+
+    v = VenueTimelines(MappingProxyType({"bybit": 1, "okx": 2}))
+    w = pickle.loads(pickle.dumps(v))
+    assert dict(w.by_venue) == {"bybit": 1, "okx": 2} and w.for_venue("OKX") == 2

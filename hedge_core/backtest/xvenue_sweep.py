@@ -32,6 +32,10 @@ __all__ = ["VenueMarkets", "VenueTimelines", "cross_venue_config", "evaluate_eve
            "venue_markets"]
 
 
+def _rebuild(cls: type, by_venue: dict) -> object:
+    return cls(MappingProxyType(by_venue))
+
+
 @dataclass(frozen=True)
 class VenueTimelines:
     """Replay timelines of the same prices, each with one perp venue's funding (keyed by venue, lower case)."""
@@ -45,12 +49,19 @@ class VenueTimelines:
             raise InvalidInput("perp_venue", venue, f"a venue whose funding the sweep was given: {sorted(self.by_venue)}")
         return tl
 
+    def __reduce__(self) -> tuple:
+        # a mappingproxy does not pickle: worker processes started by a fork server receive a dict
+        return (_rebuild, (type(self), dict(self.by_venue)))
+
 
 @dataclass(frozen=True)
 class VenueMarkets:
     """Markets of the same prices, each with one perp venue's funding (:func:`cross_venue_market`), keyed by venue."""
 
     by_venue: Mapping[str, Market]
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild, (type(self), dict(self.by_venue)))
 
     def __post_init__(self) -> None:
         if not self.by_venue:
