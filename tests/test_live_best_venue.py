@@ -22,7 +22,7 @@ FEES = {"binance": 0.0005, "bybit": 0.00055, "okx": 0.0005}  # USD-M and Bybit l
 class _Down:
     """A venue whose book cannot be read (its endpoint is down)."""
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None):
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *, amount: float | None = None):
         raise ConnectionError("okx: connection refused")
 
 
