@@ -149,3 +149,42 @@ def test_a_hedge_without_perp_venue_of_a_set_allowing_several_chooses_and_recove
         asyncio.run(go())
     finally:
         store.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+def test_a_runner_process_started_with_perp_venue_best_trades_the_perp_on_the_chosen_venue(tmp_path: Path) -> None:
+    from hedge_core.exchange.paper import PaperExchange
+    from hedge_core.exchange.routed_paper import venue_state_path
+    from hedge_core.params import store as param_store
+    from hedge_core.params.xcarry import CrossCarryParams
+    from tests.support.runner_env import DEMO_START, journal, make_env, wait_for
+
+    env = make_env(tmp_path)
+    param_store.export(CrossCarryParams(**XCARRY), "xc-test", created_from="test", root=env.params, db=env.db,
+                       kpis={"sharpe": 1.0})
+    try:
+        p = env.start_runner()
+        c = env.client(p)
+        out = c.start("xc-test", mode="paper", start=DEMO_START, speed=36_000, hedge_id="bp", venue="binance",
+                      perp_venue="best", paper_venues=VENUES)
+        assert out["perp_venue"] == "bybit" and out["perp_venue_choice"]["venue"] == "bybit"
+
+        def entered() -> dict | None:
+            h = c.hedge("bp")
+            return h if h.get("state") == "MONITORING_POSITIONS" and not h.get("pending_orders") else None
+        wait_for(entered, timeout=60, what="entry")
+        c.shutdown()
+        p.wait(60)
+        tr = journal(env, "transitions", "bp")
+        chosen = tr[tr["trigger_name"] == TRIGGER]
+        assert len(chosen) == 1 and "bybit all-in" in chosen["reason"].iloc[0] and "okx all-in" in chosen["reason"].iloc[0]
+        fills = journal(env, "fills", "bp")
+        assert set(fills.loc[fills["leg"] == "perp", "venue"]) == {"bybit"}
+        # the perp orders and position are in bybit's paper state; okx never got a state file or an order
+        b = PaperExchange.load(venue_state_path(env.home / "paper", "bp", "bybit")).core
+        assert {o.symbol for o in b.orders.values()} == {"BTC/USDT:USDT"} and b.positions_view()[0].qty < 0
+        assert b.config.perp_taker_fee == 0.0004
+        assert not venue_state_path(env.home / "paper", "bp", "okx").exists()
+    finally:
+        env.cleanup()
