@@ -188,3 +188,32 @@ def test_a_runner_process_started_with_perp_venue_best_trades_the_perp_on_the_ch
         assert not venue_state_path(env.home / "paper", "bp", "okx").exists()
     finally:
         env.cleanup()
+
+
+def test_hedge_start_perp_venue_reaches_the_runner_and_prints_every_venues_score(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from hedge_core.cli import app
+    from hedge_core.runner import cli as runner_cli
+
+    record = {"rule": "best", "venue": "bybit", "taker_fee": 0.0004, "symbol": "BTC/USDT:USDT", "side": "sell",
+              "amount": 0.025, "price": 40_000.0, "ts": None,
+              "ranking": [{"venue": "bybit", "avg_price": 39_990.0, "fee": 0.4, "net_quote": 999.35,
+                           "all_in_price": 39_974.0, "taker_fee": 0.0004, "depth": 5.0, "reason": ""},
+                          {"venue": "okx", "avg_price": None, "fee": None, "net_quote": None, "all_in_price": None,
+                           "taker_fee": None, "depth": 0.0, "reason": "no order book (ConnectionError: down)"}]}
+    sent: dict = {}
+
+    class Client:
+        def start(self, params, mode="paper", **spec):
+            sent.update(spec, params=params, mode=mode)
+            return {"hedge_id": "h1", "mode": mode, "params": f"{params}@1", "state": "ANALYZING_MARKET",
+                    "perp_venue": "bybit", "perp_venue_choice": record}
+
+    monkeypatch.setattr(runner_cli, "_client", lambda home=None: Client())
+    res = CliRunner().invoke(app, ["start", "--params", "xc", "--perp-venue", "best"])
+    assert res.exit_code == 0, res.output
+    assert sent["perp_venue"] == "best" and sent["params"] == "xc"
+    assert "perp venue bybit chosen by best execution (sell 0.025 BTC/USDT:USDT)" in res.output
+    assert "bybit all-in 39,974 (avg 39,990, taker 0.04 %)" in res.output
+    assert "okx: no order book (ConnectionError: down)" in res.output
