@@ -76,6 +76,10 @@ def test_paper_hedge_starts_on_the_best_perp_venue_and_journals_every_score(tmp_
         row = tr[tr["trigger_name"] == TRIGGER].iloc[0]
         assert row["from_state"] == row["to_state"] == "ANALYZING_MARKET" and tr["trigger_name"].iloc[0] == "START"
         assert "perp venue bybit chosen by best execution" in row["reason"] and "okx all-in" in row["reason"]
+        from hedge_core.ui.views.hedges import timeline_table  # the panel's hedge page shows the row
+
+        shown = timeline_table(tr)
+        assert shown.loc[shown["trigger"] == TRIGGER, "reason"].iloc[0] == row["reason"]
         fills = store.read_table("fills", hedge_id="b1")
         perp_fills = fills[fills["leg"] == "perp"]
         assert len(perp_fills) >= 1 and set(perp_fills["venue"]) == {"bybit"}
@@ -217,3 +221,15 @@ def test_hedge_start_perp_venue_reaches_the_runner_and_prints_every_venues_score
     assert "perp venue bybit chosen by best execution (sell 0.025 BTC/USDT:USDT)" in res.output
     assert "bybit all-in 39,974 (avg 39,990, taker 0.04 %)" in res.output
     assert "okx: no order book (ConnectionError: down)" in res.output
+
+
+def test_paper_venue_settings_are_checked_naming_the_field() -> None:
+    from hedge_core.runner.hedge_spec import HedgeSpec
+
+    with pytest.raises(ValueError, match=r"paper_venues.bybit: \['maker'\] not settable"):
+        HedgeSpec(hedge_id="s", paper_venues={"bybit": {"maker": 0.1}})
+    with pytest.raises(ValueError, match=r"paper_venues.okx.perp_taker_fee=0.5: expected a number in \[0, 0.1\]"):
+        HedgeSpec(hedge_id="s", paper_venues={"okx": {"perp_taker_fee": 0.5}})
+    with pytest.raises(ValueError, match="perp_venue_choice"):  # written by the runner for the venue it chose
+        HedgeSpec(hedge_id="s", perp_venue="okx", perp_venue_choice={"venue": "bybit"})
+    assert HedgeSpec(hedge_id="s", perp_venue="best").leg_venues == ("binance", "best")

@@ -186,6 +186,10 @@ def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None
     except (InvalidInput, HedgeError) as exc:
         _fail(exc)
     if out.get("dry_run"):
+        if out.get("perp_venue_choice"):
+            from hedge_core.runner.best_perp import choice_reason
+
+            typer.echo(choice_reason(out["perp_venue_choice"]))
         for line in out["preflight"]["lines"]:
             typer.echo(line)
         typer.echo("dry run: checks passed, nothing started, nothing sent")

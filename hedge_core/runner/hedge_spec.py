@@ -97,6 +97,11 @@ class HedgeSpec(BaseModel):
             bad = sorted(set(cfg) - set(PAPER_VENUE_FIELDS))
             if bad:
                 raise ValueError(f"paper_venues.{v}: {bad} not settable: expected fields among {list(PAPER_VENUE_FIELDS)}")
+            for k, x in cfg.items():  # PaperConfig's ranges: fees a fraction in [0, 0.1], slippage/impact bps
+                hi = 10_000.0 if k.endswith("_bps") else 0.1
+                if not (math.isfinite(x) and 0.0 <= x <= hi):
+                    raise ValueError(f"paper_venues.{v}.{k}={x!r}: expected a number in [0, {hi:g}]"
+                                     + (" basis points" if k.endswith("_bps") else " (fraction of notional)"))
         return self
 
     @property

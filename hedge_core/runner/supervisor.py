@@ -566,7 +566,8 @@ class Supervisor:
             await discard_adapter(adapter)
             if probed is not None:
                 await probed.close()
-            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict()}
+            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict(),
+                    "perp_venue": spec.leg_venues[1], "perp_venue_choice": spec.perp_venue_choice}
         task = HedgeTask(spec, params, self.journal, adapter, self._feed_factory, self)
         task.feed_reason, task.market_data = feed_reason, probed
         if spec.feed == "replay":
