@@ -38,8 +38,11 @@ from hedge_core.errors import InvalidInput
 from hedge_core.exchange.best_venue import VenueChoice, choose_venue, fetch_venue_books
 
 if TYPE_CHECKING:
+    from hedge_core.exchange.base import ExchangeAdapter
     from hedge_core.params.models import StrategyParamsBase
     from hedge_core.runner.hedge_spec import HedgeSpec
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.types import Bar
 
 __all__ = ["ENTRY_SIDE", "TRIGGER", "allowed_perp_venues", "choice_reason", "choice_transition", "choose_perp_venue",
            "perp_taker_fee_of", "wants_best"]
@@ -67,7 +70,7 @@ def allowed_perp_venues(params: StrategyParamsBase) -> tuple[str, ...]:
     return allowed
 
 
-def perp_taker_fee_of(adapter: Any, symbol: str) -> float:
+def perp_taker_fee_of(adapter: ExchangeAdapter, symbol: str) -> float:
     """The perp taker fee (fraction per fill) of the venue behind ``adapter``: a paper venue's
     ``PaperConfig.perp_taker_fee``, else the loaded ccxt market's ``taker``. InvalidInput naming the
     venue when it has neither."""
@@ -83,7 +86,7 @@ def perp_taker_fee_of(adapter: Any, symbol: str) -> float:
     return float(fee)
 
 
-async def _probe(adapter: Any, symbol: str) -> tuple[float, float]:
+async def _probe(adapter: ExchangeAdapter, symbol: str) -> tuple[float, float]:
     """(taker fee, last price) of ``symbol`` at one venue."""
     await adapter.load_markets()
     fee = perp_taker_fee_of(adapter, symbol)
@@ -94,7 +97,7 @@ async def _probe(adapter: Any, symbol: str) -> tuple[float, float]:
     return fee, px
 
 
-def _num(x: float) -> float | None:
+def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
@@ -129,7 +132,7 @@ def choice_transition(record: Mapping[str, Any], ts: pd.Timestamp, state: str) -
     return {"ts": ts, "from_state": state, "to_state": state, "trigger_name": TRIGGER, "reason": choice_reason(record)}
 
 
-async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candidates: Mapping[str, Any], *,
+async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candidates: Mapping[str, ExchangeAdapter], *,
                             unread: Mapping[str, str] | None = None,
                             ts: pd.Timestamp | None = None) -> tuple[HedgeSpec, VenueChoice]:
     """Choose the perp venue of ``spec`` among ``params``' allowed venues from the books ``candidates`` read now.
@@ -180,7 +183,7 @@ async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candida
     if not live:
         raise InvalidInput("perp_venue", "best", "at least one allowed perp venue answering: "
                            + "; ".join(f"{v}: {errors[v]}" for v in allowed))
-    notional = float(getattr(params, "notional"))
+    notional = float(params.notional)  # type: ignore[attr-defined]  # an xcarry set (allowed_perp_venues above)
     amount = notional / price
     books, unreadable = await fetch_venue_books(live, symbol, fees, amount=amount)
     errors.update(unreadable)
@@ -189,7 +192,7 @@ async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candida
     return spec.model_copy(update={"perp_venue": choice.venue, "perp_venue_choice": record}), choice
 
 
-def _start_bars(sup: Any, spec: HedgeSpec) -> list[Any]:
+def _start_bars(sup: Supervisor, spec: HedgeSpec) -> list[Bar]:
     """A paper replay's bars at its start: for the spot and the perp symbol, the last stored bar closed by the
     window start, else (a window starting at the data's first bar) that first bar. The paper candidates'
     books are drawn at that price and volume."""
@@ -211,7 +214,8 @@ def _start_bars(sup: Any, spec: HedgeSpec) -> list[Any]:
     return out
 
 
-async def perp_candidates(sup: Any, spec: HedgeSpec, allowed: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+async def perp_candidates(sup: Supervisor, spec: HedgeSpec,
+                          allowed: tuple[str, ...]) -> tuple[dict[str, ExchangeAdapter], dict[str, str]]:
     """One adapter per allowed perp venue to read its book, and why a venue has none.
 
     Paper (stored bars: feed ``replay``): a throw-away paper venue per allowed venue with this hedge's
@@ -219,7 +223,7 @@ async def perp_candidates(sup: Any, spec: HedgeSpec, allowed: tuple[str, ...]) -
     recommend: the perp side of what the runner's adapter factory builds for that venue (test hook), else a
     public ccxt adapter of the venue (a book, a ticker and the markets need no keys). The caller closes them.
     """
-    adapters: dict[str, Any] = {}
+    adapters: dict[str, ExchangeAdapter] = {}
     unread: dict[str, str] = {}
     if spec.mode == "paper":
         if spec.feed != "replay":
@@ -257,7 +261,7 @@ async def perp_candidates(sup: Any, spec: HedgeSpec, allowed: tuple[str, ...]) -
     return adapters, unread
 
 
-async def close_candidates(adapters: Mapping[str, Any]) -> None:
+async def close_candidates(adapters: Mapping[str, ExchangeAdapter]) -> None:
     """Close the candidates' adapters (errors ignored: they only read)."""
     for ad in adapters.values():
         try:
