@@ -178,6 +178,13 @@ def test_a_runner_process_started_with_perp_venue_best_trades_the_perp_on_the_ch
             h = c.hedge("bp")
             return h if h.get("state") == "MONITORING_POSITIONS" and not h.get("pending_orders") else None
         wait_for(entered, timeout=60, what="entry")
+        from typer.testing import CliRunner
+
+        from hedge_core.cli import app
+
+        status = CliRunner().invoke(app, ["runner", "status", "--home", str(env.home)])  # the operator's view
+        assert status.exit_code == 0, status.output
+        assert "bp: perp venue bybit chosen by best execution" in status.output and "okx all-in" in status.output
         c.shutdown()
         p.wait(60)
         tr = journal(env, "transitions", "bp")

@@ -166,6 +166,11 @@ def runner_status(home: Path | None = HomeOpt,
             typer.echo(f"DEGRADED {who}: {key}: {msg}")
     _table(hs, ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl", "updates",
                 "error"])
+    for x in hs:  # perp venues chosen at start by best execution (runner.best_perp): every venue's score
+        if x.get("perp_venue_choice"):
+            from hedge_core.runner.best_perp import choice_reason
+
+            typer.echo(f"{x['hedge_id']}: {choice_reason(x['perp_venue_choice'])}")
 
 
 # ---- top-level hedge commands -------------------------------------------------------------------
