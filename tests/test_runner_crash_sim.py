@@ -194,3 +194,44 @@ def test_live_bar_feed_of_the_runner_streams_over_websockets(tmp_path):
     finally:
         env.cleanup()
         sim.close()
+
+
+def test_kill_after_a_new_peak_resumes_with_the_same_peak(tmp_path, sim):
+    """The trailing stop's memory through a SIGKILL: a funding settlement of 1 % pays the short leg about
+    0.024 BTC x 40,000 x 0.01 = 9.6 USDT, more than the entry's fees, so the cycle PnL makes a new peak; the
+    runner is killed once that peak is journaled (exit_marks), and the restarted runner's recovery puts back
+    the peak and the PnL at entry of the last row (runner.exit_marks) instead of zero."""
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        start_live(c, "resume")
+        settle(env, p, "MONITORING_POSITIONS")
+        asyncio.run_coroutine_threadsafe(_call(sim.sim.settle_funding, "BTCUSDT", 0.01), sim.loop).result(30)
+
+        def peaked() -> bool:
+            rows = c.history("exit_marks", hedge_id=HID)
+            return bool(len(rows)) and rows["peak_pnl"].max() > 5.0
+
+        wait_for(peaked, timeout=60, what="a journaled peak above 5 USDT")
+        p.kill()
+        assert p.wait(60) == -9
+        before = journal(env, "exit_marks", HID).sort_values("seq")
+        last = before.iloc[-1]
+        assert last["state"] == "MONITORING_POSITIONS" and last["peak_pnl"] > 5.0
+        p2 = env.start_runner(extra)
+        c2 = env.client(p2)
+        wait_for(lambda: "recovered" in set(c2.history("exit_marks", hedge_id=HID)["event"]), what="the recovery row")
+        rows = c2.history("exit_marks", hedge_id=HID)
+        rec = rows[rows["event"] == "recovered"].iloc[0]
+        for col in ("peak_pnl", "pnl_at_entry", "entry_notional", "unfavourable_funding"):
+            assert rec[col] == pytest.approx(last[col], abs=1e-12), col
+        assert pd.Timestamp(rec["entered_at"]) == pd.Timestamp(last["entered_at"])
+        assert c2.hedge(HID)["state"] == "MONITORING_POSITIONS"
+        check_sim(env, sim.sim, flat=False)
+    finally:
+        env.cleanup()
+
+
+async def _call(fn, *a):
+    return fn(*a)
