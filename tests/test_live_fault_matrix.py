@@ -20,12 +20,8 @@ from typing import Any
 
 import pytest
 
-from hedge_core.params import promotion
 from tests.support import fault_matrix as fm
-from tests.support import live_env as sim_env
-from tests.support.fault_matrix import STEPS, Venue
-from tests.support.live_env import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET
-from tests.support.runner_env import Env, make_env
+from tests.support.fault_matrix import STEPS, Venue, runner_env
 
 pytestmark = pytest.mark.timeout(120)
 HID = "fm1"
@@ -33,22 +29,6 @@ FAULTS = ("lost answer 503", "-1007 / timeout", "dropped connection", "late exec
           "429->418 / 10006->10018 / 50011->50061", "auto-deleverage", "stale ticker")
 VENUES = ("binance", "bybit", "okx")
 PHASE_S = 25.0  # a phase that has not settled by then FAILED
-
-
-def runner_env(tmp: Path, v: Venue) -> tuple[Env, dict[str, str]]:
-    # no rebalance cooldown: a second drift inside one phase (an ADL during a rebalance) is acted on at once
-    env = make_env(tmp, days=1, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
-                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None},
-                                        "rebalance": {"cooldown_s": 0.0}})
-    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                        root=env.params, db=env.db)
-    ca = tmp / "ca.pem"
-    sim_env.test_ca().cert_pem.write_to_path(str(ca))
-    extra = {"HEDGE_RUNNER_ADAPTER_FACTORY": fm.FACTORY, "HEDGE_TEST_SIM_PORT": str(v.server.port),
-             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET,
-             "HEDGE_TEST_SIM_PASSPHRASE": TEST_PASSPHRASE}
-    return env, extra
 
 
 def start(c: Any, venue: str) -> None:

@@ -235,3 +235,49 @@ def test_kill_after_a_new_peak_resumes_with_the_same_peak(tmp_path, sim):
 
 async def _call(fn, *a):
     return fn(*a)
+
+
+@pytest.mark.parametrize("kill_at,policy", [
+    ("intent_journaled:spot:entry", "resume"),
+    ("order_sent:spot:entry", "flatten"),
+    ("fill_journaled:spot:entry", "resume"),
+    ("intent_journaled:perp:hedge", "flatten"),
+    ("order_sent:perp:hedge", "resume"),
+])
+def test_okx_runner_kill_and_recover(tmp_path, kill_at, policy):
+    """The kill points and policies of the Binance runner test above, on the OKX simulator (tests/support/
+    okx_sim.py, the fault matrix's harness): SIGKILL, restart, reconcile by client id (``clOrdId``, 51603 for
+    an order never sent), the policy followed, and on the venue's own state: no naked leg, one venue order per
+    intent, every OKX fill journaled with OKX's fee. A resumed hedge is then closed to COMPLETED."""
+    from tests.support import fault_matrix as fm
+
+    v = fm.Venue("okx")
+    env, extra = fm.runner_env(tmp_path, v)
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
+        c = env.client(p)
+        c.start("carry-test", mode="live", venue="okx", feed="ticker", poll_s=0.1, recovery=policy, hedge_id=HID,
+                confirm_live=True, reconcile_s=0.5, records_poll_s=0.3)
+        assert p.wait(60) == -9
+        p2 = env.start_runner(extra)
+        settle(env, p2, "MONITORING_POSITIONS" if policy == "resume" else "COMPLETED")
+        c = env.client(p2)
+
+        def problems() -> list[str]:
+            return fm.invariants(v, c.history("fills", hedge_id=HID), c.history("funding_payments", hedge_id=HID),
+                                 c.hedge(HID))
+
+        wait_for(lambda: not problems(), timeout=30, what=f"the venue and the journal to agree: {problems()}")
+        assert "RECOVERY" in set(c.history("transitions", hedge_id=HID)["trigger_name"])
+        if kill_at.startswith("intent_journaled"):
+            assert "never_sent" in set(c.history("orders", hedge_id=HID)["status"])
+        if policy == "flatten":
+            assert abs(v.perp()) < 1e-12 and v.spot_base() < fm.LOT
+        else:
+            assert v.perp() < 0 < v.spot_base()
+            c.stop(HID)
+            settle(env, p2, "COMPLETED")
+            assert abs(v.perp()) < 1e-12 and v.spot_base() < fm.LOT and not problems()
+    finally:
+        env.cleanup()
+        v.close()

@@ -6,6 +6,7 @@
   timeout (the ``timeout`` fault hangs longer).
 - :class:`Venue`: one simulator (Binance, Bybit or OKX) on its own event-loop thread with its fault
   controls, plus the read-outs the invariants need, in one shape for both venues.
+- :func:`runner_env`: the runner environment of a case (parameter set, promotion, the factory's variables).
 - :func:`invariants`: the four end-of-case checks on the simulator's own state against the
   runner's journal (no naked leg above one lot, one venue order per intent, every venue execution
   journaled, ledger fees and funding equal to the venue's records).
@@ -21,6 +22,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -234,6 +236,29 @@ class Venue:
                 self.sim.stale_ticker(inst, 60_000 if on else None, PRICE[self.venue] * 0.98 if on else None)
         else:
             self.sim.stale_ticker("BTCUSDT", PRICE[self.venue] * 0.98 if on else None)
+
+
+def runner_env(tmp: Path, v: Venue) -> tuple[Any, dict[str, str]]:
+    """A runner environment (tests/support/runner_env.py) whose live parameter set ``carry-test`` has no exits
+    and no rebalance cooldown (a second drift inside one phase, an ADL during a rebalance, is acted on at once),
+    promoted to live; and the runner's extra environment reaching ``v`` through :func:`make_adapter`."""
+    from hedge_core.params import promotion
+    from tests.support import live_env as sim_env
+    from tests.support.live_env import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET
+    from tests.support.runner_env import make_env
+
+    env = make_env(tmp, days=1, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
+                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None},
+                                        "rebalance": {"cooldown_s": 0.0}})
+    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
+    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
+                      root=env.params, db=env.db)
+    ca = tmp / "ca.pem"
+    sim_env.test_ca().cert_pem.write_to_path(str(ca))
+    extra = {"HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(v.server.port),
+             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET,
+             "HEDGE_TEST_SIM_PASSPHRASE": TEST_PASSPHRASE}
+    return env, extra
 
 
 def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame, ledger: dict | None = None) -> list[str]:
