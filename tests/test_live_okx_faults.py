@@ -88,3 +88,16 @@ def test_okx_rate_limit_escalation_is_temporary_and_places_nothing():
             o = await a.create_order(OrderRequest(PERP, Side.SELL, 0.01, cid(3)))  # the limit is over
             assert o.filled == pytest.approx(0.01) and sim.order_count(cid(3).replace("-", "")) == 1
     asyncio.run(go())
+
+
+def test_the_rate_limit_code_table_is_per_venue():
+    """50061 is OKX's sub-account limit; the same digits from another venue keep ccxt's meaning."""
+    import ccxt
+
+    from hedge_core.exchange.errors_map import hedge_error_class
+
+    exc = ccxt.ExchangeError('okx {"code": "50061", "msg": "Sub-account rate limit exceeded.", "data": []}')
+    assert hedge_error_class(exc, venue="okx") is he.RateLimited
+    assert hedge_error_class(exc, venue="bybit") is he.OperationalError
+    assert hedge_error_class(ccxt.ExchangeError('okx {"code": "50062", "msg": "x", "data": []}'),
+                             venue="okx") is he.OperationalError
