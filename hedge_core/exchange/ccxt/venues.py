@@ -128,7 +128,8 @@ VENUES: dict[str, VenueConfig] = {
         margin_mode_per_order=True,
         tiers_in_contracts=True,
         order_deadline_header="expTime",
-        tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py",
+        tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py, tests/test_live_okx_faults.py "
+                       "and the OKX column of tests/test_live_fault_matrix.py",
     ),
 }
 
