@@ -88,6 +88,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             booked DOUBLE, repaid DOUBLE, collateral_qty DOUBLE, first_price DOUBLE, started_at TIMESTAMPTZ,
             target_ratio DOUBLE, profit_target DOUBLE)""",
     ]),
+    (6, "exit_marks: the cycle memory the exit rules read (PnL at entry, peak PnL for the trailing stop, entry "
+        "notional, entered at, profit target, unfavourable funding count), one row per change (runner journal): "
+        "recovery puts the last row back (runner.exit_marks)", [
+        """CREATE TABLE exit_marks (
+            hedge_id VARCHAR NOT NULL, seq INTEGER NOT NULL, ts TIMESTAMPTZ NOT NULL, event VARCHAR NOT NULL,
+            state VARCHAR, pnl_at_entry DOUBLE, peak_pnl DOUBLE, entry_notional DOUBLE, entered_at TIMESTAMPTZ,
+            profit_target DOUBLE, unfavourable_funding INTEGER)""",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.
@@ -102,6 +110,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "ltv_history": ("hedge_id", "ts"),
     "reserve_deployments": ("hedge_id", "ts"),
     "loan_events": ("hedge_id", "seq"),
+    "exit_marks": ("hedge_id", "seq"),
     "guard_firings": ("hedge_id", "ts", "guard"),
     "param_sets": ("name", "version"),
 }

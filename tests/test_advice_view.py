@@ -27,7 +27,7 @@ def test_advice_table_rows_sorted_by_score() -> None:
 @pytest.mark.timeout(300)
 def test_risk_page_shows_the_second_opinion(tmp_path, monkeypatch) -> None:
     from hedge_core.runner.client import RunnerClient
-    from tests.browser import kill_runner, panel_env, start_runner, wait_for
+    from tests.support.browser import kill_runner, panel_env, start_runner, wait_for
 
     env = panel_env(tmp_path, demo_days=10)
     proc = start_runner({**env, "HEDGE_ADVISOR_INTERVAL_S": "1"}, tmp_path / "runner.log")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hedge_core.runner.client import RunnerClient, RunnerNotRunning
-from tests.browser import ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_for
+from tests.support.browser import ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 LOT = 0.001  # perp lot: the spot leg closes to within one lot of the perp (dust stays on spot)

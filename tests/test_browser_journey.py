@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from hedge_core.runner.client import RunnerClient, RunnerNotRunning
-from tests.browser import (
+from tests.support.browser import (
     browser_page,
     kill_runner,
     panel_env,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hedge_core.store import Store
-from tests.browser import browser_page, panel_process, screenshot
+from tests.support.browser import browser_page, panel_process, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

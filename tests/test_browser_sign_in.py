@@ -5,7 +5,7 @@ in; a wrong password is refused (and delays the next attempt); the right one ope
 names. The first request to a freshly started panel is a bookmark (/hedge_detail): it must open that
 page inside the panel's one navigation (sidebar with health and kill switch), never Streamlit's raw
 `pages/` file menu ("app", ..., "shared") that runs the page file without app.py.
-Screenshots go to test-artifacts/ (tests/browser.py); with HEDGE_UPDATE_SCREENSHOTS=1 the sign-in form
+Screenshots go to test-artifacts/ (tests/support/browser.py); with HEDGE_UPDATE_SCREENSHOTS=1 the sign-in form
 is also written to tests/screenshots/sign_in.png (as tests/test_browser_e2e.py does for the pages).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pages._nav import PAGES
-from tests.browser import ROOT, browser_page, panel_env, panel_process, screenshot
+from tests.support.browser import ROOT, browser_page, panel_env, panel_process, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 PASSWORD = "test-panel-pass-1"

@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.layout_checks import (
+    e2e_files,
     find_cycle,
     funding_copies,
+    helpers_outside_support,
     import_graph,
     imports_of_test_modules,
     long_modules,
     package_graph,
+    runner_starting_tests,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +193,38 @@ def test_test_import_check_allows_support(tmp_path):
                             "tests/support/__init__.py": "", "tests/support/util.py": "def test_like(): pass\n",
                             "tests/test_x.py": "from tests.support.util import test_like\nfrom tests import support\n"})
     assert imports_of_test_modules(root) == []
+
+
+# ---- (e) shared helpers in tests/support; (f) a test starting runner processes is an e2e test ----------------
+def test_shared_test_helpers_live_in_support():
+    found = helpers_outside_support(ROOT)
+    assert not found, f"shared test helpers outside tests/support/: {found}"
+
+
+def test_helper_check_catches_a_helper_outside_support(tmp_path):
+    root = _tree(tmp_path, {"tests/__init__.py": "", "tests/conftest.py": "", "tests/test_x.py": "",
+                            "tests/browser.py": "", "tests/support/__init__.py": "", "tests/support/util.py": ""})
+    assert helpers_outside_support(root) == ["tests/browser.py"]
+
+
+def test_every_test_file_starting_runner_processes_is_e2e():
+    starting = runner_starting_tests(ROOT)
+    assert {"test_runner_crash_sim", "test_xvenue_runner", "test_xvenue_live_runner"} <= starting  # the check sees them
+    missing = sorted(starting - e2e_files(ROOT))
+    assert not missing, f"test files starting real runner processes missing from tests/conftest.py E2E_FILES: {missing}"
+
+
+# written with placeholders (START, MOD, VERB) so that this module does not itself look like one starting a runner
+@pytest.mark.parametrize("line, starts", [
+    ("p = env.START(extra)", True),
+    ("proc = START(env, log)", True),
+    ('subprocess.Popen([sys.executable, "-m", "MOD", "--heartbeat", "0.2"])', True),
+    ('hedge(tmp, "runner", "VERB", "--detach")', True),
+    ("from hedge_core.runner.supervisor import Supervisor", False),
+    ("def START_helper(): pass", False),
+])
+def test_runner_start_check_sees_each_way_to_start_one(tmp_path, line, starts):
+    line = line.replace("START", "start_" + "runner").replace("MOD", "hedge_core." + "runner").replace("VERB", "start")
+    root = _tree(tmp_path, {"tests/conftest.py": "E2E_FILES = {'test_a'}\n", "tests/test_b.py": line + "\n"})
+    assert (runner_starting_tests(root) == {"test_b"}) is starts
+    assert e2e_files(root) == {"test_a"}

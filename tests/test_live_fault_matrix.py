@@ -1,6 +1,6 @@
 """The live fault matrix: each fault at each step of a hedge's life, through a REAL runner process
-and REAL ccxt, on the Binance AND the Bybit simulators (tests/support/binance_sim.py, bybit_sim.py
-with their *_faults.py), plus kill -9 at every journal point.
+and REAL ccxt, on the Binance, Bybit AND OKX simulators (tests/support/binance_sim.py, bybit_sim.py,
+okx_sim.py with their *_faults.py), plus kill -9 at every journal point.
 
 One runner per (venue, fault) runs ONE hedge through four phases -- spot entry and perp hedge (the
 start), a rebalance (the venue deleverages a third of the short, the hedge buys it back), the close
@@ -20,33 +20,15 @@ from typing import Any
 
 import pytest
 
-from hedge_core.params import promotion
 from tests.support import fault_matrix as fm
-from tests.support import live_env as sim_env
-from tests.support.fault_matrix import STEPS, Venue
-from tests.support.live_env import TEST_KEY, TEST_SECRET
-from tests.support.runner_env import Env, make_env
+from tests.support.fault_matrix import STEPS, Venue, runner_env
 
 pytestmark = pytest.mark.timeout(120)
 HID = "fm1"
-FAULTS = ("lost answer 503", "-1007 / timeout", "dropped connection", "late execution", "429->418 / 10006->10018",
-          "auto-deleverage", "stale ticker")
+FAULTS = ("lost answer 503", "-1007 / timeout", "dropped connection", "late execution",
+          "429->418 / 10006->10018 / 50011->50061", "auto-deleverage", "stale ticker")
+VENUES = ("binance", "bybit", "okx")
 PHASE_S = 25.0  # a phase that has not settled by then FAILED
-
-
-def runner_env(tmp: Path, v: Venue) -> tuple[Env, dict[str, str]]:
-    # no rebalance cooldown: a second drift inside one phase (an ADL during a rebalance) is acted on at once
-    env = make_env(tmp, days=1, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
-                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None},
-                                        "rebalance": {"cooldown_s": 0.0}})
-    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                        root=env.params, db=env.db)
-    ca = tmp / "ca.pem"
-    sim_env.test_ca().cert_pem.write_to_path(str(ca))
-    extra = {"HEDGE_RUNNER_ADAPTER_FACTORY": fm.FACTORY, "HEDGE_TEST_SIM_PORT": str(v.server.port),
-             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET}
-    return env, extra
 
 
 def start(c: Any, venue: str) -> None:
@@ -55,7 +37,7 @@ def start(c: Any, venue: str) -> None:
 
 
 # ---- arming a fault on a step's orders ------------------------------------------------------------
-LOST = {  # fault -> (Binance mode, Bybit mode, execute_after_s): executed at once, never, or later
+LOST = {  # fault -> (Binance mode, Bybit/OKX mode, execute_after_s): executed at once, never, or later
     "lost answer 503": ("503", "503", 0.0),
     "-1007 / timeout": ("-1007", "timeout", None),
     "dropped connection": ("drop", "drop", None),
@@ -76,6 +58,7 @@ def arm(v: Venue, fault: str, step: str) -> None:
             pattern, cat = v.order_key(leg)
             if binance:
                 v.call(v.faults.lose_answer, pattern, mode=b_mode, execute_after_s=after, hang_s=2.5)
+            # Bybit: its category; OKX: the instId (OKX has no -1007: its timeout is 50004 after the hang)
             else:
                 v.call(v.faults.lose_answer, pattern, cat, mode=y_mode, execute_after_s=after, hang_s=2.5)
     elif fault.startswith("429"):
@@ -83,13 +66,15 @@ def arm(v: Venue, fault: str, step: str) -> None:
             pattern, cat = v.order_key(leg)
             if binance:
                 v.call(v.faults.escalate, pattern, retry_after_s=1, ban_s=1)
+            elif v.venue == "okx":
+                v.call(v.faults.escalate, pattern, cat)
             else:
                 v.call(v.faults.escalate, pattern, cat, reset_s=1.0)
     elif fault == "auto-deleverage":
         pattern, cat = v.order_key("perp")
 
         def adl_now() -> None:
-            pos = v.sim.position("BTCUSDT") if binance else v.sim.positions.get("BTCUSDT", [0.0])[0]
+            pos = v.perp_now()
             if abs(pos) >= 0.002:  # half: beyond the rebalance band (5 %)
                 v.adl(round(abs(pos) / 2, 3))
 
@@ -231,7 +216,7 @@ def monitoring_hedged(case: Case, c: Any) -> bool:
     return bool(settle(c, "MONITORING_POSITIONS")) and case.v.perp() < 0 < case.v.spot_base()
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit"])
+@pytest.mark.parametrize("venue", VENUES)
 @pytest.mark.parametrize("fault", FAULTS)
 def test_fault_at_each_step(tmp_path, venue, fault):
     case = Case(tmp_path, venue, fault)
@@ -275,7 +260,7 @@ KILLS = (("spot entry", "intent_journaled:spot:entry"), ("perp hedge", "order_se
          ("rebalance", "fill_journaled:perp:rebalance"), ("close", "transition:CLOSING_POSITIONS"))
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit"])
+@pytest.mark.parametrize("venue", VENUES)
 def test_kill_9_at_every_journal_point(tmp_path, venue):
     """One hedge, five runner processes: each of the first four dies (SIGKILL) at one journal point
     of one step, its successor recovers the hedge (policy resume) and carries it to the next."""

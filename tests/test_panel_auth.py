@@ -140,7 +140,7 @@ def _app(monkeypatch, tmp_path, password: str | None):
     from streamlit.testing.v1 import AppTest
 
     import pages._auth as gate
-    from tests.browser import panel_env
+    from tests.support.browser import panel_env
 
     for k, v in panel_env(tmp_path, demo_days=None, export=False).items():
         monkeypatch.setenv(k, v)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from hedge_core.runner.client import RunnerClient
 from hedge_core.store import Store
-from tests.browser import kill_runner, panel_env, start_runner, wait_for
+from tests.support.browser import kill_runner, panel_env, start_runner, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("[!_]*.py"))

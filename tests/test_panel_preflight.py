@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.client import RunnerClient
-from tests.browser import kill_runner, panel_env, start_runner
+from tests.support.browser import kill_runner, panel_env, start_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -194,3 +194,90 @@ def test_live_bar_feed_of_the_runner_streams_over_websockets(tmp_path):
     finally:
         env.cleanup()
         sim.close()
+
+
+def test_kill_after_a_new_peak_resumes_with_the_same_peak(tmp_path, sim):
+    """The trailing stop's memory through a SIGKILL: a funding settlement of 1 % pays the short leg about
+    0.024 BTC x 40,000 x 0.01 = 9.6 USDT, more than the entry's fees, so the cycle PnL makes a new peak; the
+    runner is killed once that peak is journaled (exit_marks), and the restarted runner's recovery puts back
+    the peak and the PnL at entry of the last row (runner.exit_marks) instead of zero."""
+    env, extra = live_env(tmp_path, sim)
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        start_live(c, "resume")
+        settle(env, p, "MONITORING_POSITIONS")
+        asyncio.run_coroutine_threadsafe(_call(sim.sim.settle_funding, "BTCUSDT", 0.01), sim.loop).result(30)
+
+        def peaked() -> bool:
+            rows = c.history("exit_marks", hedge_id=HID)
+            return bool(len(rows)) and rows["peak_pnl"].max() > 5.0
+
+        wait_for(peaked, timeout=60, what="a journaled peak above 5 USDT")
+        p.kill()
+        assert p.wait(60) == -9
+        before = journal(env, "exit_marks", HID).sort_values("seq")
+        last = before.iloc[-1]
+        assert last["state"] == "MONITORING_POSITIONS" and last["peak_pnl"] > 5.0
+        p2 = env.start_runner(extra)
+        c2 = env.client(p2)
+        wait_for(lambda: "recovered" in set(c2.history("exit_marks", hedge_id=HID)["event"]), what="the recovery row")
+        rows = c2.history("exit_marks", hedge_id=HID)
+        rec = rows[rows["event"] == "recovered"].iloc[0]
+        for col in ("peak_pnl", "pnl_at_entry", "entry_notional", "unfavourable_funding"):
+            assert rec[col] == pytest.approx(last[col], abs=1e-12), col
+        assert pd.Timestamp(rec["entered_at"]) == pd.Timestamp(last["entered_at"])
+        assert c2.hedge(HID)["state"] == "MONITORING_POSITIONS"
+        check_sim(env, sim.sim, flat=False)
+    finally:
+        env.cleanup()
+
+
+async def _call(fn, *a):
+    return fn(*a)
+
+
+@pytest.mark.parametrize("kill_at,policy", [
+    ("intent_journaled:spot:entry", "resume"),
+    ("order_sent:spot:entry", "flatten"),
+    ("fill_journaled:spot:entry", "resume"),
+    ("intent_journaled:perp:hedge", "flatten"),
+    ("order_sent:perp:hedge", "resume"),
+])
+def test_okx_runner_kill_and_recover(tmp_path, kill_at, policy):
+    """The kill points and policies of the Binance runner test above, on the OKX simulator (tests/support/
+    okx_sim.py, the fault matrix's harness): SIGKILL, restart, reconcile by client id (``clOrdId``, 51603 for
+    an order never sent), the policy followed, and on the venue's own state: no naked leg, one venue order per
+    intent, every OKX fill journaled with OKX's fee. A resumed hedge is then closed to COMPLETED."""
+    from tests.support import fault_matrix as fm
+
+    v = fm.Venue("okx")
+    env, extra = fm.runner_env(tmp_path, v)
+    try:
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
+        c = env.client(p)
+        c.start("carry-test", mode="live", venue="okx", feed="ticker", poll_s=0.1, recovery=policy, hedge_id=HID,
+                confirm_live=True, reconcile_s=0.5, records_poll_s=0.3)
+        assert p.wait(60) == -9
+        p2 = env.start_runner(extra)
+        settle(env, p2, "MONITORING_POSITIONS" if policy == "resume" else "COMPLETED")
+        c = env.client(p2)
+
+        def problems() -> list[str]:
+            return fm.invariants(v, c.history("fills", hedge_id=HID), c.history("funding_payments", hedge_id=HID),
+                                 c.hedge(HID))
+
+        wait_for(lambda: not problems(), timeout=30, what=f"the venue and the journal to agree: {problems()}")
+        assert "RECOVERY" in set(c.history("transitions", hedge_id=HID)["trigger_name"])
+        if kill_at.startswith("intent_journaled"):
+            assert "never_sent" in set(c.history("orders", hedge_id=HID)["status"])
+        if policy == "flatten":
+            assert abs(v.perp()) < 1e-12 and v.spot_base() < fm.LOT
+        else:
+            assert v.perp() < 0 < v.spot_base()
+            c.stop(HID)
+            settle(env, p2, "COMPLETED")
+            assert abs(v.perp()) < 1e-12 and v.spot_base() < fm.LOT and not problems()
+    finally:
+        env.cleanup()
+        v.close()

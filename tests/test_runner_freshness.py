@@ -8,7 +8,6 @@ by the slippage alert instead. Spec validation names the field and range."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pandas as pd
 import pytest
@@ -20,6 +19,7 @@ from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from hedge_core.types import Fill, Side
 from tests.support.binance_sim import BinanceSim
+from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.live_env import TEST_KEY, TEST_SECRET, live_env
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,34 +33,7 @@ def sim() -> BinanceSim:
     return s
 
 
-async def until(pred, timeout: float = 20.0, what: str = "condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = pred()
-        if v:
-            return v
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
-
-async def running_hedge(tmp_path, env, **spec_kw):
-    store = Store(tmp_path / "db.duckdb", hold=True)
-    sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-    spec = HedgeSpec(hedge_id="f1", params_inline=CARRY, mode="live", feed="ticker", poll_s=0.05, **spec_kw)
-    task = HedgeTask(spec, sup._params_for(spec), sup.journal, env.adapter, sup._feed_factory, sup)
-    await task.start_new(pd.Timestamp.now(tz="UTC"))
-    sup.hedges[spec.hedge_id] = task
-    task.task = asyncio.create_task(task.run())
-    return sup, task, store
-
-
-async def stop(task, store) -> None:
-    task.task.cancel()
-    try:
-        await task.task
-    except asyncio.CancelledError:
-        pass
-    store.close()
 
 
 def orders_sent(s: BinanceSim) -> list:
@@ -73,7 +46,7 @@ def test_stale_ticker_blocks_orders_degrades_and_a_fresh_one_clears(tmp_path):
 
     async def go():
         async with live_env(sim=s) as env:
-            sup, task, store = await running_hedge(tmp_path, env)
+            sup, task, store = await running_hedge(tmp_path, env.adapter, CARRY, hedge_id="f1")
             try:
                 await until(lambda: task.updates >= 5, what="stale updates")
                 assert not orders_sent(s)  # nothing sized on the 2 h old 30,000
@@ -104,7 +77,8 @@ def test_fill_far_from_the_decision_price_raises_a_slippage_alert(tmp_path):
 
     async def go():
         async with live_env(sim=s) as env:
-            sup, task, store = await running_hedge(tmp_path, env, max_slippage_bps=100.0)
+            sup, task, store = await running_hedge(tmp_path, env.adapter, CARRY, hedge_id="f1",
+                                                   max_slippage_bps=100.0)
             try:
                 await until(lambda: [m for m in sup.alert_bus.recent if m.kind == "slippage"], what="slippage alert")
                 m = next(m for m in sup.alert_bus.recent if m.kind == "slippage")

@@ -84,7 +84,7 @@ def test_prefill_of_a_negative_funding_row_names_allow_spot_short() -> None:
 
 
 def _env(tmp_path: Path, monkeypatch) -> None:
-    from tests.browser import panel_env
+    from tests.support.browser import panel_env
 
     env = panel_env(tmp_path, demo_days=None, export=True)
     _fill(Path(env["HEDGE_DB"]))
@@ -140,7 +140,7 @@ def test_scanner_page_bad_form_input_and_empty_store(tmp_path, monkeypatch) -> N
 
 @pytest.mark.integration  # the whole panel app in AppTest, like tests/test_panel_*
 def test_scanner_page_on_a_store_without_funding(tmp_path, monkeypatch) -> None:
-    from tests.browser import panel_env
+    from tests.support.browser import panel_env
 
     for k, v in panel_env(tmp_path, demo_days=None, export=False).items():
         monkeypatch.setenv(k, v)

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from hedge_core.ui.views.runner_link import autostart_enabled, connect, reader, runner_info, stop_runner
-from tests.browser import kill_runner, panel_env
+from tests.support.browser import kill_runner, panel_env
 
 pytestmark = pytest.mark.timeout(120)
 

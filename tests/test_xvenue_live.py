@@ -13,7 +13,6 @@ per-venue reconciliation after an answer lost on one venue.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pandas as pd
 import pytest
@@ -23,43 +22,17 @@ from hedge_core.engine.states import State
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
+from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.xlive_env import PRICE, binance_spot_sim, bybit_perp_sim, two_venues
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 CARRY = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
          "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
                   "funding_unfavourable_intervals": None}}
+XLIVE = {"venue": "binance", "perp_venue": "bybit"}  # the spot leg on Binance, the perp leg on Bybit
 
 
-async def until(pred, timeout: float = 20.0, what: str = "condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = pred()
-        if v:
-            return v
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
-
-async def running_hedge(tmp_path, adapter, **spec_kw):
-    store = Store(tmp_path / "db.duckdb", hold=True)
-    sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-    spec = HedgeSpec(hedge_id="xl", params_inline=CARRY, mode="live", venue="binance", perp_venue="bybit",
-                     feed="ticker", poll_s=0.05, **spec_kw)
-    task = HedgeTask(spec, sup._params_for(spec), sup.journal, adapter, sup._feed_factory, sup)
-    await task.start_new(pd.Timestamp.now(tz="UTC"))
-    sup.hedges[spec.hedge_id] = task
-    task.task = asyncio.create_task(task.run())
-    return sup, task, store
-
-
-async def stop(task, store) -> None:
-    task.task.cancel()
-    try:
-        await task.task
-    except asyncio.CancelledError:
-        pass
-    store.close()
 
 
 def ctx_funding(task) -> float:
@@ -73,7 +46,8 @@ def bybit_trades(sim) -> list[dict]:
 def test_open_on_both_venues_funding_from_the_perp_venue_fees_from_each_close_both(tmp_path):
     async def go():
         async with two_venues() as tv:
-            sup, task, store = await running_hedge(tmp_path, tv.adapter, records_poll_s=0.2, reconcile_s=0.5)
+            sup, task, store = await running_hedge(tmp_path, tv.adapter, CARRY, hedge_id="xl", **XLIVE,
+                                                   records_poll_s=0.2, reconcile_s=0.5)
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry")
                 # each leg on its own venue only: BTC bought on Binance spot, BTCUSDT shorted on Bybit linear
@@ -122,7 +96,7 @@ def test_perp_venue_refusing_the_hedge_unwinds_the_spot_leg_on_the_spot_venue(tm
     # filled on Binance -> after the retries the engine sells the spot back on Binance (two-leg rule)
     async def go():
         async with two_venues(perp_sim=bybit_perp_sim(usdt=1.0)) as tv:
-            sup, task, store = await running_hedge(tmp_path, tv.adapter)
+            sup, task, store = await running_hedge(tmp_path, tv.adapter, CARRY, hedge_id="xl", **XLIVE)
             try:
                 await until(lambda: len(tv.spot_sim.trades) >= 2, what="the spot leg unwound on binance")
                 await until(lambda: not task.driver.ctx.pending, what="nothing pending")
@@ -148,7 +122,7 @@ def test_a_perp_answer_lost_in_a_crash_is_reconciled_at_each_venue_on_restart(tm
     async def go():
         async with two_venues() as tv:
             tv.perp_sim.inject("POST /v5/order/create", count=1, hang_after=30.0)
-            sup, task, store = await running_hedge(tmp_path, tv.adapter)
+            sup, task, store = await running_hedge(tmp_path, tv.adapter, CARRY, hedge_id="xl", **XLIVE)
             try:
                 await until(lambda: tv.perp_sim.orders, what="the perp order applied at bybit")
                 await until(lambda: not tv.perp_sim.faults[0][1], what="fault consumed")

@@ -9,7 +9,9 @@ Persistence hooks (all optional, synchronous, called in this order of events):
 client order id is in the request, so a restart can look it up instead of re-sending);
 ``on_fill(hedge_id, FillEvent)``; ``on_transition(hedge_id, RecordTransition)``;
 ``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``; ``on_loan(hedge_id, (before,
-after))`` when a loan book's loan or cycle target changed in a step, before that step's actions.
+after))`` when a loan book's loan or cycle target changed in a step, before that step's actions;
+``on_exit_marks(hedge_id, ctx)`` when a step changed the cycle memory the exit rules read
+(:data:`EXIT_MARK_FIELDS`: a new peak PnL, a new entry), before that step's actions.
 
 Where fills come from (principle 8, "the venue's records are the truth"):
 
@@ -139,6 +141,11 @@ def run_now(coro: Coroutine[Any, Any, T]) -> T:
 
 Hook = Callable[[str, Any], None]
 
+#: The context fields the exit rules (engine.exits) read that fills and funding cannot rebuild after a restart
+#: (journaled by the runner: runner.exit_marks)
+EXIT_MARK_FIELDS = ("pnl_at_entry", "peak_pnl", "entry_notional", "entered_at", "profit_target",
+                    "unfavourable_funding")
+
 #: Retry policy of settings calls (leverage, margin mode); frozen, so safe as a shared default.
 SETTINGS_RETRY = RetryPolicy(max_attempts=3, seed=0)
 #: Order states in which the venue has not answered the create call yet.
@@ -155,6 +162,9 @@ class DriverHooks:
     #: a loan book's memory changed in a step (``ctx.loan``, ``target_ratio`` or ``profit_target``);
     #: payload ``(context before, context after)``, called BEFORE the step's actions are executed
     on_loan: Hook | None = None
+    #: the exit rules' cycle memory changed in a step (:data:`EXIT_MARK_FIELDS`); payload: the context after,
+    #: called BEFORE the step's actions are executed
+    on_exit_marks: Hook | None = None
 
 
 class HedgeDriver:
@@ -223,6 +233,9 @@ class HedgeDriver:
                     self.ctx.loan is not prev.loan or self.ctx.target_ratio != prev.target_ratio
                     or self.ctx.profit_target != prev.profit_target):
                 self._hook("on_loan", (prev, self.ctx))  # persist the loan before acting on the step
+            if self.hooks.on_exit_marks is not None and any(
+                    getattr(prev, f) != getattr(self.ctx, f) for f in EXIT_MARK_FIELDS):
+                self._hook("on_exit_marks", self.ctx)
             self.actions.extend(actions)
             for a in actions:  # answers carry the hedge's clock (a late-stamped event never moves it back)
                 queue.extend(await self._execute(a, self.ctx.last_ts))

@@ -22,6 +22,8 @@ OrderNotFound (-2011, -2013)                           OrderNotFound
 DuplicateOrderId; InvalidOrder whose text carries a    DuplicateOrder (an InvalidOrder: fetch by
 duplicate marker (-4116, spot "Duplicate order sent")  client order id instead of re-sending)
 InvalidOrder (filters -1013, -2022 reduce-only, ...)   InvalidOrder
+a venue's code in :data:`RATE_LIMIT_CODES` whatever     RateLimited (temporary; ccxt's okx maps
+the ccxt class (OKX 50061)                             50061 to a plain ExchangeError)
 anything else (BadRequest, OperationRejected, ...)     OperationalError
 =====================================================  =======================================
 
@@ -60,9 +62,18 @@ DUPLICATE_MARKERS: tuple[str, ...] = ("-4116", "Duplicate order sent", "ClientOr
                                       "51016", "Duplicated clOrdId")
 
 
-def hedge_error_class(exc: BaseException,
-                      duplicate_markers: tuple[str, ...] = DUPLICATE_MARKERS) -> type[he.ExchangeError]:
-    """The :mod:`hedge_core.errors` class a vendor exception translates to."""
+# venue -> error codes that are rate limits whatever class ccxt raises for them: OKX 50061 "Sub-account rate
+# limit exceeded" ("Overview" -> "Rate Limits" -> "Sub-account rate limit": "Error code 50061 is returned when
+# the sub-account rate limit is exceeded", https://www.okx.com/docs-v5/en/#overview-rate-limits); ccxt's okx
+# raises ExchangeError for it, which would stop a hedge on a temporary limit
+RATE_LIMIT_CODES: dict[str, tuple[str, ...]] = {"okx": ("50061",)}
+
+
+def hedge_error_class(exc: BaseException, duplicate_markers: tuple[str, ...] = DUPLICATE_MARKERS, *,
+                      venue: str = "") -> type[he.ExchangeError]:
+    """The :mod:`hedge_core.errors` class a vendor exception of ``venue`` (ccxt id) translates to."""
+    if isinstance(exc, ccxt.ExchangeError) and vendor_status(exc)[1] in RATE_LIMIT_CODES.get(venue, ()):
+        return he.RateLimited
     for vendor, ours in _TABLE:
         if isinstance(exc, vendor):
             if ours is he.InvalidOrder and any(m in str(exc) for m in duplicate_markers):
@@ -80,7 +91,7 @@ def translate(exc: BaseException, *, venue: str, method: str,
     """
     if isinstance(exc, he.ExchangeError):
         return exc
-    cls = hedge_error_class(exc)
+    cls = hedge_error_class(exc, venue=venue)
     text = f"{type(exc).__name__}: {exc}"
     for secret in redact:
         if secret:

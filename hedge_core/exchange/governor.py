@@ -211,7 +211,8 @@ class RateGovernor:
             until = max(reset, now + BYBIT_IP_BAN_S) if status == 403 or not reset else reset
             self._ban(until, f"Bybit IP rate limit ({code or status})")
             return until - now
-        if status == 429 or code in ("-1003", "-1015", "10006"):
+        # OKX 50011 (HTTP 429) / 50061 (the sub-account's order limit): no reset time is named
+        if status == 429 or code in ("-1003", "-1015", "10006") or (self.venue == "okx" and code in ("50011", "50061")):
             self.state.backoffs += 1
             if retry_after is not None:
                 until = now + retry_after

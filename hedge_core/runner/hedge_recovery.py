@@ -22,6 +22,8 @@ from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.runner.exit_marks import marks_row, restore_marks
+from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.loan_journal import loan_event, loan_from_row, loan_origin, loan_row, reserve_row
 from hedge_core.runner.logs import log_event
@@ -104,7 +106,14 @@ class HedgeRecoveryMixin:
 
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
-                           on_guard=self._on_guard, on_alert=self._on_alert, on_loan=self._on_loan)
+                           on_guard=self._on_guard, on_alert=self._on_alert, on_loan=self._on_loan,
+                           on_exit_marks=self._on_exit_marks)
+
+    def _on_exit_marks(self, hedge_id: str, ctx: HedgeContext) -> None:
+        """Journal the exit rules' cycle memory when a step changed it (a new peak PnL, a new entry): a
+        restart puts it back (runner.exit_marks) so a trailing stop armed before it stays armed."""
+        self.journal.exit_marks(hedge_id, marks_row(ctx, "step", ctx.last_ts))
+        kill_point("exit_marks_journaled")
 
     def _on_loan(self, hedge_id: str, change: tuple[HedgeContext, HedgeContext]) -> None:
         """Journal a loan book's loan when it changed other than by interest accrual (runner.loan_journal);
@@ -243,6 +252,9 @@ class HedgeRecoveryMixin:
         coids = [r["client_order_id"] for r in rows]
         refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
+        # the exit rules' cycle memory (peak PnL, PnL at entry, ...) is not in the fills: its journal rows
+        ctx = restore_marks(ctx, self.journal.exit_mark_rows(self.hedge_id))
+        self.journal.exit_marks(self.hedge_id, marks_row(ctx, "recovered", ts))
         if last_loan is not None:
             if not ctx.is_flat:  # the cycle's own target ratio and profit target, as journaled
                 pt = last_loan.get("profit_target")

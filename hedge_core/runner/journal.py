@@ -39,7 +39,7 @@ def wall_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-_TS_COLS = ("ts", "intent_ts", "updated_ts", "started_at", "ended_at", "created_at", "as_of")
+_TS_COLS = ("ts", "intent_ts", "updated_ts", "started_at", "ended_at", "created_at", "as_of", "entered_at")
 
 
 def _frame(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -82,6 +82,7 @@ class Journal:
         self.clocks: dict[str, Callable[[], pd.Timestamp]] = {}
         self._tseq: dict[str, int] = {}
         self._lseq: dict[str, int] = {}  # next loan_events seq per hedge
+        self._mseq: dict[str, int] = {}  # next exit_marks seq per hedge
         self.writes = 0  # counter: snapshots are taken only when something changed
         self.wal_dir = Path(wal_dir) if wal_dir is not None else None
         self.fsync = fsync
@@ -239,6 +240,8 @@ class Journal:
         self._tseq[hedge_id] = int(t["seq"].max()) + 1 if len(t) else 0
         lo = self.store.read_table("loan_events", hedge_id=hedge_id)
         self._lseq[hedge_id] = int(lo["seq"].max()) + 1 if len(lo) else 0
+        mk = self.store.read_table("exit_marks", hedge_id=hedge_id)
+        self._mseq[hedge_id] = int(mk["seq"].max()) + 1 if len(mk) else 0
 
     # ---- fills, funding, transitions, guards ---------------------------------------------------
     def fill(self, hedge_id: str, ev: FillEvent, venue: str) -> None:
@@ -287,6 +290,18 @@ class Journal:
     def loan_events(self, hedge_id: str) -> pd.DataFrame:
         self.flush()
         return self.store.read_table("loan_events", hedge_id=hedge_id)
+
+    # ---- the exit rules' cycle memory (runner.exit_marks) ----------------------------------------------
+    def exit_marks(self, hedge_id: str, row: Mapping[str, Any]) -> int:
+        """Append one ``exit_marks`` row (``runner.exit_marks.marks_row``); returns its seq."""
+        seq = self._mseq.get(hedge_id, 0)
+        self._write("exit_marks", [{"hedge_id": hedge_id, "seq": seq, **row}])
+        self._mseq[hedge_id] = seq + 1
+        return seq
+
+    def exit_mark_rows(self, hedge_id: str) -> pd.DataFrame:
+        self.flush()
+        return self.store.read_table("exit_marks", hedge_id=hedge_id)
 
     def reserve(self, hedge_id: str, row: Mapping[str, Any]) -> None:
         """One ``reserve_deployments`` row (``runner.loan_journal.reserve_row``)."""

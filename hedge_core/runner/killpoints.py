@@ -8,7 +8,9 @@ matching leg and purpose (``*`` or empty matches anything). Points:
 - ``order_sent``: the venue accepted the order, its answer is not processed/journaled yet;
 - ``fill_journaled``: a fill was written to the journal (``:perp:hedge`` after the first perp
   fill; use with a partially filling venue for "perp partially filled");
-- ``transition``: a state transition was journaled (leg = the new state).
+- ``transition``: a state transition was journaled (leg = the new state);
+- ``exit_marks_journaled``: a step changed the exit rules' cycle memory (a new peak PnL, a new entry) and
+  it was journaled (``runner.exit_marks``); ``#n`` counts those rows.
 
 Unset in production: :func:`kill_point` is then a dictionary lookup and a return.
 """

@@ -4,8 +4,9 @@
   BOTH simulators: real ccxt, production host names mapped to 127.0.0.1, TLS against the test CA,
   a short ``recvWindow`` (so a lost order's outcome window is ~1.3 s, not 12 s) and a 1.5 s client
   timeout (the ``timeout`` fault hangs longer).
-- :class:`Venue`: one simulator (Binance or Bybit) on its own event-loop thread with its fault
+- :class:`Venue`: one simulator (Binance, Bybit or OKX) on its own event-loop thread with its fault
   controls, plus the read-outs the invariants need, in one shape for both venues.
+- :func:`runner_env`: the runner environment of a case (parameter set, promotion, the factory's variables).
 - :func:`invariants`: the four end-of-case checks on the simulator's own state against the
   runner's journal (no naked leg above one lot, one venue order per intent, every venue execution
   journaled, ledger fees and funding equal to the venue's records).
@@ -21,6 +22,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -31,7 +33,8 @@ OUTCOME_MARGIN_S = 0.3
 CLIENT_TIMEOUT_MS = 1500
 LOT = 0.001  # BTC perp lot on both venues (Binance stepSize / Bybit qtyStep); spot lots are finer
 STEPS = ("spot entry", "perp hedge", "rebalance", "close")
-PRICE = {"binance": 40_000.0, "bybit": 30_000.0}
+PRICE = {"binance": 40_000.0, "bybit": 30_000.0, "okx": 30_000.0}
+OKX_SPOT, OKX_SWAP = "BTC-USDT", "BTC-USDT-SWAP"
 
 
 def make_adapter(spec: Any) -> Any:
@@ -40,13 +43,15 @@ def make_adapter(spec: Any) -> Any:
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
+    from tests.support.okx_sim import HOSTS as OKX_HOSTS
     from tests.support.redirect import redirect_session
 
     port = int(os.environ["HEDGE_TEST_SIM_PORT"])
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
-    hosts = HOSTS + WS_HOSTS if spec.venue == "binance" else BYBIT_HOSTS
+    hosts = {"binance": HOSTS + WS_HOSTS, "bybit": BYBIT_HOSTS, "okx": OKX_HOSTS}[spec.venue]
     session = redirect_session({h: port for h in hosts}, ctx)
     creds = Credentials(spec.venue, os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"],
+                        os.environ.get("HEDGE_TEST_SIM_PASSPHRASE") if spec.venue == "okx" else None,
                         source="test")
     return CcxtLiveAdapter(spec.venue, creds, session=session, timeout_ms=CLIENT_TIMEOUT_MS,
                            enable_rate_limit=False, fill_poll_interval=0.01,
@@ -63,7 +68,7 @@ class Exec:
 
 
 class Venue:
-    """A simulator (``binance`` | ``bybit``) with its faults, served on its own loop thread."""
+    """A simulator (``binance`` | ``bybit`` | ``okx``) with its faults, served on its own loop thread."""
 
     def __init__(self, venue: str) -> None:
         from tests.support import live_env as sim_env
@@ -80,6 +85,18 @@ class Venue:
             self.sim.set_funding_rate("BTCUSDT", 0.0005)
             self.faults: Any = BinanceFaults(self.sim)
             hosts = HOSTS + WS_HOSTS
+        elif venue == "okx":
+            from tests.support.live_env import TEST_PASSPHRASE
+            from tests.support.okx_faults import OkxFaults
+            from tests.support.okx_sim import HOSTS as OKX_HOSTS
+            from tests.support.okx_sim import OkxSim
+
+            self.sim = OkxSim(api_key=TEST_KEY, secret=TEST_SECRET, passphrase=TEST_PASSPHRASE, usdt=20_000.0)
+            for inst in (OKX_SPOT, OKX_SWAP):
+                self.sim.set_price(inst, PRICE[venue])
+            self.sim.funding_rate[OKX_SWAP] = 0.0005
+            self.faults = OkxFaults(self.sim)
+            hosts = OKX_HOSTS
         else:
             from tests.support.bybit_faults import BybitFaults
             from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
@@ -112,27 +129,40 @@ class Venue:
     def later(self, delay_s: float, fn: Callable[..., Any], *a: Any) -> None:
         self.loop.call_soon_threadsafe(lambda: self.loop.call_later(delay_s, fn, *a))
 
-    # ---- order patterns of a step's orders ('METHOD /path' + the Bybit category)
+    # ---- order patterns of a step's orders ('METHOD /path' + the Bybit category / the OKX instId)
     def order_key(self, leg: str) -> tuple[str, str | None]:
         if self.venue == "binance":
             return (r"POST /api/v3/order$" if leg == "spot" else r"POST /fapi/v1/order$"), None
+        if self.venue == "okx":
+            return r"POST /api/v5/trade/order$", (OKX_SPOT if leg == "spot" else OKX_SWAP)
         return r"POST /v5/order/create$", ("spot" if leg == "spot" else "linear")
 
     # ---- read-outs (on the simulator's loop)
     def spot_base(self) -> float:
         if self.venue == "binance":
             return self.call(lambda: sum(self.sim.spot.get("BTC", [0.0, 0.0])))
+        if self.venue == "okx":
+            return self.call(lambda: self.sim.cash.get("BTC", 0.0))
         return self.call(lambda: self.sim.coins.get("BTC", 0.0))
 
-    def perp(self) -> float:
+    def perp_now(self) -> float:
+        """The signed perp position, base units; on the simulator's loop (a fault hook) only."""
         if self.venue == "binance":
-            return self.call(self.sim.position, "BTCUSDT")
-        return self.call(lambda: self.sim.positions.get("BTCUSDT", [0.0, 0.0])[0])
+            return float(self.sim.position("BTCUSDT"))
+        if self.venue == "okx":  # OKX holds contracts of ctVal base
+            return self.sim.positions.get(OKX_SWAP, [0.0, 0.0])[0] * self.sim.ct_val(OKX_SWAP)
+        return float(self.sim.positions.get("BTCUSDT", [0.0, 0.0])[0])
+
+    def perp(self) -> float:
+        return self.call(self.perp_now)
 
     def orders(self) -> list[tuple[str, float]]:
         """(client id, executed base) of every order the venue holds for this account, any status."""
         if self.venue == "binance":
             return self.call(lambda: [(o.client_id, o.executed) for o in self.sim.orders.values()])
+        if self.venue == "okx":
+            return self.call(lambda: [(o.cl_ord_id, o.acc_fill_sz * self.sim.ct_val(o.inst_id))
+                                      for o in self.sim.orders.values()])
         return self.call(lambda: [(o.link_id, o.cum_qty) for o in self.sim.orders.values()])
 
     def executions(self) -> list[Exec]:
@@ -145,6 +175,11 @@ class Venue:
                     fee = float(t["commission"])
                     fee *= float(t["price"]) if t["commissionAsset"] == "BTC" else 1.0
                     out.append(Exec(f"{sym}#{t['id']}", cid.get(t["orderId"], ""), fee))
+            elif self.venue == "okx":
+                for f in self.sim.fills:  # "fee" < 0 is a charge; a spot buy pays it in BTC
+                    fee = -float(f["fee"]) * (float(f["fillPx"]) if f["feeCcy"] == "BTC" else 1.0)
+                    sym = "BTC/USDT" if f["instType"] == "SPOT" else "BTC/USDT:USDT"
+                    out.append(Exec(f"{sym}#{f['tradeId']}", f["clOrdId"], fee))
             else:
                 for r in self.sim.executions:
                     if r["execType"] == "Funding":
@@ -161,6 +196,8 @@ class Venue:
         if self.venue == "binance":
             return self.call(lambda: sum(float(r["income"]) for r in self.sim.income
                                          if r["incomeType"] == "FUNDING_FEE"))
+        if self.venue == "okx":  # bills of type 8, balChg + received
+            return self.call(lambda: sum(float(b["balChg"]) for b in self.sim.bills if b["type"] == "8"))
         return self.call(lambda: -sum(float(r["execFee"]) for r in self.sim.executions if r["execType"] == "Funding"))
 
     def unfired(self) -> list[str]:
@@ -171,6 +208,8 @@ class Venue:
             if self.venue == "binance":
                 return ([f"lost {x.pattern}" for x in f.lost] + [f"429 {e[0]}" for e in f._escalate]
                         + [f"event at {w[0]}" for w in f._when] + (["418 ban"] if f._ban_next else []))
+            if self.venue == "okx":
+                return f.unfired()
             return ([f"lost {x[0]} {x[1]}" for x in f._lost] + [f"{q[3]} {q[0]} {q[1]}" for q in f._queue]
                     + [f"event at {w[0]} {w[1]}" for w in f._when])
 
@@ -178,13 +217,13 @@ class Venue:
 
     # ---- venue events
     def settle_funding(self) -> None:
-        """One funding settlement at 0.05 % (a short receives); both simulators take (symbol, rate)."""
-        self.call(self.sim.settle_funding, "BTCUSDT", 0.0005)
+        """One funding settlement at 0.05 % (a short receives); every simulator takes (symbol, rate)."""
+        self.call(self.sim.settle_funding, OKX_SWAP if self.venue == "okx" else "BTCUSDT", 0.0005)
 
     def adl(self, qty: float) -> None:
         """The venue deleverages ``qty`` base of the short perp (buys it back) 1 % above the start price.
         Call on the simulator's loop (``call``) or from a fault hook (already there)."""
-        self.sim.adl("BTCUSDT", qty, PRICE[self.venue] * 1.01)
+        self.sim.adl(OKX_SWAP if self.venue == "okx" else "BTCUSDT", qty, PRICE[self.venue] * 1.01)
 
     stale_on = False
 
@@ -192,8 +231,34 @@ class Venue:
         self.stale_on = on
         if self.venue == "binance":
             self.sim.stale_ticker("BTCUSDT", 60_000 if on else None, PRICE[self.venue] * 0.98 if on else None)
+        elif self.venue == "okx":
+            for inst in (OKX_SPOT, OKX_SWAP):
+                self.sim.stale_ticker(inst, 60_000 if on else None, PRICE[self.venue] * 0.98 if on else None)
         else:
             self.sim.stale_ticker("BTCUSDT", PRICE[self.venue] * 0.98 if on else None)
+
+
+def runner_env(tmp: Path, v: Venue) -> tuple[Any, dict[str, str]]:
+    """A runner environment (tests/support/runner_env.py) whose live parameter set ``carry-test`` has no exits
+    and no rebalance cooldown (a second drift inside one phase, an ADL during a rebalance, is acted on at once),
+    promoted to live; and the runner's extra environment reaching ``v`` through :func:`make_adapter`."""
+    from hedge_core.params import promotion
+    from tests.support import live_env as sim_env
+    from tests.support.live_env import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET
+    from tests.support.runner_env import make_env
+
+    env = make_env(tmp, days=1, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
+                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None},
+                                        "rebalance": {"cooldown_s": 0.0}})
+    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
+    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
+                      root=env.params, db=env.db)
+    ca = tmp / "ca.pem"
+    sim_env.test_ca().cert_pem.write_to_path(str(ca))
+    extra = {"HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(v.server.port),
+             "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET,
+             "HEDGE_TEST_SIM_PASSPHRASE": TEST_PASSPHRASE}
+    return env, extra
 
 
 def invariants(v: Venue, fills: pd.DataFrame, funding: pd.DataFrame, ledger: dict | None = None) -> list[str]:
@@ -247,7 +312,7 @@ def record(venue: str, fault: str, step: str, outcome: str) -> None:
 def render() -> list[str]:
     """The matrix as text lines: one table per venue, rows = faults, columns = steps."""
     lines: list[str] = []
-    for venue in ("binance", "bybit"):
+    for venue in ("binance", "bybit", "okx"):
         rows = [(f, cells) for (v, f), cells in RESULTS.items() if v == venue]
         if not rows:
             continue

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["find_cycle", "funding_copies", "import_graph", "long_modules", "package_graph", "parse", "python_files",
-           "imports_of_test_modules"]
+           "e2e_files", "helpers_outside_support", "imports_of_test_modules", "runner_starting_tests"]
 
 _SKIP_DIRS = {"__pycache__", ".venv", ".git", "node_modules", ".ipynb_checkpoints"}
 
@@ -269,3 +269,28 @@ def imports_of_test_modules(root: Path, tests: str = "tests") -> list[str]:
                         out.append(f"{rel}:{node.lineno}: {cand}")
                         break
     return out
+
+
+def helpers_outside_support(root: Path, tests: str = "tests") -> list[str]:
+    """Python modules directly under ``tests`` that are neither test modules nor ``conftest.py`` /
+    ``__init__.py``: shared helpers belong in ``tests/support/``."""
+    return sorted(f.relative_to(root).as_posix() for f in (root / tests).glob("*.py")
+                  if not _is_test_module(f.stem) and f.name != "__init__.py")
+
+
+# a real runner process: the test envs' start_runner(...) (tests/support/runner_env.py, browser.py), a
+# ``python -m hedge_core.runner`` of its own, or the CLI's ``hedge runner start``
+_RUNNER_START = re.compile(r"""\bstart_runner\(|["']-m["'],\s*["']hedge_core\.runner["']|["']runner["'],\s*["']start["']""")
+
+
+def runner_starting_tests(root: Path, tests: str = "tests") -> set[str]:
+    """Stems of the test modules (``tests/test_*.py``) whose source starts a real runner process."""
+    return {f.stem for f in (root / tests).glob("test_*.py") if _RUNNER_START.search(f.read_text())}
+
+
+def e2e_files(root: Path, tests: str = "tests") -> set[str]:
+    """The literal ``E2E_FILES`` set of ``tests/conftest.py`` (read, not imported)."""
+    for node in parse(root / tests / "conftest.py").body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "E2E_FILES" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise LookupError(f"no E2E_FILES assignment in {tests}/conftest.py")

@@ -97,6 +97,8 @@ class OkxSim(OkxBook):
         self.answers: list[tuple[str, int, str]] = []
         self.faults: list[list[Any]] = []  # [pattern, count, code, msg, http status, hang s]
         self.clock_offset_ms = 0
+        self._stale: dict[str, tuple[int, float]] = {}  # instId -> (age ms, price): stale_ticker
+        self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (okx_faults)
         # bars by book ("SPOT", "SWAP", "mark"): [open ms, o, h, l, c, volume], oldest first
         self.candles: dict[str, list[list[float]]] = {"SPOT": [], "SWAP": [], "mark": []}
         for rows in self.instrument_rows.values():
@@ -133,6 +135,10 @@ class OkxSim(OkxBook):
             params = json.loads(body)
         key = f"{request.method} {request.path}"
         self.requests.append((request.method, request.path, params))
+        if self.hook is not None:  # venue behaviours of tests/support/okx_faults.py
+            hooked = await self.hook(request, key, params)
+            if hooked is not None:
+                return hooked
         hang = 0.0
         try:
             for f in self.faults:
@@ -149,6 +155,8 @@ class OkxSim(OkxBook):
             if private:
                 path_q = request.path + (f"?{request.query_string}" if request.query_string else "")
                 self._check_sign(request, request.method, path_q, body)
+                if self.now_ms() > self.deadline_ms(request):
+                    raise OkxError("50102", "Timestamp request expired", 401)
             data = fn(params)
             if hang:
                 await asyncio.sleep(hang)
@@ -179,6 +187,29 @@ class OkxSim(OkxBook):
         # "The request will expire 30 seconds after the timestamp"
         if abs(self.now_ms() - t_ms) > 30_000:
             raise OkxError("50102", "Timestamp request expired", 401)
+
+    @staticmethod
+    def timestamp_ms(ts: str) -> int:
+        """OK-ACCESS-TIMESTAMP (ISO 8601 with milliseconds, e.g. 2020-12-08T09:08:57.715Z) in ms; 0 if malformed."""
+        try:
+            return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[20:23])
+        except ValueError:
+            return 0
+
+    def deadline_ms(self, request: web.Request) -> int:
+        """The last server time (ms) at which the venue still processes this signed request: 30 s after
+        OK-ACCESS-TIMESTAMP ("REST Authentication"; the same 30 s is written out for the WebSocket login:
+        "The request will expire 30 seconds after the timestamp"), or the ``expTime`` header when earlier
+        ("Overview" -> "Transaction Timeouts": "If expTime is specified in the requests for Place (multiple)
+        orders or Amend (multiple) orders, the request will not be processed if the current system time of
+        the server is after the expTime", https://www.okx.com/docs-v5/en/#overview-rest-authentication). The
+        section names no error code for a passed expTime: the simulator answers 50102, the timestamp rule's."""
+        t_ms = self.timestamp_ms(request.headers.get("OK-ACCESS-TIMESTAMP", ""))
+        deadline = t_ms + 30_000
+        exp = request.headers.get("expTime")
+        if exp and request.method == "POST" and request.path.endswith(("/trade/order", "/trade/batch-orders")):
+            deadline = min(deadline, int(exp))
+        return deadline
 
     def _routes(self) -> dict[tuple[str, str], tuple[Any, bool]]:
         p = "/api/v5"
@@ -231,12 +262,22 @@ class OkxSim(OkxBook):
         return [{**t, "uly": fam, "instFamily": fam, "instId": "", "optMgnFactor": "0", "quoteMaxLoan": "",
                  "baseMaxLoan": ""} for t in self.tiers[fam]]
 
+    def stale_ticker(self, inst_id: str, age_ms: int | None, price: float | None = None) -> None:
+        """Control hook: the ticker of ``inst_id`` answers as of ``age_ms`` ago (its ``ts``, "Ticker data
+        generation time", "Get ticker"), with the ``price`` of that time; None restores the live ticker.
+        Orders still fill at the current price."""
+        if age_ms is None:
+            self._stale.pop(inst_id, None)
+        else:
+            self._stale[inst_id] = (int(age_ms), float(price) if price is not None else self.prices[inst_id])
+
     def _ticker(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         inst = self._inst(q.get("instId"))
-        px = fmt(self.prices[inst["instId"]])
+        age, old = self._stale.get(inst["instId"], (0, self.prices[inst["instId"]]))
+        px = fmt(old)
         return [{"instType": inst["instType"], "instId": inst["instId"], "last": px, "lastSz": "1", "askPx": px,
                  "askSz": "1", "bidPx": px, "bidSz": "1", "open24h": px, "high24h": px, "low24h": px,
-                 "volCcy24h": "0", "vol24h": "0", "sodUtc0": px, "sodUtc8": px, "ts": str(self.now_ms())}]
+                 "volCcy24h": "0", "vol24h": "0", "sodUtc0": px, "sodUtc8": px, "ts": str(self.now_ms() - age)}]
 
     def _books(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         # "Get order book", GET /api/v5/market/books (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-order-book):

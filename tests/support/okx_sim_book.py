@@ -135,6 +135,23 @@ class OkxBook:
         self.positions[inst_id] = [0.0, 0.0]
         self.insts[inst_id] = {**self.insts[inst_id], "state": "expired"}
 
+    def adl(self, inst_id: str, qty: float, price: float) -> None:
+        """Auto-deleverage: the venue closes ``qty`` BASE (> 0) of the net position at ``price``, no order of
+        ours: a transaction row ("Get transaction details", ``subType`` 125 "ADL close long" / 126 "ADL close
+        short", the transaction types of "Get bills details"), no fee, an empty ``clOrdId``, and a bill of
+        ``type`` 9 "ADL" with the realised PnL (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details)."""
+        pos, entry = self.positions.get(inst_id, [0.0, 0.0])
+        cts = qty / self.ct_val(inst_id)
+        if pos == 0 or cts <= 0 or cts > abs(pos) + 1e-9:
+            raise ValueError(f"adl of {qty} base on a position of {pos} contracts")
+        self._seq += 1
+        now = self.now_ms()
+        o = OkxOrder(inst_id, str(600_000_000 + self._seq), "", "sell" if pos > 0 else "buy", "market", cts,
+                     float(price), True, "cross", now, u_time=now)
+        self.orders[o.ord_id] = o
+        self._fill(o, cts, float(price), maker=False, fee_rate=0.0, sub_type="125" if pos > 0 else "126")
+        self._bill(inst_id, "9", "125" if pos > 0 else "126", float(self.fills[-1]["fillPnl"]), sz=cts, px=price)
+
     def _bill(self, inst_id: str, typ: str, sub: str, chg: float, *, ts: int | None = None, sz: float = 0.0,
               px: float = 0.0, ccy: str = "USDT") -> None:
         self._seq += 1
@@ -229,10 +246,12 @@ class OkxBook:
     def avail_usdt(self) -> float:
         return self.cash.get("USDT", 0.0) + self.upl() - self._imr() - self._frozen("USDT")
 
-    def _fill(self, o: OkxOrder, sz: float, price: float, *, maker: bool) -> None:
+    def _fill(self, o: OkxOrder, sz: float, price: float, *, maker: bool, fee_rate: float | None = None,
+              sub_type: str | None = None) -> None:
         iid = o.inst_id
         inst = self.insts[iid]
         rate = self.spot_fee if inst["instType"] == "SPOT" else (self.maker if maker else self.taker)
+        rate = rate if fee_rate is None else fee_rate
         pnl = 0.0
         if inst["instType"] == "SPOT":
             # spot fees are charged in the currency received ("Get transaction details": feeCcy): a buy pays in
@@ -273,6 +292,8 @@ class OkxBook:
             "clOrdId": o.cl_ord_id, "billId": str(800_000 + self._seq), "tag": "", "fillPx": fmt(price),
             "fillSz": fmt(sz), "fillIdxPx": fmt(price), "fillPnl": fmt(pnl), "fillMarkPx": fmt(self.marks[iid]),
             "side": o.side, "posSide": "net", "execType": "M" if maker else "T", "feeCcy": fee_ccy, "fee": fmt(fee),
+            # "subType" (transaction type, the bills' enum): 1 buy, 2 sell; 125/126 ADL close long/short
+            "subType": sub_type or ("1" if o.side == "buy" else "2"),
             "ts": str(ts), "fillTime": str(ts)})
         o.acc_fill_sz += sz
         o.fill_value += sz * price

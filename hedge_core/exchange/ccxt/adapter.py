@@ -75,6 +75,27 @@ _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.CLOSED, "canceled": O
            "rejected": OrderStatus.REJECTED}
 
 
+def _bound_order_requests(ex: Any, header: str) -> None:
+    """Make ``ex`` (ccxt okx) send ``header`` = the request's OK-ACCESS-TIMESTAMP + ``options["recvWindow"]``
+    (ms) with every order request (``POST trade/order`` / ``trade/batch-orders``): the venue does not process
+    it after then ("Transaction Timeouts"), so an order whose answer was lost executes within the adapter's
+    outcome window or never. The header is not part of OKX's signature (timestamp + method + path + body)."""
+    sign = ex.sign
+
+    def sign_bounded(path: str, api: Any = "public", method: str = "GET", params: Any = None) -> dict[str, Any]:
+        out = sign(path, api, method, {} if params is None else params)
+        name = api[0] if isinstance(api, (list, tuple)) else api
+        if name == "private" and method == "POST" and path in ("trade/order", "trade/batch-orders"):
+            hdrs = dict(out.get("headers") or {})
+            ts = ex.parse8601(hdrs.get("OK-ACCESS-TIMESTAMP"))
+            if ts is not None:
+                hdrs[header] = str(int(ts) + int(outcome_window_s(ex.options.get("recvWindow"), 0.0) * 1000))
+                out["headers"] = hdrs
+        return out
+
+    ex.sign = sign_bounded
+
+
 class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
     """Async ccxt adapter for one venue (spot + USDT-margined perps).
 
@@ -154,6 +175,8 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         self._ex.has = {**self._ex.has, "fetchCurrencies": False}
         if sandbox:
             self._ex.set_sandbox_mode(True)
+        if self.config.order_deadline_header:
+            _bound_order_requests(self._ex, self.config.order_deadline_header)
         self._instruments: dict[str, Instrument] = {}
         self._cid_by_order: dict[str, str] = {}
         self._margin_mode_cache: str | None = None  # account margin mode (venues with account_margin_mode)
@@ -202,7 +225,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
 
     def _translate(self, exc: BaseException, method: str) -> he.ExchangeError:
         err = translate(exc, venue=self.venue, method=method, redact=self._secrets)
-        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):
+        if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)) or isinstance(err, he.RateLimited):
             status, code = vendor_status(exc)
             wait = self.governor.after_error(status, code, str(exc),
                                              getattr(self._ex, "last_response_headers", None))

@@ -3,7 +3,9 @@ names, client-id parameters, balance/position parameters and per-venue quirks, o
 :class:`VenueConfig` per venue in :data:`VENUES`.
 
 ``options["recvWindow"]`` (milliseconds) is also the late-execution window of an order whose answer
-was lost (:mod:`hedge_core.exchange.outcome`): ccxt's Bybit default is 5 000 ms.
+was lost (:mod:`hedge_core.exchange.outcome`): ccxt's Bybit default is 5 000 ms. OKX has no recvWindow: its
+order requests carry the ``expTime`` header instead (``order_deadline_header``), set to the request's
+timestamp + ``options["recvWindow"]``, so the venue's deadline and the adapter's window are the same.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class VenueConfig:
     # OKX's margin mode is per order (``tdMode`` cross | isolated, "Place order"): set_margin_mode makes no
     # request, it sets the mode the adapter sends with that perp's orders and leverage (default cross)
     margin_mode_per_order: bool = False
+    # a request header bounding when the venue may still process an order request: OKX ``expTime`` ("Overview" ->
+    # "Transaction Timeouts": "the request will not be processed if the current system time of the server is
+    # after the expTime"); without it OKX processes a signed request up to 30 s after its timestamp, longer than
+    # the adapter's outcome window (recvWindow + margin) -- a lost order could execute after being written off
+    order_deadline_header: str = ""
     tested_offline: str = ""
 
 
@@ -107,7 +114,9 @@ VENUES: dict[str, VenueConfig] = {
         # ("POST /api/v5/trade/order" instead of ccxt's default batch endpoint: one answer, one sCode)
         options={"defaultType": "spot", "fetchMarkets": {"types": ["spot", "swap", "future"]},
                  "fetchCurrencies": False, "adjustForTimeDifference": True,
-                 "createOrder": "privatePostTradeOrder"},
+                 "createOrder": "privatePostTradeOrder",
+                 # not a ccxt option for okx: the window of the expTime header (order_deadline_header)
+                 "recvWindow": 10_000},
         client_id_param="clientOrderId",
         client_id_query="clientOrderId",
         # the unified (trading) account: one wallet for spot and derivatives ("Get balance")
@@ -118,7 +127,9 @@ VENUES: dict[str, VenueConfig] = {
         open_orders_params=({"instType": "SPOT"}, {"instType": "SWAP"}, {"instType": "FUTURES"}),
         margin_mode_per_order=True,
         tiers_in_contracts=True,
-        tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py",
+        order_deadline_header="expTime",
+        tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py, tests/test_live_okx_faults.py "
+                       "and the OKX column of tests/test_live_fault_matrix.py",
     ),
 }
 
