@@ -5,6 +5,8 @@ contract with the delta hedged, every venue order journaled before it was sent."
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -20,10 +22,10 @@ PARAMS = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_l
           "guards": {"funding_cost_apr_limit": None}, "roll": {"enabled": True}}
 
 
-def _legs(env):
+def _legs(env, qtr=QTR):
     core = paper_exchange(env, HID).core
     b = core.balance("spot").get("BTC")
-    pos = {s: sum(p.qty for p in core.positions.values() if p.symbol == s) for s in (PERP, QTR)}
+    pos = {s: sum(p.qty for p in core.positions.values() if p.symbol == s) for s in (PERP, qtr)}
     return (b.total if b is not None else 0.0), pos, core
 
 
@@ -84,5 +86,34 @@ def test_kill_between_the_roll_orders_then_restart_ends_on_one_contract_hedged(t
         close = float(bars.loc[t - pd.Timedelta(hours=1), "close"])
         days = (pd.Timestamp("2024-03-29T08:00Z") - t) / pd.Timedelta(days=1)
         assert row["ref_price"] == pytest.approx(close * (1 + 0.5 * days / 365), rel=1e-9)
+    finally:
+        env.cleanup()
+
+
+def test_the_leg_returns_to_the_perpetual_before_expiry(tmp_path):
+    """A quarterly expiring 2024-01-04 08:00: at the first monitored update (2024-01-01, ~2.9 days left > exit_days
+    2) the short moves onto it; once 2 days or fewer are left (from 2024-01-02 08:00) it comes back to the perp."""
+    env = make_env(tmp_path, export=PARAMS)
+    q = {**QUARTERLY, "symbol": "BTC/USDT:USDT-240104", "expiry": "2024-01-04T08:00Z"}
+    try:
+        p = env.start_runner()
+        c = env.client(p)
+        c.start("carry-test", mode="paper", start=DEMO_START, speed=36_000, recovery="resume", hedge_id=HID,
+                paper_quarterly=q)
+        wait_for(lambda: (lambda h: h.get("leg_contract") == PERP and h.get("last_ts", "") > "2024-01-02T09"
+                          and not h.get("pending_orders"))(c.hedge(HID)), timeout=90, what="back on the perp")
+        c.pause(HID)
+        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
+        p.terminate()
+        p.wait(60)
+        g = journal(env, "guard_firings", HID)
+        roll = g[g["guard"] == "calendar_roll"].sort_values("ts")
+        assert list(roll["action"]) == ["to_future", "to_perp"]
+        back = pd.Timestamp(roll["ts"].iloc[1])
+        assert pd.Timestamp("2024-01-02T08:00Z") <= back <= pd.Timestamp("2024-01-02T09:00Z")
+        assert json.loads(roll["numbers"].iloc[1])["days_to_expiry"] <= 2.0
+        spot, pos, core = _legs(env, q["symbol"])
+        assert abs(pos[q["symbol"]]) < 1e-12 and pos[PERP] < 0
+        assert abs(spot + pos[PERP]) < 0.001
     finally:
         env.cleanup()
