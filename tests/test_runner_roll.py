@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.runner_env import DEMO_START, journal, make_env, paper_exchange, wait_for
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # real runner processes
 
 HID = "r1"
 SPOT, PERP, QTR = "BTC/USDT", "BTC/USDT:USDT", "BTC/USDT:USDT-240329"
