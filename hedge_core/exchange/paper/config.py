@@ -154,6 +154,7 @@ class PaperConfig:
 
             object.__setattr__(self, "instruments", venue_instruments(self.venue))
         object.__setattr__(self, "instruments", tuple(self.instruments))
+        object.__setattr__(self, "quarterlies", tuple(self.quarterlies))
         if self.quarterlies:
             from hedge_core.exchange.paper.quarterly import PaperQuarterly, quarterly_instruments
 
