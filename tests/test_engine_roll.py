@@ -200,3 +200,15 @@ def test_a_roll_whose_open_never_filled_rebuilds_on_the_perp_and_a_finished_one_
     ctx = restore(ctx, done, pd.DataFrame(), {FUT.symbol: FUT}, rows, prices)
     assert ctx.roll_leg is None and ctx.perp.symbol == FUT.symbol and ctx.perp.qty == pytest.approx(-0.25)
     assert ctx.perp.realized == pytest.approx(-25.0)  # the perp's close: 0.25 x (40,000 - 40,100)
+
+
+def test_the_funding_cost_guard_counts_only_the_quantity_on_the_perpetual():
+    """A LONG leg paying 0.05 %/8 h (54.75 %/yr >= the 50 % limit) flattens on the perp; the same leg on a
+    dated future pays no funding: no guard."""
+    from hedge_core.engine.guards import market_guards
+
+    ctx, p = hedged()
+    long_perp = replace(ctx, perp=replace(ctx.perp, qty=0.25), next_funding_rate=0.0005)
+    assert any(v.name == "funding_cost" for v in market_guards(long_perp, T0 + H, p.guards))
+    on_future = replace(long_perp, perp=replace(long_perp.perp, symbol=FUT.symbol))
+    assert not any(v.name == "funding_cost" for v in market_guards(on_future, T0 + H, p.guards))

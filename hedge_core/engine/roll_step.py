@@ -42,6 +42,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -58,7 +59,7 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Instrument, OrderRequest, OrderType, Side, client_order_id
 
-__all__ = ["ROLL_CLOSE", "ROLL_OPEN", "ROLL_REVERT", "RollRequest", "advance", "is_dated", "restore", "step_roll",
+__all__ = ["ROLL_CLOSE", "ROLL_OPEN", "ROLL_REVERT", "RollRequest", "advance", "is_dated", "perpetual_qty", "restore", "step_roll",
            "takes"]
 
 ROLL_OPEN, ROLL_CLOSE, ROLL_REVERT = "roll_open", "roll_close", "roll_revert"
@@ -72,9 +73,18 @@ _MONEY = ("realized", "fees", "slippage", "funding", "interest", "cash", "traded
 Advance = Callable[[HedgeContext, pd.Timestamp, StrategyParamsBase, "MarketUpdate | None", list[Action]], HedgeContext]
 
 
+@lru_cache(maxsize=256)
 def is_dated(symbol: str) -> bool:
     """True for a dated future's ccxt unified symbol (``BTC/USDT:USDT-261225``), False for a perpetual."""
     return bool(_DATED.search(symbol))
+
+
+def perpetual_qty(ctx: HedgeContext) -> float:
+    """Signed base quantity the hedge holds on the perpetual: the perp leg and a roll's leg, each when it is on
+    the perpetual (a leg on a dated future pays no funding)."""
+    r = ctx.roll_leg
+    q = 0.0 if is_dated(ctx.perp.symbol) else ctx.perp.qty  # the common case: no roll (the guards' hot path)
+    return q if r is None or is_dated(r.symbol) else q + r.qty
 
 
 @dataclass(frozen=True, slots=True)

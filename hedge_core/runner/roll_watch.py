@@ -25,7 +25,7 @@ from hedge_core.engine.calendar_roll import RollAction, RollDecision, RollInputs
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.ledger import QTY_EPS
-from hedge_core.engine.roll_step import RollRequest, is_dated
+from hedge_core.engine.roll_step import RollRequest, is_dated, perpetual_qty
 from hedge_core.engine.states import State
 from hedge_core.errors import ExchangeError
 from hedge_core.runner.logs import log_event
@@ -38,11 +38,6 @@ __all__ = ["decide", "maybe_roll", "perpetual_qty", "priced", "roll_status"]
 log = logging.getLogger("hedge_core.runner.hedge")
 #: hedge-clock seconds between two looks at the rule (each reads the futures list and a ticker)
 CHECK_EVERY_S = 300.0
-
-
-def perpetual_qty(ctx: HedgeContext) -> float:
-    """Signed base quantity the hedge holds on the perpetual (the perp leg, or a roll's leg, on it)."""
-    return sum(lg.qty for lg in (ctx.perp, ctx.roll_leg) if lg is not None and not is_dated(lg.symbol))
 
 
 def perpetual_funding(ctx: HedgeContext) -> float:
