@@ -212,3 +212,15 @@ def test_the_funding_cost_guard_counts_only_the_quantity_on_the_perpetual():
     assert any(v.name == "funding_cost" for v in market_guards(long_perp, T0 + H, p.guards))
     on_future = replace(long_perp, perp=replace(long_perp.perp, symbol=FUT.symbol))
     assert not any(v.name == "funding_cost" for v in market_guards(on_future, T0 + H, p.guards))
+
+
+def test_a_flat_hedge_leg_on_a_future_points_back_at_the_perpetual_without_an_order():
+    """After an exit with the leg on the future (fees 10.05 booked on it), a RollRequest in ANALYZING_MARKET
+    re-points the flat leg at the perpetual: no order, the money kept, the next entry hedges on the perp."""
+    ctx, p, acts = _rolled_open()
+    ctx, _ = filled(ctx, p, places(acts)[0], T0 + H)
+    flat = replace(ctx, state=State.ANALYZING_MARKET, spot=replace(ctx.spot, qty=0.0),
+                   perp=replace(ctx.perp, qty=0.0, avg_entry=0.0))
+    c2, acts = step(flat, RollRequest(T0 + 2 * H, PERP, 40_000.0, "flat"), p)
+    assert places(acts) == [] and c2.perp.symbol == PERP.symbol and c2.perp.qty == 0.0
+    assert c2.perp.fees == pytest.approx(flat.perp.fees) and c2.pnl == pytest.approx(flat.pnl)

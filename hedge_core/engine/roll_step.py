@@ -140,6 +140,15 @@ def _refuse(ctx: HedgeContext, why: str, out: list[Action]) -> HedgeContext:
 
 def _start(ctx: HedgeContext, req: RollRequest, params: StrategyParamsBase, out: list[Action]) -> HedgeContext:
     inst, leg = req.instrument, ctx.perp
+    if (ctx.state is State.ANALYZING_MARKET and abs(leg.qty) <= QTY_EPS and not ctx.pending and ctx.roll_leg is None
+            and inst.symbol != leg.symbol and inst.venue == leg.venue and inst.base == leg.base):
+        # a flat hedge: no order, the leg only points at the contract its next entry hedges on (the runner
+        # brings a flat leg back to the perpetual, so a re-entry never opens on a future near its expiry)
+        if not (math.isfinite(req.price) and req.price > 0):
+            raise InvalidInput("price", req.price, "the destination's price, > 0 (quote per base)")
+        home = fold(mark_leg(leg_from_instrument("perp", inst), req.price), leg, "perp")
+        out.append(Alert(AlertLevel.INFO, f"flat hedge leg moved from {leg.symbol} to {inst.symbol} (no order)"))
+        return evolve(ctx, perp=home, perp_price=req.price, mark_price=req.price)
     if ctx.roll_leg is not None:
         return _refuse(ctx, f"a roll to {ctx.roll_leg.symbol} is under way", out)
     if ctx.state is not State.MONITORING_POSITIONS or ctx.pending:

@@ -112,6 +112,14 @@ async def maybe_roll(task: HedgeTask, mu: MarketUpdate) -> None:
     roll = getattr(task.params, "roll", None)
     fn = getattr(task.raw_adapter, "dated_futures", None)
     ctx = task.driver.ctx
+    if ctx.state is State.ANALYZING_MARKET and is_dated(ctx.perp.symbol) and abs(ctx.perp.qty) <= QTY_EPS \
+            and not ctx.pending and ctx.roll_leg is None:
+        # flat after an exit with the leg on a future: the next entry hedges on the perpetual (no order)
+        inst = (await task.raw_adapter.load_markets()).get(task.spec.perp_symbol)
+        px = await _price(task.raw_adapter, task.spec.perp_symbol)
+        if inst is not None and px > 0:
+            await task.step(RollRequest(ctx.last_ts, inst, px, "flat: the next entry hedges on the perpetual"))
+        return
     if roll is None or not roll.enabled or fn is None:
         return
     if ctx.state is not State.MONITORING_POSITIONS or ctx.pending or ctx.roll_leg is not None:
