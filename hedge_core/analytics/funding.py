@@ -46,6 +46,7 @@ __all__ = [
     "funding_payments",
     "basis",
     "annualised_basis",
+    "future_price_at_basis",
     "premium_index",
     "predicted_funding_rate",
     "predicted_funding",
@@ -213,6 +214,17 @@ def annualised_basis(basis_: float | pd.Series, expiry: pd.Timestamp,
         raise InvalidInput("at", at, "a tz-aware UTC timestamp for a scalar basis")
     tte = (exp - pd.Timestamp(at)) / year
     return float(basis_) / tte if tte > 0 else math.nan
+
+
+def future_price_at_basis(spot: float, basis_apr: float, expiry: pd.Timestamp, at: pd.Timestamp) -> float:
+    """The dated future's price whose simple annualised basis at ``at`` is ``basis_apr`` (the inverse of
+    :func:`annualised_basis`): ``spot x (1 + basis_apr x (expiry - at) / 365 d)``, quote per base; ``spot``
+    itself at or after expiry (the future has converged). Used by the paper venue's simulated quarterly."""
+    exp, t = pd.Timestamp(expiry), pd.Timestamp(at)
+    if exp.tzinfo is None or t.tzinfo is None:
+        raise InvalidInput("expiry", expiry, "tz-aware UTC timestamps (expiry and at)")
+    tte = (exp - t) / pd.Timedelta(days=365)
+    return float(spot) * (1.0 + float(basis_apr) * tte) if tte > 0 else float(spot)
 
 
 def premium_index(perp: pd.Series, spot: pd.Series) -> pd.Series:

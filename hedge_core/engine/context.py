@@ -140,6 +140,11 @@ class HedgeContext:
     strategy_state: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     loan: LoanState | None = None  # a loan book's loan, reserve and repayments (engine.loan_state)
     history: tuple[TransitionRecord, ...] = ()
+    # calendar roll (engine.roll_step): while the hedge leg moves between the perpetual and a dated future,
+    # ``roll_leg`` is the leg on the contract it moves TO (leg name "roll"; ``perp`` is still the one it
+    # leaves) and ``roll_qty`` the signed base quantity to hold there. None / 0 when no roll is under way.
+    roll_leg: Leg | None = None
+    roll_qty: float = 0.0
 
     # ---- derived numbers -------------------------------------------------------------------
     @property
@@ -148,8 +153,10 @@ class HedgeContext:
 
     @property
     def delta(self) -> float:
-        """spot + long perp - short perp (base units; meaningful when both legs share a base)."""
-        return self.spot.qty + self.perp.qty
+        """spot + long perp - short perp (base units; meaningful when both legs share a base); during a
+        calendar roll the leg on the contract moved to counts too."""
+        d = self.spot.qty + self.perp.qty
+        return d if self.roll_leg is None else d + self.roll_leg.qty
 
     @property
     def hedge_ratio(self) -> float:
@@ -166,7 +173,7 @@ class HedgeContext:
     @property
     def pnl(self) -> float:
         """Net PnL of the traded legs (quote). A collateral spot leg is excluded."""
-        p = self.perp.net_pnl
+        p = self.perp.net_pnl if self.roll_leg is None else self.perp.net_pnl + self.roll_leg.net_pnl
         return p if self.collateral_spot else p + self.spot.net_pnl
 
     @property
@@ -176,7 +183,7 @@ class HedgeContext:
 
     @property
     def is_flat(self) -> bool:
-        perp_flat = abs(self.perp.qty) <= QTY_EPS
+        perp_flat = abs(self.perp.qty) <= QTY_EPS and (self.roll_leg is None or abs(self.roll_leg.qty) <= QTY_EPS)
         if self.collateral_spot or self.keep_spot_on_close:
             return perp_flat
         return perp_flat and abs(self.spot.qty) <= QTY_EPS
@@ -186,9 +193,13 @@ class HedgeContext:
             return self.spot
         if name == "perp":
             return self.perp
-        raise InvalidInput("leg", name, "'spot' or 'perp'")
+        if name == "roll":  # a calendar roll's destination; once the roll is complete that is the perp leg
+            return self.roll_leg if self.roll_leg is not None else self.perp
+        raise InvalidInput("leg", name, "'spot', 'perp' or 'roll'")
 
     def with_leg(self, leg: Leg) -> HedgeContext:
+        if leg.name == "roll":
+            return evolve(self, roll_leg=leg)
         return evolve(self, spot=leg) if leg.name == "spot" else evolve(self, perp=leg)
 
     def order_ref(self, client_order_id: str) -> float:

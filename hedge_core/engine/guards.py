@@ -24,6 +24,7 @@ from hedge_core.analytics.risk import (
 from hedge_core.engine.constants import ORDER_RATE_WINDOW_S
 from hedge_core.engine.context import HedgeContext, seconds_between
 from hedge_core.engine.loan_state import LoanState
+from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import GuardParams
 from hedge_core.types import MarginMode, Side
@@ -116,7 +117,7 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
                                f"liquidation {dist:.2%} away <= {p.liq_distance_reduce:.2%}"))
     if p.funding_cost_apr_limit is not None:
         rate = ctx.next_funding_rate if not math.isnan(ctx.next_funding_rate) else ctx.last_funding_rate
-        apr = funding_pay_apr(ctx.perp.qty, rate, ctx.funding_interval_hours)
+        apr = funding_pay_apr(perpetual_qty(ctx), rate, ctx.funding_interval_hours)  # a dated future pays none
         if apr > 0 and apr >= p.funding_cost_apr_limit:
             out.append(Verdict("funding_cost", "flatten", {"pay_apr": apr, "limit": p.funding_cost_apr_limit},
                                f"paying funding at {apr:.2%} APR >= {p.funding_cost_apr_limit:.2%}"))

@@ -35,7 +35,7 @@ from hedge_core.engine.actions import (
     SetMarginMode,
 )
 from hedge_core import money
-from hedge_core.engine import unknown_orders
+from hedge_core.engine import roll_step, unknown_orders
 from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 from hedge_core.engine.context import (
     ORDER_REFS_KEPT,
@@ -108,6 +108,8 @@ def step(ctx: HedgeContext, event: Event, params: StrategyParamsBase) -> tuple[H
     (HedgeContext, list[Action])
         The new context and the actions for the driver, in order.
     """
+    if roll_step.takes(ctx, event):  # the calendar roll: its request, its fills, funding off the perpetual
+        return roll_step.step_roll(ctx, event, params, _advance)  # type: ignore[arg-type]
     out: list[Action] = []
     ts = event.ts
     market: MarketUpdate | None = None
@@ -521,6 +523,8 @@ def _on_command(ctx: HedgeContext, ev: OperatorCommand, params: StrategyParamsBa
 
 def _advance(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, market: MarketUpdate | None,
              out: list[Action]) -> HedgeContext:
+    if ctx.roll_leg is not None and (ctx := roll_step.advance(ctx, ts, params, out)).roll_leg is not None:
+        return ctx  # a calendar roll under way (engine.roll_step) comes first
     for _ in range(8):  # a transition may make the next state act at once (e.g. spot held -> hedge)
         before = ctx.state
         handler = _HANDLERS.get(ctx.state)

@@ -35,6 +35,7 @@ __all__ = [
     "GuardParams",
     "LeverageParams",
     "RebalanceParams",
+    "RollParams",
     "StrategyParams",
     "StrategyParamsBase",
     "VolTierLoanParams",
@@ -129,6 +130,16 @@ class ActivationParams(_Frozen):
     enlarge_ratio_step: float = Field(0.0, ge=0, le=1, description="while active in the market, a trigger raises the target ratio by this much (bounded by ratio_max)")
 
 
+class RollParams(_Frozen):
+    """The calendar roll of the hedge leg between the perpetual and a dated future of the same venue
+    (docs/calendar-roll.md; the rule :func:`hedge_core.engine.calendar_roll.decide_roll`). Off by default;
+    acts only where the venue lists a dated future of the asset (live OKX FUTURES, a paper venue given one)."""
+
+    enabled: bool = Field(False, description="let the runner move the hedge leg to a dated future (and back) when the rule says so")
+    margin_apr: float = Field(0.02, ge=0, le=1, description="carry advantage a move must show beyond its fees, annualised fraction (0.02 = 2 %/yr): hysteresis against flapping")
+    exit_days: float = Field(2.0, ge=0, le=90, description="days before the future's expiry at which the leg returns to the perpetual (and no move onto it is made)")
+
+
 class _StrategyBase(_Frozen):
     execution: ExecutionParams = ExecutionParams()
     exit: ExitParams = ExitParams()
@@ -154,6 +165,7 @@ class CarryParams(_StrategyBase):
     borrow_apr: float = Field(0.10, ge=0, le=5, description="interest on borrowed spot for a spot short (fraction per year)")
     enter_within_s_of_funding: float | None = Field(None, gt=0, le=86400, description="only enter within this many seconds before the next funding time; None = any time")
     exit: ExitParams = ExitParams(max_holding_hours=24 * 7, rearm=True)
+    roll: RollParams = RollParams()
 
 
 class CrossHedgeParams(_StrategyBase):

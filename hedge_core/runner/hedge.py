@@ -53,6 +53,7 @@ from hedge_core.runner.journaling_adapter import JournalingAdapter
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.market import MarketBuilder, Tick
+from hedge_core.runner import roll_watch
 from hedge_core.types import Bar, FundingEvent
 
 if TYPE_CHECKING:
@@ -232,12 +233,14 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             return
         monitoring = self.driver.ctx.state is State.MONITORING_POSITIONS
         t0 = time.perf_counter()
+        mu = await roll_watch.priced(self, mu)  # the leg on a dated future: that contract's price (runner.roll_watch)
         async with self.lock:
             await self.driver.feed(mu)
         dt = time.perf_counter() - t0
         self.updates += 1
         if self.keep_latencies and monitoring:  # the monitoring cycle: exits, drift, guards, rebalance
             self.latencies.append(dt)
+        await roll_watch.maybe_roll(self, mu)  # the calendar roll, where enabled and a dated future is listed
         self._snapshot(self.driver.ctx.last_ts)  # the hedge's clock (a bar's close may lie before it)
 
     async def _dead_mans_switch(self, ts: pd.Timestamp) -> None:
@@ -255,11 +258,11 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             # live: the venue's FUNDING_FEE income record is booked (poll_funding), never our estimate
             self.reconcile_due.set()
             return
-        before = self.driver.ctx.perp.funding
-        qty = self.driver.ctx.perp.qty
+        before = roll_watch.perpetual_funding(self.driver.ctx)
+        qty = roll_watch.perpetual_qty(self.driver.ctx)  # a leg on a dated future pays no funding
         async with self.lock:
             ctx = await self.driver.feed(FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours))
-        amount = ctx.perp.funding - before
+        amount = roll_watch.perpetual_funding(ctx) - before
         if abs(qty) > QTY_EPS:
             self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
                                  mark, expected=amount)  # paper: the venue settles by the same formula

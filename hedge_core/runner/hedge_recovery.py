@@ -18,6 +18,7 @@ from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import Timer
 from hedge_core.engine.states import State
+from hedge_core.engine.roll_step import restore
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
@@ -252,6 +253,7 @@ class HedgeRecoveryMixin:
         coids = [r["client_order_id"] for r in rows]
         refs = {r["client_order_id"]: float(r["ref_price"]) for r in rows if r.get("ref_price") is not None}
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
+        ctx = await self._restore_roll(ctx, fills, funding, rows)  # the leg by contract; a half-done calendar roll
         # the exit rules' cycle memory (peak PnL, PnL at entry, ...) is not in the fills: its journal rows
         ctx = restore_marks(ctx, self.journal.exit_mark_rows(self.hedge_id))
         self.journal.exit_marks(self.hedge_id, marks_row(ctx, "recovered", ts))
@@ -278,6 +280,31 @@ class HedgeRecoveryMixin:
             async with self.lock:  # act at once: close, or hedge a naked leg
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
         return report
+
+    async def _restore_roll(self, ctx: HedgeContext, fills: pd.DataFrame, funding: pd.DataFrame,
+                            rows: list[dict[str, Any]]) -> HedgeContext:
+        """The hedge leg re-booked by contract when the journal shows a calendar roll (engine.roll_step.restore):
+        the leg on the dated future it was moved to, or a roll killed between its two orders rebuilt as under way
+        (the first step completes it, or reverts it). Unchanged for a hedge that never rolled."""
+        roll_rows = sorted((r for r in rows if r.get("leg") == "roll" and r.get("status") not in ("rejected", "never_sent")),
+                           key=lambda r: pd.Timestamp(r["intent_ts"]))
+        legs = fills[fills["leg"] != "spot"] if len(fills) else fills
+        symbols = {str(s) for s in legs["symbol"]} if len(legs) else set()
+        if symbols <= {ctx.perp.symbol} and not roll_rows:
+            return ctx
+        markets = await self.raw_adapter.load_markets()
+        prices: dict[str, float] = {}
+        for sym in symbols | {ctx.perp.symbol}:
+            try:
+                t = await self.raw_adapter.fetch_ticker(sym)
+                prices[sym] = float(t.last or t.mid)
+            except ExchangeError:
+                prices[sym] = math.nan
+        out = restore(ctx, fills, funding, markets, roll_rows, prices)
+        log_event(log, "hedge leg restored by contract", hedge_id=self.hedge_id, leg_contract=out.perp.symbol,
+                  perp_qty=out.perp.qty, roll_to=out.roll_leg.symbol if out.roll_leg is not None else None,
+                  roll_held=out.roll_leg.qty if out.roll_leg is not None else 0.0, roll_target=out.roll_qty)
+        return out
 
     async def _attach_market_data(self) -> None:
         """Paper on live data after a restart: the venue's public market data (its clock offset is

@@ -82,6 +82,23 @@ class HedgeSpec(BaseModel):
     # risk second opinion (hedge_core.advice, docs/risk-advisor.md): may its "act" opinions pause or flatten
     # this hedge (through the engine's own commands and guards)? False = it only advises and alerts.
     advisor_may_act: bool = False
+    # paper only: a simulated dated future the paper venue lists (docs/calendar-roll.md), e.g.
+    # {"symbol": "BTC/USDT:USDT-261225", "expiry": "2026-12-25T08:00Z", "basis_apr": 0.08}: priced from the
+    # spot at that annualised basis, so a hedge whose parameters enable ``roll`` can move its leg onto it
+    paper_quarterly: dict[str, Any] | None = None
+
+    @field_validator("paper_quarterly")
+    @classmethod
+    def _quarterly(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        from hedge_core.errors import InvalidInput
+        from hedge_core.exchange.paper.quarterly import PaperQuarterly
+
+        try:
+            return PaperQuarterly.from_dict(v).to_dict()
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _perp_venue(self) -> HedgeSpec:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
+from hedge_core.runner.roll_watch import roll_status
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.runner.clock import replay_progress
 from hedge_core.runner.held import held_sentence
@@ -68,6 +69,11 @@ class HedgeStatusMixin:
                  "mark_price": None if math.isnan(px) else px, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
                  "leverage": c.leverage if lg.name == "perp" else 1.0}
                 for lg, px in ((c.spot, c.spot_price), (c.perp, c.mark_price))]
+        if c.roll_leg is not None:  # a calendar roll under way: the contract the leg moves to
+            r = c.roll_leg
+            rows.append({"venue": r.venue, "symbol": r.symbol, "qty": r.qty, "entry_price": r.avg_entry,
+                         "mark_price": None if math.isnan(r.last_price) else r.last_price,
+                         "unrealized_pnl": r.unrealized, "liquidation_price": None, "leverage": c.leverage})
         self.journal.positions(self.hedge_id, ts, rows)
 
     def summary(self) -> dict[str, Any]:
@@ -92,6 +98,7 @@ class HedgeStatusMixin:
                         "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,
                         "funding": c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
                         "kill_latched": c.kill_latched})
+            out.update(roll_status(c))  # which contract the hedge leg is on; a calendar roll under way
             out.update(self._panel_fields(c))
         return out
 

@@ -333,7 +333,9 @@ class Supervisor:
         pair = pair_instruments(spec.spot_symbol, spec.perp_symbol, venue, self.store)
         rest = tuple(i for i in venue_instruments(venue) if i.symbol not in {p.symbol for p in pair})
         own = dict(getattr(spec, "paper_venues", {}).get(venue, {}))  # this venue's fees/slippage (HedgeSpec)
-        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=pair + rest, **own)
+        quarterlies = (spec.paper_quarterly,) if spec.paper_quarterly and venue == spec.leg_venues[1] else ()
+        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=pair + rest,
+                          quarterlies=quarterlies, **own)
         ex = make_adapter("paper", venue, paper_config=cfg, balances=balances, state_path=path)
         ex.save_on_apply = spec.paper_save_every_event
         ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)

@@ -109,6 +109,9 @@ class PaperConfig:
     brackets : mapping symbol -> bracket table, optional
         Maintenance tables overriding the instruments' own (a perp without either uses the
         committed default of :func:`hedge_core.analytics.risk.brackets_for`).
+    quarterlies : tuple of PaperQuarterly
+        Simulated dated futures (:mod:`hedge_core.exchange.paper.quarterly`), priced from their spot at a
+        fixed annualised basis; each is listed as an instrument like its asset's perp. Empty by default.
     """
 
     venue: str = "binance"
@@ -127,6 +130,7 @@ class PaperConfig:
     seed: int = 0
     instruments: tuple[Instrument, ...] = ()
     brackets: Mapping[str, tuple[Bracket, ...]] = field(default_factory=dict)
+    quarterlies: tuple[Any, ...] = ()  # PaperQuarterly (exchange.paper.quarterly)
 
     def __post_init__(self) -> None:
         for name in ("spot_maker_fee", "spot_taker_fee", "perp_maker_fee", "perp_taker_fee",
@@ -150,6 +154,13 @@ class PaperConfig:
 
             object.__setattr__(self, "instruments", venue_instruments(self.venue))
         object.__setattr__(self, "instruments", tuple(self.instruments))
+        object.__setattr__(self, "quarterlies", tuple(self.quarterlies))
+        if self.quarterlies:
+            from hedge_core.exchange.paper.quarterly import PaperQuarterly, quarterly_instruments
+
+            qs = tuple(q if isinstance(q, PaperQuarterly) else PaperQuarterly.from_dict(q) for q in self.quarterlies)
+            object.__setattr__(self, "quarterlies", qs)
+            object.__setattr__(self, "instruments", self.instruments + quarterly_instruments(qs, self.instruments))
         object.__setattr__(self, "brackets", {**_own_tables(self.instruments), **dict(self.brackets)})
         syms = [i.symbol for i in self.instruments]
         if len(set(syms)) != len(syms) or not syms:
@@ -188,6 +199,8 @@ class PaperConfig:
                          for b in tbl] for s, tbl in v.items()}
             elif isinstance(v, (MarginMode, PositionMode)):
                 v = v.value
+            elif f.name == "quarterlies":
+                v = [q.to_dict() for q in v]
             out[f.name] = v
         return out
 

@@ -112,6 +112,7 @@ from hedge_core.exchange.paper.config import (  # noqa: F401
     default_instruments,
 )
 from hedge_core.exchange.paper.checks import _OrderChecksMixin
+from hedge_core.exchange.paper.quarterly import quarterly_bars
 from hedge_core.exchange.paper.liquidation import _LiquidationMixin
 from hedge_core.exchange.paper.margin import _MarginMixin
 from hedge_core.exchange.paper.records import _Ord, _Pos, _pts, _ts  # noqa: F401
@@ -366,6 +367,9 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         if kind is MarketKind.PERP and (sym, MarketKind.MARK) not in self.last_bar:
             self._check_liquidation(sym, bar)
             self._mark_moved(sym, bar.close)
+        if self.config.quarterlies and kind is MarketKind.SPOT:  # simulated dated futures (paper.quarterly)
+            for qb in quarterly_bars(self.config.quarterlies, bar, _tf(bar.timeframe)):
+                self._apply_bar(qb)
 
     def _mark_moved(self, sym: str, mark: float) -> None:
         xc = self._xc
@@ -417,6 +421,9 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
             raise self._err(InvalidOrder, f"clientOrderId {req.client_order_id!r}: the 'liq-' prefix is "
                             "reserved for liquidation orders")
         inst = self._instrument(req.symbol, "create_order")
+        for q in self.config.quarterlies:  # a simulated quarterly is not traded at or after its expiry
+            if q.symbol == req.symbol and self.now is not None and self.now >= q.expiry:
+                raise self._err(InvalidOrder, f"{req.symbol} expired at {q.expiry} (delivered)")
         side = Side(req.side)
         otype = OrderType(req.type)
         qty = float(req.qty)

@@ -150,6 +150,12 @@ class PaperExchange:
     async def load_markets(self) -> dict[str, Instrument]:
         return dict(self.core.instruments)
 
+    async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, pd.Timestamp]]:
+        """The simulated dated futures of ``base``/``quote`` (``PaperConfig.quarterlies``) as ``(symbol, expiry)``
+        pairs sorted by expiry, like :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.dated_futures`."""
+        qs = self.core.config.quarterlies
+        return sorted(((q.symbol, q.expiry) for q in qs if q.base == base and q.quote == quote), key=lambda r: r[1])
+
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self.core.ticker(symbol)
 

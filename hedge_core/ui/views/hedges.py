@@ -143,14 +143,22 @@ def health_view(health: Mapping[str, Any] | None, *, stale_after_s: float | None
 
 
 def legs_table(summary: Mapping[str, Any]) -> pd.DataFrame:
-    """The two legs of one hedge: symbol, signed quantity (base), entry and last price, notional (quote)."""
+    """The two legs of one hedge: symbol, signed quantity (base), entry and last price, notional (quote).
+
+    The perp row names the contract the hedge leg is on (``leg_contract``: a dated future after a calendar roll);
+    during a roll a third row ``roll`` shows what the contract it moves to holds (docs/calendar-roll.md)."""
     rows = []
     for leg, qty, entry, px in (("spot", "spot_qty", "spot_entry", "spot_price"),
                                 ("perp", "perp_qty", "perp_entry", "mark_price")):
         q, p = _num(summary.get(qty)), _num(summary.get(px))
-        rows.append({"leg": leg, "symbol": summary.get(f"{leg}_symbol", ""), "qty": q,
+        sym = (summary.get("leg_contract") or summary.get("perp_symbol", "")) if leg == "perp" else summary.get("spot_symbol", "")
+        rows.append({"leg": leg, "symbol": sym, "qty": q,
                      "entry_price": _num(summary.get(entry)), "price": p,
                      "notional": abs(q) * p if q == q and p == p else math.nan})
+    roll = summary.get("roll")
+    if isinstance(roll, Mapping):
+        rows.append({"leg": "roll", "symbol": roll.get("to", ""), "qty": _num(roll.get("held_to")),
+                     "entry_price": math.nan, "price": math.nan, "notional": math.nan})
     return pd.DataFrame(rows)
 
 
