@@ -20,7 +20,7 @@ from hedge_core.engine.loan_state import LOAN_KEYS, LoanState
 from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
-from hedge_core.types import Instrument, Side, utc
+from hedge_core.types import Instrument, MarketKind, Side, utc
 
 __all__ = ["LEGS", "ORDER_REFS_KEPT", "HedgeContext", "PendingOrder", "TransitionRecord", "evolve", "new_hedge", "seconds_between"]
 
@@ -110,6 +110,7 @@ class HedgeContext:
     spot_price: float = math.nan
     perp_price: float = math.nan
     mark_price: float = math.nan
+    spot_mark_price: float = math.nan  # the first leg's mark when it is a perp (MarketUpdate.spot_mark)
     last_funding_rate: float = 0.0
     next_funding_rate: float = math.nan
     funding_interval_hours: float = 8.0
@@ -142,6 +143,12 @@ class HedgeContext:
     history: tuple[TransitionRecord, ...] = ()
 
     # ---- derived numbers -------------------------------------------------------------------
+    @property
+    def first_leg_is_perp(self) -> bool:
+        """True when the first ('spot') leg is a perp on its own venue (two perp legs:
+        funding and margin on both; :mod:`hedge_core.engine.perp_legs`)."""
+        return self.spot.kind is MarketKind.PERP
+
     @property
     def same_base(self) -> bool:
         return self.spot.base == self.perp.base

@@ -82,7 +82,7 @@ from hedge_core.errors import (
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.params.models import StrategyParamsBase
-from hedge_core.types import Fill, Order, OrderStatus, Side
+from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 
 __all__ = ["DriverHooks", "HedgeDriver", "answers_carry_fills", "record_trade_id", "run_now", "snapshot_trade_id"]
 
@@ -315,7 +315,8 @@ class HedgeDriver:
         """
         leg = self.ctx.spot
         rq = a.request
-        if a.leg != "spot" or rq.side is not Side.SELL or self._complete.get(a.venue, False):
+        if a.leg != "spot" or rq.side is not Side.SELL or self._complete.get(a.venue, False) \
+                or leg.kind is not MarketKind.SPOT:  # a perp first leg sells short from its margin
             return a
         try:
             bal = await self.adapters[a.venue].fetch_balance("spot")
