@@ -152,3 +152,39 @@ def test_second_venue_refusing_the_hedge_unwinds_the_first_perp_leg_on_its_venue
     assert len(tries) == params().execution.hedge_retries + 1 and {x.venue for x in tries} == {"okx"}
     assert any("unwinding the spot leg" in al.message for al in alerts)
     assert c.state is not State.ERROR and not math.isnan(c.pnl)
+
+
+@pytest.mark.parametrize("first_reports_first", [True, False])
+def test_unfavourable_funding_counts_the_pairs_net_not_one_leg(first_reports_first):
+    # long 2 on bybit, short 2 on okx, mark 100: per settlement the first leg books -2 x 100 x rate_a and
+    # the second +2 x 100 x rate_b (hand figures below); the counter follows the NET at each settlement time
+    def settle(ctx, h, rate_a, rate_b):
+        t = T0 + pd.Timedelta(hours=h)
+        evs = [FundingSettled(t, rate_a, 100.0, leg="spot"), FundingSettled(t, rate_b, 100.0)]
+        for ev in (evs if first_reports_first else evs[::-1]):
+            ctx, _ = step(ctx, ev, params())
+        return ctx
+
+    ctx = settle(held(2.0, -2.0), 8, 0.0002, 0.0001)  # -0.04 + 0.02 = -0.02 < 0: unfavourable
+    assert ctx.unfavourable_funding == 1
+    ctx = settle(ctx, 16, 0.0002, 0.0001)
+    assert ctx.unfavourable_funding == 2
+    ctx = settle(ctx, 24, 0.0001, 0.0003)  # the second leg pays nothing, the first pays -0.02, net +0.04
+    assert ctx.unfavourable_funding == 0
+    ctx = settle(ctx, 32, -0.0001, -0.00005)  # first receives +0.02, second pays -0.01: net +0.01, still fine
+    assert ctx.unfavourable_funding == 0
+    assert ctx.spot.funding == pytest.approx(-0.04 - 0.04 - 0.02 + 0.02)
+    assert ctx.perp.funding == pytest.approx(0.02 + 0.02 + 0.06 - 0.01)
+
+
+def test_funding_cost_guard_prices_what_the_pair_pays_net():
+    # 8h rates annualise x 1095; the guard's limit is 10 % APR
+    g = GuardParams(funding_cost_apr_limit=0.10)
+    ctx = evolve(held(-1.0, 1.0), spot_price=100.0, perp_price=100.0, mark_price=100.0, spot_mark_price=100.0,
+                 spot_funding_rate=0.0005, last_funding_rate=0.0001)
+    # first leg SHORT at 0.0005 receives 0.0005 x 1095 = 54.75 %, second LONG at 0.0001 pays 10.95 %: quiet
+    assert not [v for v in market_guards(ctx, T0, g) if v.name == "funding_cost"]
+    # reversed rates: the short receives 10.95 %, the long pays 54.75 %: net pays 43.8 % APR >= 10 %
+    ctx = evolve(ctx, spot_funding_rate=0.0001, last_funding_rate=0.0005)
+    (v,) = [v for v in market_guards(ctx, T0, g) if v.name == "funding_cost"]
+    assert v.numbers["pay_apr"] == pytest.approx((0.0005 - 0.0001) * 3 * 365)

@@ -111,6 +111,8 @@ class HedgeContext:
     perp_price: float = math.nan
     mark_price: float = math.nan
     spot_mark_price: float = math.nan  # the first leg's mark when it is a perp (MarketUpdate.spot_mark)
+    spot_funding_rate: float = math.nan  # the first leg's venue's last rate when it is a perp (per interval)
+    spot_funding_interval_hours: float = 8.0
     last_funding_rate: float = 0.0
     next_funding_rate: float = math.nan
     funding_interval_hours: float = 8.0
@@ -126,6 +128,9 @@ class HedgeContext:
     last_rebalance_ts: pd.Timestamp | None = None
     cooldown_until: pd.Timestamp | None = None
     unfavourable_funding: int = 0
+    # two perp legs: (settlement ts in ns, net funding of both legs at it so far, the counter before it):
+    # an interval is unfavourable when the PAIR's net funding is negative (engine.perp_legs)
+    pair_funding: tuple[int, float, int] | None = None
     phase_rejects: int = 0  # rejected orders since the last transition
     phase_orders: int = 0  # orders placed since the last transition
     exit_reason: str = ""

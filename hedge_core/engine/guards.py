@@ -92,6 +92,18 @@ def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> floa
     return money.funding_pay_apr(perp_qty, rate, interval_hours)
 
 
+def pair_pay_apr(ctx: HedgeContext, second_rate: float) -> float:
+    """APR (fraction per year of one leg's notional, >= 0) a hedge of two perp legs PAYS net: each leg's
+    signed funding APR at its own venue's rate and interval (``money.funding_apr``; a long pays a positive
+    rate), summed, floored at 0. A leg whose rate is unknown (NaN) counts 0."""
+    net = 0.0
+    for q, r, h in ((ctx.spot.qty, ctx.spot_funding_rate, ctx.spot_funding_interval_hours),
+                    (ctx.perp.qty, second_rate, ctx.funding_interval_hours)):
+        if q != 0.0 and not math.isnan(r):
+            net += math.copysign(1.0, q) * money.funding_apr(r, h)
+    return max(net, 0.0)
+
+
 def _nearer_first_leg(ctx: HedgeContext, dist: float,
                       nums: dict[str, float]) -> tuple[float, dict[str, float], str]:
     """Two perp legs: the first leg's liquidation distance (its own venue's mark, the hedge's leverage) when
@@ -144,6 +156,8 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
     if p.funding_cost_apr_limit is not None:
         rate = ctx.next_funding_rate if not math.isnan(ctx.next_funding_rate) else ctx.last_funding_rate
         apr = funding_pay_apr(ctx.perp.qty, rate, ctx.funding_interval_hours)
+        if ctx.spot.kind is MarketKind.PERP:  # two perp legs: what the PAIR pays, net of the first leg
+            apr = pair_pay_apr(ctx, rate)
         if apr > 0 and apr >= p.funding_cost_apr_limit:
             out.append(Verdict("funding_cost", "flatten", {"pay_apr": apr, "limit": p.funding_cost_apr_limit},
                                f"paying funding at {apr:.2%} APR >= {p.funding_cost_apr_limit:.2%}"))

@@ -19,9 +19,13 @@ The two-leg rules (open the first leg, hedge with the second, unwind the first w
 refused, reconcile) are :mod:`hedge_core.engine.step`'s, unchanged. A spot first leg never reaches
 this module: its behaviour is unchanged to the bit.
 
-Not covered: ``exit.funding_unfavourable_intervals`` and ``exit.defer_within_s_of_funding`` look at the
-second leg's funding only (for the pair, the cross-venue carry's ``exit_below_apr`` looks at the spread),
-and the ``funding_cost`` guard prices the second leg's funding only.
+- **Unfavourable funding** (``exit.funding_unfavourable_intervals``) counts settlement times at which the
+  PAIR's net funding is negative (:func:`on_pair_funding`), not the second leg's alone.
+
+- **Funding cost guard** prices what the PAIR pays net (``guards.pair_pay_apr``: each leg at its own
+  venue's rate and interval; the first leg's from ``MarketUpdate.spot_funding_rate``).
+
+Not covered: ``exit.defer_within_s_of_funding`` looks at the second leg's funding only.
 """
 
 from __future__ import annotations
@@ -35,12 +39,46 @@ from hedge_core.engine.ledger import Leg, apply_funding, funding_amount
 from hedge_core.errors import InvalidInput
 from hedge_core.types import MarginMode, MarketKind
 
-__all__ = ["first_leg_settings", "is_perp", "on_first_leg_funding"]
+__all__ = ["first_leg_settings", "is_perp", "on_first_leg_funding", "on_pair_funding", "on_second_leg_funding"]
 
 
 def is_perp(leg: Leg) -> bool:
     """True for a margined perp leg (the second leg always; the first when it is a perp)."""
     return leg.name == "perp" or leg.kind is MarketKind.PERP
+
+
+def on_pair_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
+    """A settlement on either leg of a hedge whose first leg is a perp (``ev.leg``: ``"spot"`` the first,
+    ``"perp"`` the second), booked on that leg (:func:`on_first_leg_funding` / :func:`on_second_leg_funding`).
+
+    ``unfavourable_funding`` (the ``exit.funding_unfavourable_intervals`` rule) counts settlement times at
+    which the PAIR's net funding (both legs' amounts at that ``ts``, whichever venue reports first) is
+    negative: one leg paying what the other receives more of is not unfavourable.
+    """
+    before = ctx
+    ctx = on_first_leg_funding(ctx, ev) if ev.leg == "spot" else on_second_leg_funding(ctx, ev)
+    if ctx is before:
+        return ctx
+    amount = (ctx.spot.funding - before.spot.funding) + (ctx.perp.funding - before.perp.funding)
+    t = ev.ts.value
+    last = ctx.pair_funding
+    if last is not None and last[0] == t:
+        net, base = last[1] + amount, last[2]
+    else:
+        net, base = amount, ctx.unfavourable_funding
+    return evolve(ctx, pair_funding=(t, net, base), unfavourable_funding=base + 1 if net < 0 else 0)
+
+
+def on_second_leg_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
+    """Book the second venue's settlement on the second (perp) leg: the rule of ``step._on_funding``
+    (the venue's booked amount wins; NaN: ``-qty x mark x rate``)."""
+    leg = ctx.perp
+    if math.isnan(ev.amount) and leg.qty == 0.0:
+        return ctx
+    amount = ev.amount if not math.isnan(ev.amount) else funding_amount(leg.qty, ev.mark, ev.rate)
+    if amount == 0.0 and leg.qty == 0.0:
+        return ctx
+    return evolve(ctx, perp=apply_funding(leg, amount))
 
 
 def on_first_leg_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:

@@ -259,6 +259,7 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: St
             spot_leg = accrue_interest(spot_leg, money.simple_interest(abs(spot_leg.qty) * ctx.spot_price, apr, dt_s))
     ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.first_mark), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
                  perp_price=m.perp, mark_price=mark, spot_mark_price=m.spot_mark, last_funding_rate=m.funding_rate,
+                 spot_funding_rate=m.spot_funding_rate, spot_funding_interval_hours=m.spot_funding_interval_hours,
                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
                  analytics=m.analytics, last_market_ts=m.ts)
     day = _day_of(m.ts)
@@ -377,8 +378,8 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: StrategyParamsB
 
 
 def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
-    if ev.leg != "perp":  # the first leg's venue settled (two perp legs: engine.perp_legs)
-        return perp_legs.on_first_leg_funding(ctx, ev)
+    if ev.leg != "perp" or ctx.first_leg_is_perp:  # two perp legs: each leg's own venue (engine.perp_legs)
+        return perp_legs.on_pair_funding(ctx, ev)
     if math.isnan(ev.amount) and ctx.perp.qty == 0.0:
         return ctx
     # the venue's booked amount wins; -qty x mark x rate from our book only when it is unknown
