@@ -134,7 +134,9 @@ def cross_venue_config(config: BacktestConfig | CrossVenueConfig | None, params:
     if isinstance(config, CrossVenueConfig):
         return config if capital is None else replace(config, capital=capital)
     cfg = config if config is not None else BacktestConfig()
-    return CrossVenueConfig(hedge_id=cfg.hedge_id, spot_paper=replace(cfg.paper, spot_taker_fee=params.spot_taker_fee),
+    first = {"perp_taker_fee": params.first_perp_taker_fee} if params.perp_perp else {}  # A's perp fee (two perps)
+    return CrossVenueConfig(hedge_id=cfg.hedge_id, spot_paper=replace(cfg.paper, spot_taker_fee=params.spot_taker_fee,
+                                                                      **first),
                             perp_paper=replace(cfg.paper, perp_taker_fee=params.perp_taker_fee),
                             spot_usdt=cfg.spot_usdt, perp_usdt=cfg.perp_usdt,
                             capital=capital if capital is not None else cfg.capital, spec=cfg.spec, warmup=cfg.warmup)
