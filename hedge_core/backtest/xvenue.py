@@ -42,7 +42,7 @@ from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.costs import CostModel, from_paper, resolve_costs
+from hedge_core.exchange.costs import from_paper, pair_from_paper, resolve_costs
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.exchange.routed import RoutedAdapter
@@ -216,7 +216,7 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
                    balances={"perp" if pp else "spot": {"USDT": spot_usdt}})
     cb = PaperCore(_venue_config(config.perp_paper, params.perp_venue, {"perp_taker_fee": params.perp_taker_fee}),
                    balances={"perp": {"USDT": perp_usdt}})
-    params = resolve_costs(params, pair_costs(ca.config, cb.config) if pp else from_paper(ca.config, cb.config))
+    params = resolve_costs(params, pair_from_paper(ca.config, cb.config) if pp else from_paper(ca.config, cb.config))
     pa, pb = PaperExchange(ca, save_on_apply=False), PaperExchange(cb, save_on_apply=False)
     first_sym = tl.perp_symbol if pp else tl.spot_symbol
     spot_inst, perp_inst = ca.instruments.get(first_sym), cb.instruments.get(tl.perp_symbol)
@@ -252,13 +252,6 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     all_notes = (*meta_notes, *notes, legs)
     return CrossVenueRun(result, _per_venue(ca, cb, spot_usdt, perp_usdt, pp), all_notes, ca.config.venue,
                          cb.config.venue)
-
-
-def pair_costs(a: PaperConfig, b: PaperConfig) -> CostModel:
-    """The cost model of two paper PERP venues: A's perp fee as the first leg's fee, B's perp fee, the
-    slippage of :func:`~hedge_core.exchange.costs.from_paper` (the larger fixed slippage)."""
-    m = from_paper(replace(a, spot_taker_fee=a.perp_taker_fee), b)
-    return replace(m, source=f"{a.venue} perp / {b.venue} perp (paper)")
 
 
 def _per_venue(ca: PaperCore, cb: PaperCore, spot0: float, perp0: float, pair: bool = False) -> pd.DataFrame:
