@@ -89,6 +89,10 @@ class PerpPairAdapter:
         """Venue A for the first leg's ids, venue B for the second's (and any id the engine did not make)."""
         return self.first if client_order_id and leg_of_client_order_id(client_order_id) == "spot" else self.second
 
+    def venue_of(self, symbol: str) -> str:
+        """The second venue: a symbol alone cannot tell the legs apart (orders route by client order id)."""
+        return self.perp_venue
+
     def leg_adapters(self) -> tuple[ExchangeAdapter, ExchangeAdapter]:
         return self.first, self.second
 

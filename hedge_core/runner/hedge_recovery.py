@@ -22,6 +22,7 @@ from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.exchange.routed_pair import PerpPairAdapter
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.loan_journal import loan_event, loan_from_row, loan_origin, loan_row, reserve_row
 from hedge_core.runner.logs import log_event
@@ -61,6 +62,11 @@ class HedgeRecoveryMixin:
 
     # ---- setup --------------------------------------------------------------------------------
     async def _instruments(self) -> tuple[Instrument, Instrument]:
+        legs = getattr(self.raw_adapter, "leg_instruments", None)
+        if callable(legs):  # two perp legs (exchange.routed_pair): each leg's perp on its own venue
+            first, second = await legs(self.spec.perp_symbol)
+            self._resolve_costs()
+            return first, await self._venue_brackets(second)
         markets = await self.raw_adapter.load_markets()
         try:
             spot, perp = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
@@ -126,7 +132,7 @@ class HedgeRecoveryMixin:
         s = self.spec
         return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
                 "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
-                "spot_symbol": s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
+                "spot_symbol": s.perp_symbol if s.perp_pair else s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
                 "started_at": self.started_at, "ended_at": wall_now() if ended else None,
                 "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
 
@@ -205,7 +211,7 @@ class HedgeRecoveryMixin:
         spot, perp = await self._instruments()
         self.journal.load(self.hedge_id)
         per_venue = None
-        if isinstance(self.raw_adapter, RoutedAdapter):  # legs on two venues: each looked up at its venue
+        if isinstance(self.raw_adapter, (RoutedAdapter, PerpPairAdapter)):  # two venues: each order at its venue
             rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
                                                        spot_symbol=spot.symbol, perp_symbol=perp.symbol)
         else:

@@ -41,6 +41,9 @@ class HedgeSpec(BaseModel):
     # legs on two venues (paper, live, recommend; docs/cross-venue.md): the perp leg's venue; None = ``venue``.
     # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
     perp_venue: str | None = None
+    # "perp_perp": the first leg is a PERP on ``venue`` too (two perp legs of ``perp_symbol``, docs/cross-venue.md);
+    # ``balances['spot']`` then funds the FUTURES wallet on ``venue``. Paper replay only.
+    legs: Literal["spot_perp", "perp_perp"] = "spot_perp"
     spot_symbol: str = "BTC/USDT"
     perp_symbol: str = "BTC/USDT:USDT"
     feed: Literal["replay", "ticker", "bars"] = "replay"
@@ -77,7 +80,19 @@ class HedgeSpec(BaseModel):
         # any mode (paper, live, recommend; docs/cross-venue.md); a venue is a lowercase ccxt id
         if self.perp_venue is not None and (not self.perp_venue or self.perp_venue != self.perp_venue.lower()):
             raise ValueError(f"perp_venue={self.perp_venue!r}: expected a lowercase ccxt id such as 'bybit'")
+        if self.legs == "perp_perp":
+            if not self.perp_venue or self.perp_venue == self.venue:
+                raise ValueError(f"legs='perp_perp' with perp_venue={self.perp_venue!r}: expected a second venue other "
+                                 f"than venue={self.venue!r} (a perp on each)")
+            if self.mode != "paper" or self.feed != "replay":
+                raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected mode 'paper' "
+                                 "and feed 'replay' (two perp legs on live data or live venues are not built)")
         return self
+
+    @property
+    def perp_pair(self) -> bool:
+        """True when both legs are perps (``legs = "perp_perp"``)."""
+        return self.legs == "perp_perp"
 
     @property
     def leg_venues(self) -> tuple[str, str]:
