@@ -22,7 +22,6 @@ funding series (see there).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -226,15 +225,23 @@ class PerpPairPaper(PerpPairAdapter):
 
     def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None) -> None:
         super().__init__(first, second)
-        self.first_funding = first_funding if first_funding is not None else pd.DataFrame(
-            {"funding_rate": [], "interval_hours": []}, index=pd.DatetimeIndex([], tz="UTC"))
+        ff = first_funding if first_funding is not None else pd.DataFrame(
+            {"funding_rate": []}, index=pd.DatetimeIndex([], tz="UTC"))
+        ff = ff[~ff.index.duplicated(keep="last")]
+        hours = ff["interval_hours"] if "interval_hours" in ff else pd.Series(8.0, index=ff.index)
+        self.first_funding = pd.DataFrame(
+            {"funding_rate": ff["funding_rate"].to_numpy(dtype="float64"),
+             "interval_hours": hours.astype("float64").fillna(8.0).to_numpy()},
+            index=pd.DatetimeIndex(pd.to_datetime(ff.index, utc=True)))
         self.first_settled: list[FundingEvent] = []
         self.first_last_rate = math.nan
         self.first_interval_hours = 8.0
-        past = self.first_funding[self.first_funding.index <= pd.Timestamp(first.core.now)] \
-            if getattr(first.core, "now", None) is not None and len(self.first_funding) else self.first_funding.iloc[:0]
-        if len(past):  # a restart: the last rate A settled before the state was saved
-            self.first_last_rate = float(past["funding_rate"].iloc[-1])
+        now = getattr(first.core, "now", None)
+        if now is not None:  # a restart: the last rate A settled before its state was saved
+            past = self.first_funding[self.first_funding.index <= pd.Timestamp(now)]
+            if len(past):
+                self.first_last_rate = float(past["funding_rate"].iloc[-1])
+                self.first_interval_hours = float(past["interval_hours"].iloc[-1])
 
     @property
     def core(self) -> PaperCore:
@@ -270,10 +277,8 @@ class PerpPairPaper(PerpPairAdapter):
                                              event.interval_hours))
         ts = pd.Timestamp(event.ts)
         if ts in self.first_funding.index:
-            row = self.first_funding.loc[ts]
-            hours = float(row.get("interval_hours", 8.0)) if isinstance(row, Mapping) or hasattr(row, "get") else 8.0
-            ev = FundingEvent(ts, self.first.venue, event.symbol, float(row["funding_rate"]),
-                              hours if hours == hours else 8.0)
+            ev = FundingEvent(ts, self.first.venue, event.symbol, float(self.first_funding.at[ts, "funding_rate"]),
+                              float(self.first_funding.at[ts, "interval_hours"]))
             await self.first.apply(ev)
             self.first_settled.append(ev)
             self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
