@@ -124,6 +124,12 @@ def test_perp_pair_backtest_equals_the_hand_ledger():
     assert any("long bybit perp, short okx perp" in s for s in r.transitions["reason"])
     assert any("binance's perp and mark bars" in n for n in run.notes)
     assert any("first leg: perp on bybit" in n for n in run.notes)
+    from hedge_core.ui.figures.xvenue import cross_venue_tearsheet
+
+    fig = cross_venue_tearsheet(run)  # the tearsheet says where each perp is and shows the price assumption
+    assert "first perp on bybit, second perp on okx" in fig.layout.title.text
+    text = fig.layout.annotations[-1].text
+    assert "binance's perp and mark bars" in text and "bybit (first perp leg)" in text
 
 
 def test_entry_prices_the_spread_at_both_venues_perp_fees_over_the_hold():
