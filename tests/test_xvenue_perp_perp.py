@@ -171,6 +171,10 @@ def test_perp_pair_refusals_name_the_field():
         run_cross_venue_backtest(_params(), tl, config=_config())
     with pytest.raises(FastPathUnsupported, match="perp_perp"):
         fast_xvenue_kpis(_params(), _market(), config=_config())
+    from hedge_core.backtest.xvenue_sweep import evaluate_event
+
+    with pytest.raises(InvalidInput, match="legs"):  # sweeps of pairs: not built, said up front
+        evaluate_event(_params(), tl, None)
     cv = pd.DataFrame({"ts": [T0], "venue": ["okx"], "symbol": ["BTCUSDT"], "funding_rate": [0.0001]})
     with pytest.raises(InvalidInput, match="first_venue"):
         cross_venue_market(_market(), cv, perp_venue="okx", first_venue="okx")

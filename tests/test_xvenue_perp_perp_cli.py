@@ -77,3 +77,16 @@ def test_backtest_runs_a_perp_pair_on_each_venues_funding(db, tmp_path):
     f.write_text(TOML.replace('spot_venue = "bybit"', 'spot_venue = "kraken"'))
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "kraken BTC/USDT:USDT" in res.output and "hedge data import" in res.output
+
+
+def test_a_sweep_of_perp_pairs_is_refused_naming_legs(db, tmp_path):
+    f, g = tmp_path / "pp.toml", tmp_path / "g.toml"
+    f.write_text(TOML)
+    g.write_text('[grid]\nexpected_hold_intervals = [3, 21]\n')
+    res = runner.invoke(app, ["sweep", "--params", str(f), "--grid", str(g), "--db", db, "--venue", "demo"])
+    assert res.exit_code == 2 and "legs" in res.output and "perp_perp" in res.output
+    spot_perp = tmp_path / "sp.toml"  # a grid switching a spot/perp set to a pair: refused the same way
+    spot_perp.write_text(TOML.replace('legs = "perp_perp"\n', "").replace('spot_venue = "bybit"', 'spot_venue = "binance"'))
+    g.write_text('[grid]\nlegs = ["spot_perp", "perp_perp"]\n')
+    res = runner.invoke(app, ["sweep", "--params", str(spot_perp), "--grid", str(g), "--db", db, "--venue", "demo"])
+    assert res.exit_code == 2 and "legs" in res.output

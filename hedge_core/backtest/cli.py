@@ -243,6 +243,9 @@ def sweep_cmd(
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
         if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
+            if base.perp_perp or any(p.get("legs") == "perp_perp" for p in points):
+                raise InvalidInput("legs", "perp_perp", "'spot_perp' in a sweep (two perp legs: hedge backtest per "
+                                   "point; docs/cross-venue.md 'Not done')")
             st = _open(db, start, end)
             try:
                 vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,

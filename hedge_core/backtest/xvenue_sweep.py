@@ -151,6 +151,9 @@ def evaluate_event(params: StrategyParamsBase, timeline: Timeline | VenueTimelin
     Anything else: :func:`hedge_core.backtest.event.run_backtest` on ``timeline``.
     """
     if isinstance(params, CrossCarryParams):
+        if params.perp_perp:
+            raise InvalidInput("legs", params.legs, "'spot_perp' in a sweep: a sweep's timelines carry one funding "
+                               "series per perp venue, not the first perp venue's (run_cross_venue_backtest per point)")
         if not isinstance(timeline, VenueTimelines):
             raise InvalidInput("payload.timeline", type(timeline).__name__,
                                "VenueTimelines keyed by perp venue for an xcarry sweep "
