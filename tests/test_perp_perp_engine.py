@@ -188,3 +188,32 @@ def test_funding_cost_guard_prices_what_the_pair_pays_net():
     ctx = evolve(ctx, spot_funding_rate=0.0001, last_funding_rate=0.0005)
     (v,) = [v for v in market_guards(ctx, T0, g) if v.name == "funding_cost"]
     assert v.numbers["pay_apr"] == pytest.approx((0.0005 - 0.0001) * 3 * 365)
+
+
+def test_a_liquidation_on_the_first_venue_is_booked_on_the_first_leg():
+    # 5x: the long on bybit liquidates near 40,000 x (1 - 0.196) (bybit's table); a one-bar crash to 29,000 hits
+    # it on the venue before the engine can act; the driver polls bybit's own trades and books the venue's
+    # liquidation on the FIRST leg (an external fill), so the ledger matches each venue's position
+    from hedge_core.engine.replay import build_steps
+    from hedge_core.params.models import LeverageParams
+
+    idx = pd.date_range(T0, periods=16, freq="1h", tz="UTC")
+    close = [40_000.0] * 12 + [29_000.0] * 4
+    bars = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1_000.0}, index=idx)
+    funding = pd.DataFrame({"funding_rate": [0.0005]}, index=pd.DatetimeIndex([T0 + pd.Timedelta(hours=8)]))
+    steps = build_steps(bars, bars, venue="b", spot_symbol="BTC/USDT", perp_symbol=PERP, mark=bars, funding=funding)
+    a, b = perp_venue("bybit", 10_000.0), perp_venue("okx", 10_000.0)
+    alerts: list = []
+    p = params(leverage=LeverageParams(min_leverage=5.0, max_leverage=5.0))
+    drv = pair_driver(a, b, p, hooks=DriverHooks(on_alert=lambda h, al: alerts.append(al)))
+    asyncio.run(run_pair(drv, a, b, steps[:12]))
+    assert drv.ctx.spot.qty > 0 and drv.ctx.state is State.MONITORING_POSITIONS and drv.ctx.leverage == 5.0
+    asyncio.run(run_pair(drv, a, b, steps[12:13]))
+    assert a.core.liquidations  # bybit liquidated the long on the crash bar
+    assert any("external spot fill" in al.message for al in alerts)
+    liq = [f for f in a.core.fills if f.client_order_id.startswith("liq-")]
+    assert liq and drv.ctx.spot.fees >= sum(f.fee for f in liq) - 1e-9
+    asyncio.run(run_pair(drv, a, b, steps[13:]))
+    c = drv.ctx
+    assert c.spot.qty == pytest.approx(sum(x.qty for x in a.core.positions_view()), abs=1e-12)
+    assert c.perp.qty == pytest.approx(sum(x.qty for x in b.core.positions_view()), abs=1e-12)

@@ -108,6 +108,17 @@ class HedgeRecoveryMixin:
 
         return replace(perp, brackets=table)
 
+    def _driver_adapters(self) -> dict[str, Any]:
+        """The driver's adapter per venue: the task's journaling adapter on both legs' venues; two perp legs of
+        one symbol (``exchange.routed_pair``): each venue's own adapter, journaled, so the driver routes every
+        order, look-up and trade poll by the leg's venue."""
+        by_venue = getattr(self.raw_adapter, "by_venue", None)
+        if self.spec.perp_pair and callable(by_venue):
+            from hedge_core.runner.journaling_adapter import JournalingAdapter
+
+            return {v: JournalingAdapter(ad, self) for v, ad in by_venue().items()}  # type: ignore[arg-type]
+        return {v: self.adapter for v in self.spec.leg_venues}
+
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
                            on_guard=self._on_guard, on_alert=self._on_alert, on_loan=self._on_loan)
@@ -147,7 +158,7 @@ class HedgeRecoveryMixin:
             self.loan_origin = (ctx.started_at, price)
         else:
             ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, self._driver_adapters(), hooks=self._hooks())
         self.journal.run(self._run_row(str(ctx.state)))
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
                                                 "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
@@ -256,7 +267,7 @@ class HedgeRecoveryMixin:
                               profit_target=None if pt is None or pd.isna(pt) else float(pt))
             self.journal.loan(self.hedge_id, loan_row(ctx, "recovered", ts, first_price=self.loan_origin[1],
                                                       started_at=self.loan_origin[0]))
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, self._driver_adapters(), hooks=self._hooks())
         self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
         report = rep.as_dict()
         if per_venue is not None:
