@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.runner_env import DEMO_START, Env, journal, make_env, wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]  # a real runner process
 
 PERP = "BTC/USDT:USDT"
 HID = "pp1"
