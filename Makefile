@@ -12,8 +12,9 @@ STAMP  := $(VENV)/.installed
 app: $(STAMP)
 	$(BIN)/hedge app
 
+# The whole suite on two workers (CI has 2 cores); a test file stays on one worker (its module fixtures).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The fast tier for your own loop (pure logic, in-process, under a minute on 2 cores).
 test-fast: $(STAMP)

@@ -170,7 +170,8 @@ class Bracket:
     mmr : float
         Maintenance margin rate, a fraction (0.004 = 0.4 %).
     cum : float
-        Maintenance amount in quote (Binance's ``cum``), subtracted from ``notional * mmr``.
+        Maintenance amount in quote (Binance's ``cum``, Bybit's ``mmDeduction``), subtracted from
+        ``notional * mmr``; 0 on every bracket of an OKX table (OKX charges the whole position its tier's rate).
     """
 
     bracket: int

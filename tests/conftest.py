@@ -83,6 +83,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_sessionfinish(session):
+    """Under xdist (``make test`` runs ``-n 2``) a worker hands its fault-matrix cells to the controller."""
+    import sys
+
+    fm = sys.modules.get("tests.support.fault_matrix")
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None and fm is not None and fm.RESULTS:
+        out["fault_matrix"] = [[v, f, s, o] for (v, f), cells in fm.RESULTS.items() for s, o in cells.items()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller gathers each worker's fault-matrix cells (printed by the terminal summary below)."""
+    rows = getattr(node, "workeroutput", {}).get("fault_matrix")
+    if rows:
+        from tests.support import fault_matrix as fm
+
+        for v, f, s, o in rows:
+            fm.record(v, f, s, o)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The live fault matrix (tests/test_live_fault_matrix.py), when that module ran in this session."""
     import sys

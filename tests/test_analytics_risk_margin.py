@@ -311,3 +311,24 @@ def test_fast_path_leverage_rule_is_the_engine_rule(sigma, notional, side, buf, 
         lp = liquidation_price(side * n / 100.0, 100.0, n / want, table)
         move = (100.0 - lp) / 100.0 if side == 1 else (lp - 100.0) / 100.0
         assert move >= required_buffer(sigma, p) - 1e-9
+
+
+def test_whole_position_tiers_okx_liquidation_price_by_hand():
+    """OKX's model (whole position at its tier's MMR, every cum 0: https://www.okx.com/help/tier), isolated
+    long: 100,000 ADA bought at 0.50 (50,000 USDT notional, tier 2 of the table
+    below) with 5,000 USDT margin. Liquidation where margin + (P - 0.5) x 100,000 = 100,000 x P x MMR(tier of
+    100,000 x P). Try tier 2 (1.5 %): 5,000 + 100,000 P - 50,000 = 1,500 P -> P = 45,000 / 98,500 = 0.456853
+    -> notional 45,685 is in [25,000, 50,000): tier 2 holds, self-consistent."""
+    from hedge_core.analytics.risk import brackets_from_tiers, liquidation_price, maintenance_margin
+
+    tiers = [{"minNotional": 0, "maxNotional": 25_000, "maintenanceMarginRate": 0.01, "maxLeverage": 75},
+             {"minNotional": 25_000, "maxNotional": 50_000, "maintenanceMarginRate": 0.015, "maxLeverage": 50},
+             {"minNotional": 50_000, "maxNotional": 300_000, "maintenanceMarginRate": 0.02, "maxLeverage": 20}]
+    table = brackets_from_tiers(tiers, whole_position=True)
+    assert [b.cum for b in table] == [0.0, 0.0, 0.0]
+    assert maintenance_margin(60_000.0, table) == pytest.approx(1_200.0)  # 60,000 x 2 %, no deduction
+    lp = liquidation_price(100_000.0, 0.5, 5_000.0, table)
+    assert lp == pytest.approx(45_000.0 / 98_500.0, rel=1e-12)
+    with pytest.raises(InvalidInput) as e:  # a deduction contradicts the whole-position model
+        brackets_from_tiers([{**tiers[0]}, {**tiers[1], "info": {"mmDeduction": "125"}}], whole_position=True)
+    assert e.value.field == "tiers[1].info.cum"

@@ -128,5 +128,12 @@ def test_a_hedge_of_an_xcarry_set_must_sit_on_the_sets_venues():
     stub = types.SimpleNamespace(_base_params_for=lambda spec: parse(spec.params_inline))
     ok = HedgeSpec(hedge_id="x1", params_inline=inline, venue="binance", perp_venue="bybit")
     assert Supervisor._params_for(stub, ok).perp_venue == "okx"  # type: ignore[arg-type]
+    one = {**inline, "perp_venues": []}  # a set allowing one perp venue: no perp_venue = both legs on binance: refused
     with pytest.raises(InvalidInput, match="perp_venue"):
-        Supervisor._params_for(stub, HedgeSpec(hedge_id="x2", params_inline=inline, venue="binance"))  # type: ignore[arg-type]
+        Supervisor._params_for(stub, HedgeSpec(hedge_id="x2", params_inline=one, venue="binance"))  # type: ignore[arg-type]
+    # a set allowing several: no perp_venue (or "best") means chosen at start (runner.best_perp); the spot venue
+    # is still the set's
+    for pv in (None, "best"):
+        Supervisor._params_for(stub, HedgeSpec(hedge_id="x3", params_inline=inline, venue="binance", perp_venue=pv))  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="the set's spot_venue"):
+            Supervisor._params_for(stub, HedgeSpec(hedge_id="x4", params_inline=inline, venue="bybit", perp_venue=pv))  # type: ignore[arg-type]

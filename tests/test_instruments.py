@@ -167,3 +167,21 @@ def test_engine_leg_carries_the_perp_instruments_brackets():
 
     assert lp_default == pytest.approx(liquidation_price(-100.0, 150.0, 100 * 150 / 5.0, perp.brackets))
     assert lp_steep == pytest.approx(liquidation_price(-100.0, 150.0, 100 * 150 / 5.0, steep))
+
+
+def test_okx_whole_position_table_round_trips_and_a_half_zeroed_table_is_refused():
+    """OKX charges the whole position its tier's MMR (https://www.okx.com/help/tier): a table whose every cum is 0.
+    Hand-checked: 40,000 USDT in tier 2 (1.5 %) -> 600 USDT; a continuous table would deduct 125 (475)."""
+    from hedge_core.analytics.risk import maintenance_margin
+
+    rows = [[0, 25_000, 75, 0.01, 0.0], [25_000, 50_000, 50, 0.015, 0.0], [50_000, 300_000, 20, 0.02, 0.0]]
+    table = brackets_from_rows(rows)
+    assert [b.cum for b in table] == [0.0, 0.0, 0.0]
+    assert brackets_to_rows(table) == [[float(x) for x in r] for r in rows]
+    assert maintenance_margin(40_000.0, table) == pytest.approx(600.0)
+    continuous = brackets_from_rows([r[:4] + [c] for r, c in zip(rows, (0.0, 125.0, 375.0))])
+    assert maintenance_margin(40_000.0, continuous) == pytest.approx(475.0)
+    half = [r[:4] + [c] for r, c in zip(rows, (0.0, 125.0, 0.0))]  # neither model
+    with pytest.raises(InvalidInput) as e:
+        brackets_from_rows(half, where="b")
+    assert e.value.field == "b[2].cum"

@@ -22,7 +22,7 @@ FEES = {"binance": 0.0005, "bybit": 0.00055, "okx": 0.0005}  # USD-M and Bybit l
 class _Down:
     """A venue whose book cannot be read (its endpoint is down)."""
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None):
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *, amount: float | None = None):
         raise ConnectionError("okx: connection refused")
 
 
@@ -91,3 +91,38 @@ def test_the_routed_adapter_takes_the_perp_venue_chosen_among_the_sets_allowed_v
     assert [s.venue for s in choice.ranking] == ["binance", "okx"]
     assert routed.spot_venue == "bybit" and routed.perp_venue == "binance"
     assert routed.venue_of(SYM) == "binance" and routed.venue_of("BTC/USDT") == "bybit"
+
+
+def test_the_runner_chooses_between_two_live_perp_books_through_ccxt():
+    """runner.best_perp.choose_perp_venue on the Bybit and OKX simulators ("Get Orderbook", GET /v5/market/orderbook;
+    "Get order book", GET /api/v5/market/books, sizes in contracts of ctVal 0.01 BTC): bybit's top bid is better
+    but thin; walked for the hedge's 0.025 BTC sell, okx pays more. Fees are each venue's ccxt market taker."""
+    from hedge_core.params.xcarry import CrossCarryParams
+    from hedge_core.runner.best_perp import choose_perp_venue
+    from hedge_core.runner.hedge_spec import HedgeSpec
+    from tests.support.live_env import okx_env
+
+    params = CrossCarryParams(notional=1000.0, spot_venue="binance", perp_venue="bybit", perp_venues=("okx",))
+    spec = HedgeSpec(hedge_id="bx", mode="live", venue="binance", perp_venue="best")
+
+    async def go():
+        async with bybit_env() as y, okx_env() as o:
+            y.sim.set_price("BTCUSDT", 40_000.0)
+            o.sim.set_price("BTC-USDT-SWAP", 40_000.0)
+            y.sim.order_books = {("linear", "BTCUSDT"): {"bids": [(40_000.0, 0.01), (39_900.0, 5.0)],
+                                                         "asks": [(40_010.0, 5.0)]}}
+            o.sim.order_books = {"BTC-USDT-SWAP": {"bids": [(39_980.0, 500.0)], "asks": [(40_020.0, 500.0)]}}
+            return await choose_perp_venue(spec, params, {"bybit": y.adapter, "okx": o.adapter})
+
+    chosen, choice = asyncio.run(go())
+    rec = chosen.perp_venue_choice
+    assert chosen.perp_venue == "okx" and choice.venue == "okx" and rec["venue"] == "okx"
+    by = {s["venue"]: s for s in rec["ranking"]}
+    # 0.025 BTC = 1000 / 40,000 (bybit, the set's perp_venue, priced it). bybit: 0.01 @ 40,000 + 0.015 @ 39,900 =
+    # 998.5; okx: 2.5 contracts x 0.01 @ 39,980 = 999.5; less each one's taker fee (ccxt: bybit linear 0.06 %,
+    # okx swap 0.05 %)
+    assert rec["amount"] == pytest.approx(0.025, rel=1e-12)
+    assert by["bybit"]["avg_price"] == pytest.approx(998.5 / 0.025, rel=1e-12)
+    assert by["bybit"]["net_quote"] == pytest.approx(998.5 * (1 - 0.0006), rel=1e-12)
+    assert by["okx"]["net_quote"] == pytest.approx(999.5 * (1 - 0.0005), rel=1e-12)
+    assert rec["taker_fee"] == 0.0005

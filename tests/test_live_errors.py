@@ -38,6 +38,7 @@ METHODS = {
     "set_margin_mode": lambda a: a.set_margin_mode(PERP, MarginMode.ISOLATED),
     "set_position_mode": lambda a: a.set_position_mode(PositionMode.HEDGE),
     "fetch_position_mode": lambda a: a.fetch_position_mode(),  # optional method, read by runner.preflight
+    "fetch_order_book": lambda a: a.fetch_order_book(PERP, 5),
     "fetch_funding_rate": lambda a: a.fetch_funding_rate(PERP),
     "fetch_funding_rate_history": lambda a: a.fetch_funding_rate_history(PERP),
     "fetch_funding_payments": lambda a: a.fetch_funding_payments(PERP),

@@ -305,11 +305,10 @@ def _ada_sim() -> OkxSim:
 def test_okx_position_tiers_in_contracts_map_to_notional_brackets():
     """Hand-checked: at mark 0.5 USDT a contract is 100 ADA = 50 USDT, so the caps are 500 x 50 = 25,000,
     1,000 x 50 = 50,000, 6,000 x 50 = 300,000 and 12,000 x 50 = 600,000 USDT; each tier starts where the
-    previous ends (OKX's next tier starts one contract above). The one bracket model is continuous: cum of
-    tier 2 = 25,000 x (1.5 % - 1 %) = 125, tier 3 = 125 + 50,000 x 0.5 % = 375, tier 4 = 375 + 300,000 x 0.5 %
-    = 1,875 USDT. 800 contracts (40,000 USDT) -> tier 2: the model's MM 40,000 x 1.5 % - 125 = 475 USDT, while
-    OKX charges the whole position its tier's rate, 600 USDT: the model is below OKX by the tier's cum from
-    tier 2 on (documented); in tier 1 they agree (400 contracts, 20,000 USDT -> 200 USDT)."""
+    previous ends (OKX's next tier starts one contract above). OKX charges the WHOLE position its tier's rate
+    ("Tiered maintenance margin ratio", https://www.okx.com/help/tier): every cum is 0. 800 contracts (40,000
+    USDT) -> tier 2: 40,000 x 1.5 % = 600 USDT (a continuous Binance-style table would say 475); 400 contracts
+    (20,000 USDT) -> tier 1: 200 USDT; 7,000 contracts (350,000 USDT) -> tier 4: 350,000 x 2.5 % = 8,750."""
     from hedge_core.analytics.risk import maintenance_margin
     from hedge_core.data.instruments_venue import read_venue_instruments
 
@@ -328,9 +327,10 @@ def test_okx_position_tiers_in_contracts_map_to_notional_brackets():
     assert [(b.notional_floor, b.notional_cap, b.max_leverage, b.mmr) for b in ada.brackets] == [
         (0.0, 25_000.0, 75.0, 0.01), (25_000.0, 50_000.0, 50.0, 0.015),
         (50_000.0, 300_000.0, 20.0, 0.02), (300_000.0, 600_000.0, 18.18, 0.025)]
-    assert [b.cum for b in ada.brackets] == [0.0, pytest.approx(125.0), pytest.approx(375.0), pytest.approx(1_875.0)]
+    assert [b.cum for b in ada.brackets] == [0.0, 0.0, 0.0, 0.0]
     assert maintenance_margin(20_000.0, ada.brackets) == pytest.approx(200.0)
-    assert maintenance_margin(40_000.0, ada.brackets) == pytest.approx(475.0)  # OKX: 600 (whole position at 1.5 %)
+    assert maintenance_margin(40_000.0, ada.brackets) == pytest.approx(600.0)
+    assert maintenance_margin(350_000.0, ada.brackets) == pytest.approx(8_750.0)
 
 
 def test_a_live_hedge_start_reads_the_okx_tiers_as_its_brackets():

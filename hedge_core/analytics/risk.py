@@ -149,9 +149,9 @@ def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: flo
     the mark at read time, so the table's edges in USDT move with the price (the venue's edges are fixed in
     contracts). A tier starts one contract above the previous one's ``maxSz`` (OKX publishes 0-2,000,
     2,001-22,000, ...): the floor of each tier is put at the previous tier's cap, so the table is contiguous.
-    The bracket model is continuous (``cum`` from the recurrence, as for Bybit without ``mmDeduction``); OKX
-    charges the whole position its tier's rate (maintenance = position value x MMR), so from tier 2 on the
-    model's maintenance is below OKX's by the tier's ``cum`` (docs/instruments.md); in tier 1 they agree.
+    OKX charges the WHOLE position its tier's rate (maintenance = position value x MMR, "Tiered maintenance
+    margin ratio", https://www.okx.com/help/tier): pass the result to :func:`brackets_from_tiers` with
+    ``whole_position=True`` (every ``cum`` 0), not the continuous model of Binance and Bybit.
     """
     if not (contract_size > 0 and math.isfinite(contract_size)):
         raise InvalidInput("contract_size", contract_size, "base per contract > 0 (OKX ctVal)")
@@ -172,8 +172,12 @@ def okx_tiers_to_notional(tiers: Sequence[Mapping[str, Any]], contract_size: flo
     return out
 
 
-def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ...]:
+def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], *, whole_position: bool = False) -> tuple[Bracket, ...]:
     """A bracket table from ccxt's ``fetch_leverage_tiers`` rows of one symbol (the venue's own table).
+
+    ``whole_position=True`` (OKX): the venue charges the whole position its tier's MMR, so every ``cum`` is 0
+    (maintenance = |notional| x MMR of the tier holding it, discontinuous at the edges); a row carrying a
+    non-zero ``cum`` / ``mmDeduction`` is then refused.
 
     Each row needs ``minNotional``, ``maxNotional`` (USDT), ``maintenanceMarginRate`` (fraction) and
     ``maxLeverage`` (Binance's leverage brackets and Bybit's risk-limit tiers both come so from ccxt);
@@ -202,13 +206,14 @@ def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]]) -> tuple[Bracket, ..
                                f"in (0, 1) and above the previous tier's {prev.mmr if prev else 0}")
         if not lev >= 1:
             raise InvalidInput(f"tiers[{k}].maxLeverage", lev, ">= 1")
-        cum = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
+        cum = 0.0 if prev is None or whole_position else floor * (mmr - prev.mmr) + prev.cum
         info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
         # Binance's "cum"; Bybit's "mmDeduction" (v5 risk-limit, "" when not published): the same amount
         given = next((info[k] for k in ("cum", "mmDeduction") if info.get(k) not in (None, "")), None)
         if given is not None:
             if abs(float(given) - cum) > 0.01:
-                raise InvalidInput(f"tiers[{k}].info.cum", given, f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
+                raise InvalidInput(f"tiers[{k}].info.cum", given, "0 (the whole position at its tier's rate)" if whole_position
+                                   else f"{cum:.2f} (floor x (MMR - previous MMR) + previous cum)")
             cum = float(given)
         out.append(Bracket(int(t.get("tier") or k + 1), floor, cap, lev, mmr, cum))
     return tuple(out)
@@ -253,7 +258,8 @@ def bracket_for(notional: float, brackets: Sequence[Bracket]) -> Bracket:
 def maintenance_margin(notional: float, brackets: Sequence[Bracket]) -> float:
     """Maintenance margin in USDT of a position of ``notional`` USDT (sign ignored).
 
-    ``MM = |notional| * MMR - cum`` with the bracket of ``|notional|``; continuous in notional.
+    ``MM = |notional| * MMR - cum`` with the bracket of ``|notional|``; continuous in notional for Binance's and
+    Bybit's tables, a step at each tier edge for OKX's (every ``cum`` 0: the whole position at its tier's rate).
 
     Parameters
     ----------

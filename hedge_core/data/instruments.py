@@ -55,9 +55,13 @@ def brackets_from_rows(rows: Sequence[Sequence[float]], *, where: str = "bracket
     """A validated bracket table from ``[floor, cap, max_leverage, mmr, cum]`` rows (quote units, fractions).
 
     Raises InvalidInput naming ``where[k]`` and the field when a row is malformed, the table is not
-    contiguous from 0, the MMR does not increase, or ``cum`` contradicts the recurrence by > 0.01.
+    contiguous from 0, the MMR does not increase, or ``cum`` contradicts the recurrence by > 0.01. A table whose
+    every ``cum`` is 0 is OKX's model (the whole position at its tier's rate) and is accepted as such.
     """
     out: list[Bracket] = []
+    # every cum 0 on a table of several rows: OKX's model (the whole position at its tier's rate), not a
+    # continuous table whose deductions were lost -- a continuous table's second row always has cum > 0
+    whole = len(rows) > 1 and all(_is_zero_cum(r) for r in rows)
     for k, r in enumerate(rows):
         try:
             floor, cap, lev, mmr, cum = (float(x) for x in r)
@@ -73,11 +77,19 @@ def brackets_from_rows(rows: Sequence[Sequence[float]], *, where: str = "bracket
             raise InvalidInput(f"{where}[{k}].mmr", mmr, f"in (0, 1), above the previous {prev.mmr if prev else 0:g}")
         if not (math.isfinite(lev) and lev >= 1.0):
             raise InvalidInput(f"{where}[{k}].max_leverage", lev, ">= 1")
-        expect = 0.0 if prev is None else floor * (mmr - prev.mmr) + prev.cum
+        expect = 0.0 if prev is None or whole else floor * (mmr - prev.mmr) + prev.cum
         if not (math.isfinite(cum) and abs(cum - expect) <= 0.01):
-            raise InvalidInput(f"{where}[{k}].cum", cum, f"{expect:.2f} (floor x (MMR - previous MMR) + previous cum)")
+            raise InvalidInput(f"{where}[{k}].cum", cum, f"{expect:.2f} (floor x (MMR - previous MMR) + previous cum; "
+                                                        "or 0 on every row: the whole position at its tier's rate, OKX)")
         out.append(Bracket(k + 1, floor, cap, lev, mmr, cum))
     return tuple(out)
+
+
+def _is_zero_cum(row: Sequence[float]) -> bool:
+    try:
+        return len(row) == 5 and float(row[4]) == 0.0
+    except (TypeError, ValueError):
+        return False
 
 
 def brackets_to_rows(brackets: Iterable[Bracket]) -> list[list[float]]:

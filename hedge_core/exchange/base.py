@@ -65,6 +65,16 @@ class ExchangeAdapter(Protocol):
 
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The venue's order book of ``symbol`` in the ccxt shape: ``{"bids": [[price, amount], ...]
+        best (highest) first, "asks": [...] best (lowest) first}``; prices in quote per base, amounts in
+        BASE units. ``limit``: levels per side (None: the venue's default). ``amount`` (base): the size
+        the caller will walk; a venue that draws its book from a model (paper) makes it a level boundary,
+        so the walk of exactly that size equals its fill; a live venue's book is what it is (ignored).
+        Read by best execution (:mod:`hedge_core.exchange.best_venue`)."""
+        ...
+
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """Balances by currency of one wallet: ``account`` is ``"spot"`` or ``"perp"``
         (the USDT-margined futures wallet; its USDT balance is the margin wallet balance)."""

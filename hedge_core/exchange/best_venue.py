@@ -11,9 +11,10 @@ of ``allowed``.
 
 Units: prices in quote per base, amounts in base, fees as fractions, flows in quote (+ = received).
 
-At order time, :func:`best_venue_now` reads the allowed venues' books through their live adapters
-(:meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.fetch_order_book`, amounts in base) and
-chooses; a venue whose book cannot be read is ranked last ("no order book").
+At order time, :func:`best_venue_now` reads the allowed venues' books through their adapters
+(``fetch_order_book`` of the adapter protocol, amounts in base: a live venue's book through ccxt, a
+paper venue's drawn from its own execution model, :mod:`hedge_core.exchange.paper.book`) and chooses;
+a venue whose book cannot be read is ranked last ("no order book").
 """
 
 from __future__ import annotations
@@ -194,12 +195,16 @@ def choose_venue(side: Side, amount: float, books: Sequence[VenueBook],
 class BookSource(Protocol):
     """An adapter that reads a venue's order book (amounts in base), e.g. ``CcxtLiveAdapter``."""
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> Mapping[str, Any]: ...
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> Mapping[str, Any]: ...
 
 
 async def fetch_venue_books(adapters: Mapping[str, BookSource], symbol: str, fees: Mapping[str, float], *,
-                            limit: int | None = 50) -> tuple[list[VenueBook], dict[str, str]]:
+                            limit: int | None = 50, amount: float | None = None) -> tuple[list[VenueBook], dict[str, str]]:
     """Each venue's book of ``symbol`` read concurrently, with its taker fee from ``fees``.
+
+    ``amount`` (base, optional) is the size that will be walked: passed to each adapter's
+    ``fetch_order_book`` (a paper venue makes it a level boundary; a live venue ignores it).
 
     Returns the books read and ``{venue: error}`` for the venues whose book could not be read.
     InvalidInput when a venue has no fee in ``fees``.
@@ -208,7 +213,9 @@ async def fetch_venue_books(adapters: Mapping[str, BookSource], symbol: str, fee
         if v not in fees:
             raise InvalidInput(f"fees.{v}", None, "the venue's taker fee (fraction)")
     names = list(adapters)
-    got = await asyncio.gather(*(adapters[v].fetch_order_book(symbol, limit) for v in names), return_exceptions=True)
+    calls = (adapters[v].fetch_order_book(symbol, limit) if amount is None else
+             adapters[v].fetch_order_book(symbol, limit, amount=amount) for v in names)
+    got = await asyncio.gather(*calls, return_exceptions=True)
     books, errors = [], {}
     for v, g in zip(names, got):
         if isinstance(g, BaseException):
@@ -225,7 +232,7 @@ async def best_venue_now(adapters: Mapping[str, BookSource], symbol: str, side: 
     unknown = [v for v in names if v not in adapters]
     if unknown:
         raise InvalidInput("allowed", unknown, f"venues with an adapter: {sorted(adapters)}")
-    books, errors = await fetch_venue_books({v: adapters[v] for v in names}, symbol, fees)
+    books, errors = await fetch_venue_books({v: adapters[v] for v in names}, symbol, fees, amount=amount)
     return choose_venue(side, amount, books, allowed=names, unread=errors)
 
 

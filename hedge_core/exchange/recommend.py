@@ -114,6 +114,11 @@ class RecommendAdapter:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self._read("fetch_ticker", self.market_data.fetch_ticker(symbol))
 
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The venue's book (a public read: nothing is sent)."""
+        return await self._read("fetch_order_book", self.market_data.fetch_order_book(symbol, limit, amount=amount))
+
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         return await self._read("fetch_balance", self.market_data.fetch_balance(account))
 

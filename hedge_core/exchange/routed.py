@@ -156,6 +156,11 @@ class RoutedAdapter:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self.adapter_for(symbol).fetch_ticker(symbol)
 
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The book of ``symbol`` at its leg's venue (a perp symbol: the perp venue)."""
+        return await self.adapter_for(symbol).fetch_order_book(symbol, limit, amount=amount)
+
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """``spot``: the spot venue's spot wallet; ``perp``: the perp venue's futures wallet."""
         return await self._account(account).fetch_balance(account)

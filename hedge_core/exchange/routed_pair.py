@@ -10,7 +10,7 @@ outcome is unknown is looked up at its own venue only. Everything that is not an
 - wallets by account: ``fetch_balance("spot")`` is the FIRST venue's futures wallet (the first leg's
   margin), ``fetch_balance("perp")`` the second's;
 - leverage, margin mode and position mode are set on BOTH venues (the engine gives both legs one leverage);
-- positions, tickers, funding rates and payments, trade records and brackets are the SECOND venue's (the
+- positions, tickers, order books, funding rates and payments, trade records and brackets are the SECOND venue's (the
   leg the engine polls for liquidations); the first venue's are :attr:`first`'s (``first_positions``);
 - ``load_markets`` is the second venue's; :meth:`leg_instruments` gives each leg its own venue's instrument.
 
@@ -130,6 +130,11 @@ class PerpPairAdapter:
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self.second.fetch_ticker(symbol)
+
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The SECOND venue's book of ``symbol`` (the first's: ``first.fetch_order_book``)."""
+        return await self.second.fetch_order_book(symbol, limit, amount=amount)  # type: ignore[attr-defined]
 
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         """``spot``: the FIRST venue's futures wallet (the first leg's margin); ``perp``: the second's."""

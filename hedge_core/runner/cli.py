@@ -166,6 +166,11 @@ def runner_status(home: Path | None = HomeOpt,
             typer.echo(f"DEGRADED {who}: {key}: {msg}")
     _table(hs, ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl", "updates",
                 "error"])
+    for x in hs:  # perp venues chosen at start by best execution (runner.best_perp): every venue's score
+        if x.get("perp_venue_choice"):
+            from hedge_core.runner.best_perp import choice_reason
+
+            typer.echo(f"{x['hedge_id']}: {choice_reason(x['perp_venue_choice'])}")
 
 
 # ---- top-level hedge commands -------------------------------------------------------------------
@@ -173,7 +178,8 @@ def runner_status(home: Path | None = HomeOpt,
 
 def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None, start: str | None,
            end: str | None, speed: float | None, recovery: str, on_shutdown: str, hedge_id: str | None,
-           yes_live: bool, home: Path | None, size: float | None = None, dry_run: bool = False) -> None:
+           yes_live: bool, home: Path | None, size: float | None = None, dry_run: bool = False,
+           perp_venue: str | None = None) -> None:
     """Start a hedge on the running runner from a parameter set version (``dry_run``: its preflight only)."""
     from hedge_core.types import perp_of
 
@@ -181,15 +187,23 @@ def _start(params: str, mode: str, spot: str, perp: str | None, feed: str | None
     try:
         out = c.start(params, mode=mode, spot_symbol=spot, perp_symbol=perp or perp_of(spot), feed=feed, start=start,
                       end=end, speed=speed, recovery=recovery, on_shutdown=on_shutdown, hedge_id=hedge_id,
-                      confirm_live=yes_live or None, notional=size, dry_run=dry_run or None)
+                      confirm_live=yes_live or None, notional=size, dry_run=dry_run or None, perp_venue=perp_venue)
     except (InvalidInput, HedgeError) as exc:
         _fail(exc)
     if out.get("dry_run"):
+        if out.get("perp_venue_choice"):
+            from hedge_core.runner.best_perp import choice_reason
+
+            typer.echo(choice_reason(out["perp_venue_choice"]))
         for line in out["preflight"]["lines"]:
             typer.echo(line)
         typer.echo("dry run: checks passed, nothing started, nothing sent")
         return
     typer.echo(f"started {out['hedge_id']} ({out['mode']}, {out['params']}): {out.get('state')}")
+    if out.get("perp_venue_choice"):  # best execution at start (runner.best_perp): every venue's score
+        from hedge_core.runner.best_perp import choice_reason
+
+        typer.echo(choice_reason(out["perp_venue_choice"]))
     if out.get("clock"):  # which clock the hedge runs on, and why (runner.clock)
         why = f" ({out['feed_reason']})" if out.get("feed_reason") else ""
         typer.echo(f"clock: {out['clock']}{why}")
@@ -228,11 +242,14 @@ def register(app: typer.Typer) -> None:
         size: float | None = typer.Option(None, "--size", help="Spot notional (USDT) instead of the set's notional."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Run the preflight (both legs' minimums, balances, "
                                      "margin, position mode) at the venue; start nothing, send nothing."),
+        perp_venue: str | None = typer.Option(None, "--perp-venue", help="Venue of the perp leg (legs on two "
+                                               "venues), or 'best': chosen at start among the xcarry set's allowed "
+                                               "perp venues by walked book price and fee (docs/cross-venue.md)."),
         home: Path | None = HomeOpt,
     ) -> None:
         """Start a hedge on the runner from a parameter set version (checked at the venue first)."""
         _start(params, mode, symbol, perp, feed, start, end, speed, recovery, on_shutdown, hedge_id, yes_live, home,
-               size, dry_run)
+               size, dry_run, perp_venue)
 
     @app.command("stop")
     def stop_cmd(hedge_id: str = typer.Argument(..., help="Hedge id (hedge hedges)."), home: Path | None = HomeOpt) -> None:

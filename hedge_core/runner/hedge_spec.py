@@ -11,7 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-__all__ = ["HedgeSpec"]
+__all__ = ["PAPER_VENUE_FIELDS", "HedgeSpec"]
+
+#: The PaperConfig fields ``HedgeSpec.paper_venues`` may set per paper venue.
+PAPER_VENUE_FIELDS = ("spot_maker_fee", "spot_taker_fee", "perp_maker_fee", "perp_taker_fee", "slippage_bps",
+                      "impact_k_bps")
 
 
 class HedgeSpec(BaseModel):
@@ -40,7 +44,14 @@ class HedgeSpec(BaseModel):
     venue: str = "binance"
     # legs on two venues (paper, live, recommend; docs/cross-venue.md): the perp leg's venue; None = ``venue``.
     # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
+    # "best" (or None with an xcarry set allowing several perp venues): chosen when the hedge starts among the
+    # set's allowed venues by walked book price and fee (runner.best_perp); the runner then stores the chosen
+    # venue here and the scores in ``perp_venue_choice`` (written by the runner, not by a caller).
     perp_venue: str | None = None
+    perp_venue_choice: dict[str, Any] | None = None
+    # paper: per-venue settings of the paper venues ({venue: {field: value}}), fields among PAPER_VENUE_FIELDS
+    # (fees as fractions, slippage and impact in bps); unnamed fields keep PaperConfig's defaults
+    paper_venues: dict[str, dict[str, float]] = Field(default_factory=dict)
     # "perp_perp": the first leg is a PERP on ``venue`` too (two perp legs of ``perp_symbol``, docs/cross-venue.md);
     # ``balances['spot']`` then funds the FUTURES wallet on ``venue``. Paper replay only.
     legs: Literal["spot_perp", "perp_perp"] = "spot_perp"
@@ -79,11 +90,25 @@ class HedgeSpec(BaseModel):
     def _perp_venue(self) -> HedgeSpec:
         # any mode (paper, live, recommend; docs/cross-venue.md); a venue is a lowercase ccxt id
         if self.perp_venue is not None and (not self.perp_venue or self.perp_venue != self.perp_venue.lower()):
-            raise ValueError(f"perp_venue={self.perp_venue!r}: expected a lowercase ccxt id such as 'bybit'")
+            raise ValueError(f"perp_venue={self.perp_venue!r}: expected a lowercase ccxt id such as 'bybit', or 'best'")
+        if self.perp_venue_choice is not None and self.perp_venue_choice.get("venue") != self.perp_venue:
+            raise ValueError(f"perp_venue_choice: written by the runner for the venue it chose; it names "
+                             f"{self.perp_venue_choice.get('venue')!r}, perp_venue is {self.perp_venue!r}")
+        for v, cfg in self.paper_venues.items():
+            if not v or v != v.lower():
+                raise ValueError(f"paper_venues: {v!r}: expected lowercase venue ids")
+            bad = sorted(set(cfg) - set(PAPER_VENUE_FIELDS))
+            if bad:
+                raise ValueError(f"paper_venues.{v}: {bad} not settable: expected fields among {list(PAPER_VENUE_FIELDS)}")
+            for k, x in cfg.items():  # PaperConfig's ranges: fees a fraction in [0, 0.1], slippage/impact bps
+                hi = 10_000.0 if k.endswith("_bps") else 0.1
+                if not (math.isfinite(x) and 0.0 <= x <= hi):
+                    raise ValueError(f"paper_venues.{v}.{k}={x!r}: expected a number in [0, {hi:g}]"
+                                     + (" basis points" if k.endswith("_bps") else " (fraction of notional)"))
         if self.legs == "perp_perp":
-            if not self.perp_venue or self.perp_venue == self.venue:
+            if not self.perp_venue or self.perp_venue in (self.venue, "best"):
                 raise ValueError(f"legs='perp_perp' with perp_venue={self.perp_venue!r}: expected a second venue other "
-                                 f"than venue={self.venue!r} (a perp on each)")
+                                 f"than venue={self.venue!r} (a perp on each; 'best' is chosen for a spot first leg only)")
             if self.mode != "paper" or self.feed != "replay":
                 raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected mode 'paper' "
                                  "and feed 'replay' (two perp legs on live data or live venues are not built)")

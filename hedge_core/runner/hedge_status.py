@@ -115,6 +115,7 @@ class HedgeStatusMixin:
             "entered_at": None if c.entered_at is None else str(c.entered_at), "exit_reason": c.exit_reason,
             "active_guards": sorted(c.active_guards), "alerts": self.alerts[-10:], "venue": self.spec.venue,
             "perp_venue": getattr(self.spec, "perp_venue", None) or self.spec.venue,
+            "perp_venue_choice": getattr(self.spec, "perp_venue_choice", None),  # best execution at start
             "started_at": str(self.started_at), "held": held_sentence(c, self.params),
             "stale_updates": getattr(self, "stale_updates", 0)}
         try:

@@ -276,11 +276,20 @@ class Supervisor:
             params = param_store.parse({**params.model_dump(mode="json"), "notional": spec.notional},
                                        where="size")
         check_legs = getattr(params, "check_legs", None)  # xcarry: the hedge's venues are the set's
-        if callable(check_legs):
+        from hedge_core.runner.best_perp import allowed_perp_venues, wants_best
+
+        if wants_best(spec, params):  # chosen at start among the allowed venues (runner.best_perp)
+            allowed = allowed_perp_venues(params)  # a set without perp venues: InvalidInput naming perp_venue
+            if callable(check_legs):
+                check_legs(spec.venue, allowed[0])  # the spot venue must be the set's
+        elif callable(check_legs):
             check_legs(*spec.leg_venues)
         legs = getattr(params, "legs", None)  # xcarry: a perp pair's set runs as a perp pair, and only so
         if legs is not None and legs != spec.legs:
             raise InvalidInput("legs", spec.legs, f"the set's legs {legs!r}")
+        choice = spec.perp_venue_choice
+        if choice and "perp_taker_fee" in type(params).model_fields:  # the chosen venue's fee, not the set's
+            params = params.model_copy(update={"perp_venue": spec.perp_venue, "perp_taker_fee": float(choice["taker_fee"])})
         return params
 
     def _base_params_for(self, spec: HedgeSpec) -> StrategyParamsBase:
@@ -339,7 +348,7 @@ class Supervisor:
                   for v, k in ((a, "spot"), (b, "perp"))]
         return PerpPairPaper(papers[0], papers[1], first_funding=fund)
 
-    def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path) -> Any:
+    def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path | None) -> Any:
         from hedge_core.data.instruments import pair_instruments, venue_instruments
         from hedge_core.exchange.factory import make_adapter
         from hedge_core.exchange.paper.core import PaperConfig
@@ -349,12 +358,28 @@ class Supervisor:
         # venue it trades on (a leg's orders are journaled under it)
         pair = pair_instruments(spec.spot_symbol, spec.perp_symbol, venue, self.store)
         rest = tuple(i for i in venue_instruments(venue) if i.symbol not in {p.symbol for p in pair})
-        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=pair + rest)
+        own = dict(getattr(spec, "paper_venues", {}).get(venue, {}))  # this venue's fees/slippage (HedgeSpec)
+        cfg = PaperConfig(venue=venue, participation=spec.paper_participation, instruments=pair + rest, **own)
         ex = make_adapter("paper", venue, paper_config=cfg, balances=balances, state_path=path)
         ex.save_on_apply = spec.paper_save_every_event
         ex._saved = lambda ex=ex: _save_paper(ex)  # atomic rename, no fsync (see _save_paper)
         ex.save = lambda path=None, ex=ex: _save_paper(ex, path)
         return ex
+
+    async def _choose_perp_venue(self, spec: HedgeSpec, params: StrategyParamsBase) -> HedgeSpec:
+        """``spec`` with its perp venue chosen among the set's allowed venues (runner.best_perp): the books
+        are read through throw-away adapters, closed again; InvalidInput (nothing written) when none can fill."""
+        from hedge_core.runner.best_perp import allowed_perp_venues, choose_perp_venue, close_candidates, perp_candidates
+
+        adapters, unread = await perp_candidates(self, spec, allowed_perp_venues(params))
+        try:
+            ts = self._replay_window(spec, None)[2] if spec.feed == "replay" else wall_now()
+            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts)
+        finally:
+            await close_candidates(adapters)
+        log_event(log, "perp venue chosen", hedge_id=spec.hedge_id, venue=choice.venue, amount=choice.amount,
+                  scores={s.venue: (s.net_quote if not s.reason else s.reason) for s in choice.ranking})
+        return chosen
 
     def _register_secrets(self, ad: Any) -> Any:
         """Keys and secrets of the adapter never reach a log line (see runner.logs.RedactFilter);
@@ -548,6 +573,11 @@ class Supervisor:
             self._data_venue(spec)
         if spec.params_name:
             param_store.sync_to_store(self.store, self.params_root)
+        from hedge_core.runner.best_perp import wants_best
+
+        if wants_best(spec, params):  # best execution: the perp venue chosen now, before anything is written
+            spec = await self._choose_perp_venue(spec, params)
+            params = self._params_for(spec)
         adapter = self._adapter_for(spec, confirm_live=confirm_live)
         from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
 
@@ -562,12 +592,18 @@ class Supervisor:
             await discard_adapter(adapter)
             if probed is not None:
                 await probed.close()
-            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict()}
+            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict(),
+                    "perp_venue": spec.leg_venues[1], "perp_venue_choice": spec.perp_venue_choice}
         task = HedgeTask(spec, params, self.journal, adapter, self._feed_factory, self)
         task.feed_reason, task.market_data = feed_reason, probed
         if spec.feed == "replay":
             task.replay_window = self._replay_window(spec, adapter)[2:]
         await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
+        if spec.perp_venue_choice:  # the choice and every venue's score, readable in the timeline
+            from hedge_core.runner.best_perp import choice_transition
+
+            self.journal.transition(spec.hedge_id, choice_transition(spec.perp_venue_choice, task.clock_now(),
+                                                                     task._state()))
         self.hedges[spec.hedge_id] = task
         task.task = asyncio.create_task(task.run(), name=f"hedge-{spec.hedge_id}")
         log_event(log, "hedge started", hedge_id=spec.hedge_id, state=task._state(), mode=spec.mode,

@@ -8,7 +8,7 @@ each behaviour follows:
 - ``GET /api/v5/public/time`` ("Get system time"), ``GET /api/v5/public/instruments`` ("Get instruments":
   SPOT, SWAP and FUTURES rows with ``ctVal`` (base per contract), ``lotSz``/``minSz`` (contracts for
   SWAP/FUTURES, base for SPOT), ``tickSz``, ``lever``, ``expTime`` for FUTURES);
-- ``GET /api/v5/market/ticker`` ("Get ticker"), ``GET /api/v5/public/funding-rate`` and
+- ``GET /api/v5/market/ticker`` ("Get ticker"), ``GET /api/v5/market/books`` ("Get order book"), ``GET /api/v5/public/funding-rate`` and
   ``.../funding-rate-history`` ("Get funding rate", "Get funding rate history"), ``GET /api/v5/public/mark-price``,
   ``GET /api/v5/market/candles`` / ``mark-price-candles`` ("Get candlesticks": newest first, strings);
 - ``GET /api/v5/public/position-tiers`` ("Get position tiers": ``minSz``/``maxSz`` in CONTRACTS for SWAP);
@@ -187,6 +187,7 @@ class OkxSim(OkxBook):
             ("GET", f"{p}/public/instruments"): (self._instruments, False),
             ("GET", f"{p}/public/position-tiers"): (self._position_tiers, False),
             ("GET", f"{p}/market/ticker"): (self._ticker, False),
+            ("GET", f"{p}/market/books"): (self._books, False),
             ("GET", f"{p}/public/funding-rate"): (self._funding_rate, False),
             ("GET", f"{p}/public/funding-rate-history"): (self._funding_rate_history, False),
             ("GET", f"{p}/public/mark-price"): (lambda q: [{"instType": "SWAP", "instId": q["instId"],
@@ -236,6 +237,20 @@ class OkxSim(OkxBook):
         return [{"instType": inst["instType"], "instId": inst["instId"], "last": px, "lastSz": "1", "askPx": px,
                  "askSz": "1", "bidPx": px, "bidSz": "1", "open24h": px, "high24h": px, "low24h": px,
                  "volCcy24h": "0", "vol24h": "0", "sodUtc0": px, "sodUtc8": px, "ts": str(self.now_ms())}]
+
+    def _books(self, q: dict[str, Any]) -> list[dict[str, Any]]:
+        # "Get order book", GET /api/v5/market/books (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-order-book):
+        # data [{asks: [[price, size, "0", orders]] best first, bids, ts}], ``sz`` levels a side (default 1, max 400);
+        # size in CONTRACTS for SWAP/FUTURES, base for SPOT. A test sets ``order_books[instId]`` as
+        # {"bids": [(price, size)], "asks": [...]}; else one level of 1 at the price.
+        inst = self._inst(q.get("instId"))
+        iid = inst["instId"]
+        px = self.prices[iid]
+        book = getattr(self, "order_books", {}).get(iid, {"bids": [(px, 1)], "asks": [(px, 1)]})
+        n = min(int(q.get("sz", 1)), 400)
+        return [{"asks": [[fmt(float(a)), fmt(float(b)), "0", "1"] for a, b in book["asks"][:n]],
+                 "bids": [[fmt(float(a)), fmt(float(b)), "0", "1"] for a, b in book["bids"][:n]],
+                 "ts": str(self.now_ms())}]
 
     def _funding_rate(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         inst = self._inst(q.get("instId"))

@@ -148,7 +148,8 @@ class AccountSettingsMixin:
     async def _contract_tiers(self, symbols: list[str]) -> dict[str, tuple[Any, ...]]:
         """OKX: per symbol, the position tiers (contracts, ccxt ``fetch_market_leverage_tiers``) and the mark
         price (``GET /api/v5/public/position-tiers``, ``GET /api/v5/public/mark-price``), mapped to notional
-        brackets at that mark (the continuous bracket model; see :func:`~hedge_core.analytics.risk.okx_tiers_to_notional`)."""
+        brackets at that mark, each charging the whole position its tier's rate (OKX's model: every ``cum`` 0; see
+        :func:`~hedge_core.analytics.risk.okx_tiers_to_notional`)."""
         from hedge_core.analytics.risk import brackets_from_tiers, okx_tiers_to_notional
 
         out: dict[str, tuple[Any, ...]] = {}
@@ -159,7 +160,8 @@ class AccountSettingsMixin:
             mark = await self._call("fetch_tiers", lambda s=s: self._ex.fetch_mark_price(s))
             price = float(mark.get("markPrice") or mark.get("last") or 0.0)
             try:
-                out[s] = brackets_from_tiers(okx_tiers_to_notional(rows, self._instrument(s).contract_size, price))
+                out[s] = brackets_from_tiers(okx_tiers_to_notional(rows, self._instrument(s).contract_size, price),
+                                             whole_position=True)
             except he.InvalidInput as exc:
                 raise he.InvalidInput(f"{s} {exc.field}", exc.value, exc.allowed) from None
         return out

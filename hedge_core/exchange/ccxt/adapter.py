@@ -333,10 +333,12 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
                     low=_f(r[3]), close=_f(r[4]), volume=0.0 if kind is MarketKind.MARK else _f(r[5]),
                     timeframe=timeframe) for r in rows]
 
-    async def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, list[list[float]]]:
-        """The venue's order book of ``symbol`` (public endpoint; not part of the adapter protocol):
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The venue's order book of ``symbol`` (public endpoint):
         ``{"bids": [[price, amount], ...] best first, "asks": [...]}``, prices in quote per base and
-        amounts in BASE units (the venue's contracts x the instrument's contract size)."""
+        amounts in BASE units (the venue's contracts x the instrument's contract size). ``amount`` is
+        not used: the venue's book is what it is (see the protocol, ``exchange.base``)."""
         await self._ensure_markets()
         cs = self._instrument(symbol).contract_size
         got = await self._call("fetch_order_book", lambda: self._ex.fetch_order_book(symbol, limit))

@@ -687,6 +687,29 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         mark = self.mark_price(symbol) if inst.kind is MarketKind.PERP else None
         return Ticker(symbol, self.now, bar.close * (1 - half), bar.close * (1 + half), bar.close, mark)
 
+    def order_book(self, symbol: str, limit: int | None = None, amount: float | None = None) -> dict[str, list[list[float]]]:
+        """This venue's book of ``symbol`` drawn from its own execution model
+        (:func:`hedge_core.exchange.paper.book.model_book`: walking it for ``amount`` gives the average
+        price a market order of ``amount`` fills at now, without slippage noise). Depth: what is left of
+        the participation budget of the current bar, else unlimited (shown as ``max(V, 2 x amount)``)."""
+        from hedge_core.exchange.paper.book import model_book
+
+        inst = self._instrument(symbol, "fetch_order_book")
+        bar = self.last_bar.get((symbol, inst.kind))
+        if bar is None:
+            raise self._err(OperationalError, f"no market data for {symbol} yet", "fetch_order_book")
+        cfg = self.config
+        volume = max(float(bar.volume), 0.0)
+        budget = self._budget.get(symbol, math.inf)
+        if cfg.participation is not None and budget != math.inf:
+            depth = budget
+        else:
+            depth = max(volume, 2.0 * float(amount or 0.0)) or 1.0
+        if depth <= 0.0:  # the participation budget of this bar is spent: nothing fills before the next bar
+            return {"bids": [], "asks": []}
+        return model_book(bar.close, volume, cfg.slippage_bps, cfg.impact_k_bps, depth=depth, limit=limit,
+                          amount=amount)
+
     def equity(self) -> float:
         """Account value in USDT: spot balances at their last spot close (USDT at 1) + perp wallet
         + unrealised PnL. Currencies without a known price count 0."""

@@ -153,6 +153,12 @@ class PaperExchange:
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self.core.ticker(symbol)
 
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The venue's book from its own execution model (:meth:`PaperCore.order_book`): walked for
+        ``amount`` (base) it gives the average price a market order of that size fills at now."""
+        return self.core.order_book(symbol, limit, amount)
+
     async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
         return self.core.balance(account)
 

@@ -2,7 +2,9 @@
 
 Backtests go through :func:`hedge_core.backtest.event.run_backtest` (the one engine); a small sweep
 (at most ``MAX_SWEEP_RUNS`` points) goes through :func:`hedge_core.backtest.sweep.run_sweep` over one shared
-timeline, in this process (fast path when it accepts the run, else the event-driven backtester).
+timeline, in this process (fast path when it accepts the run, else the event-driven backtester). A cross-venue
+carry set (``xcarry``) runs on the store's prices with its perp venue's own funding from the store, like
+``hedge backtest`` / ``hedge sweep`` (a sweep over ``perp_venue`` gets one timeline per venue).
 Field changes are validated by :func:`hedge_core.backtest.sweep.set_path` (InvalidInput names the field).
 Pure helpers build the grid and the heatmap table; the run functions only read market data from
 the store they are given.
@@ -108,10 +110,30 @@ def run_set(store: Any, params: StrategyParamsBase, *, venue: str, spot_symbol: 
     from hedge_core.backtest.timeline import load_market
     from hedge_core.types import perp_of
 
+    from hedge_core.backtest.xvenue_cli import is_xcarry
+
+    if is_xcarry(params):  # legs on two venues: the store's prices, the perp venue's own funding
+        from hedge_core.backtest.xvenue import run_cross_venue_backtest
+        from hedge_core.backtest.xvenue_sweep import cross_venue_config
+
+        m = _xmarkets(store, params, [params.perp_venue], venue=venue, spot_symbol=spot_symbol, timeframe=timeframe,
+                      start=start, end=end).by_venue[params.perp_venue]
+        return run_cross_venue_backtest(params, m, start=pd.Timestamp(start), end=pd.Timestamp(end),
+                                        config=cross_venue_config(BacktestConfig(hedge_id=hedge_id), params)).result
     market = load_market(store, venue=venue, spot_symbol=spot_symbol, perp_symbol=perp_of(spot_symbol),
                          timeframe=timeframe, start=start, end=end)
     return run_backtest(params, market, start=pd.Timestamp(start), end=pd.Timestamp(end),
                         config=BacktestConfig(hedge_id=hedge_id))
+
+
+def _xmarkets(store: Any, params: Any, perp_venues: Sequence[str], *, venue: str, spot_symbol: str, timeframe: str,
+              start: Any, end: Any) -> Any:
+    """The store's prices with each perp venue's funding, for an ``xcarry`` set (``hedge backtest``'s loader)."""
+    from hedge_core.backtest.xvenue_cli import store_cross_venue_markets
+
+    asset, _, quote = spot_symbol.partition("/")
+    return store_cross_venue_markets(store, params, perp_venues, price_venue=venue, asset=asset, quote=quote,
+                                     timeframe=timeframe, start=start, end=end)
 
 
 @dataclass(frozen=True)
@@ -132,12 +154,22 @@ def run_sweep(store: Any, grid: list[tuple[dict[str, float], Any]], *, venue: st
 
     if not grid:
         raise InvalidInput("grid", 0, "at least one point")
-    market = load_market(store, venue=venue, spot_symbol=spot_symbol, perp_symbol=perp_of(spot_symbol),
-                         timeframe=timeframe, start=start, end=end)
-    tl = build_timeline(market, start=pd.Timestamp(start), end=pd.Timestamp(end))
     points = [coords for coords, _ in grid]
     base = grid[0][1]
-    table = sw.run_sweep(base, points, payload=sw.Payload(timeline=tl, config=BacktestConfig(hedge_id="panel-sweep")),
+    cfg = BacktestConfig(hedge_id="panel-sweep")
+    from hedge_core.backtest.xvenue_cli import is_xcarry
+
+    if is_xcarry(base):  # one timeline per perp venue the grid names, each with that venue's funding
+        from hedge_core.backtest.xvenue_cli import perp_venues_of
+
+        vm = _xmarkets(store, base, perp_venues_of(base, points), venue=venue, spot_symbol=spot_symbol,
+                       timeframe=timeframe, start=start, end=end)
+        tl: Any = vm.timelines(start=pd.Timestamp(start), end=pd.Timestamp(end), config=cfg)
+    else:
+        market = load_market(store, venue=venue, spot_symbol=spot_symbol, perp_symbol=perp_of(spot_symbol),
+                             timeframe=timeframe, start=start, end=end)
+        tl = build_timeline(market, start=pd.Timestamp(start), end=pd.Timestamp(end))
+    table = sw.run_sweep(base, points, payload=sw.Payload(timeline=tl, config=cfg),
                          workers=0, progress=progress, show_progress=False)
     keys = list(points[0])
     return SweepResult(table, keys[0], keys[1] if len(keys) > 1 else None)
