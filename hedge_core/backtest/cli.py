@@ -151,7 +151,7 @@ def backtest_cmd(
     asset: str = typer.Option("BTC", "--asset"),
     quote: str = typer.Option("USDT", "--quote"),
     timeframe: str = typer.Option("1h", "--timeframe", help="bar size the store holds"),
-    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the spot leg (over the params')"),
+    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the first leg: spot, or with legs = perp_perp the first perp, whose funding is then read from the store too (over the params')"),
     perp_venue: str = typer.Option(None, "--perp-venue", help="xcarry: venue of the perp leg; its funding is read from the store"),
     as_json: bool = typer.Option(False, "--json", help="print KPIs and ledger totals as JSON"),
     save: bool = typer.Option(False, "--save", help="save the run to the store (hedge_runs mode 'backtest')"),
@@ -243,6 +243,9 @@ def sweep_cmd(
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
         if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
+            if base.perp_perp or any(p.get("legs") == "perp_perp" for p in points):
+                raise InvalidInput("legs", "perp_perp", "'spot_perp' in a sweep (two perp legs: hedge backtest per "
+                                   "point; docs/cross-venue.md 'Not done')")
             st = _open(db, start, end)
             try:
                 vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,

@@ -37,11 +37,12 @@ from hedge_core.backtest.event import (
     initial_balances,
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
+from hedge_core.backtest.xvenue_pair import first_leg_timeline, pair_market, replay_pair
 from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
 from hedge_core.errors import InvalidInput
-from hedge_core.exchange.costs import from_paper, resolve_costs
+from hedge_core.exchange.costs import from_paper, pair_from_paper, resolve_costs
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.exchange.routed import RoutedAdapter
@@ -98,13 +99,20 @@ def funding_of_venue(crossvenue: pd.DataFrame, venue: str, pair: str) -> pd.Data
 
 
 def cross_venue_market(prices: Market, crossvenue: pd.DataFrame, *, perp_venue: str,
-                       pair: str | None = None) -> Market:
+                       pair: str | None = None, first_venue: str | None = None) -> Market:
     """``prices``' bars (spot, perp, mark: the venue that has them) with ``perp_venue``'s funding.
 
+    ``first_venue`` (two perp legs, ``legs = "perp_perp"``): that venue's funding goes along in
+    ``meta['first_funding']`` for the first perp leg (:func:`hedge_core.backtest.xvenue_pair.pair_market`).
     The assumption is recorded in ``meta['notes']`` (and repeated in every run's notes).
     """
     pair = pair or prices.spot_symbol.replace("/", "")
     fund = funding_of_venue(crossvenue, perp_venue, pair)
+    if first_venue is not None:
+        if first_venue == perp_venue:
+            raise InvalidInput("first_venue", first_venue, f"a venue other than perp_venue {perp_venue!r}")
+        return pair_market(prices, funding_of_venue(crossvenue, first_venue, pair), fund, first_venue=first_venue,
+                           perp_venue=perp_venue)
     meta = {**prices.meta, "prices_from": prices.venue, "funding_from": perp_venue,
             "notes": (PRICE_ASSUMPTION.format(prices=prices.venue, perp=perp_venue),)}
     return Market(prices.venue, prices.spot_symbol, prices.perp_symbol, prices.timeframe, prices.spot, prices.perp,
@@ -120,9 +128,11 @@ class CrossVenueConfig:
     hedge_id : str
     spot_paper, perp_paper : PaperConfig or None
         The two venue models; None = the default paper model renamed to the params' venue with
-        that venue's taker fee from the params (``spot_taker_fee`` on A, ``perp_taker_fee`` on B).
+        that venue's taker fee from the params (``spot_taker_fee`` on A, ``perp_taker_fee`` on B;
+        two perp legs: ``first_perp_taker_fee`` as A's perp fee).
     spot_usdt, perp_usdt : float or None
         Initial spot wallet on A / futures wallet on B (quote); None = :func:`initial_balances`.
+        Two perp legs: ``spot_usdt`` is A's FUTURES wallet (None: the perp wallet figure, as B's).
     capital : float or None
         Returns denominator (quote); None = the notional.
     spec : InputSpec
@@ -158,8 +168,8 @@ class _Both:
     def __init__(self, a: PaperCore, b: PaperCore) -> None:
         self.orders = {f"{a.config.venue}:{k}": v for k, v in a.orders.items()}
         self.orders.update({f"{b.config.venue}:{k}": v for k, v in b.orders.items()})
-        self.funding_payments = list(b.funding_payments)  # only the perp venue settles funding
-        self.liquidations = list(b.liquidations)
+        self.funding_payments = [*a.funding_payments, *b.funding_payments]  # A settles only with a perp first leg
+        self.liquidations = [*a.liquidations, *b.liquidations]
 
 
 def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float]) -> PaperConfig:
@@ -172,13 +182,15 @@ def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float])
 def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                              end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
                              notes: tuple[str, ...] = ()) -> CrossVenueRun:
-    """Backtest a cross-venue carry: spot on ``params.spot_venue``, perp on ``params.perp_venue``.
+    """Backtest a cross-venue carry: spot on ``params.spot_venue``, perp on ``params.perp_venue``; with
+    ``params.legs == "perp_perp"`` a perp on EACH venue (:mod:`hedge_core.backtest.xvenue_pair`).
 
     Parameters
     ----------
     params : CrossCarryParams
     market : Market or Timeline
-        Prices and the PERP VENUE's funding (:func:`cross_venue_market`).
+        Prices and the PERP VENUE's funding (:func:`cross_venue_market`). Two perp legs: a Market
+        that also carries the first venue's funding (``cross_venue_market(..., first_venue=...)``).
     start, end : timestamp-like, optional
     config : CrossVenueConfig
     notes : tuple of str
@@ -195,24 +207,31 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
     px0 = tl.first_spot_price
     bal = initial_balances(params, px0)
-    spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["spot"]["USDT"]
+    pp = params.perp_perp
+    ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec) if pp else None
+    spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp" if pp else "spot"]["USDT"]
     perp_usdt = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
-    ca = PaperCore(_venue_config(config.spot_paper, params.spot_venue, {"spot_taker_fee": params.spot_taker_fee}),
-                   balances={"spot": {"USDT": spot_usdt}})
+    a_fee = {"perp_taker_fee": params.first_perp_taker_fee} if pp else {"spot_taker_fee": params.spot_taker_fee}
+    ca = PaperCore(_venue_config(config.spot_paper, params.spot_venue, a_fee),
+                   balances={"perp" if pp else "spot": {"USDT": spot_usdt}})
     cb = PaperCore(_venue_config(config.perp_paper, params.perp_venue, {"perp_taker_fee": params.perp_taker_fee}),
                    balances={"perp": {"USDT": perp_usdt}})
-    params = resolve_costs(params, from_paper(ca.config, cb.config))  # entry filter: both venues' real fees
-    routed = RoutedAdapter(PaperExchange(ca, save_on_apply=False), PaperExchange(cb, save_on_apply=False))
-    spot_inst, perp_inst = ca.instruments.get(tl.spot_symbol), cb.instruments.get(tl.perp_symbol)
+    params = resolve_costs(params, pair_from_paper(ca.config, cb.config) if pp else from_paper(ca.config, cb.config))
+    pa, pb = PaperExchange(ca, save_on_apply=False), PaperExchange(cb, save_on_apply=False)
+    first_sym = tl.perp_symbol if pp else tl.spot_symbol
+    spot_inst, perp_inst = ca.instruments.get(first_sym), cb.instruments.get(tl.perp_symbol)
     if spot_inst is None or perp_inst is None:
-        raise InvalidInput("symbols", (tl.spot_symbol, tl.perp_symbol),
-                           f"a spot market of {ca.config.venue} {sorted(ca.instruments)} and a perp market of "
-                           f"{cb.config.venue} {sorted(cb.instruments)}")
+        raise InvalidInput("symbols", (first_sym, tl.perp_symbol),
+                           f"a {'perp' if pp else 'spot'} market of {ca.config.venue} {sorted(ca.instruments)} and a "
+                           f"perp market of {cb.config.venue} {sorted(cb.instruments)}")
     rec = _Recorder()
     ctx = new_hedge(config.hedge_id, params.strategy, spot_inst, perp_inst, pd.Timestamp(int(tl.ts[0]), tz="UTC"))
-    driver = HedgeDriver(ctx, params, {ca.config.venue: routed, cb.config.venue: routed}, hooks=rec.hooks(),
-                         poll_external_fills=False)
-    snap, states = _replay(driver, tl, ca, cb)
+    # two perp legs of one symbol: each venue's own adapter (actions carry their leg's venue); a spot
+    # first leg: the routed adapter, by symbol, as the runner uses it
+    routed = RoutedAdapter(pa, pb)
+    adapters = {ca.config.venue: pa, cb.config.venue: pb} if pp else {ca.config.venue: routed, cb.config.venue: routed}
+    driver = HedgeDriver(ctx, params, adapters, hooks=rec.hooks(), poll_external_fills=False)
+    snap, states = replay_pair(driver, tl, ta, ca, cb) if ta is not None else _replay(driver, tl, ca, cb)
     capital = config.capital if config.capital is not None else capital_of(params, px0)
     ltv = np.full((tl.n, 2), np.nan)
     bcfg = BacktestConfig(hedge_id=config.hedge_id, paper=cb.config, spot_usdt=spot_usdt, perp_usdt=perp_usdt,
@@ -220,15 +239,27 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     result = _assemble(params, tl, bcfg, driver, _Both(ca, cb), rec, snap, states, ltv, capital,  # type: ignore[arg-type]
                        keep_timeline=True)
     meta_notes = tuple(getattr(market, "meta", {}).get("notes", ())) if isinstance(market, Market) else ()
-    legs = (f"spot leg on {ca.config.venue} (taker fee {ca.config.spot_taker_fee:g}), perp leg on {cb.config.venue} "
-            f"(taker fee {cb.config.perp_taker_fee:g}, funding every {tl.interval_hours:g}h); no transfer between "
-            "venues: each wallet is funded on its own venue")
+    if ta is not None:
+        legs = (f"first leg: perp on {ca.config.venue} (taker fee {ca.config.perp_taker_fee:g}, its own funding every "
+                f"{ta.interval_hours:g}h), second leg: perp on {cb.config.venue} (taker fee "
+                f"{cb.config.perp_taker_fee:g}, its own funding every {tl.interval_hours:g}h); long the perp where "
+                "funding is lower, short where it is higher; no transfer between venues: each futures wallet is "
+                "funded on its own venue")
+    else:
+        legs = (f"spot leg on {ca.config.venue} (taker fee {ca.config.spot_taker_fee:g}), perp leg on {cb.config.venue} "
+                f"(taker fee {cb.config.perp_taker_fee:g}, funding every {tl.interval_hours:g}h); no transfer between "
+                "venues: each wallet is funded on its own venue")
     all_notes = (*meta_notes, *notes, legs)
-    return CrossVenueRun(result, _per_venue(ca, cb, spot_usdt, perp_usdt), all_notes, ca.config.venue,
+    return CrossVenueRun(result, _per_venue(ca, cb, spot_usdt, perp_usdt, pp), all_notes, ca.config.venue,
                          cb.config.venue)
 
 
-def _per_venue(ca: PaperCore, cb: PaperCore, spot0: float, perp0: float) -> pd.DataFrame:
+def _per_venue(ca: PaperCore, cb: PaperCore, spot0: float, perp0: float, pair: bool = False) -> pd.DataFrame:
+    if pair:  # both venues hold a perp leg: futures wallets, fees and each venue's own funding
+        rows = [{"venue": c.config.venue, "leg": leg, "wallet_start": w0, "wallet_end": c.wallet,
+                 "fees": float(sum(f.fee for f in c.fills)), "funding": float(sum(p.amount for p in c.funding_payments)),
+                 "orders": len(c.orders)} for c, leg, w0 in ((ca, "first perp", spot0), (cb, "second perp", perp0))]
+        return pd.DataFrame(rows).set_index("venue")
     rows = [{"venue": ca.config.venue, "leg": "spot", "wallet_start": spot0, "wallet_end": ca.spot.get("USDT", 0.0),
              "fees": float(sum(f.fee for f in ca.fills)), "funding": 0.0, "orders": len(ca.orders)},
             {"venue": cb.config.venue, "leg": "perp", "wallet_start": perp0, "wallet_end": cb.wallet,

@@ -4,7 +4,8 @@ Prices come from the first venue, in this order, that has the pair's spot and pe
 the spot venue, the perp venue, then ``--venue`` (in the shared data only Binance has price bars). The
 perp leg's funding is the PERP VENUE's own series in the store (``hedge data import
 crossvenue_funding_*.csv`` writes one per venue). Missing data raises InvalidInput naming what is
-missing and on which venues it was looked for.
+missing and on which venues it was looked for. Two perp legs (``legs = "perp_perp"``): the FIRST venue's
+(``spot_venue``'s) funding series is read from the store too, for the first perp leg.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ def store_cross_venue_markets(store: Any, params: CrossCarryParams, perp_venues:
     t0 = None if start is None else utc(start) - DEFAULT_WARMUP
     t1 = None if end is None else utc(end) + pd.Timedelta(seconds=1)
     pair = spot_sym.replace("/", "")
-    by: dict[str, Market] = {}
-    for v in perp_venues:
+
+    def funding(v: str) -> pd.DataFrame:
         try:
             fund = store.read_funding(v, perp_sym, start=t0, end=t1)
         except LookupError:
@@ -100,8 +101,18 @@ def store_cross_venue_markets(store: Any, params: CrossCarryParams, perp_venues:
         if fund is None or len(fund) == 0:
             raise InvalidInput("funding", f"{v} {perp_sym}",
                                f"the perp venue's funding series in the store in the window ({IMPORT_HINT})")
-        cv = pd.DataFrame({"ts": fund.index, "venue": v, "symbol": pair,
-                           "funding_rate": fund["funding_rate"].to_numpy(),
-                           "interval_hours": fund["interval_hours"].to_numpy() if "interval_hours" in fund else 8.0})
-        by[v] = cross_venue_market(prices, cv, perp_venue=v, pair=pair)
+        return pd.DataFrame({"ts": fund.index, "venue": v, "symbol": pair,
+                             "funding_rate": fund["funding_rate"].to_numpy(),
+                             "interval_hours": fund["interval_hours"].to_numpy() if "interval_hours" in fund else 8.0})
+
+    first = params.spot_venue.strip().lower() if params.perp_perp else None
+    first_cv = funding(first) if first is not None else None
+    by: dict[str, Market] = {}
+    for v in perp_venues:
+        cv = funding(v)
+        if first_cv is not None:  # two perp legs: the first venue's series rides along (meta['first_funding'])
+            by[v] = cross_venue_market(prices, pd.concat([cv, first_cv], ignore_index=True), perp_venue=v, pair=pair,
+                                       first_venue=first)
+        else:
+            by[v] = cross_venue_market(prices, cv, perp_venue=v, pair=pair)
     return VenueMarkets(by)

@@ -134,7 +134,9 @@ def cross_venue_config(config: BacktestConfig | CrossVenueConfig | None, params:
     if isinstance(config, CrossVenueConfig):
         return config if capital is None else replace(config, capital=capital)
     cfg = config if config is not None else BacktestConfig()
-    return CrossVenueConfig(hedge_id=cfg.hedge_id, spot_paper=replace(cfg.paper, spot_taker_fee=params.spot_taker_fee),
+    first = {"perp_taker_fee": params.first_perp_taker_fee} if params.perp_perp else {}  # A's perp fee (two perps)
+    return CrossVenueConfig(hedge_id=cfg.hedge_id, spot_paper=replace(cfg.paper, spot_taker_fee=params.spot_taker_fee,
+                                                                      **first),
                             perp_paper=replace(cfg.paper, perp_taker_fee=params.perp_taker_fee),
                             spot_usdt=cfg.spot_usdt, perp_usdt=cfg.perp_usdt,
                             capital=capital if capital is not None else cfg.capital, spec=cfg.spec, warmup=cfg.warmup)
@@ -149,6 +151,9 @@ def evaluate_event(params: StrategyParamsBase, timeline: Timeline | VenueTimelin
     Anything else: :func:`hedge_core.backtest.event.run_backtest` on ``timeline``.
     """
     if isinstance(params, CrossCarryParams):
+        if params.perp_perp:
+            raise InvalidInput("legs", params.legs, "'spot_perp' in a sweep: a sweep's timelines carry one funding "
+                               "series per perp venue, not the first perp venue's (run_cross_venue_backtest per point)")
         if not isinstance(timeline, VenueTimelines):
             raise InvalidInput("payload.timeline", type(timeline).__name__,
                                "VenueTimelines keyed by perp venue for an xcarry sweep "

@@ -20,7 +20,7 @@ from hedge_core.engine.loan_state import LOAN_KEYS, LoanState
 from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.states import State
 from hedge_core.errors import InvalidInput
-from hedge_core.types import Instrument, Side, utc
+from hedge_core.types import Instrument, MarketKind, Side, utc
 
 __all__ = ["LEGS", "ORDER_REFS_KEPT", "HedgeContext", "PendingOrder", "TransitionRecord", "evolve", "new_hedge", "seconds_between"]
 
@@ -110,6 +110,9 @@ class HedgeContext:
     spot_price: float = math.nan
     perp_price: float = math.nan
     mark_price: float = math.nan
+    spot_mark_price: float = math.nan  # the first leg's mark when it is a perp (MarketUpdate.spot_mark)
+    spot_funding_rate: float = math.nan  # the first leg's venue's last rate when it is a perp (per interval)
+    spot_funding_interval_hours: float = 8.0
     last_funding_rate: float = 0.0
     next_funding_rate: float = math.nan
     funding_interval_hours: float = 8.0
@@ -125,6 +128,9 @@ class HedgeContext:
     last_rebalance_ts: pd.Timestamp | None = None
     cooldown_until: pd.Timestamp | None = None
     unfavourable_funding: int = 0
+    # two perp legs: (settlement ts in ns, net funding of both legs at it so far, the counter before it):
+    # an interval is unfavourable when the PAIR's net funding is negative (engine.perp_legs)
+    pair_funding: tuple[int, float, int] | None = None
     phase_rejects: int = 0  # rejected orders since the last transition
     phase_orders: int = 0  # orders placed since the last transition
     exit_reason: str = ""
@@ -147,6 +153,12 @@ class HedgeContext:
     roll_qty: float = 0.0
 
     # ---- derived numbers -------------------------------------------------------------------
+    @property
+    def first_leg_is_perp(self) -> bool:
+        """True when the first ('spot') leg is a perp on its own venue (two perp legs:
+        funding and margin on both; :mod:`hedge_core.engine.perp_legs`)."""
+        return self.spot.kind is MarketKind.PERP
+
     @property
     def same_base(self) -> bool:
         return self.spot.base == self.perp.base

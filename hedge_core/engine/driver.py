@@ -84,7 +84,7 @@ from hedge_core.errors import (
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
 from hedge_core.params.models import StrategyParamsBase
-from hedge_core.types import Fill, Order, OrderStatus, Side
+from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 
 __all__ = ["DriverHooks", "HedgeDriver", "answers_carry_fills", "record_trade_id", "run_now", "snapshot_trade_id"]
 
@@ -202,7 +202,7 @@ class HedgeDriver:
         self.max_events_per_feed = 1000
         self.poll_external_fills = poll_external_fills
         self._external_seen: set[str] = set()
-        self._last_poll: pd.Timestamp | None = None
+        self._last_polls: dict[str, pd.Timestamp] = {}  # leg -> last external-fill poll (hedge clock)
         self._complete = {v: answers_carry_fills(a) for v, a in self.adapters.items()}
         self._all_complete = all(self._complete.values())
         self._record_booked: dict[str, float] = {}  # coid -> base booked from trade records
@@ -261,9 +261,17 @@ class HedgeDriver:
 
     async def _external_fills(self, ts: pd.Timestamp, refused: str = "") -> list[Event]:
         """Perp trades the hedge did not order (liquidation, ADL) since the last poll. ``refused``: the
-        client id of an order the venue just refused (it never executes: not an unresolved order)."""
-        leg = self.ctx.perp
-        since, self._last_poll = self._last_poll, ts
+        client id of an order the venue just refused (it never executes: not an unresolved order).
+        A first leg that is a perp too (two perp legs) is polled at its own venue the same way."""
+        out = await self._external_fills_of("perp", ts, refused)
+        if self.ctx.spot.kind is MarketKind.PERP:
+            out += await self._external_fills_of("spot", ts, refused)
+        return out
+
+    async def _external_fills_of(self, name: str, ts: pd.Timestamp, refused: str) -> list[Event]:
+        leg = self.ctx.leg(name)
+        since = self._last_polls.get(name)
+        self._last_polls[name] = ts
         if leg.qty == 0.0 and since is not None:
             return []
         try:
@@ -275,16 +283,18 @@ class HedgeDriver:
         # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
         # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
         # they are read again (from the same point) on a later poll.
-        unresolved = any(p.leg == "perp" and not p.order_id and p.status in _UNANSWERED
+        unresolved = any(p.leg == name and not p.order_id and p.status in _UNANSWERED
                          and c != refused for c, p in self.ctx.pending.items())
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
                 continue
             if unresolved and since is not None:
-                self._last_poll = since
+                self._last_polls[name] = since
                 continue
             # the paper venue's own ids stay as they were (its journals and replays are unchanged)
             tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
+            if name == "spot":
+                tid = f"{leg.venue}:{tid}"  # two venues trade the same symbol: the venue keeps the ids apart
             if tid in self._external_seen or tid in self._records_seen:
                 continue
             self._external_seen.add(tid)
@@ -292,7 +302,7 @@ class HedgeDriver:
                 f = replace(f, trade_id=tid)
             if since is None:
                 continue  # first poll: trades from before this hedge existed are not ours
-            out.append(FillEvent(f, "perp", external=True))
+            out.append(FillEvent(f, name, external=True))
         return out
 
     # ---- execution ------------------------------------------------------------------------
@@ -328,7 +338,8 @@ class HedgeDriver:
         """
         leg = self.ctx.spot
         rq = a.request
-        if a.leg != "spot" or rq.side is not Side.SELL or self._complete.get(a.venue, False):
+        if a.leg != "spot" or rq.side is not Side.SELL or self._complete.get(a.venue, False) \
+                or leg.kind is not MarketKind.SPOT:  # a perp first leg sells short from its margin
             return a
         try:
             bal = await self.adapters[a.venue].fetch_balance("spot")
@@ -375,7 +386,8 @@ class HedgeDriver:
             return [OrderTimeout(ts, coid)]
         except ExchangeError as exc:
             rejected: list[Event] = [OrderUpdate(ts, coid, OrderUpdateKind.REJECTED, reason=str(exc))]
-            if a.leg == "perp" and a.request.reduce_only and self.poll_external_fills:
+            if a.request.reduce_only and self.poll_external_fills and (
+                    a.leg == "perp" or self.ctx.spot.kind is MarketKind.PERP):
                 # nothing (or less) to reduce: the venue may have reduced the position itself (ADL,
                 # liquidation) since the last read; book that first, so no retry is sized on a position
                 # that is gone (each one would be refused again until the retries run out)

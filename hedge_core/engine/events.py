@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from hedge_core.errors import InvalidInput
 from hedge_core.types import Fill
 
 __all__ = [
@@ -42,6 +43,12 @@ class MarketUpdate:
     ``next_funding_ts`` the next settlement. ``analytics`` holds precomputed inputs by name
     (e.g. ``beta``, ``sigma_24h``, ``correlation``, ``baseline``, ``baseline_std``,
     ``volume_avg``, ``var_1d``) so strategies stay pure and cheap.
+
+    A hedge whose FIRST ('spot') leg is a perp too (two perp legs on two venues,
+    docs/cross-venue.md): ``spot`` is that leg's last price, ``spot_mark`` its venue's mark price
+    (NaN = use ``spot``), ``spot_funding_rate`` its venue's last settled rate (fraction per
+    ``spot_funding_interval_hours``; + longs pay shorts; NaN = unknown). A spot first leg leaves
+    the three at their defaults.
     """
 
     ts: pd.Timestamp
@@ -55,6 +62,14 @@ class MarketUpdate:
     next_funding_ts: pd.Timestamp | None = None
     funding_interval_hours: float = 8.0
     analytics: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
+    spot_mark: float = math.nan
+    spot_funding_rate: float = math.nan
+    spot_funding_interval_hours: float = 8.0
+
+    @property
+    def first_mark(self) -> float:
+        """The first leg's mark price: ``spot_mark``, or ``spot`` when no mark is given (quote per base)."""
+        return self.spot if math.isnan(self.spot_mark) else self.spot_mark
 
     @property
     def mark_or_perp(self) -> float:
@@ -111,10 +126,12 @@ class FillEvent:
 
 @dataclass(frozen=True, slots=True)
 class FundingSettled:
-    """A funding settlement on the perp leg at ``ts`` at ``rate`` (fraction per interval).
+    """A funding settlement on leg ``leg`` at ``ts`` at ``rate`` (fraction per interval).
 
     ``amount`` is what the venue booked (+ received / - paid, quote) when known; NaN means the
-    engine computes ``-qty x mark x rate`` itself.
+    engine computes ``-qty x mark x rate`` itself. ``leg`` is ``"perp"`` (the second leg, the
+    default) or ``"spot"``: the FIRST leg when it is a perp on its own venue (two perp legs,
+    :mod:`hedge_core.engine.perp_legs`); each leg settles from its own venue's events.
     """
 
     ts: pd.Timestamp
@@ -122,6 +139,11 @@ class FundingSettled:
     mark: float
     amount: float = math.nan
     interval_hours: float = 8.0
+    leg: str = "perp"
+
+    def __post_init__(self) -> None:
+        if self.leg != "perp" and self.leg != "spot":
+            raise InvalidInput("FundingSettled.leg", self.leg, "'perp' (the second leg) or 'spot' (a perp first leg)")
 
 
 @dataclass(frozen=True, slots=True)

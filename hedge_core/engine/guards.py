@@ -27,7 +27,8 @@ from hedge_core.engine.loan_state import LoanState
 from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import GuardParams
-from hedge_core.types import MarginMode, Side
+from hedge_core.engine.ledger import Leg
+from hedge_core.types import MarginMode, MarketKind, Side
 
 __all__ = ["Verdict", "funding_pay_apr", "market_guards", "order_guard", "perp_liquidation_price"]
 
@@ -51,11 +52,17 @@ def perp_liquidation_price(ctx: HedgeContext) -> float:
     the committed default of ``analytics.risk.brackets_for``; a symbol with neither falls back to
     the simple ``entry x (1 -/+ (1/L - 0.004))``.
     """
-    q = ctx.perp.qty
-    if q == 0.0 or ctx.perp.avg_entry <= 0:
+    return leg_liquidation_price(ctx.perp, ctx.leverage)
+
+
+def leg_liquidation_price(leg: Leg, leverage: float) -> float:
+    """Isolated-margin liquidation price (quote per base) of one perp ``leg`` at ``leverage``, the rule of
+    :func:`perp_liquidation_price` (the first leg of a hedge of two perp legs uses it too); NaN when flat."""
+    q = leg.qty
+    if q == 0.0 or leg.avg_entry <= 0:
         return math.nan
-    return _isolated_liquidation_price(q, ctx.perp.avg_entry, ctx.leverage, ctx.perp.margin_funding,
-                                       table_key(leg_brackets(ctx.perp.brackets, ctx.perp.symbol)))
+    return _isolated_liquidation_price(q, leg.avg_entry, leverage, leg.margin_funding,
+                                       table_key(leg_brackets(leg.brackets, leg.symbol)))
 
 
 def leg_brackets(own: tuple, symbol: str) -> tuple:
@@ -86,6 +93,34 @@ def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> floa
     return money.funding_pay_apr(perp_qty, rate, interval_hours)
 
 
+def pair_pay_apr(ctx: HedgeContext, second_rate: float) -> float:
+    """APR (fraction per year of one leg's notional, >= 0) a hedge of two perp legs PAYS net: each leg's
+    signed funding APR at its own venue's rate and interval (``money.funding_apr``; a long pays a positive
+    rate), summed, floored at 0. A leg whose rate is unknown (NaN) counts 0."""
+    net = 0.0
+    for q, r, h in ((ctx.spot.qty, ctx.spot_funding_rate, ctx.spot_funding_interval_hours),
+                    (ctx.perp.qty, second_rate, ctx.funding_interval_hours)):
+        if q != 0.0 and not math.isnan(r):
+            net += math.copysign(1.0, q) * money.funding_apr(r, h)
+    return max(net, 0.0)
+
+
+def _nearer_first_leg(ctx: HedgeContext, dist: float,
+                      nums: dict[str, float]) -> tuple[float, dict[str, float], str]:
+    """Two perp legs: the first leg's liquidation distance (its own venue's mark, the hedge's leverage) when
+    it is nearer than the second's (or the second is flat); ``nums['first_leg'] = 1.0`` and the reason's
+    prefix name the leg the figures are of."""
+    mark = ctx.spot_mark_price if ctx.spot_mark_price > 0 else ctx.spot_price
+    lp = leg_liquidation_price(ctx.spot, ctx.leverage)
+    if not (mark > 0 and lp > 0):
+        return dist, nums, ""
+    d1 = liquidation_distance(ctx.spot.qty, mark, lp)
+    if d1 < dist or math.isnan(dist):
+        return d1, {"distance": d1, "liq_price": lp, "mark": mark, "first_leg": 1.0}, \
+            f"first leg ({ctx.spot.venue}) "
+    return dist, nums, ""
+
+
 def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[Verdict]:
     """Guards evaluated on every market update and timer tick, in priority order."""
     out: list[Verdict] = []
@@ -101,6 +136,7 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
             out.append(Verdict("daily_loss", "flatten", {"daily_pnl": daily, "limit": -p.daily_loss_limit},
                                f"daily PnL {daily:.2f} <= -{p.daily_loss_limit:.2f}"))
     mark = ctx.mark_price if not math.isnan(ctx.mark_price) else ctx.perp_price
+    dist, nums, which = math.nan, {}, ""
     if ctx.perp.qty != 0.0 and mark > 0:
         # the venue's own liquidation price when the feed supplies it (cross margin, added margin),
         # else the isolated-margin estimate from analytics.risk
@@ -109,15 +145,20 @@ def market_guards(ctx: HedgeContext, ts: pd.Timestamp, p: GuardParams) -> list[V
             lp = perp_liquidation_price(ctx)
         dist = liquidation_distance(ctx.perp.qty, mark, lp)
         nums = {"distance": dist, "liq_price": lp, "mark": mark}
+    if ctx.spot.qty != 0.0 and ctx.spot.kind is MarketKind.PERP:  # two perp legs: the nearer of the two
+        dist, nums, which = _nearer_first_leg(ctx, dist, nums)
+    if nums:
         if dist <= p.liq_distance_close:
             out.append(Verdict("liq_distance_close", "flatten", {**nums, "limit": p.liq_distance_close},
-                               f"liquidation {dist:.2%} away <= {p.liq_distance_close:.2%}"))
+                               f"{which}liquidation {dist:.2%} away <= {p.liq_distance_close:.2%}"))
         elif dist <= p.liq_distance_reduce:
             out.append(Verdict("liq_distance_reduce", "reduce", {**nums, "limit": p.liq_distance_reduce},
-                               f"liquidation {dist:.2%} away <= {p.liq_distance_reduce:.2%}"))
+                               f"{which}liquidation {dist:.2%} away <= {p.liq_distance_reduce:.2%}"))
     if p.funding_cost_apr_limit is not None:
         rate = ctx.next_funding_rate if not math.isnan(ctx.next_funding_rate) else ctx.last_funding_rate
         apr = funding_pay_apr(perpetual_qty(ctx), rate, ctx.funding_interval_hours)  # a dated future pays none
+        if ctx.spot.kind is MarketKind.PERP:  # two perp legs: what the PAIR pays, net of the first leg
+            apr = pair_pay_apr(ctx, rate)
         if apr > 0 and apr >= p.funding_cost_apr_limit:
             out.append(Verdict("funding_cost", "flatten", {"pay_apr": apr, "limit": p.funding_cost_apr_limit},
                                f"paying funding at {apr:.2%} APR >= {p.funding_cost_apr_limit:.2%}"))

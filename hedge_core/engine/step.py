@@ -35,7 +35,7 @@ from hedge_core.engine.actions import (
     SetMarginMode,
 )
 from hedge_core import money
-from hedge_core.engine import roll_step, unknown_orders
+from hedge_core.engine import perp_legs, roll_step, unknown_orders
 from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 from hedge_core.engine.context import (
     ORDER_REFS_KEPT,
@@ -76,7 +76,7 @@ from hedge_core.engine.strategies.base import Intent
 from hedge_core.engine.targets import _price, _signed_working, _tradeable, order_needs, perp_target
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
-from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
+from hedge_core.types import MarketKind, OrderRequest, OrderType, Side, client_order_id
 
 __all__ = ["order_needs", "perp_target", "step"]
 
@@ -193,7 +193,7 @@ def _place(ctx: HedgeContext, leg: str, signed_qty: float, purpose: str, ts: pd.
         ctx = evolve(ctx, active_guards=ctx.active_guards - {"order_rate", "position_limit"})
     coid = client_order_id(ctx.hedge_id, leg, ctx.seq, min(ctx.phase_rejects, 9))
     req = OrderRequest(symbol=lg.symbol, side=side, qty=qty, client_order_id=coid, type=OrderType.MARKET,
-                       reduce_only=reduce_only and leg == "perp")
+                       reduce_only=reduce_only and perp_legs.is_perp(lg))
     out.append(PlaceOrder(leg=leg, venue=lg.venue, request=req, purpose=purpose))
     # the price decided at is the slippage reference of every fill of this order (ledger.slippage_cost)
     po = PendingOrder(client_order_id=coid, leg=leg, side=side, qty=qty, purpose=purpose, seq=ctx.seq,
@@ -254,12 +254,14 @@ def _on_market(ctx: HedgeContext, m: MarketUpdate, now: pd.Timestamp, params: St
     mark = m.mark_or_perp
     spot_leg = ctx.spot
     # borrow interest on a spot short (carry with negative funding), accrued by elapsed time
-    if spot_leg.qty < 0 and ctx.last_market_ts is not None and (apr := getattr(params, "borrow_apr", 0.0)) > 0:
+    if spot_leg.qty < 0 and ctx.last_market_ts is not None and (apr := getattr(params, "borrow_apr", 0.0)) > 0 \
+            and spot_leg.kind is MarketKind.SPOT:
         dt_s = (m.ts - ctx.last_market_ts).total_seconds()
         if dt_s > 0:
             spot_leg = accrue_interest(spot_leg, money.simple_interest(abs(spot_leg.qty) * ctx.spot_price, apr, dt_s))
-    ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.spot), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
-                 perp_price=m.perp, mark_price=mark, last_funding_rate=m.funding_rate,
+    ctx = evolve(ctx, last_ts=now, spot=mark_leg(spot_leg, m.first_mark), perp=mark_leg(ctx.perp, mark), spot_price=m.spot,
+                 perp_price=m.perp, mark_price=mark, spot_mark_price=m.spot_mark, last_funding_rate=m.funding_rate,
+                 spot_funding_rate=m.spot_funding_rate, spot_funding_interval_hours=m.spot_funding_interval_hours,
                  next_funding_rate=m.next_funding_rate, funding_interval_hours=m.funding_interval_hours,
                  analytics=m.analytics, last_market_ts=m.ts)
     day = _day_of(m.ts)
@@ -378,6 +380,8 @@ def _on_order_update(ctx: HedgeContext, ev: OrderUpdate, params: StrategyParamsB
 
 
 def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
+    if ev.leg != "perp" or ctx.first_leg_is_perp:  # two perp legs: each leg's own venue (engine.perp_legs)
+        return perp_legs.on_pair_funding(ctx, ev)
     if math.isnan(ev.amount) and ctx.perp.qty == 0.0:
         return ctx
     # the venue's booked amount wins; -qty x mark x rate from our book only when it is unknown
@@ -574,6 +578,7 @@ def _analyzing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase, 
                   entered_at=None)
     out.append(SetMarginMode(ctx.perp.venue, ctx.perp.symbol, params.leverage.margin_mode))
     out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
+    out.extend(perp_legs.first_leg_settings(ctx, params.leverage.margin_mode, lev))
     return _transition(ctx, Trigger.ENTRY_SIGNAL, intent.reason or "strategy entry", ts, out)
 
 
@@ -679,6 +684,7 @@ def _recheck_leverage(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParam
                           side=-1 if ctx.perp.qty <= 0 else 1, brackets=ctx.perp.brackets)
     if lev < ctx.leverage:  # only ever lower it with a position on (raising needs no action)
         out.append(SetLeverage(ctx.perp.venue, ctx.perp.symbol, lev))
+        out.extend(perp_legs.first_leg_settings(ctx, None, lev))
         ctx = evolve(ctx, leverage=lev)
     return ctx
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from hedge_core import money
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.ledger import QTY_EPS
+from hedge_core.types import MarketKind
 
 __all__ = ["order_needs", "perp_target"]
 
@@ -51,6 +52,6 @@ def _tradeable(ctx: HedgeContext, leg: str, need: float, min_notional: float = 0
     if not px > 0:
         return False
     q = lg.round_qty(need)
-    if reduce_only and leg == "perp":
+    if reduce_only and (leg == "perp" or lg.kind is MarketKind.PERP):
         return q >= lg.lot_size - QTY_EPS and q >= lg.min_qty - QTY_EPS
     return lg.tradeable(q, px) and q * px >= min_notional - 1e-9

@@ -53,6 +53,7 @@ __all__ = [
     "from_ccxt_markets",
     "from_paper",
     "of_adapter",
+    "pair_from_paper",
     "resolve_costs",
 ]
 
@@ -154,7 +155,7 @@ def of_adapter(adapter: object, spot_symbol: str | None = None, perp_symbol: str
     cs: PaperConfig | None = getattr(getattr(sa, "core", None), "config", None)
     cp: PaperConfig | None = getattr(getattr(pa, "core", None), "config", None)
     if cs is not None and cp is not None:
-        return from_paper(cs, cp)
+        return pair_from_paper(cs, cp) if getattr(adapter, "perp_pair", False) else from_paper(cs, cp)
     ms = getattr(getattr(sa, "exchange", None), "markets", None)
     mp = getattr(getattr(pa, "exchange", None), "markets", None)
     if isinstance(ms, Mapping) and isinstance(mp, Mapping) and spot_symbol in ms and perp_symbol in mp:
@@ -163,6 +164,15 @@ def of_adapter(adapter: object, spot_symbol: str | None = None, perp_symbol: str
         except InvalidInput:
             pass  # a market without a taker fee: the documented defaults below
     return BINANCE_VIP0
+
+
+def pair_from_paper(first: PaperConfig, second: PaperConfig) -> CostModel:
+    """The cost model of two paper PERP venues (two perp legs): the FIRST venue's perp fee in the first
+    leg's place (``spot_taker_fee``), the second's perp fee, the slippage of :func:`from_paper`."""
+    from dataclasses import replace
+
+    m = from_paper(replace(first, spot_taker_fee=first.perp_taker_fee), second)
+    return replace(m, source=f"{first.venue} perp / {second.venue} perp (paper)")
 
 
 def entry_costs(params: object, venue: CostModel | None = None) -> CostModel:

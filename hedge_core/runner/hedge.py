@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -223,6 +224,11 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         return ctx
 
     async def _market(self, mu: MarketUpdate) -> None:
+        if self.spec.perp_pair:  # two perp legs: the first leg trades the perp on its venue (exchange.routed_pair)
+            ad = self.raw_adapter
+            mu = replace(mu, spot=mu.perp, spot_mark=mu.mark_or_perp, spot_volume=mu.perp_volume,
+                         spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
+                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
         if self.driver.ctx.state is State.ANALYZING_MARKET and (
                 self.no_new_entries or (getattr(self.sup, "book", None) is not None and self.sup.book.blocks(self))):
             return  # shutting down, or a book guard fires (hedge_core.book.monitor): no new positions
@@ -266,6 +272,16 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         if abs(qty) > QTY_EPS:
             self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
                                  mark, expected=amount)  # paper: the venue settles by the same formula
+        take = getattr(self.raw_adapter, "take_first_settled", None)
+        for fa in take() if callable(take) else ():  # two perp legs: the first venue's own settlements
+            before, qty = self.driver.ctx.spot.funding, self.driver.ctx.spot.qty
+            async with self.lock:
+                ctx = await self.driver.feed(FundingSettled(fa.ts, fa.rate, mark, interval_hours=fa.interval_hours,
+                                                            leg="spot"))
+            if abs(qty) > QTY_EPS:
+                amount = ctx.spot.funding - before
+                self.journal.funding(self.hedge_id, self.spec.leg_venues[0], self.spec.perp_symbol, fa.ts, amount,
+                                     fa.rate, qty, mark, expected=amount)
 
     async def run(self) -> None:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""

@@ -23,6 +23,7 @@ from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.exchange.routed_pair import PerpPairAdapter
 from hedge_core.runner.exit_marks import marks_row, restore_marks
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.journal import wall_now
@@ -64,6 +65,11 @@ class HedgeRecoveryMixin:
 
     # ---- setup --------------------------------------------------------------------------------
     async def _instruments(self) -> tuple[Instrument, Instrument]:
+        legs = getattr(self.raw_adapter, "leg_instruments", None)
+        if callable(legs):  # two perp legs (exchange.routed_pair): each leg's perp on its own venue
+            first, second = await legs(self.spec.perp_symbol)
+            self._resolve_costs()
+            return first, await self._venue_brackets(second)
         markets = await self.raw_adapter.load_markets()
         try:
             spot, perp = markets[self.spec.spot_symbol], markets[self.spec.perp_symbol]
@@ -105,6 +111,17 @@ class HedgeRecoveryMixin:
 
         return replace(perp, brackets=table)
 
+    def _driver_adapters(self) -> dict[str, Any]:
+        """The driver's adapter per venue: the task's journaling adapter on both legs' venues; two perp legs of
+        one symbol (``exchange.routed_pair``): each venue's own adapter, journaled, so the driver routes every
+        order, look-up and trade poll by the leg's venue."""
+        by_venue = getattr(self.raw_adapter, "by_venue", None)
+        if self.spec.perp_pair and callable(by_venue):
+            from hedge_core.runner.journaling_adapter import JournalingAdapter
+
+            return {v: JournalingAdapter(ad, self) for v, ad in by_venue().items()}  # type: ignore[arg-type]
+        return {v: self.adapter for v in self.spec.leg_venues}
+
     def _hooks(self) -> DriverHooks:
         return DriverHooks(on_intent=self._on_intent, on_fill=self._on_fill, on_transition=self._on_transition,
                            on_guard=self._on_guard, on_alert=self._on_alert, on_loan=self._on_loan,
@@ -136,7 +153,7 @@ class HedgeRecoveryMixin:
         s = self.spec
         return {"hedge_id": s.hedge_id, "mode": s.mode, "strategy": str(self.params.strategy),
                 "params_name": s.params_name, "params_version": s.params_version, "spot_venue": s.venue,
-                "spot_symbol": s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
+                "spot_symbol": s.perp_symbol if s.perp_pair else s.spot_symbol, "perp_venue": s.leg_venues[1], "perp_symbol": s.perp_symbol, "state": state,
                 "started_at": self.started_at, "ended_at": wall_now() if ended else None,
                 "synthetic": (s.data_venue or "") == "demo", "info": s.model_dump(mode="json")}
 
@@ -151,7 +168,7 @@ class HedgeRecoveryMixin:
             self.loan_origin = (ctx.started_at, price)
         else:
             ctx = new_hedge(self.hedge_id, str(self.params.strategy), spot, perp, ts)
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, self._driver_adapters(), hooks=self._hooks())
         self.journal.run(self._run_row(str(ctx.state)))
         self.journal.transition(self.hedge_id, {"ts": ts, "from_state": None, "to_state": str(ctx.state),
                                                 "trigger_name": "START", "reason": f"started ({self.spec.mode})"})
@@ -215,7 +232,7 @@ class HedgeRecoveryMixin:
         spot, perp = await self._instruments()
         self.journal.load(self.hedge_id)
         per_venue = None
-        if isinstance(self.raw_adapter, RoutedAdapter):  # legs on two venues: each looked up at its venue
+        if isinstance(self.raw_adapter, (RoutedAdapter, PerpPairAdapter)):  # two venues: each order at its venue
             rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
                                                        spot_symbol=spot.symbol, perp_symbol=perp.symbol)
         else:
@@ -264,7 +281,7 @@ class HedgeRecoveryMixin:
                               profit_target=None if pt is None or pd.isna(pt) else float(pt))
             self.journal.loan(self.hedge_id, loan_row(ctx, "recovered", ts, first_price=self.loan_origin[1],
                                                       started_at=self.loan_origin[0]))
-        self.driver = HedgeDriver(ctx, self.params, {v: self.adapter for v in self.spec.leg_venues}, hooks=self._hooks())
+        self.driver = HedgeDriver(ctx, self.params, self._driver_adapters(), hooks=self._hooks())
         self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
         report = rep.as_dict()
         if per_venue is not None:

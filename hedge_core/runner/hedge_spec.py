@@ -52,6 +52,9 @@ class HedgeSpec(BaseModel):
     # paper: per-venue settings of the paper venues ({venue: {field: value}}), fields among PAPER_VENUE_FIELDS
     # (fees as fractions, slippage and impact in bps); unnamed fields keep PaperConfig's defaults
     paper_venues: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # "perp_perp": the first leg is a PERP on ``venue`` too (two perp legs of ``perp_symbol``, docs/cross-venue.md);
+    # ``balances['spot']`` then funds the FUTURES wallet on ``venue``. Paper replay only.
+    legs: Literal["spot_perp", "perp_perp"] = "spot_perp"
     spot_symbol: str = "BTC/USDT"
     perp_symbol: str = "BTC/USDT:USDT"
     feed: Literal["replay", "ticker", "bars"] = "replay"
@@ -119,7 +122,19 @@ class HedgeSpec(BaseModel):
                 if not (math.isfinite(x) and 0.0 <= x <= hi):
                     raise ValueError(f"paper_venues.{v}.{k}={x!r}: expected a number in [0, {hi:g}]"
                                      + (" basis points" if k.endswith("_bps") else " (fraction of notional)"))
+        if self.legs == "perp_perp":
+            if not self.perp_venue or self.perp_venue in (self.venue, "best"):
+                raise ValueError(f"legs='perp_perp' with perp_venue={self.perp_venue!r}: expected a second venue other "
+                                 f"than venue={self.venue!r} (a perp on each; 'best' is chosen for a spot first leg only)")
+            if self.mode != "paper" or self.feed != "replay":
+                raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected mode 'paper' "
+                                 "and feed 'replay' (two perp legs on live data or live venues are not built)")
         return self
+
+    @property
+    def perp_pair(self) -> bool:
+        """True when both legs are perps (``legs = "perp_perp"``)."""
+        return self.legs == "perp_perp"
 
     @property
     def leg_venues(self) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from hedge_core.runner.roll_watch import roll_status
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.runner.clock import replay_progress
 from hedge_core.runner.held import held_sentence
+from hedge_core.types import MarketKind
 
 if TYPE_CHECKING:
     from hedge_core.engine.driver import HedgeDriver
@@ -67,7 +68,7 @@ class HedgeStatusMixin:
             return
         rows = [{"venue": lg.venue, "symbol": lg.symbol, "qty": lg.qty, "entry_price": lg.avg_entry,
                  "mark_price": None if math.isnan(px) else px, "unrealized_pnl": lg.unrealized, "liquidation_price": None,
-                 "leverage": c.leverage if lg.name == "perp" else 1.0}
+                 "leverage": c.leverage if lg.name == "perp" or lg.kind is MarketKind.PERP else 1.0}
                 for lg, px in ((c.spot, c.spot_price), (c.perp, c.mark_price))]
         if c.roll_leg is not None:  # a calendar roll under way: the contract the leg moves to
             r = c.roll_leg
@@ -96,7 +97,7 @@ class HedgeStatusMixin:
         if c is not None:
             out.update({"state": str(c.state), "spot_qty": c.spot.qty, "perp_qty": c.perp.qty,
                         "hedge_ratio": None if math.isnan(c.hedge_ratio) else c.hedge_ratio, "pnl": c.pnl,
-                        "funding": c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
+                        "funding": c.spot.funding + c.perp.funding, "last_ts": str(c.last_ts), "pending_orders": len(c.pending),
                         "kill_latched": c.kill_latched})
             out.update(roll_status(c))  # which contract the hedge leg is on; a calendar roll under way
             out.update(self._panel_fields(c))

@@ -35,7 +35,7 @@ from hedge_core.engine.ledger import QTY_EPS, apply_funding, book_fill, slippage
 from hedge_core.engine.states import State
 from hedge_core.errors import OrderNotFound
 from hedge_core.runner.journal import FINAL_ORDER_STATUSES, Journal
-from hedge_core.types import Fill, Order, OrderStatus, Side
+from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 
 __all__ = ["ReconcileReport", "rebuild_context", "reconcile_orders", "recovery_state", "seq_of"]
 
@@ -201,8 +201,14 @@ def rebuild_context(ctx0: HedgeContext, fills: pd.DataFrame, funding: pd.DataFra
             trades.append(str(r.trade_id))
             first_ts = first_ts or pd.Timestamp(r.ts)
     if len(funding):
-        for amt in funding["amount"]:
-            perp = apply_funding(perp, float(amt))
+        # two perp legs: a row journaled under the first leg's venue is that leg's funding
+        first = spot.kind is MarketKind.PERP and "venue" in funding
+        venues = funding["venue"] if first else [None] * len(funding)
+        for amt, venue in zip(funding["amount"], venues):
+            if first and venue == spot.venue:
+                spot = apply_funding(spot, float(amt))
+            else:
+                perp = apply_funding(perp, float(amt))
     coids = list(coids)
     seqs = [s for s in (seq_of(c) for c in coids) if s is not None]
     sp, pp = float(prices.get("spot", math.nan)), float(prices.get("perp", math.nan))

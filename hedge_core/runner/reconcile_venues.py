@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hedge_core.exchange.routed import RoutedAdapter
+from hedge_core.exchange.routed_pair import PerpPairAdapter
 from hedge_core.runner.journal import Journal
 from hedge_core.runner.reconcile import ReconcileReport, reconcile_orders
 
@@ -52,14 +53,16 @@ class VenueReconcile:
                 "finalised": self.finalised, "fills_added": self.fills_added, "holding": self.holding}
 
 
-async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAdapter, *, spot_symbol: str,
+async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAdapter | PerpPairAdapter, *,
+                              spot_symbol: str,
                               perp_symbol: str) -> tuple[ReconcileReport, dict[str, VenueReconcile]]:
     """Reconcile ``hedge_id``'s journal with both venues; the overall report and one per venue.
 
     Parameters
     ----------
-    adapter : RoutedAdapter
-        The hedge's two venues (spot leg, perp leg).
+    adapter : RoutedAdapter or PerpPairAdapter
+        The hedge's two venues (spot leg, perp leg; or two perp legs: the first venue's holding is its
+        signed position).
     spot_symbol, perp_symbol : str
         The legs' ccxt unified symbols (``BTC/USDT``, ``BTC/USDT:USDT``).
 
@@ -91,9 +94,15 @@ async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAd
         else:
             venue = venue_of_coid(tid.rsplit(":", 1)[0])
         out[venue].fills_added.append(tid)
-    base = spot_symbol.split("/", 1)[0]
-    bal = (await adapter.fetch_balance("spot")).get(base)
-    out[adapter.spot_venue].holding = float(bal.total) if bal is not None else 0.0
+    first_positions = getattr(adapter, "first_positions", None)
+    if callable(first_positions):  # two perp legs (exchange.routed_pair): the first venue's signed position
+        out[adapter.spot_venue].leg = "first perp"
+        out[adapter.spot_venue].holding = float(sum(p.qty for p in await first_positions([perp_symbol])
+                                                    if p.symbol == perp_symbol))
+    else:
+        base = spot_symbol.split("/", 1)[0]
+        bal = (await adapter.fetch_balance("spot")).get(base)
+        out[adapter.spot_venue].holding = float(bal.total) if bal is not None else 0.0
     positions = {p.symbol: p.qty for p in await adapter.fetch_positions([perp_symbol])}
     out[adapter.perp_venue].holding = float(positions.get(perp_symbol, 0.0))
     rep.venue_positions = positions

@@ -284,6 +284,9 @@ class Supervisor:
                 check_legs(spec.venue, allowed[0])  # the spot venue must be the set's
         elif callable(check_legs):
             check_legs(*spec.leg_venues)
+        legs = getattr(params, "legs", None)  # xcarry: a perp pair's set runs as a perp pair, and only so
+        if legs is not None and legs != spec.legs:
+            raise InvalidInput("legs", spec.legs, f"the set's legs {legs!r}")
         choice = spec.perp_venue_choice
         if choice and "perp_taker_fee" in type(params).model_fields:  # the chosen venue's fee, not the set's
             params = params.model_copy(update={"perp_venue": spec.perp_venue, "perp_taker_fee": float(choice["taker_fee"])})
@@ -309,6 +312,8 @@ class Supervisor:
         from hedge_core.exchange.factory import make_adapter
 
         if spec.mode == "paper":
+            if spec.perp_pair:  # a perp on each venue, routed by leg (exchange.routed_pair)
+                return self._paper_pair(spec)
             if spec.perp_venue and spec.perp_venue != spec.venue:  # legs on two venues (docs/cross-venue.md)
                 from hedge_core.exchange.routed_paper import RoutedPaper, venue_state_path
 
@@ -321,6 +326,27 @@ class Supervisor:
 
             return self._register_secrets(routed_live(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
+
+    def _paper_pair(self, spec: HedgeSpec) -> Any:
+        """Two paper PERP venues: ``balances['spot']`` funds the first venue's futures wallet,
+        ``balances['perp']`` the second's; the first venue settles its own stored funding series.
+
+        Raises InvalidInput naming the first venue when the store has no funding of it."""
+        from hedge_core.exchange.routed_pair import PerpPairPaper
+        from hedge_core.exchange.routed_paper import venue_state_path
+
+        a, b = spec.leg_venues
+        try:
+            fund = self.store.read_funding(a, spec.perp_symbol)
+        except LookupError:
+            fund = None
+        if fund is None or not len(fund):
+            raise InvalidInput("funding", f"{a} {spec.perp_symbol}", "the first perp venue's funding series in the "
+                               "store (hedge data import crossvenue_funding_*.csv)")
+        papers = [self._paper(spec, v, {"perp": spec.balances.get(k, {})}, venue_state_path(self.home / "paper",
+                                                                                              spec.hedge_id, v))
+                  for v, k in ((a, "spot"), (b, "perp"))]
+        return PerpPairPaper(papers[0], papers[1], first_funding=fund)
 
     def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path | None) -> Any:
         from hedge_core.data.instruments import pair_instruments, venue_instruments

@@ -73,6 +73,9 @@ def _one_venue(params: CrossCarryParams, market: Market | Timeline,
                config: CrossVenueConfig) -> tuple[BacktestConfig, CostModel]:
     if not isinstance(params, CrossCarryParams):
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams (strategy 'xcarry')")
+    if params.perp_perp:
+        raise FastPathUnsupported("legs='perp_perp': the hedge kernel holds a spot first leg and one perp leg "
+                                  "(two perp legs, each with its own funding and margin, run on the event path)")
     a, b = venue_papers(params, config)
     paper = two_venue_paper(a, b, market.spot_symbol)
     cfg = BacktestConfig(hedge_id=config.hedge_id, paper=paper, spot_usdt=config.spot_usdt,

@@ -34,6 +34,8 @@ def cross_venue_tearsheet(run: Any) -> go.Figure:
     fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=1.0, yshift=30,
                        xanchor="left", yanchor="bottom", align="left", showarrow=False, font={"size": 11})
     top = 90 + 16 * len(lines)
-    fig.update_layout(title_text=f"{fig.layout.title.text} — spot on {run.spot_venue}, perp on {run.perp_venue}",
-                      margin={"t": top})
+    pair = "first perp" in set(run.per_venue["leg"])  # two perp legs (backtest.xvenue_pair)
+    legs = (f"first perp on {run.spot_venue}, second perp on {run.perp_venue}" if pair
+            else f"spot on {run.spot_venue}, perp on {run.perp_venue}")
+    fig.update_layout(title_text=f"{fig.layout.title.text} — {legs}", margin={"t": top})
     return fig

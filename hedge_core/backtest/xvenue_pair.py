@@ -1,0 +1,137 @@
+"""The cross-venue backtest with TWO PERP legs (``CrossCarryParams.legs = "perp_perp"``).
+
+Venue A (``params.spot_venue``: the first leg's venue) and venue B (``params.perp_venue``) are both paper
+PERP venues: each gets the perp and mark bars (the same prices: in the shared data only Binance has price
+bars, so both legs trade at Binance's perp and mark, the stated assumption), each its own futures wallet,
+perp fee, margin and liquidation, and each settles its OWN funding series (``md.crossvenue_funding()``)
+at its own interval. The engine hears A's settlements on its first leg (``FundingSettled(leg="spot")``)
+and B's on the second; the market update carries A's mark and last rate (``spot_mark``,
+``spot_funding_rate``). The first venue's funding travels with the market as ``meta['first_funding']``
+(:func:`pair_market`) and is aligned to the replay's instants by building the same timeline over it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from hedge_core.backtest.timeline import Market, Timeline, timeline_of
+from hedge_core.engine.driver import HedgeDriver
+from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
+from hedge_core.errors import InvalidInput
+from hedge_core.exchange.paper.core import PaperCore
+from hedge_core.types import Bar, FundingEvent, MarketKind
+
+__all__ = ["PAIR_PRICE_ASSUMPTION", "first_leg_timeline", "pair_market", "replay_pair"]
+
+PAIR_PRICE_ASSUMPTION = ("prices of both perp legs (perp, mark) are {prices}'s perp and mark bars: the only venue with "
+                         "price bars in the data; each perp venue's own funding rates and settlement interval are used "
+                         "({first} on the first leg, {perp} on the second). Basis between venues, venue-specific "
+                         "slippage and moving collateral between venues are not modelled.")
+
+
+def pair_market(prices: Market, first_funding: pd.DataFrame, second_funding: pd.DataFrame, *, first_venue: str,
+                perp_venue: str) -> Market:
+    """``prices``' bars with the SECOND venue's funding as the market's funding and the FIRST venue's in
+    ``meta['first_funding']`` (frames indexed by settlement time: ``funding_rate``, ``interval_hours``)."""
+    meta = {**prices.meta, "prices_from": prices.venue, "funding_from": perp_venue, "first_funding_from": first_venue,
+            "first_funding": first_funding,
+            "notes": (PAIR_PRICE_ASSUMPTION.format(prices=prices.venue, first=first_venue, perp=perp_venue),)}
+    return Market(prices.venue, prices.spot_symbol, prices.perp_symbol, prices.timeframe, prices.spot, prices.perp,
+                  prices.mark, second_funding, meta)
+
+
+def first_leg_timeline(market: Market | Timeline, tl: Timeline, *, start: object | None, end: object | None,
+                       warmup: pd.Timedelta, spec: object) -> Timeline:
+    """The replay timeline over the FIRST venue's funding (``market.meta['first_funding']``), on the same
+    instants as ``tl`` (its ``fund_rate``, ``fund_hours``, ``last_rate``, ``interval_hours`` are A's).
+
+    Raises
+    ------
+    InvalidInput
+        ``market`` is a prebuilt Timeline or has no ``first_funding``; or A's settlement times add instants
+        the second venue's timeline does not have.
+    """
+    meta = market.meta if isinstance(market, Market) else {}
+    fund = meta.get("first_funding")
+    if not isinstance(market, Market) or fund is None:
+        raise InvalidInput("market", type(market).__name__, "a Market carrying the first venue's funding in "
+                           "meta['first_funding'] (backtest.xvenue.cross_venue_market(..., first_venue=...))")
+    ta = timeline_of(replace(market, funding=fund), start=start, end=end,
+                     warmup=warmup, spec=spec)
+    if ta.n != tl.n or not np.array_equal(ta.ts, tl.ts):
+        extra = ta.index.difference(tl.index)[:3].tolist()
+        raise InvalidInput("first_funding", extra, "settlement times on the replay's instants (bar ends or the "
+                           "second venue's settlements)")
+    return ta
+
+
+def report_first_leg_liquidations(driver: HedgeDriver, core: PaperCore, start: int, reported: set[str]) -> None:
+    """The first venue's liquidation fills since ``core.fills[start]``, booked on the FIRST leg (the engine
+    never sent those orders: their ids are registered first)."""
+    for f in core.fills[start:]:
+        if not f.client_order_id.startswith("liq-") or f.trade_id in reported or f.symbol != driver.ctx.spot.symbol:
+            continue
+        reported.add(f.trade_id)
+        driver.ctx = replace(driver.ctx, known_orders=driver.ctx.known_orders | {f.client_order_id})
+        driver.feed_now(FillEvent(f, "spot"))
+
+
+def replay_pair(driver: HedgeDriver, tl: Timeline, ta: Timeline, ca: PaperCore,
+                cb: PaperCore) -> tuple[np.ndarray, list[str]]:
+    """The replay loop of :mod:`hedge_core.backtest.xvenue` with a perp on each venue: perp and mark bars to
+    both, A's funding (``ta``) on the first leg, B's (``tl``) on the second. Rows as ``xvenue._replay``."""
+    from hedge_core.backtest.event import _report_liquidations
+
+    va, vb = ca.config.venue, cb.config.venue
+    sym, tf = tl.perp_symbol, tl.timeframe
+    bar = pd.Timedelta(tf)
+    index, names = tl.index, tl.input_names
+    rows: list[tuple[float, ...]] = []
+    states: list[str] = []
+    rep_a: set[str] = set()
+    rep_b: set[str] = set()
+    for i in range(tl.n):
+        t = index[i]
+        label = t - bar
+        na, nb = len(ca.fills), len(cb.fills)
+        if tl.has_perp[i]:
+            o, h, lo, cl, v = tl.perp_bar[i].tolist()
+            ca.apply(Bar(label, va, sym, MarketKind.PERP, o, h, lo, cl, v, tf))
+            cb.apply(Bar(label, vb, sym, MarketKind.PERP, o, h, lo, cl, v, tf))
+        if tl.has_mark[i]:
+            o, h, lo, cl, _v = tl.mark_bar[i].tolist()
+            ca.apply(Bar(label, va, sym, MarketKind.MARK, o, h, lo, cl, 0.0, tf))
+            cb.apply(Bar(label, vb, sym, MarketKind.MARK, o, h, lo, cl, 0.0, tf))
+        if ca.liquidations:  # each venue's liquidation fills, booked on its leg before the engine acts
+            report_first_leg_liquidations(driver, ca, na, rep_a)
+        if cb.liquidations:
+            _report_liquidations(driver, cb, nb, rep_b)
+        mk = float(tl.mark[i]) if not math.isnan(tl.mark[i]) else float(tl.perp[i])
+        if tl.priced[i]:
+            an = MappingProxyType({k: float(x) for k, x in zip(names, tl.inputs[i].tolist()) if not math.isnan(x)})
+            px = float(tl.perp[i])
+            driver.feed_now(MarketUpdate(ts=t, spot=px, perp=px, mark=float(tl.mark[i]), spot_volume=float(tl.perp_vol[i]),
+                                         perp_volume=float(tl.perp_vol[i]), funding_rate=float(tl.last_rate[i]),
+                                         next_funding_ts=pd.Timestamp(int(tl.next_fund_ns[i]), tz="UTC"),
+                                         funding_interval_hours=tl.interval_hours, analytics=an,
+                                         spot_mark=float(tl.mark[i]), spot_funding_rate=float(ta.last_rate[i]),
+                                         spot_funding_interval_hours=ta.interval_hours))
+        for core, tline, venue, leg in ((ca, ta, va, "spot"), (cb, tl, vb, "perp")):
+            rate = float(tline.fund_rate[i])
+            if not math.isnan(rate):
+                hours = float(tline.fund_hours[i])
+                core.apply(FundingEvent(t, venue, sym, rate, hours))  # each venue settles at ITS interval
+                if not math.isnan(mk):
+                    driver.feed_now(FundingSettled(t, rate, mk, interval_hours=hours, leg=leg))
+        c = driver.ctx
+        s, p = c.spot, c.perp
+        rows.append((s.realized + s.unrealized, p.realized + p.unrealized, p.funding + s.funding, p.fees + s.fees,
+                     p.slippage + s.slippage, p.interest + s.interest, c.pnl, c.delta, c.hedge_ratio, s.qty, p.qty,
+                     c.spot_price, c.perp_price, c.mark_price))
+        states.append(str(c.state))
+    return np.array(rows, dtype=float).reshape(tl.n, 14), states

@@ -1,0 +1,294 @@
+"""Two PERP legs of ONE symbol on two venues behind one adapter: routed by LEG, not by symbol.
+
+:class:`~hedge_core.exchange.routed.RoutedAdapter` routes on the symbol (spot symbol -> venue A, perp
+symbol -> venue B). With a perp on each venue both legs trade ``BTC/USDT:USDT``, so the symbol says
+nothing. :class:`PerpPairAdapter` routes each ORDER call by the leg its client order id names
+(:func:`hedge_core.types.client_order_id`: ``h`` + the leg's first letter, ``s`` for the first leg and
+``p`` for the second): the first leg's orders go to venue A, the second's to venue B, and an order whose
+outcome is unknown is looked up at its own venue only. Everything that is not an order:
+
+- wallets by account: ``fetch_balance("spot")`` is the FIRST venue's futures wallet (the first leg's
+  margin), ``fetch_balance("perp")`` the second's;
+- leverage, margin mode and position mode are set on BOTH venues (the engine gives both legs one leverage);
+- positions, tickers, order books, funding rates and payments, trade records and brackets are the SECOND venue's (the
+  leg the engine polls for liquidations); the first venue's are :attr:`first`'s (``first_positions``);
+- ``load_markets`` is the second venue's; :meth:`leg_instruments` gives each leg its own venue's instrument.
+
+Money never moves between the venues (:meth:`transfer` refuses, like ``RoutedAdapter``).
+:class:`PerpPairPaper` is the runner's two paper venues (a state file each) with the first venue's own
+funding series (see there).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.errors import InvalidInput, OrderNotFound
+from hedge_core.exchange.base import ExchangeAdapter
+from hedge_core.exchange.paper import PaperExchange
+from hedge_core.exchange.paper.core import PaperCore
+from hedge_core.types import (
+    Balance,
+    Bar,
+    Fill,
+    FundingEvent,
+    FundingPayment,
+    FundingRate,
+    Instrument,
+    MarginMode,
+    MarketKind,
+    Order,
+    OrderRequest,
+    Position,
+    PositionMode,
+    Ticker,
+    TradingMode,
+)
+
+__all__ = ["PerpPairAdapter", "PerpPairPaper", "leg_of_client_order_id"]
+
+
+def leg_of_client_order_id(client_order_id: str) -> str | None:
+    """``"spot"`` (the first leg) or ``"perp"`` (the second) from an engine client order id
+    (``h<leg letter><seq><attempt>-<digest>``); None for any other id (e.g. a venue liquidation)."""
+    if len(client_order_id) > 2 and client_order_id[0] == "h" and "-" in client_order_id:
+        return {"s": "spot", "p": "perp"}.get(client_order_id[1])
+    return None
+
+
+class PerpPairAdapter:
+    """A perp on venue A (the first leg) and a perp on venue B (the second), routed by leg.
+
+    Raises
+    ------
+    InvalidInput
+        Both adapters name the same venue, or their trading modes differ.
+    """
+
+    perp_pair = True  # read by exchange.costs.of_adapter: the first leg's fee is A's PERP fee
+
+    def __init__(self, first: ExchangeAdapter, second: ExchangeAdapter) -> None:
+        if first.venue == second.venue:
+            raise InvalidInput("venues", (first.venue, second.venue), "two different venues for two perp legs")
+        if first.mode != second.mode:
+            raise InvalidInput("mode", (str(first.mode), str(second.mode)), "the same trading mode on both venues")
+        self.first = first
+        self.second = second
+        self.spot_venue: str = first.venue  # the first leg's venue (the spec's ``venue``)
+        self.perp_venue: str = second.venue
+        self.venue = f"{first.venue}+{second.venue}"
+        self.mode: TradingMode = first.mode
+
+    # ---- routing ----------------------------------------------------------------------------------
+    def adapter_for_order(self, client_order_id: str | None) -> ExchangeAdapter:
+        """Venue A for the first leg's ids, venue B for the second's (and any id the engine did not make)."""
+        return self.first if client_order_id and leg_of_client_order_id(client_order_id) == "spot" else self.second
+
+    def venue_of(self, symbol: str) -> str:
+        """The second venue: a symbol alone cannot tell the legs apart (orders route by client order id)."""
+        return self.perp_venue
+
+    def leg_adapters(self) -> tuple[ExchangeAdapter, ExchangeAdapter]:
+        return self.first, self.second
+
+    def by_venue(self) -> dict[str, ExchangeAdapter]:
+        return {self.spot_venue: self.first, self.perp_venue: self.second}
+
+    @property
+    def answers_carry_fills(self) -> bool:
+        return bool(getattr(self.first, "answers_carry_fills", False)) and bool(
+            getattr(self.second, "answers_carry_fills", False))
+
+    @property
+    def outcome_window_s(self) -> float:
+        return max(float(getattr(self.first, "outcome_window_s", 0.0) or 0.0),
+                   float(getattr(self.second, "outcome_window_s", 0.0) or 0.0))
+
+    @property
+    def offers_position_mode(self) -> bool:
+        return bool(getattr(self.first, "offers_position_mode", True)) and bool(
+            getattr(self.second, "offers_position_mode", True))
+
+    @property
+    def offers_brackets(self) -> bool:
+        return bool(getattr(self.second, "offers_brackets", False))
+
+    async def leg_instruments(self, symbol: str) -> tuple[Instrument, Instrument]:
+        """(the first venue's ``symbol`` perp, the second venue's): each leg's instrument on its own venue."""
+        a, b = (await self.first.load_markets()).get(symbol), (await self.second.load_markets()).get(symbol)
+        if a is None or b is None or a.kind is not MarketKind.PERP or b.kind is not MarketKind.PERP:
+            raise InvalidInput("symbol", symbol, f"a perp market on both {self.spot_venue} and {self.perp_venue}")
+        return a, b
+
+    # ---- ExchangeAdapter ----------------------------------------------------------------------------
+    async def load_markets(self) -> dict[str, Instrument]:
+        return await self.second.load_markets()
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        return await self.second.fetch_ticker(symbol)
+
+    async def fetch_order_book(self, symbol: str, limit: int | None = None, *,
+                               amount: float | None = None) -> dict[str, list[list[float]]]:
+        """The SECOND venue's book of ``symbol`` (the first's: ``first.fetch_order_book``)."""
+        return await self.second.fetch_order_book(symbol, limit, amount=amount)  # type: ignore[attr-defined]
+
+    async def fetch_balance(self, account: str = "spot") -> dict[str, Balance]:
+        """``spot``: the FIRST venue's futures wallet (the first leg's margin); ``perp``: the second's."""
+        if account not in ("spot", "perp"):
+            raise InvalidInput("account", account, "'spot' (the first perp leg's venue) or 'perp'")
+        return await (self.first if account == "spot" else self.second).fetch_balance("perp")
+
+    async def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        """The SECOND venue's positions (the first's: :meth:`first_positions`)."""
+        return await self.second.fetch_positions(symbols)
+
+    async def first_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        return await self.first.fetch_positions(symbols)
+
+    async def create_order(self, request: OrderRequest) -> Order:
+        return await self.adapter_for_order(request.client_order_id).create_order(request)
+
+    async def cancel_order(self, symbol: str, *, order_id: str | None = None,
+                           client_order_id: str | None = None) -> Order:
+        return await self.adapter_for_order(client_order_id).cancel_order(symbol, order_id=order_id,
+                                                                          client_order_id=client_order_id)
+
+    async def fetch_order(self, symbol: str, *, order_id: str | None = None,
+                          client_order_id: str | None = None) -> Order:
+        if client_order_id is None and order_id is not None:  # a venue id alone: ask B, then A
+            try:
+                return await self.second.fetch_order(symbol, order_id=order_id)
+            except OrderNotFound:
+                return await self.first.fetch_order(symbol, order_id=order_id)
+        return await self.adapter_for_order(client_order_id).fetch_order(symbol, order_id=order_id,
+                                                                         client_order_id=client_order_id)
+
+    async def find_order(self, symbol: str, client_order_id: str, since: pd.Timestamp | None) -> Order | None:
+        find = getattr(self.adapter_for_order(client_order_id), "find_order", None)
+        return await find(symbol, client_order_id, since) if callable(find) else None
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        return list(await self.first.fetch_open_orders(symbol)) + list(await self.second.fetch_open_orders(symbol))
+
+    async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The SECOND venue's trade records (the leg whose liquidations the driver polls)."""
+        return await self.second.fetch_my_trades(symbol, since)
+
+    async def set_leverage(self, symbol: str, leverage: float) -> None:
+        """Both venues (each leg's position is margined at the hedge's one leverage)."""
+        await self.first.set_leverage(symbol, leverage)
+        await self.second.set_leverage(symbol, leverage)
+
+    async def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        await self.first.set_margin_mode(symbol, mode)
+        await self.second.set_margin_mode(symbol, mode)
+
+    async def set_position_mode(self, mode: PositionMode) -> None:
+        await self.first.set_position_mode(mode)
+        await self.second.set_position_mode(mode)
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        return await self.second.fetch_funding_rate(symbol)
+
+    async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
+                                         limit: int | None = None) -> list[FundingRate]:
+        return await self.second.fetch_funding_rate_history(symbol, since, limit)
+
+    async def fetch_funding_payments(self, symbol: str | None = None,
+                                     since: pd.Timestamp | None = None) -> list[FundingPayment]:
+        return await self.second.fetch_funding_payments(symbol, since)
+
+    async def fetch_brackets(self, symbol: str) -> Any:
+        return await self.second.fetch_brackets(symbol)  # type: ignore[attr-defined]
+
+    async def transfer(self, currency: str, amount: float, from_account: str, to_account: str) -> dict[str, Any]:
+        """Refused, always: the legs' wallets are on two venues (only an operator moves money between them)."""
+        raise InvalidInput("transfer", f"{amount} {currency} {from_account}->{to_account}",
+                           f"no automatic transfer between venues ({self.spot_venue} and {self.perp_venue} futures "
+                           "wallets): move funds yourself at the venues")
+
+    async def close(self) -> None:
+        try:
+            await self.first.close()
+        finally:
+            await self.second.close()
+
+
+class PerpPairPaper(PerpPairAdapter):
+    """Two paper perp venues for the runner: a state file each (``<hedge id>@<venue>.json``), both fed the
+    replay's perp and mark bars (spot bars are not theirs), venue B the replay's funding and venue A ITS OWN
+    stored series (``first_funding``: rate per settlement time, fraction per ``interval_hours``), applied
+    at the replay's settlement instants where A has a rate there. A's settlements are kept in
+    :attr:`first_settled` until the runner books them on the first leg (:meth:`take_first_settled`)."""
+
+    first: PaperExchange
+    second: PaperExchange
+
+    def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None) -> None:
+        super().__init__(first, second)
+        ff = first_funding if first_funding is not None else pd.DataFrame(
+            {"funding_rate": []}, index=pd.DatetimeIndex([], tz="UTC"))
+        ff = ff[~ff.index.duplicated(keep="last")]
+        hours = ff["interval_hours"] if "interval_hours" in ff else pd.Series(8.0, index=ff.index)
+        self.first_funding = pd.DataFrame(
+            {"funding_rate": ff["funding_rate"].to_numpy(dtype="float64"),
+             "interval_hours": hours.astype("float64").fillna(8.0).to_numpy()},
+            index=pd.DatetimeIndex(pd.to_datetime(ff.index, utc=True)))
+        self.first_settled: list[FundingEvent] = []
+        self.first_last_rate = math.nan
+        self.first_interval_hours = 8.0
+        now = getattr(first.core, "now", None)
+        if now is not None:  # a restart: the last rate A settled before its state was saved
+            past = self.first_funding[self.first_funding.index <= pd.Timestamp(now)]
+            if len(past):
+                self.first_last_rate = float(past["funding_rate"].iloc[-1])
+                self.first_interval_hours = float(past["interval_hours"].iloc[-1])
+
+    @property
+    def core(self) -> PaperCore:
+        return self.second.core
+
+    @property
+    def state_path(self) -> Path | None:
+        return self.second.state_path
+
+    @property
+    def save_on_apply(self) -> bool:
+        return self.first.save_on_apply and self.second.save_on_apply
+
+    @save_on_apply.setter
+    def save_on_apply(self, value: bool) -> None:
+        self.first.save_on_apply = self.second.save_on_apply = bool(value)
+
+    def save(self, path: Any = None) -> None:
+        self.first.save()
+        self.second.save()
+
+    async def apply(self, event: Bar | FundingEvent) -> None:
+        """Perp and mark bars to both venues (each under its own name); a funding settlement to B, and A's
+        own rate at that instant (if its series has one) to A."""
+        if isinstance(event, Bar):
+            if event.kind is MarketKind.SPOT:
+                return
+            for ad in (self.first, self.second):
+                await ad.apply(Bar(event.ts, ad.venue, event.symbol, event.kind, event.open, event.high, event.low,
+                                   event.close, event.volume, event.timeframe))
+            return
+        await self.second.apply(FundingEvent(event.ts, self.second.venue, event.symbol, event.rate,
+                                             event.interval_hours))
+        ts = pd.Timestamp(event.ts)
+        if ts in self.first_funding.index:
+            ev = FundingEvent(ts, self.first.venue, event.symbol, float(self.first_funding.at[ts, "funding_rate"]),
+                              float(self.first_funding.at[ts, "interval_hours"]))
+            await self.first.apply(ev)
+            self.first_settled.append(ev)
+            self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
+
+    def take_first_settled(self) -> list[FundingEvent]:
+        """A's settlements applied since the last call (the runner books each on the first leg)."""
+        out, self.first_settled = self.first_settled, []
+        return out

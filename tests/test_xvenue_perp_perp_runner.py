@@ -1,0 +1,145 @@
+"""A paper hedge of TWO PERP legs of one symbol on two venues (first leg: perp on paper "bybit", second:
+perp on paper "okx", both BTC/USDT:USDT) run by a real runner process, SIGKILLed after the first leg's fill
+was journaled (or after the second leg's order was sent), restarted, and checked against EACH venue's own
+persisted state: orders route by LEG (the symbol cannot tell the legs apart), every venue order is ours and
+journaled under that venue, its fills are booked under it, each leg sits on its own venue only, the pair is
+delta-neutral, and the recovery reported each venue separately.
+
+Data: the demo market's prices; okx (the second venue) settles the replayed data venue's funding (as any
+runner replay's perp venue does), bybit settles its OWN series written into the store here (0.00001 per 8h,
+lower than the demo's): the set goes long bybit, short okx.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.support.runner_env import DEMO_START, Env, journal, make_env, wait_for
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]  # a real runner process
+
+PERP = "BTC/USDT:USDT"
+HID = "pp1"
+EXIT_OFF = {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+            "funding_unfavourable_intervals": None}
+
+
+def make_pair_env(tmp_path) -> Env:
+    from hedge_core.params import store as param_store
+    from hedge_core.params.xcarry import CrossCarryParams
+    from hedge_core.store import Store
+
+    env = make_env(tmp_path)
+    with Store(env.db) as st:
+        ts = pd.date_range(pd.Timestamp("2024-01-01T00:00Z"), periods=30, freq="8h")
+        st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
+    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", notional=1000.0,
+                         min_funding_rate=0.0, min_net_carry=-1.0, exit=EXIT_OFF,
+                         guards={"funding_cost_apr_limit": None})  # the demo's funding swings negative: stay in
+    param_store.export(p, "pp-test", created_from="test", root=env.params, db=env.db, kpis={"sharpe": 1.0})
+    return env
+
+
+def start(env: Env, p, **kw) -> None:
+    env.client(p).start("pp-test", mode="paper", start=DEMO_START, speed=36_000, recovery="resume", hedge_id=HID,
+                        venue="bybit", perp_venue="okx", legs="perp_perp", **kw)
+
+
+def venue_state(env: Env, venue: str):
+    from hedge_core.exchange.paper import PaperExchange
+    from hedge_core.exchange.routed_paper import venue_state_path
+
+    return PaperExchange.load(venue_state_path(env.home / "paper", HID, venue)).core
+
+
+def check_pair(env: Env) -> None:
+    a, b = venue_state(env, "bybit"), venue_state(env, "okx")
+    orders, fills = journal(env, "orders", HID), journal(env, "fills", HID)
+    # routed by leg: the first leg's orders (client ids "hs...") on bybit only, the second's ("hp...") on okx
+    assert a.orders and all(o.cid.startswith("hs") for o in a.orders.values())
+    assert b.orders and all(o.cid.startswith("hp") for o in b.orders.values() if not o.cid.startswith("liq-"))
+    for core, venue in ((a, "bybit"), (b, "okx")):
+        for o in core.orders.values():
+            row = orders.loc[orders["client_order_id"] == o.cid]
+            assert len(row) == 1 and row["venue"].iloc[0] == venue, (venue, o.cid)
+            assert row["symbol"].iloc[0] == PERP
+            assert row["filled"].iloc[0] == pytest.approx(o.filled, abs=1e-12)
+            booked = fills.loc[fills["client_order_id"] == o.cid]
+            assert booked["qty"].sum() == pytest.approx(o.filled, abs=1e-12)
+            assert set(booked["venue"]) <= {venue}
+    # the first leg opened once on bybit (long: its funding is the lower), hedged short on okx
+    assert len([o for o in a.orders.values() if str(o.side) == "buy" and o.filled > 0]) == 1
+    qa = sum(p.qty for p in a.positions.values() if p.symbol == PERP)
+    qb = sum(p.qty for p in b.positions.values() if p.symbol == PERP)
+    inst = b.instruments[PERP]
+    assert qa > 0 > qb and abs(qa + qb) < inst.lot_size + 1e-12
+    # no spot wallet anywhere, no money moved between venues
+    assert not a.spot.get("BTC") and not b.spot.get("BTC") and not a.spot.get("USDT") and not b.spot.get("USDT")
+
+
+@pytest.mark.parametrize("kill_at", ["fill_journaled:spot:entry", "order_sent:perp:hedge"])
+def test_perp_pair_paper_hedge_killed_and_recovered(tmp_path, kill_at):
+    env = make_pair_env(tmp_path)
+    try:
+        p = env.start_runner({"HEDGE_RUNNER_KILL_AT": kill_at})
+        start(env, p)
+        assert p.wait(60) == -9, "the runner should have SIGKILLed itself at the kill point"
+        p2 = env.start_runner()
+        c = env.client(p2)
+
+        def done() -> dict | None:
+            h = c.hedge(HID)
+            return h if h.get("state") == "MONITORING_POSITIONS" and not h.get("pending_orders") else None
+        h = wait_for(done, timeout=60, what="hedge MONITORING_POSITIONS")
+        assert h["spot_qty"] == pytest.approx(-h["perp_qty"], abs=0.001) and h["spot_qty"] > 0
+        # two more settlements on each venue (16:00, 00:00) while held
+        wait_for(lambda: pd.Timestamp(c.hedge(HID)["clock_now"]) >= pd.Timestamp("2024-01-02T01:00Z"), timeout=60,
+                 what="the replay past the 00:00 settlement")
+        c.shutdown()
+        p2.wait(30)
+        check_pair(env)
+        # funding journaled per venue: each venue's own payments, the first leg's at bybit's own rate
+        fj = journal(env, "funding_payments", HID)
+        for venue in ("bybit", "okx"):
+            paid = {pd.Timestamp(f.ts): f.amount for f in venue_state(env, venue).funding_payments if f.position_qty}
+            rows = fj.loc[fj["venue"] == venue]
+            assert len(rows) >= 2 and set(pd.to_datetime(rows["ts"], utc=True)) == set(paid)
+            for r in rows.itertuples():
+                assert r.amount == pytest.approx(paid[pd.Timestamp(r.ts)], rel=1e-9)
+        a_rows = fj.loc[fj["venue"] == "bybit"]
+        assert (a_rows["rate"] == 0.00001).all() and (a_rows["position_qty"] > 0).all()
+        for r in a_rows.itertuples():  # a long pays: -qty x mark x rate, by hand
+            assert r.amount == pytest.approx(-r.position_qty * r.mark_price * 0.00001, rel=1e-9)
+        tr = journal(env, "transitions", HID)
+        rec = tr.loc[tr["trigger_name"] == "RECOVERY", "reason"].iloc[0]
+        assert "'venues'" in rec and "'bybit'" in rec and "'okx'" in rec and "first perp" in rec
+        entry = tr.loc[tr["trigger_name"] == "ENTRY_SIGNAL", "reason"].iloc[0]
+        assert entry.startswith("long bybit perp, short okx perp")
+        runs = env.store().read_table("hedge_runs", hedge_id=HID)
+        assert runs["spot_venue"].iloc[0] == "bybit" and runs["perp_venue"].iloc[0] == "okx"
+        assert runs["spot_symbol"].iloc[0] == PERP
+    finally:
+        env.cleanup()
+
+
+def test_perp_pair_spec_refusals_name_the_field(tmp_path):
+    from hedge_core.runner.hedge_spec import HedgeSpec
+
+    with pytest.raises(ValueError, match="legs='perp_perp'.*second venue"):
+        HedgeSpec(hedge_id="x", venue="bybit", legs="perp_perp")
+    with pytest.raises(ValueError, match="mode 'paper' and feed 'replay'"):
+        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="live", feed="ticker")
+    env = make_pair_env(tmp_path)
+    try:
+        p = env.start_runner()
+        c = env.client(p)
+        from hedge_core.errors import InvalidInput
+
+        with pytest.raises(InvalidInput, match="legs"):  # a perp pair's set runs as a perp pair only
+            c.start("pp-test", mode="paper", start=DEMO_START, hedge_id="x3", venue="bybit", perp_venue="okx")
+        with pytest.raises(InvalidInput, match="kraken BTC/USDT:USDT"):  # no funding of the first venue stored
+            c.start("carry-test", mode="paper", start=DEMO_START, hedge_id="x4", venue="kraken", perp_venue="okx",
+                    legs="perp_perp")
+    finally:
+        env.cleanup()
