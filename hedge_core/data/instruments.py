@@ -207,16 +207,23 @@ def resolve_instruments(symbols: Sequence[str], venue: str, store: Store | None 
     return tuple(out)
 
 
+def _fallback_venue(venue: str) -> str | None:
+    """``'binance'`` for a venue without snapshot rows of its own (a data venue such as ``demo``), else None:
+    a venue the snapshot covers (Binance, Bybit, OKX) never borrows another venue's lot or contract size."""
+    return None if snapshot_instruments(venue) else "binance"
+
+
 def pair_instruments(spot_symbol: str, perp_symbol: str, venue: str, store: Store | None = None) -> tuple[Instrument, ...]:
-    """Spot and perp instruments of one hedge (store, else snapshot of ``venue``, else Binance's snapshot
-    figures relabelled with ``venue``): see :func:`resolve_instruments`."""
-    return resolve_instruments((spot_symbol, perp_symbol), venue, store, fallback_venue="binance")
+    """Spot and perp instruments of one hedge: the store, else the snapshot of ``venue``; a venue without
+    snapshot rows of its own (e.g. ``demo``) borrows Binance's figures relabelled with ``venue``. A symbol of
+    a snapshot venue (Binance, Bybit, OKX) found in neither is refused naming it: see :func:`resolve_instruments`."""
+    return resolve_instruments((spot_symbol, perp_symbol), venue, store, fallback_venue=_fallback_venue(venue))
 
 
 def venue_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
-    """The snapshot's instruments of ``venue``, completed with Binance's snapshot figures (relabelled with
-    ``venue``) for symbols the venue's rows lack: the default instrument set of a paper venue."""
+    """The default instrument set of a paper venue: the snapshot's instruments of ``venue``; for a venue
+    without snapshot rows of its own (e.g. ``demo``), Binance's relabelled with ``venue``."""
     own = snapshot_instruments(venue)
-    have = {i.symbol for i in own}
-    extra = tuple(_venue_of(i, venue) for i in snapshot_instruments("binance") if i.symbol not in have)
-    return own + extra
+    if own:
+        return own
+    return tuple(_venue_of(i, venue) for i in snapshot_instruments("binance"))
