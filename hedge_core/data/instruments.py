@@ -38,6 +38,7 @@ __all__ = [
     "brackets_from_rows",
     "brackets_to_rows",
     "instrument_from_row",
+    "instruments_on_venue",
     "instrument_to_row",
     "pair_instruments",
     "resolve_instruments",
@@ -227,3 +228,20 @@ def venue_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
     if own:
         return own
     return tuple(_venue_of(i, venue) for i in snapshot_instruments("binance"))
+
+
+def instruments_on_venue(instruments: Sequence[Instrument], from_venue: str, venue: str) -> tuple[Instrument, ...]:
+    """A paper config's ``instruments`` for ``from_venue`` carried to ``venue`` (a backtest of ``venue``'s market
+    given a config of another venue, e.g. the default ``PaperConfig()`` on an OKX market).
+
+    A row that is ``from_venue``'s committed default (:func:`venue_instruments`) becomes ``venue``'s default of the
+    same symbol, with that venue's own tick, lot, contract size and table (an OKX XRP perp trades whole lots of
+    10 XRP, not Binance's 0.1); any other row (the store's, or one given explicitly) is kept, relabelled with
+    ``venue``, as is a symbol ``venue`` has no default for. Nothing changes when the venues are the same.
+    """
+    if from_venue == venue:
+        return tuple(instruments)
+    src = {i.symbol: i for i in venue_instruments(from_venue)}
+    dst = {i.symbol: i for i in venue_instruments(venue)}
+    return tuple(dst[i.symbol] if src.get(i.symbol) == i and i.symbol in dst else _venue_of(i, venue)
+                 for i in instruments)
