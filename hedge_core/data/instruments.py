@@ -44,6 +44,7 @@ __all__ = [
     "resolve_instruments",
     "snapshot",
     "snapshot_instruments",
+    "snapshot_markdown",
     "snapshot_read_at",
     "venue_instruments",
 ]
@@ -245,3 +246,36 @@ def instruments_on_venue(instruments: Sequence[Instrument], from_venue: str, ven
     dst = {i.symbol: i for i in venue_instruments(venue)}
     return tuple(dst[i.symbol] if src.get(i.symbol) == i and i.symbol in dst else _venue_of(i, venue)
                  for i in instruments)
+
+
+def _verified(text: str) -> str:
+    return "—" if not text else ("NOT VERIFIED" if "NOT VERIFIED" in text else "documented")
+
+
+def snapshot_markdown() -> str:
+    """The committed snapshot as markdown (``docs/reference/instruments.md``, by ``python -m hedge_core.reference``):
+    per venue, each symbol's limits, contract size, maximum leverage and table size, whether limits and table come
+    from a document or are NOT VERIFIED, then every row's sources verbatim."""
+    doc = json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    rows = doc["instruments"]
+    out = ["# Committed instruments snapshot", "",
+           f"`hedge_core/data/instruments_snapshot.json` (read_at {doc.get('read_at', '')}). Quantities in base units "
+           "(an OKX perp's lot and minimum are its contracts x ctVal), notional in USDT; tiers: rows of the maintenance "
+           "table (Binance, Bybit: continuous, cum from the recurrence; OKX: the whole position at its tier's rate, "
+           "every cum 0). \"NOT VERIFIED\": written offline, no public document found for that figure; refresh with "
+           "`hedge data instruments --venue <venue>`.", ""]
+    venues = list(dict.fromkeys(r["venue"] for r in rows))
+    for v in venues:
+        out += [f"## {v}", "", "| symbol | kind | tick | lot | min qty | min notional | contract size | max lev | tiers "
+                "| limits | table |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["venue"] == v):
+            out.append(f"| `{r['symbol']}` | {r['kind']} | {r['tick_size']:g} | {r['lot_size']:g} | {r['min_qty']:g} | "
+                       f"{r['min_notional']:g} | {r['contract_size']:g} | {r['max_leverage']:g} | {len(r['brackets'])} | "
+                       f"{_verified(r['source'])} | {_verified(r['brackets_source'])} |")
+        out.append("")
+    out += ["## Sources", ""]
+    for r in rows:
+        out.append(f"- **{r['venue']} `{r['symbol']}`**: {r['source']}")
+        if r["brackets_source"]:
+            out.append(f"  - table: {r['brackets_source']}")
+    return "\n".join(out) + "\n"
