@@ -178,3 +178,44 @@ def test_a_backtest_on_bybit_or_okx_runs_from_the_snapshot_alone_in_the_venues_l
         assert not whole(q, binance_lot).all()
     assert r.kpis["entries"] >= 1
     assert_fast_equals_event(p, m, BacktestConfig(), kpis=True)
+
+
+@pytest.mark.slow
+def test_hedge_backtest_on_a_store_of_okx_bars_without_instrument_rows_uses_okx_figures(tmp_path):
+    """`hedge backtest --venue okx --asset XRP` on a store holding the venue's bars and no instruments rows: the
+    snapshot's OKX rows serve (perp fills in 10-XRP lots); an asset the snapshot lacks for OKX is refused naming
+    it and the command that fills it."""
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from hedge_core.backtest.cli import app
+    from hedge_core.data.demo import AssetModel, DemoParams, generate_demo_market
+    from hedge_core.data.importers import write_series
+    from hedge_core.store import Store
+
+    params = DemoParams(assets={"XRP": AssetModel(spot0=0.5, vol_calm=0.7, volume_per_hour=6e8),
+                                "ADA": AssetModel(spot0=0.4, vol_calm=0.7, volume_per_hour=6e8)})
+    frames = generate_demo_market(days=10, timeframe="1h", seed=11, assets=("XRP", "ADA"), params=params)
+    db = str(tmp_path / "okx.duckdb")
+    with Store(db) as st:
+        write_series(st, {replace(k, venue="okx"): v for k, v in frames.items()})
+    carry = tmp_path / "carry.toml"
+    carry.write_text('strategy = "carry"\nmin_net_carry = -0.01\nnotional = 3000.0\n')
+    runner = CliRunner()
+    res = runner.invoke(app, ["backtest", "--params", str(carry), "--db", db, "--venue", "okx", "--asset", "XRP",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["kpis"]["entries"] >= 1
+    from hedge_core.backtest.cli import _paper
+    from hedge_core.backtest.timeline import load_market
+
+    with Store(db, read_only=True) as st:
+        m = load_market(st, venue="okx", spot_symbol="XRP/USDT", perp_symbol="XRP/USDT:USDT")
+        pc = _paper(st, m)
+    perp = {i.symbol: i for i in pc.instruments}["XRP/USDT:USDT"]
+    assert pc.venue == "okx" and perp == snapshot()[("okx", "XRP/USDT:USDT")] and perp.lot_size == 10.0
+    res = runner.invoke(app, ["backtest", "--params", str(carry), "--db", db, "--venue", "okx", "--asset", "ADA"])
+    assert res.exit_code == 2 and "instrument='okx ADA/USDT, ADA/USDT:USDT'" in res.output
+    assert "hedge data instruments --venue okx --symbols ADA/USDT,ADA/USDT:USDT" in res.output
