@@ -208,6 +208,13 @@ def test_hedge_backtest_on_a_store_of_okx_bars_without_instrument_rows_uses_okx_
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["kpis"]["entries"] >= 1
+    grid = tmp_path / "g.toml"
+    grid.write_text('[grid]\n"rebalance.drift_threshold" = [0.05, 0.1]\n')
+    res = runner.invoke(app, ["sweep", "--params", str(carry), "--grid", str(grid), "--db", db, "--venue", "okx",
+                              "--asset", "XRP", "--workers", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)  # the OKX rows' own tables are the instruments' own: the fast path runs them
+    assert len(rows) == 2 and not any(r.get("error") for r in rows) and {r["path"] for r in rows} == {"fast"}
     from hedge_core.backtest.cli import _paper
     from hedge_core.backtest.timeline import load_market
 
