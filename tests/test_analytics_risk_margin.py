@@ -65,13 +65,16 @@ def test_binance_faq_bracket_examples():
         brackets_for("PEPE/USDT:USDT")
 
 
-def _snapshot_tables():
+def _snapshot_tables(*, whole_position: bool) -> list:
+    """The snapshot's tables, ``venue symbol`` as the id: the continuous ones (Binance, Bybit: cum from the
+    recurrence) or OKX's whole-position ones (every cum 0)."""
     from hedge_core.data.instruments import snapshot
 
-    return [i.brackets for i in snapshot().values() if i.brackets]
+    return [pytest.param(i.brackets, id=f"{v} {s}") for (v, s), i in snapshot().items()
+            if i.brackets and len(i.brackets) > 1 and all(b.cum == 0 for b in i.brackets) == whole_position]
 
 
-@pytest.mark.parametrize("table", _snapshot_tables())
+@pytest.mark.parametrize("table", _snapshot_tables(whole_position=False))
 def test_maintenance_margin_continuous_at_every_bracket_edge(table):
     for b in table[1:]:
         edge = b.notional_floor
@@ -82,6 +85,18 @@ def test_maintenance_margin_continuous_at_every_bracket_edge(table):
     assert maintenance_margin(-40_000, BTCUSDT_BRACKETS) == pytest.approx(160.0)
     # hand: 600,000 USDT of ETH in bracket 4 -> 2 % x 600,000 - 5,365
     assert maintenance_margin(600_000, ETHUSDT_BRACKETS) == pytest.approx(12_000 - 5_365)
+
+
+@pytest.mark.parametrize("table", _snapshot_tables(whole_position=True))
+def test_okx_whole_position_tables_step_at_every_edge(table):
+    """OKX charges the whole position its tier's rate (https://www.okx.com/help/tier): just below an edge the
+    maintenance is edge x the lower tier's MMR, just above it edge x the upper tier's -- a step of
+    edge x (MMR difference), where a continuous table (Binance, Bybit) has none."""
+    assert table  # the snapshot carries OKX tables (okx BTC..DOGE perps)
+    for prev, b in zip(table, table[1:]):
+        edge = b.notional_floor
+        assert maintenance_margin(edge * (1 - 1e-12), table) == pytest.approx(edge * prev.mmr, rel=1e-9)
+        assert maintenance_margin(edge * (1 + 1e-12), table) == pytest.approx(edge * b.mmr, rel=1e-9)
 
 
 def test_binance_documented_example_cross_long_to_the_cent():

@@ -199,9 +199,10 @@ def _new_ctx(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, core
 
 def _paper_config(cfg: BacktestConfig, venue: str, symbols: tuple[str, str] = ()) -> PaperConfig:
     pc = cfg.paper
-    if pc.venue != venue:
-        inst = tuple(replace(i, venue=venue) for i in pc.instruments)
-        pc = replace(pc, venue=venue, instruments=inst)
+    if pc.venue != venue:  # another venue's defaults become this venue's own (its lot, contract size, table)
+        from hedge_core.data.instruments import instruments_on_venue
+
+        pc = replace(pc, venue=venue, instruments=instruments_on_venue(pc.instruments, pc.venue, venue))
     missing = [s for s in symbols if s not in {i.symbol for i in pc.instruments}]
     if missing:  # the committed snapshot's figures, or InvalidInput naming the symbol and the fix
         from hedge_core.data.instruments import pair_instruments

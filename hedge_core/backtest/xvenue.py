@@ -174,8 +174,10 @@ class _Both:
 
 def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float]) -> PaperConfig:
     pc = given if given is not None else replace(PaperConfig(), **fees)
-    if pc.venue != venue:
-        pc = replace(pc, venue=venue, instruments=tuple(replace(i, venue=venue) for i in pc.instruments))
+    if pc.venue != venue:  # another venue's defaults become this venue's own (its lot, contract size, table)
+        from hedge_core.data.instruments import instruments_on_venue
+
+        pc = replace(pc, venue=venue, instruments=instruments_on_venue(pc.instruments, pc.venue, venue))
     return pc
 
 

@@ -38,11 +38,13 @@ __all__ = [
     "brackets_from_rows",
     "brackets_to_rows",
     "instrument_from_row",
+    "instruments_on_venue",
     "instrument_to_row",
     "pair_instruments",
     "resolve_instruments",
     "snapshot",
     "snapshot_instruments",
+    "snapshot_markdown",
     "snapshot_read_at",
     "venue_instruments",
 ]
@@ -207,16 +209,73 @@ def resolve_instruments(symbols: Sequence[str], venue: str, store: Store | None 
     return tuple(out)
 
 
+def _fallback_venue(venue: str) -> str | None:
+    """``'binance'`` for a venue without snapshot rows of its own (a data venue such as ``demo``), else None:
+    a venue the snapshot covers (Binance, Bybit, OKX) never borrows another venue's lot or contract size."""
+    return None if snapshot_instruments(venue) else "binance"
+
+
 def pair_instruments(spot_symbol: str, perp_symbol: str, venue: str, store: Store | None = None) -> tuple[Instrument, ...]:
-    """Spot and perp instruments of one hedge (store, else snapshot of ``venue``, else Binance's snapshot
-    figures relabelled with ``venue``): see :func:`resolve_instruments`."""
-    return resolve_instruments((spot_symbol, perp_symbol), venue, store, fallback_venue="binance")
+    """Spot and perp instruments of one hedge: the store, else the snapshot of ``venue``; a venue without
+    snapshot rows of its own (e.g. ``demo``) borrows Binance's figures relabelled with ``venue``. A symbol of
+    a snapshot venue (Binance, Bybit, OKX) found in neither is refused naming it: see :func:`resolve_instruments`."""
+    return resolve_instruments((spot_symbol, perp_symbol), venue, store, fallback_venue=_fallback_venue(venue))
 
 
 def venue_instruments(venue: str = "binance") -> tuple[Instrument, ...]:
-    """The snapshot's instruments of ``venue``, completed with Binance's snapshot figures (relabelled with
-    ``venue``) for symbols the venue's rows lack: the default instrument set of a paper venue."""
+    """The default instrument set of a paper venue: the snapshot's instruments of ``venue``; for a venue
+    without snapshot rows of its own (e.g. ``demo``), Binance's relabelled with ``venue``."""
     own = snapshot_instruments(venue)
-    have = {i.symbol for i in own}
-    extra = tuple(_venue_of(i, venue) for i in snapshot_instruments("binance") if i.symbol not in have)
-    return own + extra
+    if own:
+        return own
+    return tuple(_venue_of(i, venue) for i in snapshot_instruments("binance"))
+
+
+def instruments_on_venue(instruments: Sequence[Instrument], from_venue: str, venue: str) -> tuple[Instrument, ...]:
+    """A paper config's ``instruments`` for ``from_venue`` carried to ``venue`` (a backtest of ``venue``'s market
+    given a config of another venue, e.g. the default ``PaperConfig()`` on an OKX market).
+
+    A row that is ``from_venue``'s committed default (:func:`venue_instruments`) becomes ``venue``'s default of the
+    same symbol, with that venue's own tick, lot, contract size and table (an OKX XRP perp trades whole lots of
+    10 XRP, not Binance's 0.1); any other row (the store's, or one given explicitly) is kept, relabelled with
+    ``venue``, as is a symbol ``venue`` has no default for. Nothing changes when the venues are the same.
+    """
+    if from_venue == venue:
+        return tuple(instruments)
+    src = {i.symbol: i for i in venue_instruments(from_venue)}
+    dst = {i.symbol: i for i in venue_instruments(venue)}
+    return tuple(dst[i.symbol] if src.get(i.symbol) == i and i.symbol in dst else _venue_of(i, venue)
+                 for i in instruments)
+
+
+def _verified(text: str) -> str:
+    return "—" if not text else ("NOT VERIFIED" if "NOT VERIFIED" in text else "documented")
+
+
+def snapshot_markdown() -> str:
+    """The committed snapshot as markdown (``docs/reference/instruments.md``, by ``python -m hedge_core.reference``):
+    per venue, each symbol's limits, contract size, maximum leverage and table size, whether limits and table come
+    from a document or are NOT VERIFIED, then every row's sources verbatim."""
+    doc = json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    rows = doc["instruments"]
+    out = ["# Committed instruments snapshot", "",
+           f"`hedge_core/data/instruments_snapshot.json` (read_at {doc.get('read_at', '')}). Quantities in base units "
+           "(an OKX perp's lot and minimum are its contracts x ctVal), notional in USDT; tiers: rows of the maintenance "
+           "table (Binance, Bybit: continuous, cum from the recurrence; OKX: the whole position at its tier's rate, "
+           "every cum 0). \"NOT VERIFIED\": written offline, no public document found for that figure; refresh with "
+           "`hedge data instruments --venue <venue>`.", ""]
+    venues = list(dict.fromkeys(r["venue"] for r in rows))
+    for v in venues:
+        out += [f"## {v}", "", "| symbol | kind | tick | lot | min qty | min notional | contract size | max lev | tiers "
+                "| limits | table |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["venue"] == v):
+            out.append(f"| `{r['symbol']}` | {r['kind']} | {r['tick_size']:g} | {r['lot_size']:g} | {r['min_qty']:g} | "
+                       f"{r['min_notional']:g} | {r['contract_size']:g} | {r['max_leverage']:g} | {len(r['brackets'])} | "
+                       f"{_verified(r['source'])} | {_verified(r['brackets_source'])} |")
+        out.append("")
+    out += ["## Sources", ""]
+    for r in rows:
+        out.append(f"- **{r['venue']} `{r['symbol']}`**: {r['source']}")
+        if r["brackets_source"]:
+            out.append(f"  - table: {r['brackets_source']}")
+    return "\n".join(out) + "\n"

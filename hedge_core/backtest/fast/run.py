@@ -7,7 +7,7 @@ refuses). The kernel is chosen by the strategy's ``fast_kernel`` (``"hedge"`` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -113,13 +113,16 @@ def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
              end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
              compact: bool = False, costs: CostModel | None = None) -> _Raw:
     """``costs``: the entry filter's cost model when it is not the one venue's (two venues: ``.xvenue``)."""
-    from hedge_core.backtest.event import BacktestConfig, _balances
+    from hedge_core.backtest.event import BacktestConfig, _balances, _paper_config
 
     cfg = config if config is not None else BacktestConfig()
     # the entry filter prices the venue's round trip
     params = resolve_costs(params, costs if costs is not None else from_paper(cfg.paper))
     check_supported(params, cfg.paper)
     tl = timeline_of(market, start=start, end=end, warmup=cfg.warmup, spec=cfg.spec)
+    if costs is None:  # one venue: the model run_backtest replays this timeline with (another venue's committed
+        # defaults become this venue's own lot, contract size and table); two venues (.xvenue) pass their own model
+        cfg = replace(cfg, paper=_paper_config(cfg, tl.venue, (tl.spot_symbol, tl.perp_symbol)))
     check_supported(params, cfg.paper, tl.perp_symbol)
     if "liq_price" in tl.input_names:
         raise FastPathUnsupported("a 'liq_price' analytics input (the guard would use the feed's price)")
