@@ -153,6 +153,14 @@ def client_order_id(hedge_id: str, leg: str, seq: int, attempt: int = 0) -> str:
     return f"h{leg[:1]}{seq % 100000:05d}{attempt % 10}-{digest}"
 
 
+def leg_of_client_order_id(client_order_id: str) -> str | None:
+    """The inverse of :func:`client_order_id` for the leg: ``"spot"`` (the first leg) or ``"perp"`` (the second)
+    from ``h<leg letter><seq><attempt>-<digest>``; None for any other id (e.g. a venue liquidation)."""
+    if len(client_order_id) > 2 and client_order_id[0] == "h" and "-" in client_order_id:
+        return {"s": "spot", "p": "perp"}.get(client_order_id[1])
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Bracket:
     """One notional bracket of a perp's maintenance-margin table (Binance's "leverage bracket" model;

@@ -37,7 +37,7 @@ from hedge_core.backtest.event import (
     initial_balances,
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
-from hedge_core.backtest.xvenue_pair import first_leg_timeline, pair_market, replay_pair
+from hedge_core.backtest.xvenue_pair import first_leg_timeline, ledger_row, pair_market, replay_pair
 from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
@@ -311,10 +311,6 @@ def _replay(driver: HedgeDriver, tl: Timeline, ca: PaperCore, cb: PaperCore) -> 
             mk = float(tl.mark[i]) if not math.isnan(tl.mark[i]) else float(tl.perp[i])
             if not math.isnan(mk):
                 driver.feed_now(FundingSettled(t, rate, mk, interval_hours=hours))
-        c = driver.ctx
-        s, p = c.spot, c.perp
-        rows.append((s.realized + s.unrealized, p.realized + p.unrealized, p.funding + s.funding, p.fees + s.fees,
-                     p.slippage + s.slippage, p.interest + s.interest, c.pnl, c.delta, c.hedge_ratio, s.qty, p.qty,
-                     c.spot_price, c.perp_price, c.mark_price))
-        states.append(str(c.state))
+        rows.append(ledger_row(driver.ctx))
+        states.append(str(driver.ctx.state))
     return np.array(rows, dtype=float).reshape(tl.n, 14), states

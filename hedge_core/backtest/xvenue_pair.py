@@ -20,19 +20,30 @@ import numpy as np
 import pandas as pd
 
 from hedge_core.backtest.timeline import Market, Timeline, timeline_of
+from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperCore
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["PAIR_PRICE_ASSUMPTION", "first_leg_timeline", "pair_market", "replay_pair"]
+__all__ = ["PAIR_PRICE_ASSUMPTION", "first_leg_timeline", "ledger_row", "pair_market", "replay_pair"]
 
 PAIR_PRICE_ASSUMPTION = ("prices of both perp legs (perp, mark) are {prices}'s perp and mark bars: the only venue with "
                          "price bars in the data; each perp venue's own funding rates and settlement interval are used "
                          "({first} on the first leg, {perp} on the second). Basis between venues, venue-specific "
                          "slippage and moving collateral between venues are not modelled.")
 
+
+
+def ledger_row(c: HedgeContext) -> tuple[float, ...]:
+    """One instant of a cross-venue replay's ledger, quote unless named: first-leg PnL, second-leg PnL, funding,
+    fees, slippage, interest, total PnL, delta (base), hedge ratio, first/second leg qty (base), spot, perp and
+    mark prices (quote per base): the 14 columns both cross-venue replays record."""
+    s, p = c.spot, c.perp
+    return (s.realized + s.unrealized, p.realized + p.unrealized, p.funding + s.funding, p.fees + s.fees,
+            p.slippage + s.slippage, p.interest + s.interest, c.pnl, c.delta, c.hedge_ratio, s.qty, p.qty,
+            c.spot_price, c.perp_price, c.mark_price)
 
 def pair_market(prices: Market, first_funding: pd.DataFrame, second_funding: pd.DataFrame, *, first_venue: str,
                 perp_venue: str) -> Market:
@@ -128,10 +139,6 @@ def replay_pair(driver: HedgeDriver, tl: Timeline, ta: Timeline, ca: PaperCore,
                 core.apply(FundingEvent(t, venue, sym, rate, hours))  # each venue settles at ITS interval
                 if not math.isnan(mk):
                     driver.feed_now(FundingSettled(t, rate, mk, interval_hours=hours, leg=leg))
-        c = driver.ctx
-        s, p = c.spot, c.perp
-        rows.append((s.realized + s.unrealized, p.realized + p.unrealized, p.funding + s.funding, p.fees + s.fees,
-                     p.slippage + s.slippage, p.interest + s.interest, c.pnl, c.delta, c.hedge_ratio, s.qty, p.qty,
-                     c.spot_price, c.perp_price, c.mark_price))
-        states.append(str(c.state))
+        rows.append(ledger_row(driver.ctx))
+        states.append(str(driver.ctx.state))
     return np.array(rows, dtype=float).reshape(tl.n, 14), states

@@ -47,17 +47,12 @@ from hedge_core.types import (
     PositionMode,
     Ticker,
     TradingMode,
+    leg_of_client_order_id,
 )
 
 __all__ = ["PerpPairAdapter", "PerpPairPaper", "leg_of_client_order_id"]
 
 
-def leg_of_client_order_id(client_order_id: str) -> str | None:
-    """``"spot"`` (the first leg) or ``"perp"`` (the second) from an engine client order id
-    (``h<leg letter><seq><attempt>-<digest>``); None for any other id (e.g. a venue liquidation)."""
-    if len(client_order_id) > 2 and client_order_id[0] == "h" and "-" in client_order_id:
-        return {"s": "spot", "p": "perp"}.get(client_order_id[1])
-    return None
 
 
 class PerpPairAdapter:

@@ -22,8 +22,19 @@ from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.exchange.costs import entry_round_trip
 from hedge_core.params.models import CarryParams
 
-__all__ = ["STRATEGY", "CarryStrategy", "decide", "expected_net_carry"]
+__all__ = ["STRATEGY", "CarryStrategy", "decide", "expected_net_carry", "funding_window_open"]
 
+
+
+def funding_window_open(market: MarketUpdate, within_s: float | None) -> bool:
+    """Whether an entry may be made now: always when ``within_s`` is None, else only in the ``within_s`` seconds
+    before the next settlement (False when the next settlement time is unknown)."""
+    if within_s is None:
+        return True
+    if market.next_funding_ts is None:
+        return False
+    lead = (market.next_funding_ts - market.ts).total_seconds()
+    return 0 <= lead <= within_s
 
 def expected_net_carry(rate: float, basis: float, intervals: int, round_trip: float,
                        borrow_apr: float = 0.0, interval_hours: float = 8.0) -> float:
@@ -68,12 +79,8 @@ def decide(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping[str, floa
                                params.borrow_apr, market.funding_interval_hours)
     if carry < params.min_net_carry:
         return HOLD
-    if params.enter_within_s_of_funding is not None:
-        if market.next_funding_ts is None:
-            return HOLD
-        lead = (market.next_funding_ts - market.ts).total_seconds()
-        if not 0 <= lead <= params.enter_within_s_of_funding:
-            return HOLD
+    if not funding_window_open(market, params.enter_within_s_of_funding):
+        return HOLD
     why = f"funding {rate:.6f}/interval, net carry {carry:.5f} over {params.expected_hold_intervals} intervals"
     if activation_configured(params.activation):
         fired, act = activation_fired(market.spot, market.spot_volume, analytics, params.activation)

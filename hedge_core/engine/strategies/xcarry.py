@@ -93,12 +93,8 @@ def decide_perp_perp(ctx: HedgeContext, market: MarketUpdate, analytics: Mapping
     net = money.expected_net_carry(abs(spread), 0.0, days, entry_round_trip(params.as_carry())) + direction * basis
     if net < params.min_net_carry:
         return HOLD
-    if params.enter_within_s_of_funding is not None:
-        if market.next_funding_ts is None:
-            return HOLD
-        lead = (market.next_funding_ts - market.ts).total_seconds()
-        if not 0 <= lead <= params.enter_within_s_of_funding:
-            return HOLD
+    if not carry.funding_window_open(market, params.enter_within_s_of_funding):
+        return HOLD
     long_v, short_v = params.long_short_venues(apr_a, apr_b)
     why = (f"long {long_v} perp, short {short_v} perp: funding APR {params.spot_venue} {apr_a:.4f}, "
            f"{params.perp_venue} {apr_b:.4f}, spread {abs(spread):.4f}, net carry {net:.5f} over "
