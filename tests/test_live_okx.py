@@ -5,7 +5,8 @@ client id, positions, the unified balance, own fills with OKX's NEGATIVE fee sig
 funding payments from the bills (type 8) in the adapter's sign convention and their way into the engine
 (FundingSettled) and the driver's ledger, position tiers as brackets, leverage and the position-mode switch,
 retries, typed errors (OKX's documented codes) and the timeout-without-duplicate path.
-Not covered for OKX: hedge-mode ORDERS (refused), isolated margin, the cancel-all-after timer."""
+Not covered for OKX: hedge-mode ORDERS (refused), isolated margin. The cancel-all-after timer:
+tests/test_live_okx_countdown.py."""
 
 from __future__ import annotations
 

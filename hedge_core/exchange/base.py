@@ -45,11 +45,13 @@ class ExchangeAdapter(Protocol):
 
     OPTIONAL, not part of the protocol (callers look it up with ``getattr``; other adapters need
     not define it): ``async arm_cancel_all_after(symbol: str, seconds: float) -> bool`` (re-)arms
-    the venue's exchange-side cancel-all countdown for one symbol: when ``seconds`` pass without
-    another call the venue cancels that symbol's open orders (positions stay); ``seconds == 0``
-    disarms. Returns False, sending nothing, where the venue/market has no such timer. The
-    runner calls it on every heartbeat. Implemented by ``CcxtLiveAdapter`` for Binance USD-M
-    perps (``POST /fapi/v1/countdownCancelAll``).
+    the venue's exchange-side cancel-all countdown: when ``seconds`` pass without another call the
+    venue cancels open orders (positions stay); ``seconds == 0`` disarms. Returns False, sending
+    nothing, where the venue/market has no such timer. The runner calls it on every heartbeat.
+    With it, ``cancel_all_scope(symbol) -> str`` says what the timer covers: ``"symbol"`` (that
+    symbol's orders: Binance USD-M ``POST /fapi/v1/countdownCancelAll``), ``"account"`` (every
+    pending order of the account: OKX ``POST /api/v5/trade/cancel-all-after``) or ``""`` (none).
+    Implemented by ``CcxtLiveAdapter``.
 
     OPTIONAL too (unknown order outcomes, docs/live-outcome-governor.md):
     ``outcome_window_s: float`` — seconds after sending during which an unanswered order may still

@@ -223,6 +223,10 @@ class RoutedAdapter:
         arm = getattr(self.adapter_for(symbol), "arm_cancel_all_after", None)
         return bool(await arm(symbol, seconds)) if callable(arm) else False
 
+    def cancel_all_scope(self, symbol: str) -> str:
+        scope = getattr(self.adapter_for(symbol), "cancel_all_scope", None)
+        return str(scope(symbol)) if callable(scope) else ""
+
     async def transfer(self, currency: str, amount: float, from_account: str, to_account: str) -> dict[str, Any]:
         """Refused, always: the spot wallet is on one venue and the perp wallet on another, so a
         transfer between them moves money between venues, which only an operator does (withdraw at

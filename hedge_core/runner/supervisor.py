@@ -18,8 +18,8 @@ Dead man's switch, in three layers:
    leaves even while the loop is stuck). A blocked loop cannot send orders: where the venue
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
-   the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, countdown
-   ``2 x dms_timeout_s``; the paper and recommend adapters have none; legs on two venues: the
+   the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, one timer per symbol, and
+   OKX, one timer for the whole account, armed once per beat; countdown ``2 x dms_timeout_s``; the paper and recommend adapters have none; legs on two venues: the
    perp leg's venue's timer, ``RoutedAdapter`` routes it by symbol). Once a hedge has COMPLETED
    (both legs closed) the next beat disarms the countdown (``seconds = 0``) unless another
    unfinished hedge trades the same perp symbol on the same venue, so the timer cannot cancel
@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import os
 import threading
 import time
@@ -94,6 +95,7 @@ class Supervisor:
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
         self.heartbeat_s = heartbeat_s
         self.dms_timeout_s = dms_timeout_s
+        self._account_armed: dict[str, float] = {}  # venue -> monotonic time its account-wide timer was armed
         self.snapshot_s = snapshot_s
         self.position_snapshot_s = position_snapshot_s
         self.hedges: dict[str, HedgeTask] = {}
@@ -198,9 +200,7 @@ class Supervisor:
                 ts = h.clock_now()  # the hedge's clock: replay time, or the venue's time (runner.clock)
                 try:
                     await h.step(Timer(ts, heartbeat=True, prices_stale=h.conditions.active("stale_price")))
-                    arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
-                    if arm is not None and await arm(h.spec.perp_symbol, self.dms_timeout_s * 2):
-                        h.armed_symbol = h.spec.perp_symbol
+                    await self._arm_countdown(h)
                 except Exception as exc:  # noqa: BLE001 - one hedge's venue trouble must not stop the beat
                     log_event(log, "heartbeat step failed", level=logging.ERROR, hedge_id=h.hedge_id, error=str(exc))
                 if (h.spec.mode == "paper" and not h.spec.paper_save_every_event and hasattr(h.raw_adapter, "save")
@@ -209,20 +209,43 @@ class Supervisor:
                     h.raw_adapter.save()
             await asyncio.sleep(self.heartbeat_s)
 
+    async def _arm_countdown(self, h: HedgeTask) -> None:
+        """Re-arm the hedge's exchange-side countdown on its perp venue (``2 x dms_timeout_s``). An
+        account-wide timer (OKX: one per account, "Rate Limit: 1 request per second", at least 10 s
+        long) is re-armed at most every ``ACCOUNT_TIMER_REARM_S`` per venue, however many hedges
+        trade there and however short the heartbeat."""
+        arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
+        if arm is None:
+            return
+        sym, venue = h.spec.perp_symbol, h.spec.leg_venues[1]
+        account = _scope(h, sym) == "account"
+        if account and time.monotonic() - self._account_armed.get(venue, -math.inf) < ACCOUNT_TIMER_REARM_S:
+            h.armed_symbol = sym
+            return
+        if await arm(sym, self.dms_timeout_s * 2):
+            h.armed_symbol = sym
+            if account:
+                self._account_armed[venue] = time.monotonic()
+
     async def _disarm_countdown(self, h: HedgeTask) -> None:
         """Disarm a COMPLETED hedge's exchange-side countdown unless another unfinished hedge on the
-        same venue trades that perp symbol (its next beat re-arms it). A failed request is logged and
-        retried on the next beat."""
+        same venue is covered by it (the same perp symbol; any symbol for an account-wide timer): its
+        next beat re-arms it. A failed request is logged and retried on the next beat."""
         sym = h.armed_symbol
-        if any(o is not h and not _completed(o) and o.spec.leg_venues[1] == h.spec.leg_venues[1] and o.spec.perp_symbol == sym
-               for o in self.hedges.values()):
+        account = _scope(h, sym) == "account"
+        if any(o is not h and not _completed(o) and o.spec.leg_venues[1] == h.spec.leg_venues[1]
+               and (account or o.spec.perp_symbol == sym) for o in self.hedges.values()):
             h.armed_symbol = None  # the other hedge owns the timer now
             return
+        if account and time.monotonic() - self._account_armed.get(h.spec.leg_venues[1], -math.inf) < ACCOUNT_TIMER_REARM_S:
+            return  # OKX's one request per second: disarmed on a later beat
         try:
             await h.raw_adapter.arm_cancel_all_after(sym, 0)
         except Exception as exc:  # noqa: BLE001 - retried next beat; the last arm expires on its own anyway
             log_event(log, "countdown disarm failed", level=logging.WARNING, hedge_id=h.hedge_id, error=str(exc))
             return
+        if account:
+            self._account_armed.pop(h.spec.leg_venues[1], None)  # a new hedge there arms at once
         h.armed_symbol = None
         log_event(log, "exchange-side countdown disarmed: hedge completed", hedge_id=h.hedge_id, symbol=sym)
 
@@ -713,6 +736,15 @@ class Supervisor:
         self.journal.flush()
         self.snapshot(force=True)
         log_event(log, "runner stopped")
+
+
+ACCOUNT_TIMER_REARM_S = 2.0  # OKX "Cancel All After": 1 request per second; its countdown is >= 10 s
+
+
+def _scope(h: HedgeTask, symbol: str | None) -> str:
+    """What the hedge's venue timer covers (``symbol`` | ``account`` | ``""``), see ``ExchangeAdapter``."""
+    scope = getattr(h.raw_adapter, "cancel_all_scope", None)
+    return str(scope(symbol)) if callable(scope) and symbol else ""
 
 
 def _completed(h: HedgeTask) -> bool:

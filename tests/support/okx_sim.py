@@ -23,7 +23,13 @@ each behaviour follows:
   ``/trade/fills-history`` ("Get transaction details": ``fee`` NEGATIVE for a charge, positive for a
   rebate; spot fees in the currency received), ``/account/bills`` and ``/account/bills-archive`` ("Get
   bills details": funding is ``type`` 8, ``subType`` 173 expense / 174 income, ``balChg`` signed: +
-  received), ``/account/set-leverage``, ``/account/config`` and ``/account/set-position-mode``.
+  received), ``/account/set-leverage``, ``/account/config`` and ``/account/set-position-mode``;
+  ``POST /trade/cancel-all-after`` ("Cancel All After",
+  https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-cancel-all-after: ``timeOut`` in seconds,
+  "Range of value can be 0, [10, 120]", 0 disables; one countdown for the account; the answer carries
+  ``triggerTime`` (0 when disabled) and ``ts``; when it runs out every pending order is canceled; "Rate Limit:
+  1 request per second", a faster call answers 50011, HTTP 429): the deadline is checked before every request
+  is served and by :meth:`OkxSim.expire_cancel_all_after`.
 
 Errors follow "Error Code" (https://www.okx.com/docs-v5/en/#error-code): an envelope
 ``{"code": "...", "msg": "...", "data": []}``; an order that fails answers ``code`` "1" with the reason in
@@ -32,7 +38,7 @@ Errors follow "Error Code" (https://www.okx.com/docs-v5/en/#error-code): an enve
 51008 insufficient balance, 51016 duplicated clOrdId, 51400 cancel of an order that does not exist,
 51603 order does not exist, 59000 "settings failed as you have positions or open orders" (position mode
 switch with a position). Not simulated: hedge (long/short) mode ORDERS, isolated margin, portfolio margin,
-the ``cancel-all-after`` timer, delivery of a FUTURES contract at expiry (:meth:`OkxSim.deliver` settles
+the ``tag`` scope of ``cancel-all-after``, delivery of a FUTURES contract at expiry (:meth:`OkxSim.deliver` settles
 it on demand).
 """
 
@@ -101,6 +107,10 @@ class OkxSim(OkxBook):
         self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (okx_faults)
         # bars by book ("SPOT", "SWAP", "mark"): [open ms, o, h, l, c, volume], oldest first
         self.candles: dict[str, list[list[float]]] = {"SPOT": [], "SWAP": [], "mark": []}
+        self.cancel_all_deadline: int | None = None  # "Cancel All After": server ms, None = disabled
+        self.cancel_all_fired: list[tuple[int, list[str]]] = []  # (at ms, ordIds canceled)
+        self.cancel_all_min_gap_ms = 1_000  # "Rate Limit: 1 request per second" (0: off, for quick unit tests)
+        self._cancel_all_last_ms: int | None = None
         for rows in self.instrument_rows.values():
             for r in rows:
                 self.register(r)
@@ -118,6 +128,32 @@ class OkxSim(OkxBook):
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
+
+    def expire_cancel_all_after(self, now_ms: int | None = None) -> list[str]:
+        """Fire the account's cancel-all-after countdown if its deadline is at or before ``now_ms`` (default:
+        the server's time): every pending order is canceled, the timer is then off. Returns the ordIds."""
+        now = self.now_ms() if now_ms is None else now_ms
+        if self.cancel_all_deadline is None or now < self.cancel_all_deadline:
+            return []
+        self.cancel_all_deadline = None
+        ids = []
+        for o in self.orders.values():
+            if o.state in ("live", "partially_filled"):
+                o.state, o.u_time = "canceled", now
+                ids.append(o.ord_id)
+        self.cancel_all_fired.append((now, ids))
+        return ids
+
+    def _cancel_all_after(self, q: dict[str, Any]) -> list[dict[str, str]]:
+        raw = str(q.get("timeOut", ""))
+        if not raw.isdigit() or not (int(raw) == 0 or 10 <= int(raw) <= 120):
+            raise OkxError("51000", "Parameter timeOut error")
+        now = self.now_ms()
+        if self._cancel_all_last_ms is not None and now - self._cancel_all_last_ms < self.cancel_all_min_gap_ms:
+            raise OkxError("50011", "Too Many Requests", 429)
+        self._cancel_all_last_ms = now
+        self.cancel_all_deadline = None if int(raw) == 0 else now + int(raw) * 1000
+        return [{"triggerTime": str(self.cancel_all_deadline or 0), "tag": "", "ts": str(now)}]
 
     def order_count(self, cl_ord_id: str) -> int:
         return sum(1 for o in self.orders.values() if o.cl_ord_id == cl_ord_id)
@@ -140,6 +176,7 @@ class OkxSim(OkxBook):
             if hooked is not None:
                 return hooked
         hang = 0.0
+        self.expire_cancel_all_after()  # the venue's timer runs whether or not anyone asks
         try:
             for f in self.faults:
                 if f[1] > 0 and re.search(f[0], key):
@@ -243,6 +280,7 @@ class OkxSim(OkxBook):
             ("GET", f"{p}/account/config"): (lambda q: [{"uid": "1", "acctLv": "2", "posMode": self.pos_mode,
                                                          "autoLoan": False, "level": "Lv1"}], True),
             ("POST", f"{p}/account/set-position-mode"): (self._set_position_mode, True),
+            ("POST", f"{p}/trade/cancel-all-after"): (self._cancel_all_after, True),
         }
 
     # ---- public

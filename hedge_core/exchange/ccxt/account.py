@@ -1,5 +1,6 @@
 """Account settings and the exchange-side dead man's switch of :class:`~hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter`
-(leverage, margin mode, position mode, maintenance brackets, Binance's ``countdownCancelAll``).
+(leverage, margin mode, position mode, maintenance brackets, the venues' cancel-all timers:
+Binance's ``countdownCancelAll``, OKX's ``cancel-all-after``).
 
 A mixin: it uses the adapter's call plumbing (``_call``, ``_ensure_markets``, ``_instrument``, ``_perp``,
 ``_is_no_change``, ``_ex``, ``config``, ``venue``); every vendor error is translated there, once.
@@ -182,35 +183,53 @@ class AccountSettingsMixin:
         return sorted(out, key=lambda r: r[1])
 
     # ------------------------------------------------------------------ exchange-side dead man's switch
-    async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
-        """(Re-)arm the venue's cancel-all countdown for one perp symbol (OPTIONAL protocol method).
+    def cancel_all_scope(self, symbol: str) -> str:
+        """What the venue's cancel-all timer covers when armed for ``symbol``: ``"symbol"`` (Binance USD-M:
+        that perp symbol's orders), ``"account"`` (OKX: every pending order of the account, spot and
+        derivatives), or ``""`` (nothing is armed for this symbol: spot on Binance, Bybit, paper)."""
+        scope = self.config.cancel_all_after
+        if scope == "symbol" and not is_perp_symbol(symbol):
+            return ""
+        return scope
 
-        Binance USD-M futures only: ``POST /fapi/v1/countdownCancelAll`` with the market id and
-        ``countdownTime = seconds * 1000`` (milliseconds). Binance cancels every open order of that
-        symbol when the countdown runs out without being re-armed; each call restarts it, and
-        ``seconds == 0`` disarms it. It cancels orders only: positions are left as they are.
+    async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
+        """(Re-)arm the venue's cancel-all countdown (OPTIONAL protocol method).
+
+        - Binance USD-M futures: ``POST /fapi/v1/countdownCancelAll`` with the market id and
+          ``countdownTime = seconds * 1000`` (milliseconds) ("Auto-Cancel All Open Orders (TRADE)").
+          Binance cancels every open order of that symbol when the countdown runs out without being
+          re-armed; each call restarts it, and ``seconds == 0`` disarms it.
+        - OKX: ``POST /api/v5/trade/cancel-all-after`` with ``timeOut`` in whole seconds ("Cancel All
+          After": "Range of value can be 0, [10, 120]"; 0 disables it). ONE timer for the whole account:
+          it cancels every pending order, spot and derivatives, whatever ``symbol`` is passed (any symbol
+          the venue lists). A positive countdown is rounded up to whole seconds and held in [10, 120]:
+          below 10 s OKX refuses it, so 10 s is sent; above 120 s, 120 s is sent (the timer fires sooner
+          than asked, never later). Rate limit 1 request per second: the supervisor arms an account
+          timer once per beat, not once per hedge.
+
+        Both cancel orders only: positions are left as they are.
 
         Parameters
         ----------
         symbol:
-            ccxt unified symbol. A spot symbol (``BTC/USDT``) returns False without any request:
-            Binance spot has no such timer.
+            ccxt unified symbol. On Binance a spot symbol (``BTC/USDT``) returns False without any
+            request (Binance spot has no such timer).
         seconds:
-            Countdown, seconds, finite and >= 0 (0 disarms). A positive value below 1 ms is sent
-            as 1 ms, never rounded down to 0 (which would disarm).
+            Countdown, seconds, finite and >= 0 (0 disarms). On Binance a positive value below 1 ms is
+            sent as 1 ms, never rounded down to 0 (which would disarm).
 
         Returns
         -------
         bool
-            True when the venue accepted the timer (armed, re-armed or disarmed); False when
-            nothing was sent: spot symbols, and venues without a per-symbol countdown through this
-            adapter (Bybit's disconnect-cancel and OKX's ``cancel-all-after`` are account-wide and
-            not wired here).
+            True when the venue accepted the timer (armed, re-armed or disarmed); False when nothing
+            was sent: Binance spot symbols, and venues without a REST cancel-all timer through this
+            adapter (Bybit's disconnect-cancel fires on a private websocket disconnect and is not wired).
+            :meth:`cancel_all_scope` says what an armed timer covers.
 
         Raises
         ------
         hedge_core.errors.InvalidInput
-            ``seconds`` negative or not finite, or a perp symbol the venue does not list.
+            ``seconds`` negative or not finite, or a symbol the venue does not list.
         hedge_core.errors.ExchangeError
             Vendor errors, translated like every other call (temporary ones retried: re-arming
             is idempotent).
@@ -221,7 +240,15 @@ class AccountSettingsMixin:
             raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)") from None
         if not math.isfinite(secs) or secs < 0:
             raise he.InvalidInput("seconds", seconds, "a finite number of seconds >= 0 (0 disarms)")
-        if self.venue != "binance" or not is_perp_symbol(symbol):
+        scope = self.cancel_all_scope(symbol)
+        if scope == "account":
+            await self._ensure_markets()
+            self._instrument(symbol)
+            timeout = 0 if secs == 0 else min(120, max(10, math.ceil(secs)))
+            await self._call("arm_cancel_all_after", lambda: self._ex.privatePostTradeCancelAllAfter(
+                {"timeOut": str(timeout)}))
+            return True
+        if scope != "symbol":
             return False
         await self._ensure_markets()
         self._perp(symbol)

@@ -63,6 +63,12 @@ class VenueConfig:
     # after the expTime"); without it OKX processes a signed request up to 30 s after its timestamp, longer than
     # the adapter's outcome window (recvWindow + margin) -- a lost order could execute after being written off
     order_deadline_header: str = ""
+    # the venue's exchange-side cancel-all timer reachable over REST (the dead man's switch's third layer):
+    # "symbol" = Binance USD-M ``POST /fapi/v1/countdownCancelAll``, one countdown per perp symbol;
+    # "account" = OKX ``POST /api/v5/trade/cancel-all-after``, one countdown for every pending order of the
+    # account (spot and derivatives); "" = none through this adapter (Bybit's disconnect-cancel, DCP, fires
+    # on a private WEBSOCKET disconnect, must be enabled by the account manager, and is not wired)
+    cancel_all_after: str = ""
     tested_offline: str = ""
 
 
@@ -86,6 +92,7 @@ VENUES: dict[str, VenueConfig] = {
         perp_params={},
         no_change_markers=("-4046", "-4059", "No need to change"),
         brackets=True,
+        cancel_all_after="symbol",
         tested_offline="full (local simulator, real ccxt)",
     ),
     "bybit": VenueConfig(
@@ -128,6 +135,7 @@ VENUES: dict[str, VenueConfig] = {
         margin_mode_per_order=True,
         tiers_in_contracts=True,
         order_deadline_header="expTime",
+        cancel_all_after="account",
         tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py, tests/test_live_okx_faults.py "
                        "and the OKX column of tests/test_live_fault_matrix.py",
     ),
