@@ -64,7 +64,10 @@ class VenueRecordsMixin:
         """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
         journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
         since = pd.Timestamp(self.started_at)
-        pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, since)
+        # the venue's records page (docs/live.md "Funding records"): read from the last one booked on, not from
+        # the start, so a months-old hedge asks for one page per poll
+        read_from = max([since, *self._funding_booked])
+        pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, read_from)
         n = 0
         for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
             qty = self.driver.ctx.perp.qty

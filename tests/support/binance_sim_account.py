@@ -119,4 +119,7 @@ class AccountMixin:
                 if ("symbol" not in p or r["symbol"] == p["symbol"])
                 and ("incomeType" not in p or r["incomeType"] == p["incomeType"])
                 and ("startTime" not in p or r["time"] >= int(p["startTime"]))]
-        return rows[: int(p.get("limit", 100))]
+        limit = int(p.get("limit", 100))  # "Default 100; max 1000"; oldest first from startTime
+        if not 1 <= limit <= 1000:
+            raise SimError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        return rows[:limit]

@@ -8,7 +8,7 @@ mode (``/v5/account/set-margin-mode``: account-wide on a unified account), the p
 switch (``/v5/position/switch-mode``: 110025 "not modified", 110024 with an open position),
 funding settlement (:meth:`BybitSim.settle_funding`) with the public funding history, venue
 liquidations (:meth:`BybitSim.liquidate`), klines (spot, linear and mark price, from
-``BybitSim.klines``) and the execution list (``/v5/execution/list``: Trade,
+``BybitSim.klines``) and the execution list (``/v5/execution/list``, 7-day windows and pages of ``limit`` <= 100: Trade,
 Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding) -- with v5 HMAC
 signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
 Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
@@ -540,12 +540,25 @@ class BybitSim:
         return {}
 
     def _execution_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        # "Get Trade History" (https://bybit-exchange.github.io/docs/v5/order/execution): "limit" [1, 100], default 50
+        # (ccxt's "size" is not a parameter of it); the time window is 7 days: neither startTime nor endTime ->
+        # the last 7 days; only startTime -> [startTime, startTime + 7 days]; only endTime -> [endTime - 7 days,
+        # endTime]; both -> "endTime - startTime <= 7 days"
+        week = 7 * 86_400_000
+        start, end = p.get("startTime"), p.get("endTime")
+        if start is None and end is None:
+            end = self.now_ms()
+        lo = int(start) if start is not None else int(end) - week
+        hi = int(end) if end is not None else lo + week
+        if hi - lo > week:
+            raise BybitError(10001, "The time range between startTime and endTime cannot exceed 7 days")
+        limit = int(p.get("limit", 50))
+        if not 1 <= limit <= 100:
+            raise BybitError(10001, "params error: limit")
         rows = [r for r in self.executions if r["category"] == p.get("category")
                 and ("symbol" not in p or r["symbol"] == p["symbol"])
                 and ("execType" not in p or r["execType"] == p["execType"])
-                and ("startTime" not in p or int(r["execTime"]) >= int(p["startTime"]))
-                and ("endTime" not in p or int(r["execTime"]) <= int(p["endTime"]))]
-        limit = int(p.get("limit", p.get("size", 50)))
+                and lo <= int(r["execTime"]) <= hi]
         rows = sorted(rows, key=lambda r: (int(r["execTime"]), r["seq"]), reverse=True)[:limit]  # newest first
         return {"category": p.get("category"), "list": rows, "nextPageCursor": ""}
 

@@ -415,9 +415,18 @@ class OkxSim(OkxBook):
         return sorted(rows, key=lambda r: -int(r["ts"]))[:int(q.get("limit", 100))]
 
     def _bills(self, q: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = [b for b in self.bills if q.get("type") in (None, b["type"]) and q.get("instType") in (None, b["instType"])
-                and q.get("ccy") in (None, b["ccy"]) and ("begin" not in q or int(b["ts"]) >= int(q["begin"]))]
-        return sorted(rows, key=lambda r: -int(r["ts"]))[:int(q.get("limit", 100))]
+        # "Get bills details (last 3 months)": filters type, subType, instType, ccy; begin/end (ts, ms); newest first;
+        # "after": records earlier than the requested billId, "before": newer; limit max 100, default 100
+        limit = int(q.get("limit", 100))
+        if not 1 <= limit <= 100:
+            raise OkxError("51000", "Parameter limit error")
+        rows = [b for b in self.bills if q.get("type") in (None, b["type"]) and q.get("subType") in (None, b["subType"])
+                and q.get("instType") in (None, b["instType"]) and q.get("ccy") in (None, b["ccy"])
+                and ("begin" not in q or int(b["ts"]) >= int(q["begin"]))
+                and ("end" not in q or int(b["ts"]) <= int(q["end"]))
+                and ("after" not in q or int(b["billId"]) < int(q["after"]))
+                and ("before" not in q or int(b["billId"]) > int(q["before"]))]
+        return sorted(rows, key=lambda r: (-int(r["ts"]), -int(r["billId"])))[:limit]
 
     def _positions(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         ids = set(q["instId"].split(",")) if q.get("instId") else None

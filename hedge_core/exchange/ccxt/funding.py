@@ -9,6 +9,7 @@ paid on comes from :func:`hedge_core.money.funding_position` (the inverse of the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -48,7 +49,8 @@ class FundingMixin:
 
     async def fetch_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:
-        """Own funding settled (+ received / - paid, quote), on every venue.
+        """Own funding settled (+ received / - paid, quote), on every venue: EVERY record since ``since``
+        (the venue's pages and time windows are walked, see :meth:`_funding_records`).
 
         Binance's income ledger has only the amount (+ received); rate and mark come from the
         public funding history at the same funding time. Bybit reports funding in its execution
@@ -60,10 +62,10 @@ class FundingMixin:
         if symbol is not None:
             self._perp(symbol)
         since_ms = _ms(since)
-        rows = await self._call("fetch_funding_payments", lambda: self._ex.fetch_funding_history(
-            symbol, since_ms, None, {"subType": "linear"}))
+        rows = await self._funding_records(symbol, since_ms)
         out = []
         history: dict[str, list[FundingRate]] = {}
+        exhausted: set[str] = set()  # symbols whose public history has nothing newer
         for r in rows:
             sym = r.get("symbol") or symbol or ""
             ts = _ts(r.get("timestamp"))
@@ -72,15 +74,109 @@ class FundingMixin:
             rate = _f(r.get("rate"), float("nan"))
             mark = _f((r.get("info") or {}).get("execPrice"), float("nan"))
             if not (math.isfinite(rate) and math.isfinite(mark) and mark > 0):
-                if sym not in history:
-                    first = min((_f(x.get("timestamp")) for x in rows if x.get("symbol") == sym), default=0.0)
-                    history[sym] = await self.fetch_funding_rate_history(
-                        sym, _ts(first - 60_000), None) if sym in self._instruments else []
-                near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(history[sym]))
-                match = history[sym][near[0][1]] if near and near[0][0] <= 60 else None
+                known = history.setdefault(sym, [])
+                if sym in self._instruments and sym not in exhausted and (
+                        not known or known[-1].ts < ts - pd.Timedelta(seconds=60)):
+                    # the public history pages too (Binance: 100 rows from startTime by default): read the page
+                    # that starts just before this payment when it lies beyond what is read already
+                    page = [h for h in await self.fetch_funding_rate_history(sym, ts - pd.Timedelta(seconds=60), None)
+                            if not known or h.ts > known[-1].ts]
+                    known.extend(page)
+                    if not page:
+                        exhausted.add(sym)
+                near = sorted((abs((h.ts - ts).total_seconds()), i) for i, h in enumerate(known))
+                match = known[near[0][1]] if near and near[0][0] <= 60 else None
                 rate = match.rate if match else float("nan")
                 mark = _f(match.mark_price, float("nan")) if match else float("nan")
             qty = funding_position(amount, mark, rate)
             out.append(FundingPayment(symbol=sym, ts=ts, amount=amount, rate=rate, position_qty=qty,
                                       mark_price=mark))
         return out
+
+    async def _funding_records(self, symbol: str | None, since_ms: int | None) -> list[dict[str, Any]]:
+        """Every funding record (ccxt funding-history structures) of ``symbol`` since ``since_ms``, walking the
+        venue's pages (``VenueConfig.funding_paging``). Without ``since_ms``: one request, the venue's default.
+
+        A venue answers one page at a time: Binance 100 rows by default (1,000 at most) from startTime, Bybit 50
+        by default (100 at most) and 7 days per request, OKX 100 of the newest. Read once, a hedge older than a
+        page would stop seeing its newer funding (Binance, Bybit) or lose older ones (OKX).
+
+        Raises
+        ------
+        hedge_core.errors.ExchangeError
+            Vendor errors (translated); or more than ``MAX_FUNDING_PAGES`` pages (a venue that keeps answering
+            full pages of the same records).
+        """
+        def call(sym: str | None, start: int | None, limit: int | None, params: dict[str, Any]) -> Any:
+            return self._call("fetch_funding_payments", lambda: self._ex.fetch_funding_history(sym, start, limit, params))
+
+        style = self.config.funding_paging
+        # ccxt's subType picks Bybit's category and Binance's linear book; OKX would send it on as its bills'
+        # own ``subType`` filter (173/174 ...), where "linear" matches nothing
+        base: dict[str, Any] = {} if style == "bills" else {"subType": "linear"}
+        if since_ms is None:
+            return list(await call(symbol, None, None, base))
+        rows: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+
+        def add(page: list[dict[str, Any]]) -> int:
+            fresh = [r for r in page if _rid(r) not in seen]
+            seen.update(_rid(r) for r in fresh)
+            rows.extend(fresh)
+            return len(fresh)
+
+        pages = 0
+
+        def count() -> None:
+            nonlocal pages
+            pages += 1
+            if pages > MAX_FUNDING_PAGES:
+                raise he.ExchangeError(f"more than {MAX_FUNDING_PAGES} pages of funding records since {since_ms} ms",
+                                       venue=self.venue, method="fetch_funding_payments")
+
+        if style == "windows":  # Bybit: <= 7 days a request, newest first, <= 100 rows
+            now_ms = int(self._ex.milliseconds())
+            lo = since_ms
+            while lo <= now_ms:
+                hi = min(lo + _WEEK_MS, now_ms)
+                end = hi
+                while True:
+                    count()
+                    page = await call(symbol, lo, PAGE_ROWS["windows"], {**base, "endTime": end, "limit": PAGE_ROWS["windows"]})
+                    add(page)
+                    if len(page) < PAGE_ROWS["windows"]:
+                        break
+                    end = min(int(r["timestamp"]) for r in page) - 1
+                    if end < lo:
+                        break
+                lo = hi + 1
+        elif style == "bills":  # OKX: newest first, <= 100 rows; begin by time, after by billId
+            params: dict[str, Any] = {"begin": str(since_ms), "limit": str(PAGE_ROWS["bills"])}
+            while True:
+                count()
+                page = await call(None, None, None, dict(params))  # unfiltered: a full page means more to read
+                add(page)
+                if len(page) < PAGE_ROWS["bills"]:
+                    break
+                params["after"] = str(min(page, key=lambda r: (int(r["timestamp"]), str(r.get("id"))))["id"])
+            if symbol is not None:
+                rows = [r for r in rows if r.get("symbol") == symbol]
+        else:  # Binance: oldest first from startTime, <= 1,000 rows
+            start = since_ms
+            while True:
+                count()
+                page = await call(symbol, start, PAGE_ROWS["forward"], base)
+                if not add(page) or len(page) < PAGE_ROWS["forward"]:
+                    break
+                start = max(int(r["timestamp"]) for r in page)  # inclusive: rows at that ms are de-duplicated
+        return sorted(rows, key=lambda r: int(r.get("timestamp") or 0))
+
+
+PAGE_ROWS = {"forward": 1_000, "windows": 100, "bills": 100}  # the venues' largest page ("limit" max)
+MAX_FUNDING_PAGES = 500
+_WEEK_MS = 7 * 86_400_000 - 1  # Bybit: "endTime - startTime <= 7 days"
+
+
+def _rid(r: dict[str, Any]) -> tuple[Any, ...]:
+    """A funding record's identity across overlapping pages: the venue's id, symbol, time and amount."""
+    return (r.get("id"), r.get("symbol"), r.get("timestamp"), r.get("amount"))

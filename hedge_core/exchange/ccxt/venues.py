@@ -69,6 +69,15 @@ class VenueConfig:
     # account (spot and derivatives); "" = none through this adapter (Bybit's disconnect-cancel, DCP, fires
     # on a private WEBSOCKET disconnect, must be enabled by the account manager, and is not wired)
     cancel_all_after: str = ""
+    # how the account's funding records page (fetch_funding_payments reads ALL of them since ``since``):
+    # "forward" = Binance ``GET /fapi/v1/income``: oldest first from startTime, ``limit`` default 100, max 1000
+    #   ("If the number of data between startTime and endTime is larger than limit, response will be return as
+    #   startTime+limit");
+    # "windows" = Bybit ``GET /v5/execution/list``: at most 7 days per request ("Only startTime is passed, return
+    #   range between startTime and startTime+7 days"), newest first, ``limit`` [1, 100] default 50;
+    # "bills" = OKX ``GET /api/v5/account/bills-archive``: newest first, ``limit`` max 100, ``begin`` filters by
+    #   time and ``after`` pages to records earlier than a ``billId`` (ccxt sends neither: the adapter does)
+    funding_paging: str = "forward"
     tested_offline: str = ""
 
 
@@ -110,6 +119,7 @@ VENUES: dict[str, VenueConfig] = {
         cid_lookup="bybit_v5",
         no_change_markers=("110025", "110026", "110043", "not modified"),
         funding_amount_sign=-1.0,
+        funding_paging="windows",
         trades_query="bybit_v5",
         hedge_mode_orders=False,
         account_margin_mode=True,
@@ -136,6 +146,7 @@ VENUES: dict[str, VenueConfig] = {
         tiers_in_contracts=True,
         order_deadline_header="expTime",
         cancel_all_after="account",
+        funding_paging="bills",
         tested_offline="partial (local simulator, real ccxt): see tests/test_live_okx.py, tests/test_live_okx_faults.py "
                        "and the OKX column of tests/test_live_fault_matrix.py",
     ),
