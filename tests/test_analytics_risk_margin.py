@@ -59,8 +59,11 @@ def test_bracket_tables_are_contiguous_and_cum_matches_binance_recurrence(table)
 def test_binance_faq_bracket_examples():
     assert bracket_for(264_000, BTCUSDT_BRACKETS).mmr == 0.01
     assert bracket_for(500_000, BTCUSDT_BRACKETS).cum == 1_300
-    # the committed snapshot carries the same tables the FAQ examples are checked against
-    assert brackets_for("BTC/USDT:USDT") == BTCUSDT_BRACKETS and brackets_for("ETHUSDT") == ETHUSDT_BRACKETS
+    # the FAQ examples keep the 2021 tables; the committed snapshot's defaults are the venue's newer tables
+    # (freqtrade's recording, tests/test_instruments_verified.py), so a lookup no longer returns these
+    assert brackets_for("BTC/USDT:USDT") != BTCUSDT_BRACKETS and brackets_for("ETHUSDT") != ETHUSDT_BRACKETS
+    btc = brackets_for("BTCUSDT")  # bracket 1 unchanged (0-50,000 at 0.4 %, 125x); bracket 2 now capped at 600,000
+    assert btc[0] == BTCUSDT_BRACKETS[0] and btc[1].notional_cap == 600_000.0 != BTCUSDT_BRACKETS[1].notional_cap
     with pytest.raises(InvalidInput, match="symbol"):
         brackets_for("PEPE/USDT:USDT")
 
@@ -257,6 +260,7 @@ def test_an_instruments_own_brackets_reach_the_engine_leverage_rule_and_liquidat
     from hedge_core.params.models import LeverageParams
 
     p = LeverageParams(liq_buffer=0.1, max_leverage=10)
+    default = brackets_for("BTC/USDT:USDT")
     assert choose_leverage(0.0, p, notional=10_000) == 9  # committed table: 1/(1.1 x 1.004 - 1) = 9.06
     lp0 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(BTCUSDT_BRACKETS))
     venue = tuple(replace_bracket(b, max_leverage=4.0, mmr=b.mmr * 2, cum=b.cum * 2) for b in BTCUSDT_BRACKETS)
@@ -264,7 +268,7 @@ def test_an_instruments_own_brackets_reach_the_engine_leverage_rule_and_liquidat
     lp1 = _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(venue))
     assert lp1 < lp0 and lp1 == pytest.approx(liquidation_price(-1.0, 30_000.0, 6_000.0, venue))
     # nothing global changed: the committed default is what a caller without a table still gets
-    assert choose_leverage(0.0, p, notional=10_000) == 9 and brackets_for("BTC/USDT:USDT") == BTCUSDT_BRACKETS
+    assert choose_leverage(0.0, p, notional=10_000) == 9 and brackets_for("BTC/USDT:USDT") == default
     assert _isolated_liquidation_price(-1.0, 30_000.0, 5.0, 0.0, table_key(BTCUSDT_BRACKETS)) == lp0
 
 

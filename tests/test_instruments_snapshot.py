@@ -3,8 +3,8 @@ and USDT perp), each row validates and names its source, and paper trading and b
 venue's own figures (OKX: lot and minimum in base units = contracts x ctVal) instead of Binance's relabelled.
 
 Hand-checked figures come from the venues' published answers quoted in the rows' ``source``: OKX's recorded
-``GET /api/v5/public/instruments`` (XRP-USDT-SWAP ctVal 100, lotSz 0.1 contracts; BTC-USDT-SWAP ctVal 0.01, lotSz
-0.1) and Bybit's "Margin Parameters" page for BTCUSDT (tier 8: risk limit 8,500,000, MMR 1 %, deduction 20,500).
+``GET /api/v5/public/instruments`` (XRP-USDT-SWAP ctVal 100, lotSz 0.01 contracts; BTC-USDT-SWAP ctVal 0.01, lotSz
+0.01: ccxt's recording at 97b6415, after OKX's 2024-06 cut from 0.1) and Bybit's "Margin Parameters" page for BTCUSDT (tier 8: risk limit 8,500,000, MMR 1 %, deduction 20,500).
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ def test_every_venue_has_the_six_assets_spot_and_perp_and_each_row_validates(ven
 
 
 @pytest.mark.parametrize("base, ct_val, lot_contracts, lot_base", [
-    ("BTC", 0.01, 0.1, 0.001), ("ETH", 0.1, 0.1, 0.01), ("XRP", 100.0, 0.1, 10.0), ("DOGE", 1000.0, 0.1, 100.0)])
+    ("BTC", 0.01, 0.01, 0.0001), ("ETH", 0.1, 0.01, 0.001), ("XRP", 100.0, 0.01, 1.0), ("DOGE", 1000.0, 0.01, 10.0)])
 def test_okx_perp_limits_are_in_base_units_contracts_x_ctval(base, ct_val, lot_contracts, lot_base):
     """OKX's recorded instruments answer gives ctVal and lotSz/minSz in contracts; the snapshot stores base units as
     the ccxt adapter maps them (``precision.amount x contractSize``): by hand, lotSz x ctVal."""
     inst = snapshot()[("okx", f"{base}/USDT:USDT")]
     assert inst.contract_size == ct_val
     assert inst.lot_size == pytest.approx(lot_base, rel=1e-12) == lot_contracts * ct_val
-    assert inst.min_qty == pytest.approx(lot_base, rel=1e-12)  # minSz 0.1 contracts, as lotSz
+    assert inst.min_qty == pytest.approx(lot_base, rel=1e-12)  # minSz 0.01 contracts, as lotSz
 
 
 def test_okx_btc_table_is_its_contract_tiers_at_the_stated_mark():
@@ -113,7 +113,7 @@ def test_another_venues_defaults_become_this_venues_own_and_explicit_rows_are_ke
 
     binance = venue_instruments("binance")
     moved = {i.symbol: i for i in instruments_on_venue(binance, "binance", "okx")}
-    assert moved["XRP/USDT:USDT"] == snapshot()[("okx", "XRP/USDT:USDT")]  # lot 10 XRP, contract size 100
+    assert moved["XRP/USDT:USDT"] == snapshot()[("okx", "XRP/USDT:USDT")]  # lot 1 XRP, contract size 100
     mine = replace(snapshot()[("binance", "XRP/USDT:USDT")], lot_size=7.0)  # not a default: the caller's own row
     [kept] = instruments_on_venue((mine,), "binance", "okx")
     assert kept == replace(mine, venue="okx")
@@ -127,32 +127,32 @@ def _bar(core, ts, sym, kind, px):
 
 
 def test_an_okx_perp_order_in_the_paper_venue_trades_okx_lots():
-    """OKX XRP-USDT-SWAP: a contract is 100 XRP, the step 0.1 contract = 10 XRP. By hand: 15 XRP is 0.15 contract,
-    refused naming the lot; 20 XRP (0.2 contract) fills; the engine's lot rounding of 6,104.58 XRP gives 6,100."""
+    """OKX XRP-USDT-SWAP: a contract is 100 XRP, the step 0.01 contract = 1 XRP. By hand: 1.5 XRP is 0.015 contract,
+    refused naming the lot; 20 XRP (0.2 contract) fills; the engine's lot rounding of 6,104.58 XRP gives 6,104."""
     from hedge_core.exchange.paper.core import PaperConfig, PaperCore
     from hedge_core.money.execution import lot_floor
     from hedge_core.types import OrderRequest, Side
 
     core = PaperCore(PaperConfig(venue="okx"), balances={"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}})
-    assert core.instruments["XRP/USDT:USDT"].lot_size == 10.0
+    assert core.instruments["XRP/USDT:USDT"].lot_size == 1.0
     t0 = pd.Timestamp("2024-06-30T00:00Z")
     for sym, kind in (("XRP/USDT", MarketKind.SPOT), ("XRP/USDT:USDT", MarketKind.PERP),
                       ("XRP/USDT:USDT", MarketKind.MARK)):
         _bar(core, t0, sym, kind, 0.5)
-    with pytest.raises(InvalidOrder, match="LOT_SIZE.*lot 10"):
-        core.create_order(OrderRequest("XRP/USDT:USDT", Side.SELL, 15.0, "x1"))
+    with pytest.raises(InvalidOrder, match="LOT_SIZE.*lot 1"):
+        core.create_order(OrderRequest("XRP/USDT:USDT", Side.SELL, 1.5, "x1"))
     core.create_order(OrderRequest("XRP/USDT:USDT", Side.SELL, 20.0, "x2"))
     pos = [p.qty for (s, _), p in core.positions.items() if s == "XRP/USDT:USDT"]
     assert pos == [-20.0]
-    assert lot_floor(6_104.578648, 10.0) == 6_100.0
+    assert lot_floor(6_104.578648, 1.0) == 6_104.0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("venue, asset, spot0, perp_lot", [("okx", "SOL", 140.0, 0.01), ("okx", "XRP", 0.5, 10.0),
+@pytest.mark.parametrize("venue, asset, spot0, perp_lot", [("okx", "BTC", 60_000.0, 0.0001), ("okx", "XRP", 0.5, 1.0),
                                                            ("bybit", "SOL", 140.0, 0.1)])
 def test_a_backtest_on_bybit_or_okx_runs_from_the_snapshot_alone_in_the_venues_lots(venue, asset, spot0, perp_lot):
     """Demo bars relabelled as the venue's market, no store, the default config: the paper venue is the venue's
-    own snapshot rows (not Binance's: SOL perp lot 1, XRP 0.1), every perp fill is a whole number of the venue's
+    own snapshot rows (not Binance's: BTC perp lot 0.001, XRP 0.1, SOL 0.01), every perp fill is a whole number of the venue's
     lots, and the fast path equals the event path on them."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest
     from hedge_core.backtest.timeline import market_from_frames
@@ -183,7 +183,7 @@ def test_a_backtest_on_bybit_or_okx_runs_from_the_snapshot_alone_in_the_venues_l
 @pytest.mark.slow
 def test_hedge_backtest_on_a_store_of_okx_bars_without_instrument_rows_uses_okx_figures(tmp_path):
     """`hedge backtest --venue okx --asset XRP` on a store holding the venue's bars and no instruments rows: the
-    snapshot's OKX rows serve (perp fills in 10-XRP lots); an asset the snapshot lacks for OKX is refused naming
+    snapshot's OKX rows serve (perp fills in 1-XRP lots); an asset the snapshot lacks for OKX is refused naming
     it and the command that fills it."""
     from dataclasses import replace
 
@@ -222,7 +222,7 @@ def test_hedge_backtest_on_a_store_of_okx_bars_without_instrument_rows_uses_okx_
         m = load_market(st, venue="okx", spot_symbol="XRP/USDT", perp_symbol="XRP/USDT:USDT")
         pc = _paper(st, m)
     perp = {i.symbol: i for i in pc.instruments}["XRP/USDT:USDT"]
-    assert pc.venue == "okx" and perp == snapshot()[("okx", "XRP/USDT:USDT")] and perp.lot_size == 10.0
+    assert pc.venue == "okx" and perp == snapshot()[("okx", "XRP/USDT:USDT")] and perp.lot_size == 1.0
     res = runner.invoke(app, ["backtest", "--params", str(carry), "--db", db, "--venue", "okx", "--asset", "ADA"])
     assert res.exit_code == 2 and "instrument='okx ADA/USDT, ADA/USDT:USDT'" in res.output
     assert "hedge data instruments --venue okx --symbols ADA/USDT,ADA/USDT:USDT" in res.output

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from hedge_core.analytics.risk import BTCUSDT_BRACKETS, ETHUSDT_BRACKETS, liquidation_price
+from hedge_core.analytics.risk import BTCUSDT_BRACKETS, ETHUSDT_BRACKETS, brackets_for, liquidation_price
 from hedge_core.exchange.paper.core import PaperConfig, PaperCore
 from hedge_core.types import (
     Bar,
@@ -227,10 +227,14 @@ def test_cross_liquidates_all_positions_and_uses_other_contracts():
     core.create_order(OrderRequest(EPERP, Side.BUY, 5.0, "E"))
     bar(core, EPERP, MarketKind.PERP, 1, 1_950.0)
     bar(core, EPERP, MarketKind.MARK, 1, 1_950.0)
-    eth_mm = 5 * 1_950.0 * ETHUSDT_BRACKETS[0].mmr
+    # the venue's default tables (the committed snapshot: bracket 1 of BTC and ETH at MMR 0.4 %)
+    btc_table, eth_table = brackets_for(PERP), brackets_for(EPERP)
+    eth_mm = 5 * 1_950.0 * eth_table[0].mmr
     eth_upnl = 5 * (1_950.0 - 2_000.0)
-    lp = liquidation_price(1.0, 20_000.0, 4_000.0, BTCUSDT_BRACKETS, margin_mode="cross",
+    lp = liquidation_price(1.0, 20_000.0, 4_000.0, btc_table, margin_mode="cross",
                            other_maintenance_margin=eth_mm, other_unrealized_pnl=eth_upnl)
+    # by hand: ETH MM 5 x 1,950 x 0.4 % = 39, UPNL -250; LP = (4,000 - 39 - 250 - 20,000) / (0.004 - 1) = 16,354.42
+    assert (eth_mm, round(lp, 2)) == (pytest.approx(39.0), 16_354.42)
     assert core.positions_view([PERP])[0].liquidation_price == pytest.approx(lp)
     step(core, 1, 17_000.0, mark_open=19_000.0, mark_low=lp - 10.0)
     liq = {f.symbol: f for f in core.fills if f.client_order_id.startswith("liq-")}
@@ -244,8 +248,10 @@ def test_cross_liquidation_prices_match_binance_documented_example():
     """Binance FAQ b3c689c1... (see tests/test_analytics_risk_margin.py): one cross account of
     1,535,443.01 USDT, BTCUSDT long 109.488 @ 32,481.98 (mark 31,967.27) and ETHUSDT long 3,683.979
     @ 1,456.84 (mark 1,335.18); published liquidation prices 26,316.89 and 1,153.26. The simulator
-    derives TMM1/UPNL1 from its own book."""
-    core = PaperCore(no_cost(), balances={"perp": {"USDT": 1_535_443.01}})
+    derives TMM1/UPNL1 from its own book. The FAQ's figures come from the 2021 tables, given to the venue here
+    (the committed defaults are the venue's newer tables)."""
+    core = PaperCore(no_cost(brackets={PERP: BTCUSDT_BRACKETS, EPERP: ETHUSDT_BRACKETS}),
+                     balances={"perp": {"USDT": 1_535_443.01}})
     for sym, px in ((PERP, 32_481.98), (EPERP, 1_456.84)):
         bar(core, sym, MarketKind.PERP, 0, px)
         bar(core, sym, MarketKind.MARK, 0, px)

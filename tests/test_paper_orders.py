@@ -284,7 +284,7 @@ def test_leverage_limits():
     with pytest.raises(InvalidOrder, match="-4028"):
         core.set_leverage(PERP, 126)
     with pytest.raises(InvalidOrder, match="-4028"):
-        core.set_leverage("ETH/USDT:USDT", 101)
+        core.set_leverage("ETH/USDT:USDT", 126)  # the default ETH table's bracket 1 allows 125x (2021: 100x)
     with pytest.raises(InvalidOrder, match="not a perpetual"):
         core.set_leverage(SPOT, 2)
     core.set_leverage(PERP, 125)

@@ -71,8 +71,9 @@ def _table(rows: Sequence[tuple[float, float, float, float, float]]) -> tuple[Br
 # Rows as reproduced by public Binance liquidation calculators (read from Binance's futures web
 # app); every cum is checked in the tests against Binance's published recurrence. The cap of the
 # last ETH bracket is not stated by those sources (they use an open-ended sentinel): 50,000,000 is
-# our choice. Binance revises these tables and may give an account its own
-# (GET /fapi/v1/leverageBracket): treat them as defaults, not the live truth.
+# our choice. These are the FAQ examples' tables only: the committed defaults (:func:`brackets_for`, the
+# instruments snapshot) are the venue's 2024 tables as recorded by freqtrade (docs/instruments.md, "Sources"),
+# and an account's own table comes from GET /fapi/v1/leverageBracket.
 # Columns: notional floor, notional cap (USDT), max leverage, maintenance margin rate, cum (USDT).
 BTCUSDT_BRACKETS: tuple[Bracket, ...] = _table([
     (0, 50_000, 125, 0.004, 0),

@@ -237,7 +237,7 @@ def instruments_on_venue(instruments: Sequence[Instrument], from_venue: str, ven
 
     A row that is ``from_venue``'s committed default (:func:`venue_instruments`) becomes ``venue``'s default of the
     same symbol, with that venue's own tick, lot, contract size and table (an OKX XRP perp trades whole lots of
-    10 XRP, not Binance's 0.1); any other row (the store's, or one given explicitly) is kept, relabelled with
+    1 XRP = 0.01 contract of 100 XRP, not Binance's 0.1); any other row (the store's, or one given explicitly) is kept, relabelled with
     ``venue``, as is a symbol ``venue`` has no default for. Nothing changes when the venues are the same.
     """
     if from_venue == venue:
