@@ -109,6 +109,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         self.reconcile_due = asyncio.Event()  # wakes the records loop (unknown outcome, funding time)
         self.last_reconcile: dict[str, Any] = {}
         self._funding_booked: set[pd.Timestamp] = set()  # venue funding times booked (journal key)
+        self._first_funding_booked: set[pd.Timestamp] = set()  # two perp legs: the first venue's (pair_records)
         self._records_task: asyncio.Task[Any] | None = None
         self.advice: Any = None  # latest hedge_core.advice.Opinion (runner.advisor_watch), None before the first
 
@@ -225,8 +226,10 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
 
     async def _market(self, mu: MarketUpdate) -> None:
         if self.spec.perp_pair:  # two perp legs: the first leg trades the perp on its venue (exchange.routed_pair)
-            ad = self.raw_adapter
-            mu = replace(mu, spot=mu.perp, spot_mark=mu.mark_or_perp, spot_volume=mu.perp_volume,
+            ad = self.raw_adapter  # live (routed_pair_live): the feed's "spot" price is the first venue's own ticker
+            own = self.spec.feed == "ticker" and math.isfinite(mu.spot) and mu.spot > 0
+            mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=mu.spot if own else mu.mark_or_perp,
+                         spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
                          spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
         if self.driver.ctx.state is State.ANALYZING_MARKET and (

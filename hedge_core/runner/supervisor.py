@@ -306,8 +306,9 @@ class Supervisor:
             ad = self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
             if spec.mode == "recommend":  # the hook builds the venue adapter; recommend never sends
                 from hedge_core.exchange.recommend import RecommendAdapter
+                from hedge_core.exchange.routed_pair_live import recommend_pair
 
-                ad = RecommendAdapter(ad)
+                ad = recommend_pair(ad) if spec.perp_pair else RecommendAdapter(ad)  # a pair: each venue wrapped
             return ad
         from hedge_core.exchange.factory import make_adapter
 
@@ -323,8 +324,10 @@ class Supervisor:
             return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
         if spec.leg_venues[0] != spec.leg_venues[1]:  # live/recommend legs on two venues: each its own account
             from hedge_core.exchange.routed_live import routed_live
+            from hedge_core.exchange.routed_pair_live import routed_pair_live
 
-            return self._register_secrets(routed_live(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
+            build = routed_pair_live if spec.perp_pair else routed_live  # two perp legs: routed by leg
+            return self._register_secrets(build(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
 
     def _paper_pair(self, spec: HedgeSpec) -> Any:
