@@ -1,0 +1,107 @@
+"""Two PERP legs on two venues in LIVE mode, real ccxt against two simulators at once: the first leg a perp on
+the Binance simulator's USD-M side, the second a perp on the Bybit simulator's linear side
+(tests/support/pair_live_env.py; both legs trade BTC/USDT:USDT, orders routed by LEG).
+
+What each simulator does is its venue's documented behaviour (their module docstrings): Binance USD-M
+"New Order (TRADE)" https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api,
+"Account Trade List (USER_DATA)", "Get Income History (USER_DATA)" with ``incomeType`` FUNDING_FEE; Bybit v5
+"Place Order", "Get Trade History" https://bybit-exchange.github.io/docs/v5/order/execution (``execType``
+Trade / Funding), error 110007 https://bybit-exchange.github.io/docs/v5/error. The hedge is the runner's own
+HedgeTask and driver (in process), checked against EACH venue's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+
+from hedge_core.engine.events import Command
+from hedge_core.engine.states import State
+from hedge_core.runner.hedge import HedgeSpec, HedgeTask
+from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.pair_live_env import PAIR, PRICE, RATE_A, RATE_B, binance_perp_sim, bybit_perp_sim, pair_params, \
+    pair_venues
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
+
+
+def bybit_trades(sim) -> list[dict]:
+    return [e for e in sim.executions if e["execType"] == "Trade"]
+
+
+def binance_long(sim) -> float:
+    return sim.position("BTCUSDT")
+
+
+def test_open_both_perp_legs_funding_from_each_venue_reconcile_per_venue_close_both(tmp_path):
+    async def go():
+        async with pair_venues() as pv:
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params(), hedge_id="pl", **PAIR,
+                                                   records_poll_s=0.2, reconcile_s=0.5)
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry")
+                # long the lower funding (Binance USD-M), short the higher (Bybit linear); no spot anywhere
+                long_a, short_b = binance_long(pv.first_sim), pv.second_sim.positions["BTCUSDT"][0]
+                assert long_a > 0 > short_b and abs(long_a + short_b) <= 0.001
+                assert not pv.first_sim.trades or {t["market"] for t in pv.first_sim.trades} == {"fapi"}
+                assert "BTC" not in pv.second_sim.coins and not any(pv.first_sim.spot.get("BTC", [0.0]))
+                ctx = task.driver.ctx
+                assert ctx.spot.venue == "binance" and ctx.perp.venue == "bybit"
+                assert ctx.spot.qty == pytest.approx(long_a, abs=1e-12)
+                assert ctx.perp.qty == pytest.approx(short_b, abs=1e-12)
+                # funding from EACH venue's own records, on its own leg: Binance FUNDING_FEE income (a long pays
+                # qty x mark x rate), Bybit execType Funding (a short receives)
+                pv.first_sim.settle_funding("BTCUSDT", RATE_A)
+                pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B)
+                await until(lambda: task.driver.ctx.spot.funding != 0 and task.driver.ctx.perp.funding != 0,
+                            what="funding booked on both legs")
+                paid_a, got_b = -long_a * PRICE * RATE_A, -short_b * PRICE * RATE_B  # by hand
+                assert task.driver.ctx.spot.funding == pytest.approx(paid_a, rel=1e-9) and paid_a < 0
+                assert task.driver.ctx.perp.funding == pytest.approx(got_b, rel=1e-9) and got_b > 0
+                task.journal.flush()
+                fj = store.read_table("funding_payments", hedge_id="pl")
+                assert sorted(fj["venue"]) == ["binance", "bybit"]
+                row_a, row_b = fj[fj["venue"] == "binance"].iloc[0], fj[fj["venue"] == "bybit"].iloc[0]
+                assert row_a["amount"] == pytest.approx(paid_a, rel=1e-9) and row_a["position_qty"] > 0
+                assert row_b["amount"] == pytest.approx(got_b, rel=1e-9) and row_b["position_qty"] < 0
+                # the continuous reconciliation reads each venue's position, trades and funding: no difference
+                await until(lambda: (task.summary().get("reconcile") or {}).get("differences") == [],
+                            what="a clean reconciliation pass")
+                # a second settlement at the first venue only: booked under binance alone, at the same rule
+                pv.first_sim.settle_funding("BTCUSDT", RATE_A, ts_ms=pv.first_sim.now_ms() + 1000)
+                await until(lambda: len(task._first_funding_booked) == 2, what="the second Binance settlement")
+                assert len(task._funding_booked) == 1
+                assert task.driver.ctx.spot.funding == pytest.approx(2 * paid_a, rel=1e-9)
+                await task.command(Command.STOP, "test: close both legs")
+                await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
+                assert binance_long(pv.first_sim) == 0 and pv.second_sim.positions["BTCUSDT"][0] == 0
+                fills = task.journal.fills("pl")
+                a, b = fills[fills["leg"] == "spot"], fills[fills["leg"] == "perp"]
+                assert set(a["venue"]) == {"binance"} and set(b["venue"]) == {"bybit"}
+                assert set(a["symbol"]) == set(b["symbol"]) == {"BTC/USDT:USDT"}
+                fapi = [t for t in pv.first_sim.trades if t["market"] == "fapi"]
+                assert len(a) == len(fapi) == 2 and len(b) == len(bybit_trades(pv.second_sim)) == 2
+                # fees from each venue's records, by hand: Binance USD-M taker 0.05 %, Bybit linear taker 0.055 %
+                assert a["fee"].sum() == pytest.approx(0.0005 * (a["qty"] * a["price"]).sum(), rel=1e-9)
+                assert b["fee"].sum() == pytest.approx(0.00055 * (b["qty"] * b["price"]).sum(), rel=1e-9)
+                assert a["fee"].sum() == pytest.approx(sum(float(t["commission"]) for t in fapi), abs=1e-9)
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
+
+
+def test_funding_is_compared_per_venue():
+    # journal rows under each venue against what that venue paid; a difference names its venue (quote units)
+    from hedge_core.runner.pair_records import booked_funding, funding_differences
+
+    t = pd.Timestamp("2026-01-01T08:00Z")
+    j = pd.DataFrame({"venue": ["binance", "bybit"], "ts": [t, t], "amount": [-0.4, 2.0]})
+    assert funding_differences(j, {"binance": -0.4, "bybit": 2.0}) == []
+    [d] = funding_differences(j, {"binance": -0.8, "bybit": 2.0})
+    assert d.what == "funding at binance (USDT)" and (d.journal, d.venue) == (-0.4, -0.8)
+    # both venues settle at 08:00: each leg keeps its own booked times (one set would skip the second venue's)
+    second, first = booked_funding(j.iloc[:1], "binance")
+    assert first == {t} and second == set()
+    assert booked_funding(j, None) == ({t}, set())
