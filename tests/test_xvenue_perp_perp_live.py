@@ -105,3 +105,79 @@ def test_funding_is_compared_per_venue():
     second, first = booked_funding(j.iloc[:1], "binance")
     assert first == {t} and second == set()
     assert booked_funding(j, None) == ({t}, set())
+
+
+def test_bybit_refusing_the_second_leg_unwinds_the_first_on_binance(tmp_path):
+    # Bybit's unified wallet holds 1 USDT: every order of the second leg is refused with 110007 ("ab not enough
+    # for new order") after the first leg filled on Binance USD-M -> after the retries the engine closes the first
+    # leg on Binance (the two-leg rule), reduce-only, and nothing is left at either venue
+    async def go():
+        async with pair_venues(second_sim=bybit_perp_sim(usdt=1.0, rate=RATE_B)) as pv:
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params(), hedge_id="pl", **PAIR)
+            try:
+                fapi = lambda: [t for t in pv.first_sim.trades if t["market"] == "fapi"]  # noqa: E731
+                await until(lambda: len(fapi()) >= 2, what="the first leg unwound on binance")
+                await until(lambda: not task.driver.ctx.pending, what="nothing pending")
+                assert [t["side"] for t in fapi()[:2]] == ["BUY", "SELL"]  # opened long, then closed on binance
+                assert binance_long(pv.first_sim) == 0 and abs(task.driver.ctx.spot.qty) < 1e-12
+                refused = [a for a in pv.second_sim.answers if a[0] == "POST /v5/order/create"]
+                assert len(refused) == task.params.execution.hedge_retries + 1 and {a[2] for a in refused} == {110007}
+                assert not pv.second_sim.positions.get("BTCUSDT", [0.0])[0]
+                assert any("unwinding" in a["message"] for a in task.summary()["alerts"])
+                assert task.driver.ctx.state is not State.ERROR
+                orders = task.journal.orders("pl")
+                assert {r["venue"] for r in orders if r["client_order_id"].startswith("hs")} == {"binance"}
+                assert {r["venue"] for r in orders if r["client_order_id"].startswith("hp")} == {"bybit"}
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
+
+
+def test_a_first_leg_answer_lost_in_a_crash_is_reconciled_at_binance_only(tmp_path):
+    # Binance applies the first leg's order but its answer never comes (held 30 s; the runner "crashes"
+    # meanwhile). A new HedgeTask recovers: the order is looked up at BINANCE by its client id (the symbol is the
+    # same on both venues: the leg routes it), its fills come from Binance's USD-M trade records and are journaled
+    # under binance, nothing is re-sent, Bybit is never asked about it, and the RECOVERY report names each venue's
+    # own signed position. The hedge then sells the naked first leg's hedge on Bybit.
+    async def go():
+        async with pair_venues() as pv:
+            pv.first_sim.inject("POST /fapi/v1/order", hang=30.0, after=True)
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params(), hedge_id="pl", **PAIR)
+            try:
+                await until(lambda: pv.first_sim.orders, what="the first leg's order applied at binance")
+                task.task.cancel()  # the crash: the answer is never read
+                try:
+                    await task.task
+                except asyncio.CancelledError:
+                    pass
+                [order] = list(pv.first_sim.orders.values())
+                link = order.client_id
+                assert link.startswith("hs") and link not in set(task.journal.fills("pl")["client_order_id"])
+                runs = sup.journal.runs()
+                row = runs[runs["hedge_id"] == "pl"].iloc[0]
+                task2 = HedgeTask(task.spec, task.params, sup.journal, pv.adapter, sup._feed_factory, sup)
+                rep = await task2.recover(str(row["state"]), row["started_at"])
+                v = rep["venues"]
+                assert v["binance"]["leg"] == "first perp" and link in v["binance"]["finalised"]
+                fapi = [t for t in pv.first_sim.trades if t["market"] == "fapi"]
+                assert fapi and v["binance"]["fills_added"] == [f"BTC/USDT:USDT#{t['id']}" for t in fapi]
+                assert not v["bybit"]["fills_added"] and not v["bybit"]["finalised"]
+                assert binance_long(pv.first_sim) > 0
+                assert v["binance"]["holding"] == pytest.approx(binance_long(pv.first_sim), abs=1e-12)
+                assert v["bybit"]["holding"] == 0.0
+                assert pv.first_sim.order_count(link) == 1  # found, never re-sent
+                assert not [r for r in pv.second_sim.requests if link in str(r[2])]  # bybit never asked
+                fills = task2.journal.fills("pl")  # the recovery's first step hedges at bybit at once
+                a = fills[fills["leg"] == "spot"]
+                assert set(a["venue"]) == {"binance"} and set(a["client_order_id"]) == {link}
+                assert set(fills.loc[fills["leg"] == "perp", "venue"]) <= {"bybit"}
+                assert task2.driver.ctx.spot.qty == pytest.approx(binance_long(pv.first_sim), abs=1e-12)
+                # the recovered hedge hedges the naked first leg at bybit (its own venue)
+                task2.task = asyncio.create_task(task2.run())
+                await until(lambda: pv.second_sim.positions.get("BTCUSDT", [0.0])[0] < 0, what="the hedge at bybit")
+                await until(lambda: not task2.driver.ctx.pending, what="nothing pending")
+                assert abs(binance_long(pv.first_sim) + pv.second_sim.positions["BTCUSDT"][0]) <= 0.001
+                task = task2
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
