@@ -181,3 +181,110 @@ def test_a_first_leg_answer_lost_in_a_crash_is_reconciled_at_binance_only(tmp_pa
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_preflight_checks_each_perp_wallet_against_its_own_leg():
+    # the first leg's margin on Binance's USD-M wallet, the second's on Bybit's unified wallet; one-way mode,
+    # margin mode and leverage set on BOTH venues at a real start; a venue short of margin is named
+    from hedge_core.errors import InvalidInput
+    from hedge_core.params import store as param_store
+    from hedge_core.runner.preflight_pair import preflight_pair
+
+    params = param_store.parse(pair_params(), where="test")
+
+    async def go():
+        async with pair_venues(first_sim=binance_perp_sim(wallet=7_000.0),
+                               second_sim=bybit_perp_sim(usdt=3_000.0, rate=RATE_B)) as pv:
+            rep = await preflight_pair(pv.adapter, perp_symbol="BTC/USDT:USDT", params=params, amount=1_000.0,
+                                       apply=True)
+            assert rep.spot.venue == "binance" and rep.perp.venue == "bybit"
+            assert rep.spot.symbol == rep.perp.symbol == "BTC/USDT:USDT"
+            assert rep.spot_free == pytest.approx(7_000.0) and rep.perp_free == pytest.approx(3_000.0)
+            assert rep.spot_price == pytest.approx(PRICE) and rep.perp_price == pytest.approx(PRICE)
+            assert "/fapi/v1/leverage" in {r[1] for r in pv.first_sim.requests if r[0] == "POST"}
+            assert {"/v5/position/set-leverage", "/v5/position/switch-mode"} <= {r[1] for r in pv.second_sim.requests}
+            assert not [r for r in pv.first_sim.requests if r[1].startswith("/api/v3/order")]  # nothing sent
+            # a dry run reads only: nothing set on either venue
+            n_a, n_b = len(pv.first_sim.requests), len(pv.second_sim.requests)
+            await preflight_pair(pv.adapter, perp_symbol="BTC/USDT:USDT", params=params, amount=1_000.0)
+            assert not [r for r in pv.first_sim.requests[n_a:] if r[0] == "POST"]
+            assert not [r for r in pv.second_sim.requests[n_b:] if r[1].startswith("/v5/position/set")]
+        # 1,000 USDT at 1x needs ~1,001 USDT of margin per leg (notional / leverage + taker fee to open and close,
+        # 1 % price move): 600 USDT on Binance is short, Bybit's 10,000 is not -> binance named, not bybit
+        async with pair_venues(first_sim=binance_perp_sim(wallet=600.0)) as pv:
+            with pytest.raises(InvalidInput) as err:
+                await preflight_pair(pv.adapter, perp_symbol="BTC/USDT:USDT", params=params, amount=1_000.0)
+            msg = str(err.value)
+            assert "venue binance" in msg and "binance perp margin 600.00 USDT free" in msg and "bybit" not in msg
+            assert "no transfer between venues" in msg
+        async with pair_venues(second_sim=bybit_perp_sim(usdt=600.0, rate=RATE_B)) as pv:
+            with pytest.raises(InvalidInput) as err:
+                await preflight_pair(pv.adapter, perp_symbol="BTC/USDT:USDT", params=params, amount=1_000.0)
+            assert "venue bybit" in str(err.value) and "bybit perp margin 600.00 USDT free" in str(err.value)
+    asyncio.run(go())
+
+
+def test_live_and_recommend_pair_adapters_keys_on_each_venue_and_recommend_never_sends(tmp_path, monkeypatch):
+    # the supervisor builds a PerpPairLive of two keyed ccxt adapters; a venue without keys is refused naming its
+    # leg and the variables; recommend wraps EACH venue (the driver is given each venue's adapter) so nothing sends
+    from hedge_core.errors import InvalidInput
+    from hedge_core.exchange.recommend import RecommendAdapter
+    from hedge_core.exchange.routed_pair_live import PerpPairLive
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.store import Store
+
+    for k in [k for k in __import__("os").environ if k.startswith("HEDGE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("HEDGE_BINANCE_API_KEY", "binKEY-0123456789abcdef")
+    monkeypatch.setenv("HEDGE_BINANCE_API_SECRET", "binSECRET-0123456789abcdef")
+    store = Store(tmp_path / "db.duckdb", hold=True)
+    try:
+        sup = Supervisor(store, tmp_path / "home")
+        spec = HedgeSpec(hedge_id="k1", params_inline=pair_params(), mode="live", feed="ticker", **PAIR)
+        with pytest.raises(InvalidInput) as err:
+            sup._adapter_for(spec, confirm_live=True)
+        assert "second perp leg on bybit" in str(err.value) and "HEDGE_BYBIT_API_KEY" in str(err.value)
+        with pytest.raises(InvalidInput, match="confirm_live"):
+            sup._adapter_for(spec, confirm_live=False)
+        monkeypatch.setenv("HEDGE_BYBIT_API_KEY", "bybKEY-fedcba9876543210")
+        monkeypatch.setenv("HEDGE_BYBIT_API_SECRET", "bybSECRET-fedcba9876543210")
+        ad = sup._adapter_for(spec, confirm_live=True)
+        try:
+            assert isinstance(ad, PerpPairLive) and (ad.first.venue, ad.second.venue) == ("binance", "bybit")
+            assert ad.first.governor is not ad.second.governor
+        finally:
+            asyncio.run(ad.close())
+        rec = sup._adapter_for(spec.model_copy(update={"mode": "recommend"}))
+        try:
+            assert isinstance(rec, PerpPairLive) and all(isinstance(x, RecommendAdapter) for x in rec.by_venue().values())
+        finally:
+            asyncio.run(rec.close())
+    finally:
+        store.close()
+
+
+def test_recommend_pair_reads_both_venues_and_sends_nothing(tmp_path):
+    from hedge_core.exchange.routed_pair_live import recommend_pair
+
+    async def go():
+        async with pair_venues() as pv:
+            rec = recommend_pair(pv.adapter)
+            sup, task, store = await running_hedge(tmp_path, rec, pair_params(), hedge_id="pr", mode="recommend", **PAIR)
+            try:
+                await until(lambda: sum(len(a.recommendations) for a in rec.by_venue().values()) >= 1,
+                            what="a recommendation")
+                made = {v: [r.method for r in a.recommendations] for v, a in rec.by_venue().items()}
+                assert "create_order" in made["binance"]  # the first leg's order, recorded at its venue
+                assert not pv.first_sim.orders and not pv.second_sim.orders  # nothing sent anywhere
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
+
+
+def test_perp_pair_spec_modes_and_feeds():
+    # paper: replay only; live and recommend: ticker only (each venue's own ticker for its leg)
+    HedgeSpec(hedge_id="x", mode="live", feed="ticker", **PAIR)
+    HedgeSpec(hedge_id="x", mode="recommend", feed="ticker", **PAIR)
+    for mode, feed in (("live", "bars"), ("paper", "ticker"), ("paper", "bars"), ("recommend", "replay")):
+        with pytest.raises(ValueError, match=f"legs='perp_perp' with mode='{mode}', feed='{feed}'"):
+            HedgeSpec(hedge_id="x", mode=mode, feed=feed, **PAIR)

@@ -128,8 +128,8 @@ def test_perp_pair_spec_refusals_name_the_field(tmp_path):
 
     with pytest.raises(ValueError, match="legs='perp_perp'.*second venue"):
         HedgeSpec(hedge_id="x", venue="bybit", legs="perp_perp")
-    with pytest.raises(ValueError, match="mode 'paper' and feed 'replay'"):
-        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="live", feed="ticker")
+    with pytest.raises(ValueError, match="expected feed 'replay' for mode 'paper'"):  # live: tests/test_xvenue_perp_perp_live.py
+        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="bars")
     env = make_pair_env(tmp_path)
     try:
         p = env.start_runner()
