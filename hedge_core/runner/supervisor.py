@@ -332,7 +332,8 @@ class Supervisor:
 
     def _paper_pair(self, spec: HedgeSpec) -> Any:
         """Two paper PERP venues: ``balances['spot']`` funds the first venue's futures wallet,
-        ``balances['perp']`` the second's; the first venue settles its own stored funding series.
+        ``balances['perp']`` the second's; each venue settles its own stored funding series (the second,
+        without one, the replayed data venue's, with a warning).
 
         Raises InvalidInput naming the first venue when the store has no funding of it."""
         from hedge_core.exchange.routed_pair import PerpPairPaper
@@ -349,7 +350,14 @@ class Supervisor:
         papers = [self._paper(spec, v, {"perp": spec.balances.get(k, {})}, venue_state_path(self.home / "paper",
                                                                                               spec.hedge_id, v))
                   for v, k in ((a, "spot"), (b, "perp"))]
-        return PerpPairPaper(papers[0], papers[1], first_funding=fund)
+        try:  # the second venue settles its own stored series too; without one, the data venue's (warned)
+            fund_b = self.store.read_funding(b, spec.perp_symbol)
+        except LookupError:
+            fund_b = None
+        if fund_b is None or not len(fund_b):
+            log_event(log, "perp pair: no stored funding of the second venue: it settles the replayed data venue's "
+                      "series", level=logging.WARNING, hedge_id=spec.hedge_id, venue=b, symbol=spec.perp_symbol)
+        return PerpPairPaper(papers[0], papers[1], first_funding=fund, second_funding=fund_b)
 
     def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path | None) -> Any:
         from hedge_core.data.instruments import pair_instruments, venue_instruments
