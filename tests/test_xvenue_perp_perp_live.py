@@ -256,7 +256,8 @@ def test_live_and_recommend_pair_adapters_keys_on_each_venue_and_recommend_never
             asyncio.run(ad.close())
         rec = sup._adapter_for(spec.model_copy(update={"mode": "recommend"}))
         try:
-            assert isinstance(rec, PerpPairLive) and all(isinstance(x, RecommendAdapter) for x in rec.by_venue().values())
+            assert isinstance(rec, PerpPairLive)
+            assert all(isinstance(x, RecommendAdapter) for x in rec.by_venue().values())
         finally:
             asyncio.run(rec.close())
     finally:
@@ -269,7 +270,8 @@ def test_recommend_pair_reads_both_venues_and_sends_nothing(tmp_path):
     async def go():
         async with pair_venues() as pv:
             rec = recommend_pair(pv.adapter)
-            sup, task, store = await running_hedge(tmp_path, rec, pair_params(), hedge_id="pr", mode="recommend", **PAIR)
+            sup, task, store = await running_hedge(tmp_path, rec, pair_params(), hedge_id="pr", mode="recommend",
+                                                   **PAIR)
             try:
                 await until(lambda: sum(len(a.recommendations) for a in rec.by_venue().values()) >= 1,
                             what="a recommendation")

@@ -98,7 +98,8 @@ def test_live_perp_pair_killed_recovered_funded_per_venue_and_closed(tmp_path, k
         assert "rejected" not in set(orders["status"])
         c.shutdown()
         assert p2.wait(60) == 0
-        venue_orders = [o.client_id for o in binance.sim.orders.values()] + [o.link_id for o in bybit.sim.orders.values()]
+        venue_orders = [o.client_id for o in binance.sim.orders.values()] + \
+            [o.link_id for o in bybit.sim.orders.values()]
         assert set(venue_orders) <= set(journal(env, "orders", HID)["client_order_id"])  # journaled before sent
     finally:
         env.cleanup()

@@ -279,7 +279,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             amount = roll_watch.perpetual_funding(ctx) - before
             if abs(qty) > QTY_EPS:
                 self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, eb.ts, amount,
-                                     eb.rate, qty, mark, expected=amount)  # paper: the venue settles by the same formula
+                                     eb.rate, qty, mark, expected=amount)  # paper: the venue settles by one formula
         take = getattr(self.raw_adapter, "take_first_settled", None)
         for fa in take() if callable(take) else ():  # two perp legs: the first venue's own settlements
             before, qty = self.driver.ctx.spot.funding, self.driver.ctx.spot.qty
