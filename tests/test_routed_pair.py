@@ -56,3 +56,49 @@ def test_the_first_venue_settles_its_own_series_at_the_replays_instants():
     assert pair.take_first_settled() == []
     asyncio.run(pair.apply(FundingEvent(t8 + pd.Timedelta(hours=8), "demo", PERP, 0.0009)))
     assert pair.take_first_settled() == []  # no rate of A's at that instant: A settles nothing
+
+
+def test_the_second_venue_settles_its_own_series_or_falls_back_to_the_replays():
+    # B with its own stored series settles ITS rate at the replay's instants where it has one (nothing where it
+    # has none); B without a series settles the replayed data venue's event (the runner warns, see below)
+    a, b = perp_venue("bybit", 5_000.0), perp_venue("okx", 5_000.0)
+    t8, t16 = T0 + pd.Timedelta(hours=8), T0 + pd.Timedelta(hours=16)
+    own_b = pd.DataFrame({"funding_rate": [0.0003], "interval_hours": [8.0]}, index=pd.DatetimeIndex([t8]))
+    pair = PerpPairPaper(a, b, second_funding=own_b)
+    asyncio.run(pair.apply(FundingEvent(t8, "demo", PERP, 0.0009)))
+    (ev,) = pair.take_second_settled()
+    assert ev.venue == "okx" and ev.rate == 0.0003 and b.core.funding_history[-1].rate == 0.0003
+    assert pair.second_last_rate == 0.0003 and pair.take_second_settled() == []
+    n = len(b.core.funding_history)
+    asyncio.run(pair.apply(FundingEvent(t16, "demo", PERP, 0.0009)))
+    assert pair.take_second_settled() == [] and len(b.core.funding_history) == n  # no rate of B's at 16:00
+    fallback = PerpPairPaper(perp_venue("bybit", 1.0), perp_venue("okx", 1.0))
+    asyncio.run(fallback.apply(FundingEvent(t8, "demo", PERP, 0.0009)))
+    (ev,) = fallback.take_second_settled()
+    assert ev.venue == "okx" and ev.rate == 0.0009 and fallback.second_funding is None
+    assert pd.isna(fallback.second_last_rate)  # the market's rate stays the data venue's
+
+
+def test_the_runner_gives_each_paper_venue_its_stored_series_and_warns_without_one(tmp_path, caplog):
+    from hedge_core.runner.hedge_spec import HedgeSpec
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.store import Store
+
+    store = Store(tmp_path / "db.duckdb", hold=True)
+    try:
+        ts = pd.date_range(T0, periods=3, freq="8h")
+        store.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
+        sup = Supervisor(store, tmp_path / "home")
+        spec = HedgeSpec(hedge_id="pp", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="replay")
+        with caplog.at_level("WARNING", logger="hedge_core.runner.supervisor"):
+            pair = sup._paper_pair(spec)
+        assert pair.second_funding is None and len(pair.first_funding) == 3
+        assert any("no stored funding of the second venue" in r.getMessage() for r in caplog.records)
+        store.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.0004}), venue="okx", symbol=PERP)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hedge_core.runner.supervisor"):
+            pair = sup._paper_pair(spec.model_copy(update={"hedge_id": "pp2"}))
+        assert list(pair.second_funding["funding_rate"]) == [0.0004] * 3
+        assert not any("no stored funding" in r.getMessage() for r in caplog.records)
+    finally:
+        store.close()

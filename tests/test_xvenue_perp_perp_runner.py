@@ -5,9 +5,10 @@ persisted state: orders route by LEG (the symbol cannot tell the legs apart), ev
 journaled under that venue, its fills are booked under it, each leg sits on its own venue only, the pair is
 delta-neutral, and the recovery reported each venue separately.
 
-Data: the demo market's prices; okx (the second venue) settles the replayed data venue's funding (as any
-runner replay's perp venue does), bybit settles its OWN series written into the store here (0.00001 per 8h,
-lower than the demo's): the set goes long bybit, short okx.
+Data: the demo market's prices; bybit settles its OWN series written into the store here (0.00001 per 8h, lower
+than the demo's): the set goes long bybit, short okx. okx (the second venue) has no stored series in the kill
+tests, so it settles the replayed data venue's funding (with a warning); with its own series stored it settles
+that (test_perp_pair_paper_each_venue_settles_its_own_series).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ EXIT_OFF = {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct
             "funding_unfavourable_intervals": None}
 
 
-def make_pair_env(tmp_path) -> Env:
+def make_pair_env(tmp_path, okx_rate: float | None = None) -> Env:
     from hedge_core.params import store as param_store
     from hedge_core.params.xcarry import CrossCarryParams
     from hedge_core.store import Store
@@ -34,6 +35,8 @@ def make_pair_env(tmp_path) -> Env:
     with Store(env.db) as st:
         ts = pd.date_range(pd.Timestamp("2024-01-01T00:00Z"), periods=30, freq="8h")
         st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
+        if okx_rate is not None:  # the second venue's own series (else it settles the data venue's, warned)
+            st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": okx_rate}), venue="okx", symbol=PERP)
     p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", notional=1000.0,
                          min_funding_rate=0.0, min_net_carry=-1.0, exit=EXIT_OFF,
                          guards={"funding_cost_apr_limit": None})  # the demo's funding swings negative: stay in
@@ -128,8 +131,9 @@ def test_perp_pair_spec_refusals_name_the_field(tmp_path):
 
     with pytest.raises(ValueError, match="legs='perp_perp'.*second venue"):
         HedgeSpec(hedge_id="x", venue="bybit", legs="perp_perp")
-    with pytest.raises(ValueError, match="mode 'paper' and feed 'replay'"):
-        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="live", feed="ticker")
+    # live and recommend pairs (feed ticker): tests/test_xvenue_perp_perp_live.py
+    with pytest.raises(ValueError, match="expected feed 'replay' for mode 'paper'"):
+        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="bars")
     env = make_pair_env(tmp_path)
     try:
         p = env.start_runner()
@@ -141,5 +145,30 @@ def test_perp_pair_spec_refusals_name_the_field(tmp_path):
         with pytest.raises(InvalidInput, match="kraken BTC/USDT:USDT"):  # no funding of the first venue stored
             c.start("carry-test", mode="paper", start=DEMO_START, hedge_id="x4", venue="kraken", perp_venue="okx",
                     legs="perp_perp")
+    finally:
+        env.cleanup()
+
+
+def test_perp_pair_paper_each_venue_settles_its_own_series(tmp_path):
+    # okx's own stored series (0.0004 per 8h) settles okx's leg, not the demo data venue's rates
+    env = make_pair_env(tmp_path, okx_rate=0.0004)
+    try:
+        p = env.start_runner()
+        start(env, p)
+        c = env.client(p)
+        wait_for(lambda: pd.Timestamp(c.hedge(HID)["clock_now"]) >= pd.Timestamp("2024-01-02T01:00Z"), timeout=90,
+                 what="the replay past the 00:00 settlement")
+        c.shutdown()
+        p.wait(30)
+        fj = journal(env, "funding_payments", HID)
+        for venue, rate in (("bybit", 0.00001), ("okx", 0.0004)):
+            rows = fj.loc[fj["venue"] == venue]
+            assert len(rows) >= 2 and (rows["rate"] == rate).all(), (venue, rows)
+            for r in rows.itertuples():  # -qty x mark x rate, by hand (okx short receives)
+                assert r.amount == pytest.approx(-r.position_qty * r.mark_price * rate, rel=1e-9)
+        assert (fj.loc[fj["venue"] == "okx", "position_qty"] < 0).all()
+        paid = {pd.Timestamp(f.ts): f.amount for f in venue_state(env, "okx").funding_payments if f.position_qty}
+        okx = fj.loc[fj["venue"] == "okx"]
+        assert set(pd.to_datetime(okx["ts"], utc=True)) == set(paid)  # the venue's own state agrees
     finally:
         env.cleanup()

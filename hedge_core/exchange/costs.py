@@ -156,6 +156,8 @@ def of_adapter(adapter: object, spot_symbol: str | None = None, perp_symbol: str
     cp: PaperConfig | None = getattr(getattr(pa, "core", None), "config", None)
     if cs is not None and cp is not None:
         return pair_from_paper(cs, cp) if getattr(adapter, "perp_pair", False) else from_paper(cs, cp)
+    if getattr(adapter, "perp_pair", False):  # two perp legs (exchange.routed_pair): the first leg is a perp too
+        spot_symbol = perp_symbol
     ms = getattr(getattr(sa, "exchange", None), "markets", None)
     mp = getattr(getattr(pa, "exchange", None), "markets", None)
     if isinstance(ms, Mapping) and isinstance(mp, Mapping) and spot_symbol in ms and perp_symbol in mp:

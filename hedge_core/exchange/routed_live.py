@@ -20,7 +20,7 @@ from typing import Any
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.routed import RoutedAdapter
 
-__all__ = ["routed_live"]
+__all__ = ["live_leg_adapters", "routed_live"]
 
 
 def _keys_hint(venue: str) -> str:
@@ -57,6 +57,20 @@ def routed_live(mode: str, spot_venue: str, perp_venue: str, *, confirm_live: bo
         is not True for live, or (live) a venue has no keys: the field is ``credentials`` and the
         message names every venue without keys and the variables to set. Nothing is built then.
     """
+    spot, perp = live_leg_adapters(mode, spot_venue, perp_venue, confirm_live=confirm_live, env=env, **live_kwargs)
+    routed = RoutedAdapter(spot, perp)
+    if mode == "live":
+        return routed
+    from hedge_core.exchange.recommend import RecommendAdapter
+
+    return RecommendAdapter(routed)
+
+
+def live_leg_adapters(mode: str, spot_venue: str, perp_venue: str, *, confirm_live: bool = False,
+                      env: Mapping[str, str] | None = None, legs: tuple[str, str] = ("spot", "perp"),
+                      **live_kwargs: Any) -> tuple[Any, Any]:
+    """The two venues' ``CcxtLiveAdapter`` (each with its own keys), after the checks of :func:`routed_live`;
+    ``legs`` names the two legs in the refusal of a venue without keys (nothing is built then)."""
     from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import load_credentials
 
@@ -66,21 +80,15 @@ def routed_live(mode: str, spot_venue: str, perp_venue: str, *, confirm_live: bo
         if not isinstance(v, str) or not v or v != v.lower():
             raise InvalidInput(field, v, "a lowercase ccxt id such as 'binance'")
     if spot_venue == perp_venue:
-        raise InvalidInput("perp_venue", perp_venue, f"a venue other than the spot leg's {spot_venue!r}")
+        raise InvalidInput("perp_venue", perp_venue, f"a venue other than the {legs[0]} leg's {spot_venue!r}")
     if mode == "live" and confirm_live is not True:
         raise InvalidInput("confirm_live", confirm_live,
                            "True: live mode sends real orders with real money on two venues")
     creds = {v: load_credentials(v, env=env, required=False) for v in (spot_venue, perp_venue)}
     missing = [v for v, c in creds.items() if c is None]
     if mode == "live" and missing:
-        legs = {spot_venue: "spot", perp_venue: "perp"}
+        names = {spot_venue: legs[0], perp_venue: legs[1]}
         raise InvalidInput("credentials", None, "API keys on each leg's venue; missing for the "
-                           + "; ".join(f"{legs[v]} leg on {_keys_hint(v)}" for v in missing))
-    spot = CcxtLiveAdapter(spot_venue, creds[spot_venue], **live_kwargs)
-    perp = CcxtLiveAdapter(perp_venue, creds[perp_venue], **live_kwargs)
-    routed = RoutedAdapter(spot, perp)
-    if mode == "live":
-        return routed
-    from hedge_core.exchange.recommend import RecommendAdapter
-
-    return RecommendAdapter(routed)
+                           + "; ".join(f"{names[v]} leg on {_keys_hint(v)}" for v in missing))
+    return (CcxtLiveAdapter(spot_venue, creds[spot_venue], **live_kwargs),
+            CcxtLiveAdapter(perp_venue, creds[perp_venue], **live_kwargs))

@@ -15,7 +15,7 @@ outcome is unknown is looked up at its own venue only. Everything that is not an
 - ``load_markets`` is the second venue's; :meth:`leg_instruments` gives each leg its own venue's instrument.
 
 Money never moves between the venues (:meth:`transfer` refuses, like ``RoutedAdapter``).
-:class:`PerpPairPaper` is the runner's two paper venues (a state file each) with the first venue's own
+:class:`PerpPairPaper` is the runner's two paper venues (a state file each), each settling its own stored
 funding series (see there).
 """
 
@@ -215,33 +215,37 @@ class PerpPairAdapter:
 
 class PerpPairPaper(PerpPairAdapter):
     """Two paper perp venues for the runner: a state file each (``<hedge id>@<venue>.json``), both fed the
-    replay's perp and mark bars (spot bars are not theirs), venue B the replay's funding and venue A ITS OWN
-    stored series (``first_funding``: rate per settlement time, fraction per ``interval_hours``), applied
-    at the replay's settlement instants where A has a rate there. A's settlements are kept in
-    :attr:`first_settled` until the runner books them on the first leg (:meth:`take_first_settled`)."""
+    replay's perp and mark bars (spot bars are not theirs). EACH venue settles ITS OWN stored series
+    (``first_funding`` / ``second_funding``: rate per settlement time, fraction per ``interval_hours``), applied
+    at the replay's settlement instants where that venue has a rate there; B without a stored series
+    (``second_funding`` None or empty) settles the replayed data venue's events instead (the runner warns).
+    Settlements are kept in :attr:`first_settled` / :attr:`second_settled` until the runner books them on their
+    legs (:meth:`take_first_settled`, :meth:`take_second_settled`)."""
 
     first: PaperExchange
     second: PaperExchange
 
-    def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None) -> None:
+    def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None,
+                 second_funding: pd.DataFrame | None = None) -> None:
         super().__init__(first, second)
-        ff = first_funding if first_funding is not None else pd.DataFrame(
-            {"funding_rate": []}, index=pd.DatetimeIndex([], tz="UTC"))
-        ff = ff[~ff.index.duplicated(keep="last")]
-        hours = ff["interval_hours"] if "interval_hours" in ff else pd.Series(8.0, index=ff.index)
-        self.first_funding = pd.DataFrame(
-            {"funding_rate": ff["funding_rate"].to_numpy(dtype="float64"),
-             "interval_hours": hours.astype("float64").fillna(8.0).to_numpy()},
-            index=pd.DatetimeIndex(pd.to_datetime(ff.index, utc=True)))
+        self.first_funding = _funding_frame(first_funding)
+        # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
+        self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
+            else None
         self.first_settled: list[FundingEvent] = []
+        self.second_settled: list[FundingEvent] = []
         self.first_last_rate = math.nan
         self.first_interval_hours = 8.0
-        now = getattr(first.core, "now", None)
-        if now is not None:  # a restart: the last rate A settled before its state was saved
-            past = self.first_funding[self.first_funding.index <= pd.Timestamp(now)]
+        self.second_last_rate = math.nan  # B's own last settled rate (NaN: the data venue's is the market's)
+        for ad, frame, leg in ((first, self.first_funding, "first"), (second, self.second_funding, "second")):
+            now = getattr(ad.core, "now", None)
+            if now is None or frame is None:
+                continue
+            past = frame[frame.index <= pd.Timestamp(now)]  # a restart: the last rate the venue settled
             if len(past):
-                self.first_last_rate = float(past["funding_rate"].iloc[-1])
-                self.first_interval_hours = float(past["interval_hours"].iloc[-1])
+                setattr(self, f"{leg}_last_rate", float(past["funding_rate"].iloc[-1]))
+                if leg == "first":
+                    self.first_interval_hours = float(past["interval_hours"].iloc[-1])
 
     @property
     def core(self) -> PaperCore:
@@ -273,9 +277,17 @@ class PerpPairPaper(PerpPairAdapter):
                 await ad.apply(Bar(event.ts, ad.venue, event.symbol, event.kind, event.open, event.high, event.low,
                                    event.close, event.volume, event.timeframe))
             return
-        await self.second.apply(FundingEvent(event.ts, self.second.venue, event.symbol, event.rate,
-                                             event.interval_hours))
         ts = pd.Timestamp(event.ts)
+        ev_b: FundingEvent | None = FundingEvent(ts, self.second.venue, event.symbol, event.rate, event.interval_hours)
+        if self.second_funding is not None:  # B's own series: its rate at this instant, or no settlement of B's
+            ev_b = None if ts not in self.second_funding.index else FundingEvent(
+                ts, self.second.venue, event.symbol, float(self.second_funding.at[ts, "funding_rate"]),
+                float(self.second_funding.at[ts, "interval_hours"]))
+        if ev_b is not None:
+            await self.second.apply(ev_b)
+            self.second_settled.append(ev_b)
+            if self.second_funding is not None:
+                self.second_last_rate = ev_b.rate
         if ts in self.first_funding.index:
             ev = FundingEvent(ts, self.first.venue, event.symbol, float(self.first_funding.at[ts, "funding_rate"]),
                               float(self.first_funding.at[ts, "interval_hours"]))
@@ -283,7 +295,23 @@ class PerpPairPaper(PerpPairAdapter):
             self.first_settled.append(ev)
             self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
 
+    def take_second_settled(self) -> list[FundingEvent]:
+        """B's settlements applied since the last call (its own series', or the data venue's as a fallback)."""
+        out, self.second_settled = self.second_settled, []
+        return out
+
     def take_first_settled(self) -> list[FundingEvent]:
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []
         return out
+
+
+def _funding_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """A stored funding series as ``funding_rate`` and ``interval_hours`` (default 8) on a UTC index, one row per
+    settlement time (the last of duplicates)."""
+    ff = frame if frame is not None else pd.DataFrame({"funding_rate": []}, index=pd.DatetimeIndex([], tz="UTC"))
+    ff = ff[~ff.index.duplicated(keep="last")]
+    hours = ff["interval_hours"] if "interval_hours" in ff else pd.Series(8.0, index=ff.index)
+    return pd.DataFrame({"funding_rate": ff["funding_rate"].to_numpy(dtype="float64"),
+                         "interval_hours": hours.astype("float64").fillna(8.0).to_numpy()},
+                        index=pd.DatetimeIndex(pd.to_datetime(ff.index, utc=True)))

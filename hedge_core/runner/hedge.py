@@ -109,6 +109,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         self.reconcile_due = asyncio.Event()  # wakes the records loop (unknown outcome, funding time)
         self.last_reconcile: dict[str, Any] = {}
         self._funding_booked: set[pd.Timestamp] = set()  # venue funding times booked (journal key)
+        self._first_funding_booked: set[pd.Timestamp] = set()  # two perp legs: the first venue's (pair_records)
         self._records_task: asyncio.Task[Any] | None = None
         self.advice: Any = None  # latest hedge_core.advice.Opinion (runner.advisor_watch), None before the first
 
@@ -225,10 +226,15 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
 
     async def _market(self, mu: MarketUpdate) -> None:
         if self.spec.perp_pair:  # two perp legs: the first leg trades the perp on its venue (exchange.routed_pair)
-            ad = self.raw_adapter
-            mu = replace(mu, spot=mu.perp, spot_mark=mu.mark_or_perp, spot_volume=mu.perp_volume,
+            ad = self.raw_adapter  # live (routed_pair_live): the feed's "spot" price is the first venue's own ticker
+            own = self.spec.feed == "ticker" and math.isfinite(mu.spot) and mu.spot > 0
+            mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=mu.spot if own else mu.mark_or_perp,
+                         spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
                          spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
+            own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper: B's own series' last rate
+            if math.isfinite(own_b):
+                mu = replace(mu, funding_rate=own_b)
         if self.driver.ctx.state is State.ANALYZING_MARKET and (
                 self.no_new_entries or (getattr(self.sup, "book", None) is not None and self.sup.book.blocks(self))):
             return  # shutting down, or a book guard fires (hedge_core.book.monitor): no new positions
@@ -264,14 +270,16 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             # live: the venue's FUNDING_FEE income record is booked (poll_funding), never our estimate
             self.reconcile_due.set()
             return
-        before = roll_watch.perpetual_funding(self.driver.ctx)
-        qty = roll_watch.perpetual_qty(self.driver.ctx)  # a leg on a dated future pays no funding
-        async with self.lock:
-            ctx = await self.driver.feed(FundingSettled(ev.ts, ev.rate, mark, interval_hours=ev.interval_hours))
-        amount = roll_watch.perpetual_funding(ctx) - before
-        if abs(qty) > QTY_EPS:
-            self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, ev.ts, amount, ev.rate, qty,
-                                 mark, expected=amount)  # paper: the venue settles by the same formula
+        take_b = getattr(self.raw_adapter, "take_second_settled", None)  # a perp pair: B's own series (routed_pair)
+        for eb in take_b() if callable(take_b) else (ev,):
+            before = roll_watch.perpetual_funding(self.driver.ctx)
+            qty = roll_watch.perpetual_qty(self.driver.ctx)  # a leg on a dated future pays no funding
+            async with self.lock:
+                ctx = await self.driver.feed(FundingSettled(eb.ts, eb.rate, mark, interval_hours=eb.interval_hours))
+            amount = roll_watch.perpetual_funding(ctx) - before
+            if abs(qty) > QTY_EPS:
+                self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, eb.ts, amount,
+                                     eb.rate, qty, mark, expected=amount)  # paper: the venue settles by one formula
         take = getattr(self.raw_adapter, "take_first_settled", None)
         for fa in take() if callable(take) else ():  # two perp legs: the first venue's own settlements
             before, qty = self.driver.ctx.spot.funding, self.driver.ctx.spot.qty

@@ -20,6 +20,7 @@ from hedge_core.engine.events import Command, FillEvent, FundingSettled, Operato
 from hedge_core.engine.states import State
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
+from hedge_core.runner.pair_records import funding_differences, pair_venue_figures, poll_first_funding
 from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class VenueRecordsMixin:
     reconcile_due: asyncio.Event
     last_reconcile: dict[str, Any]
     _funding_booked: set[pd.Timestamp]
+    _first_funding_booked: set[pd.Timestamp]  # two perp legs: the first venue's settlement times booked
 
     # ---- the venue's records (live): funding income and the continuous reconciliation ----------
     @property
@@ -80,6 +82,8 @@ class VenueRecordsMixin:
             log_event(log, "funding booked from the venue's income", hedge_id=self.hedge_id, amount=fp.amount,
                       expected=expected, rate=rate, mark=mark, position_qty=qty)
             n += 1
+        if self.spec.perp_pair:  # two perp legs: the first venue's own income, on the first leg (runner.pair_records)
+            n += await poll_first_funding(self)
         return n
 
     async def reconcile_now(self) -> list[str] | None:
@@ -128,9 +132,14 @@ class VenueRecordsMixin:
                 funding = funding[pd.to_datetime(funding["ts"], utc=True) >= since]
             ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
-            venue = await venue_figures(self.raw_adapter, ctx, ids, since)
+            if self.spec.perp_pair:  # two perp legs: each venue's position, trades and funding (runner.pair_records)
+                venue, paid = await pair_venue_figures(self.raw_adapter, ctx, ids, since)
+            else:
+                venue, paid = await venue_figures(self.raw_adapter, ctx, ids, since), None
             diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
                             spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
+            if paid is not None:  # funding compared per venue, not as one sum over both
+                diffs = [d for d in diffs if d.what != "funding (USDT)"] + funding_differences(funding, paid)
         return venue, fills, diffs
 
     async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:

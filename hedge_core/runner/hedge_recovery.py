@@ -282,7 +282,10 @@ class HedgeRecoveryMixin:
             self.journal.loan(self.hedge_id, loan_row(ctx, "recovered", ts, first_price=self.loan_origin[1],
                                                       started_at=self.loan_origin[0]))
         self.driver = HedgeDriver(ctx, self.params, self._driver_adapters(), hooks=self._hooks())
-        self._funding_booked = {pd.Timestamp(t) for t in funding["ts"]} if len(funding) else set()
+        from hedge_core.runner.pair_records import booked_funding  # per venue: both settle at the same instants
+
+        self._funding_booked, self._first_funding_booked = booked_funding(
+            funding, self.spec.venue if self.spec.perp_pair else None)
         report = rep.as_dict()
         if per_venue is not None:
             report["venues"] = {v: r.as_dict() for v, r in per_venue.items()}

@@ -53,7 +53,8 @@ class HedgeSpec(BaseModel):
     # (fees as fractions, slippage and impact in bps); unnamed fields keep PaperConfig's defaults
     paper_venues: dict[str, dict[str, float]] = Field(default_factory=dict)
     # "perp_perp": the first leg is a PERP on ``venue`` too (two perp legs of ``perp_symbol``, docs/cross-venue.md);
-    # ``balances['spot']`` then funds the FUTURES wallet on ``venue``. Paper replay only.
+    # ``balances['spot']`` then funds the FUTURES wallet on ``venue`` (paper). Paper (feed replay), live and recommend
+    # (feed ticker: exchange.routed_pair_live, one keyed account per venue).
     legs: Literal["spot_perp", "perp_perp"] = "spot_perp"
     spot_symbol: str = "BTC/USDT"
     perp_symbol: str = "BTC/USDT:USDT"
@@ -126,9 +127,11 @@ class HedgeSpec(BaseModel):
             if not self.perp_venue or self.perp_venue in (self.venue, "best"):
                 raise ValueError(f"legs='perp_perp' with perp_venue={self.perp_venue!r}: expected a second venue other "
                                  f"than venue={self.venue!r} (a perp on each; 'best' is chosen for a spot first leg only)")
-            if self.mode != "paper" or self.feed != "replay":
-                raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected mode 'paper' "
-                                 "and feed 'replay' (two perp legs on live data or live venues are not built)")
+            want = "replay" if self.mode == "paper" else "ticker"  # live/recommend: each venue's own ticker
+            if self.feed != want:
+                raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected feed "
+                                 f"{want!r} for mode {self.mode!r} (paper: 'replay'; live and recommend: 'ticker', "
+                                 "the first leg priced at its own venue; a paper pair on live bars is not built)")
         return self
 
     @property

@@ -276,6 +276,12 @@ async def preflight_for_spec(sup: Supervisor, spec: HedgeSpec, params: Params, a
             prices = await _ticker_prices(md, spec.spot_symbol, spec.perp_symbol, age, pd.Timestamp.now(tz="UTC"))
         finally:
             await md.close()
+    if spec.perp_pair:  # two perp legs: each venue's futures wallet against its own leg (runner.preflight_pair)
+        from hedge_core.runner.preflight_pair import preflight_pair
+
+        return await preflight_pair(adapter, perp_symbol=spec.perp_symbol, params=params, amount=amount,
+                                    prices=prices, apply=apply and spec.mode != "recommend", max_ticker_age_s=age,
+                                    cap_min=cap_min, cap_max=cap_max)
     return await preflight(adapter, spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol, params=params,
                            amount=amount, prices=prices, apply=apply and spec.mode != "recommend",
                            max_ticker_age_s=age, cap_min=cap_min, cap_max=cap_max)

@@ -120,14 +120,20 @@ async def _fills_from_records(hedge_id: str, journal: Journal, adapter: Any, ans
     fills = journal.fills(hedge_id)
     have = set(fills["trade_id"].astype(str)) if len(fills) else set()
     rows = {r["client_order_id"]: r for r in journal.orders(hedge_id)}
-    by_symbol: dict[str, list[tuple[str, Order]]] = {}
+    # two perp legs of one symbol (exchange.routed_pair): the symbol cannot tell the venues apart, so each
+    # order's trade records are read at the venue its client id routes to
+    route = getattr(adapter, "adapter_for_order", None)
+    by_symbol: dict[tuple[str, int], list[tuple[str, Order]]] = {}
+    sources: dict[int, Any] = {}
     for coid, o in answers.items():
         if o.filled > 1e-12:
-            by_symbol.setdefault(o.symbol, []).append((coid, o))
-    for sym, items in by_symbol.items():
+            src = route(coid) if callable(route) else adapter
+            sources[id(src)] = src
+            by_symbol.setdefault((o.symbol, id(src)), []).append((coid, o))
+    for (sym, src_id), items in by_symbol.items():
         starts = [pd.Timestamp(rows[c]["intent_ts"]) for c, _ in items if rows[c].get("intent_ts") is not None]
         since = min(starts) - pd.Timedelta(minutes=5) if starts else None
-        trades = await adapter.fetch_my_trades(sym, since)
+        trades = await sources[src_id].fetch_my_trades(sym, since)
         for coid, o in items:
             row = rows[coid]
             ref = row.get("ref_price")

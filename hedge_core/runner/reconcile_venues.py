@@ -86,10 +86,14 @@ async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAd
     for name in ("never_sent", "cancelled", "finalised"):
         for coid in getattr(rep, name):
             getattr(out[venue_of_coid(coid)], name).append(coid)
+    fills = journal.fills(hedge_id)
+    coid_of_tid = dict(zip(fills["trade_id"].astype(str), fills["client_order_id"])) if len(fills) else {}
     for tid in rep.fills_added:
         # the driver's trade ids: "<client order id>:<cumulative filled>" (order answers) or
-        # "<symbol>#<venue trade id>" (trade records)
-        if "#" in tid:
+        # "<symbol>#<venue trade id>" (trade records: two perp legs share the symbol, so their journaled order)
+        if "#" in tid and tid in coid_of_tid:
+            venue = venue_of_coid(str(coid_of_tid[tid]))
+        elif "#" in tid:
             venue = adapter.venue_of(tid.split("#", 1)[0])
         else:
             venue = venue_of_coid(tid.rsplit(":", 1)[0])

@@ -329,8 +329,9 @@ class Supervisor:
             ad = self._register_secrets(getattr(importlib.import_module(mod), fn)(spec))
             if spec.mode == "recommend":  # the hook builds the venue adapter; recommend never sends
                 from hedge_core.exchange.recommend import RecommendAdapter
+                from hedge_core.exchange.routed_pair_live import recommend_pair
 
-                ad = RecommendAdapter(ad)
+                ad = recommend_pair(ad) if spec.perp_pair else RecommendAdapter(ad)  # a pair: each venue wrapped
             return ad
         from hedge_core.exchange.factory import make_adapter
 
@@ -346,13 +347,16 @@ class Supervisor:
             return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
         if spec.leg_venues[0] != spec.leg_venues[1]:  # live/recommend legs on two venues: each its own account
             from hedge_core.exchange.routed_live import routed_live
+            from hedge_core.exchange.routed_pair_live import routed_pair_live
 
-            return self._register_secrets(routed_live(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
+            build = routed_pair_live if spec.perp_pair else routed_live  # two perp legs: routed by leg
+            return self._register_secrets(build(spec.mode, *spec.leg_venues, confirm_live=confirm_live))
         return self._register_secrets(make_adapter(spec.mode, spec.venue, confirm_live=confirm_live))
 
     def _paper_pair(self, spec: HedgeSpec) -> Any:
         """Two paper PERP venues: ``balances['spot']`` funds the first venue's futures wallet,
-        ``balances['perp']`` the second's; the first venue settles its own stored funding series.
+        ``balances['perp']`` the second's; each venue settles its own stored funding series (the second,
+        without one, the replayed data venue's, with a warning).
 
         Raises InvalidInput naming the first venue when the store has no funding of it."""
         from hedge_core.exchange.routed_pair import PerpPairPaper
@@ -369,7 +373,14 @@ class Supervisor:
         papers = [self._paper(spec, v, {"perp": spec.balances.get(k, {})}, venue_state_path(self.home / "paper",
                                                                                               spec.hedge_id, v))
                   for v, k in ((a, "spot"), (b, "perp"))]
-        return PerpPairPaper(papers[0], papers[1], first_funding=fund)
+        try:  # the second venue settles its own stored series too; without one, the data venue's (warned)
+            fund_b = self.store.read_funding(b, spec.perp_symbol)
+        except LookupError:
+            fund_b = None
+        if fund_b is None or not len(fund_b):
+            log_event(log, "perp pair: no stored funding of the second venue: it settles the replayed data venue's "
+                      "series", level=logging.WARNING, hedge_id=spec.hedge_id, venue=b, symbol=spec.perp_symbol)
+        return PerpPairPaper(papers[0], papers[1], first_funding=fund, second_funding=fund_b)
 
     def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path | None) -> Any:
         from hedge_core.data.instruments import pair_instruments, venue_instruments

@@ -1,0 +1,120 @@
+"""The venues' records of a LIVE hedge with two perp legs on two venues (``legs = "perp_perp"``): each
+venue's funding income booked on its own leg, and the continuous reconciliation read at each venue.
+
+Principle 8 per venue: the first leg's funding is the FIRST venue's income records (Binance ``FUNDING_FEE``,
+Bybit ``execType`` Funding), journaled under that venue and fed to the engine as
+``FundingSettled(leg="spot", amount=<the venue's>)``; the second leg's is the second venue's
+(:meth:`hedge_core.runner.hedge_records.VenueRecordsMixin.poll_funding`). The engine's
+``-qty x mark x rate`` (:func:`hedge_core.money.funding_payment`) is kept beside each as ``expected``.
+
+- :func:`booked_funding` (pure): the settlement times already journaled, per leg (both venues settle at
+  the same instants, so one set of times would skip the second venue's row of an instant the first booked).
+- :func:`poll_first_funding` (I/O): books the first venue's payments not booked yet.
+- :func:`pair_venue_figures` (I/O, read-only): what the two venues say about the hedge, in the
+  :class:`~hedge_core.runner.records.Figures` of a one-venue hedge (``spot_base`` is the first venue's
+  signed position) plus the funding each venue paid.
+- :func:`funding_differences` (pure): journal and venue funding compared per venue.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.engine.context import HedgeContext
+from hedge_core.engine.events import FundingSettled
+from hedge_core.money import funding_payment
+from hedge_core.runner.records import MONEY_TOL, Difference, Figures, quote_fee
+from hedge_core.types import Fill
+
+__all__ = ["booked_funding", "funding_differences", "pair_venue_figures", "poll_first_funding"]
+
+
+def booked_funding(funding: pd.DataFrame, first_venue: str | None) -> tuple[set[pd.Timestamp], set[pd.Timestamp]]:
+    """(second leg's booked times, first leg's booked times) from the journal's ``funding_payments`` rows.
+
+    ``first_venue``: the first perp leg's venue (two perp legs), or None: every row is the perp leg's."""
+    if not len(funding):
+        return set(), set()
+    ts = pd.to_datetime(funding["ts"], utc=True)
+    if first_venue is None or "venue" not in funding:
+        return {pd.Timestamp(t) for t in ts}, set()
+    first = (funding["venue"] == first_venue).to_numpy()
+    return {pd.Timestamp(t) for t, f in zip(ts, first) if not f}, {pd.Timestamp(t) for t, f in zip(ts, first) if f}
+
+
+async def poll_first_funding(task: Any) -> int:
+    """Book the FIRST venue's funding payments of a perp pair not booked yet (journaled first, then fed to the
+    engine on the first leg with the venue's amount). Returns how many; 0 when the adapter has no first venue.
+
+    ``task``: the :class:`~hedge_core.runner.hedge.HedgeTask` (its ``raw_adapter`` a PerpPairLive)."""
+    read = getattr(task.raw_adapter, "first_funding_payments", None)
+    if not callable(read):
+        return 0
+    since = pd.Timestamp(task.started_at)
+    pays = await read(task.spec.perp_symbol, max([since, *task._first_funding_booked]))  # from the last booked on
+    n = 0
+    for fp in sorted(pays, key=lambda p: p.ts):
+        ts = pd.Timestamp(fp.ts)
+        if ts in task._first_funding_booked or ts < since:
+            continue
+        ctx: HedgeContext = task.driver.ctx
+        rate = fp.rate if fp.rate is not None and math.isfinite(fp.rate) else \
+            float(getattr(task.raw_adapter, "first_last_rate", math.nan))
+        mark = fp.mark_price if fp.mark_price is not None and math.isfinite(fp.mark_price) and fp.mark_price > 0 \
+            else (ctx.spot_mark_price if math.isfinite(ctx.spot_mark_price) else ctx.spot_price)
+        qty = ctx.spot.qty
+        expected = funding_payment(qty, mark, rate) if math.isfinite(mark) and math.isfinite(rate) else math.nan
+        task.journal.funding(task.hedge_id, task.spec.leg_venues[0], task.spec.perp_symbol, fp.ts, fp.amount,
+                             float(rate), qty, float(mark), expected=float(expected))
+        task._first_funding_booked.add(ts)
+        hours = float(getattr(task.raw_adapter, "first_interval_hours", 8.0) or 8.0)
+        async with task.lock:
+            await task.driver.feed(FundingSettled(fp.ts, float(rate), float(mark), amount=fp.amount,
+                                                  interval_hours=hours, leg="spot"))
+        n += 1
+    return n
+
+
+async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], since: pd.Timestamp | None
+                             ) -> tuple[Figures, dict[str, float]]:
+    """Read both venues: ``(figures, {venue: funding paid there since ``since``})``.
+
+    ``figures.spot_base`` is the FIRST venue's signed position of the symbol, ``perp_qty`` the second's;
+    fills are each venue's trade records of the hedge's orders (``order_ids``), with the leg of the venue
+    they came from; ``funding`` is the sum over both venues. Errors propagate (the caller skips the pass)."""
+    first, second = adapter.leg_adapters()
+    sym = ctx.perp.symbol
+    holding = {}
+    for name, ad in (("spot", first), ("perp", second)):
+        holding[name] = float(sum(p.qty for p in await ad.fetch_positions([sym]) if p.symbol == sym))
+    opens = {o.client_order_id for o in await adapter.fetch_open_orders(sym)}
+    fills: dict[str, tuple[float, float]] = {}
+    trades: list[tuple[str, Fill]] = []
+    paid: dict[str, float] = {}
+    for name, ad in (("spot", first), ("perp", second)):
+        leg = ctx.leg(name)
+        for f in await ad.fetch_my_trades(sym, since):
+            if f.order_id not in order_ids:
+                continue
+            trades.append((name, f))
+            q, c = fills.get(f.order_id, (0.0, 0.0))
+            fills[f.order_id] = (q + f.qty, c + quote_fee(f.fee, f.fee_currency, f.price, leg.base))
+        paid[ad.venue] = float(sum(p.amount for p in await ad.fetch_funding_payments(sym, since)
+                                   if since is None or p.ts >= since))
+    figs = Figures(holding["perp"], holding["spot"], frozenset(opens), fills, sum(paid.values()), tuple(trades))
+    return figs, paid
+
+
+def funding_differences(journal_funding: pd.DataFrame, paid: dict[str, float],
+                        money_tol: float = MONEY_TOL) -> list[Difference]:
+    """Funding per venue: the journal's rows under each venue against what that venue paid (quote)."""
+    out = []
+    for venue, v in sorted(paid.items()):
+        j = float(journal_funding.loc[journal_funding["venue"] == venue, "amount"].sum()) \
+            if len(journal_funding) else 0.0
+        if abs(j - v) > money_tol:
+            out.append(Difference(f"funding at {venue} (USDT)", j, v))
+    return out
