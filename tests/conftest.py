@@ -57,7 +57,7 @@ E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_r
 INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
                         "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
                         "test_store", "test_backtest_goals", "test_alerts", "test_panel_", "test_advice_llm",
-                        "test_advice_view")
+                        "test_advice_view", "test_xvenue_live", "test_xvenue_perp_perp_live")
 # whole-year parities and module fixtures that build a year of replay: in-process but tens of seconds
 SLOW_UNITS = ("test_backtest_event.py", "test_fast_path_equals_event_driven_btc[",
               "test_cross_fast_path_equals_event_driven_eth_on_btc[", "test_priced_prices_are_the_kernels_snapshot")
