@@ -66,7 +66,7 @@ class VenueRecordsMixin:
         """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
         journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
         since = pd.Timestamp(self.started_at)
-        # the venue's records page (docs/live.md "Funding records"): read from the last one booked on, not from
+        # the venue's records page (docs/live.md "Funding and trade records"): read from the last one booked on, not from
         # the start, so a months-old hedge asks for one page per poll
         read_from = max([since, *self._funding_booked])
         pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, read_from)
