@@ -20,7 +20,8 @@ from hedge_core.engine.events import Command, FillEvent, FundingSettled, Operato
 from hedge_core.engine.states import State
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
-from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
+from hedge_core.engine.roll_step import perpetual_qty
+from hedge_core.runner.records import compare, journal_figures, leg_contracts, new_funding, venue_figures
 
 if TYPE_CHECKING:
     from hedge_core.engine.driver import HedgeDriver
@@ -62,12 +63,17 @@ class VenueRecordsMixin:
 
     async def poll_funding(self) -> int:
         """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
-        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
+        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many.
+
+        Read for the hedge's perpetual (``spec.perp_symbol``) whatever contract the leg is on: a dated
+        future pays no funding, and a payment the perpetual settled before a calendar roll moved the
+        leg is read (and booked: ``engine.roll_step._on_funding``) after it. ``qty`` journaled: the
+        quantity held on the perpetual (``roll_step.perpetual_qty``)."""
         since = pd.Timestamp(self.started_at)
         pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, since)
         n = 0
         for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
-            qty = self.driver.ctx.perp.qty
+            qty = perpetual_qty(self.driver.ctx)
             self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
                                  mark, expected=expected)
             self._funding_booked.add(pd.Timestamp(fp.ts))
@@ -119,14 +125,18 @@ class VenueRecordsMixin:
             since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
             fills = self.journal.fills(self.hedge_id)
             funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+            # every contract of the hedge leg: its own, a roll's destination, the perpetual, any it left
+            contracts = leg_contracts(ctx, self.spec.perp_symbol,
+                                      fills.loc[fills["leg"] != "spot", "symbol"].astype(str) if len(fills) else ())
             if len(fills):
                 fills = fills[pd.to_datetime(fills["ts"], utc=True) >= since]
             if len(funding):
                 funding = funding[pd.to_datetime(funding["ts"], utc=True) >= since]
             ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
-            venue = await venue_figures(self.raw_adapter, ctx, ids, since)
-            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
+            venue = await venue_figures(self.raw_adapter, ctx, ids, since, perpetual=self.spec.perp_symbol,
+                                        contracts=contracts)
+            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders, contracts), venue,
                             spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
         return venue, fills, diffs
 
