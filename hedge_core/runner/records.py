@@ -190,7 +190,7 @@ def compare(journal: Figures, venue: Figures, *, spot_lot: float, perp_lot: floa
     """What differs: positions and the spot balance by more than one lot (base), an order's filled
     quantity at all (the journal copies the venue's records), commissions and funding by more than
     ``money_tol`` (quote). Positions: per contract where both sides read contracts (a leg moved by a
-    calendar roll: ``position on BTC/USDT:USDT-261225 (base)``), else the one perp position."""
+    calendar roll: ``perp position on BTC/USDT:USDT-261225 (base)``), else the one perp position."""
     out: list[Difference] = []
     if journal.contracts and venue.contracts:
         for sym in dict.fromkeys([*journal.contracts, *venue.contracts]):
