@@ -21,7 +21,7 @@ from hedge_core.engine.states import State
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
 from hedge_core.engine.roll_step import perpetual_qty
-from hedge_core.runner.records import compare, journal_figures, leg_contracts, new_funding, venue_figures
+from hedge_core.runner.records import by_venue, compare, journal_figures, leg_contracts, new_funding, venue_figures
 
 if TYPE_CHECKING:
     from hedge_core.engine.driver import HedgeDriver
@@ -88,7 +88,9 @@ class VenueRecordsMixin:
     async def reconcile_now(self) -> list[str] | None:
         """Compare journal and venue (see ``runner.records``); on a difference mark the hedge
         DEGRADED ("reconcile"), alert, and follow ``spec.on_mismatch``; a clean pass clears the mark.
-        None when skipped (orders in flight, or the hedge completed).
+        None when skipped (orders in flight, or the hedge completed). The pass is kept in
+        ``last_reconcile`` (the hedge's status ``reconcile``): its differences, and ``venues``: the same
+        per venue (``runner.records.by_venue``: each venue's legs, differences and holdings).
 
         The venue's figures are read one request after another, so a trade of the venue's own (an
         ADL, a funding settlement) landing between two reads looks like a difference: a difference
@@ -98,14 +100,20 @@ class VenueRecordsMixin:
             got = await self._compare_once()
             if got is None:
                 return None
-            venue, fills, diffs = got
+            venue, fills, diffs, mine = got
             if not diffs:
                 break
             if attempt == 0:
                 await asyncio.sleep(RECONFIRM_S)
                 await self.poll_funding()  # a settlement between the funding read and the comparison
+        spot_venue, perp_venue = self.spec.leg_venues
+        order_venues = {str(r["order_id"]): str(r["venue"]) for r in self.journal.orders(self.hedge_id)
+                        if r.get("order_id") and r.get("venue")}
         self.last_reconcile = {"ts": str(self.clock_now()), "differences": [str(d) for d in diffs],
-                               "policy": self.spec.on_mismatch}
+                               "policy": self.spec.on_mismatch,
+                               # the same pass per venue (a routed hedge: spot venue and perp venue apart)
+                               "venues": by_venue(diffs, mine, venue, spot_venue=spot_venue, perp_venue=perp_venue,
+                                                  spot_symbol=self.spec.spot_symbol, order_venues=order_venues)}
         if not diffs:
             self.undegrade("reconcile")
             return []
@@ -114,8 +122,9 @@ class VenueRecordsMixin:
         await self._on_mismatch(venue, fills)
         return [str(d) for d in diffs]
 
-    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
-        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
+    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any], Any] | None:
+        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences,
+        journal figures)."""
         async with self.lock:
             ctx = await self.driver.book_external(self.clock_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
@@ -136,9 +145,9 @@ class VenueRecordsMixin:
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
             venue = await venue_figures(self.raw_adapter, ctx, ids, since, perpetual=self.spec.perp_symbol,
                                         contracts=contracts)
-            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders, contracts), venue,
-                            spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
-        return venue, fills, diffs
+            mine = journal_figures(ctx, fills, funding, venue.open_orders, contracts)
+            diffs = compare(mine, venue, spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
+        return venue, fills, diffs, mine
 
     async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:
         policy, state = self.spec.on_mismatch, self.driver.ctx.state

@@ -14,7 +14,10 @@ journal and venue continuously (see ``docs/live-records.md``).
   those contracts, the spot base balance, open orders, trades of our orders, funding income (of the
   perpetual only: a dated future pays none).
 - :func:`journal_figures` (pure): the same figures from the journal and the hedge's context.
-- :func:`compare` (pure): the differences above one lot (quantities) or ``money_tol`` (money).
+- :func:`compare` (pure): the differences above one lot (quantities) or ``money_tol`` (money), each
+  naming the leg, contract or order it concerns.
+- :func:`by_venue` (pure): the same pass reported per venue (a routed hedge's spot venue and perp venue):
+  each venue's differences and its holdings, journal beside venue.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.money import funding_payment
 from hedge_core.types import Fill, FundingPayment
 
-__all__ = ["Difference", "Figures", "compare", "journal_figures", "journal_positions", "leg_contracts", "new_funding",
+__all__ = ["Difference", "Figures", "by_venue", "compare", "journal_figures", "journal_positions", "leg_contracts", "new_funding",
            "quote_fee", "venue_figures"]
 
 MONEY_TOL = 1e-6  # USDT
@@ -59,6 +62,7 @@ class Figures:
     funding: float = 0.0
     trades: tuple[tuple[str, Fill], ...] = ()  # venue side: (leg, trade record) of the hedge's orders
     contracts: Mapping[str, float] = field(default_factory=dict)
+    open_symbols: Mapping[str, str] = field(default_factory=dict)  # venue side: open order's client id -> symbol
 
     @property
     def fees(self) -> float:
@@ -67,11 +71,16 @@ class Figures:
 
 @dataclass(frozen=True)
 class Difference:
-    """One thing journal and venue disagree on, with both figures."""
+    """One thing journal and venue disagree on, with both figures; ``leg`` (``spot`` / ``perp``),
+    ``symbol`` (the contract or market) and ``order_id`` (the venue's id) say what it concerns, where known
+    (:func:`by_venue` reports it under that venue)."""
 
     what: str
     journal: float
     venue: float
+    leg: str = ""
+    symbol: str = ""
+    order_id: str = ""
 
     def __str__(self) -> str:
         return f"{self.what}: journal {self.journal:.10g}, venue {self.venue:.10g}"
@@ -147,9 +156,9 @@ async def venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], si
     bal = await adapter.fetch_balance("spot")
     b = bal.get(spot.base)
     sb = float(b.free + b.used) if b is not None else 0.0
-    opens: set[str] = set()
+    opens: dict[str, str] = {}
     for sym in (spot.symbol, *syms):
-        opens |= {o.client_order_id for o in await adapter.fetch_open_orders(sym)}
+        opens.update({o.client_order_id: sym for o in await adapter.fetch_open_orders(sym)})
     fills: dict[str, tuple[float, float]] = {}
     trades: list[tuple[str, Fill]] = []
     roll_sym = ctx.roll_leg.symbol if ctx.roll_leg is not None else None
@@ -163,7 +172,7 @@ async def venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], si
             fills[f.order_id] = (q + f.qty, c + quote_fee(f.fee, f.fee_currency, f.price, base))
     funding = sum(p.amount for p in await adapter.fetch_funding_payments(perpetual, since)
                   if since is None or p.ts >= since)
-    return Figures(float(sum(held.values())), sb, frozenset(opens), fills, float(funding), tuple(trades), held)
+    return Figures(float(sum(held.values())), sb, frozenset(opens), fills, float(funding), tuple(trades), held, opens)
 
 
 def journal_figures(ctx: HedgeContext, fills: pd.DataFrame, funding: pd.DataFrame, venue_open: Iterable[str],
@@ -196,22 +205,55 @@ def compare(journal: Figures, venue: Figures, *, spot_lot: float, perp_lot: floa
         for sym in dict.fromkeys([*journal.contracts, *venue.contracts]):
             jq, vq = float(journal.contracts.get(sym, 0.0)), float(venue.contracts.get(sym, 0.0))
             if abs(jq - vq) > perp_lot:
-                out.append(Difference(f"perp position on {sym} (base)", jq, vq))
+                out.append(Difference(f"perp position on {sym} (base)", jq, vq, "perp", sym))
     elif abs(journal.perp_qty - venue.perp_qty) > perp_lot:
-        out.append(Difference("perp position (base)", journal.perp_qty, venue.perp_qty))
+        out.append(Difference("perp position (base)", journal.perp_qty, venue.perp_qty, "perp"))
     if abs(journal.spot_base - venue.spot_base) > spot_lot:
-        out.append(Difference("spot base balance", journal.spot_base, venue.spot_base))
+        out.append(Difference("spot base balance", journal.spot_base, venue.spot_base, "spot"))
     untracked = sorted(venue.open_orders - journal.open_orders)
-    if untracked:
-        out.append(Difference(f"open orders at the venue the hedge does not track ({', '.join(untracked)})",
-                              0.0, float(len(untracked))))
+    groups: dict[str, list[str]] = {}
+    for coid in untracked:  # one difference per market the orders are on (one when the markets are unknown)
+        groups.setdefault(venue.open_symbols.get(coid, ""), []).append(coid)
+    for sym, ids in groups.items():
+        out.append(Difference(f"open orders at the venue the hedge does not track ({', '.join(ids)})",
+                              0.0, float(len(ids)), "", sym))
     for oid in sorted(venue.fills):  # fills are the venue's records: the journal holds them exactly
         jq, jf = journal.fills.get(oid, (0.0, 0.0))
         vq, vf = venue.fills[oid]
         if abs(jq - vq) > QTY_TOL:
-            out.append(Difference(f"filled qty of order {oid} (base)", jq, vq))
+            out.append(Difference(f"filled qty of order {oid} (base)", jq, vq, order_id=oid))
         elif abs(jf - vf) > money_tol:
-            out.append(Difference(f"commission of order {oid} (USDT)", jf, vf))
+            out.append(Difference(f"commission of order {oid} (USDT)", jf, vf, order_id=oid))
     if abs(journal.funding - venue.funding) > money_tol:
-        out.append(Difference("funding (USDT)", journal.funding, venue.funding))
+        out.append(Difference("funding (USDT)", journal.funding, venue.funding, "perp"))
+    return out
+
+
+def by_venue(diffs: Iterable[Difference], journal: Figures, venue: Figures, *, spot_venue: str, perp_venue: str,
+             spot_symbol: str, order_venues: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """One reconciliation pass reported per venue (pure): ``{venue: {"legs", "differences", "spot_base",
+    "positions"}}``.
+
+    ``spot_venue`` / ``perp_venue``: the venue of each leg (the same name for a one-venue hedge: one entry
+    with both legs). A difference goes to the venue of its order (``order_venues``: venue order id ->
+    venue, from the journal), else of its market (``spot_symbol`` -> the spot venue, any other -> the perp
+    venue), else of its leg. Holdings, journal beside venue (base units): ``spot_base`` on the spot venue,
+    ``positions`` (contract -> journal, venue) on the perp venue. Nothing is netted between venues."""
+    out: dict[str, dict[str, Any]] = {}
+    for leg, v in (("spot", spot_venue), ("perp", perp_venue)):
+        row = out.setdefault(v, {"legs": [], "differences": []})
+        row["legs"].append(leg)
+    out[spot_venue]["spot_base"] = {"journal": journal.spot_base, "venue": venue.spot_base}
+    held = dict(journal.contracts) or {"": journal.perp_qty}
+    vheld = dict(venue.contracts) or {"": venue.perp_qty}
+    out[perp_venue]["positions"] = {s or "perp": {"journal": float(held.get(s, 0.0)), "venue": float(vheld.get(s, 0.0))}
+                                    for s in dict.fromkeys([*held, *vheld])}
+    for d in diffs:
+        if d.order_id and d.order_id in order_venues and order_venues[d.order_id] in out:
+            v = order_venues[d.order_id]
+        elif d.symbol:
+            v = spot_venue if d.symbol == spot_symbol else perp_venue
+        else:
+            v = spot_venue if d.leg == "spot" else perp_venue
+        out[v]["differences"].append(str(d))
     return out
