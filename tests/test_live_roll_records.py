@@ -98,6 +98,8 @@ def test_a_rolled_leg_is_reconciled_on_its_future_and_the_perpetuals_funding_rea
             assert dict(venue.contracts) == pytest.approx({fut: -0.0199, PERP: 0.0})
             assert venue.funding == pytest.approx(0.0597)  # the perpetual's income; the future has none
             assert {f.symbol for _leg, f in venue.trades} == {SPOT, PERP, fut}
+            # without ``perpetual`` the leg's dated symbol gives it: BTC/USDT:USDT-YYMMDD -> BTC/USDT:USDT
+            assert (await venue_figures(a, ctx, ids, start)).funding == pytest.approx(0.0597)
             funding = pd.DataFrame({"ts": [fp.ts], "amount": [fp.amount]})
             journal = journal_figures(ctx, jf, funding, venue.open_orders, contracts)
             assert compare(journal, venue, spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size) == []

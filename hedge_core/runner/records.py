@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
-from hedge_core.engine.roll_step import perpetual_qty
+from hedge_core.engine.roll_step import is_dated, perpetual_qty
 from hedge_core.money import funding_payment
 from hedge_core.types import Fill, FundingPayment
 
@@ -140,13 +140,15 @@ async def venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], si
 
     ``order_ids``: the venue ids of the hedge's orders (its journal); trades of other orders are not
     counted per order (an ADL shows in the position instead). ``perpetual``: the hedge's perpetual, the
-    one contract whose funding income is read (a dated future pays none; default: the leg's symbol).
+    one contract whose funding income is read (a dated future pays none; default: the leg's symbol, without
+    the ``-YYMMDD`` of a dated future).
     ``contracts``: the contracts whose positions, open orders and trades are read (default
     :func:`leg_contracts` of ``ctx`` and ``perpetual``), one position request per contract (Bybit
     answers one symbol per request). Errors propagate (the caller skips the pass).
     """
     spot, perp = ctx.spot, ctx.perp
-    perpetual = perpetual or perp.symbol
+    # the perpetual of a dated future's unified symbol: BTC/USDT:USDT-261225 -> BTC/USDT:USDT
+    perpetual = perpetual or (perp.symbol.rsplit("-", 1)[0] if is_dated(perp.symbol) else perp.symbol)
     syms = tuple(contracts) if contracts is not None else leg_contracts(ctx, perpetual)
     held: dict[str, float] = {s: 0.0 for s in syms}
     for sym in syms:
