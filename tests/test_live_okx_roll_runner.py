@@ -163,7 +163,8 @@ def test_a_live_okx_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_path):
         v.call(lambda: v.sim.funding_rate.__setitem__(OKX_SWAP, 0.0005))
         p2.kill()
         p2.wait(30)
-        p3 = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:perp:roll_close"})
+        # wait=False: a recovering runner may reach its kill point before it would answer
+        p3 = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:perp:roll_close"}, wait=False)
         assert p3.wait(90) == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
         pos = _positions(v)
         assert pos[OKX_QTR] < 0 and pos[OKX_SWAP] < 0, pos
@@ -192,6 +193,42 @@ def test_a_live_okx_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_path):
         fund = journal(env, "funding_payments", HID)
         assert float(fund["amount"].sum()) == pytest.approx(want, abs=1e-8)
         assert set(fund["symbol"]) == {PERP}
+    finally:
+        if env is not None:
+            env.cleanup()
+        v.close()
+
+
+def test_a_live_roll_killed_at_the_opens_intent_is_found_never_sent_and_decided_again(tmp_path):
+    """SIGKILL at the quarterly open's intent (journaled, never sent): the restarted runner finds the order
+    absent at OKX (``never_sent``, not re-sent), the leg is on the swap, the rule decides the move again and
+    the leg ends on the quarterly, reconciled clean; one quarterly order at the venue."""
+    v = Venue("okx")
+    env = None
+    try:
+        qtr = _quarterly(v)
+        env, extra = _env(tmp_path, v)
+        p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:roll:roll_open"})
+        _start(env.client(p))
+        assert p.wait(90) == -9, f"the runner should have SIGKILLed itself at the open's intent: {env.last_log()}"
+        pos = _positions(v)
+        assert pos[OKX_QTR] == 0.0 and pos[OKX_SWAP] < 0, pos  # nothing reached the venue
+        p2 = env.start_runner(extra)
+        _settled_on(env, p2, qtr)
+        pos = _positions(v)
+        assert pos[OKX_SWAP] == 0.0 and pos[OKX_QTR] < 0 and abs(v.spot_base() + pos[OKX_QTR]) <= fm.LOT, pos
+        c = env.client(p2)
+        c.pause(HID)
+        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
+        p2.terminate()
+        p2.wait(60)
+        orders = journal(env, "orders", HID)
+        assert "never_sent" in set(orders["status"])
+        g = journal(env, "guard_firings", HID)
+        assert list(g.loc[g["guard"] == "calendar_roll", "action"]) == ["to_future", "to_future"]
+        qtr_orders = v.call(lambda: [o for o in v.sim.orders.values() if o.inst_id == OKX_QTR])
+        assert len(qtr_orders) == 1  # the killed intent was never sent, the second decision sent one
+        _venue_checks(v, env)
     finally:
         if env is not None:
             env.cleanup()
