@@ -371,12 +371,13 @@ class Supervisor:
     async def _choose_perp_venue(self, spec: HedgeSpec, params: StrategyParamsBase) -> HedgeSpec:
         """``spec`` with its perp venue chosen among the set's allowed venues (runner.best_perp): the books
         are read through throw-away adapters, closed again; InvalidInput (nothing written) when none can fill."""
-        from hedge_core.runner.best_perp import allowed_perp_venues, choose_perp_venue, close_candidates, perp_candidates
+        from hedge_core.runner.best_perp import (allowed_perp_venues, choose_perp_venue, close_candidates, perp_candidates,
+                                                 replay_start_rate)
 
         adapters, unread = await perp_candidates(self, spec, allowed_perp_venues(params))
         try:
             ts = self._replay_window(spec, None)[2] if spec.feed == "replay" else wall_now()
-            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts)
+            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts, rate=replay_start_rate(self, spec))
         finally:
             await close_candidates(adapters)
         log_event(log, "perp venue chosen", hedge_id=spec.hedge_id, venue=choice.venue, amount=choice.amount,
