@@ -174,8 +174,10 @@ def choice_reason(record: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{s['venue']} all-in {s['all_in_price']:,.6g} (avg {s['avg_price']:,.6g}, "
                          f"taker {s['taker_fee'] * 100:.4g} %)")
+    refused = [r["venue"] for r in record.get("refused", []) or []]
+    after = f", after the preflight refused {', '.join(refused)}" if refused else ""
     return (f"perp venue {record['venue']} chosen by best execution ({record['side']} {record['amount']:.6g} "
-            f"{record['symbol']}): " + "; ".join(parts))
+            f"{record['symbol']}{after}): " + "; ".join(parts))
 
 
 def choice_transition(record: Mapping[str, Any], ts: pd.Timestamp, state: str) -> dict[str, Any]:

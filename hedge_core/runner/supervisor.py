@@ -316,8 +316,9 @@ class Supervisor:
                 return self._paper_pair(spec)
             if spec.perp_venue and spec.perp_venue != spec.venue:  # legs on two venues (docs/cross-venue.md)
                 from hedge_core.exchange.routed_paper import RoutedPaper, venue_state_path
+                from hedge_core.runner.best_fallback import leg_balances
 
-                return RoutedPaper(*(self._paper(spec, v, {a: spec.balances.get(a, {})},
+                return RoutedPaper(*(self._paper(spec, v, {a: leg_balances(spec, a, v)},
                                                  venue_state_path(self.home / "paper", spec.hedge_id, v))
                                      for v, a in ((spec.venue, "spot"), (spec.perp_venue, "perp"))))
             return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
@@ -581,13 +582,13 @@ class Supervisor:
         if wants_best(spec, params):  # best execution: the perp venue chosen now, before anything is written
             spec = await self._choose_perp_venue(spec, params)
             params = self._params_for(spec)
-        adapter = self._adapter_for(spec, confirm_live=confirm_live)
-        from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
+        from hedge_core.runner.best_fallback import preflight_start
+        from hedge_core.runner.preflight import discard_adapter
 
-        try:  # both legs checked at the venue before the first order (runner.preflight)
-            report = await preflight_for_spec(self, spec, params, adapter, apply=not dry_run)
+        try:  # both legs checked at the venue before the first order (runner.preflight; best: down the ranking)
+            spec, params, adapter, report = await preflight_start(self, spec, params, confirm_live=confirm_live,
+                                                                  apply=not dry_run)
         except BaseException:
-            await discard_adapter(adapter)
             if probed is not None:
                 await probed.close()
             raise
@@ -603,10 +604,10 @@ class Supervisor:
             task.replay_window = self._replay_window(spec, adapter)[2:]
         await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
         if spec.perp_venue_choice:  # the choice and every venue's score, readable in the timeline
-            from hedge_core.runner.best_perp import choice_transition
+            from hedge_core.runner.best_fallback import choice_transitions
 
-            self.journal.transition(spec.hedge_id, choice_transition(spec.perp_venue_choice, task.clock_now(),
-                                                                     task._state()))
+            for row in choice_transitions(spec.perp_venue_choice, task.clock_now(), task._state()):
+                self.journal.transition(spec.hedge_id, row)
         self.hedges[spec.hedge_id] = task
         task.task = asyncio.create_task(task.run(), name=f"hedge-{spec.hedge_id}")
         log_event(log, "hedge started", hedge_id=spec.hedge_id, state=task._state(), mode=spec.mode,
