@@ -20,7 +20,7 @@ from hedge_core.runner.best_perp import TRIGGER, choice_reason
 from hedge_core.runner.hedge_spec import HedgeSpec
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
-from tests.test_runner_best_perp import request
+from tests.support.best_perp import request
 
 SHORT = {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}, "perp.bybit": {"USDT": 1.0}}
 

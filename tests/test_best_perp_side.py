@@ -121,7 +121,7 @@ def test_a_paper_replay_on_negative_funding_chooses_on_the_buy_walk(tmp_path: Pa
     from hedge_core.data.demo import seed_demo
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store
-    from tests.test_runner_best_perp import VENUES, XCARRY, request
+    from tests.support.best_perp import VENUES, XCARRY, request
 
     start = pd.Timestamp("2024-01-01T13:00Z")  # the demo's first funding settles at 08:00: known at the start
 
