@@ -145,3 +145,80 @@ def test_bad_venue_markets_are_refused_naming_the_field() -> None:
         run_cross_venue_backtest(xparams(), m["okx"], perp_markets=m, perp_papers={"bybit": PaperConfig()})
     with pytest.raises(InvalidInput, match="perp_papers"):
         run_cross_venue_backtest(xparams(), m["okx"], perp_papers=papers())
+
+
+# ---- hedge backtest --best-perp [--perp-fee VENUE=FRACTION] -------------------------------------------
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    from hedge_core.data.demo import seed_demo
+    from hedge_core.store import Store
+
+    path = tmp_path_factory.mktemp("xbest") / "demo.duckdb"
+    st = Store(path)
+    seed_demo(st, days=10, timeframe="1h", seed=9, assets=("BTC",))
+    first = st.read_bars("demo", "BTC/USDT", "spot", "1h").index[0]
+    ts = pd.date_range(first + pd.Timedelta(hours=8), periods=10 * 3 - 1, freq="8h")
+    for v in ("okx", "bybit"):  # the same funding on both: only the fee decides
+        st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.0003}), venue=v, symbol="BTC/USDT:USDT")
+    del st
+    return str(path)
+
+
+@pytest.fixture()
+def xfile(tmp_path):
+    f = tmp_path / "x.toml"
+    f.write_text('strategy = "xcarry"\nspot_venue = "binance"\nperp_venue = "okx"\nperp_venues = ["bybit"]\n'
+                 'min_funding_rate = 0.0001\nmin_net_carry = 0.0\nexpected_hold_intervals = 21\nslippage_rate = 0.0\n'
+                 'perp_taker_fee = 0.0005\n')
+    return str(f)
+
+
+def cli(db: str, xfile: str, *extra: str):
+    from hedge_core.backtest.cli import app
+
+    return CliRunner().invoke(app, ["backtest", "--params", xfile, "--venue", "demo", "--db", db, "--start",
+                                    "2024-01-04", "--end", "2024-01-10", *extra])
+
+
+@pytest.mark.integration
+def test_cli_best_perp_enters_on_the_venue_with_the_lower_fee_and_charges_it(db, xfile) -> None:
+    res = cli(db, xfile, "--best-perp", "--perp-fee", "bybit=0.0002", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    ch = out["choices"]
+    assert ch and {c["venue"] for c in ch} == {"bybit"} and {c["taker_fee"] for c in ch} == {0.0002}
+    # the same paper book on both venues (same bars, same model): all-in = avg x (1 - fee)
+    for c in ch:
+        assert c["all_in.okx"] / c["all_in.bybit"] == pytest.approx((1 - 0.0005) / (1 - 0.0002), rel=1e-12)
+    pv = {r["venue"]: r for r in out["per_venue"]}
+    assert pv["okx"]["orders"] == 0 and pv["okx"]["fees"] == 0.0 and pv["bybit"]["orders"] > 0
+    # bybit's fee on the perp fills: 0.02 % of the perp leg's traded notional (the engine's ledger)
+    legs_fee = out["totals"]["fees"] - pv["binance"]["fees"]
+    assert pv["bybit"]["fees"] == pytest.approx(legs_fee, rel=1e-9)
+    # okx cheaper now: every entry moves there
+    res2 = cli(db, xfile, "--best-perp", "--perp-fee", "bybit=0.0002", "--perp-fee", "okx=0.0001", "--json")
+    assert res2.exit_code == 0, res2.output
+    assert {c["venue"] for c in json.loads(res2.output)["choices"]} == {"okx"}
+    text = cli(db, xfile, "--best-perp", "--perp-fee", "bybit=0.0002")
+    assert text.exit_code == 0 and "perp on bybit (sell" in text.output and "taker fee 0.02 %" in text.output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("extra, says", [
+    (("--perp-fee", "bybit=0.0002"), "--perp-fee='bybit=0.0002' is not allowed; expected only with --best-perp"),
+    (("--best-perp", "--perp-fee", "gate=0.0002"), "one of the set's perp venues ['okx', 'bybit']"),
+    (("--best-perp", "--perp-fee", "bybit=0.5"), "FRACTION a taker fee in [0, 0.01]"),
+    (("--best-perp", "--perp-fee", "bybit"), "VENUE=FRACTION"),
+])
+def test_cli_best_perp_flags_are_checked_naming_the_flag(db, xfile, extra, says) -> None:
+    res = cli(db, xfile, *extra)
+    assert res.exit_code == 2 and says in res.output, res.output
+
+
+@pytest.mark.integration
+def test_cli_best_perp_needs_a_set_with_several_perp_venues(db, tmp_path) -> None:
+    one = tmp_path / "one.toml"
+    one.write_text('strategy = "xcarry"\nspot_venue = "binance"\nperp_venue = "okx"\n')
+    res = cli(db, str(one), "--best-perp")
+    assert res.exit_code == 2 and "--best-perp=True is not allowed; expected an xcarry set naming several" in res.output
