@@ -141,3 +141,26 @@ def test_a_hedge_without_a_best_choice_or_not_flat_never_rechooses(store: Store,
         assert mu.perp != mu.perp  # NaN price: nothing to size, nothing chosen
 
     asyncio.run(go())
+
+
+def test_a_venue_short_of_margin_is_not_moved_to_at_entry(store: Store, tmp_path: Path) -> None:
+    """bybit ranks first by its book but its perp wallet holds 1 USDT (``balances["perp.bybit"]``): the start's
+    preflight falls back to okx, and the re-choice at the entry does not move back to bybit."""
+    from hedge_core.runner.best_fallback import REFUSED
+
+    short = {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}, "perp.bybit": {"USDT": 1.0}}
+
+    async def go() -> None:
+        sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
+        out = await sup.start_hedge(request(balances=short))
+        assert out["perp_venue"] == "okx"
+        h = sup.hedges["b1"]
+        await asyncio.wait_for(h.task, 60)
+        assert h.driver.ctx.state is State.MONITORING_POSITIONS and h.spec.perp_venue == "okx"
+        sup.journal.flush()
+        tr = store.read_table("transitions", hedge_id="b1").sort_values("seq")
+        assert list(tr.loc[tr["trigger_name"].isin([REFUSED, TRIGGER]), "trigger_name"]) == [REFUSED, TRIGGER]
+        fills = store.read_table("fills", hedge_id="b1")
+        assert set(fills.loc[fills["leg"] == "perp", "venue"]) == {"okx"}
+
+    asyncio.run(go())

@@ -11,7 +11,9 @@ venue's paper book (:meth:`~hedge_core.exchange.paper.core.PaperCore.order_book`
 walked for the entry that instant may make (``notional / perp price`` base, on the side of
 :func:`hedge_core.runner.best_perp.entry_side` at the current venue's expected funding rate) with the venue's
 perp taker fee, and the best all-in quote flow wins (:func:`hedge_core.exchange.best_venue.choose_venue`; ties:
-the lower fee, then the order of ``allowed_perp_venues``). The engine's perp leg is then on that venue: its
+the lower fee, then the order of ``allowed_perp_venues``; a venue whose futures wallet cannot carry the entry,
+:func:`hedge_core.engine.sizing_bounds.perp_margin_cap` at the set's minimum leverage, is ranked last). The
+engine's perp leg is then on that venue: its
 orders, fills, fee, margin and funding are that venue's, and the strategy sees that venue's funding. Never
 mid-position: once the hedge holds a position it stays where it entered until it is flat again, as the
 runner does (:mod:`hedge_core.runner.best_entry`). When no venue can fill the size, the current venue stays.
@@ -118,9 +120,18 @@ def _choose(params: CrossCarryParams, cores: Mapping[str, PaperCore], mu: Market
 
     if not (mu.perp > 0):
         return None
+    from hedge_core.engine.sizing_bounds import perp_margin_cap
+
     amount = float(params.notional) / float(mu.perp)
     books, unread = [], {}
     for v in order:
+        bal = cores[v].balance("perp").get("USDT")
+        free = float(bal.free) if bal is not None else 0.0
+        cap = perp_margin_cap(free, float(params.rebalance.target_ratio), float(params.leverage.min_leverage),
+                              float(cores[v].config.perp_taker_fee), 0.01)
+        if cap < float(params.notional):  # this venue's futures wallet cannot carry the entry: ranked last
+            unread[v] = f"perp margin {free:,.2f} USDT free carries {cap:,.2f} < notional {params.notional:,.2f}"
+            continue
         try:
             books.append(VenueBook(v, cores[v].order_book(symbol, None, amount), float(cores[v].config.perp_taker_fee)))
         except InvalidInput as exc:  # no bar of this venue yet: ranked last with why

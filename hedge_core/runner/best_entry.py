@@ -12,7 +12,10 @@ entry this update may make: ``notional / perp price`` base on the side of :func:
 entry_side` at the update's expected funding rate, each venue's own perp taker fee. The current venue's book
 is its own paper venue's; every other allowed venue's is a throw-away paper venue with this hedge's settings
 for it (``paper_venues``), fed the current venue's last perp and mark bars. Nothing changes when the current
-venue stays best, or when no venue can fill the size (the engine's entry then meets the venue as it is).
+venue stays best, or when no venue can fill the size (the engine's entry then meets the venue as it is). A venue
+whose free perp margin cannot carry the entry (:func:`hedge_core.engine.sizing_bounds.perp_margin_cap` at the set's
+minimum leverage, as the preflight checks it) is ranked last, with why: a venue the start's preflight refused for
+its margin is not moved to at the entry either.
 
 A switch to venue ``v``, in this order (each step survives a SIGKILL after it):
 
@@ -25,8 +28,7 @@ A switch to venue ``v``, in this order (each step survives a SIGKILL after it):
 4. the running hedge moves: the routed adapter's perp venue, the engine's perp leg (venue, lot, minimums,
    brackets; its money so far is kept), the driver's adapter for ``v``, the parameters' perp fee.
 
-Known limits: the new venue's free margin is not checked before the entry (an entry it cannot carry fails
-as the engine's HEDGE_FAILED and closes the spot leg); the paper venue left keeps its wallet in its file.
+Known limit: the paper venue left keeps its wallet in its file (nothing moves between venues).
 """
 
 from __future__ import annotations
@@ -98,19 +100,61 @@ def _bring_up(ex: Any, bars: list[Any]) -> None:
             continue
 
 
-def _candidates(task: HedgeTask, allowed: tuple[str, ...]) -> dict[str, Any]:
-    """Throw-away paper venues of the allowed venues other than the current one (cached per settings)."""
+def _allowed(task: HedgeTask) -> tuple[str, ...]:
+    """The set's allowed perp venues, in the set's order (read once per hedge). Not from ``task.params``: those
+    carry the chosen venue as ``perp_venue``, which drops the set's own ``perp_venue`` from the list."""
+    got = getattr(task, "_best_entry_allowed", None)
+    if got is None:
+        got = allowed_perp_venues(task.sup._base_params_for(task.spec))
+        task._best_entry_allowed = got  # type: ignore[attr-defined]
+    return got
+
+
+def _cache(task: HedgeTask) -> dict[str, Any]:
     key = json.dumps(task.spec.paper_venues, sort_keys=True)
     cache = getattr(task, "_best_entry_candidates", None)
     if cache is None or cache[0] != key:
         cache = (key, {})
         task._best_entry_candidates = cache  # type: ignore[attr-defined]
-    out = cache[1]
+    return cache[1]
+
+
+def _candidates(task: HedgeTask, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Throw-away paper venues of the allowed venues other than the current one (cached per settings), each
+    with that venue's perp wallet for this hedge: its state file's when the hedge used it before, else
+    ``balances["perp.<v>"]`` / ``balances["perp"]``."""
+    from hedge_core.exchange.paper import PaperExchange
+    from hedge_core.exchange.routed_paper import venue_state_path
+    from hedge_core.runner.best_fallback import leg_balances
+
+    out = _cache(task)
     cur = task.spec.perp_venue
     for v in allowed:
         if v != cur and v not in out:
-            out[v] = task.sup._paper(task.spec, v, {}, None)
+            path = venue_state_path(task.sup.home / "paper", task.hedge_id, v)
+            if path.exists():  # read only: the throw-away venue gets its wallet, the file is not touched
+                wallet = {c: b.free for c, b in PaperExchange.load(path).core.balance("perp").items()}
+            else:
+                wallet = leg_balances(task.spec, "perp", v)
+            out[v] = task.sup._paper(task.spec, v, {"perp": wallet}, None)
     return {v: ad for v, ad in out.items() if v != cur and v in allowed}
+
+
+async def _short_of_margin(params: Any, adapters: dict[str, Any], fees: dict[str, float],
+                           quote: str) -> dict[str, str]:
+    """Venues whose free perp margin cannot carry the entry (``engine.sizing_bounds.perp_margin_cap`` at the
+    set's minimum leverage, prices 1 % higher, as the preflight): venue -> why."""
+    from hedge_core.engine.sizing_bounds import perp_margin_cap
+
+    notional, ratio = float(params.notional), float(params.rebalance.target_ratio)
+    out = {}
+    for v, ad in adapters.items():
+        bal = (await ad.fetch_balance("perp")).get(quote)
+        free = float(bal.free) if bal is not None else 0.0
+        cap = perp_margin_cap(free, ratio, float(params.leverage.min_leverage), fees[v], 0.01)
+        if cap < notional:
+            out[v] = f"perp margin {free:,.2f} {quote} free carries {cap:,.2f} < notional {notional:,.2f}"
+    return out
 
 
 async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
@@ -122,7 +166,7 @@ async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
     if not rechoosing(task) or task.driver is None or task.no_new_entries or not _flat(task):
         return None
     params = task.params
-    allowed = allowed_perp_venues(params)
+    allowed = _allowed(task)
     cur = str(task.spec.perp_venue)
     price = float(mu.perp)
     if not price > 0:
@@ -136,7 +180,10 @@ async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
         _bring_up(ad, bars)
         adapters[v] = ad
     fees = {v: perp_taker_fee_of(ad, symbol) for v, ad in adapters.items()}
-    books, unread = await fetch_venue_books(adapters, symbol, fees, amount=amount)
+    short = await _short_of_margin(params, adapters, fees, task.driver.ctx.perp.quote)
+    books, unread = await fetch_venue_books({v: ad for v, ad in adapters.items() if v not in short}, symbol,
+                                            {v: f for v, f in fees.items() if v not in short}, amount=amount)
+    unread.update(short)  # ranked last, with why
     try:
         choice = choose_venue(entry_side(params, rate), amount, books, allowed=list(allowed), unread=unread)
     except InvalidInput:
@@ -189,6 +236,7 @@ async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: li
         d.params = task.params
     if hasattr(old, "save") and getattr(old, "state_path", None):
         old.save()
+    _cache(task).pop(spec.perp_venue, None)  # the venue left: its candidate is rebuilt from its file
     log_event(log, "perp venue re-chosen at entry", hedge_id=task.hedge_id, venue=v, previous=spec.perp_venue,
               scores={s.venue: (s.net_quote if not s.reason else s.reason) for s in choice.ranking})
 
