@@ -28,6 +28,8 @@ from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import START, VENUES, request
 
+pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
+
 CHEAPER = {**VENUES, "okx": {"perp_taker_fee": 0.0001, "slippage_bps": 0.0}}
 
 

@@ -22,6 +22,8 @@ from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import request
 
+pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
+
 SHORT = {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}, "perp.bybit": {"USDT": 1.0}}
 
 

@@ -98,6 +98,7 @@ def test_without_a_given_rate_the_venues_rate_sets_the_side_and_none_answering_m
     assert rec["side"] == "sell" and rec["funding_rate"] is None
 
 
+@pytest.mark.integration
 def test_a_replay_start_rate_is_the_last_stored_rate_settled_by_the_start(tmp_path: Path) -> None:
     from hedge_core.store import Store
 
@@ -114,6 +115,7 @@ def test_a_replay_start_rate_is_the_last_stored_rate_settled_by_the_start(tmp_pa
         store.close()
 
 
+@pytest.mark.integration
 def test_a_paper_replay_on_negative_funding_chooses_on_the_buy_walk(tmp_path: Path) -> None:
     """In the runner (paper, in process): the store's funding is negative at the replay's start and the set
     allows a spot short, so both paper venues' books are walked for a BUY: price close x (1 + (slip + 10 x
