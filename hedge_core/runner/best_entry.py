@@ -190,7 +190,9 @@ async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
         return None  # no venue deep enough: the entry meets the current venue as it is
     if choice.venue == cur:
         return None
-    await _switch(task, choice, choice_record(choice, symbol, price, fees, mu.ts, rate), bars)
+    # stamped with the update's known time (the hedge's clock once it is stepped), never behind the hedge's clock
+    ts = max(mu.ts, task.clock_now())
+    await _switch(task, choice, {**choice_record(choice, symbol, price, fees, ts, rate), "ts_known": ts}, bars)
     return choice.venue
 
 
@@ -200,13 +202,15 @@ async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: li
 
     sup, spec, v = task.sup, task.spec, choice.venue
     old = task.raw_adapter.perp
+    ts = record.pop("ts_known")
     record = {**record, "at": "entry", "previous": spec.perp_venue}
     new_spec = spec.model_copy(update={"perp_venue": v, "perp_venue_choice": record})
     # 1. the new venue's paper state: its file (a venue used before keeps its wallet) or fresh, up to now
     new = sup._paper(new_spec, v, {"perp": leg_balances(new_spec, "perp", v)},
                      venue_state_path(sup.home / "paper", spec.hedge_id, v))
     _bring_up(new, bars)
-    new.core._last_event = old.core._last_event  # the replay resumes from the feed position both venues share
+    # the replay resumes from the feed position both venues share (the old venue's, restored or applied)
+    new.core._last_event, new.core._restored_key = old.core._last_event, old.core._restored_key
     new.save()
     # 2. the journal: a restart rebuilds the hedge on the new venue
     params = sup._params_for(new_spec)
@@ -214,7 +218,7 @@ async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: li
     async with task.lock:
         task.spec = new_spec
         task.journal.run(task._run_row(state))
-        task.journal.transition(task.hedge_id, {"ts": record_ts(task), "from_state": state, "to_state": state,
+        task.journal.transition(task.hedge_id, {"ts": ts, "from_state": state, "to_state": state,
                                                 "trigger_name": TRIGGER,
                                                 "reason": f"at entry, from flat (was {spec.perp_venue}): "
                                                           + choice_reason(record)})
@@ -240,7 +244,3 @@ async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: li
     log_event(log, "perp venue re-chosen at entry", hedge_id=task.hedge_id, venue=v, previous=spec.perp_venue,
               scores={s.venue: (s.net_quote if not s.reason else s.reason) for s in choice.ranking})
 
-
-def record_ts(task: HedgeTask) -> Any:
-    """The hedge's clock for the choice's journal row."""
-    return task.clock_now()
