@@ -97,6 +97,9 @@ def test_each_entry_is_on_the_venue_best_at_that_instant_and_charged_its_fee() -
     assert list(pv.index) == ["binance", "okx", "bybit"] and set(pv["leg"]) == {"spot", "perp"}
     assert pv.loc["okx", "orders"] > 0 and pv.loc["bybit", "orders"] > 0
     assert "perp leg chosen at each entry among ['okx', 'bybit']" in xr.notes[-1]
+    from hedge_core.ui.figures.xvenue import cross_venue_tearsheet  # the tearsheet shows every venue
+
+    assert "perp on best of okx/bybit" in cross_venue_tearsheet(xr).layout.title.text
 
 
 def test_the_fee_charged_is_the_entry_venues_own() -> None:
