@@ -378,7 +378,8 @@ class Supervisor:
         adapters, unread = await perp_candidates(self, spec, allowed_perp_venues(params))
         try:
             ts = self._replay_window(spec, None)[2] if spec.feed == "replay" else wall_now()
-            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts, rate=replay_start_rate(self, spec))
+            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts,
+                                                     rate=replay_start_rate(self, spec))  # the entry's side
         finally:
             await close_candidates(adapters)
         log_event(log, "perp venue chosen", hedge_id=spec.hedge_id, venue=choice.venue, amount=choice.amount,
