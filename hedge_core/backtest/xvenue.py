@@ -20,6 +20,7 @@ modelled.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -153,13 +154,16 @@ class CrossVenueConfig:
 class CrossVenueRun:
     """A cross-venue run: the engine's :class:`BacktestResult` (both legs), one row per venue
     (``per_venue``: venue, leg, wallet_start, wallet_end, fees, funding, orders; quote units) and
-    the assumptions (``notes``) a tearsheet must show."""
+    the assumptions (``notes``) a tearsheet must show. A perp venue chosen per entry
+    (:mod:`hedge_core.backtest.xvenue_best`): ``perp_venue`` is ``"best of a/b"``, ``per_venue`` has a row per
+    perp venue and ``choices`` one row per entry (its venue, side, size, fee, each venue's all-in price)."""
 
     result: BacktestResult
     per_venue: pd.DataFrame
     notes: tuple[str, ...]
     spot_venue: str
     perp_venue: str
+    choices: pd.DataFrame | None = None
 
 
 class _Both:
@@ -183,7 +187,8 @@ def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float])
 
 def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                              end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
-                             notes: tuple[str, ...] = ()) -> CrossVenueRun:
+                             notes: tuple[str, ...] = (), perp_markets: Mapping[str, Market | Timeline] | None = None,
+                             perp_papers: Mapping[str, PaperConfig] | None = None) -> CrossVenueRun:
     """Backtest a cross-venue carry: spot on ``params.spot_venue``, perp on ``params.perp_venue``; with
     ``params.legs == "perp_perp"`` a perp on EACH venue (:mod:`hedge_core.backtest.xvenue_pair`).
 
@@ -197,6 +202,12 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     config : CrossVenueConfig
     notes : tuple of str
         Extra assumptions to carry into the run's notes (the market's ``meta['notes']`` are added).
+    perp_markets : mapping venue -> Market, optional
+        Given: the perp venue is chosen at EACH ENTRY among ``params.allowed_perp_venues`` by walked book and
+        fee (:func:`hedge_core.backtest.xvenue_best.run_best_perp_backtest`): each allowed venue's market
+        (``market`` stands for ``params.perp_venue``'s when missing here).
+    perp_papers : mapping venue -> PaperConfig, optional
+        With ``perp_markets``: each perp venue's own paper model and fee.
 
     Returns
     -------
@@ -204,6 +215,13 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     """
     if not isinstance(params, CrossCarryParams):
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams (strategy 'xcarry')")
+    if perp_markets is not None:
+        from hedge_core.backtest.xvenue_best import run_best_perp_backtest
+
+        return run_best_perp_backtest(params, market, perp_markets, perp_papers=perp_papers, start=start, end=end,
+                                      config=config, notes=notes)
+    if perp_papers is not None:
+        raise InvalidInput("perp_papers", sorted(perp_papers), "only with perp_markets (the venues to choose among)")
     tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
