@@ -173,7 +173,7 @@ def test_perp_pair_refusals_name_the_field():
         fast_xvenue_kpis(_params(), _market(), config=_config())
     from hedge_core.backtest.xvenue_sweep import evaluate_event
 
-    with pytest.raises(InvalidInput, match="legs"):  # sweeps of pairs: not built, said up front
+    with pytest.raises(InvalidInput, match="VenueTimelines"):  # a pair sweep reads both venues' timelines
         evaluate_event(_params(), tl, None)
     cv = pd.DataFrame({"ts": [T0], "venue": ["okx"], "symbol": ["BTCUSDT"], "funding_rate": [0.0001]})
     with pytest.raises(InvalidInput, match="first_venue"):
