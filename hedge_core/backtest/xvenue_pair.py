@@ -5,8 +5,8 @@ PERP venues: each gets the perp and mark bars (the same prices: in the shared da
 bars, so both legs trade at Binance's perp and mark, the stated assumption), each its own futures wallet,
 perp fee, margin and liquidation, and each settles its OWN funding series (``md.crossvenue_funding()``)
 at its own interval. The engine hears A's settlements on its first leg (``FundingSettled(leg="spot")``)
-and B's on the second; the market update carries A's mark and last rate (``spot_mark``,
-``spot_funding_rate``). The first venue's funding travels with the market as ``meta['first_funding']``
+and B's on the second; the market update carries A's mark, last rate and next settlement (``spot_mark``,
+``spot_funding_rate``, ``spot_next_funding_ts``). The first venue's funding travels with the market as ``meta['first_funding']``
 (:func:`pair_market`) and is aligned to the replay's instants by building the same timeline over it.
 """
 
@@ -144,7 +144,8 @@ def replay_pair(driver: HedgeDriver, tl: Timeline, ta: Timeline, ca: PaperCore,
                                          next_funding_ts=pd.Timestamp(int(tl.next_fund_ns[i]), tz="UTC"),
                                          funding_interval_hours=tl.interval_hours, analytics=an,
                                          spot_mark=float(tl.mark[i]), spot_funding_rate=float(ta.last_rate[i]),
-                                         spot_funding_interval_hours=ta.interval_hours))
+                                         spot_funding_interval_hours=ta.interval_hours,
+                                         spot_next_funding_ts=pd.Timestamp(int(ta.next_fund_ns[i]), tz="UTC")))
         for core, tline, venue, leg in ((ca, ta, va, "spot"), (cb, tl, vb, "perp")):
             rate = float(tline.fund_rate[i])
             if not math.isnan(rate):

@@ -228,7 +228,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             ad = self.raw_adapter
             mu = replace(mu, spot=mu.perp, spot_mark=mu.mark_or_perp, spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
-                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
+                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0),
+                         spot_next_funding_ts=ad.first_next_funding_ts(mu.ts) if hasattr(ad, "first_next_funding_ts")
+                         else None)
         if self.driver.ctx.state is State.ANALYZING_MARKET and (
                 self.no_new_entries or (getattr(self.sup, "book", None) is not None and self.sup.book.blocks(self))):
             return  # shutting down, or a book guard fires (hedge_core.book.monitor): no new positions
