@@ -23,8 +23,11 @@ from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market, run
 from hedge_core.backtest.xvenue_sweep import VenueMarkets, venue_markets
 from hedge_core.params.models import ExitParams
 from hedge_core.params.xcarry import CrossCarryParams
-from tests.test_xvenue_perp_perp import FEE_A, FEE_B, H, _config, _market, _params
-from tests.test_xvenue_perp_perp import T0 as HAND_T0
+from tests.support.pair_hand import FEE_A, FEE_B, H
+from tests.support.pair_hand import T0 as HAND_T0
+from tests.support.pair_hand import hand_config as _config
+from tests.support.pair_hand import hand_market as _market
+from tests.support.pair_hand import hand_params as _params
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")
 KPIS = ("net_pnl", "funding", "fees", "entries", "sharpe", "max_drawdown", "n_fills")
