@@ -271,8 +271,10 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
     base : pydantic params model
     points : list of {dotted path: value}
         Validated up front: an unknown name or a value a field refuses stops the sweep before anything
-        runs. A point whose values the model refuses only TOGETHER (a cross-field rule, e.g. xcarry's
-        ``spot_venue == perp_venue`` in a grid over both venues) is not run: its row carries the error.
+        runs. A point whose values the parameter set's own top-level rule refuses only TOGETHER (a
+        cross-field rule, e.g. xcarry's ``spot_venue == perp_venue`` in a grid over both venues) is not
+        run: its row carries the error (a nested model's rule, e.g. ``rebalance``'s bounds, names that
+        nested field and stops the sweep like a bad value).
     payload : any picklable
         Passed to ``evaluate`` (default: a :class:`Payload`).
     evaluate : callable(params, payload) -> mapping of KPIs
