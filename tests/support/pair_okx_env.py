@@ -23,7 +23,7 @@ from tests.support.okx_sim import OkxSim
 from tests.support.pair_live_env import PRICE, RATE_A, RATE_B, binance_perp_sim, bybit_perp_sim
 
 __all__ = ["OKX_SWAP", "PRICE", "RATE_A", "RATE_B", "OkxPair", "okx_first_pair", "okx_long", "okx_perp_sim",
-           "okx_second_pair", "pair_params", "pair_spec"]
+           "okx_second_pair", "pair_params", "pair_spec", "perp_pair", "position", "venue_sim"]
 
 OKX_SWAP = "BTC-USDT-SWAP"  # ctVal 0.01 BTC per contract, lotSz 0.01 contracts
 
@@ -66,21 +66,51 @@ class OkxPair:
     second_venue: str
 
 
+def venue_sim(venue: str, rate: float, usdt: float = 10_000.0) -> Any:
+    """A perp simulator of ``venue`` (``okx`` | ``binance`` | ``bybit``) with ``usdt`` of margin and a funding
+    ``rate`` per 8 h on its BTC perpetual, priced at PRICE."""
+    if venue == "okx":
+        return okx_perp_sim(usdt, rate)
+    if venue == "binance":
+        return binance_perp_sim(usdt, rate)
+    if venue == "bybit":
+        return bybit_perp_sim(usdt, rate)
+    raise ValueError(f"venue={venue!r}: one of okx, binance, bybit")
+
+
+def _env(venue: str) -> Any:
+    return {"okx": okx_env, "binance": live_env, "bybit": bybit_env}[venue]
+
+
 @contextlib.asynccontextmanager
-async def okx_first_pair(first_sim: OkxSim | None = None, second_sim: Any = None,
-                         **adapter_kw: Any) -> AsyncIterator[OkxPair]:
+async def perp_pair(first: str, second: str, first_sim: Any = None, second_sim: Any = None,
+                    **adapter_kw: Any) -> AsyncIterator[OkxPair]:
+    """A perp on ``first`` (first leg, rate RATE_A) and one on ``second`` (RATE_B), 10,000 USDT each unless a
+    simulator is given; ``adapter_kw`` go to both venues' ccxt adapters."""
+    if first == second:
+        raise ValueError("two different venues")
+    first_sim = first_sim or venue_sim(first, RATE_A)
+    second_sim = second_sim or venue_sim(second, RATE_B)
+    async with _env(first)(sim=first_sim, **adapter_kw) as a, _env(second)(sim=second_sim, **adapter_kw) as b:
+        yield OkxPair(first_sim, second_sim, PerpPairLive(a.adapter, b.adapter), first, second)
+
+
+def position(venue: str, sim: Any) -> float:
+    """The venue's signed net position of its BTC perpetual, BASE units (OKX: contracts x ctVal)."""
+    if venue == "okx":
+        return okx_long(sim)
+    if venue == "binance":
+        return float(sim.position("BTCUSDT"))
+    return float(sim.positions.get("BTCUSDT", [0.0, 0.0])[0])
+
+
+def okx_first_pair(first_sim: OkxSim | None = None, second_sim: Any = None,
+                   **adapter_kw: Any) -> contextlib.AbstractAsyncContextManager[OkxPair]:
     """OKX first leg (rate RATE_A), Binance USD-M second (RATE_B, 10,000 USDT futures wallet)."""
-    first_sim = first_sim or okx_perp_sim(rate=RATE_A)
-    second_sim = second_sim or binance_perp_sim(rate=RATE_B)
-    async with okx_env(sim=first_sim, **adapter_kw) as a, live_env(sim=second_sim, **adapter_kw) as b:
-        yield OkxPair(first_sim, second_sim, PerpPairLive(a.adapter, b.adapter), "okx", "binance")
+    return perp_pair("okx", "binance", first_sim, second_sim, **adapter_kw)
 
 
-@contextlib.asynccontextmanager
-async def okx_second_pair(first_sim: Any = None, second_sim: OkxSim | None = None,
-                          **adapter_kw: Any) -> AsyncIterator[OkxPair]:
+def okx_second_pair(first_sim: Any = None, second_sim: OkxSim | None = None,
+                    **adapter_kw: Any) -> contextlib.AbstractAsyncContextManager[OkxPair]:
     """Bybit linear first leg (rate RATE_A, 10,000 USDT unified wallet), OKX second (RATE_B)."""
-    first_sim = first_sim or bybit_perp_sim(rate=RATE_A)
-    second_sim = second_sim or okx_perp_sim(rate=RATE_B)
-    async with bybit_env(sim=first_sim, **adapter_kw) as a, okx_env(sim=second_sim, **adapter_kw) as b:
-        yield OkxPair(first_sim, second_sim, PerpPairLive(a.adapter, b.adapter), "bybit", "okx")
+    return perp_pair("bybit", "okx", first_sim, second_sim, **adapter_kw)
