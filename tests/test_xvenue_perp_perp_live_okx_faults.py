@@ -16,13 +16,14 @@ Info" -> "LIMITS": 429 with ``Retry-After``), tests/support/bybit_faults.py (v5 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
 
 from hedge_core.engine.states import State
 from tests.support.inprocess_hedge import running_hedge, stop, until
-from tests.support.pair_okx_env import OKX_SWAP, pair_params, pair_spec, perp_pair, position, venue_sim
+from tests.support.pair_okx_env import OKX_SWAP, RATE_B, pair_params, pair_spec, perp_pair, position, venue_sim
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 
@@ -149,6 +150,42 @@ def test_rate_limit_on_the_second_venue_while_the_first_leg_is_open(tmp_path, fi
                 assert task.driver.ctx.state is State.MONITORING_POSITIONS
                 assert not any("unwinding" in a["message"] for a in task.summary()["alerts"])
                 assert await task.reconcile_now() == []
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
+
+
+REFUSED = {"okx": "51008", "binance": "-2019", "bybit": "110007"}  # insufficient margin, per venue's error table
+
+
+@pytest.mark.parametrize("first,second", [("bybit", "okx"), ("okx", "binance"), ("okx", "bybit")])
+def test_second_venue_refusing_for_margin_unwinds_the_first_leg_on_its_venue(tmp_path, first, second):
+    # the second venue's account holds 1 USDT: every order of the second leg is refused (OKX 51008 "Insufficient
+    # USDT margin in account", Binance -2019 "Margin is insufficient", Bybit 110007) after the first leg filled
+    # -> after the retries the engine closes the first leg ON ITS VENUE, reduce-only; nothing is left anywhere
+    async def go():
+        async with perp_pair(first, second, second_sim=venue_sim(second, RATE_B, usdt=1.0)) as pv:
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params(first, second),
+                                                   hedge_id="rf", **pair_spec(first, second))
+            try:
+                first_orders = lambda: venue_orders(first, pv.first_sim)  # noqa: E731
+                await until(lambda: len(first_orders()) >= 2, timeout=30, what=f"the first leg unwound on {first}")
+                await until(lambda: not task.driver.ctx.pending, what="nothing pending")
+                opened, closed = first_orders()[:2]
+                assert opened[1] > 0 and closed[1] == pytest.approx(opened[1], rel=1e-12)  # all of it, back
+                assert position(first, pv.first_sim) == 0 and abs(task.driver.ctx.spot.qty) < 1e-12
+                refused = [a for a in pv.second_sim.answers if re.search(ORDER_PATH[second], a[0])]
+                assert len(refused) == task.params.execution.hedge_retries + 1
+                assert {str(a[2]) for a in refused} == {REFUSED[second]}
+                assert position(second, pv.second_sim) == 0
+                assert not [q for _c, q in venue_orders(second, pv.second_sim) if q > 0]  # nothing executed there
+                assert any("unwinding" in a["message"] for a in task.summary()["alerts"])
+                assert task.driver.ctx.state is not State.ERROR
+                orders = task.journal.orders("rf")
+                assert {r["venue"] for r in orders if r["leg"] == "spot"} == {first}
+                assert {r["venue"] for r in orders if r["leg"] == "perp"} == {second}
+                side_of = {r["client_order_id"]: r for r in orders if r["leg"] == "spot"}
+                assert [r["reduce_only"] for r in side_of.values()] == [False, True]  # the unwind only reduces
             finally:
                 await stop(task, store)
     asyncio.run(go())
