@@ -152,3 +152,37 @@ def test_bybit_first_okx_second_open_funding_per_venue_reconcile_close(tmp_path)
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_okx_account_timer_in_a_pair_is_rearmed_within_its_limit_and_the_other_venue_never_skipped(tmp_path):
+    # OKX "Cancel All After" (https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-cancel-all-after): ONE
+    # timer for the account, "Rate Limit: 1 request per second" (the simulator answers a faster call 50011). The
+    # pair reports the account scope, so the supervisor's beats re-arm it at most every ACCOUNT_TIMER_REARM_S
+    # (before, every beat: 50011 answers); and OKX refusing never keeps Binance's USD-M countdown from its re-arm
+    from hedge_core.errors import RateLimited
+
+    async def go():
+        async with okx_first_pair() as pv:
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params("okx", "binance"),
+                                                   hedge_id="po", **pair_spec("okx", "binance"))
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry")
+                assert pv.adapter.cancel_all_scope("BTC/USDT:USDT") == "account"
+                okx_calls = lambda: [p for m, path, p in pv.first_sim.requests  # noqa: E731
+                                     if path == "/api/v5/trade/cancel-all-after"]
+                bin_calls = lambda: [r for r in pv.second_sim.requests  # noqa: E731
+                                     if r[1] == "/fapi/v1/countdownCancelAll"]
+                for _beat in range(3):  # three beats within a second
+                    await sup._arm_countdown(task)
+                assert len(okx_calls()) == 1 and okx_calls()[0]["timeOut"] == "120"  # 2 x 600 s, held at OKX's 120
+                assert [a for a in pv.first_sim.answers if "cancel-all-after" in a[0]] == \
+                    [("POST /api/v5/trade/cancel-all-after", 200, "0")]
+                assert len(bin_calls()) == 1
+                # OKX refusing (its 1 request per second, straight after): Binance is still re-armed, then the
+                # error is raised for the supervisor to log
+                with pytest.raises(RateLimited):
+                    await pv.adapter.arm_cancel_all_after("BTC/USDT:USDT", 20.0)
+                assert len(bin_calls()) == 2 and "BTCUSDT" in pv.second_sim.countdowns
+            finally:
+                await stop(task, store)
+    asyncio.run(go())

@@ -104,6 +104,10 @@ def test_live_okx_pair_killed_between_the_legs_recovered_funded_per_venue_and_cl
             assert mine["fee"].sum() == pytest.approx(sum(e.fee_usdt for e in execs), abs=1e-9)
         orders = c.history("orders", hedge_id=HID)
         assert "rejected" not in set(orders["status"])
+        # OKX's account-wide "Cancel All After" re-armed by the heartbeat within its "1 request per second"
+        okx = a if first == "okx" else b
+        timer = [x for x in list(okx.sim.answers) if x[0] == "POST /api/v5/trade/cancel-all-after"]
+        assert timer and {x[1:] for x in timer} == {(200, "0")}
         c.shutdown()
         assert p2.wait(60) == 0
         journaled = {x.replace("-", "") for x in journal(env, "orders", HID)["client_order_id"]}
