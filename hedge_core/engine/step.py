@@ -694,6 +694,8 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase
         return ctx
     if market is not None:
         reason = exit_reason(ctx, ts, market.spot, market.perp, params.exit)
+        if reason and defer_exit(ctx, ts, reason, market, params.exit):
+            reason = ""  # the rule of _monitoring: a soft exit waits for a funding the position receives
         if reason:
             ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
             return _transition(ctx, Trigger.EXIT_SIGNAL, reason, ts, out)
