@@ -17,6 +17,7 @@ funding. Each venue's fills, fees and funding are journaled under that venue and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -25,7 +26,7 @@ from hedge_core.engine.states import State
 from hedge_core.runner.best_perp import TRIGGER
 from hedge_core.runner.supervisor import ADAPTER_FACTORY_ENV
 from tests.support.inprocess_hedge import running_hedge, stop, until
-from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env, live_env, okx_env
+from tests.support.live_env import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET, bybit_env, live_env, okx_env
 from tests.support.live_env import test_ca as sim_ca
 from tests.support.simfactory_bestlive import FACTORY, make_routed_adapter
 from tests.support.xlive_env import PRICE, binance_spot_sim, bybit_perp_sim
@@ -52,23 +53,39 @@ def bybit_trades(sim) -> list[dict]:
     return [e for e in sim.executions if e["execType"] == "Trade"]
 
 
+@contextlib.asynccontextmanager
+async def three_venues(tmp_path, monkeypatch, *, okx_usdt: float = 10_000.0):
+    """Binance (spot), Bybit and OKX (perp) simulators in this loop; the runner's adapter-factory hook pointed at
+    them (tests/support/simfactory_bestlive.py), as a runner process is."""
+    from tests.support.okx_sim import OkxSim
+
+    okx = OkxSim(api_key=TEST_KEY, secret=TEST_SECRET, passphrase=TEST_PASSPHRASE, usdt=okx_usdt)
+    async with live_env(sim=binance_spot_sim()) as b, bybit_env(sim=bybit_perp_sim(rate=0.0005)) as y, \
+            okx_env(sim=okx) as o:
+        o.sim.set_price(SWAP, PRICE)
+        o.sim.funding_rate[SWAP] = 0.0004
+        ca = tmp_path / "ca.pem"
+        sim_ca().cert_pem.write_to_path(str(ca))
+        for k, v in {ADAPTER_FACTORY_ENV: FACTORY, "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY,
+                     "HEDGE_TEST_SIM_SECRET": TEST_SECRET, "HEDGE_TEST_SIM_PORT": str(b.server.port),
+                     "HEDGE_TEST_BYBIT_PORT": str(y.server.port), "HEDGE_TEST_OKX_PORT": str(o.server.port)}.items():
+            monkeypatch.setenv(k, v)
+        yield b, y, o
+
+
+SPEC_KW = {"venue": "binance", "perp_venue": "bybit", "perp_venue_choice": START_CHOICE, "records_poll_s": 0.2,
+           "reconcile_s": 0.5}
+
+
+def _on_bybit() -> object:
+    return make_routed_adapter(type("S", (), {"leg_venues": ("binance", "bybit")}))
+
+
 def test_a_live_hedge_enters_on_one_venue_then_moves_flat_to_the_better_one_and_trades_there(tmp_path, monkeypatch):
     async def go():
-        async with live_env(sim=binance_spot_sim()) as b, bybit_env(sim=bybit_perp_sim(rate=0.0005)) as y, \
-                okx_env() as o:
-            o.sim.set_price(SWAP, PRICE)
-            o.sim.funding_rate[SWAP] = 0.0004
-            ca = tmp_path / "ca.pem"
-            sim_ca().cert_pem.write_to_path(str(ca))
-            for k, v in {ADAPTER_FACTORY_ENV: FACTORY, "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY,
-                         "HEDGE_TEST_SIM_SECRET": TEST_SECRET, "HEDGE_TEST_SIM_PORT": str(b.server.port),
-                         "HEDGE_TEST_BYBIT_PORT": str(y.server.port), "HEDGE_TEST_OKX_PORT": str(o.server.port)}.items():
-                monkeypatch.setenv(k, v)
+        async with three_venues(tmp_path, monkeypatch) as (b, y, o):
             books(y.sim, o.sim, bybit_bid=39_990.0, okx_bid=39_900.0)  # bybit better: the hedge stays there
-            spec_kw = {"venue": "binance", "perp_venue": "bybit", "perp_venue_choice": START_CHOICE,
-                       "records_poll_s": 0.2, "reconcile_s": 0.5}
-            adapter = make_routed_adapter(type("S", (), {"leg_venues": ("binance", "bybit")}))
-            sup, task, store = await running_hedge(tmp_path, adapter, XC, hedge_id="bl", **spec_kw)
+            sup, task, store = await running_hedge(tmp_path, _on_bybit(), XC, hedge_id="bl", **SPEC_KW)
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on bybit")
                 assert task.driver.ctx.perp.venue == "bybit" and y.sim.positions["BTCUSDT"][0] < 0
@@ -121,3 +138,48 @@ def test_a_live_hedge_enters_on_one_venue_then_moves_flat_to_the_better_one_and_
     assert okx_income and fo == pytest.approx(okx_income[0], rel=1e-9)
     # the pass after the move: each venue clean (spot on binance, perp on okx)
     assert {v: r["differences"] for v, r in per_venue.items()} == {"binance": [], "okx": []}
+
+
+def test_a_venue_short_of_margin_is_not_moved_to_and_the_entry_stays(tmp_path, monkeypatch):
+    """okx's bid is better but its wallet holds 10 USDT, short of a 1,000 USDT entry at the set's minimum
+    leverage: okx is ranked last with why, nothing is journaled as a move, and the hedge enters on bybit."""
+    async def go():
+        async with three_venues(tmp_path, monkeypatch, okx_usdt=10.0) as (b, y, o):
+            books(y.sim, o.sim, bybit_bid=39_800.0, okx_bid=39_990.0)
+            sup, task, store = await running_hedge(tmp_path, _on_bybit(), XC, hedge_id="bm", **SPEC_KW)
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry")
+                task.journal.flush()
+                return (task.spec.perp_venue, task.driver.ctx.perp.venue, y.sim.positions["BTCUSDT"][0],
+                        list(o.sim.orders), store.read_table("transitions", hedge_id="bm"))
+            finally:
+                await stop(task, store)
+
+    venue, leg, short, okx_orders, tr = asyncio.run(go())
+    assert venue == leg == "bybit" and short < 0 and okx_orders == []
+    assert not (tr["trigger_name"] == TRIGGER).any()
+
+
+def test_a_recommend_hedge_moves_its_flat_perp_leg_and_sends_nothing(tmp_path, monkeypatch):
+    """Recommend reads both venues and sends nothing: okx's book is better at the first update, so the flat hedge
+    moves its perp leg to okx (journaled, the RecommendAdapter now reads okx) without an order on any venue."""
+    from hedge_core.exchange.recommend import RecommendAdapter
+
+    async def go():
+        async with three_venues(tmp_path, monkeypatch) as (b, y, o):
+            books(y.sim, o.sim, bybit_bid=39_800.0, okx_bid=39_990.0)
+            rec = RecommendAdapter(_on_bybit())
+            sup, task, store = await running_hedge(tmp_path, rec, XC, hedge_id="br", mode="recommend", **SPEC_KW)
+            try:
+                await until(lambda: task.spec.perp_venue == "okx", what="the move to okx")
+                await until(lambda: task.driver.ctx.perp.venue == "okx", what="the engine's perp leg on okx")
+                task.journal.flush()
+                return (rec, store.read_table("transitions", hedge_id="br"), list(b.sim.orders), list(y.sim.orders),
+                        list(o.sim.orders))
+            finally:
+                await stop(task, store)
+
+    rec, tr, b_orders, y_orders, o_orders = asyncio.run(go())
+    assert rec.venue == "binance+okx" and rec.market_data.perp.venue == "okx"
+    assert (tr["trigger_name"] == TRIGGER).sum() == 1
+    assert b_orders == y_orders == o_orders == []  # recommend never sends
