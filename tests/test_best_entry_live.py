@@ -183,3 +183,27 @@ def test_a_recommend_hedge_moves_its_flat_perp_leg_and_sends_nothing(tmp_path, m
     assert rec.venue == "binance+okx" and rec.market_data.perp.venue == "okx"
     assert (tr["trigger_name"] == TRIGGER).sum() == 1
     assert b_orders == y_orders == o_orders == []  # recommend never sends
+
+
+def test_the_venue_left_holding_a_position_the_journal_does_not_stops_the_move(tmp_path, monkeypatch, caplog):
+    """bybit holds a short of 0.01 BTC the hedge's journal does not (an order placed by hand): moving the flat
+    hedge away would leave it unwatched, so the move stops (logged, nothing journaled) and the hedge stays on bybit."""
+    async def go():
+        async with three_venues(tmp_path, monkeypatch) as (b, y, o):
+            books(y.sim, o.sim, bybit_bid=39_800.0, okx_bid=39_990.0)
+            y.sim.positions["BTCUSDT"] = [-0.01, PRICE]
+            sup, task, store = await running_hedge(tmp_path, _on_bybit(), XC, hedge_id="bp", **SPEC_KW)
+            try:
+                await until(lambda: task.updates >= 3, what="three updates")
+                task.journal.flush()
+                return task.spec.perp_venue, task.driver.ctx.perp.venue, list(o.sim.orders), \
+                    store.read_table("transitions", hedge_id="bp")
+            finally:
+                await stop(task, store)
+
+    caplog.set_level("WARNING", logger="hedge_core.runner.best_entry")
+    venue, leg, okx_orders, tr = asyncio.run(go())
+    assert venue == leg == "bybit" and okx_orders == []
+    assert not (tr["trigger_name"] == TRIGGER).any()
+    assert any("perp venue not moved at entry" in r.getMessage()
+               and str(getattr(r, "why", "")).startswith("bybit still holds -0.01") for r in caplog.records), caplog.text

@@ -222,15 +222,22 @@ async def _switch(task: HedgeTask, routed: RoutedAdapter, new: Any, record: dict
 
     sup, spec, v = task.sup, task.spec, str(record["venue"])
     old = routed.perp
-    why = await _left_flat(task, old)
     new_spec: HedgeSpec = spec.model_copy(update={"perp_venue": v, "perp_venue_choice": record})
     params = sup._params_for(new_spec)
-    if why is None:
-        try:  # the same checks (and live, the same settings) as a start on v
-            await preflight_for_spec(sup, new_spec, params, RoutedAdapter(routed.spot, new), apply=True)
-        except InvalidInput as exc:
-            why = f"the preflight on {v} refused: {exc}"
-    if why is not None:
+    inst = None
+    # everything that reads a venue happens BEFORE the journal: a failure here leaves the hedge where it is
+    try:
+        why = await _left_flat(task, old)
+        if why is None:
+            try:  # the same checks (and live, the same settings) as a start on v
+                await preflight_for_spec(sup, new_spec, params, RoutedAdapter(routed.spot, new), apply=True)
+            except InvalidInput as exc:
+                why = f"the preflight on {v} refused: {exc}"
+        if why is None:
+            inst = (await new.load_markets())[spec.perp_symbol]
+    except Exception as exc:  # noqa: BLE001 - a venue unreadable now: the entry meets the current venue
+        why = f"{type(exc).__name__}: {exc}"
+    if why is not None or inst is None:
         log_event(log, "perp venue not moved at entry", level=logging.WARNING, hedge_id=task.hedge_id, venue=v,
                   previous=spec.perp_venue, why=why)
         return False
@@ -260,8 +267,7 @@ async def _switch(task: HedgeTask, routed: RoutedAdapter, new: Any, record: dict
         task.adapter.venue = ra.venue
         task.params = params
         task._resolve_costs()
-        inst = (await ra.load_markets())[spec.perp_symbol]
-        inst = await task._venue_brackets(inst)
+        inst = await task._venue_brackets(inst)  # the venue's table, else the instrument's (never raises)
         d = task.driver
         leg = replace(d.ctx.perp, venue=v, lot_size=inst.lot_size, min_qty=inst.min_qty,
                       min_notional=inst.min_notional, brackets=inst.brackets)
