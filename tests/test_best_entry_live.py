@@ -125,9 +125,9 @@ def test_a_live_hedge_enters_on_one_venue_then_moves_flat_to_the_better_one_and_
     perp = fills[fills["leg"] == "perp"]
     on_bybit, on_okx = perp[perp["venue"] == "bybit"], perp[perp["venue"] == "okx"]
     assert set(perp["venue"]) == {"bybit", "okx"} and set(fills.loc[fills["leg"] == "spot", "venue"]) == {"binance"}
-    assert len(on_bybit) == len(by_trades) == 2  # open and close on bybit
+    assert len(on_bybit) == len(by_trades) >= 2  # open and close on bybit (a holding may cycle: every fill)
     assert on_bybit["fee"].sum() == pytest.approx(sum(float(e["execFee"]) for e in by_trades), rel=1e-9)
-    assert len(on_okx) == len(okx_fills) == 2  # open on okx, close at the STOP
+    assert len(on_okx) == len(okx_fills) >= 2  # open on okx, close at the STOP
     assert on_okx["fee"].sum() == pytest.approx(sum(-float(f["fee"]) for f in okx_fills), rel=1e-9)
     # funding from each venue's income, on that venue
     assert sorted(funding["venue"]) == ["bybit", "okx"]
@@ -207,3 +207,59 @@ def test_the_venue_left_holding_a_position_the_journal_does_not_stops_the_move(t
     assert not (tr["trigger_name"] == TRIGGER).any()
     assert any("perp venue not moved at entry" in r.getMessage()
                and str(getattr(r, "why", "")).startswith("bybit still holds -0.01") for r in caplog.records), caplog.text
+
+
+def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_path, monkeypatch):
+    """The same move with the perp leg starting on Binance USD-M ("Order Book" GET /fapi/v1/depth; taker 0.05 %)
+    and the spot leg on Bybit: entered on binance, exited and re-armed, okx's bid becomes better, the flat hedge moves
+    to okx and enters there; binance's round trip stays under binance (its trade list and commissions)."""
+    xc = {**XC, "spot_venue": "bybit", "perp_venue": "binance", "perp_venues": ["okx"]}
+    choice = {**START_CHOICE, "venue": "binance", "taker_fee": 0.0005}
+
+    async def go():
+        from tests.support.okx_sim import OkxSim
+
+        okx = OkxSim(api_key=TEST_KEY, secret=TEST_SECRET, passphrase=TEST_PASSPHRASE)
+        perp_b = binance_spot_sim(usdt=0.0)  # its USD-M wallet only
+        async with bybit_env(sim=bybit_perp_sim()) as y, live_env(sim=perp_b) as b, okx_env(sim=okx) as o:
+            o.sim.set_price(SWAP, PRICE)
+            ca = tmp_path / "ca.pem"
+            sim_ca().cert_pem.write_to_path(str(ca))
+            for k, v in {ADAPTER_FACTORY_ENV: FACTORY, "HEDGE_TEST_SIM_CA": str(ca), "HEDGE_TEST_SIM_KEY": TEST_KEY,
+                         "HEDGE_TEST_SIM_SECRET": TEST_SECRET, "HEDGE_TEST_SIM_PORT": str(b.server.port),
+                         "HEDGE_TEST_BYBIT_PORT": str(y.server.port), "HEDGE_TEST_OKX_PORT": str(o.server.port)}.items():
+                monkeypatch.setenv(k, v)
+            b.sim.order_books = {("fapi", "BTCUSDT"): {"bids": [(39_990.0, 5.0)], "asks": [(40_010.0, 5.0)]}}
+            o.sim.order_books = {SWAP: {"bids": [(39_900.0, 500.0)], "asks": [(40_010.0, 500.0)]}}
+            ad = make_routed_adapter(type("S", (), {"leg_venues": ("bybit", "binance")}))
+            sup, task, store = await running_hedge(tmp_path, ad, xc, hedge_id="bu", venue="bybit", perp_venue="binance",
+                                                   perp_venue_choice=choice, records_poll_s=0.2, reconcile_s=0.5)
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on binance")
+                assert task.driver.ctx.perp.venue == "binance" and b.sim.position("BTCUSDT") < 0
+                b.sim.order_books = {("fapi", "BTCUSDT"): {"bids": [(39_800.0, 5.0)], "asks": [(40_010.0, 5.0)]}}
+                o.sim.order_books = {SWAP: {"bids": [(39_990.0, 500.0)], "asks": [(40_010.0, 500.0)]}}
+                await until(lambda: task.driver.ctx.perp.venue == "okx"
+                            and task.driver.ctx.state is State.MONITORING_POSITIONS, timeout=40,
+                            what="exit, re-arm, move to okx, entry on okx")
+                task.last_reconcile = {}
+                await until(lambda: (task.last_reconcile or {}).get("differences") == [], what="a clean pass on okx")
+                per_venue = task.last_reconcile["venues"]
+                await task.command(Command.STOP, "test: close both legs")
+                await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
+                task.journal.flush()
+                return (per_venue, task.journal.fills("bu"), [t for t in b.sim.trades if t["market"] == "fapi"],
+                        list(o.sim.fills), b.sim.position("BTCUSDT"), o.sim.positions[SWAP][0])
+            finally:
+                await stop(task, store)
+
+    per_venue, fills, usdm, okx_fills, b_pos, o_pos = asyncio.run(go())
+    assert b_pos == 0 and o_pos == 0
+    perp = fills[fills["leg"] == "perp"]
+    on_b, on_o = perp[perp["venue"] == "binance"], perp[perp["venue"] == "okx"]
+    # open and close on each (the 7.2 s holding may cycle again before the STOP): every fill journaled, on its venue
+    assert len(on_b) == len(usdm) >= 2 and len(on_o) == len(okx_fills) >= 2
+    assert on_b["fee"].sum() == pytest.approx(sum(float(t["commission"]) for t in usdm), rel=1e-9)
+    assert on_o["fee"].sum() == pytest.approx(sum(-float(f["fee"]) for f in okx_fills), rel=1e-9)
+    assert set(fills.loc[fills["leg"] == "spot", "venue"]) == {"bybit"}
+    assert {v: r["differences"] for v, r in per_venue.items()} == {"bybit": [], "okx": []}
