@@ -281,7 +281,7 @@ def sweep_cmd(
     asset: str = typer.Option("BTC", "--asset"),
     quote: str = typer.Option("USDT", "--quote"),
     timeframe: str = typer.Option("1h", "--timeframe"),
-    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the spot leg (over the params')"),
+    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the first leg: spot, or with legs = perp_perp the first perp, whose funding is then read from the store too (over the params')"),
     perp_venue: str = typer.Option(None, "--perp-venue", help="xcarry: venue of the perp leg; its funding is read from the store"),
     metric: str = typer.Option("sharpe", "--metric", help="KPI to rank by"),
     out: str = typer.Option(None, "--out", help="write the full results table (CSV)"),
@@ -300,8 +300,8 @@ def sweep_cmd(
     from hedge_core.backtest.xvenue_cli import (
         best_perp_venues,
         is_xcarry,
-        perp_venues_of,
         store_cross_venue_markets,
+        sweep_venues_of,
         with_venues,
     )
 
@@ -310,16 +310,14 @@ def sweep_cmd(
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
         fees = best_perp_fees(base, best_perp, perp_fee or [])  # checked before the store is opened
-        if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
-            if base.perp_perp or any(p.get("legs") == "perp_perp" for p in points):
-                raise InvalidInput("legs", "perp_perp", "'spot_perp' in a sweep (two perp legs: hedge backtest per "
-                                   "point; docs/cross-venue.md 'Not done')")
-            st = _open(db, start, end)
+        if is_xcarry(base):  # one timeline per venue the grid names (each with that venue's funding; a perp
+            st = _open(db, start, end)  # pair's first venue too; --best-perp: every venue a point allows)
             try:
-                venues = perp_venues_of(base, points)
+                venues = sweep_venues_of(base, points)
                 venues += [v for v in best_perp_venues(base, points) if best_perp and v not in venues]
                 vm = store_cross_venue_markets(st, base, venues, price_venue=venue,
-                                               asset=asset, quote=quote, timeframe=timeframe, start=start, end=end)
+                                               asset=asset, quote=quote, timeframe=timeframe, start=start, end=end,
+                                               first_funding=False)
                 cfg = BacktestConfig(paper=_paper(st, next(iter(vm.by_venue.values()))))
             finally:
                 st.close()

@@ -38,7 +38,13 @@ from hedge_core.backtest.event import (
     initial_balances,
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
-from hedge_core.backtest.xvenue_pair import first_leg_timeline, ledger_row, pair_market, replay_pair
+from hedge_core.backtest.xvenue_pair import (
+    check_first_leg_timeline,
+    first_leg_timeline,
+    ledger_row,
+    pair_market,
+    replay_pair,
+)
 from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
@@ -188,7 +194,8 @@ def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float])
 def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                              end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
                              notes: tuple[str, ...] = (), perp_markets: Mapping[str, Market | Timeline] | None = None,
-                             perp_papers: Mapping[str, PaperConfig] | None = None) -> CrossVenueRun:
+                             perp_papers: Mapping[str, PaperConfig] | None = None,
+                             first_timeline: Timeline | None = None) -> CrossVenueRun:
     """Backtest a cross-venue carry: spot on ``params.spot_venue``, perp on ``params.perp_venue``; with
     ``params.legs == "perp_perp"`` a perp on EACH venue (:mod:`hedge_core.backtest.xvenue_pair`).
 
@@ -208,6 +215,11 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
         (``market`` stands for ``params.perp_venue``'s when missing here).
     perp_papers : mapping venue -> PaperConfig, optional
         With ``perp_markets``: each perp venue's own paper model and fee.
+    first_timeline : Timeline, optional
+        Two perp legs only: the FIRST venue's funding as a prebuilt timeline on the same instants as
+        ``market`` (a sweep's :class:`~hedge_core.backtest.xvenue_sweep.VenueTimelines` entry of
+        ``params.spot_venue``); then ``market`` may be a prebuilt Timeline. None: built from
+        ``market.meta['first_funding']``.
 
     Returns
     -------
@@ -228,7 +240,12 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     px0 = tl.first_spot_price
     bal = initial_balances(params, px0)
     pp = params.perp_perp
-    ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec) if pp else None
+    if pp and first_timeline is not None:
+        ta: Timeline | None = check_first_leg_timeline(first_timeline, tl)
+    elif pp:
+        ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    else:
+        ta = None
     spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp" if pp else "spot"]["USDT"]
     perp_usdt = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
     a_fee = {"perp_taker_fee": params.first_perp_taker_fee} if pp else {"spot_taker_fee": params.spot_taker_fee}

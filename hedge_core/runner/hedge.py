@@ -231,7 +231,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=mu.spot if own else mu.mark_or_perp,
                          spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
-                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
+                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0),
+                         spot_next_funding_ts=ad.first_next_funding_ts(mu.ts) if hasattr(ad, "first_next_funding_ts")
+                         else None)
             own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper: B's own series' last rate
             if math.isfinite(own_b):
                 mu = replace(mu, funding_rate=own_b)

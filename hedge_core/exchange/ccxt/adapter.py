@@ -702,7 +702,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         Bybit ``/v5/execution/list`` 7 days, newest first, <= 100 rows (every execution type read, funding rows
         dropped afterwards, so a page's size tells whether more follow); OKX ``fills-history`` newest first,
         <= 100 rows, ``after`` a ``billId``."""
-        now = int(self._ex.milliseconds())
+        now = self._records_now_ms()
         what = f"{self.venue} trades of {symbol}"
         if self.config.trades_query == "bybit_v5":
             market = self._ex.market(symbol)

@@ -94,6 +94,12 @@ class FundingMixin:
                                       mark_price=mark))
         return out
 
+    def _records_now_ms(self) -> int:
+        """The venue's clock now (ms) plus a minute: where a walk through the venue's record windows ends. ccxt's
+        ``timeDifference`` is local minus venue; a venue ahead of the local clock has records "after" our now."""
+        diff = self._ex.options.get("timeDifference") or 0
+        return int(self._ex.milliseconds() - float(diff)) + 60_000
+
     async def _funding_records(self, symbol: str | None, since_ms: int | None) -> list[dict[str, Any]]:
         """Every funding record (ccxt funding-history structures) of ``symbol`` since ``since_ms``, walking the
         venue's pages (``VenueConfig.funding_paging``, :mod:`hedge_core.exchange.ccxt.pages`). Without
@@ -116,7 +122,7 @@ class FundingMixin:
         if style == "windows":  # Bybit: <= 7 days a request, newest first, <= 100 rows
             n = PAGE_ROWS["windows"]
             return await pages.backward(lambda lo, end: call(symbol, lo, n, {**base, "endTime": end, "limit": n}),
-                                        since_ms, int(self._ex.milliseconds()), page_rows=n, span_ms=WEEK_MS,
+                                        since_ms, self._records_now_ms(), page_rows=n, span_ms=WEEK_MS,
                                         key=_rid, what=what)
         if style == "bills":  # OKX: newest first, <= 100 rows; begin by time, after by billId
             n = PAGE_ROWS["bills"]
@@ -128,7 +134,7 @@ class FundingMixin:
             return [r for r in rows if symbol is None or r.get("symbol") == symbol]
         n = PAGE_ROWS["forward"]  # Binance: oldest first from startTime, <= 1,000 rows, no window
         return await pages.forward(lambda start, _hi: call(symbol, start, n, base), since_ms,
-                                   int(self._ex.milliseconds()), page_rows=n, span_ms=None, key=_rid, what=what)
+                                   self._records_now_ms(), page_rows=n, span_ms=None, key=_rid, what=what)
 
 
 PAGE_ROWS = {"forward": 1_000, "windows": 100, "bills": 100}  # the venues' largest page ("limit" max)

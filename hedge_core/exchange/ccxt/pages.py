@@ -60,7 +60,7 @@ async def forward(fetch: Callable[[int, int | None], Awaitable[list[Row]]], sinc
     acc = _Rows(key, what)
     lo = since_ms
     while True:
-        hi = None if span_ms is None else min(lo + span_ms, now_ms)
+        hi = None if span_ms is None else lo + span_ms  # the last window may reach past now: nothing is there yet
         start = lo
         while True:
             page = await fetch(start, hi)
@@ -74,13 +74,13 @@ async def forward(fetch: Callable[[int, int | None], Awaitable[list[Row]]], sinc
 
 async def backward(fetch: Callable[[int, int], Awaitable[list[Row]]], since_ms: int, now_ms: int, *, page_rows: int,
                    span_ms: int, key: Callable[[Row], Hashable], what: str) -> list[Row]:
-    """Windows of ``span_ms`` from ``since_ms`` to ``now_ms``; in each, ``fetch(start_ms, end_ms)`` answers the
+    """Windows of ``span_ms`` from ``since_ms`` until one reaches ``now_ms`` (at least one); in each, ``fetch(start_ms, end_ms)`` answers the
     newest ``page_rows`` rows of ``[start_ms, end_ms]``; a full page continues with ``end_ms`` just below its
     oldest row."""
     acc = _Rows(key, what)
     lo = since_ms
-    while lo <= now_ms:
-        hi = min(lo + span_ms, now_ms)
+    while True:
+        hi = lo + span_ms
         end = hi
         while True:
             page = await fetch(lo, end)
@@ -90,8 +90,9 @@ async def backward(fetch: Callable[[int, int], Awaitable[list[Row]]], since_ms: 
             end = min(_ts(r) for r in page) - 1
             if end < lo:
                 break
+        if hi >= now_ms:
+            return acc.sorted()
         lo = hi + 1
-    return acc.sorted()
 
 
 async def back_by_id(fetch: Callable[[str | None], Awaitable[list[Row]]], *, page_rows: int,
