@@ -48,7 +48,7 @@ E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_r
              "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
              "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
              "test_advisor_watch", "test_browser_journey",
-             "test_live_fault_matrix", "test_xvenue_runner", "test_xvenue_live_runner", "test_runner_api",
+             "test_live_fault_matrix", "test_xvenue_runner", "test_best_entry_live_runner", "test_xvenue_live_runner", "test_runner_api",
              "test_runner_clock", "test_runner_notify", "test_runner_crash_loanbook", "test_book_runner",
              "test_instruments_backtest", "test_live_countdown", "test_live_records_runner",
              "test_store_single_writer", "test_advice_view", "test_panel_preflight",
