@@ -108,6 +108,7 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline, *, start:
     snap = np.empty((n, 3 if compact else 14))
     last = np.empty(14)
     states = np.empty(n, dtype=np.int8)
+    fund_first = np.empty(n)
     cap = 4096
     while True:
         f_i = np.empty(cap, dtype=np.int64)
@@ -118,7 +119,7 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline, *, start:
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
                                       ta.last_rate, tl.last_rate, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
-                                      float(ai.max_leverage), snap, last, states,
+                                      float(ai.max_leverage), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != Err.BUFFER_FULL or cap >= 8 * n + 16:
             break
@@ -128,8 +129,10 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline, *, start:
         raise FastPathUnsupported(f"{ERROR_MESSAGES[Err(int(err))]} at {at}")
     if not compact:
         last = snap[-1].copy()
-    return _Raw(tl, snap, states, last, None, None, int(nf), int(nt), f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip,
-                t_i, t_code), params
+    raw = _Raw(tl, snap, states, last, None, None, int(nf), int(nt), f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip,
+               t_i, t_code)
+    raw.first_leg_funding = fund_first  # type: ignore[attr-defined]
+    return raw, params
 
 
 def run_fast_pair(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
@@ -155,7 +158,8 @@ def run_fast_pair(params: CrossCarryParams, market: Market | Timeline, *, start:
         for fr, to, trig in TRANSITIONS[Tr(int(raw.t_code[k]))]:
             rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
     trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(raw.snap, raw.states, fills, trans, tl, last=raw.last)
+    return FastResult(raw.snap, raw.states, fills, trans, tl, last=raw.last,
+                      first_leg_funding=raw.first_leg_funding)  # type: ignore[attr-defined]
 
 
 def fast_pair_kpis(params: CrossCarryParams, market: Market | Timeline, *, config: Any = None,

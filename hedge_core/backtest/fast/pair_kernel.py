@@ -100,13 +100,15 @@ def _paper_near_liq(q, entry, margin, ext_hi, ext_lo, caps, mmrs, cums):
 @njit(cache=True)
 def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma, enter_ok, enter_dir, liq_check,
                 liq_hi, liq_lo, hp, first_interval, floors, caps, mmrs, cums, maxlevs,
-                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """Two perp legs over n instants. ``hp``: a one-element ``HEDGE_RECORD`` (``pack.pack_hedge`` of the
     pair's one-venue view: ``s_*`` and ``spot_taker_fee`` are the FIRST venue's perp lot, minimums and
     perp fee, ``spot_cash`` its futures wallet; ``interval_hours`` the second venue's interval);
     ``first_interval``: the first venue's (hours). ``floors..maxlevs``: the SECOND venue's bracket table
     (the engine's leverage rule reads the second leg's), ``*_a`` the first venue's (its leg's liquidation
-    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage. ``fund_a``/``last_a``: A's settlement (NaN: none) and
+    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage.
+    ``fund_first`` (n,): out, the first leg's funding to date per instant (quote; the snapshot's funding
+    column is both legs'). ``fund_a``/``last_a``: A's settlement (NaN: none) and
     last settled rate per instant; ``fund_b``/``last_b`` B's. Returns (n_fills, n_transitions, error,
     error_instant) as :func:`~.hedge_kernel.hedge_kernel`.
     """
@@ -412,5 +414,6 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                 last[0] = s_pp; last[1] = p_pp; last[2] = pfund + sfund; last[3] = pfee + sfee; last[4] = slip_tot
                 last[5] = 0.0; last[6] = pnl; last[7] = sq + pq; last[8] = hr; last[9] = sq; last[10] = pq
                 last[11] = spot_px; last[12] = perp_px; last[13] = mark_px
+        fund_first[i] = sfund
         states[i] = state
     return nf, nt, Err.NONE, -1
