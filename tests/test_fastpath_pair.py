@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 
 from hedge_core.backtest.fast import FastPathUnsupported
+from hedge_core.backtest.fast.pair import pair_timelines
 from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis, run_fast_xvenue
 from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
 from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market, run_cross_venue_backtest
 from hedge_core.backtest.xvenue_pair import pair_market
 from hedge_core.data.demo import generate_demo_market
+from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import ExitParams, GuardParams, LeverageParams
 from hedge_core.params.xcarry import CrossCarryParams
@@ -235,6 +237,9 @@ def test_fast_pair_equals_the_event_pair_on_the_shared_bybit_okx_funding(first, 
     run, fa = assert_fast_equals_xvenue(p, m, start="2023-03-01", end="2023-06-01")
     _legs_funding(run, fa)
     assert run.result.kpis["entries"] >= 1
+    # a sweep builds the two timelines once: the same KPIs from them
+    pt = pair_timelines(m, start="2023-03-01", end="2023-06-01")
+    assert fast_xvenue_kpis(p, pt) == fast_xvenue_kpis(p, m, start="2023-03-01", end="2023-06-01")
 
 
 # ---- refusals ----------------------------------------------------------------------------------------------
@@ -248,6 +253,8 @@ def test_fast_pair_refusals_name_why():
         run_fast_xvenue(_hand_params(), m, config=other, start=T0 + H)
     with pytest.raises(FastPathUnsupported, match="prebuilt Timeline"):
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
+    with pytest.raises(InvalidInput, match="start/end"):
+        fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
     with pytest.raises(FastPathUnsupported, match="exit.defer_within_s_of_funding"):
         run_fast_xvenue(_hand_params(exit=ExitParams(defer_within_s_of_funding=600)), m, config=cfg, start=T0 + H)
     # a REDUCE guard (partial reduction of both legs) is not modelled: refused with its instant

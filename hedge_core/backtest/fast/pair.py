@@ -19,7 +19,7 @@ keeps its own bracket table (Bybit's and OKX's differ).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,44 @@ from hedge_core.exchange.costs import entry_round_trip, pair_from_paper, resolve
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["fast_pair_kpis", "run_fast_pair"]
+__all__ = ["PairTimelines", "fast_pair_kpis", "pair_timelines", "run_fast_pair"]
+
+
+@dataclass(frozen=True)
+class PairTimelines:
+    """The two replay timelines of a pair, built once (a sweep's points share them): ``second`` the prices
+    with the second venue's funding (``timeline_of`` of the market), ``first`` the first venue's funding on
+    the same instants (:func:`hedge_core.backtest.xvenue_pair.first_leg_timeline`)."""
+
+    second: Timeline
+    first: Timeline
+
+
+def pair_timelines(market: Market, *, start: object | None = None, end: object | None = None,
+                   config: Any = None) -> PairTimelines:
+    """Build :class:`PairTimelines` of ``market`` (``cross_venue_market(..., first_venue=...)``) over
+    ``[start, end]`` with ``config``'s warmup and analytics spec (a :class:`CrossVenueConfig`; None: defaults).
+
+    Raises
+    ------
+    FastPathUnsupported
+        ``market`` is a prebuilt Timeline (the first venue's funding travels with a Market).
+    InvalidInput
+        Fewer than 2 instants, or the first venue's funding off the replay's instants.
+    """
+    from hedge_core.backtest.xvenue import CrossVenueConfig
+    from hedge_core.backtest.xvenue_pair import first_leg_timeline
+
+    config = config if config is not None else CrossVenueConfig()
+    if not isinstance(market, Market):
+        raise FastPathUnsupported("a prebuilt Timeline for two perp legs (the first venue's funding travels with "
+                                  "a Market: backtest.xvenue.cross_venue_market(..., first_venue=...); or pass "
+                                  "fast.pair.pair_timelines(market))")
+    tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    if tl.n < 2:
+        raise InvalidInput("window", tl.n, "at least 2 replay instants")
+    return PairTimelines(tl, first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup,
+                                                spec=config.spec))
 
 
 def _papers(params: CrossCarryParams, config: Any) -> tuple[PaperConfig, PaperConfig]:
@@ -59,28 +96,27 @@ def _check_pair(params: CrossCarryParams, a: PaperConfig, b: PaperConfig, sym: s
     check_supported(params, b, sym)
 
 
-def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline, *, start: object | None, end: object | None,
-                  config: Any, compact: bool) -> tuple[_Raw, CrossCarryParams]:
+def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None,
+                  end: object | None, config: Any, compact: bool) -> tuple[_Raw, CrossCarryParams]:
     from hedge_core.backtest.event import initial_balances
     from hedge_core.backtest.xvenue import CrossVenueConfig
-    from hedge_core.backtest.xvenue_pair import first_leg_timeline
 
     config = config if config is not None else CrossVenueConfig()
     if not isinstance(params, CrossCarryParams) or not params.perp_perp:
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams with legs='perp_perp'")
-    if not isinstance(market, Market):
-        raise FastPathUnsupported("a prebuilt Timeline for two perp legs (the first venue's funding travels with "
-                                  "a Market: backtest.xvenue.cross_venue_market(..., first_venue=...))")
     a, b = _papers(params, config)
     params = resolve_costs(params, pair_from_paper(a, b))
-    tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
-    if tl.n < 2:
-        raise InvalidInput("window", tl.n, "at least 2 replay instants")
+    if isinstance(market, PairTimelines):
+        if start is not None or end is not None:
+            raise InvalidInput("start/end", (start, end), "None with prebuilt PairTimelines (their window is fixed)")
+        pt = market
+    else:
+        pt = pair_timelines(market, start=start, end=end, config=config)
+    tl, ta = pt.second, pt.first
     sym = tl.perp_symbol
     _check_pair(params, a, b, sym)
     if "liq_price" in tl.input_names:
         raise FastPathUnsupported("a 'liq_price' analytics input (the guard would use the feed's price)")
-    ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec)
     ai = next((i for i in a.instruments if i.symbol == sym), None)
     if ai is None or not any(i.symbol == sym for i in b.instruments):
         raise InvalidInput("symbols", (sym, sym), f"a perp market of {a.venue} {sorted(i.symbol for i in a.instruments)}"
@@ -135,11 +171,12 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline, *, start:
     return raw, params
 
 
-def run_fast_pair(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
+def run_fast_pair(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None = None,
                   end: object | None = None, config: Any = None, compact: bool = False) -> FastResult:
     """The fast run of a cross-venue carry with two perp legs: the arguments of
     :func:`~hedge_core.backtest.xvenue.run_cross_venue_backtest` (``market`` from
-    ``cross_venue_market(..., first_venue=...)``), its fills, snapshots and transitions.
+    ``cross_venue_market(..., first_venue=...)``, or its :func:`pair_timelines` built once), its fills,
+    snapshots and transitions.
 
     Raises
     ------
@@ -162,7 +199,7 @@ def run_fast_pair(params: CrossCarryParams, market: Market | Timeline, *, start:
                       first_leg_funding=raw.first_leg_funding)  # type: ignore[attr-defined]
 
 
-def fast_pair_kpis(params: CrossCarryParams, market: Market | Timeline, *, config: Any = None,
+def fast_pair_kpis(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, config: Any = None,
                    capital: float | None = None, start: object | None = None,
                    end: object | None = None) -> dict[str, float]:
     """KPIs of :func:`run_fast_pair` (the sweep's form): the cross-venue backtest's ``result.kpis``."""
