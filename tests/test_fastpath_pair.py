@@ -24,7 +24,7 @@ from hedge_core.backtest.xvenue_pair import pair_market
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
-from hedge_core.params.models import ExitParams, GuardParams, LeverageParams
+from hedge_core.params.models import ExitParams, GuardParams, LeverageParams, RebalanceParams
 from hedge_core.params.xcarry import CrossCarryParams
 from tests.support.parity import assert_fast_equals_xvenue
 
@@ -227,6 +227,9 @@ def test_fast_pair_equals_the_event_pair_with_the_default_venues_and_an_hourly_s
     ("okx", "bybit", dict(min_funding_rate=0.00003, min_net_carry=-0.001, exit_below_apr=0.02,
                           exit=ExitParams(stop_loss_pct=0.01, profit_target_pct=0.01, max_holding_hours=240,
                                           funding_unfavourable_intervals=3, rearm=True))),
+    ("bybit", "okx", dict(min_funding_rate=0.00002, min_net_carry=0.0,
+                          rebalance=RebalanceParams(target_ratio=0.8, drift_threshold=0.01),
+                          exit=ExitParams(trailing_giveback=0.3, max_holding_hours=200, rearm=True))),
 ])
 def test_fast_pair_equals_the_event_pair_on_the_shared_bybit_okx_funding(first, second, kw):
     from hedge_core.data.shared import market_data
