@@ -218,6 +218,24 @@ def test_fast_pair_equals_the_event_pair_with_the_default_venues_and_an_hourly_s
     _legs_funding(run, fa)
 
 
+def test_a_sweep_payloads_two_timelines_give_the_same_run():
+    # a sweep holds one timeline per venue (VenueTimelines): the second venue's and the first venue's, passed apart
+    from dataclasses import replace
+
+    m = _demo_market(days=20)
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    tl_b = build_timeline(m, start=start)
+    tl_a = build_timeline(replace(m, funding=m.meta["first_funding"]), start=start)
+    p = _demo_params()
+    fa = run_fast_xvenue(p, m, config=_hand_config(), start=start)
+    fb = run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=tl_a)
+    assert fa.fills.equals(fb.fills) and np.array_equal(fa.snap, fb.snap, equal_nan=True) and len(fa.fills) > 0
+    assert fast_xvenue_kpis(p, tl_b, config=_hand_config(), first_timeline=tl_a) == \
+        fast_xvenue_kpis(p, m, config=_hand_config(), start=start)
+    with pytest.raises(InvalidInput, match="first_timeline"):
+        run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=build_timeline(m, start=start + 5 * H))
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data

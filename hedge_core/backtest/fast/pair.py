@@ -97,7 +97,8 @@ def _check_pair(params: CrossCarryParams, a: PaperConfig, b: PaperConfig, sym: s
 
 
 def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None,
-                  end: object | None, config: Any, compact: bool) -> tuple[_Raw, CrossCarryParams]:
+                  end: object | None, config: Any, compact: bool,
+                  first_timeline: Timeline | None = None) -> tuple[_Raw, CrossCarryParams]:
     from hedge_core.backtest.event import initial_balances
     from hedge_core.backtest.xvenue import CrossVenueConfig
 
@@ -110,6 +111,12 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         if start is not None or end is not None:
             raise InvalidInput("start/end", (start, end), "None with prebuilt PairTimelines (their window is fixed)")
         pt = market
+    elif first_timeline is not None:  # a sweep's VenueTimelines: the first venue's timeline given apart
+        tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+        if first_timeline.n != tl.n or not np.array_equal(first_timeline.ts, tl.ts):
+            raise InvalidInput("first_timeline", first_timeline.n, f"a timeline on the same {tl.n} instants as the "
+                               "second venue's (same prices and window)")
+        pt = PairTimelines(tl, first_timeline)
     else:
         pt = pair_timelines(market, start=start, end=end, config=config)
     tl, ta = pt.second, pt.first
@@ -172,18 +179,21 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
 
 
 def run_fast_pair(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None = None,
-                  end: object | None = None, config: Any = None, compact: bool = False) -> FastResult:
+                  end: object | None = None, config: Any = None, compact: bool = False,
+                  first_timeline: Timeline | None = None) -> FastResult:
     """The fast run of a cross-venue carry with two perp legs: the arguments of
     :func:`~hedge_core.backtest.xvenue.run_cross_venue_backtest` (``market`` from
-    ``cross_venue_market(..., first_venue=...)``, or its :func:`pair_timelines` built once), its fills,
-    snapshots and transitions.
+    ``cross_venue_market(..., first_venue=...)``, or its :func:`pair_timelines` built once; or a Timeline
+    of the second venue with ``first_timeline``, the first venue's on the same instants, as a sweep's
+    ``VenueTimelines`` hold them), its fills, snapshots and transitions.
 
     Raises
     ------
     FastPathUnsupported
         Outside the pair kernel's scope (module docstring), with the reason (and the instant).
     """
-    raw, _p = _run_pair_raw(params, market, start=start, end=end, config=config, compact=compact)
+    raw, _p = _run_pair_raw(params, market, start=start, end=end, config=config, compact=compact,
+                            first_timeline=first_timeline)
     tl, nf, nt = raw.timeline, raw.nf, raw.nt
     fi = raw.f_i[:nf]
     fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(raw.f_leg[:nf] == 1, "perp", "spot"),
@@ -201,12 +211,13 @@ def run_fast_pair(params: CrossCarryParams, market: Market | Timeline | PairTime
 
 def fast_pair_kpis(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, config: Any = None,
                    capital: float | None = None, start: object | None = None,
-                   end: object | None = None) -> dict[str, float]:
+                   end: object | None = None, first_timeline: Timeline | None = None) -> dict[str, float]:
     """KPIs of :func:`run_fast_pair` (the sweep's form): the cross-venue backtest's ``result.kpis``."""
     from hedge_core.backtest.event import capital_of
     from hedge_core.backtest.kpis import _last_of_day, kpis_from_arrays
 
-    r, p = _run_pair_raw(params, market, start=start, end=end, config=config, compact=True)
+    r, p = _run_pair_raw(params, market, start=start, end=end, config=config, compact=True,
+                         first_timeline=first_timeline)
     tl = r.timeline
     cfg_cap = getattr(config, "capital", None) if config is not None else None
     cap = capital if capital is not None else (cfg_cap if cfg_cap is not None else capital_of(p, tl.first_spot_price))

@@ -82,10 +82,11 @@ def _one_venue(params: CrossCarryParams, market: Market | Timeline,
 
 def run_fast_xvenue(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                     end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
-                    compact: bool = False) -> FastResult:
+                    compact: bool = False, first_timeline: Timeline | None = None) -> FastResult:
     """The fast run of a cross-venue carry: same arguments and same fills, snapshots and transitions
     as :func:`~hedge_core.backtest.xvenue.run_cross_venue_backtest` (``market``: prices and the
-    PERP VENUE's funding).
+    PERP VENUE's funding). Two perp legs (``legs = "perp_perp"``): the pair kernel
+    (:func:`hedge_core.backtest.fast.pair.run_fast_pair`; ``first_timeline``: the first venue's).
 
     Raises
     ------
@@ -95,7 +96,10 @@ def run_fast_xvenue(params: CrossCarryParams, market: Market | Timeline, *, star
     if isinstance(params, CrossCarryParams) and params.perp_perp:  # two perp legs: the pair kernel
         from hedge_core.backtest.fast.pair import run_fast_pair
 
-        return run_fast_pair(params, market, start=start, end=end, config=config, compact=compact)
+        return run_fast_pair(params, market, start=start, end=end, config=config, compact=compact,
+                             first_timeline=first_timeline)
+    if first_timeline is not None:
+        raise InvalidInput("first_timeline", "given", "None unless legs='perp_perp' (a spot first leg settles no funding)")
     cfg, costs = _one_venue(params, market, config)
     return run_fast(params, market, start=start, end=end, config=cfg, compact=compact, costs=costs)
 
