@@ -84,6 +84,24 @@ def test_funding_books_only_while_the_leg_is_on_the_perpetual():
     assert ctx.perp.funding == pytest.approx(1.0)
 
 
+def test_a_venue_funding_amount_read_after_the_roll_finished_is_booked_on_the_leg():
+    """Live: the perpetual settled +1.00 USDT (-(-0.25) x 40,000 x 0.0001) while the leg was on it; the roll
+    finished before the income record was read. The venue's amount is booked to the leg's whole-life funding
+    (not its margin, not the unfavourable-settlement count); an engine-computed one (amount unknown) books
+    nothing on the future."""
+    ctx, p, acts = _rolled_open()
+    ctx, _ = filled(ctx, p, places(acts)[0], T0 + H)
+    assert ctx.perp.symbol == FUT.symbol and ctx.roll_leg is None
+    before = ctx
+    ctx, _ = step(ctx, FundingSettled(T0 + 2 * H, 0.0001, 40_000.0), p)
+    assert ctx.perp.funding == before.perp.funding == 0.0
+    ctx, _ = step(ctx, FundingSettled(T0 + 2 * H, 0.0001, 40_000.0, amount=1.0), p)
+    assert ctx.perp.funding == pytest.approx(1.0) and ctx.perp.margin_funding == before.perp.margin_funding
+    assert ctx.pnl == pytest.approx(before.pnl + 1.0)
+    ctx, _ = step(ctx, FundingSettled(T0 + 3 * H, 0.0001, 40_000.0, amount=-0.5), p)
+    assert ctx.perp.funding == pytest.approx(0.5) and ctx.unfavourable_funding == before.unfavourable_funding
+
+
 def test_roll_back_to_the_perpetual():
     ctx, p, acts = _rolled_open()
     ctx, _ = filled(ctx, p, places(acts)[0], T0 + H)

@@ -315,6 +315,17 @@ def test_soft_exit_deferred_until_a_received_funding(lead_min, rate, deferred):
     assert (ctx.state is State.MONITORING_POSITIONS) is deferred
 
 
+@pytest.mark.parametrize("lead_min,rate,deferred", [(30, 0.001, True), (61, 0.001, False), (30, -0.001, False)])
+def test_soft_exit_deferred_while_rebalancing_too(lead_min, rate, deferred):
+    """A soft exit found in REBALANCING waits for a funding the position receives, as in MONITORING_POSITIONS
+    (it used to close at once there); a stop never waits."""
+    ctx, p = hedged(params(exit=ExitParams(max_holding_hours=2, defer_within_s_of_funding=3600)))
+    ctx = replace(ctx, state=State.REBALANCING)
+    t = T0 + 2 * H
+    ctx, _ = step(ctx, mkt(t, rate=rate, next_funding_ts=t + pd.Timedelta(minutes=lead_min)), p)
+    assert (ctx.state is not State.CLOSING_POSITIONS) is deferred, ctx.state
+
+
 def test_rearm_goes_back_to_analyzing_and_re_enters_later():
     ctx, p = hedged(params(exit=ExitParams(max_holding_hours=1, rearm=True)))
     ctx, acts = step(ctx, mkt(T0 + H), p)

@@ -232,7 +232,7 @@ def test_a_sweep_payloads_two_timelines_give_the_same_run():
     assert fa.fills.equals(fb.fills) and np.array_equal(fa.snap, fb.snap, equal_nan=True) and len(fa.fills) > 0
     assert fast_xvenue_kpis(p, tl_b, config=_hand_config(), first_timeline=tl_a) == \
         fast_xvenue_kpis(p, m, config=_hand_config(), start=start)
-    with pytest.raises(InvalidInput, match="first_timeline"):
+    with pytest.raises(InvalidInput, match="first_funding"):  # xvenue_pair.check_first_leg_timeline's rule
         run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=build_timeline(m, start=start + 5 * H))
 
 

@@ -250,3 +250,19 @@ def test_governor_state_machine_on_a_fake_clock():
     assert g2.after_error(None, "10006", "", {"X-Bapi-Limit-Reset-Timestamp": str(reset)}) == pytest.approx(2.5)
     assert g2.after_error(403, None, "access too frequent", {}) == pytest.approx(600.0) and g2.banned
     assert g2.after_error(200, "1000", "something else", {}) is None
+
+
+def test_okx_rate_limit_naming_no_reset_waits_one_window_without_blocking_the_account():
+    # OKX's 50011 / 50061 name no reset time ("Rate Limits": limits per endpoint, counted per 2 s window): the
+    # caller waits one window (an order refused so holds its leg 2 s and goes out under a new id, instead of
+    # being held as an unknown outcome for a lookup window); other endpoints' requests are not refused
+    from hedge_core.exchange.governor import OKX_LIMIT_WINDOW_S
+
+    clock = _Clock()
+    gov = RateGovernor("okx", "acct", clock=clock)
+    assert OKX_LIMIT_WINDOW_S == 2.0
+    assert gov.after_error(429, "50011", "Rate limit reached", {}) == 2.0
+    assert gov.after_error(429, "50061", "Sub-account rate limit exceeded.", {}) == 2.0
+    assert gov.wait_s() == 0.0
+    gov.before("fetch_balance")  # not blocked
+    assert gov.state.backoffs == 2

@@ -308,3 +308,22 @@ def test_a_resend_after_a_lost_order_is_journaled_as_its_retry(tmp_path):
         rows = st.read_table("orders", hedge_id="h1").set_index("client_order_id")
         assert rows.loc["hs000011-bbbb", "retry_of"] == "hs000010-aaaa"
         assert rows.loc["hs000010-aaaa", "retry_of"] is None or pd.isna(rows.loc["hs000010-aaaa", "retry_of"])
+
+
+def test_by_venue_puts_each_difference_under_the_venue_of_its_order_market_or_leg():
+    from hedge_core.runner.records import by_venue
+
+    j = Figures(-0.1, 0.1, frozenset(), {"7": (0.1, 0.04)}, 1.0)
+    v = Figures(-0.1, 0.11, frozenset({"x1"}), {"7": (0.1, 0.05), "9": (0.02, 0.0)}, 1.5,
+                open_symbols={"x1": "BTC/USDT:USDT"})
+    diffs = compare(j, v, spot_lot=0.001, perp_lot=0.001)
+    got = by_venue(diffs, j, v, spot_venue="binance", perp_venue="bybit", spot_symbol="BTC/USDT",
+                   order_venues={"7": "binance", "9": "bybit"})
+    assert got["binance"]["legs"] == ["spot"] and got["bybit"]["legs"] == ["perp"]
+    assert [d.split(" ")[0:2] for d in got["binance"]["differences"]] == [["spot", "base"], ["commission", "of"]]
+    assert [d.split(" (")[0] for d in got["bybit"]["differences"]] == [
+        "open orders at the venue the hedge does not track", "filled qty of order 9", "funding"]
+    assert got["binance"]["spot_base"] == {"journal": 0.1, "venue": 0.11}
+    assert got["bybit"]["positions"] == {"perp": {"journal": -0.1, "venue": -0.1}}
+    one = by_venue([], j, j, spot_venue="okx", perp_venue="okx", spot_symbol="BTC/USDT", order_venues={})
+    assert list(one) == ["okx"] and one["okx"]["legs"] == ["spot", "perp"] and one["okx"]["differences"] == []

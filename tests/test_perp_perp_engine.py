@@ -21,6 +21,7 @@ from hedge_core.engine.driver import DriverHooks
 from hedge_core.engine.events import Command, FundingSettled, MarketUpdate, OperatorCommand
 from hedge_core.engine.guards import market_guards
 from hedge_core.engine.ledger import apply_fill
+from hedge_core.engine.perp_legs import pair_defers_exit
 from hedge_core.engine.step import step
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import CarryParams, ExitParams, GuardParams, RebalanceParams
@@ -175,6 +176,33 @@ def test_unfavourable_funding_counts_the_pairs_net_not_one_leg(first_reports_fir
     assert ctx.unfavourable_funding == 0
     assert ctx.spot.funding == pytest.approx(-0.04 - 0.04 - 0.02 + 0.02)
     assert ctx.perp.funding == pytest.approx(0.02 + 0.02 + 0.06 - 0.01)
+
+
+@pytest.mark.parametrize(("first_in", "rate_a", "second_in", "rate_b", "defers"), [
+    # long 2 on bybit, short 2 on okx, mark 100; payment -qty x mark x rate per leg whose settlement is within 1 h
+    (True, 0.0005, True, 0.0001, False),  # first pays -0.10, second receives +0.02: net -0.08 -> exit now
+    (True, -0.0003, False, 0.0001, True),  # only the first settles within the hour, the long receives +0.06
+    (True, -0.0001, True, 0.0002, True),  # both receive: +0.02 + 0.04
+    (False, 0.0005, True, 0.0001, True),  # the first's payment is outside the window: second's +0.02 only
+    (False, -0.0003, False, 0.0001, False),  # nothing settles within the hour
+])
+def test_a_soft_exit_waits_for_what_both_legs_receive_within_the_window(first_in, rate_a, second_in, rate_b,
+                                                                       defers):
+    ts = T0 + pd.Timedelta(hours=2)
+    ex = ExitParams(max_holding_hours=1, profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                    funding_unfavourable_intervals=None, defer_within_s_of_funding=3600)
+    p = params(exit=ex, guards=GuardParams(funding_cost_apr_limit=None))
+    ctx = evolve(held(2.0, -2.0), entered_at=T0, target_spot_qty=2.0)  # on target: no rebalance in the way
+    soon, later = ts + pd.Timedelta(minutes=30), ts + pd.Timedelta(hours=4)
+    m = MarketUpdate(ts, spot=100.0, perp=100.0, mark=100.0, spot_mark=100.0, funding_rate=rate_b,
+                     next_funding_ts=soon if second_in else later, spot_funding_rate=rate_a,
+                     spot_next_funding_ts=soon if first_in else later)
+    out_ctx, _ = step(ctx, m, p)
+    assert (out_ctx.state is State.MONITORING_POSITIONS) is defers, out_ctx.state
+    if not defers:
+        assert "max holding" in out_ctx.exit_reason
+    # a stop is never deferred, whatever settles
+    assert not pair_defers_exit(ctx, ts, "stop loss: pnl -1", m, ex)
 
 
 def test_funding_cost_guard_prices_what_the_pair_pays_net():

@@ -49,6 +49,8 @@ def test_the_first_venue_settles_its_own_series_at_the_replays_instants():
     t8 = T0 + pd.Timedelta(hours=8)
     own = pd.DataFrame({"funding_rate": [0.0002]}, index=pd.DatetimeIndex([t8]))
     pair = PerpPairPaper(a, b, first_funding=own)
+    # the first leg's next settlement (MarketUpdate.spot_next_funding_ts: deferred soft exits look at both legs)
+    assert pair.first_next_funding_ts(T0) == t8 and pair.first_next_funding_ts(t8) is None
     asyncio.run(pair.apply(FundingEvent(t8, "demo", PERP, 0.0009)))
     assert b.core.funding_history[-1].rate == 0.0009  # B: the replay's settlement
     (ev,) = pair.take_first_settled()

@@ -63,6 +63,25 @@ def test_dotted_paths_set_nested_fields_and_validate():
         run_sweep(BASE, [{"notional": 1.0}, {"bogus": 1}], payload=0.0, evaluate=toy_evaluate, workers=0)
 
 
+def _tiers_evaluate(params, payload):
+    return {"n_tiers": float(len(params.tier_ratios))}
+
+
+def test_a_combination_the_model_refuses_is_its_rows_error_and_the_sweep_goes_on():
+    # VolTierLoanParams' own rule across fields: tier_uppers and tier_ratios of the same length. A grid over one
+    # of them can hit it on some points only: those rows name the field, the other points run
+    base = VolTierLoanParams()
+    n = len(base.tier_uppers)
+    seen = []
+    table = run_sweep(base, [{"tier_ratios": (0.1,)}, {"tier_ratios": base.tier_ratios}], payload=0.0,
+                      evaluate=_tiers_evaluate, workers=0, show_progress=False,
+                      progress=lambda d, t: seen.append((d, t)))
+    assert "tier_ratios" in table.loc[0, "error"] and "same length" in table.loc[0, "error"]
+    assert math.isnan(table.loc[0, "n_tiers"]) and table.loc[0, "path"] == ""
+    assert table.loc[1, "error"] == "" and table.loc[1, "n_tiers"] == n
+    assert seen == [(1, 1)]  # progress counts the points that run
+
+
 def test_grid_and_random_points():
     pts = grid_points({"a": [1, 2], "b": [3, 4, 5]})
     assert pts[0] == {"a": 1, "b": 3} and pts[-1] == {"a": 2, "b": 5} and len(pts) == 6

@@ -59,3 +59,20 @@ def test_research_sweep_of_an_xcarry_set(store):
     single = run_set(store, _params("okx", 21), **kw)
     assert t.loc[21, "entries"] == single.kpis["entries"] >= 1
     assert t.loc[21, "net_pnl"] == pytest.approx(single.kpis["net_pnl"], rel=1e-9, abs=1e-9)
+
+
+def test_research_sweep_of_a_perp_pair_reads_both_venues_funding(store):
+    # long bybit (0.00001) / short okx (0.0003): 21 x 0.00029 = 0.0061 beats the 0.0025 round trip at both
+    # venues' perp fees (2 x 0.05 % + 2 x 0.055 % + 4 x 1 bp paper slippage); 3 x 0.00029 = 0.00087 does not
+    kw = dict(venue="demo", spot_symbol="BTC/USDT", timeframe="1h", start=START, end=END)
+    pair = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.0001,
+                            min_net_carry=0.0, expected_hold_intervals=21, slippage_rate=0.0)
+    out = run_sweep(store, sweep_grid(pair, "expected_hold_intervals", [3, 21]), **kw)
+    t = out.table.set_index("expected_hold_intervals")
+    assert (t["error"] == "").all() and (t["path"] == "fast").all()  # the pair kernel
+    assert t.loc[3, "entries"] == 0
+    single = run_set(store, pair, **kw)
+    assert t.loc[21, "entries"] == single.kpis["entries"] >= 1
+    for k in ("net_pnl", "funding", "fees"):
+        assert t.loc[21, k] == pytest.approx(single.kpis[k], rel=1e-12, abs=1e-12), k
+    assert t.loc[21, "funding"] > 0  # the short okx leg receives more than the long bybit leg pays

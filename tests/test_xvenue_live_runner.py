@@ -57,3 +57,56 @@ def test_two_venue_live_hedge_killed_after_the_perp_order_and_recovered(tmp_path
         env.cleanup()
         binance.close()
         bybit.close()
+
+
+def test_continuous_reconciliation_is_reported_per_venue(tmp_path):
+    """The runner's continuous reconciliation of a two-venue live hedge, per venue (``reconcile.venues`` in
+    the hedge's status, runner.records.by_venue): both venues clean with their holdings, journal beside
+    venue; then 0.01 BTC appears in the Binance spot wallet (a deposit the hedge did not make): the
+    difference is reported under binance only, Bybit stays clean, and ``hedge runner status`` prints one
+    line per venue."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from hedge_core.runner.cli import runner_app
+    from tests.support.runner_env import wait_for
+
+    binance, bybit = SimThread(spot_fee_in_received=False), BybitThread()
+    env, extra = live_env(tmp_path, binance)
+    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    try:
+        p = env.start_runner(extra)
+        c = env.client(p)
+        c.start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery="resume", hedge_id=HID,
+                confirm_live=True, venue="binance", perp_venue="bybit", reconcile_s=0.5, records_poll_s=0.3)
+        settle(env, p, "MONITORING_POSITIONS")
+
+        def venues(pred):
+            return wait_for(lambda: (lambda v: v if v and pred(v) else None)(
+                (c.hedge(HID).get("reconcile") or {}).get("venues")), timeout=30, what="a reconciliation pass")
+
+        v = venues(lambda v: not v["binance"]["differences"] and not v["bybit"]["differences"])
+        assert v["binance"]["legs"] == ["spot"] and v["bybit"]["legs"] == ["perp"]
+        btc, short = sum(binance.sim.spot["BTC"]), bybit.sim.positions["BTCUSDT"][0]
+        assert v["binance"]["spot_base"] == {"journal": pytest.approx(btc, abs=1e-12), "venue": pytest.approx(btc)}
+        assert v["bybit"]["positions"] == {"BTC/USDT:USDT": {"journal": pytest.approx(short), "venue": pytest.approx(short)}}
+
+        async def deposit() -> None:
+            binance.sim.spot["BTC"][0] += 0.01
+
+        asyncio.run_coroutine_threadsafe(deposit(), binance.loop).result(10)
+        v = venues(lambda v: v["binance"]["differences"])
+        assert [d.split(":")[0] for d in v["binance"]["differences"]] == ["spot base balance"]
+        assert v["binance"]["spot_base"]["venue"] == pytest.approx(btc + 0.01)
+        assert v["bybit"]["differences"] == []
+        out = CliRunner().invoke(runner_app, ["status", "--home", str(env.home)])
+        assert out.exit_code == 0, out.output
+        lines = [ln for ln in out.output.splitlines() if ln.startswith(f"{HID}: reconcile ")]
+        assert len(lines) == 2, out.output
+        assert lines[0].startswith(f"{HID}: reconcile binance (spot): 1 difference(s): spot base balance")
+        assert lines[1].startswith(f"{HID}: reconcile bybit (perp): clean")
+    finally:
+        env.cleanup()
+        binance.close()
+        bybit.close()

@@ -79,14 +79,35 @@ def test_backtest_runs_a_perp_pair_on_each_venues_funding(db, tmp_path):
     assert res.exit_code == 2 and "kraken BTC/USDT:USDT" in res.output and "hedge data import" in res.output
 
 
-def test_a_sweep_of_perp_pairs_is_refused_naming_legs(db, tmp_path):
+def test_sweep_of_a_perp_pair_reads_both_venues_funding_and_each_row_is_the_single_run(db, tmp_path):
     f, g = tmp_path / "pp.toml", tmp_path / "g.toml"
     f.write_text(TOML)
-    g.write_text('[grid]\nexpected_hold_intervals = [3, 21]\n')
-    res = runner.invoke(app, ["sweep", "--params", str(f), "--grid", str(g), "--db", db, "--venue", "demo"])
-    assert res.exit_code == 2 and "legs" in res.output and "perp_perp" in res.output
-    spot_perp = tmp_path / "sp.toml"  # a grid switching a spot/perp set to a pair: refused the same way
-    spot_perp.write_text(TOML.replace('legs = "perp_perp"\n', "").replace('spot_venue = "bybit"', 'spot_venue = "binance"'))
+    g.write_text('[grid]\nexpected_hold_intervals = [3, 21]\nperp_venue = ["okx", "bybit"]\n')
+    args = ["sweep", "--params", str(f), "--grid", str(g), "--db", db, "--venue", "demo", "--start", "2024-01-04",
+            "--end", "2024-01-18", "--workers", "0", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = {(r["expected_hold_intervals"], r["perp_venue"]): r for r in json.loads(res.output)}
+    assert len(rows) == 4
+    single = _single(db, "2024-01-04", "2024-01-18")  # hold 21, long bybit / short okx
+    row = rows[(21, "okx")]
+    assert row["error"] == "" and row["path"] == "fast" and row["entries"] >= 1
+    for k in ("net_pnl", "funding", "fees", "entries"):
+        assert row[k] == pytest.approx(single.result.kpis[k], rel=1e-12, abs=1e-12), k
+    assert rows[(3, "okx")]["entries"] == 0  # 3 x 0.00029 per 8h does not pay the round trip
+    for hold in (3, 21):  # bybit on both legs: that point's row names the field, the sweep went on
+        err = rows[(hold, "bybit")]["error"]
+        assert "perp_venue" in err and "two different venues" in err
+    # a first venue without funding in the store is named, with the import hint
+    f.write_text(TOML.replace('spot_venue = "bybit"', 'spot_venue = "kraken"'))
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "kraken BTC/USDT:USDT" in res.output and "hedge data import" in res.output
+    # a grid switching a spot/perp set to a pair: the pair points read their first venue's funding too
+    spot_perp = tmp_path / "sp.toml"
+    spot_perp.write_text(TOML.replace('legs = "perp_perp"\n', ""))
     g.write_text('[grid]\nlegs = ["spot_perp", "perp_perp"]\n')
-    res = runner.invoke(app, ["sweep", "--params", str(spot_perp), "--grid", str(g), "--db", db, "--venue", "demo"])
-    assert res.exit_code == 2 and "legs" in res.output
+    res = runner.invoke(app, [*args[:2], str(spot_perp), *args[3:]])
+    assert res.exit_code == 0, res.output
+    by_legs = {r["legs"]: r for r in json.loads(res.output)}
+    assert by_legs["spot_perp"]["error"] == "" and by_legs["perp_perp"]["error"] == ""
+    assert by_legs["perp_perp"]["net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-12, abs=1e-12)

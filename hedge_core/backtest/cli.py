@@ -132,6 +132,48 @@ def _paper(st: Any, m: Any) -> Any:
     return PaperConfig(venue=m.venue, instruments=pair_instruments(m.spot_symbol, m.perp_symbol, m.venue, st))
 
 
+def best_perp_fees(p: Any, best_perp: bool, raw: list[str]) -> dict[str, float]:
+    """``--perp-fee VENUE=FRACTION`` values (venue -> taker fee), checked against the set's perp venues.
+
+    InvalidInput naming the flag: ``--best-perp`` for a set that is not xcarry or names one perp venue;
+    ``--perp-fee`` without ``--best-perp``, for a venue the set does not allow, or a fee outside [0, 0.01]."""
+    from hedge_core.backtest.xvenue_cli import is_xcarry
+
+    if not best_perp:
+        if raw:
+            raise InvalidInput("--perp-fee", raw[0], "only with --best-perp (a fee per venue to choose among)")
+        return {}
+    allowed = list(p.allowed_perp_venues) if is_xcarry(p) else []
+    if len(allowed) < 2:
+        raise InvalidInput("--best-perp", True, f"an xcarry set naming several perp venues (perp_venue, perp_venues); "
+                           f"this set: {p.strategy} {allowed or ''}".rstrip())
+    out: dict[str, float] = {}
+    for item in raw:
+        v, sep, f = item.partition("=")
+        v = v.strip().lower()
+        try:
+            fee = float(f)
+        except ValueError:
+            fee = math.nan
+        if not sep or v not in allowed or not (0.0 <= fee <= 0.01):
+            raise InvalidInput("--perp-fee", item, f"VENUE=FRACTION with VENUE one of the set's perp venues {allowed} "
+                               "and FRACTION a taker fee in [0, 0.01] (e.g. bybit=0.00055)")
+        out[v] = fee
+    return out
+
+
+def best_perp_inputs(p: Any, by: dict[str, Any], cfg: Any, fees: dict[str, float]) -> dict[str, Any]:
+    """``run_cross_venue_backtest``'s ``perp_markets`` and ``perp_papers`` for ``--best-perp``: each allowed
+    venue's market (the store's prices, its funding) and the run's paper model on that venue with its fee."""
+    from dataclasses import replace
+
+    from hedge_core.backtest.xvenue import _venue_config
+
+    papers = {v: _venue_config(replace(cfg.perp_paper, perp_taker_fee=fees.get(v, p.perp_taker_fee)), v, {})
+              for v in p.allowed_perp_venues}
+    return {"perp_markets": by, "perp_papers": papers}
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
@@ -157,6 +199,11 @@ def backtest_cmd(
     save: bool = typer.Option(False, "--save", help="save the run to the store (hedge_runs mode 'backtest')"),
     run_id: str = typer.Option("bt-cli", "--run-id", help="run id (hedge id) when saving"),
     html_out: str = typer.Option(None, "--html", help="write the tearsheet as standalone HTML here"),
+    best_perp: bool = typer.Option(False, "--best-perp", help="xcarry: choose the perp venue at each entry among "
+                                   "the set's perp venues (perp_venue, perp_venues) by walked book and taker fee; "
+                                   "each venue's funding is read from the store"),
+    perp_fee: list[str] = typer.Option(None, "--perp-fee", help="with --best-perp: VENUE=FRACTION, a perp venue's "
+                                       "taker fee (repeat per venue; others: the set's perp_taker_fee)"),
 ) -> None:
     """Backtest one parameter set over --start .. --end through the engine and the paper venue."""
     from hedge_core.backtest.event import BacktestConfig, run_backtest, save_run
@@ -165,17 +212,20 @@ def backtest_cmd(
     st, xrun = None, None
     try:
         p = with_venues(read_params(params), spot_venue, perp_venue)
+        fees = best_perp_fees(p, best_perp, perp_fee or [])  # checked before the store is opened
         if is_xcarry(p):  # legs on two venues: prices from the venue that has them, the perp venue's funding
             from hedge_core.backtest.xvenue import run_cross_venue_backtest
             from hedge_core.backtest.xvenue_cli import store_cross_venue_markets
             from hedge_core.backtest.xvenue_sweep import cross_venue_config
 
             st = _open(db, start, end, write=save)
-            m = store_cross_venue_markets(st, p, [p.perp_venue], price_venue=venue, asset=asset, quote=quote,
-                                          timeframe=timeframe, start=start, end=end).by_venue[p.perp_venue]
-            xrun = run_cross_venue_backtest(p, m, start=start, end=end,
-                                            config=cross_venue_config(BacktestConfig(hedge_id=run_id,
-                                                                                     paper=_paper(st, m)), p))
+            venues = list(p.allowed_perp_venues) if best_perp else [p.perp_venue]
+            by = store_cross_venue_markets(st, p, venues, price_venue=venue, asset=asset, quote=quote,
+                                           timeframe=timeframe, start=start, end=end).by_venue
+            m = by[p.perp_venue]
+            cfg = cross_venue_config(BacktestConfig(hedge_id=run_id, paper=_paper(st, m)), p)
+            xrun = run_cross_venue_backtest(p, m, start=start, end=end, config=cfg,
+                                            **(best_perp_inputs(p, by, cfg, fees) if best_perp else {}))
             r = xrun.result
         else:
             m, st = _market(db, venue, asset, quote, timeframe, start, end, write=save)
@@ -200,11 +250,17 @@ def backtest_cmd(
                                "capital": r.capital, "kpis": _clean(r.kpis), "totals": _clean(r.totals()),
                                "final_state": r.final_state,
                                **({"notes": list(xrun.notes), "per_venue": xrun.per_venue.reset_index().to_dict("records")}
-                                  if xrun is not None else {})}, indent=2))
+                                  if xrun is not None else {}),
+                               **({"choices": json.loads(xrun.choices.to_json(orient="records", date_format="iso"))}
+                                  if xrun is not None and xrun.choices is not None else {})}, indent=2))
         return
     typer.echo(f"{p.strategy} {r.start} .. {r.end}  capital {r.capital:,.2f}  final state {r.final_state}")
     for note in (xrun.notes if xrun is not None else ()):
         typer.echo(f"  note: {note}")
+    if xrun is not None and xrun.choices is not None:  # --best-perp: the venue of each entry
+        for c in xrun.choices.to_dict("records"):
+            typer.echo(f"  entry {c['ts']}: perp on {c['venue']} ({c['side']} {c['amount']:.6g}, taker fee "
+                       f"{c['taker_fee'] * 100:.4g} %)")
     for k, v in r.totals().items():
         typer.echo(f"  {k:<22} {v:>14,.4f}")
     for k, v in r.kpis.items():
@@ -225,7 +281,7 @@ def sweep_cmd(
     asset: str = typer.Option("BTC", "--asset"),
     quote: str = typer.Option("USDT", "--quote"),
     timeframe: str = typer.Option("1h", "--timeframe"),
-    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the spot leg (over the params')"),
+    spot_venue: str = typer.Option(None, "--spot-venue", help="xcarry: venue of the first leg: spot, or with legs = perp_perp the first perp, whose funding is then read from the store too (over the params')"),
     perp_venue: str = typer.Option(None, "--perp-venue", help="xcarry: venue of the perp leg; its funding is read from the store"),
     metric: str = typer.Option("sharpe", "--metric", help="KPI to rank by"),
     out: str = typer.Option(None, "--out", help="write the full results table (CSV)"),
@@ -236,20 +292,18 @@ def sweep_cmd(
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline
     from hedge_core.backtest.sweep import Payload, grid_points, random_points, run_sweep
-    from hedge_core.backtest.xvenue_cli import is_xcarry, perp_venues_of, store_cross_venue_markets, with_venues
+    from hedge_core.backtest.xvenue_cli import is_xcarry, store_cross_venue_markets, sweep_venues_of, with_venues
 
     try:
         base = with_venues(read_params(params), spot_venue, perp_venue)
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
-        if is_xcarry(base):  # one timeline per perp venue the grid names (each with that venue's funding)
-            if base.perp_perp or any(p.get("legs") == "perp_perp" for p in points):
-                raise InvalidInput("legs", "perp_perp", "'spot_perp' in a sweep (two perp legs: hedge backtest per "
-                                   "point; docs/cross-venue.md 'Not done')")
-            st = _open(db, start, end)
+        if is_xcarry(base):  # one timeline per venue the grid names (each with that venue's funding; a perp
+            st = _open(db, start, end)  # pair's first venue too)
             try:
-                vm = store_cross_venue_markets(st, base, perp_venues_of(base, points), price_venue=venue,
-                                               asset=asset, quote=quote, timeframe=timeframe, start=start, end=end)
+                vm = store_cross_venue_markets(st, base, sweep_venues_of(base, points), price_venue=venue,
+                                               asset=asset, quote=quote, timeframe=timeframe, start=start, end=end,
+                                               first_funding=False)
                 cfg = BacktestConfig(paper=_paper(st, next(iter(vm.by_venue.values()))))
             finally:
                 st.close()

@@ -223,7 +223,7 @@ def _event_makers(venue: str, tf: str) -> tuple[Any, Any]:
     new = object.__new__
     b_ts, b_venue, b_sym, b_kind, b_o, b_h, b_l, b_c, b_v, b_tf = (getattr(Bar, f).__set__ for f in _BAR_FIELDS)
     (m_ts, m_spot, m_perp, m_mark, m_svol, m_pvol, m_rate, m_next_rate, m_next_ts, m_hours,
-     m_an, m_smark, m_srate, m_shours) = (getattr(MarketUpdate, f).__set__ for f in _UPDATE_FIELDS)
+     m_an, m_smark, m_srate, m_shours, m_snext) = (getattr(MarketUpdate, f).__set__ for f in _UPDATE_FIELDS)
     nan = math.nan
 
     def bar(label: pd.Timestamp, sym: str, kind: MarketKind, o: float, h: float, lo: float, cl: float,
@@ -258,6 +258,7 @@ def _event_makers(venue: str, tf: str) -> tuple[Any, Any]:
         m_smark(m, nan)  # a spot first leg: no first-leg mark or funding (engine.perp_legs)
         m_srate(m, nan)
         m_shours(m, 8.0)
+        m_snext(m, None)
         return m
     return bar, update
 
@@ -265,7 +266,7 @@ def _event_makers(venue: str, tf: str) -> tuple[Any, Any]:
 _BAR_FIELDS = ("ts", "venue", "symbol", "kind", "open", "high", "low", "close", "volume", "timeframe")
 _UPDATE_FIELDS = ("ts", "spot", "perp", "mark", "spot_volume", "perp_volume", "funding_rate", "next_funding_rate",
                   "next_funding_ts", "funding_interval_hours", "analytics", "spot_mark", "spot_funding_rate",
-                  "spot_funding_interval_hours")
+                  "spot_funding_interval_hours", "spot_next_funding_ts")
 
 
 def _replay(params: StrategyParamsBase, tl: Timeline, cfg: BacktestConfig, balances: Mapping[str, Mapping[str, float]]):

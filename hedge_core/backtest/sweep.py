@@ -87,7 +87,9 @@ def _resolve(params: BaseModel, path: str) -> None:
 def apply_overrides(params: BaseModel, overrides: Mapping[str, Any]) -> BaseModel:
     """A new validated model with ``overrides`` (dotted path -> value) applied.
 
-    Raises InvalidInput(field=path, value, allowed) on an unknown path or a value the model refuses.
+    Raises InvalidInput(field=path, value, allowed) on an unknown path or a value the model refuses; its
+    ``combination`` attribute is True when the model refused the COMBINATION of values (a cross-field
+    rule such as xcarry's two different venues), not one field's value.
     """
     for path in overrides:
         _resolve(params, path)
@@ -105,7 +107,9 @@ def apply_overrides(params: BaseModel, overrides: Mapping[str, Any]) -> BaseMode
         loc = ".".join(str(x) for x in err.get("loc", ()))
         value = overrides.get(loc, err.get("input"))
         field = loc if loc else ", ".join(overrides)
-        raise InvalidInput(field, value, err.get("msg", "a valid value")) from None
+        refused = InvalidInput(field, value, err.get("msg", "a valid value"))
+        refused.combination = not loc  # type: ignore[attr-defined]  # the model's cross-field rule refused it
+        raise refused from None
 
 
 def set_path(params: BaseModel, path: str, value: Any) -> BaseModel:
@@ -266,7 +270,11 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
     ----------
     base : pydantic params model
     points : list of {dotted path: value}
-        Validated up front (nothing runs if one is invalid).
+        Validated up front: an unknown name or a value a field refuses stops the sweep before anything
+        runs. A point whose values the parameter set's own top-level rule refuses only TOGETHER (a
+        cross-field rule, e.g. xcarry's ``spot_venue == perp_venue`` in a grid over both venues) is not
+        run: its row carries the error (a nested model's rule, e.g. ``rebalance``'s bounds, names that
+        nested field and stops the sweep like a bad value).
     payload : any picklable
         Passed to ``evaluate`` (default: a :class:`Payload`).
     evaluate : callable(params, payload) -> mapping of KPIs
@@ -281,33 +289,45 @@ def run_sweep(base: BaseModel, points: Sequence[Mapping[str, Any]], *, payload: 
     """
     if not points:
         raise InvalidInput("points", 0, "at least one parameter point")
-    models = [apply_overrides(base, p) for p in points]
-    n = len(models)
+    n = len(points)
     results: list[tuple[dict, str] | None] = [None] * n
+    models: list[Any] = []
+    for i, p in enumerate(points):
+        try:
+            models.append(apply_overrides(base, p))
+        except InvalidInput as exc:
+            if not getattr(exc, "combination", False):
+                raise
+            models.append(None)
+            results[i] = ({}, f"{type(exc).__name__}: {exc}")  # this point's row carries the refusal
+    run_idx = [i for i in range(n) if models[i] is not None]
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=n, desc="sweep", leave=False)
+        bar = tqdm(total=len(run_idx), desc="sweep", leave=False)
+    total = len(run_idx)
 
     def _done(i: int, k: dict, err: str, count: int) -> None:
         results[i] = (k, err)
         if bar is not None:
             bar.update(1)
         if progress is not None:
-            progress(count, n)
+            progress(count, total)
 
     try:
-        if scheduler is not None:
-            _run_dask(models, evaluate, payload, scheduler, _done)
+        if not run_idx:
+            pass
+        elif scheduler is not None:
+            _run_dask([(i, models[i]) for i in run_idx], evaluate, payload, scheduler, _done)
         elif workers == 0:
-            for c, (i, m) in enumerate(enumerate(models), start=1):
-                _, k, err = _run_one(i, m, evaluate, payload)
+            for c, i in enumerate(run_idx, start=1):
+                _, k, err = _run_one(i, models[i], evaluate, payload)
                 _done(i, k, err, c)
         else:
             from concurrent.futures.process import BrokenProcessPool
 
             c = 0
-            todo = list(range(n))
+            todo = list(run_idx)
             with _POOL_LOCK:  # one local sweep at a time (panel sessions are threads of one process)
                 for attempt in (0, 1):
                     try:
@@ -401,7 +421,7 @@ def _close_at_exit() -> None:
 atexit.register(_close_at_exit)
 
 
-def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
+def _run_dask(items: list[tuple[int, Any]], evaluate: Evaluate, payload: Any, scheduler: Any,
               done: Callable[[int, dict, str, int], None]) -> None:
     from distributed import Client
     from distributed import as_completed as das_completed
@@ -411,8 +431,8 @@ def _run_dask(models: list, evaluate: Evaluate, payload: Any, scheduler: Any,
     try:
         pf = _scattered(client, payload, keep=not own)
         nw = max(len(client.scheduler_info().get("workers", {})), 1)
-        futs = [client.submit(_run_chunk, [(i, models[i]) for i in r], evaluate, pf, pure=False)
-                for r in _chunks(len(models), nw)]
+        futs = [client.submit(_run_chunk, [items[j] for j in r], evaluate, pf, pure=False)
+                for r in _chunks(len(items), nw)]
         c = 0
         for f in das_completed(futs):
             for i, k, err in f.result():

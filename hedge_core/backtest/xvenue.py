@@ -20,6 +20,7 @@ modelled.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -37,7 +38,13 @@ from hedge_core.backtest.event import (
     initial_balances,
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
-from hedge_core.backtest.xvenue_pair import first_leg_timeline, ledger_row, pair_market, replay_pair
+from hedge_core.backtest.xvenue_pair import (
+    check_first_leg_timeline,
+    first_leg_timeline,
+    ledger_row,
+    pair_market,
+    replay_pair,
+)
 from hedge_core.engine.context import new_hedge
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FundingSettled, MarketUpdate
@@ -153,13 +160,16 @@ class CrossVenueConfig:
 class CrossVenueRun:
     """A cross-venue run: the engine's :class:`BacktestResult` (both legs), one row per venue
     (``per_venue``: venue, leg, wallet_start, wallet_end, fees, funding, orders; quote units) and
-    the assumptions (``notes``) a tearsheet must show."""
+    the assumptions (``notes``) a tearsheet must show. A perp venue chosen per entry
+    (:mod:`hedge_core.backtest.xvenue_best`): ``perp_venue`` is ``"best of a/b"``, ``per_venue`` has a row per
+    perp venue and ``choices`` one row per entry (its venue, side, size, fee, each venue's all-in price)."""
 
     result: BacktestResult
     per_venue: pd.DataFrame
     notes: tuple[str, ...]
     spot_venue: str
     perp_venue: str
+    choices: pd.DataFrame | None = None
 
 
 class _Both:
@@ -183,7 +193,9 @@ def _venue_config(given: PaperConfig | None, venue: str, fees: dict[str, float])
 
 def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                              end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
-                             notes: tuple[str, ...] = ()) -> CrossVenueRun:
+                             notes: tuple[str, ...] = (), perp_markets: Mapping[str, Market | Timeline] | None = None,
+                             perp_papers: Mapping[str, PaperConfig] | None = None,
+                             first_timeline: Timeline | None = None) -> CrossVenueRun:
     """Backtest a cross-venue carry: spot on ``params.spot_venue``, perp on ``params.perp_venue``; with
     ``params.legs == "perp_perp"`` a perp on EACH venue (:mod:`hedge_core.backtest.xvenue_pair`).
 
@@ -197,6 +209,17 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     config : CrossVenueConfig
     notes : tuple of str
         Extra assumptions to carry into the run's notes (the market's ``meta['notes']`` are added).
+    perp_markets : mapping venue -> Market, optional
+        Given: the perp venue is chosen at EACH ENTRY among ``params.allowed_perp_venues`` by walked book and
+        fee (:func:`hedge_core.backtest.xvenue_best.run_best_perp_backtest`): each allowed venue's market
+        (``market`` stands for ``params.perp_venue``'s when missing here).
+    perp_papers : mapping venue -> PaperConfig, optional
+        With ``perp_markets``: each perp venue's own paper model and fee.
+    first_timeline : Timeline, optional
+        Two perp legs only: the FIRST venue's funding as a prebuilt timeline on the same instants as
+        ``market`` (a sweep's :class:`~hedge_core.backtest.xvenue_sweep.VenueTimelines` entry of
+        ``params.spot_venue``); then ``market`` may be a prebuilt Timeline. None: built from
+        ``market.meta['first_funding']``.
 
     Returns
     -------
@@ -204,13 +227,25 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
     """
     if not isinstance(params, CrossCarryParams):
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams (strategy 'xcarry')")
+    if perp_markets is not None:
+        from hedge_core.backtest.xvenue_best import run_best_perp_backtest
+
+        return run_best_perp_backtest(params, market, perp_markets, perp_papers=perp_papers, start=start, end=end,
+                                      config=config, notes=notes)
+    if perp_papers is not None:
+        raise InvalidInput("perp_papers", sorted(perp_papers), "only with perp_markets (the venues to choose among)")
     tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
     px0 = tl.first_spot_price
     bal = initial_balances(params, px0)
     pp = params.perp_perp
-    ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec) if pp else None
+    if pp and first_timeline is not None:
+        ta: Timeline | None = check_first_leg_timeline(first_timeline, tl)
+    elif pp:
+        ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    else:
+        ta = None
     spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp" if pp else "spot"]["USDT"]
     perp_usdt = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
     a_fee = {"perp_taker_fee": params.first_perp_taker_fee} if pp else {"spot_taker_fee": params.spot_taker_fee}

@@ -22,7 +22,7 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["is_xcarry", "perp_venues_of", "store_cross_venue_markets", "with_venues"]
+__all__ = ["is_xcarry", "perp_venues_of", "store_cross_venue_markets", "sweep_venues_of", "with_venues"]
 
 IMPORT_HINT = "import the cross-venue funding file: hedge data import crossvenue_funding_*.csv"
 
@@ -59,6 +59,19 @@ def perp_venues_of(base: CrossCarryParams, points: Sequence[Mapping[str, Any]]) 
     return out
 
 
+def sweep_venues_of(base: CrossCarryParams, points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The venues whose funding a sweep's :class:`~hedge_core.backtest.xvenue_sweep.VenueTimelines` must hold:
+    every perp venue (:func:`perp_venues_of`) and, for each point with two perp legs (its ``legs``, else the
+    base's), its FIRST venue (``spot_venue``, whose funding its first perp leg settles). In order, each once."""
+    out = perp_venues_of(base, points)
+    for p in [{}, *points]:
+        if str(p.get("legs", base.legs)) == "perp_perp":
+            v = str(p.get("spot_venue", base.spot_venue)).strip().lower()
+            if v not in out:
+                out.append(v)
+    return out
+
+
 def _prices(store: Any, venues: Iterable[str], *, spot_symbol: str, perp_symbol: str, timeframe: str,
             start: object | None, end: object | None) -> Market:
     tried: list[str] = []
@@ -77,8 +90,13 @@ def _prices(store: Any, venues: Iterable[str], *, spot_symbol: str, perp_symbol:
 
 def store_cross_venue_markets(store: Any, params: CrossCarryParams, perp_venues: Sequence[str], *,
                               price_venue: str, asset: str, quote: str, timeframe: str, start: object | None,
-                              end: object | None) -> VenueMarkets:
+                              end: object | None, first_funding: bool | None = None) -> VenueMarkets:
     """The store's prices with each perp venue's own funding (one market per perp venue).
+
+    ``first_funding`` (default: ``params.perp_perp``): each market also carries the FIRST venue's
+    (``params.spot_venue``'s) funding for a pair's single run (``meta['first_funding']``). A sweep passes
+    False and lists the first venues among ``perp_venues`` (:func:`sweep_venues_of`): its timelines are
+    keyed by venue, each with that venue's own funding.
 
     Raises
     ------
@@ -105,7 +123,8 @@ def store_cross_venue_markets(store: Any, params: CrossCarryParams, perp_venues:
                              "funding_rate": fund["funding_rate"].to_numpy(),
                              "interval_hours": fund["interval_hours"].to_numpy() if "interval_hours" in fund else 8.0})
 
-    first = params.spot_venue.strip().lower() if params.perp_perp else None
+    with_first = params.perp_perp if first_funding is None else first_funding
+    first = params.spot_venue.strip().lower() if with_first else None
     first_cv = funding(first) if first is not None else None
     by: dict[str, Market] = {}
     for v in perp_venues:

@@ -5,8 +5,8 @@ PERP venues: each gets the perp and mark bars (the same prices: in the shared da
 bars, so both legs trade at Binance's perp and mark, the stated assumption), each its own futures wallet,
 perp fee, margin and liquidation, and each settles its OWN funding series (``md.crossvenue_funding()``)
 at its own interval. The engine hears A's settlements on its first leg (``FundingSettled(leg="spot")``)
-and B's on the second; the market update carries A's mark and last rate (``spot_mark``,
-``spot_funding_rate``). The first venue's funding travels with the market as ``meta['first_funding']``
+and B's on the second; the market update carries A's mark, last rate and next settlement (``spot_mark``,
+``spot_funding_rate``, ``spot_next_funding_ts``). The first venue's funding travels with the market as ``meta['first_funding']``
 (:func:`pair_market`) and is aligned to the replay's instants by building the same timeline over it.
 """
 
@@ -27,7 +27,8 @@ from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperCore
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["PAIR_PRICE_ASSUMPTION", "first_leg_timeline", "ledger_row", "pair_market", "replay_pair"]
+__all__ = ["PAIR_PRICE_ASSUMPTION", "check_first_leg_timeline", "first_leg_timeline", "ledger_row", "pair_market",
+           "replay_pair"]
 
 PAIR_PRICE_ASSUMPTION = ("prices of both perp legs (perp, mark) are {prices}'s perp and mark bars: the only venue with "
                          "price bars in the data; each perp venue's own funding rates and settlement interval are used "
@@ -74,10 +75,22 @@ def first_leg_timeline(market: Market | Timeline, tl: Timeline, *, start: object
                            "meta['first_funding'] (backtest.xvenue.cross_venue_market(..., first_venue=...))")
     ta = timeline_of(replace(market, funding=fund), start=start, end=end,
                      warmup=warmup, spec=spec)
+    return check_first_leg_timeline(ta, tl)
+
+
+def check_first_leg_timeline(ta: Timeline, tl: Timeline) -> Timeline:
+    """``ta`` (the FIRST venue's funding on the replay's instants) when its instants are ``tl``'s.
+
+    Raises
+    ------
+    InvalidInput
+        Naming ``first_funding`` and up to three instants one timeline has and the other lacks (e.g. a
+        first venue settling off the bar ends, or timelines cut to different windows).
+    """
     if ta.n != tl.n or not np.array_equal(ta.ts, tl.ts):
-        extra = ta.index.difference(tl.index)[:3].tolist()
+        extra = ta.index.symmetric_difference(tl.index)[:3].tolist()
         raise InvalidInput("first_funding", extra, "settlement times on the replay's instants (bar ends or the "
-                           "second venue's settlements)")
+                           "second venue's settlements), over the same window as the second venue's timeline")
     return ta
 
 
@@ -131,7 +144,8 @@ def replay_pair(driver: HedgeDriver, tl: Timeline, ta: Timeline, ca: PaperCore,
                                          next_funding_ts=pd.Timestamp(int(tl.next_fund_ns[i]), tz="UTC"),
                                          funding_interval_hours=tl.interval_hours, analytics=an,
                                          spot_mark=float(tl.mark[i]), spot_funding_rate=float(ta.last_rate[i]),
-                                         spot_funding_interval_hours=ta.interval_hours))
+                                         spot_funding_interval_hours=ta.interval_hours,
+                                         spot_next_funding_ts=pd.Timestamp(int(ta.next_fund_ns[i]), tz="UTC")))
         for core, tline, venue, leg in ((ca, ta, va, "spot"), (cb, tl, vb, "perp")):
             rate = float(tline.fund_rate[i])
             if not math.isnan(rate):

@@ -42,11 +42,11 @@ class VenueTimelines:
 
     by_venue: Mapping[str, Timeline]
 
-    def for_venue(self, venue: str) -> Timeline:
-        """The timeline carrying ``venue``'s funding; InvalidInput naming the venues held when absent."""
+    def for_venue(self, venue: str, field: str = "perp_venue") -> Timeline:
+        """The timeline carrying ``venue``'s funding; InvalidInput naming ``field`` and the venues held when absent."""
         tl = self.by_venue.get(venue.strip().lower())
         if tl is None:
-            raise InvalidInput("perp_venue", venue, f"a venue whose funding the sweep was given: {sorted(self.by_venue)}")
+            raise InvalidInput(field, venue, f"a venue whose funding the sweep was given: {sorted(self.by_venue)}")
         return tl
 
     def __reduce__(self) -> tuple:
@@ -104,21 +104,30 @@ class VenueMarkets:
     @classmethod
     def of(cls, market: Market | VenueMarkets) -> VenueMarkets:
         """``market`` itself, or one cross-venue market keyed by the venue its funding is from
-        (``meta['funding_from']``, set by :func:`cross_venue_market`); InvalidInput otherwise."""
+        (``meta['funding_from']``, set by :func:`cross_venue_market`); InvalidInput otherwise.
+
+        A pair market (``cross_venue_market(..., first_venue=...)``) gives TWO entries: the second venue's
+        market and the first venue's (the same prices with ``meta['first_funding']`` as its funding)."""
         if isinstance(market, VenueMarkets):
             return market
-        venue = getattr(market, "meta", {}).get("funding_from")
+        meta = getattr(market, "meta", {})
+        venue = meta.get("funding_from")
         if not venue:
             raise InvalidInput("market", getattr(market, "venue", type(market).__name__),
                                "a cross-venue market (cross_venue_market / venue_markets): the perp venue's "
                                "funding must be named for an xcarry run")
-        return cls(MappingProxyType({str(venue).lower(): market}))
+        by = {str(venue).lower(): market}
+        first, fund = meta.get("first_funding_from"), meta.get("first_funding")
+        if first and fund is not None:  # two perp legs: the first venue's funding on the same prices
+            by[str(first).lower()] = replace(market, funding=fund, meta={**meta, "funding_from": first})
+        return cls(MappingProxyType(by))
 
 
 def venue_markets(prices: Market, crossvenue: pd.DataFrame, perp_venues: Iterable[str],
                   pair: str | None = None) -> VenueMarkets:
     """``prices`` with each of ``perp_venues``' funding from the cross-venue frame (InvalidInput naming
-    the series the frame holds when one is missing)."""
+    the series the frame holds when one is missing). Two perp legs: list the FIRST venues too (a pair
+    sweep reads ``spot_venue``'s funding from the same :class:`VenueTimelines`)."""
     vs = [v.strip().lower() for v in perp_venues]
     if not vs:
         raise InvalidInput("perp_venues", vs, "at least one venue, e.g. ['bybit', 'okx']")
@@ -147,19 +156,20 @@ def evaluate_event(params: StrategyParamsBase, timeline: Timeline | VenueTimelin
     """KPIs of the event-driven run of ``params`` (the path of strategies without a fast kernel).
 
     ``xcarry``: the cross-venue backtest on the timeline of ``params.perp_venue`` (a bare
-    :class:`Timeline` is refused: which venue's funding it carries is not known).
+    :class:`Timeline` is refused: which venue's funding it carries is not known). Two perp legs
+    (``legs = "perp_perp"``): the first leg settles the funding of ``params.spot_venue``'s timeline
+    (InvalidInput naming ``spot_venue`` when the payload has none).
     Anything else: :func:`hedge_core.backtest.event.run_backtest` on ``timeline``.
     """
     if isinstance(params, CrossCarryParams):
-        if params.perp_perp:
-            raise InvalidInput("legs", params.legs, "'spot_perp' in a sweep: a sweep's timelines carry one funding "
-                               "series per perp venue, not the first perp venue's (run_cross_venue_backtest per point)")
         if not isinstance(timeline, VenueTimelines):
             raise InvalidInput("payload.timeline", type(timeline).__name__,
                                "VenueTimelines keyed by perp venue for an xcarry sweep "
                                "(VenueMarkets.timelines / venue_markets(...).timelines)")
+        # two perp legs: the first leg's funding is the timeline of ITS venue (same prices, same instants)
+        first = timeline.for_venue(params.spot_venue, "spot_venue") if params.perp_perp else None
         run = run_cross_venue_backtest(params, timeline.for_venue(params.perp_venue),
-                                       config=cross_venue_config(config, params, capital))
+                                       config=cross_venue_config(config, params, capital), first_timeline=first)
         return dict(run.result.kpis)
     if isinstance(timeline, VenueTimelines):
         raise InvalidInput("payload.timeline", "VenueTimelines", f"one Timeline for strategy {params.strategy!r}")
@@ -182,8 +192,11 @@ def evaluate_xvenue(params: StrategyParamsBase, timeline: Timeline | VenueTimeli
         from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis
 
         cfg = cross_venue_config(config, params, capital)
+        # two perp legs: the pair kernel, the first leg's funding from spot_venue's timeline (as evaluate_event)
+        first = {"first_timeline": timeline.for_venue(params.spot_venue, "spot_venue")} if params.perp_perp else {}
         try:
-            k = fast_xvenue_kpis(params, timeline.for_venue(params.perp_venue), config=cfg, capital=cfg.capital)
+            k = fast_xvenue_kpis(params, timeline.for_venue(params.perp_venue), config=cfg, capital=cfg.capital,
+                                 **first)
             k["_fast"] = 1.0
             return k
         except FastPathUnsupported:

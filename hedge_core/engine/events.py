@@ -47,8 +47,8 @@ class MarketUpdate:
     A hedge whose FIRST ('spot') leg is a perp too (two perp legs on two venues,
     docs/cross-venue.md): ``spot`` is that leg's last price, ``spot_mark`` its venue's mark price
     (NaN = use ``spot``), ``spot_funding_rate`` its venue's last settled rate (fraction per
-    ``spot_funding_interval_hours``; + longs pay shorts; NaN = unknown). A spot first leg leaves
-    the three at their defaults.
+    ``spot_funding_interval_hours``; + longs pay shorts; NaN = unknown) and ``spot_next_funding_ts``
+    its venue's next settlement (None = unknown). A spot first leg leaves the four at their defaults.
     """
 
     ts: pd.Timestamp
@@ -65,6 +65,7 @@ class MarketUpdate:
     spot_mark: float = math.nan
     spot_funding_rate: float = math.nan
     spot_funding_interval_hours: float = 8.0
+    spot_next_funding_ts: pd.Timestamp | None = None
 
     @property
     def first_mark(self) -> float:

@@ -8,9 +8,13 @@ import pandas as pd
 
 from hedge_core import money
 from hedge_core.engine.context import HedgeContext, seconds_between
+from hedge_core.engine.events import MarketUpdate
 from hedge_core.params.models import ExitParams
+from hedge_core.types import MarketKind
 
-__all__ = ["defer_for_funding", "exit_reason"]
+__all__ = ["defer_exit", "defer_for_funding", "exit_reason"]
+
+SOFT_EXITS = ("profit target", "max holding")  # the exits a funding about to be received may hold back
 
 
 def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_funding_ts: pd.Timestamp | None,
@@ -20,11 +24,22 @@ def defer_for_funding(ctx: HedgeContext, ts: pd.Timestamp, reason: str, next_fun
     basis and funding exits are never deferred."""
     if p.defer_within_s_of_funding is None or next_funding_ts is None or math.isnan(expected_rate):
         return False
-    if not (reason.startswith(("profit target", "max holding"))):
+    if not (reason.startswith(SOFT_EXITS)):
         return False
     lead = seconds_between(next_funding_ts, ts)
     receives = -ctx.perp.qty * expected_rate > 0  # payment = -qty x mark x rate
     return receives and 0 < lead <= p.defer_within_s_of_funding
+
+
+def defer_exit(ctx: HedgeContext, ts: pd.Timestamp, reason: str, market: MarketUpdate, p: ExitParams) -> bool:
+    """Whether the soft exit ``reason`` waits for funding (``exit.defer_within_s_of_funding``): with a perp
+    FIRST leg, what BOTH legs settle within the window (:func:`hedge_core.engine.perp_legs.pair_defers_exit`);
+    else the second leg's next funding (:func:`defer_for_funding`)."""
+    if ctx.spot.kind is MarketKind.PERP:
+        from hedge_core.engine.perp_legs import pair_defers_exit
+
+        return pair_defers_exit(ctx, ts, reason, market, p)
+    return defer_for_funding(ctx, ts, reason, market.next_funding_ts, market.expected_funding_rate, p)
 
 
 def exit_reason(ctx: HedgeContext, ts: pd.Timestamp, spot: float, perp: float, p: ExitParams) -> str:

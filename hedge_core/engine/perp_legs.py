@@ -25,21 +25,28 @@ this module: its behaviour is unchanged to the bit.
 - **Funding cost guard** prices what the PAIR pays net (``guards.pair_pay_apr``: each leg at its own
   venue's rate and interval; the first leg's from ``MarketUpdate.spot_funding_rate``).
 
-Not covered: ``exit.defer_within_s_of_funding`` looks at the second leg's funding only.
+- **Deferred soft exits** (``exit.defer_within_s_of_funding``, :func:`pair_defers_exit`): a profit-target or
+  max-holding exit waits when what BOTH legs settle within the window is received net: each leg whose venue's
+  next settlement (``MarketUpdate.next_funding_ts`` for the second, ``spot_next_funding_ts`` for the first)
+  falls in ``(0, window]`` counts ``-qty x mark x rate`` at its own venue's rate.
 """
 
 from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from hedge_core.engine.actions import Action, SetLeverage, SetMarginMode
-from hedge_core.engine.context import HedgeContext, evolve
-from hedge_core.engine.events import FundingSettled
+from hedge_core.engine.context import HedgeContext, evolve, seconds_between
+from hedge_core.engine.events import FundingSettled, MarketUpdate
 from hedge_core.engine.ledger import Leg, apply_funding, funding_amount
 from hedge_core.errors import InvalidInput
+from hedge_core.params.models import ExitParams
 from hedge_core.types import MarginMode, MarketKind
 
-__all__ = ["first_leg_settings", "is_perp", "on_first_leg_funding", "on_pair_funding", "on_second_leg_funding"]
+__all__ = ["first_leg_settings", "is_perp", "on_first_leg_funding", "on_pair_funding", "on_second_leg_funding",
+           "pair_defers_exit"]
 
 
 def is_perp(leg: Leg) -> bool:
@@ -67,6 +74,32 @@ def on_pair_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
     else:
         net, base = amount, ctx.unfavourable_funding
     return evolve(ctx, pair_funding=(t, net, base), unfavourable_funding=base + 1 if net < 0 else 0)
+
+
+def pair_defers_exit(ctx: HedgeContext, ts: pd.Timestamp, reason: str, market: MarketUpdate, p: ExitParams) -> bool:
+    """True when a soft exit (profit target, max holding time) of a perp PAIR should wait for the funding
+    settling within ``p.defer_within_s_of_funding`` seconds of ``ts`` because the pair RECEIVES it net.
+
+    Each leg whose venue's next settlement lies in ``(0, window]`` counts its expected payment
+    ``-qty x mark x rate`` (quote; + received): the second leg at ``market.expected_funding_rate`` and
+    ``market.next_funding_ts``, the first at ``market.spot_funding_rate`` and ``market.spot_next_funding_ts``
+    (its venue's last settled rate, at ``market.first_mark``). A leg whose next settlement or rate is unknown
+    counts nothing. The exit waits when the sum is > 0: a leg about to pay more than the other receives in the
+    window does not hold the pair. Stops, trailing, basis and funding exits are never deferred.
+    """
+    from hedge_core.engine.exits import SOFT_EXITS
+
+    window = p.defer_within_s_of_funding
+    if window is None or not reason.startswith(SOFT_EXITS):
+        return False
+    net = 0.0
+    for leg, nxt, rate, mark in ((ctx.spot, market.spot_next_funding_ts, market.spot_funding_rate, market.first_mark),
+                                 (ctx.perp, market.next_funding_ts, market.expected_funding_rate,
+                                  market.mark_or_perp)):
+        if nxt is None or math.isnan(rate) or math.isnan(mark) or not 0 < seconds_between(nxt, ts) <= window:
+            continue
+        net += funding_amount(leg.qty, mark, rate)
+    return net > 0
 
 
 def on_second_leg_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:

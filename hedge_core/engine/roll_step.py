@@ -211,13 +211,21 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
 
 
 def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
-    """A perpetual's funding settles on the leg that is on the perpetual (none when the leg is wholly on
-    the dated future: a future pays no funding). Amount as ``step._on_funding``: the venue's, else
-    ``-qty x mark x rate``."""
+    """A perpetual's funding settles on the leg that is on the perpetual. Amount as ``step._on_funding``: the
+    venue's, else ``-qty x mark x rate``.
+
+    With the leg wholly on the dated future (a future pays no funding) an engine-computed settlement books
+    nothing; but a VENUE amount (live: the perpetual's income record, read a few seconds after the funding
+    time) is a payment the perpetual made while the leg was still on it -- a roll that finished between the
+    settlement and the read. It is booked to the hedge leg's whole-life ``funding`` (the money of the closed
+    perpetual moved with the leg when the roll finished, ``fold``), not to the future's margin, and it does
+    not count towards the exit on consecutive unfavourable settlements (the leg no longer pays funding)."""
     name = next((n for n, lg in (("perp", ctx.perp), ("roll", ctx.roll_leg)) if lg is not None and not is_dated(lg.symbol)),
                 None)
     if name is None:
-        return ctx
+        if math.isnan(ev.amount) or ev.amount == 0.0:
+            return ctx
+        return evolve(ctx, perp=replace(ctx.perp, funding=ctx.perp.funding + ev.amount))
     leg = ctx.leg(name)
     amount = ev.amount if not math.isnan(ev.amount) else funding_amount(leg.qty, ev.mark, ev.rate)
     if amount == 0.0 and leg.qty == 0.0:

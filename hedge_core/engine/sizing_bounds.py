@@ -29,9 +29,18 @@ from dataclasses import dataclass
 from hedge_core.errors import InvalidInput
 from hedge_core.types import Instrument
 
-__all__ = ["SizeBounds", "SizeInputs", "check_amount", "size_bounds"]
+__all__ = ["SizeBounds", "SizeInputs", "check_amount", "perp_margin_cap", "size_bounds"]
 
 _EPS = 1e-9
+
+
+def perp_margin_cap(perp_free: float, ratio: float, leverage: float, perp_fee: float, price_move: float) -> float:
+    """The largest amount (spot notional, quote) a futures wallet with ``perp_free`` quote free can hedge: the
+    perp notional ``ratio x amount`` at a price ``price_move`` (fraction) higher needs ``1 / leverage`` of it as
+    margin plus the taker fee ``perp_fee`` (fraction) to open and to close. ``inf`` when ``ratio <= 0``."""
+    if ratio <= 0:
+        return math.inf
+    return perp_free / (ratio * (1 + price_move) * (1 / leverage + 2 * perp_fee))
 
 
 def _ceil_lot(qty: float, lot: float) -> float:
@@ -153,8 +162,7 @@ def size_bounds(x: SizeInputs) -> SizeBounds:
         caps.append((x.spot_free / (1 + x.spot_fee + x.slippage),
                      f"spot balance {x.spot_free:,.2f} USDT free (fee {x.spot_fee:g}, slippage {x.slippage:g})"))
     if x.perp_free is not None and x.ratio > 0:
-        per = hedge_per_amount * (1 / x.leverage + 2 * x.perp_fee)
-        caps.append((x.perp_free / per, f"perp margin {x.perp_free:,.2f} USDT free at {x.leverage:g}x "
+        caps.append((perp_margin_cap(x.perp_free, x.ratio, x.leverage, x.perp_fee, m), f"perp margin {x.perp_free:,.2f} USDT free at {x.leverage:g}x "
                                         f"(+ fee {x.perp_fee:g} to open and to close)"))
     if math.isfinite(x.max_position_notional):
         caps.append((x.max_position_notional, f"position limit max_position_notional {x.max_position_notional:g} (spot leg)"))

@@ -57,7 +57,7 @@ from hedge_core.engine.events import (
     OrderUpdateKind,
     Timer,
 )
-from hedge_core.engine.exits import defer_for_funding, exit_reason
+from hedge_core.engine.exits import defer_exit, exit_reason
 from hedge_core.engine.guards import Verdict, market_guards, order_guard
 from hedge_core.engine.order_states import OrderEvent, OrderState, next_order_state
 from hedge_core.engine.ledger import (
@@ -643,8 +643,7 @@ def _monitoring(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase,
         if intent.profit_target is not None:
             ctx = evolve(ctx, profit_target=intent.profit_target)
         reason = intent.reason if intent.exit else exit_reason(ctx, ts, market.spot, market.perp, params.exit)
-        if reason and not intent.exit and defer_for_funding(ctx, ts, reason, market.next_funding_ts,
-                                                            market.expected_funding_rate, params.exit):
+        if reason and not intent.exit and defer_exit(ctx, ts, reason, market, params.exit):
             reason = ""  # timed relative to the next funding: collect it, exit on a later event
         if intent.exit or reason:
             ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
@@ -695,6 +694,8 @@ def _rebalancing(ctx: HedgeContext, ts: pd.Timestamp, params: StrategyParamsBase
         return ctx
     if market is not None:
         reason = exit_reason(ctx, ts, market.spot, market.perp, params.exit)
+        if reason and defer_exit(ctx, ts, reason, market, params.exit):
+            reason = ""  # the rule of _monitoring: a soft exit waits for a funding the position receives
         if reason:
             ctx = evolve(ctx, exit_reason=reason, rearm_on_flat=params.exit.rearm)
             return _transition(ctx, Trigger.EXIT_SIGNAL, reason, ts, out)

@@ -97,7 +97,8 @@ def _levels(book: Mapping[str, Levels], key: str, venue: str) -> list[tuple[floa
             raise InvalidInput(f"{venue}.book.{key}[{i}]", lv, "[price, amount] numbers") from None
         if not (math.isfinite(px) and px > 0 and math.isfinite(qty) and qty >= 0):
             raise InvalidInput(f"{venue}.book.{key}[{i}]", lv, "price > 0 and amount >= 0, finite")
-        if out and (px < out[-1][0] if key == "asks" else px > out[-1][0]):
+        # a flat model book (paper venue without impact) has equal levels up to round-off: 1e-12 relative is equal
+        if out and (px < out[-1][0] * (1 - 1e-12) if key == "asks" else px > out[-1][0] * (1 + 1e-12)):
             order = "ascending (best ask first)" if key == "asks" else "descending (best bid first)"
             raise InvalidInput(f"{venue}.book.{key}[{i}]", px, f"prices {order}")
         out.append((px, qty))

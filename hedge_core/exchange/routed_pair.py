@@ -300,6 +300,13 @@ class PerpPairPaper(PerpPairAdapter):
         out, self.second_settled = self.second_settled, []
         return out
 
+    def first_next_funding_ts(self, now: pd.Timestamp) -> pd.Timestamp | None:
+        """A's next settlement time after ``now`` in its stored series (None: none left). It settles only
+        where the replay has a settlement instant too (:meth:`apply`)."""
+        idx = self.first_funding.index
+        i = int(idx.searchsorted(pd.Timestamp(now), side="right"))
+        return idx[i] if i < len(idx) else None
+
     def take_first_settled(self) -> list[FundingEvent]:
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []

@@ -17,7 +17,10 @@ What the live pair adds to the paper one (:class:`~hedge_core.exchange.routed_pa
 - **The first venue's own records**: :meth:`first_funding_payments` (its income, booked on the first leg
   by :mod:`hedge_core.runner.pair_records`) and :meth:`first_trades`.
 - **The dead man's switch** is armed on BOTH venues where the adapter has one (Binance USD-M
-  ``countdownCancelAll``); True when at least one venue armed it.
+  ``countdownCancelAll``, OKX's account-wide "Cancel All After"), each on its own (one venue's failure does not
+  skip the other); True when at least one venue armed it. :meth:`PerpPairLive.cancel_all_scope` is
+  ``"account"`` when either venue's timer is account-wide, so the supervisor keeps to OKX's one request per
+  second.
 
 Recommend: each venue's adapter is wrapped in :class:`~hedge_core.exchange.recommend.RecommendAdapter`
 BEFORE the pair is built, so the driver, which is given each venue's adapter (``by_venue``), can never send.
@@ -88,14 +91,35 @@ class PerpPairLive(PerpPairAdapter):
         """The FIRST venue's trade records of ``symbol``."""
         return await self.first.fetch_my_trades(symbol, since)
 
+    def cancel_all_scope(self, symbol: str) -> str:
+        """What the pair's cancel-all timers cover (read by the supervisor's heartbeat): ``"account"`` when
+        either venue's timer is account-wide (OKX "Cancel All After": one timer per account, "Rate Limit: 1
+        request per second"), so the supervisor re-arms the pair at most every ``ACCOUNT_TIMER_REARM_S``;
+        else ``"symbol"`` (Binance USD-M ``countdownCancelAll``) or ``""`` (no timer at either venue)."""
+        scopes = set()
+        for ad in (self.first, self.second):
+            scope = getattr(ad, "cancel_all_scope", None)
+            if callable(scope):
+                scopes.add(str(scope(symbol)))
+        return "account" if "account" in scopes else ("symbol" if "symbol" in scopes else "")
+
     async def arm_cancel_all_after(self, symbol: str, seconds: float) -> bool:
         """Arm (``seconds`` > 0) or disarm (0) the exchange-side cancel-all countdown on every venue whose
-        adapter has one. True when at least one venue did."""
+        adapter has one, each venue on its own: one venue's failure (a rate limit, a network error) never keeps
+        the other's timer from being re-armed. True when at least one venue did; the first failure is raised
+        after both were tried (the supervisor logs it and tries again on its next beat)."""
         done = False
+        failed: ExchangeError | None = None
         for ad in (self.first, self.second):
             arm = getattr(ad, "arm_cancel_all_after", None)
-            if callable(arm):
+            if not callable(arm):
+                continue
+            try:
                 done = bool(await arm(symbol, seconds)) or done
+            except ExchangeError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         return done
 
 

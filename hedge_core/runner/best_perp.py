@@ -2,9 +2,12 @@
 
 A hedge of an ``xcarry`` set may say ``perp_venue="best"`` (or leave ``perp_venue`` out when the set
 allows several perp venues, ``CrossCarryParams.allowed_perp_venues``). The runner then reads every
-allowed venue's perp book and fee, walks each book for the hedge's planned entry (a perp SELL of
-``notional / price`` base: the carry is long spot, short perp) and keeps the venue with the best
-all-in proceeds (:func:`hedge_core.exchange.best_venue.choose_venue`). The choice is made ONCE, at
+allowed venue's perp book and fee, walks each book for the hedge's planned entry (``notional / price``
+base on the side of the entry, :func:`entry_side`: a perp SELL when the funding known at the choice is
+positive or unknown, the carry being long spot / short perp; a perp BUY when it is negative and the set
+allows a spot short, as :func:`hedge_core.engine.strategies.carry.decide` enters) and keeps the venue
+with the best all-in quote flow (:func:`hedge_core.exchange.best_venue.choose_venue`: the most proceeds
+for a sell, the least cost for a buy). The choice is made ONCE, at
 start, before the engine's hedge exists: the engine binds each leg's instrument (and so the venue its
 orders, fills, margin and funding are journaled under) when the hedge is created, and a choice at
 start leaves the engine untouched. The hedge is then an ordinary two-venue hedge on the chosen venue:
@@ -18,7 +21,9 @@ Where each figure comes from:
   fill it then gives);
 - fee: the chosen venue's own perp taker fee (paper: its ``PaperConfig.perp_taker_fee``; live: the
   ccxt market's ``taker``), not the set's single ``perp_taker_fee``;
-- price for the size: the first allowed venue whose ticker answers (the set's ``perp_venue`` first).
+- price for the size: the first allowed venue whose ticker answers (the set's ``perp_venue`` first);
+- funding rate for the side: a paper replay's last stored rate settled by the replay's start (the data
+  venue's, :func:`start_funding_rate`); live, the first allowed venue whose ``fetch_funding_rate`` answers.
 
 A venue whose adapter, markets, ticker or book cannot be read is ranked last with its error; when no
 allowed venue can fill the size, :class:`~hedge_core.errors.InvalidInput` lists each one's depth and
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -45,9 +50,9 @@ if TYPE_CHECKING:
     from hedge_core.types import Bar
 
 __all__ = ["ENTRY_SIDE", "TRIGGER", "allowed_perp_venues", "choice_reason", "choice_transition", "choose_perp_venue",
-           "perp_taker_fee_of", "wants_best"]
+           "entry_side", "perp_taker_fee_of", "replay_start_rate", "start_funding_rate", "wants_best"]
 
-#: The perp side of the carry's entry (long spot, short perp): the side whose book is walked.
+#: The perp side of the carry's usual entry (long spot, short perp, positive funding).
 ENTRY_SIDE = "sell"
 #: ``trigger_name`` of the journal's transitions row that records the choice (state unchanged).
 TRIGGER = "PERP_VENUE_CHOSEN"
@@ -59,6 +64,51 @@ def wants_best(spec: HedgeSpec, params: StrategyParamsBase) -> bool:
     if spec.perp_venue == "best":
         return True
     return spec.perp_venue is None and len(getattr(params, "allowed_perp_venues", ()) or ()) > 1
+
+
+def entry_side(params: StrategyParamsBase, rate: float | None) -> Literal["buy", "sell"]:
+    """The perp side of the hedge's next entry, whose book the choice walks.
+
+    ``rate``: the funding rate known at the choice (fraction per interval, + longs pay shorts; None or NaN
+    unknown). The carry (:func:`hedge_core.engine.strategies.carry.decide`) enters long spot / short perp
+    on a positive rate, short spot / long perp on a negative one only when ``allow_spot_short``; otherwise it
+    stays out, and its next entry (if any) will be a sell. So: "buy" when ``rate < 0`` and the set allows a
+    spot short, else "sell".
+    """
+    if rate is None or not math.isfinite(rate):
+        return "sell"
+    return "buy" if rate < 0 and bool(getattr(params, "allow_spot_short", False)) else "sell"
+
+
+def start_funding_rate(store: Any, venue: str, symbol: str, at: pd.Timestamp) -> float | None:
+    """The last funding rate of ``symbol`` on ``venue`` stored with a funding time at or before ``at`` (what a
+    replay knows at its start; fraction per interval), None when the store has none."""
+    try:
+        f = store.read_funding(venue, symbol, end=at + pd.Timedelta(microseconds=1))
+    except (LookupError, InvalidInput):
+        return None
+    return float(f["funding_rate"].iloc[-1]) if len(f) else None
+
+
+def replay_start_rate(sup: Supervisor, spec: HedgeSpec) -> float | None:
+    """A paper replay's funding rate known at its start (:func:`start_funding_rate` of the data venue); None for
+    any other hedge (its venues are asked, :func:`choose_perp_venue`)."""
+    if spec.mode != "paper" or spec.feed != "replay":
+        return None
+    venue, _first, start, _end = sup._replay_window(spec, None)
+    return start_funding_rate(sup.store, venue, spec.perp_symbol, start)
+
+
+async def _live_rate(adapters: Mapping[str, Any], symbol: str) -> float | None:
+    """The first allowed venue's current funding rate that answers (None when none does)."""
+    for ad in adapters.values():
+        try:
+            r = float((await ad.fetch_funding_rate(symbol)).rate)
+        except Exception:  # noqa: BLE001 - no rate: the usual sell is walked
+            continue
+        if math.isfinite(r):
+            return r
+    return None
 
 
 def allowed_perp_venues(params: StrategyParamsBase) -> tuple[str, ...]:
@@ -102,11 +152,12 @@ def _num(x: float | None) -> float | None:
 
 
 def choice_record(choice: VenueChoice, symbol: str, price: float, fees: Mapping[str, float],
-                  ts: pd.Timestamp | None = None) -> dict[str, Any]:
+                  ts: pd.Timestamp | None = None, rate: float | None = None) -> dict[str, Any]:
     """The choice as plain JSON (stored as ``HedgeSpec.perp_venue_choice``): the venue, its taker fee, the
-    walked size and every allowed venue's score (NaN as None)."""
+    walked side and size, the funding rate that set the side, and every allowed venue's score (NaN as None)."""
     return {"rule": "best", "venue": choice.venue, "taker_fee": float(fees[choice.venue]), "symbol": symbol,
             "side": choice.side, "amount": choice.amount, "price": float(price), "ts": None if ts is None else str(ts),
+            "funding_rate": None if rate is None or not math.isfinite(rate) else float(rate),
             "ranking": [{"venue": s.venue, "avg_price": _num(s.avg_price), "fee": _num(s.fee),
                          "net_quote": _num(s.net_quote), "all_in_price": _num(s.all_in_price),
                          "taker_fee": _num(s.taker_fee), "depth": _num(s.depth), "reason": s.reason}
@@ -123,8 +174,10 @@ def choice_reason(record: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{s['venue']} all-in {s['all_in_price']:,.6g} (avg {s['avg_price']:,.6g}, "
                          f"taker {s['taker_fee'] * 100:.4g} %)")
+    refused = [r["venue"] for r in record.get("refused", []) or []]
+    after = f", after the preflight refused {', '.join(refused)}" if refused else ""
     return (f"perp venue {record['venue']} chosen by best execution ({record['side']} {record['amount']:.6g} "
-            f"{record['symbol']}): " + "; ".join(parts))
+            f"{record['symbol']}{after}): " + "; ".join(parts))
 
 
 def choice_transition(record: Mapping[str, Any], ts: pd.Timestamp, state: str) -> dict[str, Any]:
@@ -133,8 +186,8 @@ def choice_transition(record: Mapping[str, Any], ts: pd.Timestamp, state: str) -
 
 
 async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candidates: Mapping[str, ExchangeAdapter], *,
-                            unread: Mapping[str, str] | None = None,
-                            ts: pd.Timestamp | None = None) -> tuple[HedgeSpec, VenueChoice]:
+                            unread: Mapping[str, str] | None = None, ts: pd.Timestamp | None = None,
+                            rate: float | None = None) -> tuple[HedgeSpec, VenueChoice]:
     """Choose the perp venue of ``spec`` among ``params``' allowed venues from the books ``candidates`` read now.
 
     Parameters
@@ -149,6 +202,10 @@ async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candida
         Why an allowed venue has no adapter (ranked last with it).
     ts : timestamp, optional
         The hedge's clock at the choice (stored with the record).
+    rate : float, optional
+        The funding rate known at the choice (fraction per interval), which sets the walked side
+        (:func:`entry_side`); None reads the first allowed venue's ``fetch_funding_rate`` (a sell when
+        none answers).
 
     Returns
     -------
@@ -185,10 +242,12 @@ async def choose_perp_venue(spec: HedgeSpec, params: StrategyParamsBase, candida
                            + "; ".join(f"{v}: {errors[v]}" for v in allowed))
     notional = float(params.notional)  # type: ignore[attr-defined]  # an xcarry set (allowed_perp_venues above)
     amount = notional / price
+    if rate is None:
+        rate = await _live_rate(live, symbol)
     books, unreadable = await fetch_venue_books(live, symbol, fees, amount=amount)
     errors.update(unreadable)
-    choice = choose_venue(ENTRY_SIDE, amount, books, allowed=allowed, unread=errors)
-    record = choice_record(choice, symbol, price, fees, ts)
+    choice = choose_venue(entry_side(params, rate), amount, books, allowed=allowed, unread=errors)
+    record = choice_record(choice, symbol, price, fees, ts, rate)
     return spec.model_copy(update={"perp_venue": choice.venue, "perp_venue_choice": record}), choice
 
 

@@ -166,11 +166,35 @@ def runner_status(home: Path | None = HomeOpt,
             typer.echo(f"DEGRADED {who}: {key}: {msg}")
     _table(hs, ["hedge_id", "mode", "params", "state", "status", "clock", "spot_qty", "perp_qty", "pnl", "updates",
                 "error"])
+    for x in hs:  # a routed hedge's last reconciliation, one line per venue (runner.records.by_venue)
+        for line in reconcile_lines(x):
+            typer.echo(line)
     for x in hs:  # perp venues chosen at start by best execution (runner.best_perp): every venue's score
         if x.get("perp_venue_choice"):
             from hedge_core.runner.best_perp import choice_reason
 
             typer.echo(f"{x['hedge_id']}: {choice_reason(x['perp_venue_choice'])}")
+
+
+def reconcile_lines(h: dict[str, Any]) -> list[str]:
+    """Status lines of a hedge whose legs sit on two venues: its last continuous reconciliation per venue
+    (``reconcile.venues``): clean or its differences, and the venue's holdings, journal beside venue (base).
+    Empty for a one-venue hedge (its differences are in ``reconcile.differences``) or before the first pass."""
+    venues = (h.get("reconcile") or {}).get("venues") or {}
+    if len(venues) < 2:
+        return []
+    out = []
+    for name, v in venues.items():
+        held = []
+        if "spot_base" in v:
+            held.append(f"spot base journal {v['spot_base']['journal']:.8g} venue {v['spot_base']['venue']:.8g}")
+        for sym, q in (v.get("positions") or {}).items():
+            held.append(f"{sym} journal {q['journal']:.8g} venue {q['venue']:.8g}")
+        diffs = v.get("differences") or []
+        verdict = "clean" if not diffs else f"{len(diffs)} difference(s): " + "; ".join(diffs)
+        out.append(f"{h.get('hedge_id')}: reconcile {name} ({'+'.join(v.get('legs') or [])}): {verdict}"
+                   + (f"  [{', '.join(held)}]" if held else ""))
+    return out
 
 
 # ---- top-level hedge commands -------------------------------------------------------------------

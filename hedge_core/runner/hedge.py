@@ -54,7 +54,7 @@ from hedge_core.runner.journaling_adapter import JournalingAdapter
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.market import MarketBuilder, Tick
-from hedge_core.runner import roll_watch
+from hedge_core.runner import best_entry, roll_watch
 from hedge_core.types import Bar, FundingEvent
 
 if TYPE_CHECKING:
@@ -231,7 +231,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=mu.spot if own else mu.mark_or_perp,
                          spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
-                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0))
+                         spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0),
+                         spot_next_funding_ts=ad.first_next_funding_ts(mu.ts) if hasattr(ad, "first_next_funding_ts")
+                         else None)
             own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper: B's own series' last rate
             if math.isfinite(own_b):
                 mu = replace(mu, funding_rate=own_b)
@@ -246,6 +248,8 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         monitoring = self.driver.ctx.state is State.MONITORING_POSITIONS
         t0 = time.perf_counter()
         mu = await roll_watch.priced(self, mu)  # the leg on a dated future: that contract's price (runner.roll_watch)
+        if self.spec.perp_venue_choice:  # best execution: the perp venue re-chosen while flat (runner.best_entry)
+            await best_entry.before_entry(self, mu)
         async with self.lock:
             await self.driver.feed(mu)
         dt = time.perf_counter() - t0

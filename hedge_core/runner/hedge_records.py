@@ -17,11 +17,12 @@ import pandas as pd
 
 from hedge_core.engine.driver import record_trade_id
 from hedge_core.engine.events import Command, FillEvent, FundingSettled, OperatorCommand
+from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.engine.states import State
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.pair_records import funding_differences, pair_venue_figures, poll_first_funding
-from hedge_core.runner.records import compare, journal_figures, new_funding, venue_figures
+from hedge_core.runner.records import by_venue, compare, journal_figures, leg_contracts, new_funding, venue_figures
 
 if TYPE_CHECKING:
     from hedge_core.engine.driver import HedgeDriver
@@ -64,15 +65,20 @@ class VenueRecordsMixin:
 
     async def poll_funding(self) -> int:
         """Book the venue's funding payments not booked yet (FundingSettled with the venue's amount;
-        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many."""
+        journaled first, with the engine's ``-qty x mark x rate`` as ``expected``). Returns how many.
+
+        Read for the hedge's perpetual (``spec.perp_symbol``) whatever contract the leg is on: a dated
+        future pays no funding, and a payment the perpetual settled before a calendar roll moved the
+        leg is read (and booked: ``engine.roll_step._on_funding``) after it. ``qty`` journaled: the
+        quantity held on the perpetual (``roll_step.perpetual_qty``)."""
         since = pd.Timestamp(self.started_at)
-        # the venue's records page (docs/live.md "Funding records"): read from the last one booked on, not from
-        # the start, so a months-old hedge asks for one page per poll
+        # the venue's records page (docs/live.md "Funding and trade records"): read from the last one
+        # booked on, not from the start, so a months-old hedge asks for one page per poll
         read_from = max([since, *self._funding_booked])
         pays = await self.raw_adapter.fetch_funding_payments(self.spec.perp_symbol, read_from)
         n = 0
         for fp, rate, mark, expected in new_funding(pays, self._funding_booked, since, self.driver.ctx):
-            qty = self.driver.ctx.perp.qty
+            qty = perpetual_qty(self.driver.ctx)
             self.journal.funding(self.hedge_id, self.spec.leg_venues[1], self.spec.perp_symbol, fp.ts, fp.amount, rate, qty,
                                  mark, expected=expected)
             self._funding_booked.add(pd.Timestamp(fp.ts))
@@ -89,7 +95,9 @@ class VenueRecordsMixin:
     async def reconcile_now(self) -> list[str] | None:
         """Compare journal and venue (see ``runner.records``); on a difference mark the hedge
         DEGRADED ("reconcile"), alert, and follow ``spec.on_mismatch``; a clean pass clears the mark.
-        None when skipped (orders in flight, or the hedge completed).
+        None when skipped (orders in flight, or the hedge completed). The pass is kept in
+        ``last_reconcile`` (the hedge's status ``reconcile``): its differences, and ``venues``: the same
+        per venue (``runner.records.by_venue``: each venue's legs, differences and holdings).
 
         The venue's figures are read one request after another, so a trade of the venue's own (an
         ADL, a funding settlement) landing between two reads looks like a difference: a difference
@@ -99,14 +107,20 @@ class VenueRecordsMixin:
             got = await self._compare_once()
             if got is None:
                 return None
-            venue, fills, diffs = got
+            venue, fills, diffs, mine = got
             if not diffs:
                 break
             if attempt == 0:
                 await asyncio.sleep(RECONFIRM_S)
                 await self.poll_funding()  # a settlement between the funding read and the comparison
+        spot_venue, perp_venue = self.spec.leg_venues
+        order_venues = {str(r["order_id"]): str(r["venue"]) for r in self.journal.orders(self.hedge_id)
+                        if r.get("order_id") and r.get("venue")}
         self.last_reconcile = {"ts": str(self.clock_now()), "differences": [str(d) for d in diffs],
-                               "policy": self.spec.on_mismatch}
+                               "policy": self.spec.on_mismatch,
+                               # the same pass per venue (a routed hedge: spot venue and perp venue apart)
+                               "venues": by_venue(diffs, mine, venue, spot_venue=spot_venue, perp_venue=perp_venue,
+                                                  spot_symbol=self.spec.spot_symbol, order_venues=order_venues)}
         if not diffs:
             self.undegrade("reconcile")
             return []
@@ -115,8 +129,9 @@ class VenueRecordsMixin:
         await self._on_mismatch(venue, fills)
         return [str(d) for d in diffs]
 
-    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any]] | None:
-        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences)."""
+    async def _compare_once(self) -> tuple[Any, pd.DataFrame, list[Any], Any] | None:
+        """One read of both sides under the hedge's lock: (venue figures, journal fills, differences,
+        journal figures)."""
         async with self.lock:
             ctx = await self.driver.book_external(self.clock_now())  # the venue's own trades (ADL) first
             if ctx.pending or ctx.state is State.COMPLETED:
@@ -126,6 +141,9 @@ class VenueRecordsMixin:
             since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
             fills = self.journal.fills(self.hedge_id)
             funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+            # every contract of the hedge leg: its own, a roll's destination, the perpetual, any it left
+            contracts = leg_contracts(ctx, self.spec.perp_symbol,
+                                      fills.loc[fills["leg"] != "spot", "symbol"].astype(str) if len(fills) else ())
             if len(fills):
                 fills = fills[pd.to_datetime(fills["ts"], utc=True) >= since]
             if len(funding):
@@ -134,13 +152,15 @@ class VenueRecordsMixin:
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
             if self.spec.perp_pair:  # two perp legs: each venue's position, trades and funding (runner.pair_records)
                 venue, paid = await pair_venue_figures(self.raw_adapter, ctx, ids, since)
+                mine = journal_figures(ctx, fills, funding, venue.open_orders)
             else:
-                venue, paid = await venue_figures(self.raw_adapter, ctx, ids, since), None
-            diffs = compare(journal_figures(ctx, fills, funding, venue.open_orders), venue,
-                            spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
+                venue, paid = await venue_figures(self.raw_adapter, ctx, ids, since, perpetual=self.spec.perp_symbol,
+                                                  contracts=contracts), None
+                mine = journal_figures(ctx, fills, funding, venue.open_orders, contracts)
+            diffs = compare(mine, venue, spot_lot=ctx.spot.lot_size, perp_lot=ctx.perp.lot_size)
             if paid is not None:  # funding compared per venue, not as one sum over both
                 diffs = [d for d in diffs if d.what != "funding (USDT)"] + funding_differences(funding, paid)
-        return venue, fills, diffs
+        return venue, fills, diffs, mine
 
     async def _on_mismatch(self, venue: Any, fills: pd.DataFrame) -> None:
         policy, state = self.spec.on_mismatch, self.driver.ctx.state

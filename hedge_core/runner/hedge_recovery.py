@@ -234,7 +234,8 @@ class HedgeRecoveryMixin:
         per_venue = None
         if isinstance(self.raw_adapter, (RoutedAdapter, PerpPairAdapter)):  # two venues: each order at its venue
             rep, per_venue = await reconcile_per_venue(self.hedge_id, self.journal, self.raw_adapter,
-                                                       spot_symbol=spot.symbol, perp_symbol=perp.symbol)
+                                                       spot_symbol=spot.symbol, perp_symbol=perp.symbol,
+                                                       contracts=self._leg_contracts(perp.symbol))
         else:
             rep = await reconcile_orders(self.hedge_id, self.journal, self.raw_adapter)
         fills = self.journal.fills(self.hedge_id)
@@ -247,8 +248,16 @@ class HedgeRecoveryMixin:
                 prices[leg] = float(t.last or t.mid)
             except ExchangeError:
                 prices[leg] = math.nan
+        # every contract the hedge leg was on: the perpetual, and each one the journal shows a fill or a roll
+        # order on (a calendar roll's dated future; both during a roll killed between its two orders)
+        contracts = self._leg_contracts(perp.symbol, fills)
+        positions: dict[str, float] = {}
         try:
-            rep.venue_positions = {p.symbol: p.qty for p in await self.raw_adapter.fetch_positions([perp.symbol])}
+            for sym in contracts:  # one request per contract (Bybit answers one symbol per request)
+                for p in await self.raw_adapter.fetch_positions([sym]):
+                    if p.symbol == sym:
+                        positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+            rep.venue_positions = positions
         except ExchangeError:
             pass
         if self.clock == "live" and self.market_data is None and not hasattr(self.raw_adapter, "fetch_bars") \
@@ -300,6 +309,18 @@ class HedgeRecoveryMixin:
             async with self.lock:  # act at once: close, or hedge a naked leg
                 await self.driver.feed(Timer(ctx.last_ts, heartbeat=True))
         return report
+
+    def _leg_contracts(self, perpetual: str, fills: pd.DataFrame | None = None) -> tuple[str, ...]:
+        """The perpetual, then every other contract of the hedge leg in the journal (non-spot fills, orders of
+        leg ``roll`` or ``perp``), each once: the contracts whose positions recovery reads."""
+        if fills is None:
+            fills = self.journal.fills(self.hedge_id)
+        syms = [perpetual]
+        if len(fills):
+            syms += [str(x) for x in fills.loc[fills["leg"] != "spot", "symbol"]]
+        syms += [str(r["symbol"]) for r in self.journal.orders(self.hedge_id)
+                 if r.get("leg") in ("perp", "roll") and r.get("symbol")]
+        return tuple(dict.fromkeys(syms))
 
     async def _restore_roll(self, ctx: HedgeContext, fills: pd.DataFrame, funding: pd.DataFrame,
                             rows: list[dict[str, Any]]) -> HedgeContext:

@@ -46,7 +46,9 @@ class HedgeSpec(BaseModel):
     # ``balances['spot']`` funds the spot wallet on ``venue``, ``balances['perp']`` the futures wallet on it.
     # "best" (or None with an xcarry set allowing several perp venues): chosen when the hedge starts among the
     # set's allowed venues by walked book price and fee (runner.best_perp); the runner then stores the chosen
-    # venue here and the scores in ``perp_venue_choice`` (written by the runner, not by a caller).
+    # venue here and the scores in ``perp_venue_choice`` (written by the runner, not by a caller). Paper: the perp
+    # wallet on venue v is funded from ``balances['perp.v']`` when given, else ``balances['perp']``
+    # (runner.best_fallback.leg_balances); a paper replay re-chooses at each entry from flat (runner.best_entry).
     perp_venue: str | None = None
     perp_venue_choice: dict[str, Any] | None = None
     # paper: per-venue settings of the paper venues ({venue: {field: value}}), fields among PAPER_VENUE_FIELDS

@@ -10,7 +10,9 @@ matching leg and purpose (``*`` or empty matches anything). Points:
   fill; use with a partially filling venue for "perp partially filled");
 - ``transition``: a state transition was journaled (leg = the new state);
 - ``exit_marks_journaled``: a step changed the exit rules' cycle memory (a new peak PnL, a new entry) and
-  it was journaled (``runner.exit_marks``); ``#n`` counts those rows.
+  it was journaled (``runner.exit_marks``); ``#n`` counts those rows;
+- ``perp_venue_chosen``: a flat paper replay moved its perp leg to the venue best at entry and journaled it,
+  the running hedge has not moved yet (leg = the new venue; ``runner.best_entry``).
 
 Unset in production: :func:`kill_point` is then a dictionary lookup and a return.
 """

@@ -55,7 +55,8 @@ class VenueReconcile:
 
 async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAdapter | PerpPairAdapter, *,
                               spot_symbol: str,
-                              perp_symbol: str) -> tuple[ReconcileReport, dict[str, VenueReconcile]]:
+                              perp_symbol: str, contracts: tuple[str, ...] = ()
+                              ) -> tuple[ReconcileReport, dict[str, VenueReconcile]]:
     """Reconcile ``hedge_id``'s journal with both venues; the overall report and one per venue.
 
     Parameters
@@ -65,6 +66,9 @@ async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAd
         signed position).
     spot_symbol, perp_symbol : str
         The legs' ccxt unified symbols (``BTC/USDT``, ``BTC/USDT:USDT``).
+    contracts : tuple of str
+        Other contracts of the perp leg to read (a dated future a calendar roll moved it to); the perp
+        venue's ``holding`` is the sum over ``perp_symbol`` and these, ``venue_positions`` lists each.
 
     Returns
     -------
@@ -107,7 +111,11 @@ async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAd
         base = spot_symbol.split("/", 1)[0]
         bal = (await adapter.fetch_balance("spot")).get(base)
         out[adapter.spot_venue].holding = float(bal.total) if bal is not None else 0.0
-    positions = {p.symbol: p.qty for p in await adapter.fetch_positions([perp_symbol])}
-    out[adapter.perp_venue].holding = float(positions.get(perp_symbol, 0.0))
+    positions: dict[str, float] = {}
+    for sym in dict.fromkeys((perp_symbol, *contracts)):  # one request per contract (Bybit: one symbol each)
+        for p in await adapter.fetch_positions([sym]):
+            if p.symbol == sym:
+                positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+    out[adapter.perp_venue].holding = float(sum(positions.values()))
     rep.venue_positions = positions
     return rep, out

@@ -340,8 +340,9 @@ class Supervisor:
                 return self._paper_pair(spec)
             if spec.perp_venue and spec.perp_venue != spec.venue:  # legs on two venues (docs/cross-venue.md)
                 from hedge_core.exchange.routed_paper import RoutedPaper, venue_state_path
+                from hedge_core.runner.best_fallback import leg_balances
 
-                return RoutedPaper(*(self._paper(spec, v, {a: spec.balances.get(a, {})},
+                return RoutedPaper(*(self._paper(spec, v, {a: leg_balances(spec, a, v)},
                                                  venue_state_path(self.home / "paper", spec.hedge_id, v))
                                      for v, a in ((spec.venue, "spot"), (spec.perp_venue, "perp"))))
             return self._paper(spec, spec.venue, spec.balances, self.home / "paper" / f"{spec.hedge_id}.json")
@@ -405,12 +406,14 @@ class Supervisor:
     async def _choose_perp_venue(self, spec: HedgeSpec, params: StrategyParamsBase) -> HedgeSpec:
         """``spec`` with its perp venue chosen among the set's allowed venues (runner.best_perp): the books
         are read through throw-away adapters, closed again; InvalidInput (nothing written) when none can fill."""
-        from hedge_core.runner.best_perp import allowed_perp_venues, choose_perp_venue, close_candidates, perp_candidates
+        from hedge_core.runner.best_perp import (allowed_perp_venues, choose_perp_venue, close_candidates, perp_candidates,
+                                                 replay_start_rate)
 
         adapters, unread = await perp_candidates(self, spec, allowed_perp_venues(params))
         try:
             ts = self._replay_window(spec, None)[2] if spec.feed == "replay" else wall_now()
-            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts)
+            chosen, choice = await choose_perp_venue(spec, params, adapters, unread=unread, ts=ts,
+                                                     rate=replay_start_rate(self, spec))  # the entry's side
         finally:
             await close_candidates(adapters)
         log_event(log, "perp venue chosen", hedge_id=spec.hedge_id, venue=choice.venue, amount=choice.amount,
@@ -614,13 +617,13 @@ class Supervisor:
         if wants_best(spec, params):  # best execution: the perp venue chosen now, before anything is written
             spec = await self._choose_perp_venue(spec, params)
             params = self._params_for(spec)
-        adapter = self._adapter_for(spec, confirm_live=confirm_live)
-        from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
+        from hedge_core.runner.best_fallback import preflight_start
+        from hedge_core.runner.preflight import discard_adapter
 
-        try:  # both legs checked at the venue before the first order (runner.preflight)
-            report = await preflight_for_spec(self, spec, params, adapter, apply=not dry_run)
+        try:  # both legs checked at the venue before the first order (runner.preflight; best: down the ranking)
+            spec, params, adapter, report = await preflight_start(self, spec, params, confirm_live=confirm_live,
+                                                                  apply=not dry_run)
         except BaseException:
-            await discard_adapter(adapter)
             if probed is not None:
                 await probed.close()
             raise
@@ -636,10 +639,10 @@ class Supervisor:
             task.replay_window = self._replay_window(spec, adapter)[2:]
         await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
         if spec.perp_venue_choice:  # the choice and every venue's score, readable in the timeline
-            from hedge_core.runner.best_perp import choice_transition
+            from hedge_core.runner.best_fallback import choice_transitions
 
-            self.journal.transition(spec.hedge_id, choice_transition(spec.perp_venue_choice, task.clock_now(),
-                                                                     task._state()))
+            for row in choice_transitions(spec.perp_venue_choice, task.clock_now(), task._state()):
+                self.journal.transition(spec.hedge_id, row)
         self.hedges[spec.hedge_id] = task
         task.task = asyncio.create_task(task.run(), name=f"hedge-{spec.hedge_id}")
         log_event(log, "hedge started", hedge_id=spec.hedge_id, state=task._state(), mode=spec.mode,

@@ -87,12 +87,37 @@ class OrderQueryMixin:
                 "time": o.time, "updateTime": o.update_time}
 
     def _my_trades(self, p: dict[str, str], market: str) -> list[dict[str, Any]]:
+        """Spot "Account trade list" (``GET /api/v3/myTrades``: "The time between startTime and endTime can't be
+        longer than 24 hours"; "If fromId is set, it will get id >= that fromId. Otherwise most recent trades are
+        returned"; limit "Default 500; max 1000") and USD-M "Account Trade List" (``GET /fapi/v1/userTrades``: "If
+        startTime and endTime are both not sent, then the last 7 days' data will be returned. The time between
+        startTime and endTime cannot be longer than 7 days"; "The parameter fromId cannot be sent with startTime or
+        endTime"). A window given by one end runs the allowed span from it; rows oldest first, the first ``limit``
+        from a start, the newest ``limit`` otherwise. A span too long answers -1127 (the spot API's "More than 24
+        hours between startTime and endTime."; the futures page names no code)."""
         sid = self._sym(p)
+        span = 86_400_000 if market == "spot" else 7 * 86_400_000
+        limit = int(p.get("limit", 500))
+        if not 1 <= limit <= 1000:
+            raise SimError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        start, end = p.get("startTime"), p.get("endTime")
+        if start is not None and end is not None and int(end) - int(start) > span:
+            raise SimError(400, -1127, "More than 24 hours between startTime and endTime." if market == "spot"
+                           else "The time between startTime and endTime cannot be longer than 7 days.")
+        lo = int(start) if start is not None else (int(end) - span if end is not None else None)
+        hi = int(end) if end is not None else (int(start) + span if start is not None else None)
+        if lo is None and market != "spot" and "fromId" not in p and "orderId" not in p:
+            hi = self.now_ms()
+            lo = hi - span
         out = []
         for t in self.trades:
             if t["market"] != market or t["symbol"] != sid:
                 continue
-            if "startTime" in p and t["time"] < int(p["startTime"]):
+            if lo is not None and not lo <= t["time"] <= hi:
+                continue
+            if "fromId" in p and int(t["id"]) < int(p["fromId"]):
+                continue
+            if "orderId" in p and str(t["orderId"]) != str(p["orderId"]):
                 continue
             if market == "spot":
                 out.append({"symbol": sid, "id": t["id"], "orderId": t["orderId"], "orderListId": -1,
@@ -106,4 +131,5 @@ class OrderQueryMixin:
                             "orderId": t["orderId"], "price": t["price"], "qty": t["qty"],
                             "quoteQty": t["quoteQty"], "realizedPnl": t["realizedPnl"], "side": t["side"],
                             "positionSide": t["positionSide"], "symbol": sid, "time": t["time"]})
-        return out[: int(p.get("limit", 500))]
+        out.sort(key=lambda r: (r["time"], int(r["id"])))
+        return out[:limit] if start is not None or "fromId" in p else out[-limit:]

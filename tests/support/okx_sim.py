@@ -409,10 +409,18 @@ class OkxSim(OkxBook):
     def _fills(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         if q.get("instType") not in ("SPOT", "SWAP", "FUTURES", "MARGIN", "OPTION"):
             raise OkxError("51000", "Parameter instType error")  # fills-history requires instType
+        # "Get transaction details (last 3 months)": newest first; "after" = records earlier than the requested billId,
+        # "before" = newer; begin/end by ts (ms); limit max 100, default 100
+        limit = int(q.get("limit", 100))
+        if not 1 <= limit <= 100:
+            raise OkxError("51000", "Parameter limit error")
         rows = [r for r in self.fills if r["instType"] == q["instType"] and q.get("instId") in (None, r["instId"])
+                and q.get("ordId") in (None, r["ordId"])
                 and ("begin" not in q or int(r["ts"]) >= int(q["begin"]))
-                and ("end" not in q or int(r["ts"]) <= int(q["end"]))]
-        return sorted(rows, key=lambda r: -int(r["ts"]))[:int(q.get("limit", 100))]
+                and ("end" not in q or int(r["ts"]) <= int(q["end"]))
+                and ("after" not in q or int(r["billId"]) < int(q["after"]))
+                and ("before" not in q or int(r["billId"]) > int(q["before"]))]
+        return sorted(rows, key=lambda r: (-int(r["ts"]), -int(r["billId"])))[:limit]
 
     def _bills(self, q: dict[str, Any]) -> list[dict[str, Any]]:
         # "Get bills details (last 3 months)": filters type, subType, instType, ccy; begin/end (ts, ms); newest first;

@@ -112,11 +112,10 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
             raise InvalidInput("start/end", (start, end), "None with prebuilt PairTimelines (their window is fixed)")
         pt = market
     elif first_timeline is not None:  # a sweep's VenueTimelines: the first venue's timeline given apart
+        from hedge_core.backtest.xvenue_pair import check_first_leg_timeline
+
         tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
-        if first_timeline.n != tl.n or not np.array_equal(first_timeline.ts, tl.ts):
-            raise InvalidInput("first_timeline", first_timeline.n, f"a timeline on the same {tl.n} instants as the "
-                               "second venue's (same prices and window)")
-        pt = PairTimelines(tl, first_timeline)
+        pt = PairTimelines(tl, check_first_leg_timeline(first_timeline, tl))
     else:
         pt = pair_timelines(market, start=start, end=end, config=config)
     tl, ta = pt.second, pt.first

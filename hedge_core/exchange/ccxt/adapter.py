@@ -38,6 +38,7 @@ import pandas as pd
 
 from hedge_core import errors as he
 from hedge_core.exchange.base import RetryPolicy, with_retry
+from hedge_core.exchange.ccxt import pages
 from hedge_core.exchange.ccxt.account import AccountSettingsMixin
 from hedge_core.exchange.ccxt.funding import FundingMixin
 from hedge_core.exchange.ccxt.parse import _f, _ms, _RedactingLogger, _ts, ticker_time
@@ -663,14 +664,12 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         return out
 
     async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The account's own executions of ``symbol`` (fills, the venue's liquidations and ADL), EVERY one since
+        ``since`` (the venue's pages and windows walked, :meth:`_trade_records`); without ``since`` the venue's
+        default page."""
         await self._ensure_markets()
         self._instrument(symbol)
-        since_ms = _ms(since)
-        if self.config.trades_query == "bybit_v5":
-            raw = await self._call("fetch_my_trades", lambda: self._bybit_executions(symbol, since_ms))
-        else:
-            raw = await self._call("fetch_my_trades", lambda: self._ex.fetch_my_trades(
-                symbol, since_ms, None, self._market_params(symbol)))
+        raw = await self._trade_records(symbol, _ms(since))
         cs = self._cs(symbol)
         out = []
         for t in raw:
@@ -697,18 +696,41 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
 
     _BYBIT_FILL_TYPES = ("Trade", "BustTrade", "AdlTrade", "Delivery")
 
-    async def _bybit_executions(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
-        """Bybit v5 executions of every fill type (own trades, liquidations, ADL), parsed by ccxt;
-        funding rows (execType Funding) are not fills and are left out."""
-        market = self._ex.market(symbol)
-        req: dict[str, Any] = {"category": "spot" if market.get("spot") else "linear", "symbol": market["id"],
-                               "limit": 100}
-        if since_ms is not None:
-            req["startTime"] = since_ms
+    async def _trade_records(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+        """ccxt trade structures of ``symbol`` since ``since_ms``, page by page as each venue documents it:
+        Binance spot ``myTrades`` 24 h and USD-M ``userTrades`` 7 days per request, oldest first, <= 1,000 rows;
+        Bybit ``/v5/execution/list`` 7 days, newest first, <= 100 rows (every execution type read, funding rows
+        dropped afterwards, so a page's size tells whether more follow); OKX ``fills-history`` newest first,
+        <= 100 rows, ``after`` a ``billId``."""
+        now = self._records_now_ms()
+        what = f"{self.venue} trades of {symbol}"
+        if self.config.trades_query == "bybit_v5":
+            market = self._ex.market(symbol)
+            rows = await pages.backward(lambda lo, end: self._call("fetch_my_trades", lambda: self._bybit_page(
+                market, lo, end)), since_ms if since_ms is not None else now - 7 * 86_400_000, now, page_rows=100,
+                span_ms=7 * 86_400_000, key=lambda r: r.get("execId"), what=what)
+            return self._ex.parse_trades([r for r in rows if r.get("execType") in self._BYBIT_FILL_TYPES], market)
+
+        def one(start: int | None, params: dict[str, Any]) -> Any:
+            return self._call("fetch_my_trades", lambda: self._ex.fetch_my_trades(
+                symbol, start, None, {**self._market_params(symbol), **params}))
+
+        if since_ms is None:
+            return list(await one(None, {}))
+        key = (lambda t: (t.get("id"), (t.get("info") or {}).get("billId")))
+        if self.venue == "okx":
+            return await pages.back_by_id(lambda after: one(since_ms, {"after": after} if after else {}), page_rows=100,
+                                          id_of=lambda t: str((t.get("info") or {}).get("billId")), key=key, what=what)
+        span = 86_400_000 if not is_perp_symbol(symbol) else 7 * 86_400_000
+        return await pages.forward(lambda start, hi: one(start, {"endTime": hi, "limit": 1_000}), since_ms, now,
+                                   page_rows=1_000, span_ms=span, key=key, what=what)
+
+    async def _bybit_page(self, market: dict[str, Any], lo: int, end: int) -> list[dict[str, Any]]:
+        """One page of Bybit's execution list (every type), raw rows with ``timestamp`` (= execTime, ms)."""
+        req = {"category": "spot" if market.get("spot") else "linear", "symbol": market["id"], "limit": 100,
+               "startTime": lo, "endTime": end}
         resp = await self._ex.privateGetV5ExecutionList(req)
-        rows = [r for r in ((resp.get("result") or {}).get("list") or [])
-                if r.get("execType") in self._BYBIT_FILL_TYPES]
-        return self._ex.parse_trades(rows, market)
+        return [{**r, "timestamp": int(r.get("execTime") or 0)} for r in ((resp.get("result") or {}).get("list") or [])]
 
     async def close(self) -> None:
         """Close the ccxt exchange (a session passed in stays open: its owner closes it)."""

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core import errors as he
+from hedge_core.exchange.ccxt import pages
 from hedge_core.exchange.ccxt.parse import _f, _interval_hours, _ms, _ts
 from hedge_core.money import funding_position
 from hedge_core.types import FundingPayment, FundingRate
@@ -93,19 +94,20 @@ class FundingMixin:
                                       mark_price=mark))
         return out
 
+    def _records_now_ms(self) -> int:
+        """The venue's clock now (ms) plus a minute: where a walk through the venue's record windows ends. ccxt's
+        ``timeDifference`` is local minus venue; a venue ahead of the local clock has records "after" our now."""
+        diff = self._ex.options.get("timeDifference") or 0
+        return int(self._ex.milliseconds() - float(diff)) + 60_000
+
     async def _funding_records(self, symbol: str | None, since_ms: int | None) -> list[dict[str, Any]]:
         """Every funding record (ccxt funding-history structures) of ``symbol`` since ``since_ms``, walking the
-        venue's pages (``VenueConfig.funding_paging``). Without ``since_ms``: one request, the venue's default.
+        venue's pages (``VenueConfig.funding_paging``, :mod:`hedge_core.exchange.ccxt.pages`). Without
+        ``since_ms``: one request, the venue's default.
 
         A venue answers one page at a time: Binance 100 rows by default (1,000 at most) from startTime, Bybit 50
         by default (100 at most) and 7 days per request, OKX 100 of the newest. Read once, a hedge older than a
         page would stop seeing its newer funding (Binance, Bybit) or lose older ones (OKX).
-
-        Raises
-        ------
-        hedge_core.errors.ExchangeError
-            Vendor errors (translated); or more than ``MAX_FUNDING_PAGES`` pages (a venue that keeps answering
-            full pages of the same records).
         """
         def call(sym: str | None, start: int | None, limit: int | None, params: dict[str, Any]) -> Any:
             return self._call("fetch_funding_payments", lambda: self._ex.fetch_funding_history(sym, start, limit, params))
@@ -116,65 +118,27 @@ class FundingMixin:
         base: dict[str, Any] = {} if style == "bills" else {"subType": "linear"}
         if since_ms is None:
             return list(await call(symbol, None, None, base))
-        rows: list[dict[str, Any]] = []
-        seen: set[tuple[Any, ...]] = set()
-
-        def add(page: list[dict[str, Any]]) -> int:
-            fresh = [r for r in page if _rid(r) not in seen]
-            seen.update(_rid(r) for r in fresh)
-            rows.extend(fresh)
-            return len(fresh)
-
-        pages = 0
-
-        def count() -> None:
-            nonlocal pages
-            pages += 1
-            if pages > MAX_FUNDING_PAGES:
-                raise he.ExchangeError(f"more than {MAX_FUNDING_PAGES} pages of funding records since {since_ms} ms",
-                                       venue=self.venue, method="fetch_funding_payments")
-
+        what = f"{self.venue} funding records"
         if style == "windows":  # Bybit: <= 7 days a request, newest first, <= 100 rows
-            now_ms = int(self._ex.milliseconds())
-            lo = since_ms
-            while lo <= now_ms:
-                hi = min(lo + _WEEK_MS, now_ms)
-                end = hi
-                while True:
-                    count()
-                    page = await call(symbol, lo, PAGE_ROWS["windows"], {**base, "endTime": end, "limit": PAGE_ROWS["windows"]})
-                    add(page)
-                    if len(page) < PAGE_ROWS["windows"]:
-                        break
-                    end = min(int(r["timestamp"]) for r in page) - 1
-                    if end < lo:
-                        break
-                lo = hi + 1
-        elif style == "bills":  # OKX: newest first, <= 100 rows; begin by time, after by billId
-            params: dict[str, Any] = {"begin": str(since_ms), "limit": str(PAGE_ROWS["bills"])}
-            while True:
-                count()
-                page = await call(None, None, None, dict(params))  # unfiltered: a full page means more to read
-                add(page)
-                if len(page) < PAGE_ROWS["bills"]:
-                    break
-                params["after"] = str(min(page, key=lambda r: (int(r["timestamp"]), str(r.get("id"))))["id"])
-            if symbol is not None:
-                rows = [r for r in rows if r.get("symbol") == symbol]
-        else:  # Binance: oldest first from startTime, <= 1,000 rows
-            start = since_ms
-            while True:
-                count()
-                page = await call(symbol, start, PAGE_ROWS["forward"], base)
-                if not add(page) or len(page) < PAGE_ROWS["forward"]:
-                    break
-                start = max(int(r["timestamp"]) for r in page)  # inclusive: rows at that ms are de-duplicated
-        return sorted(rows, key=lambda r: int(r.get("timestamp") or 0))
+            n = PAGE_ROWS["windows"]
+            return await pages.backward(lambda lo, end: call(symbol, lo, n, {**base, "endTime": end, "limit": n}),
+                                        since_ms, self._records_now_ms(), page_rows=n, span_ms=WEEK_MS,
+                                        key=_rid, what=what)
+        if style == "bills":  # OKX: newest first, <= 100 rows; begin by time, after by billId
+            n = PAGE_ROWS["bills"]
+
+            def bills(after: str | None) -> Any:  # unfiltered by symbol: a full page means more to read
+                return call(None, None, None, {"begin": str(since_ms), "limit": str(n), **({"after": after} if after else {})})
+
+            rows = await pages.back_by_id(bills, page_rows=n, id_of=lambda r: str(r.get("id")), key=_rid, what=what)
+            return [r for r in rows if symbol is None or r.get("symbol") == symbol]
+        n = PAGE_ROWS["forward"]  # Binance: oldest first from startTime, <= 1,000 rows, no window
+        return await pages.forward(lambda start, _hi: call(symbol, start, n, base), since_ms,
+                                   self._records_now_ms(), page_rows=n, span_ms=None, key=_rid, what=what)
 
 
 PAGE_ROWS = {"forward": 1_000, "windows": 100, "bills": 100}  # the venues' largest page ("limit" max)
-MAX_FUNDING_PAGES = 500
-_WEEK_MS = 7 * 86_400_000 - 1  # Bybit: "endTime - startTime <= 7 days"
+WEEK_MS = 7 * 86_400_000  # Bybit: "endTime - startTime <= 7 days"
 
 
 def _rid(r: dict[str, Any]) -> tuple[Any, ...]:

@@ -127,13 +127,14 @@ def run_set(store: Any, params: StrategyParamsBase, *, venue: str, spot_symbol: 
 
 
 def _xmarkets(store: Any, params: Any, perp_venues: Sequence[str], *, venue: str, spot_symbol: str, timeframe: str,
-              start: Any, end: Any) -> Any:
-    """The store's prices with each perp venue's funding, for an ``xcarry`` set (``hedge backtest``'s loader)."""
+              start: Any, end: Any, first_funding: bool | None = None) -> Any:
+    """The store's prices with each perp venue's funding, for an ``xcarry`` set (``hedge backtest``'s loader;
+    ``first_funding``: see :func:`hedge_core.backtest.xvenue_cli.store_cross_venue_markets`)."""
     from hedge_core.backtest.xvenue_cli import store_cross_venue_markets
 
     asset, _, quote = spot_symbol.partition("/")
     return store_cross_venue_markets(store, params, perp_venues, price_venue=venue, asset=asset, quote=quote,
-                                     timeframe=timeframe, start=start, end=end)
+                                     timeframe=timeframe, start=start, end=end, first_funding=first_funding)
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,11 @@ def run_sweep(store: Any, grid: list[tuple[dict[str, float], Any]], *, venue: st
     cfg = BacktestConfig(hedge_id="panel-sweep")
     from hedge_core.backtest.xvenue_cli import is_xcarry
 
-    if is_xcarry(base):  # one timeline per perp venue the grid names, each with that venue's funding
-        from hedge_core.backtest.xvenue_cli import perp_venues_of
+    if is_xcarry(base):  # one timeline per venue the grid names, each with that venue's funding (a perp pair:
+        from hedge_core.backtest.xvenue_cli import sweep_venues_of  # its first venue's too)
 
-        vm = _xmarkets(store, base, perp_venues_of(base, points), venue=venue, spot_symbol=spot_symbol,
-                       timeframe=timeframe, start=start, end=end)
+        vm = _xmarkets(store, base, sweep_venues_of(base, points), venue=venue, spot_symbol=spot_symbol,
+                       timeframe=timeframe, start=start, end=end, first_funding=False)
         tl: Any = vm.timelines(start=pd.Timestamp(start), end=pd.Timestamp(end), config=cfg)
     else:
         market = load_market(store, venue=venue, spot_symbol=spot_symbol, perp_symbol=perp_of(spot_symbol),
