@@ -48,14 +48,15 @@ E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_r
              "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
              "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
              "test_advisor_watch", "test_browser_journey",
-             "test_live_fault_matrix", "test_xvenue_runner", "test_xvenue_live_runner", "test_runner_api",
+             "test_live_fault_matrix", "test_xvenue_runner", "test_best_entry_live_runner", "test_xvenue_live_runner", "test_runner_api",
              "test_runner_clock", "test_runner_notify", "test_runner_crash_loanbook", "test_book_runner",
              "test_instruments_backtest", "test_live_countdown", "test_live_records_runner",
              "test_store_single_writer", "test_advice_view", "test_panel_preflight",
              "test_live_best_perp_runner", "test_runner_best_perp", "test_best_entry_runner",
              "test_runner_roll", "test_xvenue_perp_perp_runner",
              "test_live_okx_countdown_runner", "test_xvenue_perp_perp_live_runner",
-             "test_live_okx_roll_runner", "test_xvenue_perp_perp_live_okx_runner"}
+             "test_live_okx_roll_runner", "test_xvenue_perp_perp_live_okx_runner",
+             "test_xvenue_roll_runner"}
 INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
                         "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
                         "test_store", "test_backtest_goals", "test_alerts", "test_panel_", "test_advice_llm",

@@ -287,27 +287,45 @@ def sweep_cmd(
     out: str = typer.Option(None, "--out", help="write the full results table (CSV)"),
     as_json: bool = typer.Option(False, "--json", help="print the results table as JSON records"),
     top: int = typer.Option(10, "--top", help="rows printed (best first)"),
+    best_perp: bool = typer.Option(False, "--best-perp", help="xcarry: each point chooses its perp venue at each "
+                                   "entry among its perp venues (perp_venue, perp_venues), as hedge backtest "
+                                   "--best-perp"),
+    perp_fee: list[str] = typer.Option(None, "--perp-fee", help="with --best-perp: VENUE=FRACTION, a perp venue's "
+                                       "taker fee (repeat per venue; others: the point's perp_taker_fee)"),
 ) -> None:
     """Grid or random search over a parameter set (local processes, or Dask with --scheduler)."""
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline
     from hedge_core.backtest.sweep import Payload, grid_points, random_points, run_sweep
-    from hedge_core.backtest.xvenue_cli import is_xcarry, store_cross_venue_markets, sweep_venues_of, with_venues
+    from hedge_core.backtest.xvenue_cli import (
+        best_perp_venues,
+        is_xcarry,
+        store_cross_venue_markets,
+        sweep_venues_of,
+        with_venues,
+    )
 
     try:
         base = with_venues(read_params(params), spot_venue, perp_venue)
         kind, space, n, seed = read_grid(grid)
         points = grid_points(space) if kind == "grid" else random_points(space, n, seed)
+        fees = best_perp_fees(base, best_perp, perp_fee or [])  # checked before the store is opened
         if is_xcarry(base):  # one timeline per venue the grid names (each with that venue's funding; a perp
-            st = _open(db, start, end)  # pair's first venue too)
+            st = _open(db, start, end)  # pair's first venue too; --best-perp: every venue a point allows)
             try:
-                vm = store_cross_venue_markets(st, base, sweep_venues_of(base, points), price_venue=venue,
+                venues = sweep_venues_of(base, points)
+                venues += [v for v in best_perp_venues(base, points) if best_perp and v not in venues]
+                vm = store_cross_venue_markets(st, base, venues, price_venue=venue,
                                                asset=asset, quote=quote, timeframe=timeframe, start=start, end=end,
                                                first_funding=False)
                 cfg = BacktestConfig(paper=_paper(st, next(iter(vm.by_venue.values()))))
             finally:
                 st.close()
             tl = vm.timelines(start=start, end=end, config=cfg)
+            if best_perp:  # each point chooses its perp venue per entry (backtest.xvenue_best_sweep)
+                from hedge_core.backtest.xvenue_best_sweep import BestPerpTimelines
+
+                tl = BestPerpTimelines(tl.by_venue, fees)
         else:
             m, st = _market(db, venue, asset, quote, timeframe, start, end)
             try:

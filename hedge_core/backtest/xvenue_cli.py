@@ -22,7 +22,8 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["is_xcarry", "perp_venues_of", "store_cross_venue_markets", "sweep_venues_of", "with_venues"]
+__all__ = ["best_perp_venues", "is_xcarry", "perp_venues_of", "store_cross_venue_markets", "sweep_venues_of",
+           "with_venues"]
 
 IMPORT_HINT = "import the cross-venue funding file: hedge data import crossvenue_funding_*.csv"
 
@@ -56,6 +57,18 @@ def perp_venues_of(base: CrossCarryParams, points: Sequence[Mapping[str, Any]]) 
         v = v.strip().lower()
         if v not in out:
             out.append(v)
+    return out
+
+
+def best_perp_venues(base: CrossCarryParams, points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every perp venue a ``--best-perp`` sweep may choose among: the base's and every point's allowed venues
+    (``perp_venue`` and ``perp_venues``), in order."""
+    out: list[str] = []
+    for p in [{}, *points]:
+        pv = str(p.get("perp_venue", base.perp_venue)).strip().lower()
+        for v in [pv, *(str(x).strip().lower() for x in p.get("perp_venues", base.perp_venues))]:
+            if v not in out:
+                out.append(v)
     return out
 
 

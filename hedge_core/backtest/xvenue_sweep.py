@@ -186,7 +186,13 @@ def evaluate_xvenue(params: StrategyParamsBase, timeline: Timeline | VenueTimeli
                     prefer_fast: bool = True) -> dict[str, float]:
     """KPIs of a sweep point of ``xcarry`` (anything else: :func:`evaluate_event`), with ``_fast`` = 1.0
     when the fast path ran (:func:`hedge_core.backtest.fast.xvenue.fast_xvenue_kpis`) and 0.0 when it
-    refused the run (or ``prefer_fast`` is off) and the cross-venue backtest ran. Same KPIs either way."""
+    refused the run (or ``prefer_fast`` is off) and the cross-venue backtest ran. Same KPIs either way.
+    A :class:`~hedge_core.backtest.xvenue_best_sweep.BestPerpTimelines` payload (``--best-perp``): the perp venue
+    chosen at each entry (event path, ``_fast`` = 0.0)."""
+    from hedge_core.backtest.xvenue_best_sweep import BestPerpTimelines, evaluate_best_perp
+
+    if isinstance(timeline, BestPerpTimelines) and isinstance(params, CrossCarryParams):
+        return {**evaluate_best_perp(params, timeline, config, capital), "_fast": 0.0}
     if prefer_fast and isinstance(params, CrossCarryParams) and isinstance(timeline, VenueTimelines):
         from hedge_core.backtest.fast import FastPathUnsupported
         from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis

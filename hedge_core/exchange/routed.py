@@ -6,7 +6,8 @@ symbol (``BTC/USDT``) goes to the spot venue, a perp symbol (``BTC/USDT:USDT``, 
 currency after ``:``) to the perp venue. Wallets route by account: ``fetch_balance("spot")`` is the
 spot venue's spot wallet, ``fetch_balance("perp")`` the perp venue's futures wallet. Positions,
 leverage, margin and position mode, funding (rates and own payments) and maintenance brackets are
-the perp venue's. Each venue keeps its own balances, fees, funding schedule and margin: nothing is
+the perp venue's, and so are its dated futures (:meth:`RoutedAdapter.dated_futures`: a calendar roll moves the
+hedge leg between the perp venue's perpetual and its quarterly). Each venue keeps its own balances, fees, funding schedule and margin: nothing is
 pooled, netted or shared between them.
 
 Why one composite adapter (and not a second code path): the engine, the driver, the preflight and
@@ -152,6 +153,14 @@ class RoutedAdapter:
         out = {s: i for s, i in spot.items() if i.kind is MarketKind.SPOT}
         out.update({s: i for s, i in perp.items() if i.kind is MarketKind.PERP})
         return out
+
+    async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, pd.Timestamp]]:
+        """The PERP venue's dated futures of ``base``/``quote`` as ``(symbol, expiry)`` pairs sorted by expiry
+        (the calendar roll's destinations, :mod:`hedge_core.runner.roll_watch`); ``[]`` where that venue lists
+        none or its adapter cannot list them. A dated future's symbol (``BTC/USDT:USDT-261225``) is a derivative
+        symbol, so its orders, positions, trades and book route to the perp venue like the perpetual's."""
+        fn = getattr(self.perp, "dated_futures", None)
+        return list(await fn(base, quote)) if callable(fn) else []
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self.adapter_for(symbol).fetch_ticker(symbol)

@@ -46,7 +46,7 @@ class CrossCarryParams(CarryParams):
     first_perp_taker_fee: float = Field(0.0005, ge=0, le=0.01, description="legs=perp_perp only: the first venue's (spot_venue's) PERP taker fee per fill (fraction; Binance USD-M VIP0 0.05 %); spot_taker_fee is then unused")
     spot_taker_fee: float = Field(0.001, ge=0, le=0.01, description="the spot venue's taker fee per fill (fraction; Binance spot VIP0 0.1 %)")
     perp_taker_fee: float = Field(0.00055, ge=0, le=0.01, description="the perp venue's taker fee per fill (fraction; Bybit perpetual VIP0 0.055 %)")
-    perp_venues: tuple[str, ...] = Field((), max_length=10, description="other perp venues this set allows: the perp leg's venue may be chosen among perp_venue and these by price, fee and depth when the hedge starts and at each entry from flat in paper replays (hedge_core.exchange.best_venue); empty = perp_venue only. Backtests use perp_venue unless run with --best-perp; sweeps use perp_venue")
+    perp_venues: tuple[str, ...] = Field((), max_length=10, description="other perp venues this set allows: the perp leg's venue may be chosen among perp_venue and these by price, fee and depth when the hedge starts and at each entry from flat in paper replays, live and recommend (hedge_core.exchange.best_venue); empty = perp_venue only. Backtests and sweeps use perp_venue unless run with --best-perp")
     exit_below_apr: float | None = Field(None, ge=-5, le=5, description="close when the perp venue's expected funding APR that the position receives falls below this (fraction per year); None = off (the generic exits still apply)")
 
     @model_validator(mode="after")

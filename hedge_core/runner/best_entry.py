@@ -4,8 +4,9 @@ A hedge whose perp venue was chosen by best execution (``HedgeSpec.perp_venue_ch
 chooses again before every market update on which it may enter: in ``ANALYZING_MARKET`` with both legs flat.
 Never mid-position: moving an open position between venues is a close at one venue and an open at the other
 (fees, funding, margin on each), which the runner never does silently. Paper replays only (feed ``replay``,
-legs on two paper venues, :class:`~hedge_core.exchange.routed_paper.RoutedPaper`): a live venue's account
-and a paper venue on live bars are not switched (docs/cross-venue.md, "Best execution per order").
+legs on two paper venues, :class:`~hedge_core.exchange.routed_paper.RoutedPaper`) here; live and recommend
+hedges in :mod:`hedge_core.runner.best_entry_live`; a paper venue on live bars is not switched
+(docs/cross-venue.md, "Best execution per order").
 
 The choice (:func:`hedge_core.exchange.best_venue.choose_venue`) walks each allowed venue's paper book for the
 entry this update may make: ``notional / perp price`` base on the side of :func:`~hedge_core.runner.best_perp.
@@ -163,6 +164,10 @@ async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
     Returns the venue switched to, or None (not flat, not re-choosing, the current venue still best, or no
     venue deep enough).
     """
+    if task.spec.mode != "paper":  # live and recommend: each venue's book through its live adapter
+        from hedge_core.runner.best_entry_live import before_entry_live
+
+        return await before_entry_live(task, mu)
     if not rechoosing(task) or task.driver is None or task.no_new_entries or not _flat(task):
         return None
     params = task.params

@@ -54,7 +54,7 @@ from hedge_core.runner.journaling_adapter import JournalingAdapter
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.market import MarketBuilder, Tick
-from hedge_core.runner import best_entry, roll_watch
+from hedge_core.runner import best_entry, best_entry_live, roll_watch
 from hedge_core.types import Bar, FundingEvent
 
 if TYPE_CHECKING:
@@ -361,5 +361,6 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                 self._records_task = None
             if self.feed is not None:
                 await self.feed.aclose()
+            await best_entry_live.close_candidates(self)  # the other perp venues' adapters (live best execution)
             if paper and hasattr(self.raw_adapter, "save") and getattr(self.raw_adapter, "state_path", None):
                 self.raw_adapter.save()

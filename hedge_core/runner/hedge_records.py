@@ -19,6 +19,7 @@ from hedge_core.engine.driver import record_trade_id
 from hedge_core.engine.events import Command, FillEvent, FundingSettled, OperatorCommand
 from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.engine.states import State
+from hedge_core.runner.best_entry_live import current_venue_rows
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.logs import log_event
 from hedge_core.runner.pair_records import funding_differences, pair_venue_figures, poll_first_funding
@@ -141,6 +142,8 @@ class VenueRecordsMixin:
             since = max(pd.Timestamp(self.started_at), wall_now() - RECONCILE_WINDOW)
             fills = self.journal.fills(self.hedge_id)
             funding = self.journal.store.read_table("funding_payments", hedge_id=self.hedge_id)
+            # a perp leg moved at an entry (runner.best_entry_live): the venues the hedge is on now
+            fills, funding = current_venue_rows(self.spec, fills, funding)
             # every contract of the hedge leg: its own, a roll's destination, the perpetual, any it left
             contracts = leg_contracts(ctx, self.spec.perp_symbol,
                                       fills.loc[fills["leg"] != "spot", "symbol"].astype(str) if len(fills) else ())

@@ -11,8 +11,9 @@ matching leg and purpose (``*`` or empty matches anything). Points:
 - ``transition``: a state transition was journaled (leg = the new state);
 - ``exit_marks_journaled``: a step changed the exit rules' cycle memory (a new peak PnL, a new entry) and
   it was journaled (``runner.exit_marks``); ``#n`` counts those rows;
-- ``perp_venue_chosen``: a flat paper replay moved its perp leg to the venue best at entry and journaled it,
-  the running hedge has not moved yet (leg = the new venue; ``runner.best_entry``).
+- ``perp_venue_chosen``: a flat hedge (paper replay, live, recommend) moved its perp leg to the venue best at
+  entry and journaled it, the running hedge has not moved yet (leg = the new venue; ``runner.best_entry``,
+  ``runner.best_entry_live``).
 
 Unset in production: :func:`kill_point` is then a dictionary lookup and a return.
 """

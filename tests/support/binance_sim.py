@@ -174,6 +174,30 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
                 if crossed:
                     self._fill(o, o.qty - o.executed, o.price, maker=True)
 
+    def list_quarterly(self, base: str, delivery_ms: int, price: float, *,
+                       contract_type: str = "CURRENT_QUARTER", quote: str = "USDT") -> str:
+        """List a USD-M quarterly delivery contract of ``base`` delivered at ``delivery_ms`` (08:00 UTC on the
+        delivery date, Binance FAQ "Binance USDⓈ-M Quarterly Futures Contract Specifications") with the perpetual's
+        filters, traded at ``price``; returns its
+        symbol id ``<BASE><QUOTE>_<YYMMDD>`` (e.g. BTCUSDT_261225). It is listed by ``/fapi/v1/exchangeInfo`` only
+        (``contractType`` CURRENT_QUARTER | NEXT_QUARTER, ``deliveryDate``), takes orders, holds positions, lists
+        userTrades and COMMISSION / REALIZED_PNL income like the perpetual, and pays no funding
+        (:meth:`settle_funding` refuses it). Delivery itself is not simulated."""
+        if contract_type not in ("CURRENT_QUARTER", "NEXT_QUARTER"):
+            raise ValueError(f"contract_type {contract_type!r}: CURRENT_QUARTER or NEXT_QUARTER")
+        perp = self.markets.get(f"{base}{quote}")
+        spec = MarketSpec(base, quote, delivery_ms=int(delivery_ms), contract_type=contract_type,
+                          **({} if perp is None else {k: getattr(perp, k) for k in (
+                              "tick", "step", "min_qty", "min_notional", "perp_min_notional", "perp_tick",
+                              "perp_step", "perp_min_qty")}))
+        sid = spec.id
+        self.markets[sid] = spec
+        self.leverage[sid] = self.leverage.get(f"{base}{quote}", 20)
+        self.margin_type[sid] = "CROSSED"
+        self.predicted_rate[sid] = 0.0
+        self.set_price(sid, price)
+        return sid
+
     def _px(self, market: str, symbol_id: str) -> float:
         return self.perp_prices[symbol_id] if market == "fapi" else self.prices[symbol_id]
 
@@ -187,6 +211,8 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
 
         Returns the payments (quote, + received) that were booked.
         """
+        if self.markets[symbol_id].delivery:  # funding is exchanged on perpetual contracts only
+            raise ValueError(f"{symbol_id} is a delivery contract: it settles no funding")
         ts = int(ts_ms if ts_ms is not None else self.now_ms())
         m = float(mark if mark is not None else self.marks[symbol_id])
         self.funding_history.append({"symbol": symbol_id, "fundingTime": ts,
@@ -470,7 +496,7 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
             raise SimError(400, -1013, "Filter failure: NOTIONAL")
 
     def _new_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
-        sid = self._sym(p)
+        sid = self._sym(p, market == "spot")
         m = self._market(sid)
         fut = market == "fapi"
         side, otype = p.get("side", ""), p.get("type", "")

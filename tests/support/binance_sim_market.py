@@ -33,13 +33,18 @@ class MarketDataMixin:
                  "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": True, "ocoAllowed": True,
                  "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
                  "filters": self._filters(m, False), "permissions": [], "permissionSets": [["SPOT"]]}
-                for m in self.markets.values()]
+                for m in self.markets.values() if not m.delivery]  # a quarterly is listed on USD-M only
         return {"timezone": "UTC", "serverTime": self.now_ms(), "rateLimits": [],
                 "exchangeFilters": [], "symbols": syms}
 
     def _fapi_info(self, p: dict[str, str]) -> dict[str, Any]:
-        syms = [{"symbol": m.id, "pair": m.id, "contractType": "PERPETUAL",
-                 "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+        # "Exchange Information" (GET /fapi/v1/exchangeInfo, https://developers.binance.com/docs/derivatives/
+        # usds-margined-futures/market-data/rest-api/Exchange-Information): ``pair`` the underlying (BTCUSDT for the
+        # perpetual and its quarterlies), ``contractType`` PERPETUAL | CURRENT_QUARTER | NEXT_QUARTER, ``deliveryDate``
+        # (ms; a perpetual shows 4133404800000, 2100-12-25), a delivery contract's symbol ``<pair>_<YYMMDD>``
+        syms = [{"symbol": m.id, "pair": m.pair, "contractType": m.contract_type,
+                 "deliveryDate": m.delivery_ms if m.delivery else 4133404800000,
+                 "onboardDate": 1569398400000, "status": "TRADING",
                  "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.quote,
                  "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
                  "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500",
@@ -49,9 +54,11 @@ class MarketDataMixin:
                 "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True}],
                 "symbols": syms}
 
-    def _sym(self, p: dict[str, str]) -> str:
+    def _sym(self, p: dict[str, str], spot: bool = False) -> str:
+        """The listed symbol id of ``p``; -1121 "Invalid symbol." otherwise, and for a USD-M delivery contract
+        asked on the spot API (a quarterly is not a spot market)."""
         sid = p.get("symbol", "")
-        if sid not in self.markets:
+        if sid not in self.markets or (spot and self.markets[sid].delivery):
             raise SimError(400, -1121, "Invalid symbol.")
         return sid
 
@@ -84,7 +91,11 @@ class MarketDataMixin:
                 t.update({"prevClosePrice": px, "bidPrice": px, "bidQty": "1", "askPrice": px,
                           "askQty": "1"})
             return t
-        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+        return one(self._sym(p, spot)) if "symbol" in p else [one(s) for s in self._listed(spot)]
+
+    def _listed(self, spot: bool) -> list[str]:
+        """Symbol ids listed on the spot API (no delivery contract) or on USD-M (all)."""
+        return [sid for sid, m in self.markets.items() if not (spot and m.delivery)]
 
     def _book(self, p: dict[str, str], *, spot: bool) -> Any:
         def one(sid: str) -> dict[str, Any]:
@@ -93,7 +104,7 @@ class MarketDataMixin:
             if not spot:
                 t["time"] = self.now_ms()
             return t
-        return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+        return one(self._sym(p, spot)) if "symbol" in p else [one(s) for s in self._listed(spot)]
 
     def _depth(self, p: dict[str, str], *, spot: bool) -> dict[str, Any]:
         # "Order Book", GET /fapi/v1/depth (https://developers.binance.com/docs/derivatives/usds-margined-futures/
@@ -101,7 +112,7 @@ class MarketDataMixin:
         # rest-api/market-data-endpoints#order-book): {lastUpdateId, [E, T futures], bids, asks}, levels
         # ["price", "qty"] as strings, best first, at most `limit` per side. A test sets the levels in
         # `order_books[(market, symbol id)]`; else one level of 1 at the last price.
-        sid = self._sym(p)
+        sid = self._sym(p, spot)
         market = "spot" if spot else "fapi"
         px = _fmt(self._px(market, sid))
         book = getattr(self, "order_books", {}).get((market, sid), {"bids": [(px, 1)], "asks": [(px, 1)]})
@@ -114,17 +125,24 @@ class MarketDataMixin:
         return out
 
     def _premium(self, p: dict[str, str]) -> Any:
+        # "Mark Price" (GET /fapi/v1/premiumIndex): the funding fields are the perpetual's; a delivery contract
+        # exchanges no funding (Binance FAQ "Introduction to Binance Futures Funding Rates": funding is the
+        # perpetual's mechanism to track the index; a quarterly converges by delivery), so its row carries empty
+        # ``lastFundingRate`` / ``interestRate`` and ``nextFundingTime`` 0
         def one(sid: str) -> dict[str, Any]:
             now = self.now_ms()
             nxt = (now // 28_800_000 + 1) * 28_800_000
-            return {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
-                    "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
-                    "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
-                    "nextFundingTime": nxt, "time": now}
+            row = {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
+                   "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
+                   "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
+                   "nextFundingTime": nxt, "time": now}
+            if self.markets[sid].delivery:
+                row.update({"lastFundingRate": "", "interestRate": "", "nextFundingTime": 0})
+            return row
         return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
 
     def _klines(self, p: dict[str, str], market: str) -> list[list[Any]]:
-        rows = self.klines.get((market, self._sym(p)), [])
+        rows = self.klines.get((market, self._sym(p, market == "spot")), [])
         if "startTime" in p:
             rows = [r for r in rows if r[0] >= int(p["startTime"])]
         if "endTime" in p:

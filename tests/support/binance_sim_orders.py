@@ -18,7 +18,7 @@ class OrderQueryMixin:
     """Order query routes; works on the orders and trades :class:`BinanceSim` keeps."""
 
     def _find(self, p: dict[str, str], market: str) -> _Order:
-        sid = self._sym(p)
+        sid = self._sym(p, market == "spot")
         if "orderId" in p:
             o = self.orders.get((market, int(p["orderId"])))
             if o is not None and o.symbol == sid:
@@ -95,7 +95,7 @@ class OrderQueryMixin:
         endTime"). A window given by one end runs the allowed span from it; rows oldest first, the first ``limit``
         from a start, the newest ``limit`` otherwise. A span too long answers -1127 (the spot API's "More than 24
         hours between startTime and endTime."; the futures page names no code)."""
-        sid = self._sym(p)
+        sid = self._sym(p, market == "spot")
         span = 86_400_000 if market == "spot" else 7 * 86_400_000
         limit = int(p.get("limit", 500))
         if not 1 <= limit <= 1000:

@@ -3,6 +3,7 @@ formatting (Binance answers numbers as strings)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,27 @@ class MarketSpec:
     perp_tick: str | None = None
     perp_step: str | None = None
     perp_min_qty: str | None = None
+    # a USD-M DELIVERY contract (a quarterly; listed on USD-M only, never on spot): its ``deliveryDate`` (ms, 08:00
+    # UTC) and ``contractType`` CURRENT_QUARTER | NEXT_QUARTER ("Exchange Information": contractType, deliveryDate;
+    # symbol ``<pair>_<YYMMDD>``, e.g. BTCUSDT_210625). None = the perpetual of the pair
+    delivery_ms: int | None = None
+    contract_type: str = "PERPETUAL"
+
+    @property
+    def pair(self) -> str:
+        """The underlying pair (``BTCUSDT``), the same for the perpetual and the quarterlies of the asset."""
+        return f"{self.base}{self.quote}"
+
+    @property
+    def delivery(self) -> bool:
+        """True for a delivery (dated) contract: USD-M only, no funding."""
+        return self.delivery_ms is not None
 
     @property
     def id(self) -> str:
-        return f"{self.base}{self.quote}"
+        if self.delivery_ms is None:
+            return self.pair
+        return f"{self.pair}_{time.strftime('%y%m%d', time.gmtime(self.delivery_ms / 1000))}"
 
 
 @dataclass

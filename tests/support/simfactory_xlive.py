@@ -1,5 +1,7 @@
 """Runner-side hook for legs on two venues (no tests here): the spot leg on the local Binance simulator, the
-perp leg on the local Bybit simulator, each with its own live ccxt adapter, joined by a RoutedAdapter.
+perp leg on the local Bybit simulator -- or the other way round (spot on Bybit, perp on Binance USD-M, whose
+simulator may list a quarterly for the calendar roll) -- each with its own live ccxt adapter, joined by a
+RoutedAdapter.
 
 The runner subprocess imports :func:`make_routed_adapter` through ``HEDGE_RUNNER_ADAPTER_FACTORY``.
 Binance is reached on ``HEDGE_TEST_SIM_PORT``, Bybit on ``HEDGE_TEST_BYBIT_PORT`` (both through a
@@ -15,6 +17,7 @@ from typing import Any
 
 FACTORY = "tests.support.simfactory_xlive:make_routed_adapter"
 LEG_VENUES = ("binance", "bybit")  # (spot venue, perp venue) this hook serves
+REVERSED = ("bybit", "binance")  # ... and the other way round
 
 
 def make_routed_adapter(spec: Any) -> Any:
@@ -26,14 +29,15 @@ def make_routed_adapter(spec: Any) -> Any:
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
     from tests.support.redirect import redirect_session
 
-    if tuple(spec.leg_venues) != LEG_VENUES:
-        raise InvalidInput("venues", spec.leg_venues, "spot on binance, perp on bybit (the two local simulators)")
+    if tuple(spec.leg_venues) not in (LEG_VENUES, REVERSED):
+        raise InvalidInput("venues", spec.leg_venues,
+                           "spot on binance and perp on bybit, or the reverse (the two local simulators)")
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
     key, secret = os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"]
     kw: dict[str, Any] = {"timeout_ms": 3000, "enable_rate_limit": False, "fill_poll_interval": 0.01}
     bport, yport = int(os.environ["HEDGE_TEST_SIM_PORT"]), int(os.environ["HEDGE_TEST_BYBIT_PORT"])
-    spot = CcxtLiveAdapter("binance", Credentials("binance", key, secret, source="test"),
-                           session=redirect_session({h: bport for h in HOSTS + WS_HOSTS}, ctx), **kw)
-    perp = CcxtLiveAdapter("bybit", Credentials("bybit", key, secret, source="test"),
-                           session=redirect_session({h: yport for h in BYBIT_HOSTS}, ctx), **kw)
-    return RoutedAdapter(spot, perp)
+    binance = CcxtLiveAdapter("binance", Credentials("binance", key, secret, source="test"),
+                              session=redirect_session({h: bport for h in HOSTS + WS_HOSTS}, ctx), **kw)
+    bybit = CcxtLiveAdapter("bybit", Credentials("bybit", key, secret, source="test"),
+                            session=redirect_session({h: yport for h in BYBIT_HOSTS}, ctx), **kw)
+    return RoutedAdapter(binance, bybit) if tuple(spec.leg_venues) == LEG_VENUES else RoutedAdapter(bybit, binance)

@@ -60,10 +60,13 @@ class ReversedVenues:
 
 
 @contextlib.asynccontextmanager
-async def reversed_venues(**adapter_kw: Any) -> AsyncIterator[ReversedVenues]:
-    """Spot on the Bybit simulator (10,000 USDT unified wallet), perp on the Binance simulator
-    (10,000 USDT USD-M wallet, no spot money)."""
-    spot_sim, perp_sim = bybit_perp_sim(), binance_spot_sim(usdt=0.0)
-    perp_sim.set_funding_rate("BTCUSDT", 0.0005)
+async def reversed_venues(spot_sim: BybitSim | None = None, perp_sim: BinanceSim | None = None,
+                          **adapter_kw: Any) -> AsyncIterator[ReversedVenues]:
+    """Spot on the Bybit simulator (default: 10,000 USDT unified wallet), perp on the Binance simulator
+    (default: 10,000 USDT USD-M wallet, no spot money, funding 0.05 %/8 h)."""
+    spot_sim = spot_sim or bybit_perp_sim()
+    if perp_sim is None:
+        perp_sim = binance_spot_sim(usdt=0.0)
+        perp_sim.set_funding_rate("BTCUSDT", 0.0005)
     async with bybit_env(sim=spot_sim, **adapter_kw) as a, live_env(sim=perp_sim, **adapter_kw) as b:
         yield ReversedVenues(spot_sim, perp_sim, RoutedAdapter(a.adapter, b.adapter))

@@ -58,10 +58,15 @@ class FundingMixin:
         list as a charge (``execFee`` > 0 paid: the sign is turned) with the rate (``feeRate``) and
         the settlement mark (``execPrice``). ``position_qty = -amount / (mark x rate)``; NaN where
         no rate is found.
+
+        A dated future (``BTC/USDT:USDT-261225``) pays no funding: its answer is ``[]`` without a request
+        (ccxt's binance refuses the income call for it: "fetchFundingHistory() supports swap contracts only").
         """
         await self._ensure_markets()
         if symbol is not None:
             self._perp(symbol)
+            if (self._ex.markets.get(symbol) or {}).get("future"):
+                return []
         since_ms = _ms(since)
         rows = await self._funding_records(symbol, since_ms)
         out = []

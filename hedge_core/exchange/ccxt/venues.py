@@ -47,7 +47,8 @@ class VenueConfig:
     # ``clOrdId``: up to 32 alphanumerics, so the one '-' of :func:`hedge_core.types.client_order_id` is dropped
     # on the way out and put back on the way in, see :func:`venue_client_id` / :func:`own_client_id`)
     client_id_style: str = ""
-    # dated (delivery) linear futures are loaded as derivative instruments too (OKX FUTURES, the calendar roll)
+    # dated (delivery) linear futures are loaded as derivative instruments too (OKX FUTURES, Binance USD-M
+    # quarterlies: the calendar roll)
     dated_futures: bool = False
     # maintenance tiers in contracts (OKX ``/api/v5/public/position-tiers`` minSz/maxSz): converted to notional
     # with the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`)
@@ -101,6 +102,9 @@ VENUES: dict[str, VenueConfig] = {
         perp_params={},
         no_change_markers=("-4046", "-4059", "No need to change"),
         brackets=True,
+        # USD-M quarterlies (exchangeInfo contractType CURRENT_QUARTER / NEXT_QUARTER, symbol BTCUSDT_YYMMDD =
+        # ccxt BTC/USDT:USDT-YYMMDD, ``deliveryDate``): the calendar roll's destination, traded through /fapi
+        dated_futures=True,
         cancel_all_after="symbol",
         tested_offline="full (local simulator, real ccxt)",
     ),
