@@ -285,5 +285,5 @@ def test_fast_pair_refusals_name_why():
         run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
     # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
     poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
-    with pytest.raises(FastPathUnsupported, match="cannot margin"):
+    with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):
         run_fast_xvenue(_hand_params(), m, config=poor, start=T0 + H)

@@ -307,9 +307,9 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                         return nf, nt, Err.ORDER_RATE, i
                     # venue A's margin check of the first leg (as the second's on B)
                     if oq * px[i] > money.max_notional(pap_lev, caps_a, maxlevs_a):
-                        return nf, nt, Err.PERP_MARGIN, i
+                        return nf, nt, Err.FIRST_LEG_MARGIN, i
                     if money.isolated_margin(oq, px[i], pap_lev) + money.fee(oq, px[i], s_fee_r) > (wallet_a - ma) * 0.999:
-                        return nf, nt, Err.PERP_MARGIN, i
+                        return nf, nt, Err.FIRST_LEG_MARGIN, i
                     if nf + 2 > maxf:
                         return nf, nt, Err.BUFFER_FULL, i
                     sign = 1.0 if need > 0 else -1.0
