@@ -8,12 +8,14 @@ this process, serially, through ``sweep.evaluate_backtest``:
 1. spot/perp points (spot on binance, the perp on bybit or okx) on the EVENT path
    (``Payload(prefer_fast=False)``: ``run_cross_venue_backtest`` per point): the baseline;
 2. the same spot/perp points on the default path (the fast kernel where it accepts the run);
-3. perp-pair points (every ordered pair of two of binance / bybit / okx, same grid of the other fields): the
-   event path (the fast path refuses a pair: ``docs/cross-venue.md``). Each pair point is checked equal to its
-   single run (``run_cross_venue_backtest`` on a ``cross_venue_market(..., first_venue=...)``) for a few points.
+3. perp-pair points (every ordered pair of two of binance / bybit / okx, same grid of the other fields) on
+   the event path (``prefer_fast=False``), then on the default path (the pair kernel, ``fast.pair``, where it
+   accepts the point). Every pair point's KPIs are checked equal on both paths, and a few points equal to
+   their single run (``run_cross_venue_backtest`` on a ``cross_venue_market(..., first_venue=...)``).
 
-Prints runs/s and ms/run of each and the ratios pair / spot-perp event (the cost of the second perp leg: a
-second paper venue with its own margin and funding) and pair / spot-perp default path.
+Prints runs/s and ms/run of each, the ratios pair / spot-perp event (the cost of the second perp leg: a
+second paper venue with its own margin and funding) and pair / spot-perp default path, and the pair's
+fast / event ratio. (``bench_pair_fast.py``: the pair kernel alone, both venue orders, single-run cost.)
 
 Run: ``.venv/bin/python bench/bench_xcarry_pair.py`` (``--quick``: two months, smaller grid).
 """
@@ -70,9 +72,13 @@ def main() -> None:
     evaluate_backtest(spot_perp[0], fast_p)  # compile / load the kernel before timing
     sp_ev, t_sp_ev = _timed(spot_perp, event_p)
     sp_fa, t_sp_fa = _timed(spot_perp, fast_p)
-    pp, t_pp = _timed(pairs, fast_p)
-    if any(k["_fast"] != 0.0 for k in pp):
-        raise SystemExit("a pair point ran on the fast path: the fast path refuses pairs (docs/cross-venue.md)")
+    pp, t_pp = _timed(pairs, event_p)
+    pf, t_pf = _timed(pairs, fast_p)
+    for p, e, f in zip(pairs, pp, pf):  # the pair kernel gives the event path's KPIs
+        for name in KPIS:
+            a, b = e[name], f[name]
+            if not (a == b or (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-9 * max(1.0, abs(a))):
+                raise SystemExit(f"KPI {name} differs: event {a} fast {b} at {p.spot_venue}/{p.perp_venue}")
     for p, k in list(zip(pairs, pp))[:: max(1, len(pairs) // 3)]:  # a few points: the sweep row is the single run
         m = cross_venue_market(prices, cv, perp_venue=p.perp_venue, first_venue=p.spot_venue)
         single = run_cross_venue_backtest(p, m, start=start).result.kpis
@@ -82,14 +88,17 @@ def main() -> None:
                 raise SystemExit(f"KPI {name} differs: single {a} sweep {b} at {p.spot_venue}/{p.perp_venue}")
     print(f"pair sweep rows equal their single runs; entries: spot/perp {sum(k['entries'] for k in sp_ev):g}, "
           f"pairs {sum(k['entries'] for k in pp):g}; the fast path took "
-          f"{sum(k['_fast'] == 1.0 for k in sp_fa)}/{len(spot_perp)} spot/perp points")
-    te, tf, tp = float(t_sp_ev.sum()), float(t_sp_fa.sum()), float(t_pp.sum())
+          f"{sum(k['_fast'] == 1.0 for k in sp_fa)}/{len(spot_perp)} spot/perp points and "
+          f"{sum(k['_fast'] == 1.0 for k in pf)}/{len(pairs)} pair points (pair KPIs equal on both paths)")
+    te, tf, tp, tpf = float(t_sp_ev.sum()), float(t_sp_fa.sum()), float(t_pp.sum()), float(t_pf.sum())
     ms, mp = len(spot_perp), len(pairs)
     print(f"spot/perp event path  : {ms / te:8.1f} runs/s ({te / ms * 1e3:7.1f} ms/run) [baseline]")
     print(f"spot/perp default path: {ms / tf:8.1f} runs/s ({tf / ms * 1e3:7.1f} ms/run)")
     print(f"perp pairs (event)    : {mp / tp:8.1f} runs/s ({tp / mp * 1e3:7.1f} ms/run); "
           f"ratio pair / spot-perp event {(tp / mp) / (te / ms):.2f}x, pair / spot-perp default "
           f"{(tp / mp) / (tf / ms):.1f}x (per run)")
+    print(f"perp pairs (default)  : {mp / tpf:8.1f} runs/s ({tpf / mp * 1e3:7.1f} ms/run); "
+          f"ratio pair fast / pair event {tp / tpf:.1f}x")
 
 
 def _timed(points: list[CrossCarryParams], payload: Payload) -> tuple[list[dict[str, float]], np.ndarray]:

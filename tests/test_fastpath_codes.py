@@ -25,7 +25,7 @@ from hedge_core.params.xcarry import CrossCarryParams
 
 PKG = Path(fast.__file__).parent
 KERNEL_SOURCES = {p.stem: p.read_text() for p in PKG.glob("*.py")
-                  if p.stem in ("hedge_kernel", "voltier_kernel", "helpers")}
+                  if p.stem in ("hedge_kernel", "voltier_kernel", "pair_kernel", "helpers")}
 
 
 def _emitted(prefix: str) -> set[str]:
@@ -74,7 +74,7 @@ def test_every_error_code_has_a_message_and_the_kernels_emit_no_other():
     emitted = _emitted("Err")
     assert {Err[n] for n in emitted} == set(Err)  # every code is reachable in some kernel line, none unknown
     assert fast.ERRORS[3] == ERROR_MESSAGES[Err.PAPER_LIQUIDATION]  # the int-keyed view
-    assert list(Err)[1:] == [Err(k) for k in range(1, 14)]  # codes are 1..13, as before the split
+    assert list(Err)[1:] == [Err(k) for k in range(1, 16)]  # codes 1..13 as before the split; 14-15: the pair kernel
 
 
 def test_records_refuse_missing_and_unknown_fields():

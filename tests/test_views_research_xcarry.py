@@ -69,7 +69,7 @@ def test_research_sweep_of_a_perp_pair_reads_both_venues_funding(store):
                             min_net_carry=0.0, expected_hold_intervals=21, slippage_rate=0.0)
     out = run_sweep(store, sweep_grid(pair, "expected_hold_intervals", [3, 21]), **kw)
     t = out.table.set_index("expected_hold_intervals")
-    assert (t["error"] == "").all() and (t["path"] == "event").all()
+    assert (t["error"] == "").all() and (t["path"] == "fast").all()  # the pair kernel
     assert t.loc[3, "entries"] == 0
     single = run_set(store, pair, **kw)
     assert t.loc[21, "entries"] == single.kpis["entries"] >= 1

@@ -83,7 +83,7 @@ def test_pair_sweep_rows_equal_single_pair_backtests(vm):
                       show_progress=False)
     assert len(table) == 8
     ok = table[table["spot_venue"] != table["perp_venue"]]
-    assert len(ok) == 6 and (ok["error"] == "").all() and (ok["path"] == "event").all()  # no fast path for a pair
+    assert len(ok) == 6 and (ok["error"] == "").all() and (ok["path"] == "fast").all()  # the pair kernel (fast.pair)
     for _, row in ok.iterrows():
         single = _single(pparams(**{k: row[k] for k in grid}))
         for k in KPIS:
@@ -108,7 +108,7 @@ def test_a_pair_sweep_point_is_the_hand_ledger():
     table = run_sweep(_params(), [{"exit.max_holding_hours": 16}], payload=Payload(tls, config=_config()), workers=0,
                       show_progress=False)
     row = table.iloc[0]
-    assert row["error"] == "" and row["path"] == "event"
+    assert row["error"] == "" and row["path"] == "fast"
     # by hand (test_xvenue_perp_perp's ledger): long bybit / short okx 0.25 at 09:00 off 40,000, closed at 25:00
     # off 41,200; fills 2 bps off the reference; each venue's funding at 16:00 and 24:00 at its own rate
     q = 0.25

@@ -126,8 +126,8 @@ def test_perp_pair_refusals_name_the_field():
     tl = build_timeline(_market(), start=T0 + H)
     with pytest.raises(InvalidInput, match="first_funding"):
         run_cross_venue_backtest(_params(), tl, config=_config())
-    with pytest.raises(FastPathUnsupported, match="perp_perp"):
-        fast_xvenue_kpis(_params(), _market(), config=_config())
+    with pytest.raises(FastPathUnsupported, match="prebuilt Timeline"):  # the pair's fast path needs A's funding
+        fast_xvenue_kpis(_params(), tl, config=_config())
     from hedge_core.backtest.xvenue_sweep import evaluate_event
 
     with pytest.raises(InvalidInput, match="VenueTimelines"):  # a pair sweep reads both venues' timelines

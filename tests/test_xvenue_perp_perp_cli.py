@@ -91,7 +91,7 @@ def test_sweep_of_a_perp_pair_reads_both_venues_funding_and_each_row_is_the_sing
     assert len(rows) == 4
     single = _single(db, "2024-01-04", "2024-01-18")  # hold 21, long bybit / short okx
     row = rows[(21, "okx")]
-    assert row["error"] == "" and row["path"] == "event" and row["entries"] >= 1
+    assert row["error"] == "" and row["path"] == "fast" and row["entries"] >= 1
     for k in ("net_pnl", "funding", "fees", "entries"):
         assert row[k] == pytest.approx(single.result.kpis[k], rel=1e-12, abs=1e-12), k
     assert rows[(3, "okx")]["entries"] == 0  # 3 x 0.00029 per 8h does not pay the round trip

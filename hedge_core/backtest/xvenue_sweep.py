@@ -193,14 +193,16 @@ def evaluate_xvenue(params: StrategyParamsBase, timeline: Timeline | VenueTimeli
 
     if isinstance(timeline, BestPerpTimelines) and isinstance(params, CrossCarryParams):
         return {**evaluate_best_perp(params, timeline, config, capital), "_fast": 0.0}
-    if (prefer_fast and isinstance(params, CrossCarryParams) and isinstance(timeline, VenueTimelines)
-            and not params.perp_perp):  # the fast path refuses a perp pair: straight to the event path
+    if prefer_fast and isinstance(params, CrossCarryParams) and isinstance(timeline, VenueTimelines):
         from hedge_core.backtest.fast import FastPathUnsupported
         from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis
 
         cfg = cross_venue_config(config, params, capital)
+        # two perp legs: the pair kernel, the first leg's funding from spot_venue's timeline (as evaluate_event)
+        first = {"first_timeline": timeline.for_venue(params.spot_venue, "spot_venue")} if params.perp_perp else {}
         try:
-            k = fast_xvenue_kpis(params, timeline.for_venue(params.perp_venue), config=cfg, capital=cfg.capital)
+            k = fast_xvenue_kpis(params, timeline.for_venue(params.perp_venue), config=cfg, capital=cfg.capital,
+                                 **first)
             k["_fast"] = 1.0
             return k
         except FastPathUnsupported:

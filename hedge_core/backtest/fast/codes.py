@@ -32,6 +32,8 @@ class Err(IntEnum):
     ORDER_RATE = 11
     REBALANCE_AT_FUNDING = 12
     REDUCE_ONLY_CAPPED = 13
+    FIRST_LEG_LEVERAGE = 14  # two perp legs: the first venue would refuse the leverage chosen from the second's table
+    FIRST_LEG_MARGIN = 15  # two perp legs: the first venue's futures wallet cannot margin the first leg
 
 
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
@@ -49,6 +51,9 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.ORDER_RATE: "the order-rate guard would hold an order",
     Err.REBALANCE_AT_FUNDING: "a rebalance became due at a funding instant without a market update",
     Err.REDUCE_ONLY_CAPPED: "a reduce-only rebalance order larger than the position (the venue would cap it)",
+    Err.FIRST_LEG_LEVERAGE: ("the first perp venue would refuse the leverage chosen from the second venue's table "
+                             "(above its instrument's maximum, or its open position above the cap at that leverage)"),
+    Err.FIRST_LEG_MARGIN: "the first perp venue's futures wallet cannot margin the first leg (the venue would reject it)",
 })
 
 #: the messages by plain int (the form older callers and tests index)

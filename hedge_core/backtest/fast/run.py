@@ -43,6 +43,7 @@ class FastResult:
     loan: dict | None = None  # loan book: the loan and reserve at the end of the run
     last: np.ndarray | None = None  # the last instant's full snapshot row (14 columns)
     ltv_before: np.ndarray | None = None  # loan book: LTV before the engine acted (NaN: no market update)
+    first_leg_funding: np.ndarray | None = None  # two perp legs: the first leg's funding to date per instant (quote)
 
 
 def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:

@@ -73,9 +73,6 @@ def _one_venue(params: CrossCarryParams, market: Market | Timeline,
                config: CrossVenueConfig) -> tuple[BacktestConfig, CostModel]:
     if not isinstance(params, CrossCarryParams):
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams (strategy 'xcarry')")
-    if params.perp_perp:
-        raise FastPathUnsupported("legs='perp_perp': the hedge kernel holds a spot first leg and one perp leg "
-                                  "(two perp legs, each with its own funding and margin, run on the event path)")
     a, b = venue_papers(params, config)
     paper = two_venue_paper(a, b, market.spot_symbol)
     cfg = BacktestConfig(hedge_id=config.hedge_id, paper=paper, spot_usdt=config.spot_usdt,
@@ -85,16 +82,24 @@ def _one_venue(params: CrossCarryParams, market: Market | Timeline,
 
 def run_fast_xvenue(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
                     end: object | None = None, config: CrossVenueConfig = CrossVenueConfig(),
-                    compact: bool = False) -> FastResult:
+                    compact: bool = False, first_timeline: Timeline | None = None) -> FastResult:
     """The fast run of a cross-venue carry: same arguments and same fills, snapshots and transitions
     as :func:`~hedge_core.backtest.xvenue.run_cross_venue_backtest` (``market``: prices and the
-    PERP VENUE's funding).
+    PERP VENUE's funding). Two perp legs (``legs = "perp_perp"``): the pair kernel
+    (:func:`hedge_core.backtest.fast.pair.run_fast_pair`; ``first_timeline``: the first venue's).
 
     Raises
     ------
     FastPathUnsupported
         Outside the kernel's scope (``docs/fast-path.md``; :func:`two_venue_paper`), with the reason.
     """
+    if isinstance(params, CrossCarryParams) and params.perp_perp:  # two perp legs: the pair kernel
+        from hedge_core.backtest.fast.pair import run_fast_pair
+
+        return run_fast_pair(params, market, start=start, end=end, config=config, compact=compact,
+                             first_timeline=first_timeline)
+    if first_timeline is not None:
+        raise InvalidInput("first_timeline", "given", "None unless legs='perp_perp' (a spot first leg settles no funding)")
     cfg, costs = _one_venue(params, market, config)
     return run_fast(params, market, start=start, end=end, config=cfg, compact=compact, costs=costs)
 
@@ -103,6 +108,10 @@ def fast_xvenue_kpis(params: CrossCarryParams, market: Market | Timeline, *,
                      config: CrossVenueConfig = CrossVenueConfig(), capital: float | None = None,
                      **kw: Any) -> dict[str, float]:
     """KPIs of :func:`run_fast_xvenue` (the sweep's form): the cross-venue backtest's ``result.kpis``."""
+    if isinstance(params, CrossCarryParams) and params.perp_perp:  # two perp legs: the pair kernel
+        from hedge_core.backtest.fast.pair import fast_pair_kpis
+
+        return fast_pair_kpis(params, market, config=config, capital=capital, **kw)
     cfg, costs = _one_venue(params, market, config)
     return fast_kpis(params, market, config=cfg, capital=capital, costs=costs, **kw)
 

@@ -1,0 +1,289 @@
+"""Two perp legs on two venues (``xcarry``, ``legs = "perp_perp"``) on the fast path (``fast.pair``).
+
+Reference: the cross-venue backtest with a pair (``backtest.xvenue.run_cross_venue_backtest``: one engine, two
+paper perp venues, each settling its own funding) - the same fills, per-instant snapshots, transitions and KPIs
+(``tests/support/parity.assert_fast_equals_xvenue``) and the same funding PER LEG - on the demo market with
+hand-set funding on each venue (several parameter sets: exits, re-entries in both directions, guards) and on the
+shared Bybit/OKX funding. Independent reference: a ledger written out by hand in plain arithmetic (not through
+``hedge_core.money``) that BOTH paths must meet, with the first leg SHORT (the mirror of the event path's own
+hand ledger in ``tests/test_xvenue_perp_perp.py``, long first leg). Refusals name why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hedge_core.backtest.fast import FastPathUnsupported
+from hedge_core.backtest.fast.pair import pair_timelines
+from hedge_core.backtest.fast.xvenue import fast_xvenue_kpis, run_fast_xvenue
+from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
+from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market, run_cross_venue_backtest
+from hedge_core.backtest.xvenue_pair import pair_market
+from hedge_core.data.demo import generate_demo_market
+from hedge_core.errors import InvalidInput
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.params.models import ExitParams, GuardParams, LeverageParams, RebalanceParams
+from hedge_core.params.xcarry import CrossCarryParams
+from tests.support.parity import assert_fast_equals_xvenue
+
+pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
+
+T0 = pd.Timestamp("2024-01-01T00:00Z")
+H = pd.Timedelta(hours=1)
+FEE_A, FEE_B = 0.00055, 0.0005  # bybit / okx perpetual taker, VIP0
+WALLET = 20_000.0
+NO_EXIT = ExitParams(max_holding_hours=None, profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                     funding_unfavourable_intervals=None, rearm=True)
+
+
+def _legs_funding(run, fa) -> None:
+    """Funding per leg: the fast path's first-leg funding equals the event ledger's first leg and venue A's
+    wallet records; the rest (second leg) equals B's."""
+    r = run.result
+    first = float(fa.first_leg_funding[-1])
+    total = float(fa.snap[-1, 2])
+    assert first == pytest.approx(r.ledger.loc["spot", "funding"], abs=1e-9)
+    assert total - first == pytest.approx(r.ledger.loc["perp", "funding"], abs=1e-9)
+    assert first == pytest.approx(run.per_venue.iloc[0]["funding"], abs=1e-9)
+    assert total - first == pytest.approx(run.per_venue.iloc[1]["funding"], abs=1e-9)
+
+
+# ---- the hand ledger both paths meet ------------------------------------------------------------------------
+
+_SEGMENTS = [(0, 40_000.0, 40_000.0), (15, 40_400.0, 40_420.0), (16, 40_800.0, 40_790.0), (23, 41_000.0, 41_020.0),
+             (24, 41_200.0, 41_190.0)]  # (first label, perp close, mark close) held until the next row's label
+RATES_A = (0.0, 0.0005, 0.0003, 0.0006)  # bybit (the FIRST venue, the higher funding: its leg goes short)
+RATES_B = (0.0, 0.0001, 0.00005, 0.0002)  # okx
+
+
+def _funding(rates: tuple[float, ...]) -> pd.DataFrame:
+    return pd.DataFrame({"funding_rate": list(rates), "interval_hours": 8.0},
+                        index=pd.DatetimeIndex([T0 + k * 8 * H for k in range(len(rates))]))
+
+
+def _hand_market() -> Market:
+    n = 27
+    idx = pd.date_range(T0, periods=n, freq="1h", tz="UTC")
+    cols = np.zeros((n, 2))
+    for k, (first, p, m) in enumerate(_SEGMENTS):
+        cols[first:_SEGMENTS[k + 1][0] if k + 1 < len(_SEGMENTS) else n] = (p, m)
+    perp = pd.DataFrame({"open": cols[:, 0], "high": cols[:, 0], "low": cols[:, 0], "close": cols[:, 0],
+                         "volume": 25.0}, index=idx)
+    mark = pd.DataFrame({"open": cols[:, 1], "high": cols[:, 1], "low": cols[:, 1], "close": cols[:, 1]}, index=idx)
+    prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", perp.copy(), perp, mark, None)
+    return pair_market(prices, _funding(RATES_A), _funding(RATES_B), first_venue="bybit", perp_venue="okx")
+
+
+def _hand_params(**kw: object) -> CrossCarryParams:
+    base = dict(legs="perp_perp", spot_venue="bybit", perp_venue="okx", first_perp_taker_fee=FEE_A,
+                perp_taker_fee=FEE_B, notional=10_000.0, min_funding_rate=0.0001, min_net_carry=-0.01,
+                exit=ExitParams(profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                                max_holding_hours=16, funding_unfavourable_intervals=None, rearm=False))
+    return CrossCarryParams(**{**base, **kw})
+
+
+def _hand_config() -> CrossVenueConfig:
+    paper = PaperConfig(slippage_bps=2.0, impact_k_bps=0.0, slippage_noise_bps=0.0)
+    return CrossVenueConfig(spot_paper=PaperConfig(**{**paper.__dict__, "perp_taker_fee": FEE_A}),
+                            perp_paper=PaperConfig(**{**paper.__dict__, "perp_taker_fee": FEE_B}),
+                            spot_usdt=WALLET, perp_usdt=WALLET, capital=10_000.0)
+
+
+def test_both_paths_meet_the_hand_ledger_with_the_first_leg_short():
+    # conventions: tests/test_xvenue_perp_perp.py (bars labelled by open time; at t the engine knows the bar
+    # labelled t - 1h; orders fill at once at ref x (1 +/- 2 bps); then each venue's funding of t settles,
+    # -position x mark x ITS rate)
+    # entry at 09:00 (08:00 settled: bybit 0.0005 > okx 0.0001 -> SHORT bybit, long okx); ref 40,000; qty 0.25
+    q = 0.25
+    sell_a, buy_b = 40_000.0 * 0.9998, 40_000.0 * 1.0002  # 39,992 and 40,008
+    # max_holding_hours 16: exit at 25:00, ref = close of the bar labelled 24:00 = 41,200
+    buy_a, sell_b = 41_200.0 * 1.0002, 41_200.0 * 0.9998  # 41,208.24 and 41,191.76
+    fees_a = q * sell_a * FEE_A + q * buy_a * FEE_A
+    fees_b = q * buy_b * FEE_B + q * sell_b * FEE_B
+    real_a = q * (sell_a - buy_a)  # the short lost the rise: -304.06
+    real_b = q * (sell_b - buy_b)  # the long gained it: +295.94
+    fund_a = q * 40_420.0 * 0.0003 + q * 41_020.0 * 0.0006  # the short RECEIVES bybit's rates: 3.0315 + 6.153
+    fund_b = -q * 40_420.0 * 0.00005 - q * 41_020.0 * 0.0002  # the long PAYS okx's: -0.50525 - 2.051
+    net = real_a + real_b + fund_a + fund_b - fees_a - fees_b
+
+    run, fa = assert_fast_equals_xvenue(_hand_params(), _hand_market(), _hand_config(), start=T0 + H)
+    for fills in (run.result.fills.reset_index(drop=True), fa.fills):
+        assert list(zip(fills["leg"], fills["side"])) == [("spot", "sell"), ("perp", "buy"), ("perp", "sell"),
+                                                          ("spot", "buy")]
+        assert fills["price"].tolist() == pytest.approx([sell_a, buy_b, sell_b, buy_a], abs=1e-9)
+        assert fills["fee"].tolist() == pytest.approx([q * sell_a * FEE_A, q * buy_b * FEE_B, q * sell_b * FEE_B,
+                                                       q * buy_a * FEE_A], abs=1e-9)
+        assert fills["qty"].tolist() == pytest.approx([q] * 4, abs=1e-12)
+        assert list(fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
+    led = run.result.ledger
+    assert led.loc["spot", "realized"] == pytest.approx(real_a, abs=1e-9)
+    assert led.loc["perp", "realized"] == pytest.approx(real_b, abs=1e-9)
+    assert fa.snap[-1, 0] == pytest.approx(real_a, abs=1e-9) and fa.snap[-1, 1] == pytest.approx(real_b, abs=1e-9)
+    assert led.loc["spot", "funding"] == pytest.approx(fund_a, abs=1e-9)
+    assert fa.first_leg_funding[-1] == pytest.approx(fund_a, abs=1e-9)
+    assert fa.snap[-1, 2] == pytest.approx(fund_a + fund_b, abs=1e-9)
+    assert fa.snap[-1, 3] == pytest.approx(fees_a + fees_b, abs=1e-9)
+    assert run.result.kpis["net_pnl"] == pytest.approx(net, abs=1e-9)
+    assert fa.snap[-1, 6] == pytest.approx(net, abs=1e-9)
+    assert fast_xvenue_kpis(_hand_params(), _hand_market(), config=_hand_config(),
+                            start=T0 + H)["net_pnl"] == pytest.approx(net, abs=1e-9)
+    # the first leg's funding by instant: 0 until 16:00, then bybit's 16:00 payment, then both
+    ts = pd.DatetimeIndex(np.asarray(fa.timeline.ts).view("datetime64[ns]")).tz_localize("UTC")
+    ff = pd.Series(fa.first_leg_funding, index=ts)
+    assert ff[T0 + 15 * H] == 0.0
+    assert ff[T0 + 16 * H] == pytest.approx(q * 40_420.0 * 0.0003, abs=1e-12)
+    _legs_funding(run, fa)
+
+
+# ---- parity on the demo market with hand-set funding on each venue ------------------------------------------
+
+def _demo_market(days: int = 40, interval_b: float = 4.0) -> Market:
+    """The demo market's BTC prices; funding set by hand: bybit (first venue) every 8h, okx every
+    ``interval_b`` hours, in regimes where the cheaper venue changes (entries in both directions), with a
+    small seeded wobble."""
+    prices = market_from_frames(generate_demo_market(days=days, timeframe="1h", seed=5, assets=("BTC",)))
+    t0 = prices.perp.index[0]
+    rng = np.random.default_rng(3)
+
+    def series(hours: float, regimes: list[tuple[float, float]]) -> pd.DataFrame:
+        ts = pd.date_range(t0 + pd.Timedelta(hours=hours), t0 + pd.Timedelta(days=days - 1), freq=f"{int(hours)}h")
+        d = np.asarray((ts - t0) / pd.Timedelta(days=1))
+        r = np.zeros(len(ts))
+        for d0, rate in regimes:
+            r[d >= d0] = rate
+        r = r * hours / 8.0 + rng.normal(0.0, 0.00002, len(ts)) * hours / 8.0
+        return pd.DataFrame({"funding_rate": r, "interval_hours": hours}, index=ts)
+
+    fa = series(8.0, [(0, 0.0001), (9, 0.0003), (16, -0.0002), (24, 0.0001), (31, 0.0004)])
+    fb = series(interval_b, [(0, 0.0005), (9, 0.00005), (16, 0.0003), (24, -0.0003), (31, 0.0004)])
+    return pair_market(prices, fa, fb, first_venue="bybit", perp_venue="okx")
+
+
+def _demo_params(**kw: object) -> CrossCarryParams:
+    base = dict(legs="perp_perp", spot_venue="bybit", perp_venue="okx", first_perp_taker_fee=FEE_A,
+                perp_taker_fee=FEE_B, notional=10_000.0, min_funding_rate=0.00005, min_net_carry=0.0,
+                exit_below_apr=0.0, exit=NO_EXIT, guards=GuardParams(funding_cost_apr_limit=None))
+    return CrossCarryParams(**{**base, **kw})
+
+
+_CASES = {
+    "spread exit, re-entries both ways": {},
+    "stop loss and profit target": dict(exit=ExitParams(stop_loss_pct=0.004, profit_target_pct=0.006,
+                                                        max_holding_hours=None, funding_unfavourable_intervals=None,
+                                                        trailing_giveback=None, rearm=True), exit_below_apr=None),
+    "trailing stop": dict(exit=ExitParams(stop_loss_pct=None, profit_target_pct=None, trailing_giveback=0.5,
+                                          trailing_min_peak_pct=0.001, max_holding_hours=None,
+                                          funding_unfavourable_intervals=None, rearm=True), exit_below_apr=None),
+    "unfavourable pair funding": dict(exit=ExitParams(stop_loss_pct=None, profit_target_pct=None,
+                                                      trailing_giveback=None, max_holding_hours=None,
+                                                      funding_unfavourable_intervals=2, rearm=True),
+                                      exit_below_apr=None),
+    "max holding, no re-arm": dict(exit=ExitParams(stop_loss_pct=None, profit_target_pct=None, trailing_giveback=None,
+                                                   max_holding_hours=72, funding_unfavourable_intervals=None,
+                                                   rearm=False)),
+    "funding cost guard": dict(guards=GuardParams(funding_cost_apr_limit=0.05), exit_below_apr=None),
+    # at 3x the first (bybit) leg is the nearer to its liquidation: guards._nearer_first_leg flattens on it
+    "liquidation guard, first leg nearer": dict(guards=GuardParams(liq_distance_close=0.5, liq_distance_reduce=0.55,
+                                                                   funding_cost_apr_limit=None),
+                                                leverage=LeverageParams(min_leverage=3.0, max_leverage=3.0)),
+    "liquidation guard, second leg": dict(guards=GuardParams(liq_distance_close=0.3, liq_distance_reduce=0.3001,
+                                                             funding_cost_apr_limit=None),
+                                          leverage=LeverageParams(min_leverage=3.0, max_leverage=3.0)),
+}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_fast_pair_equals_the_event_pair_on_the_demo_market(case):
+    m = _demo_market()
+    run, fa = assert_fast_equals_xvenue(_demo_params(**_CASES[case]), m, _hand_config(),
+                                        start=m.perp.index[0] + pd.Timedelta(days=2))
+    _legs_funding(run, fa)
+    reasons = " ".join(run.result.transitions["reason"])
+    if case.startswith("liquidation guard"):
+        assert ("first leg (bybit) liquidation" in reasons) == case.endswith("first leg nearer")
+        assert "guard liq_distance_close" in reasons
+    if case == "spread exit, re-entries both ways":
+        first = fa.fills[fa.fills["leg"] == "spot"]
+        entries = first.iloc[::2]  # entry, exit, entry, exit, ...
+        assert set(entries["side"]) == {"buy", "sell"}  # the first leg went long AND short
+        assert run.result.kpis["entries"] >= 3
+
+
+def test_fast_pair_equals_the_event_pair_with_the_default_venues_and_an_hourly_second_venue():
+    # the default paper models renamed to bybit and okx (each its own bracket table), wallets from the params
+    m = _demo_market(days=30, interval_b=1.0)
+    run, fa = assert_fast_equals_xvenue(_demo_params(), m, start=m.perp.index[0] + pd.Timedelta(days=2))
+    _legs_funding(run, fa)
+
+
+def test_a_sweep_payloads_two_timelines_give_the_same_run():
+    # a sweep holds one timeline per venue (VenueTimelines): the second venue's and the first venue's, passed apart
+    from dataclasses import replace
+
+    m = _demo_market(days=20)
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    tl_b = build_timeline(m, start=start)
+    tl_a = build_timeline(replace(m, funding=m.meta["first_funding"]), start=start)
+    p = _demo_params()
+    fa = run_fast_xvenue(p, m, config=_hand_config(), start=start)
+    fb = run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=tl_a)
+    assert fa.fills.equals(fb.fills) and np.array_equal(fa.snap, fb.snap, equal_nan=True) and len(fa.fills) > 0
+    assert fast_xvenue_kpis(p, tl_b, config=_hand_config(), first_timeline=tl_a) == \
+        fast_xvenue_kpis(p, m, config=_hand_config(), start=start)
+    with pytest.raises(InvalidInput, match="first_funding"):  # xvenue_pair.check_first_leg_timeline's rule
+        run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=build_timeline(m, start=start + 5 * H))
+
+
+# ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("first,second,kw", [
+    ("bybit", "okx", dict(min_funding_rate=0.00005, min_net_carry=0.0, exit_below_apr=0.0)),
+    ("okx", "bybit", dict(min_funding_rate=0.00003, min_net_carry=-0.001, exit_below_apr=0.02,
+                          exit=ExitParams(stop_loss_pct=0.01, profit_target_pct=0.01, max_holding_hours=240,
+                                          funding_unfavourable_intervals=3, rearm=True))),
+    ("bybit", "okx", dict(min_funding_rate=0.00002, min_net_carry=0.0,
+                          rebalance=RebalanceParams(target_ratio=0.8, drift_threshold=0.01),
+                          exit=ExitParams(trailing_giveback=0.3, max_holding_hours=200, rearm=True))),
+])
+def test_fast_pair_equals_the_event_pair_on_the_shared_bybit_okx_funding(first, second, kw):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue=second, first_venue=first)
+    p = CrossCarryParams(legs="perp_perp", spot_venue=first, perp_venue=second, **kw)
+    run, fa = assert_fast_equals_xvenue(p, m, start="2023-03-01", end="2023-06-01")
+    _legs_funding(run, fa)
+    assert run.result.kpis["entries"] >= 1
+    # a sweep builds the two timelines once: the same KPIs from them
+    pt = pair_timelines(m, start="2023-03-01", end="2023-06-01")
+    assert fast_xvenue_kpis(p, pt) == fast_xvenue_kpis(p, m, start="2023-03-01", end="2023-06-01")
+
+
+# ---- refusals ----------------------------------------------------------------------------------------------
+
+def test_fast_pair_refusals_name_why():
+    m = _hand_market()
+    cfg = _hand_config()
+    other = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=3.0, perp_taker_fee=FEE_A),
+                             perp_paper=cfg.perp_paper, spot_usdt=WALLET, perp_usdt=WALLET)
+    with pytest.raises(FastPathUnsupported, match="slippage_bps differs between the first venue 'bybit'"):
+        run_fast_xvenue(_hand_params(), m, config=other, start=T0 + H)
+    with pytest.raises(FastPathUnsupported, match="prebuilt Timeline"):
+        fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
+    with pytest.raises(InvalidInput, match="start/end"):
+        fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
+    with pytest.raises(FastPathUnsupported, match="exit.defer_within_s_of_funding"):
+        run_fast_xvenue(_hand_params(exit=ExitParams(defer_within_s_of_funding=600)), m, config=cfg, start=T0 + H)
+    # a REDUCE guard (partial reduction of both legs) is not modelled: refused with its instant
+    dm = _demo_market()
+    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None))
+    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired .* at 2024-"):
+        run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
+    # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
+    poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
+    with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):
+        run_fast_xvenue(_hand_params(), m, config=poor, start=T0 + H)
