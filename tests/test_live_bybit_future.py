@@ -111,3 +111,83 @@ def test_the_adapter_lists_trades_and_reads_a_bybit_future():
             assert (await a.cancel_order(sym, client_order_id=r.client_order_id)).status is OrderStatus.CANCELED
 
     asyncio.run(run())
+
+
+CARRY = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
+         "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+                  "funding_unfavourable_intervals": None},
+         "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
+XV = {"venue": "binance", "perp_venue": "bybit"}  # the spot leg on Binance, the perp leg on Bybit
+
+
+def _pos(sim: BybitSim, sid: str) -> float:
+    return sim.positions.get(sid, [0.0, 0.0])[0]
+
+
+def test_a_live_hedge_with_its_perp_leg_on_bybit_rolls_perp_future_perp(tmp_path, monkeypatch):
+    """The runner's own HedgeTask (roll enabled) moves the short leg from Bybit's perpetual to its USDT future when
+    the future's basis (42,000 vs 40,000, 90 days: 5 % x 365 / 90 = 20.28 %/yr) beats the perpetual's funding
+    (0.01 %/8 h = 10.95 %/yr), and back when the funding rises to 0.05 %/8 h (54.75 %/yr); each step reconciled per
+    venue and per contract (runner/records.py ``leg_contracts``) with no difference."""
+    from hedge_core.runner import roll_watch
+    from tests.support.inprocess_hedge import running_hedge, stop, until
+    from tests.support.xlive_env import bybit_perp_sim, two_venues
+
+    monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)  # look at the rule on every update (the clock is real)
+    sim = bybit_perp_sim(rate=0.0001)
+    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+    sid = sim.list_future("BTC", delivery, 42_000.0)
+    fut = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
+
+    async def settled(task, contract: str, what: str) -> dict:
+        def ready() -> bool:
+            s = task.summary()
+            return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
+                    and not s.get("pending_orders") and "roll" not in s)
+
+        await until(ready, timeout=30, what=what)
+        ts0 = (task.summary().get("reconcile") or {}).get("ts")
+        await until(lambda: ready() and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
+                    and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
+        return task.summary()["reconcile"]
+
+    async def go():
+        async with two_venues(perp_sim=sim) as tv:
+            sup, task, store = await running_hedge(tmp_path, tv.adapter, CARRY, hedge_id="broll", **XV,
+                                                   records_poll_s=0.2, reconcile_s=0.3)
+            try:
+                # 1. entry on the perpetual, then the rule moves the short leg to Bybit's future
+                rec = await settled(task, fut, "the leg rolled to the future")
+                short = _pos(sim, sid)
+                assert short < 0 and _pos(sim, "BTCUSDT") == 0.0  # wholly on the future
+                assert task.driver.ctx.perp.qty == pytest.approx(short, abs=1e-12)
+                v = rec["venues"]
+                assert set(v) == {"binance", "bybit"} and v["binance"]["differences"] == v["bybit"]["differences"] == []
+                pos = v["bybit"]["positions"]
+                assert pos[fut] == {"journal": pytest.approx(short), "venue": pytest.approx(short)}
+                assert pos[PERP] == {"journal": 0.0, "venue": 0.0}
+                assert abs(v["binance"]["spot_base"]["venue"] + short) <= 0.001  # hedged across the venues
+                # 2. funding rises to 0.05 %/8 h (54.75 %/yr): back to the perpetual
+                sim.funding_rate["BTCUSDT"] = 0.0005
+                rec = await settled(task, PERP, "the leg back on the perpetual")
+                assert _pos(sim, sid) == 0.0 and _pos(sim, "BTCUSDT") == pytest.approx(short)
+                pos = rec["venues"]["bybit"]["positions"]
+                assert pos[fut] == {"journal": 0.0, "venue": 0.0}
+                assert pos[PERP]["venue"] == pytest.approx(short) and pos[PERP]["journal"] == pytest.approx(short)
+                # fills journaled per contract on their venue, with Bybit's execFee (taker 0.055 %, by hand)
+                task.journal.flush()
+                fills = task.journal.fills("broll")
+                by_sym = fills.groupby("symbol")["venue"].agg(set).to_dict()
+                assert by_sym == {"BTC/USDT": {"binance"}, PERP: {"bybit"}, fut: {"bybit"}}
+                q = fills[fills["symbol"] == fut]
+                assert list(q["side"]) == ["sell", "buy"] and set(q["leg"]) == {"roll", "perp"}
+                venue_q = [r for r in sim.executions if r["symbol"] == sid and r["execType"] == "Trade"]
+                assert len(venue_q) == 2
+                assert q["fee"].sum() == pytest.approx(sum(float(r["execFee"]) for r in venue_q), abs=1e-9)
+                assert q["fee"].sum() == pytest.approx(0.00055 * (q["qty"] * q["price"]).sum(), rel=1e-9)
+                assert not [r for r in sim.executions if r["symbol"] == sid and r["execType"] == "Funding"]
+                gf = store.read_table("guard_firings", hedge_id="broll")
+                assert list(gf.loc[gf["guard"] == "calendar_roll", "action"]) == ["to_future", "to_perp"]
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
