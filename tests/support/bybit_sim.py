@@ -9,7 +9,8 @@ switch (``/v5/position/switch-mode``: 110025 "not modified", 110024 with an open
 funding settlement (:meth:`BybitSim.settle_funding`) with the public funding history, venue
 liquidations (:meth:`BybitSim.liquidate`), klines (spot, linear and mark price, from
 ``BybitSim.klines``) and the execution list (``/v5/execution/list``, 7-day windows and pages of ``limit`` <= 100: Trade,
-Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding) -- with v5 HMAC
+Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding), USDT linear dated futures
+(:meth:`BybitSim.list_future`: contractType LinearFutures, no funding) -- with v5 HMAC
 signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
 Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
 110001 order not found, 110007 insufficient balance). Hedge-mode ORDERS (positionIdx 1/2) are
