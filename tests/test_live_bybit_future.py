@@ -191,3 +191,55 @@ def test_a_live_hedge_with_its_perp_leg_on_bybit_rolls_perp_future_perp(tmp_path
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_a_live_hedge_with_both_legs_on_bybit_rolls_perp_future_perp(tmp_path, monkeypatch):
+    """Both legs on Bybit's unified account (spot BTC/USDT and the perp leg, one wallet): the runner's HedgeTask
+    rolls the short leg perp -> USDT future -> perp on the same rule as above, reconciled per contract with no
+    difference; the spot balance is untouched by the roll (its orders are all category linear)."""
+    from hedge_core.runner import roll_watch
+    from tests.support.inprocess_hedge import running_hedge, stop, until
+
+    monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
+    sim, sid, fut, _expiry = future_sim(price=42_000.0)
+    sim.coins["USDT"] = 20_000.0
+    sim.funding_rate["BTCUSDT"] = 0.0001
+
+    def ready(task, contract: str) -> bool:
+        s = task.summary()
+        return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
+                and not s.get("pending_orders") and "roll" not in s)
+
+    async def clean(task, contract: str, what: str) -> dict:
+        await until(lambda: ready(task, contract), timeout=30, what=what)
+        ts0 = (task.summary().get("reconcile") or {}).get("ts")
+        await until(lambda: ready(task, contract) and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
+                    and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
+        return task.summary()["reconcile"]
+
+    async def go():
+        async with bybit_env(sim=sim) as env:
+            sup, task, store = await running_hedge(tmp_path, env.adapter, CARRY, hedge_id="broll2", venue="bybit",
+                                                   records_poll_s=0.2, reconcile_s=0.3)
+            try:
+                rec = await clean(task, fut, "the leg rolled to the future")
+                short, btc = _pos(sim, sid), sim.coins.get("BTC", 0.0)
+                assert short < 0 and _pos(sim, "BTCUSDT") == 0.0 and abs(btc + short) <= 0.001
+                v = rec["venues"]["bybit"]  # one venue holding both legs, reconciled per contract
+                assert v["legs"] == ["spot", "perp"] and v["differences"] == []
+                assert v["positions"] == {fut: {"journal": pytest.approx(short), "venue": pytest.approx(short)},
+                                          PERP: {"journal": 0.0, "venue": 0.0}}
+                assert v["spot_base"] == {"journal": pytest.approx(btc), "venue": pytest.approx(btc)}
+                n_spot = len([o for o in sim.orders.values() if o.category == "spot"])
+                sim.funding_rate["BTCUSDT"] = 0.0005
+                rec = await clean(task, PERP, "the leg back on the perpetual")
+                assert rec["venues"]["bybit"]["positions"][fut] == {"journal": 0.0, "venue": 0.0}
+                assert _pos(sim, sid) == 0.0 and _pos(sim, "BTCUSDT") == pytest.approx(short)
+                assert sim.coins["BTC"] == pytest.approx(btc)  # the roll never touched the spot leg
+                assert len([o for o in sim.orders.values() if o.category == "spot"]) == n_spot
+                assert [o.symbol for o in sim.orders.values() if o.symbol == sid] == [sid, sid]  # open, close
+                gf = store.read_table("guard_firings", hedge_id="broll2")
+                assert list(gf.loc[gf["guard"] == "calendar_roll", "action"]) == ["to_future", "to_perp"]
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
