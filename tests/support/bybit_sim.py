@@ -9,7 +9,8 @@ switch (``/v5/position/switch-mode``: 110025 "not modified", 110024 with an open
 funding settlement (:meth:`BybitSim.settle_funding`) with the public funding history, venue
 liquidations (:meth:`BybitSim.liquidate`), klines (spot, linear and mark price, from
 ``BybitSim.klines``) and the execution list (``/v5/execution/list``, 7-day windows and pages of ``limit`` <= 100: Trade,
-Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding) -- with v5 HMAC
+Funding and BustTrade rows; ``execFee`` > 0 is a charge, also for funding), USDT linear dated futures
+(:meth:`BybitSim.list_future`: contractType LinearFutures, no funding) -- with v5 HMAC
 signatures (``X-BAPI-*`` headers: HMAC-SHA256 of timestamp + key + recvWindow + query/body) and
 Bybit's ``retCode`` errors (10002 timestamp, 10003/10004 key/sign, 10006 rate limit,
 110001 order not found, 110007 insufficient balance). Hedge-mode ORDERS (positionIdx 1/2) are
@@ -116,6 +117,7 @@ class BybitSim:
         # the documented BTCUSDT examples by default; a test adds symbols (see _instruments, _risk_limit)
         self.instrument_rows: dict[str, list[dict[str, Any]]] = {"spot": [dict(_SPOT_BTC)], "linear": [dict(_LINEAR_BTC)]}
         self.risk_limits: list[dict[str, Any]] = [dict(r) for r in _RISK_BTC]
+        self.delivery: dict[str, int] = {}  # dated futures listed by list_future: symbol -> deliveryTime (ms)
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -125,6 +127,31 @@ class BybitSim:
             if o.symbol == symbol and o.type == "Limit" and o.status in ("New", "PartiallyFilled"):
                 if (price <= o.price) if o.side == "Buy" else (price >= o.price):
                     self._fill(o, o.qty - o.cum_qty, o.price, maker=True)
+
+    def list_future(self, base: str, delivery_ms: int, price: float, *, quote: str = "USDT") -> str:
+        """List a USDT-settled linear dated future of ``base`` delivered at ``delivery_ms`` (08:00 UTC on the delivery
+        date), traded at ``price``, and return its symbol id ``<BASE><QUOTE>-<DDMMMYY>`` (e.g. BTCUSDT-27MAR26).
+
+        As Bybit lists it ("Get Instruments Info", GET /v5/market/instruments-info, category ``linear``,
+        https://bybit-exchange.github.io/docs/v5/market/instrument): ``contractType`` LinearFutures (the perpetual is
+        LinearPerpetual), ``deliveryTime`` the delivery in ms (``"0"`` for a perpetual), ``settleCoin`` USDT, and the
+        perpetual's ``lotSizeFilter`` / ``priceFilter`` / ``leverageFilter``; ``fundingInterval`` 0: a dated future
+        exchanges no funding ("Introduction to USDT Futures", Bybit help center: expiring contracts settle at
+        delivery and carry no funding fee). It takes orders, holds a one-way position
+        (``/v5/position/list`` category linear, like the perpetual), lists Trade executions with ``execFee``, and its
+        ticker has empty funding fields and its ``deliveryTime``; :meth:`settle_funding` refuses it. Delivery itself
+        is not simulated."""
+        perp = next((r for r in self.instrument_rows["linear"] if r.get("contractType") == "LinearPerpetual"
+                     and r.get("baseCoin") == base and r.get("quoteCoin") == quote), _LINEAR_BTC)
+        sid = f"{base}{quote}-{time.strftime('%d%b%y', time.gmtime(delivery_ms / 1000)).upper()}"
+        row = {**json.loads(json.dumps(perp)), "symbol": sid, "contractType": "LinearFutures",
+               "deliveryTime": str(int(delivery_ms)), "deliveryFeeRate": "0.0005", "fundingInterval": 0,
+               "baseCoin": base, "quoteCoin": quote, "settleCoin": quote, "launchTime": str(self.now_ms())}
+        self.instrument_rows["linear"] = [r for r in self.instrument_rows["linear"] if r["symbol"] != sid] + [row]
+        self.leverage[sid] = self.leverage.get(f"{base}{quote}", 10)
+        self.delivery[sid] = int(delivery_ms)
+        self.set_price(sid, price)
+        return sid
 
     def inject(self, pattern: str, *, count: int = 1, code: int = 10006, msg: str = "Too many visits!",
                status: int = 200, hang_after: float = 0.0) -> None:
@@ -136,6 +163,8 @@ class BybitSim:
         """Settle funding now at the mark: a long pays ``size x mark x rate`` (receives when the
         rate is negative). The charge is an execution row with execType "Funding" and ``execFee``
         = the amount charged (> 0 paid, < 0 received), and a row of the public funding history."""
+        if symbol in self.delivery:  # funding is the perpetual's: a dated future pays none (see list_future)
+            raise ValueError(f"{symbol} is a dated future (LinearFutures): it settles no funding")
         rate = self.funding_rate[symbol] if rate is None else float(rate)
         ts = self.now_ms() if ts_ms is None else int(ts_ms)
         mark = self.marks[symbol]
@@ -296,8 +325,13 @@ class BybitSim:
 
     # ---- public
     def _instruments(self, p: dict[str, Any]) -> dict[str, Any]:
+        # ``status`` filters by symbol status; without it (and without a symbol) the venue answers the Trading
+        # symbols only ("Get Instruments Info": "status: Symbol status filter ... by default returns only Trading
+        # symbols"), so ccxt's second call (status=PreLaunch) answers none of ours
         cat = p.get("category")
-        rows = [r for r in self.instrument_rows.get(cat or "", []) if p.get("symbol") in (None, r["symbol"])]
+        status = p.get("status") or ("Trading" if "symbol" not in p else None)
+        rows = [r for r in self.instrument_rows.get(cat or "", []) if p.get("symbol") in (None, r["symbol"])
+                and status in (None, r.get("status"))]
         return {"category": cat, "list": rows, "nextPageCursor": ""}
 
     def _risk_limit(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -319,8 +353,16 @@ class BybitSim:
         if cat == "linear":
             nxt = (self.now_ms() // 28_800_000 + 1) * 28_800_000
             t.update({"markPrice": _fmt(self.marks[sym]), "indexPrice": _fmt(self.marks[sym]),
-                      "fundingRate": _fmt(self.funding_rate[sym]), "nextFundingTime": str(nxt),
+                      "fundingRate": _fmt(self.funding_rate.get(sym, 0.0)), "nextFundingTime": str(nxt),
                       "openInterest": "0", "openInterestValue": "0"})
+            if sym in self.delivery:
+                # "Get Tickers" (https://bybit-exchange.github.io/docs/v5/market/tickers), linear: a dated future's row
+                # carries ``deliveryTime``, ``basis`` / ``basisRate`` and ``predictedDeliveryPrice``; its funding
+                # fields are empty (it exchanges no funding)
+                idx = self.marks.get(sym.split("-")[0], self.marks[sym])
+                t.update({"fundingRate": "", "nextFundingTime": "0", "deliveryTime": str(self.delivery[sym]),
+                          "basis": _fmt(self.prices[sym] - idx), "basisRate": _fmt(self.prices[sym] / idx - 1),
+                          "predictedDeliveryPrice": "", "deliveryFeeRate": "0.0005", "indexPrice": _fmt(idx)})
         return {"category": cat, "list": [t]}
 
     def _orderbook(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,11 @@ class FundingMixin:
 
     # ------------------------------------------------------------------ funding
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        """The current (next) funding rate; ``ts`` is the next funding time."""
+        """The current (next) funding rate; ``ts`` is the next funding time. Only a perpetual has one: a dated
+        future (``BTC/USDT:USDT-260327``) is refused before any request (:meth:`_no_funding_on_future`)."""
         await self._ensure_markets()
         self._perp(symbol)
+        self._no_funding_on_future(symbol)
         r = await self._call("fetch_funding_rate", lambda: self._ex.fetch_funding_rate(symbol))
         return FundingRate(symbol=symbol, ts=_ts(r.get("fundingTimestamp") or r.get("timestamp")),
                            rate=_f(r.get("fundingRate")), interval_hours=_interval_hours(r.get("interval")),
@@ -37,8 +39,10 @@ class FundingMixin:
 
     async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
                                          limit: int | None = None) -> list[FundingRate]:
+        """The venue's public funding rate history of the perpetual ``symbol`` (a dated future is refused)."""
         await self._ensure_markets()
         self._perp(symbol)
+        self._no_funding_on_future(symbol)
         if limit is not None and limit <= 0:
             raise he.InvalidInput("limit", limit, "None or an integer > 0")
         since_ms = _ms(since)
@@ -47,6 +51,12 @@ class FundingMixin:
         return [FundingRate(symbol=symbol, ts=_ts(r.get("timestamp")), rate=_f(r.get("fundingRate")),
                             mark_price=_f((r.get("info") or {}).get("markPrice"), float("nan")) or None)
                 for r in rows]
+
+    def _no_funding_on_future(self, symbol: str) -> None:
+        """A dated future exchanges no funding (it converges by delivery): asking its funding rate is an invalid
+        input, refused before a request (Bybit would answer an empty ``fundingRate`` read as 0, Binance refuses)."""
+        if (self._ex.markets.get(symbol) or {}).get("future"):
+            raise he.InvalidInput("symbol", symbol, "a perpetual swap (a dated future pays no funding)")
 
     async def fetch_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:

@@ -48,7 +48,7 @@ class VenueConfig:
     # on the way out and put back on the way in, see :func:`venue_client_id` / :func:`own_client_id`)
     client_id_style: str = ""
     # dated (delivery) linear futures are loaded as derivative instruments too (OKX FUTURES, Binance USD-M
-    # quarterlies: the calendar roll)
+    # quarterlies, Bybit USDT LinearFutures: the calendar roll)
     dated_futures: bool = False
     # maintenance tiers in contracts (OKX ``/api/v5/public/position-tiers`` minSz/maxSz): converted to notional
     # with the contract size and the mark price at read time (:func:`hedge_core.analytics.risk.okx_tiers_to_notional`)
@@ -127,6 +127,10 @@ VENUES: dict[str, VenueConfig] = {
         trades_query="bybit_v5",
         hedge_mode_orders=False,
         account_margin_mode=True,
+        # USDT-settled linear dated futures ("Get Instruments Info" category linear, contractType LinearFutures,
+        # symbol BTCUSDT-27MAR26 = ccxt BTC/USDT:USDT-260327, ``deliveryTime``): the calendar roll's destination,
+        # loaded by the "linear" fetchMarkets type with the perpetual, traded and held under category linear
+        dated_futures=True,
         tested_offline="partial (local simulator, real ccxt): see tests/test_live_bybit.py",
     ),
     "okx": VenueConfig(
