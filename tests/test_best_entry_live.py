@@ -212,7 +212,9 @@ def test_the_venue_left_holding_a_position_the_journal_does_not_stops_the_move(t
 def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_path, monkeypatch):
     """The same move with the perp leg starting on Binance USD-M ("Order Book" GET /fapi/v1/depth; taker 0.05 %)
     and the spot leg on Bybit: entered on binance, exited and re-armed, okx's bid becomes better, the flat hedge moves
-    to okx and enters there; binance's round trip stays under binance (its trade list and commissions)."""
+    to okx and enters there; binance's round trip stays under binance (its trade list and commissions). The
+    exchange-side cancel-all timer follows the perp leg: armed on binance (per symbol), disarmed there at the first
+    beat after the move and armed on okx (account-wide), disarmed there once the hedge completed."""
     xc = {**XC, "spot_venue": "bybit", "perp_venue": "binance", "perp_venues": ["okx"]}
     choice = {**START_CHOICE, "venue": "binance", "taker_fee": 0.0005}
 
@@ -237,16 +239,33 @@ def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_p
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on binance")
                 assert task.driver.ctx.perp.venue == "binance" and b.sim.position("BTCUSDT") < 0
+                # the supervisor's beat arms the perp venue's timer: Binance USD-M countdownCancelAll, per symbol
+                await sup._arm_countdown(task)
+                assert "BTCUSDT" in b.sim.countdowns and o.sim.cancel_all_deadline is None
                 b.sim.order_books = {("fapi", "BTCUSDT"): {"bids": [(39_800.0, 5.0)], "asks": [(40_010.0, 5.0)]}}
                 o.sim.order_books = {SWAP: {"bids": [(39_990.0, 500.0)], "asks": [(40_010.0, 500.0)]}}
                 await until(lambda: task.driver.ctx.perp.venue == "okx"
                             and task.driver.ctx.state is State.MONITORING_POSITIONS, timeout=40,
                             what="exit, re-arm, move to okx, entry on okx")
+                # the next beat: the timer on the venue left (binance) disarmed there (countdownTime 0), OKX's
+                # account-wide "Cancel All After" armed (2 x 600 s, held at OKX's 120 s)
+                await sup._arm_countdown(task)
+                cd = [p for _m, path, p in b.sim.requests if path == "/fapi/v1/countdownCancelAll"]
+                assert "BTCUSDT" not in b.sim.countdowns and cd[-1]["countdownTime"] == "0"
+                okx_cd = [p for _m, path, p in o.sim.requests if path == "/api/v5/trade/cancel-all-after"]
+                assert [p["timeOut"] for p in okx_cd] == ["120"] and o.sim.cancel_all_deadline is not None
+                assert set(task.armed_venues) == {"okx"} and task.armed_symbol == "BTC/USDT:USDT"
                 task.last_reconcile = {}
                 await until(lambda: (task.last_reconcile or {}).get("differences") == [], what="a clean pass on okx")
                 per_venue = task.last_reconcile["venues"]
                 await task.command(Command.STOP, "test: close both legs")
                 await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
+                for _ in range(40):  # completed: OKX's timer disarmed (after its one request per second)
+                    await sup._disarm_countdown(task)
+                    if task.armed_symbol is None:
+                        break
+                    await asyncio.sleep(0.25)
+                assert task.armed_symbol is None and o.sim.cancel_all_deadline is None
                 task.journal.flush()
                 return (per_venue, task.journal.fills("bu"), [t for t in b.sim.trades if t["market"] == "fapi"],
                         list(o.sim.fills), b.sim.position("BTCUSDT"), o.sim.positions[SWAP][0])
