@@ -73,8 +73,9 @@ async def three_venues(tmp_path, monkeypatch, *, okx_usdt: float = 10_000.0):
         yield b, y, o
 
 
+# re-rank at most every second (default 60 s): the 7.2 s holding's re-entry re-ranks
 SPEC_KW = {"venue": "binance", "perp_venue": "bybit", "perp_venue_choice": START_CHOICE, "records_poll_s": 0.2,
-           "reconcile_s": 0.5}
+           "reconcile_s": 0.5, "best_recheck_s": 1.0}
 
 
 def _on_bybit() -> object:
@@ -212,7 +213,9 @@ def test_the_venue_left_holding_a_position_the_journal_does_not_stops_the_move(t
 def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_path, monkeypatch):
     """The same move with the perp leg starting on Binance USD-M ("Order Book" GET /fapi/v1/depth; taker 0.05 %)
     and the spot leg on Bybit: entered on binance, exited and re-armed, okx's bid becomes better, the flat hedge moves
-    to okx and enters there; binance's round trip stays under binance (its trade list and commissions)."""
+    to okx and enters there; binance's round trip stays under binance (its trade list and commissions). The
+    exchange-side cancel-all timer follows the perp leg: armed on binance (per symbol), disarmed there at the first
+    beat after the move and armed on okx (account-wide), disarmed there once the hedge completed."""
     xc = {**XC, "spot_venue": "bybit", "perp_venue": "binance", "perp_venues": ["okx"]}
     choice = {**START_CHOICE, "venue": "binance", "taker_fee": 0.0005}
 
@@ -233,20 +236,38 @@ def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_p
             o.sim.order_books = {SWAP: {"bids": [(39_900.0, 500.0)], "asks": [(40_010.0, 500.0)]}}
             ad = make_routed_adapter(type("S", (), {"leg_venues": ("bybit", "binance")}))
             sup, task, store = await running_hedge(tmp_path, ad, xc, hedge_id="bu", venue="bybit", perp_venue="binance",
-                                                   perp_venue_choice=choice, records_poll_s=0.2, reconcile_s=0.5)
+                                                   perp_venue_choice=choice, records_poll_s=0.2, reconcile_s=0.5,
+                                                   best_recheck_s=1.0)
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on binance")
                 assert task.driver.ctx.perp.venue == "binance" and b.sim.position("BTCUSDT") < 0
+                # the supervisor's beat arms the perp venue's timer: Binance USD-M countdownCancelAll, per symbol
+                await sup._arm_countdown(task)
+                assert "BTCUSDT" in b.sim.countdowns and o.sim.cancel_all_deadline is None
                 b.sim.order_books = {("fapi", "BTCUSDT"): {"bids": [(39_800.0, 5.0)], "asks": [(40_010.0, 5.0)]}}
                 o.sim.order_books = {SWAP: {"bids": [(39_990.0, 500.0)], "asks": [(40_010.0, 500.0)]}}
                 await until(lambda: task.driver.ctx.perp.venue == "okx"
                             and task.driver.ctx.state is State.MONITORING_POSITIONS, timeout=40,
                             what="exit, re-arm, move to okx, entry on okx")
+                # the next beat: the timer on the venue left (binance) disarmed there (countdownTime 0), OKX's
+                # account-wide "Cancel All After" armed (2 x 600 s, held at OKX's 120 s)
+                await sup._arm_countdown(task)
+                cd = [p for _m, path, p in b.sim.requests if path == "/fapi/v1/countdownCancelAll"]
+                assert "BTCUSDT" not in b.sim.countdowns and cd[-1]["countdownTime"] == "0"
+                okx_cd = [p for _m, path, p in o.sim.requests if path == "/api/v5/trade/cancel-all-after"]
+                assert [p["timeOut"] for p in okx_cd] == ["120"] and o.sim.cancel_all_deadline is not None
+                assert set(task.armed_venues) == {"okx"} and task.armed_symbol == "BTC/USDT:USDT"
                 task.last_reconcile = {}
                 await until(lambda: (task.last_reconcile or {}).get("differences") == [], what="a clean pass on okx")
                 per_venue = task.last_reconcile["venues"]
                 await task.command(Command.STOP, "test: close both legs")
                 await until(lambda: task.driver.ctx.state is State.COMPLETED, what="both legs closed")
+                for _ in range(40):  # completed: OKX's timer disarmed (after its one request per second)
+                    await sup._disarm_countdown(task)
+                    if task.armed_symbol is None:
+                        break
+                    await asyncio.sleep(0.25)
+                assert task.armed_symbol is None and o.sim.cancel_all_deadline is None
                 task.journal.flush()
                 return (per_venue, task.journal.fills("bu"), [t for t in b.sim.trades if t["market"] == "fapi"],
                         list(o.sim.fills), b.sim.position("BTCUSDT"), o.sim.positions[SWAP][0])
@@ -263,3 +284,68 @@ def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_p
     assert on_o["fee"].sum() == pytest.approx(sum(-float(f["fee"]) for f in okx_fills), rel=1e-9)
     assert set(fills.loc[fills["leg"] == "spot", "venue"]) == {"bybit"}
     assert {v: r["differences"] for v, r in per_venue.items()} == {"bybit": [], "okx": []}
+
+
+def _count(sim, path: str) -> int:
+    return sum(1 for r in list(sim.requests) if r[1] == path)
+
+
+def test_no_venue_is_read_while_no_entry_is_near(tmp_path, monkeypatch):
+    """A flat hedge whose strategy would not enter (min_funding_rate 1 % per interval: bybit pays 0.05 %, and not
+    even a zero perp fee lets it through) ranks nothing: no book (Bybit "Get Orderbook", OKX "Get order book") and
+    no OKX wallet ("Get balance") read, however many polls. Before: both books and wallets at every poll."""
+    xc = {**XC, "min_funding_rate": 0.01}
+
+    async def go():
+        async with three_venues(tmp_path, monkeypatch) as (b, y, o):
+            books(y.sim, o.sim, bybit_bid=39_800.0, okx_bid=39_990.0)  # okx better: a ranking would move
+            sup, task, store = await running_hedge(tmp_path, _on_bybit(), xc, hedge_id="bn",
+                                                   **{**SPEC_KW, "best_recheck_s": 0.0})
+            try:
+                await until(lambda: task.updates >= 30, what="30 polls")
+                return (task.driver.ctx.state, task.driver.ctx.perp.venue, _count(y.sim, "/v5/market/orderbook"),
+                        _count(o.sim, "/api/v5/market/books"), _count(o.sim, "/api/v5/account/balance"))
+            finally:
+                await stop(task, store)
+
+    state, venue, bybit_books, okx_books, okx_wallet = asyncio.run(go())
+    assert state is State.ANALYZING_MARKET and venue == "bybit"
+    assert (bybit_books, okx_books, okx_wallet) == (0, 0, 0)
+
+
+def test_the_venues_are_re_ranked_at_most_every_best_recheck_s(tmp_path, monkeypatch):
+    """Default ``best_recheck_s`` (60 s): the first entry ranks once (one book and one wallet read per venue), the
+    re-entry 7.2 s later is not re-ranked although okx's bid became better: the hedge re-enters on bybit, and okx's
+    book and wallet were read once in all."""
+    kw = {k: v for k, v in SPEC_KW.items() if k != "best_recheck_s"}
+
+    async def go():
+        async with three_venues(tmp_path, monkeypatch) as (b, y, o):
+            books(y.sim, o.sim, bybit_bid=39_990.0, okx_bid=39_900.0)  # bybit better: enters there
+            sup, task, store = await running_hedge(tmp_path, _on_bybit(), XC, hedge_id="bt", **kw)
+            try:
+                assert task.spec.best_recheck_s == 60.0
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on bybit")
+                books(y.sim, o.sim, bybit_bid=39_800.0, okx_bid=39_990.0)  # okx better from now on
+                await until(lambda: len(bybit_trades(y.sim)) >= 3 and not task.driver.ctx.pending, timeout=40,
+                            what="exit and re-entry on bybit")
+                return (task.driver.ctx.perp.venue, _count(o.sim, "/api/v5/market/books"),
+                        _count(o.sim, "/api/v5/account/balance"), _count(y.sim, "/v5/market/orderbook"),
+                        store.read_table("transitions", hedge_id="bt"))
+            finally:
+                await stop(task, store)
+
+    venue, okx_books, okx_wallet, bybit_books, tr = asyncio.run(go())
+    assert venue == "bybit" and not (tr["trigger_name"] == TRIGGER).any()
+    assert (okx_books, okx_wallet, bybit_books) == (1, 1, 1)
+
+
+def test_best_recheck_s_out_of_range_is_refused_naming_the_field():
+    from pydantic import ValidationError
+
+    from hedge_core.runner.hedge_spec import HedgeSpec
+
+    for bad in (-1.0, float("nan"), 86_401.0):
+        with pytest.raises(ValidationError, match=r"best_recheck_s=.*expected seconds in \[0, 86400\]"):
+            HedgeSpec(hedge_id="x", best_recheck_s=bad)
+    assert HedgeSpec(hedge_id="x").best_recheck_s == 60.0 and HedgeSpec(hedge_id="x", best_recheck_s=0).best_recheck_s == 0.0

@@ -57,7 +57,8 @@ def test_a_live_runner_killed_at_perp_venue_chosen_recovers_on_the_new_venue_and
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": KILL_POINT})
         c = env.client(p)
         out = c.start("xc-test", mode="live", feed="ticker", poll_s=0.2, hedge_id=HID, confirm_live=True,
-                      venue="binance", perp_venue="best", recovery="resume", reconcile_s=0.5, records_poll_s=0.3)
+                      venue="binance", perp_venue="best", recovery="resume", reconcile_s=0.5, records_poll_s=0.3,
+                      best_recheck_s=1.0)
         assert out["perp_venue"] == "bybit"
         wait_for(lambda: (lambda h: h if h.get("state") == "MONITORING_POSITIONS" and not h.get("pending_orders")
                           else None)(c.hedge(HID)), timeout=60, what="entry on bybit")

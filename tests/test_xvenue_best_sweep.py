@@ -125,3 +125,40 @@ def test_cli_sweep_best_perp_point_equals_cli_backtest_best_perp(db, tmp_path) -
         {k: r["net_pnl"] for k, r in rows.items()}
     bad = CliRunner().invoke(app, ["sweep", "--params", str(x), "--grid", str(g), *win, "--perp-fee", "bybit=0.0002"])
     assert bad.exit_code == 2 and "only with --best-perp" in bad.output
+
+
+# ---- walk-forward choosing the perp venue per entry (sweep.walk_forward(best_perp=True)) ----
+
+def test_a_best_perp_walk_forward_fold_equals_the_single_best_perp_run_on_its_test_window() -> None:
+    from hedge_core.backtest.sweep import walk_forward
+    from hedge_core.backtest.timeline import build_timeline
+    from hedge_core.backtest.xvenue_best_sweep import BestPerpMarkets
+
+    m = markets()
+    start = T0 + CFG.warmup
+    folds = walk_forward(xparams(), {"exit.max_holding_hours": [12.0, 24.0]}, VenueMarkets(m), train="1D",
+                         test="2D", start=start, metric="net_pnl", config=CFG, best_perp=True, perp_fees=FEES,
+                         workers=0, show_progress=False)
+    assert len(folds) >= 2 and (folds["test_error"].fillna("") == "").all(), folds.get("test_error")
+    assert set(folds["test_path"]) == {"event"}  # chosen per entry: the event path
+    spans_switch = False
+    for _, f in folds.iterrows():
+        p = apply_overrides(xparams(), {"exit.max_holding_hours": f["exit.max_holding_hours"]})
+        cfg = cross_venue_config(CFG, p)
+        tls = {v: build_timeline(mk, start=f["test_start"], end=f["test_end"], spec=CFG.spec) for v, mk in m.items()}
+        one = run_cross_venue_backtest(p, tls["okx"], config=cfg, **best_perp_inputs(p, tls, cfg, FEES))
+        for name in KPIS:
+            if name in one.result.kpis:
+                assert f[f"test_{name}"] == pytest.approx(one.result.kpis[name], rel=1e-9, abs=1e-9), (f, name)
+        if one.choices is not None and "bybit" in set(one.choices["venue"]) and "okx" in set(one.choices["venue"]):
+            spans_switch = True
+    assert spans_switch  # a fold whose entries went to both venues: chosen per entry, not per fold
+    # the same through a BestPerpMarkets market, and a perp_fees without best_perp is refused
+    again = walk_forward(xparams(), {"exit.max_holding_hours": [12.0, 24.0]}, BestPerpMarkets(m, FEES), train="1D",
+                         test="2D", start=start, metric="net_pnl", config=CFG, workers=0, show_progress=False)
+    assert again["test_net_pnl"].tolist() == pytest.approx(folds["test_net_pnl"].tolist(), rel=1e-12)
+    with pytest.raises(InvalidInput, match="perp_fees.*only with best_perp"):
+        walk_forward(xparams(), {"exit.max_holding_hours": [12.0]}, VenueMarkets(m), train="1D", test="2D",
+                     start=start, config=CFG, perp_fees=FEES, workers=0, show_progress=False)
+    with pytest.raises(InvalidInput, match=r"fees\.okx.*\[0, 0\.01\]"):
+        BestPerpMarkets(m, {"okx": 0.2})

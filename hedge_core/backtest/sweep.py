@@ -486,13 +486,19 @@ def best_row(table: pd.DataFrame, metric: str = "sharpe", *, maximize: bool = Tr
 
 def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any, *, train: str | pd.Timedelta,
                  test: str | pd.Timedelta, start: Any = None, end: Any = None, step: str | pd.Timedelta | None = None,
-                 metric: str = "sharpe", maximize: bool = True, config: Any = None, **kw: Any) -> pd.DataFrame:
+                 metric: str = "sharpe", maximize: bool = True, config: Any = None, best_perp: bool = False,
+                 perp_fees: Mapping[str, float] | None = None, **kw: Any) -> pd.DataFrame:
     """Rolling walk-forward: on each train window pick the best grid point by ``metric``, then run it
     on the following test window. Windows roll by ``step`` (default: the test length).
 
     Returns one row per fold: train/test bounds, the chosen parameters, its train metric and the
     test KPIs (``test_<kpi>``). For ``xcarry``, ``market`` is a ``VenueMarkets`` (one market per perp
     venue, :func:`hedge_core.backtest.xvenue_sweep.venue_markets`) or one ``cross_venue_market``.
+    ``best_perp`` (xcarry, as ``hedge sweep --best-perp``): every point of every fold chooses its perp venue at
+    each entry among its allowed venues (``perp_venue``, ``perp_venues``), each venue charged ``perp_fees[venue]``
+    (else the point's ``perp_taker_fee``): the folds run on
+    :class:`~hedge_core.backtest.xvenue_best_sweep.BestPerpMarkets` (a market of that type chooses per entry
+    without the flag).
     """
     from hedge_core.backtest.event import BacktestConfig
     from hedge_core.backtest.timeline import build_timeline, utc
@@ -502,6 +508,16 @@ def walk_forward(base: BaseModel, grid: Mapping[str, Sequence[Any]], market: Any
         from hedge_core.backtest.xvenue_sweep import VenueMarkets
 
         market = VenueMarkets.of(market)  # one market per perp venue: the timelines of a fold per venue
+        if best_perp:  # each point chooses its perp venue per entry (backtest.xvenue_best_sweep)
+            from types import MappingProxyType
+
+            from hedge_core.backtest.xvenue_best_sweep import BestPerpMarkets
+
+            market = BestPerpMarkets(market.by_venue, MappingProxyType(dict(perp_fees or {})))
+    if (best_perp or perp_fees) and getattr(base, "strategy", None) != "xcarry":
+        raise InvalidInput("best_perp", best_perp, "an xcarry set (the perp venue chosen per entry)")
+    if perp_fees and not best_perp:
+        raise InvalidInput("perp_fees", dict(perp_fees), "only with best_perp=True")
     tr, te = pd.Timedelta(train), pd.Timedelta(test)
     st = pd.Timedelta(step) if step is not None else te
     if tr <= pd.Timedelta(0) or te <= pd.Timedelta(0) or st <= pd.Timedelta(0):

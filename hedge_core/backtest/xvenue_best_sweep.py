@@ -10,24 +10,29 @@ among the POINT's allowed venues (``perp_venue`` and ``perp_venues``) at each en
 book and that venue's fee. So a sweep point equals the single ``hedge backtest --best-perp`` run with the same
 parameters, window and fees (``tests/test_xvenue_best_sweep.py``).
 
+Walk-forward (:func:`hedge_core.backtest.sweep.walk_forward` with ``best_perp=True``, or a
+:class:`BestPerpMarkets` market): every fold's train and test windows are :class:`BestPerpTimelines`, so each
+point of a fold, and the fold's test run, chooses its perp venue at each entry as above; a fold's test KPIs equal
+the single ``--best-perp`` run of the chosen point on the fold's test window.
+
 The per-entry choice has no fast kernel: every point runs the event path (``_fast`` = 0.0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from hedge_core.backtest.event import BacktestConfig
 from hedge_core.backtest.xvenue import CrossVenueConfig, _venue_config, run_cross_venue_backtest
-from hedge_core.backtest.xvenue_sweep import VenueTimelines, cross_venue_config
+from hedge_core.backtest.xvenue_sweep import VenueMarkets, VenueTimelines, cross_venue_config
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.xcarry import CrossCarryParams
 
-__all__ = ["BestPerpTimelines", "evaluate_best_perp", "perp_papers"]
+__all__ = ["BestPerpMarkets", "BestPerpTimelines", "evaluate_best_perp", "perp_papers"]
 
 
 def _rebuild(by_venue: dict[str, Any], fees: dict[str, float]) -> BestPerpTimelines:
@@ -50,13 +55,58 @@ class BestPerpTimelines(VenueTimelines):
     fees: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        for v, f in self.fees.items():
-            if not (isinstance(f, (int, float)) and 0.0 <= float(f) <= 0.01):
-                raise InvalidInput(f"fees.{v}", f, "a perp taker fee in [0, 0.01] (fraction per fill)")
+        _checked_fees(self.fees)
 
     def __reduce__(self) -> tuple:
         # a mappingproxy does not pickle: worker processes receive dicts
         return (_rebuild, (dict(self.by_venue), dict(self.fees)))
+
+
+def _rebuild_markets(by_venue: dict[str, Any], fees: dict[str, float]) -> BestPerpMarkets:
+    return BestPerpMarkets(MappingProxyType(by_venue), MappingProxyType(fees))
+
+
+def _checked_fees(fees: Mapping[str, float]) -> None:
+    for v, f in fees.items():
+        if isinstance(f, bool) or not (isinstance(f, (int, float)) and 0.0 <= float(f) <= 0.01):
+            raise InvalidInput(f"fees.{v}", f, "a perp taker fee in [0, 0.01] (fraction per fill)")
+
+
+@dataclass(frozen=True)
+class BestPerpMarkets(VenueMarkets):
+    """Markets keyed by perp venue (as :class:`~hedge_core.backtest.xvenue_sweep.VenueMarkets`) whose windows are
+    :class:`BestPerpTimelines`: a walk-forward over them chooses the perp venue at each entry in every fold.
+
+    Attributes
+    ----------
+    by_venue : mapping venue -> Market
+        Every perp venue a point may allow, each with that venue's funding on the shared prices.
+    fees : mapping venue -> float
+        A venue's perp taker fee (fraction per fill, in [0, 0.01]); a venue without one is charged the point's
+        ``perp_taker_fee``.
+    """
+
+    fees: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _checked_fees(self.fees)
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_markets, (dict(self.by_venue), dict(self.fees)))
+
+    def fold_builder(self, spec: object) -> Callable[[object, object], BestPerpTimelines]:
+        """``build(start, end) -> BestPerpTimelines`` (each venue's analytics inputs computed once)."""
+        inner = super().fold_builder(spec)
+
+        def build(start: object, end: object) -> BestPerpTimelines:
+            return BestPerpTimelines(inner(start, end).by_venue, self.fees)
+        return build
+
+    def timelines(self, *, start: object | None = None, end: object | None = None,
+                  config: BacktestConfig | CrossVenueConfig | None = None) -> BestPerpTimelines:
+        """One replay window of every venue, as :meth:`VenueMarkets.timelines`, with the fees."""
+        return BestPerpTimelines(super().timelines(start=start, end=end, config=config).by_venue, self.fees)
 
 
 def perp_papers(params: CrossCarryParams, perp_paper: PaperConfig, fees: Mapping[str, float]) -> dict[str, PaperConfig]:

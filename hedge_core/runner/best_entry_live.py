@@ -20,6 +20,16 @@ Where each figure comes from (the same as at start, :func:`hedge_core.runner.bes
   entry (:func:`hedge_core.engine.sizing_bounds.perp_margin_cap` at the set's minimum leverage) is ranked last,
   with why; a venue whose adapter, keys, markets, wallet or book cannot be read is ranked last with its error.
 
+How often (each ranking reads every allowed venue's book and wallet, about two requests per venue):
+
+- only on an update on which an entry is near: the strategy's own decision (``decide``, as the engine's
+  ``ANALYZING_MARKET`` step takes it; no cooldown, kill latch or pending order) enters at the current venue's
+  funding rate, with the set's perp fee as it is OR at zero (:func:`entry_near`: a venue whose lower fee alone
+  lets the entry through is still looked at). Another venue's funding rate is not read for this (the ranking
+  itself prices the entry at the current venue's rate);
+- at most every ``HedgeSpec.best_recheck_s`` (default 60 s, wall clock; 0 = at every such update): within that
+  time after a ranking the hedge stays where the ranking left it (a refused move is not retried either).
+
 Nothing changes when the current venue stays best, or no venue can fill the size. A switch to venue ``v``, in
 this order (each step survives a SIGKILL after it):
 
@@ -47,6 +57,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +77,7 @@ if TYPE_CHECKING:
     from hedge_core.runner.hedge import HedgeTask
     from hedge_core.runner.hedge_spec import HedgeSpec
 
-__all__ = ["before_entry_live", "close_candidates", "current_venue_rows", "rechoosing_live"]
+__all__ = ["before_entry_live", "close_candidates", "current_venue_rows", "entry_near", "rechoosing_live"]
 
 log = logging.getLogger("hedge_core.runner.best_entry")
 
@@ -172,8 +183,13 @@ async def before_entry_live(task: HedgeTask, mu: MarketUpdate) -> str | None:
     routed = routed_of(task)
     assert routed is not None
     price = float(mu.perp)
-    if not price > 0:
+    if not price > 0 or not entry_near(task, mu):
         return None
+    now = time.monotonic()
+    last = getattr(task, "_best_live_ranked_at", None)
+    if last is not None and now - last < float(task.spec.best_recheck_s):
+        return None  # ranked less than best_recheck_s ago: the venue it left the hedge on stands
+    task._best_live_ranked_at = now  # type: ignore[attr-defined]
     params, symbol, cur = task.params, task.spec.perp_symbol, str(routed.perp_venue)
     allowed = _allowed(task)
     amount = float(params.notional) / price  # type: ignore[attr-defined]  # an xcarry set (allowed above)
@@ -202,6 +218,30 @@ async def before_entry_live(task: HedgeTask, mu: MarketUpdate) -> str | None:
     record = {**choice_record(choice, symbol, price, fees, ts, rate), "at": "entry", "previous": cur}
     moved = await _switch(task, routed, adapters[choice.venue], record, ts)
     return choice.venue if moved else None
+
+
+def entry_near(task: HedgeTask, mu: MarketUpdate) -> bool:
+    """Would the strategy enter on ``mu`` (the engine's ``ANALYZING_MARKET`` decision: no cooldown, kill latch or
+    pending order, then the strategy's ``decide``) with the set's perp fee as it is, or with a zero perp fee (the
+    most a cheaper allowed venue could change)? A decision that cannot be taken here counts as near."""
+    from hedge_core.engine.strategies import strategy_for
+
+    c = task.driver.ctx
+    if c.kill_latched or c.pending or (c.cooldown_until is not None and mu.ts < c.cooldown_until):
+        return False
+    params = task.params
+    update: dict[str, Any] = {}
+    if hasattr(params, "perp_taker_fee"):
+        update["perp_taker_fee"] = 0.0
+    costs = getattr(params, "venue_costs", None)
+    if costs is not None:
+        update["venue_costs"] = replace(costs, perp_taker_fee=0.0)
+    try:
+        strategy = strategy_for(params)
+        return any(bool(strategy.decide(c, mu, mu.analytics, p).enter)
+                   for p in (params, params.model_copy(update=update)))
+    except Exception:  # noqa: BLE001 - unknown: rank, as at every update before
+        return True
 
 
 async def _left_flat(task: HedgeTask, old: Any) -> str | None:

@@ -51,6 +51,10 @@ class HedgeSpec(BaseModel):
     # (runner.best_fallback.leg_balances); a paper replay re-chooses at each entry from flat (runner.best_entry).
     perp_venue: str | None = None
     perp_venue_choice: dict[str, Any] | None = None
+    # live/recommend best execution (runner.best_entry_live): seconds between two re-rankings of the allowed perp
+    # venues at flat entries (each reads every venue's book and wallet), in [0, 86400]; 0 = at every update on
+    # which an entry is near. Paper replays re-rank at every such update (no venue is asked anything).
+    best_recheck_s: float = 60.0
     # paper: per-venue settings of the paper venues ({venue: {field: value}}), fields among PAPER_VENUE_FIELDS
     # (fees as fractions, slippage and impact in bps); unnamed fields keep PaperConfig's defaults
     paper_venues: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -92,6 +96,14 @@ class HedgeSpec(BaseModel):
     # {"symbol": "BTC/USDT:USDT-261225", "expiry": "2026-12-25T08:00Z", "basis_apr": 0.08}: priced from the
     # spot at that annualised basis, so a hedge whose parameters enable ``roll`` can move its leg onto it
     paper_quarterly: dict[str, Any] | None = None
+
+    @field_validator("best_recheck_s")
+    @classmethod
+    def _best_recheck(cls, v: float) -> float:
+        if isinstance(v, bool) or not (math.isfinite(float(v)) and 0.0 <= float(v) <= 86_400.0):
+            raise ValueError(f"best_recheck_s={v!r}: expected seconds in [0, 86400] between two re-rankings of the "
+                             "perp venues at flat entries (0 = at every update on which an entry is near)")
+        return float(v)
 
     @field_validator("paper_quarterly")
     @classmethod

@@ -19,11 +19,14 @@ Dead man's switch, in three layers:
    offers it, an exchange-side cancel-all countdown (Binance futures ``countdownCancelAll``) is
    re-armed with every heartbeat through ``adapter.arm_cancel_all_after(symbol, seconds)`` when
    the adapter has that method (``CcxtLiveAdapter`` on Binance USD-M perps, one timer per symbol, and
-   OKX, one timer for the whole account, armed once per beat; countdown ``2 x dms_timeout_s``; the paper and recommend adapters have none; legs on two venues: the
-   perp leg's venue's timer, ``RoutedAdapter`` routes it by symbol). Once a hedge has COMPLETED
-   (both legs closed) the next beat disarms the countdown (``seconds = 0``) unless another
-   unfinished hedge trades the same perp symbol on the same venue, so the timer cannot cancel
-   orders the operator places by hand afterwards. A hedge that failed or was interrupted keeps its
+   OKX, one timer for the whole account, re-armed at most every ``ACCOUNT_TIMER_REARM_S`` per venue; countdown
+   ``2 x dms_timeout_s``; the paper and recommend adapters have none; legs on two venues: each venue's timer
+   through its own adapter, the perp leg's venue (``RoutedAdapter``) or both perp venues of a pair,
+   :mod:`hedge_core.runner.countdown`). A hedge whose perp leg moved to another venue at a flat entry has the
+   timer on the venue left disarmed there and armed on the new one. Once a hedge has COMPLETED
+   (both legs closed) the next beat disarms its countdowns (``seconds = 0``) unless another
+   unfinished hedge is covered by one (same venue; same perp symbol or an account-wide timer), so the timer
+   cannot cancel orders the operator places by hand afterwards. A hedge that failed or was interrupted keeps its
    last arm: the venue then cancels its orphaned orders when the countdown runs out.
 """
 
@@ -32,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import math
 import os
 import threading
 import time
@@ -50,6 +52,7 @@ from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.ban_watch import BanWatch
 from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
+from hedge_core.runner.countdown import ACCOUNT_TIMER_REARM_S, Countdowns  # noqa: F401 - re-exported
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
 from hedge_core.runner.clock import offline, resolve_paper_feed, venue_now
 from hedge_core.runner.journal import Journal, wall_now
@@ -95,7 +98,7 @@ class Supervisor:
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
         self.heartbeat_s = heartbeat_s
         self.dms_timeout_s = dms_timeout_s
-        self._account_armed: dict[str, float] = {}  # venue -> monotonic time its account-wide timer was armed
+        self.countdowns = Countdowns(self)  # the exchange-side cancel-all timers, venue by venue
         self.snapshot_s = snapshot_s
         self.position_snapshot_s = position_snapshot_s
         self.hedges: dict[str, HedgeTask] = {}
@@ -210,44 +213,15 @@ class Supervisor:
             await asyncio.sleep(self.heartbeat_s)
 
     async def _arm_countdown(self, h: HedgeTask) -> None:
-        """Re-arm the hedge's exchange-side countdown on its perp venue (``2 x dms_timeout_s``). An
-        account-wide timer (OKX: one per account, "Rate Limit: 1 request per second", at least 10 s
-        long) is re-armed at most every ``ACCOUNT_TIMER_REARM_S`` per venue, however many hedges
-        trade there and however short the heartbeat."""
-        arm = getattr(h.raw_adapter, "arm_cancel_all_after", None)
-        if arm is None:
-            return
-        sym, venue = h.spec.perp_symbol, h.spec.leg_venues[1]
-        account = _scope(h, sym) == "account"
-        if account and time.monotonic() - self._account_armed.get(venue, -math.inf) < ACCOUNT_TIMER_REARM_S:
-            h.armed_symbol = sym
-            return
-        if await arm(sym, self.dms_timeout_s * 2):
-            h.armed_symbol = sym
-            if account:
-                self._account_armed[venue] = time.monotonic()
+        """Re-arm the hedge's exchange-side countdowns (``2 x dms_timeout_s``) on every venue it trades, each
+        account-wide timer (OKX) at most every ``ACCOUNT_TIMER_REARM_S`` per venue; disarm the timer of a venue
+        its perp leg left (:class:`hedge_core.runner.countdown.Countdowns`)."""
+        await self.countdowns.arm(h)
 
     async def _disarm_countdown(self, h: HedgeTask) -> None:
-        """Disarm a COMPLETED hedge's exchange-side countdown unless another unfinished hedge on the
-        same venue is covered by it (the same perp symbol; any symbol for an account-wide timer): its
-        next beat re-arms it. A failed request is logged and retried on the next beat."""
-        sym = h.armed_symbol
-        account = _scope(h, sym) == "account"
-        if any(o is not h and not _completed(o) and o.spec.leg_venues[1] == h.spec.leg_venues[1]
-               and (account or o.spec.perp_symbol == sym) for o in self.hedges.values()):
-            h.armed_symbol = None  # the other hedge owns the timer now
-            return
-        if account and time.monotonic() - self._account_armed.get(h.spec.leg_venues[1], -math.inf) < ACCOUNT_TIMER_REARM_S:
-            return  # OKX's one request per second: disarmed on a later beat
-        try:
-            await h.raw_adapter.arm_cancel_all_after(sym, 0)
-        except Exception as exc:  # noqa: BLE001 - retried next beat; the last arm expires on its own anyway
-            log_event(log, "countdown disarm failed", level=logging.WARNING, hedge_id=h.hedge_id, error=str(exc))
-            return
-        if account:
-            self._account_armed.pop(h.spec.leg_venues[1], None)  # a new hedge there arms at once
-        h.armed_symbol = None
-        log_event(log, "exchange-side countdown disarmed: hedge completed", hedge_id=h.hedge_id, symbol=sym)
+        """Disarm a COMPLETED hedge's countdowns on every venue it armed unless another unfinished hedge is
+        covered by one (:meth:`hedge_core.runner.countdown.Countdowns.disarm`)."""
+        await self.countdowns.disarm(h)
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -750,15 +724,6 @@ class Supervisor:
         self.journal.flush()
         self.snapshot(force=True)
         log_event(log, "runner stopped")
-
-
-ACCOUNT_TIMER_REARM_S = 2.0  # OKX "Cancel All After": 1 request per second; its countdown is >= 10 s
-
-
-def _scope(h: HedgeTask, symbol: str | None) -> str:
-    """What the hedge's venue timer covers (``symbol`` | ``account`` | ``""``), see ``ExchangeAdapter``."""
-    scope = getattr(h.raw_adapter, "cancel_all_scope", None)
-    return str(scope(symbol)) if callable(scope) and symbol else ""
 
 
 def _completed(h: HedgeTask) -> bool:
