@@ -217,7 +217,8 @@ class PerpPairPaper(PerpPairAdapter):
     """Two paper perp venues for the runner: a state file each (``<hedge id>@<venue>.json``), both fed the
     replay's perp and mark bars (spot bars are not theirs). EACH venue settles ITS OWN stored series
     (``first_funding`` / ``second_funding``: rate per settlement time, fraction per ``interval_hours``), applied
-    at the replay's settlement instants where that venue has a rate there; B without a stored series
+    at the replay's settlement instants where that venue has a rate there (the runner's replay carries the UNION
+    of both venues' times, :meth:`settlement_times`, so each settles exactly at its own); B without a stored series
     (``second_funding`` None or empty) settles the replayed data venue's events instead (the runner warns).
     Settlements are kept in :attr:`first_settled` / :attr:`second_settled` until the runner books them on their
     legs (:meth:`take_first_settled`, :meth:`take_second_settled`)."""
@@ -278,7 +279,9 @@ class PerpPairPaper(PerpPairAdapter):
                                    event.close, event.volume, event.timeframe))
             return
         ts = pd.Timestamp(event.ts)
-        ev_b: FundingEvent | None = FundingEvent(ts, self.second.venue, event.symbol, event.rate, event.interval_hours)
+        # an added settlement instant (NaN rate, exchange.pair_feed): the data venue settles nothing here
+        ev_b: FundingEvent | None = None if math.isnan(float(event.rate)) else FundingEvent(
+            ts, self.second.venue, event.symbol, event.rate, event.interval_hours)
         if self.second_funding is not None:  # B's own series: its rate at this instant, or no settlement of B's
             ev_b = None if ts not in self.second_funding.index else FundingEvent(
                 ts, self.second.venue, event.symbol, float(self.second_funding.at[ts, "funding_rate"]),
@@ -300,9 +303,16 @@ class PerpPairPaper(PerpPairAdapter):
         out, self.second_settled = self.second_settled, []
         return out
 
+    def settlement_times(self) -> pd.DatetimeIndex:
+        """Both venues' own settlement times (A's series and B's, when B has one): the instants the runner's
+        replay adds to the data venue's (:class:`hedge_core.exchange.pair_feed.SettlementInstantsFeed`)."""
+        from hedge_core.exchange.pair_feed import settlement_times
+
+        return settlement_times(self.first_funding, self.second_funding)
+
     def first_next_funding_ts(self, now: pd.Timestamp) -> pd.Timestamp | None:
-        """A's next settlement time after ``now`` in its stored series (None: none left). It settles only
-        where the replay has a settlement instant too (:meth:`apply`)."""
+        """A's next settlement time after ``now`` in its stored series (None: none left); the runner's
+        replay has an instant there (:meth:`settlement_times`), so A settles exactly then."""
         idx = self.first_funding.index
         i = int(idx.searchsorted(pd.Timestamp(now), side="right"))
         return idx[i] if i < len(idx) else None

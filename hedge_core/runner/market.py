@@ -136,6 +136,8 @@ class MarketBuilder:
             self.mark = bar.close
 
     def settle(self, ev: FundingEvent) -> None:
+        if math.isnan(ev.rate):  # a perp pair's added settlement instant (exchange.pair_feed): not this venue's
+            return
         self.rate = ev.rate  # known only after the settlement: used from the next update on
         self.interval_hours = ev.interval_hours
 

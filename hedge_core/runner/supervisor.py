@@ -481,8 +481,14 @@ class Supervisor:
                 task.inputs = self._inputs[key]
             else:
                 task.inputs_loader = lambda: self._load_inputs(key, venue, spec, first, end)
-            return ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
+            feed = ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
                               speed=spec.speed)
+            times = getattr(task.raw_adapter, "settlement_times", None)
+            if spec.perp_pair and callable(times):  # two perp venues: the UNION of both venues' settlement times
+                from hedge_core.exchange.pair_feed import SettlementInstantsFeed
+
+                return SettlementInstantsFeed(feed, times())
+            return feed
         if spec.feed == "ticker":
             from hedge_core.runner.market import TickerFeed
 
