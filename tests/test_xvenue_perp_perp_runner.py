@@ -138,8 +138,8 @@ def test_perp_pair_spec_refusals_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="legs='perp_perp'.*second venue"):
         HedgeSpec(hedge_id="x", venue="bybit", legs="perp_perp")
     # live and recommend pairs (feed ticker): tests/test_xvenue_perp_perp_live.py
-    with pytest.raises(ValueError, match="expected feed 'replay' for mode 'paper'"):
-        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="bars")
+    with pytest.raises(ValueError, match="expected feed 'replay' or 'bars' for mode 'paper'"):
+        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="ticker")
     env = make_pair_env(tmp_path)
     try:
         p = env.start_runner()

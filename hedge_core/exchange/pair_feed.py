@@ -1,4 +1,11 @@
-"""A runner replay of TWO PERP legs on two venues settles at the UNION of both venues' settlement instants.
+"""Feeds of TWO PERP legs on two venues: the replay's settlement instants and the live bars.
+
+:class:`PairBarsFeed` (feed ``bars``: paper on live bars, live on bars): each venue's perp and mark bars and its
+settled funding read through ITS OWN adapter, merged into one event stream with the closing and ordering rules
+of :class:`hedge_core.exchange.live_feed.LivePollingFeed` (each event keeps its venue: the first venue's bars
+price and mark the first leg, the second's the second leg; each venue's funding settles its own leg).
+
+A runner replay settles at the UNION of both venues' settlement instants:
 
 The replayed data venue's feed (:class:`hedge_core.exchange.feeds.ReplayFeed`) carries ITS funding times only.
 Venues settle at different intervals (8h, 4h, 1h) and at different clock times (one at 00:00, 08:00, ...;
@@ -24,9 +31,10 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.exchange.feeds import known_at
-from hedge_core.types import FundingEvent
+from hedge_core.exchange.live_feed import LivePollingFeed
+from hedge_core.types import FundingEvent, MarketEvent
 
-__all__ = ["SettlementInstantsFeed", "is_instant_only", "settlement_times"]
+__all__ = ["PairBarsFeed", "SettlementInstantsFeed", "is_instant_only", "settlement_times"]
 
 
 def is_instant_only(ev: FundingEvent) -> bool:
@@ -95,3 +103,61 @@ def settlement_times(*frames: pd.DataFrame | None) -> pd.DatetimeIndex:
         if f is not None and len(f):
             idx = idx.union(pd.DatetimeIndex(pd.to_datetime(f.index, utc=True)))
     return idx
+
+
+class PairBarsFeed(LivePollingFeed):
+    """Closed perp and mark bars and settled funding of ``perp_symbol`` on TWO venues (a :class:`Feed`).
+
+    One polling round asks both venues (each through its own adapter, public calls: a recommend or keyed
+    adapter's ``market_data`` is used as in :class:`LivePollingFeed`); their events are staged together and
+    released in replay order (bars before funding at an instant) once ``settle_delay`` old. Each event names
+    its venue (``Bar.venue``, ``FundingEvent.venue``): the runner's market builder takes the FIRST venue's
+    perp close and mark as the first leg's price and mark (``MarketBuilder(first_venue=...)``), and each
+    paper venue is fed its own bars and funding (``PerpPairPaper(by_venue=True)``).
+
+    Parameters
+    ----------
+    first, second : CcxtLiveAdapter (or a wrapper with ``market_data``)
+        The first leg's venue and the second's (different venues).
+    perp_symbol : str
+        The perp both legs trade, e.g. ``'BTC/USDT:USDT'``.
+    timeframe, start, poll_interval, settle_delay, now, sleep
+        As :class:`LivePollingFeed` (``now``: the clock both venues' bars are closed on).
+    owns : tuple of adapters
+        Closed by :meth:`aclose` (the caller's otherwise).
+
+    Raises
+    ------
+    InvalidInput
+        Both adapters name the same venue (field ``venues``).
+    """
+
+    def __init__(self, first: Any, second: Any, perp_symbol: str, timeframe: str = "1h", *, start: object,
+                 owns: tuple[Any, ...] = (), **kw: Any) -> None:
+        super().__init__(second, None, perp_symbol, timeframe, start=start, include_mark=False,
+                         include_funding=False, **kw)
+        self.series = []  # this feed fetches nothing itself: its two legs' feeds do
+        self.legs = (LivePollingFeed(first, None, perp_symbol, timeframe, start=start, **kw),
+                     LivePollingFeed(second, None, perp_symbol, timeframe, start=start, **kw))
+        self.first_venue, self.second_venue = self.legs[0].venue, self.legs[1].venue
+        self._owned = tuple(owns)  # adapters this feed closes (paper: the second venue's public market data)
+        if self.first_venue == self.second_venue:
+            from hedge_core.errors import InvalidInput
+
+            raise InvalidInput("venues", (self.first_venue, self.second_venue), "two different perp venues")
+
+    async def fetch(self, now: pd.Timestamp) -> None:
+        """Both venues' new bars and settlements, staged here (one watermark, one order for both)."""
+        for leg in self.legs:
+            await leg.fetch(now)
+            staged: list[MarketEvent] = list(leg._pending.values())
+            leg._pending.clear()
+            for e in staged:
+                self._stage(e)
+
+    async def aclose(self) -> None:
+        """Stop the feed; close the adapters it owns (``owns``)."""
+        await super().aclose()
+        owned, self._owned = self._owned, ()
+        for ad in owned:
+            await ad.close()

@@ -227,8 +227,11 @@ class PerpPairPaper(PerpPairAdapter):
     second: PaperExchange
 
     def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None,
-                 second_funding: pd.DataFrame | None = None) -> None:
+                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False) -> None:
         super().__init__(first, second)
+        # paper on LIVE bars (feed "bars", exchange.pair_feed.PairBarsFeed): each event names its venue; each
+        # paper venue gets its own venue's bars and settles its own venue's published funding
+        self.by_venue = bool(by_venue)
         self.first_funding = _funding_frame(first_funding)
         # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
         self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
@@ -271,6 +274,9 @@ class PerpPairPaper(PerpPairAdapter):
     async def apply(self, event: Bar | FundingEvent) -> None:
         """Perp and mark bars to both venues (each under its own name); a funding settlement to B, and A's
         own rate at that instant (if its series has one) to A."""
+        if self.by_venue:
+            await self._apply_own(event)
+            return
         if isinstance(event, Bar):
             if event.kind is MarketKind.SPOT:
                 return
@@ -297,6 +303,26 @@ class PerpPairPaper(PerpPairAdapter):
             await self.first.apply(ev)
             self.first_settled.append(ev)
             self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
+
+    async def _apply_own(self, event: Bar | FundingEvent) -> None:
+        """Live bars: the event goes to the paper venue it names (``event.venue``), nothing else."""
+        if isinstance(event, Bar):
+            if event.kind is MarketKind.SPOT:
+                return
+            for ad in (self.first, self.second):
+                if ad.venue == event.venue:
+                    await ad.apply(event)
+            return
+        if math.isnan(float(event.rate)):
+            return
+        if event.venue == self.first.venue:
+            await self.first.apply(event)
+            self.first_settled.append(event)
+            self.first_last_rate, self.first_interval_hours = event.rate, event.interval_hours
+        elif event.venue == self.second.venue:
+            await self.second.apply(event)
+            self.second_settled.append(event)
+            self.second_last_rate = event.rate
 
     def take_second_settled(self) -> list[FundingEvent]:
         """B's settlements applied since the last call (its own series', or the data venue's as a fallback)."""

@@ -364,6 +364,10 @@ class Supervisor:
         from hedge_core.exchange.routed_paper import venue_state_path
 
         a, b = spec.leg_venues
+        if spec.feed == "bars":  # live bars: each paper venue gets its own venue's bars and published funding
+            return PerpPairPaper(*(self._paper(spec, v, {"perp": spec.balances.get(k, {})},
+                                               venue_state_path(self.home / "paper", spec.hedge_id, v))
+                                   for v, k in ((a, "spot"), (b, "perp"))), by_venue=True)
         try:
             fund = self.store.read_funding(a, spec.perp_symbol)
         except LookupError:
@@ -497,6 +501,8 @@ class Supervisor:
                               now=lambda: venue_now(md))  # Tick times: the venue's clock
         from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed
 
+        if spec.perp_pair:  # two perp venues on live bars: each venue's bars and funding through its own adapter
+            return self._pair_bars_feed(task)
         if hasattr(task.raw_adapter, "fetch_bars"):
             md = task.raw_adapter
         else:
@@ -508,6 +514,30 @@ class Supervisor:
         if isinstance(feed, LiveWebsocketFeed):  # ccxt.pro streams where the venue has them, else REST polling
             feed.start_streams()  # before the first poll, so REST never emits an instant the streams deliver late
         return feed
+
+    def _pair_bars_feed(self, task: HedgeTask) -> Any:
+        """The ``bars`` feed of a perp pair (:class:`hedge_core.exchange.pair_feed.PairBarsFeed`): live and
+        recommend read each venue's public data through that venue's own adapter; paper through each venue's
+        public market data (the first venue's is the hedge's clock, the second's is closed with the feed)."""
+        from hedge_core.exchange.pair_feed import PairBarsFeed
+
+        spec = task.spec
+        leg_fn = getattr(task.raw_adapter, "leg_adapters", None)
+        legs = leg_fn() if callable(leg_fn) else None
+        owned: tuple[Any, ...] = ()
+        if spec.mode != "paper" and legs is not None:
+            first, second = legs
+            md = second
+        else:
+            a, b = spec.leg_venues
+            first = task.market_data if task.market_data is not None else self._market_data(spec)
+            second = self._market_data(spec.model_copy(update={"venue": b, "perp_venue": None,
+                                                                "legs": "spot_perp"}))
+            owned, md = (second,), first
+            task.market_data = first
+        return PairBarsFeed(first, second, spec.perp_symbol, spec.timeframe, owns=owned, poll_interval=spec.poll_s,
+                            start=pd.Timestamp(spec.start) if spec.start else venue_now(md) - pd.Timedelta(days=2),
+                            now=lambda: venue_now(md))
 
     async def _load_inputs(self, key: tuple[str, ...], venue: str, spec: HedgeSpec, first: pd.Timestamp,
                            end: pd.Timestamp) -> Any:
