@@ -93,3 +93,46 @@ def test_live_pair_on_bars_prices_each_leg_at_its_own_venue_and_enters(tmp_path)
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_paper_pair_on_live_bars_feeds_each_paper_venue_its_own_venues_bars_and_funding(tmp_path):
+    from hedge_core.runner.hedge import HedgeSpec, HedgeTask
+    from hedge_core.runner.supervisor import Supervisor
+    from hedge_core.store import Store
+
+    async def go():
+        async with pair_venues() as pv:
+            first_label, settle = publish(pv)
+            a, b = pv.adapter.leg_adapters()
+            store = Store(tmp_path / "db.duckdb", hold=True)
+            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
+            sup._market_data = lambda spec: {"binance": a, "bybit": b}[spec.venue]  # each venue's public data
+            spec = HedgeSpec(hedge_id="pbp", params_inline=pair_params(), mode="paper", feed="bars",
+                             start=str(first_label), poll_s=0.05, **PAIR,
+                             balances={"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}})
+            pair = sup._adapter_for(spec)
+            assert pair.by_venue  # no stored funding needed: each venue's published funding settles it
+            task = HedgeTask(spec, sup._params_for(spec), sup.journal, pair, sup._feed_factory, sup)
+            await task.start_new(pd.Timestamp.now(tz="UTC"))
+            sup.hedges[spec.hedge_id] = task
+            task.task = asyncio.create_task(task.run())
+            try:
+                await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="paper entry on bars")
+                ca, cb = pair.first.core, pair.second.core
+                # each paper venue saw its own venue's bars only, and settled its own venue's funding
+                assert ca.ref_price("BTC/USDT:USDT") == pytest.approx(A_CLOSE)
+                assert cb.ref_price("BTC/USDT:USDT") == pytest.approx(B_CLOSE)
+                assert ca.mark_price("BTC/USDT:USDT") == pytest.approx(A_MARK)
+                assert cb.mark_price("BTC/USDT:USDT") == pytest.approx(B_MARK)
+                assert [f.rate for f in ca.funding_history] == [RATE_A]
+                assert [f.rate for f in cb.funding_history] == [RATE_B]
+                assert pair.first_last_rate == RATE_A and pair.second_last_rate == RATE_B
+                # the first leg filled at Binance's own close, the second at Bybit's (within the paper slippage)
+                fa = [f for f in ca.fills if f.symbol == "BTC/USDT:USDT"]
+                fb = [f for f in cb.fills if f.symbol == "BTC/USDT:USDT"]
+                assert fa and fb and str(fa[0].side) == "buy" and str(fb[0].side) == "sell"
+                assert abs(fa[0].price / A_CLOSE - 1) < 5e-3 and abs(fb[0].price / B_CLOSE - 1) < 5e-3
+                assert task.driver.ctx.spot_price == pytest.approx(A_CLOSE)
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
