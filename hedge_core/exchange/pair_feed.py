@@ -25,7 +25,7 @@ replay's start, as a resumed replay's, nor after its last price bar, as in the b
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -34,7 +34,7 @@ from hedge_core.exchange.feeds import known_at
 from hedge_core.exchange.live_feed import LivePollingFeed
 from hedge_core.types import FundingEvent, MarketEvent
 
-__all__ = ["PairBarsFeed", "SettlementInstantsFeed", "is_instant_only", "settlement_times"]
+__all__ = ["PairBarsFeed", "SettlementInstantsFeed", "is_instant_only", "pair_bars_feed", "settlement_times"]
 
 
 def is_instant_only(ev: FundingEvent) -> bool:
@@ -161,3 +161,29 @@ class PairBarsFeed(LivePollingFeed):
         owned, self._owned = self._owned, ()
         for ad in owned:
             await ad.close()
+
+
+def pair_bars_feed(spec: Any, adapter: Any, market_data: Any | None, market_data_of: Callable[[Any], Any],
+                   venue_now: Callable[[Any], pd.Timestamp]) -> tuple[PairBarsFeed, Any]:
+    """The runner's ``bars`` feed of a perp pair and the adapter whose clock closes the bars.
+
+    Live and recommend (``adapter.leg_adapters()``): each venue's data through the pair's own two adapters
+    (the second's clock). Paper: each venue's public market data, ``market_data`` (the probed one) or
+    ``market_data_of(spec)`` for the first venue (the hedge's clock, returned) and
+    ``market_data_of(<spec on the second venue>)`` for the second, closed with the feed. ``start``: the
+    spec's, else two days before the clock's now.
+    """
+    leg_fn = getattr(adapter, "leg_adapters", None)
+    owned: tuple[Any, ...] = ()
+    if spec.mode != "paper" and callable(leg_fn):
+        first, second = leg_fn()
+        clock = second
+    else:
+        first = market_data if market_data is not None else market_data_of(spec)
+        second = market_data_of(spec.model_copy(update={"venue": spec.leg_venues[1], "perp_venue": None,
+                                                         "legs": "spot_perp"}))
+        owned, clock = (second,), first
+    start = pd.Timestamp(spec.start) if spec.start else venue_now(clock) - pd.Timedelta(days=2)
+    feed = PairBarsFeed(first, second, spec.perp_symbol, spec.timeframe, owns=owned, poll_interval=spec.poll_s,
+                        start=start, now=lambda: venue_now(clock))
+    return feed, clock

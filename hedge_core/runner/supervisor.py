@@ -516,28 +516,13 @@ class Supervisor:
         return feed
 
     def _pair_bars_feed(self, task: HedgeTask) -> Any:
-        """The ``bars`` feed of a perp pair (:class:`hedge_core.exchange.pair_feed.PairBarsFeed`): live and
-        recommend read each venue's public data through that venue's own adapter; paper through each venue's
-        public market data (the first venue's is the hedge's clock, the second's is closed with the feed)."""
-        from hedge_core.exchange.pair_feed import PairBarsFeed
+        """The ``bars`` feed of a perp pair (:func:`hedge_core.exchange.pair_feed.pair_bars_feed`)."""
+        from hedge_core.exchange.pair_feed import pair_bars_feed
 
-        spec = task.spec
-        leg_fn = getattr(task.raw_adapter, "leg_adapters", None)
-        legs = leg_fn() if callable(leg_fn) else None
-        owned: tuple[Any, ...] = ()
-        if spec.mode != "paper" and legs is not None:
-            first, second = legs
-            md = second
-        else:
-            a, b = spec.leg_venues
-            first = task.market_data if task.market_data is not None else self._market_data(spec)
-            second = self._market_data(spec.model_copy(update={"venue": b, "perp_venue": None,
-                                                                "legs": "spot_perp"}))
-            owned, md = (second,), first
-            task.market_data = first
-        return PairBarsFeed(first, second, spec.perp_symbol, spec.timeframe, owns=owned, poll_interval=spec.poll_s,
-                            start=pd.Timestamp(spec.start) if spec.start else venue_now(md) - pd.Timedelta(days=2),
-                            now=lambda: venue_now(md))
+        feed, md = pair_bars_feed(task.spec, task.raw_adapter, task.market_data, self._market_data, venue_now)
+        if task.spec.mode == "paper":
+            task.market_data = md  # the first venue's public data: the hedge's clock
+        return feed
 
     async def _load_inputs(self, key: tuple[str, ...], venue: str, spec: HedgeSpec, first: pd.Timestamp,
                            end: pd.Timestamp) -> Any:
