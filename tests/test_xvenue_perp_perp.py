@@ -226,3 +226,30 @@ def test_each_venue_settles_at_its_own_times_on_the_union_of_both_venues_instant
     assert [(t - T0) / H for t in fp["ts"]] == [6, 8, 10, 14, 16, 18]
     assert fp["amount"].tolist() == pytest.approx([fund_a[0], fund_b[0], fund_a[1], fund_a[2], fund_b[1], fund_a[3]],
                                                   abs=1e-9)
+
+
+def test_prebuilt_timelines_of_each_venue_align_on_the_union_as_a_sweep_runs_them():
+    # a sweep's VenueTimelines hold one timeline per venue (each on its own settlement times): aligned on the union
+    # they equal the single backtest's timelines, and the run books the same funding per leg
+    from dataclasses import replace as dc_replace
+
+    from hedge_core.backtest.timeline import DEFAULT_WARMUP
+    from hedge_core.backtest.xvenue_pair import align_pair_timelines, pair_timelines
+
+    m = _offset_market()
+    tl, ta = pair_timelines(m, start=T0 + 4 * H, end=None, warmup=DEFAULT_WARMUP, spec=None)
+    pb = build_timeline(m, start=T0 + 4 * H)
+    pa = build_timeline(dc_replace(m, funding=m.meta["first_funding"]), start=T0 + 4 * H)
+    assert pa.n != pb.n  # bybit's 02:00, 06:00, ... are not on okx's timeline
+    xl, xa = align_pair_timelines(pb, pa)
+    for want, got in ((tl, xl), (ta, xa)):
+        for f in ("ts", "spot", "perp", "mark", "spot_vol", "perp_vol", "has_spot", "has_perp", "has_mark", "spot_bar",
+                  "perp_bar", "mark_bar", "fund_rate", "fund_hours", "last_rate", "next_fund_ns", "inputs", "priced"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f)
+    single = run_cross_venue_backtest(_params(), m, start=T0 + 4 * H, config=_config()).result
+    swept = run_cross_venue_backtest(_params(), pb, config=_config(), first_timeline=pa).result
+    for leg in ("spot", "perp"):
+        assert swept.ledger.loc[leg, "funding"] == single.ledger.loc[leg, "funding"]
+    assert swept.kpis["net_pnl"] == single.kpis["net_pnl"]
+    with pytest.raises(InvalidInput, match="first_funding"):  # timelines of different windows
+        align_pair_timelines(pb, build_timeline(dc_replace(m, funding=m.meta["first_funding"]), start=T0 + 12 * H))

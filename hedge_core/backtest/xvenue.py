@@ -39,7 +39,7 @@ from hedge_core.backtest.event import (
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
 from hedge_core.backtest.xvenue_pair import (
-    check_first_leg_timeline,
+    align_pair_timelines,
     ledger_row,
     pair_market,
     pair_timelines,
@@ -240,12 +240,12 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
         tl, ta = pair_timelines(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     else:
         tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+        if pp and first_timeline is not None:  # prebuilt (a sweep's): both on the union of their instants
+            tl, ta = align_pair_timelines(tl, first_timeline)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
     px0 = tl.first_spot_price
     bal = initial_balances(params, px0)
-    if pp and first_timeline is not None:
-        ta = check_first_leg_timeline(first_timeline, tl)
     spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp" if pp else "spot"]["USDT"]
     perp_usdt = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
     a_fee = {"perp_taker_fee": params.first_perp_taker_fee} if pp else {"spot_taker_fee": params.spot_taker_fee}
