@@ -95,8 +95,20 @@ def test_live_pair_on_bars_prices_each_leg_at_its_own_venue_and_enters(tmp_path)
     asyncio.run(go())
 
 
+class _Shared:
+    """A venue adapter the test owns, lent to the runner: its ``close`` is the test's (pair_venues)."""
+
+    def __init__(self, adapter) -> None:
+        self._adapter = adapter
+
+    def __getattr__(self, name: str):
+        return getattr(self._adapter, name)
+
+    async def close(self) -> None:
+        return None
+
+
 def test_paper_pair_on_live_bars_feeds_each_paper_venue_its_own_venues_bars_and_funding(tmp_path):
-    from hedge_core.runner.hedge import HedgeSpec, HedgeTask
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store
 
@@ -106,16 +118,14 @@ def test_paper_pair_on_live_bars_feeds_each_paper_venue_its_own_venues_bars_and_
             a, b = pv.adapter.leg_adapters()
             store = Store(tmp_path / "db.duckdb", hold=True)
             sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-            sup._market_data = lambda spec: {"binance": a, "bybit": b}[spec.venue]  # each venue's public data
-            spec = HedgeSpec(hedge_id="pbp", params_inline=pair_params(), mode="paper", feed="bars",
-                             start=str(first_label), poll_s=0.05, **PAIR,
-                             balances={"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}})
-            pair = sup._adapter_for(spec)
+            # each venue's public market data (production builds a new adapter per call; these are shared)
+            sup._market_data = lambda spec: _Shared({"binance": a, "bybit": b}[spec.venue])
+            await sup.start_hedge({"hedge_id": "pbp", "params_inline": pair_params(), "mode": "paper", "feed": "bars",
+                                   "start": str(first_label), "poll_s": 0.05, **PAIR,
+                                   "balances": {"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}}})
+            task = sup.hedges["pbp"]
+            pair = task.raw_adapter
             assert pair.by_venue  # no stored funding needed: each venue's published funding settles it
-            task = HedgeTask(spec, sup._params_for(spec), sup.journal, pair, sup._feed_factory, sup)
-            await task.start_new(pd.Timestamp.now(tz="UTC"))
-            sup.hedges[spec.hedge_id] = task
-            task.task = asyncio.create_task(task.run())
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="paper entry on bars")
                 ca, cb = pair.first.core, pair.second.core
