@@ -87,3 +87,18 @@ def test_each_paper_venue_settles_its_own_rate_at_its_own_instants_and_the_marke
         if isinstance(ev, FundingEvent):
             asyncio.run(fb.apply(ev))
     assert [(x.ts - T0) / H for x in fb.take_second_settled()] == [8, 16]
+
+
+def test_an_instant_passed_again_after_a_restart_is_not_settled_twice():
+    # the replay resumes at the second venue's clock: an instant only the first venue settled comes again
+    pair = PerpPairPaper(perp_venue("bybit", 5_000.0), perp_venue("okx", 5_000.0), first_funding=FA,
+                         second_funding=FB)
+    t6 = T0 + 6 * H
+    for _ in range(2):
+        asyncio.run(pair.apply(FundingEvent(t6, "binance", PERP, float("nan"), float("nan"))))
+    assert [(f.ts - T0) / H for f in pair.first.core.funding_history] == [6]
+    assert len(pair.take_first_settled()) == 1
+    live = PerpPairPaper(perp_venue("bybit", 5_000.0), perp_venue("okx", 5_000.0), by_venue=True)
+    for _ in range(2):
+        asyncio.run(live.apply(FundingEvent(t6, "bybit", PERP, 0.0001, 8.0)))
+    assert len(live.first.core.funding_history) == 1 and len(live.take_first_settled()) == 1

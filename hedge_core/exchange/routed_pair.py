@@ -292,12 +292,12 @@ class PerpPairPaper(PerpPairAdapter):
             ev_b = None if ts not in self.second_funding.index else FundingEvent(
                 ts, self.second.venue, event.symbol, float(self.second_funding.at[ts, "funding_rate"]),
                 float(self.second_funding.at[ts, "interval_hours"]))
-        if ev_b is not None:
+        if ev_b is not None and _unsettled(self.second, ts):
             await self.second.apply(ev_b)
             self.second_settled.append(ev_b)
             if self.second_funding is not None:
                 self.second_last_rate = ev_b.rate
-        if ts in self.first_funding.index:
+        if ts in self.first_funding.index and _unsettled(self.first, ts):
             ev = FundingEvent(ts, self.first.venue, event.symbol, float(self.first_funding.at[ts, "funding_rate"]),
                               float(self.first_funding.at[ts, "interval_hours"]))
             await self.first.apply(ev)
@@ -314,6 +314,9 @@ class PerpPairPaper(PerpPairAdapter):
                     await ad.apply(event)
             return
         if math.isnan(float(event.rate)):
+            return
+        if not any(ad.venue == event.venue and _unsettled(ad, pd.Timestamp(event.ts))
+                   for ad in (self.first, self.second)):
             return
         if event.venue == self.first.venue:
             await self.first.apply(event)
@@ -347,6 +350,14 @@ class PerpPairPaper(PerpPairAdapter):
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []
         return out
+
+
+def _unsettled(ad: PaperExchange, ts: pd.Timestamp) -> bool:
+    """True when the paper venue has not settled at ``ts`` or later yet. Each venue settles at its OWN instants,
+    so after a restart the replay resumes at the second venue's clock and may pass again an instant only the
+    first venue settled: it is not settled twice."""
+    hist = ad.core.funding_history
+    return not hist or pd.Timestamp(ts) > pd.Timestamp(hist[-1].ts)
 
 
 def _funding_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
