@@ -169,3 +169,87 @@ def test_perp_pair_on_the_shared_bybit_okx_funding():
         b = float(reason.split(", okx ")[1].split(",")[0])
         assert reason.startswith("long bybit" if a <= b else "long okx")
     assert r.kpis["n_liquidations"] == 0
+
+
+def _offset_market() -> object:
+    """4h bars (labels 00:00, 04:00, ...; perp 40,000 flat, mark close 40,000 + 10 x bar number); bybit (first
+    leg) settles every 4h at 02:00, 06:00, ... (rate 0.00002 x (k + 1) at its k-th time), okx every 8h at 00:00,
+    08:00, ... (0.0005): bybit's times are not bar ends, so only the union of both venues' instants holds them."""
+    from hedge_core.backtest.timeline import Market
+    from hedge_core.backtest.xvenue_pair import pair_market
+
+    n = 12
+    idx = pd.date_range(T0, periods=n, freq="4h", tz="UTC")
+    perp = pd.DataFrame({"open": 40_000.0, "high": 40_000.0, "low": 40_000.0, "close": 40_000.0, "volume": 25.0},
+                        index=idx)
+    mk = 40_000.0 + 10.0 * np.arange(n)
+    mark = pd.DataFrame({"open": mk, "high": mk, "low": mk, "close": mk}, index=idx)
+    fa = pd.DataFrame({"funding_rate": [0.00002 * (k + 1) for k in range(12)], "interval_hours": 4.0},
+                      index=pd.DatetimeIndex([T0 + (2 + 4 * k) * H for k in range(12)]))
+    fb = pd.DataFrame({"funding_rate": [0.0005] * 7, "interval_hours": 8.0},
+                      index=pd.DatetimeIndex([T0 + 8 * k * H for k in range(7)]))
+    prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "4h", perp.copy(), perp, mark, None)
+    return pair_market(prices, fa, fb, first_venue="bybit", perp_venue="okx")
+
+
+def test_each_venue_settles_at_its_own_times_on_the_union_of_both_venues_instants():
+    # replaces the refusal of a first venue whose settlement times added instants to the replay
+    from hedge_core.backtest.timeline import DEFAULT_WARMUP
+    from hedge_core.backtest.xvenue_pair import pair_timelines
+
+    m = _offset_market()
+    tl, ta = pair_timelines(m, start=T0 + 4 * H, end=None, warmup=DEFAULT_WARMUP, spec=None)
+    assert tl.index.equals(ta.index)
+    hours = [(t - T0) / H for t in tl.index]
+    assert hours == [4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48]
+    settles_a = [(t - T0) / H for t, r in zip(ta.index, ta.fund_rate) if not np.isnan(r)]
+    settles_b = [(t - T0) / H for t, r in zip(tl.index, tl.fund_rate) if not np.isnan(r)]
+    assert settles_a == list(range(6, 47, 4)) and settles_b == [8, 16, 24, 32, 40, 48]
+    # each venue announces its OWN next settlement: at 04:00 bybit's 06:00, okx's 08:00; past bybit's last
+    # time (46:00) whole 4h intervals on from it (50:00)
+    assert pd.Timestamp(int(ta.next_fund_ns[0]), tz="UTC") == T0 + 6 * H
+    assert pd.Timestamp(int(tl.next_fund_ns[0]), tz="UTC") == T0 + 8 * H
+    assert pd.Timestamp(int(ta.next_fund_ns[-1]), tz="UTC") == T0 + 50 * H
+
+    r = run_cross_venue_backtest(_params(), m, start=T0 + 4 * H, config=_config()).result
+    # entry at 04:00 (bybit 0.00002 settled at 02:00 < okx 0.0005: long bybit, short okx), qty 10,000 / 40,000;
+    # exit at 20:00 (16 h); held through bybit's 06:00, 10:00, 14:00, 18:00 and okx's 08:00, 16:00
+    q = 0.25
+    assert r.fills.sort_values(["ts", "leg"])["ts"].tolist() == [T0 + 4 * H] * 2 + [T0 + 20 * H] * 2
+    # mark at t = close of the last mark bar ENDED by t: 06:00 -> bar 00:00 (40,000), 08:00 and 10:00 -> bar 04:00
+    # (40,010), 14:00 -> bar 08:00 (40,020), 16:00 and 18:00 -> bar 12:00 (40,030)
+    fund_a = [-q * 40_000.0 * 0.00004, -q * 40_010.0 * 0.00006, -q * 40_020.0 * 0.00008, -q * 40_030.0 * 0.0001]
+    fund_b = [q * 40_010.0 * 0.0005, q * 40_030.0 * 0.0005]  # the short receives okx's rate
+    assert r.ledger.loc["spot", "funding"] == pytest.approx(sum(fund_a), abs=1e-9)  # -2.8013
+    assert r.ledger.loc["perp", "funding"] == pytest.approx(sum(fund_b), abs=1e-9)  # +10.005
+    fp = r.funding_payments.sort_values("ts")
+    assert [(t - T0) / H for t in fp["ts"]] == [6, 8, 10, 14, 16, 18]
+    assert fp["amount"].tolist() == pytest.approx([fund_a[0], fund_b[0], fund_a[1], fund_a[2], fund_b[1], fund_a[3]],
+                                                  abs=1e-9)
+
+
+def test_prebuilt_timelines_of_each_venue_align_on_the_union_as_a_sweep_runs_them():
+    # a sweep's VenueTimelines hold one timeline per venue (each on its own settlement times): aligned on the union
+    # they equal the single backtest's timelines, and the run books the same funding per leg
+    from dataclasses import replace as dc_replace
+
+    from hedge_core.backtest.timeline import DEFAULT_WARMUP
+    from hedge_core.backtest.xvenue_pair import align_pair_timelines, pair_timelines
+
+    m = _offset_market()
+    tl, ta = pair_timelines(m, start=T0 + 4 * H, end=None, warmup=DEFAULT_WARMUP, spec=None)
+    pb = build_timeline(m, start=T0 + 4 * H)
+    pa = build_timeline(dc_replace(m, funding=m.meta["first_funding"]), start=T0 + 4 * H)
+    assert pa.n != pb.n  # bybit's 02:00, 06:00, ... are not on okx's timeline
+    xl, xa = align_pair_timelines(pb, pa)
+    for want, got in ((tl, xl), (ta, xa)):
+        for f in ("ts", "spot", "perp", "mark", "spot_vol", "perp_vol", "has_spot", "has_perp", "has_mark", "spot_bar",
+                  "perp_bar", "mark_bar", "fund_rate", "fund_hours", "last_rate", "next_fund_ns", "inputs", "priced"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f)
+    single = run_cross_venue_backtest(_params(), m, start=T0 + 4 * H, config=_config()).result
+    swept = run_cross_venue_backtest(_params(), pb, config=_config(), first_timeline=pa).result
+    for leg in ("spot", "perp"):
+        assert swept.ledger.loc[leg, "funding"] == single.ledger.loc[leg, "funding"]
+    assert swept.kpis["net_pnl"] == single.kpis["net_pnl"]
+    with pytest.raises(InvalidInput, match="first_funding"):  # timelines of different windows
+        align_pair_timelines(pb, build_timeline(dc_replace(m, funding=m.meta["first_funding"]), start=T0 + 12 * H))

@@ -284,9 +284,10 @@ def test_recommend_pair_reads_both_venues_and_sends_nothing(tmp_path):
 
 
 def test_perp_pair_spec_modes_and_feeds():
-    # paper: replay only; live and recommend: ticker only (each venue's own ticker for its leg)
-    HedgeSpec(hedge_id="x", mode="live", feed="ticker", **PAIR)
-    HedgeSpec(hedge_id="x", mode="recommend", feed="ticker", **PAIR)
-    for mode, feed in (("live", "bars"), ("paper", "ticker"), ("paper", "bars"), ("recommend", "replay")):
+    # paper: replay or live bars; live and recommend: ticker or bars (each venue's own ticker or bars for its leg)
+    for mode, feed in (("live", "ticker"), ("recommend", "ticker"), ("live", "bars"), ("recommend", "bars"),
+                       ("paper", "bars"), ("paper", "replay")):
+        HedgeSpec(hedge_id="x", mode=mode, feed=feed, **PAIR)
+    for mode, feed in (("paper", "ticker"), ("recommend", "replay"), ("live", "replay")):
         with pytest.raises(ValueError, match=f"legs='perp_perp' with mode='{mode}', feed='{feed}'"):
             HedgeSpec(hedge_id="x", mode=mode, feed=feed, **PAIR)

@@ -8,7 +8,8 @@ delta-neutral, and the recovery reported each venue separately.
 Data: the demo market's prices; bybit settles its OWN series written into the store here (0.00001 per 8h, lower
 than the demo's): the set goes long bybit, short okx. okx (the second venue) has no stored series in the kill
 tests, so it settles the replayed data venue's funding (with a warning); with its own series stored it settles
-that (test_perp_pair_paper_each_venue_settles_its_own_series).
+that (test_perp_pair_paper_each_venue_settles_its_own_series), bybit every 4h at 02:00, ... beside okx every 8h
+(test_perp_pair_replay_settles_each_venue_at_its_own_times: the replay carries both venues' instants).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ EXIT_OFF = {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct
             "funding_unfavourable_intervals": None}
 
 
-def make_pair_env(tmp_path, okx_rate: float | None = None) -> Env:
+def make_pair_env(tmp_path, okx_rate: float | None = None, bybit_4h_at_2: bool = False) -> Env:
     from hedge_core.params import store as param_store
     from hedge_core.params.xcarry import CrossCarryParams
     from hedge_core.store import Store
@@ -34,7 +35,12 @@ def make_pair_env(tmp_path, okx_rate: float | None = None) -> Env:
     env = make_env(tmp_path)
     with Store(env.db) as st:
         ts = pd.date_range(pd.Timestamp("2024-01-01T00:00Z"), periods=30, freq="8h")
-        st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
+        if bybit_4h_at_2:  # bybit every 4h at 02:00, 06:00, ...: times the data venue (8h at 00:00) lacks
+            ts4 = pd.date_range(pd.Timestamp("2024-01-01T02:00Z"), periods=60, freq="4h")
+            st.write_funding(pd.DataFrame({"ts": ts4, "funding_rate": 0.00001}), venue="bybit", symbol=PERP,
+                             interval_hours=4.0)
+        else:
+            st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
         if okx_rate is not None:  # the second venue's own series (else it settles the data venue's, warned)
             st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": okx_rate}), venue="okx", symbol=PERP)
     p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", notional=1000.0,
@@ -132,8 +138,8 @@ def test_perp_pair_spec_refusals_name_the_field(tmp_path):
     with pytest.raises(ValueError, match="legs='perp_perp'.*second venue"):
         HedgeSpec(hedge_id="x", venue="bybit", legs="perp_perp")
     # live and recommend pairs (feed ticker): tests/test_xvenue_perp_perp_live.py
-    with pytest.raises(ValueError, match="expected feed 'replay' for mode 'paper'"):
-        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="bars")
+    with pytest.raises(ValueError, match="expected feed 'replay' or 'bars' for mode 'paper'"):
+        HedgeSpec(hedge_id="x", venue="bybit", perp_venue="okx", legs="perp_perp", mode="paper", feed="ticker")
     env = make_pair_env(tmp_path)
     try:
         p = env.start_runner()
@@ -170,5 +176,38 @@ def test_perp_pair_paper_each_venue_settles_its_own_series(tmp_path):
         paid = {pd.Timestamp(f.ts): f.amount for f in venue_state(env, "okx").funding_payments if f.position_qty}
         okx = fj.loc[fj["venue"] == "okx"]
         assert set(pd.to_datetime(okx["ts"], utc=True)) == set(paid)  # the venue's own state agrees
+    finally:
+        env.cleanup()
+
+
+def test_perp_pair_replay_settles_each_venue_at_its_own_times(tmp_path):
+    # bybit (first leg) every 4h at 02:00, 06:00, ...; okx (second) every 8h at 00:00, 08:00, ...: the replay
+    # carries the union of both venues' instants and each venue settles exactly at its own (hand formula per row)
+    env = make_pair_env(tmp_path, okx_rate=0.0004, bybit_4h_at_2=True)
+    try:
+        p = env.start_runner()
+        start(env, p)
+        c = env.client(p)
+        wait_for(lambda: pd.Timestamp(c.hedge(HID)["clock_now"]) >= pd.Timestamp("2024-01-02T03:00Z"), timeout=90,
+                 what="the replay past bybit's 02:00 settlement")
+        c.shutdown()
+        p.wait(30)
+        fj = journal(env, "funding_payments", HID)
+        a, b = fj.loc[fj["venue"] == "bybit"], fj.loc[fj["venue"] == "okx"]
+        ta, tb = pd.to_datetime(a["ts"], utc=True), pd.to_datetime(b["ts"], utc=True)
+        assert len(a) >= 5 and len(b) >= 2
+        assert (ta.dt.hour % 4 == 2).all() and (ta.dt.minute == 0).all()  # bybit at 02:00, 06:00, ... only
+        assert (tb.dt.hour % 8 == 0).all()  # okx at 00:00, 08:00, 16:00 only
+        # between two of okx's settlements the long bybit leg paid at BOTH of bybit's 4h times
+        assert ta.diff().dropna().eq(pd.Timedelta(hours=4)).all()
+        for rows, rate in ((a, 0.00001), (b, 0.0004)):
+            assert (rows["rate"] == rate).all()
+            for r in rows.itertuples():  # -qty x mark x rate, by hand (okx short receives, bybit long pays)
+                assert r.amount == pytest.approx(-r.position_qty * r.mark_price * rate, rel=1e-9)
+        # one pair held through: the legs opposite, each venue's rows at that leg's quantity (the side depends on the
+        # rates known at entry: before okx's own first settlement the market's is the data venue's)
+        assert a["position_qty"].nunique() == 1 and (a["position_qty"].iloc[0] * b["position_qty"] < 0).all()
+        paid = {pd.Timestamp(f.ts) for f in venue_state(env, "bybit").funding_payments if f.position_qty}
+        assert set(ta) == paid  # bybit's own simulator booked the same instants
     finally:
         env.cleanup()

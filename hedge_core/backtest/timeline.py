@@ -249,7 +249,8 @@ def timeline_of(market: "Market | Timeline", *, start: object | None, end: objec
 
 
 def build_timeline(market: Market, *, start: object | None = None, end: object | None = None,
-                   spec: InputSpec | None = None, inputs: pd.DataFrame | None = None) -> Timeline:
+                   spec: InputSpec | None = None, inputs: pd.DataFrame | None = None,
+                   extra_instants: np.ndarray | None = None) -> Timeline:
     """Replay instants in ``[start, end]`` with everything known at each of them.
 
     The timeline rule: instants are bar end times and funding times, cut to the span of the
@@ -259,6 +260,10 @@ def build_timeline(market: Market, *, start: object | None = None, end: object |
 
     Bars before ``start`` (the warm-up) feed the analytics and the first known prices but are
     not replayed. ``inputs`` may be passed precomputed (sweeps reuse them across runs).
+    ``extra_instants`` (int64 ns UTC, optional): more instants to replay (another venue's settlement
+    times: a pair of perp venues replays the UNION of both venues' settlements,
+    :func:`hedge_core.backtest.xvenue_pair.pair_timelines`); no bar ends and no funding settles there
+    unless this market's own series has one. None (every single-venue path): nothing added.
     """
     bar = market.bar
     bar_ns = int(bar.value)
@@ -268,6 +273,8 @@ def build_timeline(market: Market, *, start: object | None = None, end: object |
     fund = market.funding
     if fund is not None and len(fund):
         ends = np.union1d(ends, _ns(fund.index))
+    if extra_instants is not None and len(extra_instants):
+        ends = np.union1d(ends, np.asarray(extra_instants, dtype="int64"))
     sb, hs = _bars_at(market.spot, ends, bar_ns)
     pb, hp = _bars_at(market.perp, ends, bar_ns)
     mb, hm = _bars_at(market.mark, ends, bar_ns)

@@ -39,10 +39,10 @@ from hedge_core.backtest.event import (
 )
 from hedge_core.backtest.timeline import DEFAULT_WARMUP, Market, Timeline, timeline_of
 from hedge_core.backtest.xvenue_pair import (
-    check_first_leg_timeline,
-    first_leg_timeline,
+    align_pair_timelines,
     ledger_row,
     pair_market,
+    pair_timelines,
     replay_pair,
 )
 from hedge_core.engine.context import new_hedge
@@ -234,18 +234,18 @@ def run_cross_venue_backtest(params: CrossCarryParams, market: Market | Timeline
                                       config=config, notes=notes)
     if perp_papers is not None:
         raise InvalidInput("perp_papers", sorted(perp_papers), "only with perp_markets (the venues to choose among)")
-    tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    pp = params.perp_perp
+    ta: Timeline | None = None
+    if pp and first_timeline is None:  # both venues' settlement instants on one timeline (xvenue_pair)
+        tl, ta = pair_timelines(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    else:
+        tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+        if pp and first_timeline is not None:  # prebuilt (a sweep's): both on the union of their instants
+            tl, ta = align_pair_timelines(tl, first_timeline)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
     px0 = tl.first_spot_price
     bal = initial_balances(params, px0)
-    pp = params.perp_perp
-    if pp and first_timeline is not None:
-        ta: Timeline | None = check_first_leg_timeline(first_timeline, tl)
-    elif pp:
-        ta = first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup, spec=config.spec)
-    else:
-        ta = None
     spot_usdt = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp" if pp else "spot"]["USDT"]
     perp_usdt = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
     a_fee = {"perp_taker_fee": params.first_perp_taker_fee} if pp else {"spot_taker_fee": params.spot_taker_fee}

@@ -7,7 +7,9 @@ perp fee, margin and liquidation, and each settles its OWN funding series (``md.
 at its own interval. The engine hears A's settlements on its first leg (``FundingSettled(leg="spot")``)
 and B's on the second; the market update carries A's mark, last rate and next settlement (``spot_mark``,
 ``spot_funding_rate``, ``spot_next_funding_ts``). The first venue's funding travels with the market as ``meta['first_funding']``
-(:func:`pair_market`) and is aligned to the replay's instants by building the same timeline over it.
+(:func:`pair_market`). The replay's instants are the bar ends and the UNION of both venues' settlement times
+(:func:`pair_timelines`): venues settling at different intervals (8h, 4h, 1h) and clock times each settle
+exactly at their own times, and each announces its own next settlement.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from hedge_core.backtest.timeline import Market, Timeline, timeline_of
+from hedge_core.backtest.timeline import Market, Timeline, build_timeline
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.events import FillEvent, FundingSettled, MarketUpdate
@@ -27,8 +29,8 @@ from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperCore
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
-__all__ = ["PAIR_PRICE_ASSUMPTION", "check_first_leg_timeline", "first_leg_timeline", "ledger_row", "pair_market",
-           "replay_pair"]
+__all__ = ["PAIR_PRICE_ASSUMPTION", "align_pair_timelines", "check_first_leg_timeline", "ledger_row",
+           "own_next_settlement", "pair_market", "pair_timelines", "replay_pair"]
 
 PAIR_PRICE_ASSUMPTION = ("prices of both perp legs (perp, mark) are {prices}'s perp and mark bars: the only venue with "
                          "price bars in the data; each perp venue's own funding rates and settlement interval are used "
@@ -57,25 +59,102 @@ def pair_market(prices: Market, first_funding: pd.DataFrame, second_funding: pd.
                   prices.mark, second_funding, meta)
 
 
-def first_leg_timeline(market: Market | Timeline, tl: Timeline, *, start: object | None, end: object | None,
-                       warmup: pd.Timedelta, spec: object) -> Timeline:
-    """The replay timeline over the FIRST venue's funding (``market.meta['first_funding']``), on the same
-    instants as ``tl`` (its ``fund_rate``, ``fund_hours``, ``last_rate``, ``interval_hours`` are A's).
+def _times(fund: pd.DataFrame | None) -> np.ndarray:
+    """Settlement times of a funding frame, int64 ns UTC (empty without one)."""
+    if fund is None or not len(fund):
+        return np.empty(0, dtype="int64")
+    return pd.DatetimeIndex(fund.index).as_unit("ns").asi8
+
+
+def own_next_settlement(tl: Timeline) -> Timeline:
+    """``tl`` whose ``next_fund_ns`` is, at each instant, the next settlement of THIS timeline's venue (its
+    ``fund_rate`` instants) strictly after it; past its last one, that time plus whole intervals
+    (``tl.interval_hours``). A venue settling at 02:00, 06:00, ... (4h) thus announces 06:00 at 03:00, not
+    the 00:00-aligned grid's 04:00. Without a settlement in the window: ``tl`` unchanged (the grid)."""
+    ts = np.asarray(tl.ts, dtype="int64")
+    ft = ts[~np.isnan(tl.fund_rate)]
+    if not len(ft):
+        return tl
+    step = int(tl.interval_hours * 3600e9)
+    pos = np.searchsorted(ft, ts, side="right")
+    past = ft[-1] + ((ts - ft[-1]) // step + 1) * step
+    nxt = np.where(pos < len(ft), ft[np.clip(pos, 0, len(ft) - 1)], past)
+    return replace(tl, next_fund_ns=nxt.astype("int64"))
+
+
+def _onto(t: Timeline, u: np.ndarray) -> Timeline:
+    """``t`` on the instants ``u`` (a superset of ``t.ts`` holding only settlement instants more): at an added
+    instant no bar ends and ``t``'s venue settles nothing; prices, volumes and inputs are the last known,
+    ``last_rate`` the last settled before it."""
+    pos = np.searchsorted(t.ts, u, side="right") - 1
+    if (pos < 0).any():
+        raise InvalidInput("first_funding", [str(pd.Timestamp(int(x), tz="UTC")) for x in u[pos < 0][:3]],
+                           "settlement times after the replay's first instant")
+    exact = t.ts[pos] == u
+
+    def on(a: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        v = a[pos]
+        return np.where(exact if v.ndim == 1 else exact[:, None], v, fill)
+
+    settled = np.where(np.isnan(t.fund_rate[pos]), t.last_rate[pos], t.fund_rate[pos])
+    return replace(t, ts=u, spot=t.spot[pos], perp=t.perp[pos], mark=t.mark[pos], spot_vol=t.spot_vol[pos],
+                   perp_vol=t.perp_vol[pos], has_spot=t.has_spot[pos] & exact, has_perp=t.has_perp[pos] & exact,
+                   has_mark=t.has_mark[pos] & exact, spot_bar=on(t.spot_bar), perp_bar=on(t.perp_bar),
+                   mark_bar=on(t.mark_bar), fund_rate=on(t.fund_rate), fund_hours=on(t.fund_hours),
+                   last_rate=np.where(exact, t.last_rate[pos], settled), next_fund_ns=t.next_fund_ns[pos],
+                   inputs=np.ascontiguousarray(t.inputs[pos]), priced=t.priced[pos] & exact)
+
+
+def align_pair_timelines(tl: Timeline, ta: Timeline) -> tuple[Timeline, Timeline]:
+    """Two prebuilt timelines of the same prices (the second venue's ``tl``, the first's ``ta``, e.g. a sweep's
+    :class:`~hedge_core.backtest.xvenue_sweep.VenueTimelines`) on the UNION of their instants, each venue
+    settling at its own times and announcing its own next settlement (:func:`own_next_settlement`).
 
     Raises
     ------
     InvalidInput
-        ``market`` is a prebuilt Timeline or has no ``first_funding``; or A's settlement times add instants
-        the second venue's timeline does not have.
+        Naming ``first_funding`` when the two differ in their bar ends (timelines cut to different windows)
+        or one venue settles before the other timeline's first instant.
+    """
+    bars_l = tl.ts[tl.has_spot | tl.has_perp | tl.has_mark]
+    bars_a = ta.ts[ta.has_spot | ta.has_perp | ta.has_mark]
+    if not np.array_equal(bars_l, bars_a):
+        extra = pd.DatetimeIndex(np.setxor1d(bars_l, bars_a)[:3].view("datetime64[ns]"), tz="UTC").tolist()
+        raise InvalidInput("first_funding", extra, "a timeline of the same prices over the same window as the "
+                           "second venue's (the same bar ends)")
+    u = np.union1d(tl.ts, ta.ts)
+    if len(u) != tl.n:
+        tl = _onto(tl, u)
+    if len(u) != ta.n:
+        ta = _onto(ta, u)
+    return own_next_settlement(tl), own_next_settlement(ta)
+
+
+def pair_timelines(market: Market | Timeline, *, start: object | None, end: object | None,
+                   warmup: pd.Timedelta, spec: object) -> tuple[Timeline, Timeline]:
+    """The replay timelines of a perp pair: ``(tl, ta)``, the second venue's funding (``market.funding``)
+    and the first's (``market.meta['first_funding']``) on ONE set of instants: the bar ends and the UNION
+    of both venues' settlement times (e.g. A every 4h at 02:00, 06:00, ... and B every 8h at 00:00, 08:00,
+    ...). Each settles only at its own times (``fund_rate`` NaN at the other's), each announces its own
+    next settlement (:func:`own_next_settlement`).
+
+    Raises
+    ------
+    InvalidInput
+        ``market`` is a prebuilt Timeline or has no ``first_funding``.
     """
     meta = market.meta if isinstance(market, Market) else {}
-    fund = meta.get("first_funding")
-    if not isinstance(market, Market) or fund is None:
+    fund_a = meta.get("first_funding")
+    if not isinstance(market, Market) or fund_a is None:
         raise InvalidInput("market", type(market).__name__, "a Market carrying the first venue's funding in "
                            "meta['first_funding'] (backtest.xvenue.cross_venue_market(..., first_venue=...))")
-    ta = timeline_of(replace(market, funding=fund), start=start, end=end,
-                     warmup=warmup, spec=spec)
-    return check_first_leg_timeline(ta, tl)
+    if start is None:
+        start = market.first + warmup
+    fund_b = market.funding
+    tl = build_timeline(market, start=start, end=end, spec=spec, extra_instants=_times(fund_a))
+    ta = build_timeline(replace(market, funding=fund_a), start=start, end=end, spec=spec,
+                        extra_instants=_times(fund_b))
+    return own_next_settlement(tl), check_first_leg_timeline(own_next_settlement(ta), tl)
 
 
 def check_first_leg_timeline(ta: Timeline, tl: Timeline) -> Timeline:

@@ -104,6 +104,12 @@ class LivePollingFeed:
     async def poll(self) -> list[MarketEvent]:
         """One polling round: fetch what is new, return the events now ready, in order."""
         now = self._now()
+        await self.fetch(now)
+        return self._release(now)
+
+    async def fetch(self, now: pd.Timestamp) -> None:
+        """Fetch what is new and stage it (the closing rule), releasing nothing: :meth:`poll`, and a feed
+        that merges several venues' feeds (:class:`hedge_core.exchange.pair_feed.PairBarsFeed`)."""
         rest = self._rest_round(now)
         for sym, kind in self.series:
             bars, confirmed_before = await self._series_bars(sym, kind, rest)
@@ -115,7 +121,6 @@ class LivePollingFeed:
                 if self._last_funding < r.ts <= now:
                     self._stage(FundingEvent(r.ts, self.venue, self.perp_symbol, r.rate, r.interval_hours))
                     self._last_funding = r.ts
-        return self._release(now)
 
     # -- hooks a subclass overrides (the websocket feed); the rules below them stay here only --
     def _rest_round(self, now: pd.Timestamp) -> bool:
@@ -186,6 +191,7 @@ class LivePollingFeed:
 
 
 def _key(e: MarketEvent) -> tuple:
+    """One staged event per venue, series and time (two venues' feeds merged keep both venues' events)."""
     if isinstance(e, Bar):
-        return ("bar", e.symbol, e.kind, e.ts)
-    return ("funding", e.symbol, e.ts)
+        return ("bar", e.venue, e.symbol, e.kind, e.ts)
+    return ("funding", e.venue, e.symbol, e.ts)

@@ -217,7 +217,8 @@ class PerpPairPaper(PerpPairAdapter):
     """Two paper perp venues for the runner: a state file each (``<hedge id>@<venue>.json``), both fed the
     replay's perp and mark bars (spot bars are not theirs). EACH venue settles ITS OWN stored series
     (``first_funding`` / ``second_funding``: rate per settlement time, fraction per ``interval_hours``), applied
-    at the replay's settlement instants where that venue has a rate there; B without a stored series
+    at the replay's settlement instants where that venue has a rate there (the runner's replay carries the UNION
+    of both venues' times, :meth:`settlement_times`, so each settles exactly at its own); B without a stored series
     (``second_funding`` None or empty) settles the replayed data venue's events instead (the runner warns).
     Settlements are kept in :attr:`first_settled` / :attr:`second_settled` until the runner books them on their
     legs (:meth:`take_first_settled`, :meth:`take_second_settled`)."""
@@ -226,8 +227,11 @@ class PerpPairPaper(PerpPairAdapter):
     second: PaperExchange
 
     def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None,
-                 second_funding: pd.DataFrame | None = None) -> None:
+                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False) -> None:
         super().__init__(first, second)
+        # paper on LIVE bars (feed "bars", exchange.pair_feed.PairBarsFeed): each event names its venue; each
+        # paper venue gets its own venue's bars and settles its own venue's published funding
+        self.by_venue = bool(by_venue)
         self.first_funding = _funding_frame(first_funding)
         # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
         self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
@@ -270,6 +274,9 @@ class PerpPairPaper(PerpPairAdapter):
     async def apply(self, event: Bar | FundingEvent) -> None:
         """Perp and mark bars to both venues (each under its own name); a funding settlement to B, and A's
         own rate at that instant (if its series has one) to A."""
+        if self.by_venue:
+            await self._apply_own(event)
+            return
         if isinstance(event, Bar):
             if event.kind is MarketKind.SPOT:
                 return
@@ -278,31 +285,63 @@ class PerpPairPaper(PerpPairAdapter):
                                    event.close, event.volume, event.timeframe))
             return
         ts = pd.Timestamp(event.ts)
-        ev_b: FundingEvent | None = FundingEvent(ts, self.second.venue, event.symbol, event.rate, event.interval_hours)
+        # an added settlement instant (NaN rate, exchange.pair_feed): the data venue settles nothing here
+        ev_b: FundingEvent | None = None if math.isnan(float(event.rate)) else FundingEvent(
+            ts, self.second.venue, event.symbol, event.rate, event.interval_hours)
         if self.second_funding is not None:  # B's own series: its rate at this instant, or no settlement of B's
             ev_b = None if ts not in self.second_funding.index else FundingEvent(
                 ts, self.second.venue, event.symbol, float(self.second_funding.at[ts, "funding_rate"]),
                 float(self.second_funding.at[ts, "interval_hours"]))
-        if ev_b is not None:
+        if ev_b is not None and _unsettled(self.second, ts):
             await self.second.apply(ev_b)
             self.second_settled.append(ev_b)
             if self.second_funding is not None:
                 self.second_last_rate = ev_b.rate
-        if ts in self.first_funding.index:
+        if ts in self.first_funding.index and _unsettled(self.first, ts):
             ev = FundingEvent(ts, self.first.venue, event.symbol, float(self.first_funding.at[ts, "funding_rate"]),
                               float(self.first_funding.at[ts, "interval_hours"]))
             await self.first.apply(ev)
             self.first_settled.append(ev)
             self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
 
+    async def _apply_own(self, event: Bar | FundingEvent) -> None:
+        """Live bars: the event goes to the paper venue it names (``event.venue``), nothing else."""
+        if isinstance(event, Bar):
+            if event.kind is MarketKind.SPOT:
+                return
+            for ad in (self.first, self.second):
+                if ad.venue == event.venue:
+                    await ad.apply(event)
+            return
+        if math.isnan(float(event.rate)):
+            return
+        if not any(ad.venue == event.venue and _unsettled(ad, pd.Timestamp(event.ts))
+                   for ad in (self.first, self.second)):
+            return
+        if event.venue == self.first.venue:
+            await self.first.apply(event)
+            self.first_settled.append(event)
+            self.first_last_rate, self.first_interval_hours = event.rate, event.interval_hours
+        elif event.venue == self.second.venue:
+            await self.second.apply(event)
+            self.second_settled.append(event)
+            self.second_last_rate = event.rate
+
     def take_second_settled(self) -> list[FundingEvent]:
         """B's settlements applied since the last call (its own series', or the data venue's as a fallback)."""
         out, self.second_settled = self.second_settled, []
         return out
 
+    def settlement_times(self) -> pd.DatetimeIndex:
+        """Both venues' own settlement times (A's series and B's, when B has one): the instants the runner's
+        replay adds to the data venue's (:class:`hedge_core.exchange.pair_feed.SettlementInstantsFeed`)."""
+        from hedge_core.exchange.pair_feed import settlement_times
+
+        return settlement_times(self.first_funding, self.second_funding)
+
     def first_next_funding_ts(self, now: pd.Timestamp) -> pd.Timestamp | None:
-        """A's next settlement time after ``now`` in its stored series (None: none left). It settles only
-        where the replay has a settlement instant too (:meth:`apply`)."""
+        """A's next settlement time after ``now`` in its stored series (None: none left); the runner's
+        replay has an instant there (:meth:`settlement_times`), so A settles exactly then."""
         idx = self.first_funding.index
         i = int(idx.searchsorted(pd.Timestamp(now), side="right"))
         return idx[i] if i < len(idx) else None
@@ -311,6 +350,14 @@ class PerpPairPaper(PerpPairAdapter):
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []
         return out
+
+
+def _unsettled(ad: PaperExchange, ts: pd.Timestamp) -> bool:
+    """True when the paper venue has not settled at ``ts`` or later yet. Each venue settles at its OWN instants,
+    so after a restart the replay resumes at the second venue's clock and may pass again an instant only the
+    first venue settled: it is not settled twice."""
+    hist = ad.core.funding_history
+    return not hist or pd.Timestamp(ts) > pd.Timestamp(hist[-1].ts)
 
 
 def _funding_frame(frame: pd.DataFrame | None) -> pd.DataFrame:

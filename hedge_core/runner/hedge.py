@@ -227,8 +227,10 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
     async def _market(self, mu: MarketUpdate) -> None:
         if self.spec.perp_pair:  # two perp legs: the first leg trades the perp on its venue (exchange.routed_pair)
             ad = self.raw_adapter  # live (routed_pair_live): the feed's "spot" price is the first venue's own ticker
-            own = self.spec.feed == "ticker" and math.isfinite(mu.spot) and mu.spot > 0
-            mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=mu.spot if own else mu.mark_or_perp,
+            # ticker: the first venue's own last price; bars: its own perp close and mark (exchange.pair_feed)
+            own = self.spec.feed in ("ticker", "bars") and math.isfinite(mu.spot) and mu.spot > 0
+            own_mark = mu.spot_mark if self.spec.feed == "bars" and math.isfinite(mu.spot_mark) else mu.spot
+            mu = replace(mu, spot=mu.spot if own else mu.perp, spot_mark=own_mark if own else mu.mark_or_perp,
                          spot_volume=mu.perp_volume,
                          spot_funding_rate=getattr(ad, "first_last_rate", math.nan),
                          spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0),
@@ -269,7 +271,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         async with self.lock:
             await self.driver.feed(OperatorCommand(ts, Command.FLATTEN, f"dead man's switch: supervisor silent {age:.1f} s"))
 
-    async def _funding(self, ev: FundingEvent, mark: float) -> None:
+    async def _funding(self, ev: FundingEvent, mark: float, first_mark: float | None = None) -> None:
         if self.venue_records:
             # live: the venue's FUNDING_FEE income record is booked (poll_funding), never our estimate
             self.reconcile_due.set()
@@ -288,12 +290,12 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         for fa in take() if callable(take) else ():  # two perp legs: the first venue's own settlements
             before, qty = self.driver.ctx.spot.funding, self.driver.ctx.spot.qty
             async with self.lock:
-                ctx = await self.driver.feed(FundingSettled(fa.ts, fa.rate, mark, interval_hours=fa.interval_hours,
-                                                            leg="spot"))
+                ctx = await self.driver.feed(FundingSettled(fa.ts, fa.rate, mark if first_mark is None else first_mark,
+                                                            interval_hours=fa.interval_hours, leg="spot"))
             if abs(qty) > QTY_EPS:
                 amount = ctx.spot.funding - before
                 self.journal.funding(self.hedge_id, self.spec.leg_venues[0], self.spec.perp_symbol, fa.ts, amount,
-                                     fa.rate, qty, mark, expected=amount)
+                                     fa.rate, qty, mark if first_mark is None else first_mark, expected=amount)
 
     async def run(self) -> None:
         """Consume the feed until it ends, the hedge completes or the task is cancelled."""
@@ -307,7 +309,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         self.phase = "running"
         if self.venue_records and self._records_task is None:
             self._records_task = asyncio.create_task(self._records_loop(), name=f"records-{self.hedge_id}")
-        mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe)
+        pair_bars = self.spec.perp_pair and self.spec.feed == "bars"  # each venue's own bars (exchange.pair_feed)
+        mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe,
+                           first_venue=self.spec.leg_venues[0] if pair_bars else None)
         paper = hasattr(self.raw_adapter, "apply")
         last_rate = 0.0
         n = 0
@@ -335,7 +339,13 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                     if paper:
                         await self.raw_adapter.apply(ev)
                     mark = mb.mark if mb.mark > 0 else mb.perp
-                    await self._funding(ev, mark)
+                    first_mark = None
+                    if pair_bars:  # the first leg settles at its own venue's mark and keeps its own rate
+                        first_mark = mb.spot_mark if mb.spot_mark > 0 else mb.spot
+                        if ev.venue == self.spec.leg_venues[0] and not paper:  # live: the feed's settlement
+                            self.raw_adapter.first_last_rate = ev.rate
+                            self.raw_adapter.first_interval_hours = ev.interval_hours
+                    await self._funding(ev, mark, first_mark)
                     mb.settle(ev)
                 elif isinstance(ev, Tick):
                     await self._market(ev.market_update(last_rate))

@@ -141,11 +141,13 @@ class HedgeSpec(BaseModel):
             if not self.perp_venue or self.perp_venue in (self.venue, "best"):
                 raise ValueError(f"legs='perp_perp' with perp_venue={self.perp_venue!r}: expected a second venue other "
                                  f"than venue={self.venue!r} (a perp on each; 'best' is chosen for a spot first leg only)")
-            want = "replay" if self.mode == "paper" else "ticker"  # live/recommend: each venue's own ticker
-            if self.feed != want:
+            # paper: a replay or each venue's live bars; live/recommend: each venue's own ticker or bars
+            want = ("replay", "bars") if self.mode == "paper" else ("ticker", "bars")
+            if self.feed not in want:
                 raise ValueError(f"legs='perp_perp' with mode={self.mode!r}, feed={self.feed!r}: expected feed "
-                                 f"{want!r} for mode {self.mode!r} (paper: 'replay'; live and recommend: 'ticker', "
-                                 "the first leg priced at its own venue; a paper pair on live bars is not built)")
+                                 f"{' or '.join(repr(w) for w in want)} for mode {self.mode!r} (paper: 'replay' or "
+                                 "'bars'; live and recommend: 'ticker' or 'bars', the first leg priced at its own "
+                                 "venue)")
         return self
 
     @property

@@ -99,8 +99,13 @@ def sigma_24h_of(closes: list[float] | deque[float], bar_seconds: float) -> floa
 class MarketBuilder:
     """Accumulate bars of one instant; emit the ``MarketUpdate`` when the instant is complete."""
 
-    def __init__(self, spot_symbol: str, perp_symbol: str, timeframe: str = "1h", interval_hours: float = 8.0) -> None:
+    def __init__(self, spot_symbol: str, perp_symbol: str, timeframe: str = "1h", interval_hours: float = 8.0,
+                 first_venue: str | None = None) -> None:
         self.spot_symbol, self.perp_symbol = spot_symbol, perp_symbol
+        # two perp legs on live bars (exchange.pair_feed.PairBarsFeed): the bars of THIS venue are the first
+        # leg's (perp close -> spot price, mark close -> spot_mark) and its settlements are not the market's rate
+        self.first_venue = first_venue
+        self.spot_mark = math.nan
         self.tf = timeframe_delta(timeframe)
         self.bar_s = self.tf.total_seconds()
         self.window = max(int(round(86_400 / self.bar_s)) + 1, 3)
@@ -127,6 +132,13 @@ class MarketBuilder:
     def add_bar(self, bar: Bar) -> None:
         self.instant = self.known(bar)
         self.dirty = True
+        if self.first_venue is not None and bar.venue == self.first_venue:
+            if bar.kind is MarketKind.PERP and bar.symbol == self.perp_symbol:
+                self.spot, self.spot_vol = bar.close, bar.volume
+                self.closes.append(bar.close)
+            elif bar.kind is MarketKind.MARK and bar.symbol == self.perp_symbol:
+                self.spot_mark = bar.close
+            return
         if bar.kind is MarketKind.SPOT and bar.symbol == self.spot_symbol:
             self.spot, self.spot_vol = bar.close, bar.volume
             self.closes.append(bar.close)
@@ -136,6 +148,10 @@ class MarketBuilder:
             self.mark = bar.close
 
     def settle(self, ev: FundingEvent) -> None:
+        if math.isnan(ev.rate):  # a perp pair's added settlement instant (exchange.pair_feed): not this venue's
+            return
+        if self.first_venue is not None and ev.venue == self.first_venue:  # the first leg's venue: its own rate
+            return
         self.rate = ev.rate  # known only after the settlement: used from the next update on
         self.interval_hours = ev.interval_hours
 
@@ -160,7 +176,8 @@ class MarketBuilder:
             an = MappingProxyType({"sigma_24h": sig}) if not math.isnan(sig) else MappingProxyType({})
         return MarketUpdate(ts=t, spot=self.spot, perp=self.perp, mark=self.mark, spot_volume=self.spot_vol,
                             perp_volume=self.perp_vol, funding_rate=self.rate, next_funding_ts=nxt,
-                            funding_interval_hours=ih, analytics=an)
+                            funding_interval_hours=ih, analytics=an,
+                            **({"spot_mark": self.spot_mark} if self.first_venue is not None else {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -338,6 +338,10 @@ class Supervisor:
         from hedge_core.exchange.routed_paper import venue_state_path
 
         a, b = spec.leg_venues
+        if spec.feed == "bars":  # live bars: each paper venue gets its own venue's bars and published funding
+            return PerpPairPaper(*(self._paper(spec, v, {"perp": spec.balances.get(k, {})},
+                                               venue_state_path(self.home / "paper", spec.hedge_id, v))
+                                   for v, k in ((a, "spot"), (b, "perp"))), by_venue=True)
         try:
             fund = self.store.read_funding(a, spec.perp_symbol)
         except LookupError:
@@ -455,8 +459,14 @@ class Supervisor:
                 task.inputs = self._inputs[key]
             else:
                 task.inputs_loader = lambda: self._load_inputs(key, venue, spec, first, end)
-            return ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
+            feed = ReplayFeed(self.store, venue, spec.spot_symbol, spec.perp_symbol, spec.timeframe, start, end,
                               speed=spec.speed)
+            times = getattr(task.raw_adapter, "settlement_times", None)
+            if spec.perp_pair and callable(times):  # two perp venues: the UNION of both venues' settlement times
+                from hedge_core.exchange.pair_feed import SettlementInstantsFeed
+
+                return SettlementInstantsFeed(feed, times())
+            return feed
         if spec.feed == "ticker":
             from hedge_core.runner.market import TickerFeed
 
@@ -465,6 +475,8 @@ class Supervisor:
                               now=lambda: venue_now(md))  # Tick times: the venue's clock
         from hedge_core.exchange.live_ws_feed import LiveWebsocketFeed, live_feed
 
+        if spec.perp_pair:  # two perp venues on live bars: each venue's bars and funding through its own adapter
+            return self._pair_bars_feed(task)
         if hasattr(task.raw_adapter, "fetch_bars"):
             md = task.raw_adapter
         else:
@@ -475,6 +487,15 @@ class Supervisor:
                          now=lambda: venue_now(md))  # a bar is closed on the venue's clock
         if isinstance(feed, LiveWebsocketFeed):  # ccxt.pro streams where the venue has them, else REST polling
             feed.start_streams()  # before the first poll, so REST never emits an instant the streams deliver late
+        return feed
+
+    def _pair_bars_feed(self, task: HedgeTask) -> Any:
+        """The ``bars`` feed of a perp pair (:func:`hedge_core.exchange.pair_feed.pair_bars_feed`)."""
+        from hedge_core.exchange.pair_feed import pair_bars_feed
+
+        feed, md = pair_bars_feed(task.spec, task.raw_adapter, task.market_data, self._market_data, venue_now)
+        if task.spec.mode == "paper":
+            task.market_data = md  # the first venue's public data: the hedge's clock
         return feed
 
     async def _load_inputs(self, key: tuple[str, ...], venue: str, spec: HedgeSpec, first: pd.Timestamp,
