@@ -25,7 +25,7 @@ from hedge_core.backtest.xvenue_sweep import VenueMarkets, cross_venue_config
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
 
-from tests.support.best_perp_market import FEES, funding, markets, papers, xparams
+from tests.support.best_perp_market import FEES, T0, funding, markets, papers, xparams
 
 CFG = BacktestConfig(paper=replace(PaperConfig(), slippage_bps=0.0, impact_k_bps=0.0))
 POINTS = [{"notional": 8_000.0, "exit.max_holding_hours": 24.0}, {"notional": 5_000.0, "exit.max_holding_hours": 12.0}]

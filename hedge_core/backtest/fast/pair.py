@@ -4,7 +4,7 @@
 The same arguments, and for every run it accepts the same fills, per-instant snapshots, transitions and
 KPIs, as :func:`hedge_core.backtest.xvenue.run_cross_venue_backtest` with a pair
 (:mod:`hedge_core.backtest.xvenue_pair`): the first venue A's perp (its lot and minimums, perp fee,
-futures wallet, margin, liquidation and OWN funding series, ``xvenue_pair.first_leg_timeline``) and the
+futures wallet, margin, liquidation and OWN funding series, ``xvenue_pair.pair_timelines``) and the
 second venue B's, both at the one venue's perp and mark bars the data has. The kernel is
 :func:`~.pair_kernel.pair_kernel`.
 
@@ -45,7 +45,7 @@ __all__ = ["PairTimelines", "fast_pair_kpis", "pair_timelines", "run_fast_pair"]
 class PairTimelines:
     """The two replay timelines of a pair, built once (a sweep's points share them): ``second`` the prices
     with the second venue's funding (``timeline_of`` of the market), ``first`` the first venue's funding on
-    the same instants (:func:`hedge_core.backtest.xvenue_pair.first_leg_timeline`)."""
+    the same instants (:func:`hedge_core.backtest.xvenue_pair.pair_timelines`)."""
 
     second: Timeline
     first: Timeline
@@ -64,18 +64,17 @@ def pair_timelines(market: Market, *, start: object | None = None, end: object |
         Fewer than 2 instants, or the first venue's funding off the replay's instants.
     """
     from hedge_core.backtest.xvenue import CrossVenueConfig
-    from hedge_core.backtest.xvenue_pair import first_leg_timeline
+    from hedge_core.backtest.xvenue_pair import pair_timelines as union_timelines
 
     config = config if config is not None else CrossVenueConfig()
     if not isinstance(market, Market):
         raise FastPathUnsupported("a prebuilt Timeline for two perp legs (the first venue's funding travels with "
                                   "a Market: backtest.xvenue.cross_venue_market(..., first_venue=...); or pass "
                                   "fast.pair.pair_timelines(market))")
-    tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
+    tl, ta = union_timelines(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
     if tl.n < 2:
         raise InvalidInput("window", tl.n, "at least 2 replay instants")
-    return PairTimelines(tl, first_leg_timeline(market, tl, start=start, end=end, warmup=config.warmup,
-                                                spec=config.spec))
+    return PairTimelines(tl, ta)
 
 
 def _papers(params: CrossCarryParams, config: Any) -> tuple[PaperConfig, PaperConfig]:
@@ -112,10 +111,10 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
             raise InvalidInput("start/end", (start, end), "None with prebuilt PairTimelines (their window is fixed)")
         pt = market
     elif first_timeline is not None:  # a sweep's VenueTimelines: the first venue's timeline given apart
-        from hedge_core.backtest.xvenue_pair import check_first_leg_timeline
+        from hedge_core.backtest.xvenue_pair import align_pair_timelines
 
         tl = timeline_of(market, start=start, end=end, warmup=config.warmup, spec=config.spec)
-        pt = PairTimelines(tl, check_first_leg_timeline(first_timeline, tl))
+        pt = PairTimelines(*align_pair_timelines(tl, first_timeline))
     else:
         pt = pair_timelines(market, start=start, end=end, config=config)
     tl, ta = pt.second, pt.first
