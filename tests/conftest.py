@@ -93,7 +93,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionfinish(session):
-    """Under xdist (``make test`` runs ``-n 2``) a worker hands its fault-matrix cells to the controller."""
+    """Under xdist (``make test`` runs ``-n 3``) a worker hands its fault-matrix cells to the controller."""
     import sys
 
     fm = sys.modules.get("tests.support.fault_matrix")
