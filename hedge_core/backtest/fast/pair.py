@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hedge_core.backtest.fast.codes import ERROR_MESSAGES, Err, Tr
+from hedge_core.backtest.fast.codes import ERROR_MESSAGES, Err
 from hedge_core.backtest.fast.pack import brackets, pack_hedge
 from hedge_core.backtest.fast.pair_kernel import pair_entry, pair_kernel
-from hedge_core.backtest.fast.run import FastResult, _Raw, _utc_index
+from hedge_core.backtest.fast.run import FastResult, _Raw, fills_and_transitions
 from hedge_core.backtest.fast.scope import FastPathUnsupported, check_supported
 from hedge_core.backtest.fast.signals import input_column, liq_arrays, priced_prices
-from hedge_core.backtest.fast.transitions import TRANSITIONS
 from hedge_core.backtest.timeline import Market, Timeline, timeline_of
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.costs import entry_round_trip, pair_from_paper, resolve_costs
@@ -192,18 +191,8 @@ def run_fast_pair(params: CrossCarryParams, market: Market | Timeline | PairTime
     """
     raw, _p = _run_pair_raw(params, market, start=start, end=end, config=config, compact=compact,
                             first_timeline=first_timeline)
-    tl, nf, nt = raw.timeline, raw.nf, raw.nt
-    fi = raw.f_i[:nf]
-    fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(raw.f_leg[:nf] == 1, "perp", "spot"),
-                          "side": np.where(raw.f_side[:nf] > 0, "buy", "sell"), "qty": raw.f_qty[:nf],
-                          "price": raw.f_px[:nf], "fee": raw.f_fee[:nf], "slippage": raw.f_slip[:nf]})
-    rows = []
-    tix = _utc_index(tl.ts[raw.t_i[:nt]])
-    for k in range(nt):
-        for fr, to, trig in TRANSITIONS[Tr(int(raw.t_code[k]))]:
-            rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
-    trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(raw.snap, raw.states, fills, trans, tl, last=raw.last,
+    fills, trans = fills_and_transitions(raw)
+    return FastResult(raw.snap, raw.states, fills, trans, raw.timeline, last=raw.last,
                       first_leg_funding=raw.first_leg_funding)  # type: ignore[attr-defined]
 
 

@@ -67,6 +67,13 @@ def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
         Outside the kernel's scope (see ``docs/fast-path.md``), with the reason and instant.
     """
     raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact, costs=costs)
+    fills, trans = fills_and_transitions(raw)
+    return FastResult(raw.snap, raw.states, fills, trans, raw.timeline, raw.ltv, raw.loan, raw.last, raw.ltv_before)
+
+
+def fills_and_transitions(raw: _Raw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A kernel run's fill buffers as the fills frame (ts, leg, side, qty base, price and fee and slippage quote)
+    and its transition codes as the transitions frame (ts, from_state, to_state, trigger_name)."""
     tl, nf, nt = raw.timeline, raw.nf, raw.nt
     fi = raw.f_i[:nf]
     fills = pd.DataFrame({"ts": _utc_index(tl.ts[fi]), "leg": np.where(raw.f_leg[:nf] == 1, "perp", "spot"),
@@ -77,8 +84,7 @@ def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
     for k in range(nt):
         for fr, to, trig in TRANSITIONS[Tr(int(raw.t_code[k]))]:
             rows.append({"ts": tix[k], "from_state": fr, "to_state": to, "trigger_name": trig})
-    trans = pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
-    return FastResult(raw.snap, raw.states, fills, trans, tl, raw.ltv, raw.loan, raw.last, raw.ltv_before)
+    return fills, pd.DataFrame(rows, columns=["ts", "from_state", "to_state", "trigger_name"])
 
 
 @dataclass
