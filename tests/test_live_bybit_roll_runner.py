@@ -26,7 +26,6 @@ import pytest
 from tests.support.bybit_thread import BybitThread
 from tests.support.runner_env import journal, wait_for
 from tests.support.sim_thread import SimThread
-from tests.support.simfactory_xlive import FACTORY
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]  # real runner processes
 
@@ -40,20 +39,9 @@ LOT = 0.001  # Bybit BTCUSDT qtyStep
 
 def _env(tmp: Any, binance: SimThread, bybit: BybitThread) -> tuple[Any, dict[str, str]]:
     """The parameter set (roll enabled) promoted to live; the factory reaching both simulators."""
-    from hedge_core.params import promotion
-    from tests.support import live_env as sim_env
-    from tests.support.live_env import TEST_KEY, TEST_SECRET
-    from tests.support.runner_env import make_env
+    from tests.support.live_runner import two_venue_env
 
-    env = make_env(tmp, days=1, export=PARAMS)
-    promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                      root=env.params, db=env.db)
-    ca = tmp / "ca.pem"
-    sim_env.test_ca().cert_pem.write_to_path(str(ca))
-    return env, {"HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_SIM_PORT": str(binance.server.port),
-                 "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port), "HEDGE_TEST_SIM_CA": str(ca),
-                 "HEDGE_TEST_SIM_KEY": TEST_KEY, "HEDGE_TEST_SIM_SECRET": TEST_SECRET}
+    return two_venue_env(tmp, binance, bybit, days=1, export=PARAMS)
 
 
 def _future(bybit: BybitThread) -> tuple[str, str]:

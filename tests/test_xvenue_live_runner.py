@@ -10,18 +10,16 @@ from __future__ import annotations
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env, settle
+from tests.support.live_runner import HID, settle, two_venue_env
 from tests.support.runner_env import journal
 from tests.support.sim_thread import SimThread
-from tests.support.simfactory_xlive import FACTORY
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # a real runner process
 
 
 def test_two_venue_live_hedge_killed_after_the_perp_order_and_recovered(tmp_path):
     binance, bybit = SimThread(spot_fee_in_received=False), BybitThread()
-    env, extra = live_env(tmp_path, binance)
-    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    env, extra = two_venue_env(tmp_path, binance, bybit)
     try:
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "order_sent:perp"})
         env.client(p).start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery="resume", hedge_id=HID,
@@ -73,8 +71,7 @@ def test_continuous_reconciliation_is_reported_per_venue(tmp_path):
     from tests.support.runner_env import wait_for
 
     binance, bybit = SimThread(spot_fee_in_received=False), BybitThread()
-    env, extra = live_env(tmp_path, binance)
-    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    env, extra = two_venue_env(tmp_path, binance, bybit)
     try:
         p = env.start_runner(extra)
         c = env.client(p)

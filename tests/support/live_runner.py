@@ -18,9 +18,15 @@ from tests.support.simfactory import FACTORY
 HID = "live1"
 
 
-def live_env(tmp: Path, sim: SimThread) -> tuple[Env, dict[str, str]]:
-    env = make_env(tmp, days=3, export={"exit": {"max_holding_hours": None, "profit_target_pct": None,
-                                                 "stop_loss_pct": None, "funding_unfavourable_intervals": None}})
+NO_EXITS = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+                     "funding_unfavourable_intervals": None}}
+
+
+def live_env(tmp: Path, sim: SimThread, *, days: int = 3, export: dict[str, Any] | None = None
+             ) -> tuple[Env, dict[str, str]]:
+    """The parameter set ``carry-test`` (``export``: its overrides; default no exits) promoted to live, and the
+    runner's extra environment reaching the Binance simulator ``sim``."""
+    env = make_env(tmp, days=days, export=NO_EXITS if export is None else export)
     promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
     promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
                         root=env.params, db=env.db)
@@ -63,3 +69,13 @@ def settle(env: Env, p, want: str) -> dict:
     return wait_for(lambda: (lambda h: h if h.get("state") == want and not h.get("pending_orders") else None)(
         c.hedge(HID)), timeout=60, what=f"hedge {want}")
 
+
+
+def two_venue_env(tmp: Path, binance: SimThread, bybit: Any, *, days: int = 3, export: dict[str, Any] | None = None
+                  ) -> tuple[Env, dict[str, str]]:
+    """:func:`live_env` whose adapter factory reaches both simulators: Binance (spot and USD-M) and Bybit
+    (``bybit``: a ``tests.support.bybit_thread.BybitThread``)."""
+    from tests.support.simfactory_xlive import FACTORY as XFACTORY
+
+    env, extra = live_env(tmp, binance, days=days, export=export)
+    return env, {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": XFACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
