@@ -346,10 +346,57 @@ class PerpPairPaper(PerpPairAdapter):
         i = int(idx.searchsorted(pd.Timestamp(now), side="right"))
         return idx[i] if i < len(idx) else None
 
+    def replay_funding(self, now: pd.Timestamp) -> dict[str, Any]:
+        """Each leg's funding as known at ``now`` in a runner REPLAY, from each venue's OWN stored series: the
+        :class:`~hedge_core.engine.events.MarketUpdate` fields to set on the update at ``now``.
+
+        - first leg: ``spot_funding_rate`` / ``spot_funding_interval_hours`` (fraction per that many hours; +
+          longs pay shorts) of A's last settlement strictly before ``now`` (NaN and the first row's hours when
+          A's series has none before it), ``spot_next_funding_ts`` A's next settlement strictly after ``now``;
+        - second leg, when B has its own series: ``funding_rate``, ``funding_interval_hours`` and
+          ``next_funding_ts`` the same way from B's series. Without one B settles the data venue's events and
+          these fields stay the data venue's (nothing returned for them).
+
+        "Strictly before": the engine acts on the update at ``now`` before the venues settle at ``now`` (the
+        replay order). Past a series' last time the next settlement is that time plus whole intervals. This is
+        what the pair backtest gives its update at each instant (``backtest.timeline.build_timeline``'s
+        ``last_rate``, ``backtest.xvenue_pair.own_next_settlement``), so each venue announces its own grid (a 4h
+        venue at 02:00, 06:00, ... announces 06:00 at 03:00), also before its first settlement in the replay
+        and after a restart.
+        """
+        t = pd.Timestamp(now)
+        ra, ha, na = _known_at(self.first_funding, t)
+        out: dict[str, Any] = {"spot_funding_rate": ra, "spot_funding_interval_hours": ha, "spot_next_funding_ts": na}
+        if self.second_funding is not None:
+            rb, hb, nb = _known_at(self.second_funding, t)
+            if math.isfinite(rb):
+                out["funding_rate"] = rb
+            out["funding_interval_hours"], out["next_funding_ts"] = hb, nb
+        return out
+
     def take_first_settled(self) -> list[FundingEvent]:
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []
         return out
+
+
+def _known_at(frame: pd.DataFrame, t: pd.Timestamp) -> tuple[float, float, pd.Timestamp | None]:
+    """(rate, interval hours) of ``frame``'s last settlement strictly before ``t`` (NaN and the first row's hours
+    without one) and its next settlement strictly after ``t`` (past the last row: the last time plus whole
+    intervals; None for an empty frame)."""
+    idx = frame.index
+    if not len(idx):
+        return math.nan, 8.0, None
+    i = int(idx.searchsorted(t, side="left"))  # rows before i settled strictly before t
+    k = i - 1 if i > 0 else 0
+    rate = float(frame["funding_rate"].iloc[i - 1]) if i > 0 else math.nan
+    hours = float(frame["interval_hours"].iloc[k])
+    j = int(idx.searchsorted(t, side="right"))
+    if j < len(idx):
+        return rate, hours, idx[j]
+    step = pd.Timedelta(hours=float(frame["interval_hours"].iloc[-1]))
+    last = idx[-1]
+    return rate, hours, last + ((t - last) // step + 1) * step
 
 
 def _unsettled(ad: PaperExchange, ts: pd.Timestamp) -> bool:
