@@ -43,18 +43,25 @@ def test_each_leg_announces_its_own_venues_next_settlement_and_rate_by_hand():
     # AT a settlement time the engine acts before the venue settles: the rate is the one before, the next the one after
     at6 = _pair().replay_funding(T0 + 6 * H)
     assert at6["funding_rate"] == 0.00001 and at6["next_funding_ts"] == T0 + 10 * H
-    # before the second venue's first settlement in the series, its rate is unknown: the data venue's stays
+    # before the second venue's first settlement in its series its rate is unknown (no pair enters on it)
     early = _pair().replay_funding(T0 + 1 * H)
-    assert "funding_rate" not in early and early["next_funding_ts"] == T0 + 2 * H
+    assert math.isnan(early["funding_rate"]) and early["next_funding_ts"] == T0 + 2 * H
     # past B's last time (22:00): its own grid goes on (02:00 next day, not the data venue's 00:00)
     late = _pair().replay_funding(T0 + 25 * H)
     assert late["next_funding_ts"] == T0 + 26 * H and late["funding_rate"] == pytest.approx(0.00006, abs=1e-15)
     assert late["spot_next_funding_ts"] == T0 + 32 * H and late["spot_funding_rate"] == 0.0004
 
 
-def test_a_second_venue_without_its_own_series_keeps_the_data_venues_market_fields():
-    f = _pair(second=None).replay_funding(T0 + 3 * H)
+def test_a_second_venue_without_its_own_series_is_known_by_the_data_venues_series_it_settles():
+    f = _pair(second=None).replay_funding(T0 + 3 * H)  # no data venue series either: the market builder's stand
     assert set(f) == {"spot_funding_rate", "spot_funding_interval_hours", "spot_next_funding_ts"}
+    data = _funding([8, 16], [0.0007, 0.0008], 8.0)
+    fb = PerpPairPaper(perp_venue("bybit", 1.0), perp_venue("okx", 1.0), first_funding=FA, data_funding=data)
+    assert fb.second_funding is None  # B still settles the replay's data venue events (runner.supervisor warns)
+    early, later = fb.replay_funding(T0 + 3 * H), fb.replay_funding(T0 + 9 * H)
+    assert math.isnan(early["funding_rate"]) and early["next_funding_ts"] == T0 + 8 * H
+    assert later["funding_rate"] == 0.0007 and later["next_funding_ts"] == T0 + 16 * H
+    assert later["funding_interval_hours"] == 8.0
 
 
 def test_the_replays_funding_fields_equal_the_pair_backtests_at_every_instant(tmp_path):
@@ -78,7 +85,8 @@ def test_the_replays_funding_fields_equal_the_pair_backtests_at_every_instant(tm
         assert f["next_funding_ts"] == pd.Timestamp(int(tl.next_fund_ns[i]), tz="UTC"), t
         assert f["spot_next_funding_ts"] == pd.Timestamp(int(ta.next_fund_ns[i]), tz="UTC"), t
         assert f["funding_interval_hours"] == tl.interval_hours and f["spot_funding_interval_hours"] == ta.interval_hours
-        assert f.get("funding_rate", 0.0) == pytest.approx(tl.last_rate[i], abs=1e-15), t
+        rb = f["funding_rate"] if math.isfinite(f["funding_rate"]) else 0.0  # the timeline's 0.0: nothing settled yet
+        assert rb == pytest.approx(tl.last_rate[i], abs=1e-15), t
         assert f["spot_funding_rate"] == pytest.approx(ta.last_rate[i], abs=1e-15), t
         assert math.isfinite(f["spot_funding_rate"])
         checked += 1

@@ -227,7 +227,8 @@ class PerpPairPaper(PerpPairAdapter):
     second: PaperExchange
 
     def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None,
-                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False) -> None:
+                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False,
+                 data_funding: pd.DataFrame | None = None) -> None:
         super().__init__(first, second)
         # paper on LIVE bars (feed "bars", exchange.pair_feed.PairBarsFeed): each event names its venue; each
         # paper venue gets its own venue's bars and settles its own venue's published funding
@@ -236,6 +237,9 @@ class PerpPairPaper(PerpPairAdapter):
         # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
         self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
             else None
+        # the replayed data venue's stored series: what B settles (through the replay's events) without its own
+        # series, so what the market knows of B's rate then (replay_funding)
+        self.data_funding = _funding_frame(data_funding) if data_funding is not None and len(data_funding) else None
         self.first_settled: list[FundingEvent] = []
         self.second_settled: list[FundingEvent] = []
         self.first_last_rate = math.nan
@@ -353,9 +357,10 @@ class PerpPairPaper(PerpPairAdapter):
         - first leg: ``spot_funding_rate`` / ``spot_funding_interval_hours`` (fraction per that many hours; +
           longs pay shorts) of A's last settlement strictly before ``now`` (NaN and the first row's hours when
           A's series has none before it), ``spot_next_funding_ts`` A's next settlement strictly after ``now``;
-        - second leg, when B has its own series: ``funding_rate``, ``funding_interval_hours`` and
-          ``next_funding_ts`` the same way from B's series. Without one B settles the data venue's events and
-          these fields stay the data venue's (nothing returned for them).
+        - second leg: ``funding_rate`` (NaN before B's first settlement in its series: unknown, so a pair does not
+          enter on it), ``funding_interval_hours`` and ``next_funding_ts`` the same way from B's own series, or,
+          without one, from the replayed data venue's (``data_funding``: the series B then settles); without
+          either, nothing is returned for them (the market builder's stand).
 
         "Strictly before": the engine acts on the update at ``now`` before the venues settle at ``now`` (the
         replay order). Past a series' last time the next settlement is that time plus whole intervals. This is
@@ -367,11 +372,9 @@ class PerpPairPaper(PerpPairAdapter):
         t = pd.Timestamp(now)
         ra, ha, na = _known_at(self.first_funding, t)
         out: dict[str, Any] = {"spot_funding_rate": ra, "spot_funding_interval_hours": ha, "spot_next_funding_ts": na}
-        if self.second_funding is not None:
-            rb, hb, nb = _known_at(self.second_funding, t)
-            if math.isfinite(rb):
-                out["funding_rate"] = rb
-            out["funding_interval_hours"], out["next_funding_ts"] = hb, nb
+        fb = self.second_funding if self.second_funding is not None else self.data_funding
+        if fb is not None:
+            out["funding_rate"], out["funding_interval_hours"], out["next_funding_ts"] = _known_at(fb, t)
         return out
 
     def take_first_settled(self) -> list[FundingEvent]:
