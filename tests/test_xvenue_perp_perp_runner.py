@@ -9,7 +9,9 @@ Data: the demo market's prices; bybit settles its OWN series written into the st
 than the demo's): the set goes long bybit, short okx. okx (the second venue) has no stored series in the kill
 tests, so it settles the replayed data venue's funding (with a warning); with its own series stored it settles
 that (test_perp_pair_paper_each_venue_settles_its_own_series), bybit every 4h at 02:00, ... beside okx every 8h
-(test_perp_pair_replay_settles_each_venue_at_its_own_times: the replay carries both venues' instants).
+(test_perp_pair_replay_settles_each_venue_at_its_own_times: the replay carries both venues' instants); okx every
+4h at 02:00 announces its own next settlement to the engine and the run equals the pair backtest
+(test_perp_pair_replay_second_venue_on_its_own_4h_grid_equals_the_backtest).
 """
 
 from __future__ import annotations

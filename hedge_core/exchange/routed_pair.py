@@ -221,7 +221,8 @@ class PerpPairPaper(PerpPairAdapter):
     of both venues' times, :meth:`settlement_times`, so each settles exactly at its own); B without a stored series
     (``second_funding`` None or empty) settles the replayed data venue's events instead (the runner warns).
     Settlements are kept in :attr:`first_settled` / :attr:`second_settled` until the runner books them on their
-    legs (:meth:`take_first_settled`, :meth:`take_second_settled`)."""
+    legs (:meth:`take_first_settled`, :meth:`take_second_settled`). What the engine knows of each leg's funding at
+    an update (rate, interval, next settlement on that venue's own grid) is :meth:`replay_funding`."""
 
     first: PaperExchange
     second: PaperExchange
