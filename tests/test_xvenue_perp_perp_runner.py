@@ -9,7 +9,9 @@ Data: the demo market's prices; bybit settles its OWN series written into the st
 than the demo's): the set goes long bybit, short okx. okx (the second venue) has no stored series in the kill
 tests, so it settles the replayed data venue's funding (with a warning); with its own series stored it settles
 that (test_perp_pair_paper_each_venue_settles_its_own_series), bybit every 4h at 02:00, ... beside okx every 8h
-(test_perp_pair_replay_settles_each_venue_at_its_own_times: the replay carries both venues' instants).
+(test_perp_pair_replay_settles_each_venue_at_its_own_times: the replay carries both venues' instants); okx every
+4h at 02:00 announces its own next settlement to the engine and the run equals the pair backtest
+(test_perp_pair_replay_second_venue_on_its_own_4h_grid_equals_the_backtest).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ EXIT_OFF = {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct
             "funding_unfavourable_intervals": None}
 
 
-def make_pair_env(tmp_path, okx_rate: float | None = None, bybit_4h_at_2: bool = False) -> Env:
+def make_pair_env(tmp_path, okx_rate: float | None = None, bybit_4h_at_2: bool = False, okx_4h_at_2: bool = False,
+                  **set_kw) -> Env:
     from hedge_core.params import store as param_store
     from hedge_core.params.xcarry import CrossCarryParams
     from hedge_core.store import Store
@@ -41,11 +44,16 @@ def make_pair_env(tmp_path, okx_rate: float | None = None, bybit_4h_at_2: bool =
                              interval_hours=4.0)
         else:
             st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": 0.00001}), venue="bybit", symbol=PERP)
-        if okx_rate is not None:  # the second venue's own series (else it settles the data venue's, warned)
+        if okx_rate is not None and okx_4h_at_2:  # okx (the SECOND venue) every 4h at 02:00, 06:00, ...
+            ts4 = pd.date_range(pd.Timestamp("2024-01-01T02:00Z"), periods=60, freq="4h")
+            st.write_funding(pd.DataFrame({"ts": ts4, "funding_rate": okx_rate}), venue="okx", symbol=PERP,
+                             interval_hours=4.0)
+        elif okx_rate is not None:  # the second venue's own series (else it settles the data venue's, warned)
             st.write_funding(pd.DataFrame({"ts": ts, "funding_rate": okx_rate}), venue="okx", symbol=PERP)
-    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", notional=1000.0,
-                         min_funding_rate=0.0, min_net_carry=-1.0, exit=EXIT_OFF,
-                         guards={"funding_cost_apr_limit": None})  # the demo's funding swings negative: stay in
+    p = CrossCarryParams(**{"legs": "perp_perp", "spot_venue": "bybit", "perp_venue": "okx", "notional": 1000.0,
+                            "min_funding_rate": 0.0, "min_net_carry": -1.0, "exit": EXIT_OFF,
+                            "guards": {"funding_cost_apr_limit": None},  # the demo's funding swings negative: stay in
+                            **set_kw})
     param_store.export(p, "pp-test", created_from="test", root=env.params, db=env.db, kpis={"sharpe": 1.0})
     return env
 
@@ -209,5 +217,63 @@ def test_perp_pair_replay_settles_each_venue_at_its_own_times(tmp_path):
         assert a["position_qty"].nunique() == 1 and (a["position_qty"].iloc[0] * b["position_qty"] < 0).all()
         paid = {pd.Timestamp(f.ts) for f in venue_state(env, "bybit").funding_payments if f.position_qty}
         assert set(ta) == paid  # bybit's own simulator booked the same instants
+    finally:
+        env.cleanup()
+
+
+def test_perp_pair_replay_second_venue_on_its_own_4h_grid_equals_the_backtest(tmp_path):
+    # okx (the SECOND leg) settles every 4h at 02:00, 06:00, ...; bybit (first) and the demo data venue every 8h at
+    # 00:00. Entered at 06:00, the pair reaches its 7h holding time at 13:00; exit.defer_within_s_of_funding (1h)
+    # holds that soft exit for a funding the pair receives within the hour: okx's 14:00 settlement (the short okx
+    # leg receives 0.0004). The data venue's 8h grid would announce 16:00 (no deferral, an exit at 13:00): the
+    # second leg's next settlement is its own venue's. The runner's fills and each venue's funding, booked at its
+    # own instants, equal the pair backtest of the same stored data (to 1e-9).
+    from hedge_core.backtest.timeline import load_market
+    from hedge_core.backtest.xvenue import run_cross_venue_backtest
+    from hedge_core.backtest.xvenue_pair import pair_market
+    from hedge_core.params import store as param_store
+
+    end = "2024-01-02T12:00Z"
+    env = make_pair_env(tmp_path, okx_rate=0.0004, okx_4h_at_2=True, perp_taker_fee=0.0005,  # the paper venues' fees
+                        exit={**EXIT_OFF, "max_holding_hours": 7.0, "defer_within_s_of_funding": 3600.0})
+    try:
+        p = env.start_runner()
+        start(env, p, end=end)
+        c = env.client(p)
+        wait_for(lambda: c.hedge(HID).get("state") == "COMPLETED", timeout=90, what="the pair to exit")
+        c.shutdown()
+        p.wait(30)
+        fj = journal(env, "funding_payments", HID).sort_values("ts")
+        fills = journal(env, "fills", HID)
+        fills = fills.assign(ts=pd.to_datetime(fills["ts"], utc=True)).sort_values(["ts", "leg"]).reset_index(drop=True)
+        t_in, t_out = pd.Timestamp("2024-01-01T06:00Z"), pd.Timestamp("2024-01-01T14:00Z")
+        assert list(fills["ts"]) == [t_in, t_in, t_out, t_out]  # the exit waited from 13:00 to okx's 14:00
+        a, b = fj.loc[fj["venue"] == "bybit"], fj.loc[fj["venue"] == "okx"]
+        ta, tb = pd.to_datetime(a["ts"], utc=True), pd.to_datetime(b["ts"], utc=True)
+        assert list(ta.dt.hour) == [8] and list(tb.dt.hour) == [6, 10]  # each venue at its own times, while held
+        for rows, rate in ((a, 0.00001), (b, 0.0004)):
+            assert (rows["rate"] == rate).all()
+            for r in rows.itertuples():  # -qty x mark x rate, by hand
+                assert r.amount == pytest.approx(-r.position_qty * r.mark_price * rate, rel=1e-12)
+        # the pair backtest of the same stored data (demo prices, each venue's own stored series); its first instant
+        # is the runner's first update (the bars known after the replay's start)
+        with env.store() as st:
+            params = param_store.load("pp-test", root=env.params).params
+            prices = load_market(st, venue="demo", perp_symbol=PERP)
+            market = pair_market(prices, st.read_funding("bybit", PERP), st.read_funding("okx", PERP),
+                                 first_venue="bybit", perp_venue="okx")
+        run = run_cross_venue_backtest(params, market, start=t_in, end=end)
+        bt = run.result.fills.assign(ts=lambda f: pd.to_datetime(f["ts"], utc=True))
+        bt = bt.sort_values(["ts", "leg"]).reset_index(drop=True)
+        assert list(bt["ts"]) == list(fills["ts"]) and list(bt["leg"]) == list(fills["leg"])
+        assert list(bt["side"]) == list(fills["side"])
+        for col in ("qty", "price", "fee"):
+            assert fills[col].to_numpy(float) == pytest.approx(bt[col].to_numpy(float), abs=1e-9), col
+        bf = run.result.funding_payments
+        bf = bf.loc[bf["position_qty"] != 0]
+        got = fj.set_index(pd.to_datetime(fj["ts"], utc=True))["amount"].sort_index()
+        want = bf.set_index(pd.to_datetime(bf["ts"], utc=True))["amount"].sort_index()
+        assert list(got.index) == list(want.index)
+        assert got.to_numpy() == pytest.approx(want.to_numpy(), abs=1e-9)
     finally:
         env.cleanup()

@@ -221,13 +221,15 @@ class PerpPairPaper(PerpPairAdapter):
     of both venues' times, :meth:`settlement_times`, so each settles exactly at its own); B without a stored series
     (``second_funding`` None or empty) settles the replayed data venue's events instead (the runner warns).
     Settlements are kept in :attr:`first_settled` / :attr:`second_settled` until the runner books them on their
-    legs (:meth:`take_first_settled`, :meth:`take_second_settled`)."""
+    legs (:meth:`take_first_settled`, :meth:`take_second_settled`). What the engine knows of each leg's funding at
+    an update (rate, interval, next settlement on that venue's own grid) is :meth:`replay_funding`."""
 
     first: PaperExchange
     second: PaperExchange
 
     def __init__(self, first: PaperExchange, second: PaperExchange, first_funding: pd.DataFrame | None = None,
-                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False) -> None:
+                 second_funding: pd.DataFrame | None = None, *, by_venue: bool = False,
+                 data_funding: pd.DataFrame | None = None) -> None:
         super().__init__(first, second)
         # paper on LIVE bars (feed "bars", exchange.pair_feed.PairBarsFeed): each event names its venue; each
         # paper venue gets its own venue's bars and settles its own venue's published funding
@@ -236,6 +238,9 @@ class PerpPairPaper(PerpPairAdapter):
         # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
         self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
             else None
+        # the replayed data venue's stored series: what B settles (through the replay's events) without its own
+        # series, so what the market knows of B's rate then (replay_funding)
+        self.data_funding = _funding_frame(data_funding) if data_funding is not None and len(data_funding) else None
         self.first_settled: list[FundingEvent] = []
         self.second_settled: list[FundingEvent] = []
         self.first_last_rate = math.nan
@@ -346,10 +351,56 @@ class PerpPairPaper(PerpPairAdapter):
         i = int(idx.searchsorted(pd.Timestamp(now), side="right"))
         return idx[i] if i < len(idx) else None
 
+    def replay_funding(self, now: pd.Timestamp) -> dict[str, Any]:
+        """Each leg's funding as known at ``now`` in a runner REPLAY, from each venue's OWN stored series: the
+        :class:`~hedge_core.engine.events.MarketUpdate` fields to set on the update at ``now``.
+
+        - first leg: ``spot_funding_rate`` / ``spot_funding_interval_hours`` (fraction per that many hours; +
+          longs pay shorts) of A's last settlement strictly before ``now`` (NaN and the first row's hours when
+          A's series has none before it), ``spot_next_funding_ts`` A's next settlement strictly after ``now``;
+        - second leg: ``funding_rate`` (NaN before B's first settlement in its series: unknown, so a pair does not
+          enter on it), ``funding_interval_hours`` and ``next_funding_ts`` the same way from B's own series, or,
+          without one, from the replayed data venue's (``data_funding``: the series B then settles); without
+          either, nothing is returned for them (the market builder's stand).
+
+        "Strictly before": the engine acts on the update at ``now`` before the venues settle at ``now`` (the
+        replay order). Past a series' last time the next settlement is that time plus whole intervals. This is
+        what the pair backtest gives its update at each instant (``backtest.timeline.build_timeline``'s
+        ``last_rate``, ``backtest.xvenue_pair.own_next_settlement``), so each venue announces its own grid (a 4h
+        venue at 02:00, 06:00, ... announces 06:00 at 03:00), also before its first settlement in the replay
+        and after a restart.
+        """
+        t = pd.Timestamp(now)
+        ra, ha, na = _known_at(self.first_funding, t)
+        out: dict[str, Any] = {"spot_funding_rate": ra, "spot_funding_interval_hours": ha, "spot_next_funding_ts": na}
+        fb = self.second_funding if self.second_funding is not None else self.data_funding
+        if fb is not None:
+            out["funding_rate"], out["funding_interval_hours"], out["next_funding_ts"] = _known_at(fb, t)
+        return out
+
     def take_first_settled(self) -> list[FundingEvent]:
         """A's settlements applied since the last call (the runner books each on the first leg)."""
         out, self.first_settled = self.first_settled, []
         return out
+
+
+def _known_at(frame: pd.DataFrame, t: pd.Timestamp) -> tuple[float, float, pd.Timestamp | None]:
+    """(rate, interval hours) of ``frame``'s last settlement strictly before ``t`` (NaN and the first row's hours
+    without one) and its next settlement strictly after ``t`` (past the last row: the last time plus whole
+    intervals; None for an empty frame)."""
+    idx = frame.index
+    if not len(idx):
+        return math.nan, 8.0, None
+    i = int(idx.searchsorted(t, side="left"))  # rows before i settled strictly before t
+    k = i - 1 if i > 0 else 0
+    rate = float(frame["funding_rate"].iloc[i - 1]) if i > 0 else math.nan
+    hours = float(frame["interval_hours"].iloc[k])
+    j = int(idx.searchsorted(t, side="right"))
+    if j < len(idx):
+        return rate, hours, idx[j]
+    step = pd.Timedelta(hours=float(frame["interval_hours"].iloc[-1]))
+    last = idx[-1]
+    return rate, hours, last + ((t - last) // step + 1) * step
 
 
 def _unsettled(ad: PaperExchange, ts: pd.Timestamp) -> bool:

@@ -236,9 +236,14 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                          spot_funding_interval_hours=getattr(ad, "first_interval_hours", 8.0),
                          spot_next_funding_ts=ad.first_next_funding_ts(mu.ts) if hasattr(ad, "first_next_funding_ts")
                          else None)
-            own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper: B's own series' last rate
-            if math.isfinite(own_b):
-                mu = replace(mu, funding_rate=own_b)
+            if self.spec.feed == "replay" and hasattr(ad, "replay_funding"):
+                # a paper replay: each leg's rate, interval and NEXT settlement from its venue's own stored series
+                # (the data venue's grid only for a second venue without one): exchange.routed_pair
+                mu = replace(mu, **ad.replay_funding(mu.ts))
+            else:
+                own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper on bars: B's own last settlement
+                if math.isfinite(own_b):
+                    mu = replace(mu, funding_rate=own_b)
         if self.driver.ctx.state is State.ANALYZING_MARKET and (
                 self.no_new_entries or (getattr(self.sup, "book", None) is not None and self.sup.book.blocks(self))):
             return  # shutting down, or a book guard fires (hedge_core.book.monitor): no new positions

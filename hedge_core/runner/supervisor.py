@@ -356,10 +356,15 @@ class Supervisor:
             fund_b = self.store.read_funding(b, spec.perp_symbol)
         except LookupError:
             fund_b = None
+        data_fund = None
         if fund_b is None or not len(fund_b):
             log_event(log, "perp pair: no stored funding of the second venue: it settles the replayed data venue's "
                       "series", level=logging.WARNING, hedge_id=spec.hedge_id, venue=b, symbol=spec.perp_symbol)
-        return PerpPairPaper(papers[0], papers[1], first_funding=fund, second_funding=fund_b)
+            try:  # what the market then knows of the second leg's rate, interval and next settlement
+                data_fund = self.store.read_funding(self._data_venue(spec), spec.perp_symbol)
+            except (LookupError, InvalidInput):  # no data venue (the replay names it) or no series of it
+                data_fund = None
+        return PerpPairPaper(papers[0], papers[1], first_funding=fund, second_funding=fund_b, data_funding=data_fund)
 
     def _paper(self, spec: HedgeSpec, venue: str, balances: dict[str, dict[str, float]], path: Path | None) -> Any:
         from hedge_core.data.instruments import pair_instruments, venue_instruments
