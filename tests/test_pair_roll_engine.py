@@ -13,7 +13,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from hedge_core.engine import FundingSettled, State, Timer, new_hedge, step
+from hedge_core.engine import FundingSettled, OrderUpdate, OrderUpdateKind, State, Timer, new_hedge, step
 from hedge_core.engine.calendar_roll import RollAction
 from hedge_core.engine.context import evolve
 from hedge_core.engine.guards import market_guards, pair_pay_apr
@@ -23,7 +23,6 @@ from hedge_core.params.models import CarryParams, ExitParams, GuardParams, RollP
 from hedge_core.runner.reconcile import rebuild_context
 from hedge_core.runner.roll_watch import decide
 from tests.support.engine_steps import INST, T0, H, filled, fill_of, mkt, places, run
-from hedge_core.engine import OrderUpdate, OrderUpdateKind
 from hedge_core.types import Side
 
 A = replace(INST["BTC/USDT:USDT"], venue="bybit")  # the first leg's perpetual
