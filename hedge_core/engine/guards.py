@@ -96,10 +96,11 @@ def funding_pay_apr(perp_qty: float, rate: float, interval_hours: float) -> floa
 def pair_pay_apr(ctx: HedgeContext, second_rate: float) -> float:
     """APR (fraction per year of one leg's notional, >= 0) a hedge of two perp legs PAYS net: each leg's
     signed funding APR at its own venue's rate and interval (``money.funding_apr``; a long pays a positive
-    rate), summed, floored at 0. A leg whose rate is unknown (NaN) counts 0."""
+    rate), summed, floored at 0. A leg whose rate is unknown (NaN) counts 0. The second leg counts only while
+    it is on its perpetual (a calendar roll's dated future pays no funding: :func:`perpetual_qty`)."""
     net = 0.0
     for q, r, h in ((ctx.spot.qty, ctx.spot_funding_rate, ctx.spot_funding_interval_hours),
-                    (ctx.perp.qty, second_rate, ctx.funding_interval_hours)):
+                    (perpetual_qty(ctx), second_rate, ctx.funding_interval_hours)):
         if q != 0.0 and not math.isnan(r):
             net += math.copysign(1.0, q) * money.funding_apr(r, h)
     return max(net, 0.0)

@@ -41,6 +41,7 @@ from hedge_core.engine.actions import Action, SetLeverage, SetMarginMode
 from hedge_core.engine.context import HedgeContext, evolve, seconds_between
 from hedge_core.engine.events import FundingSettled, MarketUpdate
 from hedge_core.engine.ledger import Leg, apply_funding, funding_amount
+from hedge_core.engine.roll_step import book_funding, is_dated, perpetual_qty
 from hedge_core.errors import InvalidInput
 from hedge_core.params.models import ExitParams
 from hedge_core.types import MarginMode, MarketKind
@@ -63,10 +64,19 @@ def on_pair_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
     negative: one leg paying what the other receives more of is not unfavourable.
     """
     before = ctx
-    ctx = on_first_leg_funding(ctx, ev) if ev.leg == "spot" else on_second_leg_funding(ctx, ev)
+    if ev.leg == "spot":
+        ctx = on_first_leg_funding(ctx, ev)
+        amount = ctx.spot.funding - before.spot.funding
+    elif ctx.roll_leg is not None or is_dated(ctx.perp.symbol):  # the second leg rolled (engine.roll_step)
+        ctx, counted = book_funding(ctx, ev)
+        if counted is None:  # nothing on the perpetual: nothing counts (a late venue record is booked, not counted)
+            return ctx
+        amount = counted
+    else:
+        ctx = on_second_leg_funding(ctx, ev)
+        amount = ctx.perp.funding - before.perp.funding
     if ctx is before:
         return ctx
-    amount = (ctx.spot.funding - before.spot.funding) + (ctx.perp.funding - before.perp.funding)
     t = ev.ts.value
     last = ctx.pair_funding
     if last is not None and last[0] == t:
@@ -93,12 +103,13 @@ def pair_defers_exit(ctx: HedgeContext, ts: pd.Timestamp, reason: str, market: M
     if window is None or not reason.startswith(SOFT_EXITS):
         return False
     net = 0.0
-    for leg, nxt, rate, mark in ((ctx.spot, market.spot_next_funding_ts, market.spot_funding_rate, market.first_mark),
-                                 (ctx.perp, market.next_funding_ts, market.expected_funding_rate,
+    # the second leg counts only what it holds on the perpetual (a calendar roll's dated future pays none)
+    for qty, nxt, rate, mark in ((ctx.spot.qty, market.spot_next_funding_ts, market.spot_funding_rate, market.first_mark),
+                                 (perpetual_qty(ctx), market.next_funding_ts, market.expected_funding_rate,
                                   market.mark_or_perp)):
         if nxt is None or math.isnan(rate) or math.isnan(mark) or not 0 < seconds_between(nxt, ts) <= window:
             continue
-        net += funding_amount(leg.qty, mark, rate)
+        net += funding_amount(qty, mark, rate)
     return net > 0
 
 

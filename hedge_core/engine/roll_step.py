@@ -59,8 +59,8 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Instrument, OrderRequest, OrderType, Side, client_order_id
 
-__all__ = ["ROLL_CLOSE", "ROLL_OPEN", "ROLL_REVERT", "RollRequest", "advance", "is_dated", "perpetual_qty", "restore", "step_roll",
-           "takes"]
+__all__ = ["ROLL_CLOSE", "ROLL_OPEN", "ROLL_REVERT", "RollRequest", "advance", "book_funding", "is_dated", "perpetual_qty",
+           "restore", "step_roll", "takes"]
 
 ROLL_OPEN, ROLL_CLOSE, ROLL_REVERT = "roll_open", "roll_close", "roll_revert"
 _SEEN_TRADES_KEPT = 512
@@ -109,7 +109,9 @@ def takes(ctx: HedgeContext, event: object) -> bool:
     if isinstance(event, FillEvent):
         return event.leg == "roll" or (ctx.roll_leg is not None and event.fill.symbol == ctx.roll_leg.symbol)
     if isinstance(event, FundingSettled):
-        return ctx.roll_leg is not None or is_dated(ctx.perp.symbol)
+        # two perp legs: every settlement goes to engine.perp_legs (the pair's net count), which books the
+        # second leg's through :func:`book_funding`; the first leg never rolls
+        return not ctx.first_leg_is_perp and (ctx.roll_leg is not None or is_dated(ctx.perp.symbol))
     return False
 
 
@@ -210,28 +212,38 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
     return evolve(ctx, pending=MappingProxyType(pending))
 
 
-def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
-    """A perpetual's funding settles on the leg that is on the perpetual. Amount as ``step._on_funding``: the
-    venue's, else ``-qty x mark x rate``.
+def book_funding(ctx: HedgeContext, ev: FundingSettled) -> tuple[HedgeContext, float | None]:
+    """Book a perpetual's funding settlement (the hedge leg's venue: the second leg of a perp pair) on the leg
+    that is on the perpetual. Amount (quote, + received / - paid) as ``step._on_funding``: the venue's, else
+    ``-qty x mark x rate``. Returns the context and the amount that counts as a settlement of the leg (for the
+    exit on consecutive unfavourable settlements), None when none counts.
 
     With the leg wholly on the dated future (a future pays no funding) an engine-computed settlement books
     nothing; but a VENUE amount (live: the perpetual's income record, read a few seconds after the funding
     time) is a payment the perpetual made while the leg was still on it -- a roll that finished between the
     settlement and the read. It is booked to the hedge leg's whole-life ``funding`` (the money of the closed
     perpetual moved with the leg when the roll finished, ``fold``), not to the future's margin, and it does
-    not count towards the exit on consecutive unfavourable settlements (the leg no longer pays funding)."""
+    not count (None: the leg no longer pays funding)."""
     name = next((n for n, lg in (("perp", ctx.perp), ("roll", ctx.roll_leg)) if lg is not None and not is_dated(lg.symbol)),
                 None)
     if name is None:
         if math.isnan(ev.amount) or ev.amount == 0.0:
-            return ctx
-        return evolve(ctx, perp=replace(ctx.perp, funding=ctx.perp.funding + ev.amount))
+            return ctx, None
+        return evolve(ctx, perp=replace(ctx.perp, funding=ctx.perp.funding + ev.amount)), None
     leg = ctx.leg(name)
     amount = ev.amount if not math.isnan(ev.amount) else funding_amount(leg.qty, ev.mark, ev.rate)
     if amount == 0.0 and leg.qty == 0.0:
+        return ctx, None
+    return ctx.with_leg(apply_funding(leg, amount)), amount
+
+
+def _on_funding(ctx: HedgeContext, ev: FundingSettled) -> HedgeContext:
+    """A perpetual's funding while the leg is (partly) off it (:func:`book_funding`); a counted amount < 0 is an
+    unfavourable settlement."""
+    ctx, amount = book_funding(ctx, ev)
+    if amount is None:
         return ctx
-    unfav = ctx.unfavourable_funding + 1 if amount < 0 else 0
-    return evolve(ctx.with_leg(apply_funding(leg, amount)), unfavourable_funding=unfav)
+    return evolve(ctx, unfavourable_funding=ctx.unfavourable_funding + 1 if amount < 0 else 0)
 
 
 # ---- progress ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ outcome is unknown is looked up at its own venue only. Everything that is not an
 - leverage, margin mode and position mode are set on BOTH venues (the engine gives both legs one leverage);
 - positions, tickers, order books, funding rates and payments, trade records and brackets are the SECOND venue's (the
   leg the engine polls for liquidations); the first venue's are :attr:`first`'s (``first_positions``);
-- ``load_markets`` is the second venue's; :meth:`leg_instruments` gives each leg its own venue's instrument.
+- ``load_markets`` is the second venue's; :meth:`leg_instruments` gives each leg its own venue's instrument;
+- dated futures (:meth:`PerpPairAdapter.dated_futures`) are the second venue's: a calendar roll moves the second leg.
 
 Money never moves between the venues (:meth:`transfer` refuses, like ``RoutedAdapter``).
 :class:`PerpPairPaper` is the runner's two paper venues (a state file each), each settling its own stored
@@ -122,6 +123,15 @@ class PerpPairAdapter:
     # ---- ExchangeAdapter ----------------------------------------------------------------------------
     async def load_markets(self) -> dict[str, Instrument]:
         return await self.second.load_markets()
+
+    async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, pd.Timestamp]]:
+        """The SECOND venue's dated futures of ``base``/``quote`` as ``(symbol, expiry)`` pairs sorted by expiry:
+        the calendar roll moves the SECOND leg only (docs/calendar-roll.md, "Two perp legs"); ``[]`` where that
+        venue lists none or its adapter cannot list them. A dated future's orders route to the second venue like
+        the second leg's (client order ids of leg ``roll``: not the first leg's ``s``), and its ticker, positions
+        and trade records are the second venue's like everything that is not the first leg's."""
+        fn = getattr(self.second, "dated_futures", None)
+        return list(await fn(base, quote)) if callable(fn) else []
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return await self.second.fetch_ticker(symbol)

@@ -154,8 +154,9 @@ class VenueRecordsMixin:
             ids = {str(r["order_id"]) for r in self.journal.orders(self.hedge_id) if r.get("order_id")}
             ids |= set(fills["order_id"].astype(str)) if len(fills) else set()
             if self.spec.perp_pair:  # two perp legs: each venue's position, trades and funding (runner.pair_records)
-                venue, paid = await pair_venue_figures(self.raw_adapter, ctx, ids, since)
-                mine = journal_figures(ctx, fills, funding, venue.open_orders)
+                venue, paid = await pair_venue_figures(self.raw_adapter, ctx, ids, since, perpetual=self.spec.perp_symbol,
+                                                       contracts=contracts)  # the second leg per contract
+                mine = journal_figures(ctx, fills, funding, venue.open_orders, contracts)
             else:
                 venue, paid = await venue_figures(self.raw_adapter, ctx, ids, since, perpetual=self.spec.perp_symbol,
                                                   contracts=contracts), None

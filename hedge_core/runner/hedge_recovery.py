@@ -341,6 +341,8 @@ class HedgeRecoveryMixin:
                 prices[sym] = float(t.last or t.mid)
             except ExchangeError:
                 prices[sym] = math.nan
+        if ctx.first_leg_is_perp and len(funding) and "venue" in funding:  # two perp legs: the second leg rolls,
+            funding = funding[funding["venue"] != ctx.spot.venue]  # the first venue's rows are the first leg's
         out = restore(ctx, fills, funding, markets, roll_rows, prices)
         log_event(log, "hedge leg restored by contract", hedge_id=self.hedge_id, leg_contract=out.perp.symbol,
                   perp_qty=out.perp.qty, roll_to=out.roll_leg.symbol if out.roll_leg is not None else None,

@@ -12,21 +12,24 @@ Bybit ``execType`` Funding), journaled under that venue and fed to the engine as
 - :func:`poll_first_funding` (I/O): books the first venue's payments not booked yet.
 - :func:`pair_venue_figures` (I/O, read-only): what the two venues say about the hedge, in the
   :class:`~hedge_core.runner.records.Figures` of a one-venue hedge (``spot_base`` is the first venue's
-  signed position) plus the funding each venue paid.
+  signed position; the second leg per contract, a calendar roll's dated future included) plus the funding
+  each venue paid.
 - :func:`funding_differences` (pure): journal and venue funding compared per venue.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import FundingSettled
+from hedge_core.engine.roll_step import is_dated
 from hedge_core.money import funding_payment
-from hedge_core.runner.records import MONEY_TOL, Difference, Figures, quote_fee
+from hedge_core.runner.records import MONEY_TOL, Difference, Figures, leg_contracts, quote_fee
 from hedge_core.types import Fill
 
 __all__ = ["booked_funding", "funding_differences", "pair_venue_figures", "poll_first_funding"]
@@ -78,33 +81,49 @@ async def poll_first_funding(task: Any) -> int:
     return n
 
 
-async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], since: pd.Timestamp | None
+async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], since: pd.Timestamp | None,
+                             *, perpetual: str | None = None, contracts: Iterable[str] | None = None
                              ) -> tuple[Figures, dict[str, float]]:
     """Read both venues: ``(figures, {venue: funding paid there since ``since``})``.
 
-    ``figures.spot_base`` is the FIRST venue's signed position of the symbol, ``perp_qty`` the second's;
-    fills are each venue's trade records of the hedge's orders (``order_ids``), with the leg of the venue
-    they came from; ``funding`` is the sum over both venues. Errors propagate (the caller skips the pass)."""
+    ``figures.spot_base`` is the FIRST venue's signed position of the first leg's perpetual (``ctx.spot``; the
+    first leg never rolls); ``figures.contracts`` the SECOND venue's signed position on each contract of the
+    second leg (``contracts``, default :func:`~hedge_core.runner.records.leg_contracts` of ``ctx`` and
+    ``perpetual``: its own, a calendar roll's destination, the perpetual, a contract it left), one request per
+    contract, and ``perp_qty`` their sum; fills are each venue's trade records of the hedge's orders
+    (``order_ids``) on those contracts, with the leg they belong to (``roll`` for a roll's destination);
+    funding: each venue's income of its PERPETUAL (a dated future pays none; ``perpetual``: the pair's perp
+    symbol, default the second leg's without a dated future's ``-YYMMDD``), ``figures.funding`` their sum.
+    Errors propagate (the caller skips the pass)."""
     first, second = adapter.leg_adapters()
-    sym = ctx.perp.symbol
-    holding = {}
-    for name, ad in (("spot", first), ("perp", second)):
-        holding[name] = float(sum(p.qty for p in await ad.fetch_positions([sym]) if p.symbol == sym))
-    opens = {o.client_order_id for o in await adapter.fetch_open_orders(sym)}
+    first_sym = ctx.spot.symbol
+    perpetual = perpetual or (ctx.perp.symbol.rsplit("-", 1)[0] if is_dated(ctx.perp.symbol) else ctx.perp.symbol)
+    syms = tuple(contracts) if contracts is not None else leg_contracts(ctx, perpetual)
+    first_qty = float(sum(p.qty for p in await first.fetch_positions([first_sym]) if p.symbol == first_sym))
+    held: dict[str, float] = {s: 0.0 for s in syms}
+    for sym in syms:  # one request per contract (Bybit answers one symbol per request)
+        held[sym] += float(sum(p.qty for p in await second.fetch_positions([sym]) if p.symbol == sym))
+    opens: dict[str, str] = {o.client_order_id: first_sym for o in await first.fetch_open_orders(first_sym)}
+    for sym in syms:
+        opens.update({o.client_order_id: sym for o in await second.fetch_open_orders(sym)})
     fills: dict[str, tuple[float, float]] = {}
     trades: list[tuple[str, Fill]] = []
-    paid: dict[str, float] = {}
-    for name, ad in (("spot", first), ("perp", second)):
-        leg = ctx.leg(name)
+    roll_sym = ctx.roll_leg.symbol if ctx.roll_leg is not None else None
+    reads = (("spot", first, first_sym), *(("roll" if s == roll_sym else "perp", second, s) for s in syms))
+    for name, ad, sym in reads:
+        base = ctx.spot.base if name == "spot" else ctx.perp.base
         for f in await ad.fetch_my_trades(sym, since):
             if f.order_id not in order_ids:
                 continue
             trades.append((name, f))
             q, c = fills.get(f.order_id, (0.0, 0.0))
-            fills[f.order_id] = (q + f.qty, c + quote_fee(f.fee, f.fee_currency, f.price, leg.base))
+            fills[f.order_id] = (q + f.qty, c + quote_fee(f.fee, f.fee_currency, f.price, base))
+    paid: dict[str, float] = {}
+    for ad, sym in ((first, first_sym), (second, perpetual)):
         paid[ad.venue] = float(sum(p.amount for p in await ad.fetch_funding_payments(sym, since)
                                    if since is None or p.ts >= since))
-    figs = Figures(holding["perp"], holding["spot"], frozenset(opens), fills, sum(paid.values()), tuple(trades))
+    figs = Figures(float(sum(held.values())), first_qty, frozenset(opens), fills, sum(paid.values()), tuple(trades),
+                   held, opens)
     return figs, paid
 
 

@@ -97,6 +97,19 @@ def decide(ctx: HedgeContext, mu: MarketUpdate, futures: list[tuple[str, pd.Time
     return decide_roll(x, margin_apr=margin_apr, exit_days=exit_days), on
 
 
+async def _basis_reference(task: HedgeTask, mu: MarketUpdate) -> MarketUpdate:
+    """``mu`` with the price the quarterly's basis is measured against as its ``spot``. A hedge with a spot leg:
+    ``mu`` (the spot price). Two perp legs (``legs = "perp_perp"``): the pair has no spot price, and ``mu.spot``
+    is the FIRST venue's perp, so the basis would mix two venues' prices; the rolling (second) leg's OWN venue's
+    perpetual is the reference instead: ``mu.perp`` while the leg is on it, else that perpetual's ticker price
+    (NaN when the venue does not answer: the rule then judges nothing)."""
+    if not getattr(task.spec, "perp_pair", False):
+        return mu
+    sym = task.driver.ctx.perp.symbol
+    ref = mu.perp if sym == task.spec.perp_symbol else await _price(task.raw_adapter, task.spec.perp_symbol)
+    return replace(mu, spot=ref)
+
+
 def _taker_fee(task: HedgeTask) -> float:
     costs = getattr(task.params, "venue_costs", None)
     if costs is not None:
@@ -141,7 +154,8 @@ async def maybe_roll(task: HedgeTask, mu: MarketUpdate) -> None:
     if fut is None:
         return
     fpx = mu.perp if fut == ctx.perp.symbol else await _price(task.raw_adapter, fut)
-    got = decide(ctx, mu, futures, fpx, _taker_fee(task), roll.margin_apr, roll.exit_days)
+    got = decide(ctx, await _basis_reference(task, mu), futures, fpx, _taker_fee(task), roll.margin_apr,
+                 roll.exit_days)
     if got is None or got[0].action is RollAction.HOLD:
         return
     d, fut = got
