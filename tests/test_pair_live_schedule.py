@@ -238,3 +238,40 @@ def test_paper_pair_on_live_bars_gives_each_leg_its_own_venues_schedule_and_sett
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_live_pair_on_bars_gives_each_leg_its_own_venues_schedule(tmp_path, monkeypatch):
+    # the same feed drives a LIVE pair on bars: each leg's interval and next settlement are its venue's, and the
+    # first leg's rate is annualised at its venue's 4 h (the settlement the feed stamped)
+    from hedge_core.engine.driver import HedgeDriver
+    from tests.support.inprocess_hedge import running_hedge
+
+    seen: list[MarketUpdate] = []
+    feed0 = HedgeDriver.feed
+
+    async def recording(self, event):
+        if isinstance(event, MarketUpdate):
+            seen.append(event)
+        return await feed0(self, event)
+
+    monkeypatch.setattr(HedgeDriver, "feed", recording)
+
+    async def go():
+        async with four_and_eight() as pv:
+            first_label, g4, g8 = publish(pv, hours=6)
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params(), hedge_id="pll", **PAIR,
+                                                   feed="bars", start=str(first_label), records_poll_s=0.2,
+                                                   reconcile_s=0.5)
+            try:
+                last = pd.Timestamp.now(tz="UTC").floor("1h")
+                await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
+                assert seen
+                for mu in seen:
+                    t = mu.ts
+                    assert mu.spot_next_funding_ts == t.floor("4h") + 4 * H, t
+                    assert mu.next_funding_ts == t.floor("8h") + 8 * H, t
+                    assert mu.spot_funding_interval_hours == 4.0 and mu.funding_interval_hours == 8.0, t
+                assert pv.adapter.first_last_rate == RATE_A and pv.adapter.first_interval_hours == 4.0
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
