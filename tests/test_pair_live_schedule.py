@@ -32,7 +32,7 @@ from hedge_core.engine.states import State
 from hedge_core.exchange.pair_feed import PairBarsFeed, VenueSchedule
 from hedge_core.params.models import ExitParams
 from hedge_core.exchange.paper.core import default_instruments
-from hedge_core.types import FundingEvent, Side
+from hedge_core.types import Bar, FundingEvent, Side
 from tests.support.inprocess_hedge import stop, until
 from tests.support.pair_live_env import PAIR, RATE_A, RATE_B, binance_perp_sim, bybit_perp_sim, pair_params, pair_venues
 
@@ -275,3 +275,32 @@ def test_live_pair_on_bars_gives_each_leg_its_own_venues_schedule(tmp_path, monk
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_a_paper_venue_on_live_bars_skips_what_it_applied_before_a_restart():
+    # the restarted runner's bars feed starts over: each paper venue resumes after its own last applied event
+    from hedge_core.exchange.routed_pair import PerpPairPaper
+    from hedge_core.types import MarketKind
+    from tests.support.perp_pair import perp_venue
+
+    a, b = perp_venue("binance", 1_000.0), perp_venue("bybit", 1_000.0)
+    pair = PerpPairPaper(a, b, by_venue=True)
+    P = "BTC/USDT:USDT"
+
+    def bar(venue: str, t: pd.Timestamp, close: float) -> Bar:
+        return Bar(t, venue, P, MarketKind.PERP, close, close, close, close, 1.0, "1h")
+
+    async def go():
+        await pair.apply(bar("binance", T, 100.0))
+        await pair.apply(bar("binance", T + H, 101.0))
+        await pair.apply(FundingEvent(T + 2 * H, "binance", P, 0.0001, 4.0))
+        await pair.apply(bar("bybit", T, 200.0))
+        # the feed starting over: everything binance applied is skipped (no "events in time order" error),
+        # nothing is settled twice; bybit, behind, still takes its next bar
+        await pair.apply(bar("binance", T, 999.0))
+        await pair.apply(FundingEvent(T + 2 * H, "binance", P, 0.0001, 4.0))
+        await pair.apply(bar("bybit", T + H, 201.0))
+    asyncio.run(go())
+    assert a.core.ref_price(P) == 101.0 and a.core.now == T + 2 * H
+    assert [f.ts for f in a.core.funding_history] == [T + 2 * H]
+    assert b.core.ref_price(P) == 201.0
