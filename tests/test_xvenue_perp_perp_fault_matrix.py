@@ -268,28 +268,39 @@ def test_fault_on_each_venue_of_a_perp_pair(tmp_path, first, second, fault):
     assert not case.failures(), case.failures()
 
 
-def test_second_venue_refusing_every_hedge_unwinds_the_first_leg_at_its_venue(tmp_path):
+@pytest.mark.parametrize("unwind_fault", [None, "-1007 / timeout"])
+def test_second_venue_refusing_every_hedge_unwinds_the_first_leg_at_its_venue(tmp_path, unwind_fault):
     """B refuses every order of the second leg for margin (-> ``hedge_retries`` + 1 refusals) after the first leg
-    filled at A: the first leg is unwound at A with one reduce-only order, nothing is left at either venue, and
-    every invariant holds on both."""
+    filled at A: the first leg is unwound at A with one reduce-only intent, nothing is left at either venue, and
+    every invariant holds on both. ``unwind_fault``: the unwind's first order at A is lost too (-1007, it never
+    executes: proven absent after the outcome window, re-sent under a new attempt id of the same intent)."""
     case = PairCase(tmp_path, "binance", "bybit", "margin refusal, every hedge")
     a, b = case.a, case.b
     try:
         c = case.runner()
         pattern, _cat = b.order_key("perp")
         b.call(b.sim.inject, pattern, count=3, **REFUSAL[b.venue])  # the set's hedge_retries = 2
+        if unwind_fault:  # armed at A once the hedge was first asked of B: A's next order is the unwind
+            when(b, lambda: fm.arm_orders(a, unwind_fault, [a.order_key("perp")]))
         start(c, a, b)
         ok = wait(lambda: c.hedge(HID).get("state") == "COMPLETED") and a.perp() == 0 and b.perp() == 0
         assert case.check(c, (B_HEDGE,), ok, "unwind", "COMPLETED"), case.failures()
         assert not case.failures(), case.failures()
-        opened, unwound = sorted(a.orders())
+        held = sorted(a.orders())
+        opened, unwound = held[0], held[-1]  # the entry, the unwind's (last) attempt
         assert opened[1] > 0 and unwound[1] == pytest.approx(opened[1], abs=1e-12)  # all of it, back, at A
+        assert len(held) == 2 and unwound[0][:7] != opened[0][:7]  # one venue order per intent (the lost one
+        # never existed at the venue)
         assert [q for _c, q in b.orders() if q > 0] == []  # nothing executed at B
         refused = [x for x in list(b.sim.answers) if x[0] == "POST /v5/order/create"]
         assert [x[2] for x in refused] == [110007] * 3
         orders = c.history("orders", hedge_id=HID)
         first = orders[orders["leg"] == "spot"].sort_values("client_order_id")
-        assert set(first["venue"]) == {"binance"} and list(first["reduce_only"]) == [False, True]
+        assert set(first["venue"]) == {"binance"} and list(first["reduce_only"])[0] is False
+        assert set(first["reduce_only"].iloc[1:]) == {True}  # the unwind only reduces
+        assert len(first) == (3 if unwind_fault else 2)  # the lost attempt is journaled beside its re-send
+        if unwind_fault:
+            assert a.unfired() == [] and first["retry_of"].notna().sum() == 1
         tr = c.history("transitions", hedge_id=HID)
         assert "HEDGE_FAILED" in set(tr["trigger_name"])
     finally:
