@@ -305,3 +305,33 @@ def test_second_venue_refusing_every_hedge_unwinds_the_first_leg_at_its_venue(tm
         assert "HEDGE_FAILED" in set(tr["trigger_name"])
     finally:
         case.close()
+
+
+def test_equal_trade_ids_at_the_two_venues_are_booked_apart(tmp_path):
+    """Both legs trade ONE unified symbol on two venues whose trade-id sequences are their own (two venues listing a
+    new perp both count from 1): B's hedge execution gets the same venue trade id as A's entry execution. Each is
+    booked once, under its venue; the hedge completes and closes with every invariant on both venues. Before the
+    first leg's records carried the venue (``<venue>:<symbol>#<id>``, ``engine.driver.record_trade_id``), B's fill
+    met A's id in the driver's seen-set, was never booked, and the hedge stayed in OPENING_FUTURES_HEDGE."""
+    case = PairCase(tmp_path, "okx", "binance", "equal trade ids")
+    a, b = case.a, case.b
+    try:
+        c = case.runner()
+
+        def same_id() -> None:  # on B's loop as the hedge order arrives: B's next trade id = A's entry trade id
+            b.sim._trade_id = int(a.call(lambda: a.sim.fills[-1]["tradeId"]))
+
+        when(b, same_id)
+        start(c, a, b)
+        ok = wait(lambda: hedged(c, case))
+        assert case.check(c, (A_ENTRY, B_HEDGE), ok, "entry + hedge"), case.failures()
+        [ea], [eb] = a.executions(), b.executions()
+        assert ea.trade_id == eb.trade_id  # the venues' records share the id
+        fills = c.history("fills", hedge_id=HID)
+        assert sorted(fills["trade_id"]) == sorted([f"okx:{ea.trade_id}", eb.trade_id])
+        c.stop(HID)
+        ok = wait(lambda: c.hedge(HID).get("state") == "COMPLETED") and a.perp() == 0 and b.perp() == 0
+        assert case.check(c, (A_CLOSE,), ok, "close", "COMPLETED")
+        assert not case.failures(), case.failures()
+    finally:
+        case.close()

@@ -390,8 +390,8 @@ def pair_invariants(a: Venue, b: Venue, fills: pd.DataFrame, funding: pd.DataFra
 
 def trade_ids(v: Venue, fills: pd.DataFrame) -> list[str]:
     """The journal's trade ids of ``fills`` as :meth:`Venue.executions` keys them (``<symbol>#<venue trade id>``):
-    the driver keys the venue's own trades on a FIRST leg that is a perp (an ADL there) ``<venue>:<symbol>#<id>``
-    (hedge_core/engine/driver.py ``_external_fills_of``), the venue prefix is dropped."""
+    the records of a FIRST leg that is a perp (two perp legs) are journaled ``<venue>:<symbol>#<id>``
+    (``hedge_core.engine.driver.record_trade_id``), the venue prefix is dropped."""
     if not len(fills):
         return []
     return [str(t).removeprefix(f"{v.venue}:") for t in fills["trade_id"]]
