@@ -143,17 +143,19 @@ def _okx_first_off_grid(lead: pd.Timedelta) -> tuple[object, pd.Timestamp]:
 
 
 async def _past_binance_settlement() -> pd.Timedelta:
-    """Time to Binance's next 8 h settlement (00:00, 08:00, 16:00), waiting past it first when it is under 90 s
-    away (the test needs it clearly outside the deferral window)."""
+    """Time to Binance's next 8 h settlement (00:00, 08:00, 16:00), waiting past it first when it is under 3 min
+    away (the test needs it clearly outside the deferral window, and OKX's settlement before it a minute or more
+    away: no settlement passes while the test runs)."""
     now = pd.Timestamp.now(tz="UTC")
     t8 = now.floor("8h") + 8 * H - now
-    if t8 < pd.Timedelta(seconds=90):
+    if t8 < pd.Timedelta(minutes=3):
         await asyncio.sleep(t8.total_seconds() + 2.0)
         now = pd.Timestamp.now(tz="UTC")
         t8 = now.floor("8h") + 8 * H - now
     return t8
 
 
+@pytest.mark.timeout(420)  # at most 3 min waiting past Binance's settlement (_past_binance_settlement)
 @pytest.mark.parametrize("inside", [True, False], ids=["window-holds-okx-settlement", "window-too-short"])
 def test_ticker_pair_soft_exit_waits_for_the_first_legs_own_off_grid_settlement(tmp_path, seen, inside):
     # First leg OKX every 4 h on an off-00:00 grid at -0.0003 (long: receives 0.0003 x its notional), second leg
@@ -196,3 +198,36 @@ def test_ticker_pair_soft_exit_waits_for_the_first_legs_own_off_grid_settlement(
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_the_ticker_feed_carries_the_perp_venues_interval_and_keeps_it_over_a_failed_funding_read():
+    # the market update of a tick is annualised at the venue's own interval (before: always the 8 h default)
+    from hedge_core.errors import NetworkError
+    from hedge_core.runner.market import TickerFeed
+    from hedge_core.types import FundingRate, Ticker
+
+    T0 = pd.Timestamp("2026-03-02 01:00", tz="UTC")
+    answers = [FundingRate(P, T0 + 3 * H, 0.0002, interval_hours=4.0), NetworkError("funding-rate timed out")]
+
+    class Venue:
+        async def fetch_ticker(self, symbol):
+            return Ticker(symbol, T0, 99.0, 101.0, 100.0, mark=100.5)
+
+        async def fetch_funding_rate(self, symbol):
+            a = answers.pop(0)
+            if isinstance(a, Exception):
+                raise a
+            return a
+
+    async def go():
+        feed = TickerFeed(Venue(), "BTC/USDT", P, interval=0.0, now=lambda: T0)
+        got = []
+        async for tick in feed:
+            got.append(tick.market_update())
+            if len(got) == 2:
+                await feed.aclose()
+        return got
+
+    first, second = asyncio.run(go())
+    assert (first.funding_interval_hours, first.next_funding_rate, first.next_funding_ts) == (4.0, 0.0002, T0 + 3 * H)
+    assert second.funding_interval_hours == 4.0 and second.next_funding_ts is None  # the rate unknown, not the interval
