@@ -613,17 +613,23 @@ class Supervisor:
             spec = await self._choose_perp_venue(spec, params)
             params = self._params_for(spec)
         from hedge_core.runner.best_fallback import preflight_start
+        from hedge_core.runner.paper_files import start_guard
         from hedge_core.runner.preflight import discard_adapter
 
+        guard = start_guard(self.home / "paper", spec)  # a refusal or a dry run leaves the state files as they were
         try:  # both legs checked at the venue before the first order (runner.preflight; best: down the ranking)
             spec, params, adapter, report = await preflight_start(self, spec, params, confirm_live=confirm_live,
                                                                   apply=not dry_run)
         except BaseException:
+            if guard is not None:
+                guard.restore()
             if probed is not None:
                 await probed.close()
             raise
         if dry_run:
             await discard_adapter(adapter)
+            if guard is not None:
+                guard.restore()
             if probed is not None:
                 await probed.close()
             return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict(),
