@@ -74,7 +74,8 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
             _shot(page, "hedge_detail")
 
             # ---- stop it (with confirmation) and see COMPLETED, both legs closed
-            page.get_by_role("button", name="Stop", exact=True).click()
+            # the page's own Stop (Streamlit's header shows a "Stop" of its own while a script reruns)
+            page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
             page.get_by_role("button", name="Confirm stop").click()
             page.get_by_text("state: COMPLETED").first.wait_for(timeout=60_000)
             h = wait_for(lambda: (lambda x: x if not x.get("pending_orders") else None)(c.hedge(hid)), 30,
