@@ -152,9 +152,11 @@ class PaperExchange:
 
     async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, pd.Timestamp]]:
         """The simulated dated futures of ``base``/``quote`` (``PaperConfig.quarterlies``) as ``(symbol, expiry)``
-        pairs sorted by expiry, like :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.dated_futures`."""
-        qs = self.core.config.quarterlies
-        return sorted(((q.symbol, q.expiry) for q in qs if q.base == base and q.quote == quote), key=lambda r: r[1])
+        pairs sorted by expiry, like :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.dated_futures`; one
+        delivered (``PaperCore.delivered``) is delisted and no longer listed."""
+        qs, gone = self.core.config.quarterlies, set(self.core.delivered)
+        return sorted(((q.symbol, q.expiry) for q in qs if q.base == base and q.quote == quote and q.symbol not in gone),
+                      key=lambda r: r[1])
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self.core.ticker(symbol)
