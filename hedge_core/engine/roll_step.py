@@ -332,6 +332,31 @@ def fold(into: Leg, other: Leg, name: str) -> Leg:
     return replace(into, name=name, **changes)
 
 
+def delivered(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContext:
+    """After the venue's delivery of the leg's dated future was booked (``ev.delivered_to``): the leg, flat on a
+    contract that no longer trades, points at the perpetual with its money kept (:func:`fold`: the delivery's
+    realised PnL and fee stay in the hedge's PnL), so the ordinary rebalance re-hedges the spot there. Left as
+    it is, with a critical alert (operator needed): a leg still holding after the delivery fill (a partial
+    record), and a roll under way (its own orders are working; not modelled)."""
+    assert ev.delivered_to is not None
+    inst, px = ev.delivered_to
+    leg = ctx.perp
+    if ev.leg != "perp" or leg.symbol != ev.fill.symbol or not is_dated(leg.symbol):
+        out.append(Alert(AlertLevel.CRITICAL, f"delivery of {ev.fill.symbol} is not the hedge leg's ({leg.symbol})"))
+        return ctx
+    if abs(leg.qty) > QTY_EPS or ctx.roll_leg is not None:
+        out.append(Alert(AlertLevel.CRITICAL, f"{leg.symbol} delivered but {leg.qty:g} still booked on it or a roll "
+                         "under way: operator needed", {"qty": leg.qty}))
+        return ctx
+    if not (math.isfinite(px) and px > 0):
+        raise InvalidInput("price", px, "the perpetual's price, > 0 (quote per base)")
+    home = fold(mark_leg(leg_from_instrument("perp", inst), px), leg, "perp")
+    out.append(Alert(AlertLevel.CRITICAL, f"{leg.symbol} delivered at expiry at {ev.fill.price:g} (fee "
+                     f"{ev.fill.fee:g}); the hedge leg moves to {inst.symbol} and is hedged again there",
+                     {"qty": ev.fill.side.sign * ev.fill.qty, "price": ev.fill.price, "fee": ev.fill.fee}))
+    return evolve(ctx, perp=home, perp_price=px, mark_price=px, phase_rejects=0, phase_orders=0)
+
+
 def _finish(ctx: HedgeContext, out: list[Action]) -> HedgeContext:
     dest, src = ctx.roll_leg, ctx.perp
     assert dest is not None

@@ -1,0 +1,65 @@
+"""The engine's answer to the venue delivering the leg's dated future (roll_step.delivered): the delivery booked
+(realised PnL and fee, by hand), the flat leg moved to the perpetual with its money kept, the spot re-hedged
+there at once; a delivery of another contract or of a leg still holding is not acted on."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from hedge_core.engine import FillEvent, State, step
+from hedge_core.engine.actions import Alert, AlertLevel
+from hedge_core.types import Fill, Side
+from tests.support.engine_steps import INST, T0, H, filled, mkt, places, run
+from tests.test_engine_roll import FUT, PERP, _rolled_open
+
+
+def _on_future():
+    """Long 0.25 BTC spot (40,000), short 0.25 on FUT entered at 40,400 (the roll open's fee 5.05 booked, its close at fee 0)."""
+    ctx, p, acts = _rolled_open()
+    ctx, _ = filled(ctx, p, places(acts)[0], T0 + H)
+    assert ctx.perp.symbol == FUT.symbol and ctx.perp.qty == pytest.approx(-0.25)
+    return ctx, p
+
+
+def _delivery(ts, price=40_100.0, fee=2.005, qty=0.25, symbol=FUT.symbol):
+    return FillEvent(Fill("dlv-t1", "dlv-o1", "dlv-1", symbol, Side.BUY, qty, price, fee, ts), "perp",
+                     external=True, delivered_to=(PERP, 40_120.0))
+
+
+def test_a_delivered_future_is_booked_and_the_spot_is_hedged_again_on_the_perpetual():
+    """By hand: the short 0.25 entered at 40,400 is delivered at 40,100: realised +0.25 x 300 = +75 USDT, the
+    delivery fee 0.25 x 40,100 x 0.02 % = 2.005. The hedge's PnL rises by 75 - 2.005 = 72.995 (the
+    spot is not re-marked by the delivery). The leg then points at the perpetual (flat, its money kept:
+    fees 5.05 + 2.005, realised 75) and the ordinary rebalance sells 0.25 on the perpetual."""
+    ctx, p = _on_future()
+    t = T0 + 2 * H
+    before, pnl0 = ctx.perp, ctx.pnl
+    assert before.last_price == 40_400.0  # the future marked at its entry: no unrealised PnL before
+    ctx, acts = step(ctx, _delivery(t), p)
+    assert ctx.pnl == pytest.approx(pnl0 + 75.0 - 2.005)
+    assert ctx.perp.symbol == PERP.symbol and ctx.perp.qty == 0.0 and ctx.roll_leg is None
+    assert ctx.perp.realized == pytest.approx(before.realized + 75.0)
+    assert ctx.perp.fees == pytest.approx(before.fees + 2.005) and ctx.perp.fees == pytest.approx(7.055)
+    alerts = [a for a in acts if isinstance(a, Alert) and a.level is AlertLevel.CRITICAL]
+    assert any("delivered at expiry" in a.message for a in alerts)
+    [o] = places(acts)
+    assert (o.leg, o.request.symbol, o.request.side, o.request.qty) == ("perp", PERP.symbol, Side.SELL, 0.25)
+    ctx, _ = filled(ctx, p, o, t, price=40_120.0)
+    assert ctx.perp.qty == pytest.approx(-0.25) and ctx.delta == pytest.approx(0.0)
+    assert ctx.state is State.MONITORING_POSITIONS
+    ctx, acts = run(ctx, p, [mkt(t + H, 40_120.0), _delivery(t + H)])  # the same record again: booked once
+    assert places(acts) == [] and ctx.perp.qty == pytest.approx(-0.25)
+
+
+def test_a_delivery_of_another_contract_or_a_leg_still_holding_is_not_acted_on():
+    ctx, p = _on_future()
+    t = T0 + 2 * H
+    c2, acts = step(ctx, _delivery(t, qty=0.1), p)  # a partial record: 0.15 still booked on the future
+    assert c2.perp.symbol == FUT.symbol and c2.perp.qty == pytest.approx(-0.15)
+    assert any("operator needed" in a.message for a in acts if isinstance(a, Alert))
+    other = replace(FUT, symbol="BTC/USDT:USDT-260626")
+    c3, acts = step(ctx, _delivery(t, symbol=other.symbol), p)
+    assert c3.perp.symbol == FUT.symbol and c3.perp.qty == pytest.approx(-0.25)  # not the leg's fill: not booked
