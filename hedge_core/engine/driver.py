@@ -69,7 +69,8 @@ from hedge_core.engine.events import (
     OrderUpdate,
     OrderUpdateKind,
 )
-from hedge_core.engine.ledger import slippage_cost
+from hedge_core.engine.ledger import QTY_EPS, slippage_cost
+from hedge_core.engine.roll_step import is_dated, perpetual_of
 from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.step import step
 from hedge_core.errors import (
@@ -202,6 +203,7 @@ class HedgeDriver:
         self.max_events_per_feed = 1000
         self.poll_external_fills = poll_external_fills
         self._external_seen: set[str] = set()
+        self._delivery_seen: set[str] = set()  # trade ids of the venue's deliveries booked by this driver
         self._last_polls: dict[str, pd.Timestamp] = {}  # leg -> last external-fill poll (hedge clock)
         self._complete = {v: answers_carry_fills(a) for v, a in self.adapters.items()}
         self._all_complete = all(self._complete.values())
@@ -274,11 +276,11 @@ class HedgeDriver:
         self._last_polls[name] = ts
         if leg.qty == 0.0 and since is not None:
             return []
+        out: list[Event] = await self._deliveries(name) if name == "perp" else []
         try:
             trades = await self.adapters[leg.venue].fetch_my_trades(leg.symbol, since)
         except (ExchangeError, AttributeError):
-            return []
-        out: list[Event] = []
+            return out
         known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
         # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
         # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
@@ -288,6 +290,8 @@ class HedgeDriver:
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
                 continue
+            if f.trade_id in self._delivery_seen:
+                continue  # a delivery listed among the trades (paper): booked by _deliveries
             if unresolved and since is not None:
                 self._last_polls[name] = since
                 continue
@@ -303,6 +307,34 @@ class HedgeDriver:
             if since is None:
                 continue  # first poll: trades from before this hedge existed are not ours
             out.append(FillEvent(f, name, external=True))
+        return out
+
+    async def _deliveries(self, name: str) -> list[Event]:
+        """The venue's delivery of the dated future the leg holds (``fetch_deliveries``, where the adapter has
+        it): each a FillEvent with ``delivered_to`` = (the perpetual's instrument, its price now), so the engine
+        books it and moves the leg to the perpetual (``roll_step.delivered``). Read whatever the last poll (a
+        restart's first poll too): a delivery closes a position the leg still holds, so it is never from before
+        the hedge; read only while the leg holds a dated future (after it, the leg is on the perpetual)."""
+        leg = self.ctx.leg(name)
+        adapter = self.adapters[leg.venue]
+        fn = getattr(adapter, "fetch_deliveries", None)
+        if fn is None or not is_dated(leg.symbol) or abs(leg.qty) <= QTY_EPS:
+            return []
+        try:
+            got = [f for f in await fn(leg.symbol, None) if f.trade_id not in self._delivery_seen]
+            if not got:
+                return []
+            perp = perpetual_of(leg.symbol)
+            inst = (await adapter.load_markets()).get(perp)
+            px = float((await adapter.fetch_ticker(perp)).last or 0.0)
+        except ExchangeError:
+            return []
+        if inst is None or not (px > 0):
+            return []
+        out: list[Event] = []
+        for f in got:
+            self._delivery_seen.add(f.trade_id)
+            out.append(FillEvent(f, name, external=True, delivered_to=(inst, px)))
         return out
 
     # ---- execution ------------------------------------------------------------------------

@@ -79,6 +79,12 @@ def is_dated(symbol: str) -> bool:
     return bool(_DATED.search(symbol))
 
 
+def perpetual_of(symbol: str) -> str:
+    """The perpetual of a dated future's ccxt symbol (``BTC/USDT:USDT-261225`` -> ``BTC/USDT:USDT``); a
+    perpetual's symbol unchanged."""
+    return re.sub(r"-\d{6}$", "", symbol) if is_dated(symbol) else symbol
+
+
 def perpetual_qty(ctx: HedgeContext) -> float:
     """Signed base quantity the hedge holds on the perpetual: the perp leg and a roll's leg, each when it is on
     the perpetual (a leg on a dated future pays no funding)."""

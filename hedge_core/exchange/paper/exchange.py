@@ -194,6 +194,14 @@ class PaperExchange:
     async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         return self.core.trades(symbol, since)
 
+    async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The venue's deliveries of the dated future ``symbol`` at or after ``since``: one fill each, the
+        position closed at the delivery price with the delivery fee (:mod:`hedge_core.exchange.paper.delivery`);
+        they are in :meth:`fetch_my_trades` too (client order id ``dlv-<n>``)."""
+        from hedge_core.exchange.paper.delivery import is_delivery_fill
+
+        return [f for f in self.core.trades(symbol, since) if is_delivery_fill(f.client_order_id)]
+
     async def set_leverage(self, symbol: str, leverage: float) -> None:
         self.core.set_leverage(symbol, leverage)
         self._saved()
