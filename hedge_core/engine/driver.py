@@ -334,6 +334,8 @@ class HedgeDriver:
         out: list[Event] = []
         for f in got:
             self._delivery_seen.add(f.trade_id)
+            if f.qty <= 0.0:  # the record names no quantity (Binance's income row): the whole position the leg holds
+                f = replace(f, qty=abs(leg.qty), side=Side.BUY if leg.qty < 0 else Side.SELL)
             out.append(FillEvent(f, name, external=True, delivered_to=(inst, px)))
         return out
 

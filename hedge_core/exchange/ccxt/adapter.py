@@ -41,6 +41,7 @@ from hedge_core.exchange.base import RetryPolicy, with_retry
 from hedge_core.exchange.ccxt import pages
 from hedge_core.exchange.ccxt.account import AccountSettingsMixin
 from hedge_core.exchange.ccxt.funding import FundingMixin
+from hedge_core.exchange.ccxt.delivery import DeliveryMixin
 from hedge_core.exchange.ccxt.parse import _f, _ms, _RedactingLogger, _ts, ticker_time
 from hedge_core.exchange.credentials import Credentials
 from hedge_core.exchange.errors_map import translate, vendor_status
@@ -97,7 +98,7 @@ def _bound_order_requests(ex: Any, header: str) -> None:
     ex.sign = sign_bounded
 
 
-class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
+class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
     """Async ccxt adapter for one venue (spot + USDT-margined perps).
 
     Parameters

@@ -1,0 +1,65 @@
+"""The venue's deliveries of a dated future, read by :class:`~hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter`
+(the runner books them: ``HedgeDriver._deliveries``, docs/calendar-roll.md "Delivery at expiry").
+
+Binance USD-M (the one venue read so far): a quarterly still held at its delivery time (08:00 UTC) is closed at
+the delivery price, the average index of the last 30 minutes ("Delivery & Settlement of Quarterly Futures",
+https://www.binance.com/en/support/faq/a3401595e1734084959c61491bc0dbe3). The account's record of it is a row of
+``incomeType`` ``DELIVERED_SETTELMENT`` in ``GET /fapi/v1/income`` ("Get Income History (USER_DATA)"; ``income``
+the realised PnL, + received) and the price is public in ``GET /futures/data/delivery-price?pair=`` ("Delivery
+Price": ``deliveryTime``, ``deliveryPrice``). The delivery is not a trade (no ``userTrades`` row) and Binance
+names no delivery fee.
+
+Each delivery becomes a :class:`~hedge_core.types.Fill` at the delivery price with fee 0, ids
+``delivery:<tranId>`` and client order id ``dlv-<tranId>``, and ``qty`` 0: the income row names no quantity
+(a delivery closes the WHOLE position on the contract), so the driver books the quantity the leg holds, on the
+closing side; the realised PnL it books is then ``qty x (delivery price - entry)``, the venue's ``income``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
+from hedge_core.types import Fill, Liquidity, Side
+
+__all__ = ["DeliveryMixin"]
+
+
+class DeliveryMixin:
+    """``fetch_deliveries`` of the live adapter."""
+
+    async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The venue's deliveries of the dated future ``symbol`` (ccxt unified, ``BTC/USDT:USDT-261225``) at or
+        after ``since``: one fill per delivery record, at the delivery price, fee 0, ``qty`` 0 (the whole
+        position; see the module docstring). ``[]`` for a perpetual and on a venue whose delivery records are
+        not read (OKX, Bybit: not built). A record whose delivery price is not published yet is left for a later
+        read."""
+        await self._ensure_markets()
+        market = self._ex.markets.get(symbol) or {}
+        if not market.get("future") or self.config.ccxt_id != "binance":
+            return []
+        mid = str(market.get("id"))
+        pair = str((market.get("info") or {}).get("pair") or mid.split("_")[0])
+        params: dict[str, Any] = {"symbol": mid, "incomeType": "DELIVERED_SETTELMENT", "limit": 1000}
+        if since is not None:
+            params["startTime"] = _ms(since)
+        rows = await self._call("fetch_deliveries", lambda: self._ex.fapiPrivateGetIncome(params))
+        if not rows:
+            return []
+        prices = await self._call("fetch_deliveries", lambda: self._ex.fapiDataGetDeliveryPrice({"pair": pair}))
+        by_time = sorted((int(p["deliveryTime"]), _f(p.get("deliveryPrice"))) for p in prices or [])
+        out = []
+        for r in rows:
+            t = int(r.get("time") or 0)
+            # the delivery this row settles: the latest one at or before the row's time
+            px = [p for dt, p in by_time if dt <= t]
+            if not px or not px[-1] > 0:
+                continue
+            tid = str(r.get("tranId"))
+            out.append(Fill(trade_id=f"delivery:{tid}", order_id=f"delivery:{tid}", client_order_id=f"dlv-{tid}",
+                            symbol=symbol, side=Side.BUY, qty=0.0, price=px[-1],  # side, qty: the leg's
+                            fee=0.0, ts=_ts(t), fee_currency=str(r.get("asset") or "USDT"),
+                            liquidity=Liquidity.TAKER))
+        return out

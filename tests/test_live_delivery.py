@@ -1,0 +1,104 @@
+"""Delivery at expiry of a Binance USD-M quarterly, in process, real ccxt to the simulators (spot on the Bybit
+simulator, perp on the Binance USD-M simulator; docs/calendar-roll.md "Delivery at expiry").
+
+- The simulator delivers as Binance documents it (tests/support/binance_sim_delivery.py): the position closed at
+  the average index of the last 30 minutes, a ``DELIVERED_SETTELMENT`` income row with the realised PnL, the
+  price in ``/futures/data/delivery-price``, no userTrade, no fee, open orders cancelled, the contract delisted.
+- The live adapter reads it (``fetch_deliveries``: the income row at the published delivery price).
+- The runner's own HedgeTask, its short leg on the quarterly when the venue delivers it, books the delivery from
+  those records (once; realised PnL = the venue's income), moves the leg to the perpetual with a critical alert
+  and sells the spot's hedge there; the reconciliation is then clean per venue and per contract.
+
+Hand figures: the short entered on the quarterly at 42,000 is delivered at (40,100 + 40,300) / 2 = 40,200: it
+realises qty x (40,200 - 42,000) = 1,800 USDT per BTC short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hedge_core.runner import roll_watch
+from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
+from tests.support.binance_sim_types import SimError
+from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.xlive_env import reversed_venues
+from tests.test_xvenue_roll_live import CARRY, PERP, XR, _settled, perp_venue_with_quarterly
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
+
+
+def test_the_simulator_delivers_and_the_adapter_reads_the_delivery():
+    sim, sid, sym, _expiry = perp_venue_with_quarterly()
+
+    async def go():
+        async with reversed_venues(perp_sim=sim) as rv:
+            a = rv.adapter
+            await a.create_order(OrderRequest(symbol=sym, side=Side.SELL, qty=0.02,
+                                              client_order_id=client_order_id("dq", "roll", 1)))
+            lim = await a.create_order(OrderRequest(symbol=sym, side=Side.SELL, qty=0.01, type=OrderType.LIMIT,
+                                                    price=43_000.0, client_order_id=client_order_id("dq", "roll", 2)))
+            assert await a.fetch_deliveries(sym) == [] and await a.fetch_deliveries(PERP) == []
+            n_trades = len(sim.trades)
+            wallet = sim.wallet
+            assert sim.deliver(sid, [40_100.0, 40_300.0]) == pytest.approx(40_200.0)
+            # the venue's own state: position gone, the income row, the published price, no trade, the order gone
+            assert sim.position(sid) == 0.0 and len(sim.trades) == n_trades
+            [row] = [r for r in sim.income if r["incomeType"] == "DELIVERED_SETTELMENT"]
+            assert float(row["income"]) == pytest.approx(-0.02 * (40_200.0 - 42_000.0))  # +36 USDT, by hand
+            assert sim.wallet == pytest.approx(wallet + 36.0)
+            assert sim._delivery_price({"pair": "BTCUSDT"})[0]["deliveryPrice"] == pytest.approx(40_200.0)
+            assert await a.fetch_open_orders(sym) == []
+            assert lim.client_order_id not in {o.client_order_id for o in await a.fetch_open_orders(None)}
+            with pytest.raises(SimError):
+                sim._new_order({"symbol": sid, "side": "SELL", "type": "MARKET", "quantity": "0.01"}, "fapi")
+            # read through real ccxt: one record at the delivery price, no fee, the quantity left to the driver
+            [d] = await a.fetch_deliveries(sym)
+            assert (d.symbol, d.price, d.fee, d.qty) == (sym, pytest.approx(40_200.0), 0.0, 0.0)
+            assert d.client_order_id.startswith("dlv-") and d.trade_id == f"delivery:{row['tranId']}"
+            assert await a.fetch_my_trades(sym, None) and all(not t.client_order_id.startswith("dlv-")
+                                                              for t in await a.fetch_my_trades(sym, None))
+    asyncio.run(go())
+
+
+def test_a_live_hedge_whose_quarterly_is_delivered_is_booked_and_hedged_again_on_the_perp(tmp_path, monkeypatch):
+    monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)  # look at the rule on every update (the clock is real)
+    sim, sid, qtr, _expiry = perp_venue_with_quarterly(rate=0.0001)
+
+    async def go():
+        async with reversed_venues(perp_sim=sim) as rv:
+            sup, task, store = await running_hedge(tmp_path, rv.adapter, CARRY, hedge_id="xdlv", **XR,
+                                                   records_poll_s=0.2, reconcile_s=0.3)
+            try:
+                await _settled(task, qtr, "the leg rolled to the quarterly")
+                short = sim.position(sid)
+                assert short < 0 and sim.position("BTCUSDT") == 0.0
+                realized0 = task.driver.ctx.perp.realized
+                # the funding rises (the leg would stay on the perp), then the venue delivers the quarterly
+                sim.set_funding_rate("BTCUSDT", 0.0005)
+                sim.deliver(sid, [40_100.0, 40_300.0], at_ms=sim.now_ms())  # listed 90 days out: delivered now
+                rec = await _settled(task, PERP, "the leg hedged again on the perpetual after the delivery")
+                assert sim.position(sid) == 0.0 and sim.position("BTCUSDT") == pytest.approx(short)
+                pos = rec["venues"]["binance"]["positions"]
+                assert pos[qtr] == {"journal": 0.0, "venue": 0.0}
+                assert pos[PERP] == {"journal": pytest.approx(short), "venue": pytest.approx(short)}
+                # booked once from the venue's records: the whole short at 40,200, fee 0, realised = the income row
+                task.journal.flush()
+                fills = task.journal.fills("xdlv")
+                dl = fills[fills["client_order_id"].astype(str).str.startswith("dlv-")]
+                assert len(dl) == 1 and dl["symbol"].iloc[0] == qtr and dl["leg"].iloc[0] == "perp"
+                assert (dl["side"].iloc[0], dl["qty"].iloc[0]) == ("buy", pytest.approx(-short))
+                assert dl["price"].iloc[0] == pytest.approx(40_200.0) and dl["fee"].iloc[0] == 0.0
+                [row] = [r for r in sim.income if r["incomeType"] == "DELIVERED_SETTELMENT"]
+                assert float(row["income"]) == pytest.approx(short * (40_200.0 - 42_000.0))
+                assert task.driver.ctx.perp.realized - realized0 == pytest.approx(float(row["income"]), abs=1e-6)
+                # the re-hedge: sells on the perpetual after the delivery; never an order on the delisted contract
+                perp_fills = fills[fills["symbol"] == PERP]
+                assert set(perp_fills["side"]) >= {"sell"}
+                assert not [a for a in sim.answers if a[2] == -1121]  # no order on the delisted contract
+                alerts = [a["message"] for a in task.alerts]
+                assert any("delivered at expiry" in m for m in alerts)
+            finally:
+                await stop(task, store)
+    asyncio.run(go())
