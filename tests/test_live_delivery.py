@@ -102,3 +102,51 @@ def test_a_live_hedge_whose_quarterly_is_delivered_is_booked_and_hedged_again_on
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+def test_a_runner_down_over_the_delivery_books_it_after_the_restart(tmp_path, monkeypatch):
+    """The runner stops (its task cancelled: a crash) with the short on the quarterly; the venue delivers it while
+    it is down; a new HedgeTask recovers from the journal (the leg on the quarterly, the venue flat there) and its
+    first reads book the delivery from the venue's records and re-hedge on the perpetual: not an unknown
+    mismatch, never an order on the delisted contract, booked once."""
+    monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
+    sim, sid, qtr, _expiry = perp_venue_with_quarterly(rate=0.0001)
+
+    async def go():
+        from hedge_core.runner.hedge import HedgeTask
+
+        async with reversed_venues(perp_sim=sim) as rv:
+            sup, task, store = await running_hedge(tmp_path, rv.adapter, CARRY, hedge_id="xdr", **XR,
+                                                   records_poll_s=0.2, reconcile_s=0.3)
+            task2 = None
+            try:
+                await _settled(task, qtr, "the leg rolled to the quarterly")
+                short = sim.position(sid)
+                task.task.cancel()  # the crash
+                try:
+                    await task.task
+                except asyncio.CancelledError:
+                    pass
+                sim.set_funding_rate("BTCUSDT", 0.0005)
+                sim.deliver(sid, [40_100.0, 40_300.0], at_ms=sim.now_ms())
+                runs = sup.journal.runs()
+                row = runs[runs["hedge_id"] == "xdr"].iloc[0]
+                task2 = HedgeTask(task.spec, task.params, sup.journal, rv.adapter, sup._feed_factory, sup)
+                rep = await task2.recover(str(row["state"]), row["started_at"])
+                assert set(rep["venues"]) == {"bybit", "binance"}
+                assert task2.driver.ctx.perp.symbol == qtr and task2.driver.ctx.perp.qty == pytest.approx(short)
+                sup.hedges["xdr"] = task2
+                task2.task = asyncio.create_task(task2.run())
+                rec = await _settled(task2, PERP, "hedged again on the perpetual after the restart")
+                assert sim.position(sid) == 0.0 and sim.position("BTCUSDT") == pytest.approx(short)
+                assert rec["venues"]["binance"]["positions"][qtr] == {"journal": 0.0, "venue": 0.0}
+                task2.journal.flush()
+                fills = task2.journal.fills("xdr")
+                dl = fills[fills["client_order_id"].astype(str).str.startswith("dlv-")]
+                assert len(dl) == 1 and dl["qty"].iloc[0] == pytest.approx(-short)
+                assert dl["price"].iloc[0] == pytest.approx(40_200.0)
+                assert not [a for a in sim.answers if a[2] == -1121]
+                assert any("delivered at expiry" in a["message"] for a in task2.alerts)
+            finally:
+                await stop(task2 or task, store)
+    asyncio.run(go())
