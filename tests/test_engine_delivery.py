@@ -6,14 +6,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pandas as pd
 import pytest
 
-from hedge_core.engine import FillEvent, State, step
+from hedge_core.engine import FillEvent, OrderUpdate, OrderUpdateKind, State, step
 from hedge_core.engine.actions import Alert, AlertLevel
+from hedge_core.engine.roll_step import RollRequest
 from hedge_core.types import Fill, Side
-from tests.support.engine_steps import INST, T0, H, filled, mkt, places, run
-from tests.test_engine_roll import FUT, PERP, _rolled_open
+from tests.support.engine_steps import INST, T0, H, filled, fill_of, hedged, mkt, places, run
+
+PERP = INST["BTC/USDT:USDT"]
+FUT = replace(PERP, symbol="BTC/USDT:USDT-260327")
+
+
+def _rolled_open(fee=5.05, price=40_400.0):
+    """Long 0.25 BTC spot / short 0.25 perp at 40,000, asked to roll to FUT at 40,400; the roll's open filled."""
+    ctx, p = hedged()
+    t = T0 + H
+    ctx, acts = step(ctx, RollRequest(t, FUT, price, "basis pays more"), p)
+    [o] = places(acts)
+    ctx, acts = run(ctx, p, [fill_of(o, t, price=price, fee=fee),
+                             OrderUpdate(t, o.request.client_order_id, OrderUpdateKind.CLOSED, filled=0.25)])
+    return ctx, p, acts
 
 
 def _on_future():

@@ -22,9 +22,10 @@ import pytest
 from hedge_core.runner import roll_watch
 from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
 from tests.support.binance_sim_types import SimError
-from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.delivery_live import CARRY, PERP, XR, perp_venue_with_quarterly
+from tests.support.delivery_live import settled as _settled
+from tests.support.inprocess_hedge import running_hedge, stop
 from tests.support.xlive_env import reversed_venues
-from tests.test_xvenue_roll_live import CARRY, PERP, XR, _settled, perp_venue_with_quarterly
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 
