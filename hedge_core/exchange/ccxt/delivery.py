@@ -9,7 +9,14 @@ the realised PnL, + received) and the price is public in ``GET /futures/data/del
 Price": ``deliveryTime``, ``deliveryPrice``). The delivery is not a trade (no ``userTrades`` row) and Binance
 names no delivery fee.
 
-Each delivery becomes a :class:`~hedge_core.types.Fill` at the delivery price with fee 0, ids
+OKX (FUTURES): delivery at 08:00 UTC on the expiry date at the average index of the last hour ("Introduction to
+expiry futures", https://www.okx.com/help/iv-introduction-to-expiry-futures). The account's record is a bill of
+``type`` 3 "Delivery", ``subType`` 112 "Delivery long" / 113 "Delivery short" in ``GET /api/v5/account/bills``
+("Get bills details", https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details: ``sz`` contracts,
+``px`` the delivery price, ``pnl``, ``fee`` negative when charged). It becomes a fill with its quantity (``sz`` x
+the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``.
+
+A Binance delivery becomes a :class:`~hedge_core.types.Fill` at the delivery price with fee 0, ids
 ``delivery:<tranId>`` and client order id ``dlv-<tranId>``, and ``qty`` 0: the income row names no quantity
 (a delivery closes the WHOLE position on the contract), so the driver books the quantity the leg holds, on the
 closing side; the realised PnL it books is then ``qty x (delivery price - entry)``, the venue's ``income``.
@@ -32,14 +39,16 @@ class DeliveryMixin:
 
     async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         """The venue's deliveries of the dated future ``symbol`` (ccxt unified, ``BTC/USDT:USDT-261225``) at or
-        after ``since``: one fill per delivery record, at the delivery price, fee 0, ``qty`` 0 (the whole
-        position; see the module docstring). ``[]`` for a perpetual and on a venue whose delivery records are
-        not read (OKX, Bybit: not built). A record whose delivery price is not published yet is left for a later
-        read."""
+        after ``since``: one fill per delivery record at the delivery price (Binance: fee 0 and ``qty`` 0, the whole
+        position; OKX: the bill's quantity and fee; see the module docstring). ``[]`` for a perpetual and on a
+        venue whose delivery records are not read (Bybit: not built). A Binance record whose delivery price is not
+        published yet is left for a later read."""
         await self._ensure_markets()
         market = self._ex.markets.get(symbol) or {}
-        if not market.get("future") or self.config.ccxt_id != "binance":
+        if not market.get("future") or self.config.ccxt_id not in ("binance", "okx"):
             return []
+        if self.config.ccxt_id == "okx":
+            return await self._okx_deliveries(symbol, str(market.get("id")), since)
         mid = str(market.get("id"))
         pair = str((market.get("info") or {}).get("pair") or mid.split("_")[0])
         params: dict[str, Any] = {"symbol": mid, "incomeType": "DELIVERED_SETTELMENT", "limit": 1000}
@@ -61,5 +70,25 @@ class DeliveryMixin:
             out.append(Fill(trade_id=f"delivery:{tid}", order_id=f"delivery:{tid}", client_order_id=f"dlv-{tid}",
                             symbol=symbol, side=Side.BUY, qty=0.0, price=px[-1],  # side, qty: the leg's
                             fee=0.0, ts=_ts(t), fee_currency=str(r.get("asset") or "USDT"),
+                            liquidity=Liquidity.TAKER))
+        return out
+
+    async def _okx_deliveries(self, symbol: str, inst_id: str, since: pd.Timestamp | None) -> list[Fill]:
+        """OKX's delivery bills (``type`` 3) of ``inst_id`` (one page, newest first: a hedge reads them within
+        days of its expiry, well inside the bills' 7 days)."""
+        params: dict[str, Any] = {"instType": "FUTURES", "type": "3", "limit": "100"}
+        if since is not None:
+            params["begin"] = str(_ms(since))
+        resp = await self._call("fetch_deliveries", lambda: self._ex.privateGetAccountBills(params))
+        cs = self._cs(symbol)
+        out = []
+        for r in reversed((resp or {}).get("data") or []):
+            if r.get("instId") != inst_id or str(r.get("subType")) not in ("112", "113"):
+                continue
+            bid = str(r.get("billId"))
+            out.append(Fill(trade_id=f"delivery:{bid}", order_id=f"delivery:{bid}", client_order_id=f"dlv-{bid}",
+                            symbol=symbol, side=Side.SELL if str(r.get("subType")) == "112" else Side.BUY,
+                            qty=abs(_f(r.get("sz"))) * cs, price=_f(r.get("px")), fee=-_f(r.get("fee")),
+                            ts=_ts(int(r.get("ts") or 0)), fee_currency=str(r.get("ccy") or "USDT"),
                             liquidity=Liquidity.TAKER))
         return out
