@@ -10,7 +10,7 @@ import pytest
 
 from hedge_core.engine import FillEvent, OrderUpdate, OrderUpdateKind, State, step
 from hedge_core.engine.actions import Alert, AlertLevel
-from hedge_core.engine.roll_step import RollRequest
+from hedge_core.engine.roll_step import RollRequest, delivery_time, perpetual_of
 from hedge_core.types import Fill, Side
 from tests.support.engine_steps import INST, T0, H, filled, fill_of, hedged, mkt, places, run
 
@@ -76,3 +76,35 @@ def test_a_delivery_of_another_contract_or_a_leg_still_holding_is_not_acted_on()
     other = replace(FUT, symbol="BTC/USDT:USDT-260626")
     c3, acts = step(ctx, _delivery(t, symbol=other.symbol), p)
     assert c3.perp.symbol == FUT.symbol and c3.perp.qty == pytest.approx(-0.25)  # not the leg's fill: not booked
+
+
+def test_delivery_time_and_perpetual_of_a_dated_symbol():
+    """Binance, OKX and Bybit deliver their USDT futures at 08:00 UTC on the date in the symbol."""
+    import pandas as pd
+
+    assert delivery_time("BTC/USDT:USDT-260327") == pd.Timestamp("2026-03-27T08:00Z")
+    assert delivery_time("BTC/USDT:USDT") is None and delivery_time("BTC/USDT:USDT-261399") is None
+    assert perpetual_of("BTC/USDT:USDT-260327") == "BTC/USDT:USDT" and perpetual_of("BTC/USDT") == "BTC/USDT"
+
+
+def test_a_delivery_while_the_roll_back_to_the_perp_is_under_way_ends_the_roll_on_the_perp():
+    """The way back: the perp's open filled (-0.25 at 40,000), the close on the future is working when the venue
+    delivers the future (at 40,100: +75 realised, 2.005 fee); the close is then refused (the contract is gone): the
+    roll ends on the perpetual with both legs' money, no further order."""
+    ctx, p = _on_future()
+    t = T0 + 2 * H
+    ctx, acts = step(ctx, RollRequest(t, PERP, 40_000.0, "funding pays more"), p)
+    [o] = places(acts)
+    assert (o.leg, o.request.symbol) == ("roll", PERP.symbol)
+    ctx, acts = run(ctx, p, [fill_of(o, t, price=40_000.0),
+                             OrderUpdate(t, o.request.client_order_id, OrderUpdateKind.CLOSED, filled=0.25)])
+    [c] = places(acts)
+    assert (c.leg, c.request.symbol, c.request.reduce_only) == ("perp", FUT.symbol, True)
+    fees0, pnl0 = ctx.perp.fees + ctx.roll_leg.fees, ctx.pnl
+    ctx, acts = step(ctx, _delivery(t), p)
+    assert any("while the roll" in a.message for a in acts if isinstance(a, Alert))
+    assert ctx.roll_leg is not None and ctx.perp.qty == 0.0 and places(acts) == []  # the close still working
+    ctx, acts = step(ctx, OrderUpdate(t, c.request.client_order_id, OrderUpdateKind.REJECTED, reason="-1121"), p)
+    assert places(acts) == [] and ctx.roll_leg is None and ctx.state is State.MONITORING_POSITIONS
+    assert (ctx.perp.symbol, ctx.perp.qty) == (PERP.symbol, pytest.approx(-0.25)) and ctx.delta == pytest.approx(0.0)
+    assert ctx.perp.fees == pytest.approx(fees0 + 2.005) and ctx.pnl == pytest.approx(pnl0 + 75.0 - 2.005)
