@@ -84,6 +84,7 @@ from hedge_core.errors import (
     TemporaryError,
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
+from hedge_core.exchange.delivery_ids import is_delivery_fill
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 
@@ -301,6 +302,11 @@ class HedgeDriver:
                 continue
             if f.trade_id in self._delivery_seen:
                 continue  # a delivery listed among the trades (paper): booked by _deliveries
+            if is_delivery_fill(f.client_order_id):
+                # a delivery the throttled read has not booked yet: read the deliveries now, never book it as an
+                # ordinary external fill (the leg would stay on a contract that no longer trades)
+                out += await self._deliveries(name, ts, True)
+                continue
             if unresolved and since is not None:
                 self._last_polls[name] = since
                 continue

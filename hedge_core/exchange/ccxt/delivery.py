@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
+from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX
 from hedge_core.types import Fill, Liquidity, Side
 
 __all__ = ["DeliveryMixin"]
@@ -62,12 +63,14 @@ class DeliveryMixin:
         out = []
         for r in rows:
             t = int(r.get("time") or 0)
-            # the delivery this row settles: the latest one at or before the row's time
-            px = [p for dt, p in by_time if dt <= t]
-            if not px or not px[-1] > 0:
+            # the delivery this row settles: the published one nearest the row's time, within an hour
+            near = sorted((abs(dt - t), p) for dt, p in by_time if abs(dt - t) <= 3_600_000)
+            if not near or not near[0][1] > 0:
                 continue
+            px = [near[0][1]]
             tid = str(r.get("tranId"))
-            out.append(Fill(trade_id=f"delivery:{tid}", order_id=f"delivery:{tid}", client_order_id=f"dlv-{tid}",
+            out.append(Fill(trade_id=f"delivery:{tid}", order_id=f"delivery:{tid}",
+                            client_order_id=f"{DELIVERY_CID_PREFIX}{tid}",
                             symbol=symbol, side=Side.BUY, qty=0.0, price=px[-1],  # side, qty: the leg's
                             fee=0.0, ts=_ts(t), fee_currency=str(r.get("asset") or "USDT"),
                             liquidity=Liquidity.TAKER))
@@ -86,7 +89,8 @@ class DeliveryMixin:
             if r.get("instId") != inst_id or str(r.get("subType")) not in ("112", "113"):
                 continue
             bid = str(r.get("billId"))
-            out.append(Fill(trade_id=f"delivery:{bid}", order_id=f"delivery:{bid}", client_order_id=f"dlv-{bid}",
+            out.append(Fill(trade_id=f"delivery:{bid}", order_id=f"delivery:{bid}",
+                            client_order_id=f"{DELIVERY_CID_PREFIX}{bid}",
                             symbol=symbol, side=Side.SELL if str(r.get("subType")) == "112" else Side.BUY,
                             qty=abs(_f(r.get("sz"))) * cs, price=_f(r.get("px")), fee=-_f(r.get("fee")),
                             ts=_ts(int(r.get("ts") or 0)), fee_currency=str(r.get("ccy") or "USDT"),

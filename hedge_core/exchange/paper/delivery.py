@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core import money
+from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
 from hedge_core.exchange.paper.config import SETTLE
 from hedge_core.exchange.paper.records import _Ord, _ts
 from hedge_core.types import Fill, Liquidity, OrderStatus, OrderType, Side
@@ -40,13 +41,6 @@ __all__ = ["DELIVERY_CID_PREFIX", "DELIVERY_WINDOW", "delivery_price", "is_deliv
 
 #: Binance averages the index over the last 30 minutes before delivery.
 DELIVERY_WINDOW = pd.Timedelta(minutes=30)
-#: Client order id prefix of a delivery fill (the venue's own close, not an order of the hedge).
-DELIVERY_CID_PREFIX = "dlv-"
-
-
-def is_delivery_fill(client_order_id: str | None) -> bool:
-    """Whether a fill's client order id marks the paper venue's delivery of a dated future."""
-    return bool(client_order_id) and str(client_order_id).startswith(DELIVERY_CID_PREFIX)
 
 
 def delivery_price(samples: Iterable[float], fallback: float | None) -> float | None:
