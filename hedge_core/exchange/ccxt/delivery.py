@@ -16,6 +16,11 @@ expiry futures", https://www.okx.com/help/iv-introduction-to-expiry-futures). Th
 ``px`` the delivery price, ``pnl``, ``fee`` negative when charged). It becomes a fill with its quantity (``sz`` x
 the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``.
 
+Bybit (USDT futures): the delivery is an execution of ``execType`` "Delivery" in ``/v5/execution/list`` (v5 "Enums"
+-> execType, https://bybit-exchange.github.io/docs/v5/enum#exectype; "Get Delivery Record": ``deliveryPrice``, the
+fee at the instrument's ``deliveryFeeRate``, ``deliveryRpl``): ``fetch_my_trades`` marks it with client order id
+``dlv-<execId>`` and ``fetch_deliveries`` returns those fills (quantity, side, delivery price and fee as executed).
+
 A Binance delivery becomes a :class:`~hedge_core.types.Fill` at the delivery price with fee 0, ids
 ``delivery:<tranId>`` and client order id ``dlv-<tranId>``, and ``qty`` 0: the income row names no quantity
 (a delivery closes the WHOLE position on the contract), so the driver books the quantity the leg holds, on the
@@ -29,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
-from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX
+from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
 from hedge_core.types import Fill, Liquidity, Side
 
 __all__ = ["DeliveryMixin"]
@@ -41,15 +46,16 @@ class DeliveryMixin:
     async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         """The venue's deliveries of the dated future ``symbol`` (ccxt unified, ``BTC/USDT:USDT-261225``) at or
         after ``since``: one fill per delivery record at the delivery price (Binance: fee 0 and ``qty`` 0, the whole
-        position; OKX: the bill's quantity and fee; see the module docstring). ``[]`` for a perpetual and on a
-        venue whose delivery records are not read (Bybit: not built). A Binance record whose delivery price is not
-        published yet is left for a later read."""
+        position; OKX, Bybit: the record's quantity and fee; see the module docstring). ``[]`` for a perpetual and
+        on another venue. A Binance record whose delivery price is not published yet is left for a later read."""
         await self._ensure_markets()
         market = self._ex.markets.get(symbol) or {}
-        if not market.get("future") or self.config.ccxt_id not in ("binance", "okx"):
+        if not market.get("future") or self.config.ccxt_id not in ("binance", "okx", "bybit"):
             return []
         if self.config.ccxt_id == "okx":
             return await self._okx_deliveries(symbol, str(market.get("id")), since)
+        if self.config.ccxt_id == "bybit":  # the "Delivery" executions of the execution list (fetch_my_trades)
+            return [f for f in await self.fetch_my_trades(symbol, since) if is_delivery_fill(f.client_order_id)]
         mid = str(market.get("id"))
         pair = str((market.get("info") or {}).get("pair") or mid.split("_")[0])
         params: dict[str, Any] = {"symbol": mid, "incomeType": "DELIVERED_SETTELMENT", "limit": 1000}
