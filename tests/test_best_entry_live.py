@@ -110,7 +110,7 @@ def test_a_live_hedge_enters_on_one_venue_then_moves_flat_to_the_better_one_and_
                         store.read_table("transitions", hedge_id="bl"), store.read_table("hedge_runs", hedge_id="bl"),
                         bybit_trades(y.sim), list(o.sim.fills), list(o.sim.bills), task.spec)
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     per_venue, fills, funding, tr, runs, by_trades, okx_fills, okx_bills, spec = asyncio.run(go())
     # the move: journaled once, from flat, with both venues' scores; the run row says okx (a restart builds it there)
@@ -154,7 +154,7 @@ def test_a_venue_short_of_margin_is_not_moved_to_and_the_entry_stays(tmp_path, m
                 return (task.spec.perp_venue, task.driver.ctx.perp.venue, y.sim.positions["BTCUSDT"][0],
                         list(o.sim.orders), store.read_table("transitions", hedge_id="bm"))
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     venue, leg, short, okx_orders, tr = asyncio.run(go())
     assert venue == leg == "bybit" and short < 0 and okx_orders == []
@@ -178,7 +178,7 @@ def test_a_recommend_hedge_moves_its_flat_perp_leg_and_sends_nothing(tmp_path, m
                 return (rec, store.read_table("transitions", hedge_id="br"), list(b.sim.orders), list(y.sim.orders),
                         list(o.sim.orders))
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     rec, tr, b_orders, y_orders, o_orders = asyncio.run(go())
     assert rec.venue == "binance+okx" and rec.market_data.perp.venue == "okx"
@@ -200,7 +200,7 @@ def test_the_venue_left_holding_a_position_the_journal_does_not_stops_the_move(t
                 return task.spec.perp_venue, task.driver.ctx.perp.venue, list(o.sim.orders), \
                     store.read_table("transitions", hedge_id="bp")
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     caplog.set_level("WARNING", logger="hedge_core.runner.best_entry")
     venue, leg, okx_orders, tr = asyncio.run(go())
@@ -272,7 +272,7 @@ def test_spot_on_bybit_perp_moves_from_binance_usdm_to_okx_at_a_flat_entry(tmp_p
                 return (per_venue, task.journal.fills("bu"), [t for t in b.sim.trades if t["market"] == "fapi"],
                         list(o.sim.fills), b.sim.position("BTCUSDT"), o.sim.positions[SWAP][0])
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     per_venue, fills, usdm, okx_fills, b_pos, o_pos = asyncio.run(go())
     assert b_pos == 0 and o_pos == 0
@@ -306,7 +306,7 @@ def test_no_venue_is_read_while_no_entry_is_near(tmp_path, monkeypatch):
                 return (task.driver.ctx.state, task.driver.ctx.perp.venue, _count(y.sim, "/v5/market/orderbook"),
                         _count(o.sim, "/api/v5/market/books"), _count(o.sim, "/api/v5/account/balance"))
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     state, venue, bybit_books, okx_books, okx_wallet = asyncio.run(go())
     assert state is State.ANALYZING_MARKET and venue == "bybit"
@@ -333,7 +333,7 @@ def test_the_venues_are_re_ranked_at_most_every_best_recheck_s(tmp_path, monkeyp
                         _count(o.sim, "/api/v5/account/balance"), _count(y.sim, "/v5/market/orderbook"),
                         store.read_table("transitions", hedge_id="bt"))
             finally:
-                await stop(task, store)
+                await stop(task, store, close_adapter=True)
 
     venue, okx_books, okx_wallet, bybit_books, tr = asyncio.run(go())
     assert venue == "bybit" and not (tr["trigger_name"] == TRIGGER).any()

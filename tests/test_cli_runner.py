@@ -103,6 +103,7 @@ def test_carry_dry_run_checks_and_sends_nothing(tmp_path):
     assert "size: 500.00 USDT within" in r.output and "perp min notional 100 USDT" in r.output
     st = e.store()
     assert len(st.read_table("orders")) == 0 and len(st.read_table("hedge_runs")) == 0
+    assert not list((tmp_path / "h" / "paper").glob("*.json"))  # no paper venue state file either
 
 
 def test_carry_dry_run_refuses_an_amount_below_the_perp_minimum_naming_the_smallest(tmp_path):
@@ -119,6 +120,7 @@ def test_carry_dry_run_refuses_an_amount_below_the_perp_minimum_naming_the_small
     q = math.ceil(100 / (first * 0.99) / 0.001 - 1e-9) * 0.001
     assert f"{q * first * 1.01:,.2f}" in r.output and "smallest hedgeable" in r.output
     assert "perp min notional 100 USDT" in r.output and "amount=100.0" in r.output
+    assert not list((tmp_path / "h" / "paper").glob("*.json"))  # the refusal left no paper state file
 
 
 def test_carry_ctrl_c_closes_both_legs(tmp_path):

@@ -8,8 +8,14 @@ the JSON (or a regenerated snapshot that lost a verified figure) fails here. Sou
   ``build_helpers/binance_update_lev_tiers.py`` from ccxt ``fetch_leverage_tiers``, i.e. Binance's signed
   ``GET /fapi/v1/leverageBracket``; the ``info`` fields are Binance's own (notionalFloor, notionalCap,
   initialLeverage, maintMarginRatio, cum).
-- MELIGHT: ``melight402/trading-back constants/binancePrecision.js`` at aa81324ede231d3b5a71a7e8208a54a32afe74e8,
-  Binance USD-M ``exchangeInfo`` stepSize/tickSize per symbol (not older than 2024-04: it lists ENAUSDT, WUSDT).
+- BINANCE_FAPI: ``eddysan/TradingBotFest config/exchange_info.json`` at 704701ebb5ebcc866f6548c016d13252170d79be, a
+  whole Binance USD-M ``GET /fapi/v1/exchangeInfo`` answer, serverTime 1729454406890 = 2024-10-20T20:00:06Z (mainnet:
+  BTCUSDT onboardDate 2019-09-25); the same six perps' filters, unchanged, in BINANCE_FAPI_2025
+  (``AlphaDogsResearch/Coinbase-Python gateways/binance/futures_exchange_info.json`` at
+  96360e4b37c327b329d6c5c8f85bb1d430895181, serverTime 1766562549558 = 2025-12-24T07:49:09Z).
+- BINANCE_SPOT: ``SM2A/Binance_API exchangeInfoCompact.json`` at a563fcbd6a655d7a38de81c8f7db7dbe4215885f, a whole
+  Binance spot ``GET /api/v3/exchangeInfo`` answer, serverTime 1694185561976 = 2023-09-08T15:06:01Z (mainnet: BTCUSDT
+  carries the MARGIN and TRD_GRP permissions), the newest mainnet spot recording found.
 - CCXT_OKX: ``ccxt/ccxt ts/src/test/static/markets/okx.json`` at 97b6415590d8ea2c609070d7d6f183e9e4ea0261, OKX's
   ``GET /api/v5/public/instruments`` answers (``info``: ctVal, tickSz, lotSz, minSz, lever); BTC/ETH also in
   ``nautechsystems/nautilus_trader crates/adapters/okx/test_data/http_get_instruments_swap.json`` at
@@ -33,9 +39,13 @@ from hedge_core.analytics.risk import (
     maintenance_margin,
 )
 from hedge_core.data.instruments import SNAPSHOT_PATH, snapshot
+from hedge_core.money import lot_floor, meets_minimums
 
 FREQTRADE = "freqtrade/freqtrade freqtrade/exchange/binance_leverage_tiers.json@3d9514d2660c42dfdbde517f7b421d1a5cf4f196"
-MELIGHT = "melight402/trading-back constants/binancePrecision.js@aa81324ede231d3b5a71a7e8208a54a32afe74e8"
+BINANCE_FAPI = "eddysan/TradingBotFest config/exchange_info.json@704701ebb5ebcc866f6548c016d13252170d79be"
+BINANCE_FAPI_2025 = ("AlphaDogsResearch/Coinbase-Python gateways/binance/futures_exchange_info.json"
+                     "@96360e4b37c327b329d6c5c8f85bb1d430895181")
+BINANCE_SPOT = "SM2A/Binance_API exchangeInfoCompact.json@a563fcbd6a655d7a38de81c8f7db7dbe4215885f"
 CCXT_OKX = "ccxt/ccxt ts/src/test/static/markets/okx.json@97b6415590d8ea2c609070d7d6f183e9e4ea0261"
 NAUTILUS_OKX = ("nautechsystems/nautilus_trader crates/adapters/okx/test_data/http_get_instruments_swap.json"
                 "@01ed9ee411157baf1324ac4b1893860f500df8ba")
@@ -120,8 +130,16 @@ BINANCE_BRACKETS = {
     ],
 }
 
-# MELIGHT: Binance USD-M (tickSize, stepSize) of the perps whose limits were NOT VERIFIED before
-BINANCE_PERP_TICK_STEP = {"SOL": (0.01, 0.01), "BNB": (0.01, 0.01), "XRP": (0.0001, 0.1), "DOGE": (0.00001, 1.0)}
+# BINANCE_FAPI (2024-10-20), unchanged in BINANCE_FAPI_2025 (2025-12-24): PRICE_FILTER.tickSize, LOT_SIZE.stepSize,
+# LOT_SIZE.minQty, MIN_NOTIONAL.notional (USDT)
+BINANCE_PERP_LIMITS = {"BTC": (0.1, 0.001, 0.001, 100.0), "ETH": (0.01, 0.001, 0.001, 20.0),
+                       "SOL": (0.01, 1.0, 1.0, 5.0), "BNB": (0.01, 0.01, 0.01, 5.0),
+                       "XRP": (0.0001, 0.1, 0.1, 5.0), "DOGE": (0.00001, 1.0, 1.0, 5.0)}
+
+# BINANCE_SPOT (2023-09-08): PRICE_FILTER.tickSize, LOT_SIZE.stepSize, LOT_SIZE.minQty, NOTIONAL.minNotional (USDT)
+BINANCE_SPOT_LIMITS = {"BTC": (0.01, 0.00001, 0.00001, 5.0), "ETH": (0.01, 0.0001, 0.0001, 5.0),
+                       "SOL": (0.01, 0.01, 0.01, 5.0), "BNB": (0.1, 0.001, 0.001, 5.0),
+                       "XRP": (0.0001, 1.0, 1.0, 5.0), "DOGE": (0.00001, 1.0, 1.0, 5.0)}
 
 # CCXT_OKX, info of the USDT swaps: ctVal (base per contract), tickSz, lotSz and minSz (contracts), lever
 OKX_SWAPS = {"BTC": (0.01, 0.1, 0.01, 0.01, 100), "ETH": (0.1, 0.01, 0.01, 0.01, 100),
@@ -181,15 +199,46 @@ def test_the_faq_tables_stay_for_the_faqs_worked_examples():
     assert brackets_for("BTC/USDT:USDT") != BTCUSDT_BRACKETS and brackets_for("ETH/USDT:USDT") != ETHUSDT_BRACKETS
 
 
-@pytest.mark.parametrize("asset", sorted(BINANCE_PERP_TICK_STEP))
-def test_binance_alt_perp_tick_and_step_are_the_recorded_exchange_info(asset):
-    """tickSize and stepSize from the recorded exchangeInfo (SOL's step was 1 before: 0.01 now); minQty taken equal
-    to the step and the 5 USDT minimum notional stay marked NOT VERIFIED in the row (the source lists neither)."""
-    tick, step = BINANCE_PERP_TICK_STEP[asset]
+@pytest.mark.parametrize("asset", sorted(BINANCE_PERP_LIMITS))
+def test_binance_perp_limits_are_the_recorded_exchange_info(asset):
+    """tickSize, stepSize, minQty and MIN_NOTIONAL of each USD-M perp equal Binance's whole answer of 2024-10-20,
+    unchanged on 2025-12-24; the row names both recordings and no longer says NOT VERIFIED. SOL's step is 1 SOL (the
+    previous snapshot's 0.01 was the futures testnet's figure), BTC's and ETH's minimum notional 100 and 20 USDT (5 in
+    ccxt's undated recording and in 2021: an earlier state)."""
+    tick, step, min_qty, min_notional = BINANCE_PERP_LIMITS[asset]
     inst = snapshot()[("binance", f"{asset}/USDT:USDT")]
-    assert (inst.tick_size, inst.lot_size, inst.min_qty) == (tick, step, step)
+    assert (inst.tick_size, inst.lot_size, inst.min_qty, inst.min_notional) == (tick, step, min_qty, min_notional)
+    assert inst.contract_size == 1.0
     row = _row("binance", f"{asset}/USDT:USDT")
-    assert MELIGHT in row["source"] and "NOT VERIFIED" in row["source"]
+    assert BINANCE_FAPI in row["source"] and BINANCE_FAPI_2025 in row["source"]
+    assert "NOT VERIFIED" not in row["source"]
+
+
+def test_binance_perp_minimum_order_by_hand():
+    """What the recorded filters mean for the smallest order (``money.meets_minimums``), by hand: BTC at 60,000 USDT,
+    one step (0.001 BTC) is 60 USDT, under the 100 USDT minimum notional: refused; two steps (0.002 BTC = 120 USDT)
+    pass. SOL at 150 USDT: 0.5 SOL rounds down to 0 whole 1-SOL steps; 1 SOL = 150 USDT passes (5 USDT minimum)."""
+    def ok(inst, qty, px):
+        return meets_minimums(lot_floor(qty, inst.lot_size), px, inst.lot_size, inst.min_qty, inst.min_notional)
+
+    btc = snapshot()[("binance", "BTC/USDT:USDT")]
+    assert not ok(btc, 0.001, 60_000.0) and ok(btc, 0.002, 60_000.0)
+    sol = snapshot()[("binance", "SOL/USDT:USDT")]
+    assert lot_floor(0.5, sol.lot_size) == 0.0 and not ok(sol, 0.5, 150.0) and ok(sol, 1.0, 150.0)
+    assert lot_floor(2.7, sol.lot_size) == 2.0
+
+
+@pytest.mark.parametrize("asset", sorted(BINANCE_SPOT_LIMITS))
+def test_binance_spot_limits_are_the_recorded_exchange_info(asset):
+    """tickSize, stepSize, minQty and NOTIONAL.minNotional of each spot pair equal Binance's whole answer of
+    2023-09-08 (SOL's step 0.01, was 0.001; BNB's tick 0.1, was 0.01, both written offline before); the row names the
+    recording and its date."""
+    tick, step, min_qty, min_notional = BINANCE_SPOT_LIMITS[asset]
+    inst = snapshot()[("binance", f"{asset}/USDT")]
+    assert (inst.tick_size, inst.lot_size, inst.min_qty, inst.min_notional) == (tick, step, min_qty, min_notional)
+    assert (inst.contract_size, inst.max_leverage, inst.brackets) == (1.0, 1.0, ())
+    row = _row("binance", f"{asset}/USDT")
+    assert BINANCE_SPOT in row["source"] and "2023-09-08" in row["source"] and "NOT VERIFIED" not in row["source"]
 
 
 @pytest.mark.parametrize("asset", sorted(OKX_SWAPS))
@@ -209,9 +258,14 @@ def test_okx_swap_limits_are_the_recorded_instruments_answer_in_base_units(asset
 
 
 def test_rows_still_unverified_say_so():
-    """What no public recording confirmed keeps its mark: OKX's tier tables, Bybit's tables except BTC, and the
-    spot limits of Binance SOL/BNB/XRP/DOGE."""
+    """What no public recording confirmed keeps its mark: OKX's tier tables, Bybit's tables except BTC, the Bybit SOL
+    and BNB rows, OKX's SOL/BNB spot and SOL/BNB swaps. Every Binance row is now verified."""
     for venue, sym, field in [("okx", "BTC/USDT:USDT", "brackets_source"), ("bybit", "ETH/USDT:USDT", "brackets_source"),
-                              ("binance", "SOL/USDT", "source"), ("bybit", "SOL/USDT", "source"),
-                              ("okx", "BNB/USDT:USDT", "source")]:
+                              ("bybit", "SOL/USDT", "source"), ("bybit", "BNB/USDT:USDT", "source"),
+                              ("okx", "SOL/USDT", "source"), ("okx", "BNB/USDT", "source"),
+                              ("okx", "SOL/USDT:USDT", "source"), ("okx", "BNB/USDT:USDT", "source")]:
         assert "NOT VERIFIED" in _row(venue, sym)[field], (venue, sym)
+    doc = json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    binance = [r for r in doc["instruments"] if r["venue"] == "binance"]
+    assert len(binance) == 12
+    assert not [r["symbol"] for r in binance if "NOT VERIFIED" in r["source"] + r["brackets_source"]]

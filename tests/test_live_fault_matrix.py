@@ -37,14 +37,6 @@ def start(c: Any, venue: str) -> None:
 
 
 # ---- arming a fault on a step's orders ------------------------------------------------------------
-LOST = {  # fault -> (Binance mode, Bybit/OKX mode, execute_after_s): executed at once, never, or later
-    "lost answer 503": ("503", "503", 0.0),
-    "-1007 / timeout": ("-1007", "timeout", None),
-    "dropped connection": ("drop", "drop", None),
-    "late execution": ("503", "503", 0.6),  # within the 1 s recvWindow of the matrix's adapter
-}
-
-
 def _legs(step: str) -> tuple[str, ...]:
     return {"spot entry": ("spot",), "perp hedge": ("perp",), "rebalance": ("perp",), "close": ("perp", "spot")}[step]
 
@@ -52,24 +44,8 @@ def _legs(step: str) -> tuple[str, ...]:
 def arm(v: Venue, fault: str, step: str) -> None:
     """Arm ``fault`` on the orders of ``step`` (before the phase that sends them)."""
     binance = v.venue == "binance"
-    if fault in LOST:
-        b_mode, y_mode, after = LOST[fault]
-        for leg in _legs(step):
-            pattern, cat = v.order_key(leg)
-            if binance:
-                v.call(v.faults.lose_answer, pattern, mode=b_mode, execute_after_s=after, hang_s=2.5)
-            # Bybit: its category; OKX: the instId (OKX has no -1007: its timeout is 50004 after the hang)
-            else:
-                v.call(v.faults.lose_answer, pattern, cat, mode=y_mode, execute_after_s=after, hang_s=2.5)
-    elif fault.startswith("429"):
-        for leg in _legs(step):
-            pattern, cat = v.order_key(leg)
-            if binance:
-                v.call(v.faults.escalate, pattern, retry_after_s=1, ban_s=1)
-            elif v.venue == "okx":
-                v.call(v.faults.escalate, pattern, cat)
-            else:
-                v.call(v.faults.escalate, pattern, cat, reset_s=1.0)
+    if fault in fm.LOST or fault == fm.ESCALATION:
+        fm.arm_orders(v, fault, [v.order_key(leg) for leg in _legs(step)])
     elif fault == "auto-deleverage":
         pattern, cat = v.order_key("perp")
 

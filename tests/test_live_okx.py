@@ -428,14 +428,13 @@ def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
     import threading
 
     from hedge_core.data.instruments_venue import store_venue_instruments
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from hedge_core.exchange.governor import RateGovernor
     from hedge_core.store import Store
     from tests.support.binance_sim import SimServer
     from tests.support.live_env import test_ca
     from tests.support.okx_sim import HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     sim = _ada_sim()
     sim.set_price("ADA-USDT-SWAP", 0.5)
@@ -446,10 +445,10 @@ def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
     asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(30)
     t0 = pd.Timestamp("2026-12-01T00:00Z")
     try:
-        def make():
-            session = redirect_session({h: server.port for h in HOSTS}, server.client_ssl)
-            return CcxtLiveAdapter("okx", Credentials("okx", TEST_KEY, TEST_SECRET, TEST_PASSPHRASE, source="test"),
-                                   session=session, enable_rate_limit=False, governor=RateGovernor("okx", "store"))
+        def make():  # closed by store_venue_instruments, with its own session (sim_adapter)
+            return sim_adapter("okx", Credentials("okx", TEST_KEY, TEST_SECRET, TEST_PASSPHRASE, source="test"),
+                               {h: server.port for h in HOSTS}, server.client_ssl, enable_rate_limit=False,
+                               governor=RateGovernor("okx", "store"))
 
         with Store(tmp_path / "i.duckdb") as st:
             got = store_venue_instruments(st, "okx", ["ADA/USDT:USDT"], make_adapter=make, now=t0)
@@ -461,3 +460,4 @@ def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
         asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         th.join(10)
+        loop.close()

@@ -245,3 +245,18 @@ def test_a_liquidation_on_the_first_venue_is_booked_on_the_first_leg():
     c = drv.ctx
     assert c.spot.qty == pytest.approx(sum(x.qty for x in a.core.positions_view()), abs=1e-12)
     assert c.perp.qty == pytest.approx(sum(x.qty for x in b.core.positions_view()), abs=1e-12)
+
+
+def test_the_first_perp_legs_record_trade_ids_carry_its_venue():
+    # both legs trade ONE unified symbol on two venues, each numbering its trades its own way: the same venue trade
+    # id at both must make two journal keys (the first leg's with its venue), and a spot first leg keeps the bare id
+    from hedge_core.engine.driver import pair_first_venue, record_trade_id
+    from hedge_core.types import Fill
+
+    f = Fill("7", "o1", "", "FOO/USDT:USDT", Side.BUY, 1.0, 100.0, 0.05, T0)
+    pair = held(1.0, -1.0)  # first leg on bybit, second on okx
+    first, second = (record_trade_id(f, pair_first_venue(pair, leg)) for leg in ("spot", "perp"))
+    assert (first, second) == ("bybit:FOO/USDT:USDT#7", "FOO/USDT:USDT#7")
+    spot_first = new_hedge("h", "carry", Instrument("FOO/USDT", "bybit", MarketKind.SPOT, "FOO", "USDT", 0.01, 0.001,
+                                                    0.001, 5.0), foo_perp("okx"), T0)
+    assert pair_first_venue(spot_first, "spot") is None and record_trade_id(f) == "FOO/USDT:USDT#7"

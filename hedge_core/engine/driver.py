@@ -92,7 +92,8 @@ from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 #: its delivery time (from then on: every poll). A reconciliation pass always reads them.
 DELIVERY_POLL_S = 60.0
 
-__all__ = ["DELIVERY_POLL_S", "DriverHooks", "HedgeDriver", "answers_carry_fills", "record_trade_id", "run_now", "snapshot_trade_id"]
+__all__ = ["DELIVERY_POLL_S", "DriverHooks", "HedgeDriver", "answers_carry_fills", "pair_first_venue",
+           "record_trade_id", "run_now", "snapshot_trade_id"]
 
 T = TypeVar("T")
 
@@ -106,13 +107,25 @@ def snapshot_trade_id(order: Order) -> str:
     return f"{order.client_order_id}:{order.filled:.12g}"
 
 
-def record_trade_id(fill: Fill) -> str:
+def record_trade_id(fill: Fill, venue: str | None = None) -> str:
     """Trade id of a fill read from the venue's trade records: ``<symbol>#<venue trade id>``.
 
     Binance numbers spot and USD-M trades in separate sequences, so the bare venue id of a spot
     trade can equal a perp trade's; the unified symbol makes it unique per hedge.
+
+    ``venue``: given for the FIRST leg of two perp legs (:func:`pair_first_venue`): both legs trade ONE
+    unified symbol on two venues whose trade-id sequences are their own (two venues listing a new perp
+    both count from 1), so the first leg's records are ``<venue>:<symbol>#<venue trade id>`` and never
+    meet the second leg's on the journal's key or in the driver's seen-set.
     """
-    return f"{fill.symbol}#{fill.trade_id}"
+    tid = f"{fill.symbol}#{fill.trade_id}"
+    return f"{venue}:{tid}" if venue else tid
+
+
+def pair_first_venue(ctx: HedgeContext, leg: str) -> str | None:
+    """The venue that keys ``leg``'s record trade ids apart (:func:`record_trade_id`): the first leg's
+    venue when ``leg`` is the first (``"spot"``) and it is a perp (two perp legs); else None."""
+    return ctx.spot.venue if leg == "spot" and ctx.spot.kind is MarketKind.PERP else None
 
 
 def answers_carry_fills(adapter: Any) -> bool:
@@ -310,10 +323,13 @@ class HedgeDriver:
             if unresolved and since is not None:
                 self._last_polls[name] = since
                 continue
-            # the paper venue's own ids stay as they were (its journals and replays are unchanged)
-            tid = f.trade_id if self._complete.get(leg.venue, False) else record_trade_id(f)
-            if name == "spot":
-                tid = f"{leg.venue}:{tid}"  # two venues trade the same symbol: the venue keeps the ids apart
+            # the paper venue's own ids stay as they were (its journals and replays are unchanged); two venues
+            # trade the same symbol: the first leg's venue keeps the ids apart (record_trade_id)
+            venue = pair_first_venue(self.ctx, name)
+            if self._complete.get(leg.venue, False):
+                tid = f"{venue}:{f.trade_id}" if venue else f.trade_id
+            else:
+                tid = record_trade_id(f, venue)
             if tid in self._external_seen or tid in self._records_seen:
                 continue
             self._external_seen.add(tid)
@@ -536,8 +552,9 @@ class HedgeDriver:
         for f in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
             if f.order_id != order.id and not (f.client_order_id and f.client_order_id == coid):
                 continue
-            tid = record_trade_id(f)
-            if tid in self._records_seen or tid in self.ctx.seen_trades:
+            tid = record_trade_id(f, pair_first_venue(self.ctx, leg))
+            legacy = record_trade_id(f)  # a first perp leg's records journaled before they carried the venue
+            if {tid, legacy} & (self._records_seen | set(self.ctx.seen_trades)):
                 continue
             self._records_seen.add(tid)
             slip = slippage_cost(f.side, f.qty, f.price, ref) if ref > 0 else 0.0

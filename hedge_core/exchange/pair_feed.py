@@ -24,17 +24,23 @@ replay's start, as a resumed replay's, nor after its last price bar, as in the b
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import pandas as pd
 
+from hedge_core.errors import ExchangeError
 from hedge_core.exchange.feeds import known_at
 from hedge_core.exchange.live_feed import LivePollingFeed
 from hedge_core.types import FundingEvent, MarketEvent
 
-__all__ = ["PairBarsFeed", "SettlementInstantsFeed", "is_instant_only", "pair_bars_feed", "settlement_times"]
+__all__ = ["PairBarsFeed", "SettlementInstantsFeed", "VenueSchedule", "is_instant_only", "pair_bars_feed",
+           "settlement_times"]
+
+log = logging.getLogger(__name__)
 
 
 def is_instant_only(ev: FundingEvent) -> bool:
@@ -105,6 +111,27 @@ def settlement_times(*frames: pd.DataFrame | None) -> pd.DatetimeIndex:
     return idx
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class VenueSchedule:
+    """A venue's published funding schedule of one perpetual: ``next_ts`` the next settlement it announced (UTC;
+    ccxt ``fundingTimestamp``: Binance USD-M ``premiumIndex.nextFundingTime``, Bybit v5 tickers ``nextFundingTime``,
+    OKX ``funding-rate.fundingTime``) and ``interval_hours`` its settlement interval (Binance ``fundingInfo``
+    ``fundingIntervalHours``, else 8; Bybit instruments-info ``fundingInterval`` / 60; OKX ``nextFundingTime -
+    fundingTime``), as :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.fetch_funding_rate` reads them."""
+
+    next_ts: pd.Timestamp
+    interval_hours: float
+
+    def next_after(self, t: pd.Timestamp) -> pd.Timestamp:
+        """The venue's settlement STRICTLY after ``t`` on its own grid (``next_ts`` plus or minus whole intervals):
+        a venue settling every 4 h announcing 04:00 gives 04:00 at 01:00 and 08:00 at 04:00. The grid is the
+        venue's own, so the answer does not depend on when the schedule was read (bars released a little after
+        their close, or re-fed after a restart, get the settlement that followed THEM)."""
+        step = pd.Timedelta(hours=self.interval_hours)
+        t = pd.Timestamp(t)
+        return self.next_ts + ((t - self.next_ts) // step + 1) * step
+
+
 class PairBarsFeed(LivePollingFeed):
     """Closed perp and mark bars and settled funding of ``perp_symbol`` on TWO venues (a :class:`Feed`).
 
@@ -125,6 +152,14 @@ class PairBarsFeed(LivePollingFeed):
         As :class:`LivePollingFeed` (``now``: the clock both venues' bars are closed on).
     owns : tuple of adapters
         Closed by :meth:`aclose` (the caller's otherwise).
+    schedule_every_s : float
+        Seconds between two reads of a venue's funding schedule (:attr:`schedules`, one ``fetch_funding_rate``
+        per venue; the first round always reads it, before any event of that venue is staged).
+
+    Each venue's funding schedule (:class:`VenueSchedule`) is read through its own adapter: :meth:`leg_funding`
+    gives each leg its own venue's interval and next settlement at an instant, and each venue's settlements are
+    stamped with its own interval (the funding-history answers carry none: an unstamped 4 h venue's rate would be
+    annualised as per 8 h).
 
     Raises
     ------
@@ -133,7 +168,7 @@ class PairBarsFeed(LivePollingFeed):
     """
 
     def __init__(self, first: Any, second: Any, perp_symbol: str, timeframe: str = "1h", *, start: object,
-                 owns: tuple[Any, ...] = (), **kw: Any) -> None:
+                 owns: tuple[Any, ...] = (), schedule_every_s: float = 60.0, **kw: Any) -> None:
         super().__init__(second, None, perp_symbol, timeframe, start=start, include_mark=False,
                          include_funding=False, **kw)
         self.series = []  # this feed fetches nothing itself: its two legs' feeds do
@@ -145,15 +180,58 @@ class PairBarsFeed(LivePollingFeed):
             from hedge_core.errors import InvalidInput
 
             raise InvalidInput("venues", (self.first_venue, self.second_venue), "two different perp venues")
+        if not schedule_every_s >= 0:
+            from hedge_core.errors import InvalidInput
+
+            raise InvalidInput("schedule_every_s", schedule_every_s, ">= 0 seconds")
+        self.schedule_every_s = float(schedule_every_s)
+        self.schedules: dict[str, VenueSchedule] = {}  # venue -> its last read funding schedule
+        self._schedule_read: dict[str, pd.Timestamp] = {}
+
+    async def _read_schedule(self, leg: LivePollingFeed, now: pd.Timestamp) -> None:
+        """Read ``leg``'s venue's funding schedule when due; a failed read keeps the last one (logged)."""
+        last = self._schedule_read.get(leg.venue)
+        if last is not None and (now - last).total_seconds() < self.schedule_every_s:
+            return
+        try:
+            fr = await leg.adapter.fetch_funding_rate(self.perp_symbol)
+        except ExchangeError as exc:
+            log.warning("pair feed: %s funding schedule not read (%s); keeping %s", leg.venue, exc,
+                        self.schedules.get(leg.venue))
+            return
+        self._schedule_read[leg.venue] = now
+        hours = float(fr.interval_hours or math.nan)
+        if fr.ts is None or pd.isna(fr.ts) or not hours > 0:
+            return
+        self.schedules[leg.venue] = VenueSchedule(pd.Timestamp(fr.ts), hours)
 
     async def fetch(self, now: pd.Timestamp) -> None:
-        """Both venues' new bars and settlements, staged here (one watermark, one order for both)."""
+        """Both venues' funding schedules (when due), new bars and settlements, staged here (one watermark, one
+        order for both); each venue's settlements carry its own schedule's interval."""
         for leg in self.legs:
+            await self._read_schedule(leg, now)
             await leg.fetch(now)
             staged: list[MarketEvent] = list(leg._pending.values())
             leg._pending.clear()
+            sched = self.schedules.get(leg.venue)
             for e in staged:
+                if isinstance(e, FundingEvent) and sched is not None:
+                    e = dataclasses.replace(e, interval_hours=sched.interval_hours)
                 self._stage(e)
+
+    def leg_funding(self, t: pd.Timestamp) -> dict[str, Any]:
+        """Each leg's funding schedule at instant ``t`` from its OWN venue's (:attr:`schedules`): the
+        :class:`~hedge_core.engine.events.MarketUpdate` fields ``spot_funding_interval_hours`` /
+        ``spot_next_funding_ts`` (the first venue's interval, hours, and its settlement strictly after ``t``) and
+        ``funding_interval_hours`` / ``next_funding_ts`` (the second's). A venue whose schedule was never read
+        gives nothing (the caller keeps its own stand)."""
+        out: dict[str, Any] = {}
+        for venue, (hk, nk) in ((self.first_venue, ("spot_funding_interval_hours", "spot_next_funding_ts")),
+                                (self.second_venue, ("funding_interval_hours", "next_funding_ts"))):
+            sched = self.schedules.get(venue)
+            if sched is not None:
+                out[hk], out[nk] = sched.interval_hours, sched.next_after(t)
+        return out
 
     async def aclose(self) -> None:
         """Stop the feed; close the adapters it owns (``owns``)."""

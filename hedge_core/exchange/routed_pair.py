@@ -320,17 +320,19 @@ class PerpPairPaper(PerpPairAdapter):
             self.first_last_rate, self.first_interval_hours = ev.rate, ev.interval_hours
 
     async def _apply_own(self, event: Bar | FundingEvent) -> None:
-        """Live bars: the event goes to the paper venue it names (``event.venue``), nothing else."""
+        """Live bars: the event goes to the paper venue it names (``event.venue``), nothing else. An event that
+        venue applied already is skipped (:func:`_applied`): after a restart the bars feed starts over from the
+        hedge's start, and each paper venue resumes after the last event its state file holds."""
         if isinstance(event, Bar):
             if event.kind is MarketKind.SPOT:
                 return
             for ad in (self.first, self.second):
-                if ad.venue == event.venue:
+                if ad.venue == event.venue and not _applied(ad, event):
                     await ad.apply(event)
             return
         if math.isnan(float(event.rate)):
             return
-        if not any(ad.venue == event.venue and _unsettled(ad, pd.Timestamp(event.ts))
+        if not any(ad.venue == event.venue and _unsettled(ad, pd.Timestamp(event.ts)) and not _applied(ad, event)
                    for ad in (self.first, self.second)):
             return
         if event.venue == self.first.venue:
@@ -411,6 +413,16 @@ def _known_at(frame: pd.DataFrame, t: pd.Timestamp) -> tuple[float, float, pd.Ti
     step = pd.Timedelta(hours=float(frame["interval_hours"].iloc[-1]))
     last = idx[-1]
     return rate, hours, last + ((t - last) // step + 1) * step
+
+
+def _applied(ad: PaperExchange, event: Bar | FundingEvent) -> bool:
+    """True when the paper venue applied ``event`` (or a later one) already: its feed order key
+    (:func:`hedge_core.exchange.feeds.event_order_key`) is at or before the venue's last applied event's, which
+    its state file keeps across a restart (``PaperCore.last_event_key``)."""
+    from hedge_core.exchange.feeds import event_order_key
+
+    last = ad.core.last_event_key
+    return last is not None and event_order_key(event) <= last
 
 
 def _unsettled(ad: PaperExchange, ts: pd.Timestamp) -> bool:

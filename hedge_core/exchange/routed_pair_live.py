@@ -11,9 +11,11 @@ What the live pair adds to the paper one (:class:`~hedge_core.exchange.routed_pa
 - **The first leg's price.** The ticker feed polls ``(spot symbol, perp symbol)``; a spot symbol
   (``BTC/USDT``, no settle currency) is answered with the FIRST venue's ticker of the pair's perp
   (``BTC/USDT:USDT``), so the engine marks each leg at its own venue's price.
-- **The first leg's funding rate.** ``fetch_funding_rate`` reads both venues; the first venue's rate and
-  interval are kept as :attr:`first_last_rate` / :attr:`first_interval_hours` (the runner gives them to
-  the engine as the first leg's rate). The second venue's is returned.
+- **The first leg's funding rate and schedule.** ``fetch_funding_rate`` reads both venues; the first venue's
+  rate and interval are kept as :attr:`first_last_rate` / :attr:`first_interval_hours` and its published next
+  settlement as :attr:`first_schedule` (the runner gives them to the engine as the first leg's rate, interval
+  and next settlement, :meth:`first_next_funding_ts`). The second venue's is returned (its rate, interval and
+  next settlement: the second leg's).
 - **The first venue's own records**: :meth:`first_funding_payments` (its income, booked on the first leg
   by :mod:`hedge_core.runner.pair_records`) and :meth:`first_trades`.
 - **The dead man's switch** is armed on BOTH venues where the adapter has one (Binance USD-M
@@ -35,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from hedge_core.errors import ExchangeError, InvalidInput
+from hedge_core.exchange.pair_feed import VenueSchedule
 from hedge_core.exchange.routed import is_perp_symbol
 from hedge_core.exchange.routed_pair import PerpPairAdapter
 from hedge_core.types import Fill, FundingPayment, FundingRate, Ticker
@@ -56,12 +59,16 @@ class PerpPairLive(PerpPairAdapter):
         The first venue's last read funding rate (fraction per interval; NaN before the first read).
     first_interval_hours : float
         The first venue's funding interval (hours).
+    first_schedule : VenueSchedule or None
+        The first venue's published schedule from its last funding-rate answer (next settlement, interval); None
+        before a read that carried one.
     """
 
     def __init__(self, first: Any, second: Any) -> None:
         super().__init__(first, second)
         self.first_last_rate: float = math.nan
         self.first_interval_hours: float = 8.0
+        self.first_schedule: VenueSchedule | None = None
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """A perp symbol: the SECOND venue's ticker. A spot symbol: the FIRST venue's ticker of its perp
@@ -71,16 +78,28 @@ class PerpPairLive(PerpPairAdapter):
         return await self.first.fetch_ticker(_perp_of(symbol))
 
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        """The SECOND venue's rate; the first venue's is read too and kept (:attr:`first_last_rate`).
-        A failed read of the first venue's keeps its last rate (the engine's guard sees a stale one)."""
+        """The SECOND venue's rate; the first venue's is read too and kept (:attr:`first_last_rate`, its interval
+        :attr:`first_interval_hours` and its next settlement :attr:`first_schedule`: ccxt ``fundingTimestamp``,
+        Binance USD-M ``premiumIndex.nextFundingTime``, Bybit v5 tickers ``nextFundingTime``, OKX ``funding-rate``
+        ``fundingTime``). A failed read of the first venue's keeps its last rate and schedule (the engine's guard
+        sees a stale one)."""
         try:
             fa = await self.first.fetch_funding_rate(_perp_of(symbol))
             self.first_last_rate = float(fa.rate)
             if fa.interval_hours and fa.interval_hours > 0:
                 self.first_interval_hours = float(fa.interval_hours)
+                if fa.ts is not None and not pd.isna(fa.ts):
+                    self.first_schedule = VenueSchedule(pd.Timestamp(fa.ts), float(fa.interval_hours))
         except ExchangeError:
             pass
         return await self.second.fetch_funding_rate(symbol)
+
+    def first_next_funding_ts(self, now: pd.Timestamp) -> pd.Timestamp | None:
+        """The first venue's settlement strictly after ``now`` (UTC) on its own published grid
+        (:meth:`VenueSchedule.next_after` of :attr:`first_schedule`: its announced next settlement plus or minus
+        whole intervals, so a grid at 02:00, 06:00, ... stays there); None before the first venue's schedule was
+        read. The runner sets it as the update's ``spot_next_funding_ts`` (the soft-exit deferral weighs it)."""
+        return None if self.first_schedule is None else self.first_schedule.next_after(pd.Timestamp(now))
 
     async def first_funding_payments(self, symbol: str | None = None,
                                      since: pd.Timestamp | None = None) -> list[FundingPayment]:

@@ -57,10 +57,17 @@ from hedge_core.runner.logs import log_event
 from hedge_core.types import MarketKind
 
 if TYPE_CHECKING:
-    from hedge_core.engine.events import MarketUpdate
-    from hedge_core.runner.hedge import HedgeTask
+    from collections.abc import Awaitable, Callable
 
-__all__ = ["KILL_POINT", "before_entry", "rechoosing"]
+    import pandas as pd
+
+    from hedge_core.engine.events import MarketUpdate
+    from hedge_core.params.models import StrategyParamsBase
+    from hedge_core.runner.hedge import HedgeTask
+    from hedge_core.runner.hedge_spec import HedgeSpec
+    from hedge_core.types import Instrument
+
+__all__ = ["KILL_POINT", "before_entry", "journal_then_move", "rechoosing"]
 
 log = logging.getLogger("hedge_core.runner.best_entry")
 
@@ -201,6 +208,42 @@ async def before_entry(task: HedgeTask, mu: MarketUpdate) -> str | None:
     return choice.venue
 
 
+async def journal_then_move(task: HedgeTask, state: str, new_spec: HedgeSpec, params: StrategyParamsBase,
+                            record: dict[str, Any], ts: pd.Timestamp,
+                            move_adapter: Callable[[], Awaitable[Instrument]]) -> None:
+    """The move of a flat hedge's perp leg to ``new_spec.perp_venue`` (``v``) once everything that reads a venue
+    is done, paper and live alike (call it holding ``task.lock``):
+
+    1. the journal: ``hedge_runs`` (its ``info`` = ``new_spec``, so a restart rebuilds the hedge on ``v``) and a
+       :data:`~hedge_core.runner.best_perp.TRIGGER` transitions row at ``ts`` (state ``state`` unchanged) whose
+       reason gives every venue's score (``record``, :func:`~hedge_core.runner.best_perp.choice_reason`);
+    2. kill point :data:`KILL_POINT` (a SIGKILL here: the journal says ``v``);
+    3. ``move_adapter()``: the hedge's adapter moves its perp leg to ``v`` (paper: the routed pair's perp venue;
+       live: the routed adapter's perp adapter) and returns ``v``'s perp instrument;
+    4. the engine: ``task.params`` = ``params`` (``v``'s perp fee) and the costs resolved again, the perp leg's
+       venue, lot, minimums and brackets (``v``'s table, else the instrument's; its money so far is kept), the
+       driver's adapter and parameters for ``v``.
+    """
+    v = str(new_spec.perp_venue)
+    previous = task.spec.perp_venue
+    task.spec = new_spec
+    task.journal.run(task._run_row(state))
+    task.journal.transition(task.hedge_id, {"ts": ts, "from_state": state, "to_state": state, "trigger_name": TRIGGER,
+                                            "reason": f"at entry, from flat (was {previous}): " + choice_reason(record)})
+    kill_point(KILL_POINT, v)
+    inst = await move_adapter()
+    task.params = params
+    task._resolve_costs()
+    inst = await task._venue_brackets(inst)  # the venue's table, else the instrument's (never raises)
+    d = task.driver
+    leg = replace(d.ctx.perp, venue=v, lot_size=inst.lot_size, min_qty=inst.min_qty,
+                  min_notional=inst.min_notional, brackets=inst.brackets)
+    d.ctx = replace(d.ctx, perp=leg)
+    d.adapters = {**d.adapters, v: task.adapter}
+    d._complete = {**d._complete, v: answers_carry_fills(task.adapter)}
+    d.params = task.params
+
+
 async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: list[Any]) -> None:
     from hedge_core.exchange.routed_paper import venue_state_path
     from hedge_core.runner.best_fallback import leg_balances
@@ -217,32 +260,17 @@ async def _switch(task: HedgeTask, choice: Any, record: dict[str, Any], bars: li
     # the replay resumes from the feed position both venues share (the old venue's, restored or applied)
     new.core._last_event, new.core._restored_key = old.core._last_event, old.core._restored_key
     new.save()
-    # 2. the journal: a restart rebuilds the hedge on the new venue
     params = sup._params_for(new_spec)
     state = task._state()
-    async with task.lock:
-        task.spec = new_spec
-        task.journal.run(task._run_row(state))
-        task.journal.transition(task.hedge_id, {"ts": ts, "from_state": state, "to_state": state,
-                                                "trigger_name": TRIGGER,
-                                                "reason": f"at entry, from flat (was {spec.perp_venue}): "
-                                                          + choice_reason(record)})
-        # 3. a SIGKILL here: the journal says v, v's file is saved; the restart builds the hedge on v
-        kill_point(KILL_POINT, v)
-        # 4. the running hedge moves to v
+
+    async def to_new() -> Instrument:  # the routed paper pair's perp venue is v
         ra = task.raw_adapter
         ra.perp, ra.perp_venue, ra.venue = new, v, f"{ra.spot_venue}+{v}"
-        task.params = params
-        task._resolve_costs()
-        inst = (await ra.load_markets())[spec.perp_symbol]
-        inst = await task._venue_brackets(inst)
-        d = task.driver
-        leg = replace(d.ctx.perp, venue=v, lot_size=inst.lot_size, min_qty=inst.min_qty,
-                      min_notional=inst.min_notional, brackets=inst.brackets)
-        d.ctx = replace(d.ctx, perp=leg)
-        d.adapters = {**d.adapters, v: task.adapter}
-        d._complete = {**d._complete, v: answers_carry_fills(task.adapter)}
-        d.params = task.params
+        return (await ra.load_markets())[spec.perp_symbol]
+
+    # 2.-4. the journal, the kill point (v's file is saved: the restart builds the hedge on v), the move
+    async with task.lock:
+        await journal_then_move(task, state, new_spec, params, record, ts, to_new)
     if hasattr(old, "save") and getattr(old, "state_path", None):
         old.save()
     _cache(task).pop(spec.perp_venue, None)  # the venue left: its candidate is rebuilt from its file

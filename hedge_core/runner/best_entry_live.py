@@ -63,12 +63,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hedge_core.engine.driver import answers_carry_fills
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.best_venue import choose_venue, fetch_venue_books
 from hedge_core.exchange.routed import RoutedAdapter
-from hedge_core.runner.best_perp import TRIGGER, choice_reason, choice_record, entry_side, perp_taker_fee_of
-from hedge_core.runner.killpoints import kill_point
+from hedge_core.runner.best_perp import choice_record, entry_side, perp_taker_fee_of
 from hedge_core.runner.logs import log_event
 
 if TYPE_CHECKING:
@@ -281,20 +279,9 @@ async def _switch(task: HedgeTask, routed: RoutedAdapter, new: Any, record: dict
         log_event(log, "perp venue not moved at entry", level=logging.WARNING, hedge_id=task.hedge_id, venue=v,
                   previous=spec.perp_venue, why=why)
         return False
-    from hedge_core.runner.best_entry import KILL_POINT, _flat
+    from hedge_core.runner.best_entry import _flat, journal_then_move
 
-    async with task.lock:
-        if not _flat(task):  # something filled meanwhile: never move an open leg
-            return False
-        state = task._state()
-        task.spec = new_spec
-        task.journal.run(task._run_row(state))
-        task.journal.transition(task.hedge_id, {"ts": ts, "from_state": state, "to_state": state,
-                                                "trigger_name": TRIGGER,
-                                                "reason": f"at entry, from flat (was {spec.perp_venue}): "
-                                                          + choice_reason(record)})
-        # a SIGKILL here: the journal says v; the restart builds the hedge on v with v's keys
-        kill_point(KILL_POINT, v)
+    async def to_new() -> Any:  # the routed adapter's perp leg is v's adapter (a restart: v's keys)
         routed.perp, routed.perp_venue, routed.venue = new, v, f"{routed.spot_venue}+{v}"
         read_mode = getattr(new, "fetch_position_mode", None)
         if callable(read_mode):
@@ -305,16 +292,12 @@ async def _switch(task: HedgeTask, routed: RoutedAdapter, new: Any, record: dict
         if ra is not routed:  # recommend: the RecommendAdapter over the routed legs
             ra.venue, ra._markets = routed.venue, None
         task.adapter.venue = ra.venue
-        task.params = params
-        task._resolve_costs()
-        inst = await task._venue_brackets(inst)  # the venue's table, else the instrument's (never raises)
-        d = task.driver
-        leg = replace(d.ctx.perp, venue=v, lot_size=inst.lot_size, min_qty=inst.min_qty,
-                      min_notional=inst.min_notional, brackets=inst.brackets)
-        d.ctx = replace(d.ctx, perp=leg)
-        d.adapters = {**d.adapters, v: task.adapter}
-        d._complete = {**d._complete, v: answers_carry_fills(task.adapter)}
-        d.params = task.params
+        return inst
+
+    async with task.lock:
+        if not _flat(task):  # something filled meanwhile: never move an open leg
+            return False
+        await journal_then_move(task, task._state(), new_spec, params, record, ts, to_new)
     cache = _cache(task)
     cache.pop(v, None)
     cache[str(spec.perp_venue)] = old  # the venue left: a candidate of the next entry

@@ -398,14 +398,18 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
         # ---- connectivity and balances, before any order
         if spec.feed == "replay":
             sup._data_venue(spec)
-        adapter = sup._adapter_for(spec, confirm_live=yes_live)
+        from hedge_core.runner.paper_files import start_guard
         from hedge_core.runner.preflight import discard_adapter, preflight_for_spec
 
+        guard = start_guard(h / "paper", spec)  # the check leaves no paper state file (start_hedge builds its own)
+        adapter = sup._adapter_for(spec, confirm_live=yes_live)
         try:  # the same checks as hedge start / POST /hedges, reading the venue only (runner.preflight)
             report = await preflight_for_spec(sup, spec, params, adapter, apply=False, cap_min=min_amount,
                                               cap_max=max_amount)
         except BaseException:
             await discard_adapter(adapter)
+            if guard is not None:
+                guard.restore()
             raise
     except (InvalidInput, ExchangeError) as exc:
         store.close()
@@ -416,12 +420,13 @@ async def _carry(symbol: str, amount: float, min_funding_rate: float, imbalance:
                f"(spot {report.spot_free:.2f}, perp {report.perp_free:.2f} USDT)")
     for line in report.lines():
         typer.echo(f"  {line}")
+    await discard_adapter(adapter)
+    if guard is not None:
+        guard.restore()
     if dry_run:
-        await discard_adapter(adapter)
         store.close()
         typer.echo("dry run: nothing sent")
         return 0
-    await discard_adapter(adapter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -243,6 +243,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                 # (the data venue's grid only for a second venue without one): exchange.routed_pair
                 mu = replace(mu, **ad.replay_funding(mu.ts))
             else:
+                sched = getattr(self.feed, "leg_funding", None)  # feed bars: each leg's own venue's interval and
+                if self.spec.feed == "bars" and callable(sched):  # next settlement (exchange.pair_feed)
+                    mu = replace(mu, **sched(mu.ts))
                 own_b = float(getattr(ad, "second_last_rate", math.nan))  # paper on bars: B's own last settlement
                 if math.isfinite(own_b):
                     mu = replace(mu, funding_rate=own_b)

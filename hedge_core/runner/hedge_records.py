@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hedge_core.engine.driver import record_trade_id
+from hedge_core.engine.driver import pair_first_venue, record_trade_id
 from hedge_core.engine.events import Command, FillEvent, FundingSettled, OperatorCommand
 from hedge_core.engine.roll_step import perpetual_qty
 from hedge_core.engine.states import State
@@ -181,8 +181,8 @@ class VenueRecordsMixin:
             coid_of = {str(r["order_id"]): r["client_order_id"] for r in self.journal.orders(self.hedge_id)
                        if r.get("order_id")}
             for leg, f in venue.trades:
-                tid = record_trade_id(f)
-                if tid in have:
+                tid = record_trade_id(f, pair_first_venue(self.driver.ctx, leg))
+                if tid in have or record_trade_id(f) in have:  # the bare form: journaled before ids carried the venue
                     continue
                 ev = FillEvent(replace(f, trade_id=tid, client_order_id=coid_of.get(f.order_id, f.client_order_id)),
                                leg, external=f.order_id not in coid_of)

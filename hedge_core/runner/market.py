@@ -8,7 +8,8 @@ bars that ended at t become known -> the engine acts on the update at t -> fundi
 trailing_24h_vol``), kept incrementally so one update costs microseconds.
 
 :class:`TickerFeed` is the quick live/paper-on-live feed: it polls an adapter's tickers (spot,
-perp with mark) and next funding rate every ``interval`` seconds and yields :class:`Tick` values.
+perp with mark) and next funding rate (with its venue's settlement interval) every ``interval`` seconds and
+yields :class:`Tick` values.
 """
 
 from __future__ import annotations
@@ -182,7 +183,9 @@ class MarketBuilder:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A polled top of book: prices now (quote per base) and the venue's next funding rate."""
+    """A polled top of book: prices now (quote per base) and the venue's next funding rate (fraction per
+    ``interval_hours``, the perp venue's own settlement interval as its funding-rate answer gives it), settling at
+    ``next_funding_ts``."""
 
     ts: pd.Timestamp
     spot: float
@@ -191,10 +194,12 @@ class Tick:
     next_funding_rate: float
     next_funding_ts: pd.Timestamp | None
     price_time: pd.Timestamp | None = None  # venue time of the prices: the older ticker timestamp
+    interval_hours: float = 8.0
 
     def market_update(self, last_rate: float = 0.0) -> MarketUpdate:
         return MarketUpdate(ts=self.ts, spot=self.spot, perp=self.perp, mark=self.mark, funding_rate=last_rate,
-                            next_funding_rate=self.next_funding_rate, next_funding_ts=self.next_funding_ts)
+                            next_funding_rate=self.next_funding_rate, next_funding_ts=self.next_funding_ts,
+                            funding_interval_hours=self.interval_hours)
 
 
 class TickerFeed:
@@ -214,6 +219,7 @@ class TickerFeed:
         self._now, self._sleep = now, sleep
         self._closed = False
         self.price_time: pd.Timestamp | None = None  # venue time of the last yielded tick (runner.freshness)
+        self.interval_hours = 8.0  # the perp venue's funding interval, hours (its last funding-rate answer's)
 
     async def __aiter__(self) -> AsyncIterator[Tick]:
         while not self._closed:
@@ -223,12 +229,15 @@ class TickerFeed:
                 try:
                     fr = await self.adapter.fetch_funding_rate(self.perp_symbol)
                     rate, fts = fr.rate, fr.ts
+                    if fr.interval_hours and fr.interval_hours > 0:  # the venue's own interval (a 4 h perp's
+                        self.interval_hours = float(fr.interval_hours)  # rate is not annualised as per 8 h)
                 except ExchangeError:
                     rate, fts = math.nan, None
                 mark = p.mark if p.mark is not None else math.nan
                 stamps = [t for t in (s.ts, p.ts) if t is not None and not pd.isna(t)]
                 self.price_time = min(stamps) if len(stamps) == 2 else None  # a missing stamp is never fresh
-                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time)
+                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time,
+                           self.interval_hours)
             except ExchangeError:
                 pass
             await self._sleep(self.interval)

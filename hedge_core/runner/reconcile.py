@@ -114,7 +114,8 @@ async def reconcile_orders(hedge_id: str, journal: Journal, adapter: Any) -> Rec
 async def _fills_from_records(hedge_id: str, journal: Journal, adapter: Any, answers: Mapping[str, Order],
                               rep: ReconcileReport) -> None:
     """Journal the venue's trade records of the answered orders that the journal lacks (by venue
-    order id; trade id ``<symbol>#<venue trade id>``, the driver's scheme): quantity, price,
+    order id; trade id ``<symbol>#<venue trade id>``, the driver's scheme, ``<venue>:...`` on the first
+    of two perp legs): quantity, price,
     commission and commission asset as the venue recorded them. An order lookup carries no
     fills (Binance ``GET /api/v3/order``, ``GET /fapi/v1/order``), so nothing is built from it."""
     fills = journal.fills(hedge_id)
@@ -138,9 +139,12 @@ async def _fills_from_records(hedge_id: str, journal: Journal, adapter: Any, ans
             row = rows[coid]
             ref = row.get("ref_price")
             ref = float(ref) if ref is not None and math.isfinite(float(ref)) else math.nan
+            # two perp legs: the first leg's records carry its venue (record_trade_id); a record journaled
+            # before they did (the bare form) is booked already
+            venue = row["venue"] if callable(route) and row["leg"] == "spot" else None
             for t in sorted(trades, key=lambda t: (t.ts, t.trade_id)):
-                tid = record_trade_id(t)
-                if t.order_id != o.id or tid in have:
+                tid = record_trade_id(t, venue)
+                if t.order_id != o.id or tid in have or record_trade_id(t) in have:
                     continue
                 slip = slippage_cost(t.side, t.qty, t.price, ref) if ref > 0 else 0.0
                 fill = replace(t, trade_id=tid, client_order_id=coid, slippage=slip)

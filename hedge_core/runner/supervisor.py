@@ -618,17 +618,23 @@ class Supervisor:
             spec = await self._choose_perp_venue(spec, params)
             params = self._params_for(spec)
         from hedge_core.runner.best_fallback import preflight_start
+        from hedge_core.runner.paper_files import start_guard
         from hedge_core.runner.preflight import discard_adapter
 
+        guard = start_guard(self.home / "paper", spec)  # a refusal or a dry run leaves the state files as they were
         try:  # both legs checked at the venue before the first order (runner.preflight; best: down the ranking)
             spec, params, adapter, report = await preflight_start(self, spec, params, confirm_live=confirm_live,
                                                                   apply=not dry_run)
         except BaseException:
+            if guard is not None:
+                guard.restore()
             if probed is not None:
                 await probed.close()
             raise
         if dry_run:
             await discard_adapter(adapter)
+            if guard is not None:
+                guard.restore()
             if probed is not None:
                 await probed.close()
             return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict(),
@@ -637,7 +643,11 @@ class Supervisor:
         task.feed_reason, task.market_data = feed_reason, probed
         if spec.feed == "replay":
             task.replay_window = self._replay_window(spec, adapter)[2:]
-        await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
+        try:
+            await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
+        except BaseException:
+            await _discard(adapter, probed)
+            raise
         if spec.perp_venue_choice:  # the choice and every venue's score, readable in the timeline
             from hedge_core.runner.best_fallback import choice_transitions
 
@@ -664,6 +674,7 @@ class Supervisor:
             import json
 
             info = r["info"] if isinstance(r["info"], dict) else json.loads(r["info"] or "{}")
+            adapter = task = None
             try:
                 spec = HedgeSpec.model_validate(info)
                 params = self._params_for(spec)
@@ -677,6 +688,8 @@ class Supervisor:
                     task.status = "stopped"
                 out.append({"hedge_id": spec.hedge_id, "state": str(task.driver.ctx.state), **rep})
             except Exception as exc:  # noqa: BLE001 - one unrecoverable hedge must not block the others
+                if task is None or self.hedges.get(task.hedge_id) is not task:  # not kept: its venue clients closed
+                    await _discard(adapter, getattr(task, "market_data", None))
                 log_event(log, "recovery failed: hedge left as is, operator needed", level=logging.CRITICAL,
                           hedge_id=r["hedge_id"], state=r["state"], error=f"{type(exc).__name__}: {exc}")
                 out.append({"hedge_id": r["hedge_id"], "error": f"{type(exc).__name__}: {exc}"})
@@ -741,15 +754,39 @@ class Supervisor:
                     await h.task
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001
                     pass
-            try:
-                await h.raw_adapter.close()
-            except Exception:  # noqa: BLE001
-                pass
+            await _close_adapters(h.raw_adapter, h.market_data)
         for t in self._bg:
             t.cancel()
         self.journal.flush()
         self.snapshot(force=True)
         log_event(log, "runner stopped")
+
+
+async def _close_adapters(*adapters: Any) -> None:
+    """Close a hedge's venue adapters (its own and, paper on live data, the venue's public market data), each
+    once, errors ignored: a ccxt client left open leaks its aiohttp session ("Unclosed client session")."""
+    seen: list[Any] = []
+    for ad in adapters:
+        if ad is None or any(ad is s for s in seen):
+            continue
+        seen.append(ad)
+        try:
+            await ad.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+async def _discard(adapter: Any, market_data: Any) -> None:
+    """The venue clients of a hedge that is not kept (its start or recovery failed): the adapter discarded (a
+    paper venue unsaved, :func:`hedge_core.runner.preflight.discard_adapter`), the market data closed."""
+    from hedge_core.runner.preflight import discard_adapter
+
+    if adapter is not None:
+        try:
+            await discard_adapter(adapter)
+        except Exception:  # noqa: BLE001
+            pass
+    await _close_adapters(market_data if market_data is not adapter else None)
 
 
 def _completed(h: HedgeTask) -> bool:

@@ -129,6 +129,9 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin,
         self.perp_prices: dict[str, float] = dict(self.prices)
         self.marks: dict[str, float] = dict(self.prices)
         self.predicted_rate: dict[str, float] = {sid: 0.0001 for sid in self.markets}
+        # USD-M funding interval per symbol, hours (8 unless set: premiumIndex's nextFundingTime is on its grid,
+        # and a symbol set to another interval is listed by /fapi/v1/fundingInfo)
+        self.funding_interval_hours: dict[str, int] = {}
         self.spot: dict[str, list[float]] = {c: [float(v), 0.0] for c, v in
                                              (spot_balances or {"USDT": 10_000.0}).items()}
         self.wallet = float(futures_wallet)
@@ -460,6 +463,7 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin,
             ("GET", "/fapi/v1/klines"): (lambda p: self._klines(p, "fapi"), False),
             ("GET", "/fapi/v1/markPriceKlines"): (lambda p: self._klines(p, "mark"), False),
             ("GET", "/fapi/v1/fundingRate"): (self._funding_rates, False),
+            ("GET", "/fapi/v1/fundingInfo"): (self._funding_info, False),
             ("POST", "/api/v3/order"): (lambda p: self._new_order(p, "spot"), True),
             ("POST", "/fapi/v1/order"): (lambda p: self._new_order(p, "fapi"), True),
             ("GET", "/api/v3/order"): (lambda p: self._get_order(p, "spot"), True),

@@ -131,7 +131,8 @@ class MarketDataMixin:
         # ``lastFundingRate`` / ``interestRate`` and ``nextFundingTime`` 0
         def one(sid: str) -> dict[str, Any]:
             now = self.now_ms()
-            nxt = (now // 28_800_000 + 1) * 28_800_000
+            step = int(self.funding_interval_hours.get(sid, 8)) * 3_600_000  # the symbol's own interval
+            nxt = (now // step + 1) * step
             row = {"symbol": sid, "markPrice": _fmt(self.marks[sid]),
                    "indexPrice": _fmt(self.marks[sid]), "estimatedSettlePrice": _fmt(self.marks[sid]),
                    "lastFundingRate": _fmt(self.predicted_rate[sid]), "interestRate": "0.0001",
@@ -140,6 +141,16 @@ class MarketDataMixin:
                 row.update({"lastFundingRate": "", "interestRate": "", "nextFundingTime": 0})
             return row
         return one(self._sym(p)) if "symbol" in p else [one(s) for s in self.markets]
+
+    def _funding_info(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        # "Get Funding Rate Info" (GET /fapi/v1/fundingInfo, https://developers.binance.com/docs/derivatives/
+        # usds-margined-futures/market-data/rest-api/Get-Funding-Rate-Info): "Query funding rate info for symbols
+        # that had FundingRateCap/ FundingRateFloor / fundingIntervalHours adjustment"; rows {symbol,
+        # adjustedFundingRateCap, adjustedFundingRateFloor, fundingIntervalHours, disclaimer}. A symbol at the
+        # standard 8 h is not listed.
+        return [{"symbol": sid, "adjustedFundingRateCap": "0.02000000", "adjustedFundingRateFloor": "-0.02000000",
+                 "fundingIntervalHours": int(h), "disclaimer": False}
+                for sid, h in self.funding_interval_hours.items() if int(h) != 8]
 
     def _klines(self, p: dict[str, str], market: str) -> list[list[Any]]:
         rows = self.klines.get((market, self._sym(p, market == "spot")), [])

@@ -350,6 +350,12 @@ class BybitSim:
             ("GET", "/v5/market/mark-price-kline"): (lambda p: self._kline(p, "mark"), False),
         }
 
+    def set_funding_interval(self, symbol: str, minutes: int) -> None:
+        """The linear perpetual ``symbol`` settles every ``minutes`` (its instrument row's ``fundingInterval``, "Get
+        Instruments Info": "Funding interval (minute)"; Bybit runs 8 h, 4 h and 1 h perpetuals)."""
+        self.instrument_rows["linear"] = [dict(r, fundingInterval=int(minutes)) if r["symbol"] == symbol else r
+                                          for r in self.instrument_rows["linear"]]
+
     # ---- public
     def _instruments(self, p: dict[str, Any]) -> dict[str, Any]:
         # ``status`` filters by symbol status; without it (and without a symbol) the venue answers the Trading
@@ -378,7 +384,11 @@ class BybitSim:
                              "lastPrice": px, "prevPrice24h": px, "price24hPcnt": "0", "highPrice24h": px,
                              "lowPrice24h": px, "turnover24h": "0", "volume24h": "0"}
         if cat == "linear":
-            nxt = (self.now_ms() // 28_800_000 + 1) * 28_800_000
+            # "Get Tickers" ``nextFundingTime`` on the perpetual's own grid: "Get Instruments Info" ``fundingInterval``
+            # (minutes) of that symbol (480 unless set_funding_interval changed it)
+            row = next((r for r in self.instrument_rows["linear"] if r["symbol"] == sym), {})
+            step = int(row.get("fundingInterval") or 480) * 60_000
+            nxt = (self.now_ms() // step + 1) * step
             t.update({"markPrice": _fmt(self.marks[sym]), "indexPrice": _fmt(self.marks[sym]),
                       "fundingRate": _fmt(self.funding_rate.get(sym, 0.0)), "nextFundingTime": str(nxt),
                       "openInterest": "0", "openInterestValue": "0"})

@@ -45,11 +45,15 @@ async def running_hedge(tmp_path: Path, adapter: Any, params: dict[str, Any], *,
     return sup, task, store
 
 
-async def stop(task: HedgeTask, store: Store) -> None:
-    """Cancel the hedge's task and close the store."""
+async def stop(task: HedgeTask, store: Store, *, close_adapter: bool = False) -> None:
+    """Cancel the hedge's task and close the store; ``close_adapter``: and close the hedge's adapter, as the
+    runner's shutdown does (for an adapter built for this hedge alone, e.g. by an adapter factory; an adapter
+    the test's venue environment owns is closed by that environment)."""
     task.task.cancel()
     try:
         await task.task
     except asyncio.CancelledError:
         pass
+    if close_adapter:
+        await task.raw_adapter.close()
     store.close()

@@ -107,6 +107,7 @@ class OkxSim(OkxBook):
         self.hook: Any = None  # async (request, 'METHOD /path', params) -> response | None (okx_faults)
         # bars by book ("SPOT", "SWAP", "mark"): [open ms, o, h, l, c, volume], oldest first
         self.candles: dict[str, list[list[float]]] = {"SPOT": [], "SWAP": [], "mark": []}
+        self.funding_grid: dict[str, tuple[int, int]] = {}  # instId -> (interval ms, anchor ms): set_funding_interval
         self.cancel_all_deadline: int | None = None  # "Cancel All After": server ms, None = disabled
         self.cancel_all_fired: list[tuple[int, list[str]]] = []  # (at ms, ordIds canceled)
         self.cancel_all_min_gap_ms = 1_000  # "Rate Limit: 1 request per second" (0: off, for quick unit tests)
@@ -116,6 +117,23 @@ class OkxSim(OkxBook):
                 self.register(r)
 
     # ---- control hooks
+    def set_funding_interval(self, inst_id: str, hours: int, anchor_ms: int = 0) -> None:
+        """The perpetual swap ``inst_id`` settles every ``hours`` on the grid through ``anchor_ms`` (server ms; 0 =
+        00:00 UTC). OKX settles most swaps every 8 h at 00:00, 08:00 and 16:00 UTC ("Introduction to perpetual swap
+        funding fee", https://www.okx.com/help/360053909272) and some every 4, 2 or 1 h ("OKX to adjust funding rate
+        intervals for certain perpetual futures", https://www.okx.com/help/okx-to-adjust-funding-rate-intervals-for-
+        certain-perpetual-futures-2025; "OKX announcement on the upgrade of automatic funding fee settlement frequency
+        adjustment mechanism", 2026-04-14, which names ``GET /api/v5/public/funding-rate`` as where "the latest
+        settlement frequency" is read). "Get funding rate" (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-
+        funding-rate) publishes the times themselves, ``fundingTime`` and ``nextFundingTime``: the interval is their
+        difference. The grids OKX announces pass through 00:00 UTC; ``anchor_ms`` off it is a test's grid, so that
+        a reader computing a 00:00-aligned grid instead of reading the published times is caught."""
+        if inst_id not in self.insts or self.inst_type(inst_id) != "SWAP":
+            raise ValueError(f"inst_id={inst_id!r}: a listed SWAP")
+        if int(hours) not in (1, 2, 4, 8):
+            raise ValueError(f"hours={hours!r}: one of 1, 2, 4, 8 (OKX's settlement frequencies)")
+        self.funding_grid[inst_id] = (int(hours) * 3_600_000, int(anchor_ms))
+
     def inject(self, pattern: str, *, count: int = 1, code: str = "50011", msg: str = "Too Many Requests",
                status: int | None = None, hang_after: float = 0.0) -> None:
         """The next ``count`` requests matching ``pattern`` ('METHOD /path') fail with ``code`` (HTTP 429 for
@@ -336,9 +354,12 @@ class OkxSim(OkxBook):
         if inst["instType"] != "SWAP":
             raise OkxError("51000", "Parameter instId error")  # funding exists for perpetual swaps only
         iid = inst["instId"]
-        nxt = (self.now_ms() // 28_800_000 + 1) * 28_800_000
+        # ``fundingTime`` the next settlement, ``nextFundingTime`` the one after it, on the swap's own grid
+        # (set_funding_interval; 8 h at 00:00, 08:00, 16:00 UTC unless set)
+        step, anchor = self.funding_grid.get(iid, (28_800_000, 0))
+        nxt = anchor + ((self.now_ms() - anchor) // step + 1) * step
         return [{"instType": "SWAP", "instId": iid, "fundingRate": fmt(self.funding_rate[iid]),
-                 "nextFundingRate": "", "fundingTime": str(nxt), "nextFundingTime": str(nxt + 28_800_000),
+                 "nextFundingRate": "", "fundingTime": str(nxt), "nextFundingTime": str(nxt + step),
                  "method": "current_period", "ts": str(self.now_ms())}]
 
     def _funding_rate_history(self, q: dict[str, Any]) -> list[dict[str, Any]]:

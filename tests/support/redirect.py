@@ -60,3 +60,22 @@ def redirect_session(host_map: dict[str, int], ssl_context: ssl.SSLContext) -> a
     resolver = LocalResolver(host_map)
     connector = LocalOnlyConnector(resolver=resolver, ssl=ssl_context, use_dns_cache=False)
     return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+def sim_adapter(venue: str, credentials: Any, host_map: dict[str, int], ssl_context: ssl.SSLContext,
+                **kw: Any) -> Any:
+    """A live ccxt adapter of ``venue`` over its OWN redirect session (``host_map``), which it closes when it
+    is closed: for the factories that hand an adapter over (the runner's adapter-factory hook) and keep no
+    handle on the session. ``CcxtLiveAdapter.close`` leaves a session passed in open (its owner closes it),
+    so without this each such session was left to the garbage collector: "Unclosed client session"."""
+    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
+
+    class _OwnSession(CcxtLiveAdapter):
+        async def close(self) -> None:
+            try:
+                await super().close()
+            finally:
+                await session.close()
+
+    session = redirect_session(host_map, ssl_context)
+    return _OwnSession(venue, credentials, session=session, **kw)

@@ -15,15 +15,13 @@ FACTORY = "tests.support.simfactory:make_adapter"
 
 
 def make_adapter(spec: Any) -> Any:
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     port = int(os.environ["HEDGE_TEST_SIM_PORT"])
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
-    # REST and the public websocket streams (ccxt.pro shares the adapter's session)
-    session = redirect_session({h: port for h in HOSTS + WS_HOSTS}, ctx)
+    # REST and the public websocket streams (ccxt.pro shares the adapter's session, closed with the adapter)
     creds = Credentials("binance", os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"], source="test")
-    return CcxtLiveAdapter("binance", creds, session=session, timeout_ms=3000, enable_rate_limit=False,
-                           fill_poll_interval=0.01)
+    return sim_adapter("binance", creds, {h: port for h in HOSTS + WS_HOSTS}, ctx, timeout_ms=3000,
+                       enable_rate_limit=False, fill_poll_interval=0.01)

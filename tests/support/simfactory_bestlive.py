@@ -21,13 +21,12 @@ PORT_ENV = {"binance": "HEDGE_TEST_SIM_PORT", "bybit": "HEDGE_TEST_BYBIT_PORT", 
 
 def venue_adapter(venue: str) -> Any:
     """The live ccxt adapter of ``venue``'s simulator, with the test keys (OKX: and its passphrase)."""
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
     from tests.support.live_env import TEST_PASSPHRASE
     from tests.support.okx_sim import HOSTS as OKX_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
     key, secret = os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"]
@@ -35,7 +34,7 @@ def venue_adapter(venue: str) -> Any:
     hosts = {"binance": HOSTS + WS_HOSTS, "bybit": BYBIT_HOSTS, "okx": OKX_HOSTS}[venue]
     port = int(os.environ[PORT_ENV[venue]])
     creds = Credentials(venue, key, secret, TEST_PASSPHRASE if venue == "okx" else None, source="test")
-    return CcxtLiveAdapter(venue, creds, session=redirect_session({h: port for h in hosts}, ctx), **kw)
+    return sim_adapter(venue, creds, {h: port for h in hosts}, ctx, **kw)  # closes its session when closed
 
 
 def make_routed_adapter(spec: Any) -> Any:

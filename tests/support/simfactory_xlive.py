@@ -22,12 +22,11 @@ REVERSED = ("bybit", "binance")  # ... and the other way round
 
 def make_routed_adapter(spec: Any) -> Any:
     from hedge_core.errors import InvalidInput
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from hedge_core.exchange.routed import RoutedAdapter
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     if tuple(spec.leg_venues) not in (LEG_VENUES, REVERSED):
         raise InvalidInput("venues", spec.leg_venues,
@@ -36,8 +35,9 @@ def make_routed_adapter(spec: Any) -> Any:
     key, secret = os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"]
     kw: dict[str, Any] = {"timeout_ms": 3000, "enable_rate_limit": False, "fill_poll_interval": 0.01}
     bport, yport = int(os.environ["HEDGE_TEST_SIM_PORT"]), int(os.environ["HEDGE_TEST_BYBIT_PORT"])
-    binance = CcxtLiveAdapter("binance", Credentials("binance", key, secret, source="test"),
-                              session=redirect_session({h: bport for h in HOSTS + WS_HOSTS}, ctx), **kw)
-    bybit = CcxtLiveAdapter("bybit", Credentials("bybit", key, secret, source="test"),
-                            session=redirect_session({h: yport for h in BYBIT_HOSTS}, ctx), **kw)
+    # each adapter closes its own redirect session when it is closed (tests.support.redirect.sim_adapter)
+    binance = sim_adapter("binance", Credentials("binance", key, secret, source="test"),
+                          {h: bport for h in HOSTS + WS_HOSTS}, ctx, **kw)
+    bybit = sim_adapter("bybit", Credentials("bybit", key, secret, source="test"), {h: yport for h in BYBIT_HOSTS}, ctx,
+                        **kw)
     return RoutedAdapter(binance, bybit) if tuple(spec.leg_venues) == LEG_VENUES else RoutedAdapter(bybit, binance)

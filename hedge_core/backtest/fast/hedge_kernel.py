@@ -20,11 +20,11 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
 from hedge_core.backtest.fast.helpers import (
     _exit_due,
+    _exit_transition,
     _fill_px,
     _ledger_fill,
     _liq_and_funding_guards,
     _mm,
-    _pap_perp,
     _perp_fill,
     _rebalance_rounds,
     _recent_orders,
@@ -32,7 +32,6 @@ from hedge_core.backtest.fast.helpers import (
     _tradeable,
     _unreal,
 )
-from hedge_core.engine.constants import REARM_COOLDOWN_S
 
 __all__ = ["hedge_kernel"]
 
@@ -220,19 +219,18 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         sign = 1.0 if -q > 0 else -1.0
                         if nf >= maxf:
                             return nf, nt, Err.BUFFER_FULL, i
-                        if leg == 1:
-                            px, px2, sl_ = _fill_px(perp[i], sign, oq, perp_vol[i], slip_bps, impact_k)
-                            fee = money.fee(oq, px, p_fee_r)
-                            pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd,
-                                                                                   pmf, sign, oq, px2, fee)
-                            papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign,
-                                                                            oq, px, pap_lev, fee)
-                        else:
-                            px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
-                            fee = money.fee(oq, px, s_fee_r)
-                            sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
-                                                                                 0.0, sign, oq, px2, fee)
-                            spot_cash += money.spot_quote_delta(sign, oq, px, fee)
+                        if leg == 1:  # the pair kernel's close fills its legs through the same helper
+                            (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                             wallet, pmf) = _perp_fill(
+                                i, t, sign, oq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
+                                preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
+                                slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                            continue
+                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
+                        fee = money.fee(oq, px, s_fee_r)
+                        sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
+                                                                             0.0, sign, oq, px2, fee)
+                        spot_cash += money.spot_quote_delta(sign, oq, px, fee)
                         f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
                         f_fee[nf] = fee; f_slip[nf] = sl_
                         nf += 1
@@ -240,15 +238,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         order_t[n_ord % 64] = t; n_ord += 1
                     target_spot = 0.0
                     lp_dirty = True
-                    if rearm == 1 and not flatten:
-                        state = St.ANALYZING
-                        has_cool = True
-                        cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
-                        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
-                    else:
-                        state = St.COMPLETED
-                        t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
-                    nt += 1
+                    state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
+                                                                     t_i, t_code, nt)
                 elif state == St.MONITORING:
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t

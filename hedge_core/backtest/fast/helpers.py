@@ -1,4 +1,5 @@
-"""Shared ``@njit`` helpers of both kernels: minimums, ledger and venue fills, exits, guards, funding, rebalancing.
+"""Shared ``@njit`` helpers of both kernels: minimums, ledger and venue fills, exits and the state after one, guards,
+funding, rebalancing.
 
 Scalars in, scalars out (tuples), so LLVM inlines them into the kernels. Every money formula is a
 call into :mod:`hedge_core.money`; these helpers only hold the control flow the engine
@@ -14,8 +15,8 @@ import math
 from numba import njit
 
 from hedge_core import money
-from hedge_core.backtest.fast.codes import NO_TS, Err
-from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S
+from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
+from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 
 __all__: list[str] = []  # internal to the fast package
 
@@ -162,6 +163,19 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
     pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd, pmf, sign, q, px2, fee)
     papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
     return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf
+
+
+@njit(cache=True)
+def _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i, t_code, nt):
+    """The state once both legs are closed, for the hedge and pair kernels (``engine.step``'s exit): analysing
+    again after the re-arm cooldown (``REARM_COOLDOWN_S`` from ``t``, ns) when the set re-arms and no guard
+    flattened (``Tr.EXIT_REARM``), else completed (``Tr.FLATTEN`` or ``Tr.EXIT_DONE``); the transition is
+    recorded at instant ``i``. Returns (state, has_cool, cooldown, nt)."""
+    if rearm == 1 and not flatten:
+        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
+        return St.ANALYZING, True, t + REARM_COOLDOWN_S * 1_000_000_000, nt + 1
+    t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
+    return St.COMPLETED, has_cool, cooldown, nt + 1
 
 
 @njit(cache=True)

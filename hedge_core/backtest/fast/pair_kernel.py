@@ -26,6 +26,7 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
     _exit_due,
+    _exit_transition,
     _fill_px,
     _ledger_fill,
     _mm,
@@ -37,7 +38,6 @@ from hedge_core.backtest.fast.helpers import (
     _tradeable,
     _unreal,
 )
-from hedge_core.engine.constants import REARM_COOLDOWN_S
 
 __all__ = ["pair_entry", "pair_kernel"]
 
@@ -262,15 +262,8 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                             f_leg[nf - 1] = 0
                     target_spot = 0.0
                     lp_dirty = True
-                    if rearm == 1 and not flatten:
-                        state = St.ANALYZING
-                        has_cool = True
-                        cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
-                        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
-                    else:
-                        state = St.COMPLETED
-                        t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
-                    nt += 1
+                    state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
+                                                                     t_i, t_code, nt)
                 elif mon:
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t

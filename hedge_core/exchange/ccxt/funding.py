@@ -9,6 +9,7 @@ paid on comes from :func:`hedge_core.money.funding_position` (the inverse of the
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pandas as pd
@@ -27,15 +28,34 @@ class FundingMixin:
 
     # ------------------------------------------------------------------ funding
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        """The current (next) funding rate; ``ts`` is the next funding time. Only a perpetual has one: a dated
-        future (``BTC/USDT:USDT-260327``) is refused before any request (:meth:`_no_funding_on_future`)."""
+        """The current (next) funding rate; ``ts`` is the next funding time, ``interval_hours`` the venue's own
+        settlement interval (Binance USD-M: from ``/fapi/v1/fundingInfo``, :meth:`_funding_interval_hours`). Only a
+        perpetual has one: a dated future (``BTC/USDT:USDT-260327``) is refused before any request
+        (:meth:`_no_funding_on_future`)."""
         await self._ensure_markets()
         self._perp(symbol)
         self._no_funding_on_future(symbol)
         r = await self._call("fetch_funding_rate", lambda: self._ex.fetch_funding_rate(symbol))
+        hours = _interval_hours(r.get("interval"))
+        if r.get("interval") is None and getattr(self.config, "funding_interval_source", "") == "fundingInfo":
+            hours = await self._funding_interval_hours(symbol)
         return FundingRate(symbol=symbol, ts=_ts(r.get("fundingTimestamp") or r.get("timestamp")),
-                           rate=_f(r.get("fundingRate")), interval_hours=_interval_hours(r.get("interval")),
-                           mark_price=r.get("markPrice"))
+                           rate=_f(r.get("fundingRate")), interval_hours=hours, mark_price=r.get("markPrice"))
+
+    async def _funding_interval_hours(self, symbol: str) -> float:
+        """Binance USD-M's funding interval of ``symbol`` (hours): ``fundingIntervalHours`` of its row in
+        ``GET /fapi/v1/fundingInfo`` ("Get Funding Rate Info", which lists only the symbols whose cap, floor or
+        interval was adjusted), 8 for a symbol not listed (the venue's standard interval). The listing is read at
+        most every ``FUNDING_INFO_TTL_S`` seconds (an interval change is announced ahead; a feed polling every few
+        seconds must not ask each time)."""
+        now = time.monotonic()
+        cached: tuple[float, dict[str, float]] | None = getattr(self, "_funding_info", None)
+        if cached is None or now - cached[0] > FUNDING_INFO_TTL_S:
+            rows = await self._call("fetch_funding_rate", lambda: self._ex.fetch_funding_intervals())
+            cached = (now, {s: _interval_hours(v.get("interval")) for s, v in dict(rows).items()
+                            if v.get("interval") is not None})
+            self._funding_info = cached
+        return float(cached[1].get(symbol, 8.0))
 
     async def fetch_funding_rate_history(self, symbol: str, since: pd.Timestamp | None = None,
                                          limit: int | None = None) -> list[FundingRate]:
@@ -152,6 +172,7 @@ class FundingMixin:
                                    self._records_now_ms(), page_rows=n, span_ms=None, key=_rid, what=what)
 
 
+FUNDING_INFO_TTL_S = 300.0  # Binance fundingInfo re-read at most every 5 min (see _funding_interval_hours)
 PAGE_ROWS = {"forward": 1_000, "windows": 100, "bills": 100}  # the venues' largest page ("limit" max)
 WEEK_MS = 7 * 86_400_000  # Bybit: "endTime - startTime <= 7 days"
 

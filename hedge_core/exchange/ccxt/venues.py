@@ -80,6 +80,12 @@ class VenueConfig:
     #   time and ``after`` pages to records earlier than a ``billId`` (ccxt sends neither: the adapter does)
     funding_paging: str = "forward"
     tested_offline: str = ""
+    # where the funding INTERVAL is read when the funding-rate answer has none: "" = the answer's own (Bybit: the
+    # instrument's ``fundingInterval``, minutes; OKX: ``nextFundingTime - fundingTime``); "fundingInfo" = Binance
+    # USD-M ``GET /fapi/v1/fundingInfo`` ("Get Funding Rate Info": only "symbols that had FundingRateCap/
+    # FundingRateFloor/fundingIntervalHours adjustment" are listed, with ``fundingIntervalHours``; any other
+    # perpetual settles every 8 h), since ``premiumIndex`` carries ``nextFundingTime`` but no interval
+    funding_interval_source: str = ""
 
 
 VENUES: dict[str, VenueConfig] = {
@@ -106,6 +112,7 @@ VENUES: dict[str, VenueConfig] = {
         # ccxt BTC/USDT:USDT-YYMMDD, ``deliveryDate``): the calendar roll's destination, traded through /fapi
         dated_futures=True,
         cancel_all_after="symbol",
+        funding_interval_source="fundingInfo",
         tested_offline="full (local simulator, real ccxt)",
     ),
     "bybit": VenueConfig(
