@@ -69,7 +69,8 @@ from hedge_core.engine.events import (
     OrderUpdate,
     OrderUpdateKind,
 )
-from hedge_core.engine.ledger import slippage_cost
+from hedge_core.engine.ledger import QTY_EPS, slippage_cost
+from hedge_core.engine.roll_step import delivery_time, is_dated, perpetual_of
 from hedge_core.engine.order_states import OrderState
 from hedge_core.engine.step import step
 from hedge_core.errors import (
@@ -83,11 +84,16 @@ from hedge_core.errors import (
     TemporaryError,
 )
 from hedge_core.exchange.base import ExchangeAdapter, RetryPolicy, with_retry
+from hedge_core.exchange.delivery_ids import is_delivery_fill
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import Fill, MarketKind, Order, OrderStatus, Side
 
-__all__ = ["DriverHooks", "HedgeDriver", "answers_carry_fills", "pair_first_venue", "record_trade_id", "run_now",
-           "snapshot_trade_id"]
+#: Seconds of the hedge's clock between two reads of the venue's deliveries of a dated future the leg holds, before
+#: its delivery time (from then on: every poll). A reconciliation pass always reads them.
+DELIVERY_POLL_S = 60.0
+
+__all__ = ["DELIVERY_POLL_S", "DriverHooks", "HedgeDriver", "answers_carry_fills", "pair_first_venue",
+           "record_trade_id", "run_now", "snapshot_trade_id"]
 
 T = TypeVar("T")
 
@@ -215,6 +221,9 @@ class HedgeDriver:
         self.max_events_per_feed = 1000
         self.poll_external_fills = poll_external_fills
         self._external_seen: set[str] = set()
+        self._delivery_seen: set[str] = set()  # trade ids of the venue's deliveries booked by this driver
+        self._delivery_read: dict[str, pd.Timestamp] = {}  # leg -> last delivery read (hedge clock)
+        self.delivered_symbols: set[str] = set()  # dated futures whose delivery this driver booked
         self._last_polls: dict[str, pd.Timestamp] = {}  # leg -> last external-fill poll (hedge clock)
         self._complete = {v: answers_carry_fills(a) for v, a in self.adapters.items()}
         self._all_complete = all(self._complete.values())
@@ -264,34 +273,37 @@ class HedgeDriver:
         return run_now(self.feed(event))
 
     async def book_external(self, ts: pd.Timestamp) -> HedgeContext:
-        """Book the venue's own trades on the perp (liquidation, ADL) found since the last poll, without
-        a market update (reconciliation calls it before it compares positions)."""
+        """Book the venue's own trades on the perp (liquidation, ADL) found since the last poll, and the delivery
+        of a dated future the leg holds (read on every call), without a market update (reconciliation calls it
+        before it compares positions: a delivered leg is never a position difference)."""
         if not self.poll_external_fills:
             return self.ctx
-        for ev in await self._external_fills(ts):
+        for ev in await self._external_fills(ts, deliveries=True):
             self.ctx = await self.feed(ev)
         return self.ctx
 
-    async def _external_fills(self, ts: pd.Timestamp, refused: str = "") -> list[Event]:
-        """Perp trades the hedge did not order (liquidation, ADL) since the last poll. ``refused``: the
-        client id of an order the venue just refused (it never executes: not an unresolved order).
-        A first leg that is a perp too (two perp legs) is polled at its own venue the same way."""
-        out = await self._external_fills_of("perp", ts, refused)
+    async def _external_fills(self, ts: pd.Timestamp, refused: str = "", *, deliveries: bool = False) -> list[Event]:
+        """Perp trades the hedge did not order (liquidation, ADL) since the last poll, and the venue's delivery of
+        a dated future the leg holds (:meth:`_deliveries`; ``deliveries``: read it whatever the last read).
+        ``refused``: the client id of an order the venue just refused (it never executes: not an unresolved
+        order). A first leg that is a perp too (two perp legs) is polled at its own venue the same way."""
+        out = await self._external_fills_of("perp", ts, refused, deliveries)
         if self.ctx.spot.kind is MarketKind.PERP:
             out += await self._external_fills_of("spot", ts, refused)
         return out
 
-    async def _external_fills_of(self, name: str, ts: pd.Timestamp, refused: str) -> list[Event]:
+    async def _external_fills_of(self, name: str, ts: pd.Timestamp, refused: str,
+                                 deliveries: bool = False) -> list[Event]:
         leg = self.ctx.leg(name)
         since = self._last_polls.get(name)
         self._last_polls[name] = ts
         if leg.qty == 0.0 and since is not None:
             return []
+        out: list[Event] = await self._deliveries(name, ts, deliveries) if name == "perp" else []
         try:
             trades = await self.adapters[leg.venue].fetch_my_trades(leg.symbol, since)
         except (ExchangeError, AttributeError):
-            return []
-        out: list[Event] = []
+            return out
         known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
         # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
         # like nobody's. Until it is resolved at the venue no unattributed trade is booked as external;
@@ -300,6 +312,13 @@ class HedgeDriver:
                          and c != refused for c, p in self.ctx.pending.items())
         for f in trades:
             if f.client_order_id in self.ctx.known_orders or f.order_id in known_ids:
+                continue
+            if f.trade_id in self._delivery_seen:
+                continue  # a delivery listed among the trades (paper): booked by _deliveries
+            if is_delivery_fill(f.client_order_id):
+                # a delivery the throttled read has not booked yet: read the deliveries now, never book it as an
+                # ordinary external fill (the leg would stay on a contract that no longer trades)
+                out += await self._deliveries(name, ts, True)
                 continue
             if unresolved and since is not None:
                 self._last_polls[name] = since
@@ -319,6 +338,46 @@ class HedgeDriver:
             if since is None:
                 continue  # first poll: trades from before this hedge existed are not ours
             out.append(FillEvent(f, name, external=True))
+        return out
+
+    async def _deliveries(self, name: str, ts: pd.Timestamp, force: bool) -> list[Event]:
+        """The venue's delivery of the dated future the leg holds (``fetch_deliveries``, where the adapter has
+        it): each a FillEvent with ``delivered_to`` = (the perpetual's instrument, its price now), so the engine
+        books it and moves the leg to the perpetual (``roll_step.delivered``). Read only while the leg holds a
+        dated future; from all time (a restart's first read too: a delivery closes a position the leg still
+        holds, so it is never from before the hedge). When: on every call once the hedge's clock has reached the
+        contract's delivery time (``roll_step.delivery_time``), with ``force`` (a reconciliation pass), at the
+        first call, and otherwise at most every :data:`DELIVERY_POLL_S` of the hedge's clock (Binance's income
+        query weighs 30)."""
+        leg = self.ctx.leg(name)
+        adapter = self.adapters[leg.venue]
+        fn = getattr(adapter, "fetch_deliveries", None)
+        if fn is None or not is_dated(leg.symbol) or abs(leg.qty) <= QTY_EPS:
+            return []
+        last = self._delivery_read.get(name)
+        due = delivery_time(leg.symbol)
+        if not (force or last is None or (due is not None and ts >= due)
+                or (ts - last).total_seconds() >= DELIVERY_POLL_S):
+            return []
+        self._delivery_read[name] = ts
+        try:
+            got = [f for f in await fn(leg.symbol, None) if f.trade_id not in self._delivery_seen]
+            if not got:
+                return []
+            perp = perpetual_of(leg.symbol)
+            inst = (await adapter.load_markets()).get(perp)
+            px = float((await adapter.fetch_ticker(perp)).last or 0.0)
+        except ExchangeError:
+            return []
+        if inst is None or not (px > 0):
+            return []
+        out: list[Event] = []
+        for f in got:
+            self._delivery_seen.add(f.trade_id)
+            self.delivered_symbols.add(f.symbol)
+            if f.qty <= 0.0:  # the record names no quantity (Binance's income row): the whole position the leg holds
+                f = replace(f, qty=abs(leg.qty), side=Side.BUY if leg.qty < 0 else Side.SELL)
+            out.append(FillEvent(f, name, external=True, delivered_to=(inst, px)))
         return out
 
     # ---- execution ------------------------------------------------------------------------
@@ -402,6 +461,10 @@ class HedgeDriver:
             return [OrderTimeout(ts, coid)]
         except ExchangeError as exc:
             rejected: list[Event] = [OrderUpdate(ts, coid, OrderUpdateKind.REJECTED, reason=str(exc))]
+            if self.poll_external_fills and a.leg == "perp" and is_dated(a.request.symbol):
+                # an order on the dated future the leg holds refused: the venue may have delivered (delisted) it;
+                # read its deliveries now, so no retry goes to a contract that no longer trades
+                return await self._external_fills(ts, refused=coid, deliveries=True) + rejected
             if a.request.reduce_only and self.poll_external_fills and (
                     a.leg == "perp" or self.ctx.spot.kind is MarketKind.PERP):
                 # nothing (or less) to reduce: the venue may have reduced the position itself (ADL,

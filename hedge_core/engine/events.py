@@ -14,7 +14,7 @@ from types import MappingProxyType
 import pandas as pd
 
 from hedge_core.errors import InvalidInput
-from hedge_core.types import Fill
+from hedge_core.types import Fill, Instrument
 
 __all__ = [
     "Command",
@@ -114,11 +114,17 @@ class FillEvent:
 
     ``external=True`` marks an execution the hedge did not order (a venue liquidation or ADL):
     money moved, so it is booked, with a critical alert, and the hedge is re-evaluated.
+
+    ``delivered_to=(instrument, price)`` (with ``external=True``) marks the venue's DELIVERY of the dated
+    future the leg is on (the position closed at the delivery price, the fee the delivery fee): once booked,
+    the flat leg points at ``instrument`` (the perpetual, priced ``price``) with its money kept
+    (:func:`hedge_core.engine.roll_step.delivered`), and the hedge re-hedges there (docs/calendar-roll.md).
     """
 
     fill: Fill
     leg: str
     external: bool = False
+    delivered_to: tuple[Instrument, float] | None = None
 
     @property
     def ts(self) -> pd.Timestamp:

@@ -79,6 +79,24 @@ def is_dated(symbol: str) -> bool:
     return bool(_DATED.search(symbol))
 
 
+def delivery_time(symbol: str) -> pd.Timestamp | None:
+    """08:00 UTC on the date of a dated future's symbol (``BTC/USDT:USDT-261225`` -> 2026-12-25 08:00 UTC: when
+    Binance, OKX and Bybit deliver their USDT-settled futures); None for a perpetual or an unreadable date."""
+    m = re.search(r"-(\d{6})$", symbol) if is_dated(symbol) else None
+    if m is None:
+        return None
+    try:
+        return pd.Timestamp(f"20{m.group(1)}T08:00Z")
+    except ValueError:
+        return None
+
+
+def perpetual_of(symbol: str) -> str:
+    """The perpetual of a dated future's ccxt symbol (``BTC/USDT:USDT-261225`` -> ``BTC/USDT:USDT``); a
+    perpetual's symbol unchanged."""
+    return re.sub(r"-\d{6}$", "", symbol) if is_dated(symbol) else symbol
+
+
 def perpetual_qty(ctx: HedgeContext) -> float:
     """Signed base quantity the hedge holds on the perpetual: the perp leg and a roll's leg, each when it is on
     the perpetual (a leg on a dated future pays no funding)."""
@@ -330,6 +348,44 @@ def fold(into: Leg, other: Leg, name: str) -> Leg:
         raise InvalidInput("roll leg", other.qty, f"a flat {other.symbol} leg to fold into {into.symbol}")
     changes: dict[str, Any] = {k: getattr(into, k) + getattr(other, k) for k in _MONEY}
     return replace(into, name=name, **changes)
+
+
+def delivered(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContext:
+    """After the venue's delivery of the leg's dated future was booked (``ev.delivered_to``): the leg, flat on a
+    contract that no longer trades, points at the perpetual with its money kept (:func:`fold`: the delivery's
+    realised PnL and fee stay in the hedge's PnL), so the ordinary rebalance re-hedges the spot there.
+
+    A roll back to the perpetual under way (its close on the future refused: the contract is delisted): the
+    delivery closed the roll's source, so the roll ends on its destination (at once when nothing of it is working;
+    else :func:`advance` finishes it once its order's answer is in). Left as it is, with a critical alert
+    (operator needed): a leg still holding after the delivery fill (a partial record), and a roll under way to
+    another contract."""
+    assert ev.delivered_to is not None
+    inst, px = ev.delivered_to
+    leg = ctx.perp
+    if ev.leg != "perp" or leg.symbol != ev.fill.symbol or not is_dated(leg.symbol):
+        out.append(Alert(AlertLevel.CRITICAL, f"delivery of {ev.fill.symbol} is not the hedge leg's ({leg.symbol})"))
+        return ctx
+    dest = ctx.roll_leg
+    if dest is not None and dest.symbol == inst.symbol and abs(leg.qty) <= QTY_EPS:
+        out.append(Alert(AlertLevel.CRITICAL, f"{leg.symbol} delivered at expiry at {ev.fill.price:g} (fee "
+                         f"{ev.fill.fee:g}) while the roll to {inst.symbol} was under way: it ends there",
+                         {"qty": ev.fill.side.sign * ev.fill.qty, "price": ev.fill.price, "fee": ev.fill.fee}))
+        if any(p.leg in ("perp", "roll") for p in ctx.pending.values()):
+            return evolve(ctx, roll_qty=ctx.roll_qty if ctx.roll_qty != 0.0 else dest.qty)
+        return evolve(ctx, perp=fold(dest, leg, "perp"), roll_leg=None, roll_qty=0.0, perp_price=px, mark_price=px,
+                      phase_rejects=0, phase_orders=0)
+    if abs(leg.qty) > QTY_EPS or dest is not None:
+        out.append(Alert(AlertLevel.CRITICAL, f"{leg.symbol} delivered but {leg.qty:g} still booked on it or a roll "
+                         "under way: operator needed", {"qty": leg.qty}))
+        return ctx
+    if not (math.isfinite(px) and px > 0):
+        raise InvalidInput("price", px, "the perpetual's price, > 0 (quote per base)")
+    home = fold(mark_leg(leg_from_instrument("perp", inst), px), leg, "perp")
+    out.append(Alert(AlertLevel.CRITICAL, f"{leg.symbol} delivered at expiry at {ev.fill.price:g} (fee "
+                     f"{ev.fill.fee:g}); the hedge leg moves to {inst.symbol} and is hedged again there",
+                     {"qty": ev.fill.side.sign * ev.fill.qty, "price": ev.fill.price, "fee": ev.fill.fee}))
+    return evolve(ctx, perp=home, perp_price=px, mark_price=px, phase_rejects=0, phase_orders=0)
 
 
 def _finish(ctx: HedgeContext, out: list[Action]) -> HedgeContext:

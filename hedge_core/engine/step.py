@@ -293,10 +293,11 @@ def _on_fill(ctx: HedgeContext, ev: FillEvent, out: list[Action]) -> HedgeContex
     if ev.external:
         # EDGE: the venue traded on its own (liquidation / ADL). Book it; _advance re-hedges
         # what is left (a liquidated perp leaves the spot leg naked: it is hedged again).
-        out.append(Alert(AlertLevel.CRITICAL, f"external {ev.leg} fill (liquidation/ADL) booked",
+        out.append(Alert(AlertLevel.CRITICAL, f"external {ev.leg} fill ({'delivery' if ev.delivered_to else 'liquidation/ADL'}) booked",
                          {"qty": f.side.sign * f.qty, "price": f.price, "fee": f.fee}))
         ctx = ctx.with_leg(book_fill(ctx.leg(ev.leg), f.side, f.qty, f.price, f.fee, f.fee_currency, f.slippage))
-        return evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
+        ctx = evolve(ctx, seen_trades=(ctx.seen_trades + (f.trade_id,))[-_SEEN_TRADES_KEPT:])
+        return ctx if ev.delivered_to is None else roll_step.delivered(ctx, ev, out)
     if f.client_order_id not in ctx.known_orders:
         # not one of ours (another process, or a journal from before a restart): reconciliation's job
         out.append(Alert(AlertLevel.CRITICAL, f"fill for unknown order {f.client_order_id}; not booked",

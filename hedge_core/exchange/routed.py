@@ -204,6 +204,12 @@ class RoutedAdapter:
     async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         return await self.adapter_for(symbol).fetch_my_trades(symbol, since)
 
+    async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The deliveries of the dated future ``symbol`` at the venue that trades it (``[]`` where that venue's
+        adapter reads none)."""
+        fn = getattr(self.adapter_for(symbol), "fetch_deliveries", None)
+        return [] if fn is None else await fn(symbol, since)
+
     async def set_leverage(self, symbol: str, leverage: float) -> None:
         await self.adapter_for(symbol).set_leverage(symbol, leverage)
 

@@ -178,6 +178,8 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
     def _on_fill(self, hedge_id: str, ev: FillEvent) -> None:
         self.journal.fill(hedge_id, ev, self.spec.leg_venues[0 if ev.leg == "spot" else 1])
         _, purpose = self.purposes.get(ev.fill.client_order_id, (ev.leg, ""))
+        if ev.delivered_to is not None:  # the venue's delivery (roll_step.delivered; the engine's critical alert)
+            purpose = "delivery"
         log_event(log, "fill", hedge_id=hedge_id, state=self._state(), leg=ev.leg, purpose=purpose,
                   side=str(ev.fill.side), qty=ev.fill.qty, price=ev.fill.price)
         kill_point("fill_journaled", ev.leg, purpose)

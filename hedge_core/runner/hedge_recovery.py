@@ -20,7 +20,7 @@ from hedge_core.engine.events import Timer
 from hedge_core.engine.states import State
 from hedge_core.engine.roll_step import restore
 from hedge_core.engine.strategies import strategy_for
-from hedge_core.errors import ExchangeError
+from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.exchange.routed_pair import PerpPairAdapter
@@ -254,9 +254,12 @@ class HedgeRecoveryMixin:
         positions: dict[str, float] = {}
         try:
             for sym in contracts:  # one request per contract (Bybit answers one symbol per request)
-                for p in await self.raw_adapter.fetch_positions([sym]):
-                    if p.symbol == sym:
-                        positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+                try:
+                    for p in await self.raw_adapter.fetch_positions([sym]):
+                        if p.symbol == sym:
+                            positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+                except InvalidInput:  # a contract the venue no longer lists (a delivered future): nothing held
+                    positions[sym] = 0.0
             rep.venue_positions = positions
         except ExchangeError:
             pass

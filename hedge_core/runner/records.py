@@ -31,6 +31,7 @@ import pandas as pd
 
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.roll_step import is_dated, perpetual_qty
+from hedge_core.errors import InvalidInput
 from hedge_core.money import funding_payment
 from hedge_core.types import Fill, FundingPayment
 
@@ -151,21 +152,27 @@ async def venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], si
     perpetual = perpetual or (perp.symbol.rsplit("-", 1)[0] if is_dated(perp.symbol) else perp.symbol)
     syms = tuple(contracts) if contracts is not None else leg_contracts(ctx, perpetual)
     held: dict[str, float] = {s: 0.0 for s in syms}
+    gone: set[str] = set()
     for sym in syms:
-        for p in await adapter.fetch_positions([sym]):
-            if p.symbol == sym:
-                held[sym] += float(p.qty)
+        try:
+            for p in await adapter.fetch_positions([sym]):
+                if p.symbol == sym:
+                    held[sym] += float(p.qty)
+        except InvalidInput:
+            if sym == perp.symbol:
+                raise
+            gone.add(sym)  # a contract the venue no longer lists (a delivered future): nothing is held there
     bal = await adapter.fetch_balance("spot")
     b = bal.get(spot.base)
     sb = float(b.free + b.used) if b is not None else 0.0
     opens: dict[str, str] = {}
-    for sym in (spot.symbol, *syms):
+    for sym in (spot.symbol, *(s for s in syms if s not in gone)):
         opens.update({o.client_order_id: sym for o in await adapter.fetch_open_orders(sym)})
     fills: dict[str, tuple[float, float]] = {}
     trades: list[tuple[str, Fill]] = []
     roll_sym = ctx.roll_leg.symbol if ctx.roll_leg is not None else None
     for name, sym, base in (("spot", spot.symbol, spot.base),
-                            *(("roll" if s == roll_sym else "perp", s, perp.base) for s in syms)):
+                            *(("roll" if s == roll_sym else "perp", s, perp.base) for s in syms if s not in gone)):
         for f in await adapter.fetch_my_trades(sym, since):
             if f.order_id not in order_ids:
                 continue

@@ -145,6 +145,10 @@ async def maybe_roll(task: HedgeTask, mu: MarketUpdate) -> None:
         futures = list(await fn(ctx.perp.base, ctx.perp.quote))
     except ExchangeError:
         return
+    # a contract the venue delivered is never a destination again (a live adapter's market list may hold it
+    # until it is reloaded)
+    gone = getattr(task.driver, "delivered_symbols", set())
+    futures = [(s, e) for s, e in futures if s not in gone]
     if not futures:
         return
     fut = ctx.perp.symbol if is_dated(ctx.perp.symbol) else None

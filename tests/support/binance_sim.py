@@ -37,7 +37,8 @@ What an answer carries (as Binance documents it, not as our adapter would like)
   https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History):
   one row per money movement, ``incomeType`` COMMISSION (every futures execution, negative, with
   its ``tradeId``), REALIZED_PNL (an execution that reduces a position), FUNDING_FEE (each
-  settlement), INSURANCE_CLEAR (:meth:`insurance_clear`); ``income`` + received / - paid.
+  settlement), INSURANCE_CLEAR (:meth:`insurance_clear`), DELIVERED_SETTELMENT (:meth:`deliver`: a quarterly's
+  delivery, tests/support/binance_sim_delivery.py); ``income`` + received / - paid.
 - Auto-deleverage (:meth:`adl`): the venue reduces a position with an order that is not the
   user's (client id ``adl_autoclose``): a userTrade without commission and a REALIZED_PNL row
   ("Auto-Deleveraging (ADL)", https://www.binance.com/en/support/faq/what-is-auto-deleveraging-adl-360033525471).
@@ -76,6 +77,7 @@ WS_HOSTS = ("stream.binance.com", "fstream.binance.com")
 
 
 from tests.support.binance_sim_account import AccountMixin
+from tests.support.binance_sim_delivery import DeliveryMixin
 from tests.support.binance_sim_market import MarketDataMixin
 from tests.support.binance_sim_orders import OrderQueryMixin
 from tests.support.binance_sim_types import (  # noqa: F401 - re-exported
@@ -89,7 +91,7 @@ from tests.support.binance_sim_types import (  # noqa: F401 - re-exported
 from tests.support.binance_sim_ws import WebSocketMixin, dumps  # noqa: F401 - dumps re-exported
 
 
-class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin):
+class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin, DeliveryMixin):
     """The simulator state and its aiohttp application (see module docstring).
 
     Parameters
@@ -146,6 +148,8 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
         self.income: list[dict[str, Any]] = []
         self.adl_orders: list[_Order] = []  # the venue's own orders that reduced our positions (ADL)
         self.funding_history: list[dict[str, Any]] = []
+        self.delivered: set[str] = set()  # quarterlies delivered and delisted (binance_sim_delivery)
+        self.delivery_prices: dict[str, list[dict[str, Any]]] = {}  # pair -> GET /futures/data/delivery-price rows
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (METHOD, path, params)
         self.answers: list[tuple[str, int, int | None]] = []  # ('METHOD /path', HTTP status, error code)
@@ -185,7 +189,7 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
         symbol id ``<BASE><QUOTE>_<YYMMDD>`` (e.g. BTCUSDT_261225). It is listed by ``/fapi/v1/exchangeInfo`` only
         (``contractType`` CURRENT_QUARTER | NEXT_QUARTER, ``deliveryDate``), takes orders, holds positions, lists
         userTrades and COMMISSION / REALIZED_PNL income like the perpetual, and pays no funding
-        (:meth:`settle_funding` refuses it). Delivery itself is not simulated."""
+        (:meth:`settle_funding` refuses it). :meth:`deliver` delivers it (tests/support/binance_sim_delivery.py)."""
         if contract_type not in ("CURRENT_QUARTER", "NEXT_QUARTER"):
             raise ValueError(f"contract_type {contract_type!r}: CURRENT_QUARTER or NEXT_QUARTER")
         perp = self.markets.get(f"{base}{quote}")
@@ -479,6 +483,7 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
             ("POST", "/fapi/v1/positionSide/dual"): (self._set_dual, True),
             ("GET", "/fapi/v1/positionSide/dual"): (lambda p: {"dualSidePosition": self.dual_side}, True),
             ("GET", "/fapi/v1/income"): (self._income, True),
+            ("GET", "/futures/data/delivery-price"): (self._delivery_price, False),
             ("POST", "/fapi/v1/countdownCancelAll"): (self._countdown, True),
         }
 
@@ -501,6 +506,7 @@ class BinanceSim(MarketDataMixin, AccountMixin, OrderQueryMixin, WebSocketMixin)
 
     def _new_order(self, p: dict[str, str], market: str) -> dict[str, Any]:
         sid = self._sym(p, market == "spot")
+        self._check_not_delivered(sid)
         m = self._market(sid)
         fut = market == "fapi"
         side, otype = p.get("side", ""), p.get("type", "")

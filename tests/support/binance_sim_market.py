@@ -44,7 +44,7 @@ class MarketDataMixin:
         # (ms; a perpetual shows 4133404800000, 2100-12-25), a delivery contract's symbol ``<pair>_<YYMMDD>``
         syms = [{"symbol": m.id, "pair": m.pair, "contractType": m.contract_type,
                  "deliveryDate": m.delivery_ms if m.delivery else 4133404800000,
-                 "onboardDate": 1569398400000, "status": "TRADING",
+                 "onboardDate": 1569398400000, "status": "DELIVERED" if m.id in self.delivered else "TRADING",
                  "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.quote,
                  "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
                  "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500",

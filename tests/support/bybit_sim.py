@@ -139,8 +139,8 @@ class BybitSim:
         exchanges no funding ("Introduction to USDT Futures", Bybit help center: expiring contracts settle at
         delivery and carry no funding fee). It takes orders, holds a one-way position
         (``/v5/position/list`` category linear, like the perpetual), lists Trade executions with ``execFee``, and its
-        ticker has empty funding fields and its ``deliveryTime``; :meth:`settle_funding` refuses it. Delivery itself
-        is not simulated."""
+        ticker has empty funding fields and its ``deliveryTime``; :meth:`settle_funding` refuses it; :meth:`deliver`
+        delivers it."""
         perp = next((r for r in self.instrument_rows["linear"] if r.get("contractType") == "LinearPerpetual"
                      and r.get("baseCoin") == base and r.get("quoteCoin") == quote), _LINEAR_BTC)
         sid = f"{base}{quote}-{time.strftime('%d%b%y', time.gmtime(delivery_ms / 1000)).upper()}"
@@ -189,6 +189,33 @@ class BybitSim:
         self.positions[symbol] = [0.0, 0.0]
         self._execution(symbol, "linear", "BustTrade", "Sell" if amt > 0 else "Buy", abs(amt), px, fee,
                         self.taker, order_id=f"liq-{self._exec_seq + 1}")
+
+    def deliver(self, symbol: str, index: list[float], *, at_ms: int | None = None) -> float:
+        """Deliver the USDT future ``symbol`` at the average of ``index`` (the index samples the test gives, quote per
+        base); returns the delivery price. As Bybit records it: an execution of ``execType`` "Delivery" (v5 "Enums"
+        -> execType, https://bybit-exchange.github.io/docs/v5/enum#exectype) at the delivery price closing the
+        position, ``execFee`` = |qty| x price x the instrument's ``deliveryFeeRate`` ("Get Delivery Record",
+        https://bybit-exchange.github.io/docs/v5/asset/delivery: ``deliveryPrice``, ``fee``, ``deliveryRpl``), the
+        realised PnL less the fee to the wallet; open orders on it cancelled; the instrument's ``status`` Closed
+        and orders on it refused. ``at_ms``: the execution's time (default now)."""
+        xs = [float(x) for x in index]
+        if not xs or not all(math.isfinite(x) and x > 0 for x in xs) or symbol not in self.delivery:
+            raise ValueError("deliver: a listed future and its positive index samples")
+        px = math.fsum(xs) / len(xs)
+        row = next(r for r in self.instrument_rows["linear"] if r["symbol"] == symbol)
+        rate = float(row.get("deliveryFeeRate") or 0.0)
+        amt, entry = self.positions.get(symbol, [0.0, 0.0])
+        if amt:
+            fee = abs(amt) * px * rate
+            self.coins["USDT"] = self.coins.get("USDT", 0.0) + amt * (px - entry) - fee
+            self.positions[symbol] = [0.0, 0.0]
+            self._execution(symbol, "linear", "Delivery", "Sell" if amt > 0 else "Buy", abs(amt), px, fee, rate,
+                            ts=at_ms)
+        for o in self.orders.values():
+            if o.symbol == symbol and o.status in ("New", "PartiallyFilled"):
+                o.status = "Cancelled"
+        row["status"] = "Closed"
+        return px
 
     def adl(self, symbol: str, qty: float, price: float) -> None:
         """Auto-deleverage: the venue closes ``qty`` (base, > 0) of the position at ``price``, no order
@@ -390,6 +417,8 @@ class BybitSim:
     # ---- orders
     def _create(self, p: dict[str, Any]) -> dict[str, Any]:
         cat, sym = p["category"], p["symbol"]
+        if any(r["symbol"] == sym and r.get("status") == "Closed" for r in self.instrument_rows.get(cat, [])):
+            raise BybitError(10001, "params error: symbol invalid")  # delivered (deliver): no longer traded
         link = p.get("orderLinkId") or ""
         if link and any(o.link_id == link for o in self.orders.values()):
             raise BybitError(110072, "OrderLinkedID is duplicate")

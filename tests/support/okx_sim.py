@@ -38,8 +38,8 @@ Errors follow "Error Code" (https://www.okx.com/docs-v5/en/#error-code): an enve
 51008 insufficient balance, 51016 duplicated clOrdId, 51400 cancel of an order that does not exist,
 51603 order does not exist, 59000 "settings failed as you have positions or open orders" (position mode
 switch with a position). Not simulated: hedge (long/short) mode ORDERS, isolated margin, portfolio margin,
-the ``tag`` scope of ``cancel-all-after``, delivery of a FUTURES contract at expiry (:meth:`OkxSim.deliver` settles
-it on demand).
+the ``tag`` scope of ``cancel-all-after``, delivery of a FUTURES contract by the clock at expiry (a test calls
+:meth:`OkxSim.deliver`: the average of the index samples it gives, a bill of type 3 "Delivery", subType 112/113).
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ Each behaviour follows the OKX v5 docs (https://www.okx.com/docs-v5/en/) section
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,15 +127,35 @@ class OkxBook:
         self._bill(inst_id, "8", "174" if flow > 0 else "173", flow, ts=ts, sz=abs(pos), px=self.marks[inst_id])
         return flow
 
-    def deliver(self, inst_id: str, price: float) -> None:
-        """Settle a FUTURES position at its delivery price (bills type 3 "Delivery"); the contract then expires."""
+    def deliver(self, inst_id: str, index: Sequence[float], *, fee_rate: float = 0.0, at_ms: int | None = None) -> float:
+        """Deliver a FUTURES contract: OKX delivers at 08:00 UTC on the expiry date at the delivery price, the
+        average index price of the last hour before delivery ("Introduction to expiry futures",
+        https://www.okx.com/help/iv-introduction-to-expiry-futures); ``index``: those index samples (quote per
+        base), averaged. The position is closed at that price: one bill ("Get bills details",
+        https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details) of ``type`` 3 "Delivery",
+        ``subType`` 112 "Delivery long" / 113 "Delivery short", ``sz`` the contracts, ``px`` the delivery price,
+        ``pnl`` the realised PnL, ``fee`` the delivery fee (negative: charged; ``fee_rate`` of the delivered
+        notional, 0 by default: the test gives the account's rate), ``balChg`` = pnl + fee. Open orders on it are
+        cancelled and the instrument's ``state`` becomes ``expired`` (no more orders). ``at_ms``: the records' time
+        (default now). Returns the delivery price."""
+        xs = [float(x) for x in index]
+        if not xs or not all(math.isfinite(x) and x > 0 for x in xs):
+            raise ValueError("index: the positive index samples of the last hour")
+        price = math.fsum(xs) / len(xs)
         pos, entry = self.positions.get(inst_id, [0.0, 0.0])
         if pos:
+            base = abs(pos) * self.ct_val(inst_id)
             pnl = pos * self.ct_val(inst_id) * (price - entry)
-            self.cash["USDT"] = self.cash.get("USDT", 0.0) + pnl
-            self._bill(inst_id, "3", "14", pnl, sz=abs(pos), px=price)
+            fee = -base * price * float(fee_rate)
+            self.cash["USDT"] = self.cash.get("USDT", 0.0) + pnl + fee
+            self._bill(inst_id, "3", "112" if pos > 0 else "113", pnl + fee, sz=abs(pos), px=price, pnl=pnl, fee=fee,
+                       ts=at_ms)
+        for o in self.orders.values():
+            if o.inst_id == inst_id and o.state in ("live", "partially_filled"):
+                o.state = "canceled"
         self.positions[inst_id] = [0.0, 0.0]
         self.insts[inst_id] = {**self.insts[inst_id], "state": "expired"}
+        return price
 
     def adl(self, inst_id: str, qty: float, price: float) -> None:
         """Auto-deleverage: the venue closes ``qty`` BASE (> 0) of the net position at ``price``, no order of
@@ -153,11 +175,11 @@ class OkxBook:
         self._bill(inst_id, "9", "125" if pos > 0 else "126", float(self.fills[-1]["fillPnl"]), sz=cts, px=price)
 
     def _bill(self, inst_id: str, typ: str, sub: str, chg: float, *, ts: int | None = None, sz: float = 0.0,
-              px: float = 0.0, ccy: str = "USDT") -> None:
+              px: float = 0.0, ccy: str = "USDT", pnl: float = 0.0, fee: float = 0.0) -> None:
         self._seq += 1
         self.bills.append({"billId": str(900_000 + self._seq), "instType": self.inst_type(inst_id), "instId": inst_id,
                            "ccy": ccy, "type": typ, "subType": sub, "balChg": fmt(chg), "bal": fmt(self.cash.get(ccy, 0.0)),
-                           "posBalChg": "0", "posBal": "0", "sz": fmt(sz), "px": fmt(px), "pnl": "0", "fee": "0",
+                           "posBalChg": "0", "posBal": "0", "sz": fmt(sz), "px": fmt(px), "pnl": fmt(pnl), "fee": fmt(fee),
                            "mgnMode": "cross", "ordId": "", "tradeId": "", "execType": "",
                            "ts": str(self.now_ms() if ts is None else ts)})
 

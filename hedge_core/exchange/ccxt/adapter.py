@@ -41,8 +41,10 @@ from hedge_core.exchange.base import RetryPolicy, with_retry
 from hedge_core.exchange.ccxt import pages
 from hedge_core.exchange.ccxt.account import AccountSettingsMixin
 from hedge_core.exchange.ccxt.funding import FundingMixin
+from hedge_core.exchange.ccxt.delivery import DeliveryMixin
 from hedge_core.exchange.ccxt.parse import _f, _ms, _RedactingLogger, _ts, ticker_time
 from hedge_core.exchange.credentials import Credentials
+from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX
 from hedge_core.exchange.errors_map import translate, vendor_status
 from hedge_core.exchange.governor import RateGovernor, governor_for
 from hedge_core.exchange.outcome import outcome_window_s, unknown_outcome
@@ -97,7 +99,7 @@ def _bound_order_requests(ex: Any, header: str) -> None:
     ex.sign = sign_bounded
 
 
-class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
+class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
     """Async ccxt adapter for one venue (spot + USDT-margined perps).
 
     Parameters
@@ -675,10 +677,14 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin):
         for t in raw:
             fee = t.get("fee") or {}
             oid = str(t.get("order"))
+            info = t.get("info") or {}
+            # Bybit lists a delivery among the executions (execType "Delivery"): marked as the venue's delivery
+            # (exchange.delivery_ids), so it is only ever booked as one (fetch_deliveries)
+            dlv = f"{DELIVERY_CID_PREFIX}{t.get('id')}" if info.get("execType") == "Delivery" else ""
             out.append(Fill(
                 trade_id=str(t.get("id")), order_id=oid,
-                client_order_id=self._cid_by_order.get(oid) or own_client_id(
-                    str((t.get("info") or {}).get("clOrdId") or ""), self.config.client_id_style),
+                client_order_id=dlv or self._cid_by_order.get(oid) or own_client_id(
+                    str(info.get("clOrdId") or ""), self.config.client_id_style),
                 symbol=t.get("symbol") or symbol, side=Side(t["side"]), qty=_f(t.get("amount")) * cs,
                 price=_f(t.get("price")), fee=_f(fee.get("cost")), ts=_ts(t.get("timestamp")),
                 fee_currency=fee.get("currency") or "USDT",

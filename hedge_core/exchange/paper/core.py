@@ -112,6 +112,7 @@ from hedge_core.exchange.paper.config import (  # noqa: F401
     default_instruments,
 )
 from hedge_core.exchange.paper.checks import _OrderChecksMixin
+from hedge_core.exchange.paper.delivery import _DeliveryMixin
 from hedge_core.exchange.paper.quarterly import quarterly_bars
 from hedge_core.exchange.paper.liquidation import _LiquidationMixin
 from hedge_core.exchange.paper.margin import _MarginMixin
@@ -142,7 +143,7 @@ from hedge_core.types import (
 __all__ = ["PaperConfig", "PaperCore", "default_instruments", "ACCOUNTS"]
 
 
-class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin):
+class PaperCore(_MarginMixin, _LiquidationMixin, _DeliveryMixin, _StateMixin, _OrderChecksMixin):
     """The paper venue's state and rules. See the module docstring for the model.
 
     Parameters
@@ -184,6 +185,9 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         self.funding_history: list[FundingRate] = []
         self.liquidations: list[dict[str, Any]] = []
         self.transfers: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []  # dated futures delivered at expiry (paper.delivery)
+        self.delivered: list[str] = []  # symbols of the quarterlies delivered (held or not)
+        self.delivery_samples: dict[str, list[float]] = {}  # index (spot) closes in a delivery window
         self.last_bar: dict[tuple[str, MarketKind], Bar] = {}  # (symbol, kind) -> last known bar
         self._budget: dict[str, float] = {}  # participation budget left in the current bar, base
         self._seq = 0  # order ids
@@ -322,6 +326,8 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         else:
             raise InvalidInput("event", type(event).__name__, "a Bar or a FundingEvent")
         self._last_event = event
+        if self.config.quarterlies:  # a quarterly whose expiry this event reached is delivered (paper.delivery)
+            self._deliver_due(strictly_after=False)
 
     @property
     def last_event_key(self) -> tuple[pd.Timestamp, int, int, str] | None:
@@ -341,6 +347,8 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         if self.now is not None and t < self.now:
             raise InvalidInput("event time", str(t), f"events in time order (simulator is at {self.now})")
         self.now = t
+        if self.config.quarterlies:  # an event past an expiry: deliver first, at the expiry (paper.delivery)
+            self._deliver_due(strictly_after=True)
 
     def _apply_bar(self, bar: Bar) -> None:
         ts0, tf0, known = self._known_memo
@@ -368,6 +376,7 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
             self._check_liquidation(sym, bar)
             self._mark_moved(sym, bar.close)
         if self.config.quarterlies and kind is MarketKind.SPOT:  # simulated dated futures (paper.quarterly)
+            self._delivery_sample(sym, known, bar.close)
             for qb in quarterly_bars(self.config.quarterlies, bar, _tf(bar.timeframe)):
                 self._apply_bar(qb)
 
@@ -423,7 +432,7 @@ class PaperCore(_MarginMixin, _LiquidationMixin, _StateMixin, _OrderChecksMixin)
         inst = self._instrument(req.symbol, "create_order")
         for q in self.config.quarterlies:  # a simulated quarterly is not traded at or after its expiry
             if q.symbol == req.symbol and self.now is not None and self.now >= q.expiry:
-                raise self._err(InvalidOrder, f"{req.symbol} expired at {q.expiry} (delivered)")
+                raise self._err(InvalidOrder, f"{req.symbol} expired at {q.expiry} (delivered; not tradable)")
         side = Side(req.side)
         otype = OrderType(req.type)
         qty = float(req.qty)

@@ -152,9 +152,11 @@ class PaperExchange:
 
     async def dated_futures(self, base: str, quote: str = "USDT") -> list[tuple[str, pd.Timestamp]]:
         """The simulated dated futures of ``base``/``quote`` (``PaperConfig.quarterlies``) as ``(symbol, expiry)``
-        pairs sorted by expiry, like :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.dated_futures`."""
-        qs = self.core.config.quarterlies
-        return sorted(((q.symbol, q.expiry) for q in qs if q.base == base and q.quote == quote), key=lambda r: r[1])
+        pairs sorted by expiry, like :meth:`hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter.dated_futures`; one
+        delivered (``PaperCore.delivered``) is delisted and no longer listed."""
+        qs, gone = self.core.config.quarterlies, set(self.core.delivered)
+        return sorted(((q.symbol, q.expiry) for q in qs if q.base == base and q.quote == quote and q.symbol not in gone),
+                      key=lambda r: r[1])
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         return self.core.ticker(symbol)
@@ -191,6 +193,14 @@ class PaperExchange:
 
     async def fetch_my_trades(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         return self.core.trades(symbol, since)
+
+    async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The venue's deliveries of the dated future ``symbol`` at or after ``since``: one fill each, the
+        position closed at the delivery price with the delivery fee (:mod:`hedge_core.exchange.paper.delivery`);
+        they are in :meth:`fetch_my_trades` too (client order id ``dlv-<n>``)."""
+        from hedge_core.exchange.paper.delivery import is_delivery_fill
+
+        return [f for f in self.core.trades(symbol, since) if is_delivery_fill(f.client_order_id)]
 
     async def set_leverage(self, symbol: str, leverage: float) -> None:
         self.core.set_leverage(symbol, leverage)

@@ -6,8 +6,9 @@ each bar of the spot ``BASE/QUOTE`` yields a bar of the future at ``spot x (1 + 
 (:func:`hedge_core.analytics.funding.future_price_at_basis`), so the basis converges to 0 at expiry the way
 OKX's FUTURES do (delivery at 08:00 UTC on the expiry date: https://www.okx.com/help/iv-introduction-to-
 expiry-futures). The contract trades like the venue's perp of the asset (same limits, margin and brackets)
-but pays no funding (funding events name the perpetual). It is not delivered: the engine leaves it
-``roll.exit_days`` before expiry, and an order on it at or after expiry is refused.
+but pays no funding (funding events name the perpetual). The engine leaves it ``roll.exit_days`` before
+expiry; a position still held at expiry is DELIVERED (:mod:`hedge_core.exchange.paper.delivery`: closed at the
+delivery price with the contract's ``delivery_fee_rate``), and an order on it at or after expiry is refused.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ class PaperQuarterly:
         Delivery time, tz-aware UTC.
     basis_apr : float
         Simple annualised basis of the future over spot, fraction per year in (-1, 1) (0.08 = 8 %).
+    delivery_fee_rate : float
+        Fee charged at delivery, fraction of the delivered notional (``qty x delivery price``) in [0, 0.01];
+        default 0 (Binance's USD-M delivery rules name no delivery fee; Bybit lists one per contract as
+        ``deliveryFeeRate``).
     """
 
     symbol: str
     expiry: pd.Timestamp
     basis_apr: float
+    delivery_fee_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not _SYMBOL.match(self.symbol):
@@ -61,6 +67,10 @@ class PaperQuarterly:
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not (math.isfinite(b) and -1 < b < 1):
             raise InvalidInput("paper_quarterly.basis_apr", b, "an annualised fraction in (-1, 1)")
         object.__setattr__(self, "basis_apr", float(b))
+        r = self.delivery_fee_rate
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (math.isfinite(r) and 0 <= r <= 0.01):
+            raise InvalidInput("paper_quarterly.delivery_fee_rate", r, "a fraction of the notional in [0, 0.01]")
+        object.__setattr__(self, "delivery_fee_rate", float(r))
 
     @property
     def base(self) -> str:
@@ -75,17 +85,19 @@ class PaperQuarterly:
         return f"{self.base}/{self.quote}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "expiry": self.expiry.isoformat(), "basis_apr": self.basis_apr}
+        return {"symbol": self.symbol, "expiry": self.expiry.isoformat(), "basis_apr": self.basis_apr,
+                "delivery_fee_rate": self.delivery_fee_rate}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PaperQuarterly:
-        extra = set(d) - {"symbol", "expiry", "basis_apr"}
+        extra = set(d) - {"symbol", "expiry", "basis_apr", "delivery_fee_rate"}
         if extra:
-            raise InvalidInput("paper_quarterly", sorted(extra), "only the keys symbol, expiry, basis_apr")
+            raise InvalidInput("paper_quarterly", sorted(extra), "only the keys symbol, expiry, basis_apr, "
+                               "delivery_fee_rate")
         missing = {"symbol", "expiry", "basis_apr"} - set(d)
         if missing:
             raise InvalidInput("paper_quarterly", sorted(missing), "the keys symbol, expiry and basis_apr")
-        return cls(d["symbol"], d["expiry"], d["basis_apr"])
+        return cls(d["symbol"], d["expiry"], d["basis_apr"], d.get("delivery_fee_rate", 0.0))
 
 
 def quarterly_instruments(quarterlies: Iterable[PaperQuarterly], instruments: Iterable[Instrument]) -> tuple[Instrument, ...]:

@@ -67,6 +67,9 @@ class _StateMixin:
                                 for f in self.funding_history],
             "liquidations": [dict(r) for r in self.liquidations],
             "transfers": [dict(r) for r in self.transfers],
+            "deliveries": [dict(r) for r in self.deliveries],
+            "delivered": list(self.delivered),
+            "delivery_samples": {k: list(v) for k, v in self.delivery_samples.items()},
             "last_bar": [bar_d(b) for b in self.last_bar.values()],
             "budget": {k: (None if math.isinf(v) else v) for k, v in self._budget.items()},
             "seq": [self._seq, self._tseq, self._lseq],
@@ -106,6 +109,10 @@ class _StateMixin:
                                 for r in d["funding_history"]]
         core.liquidations = [dict(r) for r in d["liquidations"]]
         core.transfers = [dict(r) for r in d["transfers"]]
+        # dated futures delivered at expiry (paper.delivery); absent from states saved before delivery existed
+        core.deliveries = [dict(r) for r in d.get("deliveries", [])]
+        core.delivered = [str(s) for s in d.get("delivered", [])]
+        core.delivery_samples = {str(k): [float(x) for x in v] for k, v in d.get("delivery_samples", {}).items()}
         core.last_bar = {}
         for r in d["last_bar"]:
             b = Bar(pd.Timestamp(r[0]), r[1], r[2], MarketKind(r[3]), r[4], r[5], r[6], r[7], r[8], r[9])

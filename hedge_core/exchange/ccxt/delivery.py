@@ -1,0 +1,104 @@
+"""The venue's deliveries of a dated future, read by :class:`~hedge_core.exchange.ccxt.adapter.CcxtLiveAdapter`
+(the runner books them: ``HedgeDriver._deliveries``, docs/calendar-roll.md "Delivery at expiry").
+
+Binance USD-M (the one venue read so far): a quarterly still held at its delivery time (08:00 UTC) is closed at
+the delivery price, the average index of the last 30 minutes ("Delivery & Settlement of Quarterly Futures",
+https://www.binance.com/en/support/faq/a3401595e1734084959c61491bc0dbe3). The account's record of it is a row of
+``incomeType`` ``DELIVERED_SETTELMENT`` in ``GET /fapi/v1/income`` ("Get Income History (USER_DATA)"; ``income``
+the realised PnL, + received) and the price is public in ``GET /futures/data/delivery-price?pair=`` ("Delivery
+Price": ``deliveryTime``, ``deliveryPrice``). The delivery is not a trade (no ``userTrades`` row) and Binance
+names no delivery fee.
+
+OKX (FUTURES): delivery at 08:00 UTC on the expiry date at the average index of the last hour ("Introduction to
+expiry futures", https://www.okx.com/help/iv-introduction-to-expiry-futures). The account's record is a bill of
+``type`` 3 "Delivery", ``subType`` 112 "Delivery long" / 113 "Delivery short" in ``GET /api/v5/account/bills``
+("Get bills details", https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details: ``sz`` contracts,
+``px`` the delivery price, ``pnl``, ``fee`` negative when charged). It becomes a fill with its quantity (``sz`` x
+the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``.
+
+Bybit (USDT futures): the delivery is an execution of ``execType`` "Delivery" in ``/v5/execution/list`` (v5 "Enums"
+-> execType, https://bybit-exchange.github.io/docs/v5/enum#exectype; "Get Delivery Record": ``deliveryPrice``, the
+fee at the instrument's ``deliveryFeeRate``, ``deliveryRpl``): ``fetch_my_trades`` marks it with client order id
+``dlv-<execId>`` and ``fetch_deliveries`` returns those fills (quantity, side, delivery price and fee as executed).
+
+A Binance delivery becomes a :class:`~hedge_core.types.Fill` at the delivery price with fee 0, ids
+``delivery:<tranId>`` and client order id ``dlv-<tranId>``, and ``qty`` 0: the income row names no quantity
+(a delivery closes the WHOLE position on the contract), so the driver books the quantity the leg holds, on the
+closing side; the realised PnL it books is then ``qty x (delivery price - entry)``, the venue's ``income``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
+from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
+from hedge_core.types import Fill, Liquidity, Side
+
+__all__ = ["DeliveryMixin"]
+
+
+class DeliveryMixin:
+    """``fetch_deliveries`` of the live adapter."""
+
+    async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
+        """The venue's deliveries of the dated future ``symbol`` (ccxt unified, ``BTC/USDT:USDT-261225``) at or
+        after ``since``: one fill per delivery record at the delivery price (Binance: fee 0 and ``qty`` 0, the whole
+        position; OKX, Bybit: the record's quantity and fee; see the module docstring). ``[]`` for a perpetual and
+        on another venue. A Binance record whose delivery price is not published yet is left for a later read."""
+        await self._ensure_markets()
+        market = self._ex.markets.get(symbol) or {}
+        if not market.get("future") or self.config.ccxt_id not in ("binance", "okx", "bybit"):
+            return []
+        if self.config.ccxt_id == "okx":
+            return await self._okx_deliveries(symbol, str(market.get("id")), since)
+        if self.config.ccxt_id == "bybit":  # the "Delivery" executions of the execution list (fetch_my_trades)
+            return [f for f in await self.fetch_my_trades(symbol, since) if is_delivery_fill(f.client_order_id)]
+        mid = str(market.get("id"))
+        pair = str((market.get("info") or {}).get("pair") or mid.split("_")[0])
+        params: dict[str, Any] = {"symbol": mid, "incomeType": "DELIVERED_SETTELMENT", "limit": 1000}
+        if since is not None:
+            params["startTime"] = _ms(since)
+        rows = await self._call("fetch_deliveries", lambda: self._ex.fapiPrivateGetIncome(params))
+        if not rows:
+            return []
+        prices = await self._call("fetch_deliveries", lambda: self._ex.fapiDataGetDeliveryPrice({"pair": pair}))
+        by_time = sorted((int(p["deliveryTime"]), _f(p.get("deliveryPrice"))) for p in prices or [])
+        out = []
+        for r in rows:
+            t = int(r.get("time") or 0)
+            # the delivery this row settles: the published one nearest the row's time, within an hour
+            near = sorted((abs(dt - t), p) for dt, p in by_time if abs(dt - t) <= 3_600_000)
+            if not near or not near[0][1] > 0:
+                continue
+            px = [near[0][1]]
+            tid = str(r.get("tranId"))
+            out.append(Fill(trade_id=f"delivery:{tid}", order_id=f"delivery:{tid}",
+                            client_order_id=f"{DELIVERY_CID_PREFIX}{tid}",
+                            symbol=symbol, side=Side.BUY, qty=0.0, price=px[-1],  # side, qty: the leg's
+                            fee=0.0, ts=_ts(t), fee_currency=str(r.get("asset") or "USDT"),
+                            liquidity=Liquidity.TAKER))
+        return out
+
+    async def _okx_deliveries(self, symbol: str, inst_id: str, since: pd.Timestamp | None) -> list[Fill]:
+        """OKX's delivery bills (``type`` 3) of ``inst_id`` (one page, newest first: a hedge reads them within
+        days of its expiry, well inside the bills' 7 days)."""
+        params: dict[str, Any] = {"instType": "FUTURES", "type": "3", "limit": "100"}
+        if since is not None:
+            params["begin"] = str(_ms(since))
+        resp = await self._call("fetch_deliveries", lambda: self._ex.privateGetAccountBills(params))
+        cs = self._cs(symbol)
+        out = []
+        for r in reversed((resp or {}).get("data") or []):
+            if r.get("instId") != inst_id or str(r.get("subType")) not in ("112", "113"):
+                continue
+            bid = str(r.get("billId"))
+            out.append(Fill(trade_id=f"delivery:{bid}", order_id=f"delivery:{bid}",
+                            client_order_id=f"{DELIVERY_CID_PREFIX}{bid}",
+                            symbol=symbol, side=Side.SELL if str(r.get("subType")) == "112" else Side.BUY,
+                            qty=abs(_f(r.get("sz"))) * cs, price=_f(r.get("px")), fee=-_f(r.get("fee")),
+                            ts=_ts(int(r.get("ts") or 0)), fee_currency=str(r.get("ccy") or "USDT"),
+                            liquidity=Liquidity.TAKER))
+        return out
