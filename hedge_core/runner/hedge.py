@@ -232,6 +232,17 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         await close_clients(self.raw_adapter, self.market_data)
         log_event(log, "venue clients closed", hedge_id=self.hedge_id, state=self._state())
 
+    async def finish(self) -> None:
+        """A COMPLETED hedge with no exchange-side countdown left armed: its feed loop stopped (it would only wait
+        for the next event to notice) and its venue clients closed, once. The supervisor's beat calls it."""
+        if self.clients_closed:
+            return
+        t = self.task
+        if t is not None and not t.done() and t is not asyncio.current_task():
+            t.cancel()
+            await asyncio.wait({t})  # its own end (feed closed, paper state saved); our cancellation still propagates
+        await self.close_clients()
+
     async def command(self, cmd: Command, reason: str = "") -> HedgeContext:
         ctx = await self.step(OperatorCommand(self.driver.ctx.last_ts, cmd, reason))
         if ctx.state is State.COMPLETED:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -46,7 +45,7 @@ __all__ = ["close_clients", "discard_clients", "refuse_used_id", "start_hedge"]
 log = logging.getLogger("hedge_core.runner.supervisor")
 
 
-def _spec_of(sup: Supervisor, req: dict[str, Any]) -> HedgeSpec:
+def _spec_of(req: dict[str, Any]) -> HedgeSpec:
     try:
         return HedgeSpec.model_validate(req)
     except Exception as exc:
@@ -118,7 +117,7 @@ async def start_hedge(sup: Supervisor, request: dict[str, Any]) -> dict[str, Any
     if auto_feed:  # decided below, once the request is valid: live data when the venue answers
         req["feed"] = "replay" if (offline() or req.get("speed") is not None or req.get("end") is not None
                                    or req.get("data_venue")) else "bars"
-    spec = _spec_of(sup, req)
+    spec = _spec_of(req)
     if spec.mode == "paper" and spec.feed == "ticker":
         raise InvalidInput("feed", "ticker", "'replay' or 'bars' for paper mode (the paper venue fills on bars)")
     refuse_used_id(sup, spec)

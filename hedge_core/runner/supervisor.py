@@ -196,8 +196,8 @@ class Supervisor:
             for h in list(self.hedges.values()):
                 if h.armed_symbol is not None and _completed(h):
                     await self._disarm_countdown(h)
-                if _completed(h) and h.armed_symbol is None and (h.task is None or h.task.done()):
-                    await h.close_clients()  # finished: its venue clients closed once (HedgeTask.close_clients)
+                if _completed(h) and h.armed_symbol is None and not h.clients_closed:
+                    await h.finish()  # finished, timers disarmed: its feed loop stopped, its venue clients closed
                 if h.driver is None or h.status not in ("running", "feed_ended"):
                     continue
                 if h.driver.ctx.state is State.COMPLETED:
