@@ -185,3 +185,23 @@ def test_a_completed_hedge_closes_its_adapter_and_market_data_at_the_next_beat(s
         assert md.closed == 1 and o.raw_adapter.closed  # closed once; the other hedge at shutdown
 
     asyncio.run(go())
+
+
+def test_a_journal_dropped_without_close_closes_its_wal_segment_and_keeps_its_rows(store: Store, tmp_path: Path) -> None:
+    import gc
+    import warnings
+
+    from hedge_core.runner.journal import Journal
+
+    wal = tmp_path / "wal"
+    j = Journal(store, wal)
+    j.transition("w1", {"ts": START, "from_state": None, "to_state": "ANALYZING_MARKET", "trigger_name": "START",
+                        "reason": "test"})
+    seg = j._wal
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        del j
+        gc.collect()
+    assert seg.closed and not [w for w in got if issubclass(w.category, ResourceWarning)]
+    assert Journal(store, wal).replay_wal() == 1  # the row is in the segment for the next runner
+    assert list(store.read_table("transitions", hedge_id="w1")["trigger_name"]) == ["START"]

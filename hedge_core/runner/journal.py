@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,9 @@ class Journal:
         self._seg += 1
         name = f"journal-{os.getpid()}-{time.time_ns()}-{self._seg:06d}.jsonl"
         self._wal = open(self.wal_dir / name, "a", encoding="utf-8")
+        # a journal dropped without close() (an in-process supervisor never shut down) closes its segment when it is
+        # collected: every row in it is already written and flushed, so the next runner's replay_wal finds them
+        self._wal_closer = weakref.finalize(self, self._wal.close)
 
     def _write(self, table: str, rows: list[dict[str, Any]], sync: bool = False) -> None:
         held = self._held.get(rows[0].get("hedge_id")) if rows and self._held else None
@@ -132,8 +136,7 @@ class Journal:
         self._buf = {}
         if self._wal is not None:
             path = self._wal.name
-            self._wal.close()
-            self._wal = None
+            self._close_segment()
             os.unlink(path)
         self.flushes += 1
         return n
@@ -142,8 +145,12 @@ class Journal:
         """Flush, and close the WAL segment (the runner's shutdown; a later write opens a new one)."""
         self.flush()
         if self._wal is not None:
-            self._wal.close()
-            self._wal = None
+            self._close_segment()
+
+    def _close_segment(self) -> None:
+        self._wal_closer.detach()
+        self._wal.close()
+        self._wal = None
 
     # ---- a start: all of its rows or none ------------------------------------------------------
     def hold(self, hedge_id: str) -> None:
