@@ -42,6 +42,17 @@ class DataError(HedgeError, ValueError):
         super().__init__(f"{', '.join(parts)}: {message}" if parts else message)
 
 
+class StartFailed(HedgeError):
+    """A hedge's start failed after its checks passed (the venue or the task's start raised). Nothing was kept:
+    nothing journaled, the paper venues' state files as they were, its venue clients closed; a retry with the
+    same hedge id starts clean. ``hedge_id`` names the hedge, ``cause`` is the error that stopped it."""
+
+    def __init__(self, hedge_id: str, cause: BaseException) -> None:
+        self.hedge_id, self.cause = hedge_id, cause
+        super().__init__(f"hedge {hedge_id} not started: {type(cause).__name__}: {cause} (nothing was kept: "
+                         "no journal row, paper state files as they were; a retry with the same id starts clean)")
+
+
 # ---- exchange errors -------------------------------------------------------------------
 
 

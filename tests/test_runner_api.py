@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import stat
+from pathlib import Path
 
 import pytest
 import requests
@@ -30,7 +31,7 @@ def listening_addresses(port: int) -> set[str]:
     out = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for ln in lines:

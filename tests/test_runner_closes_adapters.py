@@ -97,5 +97,6 @@ def test_a_hedge_whose_recovery_fails_has_its_adapter_closed(store: Store, tmp_p
         [rep] = await again.recover_all()
         assert "the venue answers nothing" in rep["error"] and not again.hedges
         assert [a.closed for a in built] == [1] and md.closed == 1
+        await again.shutdown(flatten=False)
 
     asyncio.run(go())

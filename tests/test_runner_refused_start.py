@@ -66,6 +66,7 @@ def test_a_refused_paper_start_leaves_no_state_file_and_a_retry_starts_from_its_
         assert spot["USDT"].total == pytest.approx(100_000.0)
         assert paper_files(home) == ["r1.json"]  # a started hedge has its file at once
         await asyncio.wait_for(h.task, 60)
+        await sup.shutdown(flatten=False)
 
     asyncio.run(go())
 
@@ -87,6 +88,7 @@ def test_a_two_venue_start_every_venue_refused_leaves_no_file_and_the_retry_trad
         assert perp["USDT"].total == pytest.approx(100_000.0)
         assert paper_files(home) == ["b1@binance.json", "b1@bybit.json"]
         await asyncio.wait_for(h.task, 60)
+        await sup.shutdown(flatten=False)
 
     asyncio.run(go())
 

@@ -213,12 +213,13 @@ def spawn_runner(*, db: str | os.PathLike[str] | None = None, home: str | os.Pat
     if params_dir is not None:
         env["HEDGE_PARAMS_DIR"] = str(params_dir)
     h.mkdir(parents=True, exist_ok=True)
-    out = open(log_file or (h / "runner.out"), "ab")
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    log = Path(log_file or (h / "runner.out"))
+    with open(log, "ab") as out:  # the child has its own copy of the descriptor; ours is closed at once
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RunnerNotRunning(f"runner exited with code {proc.returncode} (see {out.name})")
+            raise RunnerNotRunning(f"runner exited with code {proc.returncode} (see {log})")
         try:
             c = RunnerClient.discover(h)
             if c.pid == proc.pid:
@@ -227,7 +228,7 @@ def spawn_runner(*, db: str | os.PathLike[str] | None = None, home: str | os.Pat
             pass
         time.sleep(0.05)
     proc.kill()
-    raise RunnerNotRunning(f"runner did not answer within {timeout:g} s (see {out.name})")
+    raise RunnerNotRunning(f"runner did not answer within {timeout:g} s (see {log})")
 
 
 def wait_for_state(client: RunnerClient, hedge_id: str, states: str | tuple[str, ...], *, timeout: float = 60.0,

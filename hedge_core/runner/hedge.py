@@ -112,6 +112,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         self._first_funding_booked: set[pd.Timestamp] = set()  # two perp legs: the first venue's (pair_records)
         self._records_task: asyncio.Task[Any] | None = None
         self.advice: Any = None  # latest hedge_core.advice.Opinion (runner.advisor_watch), None before the first
+        self.clients_closed = False  # its venue clients closed (close_clients): COMPLETED, or the runner stopped
 
     # ---- DEGRADED marks and alerts ----------------------------------------------------------------
     def alert(self, level: Level, kind: str, message: str, **numbers: float) -> None:
@@ -219,6 +220,30 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
     async def step(self, event: Any) -> HedgeContext:
         async with self.lock:
             return await self.driver.feed(event)
+
+    async def close_clients(self) -> None:
+        """Close this hedge's venue clients once: its adapter (trading; a paper venue saves its state) and, paper
+        on live data, the venue's public market data. Called when the hedge is COMPLETED and no exchange-side
+        countdown of it is left armed (the end of :meth:`run`, or the supervisor's next beat once the timers are
+        disarmed), and at the runner's shutdown."""
+        if self.clients_closed:
+            return
+        self.clients_closed = True
+        from hedge_core.runner.hedge_start import close_clients
+
+        await close_clients(self.raw_adapter, self.market_data)
+        log_event(log, "venue clients closed", hedge_id=self.hedge_id, state=self._state())
+
+    async def finish(self) -> None:
+        """A COMPLETED hedge with no exchange-side countdown left armed: its feed loop stopped (it would only wait
+        for the next event to notice) and its venue clients closed, once. The supervisor's beat calls it."""
+        if self.clients_closed:
+            return
+        t = self.task
+        if t is not None and not t.done() and t is not asyncio.current_task():
+            t.cancel()
+            await asyncio.wait({t})  # its own end (feed closed, paper state saved); our cancellation still propagates
+        await self.close_clients()
 
     async def command(self, cmd: Command, reason: str = "") -> HedgeContext:
         ctx = await self.step(OperatorCommand(self.driver.ctx.last_ts, cmd, reason))
@@ -384,3 +409,5 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
             await best_entry_live.close_candidates(self)  # the other perp venues' adapters (live best execution)
             if paper and hasattr(self.raw_adapter, "save") and getattr(self.raw_adapter, "state_path", None):
                 self.raw_adapter.save()
+            if self.driver is not None and self.driver.ctx.state is State.COMPLETED and self.armed_symbol is None:
+                await self.close_clients()  # finished; an armed countdown first: the supervisor's next beat

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ class Journal:
         self._buf: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self._wal: Any = None
         self._seg = 0
+        self._held: dict[str, list[tuple[str, list[dict[str, Any]], bool]]] = {}  # hedge id -> rows of a start
         self.flushes = 0
         if self.wal_dir is not None:
             self.wal_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +99,15 @@ class Journal:
         self._seg += 1
         name = f"journal-{os.getpid()}-{time.time_ns()}-{self._seg:06d}.jsonl"
         self._wal = open(self.wal_dir / name, "a", encoding="utf-8")
+        # a journal dropped without close() (an in-process supervisor never shut down) closes its segment when it is
+        # collected: every row in it is already written and flushed, so the next runner's replay_wal finds them
+        self._wal_closer = weakref.finalize(self, self._wal.close)
 
     def _write(self, table: str, rows: list[dict[str, Any]], sync: bool = False) -> None:
+        held = self._held.get(rows[0].get("hedge_id")) if rows and self._held else None
+        if held is not None:  # a start in progress: kept here until it is committed or dropped
+            held.append((table, rows, sync))
+            return
         self.writes += 1
         if self.wal_dir is None:
             self.store.write_table(table, pd.DataFrame(rows))
@@ -127,11 +136,44 @@ class Journal:
         self._buf = {}
         if self._wal is not None:
             path = self._wal.name
-            self._wal.close()
-            self._wal = None
+            self._close_segment()
             os.unlink(path)
         self.flushes += 1
         return n
+
+    def close(self) -> None:
+        """Flush, and close the WAL segment (the runner's shutdown; a later write opens a new one)."""
+        self.flush()
+        if self._wal is not None:
+            self._close_segment()
+
+    def _close_segment(self) -> None:
+        self._wal_closer.detach()
+        self._wal.close()
+        self._wal = None
+
+    # ---- a start: all of its rows or none ------------------------------------------------------
+    def hold(self, hedge_id: str) -> None:
+        """Keep every row of ``hedge_id`` in memory (not in the WAL, not in the store) until :meth:`commit`
+        or :meth:`drop`: a start that fails half-way leaves nothing journaled (runner.hedge_start)."""
+        self._held[hedge_id] = []
+
+    def commit(self, hedge_id: str) -> int:
+        """Journal the rows held for ``hedge_id`` (in their order) and stop holding; returns rows written."""
+        rows = self._held.pop(hedge_id, [])
+        for table, r, sync in rows:
+            self._write(table, r, sync)
+        return len(rows)
+
+    def drop(self, hedge_id: str) -> int:
+        """Forget the rows held for ``hedge_id`` and its sequences (a failed start); returns rows dropped."""
+        rows = self._held.pop(hedge_id, [])
+        for seqs in (self._tseq, self._lseq, self._mseq):
+            seqs.pop(hedge_id, None)
+        for key in [k for k in self._orders if k[0] == hedge_id]:
+            del self._orders[key]
+        self.clocks.pop(hedge_id, None)
+        return len(rows)
 
     def replay_wal(self) -> int:
         """Upsert the rows of WAL segments left by a previous (killed) runner; returns rows replayed.

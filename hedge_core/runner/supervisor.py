@@ -48,13 +48,13 @@ import pandas as pd
 from hedge_core.params import store as param_store
 from hedge_core.engine.events import Command, Timer
 from hedge_core.engine.states import State
-from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.ban_watch import BanWatch
 from hedge_core.runner.condition import AlertBus, AlertMessage, Conditions
 from hedge_core.runner.countdown import ACCOUNT_TIMER_REARM_S, Countdowns  # noqa: F401 - re-exported
 from hedge_core.runner.hedge import HedgeSpec, HedgeTask
-from hedge_core.runner.clock import offline, resolve_paper_feed, venue_now
+from hedge_core.runner.hedge_start import discard_clients
+from hedge_core.runner.clock import venue_now
 from hedge_core.runner.journal import Journal, wall_now
 from hedge_core.runner.logs import log_event, register_secret
 
@@ -196,6 +196,8 @@ class Supervisor:
             for h in list(self.hedges.values()):
                 if h.armed_symbol is not None and _completed(h):
                     await self._disarm_countdown(h)
+                if _completed(h) and h.armed_symbol is None and not h.clients_closed:
+                    await h.finish()  # finished, timers disarmed: its feed loop stopped, its venue clients closed
                 if h.driver is None or h.status not in ("running", "feed_ended"):
                     continue
                 if h.driver.ctx.state is State.COMPLETED:
@@ -550,114 +552,15 @@ class Supervisor:
 
     # ---- operations --------------------------------------------------------------------------
     async def start_hedge(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate, preflight (:mod:`hedge_core.runner.preflight`), journal and start a hedge.
+        """Validate, preflight, journal and start a hedge (:func:`hedge_core.runner.hedge_start.start_hedge`).
 
-        Raises InvalidInput before anything is written. ``dry_run: true`` in the request runs the
-        checks (reading the venue only) and returns ``{"dry_run": True, "preflight": {...}}``.
+        Raises InvalidInput before anything is written (a hedge id already used is refused), StartFailed when the
+        start fails after the preflight (nothing kept). ``dry_run: true`` in the request runs the checks (reading
+        the venue only) and returns ``{"dry_run": True, "preflight": {...}}``.
         """
-        if self.stopping:
-            raise InvalidInput("runner", "stopping", "a runner that is not shutting down")
-        req = dict(request)
-        confirm_live = bool(req.pop("confirm_live", False))
-        dry_run = bool(req.pop("dry_run", False))  # preflight only: check both legs, start nothing
-        ref = req.pop("params", None)
-        if ref:
-            name, ver = param_store.resolve(str(ref), self.params_root)
-            req["params_name"], req["params_version"] = name, ver
-        req.setdefault("hedge_id", self._new_id(req))
-        if req.get("mode") in ("live", "recommend"):
-            req.setdefault("feed", "ticker")
-        auto_feed = req.get("mode", "paper") == "paper" and req.get("feed") is None
-        if auto_feed:  # decided below, once the request is valid: live data when the venue answers
-            req["feed"] = "replay" if (offline() or req.get("speed") is not None or req.get("end") is not None
-                                       or req.get("data_venue")) else "bars"
-        try:
-            spec = HedgeSpec.model_validate(req)
-        except Exception as exc:
-            from pydantic import ValidationError
+        from hedge_core.runner.hedge_start import start_hedge
 
-            if isinstance(exc, ValidationError):
-                e = exc.errors()[0]
-                raise InvalidInput(".".join(map(str, e["loc"])), e.get("input"), e["msg"], where="start") from None
-            raise
-        if spec.mode == "paper" and spec.feed == "ticker":
-            raise InvalidInput("feed", "ticker", "'replay' or 'bars' for paper mode (the paper venue fills on bars)")
-        if spec.hedge_id in self.hedges:
-            raise InvalidInput("hedge_id", spec.hedge_id, "an id not already running")
-        params = self._params_for(spec)
-        strategy = strategy_for(params)
-        refusal = strategy.runner_refusal
-        if refusal:
-            raise InvalidInput("strategy", str(params.strategy), refusal, where="start")
-        if spec.mode == "live" and strategy.live_refusal:
-            raise InvalidInput("mode", f"live ({params.strategy})", strategy.live_refusal, where="start")
-        if spec.mode == "live":
-            status = param_store.status_of(spec.params_name, spec.params_version, root=self.params_root) \
-                if spec.params_name else "inline"
-            if status != "live":
-                raise InvalidInput("params", f"{spec.params_name}@{spec.params_version} ({status})",
-                                   "a parameter set promoted to live (hedge params promote NAME@V --to live --yes)")
-            if not confirm_live:
-                raise InvalidInput("confirm_live", False, "True: live mode trades real money")
-        feed_reason, probed = f"feed {spec.feed} requested", None
-        if auto_feed:
-            reachable = None
-            if spec.feed == "bars":
-                reachable, probed = await self._probe_venue(spec)
-            req_view = {**request, "data_venue": spec.data_venue}
-            feed, feed_reason = resolve_paper_feed(req_view, is_offline=offline(), reachable=reachable)
-            if feed != spec.feed:
-                spec = spec.model_copy(update={"feed": feed})
-        if spec.feed == "replay":
-            self._data_venue(spec)
-        if spec.params_name:
-            param_store.sync_to_store(self.store, self.params_root)
-        from hedge_core.runner.best_perp import wants_best
-
-        if wants_best(spec, params):  # best execution: the perp venue chosen now, before anything is written
-            spec = await self._choose_perp_venue(spec, params)
-            params = self._params_for(spec)
-        from hedge_core.runner.best_fallback import preflight_start
-        from hedge_core.runner.paper_files import start_guard
-        from hedge_core.runner.preflight import discard_adapter
-
-        guard = start_guard(self.home / "paper", spec)  # a refusal or a dry run leaves the state files as they were
-        try:  # both legs checked at the venue before the first order (runner.preflight; best: down the ranking)
-            spec, params, adapter, report = await preflight_start(self, spec, params, confirm_live=confirm_live,
-                                                                  apply=not dry_run)
-        except BaseException:
-            if guard is not None:
-                guard.restore()
-            if probed is not None:
-                await probed.close()
-            raise
-        if dry_run:
-            await discard_adapter(adapter)
-            if guard is not None:
-                guard.restore()
-            if probed is not None:
-                await probed.close()
-            return {"hedge_id": spec.hedge_id, "dry_run": True, "mode": spec.mode, "preflight": report.as_dict(),
-                    "perp_venue": spec.leg_venues[1], "perp_venue_choice": spec.perp_venue_choice}
-        task = HedgeTask(spec, params, self.journal, adapter, self._feed_factory, self)
-        task.feed_reason, task.market_data = feed_reason, probed
-        if spec.feed == "replay":
-            task.replay_window = self._replay_window(spec, adapter)[2:]
-        try:
-            await task.start_new(task.clock_now())  # replay: the window start; live data: the venue's time
-        except BaseException:
-            await _discard(adapter, probed)
-            raise
-        if spec.perp_venue_choice:  # the choice and every venue's score, readable in the timeline
-            from hedge_core.runner.best_fallback import choice_transitions
-
-            for row in choice_transitions(spec.perp_venue_choice, task.clock_now(), task._state()):
-                self.journal.transition(spec.hedge_id, row)
-        self.hedges[spec.hedge_id] = task
-        task.task = asyncio.create_task(task.run(), name=f"hedge-{spec.hedge_id}")
-        log_event(log, "hedge started", hedge_id=spec.hedge_id, state=task._state(), mode=spec.mode,
-                  params=f"{spec.params_name}@{spec.params_version}")
-        return task.summary()
+        return await start_hedge(self, request)
 
     async def recover_all(self) -> list[dict[str, Any]]:
         """Reconcile and resume/flatten every hedge the journal says is not finished."""
@@ -689,7 +592,7 @@ class Supervisor:
                 out.append({"hedge_id": spec.hedge_id, "state": str(task.driver.ctx.state), **rep})
             except Exception as exc:  # noqa: BLE001 - one unrecoverable hedge must not block the others
                 if task is None or self.hedges.get(task.hedge_id) is not task:  # not kept: its venue clients closed
-                    await _discard(adapter, getattr(task, "market_data", None))
+                    await discard_clients(adapter, getattr(task, "market_data", None))
                 log_event(log, "recovery failed: hedge left as is, operator needed", level=logging.CRITICAL,
                           hedge_id=r["hedge_id"], state=r["state"], error=f"{type(exc).__name__}: {exc}")
                 out.append({"hedge_id": r["hedge_id"], "error": f"{type(exc).__name__}: {exc}"})
@@ -754,39 +657,13 @@ class Supervisor:
                     await h.task
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001
                     pass
-            await _close_adapters(h.raw_adapter, h.market_data)
+            await h.close_clients()
         for t in self._bg:
             t.cancel()
         self.journal.flush()
         self.snapshot(force=True)
+        self.journal.close()
         log_event(log, "runner stopped")
-
-
-async def _close_adapters(*adapters: Any) -> None:
-    """Close a hedge's venue adapters (its own and, paper on live data, the venue's public market data), each
-    once, errors ignored: a ccxt client left open leaks its aiohttp session ("Unclosed client session")."""
-    seen: list[Any] = []
-    for ad in adapters:
-        if ad is None or any(ad is s for s in seen):
-            continue
-        seen.append(ad)
-        try:
-            await ad.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-async def _discard(adapter: Any, market_data: Any) -> None:
-    """The venue clients of a hedge that is not kept (its start or recovery failed): the adapter discarded (a
-    paper venue unsaved, :func:`hedge_core.runner.preflight.discard_adapter`), the market data closed."""
-    from hedge_core.runner.preflight import discard_adapter
-
-    if adapter is not None:
-        try:
-            await discard_adapter(adapter)
-        except Exception:  # noqa: BLE001
-            pass
-    await _close_adapters(market_data if market_data is not adapter else None)
 
 
 def _completed(h: HedgeTask) -> bool:

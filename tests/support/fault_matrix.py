@@ -48,22 +48,21 @@ OKX_SPOT, OKX_SWAP = "BTC-USDT", "BTC-USDT-SWAP"
 def _venue_adapter(venue: str, port: int) -> Any:
     """The matrix's live adapter of ``venue`` against its simulator on ``port``: real ccxt, a 1.5 s client
     timeout, a 1 s recvWindow and a 0.3 s outcome margin."""
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
     from tests.support.okx_sim import HOSTS as OKX_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
     hosts = {"binance": HOSTS + WS_HOSTS, "bybit": BYBIT_HOSTS, "okx": OKX_HOSTS}[venue]
-    session = redirect_session({h: port for h in hosts}, ctx)
     creds = Credentials(venue, os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"],
                         os.environ.get("HEDGE_TEST_SIM_PASSPHRASE") if venue == "okx" else None,
                         source="test")
-    return CcxtLiveAdapter(venue, creds, session=session, timeout_ms=CLIENT_TIMEOUT_MS,
-                           enable_rate_limit=False, fill_poll_interval=0.01,
-                           ccxt_options={"recvWindow": RECV_WINDOW_MS}, outcome_margin_s=OUTCOME_MARGIN_S)
+    # over its own redirect session, closed with the adapter (tests.support.redirect.sim_adapter)
+    return sim_adapter(venue, creds, {h: port for h in hosts}, ctx, timeout_ms=CLIENT_TIMEOUT_MS,
+                       enable_rate_limit=False, fill_poll_interval=0.01,
+                       ccxt_options={"recvWindow": RECV_WINDOW_MS}, outcome_margin_s=OUTCOME_MARGIN_S)
 
 
 def make_adapter(spec: Any) -> Any:

@@ -46,9 +46,9 @@ class Env:
     def start_runner(self, extra_env: dict[str, str] | None = None, args: list[str] | None = None,
                      wait: bool = True) -> subprocess.Popen:
         env = {**self.env, **(extra_env or {})}  # per start: a kill point must not leak into the restart
-        log = open(self.root / f"runner-{len(self.procs)}.err", "w")
-        p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner", "--heartbeat", "0.2", *(args or [])],
-                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(self.root / f"runner-{len(self.procs)}.err", "w") as log:  # the child keeps its own descriptor
+            p = subprocess.Popen([sys.executable, "-m", "hedge_core.runner", "--heartbeat", "0.2", *(args or [])],
+                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append(p)
         if wait:
             self.client(p)

@@ -19,12 +19,11 @@ LEG_VENUES = ("binance", "bybit")  # (first perp leg's venue, second's) this hoo
 
 def make_pair_adapter(spec: Any) -> Any:
     from hedge_core.errors import InvalidInput
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from hedge_core.exchange.routed_pair_live import PerpPairLive
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     if tuple(spec.leg_venues) != LEG_VENUES or not spec.perp_pair:
         raise InvalidInput("venues", spec.leg_venues, "a perp pair, first on binance, second on bybit (the simulators)")
@@ -32,8 +31,9 @@ def make_pair_adapter(spec: Any) -> Any:
     key, secret = os.environ["HEDGE_TEST_SIM_KEY"], os.environ["HEDGE_TEST_SIM_SECRET"]
     kw: dict[str, Any] = {"timeout_ms": 3000, "enable_rate_limit": False, "fill_poll_interval": 0.01}
     bport, yport = int(os.environ["HEDGE_TEST_SIM_PORT"]), int(os.environ["HEDGE_TEST_BYBIT_PORT"])
-    first = CcxtLiveAdapter("binance", Credentials("binance", key, secret, source="test"),
-                            session=redirect_session({h: bport for h in HOSTS + WS_HOSTS}, ctx), **kw)
-    second = CcxtLiveAdapter("bybit", Credentials("bybit", key, secret, source="test"),
-                             session=redirect_session({h: yport for h in BYBIT_HOSTS}, ctx), **kw)
+    # each leg's adapter over its own redirect session, closed with the adapter (tests.support.redirect.sim_adapter)
+    first = sim_adapter("binance", Credentials("binance", key, secret, source="test"),
+                        {h: bport for h in HOSTS + WS_HOSTS}, ctx, **kw)
+    second = sim_adapter("bybit", Credentials("bybit", key, secret, source="test"), {h: yport for h in BYBIT_HOSTS},
+                         ctx, **kw)
     return PerpPairLive(first, second)

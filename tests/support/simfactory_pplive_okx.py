@@ -31,10 +31,9 @@ def _hosts(venue: str) -> tuple[str, ...]:
 
 def make_pair_adapter(spec: Any) -> Any:
     from hedge_core.errors import InvalidInput
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from hedge_core.exchange.routed_pair_live import PerpPairLive
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     venues = tuple(spec.leg_venues)
     if not spec.perp_pair or "okx" not in venues or any(port_var(v) not in os.environ for v in venues):
@@ -47,5 +46,5 @@ def make_pair_adapter(spec: Any) -> Any:
         port = int(os.environ[port_var(v)])
         creds = Credentials(v, key, secret, os.environ["HEDGE_TEST_SIM_PASSPHRASE"] if v == "okx" else None,
                             source="test")
-        legs.append(CcxtLiveAdapter(v, creds, session=redirect_session({h: port for h in _hosts(v)}, ctx), **kw))
+        legs.append(sim_adapter(v, creds, {h: port for h in _hosts(v)}, ctx, **kw))  # closes its own session
     return PerpPairLive(legs[0], legs[1])

@@ -19,10 +19,9 @@ FACTORY = "tests.support.simfactory_pppaper:make_market_data"
 
 def make_market_data(spec: Any) -> Any:
     from hedge_core.errors import InvalidInput
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from tests.support.binance_sim import HOSTS, WS_HOSTS
     from tests.support.bybit_sim import HOSTS as BYBIT_HOSTS
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
 
     ctx = ssl.create_default_context(cafile=os.environ["HEDGE_TEST_SIM_CA"])
     kw: dict[str, Any] = {"timeout_ms": 3000, "enable_rate_limit": False}
@@ -32,4 +31,4 @@ def make_market_data(spec: Any) -> Any:
         port, hosts = int(os.environ["HEDGE_TEST_BYBIT_PORT"]), BYBIT_HOSTS
     else:
         raise InvalidInput("venue", spec.venue, "binance or bybit (the simulators this hook reaches)")
-    return CcxtLiveAdapter(spec.venue, None, session=redirect_session({h: port for h in hosts}, ctx), **kw)
+    return sim_adapter(spec.venue, None, {h: port for h in hosts}, ctx, **kw)  # closes its own session
