@@ -11,6 +11,8 @@ hand ledger in ``tests/test_xvenue_perp_perp.py``, long first leg). Refusals nam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -236,6 +238,78 @@ def test_a_sweep_payloads_two_timelines_give_the_same_run():
         run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=build_timeline(m, start=start + 5 * H))
 
 
+# ---- each leg at its own venue's slippage and impact ------------------------------------------------------
+
+def _two_slippages(slip_a: float, k_a: float, slip_b: float, k_b: float) -> CrossVenueConfig:
+    """The hand config with venue A's paper model at ``slip_a`` bps fixed + ``k_a`` bps impact, B's at its own."""
+    cfg = _hand_config()
+    return CrossVenueConfig(spot_paper=replace(cfg.spot_paper, slippage_bps=slip_a, impact_k_bps=k_a),
+                            perp_paper=replace(cfg.perp_paper, slippage_bps=slip_b, impact_k_bps=k_b),
+                            spot_usdt=WALLET, perp_usdt=WALLET, capital=10_000.0)
+
+
+def test_each_leg_fills_at_its_own_venue_slippage_and_impact_hand_prices():
+    # exchange/paper/core.py: bps = slippage_bps + impact_k_bps x sqrt(qty / bar volume), price = ref x (1 +/- bps/1e4);
+    # the hand market's bars trade 25 BTC and each leg is 0.25 BTC: sqrt(0.01) = 0.1.
+    # venue A (bybit): 3 + 40 x 0.1 = 7 bps; venue B (okx): 1 + 10 x 0.1 = 2 bps
+    cfg = _two_slippages(3.0, 40.0, 1.0, 10.0)
+    run, fa = assert_fast_equals_xvenue(_hand_params(), _hand_market(), cfg, start=T0 + H)
+    expect = [40_000.0 * (1 - 7e-4), 40_000.0 * (1 + 2e-4), 41_200.0 * (1 - 2e-4), 41_200.0 * (1 + 7e-4)]
+    for fills in (run.result.fills.reset_index(drop=True), fa.fills):
+        assert list(zip(fills["leg"], fills["side"])) == [("spot", "sell"), ("perp", "buy"), ("perp", "sell"),
+                                                          ("spot", "buy")]
+        assert fills["price"].tolist() == pytest.approx(expect, rel=1e-13)
+        assert fills["slippage"].tolist() == pytest.approx([0.25 * 40_000.0 * 7e-4, 0.25 * 40_000.0 * 2e-4,
+                                                            0.25 * 41_200.0 * 2e-4, 0.25 * 41_200.0 * 7e-4], rel=1e-9)
+    _legs_funding(run, fa)
+
+
+_SLIP_CASES = {
+    "first venue dearer, impact on both": (4.0, 60.0, 1.0, 5.0),
+    "second venue dearer, no impact on the first": (0.5, 0.0, 6.0, 80.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_SLIP_CASES))
+def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_demo_market(case):
+    m = _demo_market()
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params(exit=ExitParams(stop_loss_pct=0.004, profit_target_pct=0.006, max_holding_hours=None,
+                                     funding_unfavourable_intervals=None, trailing_giveback=None, rearm=True),
+                     exit_below_apr=0.0, rebalance=RebalanceParams(target_ratio=0.9, drift_threshold=0.01))
+    run, fa = assert_fast_equals_xvenue(p, m, _two_slippages(*_SLIP_CASES[case]), start=start)
+    _legs_funding(run, fa)
+    # the feature changes the fills: the same run with both venues at the second venue's model differs
+    same = run_fast_xvenue(p, m, config=_two_slippages(*_SLIP_CASES[case][2:], *_SLIP_CASES[case][2:]), start=start)
+    a_slip, same_slip = fa.fills[fa.fills["leg"] == "spot"], same.fills[same.fills["leg"] == "spot"]
+    n = min(len(a_slip), len(same_slip))
+    assert n >= 4 and not np.allclose(a_slip["price"].to_numpy()[:n], same_slip["price"].to_numpy()[:n], rtol=1e-9)
+    assert fa.snap[-1, 4] != pytest.approx(same.snap[-1, 4], rel=1e-6)  # total slippage
+
+
+def test_the_kernels_fill_price_is_the_paper_venues_on_random_inputs():
+    # the kernels' @njit fill (helpers._fill_px: money.slippage_bps -> fill_price -> slippage_cost, inlined) against
+    # the same formulas called from Python, as PaperCore._fill_market calls them
+    from hedge_core import money
+    from hedge_core.backtest.fast.helpers import _fill_px
+
+    rng = np.random.default_rng(11)
+    for _ in range(2_000):
+        ref = float(rng.uniform(0.01, 120_000.0))
+        sign = float(rng.choice([-1.0, 1.0]))
+        q = float(rng.uniform(1e-6, 500.0))
+        vol = float(rng.choice([0.0, rng.uniform(1e-3, 1e6)]))
+        slip = float(rng.uniform(0.0, 50.0))
+        k = float(rng.choice([0.0, rng.uniform(0.0, 200.0)]))
+        px, px2, cost = _fill_px(ref, sign, q, vol, slip, k)
+        assert (px, px2, cost) == _fill_px.py_func(ref, sign, q, vol, slip, k)  # bit for bit (no fast-math)
+        want = money.fill_price(ref, sign, money.slippage_bps(slip, k, q, vol))
+        assert px == want
+        assert px2 == pytest.approx(want, rel=1e-14)
+        assert cost == money.slippage_cost(sign, q, want, ref)
+        assert cost >= 0.0 and (px - ref) * sign >= 0.0
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
@@ -268,10 +342,10 @@ def test_fast_pair_equals_the_event_pair_on_the_shared_bybit_okx_funding(first, 
 def test_fast_pair_refusals_name_why():
     m = _hand_market()
     cfg = _hand_config()
-    other = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=3.0, perp_taker_fee=FEE_A),
+    noisy = CrossVenueConfig(spot_paper=PaperConfig(slippage_noise_bps=1.0, perp_taker_fee=FEE_A),
                              perp_paper=cfg.perp_paper, spot_usdt=WALLET, perp_usdt=WALLET)
-    with pytest.raises(FastPathUnsupported, match="slippage_bps differs between the first venue 'bybit'"):
-        run_fast_xvenue(_hand_params(), m, config=other, start=T0 + H)
+    with pytest.raises(FastPathUnsupported, match="paper slippage noise"):  # either venue's noise: not replayable
+        run_fast_xvenue(_hand_params(), m, config=noisy, start=T0 + H)
     with pytest.raises(FastPathUnsupported, match="prebuilt Timeline"):
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
@@ -287,3 +361,26 @@ def test_fast_pair_refusals_name_why():
     poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
     with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):
         run_fast_xvenue(_hand_params(), m, config=poor, start=T0 + H)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_shared_bybit_okx_funding():
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="okx", first_venue="bybit")
+    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.00002,
+                         min_net_carry=-0.001, exit_below_apr=0.0,
+                         exit=ExitParams(profit_target_pct=0.004, stop_loss_pct=0.01, max_holding_hours=120, rearm=True))
+    window = dict(start="2023-03-01", end="2023-06-01")
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=2.5, impact_k_bps=40.0, perp_taker_fee=0.00055),
+                           perp_paper=PaperConfig(slippage_bps=0.5, impact_k_bps=8.0, perp_taker_fee=0.0005))
+    run, fa = assert_fast_equals_xvenue(p, m, cfg, **window)
+    _legs_funding(run, fa)
+    assert run.result.kpis["entries"] >= 2
+    # each leg's slippage is its own venue's: the first leg's fills cost more per unit notional than the second's
+    f = fa.fills
+    per = {leg: (f.loc[f["leg"] == leg, "slippage"] / (f.loc[f["leg"] == leg, "qty"] * f.loc[f["leg"] == leg, "price"]))
+           for leg in ("spot", "perp")}
+    assert per["spot"].min() > 2.5e-4 - 1e-9 and per["perp"].max() < 2.5e-4

@@ -9,9 +9,8 @@ second venue B's, both at the one venue's perp and mark bars the data has. The k
 :func:`~.pair_kernel.pair_kernel`.
 
 Refused (:class:`~.scope.FastPathUnsupported`, naming why), on top of :func:`~.scope.check_supported` for
-EACH venue: venues whose fixed slippage or impact coefficient differ (the kernel holds one of each, as
-:func:`~.xvenue.two_venue_paper`), a prebuilt Timeline (the
-first venue's funding travels with a Market). At run time: the refusals of ``docs/fast-path.md`` (a
+EACH venue: a prebuilt Timeline (the first venue's funding travels with a Market). Each leg fills at its own
+venue's fixed slippage and impact coefficient (``money.slippage_bps``, as each ``PaperCore`` prices a taker fill). At run time: the refusals of ``docs/fast-path.md`` (a
 paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard, dust, ...) and a leverage
 the first venue would refuse (chosen from the second venue's table, as the engine does). Each venue
 keeps its own bracket table (Bybit's and OKX's differ).
@@ -86,10 +85,6 @@ def _papers(params: CrossCarryParams, config: Any) -> tuple[PaperConfig, PaperCo
 
 
 def _check_pair(params: CrossCarryParams, a: PaperConfig, b: PaperConfig, sym: str) -> None:
-    why = [f"{f} differs between the first venue {a.venue!r} ({getattr(a, f):g}) and the second venue "
-           f"{b.venue!r} ({getattr(b, f):g})" for f in ("slippage_bps", "impact_k_bps") if getattr(a, f) != getattr(b, f)]
-    if why:
-        raise FastPathUnsupported(", ".join(why))
     check_supported(params, a, sym)
     check_supported(params, b, sym)
 
@@ -159,7 +154,7 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
                                       ta.last_rate, tl.last_rate, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
-                                      float(ai.max_leverage), snap, last, states, fund_first,
+                                      float(ai.max_leverage), float(a.slippage_bps), float(a.impact_k_bps), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != Err.BUFFER_FULL or cap >= 8 * n + 16:
             break

@@ -100,13 +100,16 @@ def _paper_near_liq(q, entry, margin, ext_hi, ext_lo, caps, mmrs, cums):
 @njit(cache=True)
 def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma, enter_ok, enter_dir, liq_check,
                 liq_hi, liq_lo, hp, first_interval, floors, caps, mmrs, cums, maxlevs,
-                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, slip_a, impact_a, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """Two perp legs over n instants. ``hp``: a one-element ``HEDGE_RECORD`` (``pack.pack_hedge`` of the
     pair's one-venue view: ``s_*`` and ``spot_taker_fee`` are the FIRST venue's perp lot, minimums and
     perp fee, ``spot_cash`` its futures wallet; ``interval_hours`` the second venue's interval);
     ``first_interval``: the first venue's (hours). ``floors..maxlevs``: the SECOND venue's bracket table
     (the engine's leverage rule reads the second leg's), ``*_a`` the first venue's (its leg's liquidation
-    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage.
+    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage, ``slip_a`` /
+    ``impact_a`` its paper model's fixed slippage and square-root impact coefficient (bps; the first leg's
+    fills, ``money.slippage_bps`` on the bar's volume as venue A's ``PaperCore`` prices them; the record's
+    ``slippage_bps`` / ``impact_k_bps`` are the second venue's, for the second leg's).
     ``fund_first`` (n,): out, the first leg's funding to date per instant (quote; the snapshot's funding
     column is both legs'). ``fund_a``/``last_a``: A's settlement (NaN: none) and
     last settled rate per instant; ``fund_b``/``last_b`` B's. Returns (n_fills, n_transitions, error,
@@ -256,7 +259,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                         else:
                             (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma,
                              wallet_a, smf) = _perp_fill(
-                                i, t, sign, oq, px[i], vol[i], slip_bps, impact_k, s_fee_r, pap_lev, sq, savg, sreal,
+                                i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal,
                                 sfee, scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg,
                                 f_side, f_qty, f_px, f_fee, f_slip, nf)
                             f_leg[nf - 1] = 0
@@ -307,7 +310,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                         return nf, nt, Err.BUFFER_FULL, i
                     sign = 1.0 if need > 0 else -1.0
                     (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a, smf) = _perp_fill(
-                        i, t, sign, oq, px[i], vol[i], slip_bps, impact_k, s_fee_r, pap_lev, sq, savg, sreal, sfee,
+                        i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal, sfee,
                         scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty,
                         f_px, f_fee, f_slip, nf)
                     f_leg[nf - 1] = 0
