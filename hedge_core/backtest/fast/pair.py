@@ -124,11 +124,12 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
     bal = initial_balances(params, px0)
     wa = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp"]["USDT"]
     wb = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
-    # one venue view for the record: the first leg's lot, minimums and perp fee in the spot leg's fields
+    # one venue view for the record: the first leg's lot, minimums and perp fee in the spot leg's fields (and,
+    # through spot_paper, its venue's slippage and impact)
     view = replace(b, spot_taker_fee=a.perp_taker_fee,
                    instruments=(replace(ai, symbol=tl.spot_symbol), *(i for i in b.instruments
                                                                       if i.symbol != tl.spot_symbol)))
-    rec = pack_hedge(params, view, tl, {"spot": {"USDT": wa}, "perp": {"USDT": wb}})
+    rec = pack_hedge(params, view, tl, {"spot": {"USDT": wa}, "perp": {"USDT": wb}}, spot_paper=a)
     floors, caps, mmrs, cums, maxlevs = brackets(b, sym)
     table_a = brackets(a, sym)
     n = tl.n
@@ -154,7 +155,7 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
                                       ta.last_rate, tl.last_rate, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
-                                      float(ai.max_leverage), float(a.slippage_bps), float(a.impact_k_bps), snap, last, states, fund_first,
+                                      float(ai.max_leverage), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != Err.BUFFER_FULL or cap >= 8 * n + 16:
             break

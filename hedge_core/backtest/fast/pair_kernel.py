@@ -100,16 +100,15 @@ def _paper_near_liq(q, entry, margin, ext_hi, ext_lo, caps, mmrs, cums):
 @njit(cache=True)
 def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma, enter_ok, enter_dir, liq_check,
                 liq_hi, liq_lo, hp, first_interval, floors, caps, mmrs, cums, maxlevs,
-                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, slip_a, impact_a, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
+                floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """Two perp legs over n instants. ``hp``: a one-element ``HEDGE_RECORD`` (``pack.pack_hedge`` of the
     pair's one-venue view: ``s_*`` and ``spot_taker_fee`` are the FIRST venue's perp lot, minimums and
     perp fee, ``spot_cash`` its futures wallet; ``interval_hours`` the second venue's interval);
     ``first_interval``: the first venue's (hours). ``floors..maxlevs``: the SECOND venue's bracket table
     (the engine's leverage rule reads the second leg's), ``*_a`` the first venue's (its leg's liquidation
-    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage, ``slip_a`` /
-    ``impact_a`` its paper model's fixed slippage and square-root impact coefficient (bps; the first leg's
-    fills, ``money.slippage_bps`` on the bar's volume as venue A's ``PaperCore`` prices them; the record's
-    ``slippage_bps`` / ``impact_k_bps`` are the second venue's, for the second leg's).
+    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage. Each leg
+    fills at its own venue's slippage (``money.slippage_bps`` on the bar's volume, as each ``PaperCore``):
+    the record's ``s_slippage_bps`` / ``s_impact_k_bps`` are A's, ``slippage_bps`` / ``impact_k_bps`` B's.
     ``fund_first`` (n,): out, the first leg's funding to date per instant (quote; the snapshot's funding
     column is both legs'). ``fund_a``/``last_a``: A's settlement (NaN: none) and
     last settled rate per instant; ``fund_b``/``last_b`` B's. Returns (n_fills, n_transitions, error,
@@ -120,6 +119,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     s_lot, s_minq, s_minn = r.s_lot, r.s_min_qty, r.s_min_notional
     p_lot, p_minq, p_minn = r.p_lot, r.p_min_qty, r.p_min_notional
     slip_bps, impact_k, s_fee_r, p_fee_r = r.slippage_bps, r.impact_k_bps, r.spot_taker_fee, r.perp_taker_fee
+    slip_a, impact_a = r.s_slippage_bps, r.s_impact_k_bps  # venue A's, for the first leg's fills
     sl, pt, tg, tmin = r.stop_loss_pct, r.profit_target_pct, r.trailing_giveback, r.trailing_min_peak_pct
     bstop, maxh = r.basis_stop_bps, r.max_holding_hours
     liq_close, liq_reduce, fcost, interval = (r.liq_distance_close, r.liq_distance_reduce, r.funding_cost_apr_limit,

@@ -59,6 +59,9 @@ _HEDGE_F8 = [
     ("s_min_qty", "spot minimum order quantity (base)"),
     ("s_min_notional", "spot minimum order notional (quote)"),
     ("spot_taker_fee", "spot taker fee rate (fraction of notional)"),
+    ("s_slippage_bps", "spot (first) leg's venue: fixed slippage (bps of the reference price; the perp's venue's "
+                       "unless the legs trade on two venues)"),
+    ("s_impact_k_bps", "spot (first) leg's venue: square-root impact coefficient (bps; as s_slippage_bps)"),
     ("min_leverage", "leverage rule: lower bound"),
     ("max_leverage", "leverage rule: upper bound"),
     ("liq_buffer", "leverage rule: liquidation buffer (multiples of sigma)"),
