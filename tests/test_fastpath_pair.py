@@ -65,7 +65,7 @@ def _funding(rates: tuple[float, ...]) -> pd.DataFrame:
                         index=pd.DatetimeIndex([T0 + k * 8 * H for k in range(len(rates))]))
 
 
-def _hand_market() -> Market:
+def _hand_market(rates_b: tuple[float, ...] = RATES_B) -> Market:
     n = 27
     idx = pd.date_range(T0, periods=n, freq="1h", tz="UTC")
     cols = np.zeros((n, 2))
@@ -75,7 +75,7 @@ def _hand_market() -> Market:
                          "volume": 25.0}, index=idx)
     mark = pd.DataFrame({"open": cols[:, 1], "high": cols[:, 1], "low": cols[:, 1], "close": cols[:, 1]}, index=idx)
     prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", perp.copy(), perp, mark, None)
-    return pair_market(prices, _funding(RATES_A), _funding(RATES_B), first_venue="bybit", perp_venue="okx")
+    return pair_market(prices, _funding(RATES_A), _funding(rates_b), first_venue="bybit", perp_venue="okx")
 
 
 def _hand_params(**kw: object) -> CrossCarryParams:
@@ -310,6 +310,59 @@ def test_the_kernels_fill_price_is_the_paper_venues_on_random_inputs():
         assert cost >= 0.0 and (px - ref) * sign >= 0.0
 
 
+# ---- deferred exits: a soft exit waits for the funding the PAIR receives net --------------------------------
+
+def _defer_exit(window_s: float | None, **kw: object) -> ExitParams:
+    base = dict(stop_loss_pct=None, profit_target_pct=None, trailing_giveback=None, max_holding_hours=None,
+                funding_unfavourable_intervals=None, rearm=True, defer_within_s_of_funding=window_s)
+    return ExitParams(**{**base, **kw})
+
+
+_DEFER_CASES = {
+    "max holding, 3 h window": (3 * 3600.0, dict(max_holding_hours=30), 4.0),
+    "profit target with a stop, 6 h window": (6 * 3600.0, dict(profit_target_pct=0.003, stop_loss_pct=0.004), 4.0),
+    "max holding and trailing, 7 h window, hourly second venue": (
+        7 * 3600.0, dict(max_holding_hours=20, trailing_giveback=0.5, trailing_min_peak_pct=0.001), 1.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_DEFER_CASES))
+def test_fast_pair_equals_the_event_pair_with_deferred_exits_on_the_demo_market(case):
+    window, rules, interval_b = _DEFER_CASES[case]
+    m = _demo_market(interval_b=interval_b)
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params(exit=_defer_exit(window, **rules), exit_below_apr=None)
+    run, fa = assert_fast_equals_xvenue(p, m, _hand_config(), start=start)
+    _legs_funding(run, fa)
+    # the feature changes the fills: without the window the soft exits fire earlier
+    now = run_fast_xvenue(_demo_params(exit=_defer_exit(None, **rules), exit_below_apr=None), m, config=_hand_config(),
+                          start=start)
+    exits_now = now.transitions.loc[now.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    exits = fa.transitions.loc[fa.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    assert len(exits_now) >= 2 and exits != exits_now
+    assert not (len(fa.fills) == len(now.fills) and np.allclose(fa.fills["price"], now.fills["price"]))
+    # a deferred exit comes later, never sooner: the first exit that moved did
+    moved = next(k for k in range(min(len(exits), len(exits_now))) if exits[k] != exits_now[k])
+    assert exits[moved] > exits_now[moved]
+
+
+def test_the_deferral_weighs_both_legs_next_settlements():
+    # the hand market (both venues 8 h): short bybit at 09:00, long okx; max holding 16 h fires at 25:00, 7 h before
+    # the 32:00 settlements. Window 8 h: both legs counted at the last rates (bybit 0.0006 received by the short,
+    # okx 0.0002 paid by the long): +0.25 x 41,190 x (0.0006 - 0.0002) > 0 -> the exit waits past the market's end.
+    # The same window with okx's rate raised above bybit's: the pair would pay net -> the exit fires at 25:00.
+    cfg = _hand_config()
+    p = _hand_params(exit=ExitParams(profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                                     max_holding_hours=16, funding_unfavourable_intervals=None, rearm=False,
+                                     defer_within_s_of_funding=8 * 3600.0))
+    run, fa = assert_fast_equals_xvenue(p, _hand_market(), cfg, start=T0 + H)
+    assert list(fa.fills["ts"]) == [T0 + 9 * H] * 2  # entered, never exited
+    assert "EXIT_SIGNAL" not in list(fa.transitions["trigger_name"])
+    m2 = _hand_market(rates_b=(0.0, 0.0001, 0.00005, 0.0009))  # okx's 24:00 rate 0.0009 > bybit's 0.0006
+    run2, fa2 = assert_fast_equals_xvenue(p, m2, cfg, start=T0 + H)
+    assert list(fa2.fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
@@ -350,8 +403,6 @@ def test_fast_pair_refusals_name_why():
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
-    with pytest.raises(FastPathUnsupported, match="exit.defer_within_s_of_funding"):
-        run_fast_xvenue(_hand_params(exit=ExitParams(defer_within_s_of_funding=600)), m, config=cfg, start=T0 + H)
     # a REDUCE guard (partial reduction of both legs) is not modelled: refused with its instant
     dm = _demo_market()
     red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None))
@@ -384,3 +435,26 @@ def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_shared_b
     per = {leg: (f.loc[f["leg"] == leg, "slippage"] / (f.loc[f["leg"] == leg, "qty"] * f.loc[f["leg"] == leg, "price"]))
            for leg in ("spot", "perp")}
     assert per["spot"].min() > 2.5e-4 - 1e-9 and per["perp"].max() < 2.5e-4
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("first,second", [("bybit", "okx"), ("okx", "bybit")])
+def test_fast_pair_equals_the_event_pair_with_deferred_exits_on_the_shared_bybit_okx_funding(first, second):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue=second, first_venue=first)
+    window = dict(start="2023-03-01", end="2023-06-01")
+
+    def params(defer: float | None) -> CrossCarryParams:
+        return CrossCarryParams(legs="perp_perp", spot_venue=first, perp_venue=second, min_funding_rate=0.00002,
+                                min_net_carry=-0.001, exit=_defer_exit(defer, max_holding_hours=36,
+                                                                       profit_target_pct=0.003, stop_loss_pct=0.01))
+
+    run, fa = assert_fast_equals_xvenue(params(5 * 3600.0), m, **window)
+    _legs_funding(run, fa)
+    now = run_fast_xvenue(params(None), m, **window)
+    exits_now = now.transitions.loc[now.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    exits = fa.transitions.loc[fa.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    assert len(exits_now) >= 2 and exits != exits_now  # the window held some exit back

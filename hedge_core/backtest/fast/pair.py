@@ -85,8 +85,8 @@ def _papers(params: CrossCarryParams, config: Any) -> tuple[PaperConfig, PaperCo
 
 
 def _check_pair(params: CrossCarryParams, a: PaperConfig, b: PaperConfig, sym: str) -> None:
-    check_supported(params, a, sym)
-    check_supported(params, b, sym)
+    check_supported(params, a, sym, defers_exits=True)
+    check_supported(params, b, sym, defers_exits=True)
 
 
 def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None,
@@ -153,7 +153,7 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         t_i = np.empty(cap, dtype=np.int64)
         t_code = np.empty(cap, dtype=np.int64)
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
-                                      ta.last_rate, tl.last_rate, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
+                                      ta.last_rate, tl.last_rate, ta.next_fund_ns, tl.next_fund_ns, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
                                       float(ai.max_leverage), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)

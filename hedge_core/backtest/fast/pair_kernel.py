@@ -25,7 +25,10 @@ from numba import njit
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
-    _exit_due,
+    EXIT_MAX_HOLD,
+    EXIT_NONE,
+    EXIT_TARGET,
+    _exit_rule,
     _exit_transition,
     _fill_px,
     _ledger_fill,
@@ -98,7 +101,7 @@ def _paper_near_liq(q, entry, margin, ext_hi, ext_lo, caps, mmrs, cums):
 
 
 @njit(cache=True)
-def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma, enter_ok, enter_dir, liq_check,
+def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_a, next_b, sigma, enter_ok, enter_dir, liq_check,
                 liq_hi, liq_lo, hp, first_interval, floors, caps, mmrs, cums, maxlevs,
                 floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """Two perp legs over n instants. ``hp``: a one-element ``HEDGE_RECORD`` (``pack.pack_hedge`` of the
@@ -111,7 +114,8 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     the record's ``s_slippage_bps`` / ``s_impact_k_bps`` are A's, ``slippage_bps`` / ``impact_k_bps`` B's.
     ``fund_first`` (n,): out, the first leg's funding to date per instant (quote; the snapshot's funding
     column is both legs'). ``fund_a``/``last_a``: A's settlement (NaN: none) and
-    last settled rate per instant; ``fund_b``/``last_b`` B's. Returns (n_fills, n_transitions, error,
+    last settled rate per instant; ``fund_b``/``last_b`` B's; ``next_a``/``next_b`` (int64 ns) each venue's next
+    settlement per instant (the deferred exit weighs both). Returns (n_fills, n_transitions, error,
     error_instant) as :func:`~.hedge_kernel.hedge_kernel`.
     """
     r = hp[0]
@@ -132,6 +136,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     cool_s = r.cooldown_s
     unfav_n, rearm, max_opm = r.unfav_intervals, r.rearm, r.max_orders_per_minute
     x_apr = r.exit_below_apr
+    defer_s = r.exit_defer_s
     n = len(ts)
     full = snap.shape[1] == 14
     # engine legs: s* the first perp (venue A), p* the second (venue B)
@@ -230,8 +235,23 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                     if not math.isnan(x_apr):
                         got = _received(sq, last_a[i], first_interval) + _received(pq, last_b[i], interval)
                         x_exit = not math.isnan(got) and got < x_apr
-                    exit_now = x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, px[i],
-                                                   px[i], unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                    exit_now = x_exit
+                    if not x_exit:
+                        rule = _exit_rule(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, px[i], px[i],
+                                          unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                        if (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s):
+                            # perp_legs.pair_defers_exit: a soft exit waits while the funding BOTH legs settle
+                            # within the window (each at its venue's next settlement and last rate) is received net
+                            net_d = 0.0
+                            lead = (next_a[i] - t) / 1e9
+                            if not math.isnan(last_a[i]) and not math.isnan(mk) and 0 < lead <= defer_s:
+                                net_d += money.funding_payment(sq, mk, last_a[i])
+                            lead = (next_b[i] - t) / 1e9
+                            if not math.isnan(last_b[i]) and not math.isnan(mk) and 0 < lead <= defer_s:
+                                net_d += money.funding_payment(pq, mk, last_b[i])
+                            if net_d > 0:
+                                rule = EXIT_NONE
+                        exit_now = rule != EXIT_NONE
                 if exit_now:
                     # close: the second leg (reduce-only) first, then the first (reduce-only: a perp too)
                     if _recent_orders(order_t, t) + 2 > max_opm:

@@ -75,6 +75,8 @@ _HEDGE_F8 = [
     ("grid_stop_loss_pct", "grid: stop below the lowest level (fraction)"),
     ("grid_var_limit", "grid: 99 % one-interval VaR limit (quote; NaN = off)"),
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
+    ("exit_defer_s", "exit: a profit-target or max-holding exit waits for a funding the position receives within "
+                     "this many seconds (NaN = off; the pair kernel only, the others refuse it)"),
     ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),
 ]
 _HEDGE_I8 = [
