@@ -363,6 +363,48 @@ def test_the_deferral_weighs_both_legs_next_settlements():
     assert list(fa2.fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
 
 
+# ---- REDUCE guards: both legs cut by liq_reduce_fraction, latched while the guard keeps firing ----------------
+
+_REDUCE_CASES = {
+    # 1x: either leg's liquidation is the nearer in turn; reductions each once the guard had cleared
+    "either leg nearer, 1x": (dict(liq_distance_close=0.6, liq_distance_reduce=0.9, liq_reduce_fraction=0.3), None),
+    "every instant latched, 1x": (dict(liq_distance_close=0.9, liq_distance_reduce=0.95), None),
+    # 3x: the first (bybit) leg is the nearer, reduced by 10 % at a time
+    "first leg nearer, 3x": (dict(liq_distance_close=0.2, liq_distance_reduce=0.36, liq_reduce_fraction=0.1), 3.0),
+    "reduce then flatten, 3x": (dict(liq_distance_close=0.28, liq_distance_reduce=0.34), 3.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_REDUCE_CASES))
+def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_demo_market(case):
+    guards, lev = _REDUCE_CASES[case]
+    kw: dict = dict(guards=GuardParams(funding_cost_apr_limit=None, **guards))
+    if lev is not None:
+        kw["leverage"] = LeverageParams(min_leverage=lev, max_leverage=lev)
+    m = _demo_market()
+    p = _demo_params(**kw)
+    run, fa = assert_fast_equals_xvenue(p, m, _hand_config(), start=m.perp.index[0] + pd.Timedelta(days=2))
+    _legs_funding(run, fa)
+    tr = run.result.transitions
+    reduced = tr.loc[tr["trigger_name"] == "RISK_REDUCE", "ts"].tolist()
+    assert len(reduced) >= 1  # the guard fired and the run was kept (it was refused before)
+    first_nearer = ["first leg (bybit)" in r for r in tr.loc[tr["trigger_name"] == "RISK_REDUCE", "reason"]]
+    if case.startswith("first leg"):
+        assert all(first_nearer)
+    if case.startswith("either leg"):
+        assert any(first_nearer) and not all(first_nearer)
+    frac = p.guards.liq_reduce_fraction
+    f = fa.fills
+    for ts in reduced:  # at each reduction the first leg sells (or buys back) its fraction, rounded down to lots
+        at = f[f["ts"] == ts]
+        first = at[at["leg"] == "spot"]
+        assert len(first) == 1 and len(at[at["leg"] == "perp"]) >= 1
+        before = f[(f["ts"] < ts) & (f["leg"] == "spot")]
+        held = float((np.where(before["side"] == "buy", 1.0, -1.0) * before["qty"]).sum())
+        assert first["qty"].iloc[0] == pytest.approx(np.floor(abs(held) * frac / 0.001 + 1e-9) * 0.001, abs=1e-9)
+        assert first["side"].iloc[0] == ("sell" if held > 0 else "buy")
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
@@ -403,10 +445,11 @@ def test_fast_pair_refusals_name_why():
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
-    # a REDUCE guard (partial reduction of both legs) is not modelled: refused with its instant
+    # a REDUCE at the instant an exit fires too (the engine exits from REBALANCING): refused with its instant
     dm = _demo_market()
-    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None))
-    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired .* at 2024-"):
+    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None),
+                       exit_below_apr=None, exit=_defer_exit(None, max_holding_hours=5))
+    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired where the kernel does not model it .* at 2024-"):
         run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
     # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
     poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
@@ -458,3 +501,22 @@ def test_fast_pair_equals_the_event_pair_with_deferred_exits_on_the_shared_bybit
     exits_now = now.transitions.loc[now.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
     exits = fa.transitions.loc[fa.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
     assert len(exits_now) >= 2 and exits != exits_now  # the window held some exit back
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("close,reduce,lev", [(0.25, 0.33, 3.0), (0.5, 0.75, None)])
+def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_shared_bybit_okx_funding(close, reduce, lev):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="okx", first_venue="bybit")
+    kw: dict = dict(guards=GuardParams(liq_distance_close=close, liq_distance_reduce=reduce))
+    if lev is not None:
+        kw["leverage"] = LeverageParams(min_leverage=lev, max_leverage=lev)
+    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.00005,
+                         min_net_carry=0.0, exit_below_apr=0.0, **kw)
+    run, fa = assert_fast_equals_xvenue(p, m, start="2023-03-01", end="2023-06-01")
+    _legs_funding(run, fa)
+    reduced = run.result.transitions.loc[run.result.transitions["trigger_name"] == "RISK_REDUCE", "ts"]
+    assert len(reduced) >= 1 and set(reduced) <= set(fa.fills.loc[fa.fills["leg"] == "spot", "ts"])

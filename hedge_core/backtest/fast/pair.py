@@ -11,7 +11,8 @@ second venue B's, both at the one venue's perp and mark bars the data has. The k
 Refused (:class:`~.scope.FastPathUnsupported`, naming why), on top of :func:`~.scope.check_supported` for
 EACH venue: a prebuilt Timeline (the first venue's funding travels with a Market). Each leg fills at its own
 venue's fixed slippage and impact coefficient (``money.slippage_bps``, as each ``PaperCore`` prices a taker fill). At run time: the refusals of ``docs/fast-path.md`` (a
-paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard, dust, ...) and a leverage
+paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard at the instant an exit or a flatten
+fires too, dust, ...) and a leverage
 the first venue would refuse (chosen from the second venue's table, as the engine does). Each venue
 keeps its own bracket table (Bybit's and OKX's differ).
 """
