@@ -368,7 +368,7 @@ def test_the_deferral_weighs_both_legs_next_settlements():
 _REDUCE_CASES = {
     # 1x: either leg's liquidation is the nearer in turn; reductions each once the guard had cleared
     "either leg nearer, 1x": (dict(liq_distance_close=0.6, liq_distance_reduce=0.9, liq_reduce_fraction=0.3), None),
-    "every instant latched, 1x": (dict(liq_distance_close=0.9, liq_distance_reduce=0.95), None),
+    "high limits, 1x": (dict(liq_distance_close=0.9, liq_distance_reduce=0.95), None),
     # 3x: the first (bybit) leg is the nearer, reduced by 10 % at a time
     "first leg nearer, 3x": (dict(liq_distance_close=0.2, liq_distance_reduce=0.36, liq_reduce_fraction=0.1), 3.0),
     "reduce then flatten, 3x": (dict(liq_distance_close=0.28, liq_distance_reduce=0.34), 3.0),
@@ -393,6 +393,8 @@ def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_demo_marke
         assert all(first_nearer)
     if case.startswith("either leg"):
         assert any(first_nearer) and not all(first_nearer)
+    if case.startswith("reduce then flatten"):
+        assert tr["trigger_name"].tolist().index("FLATTEN") > tr["trigger_name"].tolist().index("RISK_REDUCE")
     frac = p.guards.liq_reduce_fraction
     f = fa.fills
     for ts in reduced:  # at each reduction the first leg sells (or buys back) its fraction, rounded down to lots
