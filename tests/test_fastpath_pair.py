@@ -449,7 +449,8 @@ def test_fast_pair_refusals_name_why():
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
     # a REDUCE at the instant an exit fires too (the engine exits from REBALANCING): refused with its instant
     dm = _demo_market()
-    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None),
+    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95,
+                                          funding_cost_apr_limit=None),
                        exit_below_apr=None, exit=_defer_exit(None, max_holding_hours=5))
     with pytest.raises(FastPathUnsupported, match="REDUCE guard fired where the kernel does not model it .* at 2024-"):
         run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
@@ -468,7 +469,8 @@ def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_shared_b
     m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="okx", first_venue="bybit")
     p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.00002,
                          min_net_carry=-0.001, exit_below_apr=0.0,
-                         exit=ExitParams(profit_target_pct=0.004, stop_loss_pct=0.01, max_holding_hours=120, rearm=True))
+                         exit=ExitParams(profit_target_pct=0.004, stop_loss_pct=0.01, max_holding_hours=120,
+                                         rearm=True))
     window = dict(start="2023-03-01", end="2023-06-01")
     cfg = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=2.5, impact_k_bps=40.0, perp_taker_fee=0.00055),
                            perp_paper=PaperConfig(slippage_bps=0.5, impact_k_bps=8.0, perp_taker_fee=0.0005))

@@ -10,7 +10,8 @@ second venue B's, both at the one venue's perp and mark bars the data has. The k
 
 Refused (:class:`~.scope.FastPathUnsupported`, naming why), on top of :func:`~.scope.check_supported` for
 EACH venue: a prebuilt Timeline (the first venue's funding travels with a Market). Each leg fills at its own
-venue's fixed slippage and impact coefficient (``money.slippage_bps``, as each ``PaperCore`` prices a taker fill). At run time: the refusals of ``docs/fast-path.md`` (a
+venue's fixed slippage and impact coefficient (``money.slippage_bps``, as each ``PaperCore`` prices a taker
+fill). At run time: the refusals of ``docs/fast-path.md`` (a
 paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard at the instant an exit or a flatten
 fires too, dust, ...) and a leverage
 the first venue would refuse (chosen from the second venue's table, as the engine does). Each venue
@@ -154,7 +155,8 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         t_i = np.empty(cap, dtype=np.int64)
         t_code = np.empty(cap, dtype=np.int64)
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
-                                      ta.last_rate, tl.last_rate, ta.next_fund_ns, tl.next_fund_ns, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
+                                      ta.last_rate, tl.last_rate, ta.next_fund_ns, tl.next_fund_ns, sig, ok, direction,
+                                      liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
                                       float(ai.max_leverage), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
