@@ -36,7 +36,7 @@ def _emitted(prefix: str) -> set[str]:
 def test_every_transition_the_kernels_emit_is_legal_in_the_engine_table():
     emitted = _emitted("Tr")
     # the kernels write these codes (a code added to a kernel and not mapped fails here)
-    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL"}
+    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE"}
     assert {t.name for t in Tr} == emitted
     for name in emitted:
         rows = fast.TRANSITIONS[Tr[name]]
@@ -90,11 +90,14 @@ def test_records_refuse_missing_and_unknown_fields():
 
 
 def test_every_record_field_is_documented_and_read_by_its_kernel():
-    for dt, src in ((records.HEDGE_RECORD, KERNEL_SOURCES["hedge_kernel"]),
-                    (records.VOLTIER_RECORD, KERNEL_SOURCES["voltier_kernel"])):
+    # HEDGE_RECORD feeds the hedge kernel and the pair kernel: every field is read by one of them
+    hedge_src = KERNEL_SOURCES["hedge_kernel"] + KERNEL_SOURCES["pair_kernel"]
+    for dt, src in ((records.HEDGE_RECORD, hedge_src), (records.VOLTIER_RECORD, KERNEL_SOURCES["voltier_kernel"])):
         read = set(re.findall(r"\br\.([a-z_0-9]+)", src))
         assert read == set(dt.names), (set(dt.names) - read, read - set(dt.names))
         assert all(records.FIELD_DOCS[n] for n in dt.names)
+    # what only the pair kernel models (deferred exits) the hedge kernel never reads: scope refuses it there
+    assert "exit_defer_s" not in set(re.findall(r"\br\.([a-z_0-9]+)", KERNEL_SOURCES["hedge_kernel"]))
 
 
 def test_pack_hedge_puts_each_parameter_in_its_named_field():
@@ -113,6 +116,16 @@ def test_pack_hedge_puts_each_parameter_in_its_named_field():
     assert r["ratio0"] == 0.9 and r["ratio_min"] == 0.5 and r["drift_threshold"] == 0.07
     assert r["kind"] == codes.Kind.CARRY and r["same_base"] == 1 and np.isnan(r["grid_var_limit"])
     assert r["perp_taker_fee"] == cfg.paper.perp_taker_fee and r["spot_taker_fee"] == cfg.paper.spot_taker_fee
+    # one venue: the spot leg's slippage model is the venue's; two (spot_paper=): the spot venue's
+    assert (r["s_slippage_bps"], r["s_impact_k_bps"]) == (cfg.paper.slippage_bps, cfg.paper.impact_k_bps)
+    assert np.isnan(r["exit_defer_s"])
+    from dataclasses import replace
+
+    other = replace(cfg.paper, slippage_bps=7.5, impact_k_bps=33.0)
+    p2 = p.model_copy(update={"exit": ExitParams(defer_within_s_of_funding=900)})
+    r2 = pack_hedge(p2, cfg.paper, tl, _balances(p, cfg, tl.first_spot_price), spot_paper=other)[0]
+    assert (r2["s_slippage_bps"], r2["s_impact_k_bps"]) == (7.5, 33.0) and r2["exit_defer_s"] == 900.0
+    assert (r2["slippage_bps"], r2["impact_k_bps"]) == (cfg.paper.slippage_bps, cfg.paper.impact_k_bps)
 
 
 class _OwnStrategy(StrategyBase):

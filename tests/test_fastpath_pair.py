@@ -11,6 +11,8 @@ hand ledger in ``tests/test_xvenue_perp_perp.py``, long first leg). Refusals nam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,7 +65,7 @@ def _funding(rates: tuple[float, ...]) -> pd.DataFrame:
                         index=pd.DatetimeIndex([T0 + k * 8 * H for k in range(len(rates))]))
 
 
-def _hand_market() -> Market:
+def _hand_market(rates_b: tuple[float, ...] = RATES_B) -> Market:
     n = 27
     idx = pd.date_range(T0, periods=n, freq="1h", tz="UTC")
     cols = np.zeros((n, 2))
@@ -73,7 +75,7 @@ def _hand_market() -> Market:
                          "volume": 25.0}, index=idx)
     mark = pd.DataFrame({"open": cols[:, 1], "high": cols[:, 1], "low": cols[:, 1], "close": cols[:, 1]}, index=idx)
     prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", perp.copy(), perp, mark, None)
-    return pair_market(prices, _funding(RATES_A), _funding(RATES_B), first_venue="bybit", perp_venue="okx")
+    return pair_market(prices, _funding(RATES_A), _funding(rates_b), first_venue="bybit", perp_venue="okx")
 
 
 def _hand_params(**kw: object) -> CrossCarryParams:
@@ -236,6 +238,175 @@ def test_a_sweep_payloads_two_timelines_give_the_same_run():
         run_fast_xvenue(p, tl_b, config=_hand_config(), first_timeline=build_timeline(m, start=start + 5 * H))
 
 
+# ---- each leg at its own venue's slippage and impact ------------------------------------------------------
+
+def _two_slippages(slip_a: float, k_a: float, slip_b: float, k_b: float) -> CrossVenueConfig:
+    """The hand config with venue A's paper model at ``slip_a`` bps fixed + ``k_a`` bps impact, B's at its own."""
+    cfg = _hand_config()
+    return CrossVenueConfig(spot_paper=replace(cfg.spot_paper, slippage_bps=slip_a, impact_k_bps=k_a),
+                            perp_paper=replace(cfg.perp_paper, slippage_bps=slip_b, impact_k_bps=k_b),
+                            spot_usdt=WALLET, perp_usdt=WALLET, capital=10_000.0)
+
+
+def test_each_leg_fills_at_its_own_venue_slippage_and_impact_hand_prices():
+    # exchange/paper/core.py: bps = slippage_bps + impact_k_bps x sqrt(qty / bar volume), price = ref x (1 +/- bps/1e4);
+    # the hand market's bars trade 25 BTC and each leg is 0.25 BTC: sqrt(0.01) = 0.1.
+    # venue A (bybit): 3 + 40 x 0.1 = 7 bps; venue B (okx): 1 + 10 x 0.1 = 2 bps
+    cfg = _two_slippages(3.0, 40.0, 1.0, 10.0)
+    run, fa = assert_fast_equals_xvenue(_hand_params(), _hand_market(), cfg, start=T0 + H)
+    expect = [40_000.0 * (1 - 7e-4), 40_000.0 * (1 + 2e-4), 41_200.0 * (1 - 2e-4), 41_200.0 * (1 + 7e-4)]
+    for fills in (run.result.fills.reset_index(drop=True), fa.fills):
+        assert list(zip(fills["leg"], fills["side"])) == [("spot", "sell"), ("perp", "buy"), ("perp", "sell"),
+                                                          ("spot", "buy")]
+        assert fills["price"].tolist() == pytest.approx(expect, rel=1e-13)
+        assert fills["slippage"].tolist() == pytest.approx([0.25 * 40_000.0 * 7e-4, 0.25 * 40_000.0 * 2e-4,
+                                                            0.25 * 41_200.0 * 2e-4, 0.25 * 41_200.0 * 7e-4], rel=1e-9)
+    _legs_funding(run, fa)
+
+
+_SLIP_CASES = {
+    "first venue dearer, impact on both": (4.0, 60.0, 1.0, 5.0),
+    "second venue dearer, no impact on the first": (0.5, 0.0, 6.0, 80.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_SLIP_CASES))
+def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_demo_market(case):
+    m = _demo_market()
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params(exit=ExitParams(stop_loss_pct=0.004, profit_target_pct=0.006, max_holding_hours=None,
+                                     funding_unfavourable_intervals=None, trailing_giveback=None, rearm=True),
+                     exit_below_apr=0.0, rebalance=RebalanceParams(target_ratio=0.9, drift_threshold=0.01))
+    run, fa = assert_fast_equals_xvenue(p, m, _two_slippages(*_SLIP_CASES[case]), start=start)
+    _legs_funding(run, fa)
+    # the feature changes the fills: the same run with both venues at the second venue's model differs
+    same = run_fast_xvenue(p, m, config=_two_slippages(*_SLIP_CASES[case][2:], *_SLIP_CASES[case][2:]), start=start)
+    a_slip, same_slip = fa.fills[fa.fills["leg"] == "spot"], same.fills[same.fills["leg"] == "spot"]
+    n = min(len(a_slip), len(same_slip))
+    assert n >= 4 and not np.allclose(a_slip["price"].to_numpy()[:n], same_slip["price"].to_numpy()[:n], rtol=1e-9)
+    assert fa.snap[-1, 4] != pytest.approx(same.snap[-1, 4], rel=1e-6)  # total slippage
+
+
+def test_the_kernels_fill_price_is_the_paper_venues_on_random_inputs():
+    # the kernels' @njit fill (helpers._fill_px: money.slippage_bps -> fill_price -> slippage_cost, inlined) against
+    # the same formulas called from Python, as PaperCore._fill_market calls them
+    from hedge_core import money
+    from hedge_core.backtest.fast.helpers import _fill_px
+
+    rng = np.random.default_rng(11)
+    for _ in range(2_000):
+        ref = float(rng.uniform(0.01, 120_000.0))
+        sign = float(rng.choice([-1.0, 1.0]))
+        q = float(rng.uniform(1e-6, 500.0))
+        vol = float(rng.choice([0.0, rng.uniform(1e-3, 1e6)]))
+        slip = float(rng.uniform(0.0, 50.0))
+        k = float(rng.choice([0.0, rng.uniform(0.0, 200.0)]))
+        px, px2, cost = _fill_px(ref, sign, q, vol, slip, k)
+        assert (px, px2, cost) == _fill_px.py_func(ref, sign, q, vol, slip, k)  # bit for bit (no fast-math)
+        want = money.fill_price(ref, sign, money.slippage_bps(slip, k, q, vol))
+        assert px == want
+        assert px2 == pytest.approx(want, rel=1e-14)
+        assert cost == money.slippage_cost(sign, q, want, ref)
+        assert cost >= 0.0 and (px - ref) * sign >= 0.0
+
+
+# ---- deferred exits: a soft exit waits for the funding the PAIR receives net --------------------------------
+
+def _defer_exit(window_s: float | None, **kw: object) -> ExitParams:
+    base = dict(stop_loss_pct=None, profit_target_pct=None, trailing_giveback=None, max_holding_hours=None,
+                funding_unfavourable_intervals=None, rearm=True, defer_within_s_of_funding=window_s)
+    return ExitParams(**{**base, **kw})
+
+
+_DEFER_CASES = {
+    "max holding, 3 h window": (3 * 3600.0, dict(max_holding_hours=30), 4.0),
+    "profit target with a stop, 6 h window": (6 * 3600.0, dict(profit_target_pct=0.003, stop_loss_pct=0.004), 4.0),
+    "max holding and trailing, 7 h window, hourly second venue": (
+        7 * 3600.0, dict(max_holding_hours=20, trailing_giveback=0.5, trailing_min_peak_pct=0.001), 1.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_DEFER_CASES))
+def test_fast_pair_equals_the_event_pair_with_deferred_exits_on_the_demo_market(case):
+    window, rules, interval_b = _DEFER_CASES[case]
+    m = _demo_market(interval_b=interval_b)
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params(exit=_defer_exit(window, **rules), exit_below_apr=None)
+    run, fa = assert_fast_equals_xvenue(p, m, _hand_config(), start=start)
+    _legs_funding(run, fa)
+    # the feature changes the fills: without the window the soft exits fire earlier
+    now = run_fast_xvenue(_demo_params(exit=_defer_exit(None, **rules), exit_below_apr=None), m, config=_hand_config(),
+                          start=start)
+    exits_now = now.transitions.loc[now.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    exits = fa.transitions.loc[fa.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    assert len(exits_now) >= 2 and exits != exits_now
+    assert not (len(fa.fills) == len(now.fills) and np.allclose(fa.fills["price"], now.fills["price"]))
+    # a deferred exit comes later, never sooner: the first exit that moved did
+    moved = next(k for k in range(min(len(exits), len(exits_now))) if exits[k] != exits_now[k])
+    assert exits[moved] > exits_now[moved]
+
+
+def test_the_deferral_weighs_both_legs_next_settlements():
+    # the hand market (both venues 8 h): short bybit at 09:00, long okx; max holding 16 h fires at 25:00, 7 h before
+    # the 32:00 settlements. Window 8 h: both legs counted at the last rates (bybit 0.0006 received by the short,
+    # okx 0.0002 paid by the long): +0.25 x 41,190 x (0.0006 - 0.0002) > 0 -> the exit waits past the market's end.
+    # The same window with okx's rate raised above bybit's: the pair would pay net -> the exit fires at 25:00.
+    cfg = _hand_config()
+    p = _hand_params(exit=ExitParams(profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                                     max_holding_hours=16, funding_unfavourable_intervals=None, rearm=False,
+                                     defer_within_s_of_funding=8 * 3600.0))
+    run, fa = assert_fast_equals_xvenue(p, _hand_market(), cfg, start=T0 + H)
+    assert list(fa.fills["ts"]) == [T0 + 9 * H] * 2  # entered, never exited
+    assert "EXIT_SIGNAL" not in list(fa.transitions["trigger_name"])
+    m2 = _hand_market(rates_b=(0.0, 0.0001, 0.00005, 0.0009))  # okx's 24:00 rate 0.0009 > bybit's 0.0006
+    run2, fa2 = assert_fast_equals_xvenue(p, m2, cfg, start=T0 + H)
+    assert list(fa2.fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
+
+
+# ---- REDUCE guards: both legs cut by liq_reduce_fraction, latched while the guard keeps firing ----------------
+
+_REDUCE_CASES = {
+    # 1x: either leg's liquidation is the nearer in turn; reductions each once the guard had cleared
+    "either leg nearer, 1x": (dict(liq_distance_close=0.6, liq_distance_reduce=0.9, liq_reduce_fraction=0.3), None),
+    "high limits, 1x": (dict(liq_distance_close=0.9, liq_distance_reduce=0.95), None),
+    # 3x: the first (bybit) leg is the nearer, reduced by 10 % at a time
+    "first leg nearer, 3x": (dict(liq_distance_close=0.2, liq_distance_reduce=0.36, liq_reduce_fraction=0.1), 3.0),
+    "reduce then flatten, 3x": (dict(liq_distance_close=0.28, liq_distance_reduce=0.34), 3.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_REDUCE_CASES))
+def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_demo_market(case):
+    guards, lev = _REDUCE_CASES[case]
+    kw: dict = dict(guards=GuardParams(funding_cost_apr_limit=None, **guards))
+    if lev is not None:
+        kw["leverage"] = LeverageParams(min_leverage=lev, max_leverage=lev)
+    m = _demo_market()
+    p = _demo_params(**kw)
+    run, fa = assert_fast_equals_xvenue(p, m, _hand_config(), start=m.perp.index[0] + pd.Timedelta(days=2))
+    _legs_funding(run, fa)
+    tr = run.result.transitions
+    reduced = tr.loc[tr["trigger_name"] == "RISK_REDUCE", "ts"].tolist()
+    assert len(reduced) >= 1  # the guard fired and the run was kept (it was refused before)
+    first_nearer = ["first leg (bybit)" in r for r in tr.loc[tr["trigger_name"] == "RISK_REDUCE", "reason"]]
+    if case.startswith("first leg"):
+        assert all(first_nearer)
+    if case.startswith("either leg"):
+        assert any(first_nearer) and not all(first_nearer)
+    if case.startswith("reduce then flatten"):
+        assert tr["trigger_name"].tolist().index("FLATTEN") > tr["trigger_name"].tolist().index("RISK_REDUCE")
+    frac = p.guards.liq_reduce_fraction
+    f = fa.fills
+    for ts in reduced:  # at each reduction the first leg sells (or buys back) its fraction, rounded down to lots
+        at = f[f["ts"] == ts]
+        first = at[at["leg"] == "spot"]
+        assert len(first) == 1 and len(at[at["leg"] == "perp"]) >= 1
+        before = f[(f["ts"] < ts) & (f["leg"] == "spot")]
+        held = float((np.where(before["side"] == "buy", 1.0, -1.0) * before["qty"]).sum())
+        assert first["qty"].iloc[0] == pytest.approx(np.floor(abs(held) * frac / 0.001 + 1e-9) * 0.001, abs=1e-9)
+        assert first["side"].iloc[0] == ("sell" if held > 0 else "buy")
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
@@ -268,22 +439,88 @@ def test_fast_pair_equals_the_event_pair_on_the_shared_bybit_okx_funding(first, 
 def test_fast_pair_refusals_name_why():
     m = _hand_market()
     cfg = _hand_config()
-    other = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=3.0, perp_taker_fee=FEE_A),
+    noisy = CrossVenueConfig(spot_paper=PaperConfig(slippage_noise_bps=1.0, perp_taker_fee=FEE_A),
                              perp_paper=cfg.perp_paper, spot_usdt=WALLET, perp_usdt=WALLET)
-    with pytest.raises(FastPathUnsupported, match="slippage_bps differs between the first venue 'bybit'"):
-        run_fast_xvenue(_hand_params(), m, config=other, start=T0 + H)
+    with pytest.raises(FastPathUnsupported, match="paper slippage noise"):  # either venue's noise: not replayable
+        run_fast_xvenue(_hand_params(), m, config=noisy, start=T0 + H)
     with pytest.raises(FastPathUnsupported, match="prebuilt Timeline"):
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
-    with pytest.raises(FastPathUnsupported, match="exit.defer_within_s_of_funding"):
-        run_fast_xvenue(_hand_params(exit=ExitParams(defer_within_s_of_funding=600)), m, config=cfg, start=T0 + H)
-    # a REDUCE guard (partial reduction of both legs) is not modelled: refused with its instant
+    # a REDUCE at the instant an exit fires too (the engine exits from REBALANCING): refused with its instant
     dm = _demo_market()
-    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95, funding_cost_apr_limit=None))
-    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired .* at 2024-"):
+    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95,
+                                          funding_cost_apr_limit=None),
+                       exit_below_apr=None, exit=_defer_exit(None, max_holding_hours=5))
+    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired where the kernel does not model it .* at 2024-"):
         run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
     # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
     poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
     with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):
         run_fast_xvenue(_hand_params(), m, config=poor, start=T0 + H)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_fast_pair_equals_the_event_pair_with_per_venue_slippage_on_the_shared_bybit_okx_funding():
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="okx", first_venue="bybit")
+    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.00002,
+                         min_net_carry=-0.001, exit_below_apr=0.0,
+                         exit=ExitParams(profit_target_pct=0.004, stop_loss_pct=0.01, max_holding_hours=120,
+                                         rearm=True))
+    window = dict(start="2023-03-01", end="2023-06-01")
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(slippage_bps=2.5, impact_k_bps=40.0, perp_taker_fee=0.00055),
+                           perp_paper=PaperConfig(slippage_bps=0.5, impact_k_bps=8.0, perp_taker_fee=0.0005))
+    run, fa = assert_fast_equals_xvenue(p, m, cfg, **window)
+    _legs_funding(run, fa)
+    assert run.result.kpis["entries"] >= 2
+    # each leg's slippage is its own venue's: the first leg's fills cost more per unit notional than the second's
+    f = fa.fills
+    per = {leg: (f.loc[f["leg"] == leg, "slippage"] / (f.loc[f["leg"] == leg, "qty"] * f.loc[f["leg"] == leg, "price"]))
+           for leg in ("spot", "perp")}
+    assert per["spot"].min() > 2.5e-4 - 1e-9 and per["perp"].max() < 2.5e-4
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("first,second", [("bybit", "okx"), ("okx", "bybit")])
+def test_fast_pair_equals_the_event_pair_with_deferred_exits_on_the_shared_bybit_okx_funding(first, second):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue=second, first_venue=first)
+    window = dict(start="2023-03-01", end="2023-06-01")
+
+    def params(defer: float | None) -> CrossCarryParams:
+        return CrossCarryParams(legs="perp_perp", spot_venue=first, perp_venue=second, min_funding_rate=0.00002,
+                                min_net_carry=-0.001, exit=_defer_exit(defer, max_holding_hours=36,
+                                                                       profit_target_pct=0.003, stop_loss_pct=0.01))
+
+    run, fa = assert_fast_equals_xvenue(params(5 * 3600.0), m, **window)
+    _legs_funding(run, fa)
+    now = run_fast_xvenue(params(None), m, **window)
+    exits_now = now.transitions.loc[now.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    exits = fa.transitions.loc[fa.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+    assert len(exits_now) >= 2 and exits != exits_now  # the window held some exit back
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("close,reduce,lev", [(0.25, 0.33, 3.0), (0.5, 0.75, None)])
+def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_shared_bybit_okx_funding(close, reduce, lev):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="okx", first_venue="bybit")
+    kw: dict = dict(guards=GuardParams(liq_distance_close=close, liq_distance_reduce=reduce))
+    if lev is not None:
+        kw["leverage"] = LeverageParams(min_leverage=lev, max_leverage=lev)
+    p = CrossCarryParams(legs="perp_perp", spot_venue="bybit", perp_venue="okx", min_funding_rate=0.00005,
+                         min_net_carry=0.0, exit_below_apr=0.0, **kw)
+    run, fa = assert_fast_equals_xvenue(p, m, start="2023-03-01", end="2023-06-01")
+    _legs_funding(run, fa)
+    reduced = run.result.transitions.loc[run.result.transitions["trigger_name"] == "RISK_REDUCE", "ts"]
+    assert len(reduced) >= 1 and set(reduced) <= set(fa.fills.loc[fa.fills["leg"] == "spot", "ts"])

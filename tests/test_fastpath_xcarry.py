@@ -5,7 +5,7 @@ paper venues) — same fills, snapshots, transitions and KPIs to float round-off
 (exits on the received APR, re-entries, 1h and 8h perp venues) and on the shared cross-venue funding
 (Binance spot / Bybit and OKX perps). Hand-computed: the entry threshold from the funding spread and
 BOTH venues' fees, each leg's fee at its own venue's rate, the exit instant of ``exit_below_apr``.
-Refusals: what the kernel holds once for both legs (slippage) must agree across the venues.
+Each leg fills at its own venue's slippage and impact. Refusals: a spot venue's participation cap or noise.
 """
 
 from __future__ import annotations
@@ -136,11 +136,38 @@ def test_exit_below_apr_fires_at_the_first_update_after_the_rate_drops(threshold
 
 # ---- refusals -------------------------------------------------------------------------------------------
 
+def test_each_leg_fills_at_its_own_venues_slippage_and_impact():
+    # exchange/paper/core.py: bps = slippage_bps + impact_k_bps x sqrt(qty / bar volume); the bars trade 5,000 BTC.
+    # Spot venue binance 3 bps + 400 bps impact, perp venue okx 0.5 bps and no impact
+    m = market([(0, 0.0001), (4, 0.000005), (6, 0.0002)], wave=800.0)
+    start = T0 + pd.Timedelta(days=1)
+    p = xparams(exit_below_apr=0.1)
+
+    def cfg(spot_bps: float, spot_k: float) -> CrossVenueConfig:
+        return CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=spot_bps, impact_k_bps=spot_k),
+                                perp_paper=PaperConfig(venue="okx", slippage_bps=0.5, impact_k_bps=0.0))
+
+    run, fa = assert_fast_equals_xvenue(p, m, cfg(3.0, 400.0), start=start)
+    assert run.result.kpis["entries"] >= 2
+    ts = pd.DatetimeIndex(np.asarray(fa.timeline.ts).view("datetime64[ns]")).tz_localize("UTC")
+    ref = pd.Series(fa.timeline.spot, index=ts)
+    perp_ref = pd.Series(fa.timeline.perp, index=ts)
+    for _, f in fa.fills.iterrows():
+        sign = 1.0 if f["side"] == "buy" else -1.0
+        if f["leg"] == "spot":
+            bps = 3.0 + 400.0 * np.sqrt(f["qty"] / 5_000.0)
+            assert f["price"] == pytest.approx(ref[f["ts"]] * (1 + sign * bps / 1e4), rel=1e-12)
+        else:
+            assert f["price"] == pytest.approx(perp_ref[f["ts"]] * (1 + sign * 0.5 / 1e4), rel=1e-12)
+    # the feature changes the fills: the spot venue at the perp venue's model fills the spot leg elsewhere
+    same = run_fast_xvenue(p, m, config=cfg(0.5, 0.0), start=start)
+    a, b = fa.fills[fa.fills["leg"] == "spot"], same.fills[same.fills["leg"] == "spot"]
+    assert len(a) >= 3 and not np.allclose(a["price"].to_numpy()[:3], b["price"].to_numpy()[:3], rtol=1e-7)
+
+
 def test_what_the_kernel_holds_once_must_agree_across_the_venues():
     m = market([(0, 0.0001)])
-    for spot, why in ((PaperConfig(venue="binance", slippage_bps=2.0), "slippage_bps differs"),
-                      (PaperConfig(venue="binance", impact_k_bps=5.0), "impact_k_bps differs"),
-                      (PaperConfig(venue="binance", participation=0.1), "participation cap on the spot venue"),
+    for spot, why in ((PaperConfig(venue="binance", participation=0.1), "participation cap on the spot venue"),
                       (PaperConfig(venue="binance", slippage_noise_bps=1.0), "slippage noise on the spot venue")):
         with pytest.raises(FastPathUnsupported, match=why):
             fast_xvenue_kpis(xparams(), m, config=CrossVenueConfig(spot_paper=spot))
@@ -175,3 +202,21 @@ def test_fast_equals_the_cross_venue_backtest_on_the_shared_funding(shared_data,
                 exit_below_apr=exit_below_apr, exit=ExitParams(max_holding_hours=24 * 7, rearm=True))
     run, fa = assert_fast_equals_xvenue(p, m, start="2023-03-04", end="2023-05-01")
     assert run.result.kpis["entries"] >= 1 and len(run.result.funding_payments) > 5
+
+
+@pytest.mark.shared_data
+def test_fast_equals_the_cross_venue_backtest_with_each_venues_slippage_on_the_shared_funding(shared_data):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="bybit").window(
+        "2023-03-01", "2023-05-01")
+    p = xparams(perp_venue="bybit", perp_taker_fee=0.00055, min_funding_rate=0.00005, expected_hold_intervals=21,
+                exit=ExitParams(max_holding_hours=24 * 7, rearm=True))
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=2.0, impact_k_bps=30.0),
+                           perp_paper=PaperConfig(venue="bybit", slippage_bps=0.5, impact_k_bps=5.0))
+    run, fa = assert_fast_equals_xvenue(p, m, cfg, start="2023-03-04", end="2023-05-01")
+    assert run.result.kpis["entries"] >= 1
+    f = fa.fills
+    unit = f["slippage"] / (f["qty"] * f["price"])  # each fill's slippage per unit notional
+    assert unit[f["leg"] == "spot"].min() > 2.0e-4 - 1e-9 and unit[f["leg"] == "perp"].max() < 2.0e-4

@@ -76,10 +76,19 @@ def test_the_sweep_runs_xcarry_on_the_fast_path_and_falls_back_to_the_cross_venu
     assert strategy_for(p).fast_kernel == "hedge"
     table = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines), workers=0, show_progress=False)
     assert table.loc[0, "path"] == "fast" and table.loc[0, "error"] == ""
-    # spot venue slippage different from the perp venue's: the kernel has one slippage model -> refused,
-    # and the sweep row is then the cross-venue backtest's (path "event"), equal to the single run
-    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=3.0))
-    with pytest.raises(FastPathUnsupported, match="slippage_bps differs"):
+    # a spot venue slippage different from the perp venue's: each leg at its own venue's, on the fast path,
+    # the row equal to the single cross-venue backtest
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=3.0, impact_k_bps=20.0))
+    table = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines, config=cfg), workers=0,
+                      show_progress=False)
+    single = run_cross_venue_backtest(p.model_copy(update={"expected_hold_intervals": 30}),
+                                      timelines.for_venue("okx"), config=cfg)
+    assert table.loc[0, "path"] == "fast" and table.loc[0, "error"] == "" and table.loc[0, "entries"] >= 1
+    assert table.loc[0, "net_pnl"] == pytest.approx(single.result.kpis["net_pnl"], rel=1e-9, abs=1e-9)
+    # slippage noise on the spot venue cannot be replayed: refused, and the sweep row is then the cross-venue
+    # backtest's (path "event"), equal to the single run
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_noise_bps=1.0))
+    with pytest.raises(FastPathUnsupported, match="slippage noise on the spot venue"):
         fast_xvenue_kpis(p, timelines.for_venue("okx"), config=cfg)
     table = run_sweep(p, [{"expected_hold_intervals": 30}], payload=Payload(timelines, config=cfg), workers=0,
                       show_progress=False)

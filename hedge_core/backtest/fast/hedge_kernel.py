@@ -74,6 +74,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     s_lot, s_minq, s_minn = r.s_lot, r.s_min_qty, r.s_min_notional
     p_lot, p_minq, p_minn = r.p_lot, r.p_min_qty, r.p_min_notional
     slip_bps, impact_k, s_fee_r, p_fee_r = r.slippage_bps, r.impact_k_bps, r.spot_taker_fee, r.perp_taker_fee
+    s_slip, s_impact = r.s_slippage_bps, r.s_impact_k_bps  # the spot leg's venue's (fast.xvenue: venue A's)
     sl, pt, tg, tmin = r.stop_loss_pct, r.profit_target_pct, r.trailing_giveback, r.trailing_min_peak_pct
     bstop, maxh = r.basis_stop_bps, r.max_holding_hours
     liq_close, liq_reduce, fcost, interval = (r.liq_distance_close, r.liq_distance_reduce, r.funding_cost_apr_limit,
@@ -226,7 +227,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                 preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
                                 slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                             continue
-                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], slip_bps, impact_k)
+                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], s_slip, s_impact)
                         fee = money.fee(oq, px, s_fee_r)
                         sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
                                                                              0.0, sign, oq, px2, fee)
@@ -277,7 +278,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         return nf, nt, Err.POSITION_LIMIT, i
                     if _recent_orders(order_t, t) + 2 > max_opm:
                         return nf, nt, Err.ORDER_RATE, i
-                    px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], slip_bps, impact_k)
+                    px, px2, sl_ = _fill_px(spot[i], 1.0, oq, spot_vol[i], s_slip, s_impact)
                     # the venue's funds check: the slipped price (noise-free) with the taker fee
                     if money.buy_cost_with_fee(oq, px, s_fee_r) > spot_cash * 0.999:
                         return nf, nt, Err.SPOT_FUNDS, i

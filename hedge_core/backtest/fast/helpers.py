@@ -54,27 +54,42 @@ def _mm(notional, caps, mmrs, cums):
     return money.maintenance_margin(notional, mmrs[k], cums[k])
 
 
+# engine.exits.exit_reason's rules, in its order (0: none fires); SOFT_EXITS (profit target, max holding)
+# are the ones a funding about to be received may hold back (exit.defer_within_s_of_funding)
+EXIT_NONE, EXIT_STOP, EXIT_TARGET, EXIT_TRAILING, EXIT_BASIS, EXIT_UNFAV, EXIT_MAX_HOLD = 0, 1, 2, 3, 4, 5, 6
+
+
 @njit(cache=True)
-def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
-    """``engine.exits.exit_reason`` != "" (same rules, same order; NaN = rule off).
+def _exit_rule(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
+    """The rule of ``engine.exits.exit_reason`` that fires first (same rules, same order; NaN = rule off):
+    one of the ``EXIT_*`` codes, ``EXIT_NONE`` when none does.
 
     ``pt_abs`` is the strategy's own profit target (quote; ``ctx.profit_target``), NaN = none:
     then ``pt`` x notional."""
     if not math.isnan(sl) and notional > 0 and cp <= -sl * notional:
-        return True
+        return EXIT_STOP
     tgt = pt_abs
     if math.isnan(tgt) and not math.isnan(pt) and notional > 0:
         tgt = pt * notional
     if not math.isnan(tgt) and tgt > 0 and cp >= tgt:
-        return True
+        return EXIT_TARGET
     if (not math.isnan(tg) and notional > 0 and peak > 0 and peak >= tmin * notional
             and cp <= peak * (1.0 - tg)):
-        return True
+        return EXIT_TRAILING
     if not math.isnan(bstop) and spot > 0 and not math.isnan(perp) and abs(money.basis(perp, spot)) * 1e4 >= bstop:
-        return True
+        return EXIT_BASIS
     if unfav_n >= 0 and unfav >= unfav_n:
-        return True
-    return not math.isnan(maxh) and held_h >= maxh
+        return EXIT_UNFAV
+    if not math.isnan(maxh) and held_h >= maxh:
+        return EXIT_MAX_HOLD
+    return EXIT_NONE
+
+
+@njit(cache=True)
+def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h):
+    """``engine.exits.exit_reason`` != "" (:func:`_exit_rule` fires)."""
+    return _exit_rule(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh,
+                      held_h) != EXIT_NONE
 
 
 @njit(cache=True)

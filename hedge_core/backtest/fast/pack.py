@@ -61,10 +61,13 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
     }
 
 
-def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: Balances) -> np.ndarray:
+def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: Balances,
+               spot_paper: PaperConfig | None = None) -> np.ndarray:
     """The :data:`~.records.HEDGE_RECORD` of a carry / xcarry / cross / grid run (a one-element array).
 
     ``balances``: the starting wallets (``{"spot": {asset: qty}, "perp": {"USDT": qty}}``, quote units).
+    ``spot_paper``: the first (spot) leg's venue when the legs trade on two (its fixed slippage and impact
+    coefficient price that leg's fills, as its own ``PaperCore`` does); None: ``paper``'s.
     """
     si, pi = _instruments(paper, tl)
     lv, rb = params.leverage, params.rebalance
@@ -78,6 +81,7 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "notional": params.notional, "ratio0": min(max(rb.target_ratio, rb.ratio_min), rb.ratio_max),
         "s_lot": si.lot_size, "s_min_qty": si.min_qty, "s_min_notional": si.min_notional,
         "spot_taker_fee": paper.spot_taker_fee,
+        "s_slippage_bps": (spot_paper or paper).slippage_bps, "s_impact_k_bps": (spot_paper or paper).impact_k_bps,
         "min_leverage": lv.min_leverage, "max_leverage": lv.max_leverage, "liq_buffer": lv.liq_buffer,
         "target_vol_multiple": lv.target_vol_multiple, "recheck_hours": lv.recheck_hours,
         "spot_cash": balances["spot"].get("USDT", 0.0),
@@ -89,6 +93,8 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "grid_var_limit": _nan(params.var_limit) if grid else math.nan,
         "grid_max_drawdown": _nan(params.max_drawdown) if grid else math.nan,
         "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
+        "liq_reduce_fraction": params.guards.liq_reduce_fraction,  # the pair kernel only
+        "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # the pair kernel only (scope.check_supported)
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
     })
     return make_record(HEDGE_RECORD, rec)

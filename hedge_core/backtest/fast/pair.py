@@ -9,10 +9,11 @@ second venue B's, both at the one venue's perp and mark bars the data has. The k
 :func:`~.pair_kernel.pair_kernel`.
 
 Refused (:class:`~.scope.FastPathUnsupported`, naming why), on top of :func:`~.scope.check_supported` for
-EACH venue: venues whose fixed slippage or impact coefficient differ (the kernel holds one of each, as
-:func:`~.xvenue.two_venue_paper`), a prebuilt Timeline (the
-first venue's funding travels with a Market). At run time: the refusals of ``docs/fast-path.md`` (a
-paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard, dust, ...) and a leverage
+EACH venue: a prebuilt Timeline (the first venue's funding travels with a Market). Each leg fills at its own
+venue's fixed slippage and impact coefficient (``money.slippage_bps``, as each ``PaperCore`` prices a taker
+fill). At run time: the refusals of ``docs/fast-path.md`` (a
+paper liquidation or coming within 1 % of one on EITHER venue, a REDUCE guard at the instant an exit or a flatten
+fires too, dust, ...) and a leverage
 the first venue would refuse (chosen from the second venue's table, as the engine does). Each venue
 keeps its own bracket table (Bybit's and OKX's differ).
 """
@@ -86,12 +87,8 @@ def _papers(params: CrossCarryParams, config: Any) -> tuple[PaperConfig, PaperCo
 
 
 def _check_pair(params: CrossCarryParams, a: PaperConfig, b: PaperConfig, sym: str) -> None:
-    why = [f"{f} differs between the first venue {a.venue!r} ({getattr(a, f):g}) and the second venue "
-           f"{b.venue!r} ({getattr(b, f):g})" for f in ("slippage_bps", "impact_k_bps") if getattr(a, f) != getattr(b, f)]
-    if why:
-        raise FastPathUnsupported(", ".join(why))
-    check_supported(params, a, sym)
-    check_supported(params, b, sym)
+    check_supported(params, a, sym, defers_exits=True)
+    check_supported(params, b, sym, defers_exits=True)
 
 
 def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTimelines, *, start: object | None,
@@ -129,11 +126,12 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
     bal = initial_balances(params, px0)
     wa = float(config.spot_usdt) if config.spot_usdt is not None else bal["perp"]["USDT"]
     wb = float(config.perp_usdt) if config.perp_usdt is not None else bal["perp"]["USDT"]
-    # one venue view for the record: the first leg's lot, minimums and perp fee in the spot leg's fields
+    # one venue view for the record: the first leg's lot, minimums and perp fee in the spot leg's fields (and,
+    # through spot_paper, its venue's slippage and impact)
     view = replace(b, spot_taker_fee=a.perp_taker_fee,
                    instruments=(replace(ai, symbol=tl.spot_symbol), *(i for i in b.instruments
                                                                       if i.symbol != tl.spot_symbol)))
-    rec = pack_hedge(params, view, tl, {"spot": {"USDT": wa}, "perp": {"USDT": wb}})
+    rec = pack_hedge(params, view, tl, {"spot": {"USDT": wa}, "perp": {"USDT": wb}}, spot_paper=a)
     floors, caps, mmrs, cums, maxlevs = brackets(b, sym)
     table_a = brackets(a, sym)
     n = tl.n
@@ -157,7 +155,8 @@ def _run_pair_raw(params: CrossCarryParams, market: Market | Timeline | PairTime
         t_i = np.empty(cap, dtype=np.int64)
         t_code = np.empty(cap, dtype=np.int64)
         nf, nt, err, ei = pair_kernel(tl.ts, tl.perp, tl.mark, tl.perp_vol, tl.priced, ta.fund_rate, tl.fund_rate,
-                                      ta.last_rate, tl.last_rate, sig, ok, direction, liq_check, liq_hi, liq_lo, rec,
+                                      ta.last_rate, tl.last_rate, ta.next_fund_ns, tl.next_fund_ns, sig, ok, direction,
+                                      liq_check, liq_hi, liq_lo, rec,
                                       float(ta.interval_hours), floors, caps, mmrs, cums, maxlevs, *table_a,
                                       float(ai.max_leverage), snap, last, states, fund_first,
                                       f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)

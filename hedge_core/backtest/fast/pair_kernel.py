@@ -8,7 +8,11 @@ venue's mark; ``guards.pair_pay_apr``), ``engine/exits.py``, ``engine/strategies
 two paper venues (``exchange/paper/core.py``): venue A holds the first perp leg (its wallet, fee,
 margin, liquidation, A's funding), venue B the second. Every money formula is a call into
 :mod:`hedge_core.money` through the helpers both other kernels use (:mod:`.helpers`); the control flow
-is :mod:`.hedge_kernel`'s carry branch with the first leg margined.
+is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus what only this kernel models: each leg
+at its own venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``)
+and the liquidation-distance REDUCE (``step._run_guards``: the first leg's target cut by ``liq_reduce_fraction``,
+latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first leg's order and the hedge's
+sized on the positions before the fills, then the hedge's rounds to the new target).
 
 Both legs trade at the same prices (the shared data has one venue's perp and mark bars:
 ``xvenue_pair.PAIR_PRICE_ASSUMPTION``): ``px`` is the perp close, ``mark`` the mark close (NaN: the
@@ -24,8 +28,12 @@ from numba import njit
 
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
+from hedge_core.engine.constants import MAX_ORDER_ROUNDS
 from hedge_core.backtest.fast.helpers import (
-    _exit_due,
+    EXIT_MAX_HOLD,
+    EXIT_NONE,
+    EXIT_TARGET,
+    _exit_rule,
     _exit_transition,
     _fill_px,
     _ledger_fill,
@@ -80,6 +88,24 @@ def _received(q, rate, hours):
 
 
 @njit(cache=True)
+def _pair_exit_rule(cp, notional, peak, sl, pt, tg, tmin, bstop, px_i, unfav_n, unfav, maxh, held_h, defer_s, lead_a,
+                    lead_b, rate_a, rate_b, sq, pq, mk):
+    """``engine.exits.exit_reason``'s rule (``helpers._exit_rule``) unless ``perp_legs.pair_defers_exit`` holds a
+    soft one (profit target, max holding): each leg whose venue's next settlement is ``lead_*`` seconds away, in
+    ``(0, defer_s]``, counts ``-qty x mark x last rate`` of its venue; the exit waits when the sum is received."""
+    rule = _exit_rule(cp, notional, peak, sl, pt, np.nan, tg, tmin, bstop, px_i, px_i, unfav_n, unfav, maxh, held_h)
+    if (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s):
+        net_d = 0.0
+        if not math.isnan(rate_a) and not math.isnan(mk) and 0 < lead_a <= defer_s:
+            net_d += money.funding_payment(sq, mk, rate_a)
+        if not math.isnan(rate_b) and not math.isnan(mk) and 0 < lead_b <= defer_s:
+            net_d += money.funding_payment(pq, mk, rate_b)
+        if net_d > 0:
+            rule = EXIT_NONE
+    return rule
+
+
+@njit(cache=True)
 def _leg_lp(q, avg, mf, lev, floors, caps, mmrs, cums):
     """``guards.leg_liquidation_price`` of one isolated perp leg (NaN: flat or no entry price)."""
     if q == 0.0 or not avg > 0:
@@ -98,7 +124,7 @@ def _paper_near_liq(q, entry, margin, ext_hi, ext_lo, caps, mmrs, cums):
 
 
 @njit(cache=True)
-def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma, enter_ok, enter_dir, liq_check,
+def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_a, next_b, sigma, enter_ok, enter_dir, liq_check,
                 liq_hi, liq_lo, hp, first_interval, floors, caps, mmrs, cums, maxlevs,
                 floors_a, caps_a, mmrs_a, cums_a, maxlevs_a, a_max_lev, snap, last, states, fund_first, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """Two perp legs over n instants. ``hp``: a one-element ``HEDGE_RECORD`` (``pack.pack_hedge`` of the
@@ -106,10 +132,13 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     perp fee, ``spot_cash`` its futures wallet; ``interval_hours`` the second venue's interval);
     ``first_interval``: the first venue's (hours). ``floors..maxlevs``: the SECOND venue's bracket table
     (the engine's leverage rule reads the second leg's), ``*_a`` the first venue's (its leg's liquidation
-    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage.
+    price, maintenance margin and position cap), ``a_max_lev`` its instrument's maximum leverage. Each leg
+    fills at its own venue's slippage (``money.slippage_bps`` on the bar's volume, as each ``PaperCore``):
+    the record's ``s_slippage_bps`` / ``s_impact_k_bps`` are A's, ``slippage_bps`` / ``impact_k_bps`` B's.
     ``fund_first`` (n,): out, the first leg's funding to date per instant (quote; the snapshot's funding
     column is both legs'). ``fund_a``/``last_a``: A's settlement (NaN: none) and
-    last settled rate per instant; ``fund_b``/``last_b`` B's. Returns (n_fills, n_transitions, error,
+    last settled rate per instant; ``fund_b``/``last_b`` B's; ``next_a``/``next_b`` (int64 ns) each venue's next
+    settlement per instant (the deferred exit weighs both). Returns (n_fills, n_transitions, error,
     error_instant) as :func:`~.hedge_kernel.hedge_kernel`.
     """
     r = hp[0]
@@ -117,6 +146,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     s_lot, s_minq, s_minn = r.s_lot, r.s_min_qty, r.s_min_notional
     p_lot, p_minq, p_minn = r.p_lot, r.p_min_qty, r.p_min_notional
     slip_bps, impact_k, s_fee_r, p_fee_r = r.slippage_bps, r.impact_k_bps, r.spot_taker_fee, r.perp_taker_fee
+    slip_a, impact_a = r.s_slippage_bps, r.s_impact_k_bps  # venue A's, for the first leg's fills
     sl, pt, tg, tmin = r.stop_loss_pct, r.profit_target_pct, r.trailing_giveback, r.trailing_min_peak_pct
     bstop, maxh = r.basis_stop_bps, r.max_holding_hours
     liq_close, liq_reduce, fcost, interval = (r.liq_distance_close, r.liq_distance_reduce, r.funding_cost_apr_limit,
@@ -129,6 +159,9 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
     cool_s = r.cooldown_s
     unfav_n, rearm, max_opm = r.unfav_intervals, r.rearm, r.max_orders_per_minute
     x_apr = r.exit_below_apr
+    defer_s = r.exit_defer_s
+    red_frac = r.liq_reduce_fraction
+    red_latched = False  # the REDUCE verdict is in the engine's active_guards
     n = len(ts)
     full = snap.shape[1] == 14
     # engine legs: s* the first perp (venue A), p* the second (venue B)
@@ -206,10 +239,16 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                     d1 = money.liquidation_distance(sq, mark_px, lp_a)
                     if d1 < d or math.isnan(d):
                         d = d1
+                reduce_now = False
                 if d <= liq_close:
                     flatten = mon
-                elif d <= liq_reduce and mon:
-                    return nf, nt, Err.LIQ_REDUCE, i
+                    red_latched = False  # the reduce verdict did not fire: its latch clears (step._run_guards)
+                elif d <= liq_reduce:
+                    if mon and not red_latched:  # acted on once, then latched while it keeps firing
+                        reduce_now = True
+                        red_latched = True
+                else:
+                    red_latched = False
                 if not math.isnan(fcost):  # guards.pair_pay_apr: what the PAIR pays net
                     net_apr = 0.0
                     if sq != 0.0 and not math.isnan(last_a[i]):
@@ -220,15 +259,77 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                     if apr > 0 and apr >= fcost and mon:
                         flatten = True
                 exit_now = flatten
-                if mon and not flatten:
+                reduced = False
+                if reduce_now:
+                    # step._run_guards: RISK_REDUCE -> REBALANCING with the first leg's target cut by the fraction;
+                    # then step._rebalancing at once: the generic exits first (none may fire here), then orders
+                    if flatten:
+                        return nf, nt, Err.LIQ_REDUCE, i  # a flatten from REBALANCING: not modelled
+                    if _pair_exit_rule(pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i],
+                                       unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
+                                       (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9, last_a[i], last_b[i], sq, pq,
+                                       mk) != EXIT_NONE:
+                        return nf, nt, Err.LIQ_REDUCE, i  # an exit from REBALANCING: not modelled
+                    target_spot = sq * (1.0 - red_frac)
+                    t_i[nt] = i; t_code[nt] = Tr.REDUCE
+                    nt += 1
+                    # round 1: the first leg's order and the second's, both sized on the positions before the fills
+                    sq0 = sq
+                    k = 0
+                    s_need = target_spot - sq
+                    if _tradeable(s_need, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                        if _recent_orders(order_t, t) >= max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        oq = money.lot_floor(s_need, s_lot)
+                        if oq > abs(qa) + 1e-12:
+                            return nf, nt, Err.REDUCE_ONLY_CAPPED, i
+                        if nf + 1 > maxf:
+                            return nf, nt, Err.BUFFER_FULL, i
+                        sign = 1.0 if s_need > 0 else -1.0
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a,
+                         smf) = _perp_fill(
+                            i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal, sfee,
+                            scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                            f_qty, f_px, f_fee, f_slip, nf)
+                        f_leg[nf - 1] = 0
+                        k = 1
+                    for rnd in range(2):  # round 1's hedge order (on the first leg before its fill), then rounds 2+
+                        sized = sq0
+                        spot_chk = False
+                        if rnd == 1:
+                            sized = sq
+                            spot_chk = True
+                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                         pap_margin, wallet, pmf) = _rebalance_rounds(
+                            i, t, spot_chk, True, ratio, target_spot, sized, spot_px, perp_px,
+                            px[i], vol[i], s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r,
+                            slip_bps, impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal,
+                            pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot,
+                            f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        if err != Err.NONE:
+                            return nf, nt, err, i
+                        if rnd == 0:
+                            if rounds > 1:  # sized on one position, the residual is below a lot after one order
+                                return nf, nt, Err.LIQ_REDUCE, i
+                            k += rounds
+                        elif rounds >= MAX_ORDER_ROUNDS - k:  # the engine's phase counts every order of the phase
+                            return nf, nt, Err.LIQ_REDUCE, i
+                    lp_dirty = True
+                    last_reb = t
+                    reduced = True
+                if mon and not flatten and not reduced:
                     cp = pnl - pnl_at_entry
                     # decide_perp_perp: the spread the pair receives below the floor, before the generic exits
                     x_exit = False
                     if not math.isnan(x_apr):
                         got = _received(sq, last_a[i], first_interval) + _received(pq, last_b[i], interval)
                         x_exit = not math.isnan(got) and got < x_apr
-                    exit_now = x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin, bstop, px[i],
-                                                   px[i], unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0)
+                    exit_now = x_exit
+                    if not x_exit:  # the generic exits; a soft one may wait for the funding the pair receives
+                        exit_now = _pair_exit_rule(cp, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i], unfav_n,
+                                                   unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
+                                                   (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9, last_a[i],
+                                                   last_b[i], sq, pq, mk) != EXIT_NONE
                 if exit_now:
                     # close: the second leg (reduce-only) first, then the first (reduce-only: a perp too)
                     if _recent_orders(order_t, t) + 2 > max_opm:
@@ -256,7 +357,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                         else:
                             (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma,
                              wallet_a, smf) = _perp_fill(
-                                i, t, sign, oq, px[i], vol[i], slip_bps, impact_k, s_fee_r, pap_lev, sq, savg, sreal,
+                                i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal,
                                 sfee, scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg,
                                 f_side, f_qty, f_px, f_fee, f_slip, nf)
                             f_leg[nf - 1] = 0
@@ -264,7 +365,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
                                                                      t_i, t_code, nt)
-                elif mon:
+                elif mon and not reduced:  # after a REDUCE the engine's _monitoring ran without the market
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t
                         sg_ = sigma[i]
@@ -307,7 +408,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, sigma
                         return nf, nt, Err.BUFFER_FULL, i
                     sign = 1.0 if need > 0 else -1.0
                     (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a, smf) = _perp_fill(
-                        i, t, sign, oq, px[i], vol[i], slip_bps, impact_k, s_fee_r, pap_lev, sq, savg, sreal, sfee,
+                        i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal, sfee,
                         scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty,
                         f_px, f_fee, f_slip, nf)
                     f_leg[nf - 1] = 0

@@ -34,7 +34,7 @@ _COMMON_F8 = [
     ("basis_stop_bps", "exit: |basis| stop (bps; NaN = off)"),
     ("max_holding_hours", "exit: maximum holding time (hours; NaN = off)"),
     ("liq_distance_close", "guard: flatten at this liquidation distance (fraction of mark)"),
-    ("liq_distance_reduce", "guard: reduce at this liquidation distance (refused when it fires)"),
+    ("liq_distance_reduce", "guard: reduce at this liquidation distance (the pair kernel reduces; the others refuse)"),
     ("funding_cost_apr_limit", "guard: flatten when paying funding at this APR (fraction; NaN = off)"),
     ("interval_hours", "funding interval (hours)"),
     ("drift_threshold", "rebalance: |hedge ratio - target| above which it rebalances"),
@@ -59,6 +59,9 @@ _HEDGE_F8 = [
     ("s_min_qty", "spot minimum order quantity (base)"),
     ("s_min_notional", "spot minimum order notional (quote)"),
     ("spot_taker_fee", "spot taker fee rate (fraction of notional)"),
+    ("s_slippage_bps", "spot (first) leg's venue: fixed slippage (bps of the reference price; the perp's venue's "
+                       "unless the legs trade on two venues)"),
+    ("s_impact_k_bps", "spot (first) leg's venue: square-root impact coefficient (bps; as s_slippage_bps)"),
     ("min_leverage", "leverage rule: lower bound"),
     ("max_leverage", "leverage rule: upper bound"),
     ("liq_buffer", "leverage rule: liquidation buffer (multiples of sigma)"),
@@ -72,6 +75,9 @@ _HEDGE_F8 = [
     ("grid_stop_loss_pct", "grid: stop below the lowest level (fraction)"),
     ("grid_var_limit", "grid: 99 % one-interval VaR limit (quote; NaN = off)"),
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
+    ("liq_reduce_fraction", "guard: fraction of the first leg one REDUCE removes (the hedge follows; pair kernel)"),
+    ("exit_defer_s", "exit: a profit-target or max-holding exit waits for a funding the position receives within "
+                     "this many seconds (NaN = off; the pair kernel only, the others refuse it)"),
     ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),
 ]
 _HEDGE_I8 = [

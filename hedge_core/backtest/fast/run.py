@@ -26,6 +26,7 @@ from hedge_core.params.models import StrategyParamsBase
 
 if TYPE_CHECKING:
     from hedge_core.backtest.event import BacktestConfig
+    from hedge_core.exchange.paper.core import PaperConfig
 
 __all__ = ["FastResult", "fast_kpis", "run_fast", "run_fast_or_event"]
 
@@ -52,21 +53,24 @@ def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
 
 def run_fast(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
              end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
-             compact: bool = False, costs: CostModel | None = None) -> FastResult:
+             compact: bool = False, costs: CostModel | None = None,
+             spot_paper: PaperConfig | None = None) -> FastResult:
     """Run the strategy's kernel. Same arguments as :func:`hedge_core.backtest.event.run_backtest`.
 
     ``compact=True`` (sweeps) keeps per instant only what the KPIs read: ``snap`` columns net,
     perp qty, hedge ratio; the spot and perp prices the kernel saw are :func:`priced_prices` of
     the timeline (the same doubles, shared by every run); the full last row is in ``FastResult.last``.
     ``costs``: the entry filter's cost model when the legs are on two venues (``fast.xvenue``);
-    None = the paper venue's (``exchange.costs.from_paper``).
+    None = the paper venue's (``exchange.costs.from_paper``). ``spot_paper``: the spot leg's venue when the legs
+    are on two (``fast.xvenue``: its fixed slippage and impact price the spot fills); None = ``config.paper``.
 
     Raises
     ------
     FastPathUnsupported
         Outside the kernel's scope (see ``docs/fast-path.md``), with the reason and instant.
     """
-    raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact, costs=costs)
+    raw = _run_raw(params, market, start=start, end=end, config=config, enter=enter, compact=compact, costs=costs,
+                   spot_paper=spot_paper)
     fills, trans = fills_and_transitions(raw)
     return FastResult(raw.snap, raw.states, fills, trans, raw.timeline, raw.ltv, raw.loan, raw.last, raw.ltv_before)
 
@@ -118,8 +122,9 @@ class _Raw:
 
 def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: object | None = None,
              end: object | None = None, config: BacktestConfig | None = None, enter: np.ndarray | None = None,
-             compact: bool = False, costs: CostModel | None = None) -> _Raw:
-    """``costs``: the entry filter's cost model when it is not the one venue's (two venues: ``.xvenue``)."""
+             compact: bool = False, costs: CostModel | None = None, spot_paper: PaperConfig | None = None) -> _Raw:
+    """``costs``: the entry filter's cost model when it is not the one venue's (two venues: ``.xvenue``);
+    ``spot_paper``: the spot leg's venue then (its slippage model prices the spot fills)."""
     from hedge_core.backtest.event import BacktestConfig, _balances, _paper_config
 
     cfg = config if config is not None else BacktestConfig()
@@ -139,7 +144,7 @@ def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
     if voltier:
         rec = pack_voltier(params, cfg.paper, tl, balances, first_px)
     else:
-        rec = pack_hedge(params, cfg.paper, tl, balances)
+        rec = pack_hedge(params, cfg.paper, tl, balances, spot_paper=spot_paper)
     floors, caps, mmrs, cums, maxlevs = brackets(cfg.paper, tl.perp_symbol)
     n = tl.n
     sig = input_column(tl, "sigma_24h")

@@ -51,7 +51,8 @@ def kernel_of(params: StrategyParamsBase) -> str:
     return kernel
 
 
-def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol: str | None = None) -> None:
+def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol: str | None = None, *,
+                    defers_exits: bool = False) -> None:
     """Raise :class:`FastPathUnsupported` when the parameters or venue model are outside the kernel's scope.
 
     The strategy must declare a fast kernel (the ``Strategy`` protocol's ``fast_kernel``). With
@@ -60,7 +61,8 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     venue must use that same table: the kernel reads ONE table for the engine's guard and leverage
     rule (``guards.leg_brackets``: the instrument's own, else the default) and for the venue's
     maintenance margin (``PaperConfig.brackets`` first), so a venue table that is not the
-    instrument's is refused.
+    instrument's is refused. ``defers_exits``: the kernel models ``exit.defer_within_s_of_funding`` (the pair
+    kernel, :mod:`.pair_kernel`); else it is refused.
     """
     kernel_of(params)
     why = []
@@ -71,7 +73,7 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     a = params.activation
     if a.deviation_z is not None or a.volume_spike is not None:
         why.append("activation triggers")
-    if params.exit.defer_within_s_of_funding is not None:
+    if params.exit.defer_within_s_of_funding is not None and not defers_exits:
         why.append("exit.defer_within_s_of_funding")
     g = params.guards
     if g.daily_loss_limit is not None:

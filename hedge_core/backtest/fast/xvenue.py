@@ -10,9 +10,11 @@ liquidation of the perp venue B. The funding is B's (the timeline of
 :func:`~hedge_core.backtest.xvenue.cross_venue_market`). The entry filter prices the round trip at
 both venues' fees (:func:`hedge_core.exchange.costs.from_paper` of A and B), as the event path does.
 
-What the kernel holds once for both legs - the fixed slippage and the impact coefficient - must be
-the same on both venues; a spot venue with a participation cap or slippage noise is refused too
-(the perp venue's are refused by :func:`~.scope.check_supported`).
+Each leg fills at its own venue's fixed slippage and impact coefficient (``money.slippage_bps`` on its
+bar's volume, as each ``PaperCore``): the spot venue's travel to the kernel as the record's
+``s_slippage_bps`` / ``s_impact_k_bps`` (``pack_hedge(..., spot_paper=A)``). A spot venue with a
+participation cap or slippage noise is refused (the perp venue's are refused by
+:func:`~.scope.check_supported`).
 """
 
 from __future__ import annotations
@@ -42,19 +44,17 @@ def venue_papers(params: CrossCarryParams, config: CrossVenueConfig) -> tuple[Pa
 
 
 def two_venue_paper(spot: PaperConfig, perp: PaperConfig, spot_symbol: str) -> PaperConfig:
-    """One venue model for the hedge kernel: ``perp`` with ``spot``'s spot instrument and spot taker fee.
+    """One venue model for the hedge kernel: ``perp`` with ``spot``'s spot instrument and spot taker fee
+    (the spot leg's slippage model is passed apart: ``run_fast(..., spot_paper=spot)``).
 
     Raises
     ------
     FastPathUnsupported
-        The venues' fixed slippage (``slippage_bps``) or impact coefficient (``impact_k_bps``) differ
-        (the kernel has one of each), or the spot venue has a participation cap or slippage noise.
+        The spot venue has a participation cap or slippage noise.
     InvalidInput
         ``spot_symbol`` is not a market of the spot venue.
     """
-    why = [f"{f} differs between the spot venue {spot.venue!r} ({getattr(spot, f):g}) and the perp venue "
-           f"{perp.venue!r} ({getattr(perp, f):g})" for f in ("slippage_bps", "impact_k_bps")
-           if getattr(spot, f) != getattr(perp, f)]
+    why: list[str] = []
     if spot.participation is not None:
         why.append(f"paper participation cap on the spot venue {spot.venue!r}")
     if spot.slippage_noise_bps > 0:
@@ -70,14 +70,14 @@ def two_venue_paper(spot: PaperConfig, perp: PaperConfig, spot_symbol: str) -> P
 
 
 def _one_venue(params: CrossCarryParams, market: Market | Timeline,
-               config: CrossVenueConfig) -> tuple[BacktestConfig, CostModel]:
+               config: CrossVenueConfig) -> tuple[BacktestConfig, CostModel, PaperConfig]:
     if not isinstance(params, CrossCarryParams):
         raise InvalidInput("params", type(params).__name__, "CrossCarryParams (strategy 'xcarry')")
     a, b = venue_papers(params, config)
     paper = two_venue_paper(a, b, market.spot_symbol)
     cfg = BacktestConfig(hedge_id=config.hedge_id, paper=paper, spot_usdt=config.spot_usdt,
                          perp_usdt=config.perp_usdt, capital=config.capital, spec=config.spec, warmup=config.warmup)
-    return cfg, from_paper(a, b)
+    return cfg, from_paper(a, b), a
 
 
 def run_fast_xvenue(params: CrossCarryParams, market: Market | Timeline, *, start: object | None = None,
@@ -100,8 +100,8 @@ def run_fast_xvenue(params: CrossCarryParams, market: Market | Timeline, *, star
                              first_timeline=first_timeline)
     if first_timeline is not None:
         raise InvalidInput("first_timeline", "given", "None unless legs='perp_perp' (a spot first leg settles no funding)")
-    cfg, costs = _one_venue(params, market, config)
-    return run_fast(params, market, start=start, end=end, config=cfg, compact=compact, costs=costs)
+    cfg, costs, spot = _one_venue(params, market, config)
+    return run_fast(params, market, start=start, end=end, config=cfg, compact=compact, costs=costs, spot_paper=spot)
 
 
 def fast_xvenue_kpis(params: CrossCarryParams, market: Market | Timeline, *,
@@ -112,6 +112,6 @@ def fast_xvenue_kpis(params: CrossCarryParams, market: Market | Timeline, *,
         from hedge_core.backtest.fast.pair import fast_pair_kpis
 
         return fast_pair_kpis(params, market, config=config, capital=capital, **kw)
-    cfg, costs = _one_venue(params, market, config)
-    return fast_kpis(params, market, config=cfg, capital=capital, costs=costs, **kw)
+    cfg, costs, spot = _one_venue(params, market, config)
+    return fast_kpis(params, market, config=cfg, capital=capital, costs=costs, spot_paper=spot, **kw)
 
