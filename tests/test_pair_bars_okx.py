@@ -126,14 +126,16 @@ def test_live_pair_on_bars_with_okx_first_prices_each_leg_at_its_venue_and_gives
 
     async def go():
         async with okx_four_bybit_eight() as pv:
-            first_label, g4, g8 = publish(pv, hours=6)
+            # 12 h: Bybit (8 h) settles at least 2 h before the last instant at any hour, so the pair, entering once
+            # both venues' rates are known, enters on a fresh update (6 h had no Bybit settlement in some hours)
+            first_label, g4, g8 = publish(pv, hours=12)
             sup, task, store = await running_hedge(tmp_path, pv.adapter, pair_params("okx", "bybit"), hedge_id="pbo",
                                                    **pair_spec("okx", "bybit"), feed="bars", start=str(first_label),
                                                    records_poll_s=0.2, reconcile_s=0.5)
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on bars")
                 # the last published instant is acted on only when a venue settles at it (tests/support/bars_clock)
-                last = last_acted_instant(first_label + 6 * H, g4, g8)
+                last = last_acted_instant(first_label + 12 * H, g4, g8)
                 await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
                 ctx = task.driver.ctx
                 # the first leg at OKX's own perp close, the second at Bybit's (and its mark)
