@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.bybit_thread import BybitThread
 from tests.support.live_runner import HID, live_env, settle
+from tests.support.pair_bars import grid, ms, publish_hour
 from tests.support.pair_live_env import RATE_A, RATE_B, pair_params
 from tests.support.runner_env import paper_exchange, wait_for
 from tests.support.sim_thread import SimThread
@@ -44,16 +45,6 @@ def export_pair(env) -> None:
     promotion.promote("pp-paper", 1, "paper", root=env.params, db=env.db)
 
 
-def grid(lo: pd.Timestamp, hi: pd.Timestamp, hours: int) -> list[pd.Timestamp]:
-    """The 00:00-aligned settlement times of a ``hours`` venue in ``(lo, hi]``."""
-    step = pd.Timedelta(hours=hours)
-    t, out = lo.floor(step) + step, []
-    while t <= hi:
-        out.append(t)
-        t += step
-    return out
-
-
 def publish(binance: SimThread, bybit: BybitThread, hours: int = 24):
     """Both venues' closed 1h perp and mark klines of the last ``hours`` hours (each venue its own prices), Binance
     settling RATE_A at each of its 4 h times in the window, Bybit RATE_B at each of its 8 h times.
@@ -64,17 +55,13 @@ def publish(binance: SimThread, bybit: BybitThread, hours: int = 24):
 
     def bybit_rows() -> None:
         for t in labels:
-            ms = int(t.value // 1_000_000)
-            bybit.sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-            bybit.sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+            publish_hour(bybit.sim, "bybit", t, B_CLOSE, B_MARK)
         for t in g8:
-            bybit.sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=int(t.value // 1_000_000))
+            bybit.sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=ms(t))
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        binance.sim.add_kline("BTCUSDT", "fapi", ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0)
-        binance.sim.add_kline("BTCUSDT", "mark", ms, A_MARK, A_MARK, A_MARK, A_MARK)
+        publish_hour(binance.sim, "binance", t, A_CLOSE, A_MARK)
     for t in g4:
-        binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=int(t.value // 1_000_000))
+        binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms(t))
     bybit.call(bybit_rows)
     return labels[0], now, g4, g8
 
