@@ -27,7 +27,9 @@ from typing import Any
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env
+from tests.support.live_runner import HID
+from tests.support.pair_live_env import pair_params
+from tests.support.pair_runner import pair_runner_env
 from tests.support.roll_runner import (ROLL_PARAMS, dated_symbol, delivery_ms, pause_and_stop, restart_killed_at,
                                        settled_on, start_live)
 from tests.support.runner_env import journal
@@ -39,20 +41,6 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]  # real runner processe
 PERP = "BTC/USDT:USDT"
 RATE_A, RATE_B = 0.00001, 0.0001  # per 8 h: Binance lower (long there), Bybit higher (short there)
 LOT = 0.001  # Bybit BTCUSDT qtyStep
-
-
-def export_pair(env: Any) -> None:
-    """``pp-roll``: two perp legs (binance first, bybit second), entering at once, roll enabled, promoted to live."""
-    from hedge_core.params import promotion
-    from hedge_core.params import store as param_store
-    from hedge_core.params.xcarry import CrossCarryParams
-
-    p = CrossCarryParams(legs="perp_perp", spot_venue="binance", perp_venue="bybit", notional=1000.0,
-                         min_funding_rate=0.0, min_net_carry=-1.0, **ROLL_PARAMS)
-    param_store.export(p, "pp-roll", created_from="test", root=env.params, db=env.db, kpis={"sharpe": 1.0})
-    promotion.promote("pp-roll", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("pp-roll", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                      root=env.params, db=env.db)
 
 
 def _future(bybit: BybitThread) -> tuple[str, str]:
@@ -111,9 +99,9 @@ def test_the_second_perp_leg_rolls_perp_future_perp_through_two_kills(tmp_path):
     env = None
     try:
         sid, fut = _future(bybit)
-        env, extra = live_env(tmp_path, binance, days=1)
-        export_pair(env)
-        extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+        # ``pp-roll``: two perp legs (binance first, bybit second), entering at once, roll enabled, promoted to live
+        env, extra = pair_runner_env(tmp_path, binance, bybit, FACTORY, "pp-roll", {**pair_params(), **ROLL_PARAMS},
+                                     days=1)
         # 1. perp -> future, killed after the future's open filled (the perpetual still short)
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "fill_journaled:roll:roll_open"})
         _start(env.client(p))
