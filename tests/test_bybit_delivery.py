@@ -11,7 +11,6 @@ qty x (41,000 - 42,000) = +1,000 USDT per BTC short and pays |qty| x 41,000 x 0.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from tests.support.bybit_sim import BybitSim
 from tests.support.delivery_live import CARRY, PERP, settled
 from tests.support.inprocess_hedge import running_hedge, stop
 from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env
+from tests.support.roll_runner import dated_symbol, delivery_ms
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # a local venue simulator
 
@@ -30,9 +30,9 @@ def test_a_bybit_future_delivered_is_booked_once_and_the_leg_hedged_again_on_the
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
     sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": 20_000.0})
     sim.set_price("BTCUSDT", 40_000.0)
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+    delivery = delivery_ms(sim.now_ms())
     sid = sim.list_future("BTC", delivery, 42_000.0)
-    fut = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
+    fut = dated_symbol(PERP, delivery)
     sim.funding_rate["BTCUSDT"] = 0.0001
 
     async def go():
