@@ -131,3 +131,21 @@ async def okx_env(*, sim: Any = None, retry: RetryPolicy = RetryPolicy(seed=1),
         finally:
             await adapter.close()
             await session.close()
+
+
+OKX_QTR = "BTC-USDT-QTR"  # the OKX simulator's FUTURES instrument (ctVal 0.01 BTC)
+
+
+def okx_quarterly(sim: Any, *, days: int = 90, spot: float = 30_000.0, price: float = 30_300.0) -> int:
+    """Make the OKX simulator's FUTURES row ``BTC-USDT-QTR`` a quarterly expiring ``days`` days out at 08:00 UTC
+    (OKX's delivery time; "Get instruments" ``expTime``), priced ``price`` against ``spot`` for BTC-USDT and the
+    swap (default: a 1 % basis). Returns the expiry in ms since the epoch."""
+    from tests.support.roll_runner import delivery_ms
+
+    expiry_ms = delivery_ms(sim.now_ms(), days)
+    row = {**sim.instrument_rows["FUTURES"][0], "instId": OKX_QTR, "expTime": str(expiry_ms)}
+    sim.instrument_rows["FUTURES"] = [row]
+    sim.register(row)
+    for iid, px in (("BTC-USDT", spot), ("BTC-USDT-SWAP", spot), (OKX_QTR, price)):
+        sim.set_price(iid, px)
+    return expiry_ms
