@@ -16,14 +16,12 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hedge_core.engine import MarketUpdate, State, new_hedge
-from hedge_core.engine.driver import HedgeDriver
+from hedge_core.engine import MarketUpdate, State
 from hedge_core.engine.roll_step import RollRequest
-from hedge_core.params.models import CarryParams
 from hedge_core.types import Side
-from tests.support.live_env import okx_env, okx_quarterly
+from tests.support.live_env import okx_carry_entered, okx_env, okx_quarterly
 
-SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
+PERP = "BTC/USDT:USDT"
 pytestmark = pytest.mark.integration  # the OKX simulator on 127.0.0.1
 
 
@@ -32,12 +30,7 @@ def test_an_okx_quarterly_delivered_is_read_booked_and_the_leg_hedged_again_on_t
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
             okx_quarterly(sim)
-            m = await a.load_markets()
-            [(fut, _expiry)] = await a.dated_futures("BTC")
-            now = pd.Timestamp(sim.now_ms(), unit="ms", tz="UTC")
-            drv = HedgeDriver(new_hedge("dk", "carry", m[SPOT], m[PERP], now),
-                              CarryParams(notional=600.0, min_net_carry=-1.0), {"okx": a})
-            await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+            drv, m, fut, _expiry, now = await okx_carry_entered(a, sim, "dk", 600.0)
             ctx = await drv.feed(RollRequest(now, m[fut], 30_300.0, "basis"))
             assert ctx.perp.symbol == fut and sim.positions["BTC-USDT-QTR"][0] == pytest.approx(-1.99)
             assert await a.fetch_deliveries(fut) == [] and await a.fetch_deliveries(PERP) == []

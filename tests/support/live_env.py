@@ -149,3 +149,22 @@ def okx_quarterly(sim: Any, *, days: int = 90, spot: float = 30_000.0, price: fl
     for iid, px in (("BTC-USDT", spot), ("BTC-USDT-SWAP", spot), (OKX_QTR, price)):
         sim.set_price(iid, px)
     return expiry_ms
+
+
+async def okx_carry_entered(adapter: Any, sim: Any, hedge_id: str, notional: float) -> tuple[Any, dict, str, Any, Any]:
+    """A carry HedgeDriver (``notional`` USDT, any carry accepted) on the OKX ``adapter`` holding BTC/USDT spot and
+    the BTC/USDT:USDT swap, entered on one market update (30,000 both, funding 0.1 %/8 h) at the simulator's now,
+    after :func:`okx_quarterly`. Returns (driver, markets, the quarterly's ccxt symbol, its expiry, now)."""
+    import pandas as pd
+
+    from hedge_core.engine import MarketUpdate, new_hedge
+    from hedge_core.engine.driver import HedgeDriver
+    from hedge_core.params.models import CarryParams
+
+    m = await adapter.load_markets()
+    [(fut, expiry)] = await adapter.dated_futures("BTC")
+    now = pd.Timestamp(sim.now_ms(), unit="ms", tz="UTC")
+    drv = HedgeDriver(new_hedge(hedge_id, "carry", m["BTC/USDT"], m["BTC/USDT:USDT"], now),
+                      CarryParams(notional=notional, min_net_carry=-1.0), {"okx": adapter})
+    await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+    return drv, m, fut, expiry, now
