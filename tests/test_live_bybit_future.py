@@ -14,29 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pandas as pd
 import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.routed import is_perp_symbol
 from hedge_core.types import MarketKind, OrderRequest, OrderStatus, OrderType, Side, client_order_id
 from tests.support.bybit_sim import BybitSim
-from tests.support.delivery_live import CARRY, settled
-from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env
+from tests.support.delivery_live import CARRY, bybit_future_sim, settled
+from tests.support.live_env import bybit_env
 from tests.support.roll_runner import dated_symbol, delivery_ms
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # a local venue simulator
 PERP = "BTC/USDT:USDT"
-
-
-def future_sim(days: int = 90, price: float = 42_000.0) -> tuple[BybitSim, str, str, pd.Timestamp]:
-    """A Bybit simulator (10,000 USDT unified wallet, BTCUSDT at 40,000) listing a USDT future ``days`` out
-    (08:00 UTC) at ``price``. Returns (sim, venue symbol id, ccxt unified symbol, expiry)."""
-    sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": 10_000.0})
-    sim.set_price("BTCUSDT", 40_000.0)
-    delivery = delivery_ms(sim.now_ms(), days)
-    sid = sim.list_future("BTC", delivery, price)
-    return sim, sid, dated_symbol(PERP, delivery), pd.Timestamp(delivery, unit="ms", tz="UTC")
 
 
 def _req(symbol: str, side: Side, qty: float, *, reduce_only: bool = False, seq: int = 1) -> OrderRequest:
@@ -45,7 +34,7 @@ def _req(symbol: str, side: Side, qty: float, *, reduce_only: bool = False, seq:
 
 
 def test_the_future_is_listed_as_bybit_lists_it():
-    sim, sid, _sym, expiry = future_sim()
+    sim, sid, _sym, expiry = bybit_future_sim()
     assert sid == "BTCUSDT-" + time.strftime("%d%b%y", time.gmtime(expiry.timestamp())).upper()  # BTCUSDT-27MAR26
     rows = {r["symbol"]: r for r in sim._instruments({"category": "linear"})["list"]}
     assert rows[sid]["contractType"] == "LinearFutures" and rows["BTCUSDT"]["contractType"] == "LinearPerpetual"
@@ -62,7 +51,7 @@ def test_the_future_is_listed_as_bybit_lists_it():
 
 
 def test_the_adapter_lists_trades_and_reads_a_bybit_future():
-    sim, sid, sym, expiry = future_sim()
+    sim, sid, sym, expiry = bybit_future_sim()
 
     async def run() -> None:
         async with bybit_env(sim=sim) as env:
@@ -186,8 +175,7 @@ def test_a_live_hedge_with_both_legs_on_bybit_rolls_perp_future_perp(tmp_path, m
     from tests.support.inprocess_hedge import running_hedge, stop
 
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
-    sim, sid, fut, _expiry = future_sim(price=42_000.0)
-    sim.coins["USDT"] = 20_000.0
+    sim, sid, fut, _expiry = bybit_future_sim(price=42_000.0, usdt=20_000.0)
     sim.funding_rate["BTCUSDT"] = 0.0001
 
     async def go():

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pandas as pd
 
 from tests.support.binance_sim import BinanceSim
+from tests.support.bybit_sim import BybitSim
 from tests.support.inprocess_hedge import until
 from tests.support.roll_runner import ROLL_PARAMS, dated_symbol, delivery_ms
 from tests.support.xlive_env import binance_spot_sim
 
-__all__ = ["CARRY", "PERP", "QTR_PX", "XR", "perp_venue_with_quarterly", "settled"]
+__all__ = ["CARRY", "PERP", "QTR_PX", "XR", "bybit_future_sim", "perp_venue_with_quarterly", "settled"]
 
 PERP = "BTC/USDT:USDT"
 QTR_PX = 42_000.0  # 5 % over the 40,000 spot
@@ -29,6 +30,19 @@ def perp_venue_with_quarterly(rate: float = 0.0001) -> tuple[BinanceSim, str, st
     sid = sim.list_quarterly("BTC", delivery, QTR_PX)
     sym = dated_symbol(PERP, delivery)
     return sim, sid, sym, pd.Timestamp(delivery, unit="ms", tz="UTC")
+
+
+def bybit_future_sim(days: int = 90, price: float = 42_000.0, usdt: float = 10_000.0
+                     ) -> tuple[BybitSim, str, str, pd.Timestamp]:
+    """A Bybit simulator (``usdt`` USDT in the unified wallet, BTCUSDT at 40,000) listing a USDT future ``days`` out
+    (08:00 UTC) at ``price``. Returns (sim, venue symbol id, ccxt unified symbol, expiry)."""
+    from tests.support.live_env import TEST_KEY, TEST_SECRET
+
+    sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": usdt})
+    sim.set_price("BTCUSDT", 40_000.0)
+    delivery = delivery_ms(sim.now_ms(), days)
+    sid = sim.list_future("BTC", delivery, price)
+    return sim, sid, dated_symbol(PERP, delivery), pd.Timestamp(delivery, unit="ms", tz="UTC")
 
 
 async def settled(task, contract: str, what: str, *, timeout: float = 30) -> dict:
