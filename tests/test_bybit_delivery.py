@@ -11,28 +11,22 @@ qty x (41,000 - 42,000) = +1,000 USDT per BTC short and pays |qty| x 41,000 x 0.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pandas as pd
 import pytest
 
 from hedge_core.runner import roll_watch
 from hedge_core.types import Side
-from tests.support.bybit_sim import BybitSim
-from tests.support.delivery_live import CARRY, PERP, settled
+from tests.support.delivery_live import CARRY, PERP, bybit_future_sim, settled
 from tests.support.inprocess_hedge import running_hedge, stop
-from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env
+from tests.support.live_env import bybit_env
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # a local venue simulator
 
 
 def test_a_bybit_future_delivered_is_booked_once_and_the_leg_hedged_again_on_the_perp(tmp_path, monkeypatch):
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
-    sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": 20_000.0})
-    sim.set_price("BTCUSDT", 40_000.0)
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-    sid = sim.list_future("BTC", delivery, 42_000.0)
-    fut = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
+    sim, sid, fut, _expiry = bybit_future_sim(usdt=20_000.0)
     sim.funding_rate["BTCUSDT"] = 0.0001
 
     async def go():

@@ -12,7 +12,7 @@ import pytest
 from hedge_core.engine.calendar_roll import RollAction, RollInputs, decide_roll, roll_actions
 from hedge_core.errors import InvalidInput
 from hedge_core.types import OrderRequest, OrderStatus, Side, client_order_id
-from tests.support.live_env import okx_env
+from tests.support.live_env import okx_env, okx_quarterly
 
 NOW = pd.Timestamp("2026-09-26T08:00Z")
 EXPIRY = pd.Timestamp("2026-12-25T08:00Z")  # 90 days later
@@ -88,12 +88,7 @@ def test_roll_a_live_hedge_leg_to_the_simulated_quarterly_and_back():
     async def go():
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
-            expiry_ms = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-            fut_row = {**sim.instrument_rows["FUTURES"][0], "instId": "BTC-USDT-QTR", "expTime": str(expiry_ms)}
-            sim.instrument_rows["FUTURES"] = [fut_row]
-            sim.register(fut_row)
-            for iid, px in (("BTC-USDT", 30_000.0), ("BTC-USDT-SWAP", 30_000.0), ("BTC-USDT-QTR", 30_300.0)):
-                sim.set_price(iid, px)
+            expiry_ms = okx_quarterly(sim)
             sim.funding_rate["BTC-USDT-SWAP"] = 0.00001
             await a.load_markets()
             [(fut_sym, expiry)] = await a.dated_futures("BTC")

@@ -11,15 +11,13 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hedge_core.engine import MarketUpdate, State, new_hedge
+from hedge_core.engine import MarketUpdate, State
 from hedge_core.engine.calendar_roll import RollAction
-from hedge_core.engine.driver import HedgeDriver
 from hedge_core.engine.roll_step import ROLL_CLOSE, ROLL_OPEN, RollRequest
-from hedge_core.params.models import CarryParams
 from hedge_core.runner.roll_watch import decide
-from tests.support.live_env import okx_env
+from tests.support.live_env import okx_carry_entered, okx_env, okx_quarterly
 
-SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
+PERP = "BTC/USDT:USDT"
 pytestmark = pytest.mark.integration  # the OKX simulator on 127.0.0.1
 
 
@@ -27,18 +25,8 @@ def test_the_engine_rolls_a_hedge_leg_to_the_okx_quarterly_and_back():
     async def go():
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
-            expiry_ms = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-            row = {**sim.instrument_rows["FUTURES"][0], "instId": "BTC-USDT-QTR", "expTime": str(expiry_ms)}
-            sim.instrument_rows["FUTURES"] = [row]
-            sim.register(row)
-            for iid, px in (("BTC-USDT", 30_000.0), ("BTC-USDT-SWAP", 30_000.0), ("BTC-USDT-QTR", 30_300.0)):
-                sim.set_price(iid, px)
-            m = await a.load_markets()
-            [(fut, expiry)] = await a.dated_futures("BTC")
-            now = pd.Timestamp(sim.now_ms(), unit="ms", tz="UTC")
-            drv = HedgeDriver(new_hedge("rk", "carry", m[SPOT], m[PERP], now),
-                              CarryParams(notional=3_000.0, min_net_carry=-1.0), {"okx": a})
-            await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+            okx_quarterly(sim)
+            drv, m, fut, expiry, now = await okx_carry_entered(a, sim, "rk", 3_000.0)
             c0 = drv.ctx
             assert c0.state is State.MONITORING_POSITIONS and c0.perp.qty < 0
             swap0 = sim.positions["BTC-USDT-SWAP"][0]

@@ -14,28 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pandas as pd
 import pytest
 
 from hedge_core import errors as he
 from hedge_core.exchange.routed import is_perp_symbol
 from hedge_core.types import MarketKind, OrderRequest, OrderStatus, OrderType, Side, client_order_id
 from tests.support.bybit_sim import BybitSim
-from tests.support.live_env import TEST_KEY, TEST_SECRET, bybit_env
+from tests.support.delivery_live import CARRY, bybit_future_sim, settled
+from tests.support.live_env import bybit_env
+from tests.support.roll_runner import dated_symbol, delivery_ms
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # a local venue simulator
 PERP = "BTC/USDT:USDT"
-
-
-def future_sim(days: int = 90, price: float = 42_000.0) -> tuple[BybitSim, str, str, pd.Timestamp]:
-    """A Bybit simulator (10,000 USDT unified wallet, BTCUSDT at 40,000) listing a USDT future ``days`` out
-    (08:00 UTC) at ``price``. Returns (sim, venue symbol id, ccxt unified symbol, expiry)."""
-    sim = BybitSim(api_key=TEST_KEY, secret=TEST_SECRET, coins={"USDT": 10_000.0})
-    sim.set_price("BTCUSDT", 40_000.0)
-    delivery = (sim.now_ms() // 86_400_000 + days) * 86_400_000 + 8 * 3_600_000
-    sid = sim.list_future("BTC", delivery, price)
-    yymmdd = time.strftime("%y%m%d", time.gmtime(delivery / 1000))
-    return sim, sid, f"{PERP}-{yymmdd}", pd.Timestamp(delivery, unit="ms", tz="UTC")
 
 
 def _req(symbol: str, side: Side, qty: float, *, reduce_only: bool = False, seq: int = 1) -> OrderRequest:
@@ -44,7 +34,7 @@ def _req(symbol: str, side: Side, qty: float, *, reduce_only: bool = False, seq:
 
 
 def test_the_future_is_listed_as_bybit_lists_it():
-    sim, sid, _sym, expiry = future_sim()
+    sim, sid, _sym, expiry = bybit_future_sim()
     assert sid == "BTCUSDT-" + time.strftime("%d%b%y", time.gmtime(expiry.timestamp())).upper()  # BTCUSDT-27MAR26
     rows = {r["symbol"]: r for r in sim._instruments({"category": "linear"})["list"]}
     assert rows[sid]["contractType"] == "LinearFutures" and rows["BTCUSDT"]["contractType"] == "LinearPerpetual"
@@ -61,7 +51,7 @@ def test_the_future_is_listed_as_bybit_lists_it():
 
 
 def test_the_adapter_lists_trades_and_reads_a_bybit_future():
-    sim, sid, sym, expiry = future_sim()
+    sim, sid, sym, expiry = bybit_future_sim()
 
     async def run() -> None:
         async with bybit_env(sim=sim) as env:
@@ -113,10 +103,6 @@ def test_the_adapter_lists_trades_and_reads_a_bybit_future():
     asyncio.run(run())
 
 
-CARRY = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
-         "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                  "funding_unfavourable_intervals": None},
-         "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
 XV = {"venue": "binance", "perp_venue": "bybit"}  # the spot leg on Binance, the perp leg on Bybit
 
 
@@ -130,26 +116,14 @@ def test_a_live_hedge_with_its_perp_leg_on_bybit_rolls_perp_future_perp(tmp_path
     (0.01 %/8 h = 10.95 %/yr), and back when the funding rises to 0.05 %/8 h (54.75 %/yr); each step reconciled per
     venue and per contract (runner/records.py ``leg_contracts``) with no difference."""
     from hedge_core.runner import roll_watch
-    from tests.support.inprocess_hedge import running_hedge, stop, until
+    from tests.support.inprocess_hedge import running_hedge, stop
     from tests.support.xlive_env import bybit_perp_sim, two_venues
 
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)  # look at the rule on every update (the clock is real)
     sim = bybit_perp_sim(rate=0.0001)
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+    delivery = delivery_ms(sim.now_ms())
     sid = sim.list_future("BTC", delivery, 42_000.0)
-    fut = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
-
-    async def settled(task, contract: str, what: str) -> dict:
-        def ready() -> bool:
-            s = task.summary()
-            return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
-                    and not s.get("pending_orders") and "roll" not in s)
-
-        await until(ready, timeout=30, what=what)
-        ts0 = (task.summary().get("reconcile") or {}).get("ts")
-        await until(lambda: ready() and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
-                    and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
-        return task.summary()["reconcile"]
+    fut = dated_symbol(PERP, delivery)
 
     async def go():
         async with two_venues(perp_sim=sim) as tv:
@@ -198,31 +172,18 @@ def test_a_live_hedge_with_both_legs_on_bybit_rolls_perp_future_perp(tmp_path, m
     rolls the short leg perp -> USDT future -> perp on the same rule as above, reconciled per contract with no
     difference; the spot balance is untouched by the roll (its orders are all category linear)."""
     from hedge_core.runner import roll_watch
-    from tests.support.inprocess_hedge import running_hedge, stop, until
+    from tests.support.inprocess_hedge import running_hedge, stop
 
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
-    sim, sid, fut, _expiry = future_sim(price=42_000.0)
-    sim.coins["USDT"] = 20_000.0
+    sim, sid, fut, _expiry = bybit_future_sim(price=42_000.0, usdt=20_000.0)
     sim.funding_rate["BTCUSDT"] = 0.0001
-
-    def ready(task, contract: str) -> bool:
-        s = task.summary()
-        return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
-                and not s.get("pending_orders") and "roll" not in s)
-
-    async def clean(task, contract: str, what: str) -> dict:
-        await until(lambda: ready(task, contract), timeout=30, what=what)
-        ts0 = (task.summary().get("reconcile") or {}).get("ts")
-        await until(lambda: ready(task, contract) and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
-                    and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
-        return task.summary()["reconcile"]
 
     async def go():
         async with bybit_env(sim=sim) as env:
             sup, task, store = await running_hedge(tmp_path, env.adapter, CARRY, hedge_id="broll2", venue="bybit",
                                                    records_poll_s=0.2, reconcile_s=0.3)
             try:
-                rec = await clean(task, fut, "the leg rolled to the future")
+                rec = await settled(task, fut, "the leg rolled to the future")
                 short, btc = _pos(sim, sid), sim.coins.get("BTC", 0.0)
                 assert short < 0 and _pos(sim, "BTCUSDT") == 0.0 and abs(btc + short) <= 0.001
                 v = rec["venues"]["bybit"]  # one venue holding both legs, reconciled per contract
@@ -232,7 +193,7 @@ def test_a_live_hedge_with_both_legs_on_bybit_rolls_perp_future_perp(tmp_path, m
                 assert v["spot_base"] == {"journal": pytest.approx(btc), "venue": pytest.approx(btc)}
                 n_spot = len([o for o in sim.orders.values() if o.category == "spot"])
                 sim.funding_rate["BTCUSDT"] = 0.0005
-                rec = await clean(task, PERP, "the leg back on the perpetual")
+                rec = await settled(task, PERP, "the leg back on the perpetual")
                 assert rec["venues"]["bybit"]["positions"][fut] == {"journal": 0.0, "venue": 0.0}
                 assert _pos(sim, sid) == 0.0 and _pos(sim, "BTCUSDT") == pytest.approx(short)
                 assert sim.coins["BTC"] == pytest.approx(btc)  # the roll never touched the spot leg

@@ -15,38 +15,19 @@ two simulators (spot on the Bybit simulator, perp on the Binance USD-M simulator
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.runner_env import journal, wait_for
+from tests.support.roll_runner import ROLL_PARAMS, dated_symbol, delivery_ms, settled_on, start_live
+from tests.support.runner_env import journal
 from tests.support.sim_thread import SimThread
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]  # real runner processes
 
 HID = "xdlv1"
 PERP = "BTC/USDT:USDT"
-PARAMS = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                   "funding_unfavourable_intervals": None},
-          "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
 LOT = 0.001  # Binance BTCUSDT stepSize
 
-
-def _settled_on(env, p, contract: str) -> dict:
-    c = env.client(p)
-
-    def ready() -> dict | None:
-        h = c.hedge(HID)
-        ok = (h.get("state") == "MONITORING_POSITIONS" and h.get("leg_contract") == contract
-              and not h.get("pending_orders") and "roll" not in h)
-        return h if ok else None
-
-    h0 = wait_for(ready, timeout=90, what=f"the leg settled on {contract}")
-    ts0 = (h0.get("reconcile") or {}).get("ts")
-    return wait_for(lambda: (lambda h: h if ready() and (h.get("reconcile") or {}).get("ts") not in (None, ts0)
-                             and h["reconcile"]["differences"] == [] else None)(c.hedge(HID)),
-                    timeout=30, what="a clean reconciliation pass")
 
 
 def test_a_quarterly_delivered_while_the_runner_is_down_is_booked_and_rehedged_after_the_restart(tmp_path):
@@ -56,16 +37,14 @@ def test_a_quarterly_delivered_while_the_runner_is_down_is_booked_and_rehedged_a
     env = None
     try:
         sim = binance.sim
-        delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+        delivery = delivery_ms(sim.now_ms())
         sid = sim.list_quarterly("BTC", delivery, 42_000.0)
         sim.set_funding_rate("BTCUSDT", 0.0001)
-        qtr = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
-        env, extra = two_venue_env(tmp_path, binance, bybit, days=1, export=PARAMS)
+        qtr = dated_symbol(PERP, delivery)
+        env, extra = two_venue_env(tmp_path, binance, bybit, days=1, export=ROLL_PARAMS)
         p = env.start_runner(extra)
-        env.client(p).start("carry-test", mode="live", venue="bybit", perp_venue="binance", feed="ticker", poll_s=0.1,
-                            recovery="resume", hedge_id=HID, confirm_live=True, reconcile_s=0.5, records_poll_s=0.3,
-                            max_ticker_age_s=5.0)
-        _settled_on(env, p, qtr)
+        start_live(env.client(p), "carry-test", HID, venue="bybit", perp_venue="binance")
+        settled_on(env, p, HID, qtr)
         short = sim.position(sid)
         assert short < 0 and sim.position("BTCUSDT") == 0.0
         p.kill()  # SIGKILL: the runner is down over the delivery
@@ -74,7 +53,7 @@ def test_a_quarterly_delivered_while_the_runner_is_down_is_booked_and_rehedged_a
         assert sim.deliver(sid, [40_100.0, 40_300.0], at_ms=sim.now_ms()) == pytest.approx(40_200.0)
         assert sim.position(sid) == 0.0
         p2 = env.start_runner(extra)
-        h = _settled_on(env, p2, PERP)
+        h = settled_on(env, p2, HID, PERP)
         assert sim.position(sid) == 0.0 and sim.position("BTCUSDT") == pytest.approx(short)
         pos = h["reconcile"]["venues"]["binance"]["positions"]
         assert pos[qtr] == {"journal": 0.0, "venue": 0.0}

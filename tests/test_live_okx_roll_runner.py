@@ -19,13 +19,14 @@ commission, and a funding settlement of the swap booked from the venue's bills.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.support import fault_matrix as fm
 from tests.support.fault_matrix import OKX_SPOT, OKX_SWAP, Venue
+from tests.support.roll_runner import (ROLL_PARAMS, dated_symbol, delivery_ms, pause_and_stop, restart_killed_at,
+                                       settled_on, start_live)
 from tests.support.runner_env import journal, wait_for
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # real runner processes
@@ -33,9 +34,6 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # real runner processe
 HID = "roll1"
 OKX_QTR = "BTC-USDT-QTR"
 SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
-PARAMS = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                   "funding_unfavourable_intervals": None},
-          "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
 
 
 def _env(tmp: Any, v: Venue) -> tuple[Any, dict[str, str]]:
@@ -46,7 +44,7 @@ def _env(tmp: Any, v: Venue) -> tuple[Any, dict[str, str]]:
     from tests.support.live_env import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET
     from tests.support.runner_env import make_env
 
-    env = make_env(tmp, days=1, export=PARAMS)
+    env = make_env(tmp, days=1, export=ROLL_PARAMS)
     promotion.promote("carry-test", 1, "paper", root=env.params, db=env.db)
     promotion.promote("carry-test", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
                       root=env.params, db=env.db)
@@ -62,14 +60,13 @@ def _quarterly(v: Venue) -> str:
     5 % basis, 20.3 %/yr, above the swap's 0.01 %/8 h (10.95 %/yr) by more than the fees and the 2 % margin."""
     def setup() -> str:
         sim = v.sim
-        expiry_ms = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+        expiry_ms = delivery_ms(sim.now_ms())
         row = {**sim.instrument_rows["FUTURES"][0], "instId": OKX_QTR, "expTime": str(expiry_ms)}
         sim.instrument_rows["FUTURES"] = [row]
         sim.register(row)
         sim.set_price(OKX_QTR, 31_500.0)
         sim.funding_rate[OKX_SWAP] = 0.0001
-        yymmdd = time.strftime("%y%m%d", time.gmtime(expiry_ms / 1000))
-        return f"{PERP}-{yymmdd}"
+        return dated_symbol(PERP, expiry_ms)
 
     return v.call(setup)
 
@@ -80,26 +77,13 @@ def _positions(v: Venue) -> dict[str, float]:
 
 
 def _start(c: Any) -> None:
-    c.start("carry-test", mode="live", venue="okx", feed="ticker", poll_s=0.1, recovery="resume", hedge_id=HID,
-            confirm_live=True, reconcile_s=0.5, records_poll_s=0.3, max_ticker_age_s=5.0)
+    start_live(c, "carry-test", HID, venue="okx")
 
 
 def _settled_on(env: Any, p: Any, contract: str) -> dict:
     """The hedge monitoring with its leg on ``contract``, nothing working, no roll under way, and a
     reconciliation pass after that with no difference."""
-    c = env.client(p)
-
-    def ready() -> dict | None:
-        h = c.hedge(HID)
-        ok = (h.get("state") == "MONITORING_POSITIONS" and h.get("leg_contract") == contract
-              and not h.get("pending_orders") and "roll" not in h)
-        return h if ok else None
-
-    h0 = wait_for(ready, timeout=60, what=f"the leg settled on {contract}")
-    ts0 = (h0.get("reconcile") or {}).get("ts")
-    return wait_for(lambda: (lambda h: h if ready() and (h.get("reconcile") or {}).get("ts") not in (None, ts0)
-                             and h["reconcile"]["differences"] == [] else None)(c.hedge(HID)),
-                    timeout=30, what="a clean reconciliation pass")
+    return settled_on(env, p, HID, contract, timeout=60)
 
 
 def _venue_checks(v: Venue, env: Any) -> None:
@@ -161,11 +145,8 @@ def test_a_live_okx_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_path):
         # 2. the way back: the swap's funding rises to 0.05 %/8 h (54.75 %/yr); a new runner looks at the rule at
         # once and is killed at the quarterly close's intent (the swap reopened, the close never sent)
         v.call(lambda: v.sim.funding_rate.__setitem__(OKX_SWAP, 0.0005))
-        p2.kill()
-        p2.wait(30)
-        # wait=False: a recovering runner may reach its kill point before it would answer
-        p3 = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:perp:roll_close"}, wait=False)
-        assert p3.wait(90) == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
+        code = restart_killed_at(env, extra, p2, "intent_journaled:perp:roll_close")
+        assert code == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
         pos = _positions(v)
         assert pos[OKX_QTR] < 0 and pos[OKX_SWAP] < 0, pos
         p4 = env.start_runner(extra)
@@ -185,10 +166,7 @@ def test_a_live_okx_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_path):
         _settled_on(env, p4, PERP)
         g = journal(env, "guard_firings", HID)
         assert list(g.loc[g["guard"] == "calendar_roll", "action"]) == ["to_future", "to_perp"]
-        c.pause(HID)
-        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
-        p4.terminate()
-        p4.wait(60)
+        pause_and_stop(env, p4, HID)
         _venue_checks(v, env)
         fund = journal(env, "funding_payments", HID)
         assert float(fund["amount"].sum()) == pytest.approx(want, abs=1e-8)
@@ -217,11 +195,7 @@ def test_a_live_roll_killed_at_the_opens_intent_is_found_never_sent_and_decided_
         _settled_on(env, p2, qtr)
         pos = _positions(v)
         assert pos[OKX_SWAP] == 0.0 and pos[OKX_QTR] < 0 and abs(v.spot_base() + pos[OKX_QTR]) <= fm.LOT, pos
-        c = env.client(p2)
-        c.pause(HID)
-        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
-        p2.terminate()
-        p2.wait(60)
+        pause_and_stop(env, p2, HID)
         orders = journal(env, "orders", HID)
         assert "never_sent" in set(orders["status"])
         g = journal(env, "guard_firings", HID)

@@ -24,20 +24,10 @@ from hedge_core.engine.roll_step import RollRequest, perpetual_qty
 from hedge_core.params.models import CarryParams
 from hedge_core.runner.records import compare, journal_figures, leg_contracts, new_funding, venue_figures
 from hedge_core.types import OrderRequest, OrderType, Side
-from tests.support.live_env import okx_env
+from tests.support.live_env import okx_env, okx_quarterly
 
 SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
 pytestmark = pytest.mark.integration  # the OKX simulator on 127.0.0.1
-
-
-def _quarterly(sim: Any) -> None:
-    """The simulator's FUTURES row as a quarterly 90 days out (OKX delivers at 08:00 UTC), at 30,300."""
-    expiry_ms = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-    row = {**sim.instrument_rows["FUTURES"][0], "instId": "BTC-USDT-QTR", "expTime": str(expiry_ms)}
-    sim.instrument_rows["FUTURES"] = [row]
-    sim.register(row)
-    for iid, px in (("BTC-USDT", 30_000.0), ("BTC-USDT-SWAP", 30_000.0), ("BTC-USDT-QTR", 30_300.0)):
-        sim.set_price(iid, px)
 
 
 def _fills_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -76,7 +66,7 @@ def test_a_rolled_leg_is_reconciled_on_its_future_and_the_perpetuals_funding_rea
     async def go():
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
-            _quarterly(sim)
+            okx_quarterly(sim)  # a quarterly 90 days out at 30,300
             drv, fills, fut, start, flow = await _rolled(a, sim, fund_rate=0.0001)
             # hand figure: a short of 0.0199 BTC at mark 30,000 receives 0.0199 x 30,000 x 0.01 % = 0.0597 USDT
             assert flow == pytest.approx(0.0597)
@@ -119,7 +109,7 @@ def test_during_a_roll_both_contracts_are_read_and_compared():
     async def go():
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
-            _quarterly(sim)
+            okx_quarterly(sim)  # a quarterly 90 days out at 30,300
             drv, fills, fut, start, _flow = await _rolled(a, sim, fund_rate=None)
             m = await a.load_markets()
             # the way back is under way: 0.0199 BTC short reopened on the swap, the future not closed yet

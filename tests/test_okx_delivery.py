@@ -16,14 +16,12 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hedge_core.engine import MarketUpdate, State, new_hedge
-from hedge_core.engine.driver import HedgeDriver
+from hedge_core.engine import MarketUpdate, State
 from hedge_core.engine.roll_step import RollRequest
-from hedge_core.params.models import CarryParams
 from hedge_core.types import Side
-from tests.support.live_env import okx_env
+from tests.support.live_env import okx_carry_entered, okx_env, okx_quarterly
 
-SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
+PERP = "BTC/USDT:USDT"
 pytestmark = pytest.mark.integration  # the OKX simulator on 127.0.0.1
 
 
@@ -31,18 +29,8 @@ def test_an_okx_quarterly_delivered_is_read_booked_and_the_leg_hedged_again_on_t
     async def go():
         async with okx_env() as env:
             a, sim = env.adapter, env.sim
-            expiry_ms = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-            row = {**sim.instrument_rows["FUTURES"][0], "instId": "BTC-USDT-QTR", "expTime": str(expiry_ms)}
-            sim.instrument_rows["FUTURES"] = [row]
-            sim.register(row)
-            for iid, px in (("BTC-USDT", 30_000.0), ("BTC-USDT-SWAP", 30_000.0), ("BTC-USDT-QTR", 30_300.0)):
-                sim.set_price(iid, px)
-            m = await a.load_markets()
-            [(fut, _expiry)] = await a.dated_futures("BTC")
-            now = pd.Timestamp(sim.now_ms(), unit="ms", tz="UTC")
-            drv = HedgeDriver(new_hedge("dk", "carry", m[SPOT], m[PERP], now),
-                              CarryParams(notional=600.0, min_net_carry=-1.0), {"okx": a})
-            await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+            okx_quarterly(sim)
+            drv, m, fut, _expiry, now = await okx_carry_entered(a, sim, "dk", 600.0)
             ctx = await drv.feed(RollRequest(now, m[fut], 30_300.0, "basis"))
             assert ctx.perp.symbol == fut and sim.positions["BTC-USDT-QTR"][0] == pytest.approx(-1.99)
             assert await a.fetch_deliveries(fut) == [] and await a.fetch_deliveries(PERP) == []

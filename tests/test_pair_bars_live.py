@@ -23,6 +23,7 @@ from hedge_core.engine.states import State
 from hedge_core.exchange.pair_feed import PairBarsFeed
 from hedge_core.types import Bar, FundingEvent, MarketKind
 from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.pair_bars import ms, publish_hour, start_paper_pair
 from tests.support.pair_live_env import PAIR, RATE_A, RATE_B, pair_params, pair_venues
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
@@ -37,14 +38,11 @@ def publish(pv, hours: int = 4) -> tuple[pd.Timestamp, pd.Timestamp]:
     now = pd.Timestamp.now(tz="UTC").floor("1h")
     labels = [now - pd.Timedelta(hours=k) for k in range(hours, 0, -1)]
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        pv.first_sim.add_kline("BTCUSDT", "fapi", ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0)
-        pv.first_sim.add_kline("BTCUSDT", "mark", ms, A_MARK, A_MARK, A_MARK, A_MARK)
-        pv.second_sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-        pv.second_sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+        publish_hour(pv.first_sim, "binance", t, A_CLOSE, A_MARK)
+        publish_hour(pv.second_sim, "bybit", t, B_CLOSE, B_MARK)
     settle = now - pd.Timedelta(hours=2)
-    pv.first_sim.settle_funding("BTCUSDT", RATE_A, ts_ms=int(settle.value // 1_000_000))
-    pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=int(settle.value // 1_000_000))
+    pv.first_sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms(settle))
+    pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=ms(settle))
     return labels[0], settle
 
 
@@ -95,35 +93,14 @@ def test_live_pair_on_bars_prices_each_leg_at_its_own_venue_and_enters(tmp_path)
     asyncio.run(go())
 
 
-class _Shared:
-    """A venue adapter the test owns, lent to the runner: its ``close`` is the test's (pair_venues)."""
-
-    def __init__(self, adapter) -> None:
-        self._adapter = adapter
-
-    def __getattr__(self, name: str):
-        return getattr(self._adapter, name)
-
-    async def close(self) -> None:
-        return None
-
 
 def test_paper_pair_on_live_bars_feeds_each_paper_venue_its_own_venues_bars_and_funding(tmp_path):
-    from hedge_core.runner.supervisor import Supervisor
-    from hedge_core.store import Store
-
     async def go():
         async with pair_venues() as pv:
             first_label, settle = publish(pv)
             a, b = pv.adapter.leg_adapters()
-            store = Store(tmp_path / "db.duckdb", hold=True)
-            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-            # each venue's public market data (production builds a new adapter per call; these are shared)
-            sup._market_data = lambda spec: _Shared({"binance": a, "bybit": b}[spec.venue])
-            await sup.start_hedge({"hedge_id": "pbp", "params_inline": pair_params(), "mode": "paper", "feed": "bars",
-                                   "start": str(first_label), "poll_s": 0.05, **PAIR,
-                                   "balances": {"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}}})
-            task = sup.hedges["pbp"]
+            task, store = await start_paper_pair(tmp_path, {"binance": a, "bybit": b}, {
+                "hedge_id": "pbp", "params_inline": pair_params(), "feed": "bars", "start": str(first_label), **PAIR})
             pair = task.raw_adapter
             assert pair.by_venue  # no stored funding needed: each venue's published funding settles it
             try:

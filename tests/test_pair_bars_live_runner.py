@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env, settle
+from tests.support.live_runner import HID, settle
+from tests.support.pair_bars import ms, publish_hour
 from tests.support.pair_live_env import RATE_A, RATE_B, pair_params
+from tests.support.pair_runner import PAIR_START, funding_booked, pair_runner_env
 from tests.support.runner_env import journal, wait_for
 from tests.support.sim_thread import PRICE, SimThread
 from tests.support.simfactory_pplive import FACTORY
@@ -31,19 +33,6 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # a real runner proces
 
 PERP = "BTC/USDT:USDT"
 A_CLOSE, A_MARK, B_CLOSE, B_MARK = 40_010.0, 40_012.0, 40_090.0, 40_093.0  # each venue's own kline closes
-
-
-def export_pair(env) -> None:
-    """The pair set ``pp-live`` (first leg binance, second bybit, entering at once, no exits) promoted to live."""
-    from hedge_core.params import promotion
-    from hedge_core.params import store as param_store
-    from hedge_core.params.xcarry import CrossCarryParams
-
-    param_store.export(CrossCarryParams(**pair_params()), "pp-live", created_from="test", root=env.params, db=env.db,
-                       kpis={"sharpe": 1.0})
-    promotion.promote("pp-live", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("pp-live", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                      root=env.params, db=env.db)
 
 
 def publish(binance: SimThread, bybit: BybitThread, hours: int = 4) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -55,18 +44,13 @@ def publish(binance: SimThread, bybit: BybitThread, hours: int = 4) -> tuple[pd.
 
     def bybit_rows() -> None:
         for t in labels:
-            ms = int(t.value // 1_000_000)
-            bybit.sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-            bybit.sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+            publish_hour(bybit.sim, "bybit", t, B_CLOSE, B_MARK)
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        binance.sim.add_kline("BTCUSDT", "fapi", ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0)
-        binance.sim.add_kline("BTCUSDT", "mark", ms, A_MARK, A_MARK, A_MARK, A_MARK)
+        publish_hour(binance.sim, "binance", t, A_CLOSE, A_MARK)
     bybit.call(bybit_rows)
     settled = now - pd.Timedelta(hours=2)
-    ms = int(settled.value // 1_000_000)
-    binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms)
-    bybit.call(bybit.sim.settle_funding, "BTCUSDT", rate=RATE_B, ts_ms=ms)
+    binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms(settled))
+    bybit.call(bybit.sim.settle_funding, "BTCUSDT", rate=RATE_B, ts_ms=ms(settled))
     return labels[0], settled
 
 
@@ -74,15 +58,13 @@ def publish(binance: SimThread, bybit: BybitThread, hours: int = 4) -> tuple[pd.
 def test_live_perp_pair_on_bars_killed_recovered_funded_per_venue_and_closed(tmp_path, kill_at):
     binance, bybit = SimThread(), BybitThread(rate=RATE_B)
     binance.sim.set_funding_rate("BTCUSDT", RATE_A)
-    env, extra = live_env(tmp_path, binance)
-    export_pair(env)
-    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    env, extra = pair_runner_env(tmp_path, binance, bybit, FACTORY, "pp-live", pair_params())
     first_label, _settled = publish(binance, bybit)
     try:
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
         env.client(p).start("pp-live", mode="live", feed="bars", poll_s=0.2, start=str(first_label),
-                            recovery="resume", hedge_id=HID, confirm_live=True, venue="binance", perp_venue="bybit",
-                            legs="perp_perp", records_poll_s=0.3, reconcile_s=0.5)
+                            recovery="resume", hedge_id=HID, confirm_live=True, records_poll_s=0.3, reconcile_s=0.5,
+                            **PAIR_START)
         assert p.wait(60) == -9, f"the runner should have SIGKILLed itself at {kill_at}"
         first_orders = [o for o in binance.sim.orders.values() if o.market == "fapi"]
         assert len(first_orders) == 1 and first_orders[0].client_id.startswith("hs")
@@ -114,11 +96,8 @@ def test_live_perp_pair_on_bars_killed_recovered_funded_per_venue_and_closed(tmp
         # funding at each venue, booked from that venue's own records on its own leg
         binance.sim.settle_funding("BTCUSDT", RATE_A)
         bybit.call(bybit.sim.settle_funding, "BTCUSDT", rate=RATE_B)
-
-        def both_booked():
-            fj = c.history("funding_payments", hedge_id=HID)
-            return [fj] if len(fj) and set(fj["venue"]) == {"binance", "bybit"} else None
-        [fj] = wait_for(both_booked, timeout=30, what="funding booked at both venues")
+        fj = funding_booked(c, HID, lambda fj: set(fj["venue"]) == {"binance", "bybit"}, timeout=30,
+                            what="funding booked at both venues")
         assert len(fj) == 2  # the settlements before the entry (no position) are not the hedge's
         a, b = fj[fj["venue"] == "binance"].iloc[0], fj[fj["venue"] == "bybit"].iloc[0]
         assert a["amount"] == pytest.approx(-long_a * PRICE * RATE_A, rel=1e-9)  # the long pays, by hand

@@ -18,14 +18,13 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hedge_core.engine.driver import HedgeDriver
-from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
 from hedge_core.exchange.feeds import event_order_key
 from hedge_core.exchange.pair_feed import PairBarsFeed, VenueSchedule
 from hedge_core.types import Bar, FundingEvent, MarketKind
 from tests.support.bars_clock import last_acted_instant
 from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.pair_bars import grid, ms, publish_hour, record_updates, start_paper_pair
 from tests.support.pair_okx_env import (
     OKX_SWAP,
     RATE_A,
@@ -44,16 +43,6 @@ P = "BTC/USDT:USDT"
 A_CLOSE, A_MARK, B_CLOSE, B_MARK = 40_010.0, 40_012.0, 40_090.0, 40_093.0  # OKX's last closes, Bybit's
 
 
-def grid(lo: pd.Timestamp, hi: pd.Timestamp, hours: int) -> list[pd.Timestamp]:
-    """The 00:00-aligned settlement times of a ``hours`` venue in ``(lo, hi]``."""
-    step = pd.Timedelta(hours=hours)
-    t, out = lo.floor(step) + step, []
-    while t <= hi:
-        out.append(t)
-        t += step
-    return out
-
-
 def publish(pv, hours: int) -> tuple[pd.Timestamp, list[pd.Timestamp], list[pd.Timestamp]]:
     """Both venues' 1h perp and mark candles for the last ``hours`` closed hours (each at its own prices), OKX
     settling RATE_A at each of ITS 4 h times in the window and Bybit RATE_B at each of its 8 h times.
@@ -61,16 +50,13 @@ def publish(pv, hours: int) -> tuple[pd.Timestamp, list[pd.Timestamp], list[pd.T
     now = pd.Timestamp.now(tz="UTC").floor("1h")
     labels = [now - k * H for k in range(hours, 0, -1)]
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        pv.first_sim.candles["SWAP"].append([ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0])
-        pv.first_sim.candles["mark"].append([ms, A_MARK, A_MARK, A_MARK, A_MARK, 0.0])
-        pv.second_sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-        pv.second_sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+        publish_hour(pv.first_sim, "okx", t, A_CLOSE, A_MARK)
+        publish_hour(pv.second_sim, "bybit", t, B_CLOSE, B_MARK)
     g4, g8 = grid(labels[0], now, 4), grid(labels[0], now, 8)
     for t in g4:
-        pv.first_sim.settle_funding(OKX_SWAP, RATE_A, ts_ms=int(t.value // 1_000_000))
+        pv.first_sim.settle_funding(OKX_SWAP, RATE_A, ts_ms=ms(t))
     for t in g8:
-        pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=int(t.value // 1_000_000))
+        pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=ms(t))
     return labels[0], g4, g8
 
 
@@ -114,15 +100,7 @@ def test_the_pair_feed_reads_okxs_bars_funding_and_schedule_through_its_own_adap
 
 def test_live_pair_on_bars_with_okx_first_prices_each_leg_at_its_venue_and_gives_each_its_schedule(
         tmp_path, monkeypatch):
-    seen: list[MarketUpdate] = []
-    feed0 = HedgeDriver.feed
-
-    async def recording(self, event):
-        if isinstance(event, MarketUpdate):
-            seen.append(event)
-        return await feed0(self, event)
-
-    monkeypatch.setattr(HedgeDriver, "feed", recording)
+    seen = record_updates(monkeypatch)
 
     async def go():
         async with okx_four_bybit_eight() as pv:
@@ -158,35 +136,12 @@ def test_live_pair_on_bars_with_okx_first_prices_each_leg_at_its_venue_and_gives
     asyncio.run(go())
 
 
-class _Shared:
-    """A venue adapter the test owns, lent to the runner: its ``close`` is the test's (perp_pair)."""
-
-    def __init__(self, adapter) -> None:
-        self._adapter = adapter
-
-    def __getattr__(self, name: str):
-        return getattr(self._adapter, name)
-
-    async def close(self) -> None:
-        return None
-
 
 def test_paper_pair_on_live_bars_with_okx_second_settles_each_paper_venue_at_its_own_venues_times(
         tmp_path, monkeypatch):
     # Bybit (first, 8 h) and OKX (second, 4 h): each paper venue fed its own venue's bars and settling its own
     # venue's published funding at its own times and interval; each leg's funding the hand sum over them
-    from hedge_core.runner.supervisor import Supervisor
-    from hedge_core.store import Store
-
-    seen: list[MarketUpdate] = []
-    feed0 = HedgeDriver.feed
-
-    async def recording(self, event):
-        if isinstance(event, MarketUpdate):
-            seen.append(event)
-        return await feed0(self, event)
-
-    monkeypatch.setattr(HedgeDriver, "feed", recording)
+    seen = record_updates(monkeypatch)
 
     async def go():
         okx = okx_perp_sim(rate=RATE_B)
@@ -195,25 +150,17 @@ def test_paper_pair_on_live_bars_with_okx_second_settles_each_paper_venue_at_its
             now = pd.Timestamp.now(tz="UTC").floor("1h")
             labels = [now - k * H for k in range(24, 0, -1)]
             for t in labels:
-                ms = int(t.value // 1_000_000)
-                pv.first_sim.klines["linear"].append([ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 7.0])
-                pv.first_sim.klines["mark"].append([ms, A_MARK, A_MARK, A_MARK, A_MARK, 0.0])
-                pv.second_sim.candles["SWAP"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 5.0])
-                pv.second_sim.candles["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+                publish_hour(pv.first_sim, "bybit", t, A_CLOSE, A_MARK)
+                publish_hour(pv.second_sim, "okx", t, B_CLOSE, B_MARK)
             g8, g4 = grid(labels[0], now, 8), grid(labels[0], now, 4)
             for t in g8:
-                pv.first_sim.settle_funding("BTCUSDT", rate=RATE_A, ts_ms=int(t.value // 1_000_000))
+                pv.first_sim.settle_funding("BTCUSDT", rate=RATE_A, ts_ms=ms(t))
             for t in g4:
-                pv.second_sim.settle_funding(OKX_SWAP, RATE_B, ts_ms=int(t.value // 1_000_000))
+                pv.second_sim.settle_funding(OKX_SWAP, RATE_B, ts_ms=ms(t))
             a, b = pv.adapter.leg_adapters()
-            store = Store(tmp_path / "db.duckdb", hold=True)
-            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-            sup._market_data = lambda spec: _Shared({"bybit": a, "okx": b}[spec.venue])
-            await sup.start_hedge({"hedge_id": "pbop", "params_inline": pair_params("bybit", "okx"), "mode": "paper",
-                                   "feed": "bars", "start": str(labels[0]), "poll_s": 0.05,
-                                   **pair_spec("bybit", "okx"), "max_bar_age_bars": 48,
-                                   "balances": {"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}}})
-            task = sup.hedges["pbop"]
+            task, store = await start_paper_pair(tmp_path, {"bybit": a, "okx": b}, {
+                "hedge_id": "pbop", "params_inline": pair_params("bybit", "okx"), "feed": "bars",
+                "start": str(labels[0]), **pair_spec("bybit", "okx"), "max_bar_age_bars": 48})
             pair = task.raw_adapter
             try:
                 last = last_acted_instant(now, g8, g4)  # the data's last instant a venue settles at, else the one before

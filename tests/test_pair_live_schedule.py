@@ -35,6 +35,7 @@ from hedge_core.exchange.paper.core import default_instruments
 from hedge_core.types import Bar, FundingEvent, Side
 from tests.support.bars_clock import last_acted_instant
 from tests.support.inprocess_hedge import stop, until
+from tests.support.pair_bars import grid, ms, publish_hour, record_updates, start_paper_pair
 from tests.support.pair_live_env import PAIR, RATE_A, RATE_B, binance_perp_sim, bybit_perp_sim, pair_params, pair_venues
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
@@ -78,17 +79,6 @@ def test_each_adapter_reads_its_venues_own_interval_and_next_settlement():
     asyncio.run(go())
 
 
-def grid(lo: pd.Timestamp, hi: pd.Timestamp, hours: int) -> list[pd.Timestamp]:
-    """The 00:00-aligned settlement times of a ``hours`` venue in ``(lo, hi]``."""
-    step = pd.Timedelta(hours=hours)
-    t = lo.floor(step) + step
-    out = []
-    while t <= hi:
-        out.append(t)
-        t += step
-    return out
-
-
 def publish(pv, hours: int = 24) -> tuple[pd.Timestamp, list[pd.Timestamp], list[pd.Timestamp]]:
     """Both venues' 1h perp and mark klines for the last ``hours`` closed hours (each venue at its own prices),
     Binance settling RATE_A at each of ITS 4 h times in the window and Bybit RATE_B at each of its 8 h times.
@@ -96,16 +86,13 @@ def publish(pv, hours: int = 24) -> tuple[pd.Timestamp, list[pd.Timestamp], list
     now = pd.Timestamp.now(tz="UTC").floor("1h")
     labels = [now - k * H for k in range(hours, 0, -1)]
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        pv.first_sim.add_kline("BTCUSDT", "fapi", ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0)
-        pv.first_sim.add_kline("BTCUSDT", "mark", ms, A_MARK, A_MARK, A_MARK, A_MARK)
-        pv.second_sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-        pv.second_sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+        publish_hour(pv.first_sim, "binance", t, A_CLOSE, A_MARK)
+        publish_hour(pv.second_sim, "bybit", t, B_CLOSE, B_MARK)
     g4, g8 = grid(labels[0], now, 4), grid(labels[0], now, 8)
     for t in g4:
-        pv.first_sim.settle_funding("BTCUSDT", RATE_A, ts_ms=int(t.value // 1_000_000))
+        pv.first_sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms(t))
     for t in g8:
-        pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=int(t.value // 1_000_000))
+        pv.second_sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=ms(t))
     return labels[0], g4, g8
 
 
@@ -163,49 +150,20 @@ def perp(venue: str):
     return next(i for i in default_instruments(venue) if i.symbol == "BTC/USDT:USDT")
 
 
-class _Shared:
-    """A venue adapter the test owns, lent to the runner: its ``close`` is the test's (pair_venues)."""
-
-    def __init__(self, adapter) -> None:
-        self._adapter = adapter
-
-    def __getattr__(self, name: str):
-        return getattr(self._adapter, name)
-
-    async def close(self) -> None:
-        return None
-
 
 def test_paper_pair_on_live_bars_gives_each_leg_its_own_venues_schedule_and_settles_each_at_its_own_times(
         tmp_path, monkeypatch):
-    from hedge_core.engine.driver import HedgeDriver
-    from hedge_core.runner.supervisor import Supervisor
-    from hedge_core.store import Store
-
-    seen: list[MarketUpdate] = []
-    feed0 = HedgeDriver.feed
-
-    async def recording(self, event):
-        if isinstance(event, MarketUpdate):
-            seen.append(event)
-        return await feed0(self, event)
-
-    monkeypatch.setattr(HedgeDriver, "feed", recording)
+    seen = record_updates(monkeypatch)
 
     async def go():
         async with four_and_eight() as pv:
             first_label, g4, g8 = publish(pv)
             a, b = pv.adapter.leg_adapters()
-            store = Store(tmp_path / "db.duckdb", hold=True)
-            sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0)
-            sup._market_data = lambda spec: _Shared({"binance": a, "bybit": b}[spec.venue])
-            await sup.start_hedge({"hedge_id": "pls", "params_inline": pair_params(), "mode": "paper",
-                                   "feed": "bars", "start": str(first_label), "poll_s": 0.05, **PAIR,
-                                   # the 24 h of published bars are all fresh enough to trade on: the pair
-                                   # enters early and holds through several settlements of each venue
-                                   "max_bar_age_bars": 48,
-                                   "balances": {"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}}})
-            task = sup.hedges["pls"]
+            task, store = await start_paper_pair(tmp_path, {"binance": a, "bybit": b}, {
+                "hedge_id": "pls", "params_inline": pair_params(), "feed": "bars", "start": str(first_label), **PAIR,
+                # the 24 h of published bars are all fresh enough to trade on: the pair enters early and holds
+                # through several settlements of each venue
+                "max_bar_age_bars": 48})
             pair = task.raw_adapter
             try:
                 # the last published instant is acted on only when a venue settles at it (tests/support/bars_clock)
@@ -245,18 +203,9 @@ def test_paper_pair_on_live_bars_gives_each_leg_its_own_venues_schedule_and_sett
 def test_live_pair_on_bars_gives_each_leg_its_own_venues_schedule(tmp_path, monkeypatch):
     # the same feed drives a LIVE pair on bars: each leg's interval and next settlement are its venue's, and the
     # first leg's rate is annualised at its venue's 4 h (the settlement the feed stamped)
-    from hedge_core.engine.driver import HedgeDriver
     from tests.support.inprocess_hedge import running_hedge
 
-    seen: list[MarketUpdate] = []
-    feed0 = HedgeDriver.feed
-
-    async def recording(self, event):
-        if isinstance(event, MarketUpdate):
-            seen.append(event)
-        return await feed0(self, event)
-
-    monkeypatch.setattr(HedgeDriver, "feed", recording)
+    seen = record_updates(monkeypatch)
 
     async def go():
         async with four_and_eight() as pv:

@@ -20,8 +20,10 @@ import pandas as pd
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env, settle
+from tests.support.live_runner import HID, settle
+from tests.support.pair_bars import grid, ms, publish_hour
 from tests.support.pair_live_env import RATE_A, RATE_B, pair_params
+from tests.support.pair_runner import PAIR_START, funding_booked, pair_runner_env
 from tests.support.runner_env import paper_exchange, wait_for
 from tests.support.sim_thread import SimThread
 from tests.support.simfactory_pppaper import FACTORY
@@ -31,27 +33,6 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # a real runner proces
 H = pd.Timedelta(hours=1)
 PERP = "BTC/USDT:USDT"
 A_CLOSE, A_MARK, B_CLOSE, B_MARK = 40_010.0, 40_012.0, 40_090.0, 40_093.0  # each venue's own kline closes
-
-
-def export_pair(env) -> None:
-    """The pair set ``pp-paper`` (first leg binance, second bybit, entering at once, no exits) promoted to paper."""
-    from hedge_core.params import promotion
-    from hedge_core.params import store as param_store
-    from hedge_core.params.xcarry import CrossCarryParams
-
-    param_store.export(CrossCarryParams(**pair_params()), "pp-paper", created_from="test", root=env.params,
-                       db=env.db, kpis={"sharpe": 1.0})
-    promotion.promote("pp-paper", 1, "paper", root=env.params, db=env.db)
-
-
-def grid(lo: pd.Timestamp, hi: pd.Timestamp, hours: int) -> list[pd.Timestamp]:
-    """The 00:00-aligned settlement times of a ``hours`` venue in ``(lo, hi]``."""
-    step = pd.Timedelta(hours=hours)
-    t, out = lo.floor(step) + step, []
-    while t <= hi:
-        out.append(t)
-        t += step
-    return out
 
 
 def publish(binance: SimThread, bybit: BybitThread, hours: int = 24):
@@ -64,17 +45,13 @@ def publish(binance: SimThread, bybit: BybitThread, hours: int = 24):
 
     def bybit_rows() -> None:
         for t in labels:
-            ms = int(t.value // 1_000_000)
-            bybit.sim.klines["linear"].append([ms, B_CLOSE, B_CLOSE, B_CLOSE, B_CLOSE, 7.0])
-            bybit.sim.klines["mark"].append([ms, B_MARK, B_MARK, B_MARK, B_MARK, 0.0])
+            publish_hour(bybit.sim, "bybit", t, B_CLOSE, B_MARK)
         for t in g8:
-            bybit.sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=int(t.value // 1_000_000))
+            bybit.sim.settle_funding("BTCUSDT", rate=RATE_B, ts_ms=ms(t))
     for t in labels:
-        ms = int(t.value // 1_000_000)
-        binance.sim.add_kline("BTCUSDT", "fapi", ms, A_CLOSE, A_CLOSE, A_CLOSE, A_CLOSE, 5.0)
-        binance.sim.add_kline("BTCUSDT", "mark", ms, A_MARK, A_MARK, A_MARK, A_MARK)
+        publish_hour(binance.sim, "binance", t, A_CLOSE, A_MARK)
     for t in g4:
-        binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=int(t.value // 1_000_000))
+        binance.sim.settle_funding("BTCUSDT", RATE_A, ts_ms=ms(t))
     bybit.call(bybit_rows)
     return labels[0], now, g4, g8
 
@@ -83,14 +60,13 @@ def publish(binance: SimThread, bybit: BybitThread, hours: int = 24):
 def test_paper_perp_pair_on_live_bars_killed_restarted_each_venue_settling_its_own_times_once(tmp_path, kill_at):
     binance, bybit = SimThread(), BybitThread(rate=RATE_B)
     binance.sim.funding_interval_hours["BTCUSDT"] = 4
-    env, extra = live_env(tmp_path, binance)
-    export_pair(env)
-    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    # ``pp-paper``: first leg binance, second bybit, entering at once, no exits, promoted to paper
+    env, extra = pair_runner_env(tmp_path, binance, bybit, FACTORY, "pp-paper", pair_params(), live=False)
     first_label, last, g4, g8 = publish(binance, bybit)
     try:
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
         env.client(p).start("pp-paper", mode="paper", feed="bars", poll_s=0.2, start=str(first_label),
-                            recovery="resume", hedge_id=HID, venue="binance", perp_venue="bybit", legs="perp_perp",
+                            recovery="resume", hedge_id=HID, **PAIR_START,
                             max_bar_age_bars=48,  # the 24 h of published bars are fresh enough to trade on
                             balances={"spot": {"USDT": 10_000.0}, "perp": {"USDT": 10_000.0}})
         assert p.wait(60) == -9, f"the runner should have SIGKILLed itself at {kill_at}"
@@ -116,12 +92,8 @@ def test_paper_perp_pair_on_live_bars_killed_restarted_each_venue_settling_its_o
         want = {("binance", t) for t in g4 if t >= ta} | {("bybit", t) for t in g8 if t >= tb}
         n4, n8 = len([t for t in g4 if t >= ta]), len([t for t in g8 if t >= tb])
         assert n4 >= 2 and n8 >= 1, (ta, tb)  # both venues settled while the pair was open (after the restart)
-
-        def all_booked():
-            fj = c.history("funding_payments", hedge_id=HID)
-            got = [(v, pd.Timestamp(t)) for v, t in zip(fj["venue"], fj["ts"])] if len(fj) else []
-            return [fj] if set(got) == want else None
-        [fj] = wait_for(all_booked, timeout=60, what="each venue's own settlements booked on its leg")
+        fj = funding_booked(c, HID, lambda fj: {(v, pd.Timestamp(t)) for v, t in zip(fj["venue"], fj["ts"])} == want,
+                            timeout=60, what="each venue's own settlements booked on its leg")
         assert len(fj) == len(want)  # none booked twice across the restart
         h = c.hedge(HID)
         qa, qb = h["spot_qty"], h["perp_qty"]

@@ -22,14 +22,15 @@ While the second leg is on the future, each venue's funding settles on its own l
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from hedge_core.runner import roll_watch
 from tests.support.bybit_sim import BybitSim
+from tests.support.delivery_live import settled
 from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.pair_live_env import PAIR, PRICE, binance_perp_sim, bybit_perp_sim, pair_params, pair_venues
+from tests.support.roll_runner import dated_symbol, delivery_ms
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 PERP = "BTC/USDT:USDT"
@@ -44,24 +45,9 @@ def bybit_with_future(rate: float) -> tuple[BybitSim, str, str]:
     """The Bybit simulator (10,000 USDT, BTCUSDT at 40,000, funding ``rate`` per 8 h) listing a USDT future 90
     days out (08:00 UTC) at 42,000: (sim, venue symbol id, ccxt unified symbol)."""
     sim = bybit_perp_sim(rate=rate)
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+    delivery = delivery_ms(sim.now_ms())
     sid = sim.list_future("BTC", delivery, FUT_PX)
-    return sim, sid, f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
-
-
-def _ready(task, contract: str) -> bool:
-    s = task.summary()
-    return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
-            and not s.get("pending_orders") and "roll" not in s)
-
-
-async def _clean(task, contract: str, what: str) -> dict:
-    """The second leg on ``contract`` with nothing working, then a NEW reconciliation pass with no difference."""
-    await until(lambda: _ready(task, contract), timeout=40, what=what)
-    ts0 = (task.summary().get("reconcile") or {}).get("ts")
-    await until(lambda: _ready(task, contract) and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
-                and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
-    return task.summary()["reconcile"]
+    return sim, sid, dated_symbol(PERP, delivery)
 
 
 @pytest.mark.parametrize("side, rate_a, rate_b, rate_b_back", [
@@ -81,7 +67,7 @@ def test_the_second_perp_leg_rolls_perp_future_perp_reconciled_per_venue_and_con
                                                    records_poll_s=0.2, reconcile_s=0.3)
             try:
                 # 1. entry on both perpetuals, then the rule moves the SECOND leg onto Bybit's future
-                rec = await _clean(task, fut, "the second leg rolled to the future")
+                rec = await settled(task, fut, "the second leg rolled to the future", timeout=40)
                 first, second = sim_a.position("BTCUSDT"), _pos(sim_b, sid)
                 assert (second < 0 < first) if side == "short" else (first < 0 < second)
                 assert abs(first + second) <= 0.001 and _pos(sim_b, "BTCUSDT") == 0.0  # wholly on the future
@@ -103,10 +89,10 @@ def test_the_second_perp_leg_rolls_perp_future_perp_reconciled_per_venue_and_con
                 assert task.driver.ctx.spot.funding - f0[0] == pytest.approx(paid_a, rel=1e-9)
                 assert task.driver.ctx.perp.funding == f0[1]
                 assert not [r for r in sim_b.executions if r["execType"] == "Funding"]
-                await _clean(task, fut, "funding reconciled per venue")
+                await settled(task, fut, "funding reconciled per venue", timeout=40)
                 # 2. Bybit's funding moves: the second leg comes back to the perpetual
                 sim_b.funding_rate["BTCUSDT"] = rate_b_back
-                rec = await _clean(task, PERP, "the second leg back on the perpetual")
+                rec = await settled(task, PERP, "the second leg back on the perpetual", timeout=40)
                 assert _pos(sim_b, sid) == 0.0 and _pos(sim_b, "BTCUSDT") == pytest.approx(second)
                 assert sim_a.position("BTCUSDT") == pytest.approx(first)  # the first leg never moved
                 assert rec["venues"]["bybit"]["positions"] == {

@@ -18,14 +18,15 @@ the hand figure, 0.05 % taker of each fill's notional at both venues.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
 from hedge_core.runner import roll_watch
-from tests.support.inprocess_hedge import running_hedge, stop, until
+from tests.support.delivery_live import settled
+from tests.support.inprocess_hedge import running_hedge, stop
 from tests.support.pair_okx_env import OKX_SWAP, pair_params, pair_spec, perp_pair, position, venue_sim
+from tests.support.roll_runner import dated_symbol, delivery_ms
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 PERP = "BTC/USDT:USDT"
@@ -33,15 +34,11 @@ QTR_PX = 42_000.0
 OKX_QTR = "BTC-USDT-QTR"
 
 
-def _delivery_ms(now_ms: int) -> int:
-    return (now_ms // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-
-
 def second_venue(venue: str, rate: float) -> tuple[Any, str, str]:
     """The second venue's simulator (10,000 USDT, funding ``rate`` per 8 h) listing a quarterly 90 days out at
     42,000: (sim, venue id of the quarterly, ccxt unified symbol)."""
     sim = venue_sim(venue, rate)
-    ms = _delivery_ms(sim.now_ms())
+    ms = delivery_ms(sim.now_ms())
     if venue == "okx":
         row = {**sim.instrument_rows["FUTURES"][0], "instId": OKX_QTR, "expTime": str(ms)}
         sim.instrument_rows["FUTURES"] = [row]
@@ -50,7 +47,7 @@ def second_venue(venue: str, rate: float) -> tuple[Any, str, str]:
         sid = OKX_QTR
     else:
         sid = sim.list_quarterly("BTC", ms, QTR_PX)
-    return sim, sid, f"{PERP}-{time.strftime('%y%m%d', time.gmtime(ms / 1000))}"
+    return sim, sid, dated_symbol(PERP, ms)
 
 
 def held(venue: str, sim: Any, sid: str) -> float:
@@ -67,20 +64,6 @@ def set_rate(venue: str, sim: Any, rate: float) -> None:
         sim.set_funding_rate("BTCUSDT", rate)
 
 
-def _ready(task, contract: str) -> bool:
-    s = task.summary()
-    return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
-            and not s.get("pending_orders") and "roll" not in s)
-
-
-async def _clean(task, contract: str, what: str) -> dict:
-    await until(lambda: _ready(task, contract), timeout=40, what=what)
-    ts0 = (task.summary().get("reconcile") or {}).get("ts")
-    await until(lambda: _ready(task, contract) and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
-                and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean pass")
-    return task.summary()["reconcile"]
-
-
 @pytest.mark.parametrize("second", ["okx", "binance"])
 def test_the_second_perp_leg_rolls_onto_the_second_venues_quarterly_and_back(tmp_path, monkeypatch, second):
     monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
@@ -93,7 +76,7 @@ def test_the_second_perp_leg_rolls_onto_the_second_venues_quarterly_and_back(tmp
             sup, task, store = await running_hedge(tmp_path, pv.adapter, params, hedge_id="pv",
                                                    **pair_spec("bybit", second), records_poll_s=0.2, reconcile_s=0.3)
             try:
-                rec = await _clean(task, fut, "the second leg rolled to the quarterly")
+                rec = await settled(task, fut, "the second leg rolled to the quarterly", timeout=40)
                 first, short = position("bybit", sim_a), held(second, sim_b, sid)
                 assert short < 0 < first and abs(first + short) <= 0.001  # within one lot (Bybit 0.001 BTC)
                 assert position(second, sim_b) == 0.0  # wholly on the quarterly
@@ -106,7 +89,7 @@ def test_the_second_perp_leg_rolls_onto_the_second_venues_quarterly_and_back(tmp
                                                   PERP: {"journal": 0.0, "venue": 0.0}}
                 assert v["bybit"]["spot_base"] == {"journal": pytest.approx(first), "venue": pytest.approx(first)}
                 set_rate(second, sim_b, 0.0005)
-                rec = await _clean(task, PERP, "the second leg back on the perpetual")
+                rec = await settled(task, PERP, "the second leg back on the perpetual", timeout=40)
                 assert held(second, sim_b, sid) == 0.0 and position(second, sim_b) == pytest.approx(short)
                 assert position("bybit", sim_a) == pytest.approx(first)  # the first leg never moved
                 assert rec["venues"][second]["positions"][fut] == {"journal": 0.0, "venue": 0.0}

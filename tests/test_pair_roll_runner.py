@@ -22,14 +22,17 @@ on the future, one order at Binance (the first leg's entry).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env
-from tests.support.runner_env import journal, wait_for
+from tests.support.live_runner import HID
+from tests.support.pair_live_env import pair_params
+from tests.support.pair_runner import pair_runner_env
+from tests.support.roll_runner import (ROLL_PARAMS, dated_symbol, delivery_ms, pause_and_stop, restart_killed_at,
+                                       settled_on, start_live)
+from tests.support.runner_env import journal
 from tests.support.sim_thread import SimThread
 from tests.support.simfactory_pplive import FACTORY
 
@@ -40,30 +43,12 @@ RATE_A, RATE_B = 0.00001, 0.0001  # per 8 h: Binance lower (long there), Bybit h
 LOT = 0.001  # Bybit BTCUSDT qtyStep
 
 
-def export_pair(env: Any) -> None:
-    """``pp-roll``: two perp legs (binance first, bybit second), entering at once, roll enabled, promoted to live."""
-    from hedge_core.params import promotion
-    from hedge_core.params import store as param_store
-    from hedge_core.params.xcarry import CrossCarryParams
-
-    p = CrossCarryParams(legs="perp_perp", spot_venue="binance", perp_venue="bybit", notional=1000.0,
-                         min_funding_rate=0.0, min_net_carry=-1.0,
-                         exit={"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                               "funding_unfavourable_intervals": None},
-                         guards={"funding_cost_apr_limit": None}, rebalance={"cooldown_s": 0.0},
-                         roll={"enabled": True})
-    param_store.export(p, "pp-roll", created_from="test", root=env.params, db=env.db, kpis={"sharpe": 1.0})
-    promotion.promote("pp-roll", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("pp-roll", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                      root=env.params, db=env.db)
-
-
 def _future(bybit: BybitThread) -> tuple[str, str]:
     def setup() -> tuple[str, str]:
         sim = bybit.sim
-        delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+        delivery = delivery_ms(sim.now_ms())
         sid = sim.list_future("BTC", delivery, 42_000.0)
-        return sid, f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
+        return sid, dated_symbol(PERP, delivery)
 
     return bybit.call(setup)
 
@@ -73,26 +58,12 @@ def _pos(bybit: BybitThread, sid: str) -> float:
 
 
 def _start(c: Any) -> None:
-    c.start("pp-roll", mode="live", feed="ticker", poll_s=0.1, recovery="resume", hedge_id=HID, confirm_live=True,
-            venue="binance", perp_venue="bybit", legs="perp_perp", records_poll_s=0.3, reconcile_s=0.5,
-            max_ticker_age_s=5.0)
+    start_live(c, "pp-roll", HID, venue="binance", perp_venue="bybit", legs="perp_perp")
 
 
 def _settled_on(env: Any, p: Any, contract: str) -> dict:
     """The second leg on ``contract``, nothing working, no roll under way, then a NEW clean reconciliation pass."""
-    c = env.client(p)
-
-    def ready() -> dict | None:
-        h = c.hedge(HID)
-        ok = (h.get("state") == "MONITORING_POSITIONS" and h.get("leg_contract") == contract
-              and not h.get("pending_orders") and "roll" not in h)
-        return h if ok else None
-
-    h0 = wait_for(ready, timeout=90, what=f"the second leg settled on {contract}")
-    ts0 = (h0.get("reconcile") or {}).get("ts")
-    h = wait_for(lambda: (lambda h: h if ready() and (h.get("reconcile") or {}).get("ts") not in (None, ts0)
-                          and h["reconcile"]["differences"] == [] else None)(c.hedge(HID)),
-                 timeout=30, what="a clean reconciliation pass")
+    h = settled_on(env, p, HID, contract, leg="the second leg")
     venues = h["reconcile"]["venues"]
     assert set(venues) == {"binance", "bybit"}
     assert venues["binance"]["differences"] == venues["bybit"]["differences"] == []
@@ -128,9 +99,9 @@ def test_the_second_perp_leg_rolls_perp_future_perp_through_two_kills(tmp_path):
     env = None
     try:
         sid, fut = _future(bybit)
-        env, extra = live_env(tmp_path, binance, days=1)
-        export_pair(env)
-        extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+        # ``pp-roll``: two perp legs (binance first, bybit second), entering at once, roll enabled, promoted to live
+        env, extra = pair_runner_env(tmp_path, binance, bybit, FACTORY, "pp-roll", {**pair_params(), **ROLL_PARAMS},
+                                     days=1)
         # 1. perp -> future, killed after the future's open filled (the perpetual still short)
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "fill_journaled:roll:roll_open"})
         _start(env.client(p))
@@ -157,10 +128,8 @@ def test_the_second_perp_leg_rolls_perp_future_perp_through_two_kills(tmp_path):
         # 2. the way back: Bybit's funding 0.05 %/8 h; a new runner looks at the rule at once and is killed at the
         # future close's intent (the perpetual reopened, the close never sent)
         bybit.call(lambda: bybit.sim.funding_rate.__setitem__("BTCUSDT", 0.0005))
-        p2.kill()
-        p2.wait(30)
-        p3 = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:perp:roll_close"}, wait=False)
-        assert p3.wait(90) == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
+        code = restart_killed_at(env, extra, p2, "intent_journaled:perp:roll_close")
+        assert code == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
         assert _pos(bybit, sid) < 0 and _pos(bybit, "BTCUSDT") < 0
         n_fut_orders = bybit.call(lambda: len([o for o in bybit.sim.orders.values() if o.symbol == sid]))
         p4 = env.start_runner(extra)
@@ -173,11 +142,7 @@ def test_the_second_perp_leg_rolls_perp_future_perp_through_two_kills(tmp_path):
         assert bybit.call(lambda: len([o for o in bybit.sim.orders.values() if o.symbol == sid])) == n_fut_orders + 1
         g = journal(env, "guard_firings", HID)
         assert list(g.loc[g["guard"] == "calendar_roll", "action"]) == ["to_future", "to_perp"]
-        c = env.client(p4)
-        c.pause(HID)
-        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
-        p4.terminate()
-        p4.wait(60)
+        pause_and_stop(env, p4, HID)
         _venue_checks(env, binance, bybit, sid, fut)
     finally:
         if env is not None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.live_runner import HID, live_env, settle
-from tests.support.runner_env import journal, wait_for
+from tests.support.live_runner import HID, settle
+from tests.support.pair_live_env import pair_params
+from tests.support.pair_runner import PAIR_START, funding_booked, pair_runner_env
+from tests.support.runner_env import journal
 from tests.support.sim_thread import PRICE, SimThread
 from tests.support.simfactory_pplive import FACTORY
 
@@ -27,34 +29,15 @@ RATE_A, RATE_B = 0.0001, 0.0005  # per 8 h: Binance lower (the pair goes long th
 PERP = "BTC/USDT:USDT"
 
 
-def export_pair(env) -> None:
-    from hedge_core.params import promotion
-    from hedge_core.params import store as param_store
-    from hedge_core.params.xcarry import CrossCarryParams
-
-    p = CrossCarryParams(legs="perp_perp", spot_venue="binance", perp_venue="bybit", notional=1000.0,
-                         min_funding_rate=0.0, min_net_carry=-1.0,
-                         exit={"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                               "funding_unfavourable_intervals": None},
-                         guards={"funding_cost_apr_limit": None})
-    param_store.export(p, "pp-live", created_from="test", root=env.params, db=env.db, kpis={"sharpe": 1.0})
-    promotion.promote("pp-live", 1, "paper", root=env.params, db=env.db)
-    promotion.promote("pp-live", 1, "live", confirm=True, gate=promotion.PromotionGate(require_paper_run=False),
-                      root=env.params, db=env.db)
-
-
 @pytest.mark.parametrize("kill_at", ["fill_journaled:spot:entry", "transition:MONITORING_POSITIONS"])
 def test_live_perp_pair_killed_recovered_funded_per_venue_and_closed(tmp_path, kill_at):
     binance, bybit = SimThread(), BybitThread(rate=RATE_B)
     binance.sim.set_funding_rate("BTCUSDT", RATE_A)
-    env, extra = live_env(tmp_path, binance)
-    export_pair(env)
-    extra = {**extra, "HEDGE_RUNNER_ADAPTER_FACTORY": FACTORY, "HEDGE_TEST_BYBIT_PORT": str(bybit.server.port)}
+    env, extra = pair_runner_env(tmp_path, binance, bybit, FACTORY, "pp-live", pair_params())
     try:
         p = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": kill_at})
         env.client(p).start("pp-live", mode="live", feed="ticker", poll_s=0.2, recovery="resume", hedge_id=HID,
-                            confirm_live=True, venue="binance", perp_venue="bybit", legs="perp_perp",
-                            records_poll_s=0.3, reconcile_s=0.5)
+                            confirm_live=True, records_poll_s=0.3, reconcile_s=0.5, **PAIR_START)
         assert p.wait(60) == -9, f"the runner should have SIGKILLed itself at {kill_at}"
         first_orders = [o for o in binance.sim.orders.values() if o.market == "fapi"]
         assert len(first_orders) == 1 and first_orders[0].client_id.startswith("hs")
@@ -78,11 +61,8 @@ def test_live_perp_pair_killed_recovered_funded_per_venue_and_closed(tmp_path, k
         # funding at each venue, booked from that venue's own records on its own leg
         binance.sim.settle_funding("BTCUSDT", RATE_A)
         bybit.call(bybit.sim.settle_funding, "BTCUSDT", rate=RATE_B)
-
-        def both_booked():
-            fj = c.history("funding_payments", hedge_id=HID)
-            return [fj] if len(fj) and set(fj["venue"]) == {"binance", "bybit"} else None
-        [fj] = wait_for(both_booked, timeout=30, what="funding booked at both venues")
+        fj = funding_booked(c, HID, lambda fj: set(fj["venue"]) == {"binance", "bybit"}, timeout=30,
+                            what="funding booked at both venues")
         a, b = fj[fj["venue"] == "binance"].iloc[0], fj[fj["venue"] == "bybit"].iloc[0]
         assert a["amount"] == pytest.approx(-long_a * PRICE * RATE_A, rel=1e-9)  # the long pays, by hand
         assert b["amount"] == pytest.approx(-short_b * PRICE * RATE_B, rel=1e-9)  # the short receives

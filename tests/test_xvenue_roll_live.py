@@ -14,37 +14,18 @@ docs/cross-venue.md).
 from __future__ import annotations
 
 import asyncio
-import time
 
-import pandas as pd
 import pytest
 
 from hedge_core.engine.states import State
 from hedge_core.runner import roll_watch
 from hedge_core.types import OrderRequest, OrderType, Side, client_order_id
-from tests.support.binance_sim import BinanceSim
-from tests.support.inprocess_hedge import running_hedge, stop, until
-from tests.support.xlive_env import PRICE, binance_spot_sim, reversed_venues
+from tests.support.delivery_live import CARRY, PERP, QTR_PX, XR, perp_venue_with_quarterly
+from tests.support.delivery_live import settled as _settled
+from tests.support.inprocess_hedge import running_hedge, stop
+from tests.support.xlive_env import PRICE, reversed_venues
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
-PERP = "BTC/USDT:USDT"
-QTR_PX = 42_000.0  # 5 % over the 40,000 spot
-CARRY = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
-         "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                  "funding_unfavourable_intervals": None},
-         "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
-XR = {"venue": "bybit", "perp_venue": "binance"}  # the spot leg on Bybit, the perp leg on Binance USD-M
-
-
-def perp_venue_with_quarterly(rate: float = 0.0001) -> tuple[BinanceSim, str, str, pd.Timestamp]:
-    """The Binance simulator as the perp venue (10,000 USDT USD-M wallet, no spot money, funding ``rate`` per 8 h)
-    with a CURRENT_QUARTER contract 90 days out (08:00 UTC) at 42,000: (sim, venue id, ccxt symbol, expiry)."""
-    sim = binance_spot_sim(usdt=0.0)
-    sim.set_funding_rate("BTCUSDT", rate)
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
-    sid = sim.list_quarterly("BTC", delivery, QTR_PX)
-    sym = f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
-    return sim, sid, sym, pd.Timestamp(delivery, unit="ms", tz="UTC")
 
 
 def test_the_routed_adapter_lists_and_routes_the_perp_venues_quarterly():
@@ -78,21 +59,6 @@ def test_the_routed_adapter_lists_and_routes_the_perp_venues_quarterly():
 
 def _venues(task) -> dict:
     return (task.summary().get("reconcile") or {}).get("venues") or {}
-
-
-async def _settled(task, contract: str, what: str) -> dict:
-    """The hedge monitoring with its leg on ``contract``, nothing working, and then a NEW reconciliation pass
-    with no difference (its per-venue report returned)."""
-    def ready() -> bool:
-        s = task.summary()
-        return (s.get("state") == "MONITORING_POSITIONS" and s.get("leg_contract") == contract
-                and not s.get("pending_orders") and "roll" not in s)
-
-    await until(ready, timeout=30, what=what)
-    ts0 = (task.summary().get("reconcile") or {}).get("ts")
-    await until(lambda: ready() and (task.summary().get("reconcile") or {}).get("ts") not in (None, ts0)
-                and task.summary()["reconcile"]["differences"] == [], timeout=30, what=f"{what}: clean reconciliation")
-    return task.summary()["reconcile"]
 
 
 def test_a_two_venue_live_hedge_rolls_perp_quarterly_perp(tmp_path, monkeypatch):

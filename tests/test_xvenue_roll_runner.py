@@ -18,22 +18,20 @@ exists on the spot venue.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.support.bybit_thread import BybitThread
-from tests.support.runner_env import journal, wait_for
+from tests.support.roll_runner import (ROLL_PARAMS, dated_symbol, delivery_ms, pause_and_stop, restart_killed_at,
+                                       settled_on, start_live)
+from tests.support.runner_env import journal
 from tests.support.sim_thread import SimThread
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.e2e]  # real runner processes
 
 HID = "xroll1"
 SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
-PARAMS = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                   "funding_unfavourable_intervals": None},
-          "guards": {"funding_cost_apr_limit": None}, "rebalance": {"cooldown_s": 0.0}, "roll": {"enabled": True}}
 LOT = 0.001  # Binance BTCUSDT stepSize
 
 
@@ -41,41 +39,27 @@ def _env(tmp: Any, binance: SimThread, bybit: BybitThread) -> tuple[Any, dict[st
     """The parameter set (roll enabled) promoted to live; the factory reaching both simulators."""
     from tests.support.live_runner import two_venue_env
 
-    return two_venue_env(tmp, binance, bybit, days=1, export=PARAMS)
+    return two_venue_env(tmp, binance, bybit, days=1, export=ROLL_PARAMS)
 
 
 def _quarterly(binance: SimThread) -> tuple[str, str]:
     """Binance lists BTCUSDT_YYMMDD 90 days out (08:00 UTC) at 42,000; the perpetual funds 0.01 %/8 h.
     Returns (venue id, ccxt symbol)."""
     sim = binance.sim
-    delivery = (sim.now_ms() // 86_400_000 + 90) * 86_400_000 + 8 * 3_600_000
+    delivery = delivery_ms(sim.now_ms())
     sid = sim.list_quarterly("BTC", delivery, 42_000.0)
     sim.set_funding_rate("BTCUSDT", 0.0001)
-    return sid, f"{PERP}-{time.strftime('%y%m%d', time.gmtime(delivery / 1000))}"
+    return sid, dated_symbol(PERP, delivery)
 
 
 def _start(c: Any) -> None:
-    c.start("carry-test", mode="live", venue="bybit", perp_venue="binance", feed="ticker", poll_s=0.1,
-            recovery="resume", hedge_id=HID, confirm_live=True, reconcile_s=0.5, records_poll_s=0.3,
-            max_ticker_age_s=5.0)
+    start_live(c, "carry-test", HID, venue="bybit", perp_venue="binance")
 
 
 def _settled_on(env: Any, p: Any, contract: str) -> dict:
     """The hedge monitoring with its leg on ``contract``, nothing working, no roll under way, then a NEW
     reconciliation pass with no difference on either venue (returned)."""
-    c = env.client(p)
-
-    def ready() -> dict | None:
-        h = c.hedge(HID)
-        ok = (h.get("state") == "MONITORING_POSITIONS" and h.get("leg_contract") == contract
-              and not h.get("pending_orders") and "roll" not in h)
-        return h if ok else None
-
-    h0 = wait_for(ready, timeout=90, what=f"the leg settled on {contract}")
-    ts0 = (h0.get("reconcile") or {}).get("ts")
-    h = wait_for(lambda: (lambda h: h if ready() and (h.get("reconcile") or {}).get("ts") not in (None, ts0)
-                          and h["reconcile"]["differences"] == [] else None)(c.hedge(HID)),
-                 timeout=30, what="a clean reconciliation pass")
+    h = settled_on(env, p, HID, contract)
     venues = h["reconcile"]["venues"]
     assert set(venues) == {"bybit", "binance"}
     assert venues["bybit"]["differences"] == venues["binance"]["differences"] == []
@@ -134,10 +118,8 @@ def test_a_two_venue_live_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_
         # 2. the way back: funding 0.05 %/8 h; a new runner looks at the rule at once and is killed at the
         # quarterly close's intent (the perpetual reopened, the close never sent)
         binance.sim.set_funding_rate("BTCUSDT", 0.0005)
-        p2.kill()
-        p2.wait(30)
-        p3 = env.start_runner({**extra, "HEDGE_RUNNER_KILL_AT": "intent_journaled:perp:roll_close"}, wait=False)
-        assert p3.wait(90) == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
+        code = restart_killed_at(env, extra, p2, "intent_journaled:perp:roll_close")
+        assert code == -9, f"the runner should have SIGKILLed itself at the close's intent: {env.last_log()}"
         assert binance.sim.position(sid) < 0 and binance.sim.position("BTCUSDT") < 0
         n_qtr_orders = len([o for o in binance.sim.orders.values() if o.symbol == sid])
         p4 = env.start_runner(extra)
@@ -151,11 +133,7 @@ def test_a_two_venue_live_hedge_rolls_perp_quarterly_perp_through_two_kills(tmp_
         assert len([o for o in binance.sim.orders.values() if o.symbol == sid]) == n_qtr_orders + 1  # one close
         g = journal(env, "guard_firings", HID)
         assert list(g.loc[g["guard"] == "calendar_roll", "action"]) == ["to_future", "to_perp"]
-        c = env.client(p4)
-        c.pause(HID)
-        wait_for(lambda: c.hedge(HID).get("state") == "PAUSED", what="paused")
-        p4.terminate()
-        p4.wait(60)
+        pause_and_stop(env, p4, HID)
         _venue_checks(env, binance, bybit, sid)
     finally:
         if env is not None:

@@ -131,3 +131,40 @@ async def okx_env(*, sim: Any = None, retry: RetryPolicy = RetryPolicy(seed=1),
         finally:
             await adapter.close()
             await session.close()
+
+
+OKX_QTR = "BTC-USDT-QTR"  # the OKX simulator's FUTURES instrument (ctVal 0.01 BTC)
+
+
+def okx_quarterly(sim: Any, *, days: int = 90, spot: float = 30_000.0, price: float = 30_300.0) -> int:
+    """Make the OKX simulator's FUTURES row ``BTC-USDT-QTR`` a quarterly expiring ``days`` days out at 08:00 UTC
+    (OKX's delivery time; "Get instruments" ``expTime``), priced ``price`` against ``spot`` for BTC-USDT and the
+    swap (default: a 1 % basis). Returns the expiry in ms since the epoch."""
+    from tests.support.roll_runner import delivery_ms
+
+    expiry_ms = delivery_ms(sim.now_ms(), days)
+    row = {**sim.instrument_rows["FUTURES"][0], "instId": OKX_QTR, "expTime": str(expiry_ms)}
+    sim.instrument_rows["FUTURES"] = [row]
+    sim.register(row)
+    for iid, px in (("BTC-USDT", spot), ("BTC-USDT-SWAP", spot), (OKX_QTR, price)):
+        sim.set_price(iid, px)
+    return expiry_ms
+
+
+async def okx_carry_entered(adapter: Any, sim: Any, hedge_id: str, notional: float) -> tuple[Any, dict, str, Any, Any]:
+    """A carry HedgeDriver (``notional`` USDT, any carry accepted) on the OKX ``adapter`` holding BTC/USDT spot and
+    the BTC/USDT:USDT swap, entered on one market update (30,000 both, funding 0.1 %/8 h) at the simulator's now,
+    after :func:`okx_quarterly`. Returns (driver, markets, the quarterly's ccxt symbol, its expiry, now)."""
+    import pandas as pd
+
+    from hedge_core.engine import MarketUpdate, new_hedge
+    from hedge_core.engine.driver import HedgeDriver
+    from hedge_core.params.models import CarryParams
+
+    m = await adapter.load_markets()
+    [(fut, expiry)] = await adapter.dated_futures("BTC")
+    now = pd.Timestamp(sim.now_ms(), unit="ms", tz="UTC")
+    drv = HedgeDriver(new_hedge(hedge_id, "carry", m["BTC/USDT"], m["BTC/USDT:USDT"], now),
+                      CarryParams(notional=notional, min_net_carry=-1.0), {"okx": adapter})
+    await drv.feed(MarketUpdate(now, 30_000.0, 30_000.0, funding_rate=0.001))
+    return drv, m, fut, expiry, now
