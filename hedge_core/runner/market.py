@@ -116,7 +116,10 @@ class MarketBuilder:
         self.dirty = False
         self.spot = self.perp = self.mark = math.nan
         self.spot_vol = self.perp_vol = 0.0
-        self.rate = 0.0
+        # the market's last settled rate. A perp pair (first_venue set): the SECOND venue's, unknown (NaN) until
+        # it settles, as the first leg's is, so the pair's entry rule (both rates known) waits for it; a spot/perp
+        # pair keeps 0.0 until its venue's first settlement
+        self.rate = math.nan if first_venue is not None else 0.0
         self.closes: deque[float] = deque(maxlen=self.window)
         self._memo: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)
 
