@@ -292,7 +292,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         seed_venues(db, days=10 + hours / 24 + 2)
         export_params(tmp / "params", db)
-        base = asyncio.run(run_runner(db, tmp / "home-base", tmp / "params", [plan(1)[0]], hours, book_every=1.0))
+        # the baseline journals into its own copy of the store: a hedge id is used once in a journal
+        shutil.copyfile(db, tmp / "base.duckdb")
+        base = asyncio.run(run_runner(tmp / "base.duckdb", tmp / "home-base", tmp / "params", [plan(1)[0]], hours,
+                                      book_every=1.0))
         r = asyncio.run(run_runner(db, tmp / "home", tmp / "params", plan(n), hours, book_every=a.book_every,
                                    profile=a.profile))
     finally:
