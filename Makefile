@@ -13,7 +13,7 @@ app: $(STAMP)
 	$(BIN)/hedge app
 
 # The whole suite on three workers for CI's 2 cores (much of it waits on runner processes, simulators and a
-# browser): 11 min against 14 min on two, same tests; a test file stays on one worker (its module fixtures).
+# browser): ~14 min on the 2-core box (four workers are no faster); a test file stays on one worker (its fixtures).
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
