@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hedge_core.data.demo import seed_demo
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.states import State
 from hedge_core.exchange.paper import PaperExchange
@@ -27,18 +26,11 @@ from hedge_core.runner.best_perp import TRIGGER
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import START, VENUES, request
+from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
 
 CHEAPER = {**VENUES, "okx": {"perp_taker_fee": 0.0001, "slippage_bps": 0.0}}
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "db.duckdb", hold=True)
-    seed_demo(s, days=3)
-    yield s
-    s.close()
 
 
 def okx_cuts_its_fee(h) -> None:

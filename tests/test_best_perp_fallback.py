@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from hedge_core.data.demo import seed_demo
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.best_fallback import REFUSED, leg_balances, ranked_venues
 from hedge_core.runner.best_perp import TRIGGER, choice_reason
@@ -21,6 +20,7 @@ from hedge_core.runner.hedge_spec import HedgeSpec
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import request
+from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
 
@@ -39,14 +39,6 @@ def test_ranked_venues_skip_the_ones_that_cannot_fill() -> None:
     rec = {"venue": "okx", "ranking": [{"venue": "okx", "reason": ""}, {"venue": "gate", "reason": ""},
                                        {"venue": "bybit", "reason": "book depth 1 < amount 2"}]}
     assert ranked_venues(rec) == ["okx", "gate"]
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "db.duckdb", hold=True)
-    seed_demo(s, days=3)
-    yield s
-    s.close()
 
 
 def test_a_chosen_venue_short_of_margin_is_refused_and_the_next_one_trades(store: Store, tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hedge_core.data.demo import seed_demo
 from hedge_core.exchange.paper import PaperExchange
 from hedge_core.runner.hedge import HedgeTask
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import START
+from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
 
@@ -48,14 +48,6 @@ class Counted:
 
     async def close(self) -> None:
         self.closed += 1
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "db.duckdb", hold=True)
-    seed_demo(s, days=3)
-    yield s
-    s.close()
 
 
 def test_shutdown_closes_the_adapter_and_the_market_data_of_each_hedge(store: Store, tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hedge_core.data.demo import seed_demo
 from hedge_core.errors import InvalidInput
 from hedge_core.runner.paper_files import PaperFilesGuard, state_files
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.best_perp import START
 from tests.support.best_perp import request as best_request
+from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
 
@@ -33,14 +33,6 @@ def carry_request(**kw) -> dict:
     return {"hedge_id": "r1", "mode": "paper", "feed": "replay", "data_venue": "demo", "start": str(START),
             "end": str(START + pd.Timedelta(hours=30)), "speed": 1e9, "venue": "binance", "params_inline": CARRY,
             "balances": RICH, **kw}
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = Store(tmp_path / "db.duckdb", hold=True)
-    seed_demo(s, days=3)
-    yield s
-    s.close()
 
 
 def paper_files(home: Path) -> list[str]:
