@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,16 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
             _shot(page, "risk")
             page.get_by_text("Kill switch: flatten all").click()
-            page.get_by_text("Yes, flatten every hedge now").click()
+            # a click that lands while the page reruns can be lost (a loaded box): tick until the box holds it
+            confirm = page.get_by_role("checkbox", name="Yes, flatten every hedge now")
+            for _ in range(3):
+                if not confirm.is_checked():
+                    page.get_by_text("Yes, flatten every hedge now").click()
+                t_tick = time.monotonic()
+                while not confirm.is_checked() and time.monotonic() - t_tick < 10:
+                    page.wait_for_timeout(250)
+                if confirm.is_checked():
+                    break
             page.get_by_role("button", name="FLATTEN ALL").click()
             page.get_by_text("flatten sent to").first.wait_for(timeout=30_000)
             assert not page.get_by_role("checkbox", name="Yes, flatten every hedge now").is_checked()  # re-armed
