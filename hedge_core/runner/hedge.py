@@ -348,7 +348,6 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe,
                            first_venue=self.spec.leg_venues[0] if pair_bars else None)
         paper = hasattr(self.raw_adapter, "apply")
-        last_rate = 0.0
         n = 0
         try:
             async for ev in self.feed:
@@ -383,7 +382,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                     await self._funding(ev, mark, first_mark)
                     mb.settle(ev)
                 elif isinstance(ev, Tick):
-                    await self._market(ev.market_update(last_rate))
+                    await self._market(ev.market_update())  # the venue's last settled rate (TickerFeed)
                 if self.driver.ctx.state is State.COMPLETED:
                     break
             else:
