@@ -366,6 +366,12 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                     if paper:
                         await self.raw_adapter.apply(ev)
                     mb.add_bar(ev)
+                    if getattr(self.feed, "batch_left", None) == 0:
+                        # a live feed's batch ends here and no later event of this instant can come (a live
+                        # feed drops it): act at the bar's close, not when the next bar arrives an interval later
+                        mu = mb.take(self.inputs)
+                        if mu is not None:
+                            await self._market(mu)
                 elif isinstance(ev, FundingEvent):
                     mu = mb.take(self.inputs)
                     if mu is not None:
