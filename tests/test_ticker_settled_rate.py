@@ -25,8 +25,8 @@ from hedge_core.runner.records import new_funding
 from hedge_core.types import FundingPayment
 from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.pair_bars import record_updates
-from tests.support.pair_live_env import pair_params, pair_venues
-from tests.support.pair_okx_env import _env, venue_sim
+from tests.support.live_env import bybit_env, live_env, okx_env
+from tests.support.pair_okx_env import RATE_A, RATE_B, pair_params, pair_spec, perp_pair, venue_sim
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 
@@ -36,6 +36,7 @@ PREDICTED = 0.0003  # the venue's current rate (the next settlement's): never th
 HISTORY = {"binance": "/fapi/v1/fundingRate", "bybit": "/v5/market/funding/history",
            "okx": "/api/v5/public/funding-rate-history"}
 SIM_ID = {"binance": "BTCUSDT", "bybit": "BTCUSDT", "okx": "BTC-USDT-SWAP"}
+ENV = {"binance": live_env, "bybit": bybit_env, "okx": okx_env}  # each simulator behind real ccxt
 
 
 def settle(venue: str, sim, t: pd.Timestamp, rate: float) -> None:
@@ -64,7 +65,7 @@ def test_ticker_feed_gives_the_venues_last_settled_rate_read_once_per_settlement
              (t3 + 3 * H, None, 0.0004, 3)]            # until the settlement after t3: not asked again
 
     async def go():
-        async with _env(venue)(sim=sim) as env:
+        async with ENV[venue](sim=sim) as env:
             feed = TickerFeed(env.adapter, "BTC/USDT", P, interval=0.0,
                               now=lambda: clock["t"])
             got = []
@@ -101,7 +102,7 @@ def test_a_live_hedge_on_ticker_shows_and_journals_the_settled_rate(tmp_path, mo
     params = {"strategy": "carry", "notional": 1_000.0, "min_funding_rate": 0.01, "min_net_carry": -1.0}
 
     async def go():
-        async with _env("binance")(sim=sim) as env:
+        async with ENV["binance"](sim=sim) as env:
             sup, task, store = await running_hedge(tmp_path, env.adapter, params, hedge_id="sr1")
             try:
                 await until(lambda: len(seen) >= 3, what="three ticker updates")
@@ -124,28 +125,29 @@ def test_a_live_hedge_on_ticker_shows_and_journals_the_settled_rate(tmp_path, mo
     asyncio.run(go())
 
 
-def test_a_ticker_pair_gets_the_second_venues_settled_rate(tmp_path, monkeypatch):
-    # Binance first (settled 0.00011), Bybit second (settled 0.00055): the market's last settled rate is the
-    # SECOND venue's, read through its own adapter; the first leg keeps its venue's current rate (unchanged)
+@pytest.mark.parametrize("first,second", [("binance", "bybit"), ("bybit", "okx"), ("okx", "binance")])
+def test_a_ticker_pair_gets_the_second_venues_settled_rate(tmp_path, monkeypatch, first, second):
+    # each venue settled its own rate (first 0.00011, second 0.00055): the market's last settled rate is the SECOND
+    # venue's, read through its own adapter; the first leg keeps its venue's current rate (RATE_A, unchanged)
     seen = record_updates(monkeypatch)
     t2 = pd.Timestamp.now(tz="UTC").floor("8h")
 
     async def go():
-        async with pair_venues() as pv:
-            settle("binance", pv.first_sim, t2, 0.00011)
-            settle("bybit", pv.second_sim, t2, 0.00055)
-            params = {**pair_params(), "min_funding_rate": 0.01}
+        async with perp_pair(first, second) as pv:
+            settle(first, pv.first_sim, t2, 0.00011)
+            settle(second, pv.second_sim, t2, 0.00055)
+            params = {**pair_params(first, second), "min_funding_rate": 0.01}
             sup, task, store = await running_hedge(tmp_path, pv.adapter, params, hedge_id="sr2",
-                                                   venue="binance", perp_venue="bybit", legs="perp_perp")
+                                                   **pair_spec(first, second))
             try:
                 await until(lambda: len(seen) >= 3, what="three ticker updates")
                 for mu in seen:
                     assert mu.funding_rate == pytest.approx(0.00055)  # before: 0.0
-                    assert mu.spot_funding_rate == pytest.approx(0.0001)  # Binance's current rate (first leg)
-                    assert mu.next_funding_rate == pytest.approx(0.0005)  # Bybit's current rate
+                    assert mu.spot_funding_rate == pytest.approx(RATE_A)  # the first venue's current rate
+                    assert mu.next_funding_rate == pytest.approx(RATE_B)  # the second venue's current rate
                 assert task.driver.ctx.last_funding_rate == pytest.approx(0.00055)
                 assert task.summary()["funding_rate"] == pytest.approx(0.00055)
-                assert history_reads("bybit", pv.second_sim) == 1 and history_reads("binance", pv.first_sim) == 0
+                assert history_reads(second, pv.second_sim) == 1 and history_reads(first, pv.first_sim) == 0
             finally:
                 await stop(task, store)
     asyncio.run(go())
