@@ -21,12 +21,13 @@ import pytest
 from hedge_core.advice.model import RiskInput
 from hedge_core.engine.states import State
 from hedge_core.runner.market import TickerFeed
+from hedge_core.runner.pair_records import poll_first_funding
 from hedge_core.runner.records import new_funding
 from hedge_core.types import FundingPayment
 from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.pair_bars import record_updates
 from tests.support.live_env import bybit_env, live_env, okx_env
-from tests.support.pair_okx_env import RATE_A, RATE_B, pair_params, pair_spec, perp_pair, venue_sim
+from tests.support.pair_okx_env import PRICE, RATE_A, RATE_B, pair_params, pair_spec, perp_pair, venue_sim
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 
@@ -128,7 +129,8 @@ def test_a_live_hedge_on_ticker_shows_and_journals_the_settled_rate(tmp_path, mo
 @pytest.mark.parametrize("first,second", [("binance", "bybit"), ("bybit", "okx"), ("okx", "binance")])
 def test_a_ticker_pair_gets_the_second_venues_settled_rate(tmp_path, monkeypatch, first, second):
     # each venue settled its own rate (first 0.00011, second 0.00055): the market's last settled rate is the SECOND
-    # venue's, read through its own adapter; the first leg keeps its venue's current rate (RATE_A, unchanged)
+    # venue's, read through its own adapter; the engine's first-leg rate stays its venue's current one (RATE_A,
+    # unchanged), the first venue's settled one is read through ITS adapter for the journal
     seen = record_updates(monkeypatch)
     t2 = pd.Timestamp.now(tz="UTC").floor("8h")
 
@@ -147,7 +149,24 @@ def test_a_ticker_pair_gets_the_second_venues_settled_rate(tmp_path, monkeypatch
                     assert mu.next_funding_rate == pytest.approx(RATE_B)  # the second venue's current rate
                 assert task.driver.ctx.last_funding_rate == pytest.approx(0.00055)
                 assert task.summary()["funding_rate"] == pytest.approx(0.00055)
-                assert history_reads(second, pv.second_sim) == 1 and history_reads(first, pv.first_sim) == 0
+                # each venue's history read once, through its own adapter
+                assert history_reads(second, pv.second_sim) == 1 and history_reads(first, pv.first_sim) == 1
+                assert pv.adapter.first_settled_rate == pytest.approx(0.00011)
+                # a first-venue funding record without its own rate is journaled at that venue's settled rate
+                # (before: its current rate, RATE_A)
+                journaled = []
+                book = task.journal.funding
+                monkeypatch.setattr(task.journal, "funding", lambda *a, **k: (journaled.append(a), book(*a, **k)))
+                now = pd.Timestamp.now(tz="UTC")
+
+                async def no_rate(symbol=None, since=None):
+                    return [FundingPayment(symbol=P, ts=now, amount=0.0, rate=math.nan, position_qty=math.nan,
+                                           mark_price=PRICE)]
+
+                monkeypatch.setattr(pv.adapter, "first_funding_payments", no_rate)
+                assert await poll_first_funding(task) == 1
+                [(hid, venue, _sym, _ts, _amount, rate, *_)] = journaled
+                assert (hid, venue) == ("sr2", first) and rate == pytest.approx(0.00011)
             finally:
                 await stop(task, store)
     asyncio.run(go())

@@ -251,6 +251,9 @@ class TickerFeed:
                 self.price_time = min(stamps) if len(stamps) == 2 else None  # a missing stamp is never fresh
                 now = self._now()
                 last = await self.settled.read(now, interval_hours=self.interval_hours, next_ts=fts)
+                first = getattr(self.adapter, "read_first_settled", None)
+                if callable(first):  # a perp pair: its first venue's own settled rate too (routed_pair_live)
+                    await first(self.perp_symbol, now)
                 yield Tick(now, s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time,
                            self.interval_hours, last)
             except ExchangeError:
