@@ -22,7 +22,6 @@ from hedge_core.engine.states import State
 from hedge_core.exchange.feeds import event_order_key
 from hedge_core.exchange.pair_feed import PairBarsFeed, VenueSchedule
 from hedge_core.types import Bar, FundingEvent, MarketKind
-from tests.support.bars_clock import last_acted_instant
 from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.pair_bars import grid, ms, publish_hour, record_updates, start_paper_pair
 from tests.support.pair_okx_env import (
@@ -112,8 +111,7 @@ def test_live_pair_on_bars_with_okx_first_prices_each_leg_at_its_venue_and_gives
                                                    records_poll_s=0.2, reconcile_s=0.5)
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="entry on bars")
-                # the last published instant is acted on only when a venue settles at it (tests/support/bars_clock)
-                last = last_acted_instant(first_label + 12 * H, g4, g8)
+                last = first_label + 12 * H  # the last published bars' close: acted on at once (no settlement needed)
                 await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
                 ctx = task.driver.ctx
                 # the first leg at OKX's own perp close, the second at Bybit's (and its mark)
@@ -163,7 +161,7 @@ def test_paper_pair_on_live_bars_with_okx_second_settles_each_paper_venue_at_its
                 "start": str(labels[0]), **pair_spec("bybit", "okx"), "max_bar_age_bars": 48})
             pair = task.raw_adapter
             try:
-                last = last_acted_instant(now, g8, g4)  # the data's last instant a venue settles at, else the one before
+                last = now  # the last published bars' close: acted on at once (no settlement needed)
                 await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
                 await until(lambda: len(pair.first.core.funding_history) == len(g8)
                             and len(pair.second.core.funding_history) == len(g4), what="every settlement")

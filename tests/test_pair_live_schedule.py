@@ -33,7 +33,6 @@ from hedge_core.exchange.pair_feed import PairBarsFeed, VenueSchedule
 from hedge_core.params.models import ExitParams
 from hedge_core.exchange.paper.core import default_instruments
 from hedge_core.types import Bar, FundingEvent, Side
-from tests.support.bars_clock import last_acted_instant
 from tests.support.inprocess_hedge import stop, until
 from tests.support.pair_bars import grid, ms, publish_hour, record_updates, start_paper_pair
 from tests.support.pair_live_env import PAIR, RATE_A, RATE_B, binance_perp_sim, bybit_perp_sim, pair_params, pair_venues
@@ -166,8 +165,7 @@ def test_paper_pair_on_live_bars_gives_each_leg_its_own_venues_schedule_and_sett
                 "max_bar_age_bars": 48})
             pair = task.raw_adapter
             try:
-                # the last published instant is acted on only when a venue settles at it (tests/support/bars_clock)
-                last = last_acted_instant(first_label + 24 * H, g4, g8)
+                last = first_label + 24 * H  # the last published bars' close: acted on at once (no settlement needed)
                 await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
                 await until(lambda: len(pair.first.core.funding_history) == len(g4)
                             and len(pair.second.core.funding_history) == len(g8), what="every settlement")
@@ -214,7 +212,7 @@ def test_live_pair_on_bars_gives_each_leg_its_own_venues_schedule(tmp_path, monk
                                                    feed="bars", start=str(first_label), records_poll_s=0.2,
                                                    reconcile_s=0.5)
             try:
-                last = last_acted_instant(first_label + 6 * H, g4, g8)  # the data's, not the wall clock's hour
+                last = first_label + 6 * H  # the last published bars' close: acted on at once (no settlement needed)
                 await until(lambda: bool(seen) and seen[-1].ts >= last, what="the last bars' update")
                 assert seen
                 for mu in seen:

@@ -219,6 +219,9 @@ def test_the_ticker_feed_carries_the_perp_venues_interval_and_keeps_it_over_a_fa
                 raise a
             return a
 
+        async def fetch_funding_rate_history(self, symbol, since=None, limit=None):  # the last settled rate
+            return [FundingRate(P, T0 - H, 0.0001)]
+
     async def go():
         feed = TickerFeed(Venue(), "BTC/USDT", P, interval=0.0, now=lambda: T0)
         got = []

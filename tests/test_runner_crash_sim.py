@@ -90,8 +90,8 @@ def test_paper_hedge_on_live_polled_bars(tmp_path, sim):
     try:
         p = env.start_runner(extra)
         c = env.client(p)
-        # the 15:00 bar of a run at 16:59 is acted on after 17:00 (one bar later): allow three bars of age
-        # (runner.freshness) so the test does not depend on the wall clock's minute
+        # the last bar is acted on at its close (plus the feed's settle delay); three bars of age allowed
+        # (runner.freshness) so the catch-up's earlier bars are traded on too, whatever the wall clock's minute
         c.start("carry-test", mode="paper", feed="bars", start=str(start), poll_s=0.2, hedge_id="pb1",
                 max_bar_age_bars=3)
         h = wait_for(lambda: (lambda x: x if x.get("state") == "MONITORING_POSITIONS" else None)(c.hedge("pb1")),

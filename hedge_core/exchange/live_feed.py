@@ -11,6 +11,10 @@ needed; errors translated and temporary ones retried there) and yields the same
   spot < perp < mark, see :func:`~hedge_core.exchange.feeds.event_order_key`);
 - an event that shows up after later instants were already emitted is dropped and counted in
   :attr:`LivePollingFeed.late_dropped` (the order contract wins; the store backfill keeps it);
+- the events released by one round are yielded as one batch, :attr:`LivePollingFeed.batch_left` counting
+  those still to come (0 at the batch's last event): an instant never spans two batches, so a consumer may act
+  on the last instant of a batch without waiting for the next event (the runner does: one bar earlier than
+  waiting for the next bar);
 - gaps are not filled.
 
 The closing and ordering rules live here only: :class:`LivePollingFeed` is built from small hooks
@@ -99,6 +103,10 @@ class LivePollingFeed:
         self._pending: dict[tuple, MarketEvent] = {}
         self.watermark: pd.Timestamp | None = None  # known instant of the last emitted event
         self.late_dropped = 0
+        # events still to come of the batch being yielded: 0 at a batch's last event. Every event of an instant is
+        # released in ONE batch (a late one is dropped, never released after its instant), so at 0 the instants
+        # yielded are complete and the consumer may act on them at once (HedgeTask.run flushes its market builder)
+        self.batch_left = 0
         self._closed = False
 
     async def poll(self) -> list[MarketEvent]:
@@ -178,9 +186,10 @@ class LivePollingFeed:
             except TemporaryError as exc:  # already retried by the adapter; keep polling
                 log.warning("live feed poll failed temporarily: %s", exc)
                 ready = []
-            for e in ready:
+            for i, e in enumerate(ready):
                 if self._closed:
                     return
+                self.batch_left = len(ready) - 1 - i
                 yield e
             if not ready and not self._closed:
                 await self._idle()

@@ -16,6 +16,11 @@ What the live pair adds to the paper one (:class:`~hedge_core.exchange.routed_pa
   settlement as :attr:`first_schedule` (the runner gives them to the engine as the first leg's rate, interval
   and next settlement, :meth:`first_next_funding_ts`). The second venue's is returned (its rate, interval and
   next settlement: the second leg's).
+- **The first venue's last SETTLED rate** (:meth:`read_first_settled`, :attr:`first_settled_rate`): read through
+  the first venue's own adapter once per settlement (:class:`~hedge_core.exchange.settled_rate.SettledRate`; the
+  ticker feed asks at each tick), the rate a first-leg funding record without its own rate is journaled at
+  (:mod:`hedge_core.runner.pair_records`), as the second venue's is for the second leg. The engine's first-leg
+  rate stays the first venue's current rate (:attr:`first_last_rate`), as the second leg's expected rate is.
 - **The first venue's own records**: :meth:`first_funding_payments` (its income, booked on the first leg
   by :mod:`hedge_core.runner.pair_records`) and :meth:`first_trades`.
 - **The dead man's switch** is armed on BOTH venues where the adapter has one (Binance USD-M
@@ -40,6 +45,7 @@ from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.pair_feed import VenueSchedule
 from hedge_core.exchange.routed import is_perp_symbol
 from hedge_core.exchange.routed_pair import PerpPairAdapter
+from hedge_core.exchange.settled_rate import SettledRate
 from hedge_core.types import Fill, FundingPayment, FundingRate, Ticker
 
 __all__ = ["PerpPairLive", "recommend_pair", "routed_pair_live"]
@@ -62,6 +68,8 @@ class PerpPairLive(PerpPairAdapter):
     first_schedule : VenueSchedule or None
         The first venue's published schedule from its last funding-rate answer (next settlement, interval); None
         before a read that carried one.
+    first_settled : SettledRate or None
+        The first venue's last settled rate (:meth:`read_first_settled`); None before the first read.
     """
 
     def __init__(self, first: Any, second: Any) -> None:
@@ -69,6 +77,7 @@ class PerpPairLive(PerpPairAdapter):
         self.first_last_rate: float = math.nan
         self.first_interval_hours: float = 8.0
         self.first_schedule: VenueSchedule | None = None
+        self.first_settled: SettledRate | None = None
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """A perp symbol: the SECOND venue's ticker. A spot symbol: the FIRST venue's ticker of its perp
@@ -93,6 +102,20 @@ class PerpPairLive(PerpPairAdapter):
         except ExchangeError:
             pass
         return await self.second.fetch_funding_rate(symbol)
+
+    async def read_first_settled(self, symbol: str, now: pd.Timestamp) -> float:
+        """The FIRST venue's last settled rate of ``symbol``'s perpetual at ``now`` (venue time, UTC; fraction per
+        interval, + longs pay; NaN until read), asked of that venue only when its next settlement is due (its
+        interval :attr:`first_interval_hours` and announced schedule :attr:`first_schedule`)."""
+        if self.first_settled is None:
+            self.first_settled = SettledRate(self.first, _perp_of(symbol))
+        nxt = None if self.first_schedule is None else self.first_schedule.next_after(pd.Timestamp(now))
+        return await self.first_settled.read(now, interval_hours=self.first_interval_hours, next_ts=nxt)
+
+    @property
+    def first_settled_rate(self) -> float:
+        """The first venue's last settled rate read so far (NaN before a read)."""
+        return math.nan if self.first_settled is None else float(self.first_settled.rate)
 
     def first_next_funding_ts(self, now: pd.Timestamp) -> pd.Timestamp | None:
         """The first venue's settlement strictly after ``now`` (UTC) on its own published grid

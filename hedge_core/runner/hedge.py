@@ -348,7 +348,6 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
         mb = MarketBuilder(self.spec.spot_symbol, self.spec.perp_symbol, self.spec.timeframe,
                            first_venue=self.spec.leg_venues[0] if pair_bars else None)
         paper = hasattr(self.raw_adapter, "apply")
-        last_rate = 0.0
         n = 0
         try:
             async for ev in self.feed:
@@ -367,6 +366,12 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                     if paper:
                         await self.raw_adapter.apply(ev)
                     mb.add_bar(ev)
+                    if getattr(self.feed, "batch_left", None) == 0:
+                        # a live feed's batch ends here and no later event of this instant can come (a live
+                        # feed drops it): act at the bar's close, not when the next bar arrives an interval later
+                        mu = mb.take(self.inputs)
+                        if mu is not None:
+                            await self._market(mu)
                 elif isinstance(ev, FundingEvent):
                     mu = mb.take(self.inputs)
                     if mu is not None:
@@ -383,7 +388,7 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                     await self._funding(ev, mark, first_mark)
                     mb.settle(ev)
                 elif isinstance(ev, Tick):
-                    await self._market(ev.market_update(last_rate))
+                    await self._market(ev.market_update())  # the venue's last settled rate (TickerFeed)
                 if self.driver.ctx.state is State.COMPLETED:
                     break
             else:

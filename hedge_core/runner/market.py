@@ -8,8 +8,9 @@ bars that ended at t become known -> the engine acts on the update at t -> fundi
 trailing_24h_vol``), kept incrementally so one update costs microseconds.
 
 :class:`TickerFeed` is the quick live/paper-on-live feed: it polls an adapter's tickers (spot,
-perp with mark) and next funding rate (with its venue's settlement interval) every ``interval`` seconds and
-yields :class:`Tick` values.
+perp with mark) and next funding rate (with its venue's settlement interval) every ``interval`` seconds, reads the
+venue's last SETTLED rate once per settlement (:class:`hedge_core.exchange.settled_rate.SettledRate`) and yields
+:class:`Tick` values.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 from hedge_core.engine.events import MarketUpdate
 from hedge_core.errors import ExchangeError
 from hedge_core.exchange.feeds import known_at, timeframe_delta
+from hedge_core.exchange.settled_rate import SettledRate
 from hedge_core.types import Bar, FundingEvent, MarketKind
 
 __all__ = ["InputsTable", "MarketBuilder", "Tick", "TickerFeed", "sigma_24h_of"]
@@ -186,9 +188,10 @@ class MarketBuilder:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A polled top of book: prices now (quote per base) and the venue's next funding rate (fraction per
+    """A polled top of book: prices now (quote per base), the venue's next funding rate (fraction per
     ``interval_hours``, the perp venue's own settlement interval as its funding-rate answer gives it), settling at
-    ``next_funding_ts``."""
+    ``next_funding_ts``, and ``last_rate``, the rate the venue last SETTLED (fraction per interval; + longs pay
+    shorts; NaN while unknown)."""
 
     ts: pd.Timestamp
     spot: float
@@ -198,15 +201,21 @@ class Tick:
     next_funding_ts: pd.Timestamp | None
     price_time: pd.Timestamp | None = None  # venue time of the prices: the older ticker timestamp
     interval_hours: float = 8.0
+    last_rate: float = math.nan
 
-    def market_update(self, last_rate: float = 0.0) -> MarketUpdate:
-        return MarketUpdate(ts=self.ts, spot=self.spot, perp=self.perp, mark=self.mark, funding_rate=last_rate,
+    def market_update(self) -> MarketUpdate:
+        """The engine's update: ``funding_rate`` the last settled rate, ``next_funding_rate`` the current one."""
+        return MarketUpdate(ts=self.ts, spot=self.spot, perp=self.perp, mark=self.mark, funding_rate=self.last_rate,
                             next_funding_rate=self.next_funding_rate, next_funding_ts=self.next_funding_ts,
                             funding_interval_hours=self.interval_hours)
 
 
 class TickerFeed:
     """Poll tickers of a spot/perp pair (and the perp's next funding rate) every ``interval`` s.
+
+    The perp's last SETTLED rate (``Tick.last_rate``) is read through the same adapter's funding history once per
+    settlement (:attr:`settled`, :class:`~hedge_core.exchange.settled_rate.SettledRate`; a perp pair's adapter
+    answers with its second venue's, the market's rate).
 
     ``price_time`` is the venue's time of the last tick's prices (the older of the two tickers'
     timestamps), which :mod:`hedge_core.runner.freshness` ages against the wall clock.
@@ -223,6 +232,7 @@ class TickerFeed:
         self._closed = False
         self.price_time: pd.Timestamp | None = None  # venue time of the last yielded tick (runner.freshness)
         self.interval_hours = 8.0  # the perp venue's funding interval, hours (its last funding-rate answer's)
+        self.settled = SettledRate(adapter, perp_symbol)  # the venue's last settled rate, read once per settlement
 
     async def __aiter__(self) -> AsyncIterator[Tick]:
         while not self._closed:
@@ -239,8 +249,13 @@ class TickerFeed:
                 mark = p.mark if p.mark is not None else math.nan
                 stamps = [t for t in (s.ts, p.ts) if t is not None and not pd.isna(t)]
                 self.price_time = min(stamps) if len(stamps) == 2 else None  # a missing stamp is never fresh
-                yield Tick(self._now(), s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time,
-                           self.interval_hours)
+                now = self._now()
+                last = await self.settled.read(now, interval_hours=self.interval_hours, next_ts=fts)
+                first = getattr(self.adapter, "read_first_settled", None)
+                if callable(first):  # a perp pair: its first venue's own settled rate too (routed_pair_live)
+                    await first(self.perp_symbol, now)
+                yield Tick(now, s.last or s.mid, p.last or p.mid, mark, rate, fts, self.price_time,
+                           self.interval_hours, last)
             except ExchangeError:
                 pass
             await self._sleep(self.interval)

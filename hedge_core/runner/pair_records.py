@@ -64,8 +64,7 @@ async def poll_first_funding(task: Any) -> int:
         if ts in task._first_funding_booked or ts < since:
             continue
         ctx: HedgeContext = task.driver.ctx
-        rate = fp.rate if fp.rate is not None and math.isfinite(fp.rate) else \
-            float(getattr(task.raw_adapter, "first_last_rate", math.nan))
+        rate = fp.rate if fp.rate is not None and math.isfinite(fp.rate) else _first_rate(task.raw_adapter)
         mark = fp.mark_price if fp.mark_price is not None and math.isfinite(fp.mark_price) and fp.mark_price > 0 \
             else (ctx.spot_mark_price if math.isfinite(ctx.spot_mark_price) else ctx.spot_price)
         qty = ctx.spot.qty
@@ -79,6 +78,14 @@ async def poll_first_funding(task: Any) -> int:
                                                   interval_hours=hours, leg="spot"))
         n += 1
     return n
+
+
+def _first_rate(adapter: Any) -> float:
+    """The rate a first-venue funding record without its own is journaled at: the first venue's last SETTLED rate
+    (``PerpPairLive.first_settled_rate``, read on feed ticker), else its last read rate (``first_last_rate``: the
+    feed's settlements on bars, the current rate on ticker before a settled one was read); NaN when neither."""
+    settled = float(getattr(adapter, "first_settled_rate", math.nan))
+    return settled if math.isfinite(settled) else float(getattr(adapter, "first_last_rate", math.nan))
 
 
 async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str], since: pd.Timestamp | None,

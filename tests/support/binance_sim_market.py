@@ -161,10 +161,16 @@ class MarketDataMixin:
         return rows[: int(p.get("limit", 500))]
 
     def _funding_rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
-        rows = [r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]]
+        # "Get Funding Rate History" (GET /fapi/v1/fundingRate): limit default 100, max 1000; "If startTime and
+        # endTime are not sent, the most recent limit datas are returned. If the number of data between startTime
+        # and endTime is larger than limit, return as startTime + limit. In ascending order."
+        rows = sorted((r for r in self.funding_history if "symbol" not in p or r["symbol"] == p["symbol"]),
+                      key=lambda r: r["fundingTime"])
         if "startTime" in p:
             rows = [r for r in rows if r["fundingTime"] >= int(p["startTime"])]
         if "endTime" in p:
             rows = [r for r in rows if r["fundingTime"] <= int(p["endTime"])]
         limit = int(p.get("limit", 100))
+        if "startTime" not in p and "endTime" not in p:
+            return rows[-limit:]
         return rows[:limit]

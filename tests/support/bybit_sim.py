@@ -654,6 +654,8 @@ class BybitSim:
         return {"category": p.get("category"), "symbol": p["symbol"], "list": out}
 
     def _funding_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        # v5 "Get Funding Rate History" (GET /v5/market/funding/history): newest first, limit [1, 200] default 200;
+        # without startTime / endTime the newest rows up to now (the SETTLED rates; tickers' fundingRate is current)
         rows = [r for r in self.funding_history if r["symbol"] == p.get("symbol")
                 and ("startTime" not in p or int(r["fundingRateTimestamp"]) >= int(p["startTime"]))
                 and ("endTime" not in p or int(r["fundingRateTimestamp"]) <= int(p["endTime"]))]

@@ -60,6 +60,7 @@ from aiohttp import web
 from tests.support.okx_sim_book import OkxBook, OkxError, fmt
 
 HOSTS = ("www.okx.com",)
+BILLS_RECENT_DAYS, BILLS_ARCHIVE_DAYS = 7, 92  # how far back /account/bills and /account/bills-archive reach
 
 
 # "Get instruments" rows (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments), the fields ccxt
@@ -292,8 +293,8 @@ class OkxSim(OkxBook):
             ("GET", f"{p}/trade/orders-pending"): (self._pending, True),
             ("GET", f"{p}/trade/fills"): (self._fills, True),
             ("GET", f"{p}/trade/fills-history"): (self._fills, True),
-            ("GET", f"{p}/account/bills"): (self._bills, True),
-            ("GET", f"{p}/account/bills-archive"): (self._bills, True),
+            ("GET", f"{p}/account/bills"): (lambda q: self._bills(q, days=BILLS_RECENT_DAYS), True),
+            ("GET", f"{p}/account/bills-archive"): (lambda q: self._bills(q, days=BILLS_ARCHIVE_DAYS), True),
             ("POST", f"{p}/account/set-leverage"): (self._set_leverage, True),
             ("GET", f"{p}/account/config"): (lambda q: [{"uid": "1", "acctLv": "2", "posMode": self.pos_mode,
                                                          "autoLoan": False, "level": "Lv1"}], True),
@@ -443,13 +444,19 @@ class OkxSim(OkxBook):
                 and ("before" not in q or int(r["billId"]) > int(q["before"]))]
         return sorted(rows, key=lambda r: (-int(r["ts"]), -int(r["billId"])))[:limit]
 
-    def _bills(self, q: dict[str, Any]) -> list[dict[str, Any]]:
-        # "Get bills details (last 3 months)": filters type, subType, instType, ccy; begin/end (ts, ms); newest first;
-        # "after": records earlier than the requested billId, "before": newer; limit max 100, default 100
+    def _bills(self, q: dict[str, Any], *, days: int) -> list[dict[str, Any]]:
+        # "Get bills details (last 7 days)" (GET /api/v5/account/bills: "This endpoint can retrieve data from the last
+        # 7 days") and "Get bills details (last 3 months)" (GET /api/v5/account/bills-archive: "from the last 3
+        # months"), https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details: filters type,
+        # subType, instType, ccy; begin/end (ts, ms); "Pagination is supported, and the response is sorted with the
+        # most recent first"; "after": records earlier than the requested billId, "before": newer; limit max 100,
+        # default 100. ``days``: how far back the endpoint reaches (3 months taken as 92 days)
         limit = int(q.get("limit", 100))
         if not 1 <= limit <= 100:
             raise OkxError("51000", "Parameter limit error")
-        rows = [b for b in self.bills if q.get("type") in (None, b["type"]) and q.get("subType") in (None, b["subType"])
+        oldest = self.now_ms() - days * 86_400_000
+        rows = [b for b in self.bills if int(b["ts"]) >= oldest
+                and q.get("type") in (None, b["type"]) and q.get("subType") in (None, b["subType"])
                 and q.get("instType") in (None, b["instType"]) and q.get("ccy") in (None, b["ccy"])
                 and ("begin" not in q or int(b["ts"]) >= int(q["begin"]))
                 and ("end" not in q or int(b["ts"]) <= int(q["end"]))

@@ -13,7 +13,9 @@ OKX (FUTURES): delivery at 08:00 UTC on the expiry date at the average index of 
 expiry futures", https://www.okx.com/help/iv-introduction-to-expiry-futures). The account's record is a bill of
 ``type`` 3 "Delivery", ``subType`` 112 "Delivery long" / 113 "Delivery short" in ``GET /api/v5/account/bills``
 ("Get bills details", https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details: ``sz`` contracts,
-``px`` the delivery price, ``pnl``, ``fee`` negative when charged). It becomes a fill with its quantity (``sz`` x
+``px`` the delivery price, ``pnl``, ``fee`` negative when charged; the last 7 days, older ones in
+``/account/bills-archive``, 3 months; 100 bills a page at most, newest first, ``after`` a bill id: the older ones;
+every page is read). It becomes a fill with its quantity (``sz`` x
 the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``.
 
 Bybit (USDT futures): the delivery is an execution of ``execType`` "Delivery" in ``/v5/execution/list`` (v5 "Enums"
@@ -33,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from hedge_core.exchange.ccxt import pages
 from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
 from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
 from hedge_core.types import Fill, Liquidity, Side
@@ -83,15 +86,23 @@ class DeliveryMixin:
         return out
 
     async def _okx_deliveries(self, symbol: str, inst_id: str, since: pd.Timestamp | None) -> list[Fill]:
-        """OKX's delivery bills (``type`` 3) of ``inst_id`` (one page, newest first: a hedge reads them within
-        days of its expiry, well inside the bills' 7 days)."""
-        params: dict[str, Any] = {"instType": "FUTURES", "type": "3", "limit": "100"}
-        if since is not None:
-            params["begin"] = str(_ms(since))
-        resp = await self._call("fetch_deliveries", lambda: self._ex.privateGetAccountBills(params))
+        """OKX's delivery bills (``type`` 3) of ``inst_id`` at or after ``since``, EVERY page: "Get bills details"
+        answers the newest ``limit`` (at most 100) bills, "after" a bill id the ones before it; ``GET
+        /api/v5/account/bills`` reaches back 7 days, ``/account/bills-archive`` 3 months. The last 7 days are read
+        from the first, and the archive too when ``since`` is older (or not given); a bill in both is kept once.
+        Read one page, a delivery behind 100 newer delivery bills of the account (other contracts) was missed."""
+        params: dict[str, Any] = {"instType": "FUTURES", "type": "3"}
+        since_ms = None if since is None else _ms(since)
+        if since_ms is not None:
+            params["begin"] = str(since_ms)
+        rows = await self._okx_bill_pages("privateGetAccountBills", params)
+        if since_ms is None or since_ms < self._records_now_ms() - OKX_RECENT_BILLS_MS:
+            seen = {str(r.get("billId")) for r in rows}
+            rows += [r for r in await self._okx_bill_pages("privateGetAccountBillsArchive", params)
+                     if str(r.get("billId")) not in seen]
         cs = self._cs(symbol)
         out = []
-        for r in reversed((resp or {}).get("data") or []):
+        for r in sorted(rows, key=lambda r: (int(r.get("ts") or 0), int(r.get("billId") or 0))):
             if r.get("instId") != inst_id or str(r.get("subType")) not in ("112", "113"):
                 continue
             bid = str(r.get("billId"))
@@ -102,3 +113,20 @@ class DeliveryMixin:
                             ts=_ts(int(r.get("ts") or 0)), fee_currency=str(r.get("ccy") or "USDT"),
                             liquidity=Liquidity.TAKER))
         return out
+
+    async def _okx_bill_pages(self, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every bill of one OKX bills endpoint (``method``: the ccxt implicit call) matching ``params``: pages of
+        ``OKX_BILLS_PAGE`` newest first, each full page followed by the bills before its oldest id (``after``)."""
+        call = getattr(self._ex, method)
+
+        async def page(after: str | None) -> list[dict[str, Any]]:
+            q = {**params, "limit": str(OKX_BILLS_PAGE), **({"after": after} if after else {})}
+            resp = await self._call("fetch_deliveries", lambda: call(q))
+            return [{**r, "timestamp": int(r.get("ts") or 0)} for r in (resp or {}).get("data") or []]
+
+        return await pages.back_by_id(page, page_rows=OKX_BILLS_PAGE, id_of=lambda r: str(r.get("billId")),
+                                      key=lambda r: str(r.get("billId")), what=f"{self.venue} delivery bills")
+
+
+OKX_BILLS_PAGE = 100  # "Get bills details": limit, "The maximum is 100; The default is 100"
+OKX_RECENT_BILLS_MS = 7 * 86_400_000  # /account/bills reaches back 7 days (older: /account/bills-archive)
