@@ -45,8 +45,9 @@ def bybit_future_sim(days: int = 90, price: float = 42_000.0, usdt: float = 10_0
     return sim, sid, dated_symbol(PERP, delivery), pd.Timestamp(delivery, unit="ms", tz="UTC")
 
 
-async def settled(task, contract: str, what: str, *, timeout: float = 30) -> dict:
-    """The hedge monitoring with its leg on ``contract``, nothing working (within ``timeout`` s), and then a NEW
+async def settled(task, contract: str, what: str, *, timeout: float = 60) -> dict:
+    """The hedge monitoring with its leg on ``contract``, nothing working (within ``timeout`` s: generous, a loaded
+    2-core box took 31 s), and then a NEW
     reconciliation pass with no difference (within 30 s; its report returned)."""
     def ready() -> bool:
         s = task.summary()
