@@ -20,7 +20,7 @@ from hedge_core.engine.strategies import register, unregister
 from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.errors import IllegalTransition
 from hedge_core.exchange.paper.core import PaperConfig
-from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, CrossHedgeParams, ExitParams, GridParams, VolTierLoanParams
 from hedge_core.params.xcarry import CrossCarryParams
 
 PKG = Path(fast.__file__).parent
@@ -96,8 +96,12 @@ def test_every_record_field_is_documented_and_read_by_its_kernel():
         read = set(re.findall(r"\br\.([a-z_0-9]+)", src))
         assert read == set(dt.names), (set(dt.names) - read, read - set(dt.names))
         assert all(records.FIELD_DOCS[n] for n in dt.names)
-    # what only the pair kernel models (deferred exits) the hedge kernel never reads: scope refuses it there
-    assert "exit_defer_s" not in set(re.findall(r"\br\.([a-z_0-9]+)", KERNEL_SOURCES["hedge_kernel"]))
+    # deferred exits: both kernels read the window; the loan book's kernel does not, and scope refuses it there
+    for k in ("hedge_kernel", "pair_kernel"):
+        assert "exit_defer_s" in set(re.findall(r"\br\.([a-z_0-9]+)", KERNEL_SOURCES[k])), k
+    check_supported(CarryParams(exit=ExitParams(defer_within_s_of_funding=900)), PaperConfig())
+    with pytest.raises(FastPathUnsupported, match="defer_within_s_of_funding"):
+        check_supported(VolTierLoanParams(exit=ExitParams(defer_within_s_of_funding=900)), PaperConfig())
 
 
 def test_pack_hedge_puts_each_parameter_in_its_named_field():

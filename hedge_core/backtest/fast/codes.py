@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
-__all__ = ["ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St",
+__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St",
            "Tr"]
 
 
@@ -101,6 +101,10 @@ HEDGE_KINDS: MappingProxyType[str, Kind] = MappingProxyType({"carry": Kind.CARRY
 #: kernel name (a strategy's ``fast_kernel``) -> the strategies whose decisions that kernel reproduces
 KERNELS: MappingProxyType[str, frozenset[str]] = MappingProxyType({"hedge": frozenset(HEDGE_KINDS),
                                                                    "voltier": frozenset({"voltier"})})
+
+#: the kernels that model ``exit.defer_within_s_of_funding`` (``engine.exits.defer_exit``): the hedge kernel, and
+#: the pair kernel, which runs a ``"hedge"`` strategy (xcarry with two perp legs); the loan book's refuses it
+DEFERS_EXITS: frozenset[str] = frozenset({"hedge"})
 
 Z99 = 2.3263478740408408  # engine.strategies.grid.Z99 (one-sided 99 % normal quantile)
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant

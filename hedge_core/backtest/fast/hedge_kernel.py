@@ -19,7 +19,8 @@ from numba import njit
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
 from hedge_core.backtest.fast.helpers import (
-    _exit_due,
+    EXIT_NONE,
+    _exit_rule_deferred,
     _exit_transition,
     _fill_px,
     _ledger_fill,
@@ -60,14 +61,15 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
 
 
 @njit(cache=True)
-def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
+def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, next_fund, sigma, beta, enter_ok,
                  enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
                  snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The carry / cross-asset / grid hedge over n instants.
 
     ``hp``: a one-element :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD` array (built by
-    ``pack.pack_hedge``). Returns (n_fills, n_transitions, error: ``Err``, error_instant);
-    ``Err.NONE`` = none.
+    ``pack.pack_hedge``). ``next_fund`` (int64 ns): the perp venue's next settlement per instant
+    (``Timeline.next_fund_ns``; a deferred exit weighs it). Returns (n_fills, n_transitions, error: ``Err``,
+    error_instant); ``Err.NONE`` = none.
     """
     r = hp[0]
     notional, ratio0 = r.notional, r.ratio0
@@ -90,6 +92,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     unfav_n, rearm, kind, max_opm = r.unfav_intervals, r.rearm, r.kind, r.max_orders_per_minute
     g_nlev, same = r.grid_levels, r.same_base
     x_apr = r.exit_below_apr  # xcarry: received funding APR floor (NaN = off)
+    defer_s = r.exit_defer_s  # exit.defer_within_s_of_funding (NaN = off)
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
@@ -195,9 +198,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     x_exit = False
                     if not math.isnan(x_apr) and pq != 0.0 and not math.isnan(last_rate[i]):
                         x_exit = -math.copysign(1.0, pq) * money.funding_apr(last_rate[i], interval) < x_apr
-                    exit_now = grid_stop or x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin,
-                                                                bstop, spot[i], perp[i], unfav_n, unfav, maxh,
-                                                                (t - entered) / 1e9 / 3600.0)
+                    # the generic exits; a soft one waits for a funding the perp receives (exits.defer_exit)
+                    exit_now = grid_stop or x_exit or _exit_rule_deferred(
+                        cp, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                        (t - entered) / 1e9 / 3600.0, defer_s, (next_fund[i] - t) / 1e9, last_rate[i],
+                        pq) != EXIT_NONE
                     if not exit_now:
                         ratio = new_ratio
                 if exit_now:

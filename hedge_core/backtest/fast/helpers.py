@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from hedge_core import money
@@ -90,6 +91,32 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
     """``engine.exits.exit_reason`` != "" (:func:`_exit_rule` fires)."""
     return _exit_rule(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh,
                       held_h) != EXIT_NONE
+
+
+@njit(cache=True)
+def _deferrable(rule, defer_s):
+    """Whether ``rule`` (an ``EXIT_*`` code) is a soft exit (``exits.SOFT_EXITS``: profit target, max holding)
+    that ``exit.defer_within_s_of_funding`` (``defer_s`` seconds; NaN = off) may hold back."""
+    return (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s)
+
+
+@njit(cache=True)
+def _in_window(lead_s, defer_s):
+    """The next settlement ``lead_s`` seconds away lies in the deferral window ``(0, defer_s]``."""
+    return 0 < lead_s <= defer_s
+
+
+@njit(cache=True)
+def _exit_rule_deferred(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h,
+                        defer_s, lead_s, rate, pq):
+    """The generic exit of a hedge whose first leg is spot (``engine.exits.exit_reason`` then
+    ``exits.defer_for_funding``): :func:`_exit_rule`, unless a soft one waits because the perp position ``pq``
+    RECEIVES the funding settling ``lead_s`` seconds ahead (``-pq x rate > 0`` at the last settled ``rate``;
+    NaN rate: no deferral) within ``defer_s`` seconds. Stops, trailing, basis and funding exits never wait."""
+    rule = _exit_rule(cp, notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h)
+    if _deferrable(rule, defer_s) and not math.isnan(rate) and -pq * rate > 0 and _in_window(lead_s, defer_s):
+        return EXIT_NONE
+    return rule
 
 
 @njit(cache=True)

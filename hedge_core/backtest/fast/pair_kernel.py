@@ -30,12 +30,12 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.engine.constants import MAX_ORDER_ROUNDS
 from hedge_core.backtest.fast.helpers import (
-    EXIT_MAX_HOLD,
     EXIT_NONE,
-    EXIT_TARGET,
+    _deferrable,
     _exit_rule,
     _exit_transition,
     _fill_px,
+    _in_window,
     _ledger_fill,
     _mm,
     _pap_perp,
@@ -94,11 +94,11 @@ def _pair_exit_rule(cp, notional, peak, sl, pt, tg, tmin, bstop, px_i, unfav_n, 
     soft one (profit target, max holding): each leg whose venue's next settlement is ``lead_*`` seconds away, in
     ``(0, defer_s]``, counts ``-qty x mark x last rate`` of its venue; the exit waits when the sum is received."""
     rule = _exit_rule(cp, notional, peak, sl, pt, np.nan, tg, tmin, bstop, px_i, px_i, unfav_n, unfav, maxh, held_h)
-    if (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s):
+    if _deferrable(rule, defer_s):
         net_d = 0.0
-        if not math.isnan(rate_a) and not math.isnan(mk) and 0 < lead_a <= defer_s:
+        if not math.isnan(rate_a) and not math.isnan(mk) and _in_window(lead_a, defer_s):
             net_d += money.funding_payment(sq, mk, rate_a)
-        if not math.isnan(rate_b) and not math.isnan(mk) and 0 < lead_b <= defer_s:
+        if not math.isnan(rate_b) and not math.isnan(mk) and _in_window(lead_b, defer_s):
             net_d += money.funding_payment(pq, mk, rate_b)
         if net_d > 0:
             rule = EXIT_NONE

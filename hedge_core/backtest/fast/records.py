@@ -77,7 +77,7 @@ _HEDGE_F8 = [
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
     ("liq_reduce_fraction", "guard: fraction of the first leg one REDUCE removes (the hedge follows; pair kernel)"),
     ("exit_defer_s", "exit: a profit-target or max-holding exit waits for a funding the position receives within "
-                     "this many seconds (NaN = off; the pair kernel only, the others refuse it)"),
+                     "this many seconds (NaN = off; the hedge and pair kernels, the loan book's refuses it)"),
     ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),
 ]
 _HEDGE_I8 = [

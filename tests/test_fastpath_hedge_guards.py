@@ -1,0 +1,176 @@
+"""The hedge kernel (carry, xcarry with a spot first leg, cross, grid) with deferred exits and REDUCE guards.
+
+Reference: the event-driven backtester (``tests/support/parity.assert_fast_equals_event``) and, for xcarry, the
+cross-venue backtest (``assert_fast_equals_xvenue``): the same fills, per-instant snapshots, transitions and
+KPIs. Each parity case also runs without the feature and asserts that the fills moved (so the test fails when
+the kernel ignores it). Hand-computed: the instants a deferred exit waits to, per perp venue's settlement schedule.
+
+- deferred exits (``exit.defer_within_s_of_funding``, ``engine.exits.defer_for_funding``): a profit-target or
+  max-holding exit waits while the PERP venue's next settlement (the only one: a spot first leg settles none)
+  lies within the window and the perp position receives the last settled rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hedge_core.backtest.fast import run_fast
+from hedge_core.backtest.fast.xvenue import run_fast_xvenue
+from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
+from hedge_core.backtest.xvenue import cross_venue_market
+from hedge_core.data.demo import generate_demo_market
+from hedge_core.params.models import CarryParams, CrossHedgeParams, ExitParams, GridParams, GuardParams
+from hedge_core.params.xcarry import CrossCarryParams
+from tests.support.parity import assert_fast_equals_event, assert_fast_equals_xvenue
+
+pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
+
+T0 = pd.Timestamp("2024-01-01T00:00Z")
+H = pd.Timedelta(hours=1)
+
+
+def _exit(window_s: float | None, **kw: object) -> ExitParams:
+    base = dict(stop_loss_pct=None, profit_target_pct=None, trailing_giveback=None, max_holding_hours=None,
+                funding_unfavourable_intervals=None, rearm=True, defer_within_s_of_funding=window_s)
+    return ExitParams(**{**base, **kw})
+
+
+def _exits(fr) -> list[pd.Timestamp]:
+    return fr.transitions.loc[fr.transitions["trigger_name"] == "EXIT_SIGNAL", "ts"].tolist()
+
+
+def _assert_exits_moved_later(fa, now) -> None:
+    """The feature changed the fills: the run without the window exits elsewhere, and the first exit that moved
+    moved LATER (a deferred exit never comes sooner)."""
+    exits, exits_now = _exits(fa), _exits(now)
+    assert len(exits_now) >= 2 and exits != exits_now
+    assert not (len(fa.fills) == len(now.fills) and np.allclose(fa.fills["price"], now.fills["price"]))
+    moved = next(k for k in range(min(len(exits), len(exits_now))) if exits[k] != exits_now[k])
+    assert exits[moved] > exits_now[moved]
+
+
+@pytest.fixture(scope="module")
+def demo_frames():
+    return generate_demo_market(days=30, timeframe="1h", seed=5, assets=("BTC", "ETH"))
+
+
+@pytest.fixture(scope="module")
+def demo_tl(demo_frames):
+    m = market_from_frames(demo_frames)
+    return build_timeline(m, start=m.first + pd.Timedelta(days=3))
+
+
+@pytest.fixture(scope="module")
+def demo_cross_tl(demo_frames):
+    btc, eth = market_from_frames(demo_frames), market_from_frames(demo_frames, asset="ETH")
+    m = Market(btc.venue, "ETH/USDT", "BTC/USDT:USDT", "1h", eth.spot, btc.perp, btc.mark, btc.funding)
+    return build_timeline(m, start=btc.first + pd.Timedelta(days=3))
+
+
+# ---- deferred exits ----------------------------------------------------------------------------------------
+
+_DEFER_CASES = {
+    "carry, max holding, 3 h window": (
+        "carry", lambda w: CarryParams(min_net_carry=-0.01, exit=_exit(w, max_holding_hours=30)), 3 * 3600.0),
+    "carry, profit target with a stop, 6 h window": (
+        "carry", lambda w: CarryParams(min_net_carry=-0.01,
+                                       exit=_exit(w, profit_target_pct=0.001, stop_loss_pct=0.002)), 6 * 3600.0),
+    "cross, max holding and trailing, 5 h window": (
+        "cross", lambda w: CrossHedgeParams(min_correlation=0.0, guards=GuardParams(funding_cost_apr_limit=None),
+                                            exit=_exit(w, max_holding_hours=12, trailing_giveback=0.5,
+                                                       trailing_min_peak_pct=0.001)), 5 * 3600.0),
+    "grid, max holding, 7 h window": (
+        "carry", lambda w: GridParams(exit=_exit(w, max_holding_hours=26)), 7 * 3600.0),
+}
+
+
+@pytest.mark.parametrize("case", list(_DEFER_CASES))
+def test_hedge_kernel_equals_the_event_path_with_deferred_exits_on_the_demo_market(case, demo_tl, demo_cross_tl):
+    which, params, window = _DEFER_CASES[case]
+    tl = demo_cross_tl if which == "cross" else demo_tl
+    ev, fa = assert_fast_equals_event(params(window), tl, kpis=True)
+    _assert_exits_moved_later(fa, run_fast(params(None), tl))
+    # a soft exit goes only where the perp would not receive a settlement within the window (by hand: the next
+    # settlement's lead, the last settled rate, the perp held before the exit)
+    reasons = ev.transitions.loc[ev.transitions["trigger_name"] == "EXIT_SIGNAL", ["ts", "reason"]]
+    for ts, why in reasons.itertuples(index=False):
+        if why.startswith(("max holding", "profit target")):
+            k = int(np.searchsorted(tl.ts, ts.value))
+            lead = (int(tl.next_fund_ns[k]) - ts.value) / 1e9
+            receives = -fa.snap[k - 1, 10] * tl.last_rate[k] > 0
+            assert not (0 < lead <= window and receives), ts
+
+
+def _xmarket(rates: list[tuple[float, float]], interval_h: float) -> Market:
+    """Flat hourly Binance prices (perp = spot x 1.0001) and okx funding every ``interval_h`` hours:
+    ``rates`` = [(from day, rate), ...]."""
+    hours = 24 * 4
+    idx = pd.date_range(T0, periods=hours, freq="1h", tz="UTC")
+    close = np.full(hours, 40_000.0)
+    spot = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 5_000.0}, index=idx)
+    perp = spot * 1.0001
+    perp["volume"] = 5_000.0
+    ft = pd.date_range(T0 + interval_h * H, T0 + (hours - 1) * H, freq=f"{int(interval_h)}h", tz="UTC")
+    day = (ft - T0) / pd.Timedelta(days=1)
+    r = np.full(len(ft), np.nan)
+    for d0, rate in rates:
+        r[day >= d0] = rate
+    cv = pd.DataFrame({"ts": ft, "venue": "okx", "symbol": "BTCUSDT", "funding_rate": r, "interval_hours": interval_h})
+    prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", spot, perp, perp, None)
+    return cross_venue_market(prices, cv, perp_venue="okx")
+
+
+def _xparams(window: float | None) -> CrossCarryParams:
+    return CrossCarryParams(notional=8_000.0, min_funding_rate=0.00001, min_net_carry=-0.01, spot_venue="binance",
+                            perp_venue="okx", spot_taker_fee=0.001, perp_taker_fee=0.0005, slippage_rate=0.0,
+                            expected_hold_intervals=48,
+                            exit=_exit(window, max_holding_hours=5, rearm=False))
+
+
+@pytest.mark.parametrize(("interval_h", "rates", "window_h", "exit_at"), [
+    # okx settles every 8 h (00:00, 08:00, 16:00); entered at 00:00 on day 1, the 5 h holding time is up at 05:00
+    (8.0, [(0, 0.0002)], 2.0, 5),  # 08:00 is 3 h away: outside a 2 h window, the exit goes at 05:00
+    (8.0, [(0, 0.0002)], 3.0, 8),  # inside a 3 h window: it waits to 08:00, where the next one is 8 h away
+    (8.0, [(0, 0.0002), (1, -0.0001)], 3.0, 5),  # 00:00 settled negative: the short perp would pay, no wait
+    # okx settles hourly: the next settlement is always 1 h away
+    (1.0, [(0, 0.000025)], 0.5, 5),  # outside a 30 min window: no wait
+    (1.0, [(0, 0.000025)], 1.0, None),  # inside a 1 h window at every instant: it never exits
+])
+def test_xcarry_defers_on_the_perp_venues_own_settlement_schedule(interval_h, rates, window_h, exit_at):
+    # engine.exits.defer_for_funding: a spot first leg settles no funding; only the perp venue's next settlement
+    # (Timeline.next_fund_ns of the perp venue's timeline) and its last settled rate count
+    m = _xmarket(rates, interval_h)
+    run, fa = assert_fast_equals_xvenue(_xparams(window_h * 3600.0), m, start=T0 + 24 * H)
+    day1 = T0 + 24 * H
+    assert list(fa.fills["ts"][:2]) == [day1] * 2  # entered at the first instant of the window
+    want = [day1] * 2 if exit_at is None else [day1] * 2 + [day1 + exit_at * H] * 2
+    assert list(fa.fills["ts"]) == want
+    assert _exits(fa) == ([] if exit_at is None else [day1 + exit_at * H])
+
+
+@pytest.mark.shared_data
+def test_carry_and_xcarry_equal_the_event_path_with_deferred_exits_on_the_shared_data(shared_data):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    tl = build_timeline(md.market("BTC").window("2023-01-01", "2023-04-01"), start="2023-01-04", end="2023-04-01")
+
+    def carry(window: float | None) -> CarryParams:
+        return CarryParams(min_net_carry=-0.01, exit=_exit(window, max_holding_hours=72, profit_target_pct=0.002,
+                                                           stop_loss_pct=0.003))
+
+    ev, fa = assert_fast_equals_event(carry(4 * 3600.0), tl)
+    _assert_exits_moved_later(fa, run_fast(carry(None), tl))
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="bybit").window(
+        "2023-03-01", "2023-05-01")
+
+    def xcarry(window: float | None) -> CrossCarryParams:
+        return CrossCarryParams(perp_venue="bybit", spot_venue="binance", perp_taker_fee=0.00055,
+                                min_funding_rate=0.00005, expected_hold_intervals=21,
+                                exit=_exit(window, max_holding_hours=36, profit_target_pct=0.003, stop_loss_pct=0.01))
+
+    window = dict(start="2023-03-04", end="2023-05-01")
+    run, fa = assert_fast_equals_xvenue(xcarry(5 * 3600.0), m, **window)
+    _assert_exits_moved_later(fa, run_fast_xvenue(xcarry(None), m, **window))
