@@ -8,6 +8,9 @@ the kernel ignores it). Hand-computed: the instants a deferred exit waits to, pe
 - deferred exits (``exit.defer_within_s_of_funding``, ``engine.exits.defer_for_funding``): a profit-target or
   max-holding exit waits while the PERP venue's next settlement (the only one: a spot first leg settles none)
   lies within the window and the perp position receives the last settled rate.
+- REDUCE guards (``guards.liq_distance_reduce``, ``step._run_guards`` / ``step._rebalancing``): the spot target
+  cut by ``liq_reduce_fraction``, the hedge following; latched while the guard keeps firing. By hand: the fills of
+  one reduction on flat prices.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from hedge_core.backtest.fast.xvenue import run_fast_xvenue
 from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
 from hedge_core.backtest.xvenue import cross_venue_market
 from hedge_core.data.demo import generate_demo_market
-from hedge_core.params.models import CarryParams, CrossHedgeParams, ExitParams, GridParams, GuardParams
+from hedge_core.backtest.xvenue import CrossVenueConfig
+from hedge_core.exchange.paper.core import PaperConfig
+from hedge_core.params.models import (
+    CarryParams,
+    CrossHedgeParams,
+    ExitParams,
+    GridParams,
+    GuardParams,
+    LeverageParams,
+)
 from hedge_core.params.xcarry import CrossCarryParams
 from tests.support.parity import assert_fast_equals_event, assert_fast_equals_xvenue
 
@@ -174,3 +186,111 @@ def test_carry_and_xcarry_equal_the_event_path_with_deferred_exits_on_the_shared
     window = dict(start="2023-03-04", end="2023-05-01")
     run, fa = assert_fast_equals_xvenue(xcarry(5 * 3600.0), m, **window)
     _assert_exits_moved_later(fa, run_fast_xvenue(xcarry(None), m, **window))
+
+
+# ---- REDUCE guards -----------------------------------------------------------------------------------------
+
+def _guards(close: float, reduce: float, lev: float, **kw: object) -> dict:
+    return dict(guards=GuardParams(liq_distance_close=close, liq_distance_reduce=reduce, funding_cost_apr_limit=None,
+                                   **kw),
+                leverage=LeverageParams(min_leverage=lev, max_leverage=lev))
+
+
+_REDUCE_CASES = {
+    # 1x: each hedge reduced by 30 % once, its verdict latched while it keeps firing
+    "carry, 1x, 30 %": ("carry", lambda: CarryParams(min_net_carry=-0.01, exit=_exit(None, max_holding_hours=48),
+                                                     **_guards(0.6, 0.9, 1.0, liq_reduce_fraction=0.3))),
+    # 2x: the verdict clears and fires again within a hedge (more reductions than entries)
+    "carry, 2x, re-fired": ("carry", lambda: CarryParams(min_net_carry=-0.01, exit=_exit(None, max_holding_hours=48),
+                                                         **_guards(0.3, 0.5, 2.0))),
+    "carry, reduce then flatten": ("carry", lambda: CarryParams(min_net_carry=-0.01,
+                                                                exit=_exit(None, max_holding_hours=48),
+                                                                **_guards(0.9, 0.95, 1.0))),
+    # cross-asset: the perp follows the ETH spot's notional at the BTC perp's price (ETH spot lot 0.0001)
+    "cross, 2x": ("cross", lambda: CrossHedgeParams(min_correlation=0.0, exit=_exit(None, max_holding_hours=48),
+                                                    **_guards(0.3, 0.5, 2.0))),
+}
+
+
+def _assert_reductions(tr: pd.DataFrame, fills: pd.DataFrame, frac: float, lot: float) -> list[pd.Timestamp]:
+    """At each RISK_REDUCE the spot leg sells its fraction (rounded down to its lot) once (the perp's orders follow
+    the hedge target, round 1's sized on the spot before that sale: a drifted cross hedge may sell there first)."""
+    reduced = tr.loc[tr["trigger_name"] == "RISK_REDUCE", "ts"].tolist()
+    assert reduced
+    for ts in reduced:
+        at = fills[fills["ts"] == ts]
+        spot = at[at["leg"] == "spot"]
+        assert len(spot) == 1 and spot["side"].iloc[0] == "sell" and spot.index[0] == at.index[0]
+        before = fills[(fills["ts"] < ts) & (fills["leg"] == "spot")]
+        held = float((np.where(before["side"] == "buy", 1.0, -1.0) * before["qty"]).sum())
+        assert spot["qty"].iloc[0] == pytest.approx(np.floor(held * frac / lot + 1e-9) * lot, abs=1e-9)
+    return reduced
+
+
+@pytest.mark.parametrize("case", list(_REDUCE_CASES))
+def test_hedge_kernel_equals_the_event_path_through_reduce_guards_on_the_demo_market(case, demo_tl, demo_cross_tl):
+    which, params = _REDUCE_CASES[case]
+    p = params()
+    tl = demo_cross_tl if which == "cross" else demo_tl
+    ev, fa = assert_fast_equals_event(p, tl, kpis=True)
+    tr = ev.transitions
+    reduced = _assert_reductions(tr, fa.fills, p.guards.liq_reduce_fraction, 1e-4 if which == "cross" else 1e-5)
+    assert (tr.loc[tr["trigger_name"] == "RISK_REDUCE", "from_state"] == "MONITORING_POSITIONS").all()
+    entries = int((tr["trigger_name"] == "ENTRY_SIGNAL").sum())
+    if case.endswith("re-fired"):
+        assert len(reduced) > entries  # a hedge reduced more than once: the latch cleared in between
+    if case.endswith("flatten"):
+        assert tr["trigger_name"].tolist().index("FLATTEN") > tr["trigger_name"].tolist().index("RISK_REDUCE")
+    # the feature changes the fills: with the REDUCE limit at the close limit the guard never reduces
+    off = run_fast(p.model_copy(update={"guards": p.guards.model_copy(
+        update={"liq_distance_reduce": p.guards.liq_distance_close})}), tl)
+    assert "RISK_REDUCE" not in set(off.transitions["trigger_name"]) and len(off.fills) != len(fa.fills)
+
+
+def _reduce_xparams() -> CrossCarryParams:
+    return CrossCarryParams(notional=8_000.0, min_funding_rate=0.00001, min_net_carry=-0.01, spot_venue="binance",
+                            perp_venue="okx", spot_taker_fee=0.001, perp_taker_fee=0.0005, slippage_rate=0.0,
+                            expected_hold_intervals=48, exit=_exit(None, rearm=False),
+                            **_guards(0.5, 0.999, 1.0))
+
+
+def test_xcarry_reduce_fills_by_hand_on_flat_prices():
+    # flat prices (spot 40,000, perp 40,004), 2 bps fixed slippage on both venues, no impact; 1x short perp: its
+    # liquidation is ~99 % away, inside (0.5, 0.999]: the REDUCE fires at the first update after the entry and,
+    # the distance never changing, stays latched (one reduction only).
+    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=2.0, impact_k_bps=0.0),
+                           perp_paper=PaperConfig(venue="okx", slippage_bps=2.0, impact_k_bps=0.0))
+    m = _xmarket([(0, 0.0002)], 8.0)
+    run, fa = assert_fast_equals_xvenue(_reduce_xparams(), m, cfg, start=T0 + 24 * H)
+    day1 = T0 + 24 * H
+    f = fa.fills
+    assert list(zip(f["ts"], f["leg"], f["side"])) == [(day1, "spot", "buy"), (day1, "perp", "sell"),
+                                                       (day1 + H, "spot", "sell"), (day1 + H, "perp", "buy")]
+    # entry 8,000 / 40,000 = 0.2 BTC; the reduction sells 25 % of it (0.05) at 40,000 x (1 - 2 bps); round 1's hedge
+    # order is sized on the spot before that fill (nothing to do), round 2 buys the perp back to -0.15 at
+    # 40,004 x (1 + 2 bps), reduce-only
+    assert f["qty"].tolist() == pytest.approx([0.2, 0.2, 0.05, 0.05], abs=1e-12)
+    assert f["price"].tolist() == pytest.approx([40_008.0, 40_004.0 * 0.9998, 39_992.0, 40_004.0 * 1.0002], rel=1e-13)
+    assert f["fee"].tolist() == pytest.approx([0.2 * 40_008.0 * 0.001, 0.2 * 40_004.0 * 0.9998 * 0.0005,
+                                               0.05 * 39_992.0 * 0.001, 0.05 * 40_004.0 * 1.0002 * 0.0005], rel=1e-12)
+    assert list(fa.transitions["trigger_name"]) == ["ENTRY_SIGNAL", "SPOT_FILLED", "HEDGE_FILLED", "RISK_REDUCE",
+                                                    "REBALANCED"]
+    assert fa.snap[-1, 9] == pytest.approx(0.15, abs=1e-12) and fa.snap[-1, 10] == pytest.approx(-0.15, abs=1e-12)
+
+
+@pytest.mark.shared_data
+def test_carry_and_xcarry_equal_the_event_path_through_reduce_guards_on_the_shared_data(shared_data):
+    from hedge_core.data.shared import market_data
+
+    md = market_data()
+    tl = build_timeline(md.market("BTC").window("2023-01-01", "2023-04-01"), start="2023-01-04", end="2023-04-01")
+    p = CarryParams(min_net_carry=-0.01, exit=_exit(None, max_holding_hours=72), **_guards(0.25, 0.33, 3.0))
+    ev, fa = assert_fast_equals_event(p, tl)
+    _assert_reductions(ev.transitions, fa.fills, p.guards.liq_reduce_fraction, 1e-5)
+    m = cross_venue_market(md.market("BTC"), md.crossvenue_funding(), perp_venue="bybit").window(
+        "2023-03-01", "2023-05-01")
+    x = CrossCarryParams(perp_venue="bybit", spot_venue="binance", perp_taker_fee=0.00055, min_funding_rate=0.00005,
+                         expected_hold_intervals=21, exit=_exit(None, max_holding_hours=24 * 7),
+                         **_guards(0.25, 0.33, 3.0))
+    run, fa = assert_fast_equals_xvenue(x, m, start="2023-03-04", end="2023-05-01")
+    _assert_reductions(run.result.transitions, fa.fills, x.guards.liq_reduce_fraction, 1e-5)

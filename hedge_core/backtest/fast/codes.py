@@ -38,9 +38,9 @@ class Err(IntEnum):
 
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
 ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
-    Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge "
-                     "kernels; the pair kernel: with an exit or flatten at the same instant, or needing more order "
-                     "rounds than the engine's phase)"),
+    Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge and "
+                     "pair kernels: with an exit or flatten at the same instant, or needing more order rounds than "
+                     "the engine's phase; the loan book's kernel: any)"),
     Err.SPOT_REBALANCE: "a rebalance became due (rebalancing is not modelled)",
     Err.PAPER_LIQUIDATION: "the paper venue would liquidate the perp (or came within 1 % of it)",
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
@@ -71,7 +71,7 @@ class Tr(IntEnum):
     FLATTEN = 4  # guard flatten from MONITORING
     REBAL = 5  # drift rebalance
     FLATTEN_IDLE = 6  # guard flatten from ANALYZING (loan book at EMERGENCY)
-    REDUCE = 7  # liquidation-distance REDUCE guard: both legs cut by liq_reduce_fraction (the pair kernel)
+    REDUCE = 7  # liquidation-distance REDUCE guard: both legs cut by liq_reduce_fraction (hedge and pair kernels)
 
 
 class St(IntEnum):

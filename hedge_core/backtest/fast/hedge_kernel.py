@@ -29,6 +29,7 @@ from hedge_core.backtest.fast.helpers import (
     _perp_fill,
     _rebalance_rounds,
     _recent_orders,
+    _reduce_rounds,
     _settle_funding,
     _tradeable,
     _unreal,
@@ -58,6 +59,24 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
             out[c] = v[j]
             c += 1
     return c
+
+
+@njit(cache=True)
+def _spot_fill(i, t, sign, q, spot_i, spot_vol_i, s_slip, s_impact, s_fee_r, sq, savg, sreal, sfee, scash, strd,
+               spot_cash, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """One taker spot fill of ``q`` base (``sign`` +1 buy / -1 sell) on the spot leg's venue: its price and fee
+    (``s_slip``/``s_impact``/``s_fee_r``), the fill record, the order-rate clock, the engine's ledger and the
+    spot wallet (quote). Returns (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash)."""
+    px, px2, sl_ = _fill_px(spot_i, sign, q, spot_vol_i, s_slip, s_impact)
+    fee = money.fee(q, px, s_fee_r)
+    sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd, 0.0, sign, q, px2, fee)
+    spot_cash += money.spot_quote_delta(sign, q, px, fee)
+    f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
+    f_fee[nf] = fee; f_slip[nf] = sl_
+    nf += 1
+    slip_tot += sl_
+    order_t[n_ord % 64] = t; n_ord += 1
+    return nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash
 
 
 @njit(cache=True)
@@ -93,6 +112,8 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     g_nlev, same = r.grid_levels, r.same_base
     x_apr = r.exit_below_apr  # xcarry: received funding APR floor (NaN = off)
     defer_s = r.exit_defer_s  # exit.defer_within_s_of_funding (NaN = off)
+    red_frac = r.liq_reduce_fraction
+    red_latched = False  # the REDUCE verdict is in the engine's active_guards
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
@@ -135,6 +156,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             # flat and not entering (or done): only the prices move (no position: no liquidation
             # check, guard, exit, rebalance or funding can act); the same updates as section 2
             if priced[i]:
+                red_latched = False  # no verdict fires on a flat book: the latch clears (step._run_guards)
                 mk = mark[i] if not math.isnan(mark[i]) else perp[i]
                 if spot[i] > 0:
                     slast = spot[i]
@@ -166,8 +188,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     lp_dirty = False
                 flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                           state == St.MONITORING, fcost, last_rate[i], interval)
-                if reduce:
-                    return nf, nt, Err.LIQ_REDUCE, i
+                # the REDUCE verdict is acted on once, then latched while it keeps firing; it clears at the first
+                # market update where it does not (a book holding a perp is in MONITORING here: no other state
+                # keeps a latch)
+                reduce_now = reduce and not red_latched
+                red_latched = reduce
                 if kind == Kind.GRID and state == St.MONITORING:  # grid_guards: VaR limit, max drawdown
                     if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
                             Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
@@ -175,7 +200,48 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
                         flatten = True
                 exit_now = flatten
-                if state == St.MONITORING and not flatten:
+                reduced = False
+                if reduce_now:
+                    # step._run_guards: RISK_REDUCE -> REBALANCING, the spot target cut by the fraction; then
+                    # step._rebalancing at once: the generic exits first (none may fire here), then orders
+                    if flatten:
+                        return nf, nt, Err.LIQ_REDUCE, i  # a flatten from REBALANCING: not modelled
+                    if _exit_rule_deferred(pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i],
+                                           perp[i], unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
+                                           (next_fund[i] - t) / 1e9, last_rate[i], pq) != EXIT_NONE:
+                        return nf, nt, Err.LIQ_REDUCE, i  # an exit from REBALANCING: not modelled
+                    target_spot = sq * (1.0 - red_frac)
+                    t_i[nt] = i; t_code[nt] = Tr.REDUCE
+                    nt += 1
+                    # round 1: the spot order and the hedge's, both sized on the legs before the fills
+                    sq0 = sq
+                    k = 0
+                    s_need = target_spot - sq
+                    if _tradeable(s_need, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                        if _recent_orders(order_t, t) >= max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        oq = money.lot_floor(s_need, s_lot)
+                        if nf + 1 > maxf:
+                            return nf, nt, Err.BUFFER_FULL, i
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash) = _spot_fill(
+                            i, t, 1.0 if s_need > 0 else -1.0, oq, spot[i], spot_vol[i], s_slip, s_impact, s_fee_r,
+                            sq, savg, sreal, sfee, scash, strd, spot_cash, order_t, n_ord, slip_tot, f_i, f_leg,
+                            f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        k = 1
+                    (err, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet, pmf) = _reduce_rounds(
+                        i, t, k, sq0, same, ratio, target_spot, sq, spot_px, perp_px, perp[i], perp_vol[i], s_lot,
+                        s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq,
+                        max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                        pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                        f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
+                    lp_dirty = True
+                    last_reb = t
+                    reduced = True
+                if state == St.MONITORING and not flatten and not reduced:
+                    # (after a REDUCE the engine's _monitoring runs without the market: no decide, no exit)
                     if kind == Kind.CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
                             not math.isnan(beta[i]) and beta[i] > 0:
                         beta_ts = t  # strategy state updates come before the exit check
@@ -232,21 +298,15 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                 preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
                                 slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                             continue
-                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], s_slip, s_impact)
-                        fee = money.fee(oq, px, s_fee_r)
-                        sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
-                                                                             0.0, sign, oq, px2, fee)
-                        spot_cash += money.spot_quote_delta(sign, oq, px, fee)
-                        f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                        f_fee[nf] = fee; f_slip[nf] = sl_
-                        nf += 1
-                        slip_tot += sl_
-                        order_t[n_ord % 64] = t; n_ord += 1
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash) = _spot_fill(
+                            i, t, sign, oq, spot[i], spot_vol[i], s_slip, s_impact, s_fee_r, sq, savg, sreal, sfee,
+                            scash, strd, spot_cash, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                            f_slip, nf)
                     target_spot = 0.0
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
                                                                      t_i, t_code, nt)
-                elif state == St.MONITORING:
+                elif state == St.MONITORING and not reduced:
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t
                         sg_ = sigma[i]

@@ -28,7 +28,6 @@ from numba import njit
 
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
-from hedge_core.engine.constants import MAX_ORDER_ROUNDS
 from hedge_core.backtest.fast.helpers import (
     EXIT_NONE,
     _deferrable,
@@ -42,6 +41,7 @@ from hedge_core.backtest.fast.helpers import (
     _perp_fill,
     _rebalance_rounds,
     _recent_orders,
+    _reduce_rounds,
     _settle_funding,
     _tradeable,
     _unreal,
@@ -293,27 +293,16 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                             f_qty, f_px, f_fee, f_slip, nf)
                         f_leg[nf - 1] = 0
                         k = 1
-                    for rnd in range(2):  # round 1's hedge order (on the first leg before its fill), then rounds 2+
-                        sized = sq0
-                        spot_chk = False
-                        if rnd == 1:
-                            sized = sq
-                            spot_chk = True
-                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                         pap_margin, wallet, pmf) = _rebalance_rounds(
-                            i, t, spot_chk, True, ratio, target_spot, sized, spot_px, perp_px,
-                            px[i], vol[i], s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r,
-                            slip_bps, impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal,
-                            pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot,
-                            f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
-                        if err != Err.NONE:
-                            return nf, nt, err, i
-                        if rnd == 0:
-                            if rounds > 1:  # sized on one position, the residual is below a lot after one order
-                                return nf, nt, Err.LIQ_REDUCE, i
-                            k += rounds
-                        elif rounds >= MAX_ORDER_ROUNDS - k:  # the engine's phase counts every order of the phase
-                            return nf, nt, Err.LIQ_REDUCE, i
+                    # then the hedge: round 1's order sized before the first leg's fill, the rounds after it
+                    (err, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet, pmf) = _reduce_rounds(
+                        i, t, k, sq0, True, ratio, target_spot, sq, spot_px, perp_px, px[i], vol[i], s_lot, s_minq,
+                        s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq, max_pn,
+                        max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                        pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                        f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
                     lp_dirty = True
                     last_reb = t
                     reduced = True
