@@ -36,7 +36,8 @@ def _emitted(prefix: str) -> set[str]:
 def test_every_transition_the_kernels_emit_is_legal_in_the_engine_table():
     emitted = _emitted("Tr")
     # the kernels write these codes (a code added to a kernel and not mapped fails here)
-    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE"}
+    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE",
+                       "REDUCE_EXIT_REARM", "REDUCE_EXIT_DONE", "REDUCE_FLATTEN"}
     assert {t.name for t in Tr} == emitted
     for name in emitted:
         rows = fast.TRANSITIONS[Tr[name]]
@@ -56,6 +57,13 @@ def test_each_transition_code_ends_in_the_state_the_kernel_records():
         assert fast.TRANSITIONS[t][-1] == ("CLOSING_POSITIONS", "COMPLETED", "FLAT")
     assert [r[2] for r in fast.TRANSITIONS[Tr.REBAL]] == ["DRIFT_EXCEEDED", "REBALANCED"]
     assert fast.TRANSITIONS[Tr.FLATTEN_IDLE][0] == ("ANALYZING_MARKET", "CLOSING_POSITIONS", "FLATTEN")
+    # a REDUCE, then an exit or a flatten at the same instant: both leave from REBALANCING
+    for t, trig, end in ((Tr.REDUCE_EXIT_REARM, "EXIT_SIGNAL", St.ANALYZING), (Tr.REDUCE_EXIT_DONE, "EXIT_SIGNAL",
+                                                                              St.COMPLETED),
+                         (Tr.REDUCE_FLATTEN, "FLATTEN", St.COMPLETED)):
+        rows = fast.TRANSITIONS[t]
+        assert rows[0] == ("MONITORING_POSITIONS", "REBALANCING", "RISK_REDUCE")
+        assert rows[1] == ("REBALANCING", "CLOSING_POSITIONS", trig) and rows[-1][1] == codes.STATE_NAMES[end]
 
 
 def test_derivation_refuses_a_path_the_engine_table_does_not_allow():

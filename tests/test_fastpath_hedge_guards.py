@@ -11,6 +11,9 @@ the kernel ignores it). Hand-computed: the instants a deferred exit waits to, pe
 - REDUCE guards (``guards.liq_distance_reduce``, ``step._run_guards`` / ``step._rebalancing``): the spot target
   cut by ``liq_reduce_fraction``, the hedge following; latched while the guard keeps firing. By hand: the fills of
   one reduction on flat prices.
+- a REDUCE at the instant an exit or a flatten fires too: the exit (``step._rebalancing``'s generic exits) or the
+  flatten (a verdict after the REDUCE's) leaves from REBALANCING and closes both legs as they stand. By hand: the
+  instant, the transitions and the close on a price jump.
 """
 
 from __future__ import annotations
@@ -115,12 +118,14 @@ def test_hedge_kernel_equals_the_event_path_with_deferred_exits_on_the_demo_mark
             assert not (0 < lead <= window and receives), ts
 
 
-def _xmarket(rates: list[tuple[float, float]], interval_h: float) -> Market:
+def _xmarket(rates: list[tuple[float, float]], interval_h: float, jump: tuple[int, float] | None = None) -> Market:
     """Flat hourly Binance prices (perp = spot x 1.0001) and okx funding every ``interval_h`` hours:
-    ``rates`` = [(from day, rate), ...]."""
+    ``rates`` = [(from day, rate), ...]; ``jump`` = (bar, factor): every price from that bar on x factor."""
     hours = 24 * 4
     idx = pd.date_range(T0, periods=hours, freq="1h", tz="UTC")
     close = np.full(hours, 40_000.0)
+    if jump is not None:
+        close[jump[0]:] *= jump[1]
     spot = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 5_000.0}, index=idx)
     perp = spot * 1.0001
     perp["volume"] = 5_000.0
@@ -254,14 +259,16 @@ def _reduce_xparams() -> CrossCarryParams:
                             **_guards(0.5, 0.999, 1.0))
 
 
+_TWO_BPS = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=2.0, impact_k_bps=0.0),
+                            perp_paper=PaperConfig(venue="okx", slippage_bps=2.0, impact_k_bps=0.0))
+
+
 def test_xcarry_reduce_fills_by_hand_on_flat_prices():
     # flat prices (spot 40,000, perp 40,004), 2 bps fixed slippage on both venues, no impact; 1x short perp: its
     # liquidation is ~99 % away, inside (0.5, 0.999]: the REDUCE fires at the first update after the entry and,
     # the distance never changing, stays latched (one reduction only).
-    cfg = CrossVenueConfig(spot_paper=PaperConfig(venue="binance", slippage_bps=2.0, impact_k_bps=0.0),
-                           perp_paper=PaperConfig(venue="okx", slippage_bps=2.0, impact_k_bps=0.0))
     m = _xmarket([(0, 0.0002)], 8.0)
-    run, fa = assert_fast_equals_xvenue(_reduce_xparams(), m, cfg, start=T0 + 24 * H)
+    run, fa = assert_fast_equals_xvenue(_reduce_xparams(), m, _TWO_BPS, start=T0 + 24 * H)
     day1 = T0 + 24 * H
     f = fa.fills
     assert list(zip(f["ts"], f["leg"], f["side"])) == [(day1, "spot", "buy"), (day1, "perp", "sell"),
@@ -294,3 +301,70 @@ def test_carry_and_xcarry_equal_the_event_path_through_reduce_guards_on_the_shar
                          **_guards(0.25, 0.33, 3.0))
     run, fa = assert_fast_equals_xvenue(x, m, start="2023-03-04", end="2023-05-01")
     _assert_reductions(run.result.transitions, fa.fills, x.guards.liq_reduce_fraction, 1e-5)
+
+
+# ---- a REDUCE at the instant an exit or a flatten fires too ---------------------------------------------------
+
+def _same_instant(tr: pd.DataFrame, follow: str) -> list[pd.Timestamp]:
+    """The instants of a RISK_REDUCE followed at once by ``follow`` (EXIT_SIGNAL or FLATTEN) from REBALANCING."""
+    out = []
+    for ts in tr.loc[tr["trigger_name"] == "RISK_REDUCE", "ts"]:
+        at = tr[tr["ts"] == ts]
+        if list(at["trigger_name"])[:2] == ["RISK_REDUCE", follow]:
+            assert at["from_state"].iloc[1] == "REBALANCING"
+            out.append(ts)
+    return out
+
+
+@pytest.mark.parametrize(("which", "params"), [
+    ("carry", lambda: CarryParams(min_net_carry=-0.01, exit=_exit(None, max_holding_hours=6),
+                                  **_guards(0.3, 0.5, 2.0))),
+    ("grid", lambda: GridParams(exit=_exit(None, max_holding_hours=48), **_guards(0.3, 0.5, 2.0))),
+])
+def test_hedge_kernel_equals_the_event_path_with_a_reduce_and_an_exit_at_the_same_instant(which, params, demo_tl):
+    p = params()
+    ev, fa = assert_fast_equals_event(p, demo_tl, kpis=True)
+    both = _same_instant(ev.transitions, "EXIT_SIGNAL")
+    assert both  # these runs were refused before: the exit now leaves from REBALANCING
+    for ts in both:  # both legs closed as held: no reduction order went out first
+        at = fa.fills[fa.fills["ts"] == ts]
+        assert list(at["leg"]) == ["perp", "spot"] and list(at["side"]) == ["buy", "sell"]
+        k = int(np.searchsorted(demo_tl.ts, ts.value))
+        assert at["qty"].iloc[1] == pytest.approx(fa.snap[k - 1, 9], abs=1e-12) and fa.snap[k, 9] == 0.0
+
+
+@pytest.mark.parametrize("case", ["exit", "flatten", "neither"])
+def test_xcarry_reduce_with_an_exit_or_a_flatten_at_the_same_instant_by_hand(case):
+    # flat prices that jump 8 % at 09:00 on day 1: the 1x short perp's liquidation, ~99 % away before, is ~84 %
+    # away after - inside (0.5, 0.9]: the REDUCE verdict fires first at 09:00. Entered at 00:00.
+    # exit: the 9 h holding time is up at 09:00 too -> RISK_REDUCE, EXIT_SIGNAL (from REBALANCING), FLAT;
+    # flatten: okx's 08:00 settlement is negative: at 09:00 the short pays it (funding cost above 1 % APR) ->
+    # RISK_REDUCE, FLATTEN (from REBALANCING), FLAT; neither: the reduction trades.
+    rates = [(0, 0.0002), (1.3, -0.0002)] if case == "flatten" else [(0, 0.0002)]
+    m = _xmarket(rates, 8.0, jump=(32, 1.08))  # the bar labelled 08:00 (closing 09:00) on day 1
+    p = _reduce_xparams().model_copy(update={
+        "guards": GuardParams(liq_distance_close=0.5, liq_distance_reduce=0.9,
+                              funding_cost_apr_limit=0.01 if case == "flatten" else None),
+        "exit": _exit(None, rearm=False, max_holding_hours=9 if case == "exit" else None)})
+    run, fa = assert_fast_equals_xvenue(p, m, _TWO_BPS, start=T0 + 24 * H)
+    day1, at = T0 + 24 * H, T0 + 33 * H
+    tr = fa.transitions
+    assert list(tr["trigger_name"][:3]) == ["ENTRY_SIGNAL", "SPOT_FILLED", "HEDGE_FILLED"]
+    assert (tr["ts"][:3] == day1).all() and (tr["ts"][3:] == at).all()
+    f = fa.fills
+    assert list(f["ts"]) == [day1, day1, at, at]
+    if case == "neither":
+        assert list(tr["trigger_name"][3:]) == ["RISK_REDUCE", "REBALANCED"]
+        assert list(zip(f["leg"], f["side"]))[2:] == [("spot", "sell"), ("perp", "buy")]
+        assert f["qty"].tolist()[2:] == pytest.approx([0.05, 0.05], abs=1e-12)
+    else:
+        follow = "EXIT_SIGNAL" if case == "exit" else "FLATTEN"
+        assert list(tr["trigger_name"][3:]) == ["RISK_REDUCE", follow, "FLAT"]
+        assert list(tr["from_state"][3:]) == ["MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS"]
+        # the close: the whole perp bought back, then the whole spot sold, at the jumped prices
+        assert list(zip(f["leg"], f["side"]))[2:] == [("perp", "buy"), ("spot", "sell")]
+        assert f["qty"].tolist()[2:] == pytest.approx([0.2, 0.2], abs=1e-12)
+        assert f["price"].tolist()[2:] == pytest.approx([40_004.0 * 1.08 * 1.0002, 43_200.0 * 0.9998], rel=1e-12)
+        assert fa.states[-1] == 2  # COMPLETED
+    reasons = list(run.result.transitions["reason"])
+    assert "guard liq_distance_reduce" in reasons[3]

@@ -39,8 +39,7 @@ class Err(IntEnum):
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
 ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge and "
-                     "pair kernels: with an exit or flatten at the same instant, or needing more order rounds than "
-                     "the engine's phase; the loan book's kernel: any)"),
+                     "pair kernels: needing more order rounds than the engine's phase; the loan book's kernel: any)"),
     Err.SPOT_REBALANCE: "a rebalance became due (rebalancing is not modelled)",
     Err.PAPER_LIQUIDATION: "the paper venue would liquidate the perp (or came within 1 % of it)",
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
@@ -72,6 +71,9 @@ class Tr(IntEnum):
     REBAL = 5  # drift rebalance
     FLATTEN_IDLE = 6  # guard flatten from ANALYZING (loan book at EMERGENCY)
     REDUCE = 7  # liquidation-distance REDUCE guard: both legs cut by liq_reduce_fraction (hedge and pair kernels)
+    REDUCE_EXIT_REARM = 8  # a REDUCE, then a generic exit from REBALANCING at the same instant, analyse again
+    REDUCE_EXIT_DONE = 9  # a REDUCE, then a generic exit from REBALANCING at the same instant, done
+    REDUCE_FLATTEN = 10  # a REDUCE, then a guard flatten from REBALANCING at the same instant
 
 
 class St(IntEnum):

@@ -4,8 +4,11 @@ through the engine's states, per instant.
 It mirrors, line by line, ``engine/step.py``, ``engine/ledger.py``, ``engine/exits.py``,
 ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``, ``xcarry.py``,
 ``cross.py``, ``grid.py`` and the paper venue (``exchange/paper/core.py``; for xcarry the spot
-leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``. The
-parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
+leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``. It models deferred
+exits (``exits.defer_for_funding``: the perp venue's next settlement) and the liquidation-distance REDUCE
+(``step._run_guards`` / ``step._rebalancing``: the spot target cut, the hedge following through
+``helpers._reduce_rounds``, which the pair kernel shares; an exit or flatten at the same instant leaves from
+REBALANCING). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
 enums of :mod:`hedge_core.backtest.fast.codes`.
 """
 
@@ -202,14 +205,16 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                 exit_now = flatten
                 reduced = False
                 if reduce_now:
-                    # step._run_guards: RISK_REDUCE -> REBALANCING, the spot target cut by the fraction; then
-                    # step._rebalancing at once: the generic exits first (none may fire here), then orders
-                    if flatten:
-                        return nf, nt, Err.LIQ_REDUCE, i  # a flatten from REBALANCING: not modelled
-                    if _exit_rule_deferred(pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i],
-                                           perp[i], unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
-                                           (next_fund[i] - t) / 1e9, last_rate[i], pq) != EXIT_NONE:
-                        return nf, nt, Err.LIQ_REDUCE, i  # an exit from REBALANCING: not modelled
+                    # step._run_guards: RISK_REDUCE -> REBALANCING, the spot target cut by the fraction; a flatten
+                    # verdict after it (funding cost, the grid's) leaves from REBALANCING at once; else
+                    # step._rebalancing runs with the market: the generic exits first (deferred as in
+                    # _monitoring; not the strategy's own), then orders. An exit closes both legs as they stand
+                    # (no reduction order was sent): the close below, recorded after the RISK_REDUCE.
+                    exit_now = flatten or _exit_rule_deferred(
+                        pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                        unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s, (next_fund[i] - t) / 1e9, last_rate[i],
+                        pq) != EXIT_NONE
+                if reduce_now and not exit_now:
                     target_spot = sq * (1.0 - red_frac)
                     t_i[nt] = i; t_code[nt] = Tr.REDUCE
                     nt += 1
@@ -240,7 +245,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     lp_dirty = True
                     last_reb = t
                     reduced = True
-                if state == St.MONITORING and not flatten and not reduced:
+                if state == St.MONITORING and not flatten and not reduce_now:
                     # (after a REDUCE the engine's _monitoring runs without the market: no decide, no exit)
                     if kind == Kind.CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
                             not math.isnan(beta[i]) and beta[i] > 0:
@@ -305,7 +310,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     target_spot = 0.0
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
-                                                                     t_i, t_code, nt)
+                                                                     t_i, t_code, nt, reduce_now)
                 elif state == St.MONITORING and not reduced:
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t

@@ -210,15 +210,20 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
 
 
 @njit(cache=True)
-def _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i, t_code, nt):
+def _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i, t_code, nt, reduced):
     """The state once both legs are closed, for the hedge and pair kernels (``engine.step``'s exit): analysing
     again after the re-arm cooldown (``REARM_COOLDOWN_S`` from ``t``, ns) when the set re-arms and no guard
     flattened (``Tr.EXIT_REARM``), else completed (``Tr.FLATTEN`` or ``Tr.EXIT_DONE``); the transition is
-    recorded at instant ``i``. Returns (state, has_cool, cooldown, nt)."""
+    recorded at instant ``i``. ``reduced``: a REDUCE verdict moved the hedge to REBALANCING first (its flatten or
+    exit leaves from there: ``Tr.REDUCE_FLATTEN``, ``Tr.REDUCE_EXIT_REARM``, ``Tr.REDUCE_EXIT_DONE``).
+    Returns (state, has_cool, cooldown, nt)."""
     if rearm == 1 and not flatten:
-        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_EXIT_REARM if reduced else Tr.EXIT_REARM
         return St.ANALYZING, True, t + REARM_COOLDOWN_S * 1_000_000_000, nt + 1
-    t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
+    if flatten:
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_FLATTEN if reduced else Tr.FLATTEN
+    else:
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_EXIT_DONE if reduced else Tr.EXIT_DONE
     return St.COMPLETED, has_cool, cooldown, nt + 1
 
 

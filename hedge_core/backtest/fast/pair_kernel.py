@@ -8,11 +8,12 @@ venue's mark; ``guards.pair_pay_apr``), ``engine/exits.py``, ``engine/strategies
 two paper venues (``exchange/paper/core.py``): venue A holds the first perp leg (its wallet, fee,
 margin, liquidation, A's funding), venue B the second. Every money formula is a call into
 :mod:`hedge_core.money` through the helpers both other kernels use (:mod:`.helpers`); the control flow
-is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus what only this kernel models: each leg
-at its own venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``)
-and the liquidation-distance REDUCE (``step._run_guards``: the first leg's target cut by ``liq_reduce_fraction``,
+is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus its own rules: each leg at its own
+venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``) and the
+liquidation-distance REDUCE on the nearer leg (``step._run_guards``: the first leg's target cut by ``liq_reduce_fraction``,
 latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first leg's order and the hedge's
-sized on the positions before the fills, then the hedge's rounds to the new target).
+sized on the positions before the fills, then the hedge's rounds to the new target; an exit or flatten at the same
+instant closes both legs from REBALANCING).
 
 Both legs trade at the same prices (the shared data has one venue's perp and mark bars:
 ``xvenue_pair.PAIR_PRICE_ASSUMPTION``): ``px`` is the perp close, ``mark`` the mark close (NaN: the
@@ -262,14 +263,14 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                 reduced = False
                 if reduce_now:
                     # step._run_guards: RISK_REDUCE -> REBALANCING with the first leg's target cut by the fraction;
-                    # then step._rebalancing at once: the generic exits first (none may fire here), then orders
-                    if flatten:
-                        return nf, nt, Err.LIQ_REDUCE, i  # a flatten from REBALANCING: not modelled
-                    if _pair_exit_rule(pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i],
-                                       unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
-                                       (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9, last_a[i], last_b[i], sq, pq,
-                                       mk) != EXIT_NONE:
-                        return nf, nt, Err.LIQ_REDUCE, i  # an exit from REBALANCING: not modelled
+                    # a flatten verdict after it (funding cost) leaves from REBALANCING at once; else
+                    # step._rebalancing runs with the market: the generic exits first (deferred as in _monitoring;
+                    # not the spread exit), then orders. An exit closes both legs as they stand (the close below)
+                    exit_now = flatten or _pair_exit_rule(
+                        pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i], unfav_n, unfav, maxh,
+                        (t - entered) / 1e9 / 3600.0, defer_s, (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9,
+                        last_a[i], last_b[i], sq, pq, mk) != EXIT_NONE
+                if reduce_now and not exit_now:
                     target_spot = sq * (1.0 - red_frac)
                     t_i[nt] = i; t_code[nt] = Tr.REDUCE
                     nt += 1
@@ -306,7 +307,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                     lp_dirty = True
                     last_reb = t
                     reduced = True
-                if mon and not flatten and not reduced:
+                if mon and not flatten and not reduce_now:
                     cp = pnl - pnl_at_entry
                     # decide_perp_perp: the spread the pair receives below the floor, before the generic exits
                     x_exit = False
@@ -353,7 +354,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                     target_spot = 0.0
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
-                                                                     t_i, t_code, nt)
+                                                                     t_i, t_code, nt, reduce_now)
                 elif mon and not reduced:  # after a REDUCE the engine's _monitoring ran without the market
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t
