@@ -426,6 +426,25 @@ def test_fast_pair_equals_the_event_pair_with_a_reduce_and_an_exit_at_the_same_i
         assert float(fa.snap[np.searchsorted(fa.timeline.ts, ts.value), 9]) == 0.0
 
 
+def test_fast_pair_equals_the_event_pair_with_a_reduce_and_a_flatten_at_the_same_instant():
+    # the hand market with okx's 24:00 rate (0.0009) above bybit's (0.0006): from 25:00 the pair PAYS net, above a
+    # 1 % APR funding-cost limit; at 3x the nearer leg's liquidation distance first falls to 29 % or less at 25:00
+    # too (the price steps up at the bar labelled 24:00). The REDUCE verdict moves the pair to REBALANCING, the
+    # funding-cost verdict listed after it flattens from there: both legs closed as held
+    p = _hand_params(guards=GuardParams(liq_distance_close=0.01, liq_distance_reduce=0.29, funding_cost_apr_limit=0.01),
+                     leverage=LeverageParams(min_leverage=3.0, max_leverage=3.0),
+                     exit=ExitParams(profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                                     max_holding_hours=None, funding_unfavourable_intervals=None, rearm=False))
+    run, fa = assert_fast_equals_xvenue(p, _hand_market(rates_b=(0.0, 0.0001, 0.00005, 0.0009)), _hand_config(),
+                                        start=T0 + H)
+    tr = fa.transitions
+    assert list(tr["trigger_name"]) == ["ENTRY_SIGNAL", "SPOT_FILLED", "HEDGE_FILLED", "RISK_REDUCE", "FLATTEN", "FLAT"]
+    assert list(tr["from_state"])[3:] == ["MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS"]
+    assert list(fa.fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
+    assert fa.fills["qty"].tolist() == pytest.approx([0.25] * 4, abs=1e-12)  # no partial order before the close
+    _legs_funding(run, fa)
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
