@@ -11,8 +11,8 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
-__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St",
-           "Tr"]
+__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err",
+           "Kind", "St", "Tr"]
 
 
 class Err(IntEnum):

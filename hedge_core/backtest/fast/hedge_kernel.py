@@ -83,8 +83,8 @@ def _spot_fill(i, t, sign, q, spot_i, spot_vol_i, s_slip, s_impact, s_fee_r, sq,
 
 
 @njit(cache=True)
-def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, next_fund, sigma, beta, enter_ok,
-                 enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
+def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, next_fund, sigma, beta,
+                 enter_ok, enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
                  snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The carry / cross-asset / grid hedge over n instants.
 

@@ -10,10 +10,10 @@ margin, liquidation, A's funding), venue B the second. Every money formula is a 
 :mod:`hedge_core.money` through the helpers both other kernels use (:mod:`.helpers`); the control flow
 is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus its own rules: each leg at its own
 venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``) and the
-liquidation-distance REDUCE on the nearer leg (``step._run_guards``: the first leg's target cut by ``liq_reduce_fraction``,
-latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first leg's order and the hedge's
-sized on the positions before the fills, then the hedge's rounds to the new target; an exit or flatten at the same
-instant closes both legs from REBALANCING).
+liquidation-distance REDUCE on the nearer leg (``step._run_guards``: the first leg's target cut by
+``liq_reduce_fraction``, latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first
+leg's order and the hedge's sized on the positions before the fills, then the hedge's rounds to the new target;
+an exit or flatten at the same instant closes both legs from REBALANCING).
 
 Both legs trade at the same prices (the shared data has one venue's perp and mark bars:
 ``xvenue_pair.PAIR_PRICE_ASSUMPTION``): ``px`` is the perp close, ``mark`` the mark close (NaN: the
