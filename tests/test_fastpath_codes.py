@@ -20,7 +20,7 @@ from hedge_core.engine.strategies import register, unregister
 from hedge_core.engine.strategies.protocol import StrategyBase
 from hedge_core.errors import IllegalTransition
 from hedge_core.exchange.paper.core import PaperConfig
-from hedge_core.params.models import CarryParams, CrossHedgeParams, GridParams, VolTierLoanParams
+from hedge_core.params.models import CarryParams, CrossHedgeParams, ExitParams, GridParams, VolTierLoanParams
 from hedge_core.params.xcarry import CrossCarryParams
 
 PKG = Path(fast.__file__).parent
@@ -36,7 +36,8 @@ def _emitted(prefix: str) -> set[str]:
 def test_every_transition_the_kernels_emit_is_legal_in_the_engine_table():
     emitted = _emitted("Tr")
     # the kernels write these codes (a code added to a kernel and not mapped fails here)
-    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE"}
+    assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE",
+                       "REDUCE_EXIT_REARM", "REDUCE_EXIT_DONE", "REDUCE_FLATTEN"}
     assert {t.name for t in Tr} == emitted
     for name in emitted:
         rows = fast.TRANSITIONS[Tr[name]]
@@ -56,6 +57,13 @@ def test_each_transition_code_ends_in_the_state_the_kernel_records():
         assert fast.TRANSITIONS[t][-1] == ("CLOSING_POSITIONS", "COMPLETED", "FLAT")
     assert [r[2] for r in fast.TRANSITIONS[Tr.REBAL]] == ["DRIFT_EXCEEDED", "REBALANCED"]
     assert fast.TRANSITIONS[Tr.FLATTEN_IDLE][0] == ("ANALYZING_MARKET", "CLOSING_POSITIONS", "FLATTEN")
+    # a REDUCE, then an exit or a flatten at the same instant: both leave from REBALANCING
+    for t, trig, end in ((Tr.REDUCE_EXIT_REARM, "EXIT_SIGNAL", St.ANALYZING), (Tr.REDUCE_EXIT_DONE, "EXIT_SIGNAL",
+                                                                              St.COMPLETED),
+                         (Tr.REDUCE_FLATTEN, "FLATTEN", St.COMPLETED)):
+        rows = fast.TRANSITIONS[t]
+        assert rows[0] == ("MONITORING_POSITIONS", "REBALANCING", "RISK_REDUCE")
+        assert rows[1] == ("REBALANCING", "CLOSING_POSITIONS", trig) and rows[-1][1] == codes.STATE_NAMES[end]
 
 
 def test_derivation_refuses_a_path_the_engine_table_does_not_allow():
@@ -96,8 +104,12 @@ def test_every_record_field_is_documented_and_read_by_its_kernel():
         read = set(re.findall(r"\br\.([a-z_0-9]+)", src))
         assert read == set(dt.names), (set(dt.names) - read, read - set(dt.names))
         assert all(records.FIELD_DOCS[n] for n in dt.names)
-    # what only the pair kernel models (deferred exits) the hedge kernel never reads: scope refuses it there
-    assert "exit_defer_s" not in set(re.findall(r"\br\.([a-z_0-9]+)", KERNEL_SOURCES["hedge_kernel"]))
+    # deferred exits: both kernels read the window; the loan book's kernel does not, and scope refuses it there
+    for k in ("hedge_kernel", "pair_kernel"):
+        assert "exit_defer_s" in set(re.findall(r"\br\.([a-z_0-9]+)", KERNEL_SOURCES[k])), k
+    check_supported(CarryParams(exit=ExitParams(defer_within_s_of_funding=900)), PaperConfig())
+    with pytest.raises(FastPathUnsupported, match="defer_within_s_of_funding"):
+        check_supported(VolTierLoanParams(exit=ExitParams(defer_within_s_of_funding=900)), PaperConfig())
 
 
 def test_pack_hedge_puts_each_parameter_in_its_named_field():

@@ -163,8 +163,7 @@ def test_cross_refusals():
         check_supported(CrossHedgeParams(activation=ActivationParams(volume_spike=3.0)), PaperConfig())
     with pytest.raises(FastPathUnsupported, match="target_vol"):
         check_supported(CrossHedgeParams(leverage=LeverageParams(target_vol=0.05)), PaperConfig())
-    with pytest.raises(FastPathUnsupported, match="defer_within_s_of_funding"):
-        check_supported(CrossHedgeParams(exit=ExitParams(defer_within_s_of_funding=600)), PaperConfig())
+    check_supported(CrossHedgeParams(exit=ExitParams(defer_within_s_of_funding=600)), PaperConfig())  # modelled
 
 
 def test_cross_runtime_refusal_falls_back(eth_btc):

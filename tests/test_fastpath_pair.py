@@ -407,6 +407,44 @@ def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_demo_marke
         assert first["side"].iloc[0] == ("sell" if held > 0 else "buy")
 
 
+def test_fast_pair_equals_the_event_pair_with_a_reduce_and_an_exit_at_the_same_instant():
+    # a REDUCE verdict moves the pair to REBALANCING, where the generic exits run first (step._rebalancing): the
+    # max-holding exit at that instant closes both legs as they stand (no reduction order is sent); this was refused
+    dm = _demo_market()
+    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95,
+                                          funding_cost_apr_limit=None),
+                       exit_below_apr=None, exit=_defer_exit(None, max_holding_hours=5))
+    run, fa = assert_fast_equals_xvenue(red, dm, _hand_config(), start=dm.perp.index[0] + pd.Timedelta(days=2))
+    _legs_funding(run, fa)
+    tr = run.result.transitions
+    both = [ts for ts in tr.loc[tr["trigger_name"] == "RISK_REDUCE", "ts"]
+            if list(tr.loc[tr["ts"] == ts, "trigger_name"]) == ["RISK_REDUCE", "EXIT_SIGNAL", "REARM"]]
+    assert both
+    for ts in both:  # closed as held: each leg's close is its whole position, no partial order first
+        at = fa.fills[fa.fills["ts"] == ts]
+        assert list(at["leg"]) == ["perp", "spot"]
+        assert float(fa.snap[np.searchsorted(fa.timeline.ts, ts.value), 9]) == 0.0
+
+
+def test_fast_pair_equals_the_event_pair_with_a_reduce_and_a_flatten_at_the_same_instant():
+    # the hand market with okx's 24:00 rate (0.0009) above bybit's (0.0006): from 25:00 the pair PAYS net, above a
+    # 1 % APR funding-cost limit; at 3x the nearer leg's liquidation distance first falls to 29 % or less at 25:00
+    # too (the price steps up at the bar labelled 24:00). The REDUCE verdict moves the pair to REBALANCING, the
+    # funding-cost verdict listed after it flattens from there: both legs closed as held
+    p = _hand_params(guards=GuardParams(liq_distance_close=0.01, liq_distance_reduce=0.29, funding_cost_apr_limit=0.01),
+                     leverage=LeverageParams(min_leverage=3.0, max_leverage=3.0),
+                     exit=ExitParams(profit_target_pct=None, stop_loss_pct=None, trailing_giveback=None,
+                                     max_holding_hours=None, funding_unfavourable_intervals=None, rearm=False))
+    run, fa = assert_fast_equals_xvenue(p, _hand_market(rates_b=(0.0, 0.0001, 0.00005, 0.0009)), _hand_config(),
+                                        start=T0 + H)
+    tr = fa.transitions
+    assert list(tr["trigger_name"]) == ["ENTRY_SIGNAL", "SPOT_FILLED", "HEDGE_FILLED", "RISK_REDUCE", "FLATTEN", "FLAT"]
+    assert list(tr["from_state"])[3:] == ["MONITORING_POSITIONS", "REBALANCING", "CLOSING_POSITIONS"]
+    assert list(fa.fills["ts"]) == [T0 + 9 * H] * 2 + [T0 + 25 * H] * 2
+    assert fa.fills["qty"].tolist() == pytest.approx([0.25] * 4, abs=1e-12)  # no partial order before the close
+    _legs_funding(run, fa)
+
+
 # ---- the shared Bybit / OKX funding ------------------------------------------------------------------------
 
 @pytest.mark.shared_data
@@ -447,13 +485,6 @@ def test_fast_pair_refusals_name_why():
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
-    # a REDUCE at the instant an exit fires too (the engine exits from REBALANCING): refused with its instant
-    dm = _demo_market()
-    red = _demo_params(guards=GuardParams(liq_distance_close=0.9, liq_distance_reduce=0.95,
-                                          funding_cost_apr_limit=None),
-                       exit_below_apr=None, exit=_defer_exit(None, max_holding_hours=5))
-    with pytest.raises(FastPathUnsupported, match="REDUCE guard fired where the kernel does not model it .* at 2024-"):
-        run_fast_xvenue(red, dm, config=cfg, start=dm.perp.index[0] + pd.Timedelta(days=2))
     # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
     poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
     with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
-__all__ = ["ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err", "Kind", "St",
-           "Tr"]
+__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err",
+           "Kind", "St", "Tr"]
 
 
 class Err(IntEnum):
@@ -38,9 +38,8 @@ class Err(IntEnum):
 
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
 ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
-    Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge "
-                     "kernels; the pair kernel: with an exit or flatten at the same instant, or needing more order "
-                     "rounds than the engine's phase)"),
+    Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge and "
+                     "pair kernels: needing more order rounds than the engine's phase; the loan book's kernel: any)"),
     Err.SPOT_REBALANCE: "a rebalance became due (rebalancing is not modelled)",
     Err.PAPER_LIQUIDATION: "the paper venue would liquidate the perp (or came within 1 % of it)",
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
@@ -71,7 +70,10 @@ class Tr(IntEnum):
     FLATTEN = 4  # guard flatten from MONITORING
     REBAL = 5  # drift rebalance
     FLATTEN_IDLE = 6  # guard flatten from ANALYZING (loan book at EMERGENCY)
-    REDUCE = 7  # liquidation-distance REDUCE guard: both legs cut by liq_reduce_fraction (the pair kernel)
+    REDUCE = 7  # liquidation-distance REDUCE guard: both legs cut by liq_reduce_fraction (hedge and pair kernels)
+    REDUCE_EXIT_REARM = 8  # a REDUCE, then a generic exit from REBALANCING at the same instant, analyse again
+    REDUCE_EXIT_DONE = 9  # a REDUCE, then a generic exit from REBALANCING at the same instant, done
+    REDUCE_FLATTEN = 10  # a REDUCE, then a guard flatten from REBALANCING at the same instant
 
 
 class St(IntEnum):
@@ -101,6 +103,10 @@ HEDGE_KINDS: MappingProxyType[str, Kind] = MappingProxyType({"carry": Kind.CARRY
 #: kernel name (a strategy's ``fast_kernel``) -> the strategies whose decisions that kernel reproduces
 KERNELS: MappingProxyType[str, frozenset[str]] = MappingProxyType({"hedge": frozenset(HEDGE_KINDS),
                                                                    "voltier": frozenset({"voltier"})})
+
+#: the kernels that model ``exit.defer_within_s_of_funding`` (``engine.exits.defer_exit``): the hedge kernel, and
+#: the pair kernel, which runs a ``"hedge"`` strategy (xcarry with two perp legs); the loan book's refuses it
+DEFERS_EXITS: frozenset[str] = frozenset({"hedge"})
 
 Z99 = 2.3263478740408408  # engine.strategies.grid.Z99 (one-sided 99 % normal quantile)
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant

@@ -4,8 +4,11 @@ through the engine's states, per instant.
 It mirrors, line by line, ``engine/step.py``, ``engine/ledger.py``, ``engine/exits.py``,
 ``engine/guards.py``, ``engine/sizing.py``, ``engine/strategies/carry.py``, ``xcarry.py``,
 ``cross.py``, ``grid.py`` and the paper venue (``exchange/paper/core.py``; for xcarry the spot
-leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``. The
-parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
+leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``. It models deferred
+exits (``exits.defer_for_funding``: the perp venue's next settlement) and the liquidation-distance REDUCE
+(``step._run_guards`` / ``step._rebalancing``: the spot target cut, the hedge following through
+``helpers._reduce_rounds``, which the pair kernel shares; an exit or flatten at the same instant leaves from
+REBALANCING). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
 enums of :mod:`hedge_core.backtest.fast.codes`.
 """
 
@@ -19,7 +22,8 @@ from numba import njit
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
 from hedge_core.backtest.fast.helpers import (
-    _exit_due,
+    EXIT_NONE,
+    _exit_rule_deferred,
     _exit_transition,
     _fill_px,
     _ledger_fill,
@@ -28,6 +32,7 @@ from hedge_core.backtest.fast.helpers import (
     _perp_fill,
     _rebalance_rounds,
     _recent_orders,
+    _reduce_rounds,
     _settle_funding,
     _tradeable,
     _unreal,
@@ -60,14 +65,33 @@ def _grid_levels(anchor, sigma, nlev, spacing_sigma, min_spacing, support, out):
 
 
 @njit(cache=True)
-def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, sigma, beta, enter_ok,
-                 enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
+def _spot_fill(i, t, sign, q, spot_i, spot_vol_i, s_slip, s_impact, s_fee_r, sq, savg, sreal, sfee, scash, strd,
+               spot_cash, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """One taker spot fill of ``q`` base (``sign`` +1 buy / -1 sell) on the spot leg's venue: its price and fee
+    (``s_slip``/``s_impact``/``s_fee_r``), the fill record, the order-rate clock, the engine's ledger and the
+    spot wallet (quote). Returns (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash)."""
+    px, px2, sl_ = _fill_px(spot_i, sign, q, spot_vol_i, s_slip, s_impact)
+    fee = money.fee(q, px, s_fee_r)
+    sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd, 0.0, sign, q, px2, fee)
+    spot_cash += money.spot_quote_delta(sign, q, px, fee)
+    f_i[nf] = i; f_leg[nf] = 0; f_side[nf] = sign; f_qty[nf] = q; f_px[nf] = px2
+    f_fee[nf] = fee; f_slip[nf] = sl_
+    nf += 1
+    slip_tot += sl_
+    order_t[n_ord % 64] = t; n_ord += 1
+    return nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash
+
+
+@njit(cache=True)
+def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, last_rate, next_fund, sigma, beta,
+                 enter_ok, enter_ratio, liq_check, liq_ext, hp, floors, caps, mmrs, cums, maxlevs, support,
                  snap, last, states, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code):
     """The carry / cross-asset / grid hedge over n instants.
 
     ``hp``: a one-element :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD` array (built by
-    ``pack.pack_hedge``). Returns (n_fills, n_transitions, error: ``Err``, error_instant);
-    ``Err.NONE`` = none.
+    ``pack.pack_hedge``). ``next_fund`` (int64 ns): the perp venue's next settlement per instant
+    (``Timeline.next_fund_ns``; a deferred exit weighs it). Returns (n_fills, n_transitions, error: ``Err``,
+    error_instant); ``Err.NONE`` = none.
     """
     r = hp[0]
     notional, ratio0 = r.notional, r.ratio0
@@ -90,6 +114,9 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     unfav_n, rearm, kind, max_opm = r.unfav_intervals, r.rearm, r.kind, r.max_orders_per_minute
     g_nlev, same = r.grid_levels, r.same_base
     x_apr = r.exit_below_apr  # xcarry: received funding APR floor (NaN = off)
+    defer_s = r.exit_defer_s  # exit.defer_within_s_of_funding (NaN = off)
+    red_frac = r.liq_reduce_fraction
+    red_latched = False  # the REDUCE verdict is in the engine's active_guards
     levels = np.empty(g_nlev + len(support) + 1)
     nlev = 0
     n = len(ts)
@@ -132,6 +159,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
             # flat and not entering (or done): only the prices move (no position: no liquidation
             # check, guard, exit, rebalance or funding can act); the same updates as section 2
             if priced[i]:
+                red_latched = False  # no verdict fires on a flat book: the latch clears (step._run_guards)
                 mk = mark[i] if not math.isnan(mark[i]) else perp[i]
                 if spot[i] > 0:
                     slast = spot[i]
@@ -163,8 +191,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     lp_dirty = False
                 flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                           state == St.MONITORING, fcost, last_rate[i], interval)
-                if reduce:
-                    return nf, nt, Err.LIQ_REDUCE, i
+                # the REDUCE verdict is acted on once, then latched while it keeps firing; it clears at the first
+                # market update where it does not (a book holding a perp is in MONITORING here: no other state
+                # keeps a latch)
+                reduce_now = reduce and not red_latched
+                red_latched = reduce
                 if kind == Kind.GRID and state == St.MONITORING:  # grid_guards: VaR limit, max drawdown
                     if not math.isnan(g_var) and not math.isnan(sigma[i]) and \
                             Z99 * sigma[i] * abs(sq * spot_px + pq * perp_px) >= g_var:
@@ -172,7 +203,50 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     if not math.isnan(g_dd) and peak - (pnl - pnl_at_entry) >= g_dd:
                         flatten = True
                 exit_now = flatten
-                if state == St.MONITORING and not flatten:
+                reduced = False
+                if reduce_now:
+                    # step._run_guards: RISK_REDUCE -> REBALANCING, the spot target cut by the fraction; a flatten
+                    # verdict after it (funding cost, the grid's) leaves from REBALANCING at once; else
+                    # step._rebalancing runs with the market: the generic exits first (deferred as in
+                    # _monitoring; not the strategy's own), then orders. An exit closes both legs as they stand
+                    # (no reduction order was sent): the close below, recorded after the RISK_REDUCE.
+                    exit_now = flatten or _exit_rule_deferred(
+                        pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n,
+                        unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s, (next_fund[i] - t) / 1e9, last_rate[i],
+                        pq) != EXIT_NONE
+                if reduce_now and not exit_now:
+                    target_spot = sq * (1.0 - red_frac)
+                    t_i[nt] = i; t_code[nt] = Tr.REDUCE
+                    nt += 1
+                    # round 1: the spot order and the hedge's, both sized on the legs before the fills
+                    sq0 = sq
+                    k = 0
+                    s_need = target_spot - sq
+                    if _tradeable(s_need, spot_px, s_lot, s_minq, s_minn, min_order_n):
+                        if _recent_orders(order_t, t) >= max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        oq = money.lot_floor(s_need, s_lot)
+                        if nf + 1 > maxf:
+                            return nf, nt, Err.BUFFER_FULL, i
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash) = _spot_fill(
+                            i, t, 1.0 if s_need > 0 else -1.0, oq, spot[i], spot_vol[i], s_slip, s_impact, s_fee_r,
+                            sq, savg, sreal, sfee, scash, strd, spot_cash, order_t, n_ord, slip_tot, f_i, f_leg,
+                            f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        k = 1
+                    (err, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet, pmf) = _reduce_rounds(
+                        i, t, k, sq0, same, ratio, target_spot, sq, spot_px, perp_px, perp[i], perp_vol[i], s_lot,
+                        s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq,
+                        max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                        pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                        f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
+                    lp_dirty = True
+                    last_reb = t
+                    reduced = True
+                if state == St.MONITORING and not flatten and not reduce_now:
+                    # (after a REDUCE the engine's _monitoring runs without the market: no decide, no exit)
                     if kind == Kind.CROSS and (t - beta_ts) / 1e9 >= reest_h * 3600.0 and \
                             not math.isnan(beta[i]) and beta[i] > 0:
                         beta_ts = t  # strategy state updates come before the exit check
@@ -195,9 +269,11 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     x_exit = False
                     if not math.isnan(x_apr) and pq != 0.0 and not math.isnan(last_rate[i]):
                         x_exit = -math.copysign(1.0, pq) * money.funding_apr(last_rate[i], interval) < x_apr
-                    exit_now = grid_stop or x_exit or _exit_due(cp, entry_notional, peak, sl, pt, np.nan, tg, tmin,
-                                                                bstop, spot[i], perp[i], unfav_n, unfav, maxh,
-                                                                (t - entered) / 1e9 / 3600.0)
+                    # the generic exits; a soft one waits for a funding the perp receives (exits.defer_exit)
+                    exit_now = grid_stop or x_exit or _exit_rule_deferred(
+                        cp, entry_notional, peak, sl, pt, tg, tmin, bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                        (t - entered) / 1e9 / 3600.0, defer_s, (next_fund[i] - t) / 1e9, last_rate[i],
+                        pq) != EXIT_NONE
                     if not exit_now:
                         ratio = new_ratio
                 if exit_now:
@@ -227,21 +303,15 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                 preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
                                 slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                             continue
-                        px, px2, sl_ = _fill_px(spot[i], sign, oq, spot_vol[i], s_slip, s_impact)
-                        fee = money.fee(oq, px, s_fee_r)
-                        sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd,
-                                                                             0.0, sign, oq, px2, fee)
-                        spot_cash += money.spot_quote_delta(sign, oq, px, fee)
-                        f_i[nf] = i; f_leg[nf] = leg; f_side[nf] = sign; f_qty[nf] = oq; f_px[nf] = px2
-                        f_fee[nf] = fee; f_slip[nf] = sl_
-                        nf += 1
-                        slip_tot += sl_
-                        order_t[n_ord % 64] = t; n_ord += 1
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash) = _spot_fill(
+                            i, t, sign, oq, spot[i], spot_vol[i], s_slip, s_impact, s_fee_r, sq, savg, sreal, sfee,
+                            scash, strd, spot_cash, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                            f_slip, nf)
                     target_spot = 0.0
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
-                                                                     t_i, t_code, nt)
-                elif state == St.MONITORING:
+                                                                     t_i, t_code, nt, reduce_now)
+                elif state == St.MONITORING and not reduced:
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t
                         sg_ = sigma[i]

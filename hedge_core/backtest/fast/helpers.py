@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from hedge_core import money
@@ -93,6 +94,32 @@ def _exit_due(cp, notional, peak, sl, pt, pt_abs, tg, tmin, bstop, spot, perp, u
 
 
 @njit(cache=True)
+def _deferrable(rule, defer_s):
+    """Whether ``rule`` (an ``EXIT_*`` code) is a soft exit (``exits.SOFT_EXITS``: profit target, max holding)
+    that ``exit.defer_within_s_of_funding`` (``defer_s`` seconds; NaN = off) may hold back."""
+    return (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s)
+
+
+@njit(cache=True)
+def _in_window(lead_s, defer_s):
+    """The next settlement ``lead_s`` seconds away lies in the deferral window ``(0, defer_s]``."""
+    return 0 < lead_s <= defer_s
+
+
+@njit(cache=True)
+def _exit_rule_deferred(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h,
+                        defer_s, lead_s, rate, pq):
+    """The generic exit of a hedge whose first leg is spot (``engine.exits.exit_reason`` then
+    ``exits.defer_for_funding``): :func:`_exit_rule`, unless a soft one waits because the perp position ``pq``
+    RECEIVES the funding settling ``lead_s`` seconds ahead (``-pq x rate > 0`` at the last settled ``rate``;
+    NaN rate: no deferral) within ``defer_s`` seconds. Stops, trailing, basis and funding exits never wait."""
+    rule = _exit_rule(cp, notional, peak, sl, pt, np.nan, tg, tmin, bstop, spot, perp, unfav_n, unfav, maxh, held_h)
+    if _deferrable(rule, defer_s) and not math.isnan(rate) and -pq * rate > 0 and _in_window(lead_s, defer_s):
+        return EXIT_NONE
+    return rule
+
+
+@njit(cache=True)
 def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
     px = money.fill_price(ref, sign, money.slippage_bps(slip_bps, impact_k, q, vol))
     avg = (0.0 + q * px) / q  # the paper order's average price, then the driver's fill price
@@ -122,21 +149,23 @@ def _recent_orders(order_t, t):
 
 @njit(cache=True)
 def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, fcost, rate, interval):
-    """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for both
-    kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce`` (a partial
-    reduction) is outside the kernels' scope: the caller refuses the run."""
+    """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for the hedge and
+    loan-book kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce``: the REDUCE
+    verdict fired in MONITORING (the hedge kernel latches and acts on it; the loan book's refuses the run);
+    the funding-cost flatten is evaluated after it, as the engine lists its verdicts."""
     flatten = False
+    reduce = False
     if pq != 0.0 and mark_px > 0:
         dist = money.liquidation_distance(pq, mark_px, lp)
         if dist <= liq_close:
             flatten = monitoring
         elif dist <= liq_reduce and monitoring:
-            return flatten, True
+            reduce = True
     if not math.isnan(fcost) and pq != 0.0:
         apr = money.funding_pay_apr(pq, rate, interval)
         if apr > 0 and apr >= fcost and monitoring:
             flatten = True
-    return flatten, False
+    return flatten, reduce
 
 
 @njit(cache=True)
@@ -181,15 +210,20 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
 
 
 @njit(cache=True)
-def _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i, t_code, nt):
+def _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i, t_code, nt, reduced):
     """The state once both legs are closed, for the hedge and pair kernels (``engine.step``'s exit): analysing
     again after the re-arm cooldown (``REARM_COOLDOWN_S`` from ``t``, ns) when the set re-arms and no guard
     flattened (``Tr.EXIT_REARM``), else completed (``Tr.FLATTEN`` or ``Tr.EXIT_DONE``); the transition is
-    recorded at instant ``i``. Returns (state, has_cool, cooldown, nt)."""
+    recorded at instant ``i``. ``reduced``: a REDUCE verdict moved the hedge to REBALANCING first (its flatten or
+    exit leaves from there: ``Tr.REDUCE_FLATTEN``, ``Tr.REDUCE_EXIT_REARM``, ``Tr.REDUCE_EXIT_DONE``).
+    Returns (state, has_cool, cooldown, nt)."""
     if rearm == 1 and not flatten:
-        t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_EXIT_REARM if reduced else Tr.EXIT_REARM
         return St.ANALYZING, True, t + REARM_COOLDOWN_S * 1_000_000_000, nt + 1
-    t_i[nt] = i; t_code[nt] = Tr.FLATTEN if flatten else Tr.EXIT_DONE
+    if flatten:
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_FLATTEN if reduced else Tr.FLATTEN
+    else:
+        t_i[nt] = i; t_code[nt] = Tr.REDUCE_EXIT_DONE if reduced else Tr.EXIT_DONE
     return St.COMPLETED, has_cool, cooldown, nt + 1
 
 
@@ -258,3 +292,45 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
             wallet, pmf)
 
 
+
+
+@njit(cache=True)
+def _reduce_rounds(i, t, k, sq0, same, ratio, target_spot, sq, spot_px, perp_px, perp_i, perp_vol_i,
+                   s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                   max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
+                   pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
+                   order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+    """The hedge's orders of a liquidation-distance REDUCE (``step._run_guards`` cut the first leg's target;
+    ``step._rebalancing`` trades), for the hedge and pair kernels, once the caller has filled the first leg's
+    order of round 1 (``k`` = 1 when it sent one, else 0; ``sq0`` the first leg before it, ``sq`` after).
+
+    Round 1's hedge order is sized on the first leg BEFORE its fill (``perp_target`` reads the book as it stands
+    while both orders of the round are working); the rounds after it bring the hedge to the new first leg, a
+    first-leg order due again refusing the run (``Err.SPOT_REBALANCE``). Refused (``Err.LIQ_REDUCE``): a round 1
+    needing more than one hedge order, or rounds that reach the engine's phase limit (``MAX_ORDER_ROUNDS`` orders
+    in the phase, the first leg's counted). Returns (error code or 0, nf, n_ord, slip_tot, pq, pavg, preal,
+    pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf)."""
+    err = Err.NONE
+    for rnd in range(2):  # round 1's hedge order (on the first leg before its fill), then rounds 2+
+        sized = sq0
+        spot_chk = False
+        if rnd == 1:
+            sized = sq
+            spot_chk = True
+        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+         pap_margin, wallet, pmf) = _rebalance_rounds(
+            i, t, spot_chk, same, ratio, target_spot, sized, spot_px, perp_px, perp_i, perp_vol_i, s_lot, s_minq,
+            s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq, max_pn, max_opm,
+            pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
+            order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+        if err != Err.NONE:
+            break
+        if rnd == 0:
+            if rounds > 1:  # sized on one position, the residual is below a lot after one order
+                err = Err.LIQ_REDUCE
+                break
+            k += rounds
+        elif rounds >= MAX_ORDER_ROUNDS - k:  # the engine's phase counts every order of the phase
+            err = Err.LIQ_REDUCE
+    return (err, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet,
+            pmf)

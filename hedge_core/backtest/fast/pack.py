@@ -93,8 +93,8 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "grid_var_limit": _nan(params.var_limit) if grid else math.nan,
         "grid_max_drawdown": _nan(params.max_drawdown) if grid else math.nan,
         "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
-        "liq_reduce_fraction": params.guards.liq_reduce_fraction,  # the pair kernel only
-        "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # the pair kernel only (scope.check_supported)
+        "liq_reduce_fraction": params.guards.liq_reduce_fraction,  # a REDUCE's cut of the first leg (fraction)
+        "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # exits.defer_exit (seconds; NaN = off)
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
     })
     return make_record(HEDGE_RECORD, rec)

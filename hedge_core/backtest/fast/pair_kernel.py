@@ -8,11 +8,12 @@ venue's mark; ``guards.pair_pay_apr``), ``engine/exits.py``, ``engine/strategies
 two paper venues (``exchange/paper/core.py``): venue A holds the first perp leg (its wallet, fee,
 margin, liquidation, A's funding), venue B the second. Every money formula is a call into
 :mod:`hedge_core.money` through the helpers both other kernels use (:mod:`.helpers`); the control flow
-is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus what only this kernel models: each leg
-at its own venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``)
-and the liquidation-distance REDUCE (``step._run_guards``: the first leg's target cut by ``liq_reduce_fraction``,
-latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first leg's order and the hedge's
-sized on the positions before the fills, then the hedge's rounds to the new target).
+is :mod:`.hedge_kernel`'s carry branch with the first leg margined, plus its own rules: each leg at its own
+venue's slippage, deferred exits weighing both legs' next settlements (``perp_legs.pair_defers_exit``) and the
+liquidation-distance REDUCE on the nearer leg (``step._run_guards``: the first leg's target cut by
+``liq_reduce_fraction``, latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first
+leg's order and the hedge's sized on the positions before the fills, then the hedge's rounds to the new target;
+an exit or flatten at the same instant closes both legs from REBALANCING).
 
 Both legs trade at the same prices (the shared data has one venue's perp and mark bars:
 ``xvenue_pair.PAIR_PRICE_ASSUMPTION``): ``px`` is the perp close, ``mark`` the mark close (NaN: the
@@ -28,20 +29,20 @@ from numba import njit
 
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
-from hedge_core.engine.constants import MAX_ORDER_ROUNDS
 from hedge_core.backtest.fast.helpers import (
-    EXIT_MAX_HOLD,
     EXIT_NONE,
-    EXIT_TARGET,
+    _deferrable,
     _exit_rule,
     _exit_transition,
     _fill_px,
+    _in_window,
     _ledger_fill,
     _mm,
     _pap_perp,
     _perp_fill,
     _rebalance_rounds,
     _recent_orders,
+    _reduce_rounds,
     _settle_funding,
     _tradeable,
     _unreal,
@@ -94,11 +95,11 @@ def _pair_exit_rule(cp, notional, peak, sl, pt, tg, tmin, bstop, px_i, unfav_n, 
     soft one (profit target, max holding): each leg whose venue's next settlement is ``lead_*`` seconds away, in
     ``(0, defer_s]``, counts ``-qty x mark x last rate`` of its venue; the exit waits when the sum is received."""
     rule = _exit_rule(cp, notional, peak, sl, pt, np.nan, tg, tmin, bstop, px_i, px_i, unfav_n, unfav, maxh, held_h)
-    if (rule == EXIT_TARGET or rule == EXIT_MAX_HOLD) and not math.isnan(defer_s):
+    if _deferrable(rule, defer_s):
         net_d = 0.0
-        if not math.isnan(rate_a) and not math.isnan(mk) and 0 < lead_a <= defer_s:
+        if not math.isnan(rate_a) and not math.isnan(mk) and _in_window(lead_a, defer_s):
             net_d += money.funding_payment(sq, mk, rate_a)
-        if not math.isnan(rate_b) and not math.isnan(mk) and 0 < lead_b <= defer_s:
+        if not math.isnan(rate_b) and not math.isnan(mk) and _in_window(lead_b, defer_s):
             net_d += money.funding_payment(pq, mk, rate_b)
         if net_d > 0:
             rule = EXIT_NONE
@@ -262,14 +263,14 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                 reduced = False
                 if reduce_now:
                     # step._run_guards: RISK_REDUCE -> REBALANCING with the first leg's target cut by the fraction;
-                    # then step._rebalancing at once: the generic exits first (none may fire here), then orders
-                    if flatten:
-                        return nf, nt, Err.LIQ_REDUCE, i  # a flatten from REBALANCING: not modelled
-                    if _pair_exit_rule(pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i],
-                                       unfav_n, unfav, maxh, (t - entered) / 1e9 / 3600.0, defer_s,
-                                       (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9, last_a[i], last_b[i], sq, pq,
-                                       mk) != EXIT_NONE:
-                        return nf, nt, Err.LIQ_REDUCE, i  # an exit from REBALANCING: not modelled
+                    # a flatten verdict after it (funding cost) leaves from REBALANCING at once; else
+                    # step._rebalancing runs with the market: the generic exits first (deferred as in _monitoring;
+                    # not the spread exit), then orders. An exit closes both legs as they stand (the close below)
+                    exit_now = flatten or _pair_exit_rule(
+                        pnl - pnl_at_entry, entry_notional, peak, sl, pt, tg, tmin, bstop, px[i], unfav_n, unfav, maxh,
+                        (t - entered) / 1e9 / 3600.0, defer_s, (next_a[i] - t) / 1e9, (next_b[i] - t) / 1e9,
+                        last_a[i], last_b[i], sq, pq, mk) != EXIT_NONE
+                if reduce_now and not exit_now:
                     target_spot = sq * (1.0 - red_frac)
                     t_i[nt] = i; t_code[nt] = Tr.REDUCE
                     nt += 1
@@ -293,31 +294,20 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                             f_qty, f_px, f_fee, f_slip, nf)
                         f_leg[nf - 1] = 0
                         k = 1
-                    for rnd in range(2):  # round 1's hedge order (on the first leg before its fill), then rounds 2+
-                        sized = sq0
-                        spot_chk = False
-                        if rnd == 1:
-                            sized = sq
-                            spot_chk = True
-                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                         pap_margin, wallet, pmf) = _rebalance_rounds(
-                            i, t, spot_chk, True, ratio, target_spot, sized, spot_px, perp_px,
-                            px[i], vol[i], s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r,
-                            slip_bps, impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal,
-                            pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot,
-                            f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
-                        if err != Err.NONE:
-                            return nf, nt, err, i
-                        if rnd == 0:
-                            if rounds > 1:  # sized on one position, the residual is below a lot after one order
-                                return nf, nt, Err.LIQ_REDUCE, i
-                            k += rounds
-                        elif rounds >= MAX_ORDER_ROUNDS - k:  # the engine's phase counts every order of the phase
-                            return nf, nt, Err.LIQ_REDUCE, i
+                    # then the hedge: round 1's order sized before the first leg's fill, the rounds after it
+                    (err, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                     wallet, pmf) = _reduce_rounds(
+                        i, t, k, sq0, True, ratio, target_spot, sq, spot_px, perp_px, px[i], vol[i], s_lot, s_minq,
+                        s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq, max_pn,
+                        max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                        pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee,
+                        f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
                     lp_dirty = True
                     last_reb = t
                     reduced = True
-                if mon and not flatten and not reduced:
+                if mon and not flatten and not reduce_now:
                     cp = pnl - pnl_at_entry
                     # decide_perp_perp: the spread the pair receives below the floor, before the generic exits
                     x_exit = False
@@ -364,7 +354,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                     target_spot = 0.0
                     lp_dirty = True
                     state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown,
-                                                                     t_i, t_code, nt)
+                                                                     t_i, t_code, nt, reduce_now)
                 elif mon and not reduced:  # after a REDUCE the engine's _monitoring ran without the market
                     if (t - last_lev_check) / 1e9 >= recheck_h * 3600.0:
                         last_lev_check = t

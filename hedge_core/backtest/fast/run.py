@@ -181,7 +181,8 @@ def _run_raw(params: StrategyParamsBase, market: Market | Timeline, *, start: ob
                                              f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         else:
             nf, nt, err, ei = hedge_kernel(tl.ts, tl.spot, tl.perp, tl.mark, tl.spot_vol, tl.perp_vol, tl.priced,
-                                           tl.fund_rate, tl.last_rate, sig, beta, ok, eratio, liq_check, liq_ext, rec,
+                                           tl.fund_rate, tl.last_rate, tl.next_fund_ns, sig, beta, ok, eratio,
+                                           liq_check, liq_ext, rec,
                                            floors, caps, mmrs, cums, maxlevs, support, snap, last, states, f_i, f_leg,
                                            f_side, f_qty, f_px, f_fee, f_slip, t_i, t_code)
         if err != Err.BUFFER_FULL or cap >= 8 * n + 16:

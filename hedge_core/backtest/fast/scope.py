@@ -8,7 +8,7 @@ backtester (:func:`~hedge_core.backtest.fast.run_fast_or_event` does that by its
 from __future__ import annotations
 
 from hedge_core.analytics.risk import brackets_for
-from hedge_core.backtest.fast.codes import KERNELS
+from hedge_core.backtest.fast.codes import DEFERS_EXITS, KERNELS
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.errors import HedgeError, InvalidInput
@@ -61,10 +61,10 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     venue must use that same table: the kernel reads ONE table for the engine's guard and leverage
     rule (``guards.leg_brackets``: the instrument's own, else the default) and for the venue's
     maintenance margin (``PaperConfig.brackets`` first), so a venue table that is not the
-    instrument's is refused. ``defers_exits``: the kernel models ``exit.defer_within_s_of_funding`` (the pair
-    kernel, :mod:`.pair_kernel`); else it is refused.
+    instrument's is refused. ``exit.defer_within_s_of_funding`` is modelled by the hedge and pair kernels
+    (``codes.DEFERS_EXITS``) and refused for the others unless ``defers_exits`` says the caller's kernel models it.
     """
-    kernel_of(params)
+    kernel = kernel_of(params)
     why = []
     if getattr(params, "allow_spot_short", False):
         why.append("allow_spot_short=True (spot short on margin)")
@@ -73,7 +73,7 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
     a = params.activation
     if a.deviation_z is not None or a.volume_spike is not None:
         why.append("activation triggers")
-    if params.exit.defer_within_s_of_funding is not None and not defers_exits:
+    if params.exit.defer_within_s_of_funding is not None and not (defers_exits or kernel in DEFERS_EXITS):
         why.append("exit.defer_within_s_of_funding")
     g = params.guards
     if g.daily_loss_limit is not None:
