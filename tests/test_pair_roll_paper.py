@@ -121,7 +121,8 @@ def test_a_paper_pairs_second_leg_rolls_back_before_expiry_or_is_delivered_at_it
                 assert rec["entry_price"] == pytest.approx(opened.price, rel=1e-12)
                 assert rec["realized_pnl"] == pytest.approx(rec["qty"] * (close - opened.price), rel=1e-9)
                 dl = fills[fills["client_order_id"] == rec["id"]]
-                assert len(dl) == 1 and (dl["leg"].iloc[0], dl["venue"].iloc[0], dl["side"].iloc[0]) == ("perp", "okx", "buy")
+                assert len(dl) == 1
+                assert (dl["leg"].iloc[0], dl["venue"].iloc[0], dl["side"].iloc[0]) == ("perp", "okx", "buy")
                 assert dl["fee"].iloc[0] == pytest.approx(rec["fee"], rel=1e-12)
                 assert dl["qty"].iloc[0] == pytest.approx(-rec["qty"], rel=1e-12)
                 # hedged again on okx's perpetual: one sell there at or after the delivery
