@@ -104,3 +104,70 @@ def test_the_second_legs_future_delivered_is_booked_once_on_its_venue_and_hedged
             finally:
                 await stop(task, store)
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("first, second", [("binance", "bybit"), ("bybit", "okx")])
+def test_a_runner_down_over_the_second_legs_delivery_books_it_after_the_restart(tmp_path, monkeypatch, first, second):
+    """The runner stops (its task cancelled: a crash) with the second leg on the future; the venue delivers it while
+    it is down and no longer lists it (Bybit's instrument list answers Trading symbols only; OKX's quarterly
+    expired); a new HedgeTask recovers from the journal (the second leg on the future, the venue flat there: a
+    delisted contract is read as holding nothing, its instrument the perpetual's under its symbol) and its first
+    reads book the delivery from the venue's record (Bybit: its "Delivery" execution read by Bybit's own symbol
+    id; OKX: the delivery bill) and hedge again on the perpetual: booked once, never an order on the delisted
+    contract, each leg's ledger its venue's records."""
+    monkeypatch.setattr(roll_watch, "CHECK_EVERY_S", 0.0)
+    sim_b, sid, fut = second_venue(second, 0.0001)
+    sim_a = venue_sim(first, 0.00001)
+    params = {**pair_params(first, second), "roll": {"enabled": True}, "rebalance": {"cooldown_s": 0.0}}
+
+    async def go():
+        from hedge_core.runner.hedge import HedgeTask
+
+        async with perp_pair(first, second, sim_a, sim_b) as pv:
+            sup, task, store = await running_hedge(tmp_path, pv.adapter, params, hedge_id="pdr",
+                                                   **pair_spec(first, second), records_poll_s=0.2, reconcile_s=0.3)
+            task2 = None
+            try:
+                await settled(task, fut, "the second leg rolled to the quarterly", timeout=40)
+                short, long_ = held(second, sim_b, sid), position(first, sim_a)
+                task.task.cancel()  # the crash
+                try:
+                    await task.task
+                except asyncio.CancelledError:
+                    pass
+                rate = deliver(second, sim_b, sid)
+                runs = sup.journal.runs()
+                row = runs[runs["hedge_id"] == "pdr"].iloc[0]
+                task2 = HedgeTask(task.spec, task.params, sup.journal, pv.adapter, sup._feed_factory, sup)
+                rep = await task2.recover(str(row["state"]), row["started_at"])
+                assert set(rep["venues"]) == {first, second}
+                if second == "bybit":  # delisted: the markets reloaded at recovery no longer hold the future
+                    assert fut not in await pv.adapter.second.load_markets()
+                    [ex] = [e for e in sim_b.executions if e["execType"] == "Delivery"]
+                    [d] = await pv.adapter.second.fetch_deliveries(fut)  # read by Bybit's own symbol id
+                    assert (d.trade_id, d.client_order_id, d.symbol) == (ex["execId"], f"dlv-{ex['execId']}", fut)
+                    assert (d.side.value, d.qty, d.price) == ("buy", pytest.approx(-short), pytest.approx(DELIVERED))
+                    assert d.fee == pytest.approx(float(ex["execFee"]))
+                ctx = task2.driver.ctx
+                assert (ctx.perp.symbol, ctx.spot.venue) == (fut, first) and ctx.perp.qty == pytest.approx(short)
+                sup.hedges["pdr"] = task2
+                task2.task = asyncio.create_task(task2.run())
+                rec = await settled(task2, PERP, "hedged again on the perpetual after the restart", timeout=40)
+                assert rec["venues"][second]["positions"][fut] == {"journal": 0.0, "venue": 0.0}
+                assert position(second, sim_b) == pytest.approx(short)
+                assert position(first, sim_a) == pytest.approx(long_)
+                task2.journal.flush()
+                fills = task2.journal.fills("pdr")
+                dl = fills[fills["client_order_id"].map(is_delivery_fill)]
+                assert len(dl) == 1 and (dl["leg"].iloc[0], dl["venue"].iloc[0]) == ("perp", second)
+                assert dl["qty"].iloc[0] == pytest.approx(-short) and dl["price"].iloc[0] == pytest.approx(DELIVERED)
+                assert dl["fee"].iloc[0] == pytest.approx(-short * DELIVERED * rate, rel=1e-9)
+                assert len([o for o in task2.journal.orders("pdr") if o["symbol"] == fut]) == 1  # the roll's open only
+                ctx = task2.driver.ctx
+                for leg, venue, sim in ((ctx.spot, first, sim_a), (ctx.perp, second, sim_b)):
+                    assert leg.fees == pytest.approx(venue_fees(venue, sim), abs=1e-8), venue
+                    assert leg.realized - leg.fees + leg.funding == pytest.approx(venue_cash(venue, sim) - WALLET,
+                                                                                  abs=1e-8), venue
+            finally:
+                await stop(task2 or task, store)
+    asyncio.run(go())
