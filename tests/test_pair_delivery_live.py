@@ -12,8 +12,9 @@ venue then delivers it at the average of the index samples the test gives, 41,00
 ``qty x (41,000 - 42,000)`` (+1,000 USDT per BTC short) and a fee of ``|qty| x 41,000 x rate``. The driver books it
 ONCE on the second leg (from the venue's record), moves that leg back to the venue's perpetual and sells the hedge
 there again; the first leg's money is untouched. After it each venue's reconciliation is clean per contract, and
-each leg's ledger equals its venue's own records to 1e-8: realised PnL - fees + funding is the venue's wallet change,
-the fees the sum of the venue's fee records (trades and the delivery).
+each leg's ledger equals its venue's own records to 1e-8 once each venue has settled funding on its perpetual:
+realised PnL - fees + funding is the venue's wallet change, the fees the sum of the venue's fee records (trades and
+the delivery).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import pytest
 from hedge_core.exchange.delivery_ids import is_delivery_fill
 from hedge_core.runner import roll_watch
 from tests.support.delivery_live import settled
-from tests.support.inprocess_hedge import running_hedge, stop
+from tests.support.inprocess_hedge import running_hedge, stop, until
 from tests.support.pair_okx_env import pair_params, pair_spec, perp_pair, position, venue_sim
-from tests.support.pair_quarterly import PERP, QTR_PX, held, second_venue, venue_cash, venue_fees
+from tests.support.pair_quarterly import PERP, QTR_PX, held, second_venue, settle, venue_cash, venue_fees
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
 WALLET = 10_000.0  # each venue's USDT at the start (tests/support/pair_okx_env.venue_sim)
@@ -91,7 +92,15 @@ def test_the_second_legs_future_delivered_is_booked_once_on_its_venue_and_hedged
                 assert rehedge["qty"].sum() == pytest.approx(-short)
                 assert ctx.perp.fees - fees0 == pytest.approx(dl["fee"].iloc[0] + rehedge["fee"].sum(), rel=1e-9)
                 assert (ctx.spot.qty, ctx.spot.realized, ctx.spot.fees, ctx.spot.funding) == spot0  # untouched
-                # each venue's ledger is that venue's own records
+                # each venue settles funding on its own leg (the second leg's on the perpetual again), booked from
+                # the venue's income records; then each venue's ledger is that venue's own records
+                settle(first, sim_a, 0.00001)
+                settle(second, sim_b, 0.0001)
+                await until(lambda: task.driver.ctx.spot.funding != spot0[3] and task.driver.ctx.perp.funding != 0.0,
+                            what="each venue's funding booked on its leg")
+                ctx = task.driver.ctx
+                assert ctx.spot.funding - spot0[3] == pytest.approx(-long_ * 40_000.0 * 0.00001, rel=1e-6)  # pays
+                assert ctx.perp.funding == pytest.approx(-short * 40_000.0 * 0.0001, rel=1e-6)  # the short receives
                 for leg, venue, sim in ((ctx.spot, first, sim_a), (ctx.perp, second, sim_b)):
                     assert leg.fees == pytest.approx(venue_fees(venue, sim), abs=1e-8), venue
                     assert leg.realized - leg.fees + leg.funding == pytest.approx(venue_cash(venue, sim) - WALLET,

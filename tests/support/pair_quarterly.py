@@ -16,7 +16,7 @@ from typing import Any
 from tests.support.pair_okx_env import OKX_SWAP, venue_sim
 from tests.support.roll_runner import dated_symbol, delivery_ms
 
-__all__ = ["OKX_QTR", "PERP", "QTR_PX", "held", "second_venue", "set_rate", "venue_cash", "venue_fees"]
+__all__ = ["OKX_QTR", "PERP", "QTR_PX", "held", "second_venue", "set_rate", "settle", "venue_cash", "venue_fees"]
 
 PERP = "BTC/USDT:USDT"
 QTR_PX = 42_000.0
@@ -58,6 +58,12 @@ def set_rate(venue: str, sim: Any, rate: float) -> None:
         sim.funding_rate["BTCUSDT"] = rate
     else:
         sim.set_funding_rate("BTCUSDT", rate)
+
+
+def settle(venue: str, sim: Any, rate: float) -> None:
+    """The venue settles its BTC perpetual's funding now at ``rate`` (its own record: Binance ``FUNDING_FEE`` income,
+    Bybit a Funding execution, OKX a bill of type 8)."""
+    sim.settle_funding(OKX_SWAP if venue == "okx" else "BTCUSDT", rate)
 
 
 def venue_cash(venue: str, sim: Any) -> float:
