@@ -89,6 +89,10 @@ def test_a_paper_pairs_second_leg_rolls_back_before_expiry_or_is_delivered_at_it
                 h = sup.hedges[hid]
                 ctx, pair = h.driver.ctx, h.raw_adapter
                 a, b = pair.first.core, pair.second.core
+                # the driver holds each paper venue's own adapter (journaled), as a live pair's: its reads of the
+                # second leg (deliveries, trades) and its settings on the quarterly go to okx alone
+                assert {v: ad.inner for v, ad in h.driver.adapters.items()} == {"bybit": pair.first, "okx": pair.second}
+                assert not [x for x in h.alerts if "failed" in x["message"]]  # no margin setting sent to bybit
                 rolls = gf[(gf["hedge_id"] == hid) & (gf["guard"] == "calendar_roll")]
                 assert list(rolls["action"]) == actions
                 assert pd.Timestamp(rolls["ts"].iloc[0]) == pd.Timestamp("2024-01-01T06:00Z")  # at the entry
