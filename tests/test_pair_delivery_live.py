@@ -108,7 +108,7 @@ def test_the_second_legs_future_delivered_is_booked_once_on_its_venue_and_hedged
                 await asyncio.sleep(0.5)  # more updates and passes: booked once, no order to the delivered contract
                 task.journal.flush()
                 assert task.journal.fills("pdl")["client_order_id"].map(is_delivery_fill).sum() == 1
-                # on the future: the roll's open and its close only (journaled intents)
+                # on the future: the roll's open only (the delivery closed it; nothing was sent there after)
                 assert len([o for o in task.journal.orders("pdl") if o["symbol"] == fut]) == 1
             finally:
                 await stop(task, store)
