@@ -102,7 +102,7 @@ def test_paper_pair_on_live_bars_feeds_each_paper_venue_its_own_venues_bars_and_
             task, store = await start_paper_pair(tmp_path, {"binance": a, "bybit": b}, {
                 "hedge_id": "pbp", "params_inline": pair_params(), "feed": "bars", "start": str(first_label), **PAIR})
             pair = task.raw_adapter
-            assert pair.by_venue  # no stored funding needed: each venue's published funding settles it
+            assert pair.own_bars  # no stored funding needed: each venue's published funding settles it
             try:
                 await until(lambda: task.driver.ctx.state is State.MONITORING_POSITIONS, what="paper entry on bars")
                 ca, cb = pair.first.core, pair.second.core

@@ -6,7 +6,7 @@ a quarterly 90 days out (08:00 UTC) at 42,000 against its 40,000 perpetual:
 - OKX: a FUTURES row (``instType`` FUTURES, ``expTime``, contracts of ``ctVal`` 0.01 BTC; "Get instruments",
   tests/support/okx_sim.py), ccxt ``BTC/USDT:USDT-YYMMDD``;
 - Binance USD-M: ``BinanceSim.list_quarterly`` (exchangeInfo ``contractType`` CURRENT_QUARTER, ``deliveryDate``,
-  symbol ``BTCUSDT_YYMMDD``), the same ccxt symbol.
+  symbol ``BTCUSDT_YYMMDD``), the same ccxt symbol (both listed by tests/support/pair_quarterly.py).
 
 Funding per 8 h: Bybit 0.001 %, the second venue 0.01 % (10.95 %/yr): the pair is short the second venue, whose
 quarterly's basis (5 % over 90 days = 20.28 %/yr) pays more -> perp -> quarterly; the second venue's funding rises to
@@ -18,50 +18,16 @@ the hand figure, 0.05 % taker of each fill's notional at both venues.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from hedge_core.runner import roll_watch
 from tests.support.delivery_live import settled
 from tests.support.inprocess_hedge import running_hedge, stop
-from tests.support.pair_okx_env import OKX_SWAP, pair_params, pair_spec, perp_pair, position, venue_sim
-from tests.support.roll_runner import dated_symbol, delivery_ms
+from tests.support.pair_okx_env import pair_params, pair_spec, perp_pair, position, venue_sim
+from tests.support.pair_quarterly import PERP, held, second_venue, set_rate
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # local venue simulators
-PERP = "BTC/USDT:USDT"
-QTR_PX = 42_000.0
-OKX_QTR = "BTC-USDT-QTR"
-
-
-def second_venue(venue: str, rate: float) -> tuple[Any, str, str]:
-    """The second venue's simulator (10,000 USDT, funding ``rate`` per 8 h) listing a quarterly 90 days out at
-    42,000: (sim, venue id of the quarterly, ccxt unified symbol)."""
-    sim = venue_sim(venue, rate)
-    ms = delivery_ms(sim.now_ms())
-    if venue == "okx":
-        row = {**sim.instrument_rows["FUTURES"][0], "instId": OKX_QTR, "expTime": str(ms)}
-        sim.instrument_rows["FUTURES"] = [row]
-        sim.register(row)
-        sim.set_price(OKX_QTR, QTR_PX)
-        sid = OKX_QTR
-    else:
-        sid = sim.list_quarterly("BTC", ms, QTR_PX)
-    return sim, sid, dated_symbol(PERP, ms)
-
-
-def held(venue: str, sim: Any, sid: str) -> float:
-    """The venue's signed position on contract ``sid`` in BASE (OKX: contracts x ctVal)."""
-    if venue == "okx":
-        return sim.positions.get(sid, [0.0, 0.0])[0] * sim.ct_val(sid)
-    return float(sim.position(sid))
-
-
-def set_rate(venue: str, sim: Any, rate: float) -> None:
-    if venue == "okx":
-        sim.funding_rate[OKX_SWAP] = rate
-    else:
-        sim.set_funding_rate("BTCUSDT", rate)
 
 
 @pytest.mark.parametrize("second", ["okx", "binance"])

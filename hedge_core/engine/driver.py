@@ -302,7 +302,7 @@ class HedgeDriver:
         out: list[Event] = await self._deliveries(name, ts, deliveries) if name == "perp" else []
         try:
             trades = await self.adapters[leg.venue].fetch_my_trades(leg.symbol, since)
-        except (ExchangeError, AttributeError):
+        except (ExchangeError, AttributeError, InvalidInput):  # InvalidInput: a delivered contract no longer listed
             return out
         known_ids = self._order_ids | {p.order_id for p in self.ctx.pending.values() if p.order_id}
         # an order of ours whose answer was lost has no venue id yet: its (late) execution would look
@@ -367,7 +367,7 @@ class HedgeDriver:
             perp = perpetual_of(leg.symbol)
             inst = (await adapter.load_markets()).get(perp)
             px = float((await adapter.fetch_ticker(perp)).last or 0.0)
-        except ExchangeError:
+        except (ExchangeError, InvalidInput):
             return []
         if inst is None or not (px > 0):
             return []

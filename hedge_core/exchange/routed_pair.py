@@ -242,8 +242,9 @@ class PerpPairPaper(PerpPairAdapter):
                  data_funding: pd.DataFrame | None = None) -> None:
         super().__init__(first, second)
         # paper on LIVE bars (feed "bars", exchange.pair_feed.PairBarsFeed): each event names its venue; each
-        # paper venue gets its own venue's bars and settles its own venue's published funding
-        self.by_venue = bool(by_venue)
+        # paper venue gets its own venue's bars and settles its own venue's published funding. Not named
+        # ``by_venue``: that is the method giving the driver each venue's own adapter (PerpPairAdapter.by_venue)
+        self.own_bars = bool(by_venue)
         self.first_funding = _funding_frame(first_funding)
         # B's own stored series; None: B settles the replayed data venue's events (the runner warns)
         self.second_funding = _funding_frame(second_funding) if second_funding is not None and len(second_funding) \
@@ -289,11 +290,16 @@ class PerpPairPaper(PerpPairAdapter):
     async def apply(self, event: Bar | FundingEvent) -> None:
         """Perp and mark bars to both venues (each under its own name); a funding settlement to B, and A's
         own rate at that instant (if its series has one) to A."""
-        if self.by_venue:
+        if self.own_bars:
             await self._apply_own(event)
             return
         if isinstance(event, Bar):
             if event.kind is MarketKind.SPOT:
+                if self.second.core.config.quarterlies:
+                    # the second venue's simulated dated future is priced, and delivered, from the spot (its index:
+                    # exchange.paper.quarterly, exchange.paper.delivery); no leg trades the spot
+                    await self.second.apply(Bar(event.ts, self.second.venue, event.symbol, event.kind, event.open,
+                                                event.high, event.low, event.close, event.volume, event.timeframe))
                 return
             for ad in (self.first, self.second):
                 await ad.apply(Bar(event.ts, ad.venue, event.symbol, event.kind, event.open, event.high, event.low,

@@ -18,7 +18,7 @@ from hedge_core.engine.context import HedgeContext, new_hedge
 from hedge_core.engine.driver import DriverHooks, HedgeDriver
 from hedge_core.engine.events import Timer
 from hedge_core.engine.states import State
-from hedge_core.engine.roll_step import restore
+from hedge_core.engine.roll_step import is_dated, perpetual_of, restore
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
@@ -336,13 +336,20 @@ class HedgeRecoveryMixin:
         symbols = {str(s) for s in legs["symbol"]} if len(legs) else set()
         if symbols <= {ctx.perp.symbol} and not roll_rows:
             return ctx
-        markets = await self.raw_adapter.load_markets()
+        markets = dict(await self.raw_adapter.load_markets())
+        for sym in symbols - set(markets):
+            # a dated future the venue delivered and no longer lists (Bybit, OKX): its perpetual's instrument under
+            # its symbol, so the leg is rebuilt where the journal left it and the delivery read books it (no order
+            # is sent to a delivered contract: the engine moves the flat leg to the perpetual)
+            perp = markets.get(perpetual_of(sym))
+            if is_dated(sym) and perp is not None:
+                markets[sym] = replace(perp, symbol=sym)
         prices: dict[str, float] = {}
         for sym in symbols | {ctx.perp.symbol}:
             try:
                 t = await self.raw_adapter.fetch_ticker(sym)
                 prices[sym] = float(t.last or t.mid)
-            except ExchangeError:
+            except (ExchangeError, InvalidInput):  # InvalidInput: no longer listed
                 prices[sym] = math.nan
         if ctx.first_leg_is_perp and len(funding) and "venue" in funding:  # two perp legs: the second leg rolls,
             funding = funding[funding["venue"] != ctx.spot.venue]  # the first venue's rows are the first leg's

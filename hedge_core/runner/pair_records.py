@@ -28,6 +28,7 @@ import pandas as pd
 from hedge_core.engine.context import HedgeContext
 from hedge_core.engine.events import FundingSettled
 from hedge_core.engine.roll_step import is_dated
+from hedge_core.errors import InvalidInput
 from hedge_core.money import funding_payment
 from hedge_core.runner.records import MONEY_TOL, Difference, Figures, leg_contracts, quote_fee
 from hedge_core.types import Fill
@@ -97,10 +98,12 @@ async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str
     first leg never rolls); ``figures.contracts`` the SECOND venue's signed position on each contract of the
     second leg (``contracts``, default :func:`~hedge_core.runner.records.leg_contracts` of ``ctx`` and
     ``perpetual``: its own, a calendar roll's destination, the perpetual, a contract it left), one request per
-    contract, and ``perp_qty`` their sum; fills are each venue's trade records of the hedge's orders
-    (``order_ids``) on those contracts, with the leg they belong to (``roll`` for a roll's destination);
-    funding: each venue's income of its PERPETUAL (a dated future pays none; ``perpetual``: the pair's perp
-    symbol, default the second leg's without a dated future's ``-YYMMDD``), ``figures.funding`` their sum.
+    contract (0 and nothing else read on a contract the venue no longer lists: a delivered future, as
+    :func:`~hedge_core.runner.records.venue_figures` does), and ``perp_qty`` their sum; fills are each venue's
+    trade records of the hedge's orders (``order_ids``) on those contracts, with the leg they belong to
+    (``roll`` for a roll's destination); funding: each venue's income of its PERPETUAL (a dated future pays none;
+    ``perpetual``: the pair's perp symbol, default the second leg's without a dated future's ``-YYMMDD``),
+    ``figures.funding`` their sum.
     Errors propagate (the caller skips the pass)."""
     first, second = adapter.leg_adapters()
     first_sym = ctx.spot.symbol
@@ -108,15 +111,22 @@ async def pair_venue_figures(adapter: Any, ctx: HedgeContext, order_ids: set[str
     syms = tuple(contracts) if contracts is not None else leg_contracts(ctx, perpetual)
     first_qty = float(sum(p.qty for p in await first.fetch_positions([first_sym]) if p.symbol == first_sym))
     held: dict[str, float] = {s: 0.0 for s in syms}
+    gone: set[str] = set()
     for sym in syms:  # one request per contract (Bybit answers one symbol per request)
-        held[sym] += float(sum(p.qty for p in await second.fetch_positions([sym]) if p.symbol == sym))
+        try:
+            held[sym] += float(sum(p.qty for p in await second.fetch_positions([sym]) if p.symbol == sym))
+        except InvalidInput:
+            if sym == ctx.perp.symbol:
+                raise
+            gone.add(sym)  # a contract the venue no longer lists (a delivered future): nothing is held there
+    live = tuple(s for s in syms if s not in gone)
     opens: dict[str, str] = {o.client_order_id: first_sym for o in await first.fetch_open_orders(first_sym)}
-    for sym in syms:
+    for sym in live:
         opens.update({o.client_order_id: sym for o in await second.fetch_open_orders(sym)})
     fills: dict[str, tuple[float, float]] = {}
     trades: list[tuple[str, Fill]] = []
     roll_sym = ctx.roll_leg.symbol if ctx.roll_leg is not None else None
-    reads = (("spot", first, first_sym), *(("roll" if s == roll_sym else "perp", second, s) for s in syms))
+    reads = (("spot", first, first_sym), *(("roll" if s == roll_sym else "perp", second, s) for s in live))
     for name, ad, sym in reads:
         base = ctx.spot.base if name == "spot" else ctx.perp.base
         for f in await ad.fetch_my_trades(sym, since):

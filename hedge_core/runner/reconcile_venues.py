@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hedge_core.errors import InvalidInput
 from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.exchange.routed_pair import PerpPairAdapter
 from hedge_core.runner.journal import Journal
@@ -113,9 +114,14 @@ async def reconcile_per_venue(hedge_id: str, journal: Journal, adapter: RoutedAd
         out[adapter.spot_venue].holding = float(bal.total) if bal is not None else 0.0
     positions: dict[str, float] = {}
     for sym in dict.fromkeys((perp_symbol, *contracts)):  # one request per contract (Bybit: one symbol each)
-        for p in await adapter.fetch_positions([sym]):
-            if p.symbol == sym:
-                positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+        try:
+            for p in await adapter.fetch_positions([sym]):
+                if p.symbol == sym:
+                    positions[sym] = positions.get(sym, 0.0) + float(p.qty)
+        except InvalidInput:
+            if sym == perp_symbol:
+                raise
+            positions[sym] = 0.0  # a contract the venue no longer lists (a delivered future): nothing held there
     out[adapter.perp_venue].holding = float(sum(positions.values()))
     rep.venue_positions = positions
     return rep, out

@@ -27,7 +27,7 @@ from hedge_core.engine.events import MarketUpdate
 from hedge_core.engine.ledger import QTY_EPS
 from hedge_core.engine.roll_step import RollRequest, is_dated, perpetual_qty
 from hedge_core.engine.states import State
-from hedge_core.errors import ExchangeError
+from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.runner.logs import log_event
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def perpetual_funding(ctx: HedgeContext) -> float:
 async def _price(adapter: Any, symbol: str) -> float:
     try:
         t = await adapter.fetch_ticker(symbol)
-    except ExchangeError:
+    except (ExchangeError, InvalidInput):  # InvalidInput: a contract the venue no longer lists (delivered)
         return math.nan
     px = float(t.last or t.mid or math.nan)
     return px if math.isfinite(px) and px > 0 else math.nan

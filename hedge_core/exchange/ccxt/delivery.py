@@ -31,6 +31,7 @@ closing side; the realised PnL it books is then ``qty x (delivery price - entry)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -41,6 +42,9 @@ from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fi
 from hedge_core.types import Fill, Liquidity, Side
 
 __all__ = ["DeliveryMixin"]
+
+#: ccxt's unified symbol of a dated future: ``BASE/QUOTE:SETTLE-YYMMDD``
+_DATED = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):[A-Z0-9]+-(\d{6})$")
 
 
 class DeliveryMixin:
@@ -53,6 +57,8 @@ class DeliveryMixin:
         on another venue. A Binance record whose delivery price is not published yet is left for a later read."""
         await self._ensure_markets()
         market = self._ex.markets.get(symbol) or {}
+        if not market and self.config.ccxt_id == "bybit":  # delivered and no longer listed: read by its venue id
+            return await self._bybit_unlisted_deliveries(symbol, since)
         if not market.get("future") or self.config.ccxt_id not in ("binance", "okx", "bybit"):
             return []
         if self.config.ccxt_id == "okx":
@@ -82,6 +88,36 @@ class DeliveryMixin:
                             client_order_id=f"{DELIVERY_CID_PREFIX}{tid}",
                             symbol=symbol, side=Side.BUY, qty=0.0, price=px[-1],  # side, qty: the leg's
                             fee=0.0, ts=_ts(t), fee_currency=str(r.get("asset") or "USDT"),
+                            liquidity=Liquidity.TAKER))
+        return out
+
+    async def _bybit_unlisted_deliveries(self, symbol: str, since: pd.Timestamp | None) -> list[Fill]:
+        """The "Delivery" executions of a Bybit USDT future the venue no longer lists. Once delivered, its
+        instrument is ``Closed`` and "Get Instruments Info" (https://bybit-exchange.github.io/docs/v5/market/instrument)
+        answers Trading symbols only by default, so ccxt cannot resolve the symbol after its markets reload (a
+        restart). Its executions are still in "Get Trade History" (GET /v5/execution/list,
+        https://bybit-exchange.github.io/docs/v5/order/execution: category ``linear``, ``symbol``, ``execType``
+        Delivery; without a time the last 7 days) under the venue's own symbol id ``<BASE><QUOTE>-<DDMMMYY>`` (e.g.
+        BTCUSDT-27MAR26, the instrument list's naming), read here as :meth:`fetch_my_trades` reads a listed one
+        (trade id the ``execId``, client order id ``dlv-<execId>``, quantity in base: linear contracts are 1 base).
+        ``[]`` for a symbol that is not a dated future's."""
+        m = _DATED.match(symbol)
+        if m is None:
+            return []
+        base, quote, ymd = m.group(1), m.group(2), m.group(3)
+        sid = f"{base}{quote}-{pd.Timestamp(f'20{ymd}').strftime('%d%b%y').upper()}"
+        params: dict[str, Any] = {"category": "linear", "symbol": sid, "execType": "Delivery", "limit": 100}
+        if since is not None:
+            params["startTime"] = _ms(since)
+        resp = await self._call("fetch_deliveries", lambda: self._ex.privateGetV5ExecutionList(params))
+        out = []
+        for r in reversed(((resp or {}).get("result") or {}).get("list") or []):  # newest first
+            eid = str(r.get("execId"))
+            out.append(Fill(trade_id=eid, order_id=str(r.get("orderId") or ""),
+                            client_order_id=f"{DELIVERY_CID_PREFIX}{eid}", symbol=symbol,
+                            side=Side.BUY if str(r.get("side")) == "Buy" else Side.SELL,
+                            qty=abs(_f(r.get("execQty"))), price=_f(r.get("execPrice")), fee=_f(r.get("execFee")),
+                            ts=_ts(int(r.get("execTime") or 0)), fee_currency=str(r.get("feeCurrency") or "USDT"),
                             liquidity=Liquidity.TAKER))
         return out
 

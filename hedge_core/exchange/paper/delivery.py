@@ -33,9 +33,9 @@ import pandas as pd
 
 from hedge_core import money
 from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
-from hedge_core.exchange.paper.config import SETTLE
-from hedge_core.exchange.paper.records import _Ord, _ts
-from hedge_core.types import Fill, Liquidity, OrderStatus, OrderType, Side
+from hedge_core.exchange.paper.forced import record_forced_close
+from hedge_core.exchange.paper.records import _ts
+from hedge_core.types import OrderStatus
 
 __all__ = ["DELIVERY_CID_PREFIX", "DELIVERY_WINDOW", "delivery_price", "is_delivery_fill"]
 
@@ -85,21 +85,12 @@ class _DeliveryMixin:
         for p in self.positions.values():
             if p.symbol != q.symbol or p.qty == 0.0:
                 continue
-            n = len(self.deliveries) + 1
-            cid = f"{DELIVERY_CID_PREFIX}{n}"
-            side = Side.SELL if p.qty > 0 else Side.BUY
-            qty = abs(p.qty)
+            cid = f"{DELIVERY_CID_PREFIX}{len(self.deliveries) + 1}"
             realized = money.unrealized_pnl(p.qty, px, p.entry)  # closed whole at the delivery price
-            fee = money.fee(qty, px, q.delivery_fee_rate)
+            fee = money.fee(abs(p.qty), px, q.delivery_fee_rate)
             self.wallet += realized - fee
             self.deliveries.append({"id": cid, "ts": _ts(q.expiry), "symbol": q.symbol, "position_side": p.pside.value,
                                     "qty": p.qty, "entry_price": p.entry, "price": px, "fee": fee,
                                     "realized_pnl": realized, "samples": samples})
-            o = _Ord(self._new_id(), cid, q.symbol, side, OrderType.MARKET, qty, None, True, p.pside, q.expiry, True,
-                     qty, qty * px, fee, OrderStatus.CLOSED)
-            self.orders[o.id] = o
-            self._by_cid[cid] = o.id
-            self.fills.append(Fill(self._new_tid(), o.id, cid, q.symbol, side, qty, px, fee, q.expiry, SETTLE,
-                                   Liquidity.TAKER, 0.0))
-            p.qty, p.entry, p.margin = 0.0, 0.0, 0.0
+            record_forced_close(self, p, cid, px, fee, q.expiry)
         self._refresh(q.symbol)

@@ -8,18 +8,9 @@ from __future__ import annotations
 import math
 
 from hedge_core import money
-from hedge_core.exchange.paper.config import SETTLE
-from hedge_core.exchange.paper.records import _Ord, _ts
-from hedge_core.types import (
-    Bar,
-    Fill,
-    Liquidity,
-    MarginMode,
-    OrderStatus,
-    OrderType,
-    PositionSide,
-    Side,
-)
+from hedge_core.exchange.paper.forced import record_forced_close
+from hedge_core.exchange.paper.records import _ts
+from hedge_core.types import Bar, MarginMode, OrderStatus, PositionSide
 
 
 class _LiquidationMixin:
@@ -77,7 +68,6 @@ class _LiquidationMixin:
             symbols.add(p.symbol)
             self._lseq += 1
             lid = f"liq-{self._lseq}"
-            side = Side.SELL if p.qty > 0 else Side.BUY
             q = abs(p.qty)
             realized = money.unrealized_pnl(p.qty, px, p.entry)  # closed whole at px
             fee = money.fee(q, px, rate)
@@ -89,13 +79,7 @@ class _LiquidationMixin:
             rec = {"id": lid, "ts": _ts(self.now), "symbol": p.symbol, "position_side": p.pside.value,
                    "margin_mode": mode.value, "qty": p.qty, "entry_price": p.entry, "price": px,
                    "mark_bar_ts": _ts(bar.ts), "fee": fee, "realized_pnl": realized, "insurance_cover": cover}
-            o = _Ord(self._new_id(), lid, p.symbol, side, OrderType.MARKET, q, None, True, p.pside,
-                     self.now, True, q, q * px, fee, OrderStatus.CLOSED)
-            self.orders[o.id] = o
-            self._by_cid[lid] = o.id
-            self.fills.append(Fill(self._new_tid(), o.id, lid, p.symbol, side, q, px, fee, self.now, SETTLE,
-                                   Liquidity.TAKER, 0.0))
-            p.qty, p.entry, p.margin = 0.0, 0.0, 0.0
+            record_forced_close(self, p, lid, px, fee, self.now)
             self._refresh(p.symbol)
             self.liquidations.append(rec)
         if mode is MarginMode.CROSS and self._cross_wallet() < 0:
