@@ -7,7 +7,8 @@ the last good limits and marks the book DEGRADED with ``book_limits``).
 
 What a fired book guard does:
 
-1. records a ``guard_firings`` row with hedge id ``book`` (guard ``book_<name>``, the action, the
+1. records a ``guard_firings`` row with hedge id ``book`` (guard ``book_<name>``, with ``[venue:X]`` /
+   ``[asset:X]`` when the limit is per venue or asset; the action, the
    measured value and the limit) and puts a ``book_guard`` alert on the runner's alert bus, once per
    episode (again only when the guard clears and fires anew): ``warning`` for ``block_entries``,
    ``critical`` for ``flatten``;
@@ -195,7 +196,9 @@ class BookMonitor:
         if v.action == "flatten":
             ids = [h.hedge_id for h in self._tasks() if self.concerns(v, h) and _flattenable(h)]
             nums["hedges"] = float(len(ids))
-        self.sup.journal.guard(BOOK_HEDGE_ID, GuardFired(f"book_{v.name}", v.action, MappingProxyType(nums), ts))
+        # guard name: the episode key (book_<name>, plus [venue:X] / [asset:X] when scoped): two scopes of one
+        # guard firing in the same refresh are two rows (guard_firings' key is hedge id, ts, guard)
+        self.sup.journal.guard(BOOK_HEDGE_ID, GuardFired(v.key, v.action, MappingProxyType(nums), ts))
         self.conditions.raise_(v.key, v.reason)
         if v.action == "flatten":  # recorded first (persist before acting); enforce() sends the flattens
             self._flatten.append((v, ids))
