@@ -193,9 +193,10 @@ class BookMonitor:
     def _fire(self, v: BookVerdict, ts: pd.Timestamp) -> None:
         nums = {"value": v.value, "limit": v.limit, **v.numbers}
         venue = v.scope[6:] if v.scope.startswith("venue:") else ""
+        ids = [h.hedge_id for h in self._tasks() if self.concerns(v, h) and _flattenable(h)] \
+            if v.action == "flatten" else []
         if v.action == "flatten":
-            ids = [h.hedge_id for h in self._tasks() if self.concerns(v, h) and _flattenable(h)]
-            nums["hedges"] = float(len(ids))
+            nums["hedges"] = float(len(ids))  # the hedges it is about to flatten
         # guard name: the episode key (book_<name>, plus [venue:X] / [asset:X] when scoped): two scopes of one
         # guard firing in the same refresh are two rows (guard_firings' key is hedge id, ts, guard)
         self.sup.journal.guard(BOOK_HEDGE_ID, GuardFired(v.key, v.action, MappingProxyType(nums), ts))
