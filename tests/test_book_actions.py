@@ -98,11 +98,17 @@ def test_the_default_action_trades_nothing_and_flatten_flattens_the_hedges_conce
         sup.book.refresh()
         assert await sup.book.enforce() == []  # once per episode
 
-        # a book-wide flatten: every hedge not finished (the one already flat is not sent FLATTEN again)
+        # a book-wide flatten, by the monitor's own loop (refresh, then enforce): every hedge not finished (the one
+        # already flat is not sent FLATTEN again)
         n_kill = len(store.read_table("guard_firings", hedge_id=hid[big]))
         _limits(sup.home, "max_gross_exposure = 1\ngross_exposure_action = 'flatten'\n")
-        sup.book.refresh()
-        assert await sup.book.enforce() == [hid[small]]
+        sup.book.refresh_s = 0.05
+        loop = asyncio.create_task(sup.book.loop())
+        for _ in range(200):
+            if _flat(sup, hid[small]):
+                break
+            await asyncio.sleep(0.05)
+        loop.cancel()
         assert _flat(sup, "b1") and _flat(sup, "e1")
         sup.journal.flush()
         assert len(store.read_table("guard_firings", hedge_id=hid[big])) == n_kill
