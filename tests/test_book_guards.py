@@ -200,3 +200,28 @@ def test_a_flatten_action_never_flattens_a_hedge_finished_or_already_closing(tmp
     assert [a.level for a in sup.alert_bus.recent if a.kind == "book_guard"].count("critical") == 2
     m.refresh()
     assert asyncio.run(m.enforce()) == [] and len(sent) == 3 and len(sup.journal.rows) == 2  # once per episode
+
+
+def test_restore_rebases_the_peak_by_the_finished_hedges_and_drops_what_it_saw_before(tmp_path: Path):
+    """The last runner: peak 80 with 100 of it from finished hedges (open ones at -20), max drawdown 30. This one
+    holds only the open hedges: its peak is 80 - 100 = -20, below 0, and a book at -30 is 10 under it."""
+    import pandas as pd
+
+    from hedge_core.runner.journal import Journal
+
+    st = Store(tmp_path / "db.duckdb")
+    st.write_table("book_marks", pd.DataFrame([{"hedge_id": "book", "ts": pd.Timestamp("2024-01-01T00:00Z"),
+                                                "pnl": 80.0, "peak_pnl": 80.0, "max_drawdown": 30.0,
+                                                "closed_pnl": 100.0}]))
+    h = HedgePosition("a", "binance", "BTC", spot_qty=1, perp_qty=-1, spot_price=100, mark_price=100, pnl=-30)
+    sup = SimpleNamespace(home=tmp_path, hedges={"a": _task(h)}, journal=Journal(st), alert_bus=AlertBus(), store=st)
+    m = BookMonitor(sup)
+    m.peak, m.max_drawdown = 0.0, 45.0  # seen while the hedges were being recovered: dropped
+    m.refresh()
+    assert len(st.read_table("book_marks")) == 1 and st.read_table("book_marks")["pnl"].iloc[0] == 80.0  # not yet
+    m.restore()
+    assert (m.peak, m.max_drawdown) == (-20.0, 30.0)
+    b = m.refresh()
+    assert (b.drawdown, b.max_drawdown) == (pytest.approx(10.0), pytest.approx(30.0))
+    row = st.read_table("book_marks").iloc[0]  # journaled now that it restored: the new base, no finished hedge
+    assert (row["pnl"], row["peak_pnl"], row["max_drawdown"], row["closed_pnl"]) == (-30.0, -20.0, 30.0, 0.0)

@@ -233,19 +233,22 @@ class BookMonitor:
     # ---- drawdown over restarts ----------------------------------------------------------------------
     def restore(self) -> None:
         """Put back the last runner's book marks (``book_marks``): the peak rebased by the PnL of the
-        finished hedges it held (this runner does not hold them again), the max drawdown as it was; from
-        now on the marks are journaled when they change. Called once the hedges are recovered (journaled
-        WAL rows are upserted first); idempotent."""
+        finished hedges it held (this runner does not hold them again), the max drawdown as it was; the
+        marks computed before (while hedges were being recovered: part of the book) are dropped. From now
+        on the marks are journaled when they change. Called once the hedges are recovered (journaled WAL
+        rows are upserted first); idempotent."""
         if self.restored:
             return
         self.sup.journal.replay_wal()
         self.sup.journal.flush()
         df = self.sup.store.read_table("book_marks", hedge_id=BOOK_HEDGE_ID)
+        # what the loop saw while the hedges were being recovered (a part of the book) is dropped: the restored
+        # marks, or (0, 0) without any, are the starting point
+        self.peak, self.max_drawdown = 0.0, 0.0
         if len(df):
             r = df.iloc[-1]
             peak, worst, closed = (_num0(r.get(c)) for c in ("peak_pnl", "max_drawdown", "closed_pnl"))
-            self.peak = max(self.peak, peak - closed)
-            self.max_drawdown = max(self.max_drawdown, worst)
+            self.peak, self.max_drawdown = peak - closed, worst  # rebased: may be < 0 (the finished hedges earned)
             log.info("book marks restored: peak %.2f (rebased by %.2f of finished hedges), max drawdown %.2f",
                      peak - closed, closed, worst)
         self.restored = True
