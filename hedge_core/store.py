@@ -42,7 +42,7 @@ BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 TradingTable = Literal[
     "instruments", "hedge_runs", "transitions", "orders", "fills", "funding_payments",
     "position_snapshots", "ltv_history", "reserve_deployments", "guard_firings", "param_sets",
-    "loan_events", "exit_marks",
+    "loan_events", "exit_marks", "book_marks",
 ]
 
 

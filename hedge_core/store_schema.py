@@ -96,6 +96,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             state VARCHAR, pnl_at_entry DOUBLE, peak_pnl DOUBLE, entry_notional DOUBLE, entered_at TIMESTAMPTZ,
             profit_target DOUBLE, unfavourable_funding INTEGER)""",
     ]),
+    (7, "book_marks: the runner's book PnL peak and max drawdown (runner journal, one row per book, upserted when "
+        "they change; closed_pnl the PnL of its finished hedges, which a restart does not hold again): the next "
+        "runner restores them (book.monitor)", [
+        """CREATE TABLE book_marks (
+            hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, pnl DOUBLE, peak_pnl DOUBLE, max_drawdown DOUBLE,
+            closed_pnl DOUBLE)""",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.
@@ -111,6 +118,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "reserve_deployments": ("hedge_id", "ts"),
     "loan_events": ("hedge_id", "seq"),
     "exit_marks": ("hedge_id", "seq"),
+    "book_marks": ("hedge_id",),
     "guard_firings": ("hedge_id", "ts", "guard"),
     "param_sets": ("name", "version"),
 }

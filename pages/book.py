@@ -31,15 +31,15 @@ def live() -> None:
         show_error(exc, "the book")
         return
     h, t = book_headline(book), book_tables(book)
-    for reason in h["guards"]:
-        st.error(f"book guard: {reason}: new entries blocked there (nothing is traded because of it)")
+    for line in h["guards"]:  # each with its action (block_entries or flatten)
+        st.error(f"book guard: {line}")
     m = st.columns(6)
     m[0].metric("hedges", h["hedges"])
     m[1].metric("gross exposure", fmt_money(h["gross"]))
     m[2].metric("net exposure", fmt_money(h["net"]))
     m[3].metric("margin used", fmt_money(h["margin_used"]))
     m[4].metric("PnL (today)", fmt_money(h["pnl"]), delta=fmt_money(h["day_pnl"]))
-    m[5].metric("drawdown", fmt_money(h["drawdown"]), help="peak book PnL seen by this runner process - now")
+    m[5].metric("drawdown", fmt_money(h["drawdown"]), help="peak book PnL - now (kept over restarts)")
     v = st.columns(4)
     if h["var_error"]:
         v[0].metric("VaR", "n/a", help=h["var_error"])

@@ -104,6 +104,11 @@ def test_funding_per_day_loans_and_drawdown():
     assert (b.drawdown, b.max_drawdown) == (pytest.approx(85.0), pytest.approx(85.0))
     assert drawdown([10, 5, 20, 18]) == (pytest.approx(2.0), pytest.approx(5.0))
     assert drawdown([-3.0]) == (pytest.approx(3.0), pytest.approx(3.0))
+    # from a journaled peak and max drawdown (the runner's book_marks): the same as the whole history
+    assert drawdown([18], peak=20, worst=5) == drawdown([10, 5, 20, 18])
+    assert drawdown([30, 29], peak=20, worst=5) == (pytest.approx(1.0), pytest.approx(5.0))
+    b2 = aggregate(hs, funding_rows=rows, drawdown_from=(55.0, 50.0))
+    assert (b2.drawdown, b2.max_drawdown) == (pytest.approx(85.0), pytest.approx(85.0))
 
 
 def test_bad_inputs_are_named():
@@ -115,6 +120,10 @@ def test_bad_inputs_are_named():
         aggregate([HedgePosition("x", "binance", "BTC"), HedgePosition("x", "okx", "BTC")])
     with pytest.raises(InvalidInput, match="pnl_history"):
         drawdown([1.0, math.nan])
+    with pytest.raises(InvalidInput, match="worst"):
+        drawdown([1.0], worst=-1.0)
+    with pytest.raises(InvalidInput, match="peak"):
+        drawdown([1.0], peak=math.nan)
     assert asset_of("sol/usdt:USDT") == "SOL"
 
 

@@ -38,3 +38,16 @@ def test_tables_and_headline():
 def test_headline_says_why_there_is_no_var():
     h = book_headline(_answer(error="returns='ETH' ...", confidence=0.99, horizon=24))
     assert h["var_error"].startswith("returns") and math.isnan(h["var_parametric"])
+
+
+def test_the_guards_say_their_action():
+    book = _answer()
+    book["guards"] = [{"name": "daily_loss", "scope": "book", "value": -60.0, "limit": -50.0, "action": "flatten",
+                       "reason": "book PnL today -60.00 <= -50.00"},
+                      {"name": "var", "scope": "book", "value": 20.0, "limit": 10.0, "action": "block_entries",
+                       "reason": "book VaR 20.00 >= 10.00"}]
+    t = book_tables(book)["guards"]
+    assert list(t["action"]) == ["flatten", "block_entries"] and list(t["value"]) == [-60.0, 20.0]
+    g = book_headline(book)["guards"]
+    assert "action flatten" in g[0] and "flattened" in g[0] and "nothing traded" not in g[0]
+    assert "action block_entries" in g[1] and "nothing traded" in g[1]

@@ -43,13 +43,18 @@ def funding_per_day(rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, float
     return tuple(sorted(days.items()))
 
 
-def drawdown(pnl_history: Sequence[float]) -> tuple[float, float]:
+def drawdown(pnl_history: Sequence[float], *, peak: float = 0.0, worst: float = 0.0) -> tuple[float, float]:
     """(current, maximum) drawdown of a book-PnL history (quote, both >= 0).
 
     Current = running peak - last value; maximum = the largest peak-to-trough fall. The peak
-    starts at 0 (the book's PnL before any hedge), so a book that only lost has a drawdown.
+    starts at ``peak`` (default 0: the book's PnL before any hedge, so a book that only lost has a
+    drawdown) and the maximum at ``worst`` (>= 0): what came before the history (the runner's
+    journaled book marks, :mod:`hedge_core.book.monitor`).
     """
-    peak, cur, worst = 0.0, 0.0, 0.0
+    for name, v0 in (("peak", peak), ("worst", worst)):
+        if not math.isfinite(float(v0)) or (name == "worst" and v0 < 0):
+            raise InvalidInput(name, v0, "a finite number" + (" >= 0 (quote)" if name == "worst" else " (quote)"))
+    peak, cur, worst = float(peak), 0.0, float(worst)
     for v in pnl_history:
         x = float(v)
         if not math.isfinite(x):
@@ -61,7 +66,8 @@ def drawdown(pnl_history: Sequence[float]) -> tuple[float, float]:
 
 
 def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapping[str, Any]] = (),
-              pnl_history: Sequence[float] = (), var: Mapping[str, Any] | None = None) -> BookSnapshot:
+              pnl_history: Sequence[float] = (), var: Mapping[str, Any] | None = None,
+              drawdown_from: tuple[float, float] = (0.0, 0.0)) -> BookSnapshot:
     """The book of ``positions``.
 
     Parameters
@@ -73,6 +79,9 @@ def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapp
     pnl_history
         Book PnL over time (quote, oldest first) for the drawdown; the current book PnL is
         appended, so an empty history gives the drawdown of the current PnL from 0.
+    drawdown_from
+        (peak book PnL, max drawdown) before ``pnl_history`` (quote; default (0, 0)): the runner's
+        book keeps these two numbers instead of a history (:func:`drawdown`).
     var
         A result of :func:`hedge_core.book.var.book_var` to carry along (computed by the caller:
         it needs returns from the store).
@@ -149,7 +158,7 @@ def aggregate(positions: Iterable[HedgePosition], *, funding_rows: Iterable[Mapp
         arows.append(AssetRow(asset, a[0], a[1], delta, price, delta * price if price > 0 else math.nan, len(a[4])))
     vrows = tuple(VenueRow(venue, v[0], v[1], v[2], venue_netted.get(venue, 0.0), v[3], v[4], len(v[5]))
                   for venue, v in sorted(venues.items()))
-    cur, worst = drawdown([*pnl_history, pnl])
+    cur, worst = drawdown([*pnl_history, pnl], peak=drawdown_from[0], worst=drawdown_from[1])
     owed = sum(x.outstanding for x in loans)
     coll = sum(x.collateral_value for x in loans if x.collateral_value > 0)
     return BookSnapshot(

@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"VaR {h['var_confidence']}, {h['var_horizon']} bars: historical {_fmt(h['var_historical'])}  "
                        f"parametric {_fmt(h['var_parametric'])}  (diversification {_fmt(h['var_diversification'])})")
-        for reason in h["guards"]:
-            typer.secho(f"BOOK GUARD: {reason} (new entries blocked there)", fg=typer.colors.RED)
+        for line in h["guards"]:  # each with its action (block_entries or flatten)
+            typer.secho(f"BOOK GUARD: {line}", fg=typer.colors.RED)
         for name in ("assets", "venues", "netted", "loans", "funding"):
             df = t[name]
             if len(df):

@@ -5,18 +5,33 @@ One :class:`BookMonitor` per :class:`~hedge_core.runner.supervisor.Supervisor`. 
 the limits of ``<runner home>/book_limits.toml`` (re-read when the file changes; a bad file keeps
 the last good limits and marks the book DEGRADED with ``book_limits``).
 
-What a fired book guard does (never a trade):
+What a fired book guard does:
 
-1. records a ``guard_firings`` row with hedge id ``book`` (guard ``book_<name>``, the measured
-   value and the limit) and puts a ``book_guard`` warning on the runner's alert bus, once per
-   episode (again only when the guard clears and fires anew);
+1. records a ``guard_firings`` row with hedge id ``book`` (guard ``book_<name>``, with ``[venue:X]`` /
+   ``[asset:X]`` when the limit is per venue or asset; the action, the
+   measured value and the limit) and puts a ``book_guard`` alert on the runner's alert bus, once per
+   episode (again only when the guard clears and fires anew): ``warning`` for ``block_entries``,
+   ``critical`` for ``flatten``;
 2. marks the runner DEGRADED: ``/health`` lists the firing under ``degraded["book"]``;
 3. blocks NEW ENTRIES of the hedges it concerns (every hedge for a book-wide limit, the venue's
    for ``venue_gross``, the asset's for ``asset_net_delta``): a hedge waiting to enter
    (``ANALYZING_MARKET``) does not act on market updates, and ``POST /hedges`` refuses a new hedge
-   there. Hedges already in positions keep running with their own guards, exits and flatten.
+   there. With the default action ``block_entries`` nothing is traded: hedges already in positions
+   keep running with their own guards, exits and flatten;
+4. with ``<name>_action = "flatten"`` (:data:`hedge_core.book.guards.BOOK_ACTIONS`), once per episode,
+   every hedge it concerns that is neither finished (``COMPLETED``) nor already closing
+   (``CLOSING_POSITIONS``: never flattened twice) gets the operator's per-hedge flatten
+   (:meth:`Supervisor.command` ``flatten``, the kill switch the control API and the panel send: latched,
+   the hedge completes once flat). No order path of its own. An action changed to ``flatten`` while
+   the guard fires acts at the next refresh.
 
 When the value is back under the limit, the block lifts and an ``info`` alert says so.
+
+Drawdown: the monitor keeps the book PnL's peak and max drawdown (not a history) and, once the
+supervisor has recovered its hedges (:meth:`restore`, called by ``Supervisor.recover_all``), journals
+them in ``book_marks`` whenever they change, with ``closed_pnl``, the PnL of the finished hedges it
+holds. The next runner restores them: it does not hold finished hedges again, so the restored peak is
+rebased by their PnL (``peak - closed_pnl``); the max drawdown is kept as it was.
 """
 
 from __future__ import annotations
@@ -25,7 +40,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -40,6 +54,7 @@ from hedge_core.book.var import book_var, check_confidence, check_horizon
 from hedge_core.engine.actions import GuardFired
 from hedge_core.errors import HedgeError, InvalidInput
 from hedge_core.runner.condition import AlertMessage, Conditions
+from hedge_core.runner.journal import wall_now
 
 __all__ = ["BOOK_HEDGE_ID", "LIMITS_FILE", "BookMonitor"]
 
@@ -57,7 +72,12 @@ class BookMonitor:
         self.refresh_s = refresh_s
         self.path = Path(limits_path) if limits_path else Path(sup.home) / LIMITS_FILE
         self.conditions = Conditions()
-        self.pnl_history: deque[float] = deque(maxlen=100_000)  # book PnL per refresh (quote), this process
+        self.peak = 0.0  # the book PnL's peak (quote), restored over a restart (restore)
+        self.max_drawdown = 0.0  # the largest fall from a peak (quote, >= 0), restored over a restart
+        self.closed_pnl = 0.0  # PnL of the finished hedges held (quote): a restart does not hold them again
+        self.restored = False  # marks journaled only after restore(): never over the last runner's before
+        self._marks: tuple[float, float, float] | None = None  # the last journaled (peak, max drawdown, closed)
+        self._flatten: list[tuple[BookVerdict, list[str]]] = []  # fired flatten actions waiting for enforce()
         self.firing: dict[str, BookVerdict] = {}
         self.last: BookSnapshot | None = None
         self._limits = BookLimits()
@@ -86,7 +106,12 @@ class BookMonitor:
         return [h for h in self.sup.hedges.values() if getattr(h, "driver", None) is not None]
 
     def positions(self) -> list[HedgePosition]:
-        return [from_summary(h.summary()) for h in self._tasks()]
+        return [from_summary(s) for s in self._summaries()]
+
+    def _summaries(self) -> list[dict[str, Any]]:
+        out = [h.summary() for h in self._tasks()]
+        self.closed_pnl = sum(float(s.get("pnl") or 0.0) for s in out if s.get("state") == "COMPLETED")
+        return out
 
     def _sources(self, assets: set[str]) -> dict[str, list[tuple[str, str]]]:
         out: dict[str, list[tuple[str, str]]] = {a: [] for a in assets}
@@ -139,7 +164,7 @@ class BookMonitor:
         h = lim.var_horizon if horizon is None else check_horizon(horizon)
         positions = self.positions()
         rows = self._funding_rows() if funding else ()
-        book = aggregate(positions, funding_rows=rows, pnl_history=list(self.pnl_history))
+        book = aggregate(positions, funding_rows=rows, drawdown_from=(self.peak, self.max_drawdown))
         if var:
             book = _with(book, var=self._var(book, lim, c, h))
         firing = [v.as_dict() for v in self.firing.values()]
@@ -149,11 +174,13 @@ class BookMonitor:
         """Rebuild the book, check the limits, record/alert/block what fires and lift what cleared."""
         lim = self.limits()
         book = self.snapshot(funding=False, var=lim.var_limit is not None)  # the VaR only when a limit needs it
-        self.pnl_history.append(book.pnl)
+        self.peak, self.max_drawdown = max(self.peak, book.pnl), book.max_drawdown
+        self._journal_marks(book.pnl)
         verdicts = {v.key: v for v in check_book(book, lim)}
-        ts = pd.Timestamp.now(tz="UTC")
+        ts = wall_now()
         for key, v in verdicts.items():
-            if key not in self.firing:
+            was = self.firing.get(key)
+            if was is None or (v.action == "flatten" and was.action != "flatten"):  # new, or now set to flatten
                 self._fire(v, ts)
         for key in [k for k in self.firing if k not in verdicts]:
             v = self.firing.pop(key)
@@ -165,10 +192,75 @@ class BookMonitor:
 
     def _fire(self, v: BookVerdict, ts: pd.Timestamp) -> None:
         nums = {"value": v.value, "limit": v.limit, **v.numbers}
-        self.sup.journal.guard(BOOK_HEDGE_ID, GuardFired(f"book_{v.name}", "block_entries", MappingProxyType(nums), ts))
+        venue = v.scope[6:] if v.scope.startswith("venue:") else ""
+        ids = [h.hedge_id for h in self._tasks() if self.concerns(v, h) and _flattenable(h)] \
+            if v.action == "flatten" else []
+        if v.action == "flatten":
+            nums["hedges"] = float(len(ids))  # the hedges it is about to flatten
+        # guard name: the episode key (book_<name>, plus [venue:X] / [asset:X] when scoped): two scopes of one
+        # guard firing in the same refresh are two rows (guard_firings' key is hedge id, ts, guard)
+        self.sup.journal.guard(BOOK_HEDGE_ID, GuardFired(v.key, v.action, MappingProxyType(nums), ts))
         self.conditions.raise_(v.key, v.reason)
-        self._alert("warning", "book_guard", f"book guard {v.name} fired ({v.scope}): {v.reason}; new entries "
-                    "blocked there, nothing traded", venue=v.scope[6:] if v.scope.startswith("venue:") else "", **nums)
+        if v.action == "flatten":  # recorded first (persist before acting); enforce() sends the flattens
+            self._flatten.append((v, ids))
+            self._alert("critical", "book_guard", f"book guard {v.name} fired ({v.scope}): {v.reason}; flattening "
+                        f"{len(ids)} hedge(s) there ({', '.join(ids) or 'none open'}), new entries blocked",
+                        venue=venue, **nums)
+        else:
+            self._alert("warning", "book_guard", f"book guard {v.name} fired ({v.scope}): {v.reason}; new entries "
+                        "blocked there, nothing traded", venue=venue, **nums)
+
+    async def enforce(self) -> list[str]:
+        """Send the flattens of the ``flatten`` actions fired since the last call, through the operator's
+        per-hedge flatten (``Supervisor.command(id, "flatten")``); a hedge finished or already closing by
+        now is skipped (never flattened twice). Returns the hedge ids flattened. A failed flatten is logged
+        and alerted (``error``), the others still go."""
+        done: list[str] = []
+        todo, self._flatten = self._flatten, []
+        for v, ids in todo:
+            for hid in ids:
+                h = self.sup.hedges.get(hid)
+                if hid in done or h is None or not _flattenable(h):
+                    continue
+                try:
+                    await self.sup.command(hid, "flatten", f"book guard {v.name} ({v.scope}): {v.reason}")
+                    done.append(hid)
+                except Exception as exc:  # noqa: BLE001 - one hedge's trouble must not keep the others on
+                    self._alert("error", "book_guard", f"book guard {v.name}: flatten of {hid} failed: "
+                                f"{type(exc).__name__}: {exc} (flatten it by hand)")
+        return done
+
+    # ---- drawdown over restarts ----------------------------------------------------------------------
+    def restore(self) -> None:
+        """Put back the last runner's book marks (``book_marks``): the peak rebased by the PnL of the
+        finished hedges it held (this runner does not hold them again), the max drawdown as it was; the
+        marks computed before (while hedges were being recovered: part of the book) are dropped. From now
+        on the marks are journaled when they change. Called once the hedges are recovered (journaled WAL
+        rows are upserted first); idempotent."""
+        if self.restored:
+            return
+        self.sup.journal.replay_wal()
+        self.sup.journal.flush()
+        df = self.sup.store.read_table("book_marks", hedge_id=BOOK_HEDGE_ID)
+        # what the loop saw while the hedges were being recovered (a part of the book) is dropped: the restored
+        # marks, or (0, 0) without any, are the starting point
+        self.peak, self.max_drawdown = 0.0, 0.0
+        if len(df):
+            r = df.iloc[-1]
+            peak, worst, closed = (_num0(r.get(c)) for c in ("peak_pnl", "max_drawdown", "closed_pnl"))
+            self.peak, self.max_drawdown = peak - closed, worst  # rebased: may be < 0 (the finished hedges earned)
+            log.info("book marks restored: peak %.2f (rebased by %.2f of finished hedges), max drawdown %.2f",
+                     peak - closed, closed, worst)
+        self.restored = True
+
+    def _journal_marks(self, pnl: float) -> None:
+        marks = (self.peak, self.max_drawdown, self.closed_pnl)
+        if not self.restored or marks == self._marks:
+            return
+        self.sup.journal.book_marks({"hedge_id": BOOK_HEDGE_ID, "ts": wall_now(), "pnl": float(pnl),
+                                     "peak_pnl": self.peak, "max_drawdown": self.max_drawdown,
+                                     "closed_pnl": self.closed_pnl})
+        self._marks = marks
 
     def _alert(self, level: Any, kind: str, message: str, venue: str = "", **numbers: float) -> None:
         log.warning(message) if level != "info" else log.info(message)
@@ -183,11 +275,18 @@ class BookMonitor:
 
     def blocks(self, task: Any) -> bool:
         """Does a firing book guard block this hedge's entry? (``HedgeTask._market`` asks.)"""
-        if not self.firing:
-            return False
+        return any(self.concerns(v, task) for v in self.firing.values())
+
+    @staticmethod
+    def concerns(v: BookVerdict, task: Any) -> bool:
+        """Does the guard ``v`` concern this hedge: every hedge for a book-wide limit, a hedge with a leg on
+        the venue for ``venue:NAME``, a hedge with a leg in the asset for ``asset:NAME``."""
+        if v.scope == "book":
+            return True
         sp = task.spec
-        return bool(self.blocking(sp.venue, asset_of(sp.spot_symbol))
-                    or self.blocking(_legs(sp)[1], asset_of(getattr(sp, "perp_symbol", "") or sp.spot_symbol)))
+        if v.scope.startswith("venue:"):
+            return v.scope[6:] in (sp.venue, _legs(sp)[1])
+        return v.scope[6:] in (asset_of(sp.spot_symbol), asset_of(getattr(sp, "perp_symbol", "") or sp.spot_symbol))
 
     def check_start(self, request: dict[str, Any]) -> None:
         """Refuse a new hedge where a firing book guard blocks entries (InvalidInput, nothing started)."""
@@ -204,6 +303,7 @@ class BookMonitor:
         while True:
             try:
                 self.refresh()
+                await self.enforce()  # the flatten actions that fired
             except Exception as exc:  # noqa: BLE001 - the book must never stop the runner; logged, retried
                 log.error("book refresh failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.refresh_s)
@@ -213,6 +313,17 @@ def _legs(spec: Any) -> tuple[str, str]:
     """(spot venue, perp venue) of a hedge spec (``HedgeSpec.leg_venues``; one venue when it has none)."""
     legs = getattr(spec, "leg_venues", None)
     return tuple(legs) if legs else (spec.venue, spec.venue)  # type: ignore[return-value]
+
+
+def _flattenable(task: Any) -> bool:
+    """A hedge a book flatten may send FLATTEN to: not finished, not already closing (flattening)."""
+    state = getattr(getattr(getattr(task, "driver", None), "ctx", None), "state", None)
+    return state is not None and str(state) not in ("COMPLETED", "CLOSING_POSITIONS")
+
+
+def _num0(x: Any) -> float:
+    v = float(x) if x is not None else 0.0
+    return v if math.isfinite(v) else 0.0
 
 
 def _with(book: BookSnapshot, **changes: Any) -> BookSnapshot:

@@ -48,7 +48,8 @@ TABLE_ALIASES = {"transitions": "transitions", "fills": "fills", "funding": "fun
                  "funding_payments": "funding_payments", "position_snapshots": "position_snapshots",
                  "guard_firings": "guard_firings", "hedge_runs": "hedge_runs", "param_sets": "param_sets",
                  "ltv_history": "ltv_history", "reserve_deployments": "reserve_deployments",
-                 "loan_events": "loan_events", "loan": "loan_events", "exit_marks": "exit_marks"}
+                 "loan_events": "loan_events", "loan": "loan_events", "exit_marks": "exit_marks",
+                 "book_marks": "book_marks"}
 
 
 def _clean(v: Any) -> Any:

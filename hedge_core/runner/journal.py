@@ -345,6 +345,12 @@ class Journal:
         self.flush()
         return self.store.read_table("exit_marks", hedge_id=hedge_id)
 
+    # ---- the book's drawdown marks (book.monitor) -------------------------------------------------
+    def book_marks(self, row: Mapping[str, Any]) -> None:
+        """Upsert the book's one ``book_marks`` row (``hedge_id`` ``book``: ts, pnl, peak_pnl, max_drawdown,
+        closed_pnl; quote)."""
+        self._write("book_marks", [dict(row)])
+
     def reserve(self, hedge_id: str, row: Mapping[str, Any]) -> None:
         """One ``reserve_deployments`` row (``runner.loan_journal.reserve_row``)."""
         self._write("reserve_deployments", [{"hedge_id": hedge_id, **row}])

@@ -563,13 +563,15 @@ class Supervisor:
         return await start_hedge(self, request)
 
     async def recover_all(self) -> list[dict[str, Any]]:
-        """Reconcile and resume/flatten every hedge the journal says is not finished."""
+        """Reconcile and resume/flatten every hedge the journal says is not finished, then restore the book's
+        drawdown marks (:meth:`hedge_core.book.monitor.BookMonitor.restore`)."""
         replayed = self.journal.replay_wal()  # rows a killed runner appended but never flushed
         if replayed:
             log_event(log, "journal WAL replayed", rows=replayed)
         runs = self.journal.runs()
         out = []
         if not len(runs):
+            self.book.restore()  # the book's drawdown marks (book.monitor)
             return out
         for r in runs.to_dict("records"):
             if r["state"] == State.COMPLETED or (r.get("ended_at") is not None and not pd.isna(r.get("ended_at"))):
@@ -596,6 +598,7 @@ class Supervisor:
                 log_event(log, "recovery failed: hedge left as is, operator needed", level=logging.CRITICAL,
                           hedge_id=r["hedge_id"], state=r["state"], error=f"{type(exc).__name__}: {exc}")
                 out.append({"hedge_id": r["hedge_id"], "error": f"{type(exc).__name__}: {exc}"})
+        self.book.restore()  # the book's peak and max drawdown, once its hedges are back (book.monitor)
         return out
 
     def get(self, hedge_id: str) -> HedgeTask:
