@@ -217,6 +217,13 @@ CASES = ([("binance", "bybit", f) for f in FAULTS]
 
 @pytest.mark.parametrize("first,second,fault", CASES, ids=[f"{a}+{b}-{f}" for a, b, f in CASES])
 def test_fault_on_each_venue_of_a_perp_pair(tmp_path, first, second, fault):
+    run_fault_case(tmp_path, first, second, fault)
+
+
+def run_fault_case(tmp_path: Path, first: str, second: str, fault: str) -> None:
+    """One runner carries one pair (``first`` long, ``second`` short) through its four steps with ``fault`` armed
+    on each step's venue (module docstring); the cells are recorded, any problem fails (also used by
+    tests/test_xvenue_perp_perp_fault_matrix_okx.py)."""
     case = PairCase(tmp_path, first, second, fault)
     a, b = case.a, case.b
     try:
