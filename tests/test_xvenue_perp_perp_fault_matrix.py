@@ -165,6 +165,11 @@ class PairCase:
         if ok:
             bad += fm.pair_invariants(self.a, self.b, c.history("fills", hedge_id=HID),
                                       c.history("funding_payments", hedge_id=HID), c.hedge(HID))
+        if ok and self.row == fm.ESCALATION:  # a rate limit holds the order back, it is no refusal: none journaled
+            orders = c.history("orders", hedge_id=HID)  # (OKX 50061 is an ExchangeError in ccxt, errors_map)
+            refused = orders[orders["status"] == "rejected"] if len(orders) else orders
+            bad += [f"a rate limit journaled as a refusal: {r.client_order_id} {getattr(r, 'reason', '')}"
+                    for r in refused.itertuples()]
         for s in steps:
             self.problems.setdefault(s, []).extend(bad)
         return ok

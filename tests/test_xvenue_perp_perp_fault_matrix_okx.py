@@ -33,7 +33,7 @@ from tests.test_xvenue_perp_perp_fault_matrix import (A_CLOSE, A_ENTRY, B_HEDGE,
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.e2e]  # real runner processes
 FIRST, SECOND = "bybit", "okx"
-ROWS = ("-1007 / timeout", fm.ESCALATION, MARGIN)
+ROWS = ("-1007 / timeout", "late execution", fm.ESCALATION, MARGIN)
 KILL_ROW = "kill -9 (between the legs; at B's intent)"
 # the recovered pair is MONITORING_POSITIONS with the first leg naked: its second-leg order is a rebalance
 # (purpose "rebalance"), so the intent point names the leg only
