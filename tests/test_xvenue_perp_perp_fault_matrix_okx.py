@@ -6,8 +6,9 @@ runs it beside the main pair matrix.
 - :func:`test_fault_on_bybit_first_okx_second`: the rows where the venue's own way of answering matters for the
   SECOND leg, on Bybit long (A) + OKX short (B), each armed on A at entry, on B at the hedge, on A's rebalance order
   while B's short is open and on A's close (the main file's :func:`run_fault_case`, same phases and invariants):
-  the lost answer (Bybit: no answer before the client's timeout; OKX: 50004 after the hang), the rate limit that
-  escalates (Bybit 10006 -> 10018; OKX 50011 -> 50061, naming no wait) and the margin refusal (Bybit 110007, OKX
+  the lost answer (-1007 / timeout: Bybit, no answer before the client's timeout; OKX, 50004 after the hang; never
+  executed), the late execution (a 503 whose order executes 0.6 s later within the request's window, OKX's
+  ``expTime``: found by client id, never re-sent), the rate limit that escalates (Bybit 10006 -> 10018; OKX 50011 -> 50061, naming no wait) and the margin refusal (Bybit 110007, OKX
   51008). The ADL row is not repeated here: OKX's ADL bills (type 9) are the OKX + Binance row's, Bybit's ADL
   records (``execType`` AdlTrade) the Binance + Bybit row's.
 - :func:`test_kill_9_between_the_legs_and_at_the_second_legs_intent`: one pair (Bybit A, OKX B), three runner
