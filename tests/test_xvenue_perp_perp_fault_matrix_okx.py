@@ -8,15 +8,18 @@ runs it beside the main pair matrix.
   while B's short is open and on A's close (the main file's :func:`run_fault_case`, same phases and invariants):
   the lost answer (-1007 / timeout: Bybit, no answer before the client's timeout; OKX, 50004 after the hang; never
   executed), the late execution (a 503 whose order executes 0.6 s later within the request's window, OKX's
-  ``expTime``: found by client id, never re-sent), the rate limit that escalates (Bybit 10006 -> 10018; OKX 50011 -> 50061, naming no wait) and the margin refusal (Bybit 110007, OKX
-  51008). The ADL row is not repeated here: OKX's ADL bills (type 9) are the OKX + Binance row's, Bybit's ADL
+  ``expTime``: found by client id, never re-sent), the rate limit that escalates (Bybit 10006 -> 10018; OKX
+  50011 -> 50061, naming no wait; no order may be journaled as refused) and the margin refusal (Bybit 110007,
+  OKX 51008). The ADL row is not repeated here: OKX's ADL bills (type 9) are the OKX + Binance row's, Bybit's ADL
   records (``execType`` AdlTrade) the Binance + Bybit row's.
-- :func:`test_kill_9_between_the_legs_and_at_the_second_legs_intent`: one pair (Bybit A, OKX B), three runner
-  processes: the first SIGKILLs itself when the first leg's fill is journaled (``fill_journaled:spot:entry``,
+- :func:`test_kill_9_between_the_legs_and_at_the_second_legs_intent_and_send`: one pair (Bybit A, OKX B), four
+  runner processes: the first SIGKILLs itself when the first leg's fill is journaled (``fill_journaled:spot:entry``,
   before the second leg's order), the second recovers it (policy resume) and SIGKILLs itself when the second
   leg's intent is journaled (``intent_journaled:perp``, before the order is sent: the recovered pair is
-  MONITORING_POSITIONS with the first leg naked, so the second leg's order is a rebalance), the third recovers and
-  hedges. Then a funding settlement at both venues and the close, with the same invariants on both simulators.
+  MONITORING_POSITIONS with the first leg naked, so the second leg's order is a rebalance), the third recovers it
+  and SIGKILLs itself once OKX took the second leg's order (``order_sent:perp``: executed there, its answer not
+  journaled), the fourth recovers it (found at OKX by client id, never re-sent) and the pair is hedged. Then a
+  funding settlement at both venues and the close, with the same invariants on both simulators.
 
 Cells print in the matrix table at the end of the session (tests/conftest.py) as ``bybit+okx``.
 """
@@ -35,10 +38,11 @@ from tests.test_xvenue_perp_perp_fault_matrix import (A_CLOSE, A_ENTRY, B_HEDGE,
 pytestmark = [pytest.mark.timeout(120), pytest.mark.e2e]  # real runner processes
 FIRST, SECOND = "bybit", "okx"
 ROWS = ("-1007 / timeout", "late execution", fm.ESCALATION, MARGIN)
-KILL_ROW = "kill -9 (between the legs; at B's intent)"
+KILL_ROW = "kill -9 (between the legs; B's intent, send)"
 # the recovered pair is MONITORING_POSITIONS with the first leg naked: its second-leg order is a rebalance
 # (purpose "rebalance"), so the intent point names the leg only
 KILL_BETWEEN, KILL_INTENT = "fill_journaled:spot:entry", "intent_journaled:perp"
+KILL_SENT = "order_sent:perp"  # OKX took the second leg's order (it executed), its answer is not journaled
 
 
 @pytest.mark.parametrize("fault", ROWS)
@@ -63,7 +67,7 @@ def died(case: PairCase) -> bool:
         return False
 
 
-def test_kill_9_between_the_legs_and_at_the_second_legs_intent(tmp_path):
+def test_kill_9_between_the_legs_and_at_the_second_legs_intent_and_send(tmp_path):
     case = PairCase(tmp_path, FIRST, SECOND, KILL_ROW)
     a, b = case.a, case.b
     entry, hedge = case.problems.setdefault(A_ENTRY, []), case.problems.setdefault(B_HEDGE, [])
@@ -86,14 +90,21 @@ def test_kill_9_between_the_legs_and_at_the_second_legs_intent(tmp_path):
             hedge.append(f"the recovering runner did not die at {KILL_INTENT}: {case.env.last_log(600)}")
         if a.orders() != first or b.orders():  # an intent journaled, nothing sent yet
             hedge.append(f"at B's intent: A re-sent or B sent: A {a.orders()}, B {b.orders()}")
+        killed(case, KILL_SENT, False)  # recovers again, dies once OKX took the second leg's order
+        if not died(case):
+            hedge.append(f"the recovering runner did not die at {KILL_SENT}: {case.env.last_log(600)}")
+        sent = b.orders()
+        if a.orders() != first or len(sent) != 1 or not sent[0][1] > 0:
+            hedge.append(f"at B's send: want A's one order and one executed order at B: A {a.orders()}, B {sent}")
         case.proc = case.env.start_runner(case.extra)
         c = case.env.client(case.proc)
         ok = wait(lambda: hedged(c, case)) and case.funding(c)
-        if case.check(c, (A_ENTRY, B_HEDGE), ok, "entry + hedge through two kills (+ funding)"):
+        if case.check(c, (A_ENTRY, B_HEDGE), ok, "entry + hedge through three kills (+ funding)"):
             if a.orders() != first:
                 entry.append(f"the first leg was sent again after the kills: {first} then {a.orders()}")
-            if len(b.orders()) != 1 or sorted(seen[0] if seen else []) != sorted(first):
-                hedge.append(f"want one order at B, asked once A's leg was known: B {b.orders()}, A then {seen}")
+            if b.orders() != sent or sorted(seen[0] if seen else []) != sorted(first):
+                hedge.append(f"want B's one order (found at OKX by its client id, never re-sent), asked once A's "
+                             f"leg was known: B {sent} then {b.orders()}, A then {seen}")
             c.stop(HID)
             ok = wait(lambda: c.hedge(HID).get("state") == "COMPLETED") and a.perp() == 0 and b.perp() == 0
             case.check(c, (A_CLOSE,), ok, "close after the kills", "COMPLETED")
