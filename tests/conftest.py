@@ -58,7 +58,7 @@ E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_r
              "test_live_okx_roll_runner", "test_xvenue_perp_perp_live_okx_runner",
              "test_xvenue_roll_runner", "test_live_bybit_roll_runner", "test_pair_bars_live_runner",
              "test_pair_live_schedule_runner", "test_pair_roll_runner",
-             "test_xvenue_perp_perp_fault_matrix",
+             "test_xvenue_perp_perp_fault_matrix", "test_xvenue_perp_perp_fault_matrix_okx",
              "test_runner_delivery", "test_live_delivery_runner"}
 INTEGRATION_PREFIXES = ("test_live_", "test_runner_", "test_sweep_dask", "test_data_download", "test_data_cli",
                         "test_data_seed", "test_backtest_cli", "test_views_runner_link", "test_params_store",
