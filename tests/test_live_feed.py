@@ -126,7 +126,8 @@ def test_a_settlement_published_after_its_instants_bars_were_released_still_come
             assert first[-1].ts == T0 + 7 * H and isinstance(first[-1], Bar)  # the bars known at 8h, no funding yet
             assert not any(isinstance(e, FundingEvent) for e in first)
             # the 8h settlement is published 20 s after its time
-            env.sim.settle_funding("BTCUSDT", float(funding["funding_rate"].iloc[1]), ts_ms=int((T0 + 8 * H).value // 1_000_000))
+            env.sim.settle_funding("BTCUSDT", float(funding["funding_rate"].iloc[1]),
+                                   ts_ms=int((T0 + 8 * H).value // 1_000_000))
             clock["now"] = T0 + 8 * H + pd.Timedelta(seconds=20)
             second = await feed.poll()
             assert [(type(e), e.ts) for e in second] == [(FundingEvent, T0 + 8 * H)]
