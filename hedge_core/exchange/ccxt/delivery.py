@@ -16,7 +16,9 @@ expiry futures", https://www.okx.com/help/iv-introduction-to-expiry-futures). Th
 ``px`` the delivery price, ``pnl``, ``fee`` negative when charged; the last 7 days, older ones in
 ``/account/bills-archive``, 3 months; 100 bills a page at most, newest first, ``after`` a bill id: the older ones;
 every page is read). It becomes a fill with its quantity (``sz`` x
-the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``.
+the contract size), side (113: a short closed by a buy), price and fee, ids ``delivery:<billId>``. A future OKX no
+longer lists (delivered; "Get instruments" answers live, suspend, preopen and test instruments) is read by its
+instId ``<BASE>-<QUOTE>-<YYMMDD>``, each fill of quantity 0: the whole position (its contract size is gone too).
 
 Bybit (USDT futures): the delivery is an execution of ``execType`` "Delivery" in ``/v5/execution/list`` (v5 "Enums"
 -> execType, https://bybit-exchange.github.io/docs/v5/enum#exectype; "Get Delivery Record": ``deliveryPrice``, the
@@ -59,6 +61,8 @@ class DeliveryMixin:
         market = self._ex.markets.get(symbol) or {}
         if not market and self.config.ccxt_id == "bybit":  # delivered and no longer listed: read by its venue id
             return await self._bybit_unlisted_deliveries(symbol, since)
+        if not market and self.config.ccxt_id == "okx":  # the same on OKX: its bills by the instId
+            return await self._okx_unlisted_deliveries(symbol, since)
         if not market.get("future") or self.config.ccxt_id not in ("binance", "okx", "bybit"):
             return []
         if self.config.ccxt_id == "okx":
@@ -121,12 +125,27 @@ class DeliveryMixin:
                             liquidity=Liquidity.TAKER))
         return out
 
-    async def _okx_deliveries(self, symbol: str, inst_id: str, since: pd.Timestamp | None) -> list[Fill]:
+    async def _okx_unlisted_deliveries(self, symbol: str, since: pd.Timestamp | None) -> list[Fill]:
+        """The delivery bills of an OKX future the venue no longer lists. "Get instruments"
+        (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-instruments) answers instruments whose ``state``
+        is live, suspend, preopen or test: once delivered, a future is gone from the markets ccxt reloads (a
+        restart). Its bills are still in "Get bills details" under its instId ``<BASE>-<QUOTE>-<YYMMDD>`` (OKX's
+        FUTURES naming, e.g. BTC-USDT-250328). Its contract size is no longer listed either, so each fill has
+        ``qty`` 0: the whole position the leg holds (a delivery closes it; the driver sizes it, as Binance's
+        record). ``[]`` for a symbol that is not a dated future's."""
+        m = _DATED.match(symbol)
+        if m is None:
+            return []
+        return await self._okx_deliveries(symbol, f"{m.group(1)}-{m.group(2)}-{m.group(3)}", since, cs=0.0)
+
+    async def _okx_deliveries(self, symbol: str, inst_id: str, since: pd.Timestamp | None,
+                              cs: float | None = None) -> list[Fill]:
         """OKX's delivery bills (``type`` 3) of ``inst_id`` at or after ``since``, EVERY page: "Get bills details"
         answers the newest ``limit`` (at most 100) bills, "after" a bill id the ones before it; ``GET
         /api/v5/account/bills`` reaches back 7 days, ``/account/bills-archive`` 3 months. The last 7 days are read
         from the first, and the archive too when ``since`` is older (or not given); a bill in both is kept once.
-        Read one page, a delivery behind 100 newer delivery bills of the account (other contracts) was missed."""
+        Read one page, a delivery behind 100 newer delivery bills of the account (other contracts) was missed.
+        ``cs``: the contract size (base per contract; None: the listed instrument's)."""
         params: dict[str, Any] = {"instType": "FUTURES", "type": "3"}
         since_ms = None if since is None else _ms(since)
         if since_ms is not None:
@@ -136,7 +155,7 @@ class DeliveryMixin:
             seen = {str(r.get("billId")) for r in rows}
             rows += [r for r in await self._okx_bill_pages("privateGetAccountBillsArchive", params)
                      if str(r.get("billId")) not in seen]
-        cs = self._cs(symbol)
+        cs = self._cs(symbol) if cs is None else cs
         out = []
         for r in sorted(rows, key=lambda r: (int(r.get("ts") or 0), int(r.get("billId") or 0))):
             if r.get("instId") != inst_id or str(r.get("subType")) not in ("112", "113"):
