@@ -43,11 +43,24 @@ from hedge_core.exchange.ccxt.parse import _f, _ms, _ts
 from hedge_core.exchange.delivery_ids import DELIVERY_CID_PREFIX, is_delivery_fill
 from hedge_core.types import Fill, Liquidity, Side
 
-__all__ = ["DeliveryMixin"]
+__all__ = ["DeliveryMixin", "bybit_dated_id"]
 
 #: ccxt's unified symbol of a dated future: ``BASE/QUOTE:SETTLE-YYMMDD``
 _DATED = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):[A-Z0-9]+-(\d{6})$")
 
+
+
+# English month abbreviations, as Bybit names dated futures (strftime's %b follows the process locale)
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def bybit_dated_id(base: str, quote: str, yymmdd: str) -> str:
+    """Bybit's own symbol id of a USDT dated future, ``<BASE><QUOTE>-<DD><MMM><YY>`` (e.g. ``BTCUSDT-27MAR26`` for
+    ``yymmdd`` "260327"), whatever the process locale."""
+    yy, mm, dd = yymmdd[:2], int(yymmdd[2:4]), yymmdd[4:6]
+    if not 1 <= mm <= 12:
+        raise ValueError(f"yymmdd: month {mm} outside 1-12 in {yymmdd!r}")
+    return f"{base}{quote}-{dd}{_MONTHS[mm - 1]}{yy}"
 
 class DeliveryMixin:
     """``fetch_deliveries`` of the live adapter."""
@@ -108,8 +121,7 @@ class DeliveryMixin:
         m = _DATED.match(symbol)
         if m is None:
             return []
-        base, quote, ymd = m.group(1), m.group(2), m.group(3)
-        sid = f"{base}{quote}-{pd.Timestamp(f'20{ymd}').strftime('%d%b%y').upper()}"
+        sid = bybit_dated_id(m.group(1), m.group(2), m.group(3))
         params: dict[str, Any] = {"category": "linear", "symbol": sid, "execType": "Delivery", "limit": 100}
         if since is not None:
             params["startTime"] = _ms(since)
