@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
+from typing import TYPE_CHECKING
+
 import pytest
-from nbclient import NotebookClient
+
+if TYPE_CHECKING:  # nbformat loads jsonschema's format checkers (~2.4 s): only when a notebook runs
+    import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -44,6 +47,9 @@ def titles(nb: nbformat.NotebookNode) -> list[str]:
 def run_notebook(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: Path) -> nbformat.NotebookNode:
     """Execute ``path`` with nbclient in ``tmp_path`` (its own database and runner home) on the market data
     folder ``shared`` (an empty folder: the demo market); fails on the first cell error."""
+    import nbformat
+    from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     monkeypatch.setenv("HEDGE_SHARED_DATA", str(shared))  # the kernel inherits os.environ
     monkeypatch.setenv("HEDGE_DB", str(tmp_path / "nb.duckdb"))
