@@ -51,8 +51,8 @@ def shared_data() -> Path:
 # are integration, the rest (pure logic, in-process) are unit. `make test-fast` runs `-m unit`.
 # every test file that starts real runner processes (checked by tests/test_layout.py), and the browser tests
 E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_notebooks_fresh_clone", "test_runner_crash_sim",
-             "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
-             "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
+             "test_runner_crash_paper", "test_cli_runner", "test_cli_app",
+             "test_runner_readers", "test_panel_pages", "test_cli_errors",
              "test_advisor_watch", "test_browser_journey",
              "test_live_fault_matrix", "test_xvenue_runner", "test_best_entry_live_runner", "test_xvenue_live_runner", "test_runner_api",
              "test_runner_clock", "test_runner_notify", "test_runner_crash_loanbook", "test_book_runner",
