@@ -25,7 +25,6 @@ from hedge_core.store import Store
 from tests.support.best_perp import START
 from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 from tests.support.engine_steps import T0, H, hedged, mkt
-from tests.test_book_actions import CARRY
 
 # ---- pure: which day start a restart gets -------------------------------------------------------------------------
 
@@ -78,7 +77,10 @@ def test_no_journaled_day_leaves_the_day_unknown():
 # ---- an in-process runner restarted -------------------------------------------------------------------------------
 
 LIMIT = 30.0  # USDT
-GUARDED = {**CARRY, "guards": {"daily_loss_limit": LIMIT}}
+# a carry of 1,000 USDT that enters at the 09:00 update of the demo market and holds (no exit rule), daily loss guarded
+GUARDED = {"strategy": "carry", "notional": 1000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
+           "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
+                    "funding_unfavourable_intervals": None}, "guards": {"daily_loss_limit": LIMIT}}
 END = START + pd.Timedelta(hours=8)  # 05:00 -> 13:00 the same UTC day, entered at 09:00
 
 
