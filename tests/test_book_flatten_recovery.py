@@ -66,17 +66,18 @@ def test_a_book_flatten_waits_until_every_hedge_is_recovered(store: Store, tmp_p
     asyncio.run(second())
 
 
-def test_a_recovered_hedges_day_pnl_is_unknown_until_its_first_update_not_its_whole_pnl(
+def test_a_recovered_hedges_day_pnl_counts_from_the_journaled_day_start_not_its_whole_pnl(
         store: Store, tmp_path: Path) -> None:
-    """The day's starting PnL (``HedgeContext.day_start_pnl``) is not journaled: a recovered hedge has none until its
-    first market update of the day. Its summary said ``day_pnl`` = its WHOLE PnL meanwhile, so a book
-    ``daily_loss`` limit (flatten) and the risk advisor judged yesterday's losses as today's. Window over midnight:
-    the hedge's day PnL and its whole PnL differ."""
+    """The day's starting PnL (``HedgeContext.day_start_pnl``) is journaled when the day rolls (``exit_marks``,
+    runner.exit_marks) and put back by a recovery on the same UTC day: the recovered hedge's ``day_pnl`` is its PnL
+    now minus that day start, before any market update. Without it the summary said ``day_pnl`` = its WHOLE PnL
+    (a book ``daily_loss`` limit (flatten) and the risk advisor judged yesterday's losses as today's), later None.
+    Window over midnight: the hedge's day PnL and its whole PnL differ."""
     home = tmp_path / "home"
     end = START + pd.Timedelta(hours=23)  # 05:00 -> 04:00 the next day: in positions at midnight
     assert end.date() != START.date()
 
-    async def first() -> tuple[float, float]:
+    async def first() -> tuple[float, float, str]:
         sup = Supervisor(store, home, dms_timeout_s=600.0)
         await sup.recover_all()
         await sup.start_hedge({"hedge_id": "b1", "mode": "paper", "feed": "replay", "data_venue": "demo",
@@ -87,10 +88,11 @@ def test_a_recovered_hedges_day_pnl_is_unknown_until_its_first_update_not_its_wh
         await h.task
         s = h.summary()
         assert s["state"] == "MONITORING_POSITIONS" and abs(s["pnl"] - s["day_pnl"]) > 0.5  # yesterday's PnL
+        assert h.driver.ctx.day == str(end.date())
         sup.journal.flush()
-        return s["pnl"], s["day_pnl"]
+        return s["pnl"], s["day_pnl"], h.driver.ctx.day
 
-    async def second(pnl: float, day: float) -> None:
+    async def second(pnl: float, day: float, day_name: str) -> None:
         sup = Supervisor(store, home, dms_timeout_s=600.0)
         # the whole PnL is a loss beyond this limit, the day's is not
         limit = (min(pnl, day) + max(pnl, day)) / 2
@@ -104,10 +106,18 @@ def test_a_recovered_hedges_day_pnl_is_unknown_until_its_first_update_not_its_wh
             await h.task
         except asyncio.CancelledError:
             pass
-        assert h.summary()["day_pnl"] is None  # unknown: not the whole PnL
+        c, s = h.driver.ctx, h.summary()
+        # the journaled day start (the PnL at the first update of the day), not the recovered PnL, not zero
+        assert c.day == day_name and c.day_start_pnl == pytest.approx(pnl - day, abs=1e-9)
+        # its PnL now (marked at the venue's tickers at recovery) minus that day start: not the whole PnL
+        assert s["day_pnl"] == pytest.approx(s["pnl"] - (pnl - day), abs=1e-9)
+        assert abs(s["day_pnl"] - s["pnl"]) > 0.5 and s["day_pnl"] > limit
         book = sup.book.refresh()
-        assert book.day_pnl == 0.0 and "book_daily_loss" not in sup.book.firing
+        assert book.day_pnl == pytest.approx(s["day_pnl"]) and "book_daily_loss" not in sup.book.firing
         assert await sup.book.enforce() == [] and not _flat(sup, "b1")
+        sup.journal.flush()
+        rec_row = store.read_table("exit_marks", hedge_id="b1").sort_values("seq").iloc[-1]
+        assert rec_row["event"] == "recovered" and rec_row["day"] == day_name  # what the restart put back
         await sup.shutdown(flatten=False)
 
     asyncio.run(second(*asyncio.run(first())))

@@ -109,9 +109,10 @@ class HedgeStatusMixin:
         def num(x: Any) -> float | None:
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
-        # day_pnl: None (unknown) before the hedge's first market update in this process: the day's starting PnL is
-        # not journaled, so a recovered hedge's would be its WHOLE PnL (the book's daily_loss limit and the risk
-        # advisor would take yesterday's losses for today's)
+        # day_pnl: None (unknown) while the hedge has no day start: a recovered hedge gets the journaled one on the
+        # same UTC day, or a new day at its recovered PnL on a later one (runner.exit_marks.restore_day); none is
+        # known only when nothing journaled a day (then its WHOLE PnL would count: the book's daily_loss limit and
+        # the risk advisor would take earlier days' losses for today's) until its first market update
         out: dict[str, Any] = {
             "delta": num(c.delta), "target_ratio": num(c.target_ratio), "drift": num(c.drift),
             "price_pnl": num(c.spot.realized + c.spot.unrealized + c.perp.realized + c.perp.unrealized),
