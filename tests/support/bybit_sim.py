@@ -153,6 +153,21 @@ class BybitSim:
         self.set_price(sid, price)
         return sid
 
+    def start_delivering(self, symbol: str) -> None:
+        """The dated future ``symbol`` enters its delivery window: its instrument ``status`` Trading -> Delivering
+        (v5 "Get Instruments Info", https://bybit-exchange.github.io/docs/v5/market/instrument, ``status``: "PreLaunch,
+        Trading, Delivering, Closed"; the API explorer adds Settling), until :meth:`deliver` makes it Closed. The test
+        says when (Bybit's docs quoted here name no window length). Then, as on the venue: instruments-info without a
+        ``status`` omits it (by default "Trading" symbols only; ccxt's markets lose it on a reload), with
+        ``status=Delivering`` (or its ``symbol``) answers it; orders on it are refused; ``/v5/position/list`` still
+        answers its position by symbol ("Get Position Info", https://bybit-exchange.github.io/docs/v5/position:
+        "If symbol passed, it returns data regardless of having position or not"); its ticker still answers
+        (mark and index)."""
+        row = next((r for r in self.instrument_rows["linear"] if r["symbol"] == symbol), None)
+        if row is None or symbol not in self.delivery or row.get("status") != "Trading":
+            raise ValueError(f"start_delivering: {symbol!r} is not a Trading dated future of this simulator")
+        row["status"] = "Delivering"
+
     def inject(self, pattern: str, *, count: int = 1, code: int = 10006, msg: str = "Too many visits!",
                status: int = 200, hang_after: float = 0.0) -> None:
         """Force the next ``count`` matching requests to fail with ``code`` -- or, with
@@ -417,8 +432,10 @@ class BybitSim:
     # ---- orders
     def _create(self, p: dict[str, Any]) -> dict[str, Any]:
         cat, sym = p["category"], p["symbol"]
-        if any(r["symbol"] == sym and r.get("status") == "Closed" for r in self.instrument_rows.get(cat, [])):
-            raise BybitError(10001, "params error: symbol invalid")  # delivered (deliver): no longer traded
+        if any(r["symbol"] == sym and r.get("status") in ("Delivering", "Closed")
+               for r in self.instrument_rows.get(cat, [])):
+            # delivering (start_delivering) or delivered (deliver): no longer traded
+            raise BybitError(10001, "params error: symbol invalid")
         link = p.get("orderLinkId") or ""
         if link and any(o.link_id == link for o in self.orders.values()):
             raise BybitError(110072, "OrderLinkedID is duplicate")
@@ -584,6 +601,8 @@ class BybitSim:
                           "totalInitialMargin": _fmt(im), "totalMaintenanceMargin": "0", "coin": coins}]}
 
     def _position_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        # by symbol whatever the instrument's status (Trading, Delivering, Closed: see start_delivering); a symbol
+        # never held answers no row here
         rows = []
         for sym, (amt, entry) in self.positions.items():
             if "symbol" in p and p["symbol"] != sym:
