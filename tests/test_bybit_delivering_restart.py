@@ -16,6 +16,7 @@ import asyncio
 
 import pytest
 
+from hedge_core.errors import InvalidInput
 from hedge_core.runner import roll_watch
 from hedge_core.runner.hedge import HedgeTask
 from hedge_core.types import Side
@@ -41,7 +42,7 @@ def test_the_adapter_reads_a_delivering_future_the_markets_do_not_list_by_its_ve
             t = await a.fetch_ticker(fut)
             assert t.last == pytest.approx(42_000.0)
             assert await a.fetch_deliveries(fut) == []
-            with pytest.raises(Exception):  # still not tradable through the adapter: no instrument of it
+            with pytest.raises(InvalidInput):  # still not tradable through the adapter: no instrument of it
                 a._instrument(fut)
             assert ("GET", "/v5/position/list") in [(m, path) for m, path, q in sim.requests if q.get("symbol") == sid]
             sim.deliver(sid, [40_900.0, 41_100.0])

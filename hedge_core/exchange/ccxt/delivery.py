@@ -152,10 +152,11 @@ class DeliveryMixin:
         return out
 
     async def _bybit_unlisted_deliveries(self, symbol: str, since: pd.Timestamp | None) -> list[Fill]:
-        """The "Delivery" executions of a Bybit USDT future the venue no longer lists. Once delivered, its
-        instrument is ``Closed`` and "Get Instruments Info" (https://bybit-exchange.github.io/docs/v5/market/instrument)
-        answers Trading symbols only by default, so ccxt cannot resolve the symbol after its markets reload (a
-        restart). Its executions are still in "Get Trade History" (GET /v5/execution/list,
+        """The "Delivery" executions of a Bybit USDT future the venue no longer lists. In its delivery window its
+        instrument is ``Delivering``, once delivered ``Closed``, and "Get Instruments Info"
+        (https://bybit-exchange.github.io/docs/v5/market/instrument) answers Trading symbols only by default, so ccxt
+        cannot resolve the symbol after its markets reload (a restart; :meth:`_bybit_unlisted_market` adds it back
+        for reads once anything else read it). Its executions are still in "Get Trade History" (GET /v5/execution/list,
         https://bybit-exchange.github.io/docs/v5/order/execution: category ``linear``, ``symbol``, ``execType``
         Delivery; without a time the last 7 days) under the venue's own symbol id ``<BASE><QUOTE>-<DDMMMYY>`` (e.g.
         BTCUSDT-27MAR26, the instrument list's naming), read here as :meth:`fetch_my_trades` reads a listed one
