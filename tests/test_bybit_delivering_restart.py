@@ -27,6 +27,31 @@ from tests.support.live_env import bybit_env
 pytestmark = [pytest.mark.timeout(120), pytest.mark.integration]  # a local venue simulator
 
 
+def test_the_simulated_future_is_delivering_in_the_last_30_minutes_and_listed_only_when_that_status_is_asked():
+    sim, sid, fut, expiry = bybit_future_sim()
+
+    async def go():
+        async with bybit_env(sim=sim) as env:
+            ex = env.adapter.exchange
+            info = ex.publicGetV5MarketInstrumentsInfo
+
+            async def listed(**q: str) -> list[tuple[str, str]]:
+                rows = (await info({"category": "linear", **q}))["result"]["list"]
+                return [(r["symbol"], r["status"]) for r in rows]
+
+            assert (sid, "Trading") in await listed()
+            sim.clock_offset_ms = int(expiry.value // 1_000_000) - sim.now_ms() - 31 * 60_000  # 31 min before
+            assert (sid, "Trading") in await listed()
+            sim.clock_offset_ms += 2 * 60_000  # 29 min before the deliveryTime: the delivery window
+            assert sid not in [s for s, _ in await listed()]  # default: Trading symbols only
+            assert await listed(status="Delivering") == [(sid, "Delivering")]
+            assert await listed(symbol=sid) == [(sid, "Delivering")]
+            assert fut not in await env.adapter.load_markets()
+            sim.deliver(sid, [40_000.0])
+            assert await listed(status="Closed") == [(sid, "Closed")] and await listed(status="Delivering") == []
+    asyncio.run(go())
+
+
 def test_the_adapter_reads_a_delivering_future_the_markets_do_not_list_by_its_venue_id():
     sim, sid, fut, _expiry = bybit_future_sim(usdt=20_000.0)
 
