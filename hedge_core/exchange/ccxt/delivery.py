@@ -63,7 +63,50 @@ def bybit_dated_id(base: str, quote: str, yymmdd: str) -> str:
     return f"{base}{quote}-{dd}{_MONTHS[mm - 1]}{yy}"
 
 class DeliveryMixin:
-    """``fetch_deliveries`` of the live adapter."""
+    """``fetch_deliveries`` of the live adapter, and the reads of a Bybit dated future its markets do not list."""
+
+    def _readable(self, symbol: str) -> None:
+        """Check that ``symbol`` can be READ (ticker, positions, open orders, trades): a listed instrument, or a
+        Bybit dated future the markets do not list (:meth:`_bybit_unlisted_market`: read by the venue's own symbol
+        id). Raises :class:`~hedge_core.errors.InvalidInput` naming ``symbol`` otherwise. Orders still need a listed
+        instrument (``_instrument``): nothing is ever sent to an unlisted contract."""
+        if symbol not in self._instruments and self._bybit_unlisted_market(symbol) is None:
+            self._instrument(symbol)  # raises: neither listed nor a Bybit dated future's
+
+    def _bybit_unlisted_market(self, symbol: str) -> dict[str, Any] | None:
+        """ccxt's market for a Bybit USDT dated future missing from its markets, or None (another venue, a listed
+        or non-dated symbol, no listed perpetual of the same base, quote and settle coin).
+
+        Bybit's "Get Instruments Info" (https://bybit-exchange.github.io/docs/v5/market/instrument) has a ``status``
+        filter ("PreLaunch, Trading, Delivering, Closed"; the API explorer adds Settling) and without one answers
+        the Trading symbols only ("By default returns Trading & PendingOpen symbols" for linear; ccxt's second call
+        asks PreLaunch). A future in its delivery window (Delivering) or delivered (Closed) is therefore missing
+        from the markets ccxt reloads (a restart) while its position may still be open. "Get Position Info"
+        (GET /v5/position/list, https://bybit-exchange.github.io/docs/v5/position) still answers it by symbol: "If
+        symbol passed, it returns data regardless of having position or not"; its ticker, orders and executions
+        are read by symbol too. So the future is added to ccxt's markets under the venue's own symbol id
+        ``<BASE><QUOTE>-<DDMMMYY>`` (:func:`bybit_dated_id`) with its perpetual's terms (linear, 1 base a
+        contract, the same steps), and every read of it goes to the venue: its position is what the venue answers
+        (flat only once the venue says so, after the delivery executed), never assumed. It gets no
+        :class:`~hedge_core.types.Instrument`: no order is sent to it. A markets reload drops it; the next read adds
+        it again."""
+        if self.config.ccxt_id != "bybit":
+            return None
+        markets = self._ex.markets or {}
+        known = markets.get(symbol)
+        if known is not None:
+            return known if known.get("hedge_core_unlisted") else None
+        m = _DATED.match(symbol)
+        perp = markets.get(symbol.rsplit("-", 1)[0]) if m is not None else None
+        if m is None or not perp or not perp.get("linear") or not perp.get("swap"):
+            return None
+        sid = bybit_dated_id(m.group(1), m.group(2), m.group(3))
+        market = {**perp, "id": sid, "symbol": symbol, "type": "future", "swap": False, "future": True,
+                  "active": False, "expiry": None, "expiryDatetime": None, "hedge_core_unlisted": True,
+                  "info": {**(perp.get("info") or {}), "symbol": sid, "contractType": "LinearFutures"}}
+        markets[symbol] = market
+        self._ex.markets_by_id[sid] = [market]
+        return market
 
     async def fetch_deliveries(self, symbol: str, since: pd.Timestamp | None = None) -> list[Fill]:
         """The venue's deliveries of the dated future ``symbol`` (ccxt unified, ``BTC/USDT:USDT-261225``) at or
@@ -109,10 +152,11 @@ class DeliveryMixin:
         return out
 
     async def _bybit_unlisted_deliveries(self, symbol: str, since: pd.Timestamp | None) -> list[Fill]:
-        """The "Delivery" executions of a Bybit USDT future the venue no longer lists. Once delivered, its
-        instrument is ``Closed`` and "Get Instruments Info" (https://bybit-exchange.github.io/docs/v5/market/instrument)
-        answers Trading symbols only by default, so ccxt cannot resolve the symbol after its markets reload (a
-        restart). Its executions are still in "Get Trade History" (GET /v5/execution/list,
+        """The "Delivery" executions of a Bybit USDT future the venue no longer lists. In its delivery window its
+        instrument is ``Delivering``, once delivered ``Closed``, and "Get Instruments Info"
+        (https://bybit-exchange.github.io/docs/v5/market/instrument) answers Trading symbols only by default, so ccxt
+        cannot resolve the symbol after its markets reload (a restart; :meth:`_bybit_unlisted_market` adds it back
+        for reads once anything else read it). Its executions are still in "Get Trade History" (GET /v5/execution/list,
         https://bybit-exchange.github.io/docs/v5/order/execution: category ``linear``, ``symbol``, ``execType``
         Delivery; without a time the last 7 days) under the venue's own symbol id ``<BASE><QUOTE>-<DDMMMYY>`` (e.g.
         BTCUSDT-27MAR26, the instrument list's naming), read here as :meth:`fetch_my_trades` reads a listed one
