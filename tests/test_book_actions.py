@@ -12,51 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
-from tests.support.best_perp import START
+from tests.support.book_hedges import is_flat as _flat
+from tests.support.book_hedges import two_hedges_in_positions as _two_hedges_in_positions
+from tests.support.book_hedges import write_limits as _limits
 from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
-
-CARRY = {"strategy": "carry", "notional": 1000.0, "min_funding_rate": 0.00001, "min_net_carry": -1.0,
-         "exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,
-                  "funding_unfavourable_intervals": None}}
-LEGS = (("b1", "BTC/USDT"), ("e1", "ETH/USDT"))
-
-
-async def _two_hedges_in_positions(sup: Supervisor) -> None:
-    """A BTC and an ETH carry, replayed to their end (8 h, entered at 09:00): both hedged, nothing moves any more."""
-    for hid, sym in LEGS:
-        await sup.start_hedge({"hedge_id": hid, "mode": "paper", "feed": "replay", "data_venue": "demo",
-                               "start": str(START), "end": str(START + pd.Timedelta(hours=8)), "speed": 1e9,
-                               "venue": "binance", "spot_symbol": sym, "perp_symbol": sym + ":USDT",
-                               "params_inline": CARRY,
-                               "balances": {"spot": {"USDT": 100_000.0}, "perp": {"USDT": 100_000.0}}})
-    for h in sup.hedges.values():
-        await h.task
-    for h in sup.hedges.values():
-        assert str(h.driver.ctx.state) == "MONITORING_POSITIONS" and h.driver.ctx.spot.qty > 0
-
-
-def _limits(home: Path, text: str) -> None:
-    f = home / "book_limits.toml"
-    f.write_text(text)
-    t = time.time() + len(text)  # a new mtime each write: the monitor reads the file again
-    os.utime(f, (t, t))
-
-
-def _flat(sup: Supervisor, hid: str) -> bool:
-    c = sup.hedges[hid].driver.ctx
-    return c.spot.qty == 0.0 and c.perp.qty == 0.0 and str(c.state) == "COMPLETED"
-
 
 def test_the_default_action_trades_nothing_and_flatten_flattens_the_hedges_concerned(store: Store,
                                                                                     tmp_path: Path) -> None:

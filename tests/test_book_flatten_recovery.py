@@ -16,7 +16,10 @@ from hedge_core.runner.supervisor import Supervisor
 from hedge_core.store import Store
 from tests.support.demo_store import store  # noqa: F401 - the seeded store fixture
 from tests.support.best_perp import START
-from tests.test_book_actions import CARRY, _flat, _limits, _two_hedges_in_positions
+from tests.support.book_hedges import CARRY
+from tests.support.book_hedges import is_flat as _flat
+from tests.support.book_hedges import two_hedges_in_positions as _two_hedges_in_positions
+from tests.support.book_hedges import write_limits as _limits
 
 pytestmark = pytest.mark.integration  # an in-process runner (Supervisor) on a DuckDB store
 

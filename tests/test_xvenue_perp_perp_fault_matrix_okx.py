@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from tests.support import fault_matrix as fm
-from tests.test_xvenue_perp_perp_fault_matrix import (A_CLOSE, A_ENTRY, B_HEDGE, HID, MARGIN, PHASE_S, PairCase,
-                                                      hedged, run_fault_case, start, wait, when)
+from tests.support.pair_fault_case import (A_CLOSE, A_ENTRY, B_HEDGE, HID, MARGIN, PHASE_S, PairCase, hedged,
+                                           run_fault_case, start, wait, when)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.e2e]  # real runner processes
 FIRST, SECOND = "bybit", "okx"
