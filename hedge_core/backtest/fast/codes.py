@@ -45,7 +45,9 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
     Err.HEDGE_BELOW_MINIMUMS: "the perp hedge is below the venue minimums (the engine would unwind)",
     Err.SPOT_FUNDS: "the spot wallet cannot pay the entry (the venue would reject it)",
-    Err.PERP_MARGIN: "the perp wallet cannot margin the hedge (the venue would reject it)",
+    Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a rebalance or reduction "
+                      "order, an entry hedge within 0.1 % of the available margin, an entry hedge with "
+                      "execution.unwind_on_hedge_failure off, or the loan book's or pair kernel's entry"),
     Err.POSITION_LIMIT: "a position limit guard would hold an order",
     Err.DUST_AT_CLOSE: "a leg is below the venue minimums at close (dust would stay)",
     Err.BUFFER_FULL: "fill buffer overflow",
@@ -74,6 +76,7 @@ class Tr(IntEnum):
     REDUCE_EXIT_REARM = 8  # a REDUCE, then a generic exit from REBALANCING at the same instant, analyse again
     REDUCE_EXIT_DONE = 9  # a REDUCE, then a generic exit from REBALANCING at the same instant, done
     REDUCE_FLATTEN = 10  # a REDUCE, then a guard flatten from REBALANCING at the same instant
+    HEDGE_FAILED = 11  # entry: spot filled, the perp hedge rejected after its retries, the spot unwound, done
 
 
 class St(IntEnum):

@@ -119,6 +119,28 @@ def _exit_rule_deferred(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp,
     return rule
 
 
+# the venue's answer to an opening perp order (``_entry_margin``): it fills, it is rejected, or the kernel cannot tell
+MARGIN_OK, MARGIN_REJECTED, MARGIN_UNSURE = 0, 1, 2
+
+
+@njit(cache=True)
+def _entry_margin(q, px, lev, p_fee_r, wallet, pap_margin, caps, maxlevs):
+    """The paper venue's funds check of an order opening ``q`` base at ``px`` from a flat isolated position
+    (``PaperCore._check_perp_funds``: the notional above the leverage bracket's cap, or the initial margin and fee
+    above the available margin ``wallet - pap_margin``, rejects it): ``MARGIN_OK``, ``MARGIN_REJECTED``, or
+    ``MARGIN_UNSURE`` when the margin lies within 0.1 % of what is available (the kernel's wallet is the venue's
+    up to rounding; the run is then refused rather than guessed)."""
+    if q * px > money.max_notional(lev, caps, maxlevs):
+        return MARGIN_REJECTED
+    need = money.isolated_margin(q, px, lev) + money.fee(q, px, p_fee_r)
+    avail = wallet - pap_margin
+    if need <= avail * 0.999:
+        return MARGIN_OK
+    if need > avail + 1e-9 + 1e-3 * abs(avail):
+        return MARGIN_REJECTED
+    return MARGIN_UNSURE
+
+
 @njit(cache=True)
 def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
     px = money.fill_price(ref, sign, money.slippage_bps(slip_bps, impact_k, q, vol))

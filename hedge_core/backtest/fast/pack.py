@@ -96,6 +96,8 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "liq_reduce_fraction": params.guards.liq_reduce_fraction,  # a REDUCE's cut of the first leg (fraction)
         "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # exits.defer_exit (seconds; NaN = off)
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
+        "hedge_retries": params.execution.hedge_retries,  # step._opening_futures: rejected orders re-placed
+        "unwind_on_hedge_failure": 1 if params.execution.unwind_on_hedge_failure else 0,
     })
     return make_record(HEDGE_RECORD, rec)
 

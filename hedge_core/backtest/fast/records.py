@@ -86,6 +86,10 @@ _HEDGE_I8 = [
     ("kind", "codes.Kind: CARRY, CROSS or GRID"),
     ("grid_levels", "grid: number of sigma-spaced levels (0 for the others)"),
     ("same_base", "1 when spot and perp share the base asset (ctx.same_base)"),
+    ("hedge_retries", "execution: new attempts after a rejected perp hedge order (each is rejected again at the "
+                      "same instant: the wallet and the price are unchanged)"),
+    ("unwind_on_hedge_failure", "execution: 1: a perp hedge the venue rejects after its retries unwinds the spot "
+                                "leg (HEDGE_FAILED, then COMPLETED); 0: the run is refused (the engine goes to ERROR)"),
 ]
 
 _VOLTIER_F8 = [
