@@ -34,8 +34,9 @@ _COMMON_F8 = [
     ("basis_stop_bps", "exit: |basis| stop (bps; NaN = off)"),
     ("max_holding_hours", "exit: maximum holding time (hours; NaN = off)"),
     ("liq_distance_close", "guard: flatten at this liquidation distance (fraction of mark)"),
-    ("liq_distance_reduce", "guard: reduce at this liquidation distance (the hedge and pair kernels reduce; the loan "
-                            "book's refuses)"),
+    ("liq_distance_reduce", "guard: reduce at this liquidation distance (fraction of mark)"),
+    ("liq_reduce_fraction", "guard: fraction one REDUCE removes: of the first leg (the hedge follows; hedge and pair "
+                            "kernels) or of the target hedge ratio (the loan book)"),
     ("funding_cost_apr_limit", "guard: flatten when paying funding at this APR (fraction; NaN = off)"),
     ("interval_hours", "funding interval (hours)"),
     ("drift_threshold", "rebalance: |hedge ratio - target| above which it rebalances"),
@@ -76,8 +77,6 @@ _HEDGE_F8 = [
     ("grid_stop_loss_pct", "grid: stop below the lowest level (fraction)"),
     ("grid_var_limit", "grid: 99 % one-interval VaR limit (quote; NaN = off)"),
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
-    ("liq_reduce_fraction", "guard: fraction of the first leg one REDUCE removes (the hedge follows; hedge and pair "
-                            "kernels)"),
     ("exit_defer_s", "exit: a profit-target or max-holding exit waits for a funding the position receives within "
                      "this many seconds (NaN = off; the hedge and pair kernels, the loan book's refuses it)"),
     ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),

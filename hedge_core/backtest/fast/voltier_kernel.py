@@ -18,6 +18,7 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
     _exit_due,
+    _exit_transition,
     _liq_and_funding_guards,
     _mm,
     _perp_fill,
@@ -27,7 +28,6 @@ from hedge_core.backtest.fast.helpers import (
     _tradeable,
     _unreal,
 )
-from hedge_core.engine.constants import REARM_COOLDOWN_S
 
 __all__ = ["voltier_kernel"]
 
@@ -66,6 +66,8 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     drift_thr, min_order_n, cool_s = r.drift_threshold, r.min_order_notional, r.cooldown_s
     wallet, max_pq, max_pn = r.perp_wallet, r.max_position_qty, r.max_position_notional
     ratio_min, ratio_max, pt_k, perp_lev = r.ratio_min, r.ratio_max, r.pt_k, r.perp_leverage
+    red_frac = r.liq_reduce_fraction
+    red_latched = False  # the REDUCE verdict is in the engine's active_guards
     sq = r.collateral_qty  # r.first_px (the collateral's entry price) is unused: the collateral is outside the PnL
     principal, apr, reserve, ltv_flat = r.loan, r.loan_apr, r.reserve, r.ltv_flatten
     unfav_n, rearm, max_opm, ltv_on = r.unfav_intervals, r.rearm, r.max_orders_per_minute, r.ltv_band_actions
@@ -133,8 +135,10 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 lp_dirty = False
             flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                       state == St.MONITORING, fcost, last_rate[i], interval)
-            if reduce:
-                return nf, nt, Err.LIQ_REDUCE, i
+            # the REDUCE verdict is acted on once, then latched while it keeps firing; it clears at the first market
+            # update where it does not (as the hedge kernel's)
+            reduce_now = reduce and not red_latched
+            red_latched = reduce
             if ltv_on == 1 and spot_px > 0:
                 value = money.loan_to_value(principal + accrued, sq, spot_px)
                 due = min(money.reserve_deployment(value, b_start, b_mid, b_end, b_mid_amt, b_end_amt, b_total),
@@ -152,8 +156,32 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 if value >= ltv_flat and (state == St.MONITORING or state == St.ANALYZING):
                     flatten = True
             exit_now = flatten
+            if reduce_now:
+                # step._run_guards: RISK_REDUCE -> REBALANCING with the target ratio cut by the fraction (the collateral
+                # never trades); a flatten verdict listed after it (funding cost, the LTV's EMERGENCY) leaves from
+                # REBALANCING at once; else step._rebalancing runs with the market: the generic exits first (the
+                # cycle's own profit target among them), then the perp's orders. An exit closes the perp as held.
+                exit_now = flatten or _exit_due(pnl - pnl_at_entry, entry_notional, peak, sl, pt, profit_target, tg,
+                                                tmin, bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                                                (t - entered) / 1e9 / 3600.0)
+                if not exit_now:
+                    ratio = ratio * (1.0 - red_frac)
+                    t_i[nt] = i; t_code[nt] = Tr.REDUCE
+                    nt += 1
+                    (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                     pap_margin, wallet, pmf) = _rebalance_rounds(
+                        i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                        0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                        max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
+                        papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                        f_qty, f_px, f_fee, f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
+                    lp_dirty = True
+                    last_reb = t  # REBALANCED: no drift rebalance at this instant
             new_ratio = ratio
-            if state == St.MONITORING and not flatten:
+            if state == St.MONITORING and not flatten and not reduce_now:
+                # (after a REDUCE the engine's _monitoring runs without the market: no decide, no accrual, no exit)
                 if t > as_of:  # decide(): the loan accrues to now
                     accrued = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
                     as_of = t
@@ -181,18 +209,13 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if abs(pq) > 1e-12:
                         return nf, nt, Err.DUST_AT_CLOSE, i
                 lp_dirty = True
-                if rearm == 1 and not flatten:
-                    state = St.ANALYZING
-                    has_cool = True
-                    cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
-                    t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
-                else:
+                if was == St.MONITORING:  # the hedge and pair kernels' rule (a REDUCE first: from REBALANCING)
+                    state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i,
+                                                                     t_code, nt, reduce_now)
+                else:  # the LTV's EMERGENCY from ANALYZING (a perp left over in ANALYZING: none is)
                     state = St.COMPLETED
-                    if not flatten:
-                        t_i[nt] = i; t_code[nt] = Tr.EXIT_DONE
-                    else:
-                        t_i[nt] = i; t_code[nt] = Tr.FLATTEN if was == St.MONITORING else Tr.FLATTEN_IDLE
-                nt += 1
+                    t_i[nt] = i; t_code[nt] = Tr.FLATTEN_IDLE
+                    nt += 1
             elif state == St.ANALYZING and not (has_cool and t < cooldown):
                 # decide(): accrue, repay from the last cycle's realised profit, then the tier
                 if t > as_of:
