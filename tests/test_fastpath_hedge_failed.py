@@ -10,7 +10,7 @@ Reference: the event-driven backtester (``tests/support/parity.assert_fast_equal
 backtest (``assert_fast_equals_xvenue``): the same fills, per-instant snapshots, transitions and KPIs. Each parity
 case asserts that the rejection happened and changed the fills against the run with a wallet that margins every
 entry. By hand: the rejected orders count in the order-rate window (the limit that just holds them, and one
-below it, refused); the margin within 0.1 % of what is available is refused, never guessed.
+below it, refused); a margin within 1e-7 of the venue's limit is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -134,11 +134,14 @@ def test_the_venue_answer_by_hand():
     floors, caps, mmrs, cums, maxlevs = brackets(PaperConfig(), "BTC/USDT:USDT")
     q, px, lev, fee = 0.25, 40_000.0, 2.0, 0.0005
     need = q * px / lev + q * px * fee  # 5,000 margin + 5 fee
-    assert _entry_margin(q, px, lev, fee, need / 0.999, 0.0, caps, maxlevs) == MARGIN_OK
+    assert _entry_margin(q, px, lev, fee, need * (1 + 1e-6), 0.0, caps, maxlevs) == MARGIN_OK
     assert _entry_margin(q, px, lev, fee, 7_000.0, 1_900.0, caps, maxlevs) == MARGIN_OK  # 5,100 free
-    assert _entry_margin(q, px, lev, fee, need, 0.0, caps, maxlevs) == MARGIN_UNSURE  # the venue accepts: refused
-    assert _entry_margin(q, px, lev, fee, need * 0.9995, 0.0, caps, maxlevs) == MARGIN_UNSURE
-    assert _entry_margin(q, px, lev, fee, need * 0.998, 0.0, caps, maxlevs) == MARGIN_REJECTED
+    # the venue accepts up to 1e-9 USDT above what is free; within 1e-7 of that the kernel refuses the run
+    assert _entry_margin(q, px, lev, fee, need, 0.0, caps, maxlevs) == MARGIN_UNSURE
+    assert _entry_margin(q, px, lev, fee, need * (1 - 5e-8), 0.0, caps, maxlevs) == MARGIN_UNSURE
+    assert _entry_margin(q, px, lev, fee, need * (1 - 1e-6), 0.0, caps, maxlevs) == MARGIN_REJECTED
+    # the shared sample's 2024-03-09 entry: 10,009.62 needed, 10,000.81 free (formerly within the old 0.1 % band)
+    assert _entry_margin(0.146, 68_524.8, 1.0, 0.0005, 10_000.812144618378, 0.0, caps, maxlevs) == MARGIN_REJECTED
     assert _entry_margin(q, px, lev, fee, 100.0, -50.0, caps, maxlevs) == MARGIN_REJECTED  # margin above wallet
     big = caps[-1] * 2 / px  # above the table's largest cap at any leverage
     assert _entry_margin(big, px, 1.0, fee, 1e12, 0.0, caps, maxlevs) == MARGIN_REJECTED
@@ -191,3 +194,17 @@ def test_the_notebook_sweep_point_the_census_found_refused_equals_the_event_path
     ev, fa = assert_fast_equals_event(params, tl, kpis=True)
     assert _failed_at(fa.transitions) == [pd.Timestamp("2023-11-20T18:00Z")]
     _assert_unwound_and_moved(fa, ev.transitions, run_fast(params, tl, config=BacktestConfig(perp_usdt=1e6)))
+
+
+@pytest.mark.shared_data
+def test_the_bench_point_refused_by_the_former_margin_band_equals_the_event_path(shared_data):
+    """``bench_backtest.py``'s carry (24 h holding, drift 0.01, funding 0.0001) on the shared sample: the hedge of
+    2024-03-09 13:00 needs 10,009.62 USDT of a free 10,000.81 (0.09 % short: the venue rejects it, which the
+    former 0.1 % band refused to decide)."""
+    from hedge_core.data.shared import market_data
+
+    tl = build_timeline(market_data().market("BTC"), start="2023-01-04T00:00Z", end="2024-06-30T00:00Z")
+    params = CarryParams(min_funding_rate=0.0001, min_net_carry=-0.01, rebalance={"drift_threshold": 0.01},
+                         exit=ExitParams(rearm=True, max_holding_hours=24))
+    ev, fa = assert_fast_equals_event(params, tl, kpis=True)
+    assert pd.Timestamp("2024-03-09T13:00Z") in _failed_at(fa.transitions)

@@ -121,22 +121,25 @@ def _exit_rule_deferred(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp,
 
 # the venue's answer to an opening perp order (``_entry_margin``): it fills, it is rejected, or the kernel cannot tell
 MARGIN_OK, MARGIN_REJECTED, MARGIN_UNSURE = 0, 1, 2
+MARGIN_TOL = 1e-7  # relative: far above the rounding of the two wallets' sums, far below any real margin call
 
 
 @njit(cache=True)
 def _entry_margin(q, px, lev, p_fee_r, wallet, pap_margin, caps, maxlevs):
     """The paper venue's funds check of an order opening ``q`` base at ``px`` from a flat isolated position
     (``PaperCore._check_perp_funds``: the notional above the leverage bracket's cap, or the initial margin and fee
-    above the available margin ``wallet - pap_margin``, rejects it): ``MARGIN_OK``, ``MARGIN_REJECTED``, or
-    ``MARGIN_UNSURE`` when the margin lies within 0.1 % of what is available (the kernel's wallet is the venue's
-    up to rounding; the run is then refused rather than guessed)."""
+    above the available margin ``wallet - pap_margin`` by more than 1e-9 USDT, rejects it): ``MARGIN_OK``,
+    ``MARGIN_REJECTED``, or ``MARGIN_UNSURE`` when the margin lies within ``MARGIN_TOL`` (relative, plus 1e-9 USDT) of
+    the venue's limit (the kernel's wallet is the venue's up to the order of its sums; the run is then refused
+    rather than guessed)."""
     if q * px > money.max_notional(lev, caps, maxlevs):
         return MARGIN_REJECTED
     need = money.isolated_margin(q, px, lev) + money.fee(q, px, p_fee_r)
     avail = wallet - pap_margin
-    if need <= avail * 0.999:
+    tol = MARGIN_TOL * abs(avail) + 1e-9
+    if need <= avail + 1e-9 - tol:
         return MARGIN_OK
-    if need > avail + 1e-9 + 1e-3 * abs(avail):
+    if need > avail + 1e-9 + tol:
         return MARGIN_REJECTED
     return MARGIN_UNSURE
 
