@@ -164,21 +164,10 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 exit_now = flatten or _exit_due(pnl - pnl_at_entry, entry_notional, peak, sl, pt, profit_target, tg,
                                                 tmin, bstop, spot[i], perp[i], unfav_n, unfav, maxh,
                                                 (t - entered) / 1e9 / 3600.0)
-                if not exit_now:
+                if not exit_now:  # the perp's rounds below (the rebalance's), without its drift test
                     ratio = ratio * (1.0 - red_frac)
                     t_i[nt] = i; t_code[nt] = Tr.REDUCE
                     nt += 1
-                    (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                     pap_margin, wallet, pmf) = _rebalance_rounds(
-                        i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
-                        0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
-                        max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
-                        papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
-                        f_qty, f_px, f_fee, f_slip, nf)
-                    if err != Err.NONE:
-                        return nf, nt, err, i
-                    lp_dirty = True
-                    last_reb = t  # REBALANCED: no drift rebalance at this instant
             new_ratio = ratio
             if state == St.MONITORING and not flatten and not reduce_now:
                 # (after a REDUCE the engine's _monitoring runs without the market: no decide, no accrual, no exit)
@@ -262,28 +251,33 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     entered = t
                     t_i[nt] = i; t_code[nt] = Tr.ENTRY
                     nt += 1
-            # ---- rebalance (perp only: the collateral never trades) ----
-            if state == St.MONITORING and not (last_reb != NO_TS and (t <= last_reb or
-                                                                      (t - last_reb) / 1e9 < cool_s)):
-                perp_need = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
-                if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                    h = money.hedge_ratio(sq, pq, spot_px, perp_px)
-                    drift = money.hedge_drift(h, ratio)
-                    if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
-                        t_i[nt] = i; t_code[nt] = Tr.REBAL
-                        nt += 1
-                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                         pap_margin, wallet, pmf) = _rebalance_rounds(
-                            i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
-                            0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
-                            max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
-                            papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
-                            f_qty, f_px, f_fee, f_slip, nf)
-                        if err != Err.NONE:
-                            return nf, nt, err, i
-                        if rounds:
-                            lp_dirty = True
-                        last_reb = t
+            # ---- rebalance (perp only: the collateral never trades); a REDUCE's rounds (RISK_REDUCE, then
+            # step._rebalancing at once: no cooldown, no drift or minimum-notional test) ----
+            reducing_now = reduce_now and not exit_now
+            if state == St.MONITORING and (reducing_now or not (last_reb != NO_TS and (
+                    t <= last_reb or (t - last_reb) / 1e9 < cool_s))):
+                due = reducing_now
+                if not due:
+                    perp_need = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        drift = money.hedge_drift(money.hedge_ratio(sq, pq, spot_px, perp_px), ratio)
+                        if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                            due = True
+                            t_i[nt] = i; t_code[nt] = Tr.REBAL
+                            nt += 1
+                if due:
+                    (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                     pap_margin, wallet, pmf) = _rebalance_rounds(
+                        i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                        0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                        max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
+                        papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                        f_qty, f_px, f_fee, f_slip, nf)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
+                    if rounds:
+                        lp_dirty = True
+                    last_reb = t
         # ---- funding settles ----
         if not math.isnan(fund_rate[i]):
             wallet, pap_margin, unfav, pfund, pmf, funded = _settle_funding(
