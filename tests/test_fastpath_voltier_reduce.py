@@ -118,3 +118,17 @@ def test_the_default_loan_book_on_the_shared_sample_equals_the_event_path(shared
     ev, fa = assert_fast_equals_event(p, tl, ltv=True, kpis=True)
     assert _reductions(fa.transitions)
     _assert_moved(fa, tl, p)
+
+
+def test_a_rejected_entry_hedge_ends_the_loan_book_as_the_event_path(demo_tl):
+    """A perp wallet that cannot margin the first hedge: 1 + hedge_retries rejected orders, HEDGE_FAILED, the
+    collateral kept (no fill at all), COMPLETED; the loan accrues no further (the strategy no longer decides)."""
+    from hedge_core.backtest.event import BacktestConfig
+
+    p = VolTierLoanParams(perp_leverage=3)
+    ev, fa = assert_fast_equals_event(p, demo_tl, BacktestConfig(perp_usdt=100.0), ltv=True, kpis=True,
+                                      fills_required=False)
+    assert len(fa.fills) == 0
+    assert list(fa.transitions["trigger_name"]) == ["ENTRY_SIGNAL", "SPOT_FILLED", "HEDGE_FAILED", "FLAT"]
+    assert fa.transitions["to_state"].iloc[-1] == "COMPLETED"
+    assert len(run_fast(p, demo_tl).fills) > 0  # a wallet that margins it trades

@@ -59,6 +59,8 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
         "ratio_min": rb.ratio_min, "ratio_max": rb.ratio_max,
         "unfav_intervals": -1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
         "rearm": 1 if e.rearm else 0, "max_orders_per_minute": g.max_orders_per_minute,
+        "hedge_retries": params.execution.hedge_retries,  # step._opening_futures: rejected orders re-placed
+        "unwind_on_hedge_failure": 1 if params.execution.unwind_on_hedge_failure else 0,
     }
 
 
@@ -96,8 +98,6 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
         "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # exits.defer_exit (seconds; NaN = off)
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
-        "hedge_retries": params.execution.hedge_retries,  # step._opening_futures: rejected orders re-placed
-        "unwind_on_hedge_failure": 1 if params.execution.unwind_on_hedge_failure else 0,
     })
     return make_record(HEDGE_RECORD, rec)
 

@@ -52,6 +52,11 @@ _COMMON_I8 = [
     ("unfav_intervals", "exit: unfavourable funding settlements in a row (-1 = off)"),
     ("rearm", "1: analyse again after a strategy exit, 0: complete"),
     ("max_orders_per_minute", "guard: order-rate limit (orders per ORDER_RATE_WINDOW_S)"),
+    ("hedge_retries", "execution: new attempts after a rejected perp hedge order (each is rejected again at the "
+                      "same instant: the wallet and the price are unchanged)"),
+    ("unwind_on_hedge_failure", "execution: 1: a perp hedge the venue rejects after its retries ends the entry "
+                                "(HEDGE_FAILED: the spot leg unwound, a loan book's collateral kept; then COMPLETED); "
+                                "0: the run is refused (the engine goes to ERROR)"),
 ]
 
 _HEDGE_F8 = [
@@ -85,10 +90,6 @@ _HEDGE_I8 = [
     ("kind", "codes.Kind: CARRY, CROSS or GRID"),
     ("grid_levels", "grid: number of sigma-spaced levels (0 for the others)"),
     ("same_base", "1 when spot and perp share the base asset (ctx.same_base)"),
-    ("hedge_retries", "execution: new attempts after a rejected perp hedge order (each is rejected again at the "
-                      "same instant: the wallet and the price are unchanged)"),
-    ("unwind_on_hedge_failure", "execution: 1: a perp hedge the venue rejects after its retries unwinds the spot "
-                                "leg (HEDGE_FAILED, then COMPLETED); 0: the run is refused (the engine goes to ERROR)"),
 ]
 
 _VOLTIER_F8 = [

@@ -17,6 +17,9 @@ from numba import njit
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
+    MARGIN_OK,
+    MARGIN_UNSURE,
+    _entry_margin,
     _exit_due,
     _exit_transition,
     _liq_and_funding_guards,
@@ -67,6 +70,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     wallet, max_pq, max_pn = r.perp_wallet, r.max_position_qty, r.max_position_notional
     ratio_min, ratio_max, pt_k, perp_lev = r.ratio_min, r.ratio_max, r.pt_k, r.perp_leverage
     red_frac = r.liq_reduce_fraction
+    retries, unwind = r.hedge_retries, r.unwind_on_hedge_failure  # a rejected perp hedge at entry
     red_latched = False  # the REDUCE verdict is in the engine's active_guards
     sq = r.collateral_qty  # r.first_px (the collateral's entry price) is unused: the collateral is outside the PnL
     principal, apr, reserve, ltv_flat = r.loan, r.loan_apr, r.reserve, r.ltv_flatten
@@ -236,21 +240,30 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if _recent_orders(order_t, t) >= max_opm:
                         return nf, nt, Err.ORDER_RATE, i
                     sign = 1.0 if pneed > 0 else -1.0
-                    if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
-                        return nf, nt, Err.PERP_MARGIN, i
-                    need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
-                    if need_m > (wallet - pap_margin) * 0.999:
-                        return nf, nt, Err.PERP_MARGIN, i
-                    (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                     wallet, pmf) = _perp_fill(
-                        i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
-                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
-                        slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
-                    lp_dirty = True
-                    state = St.MONITORING
-                    entered = t
-                    t_i[nt] = i; t_code[nt] = Tr.ENTRY
-                    nt += 1
+                    answer = _entry_margin(hq, perp[i], pap_lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+                    if answer == MARGIN_UNSURE or (answer != MARGIN_OK and unwind == 0):
+                        return nf, nt, Err.PERP_MARGIN, i  # (unwind off: the engine goes to ERROR)
+                    if answer != MARGIN_OK:
+                        # step._opening_futures: the hedge and its ``retries`` new attempts rejected at this instant;
+                        # HEDGE_FAILED, then _closing keeps the collateral (nothing to sell) and, not re-arming, done
+                        if _recent_orders(order_t, t) + retries + 1 > max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        for _k in range(retries + 1):
+                            order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                        state = St.COMPLETED
+                        t_i[nt] = i; t_code[nt] = Tr.HEDGE_FAILED
+                        nt += 1
+                    else:
+                        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                         wallet, pmf) = _perp_fill(
+                            i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
+                            preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
+                            slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        lp_dirty = True
+                        state = St.MONITORING
+                        entered = t
+                        t_i[nt] = i; t_code[nt] = Tr.ENTRY
+                        nt += 1
             # ---- rebalance (perp only: the collateral never trades); a REDUCE's rounds (RISK_REDUCE, then
             # step._rebalancing at once: no cooldown, no drift or minimum-notional test) ----
             reducing_now = reduce_now and not exit_now
