@@ -104,14 +104,15 @@ def defaults() -> list[tuple[str, Any]]:
     """Each strategy's defaults (``hedge params export <strategy>``) and the starter sets (1,000 USDT)."""
     out = [(name, model(notional=1_000.0)) for name, (model, _note) in STARTERS.items()]
     out += [("default carry", CarryParams()), ("default cross", CrossHedgeParams()), ("default grid", GridParams()),
-            ("default voltier", VolTierLoanParams()), ("voltier 3x (notebook 06)", VolTierLoanParams(perp_leverage=3.0))]
+            ("default voltier", VolTierLoanParams()),
+            ("voltier 3x (notebook 06)", VolTierLoanParams(perp_leverage=3.0))]
     return out
 
 
 def run_markets(c: Census, label: str, btc: Market, eth: Market, start: Any, end: Any) -> None:
     tl = build_timeline(btc, start=start, end=end)
     xtl = build_timeline(cross_market(eth, btc), start=start, end=end)
-    for name, p in defaults():
+    for _name, p in defaults():
         c.attempt(f"{label} / defaults and starters", hedge_run(p, xtl if p.strategy == "cross" else tl))
     # notebook 04: the default carry, the 5x4 grid of its tuned set, the walk-forward points per fold
     nb4 = CarryParams(min_funding_rate=0.0002, min_net_carry=-0.01,
@@ -130,9 +131,9 @@ def run_markets(c: Census, label: str, btc: Market, eth: Market, start: Any, end
             c.attempt(f"{label} / notebook 04 walk-forward", hedge_run(apply_overrides(nb4, g), train))
         f += 30 * day
     # notebook 06: the strategies' sets
-    c.attempt(f"{label} / notebook 06", hedge_run(CarryParams(notional=10_000.0, expected_hold_intervals=21,
-                                                              min_net_carry=0.0,
-                                                              exit=ExitParams(max_holding_hours=24 * 7, rearm=True)), tl))
+    nb6 = CarryParams(notional=10_000.0, expected_hold_intervals=21, min_net_carry=0.0,
+                      exit=ExitParams(max_holding_hours=24 * 7, rearm=True))
+    c.attempt(f"{label} / notebook 06", hedge_run(nb6, tl))
     c.attempt(f"{label} / notebook 06", hedge_run(CrossHedgeParams(
         notional=10_000.0, exit=ExitParams(profit_target_pct=None, stop_loss_pct=0.05, max_holding_hours=24 * 14,
                                            funding_unfavourable_intervals=None, rearm=True),
