@@ -39,7 +39,7 @@ class Err(IntEnum):
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
 ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge and "
-                     "pair kernels: needing more order rounds than the engine's phase; the loan book's kernel: any)"),
+                     "pair kernels: needing more order rounds than the engine's phase)"),
     Err.SPOT_REBALANCE: "a rebalance became due (rebalancing is not modelled)",
     Err.PAPER_LIQUIDATION: "the paper venue would liquidate the perp (or came within 1 % of it)",
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",

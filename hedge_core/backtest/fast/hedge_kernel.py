@@ -8,7 +8,8 @@ leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``
 exits (``exits.defer_for_funding``: the perp venue's next settlement) and the liquidation-distance REDUCE
 (``step._run_guards`` / ``step._rebalancing``: the spot target cut, the hedge following through
 ``helpers._reduce_rounds``, which the pair kernel shares; an exit or flatten at the same instant leaves from
-REBALANCING). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
+REBALANCING) and an entry whose perp hedge the venue rejects (``step._opening_futures``: HEDGE_FAILED, the spot leg
+unwound). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
 enums of :mod:`hedge_core.backtest.fast.codes`.
 """
 

@@ -176,7 +176,7 @@ def _recent_orders(order_t, t):
 def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, fcost, rate, interval):
     """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for the hedge and
     loan-book kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce``: the REDUCE
-    verdict fired in MONITORING (the hedge kernel latches and acts on it; the loan book's refuses the run);
+    verdict fired in MONITORING (the kernels latch and act on it);
     the funding-cost flatten is evaluated after it, as the engine lists its verdicts."""
     flatten = False
     reduce = False

@@ -2,7 +2,9 @@
 
 The spot leg is the loan's collateral (never traded, outside the PnL); the perp short is sized
 by the volatility tier; the loan accrues simple interest whenever the strategy decides, realised
-perp profit repays it, LTV bands deploy the reserve and flatten at EMERGENCY. See
+perp profit repays it, LTV bands deploy the reserve and flatten at EMERGENCY; the liquidation-distance REDUCE cuts
+the target ratio (``step._run_guards`` for a collateral book) and an entry hedge the venue rejects ends the book
+(HEDGE_FAILED). See
 ``docs/fast-path.md``. The parameters come as one
 :data:`~hedge_core.backtest.fast.records.VOLTIER_RECORD`.
 """
