@@ -208,3 +208,43 @@ def test_the_bench_point_refused_by_the_former_margin_band_equals_the_event_path
                          exit=ExitParams(rearm=True, max_holding_hours=24))
     ev, fa = assert_fast_equals_event(params, tl, kpis=True)
     assert pd.Timestamp("2024-03-09T13:00Z") in _failed_at(fa.transitions)
+
+
+# ---- a rebalance order the venue rejects (step._rebalancing: re-placed hedge_retries times, then REBALANCED) ----
+
+def _rejected_rebalances(fa) -> list[pd.Timestamp]:
+    """The instants of a drift rebalance that filled nothing on the perp (every order of it rejected)."""
+    tr, f = fa.transitions, fa.fills
+    due = tr.loc[tr["trigger_name"] == "DRIFT_EXCEEDED", "ts"]
+    return [t for t in due if not ((f["ts"] == t) & (f["leg"] == "perp")).any()]
+
+
+def test_a_grid_whose_rebalance_the_venue_rejects_equals_the_event_path(demo_tl):
+    """The grid adds to its short as levels are crossed; a perp wallet of 3,500 USDT margins the first hedge and not
+    every addition: those rebalances are rejected (1 + hedge_retries orders) and the book stays as it was."""
+    from hedge_core.params.models import GridParams
+
+    params = GridParams(exit=EXIT)
+    ev, fa = assert_fast_equals_event(params, demo_tl, BacktestConfig(perp_usdt=3_500.0), kpis=True)
+    rejected = _rejected_rebalances(fa)
+    assert len(rejected) >= 3
+    ample = run_fast(params, demo_tl)
+    assert not _rejected_rebalances(ample) and len(ample.fills) != len(fa.fills)
+    with pytest.raises(FastPathUnsupported, match="order-rate"):  # the rejected orders count in the window
+        run_fast(params.model_copy(update={"guards": GuardParams(max_orders_per_minute=2)}), demo_tl,
+                 config=BacktestConfig(perp_usdt=3_500.0))
+
+
+@pytest.mark.shared_data
+def test_the_loan_book_whose_rebalances_the_venue_rejects_equals_the_event_path(shared_data):
+    """Notebook 06's loan book (3x) over the shared sample: from 2024-02-28 17:00 its perp wallet cannot margin the
+    short its tier asks for, and every hourly rebalance after it is rejected (the census's last hedge-kernel
+    refusals)."""
+    from hedge_core.data.shared import market_data
+    from hedge_core.params.models import VolTierLoanParams
+
+    tl = build_timeline(market_data().market("BTC"), start="2023-01-04T00:00Z", end="2024-06-30T00:00Z")
+    params = VolTierLoanParams(perp_leverage=3.0)
+    ev, fa = assert_fast_equals_event(params, tl, ltv=True, kpis=True)
+    rejected = _rejected_rebalances(fa)
+    assert rejected[0] == pd.Timestamp("2024-02-28T17:00Z") and len(rejected) > 100

@@ -438,7 +438,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                 s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
                                 impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
                                 pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i,
-                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf, retries)
                             if err != Err.NONE:
                                 return nf, nt, err, i
                             if rounds:

@@ -287,7 +287,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                         max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
                         papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
-                        f_qty, f_px, f_fee, f_slip, nf)
+                        f_qty, f_px, f_fee, f_slip, nf, retries)
                     if err != Err.NONE:
                         return nf, nt, err, i
                     if rounds:
