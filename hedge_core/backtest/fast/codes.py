@@ -45,9 +45,9 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
     Err.HEDGE_BELOW_MINIMUMS: "the perp hedge is below the venue minimums (the engine would unwind)",
     Err.SPOT_FUNDS: "the spot wallet cannot pay the entry (the venue would reject it)",
-    Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a rebalance or reduction "
-                      "order, an entry hedge within 1e-7 of the available margin, an entry hedge with "
-                      "execution.unwind_on_hedge_failure off, or the pair kernel's entry"),
+    Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a REDUCE's order, the "
+                      "pair kernel's orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
+                      "execution.unwind_on_hedge_failure off"),
     Err.POSITION_LIMIT: "a position limit guard would hold an order",
     Err.DUST_AT_CLOSE: "a leg is below the venue minimums at close (dust would stay)",
     Err.BUFFER_FULL: "fill buffer overflow",
