@@ -37,7 +37,7 @@ def test_every_transition_the_kernels_emit_is_legal_in_the_engine_table():
     emitted = _emitted("Tr")
     # the kernels write these codes (a code added to a kernel and not mapped fails here)
     assert emitted == {"ENTRY", "EXIT_REARM", "EXIT_DONE", "FLATTEN", "FLATTEN_IDLE", "REBAL", "REDUCE",
-                       "REDUCE_EXIT_REARM", "REDUCE_EXIT_DONE", "REDUCE_FLATTEN"}
+                       "REDUCE_EXIT_REARM", "REDUCE_EXIT_DONE", "REDUCE_FLATTEN", "HEDGE_FAILED"}
     assert {t.name for t in Tr} == emitted
     for name in emitted:
         rows = fast.TRANSITIONS[Tr[name]]
@@ -57,6 +57,9 @@ def test_each_transition_code_ends_in_the_state_the_kernel_records():
         assert fast.TRANSITIONS[t][-1] == ("CLOSING_POSITIONS", "COMPLETED", "FLAT")
     assert [r[2] for r in fast.TRANSITIONS[Tr.REBAL]] == ["DRIFT_EXCEEDED", "REBALANCED"]
     assert fast.TRANSITIONS[Tr.FLATTEN_IDLE][0] == ("ANALYZING_MARKET", "CLOSING_POSITIONS", "FLATTEN")
+    # an entry whose hedge the venue rejected: the spot leg unwound from CLOSING_POSITIONS, done
+    assert fast.TRANSITIONS[Tr.HEDGE_FAILED][2:] == (("OPENING_FUTURES_HEDGE", "CLOSING_POSITIONS", "HEDGE_FAILED"),
+                                                     ("CLOSING_POSITIONS", "COMPLETED", "FLAT"))
     # a REDUCE, then an exit or a flatten at the same instant: both leave from REBALANCING
     for t, trig, end in ((Tr.REDUCE_EXIT_REARM, "EXIT_SIGNAL", St.ANALYZING), (Tr.REDUCE_EXIT_DONE, "EXIT_SIGNAL",
                                                                               St.COMPLETED),

@@ -39,13 +39,15 @@ class Err(IntEnum):
 #: what each refusal means (the text of :class:`~hedge_core.backtest.fast.FastPathUnsupported`)
 ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.LIQ_REDUCE: ("a liquidation-distance REDUCE guard fired where the kernel does not model it (the hedge and "
-                     "pair kernels: needing more order rounds than the engine's phase; the loan book's kernel: any)"),
+                     "pair kernels: needing more order rounds than the engine's phase)"),
     Err.SPOT_REBALANCE: "a rebalance became due (rebalancing is not modelled)",
     Err.PAPER_LIQUIDATION: "the paper venue would liquidate the perp (or came within 1 % of it)",
     Err.SPOT_BELOW_MINIMUMS: "the spot entry order is below the venue minimums",
     Err.HEDGE_BELOW_MINIMUMS: "the perp hedge is below the venue minimums (the engine would unwind)",
     Err.SPOT_FUNDS: "the spot wallet cannot pay the entry (the venue would reject it)",
-    Err.PERP_MARGIN: "the perp wallet cannot margin the hedge (the venue would reject it)",
+    Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a REDUCE's order, the "
+                      "pair kernel's orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
+                      "execution.unwind_on_hedge_failure off"),
     Err.POSITION_LIMIT: "a position limit guard would hold an order",
     Err.DUST_AT_CLOSE: "a leg is below the venue minimums at close (dust would stay)",
     Err.BUFFER_FULL: "fill buffer overflow",
@@ -74,6 +76,7 @@ class Tr(IntEnum):
     REDUCE_EXIT_REARM = 8  # a REDUCE, then a generic exit from REBALANCING at the same instant, analyse again
     REDUCE_EXIT_DONE = 9  # a REDUCE, then a generic exit from REBALANCING at the same instant, done
     REDUCE_FLATTEN = 10  # a REDUCE, then a guard flatten from REBALANCING at the same instant
+    HEDGE_FAILED = 11  # entry: spot filled, the perp hedge rejected after its retries, the spot unwound, done
 
 
 class St(IntEnum):

@@ -8,7 +8,8 @@ leg's venue and the perp leg's venue, :mod:`.xvenue`); see ``docs/fast-path.md``
 exits (``exits.defer_for_funding``: the perp venue's next settlement) and the liquidation-distance REDUCE
 (``step._run_guards`` / ``step._rebalancing``: the spot target cut, the hedge following through
 ``helpers._reduce_rounds``, which the pair kernel shares; an exit or flatten at the same instant leaves from
-REBALANCING). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
+REBALANCING) and an entry whose perp hedge the venue rejects (``step._opening_futures``: HEDGE_FAILED, the spot leg
+unwound). The parameters come as one :data:`~hedge_core.backtest.fast.records.HEDGE_RECORD`; codes are the
 enums of :mod:`hedge_core.backtest.fast.codes`.
 """
 
@@ -23,6 +24,9 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
 from hedge_core.backtest.fast.helpers import (
     EXIT_NONE,
+    MARGIN_OK,
+    MARGIN_UNSURE,
+    _entry_margin,
     _exit_rule_deferred,
     _exit_transition,
     _fill_px,
@@ -115,6 +119,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     g_nlev, same = r.grid_levels, r.same_base
     x_apr = r.exit_below_apr  # xcarry: received funding APR floor (NaN = off)
     defer_s = r.exit_defer_s  # exit.defer_within_s_of_funding (NaN = off)
+    retries, unwind = r.hedge_retries, r.unwind_on_hedge_failure  # a rejected perp hedge at entry
     red_frac = r.liq_reduce_fraction
     red_latched = False  # the REDUCE verdict is in the engine's active_guards
     levels = np.empty(g_nlev + len(support) + 1)
@@ -341,6 +346,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     last_lev_check = t
                     unfav = 0
                     need = target_spot - sq
+                    failed = False  # the venue rejected the hedge: the spot leg unwound (Tr.HEDGE_FAILED)
                     if not _tradeable(need, spot_px, s_lot, s_minq, s_minn, 0.0):
                         return nf, nt, Err.SPOT_BELOW_MINIMUMS, i
                     oq = money.lot_floor(need, s_lot)
@@ -375,23 +381,45 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                         if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
                             return nf, nt, Err.POSITION_LIMIT, i
                         sign = 1.0 if pneed > 0 else -1.0
-                        if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
-                            return nf, nt, Err.PERP_MARGIN, i
-                        need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
-                        if need_m > (wallet - pap_margin) * 0.999:
-                            return nf, nt, Err.PERP_MARGIN, i
+                        answer = _entry_margin(hq, perp[i], pap_lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+                        if answer == MARGIN_UNSURE or (answer != MARGIN_OK and unwind == 0):
+                            return nf, nt, Err.PERP_MARGIN, i  # (unwind off: the engine goes to ERROR)
+                        if answer != MARGIN_OK:
+                            # step._opening_futures: the venue rejects the hedge, and each of its ``retries`` new
+                            # attempts at this instant (same wallet, same price); HEDGE_FAILED unwinds the spot
+                            # leg from CLOSING_POSITIONS (_closing: the perp is flat) and, not re-arming, is done
+                            if _recent_orders(order_t, t) + retries + 2 > max_opm:
+                                return nf, nt, Err.ORDER_RATE, i  # the spot order is in the window already
+                            for _k in range(retries + 1):
+                                order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                            if not _tradeable(-sq, spot[i], s_lot, s_minq, s_minn, 0.0):
+                                return nf, nt, Err.DUST_AT_CLOSE, i
+                            if nf >= maxf:
+                                return nf, nt, Err.BUFFER_FULL, i
+                            (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash) = _spot_fill(
+                                i, t, -1.0 if sq > 0 else 1.0, money.lot_floor(-sq, s_lot), spot[i], spot_vol[i],
+                                s_slip, s_impact, s_fee_r, sq, savg, sreal, sfee, scash, strd, spot_cash, order_t,
+                                n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                            target_spot = 0.0
+                            state = St.COMPLETED
+                            t_i[nt] = i; t_code[nt] = Tr.HEDGE_FAILED
+                            nt += 1
+                            hedge = False
+                            failed = True
+                    if hedge:
                         (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
                          wallet, pmf) = _perp_fill(
                             i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
                             pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t,
                             n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
                         lp_dirty = True
-                    state = St.MONITORING
-                    entered = t
-                    target_spot = sq
-                    entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
-                    t_i[nt] = i; t_code[nt] = Tr.ENTRY
-                    nt += 1
+                    if not failed:
+                        state = St.MONITORING
+                        entered = t
+                        target_spot = sq
+                        entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
+                        t_i[nt] = i; t_code[nt] = Tr.ENTRY
+                        nt += 1
                 # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
                 if state == St.MONITORING and not (last_reb != NO_TS and (t <= last_reb or
                                                                           (t - last_reb) / 1e9 < cool_s)):
@@ -410,7 +438,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                                 s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
                                 impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
                                 pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i,
-                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf, retries)
                             if err != Err.NONE:
                                 return nf, nt, err, i
                             if rounds:

@@ -119,6 +119,38 @@ def _exit_rule_deferred(cp, notional, peak, sl, pt, tg, tmin, bstop, spot, perp,
     return rule
 
 
+# the venue's answer to an opening perp order (``_entry_margin``): it fills, it is rejected, or the kernel cannot tell
+MARGIN_OK, MARGIN_REJECTED, MARGIN_UNSURE = 0, 1, 2
+MARGIN_TOL = 1e-7  # relative: far above the rounding of the two wallets' sums, far below any real margin call
+
+
+@njit(cache=True)
+def _entry_margin(q, px, lev, p_fee_r, wallet, pap_margin, caps, maxlevs):
+    """:func:`_open_margin` of an order opening ``q`` base from a flat position (an entry's hedge)."""
+    return _open_margin(q, 0.0, px, lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+
+
+@njit(cache=True)
+def _open_margin(q, cur, px, lev, p_fee_r, wallet, pap_margin, caps, maxlevs):
+    """The paper venue's funds check of an order opening ``q`` base at ``px`` on an isolated position of ``cur``
+    base on the same side (``PaperCore._check_perp_funds``: the notional ``(cur + q) x px`` above the leverage
+    bracket's cap, or the initial margin and fee of ``q``
+    above the available margin ``wallet - pap_margin`` by more than 1e-9 USDT, rejects it): ``MARGIN_OK``,
+    ``MARGIN_REJECTED``, or ``MARGIN_UNSURE`` when the margin lies within ``MARGIN_TOL`` (relative, plus 1e-9 USDT) of
+    the venue's limit (the kernel's wallet is the venue's up to the order of its sums; the run is then refused
+    rather than guessed)."""
+    if (cur + q) * px > money.max_notional(lev, caps, maxlevs):
+        return MARGIN_REJECTED
+    need = money.isolated_margin(q, px, lev) + money.fee(q, px, p_fee_r)
+    avail = wallet - pap_margin
+    tol = MARGIN_TOL * abs(avail) + 1e-9
+    if need <= avail + 1e-9 - tol:
+        return MARGIN_OK
+    if need > avail + 1e-9 + tol:
+        return MARGIN_REJECTED
+    return MARGIN_UNSURE
+
+
 @njit(cache=True)
 def _fill_px(ref, sign, q, vol, slip_bps, impact_k):
     px = money.fill_price(ref, sign, money.slippage_bps(slip_bps, impact_k, q, vol))
@@ -151,7 +183,7 @@ def _recent_orders(order_t, t):
 def _liq_and_funding_guards(pq, mark_px, lp, liq_close, liq_reduce, monitoring, fcost, rate, interval):
     """``engine.guards.market_guards``' liquidation-distance and funding-cost guards, for the hedge and
     loan-book kernels (scalars only, so LLVM inlines it): (flatten, reduce). ``reduce``: the REDUCE
-    verdict fired in MONITORING (the hedge kernel latches and acts on it; the loan book's refuses the run);
+    verdict fired in MONITORING (the kernels latch and act on it);
     the funding-cost flatten is evaluated after it, as the engine lists its verdicts."""
     flatten = False
     reduce = False
@@ -232,11 +264,15 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
                       s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
                       max_pq, max_pn, max_opm, pap_lev, caps, maxlevs,
                       pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
-                      order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf):
+                      order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf, retries):
     """The REBALANCING rounds of ``engine.step`` (DRIFT_EXCEEDED already decided by the caller):
     perp orders until the residual is below a lot, at most 6, for both kernels. ``spot_check``: a
     spot leg that could trade refuses the run (``Err.SPOT_REBALANCE``; the loan book's collateral never trades).
-    Called only when a rebalance is due (a call per instant would cost the kernels ~2x).
+    Called only when a rebalance is due (a call per instant would cost the kernels ~2x). An order the venue's
+    margin check rejects (:func:`_open_margin`) is re-placed as ``step._rebalancing`` does, ``retries``
+    (``execution.hedge_retries``) times while the phase has rounds left, each rejected at this instant and counted in
+    the order-rate window; the phase then ends (REBALANCED) with the rounds that filled. ``retries`` < 0: refused
+    (``Err.PERP_MARGIN``), as within ``MARGIN_TOL`` of the limit.
 
     Returns (error code or 0, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd,
     papq, pap_entry, pap_margin, wallet, pmf)."""
@@ -272,12 +308,17 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
                 opening = max(oq - abs(papq), 0.0)
             if opening > 0:
                 cur = abs(papq) if papq != 0.0 and (papq > 0) == (sign > 0) else 0.0
-                if (cur + opening) * perp_i > money.max_notional(pap_lev, caps, maxlevs):
-                    err = Err.PERP_MARGIN
-                    break
-                need_m = money.isolated_margin(opening, perp_i, pap_lev) + money.fee(opening, perp_i, p_fee_r)
-                if need_m > (wallet - pap_margin) * 0.999:
-                    err = Err.PERP_MARGIN
+                answer = _open_margin(opening, cur, perp_i, pap_lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+                if answer != MARGIN_OK:
+                    if answer == MARGIN_UNSURE or retries < 0:
+                        err = Err.PERP_MARGIN
+                        break
+                    n_rej = min(retries + 1, MAX_ORDER_ROUNDS - rounds)  # phase_rejects <= retries, rounds left
+                    if _recent_orders(order_t, t) + n_rej > max_opm:
+                        err = Err.ORDER_RATE
+                        break
+                    for _k in range(n_rej):
+                        order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
                     break
         if nf >= len(f_i):
             err = Err.BUFFER_FULL
@@ -322,7 +363,7 @@ def _reduce_rounds(i, t, k, sq0, same, ratio, target_spot, sq, spot_px, perp_px,
             i, t, spot_chk, same, ratio, target_spot, sized, spot_px, perp_px, perp_i, perp_vol_i, s_lot, s_minq,
             s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k, max_pq, max_pn, max_opm,
             pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf,
-            order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+            order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf, -1)
         if err != Err.NONE:
             break
         if rnd == 0:

@@ -51,6 +51,7 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
         "trailing_giveback": _nan(e.trailing_giveback), "trailing_min_peak_pct": e.trailing_min_peak_pct,
         "basis_stop_bps": _nan(e.basis_stop_bps), "max_holding_hours": _nan(e.max_holding_hours),
         "liq_distance_close": g.liq_distance_close, "liq_distance_reduce": g.liq_distance_reduce,
+        "liq_reduce_fraction": g.liq_reduce_fraction,  # a REDUCE's cut (fraction)
         "funding_cost_apr_limit": _nan(g.funding_cost_apr_limit), "interval_hours": tl.interval_hours,
         "drift_threshold": rb.drift_threshold, "min_order_notional": rb.min_order_notional,
         "cooldown_s": rb.cooldown_s, "perp_wallet": balances["perp"]["USDT"],
@@ -58,6 +59,8 @@ def _common(params: StrategyParamsBase, paper: PaperConfig, tl: Timeline, balanc
         "ratio_min": rb.ratio_min, "ratio_max": rb.ratio_max,
         "unfav_intervals": -1 if e.funding_unfavourable_intervals is None else e.funding_unfavourable_intervals,
         "rearm": 1 if e.rearm else 0, "max_orders_per_minute": g.max_orders_per_minute,
+        "hedge_retries": params.execution.hedge_retries,  # step._opening_futures: rejected orders re-placed
+        "unwind_on_hedge_failure": 1 if params.execution.unwind_on_hedge_failure else 0,
     }
 
 
@@ -93,7 +96,6 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "grid_var_limit": _nan(params.var_limit) if grid else math.nan,
         "grid_max_drawdown": _nan(params.max_drawdown) if grid else math.nan,
         "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
-        "liq_reduce_fraction": params.guards.liq_reduce_fraction,  # a REDUCE's cut of the first leg (fraction)
         "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # exits.defer_exit (seconds; NaN = off)
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
     })

@@ -448,7 +448,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                                 s_lot, s_minq, s_minn, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps,
                                 impact_k, max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee,
                                 pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i,
-                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                                f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf, -1)
                             if err != Err.NONE:
                                 return nf, nt, err, i
                             if rounds:

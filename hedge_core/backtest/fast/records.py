@@ -34,8 +34,9 @@ _COMMON_F8 = [
     ("basis_stop_bps", "exit: |basis| stop (bps; NaN = off)"),
     ("max_holding_hours", "exit: maximum holding time (hours; NaN = off)"),
     ("liq_distance_close", "guard: flatten at this liquidation distance (fraction of mark)"),
-    ("liq_distance_reduce", "guard: reduce at this liquidation distance (the hedge and pair kernels reduce; the loan "
-                            "book's refuses)"),
+    ("liq_distance_reduce", "guard: reduce at this liquidation distance (fraction of mark)"),
+    ("liq_reduce_fraction", "guard: fraction one REDUCE removes: of the first leg (the hedge follows; hedge and pair "
+                            "kernels) or of the target hedge ratio (the loan book)"),
     ("funding_cost_apr_limit", "guard: flatten when paying funding at this APR (fraction; NaN = off)"),
     ("interval_hours", "funding interval (hours)"),
     ("drift_threshold", "rebalance: |hedge ratio - target| above which it rebalances"),
@@ -51,6 +52,11 @@ _COMMON_I8 = [
     ("unfav_intervals", "exit: unfavourable funding settlements in a row (-1 = off)"),
     ("rearm", "1: analyse again after a strategy exit, 0: complete"),
     ("max_orders_per_minute", "guard: order-rate limit (orders per ORDER_RATE_WINDOW_S)"),
+    ("hedge_retries", "execution: new attempts after a rejected perp hedge order (each is rejected again at the "
+                      "same instant: the wallet and the price are unchanged)"),
+    ("unwind_on_hedge_failure", "execution: 1: a perp hedge the venue rejects after its retries ends the entry "
+                                "(HEDGE_FAILED: the spot leg unwound, a loan book's collateral kept; then COMPLETED); "
+                                "0: the run is refused (the engine goes to ERROR)"),
 ]
 
 _HEDGE_F8 = [
@@ -76,8 +82,6 @@ _HEDGE_F8 = [
     ("grid_stop_loss_pct", "grid: stop below the lowest level (fraction)"),
     ("grid_var_limit", "grid: 99 % one-interval VaR limit (quote; NaN = off)"),
     ("grid_max_drawdown", "grid: drawdown from the peak PnL (quote; NaN = off)"),
-    ("liq_reduce_fraction", "guard: fraction of the first leg one REDUCE removes (the hedge follows; hedge and pair "
-                            "kernels)"),
     ("exit_defer_s", "exit: a profit-target or max-holding exit waits for a funding the position receives within "
                      "this many seconds (NaN = off; the hedge and pair kernels, the loan book's refuses it)"),
     ("exit_below_apr", "xcarry: exit when the funding APR the perp receives is below this (fraction/yr; NaN = off)"),

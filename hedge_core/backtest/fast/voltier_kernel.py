@@ -2,7 +2,9 @@
 
 The spot leg is the loan's collateral (never traded, outside the PnL); the perp short is sized
 by the volatility tier; the loan accrues simple interest whenever the strategy decides, realised
-perp profit repays it, LTV bands deploy the reserve and flatten at EMERGENCY. See
+perp profit repays it, LTV bands deploy the reserve and flatten at EMERGENCY; the liquidation-distance REDUCE cuts
+the target ratio (``step._run_guards`` for a collateral book) and an entry hedge the venue rejects ends the book
+(HEDGE_FAILED). See
 ``docs/fast-path.md``. The parameters come as one
 :data:`~hedge_core.backtest.fast.records.VOLTIER_RECORD`.
 """
@@ -17,7 +19,11 @@ from numba import njit
 from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
+    MARGIN_OK,
+    MARGIN_UNSURE,
+    _entry_margin,
     _exit_due,
+    _exit_transition,
     _liq_and_funding_guards,
     _mm,
     _perp_fill,
@@ -27,7 +33,6 @@ from hedge_core.backtest.fast.helpers import (
     _tradeable,
     _unreal,
 )
-from hedge_core.engine.constants import REARM_COOLDOWN_S
 
 __all__ = ["voltier_kernel"]
 
@@ -66,6 +71,9 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     drift_thr, min_order_n, cool_s = r.drift_threshold, r.min_order_notional, r.cooldown_s
     wallet, max_pq, max_pn = r.perp_wallet, r.max_position_qty, r.max_position_notional
     ratio_min, ratio_max, pt_k, perp_lev = r.ratio_min, r.ratio_max, r.pt_k, r.perp_leverage
+    red_frac = r.liq_reduce_fraction
+    retries, unwind = r.hedge_retries, r.unwind_on_hedge_failure  # a rejected perp hedge at entry
+    red_latched = False  # the REDUCE verdict is in the engine's active_guards
     sq = r.collateral_qty  # r.first_px (the collateral's entry price) is unused: the collateral is outside the PnL
     principal, apr, reserve, ltv_flat = r.loan, r.loan_apr, r.reserve, r.ltv_flatten
     unfav_n, rearm, max_opm, ltv_on = r.unfav_intervals, r.rearm, r.max_orders_per_minute, r.ltv_band_actions
@@ -133,8 +141,10 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 lp_dirty = False
             flatten, reduce = _liq_and_funding_guards(pq, mark_px, lp_cache, liq_close, liq_reduce,
                                                       state == St.MONITORING, fcost, last_rate[i], interval)
-            if reduce:
-                return nf, nt, Err.LIQ_REDUCE, i
+            # the REDUCE verdict is acted on once, then latched while it keeps firing; it clears at the first market
+            # update where it does not (as the hedge kernel's)
+            reduce_now = reduce and not red_latched
+            red_latched = reduce
             if ltv_on == 1 and spot_px > 0:
                 value = money.loan_to_value(principal + accrued, sq, spot_px)
                 due = min(money.reserve_deployment(value, b_start, b_mid, b_end, b_mid_amt, b_end_amt, b_total),
@@ -152,8 +162,21 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                 if value >= ltv_flat and (state == St.MONITORING or state == St.ANALYZING):
                     flatten = True
             exit_now = flatten
+            if reduce_now:
+                # step._run_guards: RISK_REDUCE -> REBALANCING with the target ratio cut by the fraction (the collateral
+                # never trades); a flatten verdict listed after it (funding cost, the LTV's EMERGENCY) leaves from
+                # REBALANCING at once; else step._rebalancing runs with the market: the generic exits first (the
+                # cycle's own profit target among them), then the perp's orders. An exit closes the perp as held.
+                exit_now = flatten or _exit_due(pnl - pnl_at_entry, entry_notional, peak, sl, pt, profit_target, tg,
+                                                tmin, bstop, spot[i], perp[i], unfav_n, unfav, maxh,
+                                                (t - entered) / 1e9 / 3600.0)
+                if not exit_now:  # the perp's rounds below (the rebalance's), without its drift test
+                    ratio = ratio * (1.0 - red_frac)
+                    t_i[nt] = i; t_code[nt] = Tr.REDUCE
+                    nt += 1
             new_ratio = ratio
-            if state == St.MONITORING and not flatten:
+            if state == St.MONITORING and not flatten and not reduce_now:
+                # (after a REDUCE the engine's _monitoring runs without the market: no decide, no accrual, no exit)
                 if t > as_of:  # decide(): the loan accrues to now
                     accrued = accrued + money.simple_interest(principal, apr, (t - as_of) / 1e9)
                     as_of = t
@@ -181,18 +204,13 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if abs(pq) > 1e-12:
                         return nf, nt, Err.DUST_AT_CLOSE, i
                 lp_dirty = True
-                if rearm == 1 and not flatten:
-                    state = St.ANALYZING
-                    has_cool = True
-                    cooldown = t + REARM_COOLDOWN_S * 1_000_000_000
-                    t_i[nt] = i; t_code[nt] = Tr.EXIT_REARM
-                else:
+                if was == St.MONITORING:  # the hedge and pair kernels' rule (a REDUCE first: from REBALANCING)
+                    state, has_cool, cooldown, nt = _exit_transition(i, t, rearm, flatten, has_cool, cooldown, t_i,
+                                                                     t_code, nt, reduce_now)
+                else:  # the LTV's EMERGENCY from ANALYZING (a perp left over in ANALYZING: none is)
                     state = St.COMPLETED
-                    if not flatten:
-                        t_i[nt] = i; t_code[nt] = Tr.EXIT_DONE
-                    else:
-                        t_i[nt] = i; t_code[nt] = Tr.FLATTEN if was == St.MONITORING else Tr.FLATTEN_IDLE
-                nt += 1
+                    t_i[nt] = i; t_code[nt] = Tr.FLATTEN_IDLE
+                    nt += 1
             elif state == St.ANALYZING and not (has_cool and t < cooldown):
                 # decide(): accrue, repay from the last cycle's realised profit, then the tier
                 if t > as_of:
@@ -224,43 +242,57 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                     if _recent_orders(order_t, t) >= max_opm:
                         return nf, nt, Err.ORDER_RATE, i
                     sign = 1.0 if pneed > 0 else -1.0
-                    if hq * perp[i] > money.max_notional(pap_lev, caps, maxlevs):
-                        return nf, nt, Err.PERP_MARGIN, i
-                    need_m = money.isolated_margin(hq, perp[i], pap_lev) + money.fee(hq, perp[i], p_fee_r)
-                    if need_m > (wallet - pap_margin) * 0.999:
-                        return nf, nt, Err.PERP_MARGIN, i
-                    (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                     wallet, pmf) = _perp_fill(
-                        i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
-                        preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
-                        slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
-                    lp_dirty = True
-                    state = St.MONITORING
-                    entered = t
-                    t_i[nt] = i; t_code[nt] = Tr.ENTRY
-                    nt += 1
-            # ---- rebalance (perp only: the collateral never trades) ----
-            if state == St.MONITORING and not (last_reb != NO_TS and (t <= last_reb or
-                                                                      (t - last_reb) / 1e9 < cool_s)):
-                perp_need = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
-                if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
-                    h = money.hedge_ratio(sq, pq, spot_px, perp_px)
-                    drift = money.hedge_drift(h, ratio)
-                    if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
-                        t_i[nt] = i; t_code[nt] = Tr.REBAL
+                    answer = _entry_margin(hq, perp[i], pap_lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+                    if answer == MARGIN_UNSURE or (answer != MARGIN_OK and unwind == 0):
+                        return nf, nt, Err.PERP_MARGIN, i  # (unwind off: the engine goes to ERROR)
+                    if answer != MARGIN_OK:
+                        # step._opening_futures: the hedge and its ``retries`` new attempts rejected at this instant;
+                        # HEDGE_FAILED, then _closing keeps the collateral (nothing to sell) and, not re-arming, done
+                        if _recent_orders(order_t, t) + retries + 1 > max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        for _k in range(retries + 1):
+                            order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                        state = St.COMPLETED
+                        t_i[nt] = i; t_code[nt] = Tr.HEDGE_FAILED
                         nt += 1
-                        (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
-                         pap_margin, wallet, pmf) = _rebalance_rounds(
-                            i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
-                            0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
-                            max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
-                            papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
-                            f_qty, f_px, f_fee, f_slip, nf)
-                        if err != Err.NONE:
-                            return nf, nt, err, i
-                        if rounds:
-                            lp_dirty = True
-                        last_reb = t
+                    else:
+                        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                         wallet, pmf) = _perp_fill(
+                            i, t, sign, hq, perp[i], perp_vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq, pavg,
+                            preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord,
+                            slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        lp_dirty = True
+                        state = St.MONITORING
+                        entered = t
+                        t_i[nt] = i; t_code[nt] = Tr.ENTRY
+                        nt += 1
+            # ---- rebalance (perp only: the collateral never trades); a REDUCE's rounds (RISK_REDUCE, then
+            # step._rebalancing at once: no cooldown, no drift or minimum-notional test) ----
+            reducing_now = reduce_now and not exit_now
+            if state == St.MONITORING and (reducing_now or not (last_reb != NO_TS and (
+                    t <= last_reb or (t - last_reb) / 1e9 < cool_s))):
+                due = reducing_now
+                if not due:
+                    perp_need = money.perp_target(True, ratio, sq, pq, spot_px, perp_px) - pq
+                    if _tradeable(perp_need, perp_px, p_lot, p_minq, p_minn, min_order_n):
+                        drift = money.hedge_drift(money.hedge_ratio(sq, pq, spot_px, perp_px), ratio)
+                        if math.isnan(drift) or drift > drift_thr or abs(sq) <= 1e-12:
+                            due = True
+                            t_i[nt] = i; t_code[nt] = Tr.REBAL
+                            nt += 1
+                if due:
+                    (err, rounds, nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry,
+                     pap_margin, wallet, pmf) = _rebalance_rounds(
+                        i, t, False, 1, ratio, 0.0, sq, spot_px, perp_px, perp[i], perp_vol[i],
+                        0.0, 0.0, 0.0, min_order_n, p_lot, p_minq, p_minn, p_fee_r, slip_bps, impact_k,
+                        max_pq, max_pn, max_opm, pap_lev, caps, maxlevs, pq, pavg, preal, pfee, pcash, ptrd,
+                        papq, pap_entry, pap_margin, wallet, pmf, order_t, n_ord, slip_tot, f_i, f_leg, f_side,
+                        f_qty, f_px, f_fee, f_slip, nf, retries)
+                    if err != Err.NONE:
+                        return nf, nt, err, i
+                    if rounds:
+                        lp_dirty = True
+                    last_reb = t
         # ---- funding settles ----
         if not math.isnan(fund_rate[i]):
             wallet, pap_margin, unfav, pfund, pmf, funded = _settle_funding(
