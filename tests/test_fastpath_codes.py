@@ -115,6 +115,17 @@ def test_every_record_field_is_documented_and_read_by_its_kernel():
         check_supported(VolTierLoanParams(exit=ExitParams(defer_within_s_of_funding=900)), PaperConfig())
 
 
+def test_an_order_rate_limit_above_the_kernels_ring_is_refused_naming_it():
+    """The kernels count the last ``ORDER_RING`` orders: a higher limit would never hold an order in a kernel while
+    the engine holds it, so it is refused (the default, 20, runs)."""
+    from hedge_core.params.models import GuardParams
+    for src in KERNEL_SOURCES.values():
+        assert "% 64" not in src and "np.full(64" not in src  # every ring is ORDER_RING long
+    check_supported(CarryParams(guards=GuardParams(max_orders_per_minute=codes.ORDER_RING)), PaperConfig())
+    with pytest.raises(FastPathUnsupported, match=f"guards.max_orders_per_minute above {codes.ORDER_RING}"):
+        check_supported(CarryParams(guards=GuardParams(max_orders_per_minute=codes.ORDER_RING + 1)), PaperConfig())
+
+
 def test_pack_hedge_puts_each_parameter_in_its_named_field():
     from hedge_core.backtest.event import BacktestConfig, _balances
     from hedge_core.backtest.fast.pack import pack_hedge

@@ -11,8 +11,8 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
-__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "STATE_NAMES", "Z99", "Err",
-           "Kind", "St", "Tr"]
+__all__ = ["DEFERS_EXITS", "ERRORS", "ERROR_MESSAGES", "HEDGE_KINDS", "KERNELS", "NO_TS", "ORDER_RING", "STATE_NAMES",
+           "Z99", "Err", "Kind", "St", "Tr"]
 
 
 class Err(IntEnum):
@@ -113,3 +113,6 @@ DEFERS_EXITS: frozenset[str] = frozenset({"hedge"})
 
 Z99 = 2.3263478740408408  # engine.strategies.grid.Z99 (one-sided 99 % normal quantile)
 NO_TS = -(2 ** 62)  # "never" as an int64 ns instant
+# the kernels keep the times of the last ORDER_RING orders (``order_t``) for the order-rate guard; a limit above it
+# would never be reached in a kernel while the engine holds the order (scope.check_supported refuses it)
+ORDER_RING = 64

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from hedge_core import money
-from hedge_core.backtest.fast.codes import NO_TS, Z99, Err, Kind, St, Tr
+from hedge_core.backtest.fast.codes import NO_TS, ORDER_RING, Z99, Err, Kind, St, Tr
 from hedge_core.backtest.fast.helpers import (
     EXIT_NONE,
     MARGIN_OK,
@@ -82,7 +82,7 @@ def _spot_fill(i, t, sign, q, spot_i, spot_vol_i, s_slip, s_impact, s_fee_r, sq,
     f_fee[nf] = fee; f_slip[nf] = sl_
     nf += 1
     slip_tot += sl_
-    order_t[n_ord % 64] = t; n_ord += 1
+    order_t[n_ord % ORDER_RING] = t; n_ord += 1
     return nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, spot_cash
 
 
@@ -146,7 +146,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
     last_reb = NO_TS
     beta_ts = NO_TS
     unfav = 0
-    order_t = np.full(64, NO_TS)
+    order_t = np.full(ORDER_RING, NO_TS)
     n_ord = 0
     # paper venue (for refusals only)
     papq = 0.0; pap_entry = 0.0; pap_margin = 0.0; pap_lev = 20.0
@@ -365,7 +365,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                     f_fee[nf] = fee; f_slip[nf] = sl_
                     nf += 1
                     slip_tot += sl_
-                    order_t[n_ord % 64] = t; n_ord += 1
+                    order_t[n_ord % ORDER_RING] = t; n_ord += 1
                     sq, savg, sreal, sfee, scash, strd, _ = _ledger_fill(sq, savg, sreal, sfee, scash, strd, 0.0, 1.0,
                                                                          oq, px2, fee)
                     spot_cash += money.spot_quote_delta(1.0, oq, px, fee)
@@ -391,7 +391,7 @@ def hedge_kernel(ts, spot, perp, mark, spot_vol, perp_vol, priced, fund_rate, la
                             if _recent_orders(order_t, t) + retries + 2 > max_opm:
                                 return nf, nt, Err.ORDER_RATE, i  # the spot order is in the window already
                             for _k in range(retries + 1):
-                                order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                                order_t[n_ord % ORDER_RING] = t; n_ord += 1  # a rejected order was placed: it counts
                             if not _tradeable(-sq, spot[i], s_lot, s_minq, s_minn, 0.0):
                                 return nf, nt, Err.DUST_AT_CLOSE, i
                             if nf >= maxf:

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from hedge_core import money
-from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
+from hedge_core.backtest.fast.codes import NO_TS, ORDER_RING, Err, St, Tr
 from hedge_core.engine.constants import MAX_ORDER_ROUNDS, ORDER_RATE_WINDOW_S, REARM_COOLDOWN_S
 
 __all__: list[str] = []  # internal to the fast package
@@ -235,7 +235,7 @@ def _perp_fill(i, t, sign, q, perp_i, perp_vol_i, slip_bps, impact_k, p_fee_r, p
     f_fee[nf] = fee; f_slip[nf] = sl_
     nf += 1
     slip_tot += sl_
-    order_t[n_ord % 64] = t; n_ord += 1
+    order_t[n_ord % ORDER_RING] = t; n_ord += 1
     pq, pavg, preal, pfee, pcash, ptrd, pmf = _ledger_fill(pq, pavg, preal, pfee, pcash, ptrd, pmf, sign, q, px2, fee)
     papq, pap_entry, pap_margin, wallet = _pap_perp(papq, pap_entry, pap_margin, wallet, sign, q, px, pap_lev, fee)
     return nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf
@@ -318,7 +318,7 @@ def _rebalance_rounds(i, t, spot_check, same, ratio, target_spot, sq, spot_px, p
                         err = Err.ORDER_RATE
                         break
                     for _k in range(n_rej):
-                        order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                        order_t[n_ord % ORDER_RING] = t; n_ord += 1  # a rejected order was placed: it counts
                     break
         if nf >= len(f_i):
             err = Err.BUFFER_FULL

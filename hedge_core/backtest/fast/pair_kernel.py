@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from hedge_core import money
-from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
+from hedge_core.backtest.fast.codes import NO_TS, ORDER_RING, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
     EXIT_NONE,
     _deferrable,
@@ -185,7 +185,7 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
     last_lev_check = 0
     last_reb = NO_TS
     unfav = 0
-    order_t = np.full(64, NO_TS)
+    order_t = np.full(ORDER_RING, NO_TS)
     n_ord = 0
     # the two paper venues (for refusals and their wallets)
     qa = 0.0; ea = 0.0; ma = 0.0

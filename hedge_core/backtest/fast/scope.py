@@ -8,7 +8,7 @@ backtester (:func:`~hedge_core.backtest.fast.run_fast_or_event` does that by its
 from __future__ import annotations
 
 from hedge_core.analytics.risk import brackets_for
-from hedge_core.backtest.fast.codes import DEFERS_EXITS, KERNELS
+from hedge_core.backtest.fast.codes import DEFERS_EXITS, KERNELS, ORDER_RING
 from hedge_core.engine.strategies import strategy_for
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.errors import HedgeError, InvalidInput
@@ -80,6 +80,8 @@ def check_supported(params: StrategyParamsBase, paper: PaperConfig, perp_symbol:
         why.append("guards.daily_loss_limit")
     if g.heartbeat_timeout_s is not None:
         why.append("guards.heartbeat_timeout_s")
+    if g.max_orders_per_minute > ORDER_RING:
+        why.append(f"guards.max_orders_per_minute above {ORDER_RING} (the kernels count the last {ORDER_RING} orders)")
     if params.leverage.margin_mode != MarginMode.ISOLATED:
         why.append("cross margin")
     if params.leverage.target_vol is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from hedge_core import money
-from hedge_core.backtest.fast.codes import NO_TS, Err, St, Tr
+from hedge_core.backtest.fast.codes import NO_TS, ORDER_RING, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
     MARGIN_OK,
     MARGIN_UNSURE,
@@ -98,7 +98,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
     peak = 0.0
     last_reb = NO_TS
     unfav = 0
-    order_t = np.full(64, NO_TS)
+    order_t = np.full(ORDER_RING, NO_TS)
     n_ord = 0
     # loan book (strategy_state)
     as_of = ts[0]
@@ -251,7 +251,7 @@ def voltier_kernel(ts, spot, perp, mark, perp_vol, priced, fund_rate, last_rate,
                         if _recent_orders(order_t, t) + retries + 1 > max_opm:
                             return nf, nt, Err.ORDER_RATE, i
                         for _k in range(retries + 1):
-                            order_t[n_ord % 64] = t; n_ord += 1  # a rejected order was placed: it counts
+                            order_t[n_ord % ORDER_RING] = t; n_ord += 1  # a rejected order was placed: it counts
                         state = St.COMPLETED
                         t_i[nt] = i; t_code[nt] = Tr.HEDGE_FAILED
                         nt += 1
