@@ -13,13 +13,17 @@ app: $(STAMP)
 	$(BIN)/hedge app
 
 # The whole suite on three workers for CI's 2 cores (much of it waits on runner processes, simulators and a
-# browser): ~14 min on the 2-core box (four workers are no faster); a test file stays on one worker (its fixtures).
+# browser): ~14 min on the 2-core box before the scheduling fixes of docs/testing.md (four workers are no faster);
+# a test file stays on one worker (its fixtures), and tests/conftest.py hands out the long (e2e) files first.
+# Bytecode is written even when the shell sets PYTHONDONTWRITEBYTECODE: without the cached rewritten test
+# modules every worker re-rewrites all ~340 of them at collection (~10 s of CPU each, every run).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 --dist loadfile
 
-# The fast tier for your own loop (pure logic, in-process, under a minute on 2 cores).
+# The fast tier for your own loop (pure logic, in-process): ~1,340 tests, under a minute on 2 quiet cores
+# once the bytecode caches exist (the first run writes them).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m unit -q -n 2 -p no:cacheprovider
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -m unit -q -n 2 -p no:cacheprovider
 
 install: $(STAMP)
 

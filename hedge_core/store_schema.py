@@ -103,6 +103,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             hedge_id VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, pnl DOUBLE, peak_pnl DOUBLE, max_drawdown DOUBLE,
             closed_pnl DOUBLE)""",
     ]),
+    (8, "exit_marks: the daily-loss guard's day (UTC 'YYYY-MM-DD') and the hedge's PnL at its start, journaled "
+        "when the day rolls: recovery on the same UTC day puts them back, so the guard and day_pnl count the "
+        "day's losses from before the restart (runner.exit_marks)", [
+        "ALTER TABLE exit_marks ADD COLUMN day VARCHAR",
+        "ALTER TABLE exit_marks ADD COLUMN day_start_pnl DOUBLE",
+    ]),
 ]
 
 # Natural keys of every table: upserts match on them. Column order is the table's.

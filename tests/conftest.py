@@ -17,6 +17,12 @@ os.environ.setdefault("HEDGE_DB", str(_SESSION_DIR / "default.duckdb"))
 os.environ.setdefault("HEDGE_RUNNER_HOME", str(_SESSION_DIR / "runner"))
 os.environ.setdefault("HEDGE_PARAMS_DIR", str(_SESSION_DIR / "params"))
 os.environ.setdefault("HEDGE_PANEL_AUTOSTART", "0")
+# One BLAS thread per process (set before numpy loads; subprocesses inherit it): the suite runs several
+# xdist workers, runners and kernels on 2 cores, and OpenBLAS's threads in each of them only fight over
+# those cores (tests/test_analytics_hedge_ratio.py: 6.8 s -> 3.1 s alone, more under -n 2). Results do
+# not depend on it; a developer may still set these for a run.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from hypothesis import settings as _hyp_settings
 
@@ -44,9 +50,9 @@ def shared_data() -> Path:
 # real processes, servers or browsers are e2e, files that talk to a local venue simulator or a runner
 # are integration, the rest (pure logic, in-process) are unit. `make test-fast` runs `-m unit`.
 # every test file that starts real runner processes (checked by tests/test_layout.py), and the browser tests
-E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_runner_crash_sim",
-             "test_runner_crash_paper", "test_cli_runner", "test_cli_app", "test_runner_helpers",
-             "test_runner_readers", "test_panel_pages", "test_cli_errors", "test_alerts_runner",
+E2E_FILES = {"test_browser_e2e", "test_browser_panel", "test_notebooks", "test_notebooks_fresh_clone", "test_runner_crash_sim",
+             "test_runner_crash_paper", "test_cli_runner", "test_cli_app",
+             "test_runner_readers", "test_panel_pages", "test_cli_errors",
              "test_advisor_watch", "test_browser_journey",
              "test_live_fault_matrix", "test_xvenue_runner", "test_best_entry_live_runner", "test_xvenue_live_runner", "test_runner_api",
              "test_runner_clock", "test_runner_notify", "test_runner_crash_loanbook", "test_book_runner",
@@ -82,11 +88,36 @@ def _tier(item: pytest.Item) -> str:
     return "unit"
 
 
+def pytest_configure(config):
+    """``make test`` runs ``--dist loadfile``: xdist then hands out whole files, by default the files
+    with the MOST tests first (``--loadscope-reorder``). The longest files here are the e2e ones with a
+    few tests each (one browser journey, ~1 min), so they were handed out last and ran alone at the
+    end while the other workers idled. Keep the order set below instead (longest tier first)."""
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False
+
+
+_TIER_ORDER = {"e2e": 0, "integration": 1, "unit": 2}
+
+
+def _file_rank(items: list[pytest.Item]) -> dict[str, int]:
+    """A file's rank: its slowest tier (e2e files first, then integration, then unit), so that under
+    ``--dist loadfile`` the long files start first and the many short unit files fill the tail."""
+    rank: dict[str, int] = {}
+    for item in items:
+        f = str(item.fspath)
+        r = min(_TIER_ORDER[t] for t in TIERS if t in item.keywords)
+        rank[f] = min(rank.get(f, r), r)
+    return rank
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         tier = _tier(item)
         if tier not in item.keywords:
             item.add_marker(getattr(pytest.mark, tier))
+    rank = _file_rank(items)
+    items.sort(key=lambda it: rank[str(it.fspath)])  # stable: the files' and tests' own order is kept within a rank
     if shared_data_dir() is not None:
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +44,8 @@ def _prices(n, seed, level=60_000.0, beta=1.0, noise=20.0):
 
 
 def _ols_slope(y, x):
+    import statsmodels.api as sm  # here, not at module level: ~2 s of every xdist worker's collection
+
     return sm.OLS(y, sm.add_constant(x, has_constant="add")).fit().params[1]
 
 
@@ -143,6 +144,7 @@ def test_nan_error_names_the_first_bad_timestamp():
 def test_static_ols_matches_statsmodels_and_min_variance_ratio():
     y, x = _prices(2_000, 9)
     ry, rx = returns_of(y), returns_of(x)
+    import statsmodels.api as sm  # here, not at module level: ~2 s of every xdist worker's collection
     res = sm.OLS(ry.to_numpy(), sm.add_constant(rx.to_numpy())).fit()
     o = ols_hedge(ry, rx)
     assert o.slope == pytest.approx(res.params[1], rel=1e-12)

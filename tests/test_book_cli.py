@@ -7,7 +7,8 @@ import pytest
 
 from tests.support.cli_env import hedge
 
-pytestmark = pytest.mark.timeout(240)
+# every test runs the CLI as a subprocess: integration, not the in-process fast tier
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 def _one_line(out: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
 
 from hedge_core.data.demo import DemoParams, binance_like_funding, generate_demo_market, seed_demo
 from hedge_core.data.importers import SeriesKey
@@ -53,6 +52,7 @@ def test_basis_is_mean_reverting_ou(year: dict) -> None:
     p = DemoParams()
     spot, perp = year[key("BTC/USDT", "spot")], year[key("BTC/USDT:USDT", "perp")]
     b = (perp["close"] / spot["close"] - 1).to_numpy()
+    import statsmodels.api as sm  # here, not at module level: ~2 s of every xdist worker's collection
     # AR(1) on hourly samples: phi = 2^(-1/half-life); fitted with statsmodels OLS
     fit = sm.OLS(b[1:], sm.add_constant(b[:-1])).fit()
     assert fit.params[1] == pytest.approx(2 ** (-1 / p.basis_half_life_hours), abs=0.02)

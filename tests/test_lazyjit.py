@@ -26,11 +26,15 @@ def _imported_after(code: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# runs a Python subprocess (a fresh interpreter): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_cli_entry_points_import_no_heavy_library():
     """`hedge` and `hedge backtest`'s module load without numba, statsmodels, scipy, plotly, streamlit, dask, ccxt."""
     assert _imported_after("import hedge_core.cli, hedge_core.backtest.cli, hedge_core.backtest.event") == []
 
 
+# runs a Python subprocess (a fresh interpreter): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_a_short_backtest_runs_without_numba_or_statsmodels():
     """A 10-day hourly event-driven backtest (timeline, analytics inputs, replay, KPIs) stays plain Python."""
     code = (
@@ -46,6 +50,8 @@ def test_a_short_backtest_runs_without_numba_or_statsmodels():
     assert _imported_after(code) == ["scipy"]  # scipy: the demo market generator's filter, not the backtest
 
 
+# runs a Python subprocess (a fresh interpreter): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_money_functions_are_registered_with_numba_when_it_loads():
     """A kernel calling a money formula compiles after numba is imported (the post-import hook)."""
     code = (

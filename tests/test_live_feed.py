@@ -107,3 +107,33 @@ def test_recommend_wrapper_is_unwrapped_to_its_market_data():
             with pytest.raises(InvalidInput):
                 LivePollingFeed(env.adapter, None, None, start=T0)
     asyncio.run(go())
+
+
+def test_a_settlement_published_after_its_instants_bars_were_released_still_comes_out():
+    """A venue publishes a settlement's funding row a moment after its time (exchange.settled_rate); when that is
+    later than ``settle_delay``, the bars known at the same instant have already gone out. The settlement still
+    comes out (after them: bars before funding at an instant, as the replay orders them) and is not dropped; a
+    BAR of an instant already released is still dropped."""
+    frames, funding = _market(12, seed=7)
+
+    async def go():
+        async with live_env() as env:
+            _publish(env.sim, {k: v.iloc[:8] for k, v in frames.items()}, funding.iloc[:1], T0 + 7 * H)
+            clock = {"now": T0 + 8 * H + pd.Timedelta(seconds=11)}
+            feed = LivePollingFeed(env.adapter, SPOT, PERP, "1h", start=T0, settle_delay=10.0,
+                                   now=lambda: clock["now"])
+            first = await feed.poll()
+            assert first[-1].ts == T0 + 7 * H and isinstance(first[-1], Bar)  # the bars known at 8h, no funding yet
+            assert not any(isinstance(e, FundingEvent) for e in first)
+            # the 8h settlement is published 20 s after its time
+            env.sim.settle_funding("BTCUSDT", float(funding["funding_rate"].iloc[1]),
+                                   ts_ms=int((T0 + 8 * H).value // 1_000_000))
+            clock["now"] = T0 + 8 * H + pd.Timedelta(seconds=20)
+            second = await feed.poll()
+            assert [(type(e), e.ts) for e in second] == [(FundingEvent, T0 + 8 * H)]
+            assert second[0].rate == pytest.approx(float(funding["funding_rate"].iloc[1]))
+            assert feed.late_dropped == 0
+            # a bar of the instant already acted on is still dropped (the order contract)
+            feed._next_label[(SPOT, first[0].kind)] = T0 + 7 * H
+            assert await feed.poll() == [] and feed.late_dropped == 1
+    asyncio.run(go())

@@ -138,7 +138,7 @@ def test_migrations_recorded_once(tmp_path) -> None:
     path = tmp_path / "m.duckdb"
     Store(path).close()
     s = Store(path)
-    assert s.schema_version() == 7  # 5: loan_events, 6: exit_marks, 7: book_marks
+    assert s.schema_version() == 8  # 5: loan_events, 6: exit_marks, 7: book_marks, 8: exit_marks.day
     s.close()
 
 
@@ -157,8 +157,9 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path) -> None:
     con.execute("INSERT INTO orders (hedge_id, client_order_id, qty) VALUES ('h', 'c1', 0.5)")
     con.close()
     with Store(path) as s:
-        assert s.schema_version() == 7
+        assert s.schema_version() == 8
         assert len(s.read_table("book_marks")) == 0  # migration 7
+        assert {"day", "day_start_pnl"} <= set(s.read_table("exit_marks").columns)  # migration 8
         assert len(s.read_table("loan_events")) == 0  # migration 5: the table exists, empty
         assert len(s.read_table("exit_marks")) == 0  # migration 6
         o = s.read_table("orders", hedge_id="h")

@@ -94,6 +94,8 @@ def test_grid_and_random_points():
     assert all(1e-5 <= p["min_funding_rate"] <= 1e-3 and isinstance(p["notional"], int) for p in r1)
 
 
+# starts processes (a pool of sweep workers): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_backends_agree_and_progress_is_reported():
     grid = {"min_funding_rate": [0.0001, 0.0002, 0.0003, 0.001], "rebalance.drift_threshold": [0.05, 0.1, 0.2]}
     seen = []
@@ -143,6 +145,8 @@ def test_walk_forward_folds(demo_market):
         walk_forward(BASE, grid, demo_market, train="50D", test="30D", workers=0)
 
 
+# starts processes (a pool of sweep workers): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_pool_from_a_threaded_process_uses_the_initializer():
     import threading
 
@@ -166,6 +170,8 @@ def pid_evaluate(params, payload):
     return {"pid": float(os.getpid()), "v": params.min_funding_rate + payload[0]}
 
 
+# starts processes (a pool of sweep workers): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_workers_are_kept_for_the_same_payload_and_replaced_otherwise():
     import os
     import signal
@@ -192,6 +198,8 @@ def test_workers_are_kept_for_the_same_payload_and_replaced_otherwise():
     assert sweep._POOL == {}
 
 
+# starts processes (a pool of sweep workers): integration, not the in-process fast tier
+@pytest.mark.integration
 def test_concurrent_sweeps_from_threads_each_get_their_own_results():
     """Panel sessions are threads of one process: two sweeps at once (different payloads) must not
     tear down each other's kept workers; each returns its own payload's values."""

@@ -40,6 +40,7 @@ import asyncio
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -177,6 +178,12 @@ class BookMonitor:
         self.peak, self.max_drawdown = max(self.peak, book.pnl), book.max_drawdown
         self._journal_marks(book.pnl)
         verdicts = {v.key: v for v in check_book(book, lim)}
+        if getattr(self.sup, "recovering", False):
+            # the supervisor is bringing its hedges back (recover_all): this book is a part of it, never grounds to
+            # flatten. A limit set to flatten fires as block_entries now; the first refresh after the recovery
+            # judges the whole book and, still firing, flattens (the new-action rule below)
+            verdicts = {k: replace(v, action="block_entries") if v.action == "flatten" else v
+                        for k, v in verdicts.items()}
         ts = wall_now()
         for key, v in verdicts.items():
             was = self.firing.get(key)

@@ -11,7 +11,8 @@ client order id is in the request, so a restart can look it up instead of re-sen
 ``on_guard(hedge_id, GuardFired)``; ``on_alert(hedge_id, Alert)``; ``on_loan(hedge_id, (before,
 after))`` when a loan book's loan or cycle target changed in a step, before that step's actions;
 ``on_exit_marks(hedge_id, ctx)`` when a step changed the cycle memory the exit rules read
-(:data:`EXIT_MARK_FIELDS`: a new peak PnL, a new entry), before that step's actions.
+(:data:`EXIT_MARK_FIELDS`: a new peak PnL, a new entry) or the daily-loss guard's day rolled
+(:data:`DAY_FIELDS`), before that step's actions.
 
 Where fills come from (principle 8, "the venue's records are the truth"):
 
@@ -164,6 +165,11 @@ Hook = Callable[[str, Any], None]
 #: (journaled by the runner: runner.exit_marks)
 EXIT_MARK_FIELDS = ("pnl_at_entry", "peak_pnl", "entry_notional", "entered_at", "profit_target",
                     "unfavourable_funding")
+#: The daily-loss guard's day and the hedge's PnL at its start (set when the UTC day rolls): journaled with the
+#: exit marks, so a restart on the same day counts the day's earlier losses (runner.exit_marks)
+DAY_FIELDS = ("day", "day_start_pnl")
+#: Every field whose change calls the ``on_exit_marks`` hook
+MARK_HOOK_FIELDS = EXIT_MARK_FIELDS + DAY_FIELDS
 
 #: Retry policy of settings calls (leverage, margin mode); frozen, so safe as a shared default.
 SETTINGS_RETRY = RetryPolicy(max_attempts=3, seed=0)
@@ -181,8 +187,8 @@ class DriverHooks:
     #: a loan book's memory changed in a step (``ctx.loan``, ``target_ratio`` or ``profit_target``);
     #: payload ``(context before, context after)``, called BEFORE the step's actions are executed
     on_loan: Hook | None = None
-    #: the exit rules' cycle memory changed in a step (:data:`EXIT_MARK_FIELDS`); payload: the context after,
-    #: called BEFORE the step's actions are executed
+    #: the exit rules' cycle memory or the daily-loss guard's day changed in a step (:data:`MARK_HOOK_FIELDS`);
+    #: payload: the context after, called BEFORE the step's actions are executed
     on_exit_marks: Hook | None = None
 
 
@@ -256,7 +262,7 @@ class HedgeDriver:
                     or self.ctx.profit_target != prev.profit_target):
                 self._hook("on_loan", (prev, self.ctx))  # persist the loan before acting on the step
             if self.hooks.on_exit_marks is not None and any(
-                    getattr(prev, f) != getattr(self.ctx, f) for f in EXIT_MARK_FIELDS):
+                    getattr(prev, f) != getattr(self.ctx, f) for f in MARK_HOOK_FIELDS):
                 self._hook("on_exit_marks", self.ctx)
             self.actions.extend(actions)
             for a in actions:  # answers carry the hedge's clock (a late-stamped event never moves it back)

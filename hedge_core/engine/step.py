@@ -78,7 +78,7 @@ from hedge_core.errors import InvalidInput
 from hedge_core.params.models import StrategyParamsBase
 from hedge_core.types import MarketKind, OrderRequest, OrderType, Side, client_order_id
 
-__all__ = ["order_needs", "perp_target", "step"]
+__all__ = ["day_of", "order_needs", "perp_target", "step"]
 
 _SEEN_TRADES_KEPT = 512
 _NS_PER_DAY = 86_400_000_000_000
@@ -231,6 +231,12 @@ def _day_of(ts: pd.Timestamp) -> str:
     if tz is _UTC or (tz is not None and ts.utcoffset() == _ZERO):
         return _utc_day(ts.value // _NS_PER_DAY)
     return ts.strftime("%Y-%m-%d")
+
+
+def day_of(ts: pd.Timestamp) -> str:
+    """The daily-loss guard's day of ``ts`` (``'YYYY-MM-DD'``, the UTC day of a UTC timestamp): the day
+    ``HedgeContext.day`` holds (the runner's recovery compares a journaled day with it: runner.exit_marks)."""
+    return _day_of(ts)
 
 
 @lru_cache(maxsize=64)

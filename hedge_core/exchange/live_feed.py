@@ -9,11 +9,13 @@ needed; errors translated and temporary ones retried there) and yields the same
 - events of one instant are held until ``settle_delay`` has passed after it, so a bar published
   a little late still comes out before the funding of the same instant (bars before funding,
   spot < perp < mark, see :func:`~hedge_core.exchange.feeds.event_order_key`);
-- an event that shows up after later instants were already emitted is dropped and counted in
-  :attr:`LivePollingFeed.late_dropped` (the order contract wins; the store backfill keeps it);
+- a bar that shows up after its instant was emitted, or a settlement after a later instant was, is dropped and
+  counted in :attr:`LivePollingFeed.late_dropped` (the order contract wins; the store backfill keeps it); a
+  settlement published after its own instant's bars went out (later than ``settle_delay``) still comes out, after
+  them (bars before funding at an instant, as in the replay);
 - the events released by one round are yielded as one batch, :attr:`LivePollingFeed.batch_left` counting
-  those still to come (0 at the batch's last event): an instant never spans two batches, so a consumer may act
-  on the last instant of a batch without waiting for the next event (the runner does: one bar earlier than
+  those still to come (0 at the batch's last event): the bars of an instant never span two batches, so a consumer
+  may act on the last instant of a batch without waiting for the next event (the runner does: one bar earlier than
   waiting for the next bar);
 - gaps are not filled.
 
@@ -103,9 +105,10 @@ class LivePollingFeed:
         self._pending: dict[tuple, MarketEvent] = {}
         self.watermark: pd.Timestamp | None = None  # known instant of the last emitted event
         self.late_dropped = 0
-        # events still to come of the batch being yielded: 0 at a batch's last event. Every event of an instant is
+        # events still to come of the batch being yielded: 0 at a batch's last event. Every BAR of an instant is
         # released in ONE batch (a late one is dropped, never released after its instant), so at 0 the instants
-        # yielded are complete and the consumer may act on them at once (HedgeTask.run flushes its market builder)
+        # yielded are complete and the consumer may act on them at once (HedgeTask.run flushes its market builder);
+        # only a settlement at the last instant may follow in a later batch (after the bars, as in the replay)
         self.batch_left = 0
         self._closed = False
 
@@ -172,9 +175,14 @@ class LivePollingFeed:
         return ready
 
     def _stage(self, e: MarketEvent) -> None:
-        if self.watermark is not None and known_at(e) <= self.watermark:
+        # late: a bar of an instant already released (the consumer acted on it), or a settlement of an instant
+        # before the last one released. A settlement AT the last instant released still comes out: after that
+        # instant's bars, as the replay orders them (bars before funding); a venue publishes a settlement's row a
+        # moment after its time, which may be later than settle_delay (dropped, a settlement was lost for good)
+        if self.watermark is not None and (known_at(e) < self.watermark or (
+                known_at(e) == self.watermark and not isinstance(e, FundingEvent))):
             self.late_dropped += 1
-            log.warning("live feed: %s %s at %s arrived after later events were emitted; dropped",
+            log.warning("live feed: %s %s at %s arrived after its instant or a later one was emitted; dropped",
                         type(e).__name__, e.symbol, e.ts)
             return
         self._pending[_key(e)] = e

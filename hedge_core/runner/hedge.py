@@ -367,8 +367,9 @@ class HedgeTask(HedgeRecoveryMixin, VenueRecordsMixin, HedgeStatusMixin):
                         await self.raw_adapter.apply(ev)
                     mb.add_bar(ev)
                     if getattr(self.feed, "batch_left", None) == 0:
-                        # a live feed's batch ends here and no later event of this instant can come (a live
-                        # feed drops it): act at the bar's close, not when the next bar arrives an interval later
+                        # a live feed's batch ends here and no later bar of this instant can come (a live feed
+                        # drops it; a late settlement of it may, handled below after these bars, as in the replay):
+                        # act at the bar's close, not when the next bar arrives an interval later
                         mu = mb.take(self.inputs)
                         if mu is not None:
                             await self._market(mu)

@@ -24,7 +24,7 @@ from hedge_core.errors import ExchangeError, InvalidInput
 from hedge_core.exchange.costs import cost_mismatch, of_adapter, resolve_costs
 from hedge_core.exchange.routed import RoutedAdapter
 from hedge_core.exchange.routed_pair import PerpPairAdapter
-from hedge_core.runner.exit_marks import marks_row, restore_marks
+from hedge_core.runner.exit_marks import marks_row, restore_day, restore_marks
 from hedge_core.runner.killpoints import kill_point
 from hedge_core.runner.journal import wall_now
 from hedge_core.runner.loan_journal import loan_event, loan_from_row, loan_origin, loan_row, reserve_row
@@ -284,7 +284,10 @@ class HedgeRecoveryMixin:
         ctx = rebuild_context(ctx0, fills, funding, coids, state, prices, ts, refs=refs)
         ctx = await self._restore_roll(ctx, fills, funding, rows)  # the leg by contract; a half-done calendar roll
         # the exit rules' cycle memory (peak PnL, PnL at entry, ...) is not in the fills: its journal rows
-        ctx = restore_marks(ctx, self.journal.exit_mark_rows(self.hedge_id))
+        marks = self.journal.exit_mark_rows(self.hedge_id)
+        ctx = restore_marks(ctx, marks)
+        # the daily-loss guard's day: the journaled day start on the same UTC day, else a new day at the recovered PnL
+        ctx = restore_day(ctx, marks, ts)
         self.journal.exit_marks(self.hedge_id, marks_row(ctx, "recovered", ts))
         if last_loan is not None:
             if not ctx.is_flat:  # the cycle's own target ratio and profit target, as journaled

@@ -109,13 +109,17 @@ class HedgeStatusMixin:
         def num(x: Any) -> float | None:
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
+        # day_pnl: None (unknown) while the hedge has no day start: a recovered hedge gets the journaled one on the
+        # same UTC day, or a new day at its recovered PnL on a later one (runner.exit_marks.restore_day); none is
+        # known only when nothing journaled a day (then its WHOLE PnL would count: the book's daily_loss limit and
+        # the risk advisor would take earlier days' losses for today's) until its first market update
         out: dict[str, Any] = {
             "delta": num(c.delta), "target_ratio": num(c.target_ratio), "drift": num(c.drift),
             "price_pnl": num(c.spot.realized + c.spot.unrealized + c.perp.realized + c.perp.unrealized),
             "fees": num(c.spot.fees + c.perp.fees), "interest": num(c.spot.interest + c.perp.interest),
             "spot_price": num(c.spot_price), "perp_price": num(c.perp_price), "mark_price": num(c.mark_price),
             "spot_entry": num(c.spot.avg_entry), "perp_entry": num(c.perp.avg_entry), "leverage": num(c.leverage),
-            "funding_rate": num(c.last_funding_rate), "day_pnl": num(c.pnl - c.day_start_pnl),
+            "funding_rate": num(c.last_funding_rate), "day_pnl": num(c.pnl - c.day_start_pnl) if c.day else None,
             "daily_loss_limit": num(getattr(self.params.guards, "daily_loss_limit", None)),
             "liq_distance_reduce": num(self.params.guards.liq_distance_reduce),
             "liq_distance_close": num(self.params.guards.liq_distance_close),

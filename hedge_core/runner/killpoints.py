@@ -9,8 +9,8 @@ matching leg and purpose (``*`` or empty matches anything). Points:
 - ``fill_journaled``: a fill was written to the journal (``:perp:hedge`` after the first perp
   fill; use with a partially filling venue for "perp partially filled");
 - ``transition``: a state transition was journaled (leg = the new state);
-- ``exit_marks_journaled``: a step changed the exit rules' cycle memory (a new peak PnL, a new entry) and
-  it was journaled (``runner.exit_marks``); ``#n`` counts those rows;
+- ``exit_marks_journaled``: a step changed the exit rules' cycle memory (a new peak PnL, a new entry) or the
+  daily-loss guard's day rolled, and it was journaled (``runner.exit_marks``); ``#n`` counts those rows;
 - ``perp_venue_chosen``: a flat hedge (paper replay, live, recommend) moved its perp leg to the venue best at
   entry and journaled it, the running hedge has not moved yet (leg = the new venue; ``runner.best_entry``,
   ``runner.best_entry_live``).

@@ -106,6 +106,7 @@ class Supervisor:
         self.loop_tick = time.monotonic()
         self.started = wall_now()
         self.stopping = False
+        self.recovering = False  # recover_all is bringing hedges back: the book is a part (book.monitor)
         self.snapshots_taken = 0
         self._snap_writes = -1
         self._snap_taken: pd.Timestamp | None = None
@@ -564,7 +565,16 @@ class Supervisor:
 
     async def recover_all(self) -> list[dict[str, Any]]:
         """Reconcile and resume/flatten every hedge the journal says is not finished, then restore the book's
-        drawdown marks (:meth:`hedge_core.book.monitor.BookMonitor.restore`)."""
+        drawdown marks (:meth:`hedge_core.book.monitor.BookMonitor.restore`). Meanwhile :attr:`recovering` is True:
+        the book holds only the hedges recovered so far, and a book guard's flatten waits for the whole book."""
+        self.recovering = True
+        try:
+            return await self._recover_all()
+        finally:
+            self.recovering = False
+
+    async def _recover_all(self) -> list[dict[str, Any]]:
+        """:meth:`recover_all` itself."""
         replayed = self.journal.replay_wal()  # rows a killed runner appended but never flushed
         if replayed:
             log_event(log, "journal WAL replayed", rows=replayed)

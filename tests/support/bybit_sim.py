@@ -118,6 +118,10 @@ class BybitSim:
         self.instrument_rows: dict[str, list[dict[str, Any]]] = {"spot": [dict(_SPOT_BTC)], "linear": [dict(_LINEAR_BTC)]}
         self.risk_limits: list[dict[str, Any]] = [dict(r) for r in _RISK_BTC]
         self.delivery: dict[str, int] = {}  # dated futures listed by list_future: symbol -> deliveryTime (ms)
+        # a dated future is Delivering from this long before its deliveryTime (start_delivering; None: only when a
+        # test calls it). Bybit's help center ("Index Price (Inverse Futures Contract)", bybitHC_Article?id=000001076):
+        # from 07:30:00 to 08:00:00 UTC, "30 mins before settlement time", the settlement price is the average index
+        self.delivering_window_ms: int | None = 30 * 60_000
 
     # ---- control hooks
     def set_price(self, symbol: str, price: float, mark: float | None = None) -> None:
@@ -152,6 +156,33 @@ class BybitSim:
         self.delivery[sid] = int(delivery_ms)
         self.set_price(sid, price)
         return sid
+
+    def _delivery_windows(self) -> None:
+        """Every Trading dated future within ``delivering_window_ms`` of its deliveryTime becomes Delivering."""
+        if self.delivering_window_ms is None:
+            return
+        now = self.now_ms()
+        for sym, t in self.delivery.items():
+            row = next((r for r in self.instrument_rows["linear"] if r["symbol"] == sym), None)
+            if row is not None and row.get("status") == "Trading" and now >= t - self.delivering_window_ms:
+                row["status"] = "Delivering"
+
+    def start_delivering(self, symbol: str) -> None:
+        """The dated future ``symbol`` enters its delivery window: its instrument ``status`` Trading -> Delivering
+        (v5 "Get Instruments Info", https://bybit-exchange.github.io/docs/v5/market/instrument, ``status``: "PreLaunch,
+        Trading, Delivering, Closed"; the API explorer adds Settling), until :meth:`deliver` makes it Closed. Called
+        by a test, or by the simulator itself ``delivering_window_ms`` before the deliveryTime (30 minutes: Bybit's
+        help center settles a future at the average index of the last 30 minutes; the v5 API docs name no status
+        window). Then, as on the venue: instruments-info without a
+        ``status`` omits it (by default "Trading" symbols only; ccxt's markets lose it on a reload), with
+        ``status=Delivering`` (or its ``symbol``) answers it; orders on it are refused; ``/v5/position/list`` still
+        answers its position by symbol ("Get Position Info", https://bybit-exchange.github.io/docs/v5/position:
+        "If symbol passed, it returns data regardless of having position or not"); its ticker still answers
+        (mark and index)."""
+        row = next((r for r in self.instrument_rows["linear"] if r["symbol"] == symbol), None)
+        if row is None or symbol not in self.delivery or row.get("status") != "Trading":
+            raise ValueError(f"start_delivering: {symbol!r} is not a Trading dated future of this simulator")
+        row["status"] = "Delivering"
 
     def inject(self, pattern: str, *, count: int = 1, code: int = 10006, msg: str = "Too many visits!",
                status: int = 200, hang_after: float = 0.0) -> None:
@@ -361,6 +392,7 @@ class BybitSim:
         # ``status`` filters by symbol status; without it (and without a symbol) the venue answers the Trading
         # symbols only ("Get Instruments Info": "status: Symbol status filter ... by default returns only Trading
         # symbols"), so ccxt's second call (status=PreLaunch) answers none of ours
+        self._delivery_windows()
         cat = p.get("category")
         status = p.get("status") or ("Trading" if "symbol" not in p else None)
         rows = [r for r in self.instrument_rows.get(cat or "", []) if p.get("symbol") in (None, r["symbol"])
@@ -417,8 +449,11 @@ class BybitSim:
     # ---- orders
     def _create(self, p: dict[str, Any]) -> dict[str, Any]:
         cat, sym = p["category"], p["symbol"]
-        if any(r["symbol"] == sym and r.get("status") == "Closed" for r in self.instrument_rows.get(cat, [])):
-            raise BybitError(10001, "params error: symbol invalid")  # delivered (deliver): no longer traded
+        self._delivery_windows()
+        if any(r["symbol"] == sym and r.get("status") in ("Delivering", "Closed")
+               for r in self.instrument_rows.get(cat, [])):
+            # delivering (start_delivering) or delivered (deliver): no longer traded
+            raise BybitError(10001, "params error: symbol invalid")
         link = p.get("orderLinkId") or ""
         if link and any(o.link_id == link for o in self.orders.values()):
             raise BybitError(110072, "OrderLinkedID is duplicate")
@@ -584,6 +619,8 @@ class BybitSim:
                           "totalInitialMargin": _fmt(im), "totalMaintenanceMargin": "0", "coin": coins}]}
 
     def _position_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        # by symbol whatever the instrument's status (Trading, Delivering, Closed: see start_delivering); a symbol
+        # never held answers no row here
         rows = []
         for sym, (amt, entry) in self.positions.items():
             if "symbol" in p and p["symbol"] != sym:

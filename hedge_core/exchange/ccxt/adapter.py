@@ -324,7 +324,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         await self._ensure_markets()
-        self._instrument(symbol)
+        self._readable(symbol)  # a Bybit future in delivery: read by its venue id
         async def ticker_and_envelope() -> tuple[dict[str, Any], Any]:
             got = await self._ex.fetch_ticker(symbol)
             return got, self._ex.last_json_response  # read before any other task can run: no await between
@@ -403,7 +403,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
         """Open perp positions; flat ones omitted. ``qty`` is signed base (+ long / - short)."""
         await self._ensure_markets()
         for s in symbols or []:
-            self._instrument(s)
+            self._readable(s)  # a Bybit future in delivery: its position read by its venue id
         params = dict(self.config.positions_params)
         raw = await self._call("fetch_positions", lambda: self._ex.fetch_positions(symbols, dict(params)))
         account_mode = None
@@ -654,7 +654,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
         """Open orders of one symbol, or of every spot and perp market when ``symbol`` is None."""
         await self._ensure_markets()
         if symbol is not None:
-            self._instrument(symbol)
+            self._readable(symbol)
             raw = await self._call("fetch_open_orders", lambda: self._ex.fetch_open_orders(
                 symbol, None, None, self._market_params(symbol)))
             return [self._to_order(o) for o in raw]
@@ -670,7 +670,7 @@ class CcxtLiveAdapter(AccountSettingsMixin, FundingMixin, DeliveryMixin):
         ``since`` (the venue's pages and windows walked, :meth:`_trade_records`); without ``since`` the venue's
         default page."""
         await self._ensure_markets()
-        self._instrument(symbol)
+        self._readable(symbol)
         raw = await self._trade_records(symbol, _ms(since))
         cs = self._cs(symbol)
         out = []
