@@ -159,49 +159,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(line)
 
 
-# Clean-up guard (docs/testing.md): a test that built an in-process runner Supervisor must leave it stopped (no
-# background loop or watchdog running) and its journal's WAL segment closed: in a full run one worker runs many
-# files in one process, and what a test leaves open leaks into the next ones. Cheap: a list of this test's
-# Supervisors, filled by a wrapped __init__; strong references, so the check never depends on the collector.
-_SUPERVISORS: list = []
-
-
-def _track_supervisors() -> None:
-    from hedge_core.runner import supervisor as _sup
-
-    init = _sup.Supervisor.__init__
-    if getattr(init, "_tracked", False):
-        return
-
-    def tracked(self, *a, **kw):
-        init(self, *a, **kw)
-        _SUPERVISORS.append(self)
-
-    tracked._tracked = True
-    _sup.Supervisor.__init__ = tracked
-
-
-def _left_open(sup) -> list[str]:
-    out = []
-    if sup.journal._wal is not None:
-        out.append(f"its journal's WAL segment open ({sup.journal._wal.name}): Supervisor.shutdown or journal.close()")
-    if [t for t in sup._bg if not t.done()] or (sup._watchdog is not None and sup._watchdog.is_alive()
-                                                 and not sup.stopping):
-        out.append("its background loops or watchdog running: await Supervisor.shutdown()")
-    return out
-
-
+# Clean-up guard (docs/testing.md, tests/support/cleanup.py): a test that built an in-process runner Supervisor
+# fails at teardown if it left the Supervisor's journal WAL open or its background loops running.
 @pytest.fixture(autouse=True)
 def _supervisors_cleaned_up():
-    _track_supervisors()
-    _SUPERVISORS.clear()
+    from tests.support import cleanup
+
+    cleanup.track_supervisors()
+    cleanup.SUPERVISORS.clear()
     yield
-    sups, left = list(_SUPERVISORS), []
-    _SUPERVISORS.clear()
-    for s in sups:
-        left += [f"Supervisor({s.home}): {w}" for w in _left_open(s)]
-        if s.journal._wal is not None:
-            s.journal._close_segment()  # so the leak does not reach the next tests
-        s.stopping = True
+    left = cleanup.release_supervisors()
     if left:
         pytest.fail("a test left its runner open:\n" + "\n".join(left), pytrace=False)
