@@ -72,3 +72,48 @@ def test_the_clean_up_guard_names_what_a_supervisor_left_open_and_nothing_after_
         assert cleanup.left_open(sup) == []
 
     asyncio.run(go())
+
+
+def test_a_journal_whose_flush_fails_at_close_still_closes_its_segment_and_keeps_its_rows(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journal.close when the store refuses the flush: the error is raised, the WAL segment's file is closed
+    anyway (before, it stayed open until the journal was collected) and its row is replayed by the next journal."""
+    from hedge_core.runner.journal import Journal
+
+    j = Journal(store, tmp_path / "wal")
+    j.transition("w1", {"ts": START, "from_state": None, "to_state": "ANALYZING_MARKET", "trigger_name": "START",
+                        "reason": "test"})
+    seg = j._wal
+
+    def refused(*_a: object, **_kw: object) -> None:
+        raise OSError("disk full (test)")
+
+    monkeypatch.setattr(store, "write_table", refused)
+    with pytest.raises(OSError, match="disk full"):
+        j.close()
+    assert seg.closed and j._wal is None
+    monkeypatch.undo()
+    assert Journal(store, tmp_path / "wal").replay_wal() == 1
+    assert list(store.read_table("transitions", hedge_id="w1")["trigger_name"]) == ["START"]
+
+
+def test_a_failed_final_snapshot_is_logged_and_the_journal_is_closed_all_the_same(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The snapshot at shutdown fails (before: the error left shutdown before the journal was closed, its WAL
+    segment open): shutdown logs it, closes the journal and returns; the journaled rows are in the store."""
+    async def go() -> None:
+        sup = Supervisor(store, tmp_path / "home", dms_timeout_s=600.0, snapshot_dir=tmp_path / "snap")
+        await sup.start_hedge(request("f1"))
+        assert sup.journal._wal is not None
+
+        def broken(force: bool = False) -> None:
+            raise OSError("snapshot directory gone (test)")
+
+        sup.snapshot = broken  # type: ignore[method-assign]
+        with caplog.at_level("ERROR"):
+            await sup.shutdown(flatten=False)
+        assert sup.journal._wal is None
+        assert any("final journal flush or snapshot failed" in r.getMessage() for r in caplog.records)
+        assert "f1" in set(store.read_table("hedge_runs")["hedge_id"])
+
+    asyncio.run(go())

@@ -682,9 +682,13 @@ class Supervisor:
         wd_deadline = time.monotonic() + 2.0  # the watchdog sees ``stopping`` within its 0.5 s sleep
         while self._watchdog is not None and self._watchdog.is_alive() and time.monotonic() < wd_deadline:
             await asyncio.sleep(0.02)  # not join(): the loop keeps serving while it ends
-        self.journal.flush()
-        self.snapshot(force=True)
-        self.journal.close()
+        try:
+            self.journal.flush()
+            self.snapshot(force=True)
+        except Exception as exc:  # noqa: BLE001 - logged; the journal is still closed (its WAL keeps unflushed rows)
+            log_event(log, "final journal flush or snapshot failed", level=logging.ERROR, error=str(exc))
+        finally:
+            self.journal.close()
         log_event(log, "runner stopped")
 
 
