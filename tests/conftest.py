@@ -157,3 +157,17 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("live fault matrix (cell: holding | FAILED | n/a)")
     for line in fm.render():
         terminalreporter.write_line(line)
+
+
+# Clean-up guard (docs/testing.md, tests/support/cleanup.py): a test that built an in-process runner Supervisor
+# fails at teardown if it left the Supervisor's journal WAL open or its background loops running.
+@pytest.fixture(autouse=True)
+def _supervisors_cleaned_up():
+    from tests.support import cleanup
+
+    cleanup.track_supervisors()
+    cleanup.SUPERVISORS.clear()
+    yield
+    left = cleanup.release_supervisors()
+    if left:
+        pytest.fail("a test left its runner open:\n" + "\n".join(left), pytrace=False)

@@ -133,6 +133,7 @@ def test_a_hedge_without_a_best_choice_or_not_flat_never_rechooses(store: Store,
         assert await best_entry.before_entry(h, MarketUpdate(START, 40_000.0, 40_000.0)) is None
         mu = MarketUpdate(START, 40_000.0, math.nan)
         assert mu.perp != mu.perp  # NaN price: nothing to size, nothing chosen
+        await sup.shutdown(flatten=False)  # its journal closed (tests/conftest.py checks)
 
     asyncio.run(go())
 

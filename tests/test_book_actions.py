@@ -87,8 +87,11 @@ def test_the_default_action_trades_nothing_and_flatten_flattens_the_hedges_conce
 def test_the_book_drawdown_is_journaled_and_restored_over_a_restart(store: Store, tmp_path: Path) -> None:
     home = tmp_path / "home"
 
+    crashed: list[Supervisor] = []
+
     async def first() -> dict[str, float]:
         sup = Supervisor(store, home, dms_timeout_s=600.0)
+        crashed.append(sup)
         assert await sup.recover_all() == []  # nothing to recover: the (empty) marks restored, journaling on
         await _two_hedges_in_positions(sup)
         sup.book.refresh()
@@ -117,4 +120,5 @@ def test_the_book_drawdown_is_journaled_and_restored_over_a_restart(store: Store
         await sup.shutdown(flatten=False)
 
     before = asyncio.run(first())
+    crashed[0].journal._close_segment()  # as the killed process's exit would: its WAL file closed, not flushed
     asyncio.run(second(before))

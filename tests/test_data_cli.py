@@ -106,15 +106,15 @@ def test_download_also_stores_the_instruments(tmp_path: Path, monkeypatch: pytes
     from hedge_core.exchange.governor import RateGovernor
     from tests.support.binance_sim import HOSTS
     from tests.support.live_env import TEST_KEY, TEST_SECRET
-    from tests.support.redirect import redirect_session
+    from tests.support.redirect import sim_adapter
     from tests.support.sim_thread import SimThread
 
     th = SimThread()
     try:
-        def adapter(venue: str) -> CcxtLiveAdapter:
-            session = redirect_session({h: th.server.port for h in HOSTS}, th.server.client_ssl)
-            return CcxtLiveAdapter(venue, Credentials(venue, TEST_KEY, TEST_SECRET, source="test"), session=session,
-                                   enable_rate_limit=False, governor=RateGovernor(venue, "dl-test"))
+        def adapter(venue: str) -> CcxtLiveAdapter:  # its own redirect session, closed with it
+            return sim_adapter(venue, Credentials(venue, TEST_KEY, TEST_SECRET, source="test"),
+                               {h: th.server.port for h in HOSTS}, th.server.client_ssl, enable_rate_limit=False,
+                               governor=RateGovernor(venue, "dl-test"))
 
         monkeypatch.setattr(dl, "make_exchange", lambda venue: FakeExchange(NOW))
         monkeypatch.setattr(iv, "_default_adapter", adapter)

@@ -149,20 +149,19 @@ def test_bybit_tiers_that_contradict_continuity_are_refused_naming_the_symbol():
 def test_store_venue_instruments_writes_the_rows_with_the_read_date(tmp_path):
     """The synchronous entry point of ``hedge data instruments``: its own event loop, the simulator on
     another thread's loop, real ccxt in between."""
-    from hedge_core.exchange.ccxt.adapter import CcxtLiveAdapter
     from hedge_core.exchange.credentials import Credentials
     from hedge_core.exchange.governor import RateGovernor
+    from tests.support.redirect import sim_adapter
     from tests.support.sim_thread import SimThread
 
     th = SimThread()
     th.sim.markets = _binance_sim().markets
     th.sim.symbol_brackets["SOLUSDT"] = SOL_BRACKETS
     try:
-        def make():
-            session = redirect_session({h: th.server.port for h in HOSTS}, th.server.client_ssl)
-            return CcxtLiveAdapter("binance", Credentials("binance", TEST_KEY, TEST_SECRET, source="test"),
-                                   session=session, enable_rate_limit=False,
-                                   governor=RateGovernor("binance", "store-test"))
+        def make():  # its own redirect session, closed with it (the store closes the adapter it made)
+            return sim_adapter("binance", Credentials("binance", TEST_KEY, TEST_SECRET, source="test"),
+                               {h: th.server.port for h in HOSTS}, th.server.client_ssl, enable_rate_limit=False,
+                               governor=RateGovernor("binance", "store-test"))
 
         with Store(tmp_path / "i.duckdb") as st:
             got = store_venue_instruments(st, "binance", ["SOL"], make_adapter=make, now=T0)

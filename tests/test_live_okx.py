@@ -433,6 +433,7 @@ def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
     from hedge_core.store import Store
     from tests.support.binance_sim import SimServer
     from tests.support.live_env import test_ca
+    from tests.support.loop_thread import stop_loop_thread
     from tests.support.okx_sim import HOSTS
     from tests.support.redirect import sim_adapter
 
@@ -456,8 +457,5 @@ def test_hedge_data_instruments_stores_okx_brackets(tmp_path):
             assert ada == got.instruments[0] and [b.notional_cap for b in ada.brackets] == [
                 25_000.0, 50_000.0, 300_000.0, 600_000.0]
             assert set(st.instruments_table()["source"]) == {"okx load_markets + fetch_leverage_tiers"}
-    finally:
-        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        th.join(10)
-        loop.close()
+    finally:  # the server closed, the loop's leftover tasks awaited, the loop closed
+        stop_loop_thread(loop, th, lambda: server.__aexit__(None, None, None))

@@ -155,6 +155,7 @@ def test_a_perp_answer_lost_in_a_crash_is_reconciled_at_each_venue_on_restart(tm
                 assert task2.driver.ctx.perp.qty == pytest.approx(tv.perp_sim.positions["BTCUSDT"][0], abs=1e-12)
                 assert abs(task2.driver.ctx.delta) <= 0.001
             finally:
+                sup.journal.close()
                 store.close()
     asyncio.run(go())
 

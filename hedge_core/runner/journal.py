@@ -142,10 +142,14 @@ class Journal:
         return n
 
     def close(self) -> None:
-        """Flush, and close the WAL segment (the runner's shutdown; a later write opens a new one)."""
-        self.flush()
-        if self._wal is not None:
-            self._close_segment()
+        """Flush, and close the WAL segment (the runner's shutdown; a later write opens a new one). A flush that
+        fails (the store refusing the write) is raised after the segment is closed: its rows stay in the segment
+        file for the next runner's :meth:`replay_wal`, and no file handle is left open."""
+        try:
+            self.flush()
+        finally:
+            if self._wal is not None:
+                self._close_segment()
 
     def _close_segment(self) -> None:
         self._wal_closer.detach()

@@ -637,7 +637,11 @@ class Supervisor:
         return out
 
     async def shutdown(self, *, flatten: bool | None = None, timeout_s: float = 30.0) -> None:
-        """Stop: no new positions; flatten hedges whose policy (or ``flatten``) says so; keep the rest."""
+        """Stop: no new positions; flatten hedges whose policy (or ``flatten``) says so; keep the rest.
+
+        On return nothing of the runner is left running: the hedges' tasks and the background loops have ended
+        (awaited, not only cancelled), the watchdog thread has stopped, the venue clients and the journal are
+        closed. ``timeout_s`` (seconds) bounds the wait for hedges with pending orders."""
         if self.stopping:
             return
         self.stopping = True
@@ -673,9 +677,18 @@ class Supervisor:
             await h.close_clients()
         for t in self._bg:
             t.cancel()
-        self.journal.flush()
-        self.snapshot(force=True)
-        self.journal.close()
+        if self._bg:  # their cancellation finished here: none is left pending when the caller's loop closes
+            await asyncio.gather(*self._bg, return_exceptions=True)
+        wd_deadline = time.monotonic() + 2.0  # the watchdog sees ``stopping`` within its 0.5 s sleep
+        while self._watchdog is not None and self._watchdog.is_alive() and time.monotonic() < wd_deadline:
+            await asyncio.sleep(0.02)  # not join(): the loop keeps serving while it ends
+        try:
+            self.journal.flush()
+            self.snapshot(force=True)
+        except Exception as exc:  # noqa: BLE001 - logged; the journal is still closed (its WAL keeps unflushed rows)
+            log_event(log, "final journal flush or snapshot failed", level=logging.ERROR, error=str(exc))
+        finally:
+            self.journal.close()
         log_event(log, "runner stopped")
 
 

@@ -11,6 +11,7 @@ from tests.support import live_env as sim_env
 from tests.support.binance_sim import SimServer
 from tests.support.bybit_sim import HOSTS, BybitSim
 from tests.support.live_env import TEST_KEY, TEST_SECRET
+from tests.support.loop_thread import stop_loop_thread
 
 __all__ = ["BybitThread"]
 
@@ -38,6 +39,4 @@ class BybitThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        stop_loop_thread(self.loop, self.thread, lambda: self.server.__aexit__(None, None, None))

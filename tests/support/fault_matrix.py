@@ -31,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from tests.support.loop_thread import stop_loop_thread
+
 FACTORY = "tests.support.fault_matrix:make_adapter"
 PAIR_FACTORY = "tests.support.fault_matrix:make_pair_adapter"
 RECV_WINDOW_MS = 1000  # signed requests' recvWindow in the matrix (ccxt option of the adapter)
@@ -143,9 +145,7 @@ class Venue:
         asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        stop_loop_thread(self.loop, self.thread, lambda: self.server.__aexit__(None, None, None))
 
     def call(self, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         """Run a control call on the simulator's loop (its state is only touched there)."""

@@ -46,9 +46,9 @@ async def running_hedge(tmp_path: Path, adapter: Any, params: dict[str, Any], *,
 
 
 async def stop(task: HedgeTask, store: Store, *, close_adapter: bool = False) -> None:
-    """Cancel the hedge's task and close the store; ``close_adapter``: and close the hedge's adapter, as the
-    runner's shutdown does (for an adapter built for this hedge alone, e.g. by an adapter factory; an adapter
-    the test's venue environment owns is closed by that environment)."""
+    """Cancel the hedge's task, close the supervisor's journal and the store; ``close_adapter``: and close the
+    hedge's adapter, as the runner's shutdown does (for an adapter built for this hedge alone, e.g. by an adapter
+    factory; an adapter the test's venue environment owns is closed by that environment)."""
     task.task.cancel()
     try:
         await task.task
@@ -56,4 +56,6 @@ async def stop(task: HedgeTask, store: Store, *, close_adapter: bool = False) ->
         pass
     if close_adapter:
         await task.raw_adapter.close()
+    if task.sup is not None:
+        task.sup.journal.close()  # its WAL segment: open until closed, even after the store is (tests/conftest.py)
     store.close()

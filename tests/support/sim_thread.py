@@ -9,6 +9,7 @@ import threading
 from tests.support import live_env as sim_env
 from tests.support.binance_sim import HOSTS, WS_HOSTS, BinanceSim, SimServer
 from tests.support.live_env import TEST_KEY, TEST_SECRET
+from tests.support.loop_thread import stop_loop_thread
 
 __all__ = ["PRICE", "SimThread"]
 
@@ -30,6 +31,4 @@ class SimThread:
         asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self.loop).result(30)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.__aexit__(None, None, None), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        stop_loop_thread(self.loop, self.thread, lambda: self.server.__aexit__(None, None, None))
