@@ -46,7 +46,7 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.HEDGE_BELOW_MINIMUMS: "the perp hedge is below the venue minimums (the engine would unwind)",
     Err.SPOT_FUNDS: "the spot wallet cannot pay the entry (the venue would reject it)",
     Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a REDUCE's order, the "
-                      "pair kernel's orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
+                      "pair kernel's rebalance orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
                       "execution.unwind_on_hedge_failure off"),
     Err.POSITION_LIMIT: "a position limit guard would hold an order",
     Err.DUST_AT_CLOSE: "a leg is below the venue minimums at close (dust would stay)",
