@@ -26,7 +26,7 @@ from hedge_core.backtest.xvenue_pair import pair_market
 from hedge_core.data.demo import generate_demo_market
 from hedge_core.errors import InvalidInput
 from hedge_core.exchange.paper.core import PaperConfig
-from hedge_core.params.models import ExitParams, GuardParams, LeverageParams, RebalanceParams
+from hedge_core.params.models import ExecutionParams, ExitParams, GuardParams, LeverageParams, RebalanceParams
 from hedge_core.params.xcarry import CrossCarryParams
 from tests.support.parity import assert_fast_equals_xvenue
 
@@ -485,10 +485,6 @@ def test_fast_pair_refusals_name_why():
         fast_xvenue_kpis(_hand_params(), build_timeline(m, start=T0 + H), config=cfg)
     with pytest.raises(InvalidInput, match="start/end"):
         fast_xvenue_kpis(_hand_params(), pair_timelines(m, start=T0 + H), config=cfg, start=T0 + H)
-    # the first venue's wallet cannot margin its leg: the venue would reject the order (the event path retries)
-    poor = CrossVenueConfig(spot_paper=cfg.spot_paper, perp_paper=cfg.perp_paper, spot_usdt=50.0, perp_usdt=WALLET)
-    with pytest.raises(FastPathUnsupported, match="first perp venue's futures wallet cannot margin the first leg"):
-        run_fast_xvenue(_hand_params(), m, config=poor, start=T0 + H)
 
 
 @pytest.mark.shared_data
@@ -555,3 +551,201 @@ def test_fast_pair_equals_the_event_pair_through_reduce_guards_on_the_shared_byb
     _legs_funding(run, fa)
     reduced = run.result.transitions.loc[run.result.transitions["trigger_name"] == "RISK_REDUCE", "ts"]
     assert len(reduced) >= 1 and set(reduced) <= set(fa.fills.loc[fa.fills["leg"] == "spot", "ts"])
+
+
+# ---- venue B rejects the second leg's entry (step._opening_futures: HEDGE_FAILED) -----------------------------
+# The second leg's order and its execution.hedge_retries new attempts are rejected at one instant
+# (PaperCore._check_perp_funds: the same wallet and price), each counted in the order-rate window; HEDGE_FAILED then
+# closes the FIRST leg from CLOSING_POSITIONS (reduce-only at venue A: A's fee, slippage and realised PnL) and the
+# pair, not re-arming, is COMPLETED. The census met it once: bench_xcarry_pair.py's bybit -> binance point
+# (min_funding_rate 1e-4, 42 intervals) on the shared sample, on 2024-05-17.
+
+def _b_wallet(usdt: float) -> CrossVenueConfig:
+    """The hand venues with venue B's (the second leg's) futures wallet set to ``usdt``."""
+    c = _hand_config()
+    return CrossVenueConfig(spot_paper=c.spot_paper, perp_paper=c.perp_paper, spot_usdt=WALLET, perp_usdt=usdt,
+                            capital=10_000.0)
+
+
+def _failed(tr: pd.DataFrame) -> pd.DataFrame:
+    return tr[tr["trigger_name"] == "HEDGE_FAILED"]
+
+
+def _assert_first_leg_closed(fa, run) -> None:
+    """One HEDGE_FAILED; its instant holds the first leg's order and the same quantity back (both on venue A, the
+    engine's ``spot`` leg), nothing on the second; then nothing (COMPLETED, both legs flat)."""
+    tr = run.result.transitions
+    failed = _failed(tr)
+    assert len(failed) == 1
+    at = failed["ts"].iloc[0]
+    f = fa.fills[fa.fills["ts"] == at]
+    assert list(f["leg"]) == ["spot", "spot"] and set(f["side"]) == {"buy", "sell"}
+    assert f["qty"].iloc[0] == f["qty"].iloc[1]
+    assert fa.fills["ts"].max() == at and tr["to_state"].iloc[-1] == "COMPLETED"
+    assert fa.snap[-1, 9] == 0.0 and fa.snap[-1, 10] == 0.0
+
+
+@pytest.mark.parametrize("b_usdt", [50.0, 10_000.0])
+def test_a_rejected_second_leg_closes_the_first_as_the_event_path(b_usdt):
+    """50 USDT: the first entry fails; 10,000: one pair round trip, then the re-entry's second leg is rejected."""
+    m = _demo_market()
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params()
+    run, fa = assert_fast_equals_xvenue(p, m, _b_wallet(b_usdt), start=start)
+    _assert_first_leg_closed(fa, run)
+    why = _failed(run.result.transitions)["reason"].iloc[0]
+    assert why == f"perp hedge rejected {p.execution.hedge_retries + 1} times"
+    assert (run.result.transitions["trigger_name"] == "HEDGE_FILLED").sum() == (0 if b_usdt == 50.0 else 1)
+    ample = run_fast_xvenue(p, m, config=_b_wallet(WALLET), start=start)
+    assert _failed(ample.transitions).empty and len(ample.fills) > len(fa.fills)  # the rejection changed the run
+
+
+def test_the_first_entry_rejected_is_one_round_trip_on_venue_a_by_hand():
+    # the hand market (tests/test_fastpath_pair.py): at 09:00 the pair enters SHORT bybit (A) at ref 40,000, fills at
+    # ref x (1 -/+ 2 bps); okx (B) cannot margin the 0.25 BTC long from 50 USDT: rejected, A bought back
+    q = 0.25
+    sell_a, buy_a = 40_000.0 * 0.9998, 40_000.0 * 1.0002
+    fees = q * sell_a * FEE_A + q * buy_a * FEE_A
+    net = q * (sell_a - buy_a) - fees  # -4 on the price, -11 in fees; no funding (flat before 16:00)
+    run, fa = assert_fast_equals_xvenue(_hand_params(), _hand_market(), _b_wallet(50.0), start=T0 + H)
+    for fills in (run.result.fills.reset_index(drop=True), fa.fills):
+        assert list(zip(fills["leg"], fills["side"])) == [("spot", "sell"), ("spot", "buy")]
+        assert fills["price"].tolist() == pytest.approx([sell_a, buy_a], abs=1e-9)
+        assert fills["fee"].tolist() == pytest.approx([q * sell_a * FEE_A, q * buy_a * FEE_A], abs=1e-9)
+        assert list(fills["ts"]) == [T0 + 9 * H] * 2
+    assert run.result.ledger.loc["spot", "realized"] == pytest.approx(q * (sell_a - buy_a), abs=1e-9)
+    assert fa.snap[-1, 0] == pytest.approx(q * (sell_a - buy_a), abs=1e-9) and fa.snap[-1, 1] == 0.0
+    assert fa.snap[-1, 3] == pytest.approx(fees, abs=1e-9)
+    assert fa.snap[-1, 6] == pytest.approx(net, abs=1e-9)
+    assert run.result.kpis["net_pnl"] == pytest.approx(net, abs=1e-9)
+    assert fa.first_leg_funding[-1] == 0.0
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_the_rejected_orders_count_in_the_order_rate_window(retries):
+    """At the failing instant: the first leg's order, 1 + retries rejected ones, the first leg's close. At a limit
+    of exactly that many a minute the run equals the event path; one less, the guard would hold the close: refused."""
+    orders = retries + 3
+
+    def params(limit: int) -> CrossCarryParams:
+        return _hand_params(execution=ExecutionParams(hedge_retries=retries),
+                            guards=GuardParams(max_orders_per_minute=limit))
+
+    run, fa = assert_fast_equals_xvenue(params(orders), _hand_market(), _b_wallet(50.0), start=T0 + H)
+    assert len(_failed(fa.transitions)) == 1
+    with pytest.raises(FastPathUnsupported, match="order-rate"):
+        run_fast_xvenue(params(orders - 1), _hand_market(), config=_b_wallet(50.0), start=T0 + H)
+
+
+def test_no_unwind_on_hedge_failure_is_refused():
+    p = _hand_params(execution=ExecutionParams(unwind_on_hedge_failure=False))
+    with pytest.raises(FastPathUnsupported, match="unwind_on_hedge_failure"):
+        run_fast_xvenue(p, _hand_market(), config=_b_wallet(50.0), start=T0 + H)
+
+
+# ---- the census's two runs (bench_xcarry_pair.py's grid on the shared sample) -----------------------------------
+
+def _census_point(first: str, second: str) -> tuple[CrossCarryParams, object, pd.Timestamp]:
+    from hedge_core.data.shared import SAMPLE, market_data
+
+    md = market_data(SAMPLE)
+    prices = md.market("BTC").window("2023-01-04T00:00Z", "2024-06-30T00:00Z")
+    m = cross_venue_market(prices, md.crossvenue_funding(), perp_venue=second, first_venue=first)
+    p = CrossCarryParams(legs="perp_perp", spot_venue=first, perp_venue=second, first_perp_taker_fee=0.00055,
+                         perp_taker_fee=0.0005, notional=10_000.0, min_net_carry=0.0, min_funding_rate=0.0001,
+                         expected_hold_intervals=42, exit=ExitParams(max_holding_hours=24 * 7, rearm=True))
+    return p, m, m.first + pd.Timedelta(days=3)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_the_census_second_leg_run_now_runs_on_the_kernel():
+    p, m, start = _census_point("bybit", "binance")
+    run, fa = assert_fast_equals_xvenue(p, m, CrossVenueConfig(), start=start)
+    _assert_first_leg_closed(fa, run)
+    assert _failed(run.result.transitions)["ts"].iloc[0] == pd.Timestamp("2024-05-17T18:00Z")
+    pt = pair_timelines(m, start=start)
+    assert fast_xvenue_kpis(p, pt) == fast_xvenue_kpis(p, m, start=start)
+
+
+# ---- venue A rejects the FIRST leg's entry (step._opening_spot: ENTRY_FAILED) ----------------------------------
+# The first leg's order and its execution.hedge_retries new attempts are rejected at one instant, each counted in the
+# order-rate window; ENTRY_FAILED then leaves nothing held and the pair analyses again once
+# execution.entry_retry_cooldown_s has passed (the engine's cooldown_until). The census met it once: the binance ->
+# bybit mirror of the point above, at the same instant.
+
+#: venue A's wallet that margins the demo market's first pair entries and not one after their losses
+_A_TIGHT = 9_990.0
+
+
+def _a_wallet(usdt: float) -> CrossVenueConfig:
+    """The hand venues with venue A's (the first leg's) futures wallet set to ``usdt``."""
+    c = _hand_config()
+    return CrossVenueConfig(spot_paper=c.spot_paper, perp_paper=c.perp_paper, spot_usdt=usdt, perp_usdt=WALLET,
+                            capital=10_000.0)
+
+
+@pytest.mark.parametrize("cool_s", [0.0, 3600.0, 6 * 3600.0])
+def test_a_rejected_first_leg_fails_the_entry_and_retries_after_the_cooldown_as_the_event_path(cool_s):
+    m = _demo_market()
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    p = _demo_params(execution=ExecutionParams(entry_retry_cooldown_s=cool_s))
+    run, fa = assert_fast_equals_xvenue(p, m, _a_wallet(50.0), start=start, fills_required=False)
+    tr = run.result.transitions
+    failed = tr[tr["trigger_name"] == "ENTRY_FAILED"]
+    assert len(failed) >= 2 and fa.fills.empty and (tr["to_state"] == "MONITORING_POSITIONS").sum() == 0
+    assert failed["reason"].iloc[0] == f"spot entry failed after {p.execution.hedge_retries + 1} rejections"
+    signals = tr.loc[tr["trigger_name"] == "ENTRY_SIGNAL", "ts"].reset_index(drop=True)
+    gaps = (signals.diff().dropna() / pd.Timedelta(seconds=1)).to_numpy()
+    assert (gaps >= cool_s).all() and (gaps > 0).all()  # the next try waits out the cooldown
+    assert fa.snap[-1, 6] == 0.0 and run.result.kpis["net_pnl"] == 0.0
+
+
+def test_a_first_leg_rejected_after_round_trips_as_the_event_path():
+    m = _demo_market()
+    start = m.perp.index[0] + pd.Timedelta(days=2)
+    run, fa = assert_fast_equals_xvenue(_demo_params(), m, _a_wallet(_A_TIGHT), start=start)
+    tr = run.result.transitions
+    assert (tr["trigger_name"] == "HEDGE_FILLED").sum() >= 1 and (tr["trigger_name"] == "ENTRY_FAILED").sum() >= 1
+    _legs_funding(run, fa)
+
+
+@pytest.mark.parametrize("retries", [1, 3])
+def test_a_rejected_first_leg_counts_in_the_order_rate_window(retries):
+    """1 + retries rejected orders at the instant: a limit of that many a minute equals the event path; one less,
+    the guard would hold the last retry: refused. (Below 2 a minute the kernel refuses any entry: it checks room for
+    both legs' orders first.)"""
+    def params(limit: int) -> CrossCarryParams:
+        return _hand_params(execution=ExecutionParams(hedge_retries=retries),
+                            guards=GuardParams(max_orders_per_minute=limit))
+
+    run, fa = assert_fast_equals_xvenue(params(retries + 1), _hand_market(), _a_wallet(50.0), start=T0 + H,
+                                        fills_required=False)
+    assert (fa.transitions["trigger_name"] == "ENTRY_FAILED").sum() >= 1
+    with pytest.raises(FastPathUnsupported, match="order-rate"):
+        run_fast_xvenue(params(retries), _hand_market(), config=_a_wallet(50.0), start=T0 + H)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_the_census_first_leg_run_now_runs_on_the_kernel():
+    p, m, start = _census_point("binance", "bybit")
+    run, fa = assert_fast_equals_xvenue(p, m, CrossVenueConfig(), start=start)
+    tr = run.result.transitions
+    assert pd.Timestamp("2024-05-17T18:00Z") in set(tr.loc[tr["trigger_name"] == "ENTRY_FAILED", "ts"])
+    pt = pair_timelines(m, start=start)
+    assert fast_xvenue_kpis(p, pt) == fast_xvenue_kpis(p, m, start=start)
+
+
+@pytest.mark.parametrize("cool_h", [1, 2])
+def test_the_failed_entries_instants_by_hand(cool_h):
+    # the hand market: the pair would enter at 09:00 (short bybit); venue A's 50 USDT margins none of 0.25 BTC, so
+    # each try is ENTRY_SIGNAL then ENTRY_FAILED at one instant, the next one cool_h hours later (hourly bars)
+    p = _hand_params(execution=ExecutionParams(entry_retry_cooldown_s=cool_h * 3600.0))
+    run, fa = assert_fast_equals_xvenue(p, _hand_market(), _a_wallet(50.0), start=T0 + H, fills_required=False)
+    tr = run.result.transitions
+    assert list(tr["trigger_name"][:4]) == ["ENTRY_SIGNAL", "ENTRY_FAILED"] * 2
+    assert list(tr["ts"][:4]) == [T0 + 9 * H] * 2 + [T0 + (9 + cool_h) * H] * 2
+    assert list(tr["to_state"][:2]) == ["OPENING_SPOT_POSITION", "ANALYZING_MARKET"]
+    assert fa.fills.empty and float(fa.snap[-1, 6]) == 0.0
+

@@ -46,7 +46,7 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.HEDGE_BELOW_MINIMUMS: "the perp hedge is below the venue minimums (the engine would unwind)",
     Err.SPOT_FUNDS: "the spot wallet cannot pay the entry (the venue would reject it)",
     Err.PERP_MARGIN: ("the perp wallet cannot margin the hedge (the venue would reject it): a REDUCE's order, the "
-                      "pair kernel's orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
+                      "pair kernel's rebalance orders, a margin within 1e-7 of the venue's limit, or an entry hedge with "
                       "execution.unwind_on_hedge_failure off"),
     Err.POSITION_LIMIT: "a position limit guard would hold an order",
     Err.DUST_AT_CLOSE: "a leg is below the venue minimums at close (dust would stay)",
@@ -56,7 +56,8 @@ ERROR_MESSAGES: MappingProxyType[Err, str] = MappingProxyType({
     Err.REDUCE_ONLY_CAPPED: "a reduce-only rebalance order larger than the position (the venue would cap it)",
     Err.FIRST_LEG_LEVERAGE: ("the first perp venue would refuse the leverage chosen from the second venue's table "
                              "(above its instrument's maximum, or its open position above the cap at that leverage)"),
-    Err.FIRST_LEG_MARGIN: "the first perp venue's futures wallet cannot margin the first leg (the venue would reject it)",
+    Err.FIRST_LEG_MARGIN: ("the first perp venue's futures wallet cannot margin the first leg (the venue would reject "
+                           "it): a margin within 1e-7 of the venue's limit"),
 })
 
 #: the messages by plain int (the form older callers and tests index)
@@ -77,6 +78,7 @@ class Tr(IntEnum):
     REDUCE_EXIT_DONE = 9  # a REDUCE, then a generic exit from REBALANCING at the same instant, done
     REDUCE_FLATTEN = 10  # a REDUCE, then a guard flatten from REBALANCING at the same instant
     HEDGE_FAILED = 11  # entry: spot filled, the perp hedge rejected after its retries, the spot unwound, done
+    ENTRY_FAILED = 12  # entry: the first order rejected after its retries, nothing filled; analyse after a cooldown
 
 
 class St(IntEnum):

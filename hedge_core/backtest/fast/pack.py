@@ -97,6 +97,7 @@ def pack_hedge(params: HedgeParams, paper: PaperConfig, tl: Timeline, balances: 
         "grid_max_drawdown": _nan(params.max_drawdown) if grid else math.nan,
         "exit_below_apr": _nan(getattr(params, "exit_below_apr", None)),  # xcarry only
         "exit_defer_s": _nan(params.exit.defer_within_s_of_funding),  # exits.defer_exit (seconds; NaN = off)
+        "entry_retry_cooldown_s": params.execution.entry_retry_cooldown_s,  # step._opening_spot: ENTRY_FAILED
         "kind": int(kind), "grid_levels": params.levels if grid else 0, "same_base": 1 if same else 0,
     })
     return make_record(HEDGE_RECORD, rec)

@@ -13,7 +13,11 @@ venue's slippage, deferred exits weighing both legs' next settlements (``perp_le
 liquidation-distance REDUCE on the nearer leg (``step._run_guards``: the first leg's target cut by
 ``liq_reduce_fraction``, latched while the guard keeps firing; then ``step._rebalancing``'s rounds: the first
 leg's order and the hedge's sized on the positions before the fills, then the hedge's rounds to the new target;
-an exit or flatten at the same instant closes both legs from REBALANCING).
+an exit or flatten at the same instant closes both legs from REBALANCING) and an entry whose second leg venue B
+rejects (``step._opening_futures``: re-placed ``hedge_retries`` times at the instant, each counted in the order-rate
+window, then HEDGE_FAILED closes the first leg at venue A, reduce-only, and the pair is COMPLETED) or whose first
+leg venue A rejects (``step._opening_spot``: the same retries, then ENTRY_FAILED with nothing held and the next try
+after ``execution.entry_retry_cooldown_s``).
 
 Both legs trade at the same prices (the shared data has one venue's perp and mark bars:
 ``xvenue_pair.PAIR_PRICE_ASSUMPTION``): ``px`` is the perp close, ``mark`` the mark close (NaN: the
@@ -31,7 +35,10 @@ from hedge_core import money
 from hedge_core.backtest.fast.codes import NO_TS, ORDER_RING, Err, St, Tr
 from hedge_core.backtest.fast.helpers import (
     EXIT_NONE,
+    MARGIN_OK,
+    MARGIN_UNSURE,
     _deferrable,
+    _entry_margin,
     _exit_rule,
     _exit_transition,
     _fill_px,
@@ -162,6 +169,8 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
     x_apr = r.exit_below_apr
     defer_s = r.exit_defer_s
     red_frac = r.liq_reduce_fraction
+    retries, unwind = r.hedge_retries, r.unwind_on_hedge_failure  # a rejected second leg at entry
+    entry_cool_s = r.entry_retry_cooldown_s  # after a rejected first leg (ENTRY_FAILED)
     red_latched = False  # the REDUCE verdict is in the engine's active_guards
     n = len(ts)
     full = snap.shape[1] == 14
@@ -390,46 +399,90 @@ def pair_kernel(ts, px, mark, vol, priced, fund_a, fund_b, last_a, last_b, next_
                     if _recent_orders(order_t, t) + 2 > max_opm:
                         return nf, nt, Err.ORDER_RATE, i
                     # venue A's margin check of the first leg (as the second's on B)
-                    if oq * px[i] > money.max_notional(pap_lev, caps_a, maxlevs_a):
+                    answer = _entry_margin(oq, px[i], pap_lev, s_fee_r, wallet_a, ma, caps_a, maxlevs_a)
+                    if answer == MARGIN_UNSURE:
                         return nf, nt, Err.FIRST_LEG_MARGIN, i
-                    if money.isolated_margin(oq, px[i], pap_lev) + money.fee(oq, px[i], s_fee_r) > (wallet_a - ma) * 0.999:
-                        return nf, nt, Err.FIRST_LEG_MARGIN, i
-                    if nf + 2 > maxf:
-                        return nf, nt, Err.BUFFER_FULL, i
-                    sign = 1.0 if need > 0 else -1.0
-                    (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a, smf) = _perp_fill(
-                        i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal, sfee,
-                        scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty,
-                        f_px, f_fee, f_slip, nf)
-                    f_leg[nf - 1] = 0
-                    # hedge what filled, on venue B
-                    ptarget = money.perp_target(True, ratio, sq, pq, spot_px, perp_px)
-                    pneed = ptarget - pq
-                    hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
-                    if not hedge and abs(ptarget) > 1e-12:
-                        return nf, nt, Err.HEDGE_BELOW_MINIMUMS, i
-                    if hedge:
-                        hq = money.lot_floor(pneed, p_lot)
-                        if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
-                            return nf, nt, Err.POSITION_LIMIT, i
-                        sign = 1.0 if pneed > 0 else -1.0
-                        if hq * px[i] > money.max_notional(pap_lev, caps, maxlevs):
-                            return nf, nt, Err.PERP_MARGIN, i
-                        need_m = money.isolated_margin(hq, px[i], pap_lev) + money.fee(hq, px[i], p_fee_r)
-                        if need_m > (wallet - pap_margin) * 0.999:
-                            return nf, nt, Err.PERP_MARGIN, i
-                        (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
-                         wallet, pmf) = _perp_fill(
-                            i, t, sign, hq, px[i], vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
-                            pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t,
-                            n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
-                    lp_dirty = True
-                    state = St.MONITORING
-                    entered = t
-                    target_spot = sq
-                    entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
-                    t_i[nt] = i; t_code[nt] = Tr.ENTRY
-                    nt += 1
+                    if answer != MARGIN_OK:
+                        # step._opening_spot: venue A rejects the first leg and each of its ``retries`` new attempts
+                        # at this instant (same wallet, same price), each counted in the order-rate window; then
+                        # ENTRY_FAILED: nothing held, analysing again after execution.entry_retry_cooldown_s
+                        if _recent_orders(order_t, t) + retries + 1 > max_opm:
+                            return nf, nt, Err.ORDER_RATE, i
+                        for _k in range(retries + 1):
+                            order_t[n_ord % ORDER_RING] = t; n_ord += 1  # a rejected order was placed: it counts
+                        target_spot = 0.0
+                        has_cool = True
+                        cooldown = t + np.int64(round(entry_cool_s * 1e9))
+                        t_i[nt] = i; t_code[nt] = Tr.ENTRY_FAILED
+                        nt += 1
+                    else:
+                        if nf + 2 > maxf:
+                            return nf, nt, Err.BUFFER_FULL, i
+                        sign = 1.0 if need > 0 else -1.0
+                        (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a,
+                         smf) = _perp_fill(
+                            i, t, sign, oq, px[i], vol[i], slip_a, impact_a, s_fee_r, pap_lev, sq, savg, sreal, sfee,
+                            scash, strd, qa, ea, ma, wallet_a, smf, order_t, n_ord, slip_tot, f_i, f_leg, f_side, f_qty,
+                            f_px, f_fee, f_slip, nf)
+                        f_leg[nf - 1] = 0
+                        # hedge what filled, on venue B
+                        ptarget = money.perp_target(True, ratio, sq, pq, spot_px, perp_px)
+                        pneed = ptarget - pq
+                        hedge = _tradeable(pneed, perp_px, p_lot, p_minq, p_minn, 0.0)
+                        if not hedge and abs(ptarget) > 1e-12:
+                            return nf, nt, Err.HEDGE_BELOW_MINIMUMS, i
+                        failed = False  # venue B rejected the second leg: the first leg closed (Tr.HEDGE_FAILED)
+                        if hedge:
+                            hq = money.lot_floor(pneed, p_lot)
+                            if abs(hq) > max_pq or abs(hq) * perp_px > max_pn:
+                                return nf, nt, Err.POSITION_LIMIT, i
+                            sign = 1.0 if pneed > 0 else -1.0
+                            answer = _entry_margin(hq, px[i], pap_lev, p_fee_r, wallet, pap_margin, caps, maxlevs)
+                            if answer == MARGIN_UNSURE or (answer != MARGIN_OK and unwind == 0):
+                                return nf, nt, Err.PERP_MARGIN, i  # (unwind off: the engine goes to ERROR)
+                            if answer != MARGIN_OK:
+                                # step._opening_futures: venue B rejects the second leg and each of its ``retries``
+                                # new attempts at this instant (same wallet, same price); HEDGE_FAILED closes the
+                                # first leg from CLOSING_POSITIONS (_closing: reduce-only at venue A, its fee, slippage
+                                # and realised PnL) and, not re-arming, the pair is done
+                                if _recent_orders(order_t, t) + retries + 2 > max_opm:
+                                    return nf, nt, Err.ORDER_RATE, i  # the first leg's order is in the window already
+                                for _k in range(retries + 1):
+                                    order_t[n_ord % ORDER_RING] = t; n_ord += 1  # a rejected order counts
+                                cq = money.lot_floor(-sq, s_lot)  # as the exit's close of the first leg
+                                if not (px[i] > 0 and cq >= s_lot - 1e-12 and cq >= s_minq - 1e-12):
+                                    return nf, nt, Err.DUST_AT_CLOSE, i
+                                if cq > abs(qa) + 1e-12:
+                                    return nf, nt, Err.REDUCE_ONLY_CAPPED, i
+                                if nf >= maxf:
+                                    return nf, nt, Err.BUFFER_FULL, i
+                                sign = -1.0 if sq > 0 else 1.0
+                                (nf, n_ord, slip_tot, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a,
+                                 smf) = _perp_fill(
+                                    i, t, sign, cq, px[i], vol[i], slip_a, impact_a, s_fee_r,
+                                    pap_lev, sq, savg, sreal, sfee, scash, strd, qa, ea, ma, wallet_a, smf, order_t,
+                                    n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                                f_leg[nf - 1] = 0
+                                target_spot = 0.0
+                                state = St.COMPLETED
+                                t_i[nt] = i; t_code[nt] = Tr.HEDGE_FAILED
+                                nt += 1
+                                hedge = False
+                                failed = True
+                        if hedge:
+                            (nf, n_ord, slip_tot, pq, pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin,
+                             wallet, pmf) = _perp_fill(
+                                i, t, sign, hq, px[i], vol[i], slip_bps, impact_k, p_fee_r, pap_lev, pq,
+                                pavg, preal, pfee, pcash, ptrd, papq, pap_entry, pap_margin, wallet, pmf, order_t,
+                                n_ord, slip_tot, f_i, f_leg, f_side, f_qty, f_px, f_fee, f_slip, nf)
+                        lp_dirty = True
+                        if not failed:
+                            state = St.MONITORING
+                            entered = t
+                            target_spot = sq
+                            entry_notional = abs(sq) * (spot_px if spot_px > 0 else savg)
+                            t_i[nt] = i; t_code[nt] = Tr.ENTRY
+                            nt += 1
                 # ---- rebalance check (engine: _monitoring after the intent, leverage re-check) ----
                 if state == St.MONITORING and not (last_reb != NO_TS and (t <= last_reb or
                                                                           (t - last_reb) / 1e9 < cool_s)):

@@ -61,6 +61,8 @@ _COMMON_I8 = [
 
 _HEDGE_F8 = [
     ("notional", "spot notional at entry (quote)"),
+    ("entry_retry_cooldown_s", "execution: after a failed entry (its first order rejected after its retries), "
+                               "seconds before analysing again (the pair kernel's first leg)"),
     ("ratio0", "initial (clipped) target hedge ratio"),
     ("s_lot", "spot lot size (base)"),
     ("s_min_qty", "spot minimum order quantity (base)"),
