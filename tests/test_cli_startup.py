@@ -1,6 +1,7 @@
-"""``hedge --help``, help of every sub-command, an argument error and ``python -m hedge_core.runner --help``
-answer without importing the heavy libraries (pandas, numpy, duckdb, numba, ccxt, pyarrow, aiohttp)
-or the engine, store and backtest modules: those load inside the commands that use them.
+"""``hedge --help``, help of every sub-command, an argument error, a mistyped ``--db`` and
+``python -m hedge_core.runner --help`` answer without importing the heavy libraries (pandas, numpy, duckdb,
+numba, ccxt, pyarrow, aiohttp) or the engine, store and backtest modules: those load inside the commands
+that use them.
 
 Each case runs in a fresh interpreter (a subprocess) and reports ``sys.modules`` after the command
 returned, so an import added back at module level of any CLI module fails here by name.
@@ -67,6 +68,14 @@ def test_help_loads_no_heavy_module(tmp_path, args):
 def test_an_argument_error_loads_no_heavy_module(tmp_path):
     code, out, modules = loaded(tmp_path, "hedge_core.cli", "data", "status", "--no-such-option")
     assert code == 2 and "No such option" in out, out
+    assert heavy_in(modules) == [], heavy_in(modules)
+
+
+def test_a_mistyped_db_is_refused_without_loading_duckdb(tmp_path):
+    missing = tmp_path / "nowhere" / "hedge.duckdb"
+    code, out, modules = loaded(tmp_path, "hedge_core.cli", "data", "status", "--db", str(missing))
+    assert code == 1 and f"no database at {missing} (nothing created)" in out, out
+    assert not missing.parent.exists()
     assert heavy_in(modules) == [], heavy_in(modules)
 
 
