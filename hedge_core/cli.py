@@ -8,8 +8,6 @@ from pathlib import Path
 
 import typer
 
-from hedge_core.store import REPO_ROOT, default_db_path
-
 app = typer.Typer(help="Crypto spot/perp hedging: data, research, paper and live hedges.",
                   no_args_is_help=True, add_completion=False)
 
@@ -91,6 +89,7 @@ def run_panel(
     is unset, or when the password is too short: see docs/panel-sign-in.md.
     """
     from hedge_core.errors import InvalidInput
+    from hedge_core.store import REPO_ROOT, default_db_path
     from hedge_core.ui.views import auth
 
     try:

@@ -34,45 +34,16 @@ import pandas as pd
 import pyarrow as pa
 
 from hedge_core.errors import DataError, HedgeError, InvalidInput
+from hedge_core.store_paths import REPO_ROOT, StoreBusy, StoreMissing, StoreUnreadable, default_db_path  # noqa: F401
 from hedge_core.store_schema import KEYS, MARKET_KINDS, MIGRATIONS
 from hedge_core.types import timeframe_seconds
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 TradingTable = Literal[
     "instruments", "hedge_runs", "transitions", "orders", "fills", "funding_payments",
     "position_snapshots", "ltv_history", "reserve_deployments", "guard_firings", "param_sets",
     "loan_events", "exit_marks", "book_marks",
 ]
-
-
-class StoreBusy(HedgeError):
-    """Another process holds the database file read-write for longer than we may wait.
-
-    ``path`` is the file, ``holder_pid`` the holding process as DuckDB reports it (None if unknown).
-    """
-
-    def __init__(self, message: str, *, path: str = "", holder_pid: int | None = None) -> None:
-        self.path, self.holder_pid = path, holder_pid
-        super().__init__(message)
-
-
-class StoreUnreadable(HedgeError):
-    """The file exists but DuckDB cannot open it as a database (empty, truncated, not DuckDB, a folder)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"database {path} cannot be opened: {reason}. Give --db an existing DuckDB file, "
-                         "or move this file away and let `hedge data seed` create a new database there")
-
-
-class StoreMissing(HedgeError, FileNotFoundError):
-    """A read asked for a database file that does not exist (nothing was created)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        super().__init__(f"no database at {path} (nothing created): check --db / $HEDGE_DB, "
-                         "or create one with `hedge data seed --db FILE` or `hedge data import ... --db FILE`")
 
 
 _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
@@ -92,15 +63,6 @@ def _lock_error(path: str, exc: duckdb.Error, waited: float) -> StoreBusy:
 
 class MissingSeries(HedgeError, LookupError):
     """The asked-for series is not in the store."""
-
-
-def default_db_path() -> Path:
-    """``$HEDGE_DB`` if set, else ``data/hedge.duckdb`` in the repository (or the working directory)."""
-    env = os.environ.get("HEDGE_DB")
-    if env:
-        return Path(env).expanduser()
-    root = REPO_ROOT if (REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
-    return root / "data" / "hedge.duckdb"
 
 
 def _utc_index(df: pd.DataFrame, *, what: str) -> pd.DatetimeIndex:

@@ -22,7 +22,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hedge_core.store import Store, StoreBusy, default_db_path
+from typing import TYPE_CHECKING
+
+from hedge_core.store_paths import StoreBusy, StoreMissing, default_db_path
+
+if TYPE_CHECKING:  # DuckDB and pandas load only when a database is really opened
+    from hedge_core.store import Store
 
 __all__ = ["LOCK_WAIT_ENV", "RunnerHold", "open_store", "runner_holding"]
 
@@ -113,6 +118,10 @@ def open_store(db: str | os.PathLike[str] | None, *, write: bool, hold: bool = F
     runner = runner_holding(path)
     if runner is not None and runner.pid != os.getpid():
         raise _runner_busy(path, runner, write=write)
+    if not write and str(path) != ":memory:" and not path.exists():
+        raise StoreMissing(str(path))  # what Store(must_exist=True) says, without importing DuckDB for it
+    from hedge_core.store import Store
+
     try:
         return Store(path, hold=hold, must_exist=not write,
                      lock_timeout=_lock_wait() if lock_timeout is None else lock_timeout)

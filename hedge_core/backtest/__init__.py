@@ -7,7 +7,10 @@
 - :mod:`.sweep` (local pool and Dask), :mod:`.montecarlo`, :mod:`.cli` (``hedge backtest``).
 
 The names of :mod:`.event` are re-exported here (``from hedge_core.backtest.event import run_backtest``).
+They load on first use (PEP 562), so importing :mod:`.cli` to build ``hedge --help`` does not import the
+engine, pandas or the store.
 """
 
-from hedge_core.backtest.event import *  # noqa: F403
-from hedge_core.backtest.event import __all__  # noqa: F401
+from hedge_core.lazy_exports import reexport
+
+__getattr__ = reexport(__name__, __file__, "hedge_core.backtest.event")

@@ -10,11 +10,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from hedge_core.errors import HedgeError
+
+if TYPE_CHECKING:  # pandas loads inside the commands that use it: `hedge --help` starts fast
+    import pandas as pd
 
 data_app = typer.Typer(help="Market data: download, import, status, quality, seed.", no_args_is_help=True,
                        add_completion=False)
@@ -42,6 +45,8 @@ def _store(db: Path | None, *, write: bool) -> Iterator[object]:
 
 
 def _print_table(df: pd.DataFrame) -> None:
+    import pandas as pd
+
     if df.empty:
         typer.echo("(none)")
         return
@@ -50,6 +55,8 @@ def _print_table(df: pd.DataFrame) -> None:
 
 
 def _jsonable(v: object) -> object:
+    import pandas as pd
+
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     if v is None or (isinstance(v, float) and v != v):
@@ -75,6 +82,8 @@ def download_cmd(
 ) -> None:
     """Download (incrementally: only what is missing) bars and funding from a ccxt exchange, and the
     symbols' instruments (see ``hedge data instruments``)."""
+    import pandas as pd
+
     from hedge_core.data.download import download, make_exchange
 
     since_t = pd.Timestamp(since) if since else None
@@ -99,6 +108,8 @@ def download_cmd(
 
 
 def _report_instruments(got: object) -> None:
+    import pandas as pd
+
     from hedge_core.data.instruments import instrument_to_row
 
     rows = [{k: v for k, v in instrument_to_row(i).items() if k != "brackets"} | {"brackets": len(i.brackets)}

@@ -13,12 +13,13 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from hedge_core.errors import HedgeError, InvalidInput
 
 if TYPE_CHECKING:  # the CLI imports the analytics only when a command runs (fast `hedge --help`)
+    import pandas as pd
+
     from hedge_core.analytics.scanner import ScanConfig
 
 app = typer.Typer(help="Funding-carry scanner.", no_args_is_help=False, add_completion=False)
@@ -37,6 +38,8 @@ def build_config(*, lookback: str, hold: str, min_history: str, top: str, venues
 
     The numeric text goes to ScanConfig as is: it parses and range-checks it, so text that is not a number
     is refused with the same allowed range as a number out of range."""
+    import pandas as pd
+
     from hedge_core.analytics.scanner import KINDS, ScanConfig
 
     try:
@@ -74,6 +77,8 @@ def _pct(x: float, digits: int = 2) -> str:
 
 def format_table(ranked: pd.DataFrame) -> pd.DataFrame:
     """The ranked frame as text columns for a terminal (percentages, days, sizes)."""
+    import pandas as pd
+
     def iv(a: float, b: float) -> str:
         return "/".join(f"{v:g}h" for v in (a, b) if isinstance(v, float) and math.isfinite(v))
 
@@ -120,6 +125,8 @@ def scan_cmd(
 ) -> None:
     """Rank funding-carry trades (spot/perp on one venue, perp/perp across venues) by expected net carry
     after both legs' taker fees and slippage over --hold (see docs/scanner.md)."""
+    import pandas as pd
+
     from hedge_core.analytics.scanner import scan
     from hedge_core.data.scan_inputs import load_scan_inputs
     from hedge_core.store_open import open_store

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 
 from hedge_core.errors import HedgeError, InvalidInput
-from hedge_core.params.promotion import RunsReader
+
+if TYPE_CHECKING:  # pandas (through promotion) loads inside the commands: `hedge --help` starts fast
+    from hedge_core.params.promotion import RunsReader
 
 __all__ = ["params_app", "runs_reader"]
 
@@ -27,6 +28,8 @@ def _fail(exc: Exception, code: int = 2) -> None:
 
 def runs_reader(db: str | Path | None = None) -> RunsReader:
     """``hedge_runs`` through the runner's API when it is up (it holds the database), else the store."""
+    import pandas as pd
+
     from hedge_core.params.promotion import store_runs_reader
 
     from_store = store_runs_reader(db)

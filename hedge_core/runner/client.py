@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import requests
 
 from hedge_core.errors import HedgeError, InvalidInput
+
+if TYPE_CHECKING:  # pandas loads in the reads that build frames: runner_home() stays light for the CLI
+    import pandas as pd
 
 __all__ = [
     "RunnerClient",
@@ -50,7 +52,7 @@ def runner_home(home: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get("HEDGE_RUNNER_HOME")
     if env:
         return Path(env).expanduser()
-    from hedge_core.store import REPO_ROOT
+    from hedge_core.store_paths import REPO_ROOT
 
     return REPO_ROOT / "data" / "runner"
 
@@ -163,6 +165,8 @@ class RunnerClient:
     # ---- reads ----------------------------------------------------------------------------
     @staticmethod
     def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+        import pandas as pd
+
         df = pd.DataFrame(rows)
         for c in ("ts", "intent_ts", "updated_ts", "started_at", "ended_at", "created_at"):
             if c in df.columns:

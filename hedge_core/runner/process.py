@@ -22,9 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from hedge_core.runner.control_api import LOOPBACK, make_app
 from hedge_core.runner.logs import log_event, register_secret, setup_logging
 
 __all__ = ["main", "run_runner", "write_token"]
@@ -54,7 +51,10 @@ def _write_info(home: Path, info: dict[str, Any]) -> None:
 async def run_runner(db: str | None, home: Path, *, port: int = 0, params_root: str | None = None,
                      snapshot_dir: str | None = None, heartbeat_s: float = 1.0, dms_timeout_s: float = 10.0,
                      snapshot_s: float = 2.0, fsync: bool = False) -> int:
+    from aiohttp import web  # here, not at module level: `--help` and argument errors answer fast
+
     from hedge_core.params import store as param_store
+    from hedge_core.runner.control_api import LOOPBACK, make_app
     from hedge_core.runner.supervisor import Supervisor
     from hedge_core.store import Store, StoreBusy, default_db_path
 
