@@ -34,10 +34,20 @@ def _client(home: str) -> RunnerClient:
     return wait_for(get, 60, what="the runner the panel starts")
 
 
+# drawn: Streamlit's script run has finished (stApp's data-test-script-state, set by Streamlit's own frontend)
+# and every plotly chart on the page has rendered its svg
+_DRAWN = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app || app.getAttribute('data-test-script-state') === 'running') return false;
+    return [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'));
+}"""
+
+
 def _shot(page, name: str) -> None:
-    page.wait_for_timeout(1500)  # let plotly finish drawing
+    page.wait_for_function(_DRAWN, timeout=30_000)  # ends when drawn, not on a clock
     path = screenshot(page, name)
     if os.environ.get("HEDGE_UPDATE_SCREENSHOTS") == "1":
+        page.wait_for_timeout(1500)  # README screenshots only: let plotly's transitions settle too
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
     assert path.exists()
@@ -86,7 +96,9 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
             screenshot(page, "hedge_completed")
 
             # ---- two hedges running, then the sidebar kill switch
-            ids = [c.start("carry-e2e", mode="paper", start="2024-01-01T05:00Z", speed=3600.0)["hedge_id"]
+            # the demo market's entry signal comes near 10:00 of 2024-01-01 whatever the replay start (measured:
+            # ~10 s at 3600x from the first bar, ~5.5 s from 05:00): a replay from 09:00 reaches it in about 1 s
+            ids = [c.start("carry-e2e", mode="paper", start="2024-01-01T09:00Z", speed=3600.0)["hedge_id"]
                    for _ in range(2)]
             for i in ids:
                 wait_for(lambda i=i: c.hedge(i).get("state") == "MONITORING_POSITIONS", 60, what=f"{i} hedged")
