@@ -96,9 +96,7 @@ def test_start_monitor_stop_and_flatten_all(tmp_path) -> None:
             screenshot(page, "hedge_completed")
 
             # ---- two hedges running, then the sidebar kill switch
-            # the demo market's entry signal comes near 10:00 of 2024-01-01 whatever the replay start (measured:
-            # ~10 s at 3600x from the first bar, ~5.5 s from 05:00): a replay from 09:00 reaches it in about 1 s
-            ids = [c.start("carry-e2e", mode="paper", start="2024-01-01T09:00Z", speed=3600.0)["hedge_id"]
+            ids = [c.start("carry-e2e", mode="paper", start="2024-01-01T05:00Z", speed=3600.0)["hedge_id"]
                    for _ in range(2)]
             for i in ids:
                 wait_for(lambda i=i: c.hedge(i).get("state") == "MONITORING_POSITIONS", 60, what=f"{i} hedged")
