@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from hedge_core.runner.client import RunnerClient, RunnerNotRunning
-from tests.support.browser import ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_for
+from tests.support.browser import (ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_drawn,
+                                  wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 LOT = 0.001  # perp lot: the spot leg closes to within one lot of the perp (dust stays on spot)
@@ -34,17 +35,8 @@ def _client(home: str) -> RunnerClient:
     return wait_for(get, 60, what="the runner the panel starts")
 
 
-# drawn: Streamlit's script run has finished (stApp's data-test-script-state, set by Streamlit's own frontend)
-# and every plotly chart on the page has rendered its svg
-_DRAWN = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    if (!app || app.getAttribute('data-test-script-state') === 'running') return false;
-    return [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'));
-}"""
-
-
 def _shot(page, name: str) -> None:
-    page.wait_for_function(_DRAWN, timeout=30_000)  # ends when drawn, not on a clock
+    wait_drawn(page)  # ends when drawn, not on a clock
     path = screenshot(page, name)
     if os.environ.get("HEDGE_UPDATE_SCREENSHOTS") == "1":
         page.wait_for_timeout(1500)  # README screenshots only: let plotly's transitions settle too
