@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from hedge_core.runner.client import RunnerClient, RunnerNotRunning
-from tests.support.browser import ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_for
+from tests.support.browser import (ROOT, browser_page, kill_runner, panel_env, panel_process, screenshot, wait_drawn,
+                                  wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 LOT = 0.001  # perp lot: the spot leg closes to within one lot of the perp (dust stays on spot)
@@ -35,9 +36,10 @@ def _client(home: str) -> RunnerClient:
 
 
 def _shot(page, name: str) -> None:
-    page.wait_for_timeout(1500)  # let plotly finish drawing
+    wait_drawn(page)  # ends when drawn, not on a clock
     path = screenshot(page, name)
     if os.environ.get("HEDGE_UPDATE_SCREENSHOTS") == "1":
+        page.wait_for_timeout(1500)  # README screenshots only: let plotly's transitions settle too
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
     assert path.exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pages._nav import PAGES
-from tests.support.browser import ROOT, browser_page, panel_env, panel_process, screenshot
+from tests.support.browser import ROOT, browser_page, panel_env, panel_process, screenshot, wait_drawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 PASSWORD = "test-panel-pass-1"
@@ -32,7 +32,7 @@ def _raw_menu(page) -> int:
 def _sign_in_form_only(page) -> None:
     page.get_by_role("heading", name="Sign in").first.wait_for(timeout=60_000)
     page.get_by_label("Password", exact=True).wait_for(timeout=30_000)
-    page.wait_for_timeout(500)
+    wait_drawn(page)  # the run has ended: whatever else the page would draw is on screen for the checks below
     assert page.get_by_text("Kill switch").count() == 0
     for _path, title, _icon in PAGES:
         assert page.get_by_role("heading", name=title).count() == 0, title

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hedge_core.runner.cli import build_app
+from tests.support.browser import EXITS_OFF
 from tests.support.runner_env import DEMO_START, REPO, make_env
 
 pytestmark = pytest.mark.timeout(180)
@@ -182,7 +183,9 @@ def test_carry_live_checks_connectivity_and_balances_on_the_simulator(tmp_path):
 
 
 def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
-    e = make_env(tmp_path, days=5)
+    # exits and the funding-cost guard off (as tests/support/browser.py's panel_env): the hedge stays on until
+    # the CLI stops it, so the replay can run at 10800x (it enters 12 bars after the start, ~4 s, not ~12 s)
+    e = make_env(tmp_path, days=5, export={"guards": {"funding_cost_apr_limit": None}, **EXITS_OFF})
 
     def cli(*args, ok=True):
         r = subprocess.run([sys.executable, "-m", "hedge_core.runner.cli", *args], cwd=REPO, env=e.env,
@@ -194,8 +197,7 @@ def test_runner_start_status_hedge_commands_and_stop_through_the_cli(tmp_path):
     assert "runner started" in cli("runner", "start", "--db", str(e.db)).stdout
     try:
         assert "runner already running" in cli("runner", "start").stdout
-        # 3600x: the default 24 h max-holding exit comes 24 s after entry, time enough for the commands below
-        out = cli("start", "--params", "carry-test@1", "--mode", "paper", "--start", DEMO_START, "--speed", "3600",
+        out = cli("start", "--params", "carry-test@1", "--mode", "paper", "--start", DEMO_START, "--speed", "10800",
                   "--id", "c1").stdout
         assert "started c1 (paper, carry-test@1)" in out
         bad = cli("start", "--params", "carry-test@7", ok=False)

@@ -205,7 +205,9 @@ def test_kill_after_a_new_peak_resumes_with_the_same_peak(tmp_path, sim):
     try:
         p = env.start_runner(extra)
         c = env.client(p)
-        start_live(c, "resume")
+        # the venue's funding income is read every records_poll_s (default 30 s): 0.3 s, so the wait below
+        # ends on the journaled peak instead of on that clock
+        start_live(c, "resume", records_poll_s=0.3)
         settle(env, p, "MONITORING_POSITIONS")
         asyncio.run_coroutine_threadsafe(_call(sim.sim.settle_funding, "BTCUSDT", 0.01), sim.loop).result(30)
 

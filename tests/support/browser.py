@@ -100,6 +100,21 @@ def screenshot(page: "object", name: str) -> Path:
     return path
 
 
+# Streamlit's own frontend marks its root element with the script run's state (data-test-script-state on
+# [data-testid="stApp"]): "notRunning" once a run has ended, i.e. every element that run draws has arrived
+_DRAWN = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+    return [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'));
+}"""
+
+
+def wait_drawn(page: "object", timeout_ms: float = 30_000) -> None:
+    """Wait (on the condition, not a clock) until the page's script run has ended and every plotly chart on it
+    has rendered its svg; ``timeout_ms`` in milliseconds."""
+    page.wait_for_function(_DRAWN, timeout=timeout_ms)  # type: ignore[attr-defined]
+
+
 # ---- isolated panel environments (database, runner home, parameter sets) ---------------------------
 
 EXITS_OFF = {"exit": {"max_holding_hours": None, "profit_target_pct": None, "stop_loss_pct": None,

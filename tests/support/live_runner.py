@@ -37,8 +37,10 @@ def live_env(tmp: Path, sim: SimThread, *, days: int = 3, export: dict[str, Any]
     return env, extra
 
 
-def start_live(c: Any, recovery: str) -> None:
-    c.start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery=recovery, hedge_id=HID, confirm_live=True)
+def start_live(c: Any, recovery: str, **spec: Any) -> None:
+    """Start the live hedge ``HID`` on the ticker feed; ``spec``: further hedge spec fields (e.g. ``records_poll_s``)."""
+    c.start("carry-test", mode="live", feed="ticker", poll_s=0.2, recovery=recovery, hedge_id=HID, confirm_live=True,
+            **spec)
 
 
 def check_sim(env: Env, sim: BinanceSim, *, flat: bool) -> None:
