@@ -24,12 +24,12 @@ from hedge_core.backtest.fast import FastPathUnsupported, run_fast
 from hedge_core.backtest.fast.helpers import MARGIN_OK, MARGIN_REJECTED, MARGIN_UNSURE, _entry_margin
 from hedge_core.backtest.fast.pack import brackets
 from hedge_core.backtest.fast.xvenue import run_fast_xvenue
-from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
+from hedge_core.backtest.timeline import Market, build_timeline
 from hedge_core.backtest.xvenue import CrossVenueConfig, cross_venue_market
-from hedge_core.data.demo import generate_demo_market
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import CarryParams, CrossHedgeParams, ExecutionParams, ExitParams, GuardParams
 from hedge_core.params.xcarry import CrossCarryParams
+from tests.support.fast_demo import demo_cross_tl, demo_frames, demo_tl  # noqa: F401 - fixtures
 from tests.support.parity import assert_fast_equals_event, assert_fast_equals_xvenue
 
 pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
@@ -38,24 +38,6 @@ EXIT = ExitParams(rearm=True, max_holding_hours=30, profit_target_pct=None, stop
                   funding_unfavourable_intervals=None)
 #: a perp wallet that margins the first entries (10,000 USDT of perp at 1x) and not the one after their losses
 TIGHT = 10_000.0
-
-
-@pytest.fixture(scope="module")
-def demo_frames():
-    return generate_demo_market(days=30, timeframe="1h", seed=5, assets=("BTC", "ETH"))
-
-
-@pytest.fixture(scope="module")
-def demo_tl(demo_frames):
-    m = market_from_frames(demo_frames)
-    return build_timeline(m, start=m.first + pd.Timedelta(days=3))
-
-
-@pytest.fixture(scope="module")
-def demo_cross_tl(demo_frames):
-    btc, eth = market_from_frames(demo_frames), market_from_frames(demo_frames, asset="ETH")
-    m = Market(btc.venue, "ETH/USDT", "BTC/USDT:USDT", "1h", eth.spot, btc.perp, btc.mark, btc.funding)
-    return build_timeline(m, start=btc.first + pd.Timedelta(days=3))
 
 
 def _failed_at(tr: pd.DataFrame) -> list[pd.Timestamp]:

@@ -24,9 +24,8 @@ import pytest
 
 from hedge_core.backtest.fast import run_fast
 from hedge_core.backtest.fast.xvenue import run_fast_xvenue
-from hedge_core.backtest.timeline import Market, build_timeline, market_from_frames
+from hedge_core.backtest.timeline import Market, build_timeline
 from hedge_core.backtest.xvenue import cross_venue_market
-from hedge_core.data.demo import generate_demo_market
 from hedge_core.backtest.xvenue import CrossVenueConfig
 from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import (
@@ -38,6 +37,7 @@ from hedge_core.params.models import (
     LeverageParams,
 )
 from hedge_core.params.xcarry import CrossCarryParams
+from tests.support.fast_demo import demo_cross_tl, demo_frames, demo_tl  # noqa: F401 - fixtures
 from tests.support.parity import assert_fast_equals_event, assert_fast_equals_xvenue
 
 pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
@@ -64,24 +64,6 @@ def _assert_exits_moved_later(fa, now) -> None:
     assert not (len(fa.fills) == len(now.fills) and np.allclose(fa.fills["price"], now.fills["price"]))
     moved = next(k for k in range(min(len(exits), len(exits_now))) if exits[k] != exits_now[k])
     assert exits[moved] > exits_now[moved]
-
-
-@pytest.fixture(scope="module")
-def demo_frames():
-    return generate_demo_market(days=30, timeframe="1h", seed=5, assets=("BTC", "ETH"))
-
-
-@pytest.fixture(scope="module")
-def demo_tl(demo_frames):
-    m = market_from_frames(demo_frames)
-    return build_timeline(m, start=m.first + pd.Timedelta(days=3))
-
-
-@pytest.fixture(scope="module")
-def demo_cross_tl(demo_frames):
-    btc, eth = market_from_frames(demo_frames), market_from_frames(demo_frames, asset="ETH")
-    m = Market(btc.venue, "ETH/USDT", "BTC/USDT:USDT", "1h", eth.spot, btc.perp, btc.mark, btc.funding)
-    return build_timeline(m, start=btc.first + pd.Timedelta(days=3))
 
 
 # ---- deferred exits ----------------------------------------------------------------------------------------
