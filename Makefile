@@ -1,7 +1,7 @@
 # Two commands do all the set-up (see README):
 #   make app   -> create .venv, install, seed data/hedge.duckdb on first run, open the panel on :8501
 #   make test  -> create .venv, install, install Debian's chromium for browser tests, run the whole suite
-#   make test-fast -> the unit tier only (pure logic; under a minute)
+#   make test-fast -> the unit tier only (pure logic; about a minute)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,15 +13,15 @@ app: $(STAMP)
 	$(BIN)/hedge app
 
 # The whole suite on three workers for CI's 2 cores (much of it waits on runner processes, simulators and a
-# browser): ~14 min on the 2-core box before the scheduling fixes of docs/testing.md (four workers are no faster);
+# browser): ~12 min on the quiet 2-core box (docs/testing.md; four workers are no faster);
 # a test file stays on one worker (its fixtures), and tests/conftest.py hands out the long (e2e) files first.
 # Bytecode is written even when the shell sets PYTHONDONTWRITEBYTECODE: without the cached rewritten test
 # modules every worker re-rewrites all ~340 of them at collection (~10 s of CPU each, every run).
 test: $(STAMP) browser
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 --dist loadfile
 
-# The fast tier for your own loop (pure logic, in-process): ~1,340 tests, under a minute on 2 quiet cores
-# once the bytecode caches exist (the first run writes them).
+# The fast tier for your own loop (pure logic, in-process): ~1,410 tests, ~68 s on 2 quiet cores once the
+# bytecode caches exist (the first run writes them; the goal is under a minute).
 test-fast: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -m unit -q -n 2 -p no:cacheprovider
 
