@@ -39,6 +39,7 @@ from hedge_core.params.models import (
 from hedge_core.params.xcarry import CrossCarryParams
 from tests.support.fast_demo import demo_cross_tl, demo_frames, demo_tl  # noqa: F401 - fixtures
 from tests.support.parity import assert_fast_equals_event, assert_fast_equals_xvenue
+from tests.support.xcarry_market import okx_funding_market
 
 pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
 
@@ -111,14 +112,7 @@ def _xmarket(rates: list[tuple[float, float]], interval_h: float, jump: tuple[in
     spot = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 5_000.0}, index=idx)
     perp = spot * 1.0001
     perp["volume"] = 5_000.0
-    ft = pd.date_range(T0 + interval_h * H, T0 + (hours - 1) * H, freq=f"{int(interval_h)}h", tz="UTC")
-    day = (ft - T0) / pd.Timedelta(days=1)
-    r = np.full(len(ft), np.nan)
-    for d0, rate in rates:
-        r[day >= d0] = rate
-    cv = pd.DataFrame({"ts": ft, "venue": "okx", "symbol": "BTCUSDT", "funding_rate": r, "interval_hours": interval_h})
-    prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", spot, perp, perp, None)
-    return cross_venue_market(prices, cv, perp_venue="okx")
+    return okx_funding_market(spot, perp, rates, interval_h)
 
 
 def _xparams(window: float | None) -> CrossCarryParams:

@@ -24,6 +24,7 @@ from hedge_core.exchange.paper.core import PaperConfig
 from hedge_core.params.models import ExitParams
 from hedge_core.params.xcarry import CrossCarryParams
 from tests.support.parity import assert_fast_equals_xvenue
+from tests.support.xcarry_market import okx_funding_market
 
 pytestmark = pytest.mark.filterwarnings("ignore::hedge_core.exchange.costs.CostModelWarning")
 
@@ -42,15 +43,7 @@ def market(rates: list[tuple[float, float]], *, days: int = 10, interval_h: floa
     spot = pd.DataFrame({"open": close, "high": close * 1.0005, "low": close * 0.9995, "close": close,
                          "volume": 5_000.0}, index=idx)
     perp = spot.assign(open=close * premium, close=close * premium)
-    ft = pd.date_range(T0 + pd.Timedelta(hours=interval_h), T0 + pd.Timedelta(hours=hours - 1),
-                       freq=f"{int(interval_h)}h", tz="UTC")
-    day = (ft - T0) / pd.Timedelta(days=1)
-    r = np.full(len(ft), np.nan)
-    for d0, rate in rates:
-        r[day >= d0] = rate
-    cv = pd.DataFrame({"ts": ft, "venue": "okx", "symbol": "BTCUSDT", "funding_rate": r, "interval_hours": interval_h})
-    prices = Market("binance", "BTC/USDT", "BTC/USDT:USDT", "1h", spot, perp, perp, None)
-    return cross_venue_market(prices, cv, perp_venue="okx")
+    return okx_funding_market(spot, perp, rates, interval_h)
 
 
 def xparams(**kw) -> CrossCarryParams:
